@@ -1,0 +1,1 @@
+//! modelc proc-macros: typed weight layouts and converters (grown in later issues).

@@ -1,0 +1,8 @@
+//! modelc-runtime: tensors, safetensors I/O, and the CUDA executor.
+//!
+//! Depends on no other modelc crate: the compiler and generated crates depend on it.
+
+pub mod tensor;
+pub mod weights;
+pub mod cuda;
+pub mod cpu;

@@ -1,0 +1,5 @@
+//! Host tensors: a dtype, a shape and little-endian bytes.
+
+mod dtype;
+
+pub use dtype::DType;
