@@ -1,1 +1,44 @@
-fn main() {}
+//! The `modelc` command line: one subcommand per file under `cli/`.
+
+use clap::{Parser, Subcommand};
+
+mod cli;
+
+#[derive(Parser)]
+#[command(name = "modelc", version, about = "A compiler for Apriel2 hybrid LLM architectures")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Validate, lower and verify a spec; write the IR, a summary (and later kernels) to DIR.
+    Build(cli::build::Args),
+    /// Print the IR of a spec as text or Graphviz.
+    Graph(cli::graph::Args),
+    /// Run a checkpoint or a spec (random weights): greedy continuation of a prompt.
+    Run(cli::run::Args),
+    /// Print the conversion plan of a surgery and the resulting config (writes nothing).
+    Plan(cli::plan::Args),
+    /// Stream a checkpoint through surgeries into a new checkpoint directory.
+    Convert(cli::convert::Args),
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Build(a) => cli::build::run(a),
+        Command::Graph(a) => cli::graph::run(a),
+        Command::Run(a) => cli::run::run(a),
+        Command::Plan(a) => cli::plan::run(a),
+        Command::Convert(a) => cli::convert::run(a),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
