@@ -6,3 +6,6 @@ pub mod tensor;
 pub mod weights;
 pub mod cuda;
 pub mod cpu;
+
+pub use tensor::{DType, HostTensor, TensorView};
+pub use weights::{Checkpoint, WeightsError};

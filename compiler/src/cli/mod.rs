@@ -1,6 +1,7 @@
 //! Subcommands. Each file holds its clap `Args` and a `run(Args) -> anyhow::Result<()>`.
 
 pub mod build;
+pub mod common;
 pub mod convert;
 pub mod graph;
 pub mod plan;

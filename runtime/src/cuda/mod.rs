@@ -1,1 +1,20 @@
-//! cuda (see DESIGN.md).
+//! The CUDA layer: NVRTC compilation (usable without a GPU), an on-disk PTX cache, a device
+//! wrapper with checked launches, and cuBLASLt GEMMs. Everything is loaded dynamically through
+//! cudarc, so building needs no CUDA; calls report a clear error where a library is missing.
+
+pub mod device;
+pub mod error;
+pub mod gemm;
+pub mod kernel_cache;
+pub mod nvrtc;
+
+pub use device::{
+    device_count, driver_available, Gpu, GpuBuffer, GpuElem, KernelArg, LaunchDims, CHECK_ENV,
+};
+pub use error::CudaError;
+pub use gemm::{cublaslt_available, Gemm, GemmOut, GemmOutElem, GemmShape};
+pub use kernel_cache::{default_cache_dir, KernelCache, CACHE_DIR_ENV};
+pub use nvrtc::{
+    compile_ptx, default_include_dirs, nvrtc_available, nvrtc_version, Ptx, CUDA_INCLUDE_ENV,
+    NVRTC_LIB_ENV,
+};

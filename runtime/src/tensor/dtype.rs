@@ -13,6 +13,17 @@ pub enum DType {
 }
 
 impl DType {
+    /// Every supported dtype, for exhaustive tests and error messages.
+    pub const ALL: [DType; 7] = [
+        DType::F64,
+        DType::F32,
+        DType::F16,
+        DType::BF16,
+        DType::I64,
+        DType::I32,
+        DType::U8,
+    ];
+
     /// Bytes per element.
     pub fn size(self) -> usize {
         match self {
@@ -34,6 +45,32 @@ impl DType {
             DType::I32 => "I32",
             DType::U8 => "U8",
         }
+    }
+
+    /// Inverse of [`DType::safetensors_name`]; `None` for dtypes the runtime does not support.
+    pub fn from_safetensors_name(name: &str) -> Option<DType> {
+        DType::ALL
+            .into_iter()
+            .find(|d| d.safetensors_name() == name)
+    }
+
+    /// The `safetensors` crate's dtype.
+    pub fn to_safetensors(self) -> safetensors::Dtype {
+        match self {
+            DType::F64 => safetensors::Dtype::F64,
+            DType::F32 => safetensors::Dtype::F32,
+            DType::F16 => safetensors::Dtype::F16,
+            DType::BF16 => safetensors::Dtype::BF16,
+            DType::I64 => safetensors::Dtype::I64,
+            DType::I32 => safetensors::Dtype::I32,
+            DType::U8 => safetensors::Dtype::U8,
+        }
+    }
+
+    /// From the `safetensors` crate's dtype; `None` for dtypes the runtime does not support
+    /// (bool, 8-bit floats, unsigned 16/32/64-bit, ...).
+    pub fn from_safetensors(dtype: safetensors::Dtype) -> Option<DType> {
+        DType::ALL.into_iter().find(|d| d.to_safetensors() == dtype)
     }
 
     pub fn is_float(self) -> bool {

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Installs NVRTC 13.0 and the CUDA 13.0 runtime headers from their PyPI wheels, so that a machine
+# with no GPU and no CUDA toolkit can compile every modelc kernel to PTX (tests/nvrtc_compile.rs).
+#
+# Idempotent: a second run finds the marker file and installs nothing.
+# Prints, on stdout and nothing else, the lines to evaluate:
+#   eval "$(.ci/nvrtc.sh)"
+# which export
+#   MODELC_CUDA_INCLUDE  the include dir holding cuda_bf16.h / cuda_fp16.h (read by modelc's NVRTC wrapper)
+#   MODELC_NVRTC_LIB     the absolute path of libnvrtc.so.13 (modelc pre-loads it, so the next line is a fallback)
+#   LD_LIBRARY_PATH      prefixed with the lib dir: cudarc dlopens `libnvrtc.so.13` by bare name
+#
+# The 13.0 series is pinned on purpose: PTX from a newer NVRTC carries a PTX ISA version that the
+# 580 driver (CUDA 13.0) of the project's H100 machines rejects.
+set -euo pipefail
+
+NVRTC_VERSION="${MODELC_NVRTC_VERSION:-13.0.88}"
+RUNTIME_VERSION="${MODELC_CUDART_VERSION:-13.0.96}"
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+dest="$root/cache/nvrtc-$NVRTC_VERSION"
+marker="$dest/.installed"
+lib="$dest/nvidia/cu13/lib"
+inc="$dest/nvidia/cu13/include"
+
+if [[ ! -f "$marker" ]]; then
+    py="${PYTHON:-python3}"
+    rm -rf "$dest.tmp"
+    mkdir -p "$dest.tmp"
+    # pip's chatter goes to stderr so that stdout stays evaluable.
+    PIP_ROOT_USER_ACTION=ignore "$py" -m pip install --quiet --disable-pip-version-check --no-deps --no-compile \
+        --target "$dest.tmp" \
+        "nvidia-cuda-nvrtc==$NVRTC_VERSION" "nvidia-cuda-runtime==$RUNTIME_VERSION" 1>&2
+    rm -rf "$dest"
+    mv "$dest.tmp" "$dest"
+    for f in "$dest/nvidia/cu13/lib/libnvrtc.so.13" "$dest/nvidia/cu13/include/cuda_bf16.h"; do
+        if [[ ! -e "$f" ]]; then
+            echo "nvrtc.sh: expected $f after installing the wheels; their layout changed" >&2
+            exit 1
+        fi
+    done
+    touch "$marker"
+fi
+
+echo "export MODELC_CUDA_INCLUDE='$inc'"
+echo "export MODELC_NVRTC_LIB='$lib/libnvrtc.so.13'"
+echo "export LD_LIBRARY_PATH='$lib'\${LD_LIBRARY_PATH:+:\$LD_LIBRARY_PATH}"

@@ -1,0 +1,59 @@
+//! What several subcommands share: loading a spec (with surgeries), lowering, placement.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+
+use modelc::ir::{lower::lower_model, Graph};
+use modelc::passes::{self, placement::specialize, Placement};
+use modelc::spec::{self, ModelSpec};
+
+/// A spec file, or a checkpoint directory holding `config.json`.
+pub fn load_spec(path: &Path, surgeries: &[PathBuf]) -> Result<ModelSpec> {
+    let spec = spec::load(path)?;
+    if surgeries.is_empty() {
+        return Ok(spec);
+    }
+    let mut parsed = Vec::with_capacity(surgeries.len());
+    for path in surgeries {
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading surgery {}", path.display()))?;
+        let value: serde_json::Value =
+            serde_yaml::from_str(&text).with_context(|| format!("parsing surgery {}", path.display()))?;
+        parsed.push(value);
+    }
+    let applied = modelc::surgery::algebra::apply_surgeries(&spec::to_config_json(&spec), &parsed)?;
+    spec::from_json_value(&applied, &format!("{} after surgery", path.display()))
+        .with_context(|| "the config produced by the surgeries is invalid")
+}
+
+/// Lowers and verifies.
+pub fn lower(spec: &ModelSpec) -> Result<Graph> {
+    let graph = lower_model(spec)?;
+    passes::verify(&graph).context("the lowered IR does not verify")?;
+    Ok(graph)
+}
+
+/// The placement: main sub-mixers, overridden by `--placement` (`kda`, or `3=kda,5=gdn`).
+pub fn placement(spec: &ModelSpec, text: Option<&str>) -> Result<Placement> {
+    let main = Placement::main(spec);
+    Ok(match text {
+        None => main,
+        Some(t) if !t.contains('=') => Placement::all(spec, t)?,
+        Some(t) => main.with_overrides(spec, t)?,
+    })
+}
+
+/// Specialises to a placement and verifies.
+pub fn place(graph: Graph, placement: &Placement) -> Result<Graph> {
+    Ok(passes::run_verified("placement", graph, |g| specialize(g, placement))?)
+}
+
+/// Writes a file atomically: a temp file beside it, then a rename.
+pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let name = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.tmp{}", std::process::id()));
+    std::fs::write(&tmp, contents).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))?;
+    Ok(())
+}

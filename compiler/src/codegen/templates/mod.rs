@@ -1,0 +1,155 @@
+//! Hand-written CUDA C templates for the mixer cores, specialised with compile-time constants.
+//!
+//! Each template is a Rust function of a parameter struct that returns a [`KernelSource`]: one
+//! standalone CUDA C translation unit (it includes what it needs) whose entry points are named
+//! `<base>_<hash>`, `hash` being the first 8 hex digits of the sha256 of the source. Equal
+//! parameters give byte-identical sources and names, so kernels deduplicate across layers.
+//!
+//! Conventions shared by every template (see each file's header for the rest):
+//! - activations are bf16 (`__nv_bfloat16`), channels-last `[B, T, C]`: row `b·T + t` of a
+//!   buffer starts at `row · stride`, where `stride ≥ C` (in elements) is a kernel argument, so
+//!   inputs and outputs may be column slices of wider fused buffers;
+//! - recurrent states, gates, decays and small per-channel parameters are f32; all arithmetic
+//!   accumulates in f32;
+//! - the batch index is `blockIdx.z` unless stated otherwise, and every size that is not a
+//!   compile-time constant is an `int` argument.
+
+pub mod attention;
+pub mod conv1d;
+pub mod delta_rule;
+pub mod selective_scan;
+
+use modelc_runtime::cuda::LaunchDims;
+use sha2::{Digest, Sha256};
+
+/// A template's parameters were out of its supported range.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("kernel template `{template}`: {reason}")]
+pub struct TemplateError {
+    pub template: &'static str,
+    pub reason: String,
+}
+
+pub(crate) fn check(template: &'static str, ok: bool, reason: impl FnOnce() -> String) -> Result<(), TemplateError> {
+    if ok {
+        Ok(())
+    } else {
+        Err(TemplateError {
+            template,
+            reason: reason(),
+        })
+    }
+}
+
+/// A generated CUDA C translation unit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KernelSource {
+    /// Entry points (`extern "C" __global__`), in launch order.
+    pub entries: Vec<String>,
+    /// The full source, as handed to NVRTC.
+    pub source: String,
+}
+
+impl KernelSource {
+    /// The first (often only) entry point; also the name the source is cached under.
+    pub fn name(&self) -> &str {
+        self.entries.first().map(String::as_str).unwrap_or("kernel")
+    }
+
+    /// `entries` as `&str`s, for `Gpu::load_module`.
+    pub fn entry_refs(&self) -> Vec<&str> {
+        self.entries.iter().map(String::as_str).collect()
+    }
+}
+
+/// The placeholder that [`finish`] replaces with the source hash.
+pub(crate) const HASH: &str = "@HASH@";
+
+/// Hashes `body` (with the placeholder still in it) and substitutes the 8-hex-digit hash.
+/// `entries` are entry-point names containing the placeholder.
+pub(crate) fn finish(entries: &[&str], body: String) -> KernelSource {
+    let digest = Sha256::digest(body.as_bytes());
+    let hash: String = digest.iter().take(4).map(|b| format!("{b:02x}")).collect();
+    KernelSource {
+        entries: entries.iter().map(|e| e.replace(HASH, &hash)).collect(),
+        source: body.replace(HASH, &hash),
+    }
+}
+
+/// Helpers shared by all templates, behind an include guard so that several templates may be
+/// concatenated into one module.
+pub(crate) const PRELUDE: &str = r#"#include <cuda_bf16.h>
+
+#ifndef MODELC_TEMPLATE_PRELUDE
+#define MODELC_TEMPLATE_PRELUDE
+typedef __nv_bfloat16 bf16;
+
+static __device__ __forceinline__ float bf2f(bf16 x) { return __bfloat162float(x); }
+static __device__ __forceinline__ bf16 f2bf(float x) { return __float2bfloat16(x); }
+/* x * sigmoid(x), written so that neither tail overflows. */
+static __device__ __forceinline__ float silu_f(float x) { return x / (1.0f + expf(-x)); }
+/* PyTorch softplus with threshold 20. */
+static __device__ __forceinline__ float softplus_f(float x) { return x > 20.0f ? x : log1pf(expf(x)); }
+static __device__ __forceinline__ float warp_sum(float x) {
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) x += __shfl_xor_sync(0xffffffffu, x, o);
+    return x;
+}
+static __device__ __forceinline__ float warp_max(float x) {
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) x = fmaxf(x, __shfl_xor_sync(0xffffffffu, x, o));
+    return x;
+}
+#endif
+"#;
+
+/// Formats an f32 constant so that NVRTC parses back exactly the same value.
+pub(crate) fn f32_lit(x: f32) -> String {
+    if x.is_finite() {
+        format!("{x:e}f")
+    } else if x.is_nan() {
+        "__int_as_float(0x7fc00000)".to_string()
+    } else if x > 0.0 {
+        "__int_as_float(0x7f800000)".to_string()
+    } else {
+        "__int_as_float(0xff800000)".to_string()
+    }
+}
+
+/// `ceil(a / b)` as a grid dimension (0 stays 0; saturates instead of wrapping).
+pub(crate) fn blocks(a: usize, b: usize) -> u32 {
+    u32::try_from(a.div_ceil(b.max(1))).unwrap_or(u32::MAX)
+}
+
+pub(crate) fn dim(a: usize) -> u32 {
+    u32::try_from(a).unwrap_or(u32::MAX)
+}
+
+/// Launch geometry re-exported for callers of the templates.
+pub type Launch = LaunchDims;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finish_names_by_hash_and_is_deterministic() {
+        let a = finish(&["k_@HASH@"], "void k_@HASH@() {}".into());
+        let b = finish(&["k_@HASH@"], "void k_@HASH@() {}".into());
+        let c = finish(&["k_@HASH@"], "void k_@HASH@() { }".into());
+        assert_eq!(a, b);
+        assert_ne!(a.entries, c.entries);
+        assert_eq!(a.name().len(), "k_".len() + 8);
+        assert!(a.source.contains(a.name()));
+        assert!(!a.source.contains(HASH));
+    }
+
+    #[test]
+    fn f32_literals_round_trip() {
+        for x in [0.125f32, 1.0 / 11.0f32.sqrt(), 1e-6, -3.5] {
+            let lit = f32_lit(x);
+            let parsed: f32 = lit.trim_end_matches('f').parse().unwrap();
+            assert_eq!(parsed, x, "{lit}");
+        }
+    }
+}

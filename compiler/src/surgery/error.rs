@@ -1,0 +1,100 @@
+//! Surgery errors. Every message names what it is about: the surgery and key path, the layer and
+//! mixer types, the tensor key and the shapes or bounds that disagree, or the file.
+
+use std::path::PathBuf;
+
+use crate::spec::MixerKind;
+
+/// An error composing configs, planning, or converting a checkpoint. Never a panic.
+#[derive(Debug, thiserror::Error)]
+pub enum SurgeryError {
+    /// A surgery (or config) whose structure the algebra cannot use.
+    #[error("{origin}: {}{message}", path_prefix(path))]
+    Config {
+        /// The surgery file, or `surgery N` for in-memory values.
+        origin: String,
+        /// Dotted key path (`decoder.blocks.attn.mixer.init`); empty for the document.
+        path: String,
+        message: String,
+    },
+
+    /// A file that could not be read or written.
+    #[error("{}: {action}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        action: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// A resolved config (source or the result of a surgery step) that the spec front end rejects.
+    #[error("{context}: {source}")]
+    Spec {
+        context: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+
+    /// A transfer between two mixer types that has no converter.
+    #[error(
+        "layer {layer}{}: no converter from {from} to {to}; give the {} `init: random` in the \
+         surgery to initialise it randomly",
+        sub_label(sub_mixer),
+        if sub_mixer.is_some() { "sub-mixer" } else { "mixer" }
+    )]
+    NoConverter {
+        layer: usize,
+        sub_mixer: Option<String>,
+        from: MixerKind,
+        to: MixerKind,
+    },
+
+    /// A transfer that is possible in principle but not with these sizes or flags.
+    #[error("layer {layer}{}: {message}", sub_label(sub_mixer))]
+    Transfer {
+        layer: usize,
+        sub_mixer: Option<String>,
+        message: String,
+    },
+
+    /// A plan that is inconsistent with its source tensors or its target layout.
+    #[error("{0}")]
+    Plan(#[from] crate::surgery::expr::PlanError),
+
+    /// The source checkpoint's format could not be told or is not supported.
+    #[error("{0}")]
+    Source(String),
+
+    /// Reading or writing checkpoint tensors failed.
+    #[error("{0}")]
+    Checkpoint(String),
+}
+
+fn path_prefix(path: &str) -> String {
+    if path.is_empty() {
+        String::new()
+    } else {
+        format!("{path}: ")
+    }
+}
+
+fn sub_label(sub: &Option<String>) -> String {
+    match sub {
+        Some(name) => format!(" (sub-mixer `{name}`)"),
+        None => String::new(),
+    }
+}
+
+impl SurgeryError {
+    pub(crate) fn config(
+        origin: &str,
+        path: &str,
+        message: impl Into<String>,
+    ) -> SurgeryError {
+        SurgeryError::Config {
+            origin: origin.to_string(),
+            path: path.to_string(),
+            message: message.into(),
+        }
+    }
+}

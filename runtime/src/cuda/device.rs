@@ -1,0 +1,445 @@
+//! One GPU: a cudarc context and one stream, device buffers, loaded kernels and checked launches.
+//!
+//! Everything runs on a single stream, in order, so cudarc's per-buffer event tracking is turned
+//! off (it would add two events per buffer and a wait per launch argument). Kernel arguments are
+//! raw device pointers and scalars ([`KernelArg`]), the shape generated launch code needs.
+
+use super::error::CudaError;
+use super::kernel_cache::KernelCache;
+use super::nvrtc::Ptx;
+use cudarc::driver::sys::{CUdevice_attribute, CUfunction_attribute, CUresult};
+use cudarc::driver::{
+    CudaContext, CudaFunction, CudaModule, CudaSlice, CudaStream, DevicePtr, DeviceRepr,
+    DriverError, LaunchConfig, PushKernelArg, ValidAsZeroBits,
+};
+use std::collections::HashMap;
+use std::sync::{Arc, OnceLock};
+
+/// Env var: `1` turns on a synchronize-and-check after every launch (also on in debug builds).
+pub const CHECK_ENV: &str = "MODELC_CUDA_CHECK";
+
+/// Dynamic shared memory a kernel may use without opting in.
+const DEFAULT_SMEM_LIMIT: u32 = 48 * 1024;
+
+/// Element types a [`GpuBuffer`] may hold: plain data valid for every bit pattern, including zero.
+pub trait GpuElem: DeviceRepr + ValidAsZeroBits + Copy + Default + Unpin + 'static {}
+impl GpuElem for f32 {}
+impl GpuElem for f64 {}
+impl GpuElem for half::bf16 {}
+impl GpuElem for half::f16 {}
+impl GpuElem for i32 {}
+impl GpuElem for i64 {}
+impl GpuElem for u8 {}
+impl GpuElem for u16 {}
+impl GpuElem for u32 {}
+
+/// A device allocation of `len` elements of `T`, freed on drop (stream-ordered).
+#[derive(Debug)]
+pub struct GpuBuffer<T: GpuElem> {
+    slice: CudaSlice<T>,
+    stream: Arc<CudaStream>,
+}
+
+impl<T: GpuElem> GpuBuffer<T> {
+    pub fn len(&self) -> usize {
+        self.slice.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.slice.len() == 0
+    }
+
+    pub fn num_bytes(&self) -> usize {
+        self.slice.len() * std::mem::size_of::<T>()
+    }
+
+    /// The raw device address (`CUdeviceptr`), for kernel arguments and cuBLASLt.
+    pub fn device_ptr(&self) -> u64 {
+        let (ptr, _sync) = self.slice.device_ptr(&self.stream);
+        ptr
+    }
+
+    /// The address `offset` elements in, for launching on a slice of the buffer; `None` past the end.
+    pub fn device_ptr_at(&self, offset: usize) -> Option<u64> {
+        (offset <= self.len()).then(|| self.device_ptr() + (offset * std::mem::size_of::<T>()) as u64)
+    }
+
+    /// This buffer as a kernel argument (`T*` on the device side).
+    pub fn arg(&self) -> KernelArg {
+        KernelArg::Ptr(self.device_ptr())
+    }
+
+    pub(crate) fn slice(&self) -> &CudaSlice<T> {
+        &self.slice
+    }
+
+    pub(crate) fn slice_mut(&mut self) -> &mut CudaSlice<T> {
+        &mut self.slice
+    }
+}
+
+/// One kernel parameter, passed by value. `Ptr` is a device address (any `T*`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum KernelArg {
+    Ptr(u64),
+    I32(i32),
+    U32(u32),
+    I64(i64),
+    U64(u64),
+    F32(f32),
+}
+
+impl<T: GpuElem> From<&GpuBuffer<T>> for KernelArg {
+    fn from(b: &GpuBuffer<T>) -> Self {
+        b.arg()
+    }
+}
+impl From<i32> for KernelArg {
+    fn from(v: i32) -> Self {
+        KernelArg::I32(v)
+    }
+}
+impl From<u32> for KernelArg {
+    fn from(v: u32) -> Self {
+        KernelArg::U32(v)
+    }
+}
+impl From<i64> for KernelArg {
+    fn from(v: i64) -> Self {
+        KernelArg::I64(v)
+    }
+}
+impl From<f32> for KernelArg {
+    fn from(v: f32) -> Self {
+        KernelArg::F32(v)
+    }
+}
+
+/// Grid, block and dynamic shared memory of one launch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LaunchDims {
+    pub grid: (u32, u32, u32),
+    pub block: (u32, u32, u32),
+    pub smem: u32,
+}
+
+impl LaunchDims {
+    pub fn new(grid: (u32, u32, u32), block: (u32, u32, u32), smem: u32) -> LaunchDims {
+        LaunchDims { grid, block, smem }
+    }
+}
+
+/// Whether `libcuda` can be loaded (cached; loading the driver library has no side effect).
+pub fn driver_available() -> bool {
+    static PRESENT: OnceLock<bool> = OnceLock::new();
+    // SAFETY: only tries to dlopen candidate names.
+    *PRESENT.get_or_init(|| unsafe { cudarc::driver::sys::is_culib_present() })
+}
+
+/// Number of CUDA devices; an error when there is no driver.
+pub fn device_count() -> Result<usize, CudaError> {
+    if !driver_available() {
+        return Err(CudaError::DriverUnavailable);
+    }
+    cudarc::driver::result::init().map_err(|e| CudaError::driver("initialising the driver", e))?;
+    let n = CudaContext::device_count().map_err(|e| CudaError::driver("counting devices", e))?;
+    Ok(usize::try_from(n).unwrap_or(0))
+}
+
+/// A GPU with one stream, its loaded kernels, and launch checking.
+pub struct Gpu {
+    ctx: Arc<CudaContext>,
+    stream: Arc<CudaStream>,
+    ordinal: usize,
+    name: String,
+    compute_capability: (i32, i32),
+    arch: String,
+    max_smem_optin: u32,
+    kernels: HashMap<String, CudaFunction>,
+    /// Modules stay loaded as long as the `Gpu` lives (functions hold them too).
+    modules: Vec<Arc<CudaModule>>,
+    checked: bool,
+}
+
+impl std::fmt::Debug for Gpu {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gpu")
+            .field("ordinal", &self.ordinal)
+            .field("name", &self.name)
+            .field("arch", &self.arch)
+            .field("kernels", &self.kernels.len())
+            .field("checked", &self.checked)
+            .finish()
+    }
+}
+
+impl Gpu {
+    /// Opens device `ordinal`. Fails with [`CudaError::DriverUnavailable`] when there is no
+    /// driver and [`CudaError::NoDevice`] when the ordinal does not exist.
+    pub fn new(ordinal: usize) -> Result<Gpu, CudaError> {
+        let count = device_count()?;
+        if ordinal >= count {
+            return Err(CudaError::NoDevice { ordinal, count });
+        }
+        let ctx = CudaContext::new(ordinal)
+            .map_err(|e| CudaError::driver(format!("creating a context on device {ordinal}"), e))?;
+        // SAFETY: this `Gpu` issues all work on its one stream, in order (see the module doc).
+        unsafe { ctx.disable_event_tracking() };
+        let stream = ctx
+            .new_stream()
+            .map_err(|e| CudaError::driver("creating a stream", e))?;
+        let name = ctx
+            .name()
+            .map_err(|e| CudaError::driver("reading the device name", e))?;
+        let compute_capability = ctx
+            .compute_capability()
+            .map_err(|e| CudaError::driver("reading the compute capability", e))?;
+        let max_smem_optin = ctx
+            .attribute(CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN)
+            .map_err(|e| CudaError::driver("reading the shared-memory limit", e))?;
+        let checked = cfg!(debug_assertions)
+            || std::env::var(CHECK_ENV).is_ok_and(|v| v == "1" || v == "true");
+        Ok(Gpu {
+            ctx,
+            stream,
+            ordinal,
+            name,
+            arch: format!("sm_{}{}", compute_capability.0, compute_capability.1),
+            compute_capability,
+            max_smem_optin: u32::try_from(max_smem_optin).unwrap_or(DEFAULT_SMEM_LIMIT),
+            kernels: HashMap::new(),
+            modules: Vec::new(),
+            checked,
+        })
+    }
+
+    pub fn ordinal(&self) -> usize {
+        self.ordinal
+    }
+
+    /// The device's marketing name, e.g. `NVIDIA H100 80GB HBM3`.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// `(major, minor)`.
+    pub fn compute_capability(&self) -> (i32, i32) {
+        self.compute_capability
+    }
+
+    /// The NVRTC target for this device, `sm_<major><minor>` (e.g. `sm_90`).
+    pub fn arch(&self) -> &str {
+        &self.arch
+    }
+
+    /// The largest dynamic shared memory a block may opt into, in bytes.
+    pub fn max_shared_memory_per_block(&self) -> u32 {
+        self.max_smem_optin
+    }
+
+    pub fn context(&self) -> &Arc<CudaContext> {
+        &self.ctx
+    }
+
+    pub fn stream(&self) -> &Arc<CudaStream> {
+        &self.stream
+    }
+
+    /// Whether every launch is followed by a synchronize and an error check.
+    pub fn checked(&self) -> bool {
+        self.checked
+    }
+
+    /// Turns launch checking on or off (on by default in debug builds or with `MODELC_CUDA_CHECK=1`).
+    pub fn set_checked(&mut self, checked: bool) {
+        self.checked = checked;
+    }
+
+    /// `(free, total)` device memory in bytes.
+    pub fn mem_info(&self) -> Result<(usize, usize), CudaError> {
+        self.ctx
+            .mem_get_info()
+            .map_err(|e| CudaError::driver("querying free memory", e))
+    }
+
+    fn alloc_error(&self, what: &str, requested: usize, e: DriverError) -> CudaError {
+        if e.0 == CUresult::CUDA_ERROR_OUT_OF_MEMORY {
+            let (free, total) = self.mem_info().unwrap_or((0, 0));
+            CudaError::OutOfMemory {
+                what: what.to_string(),
+                requested,
+                free,
+                total,
+            }
+        } else {
+            CudaError::driver(format!("allocating {requested} bytes for {what}"), e)
+        }
+    }
+
+    /// A zero-filled buffer of `len` elements; `what` names it in errors.
+    pub fn alloc_zeros<T: GpuElem>(&self, len: usize, what: &str) -> Result<GpuBuffer<T>, CudaError> {
+        let bytes = len.saturating_mul(std::mem::size_of::<T>());
+        let slice = self
+            .stream
+            .alloc_zeros::<T>(len)
+            .map_err(|e| self.alloc_error(what, bytes, e))?;
+        Ok(GpuBuffer {
+            slice,
+            stream: self.stream.clone(),
+        })
+    }
+
+    /// A new buffer holding a copy of `data`.
+    pub fn upload<T: GpuElem>(&self, data: &[T], what: &str) -> Result<GpuBuffer<T>, CudaError> {
+        let mut buf = self.alloc_zeros::<T>(data.len(), what)?;
+        self.upload_into(data, &mut buf, what)?;
+        Ok(buf)
+    }
+
+    /// Copies `data` into the start of `buf`; `data` may be shorter than the buffer.
+    pub fn upload_into<T: GpuElem>(
+        &self,
+        data: &[T],
+        buf: &mut GpuBuffer<T>,
+        what: &str,
+    ) -> Result<(), CudaError> {
+        if data.len() > buf.len() {
+            return Err(CudaError::SizeMismatch {
+                what: format!("upload into {what} (buffer of {} elements)", buf.len()),
+                expected: buf.len(),
+                got: data.len(),
+            });
+        }
+        self.stream
+            .memcpy_htod(data, buf.slice_mut())
+            .map_err(|e| CudaError::driver(format!("copying {} bytes to {what}", std::mem::size_of_val(data)), e))
+    }
+
+    /// Copies the whole buffer to the host, after all queued work.
+    pub fn download<T: GpuElem>(&self, buf: &GpuBuffer<T>, what: &str) -> Result<Vec<T>, CudaError> {
+        let mut out = vec![T::default(); buf.len()];
+        self.stream
+            .memcpy_dtoh(buf.slice(), &mut out)
+            .map_err(|e| CudaError::driver(format!("copying {} bytes from {what}", buf.num_bytes()), e))?;
+        self.synchronize()?;
+        Ok(out)
+    }
+
+    /// Waits for all queued work; reports an asynchronous kernel failure.
+    pub fn synchronize(&self) -> Result<(), CudaError> {
+        self.stream
+            .synchronize()
+            .map_err(|e| CudaError::driver("synchronizing the stream", e))
+    }
+
+    /// Loads a PTX module and registers `kernel_names` from it for [`Gpu::launch`]. Loading a
+    /// name that is already registered replaces it.
+    pub fn load_module(&mut self, ptx: &Ptx, kernel_names: &[&str]) -> Result<(), CudaError> {
+        let module = self
+            .ctx
+            .load_module(ptx.to_cudarc())
+            .map_err(|e| CudaError::driver(format!("loading the PTX module of `{}`", ptx.name), e))?;
+        for &name in kernel_names {
+            if name.contains('\0') {
+                return Err(CudaError::InvalidKernel {
+                    kernel: name.to_string(),
+                    reason: "name contains a NUL byte".into(),
+                });
+            }
+            let f = module
+                .load_function(name)
+                .map_err(|e| CudaError::driver(format!("finding kernel `{name}` in module `{}`", ptx.name), e))?;
+            self.kernels.insert(name.to_string(), f);
+        }
+        self.modules.push(module);
+        Ok(())
+    }
+
+    /// Compiles (or fetches from `cache`) `src` for this device and loads `kernel_names` from it.
+    pub fn compile_and_load(
+        &mut self,
+        cache: &KernelCache,
+        src: &str,
+        kernel_names: &[&str],
+    ) -> Result<(), CudaError> {
+        let name = kernel_names.first().copied().unwrap_or("module");
+        let ptx = cache.get_or_compile(src, name, &self.arch)?;
+        self.load_module(&ptx, kernel_names)
+    }
+
+    /// Whether `kernel` has been loaded.
+    pub fn has_kernel(&self, kernel: &str) -> bool {
+        self.kernels.contains_key(kernel)
+    }
+
+    /// Launches a loaded kernel on the stream. Dynamic shared memory above 48 KiB is opted into
+    /// automatically. With checking on, synchronizes and reports a failure naming the kernel.
+    ///
+    /// # Safety
+    /// `args` must match the kernel's parameter list in number, order and type, and every pointer
+    /// must address a live allocation large enough for what the kernel reads and writes.
+    pub unsafe fn launch(
+        &self,
+        kernel: &str,
+        dims: LaunchDims,
+        args: &[KernelArg],
+    ) -> Result<(), CudaError> {
+        let f = self.kernels.get(kernel).ok_or_else(|| {
+            let mut loaded: Vec<String> = self.kernels.keys().cloned().collect();
+            loaded.sort();
+            CudaError::UnknownKernel {
+                kernel: kernel.to_string(),
+                loaded,
+            }
+        })?;
+        let launch_err = |source| CudaError::Launch {
+            kernel: kernel.to_string(),
+            grid: dims.grid,
+            block: dims.block,
+            smem: dims.smem,
+            source,
+        };
+        if dims.smem > DEFAULT_SMEM_LIMIT {
+            f.set_attribute(
+                CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
+                i32::try_from(dims.smem).unwrap_or(i32::MAX),
+            )
+            .map_err(launch_err)?;
+        }
+        let mut builder = self.stream.launch_builder(f);
+        for a in args {
+            match a {
+                KernelArg::Ptr(v) => builder.arg(v),
+                KernelArg::I32(v) => builder.arg(v),
+                KernelArg::U32(v) => builder.arg(v),
+                KernelArg::I64(v) => builder.arg(v),
+                KernelArg::U64(v) => builder.arg(v),
+                KernelArg::F32(v) => builder.arg(v),
+            };
+        }
+        let cfg = LaunchConfig {
+            grid_dim: dims.grid,
+            block_dim: dims.block,
+            shared_mem_bytes: dims.smem,
+        };
+        // SAFETY: the caller guarantees the arguments match the kernel.
+        unsafe { builder.launch(cfg) }.map_err(launch_err)?;
+        if self.checked {
+            self.stream
+                .synchronize()
+                .map_err(|source| CudaError::KernelFailed {
+                    kernel: kernel.to_string(),
+                    grid: dims.grid,
+                    block: dims.block,
+                    smem: dims.smem,
+                    source,
+                })?;
+        }
+        Ok(())
+    }
+
+    /// Number of loaded modules (for tests of module reuse).
+    pub fn module_count(&self) -> usize {
+        self.modules.len()
+    }
+}

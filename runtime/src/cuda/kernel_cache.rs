@@ -1,0 +1,215 @@
+//! On-disk PTX cache, so that a warm start compiles nothing.
+//!
+//! Key: sha256 of (source, arch, NVRTC version, the NVRTC options other than include paths).
+//! Layout: `<dir>/<name>-<first 16 hex of the key>.ptx`, written to a temporary file and renamed,
+//! so that concurrent processes never read a half-written entry.
+
+use super::error::CudaError;
+use super::nvrtc::{compile_options, compile_ptx, default_include_dirs, nvrtc_version, Ptx};
+use sha2::{Digest, Sha256};
+use std::io::ErrorKind;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Env var: root of modelc's caches; kernels go to `$MODELC_CACHE_DIR/kernels`.
+pub const CACHE_DIR_ENV: &str = "MODELC_CACHE_DIR";
+
+/// Compiles through NVRTC at most once per (source, arch, NVRTC version), across processes.
+#[derive(Debug)]
+pub struct KernelCache {
+    dir: PathBuf,
+    include_dirs: Vec<PathBuf>,
+    hits: AtomicU64,
+    misses: AtomicU64,
+}
+
+/// The default cache folder: `$MODELC_CACHE_DIR/kernels`, else `$XDG_CACHE_HOME/modelc/kernels`,
+/// else `$HOME/.cache/modelc/kernels`; `None` when none of these variables is set.
+pub fn default_cache_dir() -> Option<PathBuf> {
+    if let Some(d) = std::env::var_os(CACHE_DIR_ENV) {
+        return Some(PathBuf::from(d).join("kernels"));
+    }
+    if let Some(d) = std::env::var_os("XDG_CACHE_HOME") {
+        return Some(PathBuf::from(d).join("modelc").join("kernels"));
+    }
+    std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/modelc/kernels"))
+}
+
+/// Keeps file names portable: anything but `[A-Za-z0-9_]` becomes `_`.
+fn sanitize(name: &str) -> String {
+    let s: String = name
+        .chars()
+        .take(80)
+        .map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '_' })
+        .collect();
+    if s.is_empty() {
+        "kernel".to_string()
+    } else {
+        s
+    }
+}
+
+impl KernelCache {
+    /// A cache in `dir` (created on first write), with [`default_include_dirs`] for compiling.
+    pub fn new(dir: impl Into<PathBuf>) -> KernelCache {
+        KernelCache {
+            dir: dir.into(),
+            include_dirs: default_include_dirs(),
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
+        }
+    }
+
+    /// A cache in [`default_cache_dir`].
+    pub fn from_env() -> Result<KernelCache, CudaError> {
+        let dir = default_cache_dir().ok_or_else(|| CudaError::Cache {
+            path: PathBuf::from("~/.cache/modelc/kernels"),
+            source: std::io::Error::new(
+                ErrorKind::NotFound,
+                "neither MODELC_CACHE_DIR, XDG_CACHE_HOME nor HOME is set",
+            ),
+        })?;
+        Ok(KernelCache::new(dir))
+    }
+
+    /// Replaces the include folders handed to NVRTC.
+    pub fn with_include_dirs(mut self, include_dirs: Vec<PathBuf>) -> KernelCache {
+        self.include_dirs = include_dirs;
+        self
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn include_dirs(&self) -> &[PathBuf] {
+        &self.include_dirs
+    }
+
+    /// Lookups answered from disk since creation.
+    pub fn hits(&self) -> u64 {
+        self.hits.load(Ordering::Relaxed)
+    }
+
+    /// Lookups that had to run NVRTC since creation.
+    pub fn misses(&self) -> u64 {
+        self.misses.load(Ordering::Relaxed)
+    }
+
+    /// The hex key of a (source, arch) pair under the loaded NVRTC.
+    pub fn key(&self, src: &str, arch: &str) -> Result<String, CudaError> {
+        let (major, minor) = nvrtc_version()?;
+        let mut h = Sha256::new();
+        h.update(Sha256::digest(src.as_bytes()));
+        h.update(arch.as_bytes());
+        h.update(format!("\0nvrtc {major}.{minor}\0").as_bytes());
+        // Options minus include paths: the same headers live at different paths on different machines.
+        for opt in compile_options(arch, &[]).unwrap_or_default() {
+            h.update(opt.as_bytes());
+            h.update([0u8]);
+        }
+        Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
+    }
+
+    /// Where the PTX of `(src, name, arch)` is (or would be) stored.
+    pub fn entry_path(&self, src: &str, name: &str, arch: &str) -> Result<PathBuf, CudaError> {
+        let key = self.key(src, arch)?;
+        let short = key.get(..16).unwrap_or(&key);
+        Ok(self.dir.join(format!("{}-{short}.ptx", sanitize(name))))
+    }
+
+    /// The PTX of `src` for `arch`: read from disk if present, else compiled and stored.
+    pub fn get_or_compile(&self, src: &str, name: &str, arch: &str) -> Result<Ptx, CudaError> {
+        let path = self.entry_path(src, name, arch)?;
+        match std::fs::read_to_string(&path) {
+            // A PTX module always declares its target; anything else is a damaged entry.
+            Ok(text) if text.contains(".target") => {
+                if let Ok(ptx) = Ptx::from_text(name, arch, text) {
+                    self.hits.fetch_add(1, Ordering::Relaxed);
+                    return Ok(ptx);
+                }
+            }
+            Ok(_) => {}
+            Err(e) if e.kind() == ErrorKind::NotFound || e.kind() == ErrorKind::InvalidData => {}
+            Err(source) => return Err(CudaError::Cache { path, source }),
+        }
+        let ptx = compile_ptx(src, name, arch, &self.include_dirs)?;
+        self.misses.fetch_add(1, Ordering::Relaxed);
+        self.store(&path, ptx.text())?;
+        Ok(ptx)
+    }
+
+    fn store(&self, path: &Path, text: &str) -> Result<(), CudaError> {
+        let io = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| CudaError::Cache { path, source }
+        };
+        std::fs::create_dir_all(&self.dir).map_err(io(&self.dir))?;
+        let tmp = path.with_extension(format!("ptx.tmp{}", std::process::id()));
+        std::fs::write(&tmp, text).map_err(io(&tmp))?;
+        std::fs::rename(&tmp, path).map_err(io(path))?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sanitize_keeps_names_portable() {
+        assert_eq!(sanitize("attn_prefill_ab12"), "attn_prefill_ab12");
+        assert_eq!(sanitize("../x y"), "___x_y");
+        assert_eq!(sanitize(""), "kernel");
+    }
+
+    const SRC: &str = "#include <cuda_bf16.h>\nextern \"C\" __global__ void scale_bf16(__nv_bfloat16* x, float a, int n) {\n  int i = blockIdx.x * blockDim.x + threadIdx.x;\n  if (i < n) x[i] = __float2bfloat16(a * __bfloat162float(x[i]));\n}\n";
+
+    /// Warm start: a second cache over the same folder compiles nothing.
+    #[test]
+    fn second_lookup_is_a_hit_and_survives_a_new_cache_object() {
+        if !crate::cuda::nvrtc_available() {
+            assert!(std::env::var_os("CI").is_none(), "CI is set but libnvrtc cannot be loaded");
+            eprintln!("skipping: libnvrtc not loadable (run .ci/nvrtc.sh)");
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let cache = KernelCache::new(dir.path());
+        let a = cache.get_or_compile(SRC, "scale_bf16", "sm_90").unwrap();
+        assert_eq!((cache.hits(), cache.misses()), (0, 1));
+        assert!(a.text().contains(".entry scale_bf16"), "{}", a.text());
+        let b = cache.get_or_compile(SRC, "scale_bf16", "sm_90").unwrap();
+        assert_eq!((cache.hits(), cache.misses()), (1, 1));
+        assert_eq!(a.text(), b.text());
+
+        let warm = KernelCache::new(dir.path());
+        warm.get_or_compile(SRC, "scale_bf16", "sm_90").unwrap();
+        assert_eq!((warm.hits(), warm.misses()), (1, 0));
+        // Another arch is another entry.
+        warm.get_or_compile(SRC, "scale_bf16", "sm_80").unwrap();
+        assert_eq!((warm.hits(), warm.misses()), (1, 1));
+        // A damaged entry is recompiled, not returned.
+        let path = warm.entry_path(SRC, "scale_bf16", "sm_90").unwrap();
+        std::fs::write(&path, "garbage").unwrap();
+        let c = warm.get_or_compile(SRC, "scale_bf16", "sm_90").unwrap();
+        assert_eq!(warm.misses(), 2);
+        assert_eq!(c.text(), a.text());
+    }
+
+    #[test]
+    fn compile_error_names_the_kernel_and_carries_the_log() {
+        if !crate::cuda::nvrtc_available() {
+            assert!(std::env::var_os("CI").is_none(), "CI is set but libnvrtc cannot be loaded");
+            eprintln!("skipping: libnvrtc not loadable (run .ci/nvrtc.sh)");
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let cache = KernelCache::new(dir.path());
+        let err = cache
+            .get_or_compile("extern \"C\" __global__ void broken() { undeclared_x = 1; }", "broken_k", "sm_90")
+            .unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("broken_k") && msg.contains("undeclared_x"), "{msg}");
+        assert_eq!(cache.misses(), 0);
+    }
+}

@@ -1,0 +1,300 @@
+//! NVRTC: CUDA C source to PTX, with only `libnvrtc` present (no GPU, no driver needed).
+//!
+//! cudarc loads `libnvrtc` lazily by bare name (`libnvrtc.so`, `libnvrtc.so.13`, ...) and panics
+//! when none loads, so every entry point here first checks [`nvrtc_available`]. Where the library
+//! sits outside the loader's path (the PyPI wheel that `.ci/nvrtc.sh` installs), setting
+//! `MODELC_NVRTC_LIB` to its absolute path makes us load it first: the dynamic loader then
+//! resolves cudarc's bare-name `dlopen("libnvrtc.so.13")` to the already loaded object by soname.
+
+use super::error::CudaError;
+use cudarc::nvrtc::{result, sys};
+use std::ffi::{c_char, CString};
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+/// Env var: absolute path of `libnvrtc.so.13` to load before cudarc looks for it.
+pub const NVRTC_LIB_ENV: &str = "MODELC_NVRTC_LIB";
+/// Env var: folder holding `cuda_bf16.h` / `cuda_fp16.h`, searched first by [`default_include_dirs`].
+pub const CUDA_INCLUDE_ENV: &str = "MODELC_CUDA_INCLUDE";
+
+/// PTX text for one kernel source, compiled for one virtual architecture.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ptx {
+    /// The kernel (or program) name this PTX was compiled under, for error messages.
+    pub name: String,
+    /// The `sm_XY` the PTX targets (compiled as `compute_XY`).
+    pub arch: String,
+    text: String,
+    log: String,
+}
+
+impl Ptx {
+    /// Wraps PTX text (from the disk cache, say). Fails if it holds a NUL byte, which the driver
+    /// would read as the end of the module.
+    pub fn from_text(name: &str, arch: &str, text: String) -> Result<Ptx, CudaError> {
+        if text.contains('\0') {
+            return Err(CudaError::InvalidKernel {
+                kernel: name.to_string(),
+                reason: "PTX text contains a NUL byte".to_string(),
+            });
+        }
+        Ok(Ptx {
+            name: name.to_string(),
+            arch: arch.to_string(),
+            text,
+            log: String::new(),
+        })
+    }
+
+    /// The PTX assembly text.
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+
+    /// NVRTC's log of the compilation (warnings); empty for PTX read from the cache.
+    pub fn log(&self) -> &str {
+        &self.log
+    }
+
+    pub(crate) fn to_cudarc(&self) -> cudarc::nvrtc::Ptx {
+        cudarc::nvrtc::Ptx::from_src(self.text.clone())
+    }
+}
+
+struct NvrtcLoad {
+    available: bool,
+    /// Keeps the pre-loaded libraries mapped for the life of the process.
+    _preloaded: Vec<libloading::Library>,
+}
+
+fn nvrtc_load() -> &'static NvrtcLoad {
+    static LOAD: OnceLock<NvrtcLoad> = OnceLock::new();
+    LOAD.get_or_init(|| {
+        let mut preloaded = Vec::new();
+        if let Some(path) = std::env::var_os(NVRTC_LIB_ENV) {
+            let path = PathBuf::from(path);
+            // The builtins library is dlopen'ed by NVRTC by bare name; pre-load it from the same
+            // folder so that no LD_LIBRARY_PATH is needed either.
+            if let Some(dir) = path.parent() {
+                for builtins in builtins_candidates(dir) {
+                    // SAFETY: loading NVIDIA's library runs only its own initialisers.
+                    if let Ok(lib) = unsafe { libloading::Library::new(&builtins) } {
+                        preloaded.push(lib);
+                    }
+                }
+            }
+            // SAFETY: as above.
+            if let Ok(lib) = unsafe { libloading::Library::new(&path) } {
+                preloaded.push(lib);
+            }
+        }
+        // SAFETY: `is_culib_present` only tries to dlopen candidate names.
+        let available = unsafe { sys::is_culib_present() };
+        NvrtcLoad {
+            available,
+            _preloaded: preloaded,
+        }
+    })
+}
+
+fn builtins_candidates(dir: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut found: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("libnvrtc-builtins.so"))
+        })
+        .collect();
+    found.sort();
+    found
+}
+
+/// Whether `libnvrtc` can be loaded (after the `MODELC_NVRTC_LIB` pre-load).
+pub fn nvrtc_available() -> bool {
+    nvrtc_load().available
+}
+
+fn require_nvrtc() -> Result<(), CudaError> {
+    if nvrtc_available() {
+        Ok(())
+    } else {
+        Err(CudaError::NvrtcUnavailable {
+            tried: cudarc::get_lib_name_candidates("nvrtc"),
+        })
+    }
+}
+
+/// NVRTC's `(major, minor)` version; part of the kernel cache key.
+pub fn nvrtc_version() -> Result<(i32, i32), CudaError> {
+    require_nvrtc()?;
+    let (mut major, mut minor) = (0, 0);
+    // SAFETY: both pointers are valid for writes; the library is loaded (checked above).
+    unsafe { sys::nvrtcVersion(&mut major, &mut minor) }
+        .result()
+        .map_err(|source| CudaError::Nvrtc {
+            kernel: String::new(),
+            call: "nvrtcVersion",
+            source,
+        })?;
+    Ok((major, minor))
+}
+
+/// Include folders that hold `cuda_bf16.h`, in search order: `$MODELC_CUDA_INCLUDE`,
+/// `$CUDA_PATH/include`, `$CUDA_HOME/include`, `/usr/local/cuda/include`.
+pub fn default_include_dirs() -> Vec<PathBuf> {
+    let mut candidates: Vec<PathBuf> = Vec::new();
+    if let Some(p) = std::env::var_os(CUDA_INCLUDE_ENV) {
+        candidates.push(PathBuf::from(p));
+    }
+    for var in ["CUDA_PATH", "CUDA_HOME"] {
+        if let Some(p) = std::env::var_os(var) {
+            candidates.push(PathBuf::from(p).join("include"));
+        }
+    }
+    candidates.push(PathBuf::from("/usr/local/cuda/include"));
+    let mut dirs: Vec<PathBuf> = Vec::new();
+    for c in candidates {
+        if c.join("cuda_bf16.h").is_file() && !dirs.contains(&c) {
+            dirs.push(c);
+        }
+    }
+    dirs
+}
+
+/// `sm_90` → `compute_90` (also `sm_90a` → `compute_90a`); `None` if `arch` is not `sm_<digits>[a]`.
+pub fn virtual_arch(arch: &str) -> Option<String> {
+    let rest = arch.strip_prefix("sm_")?;
+    let digits = rest.strip_suffix('a').unwrap_or(rest);
+    if digits.len() < 2 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some(format!("compute_{rest}"))
+}
+
+/// The NVRTC options [`compile_ptx`] uses; also hashed into the kernel cache key.
+pub fn compile_options(arch: &str, include_dirs: &[PathBuf]) -> Option<Vec<String>> {
+    let virt = virtual_arch(arch)?;
+    let mut options = vec![
+        format!("--gpu-architecture={virt}"),
+        "--std=c++17".to_string(),
+        // Line info costs nothing at run time and lets compute-sanitizer name source lines.
+        "--generate-line-info".to_string(),
+    ];
+    for dir in include_dirs {
+        options.push(format!("--include-path={}", dir.display()));
+    }
+    Some(options)
+}
+
+fn c_chars_to_string(chars: &[c_char]) -> String {
+    let bytes: Vec<u8> = chars
+        .iter()
+        .map(|&c| c as u8)
+        .take_while(|&b| b != 0)
+        .collect();
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
+/// Frees an NVRTC program on every exit path.
+struct Program(sys::nvrtcProgram);
+
+impl Drop for Program {
+    fn drop(&mut self) {
+        // SAFETY: created by `create_program` and destroyed exactly once, here.
+        let _ = unsafe { result::destroy_program(self.0) };
+    }
+}
+
+/// Compiles CUDA C `src` to PTX for `arch` (`"sm_90"`). Needs only `libnvrtc`. `name` names the
+/// kernel in errors (the NVRTC log is included verbatim) and the program (`<name>.cu`).
+pub fn compile_ptx(
+    src: &str,
+    name: &str,
+    arch: &str,
+    include_dirs: &[PathBuf],
+) -> Result<Ptx, CudaError> {
+    let invalid = |reason: String| CudaError::InvalidKernel {
+        kernel: name.to_string(),
+        reason,
+    };
+    let options = compile_options(arch, include_dirs)
+        .ok_or_else(|| invalid(format!("architecture `{arch}` is not of the form sm_XY")))?;
+    let c_src = CString::new(src).map_err(|_| invalid("source contains a NUL byte".into()))?;
+    let c_name = CString::new(format!("{name}.cu"))
+        .map_err(|_| invalid("name contains a NUL byte".into()))?;
+    if options.iter().any(|o| o.contains('\0')) {
+        return Err(invalid("an include path contains a NUL byte".into()));
+    }
+    require_nvrtc()?;
+    let nvrtc_err = |call: &'static str| {
+        move |source| CudaError::Nvrtc {
+            kernel: name.to_string(),
+            call,
+            source,
+        }
+    };
+    let prog = Program(
+        result::create_program(&c_src, Some(&c_name)).map_err(nvrtc_err("nvrtcCreateProgram"))?,
+    );
+    // SAFETY: `prog.0` is a live program; options hold no NUL (checked above).
+    let compiled = unsafe { result::compile_program(prog.0, &options) };
+    // SAFETY: as above.
+    let log = unsafe { result::get_program_log(prog.0) }
+        .map(|l| c_chars_to_string(&l))
+        .unwrap_or_default();
+    if let Err(e) = compiled {
+        return Err(CudaError::Compile {
+            kernel: name.to_string(),
+            arch: arch.to_string(),
+            code: format!("{:?}", e.0),
+            options,
+            log,
+        });
+    }
+    // SAFETY: as above; the program compiled.
+    let text = unsafe { result::get_ptx(prog.0) }.map_err(nvrtc_err("nvrtcGetPTX"))?;
+    let text = c_chars_to_string(&text);
+    Ok(Ptx {
+        name: name.to_string(),
+        arch: arch.to_string(),
+        text,
+        log,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn virtual_arch_maps_real_to_virtual() {
+        assert_eq!(virtual_arch("sm_90").as_deref(), Some("compute_90"));
+        assert_eq!(virtual_arch("sm_90a").as_deref(), Some("compute_90a"));
+        assert_eq!(virtual_arch("sm_120").as_deref(), Some("compute_120"));
+        assert_eq!(virtual_arch("compute_90"), None);
+        assert_eq!(virtual_arch("sm_9"), None);
+        assert_eq!(virtual_arch("sm_9x"), None);
+    }
+
+    #[test]
+    fn bad_arch_is_an_error_not_a_panic() {
+        let err = compile_ptx("", "k", "gfx90a", &[]).unwrap_err();
+        assert!(err.to_string().contains("gfx90a"), "{err}");
+    }
+
+    #[test]
+    fn nul_in_source_is_an_error_not_a_panic() {
+        let err = compile_ptx("a\0b", "k", "sm_90", &[]).unwrap_err();
+        assert!(err.to_string().contains("NUL"), "{err}");
+    }
+
+    #[test]
+    fn from_text_rejects_nul() {
+        assert!(Ptx::from_text("k", "sm_90", "x\0".into()).is_err());
+        assert_eq!(Ptx::from_text("k", "sm_90", "ok".into()).map(|p| p.text().to_string()).ok(), Some("ok".to_string()));
+    }
+}
