@@ -36,11 +36,23 @@ fn parse_expect(first_line: &str) -> Option<Expect> {
 
 /// JSON cases: file, line, column, key path, fragment.
 const JSON: &[(&str, usize, usize, &str, &str)] = &[
-    ("json_wrong_type_heads.json", 0, 0, "", ""),
-    ("json_mamba_unknown_key.json", 0, 0, "", ""),
-    ("json_vision_encoder.json", 0, 0, "", ""),
-    ("json_syntax_double_comma.json", 0, 0, "", ""),
-    ("json_empty.json", 0, 0, "", ""),
+    (
+        "json_wrong_type_heads.json",
+        17,
+        18,
+        "decoder.block.mixer.heads",
+        "expected an integer (the number of query heads, > 0), found the string \"4\"",
+    ),
+    (
+        "json_mamba_unknown_key.json",
+        22,
+        9,
+        "decoder.block.mixer.dt_rnak",
+        "unknown key `dt_rnak` (did you mean `dt_rank`?)",
+    ),
+    ("json_vision_encoder.json", 38, 3, "vision_encoder", "vision encoder is not supported yet"),
+    ("json_syntax_double_comma.json", 10, 21, "", "invalid JSON: key must be a string"),
+    ("json_empty.json", 1, 1, "", "the spec is empty"),
 ];
 
 fn check(file: &Path, e: &SpecError, want: &Expect) -> Result<(), String> {
@@ -86,7 +98,12 @@ fn corpus_errors_are_located() {
                 match parse_expect(text.lines().next().unwrap_or("")) {
                     Some(w) => w,
                     None => {
-                        failures.push(format!("{}: no `# expect: L:C | path | fragment` first line", file.display()));
+                        // Show what the parser says, to help write the expectation.
+                        let got = spec::load(file).err().map(|e| e.to_string()).unwrap_or_default();
+                        failures.push(format!(
+                            "{}: no `# expect: L:C | path | fragment` first line\n    got: {got}",
+                            file.display()
+                        ));
                         continue;
                     }
                 }

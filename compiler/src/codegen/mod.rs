@@ -1,1 +1,3 @@
 //! codegen (see DESIGN.md).
+
+pub mod templates;

@@ -74,7 +74,7 @@ pub fn execute(
                 outputs.insert(name.clone(), a[0].clone());
                 vec![]
             }
-            op => eval(op, &a, opts).map_err(|e| RefError::Op { scope: node.scope.clone(), op: op.name(), source: e })?,
+            op => eval(op, &a, opts).map_err(|e| RefError::Op { scope: node.scope.clone(), op: op.name(), source: Box::new(e) })?,
         };
         for (i, (out, ty)) in outs.iter_mut().zip(&node.outputs).enumerate() {
             let want = eval_shape(&ty.shape, &env);

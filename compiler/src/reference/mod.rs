@@ -18,7 +18,7 @@ pub enum RefError {
     #[error(transparent)]
     Ir(#[from] crate::ir::IrError),
     #[error("in {scope}: {op}: {source}")]
-    Op { scope: String, op: String, source: ops::OpError },
+    Op { scope: String, op: String, source: Box<ops::OpError> },
     #[error("graph input `{0}` was not provided")]
     MissingInput(String),
     #[error("weight `{0}` is not loaded")]

@@ -65,6 +65,21 @@ pub enum SurgeryError {
     #[error("{0}")]
     Source(String),
 
+    /// An error of one surgery step, named by its surgery.
+    #[error("{origin}: {source}")]
+    InSurgery {
+        origin: String,
+        #[source]
+        source: Box<SurgeryError>,
+    },
+
+    /// Several source tensors with different dtypes and no `--dtype` to reconcile them.
+    #[error(
+        "the source tensors have several dtypes ({}); pass --dtype to choose the output dtype",
+        found.join(", ")
+    )]
+    MixedDtypes { found: Vec<String> },
+
     /// Reading or writing checkpoint tensors failed.
     #[error("{0}")]
     Checkpoint(String),

@@ -7,12 +7,15 @@
 //! substitution; [`executor`] streams a checkpoint through a plan.
 
 pub mod algebra;
+pub mod conversion;
 pub mod converters;
 pub mod error;
+pub mod eval;
 pub mod expr;
 pub mod init;
 pub mod planner;
 pub mod render;
+pub mod sources;
 
 pub use algebra::{apply_surgeries, apply_surgery, compose_configs, finalize, strip_init};
 pub use error::SurgeryError;

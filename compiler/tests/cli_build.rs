@@ -1,0 +1,102 @@
+//! `modelc build` on every spec in `specs/`: it succeeds, writes its files, and the summary's
+//! parameter count equals the weight sizes the lowering declares and the spec's layout.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use modelc::ir::lower::lower_model;
+use modelc::spec::{self, layout};
+
+fn specs() -> Vec<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../specs");
+    let mut v: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .expect("specs/")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .collect();
+    v.sort();
+    assert!(v.len() >= 9, "specs/ should hold the tiny and 1B specs");
+    v
+}
+
+#[test]
+fn build_succeeds_on_every_spec_and_counts_parameters_exactly() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    for path in specs() {
+        let out = tmp.path().join(path.file_stem().expect("stem"));
+        let run = Command::new(env!("CARGO_BIN_EXE_modelc"))
+            .args(["build", path.to_str().expect("utf8"), "-o", out.to_str().expect("utf8")])
+            .output()
+            .expect("runs modelc");
+        let stdout = String::from_utf8_lossy(&run.stdout);
+        assert!(run.status.success(), "{}: {}", path.display(), String::from_utf8_lossy(&run.stderr));
+        for f in ["config.json", "ir.lowered.txt", "ir.lowered.dot", "ir.placed.txt", "summary.txt", "summary.json"] {
+            assert!(out.join(f).is_file(), "{}: {f} missing", path.display());
+        }
+        let summary: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).expect("summary")).expect("json");
+        let total = summary["params_total"].as_u64().expect("params_total") as usize;
+
+        let spec = spec::load(&path).expect("spec");
+        let graph = lower_model(&spec).expect("lowers");
+        let declared: usize = graph.weights().iter().map(|(_, _, s)| s.iter().product::<usize>()).sum();
+        assert_eq!(total, declared, "{}: summary vs lowering", path.display());
+        assert_eq!(total, layout::parameter_count(&spec), "{}: summary vs spec layout", path.display());
+        let by_group: u64 = summary["params_by_group"].as_object().expect("groups").values().map(|v| v.as_u64().unwrap_or(0)).sum();
+        assert_eq!(by_group as usize, total, "{}: groups do not add up", path.display());
+        assert!(stdout.contains(&format!("({total})")), "{}: summary not printed", path.display());
+        // The lowered weights are exactly the layout's keys and shapes.
+        let mut from_graph: Vec<(String, Vec<usize>)> = graph.weights().iter().map(|(_, k, s)| (k.to_string(), s.to_vec())).collect();
+        let mut from_layout: Vec<(String, Vec<usize>)> = layout::weights(&spec).into_iter().map(|w| (w.key, w.shape)).collect();
+        from_graph.sort();
+        from_layout.sort();
+        assert_eq!(from_graph, from_layout, "{}: lowering and layout disagree", path.display());
+    }
+}
+
+#[test]
+fn the_1b_hybrid_has_the_advertised_shape() {
+    let spec = spec::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../specs/hybrid-1b.yaml")).expect("spec");
+    let params = layout::parameter_count(&spec);
+    assert!((0.9e9..1.3e9).contains(&(params as f64)), "{params} parameters");
+    let kinds: Vec<String> = spec.layers.iter().map(|l| l.mixer.kind().to_string()).collect();
+    assert_eq!(kinds.iter().filter(|k| *k == "kda").count(), 18);
+    assert_eq!(kinds.iter().filter(|k| *k == "attention").count(), 6);
+}
+
+#[test]
+fn graph_text_is_deterministic_and_dot_is_well_formed() {
+    let spec = Path::new(env!("CARGO_MANIFEST_DIR")).join("../specs/tiny-supernet.yaml");
+    let run = |extra: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_modelc"))
+            .arg("graph")
+            .arg(&spec)
+            .args(extra)
+            .output()
+            .expect("runs");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).expect("utf8")
+    };
+    let a = run(&[]);
+    assert_eq!(a, run(&[]), "two dumps differ");
+    assert!(a.contains("route[layer=0"), "the lowered supernet shows its routes");
+    let placed = run(&["--stage", "placed", "--placement", "kda"]);
+    assert!(!placed.contains("route["), "placement removes routes");
+    assert!(placed.contains("delta_rule"), "kda placement keeps the delta rule");
+    assert!(!placed.contains("selective_scan"), "kda placement drops mamba");
+    let dot = run(&["--dot"]);
+    assert!(dot.starts_with("digraph modelc {") && dot.trim_end().ends_with('}'));
+    assert_eq!(dot.matches('{').count(), dot.matches('}').count());
+}
+
+#[test]
+fn bad_placement_is_a_clear_error() {
+    let spec = Path::new(env!("CARGO_MANIFEST_DIR")).join("../specs/tiny-supernet.yaml");
+    let out = Command::new(env!("CARGO_BIN_EXE_modelc"))
+        .args(["graph", spec.to_str().expect("utf8"), "--stage", "placed", "--placement", "0=nope"])
+        .output()
+        .expect("runs");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("layer 0 has no sub-mixer `nope`") && err.contains("attention"), "{err}");
+}
