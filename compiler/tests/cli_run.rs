@@ -171,3 +171,25 @@ fn out_of_vocabulary_prompt_is_rejected() {
     assert!(!run.status.success());
     assert!(String::from_utf8_lossy(&run.stderr).contains("9999"));
 }
+
+#[test]
+fn attention_biases_follow_the_checkpoint_not_the_config_default() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let plain = spec::load(&spec_path("tiny-attention.yaml")).expect("spec");
+    let mut biased = plain.clone();
+    for l in &mut biased.layers {
+        if let modelc::spec::MixerSpec::Attention(a) = &mut l.mixer {
+            a.bias.q = true;
+            a.bias.k = true;
+            a.bias.v = true;
+        }
+    }
+    let dir = tmp.path().join("qwen-like");
+    write_checkpoint(&dir, &biased, 4, None, None);
+    // The config omits the biases (HF reads that as "none"); the tensors say otherwise.
+    std::fs::write(dir.join("config.json"), serde_json::to_string(&spec::to_config_json(&plain)).expect("json")).expect("config");
+    let run = modelc(&["run", dir.to_str().expect("utf8"), "--prompt-ids", "1,2", "--max-new-tokens", "1"]);
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let err = String::from_utf8_lossy(&run.stderr);
+    assert!(err.contains("model.decoder.blocks.0.mixer.q_proj.bias") && err.contains("following the checkpoint"), "{err}");
+}

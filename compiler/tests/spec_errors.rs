@@ -50,8 +50,20 @@ const JSON: &[(&str, usize, usize, &str, &str)] = &[
         "decoder.block.mixer.dt_rnak",
         "unknown key `dt_rnak` (did you mean `dt_rank`?)",
     ),
-    ("json_vision_encoder.json", 38, 3, "vision_encoder", "vision encoder is not supported yet"),
-    ("json_syntax_double_comma.json", 10, 21, "", "invalid JSON: key must be a string"),
+    (
+        "json_vision_encoder.json",
+        38,
+        3,
+        "vision_encoder",
+        "vision encoder is not supported yet",
+    ),
+    (
+        "json_syntax_double_comma.json",
+        10,
+        21,
+        "",
+        "invalid JSON: key must be a string",
+    ),
     ("json_empty.json", 1, 1, "", "the spec is empty"),
 ];
 
@@ -60,7 +72,12 @@ fn check(file: &Path, e: &SpecError, want: &Expect) -> Result<(), String> {
     let name = file.display().to_string();
     let mut problems = Vec::new();
     if e.position() != Some((want.line, want.column)) {
-        problems.push(format!("position {:?}, want {}:{}", e.position(), want.line, want.column));
+        problems.push(format!(
+            "position {:?}, want {}:{}",
+            e.position(),
+            want.line,
+            want.column
+        ));
     }
     if e.key_path().unwrap_or("") != want.path {
         problems.push(format!("key path {:?}, want {:?}", e.key_path(), want.path));
@@ -75,7 +92,11 @@ fn check(file: &Path, e: &SpecError, want: &Expect) -> Result<(), String> {
     if problems.is_empty() {
         Ok(())
     } else {
-        Err(format!("{}: {}\n    got: {shown}", file.display(), problems.join("; ")))
+        Err(format!(
+            "{}: {}\n    got: {shown}",
+            file.display(),
+            problems.join("; ")
+        ))
     }
 }
 
@@ -99,7 +120,10 @@ fn corpus_errors_are_located() {
                     Some(w) => w,
                     None => {
                         // Show what the parser says, to help write the expectation.
-                        let got = spec::load(file).err().map(|e| e.to_string()).unwrap_or_default();
+                        let got = spec::load(file)
+                            .err()
+                            .map(|e| e.to_string())
+                            .unwrap_or_default();
                         failures.push(format!(
                             "{}: no `# expect: L:C | path | fragment` first line\n    got: {got}",
                             file.display()
@@ -135,9 +159,17 @@ fn corpus_errors_are_located() {
             }
         }
     }
-    assert!(yaml_cases + json_cases >= 35, "corpus too small: {yaml_cases} YAML + {json_cases} JSON");
+    assert!(
+        yaml_cases + json_cases >= 35,
+        "corpus too small: {yaml_cases} YAML + {json_cases} JSON"
+    );
     assert!(json_cases >= 2, "need JSON cases");
-    assert!(failures.is_empty(), "{} failures:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} failures:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
 
 /// Mutations of a valid spec: delete a line, duplicate a line, swap a scalar's type, truncate,
@@ -158,7 +190,17 @@ fn mutate(src: &str, rng: &mut ChaCha8Rng) -> String {
         }
         2 => {
             // Swap the value after the last `: ` for something of another type.
-            let repl = ["\"text\"", "-1", "0", "[1, 2]", "{a: 1}", "null", "true", "3.5", "999999999999999999999999"];
+            let repl = [
+                "\"text\"",
+                "-1",
+                "0",
+                "[1, 2]",
+                "{a: 1}",
+                "null",
+                "true",
+                "3.5",
+                "999999999999999999999999",
+            ];
             let r = repl[rng.random_range(0..repl.len())];
             if let Some(p) = lines[i].rfind(": ") {
                 let (head, _) = lines[i].split_at(p + 2);
@@ -176,7 +218,9 @@ fn mutate(src: &str, rng: &mut ChaCha8Rng) -> String {
             return joined[..end].to_string();
         }
         4 => {
-            let junk = ["{", "}", "[", "]", ":", "- ", "&a ", "*a", "!!int ", "\t", "'", "\"", "#", "<<: "];
+            let junk = [
+                "{", "}", "[", "]", ":", "- ", "&a ", "*a", "!!int ", "\t", "'", "\"", "#", "<<: ",
+            ];
             let j = junk[rng.random_range(0..junk.len())];
             let l = &lines[i];
             let mut at = rng.random_range(0..=l.len());
@@ -206,7 +250,11 @@ fn mutated_specs_never_panic() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../specs");
     let mut rng = ChaCha8Rng::seed_from_u64(0x5bec);
     let mut outcomes = [0usize; 2];
-    for name in ["tiny-attention.yaml", "tiny-hybrid.yaml", "tiny-supernet.yaml"] {
+    for name in [
+        "tiny-attention.yaml",
+        "tiny-hybrid.yaml",
+        "tiny-supernet.yaml",
+    ] {
         let src = std::fs::read_to_string(dir.join(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
         let json = serde_json::to_string_pretty(&spec::to_config_json(
             &spec::parse_str(&src, name, Format::Yaml).unwrap_or_else(|e| panic!("{e}")),
@@ -223,7 +271,10 @@ fn mutated_specs_never_panic() {
                 Ok(Err(e)) => {
                     // Every content error from text carries a position.
                     if e.kind() != Some(ErrorKind::Empty) {
-                        assert!(e.position().is_some(), "unlocated error {e}\n--- input:\n{m}");
+                        assert!(
+                            e.position().is_some(),
+                            "unlocated error {e}\n--- input:\n{m}"
+                        );
                     }
                     outcomes[1] += 1
                 }

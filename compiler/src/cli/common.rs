@@ -57,3 +57,45 @@ pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<()> {
     std::fs::rename(&tmp, path).with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))?;
     Ok(())
 }
+
+/// Makes bias flags follow the checkpoint: a config that omits `add_linear_biases` means "no
+/// bias" to HF but "bias" to Fast-LLM (reference §7.2.2), so the tensors present are the ground
+/// truth. Returns one note per flag changed.
+pub fn align_biases(spec: &mut ModelSpec, has: impl Fn(&str) -> bool) -> Vec<String> {
+    use modelc::spec::MixerSpec;
+    let mut notes = Vec::new();
+    let mut fix = |flag: &mut bool, key: String, notes: &mut Vec<String>| {
+        let present = has(&key);
+        if *flag != present {
+            notes.push(format!("{key}: the config says bias={flag}, the checkpoint {} it; following the checkpoint", if present { "has" } else { "lacks" }));
+            *flag = present;
+        }
+    };
+    for (i, block) in spec.layers.iter_mut().enumerate() {
+        let prefix = format!("model.decoder.blocks.{i}.mixer");
+        let mut attns: Vec<(String, &mut modelc::spec::AttentionSpec)> = Vec::new();
+        match &mut block.mixer {
+            MixerSpec::Attention(a) => attns.push((prefix.clone(), a)),
+            MixerSpec::Stochastic(s) => {
+                for (name, m) in &mut s.mixers {
+                    if let MixerSpec::Attention(a) = m {
+                        attns.push((format!("{prefix}.mixers.{name}"), a));
+                    }
+                }
+            }
+            _ => {}
+        }
+        for (p, a) in attns {
+            fix(&mut a.bias.q, format!("{p}.q_proj.bias"), &mut notes);
+            fix(&mut a.bias.k, format!("{p}.k_proj.bias"), &mut notes);
+            fix(&mut a.bias.v, format!("{p}.v_proj.bias"), &mut notes);
+            fix(&mut a.bias.o, format!("{p}.o_proj.bias"), &mut notes);
+        }
+        if !block.mlp.gated {
+            let p = format!("model.decoder.blocks.{i}.mlp");
+            fix(&mut block.mlp.up_bias, format!("{p}.up_proj.bias"), &mut notes);
+            fix(&mut block.mlp.down_bias, format!("{p}.down_proj.bias"), &mut notes);
+        }
+    }
+    notes
+}

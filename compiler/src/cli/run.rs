@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 
-use super::common::{load_spec, lower, place, placement};
+use super::common::{align_biases, load_spec, lower, place, placement};
 use modelc::reference::{DeltaRuleForm, InterpOptions, Precision, Session, WeightStore};
 use modelc::spec::layout;
 use modelc_runtime::tensor::HostTensor;
@@ -57,13 +57,16 @@ pub fn run(args: Args) -> Result<()> {
     if args.device == Device::Cuda {
         bail!("--device cuda: the GPU runtime is not available in this build yet; use --device cpu");
     }
-    let spec = load_spec(&args.model, &[])?;
-    let expected: Vec<(String, Vec<usize>)> = layout::weights(&spec).into_iter().map(|w| (w.key, w.shape)).collect();
+    let mut spec = load_spec(&args.model, &[])?;
     let weights = if args.model.is_dir() {
         let ckpt = Checkpoint::open(&args.model)?;
+        for note in align_biases(&mut spec, |k| ckpt.contains(k)) {
+            eprintln!("note: {note}");
+        }
+        let expected = weight_layout(&spec);
         WeightStore::from_checkpoint(&ckpt, &expected).with_context(|| format!("loading {}", args.model.display()))?
     } else {
-        WeightStore::random(&expected, args.seed)
+        WeightStore::random(&weight_layout(&spec), args.seed)
     };
     if let Some(&bad) = args.prompt_ids.iter().find(|&&id| id as usize >= spec.vocab_size) {
         bail!("prompt id {bad} is out of the vocabulary (vocab_size {})", spec.vocab_size);
@@ -149,4 +152,8 @@ fn generate(graph: &modelc::ir::Graph, weights: &WeightStore, prompt: &[u32], ne
         decode_logits.push(logits.data);
     }
     Ok(Generation { prompt_logits, decode_logits, generated, prefill_secs, decode_secs: t1.elapsed().as_secs_f64() })
+}
+
+fn weight_layout(spec: &modelc::spec::ModelSpec) -> Vec<(String, Vec<usize>)> {
+    layout::weights(spec).into_iter().map(|w| (w.key, w.shape)).collect()
 }

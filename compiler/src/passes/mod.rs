@@ -2,7 +2,9 @@
 //! after lowering and after every pass (`run_verified`).
 
 pub mod dce;
+pub mod gemm_merge;
 pub mod placement;
+pub mod slices;
 pub mod verify;
 
 pub use placement::Placement;

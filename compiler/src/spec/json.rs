@@ -65,7 +65,11 @@ impl<'s> Walker<'s> {
         let p = self.pos();
         match self.bump() {
             Some(c) if c == want => Ok(()),
-            _ => Err(self.err(p, ErrorKind::Syntax, format!("invalid JSON: expected `{want}`"))),
+            _ => Err(self.err(
+                p,
+                ErrorKind::Syntax,
+                format!("invalid JSON: expected `{want}`"),
+            )),
         }
     }
 
@@ -81,7 +85,9 @@ impl<'s> Walker<'s> {
                 }
                 Some('"') => break,
                 Some(_) => {}
-                None => return Err(self.err(p, ErrorKind::Syntax, "invalid JSON: unterminated string")),
+                None => {
+                    return Err(self.err(p, ErrorKind::Syntax, "invalid JSON: unterminated string"))
+                }
             }
         }
         Ok(self.src.get(start..self.at).unwrap_or(""))
@@ -98,7 +104,11 @@ impl<'s> Walker<'s> {
         self.skip_ws();
         let p = self.pos();
         if depth > MAX_DEPTH {
-            return Err(self.err(p, ErrorKind::InvalidValue, format!("nesting deeper than {MAX_DEPTH} levels")));
+            return Err(self.err(
+                p,
+                ErrorKind::InvalidValue,
+                format!("nesting deeper than {MAX_DEPTH} levels"),
+            ));
         }
         let value = match self.peek() {
             Some('{') => {
@@ -113,18 +123,37 @@ impl<'s> Walker<'s> {
                         let kp = self.pos();
                         let name = self.string()?;
                         if let Some((first, _)) = entries.iter().find(|(k, _)| k.name == name) {
-                            let prev = first.pos.map(|q| format!(" (first at line {})", q.line)).unwrap_or_default();
-                            return Err(self.err(kp, ErrorKind::InvalidValue, format!("duplicate key `{name}`{prev}")));
+                            let prev = first
+                                .pos
+                                .map(|q| format!(" (first at line {})", q.line))
+                                .unwrap_or_default();
+                            return Err(self.err(
+                                kp,
+                                ErrorKind::InvalidValue,
+                                format!("duplicate key `{name}`{prev}"),
+                            ));
                         }
                         self.expect(':')?;
                         let v = self.value(depth + 1)?;
-                        entries.push((Key { name, pos: Some(kp) }, v));
+                        entries.push((
+                            Key {
+                                name,
+                                pos: Some(kp),
+                            },
+                            v,
+                        ));
                         self.skip_ws();
                         let sp = self.pos();
                         match self.bump() {
                             Some(',') => continue,
                             Some('}') => break,
-                            _ => return Err(self.err(sp, ErrorKind::Syntax, "invalid JSON: expected `,` or `}`")),
+                            _ => {
+                                return Err(self.err(
+                                    sp,
+                                    ErrorKind::Syntax,
+                                    "invalid JSON: expected `,` or `}`",
+                                ))
+                            }
                         }
                     }
                 }
@@ -144,7 +173,13 @@ impl<'s> Walker<'s> {
                         match self.bump() {
                             Some(',') => continue,
                             Some(']') => break,
-                            _ => return Err(self.err(sp, ErrorKind::Syntax, "invalid JSON: expected `,` or `]`")),
+                            _ => {
+                                return Err(self.err(
+                                    sp,
+                                    ErrorKind::Syntax,
+                                    "invalid JSON: expected `,` or `]`",
+                                ))
+                            }
                         }
                     }
                 }
@@ -153,7 +188,8 @@ impl<'s> Walker<'s> {
             Some('"') => Value::Str(self.string()?),
             Some(_) => {
                 let start = self.at;
-                while matches!(self.peek(), Some(c) if c.is_ascii_alphanumeric() || matches!(c, '-' | '+' | '.')) {
+                while matches!(self.peek(), Some(c) if c.is_ascii_alphanumeric() || matches!(c, '-' | '+' | '.'))
+                {
                     self.bump();
                 }
                 let tok = self.src.get(start..self.at).unwrap_or("");
@@ -163,18 +199,36 @@ impl<'s> Walker<'s> {
                     "false" => Value::Bool(false),
                     _ if tok.contains(['.', 'e', 'E']) => match tok.parse::<f64>() {
                         Ok(x) => Value::Float(x),
-                        Err(_) => return Err(self.err(p, ErrorKind::Syntax, format!("invalid JSON number `{tok}`"))),
+                        Err(_) => {
+                            return Err(self.err(
+                                p,
+                                ErrorKind::Syntax,
+                                format!("invalid JSON number `{tok}`"),
+                            ))
+                        }
                     },
                     _ => match tok.parse::<i128>() {
                         Ok(i) => Value::Int(i),
                         Err(_) => match tok.parse::<f64>() {
                             Ok(x) => Value::Float(x),
-                            Err(_) => return Err(self.err(p, ErrorKind::Syntax, format!("invalid JSON value `{tok}`"))),
+                            Err(_) => {
+                                return Err(self.err(
+                                    p,
+                                    ErrorKind::Syntax,
+                                    format!("invalid JSON value `{tok}`"),
+                                ))
+                            }
                         },
                     },
                 }
             }
-            None => return Err(self.err(p, ErrorKind::Syntax, "invalid JSON: unexpected end of input")),
+            None => {
+                return Err(self.err(
+                    p,
+                    ErrorKind::Syntax,
+                    "invalid JSON: unexpected end of input",
+                ))
+            }
         };
         Ok(Node::new(value, Some(p)))
     }
@@ -223,16 +277,29 @@ mod tests {
 
     #[test]
     fn values_and_positions() {
-        let src = "{\n  \"a\": 1,\n  \"b\": [1.5, \"x\\n\", null, true],\n  \"c\": {\"d\": -7e2}\n}";
+        let src =
+            "{\n  \"a\": 1,\n  \"b\": [1.5, \"x\\n\", null, true],\n  \"c\": {\"d\": -7e2}\n}";
         let n = parse(src, "c.json").unwrap().unwrap();
-        let Value::Map(e) = &n.value else { panic!("{n:?}") };
+        let Value::Map(e) = &n.value else {
+            panic!("{n:?}")
+        };
         assert_eq!(e[0].0.pos, Some(Pos { line: 2, column: 3 }));
         assert_eq!(e[0].1.value, Value::Int(1));
         assert_eq!(e[0].1.pos, Some(Pos { line: 2, column: 8 }));
-        let Value::Seq(items) = &e[1].1.value else { panic!() };
+        let Value::Seq(items) = &e[1].1.value else {
+            panic!()
+        };
         assert_eq!(items[1].value, Value::Str("x\n".into()));
-        assert_eq!(items[1].pos, Some(Pos { line: 3, column: 14 }));
-        let Value::Map(c) = &e[2].1.value else { panic!() };
+        assert_eq!(
+            items[1].pos,
+            Some(Pos {
+                line: 3,
+                column: 14
+            })
+        );
+        let Value::Map(c) = &e[2].1.value else {
+            panic!()
+        };
         assert_eq!(c[0].1.value, Value::Float(-700.0));
     }
 

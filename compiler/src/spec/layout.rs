@@ -22,8 +22,18 @@ impl WeightDecl {
     }
 }
 
-fn linear(out: &mut Vec<WeightDecl>, prefix: &str, name: &str, rows: usize, cols: usize, bias: bool) {
-    out.push(WeightDecl::new(format!("{prefix}.{name}.weight"), vec![rows, cols]));
+fn linear(
+    out: &mut Vec<WeightDecl>,
+    prefix: &str,
+    name: &str,
+    rows: usize,
+    cols: usize,
+    bias: bool,
+) {
+    out.push(WeightDecl::new(
+        format!("{prefix}.{name}.weight"),
+        vec![rows, cols],
+    ));
     if bias {
         out.push(WeightDecl::new(format!("{prefix}.{name}.bias"), vec![rows]));
     }
@@ -61,10 +71,16 @@ fn mixer_into(out: &mut Vec<WeightDecl>, p: &str, mixer: &MixerSpec, d: usize) {
             linear(out, p, "out_proj", d, m.d_inner, b);
         }
         MixerSpec::Gdn(g) => {
-            let (k, v) = (g.key_heads * g.key_head_dim, g.value_heads * g.value_head_dim);
+            let (k, v) = (
+                g.key_heads * g.key_head_dim,
+                g.value_heads * g.value_head_dim,
+            );
             linear(out, p, "in_proj_qkvz", 2 * k + 2 * v, d, false);
             linear(out, p, "in_proj_ba", 2 * g.value_heads, d, false);
-            out.push(WeightDecl::new(t("convolution.weight"), vec![g.conv_dim(), 1, g.conv_kernel_size]));
+            out.push(WeightDecl::new(
+                t("convolution.weight"),
+                vec![g.conv_dim(), 1, g.conv_kernel_size],
+            ));
             out.push(WeightDecl::new(t("dt_bias"), vec![g.value_heads]));
             out.push(WeightDecl::new(t("A_log"), vec![g.value_heads]));
             out.push(WeightDecl::new(t("norm.weight"), vec![g.value_head_dim]));
@@ -77,7 +93,10 @@ fn mixer_into(out: &mut Vec<WeightDecl>, p: &str, mixer: &MixerSpec, d: usize) {
                 linear(out, p, name, pw, d, false);
             }
             for name in ["q_conv", "k_conv", "v_conv"] {
-                out.push(WeightDecl::new(t(&format!("{name}.weight")), vec![pw, 1, k.conv_kernel_size]));
+                out.push(WeightDecl::new(
+                    t(&format!("{name}.weight")),
+                    vec![pw, 1, k.conv_kernel_size],
+                ));
             }
             linear(out, p, "f_a_proj", dim, d, false);
             linear(out, p, "f_b_proj", pw, dim, false);
@@ -112,8 +131,22 @@ pub fn mlp_weights(prefix: &str, mlp: &MlpSpec, hidden: usize) -> Vec<WeightDecl
     if mlp.gated {
         linear(&mut out, prefix, "gate_proj", i, hidden, false);
     }
-    linear(&mut out, prefix, "up_proj", i, hidden, mlp.up_bias && !mlp.gated);
-    linear(&mut out, prefix, "down_proj", hidden, i, mlp.down_bias && !mlp.gated);
+    linear(
+        &mut out,
+        prefix,
+        "up_proj",
+        i,
+        hidden,
+        mlp.up_bias && !mlp.gated,
+    );
+    linear(
+        &mut out,
+        prefix,
+        "down_proj",
+        hidden,
+        i,
+        mlp.down_bias && !mlp.gated,
+    );
     out
 }
 
@@ -121,9 +154,19 @@ pub fn mlp_weights(prefix: &str, mlp: &MlpSpec, hidden: usize) -> Vec<WeightDecl
 pub fn block_weights(i: usize, block: &BlockSpec, hidden: usize) -> Vec<WeightDecl> {
     let p = format!("model.decoder.blocks.{i}");
     let mut out = Vec::new();
-    norm(&mut out, &format!("{p}.input_layernorm"), &block.normalization, hidden);
+    norm(
+        &mut out,
+        &format!("{p}.input_layernorm"),
+        &block.normalization,
+        hidden,
+    );
     mixer_into(&mut out, &format!("{p}.mixer"), &block.mixer, hidden);
-    norm(&mut out, &format!("{p}.post_attention_layernorm"), &block.normalization, hidden);
+    norm(
+        &mut out,
+        &format!("{p}.post_attention_layernorm"),
+        &block.normalization,
+        hidden,
+    );
     out.extend(mlp_weights(&format!("{p}.mlp"), &block.mlp, hidden));
     out
 }
@@ -132,20 +175,28 @@ pub fn block_weights(i: usize, block: &BlockSpec, hidden: usize) -> Vec<WeightDe
 /// tied to the embeddings).
 pub fn weights(spec: &ModelSpec) -> Vec<WeightDecl> {
     let d = spec.hidden_size;
-    let mut out = vec![WeightDecl::new("model.embed_tokens.weight".into(), vec![spec.vocab_size, d])];
+    let mut out = vec![WeightDecl::new(
+        "model.embed_tokens.weight".into(),
+        vec![spec.vocab_size, d],
+    )];
     for (i, b) in spec.layers.iter().enumerate() {
         out.extend(block_weights(i, b, d));
     }
     norm(&mut out, "model.norm", &spec.head_norm, d);
     if !spec.tie_word_embeddings {
-        out.push(WeightDecl::new("lm_head.weight".into(), vec![spec.vocab_size, d]));
+        out.push(WeightDecl::new(
+            "lm_head.weight".into(),
+            vec![spec.vocab_size, d],
+        ));
     }
     out
 }
 
 /// Total number of parameters (elements of every checkpoint tensor).
 pub fn parameter_count(spec: &ModelSpec) -> usize {
-    weights(spec).iter().fold(0usize, |a, w| a.saturating_add(w.numel()))
+    weights(spec)
+        .iter()
+        .fold(0usize, |a, w| a.saturating_add(w.numel()))
 }
 
 #[cfg(test)]
@@ -168,14 +219,18 @@ mod tests {
     }
 
     fn kv(list: &[(&str, &[usize])]) -> Vec<(String, Vec<usize>)> {
-        list.iter().map(|(k, s)| (k.to_string(), s.to_vec())).collect()
+        list.iter()
+            .map(|(k, s)| (k.to_string(), s.to_vec()))
+            .collect()
     }
 
     const ROPE: &str = "rotary: {type: mistral_1d, theta: 10000}";
 
     #[test]
     fn attention_shapes() {
-        let w = one(&format!("{{heads: 4, head_groups: 2, head_size: 16, {ROPE}}}"));
+        let w = one(&format!(
+            "{{heads: 4, head_groups: 2, head_size: 16, {ROPE}}}"
+        ));
         assert_eq!(
             w,
             kv(&[
@@ -287,8 +342,19 @@ mod tests {
         ));
         let keys: Vec<&str> = w.iter().map(|(k, _)| k.as_str()).collect();
         assert_eq!(keys.len(), 15 + 4);
-        assert!(keys[..15].iter().all(|k| k.starts_with("m.mixers.a.")), "{keys:?}");
-        assert_eq!(&keys[15..], ["m.mixers.b.q_proj.weight", "m.mixers.b.k_proj.weight", "m.mixers.b.v_proj.weight", "m.mixers.b.o_proj.weight"]);
+        assert!(
+            keys[..15].iter().all(|k| k.starts_with("m.mixers.a.")),
+            "{keys:?}"
+        );
+        assert_eq!(
+            &keys[15..],
+            [
+                "m.mixers.b.q_proj.weight",
+                "m.mixers.b.k_proj.weight",
+                "m.mixers.b.v_proj.weight",
+                "m.mixers.b.o_proj.weight"
+            ]
+        );
     }
 
     #[test]
@@ -333,10 +399,14 @@ mod tests {
         let s = spec(&format!(
             "hidden_size: 8\nvocab_size: 4\nhead: {{normalization: {{type: layer_norm}}}}\ndecoder: {{num_blocks: 1, block: {{mixer: {{heads: 1, head_size: 8, {ROPE}}}, mlp: {{intermediate_size: 16, add_linear_biases: true}}, normalization: {{type: layer_norm}}}}}}\n"
         ));
-        let w: Vec<(String, Vec<usize>)> = weights(&s).into_iter().map(|w| (w.key, w.shape)).collect();
+        let w: Vec<(String, Vec<usize>)> =
+            weights(&s).into_iter().map(|w| (w.key, w.shape)).collect();
         let has = |k: &str, shape: &[usize]| w.iter().any(|(key, s)| key == k && s == shape);
         assert!(has("model.decoder.blocks.0.input_layernorm.bias", &[8]));
-        assert!(has("model.decoder.blocks.0.post_attention_layernorm.bias", &[8]));
+        assert!(has(
+            "model.decoder.blocks.0.post_attention_layernorm.bias",
+            &[8]
+        ));
         assert!(has("model.norm.bias", &[8]));
         assert!(has("model.decoder.blocks.0.mlp.up_proj.bias", &[16]));
         assert!(has("model.decoder.blocks.0.mlp.down_proj.bias", &[8]));

@@ -53,7 +53,13 @@ const GDN_KEYS: &[&str] = &[
     "convolution_layer",
     "norm_eps",
 ];
-const KDA_KEYS: &[&str] = &["type", "heads", "head_dim", "convolution_layer", "normalization"];
+const KDA_KEYS: &[&str] = &[
+    "type",
+    "heads",
+    "head_dim",
+    "convolution_layer",
+    "normalization",
+];
 const STOCHASTIC_KEYS: &[&str] = &[
     "type",
     "mixers",
@@ -81,7 +87,12 @@ fn width(f: &Field<'_>, what: &str, parts: &[usize]) -> Result<usize, SpecError>
         .iter()
         .try_fold(1usize, |acc, &p| acc.checked_mul(p))
         .filter(|w| *w <= MAX_WIDTH)
-        .ok_or_else(|| f.err(ErrorKind::InvalidValue, format!("{what} is larger than any supported width ({MAX_WIDTH})")))
+        .ok_or_else(|| {
+            f.err(
+                ErrorKind::InvalidValue,
+                format!("{what} is larger than any supported width ({MAX_WIDTH})"),
+            )
+        })
 }
 
 /// Resolve one mixer. `nested` is true for a sub-mixer of a stochastic mixer (which may not be
@@ -124,7 +135,6 @@ pub(crate) fn resolve(f: &Field<'_>, hidden: usize, nested: bool) -> Result<Mixe
     }
 }
 
-
 /// `query_layer: {bias: {enabled: B}}` (and key/value/dense); `None` inherits `add_linear_biases`.
 fn layer_bias(o: &Obj<'_>, key: &str) -> Result<Option<bool>, SpecError> {
     let Some(layer) = o.opt_obj(key)? else {
@@ -142,7 +152,7 @@ fn attention(o: &Obj<'_>) -> Result<AttentionSpec, SpecError> {
     o.check_keys(ATTENTION_KEYS, true)?;
     let heads = o.req_size("heads", "the number of query heads")?;
     let head_groups = o.size_or("head_groups", heads, "the number of key/value heads")?;
-    if heads % head_groups != 0 {
+    if !heads.is_multiple_of(head_groups) {
         let f = o.get("head_groups");
         let msg = format!(
             "heads ({heads}) must be a multiple of head_groups ({head_groups}): each key/value head serves heads/head_groups query heads"
@@ -154,7 +164,7 @@ fn attention(o: &Obj<'_>) -> Result<AttentionSpec, SpecError> {
     }
     let hs = o.req("head_size", "the per-head dimension, an even integer > 0")?;
     let head_size = hs.size("per-head dimension")?;
-    if head_size % 2 != 0 {
+    if !head_size.is_multiple_of(2) {
         return Err(hs.err(
             ErrorKind::Constraint,
             format!("head_size must be even for rotate-half RoPE, found {head_size}"),
@@ -192,7 +202,10 @@ fn attention(o: &Obj<'_>) -> Result<AttentionSpec, SpecError> {
 const ROTARY_TYPES: &[&str] = &["mistral_1d", "pixtral_2d", "llama3", "yarn", "default"];
 
 fn rotary(o: &Obj<'_>) -> Result<RotarySpec, SpecError> {
-    let f = o.req("rotary", "the rotary embedding, `{type: mistral_1d, theta: ...}`")?;
+    let f = o.req(
+        "rotary",
+        "the rotary embedding, `{type: mistral_1d, theta: ...}`",
+    )?;
     let r = f.obj()?;
     let t = r.req("type", "the rotary type (`mistral_1d`)")?;
     let name = t.str()?;
@@ -254,7 +267,9 @@ fn mamba(o: &Obj<'_>, hidden: usize) -> Result<MambaSpec, SpecError> {
             match expand.checked_mul(hidden).filter(|w| *w <= MAX_WIDTH) {
                 Some(w) => w,
                 None => {
-                    let msg = format!("expand × hidden_size is larger than any supported width ({MAX_WIDTH})");
+                    let msg = format!(
+                        "expand × hidden_size is larger than any supported width ({MAX_WIDTH})"
+                    );
                     return Err(match at {
                         Some(f) => f.err(ErrorKind::InvalidValue, msg),
                         None => o.err("expand", ErrorKind::InvalidValue, msg),
@@ -302,25 +317,29 @@ fn mamba(o: &Obj<'_>, hidden: usize) -> Result<MambaSpec, SpecError> {
 
     // Grouped x/B: d_inner and d_xb are whole numbers of N-channel heads, and the x/B groups
     // divide the heads evenly (reference §2.6).
-    let n_key = if o.has("state_size") { "state_size" } else { "d_state" };
+    let n_key = if o.has("state_size") {
+        "state_size"
+    } else {
+        "d_state"
+    };
     let blame = |key: &str, msg: String| match o.get(key) {
         Some(f) => f.err(ErrorKind::Constraint, msg),
         None => o.err(key, ErrorKind::Constraint, msg),
     };
-    if d_inner % state_size != 0 {
+    if !d_inner.is_multiple_of(state_size) {
         return Err(blame(
             "d_inner",
             format!("d_inner ({d_inner}) must be a multiple of {n_key} ({state_size}): channels form heads of N"),
         ));
     }
-    if d_xb % state_size != 0 {
+    if !d_xb.is_multiple_of(state_size) {
         return Err(blame(
             "d_xb",
             format!("d_xb ({d_xb}) must be a multiple of {n_key} ({state_size}): x/B channels form groups of N"),
         ));
     }
     let (heads, groups) = (d_inner / state_size, d_xb / state_size);
-    if heads % groups != 0 {
+    if !heads.is_multiple_of(groups) {
         return Err(blame(
             "d_xb",
             format!(
@@ -346,11 +365,17 @@ fn mamba(o: &Obj<'_>, hidden: usize) -> Result<MambaSpec, SpecError> {
 }
 
 /// `convolution_layer: {kernel_size, activation}`.
-fn conv_layer<'a>(o: &Obj<'a>, required: bool) -> Result<(usize, Activation, Option<Field<'a>>), SpecError> {
+fn conv_layer<'a>(
+    o: &Obj<'a>,
+    required: bool,
+) -> Result<(usize, Activation, Option<Field<'a>>), SpecError> {
     let c = if required {
         Some(
-            o.req("convolution_layer", "`{kernel_size: K}` of the short causal conv")?
-                .obj()?,
+            o.req(
+                "convolution_layer",
+                "`{kernel_size: K}` of the short causal conv",
+            )?
+            .obj()?,
         )
     } else {
         o.opt_obj("convolution_layer")?
@@ -375,7 +400,8 @@ fn conv_layer<'a>(o: &Obj<'a>, required: bool) -> Result<(usize, Activation, Opt
 /// An HF `ACT2FN` name.
 pub(crate) fn activation(f: &Field<'_>) -> Result<Activation, SpecError> {
     let name = f.one_of("activation", ACTIVATION_NAMES)?;
-    Activation::from_hf_name(name).ok_or_else(|| f.err(ErrorKind::InvalidValue, "unknown activation"))
+    Activation::from_hf_name(name)
+        .ok_or_else(|| f.err(ErrorKind::InvalidValue, "unknown activation"))
 }
 
 fn gdn(o: &Obj<'_>) -> Result<GdnSpec, SpecError> {
@@ -384,7 +410,7 @@ fn gdn(o: &Obj<'_>) -> Result<GdnSpec, SpecError> {
     let key_heads = o.size_or("key_heads", 8, "key heads")?;
     let key_head_dim = o.size_or("key_head_dim", 64, "key head dimension")?;
     let value_head_dim = o.size_or("value_head_dim", 64, "value head dimension")?;
-    if value_heads % key_heads != 0 {
+    if !value_heads.is_multiple_of(key_heads) {
         let msg = format!(
             "value_heads ({value_heads}) must be a multiple of key_heads ({key_heads}): each key head serves value_heads/key_heads value heads"
         );
@@ -395,7 +421,11 @@ fn gdn(o: &Obj<'_>) -> Result<GdnSpec, SpecError> {
     }
     if let Some(f) = o.get("value_heads").or_else(|| o.get("key_heads")) {
         width(&f, "key_heads × key_head_dim", &[key_heads, key_head_dim])?;
-        width(&f, "value_heads × value_head_dim", &[value_heads, value_head_dim])?;
+        width(
+            &f,
+            "value_heads × value_head_dim",
+            &[value_heads, value_head_dim],
+        )?;
     }
     let (conv_kernel_size, conv_activation, _) = conv_layer(o, true)?;
     let norm_eps = o.positive_f64_or("norm_eps", 1e-5, "output norm epsilon")?;
@@ -452,7 +482,10 @@ fn kda(o: &Obj<'_>) -> Result<KdaSpec, SpecError> {
 
 /// Sub-mixer names become checkpoint key segments (`mixer.mixers.<name>.q_proj.weight`).
 fn valid_segment(name: &str) -> bool {
-    !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
 }
 
 fn stochastic(o: &Obj<'_>, hidden: usize) -> Result<StochasticSpec, SpecError> {
@@ -460,7 +493,10 @@ fn stochastic(o: &Obj<'_>, hidden: usize) -> Result<StochasticSpec, SpecError> {
     let mf = o.req("mixers", "the sub-mixers, a mapping name → mixer")?;
     let m = mf.obj()?;
     if m.entries.is_empty() {
-        return Err(mf.err(ErrorKind::InvalidValue, "a stochastic mixer needs at least one sub-mixer"));
+        return Err(mf.err(
+            ErrorKind::InvalidValue,
+            "a stochastic mixer needs at least one sub-mixer",
+        ));
     }
     let mut mixers = Vec::with_capacity(m.entries.len());
     for (k, _) in m.entries {

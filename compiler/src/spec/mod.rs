@@ -110,7 +110,11 @@ pub fn from_json_value_with(
     resolve_node(Some(Node::from_json(v)), origin, opts)
 }
 
-fn resolve_node(root: Option<Node>, origin: &str, opts: &ParseOptions) -> Result<ModelSpec, SpecError> {
+fn resolve_node(
+    root: Option<Node>,
+    origin: &str,
+    opts: &ParseOptions,
+) -> Result<ModelSpec, SpecError> {
     let root = match root {
         Some(n) if n.value != Value::Null => n,
         other => {

@@ -53,13 +53,21 @@ pub(crate) fn resolve(root: &Node, ctx: &Ctx<'_>) -> Result<ModelSpec, SpecError
         other => {
             return Err(rf.err(
                 ErrorKind::WrongType,
-                format!("expected a mapping (an Apriel2 config) at the top level, found {}", other.describe()),
+                format!(
+                    "expected a mapping (an Apriel2 config) at the top level, found {}",
+                    other.describe()
+                ),
             ))
         }
     };
     // Keys starting with `_` are HF-private metadata (`_name_or_path`, ...) that `save_pretrained`
     // may write; they never change the model.
-    let public: Vec<_> = top.entries.iter().filter(|(k, _)| !k.name.starts_with('_')).cloned().collect();
+    let public: Vec<_> = top
+        .entries
+        .iter()
+        .filter(|(k, _)| !k.name.starts_with('_'))
+        .cloned()
+        .collect();
     Obj {
         ctx,
         entries: &public,
@@ -138,7 +146,10 @@ pub(crate) fn resolve(root: &Node, ctx: &Ctx<'_>) -> Result<ModelSpec, SpecError
     let eos_token_id = token_id(&top, "eos_token_id", Some(2))?;
     let pad_token_id = token_id(&top, "pad_token_id", None)?;
 
-    let df = top.req("decoder", "the decoder, `{type: fixed | pattern, num_blocks, ...}`")?;
+    let df = top.req(
+        "decoder",
+        "the decoder, `{type: fixed | pattern, num_blocks, ...}`",
+    )?;
     let (decoder_form, layers) = decoder(&df, hidden_size)?;
 
     Ok(ModelSpec {
@@ -177,10 +188,16 @@ fn decoder(f: &Field<'_>, hidden: usize) -> Result<(DecoderForm, Vec<BlockSpec>)
         return Ok((DecoderForm::Fixed, vec![b; num_blocks]));
     }
 
-    let pf = d.req("pattern", "the list of block names, layer i uses pattern[i % len]")?;
+    let pf = d.req(
+        "pattern",
+        "the list of block names, layer i uses pattern[i % len]",
+    )?;
     let items = pf.seq()?;
     if items.is_empty() {
-        return Err(pf.err(ErrorKind::InvalidValue, "pattern is empty; list at least one block name"));
+        return Err(pf.err(
+            ErrorKind::InvalidValue,
+            "pattern is empty; list at least one block name",
+        ));
     }
     let bf = d.req("blocks", "the named block configs the pattern refers to")?;
     let blocks_obj = bf.obj()?;
@@ -215,8 +232,7 @@ fn decoder(f: &Field<'_>, hidden: usize) -> Result<(DecoderForm, Vec<BlockSpec>)
     // written-back config then holds exactly the blocks the layers use).
     pattern.truncate(num_blocks);
     let mut layers = Vec::with_capacity(num_blocks);
-    for i in 0..num_blocks {
-        let name = &pattern[i % pattern.len()];
+    for name in pattern.iter().cycle().take(num_blocks) {
         if let Some((_, b)) = defined.iter().find(|(n, _)| *n == name) {
             layers.push(b.clone());
         }

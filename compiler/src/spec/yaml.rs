@@ -287,7 +287,9 @@ pub(crate) fn resolve_plain(s: &str) -> Value {
         "" | "~" | "null" | "Null" | "NULL" => return Value::Null,
         "true" | "True" | "TRUE" => return Value::Bool(true),
         "false" | "False" | "FALSE" => return Value::Bool(false),
-        ".inf" | ".Inf" | ".INF" | "+.inf" | "+.Inf" | "+.INF" => return Value::Float(f64::INFINITY),
+        ".inf" | ".Inf" | ".INF" | "+.inf" | "+.Inf" | "+.INF" => {
+            return Value::Float(f64::INFINITY)
+        }
         "-.inf" | "-.Inf" | "-.INF" => return Value::Float(f64::NEG_INFINITY),
         ".nan" | ".NaN" | ".NAN" => return Value::Float(f64::NAN),
         _ => {}
@@ -445,9 +447,7 @@ mod tests {
 
     #[test]
     fn positions_are_one_based() {
-        let n = parse("a: 1\nb:\n  c: \"x\"\n", "t.yaml")
-            .unwrap()
-            .unwrap();
+        let n = parse("a: 1\nb:\n  c: \"x\"\n", "t.yaml").unwrap().unwrap();
         let e = map(&n);
         assert_eq!(e[0].0.pos, Some(Pos { line: 1, column: 1 }));
         assert_eq!(e[0].1.pos, Some(Pos { line: 1, column: 4 }));
@@ -497,7 +497,10 @@ mod tests {
         let e = parse(&src, "t.yaml").unwrap_err();
         // saphyr's own recursion limit may fire before ours; either way a located error.
         assert!(e.position().is_some(), "{e}");
-        let e = parse(&("a:\n".to_string() + &"  - ".repeat(200) + "x\n"), "t.yaml");
+        let e = parse(
+            &("a:\n".to_string() + &"  - ".repeat(200) + "x\n"),
+            "t.yaml",
+        );
         assert!(e.is_err());
     }
 }

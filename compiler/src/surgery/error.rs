@@ -3,16 +3,18 @@
 
 use std::path::PathBuf;
 
-use crate::spec::MixerKind;
+use crate::spec::{MixerKind, SpecError};
 
 /// An error composing configs, planning, or converting a checkpoint. Never a panic.
 #[derive(Debug, thiserror::Error)]
 pub enum SurgeryError {
     /// A surgery (or config) whose structure the algebra cannot use.
-    #[error("{origin}: {}{message}", path_prefix(path))]
+    #[error("{origin}{}: {}{message}", pos_suffix(pos), path_prefix(path))]
     Config {
         /// The surgery file, or `surgery N` for in-memory values.
         origin: String,
+        /// 1-based line and column in the surgery file, when known.
+        pos: Option<(usize, usize)>,
         /// Dotted key path (`decoder.blocks.attn.mixer.init`); empty for the document.
         path: String,
         message: String,
@@ -73,6 +75,10 @@ pub enum SurgeryError {
         source: Box<SurgeryError>,
     },
 
+    /// A surgery file that is not valid YAML or not a surgery.
+    #[error("{0}")]
+    SurgeryFile(SpecError),
+
     /// Several source tensors with different dtypes and no `--dtype` to reconcile them.
     #[error(
         "the source tensors have several dtypes ({}); pass --dtype to choose the output dtype",
@@ -83,6 +89,10 @@ pub enum SurgeryError {
     /// Reading or writing checkpoint tensors failed.
     #[error("{0}")]
     Checkpoint(String),
+
+    /// The runtime's safetensors I/O failed.
+    #[error(transparent)]
+    Weights(#[from] modelc_runtime::weights::WeightsError),
 }
 
 fn path_prefix(path: &str) -> String {
@@ -90,6 +100,13 @@ fn path_prefix(path: &str) -> String {
         String::new()
     } else {
         format!("{path}: ")
+    }
+}
+
+fn pos_suffix(pos: &Option<(usize, usize)>) -> String {
+    match pos {
+        Some((l, c)) => format!(":{l}:{c}"),
+        None => String::new(),
     }
 }
 
@@ -108,6 +125,7 @@ impl SurgeryError {
     ) -> SurgeryError {
         SurgeryError::Config {
             origin: origin.to_string(),
+            pos: None,
             path: path.to_string(),
             message: message.into(),
         }

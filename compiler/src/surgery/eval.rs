@@ -21,6 +21,10 @@ pub trait TensorSource {
     fn info(&self, key: &str) -> Option<(DType, Vec<usize>)>;
     /// A view of `key`'s data.
     fn view(&self, key: &str) -> Result<TensorView<'_>, SurgeryError>;
+    /// Every tensor key.
+    fn keys(&self) -> Vec<String>;
+    /// A hint that `keys` will not be read again (lets a memory-mapped source drop its pages).
+    fn release(&self, _keys: &[String]) {}
 }
 
 impl TensorSource for Checkpoint {
@@ -28,8 +32,10 @@ impl TensorSource for Checkpoint {
         Checkpoint::info(self, key).map(|(d, s)| (d, s.to_vec()))
     }
     fn view(&self, key: &str) -> Result<TensorView<'_>, SurgeryError> {
-        self.get(key)
-            .map_err(|e| SurgeryError::Checkpoint(e.to_string()))
+        Ok(self.get(key)?)
+    }
+    fn keys(&self) -> Vec<String> {
+        Checkpoint::keys(self).map(str::to_string).collect()
     }
 }
 
@@ -50,6 +56,11 @@ impl MemorySource {
 impl TensorSource for MemorySource {
     fn info(&self, key: &str) -> Option<(DType, Vec<usize>)> {
         self.tensors.get(key).map(|t| (t.dtype, t.shape.clone()))
+    }
+    fn keys(&self) -> Vec<String> {
+        let mut k: Vec<String> = self.tensors.keys().cloned().collect();
+        k.sort();
+        k
     }
     fn view(&self, key: &str) -> Result<TensorView<'_>, SurgeryError> {
         self.tensors.get(key).map(HostTensor::view).ok_or_else(|| {

@@ -8,11 +8,14 @@
 
 pub mod algebra;
 pub mod conversion;
+pub mod convert;
 pub mod converters;
 pub mod error;
 pub mod eval;
+pub mod executor;
 pub mod expr;
 pub mod init;
+pub mod load;
 pub mod planner;
 pub mod render;
 pub mod sources;

@@ -83,19 +83,22 @@ pub(crate) const PRELUDE: &str = r#"#include <cuda_bf16.h>
 #ifndef MODELC_TEMPLATE_PRELUDE
 #define MODELC_TEMPLATE_PRELUDE
 typedef __nv_bfloat16 bf16;
+#ifndef INFINITY
+#define INFINITY __int_as_float(0x7f800000)
+#endif
 
-static __device__ __forceinline__ float bf2f(bf16 x) { return __bfloat162float(x); }
-static __device__ __forceinline__ bf16 f2bf(float x) { return __float2bfloat16(x); }
+__device__ __forceinline__ float bf2f(bf16 x) { return __bfloat162float(x); }
+__device__ __forceinline__ bf16 f2bf(float x) { return __float2bfloat16(x); }
 /* x * sigmoid(x), written so that neither tail overflows. */
-static __device__ __forceinline__ float silu_f(float x) { return x / (1.0f + expf(-x)); }
+__device__ __forceinline__ float silu_f(float x) { return x / (1.0f + expf(-x)); }
 /* PyTorch softplus with threshold 20. */
-static __device__ __forceinline__ float softplus_f(float x) { return x > 20.0f ? x : log1pf(expf(x)); }
-static __device__ __forceinline__ float warp_sum(float x) {
+__device__ __forceinline__ float softplus_f(float x) { return x > 20.0f ? x : log1pf(expf(x)); }
+__device__ __forceinline__ float warp_sum(float x) {
 #pragma unroll
     for (int o = 16; o > 0; o >>= 1) x += __shfl_xor_sync(0xffffffffu, x, o);
     return x;
 }
-static __device__ __forceinline__ float warp_max(float x) {
+__device__ __forceinline__ float warp_max(float x) {
 #pragma unroll
     for (int o = 16; o > 0; o >>= 1) x = fmaxf(x, __shfl_xor_sync(0xffffffffu, x, o));
     return x;
