@@ -126,3 +126,15 @@ fn templates_are_deterministic() {
     let b = all_sources();
     assert_eq!(a, b);
 }
+
+#[test]
+#[ignore]
+fn time_each_template() {
+    if !nvrtc_or_skip() { return; }
+    let includes = default_include_dirs();
+    for src in all_sources() {
+        let t0 = std::time::Instant::now();
+        compile_ptx(&src.source, src.name(), ARCH, &includes).unwrap();
+        eprintln!("{:>8.2}s {}", t0.elapsed().as_secs_f64(), src.name());
+    }
+}

@@ -2,6 +2,7 @@
 //! after lowering and after every pass (`run_verified`).
 
 pub mod dce;
+pub mod fuse;
 pub mod gemm_merge;
 pub mod placement;
 pub mod slices;

@@ -653,7 +653,7 @@ fn every_shipped_spec_loads_and_round_trips() {
             layout::weights(&s)
                 .iter()
                 .map(|w| w.shape.iter().product::<usize>())
-                .sum()
+                .sum::<usize>()
         );
         n += 1;
     }

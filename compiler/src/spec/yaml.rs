@@ -206,12 +206,11 @@ impl Builder<'_> {
         else {
             return Err(self.err(end, ErrorKind::Syntax, "unbalanced mapping end"));
         };
+        let mut entries = entries;
         if let Some(k) = pending {
-            // The parser always pairs keys with values; keep a null to stay total.
+            // The parser always pairs keys with values; a dangling key reads as null to stay total.
             let kp = k.pos;
-            let mut entries = entries;
             entries.push((k, Node::new(Value::Null, kp)));
-            return self.finish(Node::new(Value::Map(self.merge(entries)?), Some(p)), anchor);
         }
         let merged = self.merge(entries)?;
         self.finish(Node::new(Value::Map(merged), Some(p)), anchor)

@@ -6,7 +6,6 @@ use std::path::Path;
 use serde_json::{Map, Number, Value};
 
 use crate::spec::doc::{Node, Value as DocValue};
-use crate::spec::SpecError;
 
 use super::error::SurgeryError;
 

@@ -1,0 +1,549 @@
+//! The fusion partitioner: splits a (merged, placement-specialised) graph into the steps a
+//! program runs, in order.
+//!
+//! - Every `Linear` is a cuBLAS GEMM. An `Add` of its result to a same-shaped value (the residual
+//!   stream after o_proj / down_proj) rides on it: cuBLAS computes `D = x·Wᵀ + 1·C` (beta = 1).
+//! - Every mixer core (attention, delta rule, selective scan, causal conv) is a template kernel
+//!   that absorbs the neighbours its template computes in-kernel: the q/k L2 norms and the q scale
+//!   of the delta rule; the delta bias + softplus and the `y·SiLU(z)` gate of the scan.
+//! - Slices of GEMM / core outputs are views: a consumer reads the column window in place.
+//! - Every remaining op is row-wise (each output row depends on the same row of its inputs):
+//!   elementwise ops, per-row / per-head reductions (norms), RoPE, gates, repeats, the embedding
+//!   gather. They form "glue" kernels: connected row-wise ops at the same *depth* (number of
+//!   GEMM/core steps on the longest path before them) fuse into one kernel; equal depth
+//!   guarantees that no path between two members leaves the kernel, so the step graph stays
+//!   acyclic. Then glue kernels that only feed the same core and are independent of each other
+//!   merge horizontally (RoPE of q and k; the sigmoid and decay gates of KDA).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use petgraph::stable_graph::NodeIndex;
+
+use crate::ir::{Graph, IrError, Op, Value};
+
+/// Epsilon the delta-rule template uses for its in-kernel q/k L2 norm.
+pub const TEMPLATE_QK_L2_EPS: f64 = 1e-6;
+
+/// A column window of a value, read in place.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct View {
+    pub base: Value,
+    pub start: usize,
+    pub len: usize,
+}
+
+/// The residual add folded into a GEMM (beta = 1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Residual {
+    pub add: NodeIndex,
+    /// The value accumulated into (cuBLAS's C).
+    pub operand: Value,
+}
+
+/// A mixer core and what its template absorbs. `Value`s are the inputs the kernel reads after
+/// absorption.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Core {
+    Attention { node: NodeIndex },
+    Conv { node: NodeIndex },
+    DeltaRule { node: NodeIndex, q: Value, k: Value, qk_l2norm: bool, scale: f64 },
+    Scan { node: NodeIndex, delta: Value, delta_bias: Option<Value>, softplus: bool, z: Option<Value>, out: Value },
+}
+
+impl Core {
+    pub fn node(&self) -> NodeIndex {
+        match self {
+            Core::Attention { node } | Core::Conv { node } => *node,
+            Core::DeltaRule { node, .. } | Core::Scan { node, .. } => *node,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum StepKind {
+    Gemm { linear: NodeIndex, residual: Option<Residual> },
+    Core(Core),
+    /// A generated row-wise kernel over the step's nodes.
+    Glue,
+}
+
+/// One launch unit of the program.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Step {
+    pub kind: StepKind,
+    /// The IR nodes this step computes, in topological order.
+    pub nodes: Vec<NodeIndex>,
+    /// Values from outside the step that it reads (views not resolved), in first-use order.
+    pub inputs: Vec<Value>,
+    /// Values it computes that other steps or graph outputs read, in node order.
+    pub outputs: Vec<Value>,
+    pub layer: Option<usize>,
+    /// Scope of the step's first node.
+    pub scope: String,
+}
+
+/// The partition of a graph into steps and views.
+#[derive(Debug, Clone, Default)]
+pub struct FusionPlan {
+    pub steps: Vec<Step>,
+    /// Slice nodes read in place.
+    pub views: BTreeMap<NodeIndex, View>,
+}
+
+impl FusionPlan {
+    /// The window a value denotes: a view's base and offset, or the whole value.
+    pub fn resolve(&self, graph: &Graph, v: Value) -> View {
+        match self.views.get(&v.node) {
+            Some(view) => *view,
+            None => View { base: v, start: 0, len: graph.ty(v).channels().unwrap_or(0) },
+        }
+    }
+
+    /// The step that computes a node, if any.
+    pub fn step_of(&self) -> HashMap<NodeIndex, usize> {
+        let mut m = HashMap::new();
+        for (i, s) in self.steps.iter().enumerate() {
+            for n in &s.nodes {
+                m.insert(*n, i);
+            }
+        }
+        m
+    }
+}
+
+/// Whether an op is row-wise: fusable into a glue kernel.
+pub fn is_rowwise(op: &Op) -> bool {
+    matches!(
+        op,
+        Op::Embedding
+            | Op::RmsNorm { .. }
+            | Op::LayerNorm { .. }
+            | Op::GatedRmsNorm { .. }
+            | Op::L2Norm { .. }
+            | Op::Unary(_)
+            | Op::Add
+            | Op::Mul
+            | Op::Scale(_)
+            | Op::Slice { .. }
+            | Op::Concat
+            | Op::RepeatGroups { .. }
+            | Op::Rope { .. }
+            | Op::DecayGate { .. }
+    )
+}
+
+fn is_io(op: &Op) -> bool {
+    matches!(op, Op::Input { .. } | Op::Weight { .. } | Op::Output { .. })
+}
+
+/// The single user of a node's output 0, if it has exactly one reader edge.
+fn sole_user(graph: &Graph, n: NodeIndex) -> Option<NodeIndex> {
+    match graph.users(n).as_slice() {
+        [(u, _)] => Some(*u),
+        _ => None,
+    }
+}
+
+/// Partitions `graph` into steps (see the module doc).
+pub fn partition(graph: &Graph) -> Result<FusionPlan, IrError> {
+    let order = graph.topo_order()?;
+    let mut owner: HashMap<NodeIndex, usize> = HashMap::new();
+    let mut steps: Vec<Step> = Vec::new();
+    let fail = |n: NodeIndex, why: &str| {
+        let node = graph.node(n);
+        IrError::Verify(format!("fusion: {} node {} in {}: {why}", node.op.name(), n.index(), node.scope))
+    };
+    let claim = |owner: &mut HashMap<NodeIndex, usize>, nodes: &[NodeIndex], step: usize| -> Result<(), IrError> {
+        for n in nodes {
+            if owner.insert(*n, step).is_some() {
+                return Err(fail(*n, "claimed by two steps"));
+            }
+        }
+        Ok(())
+    };
+
+    // 1. Mixer cores with their absorbed neighbours.
+    for &n in &order {
+        let core = match &graph.node(n).op {
+            Op::Attention(_) => Some((Core::Attention { node: n }, vec![n])),
+            Op::CausalConv1d { .. } => Some((Core::Conv { node: n }, vec![n])),
+            Op::DeltaRule(p) => Some(absorb_delta_rule(graph, n, p.key_dim)),
+            Op::SelectiveScan { .. } => Some(absorb_scan(graph, n)),
+            Op::Route { .. } => return Err(fail(n, "a stochastic route: specialise the graph to a placement first")),
+            _ => None,
+        };
+        if let Some((core, nodes)) = core {
+            let i = steps.len();
+            claim(&mut owner, &nodes, i)?;
+            steps.push(new_step(graph, StepKind::Core(core), nodes));
+        }
+    }
+    // 2. GEMMs, each with the residual add it can carry.
+    for &n in &order {
+        if !matches!(graph.node(n).op, Op::Linear { .. }) {
+            continue;
+        }
+        let residual = sole_user(graph, n).and_then(|add| {
+            if owner.contains_key(&add) || !matches!(graph.node(add).op, Op::Add) {
+                return None;
+            }
+            let ins = graph.inputs(add);
+            let mine = Value { node: n, output: 0 };
+            let operand = match ins.as_slice() {
+                [a, b] if *b == mine && *a != mine => *a,
+                [a, b] if *a == mine && *b != mine => *b,
+                _ => return None,
+            };
+            (graph.ty(operand) == graph.ty(mine)).then_some(Residual { add, operand })
+        });
+        let mut nodes = vec![n];
+        if let Some(r) = residual {
+            nodes.push(r.add);
+        }
+        let i = steps.len();
+        claim(&mut owner, &nodes, i)?;
+        steps.push(new_step(graph, StepKind::Gemm { linear: n, residual }, nodes));
+    }
+    // 3. Views: slices of values no glue kernel computes.
+    let mut views: BTreeMap<NodeIndex, View> = BTreeMap::new();
+    for &n in &order {
+        let Op::Slice { start, len } = graph.node(n).op else { continue };
+        if owner.contains_key(&n) {
+            continue;
+        }
+        let Some(&src) = graph.inputs(n).first() else { return Err(fail(n, "slice without input")) };
+        let src_op = &graph.node(src.node).op;
+        if let Some(v) = views.get(&src.node).copied() {
+            views.insert(n, View { base: v.base, start: v.start + start, len });
+        } else if owner.contains_key(&src.node) || matches!(src_op, Op::Input { .. } | Op::Weight { .. }) {
+            views.insert(n, View { base: src, start, len });
+        }
+    }
+    // 4. Glue: remaining row-wise nodes, grouped by depth and adjacency.
+    let mut depth: HashMap<NodeIndex, usize> = HashMap::new();
+    for &n in &order {
+        let mut d = 0;
+        for p in graph.inputs(n) {
+            let cross = owner.get(&p.node).is_some_and(|s| owner.get(&n) != Some(s));
+            d = d.max(depth.get(&p.node).copied().unwrap_or(0) + usize::from(cross));
+        }
+        depth.insert(n, d);
+    }
+    let glue: Vec<NodeIndex> = order
+        .iter()
+        .copied()
+        .filter(|n| !owner.contains_key(n) && !views.contains_key(n) && !is_io(&graph.node(*n).op))
+        .collect();
+    for &n in &glue {
+        if !is_rowwise(&graph.node(n).op) {
+            return Err(fail(n, "no kernel computes this op"));
+        }
+    }
+    let glue_set: BTreeSet<NodeIndex> = glue.iter().copied().collect();
+    let mut uf = UnionFind::new(&glue);
+    for &n in &glue {
+        for p in graph.inputs(n) {
+            if glue_set.contains(&p.node) && depth.get(&p.node) == depth.get(&n) {
+                uf.union(p.node, n);
+            }
+        }
+    }
+    let mut comps: BTreeMap<usize, Vec<NodeIndex>> = BTreeMap::new();
+    for &n in &glue {
+        comps.entry(uf.find(n).index()).or_default().push(n);
+    }
+    // Components in order of their first node (glue is in topological order).
+    let mut comps: Vec<Vec<NodeIndex>> = comps.into_values().collect();
+    comps.sort_by_key(|c| c.first().map(|n| n.index()));
+    for nodes in comps {
+        let i = steps.len();
+        claim(&mut owner, &nodes, i)?;
+        steps.push(new_step(graph, StepKind::Glue, nodes));
+    }
+    let plan = FusionPlan { steps, views };
+    let plan = merge_prologues(graph, plan)?;
+    order_steps(graph, plan)
+}
+
+fn new_step(graph: &Graph, kind: StepKind, mut nodes: Vec<NodeIndex>) -> Step {
+    nodes.sort_by_key(|n| n.index());
+    let first = graph.node(nodes[0]);
+    let (layer, scope) = match &kind {
+        StepKind::Core(c) => (graph.node(c.node()).layer, graph.node(c.node()).scope.clone()),
+        StepKind::Gemm { linear, .. } => (graph.node(*linear).layer, graph.node(*linear).scope.clone()),
+        StepKind::Glue => (first.layer, first.scope.clone()),
+    };
+    Step { kind, nodes, inputs: Vec::new(), outputs: Vec::new(), layer, scope }
+}
+
+/// Delta rule: absorbs `scale(l2norm(q))` and `l2norm(k)` (the template's in-kernel norm, eps
+/// 1e-6) when each is read only by the core; else only a bare `scale(q)`.
+fn absorb_delta_rule(graph: &Graph, n: NodeIndex, key_dim: usize) -> (Core, Vec<NodeIndex>) {
+    let ins = graph.inputs(n);
+    let mut nodes = vec![n];
+    let (Some(&q0), Some(&k0)) = (ins.first(), ins.get(1)) else {
+        return (Core::DeltaRule { node: n, q: Value { node: n, output: 0 }, k: Value { node: n, output: 0 }, qk_l2norm: false, scale: 1.0 }, nodes);
+    };
+    let (mut q, mut k) = (q0, k0);
+    let single = |v: Value, user: NodeIndex| sole_user(graph, v.node) == Some(user);
+    let is_l2 = |v: Value| {
+        matches!(graph.node(v.node).op, Op::L2Norm { eps, group } if eps == TEMPLATE_QK_L2_EPS && group == key_dim)
+    };
+    let mut scale = 1.0;
+    let mut q_user = n;
+    if let Op::Scale(c) = graph.node(q.node).op {
+        if single(q, n) {
+            scale = c;
+            nodes.push(q.node);
+            q_user = q.node;
+            q = graph.inputs(q.node).first().copied().unwrap_or(q);
+        }
+    }
+    let qk_l2norm = is_l2(q) && is_l2(k) && single(q, q_user) && single(k, n) && q.node != k.node;
+    if qk_l2norm {
+        nodes.push(q.node);
+        nodes.push(k.node);
+        q = graph.inputs(q.node).first().copied().unwrap_or(q);
+        k = graph.inputs(k.node).first().copied().unwrap_or(k);
+    }
+    (Core::DeltaRule { node: n, q, k, qk_l2norm, scale }, nodes)
+}
+
+/// Selective scan: absorbs `softplus(dt [+ bias])` on Δ and `y · silu(z)` on the output.
+fn absorb_scan(graph: &Graph, n: NodeIndex) -> (Core, Vec<NodeIndex>) {
+    let ins = graph.inputs(n);
+    let mut nodes = vec![n];
+    let single = |v: Value, user: NodeIndex| sole_user(graph, v.node) == Some(user);
+    let y = Value { node: n, output: 0 };
+    let Some(&delta0) = ins.get(1) else {
+        return (Core::Scan { node: n, delta: y, delta_bias: None, softplus: false, z: None, out: y }, nodes);
+    };
+    let mut delta = delta0;
+    let mut user = n;
+    let mut softplus = false;
+    if matches!(graph.node(delta.node).op, Op::Unary(crate::ir::UnaryFn::Softplus)) && single(delta, n) {
+        softplus = true;
+        nodes.push(delta.node);
+        user = delta.node;
+        delta = graph.inputs(delta.node).first().copied().unwrap_or(delta);
+    }
+    let mut delta_bias = None;
+    if matches!(graph.node(delta.node).op, Op::Add) && single(delta, user) {
+        let add = graph.inputs(delta.node);
+        let di = graph.ty(y).channels();
+        let bias_like = |v: Value| matches!(&graph.node(v.node).op, Op::Weight { shape, .. } if shape.len() == 1 && shape.first().copied() == di);
+        if add.len() == 2 && bias_like(add[1]) && !bias_like(add[0]) {
+            nodes.push(delta.node);
+            delta_bias = Some(add[1]);
+            delta = add[0];
+        }
+    }
+    let mut out = y;
+    let mut z = None;
+    let y_users: Vec<_> = graph.users(n).into_iter().filter(|(_, p)| p.output == 0).collect();
+    if let [(mul, _)] = y_users.as_slice() {
+        if matches!(graph.node(*mul).op, Op::Mul) {
+            let m = graph.inputs(*mul);
+            let other = match m.as_slice() {
+                [a, b] if *a == y && *b != y => Some(*b),
+                [a, b] if *b == y && *a != y => Some(*a),
+                _ => None,
+            };
+            if let Some(g) = other {
+                if matches!(graph.node(g.node).op, Op::Unary(crate::ir::UnaryFn::Silu)) && single(g, *mul) {
+                    nodes.push(*mul);
+                    nodes.push(g.node);
+                    z = graph.inputs(g.node).first().copied();
+                    out = Value { node: *mul, output: 0 };
+                }
+            }
+        }
+    }
+    (Core::Scan { node: n, delta, delta_bias, softplus, z, out }, nodes)
+}
+
+/// Fills each step's external inputs and outputs.
+fn fill_io(graph: &Graph, plan: &mut FusionPlan) {
+    let owner = plan.step_of();
+    for (i, step) in plan.steps.iter_mut().enumerate() {
+        let mine: BTreeSet<NodeIndex> = step.nodes.iter().copied().collect();
+        let mut inputs = Vec::new();
+        let mut outputs = BTreeSet::new();
+        for &n in &step.nodes {
+            for v in graph.inputs(n) {
+                if !mine.contains(&v.node) && !inputs.contains(&v) {
+                    inputs.push(v);
+                }
+            }
+            for (u, p) in graph.users(n) {
+                if owner.get(&u) != Some(&i) {
+                    outputs.insert((n.index(), p.output));
+                }
+            }
+        }
+        step.inputs = inputs;
+        step.outputs = outputs.into_iter().map(|(n, o)| Value { node: NodeIndex::new(n), output: o }).collect();
+    }
+}
+
+/// The step DAG: step → steps it reads from (through views too).
+fn step_deps(graph: &Graph, plan: &FusionPlan) -> Vec<BTreeSet<usize>> {
+    let owner = plan.step_of();
+    plan.steps
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            s.inputs
+                .iter()
+                .filter_map(|v| owner.get(&plan.resolve(graph, *v).base.node).copied())
+                .filter(|&d| d != i)
+                .collect()
+        })
+        .collect()
+}
+
+fn reaches(deps: &[BTreeSet<usize>], from: usize, to: usize) -> bool {
+    // Does `to` depend (transitively) on `from`?
+    let mut stack = vec![to];
+    let mut seen = BTreeSet::new();
+    while let Some(s) = stack.pop() {
+        if s == from {
+            return true;
+        }
+        if seen.insert(s) {
+            stack.extend(deps[s].iter().copied());
+        }
+    }
+    false
+}
+
+/// Merges glue steps whose every reader is the same core step and that are independent.
+fn merge_prologues(graph: &Graph, mut plan: FusionPlan) -> Result<FusionPlan, IrError> {
+    fill_io(graph, &mut plan);
+    let owner = plan.step_of();
+    let deps = step_deps(graph, &plan);
+    // For each glue step, the set of steps reading it (None if a graph output reads it).
+    let mut readers: Vec<Option<BTreeSet<usize>>> = vec![Some(BTreeSet::new()); plan.steps.len()];
+    for (i, s) in plan.steps.iter().enumerate() {
+        for d in &deps[i] {
+            if let Some(r) = readers[*d].as_mut() {
+                r.insert(i);
+            }
+        }
+        for v in &s.outputs {
+            if graph.users(v.node).iter().any(|(u, _)| !owner.contains_key(u)) {
+                readers[i] = None;
+            }
+        }
+    }
+    let mut by_core: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+    for (i, s) in plan.steps.iter().enumerate() {
+        if s.kind != StepKind::Glue {
+            continue;
+        }
+        if let Some(r) = &readers[i] {
+            if let [only] = r.iter().copied().collect::<Vec<_>>()[..] {
+                if matches!(plan.steps[only].kind, StepKind::Core(_)) {
+                    by_core.entry(only).or_default().push(i);
+                }
+            }
+        }
+    }
+    // Greedy: the first glue step of each core absorbs every later one independent of all kept.
+    let mut absorbed_into: BTreeMap<usize, usize> = BTreeMap::new();
+    for (_, glues) in by_core {
+        let Some((&head, rest)) = glues.split_first() else { continue };
+        let mut kept = vec![head];
+        for &g in rest {
+            if kept.iter().all(|&k| !reaches(&deps, k, g) && !reaches(&deps, g, k)) {
+                absorbed_into.insert(g, head);
+                kept.push(g);
+            }
+        }
+    }
+    let mut steps: Vec<Step> = Vec::new();
+    let mut new_index: BTreeMap<usize, usize> = BTreeMap::new();
+    for (i, s) in plan.steps.iter().enumerate() {
+        if let Some(head) = absorbed_into.get(&i) {
+            let h = new_index[head];
+            let mut nodes = std::mem::take(&mut steps[h].nodes);
+            nodes.extend(s.nodes.iter().copied());
+            nodes.sort_by_key(|n| n.index());
+            steps[h].nodes = nodes;
+        } else {
+            new_index.insert(i, steps.len());
+            steps.push(s.clone());
+        }
+    }
+    let mut plan = FusionPlan { steps, views: plan.views };
+    fill_io(graph, &mut plan);
+    Ok(plan)
+}
+
+/// Orders steps topologically (ties: the smallest first node), failing on a cycle.
+fn order_steps(graph: &Graph, plan: FusionPlan) -> Result<FusionPlan, IrError> {
+    let deps = step_deps(graph, &plan);
+    let n = plan.steps.len();
+    let mut indeg: Vec<usize> = deps.iter().map(BTreeSet::len).collect();
+    let mut users: Vec<Vec<usize>> = vec![Vec::new(); n];
+    for (i, d) in deps.iter().enumerate() {
+        for &p in d {
+            users[p].push(i);
+        }
+    }
+    let key = |i: usize| (plan.steps[i].nodes.first().map_or(usize::MAX, |x| x.index()), i);
+    let mut ready: BTreeSet<(usize, usize)> = (0..n).filter(|&i| indeg[i] == 0).map(key).collect();
+    let mut out = Vec::with_capacity(n);
+    while let Some((_, i)) = ready.pop_first() {
+        out.push(i);
+        for &u in &users[i] {
+            indeg[u] -= 1;
+            if indeg[u] == 0 {
+                ready.insert(key(u));
+            }
+        }
+    }
+    if out.len() != n {
+        return Err(IrError::Verify("fusion: the step graph has a cycle".into()));
+    }
+    let mut slots: Vec<Option<Step>> = plan.steps.into_iter().map(Some).collect();
+    let steps = out.into_iter().filter_map(|i| slots[i].take()).collect();
+    Ok(FusionPlan { steps, views: plan.views })
+}
+
+/// A tiny union-find over node indices.
+struct UnionFind {
+    parent: HashMap<NodeIndex, NodeIndex>,
+}
+
+impl UnionFind {
+    fn new(nodes: &[NodeIndex]) -> Self {
+        UnionFind { parent: nodes.iter().map(|&n| (n, n)).collect() }
+    }
+    fn find(&mut self, n: NodeIndex) -> NodeIndex {
+        let mut r = n;
+        while let Some(&p) = self.parent.get(&r) {
+            if p == r {
+                break;
+            }
+            r = p;
+        }
+        // Path compression.
+        let mut c = n;
+        while c != r {
+            let next = self.parent.get(&c).copied().unwrap_or(r);
+            self.parent.insert(c, r);
+            c = next;
+        }
+        r
+    }
+    fn union(&mut self, a: NodeIndex, b: NodeIndex) {
+        let (ra, rb) = (self.find(a), self.find(b));
+        // The smaller index becomes the root: deterministic.
+        if ra.index() < rb.index() {
+            self.parent.insert(rb, ra);
+        } else if rb != ra {
+            self.parent.insert(ra, rb);
+        }
+    }
+}

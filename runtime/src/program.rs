@@ -1,0 +1,719 @@
+//! A compiled program: what `modelc build` writes to `DIR/program.json` and an executor runs.
+//!
+//! A program runs **prefill** for sequences (each sequence alone, `batch = 1`, `slot` = its
+//! index; or several sequences of one length together) and then **decode** steps over the whole
+//! batch (`tokens = 1`, `slot = 0`). Everything whose size depends on the call is an [`Expr`]
+//! over the symbols of [`Sym`]; everything else is a constant.
+//!
+//! - `weights`: device tensors, each packed once at load from checkpoint tensors (concatenated
+//!   along dim 0 for merged GEMMs, converted to the listed dtype).
+//! - `buffers`: activations and workspaces of one call, sized by `batch` and `tokens`; a buffer
+//!   is reused by values whose lifetimes do not overlap.
+//! - `states`: per-sequence persistent state (KV caches of `max_len` tokens, conv windows,
+//!   recurrent states in f32), `slots` sequences each; a step addresses sequence `slot + b`.
+//! - `inputs` (`tokens`, `positions` `[batch·tokens]` i32 and `past_len` `[slots]` i32, the tokens
+//!   each sequence has already seen) and `outputs` (`logits`).
+//! - `prefill` / `decode`: the steps, in order: cuBLAS GEMMs (`y = alpha·x·Wᵀ + beta·C`) and
+//!   kernel launches (module, entry, grid and block, arguments).
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::tensor::DType;
+
+/// Version of the `program.json` format.
+pub const PROGRAM_FORMAT: u32 = 1;
+
+/// Errors of evaluating or validating a program.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProgramError {
+    #[error("cannot parse the expression `{text}`: {reason}")]
+    Parse { text: String, reason: String },
+    #[error("evaluating `{expr}`: {reason}")]
+    Eval { expr: String, reason: String },
+    #[error("program: {0}")]
+    Invalid(String),
+}
+
+/// The symbols a size or launch dimension may use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Sym {
+    /// Sequences in this call.
+    Batch,
+    /// Tokens per sequence in this call (1 in decode).
+    Tokens,
+    /// Tokens already seen (the largest over the batch).
+    Past,
+    /// KV-cache capacity in tokens per sequence (fixed when the program is instantiated).
+    MaxLen,
+    /// Number of sequence slots of the state buffers (fixed when instantiated).
+    Slots,
+    /// First sequence slot this call addresses.
+    Slot,
+    /// Streaming multiprocessors of the device.
+    Sms,
+}
+
+impl Sym {
+    pub const ALL: [Sym; 7] = [Sym::Batch, Sym::Tokens, Sym::Past, Sym::MaxLen, Sym::Slots, Sym::Slot, Sym::Sms];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Sym::Batch => "batch",
+            Sym::Tokens => "tokens",
+            Sym::Past => "past",
+            Sym::MaxLen => "max_len",
+            Sym::Slots => "slots",
+            Sym::Slot => "slot",
+            Sym::Sms => "sms",
+        }
+    }
+}
+
+/// Values of the symbols for one call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Env {
+    pub batch: u64,
+    pub tokens: u64,
+    pub past: u64,
+    pub max_len: u64,
+    pub slots: u64,
+    pub slot: u64,
+    pub sms: u64,
+}
+
+impl Env {
+    pub fn get(&self, s: Sym) -> u64 {
+        match s {
+            Sym::Batch => self.batch,
+            Sym::Tokens => self.tokens,
+            Sym::Past => self.past,
+            Sym::MaxLen => self.max_len,
+            Sym::Slots => self.slots,
+            Sym::Slot => self.slot,
+            Sym::Sms => self.sms,
+        }
+    }
+}
+
+/// A non-negative integer expression over [`Sym`]s. Serialised as its text, e.g.
+/// `2048*batch*tokens`, `cdiv(tokens, 16)`, `min(past+tokens, 4095)`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Expr {
+    Const(u64),
+    Sym(Sym),
+    Add(Vec<Expr>),
+    Mul(Vec<Expr>),
+    Min(Box<Expr>, Box<Expr>),
+    Max(Box<Expr>, Box<Expr>),
+    /// `ceil(a / b)`.
+    CeilDiv(Box<Expr>, Box<Expr>),
+}
+
+impl Expr {
+    pub fn c(n: u64) -> Expr {
+        Expr::Const(n)
+    }
+
+    pub fn sym(s: Sym) -> Expr {
+        Expr::Sym(s)
+    }
+
+    /// `a + b`, flattening sums and folding constants.
+    pub fn add(self, other: Expr) -> Expr {
+        let mut terms = Vec::new();
+        let mut k = 0u64;
+        for e in [self, other] {
+            match e {
+                Expr::Add(ts) => terms.extend(ts),
+                t => terms.push(t),
+            }
+        }
+        terms.retain(|t| match t {
+            Expr::Const(c) => {
+                k = k.saturating_add(*c);
+                false
+            }
+            _ => true,
+        });
+        if k != 0 || terms.is_empty() {
+            terms.push(Expr::Const(k));
+        }
+        if terms.len() == 1 {
+            terms.pop().unwrap_or(Expr::Const(0))
+        } else {
+            Expr::Add(terms)
+        }
+    }
+
+    /// `a · b`, flattening products and folding constants (the constant goes first).
+    pub fn mul(self, other: Expr) -> Expr {
+        let mut factors = Vec::new();
+        let mut k = 1u64;
+        for e in [self, other] {
+            match e {
+                Expr::Mul(fs) => factors.extend(fs),
+                f => factors.push(f),
+            }
+        }
+        factors.retain(|f| match f {
+            Expr::Const(c) => {
+                k = k.saturating_mul(*c);
+                false
+            }
+            _ => true,
+        });
+        if k == 0 {
+            return Expr::Const(0);
+        }
+        if k != 1 || factors.is_empty() {
+            factors.insert(0, Expr::Const(k));
+        }
+        if factors.len() == 1 {
+            factors.pop().unwrap_or(Expr::Const(1))
+        } else {
+            Expr::Mul(factors)
+        }
+    }
+
+    pub fn min(self, other: Expr) -> Expr {
+        match (self, other) {
+            (Expr::Const(a), Expr::Const(b)) => Expr::Const(a.min(b)),
+            (a, b) if a == b => a,
+            (a, b) => Expr::Min(Box::new(a), Box::new(b)),
+        }
+    }
+
+    pub fn max(self, other: Expr) -> Expr {
+        match (self, other) {
+            (Expr::Const(a), Expr::Const(b)) => Expr::Const(a.max(b)),
+            (Expr::Const(0), b) | (b, Expr::Const(0)) => b,
+            (a, b) if a == b => a,
+            (a, b) => Expr::Max(Box::new(a), Box::new(b)),
+        }
+    }
+
+    pub fn cdiv(self, other: Expr) -> Expr {
+        match (self, other) {
+            (Expr::Const(a), Expr::Const(b)) if b > 0 => Expr::Const(a.div_ceil(b)),
+            (a, Expr::Const(1)) => a,
+            (a, b) => Expr::CeilDiv(Box::new(a), Box::new(b)),
+        }
+    }
+
+    pub fn as_const(&self) -> Option<u64> {
+        match self {
+            Expr::Const(c) => Some(*c),
+            _ => None,
+        }
+    }
+
+    /// Evaluates with checked arithmetic: overflow and division by zero are errors.
+    pub fn eval(&self, env: &Env) -> Result<u64, ProgramError> {
+        let err = |reason: &str| ProgramError::Eval { expr: self.to_string(), reason: reason.to_string() };
+        Ok(match self {
+            Expr::Const(c) => *c,
+            Expr::Sym(s) => env.get(*s),
+            Expr::Add(ts) => {
+                let mut acc = 0u64;
+                for t in ts {
+                    acc = acc.checked_add(t.eval(env)?).ok_or_else(|| err("overflow"))?;
+                }
+                acc
+            }
+            Expr::Mul(fs) => {
+                let mut acc = 1u64;
+                for f in fs {
+                    acc = acc.checked_mul(f.eval(env)?).ok_or_else(|| err("overflow"))?;
+                }
+                acc
+            }
+            Expr::Min(a, b) => a.eval(env)?.min(b.eval(env)?),
+            Expr::Max(a, b) => a.eval(env)?.max(b.eval(env)?),
+            Expr::CeilDiv(a, b) => {
+                let d = b.eval(env)?;
+                if d == 0 {
+                    return Err(err("division by zero"));
+                }
+                a.eval(env)?.div_ceil(d)
+            }
+        })
+    }
+
+    /// Whether the expression mentions `s`.
+    pub fn uses(&self, s: Sym) -> bool {
+        match self {
+            Expr::Const(_) => false,
+            Expr::Sym(t) => *t == s,
+            Expr::Add(v) | Expr::Mul(v) => v.iter().any(|e| e.uses(s)),
+            Expr::Min(a, b) | Expr::Max(a, b) | Expr::CeilDiv(a, b) => a.uses(s) || b.uses(s),
+        }
+    }
+}
+
+impl Default for Expr {
+    fn default() -> Self {
+        Expr::Const(0)
+    }
+}
+
+impl From<u64> for Expr {
+    fn from(n: u64) -> Self {
+        Expr::Const(n)
+    }
+}
+
+impl From<usize> for Expr {
+    fn from(n: usize) -> Self {
+        Expr::Const(n as u64)
+    }
+}
+
+impl From<Sym> for Expr {
+    fn from(s: Sym) -> Self {
+        Expr::Sym(s)
+    }
+}
+
+impl fmt::Display for Expr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Expr::Const(c) => write!(f, "{c}"),
+            Expr::Sym(s) => f.write_str(s.name()),
+            Expr::Add(ts) => {
+                for (i, t) in ts.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(" + ")?;
+                    }
+                    write!(f, "{t}")?;
+                }
+                Ok(())
+            }
+            Expr::Mul(fs) => {
+                for (i, x) in fs.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str("*")?;
+                    }
+                    match x {
+                        Expr::Add(_) => write!(f, "({x})")?,
+                        _ => write!(f, "{x}")?,
+                    }
+                }
+                Ok(())
+            }
+            Expr::Min(a, b) => write!(f, "min({a}, {b})"),
+            Expr::Max(a, b) => write!(f, "max({a}, {b})"),
+            Expr::CeilDiv(a, b) => write!(f, "cdiv({a}, {b})"),
+        }
+    }
+}
+
+/// Recursive-descent parser of the text [`Expr`]'s `Display` writes.
+struct Parser<'a> {
+    text: &'a str,
+    pos: usize,
+}
+
+impl Parser<'_> {
+    fn fail<T>(&self, reason: &str) -> Result<T, ProgramError> {
+        Err(ProgramError::Parse { text: self.text.to_string(), reason: format!("{reason} at byte {}", self.pos) })
+    }
+
+    fn skip_ws(&mut self) {
+        while self.text[self.pos..].starts_with(' ') {
+            self.pos += 1;
+        }
+    }
+
+    fn eat(&mut self, s: &str) -> bool {
+        self.skip_ws();
+        if self.text[self.pos..].starts_with(s) {
+            self.pos += s.len();
+            true
+        } else {
+            false
+        }
+    }
+
+    fn expr(&mut self) -> Result<Expr, ProgramError> {
+        let mut e = self.term()?;
+        while self.eat("+") {
+            e = e.add(self.term()?);
+        }
+        Ok(e)
+    }
+
+    fn term(&mut self) -> Result<Expr, ProgramError> {
+        let mut e = self.atom()?;
+        while self.eat("*") {
+            e = e.mul(self.atom()?);
+        }
+        Ok(e)
+    }
+
+    fn call2(&mut self) -> Result<(Expr, Expr), ProgramError> {
+        let a = self.expr()?;
+        if !self.eat(",") {
+            return self.fail("expected `,`");
+        }
+        let b = self.expr()?;
+        if !self.eat(")") {
+            return self.fail("expected `)`");
+        }
+        Ok((a, b))
+    }
+
+    fn atom(&mut self) -> Result<Expr, ProgramError> {
+        self.skip_ws();
+        let rest = &self.text[self.pos..];
+        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+        if digits > 0 {
+            let n: u64 = match rest[..digits].parse() {
+                Ok(n) => n,
+                Err(_) => return self.fail("number out of range"),
+            };
+            self.pos += digits;
+            return Ok(Expr::Const(n));
+        }
+        if self.eat("(") {
+            let e = self.expr()?;
+            if !self.eat(")") {
+                return self.fail("expected `)`");
+            }
+            return Ok(e);
+        }
+        for (name, ctor) in [
+            ("min(", Expr::min as fn(Expr, Expr) -> Expr),
+            ("max(", Expr::max as fn(Expr, Expr) -> Expr),
+            ("cdiv(", Expr::cdiv as fn(Expr, Expr) -> Expr),
+        ] {
+            if self.eat(name) {
+                let (a, b) = self.call2()?;
+                return Ok(ctor(a, b));
+            }
+        }
+        let ident = rest.bytes().take_while(|b| b.is_ascii_alphanumeric() || *b == b'_').count();
+        let word = &rest[..ident];
+        match Sym::ALL.iter().find(|s| s.name() == word) {
+            Some(s) => {
+                self.pos += ident;
+                Ok(Expr::Sym(*s))
+            }
+            None => self.fail("expected a number, a symbol (batch, tokens, past, max_len, slots, slot, sms), min, max or cdiv"),
+        }
+    }
+}
+
+impl FromStr for Expr {
+    type Err = ProgramError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let mut p = Parser { text: s, pos: 0 };
+        let e = p.expr()?;
+        p.skip_ws();
+        if p.pos != s.len() {
+            return p.fail("unexpected text");
+        }
+        Ok(e)
+    }
+}
+
+impl Serialize for Expr {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_string())
+    }
+}
+
+impl<'de> Deserialize<'de> for Expr {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// One generated CUDA C module (a translation unit), compiled once and shared by every step
+/// that launches one of its entries.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct KernelModule {
+    /// The module name: `<kind>_<hash>`; also its first entry.
+    pub name: String,
+    /// Path of the source relative to the build directory (`kernels/<name>.cu`).
+    pub file: String,
+    /// sha256 of the source file, hex.
+    pub sha256: String,
+    /// `extern "C" __global__` entry points.
+    pub entries: Vec<String>,
+    /// Bytes one launch reads from global memory, FLOPs it performs (estimates).
+    pub bytes_loaded: Expr,
+    pub bytes_stored: Expr,
+    pub flops: Expr,
+}
+
+/// A device weight: checkpoint tensors converted to `dtype` and concatenated along dim 0.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeviceWeight {
+    pub name: String,
+    pub dtype: DType,
+    pub shape: Vec<usize>,
+    pub parts: Vec<WeightPart>,
+}
+
+/// One checkpoint tensor inside a [`DeviceWeight`]: it fills rows `[row, row + rows)`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WeightPart {
+    pub key: String,
+    /// Its shape in the checkpoint.
+    pub shape: Vec<usize>,
+    pub row: usize,
+    pub rows: usize,
+}
+
+/// A per-call activation buffer or workspace.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Buffer {
+    pub name: String,
+    pub dtype: DType,
+    pub elements: Expr,
+    /// The IR values that live in it, in step order (for dumps and debugging).
+    pub values: Vec<String>,
+}
+
+/// Persistent per-sequence state: `slots` copies of `shape`, slot-major.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StateBuffer {
+    /// The IR state name (`layers.3.conv_q`); the graph reads `state.<name>`, writes it back.
+    pub name: String,
+    pub dtype: DType,
+    /// Shape of one sequence's state.
+    pub shape: Vec<Expr>,
+    /// How the state is laid out and updated.
+    pub note: String,
+}
+
+impl StateBuffer {
+    /// Elements of one sequence's state.
+    pub fn per_slot(&self) -> Expr {
+        self.shape.iter().cloned().fold(Expr::c(1), Expr::mul)
+    }
+}
+
+/// A host-provided input or host-read output.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HostTensor {
+    pub name: String,
+    pub dtype: DType,
+    pub elements: Expr,
+    pub note: String,
+}
+
+/// What a pointer refers to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "index", rename_all = "snake_case")]
+pub enum BufferRef {
+    Buffer(usize),
+    State(usize),
+    Weight(usize),
+    Input(usize),
+    Output(usize),
+}
+
+/// A matrix operand: `rows` rows of `ld` elements starting `offset` elements in.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Operand {
+    pub buffer: BufferRef,
+    pub offset: Expr,
+    /// Leading dimension (row stride) in elements.
+    pub ld: usize,
+}
+
+/// `y[m, n] = alpha · x[m, k] · W[n, k]ᵀ (+ bias[n]) + beta · c[m, n]` in bf16 with f32
+/// accumulation (cuBLASLt; the bias as its epilogue).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GemmStep {
+    pub label: String,
+    pub layer: Option<usize>,
+    pub m: Expr,
+    pub n: usize,
+    pub k: usize,
+    pub x: Operand,
+    /// Index into `weights`: `[n, k]` row-major.
+    pub weight: usize,
+    pub bias: Option<usize>,
+    /// The accumulated operand (cuBLAS's C) when `beta ≠ 0`.
+    pub c: Option<Operand>,
+    pub y: Operand,
+    pub alpha: f32,
+    pub beta: f32,
+    pub flops: Expr,
+    pub bytes: Expr,
+}
+
+/// A kernel argument.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Arg {
+    /// A device pointer `offset` elements into a buffer.
+    Ptr { buffer: BufferRef, offset: Expr },
+    /// A null pointer (an optional input the kernel does not use).
+    Null,
+    /// An `int` argument.
+    I32(Expr),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LaunchStep {
+    pub label: String,
+    pub layer: Option<usize>,
+    /// The module (`kernels[*].name`) and its entry point.
+    pub module: String,
+    pub entry: String,
+    pub grid: [Expr; 3],
+    pub block: [u32; 3],
+    /// Dynamic shared memory in bytes.
+    pub smem: u32,
+    pub args: Vec<Arg>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Step {
+    Gemm(GemmStep),
+    Launch(LaunchStep),
+}
+
+impl Step {
+    pub fn label(&self) -> &str {
+        match self {
+            Step::Gemm(g) => &g.label,
+            Step::Launch(l) => &l.label,
+        }
+    }
+
+    pub fn layer(&self) -> Option<usize> {
+        match self {
+            Step::Gemm(g) => g.layer,
+            Step::Launch(l) => l.layer,
+        }
+    }
+}
+
+/// The steps of one phase, in launch order.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Schedule {
+    pub steps: Vec<Step>,
+}
+
+/// A whole compiled model. See the module doc.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Program {
+    pub format: u32,
+    pub model: String,
+    /// Stochastic layer → the sub-mixer this program runs.
+    pub placement: BTreeMap<usize, String>,
+    pub kernels: Vec<KernelModule>,
+    pub weights: Vec<DeviceWeight>,
+    pub buffers: Vec<Buffer>,
+    pub states: Vec<StateBuffer>,
+    pub inputs: Vec<HostTensor>,
+    pub outputs: Vec<HostTensor>,
+    pub prefill: Schedule,
+    pub decode: Schedule,
+}
+
+impl Program {
+    /// Checks every reference (buffers, weights, modules, entries) is in range.
+    pub fn validate(&self) -> Result<(), ProgramError> {
+        let bad = |what: String| Err(ProgramError::Invalid(what));
+        let check_ref = |r: &BufferRef, at: &str| -> Result<(), ProgramError> {
+            let (len, kind, i) = match *r {
+                BufferRef::Buffer(i) => (self.buffers.len(), "buffer", i),
+                BufferRef::State(i) => (self.states.len(), "state", i),
+                BufferRef::Weight(i) => (self.weights.len(), "weight", i),
+                BufferRef::Input(i) => (self.inputs.len(), "input", i),
+                BufferRef::Output(i) => (self.outputs.len(), "output", i),
+            };
+            if i >= len {
+                return Err(ProgramError::Invalid(format!("{at}: {kind} {i} out of range ({len})")));
+            }
+            Ok(())
+        };
+        for w in &self.weights {
+            let rows: usize = w.parts.iter().map(|p| p.rows).sum();
+            if w.shape.first() != Some(&rows) {
+                return bad(format!("weight {}: parts cover {rows} rows of {:?}", w.name, w.shape));
+            }
+        }
+        for (phase, sched) in [("prefill", &self.prefill), ("decode", &self.decode)] {
+            for (i, step) in sched.steps.iter().enumerate() {
+                let at = format!("{phase} step {i} ({})", step.label());
+                match step {
+                    Step::Gemm(g) => {
+                        for op in [Some(&g.x), g.c.as_ref(), Some(&g.y)].into_iter().flatten() {
+                            check_ref(&op.buffer, &at)?;
+                        }
+                        if g.weight >= self.weights.len() || g.bias.is_some_and(|b| b >= self.weights.len()) {
+                            return bad(format!("{at}: weight out of range"));
+                        }
+                    }
+                    Step::Launch(l) => {
+                        let Some(m) = self.kernels.iter().find(|k| k.name == l.module) else {
+                            return bad(format!("{at}: no module `{}`", l.module));
+                        };
+                        if !m.entries.contains(&l.entry) {
+                            return bad(format!("{at}: module `{}` has no entry `{}`", l.module, l.entry));
+                        }
+                        for a in &l.args {
+                            if let Arg::Ptr { buffer, .. } = a {
+                                check_ref(buffer, &at)?;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expressions_round_trip_through_text() {
+        let b = || Expr::sym(Sym::Batch);
+        let t = || Expr::sym(Sym::Tokens);
+        let cases = [
+            b().mul(t()).mul(Expr::c(2048)),
+            b().mul(t()).add(Expr::c(7)).mul(Expr::c(3)),
+            Expr::sym(Sym::Past).add(t()).min(Expr::c(4095)),
+            t().cdiv(Expr::c(16)).max(Expr::c(1)),
+            Expr::c(5),
+        ];
+        for e in cases {
+            let text = e.to_string();
+            let back: Expr = text.parse().unwrap();
+            assert_eq!(back, e, "{text}");
+            let json = serde_json::to_string(&e).unwrap();
+            assert_eq!(serde_json::from_str::<Expr>(&json).unwrap(), e);
+        }
+        assert_eq!(b().mul(t()).mul(Expr::c(2048)).to_string(), "2048*batch*tokens");
+    }
+
+    #[test]
+    fn evaluation_folds_and_checks() {
+        let env = Env { batch: 2, tokens: 5, past: 10, max_len: 64, slots: 4, slot: 1, sms: 132 };
+        let e: Expr = "cdiv(batch*tokens, 4) + min(past+tokens, 12)*2".parse().unwrap();
+        assert_eq!(e.eval(&env).unwrap(), 3 + 24);
+        let div0: Expr = "cdiv(1, slot*0)".parse().unwrap();
+        assert_eq!(div0, Expr::CeilDiv(Box::new(Expr::c(1)), Box::new(Expr::c(0))));
+        assert!(div0.eval(&env).is_err());
+        let big = Expr::c(u64::MAX).mul(Expr::sym(Sym::Batch));
+        assert!(big.eval(&env).is_err());
+        assert!("batch +".parse::<Expr>().is_err());
+        assert!("bach".parse::<Expr>().is_err());
+        assert!("min(1 2)".parse::<Expr>().is_err());
+    }
+}
