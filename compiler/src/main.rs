@@ -17,6 +17,8 @@ enum Command {
     Build(cli::build::Args),
     /// Print the IR of a spec as text or Graphviz.
     Graph(cli::graph::Args),
+    /// Print the fused CUDA C kernels of a spec (all, one layer's, or one mixer kind's).
+    Kernels(cli::kernels::Args),
     /// Run a checkpoint or a spec (random weights): greedy continuation of a prompt.
     Run(cli::run::Args),
     /// Print the conversion plan of a surgery and the resulting config (writes nothing).
@@ -30,6 +32,7 @@ fn main() -> std::process::ExitCode {
     let result = match cli.command {
         Command::Build(a) => cli::build::run(a),
         Command::Graph(a) => cli::graph::run(a),
+        Command::Kernels(a) => cli::kernels::run(a),
         Command::Run(a) => cli::run::run(a),
         Command::Plan(a) => cli::plan::run(a),
         Command::Convert(a) => cli::convert::run(a),

@@ -29,8 +29,20 @@ fn build_succeeds_on_every_spec_and_counts_parameters_exactly() {
             .output()
             .expect("runs modelc");
         let stdout = String::from_utf8_lossy(&run.stdout);
-        assert!(run.status.success(), "{}: {}", path.display(), String::from_utf8_lossy(&run.stderr));
-        for f in ["config.json", "ir.lowered.txt", "ir.lowered.dot", "ir.placed.txt", "summary.txt", "summary.json"] {
+        assert!(
+            run.status.success(),
+            "{}: {}",
+            path.display(),
+            String::from_utf8_lossy(&run.stderr)
+        );
+        for f in [
+            "config.json",
+            "ir.lowered.txt",
+            "ir.lowered.dot",
+            "ir.placed.txt",
+            "summary.txt",
+            "summary.json",
+        ] {
             assert!(out.join(f).is_file(), "{}: {f} missing", path.display());
         }
         let summary: serde_json::Value =
@@ -39,18 +51,46 @@ fn build_succeeds_on_every_spec_and_counts_parameters_exactly() {
 
         let spec = spec::load(&path).expect("spec");
         let graph = lower_model(&spec).expect("lowers");
-        let declared: usize = graph.weights().iter().map(|(_, _, s)| s.iter().product::<usize>()).sum();
+        let declared: usize = graph
+            .weights()
+            .iter()
+            .map(|(_, _, s)| s.iter().product::<usize>())
+            .sum();
         assert_eq!(total, declared, "{}: summary vs lowering", path.display());
-        assert_eq!(total, layout::parameter_count(&spec), "{}: summary vs spec layout", path.display());
-        let by_group: u64 = summary["params_by_group"].as_object().expect("groups").values().map(|v| v.as_u64().unwrap_or(0)).sum();
+        assert_eq!(
+            total,
+            layout::parameter_count(&spec),
+            "{}: summary vs spec layout",
+            path.display()
+        );
+        let by_group: u64 = summary["params_by_group"]
+            .as_object()
+            .expect("groups")
+            .values()
+            .map(|v| v.as_u64().unwrap_or(0))
+            .sum();
         assert_eq!(by_group as usize, total, "{}: groups do not add up", path.display());
-        assert!(stdout.contains(&format!("({total})")), "{}: summary not printed", path.display());
+        assert!(
+            stdout.contains(&format!("({total})")),
+            "{}: summary not printed",
+            path.display()
+        );
         // The lowered weights are exactly the layout's keys and shapes.
-        let mut from_graph: Vec<(String, Vec<usize>)> = graph.weights().iter().map(|(_, k, s)| (k.to_string(), s.to_vec())).collect();
-        let mut from_layout: Vec<(String, Vec<usize>)> = layout::weights(&spec).into_iter().map(|w| (w.key, w.shape)).collect();
+        let mut from_graph: Vec<(String, Vec<usize>)> = graph
+            .weights()
+            .iter()
+            .map(|(_, k, s)| (k.to_string(), s.to_vec()))
+            .collect();
+        let mut from_layout: Vec<(String, Vec<usize>)> =
+            layout::weights(&spec).into_iter().map(|w| (w.key, w.shape)).collect();
         from_graph.sort();
         from_layout.sort();
-        assert_eq!(from_graph, from_layout, "{}: lowering and layout disagree", path.display());
+        assert_eq!(
+            from_graph,
+            from_layout,
+            "{}: lowering and layout disagree",
+            path.display()
+        );
     }
 }
 
@@ -93,10 +133,20 @@ fn graph_text_is_deterministic_and_dot_is_well_formed() {
 fn bad_placement_is_a_clear_error() {
     let spec = Path::new(env!("CARGO_MANIFEST_DIR")).join("../specs/tiny-supernet.yaml");
     let out = Command::new(env!("CARGO_BIN_EXE_modelc"))
-        .args(["graph", spec.to_str().expect("utf8"), "--stage", "placed", "--placement", "0=nope"])
+        .args([
+            "graph",
+            spec.to_str().expect("utf8"),
+            "--stage",
+            "placed",
+            "--placement",
+            "0=nope",
+        ])
         .output()
         .expect("runs");
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("layer 0 has no sub-mixer `nope`") && err.contains("attention"), "{err}");
+    assert!(
+        err.contains("layer 0 has no sub-mixer `nope`") && err.contains("attention"),
+        "{err}"
+    );
 }

@@ -29,12 +29,22 @@ fn write_checkpoint(dir: &Path, spec: &ModelSpec, seed: u64, max_shard: Option<u
     let tensors: Vec<(String, HostTensor)> = store
         .iter()
         .filter(|(k, _)| Some(k.as_str()) != skip)
-        .map(|(k, a)| (k.clone(), HostTensor::from_f64(a.shape.clone(), &a.data).expect("tensor").cast(DType::BF16)))
+        .map(|(k, a)| {
+            (
+                k.clone(),
+                HostTensor::from_f64(a.shape.clone(), &a.data)
+                    .expect("tensor")
+                    .cast(DType::BF16),
+            )
+        })
         .collect();
     match max_shard {
         None => write_safetensors(&dir.join("model.safetensors"), &tensors).expect("write"),
         Some(max) => {
-            let specs = tensors.iter().map(|(k, t)| TensorSpec::new(k.clone(), t.dtype, t.shape.clone())).collect();
+            let specs = tensors
+                .iter()
+                .map(|(k, t)| TensorSpec::new(k.clone(), t.dtype, t.shape.clone()))
+                .collect();
             let mut w = ShardedWriter::new(dir, max, specs).expect("writer");
             for (k, t) in &tensors {
                 w.write(k, &t.data).expect("write");
@@ -46,7 +56,10 @@ fn write_checkpoint(dir: &Path, spec: &ModelSpec, seed: u64, max_shard: Option<u
 }
 
 fn modelc(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_modelc")).args(args).output().expect("runs modelc")
+    Command::new(env!("CARGO_BIN_EXE_modelc"))
+        .args(args)
+        .output()
+        .expect("runs modelc")
 }
 
 /// Reference logits of prompt + greedy steps, in-process, for comparison with the CLI.
@@ -59,11 +72,18 @@ fn reference(dir: &Path, placement: Option<&str>, prompt: &[u32], steps: usize) 
         Some(name) => Placement::all(&spec, name).expect("placement"),
     };
     let graph = specialize(lower_model(&spec).expect("lower"), &p).expect("place");
-    let opts = InterpOptions { precision: Precision::F64, delta_rule: DeltaRuleForm::Recurrent };
+    let opts = InterpOptions {
+        precision: Precision::F64,
+        delta_rule: DeltaRuleForm::Recurrent,
+    };
     let mut s = Session::new(&graph, &weights, 1, opts).expect("session");
     let logits = s.forward(&[prompt.to_vec()]).expect("prefill");
     let v = logits.last_dim();
-    let argmax = |row: &[f64]| row.iter().enumerate().fold(0, |b, (i, x)| if *x > row[b] { i } else { b }) as u32;
+    let argmax = |row: &[f64]| {
+        row.iter()
+            .enumerate()
+            .fold(0, |b, (i, x)| if *x > row[b] { i } else { b }) as u32
+    };
     let mut next = argmax(&logits.data[logits.len() - v..]);
     let mut generated = vec![next];
     let mut decode = Vec::new();
@@ -88,7 +108,22 @@ fn max_rel(a: &[f64], b: &[f64]) -> f64 {
 
 fn check_run(dir: &Path, placement: Option<&str>) {
     let out_file = dir.join("logits.safetensors");
-    let mut args = vec!["run", dir.to_str().expect("utf8"), "--device", "cpu", "--prompt-ids", "3,1,4,1,5,9", "--max-new-tokens", "4", "--precision", "f64", "--chunk", "0", "--logits-out", out_file.to_str().expect("utf8")];
+    let mut args = vec![
+        "run",
+        dir.to_str().expect("utf8"),
+        "--device",
+        "cpu",
+        "--prompt-ids",
+        "3,1,4,1,5,9",
+        "--max-new-tokens",
+        "4",
+        "--precision",
+        "f64",
+        "--chunk",
+        "0",
+        "--logits-out",
+        out_file.to_str().expect("utf8"),
+    ];
     if let Some(p) = placement {
         args.extend(["--placement", p]);
     }
@@ -138,7 +173,13 @@ fn a_missing_tensor_is_an_error_naming_it() {
     let tmp = tempfile::tempdir().expect("tmp");
     let spec = spec::load(&spec_path("tiny-kda.yaml")).expect("spec");
     let dir = tmp.path().join("broken");
-    write_checkpoint(&dir, &spec, 1, None, Some("model.decoder.blocks.1.mixer.f_b_proj.weight"));
+    write_checkpoint(
+        &dir,
+        &spec,
+        1,
+        None,
+        Some("model.decoder.blocks.1.mixer.f_b_proj.weight"),
+    );
     let run = modelc(&["run", dir.to_str().expect("utf8"), "--prompt-ids", "1,2"]);
     assert!(!run.status.success());
     let err = String::from_utf8_lossy(&run.stderr);
@@ -156,18 +197,30 @@ fn a_misshaped_tensor_is_an_error_naming_it_and_both_shapes() {
         l.mlp.intermediate_size += 8;
     }
     write_checkpoint(&dir, &spec, 2, None, None);
-    std::fs::write(dir.join("config.json"), serde_json::to_string(&spec::to_config_json(&good)).expect("json")).expect("config");
+    std::fs::write(
+        dir.join("config.json"),
+        serde_json::to_string(&spec::to_config_json(&good)).expect("json"),
+    )
+    .expect("config");
     let run = modelc(&["run", dir.to_str().expect("utf8"), "--prompt-ids", "1"]);
     assert!(!run.status.success());
     let err = String::from_utf8_lossy(&run.stderr);
     let i = good.layers[0].mlp.intermediate_size;
     assert!(err.contains("model.decoder.blocks.0.mlp.up_proj.weight"), "{err}");
-    assert!(err.contains(&i.to_string()) && err.contains(&(i + 8).to_string()), "{err}");
+    assert!(
+        err.contains(&i.to_string()) && err.contains(&(i + 8).to_string()),
+        "{err}"
+    );
 }
 
 #[test]
 fn out_of_vocabulary_prompt_is_rejected() {
-    let run = modelc(&["run", spec_path("tiny-gdn.yaml").to_str().expect("utf8"), "--prompt-ids", "1,9999"]);
+    let run = modelc(&[
+        "run",
+        spec_path("tiny-gdn.yaml").to_str().expect("utf8"),
+        "--prompt-ids",
+        "1,9999",
+    ]);
     assert!(!run.status.success());
     assert!(String::from_utf8_lossy(&run.stderr).contains("9999"));
 }
@@ -187,9 +240,23 @@ fn attention_biases_follow_the_checkpoint_not_the_config_default() {
     let dir = tmp.path().join("qwen-like");
     write_checkpoint(&dir, &biased, 4, None, None);
     // The config omits the biases (HF reads that as "none"); the tensors say otherwise.
-    std::fs::write(dir.join("config.json"), serde_json::to_string(&spec::to_config_json(&plain)).expect("json")).expect("config");
-    let run = modelc(&["run", dir.to_str().expect("utf8"), "--prompt-ids", "1,2", "--max-new-tokens", "1"]);
+    std::fs::write(
+        dir.join("config.json"),
+        serde_json::to_string(&spec::to_config_json(&plain)).expect("json"),
+    )
+    .expect("config");
+    let run = modelc(&[
+        "run",
+        dir.to_str().expect("utf8"),
+        "--prompt-ids",
+        "1,2",
+        "--max-new-tokens",
+        "1",
+    ]);
     assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
     let err = String::from_utf8_lossy(&run.stderr);
-    assert!(err.contains("model.decoder.blocks.0.mixer.q_proj.bias") && err.contains("following the checkpoint"), "{err}");
+    assert!(
+        err.contains("model.decoder.blocks.0.mixer.q_proj.bias") && err.contains("following the checkpoint"),
+        "{err}"
+    );
 }

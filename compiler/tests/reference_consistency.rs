@@ -28,7 +28,11 @@ fn tiny_specs() -> Vec<(String, ModelSpec)> {
         }
     }
     out.sort_by(|a, b| a.0.cmp(&b.0));
-    assert!(out.len() >= 7, "expected the tiny specs of every mixer, hybrid and supernet, got {}", out.len());
+    assert!(
+        out.len() >= 7,
+        "expected the tiny specs of every mixer, hybrid and supernet, got {}",
+        out.len()
+    );
     out
 }
 
@@ -61,13 +65,20 @@ fn graph(spec: &ModelSpec, p: &Placement) -> Graph {
 }
 
 fn opts(form: DeltaRuleForm) -> InterpOptions {
-    InterpOptions { precision: Precision::F64, delta_rule: form }
+    InterpOptions {
+        precision: Precision::F64,
+        delta_rule: form,
+    }
 }
 
 fn rel_err(a: &Array, b: &Array) -> f64 {
     assert_eq!(a.shape, b.shape);
     let scale = b.data.iter().fold(0.0f64, |m, x| m.max(x.abs())).max(1e-30);
-    a.data.iter().zip(&b.data).fold(0.0f64, |m, (x, y)| m.max((x - y).abs())) / scale
+    a.data
+        .iter()
+        .zip(&b.data)
+        .fold(0.0f64, |m, (x, y)| m.max((x - y).abs()))
+        / scale
 }
 
 /// Logits of several calls, concatenated along tokens (batch 1).
@@ -150,7 +161,10 @@ fn a_batch_equals_its_sequences_alone() {
             let alone_step = one.forward(&[vec![1 + i as u32]]).expect("step");
             let n = alone_step.len();
             let part = Array::new(alone_step.shape.clone(), step.data[i * n..(i + 1) * n].to_vec());
-            assert!(rel_err(&part, &alone_step) <= TOL, "{name}: batch row {i} decode step differs");
+            assert!(
+                rel_err(&part, &alone_step) <= TOL,
+                "{name}: batch row {i} decode step differs"
+            );
         }
     }
 }
@@ -167,6 +181,9 @@ fn placements_change_the_output_of_a_supernet() {
     assert!(outs.len() >= 5);
     // outs[0] is the main placement (attention); each other sub-mixer must give other logits.
     for (i, o) in outs.iter().enumerate().skip(2) {
-        assert!(rel_err(o, &outs[0]) > 1e-6, "placement {i} gives the main placement's logits");
+        assert!(
+            rel_err(o, &outs[0]) > 1e-6,
+            "placement {i} gives the main placement's logits"
+        );
     }
 }

@@ -6,6 +6,7 @@ pub mod tensor;
 pub mod weights;
 pub mod cuda;
 pub mod cpu;
+pub mod program;
 
 pub use tensor::{DType, HostTensor, TensorView};
 pub use weights::{Checkpoint, WeightsError};

@@ -122,34 +122,57 @@ impl Expr {
         Expr::Sym(s)
     }
 
-    /// `a + b`, flattening sums and folding constants.
+    /// `a + b`, flattening sums, folding constants and collecting like terms (`2*x + 3*x` is
+    /// `5*x`).
     pub fn add(self, other: Expr) -> Expr {
-        let mut terms = Vec::new();
+        let mut terms: Vec<(u64, Expr)> = Vec::new();
         let mut k = 0u64;
+        let mut push = |t: Expr, terms: &mut Vec<(u64, Expr)>| {
+            let (coef, rest) = t.split_coef();
+            match rest {
+                None => k = k.saturating_add(coef),
+                Some(r) => match terms.iter_mut().find(|(_, x)| *x == r) {
+                    Some((c, _)) => *c = c.saturating_add(coef),
+                    None => terms.push((coef, r)),
+                },
+            }
+        };
         for e in [self, other] {
             match e {
-                Expr::Add(ts) => terms.extend(ts),
-                t => terms.push(t),
+                Expr::Add(ts) => ts.into_iter().for_each(|t| push(t, &mut terms)),
+                t => push(t, &mut terms),
             }
         }
-        terms.retain(|t| match t {
-            Expr::Const(c) => {
-                k = k.saturating_add(*c);
-                false
-            }
-            _ => true,
-        });
-        if k != 0 || terms.is_empty() {
-            terms.push(Expr::Const(k));
+        let mut out: Vec<Expr> = terms.into_iter().filter(|(c, _)| *c != 0).map(|(c, r)| Expr::Const(c).mul(r)).collect();
+        if k != 0 || out.is_empty() {
+            out.push(Expr::Const(k));
         }
-        if terms.len() == 1 {
-            terms.pop().unwrap_or(Expr::Const(0))
+        if out.len() == 1 {
+            out.pop().unwrap_or(Expr::Const(0))
         } else {
-            Expr::Add(terms)
+            Expr::Add(out)
         }
     }
 
-    /// `a · b`, flattening products and folding constants (the constant goes first).
+    /// Splits `k*rest` into `(k, Some(rest))`, a constant into `(k, None)`.
+    fn split_coef(self) -> (u64, Option<Expr>) {
+        match self {
+            Expr::Const(c) => (c, None),
+            Expr::Mul(mut fs) => match fs.first() {
+                Some(Expr::Const(c)) => {
+                    let c = *c;
+                    fs.remove(0);
+                    let rest = if fs.len() == 1 { fs.pop().unwrap_or(Expr::Const(1)) } else { Expr::Mul(fs) };
+                    (c, Some(rest))
+                }
+                _ => (1, Some(Expr::Mul(fs))),
+            },
+            e => (1, Some(e)),
+        }
+    }
+
+    /// `a · b`, flattening products and folding constants (the constant goes first, then the
+    /// factors in a canonical order).
     pub fn mul(self, other: Expr) -> Expr {
         let mut factors = Vec::new();
         let mut k = 1u64;
@@ -169,6 +192,7 @@ impl Expr {
         if k == 0 {
             return Expr::Const(0);
         }
+        factors.sort_by_cached_key(|f| f.sort_key());
         if k != 1 || factors.is_empty() {
             factors.insert(0, Expr::Const(k));
         }
@@ -176,6 +200,14 @@ impl Expr {
             factors.pop().unwrap_or(Expr::Const(1))
         } else {
             Expr::Mul(factors)
+        }
+    }
+
+    /// Canonical order of factors: symbols in [`Sym::ALL`] order, then compound terms by text.
+    fn sort_key(&self) -> (usize, String) {
+        match self {
+            Expr::Sym(s) => (Sym::ALL.iter().position(|x| x == s).unwrap_or(0), String::new()),
+            e => (Sym::ALL.len(), e.to_string()),
         }
     }
 
@@ -501,7 +533,7 @@ impl StateBuffer {
 
 /// A host-provided input or host-read output.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct HostTensor {
+pub struct HostIo {
     pub name: String,
     pub dtype: DType,
     pub elements: Expr,
@@ -509,7 +541,7 @@ pub struct HostTensor {
 }
 
 /// What a pointer refers to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(tag = "kind", content = "index", rename_all = "snake_case")]
 pub enum BufferRef {
     Buffer(usize),
@@ -616,8 +648,8 @@ pub struct Program {
     pub weights: Vec<DeviceWeight>,
     pub buffers: Vec<Buffer>,
     pub states: Vec<StateBuffer>,
-    pub inputs: Vec<HostTensor>,
-    pub outputs: Vec<HostTensor>,
+    pub inputs: Vec<HostIo>,
+    pub outputs: Vec<HostIo>,
     pub prefill: Schedule,
     pub decode: Schedule,
 }
@@ -688,6 +720,7 @@ mod tests {
         let cases = [
             b().mul(t()).mul(Expr::c(2048)),
             b().mul(t()).add(Expr::c(7)).mul(Expr::c(3)),
+            t().mul(b()).mul(Expr::c(2)).add(b().mul(t()).mul(Expr::c(3))).add(Expr::c(4)),
             Expr::sym(Sym::Past).add(t()).min(Expr::c(4095)),
             t().cdiv(Expr::c(16)).max(Expr::c(1)),
             Expr::c(5),
@@ -700,6 +733,9 @@ mod tests {
             assert_eq!(serde_json::from_str::<Expr>(&json).unwrap(), e);
         }
         assert_eq!(b().mul(t()).mul(Expr::c(2048)).to_string(), "2048*batch*tokens");
+        // Like terms collect whatever the factor order.
+        let sum = t().mul(b()).mul(Expr::c(2)).add(b().mul(t()).mul(Expr::c(3))).add(Expr::c(4));
+        assert_eq!(sum.to_string(), "5*batch*tokens + 4");
     }
 
     #[test]

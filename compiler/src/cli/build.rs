@@ -35,7 +35,7 @@ pub fn run(args: Args) -> Result<()> {
         .file_stem()
         .map(|s| s.to_string_lossy().to_string())
         .unwrap_or_else(|| "model".into());
-    let out = args.out.unwrap_or_else(|| PathBuf::from("build").join(stem));
+    let out = args.out.unwrap_or_else(|| PathBuf::from("build").join(&stem));
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
     let config = serde_json::to_string_pretty(&modelc::spec::to_config_json(&spec))?;
     write_atomic(&out.join("config.json"), config.as_bytes())?;
@@ -44,9 +44,62 @@ pub fn run(args: Args) -> Result<()> {
     write_atomic(&out.join("ir.placed.txt"), to_text(&placed)?.as_bytes())?;
     let text = summary.to_text();
     write_atomic(&out.join("summary.txt"), text.as_bytes())?;
-    write_atomic(&out.join("summary.json"), serde_json::to_string_pretty(&summary)?.as_bytes())?;
-    println!("{}: {} layers, hidden {}, vocab {}", args.spec.display(), spec.layers.len(), spec.hidden_size, spec.vocab_size);
+    write_atomic(
+        &out.join("summary.json"),
+        serde_json::to_string_pretty(&summary)?.as_bytes(),
+    )?;
+    println!(
+        "{}: {} layers, hidden {}, vocab {}",
+        args.spec.display(),
+        spec.layers.len(),
+        spec.hidden_size,
+        spec.vocab_size
+    );
     print!("{text}");
+    write_kernels(&spec, &placement, &stem, &out)?;
     println!("wrote {}", out.display());
     Ok(())
 }
+
+/// Fuses and generates the kernels: `kernels/<name>.cu`, `program.json`, `kernels.txt` (the
+/// table: kernels, launches per layer per token, bytes per token against the minimum) and
+/// `plan.txt` (the fusion plan). A spec whose shapes a mixer-core template does not support
+/// still builds (the reference path needs no kernels): the reason goes to stderr and
+/// `kernels.error.txt`.
+fn write_kernels(spec: &modelc::spec::ModelSpec, placement: &modelc::passes::Placement, model: &str, out: &std::path::Path) -> Result<()> {
+    use modelc::codegen::{compile, report};
+    let error_file = out.join("kernels.error.txt");
+    let (cg, program) = match compile(spec, placement, model) {
+        Ok(r) => r,
+        Err(e) => {
+            let msg = format!("{:#}", anyhow::Error::from(e));
+            eprintln!("warning: no kernels generated: {msg}");
+            write_atomic(&error_file, format!("{msg}\n").as_bytes())?;
+            return Ok(());
+        }
+    };
+    if error_file.exists() {
+        std::fs::remove_file(&error_file).with_context(|| format!("removing {}", error_file.display()))?;
+    }
+    let dir = out.join("kernels");
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    // Stale kernels of an earlier build would be mistaken for this one's.
+    for entry in std::fs::read_dir(&dir).with_context(|| format!("reading {}", dir.display()))? {
+        let path = entry?.path();
+        if path.extension().is_some_and(|e| e == "cu") {
+            std::fs::remove_file(&path).with_context(|| format!("removing {}", path.display()))?;
+        }
+    }
+    for k in &cg.kernels {
+        write_atomic(&dir.join(format!("{}.cu", k.name)), k.source.as_bytes())?;
+    }
+    write_atomic(&out.join("program.json"), serde_json::to_string_pretty(&program)?.as_bytes())?;
+    let table = report::table(&cg, &program, spec, placement, REPORT_PAST);
+    write_atomic(&out.join("kernels.txt"), table.as_bytes())?;
+    write_atomic(&out.join("plan.txt"), report::steps_text(&cg).as_bytes())?;
+    print!("{table}");
+    Ok(())
+}
+
+/// The context length at which the kernel table reports decode traffic.
+const REPORT_PAST: u64 = 1024;

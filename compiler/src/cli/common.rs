@@ -51,7 +51,10 @@ pub fn place(graph: Graph, placement: &Placement) -> Result<Graph> {
 /// Writes a file atomically: a temp file beside it, then a rename.
 pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
-    let name = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_default();
     let tmp = dir.join(format!(".{name}.tmp{}", std::process::id()));
     std::fs::write(&tmp, contents).with_context(|| format!("writing {}", tmp.display()))?;
     std::fs::rename(&tmp, path).with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))?;
@@ -67,7 +70,10 @@ pub fn align_biases(spec: &mut ModelSpec, has: impl Fn(&str) -> bool) -> Vec<Str
     let mut fix = |flag: &mut bool, key: String, notes: &mut Vec<String>| {
         let present = has(&key);
         if *flag != present {
-            notes.push(format!("{key}: the config says bias={flag}, the checkpoint {} it; following the checkpoint", if present { "has" } else { "lacks" }));
+            notes.push(format!(
+                "{key}: the config says bias={flag}, the checkpoint {} it; following the checkpoint",
+                if present { "has" } else { "lacks" }
+            ));
             *flag = present;
         }
     };

@@ -48,8 +48,8 @@ pub fn parse_size(text: &str) -> Result<u64> {
     let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
         "" | "b" => 1,
         "k" | "kb" => 1000,
-        "m" | "mb" => 1000_000,
-        "g" | "gb" => 1000_000_000,
+        "m" | "mb" => 1_000_000,
+        "g" | "gb" => 1_000_000_000,
         "kib" => 1 << 10,
         "mib" => 1 << 20,
         "gib" => 1 << 30,
@@ -77,11 +77,7 @@ pub fn parse_dtype(text: &str) -> Result<DType> {
 
 pub fn run(args: Args) -> Result<()> {
     let opts = ConvertOptions {
-        format: args
-            .format
-            .as_deref()
-            .map(SourceFormat::from_name)
-            .transpose()?,
+        format: args.format.as_deref().map(SourceFormat::from_name).transpose()?,
         seed: args.seed,
         max_shard_size: match &args.max_shard_size {
             Some(s) => parse_size(s)?,
@@ -106,15 +102,13 @@ pub fn run(args: Args) -> Result<()> {
         bar.set_message(format!("tensors {}/{}", p.tensors_done, p.tensors_total));
     });
     bar.finish_and_clear();
-    let report = result
-        .map_err(|e| locate_all(e, &files))
-        .with_context(|| {
-            format!(
-                "converting {} into {} (nothing was written there)",
-                args.source.display(),
-                args.out.display()
-            )
-        })?;
+    let report = result.map_err(|e| locate_all(e, &files)).with_context(|| {
+        format!(
+            "converting {} into {} (nothing was written there)",
+            args.source.display(),
+            args.out.display()
+        )
+    })?;
     println!(
         "wrote {} tensors ({} bytes, {}) from a {} checkpoint to {}",
         report.tensors,

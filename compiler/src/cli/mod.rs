@@ -4,5 +4,6 @@ pub mod build;
 pub mod common;
 pub mod convert;
 pub mod graph;
+pub mod kernels;
 pub mod plan;
 pub mod run;

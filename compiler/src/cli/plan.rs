@@ -47,11 +47,7 @@ fn plan(
 }
 
 pub fn run(args: Args) -> Result<()> {
-    let format = args
-        .format
-        .as_deref()
-        .map(SourceFormat::from_name)
-        .transpose()?;
+    let format = args.format.as_deref().map(SourceFormat::from_name).transpose()?;
     let files = load_surgeries(&args.surgeries)?;
     let named: Vec<_> = files.iter().map(|f| (f.name.clone(), f.value.clone())).collect();
     let conv = plan(&args.source, format, &named)

@@ -69,7 +69,10 @@ pub fn run(args: Args) -> Result<()> {
         WeightStore::random(&weight_layout(&spec), args.seed)
     };
     if let Some(&bad) = args.prompt_ids.iter().find(|&&id| id as usize >= spec.vocab_size) {
-        bail!("prompt id {bad} is out of the vocabulary (vocab_size {})", spec.vocab_size);
+        bail!(
+            "prompt id {bad} is out of the vocabulary (vocab_size {})",
+            spec.vocab_size
+        );
     }
     let graph = place(lower(&spec)?, &placement(&spec, args.placement.as_deref())?)?;
     let opts = InterpOptions {
@@ -77,7 +80,11 @@ pub fn run(args: Args) -> Result<()> {
             PrecisionArg::F32 => Precision::F32,
             PrecisionArg::F64 => Precision::F64,
         },
-        delta_rule: if args.chunk == 0 { DeltaRuleForm::Recurrent } else { DeltaRuleForm::Chunked(args.chunk) },
+        delta_rule: if args.chunk == 0 {
+            DeltaRuleForm::Recurrent
+        } else {
+            DeltaRuleForm::Chunked(args.chunk)
+        },
     };
     let result = generate(&graph, &weights, &args.prompt_ids, args.max_new_tokens, opts)?;
     println!("prompt:       {:?}", args.prompt_ids);
@@ -93,12 +100,30 @@ pub fn run(args: Args) -> Result<()> {
         let vocab = spec.vocab_size;
         let flat = |rows: &[Vec<f64>]| rows.iter().flatten().map(|&x| x as f32).collect::<Vec<f32>>();
         let mut tensors = vec![
-            ("prompt_logits".to_string(), HostTensor::from_f32(vec![result.prompt_logits.len(), vocab], &flat(&result.prompt_logits))?),
-            ("prompt_ids".to_string(), HostTensor::from_i64(vec![args.prompt_ids.len()], &args.prompt_ids.iter().map(|&x| i64::from(x)).collect::<Vec<_>>())?),
-            ("generated_ids".to_string(), HostTensor::from_i64(vec![result.generated.len()], &result.generated.iter().map(|&x| i64::from(x)).collect::<Vec<_>>())?),
+            (
+                "prompt_logits".to_string(),
+                HostTensor::from_f32(vec![result.prompt_logits.len(), vocab], &flat(&result.prompt_logits))?,
+            ),
+            (
+                "prompt_ids".to_string(),
+                HostTensor::from_i64(
+                    vec![args.prompt_ids.len()],
+                    &args.prompt_ids.iter().map(|&x| i64::from(x)).collect::<Vec<_>>(),
+                )?,
+            ),
+            (
+                "generated_ids".to_string(),
+                HostTensor::from_i64(
+                    vec![result.generated.len()],
+                    &result.generated.iter().map(|&x| i64::from(x)).collect::<Vec<_>>(),
+                )?,
+            ),
         ];
         if !result.decode_logits.is_empty() {
-            tensors.push(("decode_logits".to_string(), HostTensor::from_f32(vec![result.decode_logits.len(), vocab], &flat(&result.decode_logits))?));
+            tensors.push((
+                "decode_logits".to_string(),
+                HostTensor::from_f32(vec![result.decode_logits.len(), vocab], &flat(&result.decode_logits))?,
+            ));
         }
         write_safetensors(path, &tensors)?;
         println!("wrote {}", path.display());
@@ -128,7 +153,13 @@ fn argmax(row: &[f64]) -> u32 {
 }
 
 /// Prefill the prompt, then `new_tokens` greedy steps (the last generated token is not fed back).
-fn generate(graph: &modelc::ir::Graph, weights: &WeightStore, prompt: &[u32], new_tokens: usize, opts: InterpOptions) -> Result<Generation> {
+fn generate(
+    graph: &modelc::ir::Graph,
+    weights: &WeightStore,
+    prompt: &[u32],
+    new_tokens: usize,
+    opts: InterpOptions,
+) -> Result<Generation> {
     if prompt.is_empty() {
         bail!("--prompt-ids is empty");
     }
@@ -151,7 +182,13 @@ fn generate(graph: &modelc::ir::Graph, weights: &WeightStore, prompt: &[u32], ne
         last = argmax(&logits.data);
         decode_logits.push(logits.data);
     }
-    Ok(Generation { prompt_logits, decode_logits, generated, prefill_secs, decode_secs: t1.elapsed().as_secs_f64() })
+    Ok(Generation {
+        prompt_logits,
+        decode_logits,
+        generated,
+        prefill_secs,
+        decode_secs: t1.elapsed().as_secs_f64(),
+    })
 }
 
 fn weight_layout(spec: &modelc::spec::ModelSpec) -> Vec<(String, Vec<usize>)> {

@@ -18,7 +18,14 @@ pub fn to_dot(graph: &Graph) -> Result<String, IrError> {
     for &n in &order {
         let node = graph.node(n);
         let label = match &node.op {
-            Op::Weight { key, .. } => key.rsplit('.').take(2).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("."),
+            Op::Weight { key, .. } => key
+                .rsplit('.')
+                .take(2)
+                .collect::<Vec<_>>()
+                .into_iter()
+                .rev()
+                .collect::<Vec<_>>()
+                .join("."),
             Op::Input { name, .. } | Op::Output { name } => name.clone(),
             op => op.name(),
         };

@@ -47,9 +47,21 @@ impl Graph {
     pub fn add(&mut self, op: Op, inputs: &[Value], scope: &str, layer: Option<usize>) -> Result<NodeIndex, IrError> {
         let types: Vec<TensorType> = inputs.iter().map(|v| self.ty(*v).clone()).collect();
         let outputs = op.infer(&types).map_err(|e| e.in_scope(scope))?;
-        let node = self.g.add_node(Node { op, outputs, scope: scope.to_string(), layer });
+        let node = self.g.add_node(Node {
+            op,
+            outputs,
+            scope: scope.to_string(),
+            layer,
+        });
         for (i, v) in inputs.iter().enumerate() {
-            self.g.add_edge(v.node, node, Port { output: v.output, input: i });
+            self.g.add_edge(
+                v.node,
+                node,
+                Port {
+                    output: v.output,
+                    input: i,
+                },
+            );
         }
         Ok(node)
     }
@@ -68,7 +80,15 @@ impl Graph {
         let mut edges: Vec<(usize, Value)> = self
             .g
             .edges_directed(n, Direction::Incoming)
-            .map(|e| (e.weight().input, Value { node: e.source(), output: e.weight().output }))
+            .map(|e| {
+                (
+                    e.weight().input,
+                    Value {
+                        node: e.source(),
+                        output: e.weight().output,
+                    },
+                )
+            })
             .collect();
         edges.sort_by_key(|(i, _)| *i);
         edges.into_iter().map(|(_, v)| v).collect()
@@ -76,8 +96,11 @@ impl Graph {
 
     /// Nodes that read any output of `n`, with the port.
     pub fn users(&self, n: NodeIndex) -> Vec<(NodeIndex, Port)> {
-        let mut users: Vec<(NodeIndex, Port)> =
-            self.g.edges_directed(n, Direction::Outgoing).map(|e| (e.target(), *e.weight())).collect();
+        let mut users: Vec<(NodeIndex, Port)> = self
+            .g
+            .edges_directed(n, Direction::Outgoing)
+            .map(|e| (e.target(), *e.weight()))
+            .collect();
         users.sort_by_key(|(t, p)| (t.index(), p.input));
         users
     }
@@ -89,8 +112,11 @@ impl Graph {
             .node_indices()
             .map(|n| (n, self.g.edges_directed(n, Direction::Incoming).count()))
             .collect();
-        let mut ready: std::collections::BTreeSet<usize> =
-            indegree.iter().filter(|(_, d)| **d == 0).map(|(n, _)| n.index()).collect();
+        let mut ready: std::collections::BTreeSet<usize> = indegree
+            .iter()
+            .filter(|(_, d)| **d == 0)
+            .map(|(n, _)| n.index())
+            .collect();
         let mut order = Vec::with_capacity(self.g.node_count());
         while let Some(i) = ready.pop_first() {
             let n = NodeIndex::new(i);

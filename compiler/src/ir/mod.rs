@@ -36,7 +36,10 @@ impl IrError {
         if scope.is_empty() {
             self
         } else {
-            IrError::InScope { scope: scope.to_string(), inner: Box::new(self) }
+            IrError::InScope {
+                scope: scope.to_string(),
+                inner: Box::new(self),
+            }
         }
     }
 }

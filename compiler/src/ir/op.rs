@@ -97,23 +97,46 @@ pub struct DeltaRuleParams {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Op {
     /// A graph input: token ids, positions, or a state (`state.<name>`).
-    Input { name: String, ty: TensorType },
+    Input {
+        name: String,
+        ty: TensorType,
+    },
     /// A checkpoint tensor, by its exact key.
-    Weight { key: String, shape: Vec<usize>, dtype: DType },
+    Weight {
+        key: String,
+        shape: Vec<usize>,
+        dtype: DType,
+    },
     /// A graph output (logits, `state.<name>`); one input.
-    Output { name: String },
+    Output {
+        name: String,
+    },
     /// (ids `[B,T]`, table `[V,d]`) → `[B,T,d]`.
     Embedding,
     /// (x `[..,in]`, w `[out,in]`, [bias `[out]`]) → `[..,out]`; `y = x Wᵀ + b`.
-    Linear { bias: bool },
+    Linear {
+        bias: bool,
+    },
     /// (x, w `[group]`): `x · rsqrt(mean(x²) + eps) · w` over each group of channels.
-    RmsNorm { eps: f64, group: usize },
+    RmsNorm {
+        eps: f64,
+        group: usize,
+    },
     /// (x, w, b) over the last dim.
-    LayerNorm { eps: f64 },
+    LayerNorm {
+        eps: f64,
+    },
     /// (x, gate, w `[group]`): `rmsnorm(x) · w · act(gate)` per group (GDN/KDA output norm).
-    GatedRmsNorm { eps: f64, group: usize, act: GateActivation },
+    GatedRmsNorm {
+        eps: f64,
+        group: usize,
+        act: GateActivation,
+    },
     /// (x): `x · rsqrt(Σx² + eps)` per group.
-    L2Norm { eps: f64, group: usize },
+    L2Norm {
+        eps: f64,
+        group: usize,
+    },
     Unary(UnaryFn),
     /// (a, b): b has a's shape or a suffix of it (broadcast).
     Add,
@@ -122,26 +145,46 @@ pub enum Op {
     /// (x): `c · x`.
     Scale(f64),
     /// (x): channels `[start, start+len)` of the last dim.
-    Slice { start: usize, len: usize },
+    Slice {
+        start: usize,
+        len: usize,
+    },
     /// (x₀, x₁, …): concatenation along the last dim.
     Concat,
     /// (x `[..,G·n]`) → `[..,G·repeats·n]`: group `h` of the output is input group `h / repeats`.
-    RepeatGroups { n: usize, repeats: usize },
+    RepeatGroups {
+        n: usize,
+        repeats: usize,
+    },
     /// (x `[B,T,H·Dh]`, positions `[B,T]`): rotate-half RoPE per head.
-    Rope { head_dim: usize, theta: f64 },
+    Rope {
+        head_dim: usize,
+        theta: f64,
+    },
     /// (f `[..,H·group]`, a_log `[H]`, dt_bias `[H·group]`) → f32 `−exp(a_log)·softplus(f + dt_bias)`.
-    DecayGate { group: usize },
+    DecayGate {
+        group: usize,
+    },
     /// (x `[B,T,C]`, w `[C,1,K]`, [bias `[C]`], state `[B,C,K−1]`) → (y, state′).
-    CausalConv1d { kernel: usize, bias: bool, silu: bool },
+    CausalConv1d {
+        kernel: usize,
+        bias: bool,
+        silu: bool,
+    },
     /// (q, k, v, k_cache `[B,G,S,Dh]`, v_cache) → (o `[B,T,H·Dh]`, k_cache′, v_cache′).
     Attention(AttentionParams),
     /// (q, k (both L2-normalised, q scaled), v, g, beta, state `[B,Hv,Dk,Dv]`) → (o, state′).
     DeltaRule(DeltaRuleParams),
     /// (u, delta, a_log `[Di,N]`, b `[B,T,Gx·N]`, c `[B,T,Di]`, d `[Di]`, state `[B,Di,N]`) → (y, state′).
-    SelectiveScan { state_size: usize },
+    SelectiveScan {
+        state_size: usize,
+    },
     /// A stochastic layer's choice: one input per sub-mixer, in `names` order; the output is the
     /// input of the sub-mixer the placement picks.
-    Route { layer: usize, names: Vec<String> },
+    Route {
+        layer: usize,
+        names: Vec<String>,
+    },
 }
 
 impl Op {
@@ -180,12 +223,16 @@ impl Op {
             Op::Input { name, .. } => name.clone(),
             Op::Weight { key, .. } => format!("@{key}"),
             Op::Output { name } => name.clone(),
-            Op::Linear { bias } => if *bias { "bias".into() } else { String::new() },
+            Op::Linear { bias } => {
+                if *bias {
+                    "bias".into()
+                } else {
+                    String::new()
+                }
+            }
             Op::RmsNorm { eps, group } => format!("eps={eps:e}, group={group}"),
             Op::LayerNorm { eps } => format!("eps={eps:e}"),
-            Op::GatedRmsNorm { eps, group, act } => {
-                format!("eps={eps:e}, group={group}, act={act:?}").to_lowercase()
-            }
+            Op::GatedRmsNorm { eps, group, act } => format!("eps={eps:e}, group={group}, act={act:?}").to_lowercase(),
             Op::L2Norm { eps, group } => format!("eps={eps:e}, group={group}"),
             Op::Scale(c) => format!("{c}"),
             Op::Slice { start, len } => format!("{start}..{}", start + len),
@@ -193,7 +240,11 @@ impl Op {
             Op::Rope { head_dim, theta } => format!("head_dim={head_dim}, theta={theta}"),
             Op::DecayGate { group } => format!("group={group}"),
             Op::CausalConv1d { kernel, bias, silu } => {
-                format!("kernel={kernel}{}{}", if *bias { ", bias" } else { "" }, if *silu { ", silu" } else { "" })
+                format!(
+                    "kernel={kernel}{}{}",
+                    if *bias { ", bias" } else { "" },
+                    if *silu { ", silu" } else { "" }
+                )
             }
             Op::Attention(p) => format!(
                 "heads={}, kv_heads={}, head_dim={}, causal={}, window={}, scale={}",
@@ -273,7 +324,10 @@ impl Op {
         let same_rows = |a: usize, b: usize| -> Result<(), IrError> {
             let (sa, sb) = (&inputs[a].shape, &inputs[b].shape);
             if sa.len() != sb.len() || sa[..sa.len().saturating_sub(1)] != sb[..sb.len().saturating_sub(1)] {
-                return Err(err(format!("inputs {a} ({}) and {b} ({}) differ in leading dims", inputs[a], inputs[b])));
+                return Err(err(format!(
+                    "inputs {a} ({}) and {b} ({}) differ in leading dims",
+                    inputs[a], inputs[b]
+                )));
             }
             Ok(())
         };
@@ -412,7 +466,12 @@ impl Op {
                 if last(0)? != h * d || last(1)? != g * d || last(2)? != g * d {
                     return Err(err(format!(
                         "q/k/v channels {}/{}/{} should be {}/{}/{}",
-                        last(0)?, last(1)?, last(2)?, h * d, g * d, g * d
+                        last(0)?,
+                        last(1)?,
+                        last(2)?,
+                        h * d,
+                        g * d,
+                        g * d
                     )));
                 }
                 same_rows(0, 1)?;
@@ -421,7 +480,10 @@ impl Op {
                 for i in [3, 4] {
                     let s = &inputs[i].shape;
                     if s.len() != 4 || s[0] != b || s[1] != Dim::c(g) || s[3] != Dim::c(d) {
-                        return Err(err(format!("cache input {i} {} should be [batch, {g}, len, {d}]", inputs[i])));
+                        return Err(err(format!(
+                            "cache input {i} {} should be [batch, {g}, len, {d}]",
+                            inputs[i]
+                        )));
                     }
                 }
                 let len = inputs[3].shape[2].clone().plus(Dim::TOKENS);
@@ -430,7 +492,14 @@ impl Op {
                     None => len,
                 };
                 let cache = TensorType::new(inputs[3].dtype, vec![b, Dim::c(g), len, Dim::c(d)]);
-                vec![inputs[0].clone(), cache.clone(), TensorType { dtype: inputs[4].dtype, ..cache }]
+                vec![
+                    inputs[0].clone(),
+                    cache.clone(),
+                    TensorType {
+                        dtype: inputs[4].dtype,
+                        ..cache
+                    },
+                ]
             }
             Op::DeltaRule(p) => {
                 let (hk, hv, dk, dv) = (p.key_heads, p.value_heads, p.key_dim, p.value_dim);

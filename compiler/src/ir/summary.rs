@@ -46,7 +46,11 @@ fn group_of(spec: &ModelSpec, key: &str) -> String {
         ("mlp", _) => "mlp".into(),
         ("mixer", Some(block)) => match &block.mixer {
             MixerSpec::Stochastic(s) => {
-                let sub = rest.split(".mixers.").nth(1).and_then(|r| r.split('.').next()).unwrap_or("");
+                let sub = rest
+                    .split(".mixers.")
+                    .nth(1)
+                    .and_then(|r| r.split('.').next())
+                    .unwrap_or("");
                 s.get(sub).map_or("stochastic".to_string(), |m| m.kind().to_string())
             }
             m => m.kind().to_string(),
@@ -56,7 +60,11 @@ fn group_of(spec: &ModelSpec, key: &str) -> String {
 }
 
 fn state_bytes(graph: &Graph, past: usize) -> usize {
-    let env = DimEnv { batch: 1, tokens: 1, past };
+    let env = DimEnv {
+        batch: 1,
+        tokens: 1,
+        past,
+    };
     graph
         .graph_inputs()
         .iter()
@@ -102,7 +110,11 @@ fn ranges(v: &[usize]) -> String {
         while j + 1 < v.len() && v[j + 1] == v[j] + 1 {
             j += 1;
         }
-        out.push(if i == j { v[i].to_string() } else { format!("{}-{}", v[i], v[j]) });
+        out.push(if i == j {
+            v[i].to_string()
+        } else {
+            format!("{}-{}", v[i], v[j])
+        });
         i = j + 1;
     }
     out.join(", ")
@@ -138,7 +150,11 @@ impl Summary {
             "state per sequence: {} bytes fixed + {} bytes per token of context",
             self.state_bytes_per_sequence, self.state_bytes_per_token
         );
-        let _ = writeln!(s, "IR nodes: {} lowered, {} after placement", self.ir_nodes_lowered, self.ir_nodes_placed);
+        let _ = writeln!(
+            s,
+            "IR nodes: {} lowered, {} after placement",
+            self.ir_nodes_lowered, self.ir_nodes_placed
+        );
         s
     }
 }

@@ -59,7 +59,11 @@ pub fn to_text(graph: &Graph) -> Result<String, IrError> {
                     (_, false) => format!("{}[{params}]({})", op.name(), args.join(", ")),
                 };
                 let types: Vec<String> = node.outputs.iter().map(|t| t.to_string()).collect();
-                let ty = if types.len() == 1 { types[0].clone() } else { format!("({})", types.join(", ")) };
+                let ty = if types.len() == 1 {
+                    types[0].clone()
+                } else {
+                    format!("({})", types.join(", "))
+                };
                 let _ = writeln!(out, "%{id} = {head} : {ty}");
             }
         }

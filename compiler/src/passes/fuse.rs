@@ -44,10 +44,27 @@ pub struct Residual {
 /// absorption.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Core {
-    Attention { node: NodeIndex },
-    Conv { node: NodeIndex },
-    DeltaRule { node: NodeIndex, q: Value, k: Value, qk_l2norm: bool, scale: f64 },
-    Scan { node: NodeIndex, delta: Value, delta_bias: Option<Value>, softplus: bool, z: Option<Value>, out: Value },
+    Attention {
+        node: NodeIndex,
+    },
+    Conv {
+        node: NodeIndex,
+    },
+    DeltaRule {
+        node: NodeIndex,
+        q: Value,
+        k: Value,
+        qk_l2norm: bool,
+        scale: f64,
+    },
+    Scan {
+        node: NodeIndex,
+        delta: Value,
+        delta_bias: Option<Value>,
+        softplus: bool,
+        z: Option<Value>,
+        out: Value,
+    },
 }
 
 impl Core {
@@ -61,7 +78,10 @@ impl Core {
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum StepKind {
-    Gemm { linear: NodeIndex, residual: Option<Residual> },
+    Gemm {
+        linear: NodeIndex,
+        residual: Option<Residual>,
+    },
     Core(Core),
     /// A generated row-wise kernel over the step's nodes.
     Glue,
@@ -95,7 +115,11 @@ impl FusionPlan {
     pub fn resolve(&self, graph: &Graph, v: Value) -> View {
         match self.views.get(&v.node) {
             Some(view) => *view,
-            None => View { base: v, start: 0, len: graph.ty(v).channels().unwrap_or(0) },
+            None => View {
+                base: v,
+                start: 0,
+                len: graph.ty(v).channels().unwrap_or(0),
+            },
         }
     }
 
@@ -151,7 +175,12 @@ pub fn partition(graph: &Graph) -> Result<FusionPlan, IrError> {
     let mut steps: Vec<Step> = Vec::new();
     let fail = |n: NodeIndex, why: &str| {
         let node = graph.node(n);
-        IrError::Verify(format!("fusion: {} node {} in {}: {why}", node.op.name(), n.index(), node.scope))
+        IrError::Verify(format!(
+            "fusion: {} node {} in {}: {why}",
+            node.op.name(),
+            n.index(),
+            node.scope
+        ))
     };
     let claim = |owner: &mut HashMap<NodeIndex, usize>, nodes: &[NodeIndex], step: usize| -> Result<(), IrError> {
         for n in nodes {
@@ -207,14 +236,25 @@ pub fn partition(graph: &Graph) -> Result<FusionPlan, IrError> {
     // 3. Views: slices of values no glue kernel computes.
     let mut views: BTreeMap<NodeIndex, View> = BTreeMap::new();
     for &n in &order {
-        let Op::Slice { start, len } = graph.node(n).op else { continue };
+        let Op::Slice { start, len } = graph.node(n).op else {
+            continue;
+        };
         if owner.contains_key(&n) {
             continue;
         }
-        let Some(&src) = graph.inputs(n).first() else { return Err(fail(n, "slice without input")) };
+        let Some(&src) = graph.inputs(n).first() else {
+            return Err(fail(n, "slice without input"));
+        };
         let src_op = &graph.node(src.node).op;
         if let Some(v) = views.get(&src.node).copied() {
-            views.insert(n, View { base: v.base, start: v.start + start, len });
+            views.insert(
+                n,
+                View {
+                    base: v.base,
+                    start: v.start + start,
+                    len,
+                },
+            );
         } else if owner.contains_key(&src.node) || matches!(src_op, Op::Input { .. } | Op::Weight { .. }) {
             views.insert(n, View { base: src, start, len });
         }
@@ -260,20 +300,34 @@ pub fn partition(graph: &Graph) -> Result<FusionPlan, IrError> {
         claim(&mut owner, &nodes, i)?;
         steps.push(new_step(graph, StepKind::Glue, nodes));
     }
+    // Nodes of a step in topological order (node indices are not: passes add nodes late).
+    let position: HashMap<NodeIndex, usize> = order.iter().enumerate().map(|(i, n)| (*n, i)).collect();
     let plan = FusionPlan { steps, views };
-    let plan = merge_prologues(graph, plan)?;
+    let mut plan = merge_prologues(graph, plan)?;
+    for s in &mut plan.steps {
+        s.nodes.sort_by_key(|n| position.get(n).copied().unwrap_or(usize::MAX));
+    }
+    fill_io(graph, &mut plan);
     order_steps(graph, plan)
 }
 
 fn new_step(graph: &Graph, kind: StepKind, mut nodes: Vec<NodeIndex>) -> Step {
     nodes.sort_by_key(|n| n.index());
+    nodes.dedup();
     let first = graph.node(nodes[0]);
     let (layer, scope) = match &kind {
         StepKind::Core(c) => (graph.node(c.node()).layer, graph.node(c.node()).scope.clone()),
         StepKind::Gemm { linear, .. } => (graph.node(*linear).layer, graph.node(*linear).scope.clone()),
         StepKind::Glue => (first.layer, first.scope.clone()),
     };
-    Step { kind, nodes, inputs: Vec::new(), outputs: Vec::new(), layer, scope }
+    Step {
+        kind,
+        nodes,
+        inputs: Vec::new(),
+        outputs: Vec::new(),
+        layer,
+        scope,
+    }
 }
 
 /// Delta rule: absorbs `scale(l2norm(q))` and `l2norm(k)` (the template's in-kernel norm, eps
@@ -282,13 +336,20 @@ fn absorb_delta_rule(graph: &Graph, n: NodeIndex, key_dim: usize) -> (Core, Vec<
     let ins = graph.inputs(n);
     let mut nodes = vec![n];
     let (Some(&q0), Some(&k0)) = (ins.first(), ins.get(1)) else {
-        return (Core::DeltaRule { node: n, q: Value { node: n, output: 0 }, k: Value { node: n, output: 0 }, qk_l2norm: false, scale: 1.0 }, nodes);
+        return (
+            Core::DeltaRule {
+                node: n,
+                q: Value { node: n, output: 0 },
+                k: Value { node: n, output: 0 },
+                qk_l2norm: false,
+                scale: 1.0,
+            },
+            nodes,
+        );
     };
     let (mut q, mut k) = (q0, k0);
     let single = |v: Value, user: NodeIndex| sole_user(graph, v.node) == Some(user);
-    let is_l2 = |v: Value| {
-        matches!(graph.node(v.node).op, Op::L2Norm { eps, group } if eps == TEMPLATE_QK_L2_EPS && group == key_dim)
-    };
+    let is_l2 = |v: Value| matches!(graph.node(v.node).op, Op::L2Norm { eps, group } if eps == TEMPLATE_QK_L2_EPS && group == key_dim);
     let mut scale = 1.0;
     let mut q_user = n;
     if let Op::Scale(c) = graph.node(q.node).op {
@@ -306,7 +367,16 @@ fn absorb_delta_rule(graph: &Graph, n: NodeIndex, key_dim: usize) -> (Core, Vec<
         q = graph.inputs(q.node).first().copied().unwrap_or(q);
         k = graph.inputs(k.node).first().copied().unwrap_or(k);
     }
-    (Core::DeltaRule { node: n, q, k, qk_l2norm, scale }, nodes)
+    (
+        Core::DeltaRule {
+            node: n,
+            q,
+            k,
+            qk_l2norm,
+            scale,
+        },
+        nodes,
+    )
 }
 
 /// Selective scan: absorbs `softplus(dt [+ bias])` on Δ and `y · silu(z)` on the output.
@@ -316,7 +386,17 @@ fn absorb_scan(graph: &Graph, n: NodeIndex) -> (Core, Vec<NodeIndex>) {
     let single = |v: Value, user: NodeIndex| sole_user(graph, v.node) == Some(user);
     let y = Value { node: n, output: 0 };
     let Some(&delta0) = ins.get(1) else {
-        return (Core::Scan { node: n, delta: y, delta_bias: None, softplus: false, z: None, out: y }, nodes);
+        return (
+            Core::Scan {
+                node: n,
+                delta: y,
+                delta_bias: None,
+                softplus: false,
+                z: None,
+                out: y,
+            },
+            nodes,
+        );
     };
     let mut delta = delta0;
     let mut user = n;
@@ -359,7 +439,17 @@ fn absorb_scan(graph: &Graph, n: NodeIndex) -> (Core, Vec<NodeIndex>) {
             }
         }
     }
-    (Core::Scan { node: n, delta, delta_bias, softplus, z, out }, nodes)
+    (
+        Core::Scan {
+            node: n,
+            delta,
+            delta_bias,
+            softplus,
+            z,
+            out,
+        },
+        nodes,
+    )
 }
 
 /// Fills each step's external inputs and outputs.
@@ -382,7 +472,13 @@ fn fill_io(graph: &Graph, plan: &mut FusionPlan) {
             }
         }
         step.inputs = inputs;
-        step.outputs = outputs.into_iter().map(|(n, o)| Value { node: NodeIndex::new(n), output: o }).collect();
+        step.outputs = outputs
+            .into_iter()
+            .map(|(n, o)| Value {
+                node: NodeIndex::new(n),
+                output: o,
+            })
+            .collect();
     }
 }
 
@@ -452,7 +548,9 @@ fn merge_prologues(graph: &Graph, mut plan: FusionPlan) -> Result<FusionPlan, Ir
     // Greedy: the first glue step of each core absorbs every later one independent of all kept.
     let mut absorbed_into: BTreeMap<usize, usize> = BTreeMap::new();
     for (_, glues) in by_core {
-        let Some((&head, rest)) = glues.split_first() else { continue };
+        let Some((&head, rest)) = glues.split_first() else {
+            continue;
+        };
         let mut kept = vec![head];
         for &g in rest {
             if kept.iter().all(|&k| !reaches(&deps, k, g) && !reaches(&deps, g, k)) {
@@ -475,7 +573,10 @@ fn merge_prologues(graph: &Graph, mut plan: FusionPlan) -> Result<FusionPlan, Ir
             steps.push(s.clone());
         }
     }
-    let mut plan = FusionPlan { steps, views: plan.views };
+    let mut plan = FusionPlan {
+        steps,
+        views: plan.views,
+    };
     fill_io(graph, &mut plan);
     Ok(plan)
 }
@@ -491,7 +592,7 @@ fn order_steps(graph: &Graph, plan: FusionPlan) -> Result<FusionPlan, IrError> {
             users[p].push(i);
         }
     }
-    let key = |i: usize| (plan.steps[i].nodes.first().map_or(usize::MAX, |x| x.index()), i);
+    let key = |i: usize| (plan.steps[i].nodes.iter().map(|x| x.index()).min().unwrap_or(usize::MAX), i);
     let mut ready: BTreeSet<(usize, usize)> = (0..n).filter(|&i| indeg[i] == 0).map(key).collect();
     let mut out = Vec::with_capacity(n);
     while let Some((_, i)) = ready.pop_first() {
@@ -508,7 +609,10 @@ fn order_steps(graph: &Graph, plan: FusionPlan) -> Result<FusionPlan, IrError> {
     }
     let mut slots: Vec<Option<Step>> = plan.steps.into_iter().map(Some).collect();
     let steps = out.into_iter().filter_map(|i| slots[i].take()).collect();
-    Ok(FusionPlan { steps, views: plan.views })
+    Ok(FusionPlan {
+        steps,
+        views: plan.views,
+    })
 }
 
 /// A tiny union-find over node indices.
@@ -518,7 +622,9 @@ struct UnionFind {
 
 impl UnionFind {
     fn new(nodes: &[NodeIndex]) -> Self {
-        UnionFind { parent: nodes.iter().map(|&n| (n, n)).collect() }
+        UnionFind {
+            parent: nodes.iter().map(|&n| (n, n)).collect(),
+        }
     }
     fn find(&mut self, n: NodeIndex) -> NodeIndex {
         let mut r = n;

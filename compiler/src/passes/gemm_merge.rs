@@ -70,7 +70,11 @@ pub fn packed_key(keys: &[String]) -> String {
         pre += 1;
     }
     let mut suf = 0;
-    while suf < min_len - pre && split.iter().all(|s| s[s.len() - 1 - suf] == split[0][split[0].len() - 1 - suf]) {
+    while suf < min_len - pre
+        && split
+            .iter()
+            .all(|s| s[s.len() - 1 - suf] == split[0][split[0].len() - 1 - suf])
+    {
         suf += 1;
     }
     let middles: Vec<String> = split.iter().map(|s| s[pre..s.len() - suf].join(".")).collect();
@@ -89,10 +93,16 @@ pub fn gemm_merge(mut graph: Graph) -> Result<Merged, IrError> {
     let mut nodes: Vec<NodeIndex> = graph.g.node_indices().collect();
     nodes.sort_by_key(|n| n.index());
     for n in nodes {
-        let Op::Linear { bias } = graph.node(n).op else { continue };
+        let Op::Linear { bias } = graph.node(n).op else {
+            continue;
+        };
         let ins = graph.inputs(n);
-        let (Some(x), Some(w)) = (ins.first(), ins.get(1)) else { continue };
-        let Some((w_key, w_shape, dtype)) = weight_of(&graph, *w) else { continue };
+        let (Some(x), Some(w)) = (ins.first(), ins.get(1)) else {
+            continue;
+        };
+        let Some((w_key, w_shape, dtype)) = weight_of(&graph, *w) else {
+            continue;
+        };
         let [out, inp] = w_shape[..] else { continue };
         let bias_key = if bias {
             match ins.get(2).and_then(|b| weight_of(&graph, *b)) {
@@ -102,10 +112,14 @@ pub fn gemm_merge(mut graph: Graph) -> Result<Merged, IrError> {
         } else {
             None
         };
-        groups
-            .entry((x.node.index(), x.output, bias))
-            .or_default()
-            .push(Cand { node: n, w_key, out, inp, dtype, bias_key });
+        groups.entry((x.node.index(), x.output, bias)).or_default().push(Cand {
+            node: n,
+            w_key,
+            out,
+            inp,
+            dtype,
+            bias_key,
+        });
     }
 
     let mut packs = Vec::new();
@@ -119,7 +133,10 @@ pub fn gemm_merge(mut graph: Graph) -> Result<Merged, IrError> {
             if cands.len() < 2 {
                 continue;
             }
-            let x = Value { node: NodeIndex::new(xn), output: xo };
+            let x = Value {
+                node: NodeIndex::new(xn),
+                output: xo,
+            };
             packs.extend(merge_one(&mut graph, x, bias, &cands)?);
         }
     }
@@ -136,12 +153,30 @@ fn merge_one(graph: &mut Graph, x: Value, bias: bool, cands: &[Cand]) -> Result<
     let mut parts = Vec::with_capacity(cands.len());
     let mut row = 0;
     for c in cands {
-        parts.push(PackPart { key: c.w_key.clone(), row, rows: c.out });
+        parts.push(PackPart {
+            key: c.w_key.clone(),
+            row,
+            rows: c.out,
+        });
         row += c.out;
     }
     let keys: Vec<String> = cands.iter().map(|c| c.w_key.clone()).collect();
-    let w_pack = PackedWeight { key: packed_key(&keys), shape: vec![total, inp], dtype, parts };
-    let w = graph.add(Op::Weight { key: w_pack.key.clone(), shape: w_pack.shape.clone(), dtype }, &[], &scope, layer)?;
+    let w_pack = PackedWeight {
+        key: packed_key(&keys),
+        shape: vec![total, inp],
+        dtype,
+        parts,
+    };
+    let w = graph.add(
+        Op::Weight {
+            key: w_pack.key.clone(),
+            shape: w_pack.shape.clone(),
+            dtype,
+        },
+        &[],
+        &scope,
+        layer,
+    )?;
     let mut inputs = vec![x, Value { node: w, output: 0 }];
     let mut packs = vec![w_pack];
     if bias {
@@ -149,11 +184,29 @@ fn merge_one(graph: &mut Graph, x: Value, bias: bool, cands: &[Cand]) -> Result<
         let mut parts = Vec::with_capacity(cands.len());
         let mut row = 0;
         for c in cands {
-            parts.push(PackPart { key: c.bias_key.clone().unwrap_or_default(), row, rows: c.out });
+            parts.push(PackPart {
+                key: c.bias_key.clone().unwrap_or_default(),
+                row,
+                rows: c.out,
+            });
             row += c.out;
         }
-        let b_pack = PackedWeight { key: packed_key(&bkeys), shape: vec![total], dtype, parts };
-        let b = graph.add(Op::Weight { key: b_pack.key.clone(), shape: b_pack.shape.clone(), dtype }, &[], &scope, layer)?;
+        let b_pack = PackedWeight {
+            key: packed_key(&bkeys),
+            shape: vec![total],
+            dtype,
+            parts,
+        };
+        let b = graph.add(
+            Op::Weight {
+                key: b_pack.key.clone(),
+                shape: b_pack.shape.clone(),
+                dtype,
+            },
+            &[],
+            &scope,
+            layer,
+        )?;
         inputs.push(Value { node: b, output: 0 });
         packs.push(b_pack);
     }
@@ -163,15 +216,28 @@ fn merge_one(graph: &mut Graph, x: Value, bias: bool, cands: &[Cand]) -> Result<
         let node = graph.node(c.node).clone();
         let slice = graph.add(
             Op::Slice { start, len: c.out },
-            &[Value { node: merged, output: 0 }],
+            &[Value {
+                node: merged,
+                output: 0,
+            }],
             &node.scope,
             node.layer,
         )?;
         start += c.out;
-        let users: Vec<(NodeIndex, Port)> =
-            graph.g.edges_directed(c.node, Direction::Outgoing).map(|e| (e.target(), *e.weight())).collect();
+        let users: Vec<(NodeIndex, Port)> = graph
+            .g
+            .edges_directed(c.node, Direction::Outgoing)
+            .map(|e| (e.target(), *e.weight()))
+            .collect();
         for (t, p) in users {
-            graph.g.add_edge(slice, t, Port { output: 0, input: p.input });
+            graph.g.add_edge(
+                slice,
+                t,
+                Port {
+                    output: 0,
+                    input: p.input,
+                },
+            );
         }
         graph.g.remove_node(c.node);
     }
@@ -185,7 +251,10 @@ mod tests {
     #[test]
     fn packed_keys_keep_common_prefix_and_suffix() {
         let k = |v: &[&str]| packed_key(&v.iter().map(|s| s.to_string()).collect::<Vec<_>>());
-        assert_eq!(k(&["m.b.0.mixer.q_proj.weight", "m.b.0.mixer.k_proj.weight"]), "m.b.0.mixer.q_proj+k_proj.weight");
+        assert_eq!(
+            k(&["m.b.0.mixer.q_proj.weight", "m.b.0.mixer.k_proj.weight"]),
+            "m.b.0.mixer.q_proj+k_proj.weight"
+        );
         assert_eq!(k(&["a.x.w", "a.y.z.w"]), "a.x+y.z.w");
         assert_eq!(k(&["p", "q"]), "p+q");
     }

@@ -14,7 +14,11 @@ pub use verify::verify;
 use crate::ir::{Graph, IrError};
 
 /// Runs `pass` and verifies its result, naming the pass when verification fails.
-pub fn run_verified(name: &str, graph: Graph, pass: impl FnOnce(Graph) -> Result<Graph, IrError>) -> Result<Graph, IrError> {
+pub fn run_verified(
+    name: &str,
+    graph: Graph,
+    pass: impl FnOnce(Graph) -> Result<Graph, IrError>,
+) -> Result<Graph, IrError> {
     let out = pass(graph)?;
     verify(&out).map_err(|e| IrError::Verify(format!("after pass `{name}`: {e}")))?;
     Ok(out)

@@ -13,7 +13,9 @@ use crate::ir::{Graph, IrError, Op, Port, Value};
 /// Folds slice chains and drops identity slices.
 pub fn fold_slices(mut graph: Graph) -> Result<Graph, IrError> {
     for n in graph.topo_order()? {
-        let Op::Slice { start, len } = graph.node(n).op else { continue };
+        let Op::Slice { start, len } = graph.node(n).op else {
+            continue;
+        };
         let Some(&src) = graph.inputs(n).first() else { continue };
         let (base, start) = match graph.node(src.node).op {
             Op::Slice { start: outer, .. } => match graph.inputs(src.node).first() {
@@ -29,7 +31,14 @@ pub fn fold_slices(mut graph: Graph) -> Result<Graph, IrError> {
         if base != src {
             let node = graph.node(n).clone();
             let folded = graph.add(Op::Slice { start, len }, &[base], &node.scope, node.layer)?;
-            redirect(&mut graph, n, Value { node: folded, output: 0 });
+            redirect(
+                &mut graph,
+                n,
+                Value {
+                    node: folded,
+                    output: 0,
+                },
+            );
         }
     }
     dce(graph)
@@ -37,10 +46,20 @@ pub fn fold_slices(mut graph: Graph) -> Result<Graph, IrError> {
 
 /// Points every reader of `old`'s (only) output at `new` and removes `old`.
 fn redirect(graph: &mut Graph, old: NodeIndex, new: Value) {
-    let users: Vec<(NodeIndex, Port)> =
-        graph.g.edges_directed(old, Direction::Outgoing).map(|e| (e.target(), *e.weight())).collect();
+    let users: Vec<(NodeIndex, Port)> = graph
+        .g
+        .edges_directed(old, Direction::Outgoing)
+        .map(|e| (e.target(), *e.weight()))
+        .collect();
     for (t, p) in users {
-        graph.g.add_edge(new.node, t, Port { output: new.output, input: p.input });
+        graph.g.add_edge(
+            new.node,
+            t,
+            Port {
+                output: new.output,
+                input: p.input,
+            },
+        );
     }
     graph.g.remove_node(old);
 }

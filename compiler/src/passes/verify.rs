@@ -23,19 +23,42 @@ pub fn verify(graph: &Graph) -> Result<(), IrError> {
         let mut sorted = ports.clone();
         sorted.sort_unstable();
         if sorted != (0..ports.len()).collect::<Vec<_>>() {
-            return fail(format!("node {} ({}) in {}: input ports {sorted:?} are not 0..{}", n.index(), node.op.name(), node.scope, ports.len()));
+            return fail(format!(
+                "node {} ({}) in {}: input ports {sorted:?} are not 0..{}",
+                n.index(),
+                node.op.name(),
+                node.scope,
+                ports.len()
+            ));
         }
         let mut types: Vec<TensorType> = Vec::with_capacity(wired.len());
         for v in &wired {
             let src = graph.node(v.node);
             match src.outputs.get(v.output) {
                 Some(t) => types.push(t.clone()),
-                None => return fail(format!("node {} ({}) reads output {} of a {} with {} outputs", n.index(), node.op.name(), v.output, src.op.name(), src.outputs.len())),
+                None => {
+                    return fail(format!(
+                        "node {} ({}) reads output {} of a {} with {} outputs",
+                        n.index(),
+                        node.op.name(),
+                        v.output,
+                        src.op.name(),
+                        src.outputs.len()
+                    ))
+                }
             }
         }
-        let inferred = node.op.infer(&types).map_err(|e| IrError::Verify(format!("node {} in {}: {e}", n.index(), node.scope)))?;
+        let inferred = node
+            .op
+            .infer(&types)
+            .map_err(|e| IrError::Verify(format!("node {} in {}: {e}", n.index(), node.scope)))?;
         if inferred != node.outputs {
-            return fail(format!("node {} ({}) in {}: stored types differ from inferred ones", n.index(), node.op.name(), node.scope));
+            return fail(format!(
+                "node {} ({}) in {}: stored types differ from inferred ones",
+                n.index(),
+                node.op.name(),
+                node.scope
+            ));
         }
         match &node.op {
             Op::Output { name } if !outputs.insert(name.clone()) => return fail(format!("duplicate output `{name}`")),

@@ -16,7 +16,10 @@ impl Array {
 
     pub fn zeros(shape: Vec<usize>) -> Self {
         let n = shape.iter().product();
-        Array { shape, data: vec![0.0; n] }
+        Array {
+            shape,
+            data: vec![0.0; n],
+        }
     }
 
     pub fn len(&self) -> usize {

@@ -42,7 +42,10 @@ pub struct InterpOptions {
 
 impl Default for InterpOptions {
     fn default() -> Self {
-        InterpOptions { precision: Precision::F64, delta_rule: DeltaRuleForm::Chunked(64) }
+        InterpOptions {
+            precision: Precision::F64,
+            delta_rule: DeltaRuleForm::Chunked(64),
+        }
     }
 }
 
@@ -67,20 +70,31 @@ pub fn execute(
         let a: Vec<&Array> = args.iter().map(|v| get(*v)).collect();
         let mut outs = match &node.op {
             Op::Input { name, .. } => {
-                vec![inputs.get(name).cloned().ok_or_else(|| RefError::MissingInput(name.clone()))?]
+                vec![inputs
+                    .get(name)
+                    .cloned()
+                    .ok_or_else(|| RefError::MissingInput(name.clone()))?]
             }
             Op::Weight { key, .. } => vec![weights.get(key)?.clone()],
             Op::Output { name } => {
                 outputs.insert(name.clone(), a[0].clone());
                 vec![]
             }
-            op => eval(op, &a, opts).map_err(|e| RefError::Op { scope: node.scope.clone(), op: op.name(), source: Box::new(e) })?,
+            op => eval(op, &a, opts).map_err(|e| RefError::Op {
+                scope: node.scope.clone(),
+                op: op.name(),
+                source: Box::new(e),
+            })?,
         };
         for (i, (out, ty)) in outs.iter_mut().zip(&node.outputs).enumerate() {
             let want = eval_shape(&ty.shape, &env);
             if out.shape != want {
                 return Err(RefError::ShapeMismatch {
-                    what: format!("{} output {i} in {}", node.op.name(), if node.scope.is_empty() { "model" } else { &node.scope }),
+                    what: format!(
+                        "{} output {i} in {}",
+                        node.op.name(),
+                        if node.scope.is_empty() { "model" } else { &node.scope }
+                    ),
                     expected: want,
                     got: out.shape.clone(),
                 });
@@ -197,7 +211,11 @@ fn slice_last(x: &Array, start: usize, len: usize) -> Array {
     if let Some(l) = shape.last_mut() {
         *l = len;
     }
-    let data = x.data.chunks(c.max(1)).flat_map(|row| row[start..start + len].iter().copied()).collect();
+    let data = x
+        .data
+        .chunks(c.max(1))
+        .flat_map(|row| row[start..start + len].iter().copied())
+        .collect();
     Array::new(shape, data)
 }
 

@@ -18,13 +18,21 @@ pub enum RefError {
     #[error(transparent)]
     Ir(#[from] crate::ir::IrError),
     #[error("in {scope}: {op}: {source}")]
-    Op { scope: String, op: String, source: Box<ops::OpError> },
+    Op {
+        scope: String,
+        op: String,
+        source: Box<ops::OpError>,
+    },
     #[error("graph input `{0}` was not provided")]
     MissingInput(String),
     #[error("weight `{0}` is not loaded")]
     MissingWeight(String),
     #[error("{what}: shape {got:?}, expected {expected:?}")]
-    ShapeMismatch { what: String, expected: Vec<usize>, got: Vec<usize> },
+    ShapeMismatch {
+        what: String,
+        expected: Vec<usize>,
+        got: Vec<usize>,
+    },
     #[error("a batch of {expected} sequences of one common, non-zero length was expected; got lengths {got:?}")]
     BadBatch { expected: usize, got: Vec<usize> },
     #[error(transparent)]

@@ -24,15 +24,31 @@ pub struct Session<'a> {
 
 impl<'a> Session<'a> {
     /// A fresh session: every state zero, with the shapes a past of 0 gives.
-    pub fn new(graph: &'a Graph, weights: &'a WeightStore, batch: usize, opts: InterpOptions) -> Result<Self, RefError> {
-        let env = DimEnv { batch, tokens: 0, past: 0 };
+    pub fn new(
+        graph: &'a Graph,
+        weights: &'a WeightStore,
+        batch: usize,
+        opts: InterpOptions,
+    ) -> Result<Self, RefError> {
+        let env = DimEnv {
+            batch,
+            tokens: 0,
+            past: 0,
+        };
         let mut state = BTreeMap::new();
         for (_, name, ty) in graph.graph_inputs() {
             if let Some(s) = name.strip_prefix(STATE_PREFIX) {
                 state.insert(s.to_string(), Array::zeros(eval_shape(&ty.shape, &env)));
             }
         }
-        Ok(Session { graph, weights, opts, batch, past: 0, state })
+        Ok(Session {
+            graph,
+            weights,
+            opts,
+            batch,
+            past: 0,
+            state,
+        })
     }
 
     pub fn past(&self) -> usize {
@@ -54,23 +70,32 @@ impl<'a> Session<'a> {
             });
         }
         let ids: Vec<f64> = tokens.iter().flatten().map(|&x| f64::from(x)).collect();
-        let pos: Vec<f64> = (0..self.batch).flat_map(|_| (0..t).map(|i| (self.past + i) as f64)).collect();
+        let pos: Vec<f64> = (0..self.batch)
+            .flat_map(|_| (0..t).map(|i| (self.past + i) as f64))
+            .collect();
         let mut inputs = BTreeMap::new();
         inputs.insert(TOKENS_INPUT.to_string(), Array::new(vec![self.batch, t], ids));
         inputs.insert(POSITIONS_INPUT.to_string(), Array::new(vec![self.batch, t], pos));
         for (name, value) in &self.state {
             inputs.insert(format!("{STATE_PREFIX}{name}"), value.clone());
         }
-        let env = DimEnv { batch: self.batch, tokens: t, past: self.past };
+        let env = DimEnv {
+            batch: self.batch,
+            tokens: t,
+            past: self.past,
+        };
         let mut out = execute(self.graph, self.weights, &inputs, env, self.opts)?;
         for (_, name) in self.graph.graph_outputs() {
             if let Some(s) = name.strip_prefix(STATE_PREFIX) {
-                let v = out.remove(name).ok_or_else(|| RefError::MissingInput(name.to_string()))?;
+                let v = out
+                    .remove(name)
+                    .ok_or_else(|| RefError::MissingInput(name.to_string()))?;
                 self.state.insert(s.to_string(), v);
             }
         }
         self.past += t;
-        out.remove(LOGITS_OUTPUT).ok_or_else(|| RefError::MissingInput(LOGITS_OUTPUT.to_string()))
+        out.remove(LOGITS_OUTPUT)
+            .ok_or_else(|| RefError::MissingInput(LOGITS_OUTPUT.to_string()))
     }
 }
 

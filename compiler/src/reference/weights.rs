@@ -22,7 +22,9 @@ impl WeightStore {
     }
 
     pub fn get(&self, key: &str) -> Result<&Array, RefError> {
-        self.tensors.get(key).ok_or_else(|| RefError::MissingWeight(key.to_string()))
+        self.tensors
+            .get(key)
+            .ok_or_else(|| RefError::MissingWeight(key.to_string()))
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (&String, &Array)> {
@@ -53,7 +55,10 @@ impl WeightStore {
     /// `(seed, key)`, so a tensor does not depend on which others exist or their order.
     /// Values are bf16-representable, so a bf16 copy of them is exact.
     pub fn random(layout: &[(String, Vec<usize>)], seed: u64) -> WeightStore {
-        let tensors = layout.iter().map(|(k, s)| (k.clone(), random_tensor(k, s, seed))).collect();
+        let tensors = layout
+            .iter()
+            .map(|(k, s)| (k.clone(), random_tensor(k, s, seed)))
+            .collect();
         WeightStore { tensors }
     }
 }
@@ -78,7 +83,9 @@ fn random_tensor(key: &str, shape: &[usize], seed: u64) -> Array {
     let data: Vec<f64> = match (parent, name) {
         (_, "A_log") if shape.len() == 2 => {
             // Mamba S4D-real init plus noise: A = −(1..N).
-            (0..n).map(|i| ((i % shape[1]) as f64 + 1.0).ln() + uni(-0.1, 0.1)).collect()
+            (0..n)
+                .map(|i| ((i % shape[1]) as f64 + 1.0).ln() + uni(-0.1, 0.1))
+                .collect()
         }
         (_, "A_log") => (0..n).map(|_| uni(-2.5, 0.5)).collect(),
         (_, "dt_bias") => (0..n).map(|_| uni(-1.0, 1.0)).collect(),

@@ -71,11 +71,7 @@ pub fn compose_configs(base: &Value, overlay: &Value) -> Result<Value, SurgeryEr
     compose_configs_in(base, overlay, "surgery")
 }
 
-pub(crate) fn compose_configs_in(
-    base: &Value,
-    overlay: &Value,
-    origin: &str,
-) -> Result<Value, SurgeryError> {
+pub(crate) fn compose_configs_in(base: &Value, overlay: &Value, origin: &str) -> Result<Value, SurgeryError> {
     if is_empty(overlay) {
         return Ok(base.clone());
     }
@@ -150,11 +146,7 @@ fn normalize_block(block: &mut Value, origin: &str, path: &str) -> Result<(), Su
 }
 
 /// Renames `d_state` to `state_size` (the key the HF modeling reads, reference §7.2.1).
-fn normalize_mamba(
-    mixer: &mut Map<String, Value>,
-    origin: &str,
-    path: &str,
-) -> Result<(), SurgeryError> {
+fn normalize_mamba(mixer: &mut Map<String, Value>, origin: &str, path: &str) -> Result<(), SurgeryError> {
     if let Some(d_state) = mixer.shift_remove("d_state") {
         match mixer.get("state_size") {
             Some(s) if !s.is_null() && !d_state.is_null() && *s != d_state => {
@@ -176,14 +168,9 @@ fn normalize_mamba(
     Ok(())
 }
 
-fn as_object<'a>(
-    v: &'a Value,
-    origin: &str,
-    path: &str,
-) -> Result<&'a Map<String, Value>, SurgeryError> {
-    v.as_object().ok_or_else(|| {
-        SurgeryError::config(origin, path, format!("expected a mapping, found {}", describe(v)))
-    })
+fn as_object<'a>(v: &'a Value, origin: &str, path: &str) -> Result<&'a Map<String, Value>, SurgeryError> {
+    v.as_object()
+        .ok_or_else(|| SurgeryError::config(origin, path, format!("expected a mapping, found {}", describe(v))))
 }
 
 /// An optional sub-mapping of a surgery: absent is `None`; `null` or a non-mapping is an error.
@@ -321,11 +308,7 @@ pub fn apply_surgery(source: &Value, surgery: &Value) -> Result<Value, SurgeryEr
     apply_surgery_in(source, surgery, "surgery")
 }
 
-pub(crate) fn apply_surgery_in(
-    source: &Value,
-    surgery: &Value,
-    origin: &str,
-) -> Result<Value, SurgeryError> {
+pub(crate) fn apply_surgery_in(source: &Value, surgery: &Value, origin: &str) -> Result<Value, SurgeryError> {
     let src = as_object(source, "source config", "")?;
     if is_empty(surgery) {
         return Ok(source.clone());
@@ -347,11 +330,7 @@ pub(crate) fn apply_surgery_in(
                     result.shift_remove(key);
                 }
                 Value::Object(o) => {
-                    let base = result
-                        .get(key)
-                        .and_then(Value::as_object)
-                        .cloned()
-                        .unwrap_or_default();
+                    let base = result.get(key).and_then(Value::as_object).cloned().unwrap_or_default();
                     result.insert(key.to_string(), Value::Object(merge_complete(&base, o)));
                 }
                 other => {
@@ -462,10 +441,7 @@ fn compose_decoder(
                     format!("expected a list of block names, found {}", describe(other)),
                 ))
             }
-            None => src
-                .get("pattern")
-                .cloned()
-                .unwrap_or(Value::Array(Vec::new())),
+            None => src.get("pattern").cloned().unwrap_or(Value::Array(Vec::new())),
         };
         result.insert("pattern".into(), pattern);
         let surg_blocks = opt_object(surg, "blocks", origin, PATH)?.unwrap_or(&empty);
@@ -619,13 +595,11 @@ fn compose_mixer(
                 mixers.shift_remove(name);
             }
             Value::Object(sub) => {
-                let base = src_mixers
-                    .get(name)
-                    .and_then(Value::as_object)
-                    .unwrap_or(src_base);
-                let sub_type = sub.get("type").and_then(Value::as_str).or_else(|| {
-                    base.get("type").and_then(Value::as_str)
-                });
+                let base = src_mixers.get(name).and_then(Value::as_object).unwrap_or(src_base);
+                let sub_type = sub
+                    .get("type")
+                    .and_then(Value::as_str)
+                    .or_else(|| base.get("type").and_then(Value::as_str));
                 if sub_type == Some("stochastic") {
                     return Err(SurgeryError::config(
                         origin,
@@ -748,12 +722,7 @@ pub fn check_init_fields(surgery: &Value, origin: &str) -> Result<(), SurgeryErr
             )),
         }
     }
-    fn walk(
-        v: &Value,
-        origin: &str,
-        path: &str,
-        init_allowed: bool,
-    ) -> Result<(), SurgeryError> {
+    fn walk(v: &Value, origin: &str, path: &str, init_allowed: bool) -> Result<(), SurgeryError> {
         match v {
             Value::Object(m) => {
                 for (k, child) in m {
@@ -792,8 +761,8 @@ pub fn check_init_fields(surgery: &Value, origin: &str) -> Result<(), SurgeryErr
             match k.as_str() {
                 "mlp" | "normalization" => walk(v, origin, &p, true)?,
                 "mixer" => {
-                    let stochastic = v.get("type").and_then(Value::as_str) == Some("stochastic")
-                        || v.get("mixers").is_some();
+                    let stochastic =
+                        v.get("type").and_then(Value::as_str) == Some("stochastic") || v.get("mixers").is_some();
                     if let (true, Some(mm)) = (stochastic, v.as_object()) {
                         for (mk, mv) in mm {
                             let mp = join(&p, mk);
@@ -867,10 +836,7 @@ pub struct SurgeryStep {
 
 /// Applies surgeries in sequence: `T = compose(S, P)`, then `S = finalize(T)` (so `init` only
 /// acts in the surgery that writes it). Returns every step.
-pub fn surgery_chain(
-    source: &Value,
-    surgeries: &[(String, Value)],
-) -> Result<Vec<SurgeryStep>, SurgeryError> {
+pub fn surgery_chain(source: &Value, surgeries: &[(String, Value)]) -> Result<Vec<SurgeryStep>, SurgeryError> {
     let mut current = finalize_in(source, "source config")?;
     if !is_complete(&current) {
         return Err(SurgeryError::config(

@@ -42,17 +42,11 @@ fn resolve(config: &Value, context: &str) -> Result<ModelSpec, SurgeryError> {
 
 /// `(key, shape)` of every tensor of a spec, in layout order.
 pub fn layout_of(spec: &ModelSpec) -> Vec<(String, Vec<usize>)> {
-    layout::weights(spec)
-        .into_iter()
-        .map(|w| (w.key, w.shape))
-        .collect()
+    layout::weights(spec).into_iter().map(|w| (w.key, w.shape)).collect()
 }
 
 /// Plans `surgeries` (name, partial config) on an imported source.
-pub fn build_conversion(
-    imported: Imported,
-    surgeries: &[(String, Value)],
-) -> Result<Conversion, SurgeryError> {
+pub fn build_conversion(imported: Imported, surgeries: &[(String, Value)]) -> Result<Conversion, SurgeryError> {
     let source_spec = resolve(&imported.config, "the source config (as Apriel2)")?;
     let source_layout = layout_of(&source_spec);
     let import_plan = imported.plan.reordered(source_layout.iter().map(|(k, _)| k.as_str()));
@@ -66,20 +60,13 @@ pub fn build_conversion(
             source: Box::new(e),
         };
         let next_config = finalize(&step.target).map_err(in_step)?;
-        let next_spec = resolve(
-            &next_config,
-            &format!("the config after surgery {}", step.origin),
-        )?;
+        let next_spec = resolve(&next_config, &format!("the config after {}", step.origin))?;
         let inits = layer_inits(&step.target, next_spec.layers.len());
         let p = plan_surgery(&spec, &next_spec, &inits).map_err(in_step)?;
         let next_layout = layout_of(&next_spec);
-        let known: HashMap<&str, &Vec<usize>> = current_layout
-            .iter()
-            .map(|(k, s)| (k.as_str(), s))
-            .collect();
+        let known: HashMap<&str, &Vec<usize>> = current_layout.iter().map(|(k, s)| (k.as_str(), s)).collect();
         let shapes = |k: &str| known.get(k).map(|s| (*s).clone());
-        p.check_layout(&shapes, &next_layout)
-            .map_err(|e| in_step(e.into()))?;
+        p.check_layout(&shapes, &next_layout).map_err(|e| in_step(e.into()))?;
         let p = p.reordered(next_layout.iter().map(|(k, _)| k.as_str()));
         plan = plan.compose(&p);
         config = next_config;

@@ -73,7 +73,12 @@ pub fn plan_checkpoint(
     format: Option<SourceFormat>,
     surgeries: &[(String, Value)],
 ) -> Result<Conversion, SurgeryError> {
-    plan_config(checkpoint.config(), format, Some(&|k: &str| checkpoint.contains(k)), surgeries)
+    plan_config(
+        checkpoint.config(),
+        format,
+        Some(&|k: &str| checkpoint.contains(k)),
+        surgeries,
+    )
 }
 
 /// Plans the surgeries on a source config alone (no tensors: `modelc plan` on a config file).
@@ -168,9 +173,8 @@ pub fn convert_checkpoint(
         }
     }
     let config_path = out.path().join("config.json");
-    let mut text = serde_json::to_string_pretty(&config).map_err(|e| {
-        SurgeryError::Checkpoint(format!("cannot serialize the output config: {e}"))
-    })?;
+    let mut text = serde_json::to_string_pretty(&config)
+        .map_err(|e| SurgeryError::Checkpoint(format!("cannot serialize the output config: {e}")))?;
     text.push('\n');
     std::fs::write(&config_path, text).map_err(|source| SurgeryError::Io {
         path: config_path.clone(),

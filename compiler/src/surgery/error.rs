@@ -29,8 +29,9 @@ pub enum SurgeryError {
         source: std::io::Error,
     },
 
-    /// A resolved config (source or the result of a surgery step) that the spec front end rejects.
-    #[error("{context}: {source}")]
+    /// A resolved config (source or the result of a surgery step) that the spec front end
+    /// rejects; `context` is also the origin the spec error starts with.
+    #[error("{source}")]
     Spec {
         context: String,
         #[source]
@@ -118,11 +119,7 @@ fn sub_label(sub: &Option<String>) -> String {
 }
 
 impl SurgeryError {
-    pub(crate) fn config(
-        origin: &str,
-        path: &str,
-        message: impl Into<String>,
-    ) -> SurgeryError {
+    pub(crate) fn config(origin: &str, path: &str, message: impl Into<String>) -> SurgeryError {
         SurgeryError::Config {
             origin: origin.to_string(),
             pos: None,

@@ -63,9 +63,10 @@ impl TensorSource for MemorySource {
         k
     }
     fn view(&self, key: &str) -> Result<TensorView<'_>, SurgeryError> {
-        self.tensors.get(key).map(HostTensor::view).ok_or_else(|| {
-            SurgeryError::Checkpoint(format!("tensor `{key}` is not in the source"))
-        })
+        self.tensors
+            .get(key)
+            .map(HostTensor::view)
+            .ok_or_else(|| SurgeryError::Checkpoint(format!("tensor `{key}` is not in the source")))
     }
 }
 
@@ -126,9 +127,7 @@ impl<'a> Evaluated<'a> {
 }
 
 fn internal(target: &str) -> SurgeryError {
-    SurgeryError::Checkpoint(format!(
-        "target `{target}`: a sliced tensor is shorter than its shape"
-    ))
+    SurgeryError::Checkpoint(format!("target `{target}`: a sliced tensor is shorter than its shape"))
 }
 
 fn numel(shape: &[usize]) -> usize {
@@ -193,16 +192,10 @@ fn eval<'a>(
                 pieces: inner.pieces,
             })
         }
-        Expr::Init {
-            shape,
-            kind,
-            seed_key,
-        } => {
-            let t = init::generate(kind, shape, seed, seed_key, dtype).map_err(|message| {
-                PlanError::BadInit {
-                    target: target.to_string(),
-                    message,
-                }
+        Expr::Init { shape, kind, seed_key } => {
+            let t = init::generate(kind, shape, seed, seed_key, dtype).map_err(|message| PlanError::BadInit {
+                target: target.to_string(),
+                message,
             })?;
             Ok(Evaluated {
                 shape: t.shape,
@@ -234,16 +227,13 @@ fn slice<'a>(
     }
     let out_shape: Vec<usize> = ranges.iter().map(|r| r.3).collect();
     // Leading rows only: a byte range of the pieces, borrowed where they are.
-    let rows_only = ranges
-        .iter()
-        .enumerate()
-        .all(|(d, &(start, stop, step, _))| {
-            if d == 0 {
-                step == 1
-            } else {
-                start == 0 && stop == shape[d] && step == 1
-            }
-        });
+    let rows_only = ranges.iter().enumerate().all(|(d, &(start, stop, step, _))| {
+        if d == 0 {
+            step == 1
+        } else {
+            start == 0 && stop == shape[d] && step == 1
+        }
+    });
     if rows_only {
         let row_bytes = numel(shape.get(1..).unwrap_or(&[])) * esize;
         let (start, stop) = ranges.first().map_or((0, 1), |r| (r.0, r.1));
@@ -280,11 +270,7 @@ fn slice<'a>(
     })
 }
 
-fn concat<'a>(
-    parts: Vec<Evaluated<'a>>,
-    dim: usize,
-    esize: usize,
-) -> Result<Evaluated<'a>, SurgeryError> {
+fn concat<'a>(parts: Vec<Evaluated<'a>>, dim: usize, esize: usize) -> Result<Evaluated<'a>, SurgeryError> {
     let Some(first) = parts.first() else {
         return Ok(Evaluated {
             shape: vec![0],
@@ -331,6 +317,5 @@ pub fn evaluate_owned(
     let e = evaluate(expr, source, dtype, seed, target)?;
     let shape = e.shape.clone();
     let data = e.contiguous().into_owned();
-    HostTensor::new(dtype, shape, data)
-        .map_err(|err| SurgeryError::Checkpoint(format!("target `{target}`: {err}")))
+    HostTensor::new(dtype, shape, data).map_err(|err| SurgeryError::Checkpoint(format!("target `{target}`: {err}")))
 }

@@ -42,7 +42,11 @@ pub fn check_source(conv: &Conversion, source: &dyn TensorSource) -> Result<(), 
             let (dtype, shape) = source.info(&key).ok_or_else(|| {
                 SurgeryError::Checkpoint(format!(
                     "the checkpoint has no tensor `{key}`{}, which its config declares",
-                    if key == apriel_key { String::new() } else { format!(" (Apriel2 `{apriel_key}`)") }
+                    if key == apriel_key {
+                        String::new()
+                    } else {
+                        format!(" (Apriel2 `{apriel_key}`)")
+                    }
                 ))
             })?;
             if let Some(want) = declared.get(apriel_key) {
@@ -76,11 +80,7 @@ pub fn check_source(conv: &Conversion, source: &dyn TensorSource) -> Result<(), 
 }
 
 /// The output dtype: `requested`, else the one dtype every source tensor the plan reads has.
-pub fn output_dtype(
-    plan: &Plan,
-    source: &dyn TensorSource,
-    requested: Option<DType>,
-) -> Result<DType, SurgeryError> {
+pub fn output_dtype(plan: &Plan, source: &dyn TensorSource, requested: Option<DType>) -> Result<DType, SurgeryError> {
     if let Some(d) = requested {
         return Ok(d);
     }

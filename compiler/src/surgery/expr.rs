@@ -17,7 +17,8 @@ pub enum PlanError {
     MissingSource { target: String, key: String },
     #[error(
         "target `{target}`: slice {start}..{stop} of dim {dim} is out of bounds for shape \
-         {shape:?}{}", source_note(of)
+         {shape:?}{}",
+        source_note(of)
     )]
     SliceOutOfBounds {
         target: String,
@@ -113,10 +114,7 @@ pub enum Expr {
     /// The source tensor `key`.
     Ref { key: String },
     /// A slice of the leading dims (one range per dim; missing trailing dims are whole).
-    Slice {
-        expr: Box<Expr>,
-        slices: Vec<SliceRange>,
-    },
+    Slice { expr: Box<Expr>, slices: Vec<SliceRange> },
     /// Concatenation along `dim`.
     Concat { exprs: Vec<Expr>, dim: usize },
     /// A new tensor; `seed_key` names its random stream (see `init.rs`).
@@ -286,11 +284,7 @@ impl Expr {
                 out[*dim] = 0;
                 for s in &shapes {
                     let same_rest = s.len() == first.len()
-                        && s
-                            .iter()
-                            .zip(first)
-                            .enumerate()
-                            .all(|(i, (a, b))| i == *dim || a == b);
+                        && s.iter().zip(first).enumerate().all(|(i, (a, b))| i == *dim || a == b);
                     if !same_rest {
                         return Err(mismatch());
                     }
@@ -341,17 +335,10 @@ impl Expr {
             }
             Expr::Concat { exprs, dim } => {
                 m.insert("type".into(), "concat".into());
-                m.insert(
-                    "exprs".into(),
-                    Value::Array(exprs.iter().map(Expr::to_json).collect()),
-                );
+                m.insert("exprs".into(), Value::Array(exprs.iter().map(Expr::to_json).collect()));
                 m.insert("dim".into(), Value::from(*dim));
             }
-            Expr::Init {
-                shape,
-                kind,
-                seed_key,
-            } => {
+            Expr::Init { shape, kind, seed_key } => {
                 m.insert("type".into(), "init".into());
                 m.insert("shape".into(), Value::from(shape.clone()));
                 m.insert("init_type".into(), kind.name().into());
@@ -376,10 +363,7 @@ impl Expr {
         let m = v
             .as_object()
             .ok_or_else(|| err(path, format!("expected an expression object, found {v}")))?;
-        let field = |k: &str| {
-            m.get(k)
-                .ok_or_else(|| err(path, format!("missing field `{k}`")))
-        };
+        let field = |k: &str| m.get(k).ok_or_else(|| err(path, format!("missing field `{k}`")));
         let usizes = |k: &str| -> Result<Vec<usize>, PlanError> {
             field(k)?
                 .as_array()
@@ -419,9 +403,7 @@ impl Expr {
                             x.as_u64()
                                 .and_then(|x| usize::try_from(x).ok())
                                 .map(Some)
-                                .ok_or_else(|| {
-                                    err(&p, format!("expected a non-negative integer or null, found {x}"))
-                                })
+                                .ok_or_else(|| err(&p, format!("expected a non-negative integer or null, found {x}")))
                         }
                     };
                     slices.push(SliceRange {
@@ -456,10 +438,7 @@ impl Expr {
             "init" => {
                 let name = m.get("init_type").and_then(Value::as_str).unwrap_or("kaiming");
                 let empty = Map::new();
-                let params = m
-                    .get("init_params")
-                    .and_then(Value::as_object)
-                    .unwrap_or(&empty);
+                let params = m.get("init_params").and_then(Value::as_object).unwrap_or(&empty);
                 Expr::Init {
                     shape: usizes("shape")?,
                     kind: InitKind::from_parts(name, params).map_err(|e| err(path, e))?,
@@ -616,12 +595,9 @@ impl Plan {
         source_shape: &dyn Fn(&str) -> Option<Vec<usize>>,
         declared: &[(String, Vec<usize>)],
     ) -> Result<(), PlanError> {
-        let declared_keys: HashMap<&str, &Vec<usize>> =
-            declared.iter().map(|(k, s)| (k.as_str(), s)).collect();
+        let declared_keys: HashMap<&str, &Vec<usize>> = declared.iter().map(|(k, s)| (k.as_str(), s)).collect();
         for (key, shape) in declared {
-            let expr = self
-                .get(key)
-                .ok_or_else(|| PlanError::Unplanned { key: key.clone() })?;
+            let expr = self.get(key).ok_or_else(|| PlanError::Unplanned { key: key.clone() })?;
             let planned = expr.shape(source_shape, key)?;
             if planned != *shape {
                 return Err(PlanError::ShapeMismatch {
@@ -647,11 +623,7 @@ impl Plan {
         m.insert("source_format".into(), self.source_format.clone().into());
         m.insert("target_format".into(), self.target_format.clone().into());
         m.insert("metadata".into(), Value::Object(self.metadata.clone()));
-        let mappings: Map<String, Value> = self
-            .mappings
-            .iter()
-            .map(|(k, e)| (k.clone(), e.to_json()))
-            .collect();
+        let mappings: Map<String, Value> = self.mappings.iter().map(|(k, e)| (k.clone(), e.to_json())).collect();
         m.insert("mappings".into(), Value::Object(mappings));
         Value::Object(m)
     }

@@ -27,7 +27,9 @@ pub enum InitKind {
     Zeros,
     Ones,
     Kaiming,
-    Normal { std: f64 },
+    Normal {
+        std: f64,
+    },
     S4d,
     DtBias {
         dt_min: f64,
@@ -39,8 +41,8 @@ pub enum InitKind {
     SlowDecay,
 }
 
-/// `ln 0.1`: the per-head decay scale `A_log` that DIL/KIL/random init give GDN and KDA.
-pub const SLOW_DECAY: f64 = -2.302_585_092_994_045_7;
+/// `ln 0.1` (of the f64 nearest 0.1, as Python's `math.log(0.1)`): the per-head decay scale `A_log` that DIL/KIL/random init give GDN and KDA.
+pub const SLOW_DECAY: f64 = -2.302_585_092_994_045_5;
 
 impl InitKind {
     /// The `init_type` name used in plan JSON and trees.
@@ -101,9 +103,7 @@ impl InitKind {
             "zeros" => InitKind::Zeros,
             "ones" => InitKind::Ones,
             "kaiming" => InitKind::Kaiming,
-            "normal" => InitKind::Normal {
-                std: num("std", 0.02)?,
-            },
+            "normal" => InitKind::Normal { std: num("std", 0.02)? },
             "s4d" => InitKind::S4d,
             "dt_bias" => InitKind::DtBias {
                 dt_min: num("dt_min", 0.001)?,
@@ -125,23 +125,15 @@ impl InitKind {
     /// Checks that the kind can fill a tensor of `shape`.
     pub fn check_shape(&self, shape: &[usize]) -> Result<(), String> {
         match self {
-            InitKind::S4d if shape.len() != 2 => Err(format!(
-                "s4d init needs a [rows, state] shape, not {shape:?}"
+            InitKind::S4d if shape.len() != 2 => Err(format!("s4d init needs a [rows, state] shape, not {shape:?}")),
+            InitKind::IdentityConv | InitKind::ScaledIdentityConv if shape.len() != 3 || shape[2] == 0 => Err(format!(
+                "{} init needs a [channels, 1, kernel] shape with kernel ≥ 1, not {shape:?}",
+                self.name()
             )),
-            InitKind::IdentityConv | InitKind::ScaledIdentityConv
-                if shape.len() != 3 || shape[2] == 0 =>
-            {
-                Err(format!(
-                    "{} init needs a [channels, 1, kernel] shape with kernel ≥ 1, not {shape:?}",
-                    self.name()
-                ))
+            InitKind::Kaiming if shape.len() >= 2 && shape[1] == 0 => {
+                Err(format!("kaiming init needs fan_in = shape[1] > 0, not {shape:?}"))
             }
-            InitKind::Kaiming if shape.len() >= 2 && shape[1] == 0 => Err(format!(
-                "kaiming init needs fan_in = shape[1] > 0, not {shape:?}"
-            )),
-            InitKind::Kaiming if shape.is_empty() => {
-                Err("kaiming init needs at least one dimension".into())
-            }
+            InitKind::Kaiming if shape.is_empty() => Err("kaiming init needs at least one dimension".into()),
             InitKind::DtBias {
                 dt_min,
                 dt_max,
@@ -230,9 +222,7 @@ pub fn generate(
                 dt_init_floor,
             } => {
                 let u = normals.rng.random::<f64>();
-                let dt = (u * (dt_max.ln() - dt_min.ln()) + dt_min.ln())
-                    .exp()
-                    .max(dt_init_floor);
+                let dt = (u * (dt_max.ln() - dt_min.ln()) + dt_min.ln()).exp().max(dt_init_floor);
                 dt + (-(-dt).exp_m1()).ln()
             }
         }

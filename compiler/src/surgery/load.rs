@@ -82,12 +82,10 @@ pub fn locate_all(err: SurgeryError, files: &[SurgeryFile]) -> SurgeryError {
             origin,
             source: Box::new(locate_all(*source, files)),
         },
-        SurgeryError::Config { ref origin, .. } => {
-            match files.iter().find(|f| f.name == *origin) {
-                Some(f) => f.locate(err),
-                None => err,
-            }
-        }
+        SurgeryError::Config { ref origin, .. } => match files.iter().find(|f| f.name == *origin) {
+            Some(f) => f.locate(err),
+            None => err,
+        },
         other => other,
     }
 }
@@ -100,9 +98,7 @@ fn locate_in(err: SurgeryError, name: &str, node: Option<&Node>) -> SurgeryError
             path,
             message,
         } if origin == name => {
-            let pos = node
-                .and_then(|n| find(n, &path))
-                .map(|p| (p.line, p.column));
+            let pos = node.and_then(|n| find(n, &path)).map(|p| (p.line, p.column));
             SurgeryError::Config {
                 origin,
                 pos,

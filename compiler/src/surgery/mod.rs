@@ -22,9 +22,7 @@ pub mod planner;
 pub mod render;
 pub mod sources;
 
-pub use algebra::{
-    apply_surgeries, apply_surgery, compose_configs, finalize, strip_init, surgery_chain,
-};
+pub use algebra::{apply_surgeries, apply_surgery, compose_configs, finalize, strip_init, surgery_chain};
 pub use conversion::{build_conversion, Conversion};
 pub use convert::{convert_checkpoint, plan_checkpoint, plan_config, ConvertOptions};
 pub use error::SurgeryError;

@@ -10,8 +10,7 @@ use serde_json::Value;
 use crate::spec::{MixerSpec, ModelSpec};
 
 use super::converters::{
-    mixer_random, mixer_transfer, mlp_random, mlp_transfer, norm_random, norm_transfer, Mappings,
-    Site,
+    mixer_random, mixer_transfer, mlp_random, mlp_transfer, norm_random, norm_transfer, Mappings, Site,
 };
 use super::error::SurgeryError;
 use super::expr::{Expr, Plan};
@@ -77,11 +76,7 @@ pub fn layer_inits(target: &Value, num_layers: usize) -> Vec<LayerInit> {
             let sub_mixers = mixer
                 .and_then(|m| m.get("mixers"))
                 .and_then(Value::as_object)
-                .map(|subs| {
-                    subs.iter()
-                        .map(|(n, s)| (n.clone(), InitMode::of(Some(s))))
-                        .collect()
-                })
+                .map(|subs| subs.iter().map(|(n, s)| (n.clone(), InitMode::of(Some(s)))).collect())
                 .unwrap_or_default();
             LayerInit {
                 mixer: InitMode::of(mixer),
@@ -102,11 +97,7 @@ fn push_all(plan: &mut Plan, mappings: Mappings) -> Result<(), SurgeryError> {
 
 /// The plan from `source` to `target`; `inits[t]` says which parts of target layer `t` are
 /// random (missing entries mean transfer).
-pub fn plan_surgery(
-    source: &ModelSpec,
-    target: &ModelSpec,
-    inits: &[LayerInit],
-) -> Result<Plan, SurgeryError> {
+pub fn plan_surgery(source: &ModelSpec, target: &ModelSpec, inits: &[LayerInit]) -> Result<Plan, SurgeryError> {
     let d = target.hidden_size;
     let mut plan = Plan::new("apriel2", "apriel2");
     let embed = "model.embed_tokens.weight";
@@ -137,9 +128,7 @@ pub fn plan_surgery(
             let site = site(part, None);
             let m = match init.normalization {
                 InitMode::Random => norm_random(&tgt_block.normalization, d, &site),
-                InitMode::Transfer => {
-                    norm_transfer(&src_block.normalization, &tgt_block.normalization, d, &site)?
-                }
+                InitMode::Transfer => norm_transfer(&src_block.normalization, &tgt_block.normalization, d, &site)?,
             };
             push_all(&mut plan, m)?;
         }
@@ -197,10 +186,7 @@ fn plan_mixer(
 ) -> Result<(), SurgeryError> {
     // The source mixer a transfer reads by default, and its key prefix.
     let (src_main, src_main_part) = match src {
-        MixerSpec::Stochastic(s) => (
-            s.get(&s.main_mixer_name),
-            format!("mixer.mixers.{}", s.main_mixer_name),
-        ),
+        MixerSpec::Stochastic(s) => (s.get(&s.main_mixer_name), format!("mixer.mixers.{}", s.main_mixer_name)),
         other => (Some(other), "mixer".to_string()),
     };
     match tgt {
@@ -212,9 +198,7 @@ fn plan_mixer(
                     InitMode::Random => mixer_random(sub, d, &st)?,
                     InitMode::Transfer => {
                         let (from, from_part) = match src {
-                            MixerSpec::Stochastic(ss) if ss.get(name).is_some() => {
-                                (ss.get(name), part.clone())
-                            }
+                            MixerSpec::Stochastic(ss) if ss.get(name).is_some() => (ss.get(name), part.clone()),
                             _ => (src_main, src_main_part.clone()),
                         };
                         let from = from.ok_or_else(|| missing_main(src, &st))?;

@@ -165,11 +165,7 @@ fn expr_lines(e: &Expr, layer: Option<usize>) -> Vec<String> {
             exprs.iter().map(|x| expr_lines(x, layer)).collect(),
         ),
         Expr::Init { shape, kind, .. } => {
-            let params: Vec<String> = kind
-                .params()
-                .iter()
-                .map(|(k, v)| format!("{k}={v}"))
-                .collect();
+            let params: Vec<String> = kind.params().iter().map(|(k, v)| format!("{k}={v}")).collect();
             let params = if params.is_empty() {
                 String::new()
             } else {
@@ -177,10 +173,9 @@ fn expr_lines(e: &Expr, layer: Option<usize>) -> Vec<String> {
             };
             vec![format!("init {}{params} {}", kind.name(), fmt_shape(shape))]
         }
-        Expr::Reshape { expr, shape } => with_children(
-            format!("reshape {}", fmt_shape(shape)),
-            vec![expr_lines(expr, layer)],
-        ),
+        Expr::Reshape { expr, shape } => {
+            with_children(format!("reshape {}", fmt_shape(shape)), vec![expr_lines(expr, layer)])
+        }
     }
 }
 
@@ -213,24 +208,20 @@ pub fn format_ranges(layers: &[usize]) -> String {
         }
     }
     runs.iter()
-        .map(|&(a, b)| {
-            if a == b {
-                a.to_string()
-            } else {
-                format!("{a}..{b}")
-            }
-        })
+        .map(|&(a, b)| if a == b { a.to_string() } else { format!("{a}..{b}") })
         .collect::<Vec<_>>()
         .join(", ")
 }
 
 /// The plan as a tree, layers with identical mappings collapsed.
 pub fn render_tree(plan: &Plan) -> String {
+    // (key segments, expression lines) of one mapping.
+    type Entry = (Vec<String>, Vec<String>);
     // Per layer: its normalized mappings; identical layers form one group.
     struct Group {
         prefix: String,
         layers: Vec<usize>,
-        entries: Vec<(Vec<String>, Vec<String>)>,
+        entries: Vec<Entry>,
         signature: String,
     }
     enum Item {
@@ -238,14 +229,11 @@ pub fn render_tree(plan: &Plan) -> String {
         Layer(usize),
     }
     let mut items: Vec<Item> = Vec::new();
-    let mut layer_entries: Vec<(String, usize, Vec<(Vec<String>, Vec<String>)>)> = Vec::new();
+    let mut layer_entries: Vec<(String, usize, Vec<Entry>)> = Vec::new();
     for (key, expr) in plan.iter() {
         match split_layer(key) {
             Some((prefix, layer, rest)) => {
-                let idx = match layer_entries
-                    .iter()
-                    .position(|(p, l, _)| *p == prefix && *l == layer)
-                {
+                let idx = match layer_entries.iter().position(|(p, l, _)| *p == prefix && *l == layer) {
                     Some(i) => i,
                     None => {
                         layer_entries.push((prefix.clone(), layer, Vec::new()));
@@ -286,10 +274,7 @@ pub fn render_tree(plan: &Plan) -> String {
         match item {
             Item::Plain(key) => {
                 let parts: Vec<&str> = key.split('.').collect();
-                let lines = plan
-                    .get(&key)
-                    .map(|e| expr_lines(e, None))
-                    .unwrap_or_default();
+                let lines = plan.get(&key).map(|e| expr_lines(e, None)).unwrap_or_default();
                 root.insert(&segments(&parts), lines);
             }
             Item::Layer(i) => {
@@ -299,8 +284,7 @@ pub fn render_tree(plan: &Plan) -> String {
                 }
                 shown[g] = true;
                 let group = &groups[g];
-                let mut base: Vec<String> =
-                    group.prefix.split('.').map(str::to_string).collect();
+                let mut base: Vec<String> = group.prefix.split('.').map(str::to_string).collect();
                 if let Some(last) = base.last_mut() {
                     *last = format!("{last}.[{}]", format_ranges(&group.layers));
                 }

@@ -140,3 +140,72 @@ pub fn surgeries(texts: &[&str]) -> Vec<(String, Value)> {
         .map(|(i, t)| (format!("surgery {}", i + 1), yaml(t)))
         .collect()
 }
+
+/// Hand-made attention weights with per-head constant rows (so tiling shows): `q_proj` head `h`
+/// rows are all `10 + h`, `k_proj` head `g` rows `20 + g`, `v_proj` `30 + g`; `o_proj` column
+/// block `h` is `40 + h`. Everything else of the Apriel2 layout of `config` is noise.
+pub fn head_constant_tensors(config: &Value) -> Vec<(String, HostTensor)> {
+    let spec = modelc::spec::from_json_value(config, "test").expect("valid config");
+    modelc::spec::layout::weights(&spec)
+        .into_iter()
+        .map(|w| {
+            let t = match w.key.rsplit('.').nth(1) {
+                Some(p @ ("q_proj" | "k_proj" | "v_proj")) if w.key.ends_with("weight") && w.shape.len() == 2 => {
+                    let base = match p {
+                        "q_proj" => 10.0,
+                        "k_proj" => 20.0,
+                        _ => 30.0,
+                    };
+                    let (rows, cols) = (w.shape[0], w.shape[1]);
+                    let v: Vec<f32> = (0..rows * cols).map(|i| base + ((i / cols) / 16) as f32).collect();
+                    HostTensor::from_f32(w.shape.clone(), &v).expect("tensor")
+                }
+                Some("o_proj") if w.key.ends_with("weight") => {
+                    let (rows, cols) = (w.shape[0], w.shape[1]);
+                    let v: Vec<f32> = (0..rows * cols).map(|i| 40.0 + ((i % cols) / 16) as f32).collect();
+                    HostTensor::from_f32(w.shape.clone(), &v).expect("tensor")
+                }
+                _ => noise_tensor(&w.key, &w.shape, DType::F32),
+            };
+            (w.key, t)
+        })
+        .collect()
+}
+
+/// Plans `surgeries` on an Apriel2 `config` and evaluates the plan over `tensors` in f32.
+pub fn convert_in_memory(
+    config: &Value,
+    tensors: &[(String, HostTensor)],
+    surgeries: &[(String, Value)],
+    seed: u64,
+) -> Result<
+    (
+        modelc::surgery::Conversion,
+        std::collections::HashMap<String, HostTensor>,
+    ),
+    modelc::surgery::SurgeryError,
+> {
+    use modelc::surgery::sources::{import, SourceFormat};
+    let imported = import(SourceFormat::Apriel2, config, None)?;
+    let conv = modelc::surgery::build_conversion(imported, surgeries)?;
+    let src = modelc::surgery::eval::MemorySource::new(tensors.iter().cloned());
+    let out = modelc::surgery::executor::execute_in_memory(&conv.plan, &src, DType::F32, seed)?;
+    Ok((conv, out.into_iter().collect()))
+}
+
+/// The value of each row of a 2-D tensor, asserting each row is constant.
+pub fn row_values(t: &HostTensor) -> Vec<f32> {
+    let v = t.to_f32_vec();
+    let cols = t.shape[1];
+    v.chunks(cols)
+        .map(|r| {
+            assert!(r.iter().all(|&x| x == r[0]), "row not constant: {r:?}");
+            r[0]
+        })
+        .collect()
+}
+
+/// `[a; n]` repeated per value: `runs(&[(10., 16), (11., 16)])`.
+pub fn runs(parts: &[(f32, usize)]) -> Vec<f32> {
+    parts.iter().flat_map(|&(v, n)| std::iter::repeat_n(v, n)).collect()
+}

@@ -9,8 +9,8 @@ use super::kernel_cache::KernelCache;
 use super::nvrtc::Ptx;
 use cudarc::driver::sys::{CUdevice_attribute, CUfunction_attribute, CUresult};
 use cudarc::driver::{
-    CudaContext, CudaFunction, CudaModule, CudaSlice, CudaStream, DevicePtr, DeviceRepr,
-    DriverError, LaunchConfig, PushKernelArg, ValidAsZeroBits,
+    CudaContext, CudaFunction, CudaModule, CudaSlice, CudaStream, DevicePtr, DeviceRepr, DriverError, LaunchConfig,
+    PushKernelArg, ValidAsZeroBits,
 };
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
@@ -197,8 +197,7 @@ impl Gpu {
         let max_smem_optin = ctx
             .attribute(CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN)
             .map_err(|e| CudaError::driver("reading the shared-memory limit", e))?;
-        let checked = cfg!(debug_assertions)
-            || std::env::var(CHECK_ENV).is_ok_and(|v| v == "1" || v == "true");
+        let checked = cfg!(debug_assertions) || std::env::var(CHECK_ENV).is_ok_and(|v| v == "1" || v == "true");
         Ok(Gpu {
             ctx,
             stream,
@@ -297,12 +296,7 @@ impl Gpu {
     }
 
     /// Copies `data` into the start of `buf`; `data` may be shorter than the buffer.
-    pub fn upload_into<T: GpuElem>(
-        &self,
-        data: &[T],
-        buf: &mut GpuBuffer<T>,
-        what: &str,
-    ) -> Result<(), CudaError> {
+    pub fn upload_into<T: GpuElem>(&self, data: &[T], buf: &mut GpuBuffer<T>, what: &str) -> Result<(), CudaError> {
         if data.len() > buf.len() {
             return Err(CudaError::SizeMismatch {
                 what: format!("upload into {what} (buffer of {} elements)", buf.len()),
@@ -356,12 +350,7 @@ impl Gpu {
     }
 
     /// Compiles (or fetches from `cache`) `src` for this device and loads `kernel_names` from it.
-    pub fn compile_and_load(
-        &mut self,
-        cache: &KernelCache,
-        src: &str,
-        kernel_names: &[&str],
-    ) -> Result<(), CudaError> {
+    pub fn compile_and_load(&mut self, cache: &KernelCache, src: &str, kernel_names: &[&str]) -> Result<(), CudaError> {
         let name = kernel_names.first().copied().unwrap_or("module");
         let ptx = cache.get_or_compile(src, name, &self.arch)?;
         self.load_module(&ptx, kernel_names)
@@ -378,12 +367,7 @@ impl Gpu {
     /// # Safety
     /// `args` must match the kernel's parameter list in number, order and type, and every pointer
     /// must address a live allocation large enough for what the kernel reads and writes.
-    pub unsafe fn launch(
-        &self,
-        kernel: &str,
-        dims: LaunchDims,
-        args: &[KernelArg],
-    ) -> Result<(), CudaError> {
+    pub unsafe fn launch(&self, kernel: &str, dims: LaunchDims, args: &[KernelArg]) -> Result<(), CudaError> {
         let f = self.kernels.get(kernel).ok_or_else(|| {
             let mut loaded: Vec<String> = self.kernels.keys().cloned().collect();
             loaded.sort();
@@ -425,15 +409,13 @@ impl Gpu {
         // SAFETY: the caller guarantees the arguments match the kernel.
         unsafe { builder.launch(cfg) }.map_err(launch_err)?;
         if self.checked {
-            self.stream
-                .synchronize()
-                .map_err(|source| CudaError::KernelFailed {
-                    kernel: kernel.to_string(),
-                    grid: dims.grid,
-                    block: dims.block,
-                    smem: dims.smem,
-                    source,
-                })?;
+            self.stream.synchronize().map_err(|source| CudaError::KernelFailed {
+                kernel: kernel.to_string(),
+                grid: dims.grid,
+                block: dims.block,
+                smem: dims.smem,
+                source,
+            })?;
         }
         Ok(())
     }

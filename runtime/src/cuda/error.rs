@@ -82,7 +82,9 @@ pub enum CudaError {
     },
 
     /// A kernel launched but failed while running (found by the checked-launch synchronize).
-    #[error("kernel `{kernel}` failed while running (grid {grid:?}, block {block:?}, {smem} B dynamic smem): {source}")]
+    #[error(
+        "kernel `{kernel}` failed while running (grid {grid:?}, block {block:?}, {smem} B dynamic smem): {source}"
+    )]
     KernelFailed {
         kernel: String,
         grid: (u32, u32, u32),
@@ -98,11 +100,7 @@ pub enum CudaError {
 
     /// Host and device sizes disagree, or a GEMM operand is too small for its shape.
     #[error("size mismatch for {what}: expected {expected} elements, got {got}")]
-    SizeMismatch {
-        what: String,
-        expected: usize,
-        got: usize,
-    },
+    SizeMismatch { what: String, expected: usize, got: usize },
 
     /// A GEMM shape or leading dimension that cuBLASLt cannot take.
     #[error("invalid GEMM {what}")]

@@ -240,7 +240,10 @@ fn layout(
                 (&stride) as *const i64 as *const c_void,
                 std::mem::size_of::<i64>(),
             )
-            .map_err(cublas_err("cublasLtMatrixLayoutSetAttribute(STRIDED_BATCH_OFFSET)", what))?;
+            .map_err(cublas_err(
+                "cublasLtMatrixLayoutSetAttribute(STRIDED_BATCH_OFFSET)",
+                what,
+            ))?;
         }
     }
     Ok(l)
@@ -330,11 +333,22 @@ impl Gemm {
         beta: f32,
     ) -> Result<(), CudaError> {
         shape.validate()?;
-        let what = format!("Y[{},{}] = X[{},{}]·W[{},{}]ᵀ ({out:?} out, batch {})", shape.m, shape.n, shape.m, shape.k, shape.n, shape.k, shape.batch);
+        let what = format!(
+            "Y[{},{}] = X[{},{}]·W[{},{}]ᵀ ({out:?} out, batch {})",
+            shape.m, shape.n, shape.m, shape.k, shape.n, shape.k, shape.batch
+        );
         let bf = sys::cudaDataType::CUDA_R_16BF;
         let a = layout(bf, shape.k, shape.n, shape.ldw, shape.batch, shape.stride_w, &what)?;
         let b = layout(bf, shape.k, shape.m, shape.ldx, shape.batch, shape.stride_x, &what)?;
-        let c = layout(out.cuda_type(), shape.n, shape.m, shape.ldy, shape.batch, shape.stride_y, &what)?;
+        let c = layout(
+            out.cuda_type(),
+            shape.n,
+            shape.m,
+            shape.ldy,
+            shape.batch,
+            shape.stride_y,
+            &what,
+        )?;
         let desc = Desc(
             result::create_matmul_desc(
                 sys::cublasComputeType_t::CUBLAS_COMPUTE_32F,
@@ -412,7 +426,10 @@ impl Gemm {
                 (&ws) as *const u64 as *const c_void,
                 std::mem::size_of::<u64>(),
             )
-            .map_err(cublas_err("cublasLtMatmulPreferenceSetAttribute(MAX_WORKSPACE_BYTES)", what))?;
+            .map_err(cublas_err(
+                "cublasLtMatmulPreferenceSetAttribute(MAX_WORKSPACE_BYTES)",
+                what,
+            ))?;
             // A = W, B = X, C = D = Y.
             for (attr, v) in [
                 (P::CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, align[1]),
@@ -456,7 +473,12 @@ mod tests {
     #[test]
     fn invalid_shapes_are_errors() {
         assert!(GemmShape::linear(0, 5, 4).validate().is_err());
-        assert!(GemmShape { ldx: 3, ..GemmShape::linear(3, 5, 4) }.validate().is_err());
+        assert!(GemmShape {
+            ldx: 3,
+            ..GemmShape::linear(3, 5, 4)
+        }
+        .validate()
+        .is_err());
         assert!(GemmShape::linear(3, 5, 4).validate().is_ok());
     }
 

@@ -169,7 +169,10 @@ mod tests {
     #[test]
     fn second_lookup_is_a_hit_and_survives_a_new_cache_object() {
         if !crate::cuda::nvrtc_available() {
-            assert!(std::env::var_os("CI").is_none(), "CI is set but libnvrtc cannot be loaded");
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "CI is set but libnvrtc cannot be loaded"
+            );
             eprintln!("skipping: libnvrtc not loadable (run .ci/nvrtc.sh)");
             return;
         }
@@ -199,14 +202,21 @@ mod tests {
     #[test]
     fn compile_error_names_the_kernel_and_carries_the_log() {
         if !crate::cuda::nvrtc_available() {
-            assert!(std::env::var_os("CI").is_none(), "CI is set but libnvrtc cannot be loaded");
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "CI is set but libnvrtc cannot be loaded"
+            );
             eprintln!("skipping: libnvrtc not loadable (run .ci/nvrtc.sh)");
             return;
         }
         let dir = tempfile::tempdir().unwrap();
         let cache = KernelCache::new(dir.path());
         let err = cache
-            .get_or_compile("extern \"C\" __global__ void broken() { undeclared_x = 1; }", "broken_k", "sm_90")
+            .get_or_compile(
+                "extern \"C\" __global__ void broken() { undeclared_x = 1; }",
+                "broken_k",
+                "sm_90",
+            )
             .unwrap_err();
         let msg = err.to_string();
         assert!(msg.contains("broken_k") && msg.contains("undeclared_x"), "{msg}");

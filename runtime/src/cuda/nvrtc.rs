@@ -191,11 +191,7 @@ pub fn compile_options(arch: &str, include_dirs: &[PathBuf]) -> Option<Vec<Strin
 }
 
 fn c_chars_to_string(chars: &[c_char]) -> String {
-    let bytes: Vec<u8> = chars
-        .iter()
-        .map(|&c| c as u8)
-        .take_while(|&b| b != 0)
-        .collect();
+    let bytes: Vec<u8> = chars.iter().map(|&c| c as u8).take_while(|&b| b != 0).collect();
     String::from_utf8_lossy(&bytes).into_owned()
 }
 
@@ -211,21 +207,49 @@ impl Drop for Program {
 
 /// Compiles CUDA C `src` to PTX for `arch` (`"sm_90"`). Needs only `libnvrtc`. `name` names the
 /// kernel in errors (the NVRTC log is included verbatim) and the program (`<name>.cu`).
-pub fn compile_ptx(
+pub fn compile_ptx(src: &str, name: &str, arch: &str, include_dirs: &[PathBuf]) -> Result<Ptx, CudaError> {
+    let options = compile_options(arch, include_dirs).ok_or_else(|| CudaError::InvalidKernel {
+        kernel: name.to_string(),
+        reason: format!("architecture `{arch}` is not of the form sm_XY"),
+    })?;
+    let (text, log) = compile_with(src, name, arch, options, true)?;
+    Ok(Ptx {
+        name: name.to_string(),
+        arch: arch.to_string(),
+        text,
+        log,
+    })
+}
+
+/// Compiles `src` all the way to machine code for the real `arch` with `ptxas -v`, and returns
+/// NVRTC's log: registers, spills, stack and shared memory per kernel. Catches what only the
+/// assembler checks (static shared memory over 48 KiB, say) on a machine without a GPU.
+pub fn ptxas_report(src: &str, name: &str, arch: &str, include_dirs: &[PathBuf]) -> Result<String, CudaError> {
+    let mut options = compile_options(arch, include_dirs).ok_or_else(|| CudaError::InvalidKernel {
+        kernel: name.to_string(),
+        reason: format!("architecture `{arch}` is not of the form sm_XY"),
+    })?;
+    if let Some(first) = options.first_mut() {
+        *first = format!("--gpu-architecture={arch}");
+    }
+    options.push("--ptxas-options=-v".to_string());
+    compile_with(src, name, arch, options, false).map(|(_, log)| log)
+}
+
+/// Runs NVRTC with `options`; returns (PTX text if `want_ptx`, log).
+fn compile_with(
     src: &str,
     name: &str,
     arch: &str,
-    include_dirs: &[PathBuf],
-) -> Result<Ptx, CudaError> {
+    options: Vec<String>,
+    want_ptx: bool,
+) -> Result<(String, String), CudaError> {
     let invalid = |reason: String| CudaError::InvalidKernel {
         kernel: name.to_string(),
         reason,
     };
-    let options = compile_options(arch, include_dirs)
-        .ok_or_else(|| invalid(format!("architecture `{arch}` is not of the form sm_XY")))?;
     let c_src = CString::new(src).map_err(|_| invalid("source contains a NUL byte".into()))?;
-    let c_name = CString::new(format!("{name}.cu"))
-        .map_err(|_| invalid("name contains a NUL byte".into()))?;
+    let c_name = CString::new(format!("{name}.cu")).map_err(|_| invalid("name contains a NUL byte".into()))?;
     if options.iter().any(|o| o.contains('\0')) {
         return Err(invalid("an include path contains a NUL byte".into()));
     }
@@ -237,9 +261,7 @@ pub fn compile_ptx(
             source,
         }
     };
-    let prog = Program(
-        result::create_program(&c_src, Some(&c_name)).map_err(nvrtc_err("nvrtcCreateProgram"))?,
-    );
+    let prog = Program(result::create_program(&c_src, Some(&c_name)).map_err(nvrtc_err("nvrtcCreateProgram"))?);
     // SAFETY: `prog.0` is a live program; options hold no NUL (checked above).
     let compiled = unsafe { result::compile_program(prog.0, &options) };
     // SAFETY: as above.
@@ -255,15 +277,14 @@ pub fn compile_ptx(
             log,
         });
     }
-    // SAFETY: as above; the program compiled.
-    let text = unsafe { result::get_ptx(prog.0) }.map_err(nvrtc_err("nvrtcGetPTX"))?;
-    let text = c_chars_to_string(&text);
-    Ok(Ptx {
-        name: name.to_string(),
-        arch: arch.to_string(),
-        text,
-        log,
-    })
+    let text = if want_ptx {
+        // SAFETY: as above; the program compiled.
+        let raw = unsafe { result::get_ptx(prog.0) }.map_err(nvrtc_err("nvrtcGetPTX"))?;
+        c_chars_to_string(&raw)
+    } else {
+        String::new()
+    };
+    Ok((text, log))
 }
 
 #[cfg(test)]
@@ -295,6 +316,11 @@ mod tests {
     #[test]
     fn from_text_rejects_nul() {
         assert!(Ptx::from_text("k", "sm_90", "x\0".into()).is_err());
-        assert_eq!(Ptx::from_text("k", "sm_90", "ok".into()).map(|p| p.text().to_string()).ok(), Some("ok".to_string()));
+        assert_eq!(
+            Ptx::from_text("k", "sm_90", "ok".into())
+                .map(|p| p.text().to_string())
+                .ok(),
+            Some("ok".to_string())
+        );
     }
 }

@@ -12,9 +12,7 @@
 //! still reads; decode needs `S_max ≥ W`). New keys are read from the k/v inputs, not back from
 //! the cache, so no block depends on another block's writes.
 
-use super::{
-    blocks, check, dim, f32_lit, finish, KernelSource, Launch, TemplateError, HASH, PRELUDE,
-};
+use super::{blocks, check, dim, f32_lit, finish, KernelSource, Launch, TemplateError, HASH, PRELUDE};
 
 /// Compile-time constants of both attention kernels.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -39,12 +37,21 @@ pub const ATTN_KEYS_PER_TILE: usize = 32;
 pub const ATTN_THREADS: usize = 128;
 
 fn validate(p: &AttentionParams, template: &'static str) -> Result<(), TemplateError> {
-    check(template, p.heads > 0 && p.kv_heads > 0 && p.heads % p.kv_heads == 0, || {
-        format!("heads {} must be a positive multiple of kv_heads {}", p.heads, p.kv_heads)
-    })?;
-    check(template, p.head_dim > 0 && p.head_dim % 32 == 0 && p.head_dim <= 256, || {
-        format!("head_dim {} must be a multiple of 32 in 32..=256", p.head_dim)
-    })?;
+    check(
+        template,
+        p.heads > 0 && p.kv_heads > 0 && p.heads.is_multiple_of(p.kv_heads),
+        || {
+            format!(
+                "heads {} must be a positive multiple of kv_heads {}",
+                p.heads, p.kv_heads
+            )
+        },
+    )?;
+    check(
+        template,
+        p.head_dim > 0 && p.head_dim.is_multiple_of(32) && p.head_dim <= 256,
+        || format!("head_dim {} must be a multiple of 32 in 32..=256", p.head_dim),
+    )?;
     check(template, p.window != Some(0), || "window 0 sees no key".into())?;
     check(template, p.scale.is_finite() && p.scale > 0.0, || {
         format!("scale {} must be finite and positive", p.scale)
@@ -97,7 +104,8 @@ pub fn attention_prefill(p: &AttentionParams) -> Result<KernelSource, TemplateEr
  *   Also appends this call's k/v rows into the caches (done by the blocks of head h % (H/G) == 0).
  * Layouts: q [B,T,H*Dh], k/v [B,T,G*Dh], out [B,T,H*Dh] bf16 rows with strides (elements);
  *   k_cache/v_cache [B,G,s_max,Dh] bf16; past_len [B] int32. q and k are already rotated (RoPE).
- * Grid (ceil(T/{bq}), H, B), block {threads} (4 warps x 4 queries), static smem.
+ * Grid (ceil(T/{bq}), H, B), block {threads} (4 warps x 4 queries),
+ *   dynamic smem 4 * (BQ*Dh + BK*(Dh+1) + BK*Dh) bytes (attention_prefill_smem).
  */
 {PRELUDE}
 extern "C" __global__ void __launch_bounds__({threads}) attn_prefill_{HASH}(
@@ -110,9 +118,11 @@ extern "C" __global__ void __launch_bounds__({threads}) attn_prefill_{HASH}(
 {{
 {consts}    constexpr int BQ = {bq};
     constexpr int QPW = BQ / NW;
-    __shared__ float q_s[BQ][DH];
-    __shared__ float k_s[BK][DH + 1];
-    __shared__ float v_s[BK][DH];
+    /* Dynamic shared memory (attention_prefill_smem bytes): above 48 KiB for Dh > 128. */
+    extern __shared__ float smem[];
+    float (*q_s)[DH] = reinterpret_cast<float (*)[DH]>(smem);
+    float (*k_s)[DH + 1] = reinterpret_cast<float (*)[DH + 1]>(smem + BQ * DH);
+    float (*v_s)[DH] = reinterpret_cast<float (*)[DH]>(smem + BQ * DH + BK * (DH + 1));
 
     const int qt0 = blockIdx.x * BQ;
     const int h = blockIdx.y;
@@ -223,16 +233,18 @@ extern "C" __global__ void __launch_bounds__({threads}) attn_prefill_{HASH}(
     Ok(finish(&[&format!("attn_prefill_{HASH}")], body))
 }
 
-/// Launch geometry of [`attention_prefill`].
+/// Dynamic shared memory of [`attention_prefill`], in bytes (q tile, padded k tile, v tile).
+pub fn attention_prefill_smem(p: &AttentionParams) -> u32 {
+    let (bq, bk, dh) = (ATTN_PREFILL_QUERIES_PER_BLOCK, ATTN_KEYS_PER_TILE, p.head_dim);
+    dim(4 * (bq * dh + bk * (dh + 1) + bk * dh))
+}
+
+/// Launch geometry of [`attention_prefill`] (dynamic shared memory included).
 pub fn attention_prefill_launch(p: &AttentionParams, batch: usize, tokens: usize) -> Launch {
     Launch::new(
-        (
-            blocks(tokens, ATTN_PREFILL_QUERIES_PER_BLOCK),
-            dim(p.heads),
-            dim(batch),
-        ),
+        (blocks(tokens, ATTN_PREFILL_QUERIES_PER_BLOCK), dim(p.heads), dim(batch)),
         (dim(ATTN_THREADS), 1, 1),
-        0,
+        attention_prefill_smem(p),
     )
 }
 
@@ -389,10 +401,7 @@ extern "C" __global__ void attn_decode_combine_{HASH}(
         consts = constants(p),
     );
     Ok(finish(
-        &[
-            &format!("attn_decode_{HASH}"),
-            &format!("attn_decode_combine_{HASH}"),
-        ],
+        &[&format!("attn_decode_{HASH}"), &format!("attn_decode_combine_{HASH}")],
         body,
     ))
 }
@@ -419,14 +428,32 @@ mod tests {
     use super::*;
 
     fn params() -> AttentionParams {
-        AttentionParams { heads: 8, kv_heads: 2, head_dim: 64, window: None, scale: 0.125 }
+        AttentionParams {
+            heads: 8,
+            kv_heads: 2,
+            head_dim: 64,
+            window: None,
+            scale: 0.125,
+        }
     }
 
     #[test]
     fn rejects_unsupported_shapes() {
-        assert!(attention_prefill(&AttentionParams { head_dim: 48, ..params() }).is_err());
-        assert!(attention_prefill(&AttentionParams { kv_heads: 3, ..params() }).is_err());
-        assert!(attention_decode(&AttentionParams { window: Some(0), ..params() }).is_err());
+        assert!(attention_prefill(&AttentionParams {
+            head_dim: 48,
+            ..params()
+        })
+        .is_err());
+        assert!(attention_prefill(&AttentionParams {
+            kv_heads: 3,
+            ..params()
+        })
+        .is_err());
+        assert!(attention_decode(&AttentionParams {
+            window: Some(0),
+            ..params()
+        })
+        .is_err());
         assert!(attention_prefill(&params()).is_ok());
     }
 
@@ -436,7 +463,11 @@ mod tests {
         assert_eq!(src.entries.len(), 2);
         let hash = src.entries[0].trim_start_matches("attn_decode_");
         assert_eq!(src.entries[1], format!("attn_decode_combine_{hash}"));
-        let windowed = attention_decode(&AttentionParams { window: Some(16), ..params() }).unwrap();
+        let windowed = attention_decode(&AttentionParams {
+            window: Some(16),
+            ..params()
+        })
+        .unwrap();
         assert_ne!(windowed.entries, src.entries);
         assert!(windowed.source.contains("constexpr int W = 16;"));
     }

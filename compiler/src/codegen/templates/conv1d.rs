@@ -142,13 +142,28 @@ mod tests {
 
     #[test]
     fn constants_are_baked_in_and_names_differ() {
-        let a = conv1d(&Conv1dParams { kernel_size: 4, activation: ConvActivation::Silu, has_bias: false }).unwrap();
-        let b = conv1d(&Conv1dParams { kernel_size: 3, activation: ConvActivation::Silu, has_bias: false }).unwrap();
+        let a = conv1d(&Conv1dParams {
+            kernel_size: 4,
+            activation: ConvActivation::Silu,
+            has_bias: false,
+        })
+        .unwrap();
+        let b = conv1d(&Conv1dParams {
+            kernel_size: 3,
+            activation: ConvActivation::Silu,
+            has_bias: false,
+        })
+        .unwrap();
         assert!(a.source.contains("constexpr int K = 4;"));
         assert!(a.source.contains("silu_f(acc)"));
         assert_ne!(a.name(), b.name());
         assert!(a.name().starts_with("conv1d_"));
-        assert!(conv1d(&Conv1dParams { kernel_size: 0, activation: ConvActivation::Identity, has_bias: true }).is_err());
+        assert!(conv1d(&Conv1dParams {
+            kernel_size: 0,
+            activation: ConvActivation::Identity,
+            has_bias: true
+        })
+        .is_err());
     }
 
     #[test]

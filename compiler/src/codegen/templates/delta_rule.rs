@@ -11,9 +11,7 @@
 //! of one (batch, value head) and each thread keeps one column of S in registers (`Dk ≤ 128`),
 //! so everything after the per-chunk setup is thread-local. The state may be updated in place.
 
-use super::{
-    blocks, check, dim, f32_lit, finish, KernelSource, Launch, TemplateError, HASH, PRELUDE,
-};
+use super::{blocks, check, dim, f32_lit, finish, KernelSource, Launch, TemplateError, HASH, PRELUDE};
 
 /// Shape of the log-decay input g.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -63,19 +61,35 @@ impl DeltaRuleParams {
 }
 
 fn validate(p: &DeltaRuleParams, template: &'static str) -> Result<(), TemplateError> {
-    check(template, p.key_heads > 0 && p.value_heads % p.key_heads.max(1) == 0 && p.value_heads > 0, || {
-        format!("value_heads {} must be a positive multiple of key_heads {}", p.value_heads, p.key_heads)
-    })?;
+    check(
+        template,
+        p.key_heads > 0 && p.value_heads.is_multiple_of(p.key_heads.max(1)) && p.value_heads > 0,
+        || {
+            format!(
+                "value_heads {} must be a positive multiple of key_heads {}",
+                p.value_heads, p.key_heads
+            )
+        },
+    )?;
     check(template, (1..=128).contains(&p.key_dim), || {
         format!("key_dim {} must be in 1..=128", p.key_dim)
     })?;
     check(template, matches!(p.value_block, 32 | 64 | 128), || {
         format!("value_block {} must be 32, 64 or 128", p.value_block)
     })?;
-    check(template, p.value_dim > 0 && p.value_dim % p.value_block == 0, || {
-        format!("value_dim {} must be a positive multiple of value_block {}", p.value_dim, p.value_block)
+    check(
+        template,
+        p.value_dim > 0 && p.value_dim.is_multiple_of(p.value_block),
+        || {
+            format!(
+                "value_dim {} must be a positive multiple of value_block {}",
+                p.value_dim, p.value_block
+            )
+        },
+    )?;
+    check(template, p.scale.is_finite(), || {
+        format!("scale {} is not finite", p.scale)
     })?;
-    check(template, p.scale.is_finite(), || format!("scale {} is not finite", p.scale))?;
     Ok(())
 }
 
@@ -196,6 +210,9 @@ extern "C" __global__ void __launch_bounds__({bv}) delta_rule_recurrent_{HASH}(
             kv = fmaf(s[d], ks[d], kv);
         }}
         const float u = bt * (vj - kv * kscale) * kscale;
+        /* A barrier makes the compiler reload ks/qs from shared memory below instead of keeping
+         * Dk of them live next to the Dk state registers (which spilled at Dk = 128). */
+        __syncthreads();
         float oj = 0.0f;
 #pragma unroll
         for (int d = 0; d < DK; ++d) {{
@@ -379,28 +396,35 @@ extern "C" __global__ void __launch_bounds__({bv}) delta_rule_chunked_{HASH}(
         }}
         for (int d = tid; d < DK; d += BV) egl[d] = expf(PER_CHANNEL ? gl[d] : gl[0]);
         __syncthreads();
-        /* 5. thread-local: u by forward substitution, outputs, state update */
+        /* 5. thread-local: u by forward substitution, outputs, state update. Token loops stay
+         *    rolled (only the Dk loops over the register column unroll), to bound code size. */
+#pragma unroll 1
         for (int t = 0; t < C; ++t) {{
             float ks = 0.0f;
 #pragma unroll
             for (int d = 0; d < DK; ++d) ks = fmaf(kn[t * DKP + d], s[d], ks);
             const float vj = t < cn ? bf2f(v[(b * T + c0 + t) * v_stride + hv * DV + j]) : 0.0f;
             float u = bs[t] * (vj - ks);
+#pragma unroll 1
             for (int r = 0; r < t; ++r) u = fmaf(-Lm[t * C + r], us[r * BV + tid], u);
             us[t * BV + tid] = u;
         }}
+#pragma unroll 1
         for (int t = 0; t < cn; ++t) {{
             float acc = 0.0f;
 #pragma unroll
             for (int d = 0; d < DK; ++d) acc = fmaf(qn[t * DKP + d], s[d], acc);
+#pragma unroll 1
             for (int r = 0; r <= t; ++r) acc = fmaf(QK[t * C + r], us[r * BV + tid], acc);
             o[(b * T + c0 + t) * o_stride + hv * DV + j] = f2bf(acc);
         }}
 #pragma unroll
-        for (int d = 0; d < DK; ++d) {{
-            float acc = egl[d] * s[d];
-            for (int t = 0; t < C; ++t) acc = fmaf(kh[t * DKP + d], us[t * BV + tid], acc);
-            s[d] = acc;
+        for (int d = 0; d < DK; ++d) s[d] *= egl[d];
+#pragma unroll 1
+        for (int t = 0; t < C; ++t) {{
+            const float ut = us[t * BV + tid];
+#pragma unroll
+            for (int d = 0; d < DK; ++d) s[d] = fmaf(kh[t * DKP + d], ut, s[d]);
         }}
         __syncthreads(); /* the next chunk overwrites shared memory */
     }}
@@ -422,11 +446,7 @@ extern "C" __global__ void __launch_bounds__({bv}) delta_rule_chunked_{HASH}(
 /// [`delta_rule_chunked_smem`] for the chunked kernel and 0 for the recurrent one.
 pub fn delta_rule_launch(p: &DeltaRuleParams, batch: usize, smem: u32) -> Launch {
     Launch::new(
-        (
-            blocks(p.value_dim, p.value_block),
-            dim(p.value_heads),
-            dim(batch),
-        ),
+        (blocks(p.value_dim, p.value_block), dim(p.value_heads), dim(batch)),
         (dim(p.value_block), 1, 1),
         smem,
     )
@@ -458,15 +478,24 @@ mod tests {
         p.value_heads = 32;
         p.chunk = 0;
         assert!(delta_rule_chunked(&p).is_err());
-        assert!(delta_rule_recurrent(&p).is_ok(), "the recurrent kernel ignores the chunk");
+        assert!(
+            delta_rule_recurrent(&p).is_ok(),
+            "the recurrent kernel ignores the chunk"
+        );
     }
 
     #[test]
     fn chunk_size_changes_the_chunked_kernel_only() {
         let a = DeltaRuleParams::new(4, 4, 64, 64, DecayGate::PerChannel);
         let b = DeltaRuleParams { chunk: 32, ..a };
-        assert_ne!(delta_rule_chunked(&a).unwrap().name(), delta_rule_chunked(&b).unwrap().name());
+        assert_ne!(
+            delta_rule_chunked(&a).unwrap().name(),
+            delta_rule_chunked(&b).unwrap().name()
+        );
         // The recurrent source does not mention the chunk, but hashes the whole text: equal here.
-        assert_eq!(delta_rule_recurrent(&a).unwrap().name(), delta_rule_recurrent(&b).unwrap().name());
+        assert_eq!(
+            delta_rule_recurrent(&a).unwrap().name(),
+            delta_rule_recurrent(&b).unwrap().name()
+        );
     }
 }

@@ -60,7 +60,9 @@ pub fn selective_scan(p: &SelectiveScanParams) -> Result<KernelSource, TemplateE
     check("selective_scan", (1..=128).contains(&p.state_size), || {
         format!("state_size {} must be in 1..=128", p.state_size)
     })?;
-    check("selective_scan", p.heads_per_group >= 1, || "heads_per_group must be ≥ 1".into())?;
+    check("selective_scan", p.heads_per_group >= 1, || {
+        "heads_per_group must be ≥ 1".into()
+    })?;
     let flag = |b: bool| if b { "true" } else { "false" };
     let body = format!(
         r#"/*
@@ -159,7 +161,11 @@ mod tests {
         let a = selective_scan(&SelectiveScanParams::apriel2(16, 4)).unwrap();
         assert!(a.source.contains("constexpr int N = 16;"));
         assert!(a.source.contains("constexpr bool HAS_Z = true;"));
-        let b = selective_scan(&SelectiveScanParams { has_z: false, ..SelectiveScanParams::apriel2(16, 4) }).unwrap();
+        let b = selective_scan(&SelectiveScanParams {
+            has_z: false,
+            ..SelectiveScanParams::apriel2(16, 4)
+        })
+        .unwrap();
         assert_ne!(a.name(), b.name());
         assert!(selective_scan(&SelectiveScanParams::apriel2(0, 4)).is_err());
         assert!(selective_scan(&SelectiveScanParams::apriel2(16, 0)).is_err());

@@ -8,12 +8,22 @@ use crate::ir::op::{AttentionParams, Op};
 use crate::ir::IrError;
 use crate::spec::AttentionSpec;
 
-pub(super) fn lower(cx: &mut Ctx, x: Value, a: &AttentionSpec, hidden: usize, key: &str, state: &str) -> Result<Value, IrError> {
+pub(super) fn lower(
+    cx: &mut Ctx,
+    x: Value,
+    a: &AttentionSpec,
+    hidden: usize,
+    key: &str,
+    state: &str,
+) -> Result<Value, IrError> {
     let (h, g, d) = (a.heads, a.head_groups, a.head_size);
     let q = cx.linear(x, &format!("{key}.q_proj"), h * d, hidden, a.bias.q)?;
     let k = cx.linear(x, &format!("{key}.k_proj"), g * d, hidden, a.bias.k)?;
     let v = cx.linear(x, &format!("{key}.v_proj"), g * d, hidden, a.bias.v)?;
-    let rope = Op::Rope { head_dim: d, theta: a.rotary.theta };
+    let rope = Op::Rope {
+        head_dim: d,
+        theta: a.rotary.theta,
+    };
     let q = cx.op(rope.clone(), &[q, cx.positions])?;
     let k = cx.op(rope, &[k, cx.positions])?;
     // Keys are cached after RoPE; a window keeps the W − 1 tokens a future query can still see.
@@ -35,5 +45,11 @@ pub(super) fn lower(cx: &mut Ctx, x: Value, a: &AttentionSpec, hidden: usize, ke
     let node = cx.multi(Op::Attention(params), &[q, k, v, kc, vc])?;
     cx.state_out(&format!("{state}.key"), Value { node, output: 1 })?;
     cx.state_out(&format!("{state}.value"), Value { node, output: 2 })?;
-    cx.linear(Value { node, output: 0 }, &format!("{key}.o_proj"), hidden, h * d, a.bias.o)
+    cx.linear(
+        Value { node, output: 0 },
+        &format!("{key}.o_proj"),
+        hidden,
+        h * d,
+        a.bias.o,
+    )
 }

@@ -12,12 +12,45 @@ use crate::spec::{MixerSpec, ModelSpec, NormSpec};
 pub(super) fn lower_model(graph: &mut Graph, spec: &ModelSpec) -> Result<(), IrError> {
     let d = spec.hidden_size;
     let bt = vec![Dim::BATCH, Dim::TOKENS];
-    let tokens = graph.add(Op::Input { name: TOKENS_INPUT.into(), ty: TensorType::new(DType::I32, bt.clone()) }, &[], "", None)?;
-    let positions = graph.add(Op::Input { name: POSITIONS_INPUT.into(), ty: TensorType::new(DType::I32, bt) }, &[], "", None)?;
-    let positions = Value { node: positions, output: 0 };
-    let mut cx = Ctx { g: graph, scope: String::new(), layer: None, positions };
+    let tokens = graph.add(
+        Op::Input {
+            name: TOKENS_INPUT.into(),
+            ty: TensorType::new(DType::I32, bt.clone()),
+        },
+        &[],
+        "",
+        None,
+    )?;
+    let positions = graph.add(
+        Op::Input {
+            name: POSITIONS_INPUT.into(),
+            ty: TensorType::new(DType::I32, bt),
+        },
+        &[],
+        "",
+        None,
+    )?;
+    let positions = Value {
+        node: positions,
+        output: 0,
+    };
+    let mut cx = Ctx {
+        g: graph,
+        scope: String::new(),
+        layer: None,
+        positions,
+    };
     let embed = cx.weight("model.embed_tokens.weight".into(), &[spec.vocab_size, d])?;
-    let mut h = cx.op(Op::Embedding, &[Value { node: tokens, output: 0 }, embed])?;
+    let mut h = cx.op(
+        Op::Embedding,
+        &[
+            Value {
+                node: tokens,
+                output: 0,
+            },
+            embed,
+        ],
+    )?;
 
     for (i, block) in spec.layers.iter().enumerate() {
         let key = format!("model.decoder.blocks.{i}");
@@ -28,7 +61,13 @@ pub(super) fn lower_model(graph: &mut Graph, spec: &ModelSpec) -> Result<(), IrE
         let m = mixer(&mut cx, x, &block.mixer, d, i, &format!("{key}.mixer"))?;
         cx.scope = format!("layers.{i}");
         let u = cx.op(Op::Add, &[h, m])?;
-        let x = norm(&mut cx, u, &block.normalization, d, &format!("{key}.post_attention_layernorm"))?;
+        let x = norm(
+            &mut cx,
+            u,
+            &block.normalization,
+            d,
+            &format!("{key}.post_attention_layernorm"),
+        )?;
         cx.scope = format!("layers.{i}.mlp");
         let f = mlp::lower(&mut cx, x, &block.mlp, d, &format!("{key}.mlp"))?;
         cx.scope = format!("layers.{i}");
@@ -38,10 +77,25 @@ pub(super) fn lower_model(graph: &mut Graph, spec: &ModelSpec) -> Result<(), IrE
     cx.layer = None;
     cx.scope = "head".into();
     let x = norm(&mut cx, h, &spec.head_norm, d, "model.norm")?;
-    let head_key = if spec.tie_word_embeddings { "model.embed_tokens.weight" } else { "lm_head.weight" };
-    let w = if spec.tie_word_embeddings { embed } else { cx.weight(head_key.into(), &[spec.vocab_size, d])? };
+    let head_key = if spec.tie_word_embeddings {
+        "model.embed_tokens.weight"
+    } else {
+        "lm_head.weight"
+    };
+    let w = if spec.tie_word_embeddings {
+        embed
+    } else {
+        cx.weight(head_key.into(), &[spec.vocab_size, d])?
+    };
     let logits = cx.op(Op::Linear { bias: false }, &[x, w])?;
-    cx.g.add(Op::Output { name: LOGITS_OUTPUT.into() }, &[logits], "head", None)?;
+    cx.g.add(
+        Op::Output {
+            name: LOGITS_OUTPUT.into(),
+        },
+        &[logits],
+        "head",
+        None,
+    )?;
     Ok(())
 }
 
@@ -88,4 +142,3 @@ fn leaf(cx: &mut Ctx, x: Value, m: &MixerSpec, d: usize, key: &str, state: &str)
         }),
     }
 }
-

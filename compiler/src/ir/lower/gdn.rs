@@ -11,7 +11,14 @@ use crate::spec::{GateActivation, GdnSpec};
 /// Epsilon of the L2 norm of q and k inside FLA's kernels.
 pub(super) const QK_L2_EPS: f64 = 1e-6;
 
-pub(super) fn lower(cx: &mut Ctx, x: Value, s: &GdnSpec, hidden: usize, key: &str, state: &str) -> Result<Value, IrError> {
+pub(super) fn lower(
+    cx: &mut Ctx,
+    x: Value,
+    s: &GdnSpec,
+    hidden: usize,
+    key: &str,
+    state: &str,
+) -> Result<Value, IrError> {
     let (hk, hv, dk, dv) = (s.key_heads, s.value_heads, s.key_head_dim, s.value_head_dim);
     let conv_dim = s.conv_dim();
     let qkvz = cx.linear(x, &format!("{key}.in_proj_qkvz"), conv_dim + hv * dv, hidden, false)?;
@@ -19,7 +26,14 @@ pub(super) fn lower(cx: &mut Ctx, x: Value, s: &GdnSpec, hidden: usize, key: &st
     // q|k|v are the first conv_dim channels of the flat layout: one slice feeds the conv.
     let qkv = cx.slice(qkvz, 0, conv_dim)?;
     let z = cx.slice(qkvz, conv_dim, hv * dv)?;
-    let qkv = cx.conv(qkv, &format!("{key}.convolution"), conv_dim, s.conv_kernel_size, false, &format!("{state}.conv"))?;
+    let qkv = cx.conv(
+        qkv,
+        &format!("{key}.convolution"),
+        conv_dim,
+        s.conv_kernel_size,
+        false,
+        &format!("{state}.conv"),
+    )?;
     let q = cx.slice(qkv, 0, hk * dk)?;
     let k = cx.slice(qkv, hk * dk, hk * dk)?;
     let v = cx.slice(qkv, 2 * hk * dk, hv * dv)?;
@@ -29,16 +43,42 @@ pub(super) fn lower(cx: &mut Ctx, x: Value, s: &GdnSpec, hidden: usize, key: &st
     let a_log = cx.weight_typed(format!("{key}.A_log"), &[hv], STATE)?;
     let dt_bias = cx.weight_typed(format!("{key}.dt_bias"), &[hv], STATE)?;
     let g = cx.op(Op::DecayGate { group: 1 }, &[a, a_log, dt_bias])?;
-    let q = cx.op(Op::L2Norm { eps: QK_L2_EPS, group: dk }, &[q])?;
+    let q = cx.op(
+        Op::L2Norm {
+            eps: QK_L2_EPS,
+            group: dk,
+        },
+        &[q],
+    )?;
     let q = cx.op(Op::Scale(1.0 / (dk as f64).sqrt()), &[q])?;
-    let k = cx.op(Op::L2Norm { eps: QK_L2_EPS, group: dk }, &[k])?;
-    let st = cx.state_in(&format!("{state}.recurrent"), STATE, vec![Dim::BATCH, Dim::c(hv), Dim::c(dk), Dim::c(dv)])?;
-    let params = DeltaRuleParams { key_heads: hk, value_heads: hv, key_dim: dk, value_dim: dv, decay: DecayKind::Scalar };
+    let k = cx.op(
+        Op::L2Norm {
+            eps: QK_L2_EPS,
+            group: dk,
+        },
+        &[k],
+    )?;
+    let st = cx.state_in(
+        &format!("{state}.recurrent"),
+        STATE,
+        vec![Dim::BATCH, Dim::c(hv), Dim::c(dk), Dim::c(dv)],
+    )?;
+    let params = DeltaRuleParams {
+        key_heads: hk,
+        value_heads: hv,
+        key_dim: dk,
+        value_dim: dv,
+        decay: DecayKind::Scalar,
+    };
     let node = cx.multi(Op::DeltaRule(params), &[q, k, v, g, beta, st])?;
     cx.state_out(&format!("{state}.recurrent"), Value { node, output: 1 })?;
     let w = cx.weight(format!("{key}.norm.weight"), &[dv])?;
     let o = cx.op(
-        Op::GatedRmsNorm { eps: s.norm_eps, group: dv, act: GateActivation::Silu },
+        Op::GatedRmsNorm {
+            eps: s.norm_eps,
+            group: dv,
+            act: GateActivation::Silu,
+        },
         &[Value { node, output: 0 }, z, w],
     )?;
     cx.linear(o, &format!("{key}.out_proj"), hidden, hv * dv, false)

@@ -10,10 +10,23 @@ use crate::ir::op::{Op, UnaryFn};
 use crate::ir::IrError;
 use crate::spec::MambaSpec;
 
-pub(super) fn lower(cx: &mut Ctx, x: Value, m: &MambaSpec, hidden: usize, key: &str, state: &str) -> Result<Value, IrError> {
+pub(super) fn lower(
+    cx: &mut Ctx,
+    x: Value,
+    m: &MambaSpec,
+    hidden: usize,
+    key: &str,
+    state: &str,
+) -> Result<Value, IrError> {
     let (di, dxb, n) = (m.d_inner, m.d_xb, m.state_size);
     let repeats = (di / n) / (dxb / n).max(1);
-    let zxbc = cx.linear(x, &format!("{key}.in_proj"), 2 * di + 2 * dxb, hidden, m.add_linear_biases)?;
+    let zxbc = cx.linear(
+        x,
+        &format!("{key}.in_proj"),
+        2 * di + 2 * dxb,
+        hidden,
+        m.add_linear_biases,
+    )?;
     let z = cx.slice(zxbc, 0, di)?;
     let xs = cx.slice(zxbc, di, dxb)?;
     let b = cx.slice(zxbc, di + dxb, dxb)?;
@@ -21,9 +34,23 @@ pub(super) fn lower(cx: &mut Ctx, x: Value, m: &MambaSpec, hidden: usize, key: &
     let repeat = Op::RepeatGroups { n, repeats };
     let u = if m.repeat_kv_before_conv {
         let xr = cx.op(repeat, &[xs])?;
-        cx.conv(xr, &format!("{key}.conv1d"), di, m.d_conv, m.conv_bias, &format!("{state}.conv"))?
+        cx.conv(
+            xr,
+            &format!("{key}.conv1d"),
+            di,
+            m.d_conv,
+            m.conv_bias,
+            &format!("{state}.conv"),
+        )?
     } else {
-        let u = cx.conv(xs, &format!("{key}.conv1d"), dxb, m.d_conv, m.conv_bias, &format!("{state}.conv"))?;
+        let u = cx.conv(
+            xs,
+            &format!("{key}.conv1d"),
+            dxb,
+            m.d_conv,
+            m.conv_bias,
+            &format!("{state}.conv"),
+        )?;
         cx.op(repeat, &[u])?
     };
     let dt = cx.linear(x, &format!("{key}.dt_in_proj"), m.dt_rank, hidden, m.add_linear_biases)?;

@@ -67,18 +67,38 @@ impl Ctx<'_> {
     }
 
     pub fn weight_typed(&mut self, key: String, shape: &[usize], dtype: DType) -> Result<Value, IrError> {
-        self.op(Op::Weight { key, shape: shape.to_vec(), dtype }, &[])
+        self.op(
+            Op::Weight {
+                key,
+                shape: shape.to_vec(),
+                dtype,
+            },
+            &[],
+        )
     }
 
     /// A state input `state.<name>`.
     pub fn state_in(&mut self, name: &str, dtype: DType, shape: Shape) -> Result<Value, IrError> {
         let ty = TensorType::new(dtype, shape);
-        self.op(Op::Input { name: format!("{STATE_PREFIX}{name}"), ty }, &[])
+        self.op(
+            Op::Input {
+                name: format!("{STATE_PREFIX}{name}"),
+                ty,
+            },
+            &[],
+        )
     }
 
     /// The matching state output.
     pub fn state_out(&mut self, name: &str, value: Value) -> Result<(), IrError> {
-        self.g.add(Op::Output { name: format!("{STATE_PREFIX}{name}") }, &[value], &self.scope, self.layer)?;
+        self.g.add(
+            Op::Output {
+                name: format!("{STATE_PREFIX}{name}"),
+            },
+            &[value],
+            &self.scope,
+            self.layer,
+        )?;
         Ok(())
     }
 
@@ -97,7 +117,15 @@ impl Ctx<'_> {
     }
 
     /// A depthwise causal conv with its state `[batch, C, K−1]`; returns the output.
-    pub fn conv(&mut self, x: Value, key: &str, channels: usize, kernel: usize, bias: bool, state: &str) -> Result<Value, IrError> {
+    pub fn conv(
+        &mut self,
+        x: Value,
+        key: &str,
+        channels: usize,
+        kernel: usize,
+        bias: bool,
+        state: &str,
+    ) -> Result<Value, IrError> {
         let w = self.weight(format!("{key}.weight"), &[channels, 1, kernel])?;
         let mut inputs = vec![x, w];
         if bias {
@@ -105,7 +133,14 @@ impl Ctx<'_> {
         }
         let s = self.state_in(state, ACT, vec![Dim::BATCH, Dim::c(channels), Dim::c(kernel - 1)])?;
         inputs.push(s);
-        let node = self.multi(Op::CausalConv1d { kernel, bias, silu: true }, &inputs)?;
+        let node = self.multi(
+            Op::CausalConv1d {
+                kernel,
+                bias,
+                silu: true,
+            },
+            &inputs,
+        )?;
         self.state_out(state, Value { node, output: 1 })?;
         Ok(Value { node, output: 0 })
     }

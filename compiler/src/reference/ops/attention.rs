@@ -67,12 +67,8 @@ pub fn attention(
         }
         out
     };
-    let keys: Vec<Vec<f64>> = (0..b * g)
-        .map(|i| gather(k_cache, k, i / g, i % g))
-        .collect();
-    let vals: Vec<Vec<f64>> = (0..b * g)
-        .map(|i| gather(v_cache, v, i / g, i % g))
-        .collect();
+    let keys: Vec<Vec<f64>> = (0..b * g).map(|i| gather(k_cache, k, i / g, i % g)).collect();
+    let vals: Vec<Vec<f64>> = (0..b * g).map(|i| gather(v_cache, v, i / g, i % g)).collect();
 
     let rep = h / g;
     let mut o = vec![0.0; b * t * h * dh];
@@ -105,11 +101,7 @@ pub fn attention(
                 // Causal queries always see themselves; a non-causal call has n ≥ t ≥ 1 keys.
                 let mut denom = 0.0;
                 for s in scores.iter_mut() {
-                    *s = if *s == f64::NEG_INFINITY {
-                        0.0
-                    } else {
-                        (*s - max).exp()
-                    };
+                    *s = if *s == f64::NEG_INFINITY { 0.0 } else { (*s - max).exp() };
                     denom += *s;
                 }
                 let out = &mut o[qoff..qoff + dh];
@@ -185,8 +177,7 @@ mod tests {
                     let mut logits = vec![0.0; n];
                     for (j, l) in logits.iter_mut().enumerate() {
                         let jp = j as i64;
-                        let allowed = !cfg.causal
-                            || (jp <= qpos && cfg.window.is_none_or(|w| jp > qpos - w as i64));
+                        let allowed = !cfg.causal || (jp <= qpos && cfg.window.is_none_or(|w| jp > qpos - w as i64));
                         let mask = if allowed { 0.0 } else { f64::NEG_INFINITY };
                         let mut s = 0.0;
                         for d in 0..dh {
@@ -247,11 +238,7 @@ mod tests {
             ("MQA causal", cfg(4, 1, true, None), 2),
             ("GQA window, P>0, T>W", cfg(4, 2, true, Some(3)), 2),
             ("MQA window 1", cfg(2, 1, true, Some(1)), 4),
-            (
-                "window larger than everything",
-                cfg(2, 2, true, Some(50)),
-                3,
-            ),
+            ("window larger than everything", cfg(2, 2, true, Some(50)), 3),
             ("non-causal", cfg(4, 2, false, None), 3),
             ("non-causal ignores window", cfg(4, 2, false, Some(2)), 3),
         ];
@@ -279,14 +266,8 @@ mod tests {
         for gi in 0..2 {
             for (slot, ti) in (2..5).enumerate() {
                 for d in 0..4 {
-                    assert_eq!(
-                        kc.data[(gi * 3 + slot) * 4 + d],
-                        x.k.data[ti * 8 + gi * 4 + d]
-                    );
-                    assert_eq!(
-                        vc.data[(gi * 3 + slot) * 4 + d],
-                        x.v.data[ti * 8 + gi * 4 + d]
-                    );
+                    assert_eq!(kc.data[(gi * 3 + slot) * 4 + d], x.k.data[ti * 8 + gi * 4 + d]);
+                    assert_eq!(vc.data[(gi * 3 + slot) * 4 + d], x.v.data[ti * 8 + gi * 4 + d]);
                 }
             }
         }
@@ -303,18 +284,8 @@ mod tests {
     fn prefill_equals_prefill_then_decode() {
         let cases = [
             ("full", cfg(4, 2, true, None), 9, 3),
-            (
-                "window, first prefill longer than W",
-                cfg(4, 2, true, Some(4)),
-                10,
-                3,
-            ),
-            (
-                "window, prefill shorter than W",
-                cfg(2, 1, true, Some(6)),
-                8,
-                6,
-            ),
+            ("window, first prefill longer than W", cfg(4, 2, true, Some(4)), 10, 3),
+            ("window, prefill shorter than W", cfg(2, 1, true, Some(6)), 8, 6),
             ("window 1", cfg(2, 2, true, Some(1)), 5, 2),
         ];
         for (i, (name, c, t, k)) in cases.iter().enumerate() {
@@ -360,14 +331,8 @@ mod tests {
         let c = cfg(4, 2, true, None);
         let x = inputs(70, 1, 3, 2, &c);
         let run = |c: &AttentionCfg| attention(&x.q, &x.k, &x.v, &x.kc, &x.vc, c);
-        assert!(matches!(
-            run(&cfg(4, 3, true, None)),
-            Err(OpError::Param { .. })
-        ));
-        assert!(matches!(
-            run(&cfg(4, 2, true, Some(0))),
-            Err(OpError::Param { .. })
-        ));
+        assert!(matches!(run(&cfg(4, 3, true, None)), Err(OpError::Param { .. })));
+        assert!(matches!(run(&cfg(4, 2, true, Some(0))), Err(OpError::Param { .. })));
         assert!(matches!(
             run(&cfg(2, 2, true, None)),
             Err(OpError::Shape { input: "q", .. })
@@ -375,17 +340,11 @@ mod tests {
         let bad_cache = Array::zeros(vec![1, 2, 2, 5]);
         assert!(matches!(
             attention(&x.q, &x.k, &x.v, &bad_cache, &x.vc, &c),
-            Err(OpError::Shape {
-                input: "k_cache",
-                ..
-            })
+            Err(OpError::Shape { input: "k_cache", .. })
         ));
         assert!(matches!(
             attention(&x.q, &x.k, &x.v, &x.kc, &bad_cache, &c),
-            Err(OpError::Shape {
-                input: "v_cache",
-                ..
-            })
+            Err(OpError::Shape { input: "v_cache", .. })
         ));
     }
 }

@@ -102,11 +102,7 @@ mod tests {
                     for j in 0..k {
                         acc += w.data[ch * k + j] * xp(ti as i64 - (k as i64 - 1) + j as i64);
                     }
-                    y.data[(bi * t + ti) * c + ch] = if silu {
-                        acc / (1.0 + (-acc).exp())
-                    } else {
-                        acc
-                    };
+                    y.data[(bi * t + ti) * c + ch] = if silu { acc / (1.0 + (-acc).exp()) } else { acc };
                 }
             }
         }
@@ -150,8 +146,7 @@ mod tests {
         let mut s = s0.clone();
         let mut ys = Vec::new();
         for ti in 0..t {
-            let (y, ns) =
-                causal_conv1d(&time_slice(&x, ti, ti + 1), &w, Some(&bias), &s, true).unwrap();
+            let (y, ns) = causal_conv1d(&time_slice(&x, ti, ti + 1), &w, Some(&bias), &s, true).unwrap();
             ys.push(y);
             s = ns;
         }

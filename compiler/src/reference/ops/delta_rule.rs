@@ -67,9 +67,7 @@ impl<'a> Problem<'a> {
     ) -> Result<Self, OpError> {
         let (hk, hv, dk, dv) = (cfg.key_heads, cfg.value_heads, cfg.key_dim, cfg.value_dim);
         ensure(hk > 0 && hv > 0 && dk > 0 && dv > 0, op, || {
-            format!(
-                "key_heads {hk}, value_heads {hv}, key_dim {dk}, value_dim {dv} must be positive"
-            )
+            format!("key_heads {hk}, value_heads {hv}, key_dim {dk}, value_dim {dv} must be positive")
         })?;
         ensure(hv % hk == 0, op, || {
             format!("value_heads {hv} is not a multiple of key_heads {hk}")
@@ -112,9 +110,7 @@ impl<'a> Problem<'a> {
                 .collect()
         };
         let g = match self.kind {
-            GateKind::Scalar => (0..t)
-                .map(|ti| vec![self.g.data[tok(ti) * self.hv + vh]; dk])
-                .collect(),
+            GateKind::Scalar => (0..t).map(|ti| vec![self.g.data[tok(ti) * self.hv + vh]; dk]).collect(),
             GateKind::PerChannel => slice(self.g, self.hv * dk, vh * dk, dk),
         };
         Head {
@@ -122,19 +118,13 @@ impl<'a> Problem<'a> {
             k: slice(self.k, self.hk * dk, kh * dk, dk),
             v: slice(self.v, self.hv * dv, vh * dv, dv),
             g,
-            beta: (0..t)
-                .map(|ti| self.beta.data[tok(ti) * self.hv + vh])
-                .collect(),
+            beta: (0..t).map(|ti| self.beta.data[tok(ti) * self.hv + vh]).collect(),
         }
     }
 
     /// Runs `per_head(head, S)` (S `[Dk][Dv]`, updated in place, returns per-token outputs) for
     /// every (batch, value head) and assembles (o, state_out).
-    fn run(
-        &self,
-        state: &Array,
-        per_head: impl Fn(&Head, &mut [Vec<f64>]) -> Vec<Vec<f64>>,
-    ) -> (Array, Array) {
+    fn run(&self, state: &Array, per_head: impl Fn(&Head, &mut [Vec<f64>]) -> Vec<Vec<f64>>) -> (Array, Array) {
         let (b, t, hv, dk, dv) = (self.b, self.t, self.hv, self.dk, self.dv);
         let mut o = vec![0.0; b * t * hv * dv];
         let mut s_out = vec![0.0; b * hv * dk * dv];
@@ -239,14 +229,7 @@ pub fn delta_rule_chunked(
 }
 
 /// Processes tokens `[lo, hi)` of one head, updating `s`; returns their outputs.
-fn chunk_step(
-    h: &Head,
-    lo: usize,
-    hi: usize,
-    s: &mut [Vec<f64>],
-    dk: usize,
-    dv: usize,
-) -> Vec<Vec<f64>> {
+fn chunk_step(h: &Head, lo: usize, hi: usize, s: &mut [Vec<f64>], dk: usize, dv: usize) -> Vec<Vec<f64>> {
     let n = hi - lo;
     let (q, k, v, beta) = (&h.q[lo..hi], &h.k[lo..hi], &h.v[lo..hi], &h.beta[lo..hi]);
     // Cumulative log-decay within the chunk.
@@ -258,17 +241,13 @@ fn chunk_step(
     }
     // Σ_d x_c,d · k_i,d · e^{G_c,d − G_i,d} (i ≤ c).
     let decayed_dot = |x: &[f64], c: usize, i: usize| -> f64 {
-        (0..dk)
-            .map(|d| x[d] * k[i][d] * (gcum[c][d] - gcum[i][d]).exp())
-            .sum()
+        (0..dk).map(|d| x[d] * k[i][d] * (gcum[c][d] - gcum[i][d]).exp()).sum()
     };
     // a = −M (strictly lower), then row-wise forward substitution
     // a[c,:c] += a[c,:c]·a[:c,:c] turns it into (I + M)⁻¹ − I.
     let mut a = vec![vec![0.0; n]; n];
     for c in 0..n {
-        let row: Vec<f64> = (0..c)
-            .map(|i| -beta[c] * decayed_dot(&k[c], c, i))
-            .collect();
+        let row: Vec<f64> = (0..c).map(|i| -beta[c] * decayed_dot(&k[c], c, i)).collect();
         for j in 0..c {
             a[c][j] = row[j] + (j + 1..c).map(|i| row[i] * a[i][j]).sum::<f64>();
         }
@@ -452,23 +431,13 @@ mod tests {
                 for vh in 0..hv {
                     let kh = vh * hk / hv;
                     let mut s: Vec<Vec<f64>> = (0..dk)
-                        .map(|r| {
-                            (0..dv)
-                                .map(|c| x.s0.data[((bi * hv + vh) * dk + r) * dv + c])
-                                .collect()
-                        })
+                        .map(|r| (0..dv).map(|c| x.s0.data[((bi * hv + vh) * dk + r) * dv + c]).collect())
                         .collect();
                     for ti in 0..t {
                         let tok = bi * t + ti;
-                        let kv: Vec<f64> = (0..dk)
-                            .map(|d| x.k.data[tok * hk * dk + kh * dk + d])
-                            .collect();
-                        let qv: Vec<f64> = (0..dk)
-                            .map(|d| x.q.data[tok * hk * dk + kh * dk + d])
-                            .collect();
-                        let vv: Vec<f64> = (0..dv)
-                            .map(|e| x.v.data[tok * hv * dv + vh * dv + e])
-                            .collect();
+                        let kv: Vec<f64> = (0..dk).map(|d| x.k.data[tok * hk * dk + kh * dk + d]).collect();
+                        let qv: Vec<f64> = (0..dk).map(|d| x.q.data[tok * hk * dk + kh * dk + d]).collect();
+                        let vv: Vec<f64> = (0..dv).map(|e| x.v.data[tok * hv * dv + vh * dv + e]).collect();
                         let bt = x.beta.data[tok * hv + vh];
                         let alpha: Vec<f64> = (0..dk)
                             .map(|d| match cfg.gate {
@@ -484,16 +453,11 @@ mod tests {
                                     .collect()
                             })
                             .collect();
-                        let ds: Vec<Vec<f64>> = (0..dk)
-                            .map(|r| s[r].iter().map(|x| alpha[r] * x).collect())
-                            .collect();
+                        let ds: Vec<Vec<f64>> = (0..dk).map(|r| s[r].iter().map(|x| alpha[r] * x).collect()).collect();
                         s = (0..dk)
                             .map(|r| {
                                 (0..dv)
-                                    .map(|c| {
-                                        (0..dk).map(|m| pm[r][m] * ds[m][c]).sum::<f64>()
-                                            + bt * kv[r] * vv[c]
-                                    })
+                                    .map(|c| (0..dk).map(|m| pm[r][m] * ds[m][c]).sum::<f64>() + bt * kv[r] * vv[c])
                                     .collect()
                             })
                             .collect();
@@ -501,10 +465,7 @@ mod tests {
                             let want: f64 = (0..dk).map(|d| s[d][e] * qv[d]).sum();
                             let got = o.data[tok * hv * dv + vh * dv + e];
                             // Algebraically equal, different association ⇒ ~1e-15; 1e-12 margin.
-                            assert!(
-                                (got - want).abs() < 1e-12,
-                                "cfg {i} b{bi} h{vh} t{ti}: {got} vs {want}"
-                            );
+                            assert!((got - want).abs() < 1e-12, "cfg {i} b{bi} h{vh} t{ti}: {got} vs {want}");
                         }
                     }
                     for (r, row) in s.iter().enumerate() {
@@ -546,10 +507,7 @@ mod tests {
     #[test]
     fn rejects_bad_shapes() {
         let x = inputs(400, 1, 3, &GDN, -0.5, 0.0);
-        let bad_cfg = DeltaRuleCfg {
-            key_heads: 3,
-            ..GDN
-        };
+        let bad_cfg = DeltaRuleCfg { key_heads: 3, ..GDN };
         assert!(matches!(
             delta_rule_recurrent(&x.q, &x.k, &x.v, &x.g, &x.beta, &x.s0, &bad_cfg),
             Err(OpError::Param { .. })

@@ -73,12 +73,7 @@ pub fn mul(a: &Array, b: &Array) -> Result<Array, OpError> {
     broadcast("mul", a, b, |x, y| x * y)
 }
 
-fn broadcast(
-    op: &'static str,
-    a: &Array,
-    b: &Array,
-    f: impl Fn(f64, f64) -> f64,
-) -> Result<Array, OpError> {
+fn broadcast(op: &'static str, a: &Array, b: &Array, f: impl Fn(f64, f64) -> f64) -> Result<Array, OpError> {
     consistent(op, "a", a)?;
     consistent(op, "b", b)?;
     if !a.shape.ends_with(&b.shape) {
@@ -130,10 +125,7 @@ mod tests {
         // Negative tail: x·Φ(x) with Φ(−10) = 7.619853024160593e-24 (math.erfc(10/√2)/2).
         let got = UnaryOp::Gelu.apply(-10.0);
         let want = -10.0 * 7.619853024160593e-24;
-        assert!(
-            (got - want).abs() <= 1e-13 * want.abs(),
-            "gelu(-10) = {got:e}"
-        );
+        assert!((got - want).abs() <= 1e-13 * want.abs(), "gelu(-10) = {got:e}");
     }
 
     #[test]
@@ -186,17 +178,11 @@ mod tests {
         let scalar = Array::new(vec![], vec![2.0]);
         assert_eq!(mul(&a, &scalar).unwrap(), scale(&a, 2.0));
         let bad = uniform(&mut r, &[3], -1.0, 1.0);
-        assert!(matches!(
-            add(&a, &bad),
-            Err(OpError::Shape { op: "add", .. })
-        ));
+        assert!(matches!(add(&a, &bad), Err(OpError::Shape { op: "add", .. })));
         let broken = Array {
             shape: vec![4],
             data: vec![1.0],
         };
-        assert!(matches!(
-            mul(&a, &broken),
-            Err(OpError::Inconsistent { .. })
-        ));
+        assert!(matches!(mul(&a, &broken), Err(OpError::Inconsistent { .. })));
     }
 }

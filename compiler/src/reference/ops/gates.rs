@@ -6,12 +6,7 @@ use crate::reference::Array;
 
 /// `g[h, i] = −exp(a_log[h]) · softplus(f[h, i] + dt_bias[h·G + i])` over f `[B, T, H·G]`,
 /// a_log `[H]`, dt_bias `[H·G]`. KDA: G = head dim (per-channel decay); GDN: G = 1.
-pub fn decay_gate(
-    f: &Array,
-    a_log: &Array,
-    dt_bias: &Array,
-    group: usize,
-) -> Result<Array, OpError> {
+pub fn decay_gate(f: &Array, a_log: &Array, dt_bias: &Array, group: usize) -> Result<Array, OpError> {
     const OP: &str = "decay_gate";
     let fd = dims(OP, "f", f, 3)?;
     let c = fd[2];
@@ -85,10 +80,7 @@ mod tests {
                     assert!((sp - z).abs() <= 1e-14 * z, "{idx}: threshold branch");
                 } else {
                     // Relative error of expm1(sp) ≈ (1 + sp)·ε-level ⇒ 1e-13 for sp ≤ 21.
-                    assert!(
-                        (sp.exp_m1() - z.exp()).abs() <= 1e-13 * z.exp(),
-                        "{idx}: z = {z}"
-                    );
+                    assert!((sp.exp_m1() - z.exp()).abs() <= 1e-13 * z.exp(), "{idx}: z = {z}");
                 }
                 assert!(o <= 0.0);
             }
@@ -97,10 +89,7 @@ mod tests {
         assert!(decay_gate(&f, &Array::zeros(vec![2]), &Array::zeros(vec![6]), 4).is_err());
         assert!(matches!(
             decay_gate(&f, &Array::zeros(vec![3]), &Array::zeros(vec![3]), 2),
-            Err(OpError::Shape {
-                input: "dt_bias",
-                ..
-            })
+            Err(OpError::Shape { input: "dt_bias", .. })
         ));
     }
 
@@ -115,10 +104,7 @@ mod tests {
         for tok in 0..8 {
             for h in 0..gx * rep {
                 for j in 0..n {
-                    assert_eq!(
-                        y.data[tok * co + h * n + j],
-                        x.data[tok * gx * n + (h / rep) * n + j]
-                    );
+                    assert_eq!(y.data[tok * co + h * n + j], x.data[tok * gx * n + (h / rep) * n + j]);
                 }
             }
         }

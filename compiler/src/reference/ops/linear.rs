@@ -88,12 +88,7 @@ mod tests {
         // Linearity in x without bias: W(2x) = 2·Wx.
         let y1 = linear(&x, &w, None).unwrap();
         let y2 = linear(&super::super::elementwise::scale(&x, 2.0), &w, None).unwrap();
-        assert_close(
-            &y2,
-            &super::super::elementwise::scale(&y1, 2.0),
-            1e-15,
-            "linearity",
-        );
+        assert_close(&y2, &super::super::elementwise::scale(&y1, 2.0), 1e-15, "linearity");
         assert!(matches!(
             linear(&x, &uniform(&mut r, &[4, 6], 0.0, 1.0), None),
             Err(OpError::Shape {

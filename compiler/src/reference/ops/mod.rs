@@ -29,9 +29,7 @@ pub enum OpError {
         got: Vec<usize>,
     },
     /// An `Array` whose data length disagrees with its shape (its fields are public).
-    #[error(
-        "{op}: input `{input}` has shape {shape:?} ({expected} elements) but {got} data values"
-    )]
+    #[error("{op}: input `{input}` has shape {shape:?} ({expected} elements) but {got} data values")]
     Inconsistent {
         op: &'static str,
         input: &'static str,
@@ -43,9 +41,7 @@ pub enum OpError {
     #[error("{op}: invalid parameter: {detail}")]
     Param { op: &'static str, detail: String },
     /// A token id that is not an integer in `[0, vocab)`.
-    #[error(
-        "embedding: token id {id} is not an integer in [0, {vocab}) (vocabulary size {vocab})"
-    )]
+    #[error("embedding: token id {id} is not an integer in [0, {vocab}) (vocabulary size {vocab})")]
     IdOutOfRange { id: f64, vocab: usize },
 }
 
@@ -110,18 +106,11 @@ pub(crate) fn consistent(op: &'static str, input: &'static str, a: &Array) -> Re
 }
 
 /// Returns an error unless `cond` holds.
-pub(crate) fn ensure(
-    cond: bool,
-    op: &'static str,
-    detail: impl FnOnce() -> String,
-) -> Result<(), OpError> {
+pub(crate) fn ensure(cond: bool, op: &'static str, detail: impl FnOnce() -> String) -> Result<(), OpError> {
     if cond {
         Ok(())
     } else {
-        Err(OpError::Param {
-            op,
-            detail: detail(),
-        })
+        Err(OpError::Param { op, detail: detail() })
     }
 }
 

@@ -160,10 +160,7 @@ mod tests {
             rms_norm(&x, &w, eps, 8),
             Err(OpError::Shape { input: "w", .. })
         ));
-        assert!(matches!(
-            rms_norm(&x, &w, eps, 0),
-            Err(OpError::Param { .. })
-        ));
+        assert!(matches!(rms_norm(&x, &w, eps, 0), Err(OpError::Param { .. })));
     }
 
     #[test]
@@ -205,10 +202,7 @@ mod tests {
         let w = uniform(&mut r, &[4], 0.5, 1.5);
         let base = rms_norm(&x, &w, 1e-6, 4).unwrap();
         for (act, f) in [
-            (
-                GateAct::Silu,
-                (|g: f64| g / (1.0 + (-g).exp())) as fn(f64) -> f64,
-            ),
+            (GateAct::Silu, (|g: f64| g / (1.0 + (-g).exp())) as fn(f64) -> f64),
             (GateAct::Sigmoid, |g: f64| 1.0 / (1.0 + (-g).exp())),
         ] {
             let y = gated_rms_norm(&x, &gate, &w, 1e-6, 4, act).unwrap();

@@ -16,9 +16,7 @@ pub fn rope(x: &Array, positions: &Array, head_dim: usize, theta: f64) -> Result
     ensure(c % head_dim == 0, OP, || {
         format!("channel count {c} of x is not a multiple of head_dim {head_dim}")
     })?;
-    ensure(theta > 0.0, OP, || {
-        format!("theta {theta} must be positive")
-    })?;
+    ensure(theta > 0.0, OP, || format!("theta {theta} must be positive"))?;
     expect_shape(OP, "positions", positions, &[b, t])?;
     let half = head_dim / 2;
     let inv_freq: Vec<f64> = (0..half)
@@ -79,11 +77,7 @@ mod tests {
         let dot = |m: f64, n: f64| {
             let qm = rope(&q, &Array::new(vec![1, 1], vec![m]), DH, 500.0).unwrap();
             let kn = rope(&k, &Array::new(vec![1, 1], vec![n]), DH, 500.0).unwrap();
-            qm.data
-                .iter()
-                .zip(&kn.data)
-                .map(|(a, b)| a * b)
-                .sum::<f64>()
+            qm.data.iter().zip(&kn.data).map(|(a, b)| a * b).sum::<f64>()
         };
         for (m, n, shift) in [(5.0, 2.0, 17.0), (0.0, 9.0, 100.0), (40.0, 40.0, 3.0)] {
             let a = dot(m, n);
@@ -103,10 +97,7 @@ mod tests {
         assert!(rope(&x, &pos, 3, 1e4).is_err());
         assert!(matches!(
             rope(&x, &Array::zeros(vec![2, 1]), 6, 1e4),
-            Err(OpError::Shape {
-                input: "positions",
-                ..
-            })
+            Err(OpError::Shape { input: "positions", .. })
         ));
     }
 }

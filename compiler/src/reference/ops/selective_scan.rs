@@ -28,11 +28,9 @@ pub fn selective_scan(
     let hc = di / n;
     let bd = dims(OP, "b", b, 3)?;
     let bc = bd[2];
-    ensure(
-        bc % n == 0 && bc > 0 && hc.is_multiple_of(bc / n),
-        OP,
-        || format!("b has {bc} channels: need Gx·N with Gx dividing the {hc} heads (N = {n})"),
-    )?;
+    ensure(bc % n == 0 && bc > 0 && hc.is_multiple_of(bc / n), OP, || {
+        format!("b has {bc} channels: need Gx·N with Gx dividing the {hc} heads (N = {n})")
+    })?;
     let gx = bc / n;
     let r = hc / gx;
     expect_shape(OP, "delta", delta, &[bs, t, di])?;
@@ -174,11 +172,7 @@ mod tests {
             s0: Array::zeros(vec![2, DI, N]),
             ..inputs(501, 2, t)
         });
-        let diff = y_cold
-            .data
-            .iter()
-            .zip(&y_all.data)
-            .any(|(a, b)| (a - b).abs() > 1e-6);
+        let diff = y_cold.data.iter().zip(&y_all.data).any(|(a, b)| (a - b).abs() > 1e-6);
         assert!(diff);
     }
 

@@ -33,12 +33,7 @@ pub fn tensors(g: &GdnSpec, hidden: usize) -> Vec<TensorDecl> {
 /// takes `V[(v mod Hkv)·Ds : +Dv]`; Z rows and `in_proj_ba` are zero, `out_proj = O`, the conv
 /// is a 0.5 identity, `A_log = ln 0.1`, `dt_bias = 0`, norm weight 1. A fresh DIL GDN outputs
 /// exactly zero (silu(z = 0) = 0).
-pub fn dil(
-    a: &AttentionSpec,
-    g: &GdnSpec,
-    hidden: usize,
-    site: &Site,
-) -> Result<Mappings, SurgeryError> {
+pub fn dil(a: &AttentionSpec, g: &GdnSpec, hidden: usize, site: &Site) -> Result<Mappings, SurgeryError> {
     let src = AttentionSource::new(a);
     let (hk, hv, dk, dv) = (g.key_heads, g.value_heads, g.key_head_dim, g.value_head_dim);
     if dk > src.ds || dv > src.ds {

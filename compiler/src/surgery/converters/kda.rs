@@ -34,12 +34,7 @@ pub fn tensors(k: &KdaSpec, hidden: usize) -> Vec<TensorDecl> {
 /// KIL: `q_proj = Q` when `Hq·Ds = H·D`, else target head `h` takes `Q[(h mod Hq)·Ds : +D]`;
 /// `k_proj`, `v_proj` likewise from K, V with `Hkv` (so GQA 4/2 gives k heads 0,1,0,1);
 /// `o_proj = O`; the rest as random init.
-pub fn kil(
-    a: &AttentionSpec,
-    k: &KdaSpec,
-    hidden: usize,
-    site: &Site,
-) -> Result<Mappings, SurgeryError> {
+pub fn kil(a: &AttentionSpec, k: &KdaSpec, hidden: usize, site: &Site) -> Result<Mappings, SurgeryError> {
     let src = AttentionSource::new(a);
     let (h, d) = (k.heads, k.head_dim);
     let p = h * d;

@@ -53,12 +53,7 @@ pub fn tensors(m: &MambaSpec, hidden: usize) -> Vec<TensorDecl> {
 /// `out_proj = O`, everything else as random init. When the Mamba has linear biases, `in_proj`'s
 /// bias takes the same rows of the attention biases (zeros where the attention has none) and
 /// `out_proj.bias` is `o_proj.bias` or zeros.
-pub fn mil(
-    a: &AttentionSpec,
-    m: &MambaSpec,
-    hidden: usize,
-    site: &Site,
-) -> Result<Mappings, SurgeryError> {
+pub fn mil(a: &AttentionSpec, m: &MambaSpec, hidden: usize, site: &Site) -> Result<Mappings, SurgeryError> {
     let src = AttentionSource::new(a);
     let (di, dxb) = (m.d_inner, m.d_xb);
     if dxb > src.hkv * src.ds {

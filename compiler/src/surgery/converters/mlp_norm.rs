@@ -37,12 +37,7 @@ pub fn norm_tensors(n: &NormSpec, hidden: usize) -> Vec<TensorDecl> {
     out
 }
 
-pub fn mlp_transfer(
-    src: &MlpSpec,
-    tgt: &MlpSpec,
-    hidden: usize,
-    site: &Site,
-) -> Result<Mappings, SurgeryError> {
+pub fn mlp_transfer(src: &MlpSpec, tgt: &MlpSpec, hidden: usize, site: &Site) -> Result<Mappings, SurgeryError> {
     if src.gated != tgt.gated {
         return Err(site.error(format!(
             "cannot transfer a {} MLP into a {} one; use `init: random` on the mlp",
@@ -50,12 +45,7 @@ pub fn mlp_transfer(
             if tgt.gated { "gated" } else { "non-gated" },
         )));
     }
-    passthrough(
-        &mlp_tensors(src, hidden),
-        &mlp_tensors(tgt, hidden),
-        "mlp",
-        site,
-    )
+    passthrough(&mlp_tensors(src, hidden), &mlp_tensors(tgt, hidden), "mlp", site)
 }
 
 pub fn mlp_random(tgt: &MlpSpec, hidden: usize, site: &Site) -> Mappings {
@@ -69,12 +59,7 @@ fn norm_name(n: &NormSpec) -> &'static str {
     }
 }
 
-pub fn norm_transfer(
-    src: &NormSpec,
-    tgt: &NormSpec,
-    hidden: usize,
-    site: &Site,
-) -> Result<Mappings, SurgeryError> {
+pub fn norm_transfer(src: &NormSpec, tgt: &NormSpec, hidden: usize, site: &Site) -> Result<Mappings, SurgeryError> {
     if norm_name(src) != norm_name(tgt) {
         return Err(site.error(format!(
             "cannot transfer a {} into a {}; use `init: random` on the normalization",

@@ -12,7 +12,7 @@ mod kda;
 mod mamba;
 mod mlp_norm;
 
-pub use mlp_norm::{mlp_transfer, mlp_random, norm_random, norm_transfer, norm_tensors};
+pub use mlp_norm::{mlp_random, mlp_transfer, norm_random, norm_tensors, norm_transfer};
 
 use crate::spec::{MixerKind, MixerSpec};
 
@@ -97,12 +97,7 @@ pub fn random(decls: &[TensorDecl], site: &Site) -> Mappings {
 }
 
 /// Copies every tensor unchanged; the two tables must have the same names and shapes.
-pub fn passthrough(
-    src: &[TensorDecl],
-    tgt: &[TensorDecl],
-    what: &str,
-    site: &Site,
-) -> Result<Mappings, SurgeryError> {
+pub fn passthrough(src: &[TensorDecl], tgt: &[TensorDecl], what: &str, site: &Site) -> Result<Mappings, SurgeryError> {
     for s in src {
         if !tgt.iter().any(|t| t.name == s.name) {
             return Err(site.error(format!(
@@ -142,12 +137,7 @@ pub fn mixer_random(tgt: &MixerSpec, hidden: usize, site: &Site) -> Result<Mappi
 /// Transfers a non-stochastic source mixer into a non-stochastic target mixer: passthrough for
 /// the same kind (attention and sliding window count as one), MIL / DIL / KIL from attention;
 /// anything else has no converter.
-pub fn mixer_transfer(
-    src: &MixerSpec,
-    tgt: &MixerSpec,
-    hidden: usize,
-    site: &Site,
-) -> Result<Mappings, SurgeryError> {
+pub fn mixer_transfer(src: &MixerSpec, tgt: &MixerSpec, hidden: usize, site: &Site) -> Result<Mappings, SurgeryError> {
     let no_converter = || SurgeryError::NoConverter {
         layer: site.layer,
         sub_mixer: site.sub_mixer.clone(),
@@ -167,18 +157,12 @@ pub fn mixer_transfer(
             "mamba mixer",
             site,
         ),
-        (MixerSpec::Gdn(s), MixerSpec::Gdn(t)) => passthrough(
-            &gdn::tensors(s, hidden),
-            &gdn::tensors(t, hidden),
-            "gdn mixer",
-            site,
-        ),
-        (MixerSpec::Kda(s), MixerSpec::Kda(t)) => passthrough(
-            &kda::tensors(s, hidden),
-            &kda::tensors(t, hidden),
-            "kda mixer",
-            site,
-        ),
+        (MixerSpec::Gdn(s), MixerSpec::Gdn(t)) => {
+            passthrough(&gdn::tensors(s, hidden), &gdn::tensors(t, hidden), "gdn mixer", site)
+        }
+        (MixerSpec::Kda(s), MixerSpec::Kda(t)) => {
+            passthrough(&kda::tensors(s, hidden), &kda::tensors(t, hidden), "kda mixer", site)
+        }
         (MixerSpec::Attention(s), MixerSpec::Mamba(t)) => mamba::mil(s, t, hidden, site),
         (MixerSpec::Attention(s), MixerSpec::Gdn(t)) => gdn::dil(s, t, hidden, site),
         (MixerSpec::Attention(s), MixerSpec::Kda(t)) => kda::kil(s, t, hidden, site),

@@ -8,11 +8,9 @@ use crate::surgery::expr::{Expr, Plan};
 use super::{Imported, SourceFormat};
 
 pub fn import(config: &Value) -> Result<Imported, SurgeryError> {
-    let spec = crate::spec::from_json_value(config, "source config.json").map_err(|e| {
-        SurgeryError::Spec {
-            context: "the source Apriel2 config".into(),
-            source: Box::new(e),
-        }
+    let spec = crate::spec::from_json_value(config, "the source config").map_err(|e| SurgeryError::Spec {
+        context: "the source config".into(),
+        source: Box::new(e),
     })?;
     let mut plan = Plan::new("apriel2", "apriel2");
     for w in crate::spec::layout::weights(&spec) {

@@ -79,10 +79,11 @@ pub fn to_apriel2(cfg: &Map<String, Value>, d: &HfDefaults) -> Result<Value, Sur
             .ok_or_else(|| err(f, format!("`rope_parameters.rope_theta` must be a number, found {v}")))?,
         _ => d.rope_theta,
     };
-    let scaling = cfg
-        .get("rope_scaling")
-        .filter(|v| !v.is_null())
-        .or_else(|| rope_params.and_then(|p| p.get("rope_type")).filter(|t| t.as_str() != Some("default")));
+    let scaling = cfg.get("rope_scaling").filter(|v| !v.is_null()).or_else(|| {
+        rope_params
+            .and_then(|p| p.get("rope_type"))
+            .filter(|t| t.as_str() != Some("default"))
+    });
     if let Some(s) = scaling {
         return Err(err(
             f,
@@ -96,7 +97,10 @@ pub fn to_apriel2(cfg: &Map<String, Value>, d: &HfDefaults) -> Result<Value, Sur
         .and_then(Value::as_u64)
         .unwrap_or(d.max_position_embeddings);
     if cfg.get("mlp_bias").and_then(Value::as_bool) == Some(true) {
-        return Err(err(f, "`mlp_bias: true` is not supported: the gated MLP of Apriel2 has no biases".into()));
+        return Err(err(
+            f,
+            "`mlp_bias: true` is not supported: the gated MLP of Apriel2 has no biases".into(),
+        ));
     }
     let (qkv_bias, o_bias) = match d.fixed_biases {
         Some(b) => b,
@@ -166,15 +170,15 @@ pub struct HfKeys {
 
 /// Renames of every tensor of the Apriel2 config `apriel` (its attention biases included).
 pub fn plan(format: &str, apriel: &Value, keys: &HfKeys) -> Result<Plan, SurgeryError> {
-    let spec = crate::spec::from_json_value(apriel, "converted config").map_err(|e| SurgeryError::Spec {
-        context: format!("the Apriel2 config made from the {format} config"),
+    let context = format!("the Apriel2 config made from the {format} config");
+    let spec = crate::spec::from_json_value(apriel, &context).map_err(|e| SurgeryError::Spec {
+        context: context.clone(),
         source: Box::new(e),
     })?;
     let mut p = Plan::new(format, "apriel2");
     for w in crate::spec::layout::weights(&spec) {
-        let src = rename(&w.key, keys).ok_or_else(|| {
-            SurgeryError::Source(format!("{format}: no source name for Apriel2 tensor `{}`", w.key))
-        })?;
+        let src = rename(&w.key, keys)
+            .ok_or_else(|| SurgeryError::Source(format!("{format}: no source name for Apriel2 tensor `{}`", w.key)))?;
         p.insert(w.key, Expr::reference(src))?;
     }
     Ok(p)

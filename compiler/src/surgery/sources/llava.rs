@@ -39,8 +39,8 @@ pub fn import(config: &Value, has_key: Option<&dyn Fn(&str) -> bool>) -> Result<
         lm_head: "lm_head.weight".into(),
     };
     let keys = match has_key {
-        Some(has) if !has("language_model.model.embed_tokens.weight")
-            && has("model.language_model.embed_tokens.weight") =>
+        Some(has)
+            if !has("language_model.model.embed_tokens.weight") && has("model.language_model.embed_tokens.weight") =>
         {
             modern
         }

@@ -1,0 +1,72 @@
+//! `modelc kernels`: the fused CUDA C of a spec, exactly as NVRTC compiles it.
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Result};
+
+use super::common::{load_spec, placement};
+use modelc::codegen::{compile, kernels_of_steps, report::layer_runs};
+
+/// Arguments of `modelc kernels`.
+#[derive(clap::Args)]
+pub struct Args {
+    /// The spec: a YAML/JSON Apriel2 config, or a checkpoint directory with config.json.
+    pub spec: PathBuf,
+    /// Surgery YAMLs applied in order first.
+    #[arg(short = 's', long = "surgery")]
+    pub surgeries: Vec<PathBuf>,
+    /// Placement for stochastic layers: a sub-mixer name for all, or LAYER=NAME,...
+    #[arg(long)]
+    pub placement: Option<String>,
+    /// Only the kernels layer N launches.
+    #[arg(long, conflicts_with = "mixer")]
+    pub layer: Option<usize>,
+    /// Only the kernels of mixers of this kind (attention, sliding_window, gdn, kda, mamba).
+    #[arg(long)]
+    pub mixer: Option<String>,
+    /// Names and fused ops only, no source.
+    #[arg(long)]
+    pub list: bool,
+    /// Print the fusion plan (every step and the IR nodes it covers) instead of sources.
+    #[arg(long)]
+    pub steps: bool,
+}
+
+pub fn run(args: Args) -> Result<()> {
+    let spec = load_spec(&args.spec, &args.surgeries)?;
+    let placement = placement(&spec, args.placement.as_deref())?;
+    let model = args.spec.file_stem().map_or("model".to_string(), |s| s.to_string_lossy().to_string());
+    let (cg, _) = compile(&spec, &placement, &model)?;
+    if args.steps {
+        print!("{}", modelc::codegen::report::steps_text(&cg));
+        return Ok(());
+    }
+    if let Some(l) = args.layer {
+        if l >= spec.layers.len() {
+            bail!("--layer {l}: the model has {} layers (0..{})", spec.layers.len(), spec.layers.len());
+        }
+    }
+    let selected = kernels_of_steps(&cg, |step| match (&args.layer, &args.mixer) {
+        (Some(l), _) => step.layer == Some(*l),
+        (None, Some(kind)) => {
+            step.scope.contains(".mixer") && step.layer.is_some_and(|l| layer_runs(&spec, &placement, l, kind))
+        }
+        (None, None) => true,
+    });
+    if selected.is_empty() {
+        if let Some(kind) = &args.mixer {
+            bail!("no layer runs a `{kind}` mixer (kinds: attention, sliding_window, gdn, kda, mamba)");
+        }
+    }
+    for k in selected {
+        let kernel = &cg.kernels[k];
+        if args.list {
+            println!("{}  ({}; entries: {})", kernel.name, kernel.kind, kernel.entries.join(", "));
+        } else {
+            println!("// ===== kernels/{}.cu =====", kernel.name);
+            print!("{}", kernel.source);
+            println!();
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,362 @@
+//! Mixer cores: instantiates the hand-written templates (`templates/`) for each core step of
+//! the fusion plan, in a prefill and a one-token decode form, and describes their launches
+//! (grid, block, arguments) over the symbolic dims.
+//!
+//! The launch geometry below restates the templates' `*_launch` functions as expressions; the
+//! tests check both agree.
+
+use std::fmt::Write;
+
+use super::glue::describe_op;
+use super::kernel::{c, rows, KArg};
+use super::templates::attention::{
+    attention_decode, attention_prefill, AttentionParams as TAttention, ATTN_PREFILL_QUERIES_PER_BLOCK, ATTN_THREADS,
+};
+use super::templates::conv1d::{conv1d, Conv1dParams, ConvActivation, CONV_CHANNELS_PER_BLOCK, CONV_TOKENS_PER_THREAD};
+use super::templates::delta_rule::{
+    delta_rule_chunked, delta_rule_chunked_smem, delta_rule_recurrent, DecayGate, DeltaRuleParams as TDelta,
+};
+use super::templates::selective_scan::{selective_scan, SelectiveScanParams, SCAN_CHANNELS_PER_BLOCK};
+use super::templates::KernelSource;
+use super::CodegenError;
+use crate::ir::lower::STATE_PREFIX;
+use crate::ir::{DecayKind, Graph, Op, Value};
+use crate::passes::fuse::{Core, FusionPlan, Step};
+use modelc_runtime::program::{Expr, Sym};
+use modelc_runtime::tensor::DType;
+
+/// A template kernel with the header modelc adds (fused nodes, cost).
+#[derive(Debug, Clone)]
+pub struct CoreKernel {
+    pub kind: String,
+    pub source: KernelSource,
+    pub bytes_loaded: Expr,
+    pub bytes_stored: Expr,
+    pub flops: Expr,
+}
+
+/// A launch of entry `entry` of `kernels[kernel]` (local to the step).
+#[derive(Debug, Clone)]
+pub struct CoreLaunch {
+    pub kernel: usize,
+    pub entry: String,
+    pub grid: [Expr; 3],
+    pub block: [u32; 3],
+    pub smem: u32,
+    pub args: Vec<KArg>,
+}
+
+/// The kernels and launches of one core step.
+#[derive(Debug, Clone)]
+pub struct CoreCode {
+    pub kernels: Vec<CoreKernel>,
+    pub prefill: Vec<CoreLaunch>,
+    pub decode: Vec<CoreLaunch>,
+    /// Values the core needs stored in a dtype other than their IR type (beta in f32).
+    pub demands: Vec<(Value, DType)>,
+}
+
+fn b() -> Expr {
+    Expr::sym(Sym::Batch)
+}
+fn t() -> Expr {
+    Expr::sym(Sym::Tokens)
+}
+
+/// The name of the state input feeding input `port` of `n` (without `state.`).
+fn state_name(graph: &Graph, n: petgraph::stable_graph::NodeIndex, port: usize) -> Result<String, CodegenError> {
+    let v = graph.inputs(n).get(port).copied();
+    match v.map(|v| &graph.node(v.node).op) {
+        Some(Op::Input { name, .. }) => Ok(name.strip_prefix(STATE_PREFIX).unwrap_or(name).to_string()),
+        _ => Err(CodegenError::Unsupported {
+            scope: graph.node(n).scope.clone(),
+            op: graph.node(n).op.name(),
+            reason: format!("input {port} must be a state input"),
+        }),
+    }
+}
+
+fn weight(graph: &Graph, v: Value, dtype: DType) -> Result<KArg, CodegenError> {
+    match &graph.node(v.node).op {
+        Op::Weight { key, .. } => Ok(KArg::Weight { key: key.clone(), dtype }),
+        other => Err(CodegenError::Unsupported {
+            scope: graph.node(v.node).scope.clone(),
+            op: other.name(),
+            reason: "a core's parameter must be a checkpoint tensor".into(),
+        }),
+    }
+}
+
+fn template_err(graph: &Graph, n: petgraph::stable_graph::NodeIndex) -> impl Fn(super::templates::TemplateError) -> CodegenError + '_ {
+    move |e| CodegenError::Template { scope: graph.node(n).scope.clone(), source: e }
+}
+
+/// Prepends modelc's header (what the kernel fuses, its cost) to a template's source.
+fn with_header(src: KernelSource, fuses: &[String], loaded: &Expr, stored: &Expr, flops: &Expr) -> KernelSource {
+    let mut h = String::new();
+    let _ = writeln!(h, "/*\n * modelc mixer core: {} (template).", src.entries.join(", "));
+    let _ = writeln!(h, " * Fuses, in order:");
+    for f in fuses {
+        let _ = writeln!(h, " *   {f}");
+    }
+    let _ = writeln!(h, " * Bytes loaded:  {loaded}\n * Bytes stored:  {stored}\n * FLOPs:         {flops}\n */");
+    KernelSource { entries: src.entries, source: format!("{h}{}", src.source) }
+}
+
+fn kernel(kind: &str, src: KernelSource, fuses: &[String], loaded: Expr, stored: Expr, flops: Expr) -> CoreKernel {
+    let source = with_header(src, fuses, &loaded, &stored, &flops);
+    CoreKernel { kind: kind.to_string(), source, bytes_loaded: loaded, bytes_stored: stored, flops }
+}
+
+fn ch(graph: &Graph, v: Value) -> usize {
+    graph.ty(v).channels().unwrap_or(0)
+}
+
+/// Generates the kernels and launches of one core step.
+pub fn core_code(graph: &Graph, plan: &FusionPlan, step: &Step, core: &Core) -> Result<CoreCode, CodegenError> {
+    let n = core.node();
+    let ins = graph.inputs(n);
+    let input = |i: usize| -> Result<Value, CodegenError> {
+        ins.get(i).copied().ok_or_else(|| CodegenError::Internal(format!("core {}: input {i} missing", n.index())))
+    };
+    // Template headers name ops without scopes: a template's body fixes what it fuses, so the
+    // header (and the kernel) stays shared by every layer and sub-mixer using it.
+    let fuses: Vec<String> = step.nodes.iter().map(|&m| describe_op(graph, m)).collect();
+    let terr = template_err(graph, n);
+    let _ = plan;
+    match (core, &graph.node(n).op) {
+        (Core::Attention { .. }, Op::Attention(p)) => {
+            if !p.causal {
+                return Err(CodegenError::Unsupported {
+                    scope: graph.node(n).scope.clone(),
+                    op: "attention".into(),
+                    reason: "only causal attention has a template".into(),
+                });
+            }
+            let tp = TAttention { heads: p.heads, kv_heads: p.kv_heads, head_dim: p.head_dim, window: p.window, scale: p.scale as f32 };
+            let (q, k, v) = (input(0)?, input(1)?, input(2)?);
+            let o = Value { node: n, output: 0 };
+            let (kc, vc) = (state_name(graph, n, 3)?, state_name(graph, n, 4)?);
+            let (h, g, dh) = (p.heads, p.kv_heads, p.head_dim);
+            let kv_len = match p.window {
+                Some(w) => Expr::sym(Sym::Past).add(t()).min(c(w)),
+                None => Expr::sym(Sym::Past).add(t()),
+            };
+            let qkv_bytes = rows().mul(c((h + 2 * g) * dh * 2));
+            let cache_read = b().mul(kv_len.clone()).mul(c(2 * g * dh * 2));
+            let out_bytes = rows().mul(c(h * dh * 2)).add(rows().mul(c(2 * g * dh * 2)));
+            let flops = rows().mul(kv_len.clone()).mul(c(4 * h * dh));
+            let pre = attention_prefill(&tp).map_err(&terr)?;
+            let dec = attention_decode(&tp).map_err(&terr)?;
+            let common = vec![
+                KArg::Value(q),
+                KArg::Stride(q),
+                KArg::Value(k),
+                KArg::Stride(k),
+                KArg::Value(v),
+                KArg::Stride(v),
+                KArg::State(kc),
+                KArg::State(vc),
+                KArg::PastLen,
+            ];
+            // Decode split-K: enough blocks to fill the SMs twice, at most one split per 32 keys.
+            let splits = c(2).mul(Expr::sym(Sym::Sms)).cdiv(b().mul(c(h))).min(Expr::sym(Sym::Past).add(c(1)).cdiv(c(32))).max(c(1));
+            let partial_elems = b().mul(c(h)).mul(splits.clone()).mul(c(dh + 2));
+            let workspace = KArg::Workspace { name: "attn_partial".into(), dtype: DType::F32, elements: partial_elems.clone() };
+            let mut pre_args = common.clone();
+            pre_args.extend([KArg::Value(o), KArg::Stride(o), KArg::Int(t()), KArg::Int(Expr::sym(Sym::MaxLen))]);
+            let mut dec_args = common;
+            dec_args.extend([workspace.clone(), KArg::Int(Expr::sym(Sym::MaxLen)), KArg::Int(splits.clone())]);
+            let combine_args = vec![workspace, KArg::Value(o), KArg::Stride(o), KArg::Int(splits.clone())];
+            let dec_entries = dec.entries.clone();
+            let (Some(dec0), Some(dec1)) = (dec_entries.first(), dec_entries.get(1)) else {
+                return Err(CodegenError::Internal("attention decode template has two entries".into()));
+            };
+            let pre_entry = pre.name().to_string();
+            let kernels = vec![
+                kernel("attention_prefill", pre, &fuses, qkv_bytes.clone().add(cache_read.clone()), out_bytes.clone(), flops.clone()),
+                kernel(
+                    "attention_decode",
+                    dec,
+                    &fuses,
+                    qkv_bytes.add(cache_read).add(partial_elems.clone().mul(c(4))),
+                    out_bytes.add(partial_elems.mul(c(4))),
+                    flops,
+                ),
+            ];
+            let prefill = vec![CoreLaunch {
+                kernel: 0,
+                entry: pre_entry,
+                grid: [t().cdiv(c(ATTN_PREFILL_QUERIES_PER_BLOCK)), c(h), b()],
+                block: [ATTN_THREADS as u32, 1, 1],
+                smem: 0,
+                args: pre_args,
+            }];
+            let decode = vec![
+                CoreLaunch { kernel: 1, entry: dec0.clone(), grid: [splits, c(h), b()], block: [ATTN_THREADS as u32, 1, 1], smem: 0, args: dec_args },
+                CoreLaunch { kernel: 1, entry: dec1.clone(), grid: [c(h), b(), c(1)], block: [dh as u32, 1, 1], smem: 0, args: combine_args },
+            ];
+            Ok(CoreCode { kernels, prefill, decode, demands: vec![] })
+        }
+        (Core::Conv { .. }, Op::CausalConv1d { kernel: kk, bias, silu }) => {
+            let x = input(0)?;
+            let chn = ch(graph, x);
+            let tp = Conv1dParams {
+                kernel_size: *kk,
+                activation: if *silu { ConvActivation::Silu } else { ConvActivation::Identity },
+                has_bias: *bias,
+            };
+            let (state_port, bias_arg) = if *bias { (3, weight(graph, input(2)?, DType::BF16)?) } else { (2, KArg::Null) };
+            let st = state_name(graph, n, state_port)?;
+            let y = Value { node: n, output: 0 };
+            let src = conv1d(&tp).map_err(&terr)?;
+            let entry = src.name().to_string();
+            let state_bytes = b().mul(c(chn * kk.saturating_sub(1) * 4));
+            let loaded = rows().mul(c(chn * 2)).add(c(chn * (kk + usize::from(*bias)) * 2)).add(state_bytes.clone());
+            let stored = rows().mul(c(chn * 2)).add(state_bytes);
+            let flops = rows().mul(c(chn * (2 * kk + 6)));
+            let launch = CoreLaunch {
+                kernel: 0,
+                entry,
+                grid: [c(chn).cdiv(c(CONV_CHANNELS_PER_BLOCK)), t().cdiv(c(CONV_TOKENS_PER_THREAD)), b()],
+                block: [CONV_CHANNELS_PER_BLOCK as u32, 1, 1],
+                smem: 0,
+                args: vec![
+                    KArg::Value(x),
+                    KArg::Stride(x),
+                    weight(graph, input(1)?, DType::BF16)?,
+                    bias_arg,
+                    KArg::State(st.clone()),
+                    KArg::State(st),
+                    KArg::Value(y),
+                    KArg::Stride(y),
+                    KArg::Int(t()),
+                    KArg::Int(c(chn)),
+                ],
+            };
+            Ok(CoreCode {
+                kernels: vec![kernel("conv1d", src, &fuses, loaded, stored, flops)],
+                prefill: vec![launch.clone()],
+                decode: vec![launch],
+                demands: vec![],
+            })
+        }
+        (Core::DeltaRule { q, k, qk_l2norm, scale, .. }, Op::DeltaRule(p)) => {
+            let gate = match p.decay {
+                DecayKind::Scalar => DecayGate::Scalar,
+                DecayKind::PerChannel => DecayGate::PerChannel,
+            };
+            let mut tp = TDelta::new(p.key_heads, p.value_heads, p.key_dim, p.value_dim, gate);
+            tp.qk_l2norm = *qk_l2norm;
+            tp.scale = *scale as f32;
+            let (v, g, beta) = (input(2)?, input(3)?, input(4)?);
+            let st = state_name(graph, n, 5)?;
+            let o = Value { node: n, output: 0 };
+            let pre = delta_rule_chunked(&tp).map_err(&terr)?;
+            let dec = delta_rule_recurrent(&tp).map_err(&terr)?;
+            let smem = delta_rule_chunked_smem(&tp);
+            let (hk, hv, dk, dv) = (p.key_heads, p.value_heads, p.key_dim, p.value_dim);
+            let gch = ch(graph, g);
+            let state_bytes = b().mul(c(hv * dk * dv * 4));
+            let loaded = rows()
+                .mul(c((2 * hk * dk + hv * dv) * 2 + (gch + hv) * 4))
+                .add(state_bytes.clone());
+            let stored = rows().mul(c(hv * dv * 2)).add(state_bytes);
+            let rec_flops = rows().mul(c(8 * hv * dk * dv));
+            let chunk_flops = rec_flops.clone().add(rows().mul(c(4 * hv * tp.chunk * (dk + dv))));
+            let args = vec![
+                KArg::Value(*q),
+                KArg::Stride(*q),
+                KArg::Value(*k),
+                KArg::Stride(*k),
+                KArg::Value(v),
+                KArg::Stride(v),
+                KArg::Value(g),
+                KArg::Value(beta),
+                KArg::State(st.clone()),
+                KArg::State(st),
+                KArg::Value(o),
+                KArg::Stride(o),
+                KArg::Int(t()),
+            ];
+            let grid = [c(dv).cdiv(c(tp.value_block)), c(hv), b()];
+            let block = [tp.value_block as u32, 1, 1];
+            let (pe, de) = (pre.name().to_string(), dec.name().to_string());
+            Ok(CoreCode {
+                kernels: vec![
+                    kernel("delta_rule_chunked", pre, &fuses, loaded.clone(), stored.clone(), chunk_flops),
+                    kernel("delta_rule_recurrent", dec, &fuses, loaded, stored, rec_flops),
+                ],
+                prefill: vec![CoreLaunch { kernel: 0, entry: pe, grid: grid.clone(), block, smem, args: args.clone() }],
+                decode: vec![CoreLaunch { kernel: 1, entry: de, grid, block, smem: 0, args }],
+                // The template reads g and beta as dense f32.
+                demands: vec![(g, DType::F32), (beta, DType::F32)],
+            })
+        }
+        (Core::Scan { delta, delta_bias, softplus, z, out, .. }, Op::SelectiveScan { state_size }) => {
+            let nst = *state_size;
+            let (u, bm, cm) = (input(0)?, input(3)?, input(4)?);
+            let di = ch(graph, u);
+            let gx = ch(graph, bm) / nst.max(1);
+            let heads = di / nst.max(1);
+            let tp = SelectiveScanParams {
+                state_size: nst,
+                heads_per_group: heads / gx.max(1),
+                delta_bias: delta_bias.is_some(),
+                delta_softplus: *softplus,
+                has_d: true,
+                has_z: z.is_some(),
+            };
+            let st = state_name(graph, n, 6)?;
+            let src = selective_scan(&tp).map_err(&terr)?;
+            let entry = src.name().to_string();
+            let state_bytes = b().mul(c(di * nst * 4));
+            let per_row = di * (3 + usize::from(z.is_some())) + gx * nst;
+            let loaded = rows().mul(c(per_row * 2)).add(c(di * (nst + 2) * 4)).add(state_bytes.clone());
+            let stored = rows().mul(c(di * 2)).add(state_bytes);
+            let flops = rows().mul(c(di * (6 * nst + 12)));
+            let (z_ptr, z_stride) = match z {
+                Some(z) => (KArg::Value(*z), KArg::Stride(*z)),
+                None => (KArg::Null, KArg::Int(c(0))),
+            };
+            let launch = CoreLaunch {
+                kernel: 0,
+                entry,
+                grid: [c(di).cdiv(c(SCAN_CHANNELS_PER_BLOCK)), c(1), b()],
+                block: [SCAN_CHANNELS_PER_BLOCK as u32, 1, 1],
+                smem: 0,
+                args: vec![
+                    KArg::Value(u),
+                    KArg::Stride(u),
+                    KArg::Value(*delta),
+                    KArg::Stride(*delta),
+                    weight(graph, input(2)?, DType::F32)?,
+                    KArg::Value(bm),
+                    KArg::Stride(bm),
+                    KArg::Value(cm),
+                    KArg::Stride(cm),
+                    weight(graph, input(5)?, DType::F32)?,
+                    match delta_bias {
+                        Some(bv) => weight(graph, *bv, DType::F32)?,
+                        None => KArg::Null,
+                    },
+                    z_ptr,
+                    z_stride,
+                    KArg::State(st.clone()),
+                    KArg::State(st),
+                    KArg::Value(*out),
+                    KArg::Stride(*out),
+                    KArg::Int(t()),
+                    KArg::Int(c(di)),
+                ],
+            };
+            Ok(CoreCode {
+                kernels: vec![kernel("selective_scan", src, &fuses, loaded, stored, flops)],
+                prefill: vec![launch.clone()],
+                decode: vec![launch],
+                demands: vec![],
+            })
+        }
+        _ => Err(CodegenError::Internal(format!("core step {} does not match its node's op", n.index()))),
+    }
+}

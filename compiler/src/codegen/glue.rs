@@ -1,0 +1,462 @@
+//! Row-wise "glue" kernels: one CUDA C kernel per glue step of the fusion plan.
+//!
+//! Every value of a glue step is `[batch, tokens, C]` and each output row depends only on the
+//! same row of the inputs, so the kernel runs one block per row (token). Each IR node becomes a
+//! device lambda `v_k(c)` giving channel `c` of its value in f32; ops that move channels (slice,
+//! concat, repeat, the RoPE partner) call their input at another index, and ops that reduce
+//! (RMS/L2/gated/layer norms, per row or per head) first compute their statistics into shared
+//! memory with a fixed-order reduction (deterministic), then read them. Only the step's outputs
+//! are stored (bf16 or f32); intermediates never leave registers. Inputs are read through
+//! pointer + row stride, so a column window of a wider buffer (a merged GEMM's output) is read
+//! in place.
+
+use std::collections::HashMap;
+use std::fmt::Write;
+
+use super::kernel::{c, c_type, rows, KArg, NAME};
+use super::CodegenError;
+use crate::ir::{Graph, Op, UnaryFn, Value};
+use crate::passes::fuse::{FusionPlan, Step};
+use crate::spec::GateActivation;
+use modelc_runtime::program::Expr;
+use modelc_runtime::tensor::DType;
+
+/// Threads per block of every glue kernel.
+pub const GLUE_THREADS: u32 = 128;
+const WARPS: usize = GLUE_THREADS as usize / 32;
+
+/// A generated glue kernel before naming.
+#[derive(Debug, Clone)]
+pub struct GlueKernel {
+    pub kind: String,
+    /// The source with [`NAME`] where the kernel name goes.
+    pub body: String,
+    pub args: Vec<KArg>,
+    pub bytes_loaded: Expr,
+    pub bytes_stored: Expr,
+    pub flops: Expr,
+    /// Lines describing the fused nodes (for the header and `modelc kernels`).
+    pub fuses: Vec<String>,
+}
+
+/// How the kernel reads one external value.
+#[derive(Debug, Clone)]
+enum Ext {
+    /// A `[B, T, C]` activation: lambda `x{i}` over pointer `x{i}_p` with stride `x{i}_stride`.
+    Act { id: usize },
+    /// A checkpoint tensor read by channel: pointer `w{i}`.
+    Weight { id: usize, dtype: DType },
+    /// A `[B, T]` int32 input (token ids, positions): pointer `s{i}`, one value per row.
+    RowScalar { id: usize },
+}
+
+/// f32 literal that parses back to the same value.
+pub fn f32_lit(x: f64) -> String {
+    let v = x as f32;
+    if v.is_finite() {
+        format!("{v:e}f")
+    } else if v.is_nan() {
+        "__int_as_float(0x7fc00000)".into()
+    } else if v > 0.0 {
+        "__int_as_float(0x7f800000)".into()
+    } else {
+        "__int_as_float(0xff800000)".into()
+    }
+}
+
+/// f64 literal that parses back to the same value.
+fn f64_lit(x: f64) -> String {
+    if x.is_finite() {
+        format!("{x:e}")
+    } else {
+        "0.0".into()
+    }
+}
+
+const PRELUDE: &str = r#"#include <cuda_bf16.h>
+
+#ifndef MODELC_GLUE_PRELUDE
+#define MODELC_GLUE_PRELUDE
+typedef __nv_bfloat16 bf16;
+static __device__ __forceinline__ float bf2f(bf16 x) { return __bfloat162float(x); }
+static __device__ __forceinline__ bf16 f2bf(float x) { return __float2bfloat16(x); }
+static __device__ __forceinline__ float ld(const bf16* p, long i) { return __bfloat162float(p[i]); }
+static __device__ __forceinline__ float ld(const float* p, long i) { return p[i]; }
+static __device__ __forceinline__ void st(bf16* p, long i, float v) { p[i] = __float2bfloat16(v); }
+static __device__ __forceinline__ void st(float* p, long i, float v) { p[i] = v; }
+static __device__ __forceinline__ float sigmoid_f(float x) { return 1.0f / (1.0f + expf(-x)); }
+static __device__ __forceinline__ float silu_f(float x) { return x / (1.0f + expf(-x)); }
+/* PyTorch softplus, threshold 20. */
+static __device__ __forceinline__ float softplus_f(float x) { return x > 20.0f ? x : log1pf(expf(x)); }
+/* Exact GELU via erfc, accurate in the negative tail. */
+static __device__ __forceinline__ float gelu_f(float x) { return 0.5f * x * erfcf(-x * 0.70710678118654752f); }
+static __device__ __forceinline__ float gelu_tanh_f(float x) {
+    return 0.5f * x * (1.0f + tanhf(0.79788456080286536f * (x + 0.044715f * x * x * x)));
+}
+static __device__ __forceinline__ float warp_sum(float x) {
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) x += __shfl_xor_sync(0xffffffffu, x, o);
+    return x;
+}
+/* Block-wide sum; every thread adds the per-warp partials in the same order (deterministic). */
+static __device__ __forceinline__ float block_sum(float x, float* red) {
+    x = warp_sum(x);
+    __syncthreads();
+    if ((threadIdx.x & 31) == 0) red[threadIdx.x >> 5] = x;
+    __syncthreads();
+    float t = 0.0f;
+    for (int i = 0; i < (int)(blockDim.x >> 5); ++i) t += red[i];
+    return t;
+}
+#endif
+"#;
+
+fn unary_c(f: UnaryFn, x: &str) -> String {
+    match f {
+        UnaryFn::Silu => format!("silu_f({x})"),
+        UnaryFn::Gelu => format!("gelu_f({x})"),
+        UnaryFn::GeluTanh => format!("gelu_tanh_f({x})"),
+        UnaryFn::Relu => format!("fmaxf({x}, 0.0f)"),
+        UnaryFn::Sigmoid => format!("sigmoid_f({x})"),
+        UnaryFn::Softplus => format!("softplus_f({x})"),
+        UnaryFn::Exp => format!("expf({x})"),
+        UnaryFn::Neg => format!("(-{x})"),
+        UnaryFn::Identity => x.to_string(),
+    }
+}
+
+/// FLOPs per output element, roughly (a transcendental counts as 4).
+fn flops_per_elem(op: &Op) -> usize {
+    match op {
+        Op::Unary(UnaryFn::Identity | UnaryFn::Neg) => 1,
+        Op::Unary(UnaryFn::Relu) => 1,
+        Op::Unary(_) => 6,
+        Op::Add | Op::Mul | Op::Scale(_) => 1,
+        Op::RmsNorm { .. } | Op::L2Norm { .. } => 4,
+        Op::GatedRmsNorm { .. } => 10,
+        Op::LayerNorm { .. } => 6,
+        Op::Rope { .. } => 12,
+        Op::DecayGate { .. } => 12,
+        _ => 0,
+    }
+}
+
+/// Describes a node's op: `rms_norm(eps=1e-5, group=64)`.
+pub fn describe_op(graph: &Graph, n: petgraph::stable_graph::NodeIndex) -> String {
+    let op = &graph.node(n).op;
+    let params = op.params();
+    if params.is_empty() {
+        op.name()
+    } else {
+        format!("{}({params})", op.name())
+    }
+}
+
+/// Describes a node for headers: `rms_norm(eps=1e-5, group=64) @ layers.*.mixer`.
+pub fn describe_node(graph: &Graph, n: petgraph::stable_graph::NodeIndex) -> String {
+    format!("{} @ {}", describe_op(graph, n), super::kernel::abstract_scope(&graph.node(n).scope))
+}
+
+/// The kernel's kind: the distinct op names of its nodes (slices and scales left out), e.g.
+/// `embedding_rms_norm`, `silu_mul`, `sigmoid_decay_gate`.
+fn kind_of(graph: &Graph, step: &Step) -> String {
+    let mut names: Vec<String> = Vec::new();
+    for &n in &step.nodes {
+        let op = &graph.node(n).op;
+        if matches!(op, Op::Slice { .. } | Op::Scale(_) | Op::Unary(UnaryFn::Identity)) {
+            continue;
+        }
+        let name = op.name();
+        if !names.contains(&name) {
+            names.push(name);
+        }
+    }
+    names.truncate(3);
+    if names.is_empty() {
+        "copy".into()
+    } else {
+        names.join("_")
+    }
+}
+
+/// Generates the kernel of one glue step. `storage` gives the dtype a value is stored in.
+pub fn glue_kernel(
+    graph: &Graph,
+    plan: &FusionPlan,
+    step: &Step,
+    storage: &dyn Fn(Value) -> DType,
+) -> Result<GlueKernel, CodegenError> {
+    let unsupported = |n: petgraph::stable_graph::NodeIndex, why: String| CodegenError::Unsupported {
+        scope: graph.node(n).scope.clone(),
+        op: graph.node(n).op.name(),
+        reason: why,
+    };
+    let local: HashMap<petgraph::stable_graph::NodeIndex, usize> =
+        step.nodes.iter().enumerate().map(|(i, n)| (*n, i)).collect();
+    let channels = |v: Value| graph.ty(v).channels();
+
+    // External inputs: one argument set each, in first-use order.
+    let mut ext: HashMap<Value, Ext> = HashMap::new();
+    let mut params: Vec<String> = Vec::new();
+    let mut args: Vec<KArg> = Vec::new();
+    let mut loads = String::new();
+    let mut loaded = Expr::c(0);
+    for (i, &v) in step.inputs.iter().enumerate() {
+        let base = plan.resolve(graph, v).base;
+        let ty = graph.ty(v);
+        match &graph.node(base.node).op {
+            Op::Weight { dtype, shape, .. } => {
+                params.push(format!("const {}* __restrict__ w{i}", c_type(*dtype)));
+                args.push(KArg::Weight { key: weight_key(graph, base), dtype: *dtype });
+                ext.insert(v, Ext::Weight { id: i, dtype: *dtype });
+                // An embedding table is read one row per token; other weights whole.
+                let gathered = step.nodes.iter().any(|&m| {
+                    matches!(graph.node(m).op, Op::Embedding) && graph.inputs(m).get(1) == Some(&v)
+                });
+                loaded = match (gathered, shape.get(1)) {
+                    (true, Some(d)) => loaded.add(rows().mul(c(d * dtype.size()))),
+                    _ => loaded.add(c(shape.iter().product::<usize>() * dtype.size())),
+                };
+            }
+            _ if ty.shape.len() == 2 && ty.dtype == DType::I32 => {
+                params.push(format!("const int* __restrict__ s{i}"));
+                args.push(KArg::Value(v));
+                ext.insert(v, Ext::RowScalar { id: i });
+                loaded = loaded.add(rows().mul(c(4)));
+            }
+            _ if ty.shape.len() == 3 => {
+                let Some(len) = channels(v) else {
+                    return Err(unsupported(step.nodes[0], format!("input {} has no constant channel count", ty)));
+                };
+                let dt = storage(base);
+                params.push(format!("const {}* __restrict__ x{i}_p, int x{i}_stride", c_type(dt)));
+                args.push(KArg::Value(v));
+                args.push(KArg::Stride(v));
+                ext.insert(v, Ext::Act { id: i });
+                let _ = writeln!(loads, "    auto x{i} = [&](int c) -> float {{ return ld(x{i}_p, row * x{i}_stride + c); }};");
+                loaded = loaded.add(rows().mul(c(len * dt.size())));
+            }
+            _ => return Err(unsupported(step.nodes[0], format!("cannot read input of type {ty} row-wise"))),
+        }
+    }
+
+    // A value's channel `idx` as a C expression.
+    let read = |v: Value, idx: &str| -> Result<String, CodegenError> {
+        if let Some(k) = local.get(&v.node) {
+            return Ok(format!("v{k}({idx})"));
+        }
+        match ext.get(&v) {
+            Some(Ext::Act { id }) => Ok(format!("x{id}({idx})")),
+            Some(Ext::Weight { id, dtype }) => Ok(match dtype {
+                DType::BF16 => format!("bf2f(w{id}[{idx}])"),
+                _ => format!("(float)w{id}[{idx}]"),
+            }),
+            Some(Ext::RowScalar { id }) => Ok(format!("(float)s{id}[row]")),
+            None => Err(CodegenError::Internal(format!("glue: value of node {} not wired", v.node.index()))),
+        }
+    };
+    let row_scalar = |v: Value| -> Option<String> {
+        match ext.get(&v) {
+            Some(Ext::RowScalar { id }) => Some(format!("s{id}[row]")),
+            _ => None,
+        }
+    };
+
+    let mut body = String::new();
+    let mut globals = String::new();
+    let mut flops = Expr::c(0);
+    let mut fuses = Vec::new();
+    for (k, &n) in step.nodes.iter().enumerate() {
+        let node = graph.node(n);
+        let ins = graph.inputs(n);
+        let out_c = match (node.outputs.first(), node.outputs.len()) {
+            (Some(t), 1) if t.shape.len() == 3 => t.channels(),
+            _ => None,
+        };
+        let Some(cn) = out_c else {
+            return Err(unsupported(n, "a glue op must have one [batch, tokens, C] output".into()));
+        };
+        let desc = describe_node(graph, n);
+        fuses.push(desc.clone());
+        flops = flops.add(rows().mul(c(cn * flops_per_elem(&node.op))));
+        let _ = writeln!(body, "    /* {desc} */");
+        let arg = |j: usize| ins.get(j).copied().ok_or_else(|| CodegenError::Internal(format!("{desc}: input {j} missing")));
+        let expr = match &node.op {
+            Op::Unary(f) => unary_c(*f, &read(arg(0)?, "c")?),
+            // A broadcast operand is a `[C]` weight or a same-shaped value: both read channel c.
+            Op::Add => format!("{} + {}", read(arg(0)?, "c")?, read(arg(1)?, "c")?),
+            Op::Mul => format!("{} * {}", read(arg(0)?, "c")?, read(arg(1)?, "c")?),
+            Op::Scale(s) => format!("{} * {}", f32_lit(*s), read(arg(0)?, "c")?),
+            Op::Slice { start, .. } => read(arg(0)?, &format!("c + {start}"))?,
+            Op::Concat => {
+                let mut parts = Vec::new();
+                let mut off = 0;
+                for (j, v) in ins.iter().enumerate() {
+                    let len = channels(*v).unwrap_or(0);
+                    let val = read(*v, &format!("c - {off}"))?;
+                    if j + 1 == ins.len() {
+                        parts.push(val);
+                    } else {
+                        parts.push(format!("c < {} ? {val} :", off + len));
+                    }
+                    off += len;
+                }
+                parts.join(" ")
+            }
+            Op::RepeatGroups { n: g, repeats } => read(arg(0)?, &format!("(c / {}) * {g} + c % {g}", g * repeats))?,
+            Op::Embedding => {
+                let ids = row_scalar(arg(0)?).ok_or_else(|| unsupported(n, "token ids must be a graph input".into()))?;
+                let (vocab, d) = match graph.ty(arg(1)?).shape.iter().map(|d| d.as_const()).collect::<Vec<_>>()[..] {
+                    [Some(v), Some(d)] => (v, d),
+                    _ => return Err(unsupported(n, "the table must be [vocab, d]".into())),
+                };
+                let table = read(arg(1)?, &format!("(long)id{k} * {d} + c"))?;
+                let _ = writeln!(body, "    const int id{k} = {ids};");
+                // An id outside the vocabulary gives NaN (the reference rejects it; the host should).
+                format!("(id{k} >= 0 && id{k} < {vocab}) ? {table} : __int_as_float(0x7fc00000)")
+            }
+            Op::Rope { head_dim, theta } => {
+                let half = head_dim / 2;
+                let pos = row_scalar(arg(1)?).ok_or_else(|| unsupported(n, "positions must be a graph input".into()))?;
+                let freqs: Vec<String> =
+                    (0..half).map(|i| f64_lit(theta.powf(-2.0 * i as f64 / *head_dim as f64))).collect();
+                let _ = writeln!(globals, "__constant__ double rope_inv_freq_{k}[{half}] = {{{}}};", freqs.join(", "));
+                let _ = writeln!(body, "    const double pos{k} = (double){pos};");
+                let xv = arg(0)?;
+                let x = |idx: &str| read(xv, idx);
+                format!(
+                    "[&]() {{ const int i = c % {head_dim}; const int j = i % {half}; double s, co; \
+                     sincos(pos{k} * rope_inv_freq_{k}[j], &s, &co); \
+                     return i < {half} ? {} * (float)co - {} * (float)s : {} * (float)co + {} * (float)s; }}()",
+                    x("c")?,
+                    x(&format!("c + {half}"))?,
+                    x("c")?,
+                    x(&format!("c - {half}"))?
+                )
+            }
+            Op::DecayGate { group } => format!(
+                "-expf({}) * softplus_f({} + {})",
+                read(arg(1)?, &format!("c / {group}"))?,
+                read(arg(0)?, "c")?,
+                read(arg(2)?, "c")?
+            ),
+            Op::RmsNorm { eps, group } => {
+                let fin = format!("rsqrtf(acc / {}.0f + {})", group, f32_lit(*eps));
+                stat(&mut body, k, "", &read(arg(0)?, "gi * G + j")?, "x * x", *group, cn, &fin);
+                format!("{} * st{k}[c / {group}] * {}", read(arg(0)?, "c")?, read(arg(1)?, &format!("c % {group}"))?)
+            }
+            Op::L2Norm { eps, group } => {
+                let fin = format!("rsqrtf(acc + {})", f32_lit(*eps));
+                stat(&mut body, k, "", &read(arg(0)?, "gi * G + j")?, "x * x", *group, cn, &fin);
+                format!("{} * st{k}[c / {group}]", read(arg(0)?, "c")?)
+            }
+            Op::GatedRmsNorm { eps, group, act } => {
+                let fin = format!("rsqrtf(acc / {}.0f + {})", group, f32_lit(*eps));
+                stat(&mut body, k, "", &read(arg(0)?, "gi * G + j")?, "x * x", *group, cn, &fin);
+                let g = read(arg(1)?, "c")?;
+                let act = match act {
+                    GateActivation::Silu => format!("silu_f({g})"),
+                    GateActivation::Sigmoid => format!("sigmoid_f({g})"),
+                };
+                format!("{} * st{k}[c / {group}] * {} * {act}", read(arg(0)?, "c")?, read(arg(2)?, &format!("c % {group}"))?)
+            }
+            Op::LayerNorm { eps } => {
+                let x = read(arg(0)?, "gi * G + j")?;
+                stat(&mut body, k, "m", &x, "x", cn, cn, &format!("acc / {cn}.0f"));
+                let fin = format!("rsqrtf(acc / {cn}.0f + {})", f32_lit(*eps));
+                stat(&mut body, k, "r", &x, &format!("(x - st{k}m[0]) * (x - st{k}m[0])"), cn, cn, &fin);
+                format!(
+                    "({} - st{k}m[0]) * st{k}r[0] * {} + {}",
+                    read(arg(0)?, "c")?,
+                    read(arg(1)?, "c")?,
+                    read(arg(2)?, "c")?
+                )
+            }
+            other => return Err(unsupported(n, format!("`{}` is not a row-wise op", other.name()))),
+        };
+        let _ = writeln!(body, "    auto v{k} = [&](int c) -> float {{ return {expr}; }};");
+    }
+
+    // Stores.
+    let mut stores = String::new();
+    let mut stored = Expr::c(0);
+    for (j, &v) in step.outputs.iter().enumerate() {
+        let Some(&k) = local.get(&v.node) else {
+            return Err(CodegenError::Internal("glue output not computed by the step".into()));
+        };
+        let cn = channels(v).unwrap_or(0);
+        let dt = storage(v);
+        if !matches!(dt, DType::BF16 | DType::F32) {
+            return Err(unsupported(v.node, format!("cannot store {dt}")));
+        }
+        params.push(format!("{}* __restrict__ o{j}, int o{j}_stride", c_type(dt)));
+        args.push(KArg::Value(v));
+        args.push(KArg::Stride(v));
+        let _ = writeln!(stores, "    for (int c = tid; c < {cn}; c += blockDim.x) st(o{j}, row * o{j}_stride + c, v{k}(c));");
+        stored = stored.add(rows().mul(c(cn * dt.size())));
+    }
+    params.push("int rows".into());
+    args.push(KArg::Int(rows()));
+
+    let kind = kind_of(graph, step);
+    let mut header = String::new();
+    let _ = writeln!(header, "/*\n * {NAME}: fused row-wise kernel, one block of {GLUE_THREADS} threads per row (token).");
+    let _ = writeln!(header, " * Fuses, in order:");
+    for f in &fuses {
+        let _ = writeln!(header, " *   {f}");
+    }
+    let _ = writeln!(header, " * Grid (batch*tokens, 1, 1). f32 math; bf16/f32 storage; deterministic reductions.");
+    let _ = writeln!(header, " * Bytes loaded:  {loaded}\n * Bytes stored:  {stored}\n * FLOPs:         {flops}\n */");
+    let mut src = header;
+    src.push_str(PRELUDE);
+    src.push('\n');
+    src.push_str(&globals);
+    let _ = write!(
+        src,
+        "extern \"C\" __global__ void __launch_bounds__({GLUE_THREADS}) {NAME}(\n    {})\n{{\n",
+        params.join(",\n    ")
+    );
+    let _ = writeln!(src, "    const long row = blockIdx.x;\n    if (row >= rows) return;");
+    let _ = writeln!(src, "    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;");
+    let _ = writeln!(src, "    __shared__ float red_[{WARPS}];\n    (void)lane; (void)warp; (void)red_;");
+    src.push_str(&loads);
+    src.push_str(&body);
+    src.push_str(&stores);
+    src.push_str("}\n");
+    Ok(GlueKernel { kind, body: src, args, bytes_loaded: loaded, bytes_stored: stored, flops, fuses })
+}
+
+/// The checkpoint key of a weight node.
+fn weight_key(graph: &Graph, v: Value) -> String {
+    match &graph.node(v.node).op {
+        Op::Weight { key, .. } => key.clone(),
+        _ => String::new(),
+    }
+}
+
+/// Emits a per-group statistic `st{k}{suffix}[C / G]`: `fin(Σ term(x))` over each group of `g`
+/// channels, `x` being `load` at channel `gi * G + j`. Few groups: a block-wide sum per group;
+/// many: one warp per group.
+#[allow(clippy::too_many_arguments)]
+fn stat(body: &mut String, k: usize, suffix: &str, load: &str, term: &str, g: usize, cn: usize, fin: &str) {
+    let ng = cn / g.max(1);
+    let name = format!("st{k}{suffix}");
+    let _ = writeln!(body, "    __shared__ float {name}[{ng}];");
+    let _ = writeln!(body, "    {{\n        constexpr int G = {g}, NG = {ng};");
+    if ng < WARPS {
+        let _ = writeln!(
+            body,
+            "        for (int gi = 0; gi < NG; ++gi) {{\n            float acc = 0.0f;\n            \
+             for (int j = tid; j < G; j += blockDim.x) {{ const float x = {load}; acc += {term}; }}\n            \
+             acc = block_sum(acc, red_);\n            if (tid == 0) {name}[gi] = {fin};\n        }}"
+        );
+    } else {
+        let _ = writeln!(
+            body,
+            "        for (int gi = warp; gi < NG; gi += {WARPS}) {{\n            float acc = 0.0f;\n            \
+             for (int j = lane; j < G; j += 32) {{ const float x = {load}; acc += {term}; }}\n            \
+             acc = warp_sum(acc);\n            if (lane == 0) {name}[gi] = {fin};\n        }}"
+        );
+    }
+    let _ = writeln!(body, "    }}\n    __syncthreads();");
+}

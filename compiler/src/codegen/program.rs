@@ -1,0 +1,476 @@
+//! Assembles the [`Program`]: device weights (with their packing recipe), state buffers, a
+//! buffer plan for the activations, and the prefill and decode schedules.
+//!
+//! Buffer plan: every value a step writes for later steps gets a buffer of `batch·tokens·C`
+//! elements. Values are visited in step order; a value's buffer is free again after the last
+//! step reading it (views read their base), and is reused by a later value of the same dtype,
+//! growing to the largest channel count it holds. A step's outputs are assigned before its
+//! inputs are freed, so no kernel or GEMM writes a buffer it reads.
+
+use std::collections::{BTreeMap, HashMap};
+
+use super::kernel::{c, rows, sha256_hex, KArg, LaunchSpec};
+use super::{Codegen, CodegenError};
+use crate::ir::lower::{LOGITS_OUTPUT, POSITIONS_INPUT, STATE_PREFIX, TOKENS_INPUT};
+use crate::ir::{Dim, Graph, Op, Value};
+use crate::passes::fuse::StepKind;
+use crate::passes::Placement;
+use modelc_runtime::program::{
+    Arg, Buffer, BufferRef, DeviceWeight, Expr, GemmStep, HostIo, KernelModule, LaunchStep, Operand, Program,
+    Schedule, StateBuffer, Step, Sym, WeightPart, PROGRAM_FORMAT,
+};
+use modelc_runtime::tensor::DType;
+
+/// Name of the `past_len` input: tokens each sequence slot has seen, int32.
+pub const PAST_LEN_INPUT: &str = "past_len";
+
+/// Where a value lives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Home {
+    Buffer(usize),
+    Input(usize),
+    Output(usize),
+}
+
+struct Builder<'a> {
+    cg: &'a Codegen,
+    weights: Vec<DeviceWeight>,
+    weight_index: HashMap<(String, DType), usize>,
+    states: Vec<StateBuffer>,
+    state_index: HashMap<String, usize>,
+    buffers: Vec<Buffer>,
+    workspaces: HashMap<String, usize>,
+    homes: HashMap<Value, Home>,
+}
+
+fn graph_err(msg: String) -> CodegenError {
+    CodegenError::Internal(msg)
+}
+
+fn value_label(graph: &Graph, v: Value) -> String {
+    let n = graph.node(v.node);
+    let scope = if n.scope.is_empty() { "model" } else { n.scope.as_str() };
+    format!("{scope}/{}#{}.{}", n.op.name(), v.node.index(), v.output)
+}
+
+impl Builder<'_> {
+    fn graph(&self) -> &Graph {
+        &self.cg.graph
+    }
+
+    /// The device weight for `(key, dtype)`, created on first use.
+    fn weight(&mut self, key: &str, dtype: DType) -> Result<usize, CodegenError> {
+        if let Some(&i) = self.weight_index.get(&(key.to_string(), dtype)) {
+            return Ok(i);
+        }
+        let (shape, parts) = match self.cg.packs.iter().find(|p| p.key == key) {
+            Some(p) => {
+                let inner: Vec<usize> = p.shape.iter().skip(1).copied().collect();
+                let parts = p
+                    .parts
+                    .iter()
+                    .map(|part| {
+                        let mut shape = vec![part.rows];
+                        shape.extend(&inner);
+                        WeightPart { key: part.key.clone(), shape, row: part.row, rows: part.rows }
+                    })
+                    .collect();
+                (p.shape.clone(), parts)
+            }
+            None => {
+                let shape = self
+                    .graph()
+                    .weights()
+                    .iter()
+                    .find(|(_, k, _)| *k == key)
+                    .map(|(_, _, s)| s.to_vec())
+                    .ok_or_else(|| graph_err(format!("weight `{key}` is not in the graph")))?;
+                let rows = shape.first().copied().unwrap_or(1);
+                (shape.clone(), vec![WeightPart { key: key.to_string(), shape, row: 0, rows }])
+            }
+        };
+        let name = if dtype == self.graph_weight_dtype(key) { key.to_string() } else { format!("{key}:{dtype}") };
+        self.weights.push(DeviceWeight { name, dtype, shape, parts });
+        self.weight_index.insert((key.to_string(), dtype), self.weights.len() - 1);
+        Ok(self.weights.len() - 1)
+    }
+
+    fn graph_weight_dtype(&self, key: &str) -> DType {
+        self.graph()
+            .g
+            .node_weights()
+            .find_map(|n| match &n.op {
+                Op::Weight { key: k, dtype, .. } if k == key => Some(*dtype),
+                _ => None,
+            })
+            .unwrap_or(DType::BF16)
+    }
+
+    fn state(&self, name: &str) -> Result<usize, CodegenError> {
+        self.state_index.get(name).copied().ok_or_else(|| graph_err(format!("state `{name}` has no buffer")))
+    }
+
+    fn home(&self, v: Value) -> Result<(Home, usize), CodegenError> {
+        let view = self.cg.plan.resolve(self.graph(), v);
+        let home = self
+            .homes
+            .get(&view.base)
+            .copied()
+            .ok_or_else(|| graph_err(format!("value {} has no buffer", value_label(self.graph(), view.base))))?;
+        Ok((home, view.start))
+    }
+
+    fn buffer_ref(h: Home) -> BufferRef {
+        match h {
+            Home::Buffer(i) => BufferRef::Buffer(i),
+            Home::Input(i) => BufferRef::Input(i),
+            Home::Output(i) => BufferRef::Output(i),
+        }
+    }
+
+    fn operand(&self, v: Value) -> Result<Operand, CodegenError> {
+        let (home, start) = self.home(v)?;
+        let base = self.cg.plan.resolve(self.graph(), v).base;
+        let ld = self.graph().ty(base).channels().unwrap_or(0);
+        Ok(Operand { buffer: Self::buffer_ref(home), offset: c(start), ld })
+    }
+
+    fn arg(&mut self, a: &KArg) -> Result<Arg, CodegenError> {
+        let slot = Expr::sym(Sym::Slot);
+        Ok(match a {
+            KArg::Value(v) => {
+                let (home, start) = self.home(*v)?;
+                Arg::Ptr { buffer: Self::buffer_ref(home), offset: c(start) }
+            }
+            KArg::Stride(v) => {
+                let base = self.cg.plan.resolve(self.graph(), *v).base;
+                Arg::I32(c(self.graph().ty(base).channels().unwrap_or(0)))
+            }
+            KArg::Weight { key, dtype } => Arg::Ptr { buffer: BufferRef::Weight(self.weight(key, *dtype)?), offset: c(0) },
+            KArg::State(name) => {
+                let i = self.state(name)?;
+                Arg::Ptr { buffer: BufferRef::State(i), offset: slot.mul(self.states[i].per_slot()) }
+            }
+            KArg::PastLen => Arg::Ptr { buffer: BufferRef::Input(2), offset: slot },
+            KArg::Workspace { name, dtype, elements } => {
+                let i = match self.workspaces.get(name) {
+                    Some(&i) => {
+                        let grown = self.buffers[i].elements.clone().max(elements.clone());
+                        self.buffers[i].elements = grown;
+                        i
+                    }
+                    None => {
+                        self.buffers.push(Buffer {
+                            name: format!("workspace.{name}"),
+                            dtype: *dtype,
+                            elements: elements.clone(),
+                            values: vec![],
+                        });
+                        self.workspaces.insert(name.clone(), self.buffers.len() - 1);
+                        self.buffers.len() - 1
+                    }
+                };
+                Arg::Ptr { buffer: BufferRef::Buffer(i), offset: c(0) }
+            }
+            KArg::Int(e) => Arg::I32(e.clone()),
+            KArg::Null => Arg::Null,
+        })
+    }
+
+    fn launch(&mut self, l: &LaunchSpec, label: &str, layer: Option<usize>) -> Result<Step, CodegenError> {
+        let module = self
+            .cg
+            .kernels
+            .get(l.kernel)
+            .ok_or_else(|| graph_err(format!("{label}: kernel {} out of range", l.kernel)))?
+            .name
+            .clone();
+        let args = l.args.iter().map(|a| self.arg(a)).collect::<Result<Vec<_>, _>>()?;
+        Ok(Step::Launch(LaunchStep {
+            label: label.to_string(),
+            layer,
+            module,
+            entry: l.entry.clone(),
+            grid: l.grid.clone(),
+            block: l.block,
+            smem: l.smem,
+            args,
+        }))
+    }
+}
+
+/// Symbolic shape of one sequence's state, with the KV length bounded by `max_len`.
+fn state_shape(shape: &[Dim], kv: bool) -> Vec<Expr> {
+    shape
+        .iter()
+        .skip(1)
+        .enumerate()
+        .map(|(i, d)| match (kv, i, d) {
+            (true, 1, _) => Expr::sym(Sym::MaxLen),
+            (_, _, d) => super::kernel::dim_expr(d),
+        })
+        .collect()
+}
+
+/// Builds the program of a codegen result.
+pub fn build(cg: &Codegen, model: &str, placement: &Placement) -> Result<Program, CodegenError> {
+    let graph = &cg.graph;
+    let mut b = Builder {
+        cg,
+        weights: Vec::new(),
+        weight_index: HashMap::new(),
+        states: Vec::new(),
+        state_index: HashMap::new(),
+        buffers: Vec::new(),
+        workspaces: HashMap::new(),
+        homes: HashMap::new(),
+    };
+
+    // Host inputs and outputs.
+    let inputs = vec![
+        HostIo { name: TOKENS_INPUT.into(), dtype: DType::I32, elements: rows(), note: "token ids, [batch, tokens]".into() },
+        HostIo {
+            name: POSITIONS_INPUT.into(),
+            dtype: DType::I32,
+            elements: rows(),
+            note: "absolute position of each token, [batch, tokens]".into(),
+        },
+        HostIo {
+            name: PAST_LEN_INPUT.into(),
+            dtype: DType::I32,
+            elements: Expr::sym(Sym::Slots),
+            note: "tokens each sequence slot has already seen (attention reads it at its slot)".into(),
+        },
+    ];
+    for (n, name, _) in graph.graph_inputs() {
+        match name {
+            TOKENS_INPUT => b.homes.insert(Value { node: n, output: 0 }, Home::Input(0)),
+            POSITIONS_INPUT => b.homes.insert(Value { node: n, output: 0 }, Home::Input(1)),
+            _ => None,
+        };
+    }
+    let mut outputs = Vec::new();
+    for (n, name) in graph.graph_outputs() {
+        if name.starts_with(STATE_PREFIX) {
+            continue;
+        }
+        let Some(&v) = graph.inputs(n).first() else { continue };
+        let ty = graph.ty(v);
+        let per_row = ty.channels().unwrap_or(1);
+        outputs.push(HostIo {
+            name: name.to_string(),
+            dtype: ty.dtype,
+            elements: rows().mul(c(per_row)),
+            note: if name == LOGITS_OUTPUT { "[batch, tokens, vocab]".into() } else { String::new() },
+        });
+        b.homes.insert(v, Home::Output(outputs.len() - 1));
+    }
+
+    // States: one buffer per `state.<name>` input, typed by the core that updates it in place.
+    for step in &cg.plan.steps {
+        let StepKind::Core(core) = &step.kind else { continue };
+        let n = core.node();
+        let op = &graph.node(n).op;
+        for v in graph.inputs(n) {
+            let Op::Input { name, ty } = &graph.node(v.node).op else { continue };
+            let Some(sname) = name.strip_prefix(STATE_PREFIX) else { continue };
+            let (dtype, kv, note) = match op {
+                Op::Attention(p) => (ty.dtype, true, match p.window {
+                    Some(w) => format!("KV cache [G, max_len, Dh], ring of max_len slots (window {w}), written in place"),
+                    None => "KV cache [G, max_len, Dh], position p at slot p, written in place".to_string(),
+                }),
+                Op::CausalConv1d { .. } => (DType::F32, false, "conv window [C, K-1] f32 (oldest first), updated in place".into()),
+                Op::DeltaRule(_) => (DType::F32, false, "recurrent state [Hv, Dk, Dv] f32, updated in place".into()),
+                Op::SelectiveScan { .. } => (DType::F32, false, "SSM state [Di, N] f32, updated in place".into()),
+                _ => continue,
+            };
+            if b.state_index.contains_key(sname) {
+                continue;
+            }
+            b.states.push(StateBuffer { name: sname.to_string(), dtype, shape: state_shape(&ty.shape, kv), note });
+            b.state_index.insert(sname.to_string(), b.states.len() - 1);
+        }
+    }
+
+    // Liveness: the last step reading each value (through views).
+    let mut last_use: HashMap<Value, usize> = HashMap::new();
+    for (i, step) in cg.plan.steps.iter().enumerate() {
+        for v in &step.inputs {
+            let base = cg.plan.resolve(graph, *v).base;
+            last_use.insert(base, i);
+        }
+    }
+    let mut free: Vec<usize> = Vec::new();
+    let mut per_row: Vec<usize> = Vec::new();
+    let mut frees_at: BTreeMap<usize, Vec<Value>> = BTreeMap::new();
+    for (i, step) in cg.plan.steps.iter().enumerate() {
+        for v in &step.outputs {
+            if b.homes.contains_key(v) || is_state_output(graph, *v) {
+                continue;
+            }
+            let dtype = cg.storage_of(*v);
+            let need = graph.ty(*v).channels().unwrap_or(1);
+            // Best fit among free buffers of this dtype; else grow the largest; else a new one.
+            let candidates: Vec<usize> = free.iter().copied().filter(|&f| b.buffers[f].dtype == dtype).collect();
+            let fit = candidates.iter().copied().filter(|&f| per_row[f] >= need).min_by_key(|&f| (per_row[f], f));
+            let pick = fit.or_else(|| candidates.iter().copied().max_by_key(|&f| (per_row[f], usize::MAX - f)));
+            let idx = match pick {
+                Some(f) => {
+                    free.retain(|&x| x != f);
+                    f
+                }
+                None => {
+                    b.buffers.push(Buffer {
+                        name: format!("act{}", b.buffers.len()),
+                        dtype,
+                        elements: Expr::c(0),
+                        values: vec![],
+                    });
+                    per_row.push(0);
+                    b.buffers.len() - 1
+                }
+            };
+            per_row[idx] = per_row[idx].max(need);
+            b.buffers[idx].elements = rows().mul(c(per_row[idx]));
+            b.buffers[idx].values.push(value_label(graph, *v));
+            b.homes.insert(*v, Home::Buffer(idx));
+            frees_at.entry(last_use.get(v).copied().unwrap_or(i)).or_default().push(*v);
+        }
+        for v in frees_at.remove(&i).unwrap_or_default() {
+            if let Some(Home::Buffer(f)) = b.homes.get(&v) {
+                free.push(*f);
+            }
+        }
+    }
+
+    // Schedules.
+    let mut prefill = Vec::new();
+    let mut decode = Vec::new();
+    for (i, step) in cg.plan.steps.iter().enumerate() {
+        let code = cg.steps.get(i).ok_or_else(|| graph_err("steps and code differ in length".into()))?;
+        match &step.kind {
+            StepKind::Gemm { linear, residual } => {
+                let g = gemm_step(&mut b, *linear, residual.as_ref().map(|r| (r.add, r.operand)), &step.scope, step.layer)?;
+                prefill.push(g.clone());
+                decode.push(g);
+            }
+            StepKind::Glue | StepKind::Core(_) => {
+                let kind = code.prefill.first().and_then(|l| cg.kernels.get(l.kernel)).map_or("kernel", |k| k.kind.as_str());
+                let label = format!("{}: {kind}", if step.scope.is_empty() { "model" } else { &step.scope });
+                for l in &code.prefill {
+                    prefill.push(b.launch(l, &label, step.layer)?);
+                }
+                for l in &code.decode {
+                    decode.push(b.launch(l, &label, step.layer)?);
+                }
+            }
+        }
+    }
+
+    let kernels = cg
+        .kernels
+        .iter()
+        .map(|k| KernelModule {
+            name: k.name.clone(),
+            file: format!("kernels/{}.cu", k.name),
+            sha256: sha256_hex(&k.source),
+            entries: k.entries.clone(),
+            bytes_loaded: k.bytes_loaded.clone(),
+            bytes_stored: k.bytes_stored.clone(),
+            flops: k.flops.clone(),
+        })
+        .collect();
+    let program = Program {
+        format: PROGRAM_FORMAT,
+        model: model.to_string(),
+        placement: placement.choices.clone(),
+        kernels,
+        weights: b.weights,
+        buffers: b.buffers,
+        states: b.states,
+        inputs,
+        outputs,
+        prefill: Schedule { steps: prefill },
+        decode: Schedule { steps: decode },
+    };
+    program.validate().map_err(|e| graph_err(e.to_string()))?;
+    Ok(program)
+}
+
+/// Whether a value is a state a core updates in place (read only by `state.*` outputs).
+fn is_state_output(graph: &Graph, v: Value) -> bool {
+    let users: Vec<_> = graph.users(v.node).into_iter().filter(|(_, p)| p.output == v.output).collect();
+    !users.is_empty()
+        && users.iter().all(|(u, _)| matches!(&graph.node(*u).op, Op::Output { name } if name.starts_with(STATE_PREFIX)))
+}
+
+fn gemm_step(
+    b: &mut Builder,
+    linear: petgraph::stable_graph::NodeIndex,
+    residual: Option<(petgraph::stable_graph::NodeIndex, Value)>,
+    scope: &str,
+    layer: Option<usize>,
+) -> Result<Step, CodegenError> {
+    let graph = &b.cg.graph;
+    let ins = graph.inputs(linear);
+    let (Some(&x), Some(&w)) = (ins.first(), ins.get(1)) else {
+        return Err(graph_err(format!("linear {} lacks inputs", linear.index())));
+    };
+    let Op::Weight { key, shape, dtype } = &graph.node(w.node).op else {
+        return Err(CodegenError::Unsupported {
+            scope: scope.into(),
+            op: "linear".into(),
+            reason: "the weight must be a checkpoint tensor".into(),
+        });
+    };
+    let (key, shape, dtype) = (key.clone(), shape.clone(), *dtype);
+    let (n, k) = match shape[..] {
+        [n, k] => (n, k),
+        _ => return Err(graph_err(format!("weight {key} is not 2-D"))),
+    };
+    let bias = match ins.get(2) {
+        Some(bv) => match &graph.node(bv.node).op {
+            Op::Weight { key, dtype, .. } => Some((key.clone(), *dtype)),
+            _ => None,
+        },
+        None => None,
+    };
+    let out = match residual {
+        Some((add, _)) => Value { node: add, output: 0 },
+        None => Value { node: linear, output: 0 },
+    };
+    let x_op = b.operand(x)?;
+    let y_op = b.operand(out)?;
+    let c_op = residual.map(|(_, r)| b.operand(r)).transpose()?;
+    let weight = b.weight(&key, dtype)?;
+    let bias = bias.map(|(k, d)| b.weight(&k, d)).transpose()?;
+    let short = key.rsplit_once(".weight").map_or(key.as_str(), |(s, _)| s);
+    let short = short.rsplit('.').next().unwrap_or(short);
+    let label = format!(
+        "{}: {short}{}",
+        if scope.is_empty() { "model" } else { scope },
+        if c_op.is_some() { " + residual" } else { "" }
+    );
+    let m = rows();
+    let es = dtype.size();
+    let mut bytes = m.clone().mul(c((k + n) * es)).add(c(n * k * es));
+    if c_op.is_some() {
+        bytes = bytes.add(m.clone().mul(c(n * es)));
+    }
+    Ok(Step::Gemm(GemmStep {
+        label,
+        layer,
+        m: m.clone(),
+        n,
+        k,
+        x: x_op,
+        weight,
+        bias,
+        beta: if c_op.is_some() { 1.0 } else { 0.0 },
+        c: c_op,
+        y: y_op,
+        alpha: 1.0,
+        flops: m.mul(c(2 * n * k)),
+        bytes,
+    }))
+}

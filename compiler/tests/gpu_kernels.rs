@@ -1,0 +1,1252 @@
+//! GPU kernels and cuBLASLt GEMMs against the CPU reference ops (f64), on random inputs.
+//!
+//! Skipped with a notice when there is no CUDA driver or device, unless `MODELC_REQUIRE_GPU=1`.
+//! Every output buffer is poisoned with NaN first, so an element the kernel forgot stays NaN and
+//! fails the check; strided inputs/outputs are slices of wider buffers whose other columns must
+//! stay untouched. Tolerances (relative RMS error, ‖got − ref‖ / ‖ref‖):
+//! - 5e-3 for bf16 outputs: the reference runs on the same bf16-rounded inputs, so the error is
+//!   f32 arithmetic plus the final bf16 rounding (≈ 1e-3 RMS), well under the design's 5e-3;
+//! - 1e-4 for f32 states: no bf16 rounding at all, only f32 arithmetic over T·Dk terms;
+//! - 1e-5 for f32 GEMM outputs: bf16 products are exact in f32, only the f32 sums round.
+
+use half::bf16;
+use modelc::codegen::templates::attention::{
+    attention_decode, attention_decode_launch, attention_decode_workspace_len, attention_prefill,
+    attention_prefill_launch, AttentionParams,
+};
+use modelc::codegen::templates::conv1d::{conv1d, conv1d_launch, Conv1dParams, ConvActivation};
+use modelc::codegen::templates::delta_rule::{
+    delta_rule_chunked, delta_rule_chunked_smem, delta_rule_launch, delta_rule_recurrent, DecayGate, DeltaRuleParams,
+};
+use modelc::codegen::templates::selective_scan::{selective_scan, selective_scan_launch, SelectiveScanParams};
+use modelc::codegen::templates::KernelSource;
+use modelc::reference::ops::attention::{attention, AttentionCfg};
+use modelc::reference::ops::conv::causal_conv1d;
+use modelc::reference::ops::delta_rule::{delta_rule_recurrent as ref_delta, DeltaRuleCfg, GateKind};
+use modelc::reference::ops::norm::l2_norm;
+use modelc::reference::ops::selective_scan::selective_scan as ref_scan;
+use modelc::reference::Array;
+use modelc_runtime::cuda::{CudaError, Gemm, GemmShape, Gpu, GpuBuffer, KernelArg, KernelCache, LaunchDims};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+// ---------------------------------------------------------------------------------------------
+// Harness
+
+struct Ctx {
+    gpu: Gpu,
+    cache: KernelCache,
+    _dir: tempfile::TempDir,
+}
+
+fn setup() -> Option<Ctx> {
+    let gpu = match Gpu::new(0) {
+        Ok(g) => g,
+        Err(e) => {
+            assert!(
+                std::env::var("MODELC_REQUIRE_GPU").is_err(),
+                "MODELC_REQUIRE_GPU is set but no GPU: {e}"
+            );
+            eprintln!("NOTICE: skipping GPU kernel test: {e}");
+            return None;
+        }
+    };
+    let mut gpu = gpu;
+    gpu.set_checked(true);
+    let dir = tempfile::tempdir().unwrap();
+    let cache = KernelCache::new(dir.path());
+    Some(Ctx { gpu, cache, _dir: dir })
+}
+
+impl Ctx {
+    fn load(&mut self, src: &KernelSource) {
+        self.gpu
+            .compile_and_load(&self.cache, &src.source, &src.entry_refs())
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+
+    fn launch(&self, kernel: &str, dims: LaunchDims, args: &[KernelArg]) {
+        // SAFETY: each call site passes the argument list documented by its template.
+        unsafe { self.gpu.launch(kernel, dims, args) }.unwrap_or_else(|e| panic!("{e}"));
+    }
+
+    fn bf16(&self, data: &[f64], what: &str) -> GpuBuffer<bf16> {
+        let h: Vec<bf16> = data.iter().map(|&x| bf16::from_f64(x)).collect();
+        self.gpu.upload(&h, what).unwrap()
+    }
+
+    fn f32(&self, data: &[f64], what: &str) -> GpuBuffer<f32> {
+        let h: Vec<f32> = data.iter().map(|&x| x as f32).collect();
+        self.gpu.upload(&h, what).unwrap()
+    }
+
+    fn i32(&self, data: &[i32], what: &str) -> GpuBuffer<i32> {
+        self.gpu.upload(data, what).unwrap()
+    }
+
+    fn nan_bf16(&self, n: usize, what: &str) -> GpuBuffer<bf16> {
+        self.gpu.upload(&vec![bf16::NAN; n], what).unwrap()
+    }
+
+    fn nan_f32(&self, n: usize, what: &str) -> GpuBuffer<f32> {
+        self.gpu.upload(&vec![f32::NAN; n], what).unwrap()
+    }
+
+    fn get_bf16(&self, b: &GpuBuffer<bf16>) -> Vec<f64> {
+        self.gpu
+            .download(b, "test output")
+            .unwrap()
+            .iter()
+            .map(|x| x.to_f64())
+            .collect()
+    }
+
+    fn get_f32(&self, b: &GpuBuffer<f32>) -> Vec<f64> {
+        self.gpu
+            .download(b, "test output")
+            .unwrap()
+            .iter()
+            .map(|&x| x as f64)
+            .collect()
+    }
+}
+
+fn rng(seed: u64) -> ChaCha8Rng {
+    ChaCha8Rng::seed_from_u64(seed)
+}
+
+fn uniform(r: &mut ChaCha8Rng, n: usize, lo: f64, hi: f64) -> Vec<f64> {
+    (0..n).map(|_| r.random_range(lo..hi)).collect()
+}
+
+/// Values as the GPU sees them after a bf16 upload.
+fn round_bf16(v: &[f64]) -> Vec<f64> {
+    v.iter().map(|&x| bf16::from_f64(x).to_f64()).collect()
+}
+
+fn round_f32(v: &[f64]) -> Vec<f64> {
+    v.iter().map(|&x| x as f32 as f64).collect()
+}
+
+/// `rows × cols` values laid into a `rows × stride` buffer at column `offset`; the other
+/// columns hold `fill`.
+fn embed(data: &[f64], rows: usize, cols: usize, stride: usize, offset: usize, fill: f64) -> Vec<f64> {
+    let mut out = vec![fill; rows * stride];
+    for r in 0..rows {
+        out[r * stride + offset..r * stride + offset + cols].copy_from_slice(&data[r * cols..(r + 1) * cols]);
+    }
+    out
+}
+
+/// The `cols` columns at `offset` of a strided buffer; asserts the other columns are still NaN
+/// (the kernel wrote nothing outside its slice).
+fn extract(buf: &[f64], rows: usize, cols: usize, stride: usize, offset: usize, what: &str) -> Vec<f64> {
+    let mut out = Vec::with_capacity(rows * cols);
+    for r in 0..rows {
+        for c in 0..stride {
+            let x = buf[r * stride + c];
+            if c >= offset && c < offset + cols {
+                out.push(x);
+            } else {
+                assert!(x.is_nan(), "{what}: wrote outside its columns at row {r}, column {c}");
+            }
+        }
+    }
+    out
+}
+
+/// ‖got − want‖ / ‖want‖, after checking that every element is finite (poisoned = unwritten).
+fn rel_rms(got: &[f64], want: &[f64], what: &str) -> f64 {
+    assert_eq!(got.len(), want.len(), "{what}: lengths differ");
+    if let Some(i) = got.iter().position(|x| !x.is_finite()) {
+        panic!("{what}: element {i} is {} (unwritten or overflowed)", got[i]);
+    }
+    let num: f64 = got.iter().zip(want).map(|(a, b)| (a - b) * (a - b)).sum();
+    let den: f64 = want.iter().map(|b| b * b).sum();
+    (num / den.max(1e-300)).sqrt()
+}
+
+#[track_caller]
+fn check(got: &[f64], want: &[f64], tol: f64, what: &str) {
+    let e = rel_rms(got, want, what);
+    eprintln!("  {what}: rel RMS {e:.2e} (tol {tol:.0e})");
+    assert!(e <= tol, "{what}: relative RMS error {e:.3e} > {tol:.0e}");
+}
+
+const BF16_TOL: f64 = 5e-3;
+const STATE_TOL: f64 = 1e-4;
+
+fn arr(shape: &[usize], data: Vec<f64>) -> Array {
+    Array::new(shape.to_vec(), data)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Causal conv1d
+
+#[allow(clippy::too_many_arguments)]
+fn run_conv(
+    ctx: &mut Ctx,
+    k: usize,
+    act: ConvActivation,
+    has_bias: bool,
+    b: usize,
+    t: usize,
+    c: usize,
+    inplace: bool,
+    seed: u64,
+) {
+    let src = conv1d(&Conv1dParams {
+        kernel_size: k,
+        activation: act,
+        has_bias,
+    })
+    .unwrap();
+    ctx.load(&src);
+    let mut r = rng(seed);
+    let rows = b * t;
+    let (sx, ox, sy, oy) = (c + 24, 8, c + 5, 3);
+    let x = round_bf16(&uniform(&mut r, rows * c, -2.0, 2.0));
+    let w = round_bf16(&uniform(&mut r, c * k, -0.6, 0.6));
+    let bias = round_bf16(&uniform(&mut r, c, -0.5, 0.5));
+    let state = round_f32(&uniform(&mut r, b * c * (k - 1), -2.0, 2.0));
+
+    let x_d = ctx.bf16(&embed(&x, rows, c, sx, ox, 1e4), "x");
+    let w_d = ctx.bf16(&w, "w");
+    let bias_d = ctx.bf16(&bias, "bias");
+    let st_in = ctx.f32(&state, "state_in");
+    let st_out = ctx.nan_f32(b * c * (k - 1), "state_out");
+    let y_d = ctx.nan_bf16(rows * sy, "y");
+    let st_out_ptr = if inplace {
+        st_in.device_ptr()
+    } else {
+        st_out.device_ptr()
+    };
+    ctx.launch(
+        src.name(),
+        conv1d_launch(b, t, c),
+        &[
+            KernelArg::Ptr(x_d.device_ptr_at(ox).unwrap()),
+            KernelArg::I32(sx as i32),
+            w_d.arg(),
+            if has_bias { bias_d.arg() } else { KernelArg::Ptr(0) },
+            st_in.arg(),
+            KernelArg::Ptr(st_out_ptr),
+            KernelArg::Ptr(y_d.device_ptr_at(oy).unwrap()),
+            KernelArg::I32(sy as i32),
+            KernelArg::I32(t as i32),
+            KernelArg::I32(c as i32),
+        ],
+    );
+    let (want_y, want_s) = causal_conv1d(
+        &arr(&[b, t, c], x),
+        &arr(&[c, 1, k], w),
+        has_bias.then(|| arr(&[c], bias)).as_ref(),
+        &arr(&[b, c, k - 1], state),
+        act == ConvActivation::Silu,
+    )
+    .unwrap();
+    let what = format!("conv1d K={k} {act:?} bias={has_bias} B={b} T={t} C={c} inplace={inplace}");
+    let y = extract(&ctx.get_bf16(&y_d), rows, c, sy, oy, &what);
+    check(&y, &want_y.data, BF16_TOL, &format!("{what}: y"));
+    let s = if inplace {
+        ctx.get_f32(&st_in)
+    } else {
+        ctx.get_f32(&st_out)
+    };
+    // The state is a copy of inputs: exact.
+    assert_eq!(s, round_f32(&want_s.data), "{what}: state_out");
+}
+
+#[test]
+fn conv1d_matches_reference() {
+    let Some(mut ctx) = setup() else { return };
+    run_conv(&mut ctx, 4, ConvActivation::Silu, true, 2, 37, 200, false, 1);
+    run_conv(&mut ctx, 4, ConvActivation::Silu, false, 2, 37, 200, true, 2);
+    // Decode: T = 1, state updated in place.
+    run_conv(&mut ctx, 4, ConvActivation::Identity, true, 2, 1, 200, true, 3);
+    // T < K − 1: part of the new state comes from the old one.
+    run_conv(&mut ctx, 4, ConvActivation::Silu, true, 2, 2, 130, true, 4);
+    run_conv(&mut ctx, 2, ConvActivation::Silu, true, 1, 16, 128, false, 5);
+    run_conv(&mut ctx, 1, ConvActivation::Identity, false, 2, 5, 64, false, 6);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Attention
+
+struct AttnCase {
+    p: AttentionParams,
+    s_max: usize,
+}
+
+fn attn_cases() -> Vec<AttnCase> {
+    let p = |heads, kv_heads, head_dim: usize, window| AttentionParams {
+        heads,
+        kv_heads,
+        head_dim,
+        window,
+        scale: 1.0 / (head_dim as f32).sqrt(),
+    };
+    vec![
+        AttnCase {
+            p: p(8, 2, 64, None),
+            s_max: 64,
+        },
+        AttnCase {
+            p: p(4, 4, 128, Some(16)),
+            s_max: 52,
+        },
+        AttnCase {
+            p: p(2, 1, 256, Some(8)),
+            s_max: 44,
+        },
+    ]
+}
+
+/// History, cache buffers (ring or linear) and the per-sequence reference caches.
+struct KvSetup {
+    k_cache: GpuBuffer<bf16>,
+    v_cache: GpuBuffer<bf16>,
+    ref_k: Vec<Array>,
+    ref_v: Vec<Array>,
+}
+
+fn kv_setup(ctx: &Ctx, p: &AttentionParams, s_max: usize, past: &[usize], r: &mut ChaCha8Rng) -> KvSetup {
+    let (g, dh) = (p.kv_heads, p.head_dim);
+    let b = past.len();
+    let mut kc = vec![f64::NAN; b * g * s_max * dh];
+    let mut vc = vec![f64::NAN; b * g * s_max * dh];
+    let (mut ref_k, mut ref_v) = (Vec::new(), Vec::new());
+    for (bi, &pl) in past.iter().enumerate() {
+        let hk = round_bf16(&uniform(r, g * pl * dh, -1.5, 1.5));
+        let hv = round_bf16(&uniform(r, g * pl * dh, -1.5, 1.5));
+        for gi in 0..g {
+            for pos in 0..pl {
+                let slot = if p.window.is_some() { pos % s_max } else { pos };
+                let dst = ((bi * g + gi) * s_max + slot) * dh;
+                let src = (gi * pl + pos) * dh;
+                kc[dst..dst + dh].copy_from_slice(&hk[src..src + dh]);
+                vc[dst..dst + dh].copy_from_slice(&hv[src..src + dh]);
+            }
+        }
+        ref_k.push(arr(&[1, g, pl, dh], hk));
+        ref_v.push(arr(&[1, g, pl, dh], hv));
+    }
+    KvSetup {
+        k_cache: ctx.bf16(&kc, "k_cache"),
+        v_cache: ctx.bf16(&vc, "v_cache"),
+        ref_k,
+        ref_v,
+    }
+}
+
+/// Rows `b·t ..` of sequence `bi` from a dense `[B, T, width]` array, as a `[1, T, width]` one.
+fn seq(data: &[f64], bi: usize, t: usize, width: usize) -> Array {
+    arr(&[1, t, width], data[bi * t * width..(bi + 1) * t * width].to_vec())
+}
+
+fn ref_cfg(p: &AttentionParams) -> AttentionCfg {
+    AttentionCfg {
+        heads: p.heads,
+        kv_heads: p.kv_heads,
+        head_dim: p.head_dim,
+        causal: true,
+        window: p.window,
+        scale: p.scale as f64,
+    }
+}
+
+/// Checks that the new tokens' keys/values landed in their cache slots.
+#[allow(clippy::too_many_arguments)]
+fn check_appended(
+    ctx: &Ctx,
+    kv: &KvSetup,
+    p: &AttentionParams,
+    s_max: usize,
+    past: &[usize],
+    t: usize,
+    k_new: &[f64],
+    v_new: &[f64],
+    what: &str,
+) {
+    let (g, dh) = (p.kv_heads, p.head_dim);
+    let kc = ctx.get_bf16(&kv.k_cache);
+    let vc = ctx.get_bf16(&kv.v_cache);
+    for (bi, &pl) in past.iter().enumerate() {
+        for ti in 0..t {
+            let pos = pl + ti;
+            let slot = if p.window.is_some() { pos % s_max } else { pos };
+            for gi in 0..g {
+                let c = ((bi * g + gi) * s_max + slot) * dh;
+                let n = ((bi * t + ti) * g + gi) * dh;
+                assert_eq!(
+                    &kc[c..c + dh],
+                    &k_new[n..n + dh],
+                    "{what}: k cache b={bi} pos={pos} g={gi}"
+                );
+                assert_eq!(
+                    &vc[c..c + dh],
+                    &v_new[n..n + dh],
+                    "{what}: v cache b={bi} pos={pos} g={gi}"
+                );
+            }
+        }
+    }
+}
+
+fn run_attn_prefill(ctx: &mut Ctx, case: &AttnCase, past: &[usize], t: usize, seed: u64) {
+    let p = &case.p;
+    let src = attention_prefill(p).unwrap();
+    ctx.load(&src);
+    let mut r = rng(seed);
+    let b = past.len();
+    let (h, g, dh) = (p.heads, p.kv_heads, p.head_dim);
+    let rows = b * t;
+    let kv = kv_setup(ctx, p, case.s_max, past, &mut r);
+    let q = round_bf16(&uniform(&mut r, rows * h * dh, -1.5, 1.5));
+    let k = round_bf16(&uniform(&mut r, rows * g * dh, -1.5, 1.5));
+    let v = round_bf16(&uniform(&mut r, rows * g * dh, -1.5, 1.5));
+    // q, k, v as column slices of one packed projection output.
+    let width = (h + 2 * g) * dh;
+    let mut packed = embed(&q, rows, h * dh, width, 0, 0.0);
+    for row in 0..rows {
+        packed[row * width + h * dh..row * width + (h + g) * dh].copy_from_slice(&k[row * g * dh..(row + 1) * g * dh]);
+        packed[row * width + (h + g) * dh..(row + 1) * width].copy_from_slice(&v[row * g * dh..(row + 1) * g * dh]);
+    }
+    let qkv = ctx.bf16(&packed, "qkv");
+    let past_i: Vec<i32> = past.iter().map(|&x| x as i32).collect();
+    let past_d = ctx.i32(&past_i, "past_len");
+    let out = ctx.nan_bf16(rows * h * dh, "out");
+    ctx.launch(
+        src.name(),
+        attention_prefill_launch(p, b, t),
+        &[
+            qkv.arg(),
+            KernelArg::I32(width as i32),
+            KernelArg::Ptr(qkv.device_ptr_at(h * dh).unwrap()),
+            KernelArg::I32(width as i32),
+            KernelArg::Ptr(qkv.device_ptr_at((h + g) * dh).unwrap()),
+            KernelArg::I32(width as i32),
+            kv.k_cache.arg(),
+            kv.v_cache.arg(),
+            past_d.arg(),
+            out.arg(),
+            KernelArg::I32((h * dh) as i32),
+            KernelArg::I32(t as i32),
+            KernelArg::I32(case.s_max as i32),
+        ],
+    );
+    let mut want = Vec::new();
+    for bi in 0..b {
+        let (o, _, _) = attention(
+            &seq(&q, bi, t, h * dh),
+            &seq(&k, bi, t, g * dh),
+            &seq(&v, bi, t, g * dh),
+            &kv.ref_k[bi],
+            &kv.ref_v[bi],
+            &ref_cfg(p),
+        )
+        .unwrap();
+        want.extend(o.data);
+    }
+    let what = format!("attn prefill H={h} G={g} Dh={dh} W={:?} past={past:?} T={t}", p.window);
+    check(&ctx.get_bf16(&out), &want, BF16_TOL, &what);
+    check_appended(ctx, &kv, p, case.s_max, past, t, &k, &v, &what);
+}
+
+#[test]
+fn attention_prefill_matches_reference() {
+    let Some(mut ctx) = setup() else { return };
+    for (i, case) in attn_cases().iter().enumerate() {
+        let s = 100 + 10 * i as u64;
+        run_attn_prefill(&mut ctx, case, &[5, 19], 37, s);
+        run_attn_prefill(&mut ctx, case, &[0, 3], 1, s + 1);
+        run_attn_prefill(&mut ctx, case, &[0], 16, s + 2);
+    }
+}
+
+fn run_attn_decode(ctx: &mut Ctx, case: &AttnCase, past: &[usize], n_splits: usize, seed: u64) {
+    let p = &case.p;
+    let src = attention_decode(p).unwrap();
+    ctx.load(&src);
+    let mut r = rng(seed);
+    let b = past.len();
+    let (h, g, dh) = (p.heads, p.kv_heads, p.head_dim);
+    let kv = kv_setup(ctx, p, case.s_max, past, &mut r);
+    let q = round_bf16(&uniform(&mut r, b * h * dh, -1.5, 1.5));
+    let k = round_bf16(&uniform(&mut r, b * g * dh, -1.5, 1.5));
+    let v = round_bf16(&uniform(&mut r, b * g * dh, -1.5, 1.5));
+    let (q_d, k_d, v_d) = (ctx.bf16(&q, "q"), ctx.bf16(&k, "k"), ctx.bf16(&v, "v"));
+    let past_i: Vec<i32> = past.iter().map(|&x| x as i32).collect();
+    let past_d = ctx.i32(&past_i, "past_len");
+    let partial = ctx.nan_f32(attention_decode_workspace_len(p, b, n_splits), "partial");
+    let out_stride = h * dh + 7;
+    let out = ctx.nan_bf16(b * out_stride, "out");
+    let (l1, l2) = attention_decode_launch(p, b, n_splits);
+    ctx.launch(
+        &src.entries[0],
+        l1,
+        &[
+            q_d.arg(),
+            KernelArg::I32((h * dh) as i32),
+            k_d.arg(),
+            KernelArg::I32((g * dh) as i32),
+            v_d.arg(),
+            KernelArg::I32((g * dh) as i32),
+            kv.k_cache.arg(),
+            kv.v_cache.arg(),
+            past_d.arg(),
+            partial.arg(),
+            KernelArg::I32(case.s_max as i32),
+            KernelArg::I32(n_splits as i32),
+        ],
+    );
+    ctx.launch(
+        &src.entries[1],
+        l2,
+        &[
+            partial.arg(),
+            out.arg(),
+            KernelArg::I32(out_stride as i32),
+            KernelArg::I32(n_splits as i32),
+        ],
+    );
+    let mut want = Vec::new();
+    for bi in 0..b {
+        let (o, _, _) = attention(
+            &seq(&q, bi, 1, h * dh),
+            &seq(&k, bi, 1, g * dh),
+            &seq(&v, bi, 1, g * dh),
+            &kv.ref_k[bi],
+            &kv.ref_v[bi],
+            &ref_cfg(p),
+        )
+        .unwrap();
+        want.extend(o.data);
+    }
+    let what = format!(
+        "attn decode H={h} G={g} Dh={dh} W={:?} past={past:?} splits={n_splits}",
+        p.window
+    );
+    let got = extract(&ctx.get_bf16(&out), b, h * dh, out_stride, 0, &what);
+    check(&got, &want, BF16_TOL, &what);
+    check_appended(ctx, &kv, p, case.s_max, past, 1, &k, &v, &what);
+}
+
+#[test]
+fn attention_decode_matches_reference() {
+    let Some(mut ctx) = setup() else { return };
+    for (i, case) in attn_cases().iter().enumerate() {
+        let s = 200 + 10 * i as u64;
+        run_attn_decode(&mut ctx, case, &[0, 40], 1, s);
+        run_attn_decode(&mut ctx, case, &[7, 40], 4, s + 1);
+        // More splits than visible keys: empty splits must merge away.
+        run_attn_decode(&mut ctx, case, &[2, 1], 8, s + 2);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Delta rule (GDN / KDA)
+
+#[derive(Clone, Copy, PartialEq)]
+enum DeltaForm {
+    Chunked,
+    Recurrent,
+}
+
+fn run_delta(ctx: &mut Ctx, p: &DeltaRuleParams, form: DeltaForm, b: usize, t: usize, inplace: bool, seed: u64) {
+    let src = match form {
+        DeltaForm::Chunked => delta_rule_chunked(p).unwrap(),
+        DeltaForm::Recurrent => delta_rule_recurrent(p).unwrap(),
+    };
+    ctx.load(&src);
+    let mut r = rng(seed);
+    let (hk, hv, dk, dv) = (p.key_heads, p.value_heads, p.key_dim, p.value_dim);
+    let rows = b * t;
+    // Without the in-kernel norm, keep |k| ≈ 1 so that I − βkkᵀ stays a contraction.
+    let a = if p.qk_l2norm { 1.0 } else { (3.0 / dk as f64).sqrt() };
+    let q = round_bf16(&uniform(&mut r, rows * hk * dk, -a, a));
+    let k = round_bf16(&uniform(&mut r, rows * hk * dk, -a, a));
+    let v = round_bf16(&uniform(&mut r, rows * hv * dv, -1.0, 1.0));
+    let g_len = match p.gate {
+        DecayGate::Scalar => rows * hv,
+        DecayGate::PerChannel => rows * hv * dk,
+    };
+    // Log-decays from nearly none to e^-3 per token.
+    let g = round_f32(&uniform(&mut r, g_len, -3.0, -0.001));
+    let beta = round_f32(&uniform(&mut r, rows * hv, 0.05, 0.95));
+    let state = round_f32(&uniform(&mut r, b * hv * dk * dv, -0.5, 0.5));
+
+    // q, k, v as slices of one packed conv output [q | k | v].
+    let (wq, wv) = (hk * dk, hv * dv);
+    let width = 2 * wq + wv;
+    let mut packed = embed(&q, rows, wq, width, 0, 0.0);
+    for row in 0..rows {
+        packed[row * width + wq..row * width + 2 * wq].copy_from_slice(&k[row * wq..(row + 1) * wq]);
+        packed[row * width + 2 * wq..(row + 1) * width].copy_from_slice(&v[row * wv..(row + 1) * wv]);
+    }
+    let qkv = ctx.bf16(&packed, "qkv");
+    let g_d = ctx.f32(&g, "g");
+    let beta_d = ctx.f32(&beta, "beta");
+    let st_in = ctx.f32(&state, "state_in");
+    let st_out = ctx.nan_f32(state.len(), "state_out");
+    let o = ctx.nan_bf16(rows * wv, "o");
+    let smem = match form {
+        DeltaForm::Chunked => delta_rule_chunked_smem(p),
+        DeltaForm::Recurrent => 0,
+    };
+    ctx.launch(
+        src.name(),
+        delta_rule_launch(p, b, smem),
+        &[
+            qkv.arg(),
+            KernelArg::I32(width as i32),
+            KernelArg::Ptr(qkv.device_ptr_at(wq).unwrap()),
+            KernelArg::I32(width as i32),
+            KernelArg::Ptr(qkv.device_ptr_at(2 * wq).unwrap()),
+            KernelArg::I32(width as i32),
+            g_d.arg(),
+            beta_d.arg(),
+            st_in.arg(),
+            if inplace { st_in.arg() } else { st_out.arg() },
+            o.arg(),
+            KernelArg::I32(wv as i32),
+            KernelArg::I32(t as i32),
+        ],
+    );
+    // Reference on the prepared inputs: l2-normalised (or not), q scaled.
+    let scale = p.scale as f64;
+    let (qn, kn) = if p.qk_l2norm {
+        (
+            l2_norm(&arr(&[b, t, wq], q), dk, 1e-6).unwrap(),
+            l2_norm(&arr(&[b, t, wq], k), dk, 1e-6).unwrap(),
+        )
+    } else {
+        (arr(&[b, t, wq], q), arr(&[b, t, wq], k))
+    };
+    let qn = arr(&[b, t, wq], qn.data.iter().map(|x| x * scale).collect());
+    let g_shape = match p.gate {
+        DecayGate::Scalar => vec![b, t, hv],
+        DecayGate::PerChannel => vec![b, t, hv * dk],
+    };
+    let cfg = DeltaRuleCfg {
+        key_heads: hk,
+        value_heads: hv,
+        key_dim: dk,
+        value_dim: dv,
+        gate: match p.gate {
+            DecayGate::Scalar => GateKind::Scalar,
+            DecayGate::PerChannel => GateKind::PerChannel,
+        },
+    };
+    let (want_o, want_s) = ref_delta(
+        &qn,
+        &kn,
+        &arr(&[b, t, wv], v),
+        &arr(&g_shape, g),
+        &arr(&[b, t, hv], beta),
+        &arr(&[b, hv, dk, dv], state),
+        &cfg,
+    )
+    .unwrap();
+    let what = format!(
+        "delta {} Hk={hk} Hv={hv} Dk={dk} Dv={dv} {:?} l2={} C={} BV={} B={b} T={t} inplace={inplace}",
+        if form == DeltaForm::Chunked {
+            "chunked"
+        } else {
+            "recurrent"
+        },
+        match p.gate {
+            DecayGate::Scalar => "scalar",
+            DecayGate::PerChannel => "per-channel",
+        },
+        p.qk_l2norm,
+        p.chunk,
+        p.value_block
+    );
+    check(&ctx.get_bf16(&o), &want_o.data, BF16_TOL, &format!("{what}: o"));
+    let s = if inplace {
+        ctx.get_f32(&st_in)
+    } else {
+        ctx.get_f32(&st_out)
+    };
+    check(&s, &want_s.data, STATE_TOL, &format!("{what}: state"));
+}
+
+fn delta_cases() -> Vec<DeltaRuleParams> {
+    let gdn = DeltaRuleParams {
+        value_block: 32,
+        ..DeltaRuleParams::new(2, 4, 64, 64, DecayGate::Scalar)
+    };
+    let kda = DeltaRuleParams::new(2, 2, 128, 128, DecayGate::PerChannel);
+    // 64-token chunks need > 48 KiB of shared memory (the opt-in path).
+    let kda64 = DeltaRuleParams {
+        chunk: 64,
+        ..DeltaRuleParams::new(2, 2, 128, 64, DecayGate::PerChannel)
+    };
+    let raw = DeltaRuleParams {
+        qk_l2norm: false,
+        scale: 0.05,
+        chunk: 8,
+        ..DeltaRuleParams::new(1, 2, 32, 32, DecayGate::Scalar)
+    };
+    vec![gdn, kda, kda64, raw]
+}
+
+#[test]
+fn delta_rule_chunked_matches_reference() {
+    let Some(mut ctx) = setup() else { return };
+    for (i, p) in delta_cases().iter().enumerate() {
+        let s = 300 + 10 * i as u64;
+        run_delta(&mut ctx, p, DeltaForm::Chunked, 2, 37, false, s);
+        run_delta(&mut ctx, p, DeltaForm::Chunked, 2, 1, true, s + 1);
+        run_delta(&mut ctx, p, DeltaForm::Chunked, 1, 2 * p.chunk, true, s + 2);
+    }
+}
+
+#[test]
+fn delta_rule_recurrent_matches_reference() {
+    let Some(mut ctx) = setup() else { return };
+    for (i, p) in delta_cases().iter().enumerate() {
+        let s = 400 + 10 * i as u64;
+        run_delta(&mut ctx, p, DeltaForm::Recurrent, 2, 1, true, s);
+        run_delta(&mut ctx, p, DeltaForm::Recurrent, 2, 5, false, s + 1);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Selective scan (Mamba, M1 grouped)
+
+fn run_scan(ctx: &mut Ctx, p: &SelectiveScanParams, gx: usize, b: usize, t: usize, inplace: bool, seed: u64) {
+    let src = selective_scan(p).unwrap();
+    ctx.load(&src);
+    let mut r = rng(seed);
+    let n = p.state_size;
+    let hc = gx * p.heads_per_group;
+    let di = hc * n;
+    let rows = b * t;
+    let u = round_bf16(&uniform(&mut r, rows * di, -2.0, 2.0));
+    let dt = round_bf16(&uniform(&mut r, rows * di, -4.0, 1.0));
+    let bm = round_bf16(&uniform(&mut r, rows * gx * n, -1.0, 1.0));
+    let cm = round_bf16(&uniform(&mut r, rows * di, -1.0, 1.0));
+    let z = round_bf16(&uniform(&mut r, rows * di, -3.0, 3.0));
+    let a_log = round_f32(&uniform(&mut r, di * n, 0.0, 16f64.ln()));
+    let d = round_f32(&uniform(&mut r, di, -1.0, 1.0));
+    let dbias = round_f32(&uniform(&mut r, di, -1.0, 0.5));
+    let state = round_f32(&uniform(&mut r, b * di * n, -1.0, 1.0));
+    // [z | B | C] packed like the in_proj output; u and dt dense.
+    let width = 2 * di + gx * n;
+    let mut packed = embed(&z, rows, di, width, 0, 0.0);
+    for row in 0..rows {
+        packed[row * width + di..row * width + di + gx * n].copy_from_slice(&bm[row * gx * n..(row + 1) * gx * n]);
+        packed[row * width + di + gx * n..(row + 1) * width].copy_from_slice(&cm[row * di..(row + 1) * di]);
+    }
+    let zbc = ctx.bf16(&packed, "zbc");
+    let (u_d, dt_d) = (ctx.bf16(&u, "u"), ctx.bf16(&dt, "dt"));
+    let (a_d, d_d, db_d) = (
+        ctx.f32(&a_log, "a_log"),
+        ctx.f32(&d, "D"),
+        ctx.f32(&dbias, "delta_bias"),
+    );
+    let st_in = ctx.f32(&state, "state_in");
+    let st_out = ctx.nan_f32(state.len(), "state_out");
+    let y = ctx.nan_bf16(rows * di, "y");
+    ctx.launch(
+        src.name(),
+        selective_scan_launch(b, di),
+        &[
+            u_d.arg(),
+            KernelArg::I32(di as i32),
+            dt_d.arg(),
+            KernelArg::I32(di as i32),
+            a_d.arg(),
+            KernelArg::Ptr(zbc.device_ptr_at(di).unwrap()),
+            KernelArg::I32(width as i32),
+            KernelArg::Ptr(zbc.device_ptr_at(di + gx * n).unwrap()),
+            KernelArg::I32(width as i32),
+            d_d.arg(),
+            db_d.arg(),
+            zbc.arg(),
+            KernelArg::I32(width as i32),
+            st_in.arg(),
+            if inplace { st_in.arg() } else { st_out.arg() },
+            y.arg(),
+            KernelArg::I32(di as i32),
+            KernelArg::I32(t as i32),
+            KernelArg::I32(di as i32),
+        ],
+    );
+    let softplus = |x: f64| if x > 20.0 { x } else { x.exp().ln_1p() };
+    let delta: Vec<f64> = dt
+        .iter()
+        .enumerate()
+        .map(|(i, &x)| softplus(x + dbias[i % di]))
+        .collect();
+    let (want_y, want_s) = ref_scan(
+        &arr(&[b, t, di], u),
+        &arr(&[b, t, di], delta),
+        &arr(&[di, n], a_log),
+        &arr(&[b, t, gx * n], bm),
+        &arr(&[b, t, di], cm),
+        &arr(&[di], d),
+        &arr(&[b, di, n], state),
+        n,
+    )
+    .unwrap();
+    let gated: Vec<f64> = want_y
+        .data
+        .iter()
+        .zip(&z)
+        .map(|(y, z)| y * z / (1.0 + (-z).exp()))
+        .collect();
+    let what = format!(
+        "scan N={n} Gx={gx} r={} Di={di} B={b} T={t} inplace={inplace}",
+        p.heads_per_group
+    );
+    check(&ctx.get_bf16(&y), &gated, BF16_TOL, &format!("{what}: y"));
+    let s = if inplace {
+        ctx.get_f32(&st_in)
+    } else {
+        ctx.get_f32(&st_out)
+    };
+    check(&s, &want_s.data, STATE_TOL, &format!("{what}: state"));
+}
+
+#[test]
+fn selective_scan_matches_reference() {
+    let Some(mut ctx) = setup() else { return };
+    let p16 = SelectiveScanParams::apriel2(16, 4);
+    run_scan(&mut ctx, &p16, 3, 2, 37, false, 500);
+    run_scan(&mut ctx, &p16, 3, 2, 1, true, 501);
+    let p64 = SelectiveScanParams::apriel2(64, 2);
+    run_scan(&mut ctx, &p64, 1, 2, 20, true, 502);
+}
+
+// ---------------------------------------------------------------------------------------------
+// cuBLASLt GEMM
+
+fn ref_linear(x: &[f64], w: &[f64], m: usize, n: usize, k: usize) -> Vec<f64> {
+    let mut y = vec![0.0; m * n];
+    for i in 0..m {
+        for j in 0..n {
+            y[i * n + j] = (0..k).map(|l| x[i * k + l] * w[j * k + l]).sum();
+        }
+    }
+    y
+}
+
+#[test]
+fn gemm_matches_reference() {
+    let Some(ctx) = setup() else { return };
+    let gemm = Gemm::new(&ctx.gpu).unwrap();
+    let mut r = rng(600);
+    let (m, n, k) = (37, 100, 72);
+    let x = round_bf16(&uniform(&mut r, m * k, -1.0, 1.0));
+    let w = round_bf16(&uniform(&mut r, n * k, -1.0, 1.0));
+    let (x_d, w_d) = (ctx.bf16(&x, "x"), ctx.bf16(&w, "w"));
+    let want = ref_linear(&x, &w, m, n, k);
+
+    // bf16 out, beta = 0.
+    let mut y = ctx.nan_bf16(m * n, "y");
+    gemm.linear(&x_d, &w_d, &mut y, GemmShape::linear(m, n, k), 1.0, 0.0)
+        .unwrap();
+    check(&ctx.get_bf16(&y), &want, BF16_TOL, "gemm bf16 out");
+
+    // bf16 out, beta = 1: the residual add rides on the GEMM.
+    let resid = round_bf16(&uniform(&mut r, m * n, -1.0, 1.0));
+    let mut y = ctx.bf16(&resid, "residual");
+    gemm.linear(&x_d, &w_d, &mut y, GemmShape::linear(m, n, k), 1.0, 1.0)
+        .unwrap();
+    let want_res: Vec<f64> = want.iter().zip(&resid).map(|(a, b)| a + b).collect();
+    check(&ctx.get_bf16(&y), &want_res, BF16_TOL, "gemm bf16 out + residual");
+
+    // f32 out into a column slice of a wider buffer.
+    let ldy = n + 32;
+    let y32 = ctx.nan_f32(m * ldy, "y32");
+    let shape = GemmShape {
+        ldy,
+        ..GemmShape::linear(m, n, k)
+    };
+    // SAFETY: y32 holds m·ldy ≥ shape.y_len() + 16 elements; x and w are dense.
+    unsafe {
+        gemm.linear_raw(
+            x_d.device_ptr(),
+            w_d.device_ptr(),
+            y32.device_ptr_at(16).unwrap(),
+            modelc_runtime::cuda::GemmOut::F32,
+            shape,
+            1.0,
+            0.0,
+        )
+    }
+    .unwrap();
+    let got = extract(&ctx.get_f32(&y32), m, n, ldy, 16, "gemm f32 slice");
+    check(&got, &want, 1e-5, "gemm f32 out, ldy slice");
+
+    // Strided batch sharing one weight.
+    let batch = 3;
+    let xb = round_bf16(&uniform(&mut r, batch * m * k, -1.0, 1.0));
+    let xb_d = ctx.bf16(&xb, "xb");
+    let mut yb = ctx.nan_f32(batch * m * n, "yb");
+    let shape = GemmShape {
+        stride_w: 0,
+        ..GemmShape::batched(batch, m, n, k)
+    };
+    gemm.linear(&xb_d, &w_d, &mut yb, shape, 1.0, 0.0).unwrap();
+    let mut want_b = Vec::new();
+    for i in 0..batch {
+        want_b.extend(ref_linear(&xb[i * m * k..(i + 1) * m * k], &w, m, n, k));
+    }
+    check(&ctx.get_f32(&yb), &want_b, 1e-5, "gemm batched, shared weight");
+    assert!(gemm.cached_algorithms() >= 3);
+
+    // Too-small output buffer: an error, not a fault.
+    let mut small = ctx.nan_bf16(m * n - 1, "small");
+    let err = gemm
+        .linear(&x_d, &w_d, &mut small, GemmShape::linear(m, n, k), 1.0, 0.0)
+        .unwrap_err();
+    assert!(matches!(err, CudaError::SizeMismatch { .. }), "{err}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Runtime behaviour
+
+#[test]
+fn runtime_errors_name_what_failed() {
+    let Some(mut ctx) = setup() else { return };
+    assert!(ctx.gpu.arch().starts_with("sm_"), "{}", ctx.gpu.arch());
+    eprintln!(
+        "device: {} ({}), {:?}",
+        ctx.gpu.name(),
+        ctx.gpu.arch(),
+        ctx.gpu.mem_info().unwrap()
+    );
+
+    // Unknown kernel.
+    // SAFETY: the launch is refused before reaching the driver.
+    let err = unsafe {
+        ctx.gpu
+            .launch("no_such_kernel", LaunchDims::new((1, 1, 1), (1, 1, 1), 0), &[])
+    }
+    .unwrap_err();
+    assert!(
+        matches!(err, CudaError::UnknownKernel { .. }) && err.to_string().contains("no_such_kernel"),
+        "{err}"
+    );
+
+    // A launch the driver refuses (more threads than a block may have) names kernel and config.
+    let src = conv1d(&Conv1dParams {
+        kernel_size: 4,
+        activation: ConvActivation::Silu,
+        has_bias: false,
+    })
+    .unwrap();
+    ctx.load(&src);
+    let dummy = ctx.nan_f32(16, "dummy");
+    let args = [
+        dummy.arg(),
+        KernelArg::I32(1),
+        dummy.arg(),
+        KernelArg::Ptr(0),
+        KernelArg::Ptr(0),
+        KernelArg::Ptr(0),
+        dummy.arg(),
+        KernelArg::I32(1),
+        KernelArg::I32(1),
+        KernelArg::I32(1),
+    ];
+    // SAFETY: the driver rejects the configuration before running anything.
+    let err = unsafe {
+        ctx.gpu
+            .launch(src.name(), LaunchDims::new((1, 1, 1), (4096, 1, 1), 0), &args)
+    }
+    .unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        matches!(err, CudaError::Launch { .. }) && msg.contains(src.name()) && msg.contains("4096"),
+        "{msg}"
+    );
+
+    // Out of memory: the message carries the request and the free/total memory.
+    let err = ctx.gpu.alloc_zeros::<u8>(1 << 50, "a petabyte").unwrap_err();
+    match &err {
+        CudaError::OutOfMemory { requested, total, .. } => {
+            assert_eq!(*requested, 1 << 50);
+            assert!(*total > 0);
+        }
+        other => panic!("expected OutOfMemory, got {other}"),
+    }
+    assert!(err.to_string().contains("a petabyte"), "{err}");
+
+    // Warm start: a second cache over the same folder compiles nothing.
+    let warm = KernelCache::new(ctx.cache.dir());
+    ctx.gpu.compile_and_load(&warm, &src.source, &src.entry_refs()).unwrap();
+    assert_eq!((warm.hits(), warm.misses()), (1, 0));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Timings (not a check): `cargo test --release --test gpu_kernels bench -- --ignored --nocapture`
+
+/// Median wall time of `reps` runs of `f`, each followed by a synchronize, after one warm-up.
+fn time_ms(ctx: &Ctx, reps: usize, mut f: impl FnMut()) -> f64 {
+    f();
+    ctx.gpu.synchronize().unwrap();
+    let mut v: Vec<f64> = (0..reps)
+        .map(|_| {
+            let t0 = std::time::Instant::now();
+            f();
+            ctx.gpu.synchronize().unwrap();
+            t0.elapsed().as_secs_f64() * 1e3
+        })
+        .collect();
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn rand_bf16(ctx: &Ctx, r: &mut ChaCha8Rng, n: usize) -> GpuBuffer<bf16> {
+    let h: Vec<bf16> = (0..n).map(|_| bf16::from_f32(r.random_range(-1.0f32..1.0))).collect();
+    ctx.gpu.upload(&h, "bench input").unwrap()
+}
+
+fn rand_f32(ctx: &Ctx, r: &mut ChaCha8Rng, n: usize, lo: f32, hi: f32) -> GpuBuffer<f32> {
+    let h: Vec<f32> = (0..n).map(|_| r.random_range(lo..hi)).collect();
+    ctx.gpu.upload(&h, "bench input").unwrap()
+}
+
+#[test]
+#[ignore]
+fn bench_kernels() {
+    let Some(mut ctx) = setup() else { return };
+    ctx.gpu.set_checked(false);
+    let mut r = rng(7);
+    let i = |x: usize| KernelArg::I32(x as i32);
+    println!("| kernel | shape | median ms | rate |");
+    println!("|---|---|---|---|");
+
+    // GEMM 4096³ bf16 → bf16.
+    {
+        let n = 4096;
+        let gemm = Gemm::new(&ctx.gpu).unwrap();
+        let (x, w) = (rand_bf16(&ctx, &mut r, n * n), rand_bf16(&ctx, &mut r, n * n));
+        let mut y = ctx.nan_bf16(n * n, "y");
+        let ms = time_ms(&ctx, 10, || {
+            gemm.linear(&x, &w, &mut y, GemmShape::linear(n, n, n), 1.0, 0.0)
+                .unwrap()
+        });
+        println!(
+            "| cuBLASLt bf16 GEMM | 4096³ | {ms:.3} | {:.0} TFLOP/s |",
+            2.0 * (n as f64).powi(3) / ms / 1e9
+        );
+    }
+    // Attention prefill, T = 4096, H = 32, G = 8, Dh = 128, from an empty cache.
+    {
+        let p = AttentionParams {
+            heads: 32,
+            kv_heads: 8,
+            head_dim: 128,
+            window: None,
+            scale: 128f32.powf(-0.5),
+        };
+        let (t, s_max) = (4096, 4096);
+        let src = attention_prefill(&p).unwrap();
+        ctx.load(&src);
+        let q = rand_bf16(&ctx, &mut r, t * 32 * 128);
+        let kv = rand_bf16(&ctx, &mut r, t * 8 * 128);
+        let (kc, vc) = (ctx.nan_bf16(8 * s_max * 128, "kc"), ctx.nan_bf16(8 * s_max * 128, "vc"));
+        let past = ctx.i32(&[0], "past");
+        let out = ctx.nan_bf16(t * 32 * 128, "out");
+        let args = [
+            q.arg(),
+            i(4096),
+            kv.arg(),
+            i(1024),
+            kv.arg(),
+            i(1024),
+            kc.arg(),
+            vc.arg(),
+            past.arg(),
+            out.arg(),
+            i(4096),
+            i(t),
+            i(s_max),
+        ];
+        let ms = time_ms(&ctx, 3, || {
+            ctx.launch(src.name(), attention_prefill_launch(&p, 1, t), &args)
+        });
+        let flops = 2.0 * 2.0 * (t as f64) * (t as f64) / 2.0 * 32.0 * 128.0;
+        println!(
+            "| attn_prefill | B1 T4096 H32 G8 Dh128 | {ms:.3} | {:.1} TFLOP/s |",
+            flops / ms / 1e9
+        );
+    }
+    // Attention decode, B = 8, past = 4096.
+    {
+        let p = AttentionParams {
+            heads: 32,
+            kv_heads: 8,
+            head_dim: 128,
+            window: None,
+            scale: 128f32.powf(-0.5),
+        };
+        let (b, past_n, s_max) = (8, 4096, 4097);
+        let src = attention_decode(&p).unwrap();
+        ctx.load(&src);
+        let q = rand_bf16(&ctx, &mut r, b * 32 * 128);
+        let kv = rand_bf16(&ctx, &mut r, b * 8 * 128);
+        let kc = rand_bf16(&ctx, &mut r, b * 8 * s_max * 128);
+        let vc = rand_bf16(&ctx, &mut r, b * 8 * s_max * 128);
+        let past = ctx.i32(&[past_n as i32; 8], "past");
+        let splits = 2;
+        let partial = ctx.nan_f32(attention_decode_workspace_len(&p, b, splits), "partial");
+        let out = ctx.nan_bf16(b * 32 * 128, "out");
+        let (l1, l2) = attention_decode_launch(&p, b, splits);
+        let a1 = [
+            q.arg(),
+            i(4096),
+            kv.arg(),
+            i(1024),
+            kv.arg(),
+            i(1024),
+            kc.arg(),
+            vc.arg(),
+            past.arg(),
+            partial.arg(),
+            i(s_max),
+            i(splits),
+        ];
+        let a2 = [partial.arg(), out.arg(), i(4096), i(splits)];
+        let ms = time_ms(&ctx, 10, || {
+            ctx.launch(&src.entries[0], l1, &a1);
+            ctx.launch(&src.entries[1], l2, &a2);
+        });
+        let bytes = 2.0 * (b * 8 * past_n * 128 * 2) as f64;
+        println!(
+            "| attn_decode (+combine) | B8 past4096 H32 G8 Dh128, 2 splits | {ms:.3} | {:.2} TB/s KV |",
+            bytes / ms / 1e9
+        );
+    }
+    // Delta rule: KDA-like, T = 4096, 32 heads, Dk = Dv = 128.
+    for (name, gate) in [("KDA", DecayGate::PerChannel), ("GDN", DecayGate::Scalar)] {
+        let p = DeltaRuleParams::new(32, 32, 128, 128, gate);
+        let (b, t) = (1, 4096);
+        let w = 32 * 128;
+        let glen = if gate == DecayGate::PerChannel {
+            b * t * w
+        } else {
+            b * t * 32
+        };
+        let (q, k, v) = (
+            rand_bf16(&ctx, &mut r, b * t * w),
+            rand_bf16(&ctx, &mut r, b * t * w),
+            rand_bf16(&ctx, &mut r, b * t * w),
+        );
+        let g = rand_f32(&ctx, &mut r, glen, -1.0, -0.01);
+        let beta = rand_f32(&ctx, &mut r, b * t * 32, 0.1, 0.9);
+        let st = rand_f32(&ctx, &mut r, 8 * 32 * 128 * 128, -0.1, 0.1);
+        let o = ctx.nan_bf16(t * w, "o");
+        let args = |tt: usize| {
+            [
+                q.arg(),
+                i(w),
+                k.arg(),
+                i(w),
+                v.arg(),
+                i(w),
+                g.arg(),
+                beta.arg(),
+                st.arg(),
+                st.arg(),
+                o.arg(),
+                i(w),
+                i(tt),
+            ]
+        };
+        let pre = delta_rule_chunked(&p).unwrap();
+        ctx.load(&pre);
+        let a = args(t);
+        let ms = time_ms(&ctx, 3, || {
+            ctx.launch(pre.name(), delta_rule_launch(&p, b, delta_rule_chunked_smem(&p)), &a)
+        });
+        println!(
+            "| delta_rule_chunked {name} C16 | B1 T4096 H32 Dk=Dv=128 | {ms:.3} | {:.0} ktok/s |",
+            t as f64 / ms
+        );
+        let dec = delta_rule_recurrent(&p).unwrap();
+        ctx.load(&dec);
+        let a = args(1);
+        let ms = time_ms(&ctx, 20, || ctx.launch(dec.name(), delta_rule_launch(&p, 8, 0), &a));
+        let bytes = 2.0 * (8 * 32 * 128 * 128 * 4) as f64;
+        println!(
+            "| delta_rule_recurrent {name} | B8 T1 H32 Dk=Dv=128 | {ms:.3} | {:.2} TB/s state |",
+            bytes / ms / 1e9
+        );
+    }
+    // Conv (3 × 4096 channels) and scan (Di 8192, N 16), T = 4096.
+    {
+        let (t, c) = (4096, 3 * 4096);
+        let src = conv1d(&Conv1dParams {
+            kernel_size: 4,
+            activation: ConvActivation::Silu,
+            has_bias: false,
+        })
+        .unwrap();
+        ctx.load(&src);
+        let x = rand_bf16(&ctx, &mut r, t * c);
+        let w = rand_bf16(&ctx, &mut r, c * 4);
+        let st = rand_f32(&ctx, &mut r, c * 3, -1.0, 1.0);
+        let y = ctx.nan_bf16(t * c, "y");
+        let a = [
+            x.arg(),
+            i(c),
+            w.arg(),
+            KernelArg::Ptr(0),
+            st.arg(),
+            st.arg(),
+            y.arg(),
+            i(c),
+            i(t),
+            i(c),
+        ];
+        let ms = time_ms(&ctx, 10, || ctx.launch(src.name(), conv1d_launch(1, t, c), &a));
+        println!(
+            "| conv1d K4 silu | T4096 C12288 | {ms:.3} | {:.2} TB/s |",
+            2.0 * (t * c * 2) as f64 / ms / 1e9
+        );
+    }
+    {
+        let (t, di, n) = (4096, 8192, 16);
+        let p = SelectiveScanParams::apriel2(n, 4);
+        let src = selective_scan(&p).unwrap();
+        ctx.load(&src);
+        let big = rand_bf16(&ctx, &mut r, t * di);
+        let a_log = rand_f32(&ctx, &mut r, di * n, 0.0, 2.7);
+        let d = rand_f32(&ctx, &mut r, di, -1.0, 1.0);
+        let st = rand_f32(&ctx, &mut r, di * n, -1.0, 1.0);
+        let y = ctx.nan_bf16(t * di, "y");
+        let a = [
+            big.arg(),
+            i(di),
+            big.arg(),
+            i(di),
+            a_log.arg(),
+            big.arg(),
+            i(di),
+            big.arg(),
+            i(di),
+            d.arg(),
+            d.arg(),
+            big.arg(),
+            i(di),
+            st.arg(),
+            st.arg(),
+            y.arg(),
+            i(di),
+            i(t),
+            i(di),
+        ];
+        let ms = time_ms(&ctx, 3, || ctx.launch(src.name(), selective_scan_launch(1, di), &a));
+        println!(
+            "| selective_scan N16 | T4096 Di8192 | {ms:.3} | {:.0} ktok/s |",
+            t as f64 / ms
+        );
+    }
+}
