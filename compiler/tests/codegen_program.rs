@@ -19,7 +19,11 @@ const TOL: f64 = 1e-9;
 fn rel_err(got: &Array, want: &Array) -> f64 {
     assert_eq!(got.shape, want.shape);
     let scale = want.data.iter().fold(0.0f64, |m, x| m.max(x.abs())).max(1e-30);
-    got.data.iter().zip(&want.data).fold(0.0f64, |m, (a, b)| m.max((a - b).abs())) / scale
+    got.data
+        .iter()
+        .zip(&want.data)
+        .fold(0.0f64, |m, (a, b)| m.max((a - b).abs()))
+        / scale
 }
 
 fn slice_batch(a: &Array, b: usize) -> Array {
@@ -44,14 +48,19 @@ fn check(name: &str, spec: &ModelSpec) {
         let prog = program::build(&cg, name, &p).unwrap_or_else(|e| panic!("{label}: {e}"));
         let lay: Vec<_> = layout::weights(spec).into_iter().map(|w| (w.key, w.shape)).collect();
         let weights = WeightStore::random(&lay, 7);
-        let opts = InterpOptions { precision: Precision::F64, delta_rule: DeltaRuleForm::Recurrent };
+        let opts = InterpOptions {
+            precision: Precision::F64,
+            delta_rule: DeltaRuleForm::Recurrent,
+        };
         let vocab = spec.vocab_size as u32;
         let seqs: [Vec<u32>; 2] = [
             (0..5).map(|i| (i * 7 + 3) % vocab).collect(),
             (0..3).map(|i| (i * 11 + 5) % vocab).collect(),
         ];
         let mut m = Machine::new(&cg, &prog, &weights, 2, 16);
-        let mut refs: Vec<Session> = (0..2).map(|_| Session::new(&graph, &weights, 1, opts).expect("session")).collect();
+        let mut refs: Vec<Session> = (0..2)
+            .map(|_| Session::new(&graph, &weights, 1, opts).expect("session"))
+            .collect();
         for (b, seq) in seqs.iter().enumerate() {
             let got = m.call(Phase::Prefill, b as u64, std::slice::from_ref(seq));
             let want = refs[b].forward(std::slice::from_ref(seq)).expect("reference prefill");
@@ -64,7 +73,10 @@ fn check(name: &str, spec: &ModelSpec) {
             for (b, r) in refs.iter_mut().enumerate() {
                 let want = r.forward(&toks[b..b + 1]).expect("reference decode");
                 let e = rel_err(&slice_batch(&got, b), &want);
-                assert!(e < TOL, "{label}: decode step {step}, sequence {b}: relative error {e:e}");
+                assert!(
+                    e < TOL,
+                    "{label}: decode step {step}, sequence {b}: relative error {e:e}"
+                );
             }
         }
     }

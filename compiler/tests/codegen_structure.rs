@@ -22,16 +22,24 @@ fn every_node_is_covered_exactly_once() {
         for (pname, p) in placements(&spec) {
             let label = format!("{name}[{pname}]");
             let g = placed(&spec, &p);
-            let linears: Vec<String> = g
-                .g
-                .node_indices()
-                .filter(|&n| matches!(g.node(n).op, Op::Linear { .. }))
-                .filter_map(|n| match &g.node(g.inputs(n)[1].node).op {
-                    Op::Weight { key, .. } => Some(key.clone()),
-                    _ => None,
-                })
-                .collect();
-            let (merged, packs, plan) = fuse_graph(g).unwrap_or_else(|e| panic!("{label}: {e}"));
+            let linears: Vec<String> =
+                g.g.node_indices()
+                    .filter(|&n| matches!(g.node(n).op, Op::Linear { .. }))
+                    .filter_map(|n| match &g.node(g.inputs(n)[1].node).op {
+                        Op::Weight { key, .. } => Some(key.clone()),
+                        _ => None,
+                    })
+                    .collect();
+            let convs: Vec<String> =
+                g.g.node_indices()
+                    .filter(|&n| matches!(g.node(n).op, Op::CausalConv1d { .. }))
+                    .filter_map(|n| match &g.node(g.inputs(n)[1].node).op {
+                        Op::Weight { key, .. } => Some(key.clone()),
+                        _ => None,
+                    })
+                    .collect();
+            let fused = fuse_graph(g).unwrap_or_else(|e| panic!("{label}: {e}"));
+            let (merged, packs, plan) = (fused.graph, fused.packs, fused.plan);
             let mut count: BTreeMap<usize, usize> = BTreeMap::new();
             for s in &plan.steps {
                 for n in &s.nodes {
@@ -42,10 +50,19 @@ fn every_node_is_covered_exactly_once() {
                 *count.entry(n.index()).or_default() += 1;
             }
             for n in merged.g.node_indices() {
-                let io = matches!(merged.node(n).op, Op::Input { .. } | Op::Weight { .. } | Op::Output { .. });
+                let io = matches!(
+                    merged.node(n).op,
+                    Op::Input { .. } | Op::Weight { .. } | Op::Output { .. }
+                );
                 let c = count.get(&n.index()).copied().unwrap_or(0);
                 let want = usize::from(!io);
-                assert_eq!(c, want, "{label}: node {} ({}) covered {c} times", n.index(), merged.node(n).op.name());
+                assert_eq!(
+                    c,
+                    want,
+                    "{label}: node {} ({}) covered {c} times",
+                    n.index(),
+                    merged.node(n).op.name()
+                );
             }
             // Each original projection's weight is read by exactly one GEMM, packed or not.
             let mut gemm_weights: Vec<String> = Vec::new();
@@ -64,8 +81,29 @@ fn every_node_is_covered_exactly_once() {
             a.sort();
             b.sort();
             assert_eq!(a, b, "{label}: projections vs GEMM weights");
+            // Each conv's weight is read by exactly one conv core, packed or not.
+            let mut conv_weights: Vec<String> = Vec::new();
+            for s in &plan.steps {
+                if let StepKind::Core(modelc::passes::fuse::Core::Conv { node }) = &s.kind {
+                    let Op::Weight { key, .. } = &merged.node(merged.inputs(*node)[1].node).op else {
+                        panic!("{label}: conv without a weight")
+                    };
+                    match packs.iter().find(|p| &p.key == key) {
+                        Some(p) => conv_weights.extend(p.parts.iter().map(|x| x.key.clone())),
+                        None => conv_weights.push(key.clone()),
+                    }
+                }
+            }
+            let (mut a, mut b) = (convs, conv_weights);
+            a.sort();
+            b.sort();
+            assert_eq!(a, b, "{label}: convs vs conv cores");
             assert!(
-                plan.steps.iter().filter(|s| matches!(s.kind, StepKind::Gemm { .. })).count() < linears.len(),
+                plan.steps
+                    .iter()
+                    .filter(|s| matches!(s.kind, StepKind::Gemm { .. }))
+                    .count()
+                    < linears.len(),
                 "{label}: nothing was merged"
             );
         }
@@ -122,11 +160,22 @@ fn generation_is_deterministic_and_names_hash_sources() {
             assert!(seen.insert(k.name.clone()), "{name}: kernel name {} twice", k.name);
             assert!(k.source.contains(&k.name), "{name}: {} not named in its source", k.name);
             for e in &k.entries {
-                assert!(k.source.contains(&format!("{e}(")), "{name}: entry {e} missing from its source");
+                assert!(
+                    k.source.contains(&format!("{e}(")),
+                    "{name}: entry {e} missing from its source"
+                );
             }
             let hash = k.name.rsplit('_').next().unwrap_or("");
-            assert!(hash.len() >= 8 && hash.bytes().all(|c| c.is_ascii_hexdigit()), "{name}: {} has no hash", k.name);
-            assert!(k.source.contains("Fuses, in order:"), "{name}: {} has no header", k.name);
+            assert!(
+                hash.len() >= 8 && hash.bytes().all(|c| c.is_ascii_hexdigit()),
+                "{name}: {} has no hash",
+                k.name
+            );
+            assert!(
+                k.source.contains("Fuses, in order:"),
+                "{name}: {} has no header",
+                k.name
+            );
         }
         let pa = program::build(&a, &name, &p).expect("program");
         let json = serde_json::to_string(&pa).expect("serialises");
@@ -140,20 +189,33 @@ fn generation_is_deterministic_and_names_hash_sources() {
 
 #[test]
 fn glue_kernels_fuse_what_the_issue_lists() {
-    let spec = &codegen_specs().into_iter().find(|(n, _)| n == "codegen-hybrid").expect("codegen-hybrid").1;
+    let spec = &codegen_specs()
+        .into_iter()
+        .find(|(n, _)| n == "codegen-hybrid")
+        .expect("codegen-hybrid")
+        .1;
     let cg = generate(placed(spec, &modelc::passes::Placement::main(spec))).expect("generates");
     let kinds: BTreeSet<&str> = cg.kernels.iter().map(|k| k.kind.as_str()).collect();
     for want in ["embedding_rms_norm", "rope", "silu_mul", "gated_rms_norm", "rms_norm"] {
         assert!(kinds.contains(want), "no `{want}` kernel: {kinds:?}");
     }
     // Residual adds ride on the o_proj/down_proj GEMMs: one per mixer and one per MLP.
-    let residual = cg.plan.steps.iter().filter(|s| matches!(s.kind, StepKind::Gemm { residual: Some(_), .. })).count();
+    let residual = cg
+        .plan
+        .steps
+        .iter()
+        .filter(|s| matches!(s.kind, StepKind::Gemm { residual: Some(_), .. }))
+        .count();
     assert_eq!(residual, 2 * spec.layers.len());
     // No step computes a lone add or unary op that could have fused.
     for s in &cg.plan.steps {
         if s.kind == StepKind::Glue && s.nodes.len() == 1 {
             let op = &cg.graph.node(s.nodes[0]).op;
-            assert!(!matches!(op, Op::Add | Op::Mul | Op::Unary(_) | Op::Scale(_)), "unfused {}", op.name());
+            assert!(
+                !matches!(op, Op::Add | Op::Mul | Op::Unary(_) | Op::Scale(_)),
+                "unfused {}",
+                op.name()
+            );
         }
     }
     // The delta-rule cores absorbed the q/k L2 norms and the scale; the scan its gates.

@@ -234,6 +234,31 @@ fn qwen2_biases_and_defaults() {
 }
 
 #[test]
+fn apriel2_bias_flags_follow_the_checkpoint() {
+    // A Fast-LLM export omits `add_linear_biases` when true; HF reads that as false.
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("apriel");
+    let config = apriel_config(2);
+    let mut with_bias = config.clone();
+    with_bias["decoder"]["block"]["mixer"]["add_linear_biases"] = json!(true);
+    let tensors = head_constant_tensors(&with_bias);
+    assert!(tensors.iter().any(|(k, _)| k.ends_with("o_proj.bias")));
+    write_checkpoint(&src, &config, &tensors);
+    let out = tmp.path().join("kil");
+    let report = convert(&src, &out, &[include_str!("../../specs/surgery/hybrid_kil.yaml")], &ConvertOptions::default()).unwrap();
+    assert_eq!(report.conversion.notes.len(), 4, "{:?}", report.conversion.notes);
+    assert!(report.conversion.notes[0].contains("q_proj.bias") && report.conversion.notes[0].contains("following the checkpoint"));
+    let got = read_all(&out);
+    let want = &tensors.iter().find(|(k, _)| k == "model.decoder.blocks.0.mixer.o_proj.bias").unwrap().1;
+    assert_eq!(&got["model.decoder.blocks.0.mixer.o_proj.bias"], want);
+    // Layers sharing one block must agree.
+    let partial: Vec<_> = tensors.iter().filter(|(k, _)| k != "model.decoder.blocks.1.mixer.k_proj.bias").cloned().collect();
+    write_checkpoint(&src, &config, &partial);
+    let err = expect_failure(tmp.path(), &src, &[], &ConvertOptions::default());
+    assert!(err.contains("k_proj.bias") && err.contains("block `block`"), "{err}");
+}
+
+#[test]
 fn mistral_window_and_llava_text_side() {
     let tmp = tempfile::tempdir().unwrap();
     let src = tmp.path().join("mistral");

@@ -58,7 +58,15 @@ pub enum Sym {
 }
 
 impl Sym {
-    pub const ALL: [Sym; 7] = [Sym::Batch, Sym::Tokens, Sym::Past, Sym::MaxLen, Sym::Slots, Sym::Slot, Sym::Sms];
+    pub const ALL: [Sym; 7] = [
+        Sym::Batch,
+        Sym::Tokens,
+        Sym::Past,
+        Sym::MaxLen,
+        Sym::Slots,
+        Sym::Slot,
+        Sym::Sms,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -124,7 +132,7 @@ impl Expr {
 
     /// `a + b`, flattening sums, folding constants and collecting like terms (`2*x + 3*x` is
     /// `5*x`).
-    pub fn add(self, other: Expr) -> Expr {
+    pub fn plus(self, other: Expr) -> Expr {
         let mut terms: Vec<(u64, Expr)> = Vec::new();
         let mut k = 0u64;
         let mut push = |t: Expr, terms: &mut Vec<(u64, Expr)>| {
@@ -143,7 +151,11 @@ impl Expr {
                 t => push(t, &mut terms),
             }
         }
-        let mut out: Vec<Expr> = terms.into_iter().filter(|(c, _)| *c != 0).map(|(c, r)| Expr::Const(c).mul(r)).collect();
+        let mut out: Vec<Expr> = terms
+            .into_iter()
+            .filter(|(c, _)| *c != 0)
+            .map(|(c, r)| Expr::Const(c).times(r))
+            .collect();
         if k != 0 || out.is_empty() {
             out.push(Expr::Const(k));
         }
@@ -162,7 +174,11 @@ impl Expr {
                 Some(Expr::Const(c)) => {
                     let c = *c;
                     fs.remove(0);
-                    let rest = if fs.len() == 1 { fs.pop().unwrap_or(Expr::Const(1)) } else { Expr::Mul(fs) };
+                    let rest = if fs.len() == 1 {
+                        fs.pop().unwrap_or(Expr::Const(1))
+                    } else {
+                        Expr::Mul(fs)
+                    };
                     (c, Some(rest))
                 }
                 _ => (1, Some(Expr::Mul(fs))),
@@ -173,7 +189,7 @@ impl Expr {
 
     /// `a · b`, flattening products and folding constants (the constant goes first, then the
     /// factors in a canonical order).
-    pub fn mul(self, other: Expr) -> Expr {
+    pub fn times(self, other: Expr) -> Expr {
         let mut factors = Vec::new();
         let mut k = 1u64;
         for e in [self, other] {
@@ -245,7 +261,10 @@ impl Expr {
 
     /// Evaluates with checked arithmetic: overflow and division by zero are errors.
     pub fn eval(&self, env: &Env) -> Result<u64, ProgramError> {
-        let err = |reason: &str| ProgramError::Eval { expr: self.to_string(), reason: reason.to_string() };
+        let err = |reason: &str| ProgramError::Eval {
+            expr: self.to_string(),
+            reason: reason.to_string(),
+        };
         Ok(match self {
             Expr::Const(c) => *c,
             Expr::Sym(s) => env.get(*s),
@@ -283,6 +302,20 @@ impl Expr {
             Expr::Add(v) | Expr::Mul(v) => v.iter().any(|e| e.uses(s)),
             Expr::Min(a, b) | Expr::Max(a, b) | Expr::CeilDiv(a, b) => a.uses(s) || b.uses(s),
         }
+    }
+}
+
+impl std::ops::Add for Expr {
+    type Output = Expr;
+    fn add(self, other: Expr) -> Expr {
+        self.plus(other)
+    }
+}
+
+impl std::ops::Mul for Expr {
+    type Output = Expr;
+    fn mul(self, other: Expr) -> Expr {
+        self.times(other)
     }
 }
 
@@ -351,7 +384,10 @@ struct Parser<'a> {
 
 impl Parser<'_> {
     fn fail<T>(&self, reason: &str) -> Result<T, ProgramError> {
-        Err(ProgramError::Parse { text: self.text.to_string(), reason: format!("{reason} at byte {}", self.pos) })
+        Err(ProgramError::Parse {
+            text: self.text.to_string(),
+            reason: format!("{reason} at byte {}", self.pos),
+        })
     }
 
     fn skip_ws(&mut self) {
@@ -373,7 +409,7 @@ impl Parser<'_> {
     fn expr(&mut self) -> Result<Expr, ProgramError> {
         let mut e = self.term()?;
         while self.eat("+") {
-            e = e.add(self.term()?);
+            e = e.plus(self.term()?);
         }
         Ok(e)
     }
@@ -381,7 +417,7 @@ impl Parser<'_> {
     fn term(&mut self) -> Result<Expr, ProgramError> {
         let mut e = self.atom()?;
         while self.eat("*") {
-            e = e.mul(self.atom()?);
+            e = e.times(self.atom()?);
         }
         Ok(e)
     }
@@ -427,14 +463,18 @@ impl Parser<'_> {
                 return Ok(ctor(a, b));
             }
         }
-        let ident = rest.bytes().take_while(|b| b.is_ascii_alphanumeric() || *b == b'_').count();
+        let ident = rest
+            .bytes()
+            .take_while(|b| b.is_ascii_alphanumeric() || *b == b'_')
+            .count();
         let word = &rest[..ident];
         match Sym::ALL.iter().find(|s| s.name() == word) {
             Some(s) => {
                 self.pos += ident;
                 Ok(Expr::Sym(*s))
             }
-            None => self.fail("expected a number, a symbol (batch, tokens, past, max_len, slots, slot, sms), min, max or cdiv"),
+            None => self
+                .fail("expected a number, a symbol (batch, tokens, past, max_len, slots, slot, sms), min, max or cdiv"),
         }
     }
 }
@@ -527,7 +567,7 @@ pub struct StateBuffer {
 impl StateBuffer {
     /// Elements of one sequence's state.
     pub fn per_slot(&self) -> Expr {
-        self.shape.iter().cloned().fold(Expr::c(1), Expr::mul)
+        self.shape.iter().cloned().fold(Expr::c(1), Expr::times)
     }
 }
 
@@ -718,10 +758,13 @@ mod tests {
         let b = || Expr::sym(Sym::Batch);
         let t = || Expr::sym(Sym::Tokens);
         let cases = [
-            b().mul(t()).mul(Expr::c(2048)),
-            b().mul(t()).add(Expr::c(7)).mul(Expr::c(3)),
-            t().mul(b()).mul(Expr::c(2)).add(b().mul(t()).mul(Expr::c(3))).add(Expr::c(4)),
-            Expr::sym(Sym::Past).add(t()).min(Expr::c(4095)),
+            b().times(t()).times(Expr::c(2048)),
+            b().times(t()).plus(Expr::c(7)).times(Expr::c(3)),
+            t().times(b())
+                .times(Expr::c(2))
+                .plus(b().times(t()).times(Expr::c(3)))
+                .plus(Expr::c(4)),
+            Expr::sym(Sym::Past).plus(t()).min(Expr::c(4095)),
             t().cdiv(Expr::c(16)).max(Expr::c(1)),
             Expr::c(5),
         ];
@@ -732,21 +775,33 @@ mod tests {
             let json = serde_json::to_string(&e).unwrap();
             assert_eq!(serde_json::from_str::<Expr>(&json).unwrap(), e);
         }
-        assert_eq!(b().mul(t()).mul(Expr::c(2048)).to_string(), "2048*batch*tokens");
+        assert_eq!(b().times(t()).times(Expr::c(2048)).to_string(), "2048*batch*tokens");
         // Like terms collect whatever the factor order.
-        let sum = t().mul(b()).mul(Expr::c(2)).add(b().mul(t()).mul(Expr::c(3))).add(Expr::c(4));
+        let sum = t()
+            .times(b())
+            .times(Expr::c(2))
+            .plus(b().times(t()).times(Expr::c(3)))
+            .plus(Expr::c(4));
         assert_eq!(sum.to_string(), "5*batch*tokens + 4");
     }
 
     #[test]
     fn evaluation_folds_and_checks() {
-        let env = Env { batch: 2, tokens: 5, past: 10, max_len: 64, slots: 4, slot: 1, sms: 132 };
+        let env = Env {
+            batch: 2,
+            tokens: 5,
+            past: 10,
+            max_len: 64,
+            slots: 4,
+            slot: 1,
+            sms: 132,
+        };
         let e: Expr = "cdiv(batch*tokens, 4) + min(past+tokens, 12)*2".parse().unwrap();
         assert_eq!(e.eval(&env).unwrap(), 3 + 24);
         let div0: Expr = "cdiv(1, slot*0)".parse().unwrap();
         assert_eq!(div0, Expr::CeilDiv(Box::new(Expr::c(1)), Box::new(Expr::c(0))));
         assert!(div0.eval(&env).is_err());
-        let big = Expr::c(u64::MAX).mul(Expr::sym(Sym::Batch));
+        let big = Expr::c(u64::MAX).times(Expr::sym(Sym::Batch));
         assert!(big.eval(&env).is_err());
         assert!("batch +".parse::<Expr>().is_err());
         assert!("bach".parse::<Expr>().is_err());

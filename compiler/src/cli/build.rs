@@ -66,7 +66,12 @@ pub fn run(args: Args) -> Result<()> {
 /// `plan.txt` (the fusion plan). A spec whose shapes a mixer-core template does not support
 /// still builds (the reference path needs no kernels): the reason goes to stderr and
 /// `kernels.error.txt`.
-fn write_kernels(spec: &modelc::spec::ModelSpec, placement: &modelc::passes::Placement, model: &str, out: &std::path::Path) -> Result<()> {
+fn write_kernels(
+    spec: &modelc::spec::ModelSpec,
+    placement: &modelc::passes::Placement,
+    model: &str,
+    out: &std::path::Path,
+) -> Result<()> {
     use modelc::codegen::{compile, report};
     let error_file = out.join("kernels.error.txt");
     let (cg, program) = match compile(spec, placement, model) {
@@ -93,7 +98,10 @@ fn write_kernels(spec: &modelc::spec::ModelSpec, placement: &modelc::passes::Pla
     for k in &cg.kernels {
         write_atomic(&dir.join(format!("{}.cu", k.name)), k.source.as_bytes())?;
     }
-    write_atomic(&out.join("program.json"), serde_json::to_string_pretty(&program)?.as_bytes())?;
+    write_atomic(
+        &out.join("program.json"),
+        serde_json::to_string_pretty(&program)?.as_bytes(),
+    )?;
     let table = report::table(&cg, &program, spec, placement, REPORT_PAST);
     write_atomic(&out.join("kernels.txt"), table.as_bytes())?;
     write_atomic(&out.join("plan.txt"), report::steps_text(&cg).as_bytes())?;

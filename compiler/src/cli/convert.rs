@@ -109,6 +109,9 @@ pub fn run(args: Args) -> Result<()> {
             args.out.display()
         )
     })?;
+    for note in &report.conversion.notes {
+        eprintln!("note: {note}");
+    }
     println!(
         "wrote {} tensors ({} bytes, {}) from a {} checkpoint to {}",
         report.tensors,

@@ -35,24 +35,32 @@ pub struct Args {
 pub fn run(args: Args) -> Result<()> {
     let spec = load_spec(&args.spec, &args.surgeries)?;
     let placement = placement(&spec, args.placement.as_deref())?;
-    let model = args.spec.file_stem().map_or("model".to_string(), |s| s.to_string_lossy().to_string());
+    let model = args
+        .spec
+        .file_stem()
+        .map_or("model".to_string(), |s| s.to_string_lossy().to_string());
     let (cg, _) = compile(&spec, &placement, &model)?;
-    if args.steps {
-        print!("{}", modelc::codegen::report::steps_text(&cg));
-        return Ok(());
-    }
     if let Some(l) = args.layer {
         if l >= spec.layers.len() {
-            bail!("--layer {l}: the model has {} layers (0..{})", spec.layers.len(), spec.layers.len());
+            bail!(
+                "--layer {l}: the model has {} layers (0..{})",
+                spec.layers.len(),
+                spec.layers.len()
+            );
         }
     }
-    let selected = kernels_of_steps(&cg, |step| match (&args.layer, &args.mixer) {
+    let keep = |step: &modelc::passes::fuse::Step| match (&args.layer, &args.mixer) {
         (Some(l), _) => step.layer == Some(*l),
         (None, Some(kind)) => {
             step.scope.contains(".mixer") && step.layer.is_some_and(|l| layer_runs(&spec, &placement, l, kind))
         }
         (None, None) => true,
-    });
+    };
+    if args.steps {
+        print!("{}", modelc::codegen::report::steps_text_filtered(&cg, keep));
+        return Ok(());
+    }
+    let selected = kernels_of_steps(&cg, keep);
     if selected.is_empty() {
         if let Some(kind) = &args.mixer {
             bail!("no layer runs a `{kind}` mixer (kinds: attention, sliding_window, gdn, kda, mamba)");
@@ -61,7 +69,12 @@ pub fn run(args: Args) -> Result<()> {
     for k in selected {
         let kernel = &cg.kernels[k];
         if args.list {
-            println!("{}  ({}; entries: {})", kernel.name, kernel.kind, kernel.entries.join(", "));
+            println!(
+                "{}  ({}; entries: {})",
+                kernel.name,
+                kernel.kind,
+                kernel.entries.join(", ")
+            );
         } else {
             println!("// ===== kernels/{}.cu =====", kernel.name);
             print!("{}", kernel.source);

@@ -53,6 +53,9 @@ pub fn run(args: Args) -> Result<()> {
     let conv = plan(&args.source, format, &named)
         .map_err(|e| locate_all(e, &files))
         .with_context(|| format!("planning the conversion of {}", args.source.display()))?;
+    for note in &conv.notes {
+        eprintln!("note: {note}");
+    }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&conv.plan.to_json())?);
         return Ok(());

@@ -78,7 +78,10 @@ fn state_name(graph: &Graph, n: petgraph::stable_graph::NodeIndex, port: usize) 
 
 fn weight(graph: &Graph, v: Value, dtype: DType) -> Result<KArg, CodegenError> {
     match &graph.node(v.node).op {
-        Op::Weight { key, .. } => Ok(KArg::Weight { key: key.clone(), dtype }),
+        Op::Weight { key, .. } => Ok(KArg::Weight {
+            key: key.clone(),
+            dtype,
+        }),
         other => Err(CodegenError::Unsupported {
             scope: graph.node(v.node).scope.clone(),
             op: other.name(),
@@ -87,8 +90,14 @@ fn weight(graph: &Graph, v: Value, dtype: DType) -> Result<KArg, CodegenError> {
     }
 }
 
-fn template_err(graph: &Graph, n: petgraph::stable_graph::NodeIndex) -> impl Fn(super::templates::TemplateError) -> CodegenError + '_ {
-    move |e| CodegenError::Template { scope: graph.node(n).scope.clone(), source: e }
+fn template_err(
+    graph: &Graph,
+    n: petgraph::stable_graph::NodeIndex,
+) -> impl Fn(super::templates::TemplateError) -> CodegenError + '_ {
+    move |e| CodegenError::Template {
+        scope: graph.node(n).scope.clone(),
+        source: e,
+    }
 }
 
 /// Prepends modelc's header (what the kernel fuses, its cost) to a template's source.
@@ -99,17 +108,67 @@ fn with_header(src: KernelSource, fuses: &[String], loaded: &Expr, stored: &Expr
     for f in fuses {
         let _ = writeln!(h, " *   {f}");
     }
-    let _ = writeln!(h, " * Bytes loaded:  {loaded}\n * Bytes stored:  {stored}\n * FLOPs:         {flops}\n */");
-    KernelSource { entries: src.entries, source: format!("{h}{}", src.source) }
+    let _ = writeln!(
+        h,
+        " * Bytes loaded:  {loaded}\n * Bytes stored:  {stored}\n * FLOPs:         {flops}\n */"
+    );
+    KernelSource {
+        entries: src.entries,
+        source: format!("{h}{}", src.source),
+    }
 }
 
 fn kernel(kind: &str, src: KernelSource, fuses: &[String], loaded: Expr, stored: Expr, flops: Expr) -> CoreKernel {
     let source = with_header(src, fuses, &loaded, &stored, &flops);
-    CoreKernel { kind: kind.to_string(), source, bytes_loaded: loaded, bytes_stored: stored, flops }
+    CoreKernel {
+        kind: kind.to_string(),
+        source,
+        bytes_loaded: loaded,
+        bytes_stored: stored,
+        flops,
+    }
 }
 
 fn ch(graph: &Graph, v: Value) -> usize {
     graph.ty(v).channels().unwrap_or(0)
+}
+
+/// Grid of `attn_prefill` (the template's `attention_prefill_launch` as an expression).
+pub fn attention_prefill_grid(heads: usize) -> [Expr; 3] {
+    [t().cdiv(c(ATTN_PREFILL_QUERIES_PER_BLOCK)), c(heads), b()]
+}
+
+/// Split-K factor of decode attention: enough blocks to fill the SMs twice, at most one split
+/// per 32 visible keys, at least one.
+pub fn attention_decode_splits(heads: usize) -> Expr {
+    c(2).times(Expr::sym(Sym::Sms))
+        .cdiv(b().times(c(heads)))
+        .min(Expr::sym(Sym::Past).plus(c(1)).cdiv(c(32)))
+        .max(c(1))
+}
+
+/// Grids of the two decode entries (`attention_decode_launch`): partials, combine.
+pub fn attention_decode_grids(heads: usize, splits: Expr) -> ([Expr; 3], [Expr; 3]) {
+    ([splits, c(heads), b()], [c(heads), b(), c(1)])
+}
+
+/// Grid of `conv1d` (`conv1d_launch`).
+pub fn conv_grid(channels: usize) -> [Expr; 3] {
+    [
+        c(channels).cdiv(c(CONV_CHANNELS_PER_BLOCK)),
+        t().cdiv(c(CONV_TOKENS_PER_THREAD)),
+        b(),
+    ]
+}
+
+/// Grid of both delta-rule kernels (`delta_rule_launch`).
+pub fn delta_rule_grid(p: &TDelta) -> [Expr; 3] {
+    [c(p.value_dim).cdiv(c(p.value_block)), c(p.value_heads), b()]
+}
+
+/// Grid of `selective_scan` (`selective_scan_launch`).
+pub fn scan_grid(d_inner: usize) -> [Expr; 3] {
+    [c(d_inner).cdiv(c(SCAN_CHANNELS_PER_BLOCK)), c(1), b()]
 }
 
 /// Generates the kernels and launches of one core step.
@@ -117,7 +176,9 @@ pub fn core_code(graph: &Graph, plan: &FusionPlan, step: &Step, core: &Core) -> 
     let n = core.node();
     let ins = graph.inputs(n);
     let input = |i: usize| -> Result<Value, CodegenError> {
-        ins.get(i).copied().ok_or_else(|| CodegenError::Internal(format!("core {}: input {i} missing", n.index())))
+        ins.get(i)
+            .copied()
+            .ok_or_else(|| CodegenError::Internal(format!("core {}: input {i} missing", n.index())))
     };
     // Template headers name ops without scopes: a template's body fixes what it fuses, so the
     // header (and the kernel) stays shared by every layer and sub-mixer using it.
@@ -133,19 +194,25 @@ pub fn core_code(graph: &Graph, plan: &FusionPlan, step: &Step, core: &Core) -> 
                     reason: "only causal attention has a template".into(),
                 });
             }
-            let tp = TAttention { heads: p.heads, kv_heads: p.kv_heads, head_dim: p.head_dim, window: p.window, scale: p.scale as f32 };
+            let tp = TAttention {
+                heads: p.heads,
+                kv_heads: p.kv_heads,
+                head_dim: p.head_dim,
+                window: p.window,
+                scale: p.scale as f32,
+            };
             let (q, k, v) = (input(0)?, input(1)?, input(2)?);
             let o = Value { node: n, output: 0 };
             let (kc, vc) = (state_name(graph, n, 3)?, state_name(graph, n, 4)?);
             let (h, g, dh) = (p.heads, p.kv_heads, p.head_dim);
             let kv_len = match p.window {
-                Some(w) => Expr::sym(Sym::Past).add(t()).min(c(w)),
-                None => Expr::sym(Sym::Past).add(t()),
+                Some(w) => Expr::sym(Sym::Past).plus(t()).min(c(w)),
+                None => Expr::sym(Sym::Past).plus(t()),
             };
-            let qkv_bytes = rows().mul(c((h + 2 * g) * dh * 2));
-            let cache_read = b().mul(kv_len.clone()).mul(c(2 * g * dh * 2));
-            let out_bytes = rows().mul(c(h * dh * 2)).add(rows().mul(c(2 * g * dh * 2)));
-            let flops = rows().mul(kv_len.clone()).mul(c(4 * h * dh));
+            let qkv_bytes = rows().times(c((h + 2 * g) * dh * 2));
+            let cache_read = b().times(kv_len.clone()).times(c(2 * g * dh * 2));
+            let out_bytes = rows().times(c(h * dh * 2)).plus(rows().times(c(2 * g * dh * 2)));
+            let flops = rows().times(kv_len.clone()).times(c(4 * h * dh));
             let pre = attention_prefill(&tp).map_err(&terr)?;
             let dec = attention_decode(&tp).map_err(&terr)?;
             let common = vec![
@@ -160,65 +227,117 @@ pub fn core_code(graph: &Graph, plan: &FusionPlan, step: &Step, core: &Core) -> 
                 KArg::PastLen,
             ];
             // Decode split-K: enough blocks to fill the SMs twice, at most one split per 32 keys.
-            let splits = c(2).mul(Expr::sym(Sym::Sms)).cdiv(b().mul(c(h))).min(Expr::sym(Sym::Past).add(c(1)).cdiv(c(32))).max(c(1));
-            let partial_elems = b().mul(c(h)).mul(splits.clone()).mul(c(dh + 2));
-            let workspace = KArg::Workspace { name: "attn_partial".into(), dtype: DType::F32, elements: partial_elems.clone() };
+            let splits = attention_decode_splits(h);
+            let partial_elems = b().times(c(h)).times(splits.clone()).times(c(dh + 2));
+            let workspace = KArg::Workspace {
+                name: "attn_partial".into(),
+                dtype: DType::F32,
+                elements: partial_elems.clone(),
+            };
             let mut pre_args = common.clone();
-            pre_args.extend([KArg::Value(o), KArg::Stride(o), KArg::Int(t()), KArg::Int(Expr::sym(Sym::MaxLen))]);
+            pre_args.extend([
+                KArg::Value(o),
+                KArg::Stride(o),
+                KArg::Int(t()),
+                KArg::Int(Expr::sym(Sym::MaxLen)),
+            ]);
             let mut dec_args = common;
-            dec_args.extend([workspace.clone(), KArg::Int(Expr::sym(Sym::MaxLen)), KArg::Int(splits.clone())]);
+            dec_args.extend([
+                workspace.clone(),
+                KArg::Int(Expr::sym(Sym::MaxLen)),
+                KArg::Int(splits.clone()),
+            ]);
             let combine_args = vec![workspace, KArg::Value(o), KArg::Stride(o), KArg::Int(splits.clone())];
             let dec_entries = dec.entries.clone();
             let (Some(dec0), Some(dec1)) = (dec_entries.first(), dec_entries.get(1)) else {
-                return Err(CodegenError::Internal("attention decode template has two entries".into()));
+                return Err(CodegenError::Internal(
+                    "attention decode template has two entries".into(),
+                ));
             };
             let pre_entry = pre.name().to_string();
             let kernels = vec![
-                kernel("attention_prefill", pre, &fuses, qkv_bytes.clone().add(cache_read.clone()), out_bytes.clone(), flops.clone()),
+                kernel(
+                    "attention_prefill",
+                    pre,
+                    &fuses,
+                    qkv_bytes.clone().plus(cache_read.clone()),
+                    out_bytes.clone(),
+                    flops.clone(),
+                ),
                 kernel(
                     "attention_decode",
                     dec,
                     &fuses,
-                    qkv_bytes.add(cache_read).add(partial_elems.clone().mul(c(4))),
-                    out_bytes.add(partial_elems.mul(c(4))),
+                    qkv_bytes.plus(cache_read).plus(partial_elems.clone().times(c(4))),
+                    out_bytes.plus(partial_elems.times(c(4))),
                     flops,
                 ),
             ];
             let prefill = vec![CoreLaunch {
                 kernel: 0,
                 entry: pre_entry,
-                grid: [t().cdiv(c(ATTN_PREFILL_QUERIES_PER_BLOCK)), c(h), b()],
+                grid: attention_prefill_grid(h),
                 block: [ATTN_THREADS as u32, 1, 1],
                 smem: 0,
                 args: pre_args,
             }];
             let decode = vec![
-                CoreLaunch { kernel: 1, entry: dec0.clone(), grid: [splits, c(h), b()], block: [ATTN_THREADS as u32, 1, 1], smem: 0, args: dec_args },
-                CoreLaunch { kernel: 1, entry: dec1.clone(), grid: [c(h), b(), c(1)], block: [dh as u32, 1, 1], smem: 0, args: combine_args },
+                CoreLaunch {
+                    kernel: 1,
+                    entry: dec0.clone(),
+                    grid: attention_decode_grids(h, splits.clone()).0,
+                    block: [ATTN_THREADS as u32, 1, 1],
+                    smem: 0,
+                    args: dec_args,
+                },
+                CoreLaunch {
+                    kernel: 1,
+                    entry: dec1.clone(),
+                    grid: attention_decode_grids(h, splits).1,
+                    block: [dh as u32, 1, 1],
+                    smem: 0,
+                    args: combine_args,
+                },
             ];
-            Ok(CoreCode { kernels, prefill, decode, demands: vec![] })
+            Ok(CoreCode {
+                kernels,
+                prefill,
+                decode,
+                demands: vec![],
+            })
         }
         (Core::Conv { .. }, Op::CausalConv1d { kernel: kk, bias, silu }) => {
             let x = input(0)?;
             let chn = ch(graph, x);
             let tp = Conv1dParams {
                 kernel_size: *kk,
-                activation: if *silu { ConvActivation::Silu } else { ConvActivation::Identity },
+                activation: if *silu {
+                    ConvActivation::Silu
+                } else {
+                    ConvActivation::Identity
+                },
                 has_bias: *bias,
             };
-            let (state_port, bias_arg) = if *bias { (3, weight(graph, input(2)?, DType::BF16)?) } else { (2, KArg::Null) };
+            let (state_port, bias_arg) = if *bias {
+                (3, weight(graph, input(2)?, DType::BF16)?)
+            } else {
+                (2, KArg::Null)
+            };
             let st = state_name(graph, n, state_port)?;
             let y = Value { node: n, output: 0 };
             let src = conv1d(&tp).map_err(&terr)?;
             let entry = src.name().to_string();
-            let state_bytes = b().mul(c(chn * kk.saturating_sub(1) * 4));
-            let loaded = rows().mul(c(chn * 2)).add(c(chn * (kk + usize::from(*bias)) * 2)).add(state_bytes.clone());
-            let stored = rows().mul(c(chn * 2)).add(state_bytes);
-            let flops = rows().mul(c(chn * (2 * kk + 6)));
+            let state_bytes = b().times(c(chn * kk.saturating_sub(1) * 4));
+            let loaded = rows()
+                .times(c(chn * 2))
+                .plus(c(chn * (kk + usize::from(*bias)) * 2))
+                .plus(state_bytes.clone());
+            let stored = rows().times(c(chn * 2)).plus(state_bytes);
+            let flops = rows().times(c(chn * (2 * kk + 6)));
             let launch = CoreLaunch {
                 kernel: 0,
                 entry,
-                grid: [c(chn).cdiv(c(CONV_CHANNELS_PER_BLOCK)), t().cdiv(c(CONV_TOKENS_PER_THREAD)), b()],
+                grid: conv_grid(chn),
                 block: [CONV_CHANNELS_PER_BLOCK as u32, 1, 1],
                 smem: 0,
                 args: vec![
@@ -241,7 +360,12 @@ pub fn core_code(graph: &Graph, plan: &FusionPlan, step: &Step, core: &Core) -> 
                 demands: vec![],
             })
         }
-        (Core::DeltaRule { q, k, qk_l2norm, scale, .. }, Op::DeltaRule(p)) => {
+        (
+            Core::DeltaRule {
+                q, k, qk_l2norm, scale, ..
+            },
+            Op::DeltaRule(p),
+        ) => {
             let gate = match p.decay {
                 DecayKind::Scalar => DecayGate::Scalar,
                 DecayKind::PerChannel => DecayGate::PerChannel,
@@ -257,13 +381,13 @@ pub fn core_code(graph: &Graph, plan: &FusionPlan, step: &Step, core: &Core) -> 
             let smem = delta_rule_chunked_smem(&tp);
             let (hk, hv, dk, dv) = (p.key_heads, p.value_heads, p.key_dim, p.value_dim);
             let gch = ch(graph, g);
-            let state_bytes = b().mul(c(hv * dk * dv * 4));
+            let state_bytes = b().times(c(hv * dk * dv * 4));
             let loaded = rows()
-                .mul(c((2 * hk * dk + hv * dv) * 2 + (gch + hv) * 4))
-                .add(state_bytes.clone());
-            let stored = rows().mul(c(hv * dv * 2)).add(state_bytes);
-            let rec_flops = rows().mul(c(8 * hv * dk * dv));
-            let chunk_flops = rec_flops.clone().add(rows().mul(c(4 * hv * tp.chunk * (dk + dv))));
+                .times(c((2 * hk * dk + hv * dv) * 2 + (gch + hv) * 4))
+                .plus(state_bytes.clone());
+            let stored = rows().times(c(hv * dv * 2)).plus(state_bytes);
+            let rec_flops = rows().times(c(8 * hv * dk * dv));
+            let chunk_flops = rec_flops.clone().plus(rows().times(c(4 * hv * tp.chunk * (dk + dv))));
             let args = vec![
                 KArg::Value(*q),
                 KArg::Stride(*q),
@@ -279,21 +403,52 @@ pub fn core_code(graph: &Graph, plan: &FusionPlan, step: &Step, core: &Core) -> 
                 KArg::Stride(o),
                 KArg::Int(t()),
             ];
-            let grid = [c(dv).cdiv(c(tp.value_block)), c(hv), b()];
+            let grid = delta_rule_grid(&tp);
             let block = [tp.value_block as u32, 1, 1];
             let (pe, de) = (pre.name().to_string(), dec.name().to_string());
             Ok(CoreCode {
                 kernels: vec![
-                    kernel("delta_rule_chunked", pre, &fuses, loaded.clone(), stored.clone(), chunk_flops),
+                    kernel(
+                        "delta_rule_chunked",
+                        pre,
+                        &fuses,
+                        loaded.clone(),
+                        stored.clone(),
+                        chunk_flops,
+                    ),
                     kernel("delta_rule_recurrent", dec, &fuses, loaded, stored, rec_flops),
                 ],
-                prefill: vec![CoreLaunch { kernel: 0, entry: pe, grid: grid.clone(), block, smem, args: args.clone() }],
-                decode: vec![CoreLaunch { kernel: 1, entry: de, grid, block, smem: 0, args }],
+                prefill: vec![CoreLaunch {
+                    kernel: 0,
+                    entry: pe,
+                    grid: grid.clone(),
+                    block,
+                    smem,
+                    args: args.clone(),
+                }],
+                decode: vec![CoreLaunch {
+                    kernel: 1,
+                    entry: de,
+                    grid,
+                    block,
+                    smem: 0,
+                    args,
+                }],
                 // The template reads g and beta as dense f32.
                 demands: vec![(g, DType::F32), (beta, DType::F32)],
             })
         }
-        (Core::Scan { delta, delta_bias, softplus, z, out, .. }, Op::SelectiveScan { state_size }) => {
+        (
+            Core::Scan {
+                delta,
+                delta_bias,
+                softplus,
+                z,
+                out,
+                ..
+            },
+            Op::SelectiveScan { state_size },
+        ) => {
             let nst = *state_size;
             let (u, bm, cm) = (input(0)?, input(3)?, input(4)?);
             let di = ch(graph, u);
@@ -310,11 +465,14 @@ pub fn core_code(graph: &Graph, plan: &FusionPlan, step: &Step, core: &Core) -> 
             let st = state_name(graph, n, 6)?;
             let src = selective_scan(&tp).map_err(&terr)?;
             let entry = src.name().to_string();
-            let state_bytes = b().mul(c(di * nst * 4));
+            let state_bytes = b().times(c(di * nst * 4));
             let per_row = di * (3 + usize::from(z.is_some())) + gx * nst;
-            let loaded = rows().mul(c(per_row * 2)).add(c(di * (nst + 2) * 4)).add(state_bytes.clone());
-            let stored = rows().mul(c(di * 2)).add(state_bytes);
-            let flops = rows().mul(c(di * (6 * nst + 12)));
+            let loaded = rows()
+                .times(c(per_row * 2))
+                .plus(c(di * (nst + 2) * 4))
+                .plus(state_bytes.clone());
+            let stored = rows().times(c(di * 2)).plus(state_bytes);
+            let flops = rows().times(c(di * (6 * nst + 12)));
             let (z_ptr, z_stride) = match z {
                 Some(z) => (KArg::Value(*z), KArg::Stride(*z)),
                 None => (KArg::Null, KArg::Int(c(0))),
@@ -322,7 +480,7 @@ pub fn core_code(graph: &Graph, plan: &FusionPlan, step: &Step, core: &Core) -> 
             let launch = CoreLaunch {
                 kernel: 0,
                 entry,
-                grid: [c(di).cdiv(c(SCAN_CHANNELS_PER_BLOCK)), c(1), b()],
+                grid: scan_grid(di),
                 block: [SCAN_CHANNELS_PER_BLOCK as u32, 1, 1],
                 smem: 0,
                 args: vec![
@@ -357,6 +515,62 @@ pub fn core_code(graph: &Graph, plan: &FusionPlan, step: &Step, core: &Core) -> 
                 demands: vec![],
             })
         }
-        _ => Err(CodegenError::Internal(format!("core step {} does not match its node's op", n.index()))),
+        _ => Err(CodegenError::Internal(format!(
+            "core step {} does not match its node's op",
+            n.index()
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::templates::attention::{attention_decode_launch, attention_prefill_launch};
+    use super::super::templates::conv1d::conv1d_launch;
+    use super::super::templates::delta_rule::delta_rule_launch;
+    use super::super::templates::selective_scan::selective_scan_launch;
+    use super::*;
+    use modelc_runtime::program::Env;
+
+    fn grid(g: &[Expr; 3], env: &Env) -> (u32, u32, u32) {
+        let e = |x: &Expr| x.eval(env).map(|v| v as u32).unwrap_or(u32::MAX);
+        (e(&g[0]), e(&g[1]), e(&g[2]))
+    }
+
+    /// The expressions agree with the templates' own launch functions on several sizes.
+    #[test]
+    fn launch_expressions_match_the_templates() {
+        let ap = TAttention {
+            heads: 8,
+            kv_heads: 2,
+            head_dim: 64,
+            window: None,
+            scale: 0.125,
+        };
+        let dp = TDelta::new(2, 4, 64, 128, DecayGate::Scalar);
+        for (batch, tokens, past) in [(1, 1, 0), (2, 17, 5), (3, 64, 1000), (1, 1000, 33)] {
+            let env = Env {
+                batch,
+                tokens,
+                past,
+                max_len: 4096,
+                slots: 4,
+                slot: 0,
+                sms: 132,
+            };
+            let (bu, tu) = (batch as usize, tokens as usize);
+            assert_eq!(
+                grid(&attention_prefill_grid(8), &env),
+                attention_prefill_launch(&ap, bu, tu).grid
+            );
+            let splits = attention_decode_splits(8).eval(&env).unwrap_or(0) as usize;
+            assert!(splits >= 1 && splits <= (past as usize + 1).div_ceil(32).max(1));
+            let (pg, cg) = attention_decode_launch(&ap, bu, splits);
+            let (pe, ce) = attention_decode_grids(8, attention_decode_splits(8));
+            assert_eq!((grid(&pe, &env), grid(&ce, &env)), (pg.grid, cg.grid));
+            assert_eq!(cg.block.0, 64);
+            assert_eq!(grid(&conv_grid(300), &env), conv1d_launch(bu, tu, 300).grid);
+            assert_eq!(grid(&delta_rule_grid(&dp), &env), delta_rule_launch(&dp, bu, 0).grid);
+            assert_eq!(grid(&scan_grid(200), &env), selective_scan_launch(bu, 200).grid);
+        }
     }
 }

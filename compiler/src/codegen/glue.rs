@@ -154,7 +154,11 @@ pub fn describe_op(graph: &Graph, n: petgraph::stable_graph::NodeIndex) -> Strin
 
 /// Describes a node for headers: `rms_norm(eps=1e-5, group=64) @ layers.*.mixer`.
 pub fn describe_node(graph: &Graph, n: petgraph::stable_graph::NodeIndex) -> String {
-    format!("{} @ {}", describe_op(graph, n), super::kernel::abstract_scope(&graph.node(n).scope))
+    format!(
+        "{} @ {}",
+        describe_op(graph, n),
+        super::kernel::abstract_scope(&graph.node(n).scope)
+    )
 }
 
 /// The kernel's kind: the distinct op names of its nodes (slices and scales left out), e.g.
@@ -194,6 +198,9 @@ pub fn glue_kernel(
     let local: HashMap<petgraph::stable_graph::NodeIndex, usize> =
         step.nodes.iter().enumerate().map(|(i, n)| (*n, i)).collect();
     let channels = |v: Value| graph.ty(v).channels();
+    let Some(&anchor) = step.nodes.first() else {
+        return Err(CodegenError::Internal("an empty glue step".into()));
+    };
 
     // External inputs: one argument set each, in first-use order.
     let mut ext: HashMap<Value, Ext> = HashMap::new();
@@ -207,36 +214,46 @@ pub fn glue_kernel(
         match &graph.node(base.node).op {
             Op::Weight { dtype, shape, .. } => {
                 params.push(format!("const {}* __restrict__ w{i}", c_type(*dtype)));
-                args.push(KArg::Weight { key: weight_key(graph, base), dtype: *dtype });
+                args.push(KArg::Weight {
+                    key: weight_key(graph, base),
+                    dtype: *dtype,
+                });
                 ext.insert(v, Ext::Weight { id: i, dtype: *dtype });
                 // An embedding table is read one row per token; other weights whole.
-                let gathered = step.nodes.iter().any(|&m| {
-                    matches!(graph.node(m).op, Op::Embedding) && graph.inputs(m).get(1) == Some(&v)
-                });
+                let gathered = step
+                    .nodes
+                    .iter()
+                    .any(|&m| matches!(graph.node(m).op, Op::Embedding) && graph.inputs(m).get(1) == Some(&v));
                 loaded = match (gathered, shape.get(1)) {
-                    (true, Some(d)) => loaded.add(rows().mul(c(d * dtype.size()))),
-                    _ => loaded.add(c(shape.iter().product::<usize>() * dtype.size())),
+                    (true, Some(d)) => loaded.plus(rows().times(c(d * dtype.size()))),
+                    _ => loaded.plus(c(shape.iter().product::<usize>() * dtype.size())),
                 };
             }
             _ if ty.shape.len() == 2 && ty.dtype == DType::I32 => {
                 params.push(format!("const int* __restrict__ s{i}"));
                 args.push(KArg::Value(v));
                 ext.insert(v, Ext::RowScalar { id: i });
-                loaded = loaded.add(rows().mul(c(4)));
+                loaded = loaded.plus(rows().times(c(4)));
             }
             _ if ty.shape.len() == 3 => {
                 let Some(len) = channels(v) else {
-                    return Err(unsupported(step.nodes[0], format!("input {} has no constant channel count", ty)));
+                    return Err(unsupported(
+                        anchor,
+                        format!("input {} has no constant channel count", ty),
+                    ));
                 };
                 let dt = storage(base);
                 params.push(format!("const {}* __restrict__ x{i}_p, int x{i}_stride", c_type(dt)));
                 args.push(KArg::Value(v));
                 args.push(KArg::Stride(v));
                 ext.insert(v, Ext::Act { id: i });
-                let _ = writeln!(loads, "    auto x{i} = [&](int c) -> float {{ return ld(x{i}_p, row * x{i}_stride + c); }};");
-                loaded = loaded.add(rows().mul(c(len * dt.size())));
+                let _ = writeln!(
+                    loads,
+                    "    auto x{i} = [&](int c) -> float {{ return ld(x{i}_p, row * x{i}_stride + c); }};"
+                );
+                loaded = loaded.plus(rows().times(c(len * dt.size())));
             }
-            _ => return Err(unsupported(step.nodes[0], format!("cannot read input of type {ty} row-wise"))),
+            _ => return Err(unsupported(anchor, format!("cannot read input of type {ty} row-wise"))),
         }
     }
 
@@ -252,7 +269,10 @@ pub fn glue_kernel(
                 _ => format!("(float)w{id}[{idx}]"),
             }),
             Some(Ext::RowScalar { id }) => Ok(format!("(float)s{id}[row]")),
-            None => Err(CodegenError::Internal(format!("glue: value of node {} not wired", v.node.index()))),
+            None => Err(CodegenError::Internal(format!(
+                "glue: value of node {} not wired",
+                v.node.index()
+            ))),
         }
     };
     let row_scalar = |v: Value| -> Option<String> {
@@ -274,13 +294,20 @@ pub fn glue_kernel(
             _ => None,
         };
         let Some(cn) = out_c else {
-            return Err(unsupported(n, "a glue op must have one [batch, tokens, C] output".into()));
+            return Err(unsupported(
+                n,
+                "a glue op must have one [batch, tokens, C] output".into(),
+            ));
         };
         let desc = describe_node(graph, n);
         fuses.push(desc.clone());
-        flops = flops.add(rows().mul(c(cn * flops_per_elem(&node.op))));
+        flops = flops.plus(rows().times(c(cn * flops_per_elem(&node.op))));
         let _ = writeln!(body, "    /* {desc} */");
-        let arg = |j: usize| ins.get(j).copied().ok_or_else(|| CodegenError::Internal(format!("{desc}: input {j} missing")));
+        let arg = |j: usize| {
+            ins.get(j)
+                .copied()
+                .ok_or_else(|| CodegenError::Internal(format!("{desc}: input {j} missing")))
+        };
         let expr = match &node.op {
             Op::Unary(f) => unary_c(*f, &read(arg(0)?, "c")?),
             // A broadcast operand is a `[C]` weight or a same-shaped value: both read channel c.
@@ -305,7 +332,8 @@ pub fn glue_kernel(
             }
             Op::RepeatGroups { n: g, repeats } => read(arg(0)?, &format!("(c / {}) * {g} + c % {g}", g * repeats))?,
             Op::Embedding => {
-                let ids = row_scalar(arg(0)?).ok_or_else(|| unsupported(n, "token ids must be a graph input".into()))?;
+                let ids =
+                    row_scalar(arg(0)?).ok_or_else(|| unsupported(n, "token ids must be a graph input".into()))?;
                 let (vocab, d) = match graph.ty(arg(1)?).shape.iter().map(|d| d.as_const()).collect::<Vec<_>>()[..] {
                     [Some(v), Some(d)] => (v, d),
                     _ => return Err(unsupported(n, "the table must be [vocab, d]".into())),
@@ -317,10 +345,16 @@ pub fn glue_kernel(
             }
             Op::Rope { head_dim, theta } => {
                 let half = head_dim / 2;
-                let pos = row_scalar(arg(1)?).ok_or_else(|| unsupported(n, "positions must be a graph input".into()))?;
-                let freqs: Vec<String> =
-                    (0..half).map(|i| f64_lit(theta.powf(-2.0 * i as f64 / *head_dim as f64))).collect();
-                let _ = writeln!(globals, "__constant__ double rope_inv_freq_{k}[{half}] = {{{}}};", freqs.join(", "));
+                let pos =
+                    row_scalar(arg(1)?).ok_or_else(|| unsupported(n, "positions must be a graph input".into()))?;
+                let freqs: Vec<String> = (0..half)
+                    .map(|i| f64_lit(theta.powf(-2.0 * i as f64 / *head_dim as f64)))
+                    .collect();
+                let _ = writeln!(
+                    globals,
+                    "__constant__ double rope_inv_freq_{k}[{half}] = {{{}}};",
+                    freqs.join(", ")
+                );
                 let _ = writeln!(body, "    const double pos{k} = (double){pos};");
                 let xv = arg(0)?;
                 let x = |idx: &str| read(xv, idx);
@@ -342,29 +376,73 @@ pub fn glue_kernel(
             ),
             Op::RmsNorm { eps, group } => {
                 let fin = format!("rsqrtf(acc / {}.0f + {})", group, f32_lit(*eps));
-                stat(&mut body, k, "", &read(arg(0)?, "gi * G + j")?, "x * x", *group, cn, &fin);
-                format!("{} * st{k}[c / {group}] * {}", read(arg(0)?, "c")?, read(arg(1)?, &format!("c % {group}"))?)
+                stat(
+                    &mut body,
+                    k,
+                    "",
+                    &read(arg(0)?, "gi * G + j")?,
+                    "x * x",
+                    *group,
+                    cn,
+                    &fin,
+                );
+                format!(
+                    "{} * st{k}[c / {group}] * {}",
+                    read(arg(0)?, "c")?,
+                    read(arg(1)?, &format!("c % {group}"))?
+                )
             }
             Op::L2Norm { eps, group } => {
                 let fin = format!("rsqrtf(acc + {})", f32_lit(*eps));
-                stat(&mut body, k, "", &read(arg(0)?, "gi * G + j")?, "x * x", *group, cn, &fin);
+                stat(
+                    &mut body,
+                    k,
+                    "",
+                    &read(arg(0)?, "gi * G + j")?,
+                    "x * x",
+                    *group,
+                    cn,
+                    &fin,
+                );
                 format!("{} * st{k}[c / {group}]", read(arg(0)?, "c")?)
             }
             Op::GatedRmsNorm { eps, group, act } => {
                 let fin = format!("rsqrtf(acc / {}.0f + {})", group, f32_lit(*eps));
-                stat(&mut body, k, "", &read(arg(0)?, "gi * G + j")?, "x * x", *group, cn, &fin);
+                stat(
+                    &mut body,
+                    k,
+                    "",
+                    &read(arg(0)?, "gi * G + j")?,
+                    "x * x",
+                    *group,
+                    cn,
+                    &fin,
+                );
                 let g = read(arg(1)?, "c")?;
                 let act = match act {
                     GateActivation::Silu => format!("silu_f({g})"),
                     GateActivation::Sigmoid => format!("sigmoid_f({g})"),
                 };
-                format!("{} * st{k}[c / {group}] * {} * {act}", read(arg(0)?, "c")?, read(arg(2)?, &format!("c % {group}"))?)
+                format!(
+                    "{} * st{k}[c / {group}] * {} * {act}",
+                    read(arg(0)?, "c")?,
+                    read(arg(2)?, &format!("c % {group}"))?
+                )
             }
             Op::LayerNorm { eps } => {
                 let x = read(arg(0)?, "gi * G + j")?;
                 stat(&mut body, k, "m", &x, "x", cn, cn, &format!("acc / {cn}.0f"));
                 let fin = format!("rsqrtf(acc / {cn}.0f + {})", f32_lit(*eps));
-                stat(&mut body, k, "r", &x, &format!("(x - st{k}m[0]) * (x - st{k}m[0])"), cn, cn, &fin);
+                stat(
+                    &mut body,
+                    k,
+                    "r",
+                    &x,
+                    &format!("(x - st{k}m[0]) * (x - st{k}m[0])"),
+                    cn,
+                    cn,
+                    &fin,
+                );
                 format!(
                     "({} - st{k}m[0]) * st{k}r[0] * {} + {}",
                     read(arg(0)?, "c")?,
@@ -392,21 +470,33 @@ pub fn glue_kernel(
         params.push(format!("{}* __restrict__ o{j}, int o{j}_stride", c_type(dt)));
         args.push(KArg::Value(v));
         args.push(KArg::Stride(v));
-        let _ = writeln!(stores, "    for (int c = tid; c < {cn}; c += blockDim.x) st(o{j}, row * o{j}_stride + c, v{k}(c));");
-        stored = stored.add(rows().mul(c(cn * dt.size())));
+        let _ = writeln!(
+            stores,
+            "    for (int c = tid; c < {cn}; c += blockDim.x) st(o{j}, row * o{j}_stride + c, v{k}(c));"
+        );
+        stored = stored.plus(rows().times(c(cn * dt.size())));
     }
     params.push("int rows".into());
     args.push(KArg::Int(rows()));
 
     let kind = kind_of(graph, step);
     let mut header = String::new();
-    let _ = writeln!(header, "/*\n * {NAME}: fused row-wise kernel, one block of {GLUE_THREADS} threads per row (token).");
+    let _ = writeln!(
+        header,
+        "/*\n * {NAME}: fused row-wise kernel, one block of {GLUE_THREADS} threads per row (token)."
+    );
     let _ = writeln!(header, " * Fuses, in order:");
     for f in &fuses {
         let _ = writeln!(header, " *   {f}");
     }
-    let _ = writeln!(header, " * Grid (batch*tokens, 1, 1). f32 math; bf16/f32 storage; deterministic reductions.");
-    let _ = writeln!(header, " * Bytes loaded:  {loaded}\n * Bytes stored:  {stored}\n * FLOPs:         {flops}\n */");
+    let _ = writeln!(
+        header,
+        " * Grid (batch*tokens, 1, 1). f32 math; bf16/f32 storage; deterministic reductions."
+    );
+    let _ = writeln!(
+        header,
+        " * Bytes loaded:  {loaded}\n * Bytes stored:  {stored}\n * FLOPs:         {flops}\n */"
+    );
     let mut src = header;
     src.push_str(PRELUDE);
     src.push('\n');
@@ -417,13 +507,27 @@ pub fn glue_kernel(
         params.join(",\n    ")
     );
     let _ = writeln!(src, "    const long row = blockIdx.x;\n    if (row >= rows) return;");
-    let _ = writeln!(src, "    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;");
-    let _ = writeln!(src, "    __shared__ float red_[{WARPS}];\n    (void)lane; (void)warp; (void)red_;");
+    let _ = writeln!(
+        src,
+        "    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;"
+    );
+    let _ = writeln!(
+        src,
+        "    __shared__ float red_[{WARPS}];\n    (void)lane; (void)warp; (void)red_;"
+    );
     src.push_str(&loads);
     src.push_str(&body);
     src.push_str(&stores);
     src.push_str("}\n");
-    Ok(GlueKernel { kind, body: src, args, bytes_loaded: loaded, bytes_stored: stored, flops, fuses })
+    Ok(GlueKernel {
+        kind,
+        body: src,
+        args,
+        bytes_loaded: loaded,
+        bytes_stored: stored,
+        flops,
+        fuses,
+    })
 }
 
 /// The checkpoint key of a weight node.

@@ -34,13 +34,20 @@ pub enum KArg {
     /// The row stride (elements) of the buffer holding a value: its base's channels.
     Stride(Value),
     /// A device weight, converted to `dtype`.
-    Weight { key: String, dtype: DType },
+    Weight {
+        key: String,
+        dtype: DType,
+    },
     /// A state buffer, at the call's first sequence slot.
     State(String),
     /// `past_len` at the call's first slot (`int32`, one per sequence).
     PastLen,
     /// Per-call scratch: name, dtype and element count.
-    Workspace { name: String, dtype: DType, elements: Expr },
+    Workspace {
+        name: String,
+        dtype: DType,
+        elements: Expr,
+    },
     Int(Expr),
     Null,
 }
@@ -67,7 +74,10 @@ pub fn finish_named(kind: &str, body: &str) -> (String, String) {
 
 /// sha256 of a text, hex.
 pub fn sha256_hex(text: &str) -> String {
-    Sha256::digest(text.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+    Sha256::digest(text.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// `layers.12.mixer` → `layers.*.mixer`: identical layers give identical kernel headers.
@@ -97,14 +107,14 @@ pub fn dim_expr(d: &Dim) -> Expr {
         Dim::Sym(crate::ir::Sym::Batch) => Expr::sym(Sym::Batch),
         Dim::Sym(crate::ir::Sym::Tokens) => Expr::sym(Sym::Tokens),
         Dim::Sym(crate::ir::Sym::Past) => Expr::sym(Sym::Past),
-        Dim::Add(a, b) => dim_expr(a).add(dim_expr(b)),
+        Dim::Add(a, b) => dim_expr(a).plus(dim_expr(b)),
         Dim::Min(a, b) => dim_expr(a).min(dim_expr(b)),
     }
 }
 
 /// `batch·tokens`: the rows of every activation.
 pub fn rows() -> Expr {
-    Expr::sym(Sym::Batch).mul(Expr::sym(Sym::Tokens))
+    Expr::sym(Sym::Batch).times(Expr::sym(Sym::Tokens))
 }
 
 /// `n` as an expression.
@@ -131,7 +141,10 @@ mod tests {
 
     #[test]
     fn scopes_lose_their_layer_index_only() {
-        assert_eq!(abstract_scope("layers.12.mixer.mixers.kda"), "layers.*.mixer.mixers.kda");
+        assert_eq!(
+            abstract_scope("layers.12.mixer.mixers.kda"),
+            "layers.*.mixer.mixers.kda"
+        );
         assert_eq!(abstract_scope("layers.3"), "layers.*");
         assert_eq!(abstract_scope("head"), "head");
         assert_eq!(abstract_scope(""), "model");

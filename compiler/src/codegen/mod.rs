@@ -20,6 +20,7 @@ pub mod templates;
 use std::collections::HashMap;
 
 use crate::ir::{Graph, IrError, Value};
+use crate::passes::conv_merge::{conv_merge, StatePack};
 use crate::passes::fuse::{partition, FusionPlan, StepKind};
 use crate::passes::gemm_merge::{gemm_merge, PackedWeight};
 use crate::passes::{run_verified, slices::fold_slices, verify};
@@ -58,6 +59,7 @@ pub struct Codegen {
     /// The merged graph the plan partitions.
     pub graph: Graph,
     pub packs: Vec<PackedWeight>,
+    pub state_packs: Vec<StatePack>,
     pub plan: FusionPlan,
     /// Distinct kernels, in order of first use (prefill, then decode-only ones).
     pub kernels: Vec<Kernel>,
@@ -76,24 +78,56 @@ impl Codegen {
     /// Indices of the plan steps that launch kernel `k`.
     pub fn users_of(&self, k: usize) -> Vec<usize> {
         (0..self.steps.len())
-            .filter(|&s| self.steps[s].prefill.iter().chain(&self.steps[s].decode).any(|l| l.kernel == k))
+            .filter(|&s| {
+                self.steps[s]
+                    .prefill
+                    .iter()
+                    .chain(&self.steps[s].decode)
+                    .any(|l| l.kernel == k)
+            })
             .collect()
     }
 }
 
-/// Merges GEMMs, folds slices and partitions the graph into steps.
-pub fn fuse_graph(placed: Graph) -> Result<(Graph, Vec<PackedWeight>, FusionPlan), CodegenError> {
+/// The graph after the merging passes, with what they packed.
+#[derive(Debug, Clone)]
+pub struct Fused {
+    pub graph: Graph,
+    /// Packed weights (merged GEMMs and convs).
+    pub packs: Vec<PackedWeight>,
+    /// Packed states (merged convs).
+    pub state_packs: Vec<StatePack>,
+    pub plan: FusionPlan,
+}
+
+/// Merges GEMMs and convs, folds slices and partitions the graph into steps.
+pub fn fuse_graph(placed: Graph) -> Result<Fused, CodegenError> {
     verify(&placed)?;
     let merged = gemm_merge(placed)?;
     verify(&merged.graph).map_err(|e| IrError::Verify(format!("after pass `gemm_merge`: {e}")))?;
     let graph = run_verified("fold_slices", merged.graph, fold_slices)?;
+    let convs = conv_merge(graph)?;
+    verify(&convs.graph).map_err(|e| IrError::Verify(format!("after pass `conv_merge`: {e}")))?;
+    let graph = run_verified("fold_slices", convs.graph, fold_slices)?;
     let plan = partition(&graph)?;
-    Ok((graph, merged.packs, plan))
+    let mut packs = merged.packs;
+    packs.extend(convs.packs);
+    Ok(Fused {
+        graph,
+        packs,
+        state_packs: convs.states,
+        plan,
+    })
 }
 
 /// Generates every kernel of a placement-specialised graph.
 pub fn generate(placed: Graph) -> Result<Codegen, CodegenError> {
-    let (graph, packs, plan) = fuse_graph(placed)?;
+    let Fused {
+        graph,
+        packs,
+        state_packs,
+        plan,
+    } = fuse_graph(placed)?;
     // Cores first: they say which dtypes their inputs must be stored in.
     let mut cores: HashMap<usize, cores::CoreCode> = HashMap::new();
     let mut storage: HashMap<Value, DType> = HashMap::new();
@@ -102,7 +136,9 @@ pub fn generate(placed: Graph) -> Result<Codegen, CodegenError> {
         if let StepKind::Core(core) = &step.kind {
             let code = cores::core_code(&graph, &plan, step, core)?;
             for (v, dt) in &code.demands {
-                let produced_by_glue = owner.get(&v.node).is_some_and(|s| plan.steps[*s].kind == StepKind::Glue);
+                let produced_by_glue = owner
+                    .get(&v.node)
+                    .is_some_and(|s| plan.steps[*s].kind == StepKind::Glue);
                 if graph.ty(*v).dtype != *dt {
                     if !produced_by_glue || plan.views.contains_key(&v.node) {
                         let node = graph.node(v.node);
@@ -158,13 +194,20 @@ pub fn generate(placed: Graph) -> Result<Codegen, CodegenError> {
                     smem: 0,
                     args: g.args,
                 };
-                steps.push(StepCode { prefill: vec![launch.clone()], decode: vec![launch], fuses: g.fuses });
+                steps.push(StepCode {
+                    prefill: vec![launch.clone()],
+                    decode: vec![launch],
+                    fuses: g.fuses,
+                });
             }
             StepKind::Core(_) => {
-                let code = cores.remove(&i).ok_or_else(|| CodegenError::Internal("core step without code".into()))?;
+                let code = cores
+                    .remove(&i)
+                    .ok_or_else(|| CodegenError::Internal("core step without code".into()))?;
                 // Kernels used by prefill are numbered now; decode-only ones after all steps.
-                let used_in_prefill: Vec<bool> =
-                    (0..code.kernels.len()).map(|k| code.prefill.iter().any(|l| l.kernel == k)).collect();
+                let used_in_prefill: Vec<bool> = (0..code.kernels.len())
+                    .map(|k| code.prefill.iter().any(|l| l.kernel == k))
+                    .collect();
                 let mut map: Vec<Option<usize>> = vec![None; code.kernels.len()];
                 for (k, ck) in code.kernels.iter().enumerate() {
                     if used_in_prefill[k] {
@@ -184,7 +227,11 @@ pub fn generate(placed: Graph) -> Result<Codegen, CodegenError> {
                         .collect()
                 };
                 let fuses = step.nodes.iter().map(|&n| glue::describe_node(&graph, n)).collect();
-                steps.push(StepCode { prefill: conv(&code.prefill, &map), decode: Vec::new(), fuses });
+                steps.push(StepCode {
+                    prefill: conv(&code.prefill, &map),
+                    decode: Vec::new(),
+                    fuses,
+                });
                 decode_pending.push((i, code.kernels.clone()));
                 // Keep the launches to resolve after numbering decode-only kernels.
                 cores.insert(i, code);
@@ -192,7 +239,9 @@ pub fn generate(placed: Graph) -> Result<Codegen, CodegenError> {
         }
     }
     for (i, kernels_of_step) in decode_pending {
-        let code = cores.remove(&i).ok_or_else(|| CodegenError::Internal("core step without code".into()))?;
+        let code = cores
+            .remove(&i)
+            .ok_or_else(|| CodegenError::Internal("core step without code".into()))?;
         let map: Vec<Option<usize>> = kernels_of_step.iter().map(|ck| Some(intern(core_kernel(ck)))).collect();
         let decode = code
             .decode
@@ -210,7 +259,15 @@ pub fn generate(placed: Graph) -> Result<Codegen, CodegenError> {
             s.decode = decode;
         }
     }
-    Ok(Codegen { graph, packs, plan, kernels, steps, storage })
+    Ok(Codegen {
+        graph,
+        packs,
+        state_packs,
+        plan,
+        kernels,
+        steps,
+        storage,
+    })
 }
 
 fn core_kernel(ck: &cores::CoreKernel) -> Kernel {
@@ -226,9 +283,15 @@ fn core_kernel(ck: &cores::CoreKernel) -> Kernel {
 }
 
 /// Lowers a spec, specialises it to a placement, generates its kernels and builds its program.
-pub fn compile(spec: &crate::spec::ModelSpec, placement: &crate::passes::Placement, model: &str) -> Result<(Codegen, modelc_runtime::program::Program), CodegenError> {
+pub fn compile(
+    spec: &crate::spec::ModelSpec,
+    placement: &crate::passes::Placement,
+    model: &str,
+) -> Result<(Codegen, modelc_runtime::program::Program), CodegenError> {
     let lowered = crate::ir::lower::lower_model(spec)?;
-    let placed = run_verified("placement", lowered, |g| crate::passes::placement::specialize(g, placement))?;
+    let placed = run_verified("placement", lowered, |g| {
+        crate::passes::placement::specialize(g, placement)
+    })?;
     let cg = generate(placed)?;
     let program = program::build(&cg, model, placement)?;
     Ok((cg, program))

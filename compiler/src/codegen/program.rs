@@ -16,8 +16,8 @@ use crate::ir::{Dim, Graph, Op, Value};
 use crate::passes::fuse::StepKind;
 use crate::passes::Placement;
 use modelc_runtime::program::{
-    Arg, Buffer, BufferRef, DeviceWeight, Expr, GemmStep, HostIo, KernelModule, LaunchStep, Operand, Program,
-    Schedule, StateBuffer, Step, Sym, WeightPart, PROGRAM_FORMAT,
+    Arg, Buffer, BufferRef, DeviceWeight, Expr, GemmStep, HostIo, KernelModule, LaunchStep, Operand, Program, Schedule,
+    StateBuffer, Step, Sym, WeightPart, PROGRAM_FORMAT,
 };
 use modelc_runtime::tensor::DType;
 
@@ -72,7 +72,12 @@ impl Builder<'_> {
                     .map(|part| {
                         let mut shape = vec![part.rows];
                         shape.extend(&inner);
-                        WeightPart { key: part.key.clone(), shape, row: part.row, rows: part.rows }
+                        WeightPart {
+                            key: part.key.clone(),
+                            shape,
+                            row: part.row,
+                            rows: part.rows,
+                        }
                     })
                     .collect();
                 (p.shape.clone(), parts)
@@ -86,12 +91,30 @@ impl Builder<'_> {
                     .map(|(_, _, s)| s.to_vec())
                     .ok_or_else(|| graph_err(format!("weight `{key}` is not in the graph")))?;
                 let rows = shape.first().copied().unwrap_or(1);
-                (shape.clone(), vec![WeightPart { key: key.to_string(), shape, row: 0, rows }])
+                (
+                    shape.clone(),
+                    vec![WeightPart {
+                        key: key.to_string(),
+                        shape,
+                        row: 0,
+                        rows,
+                    }],
+                )
             }
         };
-        let name = if dtype == self.graph_weight_dtype(key) { key.to_string() } else { format!("{key}:{dtype}") };
-        self.weights.push(DeviceWeight { name, dtype, shape, parts });
-        self.weight_index.insert((key.to_string(), dtype), self.weights.len() - 1);
+        let name = if dtype == self.graph_weight_dtype(key) {
+            key.to_string()
+        } else {
+            format!("{key}:{dtype}")
+        };
+        self.weights.push(DeviceWeight {
+            name,
+            dtype,
+            shape,
+            parts,
+        });
+        self.weight_index
+            .insert((key.to_string(), dtype), self.weights.len() - 1);
         Ok(self.weights.len() - 1)
     }
 
@@ -107,7 +130,10 @@ impl Builder<'_> {
     }
 
     fn state(&self, name: &str) -> Result<usize, CodegenError> {
-        self.state_index.get(name).copied().ok_or_else(|| graph_err(format!("state `{name}` has no buffer")))
+        self.state_index
+            .get(name)
+            .copied()
+            .ok_or_else(|| graph_err(format!("state `{name}` has no buffer")))
     }
 
     fn home(&self, v: Value) -> Result<(Home, usize), CodegenError> {
@@ -132,7 +158,11 @@ impl Builder<'_> {
         let (home, start) = self.home(v)?;
         let base = self.cg.plan.resolve(self.graph(), v).base;
         let ld = self.graph().ty(base).channels().unwrap_or(0);
-        Ok(Operand { buffer: Self::buffer_ref(home), offset: c(start), ld })
+        Ok(Operand {
+            buffer: Self::buffer_ref(home),
+            offset: c(start),
+            ld,
+        })
     }
 
     fn arg(&mut self, a: &KArg) -> Result<Arg, CodegenError> {
@@ -140,18 +170,30 @@ impl Builder<'_> {
         Ok(match a {
             KArg::Value(v) => {
                 let (home, start) = self.home(*v)?;
-                Arg::Ptr { buffer: Self::buffer_ref(home), offset: c(start) }
+                Arg::Ptr {
+                    buffer: Self::buffer_ref(home),
+                    offset: c(start),
+                }
             }
             KArg::Stride(v) => {
                 let base = self.cg.plan.resolve(self.graph(), *v).base;
                 Arg::I32(c(self.graph().ty(base).channels().unwrap_or(0)))
             }
-            KArg::Weight { key, dtype } => Arg::Ptr { buffer: BufferRef::Weight(self.weight(key, *dtype)?), offset: c(0) },
+            KArg::Weight { key, dtype } => Arg::Ptr {
+                buffer: BufferRef::Weight(self.weight(key, *dtype)?),
+                offset: c(0),
+            },
             KArg::State(name) => {
                 let i = self.state(name)?;
-                Arg::Ptr { buffer: BufferRef::State(i), offset: slot.mul(self.states[i].per_slot()) }
+                Arg::Ptr {
+                    buffer: BufferRef::State(i),
+                    offset: slot.times(self.states[i].per_slot()),
+                }
             }
-            KArg::PastLen => Arg::Ptr { buffer: BufferRef::Input(2), offset: slot },
+            KArg::PastLen => Arg::Ptr {
+                buffer: BufferRef::Input(2),
+                offset: slot,
+            },
             KArg::Workspace { name, dtype, elements } => {
                 let i = match self.workspaces.get(name) {
                     Some(&i) => {
@@ -170,7 +212,10 @@ impl Builder<'_> {
                         self.buffers.len() - 1
                     }
                 };
-                Arg::Ptr { buffer: BufferRef::Buffer(i), offset: c(0) }
+                Arg::Ptr {
+                    buffer: BufferRef::Buffer(i),
+                    offset: c(0),
+                }
             }
             KArg::Int(e) => Arg::I32(e.clone()),
             KArg::Null => Arg::Null,
@@ -228,7 +273,12 @@ pub fn build(cg: &Codegen, model: &str, placement: &Placement) -> Result<Program
 
     // Host inputs and outputs.
     let inputs = vec![
-        HostIo { name: TOKENS_INPUT.into(), dtype: DType::I32, elements: rows(), note: "token ids, [batch, tokens]".into() },
+        HostIo {
+            name: TOKENS_INPUT.into(),
+            dtype: DType::I32,
+            elements: rows(),
+            note: "token ids, [batch, tokens]".into(),
+        },
         HostIo {
             name: POSITIONS_INPUT.into(),
             dtype: DType::I32,
@@ -260,8 +310,12 @@ pub fn build(cg: &Codegen, model: &str, placement: &Placement) -> Result<Program
         outputs.push(HostIo {
             name: name.to_string(),
             dtype: ty.dtype,
-            elements: rows().mul(c(per_row)),
-            note: if name == LOGITS_OUTPUT { "[batch, tokens, vocab]".into() } else { String::new() },
+            elements: rows().times(c(per_row)),
+            note: if name == LOGITS_OUTPUT {
+                "[batch, tokens, vocab]".into()
+            } else {
+                String::new()
+            },
         });
         b.homes.insert(v, Home::Output(outputs.len() - 1));
     }
@@ -272,22 +326,59 @@ pub fn build(cg: &Codegen, model: &str, placement: &Placement) -> Result<Program
         let n = core.node();
         let op = &graph.node(n).op;
         for v in graph.inputs(n) {
-            let Op::Input { name, ty } = &graph.node(v.node).op else { continue };
-            let Some(sname) = name.strip_prefix(STATE_PREFIX) else { continue };
+            let Op::Input { name, ty } = &graph.node(v.node).op else {
+                continue;
+            };
+            let Some(sname) = name.strip_prefix(STATE_PREFIX) else {
+                continue;
+            };
             let (dtype, kv, note) = match op {
-                Op::Attention(p) => (ty.dtype, true, match p.window {
-                    Some(w) => format!("KV cache [G, max_len, Dh], ring of max_len slots (window {w}), written in place"),
-                    None => "KV cache [G, max_len, Dh], position p at slot p, written in place".to_string(),
-                }),
-                Op::CausalConv1d { .. } => (DType::F32, false, "conv window [C, K-1] f32 (oldest first), updated in place".into()),
-                Op::DeltaRule(_) => (DType::F32, false, "recurrent state [Hv, Dk, Dv] f32, updated in place".into()),
+                Op::Attention(p) => (
+                    ty.dtype,
+                    true,
+                    match p.window {
+                        Some(w) => {
+                            format!(
+                                "KV cache [G, max_len, Dh], ring of max_len slots (window {w}: a prefill of T \
+                                 tokens needs max_len >= {w} + T - 1), written in place"
+                            )
+                        }
+                        None => "KV cache [G, max_len, Dh], position p at slot p, written in place".to_string(),
+                    },
+                ),
+                Op::CausalConv1d { .. } => (
+                    DType::F32,
+                    false,
+                    "conv window [C, K-1] f32 (oldest first), updated in place".into(),
+                ),
+                Op::DeltaRule(_) => (
+                    DType::F32,
+                    false,
+                    "recurrent state [Hv, Dk, Dv] f32, updated in place".into(),
+                ),
                 Op::SelectiveScan { .. } => (DType::F32, false, "SSM state [Di, N] f32, updated in place".into()),
                 _ => continue,
             };
             if b.state_index.contains_key(sname) {
                 continue;
             }
-            b.states.push(StateBuffer { name: sname.to_string(), dtype, shape: state_shape(&ty.shape, kv), note });
+            let note = match cg.state_packs.iter().find(|p| p.name == sname) {
+                Some(p) => {
+                    let parts: Vec<String> = p
+                        .parts
+                        .iter()
+                        .map(|x| format!("{} = channels {}..{}", x.key, x.row, x.row + x.rows))
+                        .collect();
+                    format!("{note}; packs {}", parts.join(", "))
+                }
+                None => note,
+            };
+            b.states.push(StateBuffer {
+                name: sname.to_string(),
+                dtype,
+                shape: state_shape(&ty.shape, kv),
+                note,
+            });
             b.state_index.insert(sname.to_string(), b.states.len() - 1);
         }
     }
@@ -312,7 +403,11 @@ pub fn build(cg: &Codegen, model: &str, placement: &Placement) -> Result<Program
             let need = graph.ty(*v).channels().unwrap_or(1);
             // Best fit among free buffers of this dtype; else grow the largest; else a new one.
             let candidates: Vec<usize> = free.iter().copied().filter(|&f| b.buffers[f].dtype == dtype).collect();
-            let fit = candidates.iter().copied().filter(|&f| per_row[f] >= need).min_by_key(|&f| (per_row[f], f));
+            let fit = candidates
+                .iter()
+                .copied()
+                .filter(|&f| per_row[f] >= need)
+                .min_by_key(|&f| (per_row[f], f));
             let pick = fit.or_else(|| candidates.iter().copied().max_by_key(|&f| (per_row[f], usize::MAX - f)));
             let idx = match pick {
                 Some(f) => {
@@ -331,10 +426,13 @@ pub fn build(cg: &Codegen, model: &str, placement: &Placement) -> Result<Program
                 }
             };
             per_row[idx] = per_row[idx].max(need);
-            b.buffers[idx].elements = rows().mul(c(per_row[idx]));
+            b.buffers[idx].elements = rows().times(c(per_row[idx]));
             b.buffers[idx].values.push(value_label(graph, *v));
             b.homes.insert(*v, Home::Buffer(idx));
-            frees_at.entry(last_use.get(v).copied().unwrap_or(i)).or_default().push(*v);
+            frees_at
+                .entry(last_use.get(v).copied().unwrap_or(i))
+                .or_default()
+                .push(*v);
         }
         for v in frees_at.remove(&i).unwrap_or_default() {
             if let Some(Home::Buffer(f)) = b.homes.get(&v) {
@@ -347,15 +445,28 @@ pub fn build(cg: &Codegen, model: &str, placement: &Placement) -> Result<Program
     let mut prefill = Vec::new();
     let mut decode = Vec::new();
     for (i, step) in cg.plan.steps.iter().enumerate() {
-        let code = cg.steps.get(i).ok_or_else(|| graph_err("steps and code differ in length".into()))?;
+        let code = cg
+            .steps
+            .get(i)
+            .ok_or_else(|| graph_err("steps and code differ in length".into()))?;
         match &step.kind {
             StepKind::Gemm { linear, residual } => {
-                let g = gemm_step(&mut b, *linear, residual.as_ref().map(|r| (r.add, r.operand)), &step.scope, step.layer)?;
+                let g = gemm_step(
+                    &mut b,
+                    *linear,
+                    residual.as_ref().map(|r| (r.add, r.operand)),
+                    &step.scope,
+                    step.layer,
+                )?;
                 prefill.push(g.clone());
                 decode.push(g);
             }
             StepKind::Glue | StepKind::Core(_) => {
-                let kind = code.prefill.first().and_then(|l| cg.kernels.get(l.kernel)).map_or("kernel", |k| k.kind.as_str());
+                let kind = code
+                    .prefill
+                    .first()
+                    .and_then(|l| cg.kernels.get(l.kernel))
+                    .map_or("kernel", |k| k.kind.as_str());
                 let label = format!("{}: {kind}", if step.scope.is_empty() { "model" } else { &step.scope });
                 for l in &code.prefill {
                     prefill.push(b.launch(l, &label, step.layer)?);
@@ -399,9 +510,15 @@ pub fn build(cg: &Codegen, model: &str, placement: &Placement) -> Result<Program
 
 /// Whether a value is a state a core updates in place (read only by `state.*` outputs).
 fn is_state_output(graph: &Graph, v: Value) -> bool {
-    let users: Vec<_> = graph.users(v.node).into_iter().filter(|(_, p)| p.output == v.output).collect();
+    let users: Vec<_> = graph
+        .users(v.node)
+        .into_iter()
+        .filter(|(_, p)| p.output == v.output)
+        .collect();
     !users.is_empty()
-        && users.iter().all(|(u, _)| matches!(&graph.node(*u).op, Op::Output { name } if name.starts_with(STATE_PREFIX)))
+        && users
+            .iter()
+            .all(|(u, _)| matches!(&graph.node(*u).op, Op::Output { name } if name.starts_with(STATE_PREFIX)))
 }
 
 fn gemm_step(
@@ -437,7 +554,10 @@ fn gemm_step(
     };
     let out = match residual {
         Some((add, _)) => Value { node: add, output: 0 },
-        None => Value { node: linear, output: 0 },
+        None => Value {
+            node: linear,
+            output: 0,
+        },
     };
     let x_op = b.operand(x)?;
     let y_op = b.operand(out)?;
@@ -453,9 +573,9 @@ fn gemm_step(
     );
     let m = rows();
     let es = dtype.size();
-    let mut bytes = m.clone().mul(c((k + n) * es)).add(c(n * k * es));
+    let mut bytes = m.clone().times(c((k + n) * es)).plus(c(n * k * es));
     if c_op.is_some() {
-        bytes = bytes.add(m.clone().mul(c(n * es)));
+        bytes = bytes.plus(m.clone().times(c(n * es)));
     }
     Ok(Step::Gemm(GemmStep {
         label,
@@ -470,7 +590,7 @@ fn gemm_step(
         c: c_op,
         y: y_op,
         alpha: 1.0,
-        flops: m.mul(c(2 * n * k)),
+        flops: m.times(c(2 * n * k)),
         bytes,
     }))
 }

@@ -63,11 +63,28 @@ pub struct LayerRow {
 }
 
 /// Decode bytes and launches per layer for one token at `past`, batch 1.
-pub fn decode_rows(cg: &Codegen, program: &Program, spec: &ModelSpec, placement: &Placement, past: u64) -> Vec<LayerRow> {
-    let env = Env { batch: 1, tokens: 1, past, max_len: past + 1, slots: 1, slot: 0, sms: REPORT_SMS };
+pub fn decode_rows(
+    cg: &Codegen,
+    program: &Program,
+    spec: &ModelSpec,
+    placement: &Placement,
+    past: u64,
+) -> Vec<LayerRow> {
+    let env = Env {
+        batch: 1,
+        tokens: 1,
+        past,
+        max_len: past + 1,
+        slots: 1,
+        slot: 0,
+        sms: REPORT_SMS,
+    };
     let mut rows: BTreeMap<Option<usize>, LayerRow> = BTreeMap::new();
-    fn row<'r>(rows: &'r mut BTreeMap<Option<usize>, LayerRow>, l: Option<usize>) -> &'r mut LayerRow {
-        rows.entry(l).or_insert_with(|| LayerRow { layer: l, ..LayerRow::default() })
+    fn row(rows: &mut BTreeMap<Option<usize>, LayerRow>, l: Option<usize>) -> &mut LayerRow {
+        rows.entry(l).or_insert_with(|| LayerRow {
+            layer: l,
+            ..LayerRow::default()
+        })
     }
     for s in &program.decode.steps {
         let r = row(&mut rows, s.layer());
@@ -91,14 +108,27 @@ pub fn decode_rows(cg: &Codegen, program: &Program, spec: &ModelSpec, placement:
     let graph = &cg.graph;
     for n in graph.g.node_indices() {
         let node = graph.node(n);
-        let Op::Weight { shape, dtype, .. } = &node.op else { continue };
+        let Op::Weight { shape, dtype, .. } = &node.op else {
+            continue;
+        };
         let users = graph.users(n);
-        let gathered = !users.is_empty() && users.iter().all(|(u, p)| matches!(graph.node(*u).op, Op::Embedding) && p.input == 1);
-        let bytes = if gathered { shape.get(1).copied().unwrap_or(0) } else { shape.iter().product() } * dtype.size();
+        let gathered = !users.is_empty()
+            && users
+                .iter()
+                .all(|(u, p)| matches!(graph.node(*u).op, Op::Embedding) && p.input == 1);
+        let bytes = if gathered {
+            shape.get(1).copied().unwrap_or(0)
+        } else {
+            shape.iter().product()
+        } * dtype.size();
         row(&mut rows, node.layer).minimum += bytes as u64;
     }
     for st in &program.states {
-        let layer = st.name.strip_prefix("layers.").and_then(|r| r.split('.').next()).and_then(|i| i.parse().ok());
+        let layer = st
+            .name
+            .strip_prefix("layers.")
+            .and_then(|r| r.split('.').next())
+            .and_then(|i| i.parse().ok());
         let size = eval(&st.per_slot(), &env) * st.dtype.size() as u64;
         let bytes = if st.shape.iter().any(|d| d.uses(modelc_runtime::program::Sym::MaxLen)) {
             // KV cache: read `past` tokens and append one.
@@ -114,7 +144,9 @@ pub fn decode_rows(cg: &Codegen, program: &Program, spec: &ModelSpec, placement:
     }
     rows.into_values()
         .map(|mut r| {
-            r.mixer = r.layer.map_or("embed+head".into(), |i| active_mixer(spec, placement, i));
+            r.mixer = r
+                .layer
+                .map_or("embed+head".into(), |i| active_mixer(spec, placement, i));
             r
         })
         .collect()
@@ -124,8 +156,16 @@ pub fn decode_rows(cg: &Codegen, program: &Program, spec: &ModelSpec, placement:
 pub fn table(cg: &Codegen, program: &Program, spec: &ModelSpec, placement: &Placement, past: u64) -> String {
     let mut out = String::new();
     let entries: usize = program.kernels.iter().map(|k| k.entries.len()).sum();
-    let _ = writeln!(out, "kernels: {} modules, {entries} entry points", program.kernels.len());
-    let _ = writeln!(out, "  {:<44} {:<22} {:>7} {:>6}  layers", "module", "kind", "entries", "steps");
+    let _ = writeln!(
+        out,
+        "kernels: {} modules, {entries} entry points",
+        program.kernels.len()
+    );
+    let _ = writeln!(
+        out,
+        "  {:<44} {:<22} {:>7} {:>6}  layers",
+        "module", "kind", "entries", "steps"
+    );
     for (k, kernel) in cg.kernels.iter().enumerate() {
         let users = cg.users_of(k);
         let layers: BTreeSet<String> = users
@@ -144,7 +184,10 @@ pub fn table(cg: &Codegen, program: &Program, spec: &ModelSpec, placement: &Plac
         );
     }
     let rows = decode_rows(cg, program, spec, placement, past);
-    let _ = writeln!(out, "decode, one token (batch 1, past {past}): launches and bytes moved per layer");
+    let _ = writeln!(
+        out,
+        "decode, one token (batch 1, past {past}): launches and bytes moved per layer"
+    );
     let _ = writeln!(
         out,
         "  {:>5}  {:<22} {:>5} {:>7} {:>8} {:>12} {:>12} {:>6}",
@@ -186,12 +229,39 @@ pub fn table(cg: &Codegen, program: &Program, spec: &ModelSpec, placement: &Plac
 
 /// The fusion plan as text: one line per step (kind, layer, kernels), then the nodes it fuses.
 pub fn steps_text(cg: &Codegen) -> String {
+    steps_text_filtered(cg, |_| true)
+}
+
+/// [`steps_text`] for the steps `keep` selects.
+pub fn steps_text_filtered(cg: &Codegen, keep: impl Fn(&crate::passes::fuse::Step) -> bool) -> String {
     use crate::passes::fuse::StepKind;
     let mut out = String::new();
     for (i, (step, code)) in cg.plan.steps.iter().zip(&cg.steps).enumerate() {
+        if !keep(step) {
+            continue;
+        }
         let kind = match &step.kind {
-            StepKind::Gemm { residual: Some(_), .. } => "gemm+residual".to_string(),
-            StepKind::Gemm { .. } => "gemm".to_string(),
+            StepKind::Gemm { linear, residual } => {
+                let key = cg
+                    .graph
+                    .inputs(*linear)
+                    .get(1)
+                    .and_then(|w| match &cg.graph.node(w.node).op {
+                        Op::Weight { key, .. } => Some(key.clone()),
+                        _ => None,
+                    })
+                    .unwrap_or_default();
+                let short = key.strip_suffix(".weight").unwrap_or(&key);
+                let short = short.rsplit('.').next().unwrap_or(short);
+                format!(
+                    "gemm {short}{}",
+                    if residual.is_some() {
+                        " + residual (beta = 1)"
+                    } else {
+                        ""
+                    }
+                )
+            }
             StepKind::Core(_) | StepKind::Glue => {
                 let names: Vec<&str> = code
                     .prefill
@@ -204,7 +274,11 @@ pub fn steps_text(cg: &Codegen) -> String {
                 names.join(" / ")
             }
         };
-        let scope = if step.scope.is_empty() { "model" } else { step.scope.as_str() };
+        let scope = if step.scope.is_empty() {
+            "model"
+        } else {
+            step.scope.as_str()
+        };
         let _ = writeln!(out, "step {i:>3}  {scope:<28} {kind}");
         for f in &code.fuses {
             let _ = writeln!(out, "             {f}");

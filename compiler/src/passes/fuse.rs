@@ -300,12 +300,10 @@ pub fn partition(graph: &Graph) -> Result<FusionPlan, IrError> {
         claim(&mut owner, &nodes, i)?;
         steps.push(new_step(graph, StepKind::Glue, nodes));
     }
-    // Nodes of a step in topological order (node indices are not: passes add nodes late).
-    let position: HashMap<NodeIndex, usize> = order.iter().enumerate().map(|(i, n)| (*n, i)).collect();
     let plan = FusionPlan { steps, views };
     let mut plan = merge_prologues(graph, plan)?;
     for s in &mut plan.steps {
-        s.nodes.sort_by_key(|n| position.get(n).copied().unwrap_or(usize::MAX));
+        s.nodes = local_topo(graph, &s.nodes);
     }
     fill_io(graph, &mut plan);
     order_steps(graph, plan)
@@ -452,33 +450,73 @@ fn absorb_scan(graph: &Graph, n: NodeIndex) -> (Core, Vec<NodeIndex>) {
     )
 }
 
-/// Fills each step's external inputs and outputs.
+/// The nodes of one step in topological order, ties broken by node index. Only edges inside the
+/// step count, so identical layers give the same order (the graph-wide topological order
+/// interleaves a layer's nodes with nodes that passes appended to the graph).
+fn local_topo(graph: &Graph, nodes: &[NodeIndex]) -> Vec<NodeIndex> {
+    let set: BTreeSet<NodeIndex> = nodes.iter().copied().collect();
+    let mut indeg: BTreeMap<NodeIndex, usize> = nodes
+        .iter()
+        .map(|&n| {
+            (
+                n,
+                graph
+                    .inputs(n)
+                    .iter()
+                    .filter(|v| set.contains(&v.node))
+                    .map(|v| v.node)
+                    .collect::<BTreeSet<_>>()
+                    .len(),
+            )
+        })
+        .collect();
+    let mut ready: BTreeSet<NodeIndex> = indeg.iter().filter(|(_, d)| **d == 0).map(|(n, _)| *n).collect();
+    let mut out = Vec::with_capacity(nodes.len());
+    while let Some(n) = ready.pop_first() {
+        out.push(n);
+        let users: BTreeSet<NodeIndex> = graph
+            .users(n)
+            .into_iter()
+            .map(|(u, _)| u)
+            .filter(|u| set.contains(u))
+            .collect();
+        for u in users {
+            if let Some(d) = indeg.get_mut(&u) {
+                *d -= 1;
+                if *d == 0 {
+                    ready.insert(u);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Fills each step's external inputs and outputs (outputs in the order of the step's nodes).
 fn fill_io(graph: &Graph, plan: &mut FusionPlan) {
     let owner = plan.step_of();
     for (i, step) in plan.steps.iter_mut().enumerate() {
         let mine: BTreeSet<NodeIndex> = step.nodes.iter().copied().collect();
         let mut inputs = Vec::new();
-        let mut outputs = BTreeSet::new();
+        let mut outputs: Vec<Value> = Vec::new();
         for &n in &step.nodes {
             for v in graph.inputs(n) {
                 if !mine.contains(&v.node) && !inputs.contains(&v) {
                     inputs.push(v);
                 }
             }
-            for (u, p) in graph.users(n) {
-                if owner.get(&u) != Some(&i) {
-                    outputs.insert((n.index(), p.output));
-                }
-            }
+            let mut outs: Vec<usize> = graph
+                .users(n)
+                .into_iter()
+                .filter(|(u, _)| owner.get(u) != Some(&i))
+                .map(|(_, p)| p.output)
+                .collect();
+            outs.sort_unstable();
+            outs.dedup();
+            outputs.extend(outs.into_iter().map(|output| Value { node: n, output }));
         }
         step.inputs = inputs;
-        step.outputs = outputs
-            .into_iter()
-            .map(|(n, o)| Value {
-                node: NodeIndex::new(n),
-                output: o,
-            })
-            .collect();
+        step.outputs = outputs;
     }
 }
 
@@ -592,7 +630,17 @@ fn order_steps(graph: &Graph, plan: FusionPlan) -> Result<FusionPlan, IrError> {
             users[p].push(i);
         }
     }
-    let key = |i: usize| (plan.steps[i].nodes.iter().map(|x| x.index()).min().unwrap_or(usize::MAX), i);
+    let key = |i: usize| {
+        (
+            plan.steps[i]
+                .nodes
+                .iter()
+                .map(|x| x.index())
+                .min()
+                .unwrap_or(usize::MAX),
+            i,
+        )
+    };
     let mut ready: BTreeSet<(usize, usize)> = (0..n).filter(|&i| indeg[i] == 0).map(key).collect();
     let mut out = Vec::with_capacity(n);
     while let Some((_, i)) = ready.pop_first() {

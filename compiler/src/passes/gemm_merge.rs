@@ -64,6 +64,9 @@ fn weight_of(graph: &Graph, v: Value) -> Option<(String, Vec<usize>, DType)> {
 /// and suffix (at `.` boundaries) kept once, the differing middles joined by `+`.
 pub fn packed_key(keys: &[String]) -> String {
     let split: Vec<Vec<&str>> = keys.iter().map(|k| k.split('.').collect()).collect();
+    if split.is_empty() {
+        return String::new();
+    }
     let min_len = split.iter().map(Vec::len).min().unwrap_or(0);
     let mut pre = 0;
     while pre < min_len && split.iter().all(|s| s[pre] == split[0][pre]) {

@@ -1,6 +1,7 @@
 //! Passes over the IR. Each pass takes a graph and returns a rewritten one; the verifier runs
 //! after lowering and after every pass (`run_verified`).
 
+pub mod conv_merge;
 pub mod dce;
 pub mod fuse;
 pub mod gemm_merge;

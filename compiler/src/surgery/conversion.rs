@@ -31,6 +31,8 @@ pub struct Conversion {
     pub spec: ModelSpec,
     /// Checkpoint tensors the conversion may leave unread.
     pub ignorable_prefixes: Vec<String>,
+    /// Notes of the import (assumptions, corrected bias flags).
+    pub notes: Vec<String>,
 }
 
 fn resolve(config: &Value, context: &str) -> Result<ModelSpec, SurgeryError> {
@@ -83,5 +85,6 @@ pub fn build_conversion(imported: Imported, surgeries: &[(String, Value)]) -> Re
         config,
         spec,
         ignorable_prefixes: imported.ignorable_prefixes,
+        notes: imported.notes,
     })
 }

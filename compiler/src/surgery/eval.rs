@@ -37,6 +37,11 @@ impl TensorSource for Checkpoint {
     fn keys(&self) -> Vec<String> {
         Checkpoint::keys(self).map(str::to_string).collect()
     }
+    fn release(&self, keys: &[String]) {
+        for k in keys {
+            Checkpoint::release(self, k);
+        }
+    }
 }
 
 /// Tensors held in memory.

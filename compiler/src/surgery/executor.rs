@@ -145,10 +145,10 @@ pub fn execute_to_dir(
     let mut bytes_done = 0u64;
     for (i, (key, expr)) in plan.iter().enumerate() {
         let value = evaluate(expr, source, dtype, seed, key)?;
-        let data = value.contiguous();
-        writer.write(key, &data)?;
-        bytes_done += data.len() as u64;
-        drop(data);
+        let parts: Vec<&[u8]> = value.pieces.iter().map(|p| &**p).collect();
+        writer.write_parts(key, &parts)?;
+        bytes_done += value.len() as u64;
+        drop(value);
         source.release(&plan_refs(expr));
         progress(Progress {
             key,

@@ -15,7 +15,7 @@ use std::collections::{BTreeMap, HashMap};
 use modelc::codegen::kernel::KArg;
 use modelc::codegen::Codegen;
 use modelc::ir::lower::{LOGITS_OUTPUT, STATE_PREFIX};
-use modelc::ir::{DecayKind, DimEnv, Graph, Op, TensorType, Value};
+use modelc::ir::{DecayKind, DimEnv, Graph, Op, Value};
 use modelc::passes::fuse::{Core, Step as PlanStep, StepKind};
 use modelc::reference::ops::attention::{attention, AttentionCfg};
 use modelc::reference::ops::conv::causal_conv1d;
@@ -59,16 +59,34 @@ impl<'a> Machine<'a> {
                 assert_eq!(src.data.len(), part.rows * row_len, "{}: part {}", w.name, part.key);
                 data[part.row * row_len..(part.row + part.rows) * row_len].copy_from_slice(&src.data);
             }
-            assert!(data.iter().all(|x| !x.is_nan()), "{}: parts leave rows unfilled", w.name);
+            assert!(
+                data.iter().all(|x| !x.is_nan()),
+                "{}: parts leave rows unfilled",
+                w.name
+            );
             mem.insert(BufferRef::Weight(i), data);
         }
-        let env = Env { batch: 1, tokens: 1, past: 0, max_len, slots, slot: 0, sms: 132 };
+        let env = Env {
+            batch: 1,
+            tokens: 1,
+            past: 0,
+            max_len,
+            slots,
+            slot: 0,
+            sms: 132,
+        };
         for (i, s) in program.states.iter().enumerate() {
             mem.insert(BufferRef::State(i), vec![0.0; ev(&s.per_slot(), &env) * slots as usize]);
         }
         let past_len = vec![0.0; slots as usize];
         mem.insert(BufferRef::Input(2), past_len);
-        Machine { cg, program, mem, max_len, slots }
+        Machine {
+            cg,
+            program,
+            mem,
+            max_len,
+            slots,
+        }
     }
 
     /// Runs one call: `tokens[b]` for sequence slot `slot + b` (all of one length), whose past
@@ -76,18 +94,33 @@ impl<'a> Machine<'a> {
     pub fn call(&mut self, phase: Phase, slot: u64, tokens: &[Vec<u32>]) -> Array {
         let batch = tokens.len();
         let t = tokens[0].len();
-        let pasts: Vec<u64> = (0..batch).map(|b| self.mem[&BufferRef::Input(2)][slot as usize + b] as u64).collect();
+        let pasts: Vec<u64> = (0..batch)
+            .map(|b| self.mem[&BufferRef::Input(2)][slot as usize + b] as u64)
+            .collect();
         let past = pasts.iter().copied().max().unwrap_or(0);
-        let env = Env { batch: batch as u64, tokens: t as u64, past, max_len: self.max_len, slots: self.slots, slot, sms: 132 };
+        let env = Env {
+            batch: batch as u64,
+            tokens: t as u64,
+            past,
+            max_len: self.max_len,
+            slots: self.slots,
+            slot,
+            sms: 132,
+        };
         // Per-call memory.
         for (i, buf) in self.program.buffers.iter().enumerate() {
-            self.mem.insert(BufferRef::Buffer(i), vec![f64::NAN; ev(&buf.elements, &env)]);
+            self.mem
+                .insert(BufferRef::Buffer(i), vec![f64::NAN; ev(&buf.elements, &env)]);
         }
         for (i, o) in self.program.outputs.iter().enumerate() {
-            self.mem.insert(BufferRef::Output(i), vec![f64::NAN; ev(&o.elements, &env)]);
+            self.mem
+                .insert(BufferRef::Output(i), vec![f64::NAN; ev(&o.elements, &env)]);
         }
         let ids: Vec<f64> = tokens.iter().flatten().map(|&x| f64::from(x)).collect();
-        let pos: Vec<f64> = pasts.iter().flat_map(|&p| (0..t).map(move |i| (p + i as u64) as f64)).collect();
+        let pos: Vec<f64> = pasts
+            .iter()
+            .flat_map(|&p| (0..t).map(move |i| (p + i as u64) as f64))
+            .collect();
         self.mem.insert(BufferRef::Input(0), ids);
         self.mem.insert(BufferRef::Input(1), pos);
 
@@ -112,7 +145,9 @@ impl<'a> Machine<'a> {
                     // their argument lists together say where every value lives.
                     let mut all_args: Vec<(KArg, Arg)> = Vec::new();
                     for l in launches {
-                        let Some(Step::Launch(ls)) = next.next() else { panic!("plan step {i}: expected a launch") };
+                        let Some(Step::Launch(ls)) = next.next() else {
+                            panic!("plan step {i}: expected a launch")
+                        };
                         assert_eq!(ls.args.len(), l.args.len(), "{}: argument count", ls.label);
                         assert_eq!(ls.entry, l.entry);
                         let args: Vec<(KArg, Arg)> = l.args.iter().cloned().zip(ls.args.iter().cloned()).collect();
@@ -131,7 +166,12 @@ impl<'a> Machine<'a> {
         for b in 0..batch {
             self.mem.get_mut(&BufferRef::Input(2)).expect("past_len")[slot as usize + b] += t as f64;
         }
-        let li = self.program.outputs.iter().position(|o| o.name == LOGITS_OUTPUT).expect("logits output");
+        let li = self
+            .program
+            .outputs
+            .iter()
+            .position(|o| o.name == LOGITS_OUTPUT)
+            .expect("logits output");
         let data = self.mem[&BufferRef::Output(li)].clone();
         let vocab = data.len() / (batch * t);
         Array::new(vec![batch, t, vocab], data)
@@ -151,7 +191,9 @@ impl<'a> Machine<'a> {
         let x = self.region(g.x.buffer).clone();
         let w = self.region(BufferRef::Weight(g.weight)).clone();
         let bias = g.bias.map(|b| self.region(BufferRef::Weight(b)).clone());
-        let c = g.c.as_ref().map(|c| (self.region(c.buffer).clone(), ev(&c.offset, env), c.ld));
+        let c =
+            g.c.as_ref()
+                .map(|c| (self.region(c.buffer).clone(), ev(&c.offset, env), c.ld));
         let (xo, yo) = (ev(&g.x.offset, env), ev(&g.y.offset, env));
         let y = self.mem.get_mut(&g.y.buffer).expect("gemm output");
         for r in 0..m {
@@ -171,8 +213,13 @@ impl<'a> Machine<'a> {
 
     /// Where an IR value lives in this launch: (region, offset, row stride).
     fn locate(&self, args: &[(KArg, Arg)], v: Value, env: &Env) -> (BufferRef, usize, usize) {
-        let i = args.iter().position(|(k, _)| *k == KArg::Value(v)).unwrap_or_else(|| panic!("value {v:?} not passed"));
-        let Arg::Ptr { buffer, offset } = &args[i].1 else { panic!("value {v:?} passed as {:?}", args[i].1) };
+        let i = args
+            .iter()
+            .position(|(k, _)| *k == KArg::Value(v))
+            .unwrap_or_else(|| panic!("value {v:?} not passed"));
+        let Arg::Ptr { buffer, offset } = &args[i].1 else {
+            panic!("value {v:?} passed as {:?}", args[i].1)
+        };
         let stride = match args.get(i + 1) {
             Some((KArg::Stride(s), Arg::I32(e))) if *s == v => ev(e, env),
             _ => self.graph().ty(v).channels().unwrap_or(1),
@@ -182,7 +229,8 @@ impl<'a> Machine<'a> {
 
     fn read_rows(&self, args: &[(KArg, Arg)], v: Value, env: &Env) -> Array {
         let ty = self.graph().ty(v).clone();
-        let rows = ev(&modelc_runtime::program::Expr::sym(Sym::Batch), env) * ev(&modelc_runtime::program::Expr::sym(Sym::Tokens), env);
+        let rows = ev(&modelc_runtime::program::Expr::sym(Sym::Batch), env)
+            * ev(&modelc_runtime::program::Expr::sym(Sym::Tokens), env);
         let (buf, off, stride) = self.locate(args, v, env);
         let data = self.region(buf);
         let shape: Vec<usize> = ty.shape.iter().map(|d| d.eval(&dim_env(env))).collect();
@@ -216,7 +264,9 @@ impl<'a> Machine<'a> {
     }
 
     fn weight_value(&self, args: &[(KArg, Arg)], v: Value) -> Array {
-        let Op::Weight { key, shape, .. } = &self.graph().node(v.node).op else { panic!("not a weight") };
+        let Op::Weight { key, shape, .. } = &self.graph().node(v.node).op else {
+            panic!("not a weight")
+        };
         Array::new(shape.clone(), self.weight_arg(args, key))
     }
 
@@ -224,7 +274,9 @@ impl<'a> Machine<'a> {
         for (k, a) in args {
             if let (KArg::State(n), Arg::Ptr { buffer, offset }) = (k, a) {
                 if n == name {
-                    let BufferRef::State(si) = buffer else { panic!("state {name} not in a state buffer") };
+                    let BufferRef::State(si) = buffer else {
+                        panic!("state {name} not in a state buffer")
+                    };
                     let per = ev(&self.program.states[*si].per_slot(), env);
                     return (*buffer, ev(offset, env), per);
                 }
@@ -247,32 +299,23 @@ impl<'a> Machine<'a> {
     /// A glue step: its nodes on the reference interpreter, inputs from the argument pointers.
     fn glue(&mut self, step: &PlanStep, args: &[(KArg, Arg)], env: &Env) {
         let graph = self.graph();
-        let mut sub = Graph::new();
-        let mut map: HashMap<Value, Value> = HashMap::new();
+        let sub = super::glue_subgraph(graph, step);
         let mut inputs = BTreeMap::new();
         for (j, v) in step.inputs.iter().enumerate() {
-            let ty: TensorType = graph.ty(*v).clone();
-            let name = format!("in{j}");
-            let n = sub.add(Op::Input { name: name.clone(), ty }, &[], "", None).expect("input");
-            map.insert(*v, Value { node: n, output: 0 });
             let value = match &graph.node(v.node).op {
                 Op::Weight { .. } => self.weight_value(args, *v),
                 _ => self.read_rows(args, *v, env),
             };
-            inputs.insert(name, value);
+            inputs.insert(format!("in{j}"), value);
         }
-        for &n in &step.nodes {
-            let node = graph.node(n);
-            let ins: Vec<Value> = graph.inputs(n).iter().map(|v| map[v]).collect();
-            let m = sub.add(node.op.clone(), &ins, &node.scope, node.layer).expect("copy node");
-            for o in 0..node.outputs.len() {
-                map.insert(Value { node: n, output: o }, Value { node: m, output: o });
-            }
-        }
-        for (j, v) in step.outputs.iter().enumerate() {
-            sub.add(Op::Output { name: format!("out{j}") }, &[map[v]], "", None).expect("output");
-        }
-        let outs = execute(&sub, &WeightStore::default(), &inputs, dim_env(env), InterpOptions::default()).expect("glue step runs");
+        let outs = execute(
+            &sub,
+            &WeightStore::default(),
+            &inputs,
+            dim_env(env),
+            InterpOptions::default(),
+        )
+        .expect("glue step runs");
         for (j, v) in step.outputs.clone().iter().enumerate() {
             self.write_rows(args, *v, env, &outs[&format!("out{j}")]);
         }
@@ -290,12 +333,23 @@ impl<'a> Machine<'a> {
         let _ = step;
         match (core, graph.node(n).op.clone()) {
             (Core::Attention { .. }, Op::Attention(p)) => {
-                let (q, k, v) = (self.read_rows(args, ins[0], env), self.read_rows(args, ins[1], env), self.read_rows(args, ins[2], env));
+                let (q, k, v) = (
+                    self.read_rows(args, ins[0], env),
+                    self.read_rows(args, ins[1], env),
+                    self.read_rows(args, ins[2], env),
+                );
                 let (kn, vn) = (state_name(3), state_name(4));
                 let t = env.tokens as usize;
                 let (g, dh) = (p.kv_heads, p.head_dim);
                 let ml = self.max_len as usize;
-                let cfg = AttentionCfg { heads: p.heads, kv_heads: g, head_dim: dh, causal: p.causal, window: p.window, scale: p.scale };
+                let cfg = AttentionCfg {
+                    heads: p.heads,
+                    kv_heads: g,
+                    head_dim: dh,
+                    causal: p.causal,
+                    window: p.window,
+                    scale: p.scale,
+                };
                 let mut o_all = Vec::new();
                 for (b, &past) in pasts.iter().enumerate().take(batch) {
                     let past = past as usize;
@@ -328,7 +382,16 @@ impl<'a> Machine<'a> {
                 self.write_rows(args, Value { node: n, output: 0 }, env, &y);
                 self.write_state(args, &state_name(sp), env, &st2);
             }
-            (Core::DeltaRule { q, k, qk_l2norm, scale: sc, .. }, Op::DeltaRule(p)) => {
+            (
+                Core::DeltaRule {
+                    q,
+                    k,
+                    qk_l2norm,
+                    scale: sc,
+                    ..
+                },
+                Op::DeltaRule(p),
+            ) => {
                 let (mut qa, mut ka) = (self.read_rows(args, *q, env), self.read_rows(args, *k, env));
                 if *qk_l2norm {
                     qa = l2_norm(&qa, p.key_dim, 1e-6).expect("l2");
@@ -354,7 +417,17 @@ impl<'a> Machine<'a> {
                 self.write_rows(args, Value { node: n, output: 0 }, env, &o);
                 self.write_state(args, &sname, env, &st2);
             }
-            (Core::Scan { delta, delta_bias, softplus, z, out, .. }, Op::SelectiveScan { state_size }) => {
+            (
+                Core::Scan {
+                    delta,
+                    delta_bias,
+                    softplus,
+                    z,
+                    out,
+                    ..
+                },
+                Op::SelectiveScan { state_size },
+            ) => {
                 let u = self.read_rows(args, ins[0], env);
                 let mut d = self.read_rows(args, *delta, env);
                 if let Some(bv) = delta_bias {
@@ -384,7 +457,18 @@ impl<'a> Machine<'a> {
 
     /// The cache of sequence `b` (at slot `slot + b`), positions `from..to`, as `[1, G, len, Dh]`.
     #[allow(clippy::too_many_arguments)]
-    fn cache_for(&self, args: &[(KArg, Arg)], kn: &str, vn: &str, env: &Env, b: usize, from: usize, to: usize, g: usize, dh: usize) -> (Array, Array) {
+    fn cache_for(
+        &self,
+        args: &[(KArg, Arg)],
+        kn: &str,
+        vn: &str,
+        env: &Env,
+        b: usize,
+        from: usize,
+        to: usize,
+        g: usize,
+        dh: usize,
+    ) -> (Array, Array) {
         let ml = self.max_len as usize;
         let read = |name: &str| {
             let (buf, off, per) = self.state_region(args, name, env);
@@ -403,7 +487,17 @@ impl<'a> Machine<'a> {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn append_cache(&mut self, args: &[(KArg, Arg)], name: &str, new: &Array, env: &Env, b: usize, past: usize, g: usize, dh: usize) {
+    fn append_cache(
+        &mut self,
+        args: &[(KArg, Arg)],
+        name: &str,
+        new: &Array,
+        env: &Env,
+        b: usize,
+        past: usize,
+        g: usize,
+        dh: usize,
+    ) {
         let ml = self.max_len as usize;
         let (buf, off, per) = self.state_region(args, name, env);
         let base = off + b * per;
@@ -420,5 +514,9 @@ impl<'a> Machine<'a> {
 }
 
 pub fn dim_env(env: &Env) -> DimEnv {
-    DimEnv { batch: env.batch as usize, tokens: env.tokens as usize, past: env.past as usize }
+    DimEnv {
+        batch: env.batch as usize,
+        tokens: env.tokens as usize,
+        past: env.past as usize,
+    }
 }

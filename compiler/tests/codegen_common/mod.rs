@@ -5,13 +5,20 @@ pub mod exec;
 
 use std::path::{Path, PathBuf};
 
+use std::collections::HashMap;
+
 use modelc::codegen::{generate, Codegen, CodegenError};
-use modelc::ir::{lower::lower_model, Graph};
+use modelc::ir::{lower::lower_model, Graph, Op, Value};
+use modelc::passes::fuse::Step;
 use modelc::passes::{placement::specialize, Placement};
 use modelc::spec::{self, MixerSpec, ModelSpec};
 
+/// The repository root (`MODELC_REPO_ROOT` overrides it, for a test binary run elsewhere).
 pub fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+    match std::env::var_os("MODELC_REPO_ROOT") {
+        Some(p) => PathBuf::from(p),
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).join(".."),
+    }
 }
 
 fn yaml_in(dir: &Path) -> Vec<PathBuf> {
@@ -42,7 +49,10 @@ pub fn repo_specs() -> Vec<(String, ModelSpec)> {
 
 /// The tiny specs of `specs/`.
 pub fn tiny_specs() -> Vec<(String, ModelSpec)> {
-    repo_specs().into_iter().filter(|(n, _)| n.starts_with("tiny-")).collect()
+    repo_specs()
+        .into_iter()
+        .filter(|(n, _)| n.starts_with("tiny-"))
+        .collect()
 }
 
 /// The codegen test specs (template-compatible shapes, every mixer and option).
@@ -69,7 +79,11 @@ pub fn placements(spec: &ModelSpec) -> Vec<(String, Placement)> {
         }
     }
     let mut out = vec![("main".to_string(), Placement::main(spec))];
-    out.extend(names.iter().map(|n| (n.clone(), Placement::all(spec, n).expect("placement"))));
+    out.extend(
+        names
+            .iter()
+            .map(|n| (n.clone(), Placement::all(spec, n).expect("placement"))),
+    );
     out
 }
 
@@ -83,4 +97,48 @@ pub fn compile_spec(name: &str, spec: &ModelSpec) -> Vec<(String, Result<Codegen
         .into_iter()
         .map(|(pname, p)| (format!("{name}[{pname}]"), generate(placed(spec, &p))))
         .collect()
+}
+
+/// A glue step as a standalone graph: input `in{j}` per external input (weights too), the step's
+/// nodes, output `out{j}` per step output. The reference interpreter runs it.
+pub fn glue_subgraph(graph: &Graph, step: &Step) -> Graph {
+    let mut sub = Graph::new();
+    let mut map: HashMap<Value, Value> = HashMap::new();
+    for (j, v) in step.inputs.iter().enumerate() {
+        let ty = graph.ty(*v).clone();
+        let n = sub
+            .add(
+                Op::Input {
+                    name: format!("in{j}"),
+                    ty,
+                },
+                &[],
+                "",
+                None,
+            )
+            .expect("input");
+        map.insert(*v, Value { node: n, output: 0 });
+    }
+    for &n in &step.nodes {
+        let node = graph.node(n);
+        let ins: Vec<Value> = graph.inputs(n).iter().map(|v| map[v]).collect();
+        let m = sub
+            .add(node.op.clone(), &ins, &node.scope, node.layer)
+            .expect("copy node");
+        for o in 0..node.outputs.len() {
+            map.insert(Value { node: n, output: o }, Value { node: m, output: o });
+        }
+    }
+    for (j, v) in step.outputs.iter().enumerate() {
+        sub.add(
+            Op::Output {
+                name: format!("out{j}"),
+            },
+            &[map[v]],
+            "",
+            None,
+        )
+        .expect("output");
+    }
+    sub
 }

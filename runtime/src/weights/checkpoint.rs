@@ -133,6 +133,13 @@ impl Checkpoint {
         file.get(key)
     }
 
+    /// See [`SafetensorsFile::release`]: drops `key`'s pages from the resident set.
+    pub fn release(&self, key: &str) {
+        if let Some(file) = self.index.get(key).and_then(|&i| self.files.get(i)) {
+            file.release(key);
+        }
+    }
+
     /// The safetensors files, in load order.
     pub fn files(&self) -> &[SafetensorsFile] {
         &self.files

@@ -109,6 +109,22 @@ impl SafetensorsFile {
         })
     }
 
+    /// Drops `key`'s pages from this process's resident set; they stay in the page cache and
+    /// fault back in on the next access. Lets a streaming conversion hold about one tensor in
+    /// RSS instead of the whole mapped checkpoint. Unknown keys and failures are ignored (it is
+    /// only a hint).
+    pub fn release(&self, key: &str) {
+        if let Some(e) = self.entries.get(key) {
+            // SAFETY: the map is shared and read-only, so MADV_DONTNEED only unmaps the pages
+            // from this process: a later read (even through a live view) faults the same file
+            // contents back in. Nothing is written through the mapping.
+            let _ = unsafe {
+                self.mmap
+                    .unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, e.start, e.end - e.start)
+            };
+        }
+    }
+
     /// Sum of the tensors' data bytes (the index's `total_size` convention).
     pub fn data_bytes(&self) -> u64 {
         self.entries

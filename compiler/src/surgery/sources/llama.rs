@@ -32,5 +32,6 @@ pub fn import(config: &Value) -> Result<Imported, SurgeryError> {
         plan: plan(defaults.format, &apriel, &keys)?,
         config: apriel,
         ignorable_prefixes: vec![],
+        notes: Vec::new(),
     })
 }

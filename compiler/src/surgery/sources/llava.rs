@@ -56,5 +56,6 @@ pub fn import(config: &Value, has_key: Option<&dyn Fn(&str) -> bool>) -> Result<
             "model.vision_tower.".into(),
             "model.multi_modal_projector.".into(),
         ],
+        notes: Vec::new(),
     })
 }

@@ -102,6 +102,8 @@ pub struct Imported {
     pub plan: Plan,
     /// Source tensors that the conversion may leave unread (e.g. a llava's vision tower).
     pub ignorable_prefixes: Vec<String>,
+    /// What the import changed or assumed (e.g. bias flags corrected from the tensors).
+    pub notes: Vec<String>,
 }
 
 /// Reads a source config of `format`. `has_key` tells which tensors the checkpoint holds, when
@@ -112,7 +114,7 @@ pub fn import(
     has_key: Option<&dyn Fn(&str) -> bool>,
 ) -> Result<Imported, SurgeryError> {
     match format {
-        SourceFormat::Apriel2 => apriel2::import(config),
+        SourceFormat::Apriel2 => apriel2::import(config, has_key),
         SourceFormat::Qwen2 => qwen2::import(config),
         SourceFormat::Llama => llama::import(config),
         SourceFormat::Llava => llava::import(config, has_key),

@@ -37,5 +37,6 @@ pub fn import(config: &Value) -> Result<Imported, SurgeryError> {
         plan: plan("qwen2", &apriel, &keys)?,
         config: apriel,
         ignorable_prefixes: vec![],
+        notes: Vec::new(),
     })
 }
