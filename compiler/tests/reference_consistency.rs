@@ -154,7 +154,7 @@ fn a_batch_equals_its_sequences_alone() {
         let step = s.forward(&[vec![1], vec![2]]).expect("step");
         for (i, seq) in [a, b].iter().enumerate() {
             let mut one = Session::new(&g, &w, 1, opts(DeltaRuleForm::Chunked(2))).expect("session");
-            let alone = one.forward(&[seq.clone()]).expect("forward");
+            let alone = one.forward(std::slice::from_ref(seq)).expect("forward");
             let n = alone.len();
             let part = Array::new(alone.shape.clone(), both.data[i * n..(i + 1) * n].to_vec());
             assert!(rel_err(&part, &alone) <= TOL, "{name}: batch row {i} differs");

@@ -67,7 +67,7 @@ pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<()> {
 pub fn align_biases(spec: &mut ModelSpec, has: impl Fn(&str) -> bool) -> Vec<String> {
     use modelc::spec::MixerSpec;
     let mut notes = Vec::new();
-    let mut fix = |flag: &mut bool, key: String, notes: &mut Vec<String>| {
+    let fix = |flag: &mut bool, key: String, notes: &mut Vec<String>| {
         let present = has(&key);
         if *flag != present {
             notes.push(format!(

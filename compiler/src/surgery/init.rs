@@ -4,7 +4,8 @@
 //! from a ChaCha8 stream seeded by `SHA-256("modelc-init-v1" ‖ seed as u64 LE ‖ seed_key)`, so a
 //! tensor depends only on (seed, seed_key, kind, shape): never on the order in which tensors are
 //! produced, nor on whether a plan was composed or applied step by step. Values are drawn in f64,
-//! in row-major order, and rounded once to the output dtype. Torch's RNG is not reproduced.
+//! in row-major order, and rounded once to the output dtype; a uniform is `(next_u64 >> 11)·2⁻⁵³`.
+//! Torch's RNG is not reproduced.
 //!
 //! Distributions:
 //! * `kaiming`: rank ≥ 2: `U(−1/√fan_in, 1/√fan_in)`, `fan_in = shape[1]` (so a depthwise conv
@@ -16,7 +17,7 @@
 //!   `[C, 1, K]` zeros with the last tap 1 / 0.5; `slow_decay`: `ln 0.1` everywhere.
 
 use modelc_runtime::tensor::{DType, HostTensor};
-use rand::{Rng, SeedableRng};
+use rand::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
@@ -163,13 +164,18 @@ struct Normals {
 }
 
 impl Normals {
+    /// `U[0, 1)` with 53 random bits: `(u64 >> 11) · 2⁻⁵³`.
+    fn uniform(&mut self) -> f64 {
+        (self.rng.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
+    }
+
     fn next(&mut self) -> f64 {
         if let Some(z) = self.spare.take() {
             return z;
         }
         // 1 − U[0,1) is in (0, 1], so the logarithm is finite.
-        let u1 = 1.0 - self.rng.random::<f64>();
-        let u2 = self.rng.random::<f64>();
+        let u1 = 1.0 - self.uniform();
+        let u2 = self.uniform();
         let r = (-2.0 * u1.ln()).sqrt();
         let t = std::f64::consts::TAU * u2;
         self.spare = Some(r * t.sin());
@@ -202,39 +208,39 @@ pub fn generate(
     let rng = ChaCha8Rng::from_seed(derive_seed(seed, seed_key));
     let mut normals = Normals { rng, spare: None };
     let last = shape.last().copied().unwrap_or(1).max(1);
-    let value = |i: usize, normals: &mut Normals| -> f64 {
-        match *kind {
-            InitKind::Zeros => 0.0,
-            InitKind::Ones => 1.0,
-            InitKind::SlowDecay => SLOW_DECAY,
-            InitKind::S4d => ((i % last) as f64 + 1.0).ln(),
-            InitKind::IdentityConv => f64::from(u8::from(i % last == last - 1)),
-            InitKind::ScaledIdentityConv => 0.5 * f64::from(u8::from(i % last == last - 1)),
-            InitKind::Kaiming if shape.len() >= 2 => {
-                let bound = 1.0 / (shape[1] as f64).sqrt();
-                bound * (2.0 * normals.rng.random::<f64>() - 1.0)
-            }
-            InitKind::Kaiming => 0.02 * normals.next(),
-            InitKind::Normal { std } => std * normals.next(),
-            InitKind::DtBias {
-                dt_min,
-                dt_max,
-                dt_init_floor,
-            } => {
-                let u = normals.rng.random::<f64>();
-                let dt = (u * (dt_max.ln() - dt_min.ln()) + dt_min.ln()).exp().max(dt_init_floor);
-                dt + (-(-dt).exp_m1()).ln()
-            }
-        }
-    };
     let mut data = Vec::with_capacity(nbytes);
     let mut block = Vec::with_capacity(BLOCK.min(numel));
     let mut i = 0;
     while i < numel {
         let n = BLOCK.min(numel - i);
         block.clear();
-        for j in i..i + n {
-            block.push(value(j, &mut normals));
+        // One match per block, tight loops inside: this runs unoptimised in debug builds.
+        match *kind {
+            InitKind::Zeros => block.resize(n, 0.0),
+            InitKind::Ones => block.resize(n, 1.0),
+            InitKind::SlowDecay => block.resize(n, SLOW_DECAY),
+            InitKind::S4d => block.extend((i..i + n).map(|j| ((j % last) as f64 + 1.0).ln())),
+            InitKind::IdentityConv | InitKind::ScaledIdentityConv => {
+                let tap = if matches!(kind, InitKind::IdentityConv) { 1.0 } else { 0.5 };
+                block.extend((i..i + n).map(|j| if j % last == last - 1 { tap } else { 0.0 }));
+            }
+            InitKind::Kaiming if shape.len() >= 2 => {
+                let bound = 1.0 / (shape[1] as f64).sqrt();
+                block.extend((0..n).map(|_| bound * (2.0 * normals.uniform() - 1.0)));
+            }
+            InitKind::Kaiming => block.extend((0..n).map(|_| 0.02 * normals.next())),
+            InitKind::Normal { std } => block.extend((0..n).map(|_| std * normals.next())),
+            InitKind::DtBias {
+                dt_min,
+                dt_max,
+                dt_init_floor,
+            } => {
+                let (lo, hi) = (dt_min.ln(), dt_max.ln());
+                block.extend((0..n).map(|_| {
+                    let dt = (normals.uniform() * (hi - lo) + lo).exp().max(dt_init_floor);
+                    dt + (-(-dt).exp_m1()).ln()
+                }));
+            }
         }
         let t = HostTensor::from_f64(vec![n], &block).map_err(|e| e.to_string())?;
         data.extend_from_slice(&t.cast(dtype).data);
