@@ -18,7 +18,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let per_layer = 2 * (2 * d + heads * dh * d * 2 + kv * dh * d * 2 + 3 * inter * d);
     let fixed = 2 * (2 * vocab * d + d);
     let layers = (((gb * 1e9) as usize).saturating_sub(fixed) / per_layer).max(1);
-    let mut specs = vec![TensorSpec::new("model.embed_tokens.weight", DType::BF16, vec![vocab, d])];
+    let mut specs = vec![TensorSpec::new(
+        "model.embed_tokens.weight",
+        DType::BF16,
+        vec![vocab, d],
+    )];
     for l in 0..layers {
         let p = format!("model.layers.{l}");
         for (name, shape) in [
@@ -73,6 +77,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         total += n;
     }
     writer.finish()?;
-    println!("{}: {layers} layers, {} tensors, {:.3} GB", out.display(), specs.len(), total as f64 / 1e9);
+    println!(
+        "{}: {layers} layers, {} tensors, {:.3} GB",
+        out.display(),
+        specs.len(),
+        total as f64 / 1e9
+    );
     Ok(())
 }

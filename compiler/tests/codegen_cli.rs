@@ -107,3 +107,81 @@ fn build_writes_kernels_program_and_table() {
     assert!(out.join("plan.txt").is_file());
     assert!(!out.join("kernels.error.txt").exists());
 }
+
+/// A spec whose shapes a mixer-core template cannot take (a 264-wide attention head, beyond the
+/// template's 256) fails the build: non-zero exit, an error naming the layer's mixer and the
+/// limit, and no kernel outputs (not even those of an earlier build into the same folder).
+#[test]
+fn build_fails_when_a_template_rejects_a_shape() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let spec = tmp.path().join("wide-head.yaml");
+    let rope = "rotary: {type: mistral_1d, theta: 10000.0}";
+    let block = |mixer: &str| {
+        format!(
+            "      mixer: {mixer}\n      mlp: {{type: mlp, intermediate_size: 64, gated: true}}\n      \
+             normalization: {{type: rms_norm, epsilon: 1.0e-5}}\n"
+        )
+    };
+    let yaml = format!(
+        "model_type: apriel2_text\nhidden_size: 64\nvocab_size: 128\n\
+         head: {{normalization: {{type: rms_norm, epsilon: 1.0e-5}}}}\n\
+         decoder:\n  type: pattern\n  num_blocks: 2\n  pattern: [small, wide]\n  blocks:\n    small:\n{}    wide:\n{}",
+        block(&format!(
+            "{{type: attention, heads: 2, head_groups: 1, head_size: 8, {rope}}}"
+        )),
+        block(&format!(
+            "{{type: attention, heads: 1, head_groups: 1, head_size: 264, {rope}}}"
+        )),
+    );
+    std::fs::write(&spec, yaml).expect("write spec");
+    let out = tmp.path().join("out");
+    // An earlier successful build into the same folder leaves kernel outputs behind.
+    let (ok, _, err) = modelc(&["build", &hybrid(), "-o", out.to_str().expect("utf8")]);
+    assert!(ok, "{err}");
+    assert!(out.join("program.json").is_file());
+
+    let (ok, _, err) = modelc(&["build", spec.to_str().expect("utf8"), "-o", out.to_str().expect("utf8")]);
+    assert!(!ok, "the build must fail: {err}");
+    for needle in ["layers.1.mixer", "attention_prefill", "head_dim 264", "limit of 256"] {
+        assert!(err.contains(needle), "`{needle}` missing from: {err}");
+    }
+    for stale in ["program.json", "kernels.txt", "plan.txt", "kernels.error.txt"] {
+        assert!(!out.join(stale).exists(), "{stale} left behind");
+    }
+    let cu = std::fs::read_dir(out.join("kernels"))
+        .expect("kernels/")
+        .filter(|e| {
+            e.as_ref()
+                .is_ok_and(|e| e.path().extension().is_some_and(|x| x == "cu"))
+        })
+        .count();
+    assert_eq!(cu, 0, "kernel sources of the earlier build left behind");
+}
+
+/// Every spec in `specs/` builds with kernels (the tiny ones have head sizes 8 and 16 and value
+/// dims below a warp).
+#[test]
+fn build_generates_kernels_for_every_tiny_spec() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let mut n = 0;
+    for entry in std::fs::read_dir(repo().join("specs")).expect("specs/") {
+        let path = entry.expect("entry").path();
+        let name = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().to_string())
+            .unwrap_or_default();
+        if !name.starts_with("tiny-") || path.extension().is_none_or(|e| e != "yaml") {
+            continue;
+        }
+        let out = tmp.path().join(&name);
+        let (ok, _, err) = modelc(&["build", path.to_str().expect("utf8"), "-o", out.to_str().expect("utf8")]);
+        assert!(ok, "{name}: {err}");
+        let program: modelc_runtime::program::Program =
+            serde_json::from_str(&std::fs::read_to_string(out.join("program.json")).expect("program.json"))
+                .expect("parses");
+        program.validate().unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert!(!program.kernels.is_empty(), "{name}: no kernels");
+        n += 1;
+    }
+    assert!(n >= 7, "only {n} tiny specs");
+}

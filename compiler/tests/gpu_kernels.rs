@@ -299,6 +299,23 @@ fn attn_cases() -> Vec<AttnCase> {
             p: p(2, 1, 256, Some(8)),
             s_max: 44,
         },
+        // Head sizes below one warp and not a multiple of 32: lanes past Dh own no channel.
+        AttnCase {
+            p: p(4, 2, 8, Some(4)),
+            s_max: 44,
+        },
+        AttnCase {
+            p: p(4, 2, 16, None),
+            s_max: 64,
+        },
+        AttnCase {
+            p: p(2, 1, 24, Some(8)),
+            s_max: 48,
+        },
+        AttnCase {
+            p: p(3, 3, 100, None),
+            s_max: 64,
+        },
     ]
 }
 
@@ -415,7 +432,9 @@ fn run_attn_prefill(ctx: &mut Ctx, case: &AttnCase, past: &[usize], t: usize, se
     let qkv = ctx.bf16(&packed, "qkv");
     let past_i: Vec<i32> = past.iter().map(|&x| x as i32).collect();
     let past_d = ctx.i32(&past_i, "past_len");
-    let out = ctx.nan_bf16(rows * h * dh, "out");
+    // Padded output rows: a lane past Dh that stored anyway would leave the head's columns.
+    let out_stride = h * dh + 5;
+    let out = ctx.nan_bf16(rows * out_stride, "out");
     ctx.launch(
         src.name(),
         attention_prefill_launch(p, b, t),
@@ -430,7 +449,7 @@ fn run_attn_prefill(ctx: &mut Ctx, case: &AttnCase, past: &[usize], t: usize, se
             kv.v_cache.arg(),
             past_d.arg(),
             out.arg(),
-            KernelArg::I32((h * dh) as i32),
+            KernelArg::I32(out_stride as i32),
             KernelArg::I32(t as i32),
             KernelArg::I32(case.s_max as i32),
         ],
@@ -449,7 +468,8 @@ fn run_attn_prefill(ctx: &mut Ctx, case: &AttnCase, past: &[usize], t: usize, se
         want.extend(o.data);
     }
     let what = format!("attn prefill H={h} G={g} Dh={dh} W={:?} past={past:?} T={t}", p.window);
-    check(&ctx.get_bf16(&out), &want, BF16_TOL, &what);
+    let got = extract(&ctx.get_bf16(&out), rows, h * dh, out_stride, 0, &what);
+    check(&got, &want, BF16_TOL, &what);
     check_appended(ctx, &kv, p, case.s_max, past, t, &k, &v, &what);
 }
 
@@ -588,8 +608,12 @@ fn run_delta(ctx: &mut Ctx, p: &DeltaRuleParams, form: DeltaForm, b: usize, t: u
     let g_d = ctx.f32(&g, "g");
     let beta_d = ctx.f32(&beta, "beta");
     let st_in = ctx.f32(&state, "state_in");
-    let st_out = ctx.nan_f32(state.len(), "state_out");
-    let o = ctx.nan_bf16(rows * wv, "o");
+    // NaN past the state's end: a thread without a value column must not write there.
+    let state_len = state.len();
+    let st_out = ctx.nan_f32(state_len + 64, "state_out");
+    // Padded output rows: a thread past Dv that stored anyway would leave the slice.
+    let (o_stride, o_off) = (wv + 5, 3);
+    let o = ctx.nan_bf16(rows * o_stride, "o");
     let smem = match form {
         DeltaForm::Chunked => delta_rule_chunked_smem(p),
         DeltaForm::Recurrent => 0,
@@ -608,8 +632,8 @@ fn run_delta(ctx: &mut Ctx, p: &DeltaRuleParams, form: DeltaForm, b: usize, t: u
             beta_d.arg(),
             st_in.arg(),
             if inplace { st_in.arg() } else { st_out.arg() },
-            o.arg(),
-            KernelArg::I32(wv as i32),
+            KernelArg::Ptr(o.device_ptr_at(o_off).unwrap()),
+            KernelArg::I32(o_stride as i32),
             KernelArg::I32(t as i32),
         ],
     );
@@ -663,11 +687,18 @@ fn run_delta(ctx: &mut Ctx, p: &DeltaRuleParams, form: DeltaForm, b: usize, t: u
         p.chunk,
         p.value_block
     );
-    check(&ctx.get_bf16(&o), &want_o.data, BF16_TOL, &format!("{what}: o"));
+    let got_o = extract(&ctx.get_bf16(&o), rows, wv, o_stride, o_off, &format!("{what}: o"));
+    check(&got_o, &want_o.data, BF16_TOL, &format!("{what}: o"));
     let s = if inplace {
         ctx.get_f32(&st_in)
     } else {
-        ctx.get_f32(&st_out)
+        let mut s = ctx.get_f32(&st_out);
+        assert!(
+            s[state_len..].iter().all(|x| x.is_nan()),
+            "{what}: wrote past the end of state_out"
+        );
+        s.truncate(state_len);
+        s
     };
     check(&s, &want_s.data, STATE_TOL, &format!("{what}: state"));
 }
@@ -689,7 +720,18 @@ fn delta_cases() -> Vec<DeltaRuleParams> {
         chunk: 8,
         ..DeltaRuleParams::new(1, 2, 32, 32, DecayGate::Scalar)
     };
-    vec![gdn, kda, kda64, raw]
+    // Small dims (the tiny specs' shapes): Dv below one warp leaves threads of the block without
+    // a value column; Dk below 32 leaves lanes of the norm reductions idle.
+    let tiny_gdn = DeltaRuleParams::new(2, 4, 8, 8, DecayGate::Scalar);
+    let tiny_kda = DeltaRuleParams::new(4, 4, 16, 16, DecayGate::PerChannel);
+    let mixed = DeltaRuleParams::new(2, 2, 24, 8, DecayGate::PerChannel);
+    let wide_k = DeltaRuleParams::new(1, 2, 128, 16, DecayGate::Scalar);
+    // Dv = 80 in blocks of 32: the third block of each head has 16 idle threads.
+    let ragged = DeltaRuleParams {
+        chunk: 32,
+        ..DeltaRuleParams::new(2, 2, 16, 80, DecayGate::PerChannel)
+    };
+    vec![gdn, kda, kda64, raw, tiny_gdn, tiny_kda, mixed, wide_k, ragged]
 }
 
 #[test]

@@ -47,6 +47,13 @@ fn all_sources() -> Vec<KernelSource> {
         (32, 8, 128, None),
         (2, 1, 256, Some(16)),
         (1, 1, 32, None),
+        // Small and ragged head sizes (Dh % 32 != 0: lanes past Dh own no channel).
+        (4, 2, 8, Some(4)),
+        (4, 2, 16, None),
+        (4, 2, 16, Some(8)),
+        (2, 1, 24, Some(8)),
+        (2, 2, 100, None),
+        (1, 1, 2, None),
     ] {
         let p = AttentionParams {
             heads,
@@ -75,7 +82,26 @@ fn all_sources() -> Vec<KernelSource> {
         value_block: 32,
         ..DeltaRuleParams::new(2, 2, 128, 64, DecayGate::PerChannel)
     };
-    for p in [gdn, kda, tiny, odd] {
+    // Small key/value dims: value columns below one warp (idle threads in the block), Dk < 32.
+    let mut small = Vec::new();
+    for (dk, dv, gate) in [
+        (8, 8, DecayGate::Scalar),
+        (8, 8, DecayGate::PerChannel),
+        (16, 16, DecayGate::Scalar),
+        (16, 16, DecayGate::PerChannel),
+        (24, 8, DecayGate::PerChannel),
+        (32, 16, DecayGate::Scalar),
+        (64, 8, DecayGate::Scalar),
+        (128, 16, DecayGate::PerChannel),
+    ] {
+        small.push(DeltaRuleParams::new(2, 4, dk, dv, gate));
+    }
+    // Ragged Dv (80 = 2.5 blocks of 32) with 64-token chunks.
+    small.push(DeltaRuleParams {
+        chunk: 64,
+        ..DeltaRuleParams::new(1, 2, 16, 80, DecayGate::PerChannel)
+    });
+    for p in [gdn, kda, tiny, odd].into_iter().chain(small) {
         out.push(delta_rule_chunked(&p).unwrap());
         out.push(delta_rule_recurrent(&p).unwrap());
     }

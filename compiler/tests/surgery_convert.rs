@@ -137,6 +137,13 @@ fn sharded_output_and_sharded_apriel2_input() {
         serde_json::from_str(&std::fs::read_to_string(out.join("model.safetensors.index.json")).unwrap()).unwrap();
     let all = read_all(&out);
     assert_eq!(index["weight_map"].as_object().unwrap().len(), all.len());
+    // What was streamed (in pieces, across shards) is what the plan evaluates to in memory.
+    let ck = Checkpoint::open(&src).unwrap();
+    let mem = modelc::surgery::executor::execute_in_memory(&report.conversion.plan, &ck, DType::BF16, 0).unwrap();
+    assert_eq!(mem.len(), all.len());
+    for (k, t) in &mem {
+        assert_eq!(&all[k], t, "{k}");
+    }
     let total: u64 = all.values().map(|t| t.data.len() as u64).sum();
     assert_eq!(index["metadata"]["total_size"], json!(total));
     // The sharded Apriel2 checkpoint is itself a source: an identity conversion copies it.
@@ -245,14 +252,31 @@ fn apriel2_bias_flags_follow_the_checkpoint() {
     assert!(tensors.iter().any(|(k, _)| k.ends_with("o_proj.bias")));
     write_checkpoint(&src, &config, &tensors);
     let out = tmp.path().join("kil");
-    let report = convert(&src, &out, &[include_str!("../../specs/surgery/hybrid_kil.yaml")], &ConvertOptions::default()).unwrap();
+    let report = convert(
+        &src,
+        &out,
+        &[include_str!("../../specs/surgery/hybrid_kil.yaml")],
+        &ConvertOptions::default(),
+    )
+    .unwrap();
     assert_eq!(report.conversion.notes.len(), 4, "{:?}", report.conversion.notes);
-    assert!(report.conversion.notes[0].contains("q_proj.bias") && report.conversion.notes[0].contains("following the checkpoint"));
+    assert!(
+        report.conversion.notes[0].contains("q_proj.bias")
+            && report.conversion.notes[0].contains("following the checkpoint")
+    );
     let got = read_all(&out);
-    let want = &tensors.iter().find(|(k, _)| k == "model.decoder.blocks.0.mixer.o_proj.bias").unwrap().1;
+    let want = &tensors
+        .iter()
+        .find(|(k, _)| k == "model.decoder.blocks.0.mixer.o_proj.bias")
+        .unwrap()
+        .1;
     assert_eq!(&got["model.decoder.blocks.0.mixer.o_proj.bias"], want);
     // Layers sharing one block must agree.
-    let partial: Vec<_> = tensors.iter().filter(|(k, _)| k != "model.decoder.blocks.1.mixer.k_proj.bias").cloned().collect();
+    let partial: Vec<_> = tensors
+        .iter()
+        .filter(|(k, _)| k != "model.decoder.blocks.1.mixer.k_proj.bias")
+        .cloned()
+        .collect();
     write_checkpoint(&src, &config, &partial);
     let err = expect_failure(tmp.path(), &src, &[], &ConvertOptions::default());
     assert!(err.contains("k_proj.bias") && err.contains("block `block`"), "{err}");
@@ -461,6 +485,10 @@ fn reliability_impossible_surgeries_and_existing_output() {
     .unwrap_err()
     .to_string();
     assert!(err.contains("never modified"), "{err}");
+    let before = snapshot(&src);
+    let err = convert(&src, &src.join("inside"), &[], &opts).unwrap_err().to_string();
+    assert!(err.contains("inside it"), "{err}");
+    assert_eq!(snapshot(&src), before);
     assert!(src.join("model.safetensors").is_file());
 }
 

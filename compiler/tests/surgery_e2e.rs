@@ -31,7 +31,10 @@ fn reference_logits(dir: &Path, placement: Option<&str>) -> (ModelSpec, Vec<f64>
     };
     let graph = specialize(lower_model(&spec).unwrap(), &p).unwrap();
     verify(&graph).unwrap();
-    let opts = InterpOptions { precision: Precision::F64, delta_rule: DeltaRuleForm::Recurrent };
+    let opts = InterpOptions {
+        precision: Precision::F64,
+        delta_rule: DeltaRuleForm::Recurrent,
+    };
     let mut session = Session::new(&graph, &weights, 1, opts).unwrap();
     let logits: Array = session.forward(&[PROMPT.to_vec()]).unwrap();
     assert_eq!(logits.shape, vec![1, PROMPT.len(), 50]);
@@ -52,7 +55,11 @@ impl W {
 fn linear(x: &[Vec<f64>], w: &(Vec<usize>, Vec<f64>)) -> Vec<Vec<f64>> {
     let (out, inp) = (w.0[0], w.0[1]);
     x.iter()
-        .map(|row| (0..out).map(|o| (0..inp).map(|i| row[i] * w.1[o * inp + i]).sum()).collect())
+        .map(|row| {
+            (0..out)
+                .map(|o| (0..inp).map(|i| row[i] * w.1[o * inp + i]).sum())
+                .collect()
+        })
         .collect()
 }
 
@@ -79,7 +86,10 @@ fn rope(x: &mut [f64], pos: usize, dh: usize, theta: f64) {
 fn llama_forward(w: &W) -> Vec<f64> {
     let (d, heads, kv, dh, eps, theta) = (64, 4, 2, 16, 1e-5, 10000.0);
     let emb = w.m("model.embed_tokens.weight");
-    let mut h: Vec<Vec<f64>> = PROMPT.iter().map(|&t| emb.1[t as usize * d..(t as usize + 1) * d].to_vec()).collect();
+    let mut h: Vec<Vec<f64>> = PROMPT
+        .iter()
+        .map(|&t| emb.1[t as usize * d..(t as usize + 1) * d].to_vec())
+        .collect();
     let t_len = h.len();
     for l in 0..4 {
         let p = format!("model.layers.{l}");
@@ -136,7 +146,10 @@ fn llama_forward(w: &W) -> Vec<f64> {
 }
 
 fn weights_of(tensors: &[(String, HostTensor)]) -> W {
-    W(tensors.iter().map(|(k, t)| (k.clone(), (t.shape.clone(), t.to_f64_vec()))).collect())
+    W(tensors
+        .iter()
+        .map(|(k, t)| (k.clone(), (t.shape.clone(), t.to_f64_vec())))
+        .collect())
 }
 
 /// Largest absolute difference. Both sides compute in f64 from the same f32 weights and differ
@@ -168,7 +181,10 @@ fn kil_conversion_loads_runs_and_keeps_untouched_layers() {
     let tensors = make_llama(&src, DType::F32);
     let direct = llama_forward(&weights_of(&tensors));
     let out = tmp.path().join("kil");
-    let kil = [("hybrid_kil.yaml".to_string(), yaml(include_str!("../../specs/surgery/hybrid_kil.yaml")))];
+    let kil = [(
+        "hybrid_kil.yaml".to_string(),
+        yaml(include_str!("../../specs/surgery/hybrid_kil.yaml")),
+    )];
     convert_checkpoint(&src, &out, &kil, &ConvertOptions::default(), &mut |_| {}).unwrap();
 
     // Untouched tensors are bitwise the source's: layers 0 and 3 whole, the attention

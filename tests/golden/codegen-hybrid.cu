@@ -154,9 +154,9 @@ extern "C" __global__ void __launch_bounds__(128) rope_b17574dae4d8(
     for (int c = tid; c < 32; c += blockDim.x) st(o1, row * o1_stride + c, v1(c));
 }
 
-// ===== kernels/attn_prefill_d35ca154.cu =====
+// ===== kernels/attn_prefill_cdfc4895.cu =====
 /*
- * modelc mixer core: attn_prefill_d35ca154 (template).
+ * modelc mixer core: attn_prefill_cdfc4895 (template).
  * Fuses, in order:
  *   attention(heads=2, kv_heads=1, head_dim=32, causal=true, window=none, scale=0.17677669529663687)
  * Bytes loaded:  256*batch*tokens + 128*batch*(past + tokens)
@@ -164,7 +164,7 @@ extern "C" __global__ void __launch_bounds__(128) rope_b17574dae4d8(
  * FLOPs:         256*batch*tokens*(past + tokens)
  */
 /*
- * attn_prefill_d35ca154: causal GQA attention of T new tokens over (KV cache ++ new keys),
+ * attn_prefill_cdfc4895: causal GQA attention of T new tokens over (KV cache ++ new keys),
  *   H = 2 query heads, G = 1 KV heads, Dh = 32, scale = 1.7677669e-1f, full causal (slot = pos).
  *   out[b,t,h,:] = softmax_j(scale * q[b,t,h,:] . k_j) v_j over the keys j visible from
  *   position past_len[b] + t; f32 online softmax (flash style), f32 accumulation.
@@ -172,7 +172,9 @@ extern "C" __global__ void __launch_bounds__(128) rope_b17574dae4d8(
  * Layouts: q [B,T,H*Dh], k/v [B,T,G*Dh], out [B,T,H*Dh] bf16 rows with strides (elements);
  *   k_cache/v_cache [B,G,s_max,Dh] bf16; past_len [B] int32. q and k are already rotated (RoPE).
  * Grid (ceil(T/16), H, B), block 128 (4 warps x 4 queries),
- *   dynamic smem 4 * (BQ*Dh + BK*(Dh+1) + BK*Dh) bytes (attention_prefill_smem).
+ *   dynamic smem 4 * (BQ*Dh + BK*KP + BK*Dh) bytes (attention_prefill_smem), KP = Dh | 1.
+ * Lane l of a warp scores key kt0 + l (full-warp shuffles over keys) and accumulates output
+ *   channels l + 32 i, i < ceil(Dh/32); when Dh % 32 != 0 lanes past Dh own no channel (DTAIL).
  */
 #include <cuda_bf16.h>
 
@@ -201,7 +203,7 @@ __device__ __forceinline__ float warp_max(float x) {
 }
 #endif
 
-extern "C" __global__ void __launch_bounds__(128) attn_prefill_d35ca154(
+extern "C" __global__ void __launch_bounds__(128) attn_prefill_cdfc4895(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -213,7 +215,10 @@ extern "C" __global__ void __launch_bounds__(128) attn_prefill_d35ca154(
     constexpr int G = 1;
     constexpr int R = H / G;
     constexpr int DH = 32;
-    constexpr int DPL = DH / 32;
+    constexpr int DPL = (DH + 31) / 32;
+    constexpr bool DTAIL = DH % 32 != 0;
+    constexpr int KP = 33;
+    (void)KP;
     constexpr int W = 0;
     constexpr float SCALE = 1.7677669e-1f;
     constexpr int BK = 32;
@@ -223,8 +228,8 @@ extern "C" __global__ void __launch_bounds__(128) attn_prefill_d35ca154(
     /* Dynamic shared memory (attention_prefill_smem bytes): above 48 KiB for Dh > 128. */
     extern __shared__ float smem[];
     float (*q_s)[DH] = reinterpret_cast<float (*)[DH]>(smem);
-    float (*k_s)[DH + 1] = reinterpret_cast<float (*)[DH + 1]>(smem + BQ * DH);
-    float (*v_s)[DH] = reinterpret_cast<float (*)[DH]>(smem + BQ * DH + BK * (DH + 1));
+    float (*k_s)[KP] = reinterpret_cast<float (*)[KP]>(smem + BQ * DH);
+    float (*v_s)[DH] = reinterpret_cast<float (*)[DH]>(smem + BQ * DH + BK * KP);
 
     const int qt0 = blockIdx.x * BQ;
     const int h = blockIdx.y;
@@ -308,7 +313,8 @@ extern "C" __global__ void __launch_bounds__(128) attn_prefill_d35ca154(
             for (int j = 0; j < BK; ++j) {
                 const float pj = __shfl_sync(0xffffffffu, pr, j);
 #pragma unroll
-                for (int i = 0; i < DPL; ++i) o[qi][i] = fmaf(pj, v_s[j][lane + 32 * i], o[qi][i]);
+                for (int i = 0; i < DPL; ++i)
+                    if (!DTAIL || lane + 32 * i < DH) o[qi][i] = fmaf(pj, v_s[j][lane + 32 * i], o[qi][i]);
             }
         }
         __syncthreads();
@@ -320,7 +326,8 @@ extern "C" __global__ void __launch_bounds__(128) attn_prefill_d35ca154(
         const float inv = 1.0f / l[qi];
 #pragma unroll
         for (int i = 0; i < DPL; ++i)
-            out[(b * T + t) * out_stride + h * DH + lane + 32 * i] = f2bf(o[qi][i] * inv);
+            if (!DTAIL || lane + 32 * i < DH)
+                out[(b * T + t) * out_stride + h * DH + lane + 32 * i] = f2bf(o[qi][i] * inv);
     }
 }
 
@@ -542,9 +549,9 @@ extern "C" __global__ void __launch_bounds__(128) rope_8197486d7f31(
     for (int c = tid; c < 64; c += blockDim.x) st(o1, row * o1_stride + c, v1(c));
 }
 
-// ===== kernels/attn_prefill_84f74690.cu =====
+// ===== kernels/attn_prefill_6e30089e.cu =====
 /*
- * modelc mixer core: attn_prefill_84f74690 (template).
+ * modelc mixer core: attn_prefill_6e30089e (template).
  * Fuses, in order:
  *   attention(heads=2, kv_heads=2, head_dim=32, causal=true, window=4, scale=0.17677669529663687)
  * Bytes loaded:  384*batch*tokens + 256*batch*min(past + tokens, 4)
@@ -552,7 +559,7 @@ extern "C" __global__ void __launch_bounds__(128) rope_8197486d7f31(
  * FLOPs:         256*batch*tokens*min(past + tokens, 4)
  */
 /*
- * attn_prefill_84f74690: causal GQA attention of T new tokens over (KV cache ++ new keys),
+ * attn_prefill_6e30089e: causal GQA attention of T new tokens over (KV cache ++ new keys),
  *   H = 2 query heads, G = 2 KV heads, Dh = 32, scale = 1.7677669e-1f, sliding window W = 4 (ring cache, slot = pos mod S_max).
  *   out[b,t,h,:] = softmax_j(scale * q[b,t,h,:] . k_j) v_j over the keys j visible from
  *   position past_len[b] + t; f32 online softmax (flash style), f32 accumulation.
@@ -560,7 +567,9 @@ extern "C" __global__ void __launch_bounds__(128) rope_8197486d7f31(
  * Layouts: q [B,T,H*Dh], k/v [B,T,G*Dh], out [B,T,H*Dh] bf16 rows with strides (elements);
  *   k_cache/v_cache [B,G,s_max,Dh] bf16; past_len [B] int32. q and k are already rotated (RoPE).
  * Grid (ceil(T/16), H, B), block 128 (4 warps x 4 queries),
- *   dynamic smem 4 * (BQ*Dh + BK*(Dh+1) + BK*Dh) bytes (attention_prefill_smem).
+ *   dynamic smem 4 * (BQ*Dh + BK*KP + BK*Dh) bytes (attention_prefill_smem), KP = Dh | 1.
+ * Lane l of a warp scores key kt0 + l (full-warp shuffles over keys) and accumulates output
+ *   channels l + 32 i, i < ceil(Dh/32); when Dh % 32 != 0 lanes past Dh own no channel (DTAIL).
  */
 #include <cuda_bf16.h>
 
@@ -589,7 +598,7 @@ __device__ __forceinline__ float warp_max(float x) {
 }
 #endif
 
-extern "C" __global__ void __launch_bounds__(128) attn_prefill_84f74690(
+extern "C" __global__ void __launch_bounds__(128) attn_prefill_6e30089e(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -601,7 +610,10 @@ extern "C" __global__ void __launch_bounds__(128) attn_prefill_84f74690(
     constexpr int G = 2;
     constexpr int R = H / G;
     constexpr int DH = 32;
-    constexpr int DPL = DH / 32;
+    constexpr int DPL = (DH + 31) / 32;
+    constexpr bool DTAIL = DH % 32 != 0;
+    constexpr int KP = 33;
+    (void)KP;
     constexpr int W = 4;
     constexpr float SCALE = 1.7677669e-1f;
     constexpr int BK = 32;
@@ -611,8 +623,8 @@ extern "C" __global__ void __launch_bounds__(128) attn_prefill_84f74690(
     /* Dynamic shared memory (attention_prefill_smem bytes): above 48 KiB for Dh > 128. */
     extern __shared__ float smem[];
     float (*q_s)[DH] = reinterpret_cast<float (*)[DH]>(smem);
-    float (*k_s)[DH + 1] = reinterpret_cast<float (*)[DH + 1]>(smem + BQ * DH);
-    float (*v_s)[DH] = reinterpret_cast<float (*)[DH]>(smem + BQ * DH + BK * (DH + 1));
+    float (*k_s)[KP] = reinterpret_cast<float (*)[KP]>(smem + BQ * DH);
+    float (*v_s)[DH] = reinterpret_cast<float (*)[DH]>(smem + BQ * DH + BK * KP);
 
     const int qt0 = blockIdx.x * BQ;
     const int h = blockIdx.y;
@@ -696,7 +708,8 @@ extern "C" __global__ void __launch_bounds__(128) attn_prefill_84f74690(
             for (int j = 0; j < BK; ++j) {
                 const float pj = __shfl_sync(0xffffffffu, pr, j);
 #pragma unroll
-                for (int i = 0; i < DPL; ++i) o[qi][i] = fmaf(pj, v_s[j][lane + 32 * i], o[qi][i]);
+                for (int i = 0; i < DPL; ++i)
+                    if (!DTAIL || lane + 32 * i < DH) o[qi][i] = fmaf(pj, v_s[j][lane + 32 * i], o[qi][i]);
             }
         }
         __syncthreads();
@@ -708,7 +721,8 @@ extern "C" __global__ void __launch_bounds__(128) attn_prefill_84f74690(
         const float inv = 1.0f / l[qi];
 #pragma unroll
         for (int i = 0; i < DPL; ++i)
-            out[(b * T + t) * out_stride + h * DH + lane + 32 * i] = f2bf(o[qi][i] * inv);
+            if (!DTAIL || lane + 32 * i < DH)
+                out[(b * T + t) * out_stride + h * DH + lane + 32 * i] = f2bf(o[qi][i] * inv);
     }
 }
 
@@ -882,9 +896,9 @@ extern "C" __global__ void __launch_bounds__(128) sigmoid_decay_gate_5300f4effb4
     for (int c = tid; c < 2; c += blockDim.x) st(o1, row * o1_stride + c, v1(c));
 }
 
-// ===== kernels/delta_rule_chunked_ab4d3330.cu =====
+// ===== kernels/delta_rule_chunked_c9b68873.cu =====
 /*
- * modelc mixer core: delta_rule_chunked_ab4d3330 (template).
+ * modelc mixer core: delta_rule_chunked_c9b68873 (template).
  * Fuses, in order:
  *   l2_norm(eps=1e-6, group=32)
  *   scale(0.17677669529663687)
@@ -895,7 +909,7 @@ extern "C" __global__ void __launch_bounds__(128) sigmoid_decay_gate_5300f4effb4
  * FLOPs:         24576*batch*tokens
  */
 /*
- * delta_rule_chunked_ab4d3330: gated delta rule, chunked (WY representation / UT transform).
+ * delta_rule_chunked_c9b68873: gated delta rule, chunked (WY representation / UT transform).
  *   Hk = 1, Hv = 2, Dk = 32, Dv = 32, gate = scalar per head (GDN), qk l2norm = true, scale = 1.7677669e-1f, chunk C = 16.
  *   Per chunk: G = in-chunk cumsum of g; L[t,s] = beta_t sum_d k_td k_sd e^(G_td - G_sd) (s < t);
  *   QK[t,s] = sum_d q_td k_sd e^(G_td - G_sd) (s <= t); u = (I + L)^-1 diag(beta) (V - (e^G k) S);
@@ -904,8 +918,9 @@ extern "C" __global__ void __launch_bounds__(128) sigmoid_decay_gate_5300f4effb4
  * Layouts: q, k [B,T,Hk*Dk], v [B,T,Hv*Dv], o [B,T,Hv*Dv] bf16 rows with strides (elements);
  *   g [B,T,Hv] (scalar) or [B,T,Hv*Dk] (per channel) f32 dense log-decays; beta [B,T,Hv] f32 dense;
  *   state_in / state_out [B,Hv,Dk,Dv] f32 (state_in null = zeros; they may alias).
- * Grid (Dv/BV, Hv, B), block BV = 32, dynamic smem = delta_rule_chunked_smem() bytes.
+ * Grid (ceil(Dv/BV), Hv, B), block BV = 32, dynamic smem = delta_rule_chunked_smem() bytes.
  *   Thread j keeps column j of S in registers; chunks run in sequence inside the block.
+ *   Threads with j >= Dv (VTAIL) keep a zero column: they help with the setup, their u is 0.
  */
 #include <cuda_bf16.h>
 
@@ -934,7 +949,7 @@ __device__ __forceinline__ float warp_max(float x) {
 }
 #endif
 
-extern "C" __global__ void __launch_bounds__(32) delta_rule_chunked_ab4d3330(
+extern "C" __global__ void __launch_bounds__(32) delta_rule_chunked_c9b68873(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -949,6 +964,7 @@ extern "C" __global__ void __launch_bounds__(32) delta_rule_chunked_ab4d3330(
     constexpr int DV = 32;
     constexpr int BV = 32;
     constexpr int NWARP = BV / 32;
+    constexpr bool VTAIL = DV % BV != 0;
     constexpr bool PER_CHANNEL = false;
     constexpr bool L2NORM = true;
     constexpr float SCALE = 1.7677669e-1f;
@@ -974,11 +990,12 @@ extern "C" __global__ void __launch_bounds__(32) delta_rule_chunked_ab4d3330(
     const int hv = blockIdx.y;
     const long b = blockIdx.z;
     const int hk = hv / RATIO;
+    const bool active = !VTAIL || j < DV; /* owns a value column */
     const long sbase = (b * HV + hv) * (long)DK * DV + j;
 
     float s[DK];
 #pragma unroll
-    for (int d = 0; d < DK; ++d) s[d] = state_in ? state_in[sbase + (long)d * DV] : 0.0f;
+    for (int d = 0; d < DK; ++d) s[d] = state_in && active ? state_in[sbase + (long)d * DV] : 0.0f;
 
     for (int c0 = 0; c0 < T; c0 += C) {
         const int cn = min(C, T - c0);
@@ -1076,7 +1093,7 @@ extern "C" __global__ void __launch_bounds__(32) delta_rule_chunked_ab4d3330(
             float ks = 0.0f;
 #pragma unroll
             for (int d = 0; d < DK; ++d) ks = fmaf(kn[t * DKP + d], s[d], ks);
-            const float vj = t < cn ? bf2f(v[(b * T + c0 + t) * v_stride + hv * DV + j]) : 0.0f;
+            const float vj = t < cn && active ? bf2f(v[(b * T + c0 + t) * v_stride + hv * DV + j]) : 0.0f;
             float u = bs[t] * (vj - ks);
 #pragma unroll 1
             for (int r = 0; r < t; ++r) u = fmaf(-Lm[t * C + r], us[r * BV + tid], u);
@@ -1089,7 +1106,7 @@ extern "C" __global__ void __launch_bounds__(32) delta_rule_chunked_ab4d3330(
             for (int d = 0; d < DK; ++d) acc = fmaf(qn[t * DKP + d], s[d], acc);
 #pragma unroll 1
             for (int r = 0; r <= t; ++r) acc = fmaf(QK[t * C + r], us[r * BV + tid], acc);
-            o[(b * T + c0 + t) * o_stride + hv * DV + j] = f2bf(acc);
+            if (active) o[(b * T + c0 + t) * o_stride + hv * DV + j] = f2bf(acc);
         }
 #pragma unroll
         for (int d = 0; d < DK; ++d) s[d] *= egl[d];
@@ -1101,7 +1118,7 @@ extern "C" __global__ void __launch_bounds__(32) delta_rule_chunked_ab4d3330(
         }
         __syncthreads(); /* the next chunk overwrites shared memory */
     }
-    if (state_out) {
+    if (state_out && active) {
 #pragma unroll
         for (int d = 0; d < DK; ++d) state_out[sbase + (long)d * DV] = s[d];
     }
@@ -1256,9 +1273,9 @@ extern "C" __global__ void __launch_bounds__(128) decay_gate_sigmoid_7b312bce57f
     for (int c = tid; c < 2; c += blockDim.x) st(o1, row * o1_stride + c, v1(c));
 }
 
-// ===== kernels/delta_rule_chunked_84bb3b5e.cu =====
+// ===== kernels/delta_rule_chunked_758cf553.cu =====
 /*
- * modelc mixer core: delta_rule_chunked_84bb3b5e (template).
+ * modelc mixer core: delta_rule_chunked_758cf553 (template).
  * Fuses, in order:
  *   l2_norm(eps=1e-6, group=32)
  *   scale(0.17677669529663687)
@@ -1269,7 +1286,7 @@ extern "C" __global__ void __launch_bounds__(128) decay_gate_sigmoid_7b312bce57f
  * FLOPs:         24576*batch*tokens
  */
 /*
- * delta_rule_chunked_84bb3b5e: gated delta rule, chunked (WY representation / UT transform).
+ * delta_rule_chunked_758cf553: gated delta rule, chunked (WY representation / UT transform).
  *   Hk = 2, Hv = 2, Dk = 32, Dv = 32, gate = per key channel (KDA), qk l2norm = true, scale = 1.7677669e-1f, chunk C = 16.
  *   Per chunk: G = in-chunk cumsum of g; L[t,s] = beta_t sum_d k_td k_sd e^(G_td - G_sd) (s < t);
  *   QK[t,s] = sum_d q_td k_sd e^(G_td - G_sd) (s <= t); u = (I + L)^-1 diag(beta) (V - (e^G k) S);
@@ -1278,8 +1295,9 @@ extern "C" __global__ void __launch_bounds__(128) decay_gate_sigmoid_7b312bce57f
  * Layouts: q, k [B,T,Hk*Dk], v [B,T,Hv*Dv], o [B,T,Hv*Dv] bf16 rows with strides (elements);
  *   g [B,T,Hv] (scalar) or [B,T,Hv*Dk] (per channel) f32 dense log-decays; beta [B,T,Hv] f32 dense;
  *   state_in / state_out [B,Hv,Dk,Dv] f32 (state_in null = zeros; they may alias).
- * Grid (Dv/BV, Hv, B), block BV = 32, dynamic smem = delta_rule_chunked_smem() bytes.
+ * Grid (ceil(Dv/BV), Hv, B), block BV = 32, dynamic smem = delta_rule_chunked_smem() bytes.
  *   Thread j keeps column j of S in registers; chunks run in sequence inside the block.
+ *   Threads with j >= Dv (VTAIL) keep a zero column: they help with the setup, their u is 0.
  */
 #include <cuda_bf16.h>
 
@@ -1308,7 +1326,7 @@ __device__ __forceinline__ float warp_max(float x) {
 }
 #endif
 
-extern "C" __global__ void __launch_bounds__(32) delta_rule_chunked_84bb3b5e(
+extern "C" __global__ void __launch_bounds__(32) delta_rule_chunked_758cf553(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -1323,6 +1341,7 @@ extern "C" __global__ void __launch_bounds__(32) delta_rule_chunked_84bb3b5e(
     constexpr int DV = 32;
     constexpr int BV = 32;
     constexpr int NWARP = BV / 32;
+    constexpr bool VTAIL = DV % BV != 0;
     constexpr bool PER_CHANNEL = true;
     constexpr bool L2NORM = true;
     constexpr float SCALE = 1.7677669e-1f;
@@ -1348,11 +1367,12 @@ extern "C" __global__ void __launch_bounds__(32) delta_rule_chunked_84bb3b5e(
     const int hv = blockIdx.y;
     const long b = blockIdx.z;
     const int hk = hv / RATIO;
+    const bool active = !VTAIL || j < DV; /* owns a value column */
     const long sbase = (b * HV + hv) * (long)DK * DV + j;
 
     float s[DK];
 #pragma unroll
-    for (int d = 0; d < DK; ++d) s[d] = state_in ? state_in[sbase + (long)d * DV] : 0.0f;
+    for (int d = 0; d < DK; ++d) s[d] = state_in && active ? state_in[sbase + (long)d * DV] : 0.0f;
 
     for (int c0 = 0; c0 < T; c0 += C) {
         const int cn = min(C, T - c0);
@@ -1450,7 +1470,7 @@ extern "C" __global__ void __launch_bounds__(32) delta_rule_chunked_84bb3b5e(
             float ks = 0.0f;
 #pragma unroll
             for (int d = 0; d < DK; ++d) ks = fmaf(kn[t * DKP + d], s[d], ks);
-            const float vj = t < cn ? bf2f(v[(b * T + c0 + t) * v_stride + hv * DV + j]) : 0.0f;
+            const float vj = t < cn && active ? bf2f(v[(b * T + c0 + t) * v_stride + hv * DV + j]) : 0.0f;
             float u = bs[t] * (vj - ks);
 #pragma unroll 1
             for (int r = 0; r < t; ++r) u = fmaf(-Lm[t * C + r], us[r * BV + tid], u);
@@ -1463,7 +1483,7 @@ extern "C" __global__ void __launch_bounds__(32) delta_rule_chunked_84bb3b5e(
             for (int d = 0; d < DK; ++d) acc = fmaf(qn[t * DKP + d], s[d], acc);
 #pragma unroll 1
             for (int r = 0; r <= t; ++r) acc = fmaf(QK[t * C + r], us[r * BV + tid], acc);
-            o[(b * T + c0 + t) * o_stride + hv * DV + j] = f2bf(acc);
+            if (active) o[(b * T + c0 + t) * o_stride + hv * DV + j] = f2bf(acc);
         }
 #pragma unroll
         for (int d = 0; d < DK; ++d) s[d] *= egl[d];
@@ -1475,7 +1495,7 @@ extern "C" __global__ void __launch_bounds__(32) delta_rule_chunked_84bb3b5e(
         }
         __syncthreads(); /* the next chunk overwrites shared memory */
     }
-    if (state_out) {
+    if (state_out && active) {
 #pragma unroll
         for (int d = 0; d < DK; ++d) state_out[sbase + (long)d * DV] = s[d];
     }
@@ -1823,9 +1843,9 @@ extern "C" __global__ void __launch_bounds__(128) rms_norm_2010159fa7ae(
     for (int c = tid; c < 64; c += blockDim.x) st(o0, row * o0_stride + c, v0(c));
 }
 
-// ===== kernels/attn_decode_9e479953.cu =====
+// ===== kernels/attn_decode_217309b7.cu =====
 /*
- * modelc mixer core: attn_decode_9e479953, attn_decode_combine_9e479953 (template).
+ * modelc mixer core: attn_decode_217309b7, attn_decode_combine_217309b7 (template).
  * Fuses, in order:
  *   attention(heads=2, kv_heads=1, head_dim=32, causal=true, window=none, scale=0.17677669529663687)
  * Bytes loaded:  256*batch*tokens + 128*batch*(past + tokens) + 272*batch*max(min(cdiv(2*sms, 2*batch), cdiv(past + 1, 32)), 1)
@@ -1833,15 +1853,17 @@ extern "C" __global__ void __launch_bounds__(128) rms_norm_2010159fa7ae(
  * FLOPs:         256*batch*tokens*(past + tokens)
  */
 /*
- * attn_decode_9e479953: one-token causal GQA attention over (KV cache ++ the new key),
+ * attn_decode_217309b7: one-token causal GQA attention over (KV cache ++ the new key),
  *   H = 2, G = 1, Dh = 32, scale = 1.7677669e-1f, full causal (slot = pos).
  *   Split-K: block (split, h, b) covers a contiguous share of the visible keys; its 4 warps
  *   take interleaved 32-key tiles, merge in shared memory, and write (max, sum, o[Dh]) to
- *   partial[b,h,split,:]. attn_decode_combine_9e479953 merges the splits and normalises.
+ *   partial[b,h,split,:]. attn_decode_combine_217309b7 merges the splits and normalises.
  *   The (split 0, h % (H/G) == 0) block appends the new k/v row at position past_len[b].
  * Layouts: q row b of [B,H*Dh], k/v row b of [B,G*Dh] bf16; caches [B,G,s_max,Dh] bf16;
  *   past_len [B] int32; partial [B,H,n_splits,Dh+2] f32; out row b of [B,H*Dh] bf16.
  * Grids: decode (n_splits, H, B) x 128 threads; combine (H, B) x Dh threads.
+ * Lane l of a warp scores key kt0 + l (full-warp shuffles over keys) and accumulates output
+ *   channels l + 32 i, i < ceil(Dh/32); when Dh % 32 != 0 lanes past Dh own no channel (DTAIL).
  */
 #include <cuda_bf16.h>
 
@@ -1871,7 +1893,7 @@ __device__ __forceinline__ float warp_max(float x) {
 #endif
 
 /* The min-blocks hint (4) keeps ptxas from a 4-byte spill it made at 32 registers. */
-extern "C" __global__ void __launch_bounds__(128, 4) attn_decode_9e479953(
+extern "C" __global__ void __launch_bounds__(128, 4) attn_decode_217309b7(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -1882,7 +1904,10 @@ extern "C" __global__ void __launch_bounds__(128, 4) attn_decode_9e479953(
     constexpr int G = 1;
     constexpr int R = H / G;
     constexpr int DH = 32;
-    constexpr int DPL = DH / 32;
+    constexpr int DPL = (DH + 31) / 32;
+    constexpr bool DTAIL = DH % 32 != 0;
+    constexpr int KP = 33;
+    (void)KP;
     constexpr int W = 0;
     constexpr float SCALE = 1.7677669e-1f;
     constexpr int BK = 32;
@@ -1945,12 +1970,14 @@ extern "C" __global__ void __launch_bounds__(128, 4) attn_decode_9e479953(
             const int pj_pos = kt0 + j;
             const bf16* vr = pj_pos < qpos ? vc + (W > 0 ? (long)pj_pos % s_max : (long)pj_pos) * DH : vnew;
 #pragma unroll
-            for (int i = 0; i < DPL; ++i) o[i] = fmaf(pj, bf2f(vr[lane + 32 * i]), o[i]);
+            for (int i = 0; i < DPL; ++i)
+                if (!DTAIL || lane + 32 * i < DH) o[i] = fmaf(pj, bf2f(vr[lane + 32 * i]), o[i]);
         }
     }
     if (lane == 0) { red_m[warp] = m; red_l[warp] = l; }
 #pragma unroll
-    for (int i = 0; i < DPL; ++i) red_o[warp][lane + 32 * i] = o[i];
+    for (int i = 0; i < DPL; ++i)
+        if (!DTAIL || lane + 32 * i < DH) red_o[warp][lane + 32 * i] = o[i];
     __syncthreads();
     float M = -INFINITY;
 #pragma unroll
@@ -1973,7 +2000,7 @@ extern "C" __global__ void __launch_bounds__(128, 4) attn_decode_9e479953(
     }
 }
 
-extern "C" __global__ void attn_decode_combine_9e479953(
+extern "C" __global__ void attn_decode_combine_217309b7(
     const float* __restrict__ partial, bf16* __restrict__ out, int out_stride, int n_splits)
 {
     constexpr int H = 2;
@@ -1996,9 +2023,9 @@ extern "C" __global__ void attn_decode_combine_9e479953(
     }
 }
 
-// ===== kernels/attn_decode_be44d477.cu =====
+// ===== kernels/attn_decode_9b18b5e3.cu =====
 /*
- * modelc mixer core: attn_decode_be44d477, attn_decode_combine_be44d477 (template).
+ * modelc mixer core: attn_decode_9b18b5e3, attn_decode_combine_9b18b5e3 (template).
  * Fuses, in order:
  *   attention(heads=2, kv_heads=2, head_dim=32, causal=true, window=4, scale=0.17677669529663687)
  * Bytes loaded:  384*batch*tokens + 256*batch*min(past + tokens, 4) + 272*batch*max(min(cdiv(2*sms, 2*batch), cdiv(past + 1, 32)), 1)
@@ -2006,15 +2033,17 @@ extern "C" __global__ void attn_decode_combine_9e479953(
  * FLOPs:         256*batch*tokens*min(past + tokens, 4)
  */
 /*
- * attn_decode_be44d477: one-token causal GQA attention over (KV cache ++ the new key),
+ * attn_decode_9b18b5e3: one-token causal GQA attention over (KV cache ++ the new key),
  *   H = 2, G = 2, Dh = 32, scale = 1.7677669e-1f, sliding window W = 4 (ring cache, slot = pos mod S_max).
  *   Split-K: block (split, h, b) covers a contiguous share of the visible keys; its 4 warps
  *   take interleaved 32-key tiles, merge in shared memory, and write (max, sum, o[Dh]) to
- *   partial[b,h,split,:]. attn_decode_combine_be44d477 merges the splits and normalises.
+ *   partial[b,h,split,:]. attn_decode_combine_9b18b5e3 merges the splits and normalises.
  *   The (split 0, h % (H/G) == 0) block appends the new k/v row at position past_len[b].
  * Layouts: q row b of [B,H*Dh], k/v row b of [B,G*Dh] bf16; caches [B,G,s_max,Dh] bf16;
  *   past_len [B] int32; partial [B,H,n_splits,Dh+2] f32; out row b of [B,H*Dh] bf16.
  * Grids: decode (n_splits, H, B) x 128 threads; combine (H, B) x Dh threads.
+ * Lane l of a warp scores key kt0 + l (full-warp shuffles over keys) and accumulates output
+ *   channels l + 32 i, i < ceil(Dh/32); when Dh % 32 != 0 lanes past Dh own no channel (DTAIL).
  */
 #include <cuda_bf16.h>
 
@@ -2044,7 +2073,7 @@ __device__ __forceinline__ float warp_max(float x) {
 #endif
 
 /* The min-blocks hint (4) keeps ptxas from a 4-byte spill it made at 32 registers. */
-extern "C" __global__ void __launch_bounds__(128, 4) attn_decode_be44d477(
+extern "C" __global__ void __launch_bounds__(128, 4) attn_decode_9b18b5e3(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -2055,7 +2084,10 @@ extern "C" __global__ void __launch_bounds__(128, 4) attn_decode_be44d477(
     constexpr int G = 2;
     constexpr int R = H / G;
     constexpr int DH = 32;
-    constexpr int DPL = DH / 32;
+    constexpr int DPL = (DH + 31) / 32;
+    constexpr bool DTAIL = DH % 32 != 0;
+    constexpr int KP = 33;
+    (void)KP;
     constexpr int W = 4;
     constexpr float SCALE = 1.7677669e-1f;
     constexpr int BK = 32;
@@ -2118,12 +2150,14 @@ extern "C" __global__ void __launch_bounds__(128, 4) attn_decode_be44d477(
             const int pj_pos = kt0 + j;
             const bf16* vr = pj_pos < qpos ? vc + (W > 0 ? (long)pj_pos % s_max : (long)pj_pos) * DH : vnew;
 #pragma unroll
-            for (int i = 0; i < DPL; ++i) o[i] = fmaf(pj, bf2f(vr[lane + 32 * i]), o[i]);
+            for (int i = 0; i < DPL; ++i)
+                if (!DTAIL || lane + 32 * i < DH) o[i] = fmaf(pj, bf2f(vr[lane + 32 * i]), o[i]);
         }
     }
     if (lane == 0) { red_m[warp] = m; red_l[warp] = l; }
 #pragma unroll
-    for (int i = 0; i < DPL; ++i) red_o[warp][lane + 32 * i] = o[i];
+    for (int i = 0; i < DPL; ++i)
+        if (!DTAIL || lane + 32 * i < DH) red_o[warp][lane + 32 * i] = o[i];
     __syncthreads();
     float M = -INFINITY;
 #pragma unroll
@@ -2146,7 +2180,7 @@ extern "C" __global__ void __launch_bounds__(128, 4) attn_decode_be44d477(
     }
 }
 
-extern "C" __global__ void attn_decode_combine_be44d477(
+extern "C" __global__ void attn_decode_combine_9b18b5e3(
     const float* __restrict__ partial, bf16* __restrict__ out, int out_stride, int n_splits)
 {
     constexpr int H = 2;
@@ -2169,9 +2203,9 @@ extern "C" __global__ void attn_decode_combine_be44d477(
     }
 }
 
-// ===== kernels/delta_rule_recurrent_a4161392.cu =====
+// ===== kernels/delta_rule_recurrent_4cc11d30.cu =====
 /*
- * modelc mixer core: delta_rule_recurrent_a4161392 (template).
+ * modelc mixer core: delta_rule_recurrent_4cc11d30 (template).
  * Fuses, in order:
  *   l2_norm(eps=1e-6, group=32)
  *   scale(0.17677669529663687)
@@ -2182,13 +2216,14 @@ extern "C" __global__ void attn_decode_combine_be44d477(
  * FLOPs:         16384*batch*tokens
  */
 /*
- * delta_rule_recurrent_a4161392: gated delta rule, one token at a time.
+ * delta_rule_recurrent_4cc11d30: gated delta rule, one token at a time.
  *   Hk = 1, Hv = 2, Dk = 32, Dv = 32, gate = scalar per head (GDN), qk l2norm = true, scale = 1.7677669e-1f.
  *   Per token: S <- Diag(exp g) S; S <- S + beta k (v - S^T k)^T; o = S^T q.
  * Layouts: q, k [B,T,Hk*Dk], v [B,T,Hv*Dv], o [B,T,Hv*Dv] bf16 rows with strides (elements);
  *   g [B,T,Hv] (scalar) or [B,T,Hv*Dk] (per channel) f32 dense log-decays; beta [B,T,Hv] f32 dense;
  *   state_in / state_out [B,Hv,Dk,Dv] f32 (state_in null = zeros; they may alias).
- * Grid (Dv/BV, Hv, B), block BV = 32: thread j keeps column j of S (Dk floats) in registers.
+ * Grid (ceil(Dv/BV), Hv, B), block BV = 32: thread j keeps column j of S (Dk floats) in
+ *   registers; threads with j >= Dv (VTAIL) only help with loads and the norm reductions.
  */
 #include <cuda_bf16.h>
 
@@ -2217,7 +2252,7 @@ __device__ __forceinline__ float warp_max(float x) {
 }
 #endif
 
-extern "C" __global__ void __launch_bounds__(32) delta_rule_recurrent_a4161392(
+extern "C" __global__ void __launch_bounds__(32) delta_rule_recurrent_4cc11d30(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -2232,6 +2267,7 @@ extern "C" __global__ void __launch_bounds__(32) delta_rule_recurrent_a4161392(
     constexpr int DV = 32;
     constexpr int BV = 32;
     constexpr int NWARP = BV / 32;
+    constexpr bool VTAIL = DV % BV != 0;
     constexpr bool PER_CHANNEL = false;
     constexpr bool L2NORM = true;
     constexpr float SCALE = 1.7677669e-1f;
@@ -2243,11 +2279,12 @@ extern "C" __global__ void __launch_bounds__(32) delta_rule_recurrent_a4161392(
     const int hv = blockIdx.y;
     const long b = blockIdx.z;
     const int hk = hv / RATIO;
+    const bool active = !VTAIL || j < DV; /* owns a value column */
     const long sbase = (b * HV + hv) * (long)DK * DV + j;
 
     float s[DK];
 #pragma unroll
-    for (int d = 0; d < DK; ++d) s[d] = state_in ? state_in[sbase + (long)d * DV] : 0.0f;
+    for (int d = 0; d < DK; ++d) s[d] = state_in && active ? state_in[sbase + (long)d * DV] : 0.0f;
 
     for (int t = 0; t < T; ++t) {
         const long row = b * T + t;
@@ -2277,7 +2314,7 @@ extern "C" __global__ void __launch_bounds__(32) delta_rule_recurrent_a4161392(
         }
         const float a = PER_CHANNEL ? 1.0f : expf(g[row * HV + hv]);
         const float bt = beta[row * HV + hv];
-        const float vj = bf2f(v[row * v_stride + hv * DV + j]);
+        const float vj = active ? bf2f(v[row * v_stride + hv * DV + j]) : 0.0f;
         float kv = 0.0f;
 #pragma unroll
         for (int d = 0; d < DK; ++d) {
@@ -2294,18 +2331,18 @@ extern "C" __global__ void __launch_bounds__(32) delta_rule_recurrent_a4161392(
             s[d] = fmaf(ks[d], u, s[d]);
             oj = fmaf(s[d], qs[d], oj);
         }
-        o[row * o_stride + hv * DV + j] = f2bf(oj * qscale);
+        if (active) o[row * o_stride + hv * DV + j] = f2bf(oj * qscale);
         __syncthreads(); /* qs/ks/as_/red are rewritten by the next token */
     }
-    if (state_out) {
+    if (state_out && active) {
 #pragma unroll
         for (int d = 0; d < DK; ++d) state_out[sbase + (long)d * DV] = s[d];
     }
 }
 
-// ===== kernels/delta_rule_recurrent_1851304e.cu =====
+// ===== kernels/delta_rule_recurrent_53d4857f.cu =====
 /*
- * modelc mixer core: delta_rule_recurrent_1851304e (template).
+ * modelc mixer core: delta_rule_recurrent_53d4857f (template).
  * Fuses, in order:
  *   l2_norm(eps=1e-6, group=32)
  *   scale(0.17677669529663687)
@@ -2316,13 +2353,14 @@ extern "C" __global__ void __launch_bounds__(32) delta_rule_recurrent_a4161392(
  * FLOPs:         16384*batch*tokens
  */
 /*
- * delta_rule_recurrent_1851304e: gated delta rule, one token at a time.
+ * delta_rule_recurrent_53d4857f: gated delta rule, one token at a time.
  *   Hk = 2, Hv = 2, Dk = 32, Dv = 32, gate = per key channel (KDA), qk l2norm = true, scale = 1.7677669e-1f.
  *   Per token: S <- Diag(exp g) S; S <- S + beta k (v - S^T k)^T; o = S^T q.
  * Layouts: q, k [B,T,Hk*Dk], v [B,T,Hv*Dv], o [B,T,Hv*Dv] bf16 rows with strides (elements);
  *   g [B,T,Hv] (scalar) or [B,T,Hv*Dk] (per channel) f32 dense log-decays; beta [B,T,Hv] f32 dense;
  *   state_in / state_out [B,Hv,Dk,Dv] f32 (state_in null = zeros; they may alias).
- * Grid (Dv/BV, Hv, B), block BV = 32: thread j keeps column j of S (Dk floats) in registers.
+ * Grid (ceil(Dv/BV), Hv, B), block BV = 32: thread j keeps column j of S (Dk floats) in
+ *   registers; threads with j >= Dv (VTAIL) only help with loads and the norm reductions.
  */
 #include <cuda_bf16.h>
 
@@ -2351,7 +2389,7 @@ __device__ __forceinline__ float warp_max(float x) {
 }
 #endif
 
-extern "C" __global__ void __launch_bounds__(32) delta_rule_recurrent_1851304e(
+extern "C" __global__ void __launch_bounds__(32) delta_rule_recurrent_53d4857f(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -2366,6 +2404,7 @@ extern "C" __global__ void __launch_bounds__(32) delta_rule_recurrent_1851304e(
     constexpr int DV = 32;
     constexpr int BV = 32;
     constexpr int NWARP = BV / 32;
+    constexpr bool VTAIL = DV % BV != 0;
     constexpr bool PER_CHANNEL = true;
     constexpr bool L2NORM = true;
     constexpr float SCALE = 1.7677669e-1f;
@@ -2377,11 +2416,12 @@ extern "C" __global__ void __launch_bounds__(32) delta_rule_recurrent_1851304e(
     const int hv = blockIdx.y;
     const long b = blockIdx.z;
     const int hk = hv / RATIO;
+    const bool active = !VTAIL || j < DV; /* owns a value column */
     const long sbase = (b * HV + hv) * (long)DK * DV + j;
 
     float s[DK];
 #pragma unroll
-    for (int d = 0; d < DK; ++d) s[d] = state_in ? state_in[sbase + (long)d * DV] : 0.0f;
+    for (int d = 0; d < DK; ++d) s[d] = state_in && active ? state_in[sbase + (long)d * DV] : 0.0f;
 
     for (int t = 0; t < T; ++t) {
         const long row = b * T + t;
@@ -2411,7 +2451,7 @@ extern "C" __global__ void __launch_bounds__(32) delta_rule_recurrent_1851304e(
         }
         const float a = PER_CHANNEL ? 1.0f : expf(g[row * HV + hv]);
         const float bt = beta[row * HV + hv];
-        const float vj = bf2f(v[row * v_stride + hv * DV + j]);
+        const float vj = active ? bf2f(v[row * v_stride + hv * DV + j]) : 0.0f;
         float kv = 0.0f;
 #pragma unroll
         for (int d = 0; d < DK; ++d) {
@@ -2428,10 +2468,10 @@ extern "C" __global__ void __launch_bounds__(32) delta_rule_recurrent_1851304e(
             s[d] = fmaf(ks[d], u, s[d]);
             oj = fmaf(s[d], qs[d], oj);
         }
-        o[row * o_stride + hv * DV + j] = f2bf(oj * qscale);
+        if (active) o[row * o_stride + hv * DV + j] = f2bf(oj * qscale);
         __syncthreads(); /* qs/ks/as_/red are rewritten by the next token */
     }
-    if (state_out) {
+    if (state_out && active) {
 #pragma unroll
         for (int d = 0; d < DK; ++d) state_out[sbase + (long)d * DV] = s[d];
     }

@@ -166,9 +166,9 @@ extern "C" __global__ void __launch_bounds__(128) rope_c0d40edfe829(
     for (int c = tid; c < 64; c += blockDim.x) st(o1, row * o1_stride + c, v1(c));
 }
 
-// ===== kernels/attn_prefill_5f6526ab.cu =====
+// ===== kernels/attn_prefill_a49d7667.cu =====
 /*
- * modelc mixer core: attn_prefill_5f6526ab (template).
+ * modelc mixer core: attn_prefill_a49d7667 (template).
  * Fuses, in order:
  *   attention(heads=4, kv_heads=2, head_dim=32, causal=true, window=none, scale=0.17677669529663687)
  * Bytes loaded:  512*batch*tokens + 256*batch*(past + tokens)
@@ -176,7 +176,7 @@ extern "C" __global__ void __launch_bounds__(128) rope_c0d40edfe829(
  * FLOPs:         512*batch*tokens*(past + tokens)
  */
 /*
- * attn_prefill_5f6526ab: causal GQA attention of T new tokens over (KV cache ++ new keys),
+ * attn_prefill_a49d7667: causal GQA attention of T new tokens over (KV cache ++ new keys),
  *   H = 4 query heads, G = 2 KV heads, Dh = 32, scale = 1.7677669e-1f, full causal (slot = pos).
  *   out[b,t,h,:] = softmax_j(scale * q[b,t,h,:] . k_j) v_j over the keys j visible from
  *   position past_len[b] + t; f32 online softmax (flash style), f32 accumulation.
@@ -184,7 +184,9 @@ extern "C" __global__ void __launch_bounds__(128) rope_c0d40edfe829(
  * Layouts: q [B,T,H*Dh], k/v [B,T,G*Dh], out [B,T,H*Dh] bf16 rows with strides (elements);
  *   k_cache/v_cache [B,G,s_max,Dh] bf16; past_len [B] int32. q and k are already rotated (RoPE).
  * Grid (ceil(T/16), H, B), block 128 (4 warps x 4 queries),
- *   dynamic smem 4 * (BQ*Dh + BK*(Dh+1) + BK*Dh) bytes (attention_prefill_smem).
+ *   dynamic smem 4 * (BQ*Dh + BK*KP + BK*Dh) bytes (attention_prefill_smem), KP = Dh | 1.
+ * Lane l of a warp scores key kt0 + l (full-warp shuffles over keys) and accumulates output
+ *   channels l + 32 i, i < ceil(Dh/32); when Dh % 32 != 0 lanes past Dh own no channel (DTAIL).
  */
 #include <cuda_bf16.h>
 
@@ -213,7 +215,7 @@ __device__ __forceinline__ float warp_max(float x) {
 }
 #endif
 
-extern "C" __global__ void __launch_bounds__(128) attn_prefill_5f6526ab(
+extern "C" __global__ void __launch_bounds__(128) attn_prefill_a49d7667(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -225,7 +227,10 @@ extern "C" __global__ void __launch_bounds__(128) attn_prefill_5f6526ab(
     constexpr int G = 2;
     constexpr int R = H / G;
     constexpr int DH = 32;
-    constexpr int DPL = DH / 32;
+    constexpr int DPL = (DH + 31) / 32;
+    constexpr bool DTAIL = DH % 32 != 0;
+    constexpr int KP = 33;
+    (void)KP;
     constexpr int W = 0;
     constexpr float SCALE = 1.7677669e-1f;
     constexpr int BK = 32;
@@ -235,8 +240,8 @@ extern "C" __global__ void __launch_bounds__(128) attn_prefill_5f6526ab(
     /* Dynamic shared memory (attention_prefill_smem bytes): above 48 KiB for Dh > 128. */
     extern __shared__ float smem[];
     float (*q_s)[DH] = reinterpret_cast<float (*)[DH]>(smem);
-    float (*k_s)[DH + 1] = reinterpret_cast<float (*)[DH + 1]>(smem + BQ * DH);
-    float (*v_s)[DH] = reinterpret_cast<float (*)[DH]>(smem + BQ * DH + BK * (DH + 1));
+    float (*k_s)[KP] = reinterpret_cast<float (*)[KP]>(smem + BQ * DH);
+    float (*v_s)[DH] = reinterpret_cast<float (*)[DH]>(smem + BQ * DH + BK * KP);
 
     const int qt0 = blockIdx.x * BQ;
     const int h = blockIdx.y;
@@ -320,7 +325,8 @@ extern "C" __global__ void __launch_bounds__(128) attn_prefill_5f6526ab(
             for (int j = 0; j < BK; ++j) {
                 const float pj = __shfl_sync(0xffffffffu, pr, j);
 #pragma unroll
-                for (int i = 0; i < DPL; ++i) o[qi][i] = fmaf(pj, v_s[j][lane + 32 * i], o[qi][i]);
+                for (int i = 0; i < DPL; ++i)
+                    if (!DTAIL || lane + 32 * i < DH) o[qi][i] = fmaf(pj, v_s[j][lane + 32 * i], o[qi][i]);
             }
         }
         __syncthreads();
@@ -332,7 +338,8 @@ extern "C" __global__ void __launch_bounds__(128) attn_prefill_5f6526ab(
         const float inv = 1.0f / l[qi];
 #pragma unroll
         for (int i = 0; i < DPL; ++i)
-            out[(b * T + t) * out_stride + h * DH + lane + 32 * i] = f2bf(o[qi][i] * inv);
+            if (!DTAIL || lane + 32 * i < DH)
+                out[(b * T + t) * out_stride + h * DH + lane + 32 * i] = f2bf(o[qi][i] * inv);
     }
 }
 
@@ -1140,9 +1147,9 @@ extern "C" __global__ void __launch_bounds__(128) conv1d_52a4c058(
     }
 }
 
-// ===== kernels/delta_rule_chunked_84bb3b5e.cu =====
+// ===== kernels/delta_rule_chunked_758cf553.cu =====
 /*
- * modelc mixer core: delta_rule_chunked_84bb3b5e (template).
+ * modelc mixer core: delta_rule_chunked_758cf553 (template).
  * Fuses, in order:
  *   l2_norm(eps=1e-6, group=32)
  *   scale(0.17677669529663687)
@@ -1153,7 +1160,7 @@ extern "C" __global__ void __launch_bounds__(128) conv1d_52a4c058(
  * FLOPs:         24576*batch*tokens
  */
 /*
- * delta_rule_chunked_84bb3b5e: gated delta rule, chunked (WY representation / UT transform).
+ * delta_rule_chunked_758cf553: gated delta rule, chunked (WY representation / UT transform).
  *   Hk = 2, Hv = 2, Dk = 32, Dv = 32, gate = per key channel (KDA), qk l2norm = true, scale = 1.7677669e-1f, chunk C = 16.
  *   Per chunk: G = in-chunk cumsum of g; L[t,s] = beta_t sum_d k_td k_sd e^(G_td - G_sd) (s < t);
  *   QK[t,s] = sum_d q_td k_sd e^(G_td - G_sd) (s <= t); u = (I + L)^-1 diag(beta) (V - (e^G k) S);
@@ -1162,8 +1169,9 @@ extern "C" __global__ void __launch_bounds__(128) conv1d_52a4c058(
  * Layouts: q, k [B,T,Hk*Dk], v [B,T,Hv*Dv], o [B,T,Hv*Dv] bf16 rows with strides (elements);
  *   g [B,T,Hv] (scalar) or [B,T,Hv*Dk] (per channel) f32 dense log-decays; beta [B,T,Hv] f32 dense;
  *   state_in / state_out [B,Hv,Dk,Dv] f32 (state_in null = zeros; they may alias).
- * Grid (Dv/BV, Hv, B), block BV = 32, dynamic smem = delta_rule_chunked_smem() bytes.
+ * Grid (ceil(Dv/BV), Hv, B), block BV = 32, dynamic smem = delta_rule_chunked_smem() bytes.
  *   Thread j keeps column j of S in registers; chunks run in sequence inside the block.
+ *   Threads with j >= Dv (VTAIL) keep a zero column: they help with the setup, their u is 0.
  */
 #include <cuda_bf16.h>
 
@@ -1192,7 +1200,7 @@ __device__ __forceinline__ float warp_max(float x) {
 }
 #endif
 
-extern "C" __global__ void __launch_bounds__(32) delta_rule_chunked_84bb3b5e(
+extern "C" __global__ void __launch_bounds__(32) delta_rule_chunked_758cf553(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -1207,6 +1215,7 @@ extern "C" __global__ void __launch_bounds__(32) delta_rule_chunked_84bb3b5e(
     constexpr int DV = 32;
     constexpr int BV = 32;
     constexpr int NWARP = BV / 32;
+    constexpr bool VTAIL = DV % BV != 0;
     constexpr bool PER_CHANNEL = true;
     constexpr bool L2NORM = true;
     constexpr float SCALE = 1.7677669e-1f;
@@ -1232,11 +1241,12 @@ extern "C" __global__ void __launch_bounds__(32) delta_rule_chunked_84bb3b5e(
     const int hv = blockIdx.y;
     const long b = blockIdx.z;
     const int hk = hv / RATIO;
+    const bool active = !VTAIL || j < DV; /* owns a value column */
     const long sbase = (b * HV + hv) * (long)DK * DV + j;
 
     float s[DK];
 #pragma unroll
-    for (int d = 0; d < DK; ++d) s[d] = state_in ? state_in[sbase + (long)d * DV] : 0.0f;
+    for (int d = 0; d < DK; ++d) s[d] = state_in && active ? state_in[sbase + (long)d * DV] : 0.0f;
 
     for (int c0 = 0; c0 < T; c0 += C) {
         const int cn = min(C, T - c0);
@@ -1334,7 +1344,7 @@ extern "C" __global__ void __launch_bounds__(32) delta_rule_chunked_84bb3b5e(
             float ks = 0.0f;
 #pragma unroll
             for (int d = 0; d < DK; ++d) ks = fmaf(kn[t * DKP + d], s[d], ks);
-            const float vj = t < cn ? bf2f(v[(b * T + c0 + t) * v_stride + hv * DV + j]) : 0.0f;
+            const float vj = t < cn && active ? bf2f(v[(b * T + c0 + t) * v_stride + hv * DV + j]) : 0.0f;
             float u = bs[t] * (vj - ks);
 #pragma unroll 1
             for (int r = 0; r < t; ++r) u = fmaf(-Lm[t * C + r], us[r * BV + tid], u);
@@ -1347,7 +1357,7 @@ extern "C" __global__ void __launch_bounds__(32) delta_rule_chunked_84bb3b5e(
             for (int d = 0; d < DK; ++d) acc = fmaf(qn[t * DKP + d], s[d], acc);
 #pragma unroll 1
             for (int r = 0; r <= t; ++r) acc = fmaf(QK[t * C + r], us[r * BV + tid], acc);
-            o[(b * T + c0 + t) * o_stride + hv * DV + j] = f2bf(acc);
+            if (active) o[(b * T + c0 + t) * o_stride + hv * DV + j] = f2bf(acc);
         }
 #pragma unroll
         for (int d = 0; d < DK; ++d) s[d] *= egl[d];
@@ -1359,7 +1369,7 @@ extern "C" __global__ void __launch_bounds__(32) delta_rule_chunked_84bb3b5e(
         }
         __syncthreads(); /* the next chunk overwrites shared memory */
     }
-    if (state_out) {
+    if (state_out && active) {
 #pragma unroll
         for (int d = 0; d < DK; ++d) state_out[sbase + (long)d * DV] = s[d];
     }
@@ -1597,9 +1607,9 @@ extern "C" __global__ void __launch_bounds__(128) layer_norm_8e7555606534(
     for (int c = tid; c < 64; c += blockDim.x) st(o0, row * o0_stride + c, v0(c));
 }
 
-// ===== kernels/attn_decode_b067973e.cu =====
+// ===== kernels/attn_decode_a0a1acbd.cu =====
 /*
- * modelc mixer core: attn_decode_b067973e, attn_decode_combine_b067973e (template).
+ * modelc mixer core: attn_decode_a0a1acbd, attn_decode_combine_a0a1acbd (template).
  * Fuses, in order:
  *   attention(heads=4, kv_heads=2, head_dim=32, causal=true, window=none, scale=0.17677669529663687)
  * Bytes loaded:  512*batch*tokens + 256*batch*(past + tokens) + 544*batch*max(min(cdiv(2*sms, 4*batch), cdiv(past + 1, 32)), 1)
@@ -1607,15 +1617,17 @@ extern "C" __global__ void __launch_bounds__(128) layer_norm_8e7555606534(
  * FLOPs:         512*batch*tokens*(past + tokens)
  */
 /*
- * attn_decode_b067973e: one-token causal GQA attention over (KV cache ++ the new key),
+ * attn_decode_a0a1acbd: one-token causal GQA attention over (KV cache ++ the new key),
  *   H = 4, G = 2, Dh = 32, scale = 1.7677669e-1f, full causal (slot = pos).
  *   Split-K: block (split, h, b) covers a contiguous share of the visible keys; its 4 warps
  *   take interleaved 32-key tiles, merge in shared memory, and write (max, sum, o[Dh]) to
- *   partial[b,h,split,:]. attn_decode_combine_b067973e merges the splits and normalises.
+ *   partial[b,h,split,:]. attn_decode_combine_a0a1acbd merges the splits and normalises.
  *   The (split 0, h % (H/G) == 0) block appends the new k/v row at position past_len[b].
  * Layouts: q row b of [B,H*Dh], k/v row b of [B,G*Dh] bf16; caches [B,G,s_max,Dh] bf16;
  *   past_len [B] int32; partial [B,H,n_splits,Dh+2] f32; out row b of [B,H*Dh] bf16.
  * Grids: decode (n_splits, H, B) x 128 threads; combine (H, B) x Dh threads.
+ * Lane l of a warp scores key kt0 + l (full-warp shuffles over keys) and accumulates output
+ *   channels l + 32 i, i < ceil(Dh/32); when Dh % 32 != 0 lanes past Dh own no channel (DTAIL).
  */
 #include <cuda_bf16.h>
 
@@ -1645,7 +1657,7 @@ __device__ __forceinline__ float warp_max(float x) {
 #endif
 
 /* The min-blocks hint (4) keeps ptxas from a 4-byte spill it made at 32 registers. */
-extern "C" __global__ void __launch_bounds__(128, 4) attn_decode_b067973e(
+extern "C" __global__ void __launch_bounds__(128, 4) attn_decode_a0a1acbd(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -1656,7 +1668,10 @@ extern "C" __global__ void __launch_bounds__(128, 4) attn_decode_b067973e(
     constexpr int G = 2;
     constexpr int R = H / G;
     constexpr int DH = 32;
-    constexpr int DPL = DH / 32;
+    constexpr int DPL = (DH + 31) / 32;
+    constexpr bool DTAIL = DH % 32 != 0;
+    constexpr int KP = 33;
+    (void)KP;
     constexpr int W = 0;
     constexpr float SCALE = 1.7677669e-1f;
     constexpr int BK = 32;
@@ -1719,12 +1734,14 @@ extern "C" __global__ void __launch_bounds__(128, 4) attn_decode_b067973e(
             const int pj_pos = kt0 + j;
             const bf16* vr = pj_pos < qpos ? vc + (W > 0 ? (long)pj_pos % s_max : (long)pj_pos) * DH : vnew;
 #pragma unroll
-            for (int i = 0; i < DPL; ++i) o[i] = fmaf(pj, bf2f(vr[lane + 32 * i]), o[i]);
+            for (int i = 0; i < DPL; ++i)
+                if (!DTAIL || lane + 32 * i < DH) o[i] = fmaf(pj, bf2f(vr[lane + 32 * i]), o[i]);
         }
     }
     if (lane == 0) { red_m[warp] = m; red_l[warp] = l; }
 #pragma unroll
-    for (int i = 0; i < DPL; ++i) red_o[warp][lane + 32 * i] = o[i];
+    for (int i = 0; i < DPL; ++i)
+        if (!DTAIL || lane + 32 * i < DH) red_o[warp][lane + 32 * i] = o[i];
     __syncthreads();
     float M = -INFINITY;
 #pragma unroll
@@ -1747,7 +1764,7 @@ extern "C" __global__ void __launch_bounds__(128, 4) attn_decode_b067973e(
     }
 }
 
-extern "C" __global__ void attn_decode_combine_b067973e(
+extern "C" __global__ void attn_decode_combine_a0a1acbd(
     const float* __restrict__ partial, bf16* __restrict__ out, int out_stride, int n_splits)
 {
     constexpr int H = 4;
@@ -1770,9 +1787,9 @@ extern "C" __global__ void attn_decode_combine_b067973e(
     }
 }
 
-// ===== kernels/delta_rule_recurrent_1851304e.cu =====
+// ===== kernels/delta_rule_recurrent_53d4857f.cu =====
 /*
- * modelc mixer core: delta_rule_recurrent_1851304e (template).
+ * modelc mixer core: delta_rule_recurrent_53d4857f (template).
  * Fuses, in order:
  *   l2_norm(eps=1e-6, group=32)
  *   scale(0.17677669529663687)
@@ -1783,13 +1800,14 @@ extern "C" __global__ void attn_decode_combine_b067973e(
  * FLOPs:         16384*batch*tokens
  */
 /*
- * delta_rule_recurrent_1851304e: gated delta rule, one token at a time.
+ * delta_rule_recurrent_53d4857f: gated delta rule, one token at a time.
  *   Hk = 2, Hv = 2, Dk = 32, Dv = 32, gate = per key channel (KDA), qk l2norm = true, scale = 1.7677669e-1f.
  *   Per token: S <- Diag(exp g) S; S <- S + beta k (v - S^T k)^T; o = S^T q.
  * Layouts: q, k [B,T,Hk*Dk], v [B,T,Hv*Dv], o [B,T,Hv*Dv] bf16 rows with strides (elements);
  *   g [B,T,Hv] (scalar) or [B,T,Hv*Dk] (per channel) f32 dense log-decays; beta [B,T,Hv] f32 dense;
  *   state_in / state_out [B,Hv,Dk,Dv] f32 (state_in null = zeros; they may alias).
- * Grid (Dv/BV, Hv, B), block BV = 32: thread j keeps column j of S (Dk floats) in registers.
+ * Grid (ceil(Dv/BV), Hv, B), block BV = 32: thread j keeps column j of S (Dk floats) in
+ *   registers; threads with j >= Dv (VTAIL) only help with loads and the norm reductions.
  */
 #include <cuda_bf16.h>
 
@@ -1818,7 +1836,7 @@ __device__ __forceinline__ float warp_max(float x) {
 }
 #endif
 
-extern "C" __global__ void __launch_bounds__(32) delta_rule_recurrent_1851304e(
+extern "C" __global__ void __launch_bounds__(32) delta_rule_recurrent_53d4857f(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -1833,6 +1851,7 @@ extern "C" __global__ void __launch_bounds__(32) delta_rule_recurrent_1851304e(
     constexpr int DV = 32;
     constexpr int BV = 32;
     constexpr int NWARP = BV / 32;
+    constexpr bool VTAIL = DV % BV != 0;
     constexpr bool PER_CHANNEL = true;
     constexpr bool L2NORM = true;
     constexpr float SCALE = 1.7677669e-1f;
@@ -1844,11 +1863,12 @@ extern "C" __global__ void __launch_bounds__(32) delta_rule_recurrent_1851304e(
     const int hv = blockIdx.y;
     const long b = blockIdx.z;
     const int hk = hv / RATIO;
+    const bool active = !VTAIL || j < DV; /* owns a value column */
     const long sbase = (b * HV + hv) * (long)DK * DV + j;
 
     float s[DK];
 #pragma unroll
-    for (int d = 0; d < DK; ++d) s[d] = state_in ? state_in[sbase + (long)d * DV] : 0.0f;
+    for (int d = 0; d < DK; ++d) s[d] = state_in && active ? state_in[sbase + (long)d * DV] : 0.0f;
 
     for (int t = 0; t < T; ++t) {
         const long row = b * T + t;
@@ -1878,7 +1898,7 @@ extern "C" __global__ void __launch_bounds__(32) delta_rule_recurrent_1851304e(
         }
         const float a = PER_CHANNEL ? 1.0f : expf(g[row * HV + hv]);
         const float bt = beta[row * HV + hv];
-        const float vj = bf2f(v[row * v_stride + hv * DV + j]);
+        const float vj = active ? bf2f(v[row * v_stride + hv * DV + j]) : 0.0f;
         float kv = 0.0f;
 #pragma unroll
         for (int d = 0; d < DK; ++d) {
@@ -1895,10 +1915,10 @@ extern "C" __global__ void __launch_bounds__(32) delta_rule_recurrent_1851304e(
             s[d] = fmaf(ks[d], u, s[d]);
             oj = fmaf(s[d], qs[d], oj);
         }
-        o[row * o_stride + hv * DV + j] = f2bf(oj * qscale);
+        if (active) o[row * o_stride + hv * DV + j] = f2bf(oj * qscale);
         __syncthreads(); /* qs/ks/as_/red are rewritten by the next token */
     }
-    if (state_out) {
+    if (state_out && active) {
 #pragma unroll
         for (int d = 0; d < DK; ++d) state_out[sbase + (long)d * DV] = s[d];
     }

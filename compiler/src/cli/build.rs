@@ -1,4 +1,5 @@
-//! `modelc build`: parse, validate, lower, verify; write the IR and a summary to DIR.
+//! `modelc build`: parse, validate, lower, verify; write the IR, a summary, the kernels and the
+//! program to DIR.
 
 use std::path::PathBuf;
 
@@ -63,9 +64,10 @@ pub fn run(args: Args) -> Result<()> {
 
 /// Fuses and generates the kernels: `kernels/<name>.cu`, `program.json`, `kernels.txt` (the
 /// table: kernels, launches per layer per token, bytes per token against the minimum) and
-/// `plan.txt` (the fusion plan). A spec whose shapes a mixer-core template does not support
-/// still builds (the reference path needs no kernels): the reason goes to stderr and
-/// `kernels.error.txt`.
+/// `plan.txt` (the fusion plan). Every valid spec must get kernels, so a codegen failure (a
+/// shape beyond a mixer-core template's limits, an op without a kernel) fails the build with the
+/// layer/mixer scope and the constraint; the kernel outputs of an earlier build are removed
+/// first, so that none is mistaken for this spec's.
 fn write_kernels(
     spec: &modelc::spec::ModelSpec,
     placement: &modelc::passes::Placement,
@@ -73,28 +75,19 @@ fn write_kernels(
     out: &std::path::Path,
 ) -> Result<()> {
     use modelc::codegen::{compile, report};
-    let error_file = out.join("kernels.error.txt");
-    let (cg, program) = match compile(spec, placement, model) {
-        Ok(r) => r,
-        Err(e) => {
-            let msg = format!("{:#}", anyhow::Error::from(e));
-            eprintln!("warning: no kernels generated: {msg}");
-            write_atomic(&error_file, format!("{msg}\n").as_bytes())?;
-            return Ok(());
-        }
-    };
-    if error_file.exists() {
-        std::fs::remove_file(&error_file).with_context(|| format!("removing {}", error_file.display()))?;
-    }
-    let dir = out.join("kernels");
-    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    // Stale kernels of an earlier build would be mistaken for this one's.
-    for entry in std::fs::read_dir(&dir).with_context(|| format!("reading {}", dir.display()))? {
-        let path = entry?.path();
-        if path.extension().is_some_and(|e| e == "cu") {
+    // `kernels.error.txt` is what older builds wrote instead of failing.
+    for stale in ["kernels.error.txt", "program.json", "kernels.txt", "plan.txt"] {
+        let path = out.join(stale);
+        if path.exists() {
             std::fs::remove_file(&path).with_context(|| format!("removing {}", path.display()))?;
         }
     }
+    remove_kernel_sources(&out.join("kernels"))?;
+    let (cg, program) = compile(spec, placement, model)
+        .map_err(anyhow::Error::from)
+        .with_context(|| format!("generating the CUDA kernels of `{model}`"))?;
+    let dir = out.join("kernels");
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     for k in &cg.kernels {
         write_atomic(&dir.join(format!("{}.cu", k.name)), k.source.as_bytes())?;
     }
@@ -106,6 +99,20 @@ fn write_kernels(
     write_atomic(&out.join("kernels.txt"), table.as_bytes())?;
     write_atomic(&out.join("plan.txt"), report::steps_text(&cg).as_bytes())?;
     print!("{table}");
+    Ok(())
+}
+
+/// Removes the `.cu` files of an earlier build from `dir` (if it exists).
+fn remove_kernel_sources(dir: &std::path::Path) -> Result<()> {
+    if !dir.is_dir() {
+        return Ok(());
+    }
+    for entry in std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
+        let path = entry?.path();
+        if path.extension().is_some_and(|e| e == "cu") {
+            std::fs::remove_file(&path).with_context(|| format!("removing {}", path.display()))?;
+        }
+    }
     Ok(())
 }
 

@@ -7,6 +7,8 @@ use anyhow::{Context, Result};
 use modelc::ir::{lower::lower_model, Graph};
 use modelc::passes::{self, placement::specialize, Placement};
 use modelc::spec::{self, ModelSpec};
+use modelc::surgery::algebra::apply_surgeries;
+use modelc::surgery::load::{load_surgeries, locate_all};
 
 /// A spec file, or a checkpoint directory holding `config.json`.
 pub fn load_spec(path: &Path, surgeries: &[PathBuf]) -> Result<ModelSpec> {
@@ -14,14 +16,9 @@ pub fn load_spec(path: &Path, surgeries: &[PathBuf]) -> Result<ModelSpec> {
     if surgeries.is_empty() {
         return Ok(spec);
     }
-    let mut parsed = Vec::with_capacity(surgeries.len());
-    for path in surgeries {
-        let text = std::fs::read_to_string(path).with_context(|| format!("reading surgery {}", path.display()))?;
-        let value: serde_json::Value =
-            serde_yaml::from_str(&text).with_context(|| format!("parsing surgery {}", path.display()))?;
-        parsed.push(value);
-    }
-    let applied = modelc::surgery::algebra::apply_surgeries(&spec::to_config_json(&spec), &parsed)?;
+    let files = load_surgeries(surgeries)?;
+    let values: Vec<serde_json::Value> = files.iter().map(|f| f.value.clone()).collect();
+    let applied = apply_surgeries(&spec::to_config_json(&spec), &values).map_err(|e| locate_all(e, &files))?;
     spec::from_json_value(&applied, &format!("{} after surgery", path.display()))
         .with_context(|| "the config produced by the surgeries is invalid")
 }

@@ -10,14 +10,20 @@ use std::fmt::Write;
 use super::glue::describe_op;
 use super::kernel::{c, rows, KArg};
 use super::templates::attention::{
-    attention_decode, attention_prefill, AttentionParams as TAttention, ATTN_PREFILL_QUERIES_PER_BLOCK, ATTN_THREADS,
+    attention_decode, attention_decode_launch, attention_prefill, attention_prefill_launch,
+    AttentionParams as TAttention, ATTN_PREFILL_QUERIES_PER_BLOCK,
 };
-use super::templates::conv1d::{conv1d, Conv1dParams, ConvActivation, CONV_CHANNELS_PER_BLOCK, CONV_TOKENS_PER_THREAD};
+use super::templates::conv1d::{
+    conv1d, conv1d_launch, Conv1dParams, ConvActivation, CONV_CHANNELS_PER_BLOCK, CONV_TOKENS_PER_THREAD,
+};
 use super::templates::delta_rule::{
-    delta_rule_chunked, delta_rule_chunked_smem, delta_rule_recurrent, DecayGate, DeltaRuleParams as TDelta,
+    delta_rule_chunked, delta_rule_chunked_smem, delta_rule_launch, delta_rule_recurrent, DecayGate,
+    DeltaRuleParams as TDelta,
 };
-use super::templates::selective_scan::{selective_scan, SelectiveScanParams, SCAN_CHANNELS_PER_BLOCK};
-use super::templates::KernelSource;
+use super::templates::selective_scan::{
+    selective_scan, selective_scan_launch, SelectiveScanParams, SCAN_CHANNELS_PER_BLOCK,
+};
+use super::templates::{KernelSource, Launch};
 use super::CodegenError;
 use crate::ir::lower::STATE_PREFIX;
 use crate::ir::{DecayKind, Graph, Op, Value};
@@ -127,6 +133,13 @@ fn kernel(kind: &str, src: KernelSource, fuses: &[String], loaded: Expr, stored:
         bytes_stored: stored,
         flops,
     }
+}
+
+/// Block shape and dynamic shared memory of a template's launch helper (they do not depend on
+/// the batch or token count, only on the template's constants), so a launch can never disagree
+/// with what its template was written for.
+fn block_smem(l: Launch) -> ([u32; 3], u32) {
+    ([l.block.0, l.block.1, l.block.2], l.smem)
 }
 
 fn ch(graph: &Graph, v: Value) -> usize {
@@ -273,12 +286,17 @@ pub fn core_code(graph: &Graph, plan: &FusionPlan, step: &Step, core: &Core) -> 
                     flops,
                 ),
             ];
+            // The prefill's q/k/v tiles are dynamic shared memory (above 48 KiB for Dh > 128).
+            let (pre_block, pre_smem) = block_smem(attention_prefill_launch(&tp, 1, 1));
+            let (dec_launch, combine_launch) = attention_decode_launch(&tp, 1, 1);
+            let (dec_block, dec_smem) = block_smem(dec_launch);
+            let (combine_block, combine_smem) = block_smem(combine_launch);
             let prefill = vec![CoreLaunch {
                 kernel: 0,
                 entry: pre_entry,
                 grid: attention_prefill_grid(h),
-                block: [ATTN_THREADS as u32, 1, 1],
-                smem: 0,
+                block: pre_block,
+                smem: pre_smem,
                 args: pre_args,
             }];
             let decode = vec![
@@ -286,16 +304,16 @@ pub fn core_code(graph: &Graph, plan: &FusionPlan, step: &Step, core: &Core) -> 
                     kernel: 1,
                     entry: dec0.clone(),
                     grid: attention_decode_grids(h, splits.clone()).0,
-                    block: [ATTN_THREADS as u32, 1, 1],
-                    smem: 0,
+                    block: dec_block,
+                    smem: dec_smem,
                     args: dec_args,
                 },
                 CoreLaunch {
                     kernel: 1,
                     entry: dec1.clone(),
                     grid: attention_decode_grids(h, splits).1,
-                    block: [dh as u32, 1, 1],
-                    smem: 0,
+                    block: combine_block,
+                    smem: combine_smem,
                     args: combine_args,
                 },
             ];
@@ -334,12 +352,13 @@ pub fn core_code(graph: &Graph, plan: &FusionPlan, step: &Step, core: &Core) -> 
                 .plus(state_bytes.clone());
             let stored = rows().times(c(chn * 2)).plus(state_bytes);
             let flops = rows().times(c(chn * (2 * kk + 6)));
+            let (block, smem) = block_smem(conv1d_launch(1, 1, chn));
             let launch = CoreLaunch {
                 kernel: 0,
                 entry,
                 grid: conv_grid(chn),
-                block: [CONV_CHANNELS_PER_BLOCK as u32, 1, 1],
-                smem: 0,
+                block,
+                smem,
                 args: vec![
                     KArg::Value(x),
                     KArg::Stride(x),
@@ -404,7 +423,8 @@ pub fn core_code(graph: &Graph, plan: &FusionPlan, step: &Step, core: &Core) -> 
                 KArg::Int(t()),
             ];
             let grid = delta_rule_grid(&tp);
-            let block = [tp.value_block as u32, 1, 1];
+            let (pre_block, pre_smem) = block_smem(delta_rule_launch(&tp, 1, smem));
+            let (dec_block, dec_smem) = block_smem(delta_rule_launch(&tp, 1, 0));
             let (pe, de) = (pre.name().to_string(), dec.name().to_string());
             Ok(CoreCode {
                 kernels: vec![
@@ -422,16 +442,16 @@ pub fn core_code(graph: &Graph, plan: &FusionPlan, step: &Step, core: &Core) -> 
                     kernel: 0,
                     entry: pe,
                     grid: grid.clone(),
-                    block,
-                    smem,
+                    block: pre_block,
+                    smem: pre_smem,
                     args: args.clone(),
                 }],
                 decode: vec![CoreLaunch {
                     kernel: 1,
                     entry: de,
                     grid,
-                    block,
-                    smem: 0,
+                    block: dec_block,
+                    smem: dec_smem,
                     args,
                 }],
                 // The template reads g and beta as dense f32.
@@ -477,12 +497,13 @@ pub fn core_code(graph: &Graph, plan: &FusionPlan, step: &Step, core: &Core) -> 
                 Some(z) => (KArg::Value(*z), KArg::Stride(*z)),
                 None => (KArg::Null, KArg::Int(c(0))),
             };
+            let (block, smem) = block_smem(selective_scan_launch(1, di));
             let launch = CoreLaunch {
                 kernel: 0,
                 entry,
                 grid: scan_grid(di),
-                block: [SCAN_CHANNELS_PER_BLOCK as u32, 1, 1],
-                smem: 0,
+                block,
+                smem,
                 args: vec![
                     KArg::Value(u),
                     KArg::Stride(u),
@@ -524,10 +545,7 @@ pub fn core_code(graph: &Graph, plan: &FusionPlan, step: &Step, core: &Core) -> 
 
 #[cfg(test)]
 mod tests {
-    use super::super::templates::attention::{attention_decode_launch, attention_prefill_launch};
-    use super::super::templates::conv1d::conv1d_launch;
-    use super::super::templates::delta_rule::delta_rule_launch;
-    use super::super::templates::selective_scan::selective_scan_launch;
+    use super::super::templates::attention::attention_prefill_smem;
     use super::*;
     use modelc_runtime::program::Env;
 
@@ -536,19 +554,10 @@ mod tests {
         (e(&g[0]), e(&g[1]), e(&g[2]))
     }
 
-    /// The expressions agree with the templates' own launch functions on several sizes.
-    #[test]
-    fn launch_expressions_match_the_templates() {
-        let ap = TAttention {
-            heads: 8,
-            kv_heads: 2,
-            head_dim: 64,
-            window: None,
-            scale: 0.125,
-        };
-        let dp = TDelta::new(2, 4, 64, 128, DecayGate::Scalar);
-        for (batch, tokens, past) in [(1, 1, 0), (2, 17, 5), (3, 64, 1000), (1, 1000, 33)] {
-            let env = Env {
+    fn envs() -> Vec<Env> {
+        [(1, 1, 0), (2, 17, 5), (3, 64, 1000), (1, 1000, 33)]
+            .into_iter()
+            .map(|(batch, tokens, past)| Env {
                 batch,
                 tokens,
                 past,
@@ -556,21 +565,107 @@ mod tests {
                 slots: 4,
                 slot: 0,
                 sms: 132,
+            })
+            .collect()
+    }
+
+    /// The expressions agree with the templates' own launch functions on several sizes, for
+    /// large and small (below one warp) head and value dims.
+    #[test]
+    fn launch_expressions_match_the_templates() {
+        for head_dim in [8, 16, 64, 128] {
+            let ap = TAttention {
+                heads: 8,
+                kv_heads: 2,
+                head_dim,
+                window: None,
+                scale: 0.125,
             };
-            let (bu, tu) = (batch as usize, tokens as usize);
-            assert_eq!(
-                grid(&attention_prefill_grid(8), &env),
-                attention_prefill_launch(&ap, bu, tu).grid
-            );
-            let splits = attention_decode_splits(8).eval(&env).unwrap_or(0) as usize;
-            assert!(splits >= 1 && splits <= (past as usize + 1).div_ceil(32).max(1));
-            let (pg, cg) = attention_decode_launch(&ap, bu, splits);
-            let (pe, ce) = attention_decode_grids(8, attention_decode_splits(8));
-            assert_eq!((grid(&pe, &env), grid(&ce, &env)), (pg.grid, cg.grid));
-            assert_eq!(cg.block.0, 64);
+            for env in envs() {
+                let (bu, tu, past) = (env.batch as usize, env.tokens as usize, env.past as usize);
+                assert_eq!(
+                    grid(&attention_prefill_grid(8), &env),
+                    attention_prefill_launch(&ap, bu, tu).grid
+                );
+                let splits = attention_decode_splits(8).eval(&env).unwrap_or(0) as usize;
+                assert!(splits >= 1 && splits <= (past + 1).div_ceil(32).max(1));
+                let (pg, cg) = attention_decode_launch(&ap, bu, splits);
+                let (pe, ce) = attention_decode_grids(8, attention_decode_splits(8));
+                assert_eq!((grid(&pe, &env), grid(&ce, &env)), (pg.grid, cg.grid));
+                assert_eq!(cg.block.0 as usize, head_dim);
+            }
+        }
+        for (dk, dv) in [(64, 128), (128, 64), (8, 8), (16, 16), (16, 80)] {
+            let dp = TDelta::new(2, 4, dk, dv, DecayGate::Scalar);
+            for env in envs() {
+                let g = grid(&delta_rule_grid(&dp), &env);
+                assert_eq!(g, delta_rule_launch(&dp, env.batch as usize, 0).grid);
+                // Every value column has a thread, and no block is empty.
+                assert!(g.0 as usize * dp.value_block >= dv && (g.0 as usize - 1) * dp.value_block < dv);
+            }
+        }
+        for env in envs() {
+            let (bu, tu) = (env.batch as usize, env.tokens as usize);
             assert_eq!(grid(&conv_grid(300), &env), conv1d_launch(bu, tu, 300).grid);
-            assert_eq!(grid(&delta_rule_grid(&dp), &env), delta_rule_launch(&dp, bu, 0).grid);
             assert_eq!(grid(&scan_grid(200), &env), selective_scan_launch(bu, 200).grid);
         }
+    }
+
+    /// The launches of a generated program carry the templates' block shapes and dynamic shared
+    /// memory: the attention prefill's tiles and the chunked delta rule's need it.
+    #[test]
+    fn generated_launches_carry_block_and_shared_memory() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../specs/tiny-hybrid.yaml");
+        let spec = crate::spec::load(&path).unwrap_or_else(|e| panic!("{e}"));
+        let placement = crate::passes::Placement::main(&spec);
+        let (cg, _) = super::super::compile(&spec, &placement, "tiny-hybrid").unwrap_or_else(|e| panic!("{e}"));
+        let mut seen = std::collections::BTreeSet::new();
+        for (step, code) in cg.plan.steps.iter().zip(&cg.steps) {
+            let crate::passes::fuse::StepKind::Core(core) = &step.kind else {
+                continue;
+            };
+            let launches = code.prefill.iter().chain(&code.decode);
+            match &cg.graph.node(core.node()).op {
+                Op::Attention(p) => {
+                    let tp = TAttention {
+                        heads: p.heads,
+                        kv_heads: p.kv_heads,
+                        head_dim: p.head_dim,
+                        window: p.window,
+                        scale: p.scale as f32,
+                    };
+                    for l in launches {
+                        let want = if l.entry.starts_with("attn_prefill_") {
+                            attention_prefill_smem(&tp)
+                        } else {
+                            0
+                        };
+                        assert_eq!(l.smem, want, "{}", l.entry);
+                        assert!(want == 0 || want >= 4 * 16 * 16, "{}", l.entry);
+                        let threads = if l.entry.starts_with("attn_decode_combine_") {
+                            p.head_dim
+                        } else {
+                            128
+                        };
+                        assert_eq!(l.block, [threads as u32, 1, 1], "{}", l.entry);
+                        seen.insert("attention");
+                    }
+                }
+                Op::DeltaRule(p) => {
+                    for l in launches {
+                        assert_eq!(l.block[0] % 32, 0, "{}: whole warps", l.entry);
+                        assert!(l.block[0] as usize >= p.value_dim.min(32), "{}", l.entry);
+                        assert_eq!(l.smem > 0, l.entry.starts_with("delta_rule_chunked_"), "{}", l.entry);
+                        seen.insert("delta_rule");
+                    }
+                }
+                _ => {}
+            }
+        }
+        assert_eq!(
+            seen.len(),
+            2,
+            "tiny-hybrid has attention and delta-rule cores: {seen:?}"
+        );
     }
 }

@@ -131,10 +131,10 @@ pub fn convert_checkpoint(
         source,
     })?;
     let out_canon = canonical_target(out_dir);
-    if src_canon.starts_with(&out_canon) {
+    if src_canon.starts_with(&out_canon) || out_canon.starts_with(&src_canon) {
         return Err(SurgeryError::Source(format!(
-            "the output {} is the source checkpoint or contains it; choose another output \
-             directory (the source is never modified)",
+            "the output {} is the source checkpoint, contains it or lies inside it; choose \
+             another output directory (the source is never modified)",
             out_dir.display()
         )));
     }

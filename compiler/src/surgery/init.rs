@@ -221,7 +221,11 @@ pub fn generate(
             InitKind::SlowDecay => block.resize(n, SLOW_DECAY),
             InitKind::S4d => block.extend((i..i + n).map(|j| ((j % last) as f64 + 1.0).ln())),
             InitKind::IdentityConv | InitKind::ScaledIdentityConv => {
-                let tap = if matches!(kind, InitKind::IdentityConv) { 1.0 } else { 0.5 };
+                let tap = if matches!(kind, InitKind::IdentityConv) {
+                    1.0
+                } else {
+                    0.5
+                };
                 block.extend((i..i + n).map(|j| if j % last == last - 1 { tap } else { 0.0 }));
             }
             InitKind::Kaiming if shape.len() >= 2 => {

@@ -4,6 +4,7 @@
 
 pub mod device;
 pub mod error;
+pub mod executor;
 pub mod gemm;
 pub mod kernel_cache;
 pub mod nvrtc;

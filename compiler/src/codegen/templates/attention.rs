@@ -11,6 +11,23 @@
 //! `S_max ≥ W + T − 1` so that appending never overwrites a key that a query of the same call
 //! still reads; decode needs `S_max ≥ W`). New keys are read from the k/v inputs, not back from
 //! the cache, so no block depends on another block's writes.
+//!
+//! Any head size `1 ≤ Dh ≤ 256` works (the spec requires even head sizes for RoPE; the kernels
+//! do not). Invariants the kernels rely on, for every Dh:
+//! - warp shuffles and reductions (`warp_sum`, `warp_max`, `__shfl_sync` with the full mask) run
+//!   over *keys*, one key per lane of a 32-key tile, never over head channels: every lane of
+//!   every warp reaches them (the branches around them are warp-uniform), so they are full-warp
+//!   operations whatever Dh is. Lanes whose key is invisible or past the end hold score −∞ and
+//!   probability 0;
+//! - head channels are spread over lanes as `d = lane + 32·i`, `i < DPL = ceil(Dh/32)`. When
+//!   `Dh % 32 ≠ 0` the lanes with `d ≥ Dh` own no channel: they skip the P·V accumulation and the
+//!   stores (`DTAIL` guards, compile-time false when Dh is a multiple of 32, so those kernels
+//!   are unchanged), and they never index shared memory or global memory past a row;
+//! - shared tiles hold exactly Dh columns (q, v) or KP columns (k, padded to an odd stride so
+//!   that 32 lanes reading 32 different key rows hit 32 different banks);
+//!   `attention_prefill_smem` is their size in bytes;
+//! - the combine kernel runs one thread per channel (Dh threads, any count ≥ 1) and has no warp
+//!   operations.
 
 use super::{blocks, check, dim, f32_lit, finish, KernelSource, Launch, TemplateError, HASH, PRELUDE};
 
@@ -21,7 +38,7 @@ pub struct AttentionParams {
     pub heads: usize,
     /// KV heads G (H a multiple of G; query head h reads KV head h / (H/G)).
     pub kv_heads: usize,
-    /// Dh: a multiple of 32, at most 256.
+    /// Dh: any size in 1..=[`ATTN_MAX_HEAD_DIM`].
     pub head_dim: usize,
     /// Sliding window W (keys j with p − W < j ≤ p); `None` is full causal attention.
     pub window: Option<usize>,
@@ -35,6 +52,15 @@ pub const ATTN_PREFILL_QUERIES_PER_BLOCK: usize = 16;
 pub const ATTN_KEYS_PER_TILE: usize = 32;
 /// Threads of the prefill and decode blocks.
 pub const ATTN_THREADS: usize = 128;
+/// Largest head size: the per-lane output accumulators (`4·ceil(Dh/32)` floats in the prefill)
+/// live in registers, and the prefill tiles take `attention_prefill_smem` bytes (82 KiB here).
+pub const ATTN_MAX_HEAD_DIM: usize = 256;
+
+/// Row stride (floats) of the prefill's shared key tile: Dh padded to an odd number, so that the
+/// 32 lanes of a warp, each reading its own key row at the same channel, hit 32 distinct banks.
+fn key_stride(head_dim: usize) -> usize {
+    head_dim | 1
+}
 
 fn validate(p: &AttentionParams, template: &'static str) -> Result<(), TemplateError> {
     check(
@@ -47,11 +73,14 @@ fn validate(p: &AttentionParams, template: &'static str) -> Result<(), TemplateE
             )
         },
     )?;
-    check(
-        template,
-        p.head_dim > 0 && p.head_dim.is_multiple_of(32) && p.head_dim <= 256,
-        || format!("head_dim {} must be a multiple of 32 in 32..=256", p.head_dim),
-    )?;
+    check(template, p.head_dim >= 1, || "head_dim must be at least 1".into())?;
+    check(template, p.head_dim <= ATTN_MAX_HEAD_DIM, || {
+        format!(
+            "head_dim {} exceeds the template's limit of {ATTN_MAX_HEAD_DIM} (per-lane output \
+             accumulators live in registers)",
+            p.head_dim
+        )
+    })?;
     check(template, p.window != Some(0), || "window 0 sees no key".into())?;
     check(template, p.scale.is_finite() && p.scale > 0.0, || {
         format!("scale {} must be finite and positive", p.scale)
@@ -70,11 +99,13 @@ fn window_name(p: &AttentionParams) -> String {
 fn constants(p: &AttentionParams) -> String {
     format!(
         "    constexpr int H = {h};\n    constexpr int G = {g};\n    constexpr int R = H / G;\n    \
-         constexpr int DH = {dh};\n    constexpr int DPL = DH / 32;\n    constexpr int W = {w};\n    \
+         constexpr int DH = {dh};\n    constexpr int DPL = (DH + 31) / 32;\n    \
+         constexpr bool DTAIL = DH % 32 != 0;\n    constexpr int KP = {kp};\n    (void)KP;\n    constexpr int W = {w};\n    \
          constexpr float SCALE = {scale};\n    constexpr int BK = {bk};\n    constexpr int NW = {nw};\n",
         h = p.heads,
         g = p.kv_heads,
         dh = p.head_dim,
+        kp = key_stride(p.head_dim),
         w = p.window.unwrap_or(0),
         scale = f32_lit(p.scale),
         bk = ATTN_KEYS_PER_TILE,
@@ -105,7 +136,9 @@ pub fn attention_prefill(p: &AttentionParams) -> Result<KernelSource, TemplateEr
  * Layouts: q [B,T,H*Dh], k/v [B,T,G*Dh], out [B,T,H*Dh] bf16 rows with strides (elements);
  *   k_cache/v_cache [B,G,s_max,Dh] bf16; past_len [B] int32. q and k are already rotated (RoPE).
  * Grid (ceil(T/{bq}), H, B), block {threads} (4 warps x 4 queries),
- *   dynamic smem 4 * (BQ*Dh + BK*(Dh+1) + BK*Dh) bytes (attention_prefill_smem).
+ *   dynamic smem 4 * (BQ*Dh + BK*KP + BK*Dh) bytes (attention_prefill_smem), KP = Dh | 1.
+ * Lane l of a warp scores key kt0 + l (full-warp shuffles over keys) and accumulates output
+ *   channels l + 32 i, i < ceil(Dh/32); when Dh % 32 != 0 lanes past Dh own no channel (DTAIL).
  */
 {PRELUDE}
 extern "C" __global__ void __launch_bounds__({threads}) attn_prefill_{HASH}(
@@ -121,8 +154,8 @@ extern "C" __global__ void __launch_bounds__({threads}) attn_prefill_{HASH}(
     /* Dynamic shared memory (attention_prefill_smem bytes): above 48 KiB for Dh > 128. */
     extern __shared__ float smem[];
     float (*q_s)[DH] = reinterpret_cast<float (*)[DH]>(smem);
-    float (*k_s)[DH + 1] = reinterpret_cast<float (*)[DH + 1]>(smem + BQ * DH);
-    float (*v_s)[DH] = reinterpret_cast<float (*)[DH]>(smem + BQ * DH + BK * (DH + 1));
+    float (*k_s)[KP] = reinterpret_cast<float (*)[KP]>(smem + BQ * DH);
+    float (*v_s)[DH] = reinterpret_cast<float (*)[DH]>(smem + BQ * DH + BK * KP);
 
     const int qt0 = blockIdx.x * BQ;
     const int h = blockIdx.y;
@@ -206,7 +239,8 @@ extern "C" __global__ void __launch_bounds__({threads}) attn_prefill_{HASH}(
             for (int j = 0; j < BK; ++j) {{
                 const float pj = __shfl_sync(0xffffffffu, pr, j);
 #pragma unroll
-                for (int i = 0; i < DPL; ++i) o[qi][i] = fmaf(pj, v_s[j][lane + 32 * i], o[qi][i]);
+                for (int i = 0; i < DPL; ++i)
+                    if (!DTAIL || lane + 32 * i < DH) o[qi][i] = fmaf(pj, v_s[j][lane + 32 * i], o[qi][i]);
             }}
         }}
         __syncthreads();
@@ -218,7 +252,8 @@ extern "C" __global__ void __launch_bounds__({threads}) attn_prefill_{HASH}(
         const float inv = 1.0f / l[qi];
 #pragma unroll
         for (int i = 0; i < DPL; ++i)
-            out[(b * T + t) * out_stride + h * DH + lane + 32 * i] = f2bf(o[qi][i] * inv);
+            if (!DTAIL || lane + 32 * i < DH)
+                out[(b * T + t) * out_stride + h * DH + lane + 32 * i] = f2bf(o[qi][i] * inv);
     }}
 }}
 "#,
@@ -236,7 +271,7 @@ extern "C" __global__ void __launch_bounds__({threads}) attn_prefill_{HASH}(
 /// Dynamic shared memory of [`attention_prefill`], in bytes (q tile, padded k tile, v tile).
 pub fn attention_prefill_smem(p: &AttentionParams) -> u32 {
     let (bq, bk, dh) = (ATTN_PREFILL_QUERIES_PER_BLOCK, ATTN_KEYS_PER_TILE, p.head_dim);
-    dim(4 * (bq * dh + bk * (dh + 1) + bk * dh))
+    dim(4 * (bq * dh + bk * key_stride(dh) + bk * dh))
 }
 
 /// Launch geometry of [`attention_prefill`] (dynamic shared memory included).
@@ -274,6 +309,8 @@ pub fn attention_decode(p: &AttentionParams) -> Result<KernelSource, TemplateErr
  * Layouts: q row b of [B,H*Dh], k/v row b of [B,G*Dh] bf16; caches [B,G,s_max,Dh] bf16;
  *   past_len [B] int32; partial [B,H,n_splits,Dh+2] f32; out row b of [B,H*Dh] bf16.
  * Grids: decode (n_splits, H, B) x {threads} threads; combine (H, B) x Dh threads.
+ * Lane l of a warp scores key kt0 + l (full-warp shuffles over keys) and accumulates output
+ *   channels l + 32 i, i < ceil(Dh/32); when Dh % 32 != 0 lanes past Dh own no channel (DTAIL).
  */
 {PRELUDE}
 /* The min-blocks hint (4) keeps ptxas from a 4-byte spill it made at 32 registers. */
@@ -342,12 +379,14 @@ extern "C" __global__ void __launch_bounds__({threads}, 4) attn_decode_{HASH}(
             const int pj_pos = kt0 + j;
             const bf16* vr = pj_pos < qpos ? vc + (W > 0 ? (long)pj_pos % s_max : (long)pj_pos) * DH : vnew;
 #pragma unroll
-            for (int i = 0; i < DPL; ++i) o[i] = fmaf(pj, bf2f(vr[lane + 32 * i]), o[i]);
+            for (int i = 0; i < DPL; ++i)
+                if (!DTAIL || lane + 32 * i < DH) o[i] = fmaf(pj, bf2f(vr[lane + 32 * i]), o[i]);
         }}
     }}
     if (lane == 0) {{ red_m[warp] = m; red_l[warp] = l; }}
 #pragma unroll
-    for (int i = 0; i < DPL; ++i) red_o[warp][lane + 32 * i] = o[i];
+    for (int i = 0; i < DPL; ++i)
+        if (!DTAIL || lane + 32 * i < DH) red_o[warp][lane + 32 * i] = o[i];
     __syncthreads();
     float M = -INFINITY;
 #pragma unroll
@@ -440,11 +479,16 @@ mod tests {
 
     #[test]
     fn rejects_unsupported_shapes() {
-        assert!(attention_prefill(&AttentionParams {
-            head_dim: 48,
+        for head_dim in [0, ATTN_MAX_HEAD_DIM + 2] {
+            let err = attention_prefill(&AttentionParams { head_dim, ..params() }).unwrap_err();
+            assert!(err.reason.contains("head_dim"), "{err}");
+        }
+        let err = attention_decode(&AttentionParams {
+            head_dim: 512,
             ..params()
         })
-        .is_err());
+        .unwrap_err();
+        assert!(err.to_string().contains("limit of 256"), "{err}");
         assert!(attention_prefill(&AttentionParams {
             kv_heads: 3,
             ..params()
@@ -456,6 +500,24 @@ mod tests {
         })
         .is_err());
         assert!(attention_prefill(&params()).is_ok());
+    }
+
+    #[test]
+    fn any_head_dim_up_to_the_limit_is_accepted() {
+        for head_dim in [1, 2, 8, 16, 24, 33, 48, 100, 256] {
+            let p = AttentionParams { head_dim, ..params() };
+            let pre = attention_prefill(&p).unwrap();
+            let dec = attention_decode(&p).unwrap();
+            for src in [&pre, &dec] {
+                assert!(src.source.contains(&format!("constexpr int DH = {head_dim};")));
+                assert!(src.source.contains("constexpr bool DTAIL = DH % 32 != 0;"));
+            }
+            // The key tile's row stride is odd (bank-conflict free) and at least Dh.
+            let kp = key_stride(head_dim);
+            assert!(kp >= head_dim && kp % 2 == 1 && kp <= head_dim + 1);
+            let want = 4 * (16 * head_dim + 32 * kp + 32 * head_dim);
+            assert_eq!(attention_prefill_smem(&p) as usize, want);
+        }
     }
 
     #[test]

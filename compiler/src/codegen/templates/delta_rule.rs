@@ -10,6 +10,19 @@
 //! Both kernels share one argument list and one thread layout: a block owns `BV` value columns
 //! of one (batch, value head) and each thread keeps one column of S in registers (`Dk ≤ 128`),
 //! so everything after the per-chunk setup is thread-local. The state may be updated in place.
+//!
+//! Any `1 ≤ Dk ≤ 128` and any `Dv ≥ 1` work. Invariants the kernels rely on:
+//! - the block has `BV` threads, a multiple of 32 (32..=128), so every warp is full: the warp
+//!   reductions (`warp_sum` with the full mask) are reached by all 32 lanes of a warp (the loops
+//!   around them are warp-uniform), and lanes with nothing to add contribute 0;
+//! - thread `tid` owns value column `j = blockIdx.x·BV + tid` when `j < Dv` (`active`). The grid
+//!   has `ceil(Dv/BV)` blocks along x, so when `Dv % BV ≠ 0` (`VTAIL`, e.g. Dv = 8 in a block of
+//!   32) the last block has idle threads: they take part in the cooperative loads, the
+//!   reductions and every `__syncthreads`, keep a zero state column (so their u is 0), and never
+//!   read or write v, o or the state. `VTAIL` is a compile-time constant: for Dv a multiple of
+//!   BV the guards vanish and the kernels are those of the untailed template;
+//! - loops over key channels are strided by the block (`d = tid; d < Dk; d += BV`) or by the
+//!   warp (`d = lane; d < Dk; d += 32`), so Dk below 32 leaves lanes idle but never out of range.
 
 use super::{blocks, check, dim, f32_lit, finish, KernelSource, Launch, TemplateError, HASH, PRELUDE};
 
@@ -29,7 +42,7 @@ pub struct DeltaRuleParams {
     pub value_heads: usize,
     /// Dk ≤ 128 (one state column per thread lives in registers).
     pub key_dim: usize,
-    /// Dv, a multiple of `value_block`.
+    /// Dv ≥ 1 (any size: the last block's extra threads idle).
     pub value_dim: usize,
     pub gate: DecayGate,
     /// L2-normalise q and k inside the kernel (eps 1e-6).
@@ -38,13 +51,13 @@ pub struct DeltaRuleParams {
     pub scale: f32,
     /// Tokens per chunk of the prefill kernel (1..=64); ignored by the recurrent kernel.
     pub chunk: usize,
-    /// Value columns per block (threads per block): 32, 64 or 128.
+    /// Value columns per block (threads per block): a multiple of 32 in 32..=128.
     pub value_block: usize,
 }
 
 impl DeltaRuleParams {
-    /// GDN/KDA defaults: scale `Dk^−½`, in-kernel L2 norm, chunk 16, 64 columns per block
-    /// (or Dv if smaller).
+    /// GDN/KDA defaults: scale `Dk^−½`, in-kernel L2 norm, chunk 16, and
+    /// [`default_value_block`] columns per block.
     pub fn new(key_heads: usize, value_heads: usize, key_dim: usize, value_dim: usize, gate: DecayGate) -> Self {
         DeltaRuleParams {
             key_heads,
@@ -55,8 +68,25 @@ impl DeltaRuleParams {
             qk_l2norm: true,
             scale: 1.0 / (key_dim.max(1) as f32).sqrt(),
             chunk: 16,
-            value_block: value_dim.clamp(32, 64),
+            value_block: default_value_block(value_dim),
         }
+    }
+}
+
+/// Largest key dimension: each thread keeps a `Dk`-float state column in registers.
+pub const DELTA_MAX_KEY_DIM: usize = 128;
+
+/// Columns per block for `Dv` value columns: Dv rounded up to a multiple of 32 when that is at
+/// most 64 (one block per head, idle threads only in the rounding), else 64 when it divides the
+/// rounded Dv, else 32 (so that at most 31 threads of the last block idle).
+pub fn default_value_block(value_dim: usize) -> usize {
+    let rounded = value_dim.max(1).next_multiple_of(32);
+    if rounded <= 64 {
+        rounded
+    } else if rounded.is_multiple_of(64) {
+        64
+    } else {
+        32
     }
 }
 
@@ -71,22 +101,20 @@ fn validate(p: &DeltaRuleParams, template: &'static str) -> Result<(), TemplateE
             )
         },
     )?;
-    check(template, (1..=128).contains(&p.key_dim), || {
-        format!("key_dim {} must be in 1..=128", p.key_dim)
-    })?;
-    check(template, matches!(p.value_block, 32 | 64 | 128), || {
-        format!("value_block {} must be 32, 64 or 128", p.value_block)
+    check(template, p.key_dim >= 1, || "key_dim must be at least 1".into())?;
+    check(template, p.key_dim <= DELTA_MAX_KEY_DIM, || {
+        format!(
+            "key_dim {} exceeds the template's limit of {DELTA_MAX_KEY_DIM} (each thread keeps a \
+             key_dim-float state column in registers)",
+            p.key_dim
+        )
     })?;
     check(
         template,
-        p.value_dim > 0 && p.value_dim.is_multiple_of(p.value_block),
-        || {
-            format!(
-                "value_dim {} must be a positive multiple of value_block {}",
-                p.value_dim, p.value_block
-            )
-        },
+        p.value_block.is_multiple_of(32) && (32..=128).contains(&p.value_block),
+        || format!("value_block {} must be 32, 64, 96 or 128", p.value_block),
     )?;
+    check(template, p.value_dim >= 1, || "value_dim must be at least 1".into())?;
     check(template, p.scale.is_finite(), || {
         format!("scale {} is not finite", p.scale)
     })?;
@@ -105,7 +133,8 @@ fn constants(p: &DeltaRuleParams) -> String {
     format!(
         "    constexpr int HK = {hk};\n    constexpr int HV = {hv};\n    constexpr int RATIO = HV / HK;\n    \
          constexpr int DK = {dk};\n    constexpr int DV = {dv};\n    constexpr int BV = {bv};\n    \
-         constexpr int NWARP = BV / 32;\n    constexpr bool PER_CHANNEL = {pc};\n    constexpr bool L2NORM = {l2};\n    \
+         constexpr int NWARP = BV / 32;\n    constexpr bool VTAIL = DV % BV != 0;\n    \
+         constexpr bool PER_CHANNEL = {pc};\n    constexpr bool L2NORM = {l2};\n    \
          constexpr float SCALE = {scale};\n    (void)DV; (void)NWARP;\n",
         hk = p.key_heads,
         hv = p.value_heads,
@@ -155,7 +184,8 @@ pub fn delta_rule_recurrent(p: &DeltaRuleParams) -> Result<KernelSource, Templat
  *   {desc}.
  *   Per token: S <- Diag(exp g) S; S <- S + beta k (v - S^T k)^T; o = S^T q.
 {LAYOUTS}
- * Grid (Dv/BV, Hv, B), block BV = {bv}: thread j keeps column j of S (Dk floats) in registers.
+ * Grid (ceil(Dv/BV), Hv, B), block BV = {bv}: thread j keeps column j of S (Dk floats) in
+ *   registers; threads with j >= Dv (VTAIL) only help with loads and the norm reductions.
  */
 {PRELUDE}
 extern "C" __global__ void __launch_bounds__({bv}) delta_rule_recurrent_{HASH}(
@@ -168,11 +198,12 @@ extern "C" __global__ void __launch_bounds__({bv}) delta_rule_recurrent_{HASH}(
     const int hv = blockIdx.y;
     const long b = blockIdx.z;
     const int hk = hv / RATIO;
+    const bool active = !VTAIL || j < DV; /* owns a value column */
     const long sbase = (b * HV + hv) * (long)DK * DV + j;
 
     float s[DK];
 #pragma unroll
-    for (int d = 0; d < DK; ++d) s[d] = state_in ? state_in[sbase + (long)d * DV] : 0.0f;
+    for (int d = 0; d < DK; ++d) s[d] = state_in && active ? state_in[sbase + (long)d * DV] : 0.0f;
 
     for (int t = 0; t < T; ++t) {{
         const long row = b * T + t;
@@ -202,7 +233,7 @@ extern "C" __global__ void __launch_bounds__({bv}) delta_rule_recurrent_{HASH}(
         }}
         const float a = PER_CHANNEL ? 1.0f : expf(g[row * HV + hv]);
         const float bt = beta[row * HV + hv];
-        const float vj = bf2f(v[row * v_stride + hv * DV + j]);
+        const float vj = active ? bf2f(v[row * v_stride + hv * DV + j]) : 0.0f;
         float kv = 0.0f;
 #pragma unroll
         for (int d = 0; d < DK; ++d) {{
@@ -219,10 +250,10 @@ extern "C" __global__ void __launch_bounds__({bv}) delta_rule_recurrent_{HASH}(
             s[d] = fmaf(ks[d], u, s[d]);
             oj = fmaf(s[d], qs[d], oj);
         }}
-        o[row * o_stride + hv * DV + j] = f2bf(oj * qscale);
+        if (active) o[row * o_stride + hv * DV + j] = f2bf(oj * qscale);
         __syncthreads(); /* qs/ks/as_/red are rewritten by the next token */
     }}
-    if (state_out) {{
+    if (state_out && active) {{
 #pragma unroll
         for (int d = 0; d < DK; ++d) state_out[sbase + (long)d * DV] = s[d];
     }}
@@ -273,8 +304,9 @@ pub fn delta_rule_chunked(p: &DeltaRuleParams) -> Result<KernelSource, TemplateE
  *   o_t = S^T (e^G_t q_t) + sum_(s<=t) QK[t,s] u_s; S <- e^G_last S + (e^(G_last - G) k)^T u.
  *   Tokens past T in the last chunk are zero with beta = 0 and g = 0, so they change nothing.
 {LAYOUTS}
- * Grid (Dv/BV, Hv, B), block BV = {bv}, dynamic smem = delta_rule_chunked_smem() bytes.
+ * Grid (ceil(Dv/BV), Hv, B), block BV = {bv}, dynamic smem = delta_rule_chunked_smem() bytes.
  *   Thread j keeps column j of S in registers; chunks run in sequence inside the block.
+ *   Threads with j >= Dv (VTAIL) keep a zero column: they help with the setup, their u is 0.
  */
 {PRELUDE}
 extern "C" __global__ void __launch_bounds__({bv}) delta_rule_chunked_{HASH}(
@@ -301,11 +333,12 @@ extern "C" __global__ void __launch_bounds__({bv}) delta_rule_chunked_{HASH}(
     const int hv = blockIdx.y;
     const long b = blockIdx.z;
     const int hk = hv / RATIO;
+    const bool active = !VTAIL || j < DV; /* owns a value column */
     const long sbase = (b * HV + hv) * (long)DK * DV + j;
 
     float s[DK];
 #pragma unroll
-    for (int d = 0; d < DK; ++d) s[d] = state_in ? state_in[sbase + (long)d * DV] : 0.0f;
+    for (int d = 0; d < DK; ++d) s[d] = state_in && active ? state_in[sbase + (long)d * DV] : 0.0f;
 
     for (int c0 = 0; c0 < T; c0 += C) {{
         const int cn = min(C, T - c0);
@@ -403,7 +436,7 @@ extern "C" __global__ void __launch_bounds__({bv}) delta_rule_chunked_{HASH}(
             float ks = 0.0f;
 #pragma unroll
             for (int d = 0; d < DK; ++d) ks = fmaf(kn[t * DKP + d], s[d], ks);
-            const float vj = t < cn ? bf2f(v[(b * T + c0 + t) * v_stride + hv * DV + j]) : 0.0f;
+            const float vj = t < cn && active ? bf2f(v[(b * T + c0 + t) * v_stride + hv * DV + j]) : 0.0f;
             float u = bs[t] * (vj - ks);
 #pragma unroll 1
             for (int r = 0; r < t; ++r) u = fmaf(-Lm[t * C + r], us[r * BV + tid], u);
@@ -416,7 +449,7 @@ extern "C" __global__ void __launch_bounds__({bv}) delta_rule_chunked_{HASH}(
             for (int d = 0; d < DK; ++d) acc = fmaf(qn[t * DKP + d], s[d], acc);
 #pragma unroll 1
             for (int r = 0; r <= t; ++r) acc = fmaf(QK[t * C + r], us[r * BV + tid], acc);
-            o[(b * T + c0 + t) * o_stride + hv * DV + j] = f2bf(acc);
+            if (active) o[(b * T + c0 + t) * o_stride + hv * DV + j] = f2bf(acc);
         }}
 #pragma unroll
         for (int d = 0; d < DK; ++d) s[d] *= egl[d];
@@ -428,7 +461,7 @@ extern "C" __global__ void __launch_bounds__({bv}) delta_rule_chunked_{HASH}(
         }}
         __syncthreads(); /* the next chunk overwrites shared memory */
     }}
-    if (state_out) {{
+    if (state_out && active) {{
 #pragma unroll
         for (int d = 0; d < DK; ++d) state_out[sbase + (long)d * DV] = s[d];
     }}
@@ -471,7 +504,15 @@ mod tests {
     #[test]
     fn rejects_unsupported_shapes() {
         let mut p = DeltaRuleParams::new(8, 32, 256, 64, DecayGate::Scalar);
-        assert!(delta_rule_recurrent(&p).is_err());
+        let err = delta_rule_recurrent(&p).unwrap_err();
+        assert!(err.to_string().contains("limit of 128"), "{err}");
+        p.key_dim = 0;
+        assert!(delta_rule_chunked(&p).is_err());
+        p.key_dim = 64;
+        for value_block in [0, 16, 48, 160] {
+            assert!(delta_rule_chunked(&DeltaRuleParams { value_block, ..p }).is_err());
+        }
+        assert!(delta_rule_recurrent(&DeltaRuleParams { value_dim: 0, ..p }).is_err());
         p.key_dim = 64;
         p.value_heads = 30;
         assert!(delta_rule_chunked(&p).is_err());
@@ -482,6 +523,45 @@ mod tests {
             delta_rule_recurrent(&p).is_ok(),
             "the recurrent kernel ignores the chunk"
         );
+    }
+
+    #[test]
+    fn small_and_ragged_dims_are_accepted() {
+        for (dk, dv) in [(1, 1), (8, 8), (16, 16), (8, 24), (24, 8), (128, 8), (16, 96), (32, 80)] {
+            for gate in [DecayGate::Scalar, DecayGate::PerChannel] {
+                let p = DeltaRuleParams::new(2, 4, dk, dv, gate);
+                let tail = !dv.is_multiple_of(p.value_block);
+                for src in [delta_rule_chunked(&p).unwrap(), delta_rule_recurrent(&p).unwrap()] {
+                    assert!(src.source.contains("constexpr bool VTAIL = DV % BV != 0;"));
+                    assert!(src.source.contains("const bool active = !VTAIL || j < DV;"));
+                }
+                // The launch covers every column with whole warps.
+                let l = delta_rule_launch(&p, 1, 0);
+                assert!(l.grid.0 as usize * p.value_block >= dv, "Dv {dv}");
+                assert!((l.grid.0 as usize - 1) * p.value_block < dv, "Dv {dv}: an empty block");
+                assert!(p.value_block.is_multiple_of(32));
+                assert_eq!(tail, dv % p.value_block != 0);
+            }
+        }
+    }
+
+    #[test]
+    fn default_value_blocks() {
+        // Unchanged for the usual sizes; small ones round up to one warp.
+        for (dv, bv) in [
+            (1, 32),
+            (8, 32),
+            (16, 32),
+            (32, 32),
+            (48, 64),
+            (64, 64),
+            (80, 32),
+            (96, 32),
+            (128, 64),
+            (256, 64),
+        ] {
+            assert_eq!(default_value_block(dv), bv, "Dv {dv}");
+        }
     }
 
     #[test]

@@ -136,6 +136,11 @@ pub fn to_apriel2(cfg: &Map<String, Value>, d: &HfDefaults) -> Result<Value, Sur
     let mut out = json!({
         "model_type": "apriel2_text",
         "architectures": ["Apriel2ForCausalLM"],
+        "auto_map": {
+            "AutoConfig": "configuration_apriel2.Apriel2TextConfig",
+            "AutoModel": "modeling_apriel2.Apriel2TextModel",
+            "AutoModelForCausalLM": "modeling_apriel2.Apriel2ForCausalLM",
+        },
         "hidden_size": hidden,
         "vocab_size": vocab,
         "tie_word_embeddings": cfg.get("tie_word_embeddings").and_then(Value::as_bool).unwrap_or(false),

@@ -1,0 +1,800 @@
+//! Whole models on the GPU: the compiled program run by `modelc_runtime::cuda::executor` against
+//! the CPU reference interpreter (f64, recurrent delta rule) on the same random,
+//! bf16-representable weights.
+//!
+//! Every spec in `specs/` whose codegen succeeds (the tiny ones whose head dims a template
+//! rejects are listed as skipped, and are picked up once the templates accept them), the
+//! template-compatible specs of `tests/golden/specs/`, and a supernet with every mixer kind
+//! (run with each sub-mixer everywhere, i.e. each mixer alone, and with a mixed placement). Per
+//! model: a 37-token prompt (not a multiple of any chunk size), a 1-token prompt and two 9-token
+//! prompts prefilled together, into their own slots; then three decode steps over all four
+//! slots, whose past lengths all differ from one another but two; then every final state.
+//!
+//! Tolerance: relative RMS error ‖gpu − ref‖ / ‖ref‖ ≤ 5e-3 (the design's bf16 bound). The GPU
+//! stores activations in bf16 (2^-9 relative rounding per store) and accumulates in f32; the
+//! single kernels land at 0.3e-3 … 1.8e-3, and a few layers compound that. f32 states carry the
+//! same bf16 inputs, so the same bound applies. Every output buffer is NaN-poisoned before each
+//! call, so an unwritten logit fails the finiteness check.
+//!
+//! Skipped with a notice when there is no GPU, unless `MODELC_REQUIRE_GPU=1`. The ~1B hybrid
+//! (`hybrid_1b_on_the_gpu`, ignored by default) checks finiteness, determinism and, given the
+//! logits file of a CPU run (`MODELC_HYBRID_1B_REF`), accuracy; it prints prefill and decode
+//! tokens/s.
+
+mod codegen_common;
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Instant;
+
+use codegen_common::{placed, placements, repo, repo_specs};
+use modelc::codegen::{generate, program, Codegen, CodegenError};
+use modelc::passes::Placement;
+use modelc::reference::{DeltaRuleForm, InterpOptions, Precision, Session, WeightStore};
+use modelc::spec::{self, layout, ModelSpec};
+use modelc_runtime::cuda::executor::{BoxError, ExecConfig, ExecError, Executor, Phase, WeightTensor};
+use modelc_runtime::cuda::{Gpu, KernelCache};
+use modelc_runtime::program::{Expr, Program, Sym};
+use modelc_runtime::tensor::{DType, HostTensor};
+use modelc_runtime::weights::SafetensorsFile;
+
+/// The design's bound for the bf16 path (see the module doc).
+const TOL: f64 = 5e-3;
+
+/// Every mixer kind as a sub-mixer of one supernet, with template-compatible head dims (32).
+const SUPERNET_32: &str = r#"
+model_type: apriel2_text
+hidden_size: 64
+vocab_size: 96
+tie_word_embeddings: false
+embeddings: {max_position_embeddings: 2048}
+head: {normalization: {type: rms_norm, epsilon: 1.0e-5}}
+decoder:
+  type: fixed
+  num_blocks: 2
+  block:
+    mixer:
+      type: stochastic
+      main_mixer_name: attention
+      sampling_strategy: uniform
+      mixers:
+        attention: {type: attention, heads: 2, head_groups: 1, head_size: 32, rotary: {type: mistral_1d, theta: 10000.0}}
+        sliding_window: {type: attention, heads: 2, head_groups: 2, head_size: 32, window_size: 4, rotary: {type: mistral_1d, theta: 10000.0}}
+        gdn: {type: gdn, value_heads: 2, key_heads: 1, key_head_dim: 32, value_head_dim: 32, convolution_layer: {kernel_size: 4}}
+        kda: {type: kda, heads: 2, head_dim: 32, convolution_layer: {kernel_size: 4}}
+        mamba: {type: mamba, state_size: 16, d_inner: 64, d_xb: 32, d_conv: 4, dt_rank: 4, repeat_kv_before_conv: true, conv_bias: true, dt_proj_bias: true}
+    mlp: {type: mlp, intermediate_size: 128, gated: true}
+    normalization: {type: rms_norm, epsilon: 1.0e-5}
+"#;
+
+// ---------------------------------------------------------------------------------------------
+// Harness
+
+fn gpu() -> Option<Gpu> {
+    match Gpu::new(0) {
+        Ok(mut g) => {
+            g.set_checked(true);
+            Some(g)
+        }
+        Err(e) => {
+            assert!(
+                std::env::var("MODELC_REQUIRE_GPU").is_err(),
+                "MODELC_REQUIRE_GPU is set but no GPU: {e}"
+            );
+            eprintln!("NOTICE: skipping GPU model test: {e}");
+            None
+        }
+    }
+}
+
+/// `MODELC_CACHE_DIR`'s kernel cache when set (warm reruns), else a fresh one.
+fn cache() -> (KernelCache, Option<tempfile::TempDir>) {
+    match KernelCache::from_env() {
+        Ok(c) if std::env::var_os("MODELC_CACHE_DIR").is_some() => (c, None),
+        _ => {
+            let dir = tempfile::tempdir().expect("tempdir");
+            (KernelCache::new(dir.path()), Some(dir))
+        }
+    }
+}
+
+fn layout_of(spec: &ModelSpec) -> Vec<(String, Vec<usize>)> {
+    layout::weights(spec).into_iter().map(|w| (w.key, w.shape)).collect()
+}
+
+fn sources(cg: &Codegen) -> BTreeMap<String, String> {
+    cg.kernels.iter().map(|k| (k.name.clone(), k.source.clone())).collect()
+}
+
+fn store_source(store: &WeightStore) -> impl FnMut(&str) -> Result<WeightTensor<'static>, BoxError> + '_ {
+    |k: &str| {
+        let a = store.get(k).map_err(|e| Box::new(e) as BoxError)?;
+        Ok(WeightTensor::Host(
+            HostTensor::from_f64(a.shape.clone(), &a.data).map_err(|e| Box::new(e) as BoxError)?,
+        ))
+    }
+}
+
+fn rel_rms(got: &[f32], want: &[f64]) -> f64 {
+    assert_eq!(got.len(), want.len(), "lengths differ");
+    let (mut num, mut den) = (0.0f64, 0.0f64);
+    for (&g, &w) in got.iter().zip(want) {
+        num += (f64::from(g) - w).powi(2);
+        den += w * w;
+    }
+    (num / den.max(1e-300)).sqrt()
+}
+
+fn assert_close(what: &str, got: &[f32], want: &[f64]) -> f64 {
+    if let Some(i) = got.iter().position(|x| !x.is_finite()) {
+        panic!(
+            "{what}: element {i} of {} is {} (unwritten or overflowed)",
+            got.len(),
+            got[i]
+        );
+    }
+    let e = rel_rms(got, want);
+    assert!(e <= TOL, "{what}: relative RMS error {e:.3e} > {TOL:e}");
+    e
+}
+
+fn reference_opts() -> InterpOptions {
+    InterpOptions {
+        precision: Precision::F64,
+        delta_rule: DeltaRuleForm::Recurrent,
+    }
+}
+
+/// The specs to run: `specs/` (but the ~1B ones), `tests/golden/specs/` and the supernet.
+fn model_specs() -> Vec<(String, ModelSpec)> {
+    let mut v: Vec<(String, ModelSpec)> = repo_specs().into_iter().filter(|(n, _)| !n.ends_with("-1b")).collect();
+    v.extend(codegen_common::codegen_specs());
+    v.push((
+        "supernet-32".into(),
+        spec::parse_str(SUPERNET_32, "supernet-32", spec::Format::Yaml).expect("supernet spec"),
+    ));
+    v
+}
+
+/// Uniform placements, plus a mixed one for supernets (first layer its second sub-mixer, second
+/// layer its last).
+fn all_placements(spec: &ModelSpec) -> Vec<(String, Placement)> {
+    let mut v = placements(spec);
+    if let Some(modelc::spec::MixerSpec::Stochastic(s)) = spec.layers.first().map(|l| &l.mixer) {
+        let names: Vec<&String> = s.mixers.iter().map(|(n, _)| n).collect();
+        if names.len() > 2 && spec.layers.len() > 1 {
+            let text = format!("0={},1={}", names[1], names[names.len() - 1]);
+            let p = Placement::main(spec)
+                .with_overrides(spec, &text)
+                .expect("mixed placement");
+            v.push((text, p));
+        }
+    }
+    v
+}
+
+/// Codegen for one placement, with the placed (unmerged) graph the reference runs; the reason
+/// when a template rejects the shapes.
+fn compile(name: &str, spec: &ModelSpec, p: &Placement) -> Result<(modelc::ir::Graph, Codegen, Program), String> {
+    let graph = placed(spec, p);
+    let cg = match generate(graph.clone()) {
+        Ok(cg) => cg,
+        Err(e @ CodegenError::Template { .. }) => return Err(e.to_string()),
+        Err(e) => panic!("{name}: codegen: {e}"),
+    };
+    let prog = program::build(&cg, name, p).unwrap_or_else(|e| panic!("{name}: program: {e}"));
+    Ok((graph, cg, prog))
+}
+
+// ---------------------------------------------------------------------------------------------
+// States: the reference's names and shapes against the program's (packed) device layout.
+
+/// Compares every reference state of sequence `slot` with the executor's copy.
+fn check_states(label: &str, exec: &Executor, cg: &Codegen, sess: &Session, slot: usize) -> f64 {
+    let ml = exec.config().max_len;
+    let mut worst = 0.0f64;
+    for (name, want) in sess.state() {
+        // The device state holding `name`, and the channel rows it fills.
+        let (dev_name, rows) = match exec.program().states.iter().find(|s| &s.name == name) {
+            Some(s) => (s.name.clone(), None),
+            None => {
+                let pack = cg
+                    .state_packs
+                    .iter()
+                    .find(|p| p.parts.iter().any(|x| &x.key == name))
+                    .unwrap_or_else(|| panic!("{label}: state {name} has no device buffer"));
+                let part = pack.parts.iter().find(|x| &x.key == name).expect("part");
+                (pack.name.clone(), Some((part.row, part.rows)))
+            }
+        };
+        let decl = exec
+            .program()
+            .states
+            .iter()
+            .find(|s| s.name == dev_name)
+            .expect("state decl");
+        let dev = exec.state(&dev_name, slot).expect("state download");
+        let got: Vec<f32> = if decl.shape.get(1).is_some_and(|e| e.uses(Sym::MaxLen)) {
+            // KV cache [G, max_len, Dh], position p at slot p mod max_len; the reference keeps the
+            // last P' positions of the `past` seen as [1, G, P', Dh].
+            let (g, keep, dh) = (want.shape[1], want.shape[2], want.shape[3]);
+            let past = exec.past_len(slot).expect("past");
+            let mut v = Vec::with_capacity(g * keep * dh);
+            for gi in 0..g {
+                for pos in past - keep..past {
+                    let s = (gi * ml + pos % ml) * dh;
+                    v.extend_from_slice(&dev[s..s + dh]);
+                }
+            }
+            v
+        } else {
+            match rows {
+                None => dev,
+                Some((row, n)) => {
+                    let per_row = dev.len() / decl_rows(decl.shape.first());
+                    dev[row * per_row..(row + n) * per_row].to_vec()
+                }
+            }
+        };
+        let e = assert_close(&format!("{label}: final state {name} of slot {slot}"), &got, &want.data);
+        worst = worst.max(e);
+    }
+    worst
+}
+
+fn decl_rows(e: Option<&Expr>) -> usize {
+    e.and_then(Expr::as_const).expect("constant channel count") as usize
+}
+
+// ---------------------------------------------------------------------------------------------
+// The acceptance run of one model
+
+/// Prefill (T = 37, T = 1, and two T = 9 sequences batched), three batched decode steps over four
+/// slots, then every state; returns the worst relative RMS error of logits and of states.
+#[allow(clippy::too_many_arguments)]
+fn check_model(
+    gpu: Gpu,
+    cache: &KernelCache,
+    label: &str,
+    spec: &ModelSpec,
+    graph: &modelc::ir::Graph,
+    cg: &Codegen,
+    prog: Program,
+    weights: &WeightStore,
+) -> (Gpu, f64, f64) {
+    let vocab = spec.vocab_size;
+    let cfg = ExecConfig {
+        max_len: 64,
+        slots: 4,
+        max_prefill_tokens: 37,
+        max_prefill_batch: 2,
+        poison: true,
+    };
+    let mut exec = Executor::new(gpu, prog, &sources(cg), store_source(weights), cfg, cache)
+        .unwrap_or_else(|e| panic!("{label}: {e}"));
+    assert_eq!(exec.vocab(), vocab);
+    let v = vocab as u32;
+    let seqs: [Vec<u32>; 4] = [
+        (0..37).map(|i| (i * 7 + 3) % v).collect(),
+        vec![11 % v],
+        (0..9).map(|i| (i * 5 + 1) % v).collect(),
+        (0..9).map(|i| (i * 13 + 2) % v).collect(),
+    ];
+    let mut refs: Vec<Session> = (0..4)
+        .map(|_| Session::new(graph, weights, 1, reference_opts()).expect("session"))
+        .collect();
+    let mut worst = 0.0f64;
+    for (slot, seq) in seqs.iter().enumerate().take(2) {
+        let got = exec.prefill(slot, seq).unwrap_or_else(|e| panic!("{label}: {e}"));
+        let want = refs[slot]
+            .forward(std::slice::from_ref(seq))
+            .expect("reference prefill");
+        let e = assert_close(
+            &format!("{label}: prefill of T = {} into slot {slot}", seq.len()),
+            &got,
+            &want.data,
+        );
+        worst = worst.max(e);
+    }
+    let got = exec
+        .prefill_batch(2, &[&seqs[2], &seqs[3]])
+        .unwrap_or_else(|e| panic!("{label}: {e}"));
+    for b in 0..2 {
+        let want = refs[2 + b]
+            .forward(std::slice::from_ref(&seqs[2 + b]))
+            .expect("reference prefill");
+        let rows = &got[b * 9 * vocab..(b + 1) * 9 * vocab];
+        let e = assert_close(&format!("{label}: batched prefill, sequence {b}"), rows, &want.data);
+        worst = worst.max(e);
+    }
+    for step in 0..3u32 {
+        let toks: Vec<u32> = (0..4).map(|b| (step * 17 + b * 29 + 1) % v).collect();
+        let got = exec.decode(&toks).unwrap_or_else(|e| panic!("{label}: {e}"));
+        for (b, r) in refs.iter_mut().enumerate() {
+            let want = r.forward(&[vec![toks[b]]]).expect("reference decode");
+            let e = assert_close(
+                &format!("{label}: decode step {step}, slot {b} (past {})", r.past() - 1),
+                &got[b * vocab..(b + 1) * vocab],
+                &want.data,
+            );
+            worst = worst.max(e);
+        }
+    }
+    let mut worst_state = 0.0f64;
+    for (slot, r) in refs.iter().enumerate() {
+        worst_state = worst_state.max(check_states(label, &exec, cg, r, slot));
+    }
+    (exec.into_gpu(), worst, worst_state)
+}
+
+#[test]
+fn every_model_matches_the_reference_on_the_gpu() {
+    let Some(mut gpu) = gpu() else { return };
+    let (cache, _dir) = cache();
+    let mut skipped = Vec::new();
+    let mut ran = Vec::new();
+    for (name, spec) in model_specs() {
+        let weights = WeightStore::random(&layout_of(&spec), 7);
+        for (pname, p) in all_placements(&spec) {
+            let label = format!("{name}[{pname}]");
+            let (graph, cg, prog) = match compile(&name, &spec, &p) {
+                Ok(x) => x,
+                Err(reason) => {
+                    skipped.push(format!("{label}: {reason}"));
+                    continue;
+                }
+            };
+            let (g, e, es) = check_model(gpu, &cache, &label, &spec, &graph, &cg, prog, &weights);
+            gpu = g;
+            ran.push(format!("{label}: logits {e:.2e}, states {es:.2e}"));
+        }
+    }
+    eprintln!("ran ({}), worst relative RMS error:", ran.len());
+    for r in &ran {
+        eprintln!("  {r}");
+    }
+    eprintln!("skipped ({}): a template rejects the shapes", skipped.len());
+    for s in &skipped {
+        eprintln!("  {s}");
+    }
+    for must in [
+        "codegen-hybrid[main]",
+        "supernet-32[kda]",
+        "supernet-32[mamba]",
+        "supernet-32[gdn]",
+    ] {
+        assert!(ran.iter().any(|r| r.starts_with(must)), "{must} did not run");
+    }
+}
+
+#[test]
+fn a_prompt_prefilled_in_chunks_equals_the_reference() {
+    let Some(gpu) = gpu() else { return };
+    let (cache, _dir) = cache();
+    let (name, spec) = codegen_common::codegen_specs()
+        .into_iter()
+        .find(|(n, _)| n == "codegen-hybrid")
+        .expect("codegen-hybrid");
+    let p = Placement::main(&spec);
+    let (graph, cg, prog) = compile(&name, &spec, &p).expect("compiles");
+    let weights = WeightStore::random(&layout_of(&spec), 3);
+    let cfg = ExecConfig {
+        max_len: 48,
+        max_prefill_tokens: 16,
+        poison: true,
+        ..ExecConfig::new(48, 1)
+    };
+    let mut exec = Executor::new(gpu, prog, &sources(&cg), store_source(&weights), cfg, &cache).expect("executor");
+    let v = exec.vocab() as u32;
+    let seq: Vec<u32> = (0..37).map(|i| (i * 19 + 4) % v).collect();
+    // 16 + 16 + 5 tokens: the later chunks start with a non-empty past.
+    let got = exec.prefill(0, &seq).expect("prefill");
+    assert_eq!(exec.past_len(0), Some(37));
+    let mut r = Session::new(&graph, &weights, 1, reference_opts()).expect("session");
+    let want = r.forward(&[seq]).expect("reference");
+    assert_close("prefill in chunks of 16", &got, &want.data);
+    check_states("prefill in chunks of 16", &exec, &cg, &r, 0);
+}
+
+#[test]
+fn two_runs_give_bit_identical_logits() {
+    let Some(gpu) = gpu() else { return };
+    let (cache, _dir) = cache();
+    let (name, spec) = codegen_common::codegen_specs()
+        .into_iter()
+        .find(|(n, _)| n == "codegen-hybrid")
+        .expect("codegen-hybrid");
+    let p = Placement::main(&spec);
+    let (_, cg, prog) = compile(&name, &spec, &p).expect("compiles");
+    let weights = WeightStore::random(&layout_of(&spec), 5);
+    let run = |exec: &mut Executor| -> Vec<u32> {
+        let v = exec.vocab() as u32;
+        let seq: Vec<u32> = (0..37).map(|i| (i * 3 + 1) % v).collect();
+        let mut out = exec.prefill(0, &seq).expect("prefill");
+        for s in 0..4 {
+            out.extend(exec.decode(&[(s * 7 + 2) % v]).expect("decode"));
+        }
+        out.iter().map(|x| x.to_bits()).collect()
+    };
+    let cfg = ExecConfig::new(64, 1);
+    let mut a = Executor::new(gpu, prog.clone(), &sources(&cg), store_source(&weights), cfg, &cache).expect("executor");
+    let first = run(&mut a);
+    a.reset_all().expect("reset");
+    let second = run(&mut a);
+    assert!(first == second, "a rerun after reset differs");
+    let gpu = a.into_gpu();
+    let mut b = Executor::new(gpu, prog, &sources(&cg), store_source(&weights), cfg, &cache).expect("executor");
+    let third = run(&mut b);
+    assert!(first == third, "a fresh executor differs");
+    // A different weight seed gives different logits: the comparison can fail.
+    let other = WeightStore::random(&layout_of(&spec), 6);
+    let gpu = b.into_gpu();
+    let (_, _, prog2) = compile(&name, &spec, &p).expect("compiles");
+    let mut c = Executor::new(gpu, prog2, &sources(&cg), store_source(&other), cfg, &cache).expect("executor");
+    assert!(run(&mut c) != first);
+}
+
+#[test]
+fn errors_name_what_failed() {
+    let Some(gpu) = gpu() else { return };
+    let (cache, _dir) = cache();
+    let (name, spec) = codegen_common::codegen_specs()
+        .into_iter()
+        .find(|(n, _)| n == "codegen-hybrid")
+        .expect("codegen-hybrid");
+    let p = Placement::main(&spec);
+    let (_, cg, prog) = compile(&name, &spec, &p).expect("compiles");
+    let weights = WeightStore::random(&layout_of(&spec), 1);
+    let src = sources(&cg);
+
+    // Out of memory: states for 2^30 tokens per slot; the error gives every size.
+    let huge = ExecConfig::new(1 << 30, 2);
+    let e = Executor::new(gpu, prog.clone(), &src, store_source(&weights), huge, &cache).unwrap_err();
+    let msg = e.to_string();
+    assert!(matches!(e, ExecError::OutOfMemory { .. }), "{msg}");
+    assert!(
+        msg.contains("out of GPU memory") && msg.contains("max_len 1073741824") && msg.contains("free"),
+        "{msg}"
+    );
+    let gpu = Gpu::new(0).expect("gpu");
+
+    // A weight of the wrong shape names the checkpoint key and the device weight.
+    let key = "model.decoder.blocks.0.mixer.k_proj.weight";
+    let mut bad = store_source(&weights);
+    let wrong = |k: &str| -> Result<WeightTensor<'static>, BoxError> {
+        if k == key {
+            return Ok(WeightTensor::Host(
+                HostTensor::zeros(DType::BF16, vec![3, 3]).expect("zeros"),
+            ));
+        }
+        bad(k)
+    };
+    let cfg = ExecConfig::new(16, 1);
+    let e = Executor::new(gpu, prog.clone(), &src, wrong, cfg, &cache)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains(key) && e.contains("q_proj+k_proj+v_proj") && e.contains("[3, 3]"),
+        "{e}"
+    );
+
+    // A stale kernel source is refused.
+    let gpu = Gpu::new(0).expect("gpu");
+    let mut stale = src.clone();
+    let first = stale.keys().next().expect("a kernel").clone();
+    stale.insert(first.clone(), "// edited\n".to_string() + &src[&first]);
+    let e = Executor::new(gpu, prog.clone(), &stale, store_source(&weights), cfg, &cache)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains(&first) && e.contains("sha256"), "{e}");
+
+    // Calls: too long for the cache, out-of-vocabulary ids, unknown states.
+    let mut gpu = Gpu::new(0).expect("gpu");
+    gpu.set_checked(true);
+    let mut exec = Executor::new(gpu, prog, &src, store_source(&weights), cfg, &cache).expect("executor");
+    exec.prefill(0, &[1; 10]).expect("prefill");
+    let e = exec.prefill(0, &[1; 7]).unwrap_err().to_string();
+    assert!(e.contains("10") && e.contains("7") && e.contains("max_len = 16"), "{e}");
+    assert_eq!(
+        exec.past_len(0),
+        Some(10),
+        "a refused call must not advance the sequence"
+    );
+    let e = exec.decode(&[96]).unwrap_err().to_string();
+    assert!(e.contains("96") && e.contains("vocabulary"), "{e}");
+    let e = exec.state("layers.9.key", 0).unwrap_err().to_string();
+    assert!(e.contains("layers.9.key") && e.contains("layers.0.key"), "{e}");
+    let e = exec.decode(&[1, 2]).unwrap_err().to_string();
+    assert!(e.contains("slots 0..2"), "{e}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// `modelc run --device cuda`
+
+/// The `modelc` binary: `MODELC_BIN` (a binary carried to another machine), else Cargo's.
+fn modelc_bin() -> std::path::PathBuf {
+    std::env::var_os("MODELC_BIN").map_or_else(|| env!("CARGO_BIN_EXE_modelc").into(), Into::into)
+}
+
+fn read_f64(f: &SafetensorsFile, key: &str) -> Vec<f64> {
+    f.get(key).unwrap_or_else(|e| panic!("{key}: {e}")).to_f64_vec()
+}
+
+/// Runs `modelc run MODEL --device cuda` and checks its logits file against the reference fed
+/// the same tokens (the GPU's own greedy choices, so a near-tie cannot derail the comparison).
+fn check_cli(model: &std::path::Path, spec: &ModelSpec, weights: &WeightStore, extra: &[&str]) {
+    let dir = tempfile::tempdir().expect("tmp");
+    let out = dir.path().join("logits.safetensors");
+    let prompt: Vec<u32> = (0..21).map(|i| (i * 11 + 2) % spec.vocab_size as u32).collect();
+    let ids = prompt.iter().map(u32::to_string).collect::<Vec<_>>().join(",");
+    let mut cmd = std::process::Command::new(modelc_bin());
+    cmd.args([
+        "run",
+        model.to_str().expect("utf8"),
+        "--device",
+        "cuda",
+        "--prompt-ids",
+        &ids,
+    ]);
+    cmd.args(["--max-new-tokens", "5", "--logits-out", out.to_str().expect("utf8")]);
+    cmd.args(extra);
+    let run = cmd.output().expect("runs modelc");
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "{stdout}\n{stderr}");
+    let summary = stdout
+        .lines()
+        .find(|l| l.starts_with("cuda ("))
+        .unwrap_or_else(|| panic!("no summary line: {stdout}"));
+    assert!(
+        summary.contains("prefill 21 tokens")
+            && summary.contains("decode 4 tokens")
+            && summary.matches("tokens/s").count() == 2,
+        "{summary}"
+    );
+    let f = SafetensorsFile::open(&out).expect("logits file");
+    let generated: Vec<u32> = read_f64(&f, "generated_ids").iter().map(|&x| x as u32).collect();
+    assert_eq!(generated.len(), 5);
+    assert!(stdout.contains(&format!("continuation: {generated:?}")), "{stdout}");
+    let graph = placed(spec, &Placement::main(spec));
+    let mut r = Session::new(&graph, weights, 1, reference_opts()).expect("session");
+    let want = r.forward(&[prompt]).expect("prefill");
+    let got: Vec<f32> = read_f64(&f, "prompt_logits").iter().map(|&x| x as f32).collect();
+    assert_close(&format!("{}: CLI prompt logits", model.display()), &got, &want.data);
+    let mut want_dec = Vec::new();
+    for &t in &generated[..4] {
+        want_dec.extend(r.forward(&[vec![t]]).expect("decode").data);
+    }
+    let got: Vec<f32> = read_f64(&f, "decode_logits").iter().map(|&x| x as f32).collect();
+    assert_close(&format!("{}: CLI decode logits", model.display()), &got, &want_dec);
+}
+
+#[test]
+fn modelc_run_on_the_gpu_matches_the_reference() {
+    let Some(gpu) = gpu() else { return };
+    drop(gpu);
+    // A spec: random weights from the seed, drawn as the CPU path draws them.
+    let path = repo().join("tests/golden/specs/codegen-variants.yaml");
+    let spec = spec::load(&path).expect("spec");
+    let weights = WeightStore::random(&layout_of(&spec), 3);
+    check_cli(&path, &spec, &weights, &["--seed", "3"]);
+    // A checkpoint directory: config.json and bf16 safetensors, read through the mmap.
+    let path = repo().join("tests/golden/specs/codegen-hybrid.yaml");
+    let spec = spec::load(&path).expect("spec");
+    let weights = WeightStore::random(&layout_of(&spec), 9);
+    let dir = tempfile::tempdir().expect("tmp");
+    std::fs::write(
+        dir.path().join("config.json"),
+        serde_json::to_string_pretty(&spec::to_config_json(&spec)).expect("json"),
+    )
+    .expect("config");
+    let tensors: Vec<(String, HostTensor)> = weights
+        .iter()
+        .map(|(k, a)| {
+            let t = HostTensor::from_f64(a.shape.clone(), &a.data).expect("tensor");
+            (k.clone(), t.cast(DType::BF16))
+        })
+        .collect();
+    modelc_runtime::weights::write_safetensors(&dir.path().join("model.safetensors"), &tensors).expect("write");
+    check_cli(dir.path(), &spec, &weights, &[]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The ~1B hybrid
+
+/// Random weights of `keys`, bf16, drawn on every core (the same values `WeightStore::random`
+/// gives: each tensor from its own stream).
+fn random_bf16(layout: &[(String, Vec<usize>)], keys: &[String], seed: u64) -> HashMap<String, HostTensor> {
+    let shapes: HashMap<&str, &Vec<usize>> = layout.iter().map(|(k, s)| (k.as_str(), s)).collect();
+    let mut todo: Vec<(String, Vec<usize>)> = Vec::new();
+    for k in keys {
+        if !todo.iter().any(|(t, _)| t == k) {
+            todo.push((k.clone(), shapes[k.as_str()].clone()));
+        }
+    }
+    todo.sort_by_key(|(_, s)| std::cmp::Reverse(s.iter().product::<usize>()));
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    std::thread::scope(|scope| {
+        let hs: Vec<_> = (0..threads)
+            .map(|t| {
+                let mine: Vec<&(String, Vec<usize>)> = todo.iter().skip(t).step_by(threads).collect();
+                scope.spawn(move || {
+                    mine.into_iter()
+                        .map(|(k, s)| {
+                            let st = WeightStore::random(&[(k.clone(), s.clone())], seed);
+                            let a = st.get(k).expect("drawn");
+                            let t = HostTensor::from_f64(s.clone(), &a.data)
+                                .expect("tensor")
+                                .cast(DType::BF16);
+                            (k.clone(), t)
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        hs.into_iter().flat_map(|h| h.join().expect("thread")).collect()
+    })
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+/// `specs/hybrid-1b.yaml` on the GPU with random weights (seed 0, as `modelc run` draws them):
+/// accuracy against a CPU run's logits file when `MODELC_HYBRID_1B_REF` names one, finite
+/// logits, determinism, and timings (warm: kernels loaded and GEMM algorithms chosen first).
+#[test]
+#[ignore = "the ~1B model: seconds of weight drawing and a GPU; run explicitly"]
+fn hybrid_1b_on_the_gpu() {
+    let Some(mut gpu) = gpu() else { return };
+    gpu.set_checked(false);
+    let (cache, _dir) = cache();
+    let spec = spec::load(&repo().join("specs/hybrid-1b.yaml")).expect("spec");
+    let p = Placement::main(&spec);
+    let t0 = Instant::now();
+    let (_, cg, prog) = compile("hybrid-1b", &spec, &p).expect("the 1B hybrid compiles");
+    let keys: Vec<String> = prog
+        .weights
+        .iter()
+        .flat_map(|w| w.parts.iter().map(|x| x.key.clone()))
+        .collect();
+    let weights = random_bf16(&layout_of(&spec), &keys, 0);
+    let t_draw = t0.elapsed().as_secs_f64();
+    let cfg = ExecConfig {
+        max_len: 1024,
+        slots: 8,
+        max_prefill_tokens: 512,
+        max_prefill_batch: 1,
+        poison: false,
+    };
+    let t1 = Instant::now();
+    let mut exec = Executor::new(
+        gpu,
+        prog,
+        &sources(&cg),
+        |k: &str| {
+            weights
+                .get(k)
+                .map(|t| WeightTensor::View(t.view()))
+                .ok_or_else(|| format!("{k} not drawn").into())
+        },
+        cfg,
+        &cache,
+    )
+    .expect("executor");
+    let t_setup = t1.elapsed().as_secs_f64();
+    let vocab = exec.vocab();
+
+    // Accuracy against the CPU reference's logits (`modelc run --device cpu --precision f64`).
+    let prompt: Vec<u32>;
+    if let Some(path) = std::env::var_os("MODELC_HYBRID_1B_REF") {
+        let f = SafetensorsFile::open(std::path::Path::new(&path)).expect("reference logits file");
+        let ids = |k: &str| -> Vec<u32> { f.get(k).expect(k).to_f64_vec().iter().map(|&x| x as u32).collect() };
+        prompt = ids("prompt_ids");
+        let generated = ids("generated_ids");
+        let got = exec.prefill(0, &prompt).expect("prefill");
+        let e = assert_close(
+            "1B prefill vs CPU f64",
+            &got,
+            &f.get("prompt_logits").expect("logits").to_f64_vec(),
+        );
+        let want_dec = f.get("decode_logits").expect("decode logits").to_f64_vec();
+        let mut dec = Vec::new();
+        for &t in &generated[..generated.len() - 1] {
+            dec.extend(exec.decode(&[t]).expect("decode"));
+        }
+        let ed = assert_close("1B decode vs CPU f64", &dec, &want_dec);
+        eprintln!(
+            "1B vs CPU f64 reference: prefill {} tokens rel RMS {e:.2e}, {} decode steps {ed:.2e}",
+            prompt.len(),
+            generated.len() - 1
+        );
+    } else {
+        eprintln!("NOTICE: MODELC_HYBRID_1B_REF not set: 1B accuracy not checked");
+        prompt = (0..16).map(|i| (i * 997 + 1) as u32 % vocab as u32).collect();
+    }
+
+    // Determinism and finiteness on a fresh sequence.
+    exec.reset_all().expect("reset");
+    let a = exec.prefill(0, &prompt).expect("prefill");
+    assert!(a.iter().all(|x| x.is_finite()), "non-finite 1B logits");
+    exec.reset(0).expect("reset");
+    let b = exec.prefill(0, &prompt).expect("prefill");
+    assert!(
+        a.iter().zip(&b).all(|(x, y)| x.to_bits() == y.to_bits()),
+        "1B prefill is not deterministic"
+    );
+
+    // Timings: 512-token prefill (median of 3, after a warm-up), 64 greedy decode steps at
+    // batch 1, and 32 steps at batch 8.
+    let long: Vec<u32> = (0..512).map(|i| (i * 7919 + 13) as u32 % vocab as u32).collect();
+    exec.reset_all().expect("reset");
+    exec.run(Phase::Prefill, 0, &[&long]).expect("warm-up prefill");
+    for _ in 0..4 {
+        exec.decode(&[1]).expect("warm-up decode");
+    }
+    let mut pre = Vec::new();
+    for _ in 0..3 {
+        exec.reset(0).expect("reset");
+        let t = Instant::now();
+        exec.run(Phase::Prefill, 0, &[&long]).expect("prefill");
+        pre.push(t.elapsed().as_secs_f64());
+    }
+    let prefill_s = median(pre);
+    let mut next = 1u32;
+    let t = Instant::now();
+    for _ in 0..64 {
+        let l = exec.decode(&[next]).expect("decode");
+        next = l
+            .iter()
+            .enumerate()
+            .fold(0usize, |b, (i, x)| if *x > l[b] { i } else { b }) as u32;
+    }
+    let decode_s = t.elapsed().as_secs_f64() / 64.0;
+    exec.reset_all().expect("reset");
+    let short: Vec<u32> = long[..64].to_vec();
+    for s in 0..8 {
+        exec.prefill(s, &short).expect("prefill");
+    }
+    let t = Instant::now();
+    for step in 0..32u32 {
+        let toks: Vec<u32> = (0..8).map(|b| (step * 31 + b * 7) % vocab as u32).collect();
+        exec.decode(&toks).expect("decode");
+    }
+    let decode8_s = t.elapsed().as_secs_f64() / 32.0;
+
+    let counts = exec.step_counts(Phase::Decode);
+    let pcounts = exec.step_counts(Phase::Prefill);
+    let mem = exec.memory();
+    // What a decode step must read at least: every weight once, except the embedding table, of
+    // which it gathers one row.
+    let embed: usize = exec
+        .program()
+        .weights
+        .iter()
+        .filter(|w| w.name == "model.embed_tokens.weight")
+        .map(|w| w.shape.iter().product::<usize>() * w.dtype.size())
+        .sum();
+    let floor_ms = (mem.weights - embed) as f64 / 3.0e12 * 1e3;
+    eprintln!("hybrid-1b on {} ({} SMs):", exec.gpu().name(), exec.sms());
+    eprintln!("  weights drawn in {t_draw:.1} s, executor set up in {t_setup:.1} s ({} kernel modules; cache {} hits, {} compiled)", exec.program().kernels.len(), cache.hits(), cache.misses());
+    eprintln!(
+        "  memory: weights {:.1} MiB, states {:.1} MiB (8 slots x 1024), buffers {:.1} MiB",
+        mem.weights as f64 / 1048576.0,
+        mem.states as f64 / 1048576.0,
+        mem.buffers as f64 / 1048576.0
+    );
+    eprintln!("  decode step: {} GEMMs + {} kernel launches + {} GEMM-prologue launches; prefill: {} GEMMs + {} launches + {} prologues", counts.gemms, counts.launches, counts.helper_launches, pcounts.gemms, pcounts.launches, pcounts.helper_launches);
+    eprintln!(
+        "  prefill 512 tokens: {:.2} ms ({:.0} tokens/s)",
+        prefill_s * 1e3,
+        512.0 / prefill_s
+    );
+    eprintln!("  decode batch 1: {:.3} ms/step ({:.0} tokens/s); bandwidth floor {floor_ms:.3} ms/step at 3.0 TB/s ({:.0} tokens/s)", decode_s * 1e3, 1.0 / decode_s, 1e3 / floor_ms);
+    eprintln!(
+        "  decode batch 8: {:.3} ms/step ({:.0} tokens/s)",
+        decode8_s * 1e3,
+        8.0 / decode8_s
+    );
+    assert!(prefill_s > 0.0 && decode_s > 0.0);
+}

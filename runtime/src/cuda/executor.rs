@@ -1,0 +1,1330 @@
+//! Runs a compiled [`Program`] on one GPU: what `compiler/tests/codegen_common/exec.rs` does on
+//! the CPU, with the same buffers, offsets, row strides, packed weights and state slots.
+//!
+//! Everything is allocated once, in [`Executor::new`]: packed weights (converted to the dtype
+//! the program lists and uploaded once), `slots` copies of every state (KV caches of `max_len`
+//! tokens, conv windows, recurrent states), and every per-call buffer at the largest size any
+//! call within the [`ExecConfig`] limits can need. A call then only uploads token ids,
+//! positions and `past_len`, walks the schedule (cuBLASLt GEMMs and kernel launches on one
+//! stream) and downloads the logits it produced.
+//!
+//! GEMM steps are `y = alpha·x·Wᵀ (+ bias) + beta·c`. cuBLASLt (through [`Gemm`]) accumulates
+//! into its output, so when a step has a bias or a `c` operand in another buffer, a small
+//! helper kernel first writes `y = beta·c + bias` and the GEMM then runs with `beta = 1`.
+//!
+//! Errors name the phase, the step index and label, and the kernel with its launch dimensions;
+//! allocations are checked against free memory first, so running out reports every size.
+
+use std::collections::BTreeMap;
+
+use cudarc::driver::sys::CUdevice_attribute;
+use half::bf16;
+use sha2::{Digest, Sha256};
+
+use super::device::{Gpu, GpuBuffer, KernelArg, LaunchDims};
+use super::error::CudaError;
+use super::gemm::{Gemm, GemmOut, GemmShape};
+use super::kernel_cache::KernelCache;
+use crate::program::{Arg, BufferRef, Env, Expr, GemmStep, LaunchStep, Program, ProgramError, Step};
+use crate::tensor::{DType, HostTensor, TensorView};
+
+/// A boxed error from a weight source (a checkpoint reader, a random generator).
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Which schedule a call runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Phase {
+    Prefill,
+    Decode,
+}
+
+impl std::fmt::Display for Phase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Phase::Prefill => "prefill",
+            Phase::Decode => "decode",
+        })
+    }
+}
+
+/// Errors of building or running an [`Executor`].
+#[derive(Debug, thiserror::Error)]
+pub enum ExecError {
+    #[error(transparent)]
+    Cuda(#[from] CudaError),
+    #[error(transparent)]
+    Program(#[from] ProgramError),
+    #[error("the program cannot run on this executor: {0}")]
+    Unsupported(String),
+    #[error("invalid executor configuration: {0}")]
+    Config(String),
+    #[error("no CUDA source for kernel module `{module}` (expected the text of `{file}`)")]
+    MissingSource { module: String, file: String },
+    #[error("the source given for kernel module `{module}` has sha256 {got}, the program expects {expected}")]
+    SourceMismatch {
+        module: String,
+        expected: String,
+        got: String,
+    },
+    #[error("loading checkpoint tensor `{key}` (for device weight `{weight}`): {source}")]
+    WeightSource {
+        key: String,
+        weight: String,
+        #[source]
+        source: BoxError,
+    },
+    #[error(
+        "checkpoint tensor `{key}` (for device weight `{weight}`) has shape {got:?}, the program expects {expected:?}"
+    )]
+    WeightShape {
+        key: String,
+        weight: String,
+        expected: Vec<usize>,
+        got: Vec<usize>,
+    },
+    #[error("device weight `{weight}` has dtype {dtype}, which the executor cannot convert to")]
+    WeightDtype { weight: String, dtype: DType },
+    #[error(
+        "out of GPU memory: the program needs {needed} bytes ({needed_mib:.1} MiB: weights {weights} B, \
+         states {states} B for {slots} slots of max_len {max_len}, buffers {buffers} B, largest `{largest}` \
+         {largest_bytes} B) but only {free} of {total} bytes are free; lower max_len, slots or the prefill \
+         chunk",
+        needed_mib = *needed as f64 / 1048576.0
+    )]
+    OutOfMemory {
+        needed: usize,
+        weights: usize,
+        states: usize,
+        buffers: usize,
+        largest: String,
+        largest_bytes: usize,
+        slots: usize,
+        max_len: usize,
+        free: usize,
+        total: usize,
+    },
+    #[error("{phase} step {index} ({label}): {source}")]
+    Step {
+        phase: Phase,
+        index: usize,
+        label: String,
+        #[source]
+        source: Box<ExecError>,
+    },
+    #[error(
+        "a kernel of this {phase} call failed while running (launches are not checked one by one; set \
+         MODELC_CUDA_CHECK=1 to name the failing launch): {source}"
+    )]
+    Async {
+        phase: Phase,
+        #[source]
+        source: CudaError,
+    },
+    #[error("{what} needs {need} elements at offset {offset}, but `{buffer}` holds {len}")]
+    OutOfBounds {
+        what: String,
+        buffer: String,
+        offset: usize,
+        need: usize,
+        len: usize,
+    },
+    #[error("expression `{expr}` = {value} does not fit the {what}")]
+    Range { expr: String, value: u64, what: String },
+    #[error("bad call: {0}")]
+    BadCall(String),
+    #[error(
+        "sequence slot {slot} has seen {past} tokens; {tokens} more exceed the KV-cache capacity max_len = {max_len}"
+    )]
+    TooLong {
+        slot: usize,
+        past: usize,
+        tokens: usize,
+        max_len: usize,
+    },
+    #[error("token id {token} is out of the vocabulary ({vocab} entries)")]
+    BadToken { token: u32, vocab: usize },
+    #[error("no state named `{name}`; the program has {names:?}")]
+    NoState { name: String, names: Vec<String> },
+}
+
+/// A checkpoint tensor handed to [`Executor::new`]: borrowed (an mmapped checkpoint) or owned
+/// (random weights, converted tensors).
+#[derive(Debug, Clone)]
+pub enum WeightTensor<'a> {
+    View(TensorView<'a>),
+    Host(HostTensor),
+}
+
+impl WeightTensor<'_> {
+    pub fn view(&self) -> TensorView<'_> {
+        match self {
+            WeightTensor::View(v) => *v,
+            WeightTensor::Host(h) => h.view(),
+        }
+    }
+}
+
+/// Capacity of an executor: what [`Executor::new`] allocates for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExecConfig {
+    /// KV-cache capacity per sequence: `past + tokens ≤ max_len` for every call.
+    pub max_len: usize,
+    /// Sequence slots of the state buffers.
+    pub slots: usize,
+    /// Most tokens per sequence in one prefill call; longer prompts run in chunks.
+    pub max_prefill_tokens: usize,
+    /// Most sequences one prefill call runs together (equal lengths).
+    pub max_prefill_batch: usize,
+    /// Fill every per-call buffer and output with NaN before each call, so an element no step
+    /// writes shows up (for tests; costs one memset per buffer).
+    pub poison: bool,
+}
+
+impl ExecConfig {
+    /// `slots` sequences of up to `max_len` tokens, prompts prefilled one sequence at a time in
+    /// chunks of up to `min(max_len, 4096)` tokens.
+    pub fn new(max_len: usize, slots: usize) -> ExecConfig {
+        ExecConfig {
+            max_len,
+            slots,
+            max_prefill_tokens: max_len.clamp(1, 4096),
+            max_prefill_batch: 1,
+            poison: false,
+        }
+    }
+}
+
+/// One device allocation of the program: its name (for errors), dtype and element count.
+struct Region {
+    name: String,
+    dtype: DType,
+    len: usize,
+    buf: GpuBuffer<u8>,
+}
+
+impl Region {
+    fn ptr_at(&self, offset: usize, what: &str) -> Result<u64, ExecError> {
+        if offset > self.len {
+            return Err(ExecError::OutOfBounds {
+                what: what.to_string(),
+                buffer: self.name.clone(),
+                offset,
+                need: 0,
+                len: self.len,
+            });
+        }
+        Ok(self.buf.device_ptr() + (offset * self.dtype.size()) as u64)
+    }
+
+    /// The address of a `rows × cols` operand with row stride `ld` at `offset`, bounds-checked.
+    fn operand(&self, offset: usize, rows: usize, cols: usize, ld: usize, what: &str) -> Result<u64, ExecError> {
+        let need = if rows == 0 || cols == 0 {
+            0
+        } else {
+            (rows - 1).saturating_mul(ld).saturating_add(cols)
+        };
+        if offset.saturating_add(need) > self.len {
+            return Err(ExecError::OutOfBounds {
+                what: what.to_string(),
+                buffer: self.name.clone(),
+                offset,
+                need,
+                len: self.len,
+            });
+        }
+        self.ptr_at(offset, what)
+    }
+}
+
+/// Bytes the executor allocates, by kind.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MemoryUse {
+    pub weights: usize,
+    pub states: usize,
+    pub buffers: usize,
+}
+
+impl MemoryUse {
+    pub fn total(&self) -> usize {
+        self.weights + self.states + self.buffers
+    }
+}
+
+/// GEMMs and kernel launches one call of a phase issues.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StepCounts {
+    pub gemms: usize,
+    /// Launches of generated kernels.
+    pub launches: usize,
+    /// Launches of the executor's own GEMM-prologue kernel (bias / residual into the output).
+    pub helper_launches: usize,
+}
+
+/// The helper kernel: `y = beta·c + bias` over `m × n` rows with strides (bf16 or f32 `y`/`c`,
+/// bf16 or f32 bias, each optional), before a GEMM that accumulates into `y`.
+const HELPER_SOURCE: &str = r#"#include <cuda_bf16.h>
+template <typename T> __device__ __forceinline__ float ld_f(const T* p, long long i);
+template <> __device__ __forceinline__ float ld_f<float>(const float* p, long long i) { return p[i]; }
+template <> __device__ __forceinline__ float ld_f<__nv_bfloat16>(const __nv_bfloat16* p, long long i) { return __bfloat162float(p[i]); }
+__device__ __forceinline__ void st_f(float* p, long long i, float v) { p[i] = v; }
+__device__ __forceinline__ void st_f(__nv_bfloat16* p, long long i, float v) { p[i] = __float2bfloat16(v); }
+template <typename T>
+__device__ void gemm_prologue(T* y, int ldy, const T* c, int ldc, float beta, const __nv_bfloat16* bias_bf16,
+                              const float* bias_f32, int m, int n) {
+  long long total = (long long)m * n;
+  for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < total; i += (long long)gridDim.x * blockDim.x) {
+    long long r = i / n, j = i % n;
+    float v = 0.0f;
+    if (c) v = beta * ld_f(c, r * ldc + j);
+    if (bias_bf16) v += __bfloat162float(bias_bf16[j]);
+    if (bias_f32) v += bias_f32[j];
+    st_f(y, r * ldy + j, v);
+  }
+}
+extern "C" __global__ void modelc_exec_gemm_prologue_bf16(__nv_bfloat16* y, int ldy, const __nv_bfloat16* c, int ldc,
+    float beta, const __nv_bfloat16* bias_bf16, const float* bias_f32, int m, int n) {
+  gemm_prologue(y, ldy, c, ldc, beta, bias_bf16, bias_f32, m, n);
+}
+extern "C" __global__ void modelc_exec_gemm_prologue_f32(float* y, int ldy, const float* c, int ldc,
+    float beta, const __nv_bfloat16* bias_bf16, const float* bias_f32, int m, int n) {
+  gemm_prologue(y, ldy, c, ldc, beta, bias_bf16, bias_f32, m, n);
+}
+"#;
+const HELPER_BF16: &str = "modelc_exec_gemm_prologue_bf16";
+const HELPER_F32: &str = "modelc_exec_gemm_prologue_f32";
+
+fn sha256_hex(text: &str) -> String {
+    Sha256::digest(text.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn eval(e: &Expr, env: &Env) -> Result<usize, ExecError> {
+    let v = e.eval(env)?;
+    usize::try_from(v).map_err(|_| ExecError::Range {
+        expr: e.to_string(),
+        value: v,
+        what: "address space".into(),
+    })
+}
+
+/// The environments whose maximum bounds every call the config allows: per phase, every batch
+/// size (a size like `batch·cdiv(2·sms, 2·batch)` is not monotone in `batch`), the extreme token
+/// counts, and an empty or full past. Sizes are monotone in `tokens` and `past` (they only
+/// appear outside divisors), so the extremes bound them.
+fn sizing_envs(cfg: &ExecConfig, sms: u64) -> Vec<Env> {
+    let base = Env {
+        batch: 1,
+        tokens: 1,
+        past: 0,
+        max_len: cfg.max_len as u64,
+        slots: cfg.slots as u64,
+        slot: 0,
+        sms,
+    };
+    let mut envs = Vec::new();
+    for (batches, tokens) in [
+        (cfg.max_prefill_batch, vec![1, cfg.max_prefill_tokens]),
+        (cfg.slots, vec![1]),
+    ] {
+        for batch in 1..=batches {
+            for &t in &tokens {
+                for past in [0, cfg.max_len.saturating_sub(t)] {
+                    envs.push(Env {
+                        batch: batch as u64,
+                        tokens: t as u64,
+                        past: past as u64,
+                        ..base
+                    });
+                }
+            }
+        }
+    }
+    envs
+}
+
+/// The largest value of `e` over `envs` (at least 1, so every region has an address).
+fn max_over(e: &Expr, envs: &[Env]) -> Result<usize, ExecError> {
+    let mut m = 1usize;
+    for env in envs {
+        m = m.max(eval(e, env)?);
+    }
+    Ok(m)
+}
+
+/// Element counts of every per-call buffer, input and output, and per-slot state sizes, for a
+/// configuration: what [`Executor::new`] allocates (pure; tested without a GPU).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sizes {
+    pub buffers: Vec<usize>,
+    pub inputs: Vec<usize>,
+    pub outputs: Vec<usize>,
+    /// Elements of one sequence's copy of each state.
+    pub state_per_slot: Vec<usize>,
+}
+
+impl Sizes {
+    pub fn of(program: &Program, cfg: &ExecConfig, sms: u64) -> Result<Sizes, ExecError> {
+        let envs = sizing_envs(cfg, sms);
+        let one = |e: &Expr| max_over(e, &envs);
+        let buffers = program
+            .buffers
+            .iter()
+            .map(|b| one(&b.elements))
+            .collect::<Result<_, _>>()?;
+        let inputs = program
+            .inputs
+            .iter()
+            .map(|b| one(&b.elements))
+            .collect::<Result<_, _>>()?;
+        let outputs = program
+            .outputs
+            .iter()
+            .map(|b| one(&b.elements))
+            .collect::<Result<_, _>>()?;
+        let state_per_slot = program
+            .states
+            .iter()
+            .map(|s| eval(&s.per_slot(), &envs[0]))
+            .collect::<Result<_, _>>()?;
+        Ok(Sizes {
+            buffers,
+            inputs,
+            outputs,
+            state_per_slot,
+        })
+    }
+
+    /// Bytes of weights, states (all slots) and per-call memory.
+    pub fn memory(&self, program: &Program, slots: usize) -> MemoryUse {
+        let weights = program
+            .weights
+            .iter()
+            .map(|w| w.shape.iter().product::<usize>() * w.dtype.size())
+            .sum();
+        let states = program
+            .states
+            .iter()
+            .zip(&self.state_per_slot)
+            .map(|(s, &n)| n * slots * s.dtype.size())
+            .sum();
+        let per_call = |items: &[usize], dtypes: &mut dyn Iterator<Item = DType>| -> usize {
+            items.iter().zip(dtypes).map(|(&n, d)| n * d.size()).sum()
+        };
+        let buffers = per_call(&self.buffers, &mut program.buffers.iter().map(|b| b.dtype))
+            + per_call(&self.inputs, &mut program.inputs.iter().map(|b| b.dtype))
+            + per_call(&self.outputs, &mut program.outputs.iter().map(|b| b.dtype));
+        MemoryUse {
+            weights,
+            states,
+            buffers,
+        }
+    }
+}
+
+/// Packs one device weight's checkpoint parts into host bytes of its dtype.
+fn pack_weight<'w>(
+    w: &crate::program::DeviceWeight,
+    weights: &mut impl FnMut(&str) -> Result<WeightTensor<'w>, BoxError>,
+) -> Result<Vec<u8>, ExecError> {
+    if !matches!(w.dtype, DType::BF16 | DType::F32 | DType::F16) {
+        return Err(ExecError::WeightDtype {
+            weight: w.name.clone(),
+            dtype: w.dtype,
+        });
+    }
+    let es = w.dtype.size();
+    let row_len: usize = w.shape.iter().skip(1).product();
+    let rows = w.shape.first().copied().unwrap_or(1);
+    let mut out = vec![0u8; rows * row_len * es];
+    let mut filled = vec![false; rows];
+    for part in &w.parts {
+        let t = weights(&part.key).map_err(|source| ExecError::WeightSource {
+            key: part.key.clone(),
+            weight: w.name.clone(),
+            source,
+        })?;
+        let v = t.view();
+        let numel: usize = part.shape.iter().product();
+        if v.shape != part.shape.as_slice() || numel != part.rows * row_len {
+            return Err(ExecError::WeightShape {
+                key: part.key.clone(),
+                weight: w.name.clone(),
+                expected: part.shape.clone(),
+                got: v.shape.to_vec(),
+            });
+        }
+        v.check().map_err(|e| ExecError::WeightSource {
+            key: part.key.clone(),
+            weight: w.name.clone(),
+            source: Box::new(e),
+        })?;
+        let start = part.row * row_len * es;
+        let end = start + numel * es;
+        let dst = out.get_mut(start..end).ok_or_else(|| {
+            ExecError::Unsupported(format!(
+                "device weight `{}`: part `{}` rows {}..{} exceed {rows} rows",
+                w.name,
+                part.key,
+                part.row,
+                part.row + part.rows
+            ))
+        })?;
+        if v.dtype == w.dtype {
+            dst.copy_from_slice(v.data);
+        } else {
+            dst.copy_from_slice(&v.cast(w.dtype).data);
+        }
+        for f in filled.iter_mut().skip(part.row).take(part.rows) {
+            *f = true;
+        }
+    }
+    if let Some(r) = filled.iter().position(|f| !f) {
+        return Err(ExecError::Unsupported(format!(
+            "device weight `{}`: row {r} is filled by no part",
+            w.name
+        )));
+    }
+    Ok(out)
+}
+
+/// A program instantiated on one GPU. See the module doc.
+pub struct Executor {
+    gpu: Gpu,
+    gemm: Gemm,
+    program: Program,
+    cfg: ExecConfig,
+    sms: u64,
+    vocab: usize,
+    logits: usize,
+    weights: Vec<Region>,
+    states: Vec<Region>,
+    state_per_slot: Vec<usize>,
+    buffers: Vec<Region>,
+    inputs: Vec<Region>,
+    outputs: Vec<Region>,
+    /// Tokens each slot has seen (mirrors the device's `past_len`).
+    past: Vec<usize>,
+    /// Rows (`batch·tokens`) of the last call, for [`Executor::last_logits`].
+    last_rows: usize,
+    memory: MemoryUse,
+}
+
+impl std::fmt::Debug for Executor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Executor")
+            .field("model", &self.program.model)
+            .field("gpu", &self.gpu.name())
+            .field("cfg", &self.cfg)
+            .field("memory", &self.memory)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Executor {
+    /// Compiles (or fetches from `cache`) and loads every kernel module of `program`, whose
+    /// sources `sources` maps by module name (checked against the program's sha256); checks the
+    /// memory the configuration needs against free device memory; allocates states (zeroed),
+    /// buffers, inputs and outputs; packs and uploads every device weight, reading checkpoint
+    /// tensors through `weights` (validated against the program's shapes, converted to the
+    /// device dtype).
+    pub fn new<'w>(
+        gpu: Gpu,
+        program: Program,
+        sources: &BTreeMap<String, String>,
+        mut weights: impl FnMut(&str) -> Result<WeightTensor<'w>, BoxError>,
+        cfg: ExecConfig,
+        cache: &KernelCache,
+    ) -> Result<Executor, ExecError> {
+        let mut gpu = gpu;
+        program.validate()?;
+        if cfg.max_len == 0 || cfg.slots == 0 || cfg.max_prefill_tokens == 0 || cfg.max_prefill_batch == 0 {
+            return Err(ExecError::Config(format!("every limit must be at least 1: {cfg:?}")));
+        }
+        if cfg.max_prefill_batch > cfg.slots {
+            return Err(ExecError::Config(format!(
+                "max_prefill_batch {} exceeds slots {}",
+                cfg.max_prefill_batch, cfg.slots
+            )));
+        }
+        if i32::try_from(cfg.max_len).is_err() || i32::try_from(cfg.slots).is_err() {
+            return Err(ExecError::Config(format!("max_len and slots must fit an i32: {cfg:?}")));
+        }
+        let logits = program
+            .outputs
+            .iter()
+            .position(|o| o.name == "logits")
+            .ok_or_else(|| ExecError::Unsupported("the program has no `logits` output".into()))?;
+        let vocab = eval(
+            &program.outputs[logits].elements,
+            &Env {
+                batch: 1,
+                tokens: 1,
+                ..Env::default()
+            },
+        )?;
+        for (i, name) in ["tokens", "positions", "past_len"].iter().enumerate() {
+            match program.inputs.get(i) {
+                Some(io) if io.name == *name && io.dtype == DType::I32 => {}
+                other => {
+                    return Err(ExecError::Unsupported(format!(
+                        "input {i} must be `{name}` (i32), found {:?}",
+                        other.map(|o| (&o.name, o.dtype))
+                    )))
+                }
+            }
+        }
+        let sms = gpu
+            .context()
+            .attribute(CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT)
+            .map_err(|e| CudaError::driver("reading the multiprocessor count", e))?;
+        let sms = u64::try_from(sms).unwrap_or(1).max(1);
+
+        // Sizes and the memory check, before anything large is allocated.
+        let sizes = Sizes::of(&program, &cfg, sms)?;
+        let memory = sizes.memory(&program, cfg.slots);
+        let (free, total) = gpu.mem_info()?;
+        // cuBLASLt's workspace and kernel modules take a little too.
+        let reserve = 64 << 20;
+        if memory.total().saturating_add(reserve) > free {
+            let mut largest = (String::new(), 0usize);
+            let mut consider = |name: &str, bytes: usize| {
+                if bytes > largest.1 {
+                    largest = (name.to_string(), bytes);
+                }
+            };
+            for w in &program.weights {
+                consider(&w.name, w.shape.iter().product::<usize>() * w.dtype.size());
+            }
+            for (s, &n) in program.states.iter().zip(&sizes.state_per_slot) {
+                consider(&format!("state {}", s.name), n * cfg.slots * s.dtype.size());
+            }
+            for (b, &n) in program.buffers.iter().zip(&sizes.buffers) {
+                consider(&b.name, n * b.dtype.size());
+            }
+            for (b, &n) in program.outputs.iter().zip(&sizes.outputs) {
+                consider(&format!("output {}", b.name), n * b.dtype.size());
+            }
+            return Err(ExecError::OutOfMemory {
+                needed: memory.total(),
+                weights: memory.weights,
+                states: memory.states,
+                buffers: memory.buffers,
+                largest: largest.0,
+                largest_bytes: largest.1,
+                slots: cfg.slots,
+                max_len: cfg.max_len,
+                free,
+                total,
+            });
+        }
+
+        // Kernels.
+        for m in &program.kernels {
+            let src = sources.get(&m.name).ok_or_else(|| ExecError::MissingSource {
+                module: m.name.clone(),
+                file: m.file.clone(),
+            })?;
+            let got = sha256_hex(src);
+            if got != m.sha256 {
+                return Err(ExecError::SourceMismatch {
+                    module: m.name.clone(),
+                    expected: m.sha256.clone(),
+                    got,
+                });
+            }
+            let entries: Vec<&str> = m.entries.iter().map(String::as_str).collect();
+            if entries.iter().all(|e| gpu.has_kernel(e)) {
+                continue;
+            }
+            gpu.compile_and_load(cache, src, &entries)?;
+        }
+        if !gpu.has_kernel(HELPER_BF16) {
+            gpu.compile_and_load(cache, HELPER_SOURCE, &[HELPER_BF16, HELPER_F32])?;
+        }
+        let gemm = Gemm::new(&gpu)?;
+
+        let alloc = |name: String, dtype: DType, len: usize| -> Result<Region, ExecError> {
+            let buf = gpu.alloc_zeros::<u8>(len.max(1) * dtype.size(), &name)?;
+            Ok(Region { name, dtype, len, buf })
+        };
+        let mut states = Vec::with_capacity(program.states.len());
+        for (s, &n) in program.states.iter().zip(&sizes.state_per_slot) {
+            states.push(alloc(format!("state {}", s.name), s.dtype, n * cfg.slots)?);
+        }
+        let mut buffers = Vec::with_capacity(program.buffers.len());
+        for (b, &n) in program.buffers.iter().zip(&sizes.buffers) {
+            buffers.push(alloc(format!("buffer {}", b.name), b.dtype, n)?);
+        }
+        let mut inputs = Vec::with_capacity(program.inputs.len());
+        for (b, &n) in program.inputs.iter().zip(&sizes.inputs) {
+            inputs.push(alloc(format!("input {}", b.name), b.dtype, n)?);
+        }
+        let mut outputs = Vec::with_capacity(program.outputs.len());
+        for (b, &n) in program.outputs.iter().zip(&sizes.outputs) {
+            outputs.push(alloc(format!("output {}", b.name), b.dtype, n)?);
+        }
+        let mut dev_weights = Vec::with_capacity(program.weights.len());
+        for w in &program.weights {
+            let bytes = pack_weight(w, &mut weights)?;
+            let what = format!("weight {}", w.name);
+            let buf = gpu.upload(&bytes, &what)?;
+            dev_weights.push(Region {
+                name: what,
+                dtype: w.dtype,
+                len: w.shape.iter().product(),
+                buf,
+            });
+        }
+        gpu.synchronize()?;
+        Ok(Executor {
+            gpu,
+            gemm,
+            cfg,
+            sms,
+            vocab,
+            logits,
+            weights: dev_weights,
+            states,
+            state_per_slot: sizes.state_per_slot,
+            buffers,
+            inputs,
+            outputs,
+            past: vec![0; cfg.slots],
+            last_rows: 0,
+            memory,
+            program,
+        })
+    }
+
+    pub fn gpu(&self) -> &Gpu {
+        &self.gpu
+    }
+
+    /// Gives the GPU back (its loaded kernels stay loaded for the next executor).
+    pub fn into_gpu(self) -> Gpu {
+        self.gpu
+    }
+
+    pub fn program(&self) -> &Program {
+        &self.program
+    }
+
+    pub fn config(&self) -> &ExecConfig {
+        &self.cfg
+    }
+
+    pub fn vocab(&self) -> usize {
+        self.vocab
+    }
+
+    /// The device's streaming multiprocessors (the `sms` symbol).
+    pub fn sms(&self) -> u64 {
+        self.sms
+    }
+
+    /// Bytes allocated for weights, states and per-call memory.
+    pub fn memory(&self) -> MemoryUse {
+        self.memory
+    }
+
+    /// Tokens sequence `slot` has seen.
+    pub fn past_len(&self, slot: usize) -> Option<usize> {
+        self.past.get(slot).copied()
+    }
+
+    /// GEMMs and launches one call of `phase` issues.
+    pub fn step_counts(&self, phase: Phase) -> StepCounts {
+        let mut c = StepCounts::default();
+        for s in &self.schedule(phase).steps {
+            match s {
+                Step::Gemm(g) => {
+                    c.gemms += 1;
+                    if g.bias.is_some() || g.c.is_some() {
+                        c.helper_launches += 1;
+                    }
+                }
+                Step::Launch(_) => c.launches += 1,
+            }
+        }
+        c
+    }
+
+    fn schedule(&self, phase: Phase) -> &crate::program::Schedule {
+        match phase {
+            Phase::Prefill => &self.program.prefill,
+            Phase::Decode => &self.program.decode,
+        }
+    }
+
+    /// Zeroes every state of `slot` and its `past_len`: a new sequence starts there.
+    pub fn reset(&mut self, slot: usize) -> Result<(), ExecError> {
+        if slot >= self.cfg.slots {
+            return Err(ExecError::BadCall(format!("slot {slot} of {} slots", self.cfg.slots)));
+        }
+        for (r, &per) in self.states.iter().zip(&self.state_per_slot) {
+            let bytes = per * r.dtype.size();
+            let ptr = r.ptr_at(slot * per, "reset")?;
+            // SAFETY: `ptr .. ptr + bytes` is the slot's part of a live allocation (checked above:
+            // slot < slots and the region holds slots · per elements).
+            unsafe { cudarc::driver::result::memset_d8_async(ptr, 0, bytes, self.gpu.stream().cu_stream()) }
+                .map_err(|e| CudaError::driver(format!("zeroing {} of slot {slot}", r.name), e))?;
+        }
+        self.past[slot] = 0;
+        self.gpu.synchronize()?;
+        Ok(())
+    }
+
+    /// Resets every slot.
+    pub fn reset_all(&mut self) -> Result<(), ExecError> {
+        for s in 0..self.cfg.slots {
+            self.reset(s)?;
+        }
+        Ok(())
+    }
+
+    /// Prefills one sequence into `slot` (after what it has seen), in chunks of at most
+    /// `max_prefill_tokens`; returns the logits `[tokens.len(), vocab]`.
+    pub fn prefill(&mut self, slot: usize, tokens: &[u32]) -> Result<Vec<f32>, ExecError> {
+        if tokens.is_empty() {
+            return Err(ExecError::BadCall("an empty prompt".into()));
+        }
+        let mut out = Vec::with_capacity(tokens.len() * self.vocab);
+        for chunk in tokens.chunks(self.cfg.max_prefill_tokens) {
+            self.run(Phase::Prefill, slot, &[chunk])?;
+            out.extend(self.last_logits()?);
+        }
+        Ok(out)
+    }
+
+    /// Prefills sequences of one length together into slots `slot..slot + seqs.len()`; returns
+    /// the logits `[batch, tokens, vocab]`.
+    pub fn prefill_batch(&mut self, slot: usize, seqs: &[&[u32]]) -> Result<Vec<f32>, ExecError> {
+        self.run(Phase::Prefill, slot, seqs)?;
+        self.last_logits()
+    }
+
+    /// One decode step for slots `0..tokens.len()` (one token each); returns `[batch, vocab]`.
+    pub fn decode(&mut self, tokens: &[u32]) -> Result<Vec<f32>, ExecError> {
+        self.decode_at(0, tokens)
+    }
+
+    /// One decode step for slots `slot..slot + tokens.len()`.
+    pub fn decode_at(&mut self, slot: usize, tokens: &[u32]) -> Result<Vec<f32>, ExecError> {
+        let seqs: Vec<&[u32]> = tokens.chunks(1).collect();
+        self.run(Phase::Decode, slot, &seqs)?;
+        self.last_logits()
+    }
+
+    /// Runs one call (sequences `seqs[b]` of one common length at slots `slot + b`) and waits for
+    /// it; the logits stay on the device ([`Executor::last_logits`]).
+    pub fn run(&mut self, phase: Phase, slot: usize, seqs: &[&[u32]]) -> Result<(), ExecError> {
+        let env = self.begin(phase, slot, seqs)?;
+        let steps = self.schedule(phase).steps.clone();
+        for (index, step) in steps.iter().enumerate() {
+            let r = match step {
+                Step::Gemm(g) => self.gemm_step(g, &env),
+                Step::Launch(l) => self.launch_step(l, &env),
+            };
+            r.map_err(|e| ExecError::Step {
+                phase,
+                index,
+                label: step.label().to_string(),
+                source: Box::new(e),
+            })?;
+        }
+        self.gpu
+            .synchronize()
+            .map_err(|source| ExecError::Async { phase, source })?;
+        let t = env.tokens as usize;
+        for p in self.past.iter_mut().skip(slot).take(seqs.len()) {
+            *p += t;
+        }
+        self.last_rows = seqs.len() * t;
+        Ok(())
+    }
+
+    /// Validates a call, uploads its inputs and poisons the per-call memory when asked.
+    fn begin(&mut self, phase: Phase, slot: usize, seqs: &[&[u32]]) -> Result<Env, ExecError> {
+        let batch = seqs.len();
+        let t = seqs.first().map_or(0, |s| s.len());
+        if batch == 0 || t == 0 || seqs.iter().any(|s| s.len() != t) {
+            return Err(ExecError::BadCall(format!(
+                "a call needs at least one sequence, all of one non-zero length; got lengths {:?}",
+                seqs.iter().map(|s| s.len()).collect::<Vec<_>>()
+            )));
+        }
+        if slot + batch > self.cfg.slots {
+            return Err(ExecError::BadCall(format!(
+                "slots {slot}..{} do not exist ({} slots)",
+                slot + batch,
+                self.cfg.slots
+            )));
+        }
+        let (max_b, max_t) = match phase {
+            Phase::Prefill => (self.cfg.max_prefill_batch, self.cfg.max_prefill_tokens),
+            Phase::Decode => (self.cfg.slots, 1),
+        };
+        if batch > max_b || t > max_t {
+            return Err(ExecError::BadCall(format!(
+                "{phase} of {batch} sequences of {t} tokens exceeds the configured {max_b} × {max_t}"
+            )));
+        }
+        for (b, s) in seqs.iter().enumerate() {
+            let past = self.past[slot + b];
+            if past + t > self.cfg.max_len {
+                return Err(ExecError::TooLong {
+                    slot: slot + b,
+                    past,
+                    tokens: t,
+                    max_len: self.cfg.max_len,
+                });
+            }
+            if let Some(&bad) = s.iter().find(|&&x| x as usize >= self.vocab) {
+                return Err(ExecError::BadToken {
+                    token: bad,
+                    vocab: self.vocab,
+                });
+            }
+        }
+        let past = self.past[slot..slot + batch].iter().copied().max().unwrap_or(0);
+        let env = Env {
+            batch: batch as u64,
+            tokens: t as u64,
+            past: past as u64,
+            max_len: self.cfg.max_len as u64,
+            slots: self.cfg.slots as u64,
+            slot: slot as u64,
+            sms: self.sms,
+        };
+        // Every per-call region must hold what this call's expressions ask for.
+        let declared = self
+            .program
+            .buffers
+            .iter()
+            .map(|b| &b.elements)
+            .zip(&self.buffers)
+            .chain(self.program.inputs.iter().map(|b| &b.elements).zip(&self.inputs))
+            .chain(self.program.outputs.iter().map(|b| &b.elements).zip(&self.outputs));
+        for (e, r) in declared {
+            let need = eval(e, &env)?;
+            if need > r.len {
+                return Err(ExecError::BadCall(format!(
+                    "{} needs {need} elements for this call ({e}), {} were allocated",
+                    r.name, r.len
+                )));
+            }
+        }
+        let ids: Vec<i32> = seqs.iter().flat_map(|s| s.iter().map(|&x| x as i32)).collect();
+        let pos: Vec<i32> = (0..batch)
+            .flat_map(|b| {
+                let p = self.past[slot + b];
+                (0..t).map(move |i| (p + i) as i32)
+            })
+            .collect();
+        let past_len: Vec<i32> = self.past.iter().map(|&p| p as i32).collect();
+        for (idx, data) in [(0usize, &ids), (1, &pos), (2, &past_len)] {
+            let r = &mut self.inputs[idx];
+            let bytes: Vec<u8> = data.iter().flat_map(|x| x.to_le_bytes()).collect();
+            self.gpu.upload_into(&bytes, &mut r.buf, &r.name)?;
+        }
+        if self.cfg.poison {
+            for r in self.buffers.iter().chain(&self.outputs) {
+                // SAFETY: the whole live allocation; 0xFF bytes are NaN in bf16 and f32.
+                unsafe {
+                    cudarc::driver::result::memset_d8_async(
+                        r.buf.device_ptr(),
+                        0xFF,
+                        r.buf.num_bytes(),
+                        self.gpu.stream().cu_stream(),
+                    )
+                }
+                .map_err(|e| CudaError::driver(format!("poisoning {}", r.name), e))?;
+            }
+        }
+        Ok(env)
+    }
+
+    fn region(&self, r: BufferRef) -> &Region {
+        // `Program::validate` (in `new`) checked every reference is in range.
+        match r {
+            BufferRef::Buffer(i) => &self.buffers[i],
+            BufferRef::State(i) => &self.states[i],
+            BufferRef::Weight(i) => &self.weights[i],
+            BufferRef::Input(i) => &self.inputs[i],
+            BufferRef::Output(i) => &self.outputs[i],
+        }
+    }
+
+    fn gemm_step(&self, g: &GemmStep, env: &Env) -> Result<(), ExecError> {
+        let m = eval(&g.m, env)?;
+        let (n, k) = (g.n, g.k);
+        let x = self.region(g.x.buffer);
+        let w = &self.weights[g.weight];
+        let y = self.region(g.y.buffer);
+        if x.dtype != DType::BF16 || w.dtype != DType::BF16 {
+            return Err(ExecError::Unsupported(format!(
+                "GEMM operands must be bf16: X `{}` is {}, W `{}` is {}",
+                x.name, x.dtype, w.name, w.dtype
+            )));
+        }
+        let out = match y.dtype {
+            DType::BF16 => GemmOut::Bf16,
+            DType::F32 => GemmOut::F32,
+            d => return Err(ExecError::Unsupported(format!("GEMM output `{}` is {d}", y.name))),
+        };
+        let xp = x.operand(eval(&g.x.offset, env)?, m, k, g.x.ld, "GEMM input X")?;
+        let wp = w.operand(0, n, k, k, "GEMM weight W")?;
+        let yp = y.operand(eval(&g.y.offset, env)?, m, n, g.y.ld, "GEMM output Y")?;
+        let mut beta = g.beta;
+        if g.c.is_some() || g.bias.is_some() {
+            let (cp, ldc) = match &g.c {
+                Some(c) => {
+                    let cr = self.region(c.buffer);
+                    if cr.dtype != y.dtype {
+                        return Err(ExecError::Unsupported(format!(
+                            "GEMM accumulator `{}` is {}, its output `{}` is {}",
+                            cr.name, cr.dtype, y.name, y.dtype
+                        )));
+                    }
+                    (
+                        cr.operand(eval(&c.offset, env)?, m, n, c.ld, "GEMM accumulator C")?,
+                        c.ld,
+                    )
+                }
+                // `beta·y + bias` in place when the step accumulates into its own output.
+                None if g.beta != 0.0 => (yp, g.y.ld),
+                None => (0, 0),
+            };
+            let (bias_bf16, bias_f32) = match g.bias {
+                Some(b) => {
+                    let br = &self.weights[b];
+                    let p = br.operand(0, 1, n, n, "GEMM bias")?;
+                    match br.dtype {
+                        DType::BF16 => (p, 0),
+                        DType::F32 => (0, p),
+                        d => return Err(ExecError::Unsupported(format!("GEMM bias `{}` is {d}", br.name))),
+                    }
+                }
+                None => (0, 0),
+            };
+            let int = |v: usize, what: &str| {
+                i32::try_from(v).map_err(|_| ExecError::Range {
+                    expr: v.to_string(),
+                    value: v as u64,
+                    what: what.to_string(),
+                })
+            };
+            let helper = if y.dtype == DType::BF16 {
+                HELPER_BF16
+            } else {
+                HELPER_F32
+            };
+            let total = m.saturating_mul(n);
+            let grid = u32::try_from(total.div_ceil(256).clamp(1, 8192)).unwrap_or(8192);
+            let args = [
+                KernelArg::Ptr(yp),
+                KernelArg::I32(int(g.y.ld, "leading dimension of Y")?),
+                KernelArg::Ptr(cp),
+                KernelArg::I32(int(ldc, "leading dimension of C")?),
+                KernelArg::F32(g.beta),
+                KernelArg::Ptr(bias_bf16),
+                KernelArg::Ptr(bias_f32),
+                KernelArg::I32(int(m, "GEMM rows")?),
+                KernelArg::I32(int(n, "GEMM columns")?),
+            ];
+            // SAFETY: the arguments follow the helper's signature; y, c and the bias were
+            // bounds-checked for m rows of n columns with their strides just above.
+            unsafe {
+                self.gpu
+                    .launch(helper, LaunchDims::new((grid, 1, 1), (256, 1, 1), 0), &args)
+            }?;
+            beta = 1.0;
+        }
+        let shape = GemmShape {
+            m,
+            n,
+            k,
+            ldx: g.x.ld,
+            ldw: k,
+            ldy: g.y.ld,
+            batch: 1,
+            stride_x: m * g.x.ld,
+            stride_w: n * k,
+            stride_y: m * g.y.ld,
+        };
+        // SAFETY: X, W and Y were bounds-checked above for this shape and these strides.
+        unsafe { self.gemm.linear_raw(xp, wp, yp, out, shape, g.alpha, beta) }?;
+        if self.gpu.checked() {
+            self.gpu.synchronize()?;
+        }
+        Ok(())
+    }
+
+    fn launch_step(&self, l: &LaunchStep, env: &Env) -> Result<(), ExecError> {
+        let mut grid = [0u32; 3];
+        for (g, e) in grid.iter_mut().zip(&l.grid) {
+            let v = eval(e, env)?;
+            *g = u32::try_from(v)
+                .ok()
+                .filter(|&x| x > 0)
+                .ok_or_else(|| ExecError::Range {
+                    expr: e.to_string(),
+                    value: v as u64,
+                    what: format!("grid of `{}` (1 ..= u32::MAX)", l.entry),
+                })?;
+        }
+        let mut args = Vec::with_capacity(l.args.len());
+        for (i, a) in l.args.iter().enumerate() {
+            args.push(match a {
+                Arg::Ptr { buffer, offset } => {
+                    let r = self.region(*buffer);
+                    KernelArg::Ptr(r.ptr_at(eval(offset, env)?, &format!("argument {i} of `{}`", l.entry))?)
+                }
+                Arg::Null => KernelArg::Ptr(0),
+                Arg::I32(e) => {
+                    let v = e.eval(env)?;
+                    KernelArg::I32(i32::try_from(v).map_err(|_| ExecError::Range {
+                        expr: e.to_string(),
+                        value: v,
+                        what: format!("i32 argument {i} of `{}`", l.entry),
+                    })?)
+                }
+            });
+        }
+        let dims = LaunchDims::new(
+            (grid[0], grid[1], grid[2]),
+            (l.block[0], l.block[1], l.block[2]),
+            l.smem,
+        );
+        // SAFETY: codegen emits the argument list of each entry's signature (pointers, ints) and
+        // sizes every buffer for what its kernels access; each pointer was checked to lie in its
+        // allocation, and every buffer was checked to hold this call's declared size.
+        unsafe { self.gpu.launch(&l.entry, dims, &args) }?;
+        Ok(())
+    }
+
+    /// Downloads `count` elements of region `r` from element `offset`, as f32.
+    fn download_f32(&self, r: &Region, offset: usize, count: usize) -> Result<Vec<f32>, ExecError> {
+        let es = r.dtype.size();
+        if offset + count > r.len {
+            return Err(ExecError::OutOfBounds {
+                what: "download".into(),
+                buffer: r.name.clone(),
+                offset,
+                need: count,
+                len: r.len,
+            });
+        }
+        let view = r
+            .buf
+            .slice()
+            .try_slice(offset * es..(offset + count) * es)
+            .ok_or_else(|| ExecError::BadCall(format!("download range of {}", r.name)))?;
+        let mut bytes = vec![0u8; count * es];
+        self.gpu
+            .stream()
+            .memcpy_dtoh(&view, &mut bytes)
+            .map_err(|e| CudaError::driver(format!("copying {} bytes from {}", bytes.len(), r.name), e))?;
+        self.gpu.synchronize()?;
+        Ok(match r.dtype {
+            DType::F32 => bytes
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect(),
+            DType::BF16 => bytes
+                .chunks_exact(2)
+                .map(|c| bf16::from_le_bytes([c[0], c[1]]).to_f32())
+                .collect(),
+            _ => TensorView {
+                dtype: r.dtype,
+                shape: &[count],
+                data: &bytes,
+            }
+            .to_f32_vec(),
+        })
+    }
+
+    /// The logits of the last call, `[batch·tokens, vocab]` row-major, as f32.
+    pub fn last_logits(&self) -> Result<Vec<f32>, ExecError> {
+        let r = &self.outputs[self.logits];
+        self.download_f32(r, 0, self.last_rows * self.vocab)
+    }
+
+    /// Names of the program's states, in program order.
+    pub fn state_names(&self) -> Vec<String> {
+        self.program.states.iter().map(|s| s.name.clone()).collect()
+    }
+
+    /// One sequence's copy of state `name` (its program shape, e.g. `[G, max_len, Dh]`), as f32.
+    pub fn state(&self, name: &str, slot: usize) -> Result<Vec<f32>, ExecError> {
+        let i = self
+            .program
+            .states
+            .iter()
+            .position(|s| s.name == name)
+            .ok_or_else(|| ExecError::NoState {
+                name: name.to_string(),
+                names: self.state_names(),
+            })?;
+        if slot >= self.cfg.slots {
+            return Err(ExecError::BadCall(format!("slot {slot} of {} slots", self.cfg.slots)));
+        }
+        let per = self.state_per_slot[i];
+        self.download_f32(&self.states[i], slot * per, per)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::program::{Buffer, HostIo, Schedule, StateBuffer, Sym};
+
+    fn program(buffers: Vec<(&str, &str)>) -> Program {
+        let io = |name: &str, e: &str| HostIo {
+            name: name.into(),
+            dtype: DType::I32,
+            elements: e.parse().unwrap(),
+            note: String::new(),
+        };
+        Program {
+            format: crate::program::PROGRAM_FORMAT,
+            model: "t".into(),
+            placement: Default::default(),
+            kernels: vec![],
+            weights: vec![],
+            buffers: buffers
+                .into_iter()
+                .map(|(n, e)| Buffer {
+                    name: n.into(),
+                    dtype: DType::F32,
+                    elements: e.parse().unwrap(),
+                    values: vec![],
+                })
+                .collect(),
+            states: vec![StateBuffer {
+                name: "layers.0.key".into(),
+                dtype: DType::BF16,
+                shape: vec![Expr::c(2), Expr::sym(Sym::MaxLen), Expr::c(8)],
+                note: String::new(),
+            }],
+            inputs: vec![
+                io("tokens", "batch*tokens"),
+                io("positions", "batch*tokens"),
+                io("past_len", "slots"),
+            ],
+            outputs: vec![HostIo {
+                dtype: DType::BF16,
+                ..io("logits", "10*batch*tokens")
+            }],
+            prefill: Schedule::default(),
+            decode: Schedule::default(),
+        }
+    }
+
+    #[test]
+    fn sizes_bound_every_call_the_config_allows() {
+        let p = program(vec![
+            ("act", "64*batch*tokens"),
+            // Split-K workspace: not monotone in batch.
+            ("ws", "68*batch*max(min(cdiv(2*sms, 2*batch), cdiv(past + 1, 32)), 1)"),
+        ]);
+        let cfg = ExecConfig {
+            max_len: 4096,
+            slots: 5,
+            max_prefill_tokens: 512,
+            max_prefill_batch: 2,
+            poison: false,
+        };
+        let sms = 132;
+        let s = Sizes::of(&p, &cfg, sms).unwrap();
+        assert_eq!(s.buffers[0], 64 * 2 * 512);
+        assert_eq!(s.inputs, vec![1024, 1024, 5]);
+        assert_eq!(s.outputs, vec![10 * 1024]);
+        assert_eq!(s.state_per_slot, vec![2 * 4096 * 8]);
+        // Brute force over every decode and prefill call the config allows.
+        let mut worst = 0;
+        for batch in 1..=5u64 {
+            for past in 0..=4095u64 {
+                let env = Env {
+                    batch,
+                    tokens: 1,
+                    past,
+                    max_len: 4096,
+                    slots: 5,
+                    slot: 0,
+                    sms,
+                };
+                worst = worst.max(p.buffers[1].elements.eval(&env).unwrap() as usize);
+            }
+        }
+        assert_eq!(s.buffers[1], worst);
+        // batch 5 needs 5·ceil(132/5) = 135 partials, more than batch 1's 132.
+        assert_eq!(worst, 68 * 135);
+        let m = s.memory(&p, cfg.slots);
+        assert_eq!(m.states, 2 * 4096 * 8 * 5 * 2);
+        assert_eq!(m.weights, 0);
+        assert_eq!(
+            m.buffers,
+            (64 * 1024 + 68 * 135) * 4 + (1024 + 1024 + 5) * 4 + 10 * 1024 * 2
+        );
+    }
+
+    #[test]
+    fn packing_fills_rows_converts_and_names_bad_parts() {
+        use crate::program::{DeviceWeight, WeightPart};
+        let w = DeviceWeight {
+            name: "a+b".into(),
+            dtype: DType::BF16,
+            shape: vec![3, 2],
+            parts: vec![
+                WeightPart {
+                    key: "a".into(),
+                    shape: vec![1, 2],
+                    row: 0,
+                    rows: 1,
+                },
+                WeightPart {
+                    key: "b".into(),
+                    shape: vec![2, 2],
+                    row: 1,
+                    rows: 2,
+                },
+            ],
+        };
+        let a = HostTensor::from_f32(vec![1, 2], &[1.0, 2.0]).unwrap();
+        let b = HostTensor::from_bf16(vec![2, 2], &[bf16::from_f32(3.0); 4]).unwrap();
+        let mut src = |k: &str| -> Result<WeightTensor<'static>, BoxError> {
+            match k {
+                "a" => Ok(WeightTensor::Host(a.clone())),
+                "b" => Ok(WeightTensor::Host(b.clone())),
+                _ => Err("missing".into()),
+            }
+        };
+        let bytes = pack_weight(&w, &mut src).unwrap();
+        let vals: Vec<f32> = bytes
+            .chunks_exact(2)
+            .map(|c| bf16::from_le_bytes([c[0], c[1]]).to_f32())
+            .collect();
+        assert_eq!(vals, vec![1.0, 2.0, 3.0, 3.0, 3.0, 3.0]);
+
+        let mut wrong = |_: &str| -> Result<WeightTensor<'static>, BoxError> {
+            Ok(WeightTensor::Host(
+                HostTensor::from_f32(vec![2, 1], &[0.0, 0.0]).unwrap(),
+            ))
+        };
+        let e = pack_weight(&w, &mut wrong).unwrap_err().to_string();
+        assert!(e.contains("`a`") && e.contains("a+b") && e.contains("[1, 2]"), "{e}");
+        let mut missing = |_: &str| -> Result<WeightTensor<'static>, BoxError> { Err("not in the checkpoint".into()) };
+        let e = pack_weight(&w, &mut missing).unwrap_err().to_string();
+        assert!(e.contains("`a`") && e.contains("not in the checkpoint"), "{e}");
+
+        let gap = DeviceWeight {
+            parts: vec![w.parts[0].clone()],
+            ..w.clone()
+        };
+        let e = pack_weight(&gap, &mut src).unwrap_err().to_string();
+        assert!(e.contains("row 1"), "{e}");
+    }
+}

@@ -1,0 +1,911 @@
+// ===== kernels/embedding_rms_norm_f4e61566607d.cu =====
+/*
+ * embedding_rms_norm_f4e61566607d: fused row-wise kernel, one block of 128 threads per row (token).
+ * Fuses, in order:
+ *   embedding @ model
+ *   rms_norm(eps=1e-5, group=32) @ layers.*
+ * Grid (batch*tokens, 1, 1). f32 math; bf16/f32 storage; deterministic reductions.
+ * Bytes loaded:  68*batch*tokens + 64
+ * Bytes stored:  128*batch*tokens
+ * FLOPs:         128*batch*tokens
+ */
+#include <cuda_bf16.h>
+
+#ifndef MODELC_GLUE_PRELUDE
+#define MODELC_GLUE_PRELUDE
+typedef __nv_bfloat16 bf16;
+static __device__ __forceinline__ float bf2f(bf16 x) { return __bfloat162float(x); }
+static __device__ __forceinline__ bf16 f2bf(float x) { return __float2bfloat16(x); }
+static __device__ __forceinline__ float ld(const bf16* p, long i) { return __bfloat162float(p[i]); }
+static __device__ __forceinline__ float ld(const float* p, long i) { return p[i]; }
+static __device__ __forceinline__ void st(bf16* p, long i, float v) { p[i] = __float2bfloat16(v); }
+static __device__ __forceinline__ void st(float* p, long i, float v) { p[i] = v; }
+static __device__ __forceinline__ float sigmoid_f(float x) { return 1.0f / (1.0f + expf(-x)); }
+static __device__ __forceinline__ float silu_f(float x) { return x / (1.0f + expf(-x)); }
+/* PyTorch softplus, threshold 20. */
+static __device__ __forceinline__ float softplus_f(float x) { return x > 20.0f ? x : log1pf(expf(x)); }
+/* Exact GELU via erfc, accurate in the negative tail. */
+static __device__ __forceinline__ float gelu_f(float x) { return 0.5f * x * erfcf(-x * 0.70710678118654752f); }
+static __device__ __forceinline__ float gelu_tanh_f(float x) {
+    return 0.5f * x * (1.0f + tanhf(0.79788456080286536f * (x + 0.044715f * x * x * x)));
+}
+static __device__ __forceinline__ float warp_sum(float x) {
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) x += __shfl_xor_sync(0xffffffffu, x, o);
+    return x;
+}
+/* Block-wide sum; every thread adds the per-warp partials in the same order (deterministic). */
+static __device__ __forceinline__ float block_sum(float x, float* red) {
+    x = warp_sum(x);
+    __syncthreads();
+    if ((threadIdx.x & 31) == 0) red[threadIdx.x >> 5] = x;
+    __syncthreads();
+    float t = 0.0f;
+    for (int i = 0; i < (int)(blockDim.x >> 5); ++i) t += red[i];
+    return t;
+}
+#endif
+
+extern "C" __global__ void __launch_bounds__(128) embedding_rms_norm_f4e61566607d(
+    const int* __restrict__ s0,
+    const bf16* __restrict__ w1,
+    const bf16* __restrict__ w2,
+    bf16* __restrict__ o0, int o0_stride,
+    bf16* __restrict__ o1, int o1_stride,
+    int rows)
+{
+    const long row = blockIdx.x;
+    if (row >= rows) return;
+    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+    __shared__ float red_[4];
+    (void)lane; (void)warp; (void)red_;
+    /* embedding @ model */
+    const int id0 = s0[row];
+    auto v0 = [&](int c) -> float { return (id0 >= 0 && id0 < 64) ? bf2f(w1[(long)id0 * 32 + c]) : __int_as_float(0x7fc00000); };
+    /* rms_norm(eps=1e-5, group=32) @ layers.* */
+    __shared__ float st1[1];
+    {
+        constexpr int G = 32, NG = 1;
+        for (int gi = 0; gi < NG; ++gi) {
+            float acc = 0.0f;
+            for (int j = tid; j < G; j += blockDim.x) { const float x = v0(gi * G + j); acc += x * x; }
+            acc = block_sum(acc, red_);
+            if (tid == 0) st1[gi] = rsqrtf(acc / 32.0f + 1e-5f);
+        }
+    }
+    __syncthreads();
+    auto v1 = [&](int c) -> float { return v0(c) * st1[c / 32] * bf2f(w2[c % 32]); };
+    for (int c = tid; c < 32; c += blockDim.x) st(o0, row * o0_stride + c, v0(c));
+    for (int c = tid; c < 32; c += blockDim.x) st(o1, row * o1_stride + c, v1(c));
+}
+
+// ===== kernels/decay_gate_sigmoid_f0065a4f8dcc.cu =====
+/*
+ * decay_gate_sigmoid_f0065a4f8dcc: fused row-wise kernel, one block of 128 threads per row (token).
+ * Fuses, in order:
+ *   decay_gate(group=8) @ layers.*.mixer
+ *   sigmoid @ layers.*.mixer
+ * Grid (batch*tokens, 1, 1). f32 math; bf16/f32 storage; deterministic reductions.
+ * Bytes loaded:  72*batch*tokens + 144
+ * Bytes stored:  144*batch*tokens
+ * FLOPs:         408*batch*tokens
+ */
+#include <cuda_bf16.h>
+
+#ifndef MODELC_GLUE_PRELUDE
+#define MODELC_GLUE_PRELUDE
+typedef __nv_bfloat16 bf16;
+static __device__ __forceinline__ float bf2f(bf16 x) { return __bfloat162float(x); }
+static __device__ __forceinline__ bf16 f2bf(float x) { return __float2bfloat16(x); }
+static __device__ __forceinline__ float ld(const bf16* p, long i) { return __bfloat162float(p[i]); }
+static __device__ __forceinline__ float ld(const float* p, long i) { return p[i]; }
+static __device__ __forceinline__ void st(bf16* p, long i, float v) { p[i] = __float2bfloat16(v); }
+static __device__ __forceinline__ void st(float* p, long i, float v) { p[i] = v; }
+static __device__ __forceinline__ float sigmoid_f(float x) { return 1.0f / (1.0f + expf(-x)); }
+static __device__ __forceinline__ float silu_f(float x) { return x / (1.0f + expf(-x)); }
+/* PyTorch softplus, threshold 20. */
+static __device__ __forceinline__ float softplus_f(float x) { return x > 20.0f ? x : log1pf(expf(x)); }
+/* Exact GELU via erfc, accurate in the negative tail. */
+static __device__ __forceinline__ float gelu_f(float x) { return 0.5f * x * erfcf(-x * 0.70710678118654752f); }
+static __device__ __forceinline__ float gelu_tanh_f(float x) {
+    return 0.5f * x * (1.0f + tanhf(0.79788456080286536f * (x + 0.044715f * x * x * x)));
+}
+static __device__ __forceinline__ float warp_sum(float x) {
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) x += __shfl_xor_sync(0xffffffffu, x, o);
+    return x;
+}
+/* Block-wide sum; every thread adds the per-warp partials in the same order (deterministic). */
+static __device__ __forceinline__ float block_sum(float x, float* red) {
+    x = warp_sum(x);
+    __syncthreads();
+    if ((threadIdx.x & 31) == 0) red[threadIdx.x >> 5] = x;
+    __syncthreads();
+    float t = 0.0f;
+    for (int i = 0; i < (int)(blockDim.x >> 5); ++i) t += red[i];
+    return t;
+}
+#endif
+
+extern "C" __global__ void __launch_bounds__(128) decay_gate_sigmoid_f0065a4f8dcc(
+    const bf16* __restrict__ x0_p, int x0_stride,
+    const float* __restrict__ w1,
+    const float* __restrict__ w2,
+    const bf16* __restrict__ x3_p, int x3_stride,
+    float* __restrict__ o0, int o0_stride,
+    float* __restrict__ o1, int o1_stride,
+    int rows)
+{
+    const long row = blockIdx.x;
+    if (row >= rows) return;
+    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+    __shared__ float red_[4];
+    (void)lane; (void)warp; (void)red_;
+    auto x0 = [&](int c) -> float { return ld(x0_p, row * x0_stride + c); };
+    auto x3 = [&](int c) -> float { return ld(x3_p, row * x3_stride + c); };
+    /* decay_gate(group=8) @ layers.*.mixer */
+    auto v0 = [&](int c) -> float { return -expf((float)w1[c / 8]) * softplus_f(x0(c) + (float)w2[c]); };
+    /* sigmoid @ layers.*.mixer */
+    auto v1 = [&](int c) -> float { return sigmoid_f(x3(c)); };
+    for (int c = tid; c < 32; c += blockDim.x) st(o0, row * o0_stride + c, v0(c));
+    for (int c = tid; c < 4; c += blockDim.x) st(o1, row * o1_stride + c, v1(c));
+}
+
+// ===== kernels/conv1d_d0383ac1.cu =====
+/*
+ * modelc mixer core: conv1d_d0383ac1 (template).
+ * Fuses, in order:
+ *   causal_conv1d(kernel=4, silu)
+ * Bytes loaded:  192*batch*tokens + 1152*batch + 768
+ * Bytes stored:  192*batch*tokens + 1152*batch
+ * FLOPs:         1344*batch*tokens
+ */
+/*
+ * conv1d_d0383ac1: causal depthwise conv1d, K = 4 taps, bias = false, activation = silu.
+ *   y[b,t,c] = act(bias[c] + sum_j w[c,j] * x[b, t-(K-1)+j, c]); the last tap j = K-1 multiplies
+ *   the current token; inputs before t = 0 come from state_in[b, c, :] (oldest first) or zeros.
+ *   state_out[b, c, :] = the last K-1 inputs of (state_in ++ x). f32 accumulation.
+ * Layouts: x, y [B, T, C] bf16, row strides x_stride / y_stride (elements); w [C, K] bf16;
+ *   bias [C] bf16; states [B, C, K-1] f32 (may alias).
+ * Grid (ceil(C/128), ceil(T/16), B), block 128: one thread per channel and 16-token tile.
+ * Decode: the same kernel with T = 1.
+ */
+#include <cuda_bf16.h>
+
+#ifndef MODELC_TEMPLATE_PRELUDE
+#define MODELC_TEMPLATE_PRELUDE
+typedef __nv_bfloat16 bf16;
+#ifndef INFINITY
+#define INFINITY __int_as_float(0x7f800000)
+#endif
+
+__device__ __forceinline__ float bf2f(bf16 x) { return __bfloat162float(x); }
+__device__ __forceinline__ bf16 f2bf(float x) { return __float2bfloat16(x); }
+/* x * sigmoid(x), written so that neither tail overflows. */
+__device__ __forceinline__ float silu_f(float x) { return x / (1.0f + expf(-x)); }
+/* PyTorch softplus with threshold 20. */
+__device__ __forceinline__ float softplus_f(float x) { return x > 20.0f ? x : log1pf(expf(x)); }
+__device__ __forceinline__ float warp_sum(float x) {
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) x += __shfl_xor_sync(0xffffffffu, x, o);
+    return x;
+}
+__device__ __forceinline__ float warp_max(float x) {
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) x = fmaxf(x, __shfl_xor_sync(0xffffffffu, x, o));
+    return x;
+}
+#endif
+
+extern "C" __global__ void __launch_bounds__(128) conv1d_d0383ac1(
+    const bf16* __restrict__ x, int x_stride,
+    const bf16* __restrict__ w, const bf16* __restrict__ bias,
+    const float* state_in, float* state_out,
+    bf16* __restrict__ y, int y_stride,
+    int T, int C)
+{
+    constexpr int K = 4;
+    constexpr int TT = 16;
+    const int c = blockIdx.x * 128 + threadIdx.x;
+    const int t0 = blockIdx.y * TT;
+    const long b = blockIdx.z;
+    if (c >= C) return;
+    const float* st = state_in ? state_in + (b * C + c) * (K - 1) : nullptr;
+
+    float wr[K];
+#pragma unroll
+    for (int j = 0; j < K; ++j) wr[j] = bf2f(w[(long)c * K + j]);
+    const float bv = 0.0f;
+
+    /* win[j] holds the input at t - (K-1) + j for the token t being computed. */
+    float win[K];
+#pragma unroll
+    for (int j = 0; j < K - 1; ++j) {
+        const int tt = t0 - (K - 1) + j;
+        win[j] = tt >= 0 ? bf2f(x[(b * T + tt) * x_stride + c]) : (st ? st[K - 1 + tt] : 0.0f);
+    }
+    /* The first tile writes the final state, after having read state_in: in-place is safe. */
+    if (state_out && blockIdx.y == 0) {
+        float fin[K > 1 ? K - 1 : 1];
+#pragma unroll
+        for (int j = 0; j < K - 1; ++j) {
+            const int tt = T - (K - 1) + j;
+            fin[j] = tt >= 0 ? bf2f(x[(b * T + tt) * x_stride + c]) : (st ? st[K - 1 + tt] : 0.0f);
+        }
+        float* so = state_out + (b * C + c) * (K - 1);
+#pragma unroll
+        for (int j = 0; j < K - 1; ++j) so[j] = fin[j];
+    }
+    for (int i = 0; i < TT; ++i) {
+        const int t = t0 + i;
+        if (t >= T) break;
+        win[K - 1] = bf2f(x[(b * T + t) * x_stride + c]);
+        float acc = bv;
+#pragma unroll
+        for (int j = 0; j < K; ++j) acc = fmaf(wr[j], win[j], acc);
+        y[(b * T + t) * y_stride + c] = f2bf(silu_f(acc));
+#pragma unroll
+        for (int j = 0; j < K - 1; ++j) win[j] = win[j + 1];
+    }
+}
+
+// ===== kernels/delta_rule_chunked_917e3553.cu =====
+/*
+ * modelc mixer core: delta_rule_chunked_917e3553 (template).
+ * Fuses, in order:
+ *   l2_norm(eps=1e-6, group=8)
+ *   scale(0.35355339059327373)
+ *   l2_norm(eps=1e-6, group=8)
+ *   delta_rule(key_heads=4, value_heads=4, key_dim=8, value_dim=8, decay=per_channel)
+ * Bytes loaded:  336*batch*tokens + 1024*batch
+ * Bytes stored:  64*batch*tokens + 1024*batch
+ * FLOPs:         6144*batch*tokens
+ */
+/*
+ * delta_rule_chunked_917e3553: gated delta rule, chunked (WY representation / UT transform).
+ *   Hk = 4, Hv = 4, Dk = 8, Dv = 8, gate = per key channel (KDA), qk l2norm = true, scale = 3.5355338e-1f, chunk C = 16.
+ *   Per chunk: G = in-chunk cumsum of g; L[t,s] = beta_t sum_d k_td k_sd e^(G_td - G_sd) (s < t);
+ *   QK[t,s] = sum_d q_td k_sd e^(G_td - G_sd) (s <= t); u = (I + L)^-1 diag(beta) (V - (e^G k) S);
+ *   o_t = S^T (e^G_t q_t) + sum_(s<=t) QK[t,s] u_s; S <- e^G_last S + (e^(G_last - G) k)^T u.
+ *   Tokens past T in the last chunk are zero with beta = 0 and g = 0, so they change nothing.
+ * Layouts: q, k [B,T,Hk*Dk], v [B,T,Hv*Dv], o [B,T,Hv*Dv] bf16 rows with strides (elements);
+ *   g [B,T,Hv] (scalar) or [B,T,Hv*Dk] (per channel) f32 dense log-decays; beta [B,T,Hv] f32 dense;
+ *   state_in / state_out [B,Hv,Dk,Dv] f32 (state_in null = zeros; they may alias).
+ * Grid (ceil(Dv/BV), Hv, B), block BV = 32, dynamic smem = delta_rule_chunked_smem() bytes.
+ *   Thread j keeps column j of S in registers; chunks run in sequence inside the block.
+ *   Threads with j >= Dv (VTAIL) keep a zero column: they help with the setup, their u is 0.
+ */
+#include <cuda_bf16.h>
+
+#ifndef MODELC_TEMPLATE_PRELUDE
+#define MODELC_TEMPLATE_PRELUDE
+typedef __nv_bfloat16 bf16;
+#ifndef INFINITY
+#define INFINITY __int_as_float(0x7f800000)
+#endif
+
+__device__ __forceinline__ float bf2f(bf16 x) { return __bfloat162float(x); }
+__device__ __forceinline__ bf16 f2bf(float x) { return __float2bfloat16(x); }
+/* x * sigmoid(x), written so that neither tail overflows. */
+__device__ __forceinline__ float silu_f(float x) { return x / (1.0f + expf(-x)); }
+/* PyTorch softplus with threshold 20. */
+__device__ __forceinline__ float softplus_f(float x) { return x > 20.0f ? x : log1pf(expf(x)); }
+__device__ __forceinline__ float warp_sum(float x) {
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) x += __shfl_xor_sync(0xffffffffu, x, o);
+    return x;
+}
+__device__ __forceinline__ float warp_max(float x) {
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) x = fmaxf(x, __shfl_xor_sync(0xffffffffu, x, o));
+    return x;
+}
+#endif
+
+extern "C" __global__ void __launch_bounds__(32) delta_rule_chunked_917e3553(
+    const bf16* __restrict__ q, int q_stride,
+    const bf16* __restrict__ k, int k_stride,
+    const bf16* __restrict__ v, int v_stride,
+    const float* __restrict__ g, const float* __restrict__ beta,
+    const float* state_in, float* state_out,
+    bf16* __restrict__ o, int o_stride, int T)
+{
+    constexpr int HK = 4;
+    constexpr int HV = 4;
+    constexpr int RATIO = HV / HK;
+    constexpr int DK = 8;
+    constexpr int DV = 8;
+    constexpr int BV = 32;
+    constexpr int NWARP = BV / 32;
+    constexpr bool VTAIL = DV % BV != 0;
+    constexpr bool PER_CHANNEL = true;
+    constexpr bool L2NORM = true;
+    constexpr float SCALE = 3.5355338e-1f;
+    (void)DV; (void)NWARP;
+    constexpr int C = 16;
+    constexpr int DKP = DK + 1;
+    constexpr int NG = PER_CHANNEL ? C * DK : C;
+    extern __shared__ float smem[];
+    float* qn = smem;                  /* [C][DKP] q (normalised, scaled), then e^G q      */
+    float* kn = qn + C * DKP;          /* [C][DKP] k (normalised), then e^G k              */
+    float* kh = kn + C * DKP;          /* [C][DKP] e^(G_last - G) k                        */
+    float* Gs = kh + C * DKP;          /* [C][DK] or [C]: cumulative log-decay             */
+    float* Lm = Gs + NG;               /* [C][C] beta_t k_t.k_s decay, s < t               */
+    float* QK = Lm + C * C;            /* [C][C] q_t.k_s decay, s <= t                     */
+    float* bs = QK + C * C;            /* [C] beta                                         */
+    float* gl = bs + C;                /* [DK] G_last                                      */
+    float* egl = gl + DK;              /* [DK] e^G_last                                    */
+    float* us = egl + DK;              /* [C][BV] u, one column per thread                 */
+    float* nrm = us + C * BV;          /* [2][C] reciprocal norms of q and k rows          */
+
+    const int tid = threadIdx.x;
+    const int j = blockIdx.x * BV + tid;
+    const int hv = blockIdx.y;
+    const long b = blockIdx.z;
+    const int hk = hv / RATIO;
+    const bool active = !VTAIL || j < DV; /* owns a value column */
+    const long sbase = (b * HV + hv) * (long)DK * DV + j;
+
+    float s[DK];
+#pragma unroll
+    for (int d = 0; d < DK; ++d) s[d] = state_in && active ? state_in[sbase + (long)d * DV] : 0.0f;
+
+    for (int c0 = 0; c0 < T; c0 += C) {
+        const int cn = min(C, T - c0);
+        /* 1. load the chunk (zeros past T) */
+        for (int i = tid; i < C * DK; i += BV) {
+            const int t = i / DK, d = i % DK;
+            const long row = b * T + c0 + t;
+            const bool ok = t < cn;
+            qn[t * DKP + d] = ok ? bf2f(q[row * q_stride + hk * DK + d]) : 0.0f;
+            kn[t * DKP + d] = ok ? bf2f(k[row * k_stride + hk * DK + d]) : 0.0f;
+            if (PER_CHANNEL) Gs[t * DK + d] = ok ? g[row * HV * DK + hv * DK + d] : 0.0f;
+        }
+        for (int t = tid; t < C; t += BV) {
+            const long row = b * T + c0 + t;
+            const bool ok = t < cn;
+            bs[t] = ok ? beta[row * HV + hv] : 0.0f;
+            if (!PER_CHANNEL) Gs[t] = ok ? g[row * HV + hv] : 0.0f;
+        }
+        __syncthreads();
+        /* 2. row norms (one warp per row) and the in-chunk cumulative decay */
+        for (int t = tid / 32; t < C; t += NWARP) {
+            float sq = 0.0f, sk = 0.0f;
+            for (int d = tid % 32; d < DK; d += 32) {
+                sq += qn[t * DKP + d] * qn[t * DKP + d];
+                sk += kn[t * DKP + d] * kn[t * DKP + d];
+            }
+            sq = warp_sum(sq);
+            sk = warp_sum(sk);
+            if (tid % 32 == 0) {
+                nrm[t] = L2NORM ? SCALE * rsqrtf(sq + 1e-6f) : SCALE;
+                nrm[C + t] = L2NORM ? rsqrtf(sk + 1e-6f) : 1.0f;
+            }
+        }
+        if (PER_CHANNEL) {
+            for (int d = tid; d < DK; d += BV) {
+                float acc = 0.0f;
+                for (int t = 0; t < C; ++t) { acc += Gs[t * DK + d]; Gs[t * DK + d] = acc; }
+                gl[d] = acc;
+            }
+        } else if (tid == 0) {
+            float acc = 0.0f;
+            for (int t = 0; t < C; ++t) { acc += Gs[t]; Gs[t] = acc; }
+            gl[0] = acc;
+        }
+        __syncthreads();
+        for (int i = tid; i < C * DK; i += BV) {
+            const int t = i / DK, d = i % DK;
+            qn[t * DKP + d] *= nrm[t];
+            kn[t * DKP + d] *= nrm[C + t];
+        }
+        __syncthreads();
+        /* 3. L (strictly lower, scaled by beta_t) and QK (lower with diagonal) */
+        for (int i = tid; i < C * C; i += BV) {
+            const int t = i / C, r = i % C;
+            float lk = 0.0f, lq = 0.0f;
+            if (r <= t) {
+                if (PER_CHANNEL) {
+                    for (int d = 0; d < DK; ++d) {
+                        const float e = expf(Gs[t * DK + d] - Gs[r * DK + d]);
+                        const float kr = kn[r * DKP + d] * e;
+                        lk = fmaf(kn[t * DKP + d], kr, lk);
+                        lq = fmaf(qn[t * DKP + d], kr, lq);
+                    }
+                } else {
+                    for (int d = 0; d < DK; ++d) {
+                        lk = fmaf(kn[t * DKP + d], kn[r * DKP + d], lk);
+                        lq = fmaf(qn[t * DKP + d], kn[r * DKP + d], lq);
+                    }
+                    const float e = expf(Gs[t] - Gs[r]);
+                    lk *= e;
+                    lq *= e;
+                }
+            }
+            Lm[i] = r < t ? bs[t] * lk : 0.0f;
+            QK[i] = lq;
+        }
+        __syncthreads();
+        /* 4. decay the rows: q <- e^G q, k <- e^G k, kh = e^(G_last - G) k */
+        for (int i = tid; i < C * DK; i += BV) {
+            const int t = i / DK, d = i % DK;
+            const float gt = PER_CHANNEL ? Gs[t * DK + d] : Gs[t];
+            const float glast = PER_CHANNEL ? gl[d] : gl[0];
+            const float e = expf(gt);
+            const float kv = kn[t * DKP + d];
+            qn[t * DKP + d] *= e;
+            kn[t * DKP + d] = kv * e;
+            kh[t * DKP + d] = kv * expf(glast - gt);
+        }
+        for (int d = tid; d < DK; d += BV) egl[d] = expf(PER_CHANNEL ? gl[d] : gl[0]);
+        __syncthreads();
+        /* 5. thread-local: u by forward substitution, outputs, state update. Token loops stay
+         *    rolled (only the Dk loops over the register column unroll), to bound code size. */
+#pragma unroll 1
+        for (int t = 0; t < C; ++t) {
+            float ks = 0.0f;
+#pragma unroll
+            for (int d = 0; d < DK; ++d) ks = fmaf(kn[t * DKP + d], s[d], ks);
+            const float vj = t < cn && active ? bf2f(v[(b * T + c0 + t) * v_stride + hv * DV + j]) : 0.0f;
+            float u = bs[t] * (vj - ks);
+#pragma unroll 1
+            for (int r = 0; r < t; ++r) u = fmaf(-Lm[t * C + r], us[r * BV + tid], u);
+            us[t * BV + tid] = u;
+        }
+#pragma unroll 1
+        for (int t = 0; t < cn; ++t) {
+            float acc = 0.0f;
+#pragma unroll
+            for (int d = 0; d < DK; ++d) acc = fmaf(qn[t * DKP + d], s[d], acc);
+#pragma unroll 1
+            for (int r = 0; r <= t; ++r) acc = fmaf(QK[t * C + r], us[r * BV + tid], acc);
+            if (active) o[(b * T + c0 + t) * o_stride + hv * DV + j] = f2bf(acc);
+        }
+#pragma unroll
+        for (int d = 0; d < DK; ++d) s[d] *= egl[d];
+#pragma unroll 1
+        for (int t = 0; t < C; ++t) {
+            const float ut = us[t * BV + tid];
+#pragma unroll
+            for (int d = 0; d < DK; ++d) s[d] = fmaf(kh[t * DKP + d], ut, s[d]);
+        }
+        __syncthreads(); /* the next chunk overwrites shared memory */
+    }
+    if (state_out && active) {
+#pragma unroll
+        for (int d = 0; d < DK; ++d) state_out[sbase + (long)d * DV] = s[d];
+    }
+}
+
+// ===== kernels/gated_rms_norm_e63616ba4f04.cu =====
+/*
+ * gated_rms_norm_e63616ba4f04: fused row-wise kernel, one block of 128 threads per row (token).
+ * Fuses, in order:
+ *   gated_rms_norm(eps=1e-5, group=8, act=silu) @ layers.*.mixer
+ * Grid (batch*tokens, 1, 1). f32 math; bf16/f32 storage; deterministic reductions.
+ * Bytes loaded:  128*batch*tokens + 16
+ * Bytes stored:  64*batch*tokens
+ * FLOPs:         320*batch*tokens
+ */
+#include <cuda_bf16.h>
+
+#ifndef MODELC_GLUE_PRELUDE
+#define MODELC_GLUE_PRELUDE
+typedef __nv_bfloat16 bf16;
+static __device__ __forceinline__ float bf2f(bf16 x) { return __bfloat162float(x); }
+static __device__ __forceinline__ bf16 f2bf(float x) { return __float2bfloat16(x); }
+static __device__ __forceinline__ float ld(const bf16* p, long i) { return __bfloat162float(p[i]); }
+static __device__ __forceinline__ float ld(const float* p, long i) { return p[i]; }
+static __device__ __forceinline__ void st(bf16* p, long i, float v) { p[i] = __float2bfloat16(v); }
+static __device__ __forceinline__ void st(float* p, long i, float v) { p[i] = v; }
+static __device__ __forceinline__ float sigmoid_f(float x) { return 1.0f / (1.0f + expf(-x)); }
+static __device__ __forceinline__ float silu_f(float x) { return x / (1.0f + expf(-x)); }
+/* PyTorch softplus, threshold 20. */
+static __device__ __forceinline__ float softplus_f(float x) { return x > 20.0f ? x : log1pf(expf(x)); }
+/* Exact GELU via erfc, accurate in the negative tail. */
+static __device__ __forceinline__ float gelu_f(float x) { return 0.5f * x * erfcf(-x * 0.70710678118654752f); }
+static __device__ __forceinline__ float gelu_tanh_f(float x) {
+    return 0.5f * x * (1.0f + tanhf(0.79788456080286536f * (x + 0.044715f * x * x * x)));
+}
+static __device__ __forceinline__ float warp_sum(float x) {
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) x += __shfl_xor_sync(0xffffffffu, x, o);
+    return x;
+}
+/* Block-wide sum; every thread adds the per-warp partials in the same order (deterministic). */
+static __device__ __forceinline__ float block_sum(float x, float* red) {
+    x = warp_sum(x);
+    __syncthreads();
+    if ((threadIdx.x & 31) == 0) red[threadIdx.x >> 5] = x;
+    __syncthreads();
+    float t = 0.0f;
+    for (int i = 0; i < (int)(blockDim.x >> 5); ++i) t += red[i];
+    return t;
+}
+#endif
+
+extern "C" __global__ void __launch_bounds__(128) gated_rms_norm_e63616ba4f04(
+    const bf16* __restrict__ x0_p, int x0_stride,
+    const bf16* __restrict__ x1_p, int x1_stride,
+    const bf16* __restrict__ w2,
+    bf16* __restrict__ o0, int o0_stride,
+    int rows)
+{
+    const long row = blockIdx.x;
+    if (row >= rows) return;
+    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+    __shared__ float red_[4];
+    (void)lane; (void)warp; (void)red_;
+    auto x0 = [&](int c) -> float { return ld(x0_p, row * x0_stride + c); };
+    auto x1 = [&](int c) -> float { return ld(x1_p, row * x1_stride + c); };
+    /* gated_rms_norm(eps=1e-5, group=8, act=silu) @ layers.*.mixer */
+    __shared__ float st0[4];
+    {
+        constexpr int G = 8, NG = 4;
+        for (int gi = warp; gi < NG; gi += 4) {
+            float acc = 0.0f;
+            for (int j = lane; j < G; j += 32) { const float x = x0(gi * G + j); acc += x * x; }
+            acc = warp_sum(acc);
+            if (lane == 0) st0[gi] = rsqrtf(acc / 8.0f + 1e-5f);
+        }
+    }
+    __syncthreads();
+    auto v0 = [&](int c) -> float { return x0(c) * st0[c / 8] * bf2f(w2[c % 8]) * silu_f(x1(c)); };
+    for (int c = tid; c < 32; c += blockDim.x) st(o0, row * o0_stride + c, v0(c));
+}
+
+// ===== kernels/rms_norm_cd59ed3cb0d9.cu =====
+/*
+ * rms_norm_cd59ed3cb0d9: fused row-wise kernel, one block of 128 threads per row (token).
+ * Fuses, in order:
+ *   rms_norm(eps=1e-5, group=32) @ layers.*
+ * Grid (batch*tokens, 1, 1). f32 math; bf16/f32 storage; deterministic reductions.
+ * Bytes loaded:  64*batch*tokens + 64
+ * Bytes stored:  64*batch*tokens
+ * FLOPs:         128*batch*tokens
+ */
+#include <cuda_bf16.h>
+
+#ifndef MODELC_GLUE_PRELUDE
+#define MODELC_GLUE_PRELUDE
+typedef __nv_bfloat16 bf16;
+static __device__ __forceinline__ float bf2f(bf16 x) { return __bfloat162float(x); }
+static __device__ __forceinline__ bf16 f2bf(float x) { return __float2bfloat16(x); }
+static __device__ __forceinline__ float ld(const bf16* p, long i) { return __bfloat162float(p[i]); }
+static __device__ __forceinline__ float ld(const float* p, long i) { return p[i]; }
+static __device__ __forceinline__ void st(bf16* p, long i, float v) { p[i] = __float2bfloat16(v); }
+static __device__ __forceinline__ void st(float* p, long i, float v) { p[i] = v; }
+static __device__ __forceinline__ float sigmoid_f(float x) { return 1.0f / (1.0f + expf(-x)); }
+static __device__ __forceinline__ float silu_f(float x) { return x / (1.0f + expf(-x)); }
+/* PyTorch softplus, threshold 20. */
+static __device__ __forceinline__ float softplus_f(float x) { return x > 20.0f ? x : log1pf(expf(x)); }
+/* Exact GELU via erfc, accurate in the negative tail. */
+static __device__ __forceinline__ float gelu_f(float x) { return 0.5f * x * erfcf(-x * 0.70710678118654752f); }
+static __device__ __forceinline__ float gelu_tanh_f(float x) {
+    return 0.5f * x * (1.0f + tanhf(0.79788456080286536f * (x + 0.044715f * x * x * x)));
+}
+static __device__ __forceinline__ float warp_sum(float x) {
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) x += __shfl_xor_sync(0xffffffffu, x, o);
+    return x;
+}
+/* Block-wide sum; every thread adds the per-warp partials in the same order (deterministic). */
+static __device__ __forceinline__ float block_sum(float x, float* red) {
+    x = warp_sum(x);
+    __syncthreads();
+    if ((threadIdx.x & 31) == 0) red[threadIdx.x >> 5] = x;
+    __syncthreads();
+    float t = 0.0f;
+    for (int i = 0; i < (int)(blockDim.x >> 5); ++i) t += red[i];
+    return t;
+}
+#endif
+
+extern "C" __global__ void __launch_bounds__(128) rms_norm_cd59ed3cb0d9(
+    const bf16* __restrict__ x0_p, int x0_stride,
+    const bf16* __restrict__ w1,
+    bf16* __restrict__ o0, int o0_stride,
+    int rows)
+{
+    const long row = blockIdx.x;
+    if (row >= rows) return;
+    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+    __shared__ float red_[4];
+    (void)lane; (void)warp; (void)red_;
+    auto x0 = [&](int c) -> float { return ld(x0_p, row * x0_stride + c); };
+    /* rms_norm(eps=1e-5, group=32) @ layers.* */
+    __shared__ float st0[1];
+    {
+        constexpr int G = 32, NG = 1;
+        for (int gi = 0; gi < NG; ++gi) {
+            float acc = 0.0f;
+            for (int j = tid; j < G; j += blockDim.x) { const float x = x0(gi * G + j); acc += x * x; }
+            acc = block_sum(acc, red_);
+            if (tid == 0) st0[gi] = rsqrtf(acc / 32.0f + 1e-5f);
+        }
+    }
+    __syncthreads();
+    auto v0 = [&](int c) -> float { return x0(c) * st0[c / 32] * bf2f(w1[c % 32]); };
+    for (int c = tid; c < 32; c += blockDim.x) st(o0, row * o0_stride + c, v0(c));
+}
+
+// ===== kernels/silu_mul_3faf2dfa43e4.cu =====
+/*
+ * silu_mul_3faf2dfa43e4: fused row-wise kernel, one block of 128 threads per row (token).
+ * Fuses, in order:
+ *   silu @ layers.*.mlp
+ *   mul @ layers.*.mlp
+ * Grid (batch*tokens, 1, 1). f32 math; bf16/f32 storage; deterministic reductions.
+ * Bytes loaded:  256*batch*tokens
+ * Bytes stored:  128*batch*tokens
+ * FLOPs:         448*batch*tokens
+ */
+#include <cuda_bf16.h>
+
+#ifndef MODELC_GLUE_PRELUDE
+#define MODELC_GLUE_PRELUDE
+typedef __nv_bfloat16 bf16;
+static __device__ __forceinline__ float bf2f(bf16 x) { return __bfloat162float(x); }
+static __device__ __forceinline__ bf16 f2bf(float x) { return __float2bfloat16(x); }
+static __device__ __forceinline__ float ld(const bf16* p, long i) { return __bfloat162float(p[i]); }
+static __device__ __forceinline__ float ld(const float* p, long i) { return p[i]; }
+static __device__ __forceinline__ void st(bf16* p, long i, float v) { p[i] = __float2bfloat16(v); }
+static __device__ __forceinline__ void st(float* p, long i, float v) { p[i] = v; }
+static __device__ __forceinline__ float sigmoid_f(float x) { return 1.0f / (1.0f + expf(-x)); }
+static __device__ __forceinline__ float silu_f(float x) { return x / (1.0f + expf(-x)); }
+/* PyTorch softplus, threshold 20. */
+static __device__ __forceinline__ float softplus_f(float x) { return x > 20.0f ? x : log1pf(expf(x)); }
+/* Exact GELU via erfc, accurate in the negative tail. */
+static __device__ __forceinline__ float gelu_f(float x) { return 0.5f * x * erfcf(-x * 0.70710678118654752f); }
+static __device__ __forceinline__ float gelu_tanh_f(float x) {
+    return 0.5f * x * (1.0f + tanhf(0.79788456080286536f * (x + 0.044715f * x * x * x)));
+}
+static __device__ __forceinline__ float warp_sum(float x) {
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) x += __shfl_xor_sync(0xffffffffu, x, o);
+    return x;
+}
+/* Block-wide sum; every thread adds the per-warp partials in the same order (deterministic). */
+static __device__ __forceinline__ float block_sum(float x, float* red) {
+    x = warp_sum(x);
+    __syncthreads();
+    if ((threadIdx.x & 31) == 0) red[threadIdx.x >> 5] = x;
+    __syncthreads();
+    float t = 0.0f;
+    for (int i = 0; i < (int)(blockDim.x >> 5); ++i) t += red[i];
+    return t;
+}
+#endif
+
+extern "C" __global__ void __launch_bounds__(128) silu_mul_3faf2dfa43e4(
+    const bf16* __restrict__ x0_p, int x0_stride,
+    const bf16* __restrict__ x1_p, int x1_stride,
+    bf16* __restrict__ o0, int o0_stride,
+    int rows)
+{
+    const long row = blockIdx.x;
+    if (row >= rows) return;
+    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+    __shared__ float red_[4];
+    (void)lane; (void)warp; (void)red_;
+    auto x0 = [&](int c) -> float { return ld(x0_p, row * x0_stride + c); };
+    auto x1 = [&](int c) -> float { return ld(x1_p, row * x1_stride + c); };
+    /* silu @ layers.*.mlp */
+    auto v0 = [&](int c) -> float { return silu_f(x0(c)); };
+    /* mul @ layers.*.mlp */
+    auto v1 = [&](int c) -> float { return v0(c) * x1(c); };
+    for (int c = tid; c < 64; c += blockDim.x) st(o0, row * o0_stride + c, v1(c));
+}
+
+// ===== kernels/rms_norm_e1d316c1c7ac.cu =====
+/*
+ * rms_norm_e1d316c1c7ac: fused row-wise kernel, one block of 128 threads per row (token).
+ * Fuses, in order:
+ *   rms_norm(eps=1e-5, group=32) @ head
+ * Grid (batch*tokens, 1, 1). f32 math; bf16/f32 storage; deterministic reductions.
+ * Bytes loaded:  64*batch*tokens + 64
+ * Bytes stored:  64*batch*tokens
+ * FLOPs:         128*batch*tokens
+ */
+#include <cuda_bf16.h>
+
+#ifndef MODELC_GLUE_PRELUDE
+#define MODELC_GLUE_PRELUDE
+typedef __nv_bfloat16 bf16;
+static __device__ __forceinline__ float bf2f(bf16 x) { return __bfloat162float(x); }
+static __device__ __forceinline__ bf16 f2bf(float x) { return __float2bfloat16(x); }
+static __device__ __forceinline__ float ld(const bf16* p, long i) { return __bfloat162float(p[i]); }
+static __device__ __forceinline__ float ld(const float* p, long i) { return p[i]; }
+static __device__ __forceinline__ void st(bf16* p, long i, float v) { p[i] = __float2bfloat16(v); }
+static __device__ __forceinline__ void st(float* p, long i, float v) { p[i] = v; }
+static __device__ __forceinline__ float sigmoid_f(float x) { return 1.0f / (1.0f + expf(-x)); }
+static __device__ __forceinline__ float silu_f(float x) { return x / (1.0f + expf(-x)); }
+/* PyTorch softplus, threshold 20. */
+static __device__ __forceinline__ float softplus_f(float x) { return x > 20.0f ? x : log1pf(expf(x)); }
+/* Exact GELU via erfc, accurate in the negative tail. */
+static __device__ __forceinline__ float gelu_f(float x) { return 0.5f * x * erfcf(-x * 0.70710678118654752f); }
+static __device__ __forceinline__ float gelu_tanh_f(float x) {
+    return 0.5f * x * (1.0f + tanhf(0.79788456080286536f * (x + 0.044715f * x * x * x)));
+}
+static __device__ __forceinline__ float warp_sum(float x) {
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) x += __shfl_xor_sync(0xffffffffu, x, o);
+    return x;
+}
+/* Block-wide sum; every thread adds the per-warp partials in the same order (deterministic). */
+static __device__ __forceinline__ float block_sum(float x, float* red) {
+    x = warp_sum(x);
+    __syncthreads();
+    if ((threadIdx.x & 31) == 0) red[threadIdx.x >> 5] = x;
+    __syncthreads();
+    float t = 0.0f;
+    for (int i = 0; i < (int)(blockDim.x >> 5); ++i) t += red[i];
+    return t;
+}
+#endif
+
+extern "C" __global__ void __launch_bounds__(128) rms_norm_e1d316c1c7ac(
+    const bf16* __restrict__ x0_p, int x0_stride,
+    const bf16* __restrict__ w1,
+    bf16* __restrict__ o0, int o0_stride,
+    int rows)
+{
+    const long row = blockIdx.x;
+    if (row >= rows) return;
+    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+    __shared__ float red_[4];
+    (void)lane; (void)warp; (void)red_;
+    auto x0 = [&](int c) -> float { return ld(x0_p, row * x0_stride + c); };
+    /* rms_norm(eps=1e-5, group=32) @ head */
+    __shared__ float st0[1];
+    {
+        constexpr int G = 32, NG = 1;
+        for (int gi = 0; gi < NG; ++gi) {
+            float acc = 0.0f;
+            for (int j = tid; j < G; j += blockDim.x) { const float x = x0(gi * G + j); acc += x * x; }
+            acc = block_sum(acc, red_);
+            if (tid == 0) st0[gi] = rsqrtf(acc / 32.0f + 1e-5f);
+        }
+    }
+    __syncthreads();
+    auto v0 = [&](int c) -> float { return x0(c) * st0[c / 32] * bf2f(w1[c % 32]); };
+    for (int c = tid; c < 32; c += blockDim.x) st(o0, row * o0_stride + c, v0(c));
+}
+
+// ===== kernels/delta_rule_recurrent_33665234.cu =====
+/*
+ * modelc mixer core: delta_rule_recurrent_33665234 (template).
+ * Fuses, in order:
+ *   l2_norm(eps=1e-6, group=8)
+ *   scale(0.35355339059327373)
+ *   l2_norm(eps=1e-6, group=8)
+ *   delta_rule(key_heads=4, value_heads=4, key_dim=8, value_dim=8, decay=per_channel)
+ * Bytes loaded:  336*batch*tokens + 1024*batch
+ * Bytes stored:  64*batch*tokens + 1024*batch
+ * FLOPs:         2048*batch*tokens
+ */
+/*
+ * delta_rule_recurrent_33665234: gated delta rule, one token at a time.
+ *   Hk = 4, Hv = 4, Dk = 8, Dv = 8, gate = per key channel (KDA), qk l2norm = true, scale = 3.5355338e-1f.
+ *   Per token: S <- Diag(exp g) S; S <- S + beta k (v - S^T k)^T; o = S^T q.
+ * Layouts: q, k [B,T,Hk*Dk], v [B,T,Hv*Dv], o [B,T,Hv*Dv] bf16 rows with strides (elements);
+ *   g [B,T,Hv] (scalar) or [B,T,Hv*Dk] (per channel) f32 dense log-decays; beta [B,T,Hv] f32 dense;
+ *   state_in / state_out [B,Hv,Dk,Dv] f32 (state_in null = zeros; they may alias).
+ * Grid (ceil(Dv/BV), Hv, B), block BV = 32: thread j keeps column j of S (Dk floats) in
+ *   registers; threads with j >= Dv (VTAIL) only help with loads and the norm reductions.
+ */
+#include <cuda_bf16.h>
+
+#ifndef MODELC_TEMPLATE_PRELUDE
+#define MODELC_TEMPLATE_PRELUDE
+typedef __nv_bfloat16 bf16;
+#ifndef INFINITY
+#define INFINITY __int_as_float(0x7f800000)
+#endif
+
+__device__ __forceinline__ float bf2f(bf16 x) { return __bfloat162float(x); }
+__device__ __forceinline__ bf16 f2bf(float x) { return __float2bfloat16(x); }
+/* x * sigmoid(x), written so that neither tail overflows. */
+__device__ __forceinline__ float silu_f(float x) { return x / (1.0f + expf(-x)); }
+/* PyTorch softplus with threshold 20. */
+__device__ __forceinline__ float softplus_f(float x) { return x > 20.0f ? x : log1pf(expf(x)); }
+__device__ __forceinline__ float warp_sum(float x) {
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) x += __shfl_xor_sync(0xffffffffu, x, o);
+    return x;
+}
+__device__ __forceinline__ float warp_max(float x) {
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) x = fmaxf(x, __shfl_xor_sync(0xffffffffu, x, o));
+    return x;
+}
+#endif
+
+extern "C" __global__ void __launch_bounds__(32) delta_rule_recurrent_33665234(
+    const bf16* __restrict__ q, int q_stride,
+    const bf16* __restrict__ k, int k_stride,
+    const bf16* __restrict__ v, int v_stride,
+    const float* __restrict__ g, const float* __restrict__ beta,
+    const float* state_in, float* state_out,
+    bf16* __restrict__ o, int o_stride, int T)
+{
+    constexpr int HK = 4;
+    constexpr int HV = 4;
+    constexpr int RATIO = HV / HK;
+    constexpr int DK = 8;
+    constexpr int DV = 8;
+    constexpr int BV = 32;
+    constexpr int NWARP = BV / 32;
+    constexpr bool VTAIL = DV % BV != 0;
+    constexpr bool PER_CHANNEL = true;
+    constexpr bool L2NORM = true;
+    constexpr float SCALE = 3.5355338e-1f;
+    (void)DV; (void)NWARP;
+    __shared__ float qs[DK], ks[DK], as_[DK];
+    __shared__ float red[2][NWARP];
+    const int tid = threadIdx.x;
+    const int j = blockIdx.x * BV + tid;
+    const int hv = blockIdx.y;
+    const long b = blockIdx.z;
+    const int hk = hv / RATIO;
+    const bool active = !VTAIL || j < DV; /* owns a value column */
+    const long sbase = (b * HV + hv) * (long)DK * DV + j;
+
+    float s[DK];
+#pragma unroll
+    for (int d = 0; d < DK; ++d) s[d] = state_in && active ? state_in[sbase + (long)d * DV] : 0.0f;
+
+    for (int t = 0; t < T; ++t) {
+        const long row = b * T + t;
+        float sq = 0.0f, sk = 0.0f;
+        for (int d = tid; d < DK; d += BV) {
+            const float qv = bf2f(q[row * q_stride + hk * DK + d]);
+            const float kv = bf2f(k[row * k_stride + hk * DK + d]);
+            qs[d] = qv;
+            ks[d] = kv;
+            sq += qv * qv;
+            sk += kv * kv;
+            if (PER_CHANNEL) as_[d] = expf(g[row * HV * DK + hv * DK + d]);
+        }
+        float qscale = SCALE, kscale = 1.0f;
+        if (L2NORM) {
+            sq = warp_sum(sq);
+            sk = warp_sum(sk);
+            if (tid % 32 == 0) { red[0][tid / 32] = sq; red[1][tid / 32] = sk; }
+        }
+        __syncthreads();
+        if (L2NORM) {
+            float tq = 0.0f, tk = 0.0f;
+#pragma unroll
+            for (int w = 0; w < NWARP; ++w) { tq += red[0][w]; tk += red[1][w]; }
+            qscale *= rsqrtf(tq + 1e-6f);
+            kscale = rsqrtf(tk + 1e-6f);
+        }
+        const float a = PER_CHANNEL ? 1.0f : expf(g[row * HV + hv]);
+        const float bt = beta[row * HV + hv];
+        const float vj = active ? bf2f(v[row * v_stride + hv * DV + j]) : 0.0f;
+        float kv = 0.0f;
+#pragma unroll
+        for (int d = 0; d < DK; ++d) {
+            s[d] *= PER_CHANNEL ? as_[d] : a;
+            kv = fmaf(s[d], ks[d], kv);
+        }
+        const float u = bt * (vj - kv * kscale) * kscale;
+        /* A barrier makes the compiler reload ks/qs from shared memory below instead of keeping
+         * Dk of them live next to the Dk state registers (which spilled at Dk = 128). */
+        __syncthreads();
+        float oj = 0.0f;
+#pragma unroll
+        for (int d = 0; d < DK; ++d) {
+            s[d] = fmaf(ks[d], u, s[d]);
+            oj = fmaf(s[d], qs[d], oj);
+        }
+        if (active) o[row * o_stride + hv * DV + j] = f2bf(oj * qscale);
+        __syncthreads(); /* qs/ks/as_/red are rewritten by the next token */
+    }
+    if (state_out && active) {
+#pragma unroll
+        for (int d = 0; d < DK; ++d) state_out[sbase + (long)d * DV] = s[d];
+    }
+}
+
