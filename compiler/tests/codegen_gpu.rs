@@ -1,6 +1,6 @@
-//! Every generated glue kernel of the codegen specs, run on the GPU on random inputs, against the
-//! reference interpreter running the same fused IR nodes in f64 on the same (bf16-rounded)
-//! inputs. Inputs are column windows of wider buffers (as merged-GEMM outputs are) and outputs
+//! Every generated glue kernel of the codegen specs and the tiny specs, run on the GPU on random
+//! inputs, against the reference interpreter running the same fused IR nodes in f64 on the same
+//! (bf16-rounded) inputs. Inputs are column windows of wider buffers (as merged-GEMM outputs are) and outputs
 //! go to padded rows poisoned with NaN: a missed element stays NaN, a write into the padding
 //! shows. Skipped with a notice without a GPU, unless `MODELC_REQUIRE_GPU=1`.
 //!
@@ -12,7 +12,7 @@ mod codegen_common;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use codegen_common::{codegen_specs, glue_subgraph, placed};
+use codegen_common::{codegen_specs, glue_subgraph, placed, tiny_specs};
 use half::bf16;
 use modelc::codegen::kernel::KArg;
 use modelc::codegen::{generate, Codegen};
@@ -268,7 +268,8 @@ fn glue_kernels_match_the_reference_on_the_gpu() {
     let dir = tempfile::tempdir().expect("tempdir");
     let cache = KernelCache::new(dir.path());
     let mut total = 0;
-    for (name, spec) in codegen_specs() {
+    // The tiny specs too: their head sizes (8, 16) give glue kernels narrower than a warp.
+    for (name, spec) in codegen_specs().into_iter().chain(tiny_specs()) {
         let cg = generate(placed(&spec, &Placement::main(&spec))).expect("generates");
         let lay: Vec<_> = layout::weights(&spec).into_iter().map(|w| (w.key, w.shape)).collect();
         let weights = WeightStore::random(&lay, 3);

@@ -37,9 +37,8 @@ fn every_kernel_of_every_spec_compiles_for_sm_90() {
             }
         }
     }
-    for r in &rejected {
-        eprintln!("NOTICE: no kernels for {r}");
-    }
+    // Every spec must get kernels (the templates take any head size the spec allows).
+    assert!(rejected.is_empty(), "no kernels for:\n{}", rejected.join("\n"));
     assert!(
         sources.len() >= 20,
         "expected the kernels of every mixer kind, got {}",

@@ -20,9 +20,10 @@ use modelc::codegen::templates::delta_rule::{
 };
 use modelc::codegen::templates::selective_scan::{selective_scan, selective_scan_launch, SelectiveScanParams};
 use modelc::codegen::templates::KernelSource;
-use modelc::reference::ops::attention::{attention, AttentionCfg};
+use modelc::ir::{AttentionParams as AttentionCfg, DecayKind as GateKind, DeltaRuleParams as DeltaRuleCfg};
+use modelc::reference::ops::attention::attention;
 use modelc::reference::ops::conv::causal_conv1d;
-use modelc::reference::ops::delta_rule::{delta_rule_recurrent as ref_delta, DeltaRuleCfg, GateKind};
+use modelc::reference::ops::delta_rule::delta_rule_recurrent as ref_delta;
 use modelc::reference::ops::norm::l2_norm;
 use modelc::reference::ops::selective_scan::selective_scan as ref_scan;
 use modelc::reference::Array;
@@ -657,7 +658,7 @@ fn run_delta(ctx: &mut Ctx, p: &DeltaRuleParams, form: DeltaForm, b: usize, t: u
         value_heads: hv,
         key_dim: dk,
         value_dim: dv,
-        gate: match p.gate {
+        decay: match p.gate {
             DecayGate::Scalar => GateKind::Scalar,
             DecayGate::PerChannel => GateKind::PerChannel,
         },

@@ -21,14 +21,12 @@
 //! logits file of a CPU run (`MODELC_HYBRID_1B_REF`), accuracy; it prints prefill and decode
 //! tokens/s.
 
-mod codegen_common;
-
 use std::collections::{BTreeMap, HashMap};
 use std::time::Instant;
 
-use codegen_common::{placed, placements, repo, repo_specs};
 use modelc::codegen::{generate, program, Codegen, CodegenError};
-use modelc::passes::Placement;
+use modelc::ir::{lower::lower_model, Graph};
+use modelc::passes::{placement::specialize, Placement};
 use modelc::reference::{DeltaRuleForm, InterpOptions, Precision, Session, WeightStore};
 use modelc::spec::{self, layout, ModelSpec};
 use modelc_runtime::cuda::executor::{BoxError, ExecConfig, ExecError, Executor, Phase, WeightTensor};
@@ -68,6 +66,64 @@ decoder:
 
 // ---------------------------------------------------------------------------------------------
 // Harness
+
+/// The repository root (`MODELC_REPO_ROOT` overrides it, for a test binary run elsewhere).
+fn repo() -> std::path::PathBuf {
+    match std::env::var_os("MODELC_REPO_ROOT") {
+        Some(p) => p.into(),
+        None => std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(".."),
+    }
+}
+
+/// Every `*.yaml` spec of a folder of the repository, by file stem, sorted.
+fn specs_in(dir: &str) -> Vec<(String, ModelSpec)> {
+    let dir = repo().join(dir);
+    let mut paths: Vec<std::path::PathBuf> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| e.expect("dir entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .collect();
+    paths.sort();
+    paths
+        .into_iter()
+        .map(|p| {
+            let name = p.file_stem().expect("stem").to_string_lossy().to_string();
+            (name, spec::load(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display())))
+        })
+        .collect()
+}
+
+fn golden(name: &str) -> (String, ModelSpec) {
+    specs_in("tests/golden/specs")
+        .into_iter()
+        .find(|(n, _)| n == name)
+        .unwrap_or_else(|| panic!("tests/golden/specs/{name}.yaml"))
+}
+
+fn placed(spec: &ModelSpec, p: &Placement) -> Graph {
+    specialize(lower_model(spec).expect("lowers"), p).expect("specialises")
+}
+
+/// The main placement, then every sub-mixer everywhere (each mixer alone), then for supernets a
+/// mixed one (first layer its second sub-mixer, second layer its last).
+fn all_placements(spec: &ModelSpec) -> Vec<(String, Placement)> {
+    let mut v = vec![("main".to_string(), Placement::main(spec))];
+    let Some(modelc::spec::MixerSpec::Stochastic(s)) = spec.layers.first().map(|l| &l.mixer) else {
+        return v;
+    };
+    let names: Vec<&String> = s.mixers.iter().map(|(n, _)| n).collect();
+    for n in &names {
+        v.push((n.to_string(), Placement::all(spec, n).expect("placement")));
+    }
+    if names.len() > 2 && spec.layers.len() > 1 {
+        let text = format!("0={},1={}", names[1], names[names.len() - 1]);
+        let p = Placement::main(spec)
+            .with_overrides(spec, &text)
+            .expect("mixed placement");
+        v.push((text, p));
+    }
+    v
+}
 
 fn gpu() -> Option<Gpu> {
     match Gpu::new(0) {
@@ -146,8 +202,11 @@ fn reference_opts() -> InterpOptions {
 
 /// The specs to run: `specs/` (but the ~1B ones), `tests/golden/specs/` and the supernet.
 fn model_specs() -> Vec<(String, ModelSpec)> {
-    let mut v: Vec<(String, ModelSpec)> = repo_specs().into_iter().filter(|(n, _)| !n.ends_with("-1b")).collect();
-    v.extend(codegen_common::codegen_specs());
+    let mut v: Vec<(String, ModelSpec)> = specs_in("specs")
+        .into_iter()
+        .filter(|(n, _)| !n.ends_with("-1b"))
+        .collect();
+    v.extend(specs_in("tests/golden/specs"));
     v.push((
         "supernet-32".into(),
         spec::parse_str(SUPERNET_32, "supernet-32", spec::Format::Yaml).expect("supernet spec"),
@@ -155,26 +214,9 @@ fn model_specs() -> Vec<(String, ModelSpec)> {
     v
 }
 
-/// Uniform placements, plus a mixed one for supernets (first layer its second sub-mixer, second
-/// layer its last).
-fn all_placements(spec: &ModelSpec) -> Vec<(String, Placement)> {
-    let mut v = placements(spec);
-    if let Some(modelc::spec::MixerSpec::Stochastic(s)) = spec.layers.first().map(|l| &l.mixer) {
-        let names: Vec<&String> = s.mixers.iter().map(|(n, _)| n).collect();
-        if names.len() > 2 && spec.layers.len() > 1 {
-            let text = format!("0={},1={}", names[1], names[names.len() - 1]);
-            let p = Placement::main(spec)
-                .with_overrides(spec, &text)
-                .expect("mixed placement");
-            v.push((text, p));
-        }
-    }
-    v
-}
-
 /// Codegen for one placement, with the placed (unmerged) graph the reference runs; the reason
 /// when a template rejects the shapes.
-fn compile(name: &str, spec: &ModelSpec, p: &Placement) -> Result<(modelc::ir::Graph, Codegen, Program), String> {
+fn compile(name: &str, spec: &ModelSpec, p: &Placement) -> Result<(Graph, Codegen, Program), String> {
     let graph = placed(spec, p);
     let cg = match generate(graph.clone()) {
         Ok(cg) => cg,
@@ -256,7 +298,7 @@ fn check_model(
     cache: &KernelCache,
     label: &str,
     spec: &ModelSpec,
-    graph: &modelc::ir::Graph,
+    graph: &Graph,
     cg: &Codegen,
     prog: Program,
     weights: &WeightStore,
@@ -370,10 +412,7 @@ fn every_model_matches_the_reference_on_the_gpu() {
 fn a_prompt_prefilled_in_chunks_equals_the_reference() {
     let Some(gpu) = gpu() else { return };
     let (cache, _dir) = cache();
-    let (name, spec) = codegen_common::codegen_specs()
-        .into_iter()
-        .find(|(n, _)| n == "codegen-hybrid")
-        .expect("codegen-hybrid");
+    let (name, spec) = golden("codegen-hybrid");
     let p = Placement::main(&spec);
     let (graph, cg, prog) = compile(&name, &spec, &p).expect("compiles");
     let weights = WeightStore::random(&layout_of(&spec), 3);
@@ -399,10 +438,7 @@ fn a_prompt_prefilled_in_chunks_equals_the_reference() {
 fn two_runs_give_bit_identical_logits() {
     let Some(gpu) = gpu() else { return };
     let (cache, _dir) = cache();
-    let (name, spec) = codegen_common::codegen_specs()
-        .into_iter()
-        .find(|(n, _)| n == "codegen-hybrid")
-        .expect("codegen-hybrid");
+    let (name, spec) = golden("codegen-hybrid");
     let p = Placement::main(&spec);
     let (_, cg, prog) = compile(&name, &spec, &p).expect("compiles");
     let weights = WeightStore::random(&layout_of(&spec), 5);
@@ -437,10 +473,7 @@ fn two_runs_give_bit_identical_logits() {
 fn errors_name_what_failed() {
     let Some(gpu) = gpu() else { return };
     let (cache, _dir) = cache();
-    let (name, spec) = codegen_common::codegen_specs()
-        .into_iter()
-        .find(|(n, _)| n == "codegen-hybrid")
-        .expect("codegen-hybrid");
+    let (name, spec) = golden("codegen-hybrid");
     let p = Placement::main(&spec);
     let (_, cg, prog) = compile(&name, &spec, &p).expect("compiles");
     let weights = WeightStore::random(&layout_of(&spec), 1);

@@ -5,21 +5,20 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use super::ops::attention::{attention, AttentionCfg};
+use super::ops::attention::attention;
 use super::ops::conv::causal_conv1d;
-use super::ops::delta_rule::{delta_rule_chunked, delta_rule_recurrent, DeltaRuleCfg, GateKind};
-use super::ops::elementwise::{add, mul, scale, unary, UnaryOp};
+use super::ops::delta_rule::{delta_rule_chunked, delta_rule_recurrent};
+use super::ops::elementwise::{add, mul, scale, unary};
 use super::ops::gates::{decay_gate, repeat_groups};
 use super::ops::linear::{embedding, linear};
-use super::ops::norm::{gated_rms_norm, l2_norm, layer_norm, rms_norm, GateAct};
+use super::ops::norm::{gated_rms_norm, l2_norm, layer_norm, rms_norm};
 use super::ops::rope::rope;
 use super::ops::selective_scan::selective_scan;
 use super::ops::{self};
 use super::weights::WeightStore;
 use super::{Array, RefError};
 use crate::ir::dim::{eval_shape, DimEnv};
-use crate::ir::{DecayKind, Graph, Op, UnaryFn, Value};
-use crate::spec::GateActivation;
+use crate::ir::{Graph, Op, Value};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Precision {
@@ -116,27 +115,6 @@ pub fn execute(
     Ok(outputs)
 }
 
-fn unary_op(f: UnaryFn) -> UnaryOp {
-    match f {
-        UnaryFn::Silu => UnaryOp::Silu,
-        UnaryFn::Gelu => UnaryOp::Gelu,
-        UnaryFn::GeluTanh => UnaryOp::GeluTanh,
-        UnaryFn::Relu => UnaryOp::Relu,
-        UnaryFn::Sigmoid => UnaryOp::Sigmoid,
-        UnaryFn::Softplus => UnaryOp::Softplus,
-        UnaryFn::Exp => UnaryOp::Exp,
-        UnaryFn::Neg => UnaryOp::Neg,
-        UnaryFn::Identity => UnaryOp::Identity,
-    }
-}
-
-fn gate_act(a: GateActivation) -> GateAct {
-    match a {
-        GateActivation::Silu => GateAct::Silu,
-        GateActivation::Sigmoid => GateAct::Sigmoid,
-    }
-}
-
 /// One op's math: dispatches to `reference::ops`.
 fn eval(op: &Op, a: &[&Array], opts: InterpOptions) -> Result<Vec<Array>, ops::OpError> {
     Ok(match op {
@@ -145,10 +123,10 @@ fn eval(op: &Op, a: &[&Array], opts: InterpOptions) -> Result<Vec<Array>, ops::O
         Op::RmsNorm { eps, group } => vec![rms_norm(a[0], a[1], *eps, *group)?],
         Op::LayerNorm { eps } => vec![layer_norm(a[0], a[1], a[2], *eps)?],
         Op::GatedRmsNorm { eps, group, act } => {
-            vec![gated_rms_norm(a[0], a[1], a[2], *eps, *group, gate_act(*act))?]
+            vec![gated_rms_norm(a[0], a[1], a[2], *eps, *group, *act)?]
         }
         Op::L2Norm { eps, group } => vec![l2_norm(a[0], *group, *eps)?],
-        Op::Unary(f) => vec![unary(a[0], unary_op(*f))],
+        Op::Unary(f) => vec![unary(a[0], *f)],
         Op::Add => vec![add(a[0], a[1])?],
         Op::Mul => vec![mul(a[0], a[1])?],
         Op::Scale(c) => vec![scale(a[0], *c)],
@@ -163,31 +141,13 @@ fn eval(op: &Op, a: &[&Array], opts: InterpOptions) -> Result<Vec<Array>, ops::O
             vec![y, st]
         }
         Op::Attention(p) => {
-            let cfg = AttentionCfg {
-                heads: p.heads,
-                kv_heads: p.kv_heads,
-                head_dim: p.head_dim,
-                causal: p.causal,
-                window: p.window,
-                scale: p.scale,
-            };
-            let (o, k, v) = attention(a[0], a[1], a[2], a[3], a[4], &cfg)?;
+            let (o, k, v) = attention(a[0], a[1], a[2], a[3], a[4], p)?;
             vec![o, k, v]
         }
-        Op::DeltaRule(p) => {
-            let cfg = DeltaRuleCfg {
-                key_heads: p.key_heads,
-                value_heads: p.value_heads,
-                key_dim: p.key_dim,
-                value_dim: p.value_dim,
-                gate: match p.decay {
-                    DecayKind::Scalar => GateKind::Scalar,
-                    DecayKind::PerChannel => GateKind::PerChannel,
-                },
-            };
+        Op::DeltaRule(cfg) => {
             let (o, s) = match opts.delta_rule {
-                DeltaRuleForm::Recurrent => delta_rule_recurrent(a[0], a[1], a[2], a[3], a[4], a[5], &cfg)?,
-                DeltaRuleForm::Chunked(c) => delta_rule_chunked(a[0], a[1], a[2], a[3], a[4], a[5], &cfg, c)?,
+                DeltaRuleForm::Recurrent => delta_rule_recurrent(a[0], a[1], a[2], a[3], a[4], a[5], cfg)?,
+                DeltaRuleForm::Chunked(c) => delta_rule_chunked(a[0], a[1], a[2], a[3], a[4], a[5], cfg, c)?,
             };
             vec![o, s]
         }

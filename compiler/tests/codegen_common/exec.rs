@@ -15,12 +15,13 @@ use std::collections::{BTreeMap, HashMap};
 use modelc::codegen::kernel::KArg;
 use modelc::codegen::Codegen;
 use modelc::ir::lower::{LOGITS_OUTPUT, STATE_PREFIX};
-use modelc::ir::{DecayKind, DimEnv, Graph, Op, Value};
+use modelc::ir::UnaryFn as UnaryOp;
+use modelc::ir::{DimEnv, Graph, Op, Value};
 use modelc::passes::fuse::{Core, Step as PlanStep, StepKind};
-use modelc::reference::ops::attention::{attention, AttentionCfg};
+use modelc::reference::ops::attention::attention;
 use modelc::reference::ops::conv::causal_conv1d;
-use modelc::reference::ops::delta_rule::{delta_rule_recurrent, DeltaRuleCfg, GateKind};
-use modelc::reference::ops::elementwise::{add, mul, scale, unary, UnaryOp};
+use modelc::reference::ops::delta_rule::delta_rule_recurrent;
+use modelc::reference::ops::elementwise::{add, mul, scale, unary};
 use modelc::reference::ops::norm::l2_norm;
 use modelc::reference::ops::selective_scan::selective_scan;
 use modelc::reference::{execute, Array, InterpOptions, WeightStore};
@@ -342,14 +343,7 @@ impl<'a> Machine<'a> {
                 let t = env.tokens as usize;
                 let (g, dh) = (p.kv_heads, p.head_dim);
                 let ml = self.max_len as usize;
-                let cfg = AttentionCfg {
-                    heads: p.heads,
-                    kv_heads: g,
-                    head_dim: dh,
-                    causal: p.causal,
-                    window: p.window,
-                    scale: p.scale,
-                };
+                let cfg = p;
                 let mut o_all = Vec::new();
                 for (b, &past) in pasts.iter().enumerate().take(batch) {
                     let past = past as usize;
@@ -403,16 +397,7 @@ impl<'a> Machine<'a> {
                 let beta = self.read_rows(args, ins[4], env);
                 let sname = state_name(5);
                 let st = self.read_state(args, &sname, env, vec![batch, p.value_heads, p.key_dim, p.value_dim]);
-                let cfg = DeltaRuleCfg {
-                    key_heads: p.key_heads,
-                    value_heads: p.value_heads,
-                    key_dim: p.key_dim,
-                    value_dim: p.value_dim,
-                    gate: match p.decay {
-                        DecayKind::Scalar => GateKind::Scalar,
-                        DecayKind::PerChannel => GateKind::PerChannel,
-                    },
-                };
+                let cfg = p;
                 let (o, st2) = delta_rule_recurrent(&qa, &ka, &v, &g, &beta, &st, &cfg).expect("delta rule");
                 self.write_rows(args, Value { node: n, output: 0 }, env, &o);
                 self.write_state(args, &sname, env, &st2);

@@ -821,8 +821,7 @@ impl Executor {
     /// it; the logits stay on the device ([`Executor::last_logits`]).
     pub fn run(&mut self, phase: Phase, slot: usize, seqs: &[&[u32]]) -> Result<(), ExecError> {
         let env = self.begin(phase, slot, seqs)?;
-        let steps = self.schedule(phase).steps.clone();
-        for (index, step) in steps.iter().enumerate() {
+        for (index, step) in self.schedule(phase).steps.iter().enumerate() {
             let r = match step {
                 Step::Gemm(g) => self.gemm_step(g, &env),
                 Step::Launch(l) => self.launch_step(l, &env),
@@ -1080,7 +1079,13 @@ impl Executor {
             args.push(match a {
                 Arg::Ptr { buffer, offset } => {
                     let r = self.region(*buffer);
-                    KernelArg::Ptr(r.ptr_at(eval(offset, env)?, &format!("argument {i} of `{}`", l.entry))?)
+                    let at = eval(offset, env)?;
+                    // The error text is built only on failure: this runs for every argument of
+                    // every launch.
+                    match r.ptr_at(at, "") {
+                        Ok(p) => KernelArg::Ptr(p),
+                        Err(_) => r.ptr_at(at, &format!("argument {i} of `{}`", l.entry)).map(KernelArg::Ptr)?,
+                    }
                 }
                 Arg::Null => KernelArg::Ptr(0),
                 Arg::I32(e) => {

@@ -6,22 +6,8 @@
 //! uses every new key, so a prefill longer than W is exact (unlike upstream, §7.2.5).
 
 use super::{dims, ensure, expect_shape, OpError};
+use crate::ir::AttentionParams;
 use crate::reference::Array;
-
-/// Static attention parameters.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct AttentionCfg {
-    /// Query heads H.
-    pub heads: usize,
-    /// Key/value heads G (H a multiple of G; query head h uses KV head h / (H/G)).
-    pub kv_heads: usize,
-    pub head_dim: usize,
-    pub causal: bool,
-    /// Sliding window W: a query at p sees keys j with p − W < j ≤ p (causal only).
-    pub window: Option<usize>,
-    /// Score scale, usually `head_dim^−½`.
-    pub scale: f64,
-}
 
 /// Attention of the new tokens over cache ++ new keys.
 ///
@@ -34,7 +20,7 @@ pub fn attention(
     v: &Array,
     k_cache: &Array,
     v_cache: &Array,
-    cfg: &AttentionCfg,
+    cfg: &AttentionParams,
 ) -> Result<(Array, Array, Array), OpError> {
     const OP: &str = "attention";
     let (h, g, dh) = (cfg.heads, cfg.kv_heads, cfg.head_dim);
@@ -149,7 +135,7 @@ mod tests {
     /// Dense reference: absolute positions (cache 0..P, new P..P+T), an explicit additive mask
     /// matrix, `softmax(QKᵀ·scale + mask)·V` per (batch, query head).
     #[allow(clippy::needless_range_loop)] // index notation mirrors the formula
-    fn dense(q: &Array, k: &Array, v: &Array, kc: &Array, vc: &Array, cfg: &AttentionCfg) -> Array {
+    fn dense(q: &Array, k: &Array, v: &Array, kc: &Array, vc: &Array, cfg: &AttentionParams) -> Array {
         let (b, t) = (q.shape[0], q.shape[1]);
         let (h, g, dh) = (cfg.heads, cfg.kv_heads, cfg.head_dim);
         let p = kc.shape[2];
@@ -206,7 +192,7 @@ mod tests {
         vc: Array,
     }
 
-    fn inputs(seed: u64, b: usize, t: usize, p: usize, cfg: &AttentionCfg) -> Inputs {
+    fn inputs(seed: u64, b: usize, t: usize, p: usize, cfg: &AttentionParams) -> Inputs {
         let mut r = rng(seed);
         let (h, g, dh) = (cfg.heads, cfg.kv_heads, cfg.head_dim);
         Inputs {
@@ -218,8 +204,8 @@ mod tests {
         }
     }
 
-    fn cfg(heads: usize, kv_heads: usize, causal: bool, window: Option<usize>) -> AttentionCfg {
-        AttentionCfg {
+    fn cfg(heads: usize, kv_heads: usize, causal: bool, window: Option<usize>) -> AttentionParams {
+        AttentionParams {
             heads,
             kv_heads,
             head_dim: 4,
@@ -330,7 +316,7 @@ mod tests {
     fn rejects_bad_configs_and_shapes() {
         let c = cfg(4, 2, true, None);
         let x = inputs(70, 1, 3, 2, &c);
-        let run = |c: &AttentionCfg| attention(&x.q, &x.k, &x.v, &x.kc, &x.vc, c);
+        let run = |c: &AttentionParams| attention(&x.q, &x.k, &x.v, &x.kc, &x.vc, c);
         assert!(matches!(run(&cfg(4, 3, true, None)), Err(OpError::Param { .. })));
         assert!(matches!(run(&cfg(4, 2, true, Some(0))), Err(OpError::Param { .. })));
         assert!(matches!(

@@ -6,26 +6,8 @@
 //! log-space decay (≤ 0 in practice), beta the write strength (already σ'ed).
 
 use super::{dims, ensure, expect_shape, OpError};
+use crate::ir::{DecayKind, DeltaRuleParams};
 use crate::reference::Array;
-
-/// Shape of the decay gate `g`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum GateKind {
-    /// One log-decay per value head, g `[B, T, Hv]` (GDN).
-    Scalar,
-    /// One log-decay per key channel of each value head, g `[B, T, Hv·Dk]` (KDA).
-    PerChannel,
-}
-
-/// Head counts and sizes; value head `vh` reads key head `vh / (Hv/Hk)`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct DeltaRuleCfg {
-    pub key_heads: usize,
-    pub value_heads: usize,
-    pub key_dim: usize,
-    pub value_dim: usize,
-    pub gate: GateKind,
-}
 
 /// Validated sizes plus the inputs, with per-head accessors.
 struct Problem<'a> {
@@ -35,7 +17,7 @@ struct Problem<'a> {
     hv: usize,
     dk: usize,
     dv: usize,
-    kind: GateKind,
+    kind: DecayKind,
     q: &'a Array,
     k: &'a Array,
     v: &'a Array,
@@ -63,7 +45,7 @@ impl<'a> Problem<'a> {
         g: &'a Array,
         beta: &'a Array,
         state: &Array,
-        cfg: &DeltaRuleCfg,
+        cfg: &DeltaRuleParams,
     ) -> Result<Self, OpError> {
         let (hk, hv, dk, dv) = (cfg.key_heads, cfg.value_heads, cfg.key_dim, cfg.value_dim);
         ensure(hk > 0 && hv > 0 && dk > 0 && dv > 0, op, || {
@@ -77,9 +59,9 @@ impl<'a> Problem<'a> {
         expect_shape(op, "q", q, &[b, t, hk * dk])?;
         expect_shape(op, "k", k, &[b, t, hk * dk])?;
         expect_shape(op, "v", v, &[b, t, hv * dv])?;
-        let gc = match cfg.gate {
-            GateKind::Scalar => hv,
-            GateKind::PerChannel => hv * dk,
+        let gc = match cfg.decay {
+            DecayKind::Scalar => hv,
+            DecayKind::PerChannel => hv * dk,
         };
         expect_shape(op, "g", g, &[b, t, gc])?;
         expect_shape(op, "beta", beta, &[b, t, hv])?;
@@ -91,7 +73,7 @@ impl<'a> Problem<'a> {
             hv,
             dk,
             dv,
-            kind: cfg.gate,
+            kind: cfg.decay,
             q,
             k,
             v,
@@ -110,8 +92,8 @@ impl<'a> Problem<'a> {
                 .collect()
         };
         let g = match self.kind {
-            GateKind::Scalar => (0..t).map(|ti| vec![self.g.data[tok(ti) * self.hv + vh]; dk]).collect(),
-            GateKind::PerChannel => slice(self.g, self.hv * dk, vh * dk, dk),
+            DecayKind::Scalar => (0..t).map(|ti| vec![self.g.data[tok(ti) * self.hv + vh]; dk]).collect(),
+            DecayKind::PerChannel => slice(self.g, self.hv * dk, vh * dk, dk),
         };
         Head {
             q: slice(self.q, self.hk * dk, kh * dk, dk),
@@ -168,7 +150,7 @@ pub fn delta_rule_recurrent(
     g: &Array,
     beta: &Array,
     state: &Array,
-    cfg: &DeltaRuleCfg,
+    cfg: &DeltaRuleParams,
 ) -> Result<(Array, Array), OpError> {
     let p = Problem::new("delta_rule_recurrent", q, k, v, g, beta, state, cfg)?;
     Ok(p.run(state, |h, s| {
@@ -210,7 +192,7 @@ pub fn delta_rule_chunked(
     g: &Array,
     beta: &Array,
     state: &Array,
-    cfg: &DeltaRuleCfg,
+    cfg: &DeltaRuleParams,
     chunk: usize,
 ) -> Result<(Array, Array), OpError> {
     const OP: &str = "delta_rule_chunked";
@@ -321,15 +303,15 @@ mod tests {
     }
 
     /// q, k unit per key head (q scaled by Dk^−½ as the IR does), decays in `[glo, ghi)`.
-    fn inputs(seed: u64, b: usize, t: usize, cfg: &DeltaRuleCfg, glo: f64, ghi: f64) -> Inputs {
+    fn inputs(seed: u64, b: usize, t: usize, cfg: &DeltaRuleParams, glo: f64, ghi: f64) -> Inputs {
         let mut r = rng(seed);
         let (hk, hv, dk, dv) = (cfg.key_heads, cfg.value_heads, cfg.key_dim, cfg.value_dim);
         let q = l2_norm(&uniform(&mut r, &[b, t, hk * dk], -1.0, 1.0), dk, 1e-6).unwrap();
         let q = super::super::elementwise::scale(&q, (dk as f64).powf(-0.5));
         let k = l2_norm(&uniform(&mut r, &[b, t, hk * dk], -1.0, 1.0), dk, 1e-6).unwrap();
-        let gc = match cfg.gate {
-            GateKind::Scalar => hv,
-            GateKind::PerChannel => hv * dk,
+        let gc = match cfg.decay {
+            DecayKind::Scalar => hv,
+            DecayKind::PerChannel => hv * dk,
         };
         Inputs {
             q,
@@ -341,27 +323,27 @@ mod tests {
         }
     }
 
-    const GDN: DeltaRuleCfg = DeltaRuleCfg {
+    const GDN: DeltaRuleParams = DeltaRuleParams {
         key_heads: 2,
         value_heads: 4,
         key_dim: 5,
         value_dim: 3,
-        gate: GateKind::Scalar,
+        decay: DecayKind::Scalar,
     };
-    const KDA: DeltaRuleCfg = DeltaRuleCfg {
+    const KDA: DeltaRuleParams = DeltaRuleParams {
         key_heads: 3,
         value_heads: 3,
         key_dim: 4,
         value_dim: 4,
-        gate: GateKind::PerChannel,
+        decay: DecayKind::PerChannel,
     };
     /// Grouped value heads with a per-channel gate (FLA allows HV a multiple of H for KDA).
-    const KDA_GROUPED: DeltaRuleCfg = DeltaRuleCfg {
+    const KDA_GROUPED: DeltaRuleParams = DeltaRuleParams {
         key_heads: 1,
         value_heads: 2,
         key_dim: 3,
         value_dim: 5,
-        gate: GateKind::PerChannel,
+        decay: DecayKind::PerChannel,
     };
 
     fn slice_all(x: &Inputs, lo: usize, hi: usize, s0: Array) -> Inputs {
@@ -375,11 +357,11 @@ mod tests {
         }
     }
 
-    fn rec(x: &Inputs, cfg: &DeltaRuleCfg) -> (Array, Array) {
+    fn rec(x: &Inputs, cfg: &DeltaRuleParams) -> (Array, Array) {
         delta_rule_recurrent(&x.q, &x.k, &x.v, &x.g, &x.beta, &x.s0, cfg).unwrap()
     }
 
-    fn chk(x: &Inputs, cfg: &DeltaRuleCfg, c: usize) -> (Array, Array) {
+    fn chk(x: &Inputs, cfg: &DeltaRuleParams, c: usize) -> (Array, Array) {
         delta_rule_chunked(&x.q, &x.k, &x.v, &x.g, &x.beta, &x.s0, cfg, c).unwrap()
     }
 
@@ -440,9 +422,9 @@ mod tests {
                         let vv: Vec<f64> = (0..dv).map(|e| x.v.data[tok * hv * dv + vh * dv + e]).collect();
                         let bt = x.beta.data[tok * hv + vh];
                         let alpha: Vec<f64> = (0..dk)
-                            .map(|d| match cfg.gate {
-                                GateKind::Scalar => x.g.data[tok * hv + vh].exp(),
-                                GateKind::PerChannel => x.g.data[tok * hv * dk + vh * dk + d].exp(),
+                            .map(|d| match cfg.decay {
+                                DecayKind::Scalar => x.g.data[tok * hv + vh].exp(),
+                                DecayKind::PerChannel => x.g.data[tok * hv * dk + vh * dk + d].exp(),
                             })
                             .collect();
                         // P = I − β k kᵀ; S' = P·Diag(α)·S + β k vᵀ.
@@ -507,13 +489,13 @@ mod tests {
     #[test]
     fn rejects_bad_shapes() {
         let x = inputs(400, 1, 3, &GDN, -0.5, 0.0);
-        let bad_cfg = DeltaRuleCfg { key_heads: 3, ..GDN };
+        let bad_cfg = DeltaRuleParams { key_heads: 3, ..GDN };
         assert!(matches!(
             delta_rule_recurrent(&x.q, &x.k, &x.v, &x.g, &x.beta, &x.s0, &bad_cfg),
             Err(OpError::Param { .. })
         ));
-        let kda_gate = DeltaRuleCfg {
-            gate: GateKind::PerChannel,
+        let kda_gate = DeltaRuleParams {
+            decay: DecayKind::PerChannel,
             ..GDN
         };
         assert!(matches!(

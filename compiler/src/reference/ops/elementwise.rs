@@ -1,43 +1,25 @@
 //! Pointwise ops: activations, broadcast add/mul, scaling.
 
 use super::{consistent, sigmoid, softplus, OpError};
+use crate::ir::UnaryFn;
 use crate::reference::Array;
 
-/// A pointwise function of one value.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum UnaryOp {
-    /// `x · σ(x)`.
-    Silu,
-    /// Exact GELU, `x · Φ(x)` with the erf-based normal CDF (PyTorch `approximate="none"`).
-    Gelu,
-    /// The tanh approximation of GELU (PyTorch `approximate="tanh"`, HF `gelu_pytorch_tanh`).
-    GeluTanh,
-    Relu,
-    Sigmoid,
-    /// PyTorch `softplus` (threshold 20: `x` if `x > 20` else `ln(1 + eˣ)`).
-    Softplus,
-    Exp,
-    Neg,
-    Identity,
-}
-
-impl UnaryOp {
-    /// Applies the function to one value.
-    pub fn apply(self, x: f64) -> f64 {
-        match self {
-            UnaryOp::Silu => x * sigmoid(x),
-            UnaryOp::Gelu => gelu(x),
-            UnaryOp::GeluTanh => {
-                let k = (2.0 / std::f64::consts::PI).sqrt();
-                0.5 * x * (1.0 + (k * (x + 0.044715 * x * x * x)).tanh())
-            }
-            UnaryOp::Relu => x.max(0.0),
-            UnaryOp::Sigmoid => sigmoid(x),
-            UnaryOp::Softplus => softplus(x),
-            UnaryOp::Exp => x.exp(),
-            UnaryOp::Neg => -x,
-            UnaryOp::Identity => x,
+/// Applies a pointwise function (an IR [`UnaryFn`]) to one value.
+pub fn apply(op: UnaryFn, x: f64) -> f64 {
+    match op {
+        UnaryFn::Silu => x * sigmoid(x),
+        UnaryFn::Gelu => gelu(x),
+        UnaryFn::GeluTanh => {
+            let k = (2.0 / std::f64::consts::PI).sqrt();
+            0.5 * x * (1.0 + (k * (x + 0.044715 * x * x * x)).tanh())
         }
+        UnaryFn::Relu => x.max(0.0),
+        UnaryFn::Sigmoid => sigmoid(x),
+        // PyTorch's softplus: `x` above 20, else `ln(1 + eˣ)`.
+        UnaryFn::Softplus => softplus(x),
+        UnaryFn::Exp => x.exp(),
+        UnaryFn::Neg => -x,
+        UnaryFn::Identity => x,
     }
 }
 
@@ -48,10 +30,10 @@ fn gelu(x: f64) -> f64 {
 }
 
 /// Applies `op` to every element.
-pub fn unary(x: &Array, op: UnaryOp) -> Array {
+pub fn unary(x: &Array, op: UnaryFn) -> Array {
     Array {
         shape: x.shape.clone(),
-        data: x.data.iter().map(|&v| op.apply(v)).collect(),
+        data: x.data.iter().map(|&v| apply(op, v)).collect(),
     }
 }
 
@@ -115,7 +97,7 @@ mod tests {
             (2.0, 0.5 * 2.0 * (1.0 + 0.9544997361036416)),
         ];
         for (x, want) in cases {
-            let got = UnaryOp::Gelu.apply(x);
+            let got = apply(UnaryFn::Gelu, x);
             // 4 ulp: the reference itself is one rounded erf plus two multiplications.
             assert!(
                 (got - want).abs() <= 4.0 * f64::EPSILON * want.abs(),
@@ -123,7 +105,7 @@ mod tests {
             );
         }
         // Negative tail: x·Φ(x) with Φ(−10) = 7.619853024160593e-24 (math.erfc(10/√2)/2).
-        let got = UnaryOp::Gelu.apply(-10.0);
+        let got = apply(UnaryFn::Gelu, -10.0);
         let want = -10.0 * 7.619853024160593e-24;
         assert!((got - want).abs() <= 1e-13 * want.abs(), "gelu(-10) = {got:e}");
     }
@@ -133,29 +115,29 @@ mod tests {
         let mut r = rng(1);
         let x = uniform(&mut r, &[3, 4, 5], -6.0, 6.0);
         for &v in &x.data {
-            let s = UnaryOp::Sigmoid.apply(v);
+            let s = apply(UnaryFn::Sigmoid, v);
             // σ(x) + σ(−x) = 1 and silu = x·σ; f64 rounding only ⇒ 1e-15.
-            assert!((s + UnaryOp::Sigmoid.apply(-v) - 1.0).abs() < 1e-15);
-            assert!((UnaryOp::Silu.apply(v) - v * s).abs() < 1e-15 * (1.0 + v.abs()));
+            assert!((s + apply(UnaryFn::Sigmoid, -v) - 1.0).abs() < 1e-15);
+            assert!((apply(UnaryFn::Silu, v) - v * s).abs() < 1e-15 * (1.0 + v.abs()));
             // softplus(x) − softplus(−x) = x; ln(σ(x)) = −softplus(−x).
-            let sp = UnaryOp::Softplus.apply(v);
-            assert!((sp - UnaryOp::Softplus.apply(-v) - v).abs() < 1e-14);
-            assert!((s.ln() + UnaryOp::Softplus.apply(-v)).abs() < 1e-14);
+            let sp = apply(UnaryFn::Softplus, v);
+            assert!((sp - apply(UnaryFn::Softplus, -v) - v).abs() < 1e-14);
+            assert!((s.ln() + apply(UnaryFn::Softplus, -v)).abs() < 1e-14);
             // gelu(x) − gelu(−x) = x (Φ(x) + Φ(−x) = 1); tanh-GELU shares the identity.
-            assert!((UnaryOp::Gelu.apply(v) - UnaryOp::Gelu.apply(-v) - v).abs() < 1e-14);
-            assert!((UnaryOp::GeluTanh.apply(v) - UnaryOp::GeluTanh.apply(-v) - v).abs() < 1e-14);
+            assert!((apply(UnaryFn::Gelu, v) - apply(UnaryFn::Gelu, -v) - v).abs() < 1e-14);
+            assert!((apply(UnaryFn::GeluTanh, v) - apply(UnaryFn::GeluTanh, -v) - v).abs() < 1e-14);
             // The tanh approximation is within 1e-3 of the exact GELU (|error| ≤ ~2e-4 known).
-            assert!((UnaryOp::GeluTanh.apply(v) - UnaryOp::Gelu.apply(v)).abs() < 1e-3);
-            assert_eq!(UnaryOp::Relu.apply(v), if v > 0.0 { v } else { 0.0 });
-            assert_eq!(UnaryOp::Neg.apply(v), -v);
-            assert_eq!(UnaryOp::Identity.apply(v), v);
-            assert_eq!(UnaryOp::Exp.apply(v), v.exp());
+            assert!((apply(UnaryFn::GeluTanh, v) - apply(UnaryFn::Gelu, v)).abs() < 1e-3);
+            assert_eq!(apply(UnaryFn::Relu, v), if v > 0.0 { v } else { 0.0 });
+            assert_eq!(apply(UnaryFn::Neg, v), -v);
+            assert_eq!(apply(UnaryFn::Identity, v), v);
+            assert_eq!(apply(UnaryFn::Exp, v), v.exp());
         }
         // The softplus threshold is PyTorch's: exact identity above 20.
-        assert_eq!(UnaryOp::Softplus.apply(25.0), 25.0);
-        assert_eq!(UnaryOp::Sigmoid.apply(-800.0), 0.0);
-        assert_eq!(UnaryOp::Sigmoid.apply(800.0), 1.0);
-        let y = unary(&x, UnaryOp::Silu);
+        assert_eq!(apply(UnaryFn::Softplus, 25.0), 25.0);
+        assert_eq!(apply(UnaryFn::Sigmoid, -800.0), 0.0);
+        assert_eq!(apply(UnaryFn::Sigmoid, 800.0), 1.0);
+        let y = unary(&x, UnaryFn::Silu);
         assert_eq!(y.shape, x.shape);
     }
 

@@ -3,22 +3,13 @@
 
 use super::{consistent, ensure, expect_shape, sigmoid, OpError};
 use crate::reference::Array;
+use crate::spec::GateActivation;
 
-/// The activation applied to the gate of [`gated_rms_norm`] (§2.3).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum GateAct {
-    /// `g · σ(g)`.
-    Silu,
-    /// `σ(g)`.
-    Sigmoid,
-}
-
-impl GateAct {
-    fn apply(self, g: f64) -> f64 {
-        match self {
-            GateAct::Silu => g * sigmoid(g),
-            GateAct::Sigmoid => sigmoid(g),
-        }
+/// The gate activation of [`gated_rms_norm`] (§2.3): `g·σ(g)` or `σ(g)`.
+fn activate(act: GateActivation, g: f64) -> f64 {
+    match act {
+        GateActivation::Silu => g * sigmoid(g),
+        GateActivation::Sigmoid => sigmoid(g),
     }
 }
 
@@ -88,7 +79,7 @@ pub fn gated_rms_norm(
     w: &Array,
     eps: f64,
     group: usize,
-    act: GateAct,
+    act: GateActivation,
 ) -> Result<Array, OpError> {
     const OP: &str = "gated_rms_norm";
     check_groups(OP, x, group)?;
@@ -101,7 +92,7 @@ pub fn gated_rms_norm(
             g.iter()
                 .zip(&w.data)
                 .zip(z)
-                .map(|((v, wv), zv)| v * r * wv * act.apply(*zv)),
+                .map(|((v, wv), zv)| v * r * wv * activate(act, *zv)),
         );
     }
     Ok(Array {
@@ -202,8 +193,8 @@ mod tests {
         let w = uniform(&mut r, &[4], 0.5, 1.5);
         let base = rms_norm(&x, &w, 1e-6, 4).unwrap();
         for (act, f) in [
-            (GateAct::Silu, (|g: f64| g / (1.0 + (-g).exp())) as fn(f64) -> f64),
-            (GateAct::Sigmoid, |g: f64| 1.0 / (1.0 + (-g).exp())),
+            (GateActivation::Silu, (|g: f64| g / (1.0 + (-g).exp())) as fn(f64) -> f64),
+            (GateActivation::Sigmoid, |g: f64| 1.0 / (1.0 + (-g).exp())),
         ] {
             let y = gated_rms_norm(&x, &gate, &w, 1e-6, 4, act).unwrap();
             for i in 0..y.data.len() {
@@ -213,7 +204,7 @@ mod tests {
         }
         let short_gate = uniform(&mut r, &[2, 3, 4], 0.0, 1.0);
         assert!(matches!(
-            gated_rms_norm(&x, &short_gate, &w, 1e-6, 4, GateAct::Silu),
+            gated_rms_norm(&x, &short_gate, &w, 1e-6, 4, GateActivation::Silu),
             Err(OpError::Shape { input: "gate", .. })
         ));
     }

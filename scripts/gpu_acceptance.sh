@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# GPU acceptance of the runtime (issue 4), run on a machine with an NVIDIA GPU from the
+# repository root. The binaries are built elsewhere (no Rust toolchain needed here) and carried
+# in .gpu-bin/ (git-ignored):
+#
+#   cargo build --release -p modelc
+#   cargo test --release -p modelc --test gpu_model --test gpu_kernels --no-run
+#   scripts/gpu_acceptance.sh --collect [REF.safetensors]   # copies and strips them into .gpu-bin/
+#   scripts/gpu_acceptance.sh                                # on the GPU machine
+#
+# REF.safetensors: the logits of a CPU reference run of the ~1B hybrid, made on the build machine
+# (about 2 minutes and 9 GB of memory; its weights are the seed-0 random ones):
+#   modelc run specs/hybrid-1b.yaml --device cpu --precision f64 --chunk 0 \
+#     --prompt-ids 1,17,300,4000,25,9999,31999,7,123,2048,5,77,31000,640,8,15 \
+#     --max-new-tokens 4 --logits-out REF.safetensors
+#
+# Steps (each logs to $OUT/<step>.log and prints a filtered excerpt; a table of exit codes last):
+#   model    every spec/placement vs the CPU reference, chunked prefill, determinism, errors, CLI
+#   memcheck compute-sanitizer memcheck on `modelc run --device cuda` of the golden hybrid
+#   cmp      two `modelc run --logits-out` runs compared byte for byte
+#   1b       the ~1B hybrid: accuracy vs REF, determinism, timings
+#   cli1b    `modelc run specs/hybrid-1b.yaml --device cuda`, 512-token prompt + 64 decode steps
+#   kernels  the kernel-template tests (gpu_kernels), rerun against the current templates
+set -u
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+BIN=.gpu-bin
+
+if [ "${1:-}" = "--collect" ]; then
+    set -e
+    mkdir -p "$BIN"
+    newest() { ls -t target/release/deps/"$1"-* | grep -v '\.d$' | head -1; }
+    cp target/release/modelc "$BIN/modelc"
+    cp "$(newest gpu_model)" "$BIN/gpu_model"
+    cp "$(newest gpu_kernels)" "$BIN/gpu_kernels"
+    strip "$BIN/modelc" "$BIN/gpu_model" "$BIN/gpu_kernels"
+    if [ -n "${2:-}" ]; then cp "$2" "$BIN/hybrid-1b-ref.safetensors"; fi
+    ls -la "$BIN"
+    exit 0
+fi
+
+OUT=${OUT:-/tmp/modelc-gpu-acceptance}
+mkdir -p "$OUT"
+date -u
+nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.mem --format=csv
+find_one() { find /usr/local/cuda/ /usr/local /usr/lib /opt -name "$1" 2>/dev/null | head -1; }
+NV=$(find_one 'libnvrtc.so.13')
+BL=$(find_one 'libcublasLt.so.13')
+if [ -f /usr/local/cuda/include/cuda_bf16.h ]; then INC=/usr/local/cuda/include; else INC=$(dirname "$(find_one cuda_bf16.h)"); fi
+echo "nvrtc=$NV cublasLt=$BL include=$INC"
+export LD_LIBRARY_PATH=$(dirname "$NV"):$(dirname "$BL"):${LD_LIBRARY_PATH:-}
+export MODELC_NVRTC_LIB=$NV MODELC_CUDA_INCLUDE=$INC MODELC_REQUIRE_GPU=1
+export MODELC_CACHE_DIR=/tmp/modelc-cache MODELC_REPO_ROOT=$PWD MODELC_BIN=$PWD/$BIN/modelc
+declare -A RC
+
+step() { # name timeout command...
+    local name=$1 limit=$2
+    shift 2
+    local t0=$SECONDS
+    timeout "$limit" "$@" > "$OUT/$name.log" 2>&1
+    RC[$name]=$?
+    echo "== $name: rc=${RC[$name]} in $((SECONDS - t0)) s"
+}
+
+step model 220 "$BIN/gpu_model" --test-threads=1 --nocapture
+grep -E "^test |test result|panicked|relative RMS|^  [a-z0-9-]+\[|^ran|^skipped" "$OUT/model.log" | head -60
+
+PROMPT=$(seq -s, 1 37)
+step memcheck 120 compute-sanitizer --tool memcheck --error-exitcode 9 \
+    "$BIN/modelc" run tests/golden/specs/codegen-hybrid.yaml --device cuda --prompt-ids "$PROMPT" --max-new-tokens 6
+grep -E "ERROR SUMMARY|Invalid|cuda \(|continuation|error" "$OUT/memcheck.log" | head -20
+
+cmp_runs() {
+    for i in 1 2; do
+        "$BIN/modelc" run tests/golden/specs/codegen-hybrid.yaml --device cuda --seed 4 --prompt-ids "$PROMPT" \
+            --max-new-tokens 8 --logits-out "$OUT/run$i.safetensors" || return 1
+    done
+    cmp "$OUT/run1.safetensors" "$OUT/run2.safetensors" && echo "two runs: logits files identical"
+}
+export BIN OUT PROMPT
+export -f cmp_runs
+step cmp 60 bash -c cmp_runs
+grep -E "identical|differ|cuda \(|error" "$OUT/cmp.log"
+rm -f "$OUT/run1.safetensors" "$OUT/run2.safetensors"
+
+if [ -f "$BIN/hybrid-1b-ref.safetensors" ]; then export MODELC_HYBRID_1B_REF=$PWD/$BIN/hybrid-1b-ref.safetensors; fi
+step 1b 120 "$BIN/gpu_model" --ignored hybrid_1b_on_the_gpu --nocapture
+grep -E "^test |test result|panicked|1B|hybrid-1b|^  " "$OUT/1b.log" | head -30
+
+step cli1b 60 "$BIN/modelc" run specs/hybrid-1b.yaml --device cuda --prompt-ids "$(seq -s, 1 512)" --max-new-tokens 65
+grep -E "note|cuda \(|error" "$OUT/cli1b.log"
+
+step kernels 90 "$BIN/gpu_kernels" --test-threads=1
+grep -E "^test |test result|panicked" "$OUT/kernels.log" | head -20
+
+echo "== summary (exit codes; 0 = pass)"
+for s in model memcheck cmp 1b cli1b kernels; do printf '%-9s %s\n' "$s" "${RC[$s]:-not run}"; done
