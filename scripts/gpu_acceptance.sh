@@ -5,19 +5,21 @@
 #
 #   cargo build --release -p modelc
 #   cargo test --release -p modelc --test gpu_model --test gpu_kernels --no-run
-#   scripts/gpu_acceptance.sh --collect [REF.safetensors]   # copies and strips them into .gpu-bin/
+#   scripts/gpu_acceptance.sh --collect [REFDIR]   # copies and strips them into .gpu-bin/
 #   scripts/gpu_acceptance.sh                                # on the GPU machine
 #
-# REF.safetensors: the logits of a CPU reference run of the ~1B hybrid, made on the build machine
-# (about 2 minutes and 9 GB of memory; its weights are the seed-0 random ones):
-#   modelc run specs/hybrid-1b.yaml --device cpu --precision f64 --chunk 0 \
+# REFDIR: logits of CPU reference runs of the ~1B hybrid's first N layers, made on the build
+# machine, as REFDIR/hybrid-1b-L{N}.safetensors (N = 24: about 2 minutes and 9 GB of memory; the
+# weights are the seed-0 random ones; a spec of N layers is hybrid-1b.yaml with num_blocks: N
+# and the pattern cut to N):
+#   modelc run hybrid-1b-L{N}.yaml --device cpu --precision f64 --chunk 0 \
 #     --prompt-ids 1,17,300,4000,25,9999,31999,7,123,2048,5,77,31000,640,8,15 \
-#     --max-new-tokens 4 --logits-out REF.safetensors
+#     --max-new-tokens 4 --logits-out REFDIR/hybrid-1b-L{N}.safetensors
 #
 # Steps (each logs to $OUT/<step>.log and prints a filtered excerpt; a table of exit codes last):
 #   model    every spec/placement vs the CPU reference, chunked prefill, determinism, errors, CLI
-#   memcheck compute-sanitizer memcheck on `modelc run --device cuda` of the golden hybrid
-#   cmp      two `modelc run --logits-out` runs compared byte for byte
+#   memcheck compute-sanitizer memcheck on `modelc run --device cuda` of the two hybrid specs
+#   cmp      two `modelc run --logits-out` runs of each compared byte for byte
 #   1b       the ~1B hybrid: accuracy vs REF, determinism, timings
 #   cli1b    `modelc run specs/hybrid-1b.yaml --device cuda`, 512-token prompt + 64 decode steps
 #   kernels  the kernel-template tests (gpu_kernels), rerun against the current templates
@@ -33,7 +35,7 @@ if [ "${1:-}" = "--collect" ]; then
     cp "$(newest gpu_model)" "$BIN/gpu_model"
     cp "$(newest gpu_kernels)" "$BIN/gpu_kernels"
     strip "$BIN/modelc" "$BIN/gpu_model" "$BIN/gpu_kernels"
-    if [ -n "${2:-}" ]; then cp "$2" "$BIN/hybrid-1b-ref.safetensors"; fi
+    if [ -n "${2:-}" ]; then mkdir -p "$BIN/ref1b" && cp "$2"/hybrid-1b-L*.safetensors "$BIN/ref1b/"; fi
     ls -la "$BIN"
     exit 0
 fi
@@ -61,35 +63,46 @@ step() { # name timeout command...
     echo "== $name: rc=${RC[$name]} in $((SECONDS - t0)) s"
 }
 
-step model 220 "$BIN/gpu_model" --test-threads=1 --nocapture
+step model 200 "$BIN/gpu_model" --test-threads=1 --nocapture
 grep -E "^test |test result|panicked|relative RMS|^  [a-z0-9-]+\[|^ran|^skipped" "$OUT/model.log" | head -60
 
 PROMPT=$(seq -s, 1 37)
-step memcheck 120 compute-sanitizer --tool memcheck --error-exitcode 9 \
-    "$BIN/modelc" run tests/golden/specs/codegen-hybrid.yaml --device cuda --prompt-ids "$PROMPT" --max-new-tokens 6
-grep -E "ERROR SUMMARY|Invalid|cuda \(|continuation|error" "$OUT/memcheck.log" | head -20
-
-cmp_runs() {
-    for i in 1 2; do
-        "$BIN/modelc" run tests/golden/specs/codegen-hybrid.yaml --device cuda --seed 4 --prompt-ids "$PROMPT" \
-            --max-new-tokens 8 --logits-out "$OUT/run$i.safetensors" || return 1
+HYBRIDS="specs/tiny-hybrid.yaml tests/golden/specs/codegen-hybrid.yaml"
+memcheck_runs() {
+    local rc=0
+    for s in $HYBRIDS; do
+        echo "-- $s"
+        compute-sanitizer --tool memcheck --error-exitcode 9 \
+            "$BIN/modelc" run "$s" --device cuda --prompt-ids "$PROMPT" --max-new-tokens 6 || rc=1
     done
-    cmp "$OUT/run1.safetensors" "$OUT/run2.safetensors" && echo "two runs: logits files identical"
+    return $rc
 }
-export BIN OUT PROMPT
-export -f cmp_runs
+cmp_runs() {
+    for s in $HYBRIDS; do
+        for i in 1 2; do
+            "$BIN/modelc" run "$s" --device cuda --seed 4 --prompt-ids "$PROMPT" \
+                --max-new-tokens 8 --logits-out "$OUT/run$i.safetensors" || return 1
+        done
+        cmp "$OUT/run1.safetensors" "$OUT/run2.safetensors" && echo "$s: two runs, logits files identical" || return 1
+    done
+}
+export BIN OUT PROMPT HYBRIDS
+export -f memcheck_runs cmp_runs
+step memcheck 150 bash -c memcheck_runs
+grep -E "^-- |ERROR SUMMARY|Invalid|cuda \(|continuation|error" "$OUT/memcheck.log" | head -20
+
 step cmp 60 bash -c cmp_runs
 grep -E "identical|differ|cuda \(|error" "$OUT/cmp.log"
 rm -f "$OUT/run1.safetensors" "$OUT/run2.safetensors"
 
-if [ -f "$BIN/hybrid-1b-ref.safetensors" ]; then export MODELC_HYBRID_1B_REF=$PWD/$BIN/hybrid-1b-ref.safetensors; fi
-step 1b 120 "$BIN/gpu_model" --ignored hybrid_1b_on_the_gpu --nocapture
-grep -E "^test |test result|panicked|1B|hybrid-1b|^  " "$OUT/1b.log" | head -30
+if [ -d "$BIN/ref1b" ]; then export MODELC_HYBRID_1B_REFS=$PWD/$BIN/ref1b; fi
+step 1b 110 "$BIN/gpu_model" --ignored hybrid_1b_on_the_gpu --nocapture
+grep -E "^test |test result|panicked|1B|hybrid-1b|^  " "$OUT/1b.log" | head -40
 
 step cli1b 60 "$BIN/modelc" run specs/hybrid-1b.yaml --device cuda --prompt-ids "$(seq -s, 1 512)" --max-new-tokens 65
 grep -E "note|cuda \(|error" "$OUT/cli1b.log"
 
-step kernels 90 "$BIN/gpu_kernels" --test-threads=1
+step kernels 60 "$BIN/gpu_kernels" --test-threads=1
 grep -E "^test |test result|panicked" "$OUT/kernels.log" | head -20
 
 echo "== summary (exit codes; 0 = pass)"

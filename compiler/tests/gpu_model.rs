@@ -193,6 +193,60 @@ fn assert_close(what: &str, got: &[f32], want: &[f64]) -> f64 {
     e
 }
 
+/// Every comparison of a test, recorded before any assertion so that one (device) run shows the
+/// whole picture: errors per model and call, then one assertion listing every failure.
+#[derive(Default)]
+struct Report {
+    rows: Vec<(String, f64)>,
+}
+
+impl Report {
+    fn check(&mut self, what: String, got: &[f32], want: &[f64]) -> f64 {
+        let e = match got.iter().position(|x| !x.is_finite()) {
+            Some(_) => f64::INFINITY,
+            None => rel_rms(got, want),
+        };
+        self.rows.push((what, e));
+        e
+    }
+
+    /// The worst error among rows whose label contains `part`.
+    fn worst(&self, part: &str) -> f64 {
+        self.rows
+            .iter()
+            .filter(|(w, _)| w.contains(part))
+            .fold(0.0f64, |m, (_, e)| m.max(*e))
+    }
+
+    fn assert_within(&self, tol: f64) {
+        let bad: Vec<String> = self
+            .rows
+            .iter()
+            .filter(|(_, e)| e.is_nan() || *e > tol)
+            .map(|(w, e)| format!("  {w}: {e:.3e}"))
+            .collect();
+        assert!(
+            bad.is_empty(),
+            "{} of {} comparisons exceed the relative RMS error {tol:e} (inf: non-finite values):\n{}",
+            bad.len(),
+            self.rows.len(),
+            bad.join("\n")
+        );
+    }
+}
+
+/// Relative RMS error of each token's row, as a compact profile (max per group of 4 tokens).
+fn token_profile(got: &[f32], want: &[f64], vocab: usize) -> String {
+    let rows = want.len() / vocab;
+    let errs: Vec<f64> = (0..rows)
+        .map(|r| rel_rms(&got[r * vocab..(r + 1) * vocab], &want[r * vocab..(r + 1) * vocab]))
+        .collect();
+    errs.chunks(4)
+        .map(|c| format!("{:.1e}", c.iter().fold(0.0f64, |m, x| m.max(*x))))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 fn reference_opts() -> InterpOptions {
     InterpOptions {
         precision: Precision::F64,
@@ -231,9 +285,8 @@ fn compile(name: &str, spec: &ModelSpec, p: &Placement) -> Result<(Graph, Codege
 // States: the reference's names and shapes against the program's (packed) device layout.
 
 /// Compares every reference state of sequence `slot` with the executor's copy.
-fn check_states(label: &str, exec: &Executor, cg: &Codegen, sess: &Session, slot: usize) -> f64 {
+fn check_states(report: &mut Report, label: &str, exec: &Executor, cg: &Codegen, sess: &Session, slot: usize) {
     let ml = exec.config().max_len;
-    let mut worst = 0.0f64;
     for (name, want) in sess.state() {
         // The device state holding `name`, and the channel rows it fills.
         let (dev_name, rows) = match exec.program().states.iter().find(|s| &s.name == name) {
@@ -277,10 +330,8 @@ fn check_states(label: &str, exec: &Executor, cg: &Codegen, sess: &Session, slot
                 }
             }
         };
-        let e = assert_close(&format!("{label}: final state {name} of slot {slot}"), &got, &want.data);
-        worst = worst.max(e);
+        report.check(format!("{label}: final state {name} of slot {slot}"), &got, &want.data);
     }
-    worst
 }
 
 fn decl_rows(e: Option<&Expr>) -> usize {
@@ -291,18 +342,19 @@ fn decl_rows(e: Option<&Expr>) -> usize {
 // The acceptance run of one model
 
 /// Prefill (T = 37, T = 1, and two T = 9 sequences batched), three batched decode steps over four
-/// slots, then every state; returns the worst relative RMS error of logits and of states.
+/// slots, then every state, each compared into `report`; prints one line per model.
 #[allow(clippy::too_many_arguments)]
 fn check_model(
     gpu: Gpu,
     cache: &KernelCache,
+    report: &mut Report,
     label: &str,
     spec: &ModelSpec,
     graph: &Graph,
     cg: &Codegen,
     prog: Program,
     weights: &WeightStore,
-) -> (Gpu, f64, f64) {
+) -> Gpu {
     let vocab = spec.vocab_size;
     let cfg = ExecConfig {
         max_len: 64,
@@ -324,18 +376,16 @@ fn check_model(
     let mut refs: Vec<Session> = (0..4)
         .map(|_| Session::new(graph, weights, 1, reference_opts()).expect("session"))
         .collect();
-    let mut worst = 0.0f64;
+    let mut profile = String::new();
     for (slot, seq) in seqs.iter().enumerate().take(2) {
         let got = exec.prefill(slot, seq).unwrap_or_else(|e| panic!("{label}: {e}"));
         let want = refs[slot]
             .forward(std::slice::from_ref(seq))
             .expect("reference prefill");
-        let e = assert_close(
-            &format!("{label}: prefill of T = {} into slot {slot}", seq.len()),
-            &got,
-            &want.data,
-        );
-        worst = worst.max(e);
+        report.check(format!("{label}: prefill T={}", seq.len()), &got, &want.data);
+        if slot == 0 && got.iter().all(|x| x.is_finite()) {
+            profile = token_profile(&got, &want.data, vocab);
+        }
     }
     let got = exec
         .prefill_batch(2, &[&seqs[2], &seqs[3]])
@@ -345,27 +395,32 @@ fn check_model(
             .forward(std::slice::from_ref(&seqs[2 + b]))
             .expect("reference prefill");
         let rows = &got[b * 9 * vocab..(b + 1) * 9 * vocab];
-        let e = assert_close(&format!("{label}: batched prefill, sequence {b}"), rows, &want.data);
-        worst = worst.max(e);
+        report.check(format!("{label}: batched prefill T=9, sequence {b}"), rows, &want.data);
     }
     for step in 0..3u32 {
         let toks: Vec<u32> = (0..4).map(|b| (step * 17 + b * 29 + 1) % v).collect();
         let got = exec.decode(&toks).unwrap_or_else(|e| panic!("{label}: {e}"));
         for (b, r) in refs.iter_mut().enumerate() {
             let want = r.forward(&[vec![toks[b]]]).expect("reference decode");
-            let e = assert_close(
-                &format!("{label}: decode step {step}, slot {b} (past {})", r.past() - 1),
+            report.check(
+                format!("{label}: decode step {step}, slot {b} (past {})", r.past() - 1),
                 &got[b * vocab..(b + 1) * vocab],
                 &want.data,
             );
-            worst = worst.max(e);
         }
     }
-    let mut worst_state = 0.0f64;
     for (slot, r) in refs.iter().enumerate() {
-        worst_state = worst_state.max(check_states(label, &exec, cg, r, slot));
+        check_states(report, label, &exec, cg, r, slot);
     }
-    (exec.into_gpu(), worst, worst_state)
+    eprintln!(
+        "  {label}: prefill T=37 {:.2e} T=1 {:.2e} batched {:.2e}, decode {:.2e}, states {:.2e}; T=37 by 4 tokens: {profile}",
+        report.worst(&format!("{label}: prefill T=37")),
+        report.worst(&format!("{label}: prefill T=1")),
+        report.worst(&format!("{label}: batched")),
+        report.worst(&format!("{label}: decode")),
+        report.worst(&format!("{label}: final state")),
+    );
+    exec.into_gpu()
 }
 
 #[test]
@@ -374,6 +429,8 @@ fn every_model_matches_the_reference_on_the_gpu() {
     let (cache, _dir) = cache();
     let mut skipped = Vec::new();
     let mut ran = Vec::new();
+    let mut report = Report::default();
+    eprintln!("worst relative RMS error per model and call:");
     for (name, spec) in model_specs() {
         let weights = WeightStore::random(&layout_of(&spec), 7);
         for (pname, p) in all_placements(&spec) {
@@ -385,16 +442,15 @@ fn every_model_matches_the_reference_on_the_gpu() {
                     continue;
                 }
             };
-            let (g, e, es) = check_model(gpu, &cache, &label, &spec, &graph, &cg, prog, &weights);
-            gpu = g;
-            ran.push(format!("{label}: logits {e:.2e}, states {es:.2e}"));
+            gpu = check_model(gpu, &cache, &mut report, &label, &spec, &graph, &cg, prog, &weights);
+            ran.push(label);
         }
     }
-    eprintln!("ran ({}), worst relative RMS error:", ran.len());
-    for r in &ran {
-        eprintln!("  {r}");
-    }
-    eprintln!("skipped ({}): a template rejects the shapes", skipped.len());
+    eprintln!(
+        "ran {} models, skipped {} (a template rejects the shapes):",
+        ran.len(),
+        skipped.len()
+    );
     for s in &skipped {
         eprintln!("  {s}");
     }
@@ -404,8 +460,9 @@ fn every_model_matches_the_reference_on_the_gpu() {
         "supernet-32[mamba]",
         "supernet-32[gdn]",
     ] {
-        assert!(ran.iter().any(|r| r.starts_with(must)), "{must} did not run");
+        assert!(ran.iter().any(|r| r == must), "{must} did not run");
     }
+    report.assert_within(TOL);
 }
 
 #[test]
@@ -416,22 +473,42 @@ fn a_prompt_prefilled_in_chunks_equals_the_reference() {
     let p = Placement::main(&spec);
     let (graph, cg, prog) = compile(&name, &spec, &p).expect("compiles");
     let weights = WeightStore::random(&layout_of(&spec), 3);
-    let cfg = ExecConfig {
-        max_len: 48,
-        max_prefill_tokens: 16,
-        poison: true,
-        ..ExecConfig::new(48, 1)
-    };
-    let mut exec = Executor::new(gpu, prog, &sources(&cg), store_source(&weights), cfg, &cache).expect("executor");
-    let v = exec.vocab() as u32;
+    let v = spec.vocab_size as u32;
     let seq: Vec<u32> = (0..37).map(|i| (i * 19 + 4) % v).collect();
-    // 16 + 16 + 5 tokens: the later chunks start with a non-empty past.
-    let got = exec.prefill(0, &seq).expect("prefill");
-    assert_eq!(exec.past_len(0), Some(37));
-    let mut r = Session::new(&graph, &weights, 1, reference_opts()).expect("session");
-    let want = r.forward(&[seq]).expect("reference");
-    assert_close("prefill in chunks of 16", &got, &want.data);
-    check_states("prefill in chunks of 16", &exec, &cg, &r, 0);
+    let mut report = Report::default();
+    let mut gpu = Some(gpu);
+    let mut logits = Vec::new();
+    // One call of 37 tokens, then 16 + 16 + 5 (the later chunks start with a non-empty past).
+    for chunk in [37, 16] {
+        let cfg = ExecConfig {
+            max_prefill_tokens: chunk,
+            poison: true,
+            ..ExecConfig::new(48, 1)
+        };
+        let g = gpu.take().expect("gpu");
+        let mut exec =
+            Executor::new(g, prog.clone(), &sources(&cg), store_source(&weights), cfg, &cache).expect("executor");
+        let got = exec.prefill(0, &seq).expect("prefill");
+        assert_eq!(exec.past_len(0), Some(37));
+        let mut r = Session::new(&graph, &weights, 1, reference_opts()).expect("session");
+        let want = r.forward(std::slice::from_ref(&seq)).expect("reference");
+        let label = format!("prefill in chunks of {chunk}");
+        report.check(label.clone(), &got, &want.data);
+        eprintln!("{label}: by 4 tokens {}", token_profile(&got, &want.data, v as usize));
+        check_states(&mut report, &label, &exec, &cg, &r, 0);
+        logits.push(got);
+        gpu = Some(exec.into_gpu());
+    }
+    let one: Vec<f64> = logits[0].iter().map(|&x| f64::from(x)).collect();
+    report.check(
+        "chunks of 16 against one call, both on the GPU".into(),
+        &logits[1],
+        &one,
+    );
+    for (w, e) in &report.rows {
+        eprintln!("  {w}: {e:.2e}");
+    }
+    report.assert_within(TOL);
 }
 
 #[test]
@@ -591,14 +668,19 @@ fn check_cli(model: &std::path::Path, spec: &ModelSpec, weights: &WeightStore, e
     let graph = placed(spec, &Placement::main(spec));
     let mut r = Session::new(&graph, weights, 1, reference_opts()).expect("session");
     let want = r.forward(&[prompt]).expect("prefill");
+    let mut report = Report::default();
     let got: Vec<f32> = read_f64(&f, "prompt_logits").iter().map(|&x| x as f32).collect();
-    assert_close(&format!("{}: CLI prompt logits", model.display()), &got, &want.data);
+    report.check(format!("{}: CLI prompt logits", model.display()), &got, &want.data);
     let mut want_dec = Vec::new();
     for &t in &generated[..4] {
         want_dec.extend(r.forward(&[vec![t]]).expect("decode").data);
     }
     let got: Vec<f32> = read_f64(&f, "decode_logits").iter().map(|&x| x as f32).collect();
-    assert_close(&format!("{}: CLI decode logits", model.display()), &got, &want_dec);
+    report.check(format!("{}: CLI decode logits", model.display()), &got, &want_dec);
+    for (w, e) in &report.rows {
+        eprintln!("  {w}: {e:.2e}");
+    }
+    report.assert_within(TOL);
 }
 
 #[test]
@@ -673,9 +755,18 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
+/// The 1B hybrid's first `n` layers (same weights: each tensor is drawn from its own key).
+fn truncated(spec: &ModelSpec, n: usize) -> ModelSpec {
+    let mut s = spec.clone();
+    s.layers.truncate(n);
+    s
+}
+
 /// `specs/hybrid-1b.yaml` on the GPU with random weights (seed 0, as `modelc run` draws them):
-/// accuracy against a CPU run's logits file when `MODELC_HYBRID_1B_REF` names one, finite
-/// logits, determinism, and timings (warm: kernels loaded and GEMM algorithms chosen first).
+/// accuracy by depth against CPU runs' logits files `hybrid-1b-L{n}.safetensors` (the first `n`
+/// layers; `modelc run --device cpu --precision f64 --chunk 0`) in the folder
+/// `MODELC_HYBRID_1B_REFS` names, finite logits, determinism, and timings (warm: kernels loaded
+/// and GEMM algorithms chosen first).
 #[test]
 #[ignore = "the ~1B model: seconds of weight drawing and a GPU; run explicitly"]
 fn hybrid_1b_on_the_gpu() {
@@ -693,6 +784,58 @@ fn hybrid_1b_on_the_gpu() {
         .collect();
     let weights = random_bf16(&layout_of(&spec), &keys, 0);
     let t_draw = t0.elapsed().as_secs_f64();
+    let source = |k: &str| -> Result<WeightTensor<'_>, BoxError> {
+        weights
+            .get(k)
+            .map(|t| WeightTensor::View(t.view()))
+            .ok_or_else(|| format!("{k} not drawn").into())
+    };
+
+    // Accuracy by depth against the CPU reference's logits files.
+    let mut report = Report::default();
+    let mut prompt: Vec<u32> = (0..16).map(|i| (i * 997 + 1) % spec.vocab_size as u32).collect();
+    match std::env::var_os("MODELC_HYBRID_1B_REFS") {
+        None => eprintln!("NOTICE: MODELC_HYBRID_1B_REFS not set: 1B accuracy not checked"),
+        Some(dir) => {
+            for n in 1..=spec.layers.len() {
+                let path = std::path::Path::new(&dir).join(format!("hybrid-1b-L{n}.safetensors"));
+                if !path.is_file() {
+                    continue;
+                }
+                let f = SafetensorsFile::open(&path).expect("reference logits file");
+                let ids = |k: &str| -> Vec<u32> { read_f64(&f, k).iter().map(|&x| x as u32).collect() };
+                prompt = ids("prompt_ids");
+                let generated = ids("generated_ids");
+                let sn = truncated(&spec, n);
+                let (_, cgn, progn) = compile("hybrid-1b", &sn, &Placement::main(&sn)).expect("compiles");
+                let cfg = ExecConfig {
+                    poison: true,
+                    ..ExecConfig::new(64, 1)
+                };
+                let mut exec = Executor::new(gpu, progn, &sources(&cgn), source, cfg, &cache).expect("executor");
+                let got = exec.prefill(0, &prompt).expect("prefill");
+                let want = read_f64(&f, "prompt_logits");
+                report.check(format!("1B, {n} layers: prefill T={}", prompt.len()), &got, &want);
+                let profile = token_profile(&got, &want, spec.vocab_size);
+                let mut dec = Vec::new();
+                for &t in &generated[..generated.len() - 1] {
+                    dec.extend(exec.decode(&[t]).expect("decode"));
+                }
+                report.check(
+                    format!("1B, {n} layers: {} decode steps", generated.len() - 1),
+                    &dec,
+                    &read_f64(&f, "decode_logits"),
+                );
+                eprintln!(
+                    "1B, {n} layers vs CPU f64: prefill {:.2e} (by 4 tokens {profile}), decode {:.2e}",
+                    report.rows[report.rows.len() - 2].1,
+                    report.rows[report.rows.len() - 1].1
+                );
+                gpu = exec.into_gpu();
+            }
+        }
+    }
+
     let cfg = ExecConfig {
         max_len: 1024,
         slots: 8,
@@ -701,51 +844,9 @@ fn hybrid_1b_on_the_gpu() {
         poison: false,
     };
     let t1 = Instant::now();
-    let mut exec = Executor::new(
-        gpu,
-        prog,
-        &sources(&cg),
-        |k: &str| {
-            weights
-                .get(k)
-                .map(|t| WeightTensor::View(t.view()))
-                .ok_or_else(|| format!("{k} not drawn").into())
-        },
-        cfg,
-        &cache,
-    )
-    .expect("executor");
+    let mut exec = Executor::new(gpu, prog, &sources(&cg), source, cfg, &cache).expect("executor");
     let t_setup = t1.elapsed().as_secs_f64();
     let vocab = exec.vocab();
-
-    // Accuracy against the CPU reference's logits (`modelc run --device cpu --precision f64`).
-    let prompt: Vec<u32>;
-    if let Some(path) = std::env::var_os("MODELC_HYBRID_1B_REF") {
-        let f = SafetensorsFile::open(std::path::Path::new(&path)).expect("reference logits file");
-        let ids = |k: &str| -> Vec<u32> { f.get(k).expect(k).to_f64_vec().iter().map(|&x| x as u32).collect() };
-        prompt = ids("prompt_ids");
-        let generated = ids("generated_ids");
-        let got = exec.prefill(0, &prompt).expect("prefill");
-        let e = assert_close(
-            "1B prefill vs CPU f64",
-            &got,
-            &f.get("prompt_logits").expect("logits").to_f64_vec(),
-        );
-        let want_dec = f.get("decode_logits").expect("decode logits").to_f64_vec();
-        let mut dec = Vec::new();
-        for &t in &generated[..generated.len() - 1] {
-            dec.extend(exec.decode(&[t]).expect("decode"));
-        }
-        let ed = assert_close("1B decode vs CPU f64", &dec, &want_dec);
-        eprintln!(
-            "1B vs CPU f64 reference: prefill {} tokens rel RMS {e:.2e}, {} decode steps {ed:.2e}",
-            prompt.len(),
-            generated.len() - 1
-        );
-    } else {
-        eprintln!("NOTICE: MODELC_HYBRID_1B_REF not set: 1B accuracy not checked");
-        prompt = (0..16).map(|i| (i * 997 + 1) as u32 % vocab as u32).collect();
-    }
 
     // Determinism and finiteness on a fresh sequence.
     exec.reset_all().expect("reset");
@@ -830,4 +931,5 @@ fn hybrid_1b_on_the_gpu() {
         8.0 / decode8_s
     );
     assert!(prefill_s > 0.0 && decode_s > 0.0);
+    report.assert_within(TOL);
 }

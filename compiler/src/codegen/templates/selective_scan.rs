@@ -5,13 +5,17 @@
 //!
 //! One kernel serves prefill and decode (decode is T = 1): each thread owns one inner channel and
 //! its N states in registers and walks the tokens in order; the state may be updated in place.
+//! Any `1 ≤ N ≤ 128` and any channel count work: there are no warp operations or barriers, and
+//! the threads past `Di` in the last block return at once. `A[N]` and `s[N]` live in registers:
+//! up to N = 96 without spills (253 registers on sm_90); N = 128 spills about 200 bytes (correct,
+//! slower).
 
 use super::{blocks, check, dim, finish, KernelSource, Launch, TemplateError, HASH, PRELUDE};
 
 /// Compile-time constants of the scan.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct SelectiveScanParams {
-    /// N = state_size (channels per head as well): 1..=128.
+    /// N = state_size (channels per head as well): 1..=128 (above 96 the state spills).
     pub state_size: usize,
     /// r = Hc / Gx: heads per x/B group.
     pub heads_per_group: usize,
