@@ -180,19 +180,6 @@ fn rel_rms(got: &[f32], want: &[f64]) -> f64 {
     (num / den.max(1e-300)).sqrt()
 }
 
-fn assert_close(what: &str, got: &[f32], want: &[f64]) -> f64 {
-    if let Some(i) = got.iter().position(|x| !x.is_finite()) {
-        panic!(
-            "{what}: element {i} of {} is {} (unwritten or overflowed)",
-            got.len(),
-            got[i]
-        );
-    }
-    let e = rel_rms(got, want);
-    assert!(e <= TOL, "{what}: relative RMS error {e:.3e} > {TOL:e}");
-    e
-}
-
 /// Every comparison of a test, recorded before any assertion so that one (device) run shows the
 /// whole picture: errors per model and call, then one assertion listing every failure.
 #[derive(Default)]
