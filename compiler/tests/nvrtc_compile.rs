@@ -1,12 +1,16 @@
-//! Every kernel template, in several constant combinations, compiles with NVRTC for sm_90 and
-//! exports the entry points it names. Needs only libnvrtc (no GPU): `.ci/nvrtc.sh` installs it.
+//! Every kernel template, in several constant combinations (the delta rule with and without its
+//! gated-norm epilogue), compiles with NVRTC for sm_90 and exports the entry points it names.
+//! Needs only libnvrtc (no GPU): `.ci/nvrtc.sh` installs it.
 //! Skipped with a notice when libnvrtc cannot be loaded, unless `CI` is set (then it fails).
 
 use modelc::codegen::templates::attention::{attention_decode, attention_prefill, AttentionParams};
 use modelc::codegen::templates::conv1d::{conv1d, Conv1dParams, ConvActivation};
-use modelc::codegen::templates::delta_rule::{delta_rule_chunked, delta_rule_recurrent, DecayGate, DeltaRuleParams};
+use modelc::codegen::templates::delta_rule::{
+    delta_rule_chunked, delta_rule_recurrent, DecayGate, DeltaRuleParams, GatedNormEpilogue,
+};
 use modelc::codegen::templates::selective_scan::{selective_scan, SelectiveScanParams};
 use modelc::codegen::templates::KernelSource;
+use modelc::spec::GateActivation;
 use modelc_runtime::cuda::{compile_ptx, default_include_dirs, nvrtc_available, nvrtc_version, ptxas_report};
 
 const ARCH: &str = "sm_90";
@@ -101,10 +105,41 @@ fn all_sources() -> Vec<KernelSource> {
         chunk: 64,
         ..DeltaRuleParams::new(1, 2, 16, 80, DecayGate::PerChannel)
     });
+    // The gated-norm epilogue (one block per head): GDN and KDA shapes, both activations, a
+    // ragged head (Dv = 80 in 96 threads), a sub-warp one, and the widest (256 threads with a
+    // Dk = 128 register column: the register budget per thread is the same 255 as at 128).
+    let silu = GatedNormEpilogue {
+        eps: 1e-5,
+        act: GateActivation::Silu,
+    };
+    let sigmoid = GatedNormEpilogue {
+        eps: 1e-6,
+        act: GateActivation::Sigmoid,
+    };
+    for (p, n) in [
+        (DeltaRuleParams::new(2, 4, 64, 64, DecayGate::Scalar), silu),
+        (DeltaRuleParams::new(4, 4, 128, 128, DecayGate::PerChannel), sigmoid),
+        (DeltaRuleParams::new(4, 4, 128, 128, DecayGate::PerChannel), silu),
+        (DeltaRuleParams::new(2, 4, 128, 128, DecayGate::Scalar), silu),
+        (DeltaRuleParams::new(1, 2, 16, 80, DecayGate::PerChannel), sigmoid),
+        (DeltaRuleParams::new(2, 4, 8, 8, DecayGate::Scalar), silu),
+        (DeltaRuleParams::new(1, 1, 128, 256, DecayGate::PerChannel), silu),
+    ] {
+        small.push(p.with_gated_norm(n));
+    }
     for p in [gdn, kda, tiny, odd].into_iter().chain(small) {
         out.push(delta_rule_chunked(&p).unwrap());
         out.push(delta_rule_recurrent(&p).unwrap());
     }
+    // The largest chunk whose buffers fit a block at Dk = Dv = 128 with the epilogue (64 does
+    // not: 227.5 KiB). Chunked only: the recurrent kernel ignores the chunk (same source).
+    out.push(
+        delta_rule_chunked(&DeltaRuleParams {
+            chunk: 32,
+            ..DeltaRuleParams::new(4, 4, 128, 128, DecayGate::PerChannel).with_gated_norm(silu)
+        })
+        .unwrap(),
+    );
     for (n, r) in [(16, 1), (16, 4), (64, 2)] {
         out.push(selective_scan(&SelectiveScanParams::apriel2(n, r)).unwrap());
     }

@@ -1147,21 +1147,23 @@ extern "C" __global__ void __launch_bounds__(128) conv1d_52a4c058(
     }
 }
 
-// ===== kernels/delta_rule_chunked_758cf553.cu =====
+// ===== kernels/delta_rule_chunked_3c12521b.cu =====
 /*
- * modelc mixer core: delta_rule_chunked_758cf553 (template).
+ * modelc mixer core: delta_rule_chunked_3c12521b (template).
  * Fuses, in order:
  *   l2_norm(eps=1e-6, group=32)
  *   scale(0.17677669529663687)
  *   l2_norm(eps=1e-6, group=32)
  *   delta_rule(key_heads=2, value_heads=2, key_dim=32, value_dim=32, decay=per_channel)
- * Bytes loaded:  648*batch*tokens + 8192*batch
+ *   gated_rms_norm(eps=1e-6, group=32, act=sigmoid)
+ * Bytes loaded:  776*batch*tokens + 8192*batch + 128
  * Bytes stored:  128*batch*tokens + 8192*batch
- * FLOPs:         24576*batch*tokens
+ * FLOPs:         25216*batch*tokens
  */
 /*
- * delta_rule_chunked_758cf553: gated delta rule, chunked (WY representation / UT transform).
+ * delta_rule_chunked_3c12521b: gated delta rule, chunked (WY representation / UT transform).
  *   Hk = 2, Hv = 2, Dk = 32, Dv = 32, gate = per key channel (KDA), qk l2norm = true, scale = 1.7677669e-1f, chunk C = 16.
+ *   Gated RMSNorm epilogue: o <- o * rsqrt(mean_head(o^2) + 1e-6f) * norm_w * (1.0f / (1.0f + expf(-gate)))
  *   Per chunk: G = in-chunk cumsum of g; L[t,s] = beta_t sum_d k_td k_sd e^(G_td - G_sd) (s < t);
  *   QK[t,s] = sum_d q_td k_sd e^(G_td - G_sd) (s <= t); u = (I + L)^-1 diag(beta) (V - (e^G k) S);
  *   o_t = S^T (e^G_t q_t) + sum_(s<=t) QK[t,s] u_s; S <- e^G_last S + (e^(G_last - G) k)^T u.
@@ -1169,9 +1171,14 @@ extern "C" __global__ void __launch_bounds__(128) conv1d_52a4c058(
  * Layouts: q, k [B,T,Hk*Dk], v [B,T,Hv*Dv], o [B,T,Hv*Dv] bf16 rows with strides (elements);
  *   g [B,T,Hv] (scalar) or [B,T,Hv*Dk] (per channel) f32 dense log-decays; beta [B,T,Hv] f32 dense;
  *   state_in / state_out [B,Hv,Dk,Dv] f32 (state_in null = zeros; they may alias).
+ *   gate [B,T,Hv*Dv] bf16 rows with stride gate_stride; norm_w [Dv] f32 (the norm's weight).
  * Grid (ceil(Dv/BV), Hv, B), block BV = 32, dynamic smem = delta_rule_chunked_smem() bytes.
  *   Thread j keeps column j of S in registers; chunks run in sequence inside the block.
  *   Threads with j >= Dv (VTAIL) keep a zero column: they help with the setup, their u is 0.
+ *   Epilogue: one block per head (BV >= Dv). Step 5 keeps each token's o (f32) in ob and the
+ *   per-warp sums of o^2 in nss; after the chunk's last barrier every thread adds the partials
+ *   in warp order and stores its normalised, gated columns. The next chunk rewrites ob/nss only
+ *   in its step 5, behind its own barriers, so the epilogue adds no barrier.
  */
 #include <cuda_bf16.h>
 
@@ -1200,13 +1207,14 @@ __device__ __forceinline__ float warp_max(float x) {
 }
 #endif
 
-extern "C" __global__ void __launch_bounds__(32) delta_rule_chunked_758cf553(
+extern "C" __global__ void __launch_bounds__(32) delta_rule_chunked_3c12521b(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
     const float* __restrict__ g, const float* __restrict__ beta,
     const float* state_in, float* state_out,
-    bf16* __restrict__ o, int o_stride, int T)
+    bf16* __restrict__ o, int o_stride, int T,
+    const bf16* __restrict__ gate, int gate_stride, const float* __restrict__ norm_w)
 {
     constexpr int HK = 2;
     constexpr int HV = 2;
@@ -1220,6 +1228,7 @@ extern "C" __global__ void __launch_bounds__(32) delta_rule_chunked_758cf553(
     constexpr bool L2NORM = true;
     constexpr float SCALE = 1.7677669e-1f;
     (void)DV; (void)NWARP;
+    constexpr float NORM_EPS = 1e-6f;
     constexpr int C = 16;
     constexpr int DKP = DK + 1;
     constexpr int NG = PER_CHANNEL ? C * DK : C;
@@ -1235,6 +1244,8 @@ extern "C" __global__ void __launch_bounds__(32) delta_rule_chunked_758cf553(
     float* egl = gl + DK;              /* [DK] e^G_last                                    */
     float* us = egl + DK;              /* [C][BV] u, one column per thread                 */
     float* nrm = us + C * BV;          /* [2][C] reciprocal norms of q and k rows          */
+    float* ob = nrm + 2 * C;           /* [C][BV] o in f32, one column per thread (epilogue) */
+    float* nss = ob + C * BV;          /* [C][NWARP] per-warp sums of o^2 (epilogue)        */
 
     const int tid = threadIdx.x;
     const int j = blockIdx.x * BV + tid;
@@ -1357,7 +1368,11 @@ extern "C" __global__ void __launch_bounds__(32) delta_rule_chunked_758cf553(
             for (int d = 0; d < DK; ++d) acc = fmaf(qn[t * DKP + d], s[d], acc);
 #pragma unroll 1
             for (int r = 0; r <= t; ++r) acc = fmaf(QK[t * C + r], us[r * BV + tid], acc);
-            if (active) o[(b * T + c0 + t) * o_stride + hv * DV + j] = f2bf(acc);
+            /* Gated RMSNorm epilogue, part 1: threads without a value column add 0. */
+            const float ov = active ? acc : 0.0f;
+            ob[t * BV + tid] = ov;
+            const float ss = warp_sum(ov * ov);
+            if (tid % 32 == 0) nss[t * NWARP + tid / 32] = ss;
         }
 #pragma unroll
         for (int d = 0; d < DK; ++d) s[d] *= egl[d];
@@ -1368,88 +1383,25 @@ extern "C" __global__ void __launch_bounds__(32) delta_rule_chunked_758cf553(
             for (int d = 0; d < DK; ++d) s[d] = fmaf(kh[t * DKP + d], ut, s[d]);
         }
         __syncthreads(); /* the next chunk overwrites shared memory */
+        /* Gated RMSNorm epilogue, part 2: every thread adds the partials in warp order. */
+        if (active) {
+            const float wj = norm_w[j];
+#pragma unroll 1
+            for (int t = 0; t < cn; ++t) {
+                float tot = 0.0f;
+#pragma unroll
+                for (int w = 0; w < NWARP; ++w) tot += nss[t * NWARP + w];
+                const float rn = rsqrtf(tot / (float)DV + NORM_EPS);
+                const long row = b * T + c0 + t;
+                const float zj = bf2f(gate[row * gate_stride + hv * DV + j]);
+                o[row * o_stride + hv * DV + j] = f2bf(ob[t * BV + tid] * rn * wj * (1.0f / (1.0f + expf(-zj))));
+            }
+        }
     }
     if (state_out && active) {
 #pragma unroll
         for (int d = 0; d < DK; ++d) state_out[sbase + (long)d * DV] = s[d];
     }
-}
-
-// ===== kernels/gated_rms_norm_06f24ec3a696.cu =====
-/*
- * gated_rms_norm_06f24ec3a696: fused row-wise kernel, one block of 128 threads per row (token).
- * Fuses, in order:
- *   gated_rms_norm(eps=1e-6, group=32, act=sigmoid) @ layers.*.mixer
- * Grid (batch*tokens, 1, 1). f32 math; bf16/f32 storage; deterministic reductions.
- * Bytes loaded:  256*batch*tokens + 64
- * Bytes stored:  128*batch*tokens
- * FLOPs:         640*batch*tokens
- */
-#include <cuda_bf16.h>
-
-#ifndef MODELC_GLUE_PRELUDE
-#define MODELC_GLUE_PRELUDE
-typedef __nv_bfloat16 bf16;
-static __device__ __forceinline__ float bf2f(bf16 x) { return __bfloat162float(x); }
-static __device__ __forceinline__ bf16 f2bf(float x) { return __float2bfloat16(x); }
-static __device__ __forceinline__ float ld(const bf16* p, long i) { return __bfloat162float(p[i]); }
-static __device__ __forceinline__ float ld(const float* p, long i) { return p[i]; }
-static __device__ __forceinline__ void st(bf16* p, long i, float v) { p[i] = __float2bfloat16(v); }
-static __device__ __forceinline__ void st(float* p, long i, float v) { p[i] = v; }
-static __device__ __forceinline__ float sigmoid_f(float x) { return 1.0f / (1.0f + expf(-x)); }
-static __device__ __forceinline__ float silu_f(float x) { return x / (1.0f + expf(-x)); }
-/* PyTorch softplus, threshold 20. */
-static __device__ __forceinline__ float softplus_f(float x) { return x > 20.0f ? x : log1pf(expf(x)); }
-/* Exact GELU via erfc, accurate in the negative tail. */
-static __device__ __forceinline__ float gelu_f(float x) { return 0.5f * x * erfcf(-x * 0.70710678118654752f); }
-static __device__ __forceinline__ float gelu_tanh_f(float x) {
-    return 0.5f * x * (1.0f + tanhf(0.79788456080286536f * (x + 0.044715f * x * x * x)));
-}
-static __device__ __forceinline__ float warp_sum(float x) {
-#pragma unroll
-    for (int o = 16; o > 0; o >>= 1) x += __shfl_xor_sync(0xffffffffu, x, o);
-    return x;
-}
-/* Block-wide sum; every thread adds the per-warp partials in the same order (deterministic). */
-static __device__ __forceinline__ float block_sum(float x, float* red) {
-    x = warp_sum(x);
-    __syncthreads();
-    if ((threadIdx.x & 31) == 0) red[threadIdx.x >> 5] = x;
-    __syncthreads();
-    float t = 0.0f;
-    for (int i = 0; i < (int)(blockDim.x >> 5); ++i) t += red[i];
-    return t;
-}
-#endif
-
-extern "C" __global__ void __launch_bounds__(128) gated_rms_norm_06f24ec3a696(
-    const bf16* __restrict__ x0_p, int x0_stride,
-    const bf16* __restrict__ x1_p, int x1_stride,
-    const bf16* __restrict__ w2,
-    bf16* __restrict__ o0, int o0_stride,
-    int rows)
-{
-    const long row = blockIdx.x;
-    if (row >= rows) return;
-    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
-    __shared__ float red_[4];
-    (void)lane; (void)warp; (void)red_;
-    auto x0 = [&](int c) -> float { return ld(x0_p, row * x0_stride + c); };
-    auto x1 = [&](int c) -> float { return ld(x1_p, row * x1_stride + c); };
-    /* gated_rms_norm(eps=1e-6, group=32, act=sigmoid) @ layers.*.mixer */
-    __shared__ float st0[2];
-    {
-        constexpr int G = 32, NG = 2;
-        for (int gi = 0; gi < NG; ++gi) {
-            float acc = 0.0f;
-            for (int j = tid; j < G; j += blockDim.x) { const float x = x0(gi * G + j); acc += x * x; }
-            acc = block_sum(acc, red_);
-            if (tid == 0) st0[gi] = rsqrtf(acc / 32.0f + 1e-6f);
-        }
-    }
-    __syncthreads();
-    auto v0 = [&](int c) -> float { return x0(c) * st0[c / 32] * bf2f(w2[c % 32]) * sigmoid_f(x1(c)); };
-    for (int c = tid; c < 64; c += blockDim.x) st(o0, row * o0_stride + c, v0(c));
 }
 
 // ===== kernels/relu_mul_08172eb0ba42.cu =====
@@ -1787,27 +1739,33 @@ extern "C" __global__ void attn_decode_combine_a0a1acbd(
     }
 }
 
-// ===== kernels/delta_rule_recurrent_53d4857f.cu =====
+// ===== kernels/delta_rule_recurrent_c5ec931c.cu =====
 /*
- * modelc mixer core: delta_rule_recurrent_53d4857f (template).
+ * modelc mixer core: delta_rule_recurrent_c5ec931c (template).
  * Fuses, in order:
  *   l2_norm(eps=1e-6, group=32)
  *   scale(0.17677669529663687)
  *   l2_norm(eps=1e-6, group=32)
  *   delta_rule(key_heads=2, value_heads=2, key_dim=32, value_dim=32, decay=per_channel)
- * Bytes loaded:  648*batch*tokens + 8192*batch
+ *   gated_rms_norm(eps=1e-6, group=32, act=sigmoid)
+ * Bytes loaded:  776*batch*tokens + 8192*batch + 128
  * Bytes stored:  128*batch*tokens + 8192*batch
- * FLOPs:         16384*batch*tokens
+ * FLOPs:         17024*batch*tokens
  */
 /*
- * delta_rule_recurrent_53d4857f: gated delta rule, one token at a time.
+ * delta_rule_recurrent_c5ec931c: gated delta rule, one token at a time.
  *   Hk = 2, Hv = 2, Dk = 32, Dv = 32, gate = per key channel (KDA), qk l2norm = true, scale = 1.7677669e-1f.
+ *   Gated RMSNorm epilogue: o <- o * rsqrt(mean_head(o^2) + 1e-6f) * norm_w * (1.0f / (1.0f + expf(-gate)))
  *   Per token: S <- Diag(exp g) S; S <- S + beta k (v - S^T k)^T; o = S^T q.
  * Layouts: q, k [B,T,Hk*Dk], v [B,T,Hv*Dv], o [B,T,Hv*Dv] bf16 rows with strides (elements);
  *   g [B,T,Hv] (scalar) or [B,T,Hv*Dk] (per channel) f32 dense log-decays; beta [B,T,Hv] f32 dense;
  *   state_in / state_out [B,Hv,Dk,Dv] f32 (state_in null = zeros; they may alias).
+ *   gate [B,T,Hv*Dv] bf16 rows with stride gate_stride; norm_w [Dv] f32 (the norm's weight).
  * Grid (ceil(Dv/BV), Hv, B), block BV = 32: thread j keeps column j of S (Dk floats) in
  *   registers; threads with j >= Dv (VTAIL) only help with loads and the norm reductions.
+ *   Epilogue: one block per head (BV >= Dv); the per-warp sums of o^2 go to nred before the
+ *   token's last barrier and are read after it (the next token rewrites nred only after its
+ *   first barrier), so the epilogue adds no barrier.
  */
 #include <cuda_bf16.h>
 
@@ -1836,13 +1794,14 @@ __device__ __forceinline__ float warp_max(float x) {
 }
 #endif
 
-extern "C" __global__ void __launch_bounds__(32) delta_rule_recurrent_53d4857f(
+extern "C" __global__ void __launch_bounds__(32) delta_rule_recurrent_c5ec931c(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
     const float* __restrict__ g, const float* __restrict__ beta,
     const float* state_in, float* state_out,
-    bf16* __restrict__ o, int o_stride, int T)
+    bf16* __restrict__ o, int o_stride, int T,
+    const bf16* __restrict__ gate, int gate_stride, const float* __restrict__ norm_w)
 {
     constexpr int HK = 2;
     constexpr int HV = 2;
@@ -1856,8 +1815,10 @@ extern "C" __global__ void __launch_bounds__(32) delta_rule_recurrent_53d4857f(
     constexpr bool L2NORM = true;
     constexpr float SCALE = 1.7677669e-1f;
     (void)DV; (void)NWARP;
+    constexpr float NORM_EPS = 1e-6f;
     __shared__ float qs[DK], ks[DK], as_[DK];
     __shared__ float red[2][NWARP];
+    __shared__ float nred[NWARP]; /* per-warp sums of o^2 (epilogue) */
     const int tid = threadIdx.x;
     const int j = blockIdx.x * BV + tid;
     const int hv = blockIdx.y;
@@ -1915,8 +1876,23 @@ extern "C" __global__ void __launch_bounds__(32) delta_rule_recurrent_53d4857f(
             s[d] = fmaf(ks[d], u, s[d]);
             oj = fmaf(s[d], qs[d], oj);
         }
-        if (active) o[row * o_stride + hv * DV + j] = f2bf(oj * qscale);
+        /* Gated RMSNorm epilogue, part 1: threads without a value column add 0. */
+        const float ov = active ? oj * qscale : 0.0f;
+        const float zj = active ? bf2f(gate[row * gate_stride + hv * DV + j]) : 0.0f;
+        const float wj = active ? norm_w[j] : 0.0f;
+        {
+            const float ss = warp_sum(ov * ov);
+            if (tid % 32 == 0) nred[tid / 32] = ss;
+        }
         __syncthreads(); /* qs/ks/as_/red are rewritten by the next token */
+        {
+            /* Gated RMSNorm epilogue, part 2: every thread adds the partials in warp order. */
+            float tot = 0.0f;
+#pragma unroll
+            for (int w = 0; w < NWARP; ++w) tot += nred[w];
+            const float rn = rsqrtf(tot / (float)DV + NORM_EPS);
+            if (active) o[row * o_stride + hv * DV + j] = f2bf(ov * rn * wj * (1.0f / (1.0f + expf(-zj))));
+        }
     }
     if (state_out && active) {
 #pragma unroll

@@ -249,21 +249,23 @@ extern "C" __global__ void __launch_bounds__(128) sigmoid_decay_gate_20c043e77c1
     for (int c = tid; c < 4; c += blockDim.x) st(o1, row * o1_stride + c, v1(c));
 }
 
-// ===== kernels/delta_rule_chunked_052a450d.cu =====
+// ===== kernels/delta_rule_chunked_7168639a.cu =====
 /*
- * modelc mixer core: delta_rule_chunked_052a450d (template).
+ * modelc mixer core: delta_rule_chunked_7168639a (template).
  * Fuses, in order:
  *   l2_norm(eps=1e-6, group=8)
  *   scale(0.35355339059327373)
  *   l2_norm(eps=1e-6, group=8)
  *   delta_rule(key_heads=2, value_heads=4, key_dim=8, value_dim=8, decay=scalar)
- * Bytes loaded:  160*batch*tokens + 1024*batch
+ *   gated_rms_norm(eps=1e-5, group=8, act=silu)
+ * Bytes loaded:  224*batch*tokens + 1024*batch + 32
  * Bytes stored:  64*batch*tokens + 1024*batch
- * FLOPs:         6144*batch*tokens
+ * FLOPs:         6464*batch*tokens
  */
 /*
- * delta_rule_chunked_052a450d: gated delta rule, chunked (WY representation / UT transform).
+ * delta_rule_chunked_7168639a: gated delta rule, chunked (WY representation / UT transform).
  *   Hk = 2, Hv = 4, Dk = 8, Dv = 8, gate = scalar per head (GDN), qk l2norm = true, scale = 3.5355338e-1f, chunk C = 16.
+ *   Gated RMSNorm epilogue: o <- o * rsqrt(mean_head(o^2) + 1e-5f) * norm_w * silu_f(gate)
  *   Per chunk: G = in-chunk cumsum of g; L[t,s] = beta_t sum_d k_td k_sd e^(G_td - G_sd) (s < t);
  *   QK[t,s] = sum_d q_td k_sd e^(G_td - G_sd) (s <= t); u = (I + L)^-1 diag(beta) (V - (e^G k) S);
  *   o_t = S^T (e^G_t q_t) + sum_(s<=t) QK[t,s] u_s; S <- e^G_last S + (e^(G_last - G) k)^T u.
@@ -271,9 +273,14 @@ extern "C" __global__ void __launch_bounds__(128) sigmoid_decay_gate_20c043e77c1
  * Layouts: q, k [B,T,Hk*Dk], v [B,T,Hv*Dv], o [B,T,Hv*Dv] bf16 rows with strides (elements);
  *   g [B,T,Hv] (scalar) or [B,T,Hv*Dk] (per channel) f32 dense log-decays; beta [B,T,Hv] f32 dense;
  *   state_in / state_out [B,Hv,Dk,Dv] f32 (state_in null = zeros; they may alias).
+ *   gate [B,T,Hv*Dv] bf16 rows with stride gate_stride; norm_w [Dv] f32 (the norm's weight).
  * Grid (ceil(Dv/BV), Hv, B), block BV = 32, dynamic smem = delta_rule_chunked_smem() bytes.
  *   Thread j keeps column j of S in registers; chunks run in sequence inside the block.
  *   Threads with j >= Dv (VTAIL) keep a zero column: they help with the setup, their u is 0.
+ *   Epilogue: one block per head (BV >= Dv). Step 5 keeps each token's o (f32) in ob and the
+ *   per-warp sums of o^2 in nss; after the chunk's last barrier every thread adds the partials
+ *   in warp order and stores its normalised, gated columns. The next chunk rewrites ob/nss only
+ *   in its step 5, behind its own barriers, so the epilogue adds no barrier.
  */
 #include <cuda_bf16.h>
 
@@ -302,13 +309,14 @@ __device__ __forceinline__ float warp_max(float x) {
 }
 #endif
 
-extern "C" __global__ void __launch_bounds__(32) delta_rule_chunked_052a450d(
+extern "C" __global__ void __launch_bounds__(32) delta_rule_chunked_7168639a(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
     const float* __restrict__ g, const float* __restrict__ beta,
     const float* state_in, float* state_out,
-    bf16* __restrict__ o, int o_stride, int T)
+    bf16* __restrict__ o, int o_stride, int T,
+    const bf16* __restrict__ gate, int gate_stride, const float* __restrict__ norm_w)
 {
     constexpr int HK = 2;
     constexpr int HV = 4;
@@ -322,6 +330,7 @@ extern "C" __global__ void __launch_bounds__(32) delta_rule_chunked_052a450d(
     constexpr bool L2NORM = true;
     constexpr float SCALE = 3.5355338e-1f;
     (void)DV; (void)NWARP;
+    constexpr float NORM_EPS = 1e-5f;
     constexpr int C = 16;
     constexpr int DKP = DK + 1;
     constexpr int NG = PER_CHANNEL ? C * DK : C;
@@ -337,6 +346,8 @@ extern "C" __global__ void __launch_bounds__(32) delta_rule_chunked_052a450d(
     float* egl = gl + DK;              /* [DK] e^G_last                                    */
     float* us = egl + DK;              /* [C][BV] u, one column per thread                 */
     float* nrm = us + C * BV;          /* [2][C] reciprocal norms of q and k rows          */
+    float* ob = nrm + 2 * C;           /* [C][BV] o in f32, one column per thread (epilogue) */
+    float* nss = ob + C * BV;          /* [C][NWARP] per-warp sums of o^2 (epilogue)        */
 
     const int tid = threadIdx.x;
     const int j = blockIdx.x * BV + tid;
@@ -459,7 +470,11 @@ extern "C" __global__ void __launch_bounds__(32) delta_rule_chunked_052a450d(
             for (int d = 0; d < DK; ++d) acc = fmaf(qn[t * DKP + d], s[d], acc);
 #pragma unroll 1
             for (int r = 0; r <= t; ++r) acc = fmaf(QK[t * C + r], us[r * BV + tid], acc);
-            if (active) o[(b * T + c0 + t) * o_stride + hv * DV + j] = f2bf(acc);
+            /* Gated RMSNorm epilogue, part 1: threads without a value column add 0. */
+            const float ov = active ? acc : 0.0f;
+            ob[t * BV + tid] = ov;
+            const float ss = warp_sum(ov * ov);
+            if (tid % 32 == 0) nss[t * NWARP + tid / 32] = ss;
         }
 #pragma unroll
         for (int d = 0; d < DK; ++d) s[d] *= egl[d];
@@ -470,88 +485,25 @@ extern "C" __global__ void __launch_bounds__(32) delta_rule_chunked_052a450d(
             for (int d = 0; d < DK; ++d) s[d] = fmaf(kh[t * DKP + d], ut, s[d]);
         }
         __syncthreads(); /* the next chunk overwrites shared memory */
+        /* Gated RMSNorm epilogue, part 2: every thread adds the partials in warp order. */
+        if (active) {
+            const float wj = norm_w[j];
+#pragma unroll 1
+            for (int t = 0; t < cn; ++t) {
+                float tot = 0.0f;
+#pragma unroll
+                for (int w = 0; w < NWARP; ++w) tot += nss[t * NWARP + w];
+                const float rn = rsqrtf(tot / (float)DV + NORM_EPS);
+                const long row = b * T + c0 + t;
+                const float zj = bf2f(gate[row * gate_stride + hv * DV + j]);
+                o[row * o_stride + hv * DV + j] = f2bf(ob[t * BV + tid] * rn * wj * silu_f(zj));
+            }
+        }
     }
     if (state_out && active) {
 #pragma unroll
         for (int d = 0; d < DK; ++d) state_out[sbase + (long)d * DV] = s[d];
     }
-}
-
-// ===== kernels/gated_rms_norm_e63616ba4f04.cu =====
-/*
- * gated_rms_norm_e63616ba4f04: fused row-wise kernel, one block of 128 threads per row (token).
- * Fuses, in order:
- *   gated_rms_norm(eps=1e-5, group=8, act=silu) @ layers.*.mixer
- * Grid (batch*tokens, 1, 1). f32 math; bf16/f32 storage; deterministic reductions.
- * Bytes loaded:  128*batch*tokens + 16
- * Bytes stored:  64*batch*tokens
- * FLOPs:         320*batch*tokens
- */
-#include <cuda_bf16.h>
-
-#ifndef MODELC_GLUE_PRELUDE
-#define MODELC_GLUE_PRELUDE
-typedef __nv_bfloat16 bf16;
-static __device__ __forceinline__ float bf2f(bf16 x) { return __bfloat162float(x); }
-static __device__ __forceinline__ bf16 f2bf(float x) { return __float2bfloat16(x); }
-static __device__ __forceinline__ float ld(const bf16* p, long i) { return __bfloat162float(p[i]); }
-static __device__ __forceinline__ float ld(const float* p, long i) { return p[i]; }
-static __device__ __forceinline__ void st(bf16* p, long i, float v) { p[i] = __float2bfloat16(v); }
-static __device__ __forceinline__ void st(float* p, long i, float v) { p[i] = v; }
-static __device__ __forceinline__ float sigmoid_f(float x) { return 1.0f / (1.0f + expf(-x)); }
-static __device__ __forceinline__ float silu_f(float x) { return x / (1.0f + expf(-x)); }
-/* PyTorch softplus, threshold 20. */
-static __device__ __forceinline__ float softplus_f(float x) { return x > 20.0f ? x : log1pf(expf(x)); }
-/* Exact GELU via erfc, accurate in the negative tail. */
-static __device__ __forceinline__ float gelu_f(float x) { return 0.5f * x * erfcf(-x * 0.70710678118654752f); }
-static __device__ __forceinline__ float gelu_tanh_f(float x) {
-    return 0.5f * x * (1.0f + tanhf(0.79788456080286536f * (x + 0.044715f * x * x * x)));
-}
-static __device__ __forceinline__ float warp_sum(float x) {
-#pragma unroll
-    for (int o = 16; o > 0; o >>= 1) x += __shfl_xor_sync(0xffffffffu, x, o);
-    return x;
-}
-/* Block-wide sum; every thread adds the per-warp partials in the same order (deterministic). */
-static __device__ __forceinline__ float block_sum(float x, float* red) {
-    x = warp_sum(x);
-    __syncthreads();
-    if ((threadIdx.x & 31) == 0) red[threadIdx.x >> 5] = x;
-    __syncthreads();
-    float t = 0.0f;
-    for (int i = 0; i < (int)(blockDim.x >> 5); ++i) t += red[i];
-    return t;
-}
-#endif
-
-extern "C" __global__ void __launch_bounds__(128) gated_rms_norm_e63616ba4f04(
-    const bf16* __restrict__ x0_p, int x0_stride,
-    const bf16* __restrict__ x1_p, int x1_stride,
-    const bf16* __restrict__ w2,
-    bf16* __restrict__ o0, int o0_stride,
-    int rows)
-{
-    const long row = blockIdx.x;
-    if (row >= rows) return;
-    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
-    __shared__ float red_[4];
-    (void)lane; (void)warp; (void)red_;
-    auto x0 = [&](int c) -> float { return ld(x0_p, row * x0_stride + c); };
-    auto x1 = [&](int c) -> float { return ld(x1_p, row * x1_stride + c); };
-    /* gated_rms_norm(eps=1e-5, group=8, act=silu) @ layers.*.mixer */
-    __shared__ float st0[4];
-    {
-        constexpr int G = 8, NG = 4;
-        for (int gi = warp; gi < NG; gi += 4) {
-            float acc = 0.0f;
-            for (int j = lane; j < G; j += 32) { const float x = x0(gi * G + j); acc += x * x; }
-            acc = warp_sum(acc);
-            if (lane == 0) st0[gi] = rsqrtf(acc / 8.0f + 1e-5f);
-        }
-    }
-    __syncthreads();
-    auto v0 = [&](int c) -> float { return x0(c) * st0[c / 8] * bf2f(w2[c % 8]) * silu_f(x1(c)); };
-    for (int c = tid; c < 32; c += blockDim.x) st(o0, row * o0_stride + c, v0(c));
 }
 
 // ===== kernels/rms_norm_cd59ed3cb0d9.cu =====
@@ -772,27 +724,33 @@ extern "C" __global__ void __launch_bounds__(128) rms_norm_e1d316c1c7ac(
     for (int c = tid; c < 32; c += blockDim.x) st(o0, row * o0_stride + c, v0(c));
 }
 
-// ===== kernels/delta_rule_recurrent_8770fa7e.cu =====
+// ===== kernels/delta_rule_recurrent_d0b80066.cu =====
 /*
- * modelc mixer core: delta_rule_recurrent_8770fa7e (template).
+ * modelc mixer core: delta_rule_recurrent_d0b80066 (template).
  * Fuses, in order:
  *   l2_norm(eps=1e-6, group=8)
  *   scale(0.35355339059327373)
  *   l2_norm(eps=1e-6, group=8)
  *   delta_rule(key_heads=2, value_heads=4, key_dim=8, value_dim=8, decay=scalar)
- * Bytes loaded:  160*batch*tokens + 1024*batch
+ *   gated_rms_norm(eps=1e-5, group=8, act=silu)
+ * Bytes loaded:  224*batch*tokens + 1024*batch + 32
  * Bytes stored:  64*batch*tokens + 1024*batch
- * FLOPs:         2048*batch*tokens
+ * FLOPs:         2368*batch*tokens
  */
 /*
- * delta_rule_recurrent_8770fa7e: gated delta rule, one token at a time.
+ * delta_rule_recurrent_d0b80066: gated delta rule, one token at a time.
  *   Hk = 2, Hv = 4, Dk = 8, Dv = 8, gate = scalar per head (GDN), qk l2norm = true, scale = 3.5355338e-1f.
+ *   Gated RMSNorm epilogue: o <- o * rsqrt(mean_head(o^2) + 1e-5f) * norm_w * silu_f(gate)
  *   Per token: S <- Diag(exp g) S; S <- S + beta k (v - S^T k)^T; o = S^T q.
  * Layouts: q, k [B,T,Hk*Dk], v [B,T,Hv*Dv], o [B,T,Hv*Dv] bf16 rows with strides (elements);
  *   g [B,T,Hv] (scalar) or [B,T,Hv*Dk] (per channel) f32 dense log-decays; beta [B,T,Hv] f32 dense;
  *   state_in / state_out [B,Hv,Dk,Dv] f32 (state_in null = zeros; they may alias).
+ *   gate [B,T,Hv*Dv] bf16 rows with stride gate_stride; norm_w [Dv] f32 (the norm's weight).
  * Grid (ceil(Dv/BV), Hv, B), block BV = 32: thread j keeps column j of S (Dk floats) in
  *   registers; threads with j >= Dv (VTAIL) only help with loads and the norm reductions.
+ *   Epilogue: one block per head (BV >= Dv); the per-warp sums of o^2 go to nred before the
+ *   token's last barrier and are read after it (the next token rewrites nred only after its
+ *   first barrier), so the epilogue adds no barrier.
  */
 #include <cuda_bf16.h>
 
@@ -821,13 +779,14 @@ __device__ __forceinline__ float warp_max(float x) {
 }
 #endif
 
-extern "C" __global__ void __launch_bounds__(32) delta_rule_recurrent_8770fa7e(
+extern "C" __global__ void __launch_bounds__(32) delta_rule_recurrent_d0b80066(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
     const float* __restrict__ g, const float* __restrict__ beta,
     const float* state_in, float* state_out,
-    bf16* __restrict__ o, int o_stride, int T)
+    bf16* __restrict__ o, int o_stride, int T,
+    const bf16* __restrict__ gate, int gate_stride, const float* __restrict__ norm_w)
 {
     constexpr int HK = 2;
     constexpr int HV = 4;
@@ -841,8 +800,10 @@ extern "C" __global__ void __launch_bounds__(32) delta_rule_recurrent_8770fa7e(
     constexpr bool L2NORM = true;
     constexpr float SCALE = 3.5355338e-1f;
     (void)DV; (void)NWARP;
+    constexpr float NORM_EPS = 1e-5f;
     __shared__ float qs[DK], ks[DK], as_[DK];
     __shared__ float red[2][NWARP];
+    __shared__ float nred[NWARP]; /* per-warp sums of o^2 (epilogue) */
     const int tid = threadIdx.x;
     const int j = blockIdx.x * BV + tid;
     const int hv = blockIdx.y;
@@ -900,8 +861,23 @@ extern "C" __global__ void __launch_bounds__(32) delta_rule_recurrent_8770fa7e(
             s[d] = fmaf(ks[d], u, s[d]);
             oj = fmaf(s[d], qs[d], oj);
         }
-        if (active) o[row * o_stride + hv * DV + j] = f2bf(oj * qscale);
+        /* Gated RMSNorm epilogue, part 1: threads without a value column add 0. */
+        const float ov = active ? oj * qscale : 0.0f;
+        const float zj = active ? bf2f(gate[row * gate_stride + hv * DV + j]) : 0.0f;
+        const float wj = active ? norm_w[j] : 0.0f;
+        {
+            const float ss = warp_sum(ov * ov);
+            if (tid % 32 == 0) nred[tid / 32] = ss;
+        }
         __syncthreads(); /* qs/ks/as_/red are rewritten by the next token */
+        {
+            /* Gated RMSNorm epilogue, part 2: every thread adds the partials in warp order. */
+            float tot = 0.0f;
+#pragma unroll
+            for (int w = 0; w < NWARP; ++w) tot += nred[w];
+            const float rn = rsqrtf(tot / (float)DV + NORM_EPS);
+            if (active) o[row * o_stride + hv * DV + j] = f2bf(ov * rn * wj * silu_f(zj));
+        }
     }
     if (state_out && active) {
 #pragma unroll

@@ -821,21 +821,23 @@ extern "C" __global__ void __launch_bounds__(128) sigmoid_decay_gate_20c043e77c1
     for (int c = tid; c < 4; c += blockDim.x) st(o1, row * o1_stride + c, v1(c));
 }
 
-// ===== kernels/delta_rule_chunked_293a1316.cu =====
+// ===== kernels/delta_rule_chunked_7f64ed63.cu =====
 /*
- * modelc mixer core: delta_rule_chunked_293a1316 (template).
+ * modelc mixer core: delta_rule_chunked_7f64ed63 (template).
  * Fuses, in order:
  *   l2_norm(eps=1e-6, group=16)
  *   scale(0.25)
  *   l2_norm(eps=1e-6, group=16)
  *   delta_rule(key_heads=2, value_heads=4, key_dim=16, value_dim=16, decay=scalar)
- * Bytes loaded:  288*batch*tokens + 4096*batch
+ *   gated_rms_norm(eps=1e-5, group=16, act=silu)
+ * Bytes loaded:  416*batch*tokens + 4096*batch + 64
  * Bytes stored:  128*batch*tokens + 4096*batch
- * FLOPs:         16384*batch*tokens
+ * FLOPs:         17024*batch*tokens
  */
 /*
- * delta_rule_chunked_293a1316: gated delta rule, chunked (WY representation / UT transform).
+ * delta_rule_chunked_7f64ed63: gated delta rule, chunked (WY representation / UT transform).
  *   Hk = 2, Hv = 4, Dk = 16, Dv = 16, gate = scalar per head (GDN), qk l2norm = true, scale = 2.5e-1f, chunk C = 16.
+ *   Gated RMSNorm epilogue: o <- o * rsqrt(mean_head(o^2) + 1e-5f) * norm_w * silu_f(gate)
  *   Per chunk: G = in-chunk cumsum of g; L[t,s] = beta_t sum_d k_td k_sd e^(G_td - G_sd) (s < t);
  *   QK[t,s] = sum_d q_td k_sd e^(G_td - G_sd) (s <= t); u = (I + L)^-1 diag(beta) (V - (e^G k) S);
  *   o_t = S^T (e^G_t q_t) + sum_(s<=t) QK[t,s] u_s; S <- e^G_last S + (e^(G_last - G) k)^T u.
@@ -843,9 +845,14 @@ extern "C" __global__ void __launch_bounds__(128) sigmoid_decay_gate_20c043e77c1
  * Layouts: q, k [B,T,Hk*Dk], v [B,T,Hv*Dv], o [B,T,Hv*Dv] bf16 rows with strides (elements);
  *   g [B,T,Hv] (scalar) or [B,T,Hv*Dk] (per channel) f32 dense log-decays; beta [B,T,Hv] f32 dense;
  *   state_in / state_out [B,Hv,Dk,Dv] f32 (state_in null = zeros; they may alias).
+ *   gate [B,T,Hv*Dv] bf16 rows with stride gate_stride; norm_w [Dv] f32 (the norm's weight).
  * Grid (ceil(Dv/BV), Hv, B), block BV = 32, dynamic smem = delta_rule_chunked_smem() bytes.
  *   Thread j keeps column j of S in registers; chunks run in sequence inside the block.
  *   Threads with j >= Dv (VTAIL) keep a zero column: they help with the setup, their u is 0.
+ *   Epilogue: one block per head (BV >= Dv). Step 5 keeps each token's o (f32) in ob and the
+ *   per-warp sums of o^2 in nss; after the chunk's last barrier every thread adds the partials
+ *   in warp order and stores its normalised, gated columns. The next chunk rewrites ob/nss only
+ *   in its step 5, behind its own barriers, so the epilogue adds no barrier.
  */
 #include <cuda_bf16.h>
 
@@ -874,13 +881,14 @@ __device__ __forceinline__ float warp_max(float x) {
 }
 #endif
 
-extern "C" __global__ void __launch_bounds__(32) delta_rule_chunked_293a1316(
+extern "C" __global__ void __launch_bounds__(32) delta_rule_chunked_7f64ed63(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
     const float* __restrict__ g, const float* __restrict__ beta,
     const float* state_in, float* state_out,
-    bf16* __restrict__ o, int o_stride, int T)
+    bf16* __restrict__ o, int o_stride, int T,
+    const bf16* __restrict__ gate, int gate_stride, const float* __restrict__ norm_w)
 {
     constexpr int HK = 2;
     constexpr int HV = 4;
@@ -894,6 +902,7 @@ extern "C" __global__ void __launch_bounds__(32) delta_rule_chunked_293a1316(
     constexpr bool L2NORM = true;
     constexpr float SCALE = 2.5e-1f;
     (void)DV; (void)NWARP;
+    constexpr float NORM_EPS = 1e-5f;
     constexpr int C = 16;
     constexpr int DKP = DK + 1;
     constexpr int NG = PER_CHANNEL ? C * DK : C;
@@ -909,6 +918,8 @@ extern "C" __global__ void __launch_bounds__(32) delta_rule_chunked_293a1316(
     float* egl = gl + DK;              /* [DK] e^G_last                                    */
     float* us = egl + DK;              /* [C][BV] u, one column per thread                 */
     float* nrm = us + C * BV;          /* [2][C] reciprocal norms of q and k rows          */
+    float* ob = nrm + 2 * C;           /* [C][BV] o in f32, one column per thread (epilogue) */
+    float* nss = ob + C * BV;          /* [C][NWARP] per-warp sums of o^2 (epilogue)        */
 
     const int tid = threadIdx.x;
     const int j = blockIdx.x * BV + tid;
@@ -1031,7 +1042,11 @@ extern "C" __global__ void __launch_bounds__(32) delta_rule_chunked_293a1316(
             for (int d = 0; d < DK; ++d) acc = fmaf(qn[t * DKP + d], s[d], acc);
 #pragma unroll 1
             for (int r = 0; r <= t; ++r) acc = fmaf(QK[t * C + r], us[r * BV + tid], acc);
-            if (active) o[(b * T + c0 + t) * o_stride + hv * DV + j] = f2bf(acc);
+            /* Gated RMSNorm epilogue, part 1: threads without a value column add 0. */
+            const float ov = active ? acc : 0.0f;
+            ob[t * BV + tid] = ov;
+            const float ss = warp_sum(ov * ov);
+            if (tid % 32 == 0) nss[t * NWARP + tid / 32] = ss;
         }
 #pragma unroll
         for (int d = 0; d < DK; ++d) s[d] *= egl[d];
@@ -1042,88 +1057,25 @@ extern "C" __global__ void __launch_bounds__(32) delta_rule_chunked_293a1316(
             for (int d = 0; d < DK; ++d) s[d] = fmaf(kh[t * DKP + d], ut, s[d]);
         }
         __syncthreads(); /* the next chunk overwrites shared memory */
+        /* Gated RMSNorm epilogue, part 2: every thread adds the partials in warp order. */
+        if (active) {
+            const float wj = norm_w[j];
+#pragma unroll 1
+            for (int t = 0; t < cn; ++t) {
+                float tot = 0.0f;
+#pragma unroll
+                for (int w = 0; w < NWARP; ++w) tot += nss[t * NWARP + w];
+                const float rn = rsqrtf(tot / (float)DV + NORM_EPS);
+                const long row = b * T + c0 + t;
+                const float zj = bf2f(gate[row * gate_stride + hv * DV + j]);
+                o[row * o_stride + hv * DV + j] = f2bf(ob[t * BV + tid] * rn * wj * silu_f(zj));
+            }
+        }
     }
     if (state_out && active) {
 #pragma unroll
         for (int d = 0; d < DK; ++d) state_out[sbase + (long)d * DV] = s[d];
     }
-}
-
-// ===== kernels/gated_rms_norm_c432949bc389.cu =====
-/*
- * gated_rms_norm_c432949bc389: fused row-wise kernel, one block of 128 threads per row (token).
- * Fuses, in order:
- *   gated_rms_norm(eps=1e-5, group=16, act=silu) @ layers.*.mixer
- * Grid (batch*tokens, 1, 1). f32 math; bf16/f32 storage; deterministic reductions.
- * Bytes loaded:  256*batch*tokens + 32
- * Bytes stored:  128*batch*tokens
- * FLOPs:         640*batch*tokens
- */
-#include <cuda_bf16.h>
-
-#ifndef MODELC_GLUE_PRELUDE
-#define MODELC_GLUE_PRELUDE
-typedef __nv_bfloat16 bf16;
-static __device__ __forceinline__ float bf2f(bf16 x) { return __bfloat162float(x); }
-static __device__ __forceinline__ bf16 f2bf(float x) { return __float2bfloat16(x); }
-static __device__ __forceinline__ float ld(const bf16* p, long i) { return __bfloat162float(p[i]); }
-static __device__ __forceinline__ float ld(const float* p, long i) { return p[i]; }
-static __device__ __forceinline__ void st(bf16* p, long i, float v) { p[i] = __float2bfloat16(v); }
-static __device__ __forceinline__ void st(float* p, long i, float v) { p[i] = v; }
-static __device__ __forceinline__ float sigmoid_f(float x) { return 1.0f / (1.0f + expf(-x)); }
-static __device__ __forceinline__ float silu_f(float x) { return x / (1.0f + expf(-x)); }
-/* PyTorch softplus, threshold 20. */
-static __device__ __forceinline__ float softplus_f(float x) { return x > 20.0f ? x : log1pf(expf(x)); }
-/* Exact GELU via erfc, accurate in the negative tail. */
-static __device__ __forceinline__ float gelu_f(float x) { return 0.5f * x * erfcf(-x * 0.70710678118654752f); }
-static __device__ __forceinline__ float gelu_tanh_f(float x) {
-    return 0.5f * x * (1.0f + tanhf(0.79788456080286536f * (x + 0.044715f * x * x * x)));
-}
-static __device__ __forceinline__ float warp_sum(float x) {
-#pragma unroll
-    for (int o = 16; o > 0; o >>= 1) x += __shfl_xor_sync(0xffffffffu, x, o);
-    return x;
-}
-/* Block-wide sum; every thread adds the per-warp partials in the same order (deterministic). */
-static __device__ __forceinline__ float block_sum(float x, float* red) {
-    x = warp_sum(x);
-    __syncthreads();
-    if ((threadIdx.x & 31) == 0) red[threadIdx.x >> 5] = x;
-    __syncthreads();
-    float t = 0.0f;
-    for (int i = 0; i < (int)(blockDim.x >> 5); ++i) t += red[i];
-    return t;
-}
-#endif
-
-extern "C" __global__ void __launch_bounds__(128) gated_rms_norm_c432949bc389(
-    const bf16* __restrict__ x0_p, int x0_stride,
-    const bf16* __restrict__ x1_p, int x1_stride,
-    const bf16* __restrict__ w2,
-    bf16* __restrict__ o0, int o0_stride,
-    int rows)
-{
-    const long row = blockIdx.x;
-    if (row >= rows) return;
-    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
-    __shared__ float red_[4];
-    (void)lane; (void)warp; (void)red_;
-    auto x0 = [&](int c) -> float { return ld(x0_p, row * x0_stride + c); };
-    auto x1 = [&](int c) -> float { return ld(x1_p, row * x1_stride + c); };
-    /* gated_rms_norm(eps=1e-5, group=16, act=silu) @ layers.*.mixer */
-    __shared__ float st0[4];
-    {
-        constexpr int G = 16, NG = 4;
-        for (int gi = warp; gi < NG; gi += 4) {
-            float acc = 0.0f;
-            for (int j = lane; j < G; j += 32) { const float x = x0(gi * G + j); acc += x * x; }
-            acc = warp_sum(acc);
-            if (lane == 0) st0[gi] = rsqrtf(acc / 16.0f + 1e-5f);
-        }
-    }
-    __syncthreads();
-    auto v0 = [&](int c) -> float { return x0(c) * st0[c / 16] * bf2f(w2[c % 16]) * silu_f(x1(c)); };
-    for (int c = tid; c < 64; c += blockDim.x) st(o0, row * o0_stride + c, v0(c));
 }
 
 // ===== kernels/decay_gate_sigmoid_25dfdabbfc63.cu =====
@@ -1198,21 +1150,23 @@ extern "C" __global__ void __launch_bounds__(128) decay_gate_sigmoid_25dfdabbfc6
     for (int c = tid; c < 4; c += blockDim.x) st(o1, row * o1_stride + c, v1(c));
 }
 
-// ===== kernels/delta_rule_chunked_f91227b6.cu =====
+// ===== kernels/delta_rule_chunked_af059fae.cu =====
 /*
- * modelc mixer core: delta_rule_chunked_f91227b6 (template).
+ * modelc mixer core: delta_rule_chunked_af059fae (template).
  * Fuses, in order:
  *   l2_norm(eps=1e-6, group=16)
  *   scale(0.25)
  *   l2_norm(eps=1e-6, group=16)
  *   delta_rule(key_heads=4, value_heads=4, key_dim=16, value_dim=16, decay=per_channel)
- * Bytes loaded:  656*batch*tokens + 4096*batch
+ *   gated_rms_norm(eps=1e-5, group=16, act=silu)
+ * Bytes loaded:  784*batch*tokens + 4096*batch + 64
  * Bytes stored:  128*batch*tokens + 4096*batch
- * FLOPs:         16384*batch*tokens
+ * FLOPs:         17024*batch*tokens
  */
 /*
- * delta_rule_chunked_f91227b6: gated delta rule, chunked (WY representation / UT transform).
+ * delta_rule_chunked_af059fae: gated delta rule, chunked (WY representation / UT transform).
  *   Hk = 4, Hv = 4, Dk = 16, Dv = 16, gate = per key channel (KDA), qk l2norm = true, scale = 2.5e-1f, chunk C = 16.
+ *   Gated RMSNorm epilogue: o <- o * rsqrt(mean_head(o^2) + 1e-5f) * norm_w * silu_f(gate)
  *   Per chunk: G = in-chunk cumsum of g; L[t,s] = beta_t sum_d k_td k_sd e^(G_td - G_sd) (s < t);
  *   QK[t,s] = sum_d q_td k_sd e^(G_td - G_sd) (s <= t); u = (I + L)^-1 diag(beta) (V - (e^G k) S);
  *   o_t = S^T (e^G_t q_t) + sum_(s<=t) QK[t,s] u_s; S <- e^G_last S + (e^(G_last - G) k)^T u.
@@ -1220,9 +1174,14 @@ extern "C" __global__ void __launch_bounds__(128) decay_gate_sigmoid_25dfdabbfc6
  * Layouts: q, k [B,T,Hk*Dk], v [B,T,Hv*Dv], o [B,T,Hv*Dv] bf16 rows with strides (elements);
  *   g [B,T,Hv] (scalar) or [B,T,Hv*Dk] (per channel) f32 dense log-decays; beta [B,T,Hv] f32 dense;
  *   state_in / state_out [B,Hv,Dk,Dv] f32 (state_in null = zeros; they may alias).
+ *   gate [B,T,Hv*Dv] bf16 rows with stride gate_stride; norm_w [Dv] f32 (the norm's weight).
  * Grid (ceil(Dv/BV), Hv, B), block BV = 32, dynamic smem = delta_rule_chunked_smem() bytes.
  *   Thread j keeps column j of S in registers; chunks run in sequence inside the block.
  *   Threads with j >= Dv (VTAIL) keep a zero column: they help with the setup, their u is 0.
+ *   Epilogue: one block per head (BV >= Dv). Step 5 keeps each token's o (f32) in ob and the
+ *   per-warp sums of o^2 in nss; after the chunk's last barrier every thread adds the partials
+ *   in warp order and stores its normalised, gated columns. The next chunk rewrites ob/nss only
+ *   in its step 5, behind its own barriers, so the epilogue adds no barrier.
  */
 #include <cuda_bf16.h>
 
@@ -1251,13 +1210,14 @@ __device__ __forceinline__ float warp_max(float x) {
 }
 #endif
 
-extern "C" __global__ void __launch_bounds__(32) delta_rule_chunked_f91227b6(
+extern "C" __global__ void __launch_bounds__(32) delta_rule_chunked_af059fae(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
     const float* __restrict__ g, const float* __restrict__ beta,
     const float* state_in, float* state_out,
-    bf16* __restrict__ o, int o_stride, int T)
+    bf16* __restrict__ o, int o_stride, int T,
+    const bf16* __restrict__ gate, int gate_stride, const float* __restrict__ norm_w)
 {
     constexpr int HK = 4;
     constexpr int HV = 4;
@@ -1271,6 +1231,7 @@ extern "C" __global__ void __launch_bounds__(32) delta_rule_chunked_f91227b6(
     constexpr bool L2NORM = true;
     constexpr float SCALE = 2.5e-1f;
     (void)DV; (void)NWARP;
+    constexpr float NORM_EPS = 1e-5f;
     constexpr int C = 16;
     constexpr int DKP = DK + 1;
     constexpr int NG = PER_CHANNEL ? C * DK : C;
@@ -1286,6 +1247,8 @@ extern "C" __global__ void __launch_bounds__(32) delta_rule_chunked_f91227b6(
     float* egl = gl + DK;              /* [DK] e^G_last                                    */
     float* us = egl + DK;              /* [C][BV] u, one column per thread                 */
     float* nrm = us + C * BV;          /* [2][C] reciprocal norms of q and k rows          */
+    float* ob = nrm + 2 * C;           /* [C][BV] o in f32, one column per thread (epilogue) */
+    float* nss = ob + C * BV;          /* [C][NWARP] per-warp sums of o^2 (epilogue)        */
 
     const int tid = threadIdx.x;
     const int j = blockIdx.x * BV + tid;
@@ -1408,7 +1371,11 @@ extern "C" __global__ void __launch_bounds__(32) delta_rule_chunked_f91227b6(
             for (int d = 0; d < DK; ++d) acc = fmaf(qn[t * DKP + d], s[d], acc);
 #pragma unroll 1
             for (int r = 0; r <= t; ++r) acc = fmaf(QK[t * C + r], us[r * BV + tid], acc);
-            if (active) o[(b * T + c0 + t) * o_stride + hv * DV + j] = f2bf(acc);
+            /* Gated RMSNorm epilogue, part 1: threads without a value column add 0. */
+            const float ov = active ? acc : 0.0f;
+            ob[t * BV + tid] = ov;
+            const float ss = warp_sum(ov * ov);
+            if (tid % 32 == 0) nss[t * NWARP + tid / 32] = ss;
         }
 #pragma unroll
         for (int d = 0; d < DK; ++d) s[d] *= egl[d];
@@ -1419,6 +1386,20 @@ extern "C" __global__ void __launch_bounds__(32) delta_rule_chunked_f91227b6(
             for (int d = 0; d < DK; ++d) s[d] = fmaf(kh[t * DKP + d], ut, s[d]);
         }
         __syncthreads(); /* the next chunk overwrites shared memory */
+        /* Gated RMSNorm epilogue, part 2: every thread adds the partials in warp order. */
+        if (active) {
+            const float wj = norm_w[j];
+#pragma unroll 1
+            for (int t = 0; t < cn; ++t) {
+                float tot = 0.0f;
+#pragma unroll
+                for (int w = 0; w < NWARP; ++w) tot += nss[t * NWARP + w];
+                const float rn = rsqrtf(tot / (float)DV + NORM_EPS);
+                const long row = b * T + c0 + t;
+                const float zj = bf2f(gate[row * gate_stride + hv * DV + j]);
+                o[row * o_stride + hv * DV + j] = f2bf(ob[t * BV + tid] * rn * wj * silu_f(zj));
+            }
+        }
     }
     if (state_out && active) {
 #pragma unroll
@@ -2128,27 +2109,33 @@ extern "C" __global__ void attn_decode_combine_76345c2b(
     }
 }
 
-// ===== kernels/delta_rule_recurrent_2fe764b2.cu =====
+// ===== kernels/delta_rule_recurrent_dc206da6.cu =====
 /*
- * modelc mixer core: delta_rule_recurrent_2fe764b2 (template).
+ * modelc mixer core: delta_rule_recurrent_dc206da6 (template).
  * Fuses, in order:
  *   l2_norm(eps=1e-6, group=16)
  *   scale(0.25)
  *   l2_norm(eps=1e-6, group=16)
  *   delta_rule(key_heads=2, value_heads=4, key_dim=16, value_dim=16, decay=scalar)
- * Bytes loaded:  288*batch*tokens + 4096*batch
+ *   gated_rms_norm(eps=1e-5, group=16, act=silu)
+ * Bytes loaded:  416*batch*tokens + 4096*batch + 64
  * Bytes stored:  128*batch*tokens + 4096*batch
- * FLOPs:         8192*batch*tokens
+ * FLOPs:         8832*batch*tokens
  */
 /*
- * delta_rule_recurrent_2fe764b2: gated delta rule, one token at a time.
+ * delta_rule_recurrent_dc206da6: gated delta rule, one token at a time.
  *   Hk = 2, Hv = 4, Dk = 16, Dv = 16, gate = scalar per head (GDN), qk l2norm = true, scale = 2.5e-1f.
+ *   Gated RMSNorm epilogue: o <- o * rsqrt(mean_head(o^2) + 1e-5f) * norm_w * silu_f(gate)
  *   Per token: S <- Diag(exp g) S; S <- S + beta k (v - S^T k)^T; o = S^T q.
  * Layouts: q, k [B,T,Hk*Dk], v [B,T,Hv*Dv], o [B,T,Hv*Dv] bf16 rows with strides (elements);
  *   g [B,T,Hv] (scalar) or [B,T,Hv*Dk] (per channel) f32 dense log-decays; beta [B,T,Hv] f32 dense;
  *   state_in / state_out [B,Hv,Dk,Dv] f32 (state_in null = zeros; they may alias).
+ *   gate [B,T,Hv*Dv] bf16 rows with stride gate_stride; norm_w [Dv] f32 (the norm's weight).
  * Grid (ceil(Dv/BV), Hv, B), block BV = 32: thread j keeps column j of S (Dk floats) in
  *   registers; threads with j >= Dv (VTAIL) only help with loads and the norm reductions.
+ *   Epilogue: one block per head (BV >= Dv); the per-warp sums of o^2 go to nred before the
+ *   token's last barrier and are read after it (the next token rewrites nred only after its
+ *   first barrier), so the epilogue adds no barrier.
  */
 #include <cuda_bf16.h>
 
@@ -2177,13 +2164,14 @@ __device__ __forceinline__ float warp_max(float x) {
 }
 #endif
 
-extern "C" __global__ void __launch_bounds__(32) delta_rule_recurrent_2fe764b2(
+extern "C" __global__ void __launch_bounds__(32) delta_rule_recurrent_dc206da6(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
     const float* __restrict__ g, const float* __restrict__ beta,
     const float* state_in, float* state_out,
-    bf16* __restrict__ o, int o_stride, int T)
+    bf16* __restrict__ o, int o_stride, int T,
+    const bf16* __restrict__ gate, int gate_stride, const float* __restrict__ norm_w)
 {
     constexpr int HK = 2;
     constexpr int HV = 4;
@@ -2197,8 +2185,10 @@ extern "C" __global__ void __launch_bounds__(32) delta_rule_recurrent_2fe764b2(
     constexpr bool L2NORM = true;
     constexpr float SCALE = 2.5e-1f;
     (void)DV; (void)NWARP;
+    constexpr float NORM_EPS = 1e-5f;
     __shared__ float qs[DK], ks[DK], as_[DK];
     __shared__ float red[2][NWARP];
+    __shared__ float nred[NWARP]; /* per-warp sums of o^2 (epilogue) */
     const int tid = threadIdx.x;
     const int j = blockIdx.x * BV + tid;
     const int hv = blockIdx.y;
@@ -2256,8 +2246,23 @@ extern "C" __global__ void __launch_bounds__(32) delta_rule_recurrent_2fe764b2(
             s[d] = fmaf(ks[d], u, s[d]);
             oj = fmaf(s[d], qs[d], oj);
         }
-        if (active) o[row * o_stride + hv * DV + j] = f2bf(oj * qscale);
+        /* Gated RMSNorm epilogue, part 1: threads without a value column add 0. */
+        const float ov = active ? oj * qscale : 0.0f;
+        const float zj = active ? bf2f(gate[row * gate_stride + hv * DV + j]) : 0.0f;
+        const float wj = active ? norm_w[j] : 0.0f;
+        {
+            const float ss = warp_sum(ov * ov);
+            if (tid % 32 == 0) nred[tid / 32] = ss;
+        }
         __syncthreads(); /* qs/ks/as_/red are rewritten by the next token */
+        {
+            /* Gated RMSNorm epilogue, part 2: every thread adds the partials in warp order. */
+            float tot = 0.0f;
+#pragma unroll
+            for (int w = 0; w < NWARP; ++w) tot += nred[w];
+            const float rn = rsqrtf(tot / (float)DV + NORM_EPS);
+            if (active) o[row * o_stride + hv * DV + j] = f2bf(ov * rn * wj * silu_f(zj));
+        }
     }
     if (state_out && active) {
 #pragma unroll
@@ -2265,27 +2270,33 @@ extern "C" __global__ void __launch_bounds__(32) delta_rule_recurrent_2fe764b2(
     }
 }
 
-// ===== kernels/delta_rule_recurrent_54d63f3d.cu =====
+// ===== kernels/delta_rule_recurrent_de01543f.cu =====
 /*
- * modelc mixer core: delta_rule_recurrent_54d63f3d (template).
+ * modelc mixer core: delta_rule_recurrent_de01543f (template).
  * Fuses, in order:
  *   l2_norm(eps=1e-6, group=16)
  *   scale(0.25)
  *   l2_norm(eps=1e-6, group=16)
  *   delta_rule(key_heads=4, value_heads=4, key_dim=16, value_dim=16, decay=per_channel)
- * Bytes loaded:  656*batch*tokens + 4096*batch
+ *   gated_rms_norm(eps=1e-5, group=16, act=silu)
+ * Bytes loaded:  784*batch*tokens + 4096*batch + 64
  * Bytes stored:  128*batch*tokens + 4096*batch
- * FLOPs:         8192*batch*tokens
+ * FLOPs:         8832*batch*tokens
  */
 /*
- * delta_rule_recurrent_54d63f3d: gated delta rule, one token at a time.
+ * delta_rule_recurrent_de01543f: gated delta rule, one token at a time.
  *   Hk = 4, Hv = 4, Dk = 16, Dv = 16, gate = per key channel (KDA), qk l2norm = true, scale = 2.5e-1f.
+ *   Gated RMSNorm epilogue: o <- o * rsqrt(mean_head(o^2) + 1e-5f) * norm_w * silu_f(gate)
  *   Per token: S <- Diag(exp g) S; S <- S + beta k (v - S^T k)^T; o = S^T q.
  * Layouts: q, k [B,T,Hk*Dk], v [B,T,Hv*Dv], o [B,T,Hv*Dv] bf16 rows with strides (elements);
  *   g [B,T,Hv] (scalar) or [B,T,Hv*Dk] (per channel) f32 dense log-decays; beta [B,T,Hv] f32 dense;
  *   state_in / state_out [B,Hv,Dk,Dv] f32 (state_in null = zeros; they may alias).
+ *   gate [B,T,Hv*Dv] bf16 rows with stride gate_stride; norm_w [Dv] f32 (the norm's weight).
  * Grid (ceil(Dv/BV), Hv, B), block BV = 32: thread j keeps column j of S (Dk floats) in
  *   registers; threads with j >= Dv (VTAIL) only help with loads and the norm reductions.
+ *   Epilogue: one block per head (BV >= Dv); the per-warp sums of o^2 go to nred before the
+ *   token's last barrier and are read after it (the next token rewrites nred only after its
+ *   first barrier), so the epilogue adds no barrier.
  */
 #include <cuda_bf16.h>
 
@@ -2314,13 +2325,14 @@ __device__ __forceinline__ float warp_max(float x) {
 }
 #endif
 
-extern "C" __global__ void __launch_bounds__(32) delta_rule_recurrent_54d63f3d(
+extern "C" __global__ void __launch_bounds__(32) delta_rule_recurrent_de01543f(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
     const float* __restrict__ g, const float* __restrict__ beta,
     const float* state_in, float* state_out,
-    bf16* __restrict__ o, int o_stride, int T)
+    bf16* __restrict__ o, int o_stride, int T,
+    const bf16* __restrict__ gate, int gate_stride, const float* __restrict__ norm_w)
 {
     constexpr int HK = 4;
     constexpr int HV = 4;
@@ -2334,8 +2346,10 @@ extern "C" __global__ void __launch_bounds__(32) delta_rule_recurrent_54d63f3d(
     constexpr bool L2NORM = true;
     constexpr float SCALE = 2.5e-1f;
     (void)DV; (void)NWARP;
+    constexpr float NORM_EPS = 1e-5f;
     __shared__ float qs[DK], ks[DK], as_[DK];
     __shared__ float red[2][NWARP];
+    __shared__ float nred[NWARP]; /* per-warp sums of o^2 (epilogue) */
     const int tid = threadIdx.x;
     const int j = blockIdx.x * BV + tid;
     const int hv = blockIdx.y;
@@ -2393,8 +2407,23 @@ extern "C" __global__ void __launch_bounds__(32) delta_rule_recurrent_54d63f3d(
             s[d] = fmaf(ks[d], u, s[d]);
             oj = fmaf(s[d], qs[d], oj);
         }
-        if (active) o[row * o_stride + hv * DV + j] = f2bf(oj * qscale);
+        /* Gated RMSNorm epilogue, part 1: threads without a value column add 0. */
+        const float ov = active ? oj * qscale : 0.0f;
+        const float zj = active ? bf2f(gate[row * gate_stride + hv * DV + j]) : 0.0f;
+        const float wj = active ? norm_w[j] : 0.0f;
+        {
+            const float ss = warp_sum(ov * ov);
+            if (tid % 32 == 0) nred[tid / 32] = ss;
+        }
         __syncthreads(); /* qs/ks/as_/red are rewritten by the next token */
+        {
+            /* Gated RMSNorm epilogue, part 2: every thread adds the partials in warp order. */
+            float tot = 0.0f;
+#pragma unroll
+            for (int w = 0; w < NWARP; ++w) tot += nred[w];
+            const float rn = rsqrtf(tot / (float)DV + NORM_EPS);
+            if (active) o[row * o_stride + hv * DV + j] = f2bf(ov * rn * wj * silu_f(zj));
+        }
     }
     if (state_out && active) {
 #pragma unroll

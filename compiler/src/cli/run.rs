@@ -303,7 +303,12 @@ fn run_cuda(args: &Args) -> Result<()> {
 
     let vocab = exec.vocab();
     let t0 = Instant::now();
-    let prompt_logits = exec.prefill(0, &args.prompt_ids)?;
+    // Every prompt position's logits only when they are written out.
+    let prompt_logits = if args.logits_out.is_some() {
+        exec.prefill(0, &args.prompt_ids)?
+    } else {
+        exec.prefill_last(0, &args.prompt_ids)?
+    };
     let prefill_secs = t0.elapsed().as_secs_f64();
     let mut generated = Vec::with_capacity(args.max_new_tokens);
     let mut decode_logits: Vec<f32> = Vec::new();

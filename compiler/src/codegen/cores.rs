@@ -18,7 +18,7 @@ use super::templates::conv1d::{
 };
 use super::templates::delta_rule::{
     delta_rule_chunked, delta_rule_chunked_smem, delta_rule_launch, delta_rule_recurrent, DecayGate,
-    DeltaRuleParams as TDelta,
+    DeltaRuleParams as TDelta, GatedNormEpilogue,
 };
 use super::templates::selective_scan::{
     selective_scan, selective_scan_launch, SelectiveScanParams, SCAN_CHANNELS_PER_BLOCK,
@@ -381,7 +381,13 @@ pub fn core_code(graph: &Graph, plan: &FusionPlan, step: &Step, core: &Core) -> 
         }
         (
             Core::DeltaRule {
-                q, k, qk_l2norm, scale, ..
+                q,
+                k,
+                qk_l2norm,
+                scale,
+                norm,
+                out,
+                ..
             },
             Op::DeltaRule(p),
         ) => {
@@ -392,22 +398,42 @@ pub fn core_code(graph: &Graph, plan: &FusionPlan, step: &Step, core: &Core) -> 
             let mut tp = TDelta::new(p.key_heads, p.value_heads, p.key_dim, p.value_dim, gate);
             tp.qk_l2norm = *qk_l2norm;
             tp.scale = *scale as f32;
+            // The absorbed gated RMSNorm: the epilogue (one block per head) and its arguments.
+            let mut norm_args = Vec::new();
+            if let Some(m) = norm {
+                tp = tp.with_gated_norm(GatedNormEpilogue {
+                    eps: m.eps as f32,
+                    act: m.act,
+                });
+                norm_args = vec![
+                    KArg::Value(m.gate),
+                    KArg::Stride(m.gate),
+                    weight(graph, m.weight, DType::F32)?,
+                ];
+            }
             let (v, g, beta) = (input(2)?, input(3)?, input(4)?);
             let st = state_name(graph, n, 5)?;
-            let o = Value { node: n, output: 0 };
+            let o = *out;
             let pre = delta_rule_chunked(&tp).map_err(&terr)?;
             let dec = delta_rule_recurrent(&tp).map_err(&terr)?;
             let smem = delta_rule_chunked_smem(&tp);
             let (hk, hv, dk, dv) = (p.key_heads, p.value_heads, p.key_dim, p.value_dim);
             let gch = ch(graph, g);
             let state_bytes = b().times(c(hv * dk * dv * 4));
+            // The epilogue reads the gate rows and the f32 weight, and costs about 10 FLOPs per
+            // output (the glue kernel's estimate).
+            let (norm_in, norm_w, norm_flops) = match norm {
+                Some(_) => (hv * dv * 2, dv * 4, 10 * hv * dv),
+                None => (0, 0, 0),
+            };
             let loaded = rows()
-                .times(c((2 * hk * dk + hv * dv) * 2 + (gch + hv) * 4))
+                .times(c((2 * hk * dk + hv * dv) * 2 + (gch + hv) * 4 + norm_in))
+                .plus(c(norm_w))
                 .plus(state_bytes.clone());
             let stored = rows().times(c(hv * dv * 2)).plus(state_bytes);
-            let rec_flops = rows().times(c(8 * hv * dk * dv));
+            let rec_flops = rows().times(c(8 * hv * dk * dv + norm_flops));
             let chunk_flops = rec_flops.clone().plus(rows().times(c(4 * hv * tp.chunk * (dk + dv))));
-            let args = vec![
+            let mut args = vec![
                 KArg::Value(*q),
                 KArg::Stride(*q),
                 KArg::Value(*k),
@@ -422,6 +448,7 @@ pub fn core_code(graph: &Graph, plan: &FusionPlan, step: &Step, core: &Core) -> 
                 KArg::Stride(o),
                 KArg::Int(t()),
             ];
+            args.extend(norm_args);
             let grid = delta_rule_grid(&tp);
             let (pre_block, pre_smem) = block_smem(delta_rule_launch(&tp, 1, smem));
             let (dec_block, dec_smem) = block_smem(delta_rule_launch(&tp, 1, 0));
@@ -595,8 +622,17 @@ mod tests {
                 assert_eq!(cg.block.0 as usize, head_dim);
             }
         }
-        for (dk, dv) in [(64, 128), (128, 64), (8, 8), (16, 16), (16, 80)] {
-            let dp = TDelta::new(2, 4, dk, dv, DecayGate::Scalar);
+        let norm = GatedNormEpilogue {
+            eps: 1e-5,
+            act: crate::spec::GateActivation::Silu,
+        };
+        let plain = [(64, 128), (128, 64), (8, 8), (16, 16), (16, 80)]
+            .map(|(dk, dv)| TDelta::new(2, 4, dk, dv, DecayGate::Scalar));
+        // With the epilogue: one block per head (the grid has one block along x).
+        let fused = [(64, 128), (8, 8), (16, 80), (32, 256)]
+            .map(|(dk, dv)| TDelta::new(2, 4, dk, dv, DecayGate::Scalar).with_gated_norm(norm));
+        for dp in plain.into_iter().chain(fused) {
+            let dv = dp.value_dim;
             for env in envs() {
                 let g = grid(&delta_rule_grid(&dp), &env);
                 assert_eq!(g, delta_rule_launch(&dp, env.batch as usize, 0).grid);
@@ -652,10 +688,24 @@ mod tests {
                     }
                 }
                 Op::DeltaRule(p) => {
+                    let Core::DeltaRule { norm: Some(m), .. } = core else {
+                        panic!("tiny-hybrid's delta rule absorbs its gated norm")
+                    };
                     for l in launches {
                         assert_eq!(l.block[0] % 32, 0, "{}: whole warps", l.entry);
                         assert!(l.block[0] as usize >= p.value_dim.min(32), "{}", l.entry);
                         assert_eq!(l.smem > 0, l.entry.starts_with("delta_rule_chunked_"), "{}", l.entry);
+                        // The epilogue: one block per head, its three arguments appended.
+                        assert!(l.block[0] as usize >= p.value_dim, "{}", l.entry);
+                        assert_eq!(l.grid[0], c(1), "{}", l.entry);
+                        assert_eq!(l.args.len(), 16, "{}", l.entry);
+                        assert_eq!(l.args[13], KArg::Value(m.gate));
+                        assert_eq!(l.args[14], KArg::Stride(m.gate));
+                        assert!(
+                            matches!(&l.args[15], KArg::Weight { dtype: DType::F32, .. }),
+                            "{:?}",
+                            l.args[15]
+                        );
                         seen.insert("delta_rule");
                     }
                 }

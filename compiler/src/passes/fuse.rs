@@ -4,8 +4,9 @@
 //! - Every `Linear` is a cuBLAS GEMM. An `Add` of its result to a same-shaped value (the residual
 //!   stream after o_proj / down_proj) rides on it: cuBLAS computes `D = x·Wᵀ + 1·C` (beta = 1).
 //! - Every mixer core (attention, delta rule, selective scan, causal conv) is a template kernel
-//!   that absorbs the neighbours its template computes in-kernel: the q/k L2 norms and the q scale
-//!   of the delta rule; the delta bias + softplus and the `y·SiLU(z)` gate of the scan.
+//!   that absorbs the neighbours its template computes in-kernel: the q/k L2 norms, the q scale
+//!   and the gated RMSNorm of the output (GDN/KDA's output norm, the template's epilogue) of the
+//!   delta rule; the delta bias + softplus and the `y·SiLU(z)` gate of the scan.
 //! - Slices of GEMM / core outputs are views: a consumer reads the column window in place.
 //! - Every remaining op is row-wise (each output row depends on the same row of its inputs):
 //!   elementwise ops, per-row / per-head reductions (norms), RoPE, gates, repeats, the embedding
@@ -19,7 +20,10 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use petgraph::stable_graph::NodeIndex;
 
-use crate::ir::{Graph, IrError, Op, Value};
+use crate::codegen::templates::delta_rule::gated_norm_supported;
+use crate::ir::{DeltaRuleParams, Graph, IrError, Op, Value};
+use crate::spec::GateActivation;
+use modelc_runtime::tensor::DType;
 
 /// Epsilon the delta-rule template uses for its in-kernel q/k L2 norm.
 pub const TEMPLATE_QK_L2_EPS: f64 = 1e-6;
@@ -56,6 +60,10 @@ pub enum Core {
         k: Value,
         qk_l2norm: bool,
         scale: f64,
+        /// The gated RMSNorm applied to o in-kernel, if absorbed.
+        norm: Option<DeltaNorm>,
+        /// The value the kernel stores: o, or the norm's output.
+        out: Value,
     },
     Scan {
         node: NodeIndex,
@@ -65,6 +73,19 @@ pub enum Core {
         z: Option<Value>,
         out: Value,
     },
+}
+
+/// A `GatedRmsNorm(o, gate, w)` over the delta rule's output, computed by the template's
+/// epilogue (one block per value head, so `Dv` is bounded: `gated_norm_supported`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DeltaNorm {
+    /// The `GatedRmsNorm` node.
+    pub node: NodeIndex,
+    pub gate: Value,
+    /// The norm's weight `[Dv]`, a checkpoint tensor.
+    pub weight: Value,
+    pub eps: f64,
+    pub act: GateActivation,
 }
 
 impl Core {
@@ -196,7 +217,7 @@ pub fn partition(graph: &Graph) -> Result<FusionPlan, IrError> {
         let core = match &graph.node(n).op {
             Op::Attention(_) => Some((Core::Attention { node: n }, vec![n])),
             Op::CausalConv1d { .. } => Some((Core::Conv { node: n }, vec![n])),
-            Op::DeltaRule(p) => Some(absorb_delta_rule(graph, n, p.key_dim)),
+            Op::DeltaRule(p) => Some(absorb_delta_rule(graph, n, p)),
             Op::SelectiveScan { .. } => Some(absorb_scan(graph, n)),
             Op::Route { .. } => return Err(fail(n, "a stochastic route: specialise the graph to a placement first")),
             _ => None,
@@ -329,18 +350,23 @@ fn new_step(graph: &Graph, kind: StepKind, mut nodes: Vec<NodeIndex>) -> Step {
 }
 
 /// Delta rule: absorbs `scale(l2norm(q))` and `l2norm(k)` (the template's in-kernel norm, eps
-/// 1e-6) when each is read only by the core; else only a bare `scale(q)`.
-fn absorb_delta_rule(graph: &Graph, n: NodeIndex, key_dim: usize) -> (Core, Vec<NodeIndex>) {
+/// 1e-6) when each is read only by the core, else only a bare `scale(q)`; and the gated RMSNorm
+/// of its output ([`delta_output_norm`]).
+fn absorb_delta_rule(graph: &Graph, n: NodeIndex, p: &DeltaRuleParams) -> (Core, Vec<NodeIndex>) {
+    let key_dim = p.key_dim;
     let ins = graph.inputs(n);
     let mut nodes = vec![n];
+    let o = Value { node: n, output: 0 };
     let (Some(&q0), Some(&k0)) = (ins.first(), ins.get(1)) else {
         return (
             Core::DeltaRule {
                 node: n,
-                q: Value { node: n, output: 0 },
-                k: Value { node: n, output: 0 },
+                q: o,
+                k: o,
                 qk_l2norm: false,
                 scale: 1.0,
+                norm: None,
+                out: o,
             },
             nodes,
         );
@@ -365,6 +391,17 @@ fn absorb_delta_rule(graph: &Graph, n: NodeIndex, key_dim: usize) -> (Core, Vec<
         q = graph.inputs(q.node).first().copied().unwrap_or(q);
         k = graph.inputs(k.node).first().copied().unwrap_or(k);
     }
+    let norm = delta_output_norm(graph, n, p.value_dim);
+    let out = match &norm {
+        Some(m) => {
+            nodes.push(m.node);
+            Value {
+                node: m.node,
+                output: 0,
+            }
+        }
+        None => o,
+    };
     (
         Core::DeltaRule {
             node: n,
@@ -372,9 +409,66 @@ fn absorb_delta_rule(graph: &Graph, n: NodeIndex, key_dim: usize) -> (Core, Vec<
             k,
             qk_l2norm,
             scale,
+            norm,
+            out,
         },
         nodes,
     )
+}
+
+/// The `GatedRmsNorm(o, gate, w)` the delta rule's template can apply to its output `o`: o has
+/// no other reader, the norm's group is one value head (`Dv`, within the epilogue's limit), `w`
+/// is a `[Dv]` checkpoint tensor, o and gate are bf16 (what the kernel reads and writes), and
+/// the gate does not depend on the delta rule (the step reads it before it runs).
+fn delta_output_norm(graph: &Graph, n: NodeIndex, value_dim: usize) -> Option<DeltaNorm> {
+    let o = Value { node: n, output: 0 };
+    let readers: Vec<NodeIndex> = graph
+        .users(n)
+        .into_iter()
+        .filter(|(_, p)| p.output == 0)
+        .map(|(u, _)| u)
+        .collect();
+    let [user] = readers.as_slice() else {
+        return None;
+    };
+    let Op::GatedRmsNorm { eps, group, act } = graph.node(*user).op else {
+        return None;
+    };
+    let ins = graph.inputs(*user);
+    let [x, gate, weight] = ins.as_slice() else {
+        return None;
+    };
+    let weight_ok = matches!(&graph.node(weight.node).op, Op::Weight { shape, .. } if shape.as_slice() == [value_dim]);
+    let ok = *x == o
+        && *gate != o
+        && group == value_dim
+        && gated_norm_supported(value_dim)
+        && weight_ok
+        && graph.ty(o).dtype == DType::BF16
+        && graph.ty(*gate) == graph.ty(o)
+        && !depends_on(graph, *gate, n);
+    ok.then_some(DeltaNorm {
+        node: *user,
+        gate: *gate,
+        weight: *weight,
+        eps,
+        act,
+    })
+}
+
+/// Whether computing `v` needs node `n` (a walk up `v`'s inputs).
+fn depends_on(graph: &Graph, v: Value, n: NodeIndex) -> bool {
+    let mut stack = vec![v.node];
+    let mut seen = BTreeSet::new();
+    while let Some(m) = stack.pop() {
+        if m == n {
+            return true;
+        }
+        if seen.insert(m) {
+            stack.extend(graph.inputs(m).into_iter().map(|x| x.node));
+        }
+    }
+    false
 }
 
 /// Selective scan: absorbs `softplus(dt [+ bias])` on Δ and `y · silu(z)` on the output.
@@ -699,5 +793,118 @@ impl UnionFind {
         } else if rb != ra {
             self.parent.insert(ra, rb);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ir::lower::lower_model;
+    use crate::spec::{parse_str, Format};
+
+    /// One GDN layer with `value_dim` columns per value head.
+    fn gdn_graph(value_dim: usize) -> Graph {
+        let src = format!(
+            "model_type: apriel2_text\nhidden_size: 32\nvocab_size: 64\n\
+             head: {{normalization: {{type: rms_norm, epsilon: 1.0e-5}}}}\n\
+             decoder:\n  type: fixed\n  num_blocks: 1\n  block:\n    \
+             mixer: {{type: gdn, value_heads: 2, key_heads: 1, key_head_dim: 8, value_head_dim: {value_dim}, \
+             convolution_layer: {{kernel_size: 4}}}}\n    \
+             mlp: {{type: mlp, intermediate_size: 64, gated: true}}\n    \
+             normalization: {{type: rms_norm, epsilon: 1.0e-5}}\n"
+        );
+        let spec = parse_str(&src, "test", Format::Yaml).unwrap_or_else(|e| panic!("{e}"));
+        lower_model(&spec).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// The delta-rule step and its core.
+    fn delta_step(plan: &FusionPlan) -> (&Step, &Core) {
+        plan.steps
+            .iter()
+            .find_map(|s| match &s.kind {
+                StepKind::Core(c @ Core::DeltaRule { .. }) => Some((s, c)),
+                _ => None,
+            })
+            .expect("a delta-rule step")
+    }
+
+    fn glue_norms(graph: &Graph, plan: &FusionPlan) -> usize {
+        plan.steps
+            .iter()
+            .filter(|s| s.kind == StepKind::Glue)
+            .flat_map(|s| &s.nodes)
+            .filter(|&&n| matches!(graph.node(n).op, Op::GatedRmsNorm { .. }))
+            .count()
+    }
+
+    #[test]
+    fn delta_rule_absorbs_its_gated_output_norm() {
+        let graph = gdn_graph(8);
+        let plan = partition(&graph).unwrap_or_else(|e| panic!("{e}"));
+        let (step, core) = delta_step(&plan);
+        let Core::DeltaRule {
+            node,
+            norm: Some(m),
+            out,
+            ..
+        } = core
+        else {
+            panic!("the norm was not absorbed: {core:?}")
+        };
+        assert!(matches!(graph.node(m.node).op, Op::GatedRmsNorm { group: 8, .. }));
+        assert_eq!(m.act, GateActivation::Silu);
+        assert_eq!(
+            *out,
+            Value {
+                node: m.node,
+                output: 0
+            }
+        );
+        assert!(step.nodes.contains(&m.node) && step.nodes.contains(node));
+        // The step stores the norm's output, reads the gate and the weight, and o stays inside.
+        assert!(step.outputs.contains(out), "{:?}", step.outputs);
+        assert!(!step.outputs.contains(&Value { node: *node, output: 0 }));
+        assert!(step.inputs.contains(&m.gate) && step.inputs.contains(&m.weight));
+        assert_eq!(glue_norms(&graph, &plan), 0);
+    }
+
+    /// Heads wider than one block of the epilogue keep the glue kernel.
+    #[test]
+    fn wide_value_heads_keep_the_glue_norm() {
+        let graph = gdn_graph(264);
+        let plan = partition(&graph).unwrap_or_else(|e| panic!("{e}"));
+        let (_, core) = delta_step(&plan);
+        assert!(matches!(core, Core::DeltaRule { norm: None, .. }), "{core:?}");
+        assert_eq!(glue_norms(&graph, &plan), 1);
+        // Codegen still produces both kernels: the unfused delta rule and the glue norm.
+        let cg = crate::codegen::generate(graph).unwrap_or_else(|e| panic!("{e}"));
+        assert!(cg.kernels.iter().any(|k| k.kind == "gated_rms_norm"));
+        assert!(cg
+            .kernels
+            .iter()
+            .any(|k| k.kind == "delta_rule_chunked" && !k.source.contains("gate_stride")));
+    }
+
+    /// o read by anything besides the norm is stored as is; the norm stays glue.
+    #[test]
+    fn a_second_reader_of_o_keeps_the_glue_norm() {
+        let mut graph = gdn_graph(8);
+        let dr = graph
+            .g
+            .node_indices()
+            .find(|&n| matches!(graph.node(n).op, Op::DeltaRule(_)))
+            .expect("delta rule");
+        let o = Value { node: dr, output: 0 };
+        graph
+            .add(Op::Output { name: "probe".into() }, &[o], "test", None)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let plan = partition(&graph).unwrap_or_else(|e| panic!("{e}"));
+        let (step, core) = delta_step(&plan);
+        assert!(
+            matches!(core, Core::DeltaRule { norm: None, out, .. } if *out == o),
+            "{core:?}"
+        );
+        assert!(step.outputs.contains(&o));
+        assert_eq!(glue_norms(&graph, &plan), 1);
     }
 }

@@ -5,7 +5,8 @@
 //! - glue kernels by running their fused IR nodes through the reference interpreter, with the
 //!   inputs read from (and outputs written to) the launch's argument pointers;
 //! - mixer cores by the semantics their template flags promise (in-kernel L2 norm and scale,
-//!   delta bias + softplus, z gate, in-place caches), on the reference ops.
+//!   the delta rule's gated RMSNorm epilogue, delta bias + softplus, z gate, in-place caches),
+//!   on the reference ops.
 //!
 //! Comparing its logits with the reference interpreter on the unfused graph checks the fusion
 //! plan, the GEMM packing, the buffer plan and the argument wiring without a GPU.
@@ -22,7 +23,7 @@ use modelc::reference::ops::attention::attention;
 use modelc::reference::ops::conv::causal_conv1d;
 use modelc::reference::ops::delta_rule::delta_rule_recurrent;
 use modelc::reference::ops::elementwise::{add, mul, scale, unary};
-use modelc::reference::ops::norm::l2_norm;
+use modelc::reference::ops::norm::{gated_rms_norm, l2_norm};
 use modelc::reference::ops::selective_scan::selective_scan;
 use modelc::reference::{execute, Array, InterpOptions, WeightStore};
 use modelc_runtime::program::{Arg, BufferRef, Env, Program, Step, Sym};
@@ -382,6 +383,8 @@ impl<'a> Machine<'a> {
                     k,
                     qk_l2norm,
                     scale: sc,
+                    norm,
+                    out,
                     ..
                 },
                 Op::DeltaRule(p),
@@ -398,8 +401,15 @@ impl<'a> Machine<'a> {
                 let sname = state_name(5);
                 let st = self.read_state(args, &sname, env, vec![batch, p.value_heads, p.key_dim, p.value_dim]);
                 let cfg = p;
-                let (o, st2) = delta_rule_recurrent(&qa, &ka, &v, &g, &beta, &st, &cfg).expect("delta rule");
-                self.write_rows(args, Value { node: n, output: 0 }, env, &o);
+                let (mut o, st2) = delta_rule_recurrent(&qa, &ka, &v, &g, &beta, &st, &cfg).expect("delta rule");
+                // The epilogue: the gated RMSNorm over each value head, gate and weight from the
+                // launch's trailing arguments.
+                if let Some(m) = norm {
+                    let gate = self.read_rows(args, m.gate, env);
+                    let w = self.weight_value(args, m.weight);
+                    o = gated_rms_norm(&o, &gate, &w, m.eps, p.value_dim, m.act).expect("gated norm");
+                }
+                self.write_rows(args, *out, env, &o);
                 self.write_state(args, &sname, env, &st2);
             }
             (

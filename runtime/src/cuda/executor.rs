@@ -12,12 +12,20 @@
 //! into its output, so when a step has a bias or a `c` operand in another buffer, a small
 //! helper kernel first writes `y = beta·c + bias` and the GEMM then runs with `beta = 1`.
 //!
+//! Decode steps replay CUDA graphs: a call's launches depend on the call only through the values
+//! of the program's expressions (grids, offsets, integer arguments), which for decode change
+//! only when the batch does or attention's split count does (every 32 tokens). The executor
+//! keys graphs by those values: the first call with a key runs directly, the second is captured
+//! and replayed, later ones replay. Inputs live in fixed device buffers, so a replay reads the
+//! new tokens, positions and `past_len`. Graphs are off when launches are checked one by one.
+//!
 //! Errors name the phase, the step index and label, and the kernel with its launch dimensions;
 //! allocations are checked against free memory first, so running out reports every size.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
-use cudarc::driver::sys::CUdevice_attribute;
+use cudarc::driver::sys::{CUdevice_attribute, CUgraphInstantiate_flags, CUstreamCaptureMode};
+use cudarc::driver::CudaGraph;
 use half::bf16;
 use sha2::{Digest, Sha256};
 
@@ -178,6 +186,9 @@ pub struct ExecConfig {
     /// Fill every per-call buffer and output with NaN before each call, so an element no step
     /// writes shows up (for tests; costs one memset per buffer).
     pub poison: bool,
+    /// Replay decode steps as CUDA graphs (see the module doc); ignored while launches are
+    /// checked one by one ([`Gpu::checked`]).
+    pub graphs: bool,
 }
 
 impl ExecConfig {
@@ -190,8 +201,34 @@ impl ExecConfig {
             max_prefill_tokens: max_len.clamp(1, 4096),
             max_prefill_batch: 1,
             poison: false,
+            graphs: true,
         }
     }
+}
+
+/// How often decode calls ran directly, were captured, or replayed a graph.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct GraphStats {
+    pub direct: usize,
+    pub captured: usize,
+    pub replayed: usize,
+}
+
+/// Device time of one step of a profiled call ([`Executor::profile`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct StepTime {
+    pub index: usize,
+    pub label: String,
+    /// `gemm` (with its prologue, if any), or the kernel module's kind (its name without the
+    /// hash: `rms_norm`, `attn_decode`, ...).
+    pub kind: String,
+    pub ms: f64,
+}
+
+/// A decode signature seen once (run directly), or its captured graph.
+enum GraphSlot {
+    Seen,
+    Graph(CudaGraph),
 }
 
 /// One device allocation of the program: its name (for errors), dtype and element count.
@@ -289,9 +326,15 @@ extern "C" __global__ void modelc_exec_gemm_prologue_f32(float* y, int ldy, cons
     float beta, const __nv_bfloat16* bias_bf16, const float* bias_f32, int m, int n) {
   gemm_prologue(y, ldy, c, ldc, beta, bias_bf16, bias_f32, m, n);
 }
+extern "C" __global__ void modelc_exec_spin(long long cycles) {
+  long long t0 = clock64();
+  while (clock64() - t0 < cycles) {}
+}
 "#;
 const HELPER_BF16: &str = "modelc_exec_gemm_prologue_bf16";
 const HELPER_F32: &str = "modelc_exec_gemm_prologue_f32";
+/// Busy-waits `cycles` SM clocks: holds the stream while the host queues a profiled call.
+const SPIN: &str = "modelc_exec_spin";
 
 fn sha256_hex(text: &str) -> String {
     Sha256::digest(text.as_bytes())
@@ -509,6 +552,8 @@ pub struct Executor {
     /// Rows (`batch·tokens`) of the last call, for [`Executor::last_logits`].
     last_rows: usize,
     memory: MemoryUse,
+    graphs: HashMap<Vec<u64>, GraphSlot>,
+    graph_stats: GraphStats,
 }
 
 impl std::fmt::Debug for Executor {
@@ -641,7 +686,7 @@ impl Executor {
             gpu.compile_and_load(cache, src, &entries)?;
         }
         if !gpu.has_kernel(HELPER_BF16) {
-            gpu.compile_and_load(cache, HELPER_SOURCE, &[HELPER_BF16, HELPER_F32])?;
+            gpu.compile_and_load(cache, HELPER_SOURCE, &[HELPER_BF16, HELPER_F32, SPIN])?;
         }
         let gemm = Gemm::new(&gpu)?;
 
@@ -695,6 +740,8 @@ impl Executor {
             last_rows: 0,
             memory,
             program,
+            graphs: HashMap::new(),
+            graph_stats: GraphStats::default(),
         })
     }
 
@@ -798,6 +845,19 @@ impl Executor {
         Ok(out)
     }
 
+    /// [`Executor::prefill`], downloading only the last token's logits `[vocab]` (what greedy
+    /// generation needs; the whole `[T, vocab]` of a long prompt is a large copy).
+    pub fn prefill_last(&mut self, slot: usize, tokens: &[u32]) -> Result<Vec<f32>, ExecError> {
+        if tokens.is_empty() {
+            return Err(ExecError::BadCall("an empty prompt".into()));
+        }
+        for chunk in tokens.chunks(self.cfg.max_prefill_tokens) {
+            self.run(Phase::Prefill, slot, &[chunk])?;
+        }
+        let r = &self.outputs[self.logits];
+        self.download_f32(r, (self.last_rows - 1) * self.vocab, self.vocab)
+    }
+
     /// Prefills sequences of one length together into slots `slot..slot + seqs.len()`; returns
     /// the logits `[batch, tokens, vocab]`.
     pub fn prefill_batch(&mut self, slot: usize, seqs: &[&[u32]]) -> Result<Vec<f32>, ExecError> {
@@ -821,17 +881,10 @@ impl Executor {
     /// it; the logits stay on the device ([`Executor::last_logits`]).
     pub fn run(&mut self, phase: Phase, slot: usize, seqs: &[&[u32]]) -> Result<(), ExecError> {
         let env = self.begin(phase, slot, seqs)?;
-        for (index, step) in self.schedule(phase).steps.iter().enumerate() {
-            let r = match step {
-                Step::Gemm(g) => self.gemm_step(g, &env),
-                Step::Launch(l) => self.launch_step(l, &env),
-            };
-            r.map_err(|e| ExecError::Step {
-                phase,
-                index,
-                label: step.label().to_string(),
-                source: Box::new(e),
-            })?;
+        if phase == Phase::Decode && self.cfg.graphs && !self.gpu.checked() {
+            self.decode_graph(&env)?;
+        } else {
+            self.enqueue(phase, &env)?;
         }
         self.gpu
             .synchronize()
@@ -842,6 +895,160 @@ impl Executor {
         }
         self.last_rows = seqs.len() * t;
         Ok(())
+    }
+
+    /// Enqueues every step of `phase` on the stream.
+    fn enqueue(&self, phase: Phase, env: &Env) -> Result<(), ExecError> {
+        for (index, step) in self.schedule(phase).steps.iter().enumerate() {
+            let r = match step {
+                Step::Gemm(g) => self.gemm_step(g, env),
+                Step::Launch(l) => self.launch_step(l, env),
+            };
+            r.map_err(|e| ExecError::Step {
+                phase,
+                index,
+                label: step.label().to_string(),
+                source: Box::new(e),
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Every expression of the decode schedule evaluated for `env`: two calls with equal
+    /// signatures issue identical launches.
+    fn signature(&self, env: &Env) -> Result<Vec<u64>, ExecError> {
+        let mut sig = vec![env.batch, env.slot];
+        for step in &self.program.decode.steps {
+            match step {
+                Step::Gemm(g) => {
+                    sig.push(g.m.eval(env)?);
+                    for op in [Some(&g.x), g.c.as_ref(), Some(&g.y)].into_iter().flatten() {
+                        sig.push(op.offset.eval(env)?);
+                    }
+                }
+                Step::Launch(l) => {
+                    for e in &l.grid {
+                        sig.push(e.eval(env)?);
+                    }
+                    for a in &l.args {
+                        match a {
+                            Arg::Ptr { offset, .. } => sig.push(offset.eval(env)?),
+                            Arg::I32(e) => sig.push(e.eval(env)?),
+                            Arg::Null => {}
+                        }
+                    }
+                }
+            }
+        }
+        Ok(sig)
+    }
+
+    /// A decode call through the graph cache (see the module doc).
+    fn decode_graph(&mut self, env: &Env) -> Result<(), ExecError> {
+        let key = self.signature(env)?;
+        match self.graphs.get(&key) {
+            None => {
+                self.enqueue(Phase::Decode, env)?;
+                self.graphs.insert(key, GraphSlot::Seen);
+                self.graph_stats.direct += 1;
+            }
+            Some(GraphSlot::Seen) => {
+                let stream = self.gpu.stream().clone();
+                stream
+                    .begin_capture(CUstreamCaptureMode::CU_STREAM_CAPTURE_MODE_THREAD_LOCAL)
+                    .map_err(|e| CudaError::driver("beginning the capture of a decode graph", e))?;
+                let enqueued = self.enqueue(Phase::Decode, env);
+                // End the capture on every path, so the stream is usable after an error.
+                let ended = stream.end_capture(CUgraphInstantiate_flags(0));
+                enqueued?;
+                let graph = ended
+                    .map_err(|e| CudaError::driver("instantiating a decode graph", e))?
+                    .ok_or_else(|| ExecError::Unsupported("the decode capture recorded nothing".into()))?;
+                graph
+                    .launch()
+                    .map_err(|e| CudaError::driver("launching a decode graph", e))?;
+                self.graphs.insert(key, GraphSlot::Graph(graph));
+                self.graph_stats.captured += 1;
+            }
+            Some(GraphSlot::Graph(g)) => {
+                g.launch()
+                    .map_err(|e| CudaError::driver("replaying a decode graph", e))?;
+                self.graph_stats.replayed += 1;
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs one call like [`Executor::run`] (launching every step directly) and returns each
+    /// step's device time, from events between the steps. A spin kernel holds the stream until
+    /// the host has queued the whole call, so the times exclude host launch gaps.
+    pub fn profile(&mut self, phase: Phase, slot: usize, seqs: &[&[u32]]) -> Result<Vec<StepTime>, ExecError> {
+        let env = self.begin(phase, slot, seqs)?;
+        let stream = self.gpu.stream().clone();
+        let timing = Some(cudarc::driver::sys::CUevent_flags::CU_EVENT_DEFAULT);
+        let event = |what: &str| {
+            stream
+                .record_event(timing)
+                .map_err(|e| CudaError::driver(format!("recording a timing event {what}"), e))
+        };
+        // About 20 ms at 2 GHz: far longer than queueing a call takes.
+        // SAFETY: the spin kernel takes one `long long` and touches no memory.
+        unsafe {
+            self.gpu.launch(
+                SPIN,
+                LaunchDims::new((1, 1, 1), (1, 1, 1), 0),
+                &[KernelArg::I64(40_000_000)],
+            )
+        }?;
+        let mut events = vec![event("before the first step")?];
+        let steps = &self.schedule(phase).steps;
+        for (index, step) in steps.iter().enumerate() {
+            let r = match step {
+                Step::Gemm(g) => self.gemm_step(g, &env),
+                Step::Launch(l) => self.launch_step(l, &env),
+            };
+            r.map_err(|e| ExecError::Step {
+                phase,
+                index,
+                label: step.label().to_string(),
+                source: Box::new(e),
+            })?;
+            events.push(event("after a step")?);
+        }
+        self.gpu
+            .synchronize()
+            .map_err(|source| ExecError::Async { phase, source })?;
+        let mut out = Vec::with_capacity(steps.len());
+        for (index, (step, w)) in steps.iter().zip(events.windows(2)).enumerate() {
+            let ms = w[0]
+                .elapsed_ms(&w[1])
+                .map_err(|e| CudaError::driver("reading a timing event", e))?;
+            let kind = match step {
+                Step::Gemm(_) => "gemm".to_string(),
+                Step::Launch(l) => l
+                    .module
+                    .rsplit_once('_')
+                    .map_or(l.module.as_str(), |(k, _)| k)
+                    .to_string(),
+            };
+            out.push(StepTime {
+                index,
+                label: step.label().to_string(),
+                kind,
+                ms: f64::from(ms),
+            });
+        }
+        let t = env.tokens as usize;
+        for p in self.past.iter_mut().skip(slot).take(seqs.len()) {
+            *p += t;
+        }
+        self.last_rows = seqs.len() * t;
+        Ok(out)
+    }
+
+    /// How decode calls ran so far.
+    pub fn graph_stats(&self) -> GraphStats {
+        self.graph_stats
     }
 
     /// Validates a call, uploads its inputs and poisons the per-call memory when asked.
@@ -1084,7 +1291,9 @@ impl Executor {
                     // every launch.
                     match r.ptr_at(at, "") {
                         Ok(p) => KernelArg::Ptr(p),
-                        Err(_) => r.ptr_at(at, &format!("argument {i} of `{}`", l.entry)).map(KernelArg::Ptr)?,
+                        Err(_) => r
+                            .ptr_at(at, &format!("argument {i} of `{}`", l.entry))
+                            .map(KernelArg::Ptr)?,
                     }
                 }
                 Arg::Null => KernelArg::Ptr(0),
@@ -1241,6 +1450,7 @@ mod tests {
             max_prefill_tokens: 512,
             max_prefill_batch: 2,
             poison: false,
+            graphs: true,
         };
         let sms = 132;
         let s = Sizes::of(&p, &cfg, sms).unwrap();

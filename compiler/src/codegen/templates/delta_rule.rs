@@ -23,8 +23,26 @@
 //!   BV the guards vanish and the kernels are those of the untailed template;
 //! - loops over key channels are strided by the block (`d = tid; d < Dk; d += BV`) or by the
 //!   warp (`d = lane; d < Dk; d += 32`), so Dk below 32 leaves lanes idle but never out of range.
+//!
+//! **Gated RMSNorm epilogue** (`gated_norm`, GDN/KDA's output norm, apriel2.md §2.4/§2.5): per
+//! token and value head the kernel stores `o·rsqrt(mean_j o_j² + eps)·w_j·act(gate_j)` instead
+//! of o, with o still in f32 (the unfused path rounds o to bf16 first). Invariants:
+//! - one block spans the head: `BV ≥ Dv` (validated; [`DeltaRuleParams::with_gated_norm`] picks
+//!   Dv rounded up to a warp, so `Dv ≤ 256`), the grid has one block along x and thread `tid`
+//!   holds column `j = tid`. Larger Dv has no fused form: codegen keeps the glue kernel;
+//! - the sum of squares is a fixed-order reduction: `warp_sum` (a fixed butterfly) per warp,
+//!   then lane 0's partials added in warp order by every thread, so every thread of the block
+//!   gets the same bits. Threads without a value column add 0 and store nothing;
+//! - no extra barrier: the per-warp partials (`nred` / `nss`) are written before the
+//!   end-of-iteration `__syncthreads` (token or chunk) and read right after it; the next
+//!   iteration rewrites them only after passing its own first `__syncthreads`, which no thread
+//!   reaches before every thread has finished reading. The warp reductions sit in block-uniform
+//!   code (the token loops run to T or to the chunk's `cn`), so all 32 lanes reach them;
+//! - the extra arguments (gate pointer + row stride, f32 norm weight `[Dv]`) come last and only
+//!   when the option is on: the unfused kernels keep their argument list and source text.
 
 use super::{blocks, check, dim, f32_lit, finish, KernelSource, Launch, TemplateError, HASH, PRELUDE};
+use crate::spec::GateActivation;
 
 /// Shape of the log-decay input g.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -51,8 +69,18 @@ pub struct DeltaRuleParams {
     pub scale: f32,
     /// Tokens per chunk of the prefill kernel (1..=64); ignored by the recurrent kernel.
     pub chunk: usize,
-    /// Value columns per block (threads per block): a multiple of 32 in 32..=128.
+    /// Value columns per block (threads per block): a multiple of 32 in 32..=128; with
+    /// `gated_norm`, one block per head: a multiple of 32 in `Dv..=256`.
     pub value_block: usize,
+    /// Gated RMSNorm applied to o before it is stored; `None` stores o.
+    pub gated_norm: Option<GatedNormEpilogue>,
+}
+
+/// The gated RMSNorm epilogue: `o·rsqrt(mean(o²) + eps)·w·act(gate)` over each value head.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct GatedNormEpilogue {
+    pub eps: f32,
+    pub act: GateActivation,
 }
 
 impl DeltaRuleParams {
@@ -69,8 +97,35 @@ impl DeltaRuleParams {
             scale: 1.0 / (key_dim.max(1) as f32).sqrt(),
             chunk: 16,
             value_block: default_value_block(value_dim),
+            gated_norm: None,
         }
     }
+
+    /// Turns the gated-norm epilogue on, with one block per head ([`gated_norm_value_block`]).
+    pub fn with_gated_norm(self, norm: GatedNormEpilogue) -> Self {
+        DeltaRuleParams {
+            gated_norm: Some(norm),
+            value_block: gated_norm_value_block(self.value_dim),
+            ..self
+        }
+    }
+}
+
+/// Largest value dimension the gated-norm epilogue supports: one block of at most 256 threads
+/// must hold all value columns of a head (the reduction runs inside the block).
+pub const DELTA_NORM_MAX_VALUE_DIM: usize = 256;
+
+/// Largest dynamic shared memory of one block on sm_90 (227 KiB, with the opt-in attribute).
+pub const DELTA_MAX_SMEM: u32 = 227 * 1024;
+
+/// Columns per block with the gated-norm epilogue: Dv rounded up to a multiple of 32.
+pub fn gated_norm_value_block(value_dim: usize) -> usize {
+    value_dim.max(1).next_multiple_of(32)
+}
+
+/// Whether a head of `value_dim` columns has a fused gated-norm form.
+pub fn gated_norm_supported(value_dim: usize) -> bool {
+    (1..=DELTA_NORM_MAX_VALUE_DIM).contains(&value_dim)
 }
 
 /// Largest key dimension: each thread keeps a `Dk`-float state column in registers.
@@ -109,12 +164,39 @@ fn validate(p: &DeltaRuleParams, template: &'static str) -> Result<(), TemplateE
             p.key_dim
         )
     })?;
-    check(
-        template,
-        p.value_block.is_multiple_of(32) && (32..=128).contains(&p.value_block),
-        || format!("value_block {} must be 32, 64, 96 or 128", p.value_block),
-    )?;
     check(template, p.value_dim >= 1, || "value_dim must be at least 1".into())?;
+    match p.gated_norm {
+        None => check(
+            template,
+            p.value_block.is_multiple_of(32) && (32..=128).contains(&p.value_block),
+            || format!("value_block {} must be 32, 64, 96 or 128", p.value_block),
+        )?,
+        Some(n) => {
+            check(template, gated_norm_supported(p.value_dim), || {
+                format!(
+                    "value_dim {} exceeds the gated-norm epilogue's limit of {DELTA_NORM_MAX_VALUE_DIM} (one \
+                     block reduces over a head's value columns)",
+                    p.value_dim
+                )
+            })?;
+            check(
+                template,
+                p.value_block.is_multiple_of(32)
+                    && p.value_block >= p.value_dim
+                    && p.value_block <= DELTA_NORM_MAX_VALUE_DIM,
+                || {
+                    format!(
+                        "value_block {} must be a multiple of 32 in {}..={DELTA_NORM_MAX_VALUE_DIM} with the \
+                         gated-norm epilogue (one block per head)",
+                        p.value_block, p.value_dim
+                    )
+                },
+            )?;
+            check(template, n.eps.is_finite() && n.eps >= 0.0, || {
+                format!("gated-norm eps {} must be finite and non-negative", n.eps)
+            })?;
+        }
+    }
     check(template, p.scale.is_finite(), || {
         format!("scale {} is not finite", p.scale)
     })?;
@@ -128,6 +210,34 @@ const ARGS: &str = "const bf16* __restrict__ q, int q_stride,
     const float* __restrict__ g, const float* __restrict__ beta,
     const float* state_in, float* state_out,
     bf16* __restrict__ o, int o_stride, int T";
+
+/// The arguments the gated-norm epilogue appends.
+const NORM_ARGS: &str = ",
+    const bf16* __restrict__ gate, int gate_stride, const float* __restrict__ norm_w";
+
+/// The argument list of both kernels for `p`.
+fn args(p: &DeltaRuleParams) -> String {
+    match p.gated_norm {
+        None => ARGS.to_string(),
+        Some(_) => format!("{ARGS}{NORM_ARGS}"),
+    }
+}
+
+/// The epilogue's constants (empty without it, so the unfused sources are unchanged).
+fn norm_constants(p: &DeltaRuleParams) -> String {
+    match p.gated_norm {
+        None => String::new(),
+        Some(n) => format!("    constexpr float NORM_EPS = {};\n", f32_lit(n.eps)),
+    }
+}
+
+/// `act(z)` of the gate as a C expression.
+fn gate_act(act: GateActivation, z: &str) -> String {
+    match act {
+        GateActivation::Silu => format!("silu_f({z})"),
+        GateActivation::Sigmoid => format!("(1.0f / (1.0f + expf(-{z})))"),
+    }
+}
 
 fn constants(p: &DeltaRuleParams) -> String {
     format!(
@@ -145,6 +255,18 @@ fn constants(p: &DeltaRuleParams) -> String {
         l2 = p.qk_l2norm,
         scale = f32_lit(p.scale),
     )
+}
+
+/// The epilogue's line of the kernel comment (empty without it).
+fn describe_norm(p: &DeltaRuleParams) -> String {
+    match p.gated_norm {
+        None => String::new(),
+        Some(n) => format!(
+            "\n *   Gated RMSNorm epilogue: o <- o * rsqrt(mean_head(o^2) + {}) * norm_w * {}",
+            f32_lit(n.eps),
+            gate_act(n.act, "gate")
+        ),
+    }
 }
 
 fn describe(p: &DeltaRuleParams) -> String {
@@ -167,13 +289,52 @@ const LAYOUTS: &str = " * Layouts: q, k [B,T,Hk*Dk], v [B,T,Hv*Dv], o [B,T,Hv*Dv
  *   g [B,T,Hv] (scalar) or [B,T,Hv*Dk] (per channel) f32 dense log-decays; beta [B,T,Hv] f32 dense;
  *   state_in / state_out [B,Hv,Dk,Dv] f32 (state_in null = zeros; they may alias).";
 
+/// [`LAYOUTS`], plus the epilogue's inputs when it is on.
+fn layouts(p: &DeltaRuleParams) -> String {
+    match p.gated_norm {
+        None => LAYOUTS.to_string(),
+        Some(_) => format!(
+            "{LAYOUTS}\n *   gate [B,T,Hv*Dv] bf16 rows with stride gate_stride; norm_w [Dv] f32 (the norm's weight)."
+        ),
+    }
+}
+
+const RECURRENT_NORM_DOC: &str = "
+ *   Epilogue: one block per head (BV >= Dv); the per-warp sums of o^2 go to nred before the
+ *   token's last barrier and are read after it (the next token rewrites nred only after its
+ *   first barrier), so the epilogue adds no barrier.";
+
+/// Recurrent epilogue, before the token's last barrier: o in f32, its square summed per warp.
+const RECURRENT_NORM_PARTIAL: &str =
+    "        /* Gated RMSNorm epilogue, part 1: threads without a value column add 0. */
+        const float ov = active ? oj * qscale : 0.0f;
+        const float zj = active ? bf2f(gate[row * gate_stride + hv * DV + j]) : 0.0f;
+        const float wj = active ? norm_w[j] : 0.0f;
+        {
+            const float ss = warp_sum(ov * ov);
+            if (tid % 32 == 0) nred[tid / 32] = ss;
+        }";
+
+/// Recurrent epilogue, after the token's last barrier: the block's sum in warp order, the store.
+const RECURRENT_NORM_STORE: &str = "        {
+            /* Gated RMSNorm epilogue, part 2: every thread adds the partials in warp order. */
+            float tot = 0.0f;
+#pragma unroll
+            for (int w = 0; w < NWARP; ++w) tot += nred[w];
+            const float rn = rsqrtf(tot / (float)DV + NORM_EPS);
+            if (active) o[row * o_stride + hv * DV + j] = f2bf(ov * rn * wj * @ACT@);
+        }
+";
+
 /// Emits `delta_rule_recurrent_<hash>`: the per-token recurrence, for decode (T = 1) and short
 /// prefills.
 ///
 /// Kernel arguments, in order (shared with [`delta_rule_chunked`]):
 /// `(const bf16* q, int q_stride, const bf16* k, int k_stride, const bf16* v, int v_stride,
 ///   const float* g, const float* beta, const float* state_in, float* state_out,
-///   bf16* o, int o_stride, int T)`
+///   bf16* o, int o_stride, int T)`, and with `gated_norm` also
+/// `(const bf16* gate, int gate_stride, const float* norm_w)` at the end (o then receives the
+/// normalised, gated output).
 ///
 /// Launch with [`delta_rule_launch`] (no dynamic shared memory).
 pub fn delta_rule_recurrent(p: &DeltaRuleParams) -> Result<KernelSource, TemplateError> {
@@ -181,19 +342,19 @@ pub fn delta_rule_recurrent(p: &DeltaRuleParams) -> Result<KernelSource, Templat
     let body = format!(
         r#"/*
  * delta_rule_recurrent_{HASH}: gated delta rule, one token at a time.
- *   {desc}.
+ *   {desc}.{norm_line}
  *   Per token: S <- Diag(exp g) S; S <- S + beta k (v - S^T k)^T; o = S^T q.
-{LAYOUTS}
+{layouts}
  * Grid (ceil(Dv/BV), Hv, B), block BV = {bv}: thread j keeps column j of S (Dk floats) in
- *   registers; threads with j >= Dv (VTAIL) only help with loads and the norm reductions.
+ *   registers; threads with j >= Dv (VTAIL) only help with loads and the norm reductions.{norm_doc}
  */
 {PRELUDE}
 extern "C" __global__ void __launch_bounds__({bv}) delta_rule_recurrent_{HASH}(
-    {ARGS})
+    {args})
 {{
 {consts}    __shared__ float qs[DK], ks[DK], as_[DK];
     __shared__ float red[2][NWARP];
-    const int tid = threadIdx.x;
+{norm_smem}    const int tid = threadIdx.x;
     const int j = blockIdx.x * BV + tid;
     const int hv = blockIdx.y;
     const long b = blockIdx.z;
@@ -250,9 +411,9 @@ extern "C" __global__ void __launch_bounds__({bv}) delta_rule_recurrent_{HASH}(
             s[d] = fmaf(ks[d], u, s[d]);
             oj = fmaf(s[d], qs[d], oj);
         }}
-        if (active) o[row * o_stride + hv * DV + j] = f2bf(oj * qscale);
+{store}
         __syncthreads(); /* qs/ks/as_/red are rewritten by the next token */
-    }}
+{norm_store}    }}
     if (state_out && active) {{
 #pragma unroll
         for (int d = 0; d < DK; ++d) state_out[sbase + (long)d * DV] = s[d];
@@ -260,11 +421,67 @@ extern "C" __global__ void __launch_bounds__({bv}) delta_rule_recurrent_{HASH}(
 }}
 "#,
         desc = describe(p),
+        norm_line = describe_norm(p),
+        layouts = layouts(p),
         bv = p.value_block,
-        consts = constants(p),
+        args = args(p),
+        consts = constants(p) + &norm_constants(p),
+        norm_doc = if p.gated_norm.is_some() { RECURRENT_NORM_DOC } else { "" },
+        norm_smem = if p.gated_norm.is_some() {
+            "    __shared__ float nred[NWARP]; /* per-warp sums of o^2 (epilogue) */\n"
+        } else {
+            ""
+        },
+        store = match p.gated_norm {
+            None => "        if (active) o[row * o_stride + hv * DV + j] = f2bf(oj * qscale);".to_string(),
+            Some(_) => RECURRENT_NORM_PARTIAL.to_string(),
+        },
+        norm_store = match p.gated_norm {
+            None => String::new(),
+            Some(n) => RECURRENT_NORM_STORE.replace("@ACT@", &gate_act(n.act, "zj")),
+        },
     );
     Ok(finish(&[&format!("delta_rule_recurrent_{HASH}")], body))
 }
+
+const CHUNKED_NORM_DOC: &str = "
+ *   Epilogue: one block per head (BV >= Dv). Step 5 keeps each token's o (f32) in ob and the
+ *   per-warp sums of o^2 in nss; after the chunk's last barrier every thread adds the partials
+ *   in warp order and stores its normalised, gated columns. The next chunk rewrites ob/nss only
+ *   in its step 5, behind its own barriers, so the epilogue adds no barrier.";
+
+const CHUNKED_NORM_SMEM: &str =
+    "    float* ob = nrm + 2 * C;           /* [C][BV] o in f32, one column per thread (epilogue) */
+    float* nss = ob + C * BV;          /* [C][NWARP] per-warp sums of o^2 (epilogue)        */
+";
+
+/// Chunked epilogue, in the output loop: o kept in f32, its square summed per warp (the loop
+/// runs to the block-uniform `cn`, so every lane reaches the shuffle).
+const CHUNKED_NORM_PARTIAL: &str =
+    "            /* Gated RMSNorm epilogue, part 1: threads without a value column add 0. */
+            const float ov = active ? acc : 0.0f;
+            ob[t * BV + tid] = ov;
+            const float ss = warp_sum(ov * ov);
+            if (tid % 32 == 0) nss[t * NWARP + tid / 32] = ss;";
+
+/// Chunked epilogue, after the chunk's last barrier: per token, the block's sum in warp order
+/// and the store of the thread's column.
+const CHUNKED_NORM_STORE: &str =
+    "        /* Gated RMSNorm epilogue, part 2: every thread adds the partials in warp order. */
+        if (active) {
+            const float wj = norm_w[j];
+#pragma unroll 1
+            for (int t = 0; t < cn; ++t) {
+                float tot = 0.0f;
+#pragma unroll
+                for (int w = 0; w < NWARP; ++w) tot += nss[t * NWARP + w];
+                const float rn = rsqrtf(tot / (float)DV + NORM_EPS);
+                const long row = b * T + c0 + t;
+                const float zj = bf2f(gate[row * gate_stride + hv * DV + j]);
+                o[row * o_stride + hv * DV + j] = f2bf(ob[t * BV + tid] * rn * wj * @ACT@);
+            }
+        }
+";
 
 /// Dynamic shared memory of [`delta_rule_chunked`], in bytes.
 pub fn delta_rule_chunked_smem(p: &DeltaRuleParams) -> u32 {
@@ -276,7 +493,12 @@ pub fn delta_rule_chunked_smem(p: &DeltaRuleParams) -> u32 {
     };
     // qn, kn, kh [C][Dk+1]; G; L, QK [C][C]; beta [C]; glast, eglast [Dk]; u [C][BV]; red [2][C].
     let floats = 3 * c * (dk + 1) + g + 2 * c * c + c + 2 * dk + c * p.value_block + 2 * c;
-    u32::try_from(floats * 4).unwrap_or(u32::MAX)
+    // The epilogue's o [C][BV] and per-warp sums [C][BV/32].
+    let norm = match p.gated_norm {
+        Some(_) => c * p.value_block + c * (p.value_block / 32),
+        None => 0,
+    };
+    u32::try_from((floats + norm) * 4).unwrap_or(u32::MAX)
 }
 
 /// Emits `delta_rule_chunked_<hash>`: the chunked (WY / UT-transform) prefill. Any T ≥ 1; the
@@ -295,22 +517,28 @@ pub fn delta_rule_chunked(p: &DeltaRuleParams) -> Result<KernelSource, TemplateE
     check("delta_rule_chunked", (1..=64).contains(&p.chunk), || {
         format!("chunk {} must be in 1..=64", p.chunk)
     })?;
+    let smem = delta_rule_chunked_smem(p);
+    check("delta_rule_chunked", smem <= DELTA_MAX_SMEM, || {
+        format!(
+            "{smem} bytes of shared memory exceed the {DELTA_MAX_SMEM} a block may have (smaller chunk or value_block)"
+        )
+    })?;
     let body = format!(
         r#"/*
  * delta_rule_chunked_{HASH}: gated delta rule, chunked (WY representation / UT transform).
- *   {desc}, chunk C = {c}.
+ *   {desc}, chunk C = {c}.{norm_line}
  *   Per chunk: G = in-chunk cumsum of g; L[t,s] = beta_t sum_d k_td k_sd e^(G_td - G_sd) (s < t);
  *   QK[t,s] = sum_d q_td k_sd e^(G_td - G_sd) (s <= t); u = (I + L)^-1 diag(beta) (V - (e^G k) S);
  *   o_t = S^T (e^G_t q_t) + sum_(s<=t) QK[t,s] u_s; S <- e^G_last S + (e^(G_last - G) k)^T u.
  *   Tokens past T in the last chunk are zero with beta = 0 and g = 0, so they change nothing.
-{LAYOUTS}
+{layouts}
  * Grid (ceil(Dv/BV), Hv, B), block BV = {bv}, dynamic smem = delta_rule_chunked_smem() bytes.
  *   Thread j keeps column j of S in registers; chunks run in sequence inside the block.
- *   Threads with j >= Dv (VTAIL) keep a zero column: they help with the setup, their u is 0.
+ *   Threads with j >= Dv (VTAIL) keep a zero column: they help with the setup, their u is 0.{norm_doc}
  */
 {PRELUDE}
 extern "C" __global__ void __launch_bounds__({bv}) delta_rule_chunked_{HASH}(
-    {ARGS})
+    {args})
 {{
 {consts}    constexpr int C = {c};
     constexpr int DKP = DK + 1;
@@ -327,7 +555,7 @@ extern "C" __global__ void __launch_bounds__({bv}) delta_rule_chunked_{HASH}(
     float* egl = gl + DK;              /* [DK] e^G_last                                    */
     float* us = egl + DK;              /* [C][BV] u, one column per thread                 */
     float* nrm = us + C * BV;          /* [2][C] reciprocal norms of q and k rows          */
-
+{norm_smem}
     const int tid = threadIdx.x;
     const int j = blockIdx.x * BV + tid;
     const int hv = blockIdx.y;
@@ -449,7 +677,7 @@ extern "C" __global__ void __launch_bounds__({bv}) delta_rule_chunked_{HASH}(
             for (int d = 0; d < DK; ++d) acc = fmaf(qn[t * DKP + d], s[d], acc);
 #pragma unroll 1
             for (int r = 0; r <= t; ++r) acc = fmaf(QK[t * C + r], us[r * BV + tid], acc);
-            if (active) o[(b * T + c0 + t) * o_stride + hv * DV + j] = f2bf(acc);
+{store}
         }}
 #pragma unroll
         for (int d = 0; d < DK; ++d) s[d] *= egl[d];
@@ -460,7 +688,7 @@ extern "C" __global__ void __launch_bounds__({bv}) delta_rule_chunked_{HASH}(
             for (int d = 0; d < DK; ++d) s[d] = fmaf(kh[t * DKP + d], ut, s[d]);
         }}
         __syncthreads(); /* the next chunk overwrites shared memory */
-    }}
+{norm_store}    }}
     if (state_out && active) {{
 #pragma unroll
         for (int d = 0; d < DK; ++d) state_out[sbase + (long)d * DV] = s[d];
@@ -468,9 +696,22 @@ extern "C" __global__ void __launch_bounds__({bv}) delta_rule_chunked_{HASH}(
 }}
 "#,
         desc = describe(p),
+        norm_line = describe_norm(p),
+        layouts = layouts(p),
         c = p.chunk,
         bv = p.value_block,
-        consts = constants(p),
+        args = args(p),
+        consts = constants(p) + &norm_constants(p),
+        norm_doc = if p.gated_norm.is_some() { CHUNKED_NORM_DOC } else { "" },
+        norm_smem = if p.gated_norm.is_some() { CHUNKED_NORM_SMEM } else { "" },
+        store = match p.gated_norm {
+            None => "            if (active) o[(b * T + c0 + t) * o_stride + hv * DV + j] = f2bf(acc);",
+            Some(_) => CHUNKED_NORM_PARTIAL,
+        },
+        norm_store = match p.gated_norm {
+            None => String::new(),
+            Some(n) => CHUNKED_NORM_STORE.replace("@ACT@", &gate_act(n.act, "zj")),
+        },
     );
     Ok(finish(&[&format!("delta_rule_chunked_{HASH}")], body))
 }
@@ -576,6 +817,119 @@ mod tests {
         assert_eq!(
             delta_rule_recurrent(&a).unwrap().name(),
             delta_rule_recurrent(&b).unwrap().name()
+        );
+    }
+
+    const SILU: GatedNormEpilogue = GatedNormEpilogue {
+        eps: 1e-5,
+        act: GateActivation::Silu,
+    };
+
+    /// The epilogue appends its three arguments after `T` and nothing else; without it the
+    /// source mentions none of them (existing launches and kernels are unchanged).
+    #[test]
+    fn gated_norm_appends_arguments_only_when_on() {
+        let plain = DeltaRuleParams::new(2, 4, 16, 80, DecayGate::PerChannel);
+        let fused = plain.with_gated_norm(SILU);
+        assert_eq!(fused.value_block, 96, "one block spans Dv = 80");
+        assert_eq!(delta_rule_launch(&fused, 3, 0).grid, (1, 4, 3));
+        let tail = "bf16* __restrict__ o, int o_stride, int T,\n    const bf16* __restrict__ gate, int gate_stride, \
+                    const float* __restrict__ norm_w)";
+        for (a, b) in [
+            (delta_rule_chunked(&plain).unwrap(), delta_rule_chunked(&fused).unwrap()),
+            (
+                delta_rule_recurrent(&plain).unwrap(),
+                delta_rule_recurrent(&fused).unwrap(),
+            ),
+        ] {
+            assert!(
+                a.source.contains("bf16* __restrict__ o, int o_stride, int T)"),
+                "{}",
+                a.name()
+            );
+            for word in ["gate_stride", "norm_w", "NORM_EPS", "nred", "nss", "epilogue"] {
+                assert!(!a.source.contains(word), "{}: {word}", a.name());
+            }
+            assert!(b.source.contains(tail), "{}", b.source);
+            assert!(b.source.contains("silu_f(zj)"), "{}", b.name());
+            assert!(b.source.contains("constexpr float NORM_EPS = 1e-5f;"));
+            assert_ne!(a.name(), b.name());
+        }
+        // The activation and eps are part of the kernel.
+        let sig = plain.with_gated_norm(GatedNormEpilogue {
+            act: GateActivation::Sigmoid,
+            ..SILU
+        });
+        let sig_src = delta_rule_recurrent(&sig).unwrap();
+        assert!(sig_src.source.contains("(1.0f / (1.0f + expf(-zj)))"));
+        assert_ne!(sig_src.name(), delta_rule_recurrent(&fused).unwrap().name());
+        let eps = plain.with_gated_norm(GatedNormEpilogue { eps: 1e-6, ..SILU });
+        assert_ne!(
+            delta_rule_chunked(&eps).unwrap().name(),
+            delta_rule_chunked(&fused).unwrap().name()
+        );
+    }
+
+    /// One block must hold a whole head: Dv up to 256, a value block covering it.
+    #[test]
+    fn gated_norm_needs_one_block_per_head() {
+        for dv in [1, 8, 31, 32, 80, 128, 200, 256] {
+            let p = DeltaRuleParams::new(1, 2, 16, dv, DecayGate::Scalar).with_gated_norm(SILU);
+            assert!(gated_norm_supported(dv));
+            assert!(p.value_block >= dv && p.value_block < dv + 32 && p.value_block.is_multiple_of(32));
+            assert_eq!(delta_rule_launch(&p, 1, 0).grid.0, 1, "Dv {dv}");
+            assert!(
+                delta_rule_chunked(&p).is_ok() && delta_rule_recurrent(&p).is_ok(),
+                "Dv {dv}"
+            );
+        }
+        assert!(!gated_norm_supported(257) && !gated_norm_supported(0));
+        let big = DeltaRuleParams::new(1, 2, 16, 288, DecayGate::Scalar).with_gated_norm(SILU);
+        let err = delta_rule_recurrent(&big).unwrap_err();
+        assert!(err.to_string().contains("limit of 256"), "{err}");
+        // A head split over two blocks has no fused form.
+        let split = DeltaRuleParams {
+            value_block: 64,
+            ..DeltaRuleParams::new(1, 2, 16, 128, DecayGate::Scalar).with_gated_norm(SILU)
+        };
+        let err = delta_rule_chunked(&split).unwrap_err();
+        assert!(err.to_string().contains("one block per head"), "{err}");
+        // Without the epilogue the block stays at most 128 threads.
+        let wide = DeltaRuleParams {
+            value_block: 256,
+            ..DeltaRuleParams::new(1, 2, 16, 256, DecayGate::Scalar)
+        };
+        assert!(delta_rule_recurrent(&wide).is_err());
+        for eps in [f32::NAN, -1.0, f32::INFINITY] {
+            let p = DeltaRuleParams::new(1, 2, 16, 64, DecayGate::Scalar)
+                .with_gated_norm(GatedNormEpilogue { eps, ..SILU });
+            assert!(delta_rule_recurrent(&p).is_err(), "eps {eps}");
+        }
+    }
+
+    /// The chunked kernel's shared memory grows by the epilogue's buffers and must fit a block.
+    #[test]
+    fn chunked_shared_memory_accounts_for_the_epilogue() {
+        let plain = DeltaRuleParams::new(16, 16, 128, 128, DecayGate::PerChannel);
+        let fused = plain.with_gated_norm(SILU);
+        let wider = DeltaRuleParams {
+            value_block: 128,
+            ..plain
+        };
+        // o [C][BV] and the per-warp sums [C][BV/32], in f32.
+        let extra = 4 * (16 * 128 + 16 * 4);
+        assert_eq!(delta_rule_chunked_smem(&fused), delta_rule_chunked_smem(&wider) + extra);
+        // Chunk 64 with Dk = 128 and a 256-wide head no longer fits: rejected, not mis-launched.
+        let huge = DeltaRuleParams {
+            chunk: 64,
+            ..DeltaRuleParams::new(1, 1, 128, 256, DecayGate::PerChannel).with_gated_norm(SILU)
+        };
+        assert!(delta_rule_chunked_smem(&huge) > DELTA_MAX_SMEM);
+        let err = delta_rule_chunked(&huge).unwrap_err();
+        assert!(err.to_string().contains("shared memory"), "{err}");
+        assert!(
+            delta_rule_recurrent(&huge).is_ok(),
+            "the recurrent kernel has no chunk buffers"
         );
     }
 }
