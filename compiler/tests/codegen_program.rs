@@ -96,3 +96,31 @@ fn tiny_specs_match_the_reference() {
         check(&name, &spec);
     }
 }
+
+/// With bf16 storage emulated, the program moves off the f64 reference by the bf16 floor: more
+/// than f32-level noise (so the rounding really happens) and less than 5e-2 (the whole-model bound
+/// the GPU tests use against f64), on every tiny spec's main placement.
+#[test]
+fn bf16_storage_emulation_moves_logits_by_the_bf16_floor() {
+    for (name, spec) in tiny_specs() {
+        let p = modelc::passes::Placement::main(&spec);
+        let graph = placed(&spec, &p);
+        let cg = generate(graph.clone()).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let prog = program::build(&cg, &name, &p).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let lay: Vec<_> = layout::weights(&spec).into_iter().map(|w| (w.key, w.shape)).collect();
+        let weights = WeightStore::random(&lay, 9);
+        let opts = InterpOptions { precision: Precision::F64, delta_rule: DeltaRuleForm::Recurrent };
+        let seq: Vec<u32> = (0..12).map(|i| (i * 5 + 2) % spec.vocab_size as u32).collect();
+        let mut m = Machine::new(&cg, &prog, &weights, 1, 16);
+        m.storage_rounding = true;
+        let got = m.call(Phase::Prefill, 0, std::slice::from_ref(&seq));
+        let want = Session::new(&graph, &weights, 1, opts)
+            .expect("session")
+            .forward(std::slice::from_ref(&seq))
+            .expect("reference");
+        let num: f64 = got.data.iter().zip(&want.data).map(|(a, b)| (a - b).powi(2)).sum();
+        let den: f64 = want.data.iter().map(|b| b * b).sum();
+        let e = (num / den).sqrt();
+        assert!(e > 1e-5 && e < 5e-2, "{name}: bf16-storage relative RMS {e:e}");
+    }
+}

@@ -27,6 +27,7 @@ use modelc::reference::ops::norm::{gated_rms_norm, l2_norm};
 use modelc::reference::ops::selective_scan::selective_scan;
 use modelc::reference::{execute, Array, InterpOptions, WeightStore};
 use modelc_runtime::program::{Arg, BufferRef, Env, Program, Step, Sym};
+use modelc_runtime::tensor::DType;
 
 /// Which schedule a call runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,6 +43,9 @@ pub struct Machine<'a> {
     mem: HashMap<BufferRef, Vec<f64>>,
     pub max_len: u64,
     pub slots: u64,
+    /// Round every buffer, state and output to its program dtype after each step: the storage
+    /// precision of the GPU (bf16 activations), with f64 arithmetic inside steps.
+    pub storage_rounding: bool,
 }
 
 fn ev(e: &modelc_runtime::program::Expr, env: &Env) -> usize {
@@ -88,6 +92,7 @@ impl<'a> Machine<'a> {
             mem,
             max_len,
             slots,
+            storage_rounding: false,
         }
     }
 
@@ -163,6 +168,9 @@ impl<'a> Machine<'a> {
                     }
                 }
             }
+            if self.storage_rounding {
+                self.round_to_storage();
+            }
         }
         assert!(next.next().is_none(), "the program has steps the plan does not");
         for b in 0..batch {
@@ -177,6 +185,26 @@ impl<'a> Machine<'a> {
         let data = self.mem[&BufferRef::Output(li)].clone();
         let vocab = data.len() / (batch * t);
         Array::new(vec![batch, t, vocab], data)
+    }
+
+    /// Rounds every per-call buffer, state and output to its dtype (idempotent, so rounding
+    /// everything after each step rounds exactly what the step wrote).
+    fn round_to_storage(&mut self) {
+        let program = self.program;
+        for (r, data) in self.mem.iter_mut() {
+            let dtype = match *r {
+                BufferRef::Buffer(i) => program.buffers[i].dtype,
+                BufferRef::State(i) => program.states[i].dtype,
+                BufferRef::Output(i) => program.outputs[i].dtype,
+                BufferRef::Weight(_) | BufferRef::Input(_) => continue,
+            };
+            match dtype {
+                DType::BF16 => data.iter_mut().for_each(|x| *x = half::bf16::from_f32(*x as f32).to_f64()),
+                DType::F16 => data.iter_mut().for_each(|x| *x = half::f16::from_f32(*x as f32).to_f64()),
+                DType::F32 => data.iter_mut().for_each(|x| *x = f64::from(*x as f32)),
+                _ => {}
+            }
+        }
     }
 
     fn graph(&self) -> &'a Graph {

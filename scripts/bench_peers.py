@@ -1,0 +1,84 @@
+#!/usr/bin/env python3
+"""Peers and ceilings on the GPU, at the shapes of `gpu_kernels --ignored bench_kernels`.
+
+Run on the device machine in the same call as the modelc kernel benchmark (docs/PERFORMANCE.md):
+  copy bandwidth (D2D, bytes read + written), bf16 GEMM 4096³ and 8192³ (torch/cuBLAS),
+  SDPA causal prefill (B1 T4096 H32 G8 D128) and decode (B8, past 4096),
+  fla-core chunk_kda (B1 T4096 H32 D128, q/k L2-norm in kernel) and fused_recurrent_kda (B8 T1).
+Times are medians of CUDA-event-timed runs after warm-up (triton.testing.do_bench).
+"""
+import torch
+import torch.nn.functional as F
+from triton.testing import do_bench
+
+torch.manual_seed(0)
+dev = "cuda"
+print(f"device: {torch.cuda.get_device_name()}  torch {torch.__version__}")
+
+
+def med(fn):
+    return do_bench(fn, warmup=50, rep=300, return_mode="median")
+
+
+rows = []
+n = 1 << 28  # 512 MiB of bf16... per buffer: 2^28 elements × 2 B
+a = torch.randn(n, device=dev, dtype=torch.bfloat16)
+b = torch.empty_like(a)
+ms = med(lambda: b.copy_(a))
+rows.append(("copy D2D", "512 MiB", ms, f"{2 * a.numel() * 2 / ms / 1e9:.2f} TB/s"))
+del a, b
+for s in (4096, 8192):
+    x = torch.randn(s, s, device=dev, dtype=torch.bfloat16)
+    w = torch.randn(s, s, device=dev, dtype=torch.bfloat16)
+    ms = med(lambda: x @ w.T)
+    rows.append(("torch bf16 GEMM", f"{s}³", ms, f"{2 * s ** 3 / ms / 1e9:.0f} TFLOP/s"))
+
+# SDPA causal prefill, GQA 32/8, head 128.
+T, H, G, D = 4096, 32, 8, 128
+q = torch.randn(1, H, T, D, device=dev, dtype=torch.bfloat16)
+k = torch.randn(1, G, T, D, device=dev, dtype=torch.bfloat16)
+v = torch.randn(1, G, T, D, device=dev, dtype=torch.bfloat16)
+ms = med(lambda: F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=True))
+flops = 4 * T * T * D * H / 2
+rows.append(("SDPA causal prefill", "B1 T4096 H32 G8 Dh128", ms, f"{flops / ms / 1e9:.1f} TFLOP/s"))
+# SDPA decode: one query per sequence over a 4096-token cache.
+B, P = 8, 4096
+qd = torch.randn(B, H, 1, D, device=dev, dtype=torch.bfloat16)
+kd = torch.randn(B, G, P, D, device=dev, dtype=torch.bfloat16)
+vd = torch.randn(B, G, P, D, device=dev, dtype=torch.bfloat16)
+ms = med(lambda: F.scaled_dot_product_attention(qd, kd, vd, enable_gqa=True))
+kv_bytes = 2 * B * G * P * D * 2
+rows.append(("SDPA decode", "B8 past4096 H32 G8 Dh128", ms, f"{kv_bytes / ms / 1e9:.2f} TB/s KV"))
+
+try:
+    from fla.ops.kda import chunk_kda, fused_recurrent_kda
+
+    T, H, D = 4096, 32, 128
+    qk = lambda: torch.randn(1, T, H, D, device=dev, dtype=torch.bfloat16)
+    q, k, v = qk(), qk(), qk()
+    g = -torch.rand(1, T, H, D, device=dev, dtype=torch.float32) * 0.1
+    beta = torch.rand(1, T, H, device=dev, dtype=torch.float32).to(torch.bfloat16)
+    s0 = torch.zeros(1, H, D, D, device=dev, dtype=torch.float32)
+    run = lambda: chunk_kda(q, k, v, g, beta, initial_state=s0, output_final_state=True, use_qk_l2norm_in_kernel=True)
+    with torch.inference_mode():
+        ms = med(run)
+    rows.append(("fla chunk_kda", "B1 T4096 H32 Dk=Dv=128", ms, f"{T / ms:.0f} ktok/s"))
+    B = 8
+    q1 = torch.randn(B, 1, H, D, device=dev, dtype=torch.bfloat16)
+    k1 = torch.randn(B, 1, H, D, device=dev, dtype=torch.bfloat16)
+    v1 = torch.randn(B, 1, H, D, device=dev, dtype=torch.bfloat16)
+    g1 = -torch.rand(B, 1, H, D, device=dev, dtype=torch.float32) * 0.1
+    b1 = torch.rand(B, 1, H, device=dev, dtype=torch.bfloat16)
+    st = torch.zeros(B, H, D, D, device=dev, dtype=torch.float32)
+    run1 = lambda: fused_recurrent_kda(q1, k1, v1, g1, b1, initial_state=st, output_final_state=True, use_qk_l2norm_in_kernel=True)
+    with torch.inference_mode():
+        ms = med(run1)
+    state_bytes = 2 * B * H * D * D * 4
+    rows.append(("fla fused_recurrent_kda", "B8 T1 H32 Dk=Dv=128", ms, f"{state_bytes / ms / 1e9:.2f} TB/s state"))
+except Exception as e:  # a missing or failing peer is reported, not hidden
+    rows.append(("fla-core", "-", float("nan"), f"failed: {type(e).__name__}: {e}"[:120]))
+
+print("| peer / ceiling | shape | median ms | rate |")
+print("|---|---|---|---|")
+for name, shape, ms, rate in rows:
+    print(f"| {name} | {shape} | {ms:.3f} | {rate} |")
