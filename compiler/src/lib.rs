@@ -5,9 +5,9 @@
 //! `ir` (lowering into a petgraph IR) → `passes` → `codegen` (CUDA C); `reference` is the CPU
 //! interpreter of the IR, the oracle for everything else.
 
-pub mod spec;
-pub mod surgery;
+pub mod codegen;
 pub mod ir;
 pub mod passes;
-pub mod codegen;
 pub mod reference;
+pub mod spec;
+pub mod surgery;

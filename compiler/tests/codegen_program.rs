@@ -109,7 +109,10 @@ fn bf16_storage_emulation_moves_logits_by_the_bf16_floor() {
         let prog = program::build(&cg, &name, &p).unwrap_or_else(|e| panic!("{name}: {e}"));
         let lay: Vec<_> = layout::weights(&spec).into_iter().map(|w| (w.key, w.shape)).collect();
         let weights = WeightStore::random(&lay, 9);
-        let opts = InterpOptions { precision: Precision::F64, delta_rule: DeltaRuleForm::Recurrent };
+        let opts = InterpOptions {
+            precision: Precision::F64,
+            delta_rule: DeltaRuleForm::Recurrent,
+        };
         let seq: Vec<u32> = (0..12).map(|i| (i * 5 + 2) % spec.vocab_size as u32).collect();
         let mut m = Machine::new(&cg, &prog, &weights, 1, 16);
         m.storage_rounding = true;

@@ -92,11 +92,7 @@ fn check(file: &Path, e: &SpecError, want: &Expect) -> Result<(), String> {
     if problems.is_empty() {
         Ok(())
     } else {
-        Err(format!(
-            "{}: {}\n    got: {shown}",
-            file.display(),
-            problems.join("; ")
-        ))
+        Err(format!("{}: {}\n    got: {shown}", file.display(), problems.join("; ")))
     }
 }
 
@@ -120,10 +116,7 @@ fn corpus_errors_are_located() {
                     Some(w) => w,
                     None => {
                         // Show what the parser says, to help write the expectation.
-                        let got = spec::load(file)
-                            .err()
-                            .map(|e| e.to_string())
-                            .unwrap_or_default();
+                        let got = spec::load(file).err().map(|e| e.to_string()).unwrap_or_default();
                         failures.push(format!(
                             "{}: no `# expect: L:C | path | fragment` first line\n    got: {got}",
                             file.display()
@@ -250,11 +243,7 @@ fn mutated_specs_never_panic() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../specs");
     let mut rng = ChaCha8Rng::seed_from_u64(0x5bec);
     let mut outcomes = [0usize; 2];
-    for name in [
-        "tiny-attention.yaml",
-        "tiny-hybrid.yaml",
-        "tiny-supernet.yaml",
-    ] {
+    for name in ["tiny-attention.yaml", "tiny-hybrid.yaml", "tiny-supernet.yaml"] {
         let src = std::fs::read_to_string(dir.join(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
         let json = serde_json::to_string_pretty(&spec::to_config_json(
             &spec::parse_str(&src, name, Format::Yaml).unwrap_or_else(|e| panic!("{e}")),
@@ -271,10 +260,7 @@ fn mutated_specs_never_panic() {
                 Ok(Err(e)) => {
                     // Every content error from text carries a position.
                     if e.kind() != Some(ErrorKind::Empty) {
-                        assert!(
-                            e.position().is_some(),
-                            "unlocated error {e}\n--- input:\n{m}"
-                        );
+                        assert!(e.position().is_some(), "unlocated error {e}\n--- input:\n{m}");
                     }
                     outcomes[1] += 1
                 }

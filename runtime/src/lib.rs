@@ -2,11 +2,11 @@
 //!
 //! Depends on no other modelc crate: the compiler and generated crates depend on it.
 
+pub mod cpu;
+pub mod cuda;
+pub mod program;
 pub mod tensor;
 pub mod weights;
-pub mod cuda;
-pub mod cpu;
-pub mod program;
 
 pub use tensor::{DType, HostTensor, TensorView};
 pub use weights::{Checkpoint, WeightsError};

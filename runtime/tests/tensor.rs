@@ -50,10 +50,7 @@ fn constructors_store_little_endian_and_views_borrow() {
     let t = HostTensor::from_bf16(vec![2], &b).unwrap();
     assert_eq!(t.data, [0xC0, 0x3F, 0x00, 0xC0]);
     let h = [f16::from_f32(1.0)];
-    assert_eq!(
-        HostTensor::from_f16(vec![1], &h).unwrap().data,
-        [0x00, 0x3C]
-    );
+    assert_eq!(HostTensor::from_f16(vec![1], &h).unwrap().data, [0x00, 0x3C]);
     let shape = [2usize];
     let v = TensorView::new(DType::BF16, &shape, &t.data).unwrap();
     assert_eq!(v.to_f32_vec(), vec![1.5, -2.0]);
@@ -117,9 +114,7 @@ fn integers_convert_exactly_and_casts_saturate() {
     let i = HostTensor::from_i32(vec![2], &[i32::MIN, i32::MAX]).unwrap();
     assert_eq!(i.to_f64_vec(), vec![-2147483648.0, 2147483647.0]);
     assert_eq!(
-        HostTensor::from_u8(vec![2], &[0, 255])
-            .unwrap()
-            .to_f32_vec(),
+        HostTensor::from_u8(vec![2], &[0, 255]).unwrap().to_f32_vec(),
         vec![0.0, 255.0]
     );
 

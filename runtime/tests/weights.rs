@@ -6,21 +6,17 @@ use std::path::{Path, PathBuf};
 use half::bf16;
 use modelc_runtime::tensor::{DType, HostTensor};
 use modelc_runtime::weights::{
-    check_layout, write_safetensors, AtomicDir, Checkpoint, LayoutProblem, SafetensorsFile,
-    ShardedWriter, TensorSpec, WeightsError, INDEX_FILE,
+    check_layout, write_safetensors, AtomicDir, Checkpoint, LayoutProblem, SafetensorsFile, ShardedWriter, TensorSpec,
+    WeightsError, INDEX_FILE,
 };
 use tempfile::TempDir;
 
 /// Deterministic, distinct-per-tensor values (an LCG), so a mixed-up tensor is caught.
 fn values(seed: u64, n: usize) -> Vec<f32> {
-    let mut s = seed
-        .wrapping_mul(6364136223846793005)
-        .wrapping_add(1442695040888963407);
+    let mut s = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
     (0..n)
         .map(|_| {
-            s = s
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
+            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
             ((s >> 40) as f32 / (1u64 << 24) as f32) - 0.5
         })
         .collect()
@@ -44,20 +40,11 @@ fn write_config(dir: &Path) {
 /// A small mixed-dtype set of tensors.
 fn sample() -> Vec<(String, HostTensor)> {
     vec![
-        (
-            "model.embed_tokens.weight".into(),
-            tensor(1, DType::BF16, &[6, 4]),
-        ),
+        ("model.embed_tokens.weight".into(), tensor(1, DType::BF16, &[6, 4])),
         ("model.norm.weight".into(), tensor(2, DType::F32, &[4])),
         ("lm_head.weight".into(), tensor(3, DType::F16, &[6, 4])),
-        (
-            "model.decoder.blocks.0.mixer.A_log".into(),
-            tensor(4, DType::F32, &[2]),
-        ),
-        (
-            "model.decoder.blocks.0.mixer.D".into(),
-            tensor(5, DType::F64, &[2, 1]),
-        ),
+        ("model.decoder.blocks.0.mixer.A_log".into(), tensor(4, DType::F32, &[2])),
+        ("model.decoder.blocks.0.mixer.D".into(), tensor(5, DType::F64, &[2, 1])),
     ]
 }
 
@@ -127,10 +114,7 @@ fn streaming_writer_single_shard_matches_safetensors_crate() {
     let n = u64::from_le_bytes(bytes[..8].try_into().unwrap());
     assert_eq!(n % 8, 0);
     let file = SafetensorsFile::open(&paths[0]).unwrap();
-    assert_eq!(
-        file.metadata().get("format").map(String::as_str),
-        Some("pt")
-    );
+    assert_eq!(file.metadata().get("format").map(String::as_str), Some("pt"));
     assert_same_tensors(&Checkpoint::open(tmp.path()).unwrap(), &tensors);
 }
 
@@ -311,22 +295,14 @@ fn bad_offsets_and_unsupported_dtypes_name_the_tensor() {
     assert!(matches!(err, WeightsError::CorruptHeader { .. }), "{err}");
     assert!(err_text(&err).contains("`v`"), "{err}");
     // Offsets inconsistent with the shape.
-    raw_file(
-        &path,
-        r#"{"w":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}}"#,
-        8,
-    );
+    raw_file(&path, r#"{"w":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}}"#, 8);
     let err = SafetensorsFile::open(&path).unwrap_err();
     assert!(
         err_text(&err).contains("`w`") && err_text(&err).contains("12 bytes"),
         "{err}"
     );
     // Data offsets past the end of the file.
-    raw_file(
-        &path,
-        r#"{"w":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}}"#,
-        8,
-    );
+    raw_file(&path, r#"{"w":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}}"#, 8);
     let err = SafetensorsFile::open(&path).unwrap_err();
     assert!(matches!(err, WeightsError::Truncated { .. }), "{err}");
     assert!(err_text(&err).contains("`w`"), "{err}");
@@ -338,10 +314,7 @@ fn bad_offsets_and_unsupported_dtypes_name_the_tensor() {
             8,
         );
         let err = SafetensorsFile::open(&path).unwrap_err();
-        assert!(
-            matches!(err, WeightsError::UnsupportedDtype { .. }),
-            "{err}"
-        );
+        assert!(matches!(err, WeightsError::UnsupportedDtype { .. }), "{err}");
         let text = err_text(&err);
         assert!(
             text.contains("`m`") && text.contains(dtype) && text.contains("x.safetensors"),
@@ -388,14 +361,10 @@ fn index_naming_a_missing_shard() {
 fn index_mapping_a_key_to_the_wrong_shard() {
     let tmp = sharded_checkpoint();
     let index_path = tmp.path().join(INDEX_FILE);
-    let mut index: serde_json::Value =
-        serde_json::from_str(&fs::read_to_string(&index_path).unwrap()).unwrap();
+    let mut index: serde_json::Value = serde_json::from_str(&fs::read_to_string(&index_path).unwrap()).unwrap();
     let map = index["weight_map"].as_object_mut().unwrap();
     // A key the shards lack, mapped to an existing shard.
-    map.insert(
-        "ghost.weight".into(),
-        "model-00001-of-00003.safetensors".into(),
-    );
+    map.insert("ghost.weight".into(), "model-00001-of-00003.safetensors".into());
     fs::write(&index_path, serde_json::to_vec(&index).unwrap()).unwrap();
     let err = Checkpoint::open(tmp.path()).unwrap_err();
     assert!(matches!(err, WeightsError::IndexKeyMissing { .. }), "{err}");
@@ -422,9 +391,7 @@ fn duplicate_key_across_files() {
     assert!(matches!(err, WeightsError::DuplicateKey { .. }), "{err}");
     let text = err_text(&err);
     assert!(
-        text.contains(&tensors[2].0)
-            && text.contains("a.safetensors")
-            && text.contains("b.safetensors"),
+        text.contains(&tensors[2].0) && text.contains("a.safetensors") && text.contains("b.safetensors"),
         "{text}"
     );
 }
@@ -448,10 +415,7 @@ fn writer_rejects_out_of_order_wrong_size_and_unknown_tensors() {
     let err = w.write(&tensors[1].0, &tensors[1].1.data).unwrap_err();
     assert!(matches!(err, WeightsError::OutOfOrder { .. }), "{err}");
     let text = err_text(&err);
-    assert!(
-        text.contains(&tensors[1].0) && text.contains(&tensors[0].0),
-        "{text}"
-    );
+    assert!(text.contains(&tensors[1].0) && text.contains(&tensors[0].0), "{text}");
     let err = w.write("not.declared", &[]).unwrap_err();
     assert!(matches!(err, WeightsError::Undeclared { .. }), "{err}");
     let short = &tensors[0].1.data[1..];
@@ -477,10 +441,7 @@ fn writer_rejects_out_of_order_wrong_size_and_unknown_tensors() {
         w.write(k, &t.data).unwrap();
     }
     let err = w.finish().unwrap_err();
-    assert!(
-        matches!(err, WeightsError::Incomplete { missing: 2, .. }),
-        "{err}"
-    );
+    assert!(matches!(err, WeightsError::Incomplete { missing: 2, .. }), "{err}");
     assert!(err_text(&err).contains(&tensors[3].0), "{err}");
 }
 
@@ -492,16 +453,8 @@ fn writer_rejects_duplicates_and_extra_writes() {
         TensorSpec::new("x", DType::F32, vec![1]),
     ];
     let err = ShardedWriter::new(tmp.path(), 10, dup).unwrap_err();
-    assert!(
-        matches!(err, WeightsError::DuplicateDeclared { .. }),
-        "{err}"
-    );
-    let mut w = ShardedWriter::new(
-        tmp.path(),
-        10,
-        vec![TensorSpec::new("x", DType::F32, vec![1])],
-    )
-    .unwrap();
+    assert!(matches!(err, WeightsError::DuplicateDeclared { .. }), "{err}");
+    let mut w = ShardedWriter::new(tmp.path(), 10, vec![TensorSpec::new("x", DType::F32, vec![1])]).unwrap();
     w.write("x", &[0; 4]).unwrap();
     let err = w.write("x", &[0; 4]).unwrap_err();
     assert!(matches!(err, WeightsError::UnexpectedWrite { .. }), "{err}");
@@ -530,11 +483,7 @@ fn atomic_dir_leaves_nothing_on_drop_and_commits_by_rename() {
         assert_eq!(listing(parent.path()).len(), 1);
         // Dropped without commit, as on an error.
     }
-    assert!(
-        listing(parent.path()).is_empty(),
-        "{:?}",
-        listing(parent.path())
-    );
+    assert!(listing(parent.path()).is_empty(), "{:?}", listing(parent.path()));
 
     let dir = AtomicDir::create(&out, false).unwrap();
     write_config(dir.path());
@@ -571,16 +520,12 @@ fn layout_check_reports_every_problem_together() {
     let tmp = TempDir::new().unwrap();
     write_config(tmp.path());
     let mut tensors = sample();
-    tensors.push((
-        "ids".into(),
-        HostTensor::from_i64(vec![3], &[1, 2, 3]).unwrap(),
-    ));
+    tensors.push(("ids".into(), HostTensor::from_i64(vec![3], &[1, 2, 3]).unwrap()));
     tensors.push(("extra.bias".into(), tensor(9, DType::F32, &[7])));
     write_safetensors(&tmp.path().join("model.safetensors"), &tensors).unwrap();
     let ckpt = Checkpoint::open(tmp.path()).unwrap();
 
-    let mut expected: Vec<(String, Vec<usize>)> =
-        sample().into_iter().map(|(k, t)| (k, t.shape)).collect();
+    let mut expected: Vec<(String, Vec<usize>)> = sample().into_iter().map(|(k, t)| (k, t.shape)).collect();
     expected[0].1 = vec![4, 6]; // embed_tokens transposed
     expected.push(("ids".into(), vec![3]));
     expected.push(("model.missing.weight".into(), vec![5, 5]));
@@ -608,10 +553,7 @@ fn layout_check_reports_every_problem_together() {
         ]
     );
     let text = err.to_string();
-    assert!(
-        text.contains("1 missing") && text.contains("1 unexpected"),
-        "{text}"
-    );
+    assert!(text.contains("1 missing") && text.contains("1 unexpected"), "{text}");
     assert!(text.contains("expected [4, 6], found [6, 4]"), "{text}");
 
     // The matching layout passes.
@@ -623,11 +565,7 @@ fn layout_check_reports_every_problem_together() {
     let ckpt_ok = {
         let ok = TempDir::new().unwrap();
         write_config(ok.path());
-        let floats: Vec<_> = tensors
-            .iter()
-            .filter(|(k, _)| k != "ids")
-            .cloned()
-            .collect();
+        let floats: Vec<_> = tensors.iter().filter(|(k, _)| k != "ids").cloned().collect();
         write_safetensors(&ok.path().join("model.safetensors"), &floats).unwrap();
         (Checkpoint::open(ok.path()).unwrap(), ok)
     };
@@ -640,9 +578,7 @@ fn layout_report_is_capped() {
     write_config(tmp.path());
     write_safetensors(&tmp.path().join("model.safetensors"), &sample()).unwrap();
     let ckpt = Checkpoint::open(tmp.path()).unwrap();
-    let expected: Vec<(String, Vec<usize>)> = (0..100)
-        .map(|i| (format!("missing.{i:03}"), vec![1]))
-        .collect();
+    let expected: Vec<(String, Vec<usize>)> = (0..100).map(|i| (format!("missing.{i:03}"), vec![1])).collect();
     let err = check_layout(&ckpt, &expected).unwrap_err();
     assert_eq!(err.problems.len(), 105);
     let text = err.to_string();
@@ -650,19 +586,14 @@ fn layout_report_is_capped() {
     assert!(lines <= 30, "{lines} lines");
     assert!(text.contains("and 80 more"), "{text}");
     // Sorted: the first listed problem is the smallest key.
-    assert!(
-        text.lines().nth(1).unwrap().contains("lm_head.weight"),
-        "{text}"
-    );
+    assert!(text.lines().nth(1).unwrap().contains("lm_head.weight"), "{text}");
 }
 
 #[test]
 fn bf16_data_reads_back_exactly_through_mmap() {
     let tmp = TempDir::new().unwrap();
     write_config(tmp.path());
-    let vals: Vec<bf16> = (0..64)
-        .map(|i| bf16::from_f32(i as f32 * 0.125 - 3.0))
-        .collect();
+    let vals: Vec<bf16> = (0..64).map(|i| bf16::from_f32(i as f32 * 0.125 - 3.0)).collect();
     let t = HostTensor::from_bf16(vec![8, 8], &vals).unwrap();
     write_sharded(tmp.path(), u64::MAX, &[("w".into(), t)]);
     let ckpt = Checkpoint::open(tmp.path()).unwrap();

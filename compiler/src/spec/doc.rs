@@ -85,9 +85,7 @@ impl Node {
                 }
             }
             serde_json::Value::String(s) => Value::Str(s.clone()),
-            serde_json::Value::Array(items) => {
-                Value::Seq(items.iter().map(Node::from_json).collect())
-            }
+            serde_json::Value::Array(items) => Value::Seq(items.iter().map(Node::from_json).collect()),
             serde_json::Value::Object(map) => Value::Map(
                 map.iter()
                     .map(|(k, v)| {

@@ -67,11 +67,7 @@ pub enum SpecError {
     )]
     UnknownFormat { path: PathBuf },
     #[error("{at}: {message}")]
-    Invalid {
-        at: At,
-        kind: ErrorKind,
-        message: String,
-    },
+    Invalid { at: At, kind: ErrorKind, message: String },
 }
 
 impl SpecError {

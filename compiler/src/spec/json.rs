@@ -65,11 +65,7 @@ impl<'s> Walker<'s> {
         let p = self.pos();
         match self.bump() {
             Some(c) if c == want => Ok(()),
-            _ => Err(self.err(
-                p,
-                ErrorKind::Syntax,
-                format!("invalid JSON: expected `{want}`"),
-            )),
+            _ => Err(self.err(p, ErrorKind::Syntax, format!("invalid JSON: expected `{want}`"))),
         }
     }
 
@@ -85,9 +81,7 @@ impl<'s> Walker<'s> {
                 }
                 Some('"') => break,
                 Some(_) => {}
-                None => {
-                    return Err(self.err(p, ErrorKind::Syntax, "invalid JSON: unterminated string"))
-                }
+                None => return Err(self.err(p, ErrorKind::Syntax, "invalid JSON: unterminated string")),
             }
         }
         Ok(self.src.get(start..self.at).unwrap_or(""))
@@ -127,33 +121,17 @@ impl<'s> Walker<'s> {
                                 .pos
                                 .map(|q| format!(" (first at line {})", q.line))
                                 .unwrap_or_default();
-                            return Err(self.err(
-                                kp,
-                                ErrorKind::InvalidValue,
-                                format!("duplicate key `{name}`{prev}"),
-                            ));
+                            return Err(self.err(kp, ErrorKind::InvalidValue, format!("duplicate key `{name}`{prev}")));
                         }
                         self.expect(':')?;
                         let v = self.value(depth + 1)?;
-                        entries.push((
-                            Key {
-                                name,
-                                pos: Some(kp),
-                            },
-                            v,
-                        ));
+                        entries.push((Key { name, pos: Some(kp) }, v));
                         self.skip_ws();
                         let sp = self.pos();
                         match self.bump() {
                             Some(',') => continue,
                             Some('}') => break,
-                            _ => {
-                                return Err(self.err(
-                                    sp,
-                                    ErrorKind::Syntax,
-                                    "invalid JSON: expected `,` or `}`",
-                                ))
-                            }
+                            _ => return Err(self.err(sp, ErrorKind::Syntax, "invalid JSON: expected `,` or `}`")),
                         }
                     }
                 }
@@ -173,13 +151,7 @@ impl<'s> Walker<'s> {
                         match self.bump() {
                             Some(',') => continue,
                             Some(']') => break,
-                            _ => {
-                                return Err(self.err(
-                                    sp,
-                                    ErrorKind::Syntax,
-                                    "invalid JSON: expected `,` or `]`",
-                                ))
-                            }
+                            _ => return Err(self.err(sp, ErrorKind::Syntax, "invalid JSON: expected `,` or `]`")),
                         }
                     }
                 }
@@ -188,8 +160,7 @@ impl<'s> Walker<'s> {
             Some('"') => Value::Str(self.string()?),
             Some(_) => {
                 let start = self.at;
-                while matches!(self.peek(), Some(c) if c.is_ascii_alphanumeric() || matches!(c, '-' | '+' | '.'))
-                {
+                while matches!(self.peek(), Some(c) if c.is_ascii_alphanumeric() || matches!(c, '-' | '+' | '.')) {
                     self.bump();
                 }
                 let tok = self.src.get(start..self.at).unwrap_or("");
@@ -199,36 +170,20 @@ impl<'s> Walker<'s> {
                     "false" => Value::Bool(false),
                     _ if tok.contains(['.', 'e', 'E']) => match tok.parse::<f64>() {
                         Ok(x) => Value::Float(x),
-                        Err(_) => {
-                            return Err(self.err(
-                                p,
-                                ErrorKind::Syntax,
-                                format!("invalid JSON number `{tok}`"),
-                            ))
-                        }
+                        Err(_) => return Err(self.err(p, ErrorKind::Syntax, format!("invalid JSON number `{tok}`"))),
                     },
                     _ => match tok.parse::<i128>() {
                         Ok(i) => Value::Int(i),
                         Err(_) => match tok.parse::<f64>() {
                             Ok(x) => Value::Float(x),
                             Err(_) => {
-                                return Err(self.err(
-                                    p,
-                                    ErrorKind::Syntax,
-                                    format!("invalid JSON value `{tok}`"),
-                                ))
+                                return Err(self.err(p, ErrorKind::Syntax, format!("invalid JSON value `{tok}`")))
                             }
                         },
                     },
                 }
             }
-            None => {
-                return Err(self.err(
-                    p,
-                    ErrorKind::Syntax,
-                    "invalid JSON: unexpected end of input",
-                ))
-            }
+            None => return Err(self.err(p, ErrorKind::Syntax, "invalid JSON: unexpected end of input")),
         };
         Ok(Node::new(value, Some(p)))
     }
@@ -277,29 +232,16 @@ mod tests {
 
     #[test]
     fn values_and_positions() {
-        let src =
-            "{\n  \"a\": 1,\n  \"b\": [1.5, \"x\\n\", null, true],\n  \"c\": {\"d\": -7e2}\n}";
+        let src = "{\n  \"a\": 1,\n  \"b\": [1.5, \"x\\n\", null, true],\n  \"c\": {\"d\": -7e2}\n}";
         let n = parse(src, "c.json").unwrap().unwrap();
-        let Value::Map(e) = &n.value else {
-            panic!("{n:?}")
-        };
+        let Value::Map(e) = &n.value else { panic!("{n:?}") };
         assert_eq!(e[0].0.pos, Some(Pos { line: 2, column: 3 }));
         assert_eq!(e[0].1.value, Value::Int(1));
         assert_eq!(e[0].1.pos, Some(Pos { line: 2, column: 8 }));
-        let Value::Seq(items) = &e[1].1.value else {
-            panic!()
-        };
+        let Value::Seq(items) = &e[1].1.value else { panic!() };
         assert_eq!(items[1].value, Value::Str("x\n".into()));
-        assert_eq!(
-            items[1].pos,
-            Some(Pos {
-                line: 3,
-                column: 14
-            })
-        );
-        let Value::Map(c) = &e[2].1.value else {
-            panic!()
-        };
+        assert_eq!(items[1].pos, Some(Pos { line: 3, column: 14 }));
+        let Value::Map(c) = &e[2].1.value else { panic!() };
         assert_eq!(c[0].1.value, Value::Float(-700.0));
     }
 

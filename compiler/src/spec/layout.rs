@@ -22,18 +22,8 @@ impl WeightDecl {
     }
 }
 
-fn linear(
-    out: &mut Vec<WeightDecl>,
-    prefix: &str,
-    name: &str,
-    rows: usize,
-    cols: usize,
-    bias: bool,
-) {
-    out.push(WeightDecl::new(
-        format!("{prefix}.{name}.weight"),
-        vec![rows, cols],
-    ));
+fn linear(out: &mut Vec<WeightDecl>, prefix: &str, name: &str, rows: usize, cols: usize, bias: bool) {
+    out.push(WeightDecl::new(format!("{prefix}.{name}.weight"), vec![rows, cols]));
     if bias {
         out.push(WeightDecl::new(format!("{prefix}.{name}.bias"), vec![rows]));
     }
@@ -71,10 +61,7 @@ fn mixer_into(out: &mut Vec<WeightDecl>, p: &str, mixer: &MixerSpec, d: usize) {
             linear(out, p, "out_proj", d, m.d_inner, b);
         }
         MixerSpec::Gdn(g) => {
-            let (k, v) = (
-                g.key_heads * g.key_head_dim,
-                g.value_heads * g.value_head_dim,
-            );
+            let (k, v) = (g.key_heads * g.key_head_dim, g.value_heads * g.value_head_dim);
             linear(out, p, "in_proj_qkvz", 2 * k + 2 * v, d, false);
             linear(out, p, "in_proj_ba", 2 * g.value_heads, d, false);
             out.push(WeightDecl::new(
@@ -131,22 +118,8 @@ pub fn mlp_weights(prefix: &str, mlp: &MlpSpec, hidden: usize) -> Vec<WeightDecl
     if mlp.gated {
         linear(&mut out, prefix, "gate_proj", i, hidden, false);
     }
-    linear(
-        &mut out,
-        prefix,
-        "up_proj",
-        i,
-        hidden,
-        mlp.up_bias && !mlp.gated,
-    );
-    linear(
-        &mut out,
-        prefix,
-        "down_proj",
-        hidden,
-        i,
-        mlp.down_bias && !mlp.gated,
-    );
+    linear(&mut out, prefix, "up_proj", i, hidden, mlp.up_bias && !mlp.gated);
+    linear(&mut out, prefix, "down_proj", hidden, i, mlp.down_bias && !mlp.gated);
     out
 }
 
@@ -154,12 +127,7 @@ pub fn mlp_weights(prefix: &str, mlp: &MlpSpec, hidden: usize) -> Vec<WeightDecl
 pub fn block_weights(i: usize, block: &BlockSpec, hidden: usize) -> Vec<WeightDecl> {
     let p = format!("model.decoder.blocks.{i}");
     let mut out = Vec::new();
-    norm(
-        &mut out,
-        &format!("{p}.input_layernorm"),
-        &block.normalization,
-        hidden,
-    );
+    norm(&mut out, &format!("{p}.input_layernorm"), &block.normalization, hidden);
     mixer_into(&mut out, &format!("{p}.mixer"), &block.mixer, hidden);
     norm(
         &mut out,
@@ -184,19 +152,14 @@ pub fn weights(spec: &ModelSpec) -> Vec<WeightDecl> {
     }
     norm(&mut out, "model.norm", &spec.head_norm, d);
     if !spec.tie_word_embeddings {
-        out.push(WeightDecl::new(
-            "lm_head.weight".into(),
-            vec![spec.vocab_size, d],
-        ));
+        out.push(WeightDecl::new("lm_head.weight".into(), vec![spec.vocab_size, d]));
     }
     out
 }
 
 /// Total number of parameters (elements of every checkpoint tensor).
 pub fn parameter_count(spec: &ModelSpec) -> usize {
-    weights(spec)
-        .iter()
-        .fold(0usize, |a, w| a.saturating_add(w.numel()))
+    weights(spec).iter().fold(0usize, |a, w| a.saturating_add(w.numel()))
 }
 
 #[cfg(test)]
@@ -219,18 +182,14 @@ mod tests {
     }
 
     fn kv(list: &[(&str, &[usize])]) -> Vec<(String, Vec<usize>)> {
-        list.iter()
-            .map(|(k, s)| (k.to_string(), s.to_vec()))
-            .collect()
+        list.iter().map(|(k, s)| (k.to_string(), s.to_vec())).collect()
     }
 
     const ROPE: &str = "rotary: {type: mistral_1d, theta: 10000}";
 
     #[test]
     fn attention_shapes() {
-        let w = one(&format!(
-            "{{heads: 4, head_groups: 2, head_size: 16, {ROPE}}}"
-        ));
+        let w = one(&format!("{{heads: 4, head_groups: 2, head_size: 16, {ROPE}}}"));
         assert_eq!(
             w,
             kv(&[
@@ -342,10 +301,7 @@ mod tests {
         ));
         let keys: Vec<&str> = w.iter().map(|(k, _)| k.as_str()).collect();
         assert_eq!(keys.len(), 15 + 4);
-        assert!(
-            keys[..15].iter().all(|k| k.starts_with("m.mixers.a.")),
-            "{keys:?}"
-        );
+        assert!(keys[..15].iter().all(|k| k.starts_with("m.mixers.a.")), "{keys:?}");
         assert_eq!(
             &keys[15..],
             [
@@ -399,14 +355,10 @@ mod tests {
         let s = spec(&format!(
             "hidden_size: 8\nvocab_size: 4\nhead: {{normalization: {{type: layer_norm}}}}\ndecoder: {{num_blocks: 1, block: {{mixer: {{heads: 1, head_size: 8, {ROPE}}}, mlp: {{intermediate_size: 16, add_linear_biases: true}}, normalization: {{type: layer_norm}}}}}}\n"
         ));
-        let w: Vec<(String, Vec<usize>)> =
-            weights(&s).into_iter().map(|w| (w.key, w.shape)).collect();
+        let w: Vec<(String, Vec<usize>)> = weights(&s).into_iter().map(|w| (w.key, w.shape)).collect();
         let has = |k: &str, shape: &[usize]| w.iter().any(|(key, s)| key == k && s == shape);
         assert!(has("model.decoder.blocks.0.input_layernorm.bias", &[8]));
-        assert!(has(
-            "model.decoder.blocks.0.post_attention_layernorm.bias",
-            &[8]
-        ));
+        assert!(has("model.decoder.blocks.0.post_attention_layernorm.bias", &[8]));
         assert!(has("model.norm.bias", &[8]));
         assert!(has("model.decoder.blocks.0.mlp.up_proj.bias", &[16]));
         assert!(has("model.decoder.blocks.0.mlp.down_proj.bias", &[8]));

@@ -53,13 +53,7 @@ const GDN_KEYS: &[&str] = &[
     "convolution_layer",
     "norm_eps",
 ];
-const KDA_KEYS: &[&str] = &[
-    "type",
-    "heads",
-    "head_dim",
-    "convolution_layer",
-    "normalization",
-];
+const KDA_KEYS: &[&str] = &["type", "heads", "head_dim", "convolution_layer", "normalization"];
 const STOCHASTIC_KEYS: &[&str] = &[
     "type",
     "mixers",
@@ -202,10 +196,7 @@ fn attention(o: &Obj<'_>) -> Result<AttentionSpec, SpecError> {
 const ROTARY_TYPES: &[&str] = &["mistral_1d", "pixtral_2d", "llama3", "yarn", "default"];
 
 fn rotary(o: &Obj<'_>) -> Result<RotarySpec, SpecError> {
-    let f = o.req(
-        "rotary",
-        "the rotary embedding, `{type: mistral_1d, theta: ...}`",
-    )?;
+    let f = o.req("rotary", "the rotary embedding, `{type: mistral_1d, theta: ...}`")?;
     let r = f.obj()?;
     let t = r.req("type", "the rotary type (`mistral_1d`)")?;
     let name = t.str()?;
@@ -267,9 +258,7 @@ fn mamba(o: &Obj<'_>, hidden: usize) -> Result<MambaSpec, SpecError> {
             match expand.checked_mul(hidden).filter(|w| *w <= MAX_WIDTH) {
                 Some(w) => w,
                 None => {
-                    let msg = format!(
-                        "expand × hidden_size is larger than any supported width ({MAX_WIDTH})"
-                    );
+                    let msg = format!("expand × hidden_size is larger than any supported width ({MAX_WIDTH})");
                     return Err(match at {
                         Some(f) => f.err(ErrorKind::InvalidValue, msg),
                         None => o.err("expand", ErrorKind::InvalidValue, msg),
@@ -317,11 +306,7 @@ fn mamba(o: &Obj<'_>, hidden: usize) -> Result<MambaSpec, SpecError> {
 
     // Grouped x/B: d_inner and d_xb are whole numbers of N-channel heads, and the x/B groups
     // divide the heads evenly (reference §2.6).
-    let n_key = if o.has("state_size") {
-        "state_size"
-    } else {
-        "d_state"
-    };
+    let n_key = if o.has("state_size") { "state_size" } else { "d_state" };
     let blame = |key: &str, msg: String| match o.get(key) {
         Some(f) => f.err(ErrorKind::Constraint, msg),
         None => o.err(key, ErrorKind::Constraint, msg),
@@ -365,17 +350,11 @@ fn mamba(o: &Obj<'_>, hidden: usize) -> Result<MambaSpec, SpecError> {
 }
 
 /// `convolution_layer: {kernel_size, activation}`.
-fn conv_layer<'a>(
-    o: &Obj<'a>,
-    required: bool,
-) -> Result<(usize, Activation, Option<Field<'a>>), SpecError> {
+fn conv_layer<'a>(o: &Obj<'a>, required: bool) -> Result<(usize, Activation, Option<Field<'a>>), SpecError> {
     let c = if required {
         Some(
-            o.req(
-                "convolution_layer",
-                "`{kernel_size: K}` of the short causal conv",
-            )?
-            .obj()?,
+            o.req("convolution_layer", "`{kernel_size: K}` of the short causal conv")?
+                .obj()?,
         )
     } else {
         o.opt_obj("convolution_layer")?
@@ -400,8 +379,7 @@ fn conv_layer<'a>(
 /// An HF `ACT2FN` name.
 pub(crate) fn activation(f: &Field<'_>) -> Result<Activation, SpecError> {
     let name = f.one_of("activation", ACTIVATION_NAMES)?;
-    Activation::from_hf_name(name)
-        .ok_or_else(|| f.err(ErrorKind::InvalidValue, "unknown activation"))
+    Activation::from_hf_name(name).ok_or_else(|| f.err(ErrorKind::InvalidValue, "unknown activation"))
 }
 
 fn gdn(o: &Obj<'_>) -> Result<GdnSpec, SpecError> {
@@ -421,11 +399,7 @@ fn gdn(o: &Obj<'_>) -> Result<GdnSpec, SpecError> {
     }
     if let Some(f) = o.get("value_heads").or_else(|| o.get("key_heads")) {
         width(&f, "key_heads × key_head_dim", &[key_heads, key_head_dim])?;
-        width(
-            &f,
-            "value_heads × value_head_dim",
-            &[value_heads, value_head_dim],
-        )?;
+        width(&f, "value_heads × value_head_dim", &[value_heads, value_head_dim])?;
     }
     let (conv_kernel_size, conv_activation, _) = conv_layer(o, true)?;
     let norm_eps = o.positive_f64_or("norm_eps", 1e-5, "output norm epsilon")?;
@@ -482,10 +456,7 @@ fn kda(o: &Obj<'_>) -> Result<KdaSpec, SpecError> {
 
 /// Sub-mixer names become checkpoint key segments (`mixer.mixers.<name>.q_proj.weight`).
 fn valid_segment(name: &str) -> bool {
-    !name.is_empty()
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
 }
 
 fn stochastic(o: &Obj<'_>, hidden: usize) -> Result<StochasticSpec, SpecError> {

@@ -83,12 +83,7 @@ pub fn parse_str(src: &str, origin: &str, format: Format) -> Result<ModelSpec, S
 }
 
 /// [`parse_str`] with options.
-pub fn parse_str_with(
-    src: &str,
-    origin: &str,
-    format: Format,
-    opts: &ParseOptions,
-) -> Result<ModelSpec, SpecError> {
+pub fn parse_str_with(src: &str, origin: &str, format: Format, opts: &ParseOptions) -> Result<ModelSpec, SpecError> {
     let root = match format {
         Format::Yaml => yaml::parse(src, origin)?,
         Format::Json => json::parse(src, origin)?,
@@ -102,19 +97,11 @@ pub fn from_json_value(v: &serde_json::Value, origin: &str) -> Result<ModelSpec,
 }
 
 /// [`from_json_value`] with options.
-pub fn from_json_value_with(
-    v: &serde_json::Value,
-    origin: &str,
-    opts: &ParseOptions,
-) -> Result<ModelSpec, SpecError> {
+pub fn from_json_value_with(v: &serde_json::Value, origin: &str, opts: &ParseOptions) -> Result<ModelSpec, SpecError> {
     resolve_node(Some(Node::from_json(v)), origin, opts)
 }
 
-fn resolve_node(
-    root: Option<Node>,
-    origin: &str,
-    opts: &ParseOptions,
-) -> Result<ModelSpec, SpecError> {
+fn resolve_node(root: Option<Node>, origin: &str, opts: &ParseOptions) -> Result<ModelSpec, SpecError> {
     let root = match root {
         Some(n) if n.value != Value::Null => n,
         other => {

@@ -205,8 +205,7 @@ impl StochasticSpec {
     }
     pub fn main(&self) -> &MixerSpec {
         // The parser guarantees main_mixer_name is among the mixers.
-        self.get(&self.main_mixer_name)
-            .unwrap_or(&self.mixers[0].1)
+        self.get(&self.main_mixer_name).unwrap_or(&self.mixers[0].1)
     }
 }
 
@@ -233,9 +232,13 @@ pub struct MlpSpec {
 /// `normalization`.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub enum NormSpec {
-    RmsNorm { eps: f64 },
+    RmsNorm {
+        eps: f64,
+    },
     /// `nn.LayerNorm` with weight and bias.
-    LayerNorm { eps: f64 },
+    LayerNorm {
+        eps: f64,
+    },
 }
 
 impl NormSpec {

@@ -71,15 +71,9 @@ mod tests {
             assert_eq!(Activation::from_hf_name(a.hf_name()), Some(a));
         }
         assert_eq!(Activation::from_hf_name("swish"), Some(Activation::Silu));
-        assert_eq!(
-            Activation::from_hf_name("gelu_new"),
-            Some(Activation::GeluTanh)
-        );
+        assert_eq!(Activation::from_hf_name("gelu_new"), Some(Activation::GeluTanh));
         assert_eq!(Activation::from_hf_name("tanh"), None);
-        assert_eq!(
-            GateActivation::from_name("sigmoid"),
-            Some(GateActivation::Sigmoid)
-        );
+        assert_eq!(GateActivation::from_name("sigmoid"), Some(GateActivation::Sigmoid));
         assert_eq!(GateActivation::from_name("gelu"), None);
     }
 }

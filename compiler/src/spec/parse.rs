@@ -146,10 +146,7 @@ pub(crate) fn resolve(root: &Node, ctx: &Ctx<'_>) -> Result<ModelSpec, SpecError
     let eos_token_id = token_id(&top, "eos_token_id", Some(2))?;
     let pad_token_id = token_id(&top, "pad_token_id", None)?;
 
-    let df = top.req(
-        "decoder",
-        "the decoder, `{type: fixed | pattern, num_blocks, ...}`",
-    )?;
+    let df = top.req("decoder", "the decoder, `{type: fixed | pattern, num_blocks, ...}`")?;
     let (decoder_form, layers) = decoder(&df, hidden_size)?;
 
     Ok(ModelSpec {
@@ -188,10 +185,7 @@ fn decoder(f: &Field<'_>, hidden: usize) -> Result<(DecoderForm, Vec<BlockSpec>)
         return Ok((DecoderForm::Fixed, vec![b; num_blocks]));
     }
 
-    let pf = d.req(
-        "pattern",
-        "the list of block names, layer i uses pattern[i % len]",
-    )?;
+    let pf = d.req("pattern", "the list of block names, layer i uses pattern[i % len]")?;
     let items = pf.seq()?;
     if items.is_empty() {
         return Err(pf.err(

@@ -78,11 +78,7 @@ pub(crate) fn did_you_mean(name: &str, candidates: &[&str]) -> String {
 
 /// "`a`, `b`, `c`".
 pub(crate) fn list(names: &[&str]) -> String {
-    names
-        .iter()
-        .map(|n| format!("`{n}`"))
-        .collect::<Vec<_>>()
-        .join(", ")
+    names.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ")
 }
 
 /// A value in the tree, with its key path and the position of the key that introduced it.
@@ -106,20 +102,12 @@ impl<'a> Field<'a> {
 
     /// An error located at the value.
     pub fn err(&self, kind: ErrorKind, msg: impl Into<String>) -> SpecError {
-        SpecError::new(
-            self.ctx.at(self.node.pos.or(self.key_pos), &self.path),
-            kind,
-            msg,
-        )
+        SpecError::new(self.ctx.at(self.node.pos.or(self.key_pos), &self.path), kind, msg)
     }
 
     /// An error located at the key (falling back to the value).
     pub fn err_at_key(&self, kind: ErrorKind, msg: impl Into<String>) -> SpecError {
-        SpecError::new(
-            self.ctx.at(self.key_pos.or(self.node.pos), &self.path),
-            kind,
-            msg,
-        )
+        SpecError::new(self.ctx.at(self.key_pos.or(self.node.pos), &self.path), kind, msg)
     }
 
     fn wrong(&self, expected: &str) -> SpecError {
@@ -184,12 +172,7 @@ impl<'a> Field<'a> {
 
     pub fn i64(&self, what: &str) -> Result<i64, SpecError> {
         let i = self.int(what)?;
-        i64::try_from(i).map_err(|_| {
-            self.err(
-                ErrorKind::InvalidValue,
-                format!("{i} does not fit in 64 bits ({what})"),
-            )
-        })
+        i64::try_from(i).map_err(|_| self.err(ErrorKind::InvalidValue, format!("{i} does not fit in 64 bits ({what})")))
     }
 
     /// A size: an integer in `1..=MAX_SIZE` (the cap keeps every weight's element count far from
@@ -202,10 +185,7 @@ impl<'a> Field<'a> {
     pub fn size_max(&self, what: &str, max: usize) -> Result<usize, SpecError> {
         let i = self.int(&format!("{what}, > 0"))?;
         if i <= 0 {
-            return Err(self.err(
-                ErrorKind::InvalidValue,
-                format!("must be > 0 ({what}), found {i}"),
-            ));
+            return Err(self.err(ErrorKind::InvalidValue, format!("must be > 0 ({what}), found {i}")));
         }
         match usize::try_from(i) {
             Ok(u) if u <= max => Ok(u),
@@ -224,10 +204,7 @@ impl<'a> Field<'a> {
             _ => return Err(self.wrong(&format!("a number ({what})"))),
         };
         if !x.is_finite() {
-            return Err(self.err(
-                ErrorKind::InvalidValue,
-                format!("must be finite ({what}), found {x}"),
-            ));
+            return Err(self.err(ErrorKind::InvalidValue, format!("must be finite ({what}), found {x}")));
         }
         Ok(x)
     }
@@ -235,10 +212,7 @@ impl<'a> Field<'a> {
     pub fn positive_f64(&self, what: &str) -> Result<f64, SpecError> {
         let x = self.f64(what)?;
         if x <= 0.0 {
-            return Err(self.err(
-                ErrorKind::InvalidValue,
-                format!("must be > 0 ({what}), found {x}"),
-            ));
+            return Err(self.err(ErrorKind::InvalidValue, format!("must be > 0 ({what}), found {x}")));
         }
         Ok(x)
     }
@@ -246,10 +220,7 @@ impl<'a> Field<'a> {
     pub fn nonneg_f64(&self, what: &str) -> Result<f64, SpecError> {
         let x = self.f64(what)?;
         if x < 0.0 {
-            return Err(self.err(
-                ErrorKind::InvalidValue,
-                format!("must be >= 0 ({what}), found {x}"),
-            ));
+            return Err(self.err(ErrorKind::InvalidValue, format!("must be >= 0 ({what}), found {x}")));
         }
         Ok(x)
     }
@@ -263,11 +234,7 @@ impl<'a> Field<'a> {
         valid.iter().copied().find(|v| *v == s).ok_or_else(|| {
             self.err(
                 ErrorKind::InvalidValue,
-                format!(
-                    "unknown {what} `{s}`{}; valid: {}",
-                    did_you_mean(s, valid),
-                    list(valid)
-                ),
+                format!("unknown {what} `{s}`{}; valid: {}", did_you_mean(s, valid), list(valid)),
             )
         })
     }
@@ -298,15 +265,12 @@ impl<'a> Obj<'a> {
 
     /// The entry, including an explicit `null`.
     pub fn raw(&self, key: &str) -> Option<Field<'a>> {
-        self.entries
-            .iter()
-            .find(|(k, _)| k.name == key)
-            .map(|(k, n)| Field {
-                ctx: self.ctx,
-                node: n,
-                path: self.child_path(key),
-                key_pos: k.pos,
-            })
+        self.entries.iter().find(|(k, _)| k.name == key).map(|(k, n)| Field {
+            ctx: self.ctx,
+            node: n,
+            path: self.child_path(key),
+            key_pos: k.pos,
+        })
     }
 
     /// The entry; an explicit `null` reads as absent (the default applies).
@@ -316,11 +280,7 @@ impl<'a> Obj<'a> {
 
     pub fn req(&self, key: &str, what: &str) -> Result<Field<'a>, SpecError> {
         self.get(key).ok_or_else(|| {
-            let null = if self.raw(key).is_some() {
-                " (it is null)"
-            } else {
-                ""
-            };
+            let null = if self.raw(key).is_some() { " (it is null)" } else { "" };
             self.err(
                 key,
                 ErrorKind::Missing,
@@ -378,8 +338,7 @@ impl<'a> Obj<'a> {
     }
 
     pub fn req_size(&self, key: &str, what: &str) -> Result<usize, SpecError> {
-        self.req(key, &format!("{what}, an integer > 0"))?
-            .size(what)
+        self.req(key, &format!("{what}, an integer > 0"))?.size(what)
     }
 
     pub fn bool_or(&self, key: &str, default: bool) -> Result<bool, SpecError> {

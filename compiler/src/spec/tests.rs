@@ -101,10 +101,7 @@ fn reference_example_parses() {
             norm_activation: GateActivation::Silu
         }
     );
-    assert!(s
-        .layers
-        .iter()
-        .all(|l| l.mlp.gated && l.mlp.intermediate_size == 256));
+    assert!(s.layers.iter().all(|l| l.mlp.gated && l.mlp.intermediate_size == 256));
     round_trip(&s);
 }
 
@@ -174,10 +171,7 @@ fn attention_keys_and_defaults() {
     let MixerSpec::Attention(a) = only_mixer(&s) else {
         panic!()
     };
-    assert_eq!(
-        (a.head_groups, a.causal, a.window_size),
-        (1, false, Some(8))
-    );
+    assert_eq!((a.head_groups, a.causal, a.window_size), (1, false, Some(8)));
     assert_eq!(
         a.bias,
         AttentionBiases {
@@ -236,12 +230,8 @@ fn unsupported_rotary_types_are_named() {
 
 #[test]
 fn mamba_keys_and_defaults() {
-    let s = yaml(&with_mixer(
-        "{type: mamba, conv_bias: true, dt_proj_bias: false}",
-    ));
-    let MixerSpec::Mamba(m) = only_mixer(&s) else {
-        panic!()
-    };
+    let s = yaml(&with_mixer("{type: mamba, conv_bias: true, dt_proj_bias: false}"));
+    let MixerSpec::Mamba(m) = only_mixer(&s) else { panic!() };
     let want = MambaSpec {
         state_size: 16,
         d_inner: 128,
@@ -263,9 +253,7 @@ fn mamba_keys_and_defaults() {
     let s = yaml(&with_mixer(
         "{type: mamba, d_state: 8, expand: 3, d_xb: 16, d_conv: 3, dt_rank: auto, dt_min: 0.01, dt_max: 0.2, dt_init: constant, dt_scale: 2.0, dt_init_floor: 0.001, repeat_kv_before_conv: false, conv_bias: false, dt_proj_bias: true, add_linear_biases: true}",
     ));
-    let MixerSpec::Mamba(m) = only_mixer(&s) else {
-        panic!()
-    };
+    let MixerSpec::Mamba(m) = only_mixer(&s) else { panic!() };
     assert_eq!(
         (m.state_size, m.d_inner, m.d_xb, m.d_conv, m.dt_rank),
         (8, 192, 16, 3, 4)
@@ -279,10 +267,10 @@ fn mamba_keys_and_defaults() {
     round_trip(&s);
 
     // Both spellings of N: equal is fine, different is an error at d_state.
-    let s = yaml(&with_mixer("{type: mamba, state_size: 32, d_state: 32, d_inner: 128, d_xb: 32, conv_bias: true, dt_proj_bias: true}"));
-    let MixerSpec::Mamba(m) = only_mixer(&s) else {
-        panic!()
-    };
+    let s = yaml(&with_mixer(
+        "{type: mamba, state_size: 32, d_state: 32, d_inner: 128, d_xb: 32, conv_bias: true, dt_proj_bias: true}",
+    ));
+    let MixerSpec::Mamba(m) = only_mixer(&s) else { panic!() };
     assert_eq!(m.state_size, 32);
     let e = yaml_err(&with_mixer(
         "{type: mamba, state_size: 32, d_state: 16, conv_bias: true, dt_proj_bias: true}",
@@ -293,20 +281,14 @@ fn mamba_keys_and_defaults() {
         &with_mixer("{type: mamba, d_inner: 64, d_xb: 32, conv_bias: true, dt_proj_bias: true}")
             .replace("hidden_size: 64", "hidden_size: 72"),
     );
-    let MixerSpec::Mamba(m) = only_mixer(&s) else {
-        panic!()
-    };
+    let MixerSpec::Mamba(m) = only_mixer(&s) else { panic!() };
     assert_eq!(m.dt_rank, 5);
 }
 
 #[test]
 fn gdn_keys_and_defaults() {
-    let s = yaml(&with_mixer(
-        "{type: gdn, convolution_layer: {kernel_size: 4}}",
-    ));
-    let MixerSpec::Gdn(g) = only_mixer(&s) else {
-        panic!()
-    };
+    let s = yaml(&with_mixer("{type: gdn, convolution_layer: {kernel_size: 4}}"));
+    let MixerSpec::Gdn(g) = only_mixer(&s) else { panic!() };
     let want = GdnSpec {
         value_heads: 32,
         key_heads: 8,
@@ -320,9 +302,7 @@ fn gdn_keys_and_defaults() {
     let s = yaml(&with_mixer(
         "{type: gdn, value_heads: 6, key_heads: 3, key_head_dim: 8, value_head_dim: 4, convolution_layer: {kernel_size: 2, activation: identity}, norm_eps: 1.0e-6}",
     ));
-    let MixerSpec::Gdn(g) = only_mixer(&s) else {
-        panic!()
-    };
+    let MixerSpec::Gdn(g) = only_mixer(&s) else { panic!() };
     assert_eq!(
         (g.value_heads, g.key_heads, g.key_head_dim, g.value_head_dim),
         (6, 3, 8, 4)
@@ -340,9 +320,7 @@ fn gdn_keys_and_defaults() {
 #[test]
 fn kda_keys_and_defaults() {
     let s = yaml(&with_mixer("{type: kda}"));
-    let MixerSpec::Kda(k) = only_mixer(&s) else {
-        panic!()
-    };
+    let MixerSpec::Kda(k) = only_mixer(&s) else { panic!() };
     assert_eq!(
         *k,
         KdaSpec {
@@ -354,18 +332,11 @@ fn kda_keys_and_defaults() {
         }
     );
     let s = yaml(&with_mixer("{type: kda, heads: 2, head_dim: 8, convolution_layer: {kernel_size: 3}, normalization: {epsilon: 1.0e-6, activation: sigmoid}}"));
-    let MixerSpec::Kda(k) = only_mixer(&s) else {
-        panic!()
-    };
-    assert_eq!(
-        (k.heads, k.head_dim, k.conv_kernel_size, k.norm_eps),
-        (2, 8, 3, 1e-6)
-    );
+    let MixerSpec::Kda(k) = only_mixer(&s) else { panic!() };
+    assert_eq!((k.heads, k.head_dim, k.conv_kernel_size, k.norm_eps), (2, 8, 3, 1e-6));
     assert_eq!(k.norm_activation, GateActivation::Sigmoid);
     round_trip(&s);
-    let e = yaml_err(&with_mixer(
-        "{type: kda, convolution_layer: {activation: gelu}}",
-    ));
+    let e = yaml_err(&with_mixer("{type: kda, convolution_layer: {activation: gelu}}"));
     assert_eq!(e.kind(), Some(ErrorKind::Unsupported));
 }
 
@@ -495,10 +466,7 @@ decoder:
     round_trip(&s);
     // Pattern entries beyond num_blocks are never used and are dropped.
     let s = yaml(&src.replace("num_blocks: 5", "num_blocks: 2"));
-    assert_eq!(
-        s.decoder_form,
-        DecoderForm::Pattern(vec!["a".into(), "b".into()])
-    );
+    assert_eq!(s.decoder_form, DecoderForm::Pattern(vec!["a".into(), "b".into()]));
     round_trip(&s);
     // ... but still checked.
     let e = yaml_err(
@@ -528,10 +496,7 @@ fn edited_specs_write_back_consistently() {
 
 #[test]
 fn init_needs_the_option() {
-    let src = attn(", init: transfer").replace(
-        "{intermediate_size: 32}",
-        "{intermediate_size: 32, init: random}",
-    );
+    let src = attn(", init: transfer").replace("{intermediate_size: 32}", "{intermediate_size: 32, init: random}");
     let e = yaml_err(&src);
     assert_eq!(e.kind(), Some(ErrorKind::UnknownKey));
     assert!(e.to_string().contains("surgery"), "{e}");
@@ -544,18 +509,11 @@ fn init_needs_the_option() {
 
 #[test]
 fn vision_encoder_is_rejected_where_it_is() {
-    let src = format!(
-        "model_type: apriel2\nvision_encoder:\n  hidden_size: 32\n{}",
-        attn("")
-    );
+    let src = format!("model_type: apriel2\nvision_encoder:\n  hidden_size: 32\n{}", attn(""));
     let e = yaml_err(&src);
     assert_eq!(e.kind(), Some(ErrorKind::Unsupported));
     assert_eq!(e.position(), Some((2, 1)));
-    assert!(
-        e.to_string()
-            .contains("vision encoder is not supported yet"),
-        "{e}"
-    );
+    assert!(e.to_string().contains("vision encoder is not supported yet"), "{e}");
 }
 
 #[test]

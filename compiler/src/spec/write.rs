@@ -54,10 +54,7 @@ fn attention(a: &AttentionSpec) -> Value {
             o.insert(key.into(), bias(on));
         }
     }
-    o.insert(
-        "rotary".into(),
-        json!({"type": "mistral_1d", "theta": a.rotary.theta}),
-    );
+    o.insert("rotary".into(), json!({"type": "mistral_1d", "theta": a.rotary.theta}));
     Value::Object(o)
 }
 
@@ -99,11 +96,7 @@ fn mixer(m: &MixerSpec) -> Value {
         MixerSpec::Stochastic(s) => {
             let mut o = Map::new();
             o.insert("type".into(), json!("stochastic"));
-            let mixers: Map<String, Value> = s
-                .mixers
-                .iter()
-                .map(|(n, m)| (n.clone(), mixer(m)))
-                .collect();
+            let mixers: Map<String, Value> = s.mixers.iter().map(|(n, m)| (n.clone(), mixer(m))).collect();
             o.insert("mixers".into(), Value::Object(mixers));
             o.insert("main_mixer_name".into(), json!(s.main_mixer_name));
             match &s.sampling {
@@ -112,8 +105,7 @@ fn mixer(m: &MixerSpec) -> Value {
                 }
                 SamplingStrategy::Weighted(w) => {
                     o.insert("sampling_strategy".into(), json!("weighted"));
-                    let w: Map<String, Value> =
-                        w.iter().map(|(n, x)| (n.clone(), json!(x))).collect();
+                    let w: Map<String, Value> = w.iter().map(|(n, x)| (n.clone(), json!(x))).collect();
                     o.insert("sampling_weights".into(), Value::Object(w));
                 }
             }
@@ -139,22 +131,21 @@ fn decoder(spec: &ModelSpec) -> Value {
     match &spec.decoder_form {
         DecoderForm::Fixed => {
             if let Some(first) = layers.first() {
-                if layers.iter().all(|l| {
-                    l.mixer == first.mixer
-                        && l.mlp == first.mlp
-                        && l.normalization == first.normalization
-                }) {
+                if layers
+                    .iter()
+                    .all(|l| l.mixer == first.mixer && l.mlp == first.mlp && l.normalization == first.normalization)
+                {
                     return json!({"type": "fixed", "num_blocks": n, "block": block_config(first)});
                 }
             }
         }
         DecoderForm::Pattern(p) if !p.is_empty() && p.len() <= n => {
             // Each layer carries its pattern name, and all layers of one name are equal.
-            let mut first: std::collections::HashMap<&str, &BlockSpec> =
-                std::collections::HashMap::new();
-            let consistent = layers.iter().zip(p.iter().cycle()).all(|(l, name)| {
-                l.name == *name && **first.entry(name.as_str()).or_insert(l) == *l
-            });
+            let mut first: std::collections::HashMap<&str, &BlockSpec> = std::collections::HashMap::new();
+            let consistent = layers
+                .iter()
+                .zip(p.iter().cycle())
+                .all(|(l, name)| l.name == *name && **first.entry(name.as_str()).or_insert(l) == *l);
             if consistent {
                 let mut blocks = Map::new();
                 for l in layers {
@@ -173,9 +164,7 @@ fn decoder(spec: &ModelSpec) -> Value {
     for l in layers {
         let found = distinct
             .iter()
-            .find(|(_, b)| {
-                b.mixer == l.mixer && b.mlp == l.mlp && b.normalization == l.normalization
-            })
+            .find(|(_, b)| b.mixer == l.mixer && b.mlp == l.mlp && b.normalization == l.normalization)
             .map(|(name, _)| name.clone());
         let name = match found {
             Some(name) => name,
@@ -208,17 +197,9 @@ fn decoder(spec: &ModelSpec) -> Value {
 pub fn to_config_json(spec: &ModelSpec) -> Value {
     let multimodal = spec.model_type == "apriel2";
     let (arch, config_class, model_class) = if multimodal {
-        (
-            "Apriel2ForConditionalGeneration",
-            "Apriel2Config",
-            "Apriel2Model",
-        )
+        ("Apriel2ForConditionalGeneration", "Apriel2Config", "Apriel2Model")
     } else {
-        (
-            "Apriel2ForCausalLM",
-            "Apriel2TextConfig",
-            "Apriel2TextModel",
-        )
+        ("Apriel2ForCausalLM", "Apriel2TextConfig", "Apriel2TextModel")
     };
     json!({
         "model_type": spec.model_type,

@@ -104,9 +104,7 @@ impl Builder<'_> {
         match self.stack.last_mut() {
             None => self.root = Some(node),
             Some(Frame::Seq { items, .. }) => items.push(node),
-            Some(Frame::Map {
-                entries, pending, ..
-            }) => match pending.take() {
+            Some(Frame::Map { entries, pending, .. }) => match pending.take() {
                 Some(key) => entries.push((key, node)),
                 // Scalar keys are taken before resolution (see `scalar`); anything else is not a key.
                 None => {
@@ -232,11 +230,7 @@ impl Builder<'_> {
                     .pos
                     .map(|q| format!(" (first at line {})", q.line))
                     .unwrap_or_default();
-                return Err(self.err(
-                    p,
-                    ErrorKind::InvalidValue,
-                    format!("duplicate key `{}`{prev}", k.name),
-                ));
+                return Err(self.err(p, ErrorKind::InvalidValue, format!("duplicate key `{}`{prev}", k.name)));
             }
             own.push((k, v));
         }
@@ -286,9 +280,7 @@ pub(crate) fn resolve_plain(s: &str) -> Value {
         "" | "~" | "null" | "Null" | "NULL" => return Value::Null,
         "true" | "True" | "TRUE" => return Value::Bool(true),
         "false" | "False" | "FALSE" => return Value::Bool(false),
-        ".inf" | ".Inf" | ".INF" | "+.inf" | "+.Inf" | "+.INF" => {
-            return Value::Float(f64::INFINITY)
-        }
+        ".inf" | ".Inf" | ".INF" | "+.inf" | "+.Inf" | "+.INF" => return Value::Float(f64::INFINITY),
         "-.inf" | "-.Inf" | "-.INF" => return Value::Float(f64::NEG_INFINITY),
         ".nan" | ".NaN" | ".NAN" => return Value::Float(f64::NAN),
         _ => {}
@@ -402,11 +394,9 @@ pub fn parse(src: &str, file: &str) -> Result<Option<Node>, SpecError> {
                 p,
             )?,
             Event::SequenceEnd => match b.stack.pop() {
-                Some(Frame::Seq {
-                    items,
-                    pos: sp,
-                    anchor,
-                }) => b.finish(Node::new(Value::Seq(items), Some(sp)), anchor)?,
+                Some(Frame::Seq { items, pos: sp, anchor }) => {
+                    b.finish(Node::new(Value::Seq(items), Some(sp)), anchor)?
+                }
                 _ => return Err(b.err(p, ErrorKind::Syntax, "unbalanced list end")),
             },
             Event::MappingEnd => b.close_map(p)?,
@@ -496,10 +486,7 @@ mod tests {
         let e = parse(&src, "t.yaml").unwrap_err();
         // saphyr's own recursion limit may fire before ours; either way a located error.
         assert!(e.position().is_some(), "{e}");
-        let e = parse(
-            &("a:\n".to_string() + &"  - ".repeat(200) + "x\n"),
-            "t.yaml",
-        );
+        let e = parse(&("a:\n".to_string() + &"  - ".repeat(200) + "x\n"), "t.yaml");
         assert!(e.is_err());
     }
 }

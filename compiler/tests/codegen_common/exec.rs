@@ -199,8 +199,12 @@ impl<'a> Machine<'a> {
                 BufferRef::Weight(_) | BufferRef::Input(_) => continue,
             };
             match dtype {
-                DType::BF16 => data.iter_mut().for_each(|x| *x = half::bf16::from_f32(*x as f32).to_f64()),
-                DType::F16 => data.iter_mut().for_each(|x| *x = half::f16::from_f32(*x as f32).to_f64()),
+                DType::BF16 => data
+                    .iter_mut()
+                    .for_each(|x| *x = half::bf16::from_f32(*x as f32).to_f64()),
+                DType::F16 => data
+                    .iter_mut()
+                    .for_each(|x| *x = half::f16::from_f32(*x as f32).to_f64()),
                 DType::F32 => data.iter_mut().for_each(|x| *x = f64::from(*x as f32)),
                 _ => {}
             }

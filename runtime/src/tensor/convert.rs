@@ -22,21 +22,11 @@ fn chunks<const N: usize>(bytes: &[u8]) -> impl Iterator<Item = [u8; N]> + '_ {
 pub(crate) fn decode_f64(dtype: DType, bytes: &[u8]) -> Vec<f64> {
     match dtype {
         DType::F64 => chunks::<8>(bytes).map(f64::from_le_bytes).collect(),
-        DType::F32 => chunks::<4>(bytes)
-            .map(|b| f64::from(f32::from_le_bytes(b)))
-            .collect(),
-        DType::F16 => chunks::<2>(bytes)
-            .map(|b| f16::from_le_bytes(b).to_f64())
-            .collect(),
-        DType::BF16 => chunks::<2>(bytes)
-            .map(|b| bf16::from_le_bytes(b).to_f64())
-            .collect(),
-        DType::I64 => chunks::<8>(bytes)
-            .map(|b| i64::from_le_bytes(b) as f64)
-            .collect(),
-        DType::I32 => chunks::<4>(bytes)
-            .map(|b| f64::from(i32::from_le_bytes(b)))
-            .collect(),
+        DType::F32 => chunks::<4>(bytes).map(|b| f64::from(f32::from_le_bytes(b))).collect(),
+        DType::F16 => chunks::<2>(bytes).map(|b| f16::from_le_bytes(b).to_f64()).collect(),
+        DType::BF16 => chunks::<2>(bytes).map(|b| bf16::from_le_bytes(b).to_f64()).collect(),
+        DType::I64 => chunks::<8>(bytes).map(|b| i64::from_le_bytes(b) as f64).collect(),
+        DType::I32 => chunks::<4>(bytes).map(|b| f64::from(i32::from_le_bytes(b))).collect(),
         DType::U8 => bytes.iter().map(|&b| f64::from(b)).collect(),
     }
 }
@@ -45,22 +35,12 @@ pub(crate) fn decode_f64(dtype: DType, bytes: &[u8]) -> Vec<f64> {
 /// large integers; exact from f32/f16/bf16).
 pub(crate) fn decode_f32(dtype: DType, bytes: &[u8]) -> Vec<f32> {
     match dtype {
-        DType::F64 => chunks::<8>(bytes)
-            .map(|b| f64::from_le_bytes(b) as f32)
-            .collect(),
+        DType::F64 => chunks::<8>(bytes).map(|b| f64::from_le_bytes(b) as f32).collect(),
         DType::F32 => chunks::<4>(bytes).map(f32::from_le_bytes).collect(),
-        DType::F16 => chunks::<2>(bytes)
-            .map(|b| f16::from_le_bytes(b).to_f32())
-            .collect(),
-        DType::BF16 => chunks::<2>(bytes)
-            .map(|b| bf16::from_le_bytes(b).to_f32())
-            .collect(),
-        DType::I64 => chunks::<8>(bytes)
-            .map(|b| i64::from_le_bytes(b) as f32)
-            .collect(),
-        DType::I32 => chunks::<4>(bytes)
-            .map(|b| i32::from_le_bytes(b) as f32)
-            .collect(),
+        DType::F16 => chunks::<2>(bytes).map(|b| f16::from_le_bytes(b).to_f32()).collect(),
+        DType::BF16 => chunks::<2>(bytes).map(|b| bf16::from_le_bytes(b).to_f32()).collect(),
+        DType::I64 => chunks::<8>(bytes).map(|b| i64::from_le_bytes(b) as f32).collect(),
+        DType::I32 => chunks::<4>(bytes).map(|b| i32::from_le_bytes(b) as f32).collect(),
         DType::U8 => bytes.iter().map(|&b| f32::from(b)).collect(),
     }
 }
@@ -70,14 +50,11 @@ pub(crate) fn decode_f32(dtype: DType, bytes: &[u8]) -> Vec<f32> {
 fn decode_i64(dtype: DType, bytes: &[u8]) -> Vec<i64> {
     match dtype {
         DType::I64 => chunks::<8>(bytes).map(i64::from_le_bytes).collect(),
-        DType::I32 => chunks::<4>(bytes)
-            .map(|b| i64::from(i32::from_le_bytes(b)))
-            .collect(),
+        DType::I32 => chunks::<4>(bytes).map(|b| i64::from(i32::from_le_bytes(b))).collect(),
         DType::U8 => bytes.iter().map(|&b| i64::from(b)).collect(),
-        DType::F64 | DType::F32 | DType::F16 | DType::BF16 => decode_f64(dtype, bytes)
-            .into_iter()
-            .map(|x| x as i64)
-            .collect(),
+        DType::F64 | DType::F32 | DType::F16 | DType::BF16 => {
+            decode_f64(dtype, bytes).into_iter().map(|x| x as i64).collect()
+        }
     }
 }
 
@@ -126,21 +103,13 @@ pub(crate) fn cast_bytes(from: DType, bytes: &[u8], to: DType) -> Vec<u8> {
         DType::F64 => encode(decode_f64(from, bytes).into_iter(), f64::to_le_bytes),
         DType::F32 => encode(decode_f32(from, bytes).into_iter(), f32::to_le_bytes),
         DType::BF16 if from == DType::F32 || from == DType::F16 => {
-            encode(decode_f32(from, bytes).into_iter(), |x| {
-                bf16::from_f32(x).to_le_bytes()
-            })
+            encode(decode_f32(from, bytes).into_iter(), |x| bf16::from_f32(x).to_le_bytes())
         }
         DType::F16 if from == DType::F32 || from == DType::BF16 => {
-            encode(decode_f32(from, bytes).into_iter(), |x| {
-                f16::from_f32(x).to_le_bytes()
-            })
+            encode(decode_f32(from, bytes).into_iter(), |x| f16::from_f32(x).to_le_bytes())
         }
-        DType::BF16 => encode(decode_f64(from, bytes).into_iter(), |x| {
-            f64_to_bf16(x).to_le_bytes()
-        }),
-        DType::F16 => encode(decode_f64(from, bytes).into_iter(), |x| {
-            f64_to_f16(x).to_le_bytes()
-        }),
+        DType::BF16 => encode(decode_f64(from, bytes).into_iter(), |x| f64_to_bf16(x).to_le_bytes()),
+        DType::F16 => encode(decode_f64(from, bytes).into_iter(), |x| f64_to_f16(x).to_le_bytes()),
         DType::I64 => encode(decode_i64(from, bytes).into_iter(), i64::to_le_bytes),
         DType::I32 => encode(decode_i64(from, bytes).into_iter(), |x| {
             (x.clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32).to_le_bytes()

@@ -49,9 +49,7 @@ impl DType {
 
     /// Inverse of [`DType::safetensors_name`]; `None` for dtypes the runtime does not support.
     pub fn from_safetensors_name(name: &str) -> Option<DType> {
-        DType::ALL
-            .into_iter()
-            .find(|d| d.safetensors_name() == name)
+        DType::ALL.into_iter().find(|d| d.safetensors_name() == name)
     }
 
     /// The `safetensors` crate's dtype.

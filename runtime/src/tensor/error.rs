@@ -11,9 +11,7 @@ pub enum TensorError {
         expected: usize,
         found: usize,
     },
-    #[error(
-        "a {dtype} tensor of shape {shape:?} takes {expected} bytes but {found} bytes were given"
-    )]
+    #[error("a {dtype} tensor of shape {shape:?} takes {expected} bytes but {found} bytes were given")]
     ByteLength {
         dtype: DType,
         shape: Vec<usize>,

@@ -39,9 +39,7 @@ impl<'a> TensorView<'a> {
 
     /// Number of elements (product of the shape; 1 for a scalar).
     pub fn numel(&self) -> usize {
-        self.shape
-            .iter()
-            .fold(1usize, |acc, &d| acc.saturating_mul(d))
+        self.shape.iter().fold(1usize, |acc, &d| acc.saturating_mul(d))
     }
 
     /// Byte length of the data.

@@ -41,9 +41,7 @@ impl Checkpoint {
         } else {
             let paths = glob_safetensors(dir)?;
             if paths.is_empty() {
-                return Err(WeightsError::NoWeights {
-                    dir: dir.to_path_buf(),
-                });
+                return Err(WeightsError::NoWeights { dir: dir.to_path_buf() });
             }
             let files = paths
                 .iter()
@@ -68,9 +66,7 @@ impl Checkpoint {
         if let Some(weight_map) = weight_map {
             for (key, shard) in &weight_map {
                 let shard_path = dir.join(shard);
-                let in_named = index
-                    .get(key)
-                    .is_some_and(|&i| path_of(&files, i) == shard_path);
+                let in_named = index.get(key).is_some_and(|&i| path_of(&files, i) == shard_path);
                 if !in_named {
                     return Err(WeightsError::IndexKeyMissing {
                         index: index_path.clone(),
@@ -152,10 +148,7 @@ impl Checkpoint {
 }
 
 fn path_of(files: &[SafetensorsFile], i: usize) -> PathBuf {
-    files
-        .get(i)
-        .map(|f| f.path().to_path_buf())
-        .unwrap_or_default()
+    files.get(i).map(|f| f.path().to_path_buf()).unwrap_or_default()
 }
 
 fn exists(path: &Path) -> Result<bool, WeightsError> {
@@ -168,22 +161,16 @@ fn read_config(dir: &Path) -> Result<serde_json::Value, WeightsError> {
         if !exists(dir)? {
             return Err(WeightsError::Io {
                 path: dir.to_path_buf(),
-                source: std::io::Error::new(
-                    std::io::ErrorKind::NotFound,
-                    "checkpoint directory does not exist",
-                ),
+                source: std::io::Error::new(std::io::ErrorKind::NotFound, "checkpoint directory does not exist"),
             });
         }
-        return Err(WeightsError::MissingConfig {
-            dir: dir.to_path_buf(),
-        });
+        return Err(WeightsError::MissingConfig { dir: dir.to_path_buf() });
     }
     let text = std::fs::read_to_string(&path).map_err(WeightsError::io(&path))?;
-    let value: serde_json::Value =
-        serde_json::from_str(&text).map_err(|e| WeightsError::InvalidConfig {
-            path: path.clone(),
-            reason: e.to_string(),
-        })?;
+    let value: serde_json::Value = serde_json::from_str(&text).map_err(|e| WeightsError::InvalidConfig {
+        path: path.clone(),
+        reason: e.to_string(),
+    })?;
     if !value.is_object() {
         return Err(WeightsError::InvalidConfig {
             path,
@@ -200,8 +187,7 @@ fn read_index(path: &Path) -> Result<BTreeMap<String, String>, WeightsError> {
         reason,
     };
     let text = std::fs::read_to_string(path).map_err(WeightsError::io(path))?;
-    let value: serde_json::Value =
-        serde_json::from_str(&text).map_err(|e| invalid(format!("not JSON: {e}")))?;
+    let value: serde_json::Value = serde_json::from_str(&text).map_err(|e| invalid(format!("not JSON: {e}")))?;
     let map = value
         .get("weight_map")
         .and_then(|m| m.as_object())
@@ -256,10 +242,7 @@ fn glob_safetensors(dir: &Path) -> Result<Vec<PathBuf>, WeightsError> {
     for entry in std::fs::read_dir(dir).map_err(WeightsError::io(dir))? {
         let entry = entry.map_err(WeightsError::io(dir))?;
         let path = entry.path();
-        let is_file = entry
-            .file_type()
-            .map_err(WeightsError::io(&path))?
-            .is_file();
+        let is_file = entry.file_type().map_err(WeightsError::io(&path))?.is_file();
         let named = path
             .file_name()
             .and_then(|n| n.to_str())

@@ -50,11 +50,7 @@ pub enum WeightsError {
         "{path}: tensor `{key}` has dtype {dtype}, which modelc does not support \
          (supported: F64, F32, F16, BF16, I64, I32, U8)"
     )]
-    UnsupportedDtype {
-        path: PathBuf,
-        key: String,
-        dtype: String,
-    },
+    UnsupportedDtype { path: PathBuf, key: String, dtype: String },
     #[error("no tensor `{key}` in {location}")]
     KeyNotFound { key: String, location: String },
     #[error("tensor `{key}`: {source}")]
@@ -83,7 +79,9 @@ pub enum WeightsError {
         expected: u64,
         found: u64,
     },
-    #[error("tensor `{key}` declared as {expected_dtype} {expected_shape:?} but written as {found_dtype} {found_shape:?}")]
+    #[error(
+        "tensor `{key}` declared as {expected_dtype} {expected_shape:?} but written as {found_dtype} {found_shape:?}"
+    )]
     WrongTensor {
         key: String,
         expected_dtype: DType,
@@ -91,9 +89,7 @@ pub enum WeightsError {
         found_dtype: DType,
         found_shape: Vec<usize>,
     },
-    #[error(
-        "output {dir} is incomplete: {missing} declared tensor(s) never written, first `{first}`"
-    )]
+    #[error("output {dir} is incomplete: {missing} declared tensor(s) never written, first `{first}`")]
     Incomplete {
         dir: PathBuf,
         missing: usize,

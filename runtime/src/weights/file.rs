@@ -88,20 +88,17 @@ impl SafetensorsFile {
 
     /// A zero-copy view of `key`'s data.
     pub fn get(&self, key: &str) -> Result<TensorView<'_>, WeightsError> {
-        let entry = self
-            .entries
-            .get(key)
-            .ok_or_else(|| WeightsError::KeyNotFound {
-                key: key.to_string(),
-                location: self.path.display().to_string(),
+        let entry = self.entries.get(key).ok_or_else(|| WeightsError::KeyNotFound {
+            key: key.to_string(),
+            location: self.path.display().to_string(),
+        })?;
+        let data = self
+            .mmap
+            .get(entry.start..entry.end)
+            .ok_or_else(|| WeightsError::Truncated {
+                path: self.path.clone(),
+                detail: format!("tensor `{key}` lies past the end of the mapped file"),
             })?;
-        let data =
-            self.mmap
-                .get(entry.start..entry.end)
-                .ok_or_else(|| WeightsError::Truncated {
-                    path: self.path.clone(),
-                    detail: format!("tensor `{key}` lies past the end of the mapped file"),
-                })?;
         Ok(TensorView {
             dtype: entry.dtype,
             shape: &entry.shape,
@@ -127,10 +124,7 @@ impl SafetensorsFile {
 
     /// Sum of the tensors' data bytes (the index's `total_size` convention).
     pub fn data_bytes(&self) -> u64 {
-        self.entries
-            .values()
-            .map(|e| (e.end - e.start) as u64)
-            .sum()
+        self.entries.values().map(|e| (e.end - e.start) as u64).sum()
     }
 
     /// The header's `__metadata__` map (empty if absent).
@@ -167,10 +161,9 @@ fn parse_header(path: &Path, bytes: &[u8]) -> Result<Parsed, WeightsError> {
     }
     // Both bounds are at most file_len, which fits in usize since the file is mapped.
     let header = bytes.get(8..header_end as usize).unwrap_or_default();
-    let text =
-        std::str::from_utf8(header).map_err(|e| corrupt(format!("header is not UTF-8: {e}")))?;
-    let json: serde_json::Map<String, serde_json::Value> = serde_json::from_str(text)
-        .map_err(|e| corrupt(format!("header is not a JSON object: {e}")))?;
+    let text = std::str::from_utf8(header).map_err(|e| corrupt(format!("header is not UTF-8: {e}")))?;
+    let json: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(text).map_err(|e| corrupt(format!("header is not a JSON object: {e}")))?;
 
     let mut entries = BTreeMap::new();
     let mut metadata = HashMap::new();
@@ -247,17 +240,13 @@ fn parse_entry(path: &Path, key: &str, value: serde_json::Value) -> Result<Entry
             });
         }
     }
-    let info: TensorInfo = serde_json::from_value(value).map_err(|e| {
-        corrupt(format!(
-            "bad entry ({e}); expected {{dtype, shape, data_offsets}}"
-        ))
+    let info: TensorInfo = serde_json::from_value(value)
+        .map_err(|e| corrupt(format!("bad entry ({e}); expected {{dtype, shape, data_offsets}}")))?;
+    let dtype = DType::from_safetensors(info.dtype).ok_or_else(|| WeightsError::UnsupportedDtype {
+        path: path.to_path_buf(),
+        key: key.to_string(),
+        dtype: format!("{:?}", info.dtype),
     })?;
-    let dtype =
-        DType::from_safetensors(info.dtype).ok_or_else(|| WeightsError::UnsupportedDtype {
-            path: path.to_path_buf(),
-            key: key.to_string(),
-            dtype: format!("{:?}", info.dtype),
-        })?;
     let (start, end) = info.data_offsets;
     let nbytes = info
         .shape
@@ -265,9 +254,7 @@ fn parse_entry(path: &Path, key: &str, value: serde_json::Value) -> Result<Entry
         .try_fold(dtype.size(), |acc, &d| acc.checked_mul(d))
         .ok_or_else(|| corrupt(format!("shape {:?} overflows", info.shape)))?;
     if end < start {
-        return Err(corrupt(format!(
-            "data_offsets [{start}, {end}] are reversed"
-        )));
+        return Err(corrupt(format!("data_offsets [{start}, {end}] are reversed")));
     }
     if end - start != nbytes {
         return Err(corrupt(format!(

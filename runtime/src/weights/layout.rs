@@ -59,19 +59,11 @@ impl fmt::Display for LayoutProblem {
             LayoutProblem::Missing { key, expected } => {
                 write!(f, "missing     `{key}` (expected shape {expected:?})")
             }
-            LayoutProblem::WrongShape {
-                key,
-                expected,
-                found,
-            } => write!(
-                f,
-                "wrong shape `{key}`: expected {expected:?}, found {found:?}"
-            ),
+            LayoutProblem::WrongShape { key, expected, found } => {
+                write!(f, "wrong shape `{key}`: expected {expected:?}, found {found:?}")
+            }
             LayoutProblem::NotFloat { key, dtype } => {
-                write!(
-                    f,
-                    "not float   `{key}`: dtype {dtype}, expected a float dtype"
-                )
+                write!(f, "not float   `{key}`: dtype {dtype}, expected a float dtype")
             }
             LayoutProblem::Unexpected { key, shape } => {
                 write!(f, "unexpected  `{key}` (shape {shape:?})")
@@ -97,10 +89,7 @@ impl LayoutError {
 impl fmt::Display for LayoutError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let counts = [
-            (
-                self.count(|p| matches!(p, LayoutProblem::Missing { .. })),
-                "missing",
-            ),
+            (self.count(|p| matches!(p, LayoutProblem::Missing { .. })), "missing"),
             (
                 self.count(|p| matches!(p, LayoutProblem::Unexpected { .. })),
                 "unexpected",
@@ -137,10 +126,7 @@ impl fmt::Display for LayoutError {
 }
 
 /// Checks that `ckpt` holds exactly the `expected` (name, shape) tensors, all floating point.
-pub fn check_layout(
-    ckpt: &Checkpoint,
-    expected: &[(String, Vec<usize>)],
-) -> Result<(), LayoutError> {
+pub fn check_layout(ckpt: &Checkpoint, expected: &[(String, Vec<usize>)]) -> Result<(), LayoutError> {
     let found = ckpt
         .keys()
         .filter_map(|k| ckpt.info(k).map(|(dtype, shape)| (k, dtype, shape)));
@@ -154,10 +140,8 @@ pub fn check_entries<'a>(
     found: impl IntoIterator<Item = (&'a str, DType, &'a [usize])>,
     expected: &[(String, Vec<usize>)],
 ) -> Result<(), LayoutError> {
-    let found: BTreeMap<&str, (DType, &[usize])> = found
-        .into_iter()
-        .map(|(k, dtype, shape)| (k, (dtype, shape)))
-        .collect();
+    let found: BTreeMap<&str, (DType, &[usize])> =
+        found.into_iter().map(|(k, dtype, shape)| (k, (dtype, shape))).collect();
     let mut wanted: BTreeMap<&str, &[usize]> = BTreeMap::new();
     for (key, shape) in expected {
         wanted.entry(key.as_str()).or_insert(shape.as_slice());

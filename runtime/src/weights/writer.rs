@@ -84,11 +84,7 @@ pub struct ShardedWriter {
 impl ShardedWriter {
     /// Plans the shards for `tensors` (in the order they will be written) and creates `dir` if
     /// needed. No file is created until its first tensor arrives.
-    pub fn new(
-        dir: &Path,
-        max_shard_size: u64,
-        tensors: Vec<TensorSpec>,
-    ) -> Result<Self, WeightsError> {
+    pub fn new(dir: &Path, max_shard_size: u64, tensors: Vec<TensorSpec>) -> Result<Self, WeightsError> {
         let mut declared = HashSet::with_capacity(tensors.len());
         let mut nbytes = Vec::with_capacity(tensors.len());
         for spec in &tensors {
@@ -101,9 +97,7 @@ impl ShardedWriter {
             let n = spec
                 .shape
                 .iter()
-                .try_fold(spec.dtype.size() as u64, |acc, &d| {
-                    acc.checked_mul(d as u64)
-                })
+                .try_fold(spec.dtype.size() as u64, |acc, &d| acc.checked_mul(d as u64))
                 .ok_or_else(|| WeightsError::InvalidTensor {
                     key: spec.key.clone(),
                     source: crate::tensor::TensorError::Overflow {
@@ -176,9 +170,7 @@ impl ShardedWriter {
     pub fn write_parts(&mut self, key: &str, parts: &[&[u8]]) -> Result<(), WeightsError> {
         let total: u64 = parts.iter().map(|p| p.len() as u64).sum();
         if self.failed {
-            return Err(WeightsError::WriterFailed {
-                dir: self.dir.clone(),
-            });
+            return Err(WeightsError::WriterFailed { dir: self.dir.clone() });
         }
         let index = self.next;
         let Some(spec) = self.specs.get(index) else {
@@ -256,10 +248,7 @@ impl ShardedWriter {
             }
         }
         self.next = index + 1;
-        let last_of_shard = self
-            .shards
-            .get(shard)
-            .is_some_and(|s| s.tensors.end == self.next);
+        let last_of_shard = self.shards.get(shard).is_some_and(|s| s.tensors.end == self.next);
         if last_of_shard {
             self.close_current()?;
         }
@@ -270,14 +259,11 @@ impl ShardedWriter {
         let plan = self
             .shards
             .get(shard)
-            .ok_or_else(|| WeightsError::WriterFailed {
-                dir: self.dir.clone(),
-            })?;
+            .ok_or_else(|| WeightsError::WriterFailed { dir: self.dir.clone() })?;
         let path = self.dir.join(&plan.name);
         let file = File::create(&path).map_err(WeightsError::io(&path))?;
         let mut out = BufWriter::with_capacity(BUFFER_BYTES, file);
-        out.write_all(&plan.header)
-            .map_err(WeightsError::io(&path))?;
+        out.write_all(&plan.header).map_err(WeightsError::io(&path))?;
         Ok(OpenShard {
             shard,
             path,
@@ -291,11 +277,7 @@ impl ShardedWriter {
         let Some(current) = self.current.take() else {
             return Ok(());
         };
-        let expected = self
-            .shards
-            .get(current.shard)
-            .map(|s| s.data_len)
-            .unwrap_or(0);
+        let expected = self.shards.get(current.shard).map(|s| s.data_len).unwrap_or(0);
         let file = current.out.into_inner().map_err(|e| WeightsError::Io {
             path: current.path.clone(),
             source: e.into_error(),
@@ -390,10 +372,7 @@ fn assign_shards(nbytes: &[u64], max_shard_size: u64) -> Vec<Range<usize>> {
 /// The header of one shard: length prefix, then JSON padded with spaces to 8 bytes.
 fn build_header(specs: &[TensorSpec], nbytes: &[u64], range: Range<usize>) -> (Vec<u8>, u64) {
     let mut json = serde_json::Map::new();
-    json.insert(
-        "__metadata__".to_string(),
-        serde_json::json!({ "format": "pt" }),
-    );
+    json.insert("__metadata__".to_string(), serde_json::json!({ "format": "pt" }));
     let mut offset = 0u64;
     for (spec, &n) in specs
         .get(range.clone())
@@ -439,10 +418,7 @@ impl View for AsView<'_> {
 
 /// Writes small tensor sets to one safetensors file (tests, small outputs), through the
 /// `safetensors` crate's serializer.
-pub fn write_safetensors(
-    path: &Path,
-    tensors: &[(String, HostTensor)],
-) -> Result<(), WeightsError> {
+pub fn write_safetensors(path: &Path, tensors: &[(String, HostTensor)]) -> Result<(), WeightsError> {
     let mut seen = HashSet::with_capacity(tensors.len());
     for (key, t) in tensors {
         t.check().map_err(|source| WeightsError::InvalidTensor {

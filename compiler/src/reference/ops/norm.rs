@@ -193,7 +193,10 @@ mod tests {
         let w = uniform(&mut r, &[4], 0.5, 1.5);
         let base = rms_norm(&x, &w, 1e-6, 4).unwrap();
         for (act, f) in [
-            (GateActivation::Silu, (|g: f64| g / (1.0 + (-g).exp())) as fn(f64) -> f64),
+            (
+                GateActivation::Silu,
+                (|g: f64| g / (1.0 + (-g).exp())) as fn(f64) -> f64,
+            ),
             (GateActivation::Sigmoid, |g: f64| 1.0 / (1.0 + (-g).exp())),
         ] {
             let y = gated_rms_norm(&x, &gate, &w, 1e-6, 4, act).unwrap();
