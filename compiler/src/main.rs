@@ -13,7 +13,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Validate, lower and verify a spec; write the IR, a summary (and later kernels) to DIR.
+    /// Validate, lower, verify and fuse a spec; write the IR, a summary, the kernels and the program to DIR.
     Build(cli::build::Args),
     /// Print the IR of a spec as text or Graphviz.
     Graph(cli::graph::Args),
