@@ -17,13 +17,20 @@ pub const REPORT_SMS: u64 = 132;
 /// The mixer a layer runs under a placement: `kda`, or `stochastic:kda`.
 pub fn active_mixer(spec: &ModelSpec, placement: &Placement, layer: usize) -> String {
     match spec.layers.get(layer).map(|b| &b.mixer) {
-        Some(MixerSpec::Stochastic(s)) => {
-            let name = placement.choices.get(&layer).unwrap_or(&s.main_mixer_name);
-            let kind = s.get(name).map_or("?".to_string(), |m| m.kind().name().to_string());
-            format!("stochastic:{kind}")
-        }
+        Some(MixerSpec::Stochastic(_)) => match active_leaf(spec, placement, layer) {
+            Some(m) => format!("stochastic:{}", m.kind().name()),
+            None => "stochastic:?".into(),
+        },
         Some(m) => m.kind().name().to_string(),
         None => "-".into(),
+    }
+}
+
+/// The mixer a layer runs under the placement (a stochastic layer's chosen sub-mixer).
+fn active_leaf<'s>(spec: &'s ModelSpec, placement: &Placement, layer: usize) -> Option<&'s MixerSpec> {
+    match &spec.layers.get(layer)?.mixer {
+        MixerSpec::Stochastic(s) => s.get(placement.choices.get(&layer).unwrap_or(&s.main_mixer_name)),
+        m => Some(m),
     }
 }
 
@@ -130,9 +137,20 @@ pub fn decode_rows(
             .and_then(|r| r.split('.').next())
             .and_then(|i| i.parse().ok());
         let size = eval(&st.per_slot(), &env) * st.dtype.size() as u64;
-        let bytes = if st.shape.iter().any(|d| d.uses(modelc_runtime::program::Sym::MaxLen)) {
-            // KV cache: read `past` tokens and append one.
-            size / env.max_len.max(1) * (past + 1)
+        let cache_len = st
+            .shape
+            .iter()
+            .find(|d| d.uses(modelc_runtime::program::Sym::MaxLen))
+            .map(|d| eval(d, &env));
+        let bytes = if let Some(cap) = cache_len {
+            // KV cache: read the cached tokens and append one; a sliding window reads at most
+            // the W tokens its query sees.
+            let window = layer.and_then(|l| match active_leaf(spec, placement, l) {
+                Some(MixerSpec::Attention(a)) => a.window_size.map(|w| w as u64),
+                _ => None,
+            });
+            let tokens = (past + 1).min(cap).min(window.unwrap_or(u64::MAX));
+            size / cap.max(1) * tokens
         } else {
             2 * size
         };
