@@ -1,15 +1,12 @@
 //! Gated DeltaNet (reference §2.4): one qkvz and one ba projection, a conv over q|k|v, the
 //! delta rule with one decay per value head, a SiLU-gated RMSNorm, the output projection.
 
+use super::delta_rule::{self, DeltaRuleInputs};
 use super::{Ctx, STATE};
-use crate::ir::dim::Dim;
 use crate::ir::graph::Value;
 use crate::ir::op::{DecayKind, DeltaRuleParams, Op, UnaryFn};
 use crate::ir::IrError;
 use crate::spec::{GateActivation, GdnSpec};
-
-/// Epsilon of the L2 norm of q and k inside FLA's kernels.
-pub(super) const QK_L2_EPS: f64 = 1e-6;
 
 pub(super) fn lower(
     cx: &mut Ctx,
@@ -43,26 +40,6 @@ pub(super) fn lower(
     let a_log = cx.weight_typed(format!("{key}.A_log"), &[hv], STATE)?;
     let dt_bias = cx.weight_typed(format!("{key}.dt_bias"), &[hv], STATE)?;
     let g = cx.op(Op::DecayGate { group: 1 }, &[a, a_log, dt_bias])?;
-    let q = cx.op(
-        Op::L2Norm {
-            eps: QK_L2_EPS,
-            group: dk,
-        },
-        &[q],
-    )?;
-    let q = cx.op(Op::Scale(1.0 / (dk as f64).sqrt()), &[q])?;
-    let k = cx.op(
-        Op::L2Norm {
-            eps: QK_L2_EPS,
-            group: dk,
-        },
-        &[k],
-    )?;
-    let st = cx.state_in(
-        &format!("{state}.recurrent"),
-        STATE,
-        vec![Dim::BATCH, Dim::c(hv), Dim::c(dk), Dim::c(dv)],
-    )?;
     let params = DeltaRuleParams {
         key_heads: hk,
         value_heads: hv,
@@ -70,16 +47,8 @@ pub(super) fn lower(
         value_dim: dv,
         decay: DecayKind::Scalar,
     };
-    let node = cx.multi(Op::DeltaRule(params), &[q, k, v, g, beta, st])?;
-    cx.state_out(&format!("{state}.recurrent"), Value { node, output: 1 })?;
-    let w = cx.weight(format!("{key}.norm.weight"), &[dv])?;
-    let o = cx.op(
-        Op::GatedRmsNorm {
-            eps: s.norm_eps,
-            group: dv,
-            act: GateActivation::Silu,
-        },
-        &[Value { node, output: 0 }, z, w],
-    )?;
+    let inputs = DeltaRuleInputs { q, k, v, g, beta };
+    let norm = (s.norm_eps, GateActivation::Silu);
+    let o = delta_rule::lower(cx, inputs, params, norm, key, state, |_| Ok(z))?;
     cx.linear(o, &format!("{key}.out_proj"), hidden, hv * dv, false)
 }

@@ -2,9 +2,8 @@
 //! a low-rank per-channel decay gate, the delta rule, a low-rank output gate into the gated
 //! RMSNorm, the output projection.
 
-use super::gdn::QK_L2_EPS;
+use super::delta_rule::{self, DeltaRuleInputs};
 use super::{Ctx, STATE};
-use crate::ir::dim::Dim;
 use crate::ir::graph::Value;
 use crate::ir::op::{DecayKind, DeltaRuleParams, Op, UnaryFn};
 use crate::ir::IrError;
@@ -39,26 +38,6 @@ pub(super) fn lower(
     let g = cx.op(Op::DecayGate { group: d }, &[f, a_log, dt_bias])?;
     let beta = cx.linear(x, &format!("{key}.beta_proj"), h, hidden, false)?;
     let beta = cx.op(Op::Unary(UnaryFn::Sigmoid), &[beta])?;
-    let q = cx.op(
-        Op::L2Norm {
-            eps: QK_L2_EPS,
-            group: d,
-        },
-        &[qkv[0]],
-    )?;
-    let q = cx.op(Op::Scale(1.0 / (d as f64).sqrt()), &[q])?;
-    let k = cx.op(
-        Op::L2Norm {
-            eps: QK_L2_EPS,
-            group: d,
-        },
-        &[qkv[1]],
-    )?;
-    let st = cx.state_in(
-        &format!("{state}.recurrent"),
-        STATE,
-        vec![Dim::BATCH, Dim::c(h), Dim::c(d), Dim::c(d)],
-    )?;
     let params = DeltaRuleParams {
         key_heads: h,
         value_heads: h,
@@ -66,18 +45,17 @@ pub(super) fn lower(
         value_dim: d,
         decay: DecayKind::PerChannel,
     };
-    let node = cx.multi(Op::DeltaRule(params), &[q, k, qkv[2], g, beta, st])?;
-    cx.state_out(&format!("{state}.recurrent"), Value { node, output: 1 })?;
-    let gate = cx.linear(x, &format!("{key}.g_a_proj"), d, hidden, false)?;
-    let gate = cx.linear(gate, &format!("{key}.g_b_proj"), p, d, false)?;
-    let w = cx.weight(format!("{key}.norm.weight"), &[d])?;
-    let o = cx.op(
-        Op::GatedRmsNorm {
-            eps: s.norm_eps,
-            group: d,
-            act: s.norm_activation,
-        },
-        &[Value { node, output: 0 }, gate, w],
-    )?;
+    let inputs = DeltaRuleInputs {
+        q: qkv[0],
+        k: qkv[1],
+        v: qkv[2],
+        g,
+        beta,
+    };
+    let norm = (s.norm_eps, s.norm_activation);
+    let o = delta_rule::lower(cx, inputs, params, norm, key, state, |cx| {
+        let gate = cx.linear(x, &format!("{key}.g_a_proj"), d, hidden, false)?;
+        cx.linear(gate, &format!("{key}.g_b_proj"), p, d, false)
+    })?;
     cx.linear(o, &format!("{key}.o_proj"), hidden, p, false)
 }

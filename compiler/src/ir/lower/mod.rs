@@ -6,6 +6,7 @@
 
 mod attention;
 mod block;
+mod delta_rule;
 mod gdn;
 mod kda;
 mod mamba;
