@@ -4,7 +4,7 @@
 # in .gpu-bin/ (git-ignored):
 #
 #   cargo build --release -p modelc
-#   cargo test --release -p modelc --test gpu_model --test gpu_kernels --no-run
+#   cargo test --release -p modelc --test gpu_model --test gpu_kernels --test codegen_gpu --no-run
 #   scripts/gpu_acceptance.sh --collect [REFDIR]   # copies and strips them into .gpu-bin/
 #   scripts/gpu_acceptance.sh                                # on the GPU machine
 #
@@ -23,6 +23,7 @@
 #   1b       the ~1B hybrid: accuracy vs REF, determinism, timings
 #   cli1b    `modelc run specs/hybrid-1b.yaml --device cuda`, 512-token prompt + 64 decode steps
 #   kernels  the kernel-template tests (gpu_kernels), rerun against the current templates
+#   glue     every glue kernel of the codegen and tiny specs vs the reference (codegen_gpu)
 set -u
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 BIN=.gpu-bin
@@ -34,7 +35,8 @@ if [ "${1:-}" = "--collect" ]; then
     cp target/release/modelc "$BIN/modelc"
     cp "$(newest gpu_model)" "$BIN/gpu_model"
     cp "$(newest gpu_kernels)" "$BIN/gpu_kernels"
-    strip "$BIN/modelc" "$BIN/gpu_model" "$BIN/gpu_kernels"
+    cp "$(newest codegen_gpu)" "$BIN/codegen_gpu"
+    strip "$BIN/modelc" "$BIN/gpu_model" "$BIN/gpu_kernels" "$BIN/codegen_gpu"
     if [ -n "${2:-}" ]; then mkdir -p "$BIN/ref1b" && cp "$2"/hybrid-1b-L*.safetensors "$BIN/ref1b/"; fi
     ls -la "$BIN"
     exit 0
@@ -105,5 +107,8 @@ grep -E "note|cuda \(|error" "$OUT/cli1b.log"
 step kernels 60 "$BIN/gpu_kernels" --test-threads=1
 grep -E "^test |test result|panicked" "$OUT/kernels.log" | head -20
 
+step glue 90 "$BIN/codegen_gpu" --test-threads=1 --nocapture
+grep -E "^test |test result|panicked|glue kernels" "$OUT/glue.log" | head -20
+
 echo "== summary (exit codes; 0 = pass)"
-for s in model memcheck cmp 1b cli1b kernels; do printf '%-9s %s\n' "$s" "${RC[$s]:-not run}"; done
+for s in model memcheck cmp 1b cli1b kernels glue; do printf '%-9s %s\n' "$s" "${RC[$s]:-not run}"; done

@@ -209,7 +209,23 @@ fn check_kernels(
                 other => panic!("{}: unexpected glue argument {other:?}", kernel.name),
             });
         }
-        let dims = LaunchDims::new((rows as u32, 1, 1), (launch.block[0], 1, 1), 0);
+        // The launch's own grid (rows, and blocks per row for element-wise kernels).
+        let genv = modelc_runtime::program::Env {
+            batch: BATCH as u64,
+            tokens: TOKENS as u64,
+            past: 0,
+            max_len: 64,
+            slots: BATCH as u64,
+            slot: 0,
+            sms: 1,
+        };
+        let grid: Vec<u32> = launch
+            .grid
+            .iter()
+            .map(|e| u32::try_from(e.eval(&genv).expect("grid")).expect("grid fits u32"))
+            .collect();
+        assert_eq!(grid[0] as usize, rows, "{}: one block row per token", kernel.name);
+        let dims = LaunchDims::new((grid[0], grid[1], grid[2]), (launch.block[0], 1, 1), 0);
         // SAFETY: the arguments follow the kernel's parameter list (built from the same KArgs);
         // every buffer covers the rows and strides passed.
         unsafe { gpu.launch(&kernel.name, dims, &args) }.unwrap_or_else(|e| panic!("{}: {e}", kernel.name));

@@ -1,13 +1,15 @@
 //! Every kernel of every spec in `specs/` (and the codegen test specs in `tests/golden/specs/`)
-//! compiles with NVRTC for `sm_90`. NVRTC needs no GPU; `.ci/nvrtc.sh` installs it. Without
-//! NVRTC the test skips with a notice, except under `CI` where it fails.
+//! compiles with NVRTC for `sm_90`, and every glue kernel assembles for the real `sm_90` without
+//! register spills (the templates' spills are checked by `nvrtc_compile`). NVRTC needs no GPU;
+//! `.ci/nvrtc.sh` installs it. Without NVRTC the test skips with a notice, except under `CI`
+//! where it fails.
 
 mod codegen_common;
 
 use std::collections::BTreeMap;
 
 use codegen_common::{all_specs, compile_spec};
-use modelc_runtime::cuda::{compile_ptx, default_include_dirs, nvrtc_available};
+use modelc_runtime::cuda::{compile_ptx, default_include_dirs, nvrtc_available, ptxas_report};
 
 #[test]
 fn every_kernel_of_every_spec_compiles_for_sm_90() {
@@ -59,4 +61,35 @@ fn every_kernel_of_every_spec_compiles_for_sm_90() {
         failures.join("\n\n")
     );
     eprintln!("compiled {} distinct kernels for sm_90", sources.len());
+
+    // Glue kernels unroll each thread's channels (up to 512 threads a block): a spill would move
+    // those registers to local memory, a silent slowdown.
+    let mut glue = 0;
+    for (src, (name, from)) in &sources {
+        if !src.contains("MODELC_GLUE_PRELUDE") {
+            continue;
+        }
+        glue += 1;
+        let log = ptxas_report(src, name, "sm_90", &include).unwrap_or_else(|e| panic!("{name} (from {from}): {e}"));
+        let summary: Vec<&str> = log
+            .lines()
+            .filter(|l| l.contains("registers") || l.contains("spill"))
+            .map(str::trim)
+            .collect();
+        assert!(
+            summary.iter().any(|l| l.contains("Used")),
+            "{name}: no ptxas report in the log:\n{log}"
+        );
+        for line in &summary {
+            if let Some(i) = line.find(" bytes spill stores") {
+                let n: String = line[..i].chars().rev().take_while(|c| c.is_ascii_digit()).collect();
+                assert_eq!(n, "0", "{name} (from {from}) spills registers: {line}");
+            }
+        }
+        if std::env::var_os("MODELC_PTXAS_VERBOSE").is_some() {
+            eprintln!("{name}: {}", summary.join(" | "));
+        }
+    }
+    assert!(glue >= 10, "expected the glue kernels of every spec, got {glue}");
+    eprintln!("assembled {glue} distinct glue kernels for sm_90, none spills");
 }

@@ -1020,6 +1020,157 @@ fn gemm_matches_reference() {
     assert!(matches!(err, CudaError::SizeMismatch { .. }), "{err}");
 }
 
+/// `D = alpha·X·Wᵀ + beta·C + bias` with C apart from D (the executor's residual adds) and the
+/// bias epilogue, at a prefill shape and at m = 1 (decode), bf16 and f32 outputs, strided C and
+/// D: against the f64 reference, C left untouched, D written everywhere (NaN-poisoned), and two
+/// calls bit-identical.
+#[test]
+fn gemm_separate_c_and_bias_epilogue() {
+    use modelc_runtime::cuda::{GemmBias, GemmC, GemmOut};
+    let Some(ctx) = setup() else { return };
+    let gemm = Gemm::new(&ctx.gpu).unwrap();
+    let mut r = rng(610);
+    for m in [37usize, 1] {
+        let (n, k) = (100, 72);
+        let (alpha, beta) = (0.75f32, 0.5f32);
+        let x = round_bf16(&uniform(&mut r, m * k, -1.0, 1.0));
+        let w = round_bf16(&uniform(&mut r, n * k, -1.0, 1.0));
+        let (x_d, w_d) = (ctx.bf16(&x, "x"), ctx.bf16(&w, "w"));
+        let xw = ref_linear(&x, &w, m, n, k);
+
+        // bf16: C a strided column window (ldc = n + 24, 8 columns in), bias bf16, D dense.
+        let ldc = n + 24;
+        let c_full = round_bf16(&uniform(&mut r, m * ldc, -1.0, 1.0));
+        let bias = round_bf16(&uniform(&mut r, n, -1.0, 1.0));
+        let want: Vec<f64> = (0..m * n)
+            .map(|i| {
+                let (row, col) = (i / n, i % n);
+                f64::from(alpha) * xw[i] + f64::from(beta) * c_full[row * ldc + 8 + col] + bias[col]
+            })
+            .collect();
+        let c_d = ctx.bf16(&c_full, "C");
+        let b_d = ctx.bf16(&bias, "bias");
+        let mut runs = Vec::new();
+        for _ in 0..2 {
+            let y = ctx.nan_bf16(m * n, "D");
+            let c = GemmC {
+                ptr: c_d.device_ptr_at(8).unwrap(),
+                ld: ldc,
+                stride: m * ldc,
+            };
+            let b = GemmBias {
+                ptr: b_d.device_ptr(),
+                dtype: GemmOut::Bf16,
+            };
+            // SAFETY: X, W dense; D holds m·n; C holds m rows of ldc from column 8 (8 + n ≤ ldc);
+            // the bias n elements; C and D are different allocations.
+            unsafe {
+                gemm.matmul_raw(
+                    x_d.device_ptr(),
+                    w_d.device_ptr(),
+                    y.device_ptr(),
+                    GemmOut::Bf16,
+                    GemmShape::linear(m, n, k),
+                    alpha,
+                    beta,
+                    Some(c),
+                    Some(b),
+                )
+            }
+            .unwrap();
+            runs.push(ctx.get_bf16(&y));
+        }
+        check(&runs[0], &want, BF16_TOL, &format!("gemm m={m} bf16: αXWᵀ + βC + bias"));
+        assert!(
+            runs[0].iter().zip(&runs[1]).all(|(a, b)| a.to_bits() == b.to_bits()),
+            "m={m}: two GEMM calls differ"
+        );
+        assert_eq!(ctx.get_bf16(&c_d), c_full, "m={m}: C was written");
+
+        // The safe wrapper, C dense, no bias, beta = 1 (the residual add).
+        let c2 = round_bf16(&uniform(&mut r, m * n, -1.0, 1.0));
+        let c2_d = ctx.bf16(&c2, "C dense");
+        let mut y = ctx.nan_bf16(m * n, "D");
+        gemm.linear_c_bias(&x_d, &w_d, &c2_d, n, None, &mut y, GemmShape::linear(m, n, k), 1.0, 1.0)
+            .unwrap();
+        let want_res: Vec<f64> = xw.iter().zip(&c2).map(|(a, b)| a + b).collect();
+        check(
+            &ctx.get_bf16(&y),
+            &want_res,
+            BF16_TOL,
+            &format!("gemm m={m} bf16: XWᵀ + C"),
+        );
+
+        // f32: D a column window (ldy = n + 32, 16 columns in), C dense, bias f32.
+        let ldy = n + 32;
+        let c32 = uniform(&mut r, m * n, -1.0, 1.0);
+        let b32 = uniform(&mut r, n, -1.0, 1.0);
+        let (c32_d, b32_d) = (ctx.f32(&c32, "C f32"), ctx.f32(&b32, "bias f32"));
+        let y32 = ctx.nan_f32(m * ldy, "D f32");
+        let shape = GemmShape {
+            ldy,
+            ..GemmShape::linear(m, n, k)
+        };
+        // SAFETY: D holds m·ldy ≥ shape.y_len() + 16 elements; C m·n dense; bias n.
+        unsafe {
+            gemm.matmul_raw(
+                x_d.device_ptr(),
+                w_d.device_ptr(),
+                y32.device_ptr_at(16).unwrap(),
+                GemmOut::F32,
+                shape,
+                alpha,
+                beta,
+                Some(GemmC {
+                    ptr: c32_d.device_ptr(),
+                    ld: n,
+                    stride: m * n,
+                }),
+                Some(GemmBias {
+                    ptr: b32_d.device_ptr(),
+                    dtype: GemmOut::F32,
+                }),
+            )
+        }
+        .unwrap();
+        let want32: Vec<f64> = (0..m * n)
+            .map(|i| f64::from(alpha) * xw[i] + f64::from(beta) * c32[i] + b32[i % n])
+            .collect();
+        let got = extract(&ctx.get_f32(&y32), m, n, ldy, 16, "gemm f32 slice");
+        // f32 output and f32 accumulation of bf16-exact products: only summation rounding.
+        check(
+            &got,
+            &want32,
+            1e-5,
+            &format!("gemm m={m} f32: αXWᵀ + βC + bias, ldy slice"),
+        );
+
+        // A bias of another type than D is refused, not mis-read.
+        let mismatched = GemmBias {
+            ptr: b32_d.device_ptr(),
+            dtype: GemmOut::F32,
+        };
+        assert!(!Gemm::bias_supported(GemmOut::Bf16, mismatched));
+        let y = ctx.nan_bf16(m * n, "D");
+        // SAFETY: as above; the call is refused before anything is enqueued.
+        let err = unsafe {
+            gemm.matmul_raw(
+                x_d.device_ptr(),
+                w_d.device_ptr(),
+                y.device_ptr(),
+                GemmOut::Bf16,
+                GemmShape::linear(m, n, k),
+                1.0,
+                0.0,
+                None,
+                Some(mismatched),
+            )
+        }
+        .unwrap_err();
+        assert!(matches!(err, CudaError::InvalidGemm { .. }), "{err}");
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Runtime behaviour
 

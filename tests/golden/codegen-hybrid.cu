@@ -1,6 +1,6 @@
-// ===== kernels/embedding_rms_norm_6c9fdde2e418.cu =====
+// ===== kernels/embedding_rms_norm_24cf9ee07efc.cu =====
 /*
- * embedding_rms_norm_6c9fdde2e418: fused row-wise kernel, one block of 128 threads per row (token).
+ * embedding_rms_norm_24cf9ee07efc: fused row-wise kernel, one block of 128 threads per row (token).
  * Fuses, in order:
  *   embedding @ model
  *   rms_norm(eps=1e-5, group=64) @ layers.*
@@ -34,19 +34,9 @@ static __device__ __forceinline__ float warp_sum(float x) {
     for (int o = 16; o > 0; o >>= 1) x += __shfl_xor_sync(0xffffffffu, x, o);
     return x;
 }
-/* Block-wide sum; every thread adds the per-warp partials in the same order (deterministic). */
-static __device__ __forceinline__ float block_sum(float x, float* red) {
-    x = warp_sum(x);
-    __syncthreads();
-    if ((threadIdx.x & 31) == 0) red[threadIdx.x >> 5] = x;
-    __syncthreads();
-    float t = 0.0f;
-    for (int i = 0; i < (int)(blockDim.x >> 5); ++i) t += red[i];
-    return t;
-}
 #endif
 
-extern "C" __global__ void __launch_bounds__(128) embedding_rms_norm_6c9fdde2e418(
+extern "C" __global__ void __launch_bounds__(128) embedding_rms_norm_24cf9ee07efc(
     const int* __restrict__ s0,
     const bf16* __restrict__ w1,
     const bf16* __restrict__ w2,
@@ -66,22 +56,42 @@ extern "C" __global__ void __launch_bounds__(128) embedding_rms_norm_6c9fdde2e41
     __shared__ float st1[1];
     {
         constexpr int G = 64, NG = 1;
-        for (int gi = 0; gi < NG; ++gi) {
-            float acc = 0.0f;
-            for (int j = tid; j < G; j += blockDim.x) { const float x = v0(gi * G + j); acc += x * x; }
-            acc = block_sum(acc, red_);
-            if (tid == 0) st1[gi] = rsqrtf(acc / 64.0f + 1e-5f);
+        const int gi = warp / 4, t = tid - gi * 128;
+        float acc = 0.0f;
+        {
+#pragma unroll
+            for (int i = 0; i < 1; ++i) {
+                const int j = t + i * 128;
+                if (j < G) { const float x = v0(gi * G + j); acc += x * x; }
+            }
+        }
+        acc = warp_sum(acc);
+        __syncthreads();
+        if (lane == 0) red_[warp] = acc;
+        __syncthreads();
+        if (tid < NG) {
+            acc = 0.0f;
+            for (int i = 0; i < 4; ++i) acc += red_[tid * 4 + i];
+            st1[tid] = rsqrtf(acc / 64.0f + 1e-5f);
         }
     }
     __syncthreads();
     auto v1 = [&](int c) -> float { return v0(c) * st1[c / 64] * bf2f(w2[c % 64]); };
-    for (int c = tid; c < 64; c += blockDim.x) st(o0, row * o0_stride + c, v0(c));
-    for (int c = tid; c < 64; c += blockDim.x) st(o1, row * o1_stride + c, v1(c));
+#pragma unroll
+    for (int i = 0; i < 1; ++i) {
+        const int c = tid + i * 128;
+        if (c < 64) st(o0, row * o0_stride + c, v0(c));
+    }
+#pragma unroll
+    for (int i = 0; i < 1; ++i) {
+        const int c = tid + i * 128;
+        if (c < 64) st(o1, row * o1_stride + c, v1(c));
+    }
 }
 
-// ===== kernels/rope_b17574dae4d8.cu =====
+// ===== kernels/rope_467f3a6c044b.cu =====
 /*
- * rope_b17574dae4d8: fused row-wise kernel, one block of 128 threads per row (token).
+ * rope_467f3a6c044b: fused row-wise kernel, 1 block(s) of 256 threads per row (token), 512 channels a block.
  * Fuses, in order:
  *   rope(head_dim=32, theta=10000) @ layers.*.mixer
  *   rope(head_dim=32, theta=10000) @ layers.*.mixer
@@ -115,21 +125,11 @@ static __device__ __forceinline__ float warp_sum(float x) {
     for (int o = 16; o > 0; o >>= 1) x += __shfl_xor_sync(0xffffffffu, x, o);
     return x;
 }
-/* Block-wide sum; every thread adds the per-warp partials in the same order (deterministic). */
-static __device__ __forceinline__ float block_sum(float x, float* red) {
-    x = warp_sum(x);
-    __syncthreads();
-    if ((threadIdx.x & 31) == 0) red[threadIdx.x >> 5] = x;
-    __syncthreads();
-    float t = 0.0f;
-    for (int i = 0; i < (int)(blockDim.x >> 5); ++i) t += red[i];
-    return t;
-}
 #endif
 
 __constant__ double rope_inv_freq_0[16] = {1e0, 5.623413251903491e-1, 3.1622776601683794e-1, 1.778279410038923e-1, 1e-1, 5.623413251903491e-2, 3.162277660168379e-2, 1.778279410038923e-2, 1e-2, 5.623413251903491e-3, 3.1622776601683794e-3, 1.7782794100389228e-3, 1e-3, 5.623413251903491e-4, 3.1622776601683794e-4, 1.7782794100389227e-4};
 __constant__ double rope_inv_freq_1[16] = {1e0, 5.623413251903491e-1, 3.1622776601683794e-1, 1.778279410038923e-1, 1e-1, 5.623413251903491e-2, 3.162277660168379e-2, 1.778279410038923e-2, 1e-2, 5.623413251903491e-3, 3.1622776601683794e-3, 1.7782794100389228e-3, 1e-3, 5.623413251903491e-4, 3.1622776601683794e-4, 1.7782794100389227e-4};
-extern "C" __global__ void __launch_bounds__(128) rope_b17574dae4d8(
+extern "C" __global__ void __launch_bounds__(256) rope_467f3a6c044b(
     const bf16* __restrict__ x0_p, int x0_stride,
     const int* __restrict__ s1,
     const bf16* __restrict__ x2_p, int x2_stride,
@@ -140,8 +140,8 @@ extern "C" __global__ void __launch_bounds__(128) rope_b17574dae4d8(
     const long row = blockIdx.x;
     if (row >= rows) return;
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
-    __shared__ float red_[4];
-    (void)lane; (void)warp; (void)red_;
+    const int c0 = blockIdx.y * 512;
+    (void)lane; (void)warp;
     auto x0 = [&](int c) -> float { return ld(x0_p, row * x0_stride + c); };
     auto x2 = [&](int c) -> float { return ld(x2_p, row * x2_stride + c); };
     /* rope(head_dim=32, theta=10000) @ layers.*.mixer */
@@ -150,8 +150,16 @@ extern "C" __global__ void __launch_bounds__(128) rope_b17574dae4d8(
     /* rope(head_dim=32, theta=10000) @ layers.*.mixer */
     const double pos1 = (double)s1[row];
     auto v1 = [&](int c) -> float { return [&]() { const int i = c % 32; const int j = i % 16; double s, co; sincos(pos1 * rope_inv_freq_1[j], &s, &co); return i < 16 ? x2(c) * (float)co - x2(c + 16) * (float)s : x2(c) * (float)co + x2(c - 16) * (float)s; }(); };
-    for (int c = tid; c < 64; c += blockDim.x) st(o0, row * o0_stride + c, v0(c));
-    for (int c = tid; c < 32; c += blockDim.x) st(o1, row * o1_stride + c, v1(c));
+#pragma unroll
+    for (int i = 0; i < 2; ++i) {
+        const int c = c0 + tid + i * 256;
+        if (c < 64) st(o0, row * o0_stride + c, v0(c));
+    }
+#pragma unroll
+    for (int i = 0; i < 2; ++i) {
+        const int c = c0 + tid + i * 256;
+        if (c < 32) st(o1, row * o1_stride + c, v1(c));
+    }
 }
 
 // ===== kernels/attn_prefill_cdfc4895.cu =====
@@ -331,9 +339,9 @@ extern "C" __global__ void __launch_bounds__(128) attn_prefill_cdfc4895(
     }
 }
 
-// ===== kernels/rms_norm_f365b71bd9e2.cu =====
+// ===== kernels/rms_norm_3d488d001d19.cu =====
 /*
- * rms_norm_f365b71bd9e2: fused row-wise kernel, one block of 128 threads per row (token).
+ * rms_norm_3d488d001d19: fused row-wise kernel, one block of 128 threads per row (token).
  * Fuses, in order:
  *   rms_norm(eps=1e-5, group=64) @ layers.*
  * Grid (batch*tokens, 1, 1). f32 math; bf16/f32 storage; deterministic reductions.
@@ -366,19 +374,9 @@ static __device__ __forceinline__ float warp_sum(float x) {
     for (int o = 16; o > 0; o >>= 1) x += __shfl_xor_sync(0xffffffffu, x, o);
     return x;
 }
-/* Block-wide sum; every thread adds the per-warp partials in the same order (deterministic). */
-static __device__ __forceinline__ float block_sum(float x, float* red) {
-    x = warp_sum(x);
-    __syncthreads();
-    if ((threadIdx.x & 31) == 0) red[threadIdx.x >> 5] = x;
-    __syncthreads();
-    float t = 0.0f;
-    for (int i = 0; i < (int)(blockDim.x >> 5); ++i) t += red[i];
-    return t;
-}
 #endif
 
-extern "C" __global__ void __launch_bounds__(128) rms_norm_f365b71bd9e2(
+extern "C" __global__ void __launch_bounds__(128) rms_norm_3d488d001d19(
     const bf16* __restrict__ x0_p, int x0_stride,
     const bf16* __restrict__ w1,
     bf16* __restrict__ o0, int o0_stride,
@@ -394,21 +392,37 @@ extern "C" __global__ void __launch_bounds__(128) rms_norm_f365b71bd9e2(
     __shared__ float st0[1];
     {
         constexpr int G = 64, NG = 1;
-        for (int gi = 0; gi < NG; ++gi) {
-            float acc = 0.0f;
-            for (int j = tid; j < G; j += blockDim.x) { const float x = x0(gi * G + j); acc += x * x; }
-            acc = block_sum(acc, red_);
-            if (tid == 0) st0[gi] = rsqrtf(acc / 64.0f + 1e-5f);
+        const int gi = warp / 4, t = tid - gi * 128;
+        float acc = 0.0f;
+        {
+#pragma unroll
+            for (int i = 0; i < 1; ++i) {
+                const int j = t + i * 128;
+                if (j < G) { const float x = x0(gi * G + j); acc += x * x; }
+            }
+        }
+        acc = warp_sum(acc);
+        __syncthreads();
+        if (lane == 0) red_[warp] = acc;
+        __syncthreads();
+        if (tid < NG) {
+            acc = 0.0f;
+            for (int i = 0; i < 4; ++i) acc += red_[tid * 4 + i];
+            st0[tid] = rsqrtf(acc / 64.0f + 1e-5f);
         }
     }
     __syncthreads();
     auto v0 = [&](int c) -> float { return x0(c) * st0[c / 64] * bf2f(w1[c % 64]); };
-    for (int c = tid; c < 64; c += blockDim.x) st(o0, row * o0_stride + c, v0(c));
+#pragma unroll
+    for (int i = 0; i < 1; ++i) {
+        const int c = tid + i * 128;
+        if (c < 64) st(o0, row * o0_stride + c, v0(c));
+    }
 }
 
-// ===== kernels/silu_mul_9fbdfcedf3e9.cu =====
+// ===== kernels/silu_mul_78101e1a0685.cu =====
 /*
- * silu_mul_9fbdfcedf3e9: fused row-wise kernel, one block of 128 threads per row (token).
+ * silu_mul_78101e1a0685: fused row-wise kernel, 1 block(s) of 256 threads per row (token), 512 channels a block.
  * Fuses, in order:
  *   silu @ layers.*.mlp
  *   mul @ layers.*.mlp
@@ -442,19 +456,9 @@ static __device__ __forceinline__ float warp_sum(float x) {
     for (int o = 16; o > 0; o >>= 1) x += __shfl_xor_sync(0xffffffffu, x, o);
     return x;
 }
-/* Block-wide sum; every thread adds the per-warp partials in the same order (deterministic). */
-static __device__ __forceinline__ float block_sum(float x, float* red) {
-    x = warp_sum(x);
-    __syncthreads();
-    if ((threadIdx.x & 31) == 0) red[threadIdx.x >> 5] = x;
-    __syncthreads();
-    float t = 0.0f;
-    for (int i = 0; i < (int)(blockDim.x >> 5); ++i) t += red[i];
-    return t;
-}
 #endif
 
-extern "C" __global__ void __launch_bounds__(128) silu_mul_9fbdfcedf3e9(
+extern "C" __global__ void __launch_bounds__(256) silu_mul_78101e1a0685(
     const bf16* __restrict__ x0_p, int x0_stride,
     const bf16* __restrict__ x1_p, int x1_stride,
     bf16* __restrict__ o0, int o0_stride,
@@ -463,20 +467,24 @@ extern "C" __global__ void __launch_bounds__(128) silu_mul_9fbdfcedf3e9(
     const long row = blockIdx.x;
     if (row >= rows) return;
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
-    __shared__ float red_[4];
-    (void)lane; (void)warp; (void)red_;
+    const int c0 = blockIdx.y * 512;
+    (void)lane; (void)warp;
     auto x0 = [&](int c) -> float { return ld(x0_p, row * x0_stride + c); };
     auto x1 = [&](int c) -> float { return ld(x1_p, row * x1_stride + c); };
     /* silu @ layers.*.mlp */
     auto v0 = [&](int c) -> float { return silu_f(x0(c)); };
     /* mul @ layers.*.mlp */
     auto v1 = [&](int c) -> float { return v0(c) * x1(c); };
-    for (int c = tid; c < 128; c += blockDim.x) st(o0, row * o0_stride + c, v1(c));
+#pragma unroll
+    for (int i = 0; i < 2; ++i) {
+        const int c = c0 + tid + i * 256;
+        if (c < 128) st(o0, row * o0_stride + c, v1(c));
+    }
 }
 
-// ===== kernels/rope_8197486d7f31.cu =====
+// ===== kernels/rope_8922f6b61c3a.cu =====
 /*
- * rope_8197486d7f31: fused row-wise kernel, one block of 128 threads per row (token).
+ * rope_8922f6b61c3a: fused row-wise kernel, 1 block(s) of 256 threads per row (token), 512 channels a block.
  * Fuses, in order:
  *   rope(head_dim=32, theta=10000) @ layers.*.mixer
  *   rope(head_dim=32, theta=10000) @ layers.*.mixer
@@ -510,21 +518,11 @@ static __device__ __forceinline__ float warp_sum(float x) {
     for (int o = 16; o > 0; o >>= 1) x += __shfl_xor_sync(0xffffffffu, x, o);
     return x;
 }
-/* Block-wide sum; every thread adds the per-warp partials in the same order (deterministic). */
-static __device__ __forceinline__ float block_sum(float x, float* red) {
-    x = warp_sum(x);
-    __syncthreads();
-    if ((threadIdx.x & 31) == 0) red[threadIdx.x >> 5] = x;
-    __syncthreads();
-    float t = 0.0f;
-    for (int i = 0; i < (int)(blockDim.x >> 5); ++i) t += red[i];
-    return t;
-}
 #endif
 
 __constant__ double rope_inv_freq_0[16] = {1e0, 5.623413251903491e-1, 3.1622776601683794e-1, 1.778279410038923e-1, 1e-1, 5.623413251903491e-2, 3.162277660168379e-2, 1.778279410038923e-2, 1e-2, 5.623413251903491e-3, 3.1622776601683794e-3, 1.7782794100389228e-3, 1e-3, 5.623413251903491e-4, 3.1622776601683794e-4, 1.7782794100389227e-4};
 __constant__ double rope_inv_freq_1[16] = {1e0, 5.623413251903491e-1, 3.1622776601683794e-1, 1.778279410038923e-1, 1e-1, 5.623413251903491e-2, 3.162277660168379e-2, 1.778279410038923e-2, 1e-2, 5.623413251903491e-3, 3.1622776601683794e-3, 1.7782794100389228e-3, 1e-3, 5.623413251903491e-4, 3.1622776601683794e-4, 1.7782794100389227e-4};
-extern "C" __global__ void __launch_bounds__(128) rope_8197486d7f31(
+extern "C" __global__ void __launch_bounds__(256) rope_8922f6b61c3a(
     const bf16* __restrict__ x0_p, int x0_stride,
     const int* __restrict__ s1,
     const bf16* __restrict__ x2_p, int x2_stride,
@@ -535,8 +533,8 @@ extern "C" __global__ void __launch_bounds__(128) rope_8197486d7f31(
     const long row = blockIdx.x;
     if (row >= rows) return;
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
-    __shared__ float red_[4];
-    (void)lane; (void)warp; (void)red_;
+    const int c0 = blockIdx.y * 512;
+    (void)lane; (void)warp;
     auto x0 = [&](int c) -> float { return ld(x0_p, row * x0_stride + c); };
     auto x2 = [&](int c) -> float { return ld(x2_p, row * x2_stride + c); };
     /* rope(head_dim=32, theta=10000) @ layers.*.mixer */
@@ -545,8 +543,16 @@ extern "C" __global__ void __launch_bounds__(128) rope_8197486d7f31(
     /* rope(head_dim=32, theta=10000) @ layers.*.mixer */
     const double pos1 = (double)s1[row];
     auto v1 = [&](int c) -> float { return [&]() { const int i = c % 32; const int j = i % 16; double s, co; sincos(pos1 * rope_inv_freq_1[j], &s, &co); return i < 16 ? x2(c) * (float)co - x2(c + 16) * (float)s : x2(c) * (float)co + x2(c - 16) * (float)s; }(); };
-    for (int c = tid; c < 64; c += blockDim.x) st(o0, row * o0_stride + c, v0(c));
-    for (int c = tid; c < 64; c += blockDim.x) st(o1, row * o1_stride + c, v1(c));
+#pragma unroll
+    for (int i = 0; i < 2; ++i) {
+        const int c = c0 + tid + i * 256;
+        if (c < 64) st(o0, row * o0_stride + c, v0(c));
+    }
+#pragma unroll
+    for (int i = 0; i < 2; ++i) {
+        const int c = c0 + tid + i * 256;
+        if (c < 64) st(o1, row * o1_stride + c, v1(c));
+    }
 }
 
 // ===== kernels/attn_prefill_6e30089e.cu =====
@@ -824,9 +830,9 @@ extern "C" __global__ void __launch_bounds__(128) conv1d_d0383ac1(
     }
 }
 
-// ===== kernels/sigmoid_decay_gate_5300f4effb4d.cu =====
+// ===== kernels/sigmoid_decay_gate_0a3a29d17c96.cu =====
 /*
- * sigmoid_decay_gate_5300f4effb4d: fused row-wise kernel, one block of 128 threads per row (token).
+ * sigmoid_decay_gate_0a3a29d17c96: fused row-wise kernel, 1 block(s) of 256 threads per row (token), 512 channels a block.
  * Fuses, in order:
  *   sigmoid @ layers.*.mixer
  *   decay_gate(group=1) @ layers.*.mixer
@@ -860,19 +866,9 @@ static __device__ __forceinline__ float warp_sum(float x) {
     for (int o = 16; o > 0; o >>= 1) x += __shfl_xor_sync(0xffffffffu, x, o);
     return x;
 }
-/* Block-wide sum; every thread adds the per-warp partials in the same order (deterministic). */
-static __device__ __forceinline__ float block_sum(float x, float* red) {
-    x = warp_sum(x);
-    __syncthreads();
-    if ((threadIdx.x & 31) == 0) red[threadIdx.x >> 5] = x;
-    __syncthreads();
-    float t = 0.0f;
-    for (int i = 0; i < (int)(blockDim.x >> 5); ++i) t += red[i];
-    return t;
-}
 #endif
 
-extern "C" __global__ void __launch_bounds__(128) sigmoid_decay_gate_5300f4effb4d(
+extern "C" __global__ void __launch_bounds__(256) sigmoid_decay_gate_0a3a29d17c96(
     const bf16* __restrict__ x0_p, int x0_stride,
     const bf16* __restrict__ x1_p, int x1_stride,
     const float* __restrict__ w2,
@@ -884,16 +880,24 @@ extern "C" __global__ void __launch_bounds__(128) sigmoid_decay_gate_5300f4effb4
     const long row = blockIdx.x;
     if (row >= rows) return;
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
-    __shared__ float red_[4];
-    (void)lane; (void)warp; (void)red_;
+    const int c0 = blockIdx.y * 512;
+    (void)lane; (void)warp;
     auto x0 = [&](int c) -> float { return ld(x0_p, row * x0_stride + c); };
     auto x1 = [&](int c) -> float { return ld(x1_p, row * x1_stride + c); };
     /* sigmoid @ layers.*.mixer */
     auto v0 = [&](int c) -> float { return sigmoid_f(x0(c)); };
     /* decay_gate(group=1) @ layers.*.mixer */
     auto v1 = [&](int c) -> float { return -expf((float)w2[c / 1]) * softplus_f(x1(c) + (float)w3[c]); };
-    for (int c = tid; c < 2; c += blockDim.x) st(o0, row * o0_stride + c, v0(c));
-    for (int c = tid; c < 2; c += blockDim.x) st(o1, row * o1_stride + c, v1(c));
+#pragma unroll
+    for (int i = 0; i < 2; ++i) {
+        const int c = c0 + tid + i * 256;
+        if (c < 2) st(o0, row * o0_stride + c, v0(c));
+    }
+#pragma unroll
+    for (int i = 0; i < 2; ++i) {
+        const int c = c0 + tid + i * 256;
+        if (c < 2) st(o1, row * o1_stride + c, v1(c));
+    }
 }
 
 // ===== kernels/delta_rule_chunked_55fdce41.cu =====
@@ -1153,9 +1157,9 @@ extern "C" __global__ void __launch_bounds__(32) delta_rule_chunked_55fdce41(
     }
 }
 
-// ===== kernels/decay_gate_sigmoid_7b312bce57fb.cu =====
+// ===== kernels/decay_gate_sigmoid_9719a7a8fa4f.cu =====
 /*
- * decay_gate_sigmoid_7b312bce57fb: fused row-wise kernel, one block of 128 threads per row (token).
+ * decay_gate_sigmoid_9719a7a8fa4f: fused row-wise kernel, 1 block(s) of 256 threads per row (token), 512 channels a block.
  * Fuses, in order:
  *   decay_gate(group=32) @ layers.*.mixer
  *   sigmoid @ layers.*.mixer
@@ -1189,19 +1193,9 @@ static __device__ __forceinline__ float warp_sum(float x) {
     for (int o = 16; o > 0; o >>= 1) x += __shfl_xor_sync(0xffffffffu, x, o);
     return x;
 }
-/* Block-wide sum; every thread adds the per-warp partials in the same order (deterministic). */
-static __device__ __forceinline__ float block_sum(float x, float* red) {
-    x = warp_sum(x);
-    __syncthreads();
-    if ((threadIdx.x & 31) == 0) red[threadIdx.x >> 5] = x;
-    __syncthreads();
-    float t = 0.0f;
-    for (int i = 0; i < (int)(blockDim.x >> 5); ++i) t += red[i];
-    return t;
-}
 #endif
 
-extern "C" __global__ void __launch_bounds__(128) decay_gate_sigmoid_7b312bce57fb(
+extern "C" __global__ void __launch_bounds__(256) decay_gate_sigmoid_9719a7a8fa4f(
     const bf16* __restrict__ x0_p, int x0_stride,
     const float* __restrict__ w1,
     const float* __restrict__ w2,
@@ -1213,16 +1207,24 @@ extern "C" __global__ void __launch_bounds__(128) decay_gate_sigmoid_7b312bce57f
     const long row = blockIdx.x;
     if (row >= rows) return;
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
-    __shared__ float red_[4];
-    (void)lane; (void)warp; (void)red_;
+    const int c0 = blockIdx.y * 512;
+    (void)lane; (void)warp;
     auto x0 = [&](int c) -> float { return ld(x0_p, row * x0_stride + c); };
     auto x3 = [&](int c) -> float { return ld(x3_p, row * x3_stride + c); };
     /* decay_gate(group=32) @ layers.*.mixer */
     auto v0 = [&](int c) -> float { return -expf((float)w1[c / 32]) * softplus_f(x0(c) + (float)w2[c]); };
     /* sigmoid @ layers.*.mixer */
     auto v1 = [&](int c) -> float { return sigmoid_f(x3(c)); };
-    for (int c = tid; c < 64; c += blockDim.x) st(o0, row * o0_stride + c, v0(c));
-    for (int c = tid; c < 2; c += blockDim.x) st(o1, row * o1_stride + c, v1(c));
+#pragma unroll
+    for (int i = 0; i < 2; ++i) {
+        const int c = c0 + tid + i * 256;
+        if (c < 64) st(o0, row * o0_stride + c, v0(c));
+    }
+#pragma unroll
+    for (int i = 0; i < 2; ++i) {
+        const int c = c0 + tid + i * 256;
+        if (c < 2) st(o1, row * o1_stride + c, v1(c));
+    }
 }
 
 // ===== kernels/delta_rule_chunked_3871c799.cu =====
@@ -1482,9 +1484,9 @@ extern "C" __global__ void __launch_bounds__(32) delta_rule_chunked_3871c799(
     }
 }
 
-// ===== kernels/repeat_groups_89e60cd04524.cu =====
+// ===== kernels/repeat_groups_13d4fe7fb568.cu =====
 /*
- * repeat_groups_89e60cd04524: fused row-wise kernel, one block of 128 threads per row (token).
+ * repeat_groups_13d4fe7fb568: fused row-wise kernel, 1 block(s) of 256 threads per row (token), 512 channels a block.
  * Fuses, in order:
  *   repeat_groups(n=16, repeats=2) @ layers.*.mixer
  * Grid (batch*tokens, 1, 1). f32 math; bf16/f32 storage; deterministic reductions.
@@ -1517,19 +1519,9 @@ static __device__ __forceinline__ float warp_sum(float x) {
     for (int o = 16; o > 0; o >>= 1) x += __shfl_xor_sync(0xffffffffu, x, o);
     return x;
 }
-/* Block-wide sum; every thread adds the per-warp partials in the same order (deterministic). */
-static __device__ __forceinline__ float block_sum(float x, float* red) {
-    x = warp_sum(x);
-    __syncthreads();
-    if ((threadIdx.x & 31) == 0) red[threadIdx.x >> 5] = x;
-    __syncthreads();
-    float t = 0.0f;
-    for (int i = 0; i < (int)(blockDim.x >> 5); ++i) t += red[i];
-    return t;
-}
 #endif
 
-extern "C" __global__ void __launch_bounds__(128) repeat_groups_89e60cd04524(
+extern "C" __global__ void __launch_bounds__(256) repeat_groups_13d4fe7fb568(
     const bf16* __restrict__ x0_p, int x0_stride,
     bf16* __restrict__ o0, int o0_stride,
     int rows)
@@ -1537,12 +1529,16 @@ extern "C" __global__ void __launch_bounds__(128) repeat_groups_89e60cd04524(
     const long row = blockIdx.x;
     if (row >= rows) return;
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
-    __shared__ float red_[4];
-    (void)lane; (void)warp; (void)red_;
+    const int c0 = blockIdx.y * 512;
+    (void)lane; (void)warp;
     auto x0 = [&](int c) -> float { return ld(x0_p, row * x0_stride + c); };
     /* repeat_groups(n=16, repeats=2) @ layers.*.mixer */
     auto v0 = [&](int c) -> float { return x0((c / 32) * 16 + c % 16); };
-    for (int c = tid; c < 64; c += blockDim.x) st(o0, row * o0_stride + c, v0(c));
+#pragma unroll
+    for (int i = 0; i < 2; ++i) {
+        const int c = c0 + tid + i * 256;
+        if (c < 64) st(o0, row * o0_stride + c, v0(c));
+    }
 }
 
 // ===== kernels/conv1d_78ff4e55.cu =====
@@ -1749,9 +1745,9 @@ extern "C" __global__ void __launch_bounds__(128) selective_scan_b0c77ed8(
     }
 }
 
-// ===== kernels/rms_norm_2010159fa7ae.cu =====
+// ===== kernels/rms_norm_61b2ad4d1e7b.cu =====
 /*
- * rms_norm_2010159fa7ae: fused row-wise kernel, one block of 128 threads per row (token).
+ * rms_norm_61b2ad4d1e7b: fused row-wise kernel, one block of 128 threads per row (token).
  * Fuses, in order:
  *   rms_norm(eps=1e-5, group=64) @ head
  * Grid (batch*tokens, 1, 1). f32 math; bf16/f32 storage; deterministic reductions.
@@ -1784,19 +1780,9 @@ static __device__ __forceinline__ float warp_sum(float x) {
     for (int o = 16; o > 0; o >>= 1) x += __shfl_xor_sync(0xffffffffu, x, o);
     return x;
 }
-/* Block-wide sum; every thread adds the per-warp partials in the same order (deterministic). */
-static __device__ __forceinline__ float block_sum(float x, float* red) {
-    x = warp_sum(x);
-    __syncthreads();
-    if ((threadIdx.x & 31) == 0) red[threadIdx.x >> 5] = x;
-    __syncthreads();
-    float t = 0.0f;
-    for (int i = 0; i < (int)(blockDim.x >> 5); ++i) t += red[i];
-    return t;
-}
 #endif
 
-extern "C" __global__ void __launch_bounds__(128) rms_norm_2010159fa7ae(
+extern "C" __global__ void __launch_bounds__(128) rms_norm_61b2ad4d1e7b(
     const bf16* __restrict__ x0_p, int x0_stride,
     const bf16* __restrict__ w1,
     bf16* __restrict__ o0, int o0_stride,
@@ -1812,16 +1798,32 @@ extern "C" __global__ void __launch_bounds__(128) rms_norm_2010159fa7ae(
     __shared__ float st0[1];
     {
         constexpr int G = 64, NG = 1;
-        for (int gi = 0; gi < NG; ++gi) {
-            float acc = 0.0f;
-            for (int j = tid; j < G; j += blockDim.x) { const float x = x0(gi * G + j); acc += x * x; }
-            acc = block_sum(acc, red_);
-            if (tid == 0) st0[gi] = rsqrtf(acc / 64.0f + 1e-5f);
+        const int gi = warp / 4, t = tid - gi * 128;
+        float acc = 0.0f;
+        {
+#pragma unroll
+            for (int i = 0; i < 1; ++i) {
+                const int j = t + i * 128;
+                if (j < G) { const float x = x0(gi * G + j); acc += x * x; }
+            }
+        }
+        acc = warp_sum(acc);
+        __syncthreads();
+        if (lane == 0) red_[warp] = acc;
+        __syncthreads();
+        if (tid < NG) {
+            acc = 0.0f;
+            for (int i = 0; i < 4; ++i) acc += red_[tid * 4 + i];
+            st0[tid] = rsqrtf(acc / 64.0f + 1e-5f);
         }
     }
     __syncthreads();
     auto v0 = [&](int c) -> float { return x0(c) * st0[c / 64] * bf2f(w1[c % 64]); };
-    for (int c = tid; c < 64; c += blockDim.x) st(o0, row * o0_stride + c, v0(c));
+#pragma unroll
+    for (int i = 0; i < 1; ++i) {
+        const int c = tid + i * 128;
+        if (c < 64) st(o0, row * o0_stride + c, v0(c));
+    }
 }
 
 // ===== kernels/attn_decode_217309b7.cu =====

@@ -1,6 +1,6 @@
-// ===== kernels/embedding_layer_norm_cb89f6bf3854.cu =====
+// ===== kernels/embedding_layer_norm_ea09a47f9fdd.cu =====
 /*
- * embedding_layer_norm_cb89f6bf3854: fused row-wise kernel, one block of 128 threads per row (token).
+ * embedding_layer_norm_ea09a47f9fdd: fused row-wise kernel, one block of 128 threads per row (token).
  * Fuses, in order:
  *   embedding @ model
  *   layer_norm(eps=1e-5) @ layers.*
@@ -34,19 +34,9 @@ static __device__ __forceinline__ float warp_sum(float x) {
     for (int o = 16; o > 0; o >>= 1) x += __shfl_xor_sync(0xffffffffu, x, o);
     return x;
 }
-/* Block-wide sum; every thread adds the per-warp partials in the same order (deterministic). */
-static __device__ __forceinline__ float block_sum(float x, float* red) {
-    x = warp_sum(x);
-    __syncthreads();
-    if ((threadIdx.x & 31) == 0) red[threadIdx.x >> 5] = x;
-    __syncthreads();
-    float t = 0.0f;
-    for (int i = 0; i < (int)(blockDim.x >> 5); ++i) t += red[i];
-    return t;
-}
 #endif
 
-extern "C" __global__ void __launch_bounds__(128) embedding_layer_norm_cb89f6bf3854(
+extern "C" __global__ void __launch_bounds__(128) embedding_layer_norm_ea09a47f9fdd(
     const int* __restrict__ s0,
     const bf16* __restrict__ w1,
     const bf16* __restrict__ w2,
@@ -67,33 +57,65 @@ extern "C" __global__ void __launch_bounds__(128) embedding_layer_norm_cb89f6bf3
     __shared__ float st1m[1];
     {
         constexpr int G = 64, NG = 1;
-        for (int gi = 0; gi < NG; ++gi) {
-            float acc = 0.0f;
-            for (int j = tid; j < G; j += blockDim.x) { const float x = v0(gi * G + j); acc += x; }
-            acc = block_sum(acc, red_);
-            if (tid == 0) st1m[gi] = acc / 64.0f;
+        const int gi = warp / 4, t = tid - gi * 128;
+        float acc = 0.0f;
+        {
+#pragma unroll
+            for (int i = 0; i < 1; ++i) {
+                const int j = t + i * 128;
+                if (j < G) { const float x = v0(gi * G + j); acc += x; }
+            }
+        }
+        acc = warp_sum(acc);
+        __syncthreads();
+        if (lane == 0) red_[warp] = acc;
+        __syncthreads();
+        if (tid < NG) {
+            acc = 0.0f;
+            for (int i = 0; i < 4; ++i) acc += red_[tid * 4 + i];
+            st1m[tid] = acc / 64.0f;
         }
     }
     __syncthreads();
     __shared__ float st1r[1];
     {
         constexpr int G = 64, NG = 1;
-        for (int gi = 0; gi < NG; ++gi) {
-            float acc = 0.0f;
-            for (int j = tid; j < G; j += blockDim.x) { const float x = v0(gi * G + j); acc += (x - st1m[0]) * (x - st1m[0]); }
-            acc = block_sum(acc, red_);
-            if (tid == 0) st1r[gi] = rsqrtf(acc / 64.0f + 1e-5f);
+        const int gi = warp / 4, t = tid - gi * 128;
+        float acc = 0.0f;
+        {
+#pragma unroll
+            for (int i = 0; i < 1; ++i) {
+                const int j = t + i * 128;
+                if (j < G) { const float x = v0(gi * G + j); acc += (x - st1m[0]) * (x - st1m[0]); }
+            }
+        }
+        acc = warp_sum(acc);
+        __syncthreads();
+        if (lane == 0) red_[warp] = acc;
+        __syncthreads();
+        if (tid < NG) {
+            acc = 0.0f;
+            for (int i = 0; i < 4; ++i) acc += red_[tid * 4 + i];
+            st1r[tid] = rsqrtf(acc / 64.0f + 1e-5f);
         }
     }
     __syncthreads();
     auto v1 = [&](int c) -> float { return (v0(c) - st1m[0]) * st1r[0] * bf2f(w2[c]) + bf2f(w3[c]); };
-    for (int c = tid; c < 64; c += blockDim.x) st(o0, row * o0_stride + c, v0(c));
-    for (int c = tid; c < 64; c += blockDim.x) st(o1, row * o1_stride + c, v1(c));
+#pragma unroll
+    for (int i = 0; i < 1; ++i) {
+        const int c = tid + i * 128;
+        if (c < 64) st(o0, row * o0_stride + c, v0(c));
+    }
+#pragma unroll
+    for (int i = 0; i < 1; ++i) {
+        const int c = tid + i * 128;
+        if (c < 64) st(o1, row * o1_stride + c, v1(c));
+    }
 }
 
-// ===== kernels/rope_c0d40edfe829.cu =====
+// ===== kernels/rope_e5bb8ea2dd2a.cu =====
 /*
- * rope_c0d40edfe829: fused row-wise kernel, one block of 128 threads per row (token).
+ * rope_e5bb8ea2dd2a: fused row-wise kernel, 1 block(s) of 256 threads per row (token), 512 channels a block.
  * Fuses, in order:
  *   rope(head_dim=32, theta=500000) @ layers.*.mixer
  *   rope(head_dim=32, theta=500000) @ layers.*.mixer
@@ -127,21 +149,11 @@ static __device__ __forceinline__ float warp_sum(float x) {
     for (int o = 16; o > 0; o >>= 1) x += __shfl_xor_sync(0xffffffffu, x, o);
     return x;
 }
-/* Block-wide sum; every thread adds the per-warp partials in the same order (deterministic). */
-static __device__ __forceinline__ float block_sum(float x, float* red) {
-    x = warp_sum(x);
-    __syncthreads();
-    if ((threadIdx.x & 31) == 0) red[threadIdx.x >> 5] = x;
-    __syncthreads();
-    float t = 0.0f;
-    for (int i = 0; i < (int)(blockDim.x >> 5); ++i) t += red[i];
-    return t;
-}
 #endif
 
 __constant__ double rope_inv_freq_0[16] = {1e0, 4.4036660267178046e-1, 1.9392274474868576e-1, 8.539710028576561e-2, 3.760603093086393e-2, 1.6560440080994446e-2, 7.292664737217109e-3, 3.211445994752591e-3, 1.414213562373095e-3, 6.22772421914596e-4, 2.742481756762073e-4, 1.2076973741146504e-4, 5.318295896944988e-5, 2.341999896140934e-5, 1.031338537721246e-5, 4.5416704806078695e-6};
 __constant__ double rope_inv_freq_1[16] = {1e0, 4.4036660267178046e-1, 1.9392274474868576e-1, 8.539710028576561e-2, 3.760603093086393e-2, 1.6560440080994446e-2, 7.292664737217109e-3, 3.211445994752591e-3, 1.414213562373095e-3, 6.22772421914596e-4, 2.742481756762073e-4, 1.2076973741146504e-4, 5.318295896944988e-5, 2.341999896140934e-5, 1.031338537721246e-5, 4.5416704806078695e-6};
-extern "C" __global__ void __launch_bounds__(128) rope_c0d40edfe829(
+extern "C" __global__ void __launch_bounds__(256) rope_e5bb8ea2dd2a(
     const bf16* __restrict__ x0_p, int x0_stride,
     const int* __restrict__ s1,
     const bf16* __restrict__ x2_p, int x2_stride,
@@ -152,8 +164,8 @@ extern "C" __global__ void __launch_bounds__(128) rope_c0d40edfe829(
     const long row = blockIdx.x;
     if (row >= rows) return;
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
-    __shared__ float red_[4];
-    (void)lane; (void)warp; (void)red_;
+    const int c0 = blockIdx.y * 512;
+    (void)lane; (void)warp;
     auto x0 = [&](int c) -> float { return ld(x0_p, row * x0_stride + c); };
     auto x2 = [&](int c) -> float { return ld(x2_p, row * x2_stride + c); };
     /* rope(head_dim=32, theta=500000) @ layers.*.mixer */
@@ -162,8 +174,16 @@ extern "C" __global__ void __launch_bounds__(128) rope_c0d40edfe829(
     /* rope(head_dim=32, theta=500000) @ layers.*.mixer */
     const double pos1 = (double)s1[row];
     auto v1 = [&](int c) -> float { return [&]() { const int i = c % 32; const int j = i % 16; double s, co; sincos(pos1 * rope_inv_freq_1[j], &s, &co); return i < 16 ? x2(c) * (float)co - x2(c + 16) * (float)s : x2(c) * (float)co + x2(c - 16) * (float)s; }(); };
-    for (int c = tid; c < 128; c += blockDim.x) st(o0, row * o0_stride + c, v0(c));
-    for (int c = tid; c < 64; c += blockDim.x) st(o1, row * o1_stride + c, v1(c));
+#pragma unroll
+    for (int i = 0; i < 2; ++i) {
+        const int c = c0 + tid + i * 256;
+        if (c < 128) st(o0, row * o0_stride + c, v0(c));
+    }
+#pragma unroll
+    for (int i = 0; i < 2; ++i) {
+        const int c = c0 + tid + i * 256;
+        if (c < 64) st(o1, row * o1_stride + c, v1(c));
+    }
 }
 
 // ===== kernels/attn_prefill_a49d7667.cu =====
@@ -343,9 +363,9 @@ extern "C" __global__ void __launch_bounds__(128) attn_prefill_a49d7667(
     }
 }
 
-// ===== kernels/layer_norm_69ce405c6987.cu =====
+// ===== kernels/layer_norm_755eb0f51760.cu =====
 /*
- * layer_norm_69ce405c6987: fused row-wise kernel, one block of 128 threads per row (token).
+ * layer_norm_755eb0f51760: fused row-wise kernel, one block of 128 threads per row (token).
  * Fuses, in order:
  *   layer_norm(eps=1e-5) @ layers.*
  * Grid (batch*tokens, 1, 1). f32 math; bf16/f32 storage; deterministic reductions.
@@ -378,19 +398,9 @@ static __device__ __forceinline__ float warp_sum(float x) {
     for (int o = 16; o > 0; o >>= 1) x += __shfl_xor_sync(0xffffffffu, x, o);
     return x;
 }
-/* Block-wide sum; every thread adds the per-warp partials in the same order (deterministic). */
-static __device__ __forceinline__ float block_sum(float x, float* red) {
-    x = warp_sum(x);
-    __syncthreads();
-    if ((threadIdx.x & 31) == 0) red[threadIdx.x >> 5] = x;
-    __syncthreads();
-    float t = 0.0f;
-    for (int i = 0; i < (int)(blockDim.x >> 5); ++i) t += red[i];
-    return t;
-}
 #endif
 
-extern "C" __global__ void __launch_bounds__(128) layer_norm_69ce405c6987(
+extern "C" __global__ void __launch_bounds__(128) layer_norm_755eb0f51760(
     const bf16* __restrict__ x0_p, int x0_stride,
     const bf16* __restrict__ w1,
     const bf16* __restrict__ w2,
@@ -407,32 +417,60 @@ extern "C" __global__ void __launch_bounds__(128) layer_norm_69ce405c6987(
     __shared__ float st0m[1];
     {
         constexpr int G = 64, NG = 1;
-        for (int gi = 0; gi < NG; ++gi) {
-            float acc = 0.0f;
-            for (int j = tid; j < G; j += blockDim.x) { const float x = x0(gi * G + j); acc += x; }
-            acc = block_sum(acc, red_);
-            if (tid == 0) st0m[gi] = acc / 64.0f;
+        const int gi = warp / 4, t = tid - gi * 128;
+        float acc = 0.0f;
+        {
+#pragma unroll
+            for (int i = 0; i < 1; ++i) {
+                const int j = t + i * 128;
+                if (j < G) { const float x = x0(gi * G + j); acc += x; }
+            }
+        }
+        acc = warp_sum(acc);
+        __syncthreads();
+        if (lane == 0) red_[warp] = acc;
+        __syncthreads();
+        if (tid < NG) {
+            acc = 0.0f;
+            for (int i = 0; i < 4; ++i) acc += red_[tid * 4 + i];
+            st0m[tid] = acc / 64.0f;
         }
     }
     __syncthreads();
     __shared__ float st0r[1];
     {
         constexpr int G = 64, NG = 1;
-        for (int gi = 0; gi < NG; ++gi) {
-            float acc = 0.0f;
-            for (int j = tid; j < G; j += blockDim.x) { const float x = x0(gi * G + j); acc += (x - st0m[0]) * (x - st0m[0]); }
-            acc = block_sum(acc, red_);
-            if (tid == 0) st0r[gi] = rsqrtf(acc / 64.0f + 1e-5f);
+        const int gi = warp / 4, t = tid - gi * 128;
+        float acc = 0.0f;
+        {
+#pragma unroll
+            for (int i = 0; i < 1; ++i) {
+                const int j = t + i * 128;
+                if (j < G) { const float x = x0(gi * G + j); acc += (x - st0m[0]) * (x - st0m[0]); }
+            }
+        }
+        acc = warp_sum(acc);
+        __syncthreads();
+        if (lane == 0) red_[warp] = acc;
+        __syncthreads();
+        if (tid < NG) {
+            acc = 0.0f;
+            for (int i = 0; i < 4; ++i) acc += red_[tid * 4 + i];
+            st0r[tid] = rsqrtf(acc / 64.0f + 1e-5f);
         }
     }
     __syncthreads();
     auto v0 = [&](int c) -> float { return (x0(c) - st0m[0]) * st0r[0] * bf2f(w1[c]) + bf2f(w2[c]); };
-    for (int c = tid; c < 64; c += blockDim.x) st(o0, row * o0_stride + c, v0(c));
+#pragma unroll
+    for (int i = 0; i < 1; ++i) {
+        const int c = tid + i * 128;
+        if (c < 64) st(o0, row * o0_stride + c, v0(c));
+    }
 }
 
-// ===== kernels/gelu_ae195f4197e0.cu =====
+// ===== kernels/gelu_af4d73a0bc01.cu =====
 /*
- * gelu_ae195f4197e0: fused row-wise kernel, one block of 128 threads per row (token).
+ * gelu_af4d73a0bc01: fused row-wise kernel, 1 block(s) of 256 threads per row (token), 512 channels a block.
  * Fuses, in order:
  *   gelu @ layers.*.mlp
  * Grid (batch*tokens, 1, 1). f32 math; bf16/f32 storage; deterministic reductions.
@@ -465,19 +503,9 @@ static __device__ __forceinline__ float warp_sum(float x) {
     for (int o = 16; o > 0; o >>= 1) x += __shfl_xor_sync(0xffffffffu, x, o);
     return x;
 }
-/* Block-wide sum; every thread adds the per-warp partials in the same order (deterministic). */
-static __device__ __forceinline__ float block_sum(float x, float* red) {
-    x = warp_sum(x);
-    __syncthreads();
-    if ((threadIdx.x & 31) == 0) red[threadIdx.x >> 5] = x;
-    __syncthreads();
-    float t = 0.0f;
-    for (int i = 0; i < (int)(blockDim.x >> 5); ++i) t += red[i];
-    return t;
-}
 #endif
 
-extern "C" __global__ void __launch_bounds__(128) gelu_ae195f4197e0(
+extern "C" __global__ void __launch_bounds__(256) gelu_af4d73a0bc01(
     const bf16* __restrict__ x0_p, int x0_stride,
     bf16* __restrict__ o0, int o0_stride,
     int rows)
@@ -485,17 +513,21 @@ extern "C" __global__ void __launch_bounds__(128) gelu_ae195f4197e0(
     const long row = blockIdx.x;
     if (row >= rows) return;
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
-    __shared__ float red_[4];
-    (void)lane; (void)warp; (void)red_;
+    const int c0 = blockIdx.y * 512;
+    (void)lane; (void)warp;
     auto x0 = [&](int c) -> float { return ld(x0_p, row * x0_stride + c); };
     /* gelu @ layers.*.mlp */
     auto v0 = [&](int c) -> float { return gelu_f(x0(c)); };
-    for (int c = tid; c < 96; c += blockDim.x) st(o0, row * o0_stride + c, v0(c));
+#pragma unroll
+    for (int i = 0; i < 2; ++i) {
+        const int c = c0 + tid + i * 256;
+        if (c < 96) st(o0, row * o0_stride + c, v0(c));
+    }
 }
 
-// ===== kernels/rms_norm_b05a40f2ebba.cu =====
+// ===== kernels/rms_norm_c7f3b0c78e00.cu =====
 /*
- * rms_norm_b05a40f2ebba: fused row-wise kernel, one block of 128 threads per row (token).
+ * rms_norm_c7f3b0c78e00: fused row-wise kernel, one block of 128 threads per row (token).
  * Fuses, in order:
  *   rms_norm(eps=1e-6, group=64) @ layers.*
  * Grid (batch*tokens, 1, 1). f32 math; bf16/f32 storage; deterministic reductions.
@@ -528,19 +560,9 @@ static __device__ __forceinline__ float warp_sum(float x) {
     for (int o = 16; o > 0; o >>= 1) x += __shfl_xor_sync(0xffffffffu, x, o);
     return x;
 }
-/* Block-wide sum; every thread adds the per-warp partials in the same order (deterministic). */
-static __device__ __forceinline__ float block_sum(float x, float* red) {
-    x = warp_sum(x);
-    __syncthreads();
-    if ((threadIdx.x & 31) == 0) red[threadIdx.x >> 5] = x;
-    __syncthreads();
-    float t = 0.0f;
-    for (int i = 0; i < (int)(blockDim.x >> 5); ++i) t += red[i];
-    return t;
-}
 #endif
 
-extern "C" __global__ void __launch_bounds__(128) rms_norm_b05a40f2ebba(
+extern "C" __global__ void __launch_bounds__(128) rms_norm_c7f3b0c78e00(
     const bf16* __restrict__ x0_p, int x0_stride,
     const bf16* __restrict__ w1,
     bf16* __restrict__ o0, int o0_stride,
@@ -556,16 +578,32 @@ extern "C" __global__ void __launch_bounds__(128) rms_norm_b05a40f2ebba(
     __shared__ float st0[1];
     {
         constexpr int G = 64, NG = 1;
-        for (int gi = 0; gi < NG; ++gi) {
-            float acc = 0.0f;
-            for (int j = tid; j < G; j += blockDim.x) { const float x = x0(gi * G + j); acc += x * x; }
-            acc = block_sum(acc, red_);
-            if (tid == 0) st0[gi] = rsqrtf(acc / 64.0f + 1e-6f);
+        const int gi = warp / 4, t = tid - gi * 128;
+        float acc = 0.0f;
+        {
+#pragma unroll
+            for (int i = 0; i < 1; ++i) {
+                const int j = t + i * 128;
+                if (j < G) { const float x = x0(gi * G + j); acc += x * x; }
+            }
+        }
+        acc = warp_sum(acc);
+        __syncthreads();
+        if (lane == 0) red_[warp] = acc;
+        __syncthreads();
+        if (tid < NG) {
+            acc = 0.0f;
+            for (int i = 0; i < 4; ++i) acc += red_[tid * 4 + i];
+            st0[tid] = rsqrtf(acc / 64.0f + 1e-6f);
         }
     }
     __syncthreads();
     auto v0 = [&](int c) -> float { return x0(c) * st0[c / 64] * bf2f(w1[c % 64]); };
-    for (int c = tid; c < 64; c += blockDim.x) st(o0, row * o0_stride + c, v0(c));
+#pragma unroll
+    for (int i = 0; i < 1; ++i) {
+        const int c = tid + i * 128;
+        if (c < 64) st(o0, row * o0_stride + c, v0(c));
+    }
 }
 
 // ===== kernels/conv1d_f5d460b0.cu =====
@@ -666,9 +704,9 @@ extern "C" __global__ void __launch_bounds__(128) conv1d_f5d460b0(
     }
 }
 
-// ===== kernels/repeat_groups_aad81ef0695f.cu =====
+// ===== kernels/repeat_groups_c6c8616874a3.cu =====
 /*
- * repeat_groups_aad81ef0695f: fused row-wise kernel, one block of 128 threads per row (token).
+ * repeat_groups_c6c8616874a3: fused row-wise kernel, 1 block(s) of 256 threads per row (token), 512 channels a block.
  * Fuses, in order:
  *   repeat_groups(n=8, repeats=4) @ layers.*.mixer
  * Grid (batch*tokens, 1, 1). f32 math; bf16/f32 storage; deterministic reductions.
@@ -701,19 +739,9 @@ static __device__ __forceinline__ float warp_sum(float x) {
     for (int o = 16; o > 0; o >>= 1) x += __shfl_xor_sync(0xffffffffu, x, o);
     return x;
 }
-/* Block-wide sum; every thread adds the per-warp partials in the same order (deterministic). */
-static __device__ __forceinline__ float block_sum(float x, float* red) {
-    x = warp_sum(x);
-    __syncthreads();
-    if ((threadIdx.x & 31) == 0) red[threadIdx.x >> 5] = x;
-    __syncthreads();
-    float t = 0.0f;
-    for (int i = 0; i < (int)(blockDim.x >> 5); ++i) t += red[i];
-    return t;
-}
 #endif
 
-extern "C" __global__ void __launch_bounds__(128) repeat_groups_aad81ef0695f(
+extern "C" __global__ void __launch_bounds__(256) repeat_groups_c6c8616874a3(
     const bf16* __restrict__ x0_p, int x0_stride,
     bf16* __restrict__ o0, int o0_stride,
     int rows)
@@ -721,12 +749,16 @@ extern "C" __global__ void __launch_bounds__(128) repeat_groups_aad81ef0695f(
     const long row = blockIdx.x;
     if (row >= rows) return;
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
-    __shared__ float red_[4];
-    (void)lane; (void)warp; (void)red_;
+    const int c0 = blockIdx.y * 512;
+    (void)lane; (void)warp;
     auto x0 = [&](int c) -> float { return ld(x0_p, row * x0_stride + c); };
     /* repeat_groups(n=8, repeats=4) @ layers.*.mixer */
     auto v0 = [&](int c) -> float { return x0((c / 32) * 8 + c % 8); };
-    for (int c = tid; c < 64; c += blockDim.x) st(o0, row * o0_stride + c, v0(c));
+#pragma unroll
+    for (int i = 0; i < 2; ++i) {
+        const int c = c0 + tid + i * 256;
+        if (c < 64) st(o0, row * o0_stride + c, v0(c));
+    }
 }
 
 // ===== kernels/selective_scan_d419fa11.cu =====
@@ -834,9 +866,9 @@ extern "C" __global__ void __launch_bounds__(128) selective_scan_d419fa11(
     }
 }
 
-// ===== kernels/gelu_tanh_mul_1776359c1ceb.cu =====
+// ===== kernels/gelu_tanh_mul_1969bb1f7963.cu =====
 /*
- * gelu_tanh_mul_1776359c1ceb: fused row-wise kernel, one block of 128 threads per row (token).
+ * gelu_tanh_mul_1969bb1f7963: fused row-wise kernel, 1 block(s) of 256 threads per row (token), 512 channels a block.
  * Fuses, in order:
  *   gelu_tanh @ layers.*.mlp
  *   mul @ layers.*.mlp
@@ -870,19 +902,9 @@ static __device__ __forceinline__ float warp_sum(float x) {
     for (int o = 16; o > 0; o >>= 1) x += __shfl_xor_sync(0xffffffffu, x, o);
     return x;
 }
-/* Block-wide sum; every thread adds the per-warp partials in the same order (deterministic). */
-static __device__ __forceinline__ float block_sum(float x, float* red) {
-    x = warp_sum(x);
-    __syncthreads();
-    if ((threadIdx.x & 31) == 0) red[threadIdx.x >> 5] = x;
-    __syncthreads();
-    float t = 0.0f;
-    for (int i = 0; i < (int)(blockDim.x >> 5); ++i) t += red[i];
-    return t;
-}
 #endif
 
-extern "C" __global__ void __launch_bounds__(128) gelu_tanh_mul_1776359c1ceb(
+extern "C" __global__ void __launch_bounds__(256) gelu_tanh_mul_1969bb1f7963(
     const bf16* __restrict__ x0_p, int x0_stride,
     const bf16* __restrict__ x1_p, int x1_stride,
     bf16* __restrict__ o0, int o0_stride,
@@ -891,20 +913,24 @@ extern "C" __global__ void __launch_bounds__(128) gelu_tanh_mul_1776359c1ceb(
     const long row = blockIdx.x;
     if (row >= rows) return;
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
-    __shared__ float red_[4];
-    (void)lane; (void)warp; (void)red_;
+    const int c0 = blockIdx.y * 512;
+    (void)lane; (void)warp;
     auto x0 = [&](int c) -> float { return ld(x0_p, row * x0_stride + c); };
     auto x1 = [&](int c) -> float { return ld(x1_p, row * x1_stride + c); };
     /* gelu_tanh @ layers.*.mlp */
     auto v0 = [&](int c) -> float { return gelu_tanh_f(x0(c)); };
     /* mul @ layers.*.mlp */
     auto v1 = [&](int c) -> float { return v0(c) * x1(c); };
-    for (int c = tid; c < 96; c += blockDim.x) st(o0, row * o0_stride + c, v1(c));
+#pragma unroll
+    for (int i = 0; i < 2; ++i) {
+        const int c = c0 + tid + i * 256;
+        if (c < 96) st(o0, row * o0_stride + c, v1(c));
+    }
 }
 
-// ===== kernels/rms_norm_f365b71bd9e2.cu =====
+// ===== kernels/rms_norm_3d488d001d19.cu =====
 /*
- * rms_norm_f365b71bd9e2: fused row-wise kernel, one block of 128 threads per row (token).
+ * rms_norm_3d488d001d19: fused row-wise kernel, one block of 128 threads per row (token).
  * Fuses, in order:
  *   rms_norm(eps=1e-5, group=64) @ layers.*
  * Grid (batch*tokens, 1, 1). f32 math; bf16/f32 storage; deterministic reductions.
@@ -937,19 +963,9 @@ static __device__ __forceinline__ float warp_sum(float x) {
     for (int o = 16; o > 0; o >>= 1) x += __shfl_xor_sync(0xffffffffu, x, o);
     return x;
 }
-/* Block-wide sum; every thread adds the per-warp partials in the same order (deterministic). */
-static __device__ __forceinline__ float block_sum(float x, float* red) {
-    x = warp_sum(x);
-    __syncthreads();
-    if ((threadIdx.x & 31) == 0) red[threadIdx.x >> 5] = x;
-    __syncthreads();
-    float t = 0.0f;
-    for (int i = 0; i < (int)(blockDim.x >> 5); ++i) t += red[i];
-    return t;
-}
 #endif
 
-extern "C" __global__ void __launch_bounds__(128) rms_norm_f365b71bd9e2(
+extern "C" __global__ void __launch_bounds__(128) rms_norm_3d488d001d19(
     const bf16* __restrict__ x0_p, int x0_stride,
     const bf16* __restrict__ w1,
     bf16* __restrict__ o0, int o0_stride,
@@ -965,21 +981,37 @@ extern "C" __global__ void __launch_bounds__(128) rms_norm_f365b71bd9e2(
     __shared__ float st0[1];
     {
         constexpr int G = 64, NG = 1;
-        for (int gi = 0; gi < NG; ++gi) {
-            float acc = 0.0f;
-            for (int j = tid; j < G; j += blockDim.x) { const float x = x0(gi * G + j); acc += x * x; }
-            acc = block_sum(acc, red_);
-            if (tid == 0) st0[gi] = rsqrtf(acc / 64.0f + 1e-5f);
+        const int gi = warp / 4, t = tid - gi * 128;
+        float acc = 0.0f;
+        {
+#pragma unroll
+            for (int i = 0; i < 1; ++i) {
+                const int j = t + i * 128;
+                if (j < G) { const float x = x0(gi * G + j); acc += x * x; }
+            }
+        }
+        acc = warp_sum(acc);
+        __syncthreads();
+        if (lane == 0) red_[warp] = acc;
+        __syncthreads();
+        if (tid < NG) {
+            acc = 0.0f;
+            for (int i = 0; i < 4; ++i) acc += red_[tid * 4 + i];
+            st0[tid] = rsqrtf(acc / 64.0f + 1e-5f);
         }
     }
     __syncthreads();
     auto v0 = [&](int c) -> float { return x0(c) * st0[c / 64] * bf2f(w1[c % 64]); };
-    for (int c = tid; c < 64; c += blockDim.x) st(o0, row * o0_stride + c, v0(c));
+#pragma unroll
+    for (int i = 0; i < 1; ++i) {
+        const int c = tid + i * 128;
+        if (c < 64) st(o0, row * o0_stride + c, v0(c));
+    }
 }
 
-// ===== kernels/decay_gate_sigmoid_7b312bce57fb.cu =====
+// ===== kernels/decay_gate_sigmoid_9719a7a8fa4f.cu =====
 /*
- * decay_gate_sigmoid_7b312bce57fb: fused row-wise kernel, one block of 128 threads per row (token).
+ * decay_gate_sigmoid_9719a7a8fa4f: fused row-wise kernel, 1 block(s) of 256 threads per row (token), 512 channels a block.
  * Fuses, in order:
  *   decay_gate(group=32) @ layers.*.mixer
  *   sigmoid @ layers.*.mixer
@@ -1013,19 +1045,9 @@ static __device__ __forceinline__ float warp_sum(float x) {
     for (int o = 16; o > 0; o >>= 1) x += __shfl_xor_sync(0xffffffffu, x, o);
     return x;
 }
-/* Block-wide sum; every thread adds the per-warp partials in the same order (deterministic). */
-static __device__ __forceinline__ float block_sum(float x, float* red) {
-    x = warp_sum(x);
-    __syncthreads();
-    if ((threadIdx.x & 31) == 0) red[threadIdx.x >> 5] = x;
-    __syncthreads();
-    float t = 0.0f;
-    for (int i = 0; i < (int)(blockDim.x >> 5); ++i) t += red[i];
-    return t;
-}
 #endif
 
-extern "C" __global__ void __launch_bounds__(128) decay_gate_sigmoid_7b312bce57fb(
+extern "C" __global__ void __launch_bounds__(256) decay_gate_sigmoid_9719a7a8fa4f(
     const bf16* __restrict__ x0_p, int x0_stride,
     const float* __restrict__ w1,
     const float* __restrict__ w2,
@@ -1037,16 +1059,24 @@ extern "C" __global__ void __launch_bounds__(128) decay_gate_sigmoid_7b312bce57f
     const long row = blockIdx.x;
     if (row >= rows) return;
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
-    __shared__ float red_[4];
-    (void)lane; (void)warp; (void)red_;
+    const int c0 = blockIdx.y * 512;
+    (void)lane; (void)warp;
     auto x0 = [&](int c) -> float { return ld(x0_p, row * x0_stride + c); };
     auto x3 = [&](int c) -> float { return ld(x3_p, row * x3_stride + c); };
     /* decay_gate(group=32) @ layers.*.mixer */
     auto v0 = [&](int c) -> float { return -expf((float)w1[c / 32]) * softplus_f(x0(c) + (float)w2[c]); };
     /* sigmoid @ layers.*.mixer */
     auto v1 = [&](int c) -> float { return sigmoid_f(x3(c)); };
-    for (int c = tid; c < 64; c += blockDim.x) st(o0, row * o0_stride + c, v0(c));
-    for (int c = tid; c < 2; c += blockDim.x) st(o1, row * o1_stride + c, v1(c));
+#pragma unroll
+    for (int i = 0; i < 2; ++i) {
+        const int c = c0 + tid + i * 256;
+        if (c < 64) st(o0, row * o0_stride + c, v0(c));
+    }
+#pragma unroll
+    for (int i = 0; i < 2; ++i) {
+        const int c = c0 + tid + i * 256;
+        if (c < 2) st(o1, row * o1_stride + c, v1(c));
+    }
 }
 
 // ===== kernels/conv1d_52a4c058.cu =====
@@ -1404,9 +1434,9 @@ extern "C" __global__ void __launch_bounds__(32) delta_rule_chunked_3c12521b(
     }
 }
 
-// ===== kernels/relu_mul_08172eb0ba42.cu =====
+// ===== kernels/relu_mul_35f8dcec70cd.cu =====
 /*
- * relu_mul_08172eb0ba42: fused row-wise kernel, one block of 128 threads per row (token).
+ * relu_mul_35f8dcec70cd: fused row-wise kernel, 1 block(s) of 256 threads per row (token), 512 channels a block.
  * Fuses, in order:
  *   relu @ layers.*.mlp
  *   mul @ layers.*.mlp
@@ -1440,19 +1470,9 @@ static __device__ __forceinline__ float warp_sum(float x) {
     for (int o = 16; o > 0; o >>= 1) x += __shfl_xor_sync(0xffffffffu, x, o);
     return x;
 }
-/* Block-wide sum; every thread adds the per-warp partials in the same order (deterministic). */
-static __device__ __forceinline__ float block_sum(float x, float* red) {
-    x = warp_sum(x);
-    __syncthreads();
-    if ((threadIdx.x & 31) == 0) red[threadIdx.x >> 5] = x;
-    __syncthreads();
-    float t = 0.0f;
-    for (int i = 0; i < (int)(blockDim.x >> 5); ++i) t += red[i];
-    return t;
-}
 #endif
 
-extern "C" __global__ void __launch_bounds__(128) relu_mul_08172eb0ba42(
+extern "C" __global__ void __launch_bounds__(256) relu_mul_35f8dcec70cd(
     const bf16* __restrict__ x0_p, int x0_stride,
     const bf16* __restrict__ x1_p, int x1_stride,
     bf16* __restrict__ o0, int o0_stride,
@@ -1461,20 +1481,24 @@ extern "C" __global__ void __launch_bounds__(128) relu_mul_08172eb0ba42(
     const long row = blockIdx.x;
     if (row >= rows) return;
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
-    __shared__ float red_[4];
-    (void)lane; (void)warp; (void)red_;
+    const int c0 = blockIdx.y * 512;
+    (void)lane; (void)warp;
     auto x0 = [&](int c) -> float { return ld(x0_p, row * x0_stride + c); };
     auto x1 = [&](int c) -> float { return ld(x1_p, row * x1_stride + c); };
     /* relu @ layers.*.mlp */
     auto v0 = [&](int c) -> float { return fmaxf(x0(c), 0.0f); };
     /* mul @ layers.*.mlp */
     auto v1 = [&](int c) -> float { return v0(c) * x1(c); };
-    for (int c = tid; c < 96; c += blockDim.x) st(o0, row * o0_stride + c, v1(c));
+#pragma unroll
+    for (int i = 0; i < 2; ++i) {
+        const int c = c0 + tid + i * 256;
+        if (c < 96) st(o0, row * o0_stride + c, v1(c));
+    }
 }
 
-// ===== kernels/layer_norm_8e7555606534.cu =====
+// ===== kernels/layer_norm_afbfc4a83dce.cu =====
 /*
- * layer_norm_8e7555606534: fused row-wise kernel, one block of 128 threads per row (token).
+ * layer_norm_afbfc4a83dce: fused row-wise kernel, one block of 128 threads per row (token).
  * Fuses, in order:
  *   layer_norm(eps=1e-5) @ head
  * Grid (batch*tokens, 1, 1). f32 math; bf16/f32 storage; deterministic reductions.
@@ -1507,19 +1531,9 @@ static __device__ __forceinline__ float warp_sum(float x) {
     for (int o = 16; o > 0; o >>= 1) x += __shfl_xor_sync(0xffffffffu, x, o);
     return x;
 }
-/* Block-wide sum; every thread adds the per-warp partials in the same order (deterministic). */
-static __device__ __forceinline__ float block_sum(float x, float* red) {
-    x = warp_sum(x);
-    __syncthreads();
-    if ((threadIdx.x & 31) == 0) red[threadIdx.x >> 5] = x;
-    __syncthreads();
-    float t = 0.0f;
-    for (int i = 0; i < (int)(blockDim.x >> 5); ++i) t += red[i];
-    return t;
-}
 #endif
 
-extern "C" __global__ void __launch_bounds__(128) layer_norm_8e7555606534(
+extern "C" __global__ void __launch_bounds__(128) layer_norm_afbfc4a83dce(
     const bf16* __restrict__ x0_p, int x0_stride,
     const bf16* __restrict__ w1,
     const bf16* __restrict__ w2,
@@ -1536,27 +1550,55 @@ extern "C" __global__ void __launch_bounds__(128) layer_norm_8e7555606534(
     __shared__ float st0m[1];
     {
         constexpr int G = 64, NG = 1;
-        for (int gi = 0; gi < NG; ++gi) {
-            float acc = 0.0f;
-            for (int j = tid; j < G; j += blockDim.x) { const float x = x0(gi * G + j); acc += x; }
-            acc = block_sum(acc, red_);
-            if (tid == 0) st0m[gi] = acc / 64.0f;
+        const int gi = warp / 4, t = tid - gi * 128;
+        float acc = 0.0f;
+        {
+#pragma unroll
+            for (int i = 0; i < 1; ++i) {
+                const int j = t + i * 128;
+                if (j < G) { const float x = x0(gi * G + j); acc += x; }
+            }
+        }
+        acc = warp_sum(acc);
+        __syncthreads();
+        if (lane == 0) red_[warp] = acc;
+        __syncthreads();
+        if (tid < NG) {
+            acc = 0.0f;
+            for (int i = 0; i < 4; ++i) acc += red_[tid * 4 + i];
+            st0m[tid] = acc / 64.0f;
         }
     }
     __syncthreads();
     __shared__ float st0r[1];
     {
         constexpr int G = 64, NG = 1;
-        for (int gi = 0; gi < NG; ++gi) {
-            float acc = 0.0f;
-            for (int j = tid; j < G; j += blockDim.x) { const float x = x0(gi * G + j); acc += (x - st0m[0]) * (x - st0m[0]); }
-            acc = block_sum(acc, red_);
-            if (tid == 0) st0r[gi] = rsqrtf(acc / 64.0f + 1e-5f);
+        const int gi = warp / 4, t = tid - gi * 128;
+        float acc = 0.0f;
+        {
+#pragma unroll
+            for (int i = 0; i < 1; ++i) {
+                const int j = t + i * 128;
+                if (j < G) { const float x = x0(gi * G + j); acc += (x - st0m[0]) * (x - st0m[0]); }
+            }
+        }
+        acc = warp_sum(acc);
+        __syncthreads();
+        if (lane == 0) red_[warp] = acc;
+        __syncthreads();
+        if (tid < NG) {
+            acc = 0.0f;
+            for (int i = 0; i < 4; ++i) acc += red_[tid * 4 + i];
+            st0r[tid] = rsqrtf(acc / 64.0f + 1e-5f);
         }
     }
     __syncthreads();
     auto v0 = [&](int c) -> float { return (x0(c) - st0m[0]) * st0r[0] * bf2f(w1[c]) + bf2f(w2[c]); };
-    for (int c = tid; c < 64; c += blockDim.x) st(o0, row * o0_stride + c, v0(c));
+#pragma unroll
+    for (int i = 0; i < 1; ++i) {
+        const int c = tid + i * 128;
+        if (c < 64) st(o0, row * o0_stride + c, v0(c));
+    }
 }
 
 // ===== kernels/attn_decode_a0a1acbd.cu =====

@@ -1,6 +1,6 @@
-// ===== kernels/embedding_rms_norm_a9b0093b3d77.cu =====
+// ===== kernels/embedding_rms_norm_9a5528ab9469.cu =====
 /*
- * embedding_rms_norm_a9b0093b3d77: fused row-wise kernel, one block of 128 threads per row (token).
+ * embedding_rms_norm_9a5528ab9469: fused row-wise kernel, one block of 128 threads per row (token).
  * Fuses, in order:
  *   embedding @ model
  *   rms_norm(eps=1e-5, group=64) @ layers.*
@@ -34,19 +34,9 @@ static __device__ __forceinline__ float warp_sum(float x) {
     for (int o = 16; o > 0; o >>= 1) x += __shfl_xor_sync(0xffffffffu, x, o);
     return x;
 }
-/* Block-wide sum; every thread adds the per-warp partials in the same order (deterministic). */
-static __device__ __forceinline__ float block_sum(float x, float* red) {
-    x = warp_sum(x);
-    __syncthreads();
-    if ((threadIdx.x & 31) == 0) red[threadIdx.x >> 5] = x;
-    __syncthreads();
-    float t = 0.0f;
-    for (int i = 0; i < (int)(blockDim.x >> 5); ++i) t += red[i];
-    return t;
-}
 #endif
 
-extern "C" __global__ void __launch_bounds__(128) embedding_rms_norm_a9b0093b3d77(
+extern "C" __global__ void __launch_bounds__(128) embedding_rms_norm_9a5528ab9469(
     const int* __restrict__ s0,
     const bf16* __restrict__ w1,
     const bf16* __restrict__ w2,
@@ -66,22 +56,42 @@ extern "C" __global__ void __launch_bounds__(128) embedding_rms_norm_a9b0093b3d7
     __shared__ float st1[1];
     {
         constexpr int G = 64, NG = 1;
-        for (int gi = 0; gi < NG; ++gi) {
-            float acc = 0.0f;
-            for (int j = tid; j < G; j += blockDim.x) { const float x = v0(gi * G + j); acc += x * x; }
-            acc = block_sum(acc, red_);
-            if (tid == 0) st1[gi] = rsqrtf(acc / 64.0f + 1e-5f);
+        const int gi = warp / 4, t = tid - gi * 128;
+        float acc = 0.0f;
+        {
+#pragma unroll
+            for (int i = 0; i < 1; ++i) {
+                const int j = t + i * 128;
+                if (j < G) { const float x = v0(gi * G + j); acc += x * x; }
+            }
+        }
+        acc = warp_sum(acc);
+        __syncthreads();
+        if (lane == 0) red_[warp] = acc;
+        __syncthreads();
+        if (tid < NG) {
+            acc = 0.0f;
+            for (int i = 0; i < 4; ++i) acc += red_[tid * 4 + i];
+            st1[tid] = rsqrtf(acc / 64.0f + 1e-5f);
         }
     }
     __syncthreads();
     auto v1 = [&](int c) -> float { return v0(c) * st1[c / 64] * bf2f(w2[c % 64]); };
-    for (int c = tid; c < 64; c += blockDim.x) st(o0, row * o0_stride + c, v0(c));
-    for (int c = tid; c < 64; c += blockDim.x) st(o1, row * o1_stride + c, v1(c));
+#pragma unroll
+    for (int i = 0; i < 1; ++i) {
+        const int c = tid + i * 128;
+        if (c < 64) st(o0, row * o0_stride + c, v0(c));
+    }
+#pragma unroll
+    for (int i = 0; i < 1; ++i) {
+        const int c = tid + i * 128;
+        if (c < 64) st(o1, row * o1_stride + c, v1(c));
+    }
 }
 
-// ===== kernels/rope_0cceb24ffc63.cu =====
+// ===== kernels/rope_ecdb7b113131.cu =====
 /*
- * rope_0cceb24ffc63: fused row-wise kernel, one block of 128 threads per row (token).
+ * rope_ecdb7b113131: fused row-wise kernel, 1 block(s) of 256 threads per row (token), 512 channels a block.
  * Fuses, in order:
  *   rope(head_dim=16, theta=10000) @ layers.*.mixer
  *   rope(head_dim=16, theta=10000) @ layers.*.mixer
@@ -115,21 +125,11 @@ static __device__ __forceinline__ float warp_sum(float x) {
     for (int o = 16; o > 0; o >>= 1) x += __shfl_xor_sync(0xffffffffu, x, o);
     return x;
 }
-/* Block-wide sum; every thread adds the per-warp partials in the same order (deterministic). */
-static __device__ __forceinline__ float block_sum(float x, float* red) {
-    x = warp_sum(x);
-    __syncthreads();
-    if ((threadIdx.x & 31) == 0) red[threadIdx.x >> 5] = x;
-    __syncthreads();
-    float t = 0.0f;
-    for (int i = 0; i < (int)(blockDim.x >> 5); ++i) t += red[i];
-    return t;
-}
 #endif
 
 __constant__ double rope_inv_freq_0[8] = {1e0, 3.1622776601683794e-1, 1e-1, 3.162277660168379e-2, 1e-2, 3.1622776601683794e-3, 1e-3, 3.1622776601683794e-4};
 __constant__ double rope_inv_freq_1[8] = {1e0, 3.1622776601683794e-1, 1e-1, 3.162277660168379e-2, 1e-2, 3.1622776601683794e-3, 1e-3, 3.1622776601683794e-4};
-extern "C" __global__ void __launch_bounds__(128) rope_0cceb24ffc63(
+extern "C" __global__ void __launch_bounds__(256) rope_ecdb7b113131(
     const bf16* __restrict__ x0_p, int x0_stride,
     const int* __restrict__ s1,
     const bf16* __restrict__ x2_p, int x2_stride,
@@ -140,8 +140,8 @@ extern "C" __global__ void __launch_bounds__(128) rope_0cceb24ffc63(
     const long row = blockIdx.x;
     if (row >= rows) return;
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
-    __shared__ float red_[4];
-    (void)lane; (void)warp; (void)red_;
+    const int c0 = blockIdx.y * 512;
+    (void)lane; (void)warp;
     auto x0 = [&](int c) -> float { return ld(x0_p, row * x0_stride + c); };
     auto x2 = [&](int c) -> float { return ld(x2_p, row * x2_stride + c); };
     /* rope(head_dim=16, theta=10000) @ layers.*.mixer */
@@ -150,8 +150,16 @@ extern "C" __global__ void __launch_bounds__(128) rope_0cceb24ffc63(
     /* rope(head_dim=16, theta=10000) @ layers.*.mixer */
     const double pos1 = (double)s1[row];
     auto v1 = [&](int c) -> float { return [&]() { const int i = c % 16; const int j = i % 8; double s, co; sincos(pos1 * rope_inv_freq_1[j], &s, &co); return i < 8 ? x2(c) * (float)co - x2(c + 8) * (float)s : x2(c) * (float)co + x2(c - 8) * (float)s; }(); };
-    for (int c = tid; c < 64; c += blockDim.x) st(o0, row * o0_stride + c, v0(c));
-    for (int c = tid; c < 32; c += blockDim.x) st(o1, row * o1_stride + c, v1(c));
+#pragma unroll
+    for (int i = 0; i < 2; ++i) {
+        const int c = c0 + tid + i * 256;
+        if (c < 64) st(o0, row * o0_stride + c, v0(c));
+    }
+#pragma unroll
+    for (int i = 0; i < 2; ++i) {
+        const int c = c0 + tid + i * 256;
+        if (c < 32) st(o1, row * o1_stride + c, v1(c));
+    }
 }
 
 // ===== kernels/attn_prefill_0ca03609.cu =====
@@ -331,9 +339,9 @@ extern "C" __global__ void __launch_bounds__(128) attn_prefill_0ca03609(
     }
 }
 
-// ===== kernels/rms_norm_f365b71bd9e2.cu =====
+// ===== kernels/rms_norm_3d488d001d19.cu =====
 /*
- * rms_norm_f365b71bd9e2: fused row-wise kernel, one block of 128 threads per row (token).
+ * rms_norm_3d488d001d19: fused row-wise kernel, one block of 128 threads per row (token).
  * Fuses, in order:
  *   rms_norm(eps=1e-5, group=64) @ layers.*
  * Grid (batch*tokens, 1, 1). f32 math; bf16/f32 storage; deterministic reductions.
@@ -366,19 +374,9 @@ static __device__ __forceinline__ float warp_sum(float x) {
     for (int o = 16; o > 0; o >>= 1) x += __shfl_xor_sync(0xffffffffu, x, o);
     return x;
 }
-/* Block-wide sum; every thread adds the per-warp partials in the same order (deterministic). */
-static __device__ __forceinline__ float block_sum(float x, float* red) {
-    x = warp_sum(x);
-    __syncthreads();
-    if ((threadIdx.x & 31) == 0) red[threadIdx.x >> 5] = x;
-    __syncthreads();
-    float t = 0.0f;
-    for (int i = 0; i < (int)(blockDim.x >> 5); ++i) t += red[i];
-    return t;
-}
 #endif
 
-extern "C" __global__ void __launch_bounds__(128) rms_norm_f365b71bd9e2(
+extern "C" __global__ void __launch_bounds__(128) rms_norm_3d488d001d19(
     const bf16* __restrict__ x0_p, int x0_stride,
     const bf16* __restrict__ w1,
     bf16* __restrict__ o0, int o0_stride,
@@ -394,21 +392,37 @@ extern "C" __global__ void __launch_bounds__(128) rms_norm_f365b71bd9e2(
     __shared__ float st0[1];
     {
         constexpr int G = 64, NG = 1;
-        for (int gi = 0; gi < NG; ++gi) {
-            float acc = 0.0f;
-            for (int j = tid; j < G; j += blockDim.x) { const float x = x0(gi * G + j); acc += x * x; }
-            acc = block_sum(acc, red_);
-            if (tid == 0) st0[gi] = rsqrtf(acc / 64.0f + 1e-5f);
+        const int gi = warp / 4, t = tid - gi * 128;
+        float acc = 0.0f;
+        {
+#pragma unroll
+            for (int i = 0; i < 1; ++i) {
+                const int j = t + i * 128;
+                if (j < G) { const float x = x0(gi * G + j); acc += x * x; }
+            }
+        }
+        acc = warp_sum(acc);
+        __syncthreads();
+        if (lane == 0) red_[warp] = acc;
+        __syncthreads();
+        if (tid < NG) {
+            acc = 0.0f;
+            for (int i = 0; i < 4; ++i) acc += red_[tid * 4 + i];
+            st0[tid] = rsqrtf(acc / 64.0f + 1e-5f);
         }
     }
     __syncthreads();
     auto v0 = [&](int c) -> float { return x0(c) * st0[c / 64] * bf2f(w1[c % 64]); };
-    for (int c = tid; c < 64; c += blockDim.x) st(o0, row * o0_stride + c, v0(c));
+#pragma unroll
+    for (int i = 0; i < 1; ++i) {
+        const int c = tid + i * 128;
+        if (c < 64) st(o0, row * o0_stride + c, v0(c));
+    }
 }
 
-// ===== kernels/silu_mul_9fbdfcedf3e9.cu =====
+// ===== kernels/silu_mul_78101e1a0685.cu =====
 /*
- * silu_mul_9fbdfcedf3e9: fused row-wise kernel, one block of 128 threads per row (token).
+ * silu_mul_78101e1a0685: fused row-wise kernel, 1 block(s) of 256 threads per row (token), 512 channels a block.
  * Fuses, in order:
  *   silu @ layers.*.mlp
  *   mul @ layers.*.mlp
@@ -442,19 +456,9 @@ static __device__ __forceinline__ float warp_sum(float x) {
     for (int o = 16; o > 0; o >>= 1) x += __shfl_xor_sync(0xffffffffu, x, o);
     return x;
 }
-/* Block-wide sum; every thread adds the per-warp partials in the same order (deterministic). */
-static __device__ __forceinline__ float block_sum(float x, float* red) {
-    x = warp_sum(x);
-    __syncthreads();
-    if ((threadIdx.x & 31) == 0) red[threadIdx.x >> 5] = x;
-    __syncthreads();
-    float t = 0.0f;
-    for (int i = 0; i < (int)(blockDim.x >> 5); ++i) t += red[i];
-    return t;
-}
 #endif
 
-extern "C" __global__ void __launch_bounds__(128) silu_mul_9fbdfcedf3e9(
+extern "C" __global__ void __launch_bounds__(256) silu_mul_78101e1a0685(
     const bf16* __restrict__ x0_p, int x0_stride,
     const bf16* __restrict__ x1_p, int x1_stride,
     bf16* __restrict__ o0, int o0_stride,
@@ -463,20 +467,24 @@ extern "C" __global__ void __launch_bounds__(128) silu_mul_9fbdfcedf3e9(
     const long row = blockIdx.x;
     if (row >= rows) return;
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
-    __shared__ float red_[4];
-    (void)lane; (void)warp; (void)red_;
+    const int c0 = blockIdx.y * 512;
+    (void)lane; (void)warp;
     auto x0 = [&](int c) -> float { return ld(x0_p, row * x0_stride + c); };
     auto x1 = [&](int c) -> float { return ld(x1_p, row * x1_stride + c); };
     /* silu @ layers.*.mlp */
     auto v0 = [&](int c) -> float { return silu_f(x0(c)); };
     /* mul @ layers.*.mlp */
     auto v1 = [&](int c) -> float { return v0(c) * x1(c); };
-    for (int c = tid; c < 128; c += blockDim.x) st(o0, row * o0_stride + c, v1(c));
+#pragma unroll
+    for (int i = 0; i < 2; ++i) {
+        const int c = c0 + tid + i * 256;
+        if (c < 128) st(o0, row * o0_stride + c, v1(c));
+    }
 }
 
-// ===== kernels/rms_norm_2010159fa7ae.cu =====
+// ===== kernels/rms_norm_61b2ad4d1e7b.cu =====
 /*
- * rms_norm_2010159fa7ae: fused row-wise kernel, one block of 128 threads per row (token).
+ * rms_norm_61b2ad4d1e7b: fused row-wise kernel, one block of 128 threads per row (token).
  * Fuses, in order:
  *   rms_norm(eps=1e-5, group=64) @ head
  * Grid (batch*tokens, 1, 1). f32 math; bf16/f32 storage; deterministic reductions.
@@ -509,19 +517,9 @@ static __device__ __forceinline__ float warp_sum(float x) {
     for (int o = 16; o > 0; o >>= 1) x += __shfl_xor_sync(0xffffffffu, x, o);
     return x;
 }
-/* Block-wide sum; every thread adds the per-warp partials in the same order (deterministic). */
-static __device__ __forceinline__ float block_sum(float x, float* red) {
-    x = warp_sum(x);
-    __syncthreads();
-    if ((threadIdx.x & 31) == 0) red[threadIdx.x >> 5] = x;
-    __syncthreads();
-    float t = 0.0f;
-    for (int i = 0; i < (int)(blockDim.x >> 5); ++i) t += red[i];
-    return t;
-}
 #endif
 
-extern "C" __global__ void __launch_bounds__(128) rms_norm_2010159fa7ae(
+extern "C" __global__ void __launch_bounds__(128) rms_norm_61b2ad4d1e7b(
     const bf16* __restrict__ x0_p, int x0_stride,
     const bf16* __restrict__ w1,
     bf16* __restrict__ o0, int o0_stride,
@@ -537,16 +535,32 @@ extern "C" __global__ void __launch_bounds__(128) rms_norm_2010159fa7ae(
     __shared__ float st0[1];
     {
         constexpr int G = 64, NG = 1;
-        for (int gi = 0; gi < NG; ++gi) {
-            float acc = 0.0f;
-            for (int j = tid; j < G; j += blockDim.x) { const float x = x0(gi * G + j); acc += x * x; }
-            acc = block_sum(acc, red_);
-            if (tid == 0) st0[gi] = rsqrtf(acc / 64.0f + 1e-5f);
+        const int gi = warp / 4, t = tid - gi * 128;
+        float acc = 0.0f;
+        {
+#pragma unroll
+            for (int i = 0; i < 1; ++i) {
+                const int j = t + i * 128;
+                if (j < G) { const float x = x0(gi * G + j); acc += x * x; }
+            }
+        }
+        acc = warp_sum(acc);
+        __syncthreads();
+        if (lane == 0) red_[warp] = acc;
+        __syncthreads();
+        if (tid < NG) {
+            acc = 0.0f;
+            for (int i = 0; i < 4; ++i) acc += red_[tid * 4 + i];
+            st0[tid] = rsqrtf(acc / 64.0f + 1e-5f);
         }
     }
     __syncthreads();
     auto v0 = [&](int c) -> float { return x0(c) * st0[c / 64] * bf2f(w1[c % 64]); };
-    for (int c = tid; c < 64; c += blockDim.x) st(o0, row * o0_stride + c, v0(c));
+#pragma unroll
+    for (int i = 0; i < 1; ++i) {
+        const int c = tid + i * 128;
+        if (c < 64) st(o0, row * o0_stride + c, v0(c));
+    }
 }
 
 // ===== kernels/attn_decode_fad6f154.cu =====

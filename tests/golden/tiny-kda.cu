@@ -1,6 +1,6 @@
-// ===== kernels/embedding_rms_norm_f4e61566607d.cu =====
+// ===== kernels/embedding_rms_norm_5030fa20e285.cu =====
 /*
- * embedding_rms_norm_f4e61566607d: fused row-wise kernel, one block of 128 threads per row (token).
+ * embedding_rms_norm_5030fa20e285: fused row-wise kernel, one block of 128 threads per row (token).
  * Fuses, in order:
  *   embedding @ model
  *   rms_norm(eps=1e-5, group=32) @ layers.*
@@ -34,19 +34,9 @@ static __device__ __forceinline__ float warp_sum(float x) {
     for (int o = 16; o > 0; o >>= 1) x += __shfl_xor_sync(0xffffffffu, x, o);
     return x;
 }
-/* Block-wide sum; every thread adds the per-warp partials in the same order (deterministic). */
-static __device__ __forceinline__ float block_sum(float x, float* red) {
-    x = warp_sum(x);
-    __syncthreads();
-    if ((threadIdx.x & 31) == 0) red[threadIdx.x >> 5] = x;
-    __syncthreads();
-    float t = 0.0f;
-    for (int i = 0; i < (int)(blockDim.x >> 5); ++i) t += red[i];
-    return t;
-}
 #endif
 
-extern "C" __global__ void __launch_bounds__(128) embedding_rms_norm_f4e61566607d(
+extern "C" __global__ void __launch_bounds__(128) embedding_rms_norm_5030fa20e285(
     const int* __restrict__ s0,
     const bf16* __restrict__ w1,
     const bf16* __restrict__ w2,
@@ -66,22 +56,42 @@ extern "C" __global__ void __launch_bounds__(128) embedding_rms_norm_f4e61566607
     __shared__ float st1[1];
     {
         constexpr int G = 32, NG = 1;
-        for (int gi = 0; gi < NG; ++gi) {
-            float acc = 0.0f;
-            for (int j = tid; j < G; j += blockDim.x) { const float x = v0(gi * G + j); acc += x * x; }
-            acc = block_sum(acc, red_);
-            if (tid == 0) st1[gi] = rsqrtf(acc / 32.0f + 1e-5f);
+        const int gi = warp / 4, t = tid - gi * 128;
+        float acc = 0.0f;
+        {
+#pragma unroll
+            for (int i = 0; i < 1; ++i) {
+                const int j = t + i * 128;
+                if (j < G) { const float x = v0(gi * G + j); acc += x * x; }
+            }
+        }
+        acc = warp_sum(acc);
+        __syncthreads();
+        if (lane == 0) red_[warp] = acc;
+        __syncthreads();
+        if (tid < NG) {
+            acc = 0.0f;
+            for (int i = 0; i < 4; ++i) acc += red_[tid * 4 + i];
+            st1[tid] = rsqrtf(acc / 32.0f + 1e-5f);
         }
     }
     __syncthreads();
     auto v1 = [&](int c) -> float { return v0(c) * st1[c / 32] * bf2f(w2[c % 32]); };
-    for (int c = tid; c < 32; c += blockDim.x) st(o0, row * o0_stride + c, v0(c));
-    for (int c = tid; c < 32; c += blockDim.x) st(o1, row * o1_stride + c, v1(c));
+#pragma unroll
+    for (int i = 0; i < 1; ++i) {
+        const int c = tid + i * 128;
+        if (c < 32) st(o0, row * o0_stride + c, v0(c));
+    }
+#pragma unroll
+    for (int i = 0; i < 1; ++i) {
+        const int c = tid + i * 128;
+        if (c < 32) st(o1, row * o1_stride + c, v1(c));
+    }
 }
 
-// ===== kernels/decay_gate_sigmoid_f0065a4f8dcc.cu =====
+// ===== kernels/decay_gate_sigmoid_65fa78b74431.cu =====
 /*
- * decay_gate_sigmoid_f0065a4f8dcc: fused row-wise kernel, one block of 128 threads per row (token).
+ * decay_gate_sigmoid_65fa78b74431: fused row-wise kernel, 1 block(s) of 256 threads per row (token), 512 channels a block.
  * Fuses, in order:
  *   decay_gate(group=8) @ layers.*.mixer
  *   sigmoid @ layers.*.mixer
@@ -115,19 +125,9 @@ static __device__ __forceinline__ float warp_sum(float x) {
     for (int o = 16; o > 0; o >>= 1) x += __shfl_xor_sync(0xffffffffu, x, o);
     return x;
 }
-/* Block-wide sum; every thread adds the per-warp partials in the same order (deterministic). */
-static __device__ __forceinline__ float block_sum(float x, float* red) {
-    x = warp_sum(x);
-    __syncthreads();
-    if ((threadIdx.x & 31) == 0) red[threadIdx.x >> 5] = x;
-    __syncthreads();
-    float t = 0.0f;
-    for (int i = 0; i < (int)(blockDim.x >> 5); ++i) t += red[i];
-    return t;
-}
 #endif
 
-extern "C" __global__ void __launch_bounds__(128) decay_gate_sigmoid_f0065a4f8dcc(
+extern "C" __global__ void __launch_bounds__(256) decay_gate_sigmoid_65fa78b74431(
     const bf16* __restrict__ x0_p, int x0_stride,
     const float* __restrict__ w1,
     const float* __restrict__ w2,
@@ -139,16 +139,24 @@ extern "C" __global__ void __launch_bounds__(128) decay_gate_sigmoid_f0065a4f8dc
     const long row = blockIdx.x;
     if (row >= rows) return;
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
-    __shared__ float red_[4];
-    (void)lane; (void)warp; (void)red_;
+    const int c0 = blockIdx.y * 512;
+    (void)lane; (void)warp;
     auto x0 = [&](int c) -> float { return ld(x0_p, row * x0_stride + c); };
     auto x3 = [&](int c) -> float { return ld(x3_p, row * x3_stride + c); };
     /* decay_gate(group=8) @ layers.*.mixer */
     auto v0 = [&](int c) -> float { return -expf((float)w1[c / 8]) * softplus_f(x0(c) + (float)w2[c]); };
     /* sigmoid @ layers.*.mixer */
     auto v1 = [&](int c) -> float { return sigmoid_f(x3(c)); };
-    for (int c = tid; c < 32; c += blockDim.x) st(o0, row * o0_stride + c, v0(c));
-    for (int c = tid; c < 4; c += blockDim.x) st(o1, row * o1_stride + c, v1(c));
+#pragma unroll
+    for (int i = 0; i < 2; ++i) {
+        const int c = c0 + tid + i * 256;
+        if (c < 32) st(o0, row * o0_stride + c, v0(c));
+    }
+#pragma unroll
+    for (int i = 0; i < 2; ++i) {
+        const int c = c0 + tid + i * 256;
+        if (c < 4) st(o1, row * o1_stride + c, v1(c));
+    }
 }
 
 // ===== kernels/conv1d_d0383ac1.cu =====
@@ -506,9 +514,9 @@ extern "C" __global__ void __launch_bounds__(32) delta_rule_chunked_1a8fd764(
     }
 }
 
-// ===== kernels/rms_norm_cd59ed3cb0d9.cu =====
+// ===== kernels/rms_norm_9172e91c623f.cu =====
 /*
- * rms_norm_cd59ed3cb0d9: fused row-wise kernel, one block of 128 threads per row (token).
+ * rms_norm_9172e91c623f: fused row-wise kernel, one block of 128 threads per row (token).
  * Fuses, in order:
  *   rms_norm(eps=1e-5, group=32) @ layers.*
  * Grid (batch*tokens, 1, 1). f32 math; bf16/f32 storage; deterministic reductions.
@@ -541,19 +549,9 @@ static __device__ __forceinline__ float warp_sum(float x) {
     for (int o = 16; o > 0; o >>= 1) x += __shfl_xor_sync(0xffffffffu, x, o);
     return x;
 }
-/* Block-wide sum; every thread adds the per-warp partials in the same order (deterministic). */
-static __device__ __forceinline__ float block_sum(float x, float* red) {
-    x = warp_sum(x);
-    __syncthreads();
-    if ((threadIdx.x & 31) == 0) red[threadIdx.x >> 5] = x;
-    __syncthreads();
-    float t = 0.0f;
-    for (int i = 0; i < (int)(blockDim.x >> 5); ++i) t += red[i];
-    return t;
-}
 #endif
 
-extern "C" __global__ void __launch_bounds__(128) rms_norm_cd59ed3cb0d9(
+extern "C" __global__ void __launch_bounds__(128) rms_norm_9172e91c623f(
     const bf16* __restrict__ x0_p, int x0_stride,
     const bf16* __restrict__ w1,
     bf16* __restrict__ o0, int o0_stride,
@@ -569,21 +567,37 @@ extern "C" __global__ void __launch_bounds__(128) rms_norm_cd59ed3cb0d9(
     __shared__ float st0[1];
     {
         constexpr int G = 32, NG = 1;
-        for (int gi = 0; gi < NG; ++gi) {
-            float acc = 0.0f;
-            for (int j = tid; j < G; j += blockDim.x) { const float x = x0(gi * G + j); acc += x * x; }
-            acc = block_sum(acc, red_);
-            if (tid == 0) st0[gi] = rsqrtf(acc / 32.0f + 1e-5f);
+        const int gi = warp / 4, t = tid - gi * 128;
+        float acc = 0.0f;
+        {
+#pragma unroll
+            for (int i = 0; i < 1; ++i) {
+                const int j = t + i * 128;
+                if (j < G) { const float x = x0(gi * G + j); acc += x * x; }
+            }
+        }
+        acc = warp_sum(acc);
+        __syncthreads();
+        if (lane == 0) red_[warp] = acc;
+        __syncthreads();
+        if (tid < NG) {
+            acc = 0.0f;
+            for (int i = 0; i < 4; ++i) acc += red_[tid * 4 + i];
+            st0[tid] = rsqrtf(acc / 32.0f + 1e-5f);
         }
     }
     __syncthreads();
     auto v0 = [&](int c) -> float { return x0(c) * st0[c / 32] * bf2f(w1[c % 32]); };
-    for (int c = tid; c < 32; c += blockDim.x) st(o0, row * o0_stride + c, v0(c));
+#pragma unroll
+    for (int i = 0; i < 1; ++i) {
+        const int c = tid + i * 128;
+        if (c < 32) st(o0, row * o0_stride + c, v0(c));
+    }
 }
 
-// ===== kernels/silu_mul_3faf2dfa43e4.cu =====
+// ===== kernels/silu_mul_818e32331a31.cu =====
 /*
- * silu_mul_3faf2dfa43e4: fused row-wise kernel, one block of 128 threads per row (token).
+ * silu_mul_818e32331a31: fused row-wise kernel, 1 block(s) of 256 threads per row (token), 512 channels a block.
  * Fuses, in order:
  *   silu @ layers.*.mlp
  *   mul @ layers.*.mlp
@@ -617,19 +631,9 @@ static __device__ __forceinline__ float warp_sum(float x) {
     for (int o = 16; o > 0; o >>= 1) x += __shfl_xor_sync(0xffffffffu, x, o);
     return x;
 }
-/* Block-wide sum; every thread adds the per-warp partials in the same order (deterministic). */
-static __device__ __forceinline__ float block_sum(float x, float* red) {
-    x = warp_sum(x);
-    __syncthreads();
-    if ((threadIdx.x & 31) == 0) red[threadIdx.x >> 5] = x;
-    __syncthreads();
-    float t = 0.0f;
-    for (int i = 0; i < (int)(blockDim.x >> 5); ++i) t += red[i];
-    return t;
-}
 #endif
 
-extern "C" __global__ void __launch_bounds__(128) silu_mul_3faf2dfa43e4(
+extern "C" __global__ void __launch_bounds__(256) silu_mul_818e32331a31(
     const bf16* __restrict__ x0_p, int x0_stride,
     const bf16* __restrict__ x1_p, int x1_stride,
     bf16* __restrict__ o0, int o0_stride,
@@ -638,20 +642,24 @@ extern "C" __global__ void __launch_bounds__(128) silu_mul_3faf2dfa43e4(
     const long row = blockIdx.x;
     if (row >= rows) return;
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
-    __shared__ float red_[4];
-    (void)lane; (void)warp; (void)red_;
+    const int c0 = blockIdx.y * 512;
+    (void)lane; (void)warp;
     auto x0 = [&](int c) -> float { return ld(x0_p, row * x0_stride + c); };
     auto x1 = [&](int c) -> float { return ld(x1_p, row * x1_stride + c); };
     /* silu @ layers.*.mlp */
     auto v0 = [&](int c) -> float { return silu_f(x0(c)); };
     /* mul @ layers.*.mlp */
     auto v1 = [&](int c) -> float { return v0(c) * x1(c); };
-    for (int c = tid; c < 64; c += blockDim.x) st(o0, row * o0_stride + c, v1(c));
+#pragma unroll
+    for (int i = 0; i < 2; ++i) {
+        const int c = c0 + tid + i * 256;
+        if (c < 64) st(o0, row * o0_stride + c, v1(c));
+    }
 }
 
-// ===== kernels/rms_norm_e1d316c1c7ac.cu =====
+// ===== kernels/rms_norm_dda7932b8ec4.cu =====
 /*
- * rms_norm_e1d316c1c7ac: fused row-wise kernel, one block of 128 threads per row (token).
+ * rms_norm_dda7932b8ec4: fused row-wise kernel, one block of 128 threads per row (token).
  * Fuses, in order:
  *   rms_norm(eps=1e-5, group=32) @ head
  * Grid (batch*tokens, 1, 1). f32 math; bf16/f32 storage; deterministic reductions.
@@ -684,19 +692,9 @@ static __device__ __forceinline__ float warp_sum(float x) {
     for (int o = 16; o > 0; o >>= 1) x += __shfl_xor_sync(0xffffffffu, x, o);
     return x;
 }
-/* Block-wide sum; every thread adds the per-warp partials in the same order (deterministic). */
-static __device__ __forceinline__ float block_sum(float x, float* red) {
-    x = warp_sum(x);
-    __syncthreads();
-    if ((threadIdx.x & 31) == 0) red[threadIdx.x >> 5] = x;
-    __syncthreads();
-    float t = 0.0f;
-    for (int i = 0; i < (int)(blockDim.x >> 5); ++i) t += red[i];
-    return t;
-}
 #endif
 
-extern "C" __global__ void __launch_bounds__(128) rms_norm_e1d316c1c7ac(
+extern "C" __global__ void __launch_bounds__(128) rms_norm_dda7932b8ec4(
     const bf16* __restrict__ x0_p, int x0_stride,
     const bf16* __restrict__ w1,
     bf16* __restrict__ o0, int o0_stride,
@@ -712,16 +710,32 @@ extern "C" __global__ void __launch_bounds__(128) rms_norm_e1d316c1c7ac(
     __shared__ float st0[1];
     {
         constexpr int G = 32, NG = 1;
-        for (int gi = 0; gi < NG; ++gi) {
-            float acc = 0.0f;
-            for (int j = tid; j < G; j += blockDim.x) { const float x = x0(gi * G + j); acc += x * x; }
-            acc = block_sum(acc, red_);
-            if (tid == 0) st0[gi] = rsqrtf(acc / 32.0f + 1e-5f);
+        const int gi = warp / 4, t = tid - gi * 128;
+        float acc = 0.0f;
+        {
+#pragma unroll
+            for (int i = 0; i < 1; ++i) {
+                const int j = t + i * 128;
+                if (j < G) { const float x = x0(gi * G + j); acc += x * x; }
+            }
+        }
+        acc = warp_sum(acc);
+        __syncthreads();
+        if (lane == 0) red_[warp] = acc;
+        __syncthreads();
+        if (tid < NG) {
+            acc = 0.0f;
+            for (int i = 0; i < 4; ++i) acc += red_[tid * 4 + i];
+            st0[tid] = rsqrtf(acc / 32.0f + 1e-5f);
         }
     }
     __syncthreads();
     auto v0 = [&](int c) -> float { return x0(c) * st0[c / 32] * bf2f(w1[c % 32]); };
-    for (int c = tid; c < 32; c += blockDim.x) st(o0, row * o0_stride + c, v0(c));
+#pragma unroll
+    for (int i = 0; i < 1; ++i) {
+        const int c = tid + i * 128;
+        if (c < 32) st(o0, row * o0_stride + c, v0(c));
+    }
 }
 
 // ===== kernels/delta_rule_recurrent_a14c12f7.cu =====

@@ -1,6 +1,6 @@
-// ===== kernels/embedding_rms_norm_f4e61566607d.cu =====
+// ===== kernels/embedding_rms_norm_5030fa20e285.cu =====
 /*
- * embedding_rms_norm_f4e61566607d: fused row-wise kernel, one block of 128 threads per row (token).
+ * embedding_rms_norm_5030fa20e285: fused row-wise kernel, one block of 128 threads per row (token).
  * Fuses, in order:
  *   embedding @ model
  *   rms_norm(eps=1e-5, group=32) @ layers.*
@@ -34,19 +34,9 @@ static __device__ __forceinline__ float warp_sum(float x) {
     for (int o = 16; o > 0; o >>= 1) x += __shfl_xor_sync(0xffffffffu, x, o);
     return x;
 }
-/* Block-wide sum; every thread adds the per-warp partials in the same order (deterministic). */
-static __device__ __forceinline__ float block_sum(float x, float* red) {
-    x = warp_sum(x);
-    __syncthreads();
-    if ((threadIdx.x & 31) == 0) red[threadIdx.x >> 5] = x;
-    __syncthreads();
-    float t = 0.0f;
-    for (int i = 0; i < (int)(blockDim.x >> 5); ++i) t += red[i];
-    return t;
-}
 #endif
 
-extern "C" __global__ void __launch_bounds__(128) embedding_rms_norm_f4e61566607d(
+extern "C" __global__ void __launch_bounds__(128) embedding_rms_norm_5030fa20e285(
     const int* __restrict__ s0,
     const bf16* __restrict__ w1,
     const bf16* __restrict__ w2,
@@ -66,22 +56,42 @@ extern "C" __global__ void __launch_bounds__(128) embedding_rms_norm_f4e61566607
     __shared__ float st1[1];
     {
         constexpr int G = 32, NG = 1;
-        for (int gi = 0; gi < NG; ++gi) {
-            float acc = 0.0f;
-            for (int j = tid; j < G; j += blockDim.x) { const float x = v0(gi * G + j); acc += x * x; }
-            acc = block_sum(acc, red_);
-            if (tid == 0) st1[gi] = rsqrtf(acc / 32.0f + 1e-5f);
+        const int gi = warp / 4, t = tid - gi * 128;
+        float acc = 0.0f;
+        {
+#pragma unroll
+            for (int i = 0; i < 1; ++i) {
+                const int j = t + i * 128;
+                if (j < G) { const float x = v0(gi * G + j); acc += x * x; }
+            }
+        }
+        acc = warp_sum(acc);
+        __syncthreads();
+        if (lane == 0) red_[warp] = acc;
+        __syncthreads();
+        if (tid < NG) {
+            acc = 0.0f;
+            for (int i = 0; i < 4; ++i) acc += red_[tid * 4 + i];
+            st1[tid] = rsqrtf(acc / 32.0f + 1e-5f);
         }
     }
     __syncthreads();
     auto v1 = [&](int c) -> float { return v0(c) * st1[c / 32] * bf2f(w2[c % 32]); };
-    for (int c = tid; c < 32; c += blockDim.x) st(o0, row * o0_stride + c, v0(c));
-    for (int c = tid; c < 32; c += blockDim.x) st(o1, row * o1_stride + c, v1(c));
+#pragma unroll
+    for (int i = 0; i < 1; ++i) {
+        const int c = tid + i * 128;
+        if (c < 32) st(o0, row * o0_stride + c, v0(c));
+    }
+#pragma unroll
+    for (int i = 0; i < 1; ++i) {
+        const int c = tid + i * 128;
+        if (c < 32) st(o1, row * o1_stride + c, v1(c));
+    }
 }
 
-// ===== kernels/repeat_groups_aad81ef0695f.cu =====
+// ===== kernels/repeat_groups_c6c8616874a3.cu =====
 /*
- * repeat_groups_aad81ef0695f: fused row-wise kernel, one block of 128 threads per row (token).
+ * repeat_groups_c6c8616874a3: fused row-wise kernel, 1 block(s) of 256 threads per row (token), 512 channels a block.
  * Fuses, in order:
  *   repeat_groups(n=8, repeats=4) @ layers.*.mixer
  * Grid (batch*tokens, 1, 1). f32 math; bf16/f32 storage; deterministic reductions.
@@ -114,19 +124,9 @@ static __device__ __forceinline__ float warp_sum(float x) {
     for (int o = 16; o > 0; o >>= 1) x += __shfl_xor_sync(0xffffffffu, x, o);
     return x;
 }
-/* Block-wide sum; every thread adds the per-warp partials in the same order (deterministic). */
-static __device__ __forceinline__ float block_sum(float x, float* red) {
-    x = warp_sum(x);
-    __syncthreads();
-    if ((threadIdx.x & 31) == 0) red[threadIdx.x >> 5] = x;
-    __syncthreads();
-    float t = 0.0f;
-    for (int i = 0; i < (int)(blockDim.x >> 5); ++i) t += red[i];
-    return t;
-}
 #endif
 
-extern "C" __global__ void __launch_bounds__(128) repeat_groups_aad81ef0695f(
+extern "C" __global__ void __launch_bounds__(256) repeat_groups_c6c8616874a3(
     const bf16* __restrict__ x0_p, int x0_stride,
     bf16* __restrict__ o0, int o0_stride,
     int rows)
@@ -134,12 +134,16 @@ extern "C" __global__ void __launch_bounds__(128) repeat_groups_aad81ef0695f(
     const long row = blockIdx.x;
     if (row >= rows) return;
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
-    __shared__ float red_[4];
-    (void)lane; (void)warp; (void)red_;
+    const int c0 = blockIdx.y * 512;
+    (void)lane; (void)warp;
     auto x0 = [&](int c) -> float { return ld(x0_p, row * x0_stride + c); };
     /* repeat_groups(n=8, repeats=4) @ layers.*.mixer */
     auto v0 = [&](int c) -> float { return x0((c / 32) * 8 + c % 8); };
-    for (int c = tid; c < 64; c += blockDim.x) st(o0, row * o0_stride + c, v0(c));
+#pragma unroll
+    for (int i = 0; i < 2; ++i) {
+        const int c = c0 + tid + i * 256;
+        if (c < 64) st(o0, row * o0_stride + c, v0(c));
+    }
 }
 
 // ===== kernels/conv1d_78ff4e55.cu =====
@@ -346,9 +350,9 @@ extern "C" __global__ void __launch_bounds__(128) selective_scan_4c6a462e(
     }
 }
 
-// ===== kernels/rms_norm_cd59ed3cb0d9.cu =====
+// ===== kernels/rms_norm_9172e91c623f.cu =====
 /*
- * rms_norm_cd59ed3cb0d9: fused row-wise kernel, one block of 128 threads per row (token).
+ * rms_norm_9172e91c623f: fused row-wise kernel, one block of 128 threads per row (token).
  * Fuses, in order:
  *   rms_norm(eps=1e-5, group=32) @ layers.*
  * Grid (batch*tokens, 1, 1). f32 math; bf16/f32 storage; deterministic reductions.
@@ -381,19 +385,9 @@ static __device__ __forceinline__ float warp_sum(float x) {
     for (int o = 16; o > 0; o >>= 1) x += __shfl_xor_sync(0xffffffffu, x, o);
     return x;
 }
-/* Block-wide sum; every thread adds the per-warp partials in the same order (deterministic). */
-static __device__ __forceinline__ float block_sum(float x, float* red) {
-    x = warp_sum(x);
-    __syncthreads();
-    if ((threadIdx.x & 31) == 0) red[threadIdx.x >> 5] = x;
-    __syncthreads();
-    float t = 0.0f;
-    for (int i = 0; i < (int)(blockDim.x >> 5); ++i) t += red[i];
-    return t;
-}
 #endif
 
-extern "C" __global__ void __launch_bounds__(128) rms_norm_cd59ed3cb0d9(
+extern "C" __global__ void __launch_bounds__(128) rms_norm_9172e91c623f(
     const bf16* __restrict__ x0_p, int x0_stride,
     const bf16* __restrict__ w1,
     bf16* __restrict__ o0, int o0_stride,
@@ -409,21 +403,37 @@ extern "C" __global__ void __launch_bounds__(128) rms_norm_cd59ed3cb0d9(
     __shared__ float st0[1];
     {
         constexpr int G = 32, NG = 1;
-        for (int gi = 0; gi < NG; ++gi) {
-            float acc = 0.0f;
-            for (int j = tid; j < G; j += blockDim.x) { const float x = x0(gi * G + j); acc += x * x; }
-            acc = block_sum(acc, red_);
-            if (tid == 0) st0[gi] = rsqrtf(acc / 32.0f + 1e-5f);
+        const int gi = warp / 4, t = tid - gi * 128;
+        float acc = 0.0f;
+        {
+#pragma unroll
+            for (int i = 0; i < 1; ++i) {
+                const int j = t + i * 128;
+                if (j < G) { const float x = x0(gi * G + j); acc += x * x; }
+            }
+        }
+        acc = warp_sum(acc);
+        __syncthreads();
+        if (lane == 0) red_[warp] = acc;
+        __syncthreads();
+        if (tid < NG) {
+            acc = 0.0f;
+            for (int i = 0; i < 4; ++i) acc += red_[tid * 4 + i];
+            st0[tid] = rsqrtf(acc / 32.0f + 1e-5f);
         }
     }
     __syncthreads();
     auto v0 = [&](int c) -> float { return x0(c) * st0[c / 32] * bf2f(w1[c % 32]); };
-    for (int c = tid; c < 32; c += blockDim.x) st(o0, row * o0_stride + c, v0(c));
+#pragma unroll
+    for (int i = 0; i < 1; ++i) {
+        const int c = tid + i * 128;
+        if (c < 32) st(o0, row * o0_stride + c, v0(c));
+    }
 }
 
-// ===== kernels/silu_mul_3faf2dfa43e4.cu =====
+// ===== kernels/silu_mul_818e32331a31.cu =====
 /*
- * silu_mul_3faf2dfa43e4: fused row-wise kernel, one block of 128 threads per row (token).
+ * silu_mul_818e32331a31: fused row-wise kernel, 1 block(s) of 256 threads per row (token), 512 channels a block.
  * Fuses, in order:
  *   silu @ layers.*.mlp
  *   mul @ layers.*.mlp
@@ -457,19 +467,9 @@ static __device__ __forceinline__ float warp_sum(float x) {
     for (int o = 16; o > 0; o >>= 1) x += __shfl_xor_sync(0xffffffffu, x, o);
     return x;
 }
-/* Block-wide sum; every thread adds the per-warp partials in the same order (deterministic). */
-static __device__ __forceinline__ float block_sum(float x, float* red) {
-    x = warp_sum(x);
-    __syncthreads();
-    if ((threadIdx.x & 31) == 0) red[threadIdx.x >> 5] = x;
-    __syncthreads();
-    float t = 0.0f;
-    for (int i = 0; i < (int)(blockDim.x >> 5); ++i) t += red[i];
-    return t;
-}
 #endif
 
-extern "C" __global__ void __launch_bounds__(128) silu_mul_3faf2dfa43e4(
+extern "C" __global__ void __launch_bounds__(256) silu_mul_818e32331a31(
     const bf16* __restrict__ x0_p, int x0_stride,
     const bf16* __restrict__ x1_p, int x1_stride,
     bf16* __restrict__ o0, int o0_stride,
@@ -478,20 +478,24 @@ extern "C" __global__ void __launch_bounds__(128) silu_mul_3faf2dfa43e4(
     const long row = blockIdx.x;
     if (row >= rows) return;
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
-    __shared__ float red_[4];
-    (void)lane; (void)warp; (void)red_;
+    const int c0 = blockIdx.y * 512;
+    (void)lane; (void)warp;
     auto x0 = [&](int c) -> float { return ld(x0_p, row * x0_stride + c); };
     auto x1 = [&](int c) -> float { return ld(x1_p, row * x1_stride + c); };
     /* silu @ layers.*.mlp */
     auto v0 = [&](int c) -> float { return silu_f(x0(c)); };
     /* mul @ layers.*.mlp */
     auto v1 = [&](int c) -> float { return v0(c) * x1(c); };
-    for (int c = tid; c < 64; c += blockDim.x) st(o0, row * o0_stride + c, v1(c));
+#pragma unroll
+    for (int i = 0; i < 2; ++i) {
+        const int c = c0 + tid + i * 256;
+        if (c < 64) st(o0, row * o0_stride + c, v1(c));
+    }
 }
 
-// ===== kernels/rms_norm_e1d316c1c7ac.cu =====
+// ===== kernels/rms_norm_dda7932b8ec4.cu =====
 /*
- * rms_norm_e1d316c1c7ac: fused row-wise kernel, one block of 128 threads per row (token).
+ * rms_norm_dda7932b8ec4: fused row-wise kernel, one block of 128 threads per row (token).
  * Fuses, in order:
  *   rms_norm(eps=1e-5, group=32) @ head
  * Grid (batch*tokens, 1, 1). f32 math; bf16/f32 storage; deterministic reductions.
@@ -524,19 +528,9 @@ static __device__ __forceinline__ float warp_sum(float x) {
     for (int o = 16; o > 0; o >>= 1) x += __shfl_xor_sync(0xffffffffu, x, o);
     return x;
 }
-/* Block-wide sum; every thread adds the per-warp partials in the same order (deterministic). */
-static __device__ __forceinline__ float block_sum(float x, float* red) {
-    x = warp_sum(x);
-    __syncthreads();
-    if ((threadIdx.x & 31) == 0) red[threadIdx.x >> 5] = x;
-    __syncthreads();
-    float t = 0.0f;
-    for (int i = 0; i < (int)(blockDim.x >> 5); ++i) t += red[i];
-    return t;
-}
 #endif
 
-extern "C" __global__ void __launch_bounds__(128) rms_norm_e1d316c1c7ac(
+extern "C" __global__ void __launch_bounds__(128) rms_norm_dda7932b8ec4(
     const bf16* __restrict__ x0_p, int x0_stride,
     const bf16* __restrict__ w1,
     bf16* __restrict__ o0, int o0_stride,
@@ -552,15 +546,31 @@ extern "C" __global__ void __launch_bounds__(128) rms_norm_e1d316c1c7ac(
     __shared__ float st0[1];
     {
         constexpr int G = 32, NG = 1;
-        for (int gi = 0; gi < NG; ++gi) {
-            float acc = 0.0f;
-            for (int j = tid; j < G; j += blockDim.x) { const float x = x0(gi * G + j); acc += x * x; }
-            acc = block_sum(acc, red_);
-            if (tid == 0) st0[gi] = rsqrtf(acc / 32.0f + 1e-5f);
+        const int gi = warp / 4, t = tid - gi * 128;
+        float acc = 0.0f;
+        {
+#pragma unroll
+            for (int i = 0; i < 1; ++i) {
+                const int j = t + i * 128;
+                if (j < G) { const float x = x0(gi * G + j); acc += x * x; }
+            }
+        }
+        acc = warp_sum(acc);
+        __syncthreads();
+        if (lane == 0) red_[warp] = acc;
+        __syncthreads();
+        if (tid < NG) {
+            acc = 0.0f;
+            for (int i = 0; i < 4; ++i) acc += red_[tid * 4 + i];
+            st0[tid] = rsqrtf(acc / 32.0f + 1e-5f);
         }
     }
     __syncthreads();
     auto v0 = [&](int c) -> float { return x0(c) * st0[c / 32] * bf2f(w1[c % 32]); };
-    for (int c = tid; c < 32; c += blockDim.x) st(o0, row * o0_stride + c, v0(c));
+#pragma unroll
+    for (int i = 0; i < 1; ++i) {
+        const int c = tid + i * 128;
+        if (c < 32) st(o0, row * o0_stride + c, v0(c));
+    }
 }
 

@@ -1,14 +1,20 @@
 //! Row-wise "glue" kernels: one CUDA C kernel per glue step of the fusion plan.
 //!
 //! Every value of a glue step is `[batch, tokens, C]` and each output row depends only on the
-//! same row of the inputs, so the kernel runs one block per row (token). Each IR node becomes a
-//! device lambda `v_k(c)` giving channel `c` of its value in f32; ops that move channels (slice,
-//! concat, repeat, the RoPE partner) call their input at another index, and ops that reduce
-//! (RMS/L2/gated/layer norms, per row or per head) first compute their statistics into shared
-//! memory with a fixed-order reduction (deterministic), then read them. Only the step's outputs
-//! are stored (bf16 or f32); intermediates never leave registers. Inputs are read through
-//! pointer + row stride, so a column window of a wider buffer (a merged GEMM's output) is read
-//! in place.
+//! same row of the inputs. Each IR node becomes a device lambda `v_k(c)` giving channel `c` of
+//! its value in f32; ops that move channels (slice, concat, repeat, the RoPE partner) call their
+//! input at another index, and ops that reduce (RMS/L2/gated/layer norms, per row or per head)
+//! first compute their statistics into shared memory with a fixed-order reduction
+//! (deterministic), then read them. Only the step's outputs are stored (bf16 or f32);
+//! intermediates never leave registers. Inputs are read through pointer + row stride, so a
+//! column window of a wider buffer (a merged GEMM's output) is read in place.
+//!
+//! Parallelism is sized for few rows (decode: one row per sequence), where a kernel's time is
+//! memory latency, not bandwidth: every thread handles a compile-time number of channels in
+//! unrolled loops, so all its loads are in flight at once. A kernel with a reduction runs one
+//! block per row, wide enough for about [`PER_THREAD`] channels a thread (128 to 512 threads);
+//! a purely element-wise kernel also splits each row's channels over blocks (grid
+//! `(rows, channel blocks)`, [`EW_THREADS`] threads of [`EW_PER_THREAD`] channels each).
 
 use std::collections::HashMap;
 use std::fmt::Write;
@@ -21,14 +27,25 @@ use crate::spec::GateActivation;
 use modelc_runtime::program::Expr;
 use modelc_runtime::tensor::DType;
 
-/// Threads per block of every glue kernel.
+/// The fewest threads per block of a glue kernel.
 pub const GLUE_THREADS: u32 = 128;
-const WARPS: usize = GLUE_THREADS as usize / 32;
+/// The most threads per block of a kernel with a reduction (128 registers a thread).
+const MAX_THREADS: usize = 512;
+/// Channels a thread of a reduction kernel aims for.
+const PER_THREAD: usize = 4;
+/// Threads per block of an element-wise kernel.
+const EW_THREADS: usize = 256;
+/// Channels a thread of an element-wise kernel handles.
+const EW_PER_THREAD: usize = 2;
 
 /// A generated glue kernel before naming.
 #[derive(Debug, Clone)]
 pub struct GlueKernel {
     pub kind: String,
+    /// Threads per block.
+    pub threads: u32,
+    /// Blocks per row (the grid's y): 1 with a reduction, else enough for the widest output.
+    pub channel_blocks: usize,
     /// The source with [`NAME`] where the kernel name goes.
     pub body: String,
     pub args: Vec<KArg>,
@@ -97,16 +114,6 @@ static __device__ __forceinline__ float warp_sum(float x) {
 #pragma unroll
     for (int o = 16; o > 0; o >>= 1) x += __shfl_xor_sync(0xffffffffu, x, o);
     return x;
-}
-/* Block-wide sum; every thread adds the per-warp partials in the same order (deterministic). */
-static __device__ __forceinline__ float block_sum(float x, float* red) {
-    x = warp_sum(x);
-    __syncthreads();
-    if ((threadIdx.x & 31) == 0) red[threadIdx.x >> 5] = x;
-    __syncthreads();
-    float t = 0.0f;
-    for (int i = 0; i < (int)(blockDim.x >> 5); ++i) t += red[i];
-    return t;
 }
 #endif
 "#;
@@ -282,6 +289,27 @@ pub fn glue_kernel(
         }
     };
 
+    // Block shape: reductions need a whole row in one block; element-wise kernels split it.
+    let mut widest = 1usize;
+    let mut reduces = false;
+    for &n in &step.nodes {
+        let node = graph.node(n);
+        if let Some(cn) = node.outputs.first().and_then(|t| t.channels()) {
+            widest = widest.max(cn);
+        }
+        reduces |= matches!(
+            node.op,
+            Op::RmsNorm { .. } | Op::L2Norm { .. } | Op::GatedRmsNorm { .. } | Op::LayerNorm { .. }
+        );
+    }
+    let (threads, channel_blocks) = if reduces {
+        let t = widest.div_ceil(PER_THREAD).next_power_of_two();
+        (t.clamp(GLUE_THREADS as usize, MAX_THREADS), 1)
+    } else {
+        (EW_THREADS, widest.div_ceil(EW_THREADS * EW_PER_THREAD))
+    };
+    let warps = threads / 32;
+
     let mut body = String::new();
     let mut globals = String::new();
     let mut flops = Expr::c(0);
@@ -378,6 +406,7 @@ pub fn glue_kernel(
                 let fin = format!("rsqrtf(acc / {}.0f + {})", group, f32_lit(*eps));
                 stat(
                     &mut body,
+                    threads,
                     k,
                     "",
                     &read(arg(0)?, "gi * G + j")?,
@@ -396,6 +425,7 @@ pub fn glue_kernel(
                 let fin = format!("rsqrtf(acc + {})", f32_lit(*eps));
                 stat(
                     &mut body,
+                    threads,
                     k,
                     "",
                     &read(arg(0)?, "gi * G + j")?,
@@ -410,6 +440,7 @@ pub fn glue_kernel(
                 let fin = format!("rsqrtf(acc / {}.0f + {})", group, f32_lit(*eps));
                 stat(
                     &mut body,
+                    threads,
                     k,
                     "",
                     &read(arg(0)?, "gi * G + j")?,
@@ -431,10 +462,11 @@ pub fn glue_kernel(
             }
             Op::LayerNorm { eps } => {
                 let x = read(arg(0)?, "gi * G + j")?;
-                stat(&mut body, k, "m", &x, "x", cn, cn, &format!("acc / {cn}.0f"));
+                stat(&mut body, threads, k, "m", &x, "x", cn, cn, &format!("acc / {cn}.0f"));
                 let fin = format!("rsqrtf(acc / {cn}.0f + {})", f32_lit(*eps));
                 stat(
                     &mut body,
+                    threads,
                     k,
                     "r",
                     &x,
@@ -470,10 +502,26 @@ pub fn glue_kernel(
         params.push(format!("{}* __restrict__ o{j}, int o{j}_stride", c_type(dt)));
         args.push(KArg::Value(v));
         args.push(KArg::Stride(v));
-        let _ = writeln!(
-            stores,
-            "    for (int c = tid; c < {cn}; c += blockDim.x) st(o{j}, row * o{j}_stride + c, v{k}(c));"
+        // Guards only where the trip count does not divide evenly, so that the unrolled loads
+        // carry no branches and issue back to back.
+        let store = format!("st(o{j}, row * o{j}_stride + c, v{k}(c));");
+        let (first, per, step) = if reduces {
+            ("tid", cn.div_ceil(threads), threads)
+        } else {
+            ("c0 + tid", EW_PER_THREAD, threads * EW_PER_THREAD)
+        };
+        let exact = cn.is_multiple_of(step);
+        let guarded = if exact { store } else { format!("if (c < {cn}) {store}") };
+        let lp = format!(
+            "#pragma unroll\n    for (int i = 0; i < {per}; ++i) {{\n        const int c = {first} + i * {threads};\n        \
+             {guarded}\n    }}"
         );
+        // An element-wise output narrower than the widest leaves the last blocks idle.
+        if !reduces && exact && cn < channel_blocks * step {
+            let _ = writeln!(stores, "    if (c0 < {cn}) {{\n{lp}\n    }}");
+        } else {
+            let _ = writeln!(stores, "{lp}");
+        }
         stored = stored.plus(rows().times(c(cn * dt.size())));
     }
     params.push("int rows".into());
@@ -481,17 +529,22 @@ pub fn glue_kernel(
 
     let kind = kind_of(graph, step);
     let mut header = String::new();
-    let _ = writeln!(
-        header,
-        "/*\n * {NAME}: fused row-wise kernel, one block of {GLUE_THREADS} threads per row (token)."
-    );
+    let shape = if reduces {
+        format!("one block of {threads} threads per row (token)")
+    } else {
+        format!(
+            "{channel_blocks} block(s) of {threads} threads per row (token), {} channels a block",
+            threads * EW_PER_THREAD
+        )
+    };
+    let _ = writeln!(header, "/*\n * {NAME}: fused row-wise kernel, {shape}.");
     let _ = writeln!(header, " * Fuses, in order:");
     for f in &fuses {
         let _ = writeln!(header, " *   {f}");
     }
     let _ = writeln!(
         header,
-        " * Grid (batch*tokens, 1, 1). f32 math; bf16/f32 storage; deterministic reductions."
+        " * Grid (batch*tokens, {channel_blocks}, 1). f32 math; bf16/f32 storage; deterministic reductions."
     );
     let _ = writeln!(
         header,
@@ -503,7 +556,7 @@ pub fn glue_kernel(
     src.push_str(&globals);
     let _ = write!(
         src,
-        "extern \"C\" __global__ void __launch_bounds__({GLUE_THREADS}) {NAME}(\n    {})\n{{\n",
+        "extern \"C\" __global__ void __launch_bounds__({threads}) {NAME}(\n    {})\n{{\n",
         params.join(",\n    ")
     );
     let _ = writeln!(src, "    const long row = blockIdx.x;\n    if (row >= rows) return;");
@@ -511,16 +564,26 @@ pub fn glue_kernel(
         src,
         "    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;"
     );
-    let _ = writeln!(
-        src,
-        "    __shared__ float red_[{WARPS}];\n    (void)lane; (void)warp; (void)red_;"
-    );
+    if reduces {
+        let _ = writeln!(
+            src,
+            "    __shared__ float red_[{warps}];\n    (void)lane; (void)warp; (void)red_;"
+        );
+    } else {
+        let _ = writeln!(
+            src,
+            "    const int c0 = blockIdx.y * {};\n    (void)lane; (void)warp;",
+            threads * EW_PER_THREAD
+        );
+    }
     src.push_str(&loads);
     src.push_str(&body);
     src.push_str(&stores);
     src.push_str("}\n");
     Ok(GlueKernel {
         kind,
+        threads: threads as u32,
+        channel_blocks,
         body: src,
         args,
         bytes_loaded: loaded,
@@ -539,25 +602,59 @@ fn weight_key(graph: &Graph, v: Value) -> String {
 }
 
 /// Emits a per-group statistic `st{k}{suffix}[C / G]`: `fin(Σ term(x))` over each group of `g`
-/// channels, `x` being `load` at channel `gi * G + j`. Few groups: a block-wide sum per group;
-/// many: one warp per group.
+/// channels, `x` being `load` at channel `gi * G + j`, for a block of `threads` threads. Fewer
+/// groups than warps: each group gets `warps / groups` warps, whose partials are added in warp
+/// order; otherwise one warp per group. Each thread's loads are an unrolled loop of a fixed
+/// trip count, so they are all in flight together; the sums' order is fixed (deterministic).
 #[allow(clippy::too_many_arguments)]
-fn stat(body: &mut String, k: usize, suffix: &str, load: &str, term: &str, g: usize, cn: usize, fin: &str) {
+fn stat(
+    body: &mut String,
+    threads: usize,
+    k: usize,
+    suffix: &str,
+    load: &str,
+    term: &str,
+    g: usize,
+    cn: usize,
+    fin: &str,
+) {
+    let warps = threads / 32;
     let ng = cn / g.max(1);
     let name = format!("st{k}{suffix}");
     let _ = writeln!(body, "    __shared__ float {name}[{ng}];");
     let _ = writeln!(body, "    {{\n        constexpr int G = {g}, NG = {ng};");
-    if ng < WARPS {
+    if ng < warps {
+        let wpg = warps / ng.max(1);
+        let tpg = wpg * 32;
+        let per = g.div_ceil(tpg);
+        // Guards only where needed: warps left over when the groups do not divide them, a
+        // group size that is not a multiple of the threads summing it.
+        let open = if wpg * ng == warps { "{" } else { "if (gi < NG) {" };
+        let add = format!("const float x = {load}; acc += {term};");
+        let add = if g.is_multiple_of(tpg) {
+            add
+        } else {
+            format!("if (j < G) {{ {add} }}")
+        };
         let _ = writeln!(
             body,
-            "        for (int gi = 0; gi < NG; ++gi) {{\n            float acc = 0.0f;\n            \
-             for (int j = tid; j < G; j += blockDim.x) {{ const float x = {load}; acc += {term}; }}\n            \
-             acc = block_sum(acc, red_);\n            if (tid == 0) {name}[gi] = {fin};\n        }}"
+            "        const int gi = warp / {wpg}, t = tid - gi * {tpg};\n        \
+             float acc = 0.0f;\n        \
+             {open}\n#pragma unroll\n            \
+             for (int i = 0; i < {per}; ++i) {{\n                const int j = t + i * {tpg};\n                \
+             {add}\n            }}\n        }}\n        \
+             acc = warp_sum(acc);\n        \
+             __syncthreads();\n        \
+             if (lane == 0) red_[warp] = acc;\n        \
+             __syncthreads();\n        \
+             if (tid < NG) {{\n            acc = 0.0f;\n            \
+             for (int i = 0; i < {wpg}; ++i) acc += red_[tid * {wpg} + i];\n            \
+             {name}[tid] = {fin};\n        }}"
         );
     } else {
         let _ = writeln!(
             body,
-            "        for (int gi = warp; gi < NG; gi += {WARPS}) {{\n            float acc = 0.0f;\n            \
+            "        for (int gi = warp; gi < NG; gi += {warps}) {{\n            float acc = 0.0f;\n#pragma unroll 4\n            \
              for (int j = lane; j < G; j += 32) {{ const float x = {load}; acc += {term}; }}\n            \
              acc = warp_sum(acc);\n            if (lane == 0) {name}[gi] = {fin};\n        }}"
         );

@@ -189,8 +189,8 @@ pub fn generate(placed: Graph) -> Result<Codegen, CodegenError> {
                 let launch = LaunchSpec {
                     kernel: k,
                     entry: name,
-                    grid: [kernel::rows(), kernel::c(1), kernel::c(1)],
-                    block: [glue::GLUE_THREADS, 1, 1],
+                    grid: [kernel::rows(), kernel::c(g.channel_blocks), kernel::c(1)],
+                    block: [g.threads, 1, 1],
                     smem: 0,
                     args: g.args,
                 };

@@ -8,9 +8,11 @@
 //! positions and `past_len`, walks the schedule (cuBLASLt GEMMs and kernel launches on one
 //! stream) and downloads the logits it produced.
 //!
-//! GEMM steps are `y = alpha·x·Wᵀ (+ bias) + beta·c`. cuBLASLt (through [`Gemm`]) accumulates
-//! into its output, so when a step has a bias or a `c` operand in another buffer, a small
-//! helper kernel first writes `y = beta·c + bias` and the GEMM then runs with `beta = 1`.
+//! GEMM steps are `y = alpha·x·Wᵀ (+ bias) + beta·c`, one cuBLASLt call each (through [`Gemm`]):
+//! `c` is cuBLASLt's C apart from its output D = y, the bias its bias epilogue. Only a bias of
+//! another dtype than y (which the epilogue does not take) or a `c` overlapping y without being
+//! it falls back to a small helper kernel that first writes `y = beta·c + bias`, after which the
+//! GEMM accumulates with `beta = 1`.
 //!
 //! Decode steps replay CUDA graphs: a call's launches depend on the call only through the values
 //! of the program's expressions (grids, offsets, integer arguments), which for decode change
@@ -31,7 +33,7 @@ use sha2::{Digest, Sha256};
 
 use super::device::{Gpu, GpuBuffer, KernelArg, LaunchDims};
 use super::error::CudaError;
-use super::gemm::{Gemm, GemmOut, GemmShape};
+use super::gemm::{Gemm, GemmBias, GemmC, GemmOut, GemmShape};
 use super::kernel_cache::KernelCache;
 use crate::program::{Arg, BufferRef, Env, Expr, GemmStep, LaunchStep, Program, ProgramError, Step};
 use crate::tensor::{DType, HostTensor, TensorView};
@@ -293,7 +295,8 @@ pub struct StepCounts {
     pub gemms: usize,
     /// Launches of generated kernels.
     pub launches: usize,
-    /// Launches of the executor's own GEMM-prologue kernel (bias / residual into the output).
+    /// Launches of the executor's own GEMM-prologue kernel (a bias cuBLASLt's epilogue cannot
+    /// take, written into the output before the GEMM; none for bf16 models).
     pub helper_launches: usize,
 }
 
@@ -788,7 +791,7 @@ impl Executor {
             match s {
                 Step::Gemm(g) => {
                     c.gemms += 1;
-                    if g.bias.is_some() || g.c.is_some() {
+                    if self.needs_prologue(g).unwrap_or(true) {
                         c.helper_launches += 1;
                     }
                 }
@@ -1163,6 +1166,37 @@ impl Executor {
         }
     }
 
+    /// The bias of a GEMM step as cuBLASLt's epilogue takes it, or `None` when the step has no
+    /// bias or the epilogue cannot take it (another dtype than the output's): then the prologue
+    /// kernel adds it.
+    fn epilogue_bias(&self, g: &GemmStep) -> Result<Option<GemmBias>, ExecError> {
+        let Some(b) = g.bias else { return Ok(None) };
+        let br = &self.weights[b];
+        let y = self.region(g.y.buffer);
+        let ptr = br.operand(0, 1, g.n, g.n, "GEMM bias")?;
+        let dtype = match br.dtype {
+            DType::BF16 => GemmOut::Bf16,
+            DType::F32 => GemmOut::F32,
+            d => return Err(ExecError::Unsupported(format!("GEMM bias `{}` is {d}", br.name))),
+        };
+        let out = match y.dtype {
+            DType::BF16 => GemmOut::Bf16,
+            _ => GemmOut::F32,
+        };
+        let bias = GemmBias { ptr, dtype };
+        Ok(Gemm::bias_supported(out, bias).then_some(bias))
+    }
+
+    /// Whether a GEMM step needs the prologue kernel: a bias the epilogue cannot take, or a C
+    /// that overlaps the output without being it.
+    fn needs_prologue(&self, g: &GemmStep) -> Result<bool, ExecError> {
+        let bias_in_prologue = g.bias.is_some() && self.epilogue_bias(g)?.is_none();
+        let c_overlaps =
+            g.c.as_ref()
+                .is_some_and(|c| c.buffer == g.y.buffer && (c.offset != g.y.offset || c.ld != g.y.ld));
+        Ok(bias_in_prologue || c_overlaps)
+    }
+
     fn gemm_step(&self, g: &GemmStep, env: &Env) -> Result<(), ExecError> {
         let m = eval(&g.m, env)?;
         let (n, k) = (g.n, g.k);
@@ -1183,71 +1217,21 @@ impl Executor {
         let xp = x.operand(eval(&g.x.offset, env)?, m, k, g.x.ld, "GEMM input X")?;
         let wp = w.operand(0, n, k, k, "GEMM weight W")?;
         let yp = y.operand(eval(&g.y.offset, env)?, m, n, g.y.ld, "GEMM output Y")?;
-        let mut beta = g.beta;
-        if g.c.is_some() || g.bias.is_some() {
-            let (cp, ldc) = match &g.c {
-                Some(c) => {
-                    let cr = self.region(c.buffer);
-                    if cr.dtype != y.dtype {
-                        return Err(ExecError::Unsupported(format!(
-                            "GEMM accumulator `{}` is {}, its output `{}` is {}",
-                            cr.name, cr.dtype, y.name, y.dtype
-                        )));
-                    }
-                    (
-                        cr.operand(eval(&c.offset, env)?, m, n, c.ld, "GEMM accumulator C")?,
-                        c.ld,
-                    )
+        // C apart from Y (cuBLASLt reads C and writes D = Y); `None`: C is Y itself.
+        let c_op = match &g.c {
+            Some(c) => {
+                let cr = self.region(c.buffer);
+                if cr.dtype != y.dtype {
+                    return Err(ExecError::Unsupported(format!(
+                        "GEMM accumulator `{}` is {}, its output `{}` is {}",
+                        cr.name, cr.dtype, y.name, y.dtype
+                    )));
                 }
-                // `beta·y + bias` in place when the step accumulates into its own output.
-                None if g.beta != 0.0 => (yp, g.y.ld),
-                None => (0, 0),
-            };
-            let (bias_bf16, bias_f32) = match g.bias {
-                Some(b) => {
-                    let br = &self.weights[b];
-                    let p = br.operand(0, 1, n, n, "GEMM bias")?;
-                    match br.dtype {
-                        DType::BF16 => (p, 0),
-                        DType::F32 => (0, p),
-                        d => return Err(ExecError::Unsupported(format!("GEMM bias `{}` is {d}", br.name))),
-                    }
-                }
-                None => (0, 0),
-            };
-            let int = |v: usize, what: &str| {
-                i32::try_from(v).map_err(|_| ExecError::Range {
-                    expr: v.to_string(),
-                    value: v as u64,
-                    what: what.to_string(),
-                })
-            };
-            let helper = if y.dtype == DType::BF16 {
-                HELPER_BF16
-            } else {
-                HELPER_F32
-            };
-            let total = m.saturating_mul(n);
-            let grid = u32::try_from(total.div_ceil(256).clamp(1, 8192)).unwrap_or(8192);
-            let args = [
-                KernelArg::Ptr(yp),
-                KernelArg::I32(int(g.y.ld, "leading dimension of Y")?),
-                KernelArg::Ptr(cp),
-                KernelArg::I32(int(ldc, "leading dimension of C")?),
-                KernelArg::F32(g.beta),
-                KernelArg::Ptr(bias_bf16),
-                KernelArg::Ptr(bias_f32),
-                KernelArg::I32(int(m, "GEMM rows")?),
-                KernelArg::I32(int(n, "GEMM columns")?),
-            ];
-            // SAFETY: the arguments follow the helper's signature; y, c and the bias were
-            // bounds-checked for m rows of n columns with their strides just above.
-            unsafe {
-                self.gpu
-                    .launch(helper, LaunchDims::new((grid, 1, 1), (256, 1, 1), 0), &args)
-            }?;
-            beta = 1.0;
-        }
+                let cp = cr.operand(eval(&c.offset, env)?, m, n, c.ld, "GEMM accumulator C")?;
+                Some((cp, c.ld))
+            }
+            None => None,
+        };
         let shape = GemmShape {
             m,
             n,
@@ -1260,11 +1244,83 @@ impl Executor {
             stride_w: n * k,
             stride_y: m * g.y.ld,
         };
-        // SAFETY: X, W and Y were bounds-checked above for this shape and these strides.
-        unsafe { self.gemm.linear_raw(xp, wp, yp, out, shape, g.alpha, beta) }?;
+        if self.needs_prologue(g)? {
+            self.gemm_prologue(g, m, yp, c_op)?;
+            // SAFETY: X, W and Y were bounds-checked above for this shape and these strides.
+            unsafe { self.gemm.linear_raw(xp, wp, yp, out, shape, g.alpha, 1.0) }?;
+        } else {
+            let c = c_op.map(|(ptr, ld)| GemmC {
+                ptr,
+                ld,
+                stride: m * ld,
+            });
+            let bias = self.epilogue_bias(g)?;
+            // SAFETY: X, W, Y and C were bounds-checked above for this shape and these strides,
+            // the bias for n elements; C is Y exactly or lies elsewhere (`needs_prologue`: a
+            // program never lets a step's output share a buffer with its inputs).
+            unsafe { self.gemm.matmul_raw(xp, wp, yp, out, shape, g.alpha, g.beta, c, bias) }?;
+        }
         if self.gpu.checked() {
             self.gpu.synchronize()?;
         }
+        Ok(())
+    }
+
+    /// The fallback for GEMM steps cuBLASLt cannot take in one call: the helper kernel writes
+    /// `y = beta·c + bias` (c: the step's C, else y itself when `beta ≠ 0`), and the GEMM then
+    /// accumulates into y with `beta = 1`.
+    fn gemm_prologue(&self, g: &GemmStep, m: usize, yp: u64, c_op: Option<(u64, usize)>) -> Result<(), ExecError> {
+        let n = g.n;
+        let y = self.region(g.y.buffer);
+        let (cp, ldc) = match c_op {
+            Some(c) => c,
+            // `beta·y + bias` in place when the step accumulates into its own output.
+            None if g.beta != 0.0 => (yp, g.y.ld),
+            None => (0, 0),
+        };
+        let (bias_bf16, bias_f32) = match g.bias {
+            Some(b) => {
+                let br = &self.weights[b];
+                let p = br.operand(0, 1, n, n, "GEMM bias")?;
+                match br.dtype {
+                    DType::BF16 => (p, 0),
+                    DType::F32 => (0, p),
+                    d => return Err(ExecError::Unsupported(format!("GEMM bias `{}` is {d}", br.name))),
+                }
+            }
+            None => (0, 0),
+        };
+        let int = |v: usize, what: &str| {
+            i32::try_from(v).map_err(|_| ExecError::Range {
+                expr: v.to_string(),
+                value: v as u64,
+                what: what.to_string(),
+            })
+        };
+        let helper = if y.dtype == DType::BF16 {
+            HELPER_BF16
+        } else {
+            HELPER_F32
+        };
+        let total = m.saturating_mul(n);
+        let grid = u32::try_from(total.div_ceil(256).clamp(1, 8192)).unwrap_or(8192);
+        let args = [
+            KernelArg::Ptr(yp),
+            KernelArg::I32(int(g.y.ld, "leading dimension of Y")?),
+            KernelArg::Ptr(cp),
+            KernelArg::I32(int(ldc, "leading dimension of C")?),
+            KernelArg::F32(g.beta),
+            KernelArg::Ptr(bias_bf16),
+            KernelArg::Ptr(bias_f32),
+            KernelArg::I32(int(m, "GEMM rows")?),
+            KernelArg::I32(int(n, "GEMM columns")?),
+        ];
+        // SAFETY: the arguments follow the helper's signature; y, c and the bias were
+        // bounds-checked for m rows of n columns with their strides by the caller.
+        unsafe {
+            self.gpu
+                .launch(helper, LaunchDims::new((grid, 1, 1), (256, 1, 1), 0), &args)
+        }?;
         Ok(())
     }
 

@@ -1,10 +1,14 @@
-//! cuBLASLt GEMMs in the `nn.Linear` layout: `Y[M,N] = alpha·X[M,K]·W[N,K]ᵀ + beta·Y`, row-major,
-//! bf16 inputs, f32 accumulation and scale, bf16 or f32 output. `beta = 1` accumulates into Y, so
-//! the residual add of a block rides on its output projection.
+//! cuBLASLt GEMMs in the `nn.Linear` layout: `D[M,N] = alpha·X[M,K]·W[N,K]ᵀ + beta·C (+ bias)`,
+//! row-major, bf16 inputs, f32 accumulation and scale, bf16 or f32 output. C is D itself
+//! ([`Gemm::linear`], [`Gemm::linear_raw`]) or a separate matrix of D's type
+//! ([`Gemm::matmul_raw`], [`Gemm::linear_c_bias`]); the bias is cuBLASLt's bias epilogue, a
+//! `[N]` vector of D's type added to every row. So a block's residual add, and a projection's
+//! bias, ride on the GEMM with no extra launch, and D is rounded once.
 //!
 //! cuBLASLt is column-major; a row-major `Y[M,N]` is the column-major `Yᵀ[N,M]`, so we ask for
 //! `Yᵀ = W·Xᵀ` with `op(A) = Wᵀ` (A = W stored `K×N`, transposed) and `B = Xᵀ` (stored `K×M`).
-//! The chosen algorithm is cached per (shape, strides, output type, pointer alignment).
+//! The chosen algorithm is cached per (shape, strides, C's stride, output type, bias, pointer
+//! alignment).
 
 use super::device::{Gpu, GpuBuffer, GpuElem};
 use super::error::CudaError;
@@ -130,11 +134,39 @@ impl GemmShape {
     }
 }
 
+/// A C operand apart from D in `D = alpha·X·Wᵀ + beta·C`: its device address, row stride and
+/// batch stride (elements), of D's type and `m × n` like D. C may be D itself (same address, row
+/// and batch strides) but must not overlap it otherwise.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct GemmC {
+    pub ptr: u64,
+    /// Row stride (≥ n).
+    pub ld: usize,
+    /// Batch stride (ignored for one GEMM).
+    pub stride: usize,
+}
+
+/// A bias vector of `n` elements added to every row of D (cuBLASLt's bias epilogue). It must be
+/// of D's type ([`Gemm::bias_supported`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct GemmBias {
+    pub ptr: u64,
+    pub dtype: GemmOut,
+}
+
+/// The bias address alignment the epilogue is given (cuBLASLt's vectorised bias loads fault on
+/// less; allocations are 256-byte aligned).
+const BIAS_ALIGN: u32 = 16;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 struct AlgoKey {
     shape: GemmShape,
     out: GemmOut,
-    align: [u32; 3],
+    /// C's row and batch strides.
+    c_strides: (usize, usize),
+    bias: Option<GemmOut>,
+    /// X, W, C, D.
+    align: [u32; 4],
 }
 
 /// Owns a cuBLASLt handle and workspace bound to a [`Gpu`]'s stream.
@@ -315,6 +347,80 @@ impl Gemm {
         }
     }
 
+    /// `D = alpha·X·Wᵀ + beta·C + bias` on buffers: C a separate `[m, n]` matrix with row stride
+    /// `ldc` (batch stride `m·ldc`), the bias an optional `[n]` vector, both of D's type; sizes
+    /// checked against `shape`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn linear_c_bias<O: GemmOutElem>(
+        &self,
+        x: &GpuBuffer<bf16>,
+        w: &GpuBuffer<bf16>,
+        c: &GpuBuffer<O>,
+        ldc: usize,
+        bias: Option<&GpuBuffer<O>>,
+        d: &mut GpuBuffer<O>,
+        shape: GemmShape,
+        alpha: f32,
+        beta: f32,
+    ) -> Result<(), CudaError> {
+        shape.validate()?;
+        let c_shape = GemmShape {
+            ldy: ldc,
+            stride_y: shape.m * ldc,
+            ..shape
+        };
+        c_shape.validate()?;
+        let mut checks = vec![
+            ("X of the GEMM", shape.x_len(), x.len()),
+            ("W of the GEMM", shape.w_len(), w.len()),
+            ("C of the GEMM", c_shape.y_len(), c.len()),
+            ("D of the GEMM", shape.y_len(), d.len()),
+        ];
+        if let Some(b) = bias {
+            checks.push(("bias of the GEMM", shape.n, b.len()));
+        }
+        for (what, need, have) in checks {
+            if have < need {
+                return Err(CudaError::SizeMismatch {
+                    what: format!("{what} {shape:?}"),
+                    expected: need,
+                    got: have,
+                });
+            }
+        }
+        let gc = GemmC {
+            ptr: c.device_ptr(),
+            ld: ldc,
+            stride: c_shape.stride_y,
+        };
+        let gb = bias.map(|b| GemmBias {
+            ptr: b.device_ptr(),
+            dtype: O::OUT,
+        });
+        // SAFETY: every buffer is live and large enough for `shape` and its strides (checked
+        // above); C and D are distinct buffers (one is borrowed mutably), so they do not overlap.
+        unsafe {
+            self.matmul_raw(
+                x.device_ptr(),
+                w.device_ptr(),
+                d.device_ptr(),
+                O::OUT,
+                shape,
+                alpha,
+                beta,
+                Some(gc),
+                gb,
+            )
+        }
+    }
+
+    /// Whether the bias epilogue takes `bias` for an output of type `out`: the bias must be of
+    /// D's type (cuBLASLt's default; other combinations are not supported for bf16 GEMMs) and
+    /// 16-byte aligned.
+    pub fn bias_supported(out: GemmOut, bias: GemmBias) -> bool {
+        bias.dtype == out && alignment(bias.ptr) >= BIAS_ALIGN
+    }
+
     /// `Y = alpha·X·Wᵀ + beta·Y` on raw device addresses (X and W bf16, Y of type `out`), for
     /// generated code that launches on offsets into larger arenas.
     ///
@@ -332,15 +438,75 @@ impl Gemm {
         alpha: f32,
         beta: f32,
     ) -> Result<(), CudaError> {
+        // SAFETY: forwarded from the caller; C is D.
+        unsafe { self.matmul_raw(x, w, y, out, shape, alpha, beta, None, None) }
+    }
+
+    /// `D = alpha·X·Wᵀ + beta·C (+ bias)` on raw device addresses: X and W bf16; D of type `out`
+    /// with `shape`'s `ldy`/`stride_y`; C = `c` (of D's type) or D itself when `None`; `bias` an
+    /// `[n]` vector of D's type ([`Gemm::bias_supported`], else an `InvalidGemm` error).
+    ///
+    /// # Safety
+    /// `x`, `w`, `d` must address live device memory of at least `shape.x_len()`, `w_len()`,
+    /// `y_len()` elements of their types, C (when given) `m × n` elements per batch with its
+    /// strides, and the bias `n` elements, all on this `Gemm`'s device. C must be D exactly or
+    /// not overlap D.
+    #[allow(clippy::too_many_arguments)]
+    pub unsafe fn matmul_raw(
+        &self,
+        x: u64,
+        w: u64,
+        d: u64,
+        out: GemmOut,
+        shape: GemmShape,
+        alpha: f32,
+        beta: f32,
+        c: Option<GemmC>,
+        bias: Option<GemmBias>,
+    ) -> Result<(), CudaError> {
         shape.validate()?;
+        let c = c.unwrap_or(GemmC {
+            ptr: d,
+            ld: shape.ldy,
+            stride: shape.stride_y,
+        });
+        if c.ld < shape.n {
+            return Err(CudaError::InvalidGemm {
+                what: format!("C's row stride {} is below n = {}: {shape:?}", c.ld, shape.n),
+            });
+        }
+        if c.ptr == d && (c.ld != shape.ldy || (shape.batch > 1 && c.stride != shape.stride_y)) {
+            return Err(CudaError::InvalidGemm {
+                what: format!("C is D in place but with other strides ({c:?}): {shape:?}"),
+            });
+        }
+        if let Some(b) = bias {
+            if !Self::bias_supported(out, b) {
+                return Err(CudaError::InvalidGemm {
+                    what: format!(
+                        "bias {b:?} for a {out:?} output: the epilogue takes a bias of D's type, \
+                         {BIAS_ALIGN}-byte aligned"
+                    ),
+                });
+            }
+        }
         let what = format!(
-            "Y[{},{}] = X[{},{}]·W[{},{}]ᵀ ({out:?} out, batch {})",
-            shape.m, shape.n, shape.m, shape.k, shape.n, shape.k, shape.batch
+            "D[{},{}] = X[{},{}]·W[{},{}]ᵀ{}{} ({out:?} out, batch {})",
+            shape.m,
+            shape.n,
+            shape.m,
+            shape.k,
+            shape.n,
+            shape.k,
+            if c.ptr == d { "" } else { " + βC" },
+            if bias.is_some() { " + bias" } else { "" },
+            shape.batch
         );
         let bf = sys::cudaDataType::CUDA_R_16BF;
         let a = layout(bf, shape.k, shape.n, shape.ldw, shape.batch, shape.stride_w, &what)?;
         let b = layout(bf, shape.k, shape.m, shape.ldx, shape.batch, shape.stride_x, &what)?;
-        let c = layout(
+        let c_layout = layout(out.cuda_type(), shape.n, shape.m, c.ld, shape.batch, c.stride, &what)?;
+        let d_layout = layout(
             out.cuda_type(),
             shape.n,
             shape.m,
@@ -358,24 +524,63 @@ impl Gemm {
         );
         // cublasOperation_t: CUBLAS_OP_T = 1 (an int32 attribute).
         let trans_a: i32 = 1;
+        use sys::cublasLtMatmulDescAttributes_t as A;
         // SAFETY: the attribute buffer is a live local of the documented type.
         unsafe {
             result::set_matmul_desc_attribute(
                 desc.0,
-                sys::cublasLtMatmulDescAttributes_t::CUBLASLT_MATMUL_DESC_TRANSA,
+                A::CUBLASLT_MATMUL_DESC_TRANSA,
                 (&trans_a) as *const i32 as *const c_void,
                 std::mem::size_of::<i32>(),
             )
         }
         .map_err(cublas_err("cublasLtMatmulDescSetAttribute(TRANSA)", &what))?;
+        if let Some(bias) = bias {
+            // D is column-major `n × m` here, so the bias runs along D's rows: one value per
+            // output channel, broadcast over the m tokens.
+            let epilogue = sys::cublasLtEpilogue_t::CUBLASLT_EPILOGUE_BIAS;
+            let ptr = bias.ptr as *const c_void;
+            let ty = out.cuda_type();
+            // SAFETY: the attribute buffers are live locals of the documented types (an enum of
+            // uint32 size, a device pointer, an int32 cudaDataType).
+            unsafe {
+                result::set_matmul_desc_attribute(
+                    desc.0,
+                    A::CUBLASLT_MATMUL_DESC_EPILOGUE,
+                    (&epilogue) as *const sys::cublasLtEpilogue_t as *const c_void,
+                    std::mem::size_of::<sys::cublasLtEpilogue_t>(),
+                )
+                .map_err(cublas_err("cublasLtMatmulDescSetAttribute(EPILOGUE)", &what))?;
+                result::set_matmul_desc_attribute(
+                    desc.0,
+                    A::CUBLASLT_MATMUL_DESC_BIAS_POINTER,
+                    (&ptr) as *const *const c_void as *const c_void,
+                    std::mem::size_of::<*const c_void>(),
+                )
+                .map_err(cublas_err("cublasLtMatmulDescSetAttribute(BIAS_POINTER)", &what))?;
+                result::set_matmul_desc_attribute(
+                    desc.0,
+                    A::CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE,
+                    (&ty) as *const sys::cudaDataType as *const c_void,
+                    std::mem::size_of::<sys::cudaDataType>(),
+                )
+                .map_err(cublas_err("cublasLtMatmulDescSetAttribute(BIAS_DATA_TYPE)", &what))?;
+            }
+        }
 
-        let align = [alignment(x), alignment(w), alignment(y)];
-        let key = AlgoKey { shape, out, align };
+        let align = [alignment(x), alignment(w), alignment(c.ptr), alignment(d)];
+        let key = AlgoKey {
+            shape,
+            out,
+            c_strides: (c.ld, c.stride),
+            bias: bias.map(|b| b.dtype),
+            align,
+        };
         let cached = self.algos.lock().ok().and_then(|m| m.get(&key).copied());
         let algo = match cached {
             Some(a) => a,
             None => {
-                let algo = self.heuristic(&desc, &a, &b, &c, align, &what)?;
+                let algo = self.heuristic(&desc, &a, &b, &c_layout, &d_layout, align, &what)?;
                 if let Ok(mut m) = self.algos.lock() {
                     m.insert(key, algo);
                 }
@@ -393,10 +598,10 @@ impl Gemm {
                 a.0,
                 x as *const c_void,
                 b.0,
-                y as *const c_void,
-                c.0,
-                y as *mut c_void,
-                c.0,
+                c.ptr as *const c_void,
+                c_layout.0,
+                d as *mut c_void,
+                d_layout.0,
                 &algo,
                 self.workspace.device_ptr() as *mut c_void,
                 self.workspace.num_bytes(),
@@ -406,13 +611,15 @@ impl Gemm {
         .map_err(cublas_err("cublasLtMatmul", &what))
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn heuristic(
         &self,
         desc: &Desc,
         a: &Layout,
         b: &Layout,
         c: &Layout,
-        align: [u32; 3],
+        d: &Layout,
+        align: [u32; 4],
         what: &str,
     ) -> Result<sys::cublasLtMatmulAlgo_t, CudaError> {
         let pref = Pref(result::create_matmul_pref().map_err(cublas_err("cublasLtMatmulPreferenceCreate", what))?);
@@ -430,12 +637,12 @@ impl Gemm {
                 "cublasLtMatmulPreferenceSetAttribute(MAX_WORKSPACE_BYTES)",
                 what,
             ))?;
-            // A = W, B = X, C = D = Y.
+            // A = W, B = X.
             for (attr, v) in [
                 (P::CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, align[1]),
                 (P::CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, align[0]),
                 (P::CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, align[2]),
-                (P::CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, align[2]),
+                (P::CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, align[3]),
             ] {
                 result::set_matmul_pref_attribute(
                     pref.0,
@@ -445,7 +652,7 @@ impl Gemm {
                 )
                 .map_err(cublas_err("cublasLtMatmulPreferenceSetAttribute(MIN_ALIGNMENT)", what))?;
             }
-            result::get_matmul_algo_heuristic(self.handle, desc.0, a.0, b.0, c.0, c.0, pref.0)
+            result::get_matmul_algo_heuristic(self.handle, desc.0, a.0, b.0, c.0, d.0, pref.0)
                 .map(|h| h.algo)
                 .map_err(cublas_err("cublasLtMatmulAlgoGetHeuristic", what))
         }

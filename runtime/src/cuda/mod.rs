@@ -11,7 +11,7 @@ pub mod nvrtc;
 
 pub use device::{device_count, driver_available, Gpu, GpuBuffer, GpuElem, KernelArg, LaunchDims, CHECK_ENV};
 pub use error::CudaError;
-pub use gemm::{cublaslt_available, Gemm, GemmOut, GemmOutElem, GemmShape};
+pub use gemm::{cublaslt_available, Gemm, GemmBias, GemmC, GemmOut, GemmOutElem, GemmShape};
 pub use kernel_cache::{default_cache_dir, KernelCache, CACHE_DIR_ENV};
 pub use nvrtc::{
     compile_ptx, default_include_dirs, nvrtc_available, nvrtc_version, ptxas_report, Ptx, CUDA_INCLUDE_ENV,
