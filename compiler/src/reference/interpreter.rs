@@ -161,7 +161,12 @@ fn eval(op: &Op, a: &[&Array], opts: InterpOptions) -> Result<Vec<Array>, ops::O
                 detail: "a stochastic layer was not specialised to a placement before running".into(),
             })
         }
-        Op::Input { .. } | Op::Weight { .. } | Op::Output { .. } => unreachable!("handled by execute"),
+        Op::Input { .. } | Op::Weight { .. } | Op::Output { .. } => {
+            return Err(ops::OpError::Param {
+                op: "graph",
+                detail: "inputs, weights and outputs are bound by `execute`, not evaluated".into(),
+            })
+        }
     })
 }
 
