@@ -1171,6 +1171,150 @@ fn gemm_separate_c_and_bias_epilogue() {
     }
 }
 
+/// The GEMV path for few rows (decode): `D = alpha·X·Wᵀ + beta·C + bias` at m = 1, 3, 8, K on the
+/// 16-byte path (2048) and on the scalar one (1001, odd), N a multiple of the block's columns
+/// (4096) and not (37), bf16 and f32 outputs, with nothing added, with C apart from D and a bias,
+/// and accumulating into D in place. X, C and D are column windows of wider buffers; D's other
+/// columns must stay NaN; two calls must be bit-identical.
+#[test]
+fn gemv_matches_reference() {
+    use modelc_runtime::cuda::{gemv_raw, load_gemv, GemmBias, GemmC, GemmOut};
+    let Some(mut ctx) = setup() else { return };
+    load_gemv(&mut ctx.gpu, &ctx.cache).unwrap_or_else(|e| panic!("{e}"));
+    let mut r = rng(620);
+    for m in [1usize, 3, 8] {
+        for k in [2048usize, 1001] {
+            for n in [4096usize, 37] {
+                // X: a window 8 columns into rows of k + 16 (16-byte aligned when k is).
+                let (ldx, xoff) = (k + 16, 8);
+                let x = round_bf16(&uniform(&mut r, m * k, -1.0, 1.0));
+                let w = round_bf16(&uniform(&mut r, n * k, -1.0, 1.0));
+                let x_d = ctx.bf16(&embed(&x, m, k, ldx, xoff, 0.0), "x");
+                let w_d = ctx.bf16(&w, "w");
+                let xw = ref_linear(&x, &w, m, n, k);
+                // C: 4 columns into rows of n + 16; D: 8 columns into rows of n + 24.
+                let (ldc, coff, ldy, yoff) = (n + 16, 4, n + 24, 8);
+                let c = round_bf16(&uniform(&mut r, m * n, -1.0, 1.0));
+                let bias = round_bf16(&uniform(&mut r, n, -1.0, 1.0));
+                let shape = GemmShape {
+                    ldx,
+                    ldy,
+                    ..GemmShape::linear(m, n, k)
+                };
+                for out in [GemmOut::Bf16, GemmOut::F32] {
+                    // bf16: the f32 sum rounded once to bf16; f32: only f32 summation rounding.
+                    let tol = if out == GemmOut::Bf16 { BF16_TOL } else { 1e-5 };
+                    for variant in ["XWᵀ", "0.75·XWᵀ + 0.5·C + bias", "XWᵀ + D in place"] {
+                        let what = format!("gemv m={m} k={k} n={n} {out:?}: {variant}");
+                        let (alpha, beta) = match variant {
+                            "XWᵀ" => (1.0f32, 0.0f32),
+                            "XWᵀ + D in place" => (1.0, 1.0),
+                            _ => (0.75, 0.5),
+                        };
+                        let want: Vec<f64> = (0..m * n)
+                            .map(|i| {
+                                let v = f64::from(alpha) * xw[i];
+                                match variant {
+                                    "XWᵀ" => v,
+                                    "XWᵀ + D in place" => v + c[i],
+                                    _ => v + f64::from(beta) * c[i] + bias[i % n],
+                                }
+                            })
+                            .collect();
+                        let c_full = embed(&c, m, n, ldc, coff, f64::NAN);
+                        // D starts NaN outside its window; in place, C's values inside it.
+                        let y_init = if variant == "XWᵀ + D in place" {
+                            embed(&c, m, n, ldy, yoff, f64::NAN)
+                        } else {
+                            vec![f64::NAN; m * ldy]
+                        };
+                        let mut runs = Vec::new();
+                        for _ in 0..2 {
+                            let (got, c_after) = match out {
+                                GemmOut::Bf16 => {
+                                    let (c_d, b_d, y_d) =
+                                        (ctx.bf16(&c_full, "C"), ctx.bf16(&bias, "bias"), ctx.bf16(&y_init, "D"));
+                                    launch_gemv(&ctx, variant, &x_d, &w_d, &y_d, &c_d, &b_d, out, shape, (alpha, beta));
+                                    (ctx.get_bf16(&y_d), ctx.get_bf16(&c_d))
+                                }
+                                GemmOut::F32 => {
+                                    let (c_d, b_d, y_d) =
+                                        (ctx.f32(&c_full, "C"), ctx.f32(&bias, "bias"), ctx.f32(&y_init, "D"));
+                                    launch_gemv(&ctx, variant, &x_d, &w_d, &y_d, &c_d, &b_d, out, shape, (alpha, beta));
+                                    (ctx.get_f32(&y_d), ctx.get_f32(&c_d))
+                                }
+                            };
+                            let same_c = c_after
+                                .iter()
+                                .zip(&c_full)
+                                .all(|(a, b)| a == b || (a.is_nan() && b.is_nan()));
+                            assert!(same_c, "{what}: C was written");
+                            runs.push(extract(&got, m, n, ldy, yoff, &what));
+                        }
+                        check(&runs[0], &want, tol, &what);
+                        assert!(
+                            runs[0].iter().zip(&runs[1]).all(|(a, b)| a.to_bits() == b.to_bits()),
+                            "{what}: two calls differ"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    // Refused, not mis-launched: 9 rows, a batch of 2.
+    for bad in [GemmShape::linear(9, 37, 64), GemmShape::batched(2, 1, 37, 64)] {
+        // SAFETY: refused before anything is enqueued (no address is read).
+        let err = unsafe { gemv_raw(&ctx.gpu, 0, 0, 0, GemmOut::F32, bad, 1.0, 0.0, None, None) }.unwrap_err();
+        assert!(matches!(err, CudaError::InvalidGemm { .. }), "{err}");
+    }
+
+    /// One GEMV call of the test's variant: C (4 columns in) and the bias only for the
+    /// "+ C + bias" variant; D 8 columns into its rows; X 8 columns into its rows.
+    #[allow(clippy::too_many_arguments)]
+    fn launch_gemv<T: modelc_runtime::cuda::GpuElem>(
+        ctx: &Ctx,
+        variant: &str,
+        x_d: &GpuBuffer<bf16>,
+        w_d: &GpuBuffer<bf16>,
+        y_d: &GpuBuffer<T>,
+        c_d: &GpuBuffer<T>,
+        b_d: &GpuBuffer<T>,
+        out: GemmOut,
+        shape: GemmShape,
+        (alpha, beta): (f32, f32),
+    ) {
+        let separate = variant.contains("bias");
+        let c = separate.then(|| GemmC {
+            ptr: c_d.device_ptr_at(4).unwrap(),
+            ld: shape.n + 16,
+            stride: 0,
+        });
+        let bias = separate.then(|| GemmBias {
+            ptr: b_d.device_ptr(),
+            dtype: out,
+        });
+        // SAFETY: X holds m rows of ldx from column 8 (8 + k ≤ ldx), W n·k, D m rows of ldy from
+        // column 8 (8 + n ≤ ldy), C m rows of ldc = n + 16 from column 4, the bias n elements;
+        // C and D are different allocations, or C is D with D's stride (in place).
+        unsafe {
+            gemv_raw(
+                &ctx.gpu,
+                x_d.device_ptr_at(8).unwrap(),
+                w_d.device_ptr(),
+                y_d.device_ptr_at(8).unwrap(),
+                out,
+                shape,
+                alpha,
+                beta,
+                c,
+                bias,
+            )
+        }
+        .unwrap_or_else(|e| panic!("{e}"));
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Runtime behaviour
 
@@ -1534,5 +1678,82 @@ fn bench_kernels() {
             "| selective_scan N16 | T4096 Di8192 | {ms:.3} | {:.0} ktok/s |",
             t as f64 / ms
         );
+    }
+}
+
+/// GEMV against cuBLASLt at the ~1B hybrid's decode shapes, m = 1 to 8, bf16 out: device time per
+/// call from 400 back-to-back calls (no synchronize between them), rotating over enough weight
+/// copies (≥ 256 MiB) that W comes from HBM, not the 50 MB L2, as in a decode step.
+/// `cargo test --release --test gpu_kernels bench_gemv -- --ignored --nocapture`
+#[test]
+#[ignore]
+fn bench_gemv() {
+    use modelc_runtime::cuda::{gemv_raw, load_gemv, GemmOut};
+    let Some(mut ctx) = setup() else { return };
+    ctx.gpu.set_checked(false);
+    load_gemv(&mut ctx.gpu, &ctx.cache).unwrap();
+    let gemm = Gemm::new(&ctx.gpu).unwrap();
+    let mut r = rng(630);
+    println!("| N × K | m | cuBLASLt µs | GEMV µs | GEMV TB/s |");
+    println!("|---|---|---|---|---|");
+    for (n, k) in [
+        (2048usize, 2048usize),
+        (4096, 2048),
+        (8192, 2048),
+        (2048, 4096),
+        (32000, 2048),
+    ] {
+        let copies = (256usize << 20).div_ceil(n * k * 2).max(2);
+        let ws: Vec<GpuBuffer<bf16>> = (0..copies).map(|_| rand_bf16(&ctx, &mut r, n * k)).collect();
+        let x = rand_bf16(&ctx, &mut r, 8 * k);
+        let y = ctx.nan_bf16(8 * n, "y");
+        for m in [1usize, 2, 3, 4, 8] {
+            let shape = GemmShape::linear(m, n, k);
+            let time = |gemv: bool| {
+                let calls = 400;
+                let run = |i: usize| {
+                    let w = &ws[i % copies];
+                    // SAFETY: x holds 8·k ≥ m·k, w n·k, y 8·n ≥ m·n elements.
+                    unsafe {
+                        if gemv {
+                            gemv_raw(
+                                &ctx.gpu,
+                                x.device_ptr(),
+                                w.device_ptr(),
+                                y.device_ptr(),
+                                GemmOut::Bf16,
+                                shape,
+                                1.0,
+                                0.0,
+                                None,
+                                None,
+                            )
+                        } else {
+                            gemm.linear_raw(
+                                x.device_ptr(),
+                                w.device_ptr(),
+                                y.device_ptr(),
+                                GemmOut::Bf16,
+                                shape,
+                                1.0,
+                                0.0,
+                            )
+                        }
+                    }
+                    .unwrap();
+                };
+                run(0);
+                ctx.gpu.synchronize().unwrap();
+                let t0 = std::time::Instant::now();
+                for i in 0..calls {
+                    run(i);
+                }
+                ctx.gpu.synchronize().unwrap();
+                t0.elapsed().as_secs_f64() * 1e6 / calls as f64
+            };
+            let (lt, gv) = (time(false), time(true));
+            let tbs = (n * k * 2) as f64 / (gv * 1e-6) / 1e12;
+            println!("| {n} × {k} | {m} | {lt:.2} | {gv:.2} | {tbs:.2} |");
+        }
     }
 }

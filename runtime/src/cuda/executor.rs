@@ -8,7 +8,9 @@
 //! positions and `past_len`, walks the schedule (cuBLASLt GEMMs and kernel launches on one
 //! stream) and downloads the logits it produced.
 //!
-//! GEMM steps are `y = alpha·x·Wᵀ (+ bias) + beta·c`, one cuBLASLt call each (through [`Gemm`]):
+//! GEMM steps are `y = alpha·x·Wᵀ (+ bias) + beta·c`, one cuBLASLt call each (through [`Gemm`]),
+//! or, for calls of at most 2 rows (`batch·tokens`: decode), one launch of the bandwidth-bound
+//! GEMV kernel of [`super::gemv`] (`MODELC_NO_GEMV=1` keeps cuBLASLt, for comparison):
 //! `c` is cuBLASLt's C apart from its output D = y, the bias its bias epilogue. Only a bias of
 //! another dtype than y (which the epilogue does not take) or a `c` overlapping y without being
 //! it falls back to a small helper kernel that first writes `y = beta·c + bias`, after which the
@@ -34,6 +36,7 @@ use sha2::{Digest, Sha256};
 use super::device::{Gpu, GpuBuffer, KernelArg, LaunchDims};
 use super::error::CudaError;
 use super::gemm::{Gemm, GemmBias, GemmC, GemmOut, GemmShape};
+use super::gemv::{gemv_raw, gemv_supported, load_gemv};
 use super::kernel_cache::KernelCache;
 use crate::program::{Arg, BufferRef, Env, Expr, GemmStep, LaunchStep, Program, ProgramError, Step};
 use crate::tensor::{DType, HostTensor, TensorView};
@@ -334,6 +337,14 @@ extern "C" __global__ void modelc_exec_spin(long long cycles) {
   while (clock64() - t0 < cycles) {}
 }
 "#;
+/// Set to `1`, GEMM steps of few rows run on cuBLASLt instead of the GEMV kernel.
+pub const NO_GEMV_ENV: &str = "MODELC_NO_GEMV";
+/// GEMM steps of at most this many rows run the GEMV kernel. Measured on an H100 (2026-11-27,
+/// `gpu_kernels`' `bench_gemv`, the 1B's decode shapes): at m ≤ 2 the GEMV beats cuBLASLt on
+/// every shape (2048×2048: 5.6 against 11.0 µs), at m = 3 and 4 it wins on some and loses on
+/// others, at m = 8 it is up to 2.1× slower (the m ≥ 3 kernels keep 8 columns × m rows of sums
+/// in up to 216 registers a thread: one block per SM).
+const GEMV_ROWS: usize = 2;
 const HELPER_BF16: &str = "modelc_exec_gemm_prologue_bf16";
 const HELPER_F32: &str = "modelc_exec_gemm_prologue_f32";
 /// Busy-waits `cycles` SM clocks: holds the stream while the host queues a profiled call.
@@ -539,6 +550,8 @@ fn pack_weight<'w>(
 pub struct Executor {
     gpu: Gpu,
     gemm: Gemm,
+    /// Whether GEMM steps of few rows run the GEMV kernel ([`NO_GEMV_ENV`] unset).
+    gemv: bool,
     program: Program,
     cfg: ExecConfig,
     sms: u64,
@@ -692,6 +705,10 @@ impl Executor {
             gpu.compile_and_load(cache, HELPER_SOURCE, &[HELPER_BF16, HELPER_F32, SPIN])?;
         }
         let gemm = Gemm::new(&gpu)?;
+        let gemv = std::env::var_os(NO_GEMV_ENV).is_none_or(|v| v != "1");
+        if gemv {
+            load_gemv(&mut gpu, cache)?;
+        }
 
         let alloc = |name: String, dtype: DType, len: usize| -> Result<Region, ExecError> {
             let buf = gpu.alloc_zeros::<u8>(len.max(1) * dtype.size(), &name)?;
@@ -729,6 +746,7 @@ impl Executor {
         Ok(Executor {
             gpu,
             gemm,
+            gemv,
             cfg,
             sms,
             vocab,
@@ -1255,10 +1273,16 @@ impl Executor {
                 stride: m * ld,
             });
             let bias = self.epilogue_bias(g)?;
-            // SAFETY: X, W, Y and C were bounds-checked above for this shape and these strides,
-            // the bias for n elements; C is Y exactly or lies elsewhere (`needs_prologue`: a
-            // program never lets a step's output share a buffer with its inputs).
-            unsafe { self.gemm.matmul_raw(xp, wp, yp, out, shape, g.alpha, g.beta, c, bias) }?;
+            if self.gemv && gemv_supported(&shape) && m <= GEMV_ROWS {
+                // SAFETY: as for `matmul_raw` below (the same operands and guarantees).
+                unsafe { gemv_raw(&self.gpu, xp, wp, yp, out, shape, g.alpha, g.beta, c, bias) }?;
+            } else {
+                // SAFETY: X, W, Y and C were bounds-checked above for this shape and these
+                // strides, the bias for n elements; C is Y exactly or lies elsewhere
+                // (`needs_prologue`: a program never lets a step's output share a buffer with its
+                // inputs).
+                unsafe { self.gemm.matmul_raw(xp, wp, yp, out, shape, g.alpha, g.beta, c, bias) }?;
+            }
         }
         if self.gpu.checked() {
             self.gpu.synchronize()?;

@@ -6,12 +6,14 @@ pub mod device;
 pub mod error;
 pub mod executor;
 pub mod gemm;
+pub mod gemv;
 pub mod kernel_cache;
 pub mod nvrtc;
 
 pub use device::{device_count, driver_available, Gpu, GpuBuffer, GpuElem, KernelArg, LaunchDims, CHECK_ENV};
 pub use error::CudaError;
 pub use gemm::{cublaslt_available, Gemm, GemmBias, GemmC, GemmOut, GemmOutElem, GemmShape};
+pub use gemv::{gemv_raw, gemv_supported, load_gemv, GEMV_MAX_ROWS};
 pub use kernel_cache::{default_cache_dir, KernelCache, CACHE_DIR_ENV};
 pub use nvrtc::{
     compile_ptx, default_include_dirs, nvrtc_available, nvrtc_version, ptxas_report, Ptx, CUDA_INCLUDE_ENV,
