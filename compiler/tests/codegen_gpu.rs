@@ -269,18 +269,9 @@ fn check_kernels(
 
 #[test]
 fn glue_kernels_match_the_reference_on_the_gpu() {
-    let mut gpu = match Gpu::new(0) {
-        Ok(g) => g,
-        Err(e) => {
-            assert!(
-                std::env::var("MODELC_REQUIRE_GPU").is_err(),
-                "MODELC_REQUIRE_GPU is set but no GPU: {e}"
-            );
-            eprintln!("NOTICE: skipping the GPU glue-kernel test: {e}");
-            return;
-        }
+    let Some(mut gpu) = modelc_runtime::cuda::gpu_or_skip("the GPU glue-kernel test") else {
+        return;
     };
-    gpu.set_checked(true);
     let dir = tempfile::tempdir().expect("tempdir");
     let cache = KernelCache::new(dir.path());
     let mut total = 0;

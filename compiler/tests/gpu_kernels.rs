@@ -43,19 +43,7 @@ struct Ctx {
 }
 
 fn setup() -> Option<Ctx> {
-    let gpu = match Gpu::new(0) {
-        Ok(g) => g,
-        Err(e) => {
-            assert!(
-                std::env::var("MODELC_REQUIRE_GPU").is_err(),
-                "MODELC_REQUIRE_GPU is set but no GPU: {e}"
-            );
-            eprintln!("NOTICE: skipping GPU kernel test: {e}");
-            return None;
-        }
-    };
-    let mut gpu = gpu;
-    gpu.set_checked(true);
+    let gpu = modelc_runtime::cuda::gpu_or_skip("GPU kernel test")?;
     let dir = tempfile::tempdir().unwrap();
     let cache = KernelCache::new(dir.path());
     Some(Ctx { gpu, cache, _dir: dir })

@@ -145,20 +145,7 @@ fn all_placements(spec: &ModelSpec) -> Vec<(String, Placement)> {
 }
 
 fn gpu() -> Option<Gpu> {
-    match Gpu::new(0) {
-        Ok(mut g) => {
-            g.set_checked(true);
-            Some(g)
-        }
-        Err(e) => {
-            assert!(
-                std::env::var("MODELC_REQUIRE_GPU").is_err(),
-                "MODELC_REQUIRE_GPU is set but no GPU: {e}"
-            );
-            eprintln!("NOTICE: skipping GPU model test: {e}");
-            None
-        }
-    }
+    modelc_runtime::cuda::gpu_or_skip("GPU model test")
 }
 
 /// `MODELC_CACHE_DIR`'s kernel cache when set (warm reruns), else a fresh one.

@@ -425,3 +425,24 @@ impl Gpu {
         self.modules.len()
     }
 }
+
+/// For tests that need a GPU: the first one (launches checked), or `None` after printing
+/// "skipped: no GPU" and why (naming `what`) to stderr, visible with `--nocapture`. With
+/// `MODELC_REQUIRE_GPU` set, a missing GPU fails the test instead.
+#[doc(hidden)]
+pub fn gpu_or_skip(what: &str) -> Option<Gpu> {
+    match Gpu::new(0) {
+        Ok(mut gpu) => {
+            gpu.set_checked(true);
+            Some(gpu)
+        }
+        Err(e) => {
+            assert!(
+                std::env::var("MODELC_REQUIRE_GPU").is_err(),
+                "MODELC_REQUIRE_GPU is set but no GPU: {e}"
+            );
+            eprintln!("skipped: no GPU ({what}: {e})");
+            None
+        }
+    }
+}

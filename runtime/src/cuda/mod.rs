@@ -10,7 +10,9 @@ pub mod gemv;
 pub mod kernel_cache;
 pub mod nvrtc;
 
-pub use device::{device_count, driver_available, Gpu, GpuBuffer, GpuElem, KernelArg, LaunchDims, CHECK_ENV};
+pub use device::{
+    device_count, driver_available, gpu_or_skip, Gpu, GpuBuffer, GpuElem, KernelArg, LaunchDims, CHECK_ENV,
+};
 pub use error::CudaError;
 pub use gemm::{cublaslt_available, Gemm, GemmBias, GemmC, GemmOut, GemmOutElem, GemmShape};
 pub use gemv::{gemv_raw, gemv_supported, load_gemv, GEMV_MAX_ROWS};
