@@ -351,14 +351,16 @@ fn example_surgeries() -> Vec<Value> {
 /// so a main-mixer change and a new sub-mixer in different steps do not commute (tested below).
 #[test]
 fn action_law_holds_for_additive_surgeries() {
-    let sources = [
-        apriel_config(4),
-        supernet(),
-        apply(
-            &apriel_config(4),
-            include_str!("../../specs/surgery/heterogeneous_pattern.yaml"),
-        ),
-    ];
+    let pattern = apply(
+        &apriel_config(4),
+        include_str!("../../specs/surgery/heterogeneous_pattern.yaml"),
+    );
+    let pattern_supernet = apply(
+        &pattern,
+        "decoder: {blocks: {full_attention: {mixer: {type: stochastic, mixers: {attention: {}, \
+         gdn: {type: gdn, convolution_layer: {kernel_size: 4}}}}}}}",
+    );
+    let sources = [apriel_config(4), supernet(), pattern, pattern_supernet];
     let additive = [
         "decoder: {num_blocks: 3}",
         "decoder: {block: {mixer: {mixers: {gdn: null}}}}",
@@ -369,11 +371,23 @@ fn action_law_holds_for_additive_surgeries() {
         "decoder: {blocks: {sliding_window: {mixer: {window_size: 32}}}}",
         "{vocab_size: 51, head: {normalization: {epsilon: 1.0e-6}}}",
     ];
+    // A fixed decoder takes `block`, a pattern decoder `blocks` (the other key is an error, so
+    // fixed sources only fail on the `blocks` surgery, on both sides).
+    let for_source = |s: &Value, text: &str| -> Value {
+        let mut p = yaml(text);
+        let Some(dec) = p.get_mut("decoder") else { return p };
+        if s["decoder"]["type"] == json!("pattern") {
+            if let Some(block) = dec.as_object_mut().and_then(|d| d.remove("block")) {
+                dec["blocks"] = json!({ "full_attention": block });
+            }
+        }
+        p
+    };
     let mut checked = 0;
     for s in &sources {
         for p1 in additive {
             for p2 in additive {
-                let (p1, p2) = (yaml(p1), yaml(p2));
+                let (p1, p2) = (for_source(s, p1), for_source(s, p2));
                 let seq = apply_surgeries(s, &[p1.clone(), p2.clone()]);
                 let composed = compose_configs(&p1, &p2).and_then(|p| apply_surgeries(s, &[p]));
                 match (seq, composed) {
@@ -461,6 +475,36 @@ fn malformed_surgeries_name_the_key() {
     assert_eq!(path, "decoder.block.mixer.init");
     let (path, _) = config_error(&s, "decoder: {blok: {}}");
     assert_eq!(path, "decoder.blok");
+}
+
+#[test]
+fn decoder_keys_the_decoder_type_ignores_are_errors() {
+    let fixed = apriel_config(2);
+    let pattern = apply(
+        &apriel_config(2),
+        include_str!("../../specs/surgery/heterogeneous_pattern.yaml"),
+    );
+    let (path, msg) = config_error(&fixed, "decoder: {blocks: {a: {mlp: {intermediate_size: 8}}}}");
+    assert_eq!(path, "decoder.blocks");
+    assert!(msg.contains("fixed decoder") && msg.contains("type: pattern"), "{msg}");
+    let (path, msg) = config_error(&fixed, "decoder: {pattern: [a], blocks: {a: {}}}");
+    assert_eq!(path, "decoder.blocks");
+    assert!(msg.contains("does not change it"), "{msg}");
+    let (path, _) = config_error(&fixed, "decoder: {pattern: [a]}");
+    assert_eq!(path, "decoder.pattern");
+    let (path, msg) = config_error(&pattern, "decoder: {block: {mlp: {intermediate_size: 8}}}");
+    assert_eq!(path, "decoder.block");
+    assert!(msg.contains("pattern decoder") && msg.contains("`blocks`"), "{msg}");
+    let (path, msg) = config_error(&fixed, "decoder: {type: pattern, pattern: [a], block: {}}");
+    assert_eq!(path, "decoder.block");
+    assert!(msg.contains("sets `decoder.type: pattern`"), "{msg}");
+    let (path, _) = config_error(&pattern, "decoder: {type: fixed, blocks: {}}");
+    assert_eq!(path, "decoder.blocks");
+    // The keys that apply still work, type changes included.
+    let to_fixed = apply(&pattern, "decoder: {type: fixed, block: {mlp: {intermediate_size: 8}}}");
+    assert_eq!(to_fixed["decoder"]["block"]["mlp"]["intermediate_size"], json!(8));
+    let to_pattern = apply(&fixed, "decoder: {type: pattern, pattern: [a], blocks: {a: {}}}");
+    assert_eq!(to_pattern["decoder"]["pattern"], json!(["a"]));
 }
 
 #[test]

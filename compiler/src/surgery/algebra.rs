@@ -390,6 +390,7 @@ fn compose_decoder(
             format!("unknown decoder type `{ty}` (expected fixed or pattern)"),
         ));
     }
+    check_decoder_keys_apply(surg, ty, src_type, origin)?;
     let mut result = Map::new();
     result.insert("type".into(), Value::String(ty.to_string()));
     match surg.get("num_blocks") {
@@ -480,6 +481,39 @@ fn compose_decoder(
         result.insert("blocks".into(), Value::Object(blocks));
     }
     Ok(result)
+}
+
+/// A decoder key the resulting decoder type would ignore is an error, not a silent no-op:
+/// `blocks` or `pattern` on a fixed decoder, `block` on a pattern decoder.
+fn check_decoder_keys_apply(
+    surg: &Map<String, Value>,
+    ty: &str,
+    src_type: &str,
+    origin: &str,
+) -> Result<(), SurgeryError> {
+    let (ignored, wanted): (&[&str], &str) = if ty == "fixed" {
+        (&["blocks", "pattern"], "block")
+    } else {
+        (&["block"], "blocks")
+    };
+    let Some(key) = ignored.iter().find(|k| surg.contains_key(**k)) else {
+        return Ok(());
+    };
+    let why = if surg.contains_key("type") {
+        format!("this surgery sets `decoder.type: {ty}`")
+    } else {
+        format!("the source decoder is `type: {src_type}` and this surgery does not change it")
+    };
+    let fix = if ty == "fixed" {
+        "give `type: pattern` (with `pattern` and `blocks`) to make a pattern decoder, or set the one block under `block`"
+    } else {
+        "set the named blocks under `blocks` (the blocks `pattern` lists)"
+    };
+    Err(SurgeryError::config(
+        origin,
+        &join("decoder", key),
+        format!("`{key}` does not apply to a {ty} decoder ({why}), which uses `{wanted}`; {fix}"),
+    ))
 }
 
 fn compose_block(
