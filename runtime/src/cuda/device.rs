@@ -6,7 +6,7 @@
 
 use super::error::CudaError;
 use super::kernel_cache::KernelCache;
-use super::nvrtc::Ptx;
+use super::nvrtc::{device_target, ModuleImage};
 use cudarc::driver::sys::{CUdevice_attribute, CUfunction_attribute, CUresult};
 use cudarc::driver::{
     CudaContext, CudaFunction, CudaModule, CudaSlice, CudaStream, DevicePtr, DeviceRepr, DriverError, LaunchConfig,
@@ -203,7 +203,7 @@ impl Gpu {
             stream,
             ordinal,
             name,
-            arch: format!("sm_{}{}", compute_capability.0, compute_capability.1),
+            arch: device_target(compute_capability.0, compute_capability.1),
             compute_capability,
             max_smem_optin: u32::try_from(max_smem_optin).unwrap_or(DEFAULT_SMEM_LIMIT),
             kernels: HashMap::new(),
@@ -226,7 +226,8 @@ impl Gpu {
         self.compute_capability
     }
 
-    /// The NVRTC target for this device, `sm_<major><minor>` (e.g. `sm_90`).
+    /// The NVRTC target for this device, `sm_<major><minor>`, `sm_90a` on Hopper
+    /// ([`device_target`]); kernels are compiled to CUBIN for it.
     pub fn arch(&self) -> &str {
         &self.arch
     }
@@ -328,11 +329,11 @@ impl Gpu {
 
     /// Loads a PTX module and registers `kernel_names` from it for [`Gpu::launch`]. Loading a
     /// name that is already registered replaces it.
-    pub fn load_module(&mut self, ptx: &Ptx, kernel_names: &[&str]) -> Result<(), CudaError> {
+    pub fn load_module(&mut self, image: &ModuleImage, kernel_names: &[&str]) -> Result<(), CudaError> {
         let module = self
             .ctx
-            .load_module(ptx.to_cudarc())
-            .map_err(|e| CudaError::driver(format!("loading the PTX module of `{}`", ptx.name), e))?;
+            .load_module(image.to_cudarc())
+            .map_err(|e| CudaError::driver(format!("loading the module of `{}`", image.name()), e))?;
         for &name in kernel_names {
             if name.contains('\0') {
                 return Err(CudaError::InvalidKernel {
@@ -342,7 +343,7 @@ impl Gpu {
             }
             let f = module
                 .load_function(name)
-                .map_err(|e| CudaError::driver(format!("finding kernel `{name}` in module `{}`", ptx.name), e))?;
+                .map_err(|e| CudaError::driver(format!("finding kernel `{name}` in module `{}`", image.name()), e))?;
             self.kernels.insert(name.to_string(), f);
         }
         self.modules.push(module);
@@ -352,8 +353,8 @@ impl Gpu {
     /// Compiles (or fetches from `cache`) `src` for this device and loads `kernel_names` from it.
     pub fn compile_and_load(&mut self, cache: &KernelCache, src: &str, kernel_names: &[&str]) -> Result<(), CudaError> {
         let name = kernel_names.first().copied().unwrap_or("module");
-        let ptx = cache.get_or_compile(src, name, &self.arch)?;
-        self.load_module(&ptx, kernel_names)
+        let cubin = cache.get_or_compile_cubin(src, name, &self.arch)?;
+        self.load_module(&ModuleImage::Cubin(cubin), kernel_names)
     }
 
     /// Whether `kernel` has been loaded.

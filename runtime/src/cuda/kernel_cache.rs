@@ -1,15 +1,33 @@
-//! On-disk PTX cache, so that a warm start compiles nothing.
+//! On-disk kernel cache (PTX and CUBIN), so that a warm start compiles nothing.
 //!
-//! Key: sha256 of (source, arch, NVRTC version, the NVRTC options other than include paths).
-//! Layout: `<dir>/<name>-<first 16 hex of the key>.ptx`, written to a temporary file and renamed,
-//! so that concurrent processes never read a half-written entry.
+//! Key: sha256 of (source, arch, NVRTC version, the kind of output and the NVRTC options other
+//! than include paths). Layout: `<dir>/<name>-<first 16 hex of the key>.ptx` or `.cubin`, written
+//! to a temporary file and renamed, so that concurrent processes never read a half-written entry.
 
 use super::error::CudaError;
-use super::nvrtc::{compile_options, compile_ptx, default_include_dirs, nvrtc_version, Ptx};
+use super::nvrtc::{
+    compile_cubin, compile_options, compile_ptx, cubin_options, default_include_dirs, nvrtc_version, Cubin, Ptx,
+};
 use sha2::{Digest, Sha256};
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+
+/// The two kinds of entry.
+#[derive(Clone, Copy)]
+enum Kind {
+    Ptx,
+    Cubin,
+}
+
+impl Kind {
+    fn extension(self) -> &'static str {
+        match self {
+            Kind::Ptx => "ptx",
+            Kind::Cubin => "cubin",
+        }
+    }
+}
 
 /// Env var: root of modelc's caches; kernels go to `$MODELC_CACHE_DIR/kernels`.
 pub const CACHE_DIR_ENV: &str = "MODELC_CACHE_DIR";
@@ -96,15 +114,23 @@ impl KernelCache {
         self.misses.load(Ordering::Relaxed)
     }
 
-    /// The hex key of a (source, arch) pair under the loaded NVRTC.
+    /// The hex key of a (source, arch) pair's PTX under the loaded NVRTC.
     pub fn key(&self, src: &str, arch: &str) -> Result<String, CudaError> {
+        self.key_for(src, arch, Kind::Ptx)
+    }
+
+    fn key_for(&self, src: &str, arch: &str, kind: Kind) -> Result<String, CudaError> {
         let (major, minor) = nvrtc_version()?;
         let mut h = Sha256::new();
         h.update(Sha256::digest(src.as_bytes()));
         h.update(arch.as_bytes());
-        h.update(format!("\0nvrtc {major}.{minor}\0").as_bytes());
+        h.update(format!("\0nvrtc {major}.{minor}\0{}\0", kind.extension()).as_bytes());
         // Options minus include paths: the same headers live at different paths on different machines.
-        for opt in compile_options(arch, &[]).unwrap_or_default() {
+        let options = match kind {
+            Kind::Ptx => compile_options(arch, &[]),
+            Kind::Cubin => cubin_options(arch, &[]),
+        };
+        for opt in options.unwrap_or_default() {
             h.update(opt.as_bytes());
             h.update([0u8]);
         }
@@ -113,9 +139,40 @@ impl KernelCache {
 
     /// Where the PTX of `(src, name, arch)` is (or would be) stored.
     pub fn entry_path(&self, src: &str, name: &str, arch: &str) -> Result<PathBuf, CudaError> {
-        let key = self.key(src, arch)?;
+        self.path_for(src, name, arch, Kind::Ptx)
+    }
+
+    /// Where the CUBIN of `(src, name, arch)` is (or would be) stored.
+    pub fn cubin_path(&self, src: &str, name: &str, arch: &str) -> Result<PathBuf, CudaError> {
+        self.path_for(src, name, arch, Kind::Cubin)
+    }
+
+    fn path_for(&self, src: &str, name: &str, arch: &str, kind: Kind) -> Result<PathBuf, CudaError> {
+        let key = self.key_for(src, arch, kind)?;
         let short = key.get(..16).unwrap_or(&key);
-        Ok(self.dir.join(format!("{}-{short}.ptx", sanitize(name))))
+        Ok(self
+            .dir
+            .join(format!("{}-{short}.{}", sanitize(name), kind.extension())))
+    }
+
+    /// The CUBIN of `src` for the real `arch`: read from disk if present and sound, else
+    /// compiled and stored.
+    pub fn get_or_compile_cubin(&self, src: &str, name: &str, arch: &str) -> Result<Cubin, CudaError> {
+        let path = self.cubin_path(src, name, arch)?;
+        match std::fs::read(&path) {
+            Ok(bytes) => {
+                if let Ok(cubin) = Cubin::from_bytes(name, arch, bytes) {
+                    self.hits.fetch_add(1, Ordering::Relaxed);
+                    return Ok(cubin);
+                }
+            }
+            Err(e) if e.kind() == ErrorKind::NotFound => {}
+            Err(source) => return Err(CudaError::Cache { path, source }),
+        }
+        let cubin = compile_cubin(src, name, arch, &self.include_dirs)?;
+        self.misses.fetch_add(1, Ordering::Relaxed);
+        self.store(&path, cubin.bytes())?;
+        Ok(cubin)
     }
 
     /// The PTX of `src` for `arch`: read from disk if present, else compiled and stored.
@@ -135,18 +192,18 @@ impl KernelCache {
         }
         let ptx = compile_ptx(src, name, arch, &self.include_dirs)?;
         self.misses.fetch_add(1, Ordering::Relaxed);
-        self.store(&path, ptx.text())?;
+        self.store(&path, ptx.text().as_bytes())?;
         Ok(ptx)
     }
 
-    fn store(&self, path: &Path, text: &str) -> Result<(), CudaError> {
+    fn store(&self, path: &Path, bytes: &[u8]) -> Result<(), CudaError> {
         let io = |path: &Path| {
             let path = path.to_path_buf();
             move |source| CudaError::Cache { path, source }
         };
         std::fs::create_dir_all(&self.dir).map_err(io(&self.dir))?;
-        let tmp = path.with_extension(format!("ptx.tmp{}", std::process::id()));
-        std::fs::write(&tmp, text).map_err(io(&tmp))?;
+        let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+        std::fs::write(&tmp, bytes).map_err(io(&tmp))?;
         std::fs::rename(&tmp, path).map_err(io(path))?;
         Ok(())
     }
@@ -192,6 +249,29 @@ mod tests {
         let c = warm.get_or_compile(SRC, "scale_bf16", "sm_90").unwrap();
         assert_eq!(warm.misses(), 2);
         assert_eq!(c.text(), a.text());
+    }
+
+    /// The CUBIN path: compiled once, then read back; PTX and CUBIN of one source are two
+    /// entries; a damaged CUBIN is recompiled.
+    #[test]
+    fn cubin_entries_are_cached_apart_from_ptx() {
+        if !crate::cuda::nvrtc::nvrtc_or_skip("the kernel cache test") {
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let cache = KernelCache::new(dir.path());
+        let a = cache.get_or_compile_cubin(SRC, "scale_bf16", "sm_90a").unwrap();
+        assert!(a.bytes().starts_with(b"\x7fELF"));
+        let b = cache.get_or_compile_cubin(SRC, "scale_bf16", "sm_90a").unwrap();
+        assert_eq!((cache.hits(), cache.misses()), (1, 1));
+        assert_eq!(a.bytes(), b.bytes());
+        let path = cache.cubin_path(SRC, "scale_bf16", "sm_90a").unwrap();
+        assert_eq!(path.extension().and_then(|e| e.to_str()), Some("cubin"));
+        assert_ne!(path, cache.entry_path(SRC, "scale_bf16", "sm_90a").unwrap());
+        std::fs::write(&path, "garbage").unwrap();
+        let c = cache.get_or_compile_cubin(SRC, "scale_bf16", "sm_90a").unwrap();
+        assert_eq!(cache.misses(), 2);
+        assert_eq!(c.bytes(), a.bytes());
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! The CUDA layer: NVRTC compilation (usable without a GPU), an on-disk PTX cache, a device
+//! The CUDA layer: NVRTC compilation (usable without a GPU), an on-disk PTX/CUBIN cache, a device
 //! wrapper with checked launches, and cuBLASLt GEMMs. Everything is loaded dynamically through
 //! cudarc, so building needs no CUDA; calls report a clear error where a library is missing.
 
@@ -18,6 +18,6 @@ pub use gemm::{cublaslt_available, Gemm, GemmBias, GemmC, GemmOut, GemmOutElem, 
 pub use gemv::{gemv_raw, gemv_supported, load_gemv, GEMV_MAX_ROWS};
 pub use kernel_cache::{default_cache_dir, KernelCache, CACHE_DIR_ENV};
 pub use nvrtc::{
-    compile_ptx, default_include_dirs, nvrtc_available, nvrtc_version, ptxas_report, Ptx, CUDA_INCLUDE_ENV,
-    NVRTC_LIB_ENV,
+    compile_cubin, compile_ptx, default_include_dirs, device_target, nvrtc_available, nvrtc_version, ptxas_report,
+    Cubin, ModuleImage, Ptx, CUDA_INCLUDE_ENV, NVRTC_LIB_ENV,
 };

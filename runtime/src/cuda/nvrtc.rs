@@ -61,6 +61,83 @@ impl Ptx {
     }
 }
 
+/// Machine code (an ELF CUBIN) for one real architecture, compiled by NVRTC: the driver loads
+/// it as is, with no JIT step, and `sm_90a` code may use Hopper's arch-specific instructions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cubin {
+    /// The kernel (or program) name this CUBIN was compiled under, for error messages.
+    pub name: String,
+    /// The real architecture, e.g. `sm_90a`.
+    pub arch: String,
+    bytes: Vec<u8>,
+    log: String,
+}
+
+impl Cubin {
+    /// Wraps CUBIN bytes (from the disk cache, say). Fails unless they start like an ELF file.
+    pub fn from_bytes(name: &str, arch: &str, bytes: Vec<u8>) -> Result<Cubin, CudaError> {
+        if !bytes.starts_with(b"\x7fELF") {
+            return Err(CudaError::InvalidKernel {
+                kernel: name.to_string(),
+                reason: "CUBIN data is not an ELF image".to_string(),
+            });
+        }
+        Ok(Cubin {
+            name: name.to_string(),
+            arch: arch.to_string(),
+            bytes,
+            log: String::new(),
+        })
+    }
+
+    /// The ELF image.
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    /// NVRTC's log of the compilation; empty for a CUBIN read from the cache.
+    pub fn log(&self) -> &str {
+        &self.log
+    }
+}
+
+/// What the driver loads for one kernel source.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ModuleImage {
+    /// PTX, compiled to machine code by the driver when loaded (any newer GPU can run it).
+    Ptx(Ptx),
+    /// Machine code for exactly one architecture.
+    Cubin(Cubin),
+}
+
+impl ModuleImage {
+    /// The name the image was compiled under.
+    pub fn name(&self) -> &str {
+        match self {
+            ModuleImage::Ptx(p) => &p.name,
+            ModuleImage::Cubin(c) => &c.name,
+        }
+    }
+
+    pub(crate) fn to_cudarc(&self) -> cudarc::nvrtc::Ptx {
+        match self {
+            ModuleImage::Ptx(p) => p.to_cudarc(),
+            ModuleImage::Cubin(c) => cudarc::nvrtc::Ptx::from_binary(c.bytes.clone()),
+        }
+    }
+}
+
+/// The NVRTC target for a device of compute capability `(major, minor)`: `sm_<major><minor>`,
+/// with the `a` suffix on Hopper (9.0), whose arch-specific instructions (`wgmma`, `setmaxnreg`)
+/// exist only for `sm_90a`. Such targets are compiled to CUBIN: their PTX runs nowhere else.
+pub fn device_target(major: i32, minor: i32) -> String {
+    if (major, minor) == (9, 0) {
+        "sm_90a".to_string()
+    } else {
+        format!("sm_{major}{minor}")
+    }
+}
+
 struct NvrtcLoad {
     available: bool,
     /// Keeps the pre-loaded libraries mapped for the life of the process.
@@ -229,11 +306,36 @@ pub fn compile_ptx(src: &str, name: &str, arch: &str, include_dirs: &[PathBuf]) 
         kernel: name.to_string(),
         reason: format!("architecture `{arch}` is not of the form sm_XY"),
     })?;
-    let (text, log) = compile_with(src, name, arch, options, true)?;
+    let (text, log) = compile_with(src, name, arch, options, Output::Ptx)?;
     Ok(Ptx {
         name: name.to_string(),
         arch: arch.to_string(),
-        text,
+        text: String::from_utf8_lossy(&text).into_owned(),
+        log,
+    })
+}
+
+/// Options for machine code: the real `arch` (`sm_90a`) in place of the virtual one.
+pub fn cubin_options(arch: &str, include_dirs: &[PathBuf]) -> Option<Vec<String>> {
+    let mut options = compile_options(arch, include_dirs)?;
+    if let Some(first) = options.first_mut() {
+        *first = format!("--gpu-architecture={arch}");
+    }
+    Some(options)
+}
+
+/// Compiles CUDA C `src` to a CUBIN for the real `arch` (`"sm_90a"`). Needs only `libnvrtc`
+/// (NVRTC runs the assembler itself).
+pub fn compile_cubin(src: &str, name: &str, arch: &str, include_dirs: &[PathBuf]) -> Result<Cubin, CudaError> {
+    let options = cubin_options(arch, include_dirs).ok_or_else(|| CudaError::InvalidKernel {
+        kernel: name.to_string(),
+        reason: format!("architecture `{arch}` is not of the form sm_XY"),
+    })?;
+    let (out, log) = compile_with(src, name, arch, options, Output::Cubin)?;
+    Ok(Cubin {
+        name: name.to_string(),
+        arch: arch.to_string(),
+        bytes: out,
         log,
     })
 }
@@ -242,25 +344,30 @@ pub fn compile_ptx(src: &str, name: &str, arch: &str, include_dirs: &[PathBuf]) 
 /// NVRTC's log: registers, spills, stack and shared memory per kernel. Catches what only the
 /// assembler checks (static shared memory over 48 KiB, say) on a machine without a GPU.
 pub fn ptxas_report(src: &str, name: &str, arch: &str, include_dirs: &[PathBuf]) -> Result<String, CudaError> {
-    let mut options = compile_options(arch, include_dirs).ok_or_else(|| CudaError::InvalidKernel {
+    let mut options = cubin_options(arch, include_dirs).ok_or_else(|| CudaError::InvalidKernel {
         kernel: name.to_string(),
         reason: format!("architecture `{arch}` is not of the form sm_XY"),
     })?;
-    if let Some(first) = options.first_mut() {
-        *first = format!("--gpu-architecture={arch}");
-    }
     options.push("--ptxas-options=-v".to_string());
-    compile_with(src, name, arch, options, false).map(|(_, log)| log)
+    compile_with(src, name, arch, options, Output::LogOnly).map(|(_, log)| log)
 }
 
-/// Runs NVRTC with `options`; returns (PTX text if `want_ptx`, log).
+/// What [`compile_with`] hands back besides the log.
+#[derive(Clone, Copy, PartialEq)]
+enum Output {
+    Ptx,
+    Cubin,
+    LogOnly,
+}
+
+/// Runs NVRTC with `options`; returns (the PTX text or CUBIN bytes `output` asks for, log).
 fn compile_with(
     src: &str,
     name: &str,
     arch: &str,
     options: Vec<String>,
-    want_ptx: bool,
-) -> Result<(String, String), CudaError> {
+    output: Output,
+) -> Result<(Vec<u8>, String), CudaError> {
     let invalid = |reason: String| CudaError::InvalidKernel {
         kernel: name.to_string(),
         reason,
@@ -294,14 +401,28 @@ fn compile_with(
             log,
         });
     }
-    let text = if want_ptx {
-        // SAFETY: as above; the program compiled.
-        let raw = unsafe { result::get_ptx(prog.0) }.map_err(nvrtc_err("nvrtcGetPTX"))?;
-        c_chars_to_string(&raw)
-    } else {
-        String::new()
+    let out = match output {
+        Output::Ptx => {
+            // SAFETY: as above; the program compiled.
+            let raw = unsafe { result::get_ptx(prog.0) }.map_err(nvrtc_err("nvrtcGetPTX"))?;
+            c_chars_to_string(&raw).into_bytes()
+        }
+        Output::Cubin => {
+            let mut size = 0usize;
+            // SAFETY: as above; `size` is a valid out-pointer.
+            unsafe { sys::nvrtcGetCUBINSize(prog.0, &mut size) }
+                .result()
+                .map_err(nvrtc_err("nvrtcGetCUBINSize"))?;
+            let mut bytes = vec![0u8; size];
+            // SAFETY: `bytes` holds the `size` bytes NVRTC writes.
+            unsafe { sys::nvrtcGetCUBIN(prog.0, bytes.as_mut_ptr().cast()) }
+                .result()
+                .map_err(nvrtc_err("nvrtcGetCUBIN"))?;
+            bytes
+        }
+        Output::LogOnly => Vec::new(),
     };
-    Ok((text, log))
+    Ok((out, log))
 }
 
 #[cfg(test)]
@@ -316,6 +437,28 @@ mod tests {
         assert_eq!(virtual_arch("compute_90"), None);
         assert_eq!(virtual_arch("sm_9"), None);
         assert_eq!(virtual_arch("sm_9x"), None);
+    }
+
+    #[test]
+    fn hopper_gets_the_arch_specific_target() {
+        assert_eq!(device_target(9, 0), "sm_90a");
+        assert_eq!(device_target(8, 0), "sm_80");
+        assert_eq!(device_target(12, 0), "sm_120");
+    }
+
+    #[test]
+    fn cubin_is_machine_code_for_the_real_target() {
+        if !nvrtc_or_skip("the CUBIN test") {
+            return;
+        }
+        // wgmma exists only on sm_90a: the fence compiles there and is refused for sm_90.
+        let src = "extern \"C\" __global__ void k(float* x) {\n  asm volatile(\"wgmma.fence.sync.aligned;\");\n  x[threadIdx.x] = 1.0f;\n}\n";
+        let cubin = compile_cubin(src, "k", "sm_90a", &default_include_dirs()).unwrap();
+        assert!(cubin.bytes().starts_with(b"\x7fELF"));
+        assert!(Cubin::from_bytes("k", "sm_90a", cubin.bytes().to_vec()).is_ok());
+        assert!(Cubin::from_bytes("k", "sm_90a", b"garbage".to_vec()).is_err());
+        let err = compile_cubin(src, "k", "sm_90", &default_include_dirs()).unwrap_err();
+        assert!(err.to_string().contains("wgmma"), "{err}");
     }
 
     #[test]
