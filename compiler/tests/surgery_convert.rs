@@ -493,6 +493,58 @@ fn reliability_impossible_surgeries_and_existing_output() {
 }
 
 #[test]
+fn hf_configs_are_type_and_range_checked() {
+    let plan = |key: &str, value: Value| {
+        let mut cfg = llama_config();
+        cfg[key] = value;
+        modelc::surgery::plan_config(&cfg, None, None, &[]).map(|c| c.config)
+    };
+    for (key, value, want) in [
+        (
+            "tie_word_embeddings",
+            json!("yes"),
+            "`tie_word_embeddings` must be true or false, found \"yes\"",
+        ),
+        ("attention_bias", json!(1), "`attention_bias` must be true or false"),
+        ("mlp_bias", json!("false"), "`mlp_bias` must be true or false"),
+        ("rms_norm_eps", json!(1e308), "`rms_norm_eps` must be in (0, 1)"),
+        ("rms_norm_eps", json!(0), "`rms_norm_eps` must be in (0, 1)"),
+        ("rope_theta", json!(0.5), "`rope_theta` must be > 1"),
+        (
+            "max_position_embeddings",
+            json!("long"),
+            "`max_position_embeddings` must be a positive integer",
+        ),
+        ("hidden_act", json!(3), "`hidden_act` must be a string"),
+        (
+            "sliding_window",
+            json!(-1),
+            "`sliding_window` must be a positive integer",
+        ),
+    ] {
+        let err = plan(key, value.clone()).expect_err(key).to_string();
+        assert!(
+            err.contains("llama config.json") && err.contains(want),
+            "{key}: {value}: {err}"
+        );
+    }
+    // The valid forms still read as before; null is absent.
+    assert_eq!(
+        plan("tie_word_embeddings", json!(true)).unwrap()["tie_word_embeddings"],
+        json!(true)
+    );
+    assert_eq!(
+        plan("tie_word_embeddings", Value::Null).unwrap()["tie_word_embeddings"],
+        json!(false)
+    );
+    assert!(
+        plan("sliding_window", Value::Null).unwrap()["decoder"]["block"]["mixer"]
+            .get("window_size")
+            .is_none()
+    );
+}
+
+#[test]
 fn out_of_bounds_slices_are_caught_before_writing() {
     let tmp = tempfile::tempdir().unwrap();
     let src = tmp.path().join("src");

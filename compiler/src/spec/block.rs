@@ -119,7 +119,7 @@ pub(crate) fn norm(f: &Field<'_>) -> Result<NormSpec, SpecError> {
         None => "rms_norm",
     };
     o.check_keys(&["type", "epsilon"], true)?;
-    let eps = o.positive_f64_or("epsilon", 1e-5, "norm epsilon")?;
+    let eps = o.norm_epsilon_or("epsilon", 1e-5, "norm epsilon")?;
     Ok(match kind {
         "layer_norm" => NormSpec::LayerNorm { eps },
         _ => NormSpec::RmsNorm { eps },

@@ -227,9 +227,7 @@ fn rotary(o: &Obj<'_>) -> Result<RotarySpec, SpecError> {
         }
     }
     r.check_keys(&["type", "theta"], false)?;
-    let theta = r
-        .req("theta", "the RoPE base θ, a number > 0")?
-        .positive_f64("RoPE base θ")?;
+    let theta = r.req("theta", "the RoPE base θ, a number > 1")?.rope_theta()?;
     Ok(RotarySpec { theta })
 }
 
@@ -402,7 +400,7 @@ fn gdn(o: &Obj<'_>) -> Result<GdnSpec, SpecError> {
         width(&f, "value_heads × value_head_dim", &[value_heads, value_head_dim])?;
     }
     let (conv_kernel_size, conv_activation, _) = conv_layer(o, true)?;
-    let norm_eps = o.positive_f64_or("norm_eps", 1e-5, "output norm epsilon")?;
+    let norm_eps = o.norm_epsilon_or("norm_eps", 1e-5, "output norm epsilon")?;
     Ok(GdnSpec {
         value_heads,
         key_heads,
@@ -434,7 +432,7 @@ fn kda(o: &Obj<'_>) -> Result<KdaSpec, SpecError> {
         None => (1e-5, GateActivation::Silu),
         Some(n) => {
             n.check_keys(&["epsilon", "activation"], false)?;
-            let eps = n.positive_f64_or("epsilon", 1e-5, "gated norm epsilon")?;
+            let eps = n.norm_epsilon_or("epsilon", 1e-5, "gated norm epsilon")?;
             let act = match n.get("activation") {
                 None => GateActivation::Silu,
                 Some(f) => {

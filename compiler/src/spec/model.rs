@@ -129,6 +129,22 @@ pub struct RotarySpec {
     pub theta: f64,
 }
 
+impl RotarySpec {
+    /// Bases at or below this are refused: frequencies are θ^(-2i/d), so θ = 1 makes them all
+    /// 1 rad/token and θ < 1 makes them grow with i (models use 1e4 to 1e7).
+    pub const MIN_THETA: f64 = 1.0;
+
+    /// Why `theta` is not a sane RoPE base, if it is not.
+    pub fn theta_problem(theta: f64) -> Option<String> {
+        (!(theta > Self::MIN_THETA && theta.is_finite())).then(|| {
+            format!(
+                "must be > {} (the RoPE base θ, typically 1e4 to 1e6), found {theta:?}",
+                Self::MIN_THETA
+            )
+        })
+    }
+}
+
 /// `type: mamba` (the M1 grouped variant of Mamba-1, reference §2.6).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MambaSpec {
@@ -242,6 +258,20 @@ pub enum NormSpec {
 }
 
 impl NormSpec {
+    /// Epsilons are accepted in `(0, MAX_EPSILON)`: one is added to a mean square of order 1,
+    /// so an epsilon near 1 or above swamps it (models use 1e-6 to 1e-5).
+    pub const MAX_EPSILON: f64 = 1.0;
+
+    /// Why `eps` is not a sane norm epsilon (`what` names it), if it is not.
+    pub fn epsilon_problem(eps: f64, what: &str) -> Option<String> {
+        (!(eps > 0.0 && eps < Self::MAX_EPSILON)).then(|| {
+            format!(
+                "must be in (0, {}) ({what}, typically 1e-5 or 1e-6), found {eps:?}",
+                Self::MAX_EPSILON
+            )
+        })
+    }
+
     pub fn eps(&self) -> f64 {
         match *self {
             NormSpec::RmsNorm { eps } | NormSpec::LayerNorm { eps } => eps,

@@ -3,6 +3,7 @@
 
 use super::doc::{Key, Node, Pos, Value};
 use super::error::{At, ErrorKind, SpecError};
+use super::model::{NormSpec, RotarySpec};
 use super::ParseOptions;
 
 /// Largest single size accepted (2^24): hidden sizes, head counts, vocabularies.
@@ -217,6 +218,24 @@ impl<'a> Field<'a> {
         Ok(x)
     }
 
+    /// A norm epsilon (see [`NormSpec::epsilon_problem`]).
+    pub fn norm_epsilon(&self, what: &str) -> Result<f64, SpecError> {
+        let x = self.f64(what)?;
+        match NormSpec::epsilon_problem(x, what) {
+            Some(problem) => Err(self.err(ErrorKind::InvalidValue, problem)),
+            None => Ok(x),
+        }
+    }
+
+    /// A RoPE base θ (see [`RotarySpec::theta_problem`]).
+    pub fn rope_theta(&self) -> Result<f64, SpecError> {
+        let x = self.f64("the RoPE base θ")?;
+        match RotarySpec::theta_problem(x) {
+            Some(problem) => Err(self.err(ErrorKind::InvalidValue, problem)),
+            None => Ok(x),
+        }
+    }
+
     pub fn nonneg_f64(&self, what: &str) -> Result<f64, SpecError> {
         let x = self.f64(what)?;
         if x < 0.0 {
@@ -355,6 +374,10 @@ impl<'a> Obj<'a> {
 
     pub fn positive_f64_or(&self, key: &str, default: f64, what: &str) -> Result<f64, SpecError> {
         self.get(key).map_or(Ok(default), |f| f.positive_f64(what))
+    }
+
+    pub fn norm_epsilon_or(&self, key: &str, default: f64, what: &str) -> Result<f64, SpecError> {
+        self.get(key).map_or(Ok(default), |f| f.norm_epsilon(what))
     }
 
     /// A nested mapping, or `None` when absent / null.

@@ -120,7 +120,7 @@ fn top_level_defaults() {
     assert_eq!(s.decoder_form, DecoderForm::Fixed);
     assert_eq!(s.layers[0].name, "block");
     assert_eq!(s.layers[0].normalization, NormSpec::RmsNorm { eps: 1e-5 });
-    let no_hidden = "decoder: {num_blocks: 1, block: {mixer: {heads: 2, head_size: 8, rotary: {type: mistral_1d, theta: 1.0}}, mlp: {intermediate_size: 8}}}";
+    let no_hidden = "decoder: {num_blocks: 1, block: {mixer: {heads: 2, head_size: 8, rotary: {type: mistral_1d, theta: 10000.0}}, mlp: {intermediate_size: 8}}}";
     assert_eq!(yaml(no_hidden).hidden_size, 4096);
 }
 
@@ -220,7 +220,7 @@ fn attention_keys_and_defaults() {
 fn unsupported_rotary_types_are_named() {
     for t in ["llama3", "yarn", "default", "pixtral_2d"] {
         let e = yaml_err(&with_mixer(&format!(
-            "{{heads: 4, head_size: 16, rotary: {{type: {t}, theta: 1.0}}}}"
+            "{{heads: 4, head_size: 16, rotary: {{type: {t}, theta: 10000.0}}}}"
         )));
         assert_eq!(e.kind(), Some(ErrorKind::Unsupported), "{e}");
         assert!(e.to_string().contains(&format!("`{t}`")), "{e}");

@@ -3,6 +3,7 @@
 
 use serde_json::{json, Map, Value};
 
+use crate::spec::{NormSpec, RotarySpec};
 use crate::surgery::error::SurgeryError;
 use crate::surgery::expr::{Expr, Plan};
 
@@ -40,6 +41,38 @@ fn opt_f64(cfg: &Map<String, Value>, key: &str, default: f64, format: &str) -> R
     }
 }
 
+/// An optional boolean: absent or null is `default`; anything but true/false is an error (a
+/// string such as `"yes"` must not read as false).
+pub(super) fn opt_bool(cfg: &Map<String, Value>, key: &str, default: bool, format: &str) -> Result<bool, SurgeryError> {
+    match cfg.get(key) {
+        None | Some(Value::Null) => Ok(default),
+        Some(Value::Bool(b)) => Ok(*b),
+        Some(v) => Err(err(format, format!("`{key}` must be true or false, found {v}"))),
+    }
+}
+
+/// An optional positive integer (absent or null: `None`).
+fn opt_u64(cfg: &Map<String, Value>, key: &str, format: &str) -> Result<Option<u64>, SurgeryError> {
+    match cfg.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(_) => req_u64(cfg, key, format).map(Some),
+    }
+}
+
+/// An optional string (absent or null: `default`).
+fn opt_str<'a>(
+    cfg: &'a Map<String, Value>,
+    key: &str,
+    default: &'a str,
+    format: &str,
+) -> Result<&'a str, SurgeryError> {
+    match cfg.get(key) {
+        None | Some(Value::Null) => Ok(default),
+        Some(Value::String(s)) => Ok(s),
+        Some(v) => Err(err(format, format!("`{key}` must be a string, found {v}"))),
+    }
+}
+
 fn token(v: Option<&Value>) -> Option<Value> {
     match v? {
         Value::Array(a) => a.first().cloned(),
@@ -55,12 +88,9 @@ pub fn to_apriel2(cfg: &Map<String, Value>, d: &HfDefaults) -> Result<Value, Sur
     let heads = req_u64(cfg, "num_attention_heads", f)?;
     let vocab = req_u64(cfg, "vocab_size", f)?;
     let inter = req_u64(cfg, "intermediate_size", f)?;
-    let kv = match cfg.get("num_key_value_heads") {
-        None | Some(Value::Null) => heads,
-        Some(_) => req_u64(cfg, "num_key_value_heads", f)?,
-    };
-    let head_dim = match cfg.get("head_dim") {
-        None | Some(Value::Null) => {
+    let kv = opt_u64(cfg, "num_key_value_heads", f)?.unwrap_or(heads);
+    let head_dim = match opt_u64(cfg, "head_dim", f)? {
+        None => {
             if hidden % heads != 0 {
                 return Err(err(
                     f,
@@ -69,7 +99,7 @@ pub fn to_apriel2(cfg: &Map<String, Value>, d: &HfDefaults) -> Result<Value, Sur
             }
             hidden / heads
         }
-        Some(_) => req_u64(cfg, "head_dim", f)?,
+        Some(d) => d,
     };
     let rope_params = cfg.get("rope_parameters").and_then(Value::as_object);
     let theta = match (cfg.get("rope_theta"), rope_params.and_then(|p| p.get("rope_theta"))) {
@@ -79,6 +109,9 @@ pub fn to_apriel2(cfg: &Map<String, Value>, d: &HfDefaults) -> Result<Value, Sur
             .ok_or_else(|| err(f, format!("`rope_parameters.rope_theta` must be a number, found {v}")))?,
         _ => d.rope_theta,
     };
+    if let Some(problem) = RotarySpec::theta_problem(theta) {
+        return Err(err(f, format!("`rope_theta` {problem}")));
+    }
     let scaling = cfg.get("rope_scaling").filter(|v| !v.is_null()).or_else(|| {
         rope_params
             .and_then(|p| p.get("rope_type"))
@@ -91,12 +124,12 @@ pub fn to_apriel2(cfg: &Map<String, Value>, d: &HfDefaults) -> Result<Value, Sur
         ));
     }
     let eps = opt_f64(cfg, "rms_norm_eps", d.rms_norm_eps, f)?;
-    let act = cfg.get("hidden_act").and_then(Value::as_str).unwrap_or("silu");
-    let max_pos = cfg
-        .get("max_position_embeddings")
-        .and_then(Value::as_u64)
-        .unwrap_or(d.max_position_embeddings);
-    if cfg.get("mlp_bias").and_then(Value::as_bool) == Some(true) {
+    if let Some(problem) = NormSpec::epsilon_problem(eps, "the RMS norm epsilon") {
+        return Err(err(f, format!("`rms_norm_eps` {problem}")));
+    }
+    let act = opt_str(cfg, "hidden_act", "silu", f)?;
+    let max_pos = opt_u64(cfg, "max_position_embeddings", f)?.unwrap_or(d.max_position_embeddings);
+    if opt_bool(cfg, "mlp_bias", false, f)? {
         return Err(err(
             f,
             "`mlp_bias: true` is not supported: the gated MLP of Apriel2 has no biases".into(),
@@ -105,7 +138,7 @@ pub fn to_apriel2(cfg: &Map<String, Value>, d: &HfDefaults) -> Result<Value, Sur
     let (qkv_bias, o_bias) = match d.fixed_biases {
         Some(b) => b,
         None => {
-            let b = cfg.get("attention_bias").and_then(Value::as_bool).unwrap_or(false);
+            let b = opt_bool(cfg, "attention_bias", false, f)?;
             (b, b)
         }
     };
@@ -128,10 +161,11 @@ pub fn to_apriel2(cfg: &Map<String, Value>, d: &HfDefaults) -> Result<Value, Sur
                 m.insert(key.into(), json!({"bias": {"enabled": true}}));
             }
         }
-        if let Some(w) = cfg.get("sliding_window").and_then(Value::as_u64) {
+        if let Some(w) = opt_u64(cfg, "sliding_window", f)? {
             m.insert("window_size".into(), Value::from(w));
         }
     }
+    let tie = opt_bool(cfg, "tie_word_embeddings", false, f)?;
     let norm = json!({"type": "rms_norm", "epsilon": eps});
     let mut out = json!({
         "model_type": "apriel2_text",
@@ -143,7 +177,7 @@ pub fn to_apriel2(cfg: &Map<String, Value>, d: &HfDefaults) -> Result<Value, Sur
         },
         "hidden_size": hidden,
         "vocab_size": vocab,
-        "tie_word_embeddings": cfg.get("tie_word_embeddings").and_then(Value::as_bool).unwrap_or(false),
+        "tie_word_embeddings": tie,
         "embeddings": {"max_position_embeddings": max_pos},
         "head": {"normalization": norm.clone()},
         "decoder": {

@@ -5,14 +5,14 @@ use serde_json::Value;
 
 use crate::surgery::error::SurgeryError;
 
-use super::hf_text::{plan, to_apriel2, HfDefaults, HfKeys};
+use super::hf_text::{opt_bool, plan, to_apriel2, HfDefaults, HfKeys};
 use super::{Imported, SourceFormat};
 
 pub fn import(config: &Value) -> Result<Imported, SurgeryError> {
     let cfg = config
         .as_object()
         .ok_or_else(|| SurgeryError::Source("qwen2 config.json: not a JSON object".into()))?;
-    if cfg.get("use_sliding_window").and_then(Value::as_bool) == Some(true) {
+    if opt_bool(cfg, "use_sliding_window", false, "qwen2")? {
         return Err(SurgeryError::Source(
             "qwen2 config.json: `use_sliding_window: true` (per-layer windows) is not supported".into(),
         ));
