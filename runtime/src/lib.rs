@@ -6,6 +6,7 @@ pub mod cpu;
 pub mod cuda;
 pub mod program;
 pub mod tensor;
+pub mod typed;
 pub mod weights;
 
 pub use tensor::{DType, HostTensor, TensorView};

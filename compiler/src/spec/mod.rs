@@ -53,28 +53,30 @@ pub fn load(path: &Path) -> Result<ModelSpec, SpecError> {
 
 /// [`load`] with options.
 pub fn load_with(path: &Path, opts: &ParseOptions) -> Result<ModelSpec, SpecError> {
-    let (file, format) = if path.is_dir() {
-        (path.join("config.json"), Format::Json)
-    } else {
-        let ext = path
-            .extension()
-            .and_then(|e| e.to_str())
-            .map(|e| e.to_ascii_lowercase());
-        match ext.as_deref() {
-            Some("yaml" | "yml") => (path.to_path_buf(), Format::Yaml),
-            Some("json") => (path.to_path_buf(), Format::Json),
-            _ => {
-                return Err(SpecError::UnknownFormat {
-                    path: path.to_path_buf(),
-                })
-            }
-        }
-    };
+    let (file, format) = spec_file(path)?;
     let src = std::fs::read_to_string(&file).map_err(|source| SpecError::Io {
         path: file.clone(),
         source,
     })?;
     parse_str_with(&src, &file.display().to_string(), format, opts)
+}
+
+/// The file a spec path names (a checkpoint directory's `config.json`) and its format.
+pub fn spec_file(path: &Path) -> Result<(std::path::PathBuf, Format), SpecError> {
+    if path.is_dir() {
+        return Ok((path.join("config.json"), Format::Json));
+    }
+    let ext = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(|e| e.to_ascii_lowercase());
+    match ext.as_deref() {
+        Some("yaml" | "yml") => Ok((path.to_path_buf(), Format::Yaml)),
+        Some("json") => Ok((path.to_path_buf(), Format::Json)),
+        _ => Err(SpecError::UnknownFormat {
+            path: path.to_path_buf(),
+        }),
+    }
 }
 
 /// Parse a spec from text; `origin` names it in errors (usually the file path).

@@ -26,6 +26,11 @@ pub enum LayoutProblem {
         key: String,
         dtype: DType,
     },
+    WrongDtype {
+        key: String,
+        expected: DType,
+        found: DType,
+    },
     Unexpected {
         key: String,
         shape: Vec<usize>,
@@ -38,6 +43,7 @@ impl LayoutProblem {
             LayoutProblem::Missing { key, .. }
             | LayoutProblem::WrongShape { key, .. }
             | LayoutProblem::NotFloat { key, .. }
+            | LayoutProblem::WrongDtype { key, .. }
             | LayoutProblem::Unexpected { key, .. } => key,
         }
     }
@@ -47,7 +53,7 @@ impl LayoutProblem {
         match self {
             LayoutProblem::Missing { .. } => 0,
             LayoutProblem::WrongShape { .. } => 1,
-            LayoutProblem::NotFloat { .. } => 2,
+            LayoutProblem::NotFloat { .. } | LayoutProblem::WrongDtype { .. } => 2,
             LayoutProblem::Unexpected { .. } => 3,
         }
     }
@@ -64,6 +70,9 @@ impl fmt::Display for LayoutProblem {
             }
             LayoutProblem::NotFloat { key, dtype } => {
                 write!(f, "not float   `{key}`: dtype {dtype}, expected a float dtype")
+            }
+            LayoutProblem::WrongDtype { key, expected, found } => {
+                write!(f, "wrong dtype `{key}`: expected {expected}, found {found}")
             }
             LayoutProblem::Unexpected { key, shape } => {
                 write!(f, "unexpected  `{key}` (shape {shape:?})")
@@ -101,6 +110,10 @@ impl fmt::Display for LayoutError {
             (
                 self.count(|p| matches!(p, LayoutProblem::NotFloat { .. })),
                 "not floating point",
+            ),
+            (
+                self.count(|p| matches!(p, LayoutProblem::WrongDtype { .. })),
+                "with the wrong dtype",
             ),
         ];
         let summary: Vec<String> = counts
@@ -140,15 +153,35 @@ pub fn check_entries<'a>(
     found: impl IntoIterator<Item = (&'a str, DType, &'a [usize])>,
     expected: &[(String, Vec<usize>)],
 ) -> Result<(), LayoutError> {
+    let expected = expected.iter().map(|(k, s)| (k.as_str(), s.as_slice(), None));
+    check(location, found, expected)
+}
+
+/// [`check_entries`] with an exact dtype per expected tensor (typed layouts declare one).
+pub fn check_entries_dtype<'a>(
+    location: &str,
+    found: impl IntoIterator<Item = (&'a str, DType, &'a [usize])>,
+    expected: impl IntoIterator<Item = (&'a str, &'a [usize], DType)>,
+) -> Result<(), LayoutError> {
+    let expected = expected.into_iter().map(|(k, s, d)| (k, s, Some(d)));
+    check(location, found, expected)
+}
+
+/// Both checks: `None` as the expected dtype accepts any float dtype.
+fn check<'a, 'b>(
+    location: &str,
+    found: impl IntoIterator<Item = (&'a str, DType, &'a [usize])>,
+    expected: impl IntoIterator<Item = (&'b str, &'b [usize], Option<DType>)>,
+) -> Result<(), LayoutError> {
     let found: BTreeMap<&str, (DType, &[usize])> =
         found.into_iter().map(|(k, dtype, shape)| (k, (dtype, shape))).collect();
-    let mut wanted: BTreeMap<&str, &[usize]> = BTreeMap::new();
-    for (key, shape) in expected {
-        wanted.entry(key.as_str()).or_insert(shape.as_slice());
+    let mut wanted: BTreeMap<&str, (&[usize], Option<DType>)> = BTreeMap::new();
+    for (key, shape, dtype) in expected {
+        wanted.entry(key).or_insert((shape, dtype));
     }
 
     let mut problems = Vec::new();
-    for (&key, &shape) in &wanted {
+    for (&key, &(shape, want_dtype)) in &wanted {
         match found.get(key) {
             None => problems.push(LayoutProblem::Missing {
                 key: key.to_string(),
@@ -162,11 +195,17 @@ pub fn check_entries<'a>(
                         found: got.to_vec(),
                     });
                 }
-                if !dtype.is_float() {
-                    problems.push(LayoutProblem::NotFloat {
+                match want_dtype {
+                    Some(expected) if expected != dtype => problems.push(LayoutProblem::WrongDtype {
+                        key: key.to_string(),
+                        expected,
+                        found: dtype,
+                    }),
+                    None if !dtype.is_float() => problems.push(LayoutProblem::NotFloat {
                         key: key.to_string(),
                         dtype,
-                    });
+                    }),
+                    _ => {}
                 }
             }
         }

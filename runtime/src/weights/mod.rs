@@ -10,7 +10,7 @@ pub use error::WeightsError;
 pub use file::SafetensorsFile;
 mod layout;
 
-pub use layout::{check_entries, check_layout, LayoutError, LayoutProblem};
+pub use layout::{check_entries, check_entries_dtype, check_layout, LayoutError, LayoutProblem};
 mod writer;
 
 pub use writer::{write_safetensors, ShardedWriter, TensorSpec, INDEX_FILE, SINGLE_FILE};
