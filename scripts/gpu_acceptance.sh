@@ -83,7 +83,7 @@ cmp_runs() {
     for s in $HYBRIDS; do
         for i in 1 2; do
             "$BIN/modelc" run "$s" --device cuda --seed 4 --prompt-ids "$PROMPT" \
-                --max-new-tokens 8 --logits-out "$OUT/run$i.safetensors" || return 1
+                --max-new-tokens 8 --logits-out "$OUT/run$i.safetensors" --force || return 1
         done
         cmp "$OUT/run1.safetensors" "$OUT/run2.safetensors" && echo "$s: two runs, logits files identical" || return 1
     done

@@ -29,6 +29,7 @@ enum Command {
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    remove_outputs_on_interrupt();
     let result = match cli.command {
         Command::Build(a) => cli::build::run(a),
         Command::Graph(a) => cli::graph::run(a),
@@ -43,6 +44,25 @@ fn main() -> std::process::ExitCode {
             eprintln!("error: {}", describe(&e));
             std::process::ExitCode::FAILURE
         }
+    }
+}
+
+/// On SIGINT/SIGTERM (and SIGHUP): removes the hidden temps of outputs being written (a
+/// converted checkpoint can be hundreds of MB), then exits with status 130. A SIGKILL cannot be
+/// caught: the next output to the same path removes what it left.
+fn remove_outputs_on_interrupt() {
+    let handler = || {
+        let removed = modelc_runtime::weights::remove_live_temps();
+        for path in &removed {
+            eprintln!("interrupted: removed the unfinished {}", path.display());
+        }
+        if removed.is_empty() {
+            eprintln!("interrupted");
+        }
+        std::process::exit(130);
+    };
+    if let Err(e) = ctrlc::set_handler(handler) {
+        eprintln!("warning: cannot handle interrupts ({e}); an interrupted output may leave a hidden temp behind");
     }
 }
 

@@ -44,3 +44,24 @@ fn every_layer_moves_at_least_the_minimum_bytes() {
     }
     assert!(checked > 100, "only {checked} rows checked");
 }
+
+/// The kernel table lists each module's layers numerically, as ranges: `0-11`, not
+/// `0,1,10,11,2,...` (string order).
+#[test]
+fn kernel_table_lists_layers_as_numeric_ranges() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../specs/tiny-attention.yaml");
+    let mut spec = spec::load(&path).expect("spec");
+    let block = spec.layers[0].clone();
+    spec.layers = vec![block; 12];
+    let p = Placement::main(&spec);
+    let (cg, program) = compile(&spec, &p, "ranges").expect("compiles");
+    let table = modelc::codegen::report::table(&cg, &program, &spec, &p, 16);
+    let modules: Vec<&str> = table.lines().skip(2).take_while(|l| !l.starts_with("decode")).collect();
+    assert!(!modules.is_empty(), "{table}");
+    let per_layer: Vec<&&str> = modules.iter().filter(|l| l.ends_with("  0-11")).collect();
+    assert!(!per_layer.is_empty(), "no module used by layers 0-11:\n{table}");
+    assert!(
+        modules.iter().all(|l| !l.contains("0,1") && !l.contains("10,")),
+        "layers not as ranges:\n{table}"
+    );
+}

@@ -570,6 +570,36 @@ fn modelc() -> Command {
 }
 
 #[test]
+fn outputs_inside_the_source_are_refused_however_named() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    make_llama(&root.join("src"), DType::F32);
+    std::os::unix::fs::symlink(root.join("src"), root.join("link")).unwrap();
+    let before = snapshot(root);
+    // Relative, several new levels deep, through `.`, or through a symlink to the source.
+    for out in ["src/a/b/out", "src/a/out", "./src/a/b/c/out", "link/a/b/out", "link"] {
+        let res = modelc()
+            .current_dir(root)
+            .args(["convert", "src", out])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&res.stderr);
+        assert!(!res.status.success(), "{out}: accepted");
+        assert!(stderr.contains("never modified"), "{out}: {stderr}");
+    }
+    // `..` after a missing directory would create it inside the source: refused too.
+    let res = modelc()
+        .current_dir(root)
+        .args(["convert", "src", "src/new/../../elsewhere"])
+        .output()
+        .unwrap();
+    assert!(!res.status.success());
+    assert!(String::from_utf8_lossy(&res.stderr).contains("`..`"), "{res:?}");
+    assert_eq!(snapshot(root), before, "something was written");
+    assert!(!root.join("src/a").exists() && !root.join("src/new").exists());
+}
+
+#[test]
 fn a_write_failing_midway_leaves_nothing() {
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path();

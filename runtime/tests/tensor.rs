@@ -173,3 +173,16 @@ fn inconsistent_parts_are_errors_not_panics() {
     assert_eq!(bad.to_f32_vec().len(), 1);
     assert_eq!(bad.cast(DType::F32).data.len(), 4);
 }
+
+#[test]
+fn non_finite_elements_are_counted_in_every_float_dtype() {
+    let values = [1.0, f64::NAN, -0.0, f64::INFINITY, f64::MAX, f64::NEG_INFINITY, 1e-30];
+    for dtype in [DType::F64, DType::F32, DType::F16, DType::BF16] {
+        let t = HostTensor::from_f64(vec![values.len()], &values).unwrap().cast(dtype);
+        // f64::MAX overflows to Inf in the narrower formats; 1e-30 flushes to 0 in f16 (finite).
+        let want = if dtype == DType::F64 { 3 } else { 4 };
+        assert_eq!(dtype.count_non_finite(&t.data), want, "{dtype}");
+    }
+    let ints = HostTensor::from_i32(vec![3], &[-1, i32::MAX, 0x7f80_0000]).unwrap();
+    assert_eq!(DType::I32.count_non_finite(&ints.data), 0);
+}

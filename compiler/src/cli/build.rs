@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 
-use super::common::{load_spec, lower, place, placement, write_atomic};
+use super::common::{load_spec, lower, place, placement, refuse_checkpoint_output, write_atomic};
 use modelc::ir::{dot::to_dot, summary::summarize, text::to_text};
 
 /// Arguments of `modelc build`.
@@ -16,7 +16,7 @@ pub struct Args {
     /// Surgery YAMLs applied in order before building.
     #[arg(short = 's', long = "surgery")]
     pub surgeries: Vec<PathBuf>,
-    /// Output directory (default: build/<spec name>).
+    /// Output directory (default: build/<spec name>); never inside a checkpoint.
     #[arg(short = 'o', long = "out")]
     pub out: Option<PathBuf>,
     /// Placement for stochastic layers: a sub-mixer name for all, or LAYER=NAME,...
@@ -37,6 +37,7 @@ pub fn run(args: Args) -> Result<()> {
         .map(|s| s.to_string_lossy().to_string())
         .unwrap_or_else(|| "model".into());
     let out = args.out.unwrap_or_else(|| PathBuf::from("build").join(&stem));
+    refuse_checkpoint_output(&out, &args.spec)?;
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
     let config = serde_json::to_string_pretty(&modelc::spec::to_config_json(&spec))?;
     write_atomic(&out.join("config.json"), config.as_bytes())?;

@@ -112,6 +112,7 @@ pub fn run(args: Args) -> Result<()> {
     for note in &report.conversion.notes {
         eprintln!("note: {note}");
     }
+    warn_non_finite(&report.non_finite);
     println!(
         "wrote {} tensors ({} bytes, {}) from a {} checkpoint to {}",
         report.tensors,
@@ -124,4 +125,19 @@ pub fn run(args: Args) -> Result<()> {
         println!("  {}", f.display());
     }
     Ok(())
+}
+
+/// Warns about tensors written with NaN/Inf values (the conversion copies what it is given; a
+/// model with them produces non-finite logits).
+fn warn_non_finite(tensors: &[(String, usize)]) {
+    const SHOWN: usize = 10;
+    for (key, n) in tensors.iter().take(SHOWN) {
+        eprintln!("warning: tensor `{key}` has {n} non-finite value(s) (NaN or Inf)");
+    }
+    if tensors.len() > SHOWN {
+        eprintln!(
+            "warning: ... and {} more tensor(s) with non-finite values",
+            tensors.len() - SHOWN
+        );
+    }
 }

@@ -20,8 +20,10 @@ pub enum Stage {
 pub struct Args {
     /// The spec: a YAML/JSON Apriel2 config, or a checkpoint directory with config.json.
     pub spec: PathBuf,
+    /// Surgery YAMLs applied in order first.
     #[arg(short = 's', long = "surgery")]
     pub surgeries: Vec<PathBuf>,
+    /// Which IR: as lowered (every sub-mixer) or specialised to a placement.
     #[arg(long, value_enum, default_value = "lowered")]
     pub stage: Stage,
     /// Placement for `--stage placed`: a sub-mixer name for all, or LAYER=NAME,...

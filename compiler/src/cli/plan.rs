@@ -39,15 +39,36 @@ fn plan(
             Err(WeightsError::NoWeights { .. }) => {}
             Err(e) => return Err(e.into()),
         }
-        let file = SurgeryFile::load(&source.join("config.json"))?;
+        let file = SurgeryFile::load_source(&source.join("config.json"))?;
         return plan_config(&file.value, format, None, surgeries);
     }
-    let file = SurgeryFile::load(source)?;
+    let file = SurgeryFile::load_source(source)?;
     plan_config(&file.value, format, None, surgeries)
+}
+
+/// An Apriel2 source is parsed as a spec first, so that its errors carry the file, line and
+/// column (the plan reads the config as a plain value).
+fn check_apriel2_source(source: &Path, format: Option<SourceFormat>) -> Result<()> {
+    let file = if source.is_dir() {
+        source.join("config.json")
+    } else {
+        source.to_path_buf()
+    };
+    // What cannot be read is reported by the plan itself.
+    let Ok(config) = SurgeryFile::load_source(&file) else {
+        return Ok(());
+    };
+    let format = format.map_or_else(|| SourceFormat::detect(&config.value).ok(), Some);
+    if format == Some(SourceFormat::Apriel2) {
+        modelc::spec::load(source)?;
+    }
+    Ok(())
 }
 
 pub fn run(args: Args) -> Result<()> {
     let format = args.format.as_deref().map(SourceFormat::from_name).transpose()?;
+    check_apriel2_source(&args.source, format)
+        .with_context(|| format!("planning the conversion of {}", args.source.display()))?;
     let files = load_surgeries(&args.surgeries)?;
     let named: Vec<_> = files.iter().map(|f| (f.name.clone(), f.value.clone())).collect();
     let conv = plan(&args.source, format, &named)

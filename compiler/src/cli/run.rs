@@ -7,13 +7,13 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 
-use super::common::{align_biases, load_spec, lower, place, placement};
+use super::common::{align_biases, load_spec, lower, place, placement, refuse_checkpoint_output};
 use modelc::reference::{DeltaRuleForm, InterpOptions, Precision, Session, WeightStore};
 use modelc::spec::{layout, ModelSpec};
 use modelc_runtime::cuda::executor::{BoxError, ExecConfig, Executor, WeightTensor};
 use modelc_runtime::cuda::{Gpu, KernelCache};
 use modelc_runtime::tensor::{DType, HostTensor};
-use modelc_runtime::weights::{check_layout, write_safetensors, Checkpoint};
+use modelc_runtime::weights::{check_layout, write_file_atomic, write_safetensors, Checkpoint, WeightsError};
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Device {
@@ -32,17 +32,24 @@ pub enum PrecisionArg {
 pub struct Args {
     /// A checkpoint directory (config.json + safetensors), or a spec file (random weights).
     pub model: PathBuf,
+    /// Where to run: the CPU reference interpreter, or the compiled kernels on the first GPU.
     #[arg(long, value_enum, default_value = "cpu")]
     pub device: Device,
     /// Prompt token ids, comma separated.
     #[arg(long, value_delimiter = ',', required = true)]
     pub prompt_ids: Vec<u32>,
-    /// Tokens to generate greedily after the prompt.
+    /// Tokens to generate greedily after the prompt; prompt plus new tokens must fit the model's
+    /// context (`embeddings.max_position_embeddings`).
     #[arg(long, default_value_t = 8)]
     pub max_new_tokens: usize,
-    /// Write the logits of every prompt position and decode step to this safetensors file.
+    /// Write the logits of every prompt position and decode step to this safetensors file
+    /// (written atomically; an existing file is refused unless --force; never inside a
+    /// checkpoint).
     #[arg(long)]
     pub logits_out: Option<PathBuf>,
+    /// Replace an existing --logits-out file.
+    #[arg(long, requires = "logits_out")]
+    pub force: bool,
     /// Seed of the random weights when MODEL is a spec.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -62,6 +69,7 @@ pub fn run(args: Args) -> Result<()> {
         return run_cuda(&args);
     }
     let mut spec = load_spec(&args.model, &[])?;
+    check_request(&spec, &args, BYTES_PER_CPU_WEIGHT)?;
     let weights = if args.model.is_dir() {
         let ckpt = Checkpoint::open(&args.model)?;
         for note in align_biases(&mut spec, |k| ckpt.contains(k)) {
@@ -72,12 +80,6 @@ pub fn run(args: Args) -> Result<()> {
     } else {
         WeightStore::random(&weight_layout(&spec), args.seed)
     };
-    if let Some(&bad) = args.prompt_ids.iter().find(|&&id| id as usize >= spec.vocab_size) {
-        bail!(
-            "prompt id {bad} is out of the vocabulary (vocab_size {})",
-            spec.vocab_size
-        );
-    }
     let graph = place(lower(&spec)?, &placement(&spec, args.placement.as_deref())?)?;
     let opts = InterpOptions {
         precision: match args.precision {
@@ -90,20 +92,29 @@ pub fn run(args: Args) -> Result<()> {
             DeltaRuleForm::Chunked(args.chunk)
         },
     };
-    let result = generate(&graph, &weights, &args.prompt_ids, args.max_new_tokens, opts)?;
+    let keep_logits = args.logits_out.is_some();
+    let result = generate(
+        &graph,
+        &weights,
+        &args.prompt_ids,
+        args.max_new_tokens,
+        keep_logits,
+        opts,
+    )?;
     println!("prompt:       {:?}", args.prompt_ids);
     println!("continuation: {:?}", result.generated);
     println!(
         "cpu reference: prefill {} tokens in {:.3} s, decode {} tokens in {:.3} s",
         args.prompt_ids.len(),
         result.prefill_secs,
-        result.decode_logits.len(),
+        result.generated.len().saturating_sub(1),
         result.decode_secs
     );
     if let Some(path) = &args.logits_out {
         let flat = |rows: &[Vec<f64>]| rows.iter().flatten().map(|&x| x as f32).collect::<Vec<f32>>();
         write_logits(
             path,
+            args.force,
             spec.vocab_size,
             &args.prompt_ids,
             &result.generated,
@@ -118,6 +129,7 @@ pub fn run(args: Args) -> Result<()> {
 /// decode steps) `decode_logits` `[steps, vocab]`, all logits f32.
 fn write_logits(
     path: &Path,
+    force: bool,
     vocab: usize,
     prompt: &[u32],
     generated: &[u32],
@@ -145,7 +157,7 @@ fn write_logits(
             HostTensor::from_f32(vec![rows(decode_logits), vocab], decode_logits)?,
         ));
     }
-    write_safetensors(path, &tensors)?;
+    write_file_atomic(path, force, |tmp| write_safetensors(tmp, &tensors))?;
     println!("wrote {}", path.display());
     Ok(())
 }
@@ -173,23 +185,25 @@ fn argmax<T: PartialOrd + Copy>(row: &[T]) -> u32 {
 }
 
 /// Prefill the prompt, then `new_tokens` greedy steps (the last generated token is not fed back).
+/// Decode logits are kept only when `keep_logits` (prompt logits always: the prefill makes them).
 fn generate(
     graph: &modelc::ir::Graph,
     weights: &WeightStore,
     prompt: &[u32],
     new_tokens: usize,
+    keep_logits: bool,
     opts: InterpOptions,
 ) -> Result<Generation> {
-    if prompt.is_empty() {
-        bail!("--prompt-ids is empty");
-    }
     let mut session = Session::new(graph, weights, 1, opts)?;
     let t0 = Instant::now();
     let logits = session.forward(&[prompt.to_vec()])?;
     let vocab = logits.last_dim();
     let prompt_logits: Vec<Vec<f64>> = logits.data.chunks(vocab).map(<[f64]>::to_vec).collect();
+    for (position, row) in prompt_logits.iter().enumerate() {
+        check_finite(row, || format!("prompt position {position}"))?;
+    }
     let prefill_secs = t0.elapsed().as_secs_f64();
-    let mut generated = Vec::with_capacity(new_tokens);
+    let mut generated = Vec::new();
     let mut decode_logits = Vec::new();
     let t1 = Instant::now();
     let mut last = prompt_logits.last().map(|r| argmax(r)).unwrap_or(0);
@@ -199,8 +213,11 @@ fn generate(
             break;
         }
         let logits = session.forward(&[vec![last]])?;
+        check_finite(&logits.data, || format!("decode step {}", step + 1))?;
         last = argmax(&logits.data);
-        decode_logits.push(logits.data);
+        if keep_logits {
+            decode_logits.push(logits.data);
+        }
     }
     Ok(Generation {
         prompt_logits,
@@ -209,6 +226,93 @@ fn generate(
         prefill_secs,
         decode_secs: t1.elapsed().as_secs_f64(),
     })
+}
+
+/// Host bytes per weight of the CPU reference (it computes in f64).
+const BYTES_PER_CPU_WEIGHT: u64 = 8;
+
+/// Refuses, before anything is loaded or allocated, what cannot run: an empty prompt, ids outside
+/// the vocabulary, more positions than the model's context, an existing or checkpoint-inner
+/// `--logits-out`, and weights (at `weight_bytes` each) plus kept logits beyond the memory
+/// available.
+fn check_request(spec: &ModelSpec, args: &Args, weight_bytes: u64) -> Result<()> {
+    let prompt = args.prompt_ids.len();
+    if prompt == 0 {
+        bail!("--prompt-ids is empty");
+    }
+    if let Some(&bad) = args.prompt_ids.iter().find(|&&id| id as usize >= spec.vocab_size) {
+        bail!(
+            "prompt id {bad} is out of the vocabulary (vocab_size {})",
+            spec.vocab_size
+        );
+    }
+    let context = spec.max_position_embeddings;
+    let positions = prompt.checked_add(args.max_new_tokens).filter(|&n| n <= context);
+    let Some(positions) = positions else {
+        bail!(
+            "--max-new-tokens {}: the prompt ({prompt} tokens) plus the new tokens exceed the model's context \
+             of {context} positions (embeddings.max_position_embeddings); at most {} new tokens fit",
+            args.max_new_tokens,
+            context.saturating_sub(prompt)
+        );
+    };
+    if let Some(path) = &args.logits_out {
+        if !args.force && std::fs::symlink_metadata(path).is_ok() {
+            return Err(WeightsError::AlreadyExists { path: path.clone() }.into());
+        }
+        let dir = match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        refuse_checkpoint_output(dir, &args.model).context("--logits-out")?;
+    }
+    let weights = (modelc::spec::parameter_count(spec) as u64).saturating_mul(weight_bytes);
+    // Kept logits: f64 rows on the CPU, then an f32 copy for the file.
+    let logits = match args.logits_out {
+        Some(_) => (positions as u64)
+            .saturating_mul(spec.vocab_size as u64)
+            .saturating_mul(12),
+        None => 0,
+    };
+    let needed = weights.saturating_add(logits);
+    if let Some(available) = available_memory() {
+        if needed > available {
+            bail!(
+                "{} needs about {:.1} GiB of host memory ({} parameters at {weight_bytes} bytes{}), but only {:.1} GiB \
+                 is available",
+                args.model.display(),
+                needed as f64 / GIB,
+                modelc::spec::parameter_count(spec),
+                if logits > 0 { ", plus the kept logits" } else { "" },
+                available as f64 / GIB
+            );
+        }
+    }
+    Ok(())
+}
+
+const GIB: f64 = (1u64 << 30) as f64;
+
+/// `MemAvailable` of `/proc/meminfo`, in bytes (None where it cannot be read).
+fn available_memory() -> Option<u64> {
+    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = info.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    kib.checked_mul(1024)
+}
+
+/// Refuses logits with NaN or ±Inf (greedy decoding would pick token 0 forever), naming where.
+fn check_finite<T: Copy + Into<f64>>(row: &[T], at: impl Fn() -> String) -> Result<()> {
+    let bad = row.iter().filter(|&&x| !x.into().is_finite()).count();
+    if bad > 0 {
+        bail!(
+            "the logits of {} are not finite ({bad} of {} values are NaN or Inf): the weights hold non-finite \
+             values or the computation overflowed (`modelc convert` warns about non-finite tensors)",
+            at(),
+            row.len()
+        );
+    }
+    Ok(())
 }
 
 fn weight_layout(spec: &ModelSpec) -> Vec<(String, Vec<usize>)> {
@@ -220,6 +324,8 @@ fn weight_layout(spec: &ModelSpec) -> Vec<(String, Vec<usize>)> {
 /// prefills the prompt and decodes greedily, as the CPU path does.
 fn run_cuda(args: &Args) -> Result<()> {
     let mut spec = load_spec(&args.model, &[])?;
+    // Checkpoint weights go to the GPU through the mmap; random ones are drawn on the host.
+    check_request(&spec, args, if args.model.is_dir() { 0 } else { 2 })?;
     let expected = weight_layout(&spec);
     let ckpt = if args.model.is_dir() {
         let ckpt = Checkpoint::open(&args.model)?;
@@ -232,15 +338,6 @@ fn run_cuda(args: &Args) -> Result<()> {
     } else {
         None
     };
-    if let Some(&bad) = args.prompt_ids.iter().find(|&&id| id as usize >= spec.vocab_size) {
-        bail!(
-            "prompt id {bad} is out of the vocabulary (vocab_size {})",
-            spec.vocab_size
-        );
-    }
-    if args.prompt_ids.is_empty() {
-        bail!("--prompt-ids is empty");
-    }
     let name = args
         .model
         .file_stem()
@@ -309,8 +406,11 @@ fn run_cuda(args: &Args) -> Result<()> {
     } else {
         exec.prefill_last(0, &args.prompt_ids)?
     };
+    for (position, row) in prompt_logits.chunks(vocab.max(1)).enumerate() {
+        check_finite(row, || format!("prompt position {position}"))?;
+    }
     let prefill_secs = t0.elapsed().as_secs_f64();
-    let mut generated = Vec::with_capacity(args.max_new_tokens);
+    let mut generated = Vec::new();
     let mut decode_logits: Vec<f32> = Vec::new();
     let mut last = prompt_logits
         .get(prompt_logits.len().saturating_sub(vocab)..)
@@ -322,11 +422,14 @@ fn run_cuda(args: &Args) -> Result<()> {
             break;
         }
         let logits = exec.decode(&[last])?;
+        check_finite(&logits, || format!("decode step {}", step + 1))?;
         last = argmax(&logits);
-        decode_logits.extend(logits);
+        if args.logits_out.is_some() {
+            decode_logits.extend(logits);
+        }
     }
     let decode_secs = t1.elapsed().as_secs_f64();
-    let steps = decode_logits.len() / vocab.max(1);
+    let steps = generated.len().saturating_sub(1);
     println!("prompt:       {:?}", args.prompt_ids);
     println!("continuation: {generated:?}");
     let rate = |n: usize, s: f64| if s > 0.0 { n as f64 / s } else { 0.0 };
@@ -340,6 +443,7 @@ fn run_cuda(args: &Args) -> Result<()> {
     if let Some(path) = &args.logits_out {
         write_logits(
             path,
+            args.force,
             vocab,
             &args.prompt_ids,
             &generated,

@@ -186,11 +186,16 @@ pub fn table(cg: &Codegen, program: &Program, spec: &ModelSpec, placement: &Plac
     );
     for (k, kernel) in cg.kernels.iter().enumerate() {
         let users = cg.users_of(k);
-        let layers: BTreeSet<String> = users
-            .iter()
-            .map(|&s| cg.plan.steps[s].layer.map_or("-".to_string(), |l| l.to_string()))
-            .collect();
-        let layers: Vec<String> = layers.into_iter().collect();
+        // Ascending numerically, as ranges (`-` for steps outside any layer).
+        let layers: BTreeSet<Option<usize>> = users.iter().map(|&s| cg.plan.steps[s].layer).collect();
+        let numbered: Vec<usize> = layers.iter().flatten().copied().collect();
+        let mut shown = Vec::new();
+        if layers.contains(&None) {
+            shown.push("-".to_string());
+        }
+        if !numbered.is_empty() {
+            shown.push(crate::ir::summary::ranges(&numbered));
+        }
         let _ = writeln!(
             out,
             "  {:<44} {:<22} {:>7} {:>6}  {}",
@@ -198,7 +203,7 @@ pub fn table(cg: &Codegen, program: &Program, spec: &ModelSpec, placement: &Plac
             kernel.kind,
             kernel.entries.len(),
             users.len(),
-            layers.join(",")
+            shown.join(", ")
         );
     }
     let rows = decode_rows(cg, program, spec, placement, past);

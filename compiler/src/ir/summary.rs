@@ -101,8 +101,8 @@ pub fn summarize(spec: &ModelSpec, lowered: &Graph, placed: &Graph) -> Summary {
     }
 }
 
-/// Layer lists like `0-3, 8, 10-11`.
-fn ranges(v: &[usize]) -> String {
+/// Layer lists like `0-3, 8, 10-11` (`v` ascending).
+pub(crate) fn ranges(v: &[usize]) -> String {
     let mut out: Vec<String> = Vec::new();
     let mut i = 0;
     while i < v.len() {

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use modelc_runtime::tensor::DType;
-use modelc_runtime::weights::{AtomicDir, Checkpoint};
+use modelc_runtime::weights::{canonical_target, AtomicDir, Checkpoint};
 use serde_json::Value;
 
 use super::conversion::{build_conversion, layout_of, Conversion};
@@ -65,6 +65,8 @@ pub struct ConvertReport {
     pub bytes: u64,
     pub dtype: DType,
     pub conversion: Conversion,
+    /// Tensors written with NaN or ±Inf values, and how many (in plan order).
+    pub non_finite: Vec<(String, usize)>,
 }
 
 /// Opens a source checkpoint directory and plans the surgeries on it.
@@ -96,27 +98,6 @@ pub fn plan_config(
     build_conversion(imported, surgeries)
 }
 
-/// Canonical form of a path that may not exist yet (its parent must, or it is left as is).
-fn canonical_target(p: &Path) -> PathBuf {
-    if let Ok(c) = p.canonicalize() {
-        return c;
-    }
-    match (p.parent(), p.file_name()) {
-        (Some(parent), Some(name)) => {
-            let parent = if parent.as_os_str().is_empty() {
-                Path::new(".")
-            } else {
-                parent
-            };
-            parent
-                .canonicalize()
-                .map(|c| c.join(name))
-                .unwrap_or_else(|_| p.to_path_buf())
-        }
-        _ => p.to_path_buf(),
-    }
-}
-
 /// Converts `source_dir` into `out_dir` through `surgeries`.
 pub fn convert_checkpoint(
     source_dir: &Path,
@@ -130,7 +111,9 @@ pub fn convert_checkpoint(
         action: "cannot open the source checkpoint",
         source,
     })?;
-    let out_canon = canonical_target(out_dir);
+    // Canonical through the nearest existing ancestor, so `SRC/a/b/out` (two new levels) or a
+    // symlink into the source is still seen as inside it.
+    let out_canon = canonical_target(out_dir)?;
     if src_canon.starts_with(&out_canon) || out_canon.starts_with(&src_canon) {
         return Err(SurgeryError::Source(format!(
             "the output {} is the source checkpoint, contains it or lies inside it; choose \
@@ -153,6 +136,7 @@ pub fn convert_checkpoint(
 
     let out = AtomicDir::create(out_dir, opts.force)?;
     let mut bytes = 0;
+    let mut non_finite = Vec::new();
     let mut files = execute_to_dir(
         &conversion.plan,
         &checkpoint,
@@ -162,6 +146,9 @@ pub fn convert_checkpoint(
         opts.max_shard_size,
         &mut |p| {
             bytes = p.bytes_done;
+            if p.non_finite > 0 {
+                non_finite.push((p.key.to_string(), p.non_finite));
+            }
             progress(p)
         },
     )?;
@@ -210,6 +197,7 @@ pub fn convert_checkpoint(
         bytes,
         dtype,
         conversion,
+        non_finite,
     })
 }
 

@@ -21,6 +21,8 @@ pub struct Progress<'a> {
     pub tensors_total: usize,
     pub bytes_done: u64,
     pub bytes_total: u64,
+    /// NaN or ±Inf values in this tensor (as written, in the output dtype).
+    pub non_finite: usize,
 }
 
 /// Source tensors a plan never reads that may stay unread: RoPE buffers some checkpoints save.
@@ -146,6 +148,7 @@ pub fn execute_to_dir(
     for (i, (key, expr)) in plan.iter().enumerate() {
         let value = evaluate(expr, source, dtype, seed, key)?;
         let parts: Vec<&[u8]> = value.pieces.iter().map(|p| &**p).collect();
+        let non_finite = parts.iter().map(|p| dtype.count_non_finite(p)).sum();
         writer.write_parts(key, &parts)?;
         bytes_done += value.len() as u64;
         drop(value);
@@ -156,6 +159,7 @@ pub fn execute_to_dir(
             tensors_total,
             bytes_done,
             bytes_total,
+            non_finite,
         });
     }
     Ok(writer.finish()?)

@@ -21,6 +21,15 @@ impl SurgeryFile {
     /// A surgery from text; `name` names it in errors. YAML unless `name` ends in `.json`
     /// (YAML parses JSON too, but JSON errors read better from the JSON parser).
     pub fn parse(src: &str, name: &str) -> Result<SurgeryFile, SurgeryError> {
+        Self::parse_as(src, name, Role::Surgery)
+    }
+
+    /// A source config from text (`modelc plan CONFIG`): errors call it the source config.
+    pub fn parse_source(src: &str, name: &str) -> Result<SurgeryFile, SurgeryError> {
+        Self::parse_as(src, name, Role::Source)
+    }
+
+    fn parse_as(src: &str, name: &str, role: Role) -> Result<SurgeryFile, SurgeryError> {
         let parsed = if name.to_ascii_lowercase().ends_with(".json") {
             crate::spec::json::parse(src, name)
         } else {
@@ -40,7 +49,9 @@ impl SurgeryFile {
                     pos: parsed.as_ref().and_then(|n| n.pos).map(|p| (p.line, p.column)),
                     path: String::new(),
                     message: format!(
-                        "a surgery is a mapping (a partial Apriel2 config), found {}",
+                        "{} is a mapping ({}), found {}",
+                        role.noun(),
+                        role.content(),
                         kind(&other)
                     ),
                 })
@@ -56,17 +67,56 @@ impl SurgeryFile {
 
     /// Reads a surgery file.
     pub fn load(path: &Path) -> Result<SurgeryFile, SurgeryError> {
+        Self::load_as(path, Role::Surgery)
+    }
+
+    /// Reads a source config file (see [`SurgeryFile::parse_source`]).
+    pub fn load_source(path: &Path) -> Result<SurgeryFile, SurgeryError> {
+        Self::load_as(path, Role::Source)
+    }
+
+    fn load_as(path: &Path, role: Role) -> Result<SurgeryFile, SurgeryError> {
         let src = std::fs::read_to_string(path).map_err(|source| SurgeryError::Io {
             path: path.to_path_buf(),
-            action: "cannot read the surgery",
+            action: role.read_action(),
             source,
         })?;
-        SurgeryFile::parse(&src, &path.display().to_string())
+        SurgeryFile::parse_as(&src, &path.display().to_string(), role)
     }
 
     /// Adds this file's line and column to a config error about it.
     pub fn locate(&self, err: SurgeryError) -> SurgeryError {
         locate_in(err, &self.name, self.node.as_ref())
+    }
+}
+
+/// What a loaded file is, for its error messages.
+#[derive(Clone, Copy)]
+enum Role {
+    Surgery,
+    Source,
+}
+
+impl Role {
+    fn noun(self) -> &'static str {
+        match self {
+            Role::Surgery => "a surgery",
+            Role::Source => "a source config",
+        }
+    }
+
+    fn content(self) -> &'static str {
+        match self {
+            Role::Surgery => "a partial Apriel2 config",
+            Role::Source => "an Apriel2 or Hugging Face config",
+        }
+    }
+
+    fn read_action(self) -> &'static str {
+        match self {
+            Role::Surgery => "cannot read the surgery",
+            Role::Source => "cannot read the source config",
+        }
     }
 }
 

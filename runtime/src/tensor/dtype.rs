@@ -74,6 +74,27 @@ impl DType {
     pub fn is_float(self) -> bool {
         matches!(self, DType::F64 | DType::F32 | DType::F16 | DType::BF16)
     }
+
+    /// How many whole elements of little-endian `bytes` are NaN or ±Inf (all exponent bits
+    /// set); 0 for integer dtypes. Reads the bits, so it allocates nothing.
+    pub fn count_non_finite(self, bytes: &[u8]) -> usize {
+        fn count<const N: usize>(bytes: &[u8], exponent: u64) -> usize {
+            bytes
+                .chunks_exact(N)
+                .filter(|c| {
+                    let bits = c.iter().rev().fold(0u64, |acc, &b| (acc << 8) | u64::from(b));
+                    bits & exponent == exponent
+                })
+                .count()
+        }
+        match self {
+            DType::F64 => count::<8>(bytes, 0x7ff0_0000_0000_0000),
+            DType::F32 => count::<4>(bytes, 0x7f80_0000),
+            DType::F16 => count::<2>(bytes, 0x7c00),
+            DType::BF16 => count::<2>(bytes, 0x7f80),
+            DType::I64 | DType::I32 | DType::U8 => 0,
+        }
+    }
 }
 
 impl std::fmt::Display for DType {

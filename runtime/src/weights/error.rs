@@ -97,7 +97,7 @@ pub enum WeightsError {
     },
     #[error("the writer for {dir} failed earlier and cannot continue")]
     WriterFailed { dir: PathBuf },
-    #[error("{path} already exists (pass force to replace it)")]
+    #[error("{path} already exists (pass --force to replace it)")]
     AlreadyExists { path: PathBuf },
 }
 

@@ -16,4 +16,4 @@ mod writer;
 pub use writer::{write_safetensors, ShardedWriter, TensorSpec, INDEX_FILE, SINGLE_FILE};
 mod atomic;
 
-pub use atomic::AtomicDir;
+pub use atomic::{canonical_target, remove_live_temps, remove_stale_temps, write_file_atomic, AtomicDir};
