@@ -10,14 +10,14 @@ use std::fmt::Write;
 use super::glue::describe_op;
 use super::kernel::{c, rows, KArg};
 use super::templates::attention::{
-    attention_decode, attention_decode_launch, attention_prefill, attention_prefill_launch,
-    AttentionParams as TAttention, ATTN_PREFILL_QUERIES_PER_BLOCK,
+    attention_decode, attention_decode_heads_per_grid, attention_decode_launch, attention_prefill,
+    attention_prefill_launch, attention_prefill_queries_per_block, AttentionParams as TAttention,
 };
 use super::templates::conv1d::{
     conv1d, conv1d_launch, Conv1dParams, ConvActivation, CONV_CHANNELS_PER_BLOCK, CONV_TOKENS_PER_THREAD,
 };
 use super::templates::delta_rule::{
-    delta_rule_chunked, delta_rule_chunked_smem, delta_rule_launch, delta_rule_recurrent, DecayGate,
+    delta_rule_chunked, delta_rule_chunked_launch, delta_rule_launch, delta_rule_recurrent, DecayGate,
     DeltaRuleParams as TDelta, GatedNormEpilogue,
 };
 use super::templates::selective_scan::{
@@ -147,22 +147,25 @@ fn ch(graph: &Graph, v: Value) -> usize {
 }
 
 /// Grid of `attn_prefill` (the template's `attention_prefill_launch` as an expression).
-pub fn attention_prefill_grid(heads: usize) -> [Expr; 3] {
-    [t().cdiv(c(ATTN_PREFILL_QUERIES_PER_BLOCK)), c(heads), b()]
+pub fn attention_prefill_grid(p: &TAttention) -> [Expr; 3] {
+    [t().cdiv(c(attention_prefill_queries_per_block(p))), c(p.heads), b()]
 }
 
 /// Split-K factor of decode attention: enough blocks to fill the SMs twice, at most one split
 /// per 32 visible keys, at least one.
-pub fn attention_decode_splits(heads: usize) -> Expr {
+pub fn attention_decode_splits(p: &TAttention) -> Expr {
     c(2).times(Expr::sym(Sym::Sms))
-        .cdiv(b().times(c(heads)))
+        .cdiv(b().times(c(attention_decode_heads_per_grid(p))))
         .min(Expr::sym(Sym::Past).plus(c(1)).cdiv(c(32)))
         .max(c(1))
 }
 
 /// Grids of the two decode entries (`attention_decode_launch`): partials, combine.
-pub fn attention_decode_grids(heads: usize, splits: Expr) -> ([Expr; 3], [Expr; 3]) {
-    ([splits, c(heads), b()], [c(heads), b(), c(1)])
+pub fn attention_decode_grids(p: &TAttention, splits: Expr) -> ([Expr; 3], [Expr; 3]) {
+    (
+        [splits, c(attention_decode_heads_per_grid(p)), b()],
+        [c(p.heads), b(), c(1)],
+    )
 }
 
 /// Grid of `conv1d` (`conv1d_launch`).
@@ -240,7 +243,7 @@ pub fn core_code(graph: &Graph, plan: &FusionPlan, step: &Step, core: &Core) -> 
                 KArg::PastLen,
             ];
             // Decode split-K: enough blocks to fill the SMs twice, at most one split per 32 keys.
-            let splits = attention_decode_splits(h);
+            let splits = attention_decode_splits(&tp);
             let partial_elems = b().times(c(h)).times(splits.clone()).times(c(dh + 2));
             let workspace = KArg::Workspace {
                 name: "attn_partial".into(),
@@ -294,7 +297,7 @@ pub fn core_code(graph: &Graph, plan: &FusionPlan, step: &Step, core: &Core) -> 
             let prefill = vec![CoreLaunch {
                 kernel: 0,
                 entry: pre_entry,
-                grid: attention_prefill_grid(h),
+                grid: attention_prefill_grid(&tp),
                 block: pre_block,
                 smem: pre_smem,
                 args: pre_args,
@@ -303,7 +306,7 @@ pub fn core_code(graph: &Graph, plan: &FusionPlan, step: &Step, core: &Core) -> 
                 CoreLaunch {
                     kernel: 1,
                     entry: dec0.clone(),
-                    grid: attention_decode_grids(h, splits.clone()).0,
+                    grid: attention_decode_grids(&tp, splits.clone()).0,
                     block: dec_block,
                     smem: dec_smem,
                     args: dec_args,
@@ -311,7 +314,7 @@ pub fn core_code(graph: &Graph, plan: &FusionPlan, step: &Step, core: &Core) -> 
                 CoreLaunch {
                     kernel: 1,
                     entry: dec1.clone(),
-                    grid: attention_decode_grids(h, splits).1,
+                    grid: attention_decode_grids(&tp, splits).1,
                     block: combine_block,
                     smem: combine_smem,
                     args: combine_args,
@@ -416,7 +419,6 @@ pub fn core_code(graph: &Graph, plan: &FusionPlan, step: &Step, core: &Core) -> 
             let o = *out;
             let pre = delta_rule_chunked(&tp).map_err(&terr)?;
             let dec = delta_rule_recurrent(&tp).map_err(&terr)?;
-            let smem = delta_rule_chunked_smem(&tp);
             let (hk, hv, dk, dv) = (p.key_heads, p.value_heads, p.key_dim, p.value_dim);
             let gch = ch(graph, g);
             let state_bytes = b().times(c(hv * dk * dv * 4));
@@ -450,7 +452,7 @@ pub fn core_code(graph: &Graph, plan: &FusionPlan, step: &Step, core: &Core) -> 
             ];
             args.extend(norm_args);
             let grid = delta_rule_grid(&tp);
-            let (pre_block, pre_smem) = block_smem(delta_rule_launch(&tp, 1, smem));
+            let (pre_block, pre_smem) = block_smem(delta_rule_chunked_launch(&tp, 1));
             let (dec_block, dec_smem) = block_smem(delta_rule_launch(&tp, 1, 0));
             let (pe, de) = (pre.name().to_string(), dec.name().to_string());
             Ok(CoreCode {
@@ -600,7 +602,8 @@ mod tests {
     /// large and small (below one warp) head and value dims.
     #[test]
     fn launch_expressions_match_the_templates() {
-        for head_dim in [8, 16, 64, 128] {
+        // 8: SIMT prefill, grouped decode; 24: SIMT both; 64/128: tensor cores and grouped.
+        for head_dim in [8, 16, 24, 64, 128] {
             let ap = TAttention {
                 heads: 8,
                 kv_heads: 2,
@@ -611,13 +614,13 @@ mod tests {
             for env in envs() {
                 let (bu, tu, past) = (env.batch as usize, env.tokens as usize, env.past as usize);
                 assert_eq!(
-                    grid(&attention_prefill_grid(8), &env),
+                    grid(&attention_prefill_grid(&ap), &env),
                     attention_prefill_launch(&ap, bu, tu).grid
                 );
-                let splits = attention_decode_splits(8).eval(&env).unwrap_or(0) as usize;
+                let splits = attention_decode_splits(&ap).eval(&env).unwrap_or(0) as usize;
                 assert!(splits >= 1 && splits <= (past + 1).div_ceil(32).max(1));
                 let (pg, cg) = attention_decode_launch(&ap, bu, splits);
-                let (pe, ce) = attention_decode_grids(8, attention_decode_splits(8));
+                let (pe, ce) = attention_decode_grids(&ap, attention_decode_splits(&ap));
                 assert_eq!((grid(&pe, &env), grid(&ce, &env)), (pg.grid, cg.grid));
                 assert_eq!(cg.block.0 as usize, head_dim);
             }

@@ -29,7 +29,7 @@
 //! - the combine kernel runs one thread per channel (Dh threads, any count ≥ 1) and has no warp
 //!   operations.
 
-use super::{blocks, check, dim, f32_lit, finish, KernelSource, Launch, TemplateError, HASH, PRELUDE};
+use super::{blocks, check, dim, f32_lit, finish, KernelSource, Launch, TemplateError, HASH, MMA_PRELUDE, PRELUDE};
 
 /// Compile-time constants of both attention kernels.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -55,6 +55,49 @@ pub const ATTN_THREADS: usize = 128;
 /// Largest head size: the per-lane output accumulators (`4·ceil(Dh/32)` floats in the prefill)
 /// live in registers, and the prefill tiles take `attention_prefill_smem` bytes (82 KiB here).
 pub const ATTN_MAX_HEAD_DIM: usize = 256;
+
+/// Queries (and keys) per tile of the tensor-core prefill (4 warps × 16 query rows).
+pub const ATTN_TC_TILE: usize = 64;
+/// Largest head size of the tensor-core prefill: its q fragments and output accumulators live
+/// in registers (`Dh/16·4 + Dh/8·4` per thread).
+pub const ATTN_TC_MAX_HEAD_DIM: usize = 128;
+/// Largest query-heads-per-KV-head ratio of the grouped decode (its queries and accumulators are
+/// `2·8·R` registers per thread).
+pub const ATTN_GROUPED_MAX_RATIO: usize = 8;
+
+/// Whether [`attention_prefill`] emits the tensor-core kernel for `p` (else the SIMT one): head
+/// sizes made of whole 16-channel `mma` k-steps, up to [`ATTN_TC_MAX_HEAD_DIM`].
+pub fn tensor_core_prefill(p: &AttentionParams) -> bool {
+    p.head_dim.is_multiple_of(16) && p.head_dim <= ATTN_TC_MAX_HEAD_DIM
+}
+
+/// Whether [`attention_decode`] emits the grouped kernel for `p` (one block per KV head serving
+/// all its query heads, 16-byte loads; else the SIMT one): `Dh/8` lanes per key must divide a
+/// warp, and at most [`ATTN_GROUPED_MAX_RATIO`] query heads share a KV head.
+pub fn grouped_decode(p: &AttentionParams) -> bool {
+    matches!(p.head_dim, 8 | 16 | 32 | 64 | 128 | 256)
+        && p.kv_heads > 0
+        && p.heads / p.kv_heads <= ATTN_GROUPED_MAX_RATIO
+}
+
+/// Query rows per prefill block: [`ATTN_TC_TILE`] on tensor cores, else
+/// [`ATTN_PREFILL_QUERIES_PER_BLOCK`].
+pub fn attention_prefill_queries_per_block(p: &AttentionParams) -> usize {
+    if tensor_core_prefill(p) {
+        ATTN_TC_TILE
+    } else {
+        ATTN_PREFILL_QUERIES_PER_BLOCK
+    }
+}
+
+/// Heads along the decode grid's y axis: KV heads for the grouped kernel, query heads otherwise.
+pub fn attention_decode_heads_per_grid(p: &AttentionParams) -> usize {
+    if grouped_decode(p) {
+        p.kv_heads
+    } else {
+        p.heads
+    }
+}
 
 /// Row stride (floats) of the prefill's shared key tile: Dh padded to an odd number, so that the
 /// 32 lanes of a warp, each reading its own key row at the same channel, hit 32 distinct banks.
@@ -122,9 +165,19 @@ fn constants(p: &AttentionParams) -> String {
 /// - q `[B, T, H·Dh]`, k and v `[B, T, G·Dh]`, out `[B, T, H·Dh]`, rows with the given strides;
 /// - caches `[B, G, s_max, Dh]`; past_len `[B]` int32 (see the module doc for the slot rules).
 ///
-/// Launch with [`attention_prefill_launch`].
+/// Launch with [`attention_prefill_launch`]. Emits the tensor-core kernel where
+/// [`tensor_core_prefill`] holds, else the SIMT one; both take the same arguments.
 pub fn attention_prefill(p: &AttentionParams) -> Result<KernelSource, TemplateError> {
     validate(p, "attention_prefill")?;
+    Ok(if tensor_core_prefill(p) {
+        prefill_tensor_core(p)
+    } else {
+        prefill_simt(p)
+    })
+}
+
+/// The SIMT prefill: f32 FMA on any head size (see the module doc's invariants).
+fn prefill_simt(p: &AttentionParams) -> KernelSource {
     let bq = ATTN_PREFILL_QUERIES_PER_BLOCK;
     let body = format!(
         r#"/*
@@ -265,11 +318,464 @@ extern "C" __global__ void __launch_bounds__({threads}) attn_prefill_{HASH}(
         threads = ATTN_THREADS,
         consts = constants(p),
     );
-    Ok(finish(&[&format!("attn_prefill_{HASH}")], body))
+    finish(&[&format!("attn_prefill_{HASH}")], body)
+}
+
+/// Constants of the tensor-core prefill and the grouped decode, as `constexpr` lines.
+fn tensor_core_constants(p: &AttentionParams) -> String {
+    format!(
+        "    constexpr int H = {h};\n    constexpr int G = {g};\n    constexpr int R = H / G;\n    \
+         constexpr int DH = {dh};\n    constexpr int W = {w};\n    constexpr float SCALE_LOG2 = {scale};\n",
+        h = p.heads,
+        g = p.kv_heads,
+        dh = p.head_dim,
+        w = p.window.unwrap_or(0),
+        // Scores are exponentiated with exp2: fold log2(e) into the scale once.
+        scale = f32_lit(p.scale * std::f32::consts::LOG2_E),
+    )
+}
+
+/// Keys per tile of the tensor-core prefill (two buffers of k and v tiles in shared memory).
+const ATTN_TC_KEYS_PER_TILE: usize = 32;
+
+/// The tensor-core prefill (FlashAttention-2 style): per block 64 queries of one head, 4 warps
+/// of 16 query rows; S = Q·Kᵀ and O += P·V on `mma.sync` m16n8k16 (bf16 operands, f32
+/// accumulators), online softmax in f32 on the accumulators, k/v tiles double-buffered through
+/// `cp.async`.
+fn prefill_tensor_core(p: &AttentionParams) -> KernelSource {
+    let body = format!(
+        r#"/*
+ * attn_prefill_{HASH}: causal GQA attention of T new tokens over (KV cache ++ new keys),
+ *   H = {h} query heads, G = {g} KV heads, Dh = {dh}, scale = {scale}, {window}.
+ *   out[b,t,h,:] = softmax_j(scale * q[b,t,h,:] . k_j) v_j over the keys j visible from
+ *   position past_len[b] + t. Tensor cores: S = Q K^T and O += P V on mma.sync m16n8k16
+ *   (bf16 operands, f32 accumulation); online softmax in f32 (exp2, log2(e) folded into the
+ *   scale). P is rounded to bf16 for the P V product, as FlashAttention does.
+ *   Also appends this call's k/v rows into the caches (done by the blocks of head h % (H/G) == 0).
+ * Layouts: q [B,T,H*Dh], k/v [B,T,G*Dh], out [B,T,H*Dh] bf16 rows with strides (elements);
+ *   k_cache/v_cache [B,G,s_max,Dh] bf16; past_len [B] int32. q and k are already rotated (RoPE).
+ *   Rows that are not 16-byte aligned are copied element by element (same results).
+ * Grid (ceil(T/{bq}), H, B), block {threads} (4 warps x 16 query rows), dynamic smem
+ *   (BQ + 4 BK) (Dh + 8) * 2 bytes: q tile and double-buffered k/v tiles of {bk} keys, rows
+ *   padded by 8 channels so that ldmatrix is free of bank conflicts.
+ */
+{PRELUDE}{MMA_PRELUDE}
+extern "C" __global__ void __launch_bounds__({threads}) attn_prefill_{HASH}(
+    const bf16* __restrict__ q, int q_stride,
+    const bf16* __restrict__ k, int k_stride,
+    const bf16* __restrict__ v, int v_stride,
+    bf16* k_cache, bf16* v_cache, const int* __restrict__ past_len,
+    bf16* __restrict__ out, int out_stride,
+    int T, int s_max)
+{{
+{consts}    constexpr int BQ = {bq}, BK = {bk}, NTH = {threads};
+    constexpr int DS = DH + 8;          /* padded smem row (elements): conflict-free ldmatrix */
+    constexpr int CPR = DH / 8;         /* 16-byte chunks per row */
+    constexpr int NT = BK / 8;          /* score n-tiles per warp */
+    constexpr int DT = DH / 8;          /* output n-tiles per warp */
+    constexpr int KS = DH / 16;         /* k-steps of q.k */
+    extern __shared__ __align__(16) unsigned char smem_raw[];
+    bf16* q_s = reinterpret_cast<bf16*>(smem_raw);
+    bf16* k_s = q_s + BQ * DS;          /* [2][BK][DS] */
+    bf16* v_s = k_s + 2 * BK * DS;      /* [2][BK][DS] */
+
+    /* Heaviest (latest) query tiles first: causal work grows with the tile index. */
+    const int qt0 = (gridDim.x - 1 - blockIdx.x) * BQ;
+    const int h = blockIdx.y;
+    const long b = blockIdx.z;
+    const int g = h / R;
+    const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
+    const int past = past_len[b];
+    bf16* kc = k_cache + (b * G + g) * (long)s_max * DH;
+    bf16* vc = v_cache + (b * G + g) * (long)s_max * DH;
+
+    const int q_last = min(T, qt0 + BQ) - 1;
+    const int hi = past + q_last;
+    const int lo = W > 0 ? max(0, past + qt0 - W + 1) : 0;
+    const int n_tiles = (hi - lo) / BK + 1;
+    /* q/k/v rows may be column slices of wider buffers: 16-byte copies need aligned rows. */
+    const bool vec = ((reinterpret_cast<unsigned long long>(q) | reinterpret_cast<unsigned long long>(k) |
+                       reinterpret_cast<unsigned long long>(v) |
+                       2ull * (unsigned long long)(q_stride | k_stride | v_stride)) & 15) == 0;
+
+    /* q tile (zero rows past T) */
+    for (int c = tid; c < BQ * CPR; c += NTH) {{
+        const int r = c / CPR, ch = c % CPR, t = qt0 + r;
+        const bf16* src = q + (b * T + min(t, T - 1)) * (long)q_stride + h * DH + ch * 8;
+        copy8_to_smem(q_s + r * DS + ch * 8, src, t < T, vec);
+    }}
+    auto load_kv = [&](int tile, int buf) {{
+        const int kt0 = lo + tile * BK;
+        bf16* kd = k_s + buf * BK * DS;
+        bf16* vd = v_s + buf * BK * DS;
+        for (int c = tid; c < BK * CPR; c += NTH) {{
+            const int r = c / CPR, ch = c % CPR, pos = kt0 + r;
+            const bf16* ks = k;
+            const bf16* vs = v;
+            bool ok = pos <= hi;
+            if (pos < past) {{
+                const long slot = W > 0 ? (long)pos % s_max : (long)pos;
+                ok = ok && slot < s_max;
+                ks = kc + slot * DH + ch * 8;
+                vs = vc + slot * DH + ch * 8;
+            }} else if (ok) {{
+                const long row = b * T + (pos - past);
+                ks = k + row * k_stride + g * DH + ch * 8;
+                vs = v + row * v_stride + g * DH + ch * 8;
+            }}
+            copy8_to_smem(kd + r * DS + ch * 8, ks, ok, vec);
+            copy8_to_smem(vd + r * DS + ch * 8, vs, ok, vec);
+        }}
+    }};
+    load_kv(0, 0);
+    cp_async_commit();
+
+    /* Append this tile's new keys/values to the caches (one query head per KV group). */
+    if (h % R == 0) {{
+        for (int c = tid; c < BQ * CPR; c += NTH) {{
+            const int r = c / CPR, ch = c % CPR, t = qt0 + r;
+            if (t >= T) continue;
+            const long pos = (long)past + t;
+            const long slot = W > 0 ? pos % s_max : pos;
+            if (slot < s_max) {{
+                copy8_global(kc + slot * DH + ch * 8, k + (b * T + t) * k_stride + g * DH + ch * 8, vec);
+                copy8_global(vc + slot * DH + ch * 8, v + (b * T + t) * v_stride + g * DH + ch * 8, vec);
+            }}
+        }}
+    }}
+
+    /* Fragment coordinates: this thread's rows are lane/4 and lane/4 + 8 of the warp's 16. */
+    const int fr = lane / 4, fc = (lane % 4) * 2;
+    const int row0 = warp * 16 + fr;
+    const int qpos0 = past + qt0 + row0, qpos1 = qpos0 + 8;
+    unsigned qf[KS][4];
+    float o[DT][4];
+#pragma unroll
+    for (int i = 0; i < DT; ++i) o[i][0] = o[i][1] = o[i][2] = o[i][3] = 0.0f;
+    float m0 = -INFINITY, m1 = -INFINITY, l0 = 0.0f, l1 = 0.0f;
+
+    for (int tile = 0; tile < n_tiles; ++tile) {{
+        const int buf = tile & 1;
+        if (tile + 1 < n_tiles) {{
+            load_kv(tile + 1, buf ^ 1);
+            cp_async_commit();
+            cp_async_wait<1>();
+        }} else {{
+            cp_async_wait<0>();
+        }}
+        __syncthreads();
+        if (tile == 0) {{
+#pragma unroll
+            for (int ks = 0; ks < KS; ++ks)
+                ldmatrix_x4(qf[ks], q_s + (warp * 16 + lane % 16) * DS + ks * 16 + (lane / 16) * 8);
+        }}
+        const bf16* kb = k_s + buf * BK * DS;
+        const bf16* vb = v_s + buf * BK * DS;
+        const int kt0 = lo + tile * BK;
+
+        float s[NT][4];
+#pragma unroll
+        for (int n = 0; n < NT; ++n) s[n][0] = s[n][1] = s[n][2] = s[n][3] = 0.0f;
+#pragma unroll
+        for (int ks = 0; ks < KS; ++ks) {{
+#pragma unroll
+            for (int np = 0; np < NT / 2; ++np) {{
+                unsigned bfr[4];
+                const int key = np * 16 + (lane / 16) * 8 + lane % 8;
+                const int d = ks * 16 + ((lane / 8) % 2) * 8;
+                ldmatrix_x4(bfr, kb + key * DS + d);
+                mma_bf16(s[2 * np], qf[ks], bfr[0], bfr[1]);
+                mma_bf16(s[2 * np + 1], qf[ks], bfr[2], bfr[3]);
+            }}
+        }}
+        /* Mask: only tiles that reach past a row's position or out of its window need it. */
+        const bool full = kt0 + BK - 1 <= past + qt0 && (W == 0 || past + qt0 + BQ - 1 - kt0 < W);
+        float mx0 = -INFINITY, mx1 = -INFINITY;
+#pragma unroll
+        for (int n = 0; n < NT; ++n) {{
+#pragma unroll
+            for (int e = 0; e < 2; ++e) {{
+                const int pos = kt0 + n * 8 + fc + e;
+                float a = s[n][e] * SCALE_LOG2, c = s[n][2 + e] * SCALE_LOG2;
+                if (!full) {{
+                    if (!(pos <= qpos0 && (W == 0 || qpos0 - pos < W))) a = -INFINITY;
+                    if (!(pos <= qpos1 && (W == 0 || qpos1 - pos < W))) c = -INFINITY;
+                }}
+                s[n][e] = a;
+                s[n][2 + e] = c;
+                mx0 = fmaxf(mx0, a);
+                mx1 = fmaxf(mx1, c);
+            }}
+        }}
+        mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 1));
+        mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 2));
+        mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 1));
+        mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 2));
+        const float mn0 = fmaxf(m0, mx0), mn1 = fmaxf(m1, mx1);
+        /* A row with nothing visible yet keeps base 0 so that exp2 never sees inf - inf. */
+        const float base0 = mn0 == -INFINITY ? 0.0f : mn0, base1 = mn1 == -INFINITY ? 0.0f : mn1;
+        const float corr0 = exp2f(m0 - base0), corr1 = exp2f(m1 - base1);
+        m0 = mn0;
+        m1 = mn1;
+        float sum0 = 0.0f, sum1 = 0.0f;
+#pragma unroll
+        for (int n = 0; n < NT; ++n) {{
+            s[n][0] = exp2f(s[n][0] - base0);
+            s[n][1] = exp2f(s[n][1] - base0);
+            s[n][2] = exp2f(s[n][2] - base1);
+            s[n][3] = exp2f(s[n][3] - base1);
+            sum0 += s[n][0] + s[n][1];
+            sum1 += s[n][2] + s[n][3];
+        }}
+        l0 = l0 * corr0 + sum0;
+        l1 = l1 * corr1 + sum1;
+#pragma unroll
+        for (int i = 0; i < DT; ++i) {{
+            o[i][0] *= corr0;
+            o[i][1] *= corr0;
+            o[i][2] *= corr1;
+            o[i][3] *= corr1;
+        }}
+        /* O += P V: the score accumulators of n-tiles 2j, 2j+1 are the A fragment of k-step j. */
+#pragma unroll
+        for (int j = 0; j < BK / 16; ++j) {{
+            unsigned pa[4];
+            pa[0] = pack_bf16x2(s[2 * j][0], s[2 * j][1]);
+            pa[1] = pack_bf16x2(s[2 * j][2], s[2 * j][3]);
+            pa[2] = pack_bf16x2(s[2 * j + 1][0], s[2 * j + 1][1]);
+            pa[3] = pack_bf16x2(s[2 * j + 1][2], s[2 * j + 1][3]);
+#pragma unroll
+            for (int dp = 0; dp < DT / 2; ++dp) {{
+                unsigned bfr[4];
+                const int key = j * 16 + ((lane / 8) % 2) * 8 + lane % 8;
+                const int d = dp * 16 + (lane / 16) * 8;
+                ldmatrix_x4_trans(bfr, vb + key * DS + d);
+                mma_bf16(o[2 * dp], pa, bfr[0], bfr[1]);
+                mma_bf16(o[2 * dp + 1], pa, bfr[2], bfr[3]);
+            }}
+        }}
+        __syncthreads(); /* this buffer is refilled by the next iteration's prefetch */
+    }}
+    l0 += __shfl_xor_sync(0xffffffffu, l0, 1);
+    l0 += __shfl_xor_sync(0xffffffffu, l0, 2);
+    l1 += __shfl_xor_sync(0xffffffffu, l1, 1);
+    l1 += __shfl_xor_sync(0xffffffffu, l1, 2);
+    const float inv0 = 1.0f / l0, inv1 = 1.0f / l1;
+    const int t0 = qt0 + row0, t1 = t0 + 8;
+#pragma unroll
+    for (int i = 0; i < DT; ++i) {{
+        const int d = i * 8 + fc;
+        if (t0 < T)
+            *reinterpret_cast<__nv_bfloat162*>(out + (b * T + t0) * out_stride + h * DH + d) =
+                __floats2bfloat162_rn(o[i][0] * inv0, o[i][1] * inv0);
+        if (t1 < T)
+            *reinterpret_cast<__nv_bfloat162*>(out + (b * T + t1) * out_stride + h * DH + d) =
+                __floats2bfloat162_rn(o[i][2] * inv1, o[i][3] * inv1);
+    }}
+}}
+"#,
+        h = p.heads,
+        g = p.kv_heads,
+        dh = p.head_dim,
+        scale = f32_lit(p.scale),
+        window = window_name(p),
+        bq = ATTN_TC_TILE,
+        bk = ATTN_TC_KEYS_PER_TILE,
+        threads = ATTN_THREADS,
+        consts = tensor_core_constants(p),
+    );
+    finish(&[&format!("attn_prefill_{HASH}")], body)
+}
+
+/// The grouped decode: one block per (split, KV head, sequence) serving the head's R query
+/// heads, so every cached key and value is read once; `Dh/8` lanes hold one key (16-byte loads),
+/// several keys per load step in flight.
+fn decode_grouped(p: &AttentionParams, combine: &str) -> KernelSource {
+    let body = format!(
+        r#"/*
+ * attn_decode_{HASH}: one-token causal GQA attention over (KV cache ++ the new key),
+ *   H = {h}, G = {g}, Dh = {dh}, scale = {scale}, {window}.
+ *   Split-K, grouped: block (split, g, b) covers a contiguous share of the visible keys for
+ *   all H/G query heads of KV head g; Dh/8 lanes hold one key (16-byte loads of k and v), a
+ *   warp takes 32/(Dh/8) keys per step and several steps per load batch; online softmax in f32
+ *   (exp2), warps merged in shared memory, (max, sum, o[Dh]) written to partial[b,h,split,:]
+ *   (max in natural-log units). attn_decode_combine_{HASH} merges the splits and normalises.
+ *   The split-0 block of each group appends the new k/v row at position past_len[b].
+ * Layouts: q row b of [B,H*Dh], k/v row b of [B,G*Dh] bf16; caches [B,G,s_max,Dh] bf16;
+ *   past_len [B] int32; partial [B,H,n_splits,Dh+2] f32; out row b of [B,H*Dh] bf16.
+ * Grids: decode (n_splits, G, B) x {threads} threads; combine (H, B) x Dh threads.
+ */
+{PRELUDE}
+extern "C" __global__ void __launch_bounds__({threads}) attn_decode_{HASH}(
+    const bf16* __restrict__ q, int q_stride,
+    const bf16* __restrict__ k, int k_stride,
+    const bf16* __restrict__ v, int v_stride,
+    bf16* k_cache, bf16* v_cache, const int* __restrict__ past_len,
+    float* __restrict__ partial, int s_max, int n_splits)
+{{
+{consts}    constexpr int NW = {nw};
+    constexpr int LPK = DH / 8;          /* lanes per key: 8 channels (16 bytes) each */
+    constexpr int KPI = 32 / LPK;        /* keys per warp per step */
+    constexpr int U = R <= 2 ? 8 : (R <= 4 ? 4 : 2); /* steps unrolled: loads in flight */
+    __shared__ float red_m[NW][R], red_l[NW][R];
+    __shared__ float red_o[NW][R][DH];
+
+    const int split = blockIdx.x;
+    const int g = blockIdx.y;
+    const long b = blockIdx.z;
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+    const int kl = lane / LPK, d0 = (lane % LPK) * 8;
+    const int qpos = past_len[b];
+    bf16* kc = k_cache + (b * G + g) * (long)s_max * DH;
+    bf16* vc = v_cache + (b * G + g) * (long)s_max * DH;
+    const bf16* knew = k + b * k_stride + g * DH;
+    const bf16* vnew = v + b * v_stride + g * DH;
+
+    if (split == 0) {{
+        const long slot = W > 0 ? (long)qpos % s_max : (long)qpos;
+        if (slot < s_max)
+            for (int d = threadIdx.x; d < DH; d += blockDim.x) {{
+                kc[slot * DH + d] = knew[d];
+                vc[slot * DH + d] = vnew[d];
+            }}
+    }}
+    float qr[R][8];
+#pragma unroll
+    for (int r = 0; r < R; ++r)
+#pragma unroll
+        for (int i = 0; i < 8; ++i) qr[r][i] = bf2f(q[b * q_stride + (g * R + r) * DH + d0 + i]) * SCALE_LOG2;
+
+    const int lo = W > 0 ? max(0, qpos - W + 1) : 0;
+    const int n = qpos - lo + 1;
+    const int per = (n + n_splits - 1) / n_splits;
+    const int a = lo + split * per;
+    const int e = min(a + per, qpos + 1);
+
+    float m[R], l[R], o[R][8];
+#pragma unroll
+    for (int r = 0; r < R; ++r) {{
+        m[r] = -INFINITY;
+        l[r] = 0.0f;
+#pragma unroll
+        for (int i = 0; i < 8; ++i) o[r][i] = 0.0f;
+    }}
+    for (int k0 = a + warp * KPI * U; k0 < e; k0 += NW * KPI * U) {{
+        uint4 kv[U], vv[U];
+        bool ok[U];
+#pragma unroll
+        for (int u = 0; u < U; ++u) {{
+            const int pos = k0 + u * KPI + kl;
+            ok[u] = pos < e;
+            kv[u] = make_uint4(0, 0, 0, 0);
+            vv[u] = make_uint4(0, 0, 0, 0);
+            if (ok[u]) {{
+                if (pos < qpos) {{
+                    const long slot = W > 0 ? (long)pos % s_max : (long)pos;
+                    kv[u] = __ldg(reinterpret_cast<const uint4*>(kc + slot * DH + d0));
+                    vv[u] = __ldg(reinterpret_cast<const uint4*>(vc + slot * DH + d0));
+                }} else {{
+                    bf16 tk[8], tv[8];
+#pragma unroll
+                    for (int i = 0; i < 8; ++i) {{ tk[i] = knew[d0 + i]; tv[i] = vnew[d0 + i]; }}
+                    kv[u] = *reinterpret_cast<uint4*>(tk);
+                    vv[u] = *reinterpret_cast<uint4*>(tv);
+                }}
+            }}
+        }}
+#pragma unroll
+        for (int u = 0; u < U; ++u) {{
+            const __nv_bfloat162* k2 = reinterpret_cast<const __nv_bfloat162*>(&kv[u]);
+            const __nv_bfloat162* v2 = reinterpret_cast<const __nv_bfloat162*>(&vv[u]);
+            float kf[8], vf[8];
+#pragma unroll
+            for (int i = 0; i < 4; ++i) {{
+                const float2 kk = __bfloat1622float2(k2[i]);
+                const float2 vvv = __bfloat1622float2(v2[i]);
+                kf[2 * i] = kk.x; kf[2 * i + 1] = kk.y;
+                vf[2 * i] = vvv.x; vf[2 * i + 1] = vvv.y;
+            }}
+#pragma unroll
+            for (int r = 0; r < R; ++r) {{
+                float s = 0.0f;
+#pragma unroll
+                for (int i = 0; i < 8; ++i) s = fmaf(qr[r][i], kf[i], s);
+#pragma unroll
+                for (int off = LPK / 2; off > 0; off >>= 1) s += __shfl_xor_sync(0xffffffffu, s, off);
+                s = ok[u] ? s : -INFINITY;
+                float mx = s;
+#pragma unroll
+                for (int off = LPK; off < 32; off <<= 1) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, off));
+                const float mn = fmaxf(m[r], mx);
+                const float base = mn == -INFINITY ? 0.0f : mn;
+                const float corr = exp2f(m[r] - base);
+                const float p = exp2f(s - base);
+                m[r] = mn;
+                l[r] = l[r] * corr + p;
+#pragma unroll
+                for (int i = 0; i < 8; ++i) o[r][i] = fmaf(p, vf[i], o[r][i] * corr);
+            }}
+        }}
+    }}
+    /* Merge the KPI key groups of the warp (same m per warp), then the warps through smem. */
+#pragma unroll
+    for (int r = 0; r < R; ++r) {{
+#pragma unroll
+        for (int off = LPK; off < 32; off <<= 1) {{
+            l[r] += __shfl_xor_sync(0xffffffffu, l[r], off);
+#pragma unroll
+            for (int i = 0; i < 8; ++i) o[r][i] += __shfl_xor_sync(0xffffffffu, o[r][i], off);
+        }}
+        if (lane == 0) {{ red_m[warp][r] = m[r]; red_l[warp][r] = l[r]; }}
+        if (kl == 0)
+#pragma unroll
+            for (int i = 0; i < 8; ++i) red_o[warp][r][d0 + i] = o[r][i];
+    }}
+    __syncthreads();
+    for (int idx = threadIdx.x; idx < R * DH; idx += blockDim.x) {{
+        const int r = idx / DH, d = idx % DH;
+        float M = -INFINITY;
+#pragma unroll
+        for (int w = 0; w < NW; ++w) M = fmaxf(M, red_m[w][r]);
+        float acc = 0.0f, L = 0.0f;
+#pragma unroll
+        for (int w = 0; w < NW; ++w)
+            if (red_m[w][r] != -INFINITY) {{
+                const float c = exp2f(red_m[w][r] - M);
+                acc += red_o[w][r][d] * c;
+                L += red_l[w][r] * c;
+            }}
+        /* The partial format holds natural-log maxima: convert from log2 units. */
+        float* dst = partial + ((b * H + g * R + r) * (long)n_splits + split) * (DH + 2);
+        dst[2 + d] = acc;
+        if (d == 0) {{
+            dst[0] = M == -INFINITY ? M : M * 0.6931471805599453f;
+            dst[1] = L;
+        }}
+    }}
+}}
+
+{combine}"#,
+        h = p.heads,
+        g = p.kv_heads,
+        dh = p.head_dim,
+        scale = f32_lit(p.scale),
+        window = window_name(p),
+        threads = ATTN_THREADS,
+        nw = ATTN_THREADS / 32,
+        consts = tensor_core_constants(p),
+    );
+    finish(
+        &[&format!("attn_decode_{HASH}"), &format!("attn_decode_combine_{HASH}")],
+        body,
+    )
 }
 
 /// Dynamic shared memory of [`attention_prefill`], in bytes (q tile, padded k tile, v tile).
 pub fn attention_prefill_smem(p: &AttentionParams) -> u32 {
+    if tensor_core_prefill(p) {
+        // bf16 tiles with rows padded by 8 channels: q, and two buffers each of k and v tiles.
+        return dim((ATTN_TC_TILE + 4 * ATTN_TC_KEYS_PER_TILE) * (p.head_dim + 8) * 2);
+    }
     let (bq, bk, dh) = (ATTN_PREFILL_QUERIES_PER_BLOCK, ATTN_KEYS_PER_TILE, p.head_dim);
     dim(4 * (bq * dh + bk * key_stride(dh) + bk * dh))
 }
@@ -277,7 +783,11 @@ pub fn attention_prefill_smem(p: &AttentionParams) -> u32 {
 /// Launch geometry of [`attention_prefill`] (dynamic shared memory included).
 pub fn attention_prefill_launch(p: &AttentionParams, batch: usize, tokens: usize) -> Launch {
     Launch::new(
-        (blocks(tokens, ATTN_PREFILL_QUERIES_PER_BLOCK), dim(p.heads), dim(batch)),
+        (
+            blocks(tokens, attention_prefill_queries_per_block(p)),
+            dim(p.heads),
+            dim(batch),
+        ),
         (dim(ATTN_THREADS), 1, 1),
         attention_prefill_smem(p),
     )
@@ -295,9 +805,54 @@ pub fn attention_prefill_launch(p: &AttentionParams, batch: usize, tokens: usize
 ///   int n_splits)`, out row b `[B, H·Dh]`.
 ///
 /// Launch both with [`attention_decode_launch`]; pick `n_splits` so that
-/// `B·H·n_splits` covers the SMs (e.g. `ceil(2·SMs / (B·H))`, at most `ceil(len / 32)`).
+/// `B·Y·n_splits` covers the SMs (e.g. `ceil(2·SMs / (B·Y))`, at most `ceil(len / 32)`), Y being
+/// [`attention_decode_heads_per_grid`]. Emits the grouped kernel where [`grouped_decode`] holds
+/// (grid `(n_splits, G, B)`), else the SIMT one (grid `(n_splits, H, B)`); the arguments, the
+/// partials' format and the combine kernel are the same.
 pub fn attention_decode(p: &AttentionParams) -> Result<KernelSource, TemplateError> {
     validate(p, "attention_decode")?;
+    let combine = decode_combine(p);
+    Ok(if grouped_decode(p) {
+        decode_grouped(p, &combine)
+    } else {
+        decode_simt(p, &combine)
+    })
+}
+
+/// `attn_decode_combine_<hash>`: merges the splits' partials and normalises (one thread per
+/// channel). Shared by both decode kernels.
+fn decode_combine(p: &AttentionParams) -> String {
+    format!(
+        r#"extern "C" __global__ void attn_decode_combine_{HASH}(
+    const float* __restrict__ partial, bf16* __restrict__ out, int out_stride, int n_splits)
+{{
+    constexpr int H = {h};
+    constexpr int DH = {dh};
+    const int h = blockIdx.x;
+    const long b = blockIdx.y;
+    const float* src = partial + (b * H + h) * (long)n_splits * (DH + 2);
+    float M = -INFINITY;
+    for (int s = 0; s < n_splits; ++s) M = fmaxf(M, src[s * (DH + 2)]);
+    for (int d = threadIdx.x; d < DH; d += blockDim.x) {{
+        float L = 0.0f, acc = 0.0f;
+        for (int s = 0; s < n_splits; ++s) {{
+            const float ms = src[s * (DH + 2)];
+            if (ms == -INFINITY) continue;
+            const float c = expf(ms - M);
+            L += src[s * (DH + 2) + 1] * c;
+            acc += src[s * (DH + 2) + 2 + d] * c;
+        }}
+        out[b * out_stride + h * DH + d] = f2bf(acc / L);
+    }}
+}}
+"#,
+        h = p.heads,
+        dh = p.head_dim,
+    )
+}
+
+/// The SIMT decode: one block per (split, query head, sequence), one key per lane.
+fn decode_simt(p: &AttentionParams, combine: &str) -> KernelSource {
     let body = format!(
         r#"/*
  * attn_decode_{HASH}: one-token causal GQA attention over (KV cache ++ the new key),
@@ -409,29 +964,7 @@ extern "C" __global__ void __launch_bounds__({threads}, 4) attn_decode_{HASH}(
     }}
 }}
 
-extern "C" __global__ void attn_decode_combine_{HASH}(
-    const float* __restrict__ partial, bf16* __restrict__ out, int out_stride, int n_splits)
-{{
-    constexpr int H = {h};
-    constexpr int DH = {dh};
-    const int h = blockIdx.x;
-    const long b = blockIdx.y;
-    const float* src = partial + (b * H + h) * (long)n_splits * (DH + 2);
-    float M = -INFINITY;
-    for (int s = 0; s < n_splits; ++s) M = fmaxf(M, src[s * (DH + 2)]);
-    for (int d = threadIdx.x; d < DH; d += blockDim.x) {{
-        float L = 0.0f, acc = 0.0f;
-        for (int s = 0; s < n_splits; ++s) {{
-            const float ms = src[s * (DH + 2)];
-            if (ms == -INFINITY) continue;
-            const float c = expf(ms - M);
-            L += src[s * (DH + 2) + 1] * c;
-            acc += src[s * (DH + 2) + 2 + d] * c;
-        }}
-        out[b * out_stride + h * DH + d] = f2bf(acc / L);
-    }}
-}}
-"#,
+{combine}"#,
         h = p.heads,
         g = p.kv_heads,
         dh = p.head_dim,
@@ -440,17 +973,21 @@ extern "C" __global__ void attn_decode_combine_{HASH}(
         threads = ATTN_THREADS,
         consts = constants(p),
     );
-    Ok(finish(
+    finish(
         &[&format!("attn_decode_{HASH}"), &format!("attn_decode_combine_{HASH}")],
         body,
-    ))
+    )
 }
 
 /// Launch geometry of the two decode kernels: `(partials, combine)`.
 pub fn attention_decode_launch(p: &AttentionParams, batch: usize, n_splits: usize) -> (Launch, Launch) {
     (
         Launch::new(
-            (dim(n_splits.max(1)), dim(p.heads), dim(batch)),
+            (
+                dim(n_splits.max(1)),
+                dim(attention_decode_heads_per_grid(p)),
+                dim(batch),
+            ),
             (dim(ATTN_THREADS), 1, 1),
             0,
         ),
@@ -504,20 +1041,45 @@ mod tests {
 
     #[test]
     fn any_head_dim_up_to_the_limit_is_accepted() {
-        for head_dim in [1, 2, 8, 16, 24, 33, 48, 100, 256] {
+        for head_dim in [1, 2, 8, 16, 24, 33, 48, 100, 128, 144, 256] {
             let p = AttentionParams { head_dim, ..params() };
             let pre = attention_prefill(&p).unwrap();
             let dec = attention_decode(&p).unwrap();
             for src in [&pre, &dec] {
                 assert!(src.source.contains(&format!("constexpr int DH = {head_dim};")));
-                assert!(src.source.contains("constexpr bool DTAIL = DH % 32 != 0;"));
             }
-            // The key tile's row stride is odd (bank-conflict free) and at least Dh.
-            let kp = key_stride(head_dim);
-            assert!(kp >= head_dim && kp % 2 == 1 && kp <= head_dim + 1);
-            let want = 4 * (16 * head_dim + 32 * kp + 32 * head_dim);
-            assert_eq!(attention_prefill_smem(&p) as usize, want);
+            // Tensor cores for whole 16-channel k-steps up to 128, SIMT (with lanes past Dh
+            // guarded) otherwise; the launch follows the kernel.
+            let tc = head_dim % 16 == 0 && head_dim <= 128;
+            assert_eq!(tensor_core_prefill(&p), tc, "Dh {head_dim}");
+            assert_eq!(pre.source.contains("mma.sync.aligned.m16n8k16"), tc, "Dh {head_dim}");
+            assert_eq!(pre.source.contains("constexpr bool DTAIL"), !tc, "Dh {head_dim}");
+            let grouped = [8, 16, 32, 64, 128, 256].contains(&head_dim);
+            assert_eq!(grouped_decode(&p), grouped, "Dh {head_dim}");
+            assert_eq!(dec.source.contains("constexpr bool DTAIL"), !grouped, "Dh {head_dim}");
+            let launch = attention_prefill_launch(&p, 2, 100);
+            if tc {
+                assert_eq!(launch.grid, (2, 8, 2));
+                assert_eq!(attention_prefill_smem(&p) as usize, (64 + 4 * 32) * (head_dim + 8) * 2);
+            } else {
+                assert_eq!(launch.grid, (7, 8, 2));
+                // The key tile's row stride is odd (bank-conflict free) and at least Dh.
+                let kp = key_stride(head_dim);
+                assert!(kp >= head_dim && kp % 2 == 1 && kp <= head_dim + 1);
+                let want = 4 * (16 * head_dim + 32 * kp + 32 * head_dim);
+                assert_eq!(attention_prefill_smem(&p) as usize, want);
+            }
+            let (partials, combine) = attention_decode_launch(&p, 3, 4);
+            assert_eq!(partials.grid, (4, if grouped { 2 } else { 8 }, 3));
+            assert_eq!(combine.grid, (8, 3, 1));
         }
+        // More than 8 query heads per KV head: the SIMT decode.
+        let wide = AttentionParams {
+            heads: 32,
+            kv_heads: 2,
+            ..params()
+        };
+        assert!(!grouped_decode(&wide));
     }
 
     #[test]

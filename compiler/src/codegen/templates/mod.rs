@@ -106,6 +106,69 @@ __device__ __forceinline__ float warp_max(float x) {
 #endif
 "#;
 
+/// Tensor-core helpers (sm_80 and newer: `cp.async`, `ldmatrix`, `mma.sync` m16n8k16 bf16 → f32,
+/// and 16-byte copies that fall back to element copies for unaligned rows),
+/// behind their own include guard; templates that use them put this after [`PRELUDE`].
+///
+/// Fragment layouts of `mma_bf16` (lane = 4·r + c): A (16×16, row-major) `a[0]` = row r, cols
+/// 2c..2c+1; `a[1]` = row r+8; `a[2]` = row r, cols 2c+8..; `a[3]` = row r+8, cols 2c+8..; B (16×8,
+/// "col") `b0` = rows 2c..2c+1 of col r, `b1` = rows 2c+8..; C/D (16×8) `d[0..2]` = row r, cols
+/// 2c..2c+1, `d[2..4]` = row r+8. So two adjacent C tiles, packed to bf16, are one A fragment.
+pub(crate) const MMA_PRELUDE: &str = r#"#ifndef MODELC_MMA_PRELUDE
+#define MODELC_MMA_PRELUDE
+__device__ __forceinline__ unsigned smem_addr(const void* p) {
+    return static_cast<unsigned>(__cvta_generic_to_shared(p));
+}
+/* 16-byte global -> shared copy; pred = false zero-fills the destination (reads nothing). */
+__device__ __forceinline__ void cp_async16(void* dst, const void* src, bool pred) {
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_addr(dst)), "l"(src),
+                 "r"(pred ? 16 : 0));
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+template <int N>
+__device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N)); }
+/* Four 8x8 b16 matrices; lanes 8i..8i+7 give the row addresses of matrix i. */
+__device__ __forceinline__ void ldmatrix_x4(unsigned (&r)[4], const void* p) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(smem_addr(p)));
+}
+__device__ __forceinline__ void ldmatrix_x4_trans(unsigned (&r)[4], const void* p) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(smem_addr(p)));
+}
+/* d += A (16x16, row) * B (16x8, col): bf16 operands, f32 accumulators. */
+__device__ __forceinline__ void mma_bf16(float (&d)[4], const unsigned (&a)[4], unsigned b0, unsigned b1) {
+    asm volatile(
+        "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+        "{%0,%1,%2,%3};\n"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+__device__ __forceinline__ unsigned pack_bf16x2(float lo, float hi) {
+    __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
+    return *reinterpret_cast<unsigned*>(&v);
+}
+__device__ __forceinline__ void copy8_to_smem(bf16* dst, const bf16* src, bool pred, bool vec) {
+    if (vec) {
+        cp_async16(dst, src, pred);
+        return;
+    }
+#pragma unroll
+    for (int i = 0; i < 8; ++i) dst[i] = pred ? src[i] : f2bf(0.0f);
+}
+__device__ __forceinline__ void copy8_global(bf16* dst, const bf16* src, bool vec) {
+    if (vec) {
+        *reinterpret_cast<uint4*>(dst) = *reinterpret_cast<const uint4*>(src);
+        return;
+    }
+#pragma unroll
+    for (int i = 0; i < 8; ++i) dst[i] = src[i];
+}
+#endif
+"#;
+
 /// Formats an f32 constant so that NVRTC parses back exactly the same value.
 pub(crate) fn f32_lit(x: f32) -> String {
     if x.is_finite() {
