@@ -21,6 +21,8 @@ enum Command {
     Kernels(cli::kernels::Args),
     /// Run a checkpoint or a spec (random weights): greedy continuation of a prompt.
     Run(cli::run::Args),
+    /// Time the compiled program on the GPU (warm): prefill of T tokens, decode at batch sizes.
+    Bench(cli::bench::Args),
     /// Print the conversion plan of a surgery and the resulting config (writes nothing).
     Plan(cli::plan::Args),
     /// Stream a checkpoint through surgeries into a new checkpoint directory.
@@ -35,6 +37,7 @@ fn main() -> std::process::ExitCode {
         Command::Graph(a) => cli::graph::run(a),
         Command::Kernels(a) => cli::kernels::run(a),
         Command::Run(a) => cli::run::run(a),
+        Command::Bench(a) => cli::bench::run(a),
         Command::Plan(a) => cli::plan::run(a),
         Command::Convert(a) => cli::convert::run(a),
     };

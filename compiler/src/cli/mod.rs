@@ -1,5 +1,6 @@
 //! Subcommands. Each file holds its clap `Args` and a `run(Args) -> anyhow::Result<()>`.
 
+pub mod bench;
 pub mod build;
 pub mod common;
 pub mod convert;

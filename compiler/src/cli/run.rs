@@ -319,41 +319,48 @@ fn weight_layout(spec: &ModelSpec) -> Vec<(String, Vec<usize>)> {
     layout::weights(spec).into_iter().map(|w| (w.key, w.shape)).collect()
 }
 
-/// `--device cuda`: compiles the spec (placement-specialised) to its program and kernels, loads
-/// the weights onto the GPU (checkpoint tensors through the mmap, or random ones from the seed),
-/// prefills the prompt and decodes greedily, as the CPU path does.
-fn run_cuda(args: &Args) -> Result<()> {
-    let mut spec = load_spec(&args.model, &[])?;
-    // Checkpoint weights go to the GPU through the mmap; random ones are drawn on the host.
-    check_request(&spec, args, if args.model.is_dir() { 0 } else { 2 })?;
+/// A compiled program on the GPU with its weights loaded.
+pub(super) struct CudaModel {
+    pub exec: Executor,
+    /// `name, arch` of the GPU.
+    pub device: String,
+}
+
+/// Compiles `spec` (read from `model`, placement-specialised) to its program and kernels and
+/// loads the weights onto the first GPU: checkpoint tensors through the mmap when `model` is a
+/// checkpoint directory, else random ones drawn from `seed`. Prints a note on what was set up.
+pub(super) fn load_cuda_model(
+    model: &Path,
+    mut spec: ModelSpec,
+    placement_arg: Option<&str>,
+    seed: u64,
+    cfg: ExecConfig,
+) -> Result<CudaModel> {
     let expected = weight_layout(&spec);
-    let ckpt = if args.model.is_dir() {
-        let ckpt = Checkpoint::open(&args.model)?;
+    let ckpt = if model.is_dir() {
+        let ckpt = Checkpoint::open(model)?;
         for note in align_biases(&mut spec, |k| ckpt.contains(k)) {
             eprintln!("note: {note}");
         }
         let expected = weight_layout(&spec);
-        check_layout(&ckpt, &expected).with_context(|| format!("loading {}", args.model.display()))?;
+        check_layout(&ckpt, &expected).with_context(|| format!("loading {}", model.display()))?;
         Some(ckpt)
     } else {
         None
     };
-    let name = args
-        .model
+    let name = model
         .file_stem()
         .map_or_else(|| "model".to_string(), |s| s.to_string_lossy().to_string());
-    let place = placement(&spec, args.placement.as_deref())?;
+    let place = placement(&spec, placement_arg)?;
     let (cg, program) = modelc::codegen::compile(&spec, &place, &name)
-        .with_context(|| format!("generating the GPU program of {}", args.model.display()))?;
+        .with_context(|| format!("generating the GPU program of {}", model.display()))?;
     let sources: BTreeMap<String, String> = cg.kernels.iter().map(|k| (k.name.clone(), k.source.clone())).collect();
 
     let t_load = Instant::now();
     let gpu = Gpu::new(0).context("--device cuda needs a CUDA GPU")?;
     let device = format!("{}, {}", gpu.name(), gpu.arch());
     let cache = KernelCache::from_env()?;
-    let max_len = args.prompt_ids.len() + args.max_new_tokens.max(1);
-    let cfg = ExecConfig::new(max_len, 1);
-    let mut exec = match &ckpt {
+    let exec = match &ckpt {
         Some(ckpt) => Executor::new(
             gpu,
             program,
@@ -368,7 +375,7 @@ fn run_cuda(args: &Args) -> Result<()> {
                 .iter()
                 .flat_map(|w| w.parts.iter().map(|p| p.key.clone()))
                 .collect();
-            let random = random_weights(&expected, &needed, args.seed)?;
+            let random = random_weights(&expected, &needed, seed)?;
             Executor::new(
                 gpu,
                 program,
@@ -397,6 +404,18 @@ fn run_cuda(args: &Args) -> Result<()> {
         mem.buffers as f64 / 1048576.0,
         t_load.elapsed().as_secs_f64()
     );
+    Ok(CudaModel { exec, device })
+}
+
+/// `--device cuda`: the compiled program on the GPU ([`load_cuda_model`]) prefills the prompt and
+/// decodes greedily, as the CPU path does.
+fn run_cuda(args: &Args) -> Result<()> {
+    let spec = load_spec(&args.model, &[])?;
+    // Checkpoint weights go to the GPU through the mmap; random ones are drawn on the host.
+    check_request(&spec, args, if args.model.is_dir() { 0 } else { 2 })?;
+    let max_len = args.prompt_ids.len() + args.max_new_tokens.max(1);
+    let cfg = ExecConfig::new(max_len, 1);
+    let CudaModel { mut exec, device } = load_cuda_model(&args.model, spec, args.placement.as_deref(), args.seed, cfg)?;
 
     let vocab = exec.vocab();
     let t0 = Instant::now();
