@@ -977,7 +977,7 @@ fn run_scan(ctx: &mut Ctx, p: &SelectiveScanParams, gx: usize, b: usize, t: usiz
     } else {
         ctx.get_f32(&st_out)
     };
-    check(&s, &want_s.data, s_tol, &format!("{what}: state"));
+    check(&s, &want_s.data, STATE_TOL, &format!("{what}: state"));
 }
 
 #[test]

@@ -6,7 +6,7 @@
 use modelc::codegen::templates::attention::{attention_decode, attention_prefill, AttentionParams};
 use modelc::codegen::templates::conv1d::{conv1d, Conv1dParams, ConvActivation};
 use modelc::codegen::templates::delta_rule::{
-    delta_rule_chunked, delta_rule_recurrent, DecayGate, DeltaRuleParams, GatedNormEpilogue,
+    delta_rule_chunked, delta_rule_recurrent, delta_rule_tensor_cores, DecayGate, DeltaRuleParams, GatedNormEpilogue,
 };
 use modelc::codegen::templates::selective_scan::{selective_scan, SelectiveScanParams};
 use modelc::codegen::templates::KernelSource;
@@ -122,15 +122,15 @@ fn all_sources() -> Vec<KernelSource> {
         out.push(delta_rule_chunked(&p).unwrap());
         out.push(delta_rule_recurrent(&p).unwrap());
     }
-    // The largest chunk whose buffers fit a block at Dk = Dv = 128 with the epilogue (64 does
-    // not: 227.5 KiB). Chunked only: the recurrent kernel ignores the chunk (same source).
-    out.push(
-        delta_rule_chunked(&DeltaRuleParams {
-            chunk: 32,
-            ..DeltaRuleParams::new(4, 4, 128, 128, DecayGate::PerChannel).with_gated_norm(silu)
-        })
-        .unwrap(),
-    );
+    // The SIMT form (Dk = 120, not a multiple of 16) with a 32-token chunk and the epilogue.
+    // Chunked only: the recurrent kernel ignores the chunk (same source). Dk = Dv = 128 takes
+    // the tensor-core form, above.
+    let simt = DeltaRuleParams {
+        chunk: 32,
+        ..DeltaRuleParams::new(4, 4, 120, 128, DecayGate::PerChannel).with_gated_norm(silu)
+    };
+    assert!(!delta_rule_tensor_cores(&simt));
+    out.push(delta_rule_chunked(&simt).unwrap());
     for (n, r) in [(16, 1), (16, 4), (64, 2)] {
         out.push(selective_scan(&SelectiveScanParams::apriel2(n, r)).unwrap());
     }

@@ -483,8 +483,17 @@ const CHUNKED_NORM_STORE: &str =
         }
 ";
 
-/// Dynamic shared memory of [`delta_rule_chunked`], in bytes.
+/// Dynamic shared memory of [`delta_rule_chunked`], in bytes (either form).
 pub fn delta_rule_chunked_smem(p: &DeltaRuleParams) -> u32 {
+    if delta_rule_tensor_cores(p) {
+        tc_smem(p)
+    } else {
+        simt_smem(p)
+    }
+}
+
+/// Shared memory of the SIMT form of the chunked kernel.
+fn simt_smem(p: &DeltaRuleParams) -> u32 {
     let c = p.chunk;
     let dk = p.key_dim;
     let g = match p.gate {
@@ -502,22 +511,30 @@ pub fn delta_rule_chunked_smem(p: &DeltaRuleParams) -> u32 {
 }
 
 /// Emits `delta_rule_chunked_<hash>`: the chunked (WY / UT-transform) prefill. Any T ≥ 1; the
-/// last chunk may be partial.
+/// last chunk may be partial. Shapes that [`delta_rule_tensor_cores`] accepts get the
+/// tensor-core form (64-token chunks, `p.chunk` ignored); the others the SIMT form below.
 ///
-/// Kernel arguments: as [`delta_rule_recurrent`]. Launch with [`delta_rule_launch`] and
-/// [`delta_rule_chunked_smem`] bytes of dynamic shared memory.
+/// Kernel arguments: as [`delta_rule_recurrent`]. Launch with [`delta_rule_chunked_launch`].
+pub fn delta_rule_chunked(p: &DeltaRuleParams) -> Result<KernelSource, TemplateError> {
+    validate(p, "delta_rule_chunked")?;
+    check("delta_rule_chunked", (1..=64).contains(&p.chunk), || {
+        format!("chunk {} must be in 1..=64", p.chunk)
+    })?;
+    if delta_rule_tensor_cores(p) {
+        return Ok(tensor_core_kernel(p));
+    }
+    simt_kernel(p)
+}
+
+/// The SIMT form of [`delta_rule_chunked`]: one thread per value column, state in registers.
 ///
 /// Per chunk of C tokens, with `G_t` the in-chunk cumulative log-decay, `k̃_t = e^{G_t}⊙k_t`,
 /// `q̃_t = e^{G_t}⊙q_t`, `k̂_t = e^{G_last − G_t}⊙k_t`, `L[t,s] = β_t Σ_d k_t,d k_s,d e^{G_t,d − G_s,d}`
 /// (s < t) and `QK[t,s] = Σ_d q_t,d k_s,d e^{G_t,d − G_s,d}` (s ≤ t):
 /// `u = (I + L)⁻¹·diag(β)(V − K̃ S)` by forward substitution, `o_t = Sᵀq̃_t + Σ_{s≤t} QK[t,s] u_s`,
 /// `S ← e^{G_last}⊙S + K̂ᵀU`. Only non-positive differences of G are exponentiated.
-pub fn delta_rule_chunked(p: &DeltaRuleParams) -> Result<KernelSource, TemplateError> {
-    validate(p, "delta_rule_chunked")?;
-    check("delta_rule_chunked", (1..=64).contains(&p.chunk), || {
-        format!("chunk {} must be in 1..=64", p.chunk)
-    })?;
-    let smem = delta_rule_chunked_smem(p);
+fn simt_kernel(p: &DeltaRuleParams) -> Result<KernelSource, TemplateError> {
+    let smem = simt_smem(p);
     check("delta_rule_chunked", smem <= DELTA_MAX_SMEM, || {
         format!(
             "{smem} bytes of shared memory exceed the {DELTA_MAX_SMEM} a block may have (smaller chunk or value_block)"
@@ -716,8 +733,168 @@ extern "C" __global__ void __launch_bounds__({bv}) delta_rule_chunked_{HASH}(
     Ok(finish(&[&format!("delta_rule_chunked_{HASH}")], body))
 }
 
-/// Launch geometry of both delta-rule kernels for `batch` sequences; `smem` is
-/// [`delta_rule_chunked_smem`] for the chunked kernel and 0 for the recurrent one.
+/// Tokens per chunk of the tensor-core form.
+pub const DELTA_TC_CHUNK: usize = 64;
+
+/// The tensor-core form's kernel text; `@THREADS@`, `@ARGS@`, `@CONSTS@` and `@STORE@` are
+/// filled in by [`tensor_core_kernel`].
+const TC_KERNEL: &str = include_str!("delta_rule_tc.cu");
+
+/// The tensor-core form's output store without the epilogue.
+const TC_STORE: &str = "#pragma unroll
+        for (int n = 0; n < NTW; ++n)
+#pragma unroll
+            for (int h = 0; h < 2; ++h) {
+                const int t = 16 * mr + r4 + 8 * h;
+                if (t < cn)
+#pragma unroll
+                    for (int x = 0; x < 2; ++x)
+                        o[(row0 + t) * o_stride + hv * DV + j0 + cg * BVW + 8 * n + c4 + x] = f2bf(acc[n][2 * h + x]);
+            }";
+
+/// The tensor-core form's gated RMSNorm epilogue (one block per head, so `j0 = 0`).
+const TC_NORM_STORE: &str = "        {
+            /* Gated RMSNorm epilogue: a row's sum of o^2 over the 4 lanes of its quad (a fixed
+             * butterfly), then over the column groups in order; o stays f32 until the store. */
+#pragma unroll
+            for (int h = 0; h < 2; ++h) {
+                float ss = 0.0f;
+#pragma unroll
+                for (int n = 0; n < NTW; ++n)
+                    ss += acc[n][2 * h] * acc[n][2 * h] + acc[n][2 * h + 1] * acc[n][2 * h + 1];
+                ss += __shfl_xor_sync(0xffffffffu, ss, 1);
+                ss += __shfl_xor_sync(0xffffffffu, ss, 2);
+                if ((lane & 3) == 0) nss[cg * C + 16 * mr + r4 + 8 * h] = ss;
+            }
+            __syncthreads();
+#pragma unroll
+            for (int h = 0; h < 2; ++h) {
+                const int t = 16 * mr + r4 + 8 * h;
+                float tot = 0.0f;
+#pragma unroll
+                for (int w = 0; w < NW / 4; ++w) tot += nss[w * C + t];
+                const float rn = rsqrtf(tot / (float)DV + NORM_EPS);
+                if (t < cn)
+#pragma unroll
+                    for (int n = 0; n < NTW; ++n)
+#pragma unroll
+                        for (int x = 0; x < 2; ++x) {
+                            const int col = j0 + cg * BVW + 8 * n + c4 + x;
+                            const float zj = bf2f(gate[(row0 + t) * gate_stride + hv * DV + col]);
+                            o[(row0 + t) * o_stride + hv * DV + col] =
+                                f2bf(acc[n][2 * h + x] * rn * norm_w[col] * @ACT@);
+                        }
+            }
+        }";
+
+/// Whether [`delta_rule_chunked`] takes the tensor-core form for `p`: Dk a multiple of 16
+/// (16..=128, the k tiles of mma m16n8k16), BV ∈ {32, 64, 96, 128} dividing Dv (whole n tiles
+/// per warp, no idle columns) and the shared memory within a block's limit. Needs sm_80+.
+pub fn delta_rule_tensor_cores(p: &DeltaRuleParams) -> bool {
+    p.key_dim.is_multiple_of(16)
+        && (16..=DELTA_MAX_KEY_DIM).contains(&p.key_dim)
+        && matches!(p.value_block, 32 | 64 | 96 | 128)
+        && p.value_dim.is_multiple_of(p.value_block)
+        && tc_smem(p) <= DELTA_MAX_SMEM
+}
+
+/// Threads of the tensor-core form: 4 warps (one per 16-row tile of a chunk) per column group
+/// of at most 64 value columns.
+fn tc_threads(p: &DeltaRuleParams) -> usize {
+    if p.value_block <= 64 {
+        128
+    } else {
+        256
+    }
+}
+
+/// Shared memory of the tensor-core form (the layout at the top of `delta_rule_tc.cu`).
+fn tc_smem(p: &DeltaRuleParams) -> u32 {
+    let (c, dk, bv) = (DELTA_TC_CHUNK, p.key_dim, p.value_block);
+    let groups = tc_threads(p) / 128;
+    let (kp, vp, ap, fp) = (dk + 8, bv + 8, c + 8, c + 1);
+    let ng = match p.gate {
+        DecayGate::Scalar => c,
+        DecayGate::PerChannel => c * dk,
+    };
+    // Kept through a chunk: q e^G, k e^G, k e^(G_last - G) [C][KP], S [DK][VP], A_qk [C][AP]
+    // (bf16); L [C][FP], row scales and beta [3][C], e^G_last [DK], norm sums [groups][C] (f32);
+    // flags (16 bytes).
+    let kept = (3 * c * kp + dk * vp + c * ap) * 2 + c * fp * 4 + (3 * c + dk + groups * c) * 4 + 16;
+    // Phase A: G (f32), q, k and the 4 + 3 + 2 + 1 column blocks of Kc (bf16). Phase B, over
+    // it: (I + L)^-1 and a scratch [C][FP] (f32), (I + L)^-1 [C][AP], R and u [C][VP] (bf16).
+    let phase_a = ng * 4 + (2 * c + 160) * kp * 2;
+    let phase_b = 2 * c * fp * 4 + c * ap * 2 + 2 * c * vp * 2;
+    u32::try_from(kept + phase_a.max(phase_b)).unwrap_or(u32::MAX)
+}
+
+/// The tensor-core form of [`delta_rule_chunked`] (`p` passed [`delta_rule_tensor_cores`]).
+fn tensor_core_kernel(p: &DeltaRuleParams) -> KernelSource {
+    let threads = tc_threads(p);
+    let header = format!(
+        r#"/*
+ * delta_rule_chunked_{HASH}: gated delta rule, chunked (WY representation / UT transform), on
+ *   tensor cores (mma.sync m16n8k16 bf16 -> f32, ldmatrix, cp.async; sm_80+).
+ *   {desc}, chunk C = {c}.{norm_line}
+ *   Fuses the q/k l2 norm and scale, the in-chunk cumsum of g, the intra-chunk products, the
+ *   UT solve and the state scan{norm_fused}. Per chunk, with G the in-chunk cumsum of g:
+ *   A_qk[t,s] = sum_d q_td k_sd e^(G_td - G_sd) (s <= t), L[t,s] = beta_t sum_d k_td k_sd
+ *   e^(G_td - G_sd) (s < t): 16-row block i against the columns up to its end, with the
+ *   factors (x e^(G - G_r)) (k e^(G_r - G)), r = 16 i (fla's chunk_kda), all <= 1 off the
+ *   diagonal blocks; a diagonal block whose decay span passes 2^64 is summed exactly instead.
+ *   (I + L)^-1 in f32 (16x16 blocks by substitution, then by distance); R = diag(beta)
+ *   (V - (e^G k) S); u = (I + L)^-1 R; o = (e^G q) S + A_qk u; S <- e^G_last S +
+ *   (e^(G_last - G) k)^T u. Products on tensor cores with bf16 operands and f32 accumulators;
+ *   the state stays in f32 accumulators (a bf16 copy in shared memory feeds the products).
+ *   Tokens past T in the last chunk are zero with beta = 0 and g = 0, so they change nothing.
+{layouts}
+ * Grid (Dv/BV, Hv, B), block {threads} threads = 4 row tiles x {groups} column group(s) of warps,
+ *   BV = {bv}, dynamic smem = delta_rule_chunked_smem() bytes. Deterministic: fixed reduction
+ *   orders, no atomics on data. Requires Dk % 16 == 0 (<= 128) and BV | Dv.
+ */
+{PRELUDE}"#,
+        desc = describe(p),
+        norm_line = describe_norm(p),
+        norm_fused = if p.gated_norm.is_some() {
+            " and the gated RMSNorm"
+        } else {
+            ""
+        },
+        c = DELTA_TC_CHUNK,
+        layouts = layouts(p),
+        groups = threads / 128,
+        bv = p.value_block,
+    );
+    let store = match p.gated_norm {
+        None => TC_STORE.to_string(),
+        Some(n) => TC_NORM_STORE.replace("@ACT@", &gate_act(n.act, "zj")),
+    };
+    let body = TC_KERNEL
+        .replace("@THREADS@", &threads.to_string())
+        .replace("@ARGS@", &args(p))
+        .replace("@CONSTS@", &(constants(p) + &norm_constants(p)))
+        .replace("@STORE@", &store)
+        .replace("@HASH@", HASH);
+    finish(&[&format!("delta_rule_chunked_{HASH}")], header + &body)
+}
+
+/// Launch geometry of the chunked kernel for `batch` sequences (either form): the grid of
+/// [`delta_rule_launch`], the form's threads and [`delta_rule_chunked_smem`] bytes.
+pub fn delta_rule_chunked_launch(p: &DeltaRuleParams, batch: usize) -> Launch {
+    let threads = if delta_rule_tensor_cores(p) {
+        tc_threads(p)
+    } else {
+        p.value_block
+    };
+    Launch::new(
+        (blocks(p.value_dim, p.value_block), dim(p.value_heads), dim(batch)),
+        (dim(threads), 1, 1),
+        delta_rule_chunked_smem(p),
+    )
+}
+
+/// Launch geometry of the recurrent kernel (and of the SIMT chunked form) for `batch`
+/// sequences: BV threads per block; `smem` is 0 for the recurrent kernel.
 pub fn delta_rule_launch(p: &DeltaRuleParams, batch: usize, smem: u32) -> Launch {
     Launch::new(
         (blocks(p.value_dim, p.value_block), dim(p.value_heads), dim(batch)),
@@ -738,8 +915,56 @@ mod tests {
             assert!(delta_rule_recurrent(&p).is_ok());
             assert!(delta_rule_chunked(&p).is_ok());
         }
-        // C=16, Dk=Dv=128, BV=64: comfortably inside the 48 KiB default.
-        assert!(delta_rule_chunked_smem(&kda) < 48 * 1024);
+        // Both take the tensor-core form, within a block's shared memory.
+        for p in [gdn, kda, kda.with_gated_norm(SILU)] {
+            assert!(delta_rule_tensor_cores(&p));
+            assert!(delta_rule_chunked_smem(&p) <= DELTA_MAX_SMEM);
+            assert!(delta_rule_chunked(&p)
+                .unwrap()
+                .source
+                .contains("mma.sync.aligned.m16n8k16"));
+        }
+        // The SIMT form (Dk not a multiple of 16), C=16, Dk=120, Dv=128, BV=64: inside the
+        // 48 KiB default.
+        let simt = DeltaRuleParams::new(16, 16, 120, 128, DecayGate::PerChannel);
+        assert!(!delta_rule_tensor_cores(&simt));
+        assert!(delta_rule_chunked_smem(&simt) < 48 * 1024);
+    }
+
+    /// The tensor-core form takes Dk in 16..=128 in steps of 16 and BV in {32, 64, 96, 128}
+    /// dividing Dv; its launch has 128 threads per 64 columns, the recurrent kernel's grid.
+    #[test]
+    fn tensor_core_form_selection_and_launch() {
+        for (dk, dv, tc) in [
+            (16, 32, true),
+            (64, 96, true),
+            (128, 128, true),
+            (24, 64, false),
+            (128, 80, false),
+        ] {
+            for gate in [DecayGate::Scalar, DecayGate::PerChannel] {
+                let p = DeltaRuleParams::new(2, 4, dk, dv, gate);
+                assert_eq!(delta_rule_tensor_cores(&p), tc, "Dk {dk} Dv {dv}");
+                let src = delta_rule_chunked(&p).unwrap();
+                assert_eq!(src.source.contains("mma.sync"), tc, "Dk {dk} Dv {dv}");
+                let l = delta_rule_chunked_launch(&p, 3);
+                assert_eq!(l.grid, delta_rule_launch(&p, 3, 0).grid);
+                assert_eq!(l.smem, delta_rule_chunked_smem(&p));
+                let threads = if !tc {
+                    p.value_block
+                } else if p.value_block <= 64 {
+                    128
+                } else {
+                    256
+                };
+                assert_eq!(l.block.0 as usize, threads, "Dk {dk} Dv {dv}");
+                assert!(src.source.contains(&format!("__launch_bounds__({threads})")));
+            }
+        }
+        // One block per head with the epilogue: Dv = 128 in 256 threads.
+        let norm = DeltaRuleParams::new(2, 2, 128, 128, DecayGate::PerChannel).with_gated_norm(SILU);
+        assert_eq!(delta_rule_chunked_launch(&norm, 1).block.0, 256);
+        assert_eq!(delta_rule_chunked_launch(&norm, 1).grid.0, 1);
     }
 
     #[test]
@@ -772,7 +997,11 @@ mod tests {
             for gate in [DecayGate::Scalar, DecayGate::PerChannel] {
                 let p = DeltaRuleParams::new(2, 4, dk, dv, gate);
                 let tail = !dv.is_multiple_of(p.value_block);
-                for src in [delta_rule_chunked(&p).unwrap(), delta_rule_recurrent(&p).unwrap()] {
+                let mut sources = vec![delta_rule_recurrent(&p).unwrap()];
+                if !delta_rule_tensor_cores(&p) {
+                    sources.push(delta_rule_chunked(&p).unwrap());
+                }
+                for src in sources {
                     assert!(src.source.contains("constexpr bool VTAIL = DV % BV != 0;"));
                     assert!(src.source.contains("const bool active = !VTAIL || j < DV;"));
                 }
@@ -807,7 +1036,13 @@ mod tests {
 
     #[test]
     fn chunk_size_changes_the_chunked_kernel_only() {
-        let a = DeltaRuleParams::new(4, 4, 64, 64, DecayGate::PerChannel);
+        // The SIMT form (Dk = 48 + 8); the tensor-core form always uses 64-token chunks.
+        let tc = DeltaRuleParams::new(4, 4, 64, 64, DecayGate::PerChannel);
+        assert_eq!(
+            delta_rule_chunked(&tc).unwrap().name(),
+            delta_rule_chunked(&DeltaRuleParams { chunk: 32, ..tc }).unwrap().name()
+        );
+        let a = DeltaRuleParams::new(4, 4, 56, 64, DecayGate::PerChannel);
         let b = DeltaRuleParams { chunk: 32, ..a };
         assert_ne!(
             delta_rule_chunked(&a).unwrap().name(),
@@ -910,7 +1145,8 @@ mod tests {
     /// The chunked kernel's shared memory grows by the epilogue's buffers and must fit a block.
     #[test]
     fn chunked_shared_memory_accounts_for_the_epilogue() {
-        let plain = DeltaRuleParams::new(16, 16, 128, 128, DecayGate::PerChannel);
+        // The SIMT form (Dk = 120); the tensor-core form always reserves the epilogue's sums.
+        let plain = DeltaRuleParams::new(16, 16, 120, 128, DecayGate::PerChannel);
         let fused = plain.with_gated_norm(SILU);
         let wider = DeltaRuleParams {
             value_block: 128,
