@@ -13,7 +13,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Validate, lower, verify and fuse a spec; write the IR, a summary, the kernels and the program to DIR.
+    /// Validate, lower, verify and fuse a spec; write the IR, a summary, the kernels, the program and a
+    /// Cargo crate of typed weights to DIR.
     Build(cli::build::Args),
     /// Print the IR of a spec as text or Graphviz.
     Graph(cli::graph::Args),

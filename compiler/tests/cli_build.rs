@@ -42,6 +42,10 @@ fn build_succeeds_on_every_spec_and_counts_parameters_exactly() {
             "ir.placed.txt",
             "summary.txt",
             "summary.json",
+            // The crate of typed weights (tests/typed_app.rs builds and uses one).
+            "Cargo.toml",
+            "src/lib.rs",
+            "README.md",
         ] {
             assert!(out.join(f).is_file(), "{}: {f} missing", path.display());
         }

@@ -1,11 +1,12 @@
 //! `modelc build`: parse, validate, lower, verify; write the IR, a summary, the kernels and the
-//! program to DIR.
+//! program to DIR, which is also a Cargo crate of typed weights (`cli/typed_crate.rs`).
 
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 
 use super::common::{load_spec, lower, place, placement, refuse_checkpoint_output, write_atomic};
+use super::typed_crate::{self, CrateDeps, CrateOptions};
 use modelc::ir::{dot::to_dot, summary::summarize, text::to_text};
 
 /// Arguments of `modelc build`.
@@ -22,6 +23,13 @@ pub struct Args {
     /// Placement for stochastic layers: a sub-mixer name for all, or LAYER=NAME,...
     #[arg(long)]
     pub placement: Option<String>,
+    /// Name of the Cargo package written to DIR (default: DIR's name).
+    #[arg(long)]
+    pub crate_name: Option<String>,
+    /// How that package depends on modelc: path dependencies on this checkout, or version
+    /// dependencies.
+    #[arg(long, value_enum, default_value = "path")]
+    pub crate_deps: CrateDeps,
 }
 
 pub fn run(args: Args) -> Result<()> {
@@ -59,6 +67,14 @@ pub fn run(args: Args) -> Result<()> {
     );
     print!("{text}");
     write_kernels(&spec, &placement, &stem, &out)?;
+    let crate_opts = CrateOptions {
+        spec_path: &args.spec,
+        surgeries: &args.surgeries,
+        name: args.crate_name.as_deref(),
+        deps: args.crate_deps,
+    };
+    let package = typed_crate::write(&crate_opts, &spec, &out)?;
+    println!("crate `{package}`: Cargo.toml, src/lib.rs, spec/, README.md (typed weights; see README.md)");
     println!("wrote {}", out.display());
     Ok(())
 }

@@ -8,3 +8,4 @@ pub mod graph;
 pub mod kernels;
 pub mod plan;
 pub mod run;
+pub mod typed_crate;

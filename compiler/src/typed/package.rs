@@ -122,10 +122,15 @@ impl Package<'_> {
     fn cargo_toml(&self, dir: &Path) -> String {
         let dep = |krate: &str, folder: &str| match &self.deps {
             Deps::Path(root) => {
-                let target = root.join(folder);
+                // Relative inside the checkout (`build/x` → `../../macros`), absolute elsewhere.
+                let root = root.canonicalize().unwrap_or_else(|_| root.clone());
                 let abs_dir = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
-                let abs_target = target.canonicalize().unwrap_or(target);
-                let path = relative(&abs_dir, &abs_target);
+                let target = root.join(folder);
+                let path = if abs_dir.starts_with(&root) {
+                    relative(&abs_dir, &target)
+                } else {
+                    target
+                };
                 format!("{krate} = {{ path = {} }}\n", toml_str(&path.to_string_lossy()))
             }
             Deps::Version(v) => format!("{krate} = {}\n", toml_str(v)),
@@ -210,10 +215,7 @@ impl Package<'_> {
                 None => kinds.push((k, vec![i])),
             }
         }
-        let layers: Vec<String> = kinds
-            .iter()
-            .map(|(k, v)| format!("{k} ({} layer{})", v.len(), if v.len() == 1 { "" } else { "s" }))
-            .collect();
+        let layers: Vec<String> = kinds.iter().map(|(k, v)| format!("{} {k}", v.len())).collect();
         let made_from = if self.has_converter() {
             let names: Vec<String> = self.surgeries.iter().map(|s| format!("`spec/{}`", s.name)).collect();
             format!("`spec/{}` after {}", self.spec_file.name, names.join(", then "))
@@ -302,6 +304,59 @@ impl Package<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn package(spec: &ModelSpec, deps: Deps, surgeries: usize) -> Package<'_> {
+        let file = |name: &str| CopiedFile {
+            name: name.into(),
+            contents: format!("# {name}\n"),
+        };
+        Package {
+            name: "tiny".into(),
+            spec_file: file("tiny.yaml"),
+            surgeries: (0..surgeries).map(|i| file(&format!("s{i}.yaml"))).collect(),
+            spec,
+            deps,
+            command: "modelc build tiny.yaml".into(),
+        }
+    }
+
+    fn text(files: &[(PathBuf, String)], name: &str) -> String {
+        files
+            .iter()
+            .find(|(p, _)| p == Path::new(name))
+            .map(|(_, t)| t.clone())
+            .unwrap_or_else(|| panic!("no {name}"))
+    }
+
+    #[test]
+    fn crate_files_depend_on_paths_or_versions_and_call_the_macros() {
+        let spec = crate::spec::load(&checkout_root().join("specs/tiny-attention.yaml")).expect("spec");
+        let root = checkout_root();
+        let files = package(&spec, Deps::Path(root.clone()), 0).files(&root.join("build/tiny"));
+        let toml = text(&files, "Cargo.toml");
+        assert!(toml.contains("modelc-macros = { path = \"../../macros\" }"), "{toml}");
+        assert!(toml.contains("modelc-runtime = { path = \"../../runtime\" }"), "{toml}");
+        assert!(
+            !toml.contains("\nmodelc = "),
+            "no converter, no compiler dependency: {toml}"
+        );
+        assert!(toml.trim_end().ends_with("[workspace]"), "{toml}");
+        let lib = text(&files, "src/lib.rs");
+        assert!(lib.contains("spec: \"spec/tiny.yaml\""), "{lib}");
+        assert!(!lib.contains("converter!"), "{lib}");
+        assert_eq!(text(&files, "spec/tiny.yaml"), "# tiny.yaml\n");
+
+        let files = package(&spec, Deps::Version("0.1.0".into()), 2).files(Path::new("/elsewhere/tiny"));
+        let toml = text(&files, "Cargo.toml");
+        assert!(
+            toml.contains("modelc-macros = \"0.1.0\"") && toml.contains("\nmodelc = \"0.1.0\""),
+            "{toml}"
+        );
+        let lib = text(&files, "src/lib.rs");
+        assert!(lib.contains("surgeries: [\"spec/s0.yaml\", \"spec/s1.yaml\"]"), "{lib}");
+        assert!(lib.contains("pub fn convert(source::Model) -> model::Model"), "{lib}");
+        assert!(text(&files, "README.md").contains("2 layers (2 attention)"));
+    }
 
     #[test]
     fn package_names_and_relative_paths() {
