@@ -162,9 +162,9 @@ extern "C" __global__ void __launch_bounds__(256) rope_467f3a6c044b(
     }
 }
 
-// ===== kernels/attn_prefill_cdfc4895.cu =====
+// ===== kernels/attn_prefill_0d3fdb1f.cu =====
 /*
- * modelc mixer core: attn_prefill_cdfc4895 (template).
+ * modelc mixer core: attn_prefill_0d3fdb1f (template).
  * Fuses, in order:
  *   attention(heads=2, kv_heads=1, head_dim=32, causal=true, window=none, scale=0.17677669529663687)
  * Bytes loaded:  256*batch*tokens + 128*batch*(past + tokens)
@@ -172,17 +172,19 @@ extern "C" __global__ void __launch_bounds__(256) rope_467f3a6c044b(
  * FLOPs:         256*batch*tokens*(past + tokens)
  */
 /*
- * attn_prefill_cdfc4895: causal GQA attention of T new tokens over (KV cache ++ new keys),
+ * attn_prefill_0d3fdb1f: causal GQA attention of T new tokens over (KV cache ++ new keys),
  *   H = 2 query heads, G = 1 KV heads, Dh = 32, scale = 1.7677669e-1f, full causal (slot = pos).
  *   out[b,t,h,:] = softmax_j(scale * q[b,t,h,:] . k_j) v_j over the keys j visible from
- *   position past_len[b] + t; f32 online softmax (flash style), f32 accumulation.
+ *   position past_len[b] + t. Tensor cores: S = Q K^T and O += P V on mma.sync m16n8k16
+ *   (bf16 operands, f32 accumulation); online softmax in f32 (exp2, log2(e) folded into the
+ *   scale). P is rounded to bf16 for the P V product, as FlashAttention does.
  *   Also appends this call's k/v rows into the caches (done by the blocks of head h % (H/G) == 0).
  * Layouts: q [B,T,H*Dh], k/v [B,T,G*Dh], out [B,T,H*Dh] bf16 rows with strides (elements);
  *   k_cache/v_cache [B,G,s_max,Dh] bf16; past_len [B] int32. q and k are already rotated (RoPE).
- * Grid (ceil(T/16), H, B), block 128 (4 warps x 4 queries),
- *   dynamic smem 4 * (BQ*Dh + BK*KP + BK*Dh) bytes (attention_prefill_smem), KP = Dh | 1.
- * Lane l of a warp scores key kt0 + l (full-warp shuffles over keys) and accumulates output
- *   channels l + 32 i, i < ceil(Dh/32); when Dh % 32 != 0 lanes past Dh own no channel (DTAIL).
+ *   Rows that are not 16-byte aligned are copied element by element (same results).
+ * Grid (ceil(T/64), H, B), block 128 (4 warps x 16 query rows), dynamic smem
+ *   (BQ + 4 BK) (Dh + 8) * 2 bytes: q tile and double-buffered k/v tiles of 32 keys, rows
+ *   padded by 8 channels so that ldmatrix is free of bank conflicts.
  */
 #include <cuda_bf16.h>
 
@@ -210,8 +212,61 @@ __device__ __forceinline__ float warp_max(float x) {
     return x;
 }
 #endif
+#ifndef MODELC_MMA_PRELUDE
+#define MODELC_MMA_PRELUDE
+__device__ __forceinline__ unsigned smem_addr(const void* p) {
+    return static_cast<unsigned>(__cvta_generic_to_shared(p));
+}
+/* 16-byte global -> shared copy; pred = false zero-fills the destination (reads nothing). */
+__device__ __forceinline__ void cp_async16(void* dst, const void* src, bool pred) {
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_addr(dst)), "l"(src),
+                 "r"(pred ? 16 : 0));
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+template <int N>
+__device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N)); }
+/* Four 8x8 b16 matrices; lanes 8i..8i+7 give the row addresses of matrix i. */
+__device__ __forceinline__ void ldmatrix_x4(unsigned (&r)[4], const void* p) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(smem_addr(p)));
+}
+__device__ __forceinline__ void ldmatrix_x4_trans(unsigned (&r)[4], const void* p) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(smem_addr(p)));
+}
+/* d += A (16x16, row) * B (16x8, col): bf16 operands, f32 accumulators. */
+__device__ __forceinline__ void mma_bf16(float (&d)[4], const unsigned (&a)[4], unsigned b0, unsigned b1) {
+    asm volatile(
+        "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+        "{%0,%1,%2,%3};\n"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+__device__ __forceinline__ unsigned pack_bf16x2(float lo, float hi) {
+    __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
+    return *reinterpret_cast<unsigned*>(&v);
+}
+__device__ __forceinline__ void copy8_to_smem(bf16* dst, const bf16* src, bool pred, bool vec) {
+    if (vec) {
+        cp_async16(dst, src, pred);
+        return;
+    }
+#pragma unroll
+    for (int i = 0; i < 8; ++i) dst[i] = pred ? src[i] : f2bf(0.0f);
+}
+__device__ __forceinline__ void copy8_global(bf16* dst, const bf16* src, bool vec) {
+    if (vec) {
+        *reinterpret_cast<uint4*>(dst) = *reinterpret_cast<const uint4*>(src);
+        return;
+    }
+#pragma unroll
+    for (int i = 0; i < 8; ++i) dst[i] = src[i];
+}
+#endif
 
-extern "C" __global__ void __launch_bounds__(128) attn_prefill_cdfc4895(
+extern "C" __global__ void __launch_bounds__(128) attn_prefill_0d3fdb1f(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -223,119 +278,211 @@ extern "C" __global__ void __launch_bounds__(128) attn_prefill_cdfc4895(
     constexpr int G = 1;
     constexpr int R = H / G;
     constexpr int DH = 32;
-    constexpr int DPL = (DH + 31) / 32;
-    constexpr bool DTAIL = DH % 32 != 0;
-    constexpr int KP = 33;
-    (void)KP;
     constexpr int W = 0;
-    constexpr float SCALE = 1.7677669e-1f;
-    constexpr int BK = 32;
-    constexpr int NW = 4;
-    constexpr int BQ = 16;
-    constexpr int QPW = BQ / NW;
-    /* Dynamic shared memory (attention_prefill_smem bytes): above 48 KiB for Dh > 128. */
-    extern __shared__ float smem[];
-    float (*q_s)[DH] = reinterpret_cast<float (*)[DH]>(smem);
-    float (*k_s)[KP] = reinterpret_cast<float (*)[KP]>(smem + BQ * DH);
-    float (*v_s)[DH] = reinterpret_cast<float (*)[DH]>(smem + BQ * DH + BK * KP);
+    constexpr float SCALE_LOG2 = 2.5503486e-1f;
+    constexpr int BQ = 64, BK = 32, NTH = 128;
+    constexpr int DS = DH + 8;          /* padded smem row (elements): conflict-free ldmatrix */
+    constexpr int CPR = DH / 8;         /* 16-byte chunks per row */
+    constexpr int NT = BK / 8;          /* score n-tiles per warp */
+    constexpr int DT = DH / 8;          /* output n-tiles per warp */
+    constexpr int KS = DH / 16;         /* k-steps of q.k */
+    extern __shared__ __align__(16) unsigned char smem_raw[];
+    bf16* q_s = reinterpret_cast<bf16*>(smem_raw);
+    bf16* k_s = q_s + BQ * DS;          /* [2][BK][DS] */
+    bf16* v_s = k_s + 2 * BK * DS;      /* [2][BK][DS] */
 
-    const int qt0 = blockIdx.x * BQ;
+    /* Heaviest (latest) query tiles first: causal work grows with the tile index. */
+    const int qt0 = (gridDim.x - 1 - blockIdx.x) * BQ;
     const int h = blockIdx.y;
     const long b = blockIdx.z;
     const int g = h / R;
-    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+    const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
     const int past = past_len[b];
     bf16* kc = k_cache + (b * G + g) * (long)s_max * DH;
     bf16* vc = v_cache + (b * G + g) * (long)s_max * DH;
 
-    for (int i = threadIdx.x; i < BQ * DH; i += blockDim.x) {
-        const int r = i / DH, d = i % DH, t = qt0 + r;
-        q_s[r][d] = t < T ? bf2f(q[(b * T + t) * q_stride + h * DH + d]) * SCALE : 0.0f;
+    const int q_last = min(T, qt0 + BQ) - 1;
+    const int hi = past + q_last;
+    const int lo = W > 0 ? max(0, past + qt0 - W + 1) : 0;
+    const int n_tiles = (hi - lo) / BK + 1;
+    /* q/k/v rows may be column slices of wider buffers: 16-byte copies need aligned rows. */
+    const bool vec = ((reinterpret_cast<unsigned long long>(q) | reinterpret_cast<unsigned long long>(k) |
+                       reinterpret_cast<unsigned long long>(v) |
+                       2ull * (unsigned long long)(q_stride | k_stride | v_stride)) & 15) == 0;
+
+    /* q tile (zero rows past T) */
+    for (int c = tid; c < BQ * CPR; c += NTH) {
+        const int r = c / CPR, ch = c % CPR, t = qt0 + r;
+        const bf16* src = q + (b * T + min(t, T - 1)) * (long)q_stride + h * DH + ch * 8;
+        copy8_to_smem(q_s + r * DS + ch * 8, src, t < T, vec);
     }
-    /* Append this tile's new keys/values (one query head per KV group does it). */
+    auto load_kv = [&](int tile, int buf) {
+        const int kt0 = lo + tile * BK;
+        bf16* kd = k_s + buf * BK * DS;
+        bf16* vd = v_s + buf * BK * DS;
+        for (int c = tid; c < BK * CPR; c += NTH) {
+            const int r = c / CPR, ch = c % CPR, pos = kt0 + r;
+            const bf16* ks = k;
+            const bf16* vs = v;
+            bool ok = pos <= hi;
+            if (pos < past) {
+                const long slot = W > 0 ? (long)pos % s_max : (long)pos;
+                ok = ok && slot < s_max;
+                ks = kc + slot * DH + ch * 8;
+                vs = vc + slot * DH + ch * 8;
+            } else if (ok) {
+                const long row = b * T + (pos - past);
+                ks = k + row * k_stride + g * DH + ch * 8;
+                vs = v + row * v_stride + g * DH + ch * 8;
+            }
+            copy8_to_smem(kd + r * DS + ch * 8, ks, ok, vec);
+            copy8_to_smem(vd + r * DS + ch * 8, vs, ok, vec);
+        }
+    };
+    load_kv(0, 0);
+    cp_async_commit();
+
+    /* Append this tile's new keys/values to the caches (one query head per KV group). */
     if (h % R == 0) {
-        for (int i = threadIdx.x; i < BQ * DH; i += blockDim.x) {
-            const int r = i / DH, d = i % DH, t = qt0 + r;
+        for (int c = tid; c < BQ * CPR; c += NTH) {
+            const int r = c / CPR, ch = c % CPR, t = qt0 + r;
             if (t >= T) continue;
             const long pos = (long)past + t;
             const long slot = W > 0 ? pos % s_max : pos;
             if (slot < s_max) {
-                kc[slot * DH + d] = k[(b * T + t) * k_stride + g * DH + d];
-                vc[slot * DH + d] = v[(b * T + t) * v_stride + g * DH + d];
+                copy8_global(kc + slot * DH + ch * 8, k + (b * T + t) * k_stride + g * DH + ch * 8, vec);
+                copy8_global(vc + slot * DH + ch * 8, v + (b * T + t) * v_stride + g * DH + ch * 8, vec);
             }
         }
     }
 
-    const int q_last = min(T, qt0 + BQ) - 1;
-    const int hi = past + q_last;
-    const int lo = W > 0 ? max(0, past + qt0 - W + 1) : 0;
-    float m[QPW], l[QPW], o[QPW][DPL];
+    /* Fragment coordinates: this thread's rows are lane/4 and lane/4 + 8 of the warp's 16. */
+    const int fr = lane / 4, fc = (lane % 4) * 2;
+    const int row0 = warp * 16 + fr;
+    const int qpos0 = past + qt0 + row0, qpos1 = qpos0 + 8;
+    unsigned qf[KS][4];
+    float o[DT][4];
 #pragma unroll
-    for (int qi = 0; qi < QPW; ++qi) {
-        m[qi] = -INFINITY;
-        l[qi] = 0.0f;
-#pragma unroll
-        for (int i = 0; i < DPL; ++i) o[qi][i] = 0.0f;
-    }
-    __syncthreads();
+    for (int i = 0; i < DT; ++i) o[i][0] = o[i][1] = o[i][2] = o[i][3] = 0.0f;
+    float m0 = -INFINITY, m1 = -INFINITY, l0 = 0.0f, l1 = 0.0f;
 
-    for (int kt0 = lo; kt0 <= hi; kt0 += BK) {
-        for (int i = threadIdx.x; i < BK * DH; i += blockDim.x) {
-            const int r = i / DH, d = i % DH, pos = kt0 + r;
-            float kv = 0.0f, vv = 0.0f;
-            if (pos <= hi) {
-                if (pos < past) {
-                    const long slot = W > 0 ? (long)pos % s_max : (long)pos;
-                    if (slot < s_max) {
-                        kv = bf2f(kc[slot * DH + d]);
-                        vv = bf2f(vc[slot * DH + d]);
-                    }
-                } else {
-                    const long row = b * T + (pos - past);
-                    kv = bf2f(k[row * k_stride + g * DH + d]);
-                    vv = bf2f(v[row * v_stride + g * DH + d]);
+    for (int tile = 0; tile < n_tiles; ++tile) {
+        const int buf = tile & 1;
+        if (tile + 1 < n_tiles) {
+            load_kv(tile + 1, buf ^ 1);
+            cp_async_commit();
+            cp_async_wait<1>();
+        } else {
+            cp_async_wait<0>();
+        }
+        __syncthreads();
+        if (tile == 0) {
+#pragma unroll
+            for (int ks = 0; ks < KS; ++ks)
+                ldmatrix_x4(qf[ks], q_s + (warp * 16 + lane % 16) * DS + ks * 16 + (lane / 16) * 8);
+        }
+        const bf16* kb = k_s + buf * BK * DS;
+        const bf16* vb = v_s + buf * BK * DS;
+        const int kt0 = lo + tile * BK;
+
+        float s[NT][4];
+#pragma unroll
+        for (int n = 0; n < NT; ++n) s[n][0] = s[n][1] = s[n][2] = s[n][3] = 0.0f;
+#pragma unroll
+        for (int ks = 0; ks < KS; ++ks) {
+#pragma unroll
+            for (int np = 0; np < NT / 2; ++np) {
+                unsigned bfr[4];
+                const int key = np * 16 + (lane / 16) * 8 + lane % 8;
+                const int d = ks * 16 + ((lane / 8) % 2) * 8;
+                ldmatrix_x4(bfr, kb + key * DS + d);
+                mma_bf16(s[2 * np], qf[ks], bfr[0], bfr[1]);
+                mma_bf16(s[2 * np + 1], qf[ks], bfr[2], bfr[3]);
+            }
+        }
+        /* Mask: only tiles that reach past a row's position or out of its window need it. */
+        const bool full = kt0 + BK - 1 <= past + qt0 && (W == 0 || past + qt0 + BQ - 1 - kt0 < W);
+        float mx0 = -INFINITY, mx1 = -INFINITY;
+#pragma unroll
+        for (int n = 0; n < NT; ++n) {
+#pragma unroll
+            for (int e = 0; e < 2; ++e) {
+                const int pos = kt0 + n * 8 + fc + e;
+                float a = s[n][e] * SCALE_LOG2, c = s[n][2 + e] * SCALE_LOG2;
+                if (!full) {
+                    if (!(pos <= qpos0 && (W == 0 || qpos0 - pos < W))) a = -INFINITY;
+                    if (!(pos <= qpos1 && (W == 0 || qpos1 - pos < W))) c = -INFINITY;
                 }
-            }
-            k_s[r][d] = kv;
-            v_s[r][d] = vv;
-        }
-        __syncthreads();
-#pragma unroll
-        for (int qi = 0; qi < QPW; ++qi) {
-            const int r = warp * QPW + qi, t = qt0 + r;
-            if (t >= T) continue; /* warp-uniform */
-            const int qpos = past + t, pos = kt0 + lane;
-            float s = 0.0f;
-#pragma unroll 8
-            for (int d = 0; d < DH; ++d) s = fmaf(q_s[r][d], k_s[lane][d], s);
-            const bool vis = pos <= qpos && (W == 0 || qpos - pos < W);
-            s = vis ? s : -INFINITY;
-            const float mn = fmaxf(m[qi], warp_max(s));
-            if (mn == -INFINITY) continue; /* nothing visible yet: warp-uniform */
-            const float pr = vis ? expf(s - mn) : 0.0f;
-            const float corr = expf(m[qi] - mn);
-            l[qi] = l[qi] * corr + warp_sum(pr);
-            m[qi] = mn;
-#pragma unroll
-            for (int i = 0; i < DPL; ++i) o[qi][i] *= corr;
-            for (int j = 0; j < BK; ++j) {
-                const float pj = __shfl_sync(0xffffffffu, pr, j);
-#pragma unroll
-                for (int i = 0; i < DPL; ++i)
-                    if (!DTAIL || lane + 32 * i < DH) o[qi][i] = fmaf(pj, v_s[j][lane + 32 * i], o[qi][i]);
+                s[n][e] = a;
+                s[n][2 + e] = c;
+                mx0 = fmaxf(mx0, a);
+                mx1 = fmaxf(mx1, c);
             }
         }
-        __syncthreads();
+        mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 1));
+        mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 2));
+        mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 1));
+        mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 2));
+        const float mn0 = fmaxf(m0, mx0), mn1 = fmaxf(m1, mx1);
+        /* A row with nothing visible yet keeps base 0 so that exp2 never sees inf - inf. */
+        const float base0 = mn0 == -INFINITY ? 0.0f : mn0, base1 = mn1 == -INFINITY ? 0.0f : mn1;
+        const float corr0 = exp2f(m0 - base0), corr1 = exp2f(m1 - base1);
+        m0 = mn0;
+        m1 = mn1;
+        float sum0 = 0.0f, sum1 = 0.0f;
+#pragma unroll
+        for (int n = 0; n < NT; ++n) {
+            s[n][0] = exp2f(s[n][0] - base0);
+            s[n][1] = exp2f(s[n][1] - base0);
+            s[n][2] = exp2f(s[n][2] - base1);
+            s[n][3] = exp2f(s[n][3] - base1);
+            sum0 += s[n][0] + s[n][1];
+            sum1 += s[n][2] + s[n][3];
+        }
+        l0 = l0 * corr0 + sum0;
+        l1 = l1 * corr1 + sum1;
+#pragma unroll
+        for (int i = 0; i < DT; ++i) {
+            o[i][0] *= corr0;
+            o[i][1] *= corr0;
+            o[i][2] *= corr1;
+            o[i][3] *= corr1;
+        }
+        /* O += P V: the score accumulators of n-tiles 2j, 2j+1 are the A fragment of k-step j. */
+#pragma unroll
+        for (int j = 0; j < BK / 16; ++j) {
+            unsigned pa[4];
+            pa[0] = pack_bf16x2(s[2 * j][0], s[2 * j][1]);
+            pa[1] = pack_bf16x2(s[2 * j][2], s[2 * j][3]);
+            pa[2] = pack_bf16x2(s[2 * j + 1][0], s[2 * j + 1][1]);
+            pa[3] = pack_bf16x2(s[2 * j + 1][2], s[2 * j + 1][3]);
+#pragma unroll
+            for (int dp = 0; dp < DT / 2; ++dp) {
+                unsigned bfr[4];
+                const int key = j * 16 + ((lane / 8) % 2) * 8 + lane % 8;
+                const int d = dp * 16 + (lane / 16) * 8;
+                ldmatrix_x4_trans(bfr, vb + key * DS + d);
+                mma_bf16(o[2 * dp], pa, bfr[0], bfr[1]);
+                mma_bf16(o[2 * dp + 1], pa, bfr[2], bfr[3]);
+            }
+        }
+        __syncthreads(); /* this buffer is refilled by the next iteration's prefetch */
     }
+    l0 += __shfl_xor_sync(0xffffffffu, l0, 1);
+    l0 += __shfl_xor_sync(0xffffffffu, l0, 2);
+    l1 += __shfl_xor_sync(0xffffffffu, l1, 1);
+    l1 += __shfl_xor_sync(0xffffffffu, l1, 2);
+    const float inv0 = 1.0f / l0, inv1 = 1.0f / l1;
+    const int t0 = qt0 + row0, t1 = t0 + 8;
 #pragma unroll
-    for (int qi = 0; qi < QPW; ++qi) {
-        const int t = qt0 + warp * QPW + qi;
-        if (t >= T) continue;
-        const float inv = 1.0f / l[qi];
-#pragma unroll
-        for (int i = 0; i < DPL; ++i)
-            if (!DTAIL || lane + 32 * i < DH)
-                out[(b * T + t) * out_stride + h * DH + lane + 32 * i] = f2bf(o[qi][i] * inv);
+    for (int i = 0; i < DT; ++i) {
+        const int d = i * 8 + fc;
+        if (t0 < T)
+            *reinterpret_cast<__nv_bfloat162*>(out + (b * T + t0) * out_stride + h * DH + d) =
+                __floats2bfloat162_rn(o[i][0] * inv0, o[i][1] * inv0);
+        if (t1 < T)
+            *reinterpret_cast<__nv_bfloat162*>(out + (b * T + t1) * out_stride + h * DH + d) =
+                __floats2bfloat162_rn(o[i][2] * inv1, o[i][3] * inv1);
     }
 }
 
@@ -555,9 +702,9 @@ extern "C" __global__ void __launch_bounds__(256) rope_8922f6b61c3a(
     }
 }
 
-// ===== kernels/attn_prefill_6e30089e.cu =====
+// ===== kernels/attn_prefill_8e99aead.cu =====
 /*
- * modelc mixer core: attn_prefill_6e30089e (template).
+ * modelc mixer core: attn_prefill_8e99aead (template).
  * Fuses, in order:
  *   attention(heads=2, kv_heads=2, head_dim=32, causal=true, window=4, scale=0.17677669529663687)
  * Bytes loaded:  384*batch*tokens + 256*batch*min(past + tokens, 4)
@@ -565,17 +712,19 @@ extern "C" __global__ void __launch_bounds__(256) rope_8922f6b61c3a(
  * FLOPs:         256*batch*tokens*min(past + tokens, 4)
  */
 /*
- * attn_prefill_6e30089e: causal GQA attention of T new tokens over (KV cache ++ new keys),
+ * attn_prefill_8e99aead: causal GQA attention of T new tokens over (KV cache ++ new keys),
  *   H = 2 query heads, G = 2 KV heads, Dh = 32, scale = 1.7677669e-1f, sliding window W = 4 (ring cache, slot = pos mod S_max).
  *   out[b,t,h,:] = softmax_j(scale * q[b,t,h,:] . k_j) v_j over the keys j visible from
- *   position past_len[b] + t; f32 online softmax (flash style), f32 accumulation.
+ *   position past_len[b] + t. Tensor cores: S = Q K^T and O += P V on mma.sync m16n8k16
+ *   (bf16 operands, f32 accumulation); online softmax in f32 (exp2, log2(e) folded into the
+ *   scale). P is rounded to bf16 for the P V product, as FlashAttention does.
  *   Also appends this call's k/v rows into the caches (done by the blocks of head h % (H/G) == 0).
  * Layouts: q [B,T,H*Dh], k/v [B,T,G*Dh], out [B,T,H*Dh] bf16 rows with strides (elements);
  *   k_cache/v_cache [B,G,s_max,Dh] bf16; past_len [B] int32. q and k are already rotated (RoPE).
- * Grid (ceil(T/16), H, B), block 128 (4 warps x 4 queries),
- *   dynamic smem 4 * (BQ*Dh + BK*KP + BK*Dh) bytes (attention_prefill_smem), KP = Dh | 1.
- * Lane l of a warp scores key kt0 + l (full-warp shuffles over keys) and accumulates output
- *   channels l + 32 i, i < ceil(Dh/32); when Dh % 32 != 0 lanes past Dh own no channel (DTAIL).
+ *   Rows that are not 16-byte aligned are copied element by element (same results).
+ * Grid (ceil(T/64), H, B), block 128 (4 warps x 16 query rows), dynamic smem
+ *   (BQ + 4 BK) (Dh + 8) * 2 bytes: q tile and double-buffered k/v tiles of 32 keys, rows
+ *   padded by 8 channels so that ldmatrix is free of bank conflicts.
  */
 #include <cuda_bf16.h>
 
@@ -603,8 +752,61 @@ __device__ __forceinline__ float warp_max(float x) {
     return x;
 }
 #endif
+#ifndef MODELC_MMA_PRELUDE
+#define MODELC_MMA_PRELUDE
+__device__ __forceinline__ unsigned smem_addr(const void* p) {
+    return static_cast<unsigned>(__cvta_generic_to_shared(p));
+}
+/* 16-byte global -> shared copy; pred = false zero-fills the destination (reads nothing). */
+__device__ __forceinline__ void cp_async16(void* dst, const void* src, bool pred) {
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_addr(dst)), "l"(src),
+                 "r"(pred ? 16 : 0));
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+template <int N>
+__device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N)); }
+/* Four 8x8 b16 matrices; lanes 8i..8i+7 give the row addresses of matrix i. */
+__device__ __forceinline__ void ldmatrix_x4(unsigned (&r)[4], const void* p) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(smem_addr(p)));
+}
+__device__ __forceinline__ void ldmatrix_x4_trans(unsigned (&r)[4], const void* p) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(smem_addr(p)));
+}
+/* d += A (16x16, row) * B (16x8, col): bf16 operands, f32 accumulators. */
+__device__ __forceinline__ void mma_bf16(float (&d)[4], const unsigned (&a)[4], unsigned b0, unsigned b1) {
+    asm volatile(
+        "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+        "{%0,%1,%2,%3};\n"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+__device__ __forceinline__ unsigned pack_bf16x2(float lo, float hi) {
+    __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
+    return *reinterpret_cast<unsigned*>(&v);
+}
+__device__ __forceinline__ void copy8_to_smem(bf16* dst, const bf16* src, bool pred, bool vec) {
+    if (vec) {
+        cp_async16(dst, src, pred);
+        return;
+    }
+#pragma unroll
+    for (int i = 0; i < 8; ++i) dst[i] = pred ? src[i] : f2bf(0.0f);
+}
+__device__ __forceinline__ void copy8_global(bf16* dst, const bf16* src, bool vec) {
+    if (vec) {
+        *reinterpret_cast<uint4*>(dst) = *reinterpret_cast<const uint4*>(src);
+        return;
+    }
+#pragma unroll
+    for (int i = 0; i < 8; ++i) dst[i] = src[i];
+}
+#endif
 
-extern "C" __global__ void __launch_bounds__(128) attn_prefill_6e30089e(
+extern "C" __global__ void __launch_bounds__(128) attn_prefill_8e99aead(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -616,119 +818,211 @@ extern "C" __global__ void __launch_bounds__(128) attn_prefill_6e30089e(
     constexpr int G = 2;
     constexpr int R = H / G;
     constexpr int DH = 32;
-    constexpr int DPL = (DH + 31) / 32;
-    constexpr bool DTAIL = DH % 32 != 0;
-    constexpr int KP = 33;
-    (void)KP;
     constexpr int W = 4;
-    constexpr float SCALE = 1.7677669e-1f;
-    constexpr int BK = 32;
-    constexpr int NW = 4;
-    constexpr int BQ = 16;
-    constexpr int QPW = BQ / NW;
-    /* Dynamic shared memory (attention_prefill_smem bytes): above 48 KiB for Dh > 128. */
-    extern __shared__ float smem[];
-    float (*q_s)[DH] = reinterpret_cast<float (*)[DH]>(smem);
-    float (*k_s)[KP] = reinterpret_cast<float (*)[KP]>(smem + BQ * DH);
-    float (*v_s)[DH] = reinterpret_cast<float (*)[DH]>(smem + BQ * DH + BK * KP);
+    constexpr float SCALE_LOG2 = 2.5503486e-1f;
+    constexpr int BQ = 64, BK = 32, NTH = 128;
+    constexpr int DS = DH + 8;          /* padded smem row (elements): conflict-free ldmatrix */
+    constexpr int CPR = DH / 8;         /* 16-byte chunks per row */
+    constexpr int NT = BK / 8;          /* score n-tiles per warp */
+    constexpr int DT = DH / 8;          /* output n-tiles per warp */
+    constexpr int KS = DH / 16;         /* k-steps of q.k */
+    extern __shared__ __align__(16) unsigned char smem_raw[];
+    bf16* q_s = reinterpret_cast<bf16*>(smem_raw);
+    bf16* k_s = q_s + BQ * DS;          /* [2][BK][DS] */
+    bf16* v_s = k_s + 2 * BK * DS;      /* [2][BK][DS] */
 
-    const int qt0 = blockIdx.x * BQ;
+    /* Heaviest (latest) query tiles first: causal work grows with the tile index. */
+    const int qt0 = (gridDim.x - 1 - blockIdx.x) * BQ;
     const int h = blockIdx.y;
     const long b = blockIdx.z;
     const int g = h / R;
-    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+    const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
     const int past = past_len[b];
     bf16* kc = k_cache + (b * G + g) * (long)s_max * DH;
     bf16* vc = v_cache + (b * G + g) * (long)s_max * DH;
 
-    for (int i = threadIdx.x; i < BQ * DH; i += blockDim.x) {
-        const int r = i / DH, d = i % DH, t = qt0 + r;
-        q_s[r][d] = t < T ? bf2f(q[(b * T + t) * q_stride + h * DH + d]) * SCALE : 0.0f;
+    const int q_last = min(T, qt0 + BQ) - 1;
+    const int hi = past + q_last;
+    const int lo = W > 0 ? max(0, past + qt0 - W + 1) : 0;
+    const int n_tiles = (hi - lo) / BK + 1;
+    /* q/k/v rows may be column slices of wider buffers: 16-byte copies need aligned rows. */
+    const bool vec = ((reinterpret_cast<unsigned long long>(q) | reinterpret_cast<unsigned long long>(k) |
+                       reinterpret_cast<unsigned long long>(v) |
+                       2ull * (unsigned long long)(q_stride | k_stride | v_stride)) & 15) == 0;
+
+    /* q tile (zero rows past T) */
+    for (int c = tid; c < BQ * CPR; c += NTH) {
+        const int r = c / CPR, ch = c % CPR, t = qt0 + r;
+        const bf16* src = q + (b * T + min(t, T - 1)) * (long)q_stride + h * DH + ch * 8;
+        copy8_to_smem(q_s + r * DS + ch * 8, src, t < T, vec);
     }
-    /* Append this tile's new keys/values (one query head per KV group does it). */
+    auto load_kv = [&](int tile, int buf) {
+        const int kt0 = lo + tile * BK;
+        bf16* kd = k_s + buf * BK * DS;
+        bf16* vd = v_s + buf * BK * DS;
+        for (int c = tid; c < BK * CPR; c += NTH) {
+            const int r = c / CPR, ch = c % CPR, pos = kt0 + r;
+            const bf16* ks = k;
+            const bf16* vs = v;
+            bool ok = pos <= hi;
+            if (pos < past) {
+                const long slot = W > 0 ? (long)pos % s_max : (long)pos;
+                ok = ok && slot < s_max;
+                ks = kc + slot * DH + ch * 8;
+                vs = vc + slot * DH + ch * 8;
+            } else if (ok) {
+                const long row = b * T + (pos - past);
+                ks = k + row * k_stride + g * DH + ch * 8;
+                vs = v + row * v_stride + g * DH + ch * 8;
+            }
+            copy8_to_smem(kd + r * DS + ch * 8, ks, ok, vec);
+            copy8_to_smem(vd + r * DS + ch * 8, vs, ok, vec);
+        }
+    };
+    load_kv(0, 0);
+    cp_async_commit();
+
+    /* Append this tile's new keys/values to the caches (one query head per KV group). */
     if (h % R == 0) {
-        for (int i = threadIdx.x; i < BQ * DH; i += blockDim.x) {
-            const int r = i / DH, d = i % DH, t = qt0 + r;
+        for (int c = tid; c < BQ * CPR; c += NTH) {
+            const int r = c / CPR, ch = c % CPR, t = qt0 + r;
             if (t >= T) continue;
             const long pos = (long)past + t;
             const long slot = W > 0 ? pos % s_max : pos;
             if (slot < s_max) {
-                kc[slot * DH + d] = k[(b * T + t) * k_stride + g * DH + d];
-                vc[slot * DH + d] = v[(b * T + t) * v_stride + g * DH + d];
+                copy8_global(kc + slot * DH + ch * 8, k + (b * T + t) * k_stride + g * DH + ch * 8, vec);
+                copy8_global(vc + slot * DH + ch * 8, v + (b * T + t) * v_stride + g * DH + ch * 8, vec);
             }
         }
     }
 
-    const int q_last = min(T, qt0 + BQ) - 1;
-    const int hi = past + q_last;
-    const int lo = W > 0 ? max(0, past + qt0 - W + 1) : 0;
-    float m[QPW], l[QPW], o[QPW][DPL];
+    /* Fragment coordinates: this thread's rows are lane/4 and lane/4 + 8 of the warp's 16. */
+    const int fr = lane / 4, fc = (lane % 4) * 2;
+    const int row0 = warp * 16 + fr;
+    const int qpos0 = past + qt0 + row0, qpos1 = qpos0 + 8;
+    unsigned qf[KS][4];
+    float o[DT][4];
 #pragma unroll
-    for (int qi = 0; qi < QPW; ++qi) {
-        m[qi] = -INFINITY;
-        l[qi] = 0.0f;
-#pragma unroll
-        for (int i = 0; i < DPL; ++i) o[qi][i] = 0.0f;
-    }
-    __syncthreads();
+    for (int i = 0; i < DT; ++i) o[i][0] = o[i][1] = o[i][2] = o[i][3] = 0.0f;
+    float m0 = -INFINITY, m1 = -INFINITY, l0 = 0.0f, l1 = 0.0f;
 
-    for (int kt0 = lo; kt0 <= hi; kt0 += BK) {
-        for (int i = threadIdx.x; i < BK * DH; i += blockDim.x) {
-            const int r = i / DH, d = i % DH, pos = kt0 + r;
-            float kv = 0.0f, vv = 0.0f;
-            if (pos <= hi) {
-                if (pos < past) {
-                    const long slot = W > 0 ? (long)pos % s_max : (long)pos;
-                    if (slot < s_max) {
-                        kv = bf2f(kc[slot * DH + d]);
-                        vv = bf2f(vc[slot * DH + d]);
-                    }
-                } else {
-                    const long row = b * T + (pos - past);
-                    kv = bf2f(k[row * k_stride + g * DH + d]);
-                    vv = bf2f(v[row * v_stride + g * DH + d]);
+    for (int tile = 0; tile < n_tiles; ++tile) {
+        const int buf = tile & 1;
+        if (tile + 1 < n_tiles) {
+            load_kv(tile + 1, buf ^ 1);
+            cp_async_commit();
+            cp_async_wait<1>();
+        } else {
+            cp_async_wait<0>();
+        }
+        __syncthreads();
+        if (tile == 0) {
+#pragma unroll
+            for (int ks = 0; ks < KS; ++ks)
+                ldmatrix_x4(qf[ks], q_s + (warp * 16 + lane % 16) * DS + ks * 16 + (lane / 16) * 8);
+        }
+        const bf16* kb = k_s + buf * BK * DS;
+        const bf16* vb = v_s + buf * BK * DS;
+        const int kt0 = lo + tile * BK;
+
+        float s[NT][4];
+#pragma unroll
+        for (int n = 0; n < NT; ++n) s[n][0] = s[n][1] = s[n][2] = s[n][3] = 0.0f;
+#pragma unroll
+        for (int ks = 0; ks < KS; ++ks) {
+#pragma unroll
+            for (int np = 0; np < NT / 2; ++np) {
+                unsigned bfr[4];
+                const int key = np * 16 + (lane / 16) * 8 + lane % 8;
+                const int d = ks * 16 + ((lane / 8) % 2) * 8;
+                ldmatrix_x4(bfr, kb + key * DS + d);
+                mma_bf16(s[2 * np], qf[ks], bfr[0], bfr[1]);
+                mma_bf16(s[2 * np + 1], qf[ks], bfr[2], bfr[3]);
+            }
+        }
+        /* Mask: only tiles that reach past a row's position or out of its window need it. */
+        const bool full = kt0 + BK - 1 <= past + qt0 && (W == 0 || past + qt0 + BQ - 1 - kt0 < W);
+        float mx0 = -INFINITY, mx1 = -INFINITY;
+#pragma unroll
+        for (int n = 0; n < NT; ++n) {
+#pragma unroll
+            for (int e = 0; e < 2; ++e) {
+                const int pos = kt0 + n * 8 + fc + e;
+                float a = s[n][e] * SCALE_LOG2, c = s[n][2 + e] * SCALE_LOG2;
+                if (!full) {
+                    if (!(pos <= qpos0 && (W == 0 || qpos0 - pos < W))) a = -INFINITY;
+                    if (!(pos <= qpos1 && (W == 0 || qpos1 - pos < W))) c = -INFINITY;
                 }
-            }
-            k_s[r][d] = kv;
-            v_s[r][d] = vv;
-        }
-        __syncthreads();
-#pragma unroll
-        for (int qi = 0; qi < QPW; ++qi) {
-            const int r = warp * QPW + qi, t = qt0 + r;
-            if (t >= T) continue; /* warp-uniform */
-            const int qpos = past + t, pos = kt0 + lane;
-            float s = 0.0f;
-#pragma unroll 8
-            for (int d = 0; d < DH; ++d) s = fmaf(q_s[r][d], k_s[lane][d], s);
-            const bool vis = pos <= qpos && (W == 0 || qpos - pos < W);
-            s = vis ? s : -INFINITY;
-            const float mn = fmaxf(m[qi], warp_max(s));
-            if (mn == -INFINITY) continue; /* nothing visible yet: warp-uniform */
-            const float pr = vis ? expf(s - mn) : 0.0f;
-            const float corr = expf(m[qi] - mn);
-            l[qi] = l[qi] * corr + warp_sum(pr);
-            m[qi] = mn;
-#pragma unroll
-            for (int i = 0; i < DPL; ++i) o[qi][i] *= corr;
-            for (int j = 0; j < BK; ++j) {
-                const float pj = __shfl_sync(0xffffffffu, pr, j);
-#pragma unroll
-                for (int i = 0; i < DPL; ++i)
-                    if (!DTAIL || lane + 32 * i < DH) o[qi][i] = fmaf(pj, v_s[j][lane + 32 * i], o[qi][i]);
+                s[n][e] = a;
+                s[n][2 + e] = c;
+                mx0 = fmaxf(mx0, a);
+                mx1 = fmaxf(mx1, c);
             }
         }
-        __syncthreads();
+        mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 1));
+        mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 2));
+        mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 1));
+        mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 2));
+        const float mn0 = fmaxf(m0, mx0), mn1 = fmaxf(m1, mx1);
+        /* A row with nothing visible yet keeps base 0 so that exp2 never sees inf - inf. */
+        const float base0 = mn0 == -INFINITY ? 0.0f : mn0, base1 = mn1 == -INFINITY ? 0.0f : mn1;
+        const float corr0 = exp2f(m0 - base0), corr1 = exp2f(m1 - base1);
+        m0 = mn0;
+        m1 = mn1;
+        float sum0 = 0.0f, sum1 = 0.0f;
+#pragma unroll
+        for (int n = 0; n < NT; ++n) {
+            s[n][0] = exp2f(s[n][0] - base0);
+            s[n][1] = exp2f(s[n][1] - base0);
+            s[n][2] = exp2f(s[n][2] - base1);
+            s[n][3] = exp2f(s[n][3] - base1);
+            sum0 += s[n][0] + s[n][1];
+            sum1 += s[n][2] + s[n][3];
+        }
+        l0 = l0 * corr0 + sum0;
+        l1 = l1 * corr1 + sum1;
+#pragma unroll
+        for (int i = 0; i < DT; ++i) {
+            o[i][0] *= corr0;
+            o[i][1] *= corr0;
+            o[i][2] *= corr1;
+            o[i][3] *= corr1;
+        }
+        /* O += P V: the score accumulators of n-tiles 2j, 2j+1 are the A fragment of k-step j. */
+#pragma unroll
+        for (int j = 0; j < BK / 16; ++j) {
+            unsigned pa[4];
+            pa[0] = pack_bf16x2(s[2 * j][0], s[2 * j][1]);
+            pa[1] = pack_bf16x2(s[2 * j][2], s[2 * j][3]);
+            pa[2] = pack_bf16x2(s[2 * j + 1][0], s[2 * j + 1][1]);
+            pa[3] = pack_bf16x2(s[2 * j + 1][2], s[2 * j + 1][3]);
+#pragma unroll
+            for (int dp = 0; dp < DT / 2; ++dp) {
+                unsigned bfr[4];
+                const int key = j * 16 + ((lane / 8) % 2) * 8 + lane % 8;
+                const int d = dp * 16 + (lane / 16) * 8;
+                ldmatrix_x4_trans(bfr, vb + key * DS + d);
+                mma_bf16(o[2 * dp], pa, bfr[0], bfr[1]);
+                mma_bf16(o[2 * dp + 1], pa, bfr[2], bfr[3]);
+            }
+        }
+        __syncthreads(); /* this buffer is refilled by the next iteration's prefetch */
     }
+    l0 += __shfl_xor_sync(0xffffffffu, l0, 1);
+    l0 += __shfl_xor_sync(0xffffffffu, l0, 2);
+    l1 += __shfl_xor_sync(0xffffffffu, l1, 1);
+    l1 += __shfl_xor_sync(0xffffffffu, l1, 2);
+    const float inv0 = 1.0f / l0, inv1 = 1.0f / l1;
+    const int t0 = qt0 + row0, t1 = t0 + 8;
 #pragma unroll
-    for (int qi = 0; qi < QPW; ++qi) {
-        const int t = qt0 + warp * QPW + qi;
-        if (t >= T) continue;
-        const float inv = 1.0f / l[qi];
-#pragma unroll
-        for (int i = 0; i < DPL; ++i)
-            if (!DTAIL || lane + 32 * i < DH)
-                out[(b * T + t) * out_stride + h * DH + lane + 32 * i] = f2bf(o[qi][i] * inv);
+    for (int i = 0; i < DT; ++i) {
+        const int d = i * 8 + fc;
+        if (t0 < T)
+            *reinterpret_cast<__nv_bfloat162*>(out + (b * T + t0) * out_stride + h * DH + d) =
+                __floats2bfloat162_rn(o[i][0] * inv0, o[i][1] * inv0);
+        if (t1 < T)
+            *reinterpret_cast<__nv_bfloat162*>(out + (b * T + t1) * out_stride + h * DH + d) =
+                __floats2bfloat162_rn(o[i][2] * inv1, o[i][3] * inv1);
     }
 }
 
@@ -900,9 +1194,9 @@ extern "C" __global__ void __launch_bounds__(256) sigmoid_decay_gate_0a3a29d17c9
     }
 }
 
-// ===== kernels/delta_rule_chunked_55fdce41.cu =====
+// ===== kernels/delta_rule_chunked_87ed5eb6.cu =====
 /*
- * modelc mixer core: delta_rule_chunked_55fdce41 (template).
+ * modelc mixer core: delta_rule_chunked_87ed5eb6 (template).
  * Fuses, in order:
  *   l2_norm(eps=1e-6, group=32)
  *   scale(0.17677669529663687)
@@ -914,24 +1208,28 @@ extern "C" __global__ void __launch_bounds__(256) sigmoid_decay_gate_0a3a29d17c9
  * FLOPs:         25216*batch*tokens
  */
 /*
- * delta_rule_chunked_55fdce41: gated delta rule, chunked (WY representation / UT transform).
- *   Hk = 1, Hv = 2, Dk = 32, Dv = 32, gate = scalar per head (GDN), qk l2norm = true, scale = 1.7677669e-1f, chunk C = 16.
+ * delta_rule_chunked_87ed5eb6: gated delta rule, chunked (WY representation / UT transform), on
+ *   tensor cores (mma.sync m16n8k16 bf16 -> f32, ldmatrix, cp.async; sm_80+).
+ *   Hk = 1, Hv = 2, Dk = 32, Dv = 32, gate = scalar per head (GDN), qk l2norm = true, scale = 1.7677669e-1f, chunk C = 64.
  *   Gated RMSNorm epilogue: o <- o * rsqrt(mean_head(o^2) + 1e-5f) * norm_w * silu_f(gate)
- *   Per chunk: G = in-chunk cumsum of g; L[t,s] = beta_t sum_d k_td k_sd e^(G_td - G_sd) (s < t);
- *   QK[t,s] = sum_d q_td k_sd e^(G_td - G_sd) (s <= t); u = (I + L)^-1 diag(beta) (V - (e^G k) S);
- *   o_t = S^T (e^G_t q_t) + sum_(s<=t) QK[t,s] u_s; S <- e^G_last S + (e^(G_last - G) k)^T u.
+ *   Fuses the q/k l2 norm and scale, the in-chunk cumsum of g, the intra-chunk products, the
+ *   UT solve and the state scan and the gated RMSNorm. Per chunk, with G the in-chunk cumsum of g:
+ *   A_qk[t,s] = sum_d q_td k_sd e^(G_td - G_sd) (s <= t), L[t,s] = beta_t sum_d k_td k_sd
+ *   e^(G_td - G_sd) (s < t): 16-row block i against the columns up to its end, with the
+ *   factors (x e^(G - G_r)) (k e^(G_r - G)), r = 16 i (fla's chunk_kda), all <= 1 off the
+ *   diagonal blocks; a diagonal block whose decay span passes 2^64 is summed exactly instead.
+ *   (I + L)^-1 in f32 (16x16 blocks by substitution, then by distance); R = diag(beta)
+ *   (V - (e^G k) S); u = (I + L)^-1 R; o = (e^G q) S + A_qk u; S <- e^G_last S +
+ *   (e^(G_last - G) k)^T u. Products on tensor cores with bf16 operands and f32 accumulators;
+ *   the state stays in f32 accumulators (a bf16 copy in shared memory feeds the products).
  *   Tokens past T in the last chunk are zero with beta = 0 and g = 0, so they change nothing.
  * Layouts: q, k [B,T,Hk*Dk], v [B,T,Hv*Dv], o [B,T,Hv*Dv] bf16 rows with strides (elements);
  *   g [B,T,Hv] (scalar) or [B,T,Hv*Dk] (per channel) f32 dense log-decays; beta [B,T,Hv] f32 dense;
  *   state_in / state_out [B,Hv,Dk,Dv] f32 (state_in null = zeros; they may alias).
  *   gate [B,T,Hv*Dv] bf16 rows with stride gate_stride; norm_w [Dv] f32 (the norm's weight).
- * Grid (ceil(Dv/BV), Hv, B), block BV = 32, dynamic smem = delta_rule_chunked_smem() bytes.
- *   Thread j keeps column j of S in registers; chunks run in sequence inside the block.
- *   Threads with j >= Dv (VTAIL) keep a zero column: they help with the setup, their u is 0.
- *   Epilogue: one block per head (BV >= Dv). Step 5 keeps each token's o (f32) in ob and the
- *   per-warp sums of o^2 in nss; after the chunk's last barrier every thread adds the partials
- *   in warp order and stores its normalised, gated columns. The next chunk rewrites ob/nss only
- *   in its step 5, behind its own barriers, so the epilogue adds no barrier.
+ * Grid (Dv/BV, Hv, B), block 128 threads = 4 row tiles x 1 column group(s) of warps,
+ *   BV = 32, dynamic smem = delta_rule_chunked_smem() bytes. Deterministic: fixed reduction
+ *   orders, no atomics on data. Requires Dk % 16 == 0 (<= 128) and BV | Dv.
  */
 #include <cuda_bf16.h>
 
@@ -959,8 +1257,75 @@ __device__ __forceinline__ float warp_max(float x) {
     return x;
 }
 #endif
+#ifndef MODELC_DELTA_TC_HELPERS
+#define MODELC_DELTA_TC_HELPERS
+/* Tensor-core helpers (sm_80+). Tiles are 16x16 bf16 in shared memory rows padded to a multiple
+ * of 8 elements (16-byte aligned ldmatrix rows, conflict-free for the paddings used here). */
+__device__ __forceinline__ unsigned dtc_smem(const void* p) { return (unsigned)__cvta_generic_to_shared(p); }
+__device__ __forceinline__ void dtc_ldsm(unsigned* r, const bf16* p) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(dtc_smem(p)) : "memory");
+}
+__device__ __forceinline__ void dtc_ldsm_t(unsigned* r, const bf16* p) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(dtc_smem(p)) : "memory");
+}
+/* A fragment (rows m0.., columns k0..) of a row-major [m][k] tile. */
+__device__ __forceinline__ void dtc_frag_a(unsigned* a, const bf16* base, int ld, int m0, int k0, int lane) {
+    dtc_ldsm(a, base + (m0 + (lane & 15)) * ld + k0 + (lane >> 4) * 8);
+}
+/* A fragment of X^T, X stored [k][m]. */
+__device__ __forceinline__ void dtc_frag_at(unsigned* a, const bf16* base, int ld, int m0, int k0, int lane) {
+    const int q = lane >> 3, r = lane & 7;
+    dtc_ldsm_t(a, base + (k0 + r + (q >> 1) * 8) * ld + m0 + (q & 1) * 8);
+}
+/* B fragments of the n-tiles n0 (b[0..1]) and n0 + 8 (b[2..3]) for k0..k0+15, B stored [n][k]. */
+__device__ __forceinline__ void dtc_frag_b(unsigned* b, const bf16* base, int ld, int n0, int k0, int lane) {
+    const int q = lane >> 3, r = lane & 7;
+    dtc_ldsm(b, base + (n0 + r + (q >> 1) * 8) * ld + k0 + (q & 1) * 8);
+}
+/* The same with B stored [k][n]. */
+__device__ __forceinline__ void dtc_frag_bt(unsigned* b, const bf16* base, int ld, int n0, int k0, int lane) {
+    const int q = lane >> 3, r = lane & 7;
+    dtc_ldsm_t(b, base + (k0 + r + (q & 1) * 8) * ld + n0 + (q >> 1) * 8);
+}
+/* c += a b: mma m16n8k16, bf16 operands, f32 accumulators. */
+__device__ __forceinline__ void dtc_mma(float* c, const unsigned* a, unsigned b0, unsigned b1) {
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+                 "{%0,%1,%2,%3};\n"
+                 : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+__device__ __forceinline__ void dtc_st2(bf16* p, float x, float y) {
+    *reinterpret_cast<__nv_bfloat162*>(p) = __floats2bfloat162_rn(x, y);
+}
+/* 16 bytes global -> shared, asynchronously; the bytes past `bytes` (0 or 16) are zero. */
+__device__ __forceinline__ void dtc_cp16(void* dst, const void* src, int bytes) {
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dtc_smem(dst)), "l"(src), "r"(bytes)
+                 : "memory");
+}
+__device__ __forceinline__ void dtc_cp_wait() { asm volatile("cp.async.wait_all;\n" ::: "memory"); }
+/* Rows [0, R) x columns [0, W) of a row-major global matrix (row stride `stride` elements) into
+ * shared rows of `ld` elements; rows >= n are zero. `vec`: 16-byte aligned rows, copied with
+ * cp.async (wait with dtc_cp_wait); otherwise element by element. */
+template <typename E, int R, int W, int NT>
+__device__ __forceinline__ void dtc_stage(E* dst, int ld, const E* src, long stride, int n, bool vec, int tid) {
+    constexpr int V = 16 / sizeof(E);
+    if (vec) {
+        for (int e = tid; e < R * (W / V); e += NT) {
+            const int t = e / (W / V), c = (e % (W / V)) * V;
+            dtc_cp16(dst + t * ld + c, src + (t < n ? t : 0) * stride + c, t < n ? 16 : 0);
+        }
+    } else {
+        for (int e = tid; e < R * W; e += NT) {
+            const int t = e / W, c = e % W;
+            dst[t * ld + c] = t < n ? src[t * stride + c] : E(0.0f);
+        }
+    }
+}
+#endif
 
-extern "C" __global__ void __launch_bounds__(32) delta_rule_chunked_55fdce41(
+extern "C" __global__ void __launch_bounds__(128) delta_rule_chunked_87ed5eb6(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -982,179 +1347,439 @@ extern "C" __global__ void __launch_bounds__(32) delta_rule_chunked_55fdce41(
     constexpr float SCALE = 1.7677669e-1f;
     (void)DV; (void)NWARP;
     constexpr float NORM_EPS = 1e-5f;
-    constexpr int C = 16;
-    constexpr int DKP = DK + 1;
+    (void)VTAIL;
+    constexpr int C = 64;                 /* tokens per chunk                                   */
+    constexpr int NW = 128 / 32;    /* warps: 4 row tiles x NW/4 column groups            */
+    constexpr int NT = 32 * NW;
+    constexpr int BVW = BV / (NW / 4);    /* value columns per warp                             */
+    constexpr int NTW = BVW / 8;          /* n-tiles per warp (even)                            */
+    constexpr int MS = DK / 16;           /* m-tiles of the state                               */
+    constexpr int MSW = (MS + 3) / 4;     /* state m-tiles per warp                             */
+    constexpr int KP = DK + 8;            /* padded rows: [C][DK] bf16                          */
+    constexpr int VP = BV + 8;            /* padded rows: [C][BV], [DK][BV] bf16                */
+    constexpr int AP = C + 8;             /* padded rows: [C][C] bf16                           */
+    constexpr int FP = C + 1;             /* padded rows: [C][C] f32                            */
     constexpr int NG = PER_CHANNEL ? C * DK : C;
-    extern __shared__ float smem[];
-    float* qn = smem;                  /* [C][DKP] q (normalised, scaled), then e^G q      */
-    float* kn = qn + C * DKP;          /* [C][DKP] k (normalised), then e^G k              */
-    float* kh = kn + C * DKP;          /* [C][DKP] e^(G_last - G) k                        */
-    float* Gs = kh + C * DKP;          /* [C][DK] or [C]: cumulative log-decay             */
-    float* Lm = Gs + NG;               /* [C][C] beta_t k_t.k_s decay, s < t               */
-    float* QK = Lm + C * C;            /* [C][C] q_t.k_s decay, s <= t                     */
-    float* bs = QK + C * C;            /* [C] beta                                         */
-    float* gl = bs + C;                /* [DK] G_last                                      */
-    float* egl = gl + DK;              /* [DK] e^G_last                                    */
-    float* us = egl + DK;              /* [C][BV] u, one column per thread                 */
-    float* nrm = us + C * BV;          /* [2][C] reciprocal norms of q and k rows          */
-    float* ob = nrm + 2 * C;           /* [C][BV] o in f32, one column per thread (epilogue) */
-    float* nss = ob + C * BV;          /* [C][NWARP] per-warp sums of o^2 (epilogue)        */
+    constexpr float LOG2E = 1.4426950408889634f;
+    constexpr float SPAN_MAX = 64.0f;     /* largest log2 growth of a diagonal-block factor     */
+    extern __shared__ __align__(16) unsigned char smem_raw[];
+    /* kept through the chunk */
+    bf16* Qt = reinterpret_cast<bf16*>(smem_raw);     /* [C][KP] q e^G                      */
+    bf16* Kt = Qt + C * KP;                            /* [C][KP] k e^G                      */
+    bf16* Kh = Kt + C * KP;                            /* [C][KP] k e^(G_last - G)           */
+    bf16* Ss = Kh + C * KP;                            /* [DK][VP] the state, bf16 copy      */
+    bf16* AQ = Ss + DK * VP;                           /* [C][AP] q_t.k_s decay, s <= t      */
+    float* Lf = reinterpret_cast<float*>(AQ + C * AP); /* [C][FP] beta_t k_t.k_s decay, s < t */
+    float* nq = Lf + C * FP;                           /* [C] q row scale                    */
+    float* nk = nq + C;                                /* [C] k row scale                    */
+    float* bs = nk + C;                                /* [C] beta                           */
+    float* egl = bs + C;                               /* [DK] e^G_last                      */
+    float* nss = egl + DK;                             /* [NW/4][C] sums of o^2 per group    */
+    int* flags = reinterpret_cast<int*>(nss + (NW / 4) * C); /* diagonal blocks to redo     */
+    unsigned char* uni = reinterpret_cast<unsigned char*>(flags + 4);
+    /* phase A: staged inputs and the operands of the intra-chunk products */
+    float* Gs = reinterpret_cast<float*>(uni);         /* [C][DK] or [C]: g, then log2 cumsum */
+    bf16* Qr = reinterpret_cast<bf16*>(Gs + NG);       /* [C][KP] q, then q e^(G - G_r)      */
+    bf16* Kr = Qr + C * KP;                            /* [C][KP] k, then k e^(G - G_r)      */
+    bf16* Kc = Kr + C * KP;                            /* [160][KP] k e^(G_r - G), per block */
+    /* phase B, over phase A: the solve and the state products */
+    float* Af = reinterpret_cast<float*>(uni);         /* [C][FP] (I + L)^-1                 */
+    float* Tf = Af + C * FP;                           /* [C][FP] scratch                    */
+    bf16* Ab = reinterpret_cast<bf16*>(Tf + C * FP);   /* [C][AP] (I + L)^-1, bf16           */
+    bf16* Rs = Ab + C * AP;                            /* [C][VP] v, then beta (v - k e^G S) */
+    bf16* Vn = Rs + C * VP;                            /* [C][VP] u                          */
 
-    const int tid = threadIdx.x;
-    const int j = blockIdx.x * BV + tid;
+    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+    const int mr = warp & 3;              /* row tile of the [C][*] products                    */
+    const int cg = warp >> 2;             /* column group                                       */
+    const int j0 = blockIdx.x * BV;       /* first value column of the block                    */
     const int hv = blockIdx.y;
     const long b = blockIdx.z;
     const int hk = hv / RATIO;
-    const bool active = !VTAIL || j < DV; /* owns a value column */
-    const long sbase = (b * HV + hv) * (long)DK * DV + j;
+    const long sbase = (b * HV + hv) * (long)DK * DV + j0;
+    const int r4 = lane >> 2, c4 = (lane & 3) * 2; /* accumulator row / column within a tile */
+    /* 16-byte aligned rows take the cp.async path (any layout works, slower, without). */
+    const bool vec_qk = ((reinterpret_cast<unsigned long long>(q) | reinterpret_cast<unsigned long long>(k)) & 15) == 0 &&
+                        q_stride % 8 == 0 && k_stride % 8 == 0;
+    const bool vec_g = (reinterpret_cast<unsigned long long>(g) & 15) == 0;
+    const bool vec_v = (reinterpret_cast<unsigned long long>(v) & 15) == 0 && v_stride % 8 == 0;
+#define GAT(t, d) (PER_CHANNEL ? Gs[(t) * DK + (d)] : Gs[t])
 
-    float s[DK];
+    /* The state in mma accumulators: rows 16 (mr + 4m) .., columns cg BVW + 8n .. */
+    float st[MSW][NTW][4];
 #pragma unroll
-    for (int d = 0; d < DK; ++d) s[d] = state_in && active ? state_in[sbase + (long)d * DV] : 0.0f;
+    for (int m = 0; m < MSW; ++m) {
+        const int ms = mr + 4 * m;
+#pragma unroll
+        for (int n = 0; n < NTW; ++n)
+#pragma unroll
+            for (int e = 0; e < 4; ++e) {
+                const int d = 16 * ms + r4 + (e >> 1) * 8, col = cg * BVW + 8 * n + c4 + (e & 1);
+                st[m][n][e] = ms < MS && state_in ? state_in[sbase + (long)d * DV + col] : 0.0f;
+            }
+        if (ms < MS)
+#pragma unroll
+            for (int n = 0; n < NTW; ++n)
+#pragma unroll
+                for (int h = 0; h < 2; ++h)
+                    dtc_st2(&Ss[(16 * ms + r4 + 8 * h) * VP + cg * BVW + 8 * n + c4], st[m][n][2 * h],
+                            st[m][n][2 * h + 1]);
+    }
+    if (tid == 0) flags[0] = 0;
 
     for (int c0 = 0; c0 < T; c0 += C) {
         const int cn = min(C, T - c0);
-        /* 1. load the chunk (zeros past T) */
-        for (int i = tid; i < C * DK; i += BV) {
-            const int t = i / DK, d = i % DK;
-            const long row = b * T + c0 + t;
-            const bool ok = t < cn;
-            qn[t * DKP + d] = ok ? bf2f(q[row * q_stride + hk * DK + d]) : 0.0f;
-            kn[t * DKP + d] = ok ? bf2f(k[row * k_stride + hk * DK + d]) : 0.0f;
-            if (PER_CHANNEL) Gs[t * DK + d] = ok ? g[row * HV * DK + hv * DK + d] : 0.0f;
-        }
-        for (int t = tid; t < C; t += BV) {
-            const long row = b * T + c0 + t;
-            const bool ok = t < cn;
-            bs[t] = ok ? beta[row * HV + hv] : 0.0f;
-            if (!PER_CHANNEL) Gs[t] = ok ? g[row * HV + hv] : 0.0f;
-        }
+        const long row0 = b * T + c0;
+        /* 0. stage q, k, g and beta (rows past T are zero) */
+        dtc_stage<bf16, C, DK, NT>(Qr, KP, q + row0 * q_stride + hk * DK, q_stride, cn, vec_qk, tid);
+        dtc_stage<bf16, C, DK, NT>(Kr, KP, k + row0 * k_stride + hk * DK, k_stride, cn, vec_qk, tid);
+        if (PER_CHANNEL)
+            dtc_stage<float, C, DK, NT>(Gs, DK, g + row0 * HV * DK + hv * DK, (long)HV * DK, cn, vec_g, tid);
+        else if (tid < C)
+            Gs[tid] = tid < cn ? g[(row0 + tid) * HV + hv] : 0.0f;
+        if (tid < C) bs[tid] = tid < cn ? beta[(row0 + tid) * HV + hv] : 0.0f;
+        dtc_cp_wait();
         __syncthreads();
-        /* 2. row norms (one warp per row) and the in-chunk cumulative decay */
-        for (int t = tid / 32; t < C; t += NWARP) {
+        /* 1. row scales (l2 norms) and the in-chunk cumulative decay, in log2 units */
+        for (int t = warp; t < C; t += NW) {
             float sq = 0.0f, sk = 0.0f;
-            for (int d = tid % 32; d < DK; d += 32) {
-                sq += qn[t * DKP + d] * qn[t * DKP + d];
-                sk += kn[t * DKP + d] * kn[t * DKP + d];
+            for (int d = lane; d < DK; d += 32) {
+                const float qv = bf2f(Qr[t * KP + d]), kv = bf2f(Kr[t * KP + d]);
+                sq += qv * qv;
+                sk += kv * kv;
             }
             sq = warp_sum(sq);
             sk = warp_sum(sk);
-            if (tid % 32 == 0) {
-                nrm[t] = L2NORM ? SCALE * rsqrtf(sq + 1e-6f) : SCALE;
-                nrm[C + t] = L2NORM ? rsqrtf(sk + 1e-6f) : 1.0f;
+            if (lane == 0) {
+                nq[t] = L2NORM ? SCALE * rsqrtf(sq + 1e-6f) : SCALE;
+                nk[t] = L2NORM ? rsqrtf(sk + 1e-6f) : 1.0f;
             }
         }
         if (PER_CHANNEL) {
-            for (int d = tid; d < DK; d += BV) {
-                float acc = 0.0f;
-                for (int t = 0; t < C; ++t) { acc += Gs[t * DK + d]; Gs[t * DK + d] = acc; }
-                gl[d] = acc;
+            for (int d = tid; d < DK; d += NT) {
+                float acc = 0.0f, gr = 0.0f;
+                int wide = 0;
+#pragma unroll 16
+                for (int t = 0; t < C; ++t) {
+                    acc += Gs[t * DK + d] * LOG2E;
+                    Gs[t * DK + d] = acc;
+                    if ((t & 15) == 0) gr = acc;
+                    if ((t & 15) == 15 && gr - acc > SPAN_MAX) wide |= 1 << (t >> 4);
+                }
+                if (wide) atomicOr(flags, wide);
             }
-        } else if (tid == 0) {
-            float acc = 0.0f;
-            for (int t = 0; t < C; ++t) { acc += Gs[t]; Gs[t] = acc; }
-            gl[0] = acc;
+        } else if (warp == 0) {
+            /* scan of 64 scalars: two per lane, then a shuffle scan of the pair sums */
+            const float a0 = Gs[2 * lane] * LOG2E, a1 = Gs[2 * lane + 1] * LOG2E;
+            float s = a0 + a1;
+#pragma unroll
+            for (int o = 1; o < 32; o <<= 1) {
+                const float y = __shfl_up_sync(0xffffffffu, s, o);
+                if (lane >= o) s += y;
+            }
+            Gs[2 * lane] = s - a1;
+            Gs[2 * lane + 1] = s;
+            __syncwarp();
+            if (lane < 4 && Gs[16 * lane] - Gs[16 * lane + 15] > SPAN_MAX) atomicOr(flags, 1 << lane);
         }
         __syncthreads();
-        for (int i = tid; i < C * DK; i += BV) {
-            const int t = i / DK, d = i % DK;
-            qn[t * DKP + d] *= nrm[t];
-            kn[t * DKP + d] *= nrm[C + t];
+        /* 2. bf16 operands, in place over the staged q and k. Every factor is e^x with x <= 0
+         *    except on the diagonal blocks of Kc (x <= SPAN_MAX; wider blocks are flagged and
+         *    recomputed exactly in step 3b). */
+        for (int e = tid; e < C * DK; e += NT) {
+            const int t = e / DK, d = e % DK, i = t >> 4;
+            const float qv = bf2f(Qr[t * KP + d]) * nq[t];
+            const float kv = bf2f(Kr[t * KP + d]) * nk[t];
+            const float gt = GAT(t, d);
+            const float er = exp2f(gt - GAT(16 * i, d));
+            const float eg = exp2f(gt);
+            Qr[t * KP + d] = f2bf(qv * er);
+            Kr[t * KP + d] = f2bf(kv * er);
+            Qt[t * KP + d] = f2bf(qv * eg);
+            Kt[t * KP + d] = f2bf(kv * eg);
+            Kh[t * KP + d] = f2bf(kv * exp2f(GAT(C - 1, d) - gt));
+#pragma unroll
+            for (int ii = 0; ii < 4; ++ii)
+                if (ii >= i) {
+                    const float x = GAT(16 * ii, d) - gt;
+                    Kc[(8 * ii * (ii + 1) + t) * KP + d] = f2bf(kv * exp2f(ii == i ? fminf(x, SPAN_MAX) : x));
+                }
+        }
+        for (int d = tid; d < DK; d += NT) egl[d] = exp2f(GAT(C - 1, d));
+        __syncthreads();
+        /* 3. AQ = (q e^(G - G_r)) (k e^(G_r - G))^T for s <= t and L = beta_t (k e^(G - G_r))
+         *    (k e^(G_r - G))^T for s < t: row block i (reference r = 16 i) against Kc_i, whose
+         *    rows are the columns 0 .. 16 i + 15. Warp w takes AQ block w and L block 3 - w. */
+        for (int job = warp; job < 8; job += NW) {
+            const bool isq = job < 4;
+            const int i = isq ? job : 7 - job;
+            const bf16* Asrc = isq ? Qr : Kr;
+            const bf16* Bsrc = Kc + 8 * i * (i + 1) * KP;
+            float acc[8][4];
+#pragma unroll
+            for (int n = 0; n < 8; ++n)
+#pragma unroll
+                for (int e = 0; e < 4; ++e) acc[n][e] = 0.0f;
+#pragma unroll
+            for (int kk = 0; kk < MS; ++kk) {
+                unsigned a[4];
+                dtc_frag_a(a, Asrc, KP, 16 * i, 16 * kk, lane);
+#pragma unroll
+                for (int np = 0; np < 4; ++np)
+                    if (np <= i) {
+                        unsigned bb[4];
+                        dtc_frag_b(bb, Bsrc, KP, 16 * np, 16 * kk, lane);
+                        dtc_mma(acc[2 * np], a, bb[0], bb[1]);
+                        dtc_mma(acc[2 * np + 1], a, bb[2], bb[3]);
+                    }
+            }
+#pragma unroll
+            for (int n = 0; n < 8; ++n)
+                if (n < 2 * (i + 1))
+#pragma unroll
+                    for (int e = 0; e < 4; ++e) {
+                        const int t = 16 * i + r4 + (e >> 1) * 8, s = 8 * n + c4 + (e & 1);
+                        if (isq)
+                            AQ[t * AP + s] = f2bf(s <= t ? acc[n][e] : 0.0f);
+                        else
+                            Lf[t * FP + s] = s < t ? bs[t] * acc[n][e] : 0.0f;
+                    }
         }
         __syncthreads();
-        /* 3. L (strictly lower, scaled by beta_t) and QK (lower with diagonal) */
-        for (int i = tid; i < C * C; i += BV) {
-            const int t = i / C, r = i % C;
-            float lk = 0.0f, lq = 0.0f;
-            if (r <= t) {
-                if (PER_CHANNEL) {
-                    for (int d = 0; d < DK; ++d) {
-                        const float e = expf(Gs[t * DK + d] - Gs[r * DK + d]);
-                        const float kr = kn[r * DKP + d] * e;
-                        lk = fmaf(kn[t * DKP + d], kr, lk);
-                        lq = fmaf(qn[t * DKP + d], kr, lq);
-                    }
-                } else {
-                    for (int d = 0; d < DK; ++d) {
-                        lk = fmaf(kn[t * DKP + d], kn[r * DKP + d], lk);
-                        lq = fmaf(qn[t * DKP + d], kn[r * DKP + d], lq);
-                    }
-                    const float e = expf(Gs[t] - Gs[r]);
-                    lk *= e;
-                    lq *= e;
+        /* 3b. diagonal blocks whose decay span exceeds SPAN_MAX: exact sums (rare). The
+         *     staged q and k are overwritten, so they are read again from global memory. */
+        const int wide = flags[0];
+        if (wide) {
+            for (int i = 0; i < 4; ++i) {
+                if (!((wide >> i) & 1)) continue;
+                for (int p = tid; p < 256; p += NT) {
+                    const int a = p >> 4, c = p & 15, t = 16 * i + a, s = 16 * i + c;
+                    if (c > a) continue;
+                    float lq = 0.0f, lk = 0.0f;
+                    if (t < cn)
+                        for (int d = 0; d < DK; ++d) {
+                            const float ks = bf2f(k[(row0 + s) * k_stride + hk * DK + d]) * nk[s];
+                            const float e = exp2f(GAT(t, d) - GAT(s, d)) * ks;
+                            lq = fmaf(bf2f(q[(row0 + t) * q_stride + hk * DK + d]) * nq[t], e, lq);
+                            lk = fmaf(bf2f(k[(row0 + t) * k_stride + hk * DK + d]) * nk[t], e, lk);
+                        }
+                    AQ[t * AP + s] = f2bf(lq);
+                    Lf[t * FP + s] = c < a ? bs[t] * lk : 0.0f;
                 }
             }
-            Lm[i] = r < t ? bs[t] * lk : 0.0f;
-            QK[i] = lq;
+            __syncthreads();
         }
-        __syncthreads();
-        /* 4. decay the rows: q <- e^G q, k <- e^G k, kh = e^(G_last - G) k */
-        for (int i = tid; i < C * DK; i += BV) {
-            const int t = i / DK, d = i % DK;
-            const float gt = PER_CHANNEL ? Gs[t * DK + d] : Gs[t];
-            const float glast = PER_CHANNEL ? gl[d] : gl[0];
-            const float e = expf(gt);
-            const float kv = kn[t * DKP + d];
-            qn[t * DKP + d] *= e;
-            kn[t * DKP + d] = kv * e;
-            kh[t * DKP + d] = kv * expf(glast - gt);
-        }
-        for (int d = tid; d < DK; d += BV) egl[d] = expf(PER_CHANNEL ? gl[d] : gl[0]);
-        __syncthreads();
-        /* 5. thread-local: u by forward substitution, outputs, state update. Token loops stay
-         *    rolled (only the Dk loops over the register column unroll), to bound code size. */
-#pragma unroll 1
-        for (int t = 0; t < C; ++t) {
-            float ks = 0.0f;
+        /* Phase A is dead: stage v (read in step 5a) while the solve runs. */
+        dtc_stage<bf16, C, BV, NT>(Rs, VP, v + row0 * v_stride + hv * DV + j0, v_stride, cn, vec_v, tid);
+        /* 4. (I + L)^-1 in f32: the 16x16 diagonal blocks by forward substitution, then the
+         *    blocks below by distance, Ai_ij = -Ai_ii sum_(j <= m < i) L_im Ai_mj. */
+        if (tid < C) {
+            const int i = tid >> 4, cc = tid & 15;
+            float x[16];
 #pragma unroll
-            for (int d = 0; d < DK; ++d) ks = fmaf(kn[t * DKP + d], s[d], ks);
-            const float vj = t < cn && active ? bf2f(v[(b * T + c0 + t) * v_stride + hv * DV + j]) : 0.0f;
-            float u = bs[t] * (vj - ks);
-#pragma unroll 1
-            for (int r = 0; r < t; ++r) u = fmaf(-Lm[t * C + r], us[r * BV + tid], u);
-            us[t * BV + tid] = u;
-        }
-#pragma unroll 1
-        for (int t = 0; t < cn; ++t) {
-            float acc = 0.0f;
+            for (int a = 0; a < 16; ++a) {
+                float acc = a == cc ? 1.0f : 0.0f;
 #pragma unroll
-            for (int d = 0; d < DK; ++d) acc = fmaf(qn[t * DKP + d], s[d], acc);
-#pragma unroll 1
-            for (int r = 0; r <= t; ++r) acc = fmaf(QK[t * C + r], us[r * BV + tid], acc);
-            /* Gated RMSNorm epilogue, part 1: threads without a value column add 0. */
-            const float ov = active ? acc : 0.0f;
-            ob[t * BV + tid] = ov;
-            const float ss = warp_sum(ov * ov);
-            if (tid % 32 == 0) nss[t * NWARP + tid / 32] = ss;
-        }
-#pragma unroll
-        for (int d = 0; d < DK; ++d) s[d] *= egl[d];
-#pragma unroll 1
-        for (int t = 0; t < C; ++t) {
-            const float ut = us[t * BV + tid];
-#pragma unroll
-            for (int d = 0; d < DK; ++d) s[d] = fmaf(kh[t * DKP + d], ut, s[d]);
-        }
-        __syncthreads(); /* the next chunk overwrites shared memory */
-        /* Gated RMSNorm epilogue, part 2: every thread adds the partials in warp order. */
-        if (active) {
-            const float wj = norm_w[j];
-#pragma unroll 1
-            for (int t = 0; t < cn; ++t) {
-                float tot = 0.0f;
-#pragma unroll
-                for (int w = 0; w < NWARP; ++w) tot += nss[t * NWARP + w];
-                const float rn = rsqrtf(tot / (float)DV + NORM_EPS);
-                const long row = b * T + c0 + t;
-                const float zj = bf2f(gate[row * gate_stride + hv * DV + j]);
-                o[row * o_stride + hv * DV + j] = f2bf(ob[t * BV + tid] * rn * wj * silu_f(zj));
+                for (int s = 0; s < a; ++s) acc = fmaf(-Lf[(16 * i + a) * FP + 16 * i + s], x[s], acc);
+                x[a] = a < cc ? 0.0f : acc;
+                Af[(16 * i + a) * FP + 16 * i + cc] = x[a];
             }
         }
-    }
-    if (state_out && active) {
+        if (tid == 0) flags[0] = 0; /* every thread read it before the barrier above */
+        __syncthreads();
+#pragma unroll 1
+        for (int dist = 1; dist < 4; ++dist) {
+            for (int e = tid; e < (4 - dist) * 256; e += NT) {
+                const int i = dist + (e >> 8), jb = i - dist, a = (e >> 4) & 15, c = e & 15;
+                float acc = 0.0f;
+                for (int m = jb; m < i; ++m)
 #pragma unroll
-        for (int d = 0; d < DK; ++d) state_out[sbase + (long)d * DV] = s[d];
+                    for (int x = 0; x < 16; ++x)
+                        acc = fmaf(Lf[(16 * i + a) * FP + 16 * m + x], Af[(16 * m + x) * FP + 16 * jb + c], acc);
+                Tf[(16 * i + a) * FP + 16 * jb + c] = acc;
+            }
+            __syncthreads();
+            for (int e = tid; e < (4 - dist) * 256; e += NT) {
+                const int i = dist + (e >> 8), jb = i - dist, a = (e >> 4) & 15, c = e & 15;
+                float acc = 0.0f;
+                for (int x = 0; x <= a; ++x)
+                    acc = fmaf(Af[(16 * i + a) * FP + 16 * i + x], Tf[(16 * i + x) * FP + 16 * jb + c], acc);
+                Af[(16 * i + a) * FP + 16 * jb + c] = -acc;
+            }
+            __syncthreads();
+        }
+        for (int e = tid; e < C * C; e += NT) {
+            const int t = e / C, s = e % C;
+            Ab[t * AP + s] = f2bf(s <= t ? Af[t * FP + s] : 0.0f);
+        }
+        dtc_cp_wait();
+        __syncthreads();
+        /* 5a. R = beta (V - (k e^G) S), in place over the staged v */
+        float acc[NTW][4];
+#pragma unroll
+        for (int n = 0; n < NTW; ++n)
+#pragma unroll
+            for (int e = 0; e < 4; ++e) acc[n][e] = 0.0f;
+#pragma unroll
+        for (int kk = 0; kk < MS; ++kk) {
+            unsigned a[4];
+            dtc_frag_a(a, Kt, KP, 16 * mr, 16 * kk, lane);
+#pragma unroll
+            for (int np = 0; np < NTW / 2; ++np) {
+                unsigned bb[4];
+                dtc_frag_bt(bb, Ss, VP, cg * BVW + 16 * np, 16 * kk, lane);
+                dtc_mma(acc[2 * np], a, bb[0], bb[1]);
+                dtc_mma(acc[2 * np + 1], a, bb[2], bb[3]);
+            }
+        }
+#pragma unroll
+        for (int n = 0; n < NTW; ++n)
+#pragma unroll
+            for (int h = 0; h < 2; ++h) {
+                const int t = 16 * mr + r4 + 8 * h, col = cg * BVW + 8 * n + c4;
+                const float bt = bs[t];
+                const float v0 = bf2f(Rs[t * VP + col]), v1 = bf2f(Rs[t * VP + col + 1]);
+                dtc_st2(&Rs[t * VP + col], bt * (v0 - acc[n][2 * h]), bt * (v1 - acc[n][2 * h + 1]));
+            }
+        __syncthreads();
+        /* 5b. u = (I + L)^-1 R (lower triangular: k tiles up to the row tile) */
+#pragma unroll
+        for (int n = 0; n < NTW; ++n)
+#pragma unroll
+            for (int e = 0; e < 4; ++e) acc[n][e] = 0.0f;
+#pragma unroll
+        for (int kk = 0; kk < 4; ++kk)
+            if (kk <= mr) {
+                unsigned a[4];
+                dtc_frag_a(a, Ab, AP, 16 * mr, 16 * kk, lane);
+#pragma unroll
+                for (int np = 0; np < NTW / 2; ++np) {
+                    unsigned bb[4];
+                    dtc_frag_bt(bb, Rs, VP, cg * BVW + 16 * np, 16 * kk, lane);
+                    dtc_mma(acc[2 * np], a, bb[0], bb[1]);
+                    dtc_mma(acc[2 * np + 1], a, bb[2], bb[3]);
+                }
+            }
+#pragma unroll
+        for (int n = 0; n < NTW; ++n)
+#pragma unroll
+            for (int h = 0; h < 2; ++h)
+                dtc_st2(&Vn[(16 * mr + r4 + 8 * h) * VP + cg * BVW + 8 * n + c4], acc[n][2 * h], acc[n][2 * h + 1]);
+        __syncthreads();
+        /* 5c. o = (q e^G) S + AQ u */
+#pragma unroll
+        for (int n = 0; n < NTW; ++n)
+#pragma unroll
+            for (int e = 0; e < 4; ++e) acc[n][e] = 0.0f;
+#pragma unroll
+        for (int kk = 0; kk < MS; ++kk) {
+            unsigned a[4];
+            dtc_frag_a(a, Qt, KP, 16 * mr, 16 * kk, lane);
+#pragma unroll
+            for (int np = 0; np < NTW / 2; ++np) {
+                unsigned bb[4];
+                dtc_frag_bt(bb, Ss, VP, cg * BVW + 16 * np, 16 * kk, lane);
+                dtc_mma(acc[2 * np], a, bb[0], bb[1]);
+                dtc_mma(acc[2 * np + 1], a, bb[2], bb[3]);
+            }
+        }
+#pragma unroll
+        for (int kk = 0; kk < 4; ++kk)
+            if (kk <= mr) {
+                unsigned a[4];
+                dtc_frag_a(a, AQ, AP, 16 * mr, 16 * kk, lane);
+#pragma unroll
+                for (int np = 0; np < NTW / 2; ++np) {
+                    unsigned bb[4];
+                    dtc_frag_bt(bb, Vn, VP, cg * BVW + 16 * np, 16 * kk, lane);
+                    dtc_mma(acc[2 * np], a, bb[0], bb[1]);
+                    dtc_mma(acc[2 * np + 1], a, bb[2], bb[3]);
+                }
+            }
+        {
+            /* Gated RMSNorm epilogue: a row's sum of o^2 over the 4 lanes of its quad (a fixed
+             * butterfly), then over the column groups in order; o stays f32 until the store. */
+#pragma unroll
+            for (int h = 0; h < 2; ++h) {
+                float ss = 0.0f;
+#pragma unroll
+                for (int n = 0; n < NTW; ++n)
+                    ss += acc[n][2 * h] * acc[n][2 * h] + acc[n][2 * h + 1] * acc[n][2 * h + 1];
+                ss += __shfl_xor_sync(0xffffffffu, ss, 1);
+                ss += __shfl_xor_sync(0xffffffffu, ss, 2);
+                if ((lane & 3) == 0) nss[cg * C + 16 * mr + r4 + 8 * h] = ss;
+            }
+            __syncthreads();
+#pragma unroll
+            for (int h = 0; h < 2; ++h) {
+                const int t = 16 * mr + r4 + 8 * h;
+                float tot = 0.0f;
+#pragma unroll
+                for (int w = 0; w < NW / 4; ++w) tot += nss[w * C + t];
+                const float rn = rsqrtf(tot / (float)DV + NORM_EPS);
+                if (t < cn)
+#pragma unroll
+                    for (int n = 0; n < NTW; ++n)
+#pragma unroll
+                        for (int x = 0; x < 2; ++x) {
+                            const int col = j0 + cg * BVW + 8 * n + c4 + x;
+                            const float zj = bf2f(gate[(row0 + t) * gate_stride + hv * DV + col]);
+                            o[(row0 + t) * o_stride + hv * DV + col] =
+                                f2bf(acc[n][2 * h + x] * rn * norm_w[col] * silu_f(zj));
+                        }
+            }
+        }
+        __syncthreads(); /* every warp is done reading Ss */
+        /* 5d. S <- e^G_last S + (k e^(G_last - G))^T u */
+#pragma unroll
+        for (int m = 0; m < MSW; ++m) {
+            const int ms = mr + 4 * m;
+            if (ms < MS) {
+                const float e0 = egl[16 * ms + r4], e1 = egl[16 * ms + r4 + 8];
+#pragma unroll
+                for (int n = 0; n < NTW; ++n) {
+                    st[m][n][0] *= e0;
+                    st[m][n][1] *= e0;
+                    st[m][n][2] *= e1;
+                    st[m][n][3] *= e1;
+                }
+#pragma unroll
+                for (int kk = 0; kk < 4; ++kk) {
+                    unsigned a[4];
+                    dtc_frag_at(a, Kh, KP, 16 * ms, 16 * kk, lane);
+#pragma unroll
+                    for (int np = 0; np < NTW / 2; ++np) {
+                        unsigned bb[4];
+                        dtc_frag_bt(bb, Vn, VP, cg * BVW + 16 * np, 16 * kk, lane);
+                        dtc_mma(st[m][2 * np], a, bb[0], bb[1]);
+                        dtc_mma(st[m][2 * np + 1], a, bb[2], bb[3]);
+                    }
+                }
+#pragma unroll
+                for (int n = 0; n < NTW; ++n)
+#pragma unroll
+                    for (int h = 0; h < 2; ++h)
+                        dtc_st2(&Ss[(16 * ms + r4 + 8 * h) * VP + cg * BVW + 8 * n + c4], st[m][n][2 * h],
+                                st[m][n][2 * h + 1]);
+            }
+        }
+        __syncthreads(); /* the next chunk restages phase A and reads Ss */
     }
+    if (state_out) {
+#pragma unroll
+        for (int m = 0; m < MSW; ++m) {
+            const int ms = mr + 4 * m;
+            if (ms < MS)
+#pragma unroll
+                for (int n = 0; n < NTW; ++n)
+#pragma unroll
+                    for (int e = 0; e < 4; ++e) {
+                        const int d = 16 * ms + r4 + (e >> 1) * 8, col = cg * BVW + 8 * n + c4 + (e & 1);
+                        state_out[sbase + (long)d * DV + col] = st[m][n][e];
+                    }
+        }
+    }
+#undef GAT
 }
 
 // ===== kernels/decay_gate_sigmoid_9719a7a8fa4f.cu =====
@@ -1227,9 +1852,9 @@ extern "C" __global__ void __launch_bounds__(256) decay_gate_sigmoid_9719a7a8fa4
     }
 }
 
-// ===== kernels/delta_rule_chunked_3871c799.cu =====
+// ===== kernels/delta_rule_chunked_0f7bb40c.cu =====
 /*
- * modelc mixer core: delta_rule_chunked_3871c799 (template).
+ * modelc mixer core: delta_rule_chunked_0f7bb40c (template).
  * Fuses, in order:
  *   l2_norm(eps=1e-6, group=32)
  *   scale(0.17677669529663687)
@@ -1241,24 +1866,28 @@ extern "C" __global__ void __launch_bounds__(256) decay_gate_sigmoid_9719a7a8fa4
  * FLOPs:         25216*batch*tokens
  */
 /*
- * delta_rule_chunked_3871c799: gated delta rule, chunked (WY representation / UT transform).
- *   Hk = 2, Hv = 2, Dk = 32, Dv = 32, gate = per key channel (KDA), qk l2norm = true, scale = 1.7677669e-1f, chunk C = 16.
+ * delta_rule_chunked_0f7bb40c: gated delta rule, chunked (WY representation / UT transform), on
+ *   tensor cores (mma.sync m16n8k16 bf16 -> f32, ldmatrix, cp.async; sm_80+).
+ *   Hk = 2, Hv = 2, Dk = 32, Dv = 32, gate = per key channel (KDA), qk l2norm = true, scale = 1.7677669e-1f, chunk C = 64.
  *   Gated RMSNorm epilogue: o <- o * rsqrt(mean_head(o^2) + 1e-5f) * norm_w * silu_f(gate)
- *   Per chunk: G = in-chunk cumsum of g; L[t,s] = beta_t sum_d k_td k_sd e^(G_td - G_sd) (s < t);
- *   QK[t,s] = sum_d q_td k_sd e^(G_td - G_sd) (s <= t); u = (I + L)^-1 diag(beta) (V - (e^G k) S);
- *   o_t = S^T (e^G_t q_t) + sum_(s<=t) QK[t,s] u_s; S <- e^G_last S + (e^(G_last - G) k)^T u.
+ *   Fuses the q/k l2 norm and scale, the in-chunk cumsum of g, the intra-chunk products, the
+ *   UT solve and the state scan and the gated RMSNorm. Per chunk, with G the in-chunk cumsum of g:
+ *   A_qk[t,s] = sum_d q_td k_sd e^(G_td - G_sd) (s <= t), L[t,s] = beta_t sum_d k_td k_sd
+ *   e^(G_td - G_sd) (s < t): 16-row block i against the columns up to its end, with the
+ *   factors (x e^(G - G_r)) (k e^(G_r - G)), r = 16 i (fla's chunk_kda), all <= 1 off the
+ *   diagonal blocks; a diagonal block whose decay span passes 2^64 is summed exactly instead.
+ *   (I + L)^-1 in f32 (16x16 blocks by substitution, then by distance); R = diag(beta)
+ *   (V - (e^G k) S); u = (I + L)^-1 R; o = (e^G q) S + A_qk u; S <- e^G_last S +
+ *   (e^(G_last - G) k)^T u. Products on tensor cores with bf16 operands and f32 accumulators;
+ *   the state stays in f32 accumulators (a bf16 copy in shared memory feeds the products).
  *   Tokens past T in the last chunk are zero with beta = 0 and g = 0, so they change nothing.
  * Layouts: q, k [B,T,Hk*Dk], v [B,T,Hv*Dv], o [B,T,Hv*Dv] bf16 rows with strides (elements);
  *   g [B,T,Hv] (scalar) or [B,T,Hv*Dk] (per channel) f32 dense log-decays; beta [B,T,Hv] f32 dense;
  *   state_in / state_out [B,Hv,Dk,Dv] f32 (state_in null = zeros; they may alias).
  *   gate [B,T,Hv*Dv] bf16 rows with stride gate_stride; norm_w [Dv] f32 (the norm's weight).
- * Grid (ceil(Dv/BV), Hv, B), block BV = 32, dynamic smem = delta_rule_chunked_smem() bytes.
- *   Thread j keeps column j of S in registers; chunks run in sequence inside the block.
- *   Threads with j >= Dv (VTAIL) keep a zero column: they help with the setup, their u is 0.
- *   Epilogue: one block per head (BV >= Dv). Step 5 keeps each token's o (f32) in ob and the
- *   per-warp sums of o^2 in nss; after the chunk's last barrier every thread adds the partials
- *   in warp order and stores its normalised, gated columns. The next chunk rewrites ob/nss only
- *   in its step 5, behind its own barriers, so the epilogue adds no barrier.
+ * Grid (Dv/BV, Hv, B), block 128 threads = 4 row tiles x 1 column group(s) of warps,
+ *   BV = 32, dynamic smem = delta_rule_chunked_smem() bytes. Deterministic: fixed reduction
+ *   orders, no atomics on data. Requires Dk % 16 == 0 (<= 128) and BV | Dv.
  */
 #include <cuda_bf16.h>
 
@@ -1286,8 +1915,75 @@ __device__ __forceinline__ float warp_max(float x) {
     return x;
 }
 #endif
+#ifndef MODELC_DELTA_TC_HELPERS
+#define MODELC_DELTA_TC_HELPERS
+/* Tensor-core helpers (sm_80+). Tiles are 16x16 bf16 in shared memory rows padded to a multiple
+ * of 8 elements (16-byte aligned ldmatrix rows, conflict-free for the paddings used here). */
+__device__ __forceinline__ unsigned dtc_smem(const void* p) { return (unsigned)__cvta_generic_to_shared(p); }
+__device__ __forceinline__ void dtc_ldsm(unsigned* r, const bf16* p) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(dtc_smem(p)) : "memory");
+}
+__device__ __forceinline__ void dtc_ldsm_t(unsigned* r, const bf16* p) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(dtc_smem(p)) : "memory");
+}
+/* A fragment (rows m0.., columns k0..) of a row-major [m][k] tile. */
+__device__ __forceinline__ void dtc_frag_a(unsigned* a, const bf16* base, int ld, int m0, int k0, int lane) {
+    dtc_ldsm(a, base + (m0 + (lane & 15)) * ld + k0 + (lane >> 4) * 8);
+}
+/* A fragment of X^T, X stored [k][m]. */
+__device__ __forceinline__ void dtc_frag_at(unsigned* a, const bf16* base, int ld, int m0, int k0, int lane) {
+    const int q = lane >> 3, r = lane & 7;
+    dtc_ldsm_t(a, base + (k0 + r + (q >> 1) * 8) * ld + m0 + (q & 1) * 8);
+}
+/* B fragments of the n-tiles n0 (b[0..1]) and n0 + 8 (b[2..3]) for k0..k0+15, B stored [n][k]. */
+__device__ __forceinline__ void dtc_frag_b(unsigned* b, const bf16* base, int ld, int n0, int k0, int lane) {
+    const int q = lane >> 3, r = lane & 7;
+    dtc_ldsm(b, base + (n0 + r + (q >> 1) * 8) * ld + k0 + (q & 1) * 8);
+}
+/* The same with B stored [k][n]. */
+__device__ __forceinline__ void dtc_frag_bt(unsigned* b, const bf16* base, int ld, int n0, int k0, int lane) {
+    const int q = lane >> 3, r = lane & 7;
+    dtc_ldsm_t(b, base + (k0 + r + (q & 1) * 8) * ld + n0 + (q >> 1) * 8);
+}
+/* c += a b: mma m16n8k16, bf16 operands, f32 accumulators. */
+__device__ __forceinline__ void dtc_mma(float* c, const unsigned* a, unsigned b0, unsigned b1) {
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+                 "{%0,%1,%2,%3};\n"
+                 : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+__device__ __forceinline__ void dtc_st2(bf16* p, float x, float y) {
+    *reinterpret_cast<__nv_bfloat162*>(p) = __floats2bfloat162_rn(x, y);
+}
+/* 16 bytes global -> shared, asynchronously; the bytes past `bytes` (0 or 16) are zero. */
+__device__ __forceinline__ void dtc_cp16(void* dst, const void* src, int bytes) {
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dtc_smem(dst)), "l"(src), "r"(bytes)
+                 : "memory");
+}
+__device__ __forceinline__ void dtc_cp_wait() { asm volatile("cp.async.wait_all;\n" ::: "memory"); }
+/* Rows [0, R) x columns [0, W) of a row-major global matrix (row stride `stride` elements) into
+ * shared rows of `ld` elements; rows >= n are zero. `vec`: 16-byte aligned rows, copied with
+ * cp.async (wait with dtc_cp_wait); otherwise element by element. */
+template <typename E, int R, int W, int NT>
+__device__ __forceinline__ void dtc_stage(E* dst, int ld, const E* src, long stride, int n, bool vec, int tid) {
+    constexpr int V = 16 / sizeof(E);
+    if (vec) {
+        for (int e = tid; e < R * (W / V); e += NT) {
+            const int t = e / (W / V), c = (e % (W / V)) * V;
+            dtc_cp16(dst + t * ld + c, src + (t < n ? t : 0) * stride + c, t < n ? 16 : 0);
+        }
+    } else {
+        for (int e = tid; e < R * W; e += NT) {
+            const int t = e / W, c = e % W;
+            dst[t * ld + c] = t < n ? src[t * stride + c] : E(0.0f);
+        }
+    }
+}
+#endif
 
-extern "C" __global__ void __launch_bounds__(32) delta_rule_chunked_3871c799(
+extern "C" __global__ void __launch_bounds__(128) delta_rule_chunked_0f7bb40c(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -1309,179 +2005,439 @@ extern "C" __global__ void __launch_bounds__(32) delta_rule_chunked_3871c799(
     constexpr float SCALE = 1.7677669e-1f;
     (void)DV; (void)NWARP;
     constexpr float NORM_EPS = 1e-5f;
-    constexpr int C = 16;
-    constexpr int DKP = DK + 1;
+    (void)VTAIL;
+    constexpr int C = 64;                 /* tokens per chunk                                   */
+    constexpr int NW = 128 / 32;    /* warps: 4 row tiles x NW/4 column groups            */
+    constexpr int NT = 32 * NW;
+    constexpr int BVW = BV / (NW / 4);    /* value columns per warp                             */
+    constexpr int NTW = BVW / 8;          /* n-tiles per warp (even)                            */
+    constexpr int MS = DK / 16;           /* m-tiles of the state                               */
+    constexpr int MSW = (MS + 3) / 4;     /* state m-tiles per warp                             */
+    constexpr int KP = DK + 8;            /* padded rows: [C][DK] bf16                          */
+    constexpr int VP = BV + 8;            /* padded rows: [C][BV], [DK][BV] bf16                */
+    constexpr int AP = C + 8;             /* padded rows: [C][C] bf16                           */
+    constexpr int FP = C + 1;             /* padded rows: [C][C] f32                            */
     constexpr int NG = PER_CHANNEL ? C * DK : C;
-    extern __shared__ float smem[];
-    float* qn = smem;                  /* [C][DKP] q (normalised, scaled), then e^G q      */
-    float* kn = qn + C * DKP;          /* [C][DKP] k (normalised), then e^G k              */
-    float* kh = kn + C * DKP;          /* [C][DKP] e^(G_last - G) k                        */
-    float* Gs = kh + C * DKP;          /* [C][DK] or [C]: cumulative log-decay             */
-    float* Lm = Gs + NG;               /* [C][C] beta_t k_t.k_s decay, s < t               */
-    float* QK = Lm + C * C;            /* [C][C] q_t.k_s decay, s <= t                     */
-    float* bs = QK + C * C;            /* [C] beta                                         */
-    float* gl = bs + C;                /* [DK] G_last                                      */
-    float* egl = gl + DK;              /* [DK] e^G_last                                    */
-    float* us = egl + DK;              /* [C][BV] u, one column per thread                 */
-    float* nrm = us + C * BV;          /* [2][C] reciprocal norms of q and k rows          */
-    float* ob = nrm + 2 * C;           /* [C][BV] o in f32, one column per thread (epilogue) */
-    float* nss = ob + C * BV;          /* [C][NWARP] per-warp sums of o^2 (epilogue)        */
+    constexpr float LOG2E = 1.4426950408889634f;
+    constexpr float SPAN_MAX = 64.0f;     /* largest log2 growth of a diagonal-block factor     */
+    extern __shared__ __align__(16) unsigned char smem_raw[];
+    /* kept through the chunk */
+    bf16* Qt = reinterpret_cast<bf16*>(smem_raw);     /* [C][KP] q e^G                      */
+    bf16* Kt = Qt + C * KP;                            /* [C][KP] k e^G                      */
+    bf16* Kh = Kt + C * KP;                            /* [C][KP] k e^(G_last - G)           */
+    bf16* Ss = Kh + C * KP;                            /* [DK][VP] the state, bf16 copy      */
+    bf16* AQ = Ss + DK * VP;                           /* [C][AP] q_t.k_s decay, s <= t      */
+    float* Lf = reinterpret_cast<float*>(AQ + C * AP); /* [C][FP] beta_t k_t.k_s decay, s < t */
+    float* nq = Lf + C * FP;                           /* [C] q row scale                    */
+    float* nk = nq + C;                                /* [C] k row scale                    */
+    float* bs = nk + C;                                /* [C] beta                           */
+    float* egl = bs + C;                               /* [DK] e^G_last                      */
+    float* nss = egl + DK;                             /* [NW/4][C] sums of o^2 per group    */
+    int* flags = reinterpret_cast<int*>(nss + (NW / 4) * C); /* diagonal blocks to redo     */
+    unsigned char* uni = reinterpret_cast<unsigned char*>(flags + 4);
+    /* phase A: staged inputs and the operands of the intra-chunk products */
+    float* Gs = reinterpret_cast<float*>(uni);         /* [C][DK] or [C]: g, then log2 cumsum */
+    bf16* Qr = reinterpret_cast<bf16*>(Gs + NG);       /* [C][KP] q, then q e^(G - G_r)      */
+    bf16* Kr = Qr + C * KP;                            /* [C][KP] k, then k e^(G - G_r)      */
+    bf16* Kc = Kr + C * KP;                            /* [160][KP] k e^(G_r - G), per block */
+    /* phase B, over phase A: the solve and the state products */
+    float* Af = reinterpret_cast<float*>(uni);         /* [C][FP] (I + L)^-1                 */
+    float* Tf = Af + C * FP;                           /* [C][FP] scratch                    */
+    bf16* Ab = reinterpret_cast<bf16*>(Tf + C * FP);   /* [C][AP] (I + L)^-1, bf16           */
+    bf16* Rs = Ab + C * AP;                            /* [C][VP] v, then beta (v - k e^G S) */
+    bf16* Vn = Rs + C * VP;                            /* [C][VP] u                          */
 
-    const int tid = threadIdx.x;
-    const int j = blockIdx.x * BV + tid;
+    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+    const int mr = warp & 3;              /* row tile of the [C][*] products                    */
+    const int cg = warp >> 2;             /* column group                                       */
+    const int j0 = blockIdx.x * BV;       /* first value column of the block                    */
     const int hv = blockIdx.y;
     const long b = blockIdx.z;
     const int hk = hv / RATIO;
-    const bool active = !VTAIL || j < DV; /* owns a value column */
-    const long sbase = (b * HV + hv) * (long)DK * DV + j;
+    const long sbase = (b * HV + hv) * (long)DK * DV + j0;
+    const int r4 = lane >> 2, c4 = (lane & 3) * 2; /* accumulator row / column within a tile */
+    /* 16-byte aligned rows take the cp.async path (any layout works, slower, without). */
+    const bool vec_qk = ((reinterpret_cast<unsigned long long>(q) | reinterpret_cast<unsigned long long>(k)) & 15) == 0 &&
+                        q_stride % 8 == 0 && k_stride % 8 == 0;
+    const bool vec_g = (reinterpret_cast<unsigned long long>(g) & 15) == 0;
+    const bool vec_v = (reinterpret_cast<unsigned long long>(v) & 15) == 0 && v_stride % 8 == 0;
+#define GAT(t, d) (PER_CHANNEL ? Gs[(t) * DK + (d)] : Gs[t])
 
-    float s[DK];
+    /* The state in mma accumulators: rows 16 (mr + 4m) .., columns cg BVW + 8n .. */
+    float st[MSW][NTW][4];
 #pragma unroll
-    for (int d = 0; d < DK; ++d) s[d] = state_in && active ? state_in[sbase + (long)d * DV] : 0.0f;
+    for (int m = 0; m < MSW; ++m) {
+        const int ms = mr + 4 * m;
+#pragma unroll
+        for (int n = 0; n < NTW; ++n)
+#pragma unroll
+            for (int e = 0; e < 4; ++e) {
+                const int d = 16 * ms + r4 + (e >> 1) * 8, col = cg * BVW + 8 * n + c4 + (e & 1);
+                st[m][n][e] = ms < MS && state_in ? state_in[sbase + (long)d * DV + col] : 0.0f;
+            }
+        if (ms < MS)
+#pragma unroll
+            for (int n = 0; n < NTW; ++n)
+#pragma unroll
+                for (int h = 0; h < 2; ++h)
+                    dtc_st2(&Ss[(16 * ms + r4 + 8 * h) * VP + cg * BVW + 8 * n + c4], st[m][n][2 * h],
+                            st[m][n][2 * h + 1]);
+    }
+    if (tid == 0) flags[0] = 0;
 
     for (int c0 = 0; c0 < T; c0 += C) {
         const int cn = min(C, T - c0);
-        /* 1. load the chunk (zeros past T) */
-        for (int i = tid; i < C * DK; i += BV) {
-            const int t = i / DK, d = i % DK;
-            const long row = b * T + c0 + t;
-            const bool ok = t < cn;
-            qn[t * DKP + d] = ok ? bf2f(q[row * q_stride + hk * DK + d]) : 0.0f;
-            kn[t * DKP + d] = ok ? bf2f(k[row * k_stride + hk * DK + d]) : 0.0f;
-            if (PER_CHANNEL) Gs[t * DK + d] = ok ? g[row * HV * DK + hv * DK + d] : 0.0f;
-        }
-        for (int t = tid; t < C; t += BV) {
-            const long row = b * T + c0 + t;
-            const bool ok = t < cn;
-            bs[t] = ok ? beta[row * HV + hv] : 0.0f;
-            if (!PER_CHANNEL) Gs[t] = ok ? g[row * HV + hv] : 0.0f;
-        }
+        const long row0 = b * T + c0;
+        /* 0. stage q, k, g and beta (rows past T are zero) */
+        dtc_stage<bf16, C, DK, NT>(Qr, KP, q + row0 * q_stride + hk * DK, q_stride, cn, vec_qk, tid);
+        dtc_stage<bf16, C, DK, NT>(Kr, KP, k + row0 * k_stride + hk * DK, k_stride, cn, vec_qk, tid);
+        if (PER_CHANNEL)
+            dtc_stage<float, C, DK, NT>(Gs, DK, g + row0 * HV * DK + hv * DK, (long)HV * DK, cn, vec_g, tid);
+        else if (tid < C)
+            Gs[tid] = tid < cn ? g[(row0 + tid) * HV + hv] : 0.0f;
+        if (tid < C) bs[tid] = tid < cn ? beta[(row0 + tid) * HV + hv] : 0.0f;
+        dtc_cp_wait();
         __syncthreads();
-        /* 2. row norms (one warp per row) and the in-chunk cumulative decay */
-        for (int t = tid / 32; t < C; t += NWARP) {
+        /* 1. row scales (l2 norms) and the in-chunk cumulative decay, in log2 units */
+        for (int t = warp; t < C; t += NW) {
             float sq = 0.0f, sk = 0.0f;
-            for (int d = tid % 32; d < DK; d += 32) {
-                sq += qn[t * DKP + d] * qn[t * DKP + d];
-                sk += kn[t * DKP + d] * kn[t * DKP + d];
+            for (int d = lane; d < DK; d += 32) {
+                const float qv = bf2f(Qr[t * KP + d]), kv = bf2f(Kr[t * KP + d]);
+                sq += qv * qv;
+                sk += kv * kv;
             }
             sq = warp_sum(sq);
             sk = warp_sum(sk);
-            if (tid % 32 == 0) {
-                nrm[t] = L2NORM ? SCALE * rsqrtf(sq + 1e-6f) : SCALE;
-                nrm[C + t] = L2NORM ? rsqrtf(sk + 1e-6f) : 1.0f;
+            if (lane == 0) {
+                nq[t] = L2NORM ? SCALE * rsqrtf(sq + 1e-6f) : SCALE;
+                nk[t] = L2NORM ? rsqrtf(sk + 1e-6f) : 1.0f;
             }
         }
         if (PER_CHANNEL) {
-            for (int d = tid; d < DK; d += BV) {
-                float acc = 0.0f;
-                for (int t = 0; t < C; ++t) { acc += Gs[t * DK + d]; Gs[t * DK + d] = acc; }
-                gl[d] = acc;
+            for (int d = tid; d < DK; d += NT) {
+                float acc = 0.0f, gr = 0.0f;
+                int wide = 0;
+#pragma unroll 16
+                for (int t = 0; t < C; ++t) {
+                    acc += Gs[t * DK + d] * LOG2E;
+                    Gs[t * DK + d] = acc;
+                    if ((t & 15) == 0) gr = acc;
+                    if ((t & 15) == 15 && gr - acc > SPAN_MAX) wide |= 1 << (t >> 4);
+                }
+                if (wide) atomicOr(flags, wide);
             }
-        } else if (tid == 0) {
-            float acc = 0.0f;
-            for (int t = 0; t < C; ++t) { acc += Gs[t]; Gs[t] = acc; }
-            gl[0] = acc;
+        } else if (warp == 0) {
+            /* scan of 64 scalars: two per lane, then a shuffle scan of the pair sums */
+            const float a0 = Gs[2 * lane] * LOG2E, a1 = Gs[2 * lane + 1] * LOG2E;
+            float s = a0 + a1;
+#pragma unroll
+            for (int o = 1; o < 32; o <<= 1) {
+                const float y = __shfl_up_sync(0xffffffffu, s, o);
+                if (lane >= o) s += y;
+            }
+            Gs[2 * lane] = s - a1;
+            Gs[2 * lane + 1] = s;
+            __syncwarp();
+            if (lane < 4 && Gs[16 * lane] - Gs[16 * lane + 15] > SPAN_MAX) atomicOr(flags, 1 << lane);
         }
         __syncthreads();
-        for (int i = tid; i < C * DK; i += BV) {
-            const int t = i / DK, d = i % DK;
-            qn[t * DKP + d] *= nrm[t];
-            kn[t * DKP + d] *= nrm[C + t];
+        /* 2. bf16 operands, in place over the staged q and k. Every factor is e^x with x <= 0
+         *    except on the diagonal blocks of Kc (x <= SPAN_MAX; wider blocks are flagged and
+         *    recomputed exactly in step 3b). */
+        for (int e = tid; e < C * DK; e += NT) {
+            const int t = e / DK, d = e % DK, i = t >> 4;
+            const float qv = bf2f(Qr[t * KP + d]) * nq[t];
+            const float kv = bf2f(Kr[t * KP + d]) * nk[t];
+            const float gt = GAT(t, d);
+            const float er = exp2f(gt - GAT(16 * i, d));
+            const float eg = exp2f(gt);
+            Qr[t * KP + d] = f2bf(qv * er);
+            Kr[t * KP + d] = f2bf(kv * er);
+            Qt[t * KP + d] = f2bf(qv * eg);
+            Kt[t * KP + d] = f2bf(kv * eg);
+            Kh[t * KP + d] = f2bf(kv * exp2f(GAT(C - 1, d) - gt));
+#pragma unroll
+            for (int ii = 0; ii < 4; ++ii)
+                if (ii >= i) {
+                    const float x = GAT(16 * ii, d) - gt;
+                    Kc[(8 * ii * (ii + 1) + t) * KP + d] = f2bf(kv * exp2f(ii == i ? fminf(x, SPAN_MAX) : x));
+                }
+        }
+        for (int d = tid; d < DK; d += NT) egl[d] = exp2f(GAT(C - 1, d));
+        __syncthreads();
+        /* 3. AQ = (q e^(G - G_r)) (k e^(G_r - G))^T for s <= t and L = beta_t (k e^(G - G_r))
+         *    (k e^(G_r - G))^T for s < t: row block i (reference r = 16 i) against Kc_i, whose
+         *    rows are the columns 0 .. 16 i + 15. Warp w takes AQ block w and L block 3 - w. */
+        for (int job = warp; job < 8; job += NW) {
+            const bool isq = job < 4;
+            const int i = isq ? job : 7 - job;
+            const bf16* Asrc = isq ? Qr : Kr;
+            const bf16* Bsrc = Kc + 8 * i * (i + 1) * KP;
+            float acc[8][4];
+#pragma unroll
+            for (int n = 0; n < 8; ++n)
+#pragma unroll
+                for (int e = 0; e < 4; ++e) acc[n][e] = 0.0f;
+#pragma unroll
+            for (int kk = 0; kk < MS; ++kk) {
+                unsigned a[4];
+                dtc_frag_a(a, Asrc, KP, 16 * i, 16 * kk, lane);
+#pragma unroll
+                for (int np = 0; np < 4; ++np)
+                    if (np <= i) {
+                        unsigned bb[4];
+                        dtc_frag_b(bb, Bsrc, KP, 16 * np, 16 * kk, lane);
+                        dtc_mma(acc[2 * np], a, bb[0], bb[1]);
+                        dtc_mma(acc[2 * np + 1], a, bb[2], bb[3]);
+                    }
+            }
+#pragma unroll
+            for (int n = 0; n < 8; ++n)
+                if (n < 2 * (i + 1))
+#pragma unroll
+                    for (int e = 0; e < 4; ++e) {
+                        const int t = 16 * i + r4 + (e >> 1) * 8, s = 8 * n + c4 + (e & 1);
+                        if (isq)
+                            AQ[t * AP + s] = f2bf(s <= t ? acc[n][e] : 0.0f);
+                        else
+                            Lf[t * FP + s] = s < t ? bs[t] * acc[n][e] : 0.0f;
+                    }
         }
         __syncthreads();
-        /* 3. L (strictly lower, scaled by beta_t) and QK (lower with diagonal) */
-        for (int i = tid; i < C * C; i += BV) {
-            const int t = i / C, r = i % C;
-            float lk = 0.0f, lq = 0.0f;
-            if (r <= t) {
-                if (PER_CHANNEL) {
-                    for (int d = 0; d < DK; ++d) {
-                        const float e = expf(Gs[t * DK + d] - Gs[r * DK + d]);
-                        const float kr = kn[r * DKP + d] * e;
-                        lk = fmaf(kn[t * DKP + d], kr, lk);
-                        lq = fmaf(qn[t * DKP + d], kr, lq);
-                    }
-                } else {
-                    for (int d = 0; d < DK; ++d) {
-                        lk = fmaf(kn[t * DKP + d], kn[r * DKP + d], lk);
-                        lq = fmaf(qn[t * DKP + d], kn[r * DKP + d], lq);
-                    }
-                    const float e = expf(Gs[t] - Gs[r]);
-                    lk *= e;
-                    lq *= e;
+        /* 3b. diagonal blocks whose decay span exceeds SPAN_MAX: exact sums (rare). The
+         *     staged q and k are overwritten, so they are read again from global memory. */
+        const int wide = flags[0];
+        if (wide) {
+            for (int i = 0; i < 4; ++i) {
+                if (!((wide >> i) & 1)) continue;
+                for (int p = tid; p < 256; p += NT) {
+                    const int a = p >> 4, c = p & 15, t = 16 * i + a, s = 16 * i + c;
+                    if (c > a) continue;
+                    float lq = 0.0f, lk = 0.0f;
+                    if (t < cn)
+                        for (int d = 0; d < DK; ++d) {
+                            const float ks = bf2f(k[(row0 + s) * k_stride + hk * DK + d]) * nk[s];
+                            const float e = exp2f(GAT(t, d) - GAT(s, d)) * ks;
+                            lq = fmaf(bf2f(q[(row0 + t) * q_stride + hk * DK + d]) * nq[t], e, lq);
+                            lk = fmaf(bf2f(k[(row0 + t) * k_stride + hk * DK + d]) * nk[t], e, lk);
+                        }
+                    AQ[t * AP + s] = f2bf(lq);
+                    Lf[t * FP + s] = c < a ? bs[t] * lk : 0.0f;
                 }
             }
-            Lm[i] = r < t ? bs[t] * lk : 0.0f;
-            QK[i] = lq;
+            __syncthreads();
         }
-        __syncthreads();
-        /* 4. decay the rows: q <- e^G q, k <- e^G k, kh = e^(G_last - G) k */
-        for (int i = tid; i < C * DK; i += BV) {
-            const int t = i / DK, d = i % DK;
-            const float gt = PER_CHANNEL ? Gs[t * DK + d] : Gs[t];
-            const float glast = PER_CHANNEL ? gl[d] : gl[0];
-            const float e = expf(gt);
-            const float kv = kn[t * DKP + d];
-            qn[t * DKP + d] *= e;
-            kn[t * DKP + d] = kv * e;
-            kh[t * DKP + d] = kv * expf(glast - gt);
-        }
-        for (int d = tid; d < DK; d += BV) egl[d] = expf(PER_CHANNEL ? gl[d] : gl[0]);
-        __syncthreads();
-        /* 5. thread-local: u by forward substitution, outputs, state update. Token loops stay
-         *    rolled (only the Dk loops over the register column unroll), to bound code size. */
-#pragma unroll 1
-        for (int t = 0; t < C; ++t) {
-            float ks = 0.0f;
+        /* Phase A is dead: stage v (read in step 5a) while the solve runs. */
+        dtc_stage<bf16, C, BV, NT>(Rs, VP, v + row0 * v_stride + hv * DV + j0, v_stride, cn, vec_v, tid);
+        /* 4. (I + L)^-1 in f32: the 16x16 diagonal blocks by forward substitution, then the
+         *    blocks below by distance, Ai_ij = -Ai_ii sum_(j <= m < i) L_im Ai_mj. */
+        if (tid < C) {
+            const int i = tid >> 4, cc = tid & 15;
+            float x[16];
 #pragma unroll
-            for (int d = 0; d < DK; ++d) ks = fmaf(kn[t * DKP + d], s[d], ks);
-            const float vj = t < cn && active ? bf2f(v[(b * T + c0 + t) * v_stride + hv * DV + j]) : 0.0f;
-            float u = bs[t] * (vj - ks);
-#pragma unroll 1
-            for (int r = 0; r < t; ++r) u = fmaf(-Lm[t * C + r], us[r * BV + tid], u);
-            us[t * BV + tid] = u;
-        }
-#pragma unroll 1
-        for (int t = 0; t < cn; ++t) {
-            float acc = 0.0f;
+            for (int a = 0; a < 16; ++a) {
+                float acc = a == cc ? 1.0f : 0.0f;
 #pragma unroll
-            for (int d = 0; d < DK; ++d) acc = fmaf(qn[t * DKP + d], s[d], acc);
-#pragma unroll 1
-            for (int r = 0; r <= t; ++r) acc = fmaf(QK[t * C + r], us[r * BV + tid], acc);
-            /* Gated RMSNorm epilogue, part 1: threads without a value column add 0. */
-            const float ov = active ? acc : 0.0f;
-            ob[t * BV + tid] = ov;
-            const float ss = warp_sum(ov * ov);
-            if (tid % 32 == 0) nss[t * NWARP + tid / 32] = ss;
-        }
-#pragma unroll
-        for (int d = 0; d < DK; ++d) s[d] *= egl[d];
-#pragma unroll 1
-        for (int t = 0; t < C; ++t) {
-            const float ut = us[t * BV + tid];
-#pragma unroll
-            for (int d = 0; d < DK; ++d) s[d] = fmaf(kh[t * DKP + d], ut, s[d]);
-        }
-        __syncthreads(); /* the next chunk overwrites shared memory */
-        /* Gated RMSNorm epilogue, part 2: every thread adds the partials in warp order. */
-        if (active) {
-            const float wj = norm_w[j];
-#pragma unroll 1
-            for (int t = 0; t < cn; ++t) {
-                float tot = 0.0f;
-#pragma unroll
-                for (int w = 0; w < NWARP; ++w) tot += nss[t * NWARP + w];
-                const float rn = rsqrtf(tot / (float)DV + NORM_EPS);
-                const long row = b * T + c0 + t;
-                const float zj = bf2f(gate[row * gate_stride + hv * DV + j]);
-                o[row * o_stride + hv * DV + j] = f2bf(ob[t * BV + tid] * rn * wj * silu_f(zj));
+                for (int s = 0; s < a; ++s) acc = fmaf(-Lf[(16 * i + a) * FP + 16 * i + s], x[s], acc);
+                x[a] = a < cc ? 0.0f : acc;
+                Af[(16 * i + a) * FP + 16 * i + cc] = x[a];
             }
         }
-    }
-    if (state_out && active) {
+        if (tid == 0) flags[0] = 0; /* every thread read it before the barrier above */
+        __syncthreads();
+#pragma unroll 1
+        for (int dist = 1; dist < 4; ++dist) {
+            for (int e = tid; e < (4 - dist) * 256; e += NT) {
+                const int i = dist + (e >> 8), jb = i - dist, a = (e >> 4) & 15, c = e & 15;
+                float acc = 0.0f;
+                for (int m = jb; m < i; ++m)
 #pragma unroll
-        for (int d = 0; d < DK; ++d) state_out[sbase + (long)d * DV] = s[d];
+                    for (int x = 0; x < 16; ++x)
+                        acc = fmaf(Lf[(16 * i + a) * FP + 16 * m + x], Af[(16 * m + x) * FP + 16 * jb + c], acc);
+                Tf[(16 * i + a) * FP + 16 * jb + c] = acc;
+            }
+            __syncthreads();
+            for (int e = tid; e < (4 - dist) * 256; e += NT) {
+                const int i = dist + (e >> 8), jb = i - dist, a = (e >> 4) & 15, c = e & 15;
+                float acc = 0.0f;
+                for (int x = 0; x <= a; ++x)
+                    acc = fmaf(Af[(16 * i + a) * FP + 16 * i + x], Tf[(16 * i + x) * FP + 16 * jb + c], acc);
+                Af[(16 * i + a) * FP + 16 * jb + c] = -acc;
+            }
+            __syncthreads();
+        }
+        for (int e = tid; e < C * C; e += NT) {
+            const int t = e / C, s = e % C;
+            Ab[t * AP + s] = f2bf(s <= t ? Af[t * FP + s] : 0.0f);
+        }
+        dtc_cp_wait();
+        __syncthreads();
+        /* 5a. R = beta (V - (k e^G) S), in place over the staged v */
+        float acc[NTW][4];
+#pragma unroll
+        for (int n = 0; n < NTW; ++n)
+#pragma unroll
+            for (int e = 0; e < 4; ++e) acc[n][e] = 0.0f;
+#pragma unroll
+        for (int kk = 0; kk < MS; ++kk) {
+            unsigned a[4];
+            dtc_frag_a(a, Kt, KP, 16 * mr, 16 * kk, lane);
+#pragma unroll
+            for (int np = 0; np < NTW / 2; ++np) {
+                unsigned bb[4];
+                dtc_frag_bt(bb, Ss, VP, cg * BVW + 16 * np, 16 * kk, lane);
+                dtc_mma(acc[2 * np], a, bb[0], bb[1]);
+                dtc_mma(acc[2 * np + 1], a, bb[2], bb[3]);
+            }
+        }
+#pragma unroll
+        for (int n = 0; n < NTW; ++n)
+#pragma unroll
+            for (int h = 0; h < 2; ++h) {
+                const int t = 16 * mr + r4 + 8 * h, col = cg * BVW + 8 * n + c4;
+                const float bt = bs[t];
+                const float v0 = bf2f(Rs[t * VP + col]), v1 = bf2f(Rs[t * VP + col + 1]);
+                dtc_st2(&Rs[t * VP + col], bt * (v0 - acc[n][2 * h]), bt * (v1 - acc[n][2 * h + 1]));
+            }
+        __syncthreads();
+        /* 5b. u = (I + L)^-1 R (lower triangular: k tiles up to the row tile) */
+#pragma unroll
+        for (int n = 0; n < NTW; ++n)
+#pragma unroll
+            for (int e = 0; e < 4; ++e) acc[n][e] = 0.0f;
+#pragma unroll
+        for (int kk = 0; kk < 4; ++kk)
+            if (kk <= mr) {
+                unsigned a[4];
+                dtc_frag_a(a, Ab, AP, 16 * mr, 16 * kk, lane);
+#pragma unroll
+                for (int np = 0; np < NTW / 2; ++np) {
+                    unsigned bb[4];
+                    dtc_frag_bt(bb, Rs, VP, cg * BVW + 16 * np, 16 * kk, lane);
+                    dtc_mma(acc[2 * np], a, bb[0], bb[1]);
+                    dtc_mma(acc[2 * np + 1], a, bb[2], bb[3]);
+                }
+            }
+#pragma unroll
+        for (int n = 0; n < NTW; ++n)
+#pragma unroll
+            for (int h = 0; h < 2; ++h)
+                dtc_st2(&Vn[(16 * mr + r4 + 8 * h) * VP + cg * BVW + 8 * n + c4], acc[n][2 * h], acc[n][2 * h + 1]);
+        __syncthreads();
+        /* 5c. o = (q e^G) S + AQ u */
+#pragma unroll
+        for (int n = 0; n < NTW; ++n)
+#pragma unroll
+            for (int e = 0; e < 4; ++e) acc[n][e] = 0.0f;
+#pragma unroll
+        for (int kk = 0; kk < MS; ++kk) {
+            unsigned a[4];
+            dtc_frag_a(a, Qt, KP, 16 * mr, 16 * kk, lane);
+#pragma unroll
+            for (int np = 0; np < NTW / 2; ++np) {
+                unsigned bb[4];
+                dtc_frag_bt(bb, Ss, VP, cg * BVW + 16 * np, 16 * kk, lane);
+                dtc_mma(acc[2 * np], a, bb[0], bb[1]);
+                dtc_mma(acc[2 * np + 1], a, bb[2], bb[3]);
+            }
+        }
+#pragma unroll
+        for (int kk = 0; kk < 4; ++kk)
+            if (kk <= mr) {
+                unsigned a[4];
+                dtc_frag_a(a, AQ, AP, 16 * mr, 16 * kk, lane);
+#pragma unroll
+                for (int np = 0; np < NTW / 2; ++np) {
+                    unsigned bb[4];
+                    dtc_frag_bt(bb, Vn, VP, cg * BVW + 16 * np, 16 * kk, lane);
+                    dtc_mma(acc[2 * np], a, bb[0], bb[1]);
+                    dtc_mma(acc[2 * np + 1], a, bb[2], bb[3]);
+                }
+            }
+        {
+            /* Gated RMSNorm epilogue: a row's sum of o^2 over the 4 lanes of its quad (a fixed
+             * butterfly), then over the column groups in order; o stays f32 until the store. */
+#pragma unroll
+            for (int h = 0; h < 2; ++h) {
+                float ss = 0.0f;
+#pragma unroll
+                for (int n = 0; n < NTW; ++n)
+                    ss += acc[n][2 * h] * acc[n][2 * h] + acc[n][2 * h + 1] * acc[n][2 * h + 1];
+                ss += __shfl_xor_sync(0xffffffffu, ss, 1);
+                ss += __shfl_xor_sync(0xffffffffu, ss, 2);
+                if ((lane & 3) == 0) nss[cg * C + 16 * mr + r4 + 8 * h] = ss;
+            }
+            __syncthreads();
+#pragma unroll
+            for (int h = 0; h < 2; ++h) {
+                const int t = 16 * mr + r4 + 8 * h;
+                float tot = 0.0f;
+#pragma unroll
+                for (int w = 0; w < NW / 4; ++w) tot += nss[w * C + t];
+                const float rn = rsqrtf(tot / (float)DV + NORM_EPS);
+                if (t < cn)
+#pragma unroll
+                    for (int n = 0; n < NTW; ++n)
+#pragma unroll
+                        for (int x = 0; x < 2; ++x) {
+                            const int col = j0 + cg * BVW + 8 * n + c4 + x;
+                            const float zj = bf2f(gate[(row0 + t) * gate_stride + hv * DV + col]);
+                            o[(row0 + t) * o_stride + hv * DV + col] =
+                                f2bf(acc[n][2 * h + x] * rn * norm_w[col] * silu_f(zj));
+                        }
+            }
+        }
+        __syncthreads(); /* every warp is done reading Ss */
+        /* 5d. S <- e^G_last S + (k e^(G_last - G))^T u */
+#pragma unroll
+        for (int m = 0; m < MSW; ++m) {
+            const int ms = mr + 4 * m;
+            if (ms < MS) {
+                const float e0 = egl[16 * ms + r4], e1 = egl[16 * ms + r4 + 8];
+#pragma unroll
+                for (int n = 0; n < NTW; ++n) {
+                    st[m][n][0] *= e0;
+                    st[m][n][1] *= e0;
+                    st[m][n][2] *= e1;
+                    st[m][n][3] *= e1;
+                }
+#pragma unroll
+                for (int kk = 0; kk < 4; ++kk) {
+                    unsigned a[4];
+                    dtc_frag_at(a, Kh, KP, 16 * ms, 16 * kk, lane);
+#pragma unroll
+                    for (int np = 0; np < NTW / 2; ++np) {
+                        unsigned bb[4];
+                        dtc_frag_bt(bb, Vn, VP, cg * BVW + 16 * np, 16 * kk, lane);
+                        dtc_mma(st[m][2 * np], a, bb[0], bb[1]);
+                        dtc_mma(st[m][2 * np + 1], a, bb[2], bb[3]);
+                    }
+                }
+#pragma unroll
+                for (int n = 0; n < NTW; ++n)
+#pragma unroll
+                    for (int h = 0; h < 2; ++h)
+                        dtc_st2(&Ss[(16 * ms + r4 + 8 * h) * VP + cg * BVW + 8 * n + c4], st[m][n][2 * h],
+                                st[m][n][2 * h + 1]);
+            }
+        }
+        __syncthreads(); /* the next chunk restages phase A and reads Ss */
     }
+    if (state_out) {
+#pragma unroll
+        for (int m = 0; m < MSW; ++m) {
+            const int ms = mr + 4 * m;
+            if (ms < MS)
+#pragma unroll
+                for (int n = 0; n < NTW; ++n)
+#pragma unroll
+                    for (int e = 0; e < 4; ++e) {
+                        const int d = 16 * ms + r4 + (e >> 1) * 8, col = cg * BVW + 8 * n + c4 + (e & 1);
+                        state_out[sbase + (long)d * DV + col] = st[m][n][e];
+                    }
+        }
+    }
+#undef GAT
 }
 
 // ===== kernels/repeat_groups_13d4fe7fb568.cu =====
@@ -1826,27 +2782,30 @@ extern "C" __global__ void __launch_bounds__(128) rms_norm_61b2ad4d1e7b(
     }
 }
 
-// ===== kernels/attn_decode_217309b7.cu =====
+// ===== kernels/attn_decode_821925ce.cu =====
 /*
- * modelc mixer core: attn_decode_217309b7, attn_decode_combine_217309b7 (template).
+ * modelc mixer core: attn_decode_821925ce, attn_decode_combine_821925ce (template).
  * Fuses, in order:
  *   attention(heads=2, kv_heads=1, head_dim=32, causal=true, window=none, scale=0.17677669529663687)
- * Bytes loaded:  256*batch*tokens + 128*batch*(past + tokens) + 272*batch*max(min(cdiv(2*sms, 2*batch), cdiv(past + 1, 32)), 1)
- * Bytes stored:  256*batch*tokens + 272*batch*max(min(cdiv(2*sms, 2*batch), cdiv(past + 1, 32)), 1)
+ * Bytes loaded:  256*batch*tokens + 128*batch*(past + tokens) + 272*batch*max(min(cdiv(2*sms, batch), cdiv(past + 1, 32)), 1)
+ * Bytes stored:  256*batch*tokens + 272*batch*max(min(cdiv(2*sms, batch), cdiv(past + 1, 32)), 1)
  * FLOPs:         256*batch*tokens*(past + tokens)
  */
 /*
- * attn_decode_217309b7: one-token causal GQA attention over (KV cache ++ the new key),
+ * attn_decode_821925ce: one-token causal GQA attention over (KV cache ++ the new key),
  *   H = 2, G = 1, Dh = 32, scale = 1.7677669e-1f, full causal (slot = pos).
- *   Split-K: block (split, h, b) covers a contiguous share of the visible keys; its 4 warps
- *   take interleaved 32-key tiles, merge in shared memory, and write (max, sum, o[Dh]) to
- *   partial[b,h,split,:]. attn_decode_combine_217309b7 merges the splits and normalises.
- *   The (split 0, h % (H/G) == 0) block appends the new k/v row at position past_len[b].
+ *   Split-K, grouped: block (split, g, b) covers a contiguous share of the visible keys for
+ *   all H/G query heads of KV head g. Cached keys/values stream through shared memory in tiles
+ *   (cp.async, 4 stages); Dh/8 lanes hold one key (16-byte reads), a warp scores
+ *   32/(Dh/8) keys per step; online softmax in f32 (exp2), one max update per tile; the new key
+ *   (position past_len[b]) is read from k/v directly. Warps merge in shared memory and write
+ *   (max, sum, o[Dh]) to partial[b,h,split,:] (max in natural-log units);
+ *   attn_decode_combine_821925ce merges the splits and normalises.
+ *   The split-0 block of each group appends the new k/v row at position past_len[b].
  * Layouts: q row b of [B,H*Dh], k/v row b of [B,G*Dh] bf16; caches [B,G,s_max,Dh] bf16;
  *   past_len [B] int32; partial [B,H,n_splits,Dh+2] f32; out row b of [B,H*Dh] bf16.
- * Grids: decode (n_splits, H, B) x 128 threads; combine (H, B) x Dh threads.
- * Lane l of a warp scores key kt0 + l (full-warp shuffles over keys) and accumulates output
- *   channels l + 32 i, i < ceil(Dh/32); when Dh % 32 != 0 lanes past Dh own no channel (DTAIL).
+ * Grids: decode (n_splits, G, B) x 128 threads, dynamic smem attention_decode_smem;
+ *   combine (H, B) x Dh threads.
  */
 #include <cuda_bf16.h>
 
@@ -1874,9 +2833,61 @@ __device__ __forceinline__ float warp_max(float x) {
     return x;
 }
 #endif
+#ifndef MODELC_MMA_PRELUDE
+#define MODELC_MMA_PRELUDE
+__device__ __forceinline__ unsigned smem_addr(const void* p) {
+    return static_cast<unsigned>(__cvta_generic_to_shared(p));
+}
+/* 16-byte global -> shared copy; pred = false zero-fills the destination (reads nothing). */
+__device__ __forceinline__ void cp_async16(void* dst, const void* src, bool pred) {
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_addr(dst)), "l"(src),
+                 "r"(pred ? 16 : 0));
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+template <int N>
+__device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N)); }
+/* Four 8x8 b16 matrices; lanes 8i..8i+7 give the row addresses of matrix i. */
+__device__ __forceinline__ void ldmatrix_x4(unsigned (&r)[4], const void* p) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(smem_addr(p)));
+}
+__device__ __forceinline__ void ldmatrix_x4_trans(unsigned (&r)[4], const void* p) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(smem_addr(p)));
+}
+/* d += A (16x16, row) * B (16x8, col): bf16 operands, f32 accumulators. */
+__device__ __forceinline__ void mma_bf16(float (&d)[4], const unsigned (&a)[4], unsigned b0, unsigned b1) {
+    asm volatile(
+        "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+        "{%0,%1,%2,%3};\n"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+__device__ __forceinline__ unsigned pack_bf16x2(float lo, float hi) {
+    __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
+    return *reinterpret_cast<unsigned*>(&v);
+}
+__device__ __forceinline__ void copy8_to_smem(bf16* dst, const bf16* src, bool pred, bool vec) {
+    if (vec) {
+        cp_async16(dst, src, pred);
+        return;
+    }
+#pragma unroll
+    for (int i = 0; i < 8; ++i) dst[i] = pred ? src[i] : f2bf(0.0f);
+}
+__device__ __forceinline__ void copy8_global(bf16* dst, const bf16* src, bool vec) {
+    if (vec) {
+        *reinterpret_cast<uint4*>(dst) = *reinterpret_cast<const uint4*>(src);
+        return;
+    }
+#pragma unroll
+    for (int i = 0; i < 8; ++i) dst[i] = src[i];
+}
+#endif
 
-/* The min-blocks hint (4) keeps ptxas from a 4-byte spill it made at 32 registers. */
-extern "C" __global__ void __launch_bounds__(128, 4) attn_decode_217309b7(
+extern "C" __global__ void __launch_bounds__(128) attn_decode_821925ce(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -1887,103 +2898,198 @@ extern "C" __global__ void __launch_bounds__(128, 4) attn_decode_217309b7(
     constexpr int G = 1;
     constexpr int R = H / G;
     constexpr int DH = 32;
-    constexpr int DPL = (DH + 31) / 32;
-    constexpr bool DTAIL = DH % 32 != 0;
-    constexpr int KP = 33;
-    (void)KP;
     constexpr int W = 0;
-    constexpr float SCALE = 1.7677669e-1f;
-    constexpr int BK = 32;
+    constexpr float SCALE_LOG2 = 2.5503486e-1f;
     constexpr int NW = 4;
-    __shared__ float q_s[DH];
-    __shared__ float red_m[NW], red_l[NW];
-    __shared__ float red_o[NW][DH];
+    constexpr int STAGES = 4;
+    constexpr int LPK = DH / 8;          /* lanes per key: 8 channels (16 bytes) each */
+    constexpr int KPI = 32 / LPK;        /* keys per warp per step */
+    constexpr int STEPS = KPI >= 8 ? 1 : 8 / KPI; /* steps per warp per tile */
+    constexpr int BT = NW * KPI * STEPS; /* keys per tile (32 for Dh >= 32) */
+    constexpr int CPR = DH / 8;
+    extern __shared__ __align__(16) unsigned char smem_raw[];
+    bf16* ks = reinterpret_cast<bf16*>(smem_raw);          /* [STAGES][BT][DH] */
+    bf16* vs = ks + STAGES * BT * DH;                      /* [STAGES][BT][DH] */
+    __shared__ float red_m[NW][R], red_l[NW][R];
+    __shared__ float red_o[NW][R][DH];
 
     const int split = blockIdx.x;
-    const int h = blockIdx.y;
+    const int g = blockIdx.y;
     const long b = blockIdx.z;
-    const int g = h / R;
-    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+    const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
+    const int kl = lane / LPK, d0 = (lane % LPK) * 8;
     const int qpos = past_len[b];
     bf16* kc = k_cache + (b * G + g) * (long)s_max * DH;
     bf16* vc = v_cache + (b * G + g) * (long)s_max * DH;
     const bf16* knew = k + b * k_stride + g * DH;
     const bf16* vnew = v + b * v_stride + g * DH;
 
-    for (int d = threadIdx.x; d < DH; d += blockDim.x) q_s[d] = bf2f(q[b * q_stride + h * DH + d]) * SCALE;
-    if (split == 0 && h % R == 0) {
+    if (split == 0) {
         const long slot = W > 0 ? (long)qpos % s_max : (long)qpos;
         if (slot < s_max)
-            for (int d = threadIdx.x; d < DH; d += blockDim.x) {
+            for (int d = tid; d < DH; d += blockDim.x) {
                 kc[slot * DH + d] = knew[d];
                 vc[slot * DH + d] = vnew[d];
             }
     }
+    float qr[R][8];
+#pragma unroll
+    for (int r = 0; r < R; ++r)
+#pragma unroll
+        for (int i = 0; i < 8; ++i) qr[r][i] = bf2f(q[b * q_stride + (g * R + r) * DH + d0 + i]) * SCALE_LOG2;
+
     const int lo = W > 0 ? max(0, qpos - W + 1) : 0;
     const int n = qpos - lo + 1;
     const int per = (n + n_splits - 1) / n_splits;
     const int a = lo + split * per;
     const int e = min(a + per, qpos + 1);
-    __syncthreads();
+    const int ec = min(e, qpos);              /* cached keys: [a, ec) */
+    const int n_tiles = ec > a ? (ec - a + BT - 1) / BT : 0;
 
-    float m = -INFINITY, l = 0.0f, o[DPL];
-#pragma unroll
-    for (int i = 0; i < DPL; ++i) o[i] = 0.0f;
-    for (int kt0 = a + warp * BK; kt0 < e; kt0 += NW * BK) {
-        const int pos = kt0 + lane;
-        const bool valid = pos < e;
-        const bf16* kr = knew;
-        if (valid && pos < qpos) kr = kc + (W > 0 ? (long)pos % s_max : (long)pos) * DH;
-        float s = -INFINITY;
-        if (valid) {
-            s = 0.0f;
-#pragma unroll 8
-            for (int d = 0; d < DH; ++d) s = fmaf(q_s[d], bf2f(kr[d]), s);
+    auto load_tile = [&](int tile) {
+        const int st = tile % STAGES;
+        const int t0 = a + tile * BT;
+        for (int c = tid; c < BT * CPR; c += NW * 32) {
+            const int r = c / CPR, ch = c % CPR, pos = t0 + r;
+            const bool ok = pos < ec;
+            const long slot = W > 0 ? (long)pos % s_max : (long)pos;
+            const long off = (ok ? slot : 0) * DH + ch * 8;
+            cp_async16(ks + (st * BT + r) * DH + ch * 8, kc + off, ok);
+            cp_async16(vs + (st * BT + r) * DH + ch * 8, vc + off, ok);
         }
-        const float mn = fmaxf(m, warp_max(s)); /* finite: tile has a valid key */
-        const float pr = valid ? expf(s - mn) : 0.0f;
-        const float corr = expf(m - mn);
-        l = l * corr + warp_sum(pr);
-        m = mn;
+    };
+
+    float m[R], l[R], o[R][8];
 #pragma unroll
-        for (int i = 0; i < DPL; ++i) o[i] *= corr;
-        const int jn = min(BK, e - kt0);
-        for (int j = 0; j < jn; ++j) {
-            const float pj = __shfl_sync(0xffffffffu, pr, j);
-            const int pj_pos = kt0 + j;
-            const bf16* vr = pj_pos < qpos ? vc + (W > 0 ? (long)pj_pos % s_max : (long)pj_pos) * DH : vnew;
+    for (int r = 0; r < R; ++r) {
+        m[r] = -INFINITY;
+        l[r] = 0.0f;
 #pragma unroll
-            for (int i = 0; i < DPL; ++i)
-                if (!DTAIL || lane + 32 * i < DH) o[i] = fmaf(pj, bf2f(vr[lane + 32 * i]), o[i]);
+        for (int i = 0; i < 8; ++i) o[r][i] = 0.0f;
+    }
+    /* Scores of STEPS keys per lane-group, then one max update per tile and head. */
+#pragma unroll
+    for (int t = 0; t < STAGES - 1; ++t) {
+        if (t < n_tiles) load_tile(t);
+        cp_async_commit();
+    }
+    for (int tile = 0; tile < n_tiles; ++tile) {
+        cp_async_wait<STAGES - 2>();
+        __syncthreads();
+        if (tile + STAGES - 1 < n_tiles) load_tile(tile + STAGES - 1);
+        cp_async_commit();
+        const int st = tile % STAGES;
+        const int t0 = a + tile * BT;
+        float s[STEPS][R];
+        float vf[STEPS][8];
+#pragma unroll
+        for (int u = 0; u < STEPS; ++u) {
+            const int r_in = (warp * STEPS + u) * KPI + kl;
+            const bool ok = t0 + r_in < ec;
+            const uint4 kv = *reinterpret_cast<const uint4*>(ks + (st * BT + r_in) * DH + d0);
+            const uint4 vv = *reinterpret_cast<const uint4*>(vs + (st * BT + r_in) * DH + d0);
+            const __nv_bfloat162* k2 = reinterpret_cast<const __nv_bfloat162*>(&kv);
+            const __nv_bfloat162* v2 = reinterpret_cast<const __nv_bfloat162*>(&vv);
+            float kf[8];
+#pragma unroll
+            for (int i = 0; i < 4; ++i) {
+                const float2 kk = __bfloat1622float2(k2[i]);
+                const float2 vq = __bfloat1622float2(v2[i]);
+                kf[2 * i] = kk.x; kf[2 * i + 1] = kk.y;
+                vf[u][2 * i] = vq.x; vf[u][2 * i + 1] = vq.y;
+            }
+#pragma unroll
+            for (int r = 0; r < R; ++r) {
+                float acc = 0.0f;
+#pragma unroll
+                for (int i = 0; i < 8; ++i) acc = fmaf(qr[r][i], kf[i], acc);
+#pragma unroll
+                for (int off = LPK / 2; off > 0; off >>= 1) acc += __shfl_xor_sync(0xffffffffu, acc, off);
+                s[u][r] = ok ? acc : -INFINITY;
+            }
+        }
+#pragma unroll
+        for (int r = 0; r < R; ++r) {
+            float mx = s[0][r];
+#pragma unroll
+            for (int u = 1; u < STEPS; ++u) mx = fmaxf(mx, s[u][r]);
+#pragma unroll
+            for (int off = LPK; off < 32; off <<= 1) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, off));
+            const float mn = fmaxf(m[r], mx);
+            const float base = mn == -INFINITY ? 0.0f : mn;
+            const float corr = exp2f(m[r] - base);
+            m[r] = mn;
+            l[r] *= corr;
+#pragma unroll
+            for (int i = 0; i < 8; ++i) o[r][i] *= corr;
+#pragma unroll
+            for (int u = 0; u < STEPS; ++u) {
+                const float p = exp2f(s[u][r] - base);
+                l[r] += p;
+#pragma unroll
+                for (int i = 0; i < 8; ++i) o[r][i] = fmaf(p, vf[u][i], o[r][i]);
+            }
         }
     }
-    if (lane == 0) { red_m[warp] = m; red_l[warp] = l; }
+    cp_async_wait<0>();
+    /* The new key: one per sequence, by warp 0's first key group, from k/v directly. */
+    if (qpos >= a && qpos < e && warp == 0) {
+        float kf[8], vf1[8];
 #pragma unroll
-    for (int i = 0; i < DPL; ++i)
-        if (!DTAIL || lane + 32 * i < DH) red_o[warp][lane + 32 * i] = o[i];
+        for (int i = 0; i < 8; ++i) { kf[i] = bf2f(knew[d0 + i]); vf1[i] = bf2f(vnew[d0 + i]); }
+        const bool mine = kl == 0;
+#pragma unroll
+        for (int r = 0; r < R; ++r) {
+            float acc = 0.0f;
+#pragma unroll
+            for (int i = 0; i < 8; ++i) acc = fmaf(qr[r][i], kf[i], acc);
+#pragma unroll
+            for (int off = LPK / 2; off > 0; off >>= 1) acc += __shfl_xor_sync(0xffffffffu, acc, off);
+            const float mn = fmaxf(m[r], acc);
+            const float corr = exp2f(m[r] - mn);
+            const float p = mine ? exp2f(acc - mn) : 0.0f;
+            m[r] = mn;
+            l[r] = l[r] * corr + p;
+#pragma unroll
+            for (int i = 0; i < 8; ++i) o[r][i] = fmaf(p, vf1[i], o[r][i] * corr);
+        }
+    }
+#pragma unroll
+    for (int r = 0; r < R; ++r) {
+#pragma unroll
+        for (int off = LPK; off < 32; off <<= 1) {
+            l[r] += __shfl_xor_sync(0xffffffffu, l[r], off);
+#pragma unroll
+            for (int i = 0; i < 8; ++i) o[r][i] += __shfl_xor_sync(0xffffffffu, o[r][i], off);
+        }
+        if (lane == 0) { red_m[warp][r] = m[r]; red_l[warp][r] = l[r]; }
+        if (kl == 0)
+#pragma unroll
+            for (int i = 0; i < 8; ++i) red_o[warp][r][d0 + i] = o[r][i];
+    }
     __syncthreads();
-    float M = -INFINITY;
+    for (int idx = tid; idx < R * DH; idx += blockDim.x) {
+        const int r = idx / DH, d = idx % DH;
+        float M = -INFINITY;
 #pragma unroll
-    for (int w = 0; w < NW; ++w) M = fmaxf(M, red_m[w]);
-    float* dst = partial + ((b * H + h) * (long)n_splits + split) * (DH + 2);
-    for (int d = threadIdx.x; d < DH; d += blockDim.x) {
-        float acc = 0.0f;
+        for (int w = 0; w < NW; ++w) M = fmaxf(M, red_m[w][r]);
+        float acc = 0.0f, L = 0.0f;
 #pragma unroll
         for (int w = 0; w < NW; ++w)
-            if (red_m[w] != -INFINITY) acc += red_o[w][d] * expf(red_m[w] - M);
+            if (red_m[w][r] != -INFINITY) {
+                const float c = exp2f(red_m[w][r] - M);
+                acc += red_o[w][r][d] * c;
+                L += red_l[w][r] * c;
+            }
+        float* dst = partial + ((b * H + g * R + r) * (long)n_splits + split) * (DH + 2);
         dst[2 + d] = acc;
-    }
-    if (threadIdx.x == 0) {
-        float L = 0.0f;
-#pragma unroll
-        for (int w = 0; w < NW; ++w)
-            if (red_m[w] != -INFINITY) L += red_l[w] * expf(red_m[w] - M);
-        dst[0] = M;
-        dst[1] = L;
+        if (d == 0) {
+            dst[0] = M == -INFINITY ? M : M * 0.6931471805599453f;
+            dst[1] = L;
+        }
     }
 }
-
-extern "C" __global__ void attn_decode_combine_217309b7(
+extern "C" __global__ void attn_decode_combine_821925ce(
     const float* __restrict__ partial, bf16* __restrict__ out, int out_stride, int n_splits)
 {
     constexpr int H = 2;
@@ -2006,9 +3112,9 @@ extern "C" __global__ void attn_decode_combine_217309b7(
     }
 }
 
-// ===== kernels/attn_decode_9b18b5e3.cu =====
+// ===== kernels/attn_decode_273f668e.cu =====
 /*
- * modelc mixer core: attn_decode_9b18b5e3, attn_decode_combine_9b18b5e3 (template).
+ * modelc mixer core: attn_decode_273f668e, attn_decode_combine_273f668e (template).
  * Fuses, in order:
  *   attention(heads=2, kv_heads=2, head_dim=32, causal=true, window=4, scale=0.17677669529663687)
  * Bytes loaded:  384*batch*tokens + 256*batch*min(past + tokens, 4) + 272*batch*max(min(cdiv(2*sms, 2*batch), cdiv(past + 1, 32)), 1)
@@ -2016,17 +3122,20 @@ extern "C" __global__ void attn_decode_combine_217309b7(
  * FLOPs:         256*batch*tokens*min(past + tokens, 4)
  */
 /*
- * attn_decode_9b18b5e3: one-token causal GQA attention over (KV cache ++ the new key),
+ * attn_decode_273f668e: one-token causal GQA attention over (KV cache ++ the new key),
  *   H = 2, G = 2, Dh = 32, scale = 1.7677669e-1f, sliding window W = 4 (ring cache, slot = pos mod S_max).
- *   Split-K: block (split, h, b) covers a contiguous share of the visible keys; its 4 warps
- *   take interleaved 32-key tiles, merge in shared memory, and write (max, sum, o[Dh]) to
- *   partial[b,h,split,:]. attn_decode_combine_9b18b5e3 merges the splits and normalises.
- *   The (split 0, h % (H/G) == 0) block appends the new k/v row at position past_len[b].
+ *   Split-K, grouped: block (split, g, b) covers a contiguous share of the visible keys for
+ *   all H/G query heads of KV head g. Cached keys/values stream through shared memory in tiles
+ *   (cp.async, 4 stages); Dh/8 lanes hold one key (16-byte reads), a warp scores
+ *   32/(Dh/8) keys per step; online softmax in f32 (exp2), one max update per tile; the new key
+ *   (position past_len[b]) is read from k/v directly. Warps merge in shared memory and write
+ *   (max, sum, o[Dh]) to partial[b,h,split,:] (max in natural-log units);
+ *   attn_decode_combine_273f668e merges the splits and normalises.
+ *   The split-0 block of each group appends the new k/v row at position past_len[b].
  * Layouts: q row b of [B,H*Dh], k/v row b of [B,G*Dh] bf16; caches [B,G,s_max,Dh] bf16;
  *   past_len [B] int32; partial [B,H,n_splits,Dh+2] f32; out row b of [B,H*Dh] bf16.
- * Grids: decode (n_splits, H, B) x 128 threads; combine (H, B) x Dh threads.
- * Lane l of a warp scores key kt0 + l (full-warp shuffles over keys) and accumulates output
- *   channels l + 32 i, i < ceil(Dh/32); when Dh % 32 != 0 lanes past Dh own no channel (DTAIL).
+ * Grids: decode (n_splits, G, B) x 128 threads, dynamic smem attention_decode_smem;
+ *   combine (H, B) x Dh threads.
  */
 #include <cuda_bf16.h>
 
@@ -2054,9 +3163,61 @@ __device__ __forceinline__ float warp_max(float x) {
     return x;
 }
 #endif
+#ifndef MODELC_MMA_PRELUDE
+#define MODELC_MMA_PRELUDE
+__device__ __forceinline__ unsigned smem_addr(const void* p) {
+    return static_cast<unsigned>(__cvta_generic_to_shared(p));
+}
+/* 16-byte global -> shared copy; pred = false zero-fills the destination (reads nothing). */
+__device__ __forceinline__ void cp_async16(void* dst, const void* src, bool pred) {
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_addr(dst)), "l"(src),
+                 "r"(pred ? 16 : 0));
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+template <int N>
+__device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N)); }
+/* Four 8x8 b16 matrices; lanes 8i..8i+7 give the row addresses of matrix i. */
+__device__ __forceinline__ void ldmatrix_x4(unsigned (&r)[4], const void* p) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(smem_addr(p)));
+}
+__device__ __forceinline__ void ldmatrix_x4_trans(unsigned (&r)[4], const void* p) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(smem_addr(p)));
+}
+/* d += A (16x16, row) * B (16x8, col): bf16 operands, f32 accumulators. */
+__device__ __forceinline__ void mma_bf16(float (&d)[4], const unsigned (&a)[4], unsigned b0, unsigned b1) {
+    asm volatile(
+        "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+        "{%0,%1,%2,%3};\n"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+__device__ __forceinline__ unsigned pack_bf16x2(float lo, float hi) {
+    __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
+    return *reinterpret_cast<unsigned*>(&v);
+}
+__device__ __forceinline__ void copy8_to_smem(bf16* dst, const bf16* src, bool pred, bool vec) {
+    if (vec) {
+        cp_async16(dst, src, pred);
+        return;
+    }
+#pragma unroll
+    for (int i = 0; i < 8; ++i) dst[i] = pred ? src[i] : f2bf(0.0f);
+}
+__device__ __forceinline__ void copy8_global(bf16* dst, const bf16* src, bool vec) {
+    if (vec) {
+        *reinterpret_cast<uint4*>(dst) = *reinterpret_cast<const uint4*>(src);
+        return;
+    }
+#pragma unroll
+    for (int i = 0; i < 8; ++i) dst[i] = src[i];
+}
+#endif
 
-/* The min-blocks hint (4) keeps ptxas from a 4-byte spill it made at 32 registers. */
-extern "C" __global__ void __launch_bounds__(128, 4) attn_decode_9b18b5e3(
+extern "C" __global__ void __launch_bounds__(128) attn_decode_273f668e(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -2067,103 +3228,198 @@ extern "C" __global__ void __launch_bounds__(128, 4) attn_decode_9b18b5e3(
     constexpr int G = 2;
     constexpr int R = H / G;
     constexpr int DH = 32;
-    constexpr int DPL = (DH + 31) / 32;
-    constexpr bool DTAIL = DH % 32 != 0;
-    constexpr int KP = 33;
-    (void)KP;
     constexpr int W = 4;
-    constexpr float SCALE = 1.7677669e-1f;
-    constexpr int BK = 32;
+    constexpr float SCALE_LOG2 = 2.5503486e-1f;
     constexpr int NW = 4;
-    __shared__ float q_s[DH];
-    __shared__ float red_m[NW], red_l[NW];
-    __shared__ float red_o[NW][DH];
+    constexpr int STAGES = 4;
+    constexpr int LPK = DH / 8;          /* lanes per key: 8 channels (16 bytes) each */
+    constexpr int KPI = 32 / LPK;        /* keys per warp per step */
+    constexpr int STEPS = KPI >= 8 ? 1 : 8 / KPI; /* steps per warp per tile */
+    constexpr int BT = NW * KPI * STEPS; /* keys per tile (32 for Dh >= 32) */
+    constexpr int CPR = DH / 8;
+    extern __shared__ __align__(16) unsigned char smem_raw[];
+    bf16* ks = reinterpret_cast<bf16*>(smem_raw);          /* [STAGES][BT][DH] */
+    bf16* vs = ks + STAGES * BT * DH;                      /* [STAGES][BT][DH] */
+    __shared__ float red_m[NW][R], red_l[NW][R];
+    __shared__ float red_o[NW][R][DH];
 
     const int split = blockIdx.x;
-    const int h = blockIdx.y;
+    const int g = blockIdx.y;
     const long b = blockIdx.z;
-    const int g = h / R;
-    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+    const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
+    const int kl = lane / LPK, d0 = (lane % LPK) * 8;
     const int qpos = past_len[b];
     bf16* kc = k_cache + (b * G + g) * (long)s_max * DH;
     bf16* vc = v_cache + (b * G + g) * (long)s_max * DH;
     const bf16* knew = k + b * k_stride + g * DH;
     const bf16* vnew = v + b * v_stride + g * DH;
 
-    for (int d = threadIdx.x; d < DH; d += blockDim.x) q_s[d] = bf2f(q[b * q_stride + h * DH + d]) * SCALE;
-    if (split == 0 && h % R == 0) {
+    if (split == 0) {
         const long slot = W > 0 ? (long)qpos % s_max : (long)qpos;
         if (slot < s_max)
-            for (int d = threadIdx.x; d < DH; d += blockDim.x) {
+            for (int d = tid; d < DH; d += blockDim.x) {
                 kc[slot * DH + d] = knew[d];
                 vc[slot * DH + d] = vnew[d];
             }
     }
+    float qr[R][8];
+#pragma unroll
+    for (int r = 0; r < R; ++r)
+#pragma unroll
+        for (int i = 0; i < 8; ++i) qr[r][i] = bf2f(q[b * q_stride + (g * R + r) * DH + d0 + i]) * SCALE_LOG2;
+
     const int lo = W > 0 ? max(0, qpos - W + 1) : 0;
     const int n = qpos - lo + 1;
     const int per = (n + n_splits - 1) / n_splits;
     const int a = lo + split * per;
     const int e = min(a + per, qpos + 1);
-    __syncthreads();
+    const int ec = min(e, qpos);              /* cached keys: [a, ec) */
+    const int n_tiles = ec > a ? (ec - a + BT - 1) / BT : 0;
 
-    float m = -INFINITY, l = 0.0f, o[DPL];
-#pragma unroll
-    for (int i = 0; i < DPL; ++i) o[i] = 0.0f;
-    for (int kt0 = a + warp * BK; kt0 < e; kt0 += NW * BK) {
-        const int pos = kt0 + lane;
-        const bool valid = pos < e;
-        const bf16* kr = knew;
-        if (valid && pos < qpos) kr = kc + (W > 0 ? (long)pos % s_max : (long)pos) * DH;
-        float s = -INFINITY;
-        if (valid) {
-            s = 0.0f;
-#pragma unroll 8
-            for (int d = 0; d < DH; ++d) s = fmaf(q_s[d], bf2f(kr[d]), s);
+    auto load_tile = [&](int tile) {
+        const int st = tile % STAGES;
+        const int t0 = a + tile * BT;
+        for (int c = tid; c < BT * CPR; c += NW * 32) {
+            const int r = c / CPR, ch = c % CPR, pos = t0 + r;
+            const bool ok = pos < ec;
+            const long slot = W > 0 ? (long)pos % s_max : (long)pos;
+            const long off = (ok ? slot : 0) * DH + ch * 8;
+            cp_async16(ks + (st * BT + r) * DH + ch * 8, kc + off, ok);
+            cp_async16(vs + (st * BT + r) * DH + ch * 8, vc + off, ok);
         }
-        const float mn = fmaxf(m, warp_max(s)); /* finite: tile has a valid key */
-        const float pr = valid ? expf(s - mn) : 0.0f;
-        const float corr = expf(m - mn);
-        l = l * corr + warp_sum(pr);
-        m = mn;
+    };
+
+    float m[R], l[R], o[R][8];
 #pragma unroll
-        for (int i = 0; i < DPL; ++i) o[i] *= corr;
-        const int jn = min(BK, e - kt0);
-        for (int j = 0; j < jn; ++j) {
-            const float pj = __shfl_sync(0xffffffffu, pr, j);
-            const int pj_pos = kt0 + j;
-            const bf16* vr = pj_pos < qpos ? vc + (W > 0 ? (long)pj_pos % s_max : (long)pj_pos) * DH : vnew;
+    for (int r = 0; r < R; ++r) {
+        m[r] = -INFINITY;
+        l[r] = 0.0f;
 #pragma unroll
-            for (int i = 0; i < DPL; ++i)
-                if (!DTAIL || lane + 32 * i < DH) o[i] = fmaf(pj, bf2f(vr[lane + 32 * i]), o[i]);
+        for (int i = 0; i < 8; ++i) o[r][i] = 0.0f;
+    }
+    /* Scores of STEPS keys per lane-group, then one max update per tile and head. */
+#pragma unroll
+    for (int t = 0; t < STAGES - 1; ++t) {
+        if (t < n_tiles) load_tile(t);
+        cp_async_commit();
+    }
+    for (int tile = 0; tile < n_tiles; ++tile) {
+        cp_async_wait<STAGES - 2>();
+        __syncthreads();
+        if (tile + STAGES - 1 < n_tiles) load_tile(tile + STAGES - 1);
+        cp_async_commit();
+        const int st = tile % STAGES;
+        const int t0 = a + tile * BT;
+        float s[STEPS][R];
+        float vf[STEPS][8];
+#pragma unroll
+        for (int u = 0; u < STEPS; ++u) {
+            const int r_in = (warp * STEPS + u) * KPI + kl;
+            const bool ok = t0 + r_in < ec;
+            const uint4 kv = *reinterpret_cast<const uint4*>(ks + (st * BT + r_in) * DH + d0);
+            const uint4 vv = *reinterpret_cast<const uint4*>(vs + (st * BT + r_in) * DH + d0);
+            const __nv_bfloat162* k2 = reinterpret_cast<const __nv_bfloat162*>(&kv);
+            const __nv_bfloat162* v2 = reinterpret_cast<const __nv_bfloat162*>(&vv);
+            float kf[8];
+#pragma unroll
+            for (int i = 0; i < 4; ++i) {
+                const float2 kk = __bfloat1622float2(k2[i]);
+                const float2 vq = __bfloat1622float2(v2[i]);
+                kf[2 * i] = kk.x; kf[2 * i + 1] = kk.y;
+                vf[u][2 * i] = vq.x; vf[u][2 * i + 1] = vq.y;
+            }
+#pragma unroll
+            for (int r = 0; r < R; ++r) {
+                float acc = 0.0f;
+#pragma unroll
+                for (int i = 0; i < 8; ++i) acc = fmaf(qr[r][i], kf[i], acc);
+#pragma unroll
+                for (int off = LPK / 2; off > 0; off >>= 1) acc += __shfl_xor_sync(0xffffffffu, acc, off);
+                s[u][r] = ok ? acc : -INFINITY;
+            }
+        }
+#pragma unroll
+        for (int r = 0; r < R; ++r) {
+            float mx = s[0][r];
+#pragma unroll
+            for (int u = 1; u < STEPS; ++u) mx = fmaxf(mx, s[u][r]);
+#pragma unroll
+            for (int off = LPK; off < 32; off <<= 1) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, off));
+            const float mn = fmaxf(m[r], mx);
+            const float base = mn == -INFINITY ? 0.0f : mn;
+            const float corr = exp2f(m[r] - base);
+            m[r] = mn;
+            l[r] *= corr;
+#pragma unroll
+            for (int i = 0; i < 8; ++i) o[r][i] *= corr;
+#pragma unroll
+            for (int u = 0; u < STEPS; ++u) {
+                const float p = exp2f(s[u][r] - base);
+                l[r] += p;
+#pragma unroll
+                for (int i = 0; i < 8; ++i) o[r][i] = fmaf(p, vf[u][i], o[r][i]);
+            }
         }
     }
-    if (lane == 0) { red_m[warp] = m; red_l[warp] = l; }
+    cp_async_wait<0>();
+    /* The new key: one per sequence, by warp 0's first key group, from k/v directly. */
+    if (qpos >= a && qpos < e && warp == 0) {
+        float kf[8], vf1[8];
 #pragma unroll
-    for (int i = 0; i < DPL; ++i)
-        if (!DTAIL || lane + 32 * i < DH) red_o[warp][lane + 32 * i] = o[i];
+        for (int i = 0; i < 8; ++i) { kf[i] = bf2f(knew[d0 + i]); vf1[i] = bf2f(vnew[d0 + i]); }
+        const bool mine = kl == 0;
+#pragma unroll
+        for (int r = 0; r < R; ++r) {
+            float acc = 0.0f;
+#pragma unroll
+            for (int i = 0; i < 8; ++i) acc = fmaf(qr[r][i], kf[i], acc);
+#pragma unroll
+            for (int off = LPK / 2; off > 0; off >>= 1) acc += __shfl_xor_sync(0xffffffffu, acc, off);
+            const float mn = fmaxf(m[r], acc);
+            const float corr = exp2f(m[r] - mn);
+            const float p = mine ? exp2f(acc - mn) : 0.0f;
+            m[r] = mn;
+            l[r] = l[r] * corr + p;
+#pragma unroll
+            for (int i = 0; i < 8; ++i) o[r][i] = fmaf(p, vf1[i], o[r][i] * corr);
+        }
+    }
+#pragma unroll
+    for (int r = 0; r < R; ++r) {
+#pragma unroll
+        for (int off = LPK; off < 32; off <<= 1) {
+            l[r] += __shfl_xor_sync(0xffffffffu, l[r], off);
+#pragma unroll
+            for (int i = 0; i < 8; ++i) o[r][i] += __shfl_xor_sync(0xffffffffu, o[r][i], off);
+        }
+        if (lane == 0) { red_m[warp][r] = m[r]; red_l[warp][r] = l[r]; }
+        if (kl == 0)
+#pragma unroll
+            for (int i = 0; i < 8; ++i) red_o[warp][r][d0 + i] = o[r][i];
+    }
     __syncthreads();
-    float M = -INFINITY;
+    for (int idx = tid; idx < R * DH; idx += blockDim.x) {
+        const int r = idx / DH, d = idx % DH;
+        float M = -INFINITY;
 #pragma unroll
-    for (int w = 0; w < NW; ++w) M = fmaxf(M, red_m[w]);
-    float* dst = partial + ((b * H + h) * (long)n_splits + split) * (DH + 2);
-    for (int d = threadIdx.x; d < DH; d += blockDim.x) {
-        float acc = 0.0f;
+        for (int w = 0; w < NW; ++w) M = fmaxf(M, red_m[w][r]);
+        float acc = 0.0f, L = 0.0f;
 #pragma unroll
         for (int w = 0; w < NW; ++w)
-            if (red_m[w] != -INFINITY) acc += red_o[w][d] * expf(red_m[w] - M);
+            if (red_m[w][r] != -INFINITY) {
+                const float c = exp2f(red_m[w][r] - M);
+                acc += red_o[w][r][d] * c;
+                L += red_l[w][r] * c;
+            }
+        float* dst = partial + ((b * H + g * R + r) * (long)n_splits + split) * (DH + 2);
         dst[2 + d] = acc;
-    }
-    if (threadIdx.x == 0) {
-        float L = 0.0f;
-#pragma unroll
-        for (int w = 0; w < NW; ++w)
-            if (red_m[w] != -INFINITY) L += red_l[w] * expf(red_m[w] - M);
-        dst[0] = M;
-        dst[1] = L;
+        if (d == 0) {
+            dst[0] = M == -INFINITY ? M : M * 0.6931471805599453f;
+            dst[1] = L;
+        }
     }
 }
-
-extern "C" __global__ void attn_decode_combine_9b18b5e3(
+extern "C" __global__ void attn_decode_combine_273f668e(
     const float* __restrict__ partial, bf16* __restrict__ out, int out_stride, int n_splits)
 {
     constexpr int H = 2;

@@ -162,9 +162,9 @@ extern "C" __global__ void __launch_bounds__(256) rope_ecdb7b113131(
     }
 }
 
-// ===== kernels/attn_prefill_0ca03609.cu =====
+// ===== kernels/attn_prefill_10564380.cu =====
 /*
- * modelc mixer core: attn_prefill_0ca03609 (template).
+ * modelc mixer core: attn_prefill_10564380 (template).
  * Fuses, in order:
  *   attention(heads=4, kv_heads=2, head_dim=16, causal=true, window=none, scale=0.25)
  * Bytes loaded:  256*batch*tokens + 128*batch*(past + tokens)
@@ -172,17 +172,19 @@ extern "C" __global__ void __launch_bounds__(256) rope_ecdb7b113131(
  * FLOPs:         256*batch*tokens*(past + tokens)
  */
 /*
- * attn_prefill_0ca03609: causal GQA attention of T new tokens over (KV cache ++ new keys),
+ * attn_prefill_10564380: causal GQA attention of T new tokens over (KV cache ++ new keys),
  *   H = 4 query heads, G = 2 KV heads, Dh = 16, scale = 2.5e-1f, full causal (slot = pos).
  *   out[b,t,h,:] = softmax_j(scale * q[b,t,h,:] . k_j) v_j over the keys j visible from
- *   position past_len[b] + t; f32 online softmax (flash style), f32 accumulation.
+ *   position past_len[b] + t. Tensor cores: S = Q K^T and O += P V on mma.sync m16n8k16
+ *   (bf16 operands, f32 accumulation); online softmax in f32 (exp2, log2(e) folded into the
+ *   scale). P is rounded to bf16 for the P V product, as FlashAttention does.
  *   Also appends this call's k/v rows into the caches (done by the blocks of head h % (H/G) == 0).
  * Layouts: q [B,T,H*Dh], k/v [B,T,G*Dh], out [B,T,H*Dh] bf16 rows with strides (elements);
  *   k_cache/v_cache [B,G,s_max,Dh] bf16; past_len [B] int32. q and k are already rotated (RoPE).
- * Grid (ceil(T/16), H, B), block 128 (4 warps x 4 queries),
- *   dynamic smem 4 * (BQ*Dh + BK*KP + BK*Dh) bytes (attention_prefill_smem), KP = Dh | 1.
- * Lane l of a warp scores key kt0 + l (full-warp shuffles over keys) and accumulates output
- *   channels l + 32 i, i < ceil(Dh/32); when Dh % 32 != 0 lanes past Dh own no channel (DTAIL).
+ *   Rows that are not 16-byte aligned are copied element by element (same results).
+ * Grid (ceil(T/64), H, B), block 128 (4 warps x 16 query rows), dynamic smem
+ *   (BQ + 4 BK) (Dh + 8) * 2 bytes: q tile and double-buffered k/v tiles of 32 keys, rows
+ *   padded by 8 channels so that ldmatrix is free of bank conflicts.
  */
 #include <cuda_bf16.h>
 
@@ -210,8 +212,61 @@ __device__ __forceinline__ float warp_max(float x) {
     return x;
 }
 #endif
+#ifndef MODELC_MMA_PRELUDE
+#define MODELC_MMA_PRELUDE
+__device__ __forceinline__ unsigned smem_addr(const void* p) {
+    return static_cast<unsigned>(__cvta_generic_to_shared(p));
+}
+/* 16-byte global -> shared copy; pred = false zero-fills the destination (reads nothing). */
+__device__ __forceinline__ void cp_async16(void* dst, const void* src, bool pred) {
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_addr(dst)), "l"(src),
+                 "r"(pred ? 16 : 0));
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+template <int N>
+__device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N)); }
+/* Four 8x8 b16 matrices; lanes 8i..8i+7 give the row addresses of matrix i. */
+__device__ __forceinline__ void ldmatrix_x4(unsigned (&r)[4], const void* p) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(smem_addr(p)));
+}
+__device__ __forceinline__ void ldmatrix_x4_trans(unsigned (&r)[4], const void* p) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(smem_addr(p)));
+}
+/* d += A (16x16, row) * B (16x8, col): bf16 operands, f32 accumulators. */
+__device__ __forceinline__ void mma_bf16(float (&d)[4], const unsigned (&a)[4], unsigned b0, unsigned b1) {
+    asm volatile(
+        "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+        "{%0,%1,%2,%3};\n"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+__device__ __forceinline__ unsigned pack_bf16x2(float lo, float hi) {
+    __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
+    return *reinterpret_cast<unsigned*>(&v);
+}
+__device__ __forceinline__ void copy8_to_smem(bf16* dst, const bf16* src, bool pred, bool vec) {
+    if (vec) {
+        cp_async16(dst, src, pred);
+        return;
+    }
+#pragma unroll
+    for (int i = 0; i < 8; ++i) dst[i] = pred ? src[i] : f2bf(0.0f);
+}
+__device__ __forceinline__ void copy8_global(bf16* dst, const bf16* src, bool vec) {
+    if (vec) {
+        *reinterpret_cast<uint4*>(dst) = *reinterpret_cast<const uint4*>(src);
+        return;
+    }
+#pragma unroll
+    for (int i = 0; i < 8; ++i) dst[i] = src[i];
+}
+#endif
 
-extern "C" __global__ void __launch_bounds__(128) attn_prefill_0ca03609(
+extern "C" __global__ void __launch_bounds__(128) attn_prefill_10564380(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -223,119 +278,211 @@ extern "C" __global__ void __launch_bounds__(128) attn_prefill_0ca03609(
     constexpr int G = 2;
     constexpr int R = H / G;
     constexpr int DH = 16;
-    constexpr int DPL = (DH + 31) / 32;
-    constexpr bool DTAIL = DH % 32 != 0;
-    constexpr int KP = 17;
-    (void)KP;
     constexpr int W = 0;
-    constexpr float SCALE = 2.5e-1f;
-    constexpr int BK = 32;
-    constexpr int NW = 4;
-    constexpr int BQ = 16;
-    constexpr int QPW = BQ / NW;
-    /* Dynamic shared memory (attention_prefill_smem bytes): above 48 KiB for Dh > 128. */
-    extern __shared__ float smem[];
-    float (*q_s)[DH] = reinterpret_cast<float (*)[DH]>(smem);
-    float (*k_s)[KP] = reinterpret_cast<float (*)[KP]>(smem + BQ * DH);
-    float (*v_s)[DH] = reinterpret_cast<float (*)[DH]>(smem + BQ * DH + BK * KP);
+    constexpr float SCALE_LOG2 = 3.6067376e-1f;
+    constexpr int BQ = 64, BK = 32, NTH = 128;
+    constexpr int DS = DH + 8;          /* padded smem row (elements): conflict-free ldmatrix */
+    constexpr int CPR = DH / 8;         /* 16-byte chunks per row */
+    constexpr int NT = BK / 8;          /* score n-tiles per warp */
+    constexpr int DT = DH / 8;          /* output n-tiles per warp */
+    constexpr int KS = DH / 16;         /* k-steps of q.k */
+    extern __shared__ __align__(16) unsigned char smem_raw[];
+    bf16* q_s = reinterpret_cast<bf16*>(smem_raw);
+    bf16* k_s = q_s + BQ * DS;          /* [2][BK][DS] */
+    bf16* v_s = k_s + 2 * BK * DS;      /* [2][BK][DS] */
 
-    const int qt0 = blockIdx.x * BQ;
+    /* Heaviest (latest) query tiles first: causal work grows with the tile index. */
+    const int qt0 = (gridDim.x - 1 - blockIdx.x) * BQ;
     const int h = blockIdx.y;
     const long b = blockIdx.z;
     const int g = h / R;
-    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+    const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
     const int past = past_len[b];
     bf16* kc = k_cache + (b * G + g) * (long)s_max * DH;
     bf16* vc = v_cache + (b * G + g) * (long)s_max * DH;
 
-    for (int i = threadIdx.x; i < BQ * DH; i += blockDim.x) {
-        const int r = i / DH, d = i % DH, t = qt0 + r;
-        q_s[r][d] = t < T ? bf2f(q[(b * T + t) * q_stride + h * DH + d]) * SCALE : 0.0f;
+    const int q_last = min(T, qt0 + BQ) - 1;
+    const int hi = past + q_last;
+    const int lo = W > 0 ? max(0, past + qt0 - W + 1) : 0;
+    const int n_tiles = (hi - lo) / BK + 1;
+    /* q/k/v rows may be column slices of wider buffers: 16-byte copies need aligned rows. */
+    const bool vec = ((reinterpret_cast<unsigned long long>(q) | reinterpret_cast<unsigned long long>(k) |
+                       reinterpret_cast<unsigned long long>(v) |
+                       2ull * (unsigned long long)(q_stride | k_stride | v_stride)) & 15) == 0;
+
+    /* q tile (zero rows past T) */
+    for (int c = tid; c < BQ * CPR; c += NTH) {
+        const int r = c / CPR, ch = c % CPR, t = qt0 + r;
+        const bf16* src = q + (b * T + min(t, T - 1)) * (long)q_stride + h * DH + ch * 8;
+        copy8_to_smem(q_s + r * DS + ch * 8, src, t < T, vec);
     }
-    /* Append this tile's new keys/values (one query head per KV group does it). */
+    auto load_kv = [&](int tile, int buf) {
+        const int kt0 = lo + tile * BK;
+        bf16* kd = k_s + buf * BK * DS;
+        bf16* vd = v_s + buf * BK * DS;
+        for (int c = tid; c < BK * CPR; c += NTH) {
+            const int r = c / CPR, ch = c % CPR, pos = kt0 + r;
+            const bf16* ks = k;
+            const bf16* vs = v;
+            bool ok = pos <= hi;
+            if (pos < past) {
+                const long slot = W > 0 ? (long)pos % s_max : (long)pos;
+                ok = ok && slot < s_max;
+                ks = kc + slot * DH + ch * 8;
+                vs = vc + slot * DH + ch * 8;
+            } else if (ok) {
+                const long row = b * T + (pos - past);
+                ks = k + row * k_stride + g * DH + ch * 8;
+                vs = v + row * v_stride + g * DH + ch * 8;
+            }
+            copy8_to_smem(kd + r * DS + ch * 8, ks, ok, vec);
+            copy8_to_smem(vd + r * DS + ch * 8, vs, ok, vec);
+        }
+    };
+    load_kv(0, 0);
+    cp_async_commit();
+
+    /* Append this tile's new keys/values to the caches (one query head per KV group). */
     if (h % R == 0) {
-        for (int i = threadIdx.x; i < BQ * DH; i += blockDim.x) {
-            const int r = i / DH, d = i % DH, t = qt0 + r;
+        for (int c = tid; c < BQ * CPR; c += NTH) {
+            const int r = c / CPR, ch = c % CPR, t = qt0 + r;
             if (t >= T) continue;
             const long pos = (long)past + t;
             const long slot = W > 0 ? pos % s_max : pos;
             if (slot < s_max) {
-                kc[slot * DH + d] = k[(b * T + t) * k_stride + g * DH + d];
-                vc[slot * DH + d] = v[(b * T + t) * v_stride + g * DH + d];
+                copy8_global(kc + slot * DH + ch * 8, k + (b * T + t) * k_stride + g * DH + ch * 8, vec);
+                copy8_global(vc + slot * DH + ch * 8, v + (b * T + t) * v_stride + g * DH + ch * 8, vec);
             }
         }
     }
 
-    const int q_last = min(T, qt0 + BQ) - 1;
-    const int hi = past + q_last;
-    const int lo = W > 0 ? max(0, past + qt0 - W + 1) : 0;
-    float m[QPW], l[QPW], o[QPW][DPL];
+    /* Fragment coordinates: this thread's rows are lane/4 and lane/4 + 8 of the warp's 16. */
+    const int fr = lane / 4, fc = (lane % 4) * 2;
+    const int row0 = warp * 16 + fr;
+    const int qpos0 = past + qt0 + row0, qpos1 = qpos0 + 8;
+    unsigned qf[KS][4];
+    float o[DT][4];
 #pragma unroll
-    for (int qi = 0; qi < QPW; ++qi) {
-        m[qi] = -INFINITY;
-        l[qi] = 0.0f;
-#pragma unroll
-        for (int i = 0; i < DPL; ++i) o[qi][i] = 0.0f;
-    }
-    __syncthreads();
+    for (int i = 0; i < DT; ++i) o[i][0] = o[i][1] = o[i][2] = o[i][3] = 0.0f;
+    float m0 = -INFINITY, m1 = -INFINITY, l0 = 0.0f, l1 = 0.0f;
 
-    for (int kt0 = lo; kt0 <= hi; kt0 += BK) {
-        for (int i = threadIdx.x; i < BK * DH; i += blockDim.x) {
-            const int r = i / DH, d = i % DH, pos = kt0 + r;
-            float kv = 0.0f, vv = 0.0f;
-            if (pos <= hi) {
-                if (pos < past) {
-                    const long slot = W > 0 ? (long)pos % s_max : (long)pos;
-                    if (slot < s_max) {
-                        kv = bf2f(kc[slot * DH + d]);
-                        vv = bf2f(vc[slot * DH + d]);
-                    }
-                } else {
-                    const long row = b * T + (pos - past);
-                    kv = bf2f(k[row * k_stride + g * DH + d]);
-                    vv = bf2f(v[row * v_stride + g * DH + d]);
+    for (int tile = 0; tile < n_tiles; ++tile) {
+        const int buf = tile & 1;
+        if (tile + 1 < n_tiles) {
+            load_kv(tile + 1, buf ^ 1);
+            cp_async_commit();
+            cp_async_wait<1>();
+        } else {
+            cp_async_wait<0>();
+        }
+        __syncthreads();
+        if (tile == 0) {
+#pragma unroll
+            for (int ks = 0; ks < KS; ++ks)
+                ldmatrix_x4(qf[ks], q_s + (warp * 16 + lane % 16) * DS + ks * 16 + (lane / 16) * 8);
+        }
+        const bf16* kb = k_s + buf * BK * DS;
+        const bf16* vb = v_s + buf * BK * DS;
+        const int kt0 = lo + tile * BK;
+
+        float s[NT][4];
+#pragma unroll
+        for (int n = 0; n < NT; ++n) s[n][0] = s[n][1] = s[n][2] = s[n][3] = 0.0f;
+#pragma unroll
+        for (int ks = 0; ks < KS; ++ks) {
+#pragma unroll
+            for (int np = 0; np < NT / 2; ++np) {
+                unsigned bfr[4];
+                const int key = np * 16 + (lane / 16) * 8 + lane % 8;
+                const int d = ks * 16 + ((lane / 8) % 2) * 8;
+                ldmatrix_x4(bfr, kb + key * DS + d);
+                mma_bf16(s[2 * np], qf[ks], bfr[0], bfr[1]);
+                mma_bf16(s[2 * np + 1], qf[ks], bfr[2], bfr[3]);
+            }
+        }
+        /* Mask: only tiles that reach past a row's position or out of its window need it. */
+        const bool full = kt0 + BK - 1 <= past + qt0 && (W == 0 || past + qt0 + BQ - 1 - kt0 < W);
+        float mx0 = -INFINITY, mx1 = -INFINITY;
+#pragma unroll
+        for (int n = 0; n < NT; ++n) {
+#pragma unroll
+            for (int e = 0; e < 2; ++e) {
+                const int pos = kt0 + n * 8 + fc + e;
+                float a = s[n][e] * SCALE_LOG2, c = s[n][2 + e] * SCALE_LOG2;
+                if (!full) {
+                    if (!(pos <= qpos0 && (W == 0 || qpos0 - pos < W))) a = -INFINITY;
+                    if (!(pos <= qpos1 && (W == 0 || qpos1 - pos < W))) c = -INFINITY;
                 }
-            }
-            k_s[r][d] = kv;
-            v_s[r][d] = vv;
-        }
-        __syncthreads();
-#pragma unroll
-        for (int qi = 0; qi < QPW; ++qi) {
-            const int r = warp * QPW + qi, t = qt0 + r;
-            if (t >= T) continue; /* warp-uniform */
-            const int qpos = past + t, pos = kt0 + lane;
-            float s = 0.0f;
-#pragma unroll 8
-            for (int d = 0; d < DH; ++d) s = fmaf(q_s[r][d], k_s[lane][d], s);
-            const bool vis = pos <= qpos && (W == 0 || qpos - pos < W);
-            s = vis ? s : -INFINITY;
-            const float mn = fmaxf(m[qi], warp_max(s));
-            if (mn == -INFINITY) continue; /* nothing visible yet: warp-uniform */
-            const float pr = vis ? expf(s - mn) : 0.0f;
-            const float corr = expf(m[qi] - mn);
-            l[qi] = l[qi] * corr + warp_sum(pr);
-            m[qi] = mn;
-#pragma unroll
-            for (int i = 0; i < DPL; ++i) o[qi][i] *= corr;
-            for (int j = 0; j < BK; ++j) {
-                const float pj = __shfl_sync(0xffffffffu, pr, j);
-#pragma unroll
-                for (int i = 0; i < DPL; ++i)
-                    if (!DTAIL || lane + 32 * i < DH) o[qi][i] = fmaf(pj, v_s[j][lane + 32 * i], o[qi][i]);
+                s[n][e] = a;
+                s[n][2 + e] = c;
+                mx0 = fmaxf(mx0, a);
+                mx1 = fmaxf(mx1, c);
             }
         }
-        __syncthreads();
+        mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 1));
+        mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 2));
+        mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 1));
+        mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 2));
+        const float mn0 = fmaxf(m0, mx0), mn1 = fmaxf(m1, mx1);
+        /* A row with nothing visible yet keeps base 0 so that exp2 never sees inf - inf. */
+        const float base0 = mn0 == -INFINITY ? 0.0f : mn0, base1 = mn1 == -INFINITY ? 0.0f : mn1;
+        const float corr0 = exp2f(m0 - base0), corr1 = exp2f(m1 - base1);
+        m0 = mn0;
+        m1 = mn1;
+        float sum0 = 0.0f, sum1 = 0.0f;
+#pragma unroll
+        for (int n = 0; n < NT; ++n) {
+            s[n][0] = exp2f(s[n][0] - base0);
+            s[n][1] = exp2f(s[n][1] - base0);
+            s[n][2] = exp2f(s[n][2] - base1);
+            s[n][3] = exp2f(s[n][3] - base1);
+            sum0 += s[n][0] + s[n][1];
+            sum1 += s[n][2] + s[n][3];
+        }
+        l0 = l0 * corr0 + sum0;
+        l1 = l1 * corr1 + sum1;
+#pragma unroll
+        for (int i = 0; i < DT; ++i) {
+            o[i][0] *= corr0;
+            o[i][1] *= corr0;
+            o[i][2] *= corr1;
+            o[i][3] *= corr1;
+        }
+        /* O += P V: the score accumulators of n-tiles 2j, 2j+1 are the A fragment of k-step j. */
+#pragma unroll
+        for (int j = 0; j < BK / 16; ++j) {
+            unsigned pa[4];
+            pa[0] = pack_bf16x2(s[2 * j][0], s[2 * j][1]);
+            pa[1] = pack_bf16x2(s[2 * j][2], s[2 * j][3]);
+            pa[2] = pack_bf16x2(s[2 * j + 1][0], s[2 * j + 1][1]);
+            pa[3] = pack_bf16x2(s[2 * j + 1][2], s[2 * j + 1][3]);
+#pragma unroll
+            for (int dp = 0; dp < DT / 2; ++dp) {
+                unsigned bfr[4];
+                const int key = j * 16 + ((lane / 8) % 2) * 8 + lane % 8;
+                const int d = dp * 16 + (lane / 16) * 8;
+                ldmatrix_x4_trans(bfr, vb + key * DS + d);
+                mma_bf16(o[2 * dp], pa, bfr[0], bfr[1]);
+                mma_bf16(o[2 * dp + 1], pa, bfr[2], bfr[3]);
+            }
+        }
+        __syncthreads(); /* this buffer is refilled by the next iteration's prefetch */
     }
+    l0 += __shfl_xor_sync(0xffffffffu, l0, 1);
+    l0 += __shfl_xor_sync(0xffffffffu, l0, 2);
+    l1 += __shfl_xor_sync(0xffffffffu, l1, 1);
+    l1 += __shfl_xor_sync(0xffffffffu, l1, 2);
+    const float inv0 = 1.0f / l0, inv1 = 1.0f / l1;
+    const int t0 = qt0 + row0, t1 = t0 + 8;
 #pragma unroll
-    for (int qi = 0; qi < QPW; ++qi) {
-        const int t = qt0 + warp * QPW + qi;
-        if (t >= T) continue;
-        const float inv = 1.0f / l[qi];
-#pragma unroll
-        for (int i = 0; i < DPL; ++i)
-            if (!DTAIL || lane + 32 * i < DH)
-                out[(b * T + t) * out_stride + h * DH + lane + 32 * i] = f2bf(o[qi][i] * inv);
+    for (int i = 0; i < DT; ++i) {
+        const int d = i * 8 + fc;
+        if (t0 < T)
+            *reinterpret_cast<__nv_bfloat162*>(out + (b * T + t0) * out_stride + h * DH + d) =
+                __floats2bfloat162_rn(o[i][0] * inv0, o[i][1] * inv0);
+        if (t1 < T)
+            *reinterpret_cast<__nv_bfloat162*>(out + (b * T + t1) * out_stride + h * DH + d) =
+                __floats2bfloat162_rn(o[i][2] * inv1, o[i][3] * inv1);
     }
 }
 
@@ -563,27 +710,30 @@ extern "C" __global__ void __launch_bounds__(128) rms_norm_61b2ad4d1e7b(
     }
 }
 
-// ===== kernels/attn_decode_fad6f154.cu =====
+// ===== kernels/attn_decode_181da1bb.cu =====
 /*
- * modelc mixer core: attn_decode_fad6f154, attn_decode_combine_fad6f154 (template).
+ * modelc mixer core: attn_decode_181da1bb, attn_decode_combine_181da1bb (template).
  * Fuses, in order:
  *   attention(heads=4, kv_heads=2, head_dim=16, causal=true, window=none, scale=0.25)
- * Bytes loaded:  256*batch*tokens + 128*batch*(past + tokens) + 288*batch*max(min(cdiv(2*sms, 4*batch), cdiv(past + 1, 32)), 1)
- * Bytes stored:  256*batch*tokens + 288*batch*max(min(cdiv(2*sms, 4*batch), cdiv(past + 1, 32)), 1)
+ * Bytes loaded:  256*batch*tokens + 128*batch*(past + tokens) + 288*batch*max(min(cdiv(2*sms, 2*batch), cdiv(past + 1, 32)), 1)
+ * Bytes stored:  256*batch*tokens + 288*batch*max(min(cdiv(2*sms, 2*batch), cdiv(past + 1, 32)), 1)
  * FLOPs:         256*batch*tokens*(past + tokens)
  */
 /*
- * attn_decode_fad6f154: one-token causal GQA attention over (KV cache ++ the new key),
+ * attn_decode_181da1bb: one-token causal GQA attention over (KV cache ++ the new key),
  *   H = 4, G = 2, Dh = 16, scale = 2.5e-1f, full causal (slot = pos).
- *   Split-K: block (split, h, b) covers a contiguous share of the visible keys; its 4 warps
- *   take interleaved 32-key tiles, merge in shared memory, and write (max, sum, o[Dh]) to
- *   partial[b,h,split,:]. attn_decode_combine_fad6f154 merges the splits and normalises.
- *   The (split 0, h % (H/G) == 0) block appends the new k/v row at position past_len[b].
+ *   Split-K, grouped: block (split, g, b) covers a contiguous share of the visible keys for
+ *   all H/G query heads of KV head g. Cached keys/values stream through shared memory in tiles
+ *   (cp.async, 4 stages); Dh/8 lanes hold one key (16-byte reads), a warp scores
+ *   32/(Dh/8) keys per step; online softmax in f32 (exp2), one max update per tile; the new key
+ *   (position past_len[b]) is read from k/v directly. Warps merge in shared memory and write
+ *   (max, sum, o[Dh]) to partial[b,h,split,:] (max in natural-log units);
+ *   attn_decode_combine_181da1bb merges the splits and normalises.
+ *   The split-0 block of each group appends the new k/v row at position past_len[b].
  * Layouts: q row b of [B,H*Dh], k/v row b of [B,G*Dh] bf16; caches [B,G,s_max,Dh] bf16;
  *   past_len [B] int32; partial [B,H,n_splits,Dh+2] f32; out row b of [B,H*Dh] bf16.
- * Grids: decode (n_splits, H, B) x 128 threads; combine (H, B) x Dh threads.
- * Lane l of a warp scores key kt0 + l (full-warp shuffles over keys) and accumulates output
- *   channels l + 32 i, i < ceil(Dh/32); when Dh % 32 != 0 lanes past Dh own no channel (DTAIL).
+ * Grids: decode (n_splits, G, B) x 128 threads, dynamic smem attention_decode_smem;
+ *   combine (H, B) x Dh threads.
  */
 #include <cuda_bf16.h>
 
@@ -611,9 +761,61 @@ __device__ __forceinline__ float warp_max(float x) {
     return x;
 }
 #endif
+#ifndef MODELC_MMA_PRELUDE
+#define MODELC_MMA_PRELUDE
+__device__ __forceinline__ unsigned smem_addr(const void* p) {
+    return static_cast<unsigned>(__cvta_generic_to_shared(p));
+}
+/* 16-byte global -> shared copy; pred = false zero-fills the destination (reads nothing). */
+__device__ __forceinline__ void cp_async16(void* dst, const void* src, bool pred) {
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_addr(dst)), "l"(src),
+                 "r"(pred ? 16 : 0));
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+template <int N>
+__device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N)); }
+/* Four 8x8 b16 matrices; lanes 8i..8i+7 give the row addresses of matrix i. */
+__device__ __forceinline__ void ldmatrix_x4(unsigned (&r)[4], const void* p) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(smem_addr(p)));
+}
+__device__ __forceinline__ void ldmatrix_x4_trans(unsigned (&r)[4], const void* p) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(smem_addr(p)));
+}
+/* d += A (16x16, row) * B (16x8, col): bf16 operands, f32 accumulators. */
+__device__ __forceinline__ void mma_bf16(float (&d)[4], const unsigned (&a)[4], unsigned b0, unsigned b1) {
+    asm volatile(
+        "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+        "{%0,%1,%2,%3};\n"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+__device__ __forceinline__ unsigned pack_bf16x2(float lo, float hi) {
+    __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
+    return *reinterpret_cast<unsigned*>(&v);
+}
+__device__ __forceinline__ void copy8_to_smem(bf16* dst, const bf16* src, bool pred, bool vec) {
+    if (vec) {
+        cp_async16(dst, src, pred);
+        return;
+    }
+#pragma unroll
+    for (int i = 0; i < 8; ++i) dst[i] = pred ? src[i] : f2bf(0.0f);
+}
+__device__ __forceinline__ void copy8_global(bf16* dst, const bf16* src, bool vec) {
+    if (vec) {
+        *reinterpret_cast<uint4*>(dst) = *reinterpret_cast<const uint4*>(src);
+        return;
+    }
+#pragma unroll
+    for (int i = 0; i < 8; ++i) dst[i] = src[i];
+}
+#endif
 
-/* The min-blocks hint (4) keeps ptxas from a 4-byte spill it made at 32 registers. */
-extern "C" __global__ void __launch_bounds__(128, 4) attn_decode_fad6f154(
+extern "C" __global__ void __launch_bounds__(128) attn_decode_181da1bb(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -624,103 +826,198 @@ extern "C" __global__ void __launch_bounds__(128, 4) attn_decode_fad6f154(
     constexpr int G = 2;
     constexpr int R = H / G;
     constexpr int DH = 16;
-    constexpr int DPL = (DH + 31) / 32;
-    constexpr bool DTAIL = DH % 32 != 0;
-    constexpr int KP = 17;
-    (void)KP;
     constexpr int W = 0;
-    constexpr float SCALE = 2.5e-1f;
-    constexpr int BK = 32;
+    constexpr float SCALE_LOG2 = 3.6067376e-1f;
     constexpr int NW = 4;
-    __shared__ float q_s[DH];
-    __shared__ float red_m[NW], red_l[NW];
-    __shared__ float red_o[NW][DH];
+    constexpr int STAGES = 4;
+    constexpr int LPK = DH / 8;          /* lanes per key: 8 channels (16 bytes) each */
+    constexpr int KPI = 32 / LPK;        /* keys per warp per step */
+    constexpr int STEPS = KPI >= 8 ? 1 : 8 / KPI; /* steps per warp per tile */
+    constexpr int BT = NW * KPI * STEPS; /* keys per tile (32 for Dh >= 32) */
+    constexpr int CPR = DH / 8;
+    extern __shared__ __align__(16) unsigned char smem_raw[];
+    bf16* ks = reinterpret_cast<bf16*>(smem_raw);          /* [STAGES][BT][DH] */
+    bf16* vs = ks + STAGES * BT * DH;                      /* [STAGES][BT][DH] */
+    __shared__ float red_m[NW][R], red_l[NW][R];
+    __shared__ float red_o[NW][R][DH];
 
     const int split = blockIdx.x;
-    const int h = blockIdx.y;
+    const int g = blockIdx.y;
     const long b = blockIdx.z;
-    const int g = h / R;
-    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+    const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
+    const int kl = lane / LPK, d0 = (lane % LPK) * 8;
     const int qpos = past_len[b];
     bf16* kc = k_cache + (b * G + g) * (long)s_max * DH;
     bf16* vc = v_cache + (b * G + g) * (long)s_max * DH;
     const bf16* knew = k + b * k_stride + g * DH;
     const bf16* vnew = v + b * v_stride + g * DH;
 
-    for (int d = threadIdx.x; d < DH; d += blockDim.x) q_s[d] = bf2f(q[b * q_stride + h * DH + d]) * SCALE;
-    if (split == 0 && h % R == 0) {
+    if (split == 0) {
         const long slot = W > 0 ? (long)qpos % s_max : (long)qpos;
         if (slot < s_max)
-            for (int d = threadIdx.x; d < DH; d += blockDim.x) {
+            for (int d = tid; d < DH; d += blockDim.x) {
                 kc[slot * DH + d] = knew[d];
                 vc[slot * DH + d] = vnew[d];
             }
     }
+    float qr[R][8];
+#pragma unroll
+    for (int r = 0; r < R; ++r)
+#pragma unroll
+        for (int i = 0; i < 8; ++i) qr[r][i] = bf2f(q[b * q_stride + (g * R + r) * DH + d0 + i]) * SCALE_LOG2;
+
     const int lo = W > 0 ? max(0, qpos - W + 1) : 0;
     const int n = qpos - lo + 1;
     const int per = (n + n_splits - 1) / n_splits;
     const int a = lo + split * per;
     const int e = min(a + per, qpos + 1);
-    __syncthreads();
+    const int ec = min(e, qpos);              /* cached keys: [a, ec) */
+    const int n_tiles = ec > a ? (ec - a + BT - 1) / BT : 0;
 
-    float m = -INFINITY, l = 0.0f, o[DPL];
-#pragma unroll
-    for (int i = 0; i < DPL; ++i) o[i] = 0.0f;
-    for (int kt0 = a + warp * BK; kt0 < e; kt0 += NW * BK) {
-        const int pos = kt0 + lane;
-        const bool valid = pos < e;
-        const bf16* kr = knew;
-        if (valid && pos < qpos) kr = kc + (W > 0 ? (long)pos % s_max : (long)pos) * DH;
-        float s = -INFINITY;
-        if (valid) {
-            s = 0.0f;
-#pragma unroll 8
-            for (int d = 0; d < DH; ++d) s = fmaf(q_s[d], bf2f(kr[d]), s);
+    auto load_tile = [&](int tile) {
+        const int st = tile % STAGES;
+        const int t0 = a + tile * BT;
+        for (int c = tid; c < BT * CPR; c += NW * 32) {
+            const int r = c / CPR, ch = c % CPR, pos = t0 + r;
+            const bool ok = pos < ec;
+            const long slot = W > 0 ? (long)pos % s_max : (long)pos;
+            const long off = (ok ? slot : 0) * DH + ch * 8;
+            cp_async16(ks + (st * BT + r) * DH + ch * 8, kc + off, ok);
+            cp_async16(vs + (st * BT + r) * DH + ch * 8, vc + off, ok);
         }
-        const float mn = fmaxf(m, warp_max(s)); /* finite: tile has a valid key */
-        const float pr = valid ? expf(s - mn) : 0.0f;
-        const float corr = expf(m - mn);
-        l = l * corr + warp_sum(pr);
-        m = mn;
+    };
+
+    float m[R], l[R], o[R][8];
 #pragma unroll
-        for (int i = 0; i < DPL; ++i) o[i] *= corr;
-        const int jn = min(BK, e - kt0);
-        for (int j = 0; j < jn; ++j) {
-            const float pj = __shfl_sync(0xffffffffu, pr, j);
-            const int pj_pos = kt0 + j;
-            const bf16* vr = pj_pos < qpos ? vc + (W > 0 ? (long)pj_pos % s_max : (long)pj_pos) * DH : vnew;
+    for (int r = 0; r < R; ++r) {
+        m[r] = -INFINITY;
+        l[r] = 0.0f;
 #pragma unroll
-            for (int i = 0; i < DPL; ++i)
-                if (!DTAIL || lane + 32 * i < DH) o[i] = fmaf(pj, bf2f(vr[lane + 32 * i]), o[i]);
+        for (int i = 0; i < 8; ++i) o[r][i] = 0.0f;
+    }
+    /* Scores of STEPS keys per lane-group, then one max update per tile and head. */
+#pragma unroll
+    for (int t = 0; t < STAGES - 1; ++t) {
+        if (t < n_tiles) load_tile(t);
+        cp_async_commit();
+    }
+    for (int tile = 0; tile < n_tiles; ++tile) {
+        cp_async_wait<STAGES - 2>();
+        __syncthreads();
+        if (tile + STAGES - 1 < n_tiles) load_tile(tile + STAGES - 1);
+        cp_async_commit();
+        const int st = tile % STAGES;
+        const int t0 = a + tile * BT;
+        float s[STEPS][R];
+        float vf[STEPS][8];
+#pragma unroll
+        for (int u = 0; u < STEPS; ++u) {
+            const int r_in = (warp * STEPS + u) * KPI + kl;
+            const bool ok = t0 + r_in < ec;
+            const uint4 kv = *reinterpret_cast<const uint4*>(ks + (st * BT + r_in) * DH + d0);
+            const uint4 vv = *reinterpret_cast<const uint4*>(vs + (st * BT + r_in) * DH + d0);
+            const __nv_bfloat162* k2 = reinterpret_cast<const __nv_bfloat162*>(&kv);
+            const __nv_bfloat162* v2 = reinterpret_cast<const __nv_bfloat162*>(&vv);
+            float kf[8];
+#pragma unroll
+            for (int i = 0; i < 4; ++i) {
+                const float2 kk = __bfloat1622float2(k2[i]);
+                const float2 vq = __bfloat1622float2(v2[i]);
+                kf[2 * i] = kk.x; kf[2 * i + 1] = kk.y;
+                vf[u][2 * i] = vq.x; vf[u][2 * i + 1] = vq.y;
+            }
+#pragma unroll
+            for (int r = 0; r < R; ++r) {
+                float acc = 0.0f;
+#pragma unroll
+                for (int i = 0; i < 8; ++i) acc = fmaf(qr[r][i], kf[i], acc);
+#pragma unroll
+                for (int off = LPK / 2; off > 0; off >>= 1) acc += __shfl_xor_sync(0xffffffffu, acc, off);
+                s[u][r] = ok ? acc : -INFINITY;
+            }
+        }
+#pragma unroll
+        for (int r = 0; r < R; ++r) {
+            float mx = s[0][r];
+#pragma unroll
+            for (int u = 1; u < STEPS; ++u) mx = fmaxf(mx, s[u][r]);
+#pragma unroll
+            for (int off = LPK; off < 32; off <<= 1) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, off));
+            const float mn = fmaxf(m[r], mx);
+            const float base = mn == -INFINITY ? 0.0f : mn;
+            const float corr = exp2f(m[r] - base);
+            m[r] = mn;
+            l[r] *= corr;
+#pragma unroll
+            for (int i = 0; i < 8; ++i) o[r][i] *= corr;
+#pragma unroll
+            for (int u = 0; u < STEPS; ++u) {
+                const float p = exp2f(s[u][r] - base);
+                l[r] += p;
+#pragma unroll
+                for (int i = 0; i < 8; ++i) o[r][i] = fmaf(p, vf[u][i], o[r][i]);
+            }
         }
     }
-    if (lane == 0) { red_m[warp] = m; red_l[warp] = l; }
+    cp_async_wait<0>();
+    /* The new key: one per sequence, by warp 0's first key group, from k/v directly. */
+    if (qpos >= a && qpos < e && warp == 0) {
+        float kf[8], vf1[8];
 #pragma unroll
-    for (int i = 0; i < DPL; ++i)
-        if (!DTAIL || lane + 32 * i < DH) red_o[warp][lane + 32 * i] = o[i];
+        for (int i = 0; i < 8; ++i) { kf[i] = bf2f(knew[d0 + i]); vf1[i] = bf2f(vnew[d0 + i]); }
+        const bool mine = kl == 0;
+#pragma unroll
+        for (int r = 0; r < R; ++r) {
+            float acc = 0.0f;
+#pragma unroll
+            for (int i = 0; i < 8; ++i) acc = fmaf(qr[r][i], kf[i], acc);
+#pragma unroll
+            for (int off = LPK / 2; off > 0; off >>= 1) acc += __shfl_xor_sync(0xffffffffu, acc, off);
+            const float mn = fmaxf(m[r], acc);
+            const float corr = exp2f(m[r] - mn);
+            const float p = mine ? exp2f(acc - mn) : 0.0f;
+            m[r] = mn;
+            l[r] = l[r] * corr + p;
+#pragma unroll
+            for (int i = 0; i < 8; ++i) o[r][i] = fmaf(p, vf1[i], o[r][i] * corr);
+        }
+    }
+#pragma unroll
+    for (int r = 0; r < R; ++r) {
+#pragma unroll
+        for (int off = LPK; off < 32; off <<= 1) {
+            l[r] += __shfl_xor_sync(0xffffffffu, l[r], off);
+#pragma unroll
+            for (int i = 0; i < 8; ++i) o[r][i] += __shfl_xor_sync(0xffffffffu, o[r][i], off);
+        }
+        if (lane == 0) { red_m[warp][r] = m[r]; red_l[warp][r] = l[r]; }
+        if (kl == 0)
+#pragma unroll
+            for (int i = 0; i < 8; ++i) red_o[warp][r][d0 + i] = o[r][i];
+    }
     __syncthreads();
-    float M = -INFINITY;
+    for (int idx = tid; idx < R * DH; idx += blockDim.x) {
+        const int r = idx / DH, d = idx % DH;
+        float M = -INFINITY;
 #pragma unroll
-    for (int w = 0; w < NW; ++w) M = fmaxf(M, red_m[w]);
-    float* dst = partial + ((b * H + h) * (long)n_splits + split) * (DH + 2);
-    for (int d = threadIdx.x; d < DH; d += blockDim.x) {
-        float acc = 0.0f;
+        for (int w = 0; w < NW; ++w) M = fmaxf(M, red_m[w][r]);
+        float acc = 0.0f, L = 0.0f;
 #pragma unroll
         for (int w = 0; w < NW; ++w)
-            if (red_m[w] != -INFINITY) acc += red_o[w][d] * expf(red_m[w] - M);
+            if (red_m[w][r] != -INFINITY) {
+                const float c = exp2f(red_m[w][r] - M);
+                acc += red_o[w][r][d] * c;
+                L += red_l[w][r] * c;
+            }
+        float* dst = partial + ((b * H + g * R + r) * (long)n_splits + split) * (DH + 2);
         dst[2 + d] = acc;
-    }
-    if (threadIdx.x == 0) {
-        float L = 0.0f;
-#pragma unroll
-        for (int w = 0; w < NW; ++w)
-            if (red_m[w] != -INFINITY) L += red_l[w] * expf(red_m[w] - M);
-        dst[0] = M;
-        dst[1] = L;
+        if (d == 0) {
+            dst[0] = M == -INFINITY ? M : M * 0.6931471805599453f;
+            dst[1] = L;
+        }
     }
 }
-
-extern "C" __global__ void attn_decode_combine_fad6f154(
+extern "C" __global__ void attn_decode_combine_181da1bb(
     const float* __restrict__ partial, bf16* __restrict__ out, int out_stride, int n_splits)
 {
     constexpr int H = 4;
