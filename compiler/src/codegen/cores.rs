@@ -574,7 +574,7 @@ pub fn core_code(graph: &Graph, plan: &FusionPlan, step: &Step, core: &Core) -> 
 
 #[cfg(test)]
 mod tests {
-    use super::super::templates::attention::attention_prefill_smem;
+    use super::super::templates::attention::{attention_decode_smem, attention_prefill_smem};
     use super::*;
     use modelc_runtime::program::Env;
 
@@ -602,7 +602,7 @@ mod tests {
     /// large and small (below one warp) head and value dims.
     #[test]
     fn launch_expressions_match_the_templates() {
-        // 8: SIMT prefill, grouped decode; 24: SIMT both; 64/128: tensor cores and grouped.
+        // 8 and 24: SIMT both; 16, 64, 128: tensor cores and grouped.
         for head_dim in [8, 16, 24, 64, 128] {
             let ap = TAttention {
                 heads: 8,
@@ -676,8 +676,10 @@ mod tests {
                     for l in launches {
                         let want = if l.entry.starts_with("attn_prefill_") {
                             attention_prefill_smem(&tp)
-                        } else {
+                        } else if l.entry.starts_with("attn_decode_combine_") {
                             0
+                        } else {
+                            attention_decode_smem(&tp)
                         };
                         assert_eq!(l.smem, want, "{}", l.entry);
                         assert!(want == 0 || want >= 4 * 16 * 16, "{}", l.entry);

@@ -73,11 +73,10 @@ pub fn tensor_core_prefill(p: &AttentionParams) -> bool {
 
 /// Whether [`attention_decode`] emits the grouped kernel for `p` (one block per KV head serving
 /// all its query heads, 16-byte loads; else the SIMT one): `Dh/8` lanes per key must divide a
-/// warp, and at most [`ATTN_GROUPED_MAX_RATIO`] query heads share a KV head.
+/// warp (Dh = 8, one lane per key, is left to the SIMT kernel: ptxas spills its windowed form),
+/// and at most [`ATTN_GROUPED_MAX_RATIO`] query heads share a KV head.
 pub fn grouped_decode(p: &AttentionParams) -> bool {
-    matches!(p.head_dim, 8 | 16 | 32 | 64 | 128 | 256)
-        && p.kv_heads > 0
-        && p.heads / p.kv_heads <= ATTN_GROUPED_MAX_RATIO
+    matches!(p.head_dim, 16 | 32 | 64 | 128 | 256) && p.kv_heads > 0 && p.heads / p.kv_heads <= ATTN_GROUPED_MAX_RATIO
 }
 
 /// Query rows per prefill block: [`ATTN_TC_TILE`] on tensor cores, else
@@ -335,6 +334,32 @@ fn tensor_core_constants(p: &AttentionParams) -> String {
     )
 }
 
+/// Shared-memory stages of the grouped decode's key/value tiles.
+pub const ATTN_DECODE_STAGES: usize = 4;
+
+/// Keys per shared-memory tile of the grouped decode: 4 warps × (keys per warp step) × steps
+/// (it mirrors `BT` in the kernel: 32 for 32 ≤ Dh ≤ 128; Dh 256 takes 4 steps of one key, as 8
+/// would spill registers).
+fn decode_keys_per_tile(head_dim: usize) -> usize {
+    let keys_per_step = 32 / (head_dim / 8).max(1);
+    let steps = match keys_per_step {
+        8.. => 1,
+        2.. => 8 / keys_per_step,
+        _ => 4,
+    };
+    4 * keys_per_step * steps
+}
+
+/// Dynamic shared memory of the decode kernel, in bytes: the grouped kernel's staged k and v
+/// tiles, none for the SIMT one.
+pub fn attention_decode_smem(p: &AttentionParams) -> u32 {
+    if grouped_decode(p) {
+        dim(ATTN_DECODE_STAGES * decode_keys_per_tile(p.head_dim) * p.head_dim * 2 * 2)
+    } else {
+        0
+    }
+}
+
 /// Keys per tile of the tensor-core prefill (two buffers of k and v tiles in shared memory).
 const ATTN_TC_KEYS_PER_TILE: usize = 32;
 
@@ -588,24 +613,28 @@ extern "C" __global__ void __launch_bounds__({threads}) attn_prefill_{HASH}(
 }
 
 /// The grouped decode: one block per (split, KV head, sequence) serving the head's R query
-/// heads, so every cached key and value is read once; `Dh/8` lanes hold one key (16-byte loads),
-/// several keys per load step in flight.
+/// heads, so every cached key and value is read once; cached keys and values stream through
+/// shared memory in tiles, [`ATTN_DECODE_STAGES`] deep (`cp.async`), and `Dh/8` lanes hold one
+/// key (16-byte reads).
 fn decode_grouped(p: &AttentionParams, combine: &str) -> KernelSource {
     let body = format!(
         r#"/*
  * attn_decode_{HASH}: one-token causal GQA attention over (KV cache ++ the new key),
  *   H = {h}, G = {g}, Dh = {dh}, scale = {scale}, {window}.
  *   Split-K, grouped: block (split, g, b) covers a contiguous share of the visible keys for
- *   all H/G query heads of KV head g; Dh/8 lanes hold one key (16-byte loads of k and v), a
- *   warp takes 32/(Dh/8) keys per step and several steps per load batch; online softmax in f32
- *   (exp2), warps merged in shared memory, (max, sum, o[Dh]) written to partial[b,h,split,:]
- *   (max in natural-log units). attn_decode_combine_{HASH} merges the splits and normalises.
+ *   all H/G query heads of KV head g. Cached keys/values stream through shared memory in tiles
+ *   (cp.async, {stages} stages); Dh/8 lanes hold one key (16-byte reads), a warp scores
+ *   32/(Dh/8) keys per step; online softmax in f32 (exp2), one max update per tile; the new key
+ *   (position past_len[b]) is read from k/v directly. Warps merge in shared memory and write
+ *   (max, sum, o[Dh]) to partial[b,h,split,:] (max in natural-log units);
+ *   attn_decode_combine_{HASH} merges the splits and normalises.
  *   The split-0 block of each group appends the new k/v row at position past_len[b].
  * Layouts: q row b of [B,H*Dh], k/v row b of [B,G*Dh] bf16; caches [B,G,s_max,Dh] bf16;
  *   past_len [B] int32; partial [B,H,n_splits,Dh+2] f32; out row b of [B,H*Dh] bf16.
- * Grids: decode (n_splits, G, B) x {threads} threads; combine (H, B) x Dh threads.
+ * Grids: decode (n_splits, G, B) x {threads} threads, dynamic smem attention_decode_smem;
+ *   combine (H, B) x Dh threads.
  */
-{PRELUDE}
+{PRELUDE}{MMA_PRELUDE}
 extern "C" __global__ void __launch_bounds__({threads}) attn_decode_{HASH}(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
@@ -614,16 +643,22 @@ extern "C" __global__ void __launch_bounds__({threads}) attn_decode_{HASH}(
     float* __restrict__ partial, int s_max, int n_splits)
 {{
 {consts}    constexpr int NW = {nw};
+    constexpr int STAGES = {stages};
     constexpr int LPK = DH / 8;          /* lanes per key: 8 channels (16 bytes) each */
     constexpr int KPI = 32 / LPK;        /* keys per warp per step */
-    constexpr int U = R <= 2 ? 8 : (R <= 4 ? 4 : 2); /* steps unrolled: loads in flight */
+    constexpr int STEPS = KPI >= 8 ? 1 : (KPI >= 2 ? 8 / KPI : 4); /* steps per warp per tile */
+    constexpr int BT = NW * KPI * STEPS; /* keys per tile (16 for Dh = 256, else >= 32) */
+    constexpr int CPR = DH / 8;
+    extern __shared__ __align__(16) unsigned char smem_raw[];
+    bf16* ks = reinterpret_cast<bf16*>(smem_raw);          /* [STAGES][BT][DH] */
+    bf16* vs = ks + STAGES * BT * DH;                      /* [STAGES][BT][DH] */
     __shared__ float red_m[NW][R], red_l[NW][R];
     __shared__ float red_o[NW][R][DH];
 
     const int split = blockIdx.x;
     const int g = blockIdx.y;
     const long b = blockIdx.z;
-    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+    const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
     const int kl = lane / LPK, d0 = (lane % LPK) * 8;
     const int qpos = past_len[b];
     bf16* kc = k_cache + (b * G + g) * (long)s_max * DH;
@@ -634,7 +669,7 @@ extern "C" __global__ void __launch_bounds__({threads}) attn_decode_{HASH}(
     if (split == 0) {{
         const long slot = W > 0 ? (long)qpos % s_max : (long)qpos;
         if (slot < s_max)
-            for (int d = threadIdx.x; d < DH; d += blockDim.x) {{
+            for (int d = tid; d < DH; d += blockDim.x) {{
                 kc[slot * DH + d] = knew[d];
                 vc[slot * DH + d] = vnew[d];
             }}
@@ -650,6 +685,21 @@ extern "C" __global__ void __launch_bounds__({threads}) attn_decode_{HASH}(
     const int per = (n + n_splits - 1) / n_splits;
     const int a = lo + split * per;
     const int e = min(a + per, qpos + 1);
+    const int ec = min(e, qpos);              /* cached keys: [a, ec) */
+    const int n_tiles = ec > a ? (ec - a + BT - 1) / BT : 0;
+
+    auto load_tile = [&](int tile) {{
+        const int st = tile % STAGES;
+        const int t0 = a + tile * BT;
+        for (int c = tid; c < BT * CPR; c += NW * 32) {{
+            const int r = c / CPR, ch = c % CPR, pos = t0 + r;
+            const bool ok = pos < ec;
+            const long slot = W > 0 ? (long)pos % s_max : (long)pos;
+            const long off = (ok ? slot : 0) * DH + ch * 8;
+            cp_async16(ks + (st * BT + r) * DH + ch * 8, kc + off, ok);
+            cp_async16(vs + (st * BT + r) * DH + ch * 8, vc + off, ok);
+        }}
+    }};
 
     float m[R], l[R], o[R][8];
 #pragma unroll
@@ -659,64 +709,93 @@ extern "C" __global__ void __launch_bounds__({threads}) attn_decode_{HASH}(
 #pragma unroll
         for (int i = 0; i < 8; ++i) o[r][i] = 0.0f;
     }}
-    for (int k0 = a + warp * KPI * U; k0 < e; k0 += NW * KPI * U) {{
-        uint4 kv[U], vv[U];
-        bool ok[U];
+    /* Scores of STEPS keys per lane-group, then one max update per tile and head. */
 #pragma unroll
-        for (int u = 0; u < U; ++u) {{
-            const int pos = k0 + u * KPI + kl;
-            ok[u] = pos < e;
-            kv[u] = make_uint4(0, 0, 0, 0);
-            vv[u] = make_uint4(0, 0, 0, 0);
-            if (ok[u]) {{
-                if (pos < qpos) {{
-                    const long slot = W > 0 ? (long)pos % s_max : (long)pos;
-                    kv[u] = __ldg(reinterpret_cast<const uint4*>(kc + slot * DH + d0));
-                    vv[u] = __ldg(reinterpret_cast<const uint4*>(vc + slot * DH + d0));
-                }} else {{
-                    bf16 tk[8], tv[8];
+    for (int t = 0; t < STAGES - 1; ++t) {{
+        if (t < n_tiles) load_tile(t);
+        cp_async_commit();
+    }}
+    for (int tile = 0; tile < n_tiles; ++tile) {{
+        cp_async_wait<STAGES - 2>();
+        __syncthreads();
+        if (tile + STAGES - 1 < n_tiles) load_tile(tile + STAGES - 1);
+        cp_async_commit();
+        const int st = tile % STAGES;
+        const int t0 = a + tile * BT;
+        float s[STEPS][R];
+        float vf[STEPS][8];
 #pragma unroll
-                    for (int i = 0; i < 8; ++i) {{ tk[i] = knew[d0 + i]; tv[i] = vnew[d0 + i]; }}
-                    kv[u] = *reinterpret_cast<uint4*>(tk);
-                    vv[u] = *reinterpret_cast<uint4*>(tv);
-                }}
-            }}
-        }}
-#pragma unroll
-        for (int u = 0; u < U; ++u) {{
-            const __nv_bfloat162* k2 = reinterpret_cast<const __nv_bfloat162*>(&kv[u]);
-            const __nv_bfloat162* v2 = reinterpret_cast<const __nv_bfloat162*>(&vv[u]);
-            float kf[8], vf[8];
+        for (int u = 0; u < STEPS; ++u) {{
+            const int r_in = (warp * STEPS + u) * KPI + kl;
+            const bool ok = t0 + r_in < ec;
+            const uint4 kv = *reinterpret_cast<const uint4*>(ks + (st * BT + r_in) * DH + d0);
+            const uint4 vv = *reinterpret_cast<const uint4*>(vs + (st * BT + r_in) * DH + d0);
+            const __nv_bfloat162* k2 = reinterpret_cast<const __nv_bfloat162*>(&kv);
+            const __nv_bfloat162* v2 = reinterpret_cast<const __nv_bfloat162*>(&vv);
+            float kf[8];
 #pragma unroll
             for (int i = 0; i < 4; ++i) {{
                 const float2 kk = __bfloat1622float2(k2[i]);
-                const float2 vvv = __bfloat1622float2(v2[i]);
+                const float2 vq = __bfloat1622float2(v2[i]);
                 kf[2 * i] = kk.x; kf[2 * i + 1] = kk.y;
-                vf[2 * i] = vvv.x; vf[2 * i + 1] = vvv.y;
+                vf[u][2 * i] = vq.x; vf[u][2 * i + 1] = vq.y;
             }}
 #pragma unroll
             for (int r = 0; r < R; ++r) {{
-                float s = 0.0f;
+                float acc = 0.0f;
 #pragma unroll
-                for (int i = 0; i < 8; ++i) s = fmaf(qr[r][i], kf[i], s);
+                for (int i = 0; i < 8; ++i) acc = fmaf(qr[r][i], kf[i], acc);
 #pragma unroll
-                for (int off = LPK / 2; off > 0; off >>= 1) s += __shfl_xor_sync(0xffffffffu, s, off);
-                s = ok[u] ? s : -INFINITY;
-                float mx = s;
+                for (int off = LPK / 2; off > 0; off >>= 1) acc += __shfl_xor_sync(0xffffffffu, acc, off);
+                s[u][r] = ok ? acc : -INFINITY;
+            }}
+        }}
 #pragma unroll
-                for (int off = LPK; off < 32; off <<= 1) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, off));
-                const float mn = fmaxf(m[r], mx);
-                const float base = mn == -INFINITY ? 0.0f : mn;
-                const float corr = exp2f(m[r] - base);
-                const float p = exp2f(s - base);
-                m[r] = mn;
-                l[r] = l[r] * corr + p;
+        for (int r = 0; r < R; ++r) {{
+            float mx = s[0][r];
 #pragma unroll
-                for (int i = 0; i < 8; ++i) o[r][i] = fmaf(p, vf[i], o[r][i] * corr);
+            for (int u = 1; u < STEPS; ++u) mx = fmaxf(mx, s[u][r]);
+#pragma unroll
+            for (int off = LPK; off < 32; off <<= 1) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, off));
+            const float mn = fmaxf(m[r], mx);
+            const float base = mn == -INFINITY ? 0.0f : mn;
+            const float corr = exp2f(m[r] - base);
+            m[r] = mn;
+            l[r] *= corr;
+#pragma unroll
+            for (int i = 0; i < 8; ++i) o[r][i] *= corr;
+#pragma unroll
+            for (int u = 0; u < STEPS; ++u) {{
+                const float p = exp2f(s[u][r] - base);
+                l[r] += p;
+#pragma unroll
+                for (int i = 0; i < 8; ++i) o[r][i] = fmaf(p, vf[u][i], o[r][i]);
             }}
         }}
     }}
-    /* Merge the KPI key groups of the warp (same m per warp), then the warps through smem. */
+    cp_async_wait<0>();
+    /* The new key: one per sequence, by warp 0's first key group, from k/v directly. */
+    if (qpos >= a && qpos < e && warp == 0) {{
+        float kf[8], vf1[8];
+#pragma unroll
+        for (int i = 0; i < 8; ++i) {{ kf[i] = bf2f(knew[d0 + i]); vf1[i] = bf2f(vnew[d0 + i]); }}
+        const bool mine = kl == 0;
+#pragma unroll
+        for (int r = 0; r < R; ++r) {{
+            float acc = 0.0f;
+#pragma unroll
+            for (int i = 0; i < 8; ++i) acc = fmaf(qr[r][i], kf[i], acc);
+#pragma unroll
+            for (int off = LPK / 2; off > 0; off >>= 1) acc += __shfl_xor_sync(0xffffffffu, acc, off);
+            const float mn = fmaxf(m[r], acc);
+            const float corr = exp2f(m[r] - mn);
+            const float p = mine ? exp2f(acc - mn) : 0.0f;
+            m[r] = mn;
+            l[r] = l[r] * corr + p;
+#pragma unroll
+            for (int i = 0; i < 8; ++i) o[r][i] = fmaf(p, vf1[i], o[r][i] * corr);
+        }}
+    }}
 #pragma unroll
     for (int r = 0; r < R; ++r) {{
 #pragma unroll
@@ -731,7 +810,7 @@ extern "C" __global__ void __launch_bounds__({threads}) attn_decode_{HASH}(
             for (int i = 0; i < 8; ++i) red_o[warp][r][d0 + i] = o[r][i];
     }}
     __syncthreads();
-    for (int idx = threadIdx.x; idx < R * DH; idx += blockDim.x) {{
+    for (int idx = tid; idx < R * DH; idx += blockDim.x) {{
         const int r = idx / DH, d = idx % DH;
         float M = -INFINITY;
 #pragma unroll
@@ -744,7 +823,6 @@ extern "C" __global__ void __launch_bounds__({threads}) attn_decode_{HASH}(
                 acc += red_o[w][r][d] * c;
                 L += red_l[w][r] * c;
             }}
-        /* The partial format holds natural-log maxima: convert from log2 units. */
         float* dst = partial + ((b * H + g * R + r) * (long)n_splits + split) * (DH + 2);
         dst[2 + d] = acc;
         if (d == 0) {{
@@ -753,7 +831,6 @@ extern "C" __global__ void __launch_bounds__({threads}) attn_decode_{HASH}(
         }}
     }}
 }}
-
 {combine}"#,
         h = p.heads,
         g = p.kv_heads,
@@ -762,6 +839,7 @@ extern "C" __global__ void __launch_bounds__({threads}) attn_decode_{HASH}(
         window = window_name(p),
         threads = ATTN_THREADS,
         nw = ATTN_THREADS / 32,
+        stages = ATTN_DECODE_STAGES,
         consts = tensor_core_constants(p),
     );
     finish(
@@ -989,7 +1067,7 @@ pub fn attention_decode_launch(p: &AttentionParams, batch: usize, n_splits: usiz
                 dim(batch),
             ),
             (dim(ATTN_THREADS), 1, 1),
-            0,
+            attention_decode_smem(p),
         ),
         Launch::new((dim(p.heads), dim(batch), 1), (dim(p.head_dim), 1, 1), 0),
     )
@@ -1054,7 +1132,7 @@ mod tests {
             assert_eq!(tensor_core_prefill(&p), tc, "Dh {head_dim}");
             assert_eq!(pre.source.contains("mma.sync.aligned.m16n8k16"), tc, "Dh {head_dim}");
             assert_eq!(pre.source.contains("constexpr bool DTAIL"), !tc, "Dh {head_dim}");
-            let grouped = [8, 16, 32, 64, 128, 256].contains(&head_dim);
+            let grouped = [16, 32, 64, 128, 256].contains(&head_dim);
             assert_eq!(grouped_decode(&p), grouped, "Dh {head_dim}");
             assert_eq!(dec.source.contains("constexpr bool DTAIL"), !grouped, "Dh {head_dim}");
             let launch = attention_prefill_launch(&p, 2, 100);
