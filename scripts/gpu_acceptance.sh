@@ -4,7 +4,7 @@
 # in .gpu-bin/ (git-ignored):
 #
 #   cargo build --release -p modelc
-#   cargo test --release -p modelc --test gpu_model --test gpu_kernels --test codegen_gpu --no-run
+#   cargo test --release -p modelc --test gpu_model --test gpu_kernels --test codegen_gpu --test cli_bench --no-run
 #   scripts/gpu_acceptance.sh --collect [REFDIR]   # copies and strips them into .gpu-bin/
 #   scripts/gpu_acceptance.sh                                # on the GPU machine
 #
@@ -24,6 +24,9 @@
 #   cli1b    `modelc run specs/hybrid-1b.yaml --device cuda`, 512-token prompt + 64 decode steps
 #   kernels  the kernel-template tests (gpu_kernels), rerun against the current templates
 #   glue     every glue kernel of the codegen and tiny specs vs the reference (codegen_gpu)
+#   bench    `modelc bench specs/hybrid-1b.yaml` (warm prefill 512/4096, decode batch 1/8) and the
+#            cli_bench tests
+#   peers    scripts/bench_peers.py: copy/GEMM ceilings, SDPA, fla-core (wheels in .whl/, if carried)
 set -u
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 BIN=.gpu-bin
@@ -36,7 +39,8 @@ if [ "${1:-}" = "--collect" ]; then
     cp "$(newest gpu_model)" "$BIN/gpu_model"
     cp "$(newest gpu_kernels)" "$BIN/gpu_kernels"
     cp "$(newest codegen_gpu)" "$BIN/codegen_gpu"
-    strip "$BIN/modelc" "$BIN/gpu_model" "$BIN/gpu_kernels" "$BIN/codegen_gpu"
+    cp "$(newest cli_bench)" "$BIN/cli_bench"
+    strip "$BIN/modelc" "$BIN/gpu_model" "$BIN/gpu_kernels" "$BIN/codegen_gpu" "$BIN/cli_bench"
     if [ -n "${2:-}" ]; then mkdir -p "$BIN/ref1b" && cp "$2"/hybrid-1b-L*.safetensors "$BIN/ref1b/"; fi
     ls -la "$BIN"
     exit 0
@@ -110,5 +114,23 @@ grep -E "^test |test result|panicked" "$OUT/kernels.log" | head -20
 step glue 90 "$BIN/codegen_gpu" --test-threads=1 --nocapture
 grep -E "^test |test result|panicked|glue kernels" "$OUT/glue.log" | head -20
 
+bench_runs() {
+    "$BIN/modelc" bench specs/hybrid-1b.yaml --prefill-tokens 512,4096 --decode-batch 1,8 || return 1
+    "$BIN/cli_bench" --test-threads=1
+}
+export -f bench_runs
+step bench 150 bash -c bench_runs
+grep -E "^\||modelc bench|^test |test result|panicked|error" "$OUT/bench.log" | head -20
+
+peer_runs() {
+    if ls .whl/*.whl > /dev/null 2>&1; then
+        python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site
+    fi
+    PYTHONUNBUFFERED=1 python3 scripts/bench_peers.py
+}
+export -f peer_runs
+step peers 150 bash -c peer_runs
+grep -E "^\||device:" "$OUT/peers.log" | head -24
+
 echo "== summary (exit codes; 0 = pass)"
-for s in model memcheck cmp 1b cli1b kernels glue; do printf '%-9s %s\n' "$s" "${RC[$s]:-not run}"; done
+for s in model memcheck cmp 1b cli1b kernels glue bench peers; do printf '%-9s %s\n' "$s" "${RC[$s]:-not run}"; done

@@ -4,12 +4,17 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+/// `MODELC_REPO_ROOT` and `MODELC_BIN` locate the specs and the binary for a test binary run on
+/// another machine (scripts/gpu_acceptance.sh).
 fn spec_path(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../specs").join(name)
+    let root = std::env::var_os("MODELC_REPO_ROOT")
+        .map_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join(".."), PathBuf::from);
+    root.join("specs").join(name)
 }
 
 fn bench(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_modelc"))
+    let bin: PathBuf = std::env::var_os("MODELC_BIN").map_or_else(|| env!("CARGO_BIN_EXE_modelc").into(), Into::into);
+    Command::new(bin)
         .arg("bench")
         .args(args)
         .output()
@@ -76,7 +81,11 @@ fn every_requested_shape_is_timed_on_the_gpu() {
         "2",
     ]);
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let got = rows(&stdout);
     let names: Vec<&str> = got.iter().map(|r| r.0.as_str()).collect();
     assert_eq!(
@@ -93,6 +102,9 @@ fn every_requested_shape_is_timed_on_the_gpu() {
     for ((name, ms, tps), tokens) in got.iter().zip([37.0, 64.0, 1.0, 3.0]) {
         assert!(*ms > 0.0 && ms.is_finite(), "{name}: {ms}");
         let want = tokens / ms * 1e3;
-        assert!((tps - want).abs() <= 0.5 + want * 0.0006 / ms, "{name}: {tps} vs {want}");
+        assert!(
+            (tps - want).abs() <= 0.5 + want * 0.0006 / ms,
+            "{name}: {tps} vs {want}"
+        );
     }
 }
