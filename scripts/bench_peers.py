@@ -34,13 +34,14 @@ for s in (4096, 8192):
     rows.append(("torch bf16 GEMM", f"{s}³", ms, f"{2 * s ** 3 / ms / 1e9:.0f} TFLOP/s"))
 
 # SDPA causal prefill, GQA 32/8, head 128.
-T, H, G, D = 4096, 32, 8, 128
-q = torch.randn(1, H, T, D, device=dev, dtype=torch.bfloat16)
-k = torch.randn(1, G, T, D, device=dev, dtype=torch.bfloat16)
-v = torch.randn(1, G, T, D, device=dev, dtype=torch.bfloat16)
-ms = med(lambda: F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=True))
-flops = 4 * T * T * D * H / 2
-rows.append(("SDPA causal prefill", "B1 T4096 H32 G8 Dh128", ms, f"{flops / ms / 1e9:.1f} TFLOP/s"))
+H, G, D = 32, 8, 128
+for T in (4096, 8192):
+    q = torch.randn(1, H, T, D, device=dev, dtype=torch.bfloat16)
+    k = torch.randn(1, G, T, D, device=dev, dtype=torch.bfloat16)
+    v = torch.randn(1, G, T, D, device=dev, dtype=torch.bfloat16)
+    ms = med(lambda: F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=True))
+    flops = 4 * T * T * D * H / 2
+    rows.append(("SDPA causal prefill", f"B1 T{T} H32 G8 Dh128", ms, f"{flops / ms / 1e9:.1f} TFLOP/s"))
 # SDPA decode: one query per sequence over a 4096-token cache.
 B, P = 8, 4096
 qd = torch.randn(B, H, 1, D, device=dev, dtype=torch.bfloat16)
@@ -52,17 +53,25 @@ rows.append(("SDPA decode", "B8 past4096 H32 G8 Dh128", ms, f"{kv_bytes / ms / 1
 
 try:
     from fla.ops.kda import chunk_kda, fused_recurrent_kda
+    from fla.ops.gated_delta_rule import chunk_gated_delta_rule
 
-    T, H, D = 4096, 32, 128
-    qk = lambda: torch.randn(1, T, H, D, device=dev, dtype=torch.bfloat16)
-    q, k, v = qk(), qk(), qk()
-    g = -torch.rand(1, T, H, D, device=dev, dtype=torch.float32) * 0.1
-    beta = torch.rand(1, T, H, device=dev, dtype=torch.float32).to(torch.bfloat16)
-    s0 = torch.zeros(1, H, D, D, device=dev, dtype=torch.float32)
-    run = lambda: chunk_kda(q, k, v, g, beta, initial_state=s0, output_final_state=True, use_qk_l2norm_in_kernel=True)
-    with torch.inference_mode():
-        ms = med(run)
-    rows.append(("fla chunk_kda", "B1 T4096 H32 Dk=Dv=128", ms, f"{T / ms:.0f} ktok/s"))
+    D = 128
+    for B, T, H in ((1, 4096, 32), (1, 8192, 32), (8, 2048, 16)):
+        qk = lambda: torch.randn(B, T, H, D, device=dev, dtype=torch.bfloat16)
+        q, k, v = qk(), qk(), qk()
+        g = -torch.rand(B, T, H, D, device=dev, dtype=torch.float32) * 0.1
+        g1 = -torch.rand(B, T, H, device=dev, dtype=torch.float32) * 0.1
+        beta = torch.rand(B, T, H, device=dev, dtype=torch.float32).to(torch.bfloat16)
+        s0 = torch.zeros(B, H, D, D, device=dev, dtype=torch.float32)
+        run = lambda: chunk_kda(q, k, v, g, beta, initial_state=s0, output_final_state=True, use_qk_l2norm_in_kernel=True)
+        run_gdn = lambda: chunk_gated_delta_rule(q, k, v, g1, beta, initial_state=s0, output_final_state=True,
+                                                 use_qk_l2norm_in_kernel=True)
+        with torch.inference_mode():
+            ms = med(run)
+            ms_gdn = med(run_gdn)
+        rows.append(("fla chunk_kda", f"B{B} T{T} H{H} Dk=Dv=128", ms, f"{B * T / ms:.0f} ktok/s"))
+        rows.append(("fla chunk_gated_delta_rule", f"B{B} T{T} H{H} Dk=Dv=128", ms_gdn, f"{B * T / ms_gdn:.0f} ktok/s"))
+    T, H = 4096, 32
     B = 8
     q1 = torch.randn(B, 1, H, D, device=dev, dtype=torch.bfloat16)
     k1 = torch.randn(B, 1, H, D, device=dev, dtype=torch.bfloat16)
