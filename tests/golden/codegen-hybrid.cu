@@ -1194,9 +1194,9 @@ extern "C" __global__ void __launch_bounds__(256) sigmoid_decay_gate_0a3a29d17c9
     }
 }
 
-// ===== kernels/delta_rule_chunked_87ed5eb6.cu =====
+// ===== kernels/delta_rule_chunked_69522c8b.cu =====
 /*
- * modelc mixer core: delta_rule_chunked_87ed5eb6 (template).
+ * modelc mixer core: delta_rule_chunked_69522c8b (template).
  * Fuses, in order:
  *   l2_norm(eps=1e-6, group=32)
  *   scale(0.17677669529663687)
@@ -1208,7 +1208,7 @@ extern "C" __global__ void __launch_bounds__(256) sigmoid_decay_gate_0a3a29d17c9
  * FLOPs:         25216*batch*tokens
  */
 /*
- * delta_rule_chunked_87ed5eb6: gated delta rule, chunked (WY representation / UT transform), on
+ * delta_rule_chunked_69522c8b: gated delta rule, chunked (WY representation / UT transform), on
  *   tensor cores (mma.sync m16n8k16 bf16 -> f32, ldmatrix, cp.async; sm_80+).
  *   Hk = 1, Hv = 2, Dk = 32, Dv = 32, gate = scalar per head (GDN), qk l2norm = true, scale = 1.7677669e-1f, chunk C = 64.
  *   Gated RMSNorm epilogue: o <- o * rsqrt(mean_head(o^2) + 1e-5f) * norm_w * silu_f(gate)
@@ -1257,54 +1257,91 @@ __device__ __forceinline__ float warp_max(float x) {
     return x;
 }
 #endif
+#ifndef MODELC_MMA_PRELUDE
+#define MODELC_MMA_PRELUDE
+__device__ __forceinline__ unsigned smem_addr(const void* p) {
+    return static_cast<unsigned>(__cvta_generic_to_shared(p));
+}
+/* 16-byte global -> shared copy; pred = false zero-fills the destination (reads nothing). */
+__device__ __forceinline__ void cp_async16(void* dst, const void* src, bool pred) {
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_addr(dst)), "l"(src),
+                 "r"(pred ? 16 : 0));
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+template <int N>
+__device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N)); }
+/* Four 8x8 b16 matrices; lanes 8i..8i+7 give the row addresses of matrix i. */
+__device__ __forceinline__ void ldmatrix_x4(unsigned (&r)[4], const void* p) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(smem_addr(p)));
+}
+__device__ __forceinline__ void ldmatrix_x4_trans(unsigned (&r)[4], const void* p) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(smem_addr(p)));
+}
+/* d += A (16x16, row) * B (16x8, col): bf16 operands, f32 accumulators. */
+__device__ __forceinline__ void mma_bf16(float (&d)[4], const unsigned (&a)[4], unsigned b0, unsigned b1) {
+    asm volatile(
+        "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+        "{%0,%1,%2,%3};\n"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+__device__ __forceinline__ unsigned pack_bf16x2(float lo, float hi) {
+    __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
+    return *reinterpret_cast<unsigned*>(&v);
+}
+__device__ __forceinline__ void copy8_to_smem(bf16* dst, const bf16* src, bool pred, bool vec) {
+    if (vec) {
+        cp_async16(dst, src, pred);
+        return;
+    }
+#pragma unroll
+    for (int i = 0; i < 8; ++i) dst[i] = pred ? src[i] : f2bf(0.0f);
+}
+__device__ __forceinline__ void copy8_global(bf16* dst, const bf16* src, bool vec) {
+    if (vec) {
+        *reinterpret_cast<uint4*>(dst) = *reinterpret_cast<const uint4*>(src);
+        return;
+    }
+#pragma unroll
+    for (int i = 0; i < 8; ++i) dst[i] = src[i];
+}
+#endif
 #ifndef MODELC_DELTA_TC_HELPERS
 #define MODELC_DELTA_TC_HELPERS
-/* Tensor-core helpers (sm_80+). Tiles are 16x16 bf16 in shared memory rows padded to a multiple
- * of 8 elements (16-byte aligned ldmatrix rows, conflict-free for the paddings used here). */
-__device__ __forceinline__ unsigned dtc_smem(const void* p) { return (unsigned)__cvta_generic_to_shared(p); }
-__device__ __forceinline__ void dtc_ldsm(unsigned* r, const bf16* p) {
-    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(dtc_smem(p)) : "memory");
-}
-__device__ __forceinline__ void dtc_ldsm_t(unsigned* r, const bf16* p) {
-    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(dtc_smem(p)) : "memory");
-}
+/* Fragment loads and staging on top of MODELC_MMA_PRELUDE. Tiles are 16x16 bf16 in shared memory
+ * rows padded to a multiple of 8 elements (16-byte aligned ldmatrix rows, conflict-free for the
+ * paddings used here). */
 /* A fragment (rows m0.., columns k0..) of a row-major [m][k] tile. */
-__device__ __forceinline__ void dtc_frag_a(unsigned* a, const bf16* base, int ld, int m0, int k0, int lane) {
-    dtc_ldsm(a, base + (m0 + (lane & 15)) * ld + k0 + (lane >> 4) * 8);
+__device__ __forceinline__ void dtc_frag_a(unsigned (&a)[4], const bf16* base, int ld, int m0, int k0, int lane) {
+    ldmatrix_x4(a, base + (m0 + (lane & 15)) * ld + k0 + (lane >> 4) * 8);
 }
 /* A fragment of X^T, X stored [k][m]. */
-__device__ __forceinline__ void dtc_frag_at(unsigned* a, const bf16* base, int ld, int m0, int k0, int lane) {
+__device__ __forceinline__ void dtc_frag_at(unsigned (&a)[4], const bf16* base, int ld, int m0, int k0, int lane) {
     const int q = lane >> 3, r = lane & 7;
-    dtc_ldsm_t(a, base + (k0 + r + (q >> 1) * 8) * ld + m0 + (q & 1) * 8);
+    ldmatrix_x4_trans(a, base + (k0 + r + (q >> 1) * 8) * ld + m0 + (q & 1) * 8);
 }
 /* B fragments of the n-tiles n0 (b[0..1]) and n0 + 8 (b[2..3]) for k0..k0+15, B stored [n][k]. */
-__device__ __forceinline__ void dtc_frag_b(unsigned* b, const bf16* base, int ld, int n0, int k0, int lane) {
+__device__ __forceinline__ void dtc_frag_b(unsigned (&b)[4], const bf16* base, int ld, int n0, int k0, int lane) {
     const int q = lane >> 3, r = lane & 7;
-    dtc_ldsm(b, base + (n0 + r + (q >> 1) * 8) * ld + k0 + (q & 1) * 8);
+    ldmatrix_x4(b, base + (n0 + r + (q >> 1) * 8) * ld + k0 + (q & 1) * 8);
 }
 /* The same with B stored [k][n]. */
-__device__ __forceinline__ void dtc_frag_bt(unsigned* b, const bf16* base, int ld, int n0, int k0, int lane) {
+__device__ __forceinline__ void dtc_frag_bt(unsigned (&b)[4], const bf16* base, int ld, int n0, int k0, int lane) {
     const int q = lane >> 3, r = lane & 7;
-    dtc_ldsm_t(b, base + (k0 + r + (q & 1) * 8) * ld + n0 + (q >> 1) * 8);
-}
-/* c += a b: mma m16n8k16, bf16 operands, f32 accumulators. */
-__device__ __forceinline__ void dtc_mma(float* c, const unsigned* a, unsigned b0, unsigned b1) {
-    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
-                 "{%0,%1,%2,%3};\n"
-                 : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+    ldmatrix_x4_trans(b, base + (k0 + r + (q & 1) * 8) * ld + n0 + (q >> 1) * 8);
 }
 __device__ __forceinline__ void dtc_st2(bf16* p, float x, float y) {
     *reinterpret_cast<__nv_bfloat162*>(p) = __floats2bfloat162_rn(x, y);
 }
-/* 16 bytes global -> shared, asynchronously; the bytes past `bytes` (0 or 16) are zero. */
-__device__ __forceinline__ void dtc_cp16(void* dst, const void* src, int bytes) {
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dtc_smem(dst)), "l"(src), "r"(bytes)
-                 : "memory");
+/* Waits for this thread's cp.async copies. */
+__device__ __forceinline__ void dtc_cp_wait() {
+    cp_async_commit();
+    cp_async_wait<0>();
 }
-__device__ __forceinline__ void dtc_cp_wait() { asm volatile("cp.async.wait_all;\n" ::: "memory"); }
 /* Rows [0, R) x columns [0, W) of a row-major global matrix (row stride `stride` elements) into
  * shared rows of `ld` elements; rows >= n are zero. `vec`: 16-byte aligned rows, copied with
  * cp.async (wait with dtc_cp_wait); otherwise element by element. */
@@ -1314,7 +1351,7 @@ __device__ __forceinline__ void dtc_stage(E* dst, int ld, const E* src, long str
     if (vec) {
         for (int e = tid; e < R * (W / V); e += NT) {
             const int t = e / (W / V), c = (e % (W / V)) * V;
-            dtc_cp16(dst + t * ld + c, src + (t < n ? t : 0) * stride + c, t < n ? 16 : 0);
+            cp_async16(dst + t * ld + c, src + (t < n ? t : 0) * stride + c, t < n);
         }
     } else {
         for (int e = tid; e < R * W; e += NT) {
@@ -1325,7 +1362,7 @@ __device__ __forceinline__ void dtc_stage(E* dst, int ld, const E* src, long str
 }
 #endif
 
-extern "C" __global__ void __launch_bounds__(128) delta_rule_chunked_87ed5eb6(
+extern "C" __global__ void __launch_bounds__(128) delta_rule_chunked_69522c8b(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -1529,8 +1566,8 @@ extern "C" __global__ void __launch_bounds__(128) delta_rule_chunked_87ed5eb6(
                     if (np <= i) {
                         unsigned bb[4];
                         dtc_frag_b(bb, Bsrc, KP, 16 * np, 16 * kk, lane);
-                        dtc_mma(acc[2 * np], a, bb[0], bb[1]);
-                        dtc_mma(acc[2 * np + 1], a, bb[2], bb[3]);
+                        mma_bf16(acc[2 * np], a, bb[0], bb[1]);
+                        mma_bf16(acc[2 * np + 1], a, bb[2], bb[3]);
                     }
             }
 #pragma unroll
@@ -1628,8 +1665,8 @@ extern "C" __global__ void __launch_bounds__(128) delta_rule_chunked_87ed5eb6(
             for (int np = 0; np < NTW / 2; ++np) {
                 unsigned bb[4];
                 dtc_frag_bt(bb, Ss, VP, cg * BVW + 16 * np, 16 * kk, lane);
-                dtc_mma(acc[2 * np], a, bb[0], bb[1]);
-                dtc_mma(acc[2 * np + 1], a, bb[2], bb[3]);
+                mma_bf16(acc[2 * np], a, bb[0], bb[1]);
+                mma_bf16(acc[2 * np + 1], a, bb[2], bb[3]);
             }
         }
 #pragma unroll
@@ -1656,8 +1693,8 @@ extern "C" __global__ void __launch_bounds__(128) delta_rule_chunked_87ed5eb6(
                 for (int np = 0; np < NTW / 2; ++np) {
                     unsigned bb[4];
                     dtc_frag_bt(bb, Rs, VP, cg * BVW + 16 * np, 16 * kk, lane);
-                    dtc_mma(acc[2 * np], a, bb[0], bb[1]);
-                    dtc_mma(acc[2 * np + 1], a, bb[2], bb[3]);
+                    mma_bf16(acc[2 * np], a, bb[0], bb[1]);
+                    mma_bf16(acc[2 * np + 1], a, bb[2], bb[3]);
                 }
             }
 #pragma unroll
@@ -1679,8 +1716,8 @@ extern "C" __global__ void __launch_bounds__(128) delta_rule_chunked_87ed5eb6(
             for (int np = 0; np < NTW / 2; ++np) {
                 unsigned bb[4];
                 dtc_frag_bt(bb, Ss, VP, cg * BVW + 16 * np, 16 * kk, lane);
-                dtc_mma(acc[2 * np], a, bb[0], bb[1]);
-                dtc_mma(acc[2 * np + 1], a, bb[2], bb[3]);
+                mma_bf16(acc[2 * np], a, bb[0], bb[1]);
+                mma_bf16(acc[2 * np + 1], a, bb[2], bb[3]);
             }
         }
 #pragma unroll
@@ -1692,8 +1729,8 @@ extern "C" __global__ void __launch_bounds__(128) delta_rule_chunked_87ed5eb6(
                 for (int np = 0; np < NTW / 2; ++np) {
                     unsigned bb[4];
                     dtc_frag_bt(bb, Vn, VP, cg * BVW + 16 * np, 16 * kk, lane);
-                    dtc_mma(acc[2 * np], a, bb[0], bb[1]);
-                    dtc_mma(acc[2 * np + 1], a, bb[2], bb[3]);
+                    mma_bf16(acc[2 * np], a, bb[0], bb[1]);
+                    mma_bf16(acc[2 * np + 1], a, bb[2], bb[3]);
                 }
             }
         {
@@ -1751,8 +1788,8 @@ extern "C" __global__ void __launch_bounds__(128) delta_rule_chunked_87ed5eb6(
                     for (int np = 0; np < NTW / 2; ++np) {
                         unsigned bb[4];
                         dtc_frag_bt(bb, Vn, VP, cg * BVW + 16 * np, 16 * kk, lane);
-                        dtc_mma(st[m][2 * np], a, bb[0], bb[1]);
-                        dtc_mma(st[m][2 * np + 1], a, bb[2], bb[3]);
+                        mma_bf16(st[m][2 * np], a, bb[0], bb[1]);
+                        mma_bf16(st[m][2 * np + 1], a, bb[2], bb[3]);
                     }
                 }
 #pragma unroll
@@ -1852,9 +1889,9 @@ extern "C" __global__ void __launch_bounds__(256) decay_gate_sigmoid_9719a7a8fa4
     }
 }
 
-// ===== kernels/delta_rule_chunked_0f7bb40c.cu =====
+// ===== kernels/delta_rule_chunked_3a569cd0.cu =====
 /*
- * modelc mixer core: delta_rule_chunked_0f7bb40c (template).
+ * modelc mixer core: delta_rule_chunked_3a569cd0 (template).
  * Fuses, in order:
  *   l2_norm(eps=1e-6, group=32)
  *   scale(0.17677669529663687)
@@ -1866,7 +1903,7 @@ extern "C" __global__ void __launch_bounds__(256) decay_gate_sigmoid_9719a7a8fa4
  * FLOPs:         25216*batch*tokens
  */
 /*
- * delta_rule_chunked_0f7bb40c: gated delta rule, chunked (WY representation / UT transform), on
+ * delta_rule_chunked_3a569cd0: gated delta rule, chunked (WY representation / UT transform), on
  *   tensor cores (mma.sync m16n8k16 bf16 -> f32, ldmatrix, cp.async; sm_80+).
  *   Hk = 2, Hv = 2, Dk = 32, Dv = 32, gate = per key channel (KDA), qk l2norm = true, scale = 1.7677669e-1f, chunk C = 64.
  *   Gated RMSNorm epilogue: o <- o * rsqrt(mean_head(o^2) + 1e-5f) * norm_w * silu_f(gate)
@@ -1915,54 +1952,91 @@ __device__ __forceinline__ float warp_max(float x) {
     return x;
 }
 #endif
+#ifndef MODELC_MMA_PRELUDE
+#define MODELC_MMA_PRELUDE
+__device__ __forceinline__ unsigned smem_addr(const void* p) {
+    return static_cast<unsigned>(__cvta_generic_to_shared(p));
+}
+/* 16-byte global -> shared copy; pred = false zero-fills the destination (reads nothing). */
+__device__ __forceinline__ void cp_async16(void* dst, const void* src, bool pred) {
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_addr(dst)), "l"(src),
+                 "r"(pred ? 16 : 0));
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+template <int N>
+__device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N)); }
+/* Four 8x8 b16 matrices; lanes 8i..8i+7 give the row addresses of matrix i. */
+__device__ __forceinline__ void ldmatrix_x4(unsigned (&r)[4], const void* p) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(smem_addr(p)));
+}
+__device__ __forceinline__ void ldmatrix_x4_trans(unsigned (&r)[4], const void* p) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(smem_addr(p)));
+}
+/* d += A (16x16, row) * B (16x8, col): bf16 operands, f32 accumulators. */
+__device__ __forceinline__ void mma_bf16(float (&d)[4], const unsigned (&a)[4], unsigned b0, unsigned b1) {
+    asm volatile(
+        "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+        "{%0,%1,%2,%3};\n"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+__device__ __forceinline__ unsigned pack_bf16x2(float lo, float hi) {
+    __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
+    return *reinterpret_cast<unsigned*>(&v);
+}
+__device__ __forceinline__ void copy8_to_smem(bf16* dst, const bf16* src, bool pred, bool vec) {
+    if (vec) {
+        cp_async16(dst, src, pred);
+        return;
+    }
+#pragma unroll
+    for (int i = 0; i < 8; ++i) dst[i] = pred ? src[i] : f2bf(0.0f);
+}
+__device__ __forceinline__ void copy8_global(bf16* dst, const bf16* src, bool vec) {
+    if (vec) {
+        *reinterpret_cast<uint4*>(dst) = *reinterpret_cast<const uint4*>(src);
+        return;
+    }
+#pragma unroll
+    for (int i = 0; i < 8; ++i) dst[i] = src[i];
+}
+#endif
 #ifndef MODELC_DELTA_TC_HELPERS
 #define MODELC_DELTA_TC_HELPERS
-/* Tensor-core helpers (sm_80+). Tiles are 16x16 bf16 in shared memory rows padded to a multiple
- * of 8 elements (16-byte aligned ldmatrix rows, conflict-free for the paddings used here). */
-__device__ __forceinline__ unsigned dtc_smem(const void* p) { return (unsigned)__cvta_generic_to_shared(p); }
-__device__ __forceinline__ void dtc_ldsm(unsigned* r, const bf16* p) {
-    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(dtc_smem(p)) : "memory");
-}
-__device__ __forceinline__ void dtc_ldsm_t(unsigned* r, const bf16* p) {
-    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(dtc_smem(p)) : "memory");
-}
+/* Fragment loads and staging on top of MODELC_MMA_PRELUDE. Tiles are 16x16 bf16 in shared memory
+ * rows padded to a multiple of 8 elements (16-byte aligned ldmatrix rows, conflict-free for the
+ * paddings used here). */
 /* A fragment (rows m0.., columns k0..) of a row-major [m][k] tile. */
-__device__ __forceinline__ void dtc_frag_a(unsigned* a, const bf16* base, int ld, int m0, int k0, int lane) {
-    dtc_ldsm(a, base + (m0 + (lane & 15)) * ld + k0 + (lane >> 4) * 8);
+__device__ __forceinline__ void dtc_frag_a(unsigned (&a)[4], const bf16* base, int ld, int m0, int k0, int lane) {
+    ldmatrix_x4(a, base + (m0 + (lane & 15)) * ld + k0 + (lane >> 4) * 8);
 }
 /* A fragment of X^T, X stored [k][m]. */
-__device__ __forceinline__ void dtc_frag_at(unsigned* a, const bf16* base, int ld, int m0, int k0, int lane) {
+__device__ __forceinline__ void dtc_frag_at(unsigned (&a)[4], const bf16* base, int ld, int m0, int k0, int lane) {
     const int q = lane >> 3, r = lane & 7;
-    dtc_ldsm_t(a, base + (k0 + r + (q >> 1) * 8) * ld + m0 + (q & 1) * 8);
+    ldmatrix_x4_trans(a, base + (k0 + r + (q >> 1) * 8) * ld + m0 + (q & 1) * 8);
 }
 /* B fragments of the n-tiles n0 (b[0..1]) and n0 + 8 (b[2..3]) for k0..k0+15, B stored [n][k]. */
-__device__ __forceinline__ void dtc_frag_b(unsigned* b, const bf16* base, int ld, int n0, int k0, int lane) {
+__device__ __forceinline__ void dtc_frag_b(unsigned (&b)[4], const bf16* base, int ld, int n0, int k0, int lane) {
     const int q = lane >> 3, r = lane & 7;
-    dtc_ldsm(b, base + (n0 + r + (q >> 1) * 8) * ld + k0 + (q & 1) * 8);
+    ldmatrix_x4(b, base + (n0 + r + (q >> 1) * 8) * ld + k0 + (q & 1) * 8);
 }
 /* The same with B stored [k][n]. */
-__device__ __forceinline__ void dtc_frag_bt(unsigned* b, const bf16* base, int ld, int n0, int k0, int lane) {
+__device__ __forceinline__ void dtc_frag_bt(unsigned (&b)[4], const bf16* base, int ld, int n0, int k0, int lane) {
     const int q = lane >> 3, r = lane & 7;
-    dtc_ldsm_t(b, base + (k0 + r + (q & 1) * 8) * ld + n0 + (q >> 1) * 8);
-}
-/* c += a b: mma m16n8k16, bf16 operands, f32 accumulators. */
-__device__ __forceinline__ void dtc_mma(float* c, const unsigned* a, unsigned b0, unsigned b1) {
-    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
-                 "{%0,%1,%2,%3};\n"
-                 : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+    ldmatrix_x4_trans(b, base + (k0 + r + (q & 1) * 8) * ld + n0 + (q >> 1) * 8);
 }
 __device__ __forceinline__ void dtc_st2(bf16* p, float x, float y) {
     *reinterpret_cast<__nv_bfloat162*>(p) = __floats2bfloat162_rn(x, y);
 }
-/* 16 bytes global -> shared, asynchronously; the bytes past `bytes` (0 or 16) are zero. */
-__device__ __forceinline__ void dtc_cp16(void* dst, const void* src, int bytes) {
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dtc_smem(dst)), "l"(src), "r"(bytes)
-                 : "memory");
+/* Waits for this thread's cp.async copies. */
+__device__ __forceinline__ void dtc_cp_wait() {
+    cp_async_commit();
+    cp_async_wait<0>();
 }
-__device__ __forceinline__ void dtc_cp_wait() { asm volatile("cp.async.wait_all;\n" ::: "memory"); }
 /* Rows [0, R) x columns [0, W) of a row-major global matrix (row stride `stride` elements) into
  * shared rows of `ld` elements; rows >= n are zero. `vec`: 16-byte aligned rows, copied with
  * cp.async (wait with dtc_cp_wait); otherwise element by element. */
@@ -1972,7 +2046,7 @@ __device__ __forceinline__ void dtc_stage(E* dst, int ld, const E* src, long str
     if (vec) {
         for (int e = tid; e < R * (W / V); e += NT) {
             const int t = e / (W / V), c = (e % (W / V)) * V;
-            dtc_cp16(dst + t * ld + c, src + (t < n ? t : 0) * stride + c, t < n ? 16 : 0);
+            cp_async16(dst + t * ld + c, src + (t < n ? t : 0) * stride + c, t < n);
         }
     } else {
         for (int e = tid; e < R * W; e += NT) {
@@ -1983,7 +2057,7 @@ __device__ __forceinline__ void dtc_stage(E* dst, int ld, const E* src, long str
 }
 #endif
 
-extern "C" __global__ void __launch_bounds__(128) delta_rule_chunked_0f7bb40c(
+extern "C" __global__ void __launch_bounds__(128) delta_rule_chunked_3a569cd0(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -2187,8 +2261,8 @@ extern "C" __global__ void __launch_bounds__(128) delta_rule_chunked_0f7bb40c(
                     if (np <= i) {
                         unsigned bb[4];
                         dtc_frag_b(bb, Bsrc, KP, 16 * np, 16 * kk, lane);
-                        dtc_mma(acc[2 * np], a, bb[0], bb[1]);
-                        dtc_mma(acc[2 * np + 1], a, bb[2], bb[3]);
+                        mma_bf16(acc[2 * np], a, bb[0], bb[1]);
+                        mma_bf16(acc[2 * np + 1], a, bb[2], bb[3]);
                     }
             }
 #pragma unroll
@@ -2286,8 +2360,8 @@ extern "C" __global__ void __launch_bounds__(128) delta_rule_chunked_0f7bb40c(
             for (int np = 0; np < NTW / 2; ++np) {
                 unsigned bb[4];
                 dtc_frag_bt(bb, Ss, VP, cg * BVW + 16 * np, 16 * kk, lane);
-                dtc_mma(acc[2 * np], a, bb[0], bb[1]);
-                dtc_mma(acc[2 * np + 1], a, bb[2], bb[3]);
+                mma_bf16(acc[2 * np], a, bb[0], bb[1]);
+                mma_bf16(acc[2 * np + 1], a, bb[2], bb[3]);
             }
         }
 #pragma unroll
@@ -2314,8 +2388,8 @@ extern "C" __global__ void __launch_bounds__(128) delta_rule_chunked_0f7bb40c(
                 for (int np = 0; np < NTW / 2; ++np) {
                     unsigned bb[4];
                     dtc_frag_bt(bb, Rs, VP, cg * BVW + 16 * np, 16 * kk, lane);
-                    dtc_mma(acc[2 * np], a, bb[0], bb[1]);
-                    dtc_mma(acc[2 * np + 1], a, bb[2], bb[3]);
+                    mma_bf16(acc[2 * np], a, bb[0], bb[1]);
+                    mma_bf16(acc[2 * np + 1], a, bb[2], bb[3]);
                 }
             }
 #pragma unroll
@@ -2337,8 +2411,8 @@ extern "C" __global__ void __launch_bounds__(128) delta_rule_chunked_0f7bb40c(
             for (int np = 0; np < NTW / 2; ++np) {
                 unsigned bb[4];
                 dtc_frag_bt(bb, Ss, VP, cg * BVW + 16 * np, 16 * kk, lane);
-                dtc_mma(acc[2 * np], a, bb[0], bb[1]);
-                dtc_mma(acc[2 * np + 1], a, bb[2], bb[3]);
+                mma_bf16(acc[2 * np], a, bb[0], bb[1]);
+                mma_bf16(acc[2 * np + 1], a, bb[2], bb[3]);
             }
         }
 #pragma unroll
@@ -2350,8 +2424,8 @@ extern "C" __global__ void __launch_bounds__(128) delta_rule_chunked_0f7bb40c(
                 for (int np = 0; np < NTW / 2; ++np) {
                     unsigned bb[4];
                     dtc_frag_bt(bb, Vn, VP, cg * BVW + 16 * np, 16 * kk, lane);
-                    dtc_mma(acc[2 * np], a, bb[0], bb[1]);
-                    dtc_mma(acc[2 * np + 1], a, bb[2], bb[3]);
+                    mma_bf16(acc[2 * np], a, bb[0], bb[1]);
+                    mma_bf16(acc[2 * np + 1], a, bb[2], bb[3]);
                 }
             }
         {
@@ -2409,8 +2483,8 @@ extern "C" __global__ void __launch_bounds__(128) delta_rule_chunked_0f7bb40c(
                     for (int np = 0; np < NTW / 2; ++np) {
                         unsigned bb[4];
                         dtc_frag_bt(bb, Vn, VP, cg * BVW + 16 * np, 16 * kk, lane);
-                        dtc_mma(st[m][2 * np], a, bb[0], bb[1]);
-                        dtc_mma(st[m][2 * np + 1], a, bb[2], bb[3]);
+                        mma_bf16(st[m][2 * np], a, bb[0], bb[1]);
+                        mma_bf16(st[m][2 * np + 1], a, bb[2], bb[3]);
                     }
                 }
 #pragma unroll
@@ -2782,9 +2856,9 @@ extern "C" __global__ void __launch_bounds__(128) rms_norm_61b2ad4d1e7b(
     }
 }
 
-// ===== kernels/attn_decode_821925ce.cu =====
+// ===== kernels/attn_decode_9f447784.cu =====
 /*
- * modelc mixer core: attn_decode_821925ce, attn_decode_combine_821925ce (template).
+ * modelc mixer core: attn_decode_9f447784, attn_decode_combine_9f447784 (template).
  * Fuses, in order:
  *   attention(heads=2, kv_heads=1, head_dim=32, causal=true, window=none, scale=0.17677669529663687)
  * Bytes loaded:  256*batch*tokens + 128*batch*(past + tokens) + 272*batch*max(min(cdiv(2*sms, batch), cdiv(past + 1, 32)), 1)
@@ -2792,7 +2866,7 @@ extern "C" __global__ void __launch_bounds__(128) rms_norm_61b2ad4d1e7b(
  * FLOPs:         256*batch*tokens*(past + tokens)
  */
 /*
- * attn_decode_821925ce: one-token causal GQA attention over (KV cache ++ the new key),
+ * attn_decode_9f447784: one-token causal GQA attention over (KV cache ++ the new key),
  *   H = 2, G = 1, Dh = 32, scale = 1.7677669e-1f, full causal (slot = pos).
  *   Split-K, grouped: block (split, g, b) covers a contiguous share of the visible keys for
  *   all H/G query heads of KV head g. Cached keys/values stream through shared memory in tiles
@@ -2800,7 +2874,7 @@ extern "C" __global__ void __launch_bounds__(128) rms_norm_61b2ad4d1e7b(
  *   32/(Dh/8) keys per step; online softmax in f32 (exp2), one max update per tile; the new key
  *   (position past_len[b]) is read from k/v directly. Warps merge in shared memory and write
  *   (max, sum, o[Dh]) to partial[b,h,split,:] (max in natural-log units);
- *   attn_decode_combine_821925ce merges the splits and normalises.
+ *   attn_decode_combine_9f447784 merges the splits and normalises.
  *   The split-0 block of each group appends the new k/v row at position past_len[b].
  * Layouts: q row b of [B,H*Dh], k/v row b of [B,G*Dh] bf16; caches [B,G,s_max,Dh] bf16;
  *   past_len [B] int32; partial [B,H,n_splits,Dh+2] f32; out row b of [B,H*Dh] bf16.
@@ -2887,7 +2961,7 @@ __device__ __forceinline__ void copy8_global(bf16* dst, const bf16* src, bool ve
 }
 #endif
 
-extern "C" __global__ void __launch_bounds__(128) attn_decode_821925ce(
+extern "C" __global__ void __launch_bounds__(128) attn_decode_9f447784(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -2904,8 +2978,8 @@ extern "C" __global__ void __launch_bounds__(128) attn_decode_821925ce(
     constexpr int STAGES = 4;
     constexpr int LPK = DH / 8;          /* lanes per key: 8 channels (16 bytes) each */
     constexpr int KPI = 32 / LPK;        /* keys per warp per step */
-    constexpr int STEPS = KPI >= 8 ? 1 : 8 / KPI; /* steps per warp per tile */
-    constexpr int BT = NW * KPI * STEPS; /* keys per tile (32 for Dh >= 32) */
+    constexpr int STEPS = KPI >= 8 ? 1 : (KPI >= 2 ? 8 / KPI : 4); /* steps per warp per tile */
+    constexpr int BT = NW * KPI * STEPS; /* keys per tile (16 for Dh = 256, else >= 32) */
     constexpr int CPR = DH / 8;
     extern __shared__ __align__(16) unsigned char smem_raw[];
     bf16* ks = reinterpret_cast<bf16*>(smem_raw);          /* [STAGES][BT][DH] */
@@ -3089,7 +3163,7 @@ extern "C" __global__ void __launch_bounds__(128) attn_decode_821925ce(
         }
     }
 }
-extern "C" __global__ void attn_decode_combine_821925ce(
+extern "C" __global__ void attn_decode_combine_9f447784(
     const float* __restrict__ partial, bf16* __restrict__ out, int out_stride, int n_splits)
 {
     constexpr int H = 2;
@@ -3112,9 +3186,9 @@ extern "C" __global__ void attn_decode_combine_821925ce(
     }
 }
 
-// ===== kernels/attn_decode_273f668e.cu =====
+// ===== kernels/attn_decode_fe86ada2.cu =====
 /*
- * modelc mixer core: attn_decode_273f668e, attn_decode_combine_273f668e (template).
+ * modelc mixer core: attn_decode_fe86ada2, attn_decode_combine_fe86ada2 (template).
  * Fuses, in order:
  *   attention(heads=2, kv_heads=2, head_dim=32, causal=true, window=4, scale=0.17677669529663687)
  * Bytes loaded:  384*batch*tokens + 256*batch*min(past + tokens, 4) + 272*batch*max(min(cdiv(2*sms, 2*batch), cdiv(past + 1, 32)), 1)
@@ -3122,7 +3196,7 @@ extern "C" __global__ void attn_decode_combine_821925ce(
  * FLOPs:         256*batch*tokens*min(past + tokens, 4)
  */
 /*
- * attn_decode_273f668e: one-token causal GQA attention over (KV cache ++ the new key),
+ * attn_decode_fe86ada2: one-token causal GQA attention over (KV cache ++ the new key),
  *   H = 2, G = 2, Dh = 32, scale = 1.7677669e-1f, sliding window W = 4 (ring cache, slot = pos mod S_max).
  *   Split-K, grouped: block (split, g, b) covers a contiguous share of the visible keys for
  *   all H/G query heads of KV head g. Cached keys/values stream through shared memory in tiles
@@ -3130,7 +3204,7 @@ extern "C" __global__ void attn_decode_combine_821925ce(
  *   32/(Dh/8) keys per step; online softmax in f32 (exp2), one max update per tile; the new key
  *   (position past_len[b]) is read from k/v directly. Warps merge in shared memory and write
  *   (max, sum, o[Dh]) to partial[b,h,split,:] (max in natural-log units);
- *   attn_decode_combine_273f668e merges the splits and normalises.
+ *   attn_decode_combine_fe86ada2 merges the splits and normalises.
  *   The split-0 block of each group appends the new k/v row at position past_len[b].
  * Layouts: q row b of [B,H*Dh], k/v row b of [B,G*Dh] bf16; caches [B,G,s_max,Dh] bf16;
  *   past_len [B] int32; partial [B,H,n_splits,Dh+2] f32; out row b of [B,H*Dh] bf16.
@@ -3217,7 +3291,7 @@ __device__ __forceinline__ void copy8_global(bf16* dst, const bf16* src, bool ve
 }
 #endif
 
-extern "C" __global__ void __launch_bounds__(128) attn_decode_273f668e(
+extern "C" __global__ void __launch_bounds__(128) attn_decode_fe86ada2(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -3234,8 +3308,8 @@ extern "C" __global__ void __launch_bounds__(128) attn_decode_273f668e(
     constexpr int STAGES = 4;
     constexpr int LPK = DH / 8;          /* lanes per key: 8 channels (16 bytes) each */
     constexpr int KPI = 32 / LPK;        /* keys per warp per step */
-    constexpr int STEPS = KPI >= 8 ? 1 : 8 / KPI; /* steps per warp per tile */
-    constexpr int BT = NW * KPI * STEPS; /* keys per tile (32 for Dh >= 32) */
+    constexpr int STEPS = KPI >= 8 ? 1 : (KPI >= 2 ? 8 / KPI : 4); /* steps per warp per tile */
+    constexpr int BT = NW * KPI * STEPS; /* keys per tile (16 for Dh = 256, else >= 32) */
     constexpr int CPR = DH / 8;
     extern __shared__ __align__(16) unsigned char smem_raw[];
     bf16* ks = reinterpret_cast<bf16*>(smem_raw);          /* [STAGES][BT][DH] */
@@ -3419,7 +3493,7 @@ extern "C" __global__ void __launch_bounds__(128) attn_decode_273f668e(
         }
     }
 }
-extern "C" __global__ void attn_decode_combine_273f668e(
+extern "C" __global__ void attn_decode_combine_fe86ada2(
     const float* __restrict__ partial, bf16* __restrict__ out, int out_stride, int n_splits)
 {
     constexpr int H = 2;

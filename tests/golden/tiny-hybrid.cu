@@ -2047,9 +2047,9 @@ extern "C" __global__ void __launch_bounds__(128) rms_norm_61b2ad4d1e7b(
     }
 }
 
-// ===== kernels/attn_decode_181da1bb.cu =====
+// ===== kernels/attn_decode_3e106b16.cu =====
 /*
- * modelc mixer core: attn_decode_181da1bb, attn_decode_combine_181da1bb (template).
+ * modelc mixer core: attn_decode_3e106b16, attn_decode_combine_3e106b16 (template).
  * Fuses, in order:
  *   attention(heads=4, kv_heads=2, head_dim=16, causal=true, window=none, scale=0.25)
  * Bytes loaded:  256*batch*tokens + 128*batch*(past + tokens) + 288*batch*max(min(cdiv(2*sms, 2*batch), cdiv(past + 1, 32)), 1)
@@ -2057,7 +2057,7 @@ extern "C" __global__ void __launch_bounds__(128) rms_norm_61b2ad4d1e7b(
  * FLOPs:         256*batch*tokens*(past + tokens)
  */
 /*
- * attn_decode_181da1bb: one-token causal GQA attention over (KV cache ++ the new key),
+ * attn_decode_3e106b16: one-token causal GQA attention over (KV cache ++ the new key),
  *   H = 4, G = 2, Dh = 16, scale = 2.5e-1f, full causal (slot = pos).
  *   Split-K, grouped: block (split, g, b) covers a contiguous share of the visible keys for
  *   all H/G query heads of KV head g. Cached keys/values stream through shared memory in tiles
@@ -2065,7 +2065,7 @@ extern "C" __global__ void __launch_bounds__(128) rms_norm_61b2ad4d1e7b(
  *   32/(Dh/8) keys per step; online softmax in f32 (exp2), one max update per tile; the new key
  *   (position past_len[b]) is read from k/v directly. Warps merge in shared memory and write
  *   (max, sum, o[Dh]) to partial[b,h,split,:] (max in natural-log units);
- *   attn_decode_combine_181da1bb merges the splits and normalises.
+ *   attn_decode_combine_3e106b16 merges the splits and normalises.
  *   The split-0 block of each group appends the new k/v row at position past_len[b].
  * Layouts: q row b of [B,H*Dh], k/v row b of [B,G*Dh] bf16; caches [B,G,s_max,Dh] bf16;
  *   past_len [B] int32; partial [B,H,n_splits,Dh+2] f32; out row b of [B,H*Dh] bf16.
@@ -2152,7 +2152,7 @@ __device__ __forceinline__ void copy8_global(bf16* dst, const bf16* src, bool ve
 }
 #endif
 
-extern "C" __global__ void __launch_bounds__(128) attn_decode_181da1bb(
+extern "C" __global__ void __launch_bounds__(128) attn_decode_3e106b16(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -2169,8 +2169,8 @@ extern "C" __global__ void __launch_bounds__(128) attn_decode_181da1bb(
     constexpr int STAGES = 4;
     constexpr int LPK = DH / 8;          /* lanes per key: 8 channels (16 bytes) each */
     constexpr int KPI = 32 / LPK;        /* keys per warp per step */
-    constexpr int STEPS = KPI >= 8 ? 1 : 8 / KPI; /* steps per warp per tile */
-    constexpr int BT = NW * KPI * STEPS; /* keys per tile (32 for Dh >= 32) */
+    constexpr int STEPS = KPI >= 8 ? 1 : (KPI >= 2 ? 8 / KPI : 4); /* steps per warp per tile */
+    constexpr int BT = NW * KPI * STEPS; /* keys per tile (16 for Dh = 256, else >= 32) */
     constexpr int CPR = DH / 8;
     extern __shared__ __align__(16) unsigned char smem_raw[];
     bf16* ks = reinterpret_cast<bf16*>(smem_raw);          /* [STAGES][BT][DH] */
@@ -2354,7 +2354,7 @@ extern "C" __global__ void __launch_bounds__(128) attn_decode_181da1bb(
         }
     }
 }
-extern "C" __global__ void attn_decode_combine_181da1bb(
+extern "C" __global__ void attn_decode_combine_3e106b16(
     const float* __restrict__ partial, bf16* __restrict__ out, int out_stride, int n_splits)
 {
     constexpr int H = 4;
@@ -2377,9 +2377,9 @@ extern "C" __global__ void attn_decode_combine_181da1bb(
     }
 }
 
-// ===== kernels/attn_decode_96f912cf.cu =====
+// ===== kernels/attn_decode_ec9fa85a.cu =====
 /*
- * modelc mixer core: attn_decode_96f912cf, attn_decode_combine_96f912cf (template).
+ * modelc mixer core: attn_decode_ec9fa85a, attn_decode_combine_ec9fa85a (template).
  * Fuses, in order:
  *   attention(heads=4, kv_heads=2, head_dim=16, causal=true, window=8, scale=0.25)
  * Bytes loaded:  256*batch*tokens + 128*batch*min(past + tokens, 8) + 288*batch*max(min(cdiv(2*sms, 2*batch), cdiv(past + 1, 32)), 1)
@@ -2387,7 +2387,7 @@ extern "C" __global__ void attn_decode_combine_181da1bb(
  * FLOPs:         256*batch*tokens*min(past + tokens, 8)
  */
 /*
- * attn_decode_96f912cf: one-token causal GQA attention over (KV cache ++ the new key),
+ * attn_decode_ec9fa85a: one-token causal GQA attention over (KV cache ++ the new key),
  *   H = 4, G = 2, Dh = 16, scale = 2.5e-1f, sliding window W = 8 (ring cache, slot = pos mod S_max).
  *   Split-K, grouped: block (split, g, b) covers a contiguous share of the visible keys for
  *   all H/G query heads of KV head g. Cached keys/values stream through shared memory in tiles
@@ -2395,7 +2395,7 @@ extern "C" __global__ void attn_decode_combine_181da1bb(
  *   32/(Dh/8) keys per step; online softmax in f32 (exp2), one max update per tile; the new key
  *   (position past_len[b]) is read from k/v directly. Warps merge in shared memory and write
  *   (max, sum, o[Dh]) to partial[b,h,split,:] (max in natural-log units);
- *   attn_decode_combine_96f912cf merges the splits and normalises.
+ *   attn_decode_combine_ec9fa85a merges the splits and normalises.
  *   The split-0 block of each group appends the new k/v row at position past_len[b].
  * Layouts: q row b of [B,H*Dh], k/v row b of [B,G*Dh] bf16; caches [B,G,s_max,Dh] bf16;
  *   past_len [B] int32; partial [B,H,n_splits,Dh+2] f32; out row b of [B,H*Dh] bf16.
@@ -2482,7 +2482,7 @@ __device__ __forceinline__ void copy8_global(bf16* dst, const bf16* src, bool ve
 }
 #endif
 
-extern "C" __global__ void __launch_bounds__(128) attn_decode_96f912cf(
+extern "C" __global__ void __launch_bounds__(128) attn_decode_ec9fa85a(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -2499,8 +2499,8 @@ extern "C" __global__ void __launch_bounds__(128) attn_decode_96f912cf(
     constexpr int STAGES = 4;
     constexpr int LPK = DH / 8;          /* lanes per key: 8 channels (16 bytes) each */
     constexpr int KPI = 32 / LPK;        /* keys per warp per step */
-    constexpr int STEPS = KPI >= 8 ? 1 : 8 / KPI; /* steps per warp per tile */
-    constexpr int BT = NW * KPI * STEPS; /* keys per tile (32 for Dh >= 32) */
+    constexpr int STEPS = KPI >= 8 ? 1 : (KPI >= 2 ? 8 / KPI : 4); /* steps per warp per tile */
+    constexpr int BT = NW * KPI * STEPS; /* keys per tile (16 for Dh = 256, else >= 32) */
     constexpr int CPR = DH / 8;
     extern __shared__ __align__(16) unsigned char smem_raw[];
     bf16* ks = reinterpret_cast<bf16*>(smem_raw);          /* [STAGES][BT][DH] */
@@ -2684,7 +2684,7 @@ extern "C" __global__ void __launch_bounds__(128) attn_decode_96f912cf(
         }
     }
 }
-extern "C" __global__ void attn_decode_combine_96f912cf(
+extern "C" __global__ void attn_decode_combine_ec9fa85a(
     const float* __restrict__ partial, bf16* __restrict__ out, int out_stride, int n_splits)
 {
     constexpr int H = 4;

@@ -563,30 +563,27 @@ extern "C" __global__ void __launch_bounds__(128) rms_norm_dda7932b8ec4(
     }
 }
 
-// ===== kernels/attn_decode_12054513.cu =====
+// ===== kernels/attn_decode_65355868.cu =====
 /*
- * modelc mixer core: attn_decode_12054513, attn_decode_combine_12054513 (template).
+ * modelc mixer core: attn_decode_65355868, attn_decode_combine_65355868 (template).
  * Fuses, in order:
  *   attention(heads=4, kv_heads=2, head_dim=8, causal=true, window=4, scale=0.35355339059327373)
- * Bytes loaded:  128*batch*tokens + 64*batch*min(past + tokens, 4) + 160*batch*max(min(cdiv(2*sms, 2*batch), cdiv(past + 1, 32)), 1)
- * Bytes stored:  128*batch*tokens + 160*batch*max(min(cdiv(2*sms, 2*batch), cdiv(past + 1, 32)), 1)
+ * Bytes loaded:  128*batch*tokens + 64*batch*min(past + tokens, 4) + 160*batch*max(min(cdiv(2*sms, 4*batch), cdiv(past + 1, 32)), 1)
+ * Bytes stored:  128*batch*tokens + 160*batch*max(min(cdiv(2*sms, 4*batch), cdiv(past + 1, 32)), 1)
  * FLOPs:         128*batch*tokens*min(past + tokens, 4)
  */
 /*
- * attn_decode_12054513: one-token causal GQA attention over (KV cache ++ the new key),
+ * attn_decode_65355868: one-token causal GQA attention over (KV cache ++ the new key),
  *   H = 4, G = 2, Dh = 8, scale = 3.5355338e-1f, sliding window W = 4 (ring cache, slot = pos mod S_max).
- *   Split-K, grouped: block (split, g, b) covers a contiguous share of the visible keys for
- *   all H/G query heads of KV head g. Cached keys/values stream through shared memory in tiles
- *   (cp.async, 4 stages); Dh/8 lanes hold one key (16-byte reads), a warp scores
- *   32/(Dh/8) keys per step; online softmax in f32 (exp2), one max update per tile; the new key
- *   (position past_len[b]) is read from k/v directly. Warps merge in shared memory and write
- *   (max, sum, o[Dh]) to partial[b,h,split,:] (max in natural-log units);
- *   attn_decode_combine_12054513 merges the splits and normalises.
- *   The split-0 block of each group appends the new k/v row at position past_len[b].
+ *   Split-K: block (split, h, b) covers a contiguous share of the visible keys; its 4 warps
+ *   take interleaved 32-key tiles, merge in shared memory, and write (max, sum, o[Dh]) to
+ *   partial[b,h,split,:]. attn_decode_combine_65355868 merges the splits and normalises.
+ *   The (split 0, h % (H/G) == 0) block appends the new k/v row at position past_len[b].
  * Layouts: q row b of [B,H*Dh], k/v row b of [B,G*Dh] bf16; caches [B,G,s_max,Dh] bf16;
  *   past_len [B] int32; partial [B,H,n_splits,Dh+2] f32; out row b of [B,H*Dh] bf16.
- * Grids: decode (n_splits, G, B) x 128 threads, dynamic smem attention_decode_smem;
- *   combine (H, B) x Dh threads.
+ * Grids: decode (n_splits, H, B) x 128 threads; combine (H, B) x Dh threads.
+ * Lane l of a warp scores key kt0 + l (full-warp shuffles over keys) and accumulates output
+ *   channels l + 32 i, i < ceil(Dh/32); when Dh % 32 != 0 lanes past Dh own no channel (DTAIL).
  */
 #include <cuda_bf16.h>
 
@@ -614,61 +611,9 @@ __device__ __forceinline__ float warp_max(float x) {
     return x;
 }
 #endif
-#ifndef MODELC_MMA_PRELUDE
-#define MODELC_MMA_PRELUDE
-__device__ __forceinline__ unsigned smem_addr(const void* p) {
-    return static_cast<unsigned>(__cvta_generic_to_shared(p));
-}
-/* 16-byte global -> shared copy; pred = false zero-fills the destination (reads nothing). */
-__device__ __forceinline__ void cp_async16(void* dst, const void* src, bool pred) {
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_addr(dst)), "l"(src),
-                 "r"(pred ? 16 : 0));
-}
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
-template <int N>
-__device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N)); }
-/* Four 8x8 b16 matrices; lanes 8i..8i+7 give the row addresses of matrix i. */
-__device__ __forceinline__ void ldmatrix_x4(unsigned (&r)[4], const void* p) {
-    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-                 : "r"(smem_addr(p)));
-}
-__device__ __forceinline__ void ldmatrix_x4_trans(unsigned (&r)[4], const void* p) {
-    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-                 : "r"(smem_addr(p)));
-}
-/* d += A (16x16, row) * B (16x8, col): bf16 operands, f32 accumulators. */
-__device__ __forceinline__ void mma_bf16(float (&d)[4], const unsigned (&a)[4], unsigned b0, unsigned b1) {
-    asm volatile(
-        "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
-        "{%0,%1,%2,%3};\n"
-        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-}
-__device__ __forceinline__ unsigned pack_bf16x2(float lo, float hi) {
-    __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
-    return *reinterpret_cast<unsigned*>(&v);
-}
-__device__ __forceinline__ void copy8_to_smem(bf16* dst, const bf16* src, bool pred, bool vec) {
-    if (vec) {
-        cp_async16(dst, src, pred);
-        return;
-    }
-#pragma unroll
-    for (int i = 0; i < 8; ++i) dst[i] = pred ? src[i] : f2bf(0.0f);
-}
-__device__ __forceinline__ void copy8_global(bf16* dst, const bf16* src, bool vec) {
-    if (vec) {
-        *reinterpret_cast<uint4*>(dst) = *reinterpret_cast<const uint4*>(src);
-        return;
-    }
-#pragma unroll
-    for (int i = 0; i < 8; ++i) dst[i] = src[i];
-}
-#endif
 
-extern "C" __global__ void __launch_bounds__(128) attn_decode_12054513(
+/* The min-blocks hint (4) keeps ptxas from a 4-byte spill it made at 32 registers. */
+extern "C" __global__ void __launch_bounds__(128, 4) attn_decode_65355868(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -679,198 +624,103 @@ extern "C" __global__ void __launch_bounds__(128) attn_decode_12054513(
     constexpr int G = 2;
     constexpr int R = H / G;
     constexpr int DH = 8;
+    constexpr int DPL = (DH + 31) / 32;
+    constexpr bool DTAIL = DH % 32 != 0;
+    constexpr int KP = 9;
+    (void)KP;
     constexpr int W = 4;
-    constexpr float SCALE_LOG2 = 5.100697e-1f;
+    constexpr float SCALE = 3.5355338e-1f;
+    constexpr int BK = 32;
     constexpr int NW = 4;
-    constexpr int STAGES = 4;
-    constexpr int LPK = DH / 8;          /* lanes per key: 8 channels (16 bytes) each */
-    constexpr int KPI = 32 / LPK;        /* keys per warp per step */
-    constexpr int STEPS = KPI >= 8 ? 1 : 8 / KPI; /* steps per warp per tile */
-    constexpr int BT = NW * KPI * STEPS; /* keys per tile (32 for Dh >= 32) */
-    constexpr int CPR = DH / 8;
-    extern __shared__ __align__(16) unsigned char smem_raw[];
-    bf16* ks = reinterpret_cast<bf16*>(smem_raw);          /* [STAGES][BT][DH] */
-    bf16* vs = ks + STAGES * BT * DH;                      /* [STAGES][BT][DH] */
-    __shared__ float red_m[NW][R], red_l[NW][R];
-    __shared__ float red_o[NW][R][DH];
+    __shared__ float q_s[DH];
+    __shared__ float red_m[NW], red_l[NW];
+    __shared__ float red_o[NW][DH];
 
     const int split = blockIdx.x;
-    const int g = blockIdx.y;
+    const int h = blockIdx.y;
     const long b = blockIdx.z;
-    const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
-    const int kl = lane / LPK, d0 = (lane % LPK) * 8;
+    const int g = h / R;
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
     const int qpos = past_len[b];
     bf16* kc = k_cache + (b * G + g) * (long)s_max * DH;
     bf16* vc = v_cache + (b * G + g) * (long)s_max * DH;
     const bf16* knew = k + b * k_stride + g * DH;
     const bf16* vnew = v + b * v_stride + g * DH;
 
-    if (split == 0) {
+    for (int d = threadIdx.x; d < DH; d += blockDim.x) q_s[d] = bf2f(q[b * q_stride + h * DH + d]) * SCALE;
+    if (split == 0 && h % R == 0) {
         const long slot = W > 0 ? (long)qpos % s_max : (long)qpos;
         if (slot < s_max)
-            for (int d = tid; d < DH; d += blockDim.x) {
+            for (int d = threadIdx.x; d < DH; d += blockDim.x) {
                 kc[slot * DH + d] = knew[d];
                 vc[slot * DH + d] = vnew[d];
             }
     }
-    float qr[R][8];
-#pragma unroll
-    for (int r = 0; r < R; ++r)
-#pragma unroll
-        for (int i = 0; i < 8; ++i) qr[r][i] = bf2f(q[b * q_stride + (g * R + r) * DH + d0 + i]) * SCALE_LOG2;
-
     const int lo = W > 0 ? max(0, qpos - W + 1) : 0;
     const int n = qpos - lo + 1;
     const int per = (n + n_splits - 1) / n_splits;
     const int a = lo + split * per;
     const int e = min(a + per, qpos + 1);
-    const int ec = min(e, qpos);              /* cached keys: [a, ec) */
-    const int n_tiles = ec > a ? (ec - a + BT - 1) / BT : 0;
-
-    auto load_tile = [&](int tile) {
-        const int st = tile % STAGES;
-        const int t0 = a + tile * BT;
-        for (int c = tid; c < BT * CPR; c += NW * 32) {
-            const int r = c / CPR, ch = c % CPR, pos = t0 + r;
-            const bool ok = pos < ec;
-            const long slot = W > 0 ? (long)pos % s_max : (long)pos;
-            const long off = (ok ? slot : 0) * DH + ch * 8;
-            cp_async16(ks + (st * BT + r) * DH + ch * 8, kc + off, ok);
-            cp_async16(vs + (st * BT + r) * DH + ch * 8, vc + off, ok);
-        }
-    };
-
-    float m[R], l[R], o[R][8];
-#pragma unroll
-    for (int r = 0; r < R; ++r) {
-        m[r] = -INFINITY;
-        l[r] = 0.0f;
-#pragma unroll
-        for (int i = 0; i < 8; ++i) o[r][i] = 0.0f;
-    }
-    /* Scores of STEPS keys per lane-group, then one max update per tile and head. */
-#pragma unroll
-    for (int t = 0; t < STAGES - 1; ++t) {
-        if (t < n_tiles) load_tile(t);
-        cp_async_commit();
-    }
-    for (int tile = 0; tile < n_tiles; ++tile) {
-        cp_async_wait<STAGES - 2>();
-        __syncthreads();
-        if (tile + STAGES - 1 < n_tiles) load_tile(tile + STAGES - 1);
-        cp_async_commit();
-        const int st = tile % STAGES;
-        const int t0 = a + tile * BT;
-        float s[STEPS][R];
-        float vf[STEPS][8];
-#pragma unroll
-        for (int u = 0; u < STEPS; ++u) {
-            const int r_in = (warp * STEPS + u) * KPI + kl;
-            const bool ok = t0 + r_in < ec;
-            const uint4 kv = *reinterpret_cast<const uint4*>(ks + (st * BT + r_in) * DH + d0);
-            const uint4 vv = *reinterpret_cast<const uint4*>(vs + (st * BT + r_in) * DH + d0);
-            const __nv_bfloat162* k2 = reinterpret_cast<const __nv_bfloat162*>(&kv);
-            const __nv_bfloat162* v2 = reinterpret_cast<const __nv_bfloat162*>(&vv);
-            float kf[8];
-#pragma unroll
-            for (int i = 0; i < 4; ++i) {
-                const float2 kk = __bfloat1622float2(k2[i]);
-                const float2 vq = __bfloat1622float2(v2[i]);
-                kf[2 * i] = kk.x; kf[2 * i + 1] = kk.y;
-                vf[u][2 * i] = vq.x; vf[u][2 * i + 1] = vq.y;
-            }
-#pragma unroll
-            for (int r = 0; r < R; ++r) {
-                float acc = 0.0f;
-#pragma unroll
-                for (int i = 0; i < 8; ++i) acc = fmaf(qr[r][i], kf[i], acc);
-#pragma unroll
-                for (int off = LPK / 2; off > 0; off >>= 1) acc += __shfl_xor_sync(0xffffffffu, acc, off);
-                s[u][r] = ok ? acc : -INFINITY;
-            }
-        }
-#pragma unroll
-        for (int r = 0; r < R; ++r) {
-            float mx = s[0][r];
-#pragma unroll
-            for (int u = 1; u < STEPS; ++u) mx = fmaxf(mx, s[u][r]);
-#pragma unroll
-            for (int off = LPK; off < 32; off <<= 1) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, off));
-            const float mn = fmaxf(m[r], mx);
-            const float base = mn == -INFINITY ? 0.0f : mn;
-            const float corr = exp2f(m[r] - base);
-            m[r] = mn;
-            l[r] *= corr;
-#pragma unroll
-            for (int i = 0; i < 8; ++i) o[r][i] *= corr;
-#pragma unroll
-            for (int u = 0; u < STEPS; ++u) {
-                const float p = exp2f(s[u][r] - base);
-                l[r] += p;
-#pragma unroll
-                for (int i = 0; i < 8; ++i) o[r][i] = fmaf(p, vf[u][i], o[r][i]);
-            }
-        }
-    }
-    cp_async_wait<0>();
-    /* The new key: one per sequence, by warp 0's first key group, from k/v directly. */
-    if (qpos >= a && qpos < e && warp == 0) {
-        float kf[8], vf1[8];
-#pragma unroll
-        for (int i = 0; i < 8; ++i) { kf[i] = bf2f(knew[d0 + i]); vf1[i] = bf2f(vnew[d0 + i]); }
-        const bool mine = kl == 0;
-#pragma unroll
-        for (int r = 0; r < R; ++r) {
-            float acc = 0.0f;
-#pragma unroll
-            for (int i = 0; i < 8; ++i) acc = fmaf(qr[r][i], kf[i], acc);
-#pragma unroll
-            for (int off = LPK / 2; off > 0; off >>= 1) acc += __shfl_xor_sync(0xffffffffu, acc, off);
-            const float mn = fmaxf(m[r], acc);
-            const float corr = exp2f(m[r] - mn);
-            const float p = mine ? exp2f(acc - mn) : 0.0f;
-            m[r] = mn;
-            l[r] = l[r] * corr + p;
-#pragma unroll
-            for (int i = 0; i < 8; ++i) o[r][i] = fmaf(p, vf1[i], o[r][i] * corr);
-        }
-    }
-#pragma unroll
-    for (int r = 0; r < R; ++r) {
-#pragma unroll
-        for (int off = LPK; off < 32; off <<= 1) {
-            l[r] += __shfl_xor_sync(0xffffffffu, l[r], off);
-#pragma unroll
-            for (int i = 0; i < 8; ++i) o[r][i] += __shfl_xor_sync(0xffffffffu, o[r][i], off);
-        }
-        if (lane == 0) { red_m[warp][r] = m[r]; red_l[warp][r] = l[r]; }
-        if (kl == 0)
-#pragma unroll
-            for (int i = 0; i < 8; ++i) red_o[warp][r][d0 + i] = o[r][i];
-    }
     __syncthreads();
-    for (int idx = tid; idx < R * DH; idx += blockDim.x) {
-        const int r = idx / DH, d = idx % DH;
-        float M = -INFINITY;
+
+    float m = -INFINITY, l = 0.0f, o[DPL];
 #pragma unroll
-        for (int w = 0; w < NW; ++w) M = fmaxf(M, red_m[w][r]);
-        float acc = 0.0f, L = 0.0f;
+    for (int i = 0; i < DPL; ++i) o[i] = 0.0f;
+    for (int kt0 = a + warp * BK; kt0 < e; kt0 += NW * BK) {
+        const int pos = kt0 + lane;
+        const bool valid = pos < e;
+        const bf16* kr = knew;
+        if (valid && pos < qpos) kr = kc + (W > 0 ? (long)pos % s_max : (long)pos) * DH;
+        float s = -INFINITY;
+        if (valid) {
+            s = 0.0f;
+#pragma unroll 8
+            for (int d = 0; d < DH; ++d) s = fmaf(q_s[d], bf2f(kr[d]), s);
+        }
+        const float mn = fmaxf(m, warp_max(s)); /* finite: tile has a valid key */
+        const float pr = valid ? expf(s - mn) : 0.0f;
+        const float corr = expf(m - mn);
+        l = l * corr + warp_sum(pr);
+        m = mn;
+#pragma unroll
+        for (int i = 0; i < DPL; ++i) o[i] *= corr;
+        const int jn = min(BK, e - kt0);
+        for (int j = 0; j < jn; ++j) {
+            const float pj = __shfl_sync(0xffffffffu, pr, j);
+            const int pj_pos = kt0 + j;
+            const bf16* vr = pj_pos < qpos ? vc + (W > 0 ? (long)pj_pos % s_max : (long)pj_pos) * DH : vnew;
+#pragma unroll
+            for (int i = 0; i < DPL; ++i)
+                if (!DTAIL || lane + 32 * i < DH) o[i] = fmaf(pj, bf2f(vr[lane + 32 * i]), o[i]);
+        }
+    }
+    if (lane == 0) { red_m[warp] = m; red_l[warp] = l; }
+#pragma unroll
+    for (int i = 0; i < DPL; ++i)
+        if (!DTAIL || lane + 32 * i < DH) red_o[warp][lane + 32 * i] = o[i];
+    __syncthreads();
+    float M = -INFINITY;
+#pragma unroll
+    for (int w = 0; w < NW; ++w) M = fmaxf(M, red_m[w]);
+    float* dst = partial + ((b * H + h) * (long)n_splits + split) * (DH + 2);
+    for (int d = threadIdx.x; d < DH; d += blockDim.x) {
+        float acc = 0.0f;
 #pragma unroll
         for (int w = 0; w < NW; ++w)
-            if (red_m[w][r] != -INFINITY) {
-                const float c = exp2f(red_m[w][r] - M);
-                acc += red_o[w][r][d] * c;
-                L += red_l[w][r] * c;
-            }
-        float* dst = partial + ((b * H + g * R + r) * (long)n_splits + split) * (DH + 2);
+            if (red_m[w] != -INFINITY) acc += red_o[w][d] * expf(red_m[w] - M);
         dst[2 + d] = acc;
-        if (d == 0) {
-            dst[0] = M == -INFINITY ? M : M * 0.6931471805599453f;
-            dst[1] = L;
-        }
+    }
+    if (threadIdx.x == 0) {
+        float L = 0.0f;
+#pragma unroll
+        for (int w = 0; w < NW; ++w)
+            if (red_m[w] != -INFINITY) L += red_l[w] * expf(red_m[w] - M);
+        dst[0] = M;
+        dst[1] = L;
     }
 }
-extern "C" __global__ void attn_decode_combine_12054513(
+
+extern "C" __global__ void attn_decode_combine_65355868(
     const float* __restrict__ partial, bf16* __restrict__ out, int out_stride, int n_splits)
 {
     constexpr int H = 4;

@@ -41,7 +41,7 @@
 //! - the extra arguments (gate pointer + row stride, f32 norm weight `[Dv]`) come last and only
 //!   when the option is on: the unfused kernels keep their argument list and source text.
 
-use super::{blocks, check, dim, f32_lit, finish, KernelSource, Launch, TemplateError, HASH, PRELUDE};
+use super::{blocks, check, dim, f32_lit, finish, KernelSource, Launch, TemplateError, HASH, MMA_PRELUDE, PRELUDE};
 use crate::spec::GateActivation;
 
 /// Shape of the log-decay input g.
@@ -852,7 +852,7 @@ fn tensor_core_kernel(p: &DeltaRuleParams) -> KernelSource {
  *   BV = {bv}, dynamic smem = delta_rule_chunked_smem() bytes. Deterministic: fixed reduction
  *   orders, no atomics on data. Requires Dk % 16 == 0 (<= 128) and BV | Dv.
  */
-{PRELUDE}"#,
+{PRELUDE}{MMA_PRELUDE}"#,
         desc = describe(p),
         norm_line = describe_norm(p),
         norm_fused = if p.gated_norm.is_some() {

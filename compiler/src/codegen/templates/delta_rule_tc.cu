@@ -1,51 +1,35 @@
 #ifndef MODELC_DELTA_TC_HELPERS
 #define MODELC_DELTA_TC_HELPERS
-/* Tensor-core helpers (sm_80+). Tiles are 16x16 bf16 in shared memory rows padded to a multiple
- * of 8 elements (16-byte aligned ldmatrix rows, conflict-free for the paddings used here). */
-__device__ __forceinline__ unsigned dtc_smem(const void* p) { return (unsigned)__cvta_generic_to_shared(p); }
-__device__ __forceinline__ void dtc_ldsm(unsigned* r, const bf16* p) {
-    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(dtc_smem(p)) : "memory");
-}
-__device__ __forceinline__ void dtc_ldsm_t(unsigned* r, const bf16* p) {
-    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(dtc_smem(p)) : "memory");
-}
+/* Fragment loads and staging on top of MODELC_MMA_PRELUDE. Tiles are 16x16 bf16 in shared memory
+ * rows padded to a multiple of 8 elements (16-byte aligned ldmatrix rows, conflict-free for the
+ * paddings used here). */
 /* A fragment (rows m0.., columns k0..) of a row-major [m][k] tile. */
-__device__ __forceinline__ void dtc_frag_a(unsigned* a, const bf16* base, int ld, int m0, int k0, int lane) {
-    dtc_ldsm(a, base + (m0 + (lane & 15)) * ld + k0 + (lane >> 4) * 8);
+__device__ __forceinline__ void dtc_frag_a(unsigned (&a)[4], const bf16* base, int ld, int m0, int k0, int lane) {
+    ldmatrix_x4(a, base + (m0 + (lane & 15)) * ld + k0 + (lane >> 4) * 8);
 }
 /* A fragment of X^T, X stored [k][m]. */
-__device__ __forceinline__ void dtc_frag_at(unsigned* a, const bf16* base, int ld, int m0, int k0, int lane) {
+__device__ __forceinline__ void dtc_frag_at(unsigned (&a)[4], const bf16* base, int ld, int m0, int k0, int lane) {
     const int q = lane >> 3, r = lane & 7;
-    dtc_ldsm_t(a, base + (k0 + r + (q >> 1) * 8) * ld + m0 + (q & 1) * 8);
+    ldmatrix_x4_trans(a, base + (k0 + r + (q >> 1) * 8) * ld + m0 + (q & 1) * 8);
 }
 /* B fragments of the n-tiles n0 (b[0..1]) and n0 + 8 (b[2..3]) for k0..k0+15, B stored [n][k]. */
-__device__ __forceinline__ void dtc_frag_b(unsigned* b, const bf16* base, int ld, int n0, int k0, int lane) {
+__device__ __forceinline__ void dtc_frag_b(unsigned (&b)[4], const bf16* base, int ld, int n0, int k0, int lane) {
     const int q = lane >> 3, r = lane & 7;
-    dtc_ldsm(b, base + (n0 + r + (q >> 1) * 8) * ld + k0 + (q & 1) * 8);
+    ldmatrix_x4(b, base + (n0 + r + (q >> 1) * 8) * ld + k0 + (q & 1) * 8);
 }
 /* The same with B stored [k][n]. */
-__device__ __forceinline__ void dtc_frag_bt(unsigned* b, const bf16* base, int ld, int n0, int k0, int lane) {
+__device__ __forceinline__ void dtc_frag_bt(unsigned (&b)[4], const bf16* base, int ld, int n0, int k0, int lane) {
     const int q = lane >> 3, r = lane & 7;
-    dtc_ldsm_t(b, base + (k0 + r + (q & 1) * 8) * ld + n0 + (q >> 1) * 8);
-}
-/* c += a b: mma m16n8k16, bf16 operands, f32 accumulators. */
-__device__ __forceinline__ void dtc_mma(float* c, const unsigned* a, unsigned b0, unsigned b1) {
-    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
-                 "{%0,%1,%2,%3};\n"
-                 : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+    ldmatrix_x4_trans(b, base + (k0 + r + (q & 1) * 8) * ld + n0 + (q >> 1) * 8);
 }
 __device__ __forceinline__ void dtc_st2(bf16* p, float x, float y) {
     *reinterpret_cast<__nv_bfloat162*>(p) = __floats2bfloat162_rn(x, y);
 }
-/* 16 bytes global -> shared, asynchronously; the bytes past `bytes` (0 or 16) are zero. */
-__device__ __forceinline__ void dtc_cp16(void* dst, const void* src, int bytes) {
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dtc_smem(dst)), "l"(src), "r"(bytes)
-                 : "memory");
+/* Waits for this thread's cp.async copies. */
+__device__ __forceinline__ void dtc_cp_wait() {
+    cp_async_commit();
+    cp_async_wait<0>();
 }
-__device__ __forceinline__ void dtc_cp_wait() { asm volatile("cp.async.wait_all;\n" ::: "memory"); }
 /* Rows [0, R) x columns [0, W) of a row-major global matrix (row stride `stride` elements) into
  * shared rows of `ld` elements; rows >= n are zero. `vec`: 16-byte aligned rows, copied with
  * cp.async (wait with dtc_cp_wait); otherwise element by element. */
@@ -55,7 +39,7 @@ __device__ __forceinline__ void dtc_stage(E* dst, int ld, const E* src, long str
     if (vec) {
         for (int e = tid; e < R * (W / V); e += NT) {
             const int t = e / (W / V), c = (e % (W / V)) * V;
-            dtc_cp16(dst + t * ld + c, src + (t < n ? t : 0) * stride + c, t < n ? 16 : 0);
+            cp_async16(dst + t * ld + c, src + (t < n ? t : 0) * stride + c, t < n);
         }
     } else {
         for (int e = tid; e < R * W; e += NT) {
@@ -251,8 +235,8 @@ extern "C" __global__ void __launch_bounds__(@THREADS@) delta_rule_chunked_@HASH
                     if (np <= i) {
                         unsigned bb[4];
                         dtc_frag_b(bb, Bsrc, KP, 16 * np, 16 * kk, lane);
-                        dtc_mma(acc[2 * np], a, bb[0], bb[1]);
-                        dtc_mma(acc[2 * np + 1], a, bb[2], bb[3]);
+                        mma_bf16(acc[2 * np], a, bb[0], bb[1]);
+                        mma_bf16(acc[2 * np + 1], a, bb[2], bb[3]);
                     }
             }
 #pragma unroll
@@ -350,8 +334,8 @@ extern "C" __global__ void __launch_bounds__(@THREADS@) delta_rule_chunked_@HASH
             for (int np = 0; np < NTW / 2; ++np) {
                 unsigned bb[4];
                 dtc_frag_bt(bb, Ss, VP, cg * BVW + 16 * np, 16 * kk, lane);
-                dtc_mma(acc[2 * np], a, bb[0], bb[1]);
-                dtc_mma(acc[2 * np + 1], a, bb[2], bb[3]);
+                mma_bf16(acc[2 * np], a, bb[0], bb[1]);
+                mma_bf16(acc[2 * np + 1], a, bb[2], bb[3]);
             }
         }
 #pragma unroll
@@ -378,8 +362,8 @@ extern "C" __global__ void __launch_bounds__(@THREADS@) delta_rule_chunked_@HASH
                 for (int np = 0; np < NTW / 2; ++np) {
                     unsigned bb[4];
                     dtc_frag_bt(bb, Rs, VP, cg * BVW + 16 * np, 16 * kk, lane);
-                    dtc_mma(acc[2 * np], a, bb[0], bb[1]);
-                    dtc_mma(acc[2 * np + 1], a, bb[2], bb[3]);
+                    mma_bf16(acc[2 * np], a, bb[0], bb[1]);
+                    mma_bf16(acc[2 * np + 1], a, bb[2], bb[3]);
                 }
             }
 #pragma unroll
@@ -401,8 +385,8 @@ extern "C" __global__ void __launch_bounds__(@THREADS@) delta_rule_chunked_@HASH
             for (int np = 0; np < NTW / 2; ++np) {
                 unsigned bb[4];
                 dtc_frag_bt(bb, Ss, VP, cg * BVW + 16 * np, 16 * kk, lane);
-                dtc_mma(acc[2 * np], a, bb[0], bb[1]);
-                dtc_mma(acc[2 * np + 1], a, bb[2], bb[3]);
+                mma_bf16(acc[2 * np], a, bb[0], bb[1]);
+                mma_bf16(acc[2 * np + 1], a, bb[2], bb[3]);
             }
         }
 #pragma unroll
@@ -414,8 +398,8 @@ extern "C" __global__ void __launch_bounds__(@THREADS@) delta_rule_chunked_@HASH
                 for (int np = 0; np < NTW / 2; ++np) {
                     unsigned bb[4];
                     dtc_frag_bt(bb, Vn, VP, cg * BVW + 16 * np, 16 * kk, lane);
-                    dtc_mma(acc[2 * np], a, bb[0], bb[1]);
-                    dtc_mma(acc[2 * np + 1], a, bb[2], bb[3]);
+                    mma_bf16(acc[2 * np], a, bb[0], bb[1]);
+                    mma_bf16(acc[2 * np + 1], a, bb[2], bb[3]);
                 }
             }
 @STORE@
@@ -441,8 +425,8 @@ extern "C" __global__ void __launch_bounds__(@THREADS@) delta_rule_chunked_@HASH
                     for (int np = 0; np < NTW / 2; ++np) {
                         unsigned bb[4];
                         dtc_frag_bt(bb, Vn, VP, cg * BVW + 16 * np, 16 * kk, lane);
-                        dtc_mma(st[m][2 * np], a, bb[0], bb[1]);
-                        dtc_mma(st[m][2 * np + 1], a, bb[2], bb[3]);
+                        mma_bf16(st[m][2 * np], a, bb[0], bb[1]);
+                        mma_bf16(st[m][2 * np + 1], a, bb[2], bb[3]);
                     }
                 }
 #pragma unroll
