@@ -1650,7 +1650,12 @@ fn bench_kernels() {
         let a = args(t);
         let ms = time_ms(&ctx, 3, || ctx.launch(pre.name(), delta_rule_chunked_launch(&p, b), &a));
         println!(
-            "| delta_rule_chunked {name} C16 BV{} | B1 T4096 H32 Dk=Dv=128 | {ms:.3} | {:.0} ktok/s |",
+            "| delta_rule_chunked {name} {} BV{} | B1 T4096 H32 Dk=Dv=128 | {ms:.3} | {:.0} ktok/s |",
+            if delta_rule_tensor_cores(&p) {
+                "tensor cores C64"
+            } else {
+                "C16"
+            },
             p.value_block,
             t as f64 / ms
         );
