@@ -307,6 +307,16 @@ fn attn_cases() -> Vec<AttnCase> {
             p: p(3, 3, 100, None),
             s_max: 64,
         },
+        // Long enough for several tensor-core tiles; 8 query heads per KV head (grouped decode's
+        // limit) and a window shorter than a tile.
+        AttnCase {
+            p: p(8, 1, 128, None),
+            s_max: 160,
+        },
+        AttnCase {
+            p: p(4, 2, 64, Some(40)),
+            s_max: 180,
+        },
     ]
 }
 
@@ -401,7 +411,9 @@ fn check_appended(
     }
 }
 
-fn run_attn_prefill(ctx: &mut Ctx, case: &AttnCase, past: &[usize], t: usize, seed: u64) {
+/// `skew` shifts q, k and v one column right inside the packed buffer: rows are then not 16-byte
+/// aligned, which the tensor-core kernel must detect (it copies element by element instead).
+fn run_attn_prefill(ctx: &mut Ctx, case: &AttnCase, past: &[usize], t: usize, skew: usize, seed: u64) {
     let p = &case.p;
     let src = attention_prefill(p).unwrap();
     ctx.load(&src);
@@ -414,11 +426,12 @@ fn run_attn_prefill(ctx: &mut Ctx, case: &AttnCase, past: &[usize], t: usize, se
     let k = round_bf16(&uniform(&mut r, rows * g * dh, -1.5, 1.5));
     let v = round_bf16(&uniform(&mut r, rows * g * dh, -1.5, 1.5));
     // q, k, v as column slices of one packed projection output.
-    let width = (h + 2 * g) * dh;
-    let mut packed = embed(&q, rows, h * dh, width, 0, 0.0);
+    let width = (h + 2 * g) * dh + skew;
+    let (k0, v0) = (skew + h * dh, skew + (h + g) * dh);
+    let mut packed = embed(&q, rows, h * dh, width, skew, 0.0);
     for row in 0..rows {
-        packed[row * width + h * dh..row * width + (h + g) * dh].copy_from_slice(&k[row * g * dh..(row + 1) * g * dh]);
-        packed[row * width + (h + g) * dh..(row + 1) * width].copy_from_slice(&v[row * g * dh..(row + 1) * g * dh]);
+        packed[row * width + k0..row * width + v0].copy_from_slice(&k[row * g * dh..(row + 1) * g * dh]);
+        packed[row * width + v0..(row + 1) * width].copy_from_slice(&v[row * g * dh..(row + 1) * g * dh]);
     }
     let qkv = ctx.bf16(&packed, "qkv");
     let past_i: Vec<i32> = past.iter().map(|&x| x as i32).collect();
@@ -430,11 +443,11 @@ fn run_attn_prefill(ctx: &mut Ctx, case: &AttnCase, past: &[usize], t: usize, se
         src.name(),
         attention_prefill_launch(p, b, t),
         &[
-            qkv.arg(),
+            KernelArg::Ptr(qkv.device_ptr_at(skew).unwrap()),
             KernelArg::I32(width as i32),
-            KernelArg::Ptr(qkv.device_ptr_at(h * dh).unwrap()),
+            KernelArg::Ptr(qkv.device_ptr_at(k0).unwrap()),
             KernelArg::I32(width as i32),
-            KernelArg::Ptr(qkv.device_ptr_at((h + g) * dh).unwrap()),
+            KernelArg::Ptr(qkv.device_ptr_at(v0).unwrap()),
             KernelArg::I32(width as i32),
             kv.k_cache.arg(),
             kv.v_cache.arg(),
@@ -458,7 +471,10 @@ fn run_attn_prefill(ctx: &mut Ctx, case: &AttnCase, past: &[usize], t: usize, se
         .unwrap();
         want.extend(o.data);
     }
-    let what = format!("attn prefill H={h} G={g} Dh={dh} W={:?} past={past:?} T={t}", p.window);
+    let what = format!(
+        "attn prefill H={h} G={g} Dh={dh} W={:?} past={past:?} T={t} skew={skew}",
+        p.window
+    );
     let got = extract(&ctx.get_bf16(&out), rows, h * dh, out_stride, 0, &what);
     check(&got, &want, BF16_TOL, &what);
     check_appended(ctx, &kv, p, case.s_max, past, t, &k, &v, &what);
@@ -469,9 +485,14 @@ fn attention_prefill_matches_reference() {
     let Some(mut ctx) = setup() else { return };
     for (i, case) in attn_cases().iter().enumerate() {
         let s = 100 + 10 * i as u64;
-        run_attn_prefill(&mut ctx, case, &[5, 19], 37, s);
-        run_attn_prefill(&mut ctx, case, &[0, 3], 1, s + 1);
-        run_attn_prefill(&mut ctx, case, &[0], 16, s + 2);
+        run_attn_prefill(&mut ctx, case, &[5, 19], 37, 0, s);
+        run_attn_prefill(&mut ctx, case, &[0, 3], 1, 0, s + 1);
+        run_attn_prefill(&mut ctx, case, &[0], 16, 0, s + 2);
+        // Misaligned rows; several query tiles of the tensor-core kernel (64 rows) and key tiles.
+        run_attn_prefill(&mut ctx, case, &[3], 20, 1, s + 3);
+        if case.s_max >= 150 {
+            run_attn_prefill(&mut ctx, case, &[0, 21], 129, 0, s + 4);
+        }
     }
 }
 
@@ -552,6 +573,10 @@ fn attention_decode_matches_reference() {
         run_attn_decode(&mut ctx, case, &[7, 40], 4, s + 1);
         // More splits than visible keys: empty splits must merge away.
         run_attn_decode(&mut ctx, case, &[2, 1], 8, s + 2);
+        // Several shared-memory tiles per split in the grouped kernel.
+        if case.s_max >= 150 {
+            run_attn_decode(&mut ctx, case, &[140, 99, 0], 2, s + 3);
+        }
     }
 }
 
