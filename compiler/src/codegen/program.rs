@@ -14,6 +14,7 @@ use super::{Codegen, CodegenError};
 use crate::ir::lower::{LOGITS_OUTPUT, POSITIONS_INPUT, STATE_PREFIX, TOKENS_INPUT};
 use crate::ir::{Dim, Graph, Op, Value};
 use crate::passes::fuse::StepKind;
+use crate::passes::gemm_merge::PackedWeight;
 use crate::passes::Placement;
 use modelc_runtime::program::{
     Arg, Buffer, BufferRef, DeviceWeight, Expr, GemmStep, HostIo, KernelModule, LaunchStep, Operand, Program, Schedule,
@@ -34,6 +35,10 @@ enum Home {
 
 struct Builder<'a> {
     cg: &'a Codegen,
+    /// Packed weights, and the graph's own weights (shape, dtype), by key: each device weight
+    /// looks its key up once, so building stays linear in the model's depth.
+    packs: HashMap<&'a str, &'a PackedWeight>,
+    graph_weights: HashMap<&'a str, (&'a [usize], DType)>,
     weights: Vec<DeviceWeight>,
     weight_index: HashMap<(String, DType), usize>,
     states: Vec<StateBuffer>,
@@ -53,7 +58,29 @@ fn value_label(graph: &Graph, v: Value) -> String {
     format!("{scope}/{}#{}.{}", n.op.name(), v.node.index(), v.output)
 }
 
-impl Builder<'_> {
+impl<'a> Builder<'a> {
+    fn new(cg: &'a Codegen) -> Self {
+        // The first node of a key wins, as a search in node order would find it.
+        let mut graph_weights = HashMap::new();
+        for n in cg.graph.g.node_weights() {
+            if let Op::Weight { key, shape, dtype } = &n.op {
+                graph_weights.entry(key.as_str()).or_insert((shape.as_slice(), *dtype));
+            }
+        }
+        Builder {
+            cg,
+            packs: cg.packs.iter().map(|p| (p.key.as_str(), p)).collect(),
+            graph_weights,
+            weights: Vec::new(),
+            weight_index: HashMap::new(),
+            states: Vec::new(),
+            state_index: HashMap::new(),
+            buffers: Vec::new(),
+            workspaces: HashMap::new(),
+            homes: HashMap::new(),
+        }
+    }
+
     fn graph(&self) -> &Graph {
         &self.cg.graph
     }
@@ -63,7 +90,7 @@ impl Builder<'_> {
         if let Some(&i) = self.weight_index.get(&(key.to_string(), dtype)) {
             return Ok(i);
         }
-        let (shape, parts) = match self.cg.packs.iter().find(|p| p.key == key) {
+        let (shape, parts) = match self.packs.get(key) {
             Some(p) => {
                 let inner: Vec<usize> = p.shape.iter().skip(1).copied().collect();
                 let parts = p
@@ -84,11 +111,9 @@ impl Builder<'_> {
             }
             None => {
                 let shape = self
-                    .graph()
-                    .weights()
-                    .iter()
-                    .find(|(_, k, _)| *k == key)
-                    .map(|(_, _, s)| s.to_vec())
+                    .graph_weights
+                    .get(key)
+                    .map(|(s, _)| s.to_vec())
                     .ok_or_else(|| graph_err(format!("weight `{key}` is not in the graph")))?;
                 let rows = shape.first().copied().unwrap_or(1);
                 (
@@ -119,14 +144,7 @@ impl Builder<'_> {
     }
 
     fn graph_weight_dtype(&self, key: &str) -> DType {
-        self.graph()
-            .g
-            .node_weights()
-            .find_map(|n| match &n.op {
-                Op::Weight { key: k, dtype, .. } if k == key => Some(*dtype),
-                _ => None,
-            })
-            .unwrap_or(DType::BF16)
+        self.graph_weights.get(key).map_or(DType::BF16, |(_, d)| *d)
     }
 
     fn state(&self, name: &str) -> Result<usize, CodegenError> {
@@ -260,16 +278,7 @@ fn state_shape(shape: &[Dim], kv: bool) -> Vec<Expr> {
 /// Builds the program of a codegen result.
 pub fn build(cg: &Codegen, model: &str, placement: &Placement) -> Result<Program, CodegenError> {
     let graph = &cg.graph;
-    let mut b = Builder {
-        cg,
-        weights: Vec::new(),
-        weight_index: HashMap::new(),
-        states: Vec::new(),
-        state_index: HashMap::new(),
-        buffers: Vec::new(),
-        workspaces: HashMap::new(),
-        homes: HashMap::new(),
-    };
+    let mut b = Builder::new(cg);
 
     // Host inputs and outputs.
     let inputs = vec![

@@ -192,6 +192,7 @@ fn sole_user(graph: &Graph, n: NodeIndex) -> Option<NodeIndex> {
 /// Partitions `graph` into steps (see the module doc).
 pub fn partition(graph: &Graph) -> Result<FusionPlan, IrError> {
     let order = graph.topo_order()?;
+    let rank = node_ranks(&order);
     let mut owner: HashMap<NodeIndex, usize> = HashMap::new();
     let mut steps: Vec<Step> = Vec::new();
     let fail = |n: NodeIndex, why: &str| {
@@ -217,7 +218,7 @@ pub fn partition(graph: &Graph) -> Result<FusionPlan, IrError> {
         let core = match &graph.node(n).op {
             Op::Attention(_) => Some((Core::Attention { node: n }, vec![n])),
             Op::CausalConv1d { .. } => Some((Core::Conv { node: n }, vec![n])),
-            Op::DeltaRule(p) => Some(absorb_delta_rule(graph, n, p)),
+            Op::DeltaRule(p) => Some(absorb_delta_rule(graph, &rank, n, p)),
             Op::SelectiveScan { .. } => Some(absorb_scan(graph, n)),
             Op::Route { .. } => return Err(fail(n, "a stochastic route: specialise the graph to a placement first")),
             _ => None,
@@ -352,7 +353,7 @@ fn new_step(graph: &Graph, kind: StepKind, mut nodes: Vec<NodeIndex>) -> Step {
 /// Delta rule: absorbs `scale(l2norm(q))` and `l2norm(k)` (the template's in-kernel norm, eps
 /// 1e-6) when each is read only by the core, else only a bare `scale(q)`; and the gated RMSNorm
 /// of its output ([`delta_output_norm`]).
-fn absorb_delta_rule(graph: &Graph, n: NodeIndex, p: &DeltaRuleParams) -> (Core, Vec<NodeIndex>) {
+fn absorb_delta_rule(graph: &Graph, rank: &[usize], n: NodeIndex, p: &DeltaRuleParams) -> (Core, Vec<NodeIndex>) {
     let key_dim = p.key_dim;
     let ins = graph.inputs(n);
     let mut nodes = vec![n];
@@ -391,7 +392,7 @@ fn absorb_delta_rule(graph: &Graph, n: NodeIndex, p: &DeltaRuleParams) -> (Core,
         q = graph.inputs(q.node).first().copied().unwrap_or(q);
         k = graph.inputs(k.node).first().copied().unwrap_or(k);
     }
-    let norm = delta_output_norm(graph, n, p.value_dim);
+    let norm = delta_output_norm(graph, rank, n, p.value_dim);
     let out = match &norm {
         Some(m) => {
             nodes.push(m.node);
@@ -420,7 +421,7 @@ fn absorb_delta_rule(graph: &Graph, n: NodeIndex, p: &DeltaRuleParams) -> (Core,
 /// no other reader, the norm's group is one value head (`Dv`, within the epilogue's limit), `w`
 /// is a `[Dv]` checkpoint tensor, o and gate are bf16 (what the kernel reads and writes), and
 /// the gate does not depend on the delta rule (the step reads it before it runs).
-fn delta_output_norm(graph: &Graph, n: NodeIndex, value_dim: usize) -> Option<DeltaNorm> {
+fn delta_output_norm(graph: &Graph, rank: &[usize], n: NodeIndex, value_dim: usize) -> Option<DeltaNorm> {
     let o = Value { node: n, output: 0 };
     let readers: Vec<NodeIndex> = graph
         .users(n)
@@ -446,7 +447,7 @@ fn delta_output_norm(graph: &Graph, n: NodeIndex, value_dim: usize) -> Option<De
         && weight_ok
         && graph.ty(o).dtype == DType::BF16
         && graph.ty(*gate) == graph.ty(o)
-        && !depends_on(graph, *gate, n);
+        && !depends_on(graph, rank, *gate, n);
     ok.then_some(DeltaNorm {
         node: *user,
         gate: *gate,
@@ -456,19 +457,41 @@ fn delta_output_norm(graph: &Graph, n: NodeIndex, value_dim: usize) -> Option<De
     })
 }
 
-/// Whether computing `v` needs node `n` (a walk up `v`'s inputs).
-fn depends_on(graph: &Graph, v: Value, n: NodeIndex) -> bool {
+/// Each node's position in the topological `order`, indexed by node index.
+fn node_ranks(order: &[NodeIndex]) -> Vec<usize> {
+    let bound = order.iter().map(|n| n.index() + 1).max().unwrap_or(0);
+    let mut rank = vec![usize::MAX; bound];
+    for (i, n) in order.iter().enumerate() {
+        rank[n.index()] = i;
+    }
+    rank
+}
+
+/// Whether computing `v` needs node `n`: a walk up `v`'s inputs that stops at nodes ranked
+/// before `n` in topological order (none of them can need `n`), so it visits only the nodes
+/// between the two, not the whole model above them.
+fn depends_on(graph: &Graph, rank: &[usize], v: Value, n: NodeIndex) -> bool {
+    depends_on_counted(graph, rank, v, n).0
+}
+
+/// [`depends_on`], and how many nodes the walk expanded (tests check it does not grow with the
+/// model's depth).
+fn depends_on_counted(graph: &Graph, rank: &[usize], v: Value, n: NodeIndex) -> (bool, usize) {
+    let floor = rank.get(n.index()).copied().unwrap_or(0);
     let mut stack = vec![v.node];
     let mut seen = BTreeSet::new();
     while let Some(m) = stack.pop() {
         if m == n {
-            return true;
+            return (true, seen.len());
+        }
+        if rank.get(m.index()).is_some_and(|&r| r < floor) {
+            continue;
         }
         if seen.insert(m) {
             stack.extend(graph.inputs(m).into_iter().map(|x| x.node));
         }
     }
-    false
+    (false, seen.len())
 }
 
 /// Selective scan: absorbs `softplus(dt [+ bias])` on Δ and `y · silu(z)` on the output.
@@ -630,19 +653,58 @@ fn step_deps(graph: &Graph, plan: &FusionPlan) -> Vec<BTreeSet<usize>> {
         .collect()
 }
 
-fn reaches(deps: &[BTreeSet<usize>], from: usize, to: usize) -> bool {
-    // Does `to` depend (transitively) on `from`?
+/// Each step's position in a topological order of the step DAG `deps` (`usize::MAX` for steps
+/// on a cycle, which [`order_steps`] reports).
+fn step_ranks(deps: &[BTreeSet<usize>]) -> Vec<usize> {
+    let mut indeg: Vec<usize> = deps.iter().map(BTreeSet::len).collect();
+    let mut users: Vec<Vec<usize>> = vec![Vec::new(); deps.len()];
+    for (i, d) in deps.iter().enumerate() {
+        for &p in d {
+            users[p].push(i);
+        }
+    }
+    let mut ready: Vec<usize> = (0..deps.len()).filter(|&i| indeg[i] == 0).collect();
+    let mut rank = vec![usize::MAX; deps.len()];
+    let mut next = 0;
+    while let Some(i) = ready.pop() {
+        rank[i] = next;
+        next += 1;
+        for &u in &users[i] {
+            indeg[u] -= 1;
+            if indeg[u] == 0 {
+                ready.push(u);
+            }
+        }
+    }
+    rank
+}
+
+/// Does step `to` depend (transitively) on step `from`? The walk up `to`'s dependencies stops at
+/// steps ranked before `from` (see [`step_ranks`]), so it stays between the two.
+fn reaches(deps: &[BTreeSet<usize>], rank: &[usize], from: usize, to: usize) -> bool {
+    reaches_counted(deps, rank, from, to).0
+}
+
+/// [`reaches`], and how many steps the walk expanded.
+fn reaches_counted(deps: &[BTreeSet<usize>], rank: &[usize], from: usize, to: usize) -> (bool, usize) {
+    let floor = match rank[from] {
+        usize::MAX => 0,
+        r => r,
+    };
     let mut stack = vec![to];
     let mut seen = BTreeSet::new();
     while let Some(s) = stack.pop() {
         if s == from {
-            return true;
+            return (true, seen.len());
+        }
+        if rank[s] < floor {
+            continue;
         }
         if seen.insert(s) {
             stack.extend(deps[s].iter().copied());
         }
     }
-    false
+    (false, seen.len())
 }
 
 /// Merges glue steps whose every reader is the same core step and that are independent.
@@ -650,6 +712,7 @@ fn merge_prologues(graph: &Graph, mut plan: FusionPlan) -> Result<FusionPlan, Ir
     fill_io(graph, &mut plan);
     let owner = plan.step_of();
     let deps = step_deps(graph, &plan);
+    let rank = step_ranks(&deps);
     // For each glue step, the set of steps reading it (None if a graph output reads it).
     let mut readers: Vec<Option<BTreeSet<usize>>> = vec![Some(BTreeSet::new()); plan.steps.len()];
     for (i, s) in plan.steps.iter().enumerate() {
@@ -685,7 +748,10 @@ fn merge_prologues(graph: &Graph, mut plan: FusionPlan) -> Result<FusionPlan, Ir
         };
         let mut kept = vec![head];
         for &g in rest {
-            if kept.iter().all(|&k| !reaches(&deps, k, g) && !reaches(&deps, g, k)) {
+            if kept
+                .iter()
+                .all(|&k| !reaches(&deps, &rank, k, g) && !reaches(&deps, &rank, g, k))
+            {
                 absorbed_into.insert(g, head);
                 kept.push(g);
             }
@@ -804,10 +870,15 @@ mod tests {
 
     /// One GDN layer with `value_dim` columns per value head.
     fn gdn_graph(value_dim: usize) -> Graph {
+        gdn_stack(value_dim, 1)
+    }
+
+    /// `layers` GDN layers with `value_dim` columns per value head.
+    fn gdn_stack(value_dim: usize, layers: usize) -> Graph {
         let src = format!(
             "model_type: apriel2_text\nhidden_size: 32\nvocab_size: 64\n\
              head: {{normalization: {{type: rms_norm, epsilon: 1.0e-5}}}}\n\
-             decoder:\n  type: fixed\n  num_blocks: 1\n  block:\n    \
+             decoder:\n  type: fixed\n  num_blocks: {layers}\n  block:\n    \
              mixer: {{type: gdn, value_heads: 2, key_heads: 1, key_head_dim: 8, value_head_dim: {value_dim}, \
              convolution_layer: {{kernel_size: 4}}}}\n    \
              mlp: {{type: mlp, intermediate_size: 64, gated: true}}\n    \
@@ -906,5 +977,60 @@ mod tests {
         );
         assert!(step.outputs.contains(&o));
         assert_eq!(glue_norms(&graph, &plan), 1);
+    }
+
+    /// The walk that checks the last layer's norm gate does not need its delta rule visits the
+    /// same nodes however deep the model: it stops at nodes ranked before the delta rule (it
+    /// used to climb every layer above, making fusion quadratic in depth).
+    #[test]
+    fn gate_dependency_walk_does_not_grow_with_depth() {
+        let visits = |layers: usize| {
+            let graph = gdn_stack(8, layers);
+            let order = graph.topo_order().unwrap_or_else(|e| panic!("{e}"));
+            let rank = node_ranks(&order);
+            let last = order
+                .iter()
+                .rev()
+                .find(|&&n| matches!(graph.node(n).op, Op::DeltaRule(_)))
+                .copied()
+                .expect("a delta rule");
+            let norm = graph
+                .users(last)
+                .into_iter()
+                .find(|(u, _)| matches!(graph.node(*u).op, Op::GatedRmsNorm { .. }))
+                .map(|(u, _)| u)
+                .expect("the gated norm");
+            let gate = graph.inputs(norm)[1];
+            let (depends, visited) = depends_on_counted(&graph, &rank, gate, last);
+            assert!(!depends);
+            visited
+        };
+        assert_eq!(visits(2), visits(40), "the walk grows with depth");
+    }
+
+    /// The independence check of two prologue steps visits a bounded part of the step DAG: in a
+    /// chain of layers (two independent steps feeding a third, per layer), asking whether the
+    /// last layer's two steps depend on each other expands the same steps at any depth.
+    #[test]
+    fn step_reachability_walk_does_not_grow_with_depth() {
+        let visits = |layers: usize| {
+            // Layer k: steps 3k (a) and 3k+1 (b) read step 3k-1 (the previous c); 3k+2 (c) reads both.
+            let mut deps: Vec<BTreeSet<usize>> = Vec::new();
+            for k in 0..layers {
+                let prev: BTreeSet<usize> = if k == 0 { BTreeSet::new() } else { [3 * k - 1].into() };
+                deps.push(prev.clone());
+                deps.push(prev);
+                deps.push([3 * k, 3 * k + 1].into());
+            }
+            let rank = step_ranks(&deps);
+            let (a, b) = (3 * (layers - 1), 3 * (layers - 1) + 1);
+            let (ab, v1) = reaches_counted(&deps, &rank, a, b);
+            let (ba, v2) = reaches_counted(&deps, &rank, b, a);
+            assert!(!ab && !ba);
+            // A real dependency is still found across the whole chain.
+            assert!(reaches(&deps, &rank, 0, 3 * layers - 1));
+            v1 + v2
+        };
+        assert_eq!(visits(3), visits(500), "the walk grows with depth");
     }
 }
