@@ -23,6 +23,7 @@
 #   1b       the ~1B hybrid: accuracy vs REF, determinism, timings
 #   cli1b    `modelc run specs/hybrid-1b.yaml --device cuda`, 512-token prompt + 64 decode steps
 #   kernels  the kernel-template tests (gpu_kernels), rerun against the current templates
+#   kbench   the kernel benchmarks (gpu_kernels --ignored bench_kernels)
 #   glue     every glue kernel of the codegen and tiny specs vs the reference (codegen_gpu)
 #   bench    `modelc bench specs/hybrid-1b.yaml` (warm prefill 512/4096, decode batch 1/8) and the
 #            cli_bench tests
@@ -111,6 +112,9 @@ grep -E "note|cuda \(|error" "$OUT/cli1b.log"
 step kernels 60 "$BIN/gpu_kernels" --test-threads=1
 grep -E "^test |test result|panicked" "$OUT/kernels.log" | head -20
 
+step kbench 120 "$BIN/gpu_kernels" --ignored bench_kernels --nocapture
+grep -E "^\|" "$OUT/kbench.log" | head -30
+
 step glue 90 "$BIN/codegen_gpu" --test-threads=1 --nocapture
 grep -E "^test |test result|panicked|glue kernels" "$OUT/glue.log" | head -20
 
@@ -133,4 +137,4 @@ step peers 150 bash -c peer_runs
 grep -E "^\||device:" "$OUT/peers.log" | head -24
 
 echo "== summary (exit codes; 0 = pass)"
-for s in model memcheck cmp 1b cli1b kernels glue bench peers; do printf '%-9s %s\n' "$s" "${RC[$s]:-not run}"; done
+for s in model memcheck cmp 1b cli1b kernels kbench glue bench peers; do printf '%-9s %s\n' "$s" "${RC[$s]:-not run}"; done

@@ -1614,6 +1614,63 @@ fn bench_kernels() {
             bytes / ms / 1e9
         );
     }
+    // The chunked delta rule as the models run it (gated norm fused) at the other
+    // shapes: B1 T8192 H32 and B8 T2048 H16, Dk = Dv = 128.
+    for (name, gate) in [("KDA+norm", DecayGate::PerChannel), ("GDN+norm", DecayGate::Scalar)] {
+        for (b, t, h) in [(1usize, 8192usize, 32usize), (8, 2048, 16)] {
+            let p = DeltaRuleParams::new(h, h, 128, 128, gate).with_gated_norm(GatedNormEpilogue {
+                eps: 1e-5,
+                act: GateActivation::Silu,
+            });
+            let w = h * 128;
+            let glen = if gate == DecayGate::PerChannel {
+                b * t * w
+            } else {
+                b * t * h
+            };
+            let (q, k, v, z) = (
+                rand_bf16(&ctx, &mut r, b * t * w),
+                rand_bf16(&ctx, &mut r, b * t * w),
+                rand_bf16(&ctx, &mut r, b * t * w),
+                rand_bf16(&ctx, &mut r, b * t * w),
+            );
+            let g = rand_f32(&ctx, &mut r, glen, -1.0, -0.01);
+            let beta = rand_f32(&ctx, &mut r, b * t * h, 0.1, 0.9);
+            let st = rand_f32(&ctx, &mut r, b * h * 128 * 128, -0.1, 0.1);
+            let o = ctx.nan_bf16(b * t * w, "o");
+            let nw = rand_f32(&ctx, &mut r, 128, 0.5, 1.5);
+            let a = [
+                q.arg(),
+                i(w),
+                k.arg(),
+                i(w),
+                v.arg(),
+                i(w),
+                g.arg(),
+                beta.arg(),
+                st.arg(),
+                st.arg(),
+                o.arg(),
+                i(w),
+                i(t),
+                z.arg(),
+                i(w),
+                nw.arg(),
+            ];
+            let pre = delta_rule_chunked(&p).unwrap();
+            ctx.load(&pre);
+            let ms = time_ms(&ctx, 3, || ctx.launch(pre.name(), delta_rule_chunked_launch(&p, b), &a));
+            println!(
+                "| delta_rule_chunked {name} {} | B{b} T{t} H{h} Dk=Dv=128 | {ms:.3} | {:.0} ktok/s |",
+                if delta_rule_tensor_cores(&p) {
+                    "tensor cores C64"
+                } else {
+                    "C16"
+                },
+                (b * t) as f64 / ms
+            );
+        }
+    }
     // Delta rule: KDA-like, T = 4096, 32 heads, Dk = Dv = 128; without and with the gated-norm
     // epilogue (one block of 128 threads per head instead of two of 64: half the blocks).
     let silu = GatedNormEpilogue {
