@@ -70,8 +70,37 @@ step() { # name timeout command...
     echo "== $name: rc=${RC[$name]} in $((SECONDS - t0)) s"
 }
 
+export BIN OUT
 step model 200 "$BIN/gpu_model" --test-threads=1 --nocapture
 grep -E "^test |test result|panicked|relative RMS|^  [a-z0-9-]+\[|^ran|^skipped" "$OUT/model.log" | head -60
+
+step kernels 60 "$BIN/gpu_kernels" --test-threads=1
+grep -E "^test |test result|panicked" "$OUT/kernels.log" | head -20
+
+step kbench 120 "$BIN/gpu_kernels" --ignored bench_kernels --nocapture
+grep -E "^\|" "$OUT/kbench.log" | head -30
+
+if [ -d "$BIN/ref1b" ]; then export MODELC_HYBRID_1B_REFS=$PWD/$BIN/ref1b; fi
+step 1b 110 "$BIN/gpu_model" --ignored hybrid_1b_on_the_gpu --nocapture
+grep -E "^test |test result|panicked|1B|hybrid-1b|^  " "$OUT/1b.log" | head -40
+
+bench_runs() {
+    "$BIN/modelc" bench specs/hybrid-1b.yaml --prefill-tokens 512,4096 --decode-batch 1,8 || return 1
+    "$BIN/cli_bench" --test-threads=1
+}
+export -f bench_runs
+step bench 150 bash -c bench_runs
+grep -E "^\||modelc bench|^test |test result|panicked|error" "$OUT/bench.log" | head -20
+
+peer_runs() {
+    if ls .whl/*.whl > /dev/null 2>&1; then
+        python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site
+    fi
+    PYTHONUNBUFFERED=1 python3 scripts/bench_peers.py
+}
+export -f peer_runs
+step peers 150 bash -c peer_runs
+grep -E "^\||device:" "$OUT/peers.log" | head -24
 
 PROMPT=$(seq -s, 1 37)
 HYBRIDS="specs/tiny-hybrid.yaml tests/golden/specs/codegen-hybrid.yaml"
@@ -102,39 +131,11 @@ step cmp 60 bash -c cmp_runs
 grep -E "identical|differ|cuda \(|error" "$OUT/cmp.log"
 rm -f "$OUT/run1.safetensors" "$OUT/run2.safetensors"
 
-if [ -d "$BIN/ref1b" ]; then export MODELC_HYBRID_1B_REFS=$PWD/$BIN/ref1b; fi
-step 1b 110 "$BIN/gpu_model" --ignored hybrid_1b_on_the_gpu --nocapture
-grep -E "^test |test result|panicked|1B|hybrid-1b|^  " "$OUT/1b.log" | head -40
-
 step cli1b 60 "$BIN/modelc" run specs/hybrid-1b.yaml --device cuda --prompt-ids "$(seq -s, 1 512)" --max-new-tokens 65
 grep -E "note|cuda \(|error" "$OUT/cli1b.log"
 
-step kernels 60 "$BIN/gpu_kernels" --test-threads=1
-grep -E "^test |test result|panicked" "$OUT/kernels.log" | head -20
-
-step kbench 120 "$BIN/gpu_kernels" --ignored bench_kernels --nocapture
-grep -E "^\|" "$OUT/kbench.log" | head -30
-
 step glue 90 "$BIN/codegen_gpu" --test-threads=1 --nocapture
 grep -E "^test |test result|panicked|glue kernels" "$OUT/glue.log" | head -20
-
-bench_runs() {
-    "$BIN/modelc" bench specs/hybrid-1b.yaml --prefill-tokens 512,4096 --decode-batch 1,8 || return 1
-    "$BIN/cli_bench" --test-threads=1
-}
-export -f bench_runs
-step bench 150 bash -c bench_runs
-grep -E "^\||modelc bench|^test |test result|panicked|error" "$OUT/bench.log" | head -20
-
-peer_runs() {
-    if ls .whl/*.whl > /dev/null 2>&1; then
-        python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site
-    fi
-    PYTHONUNBUFFERED=1 python3 scripts/bench_peers.py
-}
-export -f peer_runs
-step peers 150 bash -c peer_runs
-grep -E "^\||device:" "$OUT/peers.log" | head -24
 
 echo "== summary (exit codes; 0 = pass)"
 for s in model memcheck cmp 1b cli1b kernels kbench glue bench peers; do printf '%-9s %s\n' "$s" "${RC[$s]:-not run}"; done
