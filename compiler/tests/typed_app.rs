@@ -4,17 +4,34 @@
 //! conversion checked against the plan's rows, logits equal to the model built at run time,
 //! load errors naming the key).
 //!
-//! The nested build uses its own target directory under `target/tmp/typed-app/`, so it is
-//! incremental across runs: about two minutes the first time (it compiles modelc for the
-//! application and for the proc-macro), seconds after. It runs `--offline` with the
-//! workspace's `Cargo.lock`, so it fetches nothing.
+//! The nested build shares the target directory of the `trybuild` tests of modelc-macros
+//! (`macros/tests/ui.rs`) and passes the same flags, so the proc-macro (with the modelc it links)
+//! is compiled once for both, and both are incremental across runs; if trybuild changes its
+//! flags, this build is only slower. It runs `--offline` with the workspace's `Cargo.lock`, so
+//! it fetches nothing.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+/// The rustflags trybuild 1.0 gives the builds in its target directory (with `--target HOST`,
+/// so they do not apply to the proc-macro and its dependencies, which are the part shared).
+const TRYBUILD_RUSTFLAGS: &str =
+    r#"--config=build.rustflags=["--cfg", "trybuild", "--verbose", "-A", "dead_code", "--diagnostic-width=140"]"#;
+
 fn root() -> PathBuf {
     let compiler = Path::new(env!("CARGO_MANIFEST_DIR"));
     compiler.parent().unwrap_or(compiler).to_path_buf()
+}
+
+/// The host's target triple, from `rustc -vV`.
+fn host_triple() -> String {
+    let rustc = std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
+    let out = Command::new(rustc).arg("-vV").output().expect("runs rustc -vV");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("host: "))
+        .expect("rustc -vV names the host")
+        .to_string()
 }
 
 fn modelc(args: &[&str]) -> String {
@@ -79,13 +96,20 @@ fn an_application_builds_on_the_generated_crate_and_runs() {
 
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let work = base.join("work");
+    let target = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .parent()
+        .expect("target/tmp has a parent")
+        .join("tests/trybuild");
     let out = Command::new(cargo)
         .args(["run", "--quiet", "--offline", "--manifest-path"])
         .arg(app.join("Cargo.toml"))
+        .arg(TRYBUILD_RUSTFLAGS)
+        .args(["--target", &host_triple()])
         .arg("--")
         .arg(&generated)
         .arg(&work)
-        .env("CARGO_TARGET_DIR", base.join("target"))
+        .env("CARGO_TARGET_DIR", target)
+        .env("CARGO_INCREMENTAL", "0")
         .env_remove("RUSTFLAGS")
         .output()
         .expect("runs cargo");

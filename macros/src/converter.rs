@@ -36,7 +36,7 @@ pub fn expand(args: ConverterArgs) -> syn::Result<TokenStream> {
         let msg = format!(
             "the converter's {role} type `{}` was not generated from {what}: give it the `Model` of a \
              `model!` with the same spec{}",
-            ty.to_token_stream(),
+            ty.to_token_stream().to_string().replace(" :: ", "::"),
             if role == "target" { " and surgeries" } else { "" }
         );
         quote_spanned! { ty.span() =>
