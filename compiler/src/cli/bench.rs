@@ -9,7 +9,7 @@ use anyhow::{bail, Result};
 
 use super::common::load_spec;
 use super::run::{load_cuda_model, CudaModel};
-use modelc_runtime::cuda::executor::{ExecConfig, Executor, Phase};
+use modelc_runtime::cuda::executor::{ExecConfig, Phase};
 
 /// Arguments of `modelc bench`.
 #[derive(clap::Args)]
@@ -65,7 +65,6 @@ pub fn run(args: Args) -> Result<()> {
         bail!("prefill lengths and decode batch sizes must be at least 1 (got {zero})");
     }
     let context = spec.max_position_embeddings;
-    let tied = spec.tie_word_embeddings;
     let longest = args.prefill_tokens.iter().copied().max().unwrap_or(0);
     let decode_len = args.decode_past + DECODE_WARMUP + args.decode_steps;
     let max_len = longest.max(if args.decode_batch.is_empty() { 0 } else { decode_len });
@@ -84,7 +83,7 @@ pub fn run(args: Args) -> Result<()> {
     let CudaModel { mut exec, device } = load_cuda_model(&args.model, spec, args.placement.as_deref(), args.seed, cfg)?;
     let vocab = exec.vocab().max(1);
     let token = |i: usize| ((i * 7919 + 13) % vocab) as u32;
-    let weight_bytes = decode_weight_bytes(&exec, tied);
+    let weight_bytes = exec.decode_weight_bytes();
     let mut rows = Vec::new();
 
     for &t in &args.prefill_tokens {
@@ -150,22 +149,6 @@ pub fn run(args: Args) -> Result<()> {
         println!("| {} | {:.3} | {:.0} | {bw} |", r.what, r.ms, r.tokens_per_s);
     }
     Ok(())
-}
-
-/// Bytes a decode step must read at least: every weight once, except the embedding table, of
-/// which it gathers one row per sequence (unless it is also the tied output head).
-fn decode_weight_bytes(exec: &Executor, tied: bool) -> usize {
-    if tied {
-        return exec.memory().weights;
-    }
-    let embed: usize = exec
-        .program()
-        .weights
-        .iter()
-        .filter(|w| w.name == "model.embed_tokens.weight")
-        .map(|w| w.shape.iter().product::<usize>() * w.dtype.size())
-        .sum();
-    exec.memory().weights.saturating_sub(embed)
 }
 
 fn median(v: &mut [f64]) -> f64 {

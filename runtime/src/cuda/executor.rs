@@ -797,6 +797,22 @@ impl Executor {
         self.memory
     }
 
+    /// Weight bytes a decode step must read at least: every weight once, except the embedding
+    /// table, of which it gathers one row per sequence, unless the output head reads it too
+    /// (tied embeddings: the program has no `lm_head.weight`).
+    pub fn decode_weight_bytes(&self) -> usize {
+        let weights = &self.program.weights;
+        if !weights.iter().any(|w| w.name == "lm_head.weight") {
+            return self.memory.weights;
+        }
+        let embed: usize = weights
+            .iter()
+            .filter(|w| w.name == "model.embed_tokens.weight")
+            .map(|w| w.shape.iter().product::<usize>() * w.dtype.size())
+            .sum();
+        self.memory.weights.saturating_sub(embed)
+    }
+
     /// Tokens sequence `slot` has seen.
     pub fn past_len(&self, slot: usize) -> Option<usize> {
         self.past.get(slot).copied()

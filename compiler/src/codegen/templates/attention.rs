@@ -155,6 +155,21 @@ fn constants(p: &AttentionParams) -> String {
     )
 }
 
+/// The parameter list every prefill kernel takes (the contract `codegen::cores` launches).
+const PREFILL_PARAMS: &str = "    const bf16* __restrict__ q, int q_stride,
+    const bf16* __restrict__ k, int k_stride,
+    const bf16* __restrict__ v, int v_stride,
+    bf16* k_cache, bf16* v_cache, const int* __restrict__ past_len,
+    bf16* __restrict__ out, int out_stride,
+    int T, int s_max)";
+
+/// The parameter list every decode (partials) kernel takes.
+const DECODE_PARAMS: &str = "    const bf16* __restrict__ q, int q_stride,
+    const bf16* __restrict__ k, int k_stride,
+    const bf16* __restrict__ v, int v_stride,
+    bf16* k_cache, bf16* v_cache, const int* __restrict__ past_len,
+    float* __restrict__ partial, int s_max, int n_splits)";
+
 /// Emits `attn_prefill_<hash>`.
 ///
 /// Kernel arguments, in order:
@@ -194,12 +209,7 @@ fn prefill_simt(p: &AttentionParams) -> KernelSource {
  */
 {PRELUDE}
 extern "C" __global__ void __launch_bounds__({threads}) attn_prefill_{HASH}(
-    const bf16* __restrict__ q, int q_stride,
-    const bf16* __restrict__ k, int k_stride,
-    const bf16* __restrict__ v, int v_stride,
-    bf16* k_cache, bf16* v_cache, const int* __restrict__ past_len,
-    bf16* __restrict__ out, int out_stride,
-    int T, int s_max)
+{PREFILL_PARAMS}
 {{
 {consts}    constexpr int BQ = {bq};
     constexpr int QPW = BQ / NW;
@@ -386,12 +396,7 @@ fn prefill_tensor_core(p: &AttentionParams) -> KernelSource {
  */
 {PRELUDE}{MMA_PRELUDE}
 extern "C" __global__ void __launch_bounds__({threads}) attn_prefill_{HASH}(
-    const bf16* __restrict__ q, int q_stride,
-    const bf16* __restrict__ k, int k_stride,
-    const bf16* __restrict__ v, int v_stride,
-    bf16* k_cache, bf16* v_cache, const int* __restrict__ past_len,
-    bf16* __restrict__ out, int out_stride,
-    int T, int s_max)
+{PREFILL_PARAMS}
 {{
 {consts}    constexpr int BQ = {bq}, BK = {bk}, NTH = {threads};
     constexpr int DS = DH + 8;          /* padded smem row (elements): conflict-free ldmatrix */
@@ -636,11 +641,7 @@ fn decode_grouped(p: &AttentionParams, combine: &str) -> KernelSource {
  */
 {PRELUDE}{MMA_PRELUDE}
 extern "C" __global__ void __launch_bounds__({threads}) attn_decode_{HASH}(
-    const bf16* __restrict__ q, int q_stride,
-    const bf16* __restrict__ k, int k_stride,
-    const bf16* __restrict__ v, int v_stride,
-    bf16* k_cache, bf16* v_cache, const int* __restrict__ past_len,
-    float* __restrict__ partial, int s_max, int n_splits)
+{DECODE_PARAMS}
 {{
 {consts}    constexpr int NW = {nw};
     constexpr int STAGES = {stages};
@@ -948,11 +949,7 @@ fn decode_simt(p: &AttentionParams, combine: &str) -> KernelSource {
 {PRELUDE}
 /* The min-blocks hint (4) keeps ptxas from a 4-byte spill it made at 32 registers. */
 extern "C" __global__ void __launch_bounds__({threads}, 4) attn_decode_{HASH}(
-    const bf16* __restrict__ q, int q_stride,
-    const bf16* __restrict__ k, int k_stride,
-    const bf16* __restrict__ v, int v_stride,
-    bf16* k_cache, bf16* v_cache, const int* __restrict__ past_len,
-    float* __restrict__ partial, int s_max, int n_splits)
+{DECODE_PARAMS}
 {{
 {consts}    __shared__ float q_s[DH];
     __shared__ float red_m[NW], red_l[NW];
