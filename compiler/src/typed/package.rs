@@ -252,9 +252,10 @@ impl Package<'_> {
              \n\
              `src/lib.rs` calls `modelc_macros`, which read the specs under `spec/` at compile time and generate:\n\
              \n\
-             - `{lib}::Model`: the model's weights as typed structs: one struct per distinct mixer, MLP and\n  \
-               norm layout with one `HostTensor` field per checkpoint tensor (documented with its key, shape\n  \
-               and dtype), a `Block` per layer, and `layers: Vec<Layer>`, an enum over the mixer kinds present\n  \
+             - `{lib}::Model` (module `{lib}::model`): the model's weights as typed structs: one struct per\n  \
+               distinct mixer, MLP and norm layout with one `HostTensor` field per checkpoint tensor\n  \
+               (documented with its key, shape and dtype), a `Block` per layer, and `layers: Vec<Layer>`, an\n  \
+               enum over the mixer kinds present\n  \
                (a stochastic layer holds every sub-mixer). `load(dir)` checks every tensor's key, shape and\n  \
                dtype and names each one that differs; `validate()`, `save(dir)` and `tensors()` (every\n  \
                `(key, tensor)` in checkpoint order) complete the API (`modelc_runtime::typed::TypedModel`).\n\
@@ -275,14 +276,14 @@ impl Package<'_> {
              fn main() -> Result<(), Box<dyn std::error::Error>> {{\n\
              {convert_example}\
              \x20   model.validate()?;\n\
-             \x20   model.save(Path::new(\"converted\"))?; // config.json + model.safetensors, atomically\n\
+             \x20   model.save(Path::new(\"{saved}\"))?; // config.json + model.safetensors, atomically\n\
              \x20   Ok(())\n\
              }}\n\
              ```\n\
              \n\
              A mistake in a spec is a compile error pointing at the `model!` call with the spec's own\n\
              `file:line:column` message; a converter given types from other specs does not compile.\n\
-             `modelc run converted --prompt-ids 1,2,3` runs a saved checkpoint on the CPU reference, and\n\
+             `modelc run DIR --prompt-ids 1,2,3` runs a saved checkpoint on the CPU reference, and\n\
              `modelc::typed::{{spec, weight_store}}` put a typed model on it from Rust.\n\
              \n\
              ## The other files here\n\
@@ -297,6 +298,7 @@ impl Package<'_> {
             hidden = spec.hidden_size,
             vocab = spec.vocab_size,
             params = parameter_count(spec),
+            saved = if self.has_converter() { "converted" } else { "copy" },
         )
     }
 }
