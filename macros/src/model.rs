@@ -94,6 +94,7 @@ fn part_tokens(layout: &TypedLayout, part: &PartDef, dtype: DType) -> TokenStrea
                 visit.push(quote! { self.#id.visit(#p, f); });
                 visit_mut.push(quote! { self.#id.visit_mut(#p, f); });
             }
+            let imp = impl_part(&name, &declare, &build, &visit, &visit_mut);
             quote! {
                 #(#[doc = #doc])*
                 #[derive(Debug, Clone, PartialEq)]
@@ -102,14 +103,7 @@ fn part_tokens(layout: &TypedLayout, part: &PartDef, dtype: DType) -> TokenStrea
                     /// The sub-mixer a layer runs unless a placement picks another.
                     pub const MAIN_MIXER: &'static str = #main;
                 }
-                impl Part for #name {
-                    fn declare(prefix: &str, out: &mut ::std::vec::Vec<TensorDecl>) { #(#declare)* }
-                    fn build(prefix: &str, supply: &mut Supply<'_>) -> ::std::result::Result<Self, TypedError> {
-                        ::std::result::Result::Ok(#name { #(#build)* })
-                    }
-                    fn visit<'a>(&'a self, prefix: &str, f: &mut dyn FnMut(::std::string::String, &'a HostTensor)) { #(#visit)* }
-                    fn visit_mut(&mut self, prefix: &str, f: &mut dyn FnMut(::std::string::String, &mut HostTensor)) { #(#visit_mut)* }
-                }
+                #imp
             }
         }
     }
@@ -136,10 +130,25 @@ fn tensors_part(name: &Ident, doc: &[String], fields: &[Field], uses: &[String],
         visit.push(quote! { f(::std::format!("{}.{}", prefix, #rel), &self.#id); });
         visit_mut.push(quote! { f(::std::format!("{}.{}", prefix, #rel), &mut self.#id); });
     }
+    let imp = impl_part(name, &declare, &build, &visit, &visit_mut);
     quote! {
         #(#[doc = #doc])*
         #[derive(Debug, Clone, PartialEq)]
         pub struct #name { #(#defs)* }
+        #imp
+    }
+}
+
+/// `impl Part for NAME` from the statements for each field: declare its tensors, build it from
+/// the supply (a field initialiser), visit it, visit it mutably.
+fn impl_part(
+    name: &Ident,
+    declare: &[TokenStream],
+    build: &[TokenStream],
+    visit: &[TokenStream],
+    visit_mut: &[TokenStream],
+) -> TokenStream {
+    quote! {
         impl Part for #name {
             fn declare(prefix: &str, out: &mut ::std::vec::Vec<TensorDecl>) { #(#declare)* }
             fn build(prefix: &str, supply: &mut Supply<'_>) -> ::std::result::Result<Self, TypedError> {
