@@ -5,18 +5,13 @@
 //! load errors naming the key).
 //!
 //! The nested build shares the target directory of the `trybuild` tests of modelc-macros
-//! (`macros/tests/ui.rs`) and passes the same flags, so the proc-macro (with the modelc it links)
-//! is compiled once for both, and both are incremental across runs; if trybuild changes its
-//! flags, this build is only slower. It runs `--offline` with the workspace's `Cargo.lock`, so
-//! it fetches nothing.
+//! (`macros/tests/ui.rs`) and builds as trybuild does (`--target HOST`, no incremental
+//! compilation), so the proc-macro and the modelc it links are compiled once for both, and both
+//! are incremental across runs; if trybuild changes how it builds, this build is only slower. It
+//! runs `--offline` with the workspace's `Cargo.lock`, so it fetches nothing.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-
-/// The rustflags trybuild 1.0 gives the builds in its target directory (with `--target HOST`,
-/// so they do not apply to the proc-macro and its dependencies, which are the part shared).
-const TRYBUILD_RUSTFLAGS: &str =
-    r#"--config=build.rustflags=["--cfg", "trybuild", "--verbose", "-A", "dead_code", "--diagnostic-width=140"]"#;
 
 fn root() -> PathBuf {
     let compiler = Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -103,7 +98,6 @@ fn an_application_builds_on_the_generated_crate_and_runs() {
     let out = Command::new(cargo)
         .args(["run", "--quiet", "--offline", "--manifest-path"])
         .arg(app.join("Cargo.toml"))
-        .arg(TRYBUILD_RUSTFLAGS)
         .args(["--target", &host_triple()])
         .arg("--")
         .arg(&generated)
