@@ -162,9 +162,9 @@ extern "C" __global__ void __launch_bounds__(256) rope_8ee98b9ebc72(
     }
 }
 
-// ===== kernels/attn_prefill_10564380.cu =====
+// ===== kernels/attn_prefill_20385d12.cu =====
 /*
- * modelc mixer core: attn_prefill_10564380 (template).
+ * modelc mixer core: attn_prefill_20385d12 (template).
  * Fuses, in order:
  *   attention(heads=4, kv_heads=2, head_dim=16, causal=true, window=none, scale=0.25)
  * Bytes loaded:  256*batch*tokens + 128*batch*(past + tokens)
@@ -172,7 +172,7 @@ extern "C" __global__ void __launch_bounds__(256) rope_8ee98b9ebc72(
  * FLOPs:         256*batch*tokens*(past + tokens)
  */
 /*
- * attn_prefill_10564380: causal GQA attention of T new tokens over (KV cache ++ new keys),
+ * attn_prefill_20385d12: causal GQA attention of T new tokens over (KV cache ++ new keys),
  *   H = 4 query heads, G = 2 KV heads, Dh = 16, scale = 2.5e-1f, full causal (slot = pos).
  *   out[b,t,h,:] = softmax_j(scale * q[b,t,h,:] . k_j) v_j over the keys j visible from
  *   position past_len[b] + t. Tensor cores: S = Q K^T and O += P V on mma.sync m16n8k16
@@ -181,7 +181,8 @@ extern "C" __global__ void __launch_bounds__(256) rope_8ee98b9ebc72(
  *   Also appends this call's k/v rows into the caches (done by the blocks of head h % (H/G) == 0).
  * Layouts: q [B,T,H*Dh], k/v [B,T,G*Dh], out [B,T,H*Dh] bf16 rows with strides (elements);
  *   k_cache/v_cache [B,G,s_max,Dh] bf16; past_len [B] int32. q and k are already rotated (RoPE).
- *   Rows that are not 16-byte aligned are copied element by element (same results).
+ *   Rows that are not 16-byte aligned are copied element by element (same results); out rows
+ *   that are not 4-byte aligned are stored a channel at a time.
  * Grid (ceil(T/64), H, B), block 128 (4 warps x 16 query rows), dynamic smem
  *   (BQ + 4 BK) (Dh + 8) * 2 bytes: q tile and double-buffered k/v tiles of 32 keys, rows
  *   padded by 8 channels so that ldmatrix is free of bank conflicts.
@@ -266,7 +267,7 @@ __device__ __forceinline__ void copy8_global(bf16* dst, const bf16* src, bool ve
 }
 #endif
 
-extern "C" __global__ void __launch_bounds__(128) attn_prefill_10564380(
+extern "C" __global__ void __launch_bounds__(128) attn_prefill_20385d12(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -475,14 +476,21 @@ extern "C" __global__ void __launch_bounds__(128) attn_prefill_10564380(
     const float inv0 = 1.0f / l0, inv1 = 1.0f / l1;
     const int t0 = qt0 + row0, t1 = t0 + 8;
 #pragma unroll
+    /* Channel pairs are stored as one bf16x2 where out rows are 4-byte aligned. */
+    const bool out_pairs = ((reinterpret_cast<unsigned long long>(out) | 2ull * (unsigned long long)out_stride) & 3) == 0;
     for (int i = 0; i < DT; ++i) {
         const int d = i * 8 + fc;
-        if (t0 < T)
-            *reinterpret_cast<__nv_bfloat162*>(out + (b * T + t0) * out_stride + h * DH + d) =
-                __floats2bfloat162_rn(o[i][0] * inv0, o[i][1] * inv0);
-        if (t1 < T)
-            *reinterpret_cast<__nv_bfloat162*>(out + (b * T + t1) * out_stride + h * DH + d) =
-                __floats2bfloat162_rn(o[i][2] * inv1, o[i][3] * inv1);
+        bf16* o0 = out + (b * T + t0) * out_stride + h * DH + d;
+        bf16* o1 = out + (b * T + t1) * out_stride + h * DH + d;
+        const __nv_bfloat162 v0 = __floats2bfloat162_rn(o[i][0] * inv0, o[i][1] * inv0);
+        const __nv_bfloat162 v1 = __floats2bfloat162_rn(o[i][2] * inv1, o[i][3] * inv1);
+        if (out_pairs) {
+            if (t0 < T) *reinterpret_cast<__nv_bfloat162*>(o0) = v0;
+            if (t1 < T) *reinterpret_cast<__nv_bfloat162*>(o1) = v1;
+        } else {
+            if (t0 < T) { o0[0] = v0.x; o0[1] = v0.y; }
+            if (t1 < T) { o1[0] = v1.x; o1[1] = v1.y; }
+        }
     }
 }
 

@@ -389,7 +389,8 @@ fn prefill_tensor_core(p: &AttentionParams) -> KernelSource {
  *   Also appends this call's k/v rows into the caches (done by the blocks of head h % (H/G) == 0).
  * Layouts: q [B,T,H*Dh], k/v [B,T,G*Dh], out [B,T,H*Dh] bf16 rows with strides (elements);
  *   k_cache/v_cache [B,G,s_max,Dh] bf16; past_len [B] int32. q and k are already rotated (RoPE).
- *   Rows that are not 16-byte aligned are copied element by element (same results).
+ *   Rows that are not 16-byte aligned are copied element by element (same results); out rows
+ *   that are not 4-byte aligned are stored a channel at a time.
  * Grid (ceil(T/{bq}), H, B), block {threads} (4 warps x 16 query rows), dynamic smem
  *   (BQ + 4 BK) (Dh + 8) * 2 bytes: q tile and double-buffered k/v tiles of {bk} keys, rows
  *   padded by 8 channels so that ldmatrix is free of bank conflicts.
@@ -593,14 +594,21 @@ extern "C" __global__ void __launch_bounds__({threads}) attn_prefill_{HASH}(
     const float inv0 = 1.0f / l0, inv1 = 1.0f / l1;
     const int t0 = qt0 + row0, t1 = t0 + 8;
 #pragma unroll
+    /* Channel pairs are stored as one bf16x2 where out rows are 4-byte aligned. */
+    const bool out_pairs = ((reinterpret_cast<unsigned long long>(out) | 2ull * (unsigned long long)out_stride) & 3) == 0;
     for (int i = 0; i < DT; ++i) {{
         const int d = i * 8 + fc;
-        if (t0 < T)
-            *reinterpret_cast<__nv_bfloat162*>(out + (b * T + t0) * out_stride + h * DH + d) =
-                __floats2bfloat162_rn(o[i][0] * inv0, o[i][1] * inv0);
-        if (t1 < T)
-            *reinterpret_cast<__nv_bfloat162*>(out + (b * T + t1) * out_stride + h * DH + d) =
-                __floats2bfloat162_rn(o[i][2] * inv1, o[i][3] * inv1);
+        bf16* o0 = out + (b * T + t0) * out_stride + h * DH + d;
+        bf16* o1 = out + (b * T + t1) * out_stride + h * DH + d;
+        const __nv_bfloat162 v0 = __floats2bfloat162_rn(o[i][0] * inv0, o[i][1] * inv0);
+        const __nv_bfloat162 v1 = __floats2bfloat162_rn(o[i][2] * inv1, o[i][3] * inv1);
+        if (out_pairs) {{
+            if (t0 < T) *reinterpret_cast<__nv_bfloat162*>(o0) = v0;
+            if (t1 < T) *reinterpret_cast<__nv_bfloat162*>(o1) = v1;
+        }} else {{
+            if (t0 < T) {{ o0[0] = v0.x; o0[1] = v0.y; }}
+            if (t1 < T) {{ o1[0] = v1.x; o1[1] = v1.y; }}
+        }}
     }}
 }}
 "#,
