@@ -7,6 +7,7 @@
 #   cargo test --release -p modelc --test gpu_model --test gpu_kernels --test codegen_gpu --test cli_bench --no-run
 #   scripts/gpu_acceptance.sh --collect [REFDIR]   # copies and strips them into .gpu-bin/
 #   scripts/gpu_acceptance.sh                                # on the GPU machine
+#   ONLY="kernels model" PEERS_ARGS=--quick scripts/gpu_acceptance.sh   # some steps only
 #
 # REFDIR: logits of CPU reference runs of the ~1B hybrid's first N layers, made on the build
 # machine, as REFDIR/hybrid-1b-L{N}.safetensors (N = 24: about 2 minutes and 9 GB of memory; the
@@ -64,13 +65,15 @@ declare -A RC
 step() { # name timeout command...
     local name=$1 limit=$2
     shift 2
+    # ONLY="kernels model ...": run just these steps (a re-check on a short lease).
+    if [ -n "${ONLY:-}" ] && [[ " $ONLY " != *" $name "* ]]; then return; fi
     local t0=$SECONDS
     timeout "$limit" "$@" > "$OUT/$name.log" 2>&1
     RC[$name]=$?
     echo "== $name: rc=${RC[$name]} in $((SECONDS - t0)) s"
 }
 
-export BIN OUT
+export BIN OUT PEERS_ARGS
 step model 200 "$BIN/gpu_model" --test-threads=1 --nocapture
 grep -E "^test |test result|panicked|relative RMS|^  [a-z0-9-]+\[|^ran|^skipped" "$OUT/model.log" | head -60
 
@@ -96,7 +99,7 @@ peer_runs() {
     if ls .whl/*.whl > /dev/null 2>&1; then
         python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site
     fi
-    PYTHONUNBUFFERED=1 python3 scripts/bench_peers.py
+    PYTHONUNBUFFERED=1 python3 scripts/bench_peers.py ${PEERS_ARGS:-}
 }
 export -f peer_runs
 step peers 150 bash -c peer_runs
