@@ -1501,6 +1501,96 @@ fn rand_f32(ctx: &Ctx, r: &mut ChaCha8Rng, n: usize, lo: f32, hi: f32) -> GpuBuf
     ctx.gpu.upload(&h, "bench input").unwrap()
 }
 
+/// Random inputs of a delta-rule benchmark: `b` sequences of `t` tokens, Dk = Dv = 128, states
+/// for `state_seqs` sequences (a decode step may run on more sequences than the prefill).
+struct DeltaBench {
+    q: GpuBuffer<bf16>,
+    k: GpuBuffer<bf16>,
+    v: GpuBuffer<bf16>,
+    z: GpuBuffer<bf16>,
+    g: GpuBuffer<f32>,
+    beta: GpuBuffer<f32>,
+    state: GpuBuffer<f32>,
+    o: GpuBuffer<bf16>,
+    norm_w: GpuBuffer<f32>,
+    b: usize,
+    t: usize,
+    width: usize,
+}
+
+impl DeltaBench {
+    fn new(ctx: &Ctx, r: &mut ChaCha8Rng, p: &DeltaRuleParams, b: usize, t: usize, state_seqs: usize) -> Self {
+        let (h, width) = (p.value_heads, p.value_heads * p.value_dim);
+        let glen = if p.gate == DecayGate::PerChannel {
+            b * t * width
+        } else {
+            b * t * h
+        };
+        DeltaBench {
+            q: rand_bf16(ctx, r, b * t * width),
+            k: rand_bf16(ctx, r, b * t * width),
+            v: rand_bf16(ctx, r, b * t * width),
+            z: rand_bf16(ctx, r, b * t * width),
+            g: rand_f32(ctx, r, glen, -1.0, -0.01),
+            beta: rand_f32(ctx, r, b * t * h, 0.1, 0.9),
+            state: rand_f32(ctx, r, state_seqs * h * p.key_dim * p.value_dim, -0.1, 0.1),
+            o: ctx.nan_bf16(b * t * width, "o"),
+            norm_w: rand_f32(ctx, r, p.value_dim, 0.5, 1.5),
+            b,
+            t,
+            width,
+        }
+    }
+
+    /// Kernel arguments for `tokens` tokens per sequence (the state updated in place).
+    fn args(&self, p: &DeltaRuleParams, tokens: usize) -> Vec<KernelArg> {
+        let i = |x: usize| KernelArg::I32(x as i32);
+        let w = self.width;
+        let mut a = vec![
+            self.q.arg(),
+            i(w),
+            self.k.arg(),
+            i(w),
+            self.v.arg(),
+            i(w),
+            self.g.arg(),
+            self.beta.arg(),
+            self.state.arg(),
+            self.state.arg(),
+            self.o.arg(),
+            i(w),
+            i(tokens),
+        ];
+        if p.gated_norm.is_some() {
+            a.extend([self.z.arg(), i(w), self.norm_w.arg()]);
+        }
+        a
+    }
+
+    /// Times the chunked kernel over every token and prints its row.
+    fn time_chunked(&self, ctx: &mut Ctx, p: &DeltaRuleParams, name: &str) {
+        let pre = delta_rule_chunked(p).unwrap();
+        ctx.load(&pre);
+        let a = self.args(p, self.t);
+        let ms = time_ms(ctx, 3, || {
+            ctx.launch(pre.name(), delta_rule_chunked_launch(p, self.b), &a)
+        });
+        let form = if delta_rule_tensor_cores(p) {
+            "tensor cores C64"
+        } else {
+            "C16"
+        };
+        println!(
+            "| delta_rule_chunked {name} {form} BV{} | B{} T{} H{} Dk=Dv=128 | {ms:.3} | {:.0} ktok/s |",
+            p.value_block,
+            self.b,
+            self.t,
+            p.value_heads,
+            (self.b * self.t) as f64 / ms
+        );
+    }
+}
+
 #[test]
 #[ignore]
 fn bench_kernels() {
@@ -1614,65 +1704,8 @@ fn bench_kernels() {
             bytes / ms / 1e9
         );
     }
-    // The chunked delta rule as the models run it (gated norm fused) at the other
-    // shapes: B1 T8192 H32 and B8 T2048 H16, Dk = Dv = 128.
-    for (name, gate) in [("KDA+norm", DecayGate::PerChannel), ("GDN+norm", DecayGate::Scalar)] {
-        for (b, t, h) in [(1usize, 8192usize, 32usize), (8, 2048, 16)] {
-            let p = DeltaRuleParams::new(h, h, 128, 128, gate).with_gated_norm(GatedNormEpilogue {
-                eps: 1e-5,
-                act: GateActivation::Silu,
-            });
-            let w = h * 128;
-            let glen = if gate == DecayGate::PerChannel {
-                b * t * w
-            } else {
-                b * t * h
-            };
-            let (q, k, v, z) = (
-                rand_bf16(&ctx, &mut r, b * t * w),
-                rand_bf16(&ctx, &mut r, b * t * w),
-                rand_bf16(&ctx, &mut r, b * t * w),
-                rand_bf16(&ctx, &mut r, b * t * w),
-            );
-            let g = rand_f32(&ctx, &mut r, glen, -1.0, -0.01);
-            let beta = rand_f32(&ctx, &mut r, b * t * h, 0.1, 0.9);
-            let st = rand_f32(&ctx, &mut r, b * h * 128 * 128, -0.1, 0.1);
-            let o = ctx.nan_bf16(b * t * w, "o");
-            let nw = rand_f32(&ctx, &mut r, 128, 0.5, 1.5);
-            let a = [
-                q.arg(),
-                i(w),
-                k.arg(),
-                i(w),
-                v.arg(),
-                i(w),
-                g.arg(),
-                beta.arg(),
-                st.arg(),
-                st.arg(),
-                o.arg(),
-                i(w),
-                i(t),
-                z.arg(),
-                i(w),
-                nw.arg(),
-            ];
-            let pre = delta_rule_chunked(&p).unwrap();
-            ctx.load(&pre);
-            let ms = time_ms(&ctx, 3, || ctx.launch(pre.name(), delta_rule_chunked_launch(&p, b), &a));
-            println!(
-                "| delta_rule_chunked {name} {} | B{b} T{t} H{h} Dk=Dv=128 | {ms:.3} | {:.0} ktok/s |",
-                if delta_rule_tensor_cores(&p) {
-                    "tensor cores C64"
-                } else {
-                    "C16"
-                },
-                (b * t) as f64 / ms
-            );
-        }
-    }
     // Delta rule: KDA-like, T = 4096, 32 heads, Dk = Dv = 128; without and with the gated-norm
-    // epilogue (one block of 128 threads per head instead of two of 64: half the blocks).
+    // epilogue (one block per head instead of two: half the blocks); one decode step at B8.
     let silu = GatedNormEpilogue {
         eps: 1e-5,
         act: GateActivation::Silu,
@@ -1688,62 +1721,11 @@ fn bench_kernels() {
             Some(n) => p.with_gated_norm(n),
             None => p,
         };
-        let (b, t) = (1, 4096);
-        let w = 32 * 128;
-        let glen = if gate == DecayGate::PerChannel {
-            b * t * w
-        } else {
-            b * t * 32
-        };
-        let (q, k, v) = (
-            rand_bf16(&ctx, &mut r, b * t * w),
-            rand_bf16(&ctx, &mut r, b * t * w),
-            rand_bf16(&ctx, &mut r, b * t * w),
-        );
-        let g = rand_f32(&ctx, &mut r, glen, -1.0, -0.01);
-        let beta = rand_f32(&ctx, &mut r, b * t * 32, 0.1, 0.9);
-        let st = rand_f32(&ctx, &mut r, 8 * 32 * 128 * 128, -0.1, 0.1);
-        let o = ctx.nan_bf16(t * w, "o");
-        let z = rand_bf16(&ctx, &mut r, b * t * w);
-        let nw = rand_f32(&ctx, &mut r, 128, 0.5, 1.5);
-        let args = |tt: usize| {
-            let mut a = vec![
-                q.arg(),
-                i(w),
-                k.arg(),
-                i(w),
-                v.arg(),
-                i(w),
-                g.arg(),
-                beta.arg(),
-                st.arg(),
-                st.arg(),
-                o.arg(),
-                i(w),
-                i(tt),
-            ];
-            if p.gated_norm.is_some() {
-                a.extend([z.arg(), i(w), nw.arg()]);
-            }
-            a
-        };
-        let pre = delta_rule_chunked(&p).unwrap();
-        ctx.load(&pre);
-        let a = args(t);
-        let ms = time_ms(&ctx, 3, || ctx.launch(pre.name(), delta_rule_chunked_launch(&p, b), &a));
-        println!(
-            "| delta_rule_chunked {name} {} BV{} | B1 T4096 H32 Dk=Dv=128 | {ms:.3} | {:.0} ktok/s |",
-            if delta_rule_tensor_cores(&p) {
-                "tensor cores C64"
-            } else {
-                "C16"
-            },
-            p.value_block,
-            t as f64 / ms
-        );
+        let bufs = DeltaBench::new(&ctx, &mut r, &p, 1, 4096, 8);
+        bufs.time_chunked(&mut ctx, &p, name);
         let dec = delta_rule_recurrent(&p).unwrap();
         ctx.load(&dec);
-        let a = args(1);
+        let a = bufs.args(&p, 1);
         let ms = time_ms(&ctx, 20, || ctx.launch(dec.name(), delta_rule_launch(&p, 8, 0), &a));
         let bytes = 2.0 * (8 * 32 * 128 * 128 * 4) as f64;
         println!(
@@ -1751,6 +1733,14 @@ fn bench_kernels() {
             p.value_block,
             bytes / ms / 1e9
         );
+    }
+    // The chunked delta rule as the models run it (gated norm fused) at the other
+    // shapes: B1 T8192 H32 and B8 T2048 H16.
+    for (name, gate) in [("KDA+norm", DecayGate::PerChannel), ("GDN+norm", DecayGate::Scalar)] {
+        for (b, t, h) in [(1usize, 8192usize, 32usize), (8, 2048, 16)] {
+            let p = DeltaRuleParams::new(h, h, 128, 128, gate).with_gated_norm(silu);
+            DeltaBench::new(&ctx, &mut r, &p, b, t, b).time_chunked(&mut ctx, &p, name);
+        }
     }
     // Conv (3 × 4096 channels) and scan (Di 8192, N 16), T = 4096.
     {
