@@ -29,6 +29,8 @@
 #   bench    `modelc bench specs/hybrid-1b.yaml` (warm prefill 512/4096, decode batch 1/8) and the
 #            cli_bench tests
 #   peers    scripts/bench_peers.py: copy/GEMM ceilings, SDPA, fla-core (wheels in .whl/, if carried)
+#   modelpeer scripts/bench_model_peer.py: the HF-style eager + fla forward of hybrid-1b (the
+#            whole-model peer of `bench`; needs the fla-core wheel)
 set -u
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 BIN=.gpu-bin
@@ -95,15 +97,27 @@ export -f bench_runs
 step bench 150 bash -c bench_runs
 grep -E "^\||modelc bench|^test |test result|panicked|error" "$OUT/bench.log" | head -20
 
-peer_runs() {
+# The fla-core wheel (and any other carried in .whl/) for the Python peers.
+fla_wheels() {
     if ls .whl/*.whl > /dev/null 2>&1; then
         python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site
     fi
+}
+peer_runs() {
+    fla_wheels
     PYTHONUNBUFFERED=1 python3 scripts/bench_peers.py ${PEERS_ARGS:-}
 }
-export -f peer_runs
+export -f fla_wheels peer_runs
 step peers 150 bash -c peer_runs
 grep -E "^\||device:" "$OUT/peers.log" | head -24
+
+model_peer_runs() {
+    fla_wheels
+    PYTHONUNBUFFERED=1 python3 scripts/bench_model_peer.py --tokens 512,4096
+}
+export -f model_peer_runs
+step modelpeer 180 bash -c model_peer_runs
+grep -E "^\||device:|Error" "$OUT/modelpeer.log" | head -12
 
 PROMPT=$(seq -s, 1 37)
 HYBRIDS="specs/tiny-hybrid.yaml tests/golden/specs/codegen-hybrid.yaml"
@@ -141,4 +155,4 @@ step glue 90 "$BIN/codegen_gpu" --test-threads=1 --nocapture
 grep -E "^test |test result|panicked|glue kernels" "$OUT/glue.log" | head -20
 
 echo "== summary (exit codes; 0 = pass)"
-for s in model memcheck cmp 1b cli1b kernels kbench glue bench peers; do printf '%-9s %s\n' "$s" "${RC[$s]:-not run}"; done
+for s in model memcheck cmp 1b cli1b kernels kbench glue bench peers modelpeer; do printf '%-9s %s\n' "$s" "${RC[$s]:-not run}"; done
