@@ -3,9 +3,7 @@
 # repository root. The binaries are built elsewhere (no Rust toolchain needed here) and carried
 # in .gpu-bin/ (git-ignored):
 #
-#   cargo build --release -p modelc
-#   cargo test --release -p modelc --test gpu_model --test gpu_kernels --test codegen_gpu --test cli_bench --no-run
-#   scripts/gpu_acceptance.sh --collect [REFDIR]   # copies and strips them into .gpu-bin/
+#   scripts/gpu_acceptance.sh --collect [REFDIR]   # builds them (release) and strips them into .gpu-bin/
 #   scripts/gpu_acceptance.sh                                # on the GPU machine
 #   ONLY="kernels model" PEERS_ARGS=--quick scripts/gpu_acceptance.sh   # some steps only
 #
@@ -38,12 +36,18 @@ BIN=.gpu-bin
 if [ "${1:-}" = "--collect" ]; then
     set -e
     mkdir -p "$BIN"
-    newest() { ls -t target/release/deps/"$1"-* | grep -v '\.d$' | head -1; }
-    cp target/release/modelc "$BIN/modelc"
-    cp "$(newest gpu_model)" "$BIN/gpu_model"
-    cp "$(newest gpu_kernels)" "$BIN/gpu_kernels"
-    cp "$(newest codegen_gpu)" "$BIN/codegen_gpu"
-    cp "$(newest cli_bench)" "$BIN/cli_bench"
+    # Cargo names the test executables it built for this tree (a shared CARGO_TARGET_DIR holds
+    # other trees' builds too, so the newest file is not necessarily ours).
+    cargo build --release -p modelc --bin modelc
+    cargo test --release -p modelc --test gpu_model --test gpu_kernels --test codegen_gpu --test cli_bench \
+        --no-run --message-format=json |
+        python3 -c 'import json, sys
+for line in sys.stdin:
+    m = json.loads(line)
+    if m.get("reason") == "compiler-artifact" and m.get("executable"):
+        print(m["target"]["name"], m["executable"])' |
+        while read -r name exe; do cp "$exe" "$BIN/$name"; done
+    cp "${CARGO_TARGET_DIR:-target}/release/modelc" "$BIN/modelc"
     strip "$BIN/modelc" "$BIN/gpu_model" "$BIN/gpu_kernels" "$BIN/codegen_gpu" "$BIN/cli_bench"
     if [ -n "${2:-}" ]; then mkdir -p "$BIN/ref1b" && cp "$2"/hybrid-1b-L*.safetensors "$BIN/ref1b/"; fi
     ls -la "$BIN"

@@ -127,3 +127,50 @@ fn bf16_storage_emulation_moves_logits_by_the_bf16_floor() {
         assert!(e > 1e-5 && e < 5e-2, "{name}: bf16-storage relative RMS {e:e}");
     }
 }
+
+/// The prefill head (final norm and LM head) reads only the last hidden state: moving each
+/// sequence's last row to the front and running the head for one token gives exactly the last
+/// rows of the full call, for every spec, and the states (checked by a decode step after it) are
+/// the same. The head exists for every spec and starts after the last layer's steps.
+#[test]
+fn the_prefill_head_gives_each_sequences_last_logits() {
+    for (name, spec) in codegen_specs().into_iter().chain(tiny_specs()) {
+        for (pname, p) in placements(&spec) {
+            let label = format!("{name}[{pname}]");
+            let graph = placed(&spec, &p);
+            let cg = generate(graph).unwrap_or_else(|e| panic!("{label}: {e}"));
+            let prog = program::build(&cg, &name, &p).unwrap_or_else(|e| panic!("{label}: {e}"));
+            let head = prog.head.as_ref().unwrap_or_else(|| panic!("{label}: no prefill head"));
+            assert!(
+                prog.prefill.steps[head.first_step..]
+                    .iter()
+                    .all(|s| s.layer().is_none())
+                    && prog.prefill.steps[head.first_step - 1].layer().is_some(),
+                "{label}: the head must be the steps after the last layer"
+            );
+            let lay: Vec<_> = layout::weights(&spec).into_iter().map(|w| (w.key, w.shape)).collect();
+            let weights = WeightStore::random(&lay, 5);
+            let vocab = spec.vocab_size as u32;
+            let seqs: Vec<Vec<u32>> = (0..2u32)
+                .map(|b| (0..6).map(|i| (i * 7 + b * 13 + 2) % vocab).collect())
+                .collect();
+            let mut full = Machine::new(&cg, &prog, &weights, 2, 16);
+            let mut last = Machine::new(&cg, &prog, &weights, 2, 16);
+            let all = full.call(Phase::Prefill, 0, &seqs);
+            let got = last.call_last(0, &seqs);
+            let v = vocab as usize;
+            assert_eq!(got.shape, vec![2, 1, v], "{label}");
+            for b in 0..2 {
+                let want = &all.data[(b * 6 + 5) * v..(b * 6 + 6) * v];
+                assert_eq!(
+                    &got.data[b * v..(b + 1) * v],
+                    want,
+                    "{label}: sequence {b}'s last logits"
+                );
+            }
+            let toks: Vec<Vec<u32>> = vec![vec![3 % vocab], vec![8 % vocab]];
+            let (a, b) = (full.call(Phase::Decode, 0, &toks), last.call(Phase::Decode, 0, &toks));
+            assert_eq!(a.data, b.data, "{label}: decode after the last-logits prefill");
+        }
+    }
+}

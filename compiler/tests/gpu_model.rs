@@ -503,6 +503,24 @@ fn a_prompt_prefilled_in_chunks_equals_the_reference() {
         report.check(label.clone(), &got, &want.data);
         eprintln!("{label}: by 4 tokens {}", token_profile(&got, &want.data, v as usize));
         check_states(&mut report, &label, &exec, &cg, &r, 0);
+        // Only the last token's logits: the final norm and LM head run on one row (and not at
+        // all for the earlier chunks); the states must be those of the full prefill.
+        exec.reset(0).expect("reset");
+        let last = exec.prefill_last(0, &seq).expect("prefill_last");
+        assert_eq!(exec.past_len(0), Some(37));
+        assert_eq!(exec.last_logits().expect("last logits").len(), v as usize);
+        let vocab = v as usize;
+        let label = format!("last logits only, chunks of {chunk}");
+        report.check(label.clone(), &last, &want.data[36 * vocab..]);
+        check_states(&mut report, &label, &exec, &cg, &r, 0);
+        // Against the all-rows call on the GPU: the same bf16 hidden row times the same weights,
+        // only the GEMM's f32 summation order differs (GEMV vs cuBLASLt): 1e-4 relative RMS.
+        let all_last: Vec<f64> = got[36 * vocab..].iter().map(|&x| f64::from(x)).collect();
+        let err = rel_rms(&last, &all_last);
+        assert!(
+            err < 1e-4,
+            "{label}: last row differs from the all-rows call by {err:.2e}"
+        );
         logits.push(got);
         gpu = Some(exec.into_gpu());
     }

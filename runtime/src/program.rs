@@ -15,6 +15,9 @@
 //!   each sequence has already seen) and `outputs` (`logits`).
 //! - `prefill` / `decode`: the steps, in order: cuBLAS GEMMs (`y = alpha·x·Wᵀ + beta·C`) and
 //!   kernel launches (module, entry, grid and block, arguments).
+//! - `head` (optional): where the prefill's trailing final-norm and LM-head steps start and the
+//!   one hidden buffer they read, so a call that wants only each sequence's last logits runs them
+//!   on one row per sequence ([`PrefillHead`]).
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -677,6 +680,20 @@ pub struct Schedule {
     pub steps: Vec<Step>,
 }
 
+/// The trailing prefill steps that only turn hidden rows into logits (the final norm and the LM
+/// head). When a caller wants just each sequence's last logits, the executor moves each
+/// sequence's last hidden row to the front of `hidden` and runs these steps for one token per
+/// sequence (or skips them for a prompt chunk whose logits nobody reads): at 4096 tokens this
+/// saves the LM head's GEMM over 4095 rows and a 500 MB logits write.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PrefillHead {
+    /// Index in `prefill.steps` of the first head step; every later step belongs to the head.
+    pub first_step: usize,
+    /// The only per-row value the head reads: `[rows, channels]` with row stride `hidden.ld`.
+    pub hidden: Operand,
+    pub channels: usize,
+}
+
 /// A whole compiled model. See the module doc.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Program {
@@ -692,6 +709,10 @@ pub struct Program {
     pub outputs: Vec<HostIo>,
     pub prefill: Schedule,
     pub decode: Schedule,
+    /// Absent when the compiler could not isolate the head (the executor then always computes
+    /// every row's logits).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub head: Option<PrefillHead>,
 }
 
 impl Program {
@@ -744,6 +765,22 @@ impl Program {
                     }
                 }
             }
+        }
+        if let Some(h) = &self.head {
+            if h.first_step == 0 || h.first_step >= self.prefill.steps.len() {
+                return bad(format!(
+                    "head: first step {} is not a trailing part of the {} prefill steps",
+                    h.first_step,
+                    self.prefill.steps.len()
+                ));
+            }
+            if !matches!(h.hidden.buffer, BufferRef::Buffer(_)) || h.channels == 0 || h.channels > h.hidden.ld {
+                return bad(format!(
+                    "head: hidden rows of {} channels at row stride {} must be an activation buffer",
+                    h.channels, h.hidden.ld
+                ));
+            }
+            check_ref(&h.hidden.buffer, "head")?;
         }
         Ok(())
     }

@@ -17,8 +17,8 @@ use crate::passes::fuse::StepKind;
 use crate::passes::gemm_merge::PackedWeight;
 use crate::passes::Placement;
 use modelc_runtime::program::{
-    Arg, Buffer, BufferRef, DeviceWeight, Expr, GemmStep, HostIo, KernelModule, LaunchStep, Operand, Program, Schedule,
-    StateBuffer, Step, Sym, WeightPart, PROGRAM_FORMAT,
+    Arg, Buffer, BufferRef, DeviceWeight, Expr, GemmStep, HostIo, KernelModule, LaunchStep, Operand, PrefillHead,
+    Program, Schedule, StateBuffer, Step, Sym, WeightPart, PROGRAM_FORMAT,
 };
 use modelc_runtime::tensor::DType;
 
@@ -451,9 +451,18 @@ pub fn build(cg: &Codegen, model: &str, placement: &Placement) -> Result<Program
     }
 
     // Schedules.
+    let head_plan_step = head_start(cg, &b.homes);
+    let mut head = None;
     let mut prefill = Vec::new();
     let mut decode = Vec::new();
     for (i, step) in cg.plan.steps.iter().enumerate() {
+        if let Some((_, hidden)) = head_plan_step.filter(|&(first, _)| first == i) {
+            head = Some(PrefillHead {
+                first_step: prefill.len(),
+                hidden: b.operand(hidden)?,
+                channels: graph.ty(hidden).channels().unwrap_or(0),
+            });
+        }
         let code = cg
             .steps
             .get(i)
@@ -512,9 +521,42 @@ pub fn build(cg: &Codegen, model: &str, placement: &Placement) -> Result<Program
         outputs,
         prefill: Schedule { steps: prefill },
         decode: Schedule { steps: decode },
+        head,
     };
     program.validate().map_err(|e| graph_err(e.to_string()))?;
     Ok(program)
+}
+
+/// The plan step where the prefill head starts (see [`PrefillHead`]) and the one value it reads
+/// from before it: the trailing model-level GEMM and glue steps after the last layer, provided
+/// they read exactly one activation buffer written earlier (the last hidden state) and no host
+/// input. `None` (no head; every row's logits are computed) for any other shape.
+fn head_start(cg: &Codegen, homes: &HashMap<Value, Home>) -> Option<(usize, Value)> {
+    let graph = &cg.graph;
+    let steps = &cg.plan.steps;
+    let first = steps.iter().rposition(|s| s.layer.is_some())? + 1;
+    let head = steps.get(first..).filter(|h| !h.is_empty())?;
+    if head.iter().any(|s| matches!(s.kind, StepKind::Core(_))) {
+        return None;
+    }
+    let written: Vec<Value> = head.iter().flat_map(|s| s.outputs.iter().copied()).collect();
+    let mut hidden: Option<Value> = None;
+    for v in head.iter().flat_map(|s| s.inputs.iter().copied()) {
+        let base = cg.plan.resolve(graph, v).base;
+        if written.contains(&base) {
+            continue;
+        }
+        match homes.get(&base) {
+            Some(Home::Buffer(_)) => match hidden {
+                None => hidden = Some(v),
+                Some(h) if h == v => {}
+                Some(_) => return None,
+            },
+            Some(_) => return None,
+            None => {} // weights and constants
+        }
+    }
+    Some((first, hidden?))
 }
 
 /// Whether a value is a state a core updates in place (read only by `state.*` outputs).

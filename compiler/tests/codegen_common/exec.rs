@@ -99,13 +99,24 @@ impl<'a> Machine<'a> {
     /// Runs one call: `tokens[b]` for sequence slot `slot + b` (all of one length), whose past
     /// lengths are read from and advanced in `past_len`. Returns the logits `[batch, T, vocab]`.
     pub fn call(&mut self, phase: Phase, slot: u64, tokens: &[Vec<u32>]) -> Array {
+        self.call_for(phase, slot, tokens, false)
+    }
+
+    /// [`call`](Self::call) computing only each sequence's last logits `[batch, 1, vocab]` the
+    /// way the GPU executor does with the program's prefill head: the head's input rows
+    /// `b·T + T − 1` moved to row `b`, then the head steps run for one token per sequence.
+    pub fn call_last(&mut self, slot: u64, tokens: &[Vec<u32>]) -> Array {
+        self.call_for(Phase::Prefill, slot, tokens, true)
+    }
+
+    fn call_for(&mut self, phase: Phase, slot: u64, tokens: &[Vec<u32>], last_only: bool) -> Array {
         let batch = tokens.len();
         let t = tokens[0].len();
         let pasts: Vec<u64> = (0..batch)
             .map(|b| self.mem[&BufferRef::Input(2)][slot as usize + b] as u64)
             .collect();
         let past = pasts.iter().copied().max().unwrap_or(0);
-        let env = Env {
+        let mut env = Env {
             batch: batch as u64,
             tokens: t as u64,
             past,
@@ -135,8 +146,19 @@ impl<'a> Machine<'a> {
             Phase::Prefill => &self.program.prefill,
             Phase::Decode => &self.program.decode,
         };
+        let head = self.program.head.as_ref().filter(|_| last_only);
+        assert!(!last_only || head.is_some(), "the program has no prefill head");
         let mut next = sched.steps.iter();
         for (i, step) in self.cg.plan.steps.iter().enumerate() {
+            if let Some(h) = head.filter(|h| sched.steps.len() - next.len() == h.first_step) {
+                let off = ev(&h.hidden.offset, &env);
+                let rows = self.mem.get_mut(&h.hidden.buffer).expect("the head's input buffer");
+                for b in 0..batch {
+                    let src = off + (b * t + t - 1) * h.hidden.ld;
+                    rows.copy_within(src..src + h.channels, off + b * h.hidden.ld);
+                }
+                env = Env { tokens: 1, ..env };
+            }
             match &step.kind {
                 StepKind::Gemm { .. } => match next.next() {
                     Some(Step::Gemm(g)) => self.gemm(g, &env),
@@ -182,8 +204,12 @@ impl<'a> Machine<'a> {
             .iter()
             .position(|o| o.name == LOGITS_OUTPUT)
             .expect("logits output");
-        let data = self.mem[&BufferRef::Output(li)].clone();
+        let mut data = self.mem[&BufferRef::Output(li)].clone();
         let vocab = data.len() / (batch * t);
+        if head.is_some() {
+            data.truncate(batch * vocab);
+            return Array::new(vec![batch, 1, vocab], data);
+        }
         Array::new(vec![batch, t, vocab], data)
     }
 

@@ -38,7 +38,7 @@ use super::error::CudaError;
 use super::gemm::{Gemm, GemmBias, GemmC, GemmOut, GemmShape};
 use super::gemv::{gemv_raw, gemv_supported, load_gemv};
 use super::kernel_cache::KernelCache;
-use crate::program::{Arg, BufferRef, Env, Expr, GemmStep, LaunchStep, Program, ProgramError, Step};
+use crate::program::{Arg, BufferRef, Env, Expr, GemmStep, LaunchStep, PrefillHead, Program, ProgramError, Step};
 use crate::tensor::{DType, HostTensor, TensorView};
 
 /// A boxed error from a weight source (a checkpoint reader, a random generator).
@@ -228,6 +228,16 @@ pub struct StepTime {
     /// hash: `rms_norm`, `attn_decode`, ...).
     pub kind: String,
     pub ms: f64,
+}
+
+/// Which rows' logits a call computes (see [`PrefillHead`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Logits {
+    All,
+    /// Each sequence's last token only.
+    Last,
+    /// None: a prompt chunk whose logits nobody reads.
+    None,
 }
 
 /// A decode signature seen once (run directly), or its captured graph.
@@ -888,8 +898,14 @@ impl Executor {
         if tokens.is_empty() {
             return Err(ExecError::BadCall("an empty prompt".into()));
         }
-        for chunk in tokens.chunks(self.cfg.max_prefill_tokens) {
-            self.run(Phase::Prefill, slot, &[chunk])?;
+        let chunks: Vec<&[u32]> = tokens.chunks(self.cfg.max_prefill_tokens).collect();
+        for (i, chunk) in chunks.iter().enumerate() {
+            let logits = if i + 1 == chunks.len() {
+                Logits::Last
+            } else {
+                Logits::None
+            };
+            self.run_for(Phase::Prefill, slot, &[chunk], logits)?;
         }
         let r = &self.outputs[self.logits];
         self.download_f32(r, (self.last_rows - 1) * self.vocab, self.vocab)
@@ -917,26 +933,74 @@ impl Executor {
     /// Runs one call (sequences `seqs[b]` of one common length at slots `slot + b`) and waits for
     /// it; the logits stay on the device ([`Executor::last_logits`]).
     pub fn run(&mut self, phase: Phase, slot: usize, seqs: &[&[u32]]) -> Result<(), ExecError> {
+        self.run_for(phase, slot, seqs, Logits::All)
+    }
+
+    /// [`run`](Self::run), computing only the `logits` asked for where the program has a
+    /// [`PrefillHead`] (prefill calls; decode always computes its one row per sequence).
+    fn run_for(&mut self, phase: Phase, slot: usize, seqs: &[&[u32]], logits: Logits) -> Result<(), ExecError> {
         let env = self.begin(phase, slot, seqs)?;
+        let steps = self.schedule(phase).steps.len();
+        let t = env.tokens as usize;
+        let mut rows = seqs.len() * t;
         if phase == Phase::Decode && self.cfg.graphs && !self.gpu.checked() {
             self.decode_graph(&env)?;
         } else {
-            self.enqueue(phase, &env)?;
+            match self.program.head.as_ref().filter(|_| phase == Phase::Prefill) {
+                Some(head) if logits != Logits::All => {
+                    self.enqueue(phase, &env, 0..head.first_step)?;
+                    rows = 0;
+                    if logits == Logits::Last {
+                        self.gather_last_rows(head, &env)?;
+                        let one_token = Env { tokens: 1, ..env };
+                        self.enqueue(phase, &one_token, head.first_step..steps)?;
+                        rows = seqs.len();
+                    }
+                }
+                _ => self.enqueue(phase, &env, 0..steps)?,
+            }
         }
         self.gpu
             .synchronize()
             .map_err(|source| ExecError::Async { phase, source })?;
-        let t = env.tokens as usize;
         for p in self.past.iter_mut().skip(slot).take(seqs.len()) {
             *p += t;
         }
-        self.last_rows = seqs.len() * t;
+        self.last_rows = rows;
         Ok(())
     }
 
-    /// Enqueues every step of `phase` on the stream.
-    fn enqueue(&self, phase: Phase, env: &Env) -> Result<(), ExecError> {
-        for (index, step) in self.schedule(phase).steps.iter().enumerate() {
+    /// Moves each sequence's last hidden row (row `b·T + T − 1`) to row `b` of the head's input,
+    /// in increasing `b`: a destination row never holds a source not yet moved.
+    fn gather_last_rows(&self, head: &PrefillHead, env: &Env) -> Result<(), ExecError> {
+        let t = env.tokens as usize;
+        if t == 1 {
+            return Ok(());
+        }
+        let r = self.region(head.hidden.buffer);
+        let offset = eval(&head.hidden.offset, env)?;
+        let row_bytes = head.channels * r.dtype.size();
+        for b in 0..env.batch as usize {
+            let src = r.operand(
+                offset + (b * t + t - 1) * head.hidden.ld,
+                1,
+                head.channels,
+                1,
+                "the last hidden row",
+            )?;
+            let dst = r.ptr_at(offset + b * head.hidden.ld, "the head's input row")?;
+            // SAFETY: both rows lie inside the live allocation (checked above) and do not overlap
+            // (t > 1, so the source row is after the destination row).
+            unsafe { cudarc::driver::result::memcpy_dtod_async(dst, src, row_bytes, self.gpu.stream().cu_stream()) }
+                .map_err(|e| CudaError::driver("moving the last hidden rows to the LM head", e))?;
+        }
+        Ok(())
+    }
+
+    /// Enqueues steps `range` of `phase` on the stream.
+    fn enqueue(&self, phase: Phase, env: &Env, range: std::ops::Range<usize>) -> Result<(), ExecError> {
+        let steps = &self.schedule(phase).steps[range.clone()];
+        for (index, step) in (range.start..).zip(steps) {
             let r = match step {
                 Step::Gemm(g) => self.gemm_step(g, env),
                 Step::Launch(l) => self.launch_step(l, env),
@@ -985,7 +1049,7 @@ impl Executor {
         let key = self.signature(env)?;
         match self.graphs.get(&key) {
             None => {
-                self.enqueue(Phase::Decode, env)?;
+                self.enqueue(Phase::Decode, env, 0..self.program.decode.steps.len())?;
                 self.graphs.insert(key, GraphSlot::Seen);
                 self.graph_stats.direct += 1;
             }
@@ -994,7 +1058,7 @@ impl Executor {
                 stream
                     .begin_capture(CUstreamCaptureMode::CU_STREAM_CAPTURE_MODE_THREAD_LOCAL)
                     .map_err(|e| CudaError::driver("beginning the capture of a decode graph", e))?;
-                let enqueued = self.enqueue(Phase::Decode, env);
+                let enqueued = self.enqueue(Phase::Decode, env, 0..self.program.decode.steps.len());
                 // End the capture on every path, so the stream is usable after an error.
                 let ended = stream.end_capture(CUgraphInstantiate_flags(0));
                 enqueued?;
@@ -1530,6 +1594,7 @@ mod tests {
             }],
             prefill: Schedule::default(),
             decode: Schedule::default(),
+            head: None,
         }
     }
 
