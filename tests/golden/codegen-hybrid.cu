@@ -89,9 +89,9 @@ extern "C" __global__ void __launch_bounds__(128) embedding_rms_norm_24cf9ee07ef
     }
 }
 
-// ===== kernels/rope_467f3a6c044b.cu =====
+// ===== kernels/rope_313fc54a19a5.cu =====
 /*
- * rope_467f3a6c044b: fused row-wise kernel, 1 block(s) of 256 threads per row (token), 512 channels a block.
+ * rope_313fc54a19a5: fused row-wise kernel, 1 block(s) of 256 threads per row (token), 512 channels a block.
  * Fuses, in order:
  *   rope(head_dim=32, theta=10000) @ layers.*.mixer
  *   rope(head_dim=32, theta=10000) @ layers.*.mixer
@@ -128,8 +128,12 @@ static __device__ __forceinline__ float warp_sum(float x) {
 #endif
 
 __constant__ double rope_inv_freq_0[16] = {1e0, 5.623413251903491e-1, 3.1622776601683794e-1, 1.778279410038923e-1, 1e-1, 5.623413251903491e-2, 3.162277660168379e-2, 1.778279410038923e-2, 1e-2, 5.623413251903491e-3, 3.1622776601683794e-3, 1.7782794100389228e-3, 1e-3, 5.623413251903491e-4, 3.1622776601683794e-4, 1.7782794100389227e-4};
+static __device__ __forceinline__ void rope_sincos(double a, float* s, float* c) {
+    a -= 6.283185307179586 * rint(a * 0.15915494309189535);
+    sincosf((float)a, s, c);
+}
 __constant__ double rope_inv_freq_1[16] = {1e0, 5.623413251903491e-1, 3.1622776601683794e-1, 1.778279410038923e-1, 1e-1, 5.623413251903491e-2, 3.162277660168379e-2, 1.778279410038923e-2, 1e-2, 5.623413251903491e-3, 3.1622776601683794e-3, 1.7782794100389228e-3, 1e-3, 5.623413251903491e-4, 3.1622776601683794e-4, 1.7782794100389227e-4};
-extern "C" __global__ void __launch_bounds__(256) rope_467f3a6c044b(
+extern "C" __global__ void __launch_bounds__(256) rope_313fc54a19a5(
     const bf16* __restrict__ x0_p, int x0_stride,
     const int* __restrict__ s1,
     const bf16* __restrict__ x2_p, int x2_stride,
@@ -146,10 +150,10 @@ extern "C" __global__ void __launch_bounds__(256) rope_467f3a6c044b(
     auto x2 = [&](int c) -> float { return ld(x2_p, row * x2_stride + c); };
     /* rope(head_dim=32, theta=10000) @ layers.*.mixer */
     const double pos0 = (double)s1[row];
-    auto v0 = [&](int c) -> float { return [&]() { const int i = c % 32; const int j = i % 16; double s, co; sincos(pos0 * rope_inv_freq_0[j], &s, &co); return i < 16 ? x0(c) * (float)co - x0(c + 16) * (float)s : x0(c) * (float)co + x0(c - 16) * (float)s; }(); };
+    auto v0 = [&](int c) -> float { return [&]() { const int i = c % 32; const int j = i % 16; float s, co; rope_sincos(pos0 * rope_inv_freq_0[j], &s, &co); return i < 16 ? x0(c) * co - x0(c + 16) * s : x0(c) * co + x0(c - 16) * s; }(); };
     /* rope(head_dim=32, theta=10000) @ layers.*.mixer */
     const double pos1 = (double)s1[row];
-    auto v1 = [&](int c) -> float { return [&]() { const int i = c % 32; const int j = i % 16; double s, co; sincos(pos1 * rope_inv_freq_1[j], &s, &co); return i < 16 ? x2(c) * (float)co - x2(c + 16) * (float)s : x2(c) * (float)co + x2(c - 16) * (float)s; }(); };
+    auto v1 = [&](int c) -> float { return [&]() { const int i = c % 32; const int j = i % 16; float s, co; rope_sincos(pos1 * rope_inv_freq_1[j], &s, &co); return i < 16 ? x2(c) * co - x2(c + 16) * s : x2(c) * co + x2(c - 16) * s; }(); };
 #pragma unroll
     for (int i = 0; i < 2; ++i) {
         const int c = c0 + tid + i * 256;
@@ -637,9 +641,9 @@ extern "C" __global__ void __launch_bounds__(256) silu_mul_78101e1a0685(
     }
 }
 
-// ===== kernels/rope_8922f6b61c3a.cu =====
+// ===== kernels/rope_754a5e41b357.cu =====
 /*
- * rope_8922f6b61c3a: fused row-wise kernel, 1 block(s) of 256 threads per row (token), 512 channels a block.
+ * rope_754a5e41b357: fused row-wise kernel, 1 block(s) of 256 threads per row (token), 512 channels a block.
  * Fuses, in order:
  *   rope(head_dim=32, theta=10000) @ layers.*.mixer
  *   rope(head_dim=32, theta=10000) @ layers.*.mixer
@@ -676,8 +680,12 @@ static __device__ __forceinline__ float warp_sum(float x) {
 #endif
 
 __constant__ double rope_inv_freq_0[16] = {1e0, 5.623413251903491e-1, 3.1622776601683794e-1, 1.778279410038923e-1, 1e-1, 5.623413251903491e-2, 3.162277660168379e-2, 1.778279410038923e-2, 1e-2, 5.623413251903491e-3, 3.1622776601683794e-3, 1.7782794100389228e-3, 1e-3, 5.623413251903491e-4, 3.1622776601683794e-4, 1.7782794100389227e-4};
+static __device__ __forceinline__ void rope_sincos(double a, float* s, float* c) {
+    a -= 6.283185307179586 * rint(a * 0.15915494309189535);
+    sincosf((float)a, s, c);
+}
 __constant__ double rope_inv_freq_1[16] = {1e0, 5.623413251903491e-1, 3.1622776601683794e-1, 1.778279410038923e-1, 1e-1, 5.623413251903491e-2, 3.162277660168379e-2, 1.778279410038923e-2, 1e-2, 5.623413251903491e-3, 3.1622776601683794e-3, 1.7782794100389228e-3, 1e-3, 5.623413251903491e-4, 3.1622776601683794e-4, 1.7782794100389227e-4};
-extern "C" __global__ void __launch_bounds__(256) rope_8922f6b61c3a(
+extern "C" __global__ void __launch_bounds__(256) rope_754a5e41b357(
     const bf16* __restrict__ x0_p, int x0_stride,
     const int* __restrict__ s1,
     const bf16* __restrict__ x2_p, int x2_stride,
@@ -694,10 +702,10 @@ extern "C" __global__ void __launch_bounds__(256) rope_8922f6b61c3a(
     auto x2 = [&](int c) -> float { return ld(x2_p, row * x2_stride + c); };
     /* rope(head_dim=32, theta=10000) @ layers.*.mixer */
     const double pos0 = (double)s1[row];
-    auto v0 = [&](int c) -> float { return [&]() { const int i = c % 32; const int j = i % 16; double s, co; sincos(pos0 * rope_inv_freq_0[j], &s, &co); return i < 16 ? x0(c) * (float)co - x0(c + 16) * (float)s : x0(c) * (float)co + x0(c - 16) * (float)s; }(); };
+    auto v0 = [&](int c) -> float { return [&]() { const int i = c % 32; const int j = i % 16; float s, co; rope_sincos(pos0 * rope_inv_freq_0[j], &s, &co); return i < 16 ? x0(c) * co - x0(c + 16) * s : x0(c) * co + x0(c - 16) * s; }(); };
     /* rope(head_dim=32, theta=10000) @ layers.*.mixer */
     const double pos1 = (double)s1[row];
-    auto v1 = [&](int c) -> float { return [&]() { const int i = c % 32; const int j = i % 16; double s, co; sincos(pos1 * rope_inv_freq_1[j], &s, &co); return i < 16 ? x2(c) * (float)co - x2(c + 16) * (float)s : x2(c) * (float)co + x2(c - 16) * (float)s; }(); };
+    auto v1 = [&](int c) -> float { return [&]() { const int i = c % 32; const int j = i % 16; float s, co; rope_sincos(pos1 * rope_inv_freq_1[j], &s, &co); return i < 16 ? x2(c) * co - x2(c + 16) * s : x2(c) * co + x2(c - 16) * s; }(); };
 #pragma unroll
     for (int i = 0; i < 2; ++i) {
         const int c = c0 + tid + i * 256;

@@ -113,9 +113,9 @@ extern "C" __global__ void __launch_bounds__(128) embedding_layer_norm_ea09a47f9
     }
 }
 
-// ===== kernels/rope_e5bb8ea2dd2a.cu =====
+// ===== kernels/rope_eac687aa1ab7.cu =====
 /*
- * rope_e5bb8ea2dd2a: fused row-wise kernel, 1 block(s) of 256 threads per row (token), 512 channels a block.
+ * rope_eac687aa1ab7: fused row-wise kernel, 1 block(s) of 256 threads per row (token), 512 channels a block.
  * Fuses, in order:
  *   rope(head_dim=32, theta=500000) @ layers.*.mixer
  *   rope(head_dim=32, theta=500000) @ layers.*.mixer
@@ -152,8 +152,12 @@ static __device__ __forceinline__ float warp_sum(float x) {
 #endif
 
 __constant__ double rope_inv_freq_0[16] = {1e0, 4.4036660267178046e-1, 1.9392274474868576e-1, 8.539710028576561e-2, 3.760603093086393e-2, 1.6560440080994446e-2, 7.292664737217109e-3, 3.211445994752591e-3, 1.414213562373095e-3, 6.22772421914596e-4, 2.742481756762073e-4, 1.2076973741146504e-4, 5.318295896944988e-5, 2.341999896140934e-5, 1.031338537721246e-5, 4.5416704806078695e-6};
+static __device__ __forceinline__ void rope_sincos(double a, float* s, float* c) {
+    a -= 6.283185307179586 * rint(a * 0.15915494309189535);
+    sincosf((float)a, s, c);
+}
 __constant__ double rope_inv_freq_1[16] = {1e0, 4.4036660267178046e-1, 1.9392274474868576e-1, 8.539710028576561e-2, 3.760603093086393e-2, 1.6560440080994446e-2, 7.292664737217109e-3, 3.211445994752591e-3, 1.414213562373095e-3, 6.22772421914596e-4, 2.742481756762073e-4, 1.2076973741146504e-4, 5.318295896944988e-5, 2.341999896140934e-5, 1.031338537721246e-5, 4.5416704806078695e-6};
-extern "C" __global__ void __launch_bounds__(256) rope_e5bb8ea2dd2a(
+extern "C" __global__ void __launch_bounds__(256) rope_eac687aa1ab7(
     const bf16* __restrict__ x0_p, int x0_stride,
     const int* __restrict__ s1,
     const bf16* __restrict__ x2_p, int x2_stride,
@@ -170,10 +174,10 @@ extern "C" __global__ void __launch_bounds__(256) rope_e5bb8ea2dd2a(
     auto x2 = [&](int c) -> float { return ld(x2_p, row * x2_stride + c); };
     /* rope(head_dim=32, theta=500000) @ layers.*.mixer */
     const double pos0 = (double)s1[row];
-    auto v0 = [&](int c) -> float { return [&]() { const int i = c % 32; const int j = i % 16; double s, co; sincos(pos0 * rope_inv_freq_0[j], &s, &co); return i < 16 ? x0(c) * (float)co - x0(c + 16) * (float)s : x0(c) * (float)co + x0(c - 16) * (float)s; }(); };
+    auto v0 = [&](int c) -> float { return [&]() { const int i = c % 32; const int j = i % 16; float s, co; rope_sincos(pos0 * rope_inv_freq_0[j], &s, &co); return i < 16 ? x0(c) * co - x0(c + 16) * s : x0(c) * co + x0(c - 16) * s; }(); };
     /* rope(head_dim=32, theta=500000) @ layers.*.mixer */
     const double pos1 = (double)s1[row];
-    auto v1 = [&](int c) -> float { return [&]() { const int i = c % 32; const int j = i % 16; double s, co; sincos(pos1 * rope_inv_freq_1[j], &s, &co); return i < 16 ? x2(c) * (float)co - x2(c + 16) * (float)s : x2(c) * (float)co + x2(c - 16) * (float)s; }(); };
+    auto v1 = [&](int c) -> float { return [&]() { const int i = c % 32; const int j = i % 16; float s, co; rope_sincos(pos1 * rope_inv_freq_1[j], &s, &co); return i < 16 ? x2(c) * co - x2(c + 16) * s : x2(c) * co + x2(c - 16) * s; }(); };
 #pragma unroll
     for (int i = 0; i < 2; ++i) {
         const int c = c0 + tid + i * 256;

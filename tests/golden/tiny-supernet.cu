@@ -89,9 +89,9 @@ extern "C" __global__ void __launch_bounds__(128) embedding_rms_norm_9a5528ab946
     }
 }
 
-// ===== kernels/rope_8ee98b9ebc72.cu =====
+// ===== kernels/rope_efef6912d18a.cu =====
 /*
- * rope_8ee98b9ebc72: fused row-wise kernel, 1 block(s) of 256 threads per row (token), 512 channels a block.
+ * rope_efef6912d18a: fused row-wise kernel, 1 block(s) of 256 threads per row (token), 512 channels a block.
  * Fuses, in order:
  *   rope(head_dim=16, theta=10000) @ layers.*.mixer.mixers.attention
  *   rope(head_dim=16, theta=10000) @ layers.*.mixer.mixers.attention
@@ -128,8 +128,12 @@ static __device__ __forceinline__ float warp_sum(float x) {
 #endif
 
 __constant__ double rope_inv_freq_0[8] = {1e0, 3.1622776601683794e-1, 1e-1, 3.162277660168379e-2, 1e-2, 3.1622776601683794e-3, 1e-3, 3.1622776601683794e-4};
+static __device__ __forceinline__ void rope_sincos(double a, float* s, float* c) {
+    a -= 6.283185307179586 * rint(a * 0.15915494309189535);
+    sincosf((float)a, s, c);
+}
 __constant__ double rope_inv_freq_1[8] = {1e0, 3.1622776601683794e-1, 1e-1, 3.162277660168379e-2, 1e-2, 3.1622776601683794e-3, 1e-3, 3.1622776601683794e-4};
-extern "C" __global__ void __launch_bounds__(256) rope_8ee98b9ebc72(
+extern "C" __global__ void __launch_bounds__(256) rope_efef6912d18a(
     const bf16* __restrict__ x0_p, int x0_stride,
     const int* __restrict__ s1,
     const bf16* __restrict__ x2_p, int x2_stride,
@@ -146,10 +150,10 @@ extern "C" __global__ void __launch_bounds__(256) rope_8ee98b9ebc72(
     auto x2 = [&](int c) -> float { return ld(x2_p, row * x2_stride + c); };
     /* rope(head_dim=16, theta=10000) @ layers.*.mixer.mixers.attention */
     const double pos0 = (double)s1[row];
-    auto v0 = [&](int c) -> float { return [&]() { const int i = c % 16; const int j = i % 8; double s, co; sincos(pos0 * rope_inv_freq_0[j], &s, &co); return i < 8 ? x0(c) * (float)co - x0(c + 8) * (float)s : x0(c) * (float)co + x0(c - 8) * (float)s; }(); };
+    auto v0 = [&](int c) -> float { return [&]() { const int i = c % 16; const int j = i % 8; float s, co; rope_sincos(pos0 * rope_inv_freq_0[j], &s, &co); return i < 8 ? x0(c) * co - x0(c + 8) * s : x0(c) * co + x0(c - 8) * s; }(); };
     /* rope(head_dim=16, theta=10000) @ layers.*.mixer.mixers.attention */
     const double pos1 = (double)s1[row];
-    auto v1 = [&](int c) -> float { return [&]() { const int i = c % 16; const int j = i % 8; double s, co; sincos(pos1 * rope_inv_freq_1[j], &s, &co); return i < 8 ? x2(c) * (float)co - x2(c + 8) * (float)s : x2(c) * (float)co + x2(c - 8) * (float)s; }(); };
+    auto v1 = [&](int c) -> float { return [&]() { const int i = c % 16; const int j = i % 8; float s, co; rope_sincos(pos1 * rope_inv_freq_1[j], &s, &co); return i < 8 ? x2(c) * co - x2(c + 8) * s : x2(c) * co + x2(c - 8) * s; }(); };
 #pragma unroll
     for (int i = 0; i < 2; ++i) {
         const int c = c0 + tid + i * 256;
