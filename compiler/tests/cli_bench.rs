@@ -79,6 +79,7 @@ fn every_requested_shape_is_timed_on_the_gpu() {
         "5",
         "--runs",
         "2",
+        "--profile",
     ]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
@@ -96,6 +97,15 @@ fn every_requested_shape_is_timed_on_the_gpu() {
             "decode, batch 1, past 20",
             "decode, batch 3, past 20"
         ],
+        "{stdout}"
+    );
+    // The floor and a decode profile per batch size, with the fused decode GEMMs.
+    assert!(stdout.contains("decode floor: "), "{stdout}");
+    for b in [1, 3] {
+        assert!(stdout.contains(&format!("decode step profile, batch {b} ")), "{stdout}");
+    }
+    assert!(
+        stdout.contains("| gemm+rms_norm |") && stdout.contains("| gemm+silu_mul |"),
         "{stdout}"
     );
     // tokens/s = tokens per call / ms per call; the table rounds ms to 0.001 and tokens/s to 1.

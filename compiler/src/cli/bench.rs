@@ -9,7 +9,8 @@ use anyhow::{bail, Result};
 
 use super::common::load_spec;
 use super::run::{load_cuda_model, CudaModel};
-use modelc_runtime::cuda::executor::{ExecConfig, Phase};
+use modelc_runtime::cuda::executor::{ExecConfig, Phase, StepTime};
+use modelc_runtime::program::Step;
 
 /// Arguments of `modelc bench`.
 #[derive(clap::Args)]
@@ -37,7 +38,15 @@ pub struct Args {
     /// Placement for stochastic layers: a sub-mixer name for all, or LAYER=NAME,...
     #[arg(long)]
     pub placement: Option<String>,
+    /// Also profile one decode step per batch size (`Executor::profile`: device time between
+    /// steps, launched one by one, not as a graph) and print the time per step kind and per GEMM
+    /// shape.
+    #[arg(long)]
+    pub profile: bool,
 }
+
+/// Bytes each way of the device-to-device copy that measures the bandwidth floor.
+const COPY_BYTES: usize = 512 << 20;
 
 /// Decode steps run before timing: the first captures the CUDA graph of the batch size and picks
 /// GEMM algorithms for its row count.
@@ -84,7 +93,10 @@ pub fn run(args: Args) -> Result<()> {
     let vocab = exec.vocab().max(1);
     let token = |i: usize| ((i * 7919 + 13) % vocab) as u32;
     let weight_bytes = exec.decode_weight_bytes();
+    let copy_bw = exec.gpu().copy_bandwidth(COPY_BYTES, 5)?;
+    let floor_ms = weight_bytes as f64 / copy_bw * 1e3;
     let mut rows = Vec::new();
+    let mut profiles = Vec::new();
 
     for &t in &args.prefill_tokens {
         let prompt: Vec<u32> = (0..t).map(token).collect();
@@ -124,6 +136,16 @@ pub fn run(args: Args) -> Result<()> {
             times.push(start.elapsed().as_secs_f64() * 1e3);
         }
         let ms = median(&mut times);
+        if args.profile {
+            // The median over a few profiled steps, per step.
+            let mut runs = Vec::new();
+            for step in 0..PROFILE_RUNS {
+                let toks = step_tokens(DECODE_WARMUP + args.decode_steps + step);
+                let seqs: Vec<&[u32]> = toks.chunks(1).collect();
+                runs.push(exec.profile(Phase::Decode, 0, &seqs)?);
+            }
+            profiles.push((batch, step_profile(&exec, &runs)));
+        }
         rows.push(Row {
             what: format!("decode, batch {batch}, past {}", args.decode_past.max(1)),
             ms,
@@ -142,13 +164,95 @@ pub fn run(args: Args) -> Result<()> {
         args.runs,
         args.decode_steps,
     );
-    println!("| phase | ms (per call / per step) | tokens/s | weights read GB/s |");
-    println!("|---|---|---|---|");
+    println!(
+        "decode floor: {:.1} MB of weights a step / {:.2} TB/s device-to-device copy = {floor_ms:.3} ms/step",
+        weight_bytes as f64 / 1e6,
+        copy_bw / 1e12
+    );
+    println!("| phase | ms (per call / per step) | tokens/s | weights read GB/s | × floor |");
+    println!("|---|---|---|---|---|");
     for r in &rows {
         let bw = r.weight_gb_s.map_or_else(String::new, |g| format!("{g:.0}"));
-        println!("| {} | {:.3} | {:.0} | {bw} |", r.what, r.ms, r.tokens_per_s);
+        let ratio = r
+            .weight_gb_s
+            .map_or_else(String::new, |_| format!("{:.2}", r.ms / floor_ms));
+        println!("| {} | {:.3} | {:.0} | {bw} | {ratio} |", r.what, r.ms, r.tokens_per_s);
+    }
+    for (batch, p) in &profiles {
+        print_profile(*batch, p);
     }
     Ok(())
+}
+
+/// Profiled decode steps per batch size (the median of each step's time is used).
+const PROFILE_RUNS: usize = 5;
+
+/// A decode profile: per step kind (count, ms), and per GEMM shape (count, ms, weight bytes).
+struct Profile {
+    total_ms: f64,
+    kinds: Vec<(String, usize, f64)>,
+    gemms: Vec<(String, usize, f64, usize)>,
+}
+
+fn step_profile(exec: &modelc_runtime::cuda::executor::Executor, runs: &[Vec<StepTime>]) -> Profile {
+    use std::collections::BTreeMap;
+    let steps = &exec.program().decode.steps;
+    let mut kinds: BTreeMap<String, (usize, f64)> = BTreeMap::new();
+    let mut gemms: BTreeMap<String, (usize, f64, usize)> = BTreeMap::new();
+    let mut total_ms = 0.0;
+    for (i, first) in runs.first().map(|r| r.iter()).into_iter().flatten().enumerate() {
+        let mut ms: Vec<f64> = runs.iter().filter_map(|r| r.get(i).map(|t| t.ms)).collect();
+        let ms = median(&mut ms);
+        total_ms += ms;
+        let k = kinds.entry(first.kind.clone()).or_default();
+        k.0 += 1;
+        k.1 += ms;
+        if let Some(Step::Gemm(g)) = steps.get(first.index) {
+            let bytes = exec
+                .program()
+                .weights
+                .get(g.weight)
+                .map_or(0, |w| w.shape.iter().product::<usize>() * w.dtype.size());
+            let e = gemms
+                .entry(format!("{} {}×{}", first.kind, g.n, g.k))
+                .or_insert((0, 0.0, bytes));
+            e.0 += 1;
+            e.1 += ms;
+        }
+    }
+    let mut kinds: Vec<_> = kinds.into_iter().map(|(k, (n, ms))| (k, n, ms)).collect();
+    kinds.sort_by(|a, b| b.2.total_cmp(&a.2));
+    let mut gemms: Vec<_> = gemms.into_iter().map(|(k, (n, ms, b))| (k, n, ms, b)).collect();
+    gemms.sort_by(|a, b| b.2.total_cmp(&a.2));
+    Profile { total_ms, kinds, gemms }
+}
+
+fn print_profile(batch: usize, p: &Profile) {
+    println!();
+    println!(
+        "decode step profile, batch {batch} (device time between steps launched one by one, median of \
+         {PROFILE_RUNS} steps; events add a few µs a step, graphs replay faster): {:.3} ms",
+        p.total_ms
+    );
+    println!("| step kind | steps | ms | µs each | share |");
+    println!("|---|---|---|---|---|");
+    for (k, n, ms) in &p.kinds {
+        println!(
+            "| {k} | {n} | {ms:.3} | {:.1} | {:.0}% |",
+            ms * 1e3 / (*n).max(1) as f64,
+            100.0 * ms / p.total_ms.max(1e-12)
+        );
+    }
+    println!("| GEMM (N×K) | steps | ms | µs each | weights TB/s |");
+    println!("|---|---|---|---|---|");
+    for (k, n, ms, bytes) in &p.gemms {
+        let each = ms / (*n).max(1) as f64;
+        println!(
+            "| {k} | {n} | {ms:.3} | {:.1} | {:.2} |",
+            each * 1e3,
+            *bytes as f64 / (each * 1e-3).max(1e-12) / 1e12
+        );
+    }
 }
 
 fn median(v: &mut [f64]) -> f64 {
