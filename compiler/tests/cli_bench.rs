@@ -101,8 +101,13 @@ fn every_requested_shape_is_timed_on_the_gpu() {
     );
     // The floor and a decode profile per batch size, with the fused decode GEMMs.
     assert!(stdout.contains("decode floor: "), "{stdout}");
-    for b in [1, 3] {
-        assert!(stdout.contains(&format!("decode step profile, batch {b} ")), "{stdout}");
+    for what in [
+        "prefill, 37 tokens",
+        "prefill, 64 tokens",
+        "decode, batch 1",
+        "decode, batch 3",
+    ] {
+        assert!(stdout.contains(&format!("{what}: step profile (")), "{stdout}");
     }
     assert!(
         stdout.contains("| gemm+rms_norm |") && stdout.contains("| gemm+silu_mul |"),

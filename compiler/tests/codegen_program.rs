@@ -219,6 +219,23 @@ fn decode_fuses_norms_and_silu_mul_into_gemm_prologues() {
             |p| (p["kind"] == "rms_norm" && p["weight"].is_u64() && p["eps"].is_f64())
                 || (p["kind"] == "silu_mul" && p["up"]["ld"].is_u64())
         ));
+    // Glue kernels and conv1d start with the PDL wait and are marked for programmatic dependent
+    // launch; the JSON carries `"pdl": true` for them only.
+    for st in pre.iter().chain(dec) {
+        if let Step::Launch(l) = st {
+            let k = kind(st);
+            let want = !k.starts_with("attn") && !k.starts_with("delta_rule") && !k.starts_with("selective_scan");
+            assert_eq!(l.pdl, want, "{}: {k}", l.label);
+        }
+    }
+    let launches: Vec<&serde_json::Value> = json["decode"]["steps"]
+        .as_array()
+        .expect("steps")
+        .iter()
+        .filter(|s| s["op"] == "launch")
+        .collect();
+    assert!(launches.iter().all(|l| l.get("pdl").is_none_or(|p| p == true)));
+    assert!(launches.iter().any(|l| l.get("pdl").is_none()) && launches.iter().any(|l| l["pdl"] == true));
     let back: Program = serde_json::from_value(json).expect("reads back");
     assert_eq!(back, prog);
 }

@@ -662,6 +662,14 @@ pub struct LaunchStep {
     /// Dynamic shared memory in bytes.
     pub smem: u32,
     pub args: Vec<Arg>,
+    /// The kernel starts by waiting for the kernels before it (`griddepcontrol.wait`), so it may
+    /// be launched as a programmatic dependent launch (it overlaps the previous kernel's tail).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub pdl: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

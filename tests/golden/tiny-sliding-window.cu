@@ -1,6 +1,6 @@
-// ===== kernels/embedding_rms_norm_5030fa20e285.cu =====
+// ===== kernels/embedding_rms_norm_b8f444b3d9c3.cu =====
 /*
- * embedding_rms_norm_5030fa20e285: fused row-wise kernel, one block of 128 threads per row (token).
+ * embedding_rms_norm_b8f444b3d9c3: fused row-wise kernel, one block of 128 threads per row (token).
  * Fuses, in order:
  *   embedding @ model
  *   rms_norm(eps=1e-5, group=32) @ layers.*
@@ -35,8 +35,17 @@ static __device__ __forceinline__ float warp_sum(float x) {
     return x;
 }
 #endif
+#ifndef MODELC_PDL_ENTER
+#define MODELC_PDL_ENTER
+static __device__ __forceinline__ void modelc_pdl_enter() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.wait;" ::: "memory");
+    asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+#endif
 
-extern "C" __global__ void __launch_bounds__(128) embedding_rms_norm_5030fa20e285(
+extern "C" __global__ void __launch_bounds__(128) embedding_rms_norm_b8f444b3d9c3(
     const int* __restrict__ s0,
     const bf16* __restrict__ w1,
     const bf16* __restrict__ w2,
@@ -44,6 +53,7 @@ extern "C" __global__ void __launch_bounds__(128) embedding_rms_norm_5030fa20e28
     bf16* __restrict__ o1, int o1_stride,
     int rows)
 {
+    modelc_pdl_enter();
     const long row = blockIdx.x;
     if (row >= rows) return;
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
@@ -89,9 +99,9 @@ extern "C" __global__ void __launch_bounds__(128) embedding_rms_norm_5030fa20e28
     }
 }
 
-// ===== kernels/rope_bbbf52cb59b6.cu =====
+// ===== kernels/rope_ebef038897d7.cu =====
 /*
- * rope_bbbf52cb59b6: fused row-wise kernel, 1 block(s) of 256 threads per row (token), 512 channels a block.
+ * rope_ebef038897d7: fused row-wise kernel, 1 block(s) of 256 threads per row (token), 512 channels a block.
  * Fuses, in order:
  *   rope(head_dim=8, theta=10000) @ layers.*.mixer
  *   rope(head_dim=8, theta=10000) @ layers.*.mixer
@@ -126,10 +136,19 @@ static __device__ __forceinline__ float warp_sum(float x) {
     return x;
 }
 #endif
+#ifndef MODELC_PDL_ENTER
+#define MODELC_PDL_ENTER
+static __device__ __forceinline__ void modelc_pdl_enter() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.wait;" ::: "memory");
+    asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+#endif
 
 __constant__ double rope_inv_freq_0[4] = {1e0, 1e-1, 1e-2, 1e-3};
 __constant__ double rope_inv_freq_1[4] = {1e0, 1e-1, 1e-2, 1e-3};
-extern "C" __global__ void __launch_bounds__(256) rope_bbbf52cb59b6(
+extern "C" __global__ void __launch_bounds__(256) rope_ebef038897d7(
     const bf16* __restrict__ x0_p, int x0_stride,
     const int* __restrict__ s1,
     const bf16* __restrict__ x2_p, int x2_stride,
@@ -137,6 +156,7 @@ extern "C" __global__ void __launch_bounds__(256) rope_bbbf52cb59b6(
     bf16* __restrict__ o1, int o1_stride,
     int rows)
 {
+    modelc_pdl_enter();
     const long row = blockIdx.x;
     if (row >= rows) return;
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
@@ -339,9 +359,9 @@ extern "C" __global__ void __launch_bounds__(128) attn_prefill_a2b6f2d0(
     }
 }
 
-// ===== kernels/rms_norm_9172e91c623f.cu =====
+// ===== kernels/rms_norm_4625ef7e0292.cu =====
 /*
- * rms_norm_9172e91c623f: fused row-wise kernel, one block of 128 threads per row (token).
+ * rms_norm_4625ef7e0292: fused row-wise kernel, one block of 128 threads per row (token).
  * Fuses, in order:
  *   rms_norm(eps=1e-5, group=32) @ layers.*
  * Grid (batch*tokens, 1, 1). f32 math; bf16/f32 storage; deterministic reductions.
@@ -375,13 +395,23 @@ static __device__ __forceinline__ float warp_sum(float x) {
     return x;
 }
 #endif
+#ifndef MODELC_PDL_ENTER
+#define MODELC_PDL_ENTER
+static __device__ __forceinline__ void modelc_pdl_enter() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.wait;" ::: "memory");
+    asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+#endif
 
-extern "C" __global__ void __launch_bounds__(128) rms_norm_9172e91c623f(
+extern "C" __global__ void __launch_bounds__(128) rms_norm_4625ef7e0292(
     const bf16* __restrict__ x0_p, int x0_stride,
     const bf16* __restrict__ w1,
     bf16* __restrict__ o0, int o0_stride,
     int rows)
 {
+    modelc_pdl_enter();
     const long row = blockIdx.x;
     if (row >= rows) return;
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
@@ -420,9 +450,9 @@ extern "C" __global__ void __launch_bounds__(128) rms_norm_9172e91c623f(
     }
 }
 
-// ===== kernels/silu_mul_818e32331a31.cu =====
+// ===== kernels/silu_mul_30851b1c1769.cu =====
 /*
- * silu_mul_818e32331a31: fused row-wise kernel, 1 block(s) of 256 threads per row (token), 512 channels a block.
+ * silu_mul_30851b1c1769: fused row-wise kernel, 1 block(s) of 256 threads per row (token), 512 channels a block.
  * Fuses, in order:
  *   silu @ layers.*.mlp
  *   mul @ layers.*.mlp
@@ -457,13 +487,23 @@ static __device__ __forceinline__ float warp_sum(float x) {
     return x;
 }
 #endif
+#ifndef MODELC_PDL_ENTER
+#define MODELC_PDL_ENTER
+static __device__ __forceinline__ void modelc_pdl_enter() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.wait;" ::: "memory");
+    asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+#endif
 
-extern "C" __global__ void __launch_bounds__(256) silu_mul_818e32331a31(
+extern "C" __global__ void __launch_bounds__(256) silu_mul_30851b1c1769(
     const bf16* __restrict__ x0_p, int x0_stride,
     const bf16* __restrict__ x1_p, int x1_stride,
     bf16* __restrict__ o0, int o0_stride,
     int rows)
 {
+    modelc_pdl_enter();
     const long row = blockIdx.x;
     if (row >= rows) return;
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
@@ -482,9 +522,9 @@ extern "C" __global__ void __launch_bounds__(256) silu_mul_818e32331a31(
     }
 }
 
-// ===== kernels/rms_norm_dda7932b8ec4.cu =====
+// ===== kernels/rms_norm_83f588c36a54.cu =====
 /*
- * rms_norm_dda7932b8ec4: fused row-wise kernel, one block of 128 threads per row (token).
+ * rms_norm_83f588c36a54: fused row-wise kernel, one block of 128 threads per row (token).
  * Fuses, in order:
  *   rms_norm(eps=1e-5, group=32) @ head
  * Grid (batch*tokens, 1, 1). f32 math; bf16/f32 storage; deterministic reductions.
@@ -518,13 +558,23 @@ static __device__ __forceinline__ float warp_sum(float x) {
     return x;
 }
 #endif
+#ifndef MODELC_PDL_ENTER
+#define MODELC_PDL_ENTER
+static __device__ __forceinline__ void modelc_pdl_enter() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.wait;" ::: "memory");
+    asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+#endif
 
-extern "C" __global__ void __launch_bounds__(128) rms_norm_dda7932b8ec4(
+extern "C" __global__ void __launch_bounds__(128) rms_norm_83f588c36a54(
     const bf16* __restrict__ x0_p, int x0_stride,
     const bf16* __restrict__ w1,
     bf16* __restrict__ o0, int o0_stride,
     int rows)
 {
+    modelc_pdl_enter();
     const long row = blockIdx.x;
     if (row >= rows) return;
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;

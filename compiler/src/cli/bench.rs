@@ -38,9 +38,9 @@ pub struct Args {
     /// Placement for stochastic layers: a sub-mixer name for all, or LAYER=NAME,...
     #[arg(long)]
     pub placement: Option<String>,
-    /// Also profile one decode step per batch size (`Executor::profile`: device time between
-    /// steps, launched one by one, not as a graph) and print the time per step kind and per GEMM
-    /// shape.
+    /// Also profile each prefill length and decode batch size (`Executor::profile`: device time
+    /// between steps, launched one by one, not as a graph) and print the time per step kind and
+    /// per GEMM shape.
     #[arg(long)]
     pub profile: bool,
 }
@@ -75,12 +75,14 @@ pub fn run(args: Args) -> Result<()> {
     }
     let context = spec.max_position_embeddings;
     let longest = args.prefill_tokens.iter().copied().max().unwrap_or(0);
-    let decode_len = args.decode_past + DECODE_WARMUP + args.decode_steps;
+    let profiled = if args.profile { PROFILE_RUNS } else { 0 };
+    let decode_len = args.decode_past + DECODE_WARMUP + args.decode_steps + profiled;
     let max_len = longest.max(if args.decode_batch.is_empty() { 0 } else { decode_len });
     if max_len > context {
         bail!(
             "{}: the longest sequence timed is {max_len} tokens (prefill {longest}, or decode past {} + {} \
-             steps + {DECODE_WARMUP} warm-up) but the model's context (max_position_embeddings) is {context}",
+             steps + {DECODE_WARMUP} warm-up + {profiled} profiled) but the model's context \
+             (max_position_embeddings) is {context}",
             args.model.display(),
             args.decode_past,
             args.decode_steps
@@ -110,6 +112,17 @@ pub fn run(args: Args) -> Result<()> {
             times.push(start.elapsed().as_secs_f64() * 1e3);
         }
         let ms = median(&mut times);
+        if args.profile {
+            let mut runs = Vec::new();
+            for _ in 0..PREFILL_PROFILE_RUNS {
+                exec.reset(0)?;
+                runs.push(exec.profile(Phase::Prefill, 0, &[&prompt])?);
+            }
+            profiles.push((
+                format!("prefill, {t} tokens"),
+                step_profile(&exec, Phase::Prefill, &runs),
+            ));
+        }
         rows.push(Row {
             what: format!("prefill, {t} tokens"),
             ms,
@@ -144,7 +157,10 @@ pub fn run(args: Args) -> Result<()> {
                 let seqs: Vec<&[u32]> = toks.chunks(1).collect();
                 runs.push(exec.profile(Phase::Decode, 0, &seqs)?);
             }
-            profiles.push((batch, step_profile(&exec, &runs)));
+            profiles.push((
+                format!("decode, batch {batch}"),
+                step_profile(&exec, Phase::Decode, &runs),
+            ));
         }
         rows.push(Row {
             what: format!("decode, batch {batch}, past {}", args.decode_past.max(1)),
@@ -178,14 +194,16 @@ pub fn run(args: Args) -> Result<()> {
             .map_or_else(String::new, |_| format!("{:.2}", r.ms / floor_ms));
         println!("| {} | {:.3} | {:.0} | {bw} | {ratio} |", r.what, r.ms, r.tokens_per_s);
     }
-    for (batch, p) in &profiles {
-        print_profile(*batch, p);
+    for (what, p) in &profiles {
+        print_profile(what, p);
     }
     Ok(())
 }
 
 /// Profiled decode steps per batch size (the median of each step's time is used).
 const PROFILE_RUNS: usize = 5;
+/// Profiled prefills per length.
+const PREFILL_PROFILE_RUNS: usize = 3;
 
 /// A decode profile: per step kind (count, ms), and per GEMM shape (count, ms, weight bytes).
 struct Profile {
@@ -194,9 +212,12 @@ struct Profile {
     gemms: Vec<(String, usize, f64, usize)>,
 }
 
-fn step_profile(exec: &modelc_runtime::cuda::executor::Executor, runs: &[Vec<StepTime>]) -> Profile {
+fn step_profile(exec: &modelc_runtime::cuda::executor::Executor, phase: Phase, runs: &[Vec<StepTime>]) -> Profile {
     use std::collections::BTreeMap;
-    let steps = &exec.program().decode.steps;
+    let steps = match phase {
+        Phase::Prefill => &exec.program().prefill.steps,
+        Phase::Decode => &exec.program().decode.steps,
+    };
     let mut kinds: BTreeMap<String, (usize, f64)> = BTreeMap::new();
     let mut gemms: BTreeMap<String, (usize, f64, usize)> = BTreeMap::new();
     let mut total_ms = 0.0;
@@ -227,11 +248,16 @@ fn step_profile(exec: &modelc_runtime::cuda::executor::Executor, runs: &[Vec<Ste
     Profile { total_ms, kinds, gemms }
 }
 
-fn print_profile(batch: usize, p: &Profile) {
+fn print_profile(what: &str, p: &Profile) {
     println!();
     println!(
-        "decode step profile, batch {batch} (device time between steps launched one by one, median of \
-         {PROFILE_RUNS} steps; events add a few µs a step, graphs replay faster): {:.3} ms",
+        "{what}: step profile (device time between steps launched one by one, the median of each step over \
+         {} calls; events add a few µs a step, decode graphs replay faster): {:.3} ms",
+        if what.starts_with("decode") {
+            PROFILE_RUNS
+        } else {
+            PREFILL_PROFILE_RUNS
+        },
         p.total_ms
     );
     println!("| step kind | steps | ms | µs each | share |");

@@ -552,6 +552,7 @@ pub fn glue_kernel(
     );
     let mut src = header;
     src.push_str(PRELUDE);
+    src.push_str(super::kernel::PDL_DEFINITION);
     src.push('\n');
     src.push_str(&globals);
     let _ = write!(
@@ -559,6 +560,7 @@ pub fn glue_kernel(
         "extern \"C\" __global__ void __launch_bounds__({threads}) {NAME}(\n    {})\n{{\n",
         params.join(",\n    ")
     );
+    let _ = writeln!(src, "    {}", super::kernel::PDL_ENTER);
     let _ = writeln!(src, "    const long row = blockIdx.x;\n    if (row >= rows) return;");
     let _ = writeln!(
         src,

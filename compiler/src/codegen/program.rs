@@ -241,13 +241,12 @@ impl<'a> Builder<'a> {
     }
 
     fn launch(&mut self, l: &LaunchSpec, label: &str, layer: Option<usize>) -> Result<Step, CodegenError> {
-        let module = self
+        let kernel = self
             .cg
             .kernels
             .get(l.kernel)
-            .ok_or_else(|| graph_err(format!("{label}: kernel {} out of range", l.kernel)))?
-            .name
-            .clone();
+            .ok_or_else(|| graph_err(format!("{label}: kernel {} out of range", l.kernel)))?;
+        let (module, pdl) = (kernel.name.clone(), super::kernel::takes_pdl(kernel));
         let args = l.args.iter().map(|a| self.arg(a)).collect::<Result<Vec<_>, _>>()?;
         Ok(Step::Launch(LaunchStep {
             label: label.to_string(),
@@ -258,6 +257,7 @@ impl<'a> Builder<'a> {
             block: l.block,
             smem: l.smem,
             args,
+            pdl,
         }))
     }
 }

@@ -1603,8 +1603,9 @@ impl Executor {
         );
         // SAFETY: codegen emits the argument list of each entry's signature (pointers, ints) and
         // sizes every buffer for what its kernels access; each pointer was checked to lie in its
-        // allocation, and every buffer was checked to hold this call's declared size.
-        unsafe { self.gpu.launch(&l.entry, dims, &args) }?;
+        // allocation, and every buffer was checked to hold this call's declared size. A step marked
+        // `pdl` is a kernel that waits for the kernels before it before touching memory.
+        unsafe { self.gpu.launch_ex(&l.entry, dims, &args, l.pdl && self.pdl) }?;
         Ok(())
     }
 

@@ -65,7 +65,9 @@ __device__ __forceinline__ float ld_f(const __nv_bfloat16* p) { return __bfloat1
 __device__ __forceinline__ void st_f(float* p, float v) { *p = v; }
 __device__ __forceinline__ void st_f(__nv_bfloat16* p, float v) { *p = __float2bfloat16(v); }
 __device__ __forceinline__ float bf_round(float v) { return __bfloat162float(__float2bfloat16(v)); }
-__device__ __forceinline__ float silu_mul(float g, float u) { return bf_round(g / (1.0f + expf(-g)) * u); }
+// Fast intrinsics: every block recomputes the whole row, so this is on the critical path.
+// __fdividef(g, inf) is 0 (g below about -88), as silu's limit.
+__device__ __forceinline__ float silu_mul(float g, float u) { return bf_round(__fdividef(g, 1.0f + __expf(-g)) * u); }
 __device__ __forceinline__ void dep_wait() {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   asm volatile("griddepcontrol.wait;" ::: "memory");
@@ -79,6 +81,17 @@ __device__ __forceinline__ void dep_launch() {
 __device__ __forceinline__ void unpack8(const uint4 v, float f[8]) {
   f[0] = lo_bf(v.x); f[1] = hi_bf(v.x); f[2] = lo_bf(v.y); f[3] = hi_bf(v.y);
   f[4] = lo_bf(v.z); f[5] = hi_bf(v.z); f[6] = lo_bf(v.w); f[7] = hi_bf(v.w);
+}
+
+// Eight elements of the RMSNorm weight (bf16 or f32) at chunk v.
+__device__ __forceinline__ void load_gamma8(const __nv_bfloat16* gb, const float* gf, int v, float g[8]) {
+  if (gb) {
+    unpack8(__ldg(reinterpret_cast<const uint4*>(gb) + v), g);
+  } else {
+    const float4 a = __ldg(reinterpret_cast<const float4*>(gf) + 2 * v);
+    const float4 b = __ldg(reinterpret_cast<const float4*>(gf) + 2 * v + 1);
+    g[0] = a.x; g[1] = a.y; g[2] = a.z; g[3] = a.w; g[4] = b.x; g[5] = b.y; g[6] = b.z; g[7] = b.w;
+  }
 }
 
 // PRO: 0 none, 1 RMSNorm (x·γ summed, Σx² alongside), 2 silu(x)·up. GROUP: threads per column set.
@@ -116,30 +129,24 @@ __device__ __forceinline__ void gemv(const __nv_bfloat16* __restrict__ x, int ld
   if (vec) {
     const int nv = k >> 3;
     uint4 wv[U][COLS];
+    float gv[U][8];  // RMSNorm weight of the chunks (PRO 1)
     int v = lt;
     // The weights are constant: the first loads go out before waiting for the kernel before.
 #pragma unroll
-    for (int u = 0; u < U; ++u)
+    for (int u = 0; u < U; ++u) {
 #pragma unroll
       for (int j = 0; j < COLS; ++j)
         wv[u][j] = v + u * GROUP < nv ? __ldcs(reinterpret_cast<const uint4*>(wr[j]) + v + u * GROUP)
                                       : make_uint4(0u, 0u, 0u, 0u);
+      if (PRO == 1 && v + u * GROUP < nv) load_gamma8(gam_bf16, gam_f32, v + u * GROUP, gv[u]);
+    }
     dep_wait();
     for (;;) {
 #pragma unroll
       for (int u = 0; u < U; ++u) {
         const int vu = v + u * GROUP;
         if (vu < nv) {
-          float g[8];
-          if (PRO == 1) {
-            if (gam_bf16) {
-              unpack8(__ldg(reinterpret_cast<const uint4*>(gam_bf16) + vu), g);
-            } else {
-              const float4 a = __ldg(reinterpret_cast<const float4*>(gam_f32) + 2 * vu);
-              const float4 b = __ldg(reinterpret_cast<const float4*>(gam_f32) + 2 * vu + 1);
-              g[0] = a.x; g[1] = a.y; g[2] = a.z; g[3] = a.w; g[4] = b.x; g[5] = b.y; g[6] = b.z; g[7] = b.w;
-            }
-          }
+          float* g = gv[u];
 #pragma unroll
           for (int r = 0; r < M; ++r) {
             float xf[8];
@@ -175,11 +182,13 @@ __device__ __forceinline__ void gemv(const __nv_bfloat16* __restrict__ x, int ld
       v += U * GROUP;
       if (v >= nv) break;
 #pragma unroll
-      for (int u = 0; u < U; ++u)
+      for (int u = 0; u < U; ++u) {
 #pragma unroll
         for (int j = 0; j < COLS; ++j)
           wv[u][j] = v + u * GROUP < nv ? __ldcs(reinterpret_cast<const uint4*>(wr[j]) + v + u * GROUP)
                                         : make_uint4(0u, 0u, 0u, 0u);
+        if (PRO == 1 && v + u * GROUP < nv) load_gamma8(gam_bf16, gam_f32, v + u * GROUP, gv[u]);
+      }
     }
   } else {
     dep_wait();
