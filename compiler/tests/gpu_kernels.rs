@@ -1487,7 +1487,16 @@ fn gemv_fused_prologues_match_reference() {
                                     }
                                 })
                                 .collect();
-                            let tol = if out == GemmOut::Bf16 { BF16_TOL } else { 1e-4 };
+                            // f32 out: only summation rounding, except that SiLU·up rounds each
+                            // activation to bf16 like the unfused kernel, and the device's fast
+                            // exp can land one bf16 ulp (2⁻⁸ relative) away from the host's on
+                            // an element near a rounding boundary: at K = 128 one such element
+                            // moves a row by about 2⁻⁸/√K ≈ 3.5e-4.
+                            let tol = match (out, pro) {
+                                (GemmOut::Bf16, _) => BF16_TOL,
+                                (_, "silu") => 2e-3,
+                                _ => 1e-4,
+                            };
                             let shape = GemmShape {
                                 ldx,
                                 ldy,

@@ -36,7 +36,7 @@ use sha2::{Digest, Sha256};
 use super::device::{Gpu, GpuBuffer, KernelArg, LaunchDims};
 use super::error::CudaError;
 use super::gemm::{Gemm, GemmBias, GemmC, GemmOut, GemmShape};
-use super::gemv::{gemv_ex, gemv_supported, load_gemv, GemvPrologue, GEMV_MAX_ROWS};
+use super::gemv::{gemv_ex, gemv_supported, load_gemv, GemvPrologue};
 use super::kernel_cache::KernelCache;
 use crate::program::{Arg, BufferRef, Env, Expr, GemmPrologue, GemmStep, LaunchStep, Program, ProgramError, Step};
 use crate::tensor::{DType, HostTensor, TensorView};
@@ -382,8 +382,16 @@ const GEMV_ROWS: usize = 2;
 pub const NO_PDL_ENV: &str = "MODELC_NO_PDL";
 /// GEMM steps with a fused prologue ([`GemmPrologue`]) of at most this many rows run the GEMV
 /// with the prologue fused; more rows compute the transform into a scratch buffer first (one
-/// more launch) and run cuBLASLt.
-const FUSED_GEMV_ROWS: usize = GEMV_MAX_ROWS;
+/// more launch) and run cuBLASLt (or the plain GEMV at m ≤ [`GEMV_ROWS`]). Measured on an H200
+/// (2026-12-02, `gpu_kernels`' `bench_gemv`, back-to-back calls): RMSNorm fused costs up to 1.5×
+/// the plain GEMV at m = 8 (137 registers: one block per SM) but beats cuBLASLt up to m = 4;
+/// SiLU·up recomputes `m·K` activations in every block and loses to cuBLASLt from m = 3 on.
+fn fused_gemv_rows(p: &GemmPrologue) -> usize {
+    match p {
+        GemmPrologue::RmsNorm { .. } => 4,
+        GemmPrologue::SiluMul { .. } => 2,
+    }
+}
 const HELPER_RMS: &str = "modelc_exec_rms_norm_rows";
 const HELPER_SILU: &str = "modelc_exec_silu_mul_rows";
 const HELPER_BF16: &str = "modelc_exec_gemm_prologue_bf16";
@@ -1341,7 +1349,7 @@ impl Executor {
         let needs_prologue = self.needs_prologue(g)?;
         // The step's own input transform: fused into the GEMV, or written to the scratch X first.
         let mut prologue = self.gemv_prologue(g, m, env)?;
-        let fused = self.gemv && m <= FUSED_GEMV_ROWS && !needs_prologue;
+        let fused = self.gemv && g.prologue.as_ref().is_some_and(|p| m <= fused_gemv_rows(p)) && !needs_prologue;
         if prologue != GemvPrologue::None && !fused {
             xp = self.prologue_to_scratch(g, m, xp, prologue)?;
             ldx = k;

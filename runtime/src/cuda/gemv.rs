@@ -95,7 +95,7 @@ __device__ __forceinline__ void load_gamma8(const __nv_bfloat16* gb, const float
 }
 
 // PRO: 0 none, 1 RMSNorm (x·γ summed, Σx² alongside), 2 silu(x)·up. GROUP: threads per column set.
-template <typename T, int M, int PRO, int GROUP>
+template <typename T, int M, int PRO, int GROUP, int U>
 __device__ __forceinline__ void gemv(const __nv_bfloat16* __restrict__ x, int ldx, const __nv_bfloat16* __restrict__ w,
                                      int ldw, T* d, int ldd, const T* c, int ldc,
                                      const __nv_bfloat16* __restrict__ bias_bf16, const float* __restrict__ bias_f32,
@@ -103,7 +103,6 @@ __device__ __forceinline__ void gemv(const __nv_bfloat16* __restrict__ x, int ld
                                      const __nv_bfloat16* __restrict__ up, const __nv_bfloat16* __restrict__ gam_bf16,
                                      const float* __restrict__ gam_f32, float eps) {
   constexpr int COLS = 4;
-  constexpr int U = 2;
   constexpr int SETS = 256 / GROUP;
   constexpr int GW = GROUP / 32;
   constexpr int RED = M * COLS + (PRO == 1 ? M : 0);
@@ -271,18 +270,22 @@ __device__ __forceinline__ void gemv(const __nv_bfloat16* __restrict__ x, int ld
   }
 }
 
-#define MODELC_GEMV(T, NAME, M, PRO, GROUP, SUFFIX)                                                              \
-  extern "C" __global__ void __launch_bounds__(256) modelc_gemv_##NAME##_m##M##SUFFIX(                           \
+// At least 4 blocks (32 warps) per SM at m = 1, 3 at m = 2, 2 at m ≤ 4: the loads in flight.
+#define MODELC_GEMV_MINB(M) ((M) == 1 ? 4 : (M) == 2 ? 3 : (M) <= 4 ? 2 : 1)
+#define MODELC_GEMV(T, NAME, M, PRO, GROUP, U, SUFFIX)                                                           \
+  extern "C" __global__ void __launch_bounds__(256, MODELC_GEMV_MINB(M)) modelc_gemv_##NAME##_m##M##SUFFIX(      \
       const __nv_bfloat16* x, int ldx, const __nv_bfloat16* w, int ldw, T* d, int ldd, const T* c, int ldc,       \
       const __nv_bfloat16* bias_bf16, const float* bias_f32, float alpha, float beta, int n, int k, int vec,      \
       const __nv_bfloat16* up, const __nv_bfloat16* gam_bf16, const float* gam_f32, float eps) {                 \
-    gemv<T, M, PRO, GROUP>(x, ldx, w, ldw, d, ldd, c, ldc, bias_bf16, bias_f32, alpha, beta, n, k, vec, up,        \
+    gemv<T, M, PRO, GROUP, U>(x, ldx, w, ldw, d, ldd, c, ldc, bias_bf16, bias_f32, alpha, beta, n, k, vec, up,        \
                            gam_bf16, gam_f32, eps);                                                              \
   }
-#define MODELC_GEMV_T(M, PRO, GROUP, SUFFIX) \
-  MODELC_GEMV(__nv_bfloat16, bf16, M, PRO, GROUP, SUFFIX) MODELC_GEMV(float, f32, M, PRO, GROUP, SUFFIX)
-#define MODELC_GEMV_ALL(M) \
-  MODELC_GEMV_T(M, 0, 256, ) MODELC_GEMV_T(M, 1, 256, _rms) MODELC_GEMV_T(M, 2, 256, _silu) MODELC_GEMV_T(M, 0, 32, _narrow)
+#define MODELC_GEMV_T(M, PRO, GROUP, U, SUFFIX) \
+  MODELC_GEMV(__nv_bfloat16, bf16, M, PRO, GROUP, U, SUFFIX) MODELC_GEMV(float, f32, M, PRO, GROUP, U, SUFFIX)
+// U: chunks of 8 per thread and iteration (RMSNorm: one, its γ chunk takes registers too).
+#define MODELC_GEMV_ALL(M)                                                                       \
+  MODELC_GEMV_T(M, 0, 256, 2, ) MODELC_GEMV_T(M, 1, 256, 1, _rms) MODELC_GEMV_T(M, 2, 256, 2, _silu) \
+  MODELC_GEMV_T(M, 0, 32, 2, _narrow)
 MODELC_GEMV_ALL(1) MODELC_GEMV_ALL(2) MODELC_GEMV_ALL(3) MODELC_GEMV_ALL(4)
 MODELC_GEMV_ALL(5) MODELC_GEMV_ALL(6) MODELC_GEMV_ALL(7) MODELC_GEMV_ALL(8)
 "#;
@@ -305,6 +308,15 @@ impl Variant {
             Variant::Rms => "_rms",
             Variant::Silu => "_silu",
             Variant::Narrow => "_narrow",
+        }
+    }
+
+    /// Chunks of 8 elements a thread loads per iteration (the kernel's `U`).
+    #[cfg(test)]
+    fn unroll(self) -> usize {
+        match self {
+            Variant::Rms => 1,
+            _ => 2,
         }
     }
 
@@ -560,7 +572,7 @@ mod tests {
         for v in VARIANTS {
             let group = v.group();
             assert!(
-                SOURCE.contains(&format!(", {group}, {})", v.suffix())),
+                SOURCE.contains(&format!(", {group}, {}, {})", v.unroll(), v.suffix())),
                 "{v:?} is not instantiated with GROUP {group}"
             );
         }
