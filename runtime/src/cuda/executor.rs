@@ -16,6 +16,14 @@
 //! it falls back to a small helper kernel that first writes `y = beta·c + bias`, after which the
 //! GEMM accumulates with `beta = 1`.
 //!
+//! Decode schedules fuse RMSNorm and `silu(gate)·up` into the GEMM that reads them
+//! ([`GemmPrologue`]): such a step runs the GEMV with the transform fused (RMSNorm up to 4 rows,
+//! SiLU·up up to 2), or else first writes the transform into a scratch X (the executor's own
+//! helper kernels) and runs cuBLASLt on it. GEMVs and the kernels marked `pdl` (glue kernels,
+//! conv1d: they start with `griddepcontrol.wait`) are programmatic dependent launches on sm_90+
+//! ([`Gpu::launch_ex`]; `MODELC_NO_PDL=1` turns them off): each may start while the kernel before
+//! it finishes, a GEMV streaming its first weights meanwhile.
+//!
 //! Decode steps replay CUDA graphs: a call's launches depend on the call only through the values
 //! of the program's expressions (grids, offsets, integer arguments), which for decode change
 //! only when the batch does or attention's split count does (every 32 tokens). The executor
