@@ -79,6 +79,7 @@ fn every_requested_shape_is_timed_on_the_gpu() {
         "5",
         "--runs",
         "2",
+        "--profile",
     ]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
@@ -91,11 +92,27 @@ fn every_requested_shape_is_timed_on_the_gpu() {
     assert_eq!(
         names,
         [
-            "prefill, 37 tokens",
-            "prefill, 64 tokens",
+            "prefill, 37 tokens, all logits",
+            "prefill, 37 tokens, last logits",
+            "prefill, 64 tokens, all logits",
+            "prefill, 64 tokens, last logits",
             "decode, batch 1, past 20",
             "decode, batch 3, past 20"
         ],
+        "{stdout}"
+    );
+    // The floor and a decode profile per batch size, with the fused decode GEMMs.
+    assert!(stdout.contains("decode floor: "), "{stdout}");
+    for what in [
+        "prefill, 37 tokens",
+        "prefill, 64 tokens",
+        "decode, batch 1",
+        "decode, batch 3",
+    ] {
+        assert!(stdout.contains(&format!("{what}: step profile (")), "{stdout}");
+    }
+    assert!(
+        stdout.contains("| gemm+rms_norm |") && stdout.contains("| gemm+silu_mul |"),
         "{stdout}"
     );
     // tokens/s = tokens per call / ms per call; the table rounds ms to 0.001 and tokens/s to 1.

@@ -174,3 +174,115 @@ fn the_prefill_head_gives_each_sequences_last_logits() {
         }
     }
 }
+
+/// Decode fusions: the decode schedule launches no separate RMSNorm or SiLU·up kernel before a
+/// GEMM; those GEMMs carry the transform as their prologue (reading the norm's input, or the
+/// gate and up halves), one GEMM per removed launch. Prefill keeps the launches and has no
+/// prologue. The prologue survives `program.json` and is absent from it where there is none.
+#[test]
+fn decode_fuses_norms_and_silu_mul_into_gemm_prologues() {
+    use modelc_runtime::program::{GemmPrologue, Program, Step};
+    let kind = |s: &Step| match s {
+        Step::Launch(l) => l
+            .module
+            .rsplit_once('_')
+            .map_or(l.module.clone(), |(k, _)| k.to_string()),
+        Step::Gemm(_) => "gemm".into(),
+    };
+    let specs = tiny_specs();
+    let (name, spec) = specs
+        .iter()
+        .find(|(n, _)| n == "tiny-hybrid")
+        .expect("specs/tiny-hybrid.yaml");
+    let p = modelc::passes::Placement::main(spec);
+    let cg = generate(placed(spec, &p)).unwrap_or_else(|e| panic!("{name}: {e}"));
+    let prog = program::build(&cg, name, &p).unwrap_or_else(|e| panic!("{name}: {e}"));
+    let count = |steps: &[Step], k: &str| steps.iter().filter(|s| kind(s) == k).count();
+    let (pre, dec) = (&prog.prefill.steps, &prog.decode.steps);
+    let norms = count(pre, "rms_norm");
+    let silus = count(pre, "silu_mul");
+    assert!(
+        norms > 0 && silus > 0,
+        "{name}: prefill launches {norms} norms, {silus} silu_mul"
+    );
+    assert_eq!(count(dec, "rms_norm"), 0, "{name}: decode still launches an RMSNorm");
+    assert_eq!(count(dec, "silu_mul"), 0, "{name}: decode still launches silu_mul");
+    assert_eq!(
+        count(dec, "gemm"),
+        count(pre, "gemm"),
+        "{name}: the same GEMMs in both phases"
+    );
+    let prologues = |want: fn(&GemmPrologue) -> bool| {
+        dec.iter()
+            .filter(|s| matches!(s, Step::Gemm(g) if g.prologue.as_ref().is_some_and(want)))
+            .count()
+    };
+    assert_eq!(prologues(|p| matches!(p, GemmPrologue::RmsNorm { .. })), norms);
+    assert_eq!(prologues(|p| matches!(p, GemmPrologue::SiluMul { .. })), silus);
+    assert!(pre.iter().all(|s| !matches!(s, Step::Gemm(g) if g.prologue.is_some())));
+    // The GEMMs pair up in order; a fused one reads what the removed launch read: the norm's
+    // input, or the gate half with `up` k channels further.
+    fn gemm_steps(steps: &[Step]) -> impl Iterator<Item = &Step> {
+        steps.iter().filter(|s| matches!(s, Step::Gemm(_)))
+    }
+    for (s, ds) in gemm_steps(pre).zip(gemm_steps(dec)) {
+        assert_eq!(ds.label().split(" ← ").next(), Some(s.label()));
+        if let (Step::Gemm(pg), Step::Gemm(dg)) = (s, ds) {
+            match &dg.prologue {
+                Some(GemmPrologue::RmsNorm { weight, eps }) => {
+                    assert_eq!(prog.weights[*weight].shape, vec![dg.k]);
+                    assert!(*eps > 0.0);
+                    assert_ne!(dg.x, pg.x, "{}: the fused GEMM must read the norm's input", dg.label);
+                }
+                Some(GemmPrologue::SiluMul { up }) => {
+                    assert_eq!((up.buffer, up.ld), (dg.x.buffer, dg.x.ld), "{}", dg.label);
+                    assert_eq!(up.offset.as_const(), dg.x.offset.as_const().map(|o| o + dg.k as u64));
+                }
+                None => assert_eq!(dg, pg),
+            }
+        }
+    }
+    let json = serde_json::to_value(&prog).expect("program.json");
+    let gemms = |phase: &str| -> Vec<serde_json::Value> {
+        json[phase]["steps"]
+            .as_array()
+            .expect("steps")
+            .iter()
+            .filter(|s| s["op"] == "gemm")
+            .cloned()
+            .collect()
+    };
+    assert!(gemms("prefill").iter().all(|g| g.get("prologue").is_none()));
+    let kinds: Vec<&str> = gemms("decode")
+        .iter()
+        .filter_map(|g| g.get("prologue").and_then(|p| p["kind"].as_str()))
+        .map(|k| if k == "rms_norm" { "rms_norm" } else { "silu_mul" })
+        .collect();
+    assert_eq!(kinds.len(), norms + silus);
+    assert!(gemms("decode")
+        .iter()
+        .filter_map(|g| g.get("prologue"))
+        .all(
+            |p| (p["kind"] == "rms_norm" && p["weight"].is_u64() && p["eps"].is_f64())
+                || (p["kind"] == "silu_mul" && p["up"]["ld"].is_u64())
+        ));
+    // Glue kernels and conv1d start with the PDL wait and are marked for programmatic dependent
+    // launch; the JSON carries `"pdl": true` for them only.
+    for st in pre.iter().chain(dec) {
+        if let Step::Launch(l) = st {
+            let k = kind(st);
+            let want = !k.starts_with("attn") && !k.starts_with("delta_rule") && !k.starts_with("selective_scan");
+            assert_eq!(l.pdl, want, "{}: {k}", l.label);
+        }
+    }
+    let launches: Vec<&serde_json::Value> = json["decode"]["steps"]
+        .as_array()
+        .expect("steps")
+        .iter()
+        .filter(|s| s["op"] == "launch")
+        .collect();
+    assert!(launches.iter().all(|l| l.get("pdl").is_none_or(|p| p == true)));
+    assert!(launches.iter().any(|l| l.get("pdl").is_none()) && launches.iter().any(|l| l["pdl"] == true));
+    let back: Program = serde_json::from_value(json).expect("reads back");
+    assert_eq!(back, prog);
+}

@@ -1396,6 +1396,264 @@ fn gemv_matches_reference() {
     }
 }
 
+/// The GEMV with fused prologues (decode): RMSNorm of X's rows (γ bf16 and f32) and
+/// `silu(gate)·up`, and the narrow (one warp per column set) kernels for short K, against a CPU
+/// computation: every m = 1..8; K on the 16-byte path (2048), not a multiple of 8 (1001: the
+/// scalar path), short (128, and 200); X 16-byte aligned and not (a window 3 columns in: the
+/// scalar path at K = 2048); N a multiple of the block's columns (4096) and not (37); bf16 out
+/// (f32 at m = 1, 8); plain and programmatic dependent launches; with a C + bias epilogue on
+/// some cases. D's other columns must stay NaN and every element of the window be written
+/// (D starts NaN); two calls are bit-identical.
+#[test]
+fn gemv_fused_prologues_match_reference() {
+    use modelc_runtime::cuda::{gemv_ex, load_gemv, GemmBias, GemmC, GemmOut, GemvPrologue};
+    let Some(mut ctx) = setup() else { return };
+    load_gemv(&mut ctx.gpu, &ctx.cache).unwrap_or_else(|e| panic!("{e}"));
+    let mut r = rng(621);
+    let eps = 1e-5f64;
+    let mut cases = 0;
+    let mut failures: Vec<String> = Vec::new();
+    for m in 1usize..=8 {
+        for (k, n) in [(2048usize, 4096usize), (1001, 37), (128, 4096), (200, 37), (2048, 37)] {
+            for xoff in [8usize, 3] {
+                if xoff == 3 && k != 2048 {
+                    continue;
+                }
+                // X (and up, k further) in rows of ldx = 2k + 16: a window xoff columns in.
+                let ldx = 2 * k + 16;
+                let gate = round_bf16(&uniform(&mut r, m * k, -3.0, 3.0));
+                let upv = round_bf16(&uniform(&mut r, m * k, -1.0, 1.0));
+                let mut xbuf = vec![f64::NAN; m * ldx];
+                for row in 0..m {
+                    for c in 0..k {
+                        xbuf[row * ldx + xoff + c] = gate[row * k + c];
+                        xbuf[row * ldx + xoff + k + c] = upv[row * k + c];
+                    }
+                }
+                let w = round_bf16(&uniform(&mut r, n * k, -1.0, 1.0));
+                let gamma = round_bf16(&uniform(&mut r, k, 0.5, 1.5));
+                let c = round_bf16(&uniform(&mut r, m * n, -1.0, 1.0));
+                let bias = round_bf16(&uniform(&mut r, n, -1.0, 1.0));
+                let x_d = ctx.bf16(&xbuf, "x");
+                let w_d = ctx.bf16(&w, "w");
+                let gb_d = ctx.bf16(&gamma, "gamma bf16");
+                let gf_d = ctx.f32(&gamma, "gamma f32");
+                let b_d = ctx.bf16(&bias, "bias");
+                let bf_d = ctx.f32(&bias, "bias f32");
+                let (ldc, ldy, yoff) = (n + 16, n + 24, 8);
+                let c_full = embed(&c, m, n, ldc, 4, f64::NAN);
+                let prologues: &[&str] = if k <= 512 {
+                    &["none", "rms bf16", "silu"]
+                } else {
+                    &["rms bf16", "rms f32", "silu"]
+                };
+                for &pro in prologues {
+                    // X as the GEMM multiplies it.
+                    let xin: Vec<f64> = match pro {
+                        "none" => gate.clone(),
+                        "silu" => gate
+                            .iter()
+                            .zip(&upv)
+                            .map(|(g, u)| bf16::from_f64(g / (1.0 + (-g).exp()) * u).to_f64())
+                            .collect(),
+                        _ => (0..m)
+                            .flat_map(|row| {
+                                let xr = &gate[row * k..(row + 1) * k];
+                                let inv = 1.0 / (xr.iter().map(|v| v * v).sum::<f64>() / k as f64 + eps).sqrt();
+                                xr.iter().zip(&gamma).map(move |(v, g)| v * inv * g).collect::<Vec<_>>()
+                            })
+                            .collect(),
+                    };
+                    let xw = ref_linear(&xin, &w, m, n, k);
+                    let epilogue = (m + k) % 2 == 0;
+                    let outs: &[GemmOut] = if m == 1 || m == 8 {
+                        &[GemmOut::Bf16, GemmOut::F32]
+                    } else {
+                        &[GemmOut::Bf16]
+                    };
+                    for &out in outs {
+                        for pdl in [false, true] {
+                            cases += 1;
+                            let what = format!(
+                                "fused gemv {pro} m={m} k={k} n={n} x+{xoff} {out:?} pdl={pdl}{}",
+                                if epilogue { " +C+bias" } else { "" }
+                            );
+                            let want: Vec<f64> = (0..m * n)
+                                .map(|i| {
+                                    if epilogue {
+                                        xw[i] + 0.5 * c[i] + bias[i % n]
+                                    } else {
+                                        xw[i]
+                                    }
+                                })
+                                .collect();
+                            // f32 out: only summation rounding, except that SiLU·up rounds each
+                            // activation to bf16 like the unfused kernel, and the device's fast
+                            // exp can land one bf16 ulp (2⁻⁸ relative) away from the host's on
+                            // an element near a rounding boundary: at K = 128 one such element
+                            // moves a row by about 2⁻⁸/√K ≈ 3.5e-4.
+                            let tol = match (out, pro) {
+                                (GemmOut::Bf16, _) => BF16_TOL,
+                                (_, "silu") => 2e-3,
+                                _ => 1e-4,
+                            };
+                            let shape = GemmShape {
+                                ldx,
+                                ldy,
+                                ..GemmShape::linear(m, n, k)
+                            };
+                            let prologue = match pro {
+                                "none" => GemvPrologue::None,
+                                "silu" => GemvPrologue::SiluMul {
+                                    up: x_d.device_ptr_at(xoff + k).unwrap(),
+                                },
+                                "rms bf16" => GemvPrologue::RmsNorm {
+                                    gamma: gb_d.device_ptr(),
+                                    gamma_dtype: GemmOut::Bf16,
+                                    eps: eps as f32,
+                                },
+                                _ => GemvPrologue::RmsNorm {
+                                    gamma: gf_d.device_ptr(),
+                                    gamma_dtype: GemmOut::F32,
+                                    eps: eps as f32,
+                                },
+                            };
+                            let mut runs = Vec::new();
+                            for _ in 0..2 {
+                                let y_init = vec![f64::NAN; m * ldy];
+                                let got = match out {
+                                    GemmOut::Bf16 => {
+                                        let (c_d, y_d) = (ctx.bf16(&c_full, "C"), ctx.bf16(&y_init, "D"));
+                                        let cb = epilogue.then(|| {
+                                            (
+                                                GemmC {
+                                                    ptr: c_d.device_ptr_at(4).unwrap(),
+                                                    ld: ldc,
+                                                    stride: 0,
+                                                },
+                                                GemmBias {
+                                                    ptr: b_d.device_ptr(),
+                                                    dtype: GemmOut::Bf16,
+                                                },
+                                            )
+                                        });
+                                        // SAFETY: X holds m rows of ldx with 2k columns from
+                                        // xoff, W n·k, D m rows of ldy from column 8, C m rows of
+                                        // ldc from column 4, the bias and γ n and k elements.
+                                        unsafe {
+                                            gemv_ex(
+                                                &ctx.gpu,
+                                                x_d.device_ptr_at(xoff).unwrap(),
+                                                w_d.device_ptr(),
+                                                y_d.device_ptr_at(yoff).unwrap(),
+                                                out,
+                                                shape,
+                                                1.0,
+                                                if epilogue { 0.5 } else { 0.0 },
+                                                cb.map(|(c, _)| c),
+                                                cb.map(|(_, b)| b),
+                                                prologue,
+                                                pdl,
+                                            )
+                                        }
+                                        .unwrap_or_else(|e| panic!("{what}: {e}"));
+                                        ctx.get_bf16(&y_d)
+                                    }
+                                    GemmOut::F32 => {
+                                        let (c_d, y_d) = (ctx.f32(&c_full, "C"), ctx.f32(&y_init, "D"));
+                                        let cb = epilogue.then(|| {
+                                            (
+                                                GemmC {
+                                                    ptr: c_d.device_ptr_at(4).unwrap(),
+                                                    ld: ldc,
+                                                    stride: 0,
+                                                },
+                                                GemmBias {
+                                                    ptr: bf_d.device_ptr(),
+                                                    dtype: GemmOut::F32,
+                                                },
+                                            )
+                                        });
+                                        // SAFETY: as above, f32 C, D and bias.
+                                        unsafe {
+                                            gemv_ex(
+                                                &ctx.gpu,
+                                                x_d.device_ptr_at(xoff).unwrap(),
+                                                w_d.device_ptr(),
+                                                y_d.device_ptr_at(yoff).unwrap(),
+                                                out,
+                                                shape,
+                                                1.0,
+                                                if epilogue { 0.5 } else { 0.0 },
+                                                cb.map(|(c, _)| c),
+                                                cb.map(|(_, b)| b),
+                                                prologue,
+                                                pdl,
+                                            )
+                                        }
+                                        .unwrap_or_else(|e| panic!("{what}: {e}"));
+                                        ctx.get_f32(&y_d)
+                                    }
+                                };
+                                runs.push(extract(&got, m, n, ldy, yoff, &what));
+                            }
+                            let e = rel_rms(&runs[0], &want, &what);
+                            if e > tol {
+                                let worst = (0..m * n)
+                                    .max_by(|&a, &b| {
+                                        (runs[0][a] - want[a]).abs().total_cmp(&(runs[0][b] - want[b]).abs())
+                                    })
+                                    .unwrap_or(0);
+                                failures.push(format!(
+                                    "{what}: relative RMS error {e:.3e} > {tol:.0e}; worst at row {}, column {}: \
+                                     {} vs {}",
+                                    worst / n,
+                                    worst % n,
+                                    runs[0][worst],
+                                    want[worst]
+                                ));
+                            } else if m == 1 || m == 8 {
+                                eprintln!("  {what}: rel RMS {e:.2e} (tol {tol:.0e})");
+                            }
+                            if !runs[0].iter().zip(&runs[1]).all(|(a, b)| a.to_bits() == b.to_bits()) {
+                                failures.push(format!("{what}: two calls differ"));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    eprintln!("fused GEMV: {cases} cases, {} failures", failures.len());
+    assert!(
+        failures.is_empty(),
+        "{} of {cases} cases fail:\n{}",
+        failures.len(),
+        failures.iter().take(40).cloned().collect::<Vec<_>>().join("\n")
+    );
+    // A prologue without its operand is refused.
+    let bad = GemvPrologue::SiluMul { up: 0 };
+    // SAFETY: refused before anything is enqueued.
+    let err = unsafe {
+        gemv_ex(
+            &ctx.gpu,
+            0,
+            0,
+            0,
+            GemmOut::F32,
+            GemmShape::linear(1, 8, 8),
+            1.0,
+            0.0,
+            None,
+            None,
+            bad,
+            true,
+        )
+    }
+    .unwrap_err();
+    assert!(matches!(err, CudaError::InvalidGemm { .. }), "{err}");
+}
+
 // ---------------------------------------------------------------------------------------------
 // Runtime behaviour
 
@@ -1820,35 +2078,66 @@ fn bench_kernels() {
 #[test]
 #[ignore]
 fn bench_gemv() {
-    use modelc_runtime::cuda::{gemv_raw, load_gemv, GemmOut};
+    use modelc_runtime::cuda::{gemv_ex, load_gemv, GemmOut, GemvPrologue};
     let Some(mut ctx) = setup() else { return };
     ctx.gpu.set_checked(false);
     load_gemv(&mut ctx.gpu, &ctx.cache).unwrap();
     let gemm = Gemm::new(&ctx.gpu).unwrap();
     let mut r = rng(630);
-    println!("| N × K | m | cuBLASLt µs | GEMV µs | GEMV TB/s |");
-    println!("|---|---|---|---|---|");
+    println!(
+        "| N × K | m | cuBLASLt µs | GEMV µs | GEMV+PDL µs | GEMV+PDL TB/s | +RMSNorm, PDL µs | +SiLU·up, PDL µs |"
+    );
+    println!("|---|---|---|---|---|---|---|---|");
     for (n, k) in [
         (2048usize, 2048usize),
-        (4096, 2048),
+        (3072, 2048),
+        (6416, 2048),
         (8192, 2048),
         (2048, 4096),
         (32000, 2048),
+        (2048, 128),
     ] {
         let copies = (256usize << 20).div_ceil(n * k * 2).max(2);
         let ws: Vec<GpuBuffer<bf16>> = (0..copies).map(|_| rand_bf16(&ctx, &mut r, n * k)).collect();
-        let x = rand_bf16(&ctx, &mut r, 8 * k);
+        // X: 8 rows of 2k (gate, up); γ k.
+        let x = rand_bf16(&ctx, &mut r, 16 * k);
+        let gamma = rand_bf16(&ctx, &mut r, k);
         let y = ctx.nan_bf16(8 * n, "y");
-        for m in [1usize, 2, 3, 4, 8] {
-            let shape = GemmShape::linear(m, n, k);
-            let time = |gemv: bool| {
+        for m in [1usize, 2, 4, 8] {
+            let shape = GemmShape {
+                ldx: 2 * k,
+                ..GemmShape::linear(m, n, k)
+            };
+            // 0: cuBLASLt, 1: GEMV, 2: GEMV + PDL, 3: + RMSNorm, 4: + SiLU·up.
+            let time = |mode: usize| {
                 let calls = 400;
+                let prologue = match mode {
+                    3 => GemvPrologue::RmsNorm {
+                        gamma: gamma.device_ptr(),
+                        gamma_dtype: GemmOut::Bf16,
+                        eps: 1e-5,
+                    },
+                    4 => GemvPrologue::SiluMul {
+                        up: x.device_ptr_at(k).unwrap(),
+                    },
+                    _ => GemvPrologue::None,
+                };
                 let run = |i: usize| {
                     let w = &ws[i % copies];
-                    // SAFETY: x holds 8·k ≥ m·k, w n·k, y 8·n ≥ m·n elements.
+                    // SAFETY: x holds 8 rows of 2k (X and up), w n·k, y 8·n ≥ m·n elements, γ k.
                     unsafe {
-                        if gemv {
-                            gemv_raw(
+                        if mode == 0 {
+                            gemm.linear_raw(
+                                x.device_ptr(),
+                                w.device_ptr(),
+                                y.device_ptr(),
+                                GemmOut::Bf16,
+                                shape,
+                                1.0,
+                                0.0,
+                            )
+                        } else {
+                            gemv_ex(
                                 &ctx.gpu,
                                 x.device_ptr(),
                                 w.device_ptr(),
@@ -1859,16 +2148,8 @@ fn bench_gemv() {
                                 0.0,
                                 None,
                                 None,
-                            )
-                        } else {
-                            gemm.linear_raw(
-                                x.device_ptr(),
-                                w.device_ptr(),
-                                y.device_ptr(),
-                                GemmOut::Bf16,
-                                shape,
-                                1.0,
-                                0.0,
+                                prologue,
+                                mode >= 2,
                             )
                         }
                     }
@@ -1883,9 +2164,12 @@ fn bench_gemv() {
                 ctx.gpu.synchronize().unwrap();
                 t0.elapsed().as_secs_f64() * 1e6 / calls as f64
             };
-            let (lt, gv) = (time(false), time(true));
-            let tbs = (n * k * 2) as f64 / (gv * 1e-6) / 1e12;
-            println!("| {n} × {k} | {m} | {lt:.2} | {gv:.2} | {tbs:.2} |");
+            let t: Vec<f64> = (0..5).map(time).collect();
+            let tbs = (n * k * 2) as f64 / (t[2] * 1e-6) / 1e12;
+            println!(
+                "| {n} × {k} | {m} | {:.2} | {:.2} | {:.2} | {tbs:.2} | {:.2} | {:.2} |",
+                t[0], t[1], t[2], t[3], t[4]
+            );
         }
     }
 }

@@ -623,6 +623,22 @@ pub struct GemmStep {
     pub beta: f32,
     pub flops: Expr,
     pub bytes: Expr,
+    /// An input transform fused into the read of `x` (decode schedules: the norm or activation
+    /// kernel that would have written the GEMM's input is not launched). Absent: x as it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prologue: Option<GemmPrologue>,
+}
+
+/// What a GEMM step computes from `x` before multiplying (see [`GemmStep::prologue`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum GemmPrologue {
+    /// RMSNorm of each row over its `k` channels: the GEMM multiplies
+    /// `x · rsqrt(mean(x²) + eps) · w`, `w` = `weights[weight]`, a vector of `k` elements.
+    RmsNorm { weight: usize, eps: f32 },
+    /// The GEMM multiplies `silu(x) · up` (the product rounded to bf16), `up` an operand of the
+    /// same shape as `x` (`m` rows of `k`, at its own row stride).
+    SiluMul { up: Operand },
 }
 
 /// A kernel argument.
@@ -649,6 +665,14 @@ pub struct LaunchStep {
     /// Dynamic shared memory in bytes.
     pub smem: u32,
     pub args: Vec<Arg>,
+    /// The kernel starts by waiting for the kernels before it (`griddepcontrol.wait`), so it may
+    /// be launched as a programmatic dependent launch (it overlaps the previous kernel's tail).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub pdl: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -748,6 +772,20 @@ impl Program {
                         }
                         if g.weight >= self.weights.len() || g.bias.is_some_and(|b| b >= self.weights.len()) {
                             return bad(format!("{at}: weight out of range"));
+                        }
+                        match &g.prologue {
+                            Some(GemmPrologue::RmsNorm { weight, .. }) => match self.weights.get(*weight) {
+                                Some(w) if w.shape.iter().product::<usize>() == g.k => {}
+                                Some(w) => {
+                                    return bad(format!(
+                                        "{at}: RMSNorm prologue weight {} has shape {:?}, not [{}]",
+                                        w.name, w.shape, g.k
+                                    ))
+                                }
+                                None => return bad(format!("{at}: RMSNorm prologue weight out of range")),
+                            },
+                            Some(GemmPrologue::SiluMul { up }) => check_ref(&up.buffer, &at)?,
+                            None => {}
                         }
                     }
                     Step::Launch(l) => {

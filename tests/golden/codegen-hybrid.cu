@@ -1,6 +1,6 @@
-// ===== kernels/embedding_rms_norm_24cf9ee07efc.cu =====
+// ===== kernels/embedding_rms_norm_ece79ea86f4b.cu =====
 /*
- * embedding_rms_norm_24cf9ee07efc: fused row-wise kernel, one block of 128 threads per row (token).
+ * embedding_rms_norm_ece79ea86f4b: fused row-wise kernel, one block of 128 threads per row (token).
  * Fuses, in order:
  *   embedding @ model
  *   rms_norm(eps=1e-5, group=64) @ layers.*
@@ -35,8 +35,17 @@ static __device__ __forceinline__ float warp_sum(float x) {
     return x;
 }
 #endif
+#ifndef MODELC_PDL_ENTER
+#define MODELC_PDL_ENTER
+static __device__ __forceinline__ void modelc_pdl_enter() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.wait;" ::: "memory");
+    asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+#endif
 
-extern "C" __global__ void __launch_bounds__(128) embedding_rms_norm_24cf9ee07efc(
+extern "C" __global__ void __launch_bounds__(128) embedding_rms_norm_ece79ea86f4b(
     const int* __restrict__ s0,
     const bf16* __restrict__ w1,
     const bf16* __restrict__ w2,
@@ -44,6 +53,7 @@ extern "C" __global__ void __launch_bounds__(128) embedding_rms_norm_24cf9ee07ef
     bf16* __restrict__ o1, int o1_stride,
     int rows)
 {
+    modelc_pdl_enter();
     const long row = blockIdx.x;
     if (row >= rows) return;
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
@@ -89,9 +99,9 @@ extern "C" __global__ void __launch_bounds__(128) embedding_rms_norm_24cf9ee07ef
     }
 }
 
-// ===== kernels/rope_313fc54a19a5.cu =====
+// ===== kernels/rope_86d695d600f6.cu =====
 /*
- * rope_313fc54a19a5: fused row-wise kernel, 1 block(s) of 256 threads per row (token), 512 channels a block.
+ * rope_86d695d600f6: fused row-wise kernel, 1 block(s) of 256 threads per row (token), 512 channels a block.
  * Fuses, in order:
  *   rope(head_dim=32, theta=10000) @ layers.*.mixer
  *   rope(head_dim=32, theta=10000) @ layers.*.mixer
@@ -126,6 +136,15 @@ static __device__ __forceinline__ float warp_sum(float x) {
     return x;
 }
 #endif
+#ifndef MODELC_PDL_ENTER
+#define MODELC_PDL_ENTER
+static __device__ __forceinline__ void modelc_pdl_enter() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.wait;" ::: "memory");
+    asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+#endif
 
 __constant__ double rope_inv_freq_0[16] = {1e0, 5.623413251903491e-1, 3.1622776601683794e-1, 1.778279410038923e-1, 1e-1, 5.623413251903491e-2, 3.162277660168379e-2, 1.778279410038923e-2, 1e-2, 5.623413251903491e-3, 3.1622776601683794e-3, 1.7782794100389228e-3, 1e-3, 5.623413251903491e-4, 3.1622776601683794e-4, 1.7782794100389227e-4};
 static __device__ __forceinline__ void rope_sincos(double a, float* s, float* c) {
@@ -133,7 +152,7 @@ static __device__ __forceinline__ void rope_sincos(double a, float* s, float* c)
     sincosf((float)a, s, c);
 }
 __constant__ double rope_inv_freq_1[16] = {1e0, 5.623413251903491e-1, 3.1622776601683794e-1, 1.778279410038923e-1, 1e-1, 5.623413251903491e-2, 3.162277660168379e-2, 1.778279410038923e-2, 1e-2, 5.623413251903491e-3, 3.1622776601683794e-3, 1.7782794100389228e-3, 1e-3, 5.623413251903491e-4, 3.1622776601683794e-4, 1.7782794100389227e-4};
-extern "C" __global__ void __launch_bounds__(256) rope_313fc54a19a5(
+extern "C" __global__ void __launch_bounds__(256) rope_86d695d600f6(
     const bf16* __restrict__ x0_p, int x0_stride,
     const int* __restrict__ s1,
     const bf16* __restrict__ x2_p, int x2_stride,
@@ -141,6 +160,7 @@ extern "C" __global__ void __launch_bounds__(256) rope_313fc54a19a5(
     bf16* __restrict__ o1, int o1_stride,
     int rows)
 {
+    modelc_pdl_enter();
     const long row = blockIdx.x;
     if (row >= rows) return;
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
@@ -498,9 +518,9 @@ extern "C" __global__ void __launch_bounds__(128) attn_prefill_fd37cdb5(
     }
 }
 
-// ===== kernels/rms_norm_3d488d001d19.cu =====
+// ===== kernels/rms_norm_86fdad02b6ce.cu =====
 /*
- * rms_norm_3d488d001d19: fused row-wise kernel, one block of 128 threads per row (token).
+ * rms_norm_86fdad02b6ce: fused row-wise kernel, one block of 128 threads per row (token).
  * Fuses, in order:
  *   rms_norm(eps=1e-5, group=64) @ layers.*
  * Grid (batch*tokens, 1, 1). f32 math; bf16/f32 storage; deterministic reductions.
@@ -534,13 +554,23 @@ static __device__ __forceinline__ float warp_sum(float x) {
     return x;
 }
 #endif
+#ifndef MODELC_PDL_ENTER
+#define MODELC_PDL_ENTER
+static __device__ __forceinline__ void modelc_pdl_enter() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.wait;" ::: "memory");
+    asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+#endif
 
-extern "C" __global__ void __launch_bounds__(128) rms_norm_3d488d001d19(
+extern "C" __global__ void __launch_bounds__(128) rms_norm_86fdad02b6ce(
     const bf16* __restrict__ x0_p, int x0_stride,
     const bf16* __restrict__ w1,
     bf16* __restrict__ o0, int o0_stride,
     int rows)
 {
+    modelc_pdl_enter();
     const long row = blockIdx.x;
     if (row >= rows) return;
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
@@ -579,9 +609,9 @@ extern "C" __global__ void __launch_bounds__(128) rms_norm_3d488d001d19(
     }
 }
 
-// ===== kernels/silu_mul_78101e1a0685.cu =====
+// ===== kernels/silu_mul_9fbd1932e067.cu =====
 /*
- * silu_mul_78101e1a0685: fused row-wise kernel, 1 block(s) of 256 threads per row (token), 512 channels a block.
+ * silu_mul_9fbd1932e067: fused row-wise kernel, 1 block(s) of 256 threads per row (token), 512 channels a block.
  * Fuses, in order:
  *   silu @ layers.*.mlp
  *   mul @ layers.*.mlp
@@ -616,13 +646,23 @@ static __device__ __forceinline__ float warp_sum(float x) {
     return x;
 }
 #endif
+#ifndef MODELC_PDL_ENTER
+#define MODELC_PDL_ENTER
+static __device__ __forceinline__ void modelc_pdl_enter() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.wait;" ::: "memory");
+    asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+#endif
 
-extern "C" __global__ void __launch_bounds__(256) silu_mul_78101e1a0685(
+extern "C" __global__ void __launch_bounds__(256) silu_mul_9fbd1932e067(
     const bf16* __restrict__ x0_p, int x0_stride,
     const bf16* __restrict__ x1_p, int x1_stride,
     bf16* __restrict__ o0, int o0_stride,
     int rows)
 {
+    modelc_pdl_enter();
     const long row = blockIdx.x;
     if (row >= rows) return;
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
@@ -641,9 +681,9 @@ extern "C" __global__ void __launch_bounds__(256) silu_mul_78101e1a0685(
     }
 }
 
-// ===== kernels/rope_754a5e41b357.cu =====
+// ===== kernels/rope_8bd01f336538.cu =====
 /*
- * rope_754a5e41b357: fused row-wise kernel, 1 block(s) of 256 threads per row (token), 512 channels a block.
+ * rope_8bd01f336538: fused row-wise kernel, 1 block(s) of 256 threads per row (token), 512 channels a block.
  * Fuses, in order:
  *   rope(head_dim=32, theta=10000) @ layers.*.mixer
  *   rope(head_dim=32, theta=10000) @ layers.*.mixer
@@ -678,6 +718,15 @@ static __device__ __forceinline__ float warp_sum(float x) {
     return x;
 }
 #endif
+#ifndef MODELC_PDL_ENTER
+#define MODELC_PDL_ENTER
+static __device__ __forceinline__ void modelc_pdl_enter() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.wait;" ::: "memory");
+    asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+#endif
 
 __constant__ double rope_inv_freq_0[16] = {1e0, 5.623413251903491e-1, 3.1622776601683794e-1, 1.778279410038923e-1, 1e-1, 5.623413251903491e-2, 3.162277660168379e-2, 1.778279410038923e-2, 1e-2, 5.623413251903491e-3, 3.1622776601683794e-3, 1.7782794100389228e-3, 1e-3, 5.623413251903491e-4, 3.1622776601683794e-4, 1.7782794100389227e-4};
 static __device__ __forceinline__ void rope_sincos(double a, float* s, float* c) {
@@ -685,7 +734,7 @@ static __device__ __forceinline__ void rope_sincos(double a, float* s, float* c)
     sincosf((float)a, s, c);
 }
 __constant__ double rope_inv_freq_1[16] = {1e0, 5.623413251903491e-1, 3.1622776601683794e-1, 1.778279410038923e-1, 1e-1, 5.623413251903491e-2, 3.162277660168379e-2, 1.778279410038923e-2, 1e-2, 5.623413251903491e-3, 3.1622776601683794e-3, 1.7782794100389228e-3, 1e-3, 5.623413251903491e-4, 3.1622776601683794e-4, 1.7782794100389227e-4};
-extern "C" __global__ void __launch_bounds__(256) rope_754a5e41b357(
+extern "C" __global__ void __launch_bounds__(256) rope_8bd01f336538(
     const bf16* __restrict__ x0_p, int x0_stride,
     const int* __restrict__ s1,
     const bf16* __restrict__ x2_p, int x2_stride,
@@ -693,6 +742,7 @@ extern "C" __global__ void __launch_bounds__(256) rope_754a5e41b357(
     bf16* __restrict__ o1, int o1_stride,
     int rows)
 {
+    modelc_pdl_enter();
     const long row = blockIdx.x;
     if (row >= rows) return;
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
@@ -1050,9 +1100,9 @@ extern "C" __global__ void __launch_bounds__(128) attn_prefill_c15987ca(
     }
 }
 
-// ===== kernels/conv1d_d0383ac1.cu =====
+// ===== kernels/conv1d_928edf1d.cu =====
 /*
- * modelc mixer core: conv1d_d0383ac1 (template).
+ * modelc mixer core: conv1d_928edf1d (template).
  * Fuses, in order:
  *   causal_conv1d(kernel=4, silu)
  * Bytes loaded:  256*batch*tokens + 1536*batch + 1024
@@ -1060,7 +1110,7 @@ extern "C" __global__ void __launch_bounds__(128) attn_prefill_c15987ca(
  * FLOPs:         1792*batch*tokens
  */
 /*
- * conv1d_d0383ac1: causal depthwise conv1d, K = 4 taps, bias = false, activation = silu.
+ * conv1d_928edf1d: causal depthwise conv1d, K = 4 taps, bias = false, activation = silu.
  *   y[b,t,c] = act(bias[c] + sum_j w[c,j] * x[b, t-(K-1)+j, c]); the last tap j = K-1 multiplies
  *   the current token; inputs before t = 0 come from state_in[b, c, :] (oldest first) or zeros.
  *   state_out[b, c, :] = the last K-1 inputs of (state_in ++ x). f32 accumulation.
@@ -1096,13 +1146,24 @@ __device__ __forceinline__ float warp_max(float x) {
 }
 #endif
 
-extern "C" __global__ void __launch_bounds__(128) conv1d_d0383ac1(
+#ifndef MODELC_PDL_ENTER
+#define MODELC_PDL_ENTER
+static __device__ __forceinline__ void modelc_pdl_enter() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.wait;" ::: "memory");
+    asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+#endif
+
+extern "C" __global__ void __launch_bounds__(128) conv1d_928edf1d(
     const bf16* __restrict__ x, int x_stride,
     const bf16* __restrict__ w, const bf16* __restrict__ bias,
     const float* state_in, float* state_out,
     bf16* __restrict__ y, int y_stride,
     int T, int C)
 {
+    modelc_pdl_enter();
     constexpr int K = 4;
     constexpr int TT = 16;
     const int c = blockIdx.x * 128 + threadIdx.x;
@@ -1148,9 +1209,9 @@ extern "C" __global__ void __launch_bounds__(128) conv1d_d0383ac1(
     }
 }
 
-// ===== kernels/sigmoid_decay_gate_0a3a29d17c96.cu =====
+// ===== kernels/sigmoid_decay_gate_9b511badf4d2.cu =====
 /*
- * sigmoid_decay_gate_0a3a29d17c96: fused row-wise kernel, 1 block(s) of 256 threads per row (token), 512 channels a block.
+ * sigmoid_decay_gate_9b511badf4d2: fused row-wise kernel, 1 block(s) of 256 threads per row (token), 512 channels a block.
  * Fuses, in order:
  *   sigmoid @ layers.*.mixer
  *   decay_gate(group=1) @ layers.*.mixer
@@ -1185,8 +1246,17 @@ static __device__ __forceinline__ float warp_sum(float x) {
     return x;
 }
 #endif
+#ifndef MODELC_PDL_ENTER
+#define MODELC_PDL_ENTER
+static __device__ __forceinline__ void modelc_pdl_enter() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.wait;" ::: "memory");
+    asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+#endif
 
-extern "C" __global__ void __launch_bounds__(256) sigmoid_decay_gate_0a3a29d17c96(
+extern "C" __global__ void __launch_bounds__(256) sigmoid_decay_gate_9b511badf4d2(
     const bf16* __restrict__ x0_p, int x0_stride,
     const bf16* __restrict__ x1_p, int x1_stride,
     const float* __restrict__ w2,
@@ -1195,6 +1265,7 @@ extern "C" __global__ void __launch_bounds__(256) sigmoid_decay_gate_0a3a29d17c9
     float* __restrict__ o1, int o1_stride,
     int rows)
 {
+    modelc_pdl_enter();
     const long row = blockIdx.x;
     if (row >= rows) return;
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
@@ -1843,9 +1914,9 @@ extern "C" __global__ void __launch_bounds__(128) delta_rule_chunked_69522c8b(
 #undef GAT
 }
 
-// ===== kernels/decay_gate_sigmoid_9719a7a8fa4f.cu =====
+// ===== kernels/decay_gate_sigmoid_e762b53fe978.cu =====
 /*
- * decay_gate_sigmoid_9719a7a8fa4f: fused row-wise kernel, 1 block(s) of 256 threads per row (token), 512 channels a block.
+ * decay_gate_sigmoid_e762b53fe978: fused row-wise kernel, 1 block(s) of 256 threads per row (token), 512 channels a block.
  * Fuses, in order:
  *   decay_gate(group=32) @ layers.*.mixer
  *   sigmoid @ layers.*.mixer
@@ -1880,8 +1951,17 @@ static __device__ __forceinline__ float warp_sum(float x) {
     return x;
 }
 #endif
+#ifndef MODELC_PDL_ENTER
+#define MODELC_PDL_ENTER
+static __device__ __forceinline__ void modelc_pdl_enter() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.wait;" ::: "memory");
+    asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+#endif
 
-extern "C" __global__ void __launch_bounds__(256) decay_gate_sigmoid_9719a7a8fa4f(
+extern "C" __global__ void __launch_bounds__(256) decay_gate_sigmoid_e762b53fe978(
     const bf16* __restrict__ x0_p, int x0_stride,
     const float* __restrict__ w1,
     const float* __restrict__ w2,
@@ -1890,6 +1970,7 @@ extern "C" __global__ void __launch_bounds__(256) decay_gate_sigmoid_9719a7a8fa4
     float* __restrict__ o1, int o1_stride,
     int rows)
 {
+    modelc_pdl_enter();
     const long row = blockIdx.x;
     if (row >= rows) return;
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
@@ -2538,9 +2619,9 @@ extern "C" __global__ void __launch_bounds__(128) delta_rule_chunked_3a569cd0(
 #undef GAT
 }
 
-// ===== kernels/repeat_groups_13d4fe7fb568.cu =====
+// ===== kernels/repeat_groups_771b82272237.cu =====
 /*
- * repeat_groups_13d4fe7fb568: fused row-wise kernel, 1 block(s) of 256 threads per row (token), 512 channels a block.
+ * repeat_groups_771b82272237: fused row-wise kernel, 1 block(s) of 256 threads per row (token), 512 channels a block.
  * Fuses, in order:
  *   repeat_groups(n=16, repeats=2) @ layers.*.mixer
  * Grid (batch*tokens, 1, 1). f32 math; bf16/f32 storage; deterministic reductions.
@@ -2574,12 +2655,22 @@ static __device__ __forceinline__ float warp_sum(float x) {
     return x;
 }
 #endif
+#ifndef MODELC_PDL_ENTER
+#define MODELC_PDL_ENTER
+static __device__ __forceinline__ void modelc_pdl_enter() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.wait;" ::: "memory");
+    asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+#endif
 
-extern "C" __global__ void __launch_bounds__(256) repeat_groups_13d4fe7fb568(
+extern "C" __global__ void __launch_bounds__(256) repeat_groups_771b82272237(
     const bf16* __restrict__ x0_p, int x0_stride,
     bf16* __restrict__ o0, int o0_stride,
     int rows)
 {
+    modelc_pdl_enter();
     const long row = blockIdx.x;
     if (row >= rows) return;
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
@@ -2595,9 +2686,9 @@ extern "C" __global__ void __launch_bounds__(256) repeat_groups_13d4fe7fb568(
     }
 }
 
-// ===== kernels/conv1d_78ff4e55.cu =====
+// ===== kernels/conv1d_533690aa.cu =====
 /*
- * modelc mixer core: conv1d_78ff4e55 (template).
+ * modelc mixer core: conv1d_533690aa (template).
  * Fuses, in order:
  *   causal_conv1d(kernel=4, bias, silu)
  * Bytes loaded:  128*batch*tokens + 768*batch + 640
@@ -2605,7 +2696,7 @@ extern "C" __global__ void __launch_bounds__(256) repeat_groups_13d4fe7fb568(
  * FLOPs:         896*batch*tokens
  */
 /*
- * conv1d_78ff4e55: causal depthwise conv1d, K = 4 taps, bias = true, activation = silu.
+ * conv1d_533690aa: causal depthwise conv1d, K = 4 taps, bias = true, activation = silu.
  *   y[b,t,c] = act(bias[c] + sum_j w[c,j] * x[b, t-(K-1)+j, c]); the last tap j = K-1 multiplies
  *   the current token; inputs before t = 0 come from state_in[b, c, :] (oldest first) or zeros.
  *   state_out[b, c, :] = the last K-1 inputs of (state_in ++ x). f32 accumulation.
@@ -2641,13 +2732,24 @@ __device__ __forceinline__ float warp_max(float x) {
 }
 #endif
 
-extern "C" __global__ void __launch_bounds__(128) conv1d_78ff4e55(
+#ifndef MODELC_PDL_ENTER
+#define MODELC_PDL_ENTER
+static __device__ __forceinline__ void modelc_pdl_enter() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.wait;" ::: "memory");
+    asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+#endif
+
+extern "C" __global__ void __launch_bounds__(128) conv1d_533690aa(
     const bf16* __restrict__ x, int x_stride,
     const bf16* __restrict__ w, const bf16* __restrict__ bias,
     const float* state_in, float* state_out,
     bf16* __restrict__ y, int y_stride,
     int T, int C)
 {
+    modelc_pdl_enter();
     constexpr int K = 4;
     constexpr int TT = 16;
     const int c = blockIdx.x * 128 + threadIdx.x;
@@ -2799,9 +2901,9 @@ extern "C" __global__ void __launch_bounds__(128) selective_scan_b0c77ed8(
     }
 }
 
-// ===== kernels/rms_norm_61b2ad4d1e7b.cu =====
+// ===== kernels/rms_norm_78ae3235cae7.cu =====
 /*
- * rms_norm_61b2ad4d1e7b: fused row-wise kernel, one block of 128 threads per row (token).
+ * rms_norm_78ae3235cae7: fused row-wise kernel, one block of 128 threads per row (token).
  * Fuses, in order:
  *   rms_norm(eps=1e-5, group=64) @ head
  * Grid (batch*tokens, 1, 1). f32 math; bf16/f32 storage; deterministic reductions.
@@ -2835,13 +2937,23 @@ static __device__ __forceinline__ float warp_sum(float x) {
     return x;
 }
 #endif
+#ifndef MODELC_PDL_ENTER
+#define MODELC_PDL_ENTER
+static __device__ __forceinline__ void modelc_pdl_enter() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.wait;" ::: "memory");
+    asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+#endif
 
-extern "C" __global__ void __launch_bounds__(128) rms_norm_61b2ad4d1e7b(
+extern "C" __global__ void __launch_bounds__(128) rms_norm_78ae3235cae7(
     const bf16* __restrict__ x0_p, int x0_stride,
     const bf16* __restrict__ w1,
     bf16* __restrict__ o0, int o0_stride,
     int rows)
 {
+    modelc_pdl_enter();
     const long row = blockIdx.x;
     if (row >= rows) return;
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;

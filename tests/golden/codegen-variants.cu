@@ -1,6 +1,6 @@
-// ===== kernels/embedding_layer_norm_ea09a47f9fdd.cu =====
+// ===== kernels/embedding_layer_norm_e9f45ff752bf.cu =====
 /*
- * embedding_layer_norm_ea09a47f9fdd: fused row-wise kernel, one block of 128 threads per row (token).
+ * embedding_layer_norm_e9f45ff752bf: fused row-wise kernel, one block of 128 threads per row (token).
  * Fuses, in order:
  *   embedding @ model
  *   layer_norm(eps=1e-5) @ layers.*
@@ -35,8 +35,17 @@ static __device__ __forceinline__ float warp_sum(float x) {
     return x;
 }
 #endif
+#ifndef MODELC_PDL_ENTER
+#define MODELC_PDL_ENTER
+static __device__ __forceinline__ void modelc_pdl_enter() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.wait;" ::: "memory");
+    asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+#endif
 
-extern "C" __global__ void __launch_bounds__(128) embedding_layer_norm_ea09a47f9fdd(
+extern "C" __global__ void __launch_bounds__(128) embedding_layer_norm_e9f45ff752bf(
     const int* __restrict__ s0,
     const bf16* __restrict__ w1,
     const bf16* __restrict__ w2,
@@ -45,6 +54,7 @@ extern "C" __global__ void __launch_bounds__(128) embedding_layer_norm_ea09a47f9
     bf16* __restrict__ o1, int o1_stride,
     int rows)
 {
+    modelc_pdl_enter();
     const long row = blockIdx.x;
     if (row >= rows) return;
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
@@ -113,9 +123,9 @@ extern "C" __global__ void __launch_bounds__(128) embedding_layer_norm_ea09a47f9
     }
 }
 
-// ===== kernels/rope_eac687aa1ab7.cu =====
+// ===== kernels/rope_180264365748.cu =====
 /*
- * rope_eac687aa1ab7: fused row-wise kernel, 1 block(s) of 256 threads per row (token), 512 channels a block.
+ * rope_180264365748: fused row-wise kernel, 1 block(s) of 256 threads per row (token), 512 channels a block.
  * Fuses, in order:
  *   rope(head_dim=32, theta=500000) @ layers.*.mixer
  *   rope(head_dim=32, theta=500000) @ layers.*.mixer
@@ -150,6 +160,15 @@ static __device__ __forceinline__ float warp_sum(float x) {
     return x;
 }
 #endif
+#ifndef MODELC_PDL_ENTER
+#define MODELC_PDL_ENTER
+static __device__ __forceinline__ void modelc_pdl_enter() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.wait;" ::: "memory");
+    asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+#endif
 
 __constant__ double rope_inv_freq_0[16] = {1e0, 4.4036660267178046e-1, 1.9392274474868576e-1, 8.539710028576561e-2, 3.760603093086393e-2, 1.6560440080994446e-2, 7.292664737217109e-3, 3.211445994752591e-3, 1.414213562373095e-3, 6.22772421914596e-4, 2.742481756762073e-4, 1.2076973741146504e-4, 5.318295896944988e-5, 2.341999896140934e-5, 1.031338537721246e-5, 4.5416704806078695e-6};
 static __device__ __forceinline__ void rope_sincos(double a, float* s, float* c) {
@@ -157,7 +176,7 @@ static __device__ __forceinline__ void rope_sincos(double a, float* s, float* c)
     sincosf((float)a, s, c);
 }
 __constant__ double rope_inv_freq_1[16] = {1e0, 4.4036660267178046e-1, 1.9392274474868576e-1, 8.539710028576561e-2, 3.760603093086393e-2, 1.6560440080994446e-2, 7.292664737217109e-3, 3.211445994752591e-3, 1.414213562373095e-3, 6.22772421914596e-4, 2.742481756762073e-4, 1.2076973741146504e-4, 5.318295896944988e-5, 2.341999896140934e-5, 1.031338537721246e-5, 4.5416704806078695e-6};
-extern "C" __global__ void __launch_bounds__(256) rope_eac687aa1ab7(
+extern "C" __global__ void __launch_bounds__(256) rope_180264365748(
     const bf16* __restrict__ x0_p, int x0_stride,
     const int* __restrict__ s1,
     const bf16* __restrict__ x2_p, int x2_stride,
@@ -165,6 +184,7 @@ extern "C" __global__ void __launch_bounds__(256) rope_eac687aa1ab7(
     bf16* __restrict__ o1, int o1_stride,
     int rows)
 {
+    modelc_pdl_enter();
     const long row = blockIdx.x;
     if (row >= rows) return;
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
@@ -522,9 +542,9 @@ extern "C" __global__ void __launch_bounds__(128) attn_prefill_2db740fa(
     }
 }
 
-// ===== kernels/layer_norm_755eb0f51760.cu =====
+// ===== kernels/layer_norm_94bdb854a6cc.cu =====
 /*
- * layer_norm_755eb0f51760: fused row-wise kernel, one block of 128 threads per row (token).
+ * layer_norm_94bdb854a6cc: fused row-wise kernel, one block of 128 threads per row (token).
  * Fuses, in order:
  *   layer_norm(eps=1e-5) @ layers.*
  * Grid (batch*tokens, 1, 1). f32 math; bf16/f32 storage; deterministic reductions.
@@ -558,14 +578,24 @@ static __device__ __forceinline__ float warp_sum(float x) {
     return x;
 }
 #endif
+#ifndef MODELC_PDL_ENTER
+#define MODELC_PDL_ENTER
+static __device__ __forceinline__ void modelc_pdl_enter() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.wait;" ::: "memory");
+    asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+#endif
 
-extern "C" __global__ void __launch_bounds__(128) layer_norm_755eb0f51760(
+extern "C" __global__ void __launch_bounds__(128) layer_norm_94bdb854a6cc(
     const bf16* __restrict__ x0_p, int x0_stride,
     const bf16* __restrict__ w1,
     const bf16* __restrict__ w2,
     bf16* __restrict__ o0, int o0_stride,
     int rows)
 {
+    modelc_pdl_enter();
     const long row = blockIdx.x;
     if (row >= rows) return;
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
@@ -627,9 +657,9 @@ extern "C" __global__ void __launch_bounds__(128) layer_norm_755eb0f51760(
     }
 }
 
-// ===== kernels/gelu_af4d73a0bc01.cu =====
+// ===== kernels/gelu_41b6a81eb2a5.cu =====
 /*
- * gelu_af4d73a0bc01: fused row-wise kernel, 1 block(s) of 256 threads per row (token), 512 channels a block.
+ * gelu_41b6a81eb2a5: fused row-wise kernel, 1 block(s) of 256 threads per row (token), 512 channels a block.
  * Fuses, in order:
  *   gelu @ layers.*.mlp
  * Grid (batch*tokens, 1, 1). f32 math; bf16/f32 storage; deterministic reductions.
@@ -663,12 +693,22 @@ static __device__ __forceinline__ float warp_sum(float x) {
     return x;
 }
 #endif
+#ifndef MODELC_PDL_ENTER
+#define MODELC_PDL_ENTER
+static __device__ __forceinline__ void modelc_pdl_enter() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.wait;" ::: "memory");
+    asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+#endif
 
-extern "C" __global__ void __launch_bounds__(256) gelu_af4d73a0bc01(
+extern "C" __global__ void __launch_bounds__(256) gelu_41b6a81eb2a5(
     const bf16* __restrict__ x0_p, int x0_stride,
     bf16* __restrict__ o0, int o0_stride,
     int rows)
 {
+    modelc_pdl_enter();
     const long row = blockIdx.x;
     if (row >= rows) return;
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
@@ -684,9 +724,9 @@ extern "C" __global__ void __launch_bounds__(256) gelu_af4d73a0bc01(
     }
 }
 
-// ===== kernels/rms_norm_c7f3b0c78e00.cu =====
+// ===== kernels/rms_norm_04ae1f55ae47.cu =====
 /*
- * rms_norm_c7f3b0c78e00: fused row-wise kernel, one block of 128 threads per row (token).
+ * rms_norm_04ae1f55ae47: fused row-wise kernel, one block of 128 threads per row (token).
  * Fuses, in order:
  *   rms_norm(eps=1e-6, group=64) @ layers.*
  * Grid (batch*tokens, 1, 1). f32 math; bf16/f32 storage; deterministic reductions.
@@ -720,13 +760,23 @@ static __device__ __forceinline__ float warp_sum(float x) {
     return x;
 }
 #endif
+#ifndef MODELC_PDL_ENTER
+#define MODELC_PDL_ENTER
+static __device__ __forceinline__ void modelc_pdl_enter() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.wait;" ::: "memory");
+    asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+#endif
 
-extern "C" __global__ void __launch_bounds__(128) rms_norm_c7f3b0c78e00(
+extern "C" __global__ void __launch_bounds__(128) rms_norm_04ae1f55ae47(
     const bf16* __restrict__ x0_p, int x0_stride,
     const bf16* __restrict__ w1,
     bf16* __restrict__ o0, int o0_stride,
     int rows)
 {
+    modelc_pdl_enter();
     const long row = blockIdx.x;
     if (row >= rows) return;
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
@@ -765,9 +815,9 @@ extern "C" __global__ void __launch_bounds__(128) rms_norm_c7f3b0c78e00(
     }
 }
 
-// ===== kernels/conv1d_f5d460b0.cu =====
+// ===== kernels/conv1d_adcd848c.cu =====
 /*
- * modelc mixer core: conv1d_f5d460b0 (template).
+ * modelc mixer core: conv1d_adcd848c (template).
  * Fuses, in order:
  *   causal_conv1d(kernel=3, silu)
  * Bytes loaded:  32*batch*tokens + 128*batch + 96
@@ -775,7 +825,7 @@ extern "C" __global__ void __launch_bounds__(128) rms_norm_c7f3b0c78e00(
  * FLOPs:         192*batch*tokens
  */
 /*
- * conv1d_f5d460b0: causal depthwise conv1d, K = 3 taps, bias = false, activation = silu.
+ * conv1d_adcd848c: causal depthwise conv1d, K = 3 taps, bias = false, activation = silu.
  *   y[b,t,c] = act(bias[c] + sum_j w[c,j] * x[b, t-(K-1)+j, c]); the last tap j = K-1 multiplies
  *   the current token; inputs before t = 0 come from state_in[b, c, :] (oldest first) or zeros.
  *   state_out[b, c, :] = the last K-1 inputs of (state_in ++ x). f32 accumulation.
@@ -811,13 +861,24 @@ __device__ __forceinline__ float warp_max(float x) {
 }
 #endif
 
-extern "C" __global__ void __launch_bounds__(128) conv1d_f5d460b0(
+#ifndef MODELC_PDL_ENTER
+#define MODELC_PDL_ENTER
+static __device__ __forceinline__ void modelc_pdl_enter() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.wait;" ::: "memory");
+    asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+#endif
+
+extern "C" __global__ void __launch_bounds__(128) conv1d_adcd848c(
     const bf16* __restrict__ x, int x_stride,
     const bf16* __restrict__ w, const bf16* __restrict__ bias,
     const float* state_in, float* state_out,
     bf16* __restrict__ y, int y_stride,
     int T, int C)
 {
+    modelc_pdl_enter();
     constexpr int K = 3;
     constexpr int TT = 16;
     const int c = blockIdx.x * 128 + threadIdx.x;
@@ -863,9 +924,9 @@ extern "C" __global__ void __launch_bounds__(128) conv1d_f5d460b0(
     }
 }
 
-// ===== kernels/repeat_groups_c6c8616874a3.cu =====
+// ===== kernels/repeat_groups_5af8f6880a41.cu =====
 /*
- * repeat_groups_c6c8616874a3: fused row-wise kernel, 1 block(s) of 256 threads per row (token), 512 channels a block.
+ * repeat_groups_5af8f6880a41: fused row-wise kernel, 1 block(s) of 256 threads per row (token), 512 channels a block.
  * Fuses, in order:
  *   repeat_groups(n=8, repeats=4) @ layers.*.mixer
  * Grid (batch*tokens, 1, 1). f32 math; bf16/f32 storage; deterministic reductions.
@@ -899,12 +960,22 @@ static __device__ __forceinline__ float warp_sum(float x) {
     return x;
 }
 #endif
+#ifndef MODELC_PDL_ENTER
+#define MODELC_PDL_ENTER
+static __device__ __forceinline__ void modelc_pdl_enter() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.wait;" ::: "memory");
+    asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+#endif
 
-extern "C" __global__ void __launch_bounds__(256) repeat_groups_c6c8616874a3(
+extern "C" __global__ void __launch_bounds__(256) repeat_groups_5af8f6880a41(
     const bf16* __restrict__ x0_p, int x0_stride,
     bf16* __restrict__ o0, int o0_stride,
     int rows)
 {
+    modelc_pdl_enter();
     const long row = blockIdx.x;
     if (row >= rows) return;
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
@@ -1025,9 +1096,9 @@ extern "C" __global__ void __launch_bounds__(128) selective_scan_d419fa11(
     }
 }
 
-// ===== kernels/gelu_tanh_mul_1969bb1f7963.cu =====
+// ===== kernels/gelu_tanh_mul_2a83aa1a80a4.cu =====
 /*
- * gelu_tanh_mul_1969bb1f7963: fused row-wise kernel, 1 block(s) of 256 threads per row (token), 512 channels a block.
+ * gelu_tanh_mul_2a83aa1a80a4: fused row-wise kernel, 1 block(s) of 256 threads per row (token), 512 channels a block.
  * Fuses, in order:
  *   gelu_tanh @ layers.*.mlp
  *   mul @ layers.*.mlp
@@ -1062,13 +1133,23 @@ static __device__ __forceinline__ float warp_sum(float x) {
     return x;
 }
 #endif
+#ifndef MODELC_PDL_ENTER
+#define MODELC_PDL_ENTER
+static __device__ __forceinline__ void modelc_pdl_enter() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.wait;" ::: "memory");
+    asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+#endif
 
-extern "C" __global__ void __launch_bounds__(256) gelu_tanh_mul_1969bb1f7963(
+extern "C" __global__ void __launch_bounds__(256) gelu_tanh_mul_2a83aa1a80a4(
     const bf16* __restrict__ x0_p, int x0_stride,
     const bf16* __restrict__ x1_p, int x1_stride,
     bf16* __restrict__ o0, int o0_stride,
     int rows)
 {
+    modelc_pdl_enter();
     const long row = blockIdx.x;
     if (row >= rows) return;
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
@@ -1087,9 +1168,9 @@ extern "C" __global__ void __launch_bounds__(256) gelu_tanh_mul_1969bb1f7963(
     }
 }
 
-// ===== kernels/rms_norm_3d488d001d19.cu =====
+// ===== kernels/rms_norm_86fdad02b6ce.cu =====
 /*
- * rms_norm_3d488d001d19: fused row-wise kernel, one block of 128 threads per row (token).
+ * rms_norm_86fdad02b6ce: fused row-wise kernel, one block of 128 threads per row (token).
  * Fuses, in order:
  *   rms_norm(eps=1e-5, group=64) @ layers.*
  * Grid (batch*tokens, 1, 1). f32 math; bf16/f32 storage; deterministic reductions.
@@ -1123,13 +1204,23 @@ static __device__ __forceinline__ float warp_sum(float x) {
     return x;
 }
 #endif
+#ifndef MODELC_PDL_ENTER
+#define MODELC_PDL_ENTER
+static __device__ __forceinline__ void modelc_pdl_enter() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.wait;" ::: "memory");
+    asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+#endif
 
-extern "C" __global__ void __launch_bounds__(128) rms_norm_3d488d001d19(
+extern "C" __global__ void __launch_bounds__(128) rms_norm_86fdad02b6ce(
     const bf16* __restrict__ x0_p, int x0_stride,
     const bf16* __restrict__ w1,
     bf16* __restrict__ o0, int o0_stride,
     int rows)
 {
+    modelc_pdl_enter();
     const long row = blockIdx.x;
     if (row >= rows) return;
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
@@ -1168,9 +1259,9 @@ extern "C" __global__ void __launch_bounds__(128) rms_norm_3d488d001d19(
     }
 }
 
-// ===== kernels/decay_gate_sigmoid_9719a7a8fa4f.cu =====
+// ===== kernels/decay_gate_sigmoid_e762b53fe978.cu =====
 /*
- * decay_gate_sigmoid_9719a7a8fa4f: fused row-wise kernel, 1 block(s) of 256 threads per row (token), 512 channels a block.
+ * decay_gate_sigmoid_e762b53fe978: fused row-wise kernel, 1 block(s) of 256 threads per row (token), 512 channels a block.
  * Fuses, in order:
  *   decay_gate(group=32) @ layers.*.mixer
  *   sigmoid @ layers.*.mixer
@@ -1205,8 +1296,17 @@ static __device__ __forceinline__ float warp_sum(float x) {
     return x;
 }
 #endif
+#ifndef MODELC_PDL_ENTER
+#define MODELC_PDL_ENTER
+static __device__ __forceinline__ void modelc_pdl_enter() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.wait;" ::: "memory");
+    asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+#endif
 
-extern "C" __global__ void __launch_bounds__(256) decay_gate_sigmoid_9719a7a8fa4f(
+extern "C" __global__ void __launch_bounds__(256) decay_gate_sigmoid_e762b53fe978(
     const bf16* __restrict__ x0_p, int x0_stride,
     const float* __restrict__ w1,
     const float* __restrict__ w2,
@@ -1215,6 +1315,7 @@ extern "C" __global__ void __launch_bounds__(256) decay_gate_sigmoid_9719a7a8fa4
     float* __restrict__ o1, int o1_stride,
     int rows)
 {
+    modelc_pdl_enter();
     const long row = blockIdx.x;
     if (row >= rows) return;
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
@@ -1238,9 +1339,9 @@ extern "C" __global__ void __launch_bounds__(256) decay_gate_sigmoid_9719a7a8fa4
     }
 }
 
-// ===== kernels/conv1d_52a4c058.cu =====
+// ===== kernels/conv1d_44a3c38d.cu =====
 /*
- * modelc mixer core: conv1d_52a4c058 (template).
+ * modelc mixer core: conv1d_44a3c38d (template).
  * Fuses, in order:
  *   causal_conv1d(kernel=2, silu)
  * Bytes loaded:  384*batch*tokens + 768*batch + 768
@@ -1248,7 +1349,7 @@ extern "C" __global__ void __launch_bounds__(256) decay_gate_sigmoid_9719a7a8fa4
  * FLOPs:         1920*batch*tokens
  */
 /*
- * conv1d_52a4c058: causal depthwise conv1d, K = 2 taps, bias = false, activation = silu.
+ * conv1d_44a3c38d: causal depthwise conv1d, K = 2 taps, bias = false, activation = silu.
  *   y[b,t,c] = act(bias[c] + sum_j w[c,j] * x[b, t-(K-1)+j, c]); the last tap j = K-1 multiplies
  *   the current token; inputs before t = 0 come from state_in[b, c, :] (oldest first) or zeros.
  *   state_out[b, c, :] = the last K-1 inputs of (state_in ++ x). f32 accumulation.
@@ -1284,13 +1385,24 @@ __device__ __forceinline__ float warp_max(float x) {
 }
 #endif
 
-extern "C" __global__ void __launch_bounds__(128) conv1d_52a4c058(
+#ifndef MODELC_PDL_ENTER
+#define MODELC_PDL_ENTER
+static __device__ __forceinline__ void modelc_pdl_enter() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.wait;" ::: "memory");
+    asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+#endif
+
+extern "C" __global__ void __launch_bounds__(128) conv1d_44a3c38d(
     const bf16* __restrict__ x, int x_stride,
     const bf16* __restrict__ w, const bf16* __restrict__ bias,
     const float* state_in, float* state_out,
     bf16* __restrict__ y, int y_stride,
     int T, int C)
 {
+    modelc_pdl_enter();
     constexpr int K = 2;
     constexpr int TT = 16;
     const int c = blockIdx.x * 128 + threadIdx.x;
@@ -1961,9 +2073,9 @@ extern "C" __global__ void __launch_bounds__(128) delta_rule_chunked_b375bcce(
 #undef GAT
 }
 
-// ===== kernels/relu_mul_35f8dcec70cd.cu =====
+// ===== kernels/relu_mul_5d43192bb57a.cu =====
 /*
- * relu_mul_35f8dcec70cd: fused row-wise kernel, 1 block(s) of 256 threads per row (token), 512 channels a block.
+ * relu_mul_5d43192bb57a: fused row-wise kernel, 1 block(s) of 256 threads per row (token), 512 channels a block.
  * Fuses, in order:
  *   relu @ layers.*.mlp
  *   mul @ layers.*.mlp
@@ -1998,13 +2110,23 @@ static __device__ __forceinline__ float warp_sum(float x) {
     return x;
 }
 #endif
+#ifndef MODELC_PDL_ENTER
+#define MODELC_PDL_ENTER
+static __device__ __forceinline__ void modelc_pdl_enter() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.wait;" ::: "memory");
+    asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+#endif
 
-extern "C" __global__ void __launch_bounds__(256) relu_mul_35f8dcec70cd(
+extern "C" __global__ void __launch_bounds__(256) relu_mul_5d43192bb57a(
     const bf16* __restrict__ x0_p, int x0_stride,
     const bf16* __restrict__ x1_p, int x1_stride,
     bf16* __restrict__ o0, int o0_stride,
     int rows)
 {
+    modelc_pdl_enter();
     const long row = blockIdx.x;
     if (row >= rows) return;
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
@@ -2023,9 +2145,9 @@ extern "C" __global__ void __launch_bounds__(256) relu_mul_35f8dcec70cd(
     }
 }
 
-// ===== kernels/layer_norm_afbfc4a83dce.cu =====
+// ===== kernels/layer_norm_491804a8b2a8.cu =====
 /*
- * layer_norm_afbfc4a83dce: fused row-wise kernel, one block of 128 threads per row (token).
+ * layer_norm_491804a8b2a8: fused row-wise kernel, one block of 128 threads per row (token).
  * Fuses, in order:
  *   layer_norm(eps=1e-5) @ head
  * Grid (batch*tokens, 1, 1). f32 math; bf16/f32 storage; deterministic reductions.
@@ -2059,14 +2181,24 @@ static __device__ __forceinline__ float warp_sum(float x) {
     return x;
 }
 #endif
+#ifndef MODELC_PDL_ENTER
+#define MODELC_PDL_ENTER
+static __device__ __forceinline__ void modelc_pdl_enter() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.wait;" ::: "memory");
+    asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+#endif
 
-extern "C" __global__ void __launch_bounds__(128) layer_norm_afbfc4a83dce(
+extern "C" __global__ void __launch_bounds__(128) layer_norm_491804a8b2a8(
     const bf16* __restrict__ x0_p, int x0_stride,
     const bf16* __restrict__ w1,
     const bf16* __restrict__ w2,
     bf16* __restrict__ o0, int o0_stride,
     int rows)
 {
+    modelc_pdl_enter();
     const long row = blockIdx.x;
     if (row >= rows) return;
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;

@@ -1,6 +1,6 @@
-// ===== kernels/embedding_rms_norm_9a5528ab9469.cu =====
+// ===== kernels/embedding_rms_norm_61b6b3e49fd7.cu =====
 /*
- * embedding_rms_norm_9a5528ab9469: fused row-wise kernel, one block of 128 threads per row (token).
+ * embedding_rms_norm_61b6b3e49fd7: fused row-wise kernel, one block of 128 threads per row (token).
  * Fuses, in order:
  *   embedding @ model
  *   rms_norm(eps=1e-5, group=64) @ layers.*
@@ -35,8 +35,17 @@ static __device__ __forceinline__ float warp_sum(float x) {
     return x;
 }
 #endif
+#ifndef MODELC_PDL_ENTER
+#define MODELC_PDL_ENTER
+static __device__ __forceinline__ void modelc_pdl_enter() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.wait;" ::: "memory");
+    asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+#endif
 
-extern "C" __global__ void __launch_bounds__(128) embedding_rms_norm_9a5528ab9469(
+extern "C" __global__ void __launch_bounds__(128) embedding_rms_norm_61b6b3e49fd7(
     const int* __restrict__ s0,
     const bf16* __restrict__ w1,
     const bf16* __restrict__ w2,
@@ -44,6 +53,7 @@ extern "C" __global__ void __launch_bounds__(128) embedding_rms_norm_9a5528ab946
     bf16* __restrict__ o1, int o1_stride,
     int rows)
 {
+    modelc_pdl_enter();
     const long row = blockIdx.x;
     if (row >= rows) return;
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
@@ -89,9 +99,9 @@ extern "C" __global__ void __launch_bounds__(128) embedding_rms_norm_9a5528ab946
     }
 }
 
-// ===== kernels/rope_5fe24e7d05bb.cu =====
+// ===== kernels/rope_fd06ec93666a.cu =====
 /*
- * rope_5fe24e7d05bb: fused row-wise kernel, 1 block(s) of 256 threads per row (token), 512 channels a block.
+ * rope_fd06ec93666a: fused row-wise kernel, 1 block(s) of 256 threads per row (token), 512 channels a block.
  * Fuses, in order:
  *   rope(head_dim=16, theta=10000) @ layers.*.mixer
  *   rope(head_dim=16, theta=10000) @ layers.*.mixer
@@ -126,6 +136,15 @@ static __device__ __forceinline__ float warp_sum(float x) {
     return x;
 }
 #endif
+#ifndef MODELC_PDL_ENTER
+#define MODELC_PDL_ENTER
+static __device__ __forceinline__ void modelc_pdl_enter() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.wait;" ::: "memory");
+    asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+#endif
 
 __constant__ double rope_inv_freq_0[8] = {1e0, 3.1622776601683794e-1, 1e-1, 3.162277660168379e-2, 1e-2, 3.1622776601683794e-3, 1e-3, 3.1622776601683794e-4};
 static __device__ __forceinline__ void rope_sincos(double a, float* s, float* c) {
@@ -133,7 +152,7 @@ static __device__ __forceinline__ void rope_sincos(double a, float* s, float* c)
     sincosf((float)a, s, c);
 }
 __constant__ double rope_inv_freq_1[8] = {1e0, 3.1622776601683794e-1, 1e-1, 3.162277660168379e-2, 1e-2, 3.1622776601683794e-3, 1e-3, 3.1622776601683794e-4};
-extern "C" __global__ void __launch_bounds__(256) rope_5fe24e7d05bb(
+extern "C" __global__ void __launch_bounds__(256) rope_fd06ec93666a(
     const bf16* __restrict__ x0_p, int x0_stride,
     const int* __restrict__ s1,
     const bf16* __restrict__ x2_p, int x2_stride,
@@ -141,6 +160,7 @@ extern "C" __global__ void __launch_bounds__(256) rope_5fe24e7d05bb(
     bf16* __restrict__ o1, int o1_stride,
     int rows)
 {
+    modelc_pdl_enter();
     const long row = blockIdx.x;
     if (row >= rows) return;
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
@@ -498,9 +518,9 @@ extern "C" __global__ void __launch_bounds__(128) attn_prefill_20385d12(
     }
 }
 
-// ===== kernels/rms_norm_3d488d001d19.cu =====
+// ===== kernels/rms_norm_86fdad02b6ce.cu =====
 /*
- * rms_norm_3d488d001d19: fused row-wise kernel, one block of 128 threads per row (token).
+ * rms_norm_86fdad02b6ce: fused row-wise kernel, one block of 128 threads per row (token).
  * Fuses, in order:
  *   rms_norm(eps=1e-5, group=64) @ layers.*
  * Grid (batch*tokens, 1, 1). f32 math; bf16/f32 storage; deterministic reductions.
@@ -534,13 +554,23 @@ static __device__ __forceinline__ float warp_sum(float x) {
     return x;
 }
 #endif
+#ifndef MODELC_PDL_ENTER
+#define MODELC_PDL_ENTER
+static __device__ __forceinline__ void modelc_pdl_enter() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.wait;" ::: "memory");
+    asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+#endif
 
-extern "C" __global__ void __launch_bounds__(128) rms_norm_3d488d001d19(
+extern "C" __global__ void __launch_bounds__(128) rms_norm_86fdad02b6ce(
     const bf16* __restrict__ x0_p, int x0_stride,
     const bf16* __restrict__ w1,
     bf16* __restrict__ o0, int o0_stride,
     int rows)
 {
+    modelc_pdl_enter();
     const long row = blockIdx.x;
     if (row >= rows) return;
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
@@ -579,9 +609,9 @@ extern "C" __global__ void __launch_bounds__(128) rms_norm_3d488d001d19(
     }
 }
 
-// ===== kernels/silu_mul_78101e1a0685.cu =====
+// ===== kernels/silu_mul_9fbd1932e067.cu =====
 /*
- * silu_mul_78101e1a0685: fused row-wise kernel, 1 block(s) of 256 threads per row (token), 512 channels a block.
+ * silu_mul_9fbd1932e067: fused row-wise kernel, 1 block(s) of 256 threads per row (token), 512 channels a block.
  * Fuses, in order:
  *   silu @ layers.*.mlp
  *   mul @ layers.*.mlp
@@ -616,13 +646,23 @@ static __device__ __forceinline__ float warp_sum(float x) {
     return x;
 }
 #endif
+#ifndef MODELC_PDL_ENTER
+#define MODELC_PDL_ENTER
+static __device__ __forceinline__ void modelc_pdl_enter() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.wait;" ::: "memory");
+    asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+#endif
 
-extern "C" __global__ void __launch_bounds__(256) silu_mul_78101e1a0685(
+extern "C" __global__ void __launch_bounds__(256) silu_mul_9fbd1932e067(
     const bf16* __restrict__ x0_p, int x0_stride,
     const bf16* __restrict__ x1_p, int x1_stride,
     bf16* __restrict__ o0, int o0_stride,
     int rows)
 {
+    modelc_pdl_enter();
     const long row = blockIdx.x;
     if (row >= rows) return;
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
@@ -973,9 +1013,9 @@ extern "C" __global__ void __launch_bounds__(128) attn_prefill_ef74f84d(
     }
 }
 
-// ===== kernels/conv1d_d0383ac1.cu =====
+// ===== kernels/conv1d_928edf1d.cu =====
 /*
- * modelc mixer core: conv1d_d0383ac1 (template).
+ * modelc mixer core: conv1d_928edf1d (template).
  * Fuses, in order:
  *   causal_conv1d(kernel=4, silu)
  * Bytes loaded:  256*batch*tokens + 1536*batch + 1024
@@ -983,7 +1023,7 @@ extern "C" __global__ void __launch_bounds__(128) attn_prefill_ef74f84d(
  * FLOPs:         1792*batch*tokens
  */
 /*
- * conv1d_d0383ac1: causal depthwise conv1d, K = 4 taps, bias = false, activation = silu.
+ * conv1d_928edf1d: causal depthwise conv1d, K = 4 taps, bias = false, activation = silu.
  *   y[b,t,c] = act(bias[c] + sum_j w[c,j] * x[b, t-(K-1)+j, c]); the last tap j = K-1 multiplies
  *   the current token; inputs before t = 0 come from state_in[b, c, :] (oldest first) or zeros.
  *   state_out[b, c, :] = the last K-1 inputs of (state_in ++ x). f32 accumulation.
@@ -1019,13 +1059,24 @@ __device__ __forceinline__ float warp_max(float x) {
 }
 #endif
 
-extern "C" __global__ void __launch_bounds__(128) conv1d_d0383ac1(
+#ifndef MODELC_PDL_ENTER
+#define MODELC_PDL_ENTER
+static __device__ __forceinline__ void modelc_pdl_enter() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.wait;" ::: "memory");
+    asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+#endif
+
+extern "C" __global__ void __launch_bounds__(128) conv1d_928edf1d(
     const bf16* __restrict__ x, int x_stride,
     const bf16* __restrict__ w, const bf16* __restrict__ bias,
     const float* state_in, float* state_out,
     bf16* __restrict__ y, int y_stride,
     int T, int C)
 {
+    modelc_pdl_enter();
     constexpr int K = 4;
     constexpr int TT = 16;
     const int c = blockIdx.x * 128 + threadIdx.x;
@@ -1071,9 +1122,9 @@ extern "C" __global__ void __launch_bounds__(128) conv1d_d0383ac1(
     }
 }
 
-// ===== kernels/sigmoid_decay_gate_66f788b95cf7.cu =====
+// ===== kernels/sigmoid_decay_gate_37cde2c21463.cu =====
 /*
- * sigmoid_decay_gate_66f788b95cf7: fused row-wise kernel, 1 block(s) of 256 threads per row (token), 512 channels a block.
+ * sigmoid_decay_gate_37cde2c21463: fused row-wise kernel, 1 block(s) of 256 threads per row (token), 512 channels a block.
  * Fuses, in order:
  *   sigmoid @ layers.*.mixer
  *   decay_gate(group=1) @ layers.*.mixer
@@ -1108,8 +1159,17 @@ static __device__ __forceinline__ float warp_sum(float x) {
     return x;
 }
 #endif
+#ifndef MODELC_PDL_ENTER
+#define MODELC_PDL_ENTER
+static __device__ __forceinline__ void modelc_pdl_enter() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.wait;" ::: "memory");
+    asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+#endif
 
-extern "C" __global__ void __launch_bounds__(256) sigmoid_decay_gate_66f788b95cf7(
+extern "C" __global__ void __launch_bounds__(256) sigmoid_decay_gate_37cde2c21463(
     const bf16* __restrict__ x0_p, int x0_stride,
     const bf16* __restrict__ x1_p, int x1_stride,
     const float* __restrict__ w2,
@@ -1118,6 +1178,7 @@ extern "C" __global__ void __launch_bounds__(256) sigmoid_decay_gate_66f788b95cf
     float* __restrict__ o1, int o1_stride,
     int rows)
 {
+    modelc_pdl_enter();
     const long row = blockIdx.x;
     if (row >= rows) return;
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
@@ -1398,9 +1459,9 @@ extern "C" __global__ void __launch_bounds__(32) delta_rule_chunked_7f64ed63(
     }
 }
 
-// ===== kernels/decay_gate_sigmoid_8d732030140d.cu =====
+// ===== kernels/decay_gate_sigmoid_cb1a543ce061.cu =====
 /*
- * decay_gate_sigmoid_8d732030140d: fused row-wise kernel, 1 block(s) of 256 threads per row (token), 512 channels a block.
+ * decay_gate_sigmoid_cb1a543ce061: fused row-wise kernel, 1 block(s) of 256 threads per row (token), 512 channels a block.
  * Fuses, in order:
  *   decay_gate(group=16) @ layers.*.mixer
  *   sigmoid @ layers.*.mixer
@@ -1435,8 +1496,17 @@ static __device__ __forceinline__ float warp_sum(float x) {
     return x;
 }
 #endif
+#ifndef MODELC_PDL_ENTER
+#define MODELC_PDL_ENTER
+static __device__ __forceinline__ void modelc_pdl_enter() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.wait;" ::: "memory");
+    asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+#endif
 
-extern "C" __global__ void __launch_bounds__(256) decay_gate_sigmoid_8d732030140d(
+extern "C" __global__ void __launch_bounds__(256) decay_gate_sigmoid_cb1a543ce061(
     const bf16* __restrict__ x0_p, int x0_stride,
     const float* __restrict__ w1,
     const float* __restrict__ w2,
@@ -1445,6 +1515,7 @@ extern "C" __global__ void __launch_bounds__(256) decay_gate_sigmoid_8d732030140
     float* __restrict__ o1, int o1_stride,
     int rows)
 {
+    modelc_pdl_enter();
     const long row = blockIdx.x;
     if (row >= rows) return;
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
@@ -1725,9 +1796,9 @@ extern "C" __global__ void __launch_bounds__(32) delta_rule_chunked_af059fae(
     }
 }
 
-// ===== kernels/repeat_groups_82018b2514cf.cu =====
+// ===== kernels/repeat_groups_41c1eee33bae.cu =====
 /*
- * repeat_groups_82018b2514cf: fused row-wise kernel, 1 block(s) of 256 threads per row (token), 512 channels a block.
+ * repeat_groups_41c1eee33bae: fused row-wise kernel, 1 block(s) of 256 threads per row (token), 512 channels a block.
  * Fuses, in order:
  *   repeat_groups(n=16, repeats=4) @ layers.*.mixer
  * Grid (batch*tokens, 1, 1). f32 math; bf16/f32 storage; deterministic reductions.
@@ -1761,12 +1832,22 @@ static __device__ __forceinline__ float warp_sum(float x) {
     return x;
 }
 #endif
+#ifndef MODELC_PDL_ENTER
+#define MODELC_PDL_ENTER
+static __device__ __forceinline__ void modelc_pdl_enter() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.wait;" ::: "memory");
+    asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+#endif
 
-extern "C" __global__ void __launch_bounds__(256) repeat_groups_82018b2514cf(
+extern "C" __global__ void __launch_bounds__(256) repeat_groups_41c1eee33bae(
     const bf16* __restrict__ x0_p, int x0_stride,
     bf16* __restrict__ o0, int o0_stride,
     int rows)
 {
+    modelc_pdl_enter();
     const long row = blockIdx.x;
     if (row >= rows) return;
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
@@ -1782,9 +1863,9 @@ extern "C" __global__ void __launch_bounds__(256) repeat_groups_82018b2514cf(
     }
 }
 
-// ===== kernels/conv1d_78ff4e55.cu =====
+// ===== kernels/conv1d_533690aa.cu =====
 /*
- * modelc mixer core: conv1d_78ff4e55 (template).
+ * modelc mixer core: conv1d_533690aa (template).
  * Fuses, in order:
  *   causal_conv1d(kernel=4, bias, silu)
  * Bytes loaded:  256*batch*tokens + 1536*batch + 1280
@@ -1792,7 +1873,7 @@ extern "C" __global__ void __launch_bounds__(256) repeat_groups_82018b2514cf(
  * FLOPs:         1792*batch*tokens
  */
 /*
- * conv1d_78ff4e55: causal depthwise conv1d, K = 4 taps, bias = true, activation = silu.
+ * conv1d_533690aa: causal depthwise conv1d, K = 4 taps, bias = true, activation = silu.
  *   y[b,t,c] = act(bias[c] + sum_j w[c,j] * x[b, t-(K-1)+j, c]); the last tap j = K-1 multiplies
  *   the current token; inputs before t = 0 come from state_in[b, c, :] (oldest first) or zeros.
  *   state_out[b, c, :] = the last K-1 inputs of (state_in ++ x). f32 accumulation.
@@ -1828,13 +1909,24 @@ __device__ __forceinline__ float warp_max(float x) {
 }
 #endif
 
-extern "C" __global__ void __launch_bounds__(128) conv1d_78ff4e55(
+#ifndef MODELC_PDL_ENTER
+#define MODELC_PDL_ENTER
+static __device__ __forceinline__ void modelc_pdl_enter() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.wait;" ::: "memory");
+    asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+#endif
+
+extern "C" __global__ void __launch_bounds__(128) conv1d_533690aa(
     const bf16* __restrict__ x, int x_stride,
     const bf16* __restrict__ w, const bf16* __restrict__ bias,
     const float* state_in, float* state_out,
     bf16* __restrict__ y, int y_stride,
     int T, int C)
 {
+    modelc_pdl_enter();
     constexpr int K = 4;
     constexpr int TT = 16;
     const int c = blockIdx.x * 128 + threadIdx.x;
@@ -1986,9 +2078,9 @@ extern "C" __global__ void __launch_bounds__(128) selective_scan_c81da83f(
     }
 }
 
-// ===== kernels/rms_norm_61b2ad4d1e7b.cu =====
+// ===== kernels/rms_norm_78ae3235cae7.cu =====
 /*
- * rms_norm_61b2ad4d1e7b: fused row-wise kernel, one block of 128 threads per row (token).
+ * rms_norm_78ae3235cae7: fused row-wise kernel, one block of 128 threads per row (token).
  * Fuses, in order:
  *   rms_norm(eps=1e-5, group=64) @ head
  * Grid (batch*tokens, 1, 1). f32 math; bf16/f32 storage; deterministic reductions.
@@ -2022,13 +2114,23 @@ static __device__ __forceinline__ float warp_sum(float x) {
     return x;
 }
 #endif
+#ifndef MODELC_PDL_ENTER
+#define MODELC_PDL_ENTER
+static __device__ __forceinline__ void modelc_pdl_enter() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.wait;" ::: "memory");
+    asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+#endif
 
-extern "C" __global__ void __launch_bounds__(128) rms_norm_61b2ad4d1e7b(
+extern "C" __global__ void __launch_bounds__(128) rms_norm_78ae3235cae7(
     const bf16* __restrict__ x0_p, int x0_stride,
     const bf16* __restrict__ w1,
     bf16* __restrict__ o0, int o0_stride,
     int rows)
 {
+    modelc_pdl_enter();
     const long row = blockIdx.x;
     if (row >= rows) return;
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;

@@ -1,6 +1,6 @@
-// ===== kernels/embedding_rms_norm_5030fa20e285.cu =====
+// ===== kernels/embedding_rms_norm_b8f444b3d9c3.cu =====
 /*
- * embedding_rms_norm_5030fa20e285: fused row-wise kernel, one block of 128 threads per row (token).
+ * embedding_rms_norm_b8f444b3d9c3: fused row-wise kernel, one block of 128 threads per row (token).
  * Fuses, in order:
  *   embedding @ model
  *   rms_norm(eps=1e-5, group=32) @ layers.*
@@ -35,8 +35,17 @@ static __device__ __forceinline__ float warp_sum(float x) {
     return x;
 }
 #endif
+#ifndef MODELC_PDL_ENTER
+#define MODELC_PDL_ENTER
+static __device__ __forceinline__ void modelc_pdl_enter() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.wait;" ::: "memory");
+    asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+#endif
 
-extern "C" __global__ void __launch_bounds__(128) embedding_rms_norm_5030fa20e285(
+extern "C" __global__ void __launch_bounds__(128) embedding_rms_norm_b8f444b3d9c3(
     const int* __restrict__ s0,
     const bf16* __restrict__ w1,
     const bf16* __restrict__ w2,
@@ -44,6 +53,7 @@ extern "C" __global__ void __launch_bounds__(128) embedding_rms_norm_5030fa20e28
     bf16* __restrict__ o1, int o1_stride,
     int rows)
 {
+    modelc_pdl_enter();
     const long row = blockIdx.x;
     if (row >= rows) return;
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
@@ -89,9 +99,9 @@ extern "C" __global__ void __launch_bounds__(128) embedding_rms_norm_5030fa20e28
     }
 }
 
-// ===== kernels/decay_gate_sigmoid_65fa78b74431.cu =====
+// ===== kernels/decay_gate_sigmoid_ad3db244bea0.cu =====
 /*
- * decay_gate_sigmoid_65fa78b74431: fused row-wise kernel, 1 block(s) of 256 threads per row (token), 512 channels a block.
+ * decay_gate_sigmoid_ad3db244bea0: fused row-wise kernel, 1 block(s) of 256 threads per row (token), 512 channels a block.
  * Fuses, in order:
  *   decay_gate(group=8) @ layers.*.mixer
  *   sigmoid @ layers.*.mixer
@@ -126,8 +136,17 @@ static __device__ __forceinline__ float warp_sum(float x) {
     return x;
 }
 #endif
+#ifndef MODELC_PDL_ENTER
+#define MODELC_PDL_ENTER
+static __device__ __forceinline__ void modelc_pdl_enter() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.wait;" ::: "memory");
+    asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+#endif
 
-extern "C" __global__ void __launch_bounds__(256) decay_gate_sigmoid_65fa78b74431(
+extern "C" __global__ void __launch_bounds__(256) decay_gate_sigmoid_ad3db244bea0(
     const bf16* __restrict__ x0_p, int x0_stride,
     const float* __restrict__ w1,
     const float* __restrict__ w2,
@@ -136,6 +155,7 @@ extern "C" __global__ void __launch_bounds__(256) decay_gate_sigmoid_65fa78b7443
     float* __restrict__ o1, int o1_stride,
     int rows)
 {
+    modelc_pdl_enter();
     const long row = blockIdx.x;
     if (row >= rows) return;
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
@@ -159,9 +179,9 @@ extern "C" __global__ void __launch_bounds__(256) decay_gate_sigmoid_65fa78b7443
     }
 }
 
-// ===== kernels/conv1d_d0383ac1.cu =====
+// ===== kernels/conv1d_928edf1d.cu =====
 /*
- * modelc mixer core: conv1d_d0383ac1 (template).
+ * modelc mixer core: conv1d_928edf1d (template).
  * Fuses, in order:
  *   causal_conv1d(kernel=4, silu)
  * Bytes loaded:  192*batch*tokens + 1152*batch + 768
@@ -169,7 +189,7 @@ extern "C" __global__ void __launch_bounds__(256) decay_gate_sigmoid_65fa78b7443
  * FLOPs:         1344*batch*tokens
  */
 /*
- * conv1d_d0383ac1: causal depthwise conv1d, K = 4 taps, bias = false, activation = silu.
+ * conv1d_928edf1d: causal depthwise conv1d, K = 4 taps, bias = false, activation = silu.
  *   y[b,t,c] = act(bias[c] + sum_j w[c,j] * x[b, t-(K-1)+j, c]); the last tap j = K-1 multiplies
  *   the current token; inputs before t = 0 come from state_in[b, c, :] (oldest first) or zeros.
  *   state_out[b, c, :] = the last K-1 inputs of (state_in ++ x). f32 accumulation.
@@ -205,13 +225,24 @@ __device__ __forceinline__ float warp_max(float x) {
 }
 #endif
 
-extern "C" __global__ void __launch_bounds__(128) conv1d_d0383ac1(
+#ifndef MODELC_PDL_ENTER
+#define MODELC_PDL_ENTER
+static __device__ __forceinline__ void modelc_pdl_enter() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.wait;" ::: "memory");
+    asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+#endif
+
+extern "C" __global__ void __launch_bounds__(128) conv1d_928edf1d(
     const bf16* __restrict__ x, int x_stride,
     const bf16* __restrict__ w, const bf16* __restrict__ bias,
     const float* state_in, float* state_out,
     bf16* __restrict__ y, int y_stride,
     int T, int C)
 {
+    modelc_pdl_enter();
     constexpr int K = 4;
     constexpr int TT = 16;
     const int c = blockIdx.x * 128 + threadIdx.x;
@@ -514,9 +545,9 @@ extern "C" __global__ void __launch_bounds__(32) delta_rule_chunked_1a8fd764(
     }
 }
 
-// ===== kernels/rms_norm_9172e91c623f.cu =====
+// ===== kernels/rms_norm_4625ef7e0292.cu =====
 /*
- * rms_norm_9172e91c623f: fused row-wise kernel, one block of 128 threads per row (token).
+ * rms_norm_4625ef7e0292: fused row-wise kernel, one block of 128 threads per row (token).
  * Fuses, in order:
  *   rms_norm(eps=1e-5, group=32) @ layers.*
  * Grid (batch*tokens, 1, 1). f32 math; bf16/f32 storage; deterministic reductions.
@@ -550,13 +581,23 @@ static __device__ __forceinline__ float warp_sum(float x) {
     return x;
 }
 #endif
+#ifndef MODELC_PDL_ENTER
+#define MODELC_PDL_ENTER
+static __device__ __forceinline__ void modelc_pdl_enter() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.wait;" ::: "memory");
+    asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+#endif
 
-extern "C" __global__ void __launch_bounds__(128) rms_norm_9172e91c623f(
+extern "C" __global__ void __launch_bounds__(128) rms_norm_4625ef7e0292(
     const bf16* __restrict__ x0_p, int x0_stride,
     const bf16* __restrict__ w1,
     bf16* __restrict__ o0, int o0_stride,
     int rows)
 {
+    modelc_pdl_enter();
     const long row = blockIdx.x;
     if (row >= rows) return;
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
@@ -595,9 +636,9 @@ extern "C" __global__ void __launch_bounds__(128) rms_norm_9172e91c623f(
     }
 }
 
-// ===== kernels/silu_mul_818e32331a31.cu =====
+// ===== kernels/silu_mul_30851b1c1769.cu =====
 /*
- * silu_mul_818e32331a31: fused row-wise kernel, 1 block(s) of 256 threads per row (token), 512 channels a block.
+ * silu_mul_30851b1c1769: fused row-wise kernel, 1 block(s) of 256 threads per row (token), 512 channels a block.
  * Fuses, in order:
  *   silu @ layers.*.mlp
  *   mul @ layers.*.mlp
@@ -632,13 +673,23 @@ static __device__ __forceinline__ float warp_sum(float x) {
     return x;
 }
 #endif
+#ifndef MODELC_PDL_ENTER
+#define MODELC_PDL_ENTER
+static __device__ __forceinline__ void modelc_pdl_enter() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.wait;" ::: "memory");
+    asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+#endif
 
-extern "C" __global__ void __launch_bounds__(256) silu_mul_818e32331a31(
+extern "C" __global__ void __launch_bounds__(256) silu_mul_30851b1c1769(
     const bf16* __restrict__ x0_p, int x0_stride,
     const bf16* __restrict__ x1_p, int x1_stride,
     bf16* __restrict__ o0, int o0_stride,
     int rows)
 {
+    modelc_pdl_enter();
     const long row = blockIdx.x;
     if (row >= rows) return;
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
@@ -657,9 +708,9 @@ extern "C" __global__ void __launch_bounds__(256) silu_mul_818e32331a31(
     }
 }
 
-// ===== kernels/rms_norm_dda7932b8ec4.cu =====
+// ===== kernels/rms_norm_83f588c36a54.cu =====
 /*
- * rms_norm_dda7932b8ec4: fused row-wise kernel, one block of 128 threads per row (token).
+ * rms_norm_83f588c36a54: fused row-wise kernel, one block of 128 threads per row (token).
  * Fuses, in order:
  *   rms_norm(eps=1e-5, group=32) @ head
  * Grid (batch*tokens, 1, 1). f32 math; bf16/f32 storage; deterministic reductions.
@@ -693,13 +744,23 @@ static __device__ __forceinline__ float warp_sum(float x) {
     return x;
 }
 #endif
+#ifndef MODELC_PDL_ENTER
+#define MODELC_PDL_ENTER
+static __device__ __forceinline__ void modelc_pdl_enter() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.wait;" ::: "memory");
+    asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+#endif
 
-extern "C" __global__ void __launch_bounds__(128) rms_norm_dda7932b8ec4(
+extern "C" __global__ void __launch_bounds__(128) rms_norm_83f588c36a54(
     const bf16* __restrict__ x0_p, int x0_stride,
     const bf16* __restrict__ w1,
     bf16* __restrict__ o0, int o0_stride,
     int rows)
 {
+    modelc_pdl_enter();
     const long row = blockIdx.x;
     if (row >= rows) return;
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;

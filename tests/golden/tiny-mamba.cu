@@ -1,6 +1,6 @@
-// ===== kernels/embedding_rms_norm_5030fa20e285.cu =====
+// ===== kernels/embedding_rms_norm_b8f444b3d9c3.cu =====
 /*
- * embedding_rms_norm_5030fa20e285: fused row-wise kernel, one block of 128 threads per row (token).
+ * embedding_rms_norm_b8f444b3d9c3: fused row-wise kernel, one block of 128 threads per row (token).
  * Fuses, in order:
  *   embedding @ model
  *   rms_norm(eps=1e-5, group=32) @ layers.*
@@ -35,8 +35,17 @@ static __device__ __forceinline__ float warp_sum(float x) {
     return x;
 }
 #endif
+#ifndef MODELC_PDL_ENTER
+#define MODELC_PDL_ENTER
+static __device__ __forceinline__ void modelc_pdl_enter() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.wait;" ::: "memory");
+    asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+#endif
 
-extern "C" __global__ void __launch_bounds__(128) embedding_rms_norm_5030fa20e285(
+extern "C" __global__ void __launch_bounds__(128) embedding_rms_norm_b8f444b3d9c3(
     const int* __restrict__ s0,
     const bf16* __restrict__ w1,
     const bf16* __restrict__ w2,
@@ -44,6 +53,7 @@ extern "C" __global__ void __launch_bounds__(128) embedding_rms_norm_5030fa20e28
     bf16* __restrict__ o1, int o1_stride,
     int rows)
 {
+    modelc_pdl_enter();
     const long row = blockIdx.x;
     if (row >= rows) return;
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
@@ -89,9 +99,9 @@ extern "C" __global__ void __launch_bounds__(128) embedding_rms_norm_5030fa20e28
     }
 }
 
-// ===== kernels/repeat_groups_c6c8616874a3.cu =====
+// ===== kernels/repeat_groups_5af8f6880a41.cu =====
 /*
- * repeat_groups_c6c8616874a3: fused row-wise kernel, 1 block(s) of 256 threads per row (token), 512 channels a block.
+ * repeat_groups_5af8f6880a41: fused row-wise kernel, 1 block(s) of 256 threads per row (token), 512 channels a block.
  * Fuses, in order:
  *   repeat_groups(n=8, repeats=4) @ layers.*.mixer
  * Grid (batch*tokens, 1, 1). f32 math; bf16/f32 storage; deterministic reductions.
@@ -125,12 +135,22 @@ static __device__ __forceinline__ float warp_sum(float x) {
     return x;
 }
 #endif
+#ifndef MODELC_PDL_ENTER
+#define MODELC_PDL_ENTER
+static __device__ __forceinline__ void modelc_pdl_enter() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.wait;" ::: "memory");
+    asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+#endif
 
-extern "C" __global__ void __launch_bounds__(256) repeat_groups_c6c8616874a3(
+extern "C" __global__ void __launch_bounds__(256) repeat_groups_5af8f6880a41(
     const bf16* __restrict__ x0_p, int x0_stride,
     bf16* __restrict__ o0, int o0_stride,
     int rows)
 {
+    modelc_pdl_enter();
     const long row = blockIdx.x;
     if (row >= rows) return;
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
@@ -146,9 +166,9 @@ extern "C" __global__ void __launch_bounds__(256) repeat_groups_c6c8616874a3(
     }
 }
 
-// ===== kernels/conv1d_78ff4e55.cu =====
+// ===== kernels/conv1d_533690aa.cu =====
 /*
- * modelc mixer core: conv1d_78ff4e55 (template).
+ * modelc mixer core: conv1d_533690aa (template).
  * Fuses, in order:
  *   causal_conv1d(kernel=4, bias, silu)
  * Bytes loaded:  128*batch*tokens + 768*batch + 640
@@ -156,7 +176,7 @@ extern "C" __global__ void __launch_bounds__(256) repeat_groups_c6c8616874a3(
  * FLOPs:         896*batch*tokens
  */
 /*
- * conv1d_78ff4e55: causal depthwise conv1d, K = 4 taps, bias = true, activation = silu.
+ * conv1d_533690aa: causal depthwise conv1d, K = 4 taps, bias = true, activation = silu.
  *   y[b,t,c] = act(bias[c] + sum_j w[c,j] * x[b, t-(K-1)+j, c]); the last tap j = K-1 multiplies
  *   the current token; inputs before t = 0 come from state_in[b, c, :] (oldest first) or zeros.
  *   state_out[b, c, :] = the last K-1 inputs of (state_in ++ x). f32 accumulation.
@@ -192,13 +212,24 @@ __device__ __forceinline__ float warp_max(float x) {
 }
 #endif
 
-extern "C" __global__ void __launch_bounds__(128) conv1d_78ff4e55(
+#ifndef MODELC_PDL_ENTER
+#define MODELC_PDL_ENTER
+static __device__ __forceinline__ void modelc_pdl_enter() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.wait;" ::: "memory");
+    asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+#endif
+
+extern "C" __global__ void __launch_bounds__(128) conv1d_533690aa(
     const bf16* __restrict__ x, int x_stride,
     const bf16* __restrict__ w, const bf16* __restrict__ bias,
     const float* state_in, float* state_out,
     bf16* __restrict__ y, int y_stride,
     int T, int C)
 {
+    modelc_pdl_enter();
     constexpr int K = 4;
     constexpr int TT = 16;
     const int c = blockIdx.x * 128 + threadIdx.x;
@@ -350,9 +381,9 @@ extern "C" __global__ void __launch_bounds__(128) selective_scan_4c6a462e(
     }
 }
 
-// ===== kernels/rms_norm_9172e91c623f.cu =====
+// ===== kernels/rms_norm_4625ef7e0292.cu =====
 /*
- * rms_norm_9172e91c623f: fused row-wise kernel, one block of 128 threads per row (token).
+ * rms_norm_4625ef7e0292: fused row-wise kernel, one block of 128 threads per row (token).
  * Fuses, in order:
  *   rms_norm(eps=1e-5, group=32) @ layers.*
  * Grid (batch*tokens, 1, 1). f32 math; bf16/f32 storage; deterministic reductions.
@@ -386,13 +417,23 @@ static __device__ __forceinline__ float warp_sum(float x) {
     return x;
 }
 #endif
+#ifndef MODELC_PDL_ENTER
+#define MODELC_PDL_ENTER
+static __device__ __forceinline__ void modelc_pdl_enter() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.wait;" ::: "memory");
+    asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+#endif
 
-extern "C" __global__ void __launch_bounds__(128) rms_norm_9172e91c623f(
+extern "C" __global__ void __launch_bounds__(128) rms_norm_4625ef7e0292(
     const bf16* __restrict__ x0_p, int x0_stride,
     const bf16* __restrict__ w1,
     bf16* __restrict__ o0, int o0_stride,
     int rows)
 {
+    modelc_pdl_enter();
     const long row = blockIdx.x;
     if (row >= rows) return;
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
@@ -431,9 +472,9 @@ extern "C" __global__ void __launch_bounds__(128) rms_norm_9172e91c623f(
     }
 }
 
-// ===== kernels/silu_mul_818e32331a31.cu =====
+// ===== kernels/silu_mul_30851b1c1769.cu =====
 /*
- * silu_mul_818e32331a31: fused row-wise kernel, 1 block(s) of 256 threads per row (token), 512 channels a block.
+ * silu_mul_30851b1c1769: fused row-wise kernel, 1 block(s) of 256 threads per row (token), 512 channels a block.
  * Fuses, in order:
  *   silu @ layers.*.mlp
  *   mul @ layers.*.mlp
@@ -468,13 +509,23 @@ static __device__ __forceinline__ float warp_sum(float x) {
     return x;
 }
 #endif
+#ifndef MODELC_PDL_ENTER
+#define MODELC_PDL_ENTER
+static __device__ __forceinline__ void modelc_pdl_enter() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.wait;" ::: "memory");
+    asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+#endif
 
-extern "C" __global__ void __launch_bounds__(256) silu_mul_818e32331a31(
+extern "C" __global__ void __launch_bounds__(256) silu_mul_30851b1c1769(
     const bf16* __restrict__ x0_p, int x0_stride,
     const bf16* __restrict__ x1_p, int x1_stride,
     bf16* __restrict__ o0, int o0_stride,
     int rows)
 {
+    modelc_pdl_enter();
     const long row = blockIdx.x;
     if (row >= rows) return;
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
@@ -493,9 +544,9 @@ extern "C" __global__ void __launch_bounds__(256) silu_mul_818e32331a31(
     }
 }
 
-// ===== kernels/rms_norm_dda7932b8ec4.cu =====
+// ===== kernels/rms_norm_83f588c36a54.cu =====
 /*
- * rms_norm_dda7932b8ec4: fused row-wise kernel, one block of 128 threads per row (token).
+ * rms_norm_83f588c36a54: fused row-wise kernel, one block of 128 threads per row (token).
  * Fuses, in order:
  *   rms_norm(eps=1e-5, group=32) @ head
  * Grid (batch*tokens, 1, 1). f32 math; bf16/f32 storage; deterministic reductions.
@@ -529,13 +580,23 @@ static __device__ __forceinline__ float warp_sum(float x) {
     return x;
 }
 #endif
+#ifndef MODELC_PDL_ENTER
+#define MODELC_PDL_ENTER
+static __device__ __forceinline__ void modelc_pdl_enter() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.wait;" ::: "memory");
+    asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+#endif
 
-extern "C" __global__ void __launch_bounds__(128) rms_norm_dda7932b8ec4(
+extern "C" __global__ void __launch_bounds__(128) rms_norm_83f588c36a54(
     const bf16* __restrict__ x0_p, int x0_stride,
     const bf16* __restrict__ w1,
     bf16* __restrict__ o0, int o0_stride,
     int rows)
 {
+    modelc_pdl_enter();
     const long row = blockIdx.x;
     if (row >= rows) return;
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;

@@ -1,6 +1,6 @@
-// ===== kernels/embedding_rms_norm_5030fa20e285.cu =====
+// ===== kernels/embedding_rms_norm_b8f444b3d9c3.cu =====
 /*
- * embedding_rms_norm_5030fa20e285: fused row-wise kernel, one block of 128 threads per row (token).
+ * embedding_rms_norm_b8f444b3d9c3: fused row-wise kernel, one block of 128 threads per row (token).
  * Fuses, in order:
  *   embedding @ model
  *   rms_norm(eps=1e-5, group=32) @ layers.*
@@ -35,8 +35,17 @@ static __device__ __forceinline__ float warp_sum(float x) {
     return x;
 }
 #endif
+#ifndef MODELC_PDL_ENTER
+#define MODELC_PDL_ENTER
+static __device__ __forceinline__ void modelc_pdl_enter() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.wait;" ::: "memory");
+    asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+#endif
 
-extern "C" __global__ void __launch_bounds__(128) embedding_rms_norm_5030fa20e285(
+extern "C" __global__ void __launch_bounds__(128) embedding_rms_norm_b8f444b3d9c3(
     const int* __restrict__ s0,
     const bf16* __restrict__ w1,
     const bf16* __restrict__ w2,
@@ -44,6 +53,7 @@ extern "C" __global__ void __launch_bounds__(128) embedding_rms_norm_5030fa20e28
     bf16* __restrict__ o1, int o1_stride,
     int rows)
 {
+    modelc_pdl_enter();
     const long row = blockIdx.x;
     if (row >= rows) return;
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
@@ -89,9 +99,9 @@ extern "C" __global__ void __launch_bounds__(128) embedding_rms_norm_5030fa20e28
     }
 }
 
-// ===== kernels/rope_4980c06dbd6e.cu =====
+// ===== kernels/rope_899a3a1c82aa.cu =====
 /*
- * rope_4980c06dbd6e: fused row-wise kernel, 1 block(s) of 256 threads per row (token), 512 channels a block.
+ * rope_899a3a1c82aa: fused row-wise kernel, 1 block(s) of 256 threads per row (token), 512 channels a block.
  * Fuses, in order:
  *   rope(head_dim=8, theta=10000) @ layers.*.mixer
  *   rope(head_dim=8, theta=10000) @ layers.*.mixer
@@ -126,6 +136,15 @@ static __device__ __forceinline__ float warp_sum(float x) {
     return x;
 }
 #endif
+#ifndef MODELC_PDL_ENTER
+#define MODELC_PDL_ENTER
+static __device__ __forceinline__ void modelc_pdl_enter() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.wait;" ::: "memory");
+    asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+#endif
 
 __constant__ double rope_inv_freq_0[4] = {1e0, 1e-1, 1e-2, 1e-3};
 static __device__ __forceinline__ void rope_sincos(double a, float* s, float* c) {
@@ -133,7 +152,7 @@ static __device__ __forceinline__ void rope_sincos(double a, float* s, float* c)
     sincosf((float)a, s, c);
 }
 __constant__ double rope_inv_freq_1[4] = {1e0, 1e-1, 1e-2, 1e-3};
-extern "C" __global__ void __launch_bounds__(256) rope_4980c06dbd6e(
+extern "C" __global__ void __launch_bounds__(256) rope_899a3a1c82aa(
     const bf16* __restrict__ x0_p, int x0_stride,
     const int* __restrict__ s1,
     const bf16* __restrict__ x2_p, int x2_stride,
@@ -141,6 +160,7 @@ extern "C" __global__ void __launch_bounds__(256) rope_4980c06dbd6e(
     bf16* __restrict__ o1, int o1_stride,
     int rows)
 {
+    modelc_pdl_enter();
     const long row = blockIdx.x;
     if (row >= rows) return;
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
@@ -343,9 +363,9 @@ extern "C" __global__ void __launch_bounds__(128) attn_prefill_a2b6f2d0(
     }
 }
 
-// ===== kernels/rms_norm_9172e91c623f.cu =====
+// ===== kernels/rms_norm_4625ef7e0292.cu =====
 /*
- * rms_norm_9172e91c623f: fused row-wise kernel, one block of 128 threads per row (token).
+ * rms_norm_4625ef7e0292: fused row-wise kernel, one block of 128 threads per row (token).
  * Fuses, in order:
  *   rms_norm(eps=1e-5, group=32) @ layers.*
  * Grid (batch*tokens, 1, 1). f32 math; bf16/f32 storage; deterministic reductions.
@@ -379,13 +399,23 @@ static __device__ __forceinline__ float warp_sum(float x) {
     return x;
 }
 #endif
+#ifndef MODELC_PDL_ENTER
+#define MODELC_PDL_ENTER
+static __device__ __forceinline__ void modelc_pdl_enter() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.wait;" ::: "memory");
+    asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+#endif
 
-extern "C" __global__ void __launch_bounds__(128) rms_norm_9172e91c623f(
+extern "C" __global__ void __launch_bounds__(128) rms_norm_4625ef7e0292(
     const bf16* __restrict__ x0_p, int x0_stride,
     const bf16* __restrict__ w1,
     bf16* __restrict__ o0, int o0_stride,
     int rows)
 {
+    modelc_pdl_enter();
     const long row = blockIdx.x;
     if (row >= rows) return;
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
@@ -424,9 +454,9 @@ extern "C" __global__ void __launch_bounds__(128) rms_norm_9172e91c623f(
     }
 }
 
-// ===== kernels/silu_mul_818e32331a31.cu =====
+// ===== kernels/silu_mul_30851b1c1769.cu =====
 /*
- * silu_mul_818e32331a31: fused row-wise kernel, 1 block(s) of 256 threads per row (token), 512 channels a block.
+ * silu_mul_30851b1c1769: fused row-wise kernel, 1 block(s) of 256 threads per row (token), 512 channels a block.
  * Fuses, in order:
  *   silu @ layers.*.mlp
  *   mul @ layers.*.mlp
@@ -461,13 +491,23 @@ static __device__ __forceinline__ float warp_sum(float x) {
     return x;
 }
 #endif
+#ifndef MODELC_PDL_ENTER
+#define MODELC_PDL_ENTER
+static __device__ __forceinline__ void modelc_pdl_enter() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.wait;" ::: "memory");
+    asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+#endif
 
-extern "C" __global__ void __launch_bounds__(256) silu_mul_818e32331a31(
+extern "C" __global__ void __launch_bounds__(256) silu_mul_30851b1c1769(
     const bf16* __restrict__ x0_p, int x0_stride,
     const bf16* __restrict__ x1_p, int x1_stride,
     bf16* __restrict__ o0, int o0_stride,
     int rows)
 {
+    modelc_pdl_enter();
     const long row = blockIdx.x;
     if (row >= rows) return;
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
@@ -486,9 +526,9 @@ extern "C" __global__ void __launch_bounds__(256) silu_mul_818e32331a31(
     }
 }
 
-// ===== kernels/rms_norm_dda7932b8ec4.cu =====
+// ===== kernels/rms_norm_83f588c36a54.cu =====
 /*
- * rms_norm_dda7932b8ec4: fused row-wise kernel, one block of 128 threads per row (token).
+ * rms_norm_83f588c36a54: fused row-wise kernel, one block of 128 threads per row (token).
  * Fuses, in order:
  *   rms_norm(eps=1e-5, group=32) @ head
  * Grid (batch*tokens, 1, 1). f32 math; bf16/f32 storage; deterministic reductions.
@@ -522,13 +562,23 @@ static __device__ __forceinline__ float warp_sum(float x) {
     return x;
 }
 #endif
+#ifndef MODELC_PDL_ENTER
+#define MODELC_PDL_ENTER
+static __device__ __forceinline__ void modelc_pdl_enter() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.wait;" ::: "memory");
+    asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+#endif
 
-extern "C" __global__ void __launch_bounds__(128) rms_norm_dda7932b8ec4(
+extern "C" __global__ void __launch_bounds__(128) rms_norm_83f588c36a54(
     const bf16* __restrict__ x0_p, int x0_stride,
     const bf16* __restrict__ w1,
     bf16* __restrict__ o0, int o0_stride,
     int rows)
 {
+    modelc_pdl_enter();
     const long row = blockIdx.x;
     if (row >= rows) return;
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;

@@ -1,6 +1,6 @@
-// ===== kernels/embedding_rms_norm_9a5528ab9469.cu =====
+// ===== kernels/embedding_rms_norm_61b6b3e49fd7.cu =====
 /*
- * embedding_rms_norm_9a5528ab9469: fused row-wise kernel, one block of 128 threads per row (token).
+ * embedding_rms_norm_61b6b3e49fd7: fused row-wise kernel, one block of 128 threads per row (token).
  * Fuses, in order:
  *   embedding @ model
  *   rms_norm(eps=1e-5, group=64) @ layers.*
@@ -35,8 +35,17 @@ static __device__ __forceinline__ float warp_sum(float x) {
     return x;
 }
 #endif
+#ifndef MODELC_PDL_ENTER
+#define MODELC_PDL_ENTER
+static __device__ __forceinline__ void modelc_pdl_enter() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.wait;" ::: "memory");
+    asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+#endif
 
-extern "C" __global__ void __launch_bounds__(128) embedding_rms_norm_9a5528ab9469(
+extern "C" __global__ void __launch_bounds__(128) embedding_rms_norm_61b6b3e49fd7(
     const int* __restrict__ s0,
     const bf16* __restrict__ w1,
     const bf16* __restrict__ w2,
@@ -44,6 +53,7 @@ extern "C" __global__ void __launch_bounds__(128) embedding_rms_norm_9a5528ab946
     bf16* __restrict__ o1, int o1_stride,
     int rows)
 {
+    modelc_pdl_enter();
     const long row = blockIdx.x;
     if (row >= rows) return;
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
@@ -89,9 +99,9 @@ extern "C" __global__ void __launch_bounds__(128) embedding_rms_norm_9a5528ab946
     }
 }
 
-// ===== kernels/rope_efef6912d18a.cu =====
+// ===== kernels/rope_06c170c47ed1.cu =====
 /*
- * rope_efef6912d18a: fused row-wise kernel, 1 block(s) of 256 threads per row (token), 512 channels a block.
+ * rope_06c170c47ed1: fused row-wise kernel, 1 block(s) of 256 threads per row (token), 512 channels a block.
  * Fuses, in order:
  *   rope(head_dim=16, theta=10000) @ layers.*.mixer.mixers.attention
  *   rope(head_dim=16, theta=10000) @ layers.*.mixer.mixers.attention
@@ -126,6 +136,15 @@ static __device__ __forceinline__ float warp_sum(float x) {
     return x;
 }
 #endif
+#ifndef MODELC_PDL_ENTER
+#define MODELC_PDL_ENTER
+static __device__ __forceinline__ void modelc_pdl_enter() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.wait;" ::: "memory");
+    asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+#endif
 
 __constant__ double rope_inv_freq_0[8] = {1e0, 3.1622776601683794e-1, 1e-1, 3.162277660168379e-2, 1e-2, 3.1622776601683794e-3, 1e-3, 3.1622776601683794e-4};
 static __device__ __forceinline__ void rope_sincos(double a, float* s, float* c) {
@@ -133,7 +152,7 @@ static __device__ __forceinline__ void rope_sincos(double a, float* s, float* c)
     sincosf((float)a, s, c);
 }
 __constant__ double rope_inv_freq_1[8] = {1e0, 3.1622776601683794e-1, 1e-1, 3.162277660168379e-2, 1e-2, 3.1622776601683794e-3, 1e-3, 3.1622776601683794e-4};
-extern "C" __global__ void __launch_bounds__(256) rope_efef6912d18a(
+extern "C" __global__ void __launch_bounds__(256) rope_06c170c47ed1(
     const bf16* __restrict__ x0_p, int x0_stride,
     const int* __restrict__ s1,
     const bf16* __restrict__ x2_p, int x2_stride,
@@ -141,6 +160,7 @@ extern "C" __global__ void __launch_bounds__(256) rope_efef6912d18a(
     bf16* __restrict__ o1, int o1_stride,
     int rows)
 {
+    modelc_pdl_enter();
     const long row = blockIdx.x;
     if (row >= rows) return;
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
@@ -498,9 +518,9 @@ extern "C" __global__ void __launch_bounds__(128) attn_prefill_20385d12(
     }
 }
 
-// ===== kernels/rms_norm_3d488d001d19.cu =====
+// ===== kernels/rms_norm_86fdad02b6ce.cu =====
 /*
- * rms_norm_3d488d001d19: fused row-wise kernel, one block of 128 threads per row (token).
+ * rms_norm_86fdad02b6ce: fused row-wise kernel, one block of 128 threads per row (token).
  * Fuses, in order:
  *   rms_norm(eps=1e-5, group=64) @ layers.*
  * Grid (batch*tokens, 1, 1). f32 math; bf16/f32 storage; deterministic reductions.
@@ -534,13 +554,23 @@ static __device__ __forceinline__ float warp_sum(float x) {
     return x;
 }
 #endif
+#ifndef MODELC_PDL_ENTER
+#define MODELC_PDL_ENTER
+static __device__ __forceinline__ void modelc_pdl_enter() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.wait;" ::: "memory");
+    asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+#endif
 
-extern "C" __global__ void __launch_bounds__(128) rms_norm_3d488d001d19(
+extern "C" __global__ void __launch_bounds__(128) rms_norm_86fdad02b6ce(
     const bf16* __restrict__ x0_p, int x0_stride,
     const bf16* __restrict__ w1,
     bf16* __restrict__ o0, int o0_stride,
     int rows)
 {
+    modelc_pdl_enter();
     const long row = blockIdx.x;
     if (row >= rows) return;
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
@@ -579,9 +609,9 @@ extern "C" __global__ void __launch_bounds__(128) rms_norm_3d488d001d19(
     }
 }
 
-// ===== kernels/silu_mul_78101e1a0685.cu =====
+// ===== kernels/silu_mul_9fbd1932e067.cu =====
 /*
- * silu_mul_78101e1a0685: fused row-wise kernel, 1 block(s) of 256 threads per row (token), 512 channels a block.
+ * silu_mul_9fbd1932e067: fused row-wise kernel, 1 block(s) of 256 threads per row (token), 512 channels a block.
  * Fuses, in order:
  *   silu @ layers.*.mlp
  *   mul @ layers.*.mlp
@@ -616,13 +646,23 @@ static __device__ __forceinline__ float warp_sum(float x) {
     return x;
 }
 #endif
+#ifndef MODELC_PDL_ENTER
+#define MODELC_PDL_ENTER
+static __device__ __forceinline__ void modelc_pdl_enter() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.wait;" ::: "memory");
+    asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+#endif
 
-extern "C" __global__ void __launch_bounds__(256) silu_mul_78101e1a0685(
+extern "C" __global__ void __launch_bounds__(256) silu_mul_9fbd1932e067(
     const bf16* __restrict__ x0_p, int x0_stride,
     const bf16* __restrict__ x1_p, int x1_stride,
     bf16* __restrict__ o0, int o0_stride,
     int rows)
 {
+    modelc_pdl_enter();
     const long row = blockIdx.x;
     if (row >= rows) return;
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
@@ -641,9 +681,9 @@ extern "C" __global__ void __launch_bounds__(256) silu_mul_78101e1a0685(
     }
 }
 
-// ===== kernels/rms_norm_61b2ad4d1e7b.cu =====
+// ===== kernels/rms_norm_78ae3235cae7.cu =====
 /*
- * rms_norm_61b2ad4d1e7b: fused row-wise kernel, one block of 128 threads per row (token).
+ * rms_norm_78ae3235cae7: fused row-wise kernel, one block of 128 threads per row (token).
  * Fuses, in order:
  *   rms_norm(eps=1e-5, group=64) @ head
  * Grid (batch*tokens, 1, 1). f32 math; bf16/f32 storage; deterministic reductions.
@@ -677,13 +717,23 @@ static __device__ __forceinline__ float warp_sum(float x) {
     return x;
 }
 #endif
+#ifndef MODELC_PDL_ENTER
+#define MODELC_PDL_ENTER
+static __device__ __forceinline__ void modelc_pdl_enter() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.wait;" ::: "memory");
+    asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+#endif
 
-extern "C" __global__ void __launch_bounds__(128) rms_norm_61b2ad4d1e7b(
+extern "C" __global__ void __launch_bounds__(128) rms_norm_78ae3235cae7(
     const bf16* __restrict__ x0_p, int x0_stride,
     const bf16* __restrict__ w1,
     bf16* __restrict__ o0, int o0_stride,
     int rows)
 {
+    modelc_pdl_enter();
     const long row = blockIdx.x;
     if (row >= rows) return;
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;

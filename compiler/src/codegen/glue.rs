@@ -81,8 +81,6 @@ pub fn f32_lit(x: f64) -> String {
     }
 }
 
-/// f64 literal that parses back to the same value.
-
 /// sin and cos for RoPE. The angle (position × inverse frequency, up to ~3e4 rad) is formed and
 /// reduced to [-π, π] in f64, then `sincosf` in f32: about 1e-7 absolute error, far below the
 /// bf16 rounding of the outputs, at a fraction of the cost of an f64 `sincos` per element.
@@ -92,6 +90,7 @@ const ROPE_SINCOS: &str = "static __device__ __forceinline__ void rope_sincos(do
 }
 ";
 
+/// f64 literal that parses back to the same value.
 fn f64_lit(x: f64) -> String {
     if x.is_finite() {
         format!("{x:e}")
@@ -565,6 +564,7 @@ pub fn glue_kernel(
     );
     let mut src = header;
     src.push_str(PRELUDE);
+    src.push_str(super::kernel::PDL_DEFINITION);
     src.push('\n');
     src.push_str(&globals);
     let _ = write!(
@@ -572,6 +572,7 @@ pub fn glue_kernel(
         "extern \"C\" __global__ void __launch_bounds__({threads}) {NAME}(\n    {})\n{{\n",
         params.join(",\n    ")
     );
+    let _ = writeln!(src, "    {}", super::kernel::PDL_ENTER);
     let _ = writeln!(src, "    const long row = blockIdx.x;\n    if (row >= rows) return;");
     let _ = writeln!(
         src,

@@ -26,6 +26,29 @@ pub struct Kernel {
     pub flops: Expr,
 }
 
+/// The first statement of a kernel entry that takes programmatic dependent launch (PDL): it waits
+/// for the kernels before it (`griddepcontrol.wait`) and then lets the next kernel launch
+/// (`griddepcontrol.launch_dependents`). A module whose every entry starts with it is launched
+/// with PDL ([`modelc_runtime::program::LaunchStep::pdl`]). Defined by [`PDL_DEFINITION`].
+pub const PDL_ENTER: &str = "modelc_pdl_enter();";
+
+/// The definition of [`PDL_ENTER`]'s function, behind its own include guard (a no-op below sm_90).
+pub const PDL_DEFINITION: &str = r#"#ifndef MODELC_PDL_ENTER
+#define MODELC_PDL_ENTER
+static __device__ __forceinline__ void modelc_pdl_enter() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.wait;" ::: "memory");
+    asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+#endif
+"#;
+
+/// Whether every entry of a module starts with [`PDL_ENTER`].
+pub fn takes_pdl(k: &Kernel) -> bool {
+    k.source.matches(PDL_ENTER).count() >= k.entries.len()
+}
+
 /// A kernel argument before buffer assignment.
 #[derive(Debug, Clone, PartialEq)]
 pub enum KArg {

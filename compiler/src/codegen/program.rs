@@ -7,18 +7,18 @@
 //! growing to the largest channel count it holds. A step's outputs are assigned before its
 //! inputs are freed, so no kernel or GEMM writes a buffer it reads.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use super::kernel::{c, rows, sha256_hex, KArg, LaunchSpec};
 use super::{Codegen, CodegenError};
 use crate::ir::lower::{LOGITS_OUTPUT, POSITIONS_INPUT, STATE_PREFIX, TOKENS_INPUT};
-use crate::ir::{Dim, Graph, Op, Value};
+use crate::ir::{Dim, Graph, Op, UnaryFn, Value};
 use crate::passes::fuse::StepKind;
 use crate::passes::gemm_merge::PackedWeight;
 use crate::passes::Placement;
 use modelc_runtime::program::{
-    Arg, Buffer, BufferRef, DeviceWeight, Expr, GemmStep, HostIo, KernelModule, LaunchStep, Operand, PrefillHead,
-    Program, Schedule, StateBuffer, Step, Sym, WeightPart, PROGRAM_FORMAT,
+    Arg, Buffer, BufferRef, DeviceWeight, Expr, GemmPrologue, GemmStep, HostIo, KernelModule, LaunchStep, Operand,
+    PrefillHead, Program, Schedule, StateBuffer, Step, Sym, WeightPart, PROGRAM_FORMAT,
 };
 use modelc_runtime::tensor::DType;
 
@@ -241,13 +241,12 @@ impl<'a> Builder<'a> {
     }
 
     fn launch(&mut self, l: &LaunchSpec, label: &str, layer: Option<usize>) -> Result<Step, CodegenError> {
-        let module = self
+        let kernel = self
             .cg
             .kernels
             .get(l.kernel)
-            .ok_or_else(|| graph_err(format!("{label}: kernel {} out of range", l.kernel)))?
-            .name
-            .clone();
+            .ok_or_else(|| graph_err(format!("{label}: kernel {} out of range", l.kernel)))?;
+        let (module, pdl) = (kernel.name.clone(), super::kernel::takes_pdl(kernel));
         let args = l.args.iter().map(|a| self.arg(a)).collect::<Result<Vec<_>, _>>()?;
         Ok(Step::Launch(LaunchStep {
             label: label.to_string(),
@@ -258,6 +257,7 @@ impl<'a> Builder<'a> {
             block: l.block,
             smem: l.smem,
             args,
+            pdl,
         }))
     }
 }
@@ -392,12 +392,16 @@ pub fn build(cg: &Codegen, model: &str, placement: &Placement) -> Result<Program
         }
     }
 
-    // Liveness: the last step reading each value (through views).
+    // Liveness: the last step reading each value (through views); a GEMM with a fused decode
+    // prologue also reads the fused step's inputs.
+    let fusions = decode_fusions(cg);
     let mut last_use: HashMap<Value, usize> = HashMap::new();
     for (i, step) in cg.plan.steps.iter().enumerate() {
-        for v in &step.inputs {
+        let fused = fusions.gemms.get(&i).map(DecodePrologue::reads).unwrap_or_default();
+        for v in step.inputs.iter().chain(&fused) {
             let base = cg.plan.resolve(graph, *v).base;
-            last_use.insert(base, i);
+            let last = last_use.entry(base).or_insert(i);
+            *last = (*last).max(i);
         }
     }
     let mut free: Vec<usize> = Vec::new();
@@ -476,8 +480,12 @@ pub fn build(cg: &Codegen, model: &str, placement: &Placement) -> Result<Program
                     &step.scope,
                     step.layer,
                 )?;
+                let fused = match (fusions.gemms.get(&i), &g) {
+                    (Some(f), Step::Gemm(gs)) => Some(Step::Gemm(fused_gemm(&mut b, gs, f)?)),
+                    _ => None,
+                };
                 prefill.push(g.clone());
-                decode.push(g);
+                decode.push(fused.unwrap_or(g));
             }
             StepKind::Glue | StepKind::Core(_) => {
                 let kind = code
@@ -489,8 +497,10 @@ pub fn build(cg: &Codegen, model: &str, placement: &Placement) -> Result<Program
                 for l in &code.prefill {
                     prefill.push(b.launch(l, &label, step.layer)?);
                 }
-                for l in &code.decode {
-                    decode.push(b.launch(l, &label, step.layer)?);
+                if !fusions.skipped.contains(&i) {
+                    for l in &code.decode {
+                        decode.push(b.launch(l, &label, step.layer)?);
+                    }
                 }
             }
         }
@@ -643,5 +653,170 @@ fn gemm_step(
         alpha: 1.0,
         flops: m.times(c(2 * n * k)),
         bytes,
+        prologue: None,
     }))
+}
+
+/// An input transform a decode GEMM step computes itself (see [`decode_fusions`]).
+#[derive(Debug, Clone, PartialEq)]
+enum DecodePrologue {
+    /// RMSNorm of `x` (whole rows) with the weight `key` (of `dtype`).
+    RmsNorm {
+        x: Value,
+        key: String,
+        dtype: DType,
+        eps: f32,
+        label: String,
+    },
+    /// `silu(gate) · up`.
+    SiluMul { gate: Value, up: Value, label: String },
+}
+
+impl DecodePrologue {
+    /// The values the GEMM reads in place of its input.
+    fn reads(&self) -> Vec<Value> {
+        match self {
+            DecodePrologue::RmsNorm { x, .. } => vec![*x],
+            DecodePrologue::SiluMul { gate, up, .. } => vec![*gate, *up],
+        }
+    }
+}
+
+/// Which glue steps the decode schedule leaves out, and the GEMM steps that compute them.
+#[derive(Debug, Default)]
+struct DecodeFusions {
+    /// Plan steps with no decode launch.
+    skipped: HashSet<usize>,
+    /// Plan step of a GEMM → the prologue it computes.
+    gemms: HashMap<usize, DecodePrologue>,
+}
+
+/// Decode fusions (few rows a call: the GEMMs run the bandwidth-bound GEMV, which reads its
+/// input once per block anyway): a glue step that is exactly one whole-row RMSNorm, or exactly
+/// `silu(gate) · up`, whose output only GEMM steps read (as their `x`, whole), is not launched
+/// in decode; each of those GEMMs reads the glue step's inputs and applies the transform itself
+/// ([`GemmPrologue`]). Operands must be bf16 (what the GEMV reads); the prefill schedule is
+/// unchanged.
+fn decode_fusions(cg: &Codegen) -> DecodeFusions {
+    let graph = &cg.graph;
+    let mut gemm_of_linear: HashMap<petgraph::stable_graph::NodeIndex, usize> = HashMap::new();
+    for (i, step) in cg.plan.steps.iter().enumerate() {
+        if let StepKind::Gemm { linear, .. } = &step.kind {
+            gemm_of_linear.insert(*linear, i);
+        }
+    }
+    let graph_outputs: HashSet<Value> = graph
+        .graph_outputs()
+        .iter()
+        .flat_map(|(n, _)| graph.inputs(*n))
+        .collect();
+    let bf16 = |v: Value| cg.storage_of(cg.plan.resolve(graph, v).base) == DType::BF16;
+    let mut out = DecodeFusions::default();
+    for (i, step) in cg.plan.steps.iter().enumerate() {
+        if step.kind != StepKind::Glue || step.outputs.len() != 1 {
+            continue;
+        }
+        let result = step.outputs[0];
+        let Some(k) = graph.ty(result).channels() else { continue };
+        let ops: Vec<&Op> = step.nodes.iter().map(|&n| &graph.node(n).op).collect();
+        let label = format!("{}: {}", if step.scope.is_empty() { "model" } else { &step.scope }, {
+            let names: Vec<String> = ops.iter().map(|o| o.name()).collect();
+            names.join("+")
+        });
+        let prologue = match ops[..] {
+            [Op::RmsNorm { eps, group }] if *group == k => {
+                let ins = graph.inputs(step.nodes[0]);
+                let (Some(&x), Some(&w)) = (ins.first(), ins.get(1)) else {
+                    continue;
+                };
+                let Op::Weight { key, dtype, shape } = &graph.node(w.node).op else {
+                    continue;
+                };
+                if shape.iter().product::<usize>() != k || !matches!(dtype, DType::BF16 | DType::F32) {
+                    continue;
+                }
+                DecodePrologue::RmsNorm {
+                    x,
+                    key: key.clone(),
+                    dtype: *dtype,
+                    eps: *eps as f32,
+                    label,
+                }
+            }
+            [Op::Unary(UnaryFn::Silu), Op::Mul] => {
+                let (silu, mul) = (step.nodes[0], step.nodes[1]);
+                let Some(&gate) = graph.inputs(silu).first() else {
+                    continue;
+                };
+                let silu_out = Value { node: silu, output: 0 };
+                let up = match graph.inputs(mul)[..] {
+                    [a, b] if a == silu_out && b != silu_out => b,
+                    [a, b] if b == silu_out && a != silu_out => a,
+                    _ => continue,
+                };
+                // Both whole rows of k channels, at one row stride (the GEMV reads them with X's).
+                let (gv, uv) = (cg.plan.resolve(graph, gate), cg.plan.resolve(graph, up));
+                let ld = |v: &crate::passes::fuse::View| graph.ty(v.base).channels();
+                if graph.ty(gate).channels() != Some(k) || graph.ty(up).channels() != Some(k) || ld(&gv) != ld(&uv) {
+                    continue;
+                }
+                if graph.users(silu).len() != 1 {
+                    continue;
+                }
+                DecodePrologue::SiluMul { gate, up, label }
+            }
+            _ => continue,
+        };
+        if prologue.reads().iter().any(|&v| !bf16(v)) || graph_outputs.contains(&result) {
+            continue;
+        }
+        // Every reader: a GEMM step's linear taking the result as its whole x.
+        let users = graph.users(result.node);
+        let readers: Vec<_> = users.iter().filter(|(_, p)| p.output == result.output).collect();
+        let gemms: Option<Vec<usize>> = readers
+            .iter()
+            .map(|(u, p)| {
+                let i = *gemm_of_linear.get(u)?;
+                let w = graph.inputs(*u).get(1).copied()?;
+                let linear_k = match &graph.node(w.node).op {
+                    Op::Weight { shape, .. } => shape.get(1).copied(),
+                    _ => None,
+                };
+                (p.input == 0 && linear_k == Some(k)).then_some(i)
+            })
+            .collect();
+        let Some(gemms) = gemms.filter(|g| !g.is_empty()) else {
+            continue;
+        };
+        out.skipped.insert(i);
+        for g in gemms {
+            out.gemms.insert(g, prologue.clone());
+        }
+    }
+    out
+}
+
+/// The decode form of a GEMM step with a fused prologue: it reads the fused step's inputs.
+fn fused_gemm(b: &mut Builder, g: &GemmStep, f: &DecodePrologue) -> Result<GemmStep, CodegenError> {
+    let mut g = g.clone();
+    let (label, prologue, x) = match f {
+        DecodePrologue::RmsNorm {
+            x,
+            key,
+            dtype,
+            eps,
+            label,
+        } => {
+            let weight = b.weight(key, *dtype)?;
+            (label, GemmPrologue::RmsNorm { weight, eps: *eps }, b.operand(*x)?)
+        }
+        DecodePrologue::SiluMul { gate, up, label } => {
+            let up = b.operand(*up)?;
+            (label, GemmPrologue::SiluMul { up }, b.operand(*gate)?)
+        }
+    };
+    g.x = x;
+    g.prologue = Some(prologue);
+    g.label = format!("{} ← {label}", g.label);
+    Ok(g)
 }

@@ -26,7 +26,7 @@ use modelc::reference::ops::elementwise::{add, mul, scale, unary};
 use modelc::reference::ops::norm::{gated_rms_norm, l2_norm};
 use modelc::reference::ops::selective_scan::selective_scan;
 use modelc::reference::{execute, Array, InterpOptions, WeightStore};
-use modelc_runtime::program::{Arg, BufferRef, Env, Program, Step, Sym};
+use modelc_runtime::program::{Arg, BufferRef, Env, GemmPrologue, Program, Step, Sym};
 use modelc_runtime::tensor::DType;
 
 /// Which schedule a call runs.
@@ -148,7 +148,7 @@ impl<'a> Machine<'a> {
         };
         let head = self.program.head.as_ref().filter(|_| last_only);
         assert!(!last_only || head.is_some(), "the program has no prefill head");
-        let mut next = sched.steps.iter();
+        let mut next = sched.steps.iter().peekable();
         for (i, step) in self.cg.plan.steps.iter().enumerate() {
             if let Some(h) = head.filter(|h| sched.steps.len() - next.len() == h.first_step) {
                 let off = ev(&h.hidden.offset, &env);
@@ -170,6 +170,14 @@ impl<'a> Machine<'a> {
                         Phase::Prefill => &code.prefill,
                         Phase::Decode => &code.decode,
                     };
+                    // A glue step fused into the next GEMM's prologue (decode): no launch; the
+                    // GEMM computes it from the glue step's inputs.
+                    if matches!(step.kind, StepKind::Glue)
+                        && !launches.is_empty()
+                        && matches!(next.peek(), Some(Step::Gemm(g)) if g.prologue.is_some())
+                    {
+                        continue;
+                    }
                     // A core's launches (decode attention: partials + combine) run as one unit:
                     // their argument lists together say where every value lives.
                     let mut all_args: Vec<(KArg, Arg)> = Vec::new();
@@ -255,10 +263,37 @@ impl<'a> Machine<'a> {
             g.c.as_ref()
                 .map(|c| (self.region(c.buffer).clone(), ev(&c.offset, env), c.ld));
         let (xo, yo) = (ev(&g.x.offset, env), ev(&g.y.offset, env));
+        // X as the GEMM multiplies it: its rows, through the step's prologue.
+        let mut xs: Vec<Vec<f64>> = (0..m)
+            .map(|r| x[xo + r * g.x.ld..xo + r * g.x.ld + k].to_vec())
+            .collect();
+        match &g.prologue {
+            None => {}
+            Some(GemmPrologue::RmsNorm { weight, eps }) => {
+                let gamma = self.region(BufferRef::Weight(*weight));
+                for row in &mut xs {
+                    let ms = row.iter().map(|v| v * v).sum::<f64>() / k as f64;
+                    let inv = 1.0 / (ms + f64::from(*eps)).sqrt();
+                    row.iter_mut().zip(gamma).for_each(|(v, g)| *v *= inv * g);
+                }
+            }
+            Some(GemmPrologue::SiluMul { up }) => {
+                let (ud, uo) = (self.region(up.buffer), ev(&up.offset, env));
+                for (r, row) in xs.iter_mut().enumerate() {
+                    for (kk, v) in row.iter_mut().enumerate() {
+                        let u = ud[uo + r * up.ld + kk];
+                        *v = *v / (1.0 + (-*v).exp()) * u;
+                        if self.storage_rounding {
+                            *v = half::bf16::from_f32(*v as f32).to_f64();
+                        }
+                    }
+                }
+            }
+        }
         let y = self.mem.get_mut(&g.y.buffer).expect("gemm output");
-        for r in 0..m {
+        for (r, xr) in xs.iter().enumerate() {
             for j in 0..n {
-                let mut acc: f64 = (0..k).map(|kk| x[xo + r * g.x.ld + kk] * w[j * k + kk]).sum();
+                let mut acc: f64 = (0..k).map(|kk| xr[kk] * w[j * k + kk]).sum();
                 acc *= f64::from(g.alpha);
                 if let Some(b) = &bias {
                     acc += b[j];

@@ -327,6 +327,29 @@ impl Gpu {
             .map_err(|e| CudaError::driver("synchronizing the stream", e))
     }
 
+    /// Device-to-device copy bandwidth in bytes per second (bytes read plus bytes written, as
+    /// copy rates are quoted): the median of `reps` copies of `bytes` between two buffers, after
+    /// one warm-up copy. Allocates `2 · bytes` for the duration of the call.
+    pub fn copy_bandwidth(&self, bytes: usize, reps: usize) -> Result<f64, CudaError> {
+        let src = self.alloc_zeros::<u8>(bytes, "copy-bandwidth source")?;
+        let mut dst = self.alloc_zeros::<u8>(bytes, "copy-bandwidth destination")?;
+        let mut times = Vec::with_capacity(reps.max(1));
+        for i in 0..=reps.max(1) {
+            self.synchronize()?;
+            let t = std::time::Instant::now();
+            self.stream
+                .memcpy_dtod(src.slice(), dst.slice_mut())
+                .map_err(|e| CudaError::driver("timing a device-to-device copy", e))?;
+            self.synchronize()?;
+            if i > 0 {
+                times.push(t.elapsed().as_secs_f64());
+            }
+        }
+        times.sort_by(f64::total_cmp);
+        let median = times[times.len() / 2].max(1e-9);
+        Ok(2.0 * bytes as f64 / median)
+    }
+
     /// Loads a PTX module and registers `kernel_names` from it for [`Gpu::launch`]. Loading a
     /// name that is already registered replaces it.
     pub fn load_module(&mut self, image: &ModuleImage, kernel_names: &[&str]) -> Result<(), CudaError> {
@@ -369,6 +392,33 @@ impl Gpu {
     /// `args` must match the kernel's parameter list in number, order and type, and every pointer
     /// must address a live allocation large enough for what the kernel reads and writes.
     pub unsafe fn launch(&self, kernel: &str, dims: LaunchDims, args: &[KernelArg]) -> Result<(), CudaError> {
+        // SAFETY: forwarded from the caller.
+        unsafe { self.launch_ex(kernel, dims, args, false) }
+    }
+
+    /// Whether the device takes programmatic dependent launches (compute capability 9.0 and up):
+    /// see [`Gpu::launch_ex`].
+    pub fn supports_pdl(&self) -> bool {
+        self.compute_capability.0 >= 9
+    }
+
+    /// [`Gpu::launch`], optionally as a programmatic dependent launch (`pdl`, ignored where
+    /// [`Gpu::supports_pdl`] is false): the kernel may start while the previous kernel on the
+    /// stream is still finishing (once all of its blocks have exited or executed
+    /// `griddepcontrol.launch_dependents`). Such a kernel must execute `griddepcontrol.wait`
+    /// before it touches memory the previous kernels write or read, or reads what they write;
+    /// before that it may only read constant data (weights). Captured into CUDA graphs as a
+    /// programmatic edge.
+    ///
+    /// # Safety
+    /// As [`Gpu::launch`]; with `pdl`, the kernel must follow the rule above.
+    pub unsafe fn launch_ex(
+        &self,
+        kernel: &str,
+        dims: LaunchDims,
+        args: &[KernelArg],
+        pdl: bool,
+    ) -> Result<(), CudaError> {
         let f = self.kernels.get(kernel).ok_or_else(|| {
             let mut loaded: Vec<String> = self.kernels.keys().cloned().collect();
             loaded.sort();
@@ -391,6 +441,30 @@ impl Gpu {
             )
             .map_err(launch_err)?;
         }
+        if pdl && self.supports_pdl() {
+            // SAFETY: forwarded from the caller.
+            unsafe { self.launch_pdl(f, dims, args) }.map_err(launch_err)?;
+        } else {
+            // SAFETY: forwarded from the caller.
+            unsafe { self.launch_plain(f, dims, args) }.map_err(launch_err)?;
+        }
+        if self.checked {
+            self.stream.synchronize().map_err(|source| CudaError::KernelFailed {
+                kernel: kernel.to_string(),
+                grid: dims.grid,
+                block: dims.block,
+                smem: dims.smem,
+                source,
+            })?;
+        }
+        Ok(())
+    }
+
+    /// `cuLaunchKernel` through cudarc's builder.
+    ///
+    /// # Safety
+    /// As [`Gpu::launch_ex`].
+    unsafe fn launch_plain(&self, f: &CudaFunction, dims: LaunchDims, args: &[KernelArg]) -> Result<(), DriverError> {
         let mut builder = self.stream.launch_builder(f);
         for a in args {
             match a {
@@ -407,18 +481,53 @@ impl Gpu {
             block_dim: dims.block,
             shared_mem_bytes: dims.smem,
         };
-        // SAFETY: the caller guarantees the arguments match the kernel.
-        unsafe { builder.launch(cfg) }.map_err(launch_err)?;
-        if self.checked {
-            self.stream.synchronize().map_err(|source| CudaError::KernelFailed {
-                kernel: kernel.to_string(),
-                grid: dims.grid,
-                block: dims.block,
-                smem: dims.smem,
-                source,
-            })?;
-        }
+        // SAFETY: the caller of `launch_ex` guarantees the arguments match the kernel.
+        unsafe { builder.launch(cfg) }?;
         Ok(())
+    }
+
+    /// `cuLaunchKernelEx` with `CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION`.
+    ///
+    /// # Safety
+    /// As [`Gpu::launch_ex`].
+    unsafe fn launch_pdl(&self, f: &CudaFunction, dims: LaunchDims, args: &[KernelArg]) -> Result<(), DriverError> {
+        use cudarc::driver::sys;
+        // Every argument is at most 8 bytes: each gets an 8-byte slot whose first bytes hold it
+        // (little-endian, as the driver reads a parameter of its declared size).
+        let mut slots: Vec<u64> = args
+            .iter()
+            .map(|a| match *a {
+                KernelArg::Ptr(v) | KernelArg::U64(v) => v,
+                KernelArg::I32(v) => u64::from(v as u32),
+                KernelArg::U32(v) => u64::from(v),
+                KernelArg::I64(v) => v as u64,
+                KernelArg::F32(v) => u64::from(v.to_bits()),
+            })
+            .collect();
+        let mut params: Vec<*mut std::ffi::c_void> = slots
+            .iter_mut()
+            .map(|s| (s as *mut u64).cast::<std::ffi::c_void>())
+            .collect();
+        // SAFETY: an all-zero attribute is a valid (ignored) attribute; we set id and value.
+        let mut attr: sys::CUlaunchAttribute = unsafe { std::mem::zeroed() };
+        attr.id = sys::CUlaunchAttributeID::CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION;
+        attr.value.programmaticStreamSerializationAllowed = 1;
+        let cfg = sys::CUlaunchConfig {
+            gridDimX: dims.grid.0,
+            gridDimY: dims.grid.1,
+            gridDimZ: dims.grid.2,
+            blockDimX: dims.block.0,
+            blockDimY: dims.block.1,
+            blockDimZ: dims.block.2,
+            sharedMemBytes: dims.smem,
+            hStream: self.stream.cu_stream(),
+            attrs: &mut attr,
+            numAttrs: 1,
+        };
+        self.ctx.bind_to_thread()?;
+        // SAFETY: `cfg`, `attr`, `params` and `slots` outlive the call; the caller guarantees the
+        // arguments match the kernel's parameters.
+        unsafe { sys::cuLaunchKernelEx(&cfg, f.cu_function(), params.as_mut_ptr(), std::ptr::null_mut()) }.result()
     }
 
     /// Number of loaded modules (for tests of module reuse).

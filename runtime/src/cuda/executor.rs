@@ -16,6 +16,14 @@
 //! it falls back to a small helper kernel that first writes `y = beta·c + bias`, after which the
 //! GEMM accumulates with `beta = 1`.
 //!
+//! Decode schedules fuse RMSNorm and `silu(gate)·up` into the GEMM that reads them
+//! ([`GemmPrologue`]): such a step runs the GEMV with the transform fused (RMSNorm up to 4 rows,
+//! SiLU·up up to 2), or else first writes the transform into a scratch X (the executor's own
+//! helper kernels) and runs cuBLASLt on it. GEMVs and the kernels marked `pdl` (glue kernels,
+//! conv1d: they start with `griddepcontrol.wait`) are programmatic dependent launches on sm_90+
+//! ([`Gpu::launch_ex`]; `MODELC_NO_PDL=1` turns them off): each may start while the kernel before
+//! it finishes, a GEMV streaming its first weights meanwhile.
+//!
 //! Decode steps replay CUDA graphs: a call's launches depend on the call only through the values
 //! of the program's expressions (grids, offsets, integer arguments), which for decode change
 //! only when the batch does or attention's split count does (every 32 tokens). The executor
@@ -36,9 +44,11 @@ use sha2::{Digest, Sha256};
 use super::device::{Gpu, GpuBuffer, KernelArg, LaunchDims};
 use super::error::CudaError;
 use super::gemm::{Gemm, GemmBias, GemmC, GemmOut, GemmShape};
-use super::gemv::{gemv_raw, gemv_supported, load_gemv};
+use super::gemv::{gemv_ex, gemv_supported, load_gemv, GemvPrologue};
 use super::kernel_cache::KernelCache;
-use crate::program::{Arg, BufferRef, Env, Expr, GemmStep, LaunchStep, PrefillHead, Program, ProgramError, Step};
+use crate::program::{
+    Arg, BufferRef, Env, Expr, GemmPrologue, GemmStep, LaunchStep, PrefillHead, Program, ProgramError, Step,
+};
 use crate::tensor::{DType, HostTensor, TensorView};
 
 /// A boxed error from a weight source (a checkpoint reader, a random generator).
@@ -342,6 +352,39 @@ extern "C" __global__ void modelc_exec_gemm_prologue_f32(float* y, int ldy, cons
     float beta, const __nv_bfloat16* bias_bf16, const float* bias_f32, int m, int n) {
   gemm_prologue(y, ldy, c, ldc, beta, bias_bf16, bias_f32, m, n);
 }
+// Fallbacks of fused GEMM prologues (decode GEMMs the GEMV does not take): the transform into a
+// dense scratch X of k columns. One block per row.
+extern "C" __global__ void modelc_exec_rms_norm_rows(const __nv_bfloat16* x, int ldx, const __nv_bfloat16* gb,
+    const float* gf, float eps, __nv_bfloat16* y, int k) {
+  __shared__ float red[32];
+  const __nv_bfloat16* xr = x + (long long)blockIdx.x * ldx;
+  float s = 0.0f;
+  for (int i = threadIdx.x; i < k; i += blockDim.x) { const float v = __bfloat162float(xr[i]); s = fmaf(v, v, s); }
+  for (int off = 16; off > 0; off >>= 1) s += __shfl_xor_sync(0xffffffffu, s, off);
+  if ((threadIdx.x & 31) == 0) red[threadIdx.x >> 5] = s;
+  __syncthreads();
+  if (threadIdx.x < 32) {
+    float t = threadIdx.x < (blockDim.x >> 5) ? red[threadIdx.x] : 0.0f;
+    for (int off = 16; off > 0; off >>= 1) t += __shfl_xor_sync(0xffffffffu, t, off);
+    if (threadIdx.x == 0) red[0] = t;
+  }
+  __syncthreads();
+  const float inv = rsqrtf(red[0] / (float)k + eps);
+  __nv_bfloat16* yr = y + (long long)blockIdx.x * k;
+  for (int i = threadIdx.x; i < k; i += blockDim.x) {
+    const float g = gb ? __bfloat162float(gb[i]) : gf[i];
+    yr[i] = __float2bfloat16(__bfloat162float(xr[i]) * inv * g);
+  }
+}
+extern "C" __global__ void modelc_exec_silu_mul_rows(const __nv_bfloat16* g, const __nv_bfloat16* u, int ld,
+    __nv_bfloat16* y, int k, int m) {
+  const long long total = (long long)m * k;
+  for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < total; i += (long long)gridDim.x * blockDim.x) {
+    const long long r = i / k, j = i % k;
+    const float gv = __bfloat162float(g[r * ld + j]);
+    y[i] = __float2bfloat16(gv / (1.0f + expf(-gv)) * __bfloat162float(u[r * ld + j]));
+  }
+}
 extern "C" __global__ void modelc_exec_spin(long long cycles) {
   long long t0 = clock64();
   while (clock64() - t0 < cycles) {}
@@ -355,6 +398,22 @@ pub const NO_GEMV_ENV: &str = "MODELC_NO_GEMV";
 /// others, at m = 8 it is up to 2.1× slower (the m ≥ 3 kernels keep 8 columns × m rows of sums
 /// in up to 216 registers a thread: one block per SM).
 const GEMV_ROWS: usize = 2;
+/// Set to `1`, kernels are not launched as programmatic dependent launches (see [`Gpu::launch_ex`]).
+pub const NO_PDL_ENV: &str = "MODELC_NO_PDL";
+/// GEMM steps with a fused prologue ([`GemmPrologue`]) of at most this many rows run the GEMV
+/// with the prologue fused; more rows compute the transform into a scratch buffer first (one
+/// more launch) and run cuBLASLt (or the plain GEMV at m ≤ [`GEMV_ROWS`]). Measured on an H200
+/// (2026-12-02, `gpu_kernels`' `bench_gemv`, back-to-back calls): RMSNorm fused costs up to 1.5×
+/// the plain GEMV at m = 8 (137 registers: one block per SM) but beats cuBLASLt up to m = 4;
+/// SiLU·up recomputes `m·K` activations in every block and loses to cuBLASLt from m = 3 on.
+fn fused_gemv_rows(p: &GemmPrologue) -> usize {
+    match p {
+        GemmPrologue::RmsNorm { .. } => 4,
+        GemmPrologue::SiluMul { .. } => 2,
+    }
+}
+const HELPER_RMS: &str = "modelc_exec_rms_norm_rows";
+const HELPER_SILU: &str = "modelc_exec_silu_mul_rows";
 const HELPER_BF16: &str = "modelc_exec_gemm_prologue_bf16";
 const HELPER_F32: &str = "modelc_exec_gemm_prologue_f32";
 /// Busy-waits `cycles` SM clocks: holds the stream while the host queues a profiled call.
@@ -562,6 +621,11 @@ pub struct Executor {
     gemm: Gemm,
     /// Whether GEMM steps of few rows run the GEMV kernel ([`NO_GEMV_ENV`] unset).
     gemv: bool,
+    /// Whether GEMVs are programmatic dependent launches ([`NO_PDL_ENV`] unset, device ≥ sm_90).
+    pdl: bool,
+    /// Dense X of fused-prologue GEMM steps that do not run the fused GEMV (bf16, `slots` rows
+    /// of the largest such k); `None` when the decode schedule has no prologue.
+    scratch: Option<Region>,
     program: Program,
     cfg: ExecConfig,
     sms: u64,
@@ -712,7 +776,11 @@ impl Executor {
             gpu.compile_and_load(cache, src, &entries)?;
         }
         if !gpu.has_kernel(HELPER_BF16) {
-            gpu.compile_and_load(cache, HELPER_SOURCE, &[HELPER_BF16, HELPER_F32, SPIN])?;
+            gpu.compile_and_load(
+                cache,
+                HELPER_SOURCE,
+                &[HELPER_BF16, HELPER_F32, HELPER_RMS, HELPER_SILU, SPIN],
+            )?;
         }
         let gemm = Gemm::new(&gpu)?;
         let gemv = std::env::var_os(NO_GEMV_ENV).is_none_or(|v| v != "1");
@@ -740,6 +808,21 @@ impl Executor {
         for (b, &n) in program.outputs.iter().zip(&sizes.outputs) {
             outputs.push(alloc(format!("output {}", b.name), b.dtype, n)?);
         }
+        // Decode GEMM steps with a prologue read at most `slots` rows (tokens = 1).
+        let scratch_k = program
+            .decode
+            .steps
+            .iter()
+            .filter_map(|st| match st {
+                Step::Gemm(g) if g.prologue.is_some() => Some(g.k),
+                _ => None,
+            })
+            .max();
+        let scratch = match scratch_k {
+            Some(k) => Some(alloc("GEMM prologue scratch".into(), DType::BF16, k * cfg.slots)?),
+            None => None,
+        };
+        let pdl = gpu.supports_pdl() && std::env::var_os(NO_PDL_ENV).is_none_or(|v| v != "1");
         let mut dev_weights = Vec::with_capacity(program.weights.len());
         for w in &program.weights {
             let bytes = pack_weight(w, &mut weights)?;
@@ -757,6 +840,8 @@ impl Executor {
             gpu,
             gemm,
             gemv,
+            pdl,
+            scratch,
             cfg,
             sms,
             vocab,
@@ -1125,7 +1210,11 @@ impl Executor {
                 .elapsed_ms(&w[1])
                 .map_err(|e| CudaError::driver("reading a timing event", e))?;
             let kind = match step {
-                Step::Gemm(_) => "gemm".to_string(),
+                Step::Gemm(g) => match g.prologue {
+                    None => "gemm".to_string(),
+                    Some(GemmPrologue::RmsNorm { .. }) => "gemm+rms_norm".to_string(),
+                    Some(GemmPrologue::SiluMul { .. }) => "gemm+silu_mul".to_string(),
+                },
                 Step::Launch(l) => l
                     .module
                     .rsplit_once('_')
@@ -1312,7 +1401,8 @@ impl Executor {
             DType::F32 => GemmOut::F32,
             d => return Err(ExecError::Unsupported(format!("GEMM output `{}` is {d}", y.name))),
         };
-        let xp = x.operand(eval(&g.x.offset, env)?, m, k, g.x.ld, "GEMM input X")?;
+        let mut xp = x.operand(eval(&g.x.offset, env)?, m, k, g.x.ld, "GEMM input X")?;
+        let mut ldx = g.x.ld;
         let wp = w.operand(0, n, k, k, "GEMM weight W")?;
         let yp = y.operand(eval(&g.y.offset, env)?, m, n, g.y.ld, "GEMM output Y")?;
         // C apart from Y (cuBLASLt reads C and writes D = Y); `None`: C is Y itself.
@@ -1330,19 +1420,28 @@ impl Executor {
             }
             None => None,
         };
+        let needs_prologue = self.needs_prologue(g)?;
+        // The step's own input transform: fused into the GEMV, or written to the scratch X first.
+        let mut prologue = self.gemv_prologue(g, m, env)?;
+        let fused = self.gemv && g.prologue.as_ref().is_some_and(|p| m <= fused_gemv_rows(p)) && !needs_prologue;
+        if prologue != GemvPrologue::None && !fused {
+            xp = self.prologue_to_scratch(g, m, xp, prologue)?;
+            ldx = k;
+            prologue = GemvPrologue::None;
+        }
         let shape = GemmShape {
             m,
             n,
             k,
-            ldx: g.x.ld,
+            ldx,
             ldw: k,
             ldy: g.y.ld,
             batch: 1,
-            stride_x: m * g.x.ld,
+            stride_x: m * ldx,
             stride_w: n * k,
             stride_y: m * g.y.ld,
         };
-        if self.needs_prologue(g)? {
+        if needs_prologue {
             self.gemm_prologue(g, m, yp, c_op)?;
             // SAFETY: X, W and Y were bounds-checked above for this shape and these strides.
             unsafe { self.gemm.linear_raw(xp, wp, yp, out, shape, g.alpha, 1.0) }?;
@@ -1353,9 +1452,16 @@ impl Executor {
                 stride: m * ld,
             });
             let bias = self.epilogue_bias(g)?;
-            if self.gemv && gemv_supported(&shape) && m <= GEMV_ROWS {
-                // SAFETY: as for `matmul_raw` below (the same operands and guarantees).
-                unsafe { gemv_raw(&self.gpu, xp, wp, yp, out, shape, g.alpha, g.beta, c, bias) }?;
+            let gemv = self.gemv && gemv_supported(&shape) && (m <= GEMV_ROWS || prologue != GemvPrologue::None);
+            if gemv {
+                // SAFETY: as for `matmul_raw` below (the same operands and guarantees); the
+                // prologue's operands were bounds-checked by `gemv_prologue`, and a program never
+                // lets a step's output share a buffer with its inputs.
+                unsafe {
+                    gemv_ex(
+                        &self.gpu, xp, wp, yp, out, shape, g.alpha, g.beta, c, bias, prologue, self.pdl,
+                    )
+                }?;
             } else {
                 // SAFETY: X, W, Y and C were bounds-checked above for this shape and these
                 // strides, the bias for n elements; C is Y exactly or lies elsewhere
@@ -1368,6 +1474,111 @@ impl Executor {
             self.gpu.synchronize()?;
         }
         Ok(())
+    }
+
+    /// A GEMM step's [`GemmPrologue`] as the GEMV takes it, its operands bounds-checked.
+    fn gemv_prologue(&self, g: &GemmStep, m: usize, env: &Env) -> Result<GemvPrologue, ExecError> {
+        Ok(match &g.prologue {
+            None => GemvPrologue::None,
+            Some(GemmPrologue::RmsNorm { weight, eps }) => {
+                let wr = &self.weights[*weight];
+                let gamma = wr.operand(0, 1, g.k, g.k, "RMSNorm prologue weight")?;
+                let gamma_dtype = match wr.dtype {
+                    DType::BF16 => GemmOut::Bf16,
+                    DType::F32 => GemmOut::F32,
+                    d => {
+                        return Err(ExecError::Unsupported(format!(
+                            "RMSNorm prologue weight `{}` is {d}",
+                            wr.name
+                        )))
+                    }
+                };
+                GemvPrologue::RmsNorm {
+                    gamma,
+                    gamma_dtype,
+                    eps: *eps,
+                }
+            }
+            Some(GemmPrologue::SiluMul { up }) => {
+                let ur = self.region(up.buffer);
+                if ur.dtype != DType::BF16 || up.ld != g.x.ld {
+                    return Err(ExecError::Unsupported(format!(
+                        "SiLU·up prologue: `up` ({}, {}) must be bf16 at X's row stride {}",
+                        ur.name, ur.dtype, g.x.ld
+                    )));
+                }
+                let ptr = ur.operand(eval(&up.offset, env)?, m, g.k, up.ld, "SiLU·up prologue `up`")?;
+                GemvPrologue::SiluMul { up: ptr }
+            }
+        })
+    }
+
+    /// Writes a GEMM step's input transform of X (at `xp`, the step's row stride) into the
+    /// scratch buffer as `m` dense rows of k; returns the scratch address.
+    fn prologue_to_scratch(&self, g: &GemmStep, m: usize, xp: u64, prologue: GemvPrologue) -> Result<u64, ExecError> {
+        let k = g.k;
+        let scratch = self
+            .scratch
+            .as_ref()
+            .ok_or_else(|| ExecError::Unsupported(format!("{}: a GEMM prologue outside decode", g.label)))?;
+        let sp = scratch.operand(0, m, k, k, "GEMM prologue scratch")?;
+        let int = |v: usize, what: &str| {
+            i32::try_from(v).map_err(|_| ExecError::Range {
+                expr: v.to_string(),
+                value: v as u64,
+                what: what.to_string(),
+            })
+        };
+        let rows = u32::try_from(m).map_err(|_| ExecError::Range {
+            expr: m.to_string(),
+            value: m as u64,
+            what: "GEMM prologue rows".into(),
+        })?;
+        let (kernel, dims, args) = match prologue {
+            GemvPrologue::None => return Ok(xp),
+            GemvPrologue::RmsNorm {
+                gamma,
+                gamma_dtype,
+                eps,
+            } => {
+                let (gb, gf) = match gamma_dtype {
+                    GemmOut::Bf16 => (gamma, 0),
+                    GemmOut::F32 => (0, gamma),
+                };
+                (
+                    HELPER_RMS,
+                    LaunchDims::new((rows, 1, 1), (256, 1, 1), 0),
+                    vec![
+                        KernelArg::Ptr(xp),
+                        KernelArg::I32(int(g.x.ld, "row stride of X")?),
+                        KernelArg::Ptr(gb),
+                        KernelArg::Ptr(gf),
+                        KernelArg::F32(eps),
+                        KernelArg::Ptr(sp),
+                        KernelArg::I32(int(k, "GEMM depth")?),
+                    ],
+                )
+            }
+            GemvPrologue::SiluMul { up } => {
+                let grid = u32::try_from(m.saturating_mul(k).div_ceil(256).clamp(1, 8192)).unwrap_or(8192);
+                (
+                    HELPER_SILU,
+                    LaunchDims::new((grid, 1, 1), (256, 1, 1), 0),
+                    vec![
+                        KernelArg::Ptr(xp),
+                        KernelArg::Ptr(up),
+                        KernelArg::I32(int(g.x.ld, "row stride of X")?),
+                        KernelArg::Ptr(sp),
+                        KernelArg::I32(int(k, "GEMM depth")?),
+                        KernelArg::I32(int(m, "GEMM rows")?),
+                    ],
+                )
+            }
+        };
+        // SAFETY: the arguments follow the helper's signature; X (and `up`) hold m rows of k at
+        // their row stride (checked by the caller and `gemv_prologue`), the scratch m rows of k.
+        unsafe { self.gpu.launch(kernel, dims, &args) }?;
+        Ok(sp)
     }
 
     /// The fallback for GEMM steps cuBLASLt cannot take in one call: the helper kernel writes
@@ -1474,8 +1685,9 @@ impl Executor {
         );
         // SAFETY: codegen emits the argument list of each entry's signature (pointers, ints) and
         // sizes every buffer for what its kernels access; each pointer was checked to lie in its
-        // allocation, and every buffer was checked to hold this call's declared size.
-        unsafe { self.gpu.launch(&l.entry, dims, &args) }?;
+        // allocation, and every buffer was checked to hold this call's declared size. A step marked
+        // `pdl` is a kernel that waits for the kernels before it before touching memory.
+        unsafe { self.gpu.launch_ex(&l.entry, dims, &args, l.pdl && self.pdl) }?;
         Ok(())
     }
 

@@ -1,14 +1,29 @@
 //! A bandwidth-bound GEMV for few rows (decode): `D[m,N] = alpha·X[m,K]·W[N,K]ᵀ + beta·C + bias`
 //! for `m ≤ GEMV_MAX_ROWS`, the same operation as [`Gemm::matmul_raw`](super::gemm::Gemm) with
-//! one batch. At m = 1 cuBLASLt reaches about 45% of the copy bandwidth on the decode shapes;
-//! this kernel streams W once with 16-byte loads spread over every SM.
+//! one batch, optionally with an input transform fused into the read of X ([`GemvPrologue`]:
+//! RMSNorm of each row, or `silu(gate)·up`), so the decode schedule needs no separate norm or
+//! activation launch before the GEMM. At m = 1 cuBLASLt reaches about 45% of the copy bandwidth
+//! on the decode shapes; this kernel streams W once with 16-byte loads spread over every SM.
 //!
-//! Layout: a block of 256 threads owns `COLS` output columns (4 for m ≤ 2, else 8). Each thread
-//! takes the 8-element chunks `t, t + 256, …` of K and, for each chunk, loads the chunk of every
-//! row of X once and of each of its `COLS` rows of W, accumulating `m × COLS` f32 partial sums.
-//! Partials are summed by a butterfly of warp shuffles, then over the 8 warps in warp order:
-//! the order is fixed, so runs are bit-identical. K not a multiple of 8, or operands not 16-byte
-//! aligned, take a scalar loop with the same structure.
+//! Layout: a block of 256 threads holds `256 / GROUP` column sets of `COLS = 4` output columns;
+//! the `GROUP` threads of a set (256: the whole block, or 32: one warp, for short K) take the
+//! 8-element chunks `t, t + GROUP, …` of K, `U = 2` chunks per iteration, and for each chunk load
+//! the chunk of each of its `COLS` rows of W (16-byte `__ldcs`, all issued before the X loads)
+//! and of every row of X once, accumulating `m × COLS` f32 partial sums. Partials are summed by a
+//! butterfly of warp shuffles, then (GROUP = 256) over the 8 warps in warp order: the order is
+//! fixed, so runs are bit-identical. K not a multiple of 8, or operands not 16-byte aligned,
+//! take a scalar loop with the same structure.
+//!
+//! Programmatic dependent launch ([`gemv_ex`] with `pdl`): the first iteration's W loads are
+//! issued before `griddepcontrol.wait` (weights are constant), so streaming the weights overlaps
+//! the tail of the kernel before; X, C and D are touched only after the wait, and X and C are read
+//! through L2 (`ld.global.cg`), never a possibly stale L1 line. Each block signals
+//! `griddepcontrol.launch_dependents` once its loads are done.
+//!
+//! Fused prologues: RMSNorm accumulates `Σ x·γ·w` and `Σ x²` in the same pass and scales the sums
+//! by `rsqrt(Σx²/K + eps)` at the end (linear in x, so no second pass over X and no rounding of
+//! the normalized row to bf16: slightly more accurate than the unfused path, which stores it);
+//! SiLU·up computes `bf16(silu(g)·u)` per element exactly as the unfused kernel stores it.
 
 use super::device::{Gpu, KernelArg, LaunchDims};
 use super::error::CudaError;
@@ -21,29 +36,88 @@ pub const GEMV_MAX_ROWS: usize = 8;
 /// Threads per block (the kernel's reduction assumes 8 warps).
 const THREADS: u32 = 256;
 
-/// The GEMV kernels: one per output type and row count `1..=8`.
+/// Output columns per column set (the kernel's `COLS`).
+const COLS: usize = 4;
+
+/// At most this K, un-fused GEMVs run the one-warp-per-column-set kernels (`GROUP = 32`).
+const NARROW_MAX_K: usize = 512;
+
+/// An input transform the GEMV applies to X as it reads it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum GemvPrologue {
+    /// X as it is.
+    None,
+    /// RMSNorm of each row over its K channels: the GEMV reads `x · rsqrt(mean(x²) + eps) · γ`,
+    /// γ a vector of K elements (bf16 or f32) at `gamma`.
+    RmsNorm { gamma: u64, gamma_dtype: GemmOut, eps: f32 },
+    /// The GEMV reads `silu(x) · up` (rounded to bf16), `up` being m rows of K bf16 at X's row
+    /// stride.
+    SiluMul { up: u64 },
+}
+
+/// The GEMV kernels: one per output type, row count `1..=8` and prologue, and narrow (one warp
+/// per column set) un-fused ones.
 const SOURCE: &str = r#"#include <cuda_bf16.h>
 __device__ __forceinline__ float lo_bf(unsigned u) { return __uint_as_float(u << 16); }
 __device__ __forceinline__ float hi_bf(unsigned u) { return __uint_as_float(u & 0xffff0000u); }
-__device__ __forceinline__ float ld_f(const float* p) { return *p; }
-__device__ __forceinline__ float ld_f(const __nv_bfloat16* p) { return __bfloat162float(*p); }
+__device__ __forceinline__ float ld_f(const float* p) { return __ldcg(p); }
+__device__ __forceinline__ float ld_f(const __nv_bfloat16* p) { return __bfloat162float(__ldcg(p)); }
 __device__ __forceinline__ void st_f(float* p, float v) { *p = v; }
 __device__ __forceinline__ void st_f(__nv_bfloat16* p, float v) { *p = __float2bfloat16(v); }
+__device__ __forceinline__ float bf_round(float v) { return __bfloat162float(__float2bfloat16(v)); }
+// Fast intrinsics: every block recomputes the whole row, so this is on the critical path.
+// __fdividef(g, inf) is 0 (g below about -88), as silu's limit.
+__device__ __forceinline__ float silu_mul(float g, float u) { return bf_round(__fdividef(g, 1.0f + __expf(-g)) * u); }
+__device__ __forceinline__ void dep_wait() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+}
+__device__ __forceinline__ void dep_launch() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+__device__ __forceinline__ void unpack8(const uint4 v, float f[8]) {
+  f[0] = lo_bf(v.x); f[1] = hi_bf(v.x); f[2] = lo_bf(v.y); f[3] = hi_bf(v.y);
+  f[4] = lo_bf(v.z); f[5] = hi_bf(v.z); f[6] = lo_bf(v.w); f[7] = hi_bf(v.w);
+}
 
-template <typename T, int M>
-__device__ void gemv(const __nv_bfloat16* __restrict__ x, int ldx, const __nv_bfloat16* __restrict__ w, int ldw,
-                     T* d, int ldd, const T* c, int ldc, const __nv_bfloat16* __restrict__ bias_bf16,
-                     const float* __restrict__ bias_f32, float alpha, float beta, int n, int k, int vec) {
-  constexpr int COLS = M <= 2 ? 4 : 8;
-  constexpr int WARPS = 8;
-  __shared__ float part[WARPS][M][COLS];
-  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
-  const long long col0 = (long long)blockIdx.x * COLS;
+// Eight elements of the RMSNorm weight (bf16 or f32) at chunk v.
+__device__ __forceinline__ void load_gamma8(const __nv_bfloat16* gb, const float* gf, int v, float g[8]) {
+  if (gb) {
+    unpack8(__ldg(reinterpret_cast<const uint4*>(gb) + v), g);
+  } else {
+    const float4 a = __ldg(reinterpret_cast<const float4*>(gf) + 2 * v);
+    const float4 b = __ldg(reinterpret_cast<const float4*>(gf) + 2 * v + 1);
+    g[0] = a.x; g[1] = a.y; g[2] = a.z; g[3] = a.w; g[4] = b.x; g[5] = b.y; g[6] = b.z; g[7] = b.w;
+  }
+}
+
+// PRO: 0 none, 1 RMSNorm (x·γ summed, Σx² alongside), 2 silu(x)·up. GROUP: threads per column set.
+template <typename T, int M, int PRO, int GROUP, int U>
+__device__ __forceinline__ void gemv(const __nv_bfloat16* __restrict__ x, int ldx, const __nv_bfloat16* __restrict__ w,
+                                     int ldw, T* d, int ldd, const T* c, int ldc,
+                                     const __nv_bfloat16* __restrict__ bias_bf16, const float* __restrict__ bias_f32,
+                                     float alpha, float beta, int n, int k, int vec,
+                                     const __nv_bfloat16* __restrict__ up, const __nv_bfloat16* __restrict__ gam_bf16,
+                                     const float* __restrict__ gam_f32, float eps) {
+  constexpr int COLS = 4;
+  constexpr int SETS = 256 / GROUP;
+  constexpr int GW = GROUP / 32;
+  constexpr int RED = M * COLS + (PRO == 1 ? M : 0);
+  __shared__ float part[GW][RED];
+  const int tid = threadIdx.x, lane = tid & 31;
+  const int set = tid / GROUP, lt = tid % GROUP;
+  const long long col0 = ((long long)blockIdx.x * SETS + set) * COLS;
   float acc[M][COLS];
+  float ss[M];
 #pragma unroll
-  for (int r = 0; r < M; ++r)
+  for (int r = 0; r < M; ++r) {
+    ss[r] = 0.0f;
 #pragma unroll
     for (int j = 0; j < COLS; ++j) acc[r][j] = 0.0f;
+  }
   // Columns past n read row n - 1 (in bounds) and are never written.
   const __nv_bfloat16* wr[COLS];
 #pragma unroll
@@ -53,46 +127,93 @@ __device__ void gemv(const __nv_bfloat16* __restrict__ x, int ldx, const __nv_bf
   }
   if (vec) {
     const int nv = k >> 3;
-#pragma unroll 2
-    for (int v = tid; v < nv; v += 256) {
-      uint4 wv[COLS];
+    uint4 wv[U][COLS];
+    float gv[U][8];  // RMSNorm weight of the chunks (PRO 1)
+    int v = lt;
+    // The weights are constant: the first loads go out before waiting for the kernel before.
 #pragma unroll
-      for (int j = 0; j < COLS; ++j) wv[j] = __ldcs(reinterpret_cast<const uint4*>(wr[j]) + v);
+    for (int u = 0; u < U; ++u) {
 #pragma unroll
-      for (int r = 0; r < M; ++r) {
-        const uint4 xv = __ldg(reinterpret_cast<const uint4*>(x + (long long)r * ldx) + v);
-        const float xf[8] = {lo_bf(xv.x), hi_bf(xv.x), lo_bf(xv.y), hi_bf(xv.y),
-                             lo_bf(xv.z), hi_bf(xv.z), lo_bf(xv.w), hi_bf(xv.w)};
+      for (int j = 0; j < COLS; ++j)
+        wv[u][j] = v + u * GROUP < nv ? __ldcs(reinterpret_cast<const uint4*>(wr[j]) + v + u * GROUP)
+                                      : make_uint4(0u, 0u, 0u, 0u);
+      if (PRO == 1 && v + u * GROUP < nv) load_gamma8(gam_bf16, gam_f32, v + u * GROUP, gv[u]);
+    }
+    dep_wait();
+    for (;;) {
 #pragma unroll
-        for (int j = 0; j < COLS; ++j) {
-          float a = acc[r][j];
-          a = fmaf(xf[0], lo_bf(wv[j].x), a);
-          a = fmaf(xf[1], hi_bf(wv[j].x), a);
-          a = fmaf(xf[2], lo_bf(wv[j].y), a);
-          a = fmaf(xf[3], hi_bf(wv[j].y), a);
-          a = fmaf(xf[4], lo_bf(wv[j].z), a);
-          a = fmaf(xf[5], hi_bf(wv[j].z), a);
-          a = fmaf(xf[6], lo_bf(wv[j].w), a);
-          a = fmaf(xf[7], hi_bf(wv[j].w), a);
-          acc[r][j] = a;
+      for (int u = 0; u < U; ++u) {
+        const int vu = v + u * GROUP;
+        if (vu < nv) {
+          float* g = gv[u];
+#pragma unroll
+          for (int r = 0; r < M; ++r) {
+            float xf[8];
+            unpack8(__ldcg(reinterpret_cast<const uint4*>(x + (long long)r * ldx) + vu), xf);
+            if (PRO == 1) {
+#pragma unroll
+              for (int e = 0; e < 8; ++e) {
+                ss[r] = fmaf(xf[e], xf[e], ss[r]);
+                xf[e] *= g[e];
+              }
+            } else if (PRO == 2) {
+              float uf[8];
+              unpack8(__ldcg(reinterpret_cast<const uint4*>(up + (long long)r * ldx) + vu), uf);
+#pragma unroll
+              for (int e = 0; e < 8; ++e) xf[e] = silu_mul(xf[e], uf[e]);
+            }
+#pragma unroll
+            for (int j = 0; j < COLS; ++j) {
+              float a = acc[r][j];
+              a = fmaf(xf[0], lo_bf(wv[u][j].x), a);
+              a = fmaf(xf[1], hi_bf(wv[u][j].x), a);
+              a = fmaf(xf[2], lo_bf(wv[u][j].y), a);
+              a = fmaf(xf[3], hi_bf(wv[u][j].y), a);
+              a = fmaf(xf[4], lo_bf(wv[u][j].z), a);
+              a = fmaf(xf[5], hi_bf(wv[u][j].z), a);
+              a = fmaf(xf[6], lo_bf(wv[u][j].w), a);
+              a = fmaf(xf[7], hi_bf(wv[u][j].w), a);
+              acc[r][j] = a;
+            }
+          }
         }
+      }
+      v += U * GROUP;
+      if (v >= nv) break;
+#pragma unroll
+      for (int u = 0; u < U; ++u) {
+#pragma unroll
+        for (int j = 0; j < COLS; ++j)
+          wv[u][j] = v + u * GROUP < nv ? __ldcs(reinterpret_cast<const uint4*>(wr[j]) + v + u * GROUP)
+                                        : make_uint4(0u, 0u, 0u, 0u);
+        if (PRO == 1 && v + u * GROUP < nv) load_gamma8(gam_bf16, gam_f32, v + u * GROUP, gv[u]);
       }
     }
   } else {
-    for (int i = tid; i < k; i += 256) {
+    dep_wait();
+    for (int i = lt; i < k; i += GROUP) {
       float wf[COLS];
 #pragma unroll
       for (int j = 0; j < COLS; ++j) wf[j] = __bfloat162float(wr[j][i]);
+      float g = 1.0f;
+      if (PRO == 1) g = gam_bf16 ? __bfloat162float(gam_bf16[i]) : gam_f32[i];
 #pragma unroll
       for (int r = 0; r < M; ++r) {
-        const float xf = __bfloat162float(x[(long long)r * ldx + i]);
+        float xf = ld_f(x + (long long)r * ldx + i);
+        if (PRO == 1) {
+          ss[r] = fmaf(xf, xf, ss[r]);
+          xf *= g;
+        } else if (PRO == 2) {
+          xf = silu_mul(xf, ld_f(up + (long long)r * ldx + i));
+        }
 #pragma unroll
         for (int j = 0; j < COLS; ++j) acc[r][j] = fmaf(xf, wf[j], acc[r][j]);
       }
     }
   }
+  dep_launch();
 #pragma unroll
-  for (int r = 0; r < M; ++r)
+  for (int r = 0; r < M; ++r) {
 #pragma unroll
     for (int j = 0; j < COLS; ++j) {
       float a = acc[r][j];
@@ -100,66 +221,140 @@ __device__ void gemv(const __nv_bfloat16* __restrict__ x, int ldx, const __nv_bf
       for (int off = 16; off > 0; off >>= 1) a += __shfl_xor_sync(0xffffffffu, a, off);
       acc[r][j] = a;
     }
-  if (lane == 0) {
+    if (PRO == 1) {
+      float a = ss[r];
+#pragma unroll
+      for (int off = 16; off > 0; off >>= 1) a += __shfl_xor_sync(0xffffffffu, a, off);
+      ss[r] = a;
+    }
+  }
+  // One output: row r, column j of this set, with the set's sums s (and Σx² of the row).
+  auto store = [&](int r, int j, float s, float sq) {
+    const long long col = col0 + j;
+    if (col >= n) return;
+    if (PRO == 1) s *= rsqrtf(sq / (float)k + eps);
+    float v = alpha * s;
+    if (beta != 0.0f) v = fmaf(beta, ld_f(c + (long long)r * ldc + col), v);
+    if (bias_bf16) v += __bfloat162float(bias_bf16[col]);
+    if (bias_f32) v += bias_f32[col];
+    st_f(d + (long long)r * ldd + col, v);
+  };
+  if (GW > 1) {
+    const int warp = tid >> 5;
+    if (lane == 0) {
+#pragma unroll
+      for (int r = 0; r < M; ++r) {
+#pragma unroll
+        for (int j = 0; j < COLS; ++j) part[warp][r * COLS + j] = acc[r][j];
+        if (PRO == 1) part[warp][M * COLS + r] = ss[r];
+      }
+    }
+    __syncthreads();
+    if (tid < M * COLS) {
+      const int r = tid / COLS, j = tid % COLS;
+      float s = 0.0f, sq = 0.0f;
+#pragma unroll
+      for (int q = 0; q < GW; ++q) {
+        s += part[q][tid];
+        if (PRO == 1) sq += part[q][M * COLS + r];
+      }
+      store(r, j, s, sq);
+    }
+  } else {
+    // One warp per set: after the butterfly every lane holds every sum.
 #pragma unroll
     for (int r = 0; r < M; ++r)
 #pragma unroll
-      for (int j = 0; j < COLS; ++j) part[warp][r][j] = acc[r][j];
-  }
-  __syncthreads();
-  if (tid < M * COLS) {
-    const int r = tid / COLS, j = tid % COLS;
-    const long long col = col0 + j;
-    if (col < n) {
-      float s = 0.0f;
-#pragma unroll
-      for (int q = 0; q < WARPS; ++q) s += part[q][r][j];
-      float v = alpha * s;
-      if (beta != 0.0f) v = fmaf(beta, ld_f(c + (long long)r * ldc + col), v);
-      if (bias_bf16) v += __bfloat162float(bias_bf16[col]);
-      if (bias_f32) v += bias_f32[col];
-      st_f(d + (long long)r * ldd + col, v);
-    }
+      for (int j = 0; j < COLS; ++j)
+        if (lane == r * COLS + j) store(r, j, acc[r][j], ss[r]);
   }
 }
 
-#define MODELC_GEMV(T, NAME, M)                                                                        \
-  extern "C" __global__ void __launch_bounds__(256) modelc_gemv_##NAME##_m##M(                          \
-      const __nv_bfloat16* x, int ldx, const __nv_bfloat16* w, int ldw, T* d, int ldd, const T* c, int ldc, \
-      const __nv_bfloat16* bias_bf16, const float* bias_f32, float alpha, float beta, int n, int k, int vec) { \
-    gemv<T, M>(x, ldx, w, ldw, d, ldd, c, ldc, bias_bf16, bias_f32, alpha, beta, n, k, vec);              \
+// At least 4 blocks (32 warps) per SM at m = 1, 3 at m = 2, 2 at m ≤ 4: the loads in flight.
+#define MODELC_GEMV_MINB(M) ((M) == 1 ? 4 : (M) == 2 ? 3 : (M) <= 4 ? 2 : 1)
+#define MODELC_GEMV(T, NAME, M, PRO, GROUP, U, SUFFIX)                                                           \
+  extern "C" __global__ void __launch_bounds__(256, MODELC_GEMV_MINB(M)) modelc_gemv_##NAME##_m##M##SUFFIX(      \
+      const __nv_bfloat16* x, int ldx, const __nv_bfloat16* w, int ldw, T* d, int ldd, const T* c, int ldc,       \
+      const __nv_bfloat16* bias_bf16, const float* bias_f32, float alpha, float beta, int n, int k, int vec,      \
+      const __nv_bfloat16* up, const __nv_bfloat16* gam_bf16, const float* gam_f32, float eps) {                 \
+    gemv<T, M, PRO, GROUP, U>(x, ldx, w, ldw, d, ldd, c, ldc, bias_bf16, bias_f32, alpha, beta, n, k, vec, up,        \
+                           gam_bf16, gam_f32, eps);                                                              \
   }
-#define MODELC_GEMV_ALL(M) MODELC_GEMV(__nv_bfloat16, bf16, M) MODELC_GEMV(float, f32, M)
+#define MODELC_GEMV_T(M, PRO, GROUP, U, SUFFIX) \
+  MODELC_GEMV(__nv_bfloat16, bf16, M, PRO, GROUP, U, SUFFIX) MODELC_GEMV(float, f32, M, PRO, GROUP, U, SUFFIX)
+// U: chunks of 8 per thread and iteration (RMSNorm: one, its γ chunk takes registers too).
+#define MODELC_GEMV_ALL(M)                                                                       \
+  MODELC_GEMV_T(M, 0, 256, 2, ) MODELC_GEMV_T(M, 1, 256, 1, _rms) MODELC_GEMV_T(M, 2, 256, 2, _silu) \
+  MODELC_GEMV_T(M, 0, 32, 2, _narrow)
 MODELC_GEMV_ALL(1) MODELC_GEMV_ALL(2) MODELC_GEMV_ALL(3) MODELC_GEMV_ALL(4)
 MODELC_GEMV_ALL(5) MODELC_GEMV_ALL(6) MODELC_GEMV_ALL(7) MODELC_GEMV_ALL(8)
 "#;
 
-/// The entry name for an output type and row count.
-fn entry(out: GemmOut, m: usize) -> String {
+/// The kernel variants of one output type and row count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Variant {
+    Plain,
+    Rms,
+    Silu,
+    Narrow,
+}
+
+const VARIANTS: [Variant; 4] = [Variant::Plain, Variant::Rms, Variant::Silu, Variant::Narrow];
+
+impl Variant {
+    fn suffix(self) -> &'static str {
+        match self {
+            Variant::Plain => "",
+            Variant::Rms => "_rms",
+            Variant::Silu => "_silu",
+            Variant::Narrow => "_narrow",
+        }
+    }
+
+    /// Chunks of 8 elements a thread loads per iteration (the kernel's `U`).
+    #[cfg(test)]
+    fn unroll(self) -> usize {
+        match self {
+            Variant::Rms => 1,
+            _ => 2,
+        }
+    }
+
+    /// Threads per column set.
+    fn group(self) -> usize {
+        match self {
+            Variant::Narrow => 32,
+            _ => THREADS as usize,
+        }
+    }
+}
+
+/// The entry name for an output type, row count and variant.
+fn entry(out: GemmOut, m: usize, variant: Variant) -> String {
     let t = match out {
         GemmOut::Bf16 => "bf16",
         GemmOut::F32 => "f32",
     };
-    format!("modelc_gemv_{t}_m{m}")
+    format!("modelc_gemv_{t}_m{m}{}", variant.suffix())
 }
 
-/// Columns one block owns for `m` rows (the kernel's `COLS`).
-fn cols_per_block(m: usize) -> usize {
-    if m <= 2 {
-        4
-    } else {
-        8
-    }
+/// Every entry of [`SOURCE`].
+fn entries() -> Vec<String> {
+    (1..=GEMV_MAX_ROWS)
+        .flat_map(|m| {
+            VARIANTS
+                .iter()
+                .flat_map(move |&v| [entry(GemmOut::Bf16, m, v), entry(GemmOut::F32, m, v)])
+        })
+        .collect()
 }
 
 /// Compiles (or fetches from `cache`) and loads the GEMV kernels, once per [`Gpu`].
 pub fn load_gemv(gpu: &mut Gpu, cache: &KernelCache) -> Result<(), CudaError> {
-    if gpu.has_kernel(&entry(GemmOut::Bf16, 1)) {
+    if gpu.has_kernel(&entry(GemmOut::Bf16, 1, Variant::Plain)) {
         return Ok(());
     }
-    let names: Vec<String> = (1..=GEMV_MAX_ROWS)
-        .flat_map(|m| [entry(GemmOut::Bf16, m), entry(GemmOut::F32, m)])
-        .collect();
+    let names = entries();
     let refs: Vec<&str> = names.iter().map(String::as_str).collect();
     gpu.compile_and_load(cache, SOURCE, &refs)
 }
@@ -173,6 +368,7 @@ pub fn gemv_supported(shape: &GemmShape) -> bool {
 /// for one batch of `m ≤ GEMV_MAX_ROWS` rows: X and W bf16; D of type `out` with row stride
 /// `shape.ldy`; C = `c` (of D's type) or D itself when `None` (read only when `beta ≠ 0`); the
 /// bias an `[n]` vector, bf16 or f32. Needs [`load_gemv`] first. Works inside stream capture.
+/// [`gemv_ex`] without a prologue, launched plainly.
 ///
 /// # Safety
 /// `x`, `w`, `d` must address live device memory of at least `shape.x_len()`, `w_len()`,
@@ -190,6 +386,48 @@ pub unsafe fn gemv_raw(
     beta: f32,
     c: Option<GemmC>,
     bias: Option<GemmBias>,
+) -> Result<(), CudaError> {
+    // SAFETY: forwarded from the caller.
+    unsafe {
+        gemv_ex(
+            gpu,
+            x,
+            w,
+            d,
+            out,
+            shape,
+            alpha,
+            beta,
+            c,
+            bias,
+            GemvPrologue::None,
+            false,
+        )
+    }
+}
+
+/// [`gemv_raw`] with an input transform fused into the read of X (`prologue`), optionally
+/// launched as a programmatic dependent launch (`pdl`: see the module doc; the kernel waits for
+/// the previous kernel before it touches X, C or D).
+///
+/// # Safety
+/// As [`gemv_raw`]; with [`GemvPrologue::RmsNorm`], `gamma` must address `shape.k` elements of
+/// its dtype; with [`GemvPrologue::SiluMul`], `up` must address `m` rows of `shape.k` bf16 at row
+/// stride `shape.ldx`. D must not overlap X or `up`.
+#[allow(clippy::too_many_arguments)]
+pub unsafe fn gemv_ex(
+    gpu: &Gpu,
+    x: u64,
+    w: u64,
+    d: u64,
+    out: GemmOut,
+    shape: GemmShape,
+    alpha: f32,
+    beta: f32,
+    c: Option<GemmC>,
+    bias: Option<GemmBias>,
+    prologue: GemvPrologue,
+    pdl: bool,
 ) -> Result<(), CudaError> {
     let bad = |what: String| Err(CudaError::InvalidGemm { what });
     if !gemv_supported(&shape) {
@@ -218,25 +456,43 @@ pub unsafe fn gemv_raw(
             what: format!("GEMV {what} {v} above i32::MAX: {shape:?}"),
         })
     };
-    let (bias_bf16, bias_f32) = match bias {
-        Some(GemmBias {
-            ptr,
-            dtype: GemmOut::Bf16,
-        }) => (ptr, 0),
-        Some(GemmBias {
-            ptr,
-            dtype: GemmOut::F32,
-        }) => (0, ptr),
+    let split = |p: Option<(u64, GemmOut)>| match p {
+        Some((ptr, GemmOut::Bf16)) => (ptr, 0),
+        Some((ptr, GemmOut::F32)) => (0, ptr),
         None => (0, 0),
     };
-    // 16-byte loads of X and W: chunks of 8 whole elements on 16-byte boundaries.
+    let (bias_bf16, bias_f32) = split(bias.map(|b| (b.ptr, b.dtype)));
+    let (variant, up, (gam_bf16, gam_f32), eps) = match prologue {
+        GemvPrologue::None if shape.k <= NARROW_MAX_K => (Variant::Narrow, 0, (0, 0), 0.0),
+        GemvPrologue::None => (Variant::Plain, 0, (0, 0), 0.0),
+        GemvPrologue::RmsNorm {
+            gamma,
+            gamma_dtype,
+            eps,
+        } => {
+            if gamma == 0 {
+                return bad(format!("GEMV RMSNorm prologue without a weight: {shape:?}"));
+            }
+            (Variant::Rms, 0, split(Some((gamma, gamma_dtype))), eps)
+        }
+        GemvPrologue::SiluMul { up } => {
+            if up == 0 {
+                return bad(format!("GEMV SiLU·up prologue without `up`: {shape:?}"));
+            }
+            (Variant::Silu, up, (0, 0), 0.0)
+        }
+    };
+    // 16-byte loads of X, W (and `up`, γ): chunks of 8 whole elements on 16-byte boundaries.
     let vec = shape.k.is_multiple_of(8)
         && shape.ldx.is_multiple_of(8)
         && shape.ldw.is_multiple_of(8)
         && x.is_multiple_of(16)
-        && w.is_multiple_of(16);
-    let cols = cols_per_block(shape.m);
-    let grid = u32::try_from(shape.n.div_ceil(cols)).map_err(|_| CudaError::InvalidGemm {
+        && w.is_multiple_of(16)
+        && up.is_multiple_of(16)
+        && gam_bf16.is_multiple_of(16)
+        && gam_f32.is_multiple_of(16);
+    let per_block = COLS * (THREADS as usize / variant.group());
+    let grid = u32::try_from(shape.n.div_ceil(per_block)).map_err(|_| CudaError::InvalidGemm {
         what: format!("GEMV grid above u32::MAX: {shape:?}"),
     })?;
     let args = [
@@ -255,13 +511,19 @@ pub unsafe fn gemv_raw(
         KernelArg::I32(int(shape.n, "n")?),
         KernelArg::I32(int(shape.k, "k")?),
         KernelArg::I32(i32::from(vec)),
+        KernelArg::Ptr(up),
+        KernelArg::Ptr(gam_bf16),
+        KernelArg::Ptr(gam_f32),
+        KernelArg::F32(eps),
     ];
-    // SAFETY: the arguments follow the kernel's signature; the caller guarantees the operands.
+    // SAFETY: the arguments follow the kernel's signature; the caller guarantees the operands;
+    // the kernel waits (griddepcontrol.wait) before touching anything but W and γ.
     unsafe {
-        gpu.launch(
-            &entry(out, shape.m),
+        gpu.launch_ex(
+            &entry(out, shape.m, variant),
             LaunchDims::new((grid, 1, 1), (THREADS, 1, 1), 0),
             &args,
+            pdl,
         )
     }
 }
@@ -297,19 +559,23 @@ mod tests {
                 "a GEMV kernel spills: {line}\n{log}"
             );
         }
-        assert_eq!(reports, 2 * GEMV_MAX_ROWS, "one report per entry expected:\n{log}");
+        assert_eq!(reports, entries().len(), "one report per entry expected:\n{log}");
         eprintln!("{log}");
     }
 
     #[test]
     fn the_source_defines_every_entry() {
+        assert_eq!(entries().len(), 2 * GEMV_MAX_ROWS * VARIANTS.len());
         for m in 1..=GEMV_MAX_ROWS {
-            for out in [GemmOut::Bf16, GemmOut::F32] {
-                let name = entry(out, m);
-                let (t, _) = name.trim_start_matches("modelc_gemv_").split_once('_').unwrap();
-                assert!(SOURCE.contains(&format!("MODELC_GEMV_ALL({m})")), "{name}");
-                assert!(SOURCE.contains(&format!("{t}, M)")), "{name}");
-            }
+            assert!(SOURCE.contains(&format!("MODELC_GEMV_ALL({m})")), "m = {m}");
         }
+        for v in VARIANTS {
+            let group = v.group();
+            assert!(
+                SOURCE.contains(&format!(", {group}, {}, {})", v.unroll(), v.suffix())),
+                "{v:?} is not instantiated with GROUP {group}"
+            );
+        }
+        assert_eq!(entry(GemmOut::F32, 3, Variant::Silu), "modelc_gemv_f32_m3_silu");
     }
 }

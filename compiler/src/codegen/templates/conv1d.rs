@@ -47,6 +47,8 @@ pub fn conv1d(p: &Conv1dParams) -> Result<KernelSource, TemplateError> {
         ConvActivation::Identity => "acc",
         ConvActivation::Silu => "silu_f(acc)",
     };
+    // Programmatic dependent launch: waits for the kernels before, lets the next one launch.
+    const PDL: &str = crate::codegen::kernel::PDL_DEFINITION;
     let body = format!(
         r#"/*
  * conv1d_{HASH}: causal depthwise conv1d, K = {k} taps, bias = {bias}, activation = {act_name}.
@@ -59,6 +61,7 @@ pub fn conv1d(p: &Conv1dParams) -> Result<KernelSource, TemplateError> {
  * Decode: the same kernel with T = 1.
  */
 {PRELUDE}
+{PDL}
 extern "C" __global__ void __launch_bounds__({cpb}) conv1d_{HASH}(
     const bf16* __restrict__ x, int x_stride,
     const bf16* __restrict__ w, const bf16* __restrict__ bias,
@@ -66,6 +69,7 @@ extern "C" __global__ void __launch_bounds__({cpb}) conv1d_{HASH}(
     bf16* __restrict__ y, int y_stride,
     int T, int C)
 {{
+    modelc_pdl_enter();
     constexpr int K = {k};
     constexpr int TT = {tpt};
     const int c = blockIdx.x * {cpb} + threadIdx.x;
