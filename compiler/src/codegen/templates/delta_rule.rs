@@ -74,6 +74,9 @@ pub struct DeltaRuleParams {
     pub value_block: usize,
     /// Gated RMSNorm applied to o before it is stored; `None` stores o.
     pub gated_norm: Option<GatedNormEpilogue>,
+    /// Value columns per block of the chunk-parallel form's state scan
+    /// ([`delta_rule_chunk_parallel`]): 16, 32 or 64 dividing Dv. Ignored by the other kernels.
+    pub scan_block: usize,
 }
 
 /// The gated RMSNorm epilogue: `o·rsqrt(mean(o²) + eps)·w·act(gate)` over each value head.
@@ -98,6 +101,7 @@ impl DeltaRuleParams {
             chunk: 16,
             value_block: default_value_block(value_dim),
             gated_norm: None,
+            scan_block: DELTA_CP_SCAN_BLOCK,
         }
     }
 
@@ -738,7 +742,13 @@ pub const DELTA_TC_CHUNK: usize = 64;
 
 /// The tensor-core form's kernel text; `@THREADS@`, `@ARGS@`, `@CONSTS@` and `@STORE@` are
 /// filled in by [`tensor_core_kernel`].
-const TC_KERNEL: &str = include_str!("delta_rule_tc.cu");
+const TC_KERNEL: &str = concat!(
+    include_str!("delta_rule_tc_helpers.cu"),
+    include_str!("delta_rule_tc.cu")
+);
+
+/// Fragment loads and staging shared by the tensor-core kernels (their own include guard).
+const TC_HELPERS: &str = include_str!("delta_rule_tc_helpers.cu");
 
 /// The tensor-core form's output store without the epilogue.
 const TC_STORE: &str = "#pragma unroll
@@ -876,6 +886,160 @@ fn tensor_core_kernel(p: &DeltaRuleParams) -> KernelSource {
         .replace("@STORE@", &store)
         .replace("@HASH@", HASH);
     finish(&[&format!("delta_rule_chunked_{HASH}")], header + &body)
+}
+
+/// Default value columns per block of the chunk-parallel scan.
+pub const DELTA_CP_SCAN_BLOCK: usize = 32;
+
+/// The chunk-parallel form's three kernels (prep, scan, out), after the tensor-core helpers.
+const CP_KERNELS: &str = include_str!("delta_rule_cp.cu");
+
+/// The workspace pointer the chunk-parallel kernels take after the shared arguments.
+const CP_WS_ARG: &str = ",\n    float* __restrict__ ws_raw";
+
+/// Whether [`delta_rule_chunk_parallel`] covers `p`: Dk a multiple of 32 in 32..=128, Dv a
+/// multiple of 32 up to [`DELTA_NORM_MAX_VALUE_DIM`] (the output pass holds a chunk's full rows),
+/// a scan block of 16, 32 or 64 dividing Dv, and each pass's shared memory within a block's.
+pub fn delta_rule_chunk_parallel_supported(p: &DeltaRuleParams) -> bool {
+    validate(p, "delta_rule_chunk_parallel").is_ok()
+        && p.key_dim.is_multiple_of(32)
+        && (32..=DELTA_MAX_KEY_DIM).contains(&p.key_dim)
+        && p.value_dim.is_multiple_of(32)
+        && p.value_dim <= DELTA_NORM_MAX_VALUE_DIM
+        && matches!(p.scan_block, 16 | 32 | 64)
+        && p.value_dim.is_multiple_of(p.scan_block)
+        && delta_rule_cp_smem(p).iter().all(|&s| s <= DELTA_MAX_SMEM)
+}
+
+/// Dynamic shared memory of the chunk-parallel passes `[prep, scan, out]`, in bytes (the
+/// layouts at the top of each kernel in `delta_rule_cp.cu`).
+pub fn delta_rule_cp_smem(p: &DeltaRuleParams) -> [u32; 3] {
+    let (c, dk, dv, sbv) = (DELTA_TC_CHUNK, p.key_dim, p.value_dim, p.scan_block);
+    let (kp, vp, ap, fp, sp) = (dk + 8, dv + 8, c + 8, c + 1, sbv + 8);
+    let ng = match p.gate {
+        DecayGate::Scalar => c,
+        DecayGate::PerChannel => c * dk,
+    };
+    // prep: k e^G [C][KP], A_qk [C][AP] (bf16); L [C][FP], row scales and beta [3][C] (f32),
+    // flags; phase A: G, q, k and Kc (160 rows); phase B: (I + L)^-1, scratch, A bf16, v.
+    let kept = (c * kp + c * ap) * 2 + c * fp * 4 + 3 * c * 4 + 16;
+    let phase_a = ng * 4 + (2 * c + 160) * kp * 2;
+    let phase_b = 2 * c * fp * 4 + c * ap * 2 + c * vp * 2;
+    let prep = kept + phase_a.max(phase_b);
+    // scan: h [DK][SP], v_new [C][SP], and two buffers of W, k [C][KP], U [C][SP], e^G_last [DK].
+    let scan = (dk * sp + c * sp + 2 * (2 * c * kp + c * sp)) * 2 + 2 * dk * 4;
+    // out: q e^G [C][KP], h [DK][VP], A_qk [C][AP], v_new [C][VP] (bf16), the norm's sums [2][C].
+    let out = (c * kp + dk * vp + c * ap + c * vp) * 2 + 2 * c * 4;
+    [prep, scan, out].map(|b| u32::try_from(b).unwrap_or(u32::MAX))
+}
+
+/// f32 elements of the chunk-parallel workspace per chunk of 64 tokens and value head
+/// (`DcpWs` in `delta_rule_cp.cu`): e^G_last [Dk] in f32; q e^G, k e^(G_last - G), W [C][Dk],
+/// U, v_new [C][Dv], A_qk [C][C] and the state [Dk][Dv] in bf16.
+pub fn delta_rule_cp_workspace_per_chunk(p: &DeltaRuleParams) -> usize {
+    let (c, dk, dv) = (DELTA_TC_CHUNK, p.key_dim, p.value_dim);
+    dk + (3 * c * dk + 2 * c * dv + c * c + dk * dv) / 2
+}
+
+/// f32 elements of the chunk-parallel workspace for `batch` sequences of `tokens` tokens.
+pub fn delta_rule_cp_workspace_len(p: &DeltaRuleParams, batch: usize, tokens: usize) -> usize {
+    batch * p.value_heads * tokens.div_ceil(DELTA_TC_CHUNK) * delta_rule_cp_workspace_per_chunk(p)
+}
+
+/// Launch geometry of the chunk-parallel passes `[prep, scan, out]` for `batch` sequences of
+/// `tokens` tokens (all three take the same arguments, in this order, on one stream).
+pub fn delta_rule_cp_launches(p: &DeltaRuleParams, batch: usize, tokens: usize) -> [Launch; 3] {
+    let nc = blocks(tokens, DELTA_TC_CHUNK);
+    let [s0, s1, s2] = delta_rule_cp_smem(p);
+    [
+        Launch::new((nc, dim(p.value_heads), dim(batch)), (256, 1, 1), s0),
+        Launch::new(
+            (blocks(p.value_dim, p.scan_block), dim(p.value_heads), dim(batch)),
+            (128, 1, 1),
+            s1,
+        ),
+        Launch::new((nc, dim(p.value_heads), dim(batch)), (256, 1, 1), s2),
+    ]
+}
+
+/// Emits the chunk-parallel form of the chunked prefill (fla's `chunk_kda` /
+/// `chunk_gated_delta_rule` split), three entries run in order on one stream:
+/// `delta_rule_cp_prep_<hash>` (per chunk: norms, gate cumsum, A_qk, the UT solve, W, U),
+/// `delta_rule_cp_scan_<hash>` (per value block: the state across the chunks; v_new) and
+/// `delta_rule_cp_out_<hash>` (per chunk: o and the gated RMSNorm over full rows).
+///
+/// Arguments of each: those of [`delta_rule_chunked`] followed by `float* ws_raw`, a workspace
+/// of [`delta_rule_cp_workspace_len`] f32 elements for the call's batch and tokens. The state
+/// is read by the scan only (it may be updated in place). Launch with
+/// [`delta_rule_cp_launches`]. Requires [`delta_rule_chunk_parallel_supported`].
+pub fn delta_rule_chunk_parallel(p: &DeltaRuleParams) -> Result<KernelSource, TemplateError> {
+    validate(p, "delta_rule_chunk_parallel")?;
+    check(
+        "delta_rule_chunk_parallel",
+        delta_rule_chunk_parallel_supported(p),
+        || {
+            format!(
+                "Dk {} and Dv {} must be multiples of 32 (Dk <= {DELTA_MAX_KEY_DIM}, Dv <= \
+             {DELTA_NORM_MAX_VALUE_DIM}) with a scan block of 16, 32 or 64 dividing Dv (got {}), \
+             within the shared memory of a block",
+                p.key_dim, p.value_dim, p.scan_block
+            )
+        },
+    )?;
+    let [s0, s1, s2] = delta_rule_cp_smem(p);
+    let header = format!(
+        r#"/*
+ * delta_rule_cp_{{prep,scan,out}}_{HASH}: gated delta rule, chunked (WY representation / UT
+ *   transform), chunk-parallel on tensor cores (mma.sync m16n8k16 bf16 -> f32, ldmatrix,
+ *   cp.async; sm_80+): three launches in order, fla's chunk_kda split.
+ *   {desc}, chunk C = {c}, scan block SBV = {sbv}.{norm_line}
+ *   Per chunk, with G the in-chunk cumsum of g: A_qk[t,s] = sum_d q_td k_sd e^(G_td - G_sd)
+ *   (s <= t), L[t,s] = beta_t sum_d k_td k_sd e^(G_td - G_sd) (s < t), W = (I + L)^-1
+ *   diag(beta) (e^G k), U = (I + L)^-1 diag(beta) v (prep); per sequence, h_0 = state_in,
+ *   v_new_c = U_c - W_c h_c, h_(c+1) = e^G_last h_c + (e^(G_last - G) k)^T v_new_c (scan);
+ *   o = (e^G q) h_c + A_qk v_new_c{norm_fused} (out). Products on tensor cores with bf16
+ *   operands and f32 accumulators; the state stays f32 in the scan, the workspace holds bf16
+ *   copies (as fla's kernels do). Tokens past T in the last chunk are zero with beta = 0 and
+ *   g = 0, so they change nothing.
+{layouts}
+ *   ws_raw: the workspace, delta_rule_cp_workspace_len() f32 elements (DcpWs below).
+ * Dynamic smem: prep {s0}, scan {s1}, out {s2} bytes. Deterministic: fixed reduction orders,
+ *   no atomics on data (one atomicOr on a flag word).
+ */
+{PRELUDE}{MMA_PRELUDE}{TC_HELPERS}"#,
+        desc = describe(p),
+        norm_line = describe_norm(p),
+        norm_fused = if p.gated_norm.is_some() {
+            ", then the gated RMSNorm"
+        } else {
+            ""
+        },
+        c = DELTA_TC_CHUNK,
+        sbv = p.scan_block,
+        layouts = layouts(p),
+    );
+    let (store, epilogue) = match p.gated_norm {
+        None => (TC_STORE.to_string(), "of o (bf16)"),
+        Some(n) => (
+            TC_NORM_STORE.replace("@ACT@", &gate_act(n.act, "zj")),
+            "through the gated RMSNorm (the block owns full rows)",
+        ),
+    };
+    let body = CP_KERNELS
+        .replace("@ARGS@", &(args(p) + CP_WS_ARG))
+        .replace("@CONSTS@", &(constants(p) + &norm_constants(p)))
+        .replace("@STORE@", &store)
+        .replace("@EPILOGUE@", epilogue)
+        .replace("@SBV@", &p.scan_block.to_string())
+        .replace("@HASH@", HASH);
+    Ok(finish(
+        &[
+            &format!("delta_rule_cp_prep_{HASH}"),
+            &format!("delta_rule_cp_scan_{HASH}"),
+            &format!("delta_rule_cp_out_{HASH}"),
+        ],
+        header + &body,
+    ))
 }
 
 /// Launch geometry of the chunked kernel for `batch` sequences (either form): the grid of
