@@ -708,11 +708,71 @@ mod tests {
                 assert!(g.0 as usize * dp.value_block >= dv && (g.0 as usize - 1) * dp.value_block < dv);
             }
         }
+        // The chunk-parallel delta rule's grids and workspace.
+        for (dk, dv, sbv) in [(128, 128, 32), (64, 64, 16), (32, 256, 64)] {
+            let dp = TDelta {
+                scan_block: sbv,
+                ..TDelta::new(2, 4, dk, dv, DecayGate::PerChannel).with_gated_norm(norm)
+            };
+            for env in envs() {
+                let (bu, tu) = (env.batch as usize, env.tokens as usize);
+                let want = delta_rule_cp_launches(&dp, bu, tu);
+                for (g, l) in delta_rule_cp_grids(&dp).iter().zip(want) {
+                    assert_eq!(grid(g, &env), l.grid);
+                }
+                assert_eq!(
+                    delta_rule_cp_workspace(&dp).eval(&env).unwrap() as usize,
+                    super::super::templates::delta_rule::delta_rule_cp_workspace_len(&dp, bu, tu)
+                );
+            }
+        }
         for env in envs() {
             let (bu, tu) = (env.batch as usize, env.tokens as usize);
             assert_eq!(grid(&conv_grid(300), &env), conv1d_launch(bu, tu, 300).grid);
             assert_eq!(grid(&scan_grid(200), &env), selective_scan_launch(bu, 200).grid);
         }
+    }
+
+    /// Head dims of 32 (codegen-hybrid): the delta rule's prefill is the chunk-parallel form,
+    /// three launches of one kernel with the shared arguments and one workspace; decode keeps
+    /// the recurrent kernel.
+    #[test]
+    fn chunk_parallel_prefill_has_three_launches_and_a_workspace() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/golden/specs/codegen-hybrid.yaml");
+        let spec = crate::spec::load(&path).unwrap_or_else(|e| panic!("{e}"));
+        let placement = crate::passes::Placement::main(&spec);
+        let (cg, _) = super::super::compile(&spec, &placement, "codegen-hybrid").unwrap_or_else(|e| panic!("{e}"));
+        let mut seen = 0;
+        for (step, code) in cg.plan.steps.iter().zip(&cg.steps) {
+            let crate::passes::fuse::StepKind::Core(core) = &step.kind else {
+                continue;
+            };
+            if !matches!(cg.graph.node(core.node()).op, Op::DeltaRule(_)) {
+                continue;
+            }
+            seen += 1;
+            let entries: Vec<&str> = code.prefill.iter().map(|l| l.entry.as_str()).collect();
+            assert_eq!(entries.len(), 3, "{entries:?}");
+            for (e, want) in entries
+                .iter()
+                .zip(["delta_rule_cp_prep_", "delta_rule_cp_scan_", "delta_rule_cp_out_"])
+            {
+                assert!(e.starts_with(want), "{e}");
+            }
+            for l in &code.prefill {
+                assert_eq!(l.kernel, code.prefill[0].kernel, "one module, three entries");
+                assert!(l.smem > 0, "{}", l.entry);
+                assert!(
+                    matches!(l.args.last(), Some(KArg::Workspace { name, dtype: DType::F32, .. }) if name == "delta_cp"),
+                    "{:?}",
+                    l.args.last()
+                );
+                assert_eq!(l.args[..l.args.len() - 1], code.decode[0].args[..], "{}", l.entry);
+            }
+            assert_eq!(code.decode.len(), 1);
+            assert!(code.decode[0].entry.starts_with("delta_rule_recurrent_"));
+        }
+        assert!(seen >= 2, "codegen-hybrid has GDN and KDA cores ({seen})");
     }
 
     /// The launches of a generated program carry the templates' block shapes and dynamic shared

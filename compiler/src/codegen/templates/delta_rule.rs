@@ -1131,6 +1131,74 @@ mod tests {
         assert_eq!(delta_rule_chunked_launch(&norm, 1).grid.0, 1);
     }
 
+    /// The chunk-parallel form: which shapes it covers, its three entries, launches and
+    /// workspace, and that it fits a block's shared memory at the largest covered shapes.
+    #[test]
+    fn chunk_parallel_form_selection_launches_and_workspace() {
+        for (dk, dv, ok) in [
+            (128, 128, true),
+            (64, 64, true),
+            (32, 256, true),
+            (128, 256, true),
+            (16, 64, false),
+            (48, 64, false),
+            (128, 80, false),
+            (128, 288, false),
+        ] {
+            for gate in [DecayGate::Scalar, DecayGate::PerChannel] {
+                let p = DeltaRuleParams::new(2, 4, dk, dv, gate);
+                assert_eq!(delta_rule_chunk_parallel_supported(&p), ok, "Dk {dk} Dv {dv}");
+                assert_eq!(delta_rule_chunk_parallel(&p).is_ok(), ok, "Dk {dk} Dv {dv}");
+                if dv <= DELTA_NORM_MAX_VALUE_DIM {
+                    let n = p.with_gated_norm(SILU);
+                    assert_eq!(delta_rule_chunk_parallel_supported(&n), ok, "Dk {dk} Dv {dv} norm");
+                }
+                if ok {
+                    assert!(delta_rule_cp_smem(&p).iter().all(|&b| b <= DELTA_MAX_SMEM));
+                }
+            }
+        }
+        let p = DeltaRuleParams::new(16, 16, 128, 128, DecayGate::PerChannel).with_gated_norm(SILU);
+        let src = delta_rule_chunk_parallel(&p).unwrap();
+        assert_eq!(src.entries.len(), 3);
+        for (e, want) in src
+            .entries
+            .iter()
+            .zip(["delta_rule_cp_prep_", "delta_rule_cp_scan_", "delta_rule_cp_out_"])
+        {
+            assert!(e.starts_with(want), "{e}");
+            assert!(src.source.contains(&format!("void __launch_bounds__")), "{e}");
+        }
+        assert!(src.source.contains("float* __restrict__ ws_raw)"));
+        assert!(src.source.contains("silu_f(zj)"));
+        assert!(!src.source.contains('@'), "a placeholder left in the source");
+        // Grids: chunks x heads x batch for prep and out, value blocks for the scan.
+        let [prep, scan, out] = delta_rule_cp_launches(&p, 3, 130);
+        assert_eq!(prep.grid, (3, 16, 3));
+        assert_eq!(out.grid, (3, 16, 3));
+        assert_eq!(scan.grid, (128 / DELTA_CP_SCAN_BLOCK as u32, 16, 3));
+        assert_eq!((prep.block.0, scan.block.0, out.block.0), (256, 128, 256));
+        assert_eq!([prep.smem, scan.smem, out.smem], delta_rule_cp_smem(&p));
+        assert_eq!(
+            delta_rule_cp_workspace_len(&p, 3, 130),
+            3 * 16 * 3 * delta_rule_cp_workspace_per_chunk(&p)
+        );
+        // The scan block is a constant of the kernel; unsupported blocks are rejected.
+        for (sbv, ok) in [(16, true), (32, true), (64, true), (8, false), (128, false)] {
+            let q = DeltaRuleParams { scan_block: sbv, ..p };
+            assert_eq!(delta_rule_chunk_parallel_supported(&q), ok, "SBV {sbv}");
+            if ok {
+                let src = delta_rule_chunk_parallel(&q).unwrap();
+                assert!(src.source.contains(&format!("constexpr int SBV = {sbv};")));
+            }
+        }
+        let odd = DeltaRuleParams {
+            scan_block: 64,
+            ..DeltaRuleParams::new(1, 1, 64, 96, DecayGate::Scalar)
+        };
+        assert!(!delta_rule_chunk_parallel_supported(&odd), "64 does not divide Dv = 96");
+    }
+
     #[test]
     fn rejects_unsupported_shapes() {
         let mut p = DeltaRuleParams::new(8, 32, 256, 64, DecayGate::Scalar);
