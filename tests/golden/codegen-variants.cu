@@ -1332,9 +1332,9 @@ extern "C" __global__ void __launch_bounds__(128) conv1d_52a4c058(
     }
 }
 
-// ===== kernels/delta_rule_cp_prep_fbc82b97.cu =====
+// ===== kernels/delta_rule_cp_prep_10da6b48.cu =====
 /*
- * modelc mixer core: delta_rule_cp_prep_fbc82b97, delta_rule_cp_scan_fbc82b97, delta_rule_cp_out_fbc82b97 (template).
+ * modelc mixer core: delta_rule_cp_prep_10da6b48, delta_rule_cp_scan_10da6b48, delta_rule_cp_out_10da6b48 (template).
  * Fuses, in order:
  *   l2_norm(eps=1e-6, group=32)
  *   scale(0.17677669529663687)
@@ -1346,10 +1346,10 @@ extern "C" __global__ void __launch_bounds__(128) conv1d_52a4c058(
  * FLOPs:         25216*batch*tokens
  */
 /*
- * delta_rule_cp_{prep,scan,out}_fbc82b97: gated delta rule, chunked (WY representation / UT
+ * delta_rule_cp_{prep,scan,out}_10da6b48: gated delta rule, chunked (WY representation / UT
  *   transform), chunk-parallel on tensor cores (mma.sync m16n8k16 bf16 -> f32, ldmatrix,
  *   cp.async; sm_80+): three launches in order, fla's chunk_kda split.
- *   Hk = 2, Hv = 2, Dk = 32, Dv = 32, gate = per key channel (KDA), qk l2norm = true, scale = 1.7677669e-1f, chunk C = 64, scan block SBV = 32.
+ *   Hk = 2, Hv = 2, Dk = 32, Dv = 32, gate = per key channel (KDA), qk l2norm = true, scale = 1.7677669e-1f, chunk C = 64, scan block SBV = 16.
  *   Gated RMSNorm epilogue: o <- o * rsqrt(mean_head(o^2) + 1e-6f) * norm_w * (1.0f / (1.0f + expf(-gate)))
  *   Per chunk, with G the in-chunk cumsum of g: A_qk[t,s] = sum_d q_td k_sd e^(G_td - G_sd)
  *   (s <= t), L[t,s] = beta_t sum_d k_td k_sd e^(G_td - G_sd) (s < t), W = (I + L)^-1
@@ -1364,7 +1364,7 @@ extern "C" __global__ void __launch_bounds__(128) conv1d_52a4c058(
  *   state_in / state_out [B,Hv,Dk,Dv] f32 (state_in null = zeros; they may alias).
  *   gate [B,T,Hv*Dv] bf16 rows with stride gate_stride; norm_w [Dv] f32 (the norm's weight).
  *   ws_raw: the workspace, delta_rule_cp_workspace_len() f32 elements (DcpWs below).
- * Dynamic smem: prep 79376, scan 38656, out 22528 bytes. Deterministic: fixed reduction orders,
+ * Dynamic smem: prep 79376, scan 31488, out 22528 bytes. Deterministic: fixed reduction orders,
  *   no atomics on data (one atomicOr on a flag word).
  */
 #include <cuda_bf16.h>
@@ -1529,15 +1529,17 @@ __device__ __forceinline__ DcpWs dcp_ws(float* base, long n) {
 #endif
 
 /*
- * delta_rule_cp_prep_fbc82b97: pass 1 of 3, one block per (chunk, value head, batch), no state.
+ * delta_rule_cp_prep_10da6b48: pass 1 of 3, one block per (chunk, value head, batch), no state.
  *   Fuses the q/k l2 norm and scale, the in-chunk cumsum of g (log2 units), the decayed q and k
  *   rows, A_qk and L (16-row block i against Kc_i, reference r = 16 i, fla's chunk_kda; a
- *   diagonal block whose decay span passes 2^64 is summed exactly), the UT solve (I + L)^-1 in
- *   f32 and W, U on tensor cores. Writes egl, qg, kh, w, u, aq of the workspace.
+ *   diagonal block whose decay span may pass 2^63 is summed exactly instead), the UT solve
+ *   (I + L)^-1 in f32 and W, U on tensor cores. Writes egl, qg, kh, w, u, aq of the workspace.
+ *   The key channels go in passes of KH (64 or 32) so that two blocks fit an SM: per pass the
+ *   operands of KH channels are staged and the A_qk / L products accumulate in registers.
  * Grid (NC, Hv, B), block 256 threads = 4 row tiles x 2 column groups of warps,
  *   dynamic smem = the prep part of delta_rule_cp_smem().
  */
-extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_prep_fbc82b97(
+extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_10da6b48(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -1564,32 +1566,37 @@ extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_prep_fbc82b97(
     constexpr int C = 64;
     constexpr int NW = 8;
     constexpr int NT = 32 * NW;
-    constexpr int MS = DK / 16;           /* k tiles of the [C][DK] products                   */
+    constexpr int KH = DK % 64 == 0 ? 64 : 32; /* key channels per pass                       */
+    constexpr int NPASS = DK / KH;
     constexpr int NTK = DK / 16;          /* n tiles per warp of W (DK / 2 columns)             */
     constexpr int NTV = DV / 16;          /* n tiles per warp of U (DV / 2 columns)             */
     constexpr int KP = DK + 8;
+    constexpr int HP = KH + 8;
     constexpr int VP = DV + 8;
     constexpr int AP = C + 8;
     constexpr int FP = C + 1;
-    constexpr int NG = PER_CHANNEL ? C * DK : C;
+    constexpr int NG = PER_CHANNEL ? C * KH : C;
     constexpr float LOG2E = 1.4426950408889634f;
-    constexpr float SPAN_MAX = 64.0f;
+    constexpr float SPAN_MAX = 64.0f;     /* largest log2 growth of a diagonal-block factor     */
     extern __shared__ __align__(16) unsigned char smem_raw[];
     /* kept through the block */
     bf16* Kb = reinterpret_cast<bf16*>(smem_raw);      /* [C][KP] k e^G                      */
     bf16* AQ = Kb + C * KP;                            /* [C][AP] A_qk                       */
     float* Lf = reinterpret_cast<float*>(AQ + C * AP); /* [C][FP] L                          */
-    float* nq = Lf + C * FP;
-    float* nk = nq + C;
-    float* bs = nk + C;
-    int* flags = reinterpret_cast<int*>(bs + C);
+    float* nq = Lf + C * FP;                           /* [C] q row scale                    */
+    float* nk = nq + C;                                /* [C] k row scale                    */
+    float* bs = nk + C;                                /* [C] beta                           */
+    int* flags = reinterpret_cast<int*>(bs + C);       /* diagonal blocks summed exactly     */
     unsigned char* uni = reinterpret_cast<unsigned char*>(flags + 4);
-    /* phase A */
-    float* Gs = reinterpret_cast<float*>(uni);         /* [C][DK] or [C]: g, then log2 cumsum */
-    bf16* Qr = reinterpret_cast<bf16*>(Gs + NG);       /* [C][KP] q, then q e^(G - G_r)      */
-    bf16* Kr = Qr + C * KP;                            /* [C][KP] k, then k e^(G - G_r)      */
-    bf16* Kc = Kr + C * KP;                            /* [160][KP] k e^(G_r - G), per block */
-    /* phase B, over phase A */
+    /* phase A, per pass of KH channels, then the exact diagonal-block sums across the passes */
+    float* Gs = reinterpret_cast<float*>(uni);         /* [C][KH] or [C]: g, then log2 cumsum */
+    float* Gb = Gs + NG;                               /* [4][KH] per-block sums of g        */
+    bf16* Qr = reinterpret_cast<bf16*>(Gb + 4 * KH);   /* [C][HP] q, then q e^(G - G_r)      */
+    bf16* Kr = Qr + C * HP;                            /* [C][HP] k, then k e^(G - G_r)      */
+    bf16* Kc = Kr + C * HP;                            /* [160][HP] k e^(G_r - G), per block */
+    float* Xq = reinterpret_cast<float*>(Kc + 160 * HP); /* [4][16][16] exact A_qk blocks    */
+    float* Xk = Xq + 4 * 256;                          /* [4][16][16] exact L blocks         */
+    /* phase B, over phase A (after the exact sums are used) */
     float* Af = reinterpret_cast<float*>(uni);         /* [C][FP] (I + L)^-1                 */
     float* Tf = Af + C * FP;                           /* [C][FP] scratch                    */
     bf16* Ab = reinterpret_cast<bf16*>(Tf + C * FP);   /* [C][AP] (I + L)^-1 diag(beta)      */
@@ -1611,27 +1618,23 @@ extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_prep_fbc82b97(
                         q_stride % 8 == 0 && k_stride % 8 == 0;
     const bool vec_g = (reinterpret_cast<unsigned long long>(g) & 15) == 0;
     const bool vec_v = (reinterpret_cast<unsigned long long>(v) & 15) == 0 && v_stride % 8 == 0;
-#define GAT(t, d) (PER_CHANNEL ? Gs[(t) * DK + (d)] : Gs[t])
+#define GAT(t, d) (PER_CHANNEL ? Gs[(t) * KH + (d)] : Gs[t])
 
+    /* 0. beta, the row scales (l2 norms over all DK channels, read from global memory) and the
+     *    diagonal blocks to sum exactly: those whose decay span, -sum of g over rows 16 i + 1 ..
+     *    16 i + 15 in log2 units, passes SPAN_MAX - 1 in some channel (the margin covers the
+     *    rounding difference to the cumsum below, so no factor of Kc is ever clamped). */
     if (tid == 0) flags[0] = 0;
-    /* 0. stage q, k, g and beta (rows past T are zero) */
-    dtc_stage<bf16, C, DK, NT>(Qr, KP, q + row0 * q_stride + hk * DK, q_stride, cn, vec_qk, tid);
-    dtc_stage<bf16, C, DK, NT>(Kr, KP, k + row0 * k_stride + hk * DK, k_stride, cn, vec_qk, tid);
-    if (PER_CHANNEL)
-        dtc_stage<float, C, DK, NT>(Gs, DK, g + row0 * HV * DK + hv * DK, (long)HV * DK, cn, vec_g, tid);
-    else if (tid < C)
-        Gs[tid] = tid < cn ? g[(row0 + tid) * HV + hv] : 0.0f;
     if (tid < C) bs[tid] = tid < cn ? beta[(row0 + tid) * HV + hv] : 0.0f;
-    dtc_cp_wait();
-    __syncthreads();
-    /* 1. row scales (l2 norms) and the in-chunk cumulative decay, in log2 units */
     for (int t = warp; t < C; t += NW) {
         float sq = 0.0f, sk = 0.0f;
-        for (int d = lane; d < DK; d += 32) {
-            const float qv = bf2f(Qr[t * KP + d]), kv = bf2f(Kr[t * KP + d]);
-            sq += qv * qv;
-            sk += kv * kv;
-        }
+        if (t < cn)
+            for (int d = lane; d < DK; d += 32) {
+                const float qv = bf2f(q[(row0 + t) * q_stride + hk * DK + d]);
+                const float kv = bf2f(k[(row0 + t) * k_stride + hk * DK + d]);
+                sq += qv * qv;
+                sk += kv * kv;
+            }
         sq = warp_sum(sq);
         sk = warp_sum(sk);
         if (lane == 0) {
@@ -1639,132 +1642,171 @@ extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_prep_fbc82b97(
             nk[t] = L2NORM ? rsqrtf(sk + 1e-6f) : 1.0f;
         }
     }
-    if (PER_CHANNEL) {
-        for (int d = tid; d < DK; d += NT) {
-            float acc = 0.0f, gr = 0.0f;
-            int wide = 0;
-#pragma unroll 16
-            for (int t = 0; t < C; ++t) {
-                acc += Gs[t * DK + d] * LOG2E;
-                Gs[t * DK + d] = acc;
-                if ((t & 15) == 0) gr = acc;
-                if ((t & 15) == 15 && gr - acc > SPAN_MAX) wide |= 1 << (t >> 4);
-            }
-            if (wide) atomicOr(flags, wide);
-        }
-    } else if (warp == 0) {
-        const float a0 = Gs[2 * lane] * LOG2E, a1 = Gs[2 * lane + 1] * LOG2E;
-        float s = a0 + a1;
-#pragma unroll
-        for (int o2 = 1; o2 < 32; o2 <<= 1) {
-            const float y = __shfl_up_sync(0xffffffffu, s, o2);
-            if (lane >= o2) s += y;
-        }
-        Gs[2 * lane] = s - a1;
-        Gs[2 * lane + 1] = s;
-        __syncwarp();
-        if (lane < 4 && Gs[16 * lane] - Gs[16 * lane + 15] > SPAN_MAX) atomicOr(flags, 1 << lane);
+    __syncthreads(); /* flags[0] = 0 before any atomicOr */
+    for (int e = tid; e < 4 * (PER_CHANNEL ? DK : 1); e += NT) {
+        const int i = PER_CHANNEL ? e / DK : e, d = PER_CHANNEL ? e % DK : 0;
+        float span = 0.0f;
+        for (int r = 16 * i + 1; r < min(16 * i + 16, cn); ++r)
+            span -= (PER_CHANNEL ? g[(row0 + r) * HV * DK + hv * DK + d] : g[(row0 + r) * HV + hv]) * LOG2E;
+        if (span > SPAN_MAX - 1.0f) atomicOr(flags, 1 << i);
     }
     __syncthreads();
-    /* 2. bf16 operands: in place over the staged q and k (the intra-chunk products), k e^G for
-     *    W, and straight to the workspace q e^G, k e^(G_last - G) and e^G_last. Two channels a
-     *    thread (DK is even). */
-    {
-        bf16* qg = ws.qg + ci * C * DK;
-        bf16* kh = ws.kh + ci * C * DK;
-        for (int e = tid; e < C * DK / 2; e += NT) {
-            const int t = e / (DK / 2), d = (e % (DK / 2)) * 2, i = t >> 4;
-            float qo[2], ko[2], qq[2], kk2[2], kb[2];
-#pragma unroll
-            for (int x = 0; x < 2; ++x) {
-                const float qv = bf2f(Qr[t * KP + d + x]) * nq[t];
-                const float kv = bf2f(Kr[t * KP + d + x]) * nk[t];
-                const float gt = GAT(t, d + x);
-                const float er = exp2f(gt - GAT(16 * i, d + x));
-                const float eg = exp2f(gt);
-                qq[x] = qv * er;
-                kk2[x] = kv * er;
-                qo[x] = qv * eg;
-                kb[x] = kv * eg;
-                ko[x] = kv * exp2f(GAT(C - 1, d + x) - gt);
-#pragma unroll
-                for (int ii = 0; ii < 4; ++ii)
-                    if (ii >= i) {
-                        const float xx = GAT(16 * ii, d + x) - gt;
-                        Kc[(8 * ii * (ii + 1) + t) * KP + d + x] = f2bf(kv * exp2f(ii == i ? fminf(xx, SPAN_MAX) : xx));
-                    }
-            }
-            dtc_st2(&Qr[t * KP + d], qq[0], qq[1]);
-            dtc_st2(&Kr[t * KP + d], kk2[0], kk2[1]);
-            dtc_st2(&Kb[t * KP + d], kb[0], kb[1]);
-            dtc_st2(&qg[t * DK + d], qo[0], qo[1]);
-            dtc_st2(&kh[t * DK + d], ko[0], ko[1]);
-        }
-        for (int d = tid; d < DK; d += NT) ws.egl[ci * DK + d] = exp2f(GAT(C - 1, d));
-    }
-    __syncthreads();
-    /* 3. AQ = (q e^(G - G_r)) (k e^(G_r - G))^T for s <= t and L = beta_t (k e^(G - G_r))
-     *    (k e^(G_r - G))^T for s < t; warp w < 4 takes AQ block w, warp 4 + w' L block 3 - w'. */
-    {
-        const int job = warp;
-        const bool isq = job < 4;
-        const int i = isq ? job : 7 - job;
-        const bf16* Asrc = isq ? Qr : Kr;
-        const bf16* Bsrc = Kc + 8 * i * (i + 1) * KP;
-        float acc[8][4];
-#pragma unroll
-        for (int n = 0; n < 8; ++n)
-#pragma unroll
-            for (int e = 0; e < 4; ++e) acc[n][e] = 0.0f;
-#pragma unroll
-        for (int kk = 0; kk < MS; ++kk) {
-            unsigned a[4];
-            dtc_frag_a(a, Asrc, KP, 16 * i, 16 * kk, lane);
-#pragma unroll
-            for (int np = 0; np < 4; ++np)
-                if (np <= i) {
-                    unsigned bb[4];
-                    dtc_frag_b(bb, Bsrc, KP, 16 * np, 16 * kk, lane);
-                    mma_bf16(acc[2 * np], a, bb[0], bb[1]);
-                    mma_bf16(acc[2 * np + 1], a, bb[2], bb[3]);
-                }
-        }
-#pragma unroll
-        for (int n = 0; n < 8; ++n)
-#pragma unroll
-            for (int e = 0; e < 4; ++e) {
-                const int t = 16 * i + r4 + (e >> 1) * 8, s = 8 * n + c4 + (e & 1);
-                /* columns past the row block's end are zero (the workspace copy reads them) */
-                const float x = n < 2 * (i + 1) ? acc[n][e] : 0.0f;
-                if (isq)
-                    AQ[t * AP + s] = f2bf(s <= t ? x : 0.0f);
-                else
-                    Lf[t * FP + s] = s < t ? bs[t] * x : 0.0f;
-            }
-    }
-    __syncthreads();
-    /* 3b. diagonal blocks whose decay span exceeds SPAN_MAX: exact sums from global memory */
     const int wide = flags[0];
-    if (wide) {
-        for (int i = 0; i < 4; ++i) {
-            if (!((wide >> i) & 1)) continue;
-            for (int p = tid; p < 256; p += NT) {
-                const int a = p >> 4, cc = p & 15, t = 16 * i + a, s = 16 * i + cc;
-                if (cc > a) continue;
-                float lq = 0.0f, lk = 0.0f;
-                if (t < cn)
-                    for (int d = 0; d < DK; ++d) {
-                        const float ks = bf2f(k[(row0 + s) * k_stride + hk * DK + d]) * nk[s];
-                        const float e = exp2f(GAT(t, d) - GAT(s, d)) * ks;
-                        lq = fmaf(bf2f(q[(row0 + t) * q_stride + hk * DK + d]) * nq[t], e, lq);
-                        lk = fmaf(bf2f(k[(row0 + t) * k_stride + hk * DK + d]) * nk[t], e, lk);
-                    }
-                AQ[t * AP + s] = f2bf(lq);
-                Lf[t * FP + s] = cc < a ? bs[t] * lk : 0.0f;
+
+    /* A_qk (warps 0..3: row block i = warp) or L (warps 4..7: i = 7 - warp), accumulated over
+     * the passes */
+    const bool isq = warp < 4;
+    const int ib = isq ? warp : 7 - warp;
+    float pacc[8][4];
+#pragma unroll
+    for (int n = 0; n < 8; ++n)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) pacc[n][e] = 0.0f;
+
+#pragma unroll 1
+    for (int pass = 0; pass < NPASS; ++pass) {
+        const int d0 = pass * KH;
+        /* 1. stage this pass's q, k, g channels (rows past T are zero) */
+        dtc_stage<bf16, C, KH, NT>(Qr, HP, q + row0 * q_stride + hk * DK + d0, q_stride, cn, vec_qk, tid);
+        dtc_stage<bf16, C, KH, NT>(Kr, HP, k + row0 * k_stride + hk * DK + d0, k_stride, cn, vec_qk, tid);
+        if (PER_CHANNEL)
+            dtc_stage<float, C, KH, NT>(Gs, KH, g + row0 * HV * DK + hv * DK + d0, (long)HV * DK, cn, vec_g, tid);
+        else if (tid < C)
+            Gs[tid] = tid < cn ? g[(row0 + tid) * HV + hv] : 0.0f;
+        dtc_cp_wait();
+        __syncthreads();
+        /* 2. the in-chunk cumulative decay in log2 units: per 16-row block, then the offsets */
+        if (PER_CHANNEL) {
+            for (int e = tid; e < 4 * KH; e += NT) {
+                const int i = e / KH, d = e % KH;
+                float s = 0.0f;
+#pragma unroll
+                for (int r = 0; r < 16; ++r) {
+                    s += Gs[(16 * i + r) * KH + d] * LOG2E;
+                    Gs[(16 * i + r) * KH + d] = s;
+                }
+                Gb[i * KH + d] = s;
             }
+            __syncthreads();
+            for (int e = tid; e < (C - 16) * KH; e += NT) {
+                const int t = 16 + e / KH, d = e % KH, i = t >> 4;
+                float off = 0.0f;
+                for (int j = 0; j < i; ++j) off += Gb[j * KH + d];
+                Gs[t * KH + d] += off;
+            }
+        } else if (warp == 0) {
+            /* scan of 64 scalars: two per lane, then a shuffle scan of the pair sums */
+            const float a0 = Gs[2 * lane] * LOG2E, a1 = Gs[2 * lane + 1] * LOG2E;
+            float s = a0 + a1;
+#pragma unroll
+            for (int o2 = 1; o2 < 32; o2 <<= 1) {
+                const float y = __shfl_up_sync(0xffffffffu, s, o2);
+                if (lane >= o2) s += y;
+            }
+            Gs[2 * lane] = s - a1;
+            Gs[2 * lane + 1] = s;
         }
         __syncthreads();
+        /* 3. the flagged diagonal blocks, exactly, from the staged q and k (rare) */
+        if (wide) {
+            const int a = tid >> 4, cc = tid & 15;
+            for (int i = 0; i < 4; ++i) {
+                if (!((wide >> i) & 1) || cc > a) continue;
+                const int t = 16 * i + a, s = 16 * i + cc;
+                float lq = 0.0f, lk = 0.0f;
+                for (int d = 0; d < KH; ++d) {
+                    const float e = exp2f(GAT(t, d) - GAT(s, d)) * bf2f(Kr[s * HP + d]) * nk[s];
+                    lq = fmaf(bf2f(Qr[t * HP + d]) * nq[t], e, lq);
+                    lk = fmaf(bf2f(Kr[t * HP + d]) * nk[t], e, lk);
+                }
+                Xq[i * 256 + tid] = (pass ? Xq[i * 256 + tid] : 0.0f) + lq;
+                Xk[i * 256 + tid] = (pass ? Xk[i * 256 + tid] : 0.0f) + lk;
+            }
+            __syncthreads();
+        }
+        /* 4. bf16 operands: in place over the staged q and k (the intra-chunk products), k e^G
+         *    for W, and straight to the workspace q e^G, k e^(G_last - G) and e^G_last. Two
+         *    channels a thread. Every factor is e^x with x <= 0 except on the diagonal blocks
+         *    of Kc (x < SPAN_MAX; the clamp only touches flagged blocks, recomputed above). */
+        {
+            bf16* qg = ws.qg + ci * C * DK + d0;
+            bf16* kh = ws.kh + ci * C * DK + d0;
+            for (int e = tid; e < C * KH / 2; e += NT) {
+                const int t = e / (KH / 2), d = (e % (KH / 2)) * 2, i = t >> 4;
+                float qo[2], ko[2], qq[2], kq[2], kb[2];
+#pragma unroll
+                for (int x = 0; x < 2; ++x) {
+                    const float qv = bf2f(Qr[t * HP + d + x]) * nq[t];
+                    const float kv = bf2f(Kr[t * HP + d + x]) * nk[t];
+                    const float gt = GAT(t, d + x);
+                    const float er = exp2f(gt - GAT(16 * i, d + x));
+                    const float eg = exp2f(gt);
+                    qq[x] = qv * er;
+                    kq[x] = kv * er;
+                    qo[x] = qv * eg;
+                    kb[x] = kv * eg;
+                    ko[x] = kv * exp2f(GAT(C - 1, d + x) - gt);
+#pragma unroll
+                    for (int ii = 0; ii < 4; ++ii)
+                        if (ii >= i) {
+                            const float xx = GAT(16 * ii, d + x) - gt;
+                            Kc[(8 * ii * (ii + 1) + t) * HP + d + x] =
+                                f2bf(kv * exp2f(ii == i ? fminf(xx, SPAN_MAX) : xx));
+                        }
+                }
+                dtc_st2(&Qr[t * HP + d], qq[0], qq[1]);
+                dtc_st2(&Kr[t * HP + d], kq[0], kq[1]);
+                dtc_st2(&Kb[t * KP + d0 + d], kb[0], kb[1]);
+                dtc_st2(&qg[t * DK + d], qo[0], qo[1]);
+                dtc_st2(&kh[t * DK + d], ko[0], ko[1]);
+            }
+            for (int d = tid; d < KH; d += NT) ws.egl[ci * DK + d0 + d] = exp2f(GAT(C - 1, d));
+        }
+        __syncthreads();
+        /* 5. this pass's share of A_qk = (q e^(G - G_r)) (k e^(G_r - G))^T and L (before beta
+         *    and the masks): row block ib against Kc_ib, whose rows are columns 0 .. 16 ib + 15 */
+        {
+            const bf16* Asrc = isq ? Qr : Kr;
+            const bf16* Bsrc = Kc + 8 * ib * (ib + 1) * HP;
+#pragma unroll
+            for (int kk = 0; kk < KH / 16; ++kk) {
+                unsigned a[4];
+                dtc_frag_a(a, Asrc, HP, 16 * ib, 16 * kk, lane);
+#pragma unroll
+                for (int np = 0; np < 4; ++np)
+                    if (np <= ib) {
+                        unsigned bb[4];
+                        dtc_frag_b(bb, Bsrc, HP, 16 * np, 16 * kk, lane);
+                        mma_bf16(pacc[2 * np], a, bb[0], bb[1]);
+                        mma_bf16(pacc[2 * np + 1], a, bb[2], bb[3]);
+                    }
+            }
+        }
+        __syncthreads(); /* the next pass restages phase A */
     }
+    /* 6. A_qk (s <= t) and L = beta_t (..) (s < t), zero elsewhere (the workspace copy reads
+     *    every column); then the flagged diagonal blocks from the exact sums */
+#pragma unroll
+    for (int n = 0; n < 8; ++n)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+            const int t = 16 * ib + r4 + (e >> 1) * 8, s = 8 * n + c4 + (e & 1);
+            if (isq)
+                AQ[t * AP + s] = f2bf(s <= t ? pacc[n][e] : 0.0f);
+            else
+                Lf[t * FP + s] = s < t ? bs[t] * pacc[n][e] : 0.0f;
+        }
+    if (wide) {
+        __syncthreads();
+        const int a = tid >> 4, cc = tid & 15;
+        for (int i = 0; i < 4; ++i) {
+            if (!((wide >> i) & 1) || cc > a) continue;
+            const int t = 16 * i + a, s = 16 * i + cc;
+            AQ[t * AP + s] = f2bf(Xq[i * 256 + tid]);
+            Lf[t * FP + s] = cc < a ? bs[t] * Xk[i * 256 + tid] : 0.0f;
+        }
+    }
+    __syncthreads();
     /* Phase A is dead: stage v while the solve runs; A_qk to the workspace. */
     dtc_stage<bf16, C, DV, NT>(Vb, VP, v + row0 * v_stride + hv * DV, v_stride, cn, vec_v, tid);
     for (int e = tid; e < C * C / 8; e += NT) {
@@ -1870,7 +1912,7 @@ extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_prep_fbc82b97(
 }
 
 /*
- * delta_rule_cp_scan_fbc82b97: pass 2 of 3, the state scan over the chunks of a sequence.
+ * delta_rule_cp_scan_10da6b48: pass 2 of 3, the state scan over the chunks of a sequence.
  *   One block per (SBV value columns, value head, batch); the state [DK][SBV] stays in f32 mma
  *   accumulators (warp w: row tiles w, w + 4, ..), a bf16 copy in shared memory feeds the
  *   products. Per chunk: store h (bf16) to the workspace, v_new = U - W h, store v_new,
@@ -1879,7 +1921,7 @@ extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_prep_fbc82b97(
  * Grid (DV / SBV, Hv, B), block 128 threads (4 warps), dynamic smem = the scan part of
  *   delta_rule_cp_smem().
  */
-extern "C" __global__ void __launch_bounds__(128) delta_rule_cp_scan_fbc82b97(
+extern "C" __global__ void __launch_bounds__(128) delta_rule_cp_scan_10da6b48(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -1906,7 +1948,7 @@ extern "C" __global__ void __launch_bounds__(128) delta_rule_cp_scan_fbc82b97(
     (void)g; (void)beta; (void)o; (void)o_stride;
     constexpr int C = 64;
     constexpr int NT = 128;
-    constexpr int SBV = 32;            /* value columns per block                           */
+    constexpr int SBV = 16;            /* value columns per block                           */
     constexpr int NTS = SBV / 8;          /* n tiles (even)                                    */
     constexpr int MS = DK / 16;
     constexpr int MSW = (MS + 3) / 4;
@@ -2068,13 +2110,13 @@ extern "C" __global__ void __launch_bounds__(128) delta_rule_cp_scan_fbc82b97(
 }
 
 /*
- * delta_rule_cp_out_fbc82b97: pass 3 of 3, one block per (chunk, value head, batch).
+ * delta_rule_cp_out_10da6b48: pass 3 of 3, one block per (chunk, value head, batch).
  *   o = (q e^G) h + A_qk v_new over the chunk's full rows (all DV columns), then the store
  *   through the gated RMSNorm (the block owns full rows).
  * Grid (NC, Hv, B), block 256 threads = 4 row tiles x 2 column groups of warps (DV / 2
  *   columns each), dynamic smem = the output part of delta_rule_cp_smem().
  */
-extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_out_fbc82b97(
+extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_out_10da6b48(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -2137,6 +2179,7 @@ extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_out_fbc82b97(
         const int d = e / (DV / 8), x = (e % (DV / 8)) * 8;
         cp_async16(Hs + d * VP + x, ws.hs + (ci * DK + d) * DV + x, true);
     }
+    cp_async_commit(); /* group 1: q e^G and h */
     for (int e = tid; e < C * C / 8; e += NT) {
         const int t = e / (C / 8), x = (e % (C / 8)) * 8;
         cp_async16(As + t * AP + x, ws.aq + (ci * C + t) * C + x, true);
@@ -2145,7 +2188,8 @@ extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_out_fbc82b97(
         const int t = e / (DV / 8), x = (e % (DV / 8)) * 8;
         cp_async16(Vs + t * VP + x, ws.vn + (ci * C + t) * DV + x, true);
     }
-    dtc_cp_wait();
+    cp_async_commit(); /* group 2: A_qk and v_new, in flight during the first product */
+    cp_async_wait<1>();
     __syncthreads();
     float acc[NTW][4];
 #pragma unroll
@@ -2164,6 +2208,8 @@ extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_out_fbc82b97(
             mma_bf16(acc[2 * np + 1], a, bb[2], bb[3]);
         }
     }
+    cp_async_wait<0>();
+    __syncthreads();
 #pragma unroll
     for (int kk = 0; kk < 4; ++kk)
         if (kk <= mr) {

@@ -101,7 +101,7 @@ impl DeltaRuleParams {
             chunk: 16,
             value_block: default_value_block(value_dim),
             gated_norm: None,
-            scan_block: DELTA_CP_SCAN_BLOCK,
+            scan_block: default_scan_block(value_heads, value_dim),
         }
     }
 
@@ -888,8 +888,15 @@ fn tensor_core_kernel(p: &DeltaRuleParams) -> KernelSource {
     finish(&[&format!("delta_rule_chunked_{HASH}")], header + &body)
 }
 
-/// Default value columns per block of the chunk-parallel scan.
-pub const DELTA_CP_SCAN_BLOCK: usize = 32;
+/// Value columns per block of the chunk-parallel scan for `heads` heads of `value_dim`: the
+/// widest of 64, 32, 16 dividing Dv that still gives one sequence 128 scan blocks (the scan is
+/// the serial part; measured on H200, B1 T4096 Dk = Dv = 128: H32 best at 32, H16 at 16).
+pub fn default_scan_block(heads: usize, value_dim: usize) -> usize {
+    [64, 32, 16]
+        .into_iter()
+        .find(|&s| value_dim.is_multiple_of(s) && (value_dim / s) * heads >= 128)
+        .unwrap_or(16)
+}
 
 /// The chunk-parallel form's three kernels (prep, scan, out), after the tensor-core helpers.
 const CP_KERNELS: &str = include_str!("delta_rule_cp.cu");
@@ -916,14 +923,18 @@ pub fn delta_rule_chunk_parallel_supported(p: &DeltaRuleParams) -> bool {
 pub fn delta_rule_cp_smem(p: &DeltaRuleParams) -> [u32; 3] {
     let (c, dk, dv, sbv) = (DELTA_TC_CHUNK, p.key_dim, p.value_dim, p.scan_block);
     let (kp, vp, ap, fp, sp) = (dk + 8, dv + 8, c + 8, c + 1, sbv + 8);
+    // Key channels per pass of the prep kernel (KH there).
+    let kh = if dk.is_multiple_of(64) { 64 } else { 32 };
     let ng = match p.gate {
         DecayGate::Scalar => c,
-        DecayGate::PerChannel => c * dk,
+        DecayGate::PerChannel => c * kh,
     };
     // prep: k e^G [C][KP], A_qk [C][AP] (bf16); L [C][FP], row scales and beta [3][C] (f32),
-    // flags; phase A: G, q, k and Kc (160 rows); phase B: (I + L)^-1, scratch, A bf16, v.
+    // flags; phase A (per pass of KH channels): G, per-block sums of g [4][KH], q, k and Kc
+    // (160 rows) [..][KH + 8], then the exact diagonal blocks [2][4][16][16] (f32); phase B:
+    // (I + L)^-1, scratch, A bf16, v.
     let kept = (c * kp + c * ap) * 2 + c * fp * 4 + 3 * c * 4 + 16;
-    let phase_a = ng * 4 + (2 * c + 160) * kp * 2;
+    let phase_a = ng * 4 + 4 * kh * 4 + (2 * c + 160) * (kh + 8) * 2 + 2 * 4 * 256 * 4;
     let phase_b = 2 * c * fp * 4 + c * ap * 2 + c * vp * 2;
     let prep = kept + phase_a.max(phase_b);
     // scan: h [DK][SP], v_new [C][SP], and two buffers of W, k [C][KP], U [C][SP], e^G_last [DK].
@@ -1176,7 +1187,8 @@ mod tests {
         let [prep, scan, out] = delta_rule_cp_launches(&p, 3, 130);
         assert_eq!(prep.grid, (3, 16, 3));
         assert_eq!(out.grid, (3, 16, 3));
-        assert_eq!(scan.grid, (128 / DELTA_CP_SCAN_BLOCK as u32, 16, 3));
+        assert_eq!(p.scan_block, 16, "H16, Dv = 128: 128 scan blocks of 16 columns");
+        assert_eq!(scan.grid, (8, 16, 3));
         assert_eq!((prep.block.0, scan.block.0, out.block.0), (256, 128, 256));
         assert_eq!([prep.smem, scan.smem, out.smem], delta_rule_cp_smem(&p));
         assert_eq!(
