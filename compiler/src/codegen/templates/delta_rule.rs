@@ -40,6 +40,20 @@
 //!   code (the token loops run to T or to the chunk's `cn`), so all 32 lanes reach them;
 //! - the extra arguments (gate pointer + row stride, f32 norm weight `[Dv]`) come last and only
 //!   when the option is on: the unfused kernels keep their argument list and source text.
+//!
+//! **Chunk-parallel form** ([`delta_rule_chunk_parallel`], `delta_rule_cp.cu`; codegen's prefill
+//! wherever [`delta_rule_chunk_parallel_supported`]: Dk, Dv multiples of 32, Dv ≤ 256): fla's
+//! `chunk_kda` split into three launches on one stream, so that only the state scan is serial.
+//! `prep` (grid chunks × heads × batch) does everything that needs no state (norms, gate cumsum,
+//! A_qk, the UT solve, W = (I+L)⁻¹diag(β)(e^G k), U = (I+L)⁻¹diag(β)v) and writes it to a
+//! per-call workspace; `scan` (grid Dv/SBV × heads × batch) carries the state across the
+//! chunks, writing each chunk's entering state h and v_new = U − W h; `out` (grid chunks × heads
+//! × batch) computes o = (e^G q) h + A_qk v_new over a chunk's full rows, so the gated norm needs
+//! no cross-block reduction. Invariants: the workspace holds rows of every chunk, padded rows of
+//! a partial last chunk are zero (their inputs are), so no pass reads what an earlier pass did
+//! not write (the GPU tests fill it with NaN); every pass sums in a fixed order (no atomics on
+//! data), so results are bit-reproducible; the state is read and written by the scan only
+//! (in place is fine: each block owns its columns).
 
 use super::{blocks, check, dim, f32_lit, finish, KernelSource, Launch, TemplateError, HASH, MMA_PRELUDE, PRELUDE};
 use crate::spec::GateActivation;
@@ -966,7 +980,7 @@ pub fn delta_rule_cp_launches(p: &DeltaRuleParams, batch: usize, tokens: usize) 
         Launch::new((nc, dim(p.value_heads), dim(batch)), (256, 1, 1), s0),
         Launch::new(
             (blocks(p.value_dim, p.scan_block), dim(p.value_heads), dim(batch)),
-            (128, 1, 1),
+            (256, 1, 1),
             s1,
         ),
         Launch::new((nc, dim(p.value_heads), dim(batch)), (256, 1, 1), s2),
@@ -1189,7 +1203,7 @@ mod tests {
         assert_eq!(out.grid, (3, 16, 3));
         assert_eq!(p.scan_block, 16, "H16, Dv = 128: 128 scan blocks of 16 columns");
         assert_eq!(scan.grid, (8, 16, 3));
-        assert_eq!((prep.block.0, scan.block.0, out.block.0), (256, 128, 256));
+        assert_eq!((prep.block.0, scan.block.0, out.block.0), (256, 256, 256));
         assert_eq!([prep.smem, scan.smem, out.smem], delta_rule_cp_smem(&p));
         assert_eq!(
             delta_rule_cp_workspace_len(&p, 3, 130),

@@ -395,24 +395,26 @@ extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_@HASH@(
 /*
  * delta_rule_cp_scan_@HASH@: pass 2 of 3, the state scan over the chunks of a sequence.
  *   One block per (SBV value columns, value head, batch); the state [DK][SBV] stays in f32 mma
- *   accumulators (warp w: row tiles w, w + 4, ..), a bf16 copy in shared memory feeds the
- *   products. Per chunk: store h (bf16) to the workspace, v_new = U - W h, store v_new,
+ *   accumulators (warp w: row tiles w, w + 8, ..), a bf16 copy in shared memory feeds the
+ *   products; v_new's row tile w & 3, columns half w >> 2. Per chunk: store h (bf16) to the workspace, v_new = U - W h, store v_new,
  *   h <- diag(e^G_last) h + (k e^(G_last - G))^T v_new. The next chunk's W, U, k, e^G_last are
  *   prefetched with cp.async (double buffer). Reads state_in (null = zeros), writes state_out.
- * Grid (DV / SBV, Hv, B), block 128 threads (4 warps), dynamic smem = the scan part of
+ * Grid (DV / SBV, Hv, B), block 256 threads (8 warps), dynamic smem = the scan part of
  *   delta_rule_cp_smem().
  */
-extern "C" __global__ void __launch_bounds__(128) delta_rule_cp_scan_@HASH@(
+extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_@HASH@(
     @ARGS@)
 {
 @CONSTS@    (void)VTAIL; (void)q; (void)q_stride; (void)k; (void)k_stride; (void)v; (void)v_stride;
     (void)g; (void)beta; (void)o; (void)o_stride;
     constexpr int C = 64;
-    constexpr int NT = 128;
+    constexpr int NW = 8;
+    constexpr int NT = 32 * NW;
     constexpr int SBV = @SBV@;            /* value columns per block                           */
-    constexpr int NTS = SBV / 8;          /* n tiles (even)                                    */
+    constexpr int NTS = SBV / 8;          /* n tiles of the state (even)                       */
+    constexpr int NPW = NTS / 2;          /* n tiles per warp of v_new (a column half)         */
     constexpr int MS = DK / 16;
-    constexpr int MSW = (MS + 3) / 4;
+    constexpr int MSW = (MS + NW - 1) / NW;
     constexpr int KP = DK + 8;
     constexpr int SP = SBV + 8;
     extern __shared__ __align__(16) unsigned char smem_raw[];
@@ -425,6 +427,7 @@ extern "C" __global__ void __launch_bounds__(128) delta_rule_cp_scan_@HASH@(
 
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
     const int r4 = lane >> 2, c4 = (lane & 3) * 2;
+    const int mr = warp & 3, nh = warp >> 2; /* v_new: row tile, column half                  */
     const int j0 = blockIdx.x * SBV;
     const int hv = blockIdx.y;
     const long b = blockIdx.z;
@@ -452,7 +455,7 @@ extern "C" __global__ void __launch_bounds__(128) delta_rule_cp_scan_@HASH@(
     float st[MSW][NTS][4];
 #pragma unroll
     for (int m = 0; m < MSW; ++m) {
-        const int ms = warp + 4 * m;
+        const int ms = warp + NW * m;
 #pragma unroll
         for (int n = 0; n < NTS; ++n)
 #pragma unroll
@@ -487,30 +490,37 @@ extern "C" __global__ void __launch_bounds__(128) delta_rule_cp_scan_@HASH@(
             const int d = e / (SBV / 8), x = (e % (SBV / 8)) * 8;
             *reinterpret_cast<uint4*>(ws.hs + (ci * DK + d) * DV + j0 + x) = *reinterpret_cast<const uint4*>(&Ss[d * SP + x]);
         }
-        /* v_new = U - W h: warp = row tile */
+        /* v_new = U - W h: row tile mr, n tiles nh NPW .. (nh + 1) NPW - 1 */
         {
-            float acc[NTS][4];
+            float acc[NPW][4];
 #pragma unroll
-            for (int n = 0; n < NTS; ++n)
+            for (int n = 0; n < NPW; ++n)
 #pragma unroll
                 for (int e = 0; e < 4; ++e) acc[n][e] = 0.0f;
 #pragma unroll
             for (int kk = 0; kk < MS; ++kk) {
                 unsigned a[4];
-                dtc_frag_a(a, W, KP, 16 * warp, 16 * kk, lane);
-#pragma unroll
-                for (int np = 0; np < NTS / 2; ++np) {
+                dtc_frag_a(a, W, KP, 16 * mr, 16 * kk, lane);
+                if (NPW == 1) {
                     unsigned bb[4];
-                    dtc_frag_bt(bb, Ss, SP, 16 * np, 16 * kk, lane);
-                    mma_bf16(acc[2 * np], a, bb[0], bb[1]);
-                    mma_bf16(acc[2 * np + 1], a, bb[2], bb[3]);
+                    dtc_frag_bt(bb, Ss, SP, 0, 16 * kk, lane);
+                    /* selects, not an indexed register array (which would go to local memory) */
+                    mma_bf16(acc[0], a, nh ? bb[2] : bb[0], nh ? bb[3] : bb[1]);
+                } else {
+#pragma unroll
+                    for (int np = 0; np < NPW / 2; ++np) {
+                        unsigned bb[4];
+                        dtc_frag_bt(bb, Ss, SP, 8 * NPW * nh + 16 * np, 16 * kk, lane);
+                        mma_bf16(acc[2 * np], a, bb[0], bb[1]);
+                        mma_bf16(acc[2 * np + 1], a, bb[2], bb[3]);
+                    }
                 }
             }
 #pragma unroll
-            for (int n = 0; n < NTS; ++n)
+            for (int n = 0; n < NPW; ++n)
 #pragma unroll
                 for (int h = 0; h < 2; ++h) {
-                    const int t = 16 * warp + r4 + 8 * h, col = 8 * n + c4;
+                    const int t = 16 * mr + r4 + 8 * h, col = 8 * (NPW * nh + n) + c4;
                     dtc_st2(&Vn[t * SP + col], bf2f(U[t * SP + col]) - acc[n][2 * h],
                             bf2f(U[t * SP + col + 1]) - acc[n][2 * h + 1]);
                 }
@@ -523,7 +533,7 @@ extern "C" __global__ void __launch_bounds__(128) delta_rule_cp_scan_@HASH@(
         /* h <- e^G_last h + (k e^(G_last - G))^T v_new */
 #pragma unroll
         for (int m = 0; m < MSW; ++m) {
-            const int ms = warp + 4 * m;
+            const int ms = warp + NW * m;
             if (ms < MS) {
                 const float e0 = E[16 * ms + r4], e1 = E[16 * ms + r4 + 8];
 #pragma unroll
@@ -557,7 +567,7 @@ extern "C" __global__ void __launch_bounds__(128) delta_rule_cp_scan_@HASH@(
     if (state_out) {
 #pragma unroll
         for (int m = 0; m < MSW; ++m) {
-            const int ms = warp + 4 * m;
+            const int ms = warp + NW * m;
             if (ms < MS)
 #pragma unroll
                 for (int n = 0; n < NTS; ++n)
