@@ -100,35 +100,61 @@ extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_@HASH@(
     const bool vec_g = (reinterpret_cast<unsigned long long>(g) & 15) == 0;
     const bool vec_v = (reinterpret_cast<unsigned long long>(v) & 15) == 0 && v_stride % 8 == 0;
 #define GAT(t, d) (PER_CHANNEL ? Gs[(t) * KH + (d)] : Gs[t])
+    /* stages the q, k, g channels of pass p (rows past T are zero); wait with dtc_cp_wait */
+    auto stage_pass = [&](int p) {
+        const int d0 = p * KH;
+        dtc_stage<bf16, C, KH, NT>(Qr, HP, q + row0 * q_stride + hk * DK + d0, q_stride, cn, vec_qk, tid);
+        dtc_stage<bf16, C, KH, NT>(Kr, HP, k + row0 * k_stride + hk * DK + d0, k_stride, cn, vec_qk, tid);
+        if (PER_CHANNEL)
+            dtc_stage<float, C, KH, NT>(Gs, KH, g + row0 * HV * DK + hv * DK + d0, (long)HV * DK, cn, vec_g, tid);
+        else if (tid < C)
+            Gs[tid] = tid < cn ? g[(row0 + tid) * HV + hv] : 0.0f;
+    };
 
     /* 0. beta, the row scales (l2 norms over all DK channels, read from global memory) and the
      *    diagonal blocks to sum exactly: those whose decay span, -sum of g over rows 16 i + 1 ..
      *    16 i + 15 in log2 units, passes SPAN_MAX - 1 in some channel (the margin covers the
      *    rounding difference to the cumsum below, so no factor of Kc is ever clamped). */
+    /* the first pass's operands are in flight (cp.async) during step 0 */
+    stage_pass(0);
     if (tid == 0) flags[0] = 0;
     if (tid < C) bs[tid] = tid < cn ? beta[(row0 + tid) * HV + hv] : 0.0f;
-    for (int t = warp; t < C; t += NW) {
-        float sq = 0.0f, sk = 0.0f;
-        if (t < cn)
+    {
+        /* warp w: rows w, w + NW, ..; every load issued before the sums (unrolled) */
+        float sq[C / NW], sk[C / NW];
+#pragma unroll
+        for (int r = 0; r < C / NW; ++r) {
+            const int t = warp + NW * r;
+            sq[r] = 0.0f;
+            sk[r] = 0.0f;
+#pragma unroll
             for (int d = lane; d < DK; d += 32) {
-                const float qv = bf2f(q[(row0 + t) * q_stride + hk * DK + d]);
-                const float kv = bf2f(k[(row0 + t) * k_stride + hk * DK + d]);
-                sq += qv * qv;
-                sk += kv * kv;
+                const float qv = t < cn ? bf2f(q[(row0 + t) * q_stride + hk * DK + d]) : 0.0f;
+                const float kv = t < cn ? bf2f(k[(row0 + t) * k_stride + hk * DK + d]) : 0.0f;
+                sq[r] += qv * qv;
+                sk[r] += kv * kv;
             }
-        sq = warp_sum(sq);
-        sk = warp_sum(sk);
-        if (lane == 0) {
-            nq[t] = L2NORM ? SCALE * rsqrtf(sq + 1e-6f) : SCALE;
-            nk[t] = L2NORM ? rsqrtf(sk + 1e-6f) : 1.0f;
+        }
+#pragma unroll
+        for (int r = 0; r < C / NW; ++r) {
+            const int t = warp + NW * r;
+            const float a = warp_sum(sq[r]), bk = warp_sum(sk[r]);
+            if (lane == 0) {
+                nq[t] = L2NORM ? SCALE * rsqrtf(a + 1e-6f) : SCALE;
+                nk[t] = L2NORM ? rsqrtf(bk + 1e-6f) : 1.0f;
+            }
         }
     }
     __syncthreads(); /* flags[0] = 0 before any atomicOr */
     for (int e = tid; e < 4 * (PER_CHANNEL ? DK : 1); e += NT) {
         const int i = PER_CHANNEL ? e / DK : e, d = PER_CHANNEL ? e % DK : 0;
         float span = 0.0f;
-        for (int r = 16 * i + 1; r < min(16 * i + 16, cn); ++r)
-            span -= (PER_CHANNEL ? g[(row0 + r) * HV * DK + hv * DK + d] : g[(row0 + r) * HV + hv]) * LOG2E;
+#pragma unroll
+        for (int r = 1; r < 16; ++r) {
+            const int t = 16 * i + r;
+            if (t < cn)
+                span -= (PER_CHANNEL ? g[(row0 + t) * HV * DK + hv * DK + d] : g[(row0 + t) * HV + hv]) * LOG2E;
+        }
         if (span > SPAN_MAX - 1.0f) atomicOr(flags, 1 << i);
     }
     __syncthreads();
@@ -147,13 +173,8 @@ extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_@HASH@(
 #pragma unroll 1
     for (int pass = 0; pass < NPASS; ++pass) {
         const int d0 = pass * KH;
-        /* 1. stage this pass's q, k, g channels (rows past T are zero) */
-        dtc_stage<bf16, C, KH, NT>(Qr, HP, q + row0 * q_stride + hk * DK + d0, q_stride, cn, vec_qk, tid);
-        dtc_stage<bf16, C, KH, NT>(Kr, HP, k + row0 * k_stride + hk * DK + d0, k_stride, cn, vec_qk, tid);
-        if (PER_CHANNEL)
-            dtc_stage<float, C, KH, NT>(Gs, KH, g + row0 * HV * DK + hv * DK + d0, (long)HV * DK, cn, vec_g, tid);
-        else if (tid < C)
-            Gs[tid] = tid < cn ? g[(row0 + tid) * HV + hv] : 0.0f;
+        /* 1. this pass's q, k, g channels (the first pass's were issued before step 0) */
+        if (pass > 0) stage_pass(pass);
         dtc_cp_wait();
         __syncthreads();
         /* 2. the in-chunk cumulative decay in log2 units: per 16-row block, then the offsets */
