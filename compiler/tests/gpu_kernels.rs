@@ -914,7 +914,7 @@ fn delta_rule_tensor_cores_match_reference() {
 
 /// The chunk-parallel form (prep, scan, out with a NaN-filled workspace and NaN-filled output):
 /// KDA and GDN (GQA), Dk = Dv = 128 and Dk = 64 / 32, with and without the gated norm and the
-/// in-kernel l2 norm, scan blocks 16/32/64. Each runs T < 64, exactly one chunk, several chunks
+/// in-kernel l2 norm, scan blocks 16 (the default at two heads), 32 and 64. Each runs T < 64, exactly one chunk, several chunks
 /// with a partial last one at B = 2 (T = 150) and B = 3 (T = 200), all from a non-zero initial
 /// state, and decays of e^-4..e^-12 per token (the exact diagonal blocks).
 #[test]
@@ -940,7 +940,7 @@ fn delta_rule_chunk_parallel_matches_reference() {
             ..DeltaRuleParams::new(1, 2, 32, 96, DecayGate::PerChannel)
         },
         DeltaRuleParams {
-            scan_block: 16,
+            scan_block: 32,
             ..DeltaRuleParams::new(2, 2, 128, 128, DecayGate::PerChannel).with_gated_norm(silu)
         },
         DeltaRuleParams {

@@ -133,7 +133,7 @@ fn all_sources() -> Vec<KernelSource> {
     assert!(!delta_rule_tensor_cores(&simt));
     out.push(delta_rule_chunked(&simt).unwrap());
     // The chunk-parallel form (prep, scan, out): KDA and GDN at Dk = Dv = 128 with and without
-    // the epilogue, Dk = 64, Dk = 32 with the widest head (Dv = 256), scan blocks 16 and 64.
+    // the epilogue, Dk = 64, Dk = 32 with the widest head (Dv = 256), scan blocks 16 (the default at 4 heads), 32 and 64.
     for p in [
         DeltaRuleParams::new(4, 4, 128, 128, DecayGate::PerChannel).with_gated_norm(silu),
         DeltaRuleParams::new(4, 4, 128, 128, DecayGate::PerChannel),
@@ -142,7 +142,7 @@ fn all_sources() -> Vec<KernelSource> {
         DeltaRuleParams::new(2, 2, 64, 128, DecayGate::PerChannel).with_gated_norm(silu),
         DeltaRuleParams::new(1, 1, 32, 256, DecayGate::PerChannel).with_gated_norm(silu),
         DeltaRuleParams {
-            scan_block: 16,
+            scan_block: 32,
             ..DeltaRuleParams::new(4, 4, 128, 128, DecayGate::PerChannel).with_gated_norm(silu)
         },
         DeltaRuleParams {

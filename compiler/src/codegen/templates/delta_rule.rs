@@ -951,8 +951,9 @@ pub fn delta_rule_cp_smem(p: &DeltaRuleParams) -> [u32; 3] {
     let phase_a = ng * 4 + 4 * kh * 4 + (2 * c + 160) * (kh + 8) * 2 + 2 * 4 * 256 * 4;
     let phase_b = 2 * c * fp * 4 + c * ap * 2 + c * vp * 2;
     let prep = kept + phase_a.max(phase_b);
-    // scan: h [DK][SP], v_new [C][SP], and two buffers of W, k [C][KP], U [C][SP], e^G_last [DK].
-    let scan = (dk * sp + c * sp + 2 * (2 * c * kp + c * sp)) * 2 + 2 * dk * 4;
+    // scan: h [DK][SP], v_new [C][SP], and three buffers of W, k [C][KP], U [C][SP],
+    // e^G_last [DK].
+    let scan = (dk * sp + c * sp + 3 * (2 * c * kp + c * sp)) * 2 + 3 * dk * 4;
     // out: q e^G [C][KP], h [DK][VP], A_qk [C][AP], v_new [C][VP] (bf16), the norm's sums [2][C].
     let out = (c * kp + dk * vp + c * ap + c * vp) * 2 + 2 * c * 4;
     [prep, scan, out].map(|b| u32::try_from(b).unwrap_or(u32::MAX))

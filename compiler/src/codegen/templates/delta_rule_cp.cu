@@ -418,8 +418,8 @@ extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_@HASH@(
  *   One block per (SBV value columns, value head, batch); the state [DK][SBV] stays in f32 mma
  *   accumulators (warp w: row tiles w, w + 8, ..), a bf16 copy in shared memory feeds the
  *   products; v_new's row tile w & 3, columns half w >> 2. Per chunk: store h (bf16) to the workspace, v_new = U - W h, store v_new,
- *   h <- diag(e^G_last) h + (k e^(G_last - G))^T v_new. The next chunk's W, U, k, e^G_last are
- *   prefetched with cp.async (double buffer). Reads state_in (null = zeros), writes state_out.
+ *   h <- diag(e^G_last) h + (k e^(G_last - G))^T v_new. The next two chunks' W, U, k, e^G_last
+ *   are prefetched with cp.async (three buffers). Reads state_in (null = zeros), writes state_out.
  * Grid (DV / SBV, Hv, B), block 256 threads (8 warps), dynamic smem = the scan part of
  *   delta_rule_cp_smem().
  */
@@ -438,13 +438,14 @@ extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_@HASH@(
     constexpr int MSW = (MS + NW - 1) / NW;
     constexpr int KP = DK + 8;
     constexpr int SP = SBV + 8;
+    constexpr int NBUF = 3;               /* chunks in flight: the current one and two ahead   */
     extern __shared__ __align__(16) unsigned char smem_raw[];
     bf16* Ss = reinterpret_cast<bf16*>(smem_raw);      /* [DK][SP] h, bf16                   */
     bf16* Vn = Ss + DK * SP;                           /* [C][SP] v_new                      */
-    bf16* Wb = Vn + C * SP;                            /* [2][C][KP] W                       */
-    bf16* Kb = Wb + 2 * C * KP;                        /* [2][C][KP] k e^(G_last - G)        */
-    bf16* Ub = Kb + 2 * C * KP;                        /* [2][C][SP] U                       */
-    float* Eb = reinterpret_cast<float*>(Ub + 2 * C * SP); /* [2][DK] e^G_last               */
+    bf16* Wb = Vn + C * SP;                            /* [NBUF][C][KP] W                    */
+    bf16* Kb = Wb + NBUF * C * KP;                     /* [NBUF][C][KP] k e^(G_last - G)     */
+    bf16* Ub = Kb + NBUF * C * KP;                     /* [NBUF][C][SP] U                    */
+    float* Eb = reinterpret_cast<float*>(Ub + NBUF * C * SP); /* [NBUF][DK] e^G_last         */
 
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
     const int r4 = lane >> 2, c4 = (lane & 3) * 2;
@@ -492,11 +493,16 @@ extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_@HASH@(
                     dtc_st2(&Ss[(16 * ms + r4 + 8 * h) * SP + 8 * n + c4], st[m][n][2 * h], st[m][n][2 * h + 1]);
     }
     stage(0, 0);
+    if (NC > 1) stage(1, 1);
     for (int c = 0; c < NC; ++c) {
-        const int p = c & 1;
+        const int p = c % NBUF;
         const long ci = bh * NC + c;
-        if (c + 1 < NC) {
-            stage(c + 1, p ^ 1);
+        /* chunk c + 2 into the buffer chunk c - 1 used (free since the last barrier), then
+         * wait for chunk c's group: the groups committed after it may stay in flight */
+        if (c + 2 < NC) {
+            stage(c + 2, (c + 2) % NBUF);
+            cp_async_wait<2>();
+        } else if (c + 1 < NC) {
             cp_async_wait<1>();
         } else {
             cp_async_wait<0>();
