@@ -1210,9 +1210,9 @@ extern "C" __global__ void __launch_bounds__(256) sigmoid_decay_gate_0a3a29d17c9
     }
 }
 
-// ===== kernels/delta_rule_cp_prep_4c4b6422.cu =====
+// ===== kernels/delta_rule_cp_prep_62a114d9.cu =====
 /*
- * modelc mixer core: delta_rule_cp_prep_4c4b6422, delta_rule_cp_scan_4c4b6422, delta_rule_cp_out_4c4b6422 (template).
+ * modelc mixer core: delta_rule_cp_prep_62a114d9, delta_rule_cp_scan_62a114d9, delta_rule_cp_out_62a114d9 (template).
  * Fuses, in order:
  *   l2_norm(eps=1e-6, group=32)
  *   scale(0.17677669529663687)
@@ -1224,7 +1224,7 @@ extern "C" __global__ void __launch_bounds__(256) sigmoid_decay_gate_0a3a29d17c9
  * FLOPs:         25216*batch*tokens
  */
 /*
- * delta_rule_cp_{prep,scan,out}_4c4b6422: gated delta rule, chunked (WY representation / UT
+ * delta_rule_cp_{prep,scan,out}_62a114d9: gated delta rule, chunked (WY representation / UT
  *   transform), chunk-parallel on tensor cores (mma.sync m16n8k16 bf16 -> f32, ldmatrix,
  *   cp.async; sm_80+): three launches in order, fla's chunk_kda split.
  *   Hk = 1, Hv = 2, Dk = 32, Dv = 32, gate = scalar per head (GDN), qk l2norm = true, scale = 1.7677669e-1f, chunk C = 64, scan block SBV = 16.
@@ -1242,7 +1242,7 @@ extern "C" __global__ void __launch_bounds__(256) sigmoid_decay_gate_0a3a29d17c9
  *   state_in / state_out [B,Hv,Dk,Dv] f32 (state_in null = zeros; they may alias).
  *   gate [B,T,Hv*Dv] bf16 rows with stride gate_stride; norm_w [Dv] f32 (the norm's weight).
  *   ws_raw: the workspace, delta_rule_cp_workspace_len() f32 elements (DcpWs below).
- * Dynamic smem: prep 79376, scan 31488, out 22528 bytes. Deterministic: fixed reduction orders,
+ * Dynamic smem: prep 79376, scan 44928, out 22528 bytes. Deterministic: fixed reduction orders,
  *   no atomics on data (one atomicOr on a flag word).
  */
 #include <cuda_bf16.h>
@@ -1407,7 +1407,7 @@ __device__ __forceinline__ DcpWs dcp_ws(float* base, long n) {
 #endif
 
 /*
- * delta_rule_cp_prep_4c4b6422: pass 1 of 3, one block per (chunk, value head, batch), no state.
+ * delta_rule_cp_prep_62a114d9: pass 1 of 3, one block per (chunk, value head, batch), no state.
  *   Fuses the q/k l2 norm and scale, the in-chunk cumsum of g (log2 units), the decayed q and k
  *   rows, A_qk and L (16-row block i against Kc_i, reference r = 16 i, fla's chunk_kda; a
  *   diagonal block whose decay span may pass 2^63 is summed exactly instead), the UT solve
@@ -1417,7 +1417,7 @@ __device__ __forceinline__ DcpWs dcp_ws(float* base, long n) {
  * Grid (NC, Hv, B), block 256 threads = 4 row tiles x 2 column groups of warps,
  *   dynamic smem = the prep part of delta_rule_cp_smem().
  */
-extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_4c4b6422(
+extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_62a114d9(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -1497,35 +1497,61 @@ extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_4c4b6422
     const bool vec_g = (reinterpret_cast<unsigned long long>(g) & 15) == 0;
     const bool vec_v = (reinterpret_cast<unsigned long long>(v) & 15) == 0 && v_stride % 8 == 0;
 #define GAT(t, d) (PER_CHANNEL ? Gs[(t) * KH + (d)] : Gs[t])
+    /* stages the q, k, g channels of pass p (rows past T are zero); wait with dtc_cp_wait */
+    auto stage_pass = [&](int p) {
+        const int d0 = p * KH;
+        dtc_stage<bf16, C, KH, NT>(Qr, HP, q + row0 * q_stride + hk * DK + d0, q_stride, cn, vec_qk, tid);
+        dtc_stage<bf16, C, KH, NT>(Kr, HP, k + row0 * k_stride + hk * DK + d0, k_stride, cn, vec_qk, tid);
+        if (PER_CHANNEL)
+            dtc_stage<float, C, KH, NT>(Gs, KH, g + row0 * HV * DK + hv * DK + d0, (long)HV * DK, cn, vec_g, tid);
+        else if (tid < C)
+            Gs[tid] = tid < cn ? g[(row0 + tid) * HV + hv] : 0.0f;
+    };
 
     /* 0. beta, the row scales (l2 norms over all DK channels, read from global memory) and the
      *    diagonal blocks to sum exactly: those whose decay span, -sum of g over rows 16 i + 1 ..
      *    16 i + 15 in log2 units, passes SPAN_MAX - 1 in some channel (the margin covers the
      *    rounding difference to the cumsum below, so no factor of Kc is ever clamped). */
+    /* the first pass's operands are in flight (cp.async) during step 0 */
+    stage_pass(0);
     if (tid == 0) flags[0] = 0;
     if (tid < C) bs[tid] = tid < cn ? beta[(row0 + tid) * HV + hv] : 0.0f;
-    for (int t = warp; t < C; t += NW) {
-        float sq = 0.0f, sk = 0.0f;
-        if (t < cn)
+    {
+        /* warp w: rows w, w + NW, ..; every load issued before the sums (unrolled) */
+        float sq[C / NW], sk[C / NW];
+#pragma unroll
+        for (int r = 0; r < C / NW; ++r) {
+            const int t = warp + NW * r;
+            sq[r] = 0.0f;
+            sk[r] = 0.0f;
+#pragma unroll
             for (int d = lane; d < DK; d += 32) {
-                const float qv = bf2f(q[(row0 + t) * q_stride + hk * DK + d]);
-                const float kv = bf2f(k[(row0 + t) * k_stride + hk * DK + d]);
-                sq += qv * qv;
-                sk += kv * kv;
+                const float qv = t < cn ? bf2f(q[(row0 + t) * q_stride + hk * DK + d]) : 0.0f;
+                const float kv = t < cn ? bf2f(k[(row0 + t) * k_stride + hk * DK + d]) : 0.0f;
+                sq[r] += qv * qv;
+                sk[r] += kv * kv;
             }
-        sq = warp_sum(sq);
-        sk = warp_sum(sk);
-        if (lane == 0) {
-            nq[t] = L2NORM ? SCALE * rsqrtf(sq + 1e-6f) : SCALE;
-            nk[t] = L2NORM ? rsqrtf(sk + 1e-6f) : 1.0f;
+        }
+#pragma unroll
+        for (int r = 0; r < C / NW; ++r) {
+            const int t = warp + NW * r;
+            const float a = warp_sum(sq[r]), bk = warp_sum(sk[r]);
+            if (lane == 0) {
+                nq[t] = L2NORM ? SCALE * rsqrtf(a + 1e-6f) : SCALE;
+                nk[t] = L2NORM ? rsqrtf(bk + 1e-6f) : 1.0f;
+            }
         }
     }
     __syncthreads(); /* flags[0] = 0 before any atomicOr */
     for (int e = tid; e < 4 * (PER_CHANNEL ? DK : 1); e += NT) {
         const int i = PER_CHANNEL ? e / DK : e, d = PER_CHANNEL ? e % DK : 0;
         float span = 0.0f;
-        for (int r = 16 * i + 1; r < min(16 * i + 16, cn); ++r)
-            span -= (PER_CHANNEL ? g[(row0 + r) * HV * DK + hv * DK + d] : g[(row0 + r) * HV + hv]) * LOG2E;
+#pragma unroll
+        for (int r = 1; r < 16; ++r) {
+            const int t = 16 * i + r;
+            if (t < cn)
+                span -= (PER_CHANNEL ? g[(row0 + t) * HV * DK + hv * DK + d] : g[(row0 + t) * HV + hv]) * LOG2E;
+        }
         if (span > SPAN_MAX - 1.0f) atomicOr(flags, 1 << i);
     }
     __syncthreads();
@@ -1544,13 +1570,8 @@ extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_4c4b6422
 #pragma unroll 1
     for (int pass = 0; pass < NPASS; ++pass) {
         const int d0 = pass * KH;
-        /* 1. stage this pass's q, k, g channels (rows past T are zero) */
-        dtc_stage<bf16, C, KH, NT>(Qr, HP, q + row0 * q_stride + hk * DK + d0, q_stride, cn, vec_qk, tid);
-        dtc_stage<bf16, C, KH, NT>(Kr, HP, k + row0 * k_stride + hk * DK + d0, k_stride, cn, vec_qk, tid);
-        if (PER_CHANNEL)
-            dtc_stage<float, C, KH, NT>(Gs, KH, g + row0 * HV * DK + hv * DK + d0, (long)HV * DK, cn, vec_g, tid);
-        else if (tid < C)
-            Gs[tid] = tid < cn ? g[(row0 + tid) * HV + hv] : 0.0f;
+        /* 1. this pass's q, k, g channels (the first pass's were issued before step 0) */
+        if (pass > 0) stage_pass(pass);
         dtc_cp_wait();
         __syncthreads();
         /* 2. the in-chunk cumulative decay in log2 units: per 16-row block, then the offsets */
@@ -1790,16 +1811,16 @@ extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_4c4b6422
 }
 
 /*
- * delta_rule_cp_scan_4c4b6422: pass 2 of 3, the state scan over the chunks of a sequence.
+ * delta_rule_cp_scan_62a114d9: pass 2 of 3, the state scan over the chunks of a sequence.
  *   One block per (SBV value columns, value head, batch); the state [DK][SBV] stays in f32 mma
- *   accumulators (warp w: row tiles w, w + 4, ..), a bf16 copy in shared memory feeds the
- *   products. Per chunk: store h (bf16) to the workspace, v_new = U - W h, store v_new,
- *   h <- diag(e^G_last) h + (k e^(G_last - G))^T v_new. The next chunk's W, U, k, e^G_last are
- *   prefetched with cp.async (double buffer). Reads state_in (null = zeros), writes state_out.
- * Grid (DV / SBV, Hv, B), block 128 threads (4 warps), dynamic smem = the scan part of
+ *   accumulators (warp w: row tiles w, w + 8, ..), a bf16 copy in shared memory feeds the
+ *   products; v_new's row tile w & 3, columns half w >> 2. Per chunk: store h (bf16) to the workspace, v_new = U - W h, store v_new,
+ *   h <- diag(e^G_last) h + (k e^(G_last - G))^T v_new. The next two chunks' W, U, k, e^G_last
+ *   are prefetched with cp.async (three buffers). Reads state_in (null = zeros), writes state_out.
+ * Grid (DV / SBV, Hv, B), block 256 threads (8 warps), dynamic smem = the scan part of
  *   delta_rule_cp_smem().
  */
-extern "C" __global__ void __launch_bounds__(128) delta_rule_cp_scan_4c4b6422(
+extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_62a114d9(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -1825,23 +1846,27 @@ extern "C" __global__ void __launch_bounds__(128) delta_rule_cp_scan_4c4b6422(
     (void)VTAIL; (void)q; (void)q_stride; (void)k; (void)k_stride; (void)v; (void)v_stride;
     (void)g; (void)beta; (void)o; (void)o_stride;
     constexpr int C = 64;
-    constexpr int NT = 128;
+    constexpr int NW = 8;
+    constexpr int NT = 32 * NW;
     constexpr int SBV = 16;            /* value columns per block                           */
-    constexpr int NTS = SBV / 8;          /* n tiles (even)                                    */
+    constexpr int NTS = SBV / 8;          /* n tiles of the state (even)                       */
+    constexpr int NPW = NTS / 2;          /* n tiles per warp of v_new (a column half)         */
     constexpr int MS = DK / 16;
-    constexpr int MSW = (MS + 3) / 4;
+    constexpr int MSW = (MS + NW - 1) / NW;
     constexpr int KP = DK + 8;
     constexpr int SP = SBV + 8;
+    constexpr int NBUF = 3;               /* chunks in flight: the current one and two ahead   */
     extern __shared__ __align__(16) unsigned char smem_raw[];
     bf16* Ss = reinterpret_cast<bf16*>(smem_raw);      /* [DK][SP] h, bf16                   */
     bf16* Vn = Ss + DK * SP;                           /* [C][SP] v_new                      */
-    bf16* Wb = Vn + C * SP;                            /* [2][C][KP] W                       */
-    bf16* Kb = Wb + 2 * C * KP;                        /* [2][C][KP] k e^(G_last - G)        */
-    bf16* Ub = Kb + 2 * C * KP;                        /* [2][C][SP] U                       */
-    float* Eb = reinterpret_cast<float*>(Ub + 2 * C * SP); /* [2][DK] e^G_last               */
+    bf16* Wb = Vn + C * SP;                            /* [NBUF][C][KP] W                    */
+    bf16* Kb = Wb + NBUF * C * KP;                     /* [NBUF][C][KP] k e^(G_last - G)     */
+    bf16* Ub = Kb + NBUF * C * KP;                     /* [NBUF][C][SP] U                    */
+    float* Eb = reinterpret_cast<float*>(Ub + NBUF * C * SP); /* [NBUF][DK] e^G_last         */
 
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
     const int r4 = lane >> 2, c4 = (lane & 3) * 2;
+    const int mr = warp & 3, nh = warp >> 2; /* v_new: row tile, column half                  */
     const int j0 = blockIdx.x * SBV;
     const int hv = blockIdx.y;
     const long b = blockIdx.z;
@@ -1869,7 +1894,7 @@ extern "C" __global__ void __launch_bounds__(128) delta_rule_cp_scan_4c4b6422(
     float st[MSW][NTS][4];
 #pragma unroll
     for (int m = 0; m < MSW; ++m) {
-        const int ms = warp + 4 * m;
+        const int ms = warp + NW * m;
 #pragma unroll
         for (int n = 0; n < NTS; ++n)
 #pragma unroll
@@ -1885,11 +1910,16 @@ extern "C" __global__ void __launch_bounds__(128) delta_rule_cp_scan_4c4b6422(
                     dtc_st2(&Ss[(16 * ms + r4 + 8 * h) * SP + 8 * n + c4], st[m][n][2 * h], st[m][n][2 * h + 1]);
     }
     stage(0, 0);
+    if (NC > 1) stage(1, 1);
     for (int c = 0; c < NC; ++c) {
-        const int p = c & 1;
+        const int p = c % NBUF;
         const long ci = bh * NC + c;
-        if (c + 1 < NC) {
-            stage(c + 1, p ^ 1);
+        /* chunk c + 2 into the buffer chunk c - 1 used (free since the last barrier), then
+         * wait for chunk c's group: the groups committed after it may stay in flight */
+        if (c + 2 < NC) {
+            stage(c + 2, (c + 2) % NBUF);
+            cp_async_wait<2>();
+        } else if (c + 1 < NC) {
             cp_async_wait<1>();
         } else {
             cp_async_wait<0>();
@@ -1904,30 +1934,37 @@ extern "C" __global__ void __launch_bounds__(128) delta_rule_cp_scan_4c4b6422(
             const int d = e / (SBV / 8), x = (e % (SBV / 8)) * 8;
             *reinterpret_cast<uint4*>(ws.hs + (ci * DK + d) * DV + j0 + x) = *reinterpret_cast<const uint4*>(&Ss[d * SP + x]);
         }
-        /* v_new = U - W h: warp = row tile */
+        /* v_new = U - W h: row tile mr, n tiles nh NPW .. (nh + 1) NPW - 1 */
         {
-            float acc[NTS][4];
+            float acc[NPW][4];
 #pragma unroll
-            for (int n = 0; n < NTS; ++n)
+            for (int n = 0; n < NPW; ++n)
 #pragma unroll
                 for (int e = 0; e < 4; ++e) acc[n][e] = 0.0f;
 #pragma unroll
             for (int kk = 0; kk < MS; ++kk) {
                 unsigned a[4];
-                dtc_frag_a(a, W, KP, 16 * warp, 16 * kk, lane);
-#pragma unroll
-                for (int np = 0; np < NTS / 2; ++np) {
+                dtc_frag_a(a, W, KP, 16 * mr, 16 * kk, lane);
+                if (NPW == 1) {
                     unsigned bb[4];
-                    dtc_frag_bt(bb, Ss, SP, 16 * np, 16 * kk, lane);
-                    mma_bf16(acc[2 * np], a, bb[0], bb[1]);
-                    mma_bf16(acc[2 * np + 1], a, bb[2], bb[3]);
+                    dtc_frag_bt(bb, Ss, SP, 0, 16 * kk, lane);
+                    /* selects, not an indexed register array (which would go to local memory) */
+                    mma_bf16(acc[0], a, nh ? bb[2] : bb[0], nh ? bb[3] : bb[1]);
+                } else {
+#pragma unroll
+                    for (int np = 0; np < NPW / 2; ++np) {
+                        unsigned bb[4];
+                        dtc_frag_bt(bb, Ss, SP, 8 * NPW * nh + 16 * np, 16 * kk, lane);
+                        mma_bf16(acc[2 * np], a, bb[0], bb[1]);
+                        mma_bf16(acc[2 * np + 1], a, bb[2], bb[3]);
+                    }
                 }
             }
 #pragma unroll
-            for (int n = 0; n < NTS; ++n)
+            for (int n = 0; n < NPW; ++n)
 #pragma unroll
                 for (int h = 0; h < 2; ++h) {
-                    const int t = 16 * warp + r4 + 8 * h, col = 8 * n + c4;
+                    const int t = 16 * mr + r4 + 8 * h, col = 8 * (NPW * nh + n) + c4;
                     dtc_st2(&Vn[t * SP + col], bf2f(U[t * SP + col]) - acc[n][2 * h],
                             bf2f(U[t * SP + col + 1]) - acc[n][2 * h + 1]);
                 }
@@ -1940,7 +1977,7 @@ extern "C" __global__ void __launch_bounds__(128) delta_rule_cp_scan_4c4b6422(
         /* h <- e^G_last h + (k e^(G_last - G))^T v_new */
 #pragma unroll
         for (int m = 0; m < MSW; ++m) {
-            const int ms = warp + 4 * m;
+            const int ms = warp + NW * m;
             if (ms < MS) {
                 const float e0 = E[16 * ms + r4], e1 = E[16 * ms + r4 + 8];
 #pragma unroll
@@ -1974,7 +2011,7 @@ extern "C" __global__ void __launch_bounds__(128) delta_rule_cp_scan_4c4b6422(
     if (state_out) {
 #pragma unroll
         for (int m = 0; m < MSW; ++m) {
-            const int ms = warp + 4 * m;
+            const int ms = warp + NW * m;
             if (ms < MS)
 #pragma unroll
                 for (int n = 0; n < NTS; ++n)
@@ -1988,13 +2025,13 @@ extern "C" __global__ void __launch_bounds__(128) delta_rule_cp_scan_4c4b6422(
 }
 
 /*
- * delta_rule_cp_out_4c4b6422: pass 3 of 3, one block per (chunk, value head, batch).
+ * delta_rule_cp_out_62a114d9: pass 3 of 3, one block per (chunk, value head, batch).
  *   o = (q e^G) h + A_qk v_new over the chunk's full rows (all DV columns), then the store
  *   through the gated RMSNorm (the block owns full rows).
  * Grid (NC, Hv, B), block 256 threads = 4 row tiles x 2 column groups of warps (DV / 2
  *   columns each), dynamic smem = the output part of delta_rule_cp_smem().
  */
-extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_out_4c4b6422(
+extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_out_62a114d9(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -2206,9 +2243,9 @@ extern "C" __global__ void __launch_bounds__(256) decay_gate_sigmoid_9719a7a8fa4
     }
 }
 
-// ===== kernels/delta_rule_cp_prep_3e361874.cu =====
+// ===== kernels/delta_rule_cp_prep_7ea514ec.cu =====
 /*
- * modelc mixer core: delta_rule_cp_prep_3e361874, delta_rule_cp_scan_3e361874, delta_rule_cp_out_3e361874 (template).
+ * modelc mixer core: delta_rule_cp_prep_7ea514ec, delta_rule_cp_scan_7ea514ec, delta_rule_cp_out_7ea514ec (template).
  * Fuses, in order:
  *   l2_norm(eps=1e-6, group=32)
  *   scale(0.17677669529663687)
@@ -2220,7 +2257,7 @@ extern "C" __global__ void __launch_bounds__(256) decay_gate_sigmoid_9719a7a8fa4
  * FLOPs:         25216*batch*tokens
  */
 /*
- * delta_rule_cp_{prep,scan,out}_3e361874: gated delta rule, chunked (WY representation / UT
+ * delta_rule_cp_{prep,scan,out}_7ea514ec: gated delta rule, chunked (WY representation / UT
  *   transform), chunk-parallel on tensor cores (mma.sync m16n8k16 bf16 -> f32, ldmatrix,
  *   cp.async; sm_80+): three launches in order, fla's chunk_kda split.
  *   Hk = 2, Hv = 2, Dk = 32, Dv = 32, gate = per key channel (KDA), qk l2norm = true, scale = 1.7677669e-1f, chunk C = 64, scan block SBV = 16.
@@ -2238,7 +2275,7 @@ extern "C" __global__ void __launch_bounds__(256) decay_gate_sigmoid_9719a7a8fa4
  *   state_in / state_out [B,Hv,Dk,Dv] f32 (state_in null = zeros; they may alias).
  *   gate [B,T,Hv*Dv] bf16 rows with stride gate_stride; norm_w [Dv] f32 (the norm's weight).
  *   ws_raw: the workspace, delta_rule_cp_workspace_len() f32 elements (DcpWs below).
- * Dynamic smem: prep 79376, scan 31488, out 22528 bytes. Deterministic: fixed reduction orders,
+ * Dynamic smem: prep 79376, scan 44928, out 22528 bytes. Deterministic: fixed reduction orders,
  *   no atomics on data (one atomicOr on a flag word).
  */
 #include <cuda_bf16.h>
@@ -2403,7 +2440,7 @@ __device__ __forceinline__ DcpWs dcp_ws(float* base, long n) {
 #endif
 
 /*
- * delta_rule_cp_prep_3e361874: pass 1 of 3, one block per (chunk, value head, batch), no state.
+ * delta_rule_cp_prep_7ea514ec: pass 1 of 3, one block per (chunk, value head, batch), no state.
  *   Fuses the q/k l2 norm and scale, the in-chunk cumsum of g (log2 units), the decayed q and k
  *   rows, A_qk and L (16-row block i against Kc_i, reference r = 16 i, fla's chunk_kda; a
  *   diagonal block whose decay span may pass 2^63 is summed exactly instead), the UT solve
@@ -2413,7 +2450,7 @@ __device__ __forceinline__ DcpWs dcp_ws(float* base, long n) {
  * Grid (NC, Hv, B), block 256 threads = 4 row tiles x 2 column groups of warps,
  *   dynamic smem = the prep part of delta_rule_cp_smem().
  */
-extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_3e361874(
+extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_7ea514ec(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -2493,35 +2530,61 @@ extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_3e361874
     const bool vec_g = (reinterpret_cast<unsigned long long>(g) & 15) == 0;
     const bool vec_v = (reinterpret_cast<unsigned long long>(v) & 15) == 0 && v_stride % 8 == 0;
 #define GAT(t, d) (PER_CHANNEL ? Gs[(t) * KH + (d)] : Gs[t])
+    /* stages the q, k, g channels of pass p (rows past T are zero); wait with dtc_cp_wait */
+    auto stage_pass = [&](int p) {
+        const int d0 = p * KH;
+        dtc_stage<bf16, C, KH, NT>(Qr, HP, q + row0 * q_stride + hk * DK + d0, q_stride, cn, vec_qk, tid);
+        dtc_stage<bf16, C, KH, NT>(Kr, HP, k + row0 * k_stride + hk * DK + d0, k_stride, cn, vec_qk, tid);
+        if (PER_CHANNEL)
+            dtc_stage<float, C, KH, NT>(Gs, KH, g + row0 * HV * DK + hv * DK + d0, (long)HV * DK, cn, vec_g, tid);
+        else if (tid < C)
+            Gs[tid] = tid < cn ? g[(row0 + tid) * HV + hv] : 0.0f;
+    };
 
     /* 0. beta, the row scales (l2 norms over all DK channels, read from global memory) and the
      *    diagonal blocks to sum exactly: those whose decay span, -sum of g over rows 16 i + 1 ..
      *    16 i + 15 in log2 units, passes SPAN_MAX - 1 in some channel (the margin covers the
      *    rounding difference to the cumsum below, so no factor of Kc is ever clamped). */
+    /* the first pass's operands are in flight (cp.async) during step 0 */
+    stage_pass(0);
     if (tid == 0) flags[0] = 0;
     if (tid < C) bs[tid] = tid < cn ? beta[(row0 + tid) * HV + hv] : 0.0f;
-    for (int t = warp; t < C; t += NW) {
-        float sq = 0.0f, sk = 0.0f;
-        if (t < cn)
+    {
+        /* warp w: rows w, w + NW, ..; every load issued before the sums (unrolled) */
+        float sq[C / NW], sk[C / NW];
+#pragma unroll
+        for (int r = 0; r < C / NW; ++r) {
+            const int t = warp + NW * r;
+            sq[r] = 0.0f;
+            sk[r] = 0.0f;
+#pragma unroll
             for (int d = lane; d < DK; d += 32) {
-                const float qv = bf2f(q[(row0 + t) * q_stride + hk * DK + d]);
-                const float kv = bf2f(k[(row0 + t) * k_stride + hk * DK + d]);
-                sq += qv * qv;
-                sk += kv * kv;
+                const float qv = t < cn ? bf2f(q[(row0 + t) * q_stride + hk * DK + d]) : 0.0f;
+                const float kv = t < cn ? bf2f(k[(row0 + t) * k_stride + hk * DK + d]) : 0.0f;
+                sq[r] += qv * qv;
+                sk[r] += kv * kv;
             }
-        sq = warp_sum(sq);
-        sk = warp_sum(sk);
-        if (lane == 0) {
-            nq[t] = L2NORM ? SCALE * rsqrtf(sq + 1e-6f) : SCALE;
-            nk[t] = L2NORM ? rsqrtf(sk + 1e-6f) : 1.0f;
+        }
+#pragma unroll
+        for (int r = 0; r < C / NW; ++r) {
+            const int t = warp + NW * r;
+            const float a = warp_sum(sq[r]), bk = warp_sum(sk[r]);
+            if (lane == 0) {
+                nq[t] = L2NORM ? SCALE * rsqrtf(a + 1e-6f) : SCALE;
+                nk[t] = L2NORM ? rsqrtf(bk + 1e-6f) : 1.0f;
+            }
         }
     }
     __syncthreads(); /* flags[0] = 0 before any atomicOr */
     for (int e = tid; e < 4 * (PER_CHANNEL ? DK : 1); e += NT) {
         const int i = PER_CHANNEL ? e / DK : e, d = PER_CHANNEL ? e % DK : 0;
         float span = 0.0f;
-        for (int r = 16 * i + 1; r < min(16 * i + 16, cn); ++r)
-            span -= (PER_CHANNEL ? g[(row0 + r) * HV * DK + hv * DK + d] : g[(row0 + r) * HV + hv]) * LOG2E;
+#pragma unroll
+        for (int r = 1; r < 16; ++r) {
+            const int t = 16 * i + r;
+            if (t < cn)
+                span -= (PER_CHANNEL ? g[(row0 + t) * HV * DK + hv * DK + d] : g[(row0 + t) * HV + hv]) * LOG2E;
+        }
         if (span > SPAN_MAX - 1.0f) atomicOr(flags, 1 << i);
     }
     __syncthreads();
@@ -2540,13 +2603,8 @@ extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_3e361874
 #pragma unroll 1
     for (int pass = 0; pass < NPASS; ++pass) {
         const int d0 = pass * KH;
-        /* 1. stage this pass's q, k, g channels (rows past T are zero) */
-        dtc_stage<bf16, C, KH, NT>(Qr, HP, q + row0 * q_stride + hk * DK + d0, q_stride, cn, vec_qk, tid);
-        dtc_stage<bf16, C, KH, NT>(Kr, HP, k + row0 * k_stride + hk * DK + d0, k_stride, cn, vec_qk, tid);
-        if (PER_CHANNEL)
-            dtc_stage<float, C, KH, NT>(Gs, KH, g + row0 * HV * DK + hv * DK + d0, (long)HV * DK, cn, vec_g, tid);
-        else if (tid < C)
-            Gs[tid] = tid < cn ? g[(row0 + tid) * HV + hv] : 0.0f;
+        /* 1. this pass's q, k, g channels (the first pass's were issued before step 0) */
+        if (pass > 0) stage_pass(pass);
         dtc_cp_wait();
         __syncthreads();
         /* 2. the in-chunk cumulative decay in log2 units: per 16-row block, then the offsets */
@@ -2786,16 +2844,16 @@ extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_3e361874
 }
 
 /*
- * delta_rule_cp_scan_3e361874: pass 2 of 3, the state scan over the chunks of a sequence.
+ * delta_rule_cp_scan_7ea514ec: pass 2 of 3, the state scan over the chunks of a sequence.
  *   One block per (SBV value columns, value head, batch); the state [DK][SBV] stays in f32 mma
- *   accumulators (warp w: row tiles w, w + 4, ..), a bf16 copy in shared memory feeds the
- *   products. Per chunk: store h (bf16) to the workspace, v_new = U - W h, store v_new,
- *   h <- diag(e^G_last) h + (k e^(G_last - G))^T v_new. The next chunk's W, U, k, e^G_last are
- *   prefetched with cp.async (double buffer). Reads state_in (null = zeros), writes state_out.
- * Grid (DV / SBV, Hv, B), block 128 threads (4 warps), dynamic smem = the scan part of
+ *   accumulators (warp w: row tiles w, w + 8, ..), a bf16 copy in shared memory feeds the
+ *   products; v_new's row tile w & 3, columns half w >> 2. Per chunk: store h (bf16) to the workspace, v_new = U - W h, store v_new,
+ *   h <- diag(e^G_last) h + (k e^(G_last - G))^T v_new. The next two chunks' W, U, k, e^G_last
+ *   are prefetched with cp.async (three buffers). Reads state_in (null = zeros), writes state_out.
+ * Grid (DV / SBV, Hv, B), block 256 threads (8 warps), dynamic smem = the scan part of
  *   delta_rule_cp_smem().
  */
-extern "C" __global__ void __launch_bounds__(128) delta_rule_cp_scan_3e361874(
+extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_7ea514ec(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -2821,23 +2879,27 @@ extern "C" __global__ void __launch_bounds__(128) delta_rule_cp_scan_3e361874(
     (void)VTAIL; (void)q; (void)q_stride; (void)k; (void)k_stride; (void)v; (void)v_stride;
     (void)g; (void)beta; (void)o; (void)o_stride;
     constexpr int C = 64;
-    constexpr int NT = 128;
+    constexpr int NW = 8;
+    constexpr int NT = 32 * NW;
     constexpr int SBV = 16;            /* value columns per block                           */
-    constexpr int NTS = SBV / 8;          /* n tiles (even)                                    */
+    constexpr int NTS = SBV / 8;          /* n tiles of the state (even)                       */
+    constexpr int NPW = NTS / 2;          /* n tiles per warp of v_new (a column half)         */
     constexpr int MS = DK / 16;
-    constexpr int MSW = (MS + 3) / 4;
+    constexpr int MSW = (MS + NW - 1) / NW;
     constexpr int KP = DK + 8;
     constexpr int SP = SBV + 8;
+    constexpr int NBUF = 3;               /* chunks in flight: the current one and two ahead   */
     extern __shared__ __align__(16) unsigned char smem_raw[];
     bf16* Ss = reinterpret_cast<bf16*>(smem_raw);      /* [DK][SP] h, bf16                   */
     bf16* Vn = Ss + DK * SP;                           /* [C][SP] v_new                      */
-    bf16* Wb = Vn + C * SP;                            /* [2][C][KP] W                       */
-    bf16* Kb = Wb + 2 * C * KP;                        /* [2][C][KP] k e^(G_last - G)        */
-    bf16* Ub = Kb + 2 * C * KP;                        /* [2][C][SP] U                       */
-    float* Eb = reinterpret_cast<float*>(Ub + 2 * C * SP); /* [2][DK] e^G_last               */
+    bf16* Wb = Vn + C * SP;                            /* [NBUF][C][KP] W                    */
+    bf16* Kb = Wb + NBUF * C * KP;                     /* [NBUF][C][KP] k e^(G_last - G)     */
+    bf16* Ub = Kb + NBUF * C * KP;                     /* [NBUF][C][SP] U                    */
+    float* Eb = reinterpret_cast<float*>(Ub + NBUF * C * SP); /* [NBUF][DK] e^G_last         */
 
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
     const int r4 = lane >> 2, c4 = (lane & 3) * 2;
+    const int mr = warp & 3, nh = warp >> 2; /* v_new: row tile, column half                  */
     const int j0 = blockIdx.x * SBV;
     const int hv = blockIdx.y;
     const long b = blockIdx.z;
@@ -2865,7 +2927,7 @@ extern "C" __global__ void __launch_bounds__(128) delta_rule_cp_scan_3e361874(
     float st[MSW][NTS][4];
 #pragma unroll
     for (int m = 0; m < MSW; ++m) {
-        const int ms = warp + 4 * m;
+        const int ms = warp + NW * m;
 #pragma unroll
         for (int n = 0; n < NTS; ++n)
 #pragma unroll
@@ -2881,11 +2943,16 @@ extern "C" __global__ void __launch_bounds__(128) delta_rule_cp_scan_3e361874(
                     dtc_st2(&Ss[(16 * ms + r4 + 8 * h) * SP + 8 * n + c4], st[m][n][2 * h], st[m][n][2 * h + 1]);
     }
     stage(0, 0);
+    if (NC > 1) stage(1, 1);
     for (int c = 0; c < NC; ++c) {
-        const int p = c & 1;
+        const int p = c % NBUF;
         const long ci = bh * NC + c;
-        if (c + 1 < NC) {
-            stage(c + 1, p ^ 1);
+        /* chunk c + 2 into the buffer chunk c - 1 used (free since the last barrier), then
+         * wait for chunk c's group: the groups committed after it may stay in flight */
+        if (c + 2 < NC) {
+            stage(c + 2, (c + 2) % NBUF);
+            cp_async_wait<2>();
+        } else if (c + 1 < NC) {
             cp_async_wait<1>();
         } else {
             cp_async_wait<0>();
@@ -2900,30 +2967,37 @@ extern "C" __global__ void __launch_bounds__(128) delta_rule_cp_scan_3e361874(
             const int d = e / (SBV / 8), x = (e % (SBV / 8)) * 8;
             *reinterpret_cast<uint4*>(ws.hs + (ci * DK + d) * DV + j0 + x) = *reinterpret_cast<const uint4*>(&Ss[d * SP + x]);
         }
-        /* v_new = U - W h: warp = row tile */
+        /* v_new = U - W h: row tile mr, n tiles nh NPW .. (nh + 1) NPW - 1 */
         {
-            float acc[NTS][4];
+            float acc[NPW][4];
 #pragma unroll
-            for (int n = 0; n < NTS; ++n)
+            for (int n = 0; n < NPW; ++n)
 #pragma unroll
                 for (int e = 0; e < 4; ++e) acc[n][e] = 0.0f;
 #pragma unroll
             for (int kk = 0; kk < MS; ++kk) {
                 unsigned a[4];
-                dtc_frag_a(a, W, KP, 16 * warp, 16 * kk, lane);
-#pragma unroll
-                for (int np = 0; np < NTS / 2; ++np) {
+                dtc_frag_a(a, W, KP, 16 * mr, 16 * kk, lane);
+                if (NPW == 1) {
                     unsigned bb[4];
-                    dtc_frag_bt(bb, Ss, SP, 16 * np, 16 * kk, lane);
-                    mma_bf16(acc[2 * np], a, bb[0], bb[1]);
-                    mma_bf16(acc[2 * np + 1], a, bb[2], bb[3]);
+                    dtc_frag_bt(bb, Ss, SP, 0, 16 * kk, lane);
+                    /* selects, not an indexed register array (which would go to local memory) */
+                    mma_bf16(acc[0], a, nh ? bb[2] : bb[0], nh ? bb[3] : bb[1]);
+                } else {
+#pragma unroll
+                    for (int np = 0; np < NPW / 2; ++np) {
+                        unsigned bb[4];
+                        dtc_frag_bt(bb, Ss, SP, 8 * NPW * nh + 16 * np, 16 * kk, lane);
+                        mma_bf16(acc[2 * np], a, bb[0], bb[1]);
+                        mma_bf16(acc[2 * np + 1], a, bb[2], bb[3]);
+                    }
                 }
             }
 #pragma unroll
-            for (int n = 0; n < NTS; ++n)
+            for (int n = 0; n < NPW; ++n)
 #pragma unroll
                 for (int h = 0; h < 2; ++h) {
-                    const int t = 16 * warp + r4 + 8 * h, col = 8 * n + c4;
+                    const int t = 16 * mr + r4 + 8 * h, col = 8 * (NPW * nh + n) + c4;
                     dtc_st2(&Vn[t * SP + col], bf2f(U[t * SP + col]) - acc[n][2 * h],
                             bf2f(U[t * SP + col + 1]) - acc[n][2 * h + 1]);
                 }
@@ -2936,7 +3010,7 @@ extern "C" __global__ void __launch_bounds__(128) delta_rule_cp_scan_3e361874(
         /* h <- e^G_last h + (k e^(G_last - G))^T v_new */
 #pragma unroll
         for (int m = 0; m < MSW; ++m) {
-            const int ms = warp + 4 * m;
+            const int ms = warp + NW * m;
             if (ms < MS) {
                 const float e0 = E[16 * ms + r4], e1 = E[16 * ms + r4 + 8];
 #pragma unroll
@@ -2970,7 +3044,7 @@ extern "C" __global__ void __launch_bounds__(128) delta_rule_cp_scan_3e361874(
     if (state_out) {
 #pragma unroll
         for (int m = 0; m < MSW; ++m) {
-            const int ms = warp + 4 * m;
+            const int ms = warp + NW * m;
             if (ms < MS)
 #pragma unroll
                 for (int n = 0; n < NTS; ++n)
@@ -2984,13 +3058,13 @@ extern "C" __global__ void __launch_bounds__(128) delta_rule_cp_scan_3e361874(
 }
 
 /*
- * delta_rule_cp_out_3e361874: pass 3 of 3, one block per (chunk, value head, batch).
+ * delta_rule_cp_out_7ea514ec: pass 3 of 3, one block per (chunk, value head, batch).
  *   o = (q e^G) h + A_qk v_new over the chunk's full rows (all DV columns), then the store
  *   through the gated RMSNorm (the block owns full rows).
  * Grid (NC, Hv, B), block 256 threads = 4 row tiles x 2 column groups of warps (DV / 2
  *   columns each), dynamic smem = the output part of delta_rule_cp_smem().
  */
-extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_out_3e361874(
+extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_out_7ea514ec(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
