@@ -42,8 +42,9 @@
 //!   when the option is on: the unfused kernels keep their argument list and source text.
 //!
 //! **Chunk-parallel form** ([`delta_rule_chunk_parallel`], `delta_rule_cp.cu`; codegen's prefill
-//! wherever [`delta_rule_chunk_parallel_supported`]: Dk, Dv multiples of 32, Dv ≤ 256): fla's
-//! `chunk_kda` split into three launches on one stream, so that only the state scan is serial.
+//! wherever [`delta_rule_chunk_parallel_supported`]: Dk 32, 64 or 128, Dv a multiple of 32 up to
+//! 256): fla's `chunk_kda` split into three launches on one stream, so that only the state scan
+//! is serial.
 //! `prep` (grid chunks × heads × batch) does everything that needs no state (norms, gate cumsum,
 //! A_qk, the UT solve, W = (I+L)⁻¹diag(β)(e^G k), U = (I+L)⁻¹diag(β)v) and writes it to a
 //! per-call workspace; `scan` (grid Dv/SBV × heads × batch) carries the state across the
@@ -918,13 +919,13 @@ const CP_KERNELS: &str = include_str!("delta_rule_cp.cu");
 /// The workspace pointer the chunk-parallel kernels take after the shared arguments.
 const CP_WS_ARG: &str = ",\n    float* __restrict__ ws_raw";
 
-/// Whether [`delta_rule_chunk_parallel`] covers `p`: Dk a multiple of 32 in 32..=128, Dv a
-/// multiple of 32 up to [`DELTA_NORM_MAX_VALUE_DIM`] (the output pass holds a chunk's full rows),
-/// a scan block of 16, 32 or 64 dividing Dv, and each pass's shared memory within a block's.
+/// Whether [`delta_rule_chunk_parallel`] covers `p`: Dk 32, 64 or 128 (the kernels take any
+/// multiple of 32; 96, three passes of 32 in the prep, has not run on a GPU), Dv a multiple of 32
+/// up to [`DELTA_NORM_MAX_VALUE_DIM`] (the output pass holds a chunk's full rows), a scan block
+/// of 16, 32 or 64 dividing Dv, and each pass's shared memory within a block's.
 pub fn delta_rule_chunk_parallel_supported(p: &DeltaRuleParams) -> bool {
     validate(p, "delta_rule_chunk_parallel").is_ok()
-        && p.key_dim.is_multiple_of(32)
-        && (32..=DELTA_MAX_KEY_DIM).contains(&p.key_dim)
+        && matches!(p.key_dim, 32 | 64 | 128)
         && p.value_dim.is_multiple_of(32)
         && p.value_dim <= DELTA_NORM_MAX_VALUE_DIM
         && matches!(p.scan_block, 16 | 32 | 64)
@@ -1005,8 +1006,8 @@ pub fn delta_rule_chunk_parallel(p: &DeltaRuleParams) -> Result<KernelSource, Te
         delta_rule_chunk_parallel_supported(p),
         || {
             format!(
-                "Dk {} and Dv {} must be multiples of 32 (Dk <= {DELTA_MAX_KEY_DIM}, Dv <= \
-             {DELTA_NORM_MAX_VALUE_DIM}) with a scan block of 16, 32 or 64 dividing Dv (got {}), \
+                "Dk {} must be 32, 64 or 128 and Dv {} a multiple of 32 up to \
+             {DELTA_NORM_MAX_VALUE_DIM}, with a scan block of 16, 32 or 64 dividing Dv (got {}), \
              within the shared memory of a block",
                 p.key_dim, p.value_dim, p.scan_block
             )
@@ -1168,6 +1169,7 @@ mod tests {
             (128, 256, true),
             (16, 64, false),
             (48, 64, false),
+            (96, 64, false),
             (128, 80, false),
             (128, 288, false),
         ] {
