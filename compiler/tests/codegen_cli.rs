@@ -45,7 +45,8 @@ fn kernels_filters_by_layer_and_mixer() {
     let (ok, l3, err) = modelc(&["kernels", &spec, "--layer", "3", "--list"]);
     assert!(ok, "{err}");
     let l3 = listed(&l3);
-    assert!(l3.iter().any(|k| k.starts_with("delta_rule_chunked_")), "{l3:?}");
+    // Head dims of 32: the chunk-parallel prefill (listed by its first entry, the prep pass).
+    assert!(l3.iter().any(|k| k.starts_with("delta_rule_cp_prep_")), "{l3:?}");
     assert!(
         l3.iter().any(|k| k.starts_with("silu_mul_")),
         "the layer's MLP belongs to it: {l3:?}"

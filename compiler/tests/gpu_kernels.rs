@@ -16,8 +16,9 @@ use modelc::codegen::templates::attention::{
 };
 use modelc::codegen::templates::conv1d::{conv1d, conv1d_launch, Conv1dParams, ConvActivation};
 use modelc::codegen::templates::delta_rule::{
-    delta_rule_chunked, delta_rule_chunked_launch, delta_rule_launch, delta_rule_recurrent, delta_rule_tensor_cores,
-    DecayGate, DeltaRuleParams, GatedNormEpilogue,
+    delta_rule_chunk_parallel, delta_rule_chunk_parallel_supported, delta_rule_chunked, delta_rule_chunked_launch,
+    delta_rule_cp_launches, delta_rule_cp_workspace_len, delta_rule_launch, delta_rule_recurrent,
+    delta_rule_tensor_cores, DecayGate, DeltaRuleParams, GatedNormEpilogue,
 };
 use modelc::codegen::templates::selective_scan::{selective_scan, selective_scan_launch, SelectiveScanParams};
 use modelc::codegen::templates::KernelSource;
@@ -587,6 +588,8 @@ fn attention_decode_matches_reference() {
 enum DeltaForm {
     Chunked,
     Recurrent,
+    /// The three launches of `delta_rule_chunk_parallel` with a NaN-filled workspace.
+    ChunkParallel,
 }
 
 fn run_delta(ctx: &mut Ctx, p: &DeltaRuleParams, form: DeltaForm, b: usize, t: usize, inplace: bool, seed: u64) {
@@ -614,6 +617,7 @@ fn run_delta_decays(
     let src = match form {
         DeltaForm::Chunked => delta_rule_chunked(p).unwrap(),
         DeltaForm::Recurrent => delta_rule_recurrent(p).unwrap(),
+        DeltaForm::ChunkParallel => delta_rule_chunk_parallel(p).unwrap(),
     };
     ctx.load(&src);
     let mut r = rng(seed);
@@ -651,9 +655,9 @@ fn run_delta_decays(
     // Padded output rows: a thread past Dv that stored anyway would leave the slice.
     let (o_stride, o_off) = (wv + 5, 3);
     let o = ctx.nan_bf16(rows * o_stride, "o");
-    let tensor_cores = form == DeltaForm::Chunked && delta_rule_tensor_cores(p);
+    let tensor_cores = form == DeltaForm::ChunkParallel || form == DeltaForm::Chunked && delta_rule_tensor_cores(p);
     let launch = match form {
-        DeltaForm::Chunked => delta_rule_chunked_launch(p, b),
+        DeltaForm::Chunked | DeltaForm::ChunkParallel => delta_rule_chunked_launch(p, b),
         DeltaForm::Recurrent => delta_rule_launch(p, b, 0),
     };
     let mut args = vec![
@@ -691,7 +695,17 @@ fn run_delta_decays(
             w_d.arg(),
         ]);
     }
-    ctx.launch(src.name(), launch, &args);
+    if form == DeltaForm::ChunkParallel {
+        // NaN in the workspace: a pass reading what no earlier pass wrote poisons the output.
+        let ws = ctx.nan_f32(delta_rule_cp_workspace_len(p, b, t), "workspace");
+        args.push(ws.arg());
+        for (entry, l) in src.entries.iter().zip(delta_rule_cp_launches(p, b, t)) {
+            ctx.launch(entry, l, &args);
+        }
+        ctx.gpu.synchronize().unwrap();
+    } else {
+        ctx.launch(src.name(), launch, &args);
+    }
     // Reference on the prepared inputs: l2-normalised (or not), q scaled.
     let scale = p.scale as f64;
     let (qn, kn) = if p.qk_l2norm {
@@ -746,6 +760,7 @@ fn run_delta_decays(
             DeltaForm::Chunked if tensor_cores => "chunked (tensor cores)",
             DeltaForm::Chunked => "chunked",
             DeltaForm::Recurrent => "recurrent",
+            DeltaForm::ChunkParallel => "chunk-parallel",
         },
         match p.gate {
             DecayGate::Scalar => "scalar",
@@ -894,6 +909,55 @@ fn delta_rule_tensor_cores_match_reference() {
         run_delta(&mut ctx, p, DeltaForm::Chunked, 2, 1, true, s + 1);
         run_delta(&mut ctx, p, DeltaForm::Chunked, 1, 64, true, s + 2);
         run_delta_decays(&mut ctx, p, DeltaForm::Chunked, 1, 100, false, s + 3, -12.0);
+    }
+}
+
+/// The chunk-parallel form (prep, scan, out with a NaN-filled workspace and NaN-filled output):
+/// KDA and GDN (GQA), Dk = Dv = 128 and Dk = 64 / 32, with and without the gated norm and the
+/// in-kernel l2 norm, scan blocks 16 (the default at two heads), 32 and 64. Each runs T < 64, exactly one chunk, several chunks
+/// with a partial last one at B = 2 (T = 150) and B = 3 (T = 200), all from a non-zero initial
+/// state, and decays of e^-4..e^-12 per token (the exact diagonal blocks).
+#[test]
+fn delta_rule_chunk_parallel_matches_reference() {
+    let Some(mut ctx) = setup() else { return };
+    let silu = GatedNormEpilogue {
+        eps: 1e-5,
+        act: GateActivation::Silu,
+    };
+    let sigmoid = GatedNormEpilogue {
+        eps: 1e-6,
+        act: GateActivation::Sigmoid,
+    };
+    let cases = [
+        DeltaRuleParams::new(2, 2, 128, 128, DecayGate::PerChannel).with_gated_norm(silu),
+        DeltaRuleParams::new(2, 2, 128, 128, DecayGate::PerChannel),
+        DeltaRuleParams::new(1, 2, 128, 128, DecayGate::Scalar).with_gated_norm(sigmoid),
+        DeltaRuleParams::new(2, 4, 64, 64, DecayGate::Scalar).with_gated_norm(silu),
+        DeltaRuleParams::new(2, 2, 64, 128, DecayGate::PerChannel).with_gated_norm(silu),
+        DeltaRuleParams {
+            qk_l2norm: false,
+            scale: 0.05,
+            ..DeltaRuleParams::new(1, 2, 32, 96, DecayGate::PerChannel)
+        },
+        DeltaRuleParams {
+            scan_block: 32,
+            ..DeltaRuleParams::new(2, 2, 128, 128, DecayGate::PerChannel).with_gated_norm(silu)
+        },
+        DeltaRuleParams {
+            scan_block: 64,
+            ..DeltaRuleParams::new(1, 2, 128, 128, DecayGate::Scalar).with_gated_norm(silu)
+        },
+        DeltaRuleParams::new(1, 1, 32, 256, DecayGate::PerChannel).with_gated_norm(silu),
+    ];
+    for (i, p) in cases.iter().enumerate() {
+        assert!(delta_rule_chunk_parallel_supported(p), "case {i}");
+        let s = 900 + 10 * i as u64;
+        run_delta(&mut ctx, p, DeltaForm::ChunkParallel, 2, 150, false, s);
+        run_delta(&mut ctx, p, DeltaForm::ChunkParallel, 2, 1, true, s + 1);
+        run_delta(&mut ctx, p, DeltaForm::ChunkParallel, 1, 37, false, s + 2);
+        run_delta(&mut ctx, p, DeltaForm::ChunkParallel, 1, 64, true, s + 3);
+        run_delta(&mut ctx, p, DeltaForm::ChunkParallel, 3, 200, false, s + 4);
+        run_delta_decays(&mut ctx, p, DeltaForm::ChunkParallel, 1, 100, false, s + 5, -12.0);
     }
 }
 
@@ -1849,6 +1913,83 @@ impl DeltaBench {
     }
 }
 
+impl DeltaBench {
+    /// Times the chunk-parallel form (its three launches, with the workspace allocated once) and
+    /// each pass alone; prints one row.
+    fn time_chunk_parallel(&self, ctx: &mut Ctx, p: &DeltaRuleParams, name: &str) -> f64 {
+        let src = delta_rule_chunk_parallel(p).unwrap();
+        ctx.load(&src);
+        let ws = ctx.nan_f32(delta_rule_cp_workspace_len(p, self.b, self.t), "workspace");
+        let mut a = self.args(p, self.t);
+        a.push(ws.arg());
+        let launches = delta_rule_cp_launches(p, self.b, self.t);
+        let ms = time_ms(ctx, 10, || {
+            for (e, l) in src.entries.iter().zip(launches) {
+                ctx.launch(e, l, &a);
+            }
+        });
+        let pass: Vec<f64> = src
+            .entries
+            .iter()
+            .zip(launches)
+            .map(|(e, l)| time_ms(ctx, 10, || ctx.launch(e, l, &a)))
+            .collect();
+        println!(
+            "| delta_rule_chunk_parallel {name} SBV{} | B{} T{} H{} Dk=Dv=128 | {ms:.3} | prep {:.3} scan {:.3} out {:.3} | {:.0} ktok/s |",
+            p.scan_block,
+            self.b,
+            self.t,
+            p.value_heads,
+            pass[0],
+            pass[1],
+            pass[2],
+            (self.b * self.t) as f64 / ms
+        );
+        ms
+    }
+}
+
+/// The chunk-parallel delta rule (gated norm fused, as the models run it) at the shapes,
+/// KDA and GDN (the default scan block, and 64 at B8); the single-kernel tensor-core form
+/// alongside at B1 T4096 H32.
+fn bench_delta_shapes(ctx: &mut Ctx, r: &mut ChaCha8Rng) {
+    let silu = GatedNormEpilogue {
+        eps: 1e-5,
+        act: GateActivation::Silu,
+    };
+    for (name, gate) in [("KDA+norm", DecayGate::PerChannel), ("GDN+norm", DecayGate::Scalar)] {
+        for (b, t, h) in [
+            (1usize, 4096usize, 32usize),
+            (1, 8192, 32),
+            (8, 2048, 16),
+            (1, 4096, 16),
+        ] {
+            let p = DeltaRuleParams::new(h, h, 128, 128, gate).with_gated_norm(silu);
+            let bufs = DeltaBench::new(ctx, r, &p, b, t, b);
+            // The default scan block (128 scan blocks per sequence), and 64 at B8 (many
+            // sequences: fewer, wider scan blocks read W and k fewer times).
+            bufs.time_chunk_parallel(ctx, &p, name);
+            if b > 1 && p.scan_block != 64 {
+                bufs.time_chunk_parallel(ctx, &DeltaRuleParams { scan_block: 64, ..p }, name);
+            }
+            if (b, t, h) == (1, 4096, 32) {
+                bufs.time_chunked(ctx, &p, name);
+            }
+        }
+    }
+}
+
+/// [`bench_delta_shapes`] alone:
+/// `cargo test --release --test gpu_kernels bench_delta -- --ignored --nocapture`
+#[test]
+#[ignore]
+fn bench_delta_chunk_parallel() {
+    let Some(mut ctx) = setup() else { return };
+    ctx.gpu.set_checked(false);
+    let mut r = rng(11);
+    bench_delta_shapes(&mut ctx, &mut r);
+}
+
 #[test]
 #[ignore]
 fn bench_kernels() {
@@ -1992,14 +2133,9 @@ fn bench_kernels() {
             bytes / ms / 1e9
         );
     }
-    // The chunked delta rule as the models run it (gated norm fused) at the other
-    // shapes: B1 T8192 H32 and B8 T2048 H16.
-    for (name, gate) in [("KDA+norm", DecayGate::PerChannel), ("GDN+norm", DecayGate::Scalar)] {
-        for (b, t, h) in [(1usize, 8192usize, 32usize), (8, 2048, 16)] {
-            let p = DeltaRuleParams::new(h, h, 128, 128, gate).with_gated_norm(silu);
-            DeltaBench::new(&ctx, &mut r, &p, b, t, b).time_chunked(&mut ctx, &p, name);
-        }
-    }
+    // The chunked delta rule as the models run it (gated norm fused) at the shapes:
+    // the chunk-parallel form codegen picks for Dk = Dv = 128 (all three launches).
+    bench_delta_shapes(&mut ctx, &mut r);
     // Conv (3 × 4096 channels) and scan (Di 8192, N 16), T = 4096.
     {
         let (t, c) = (4096, 3 * 4096);

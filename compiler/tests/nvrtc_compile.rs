@@ -6,7 +6,8 @@
 use modelc::codegen::templates::attention::{attention_decode, attention_prefill, AttentionParams};
 use modelc::codegen::templates::conv1d::{conv1d, Conv1dParams, ConvActivation};
 use modelc::codegen::templates::delta_rule::{
-    delta_rule_chunked, delta_rule_recurrent, delta_rule_tensor_cores, DecayGate, DeltaRuleParams, GatedNormEpilogue,
+    delta_rule_chunk_parallel, delta_rule_chunked, delta_rule_recurrent, delta_rule_tensor_cores, DecayGate,
+    DeltaRuleParams, GatedNormEpilogue,
 };
 use modelc::codegen::templates::selective_scan::{selective_scan, SelectiveScanParams};
 use modelc::codegen::templates::KernelSource;
@@ -131,6 +132,26 @@ fn all_sources() -> Vec<KernelSource> {
     };
     assert!(!delta_rule_tensor_cores(&simt));
     out.push(delta_rule_chunked(&simt).unwrap());
+    // The chunk-parallel form (prep, scan, out): KDA and GDN at Dk = Dv = 128 with and without
+    // the epilogue, Dk = 64, Dk = 32 with the widest head (Dv = 256), scan blocks 16 (the default at 4 heads), 32 and 64.
+    for p in [
+        DeltaRuleParams::new(4, 4, 128, 128, DecayGate::PerChannel).with_gated_norm(silu),
+        DeltaRuleParams::new(4, 4, 128, 128, DecayGate::PerChannel),
+        DeltaRuleParams::new(2, 4, 128, 128, DecayGate::Scalar).with_gated_norm(sigmoid),
+        DeltaRuleParams::new(2, 4, 64, 64, DecayGate::Scalar),
+        DeltaRuleParams::new(2, 2, 64, 128, DecayGate::PerChannel).with_gated_norm(silu),
+        DeltaRuleParams::new(1, 1, 32, 256, DecayGate::PerChannel).with_gated_norm(silu),
+        DeltaRuleParams {
+            scan_block: 32,
+            ..DeltaRuleParams::new(4, 4, 128, 128, DecayGate::PerChannel).with_gated_norm(silu)
+        },
+        DeltaRuleParams {
+            scan_block: 64,
+            ..DeltaRuleParams::new(4, 4, 128, 128, DecayGate::Scalar).with_gated_norm(silu)
+        },
+    ] {
+        out.push(delta_rule_chunk_parallel(&p).unwrap());
+    }
     for (n, r) in [(16, 1), (16, 4), (64, 2)] {
         out.push(selective_scan(&SelectiveScanParams::apriel2(n, r)).unwrap());
     }

@@ -17,8 +17,9 @@ use super::templates::conv1d::{
     conv1d, conv1d_launch, Conv1dParams, ConvActivation, CONV_CHANNELS_PER_BLOCK, CONV_TOKENS_PER_THREAD,
 };
 use super::templates::delta_rule::{
-    delta_rule_chunked, delta_rule_chunked_launch, delta_rule_launch, delta_rule_recurrent, DecayGate,
-    DeltaRuleParams as TDelta, GatedNormEpilogue,
+    delta_rule_chunk_parallel, delta_rule_chunk_parallel_supported, delta_rule_chunked, delta_rule_chunked_launch,
+    delta_rule_cp_launches, delta_rule_cp_workspace_per_chunk, delta_rule_launch, delta_rule_recurrent, DecayGate,
+    DeltaRuleParams as TDelta, GatedNormEpilogue, DELTA_TC_CHUNK,
 };
 use super::templates::selective_scan::{
     selective_scan, selective_scan_launch, SelectiveScanParams, SCAN_CHANNELS_PER_BLOCK,
@@ -180,6 +181,24 @@ pub fn conv_grid(channels: usize) -> [Expr; 3] {
 /// Grid of both delta-rule kernels (`delta_rule_launch`).
 pub fn delta_rule_grid(p: &TDelta) -> [Expr; 3] {
     [c(p.value_dim).cdiv(c(p.value_block)), c(p.value_heads), b()]
+}
+
+/// Grids of the chunk-parallel delta rule's passes `[prep, scan, out]`
+/// (`delta_rule_cp_launches`).
+pub fn delta_rule_cp_grids(p: &TDelta) -> [[Expr; 3]; 3] {
+    let chunks = [t().cdiv(c(DELTA_TC_CHUNK)), c(p.value_heads), b()];
+    [
+        chunks.clone(),
+        [c(p.value_dim).cdiv(c(p.scan_block)), c(p.value_heads), b()],
+        chunks,
+    ]
+}
+
+/// f32 elements of the chunk-parallel delta rule's workspace (`delta_rule_cp_workspace_len`).
+pub fn delta_rule_cp_workspace(p: &TDelta) -> Expr {
+    b().times(c(p.value_heads))
+        .times(t().cdiv(c(DELTA_TC_CHUNK)))
+        .times(c(delta_rule_cp_workspace_per_chunk(p)))
 }
 
 /// Grid of `selective_scan` (`selective_scan_launch`).
@@ -417,7 +436,14 @@ pub fn core_code(graph: &Graph, plan: &FusionPlan, step: &Step, core: &Core) -> 
             let (v, g, beta) = (input(2)?, input(3)?, input(4)?);
             let st = state_name(graph, n, 5)?;
             let o = *out;
-            let pre = delta_rule_chunked(&tp).map_err(&terr)?;
+            // Shapes the chunk-parallel form covers take it (three launches and a workspace);
+            // the others the single-kernel chunked form.
+            let chunk_parallel = delta_rule_chunk_parallel_supported(&tp);
+            let pre = if chunk_parallel {
+                delta_rule_chunk_parallel(&tp).map_err(&terr)?
+            } else {
+                delta_rule_chunked(&tp).map_err(&terr)?
+            };
             let dec = delta_rule_recurrent(&tp).map_err(&terr)?;
             let (hk, hv, dk, dv) = (p.key_heads, p.value_heads, p.key_dim, p.value_dim);
             let gch = ch(graph, g);
@@ -455,26 +481,65 @@ pub fn core_code(graph: &Graph, plan: &FusionPlan, step: &Step, core: &Core) -> 
             let (pre_block, pre_smem) = block_smem(delta_rule_chunked_launch(&tp, 1));
             let (dec_block, dec_smem) = block_smem(delta_rule_launch(&tp, 1, 0));
             let (pe, de) = (pre.name().to_string(), dec.name().to_string());
-            Ok(CoreCode {
-                kernels: vec![
-                    kernel(
-                        "delta_rule_chunked",
-                        pre,
-                        &fuses,
-                        loaded.clone(),
-                        stored.clone(),
-                        chunk_flops,
-                    ),
-                    kernel("delta_rule_recurrent", dec, &fuses, loaded, stored, rec_flops),
-                ],
-                prefill: vec![CoreLaunch {
+            let prefill = if chunk_parallel {
+                // prep, scan, out: the same arguments and one workspace, shared by every layer.
+                let mut cp_args = args.clone();
+                cp_args.push(KArg::Workspace {
+                    name: "delta_cp".into(),
+                    dtype: DType::F32,
+                    elements: delta_rule_cp_workspace(&tp),
+                });
+                pre.entries
+                    .iter()
+                    .zip(delta_rule_cp_grids(&tp))
+                    .zip(delta_rule_cp_launches(&tp, 1, 1))
+                    .map(|((entry, grid), l)| {
+                        let (block, smem) = block_smem(l);
+                        CoreLaunch {
+                            kernel: 0,
+                            entry: entry.clone(),
+                            grid,
+                            block,
+                            smem,
+                            args: cp_args.clone(),
+                        }
+                    })
+                    .collect()
+            } else {
+                vec![CoreLaunch {
                     kernel: 0,
                     entry: pe,
                     grid: grid.clone(),
                     block: pre_block,
                     smem: pre_smem,
                     args: args.clone(),
-                }],
+                }]
+            };
+            // The workspace's round trip (about 7 bf16 rows of Dk or Dv per token, written and
+            // read once) on top of the inputs and outputs.
+            let (pre_loaded, pre_stored) = if chunk_parallel {
+                let ws = delta_rule_cp_workspace(&tp).times(c(4));
+                (loaded.clone().plus(ws.clone()), stored.clone().plus(ws))
+            } else {
+                (loaded.clone(), stored.clone())
+            };
+            Ok(CoreCode {
+                kernels: vec![
+                    kernel(
+                        if chunk_parallel {
+                            "delta_rule_chunk_parallel"
+                        } else {
+                            "delta_rule_chunked"
+                        },
+                        pre,
+                        &fuses,
+                        pre_loaded,
+                        pre_stored,
+                        chunk_flops,
+                    ),
+                    kernel("delta_rule_recurrent", dec, &fuses, loaded, stored, rec_flops),
+                ],
+                prefill,
                 decode: vec![CoreLaunch {
                     kernel: 1,
                     entry: de,
@@ -643,11 +708,71 @@ mod tests {
                 assert!(g.0 as usize * dp.value_block >= dv && (g.0 as usize - 1) * dp.value_block < dv);
             }
         }
+        // The chunk-parallel delta rule's grids and workspace.
+        for (dk, dv, sbv) in [(128, 128, 32), (64, 64, 16), (32, 256, 64)] {
+            let dp = TDelta {
+                scan_block: sbv,
+                ..TDelta::new(2, 4, dk, dv, DecayGate::PerChannel).with_gated_norm(norm)
+            };
+            for env in envs() {
+                let (bu, tu) = (env.batch as usize, env.tokens as usize);
+                let want = delta_rule_cp_launches(&dp, bu, tu);
+                for (g, l) in delta_rule_cp_grids(&dp).iter().zip(want) {
+                    assert_eq!(grid(g, &env), l.grid);
+                }
+                assert_eq!(
+                    delta_rule_cp_workspace(&dp).eval(&env).unwrap() as usize,
+                    super::super::templates::delta_rule::delta_rule_cp_workspace_len(&dp, bu, tu)
+                );
+            }
+        }
         for env in envs() {
             let (bu, tu) = (env.batch as usize, env.tokens as usize);
             assert_eq!(grid(&conv_grid(300), &env), conv1d_launch(bu, tu, 300).grid);
             assert_eq!(grid(&scan_grid(200), &env), selective_scan_launch(bu, 200).grid);
         }
+    }
+
+    /// Head dims of 32 (codegen-hybrid): the delta rule's prefill is the chunk-parallel form,
+    /// three launches of one kernel with the shared arguments and one workspace; decode keeps
+    /// the recurrent kernel.
+    #[test]
+    fn chunk_parallel_prefill_has_three_launches_and_a_workspace() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/golden/specs/codegen-hybrid.yaml");
+        let spec = crate::spec::load(&path).unwrap_or_else(|e| panic!("{e}"));
+        let placement = crate::passes::Placement::main(&spec);
+        let (cg, _) = super::super::compile(&spec, &placement, "codegen-hybrid").unwrap_or_else(|e| panic!("{e}"));
+        let mut seen = 0;
+        for (step, code) in cg.plan.steps.iter().zip(&cg.steps) {
+            let crate::passes::fuse::StepKind::Core(core) = &step.kind else {
+                continue;
+            };
+            if !matches!(cg.graph.node(core.node()).op, Op::DeltaRule(_)) {
+                continue;
+            }
+            seen += 1;
+            let entries: Vec<&str> = code.prefill.iter().map(|l| l.entry.as_str()).collect();
+            assert_eq!(entries.len(), 3, "{entries:?}");
+            for (e, want) in entries
+                .iter()
+                .zip(["delta_rule_cp_prep_", "delta_rule_cp_scan_", "delta_rule_cp_out_"])
+            {
+                assert!(e.starts_with(want), "{e}");
+            }
+            for l in &code.prefill {
+                assert_eq!(l.kernel, code.prefill[0].kernel, "one module, three entries");
+                assert!(l.smem > 0, "{}", l.entry);
+                assert!(
+                    matches!(l.args.last(), Some(KArg::Workspace { name, dtype: DType::F32, .. }) if name == "delta_cp"),
+                    "{:?}",
+                    l.args.last()
+                );
+                assert_eq!(l.args[..l.args.len() - 1], code.decode[0].args[..], "{}", l.entry);
+            }
+            assert_eq!(code.decode.len(), 1);
+            assert!(code.decode[0].entry.starts_with("delta_rule_recurrent_"));
+        }
+        assert!(seen >= 2, "codegen-hybrid has GDN and KDA cores ({seen})");
     }
 
     /// The launches of a generated program carry the templates' block shapes and dynamic shared

@@ -40,6 +40,21 @@
 //!   code (the token loops run to T or to the chunk's `cn`), so all 32 lanes reach them;
 //! - the extra arguments (gate pointer + row stride, f32 norm weight `[Dv]`) come last and only
 //!   when the option is on: the unfused kernels keep their argument list and source text.
+//!
+//! **Chunk-parallel form** ([`delta_rule_chunk_parallel`], `delta_rule_cp.cu`; codegen's prefill
+//! wherever [`delta_rule_chunk_parallel_supported`]: Dk 32, 64 or 128, Dv a multiple of 32 up to
+//! 256): fla's `chunk_kda` split into three launches on one stream, so that only the state scan
+//! is serial.
+//! `prep` (grid chunks × heads × batch) does everything that needs no state (norms, gate cumsum,
+//! A_qk, the UT solve, W = (I+L)⁻¹diag(β)(e^G k), U = (I+L)⁻¹diag(β)v) and writes it to a
+//! per-call workspace; `scan` (grid Dv/SBV × heads × batch) carries the state across the
+//! chunks, writing each chunk's entering state h and v_new = U − W h; `out` (grid chunks × heads
+//! × batch) computes o = (e^G q) h + A_qk v_new over a chunk's full rows, so the gated norm needs
+//! no cross-block reduction. Invariants: the workspace holds rows of every chunk, padded rows of
+//! a partial last chunk are zero (their inputs are), so no pass reads what an earlier pass did
+//! not write (the GPU tests fill it with NaN); every pass sums in a fixed order (no atomics on
+//! data), so results are bit-reproducible; the state is read and written by the scan only
+//! (in place is fine: each block owns its columns).
 
 use super::{blocks, check, dim, f32_lit, finish, KernelSource, Launch, TemplateError, HASH, MMA_PRELUDE, PRELUDE};
 use crate::spec::GateActivation;
@@ -74,6 +89,9 @@ pub struct DeltaRuleParams {
     pub value_block: usize,
     /// Gated RMSNorm applied to o before it is stored; `None` stores o.
     pub gated_norm: Option<GatedNormEpilogue>,
+    /// Value columns per block of the chunk-parallel form's state scan
+    /// ([`delta_rule_chunk_parallel`]): 16, 32 or 64 dividing Dv. Ignored by the other kernels.
+    pub scan_block: usize,
 }
 
 /// The gated RMSNorm epilogue: `o·rsqrt(mean(o²) + eps)·w·act(gate)` over each value head.
@@ -98,6 +116,7 @@ impl DeltaRuleParams {
             chunk: 16,
             value_block: default_value_block(value_dim),
             gated_norm: None,
+            scan_block: default_scan_block(value_heads, value_dim),
         }
     }
 
@@ -738,7 +757,13 @@ pub const DELTA_TC_CHUNK: usize = 64;
 
 /// The tensor-core form's kernel text; `@THREADS@`, `@ARGS@`, `@CONSTS@` and `@STORE@` are
 /// filled in by [`tensor_core_kernel`].
-const TC_KERNEL: &str = include_str!("delta_rule_tc.cu");
+const TC_KERNEL: &str = concat!(
+    include_str!("delta_rule_tc_helpers.cu"),
+    include_str!("delta_rule_tc.cu")
+);
+
+/// Fragment loads and staging shared by the tensor-core kernels (their own include guard).
+const TC_HELPERS: &str = include_str!("delta_rule_tc_helpers.cu");
 
 /// The tensor-core form's output store without the epilogue.
 const TC_STORE: &str = "#pragma unroll
@@ -878,6 +903,172 @@ fn tensor_core_kernel(p: &DeltaRuleParams) -> KernelSource {
     finish(&[&format!("delta_rule_chunked_{HASH}")], header + &body)
 }
 
+/// Value columns per block of the chunk-parallel scan for `heads` heads of `value_dim`: the
+/// widest of 64, 32, 16 dividing Dv that still gives one sequence 128 scan blocks (the scan is
+/// the serial part; measured on H200, B1 T4096 Dk = Dv = 128: H32 best at 32, H16 at 16).
+pub fn default_scan_block(heads: usize, value_dim: usize) -> usize {
+    [64, 32, 16]
+        .into_iter()
+        .find(|&s| value_dim.is_multiple_of(s) && (value_dim / s) * heads >= 128)
+        .unwrap_or(16)
+}
+
+/// The chunk-parallel form's three kernels (prep, scan, out), after the tensor-core helpers.
+const CP_KERNELS: &str = include_str!("delta_rule_cp.cu");
+
+/// The workspace pointer the chunk-parallel kernels take after the shared arguments.
+const CP_WS_ARG: &str = ",\n    float* __restrict__ ws_raw";
+
+/// Whether [`delta_rule_chunk_parallel`] covers `p`: Dk 32, 64 or 128 (the kernels take any
+/// multiple of 32; 96, three passes of 32 in the prep, has not run on a GPU), Dv a multiple of 32
+/// up to [`DELTA_NORM_MAX_VALUE_DIM`] (the output pass holds a chunk's full rows), a scan block
+/// of 16, 32 or 64 dividing Dv, and each pass's shared memory within a block's.
+pub fn delta_rule_chunk_parallel_supported(p: &DeltaRuleParams) -> bool {
+    validate(p, "delta_rule_chunk_parallel").is_ok()
+        && matches!(p.key_dim, 32 | 64 | 128)
+        && p.value_dim.is_multiple_of(32)
+        && p.value_dim <= DELTA_NORM_MAX_VALUE_DIM
+        && matches!(p.scan_block, 16 | 32 | 64)
+        && p.value_dim.is_multiple_of(p.scan_block)
+        && delta_rule_cp_smem(p).iter().all(|&s| s <= DELTA_MAX_SMEM)
+}
+
+/// Dynamic shared memory of the chunk-parallel passes `[prep, scan, out]`, in bytes (the
+/// layouts at the top of each kernel in `delta_rule_cp.cu`).
+pub fn delta_rule_cp_smem(p: &DeltaRuleParams) -> [u32; 3] {
+    let (c, dk, dv, sbv) = (DELTA_TC_CHUNK, p.key_dim, p.value_dim, p.scan_block);
+    let (kp, vp, ap, fp, sp) = (dk + 8, dv + 8, c + 8, c + 1, sbv + 8);
+    // Key channels per pass of the prep kernel (KH there).
+    let kh = if dk.is_multiple_of(64) { 64 } else { 32 };
+    let ng = match p.gate {
+        DecayGate::Scalar => c,
+        DecayGate::PerChannel => c * kh,
+    };
+    // prep: k e^G [C][KP], A_qk [C][AP] (bf16); L [C][FP], row scales and beta [3][C] (f32),
+    // flags; phase A (per pass of KH channels): G, per-block sums of g [4][KH], q, k and Kc
+    // (160 rows) [..][KH + 8], then the exact diagonal blocks [2][4][16][16] (f32); phase B:
+    // (I + L)^-1, scratch, A bf16, v.
+    let kept = (c * kp + c * ap) * 2 + c * fp * 4 + 3 * c * 4 + 16;
+    let phase_a = ng * 4 + 4 * kh * 4 + (2 * c + 160) * (kh + 8) * 2 + 2 * 4 * 256 * 4;
+    let phase_b = 2 * c * fp * 4 + c * ap * 2 + c * vp * 2;
+    let prep = kept + phase_a.max(phase_b);
+    // scan: h [DK][SP], v_new [C][SP], and three buffers of W, k [C][KP], U [C][SP],
+    // e^G_last [DK].
+    let scan = (dk * sp + c * sp + 3 * (2 * c * kp + c * sp)) * 2 + 3 * dk * 4;
+    // out: q e^G [C][KP], h [DK][VP], A_qk [C][AP], v_new [C][VP] (bf16), the norm's sums [2][C].
+    let out = (c * kp + dk * vp + c * ap + c * vp) * 2 + 2 * c * 4;
+    [prep, scan, out].map(|b| u32::try_from(b).unwrap_or(u32::MAX))
+}
+
+/// f32 elements of the chunk-parallel workspace per chunk of 64 tokens and value head
+/// (`DcpWs` in `delta_rule_cp.cu`): e^G_last [Dk] in f32; q e^G, k e^(G_last - G), W [C][Dk],
+/// U, v_new [C][Dv], A_qk [C][C] and the state [Dk][Dv] in bf16.
+pub fn delta_rule_cp_workspace_per_chunk(p: &DeltaRuleParams) -> usize {
+    let (c, dk, dv) = (DELTA_TC_CHUNK, p.key_dim, p.value_dim);
+    dk + (3 * c * dk + 2 * c * dv + c * c + dk * dv) / 2
+}
+
+/// f32 elements of the chunk-parallel workspace for `batch` sequences of `tokens` tokens.
+pub fn delta_rule_cp_workspace_len(p: &DeltaRuleParams, batch: usize, tokens: usize) -> usize {
+    batch * p.value_heads * tokens.div_ceil(DELTA_TC_CHUNK) * delta_rule_cp_workspace_per_chunk(p)
+}
+
+/// Launch geometry of the chunk-parallel passes `[prep, scan, out]` for `batch` sequences of
+/// `tokens` tokens (all three take the same arguments, in this order, on one stream).
+pub fn delta_rule_cp_launches(p: &DeltaRuleParams, batch: usize, tokens: usize) -> [Launch; 3] {
+    let nc = blocks(tokens, DELTA_TC_CHUNK);
+    let [s0, s1, s2] = delta_rule_cp_smem(p);
+    [
+        Launch::new((nc, dim(p.value_heads), dim(batch)), (256, 1, 1), s0),
+        Launch::new(
+            (blocks(p.value_dim, p.scan_block), dim(p.value_heads), dim(batch)),
+            (256, 1, 1),
+            s1,
+        ),
+        Launch::new((nc, dim(p.value_heads), dim(batch)), (256, 1, 1), s2),
+    ]
+}
+
+/// Emits the chunk-parallel form of the chunked prefill (fla's `chunk_kda` /
+/// `chunk_gated_delta_rule` split), three entries run in order on one stream:
+/// `delta_rule_cp_prep_<hash>` (per chunk: norms, gate cumsum, A_qk, the UT solve, W, U),
+/// `delta_rule_cp_scan_<hash>` (per value block: the state across the chunks; v_new) and
+/// `delta_rule_cp_out_<hash>` (per chunk: o and the gated RMSNorm over full rows).
+///
+/// Arguments of each: those of [`delta_rule_chunked`] followed by `float* ws_raw`, a workspace
+/// of [`delta_rule_cp_workspace_len`] f32 elements for the call's batch and tokens. The state
+/// is read by the scan only (it may be updated in place). Launch with
+/// [`delta_rule_cp_launches`]. Requires [`delta_rule_chunk_parallel_supported`].
+pub fn delta_rule_chunk_parallel(p: &DeltaRuleParams) -> Result<KernelSource, TemplateError> {
+    validate(p, "delta_rule_chunk_parallel")?;
+    check(
+        "delta_rule_chunk_parallel",
+        delta_rule_chunk_parallel_supported(p),
+        || {
+            format!(
+                "Dk {} must be 32, 64 or 128 and Dv {} a multiple of 32 up to \
+             {DELTA_NORM_MAX_VALUE_DIM}, with a scan block of 16, 32 or 64 dividing Dv (got {}), \
+             within the shared memory of a block",
+                p.key_dim, p.value_dim, p.scan_block
+            )
+        },
+    )?;
+    let [s0, s1, s2] = delta_rule_cp_smem(p);
+    let header = format!(
+        r#"/*
+ * delta_rule_cp_{{prep,scan,out}}_{HASH}: gated delta rule, chunked (WY representation / UT
+ *   transform), chunk-parallel on tensor cores (mma.sync m16n8k16 bf16 -> f32, ldmatrix,
+ *   cp.async; sm_80+): three launches in order, fla's chunk_kda split.
+ *   {desc}, chunk C = {c}, scan block SBV = {sbv}.{norm_line}
+ *   Per chunk, with G the in-chunk cumsum of g: A_qk[t,s] = sum_d q_td k_sd e^(G_td - G_sd)
+ *   (s <= t), L[t,s] = beta_t sum_d k_td k_sd e^(G_td - G_sd) (s < t), W = (I + L)^-1
+ *   diag(beta) (e^G k), U = (I + L)^-1 diag(beta) v (prep); per sequence, h_0 = state_in,
+ *   v_new_c = U_c - W_c h_c, h_(c+1) = e^G_last h_c + (e^(G_last - G) k)^T v_new_c (scan);
+ *   o = (e^G q) h_c + A_qk v_new_c{norm_fused} (out). Products on tensor cores with bf16
+ *   operands and f32 accumulators; the state stays f32 in the scan, the workspace holds bf16
+ *   copies (as fla's kernels do). Tokens past T in the last chunk are zero with beta = 0 and
+ *   g = 0, so they change nothing.
+{layouts}
+ *   ws_raw: the workspace, delta_rule_cp_workspace_len() f32 elements (DcpWs below).
+ * Dynamic smem: prep {s0}, scan {s1}, out {s2} bytes. Deterministic: fixed reduction orders,
+ *   no atomics on data (one atomicOr on a flag word).
+ */
+{PRELUDE}{MMA_PRELUDE}{TC_HELPERS}"#,
+        desc = describe(p),
+        norm_line = describe_norm(p),
+        norm_fused = if p.gated_norm.is_some() {
+            ", then the gated RMSNorm"
+        } else {
+            ""
+        },
+        c = DELTA_TC_CHUNK,
+        sbv = p.scan_block,
+        layouts = layouts(p),
+    );
+    let (store, epilogue) = match p.gated_norm {
+        None => (TC_STORE.to_string(), "of o (bf16)"),
+        Some(n) => (
+            TC_NORM_STORE.replace("@ACT@", &gate_act(n.act, "zj")),
+            "through the gated RMSNorm (the block owns full rows)",
+        ),
+    };
+    let body = CP_KERNELS
+        .replace("@ARGS@", &(args(p) + CP_WS_ARG))
+        .replace("@CONSTS@", &(constants(p) + &norm_constants(p)))
+        .replace("@STORE@", &store)
+        .replace("@EPILOGUE@", epilogue)
+        .replace("@SBV@", &p.scan_block.to_string())
+        .replace("@HASH@", HASH);
+    Ok(finish(
+        &[
+            &format!("delta_rule_cp_prep_{HASH}"),
+            &format!("delta_rule_cp_scan_{HASH}"),
+            &format!("delta_rule_cp_out_{HASH}"),
+        ],
+        header + &body,
+    ))
+}
+
 /// Launch geometry of the chunked kernel for `batch` sequences (either form): the grid of
 /// [`delta_rule_launch`], the form's threads and [`delta_rule_chunked_smem`] bytes.
 pub fn delta_rule_chunked_launch(p: &DeltaRuleParams, batch: usize) -> Launch {
@@ -965,6 +1156,76 @@ mod tests {
         let norm = DeltaRuleParams::new(2, 2, 128, 128, DecayGate::PerChannel).with_gated_norm(SILU);
         assert_eq!(delta_rule_chunked_launch(&norm, 1).block.0, 256);
         assert_eq!(delta_rule_chunked_launch(&norm, 1).grid.0, 1);
+    }
+
+    /// The chunk-parallel form: which shapes it covers, its three entries, launches and
+    /// workspace, and that it fits a block's shared memory at the largest covered shapes.
+    #[test]
+    fn chunk_parallel_form_selection_launches_and_workspace() {
+        for (dk, dv, ok) in [
+            (128, 128, true),
+            (64, 64, true),
+            (32, 256, true),
+            (128, 256, true),
+            (16, 64, false),
+            (48, 64, false),
+            (96, 64, false),
+            (128, 80, false),
+            (128, 288, false),
+        ] {
+            for gate in [DecayGate::Scalar, DecayGate::PerChannel] {
+                let p = DeltaRuleParams::new(2, 4, dk, dv, gate);
+                assert_eq!(delta_rule_chunk_parallel_supported(&p), ok, "Dk {dk} Dv {dv}");
+                assert_eq!(delta_rule_chunk_parallel(&p).is_ok(), ok, "Dk {dk} Dv {dv}");
+                if dv <= DELTA_NORM_MAX_VALUE_DIM {
+                    let n = p.with_gated_norm(SILU);
+                    assert_eq!(delta_rule_chunk_parallel_supported(&n), ok, "Dk {dk} Dv {dv} norm");
+                }
+                if ok {
+                    assert!(delta_rule_cp_smem(&p).iter().all(|&b| b <= DELTA_MAX_SMEM));
+                }
+            }
+        }
+        let p = DeltaRuleParams::new(16, 16, 128, 128, DecayGate::PerChannel).with_gated_norm(SILU);
+        let src = delta_rule_chunk_parallel(&p).unwrap();
+        assert_eq!(src.entries.len(), 3);
+        for (e, want) in src
+            .entries
+            .iter()
+            .zip(["delta_rule_cp_prep_", "delta_rule_cp_scan_", "delta_rule_cp_out_"])
+        {
+            assert!(e.starts_with(want), "{e}");
+            assert!(src.source.contains(&format!("{e}(")), "{e}");
+        }
+        assert!(src.source.contains("float* __restrict__ ws_raw)"));
+        assert!(src.source.contains("silu_f(zj)"));
+        assert!(!src.source.contains('@'), "a placeholder left in the source");
+        // Grids: chunks x heads x batch for prep and out, value blocks for the scan.
+        let [prep, scan, out] = delta_rule_cp_launches(&p, 3, 130);
+        assert_eq!(prep.grid, (3, 16, 3));
+        assert_eq!(out.grid, (3, 16, 3));
+        assert_eq!(p.scan_block, 16, "H16, Dv = 128: 128 scan blocks of 16 columns");
+        assert_eq!(scan.grid, (8, 16, 3));
+        assert_eq!((prep.block.0, scan.block.0, out.block.0), (256, 256, 256));
+        assert_eq!([prep.smem, scan.smem, out.smem], delta_rule_cp_smem(&p));
+        assert_eq!(
+            delta_rule_cp_workspace_len(&p, 3, 130),
+            3 * 16 * 3 * delta_rule_cp_workspace_per_chunk(&p)
+        );
+        // The scan block is a constant of the kernel; unsupported blocks are rejected.
+        for (sbv, ok) in [(16, true), (32, true), (64, true), (8, false), (128, false)] {
+            let q = DeltaRuleParams { scan_block: sbv, ..p };
+            assert_eq!(delta_rule_chunk_parallel_supported(&q), ok, "SBV {sbv}");
+            if ok {
+                let src = delta_rule_chunk_parallel(&q).unwrap();
+                assert!(src.source.contains(&format!("constexpr int SBV = {sbv};")));
+            }
+        }
+        let odd = DeltaRuleParams {
+            scan_block: 64,
+            ..DeltaRuleParams::new(1, 1, 64, 96, DecayGate::Scalar)
+        };
+        assert!(!delta_rule_chunk_parallel_supported(&odd), "64 does not divide Dv = 96");
     }
 
     #[test]

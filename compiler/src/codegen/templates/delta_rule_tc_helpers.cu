@@ -1,0 +1,51 @@
+#ifndef MODELC_DELTA_TC_HELPERS
+#define MODELC_DELTA_TC_HELPERS
+/* Fragment loads and staging on top of MODELC_MMA_PRELUDE. Tiles are 16x16 bf16 in shared memory
+ * rows padded to a multiple of 8 elements (16-byte aligned ldmatrix rows, conflict-free for the
+ * paddings used here). */
+/* A fragment (rows m0.., columns k0..) of a row-major [m][k] tile. */
+__device__ __forceinline__ void dtc_frag_a(unsigned (&a)[4], const bf16* base, int ld, int m0, int k0, int lane) {
+    ldmatrix_x4(a, base + (m0 + (lane & 15)) * ld + k0 + (lane >> 4) * 8);
+}
+/* A fragment of X^T, X stored [k][m]. */
+__device__ __forceinline__ void dtc_frag_at(unsigned (&a)[4], const bf16* base, int ld, int m0, int k0, int lane) {
+    const int q = lane >> 3, r = lane & 7;
+    ldmatrix_x4_trans(a, base + (k0 + r + (q >> 1) * 8) * ld + m0 + (q & 1) * 8);
+}
+/* B fragments of the n-tiles n0 (b[0..1]) and n0 + 8 (b[2..3]) for k0..k0+15, B stored [n][k]. */
+__device__ __forceinline__ void dtc_frag_b(unsigned (&b)[4], const bf16* base, int ld, int n0, int k0, int lane) {
+    const int q = lane >> 3, r = lane & 7;
+    ldmatrix_x4(b, base + (n0 + r + (q >> 1) * 8) * ld + k0 + (q & 1) * 8);
+}
+/* The same with B stored [k][n]. */
+__device__ __forceinline__ void dtc_frag_bt(unsigned (&b)[4], const bf16* base, int ld, int n0, int k0, int lane) {
+    const int q = lane >> 3, r = lane & 7;
+    ldmatrix_x4_trans(b, base + (k0 + r + (q & 1) * 8) * ld + n0 + (q >> 1) * 8);
+}
+__device__ __forceinline__ void dtc_st2(bf16* p, float x, float y) {
+    *reinterpret_cast<__nv_bfloat162*>(p) = __floats2bfloat162_rn(x, y);
+}
+/* Waits for this thread's cp.async copies. */
+__device__ __forceinline__ void dtc_cp_wait() {
+    cp_async_commit();
+    cp_async_wait<0>();
+}
+/* Rows [0, R) x columns [0, W) of a row-major global matrix (row stride `stride` elements) into
+ * shared rows of `ld` elements; rows >= n are zero. `vec`: 16-byte aligned rows, copied with
+ * cp.async (wait with dtc_cp_wait); otherwise element by element. */
+template <typename E, int R, int W, int NT>
+__device__ __forceinline__ void dtc_stage(E* dst, int ld, const E* src, long stride, int n, bool vec, int tid) {
+    constexpr int V = 16 / sizeof(E);
+    if (vec) {
+        for (int e = tid; e < R * (W / V); e += NT) {
+            const int t = e / (W / V), c = (e % (W / V)) * V;
+            cp_async16(dst + t * ld + c, src + (t < n ? t : 0) * stride + c, t < n);
+        }
+    } else {
+        for (int e = tid; e < R * W; e += NT) {
+            const int t = e / W, c = e % W;
+            dst[t * ld + c] = t < n ? src[t * stride + c] : E(0.0f);
+        }
+    }
+}
+#endif
