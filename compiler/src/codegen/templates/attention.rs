@@ -56,8 +56,8 @@ pub const ATTN_THREADS: usize = 128;
 /// live in registers, and the prefill tiles take `attention_prefill_smem` bytes (82 KiB here).
 pub const ATTN_MAX_HEAD_DIM: usize = 256;
 
-/// Queries (and keys) per tile of the tensor-core prefill (4 warps × 16 query rows).
-pub const ATTN_TC_TILE: usize = 64;
+/// Queries per block of the tensor-core prefill (8 warps × 16 query rows).
+pub const ATTN_TC_TILE: usize = 128;
 /// Largest head size of the tensor-core prefill: its q fragments and output accumulators live
 /// in registers (`Dh/16·4 + Dh/8·4` per thread).
 pub const ATTN_TC_MAX_HEAD_DIM: usize = 128;
@@ -370,13 +370,19 @@ pub fn attention_decode_smem(p: &AttentionParams) -> u32 {
     }
 }
 
-/// Keys per tile of the tensor-core prefill (two buffers of k and v tiles in shared memory).
-const ATTN_TC_KEYS_PER_TILE: usize = 32;
+/// Keys per tile of the tensor-core prefill.
+pub const ATTN_TC_KEYS_PER_TILE: usize = 64;
+/// Shared-memory stages of the tensor-core prefill's k/v tiles (`cp.async` pipeline depth).
+pub const ATTN_TC_STAGES: usize = 3;
+/// Threads of the tensor-core prefill: 8 warps of 16 query rows.
+pub const ATTN_TC_THREADS: usize = 256;
 
-/// The tensor-core prefill (FlashAttention-2 style): per block 64 queries of one head, 4 warps
+/// The tensor-core prefill (FlashAttention-2 style): per block 128 queries of one head, 8 warps
 /// of 16 query rows; S = Q·Kᵀ and O += P·V on `mma.sync` m16n8k16 (bf16 operands, f32
-/// accumulators), online softmax in f32 on the accumulators, k/v tiles double-buffered through
-/// `cp.async`.
+/// accumulators), P kept in registers as the A operand of P·V, online softmax in f32 (exp2) on
+/// the accumulators, 64-key k/v tiles through a 3-stage `cp.async` pipeline. Warps skip key
+/// tiles that are fully masked for their 16 rows and mask only tiles that cross a row's diagonal
+/// (or window edge). Grid `(H·B, query tiles)`, heaviest (last) query tiles first.
 fn prefill_tensor_core(p: &AttentionParams) -> KernelSource {
     let body = format!(
         r#"/*
@@ -385,21 +391,25 @@ fn prefill_tensor_core(p: &AttentionParams) -> KernelSource {
  *   out[b,t,h,:] = softmax_j(scale * q[b,t,h,:] . k_j) v_j over the keys j visible from
  *   position past_len[b] + t. Tensor cores: S = Q K^T and O += P V on mma.sync m16n8k16
  *   (bf16 operands, f32 accumulation); online softmax in f32 (exp2, log2(e) folded into the
- *   scale). P is rounded to bf16 for the P V product, as FlashAttention does.
+ *   scale). P stays in registers (the S accumulators of two n-tiles are one A fragment),
+ *   rounded to bf16 for the P V product, as FlashAttention does.
  *   Also appends this call's k/v rows into the caches (done by the blocks of head h % (H/G) == 0).
  * Layouts: q [B,T,H*Dh], k/v [B,T,G*Dh], out [B,T,H*Dh] bf16 rows with strides (elements);
  *   k_cache/v_cache [B,G,s_max,Dh] bf16; past_len [B] int32. q and k are already rotated (RoPE).
  *   Rows that are not 16-byte aligned are copied element by element (same results); out rows
  *   that are not 4-byte aligned are stored a channel at a time.
- * Grid (ceil(T/{bq}), H, B), block {threads} (4 warps x 16 query rows), dynamic smem
- *   (BQ + 4 BK) (Dh + 8) * 2 bytes: q tile and double-buffered k/v tiles of {bk} keys, rows
- *   padded by 8 channels so that ldmatrix is free of bank conflicts.
+ * Grid (H*B, ceil(T/{bq})): blockIdx.x = h + H*b, blockIdx.y counts query tiles from the last
+ *   (the heaviest under the causal mask) so that they start first. Block {threads} (8 warps x 16
+ *   query rows), dynamic smem (BQ + 2 STAGES BK) (Dh + 8) * 2 bytes: q tile and {stages} stages
+ *   of {bk}-key k/v tiles, rows padded by 8 channels so that ldmatrix is free of bank conflicts.
+ * Per warp, key tiles past its last row (or before its first row's window) are skipped, and
+ *   only tiles that cross a row's diagonal or window edge are masked.
  */
 {PRELUDE}{MMA_PRELUDE}
 extern "C" __global__ void __launch_bounds__({threads}) attn_prefill_{HASH}(
 {PREFILL_PARAMS}
 {{
-{consts}    constexpr int BQ = {bq}, BK = {bk}, NTH = {threads};
+{consts}    constexpr int BQ = {bq}, BK = {bk}, NTH = {threads}, STAGES = {stages};
     constexpr int DS = DH + 8;          /* padded smem row (elements): conflict-free ldmatrix */
     constexpr int CPR = DH / 8;         /* 16-byte chunks per row */
     constexpr int NT = BK / 8;          /* score n-tiles per warp */
@@ -407,13 +417,13 @@ extern "C" __global__ void __launch_bounds__({threads}) attn_prefill_{HASH}(
     constexpr int KS = DH / 16;         /* k-steps of q.k */
     extern __shared__ __align__(16) unsigned char smem_raw[];
     bf16* q_s = reinterpret_cast<bf16*>(smem_raw);
-    bf16* k_s = q_s + BQ * DS;          /* [2][BK][DS] */
-    bf16* v_s = k_s + 2 * BK * DS;      /* [2][BK][DS] */
+    bf16* k_s = q_s + BQ * DS;          /* [STAGES][BK][DS] */
+    bf16* v_s = k_s + STAGES * BK * DS; /* [STAGES][BK][DS] */
 
     /* Heaviest (latest) query tiles first: causal work grows with the tile index. */
-    const int qt0 = (gridDim.x - 1 - blockIdx.x) * BQ;
-    const int h = blockIdx.y;
-    const long b = blockIdx.z;
+    const int qt0 = (gridDim.y - 1 - blockIdx.y) * BQ;
+    const int h = blockIdx.x % H;
+    const long b = blockIdx.x / H;
     const int g = h / R;
     const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
     const int past = past_len[b];
@@ -429,12 +439,13 @@ extern "C" __global__ void __launch_bounds__({threads}) attn_prefill_{HASH}(
                        reinterpret_cast<unsigned long long>(v) |
                        2ull * (unsigned long long)(q_stride | k_stride | v_stride)) & 15) == 0;
 
-    /* q tile (zero rows past T) */
+    /* q tile (zero rows past T): part of the first cp.async group */
     for (int c = tid; c < BQ * CPR; c += NTH) {{
         const int r = c / CPR, ch = c % CPR, t = qt0 + r;
         const bf16* src = q + (b * T + min(t, T - 1)) * (long)q_stride + h * DH + ch * 8;
         copy8_to_smem(q_s + r * DS + ch * 8, src, t < T, vec);
     }}
+    /* Keys past hi (and rows of empty slots) are zero-filled: a NaN there would survive P = 0. */
     auto load_kv = [&](int tile, int buf) {{
         const int kt0 = lo + tile * BK;
         bf16* kd = k_s + buf * BK * DS;
@@ -458,8 +469,12 @@ extern "C" __global__ void __launch_bounds__({threads}) attn_prefill_{HASH}(
             copy8_to_smem(vd + r * DS + ch * 8, vs, ok, vec);
         }}
     }};
-    load_kv(0, 0);
-    cp_async_commit();
+    /* Prologue: tiles 0 .. STAGES-2, one cp.async group each (empty groups are fine). */
+#pragma unroll
+    for (int s = 0; s < STAGES - 1; ++s) {{
+        if (s < n_tiles) load_kv(s, s);
+        cp_async_commit();
+    }}
 
     /* Append this tile's new keys/values to the caches (one query head per KV group). */
     if (h % R == 0) {{
@@ -478,6 +493,7 @@ extern "C" __global__ void __launch_bounds__({threads}) attn_prefill_{HASH}(
     /* Fragment coordinates: this thread's rows are lane/4 and lane/4 + 8 of the warp's 16. */
     const int fr = lane / 4, fc = (lane % 4) * 2;
     const int row0 = warp * 16 + fr;
+    const int wq0 = past + qt0 + warp * 16;  /* position of the warp's first row */
     const int qpos0 = past + qt0 + row0, qpos1 = qpos0 + 8;
     unsigned qf[KS][4];
     float o[DT][4];
@@ -486,23 +502,23 @@ extern "C" __global__ void __launch_bounds__({threads}) attn_prefill_{HASH}(
     float m0 = -INFINITY, m1 = -INFINITY, l0 = 0.0f, l1 = 0.0f;
 
     for (int tile = 0; tile < n_tiles; ++tile) {{
-        const int buf = tile & 1;
-        if (tile + 1 < n_tiles) {{
-            load_kv(tile + 1, buf ^ 1);
-            cp_async_commit();
-            cp_async_wait<1>();
-        }} else {{
-            cp_async_wait<0>();
-        }}
-        __syncthreads();
+        /* Groups committed so far: STAGES-1 + tile; tile's own must have landed. */
+        cp_async_wait<STAGES - 2>();
+        __syncthreads(); /* tile visible to all; every warp is done with tile - 1's buffer */
+        if (tile + STAGES - 1 < n_tiles) load_kv(tile + STAGES - 1, (tile + STAGES - 1) % STAGES);
+        cp_async_commit();
         if (tile == 0) {{
 #pragma unroll
             for (int ks = 0; ks < KS; ++ks)
                 ldmatrix_x4(qf[ks], q_s + (warp * 16 + lane % 16) * DS + ks * 16 + (lane / 16) * 8);
         }}
+        const int kt0 = lo + tile * BK;
+        /* Warp-uniform: every key of the tile is past the warp's last row, or before the window
+         * of its first row. */
+        if (kt0 > wq0 + 15 || (W > 0 && kt0 + BK - 1 <= wq0 - W)) continue;
+        const int buf = tile % STAGES;
         const bf16* kb = k_s + buf * BK * DS;
         const bf16* vb = v_s + buf * BK * DS;
-        const int kt0 = lo + tile * BK;
 
         float s[NT][4];
 #pragma unroll
@@ -519,8 +535,8 @@ extern "C" __global__ void __launch_bounds__({threads}) attn_prefill_{HASH}(
                 mma_bf16(s[2 * np + 1], qf[ks], bfr[2], bfr[3]);
             }}
         }}
-        /* Mask: only tiles that reach past a row's position or out of its window need it. */
-        const bool full = kt0 + BK - 1 <= past + qt0 && (W == 0 || past + qt0 + BQ - 1 - kt0 < W);
+        /* Mask only tiles that reach past the warp's first row or out of its last row's window. */
+        const bool full = kt0 + BK - 1 <= wq0 && (W == 0 || wq0 + 15 - kt0 < W);
         float mx0 = -INFINITY, mx1 = -INFINITY;
 #pragma unroll
         for (int n = 0; n < NT; ++n) {{
@@ -585,17 +601,17 @@ extern "C" __global__ void __launch_bounds__({threads}) attn_prefill_{HASH}(
                 mma_bf16(o[2 * dp + 1], pa, bfr[2], bfr[3]);
             }}
         }}
-        __syncthreads(); /* this buffer is refilled by the next iteration's prefetch */
     }}
+    cp_async_wait<0>();
     l0 += __shfl_xor_sync(0xffffffffu, l0, 1);
     l0 += __shfl_xor_sync(0xffffffffu, l0, 2);
     l1 += __shfl_xor_sync(0xffffffffu, l1, 1);
     l1 += __shfl_xor_sync(0xffffffffu, l1, 2);
     const float inv0 = 1.0f / l0, inv1 = 1.0f / l1;
     const int t0 = qt0 + row0, t1 = t0 + 8;
-#pragma unroll
     /* Channel pairs are stored as one bf16x2 where out rows are 4-byte aligned. */
     const bool out_pairs = ((reinterpret_cast<unsigned long long>(out) | 2ull * (unsigned long long)out_stride) & 3) == 0;
+#pragma unroll
     for (int i = 0; i < DT; ++i) {{
         const int d = i * 8 + fc;
         bf16* o0 = out + (b * T + t0) * out_stride + h * DH + d;
@@ -619,10 +635,368 @@ extern "C" __global__ void __launch_bounds__({threads}) attn_prefill_{HASH}(
         window = window_name(p),
         bq = ATTN_TC_TILE,
         bk = ATTN_TC_KEYS_PER_TILE,
-        threads = ATTN_THREADS,
+        stages = ATTN_TC_STAGES,
+        threads = ATTN_TC_THREADS,
         consts = tensor_core_constants(p),
     );
     finish(&[&format!("attn_prefill_{HASH}")], body)
+}
+
+/// Query rows per block of the Hopper (`wgmma`) prefill: 2 consumer warpgroups × 64.
+pub const ATTN_WG_TILE: usize = 128;
+/// Keys per tile of the Hopper prefill.
+pub const ATTN_WG_KEYS_PER_TILE: usize = 128;
+/// Shared-memory stages of the Hopper prefill's k/v tiles.
+pub const ATTN_WG_STAGES: usize = 2;
+/// Threads of the Hopper prefill: two warpgroups.
+pub const ATTN_WG_THREADS: usize = 256;
+
+/// Whether [`attention_prefill_wgmma`] takes `p`: head size 128 (one `m64n128k16` per 16 keys
+/// of P·V, two 128-byte swizzle atoms per row). Other shapes use [`attention_prefill`].
+pub fn wgmma_prefill(p: &AttentionParams) -> bool {
+    p.head_dim == 128
+}
+
+/// Dynamic shared memory of [`attention_prefill_wgmma`], in bytes: 1 KiB of alignment slack
+/// (128-byte swizzled tiles need 1024-byte aligned bases), the q tile and the k/v stages.
+pub fn attention_prefill_wgmma_smem(p: &AttentionParams) -> u32 {
+    dim(1024 + (ATTN_WG_TILE + 2 * ATTN_WG_STAGES * ATTN_WG_KEYS_PER_TILE) * p.head_dim * 2)
+}
+
+/// Launch geometry of [`attention_prefill_wgmma`]: grid `(H·B, ceil(T/128), 1)`, 256 threads.
+pub fn attention_prefill_wgmma_launch(p: &AttentionParams, batch: usize, tokens: usize) -> Launch {
+    Launch::new(
+        (dim(p.heads * batch), blocks(tokens, ATTN_WG_TILE), 1),
+        (dim(ATTN_WG_THREADS), 1, 1),
+        attention_prefill_wgmma_smem(p),
+    )
+}
+
+/// `{%a, %a+1, ..., %a+n-1}` for an inline-asm operand list.
+fn asm_regs(first: usize, n: usize) -> String {
+    let regs: Vec<String> = (first..first + n).map(|i| format!("%{i}")).collect();
+    format!("{{{}}}", regs.join(", "))
+}
+
+/// `"+f"(d[0]), ..., "+f"(d[n-1])`.
+fn asm_accs(n: usize) -> String {
+    let v: Vec<String> = (0..n).map(|i| format!("\"+f\"(d[{i}])")).collect();
+    v.join(", ")
+}
+
+/// Hopper helpers of the `wgmma` prefill (sm_90a only): shared-memory descriptors, fences, and
+/// `m64n128k16` bf16 → f32 with A from shared memory (SS) or registers (RS).
+fn wgmma_prelude() -> String {
+    format!(
+        r#"#ifndef MODELC_WGMMA_PRELUDE
+#define MODELC_WGMMA_PRELUDE
+/* wgmma shared-memory matrix descriptor, 128-byte swizzle: start address, leading and stride
+ * byte offsets (all >> 4), layout type 1 in bits 62-63. */
+__device__ __forceinline__ unsigned long long wg_desc(unsigned addr, unsigned lbo, unsigned sbo) {{
+    return (unsigned long long)((addr & 0x3FFFF) >> 4) | ((unsigned long long)((lbo & 0x3FFFF) >> 4) << 16) |
+           ((unsigned long long)((sbo & 0x3FFFF) >> 4) << 32) | (1ull << 62);
+}}
+__device__ __forceinline__ void wg_fence() {{ asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }}
+__device__ __forceinline__ void wg_commit() {{ asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }}
+template <int N>
+__device__ __forceinline__ void wg_wait() {{ asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(N) : "memory"); }}
+/* Generic-proxy writes to shared memory (cp.async, st.shared) made visible to wgmma's async proxy. */
+__device__ __forceinline__ void fence_proxy_async() {{ asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory"); }}
+/* Keeps the compiler from moving accesses of an accumulator across wgmma issue/wait. */
+__device__ __forceinline__ void reg_fence(float& r) {{ asm volatile("" : "+f"(r)::"memory"); }}
+__device__ __forceinline__ void reg_fence_u(unsigned& r) {{ asm volatile("" : "+r"(r)::"memory"); }}
+/* d (64x128 f32, per warpgroup) (+)= A (64x16, smem, K-major) * B (16x128, smem, K-major). */
+__device__ __forceinline__ void wgmma_ss_n128(float (&d)[64], unsigned long long da, unsigned long long db, int acc) {{
+    asm volatile(
+        "{{\n.reg .pred p;\nsetp.ne.b32 p, %66, 0;\n"
+        "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 {d_ss}, %64, %65, p, 1, 1, 0, 0;\n}}\n"
+        : {accs}
+        : "l"(da), "l"(db), "r"(acc));
+}}
+/* d (64x128 f32) += A (64x16 bf16, registers, mma.sync A-fragment layout per warp) *
+ * B (16x128, smem, MN-major: the transposed descriptor). */
+__device__ __forceinline__ void wgmma_rs_n128_tb(float (&d)[64], const unsigned (&a)[4], unsigned long long db) {{
+    asm volatile(
+        "{{\n.reg .pred p;\nsetp.ne.b32 p, %69, 0;\n"
+        "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 {d_ss}, {a_rs}, %68, p, 1, 1, 1;\n}}\n"
+        : {accs}
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(db), "r"(1));
+}}
+#endif
+"#,
+        d_ss = asm_regs(0, 64),
+        a_rs = asm_regs(64, 4),
+        accs = asm_accs(64),
+    )
+}
+
+/// Emits `attn_prefill_wgmma_<hash>`: the Hopper prefill (sm_90a only; compile it to CUBIN for
+/// `sm_90a`). Same arguments and results as [`attention_prefill`]; launch with
+/// [`attention_prefill_wgmma_launch`]. Takes the shapes where [`wgmma_prefill`] holds.
+pub fn attention_prefill_wgmma(p: &AttentionParams) -> Result<KernelSource, TemplateError> {
+    validate(p, "attention_prefill_wgmma")?;
+    check("attention_prefill_wgmma", wgmma_prefill(p), || {
+        format!("head_dim {} is not 128", p.head_dim)
+    })?;
+    let body = format!(
+        r#"/*
+ * attn_prefill_wgmma_{HASH}: causal GQA attention of T new tokens over (KV cache ++ new keys),
+ *   H = {h} query heads, G = {g} KV heads, Dh = {dh}, scale = {scale}, {window}.
+ *   Hopper (sm_90a) form of attn_prefill: S = Q K^T on wgmma.mma_async m64n128k16 with Q and K
+ *   from shared memory, O += P V with P from registers (the S accumulators, packed to bf16) and
+ *   V from shared memory through a transposed (MN-major) descriptor; f32 accumulation, online
+ *   softmax in f32 (exp2, log2(e) folded into the scale). Results match attn_prefill's.
+ *   Also appends this call's k/v rows into the caches (done by the blocks of head h % (H/G) == 0).
+ * Layouts: as attn_prefill (q [B,T,H*Dh], k/v [B,T,G*Dh], out [B,T,H*Dh] strided bf16 rows;
+ *   caches [B,G,s_max,Dh]; past_len [B] int32). Unaligned rows are copied element by element;
+ *   out rows that are not 4-byte aligned are stored a channel at a time.
+ * Grid (H*B, ceil(T/{bq})): blockIdx.x = h + H*b, blockIdx.y counts query tiles from the last.
+ *   Block {threads} = 2 warpgroups x 64 query rows. Dynamic smem 1 KiB (alignment) + q tile
+ *   ({bq} x Dh) + {stages} stages of k and v tiles ({bk} x Dh), bf16, each tile stored as two
+ *   64-channel halves of 128-byte rows with the 128-byte swizzle (16-byte chunk c of row r at
+ *   chunk c ^ (r % 8)) that the wgmma descriptors name. Tiles arrive by cp.async (all threads),
+ *   one tile ahead; fence.proxy.async hands them to the tensor cores' async proxy.
+ * Per warpgroup, key tiles past its last row (or before its first row's window) are skipped,
+ *   and only tiles that cross a row's diagonal or window edge are masked.
+ */
+{PRELUDE}{MMA_PRELUDE}{wg_prelude}
+extern "C" __global__ void __launch_bounds__({threads}, 1) attn_prefill_wgmma_{HASH}(
+{PREFILL_PARAMS}
+{{
+{consts}    constexpr int BQ = {bq}, BK = {bk}, NTH = {threads}, STAGES = {stages};
+    static_assert(DH == 128, "two 64-channel swizzle atoms per row");
+    constexpr int ROWB = 128;                /* bytes per swizzled row (64 channels) */
+    constexpr int QHALF = BQ * ROWB;         /* bytes per 64-channel half of the q tile */
+    constexpr int KHALF = BK * ROWB;         /* ... of a k or v tile */
+    constexpr int CPR = DH / 8;              /* 16-byte chunks per row */
+    extern __shared__ __align__(1024) unsigned char smem_raw[];
+    unsigned char* sm = smem_raw + ((1024u - (smem_addr(smem_raw) & 1023u)) & 1023u);
+    unsigned char* q_s = sm;                             /* [2][BQ][128 B] */
+    unsigned char* k_s = sm + 2 * QHALF;                 /* [STAGES][2][BK][128 B] */
+    unsigned char* v_s = k_s + STAGES * 2 * KHALF;       /* [STAGES][2][BK][128 B] */
+
+    const int qt0 = (gridDim.y - 1 - blockIdx.y) * BQ;
+    const int h = blockIdx.x % H;
+    const long b = blockIdx.x / H;
+    const int g = h / R;
+    const int tid = threadIdx.x, wg = tid / 128, warp = (tid / 32) % 4, lane = tid % 32;
+    const int past = past_len[b];
+    bf16* kc = k_cache + (b * G + g) * (long)s_max * DH;
+    bf16* vc = v_cache + (b * G + g) * (long)s_max * DH;
+
+    const int q_last = min(T, qt0 + BQ) - 1;
+    const int hi = past + q_last;
+    const int lo = W > 0 ? max(0, past + qt0 - W + 1) : 0;
+    const int n_tiles = (hi - lo) / BK + 1;
+    const bool vec = ((reinterpret_cast<unsigned long long>(q) | reinterpret_cast<unsigned long long>(k) |
+                       reinterpret_cast<unsigned long long>(v) |
+                       2ull * (unsigned long long)(q_stride | k_stride | v_stride)) & 15) == 0;
+    /* Byte offset of 16-byte chunk ch (0..15) of row r in a tile whose halves are `half` bytes. */
+    auto swz = [](int r, int ch, int half) {{ return (ch / 8) * half + r * ROWB + (((ch % 8) ^ (r % 8)) << 4); }};
+
+    for (int c = tid; c < BQ * CPR; c += NTH) {{
+        const int r = c / CPR, ch = c % CPR, t = qt0 + r;
+        const bf16* src = q + (b * T + min(t, T - 1)) * (long)q_stride + h * DH + ch * 8;
+        copy8_to_smem(reinterpret_cast<bf16*>(q_s + swz(r, ch, QHALF)), src, t < T, vec);
+    }}
+    /* Keys past hi (and rows of empty slots) are zero-filled: a NaN there would survive P = 0. */
+    auto load_kv = [&](int tile, int buf) {{
+        const int kt0 = lo + tile * BK;
+        unsigned char* kd = k_s + buf * 2 * KHALF;
+        unsigned char* vd = v_s + buf * 2 * KHALF;
+        for (int c = tid; c < BK * CPR; c += NTH) {{
+            const int r = c / CPR, ch = c % CPR, pos = kt0 + r;
+            const bf16* ks = k;
+            const bf16* vs = v;
+            bool ok = pos <= hi;
+            if (pos < past) {{
+                const long slot = W > 0 ? (long)pos % s_max : (long)pos;
+                ok = ok && slot < s_max;
+                ks = kc + slot * DH + ch * 8;
+                vs = vc + slot * DH + ch * 8;
+            }} else if (ok) {{
+                const long row = b * T + (pos - past);
+                ks = k + row * k_stride + g * DH + ch * 8;
+                vs = v + row * v_stride + g * DH + ch * 8;
+            }}
+            const int off = swz(r, ch, KHALF);
+            copy8_to_smem(reinterpret_cast<bf16*>(kd + off), ks, ok, vec);
+            copy8_to_smem(reinterpret_cast<bf16*>(vd + off), vs, ok, vec);
+        }}
+    }};
+#pragma unroll
+    for (int s = 0; s < STAGES - 1; ++s) {{
+        if (s < n_tiles) load_kv(s, s);
+        cp_async_commit();
+    }}
+
+    if (h % R == 0) {{
+        for (int c = tid; c < BQ * CPR; c += NTH) {{
+            const int r = c / CPR, ch = c % CPR, t = qt0 + r;
+            if (t >= T) continue;
+            const long pos = (long)past + t;
+            const long slot = W > 0 ? pos % s_max : pos;
+            if (slot < s_max) {{
+                copy8_global(kc + slot * DH + ch * 8, k + (b * T + t) * k_stride + g * DH + ch * 8, vec);
+                copy8_global(vc + slot * DH + ch * 8, v + (b * T + t) * v_stride + g * DH + ch * 8, vec);
+            }}
+        }}
+    }}
+
+    /* Accumulator coordinates (as mma.sync per warp): rows lane/4 and lane/4 + 8 of the warp's
+     * 16 in the warpgroup's 64; n-tile i holds columns 8 i + 2 (lane % 4) + {{0, 1}}. */
+    const int fc = (lane % 4) * 2;
+    const int row0 = wg * 64 + warp * 16 + lane / 4;
+    const int wq0 = past + qt0 + wg * 64;  /* position of the warpgroup's first row */
+    const int qpos0 = past + qt0 + row0, qpos1 = qpos0 + 8;
+    const unsigned q_base = smem_addr(q_s) + wg * 64 * ROWB;
+    float o[64];
+#pragma unroll
+    for (int i = 0; i < 64; ++i) o[i] = 0.0f;
+    float m0 = -INFINITY, m1 = -INFINITY, l0 = 0.0f, l1 = 0.0f;
+
+    for (int tile = 0; tile < n_tiles; ++tile) {{
+        cp_async_wait<STAGES - 2>();
+        fence_proxy_async();
+        __syncthreads(); /* tile visible to both warpgroups; tile - 1's buffer is free */
+        if (tile + STAGES - 1 < n_tiles) load_kv(tile + STAGES - 1, (tile + STAGES - 1) % STAGES);
+        cp_async_commit();
+        const int kt0 = lo + tile * BK;
+        /* Warpgroup-uniform skip of tiles fully masked for its 64 rows. */
+        if (kt0 > wq0 + 63 || (W > 0 && kt0 + BK - 1 <= wq0 - W)) continue;
+        const int buf = tile % STAGES;
+        const unsigned kb = smem_addr(k_s + buf * 2 * KHALF);
+        const unsigned vb = smem_addr(v_s + buf * 2 * KHALF);
+
+        /* S = Q K^T: 8 k-steps of 16 channels; a step moves 32 bytes inside a swizzled row. */
+        float s[64];
+#pragma unroll
+        for (int i = 0; i < 64; ++i) {{
+            s[i] = 0.0f;
+            reg_fence(s[i]);
+        }}
+        wg_fence();
+#pragma unroll
+        for (int kk = 0; kk < DH / 16; ++kk) {{
+            const unsigned long long da = wg_desc(q_base + (kk / 4) * QHALF + (kk % 4) * 32, 16, 1024);
+            const unsigned long long db = wg_desc(kb + (kk / 4) * KHALF + (kk % 4) * 32, 16, 1024);
+            wgmma_ss_n128(s, da, db, 1);
+        }}
+        wg_commit();
+        wg_wait<0>();
+#pragma unroll
+        for (int i = 0; i < 64; ++i) reg_fence(s[i]);
+
+        const bool full = kt0 + BK - 1 <= wq0 && (W == 0 || wq0 + 63 - kt0 < W);
+        float mx0 = -INFINITY, mx1 = -INFINITY;
+#pragma unroll
+        for (int n = 0; n < BK / 8; ++n) {{
+#pragma unroll
+            for (int e = 0; e < 2; ++e) {{
+                const int pos = kt0 + n * 8 + fc + e;
+                float a = s[4 * n + e] * SCALE_LOG2, c = s[4 * n + 2 + e] * SCALE_LOG2;
+                if (!full) {{
+                    if (!(pos <= qpos0 && (W == 0 || qpos0 - pos < W))) a = -INFINITY;
+                    if (!(pos <= qpos1 && (W == 0 || qpos1 - pos < W))) c = -INFINITY;
+                }}
+                s[4 * n + e] = a;
+                s[4 * n + 2 + e] = c;
+                mx0 = fmaxf(mx0, a);
+                mx1 = fmaxf(mx1, c);
+            }}
+        }}
+        mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 1));
+        mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 2));
+        mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 1));
+        mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 2));
+        const float mn0 = fmaxf(m0, mx0), mn1 = fmaxf(m1, mx1);
+        const float base0 = mn0 == -INFINITY ? 0.0f : mn0, base1 = mn1 == -INFINITY ? 0.0f : mn1;
+        const float corr0 = exp2f(m0 - base0), corr1 = exp2f(m1 - base1);
+        m0 = mn0;
+        m1 = mn1;
+        float sum0 = 0.0f, sum1 = 0.0f;
+        /* P, packed to bf16: the accumulators of n-tiles 2j, 2j+1 are the A fragment of k-step j. */
+        unsigned pa[BK / 16][4];
+#pragma unroll
+        for (int j = 0; j < BK / 16; ++j) {{
+            const float p00 = exp2f(s[8 * j + 0] - base0), p01 = exp2f(s[8 * j + 1] - base0);
+            const float p02 = exp2f(s[8 * j + 2] - base1), p03 = exp2f(s[8 * j + 3] - base1);
+            const float p10 = exp2f(s[8 * j + 4] - base0), p11 = exp2f(s[8 * j + 5] - base0);
+            const float p12 = exp2f(s[8 * j + 6] - base1), p13 = exp2f(s[8 * j + 7] - base1);
+            sum0 += p00 + p01 + p10 + p11;
+            sum1 += p02 + p03 + p12 + p13;
+            pa[j][0] = pack_bf16x2(p00, p01);
+            pa[j][1] = pack_bf16x2(p02, p03);
+            pa[j][2] = pack_bf16x2(p10, p11);
+            pa[j][3] = pack_bf16x2(p12, p13);
+        }}
+        l0 = l0 * corr0 + sum0;
+        l1 = l1 * corr1 + sum1;
+#pragma unroll
+        for (int i = 0; i < 16; ++i) {{
+            o[4 * i + 0] *= corr0;
+            o[4 * i + 1] *= corr0;
+            o[4 * i + 2] *= corr1;
+            o[4 * i + 3] *= corr1;
+        }}
+        /* Register writes of the wgmma operands happen before the fence. */
+#pragma unroll
+        for (int i = 0; i < 64; ++i) reg_fence(o[i]);
+#pragma unroll
+        for (int j = 0; j < BK / 16; ++j) {{
+            reg_fence_u(pa[j][0]);
+            reg_fence_u(pa[j][1]);
+            reg_fence_u(pa[j][2]);
+            reg_fence_u(pa[j][3]);
+        }}
+        /* O += P V: k-step j covers keys 16 j .. 16 j + 15 = 2048 bytes of each v half; the two
+         * 64-channel halves are KHALF apart (leading byte offset), 8-key groups 1024 apart. */
+        wg_fence();
+#pragma unroll
+        for (int j = 0; j < BK / 16; ++j) wgmma_rs_n128_tb(o, pa[j], wg_desc(vb + j * 16 * ROWB, KHALF, 1024));
+        wg_commit();
+        wg_wait<0>();
+#pragma unroll
+        for (int i = 0; i < 64; ++i) reg_fence(o[i]);
+    }}
+    cp_async_wait<0>();
+    l0 += __shfl_xor_sync(0xffffffffu, l0, 1);
+    l0 += __shfl_xor_sync(0xffffffffu, l0, 2);
+    l1 += __shfl_xor_sync(0xffffffffu, l1, 1);
+    l1 += __shfl_xor_sync(0xffffffffu, l1, 2);
+    const float inv0 = 1.0f / l0, inv1 = 1.0f / l1;
+    const int t0 = qt0 + row0, t1 = t0 + 8;
+    const bool out_pairs = ((reinterpret_cast<unsigned long long>(out) | 2ull * (unsigned long long)out_stride) & 3) == 0;
+#pragma unroll
+    for (int i = 0; i < 16; ++i) {{
+        const int d = i * 8 + fc;
+        bf16* o0 = out + (b * T + t0) * out_stride + h * DH + d;
+        bf16* o1 = out + (b * T + t1) * out_stride + h * DH + d;
+        const __nv_bfloat162 v0 = __floats2bfloat162_rn(o[4 * i] * inv0, o[4 * i + 1] * inv0);
+        const __nv_bfloat162 v1 = __floats2bfloat162_rn(o[4 * i + 2] * inv1, o[4 * i + 3] * inv1);
+        if (out_pairs) {{
+            if (t0 < T) *reinterpret_cast<__nv_bfloat162*>(o0) = v0;
+            if (t1 < T) *reinterpret_cast<__nv_bfloat162*>(o1) = v1;
+        }} else {{
+            if (t0 < T) {{ o0[0] = v0.x; o0[1] = v0.y; }}
+            if (t1 < T) {{ o1[0] = v1.x; o1[1] = v1.y; }}
+        }}
+    }}
+}}
+"#,
+        h = p.heads,
+        g = p.kv_heads,
+        dh = p.head_dim,
+        scale = f32_lit(p.scale),
+        window = window_name(p),
+        bq = ATTN_WG_TILE,
+        bk = ATTN_WG_KEYS_PER_TILE,
+        stages = ATTN_WG_STAGES,
+        threads = ATTN_WG_THREADS,
+        consts = tensor_core_constants(p),
+        wg_prelude = wgmma_prelude(),
+    );
+    Ok(finish(&[&format!("attn_prefill_wgmma_{HASH}")], body))
 }
 
 /// The grouped decode: one block per (split, KV head, sequence) serving the head's R query
@@ -860,24 +1234,40 @@ extern "C" __global__ void __launch_bounds__({threads}) attn_decode_{HASH}(
 /// Dynamic shared memory of [`attention_prefill`], in bytes (q tile, padded k tile, v tile).
 pub fn attention_prefill_smem(p: &AttentionParams) -> u32 {
     if tensor_core_prefill(p) {
-        // bf16 tiles with rows padded by 8 channels: q, and two buffers each of k and v tiles.
-        return dim((ATTN_TC_TILE + 4 * ATTN_TC_KEYS_PER_TILE) * (p.head_dim + 8) * 2);
+        // bf16 tiles with rows padded by 8 channels: q, and STAGES buffers each of k and v tiles.
+        return dim((ATTN_TC_TILE + 2 * ATTN_TC_STAGES * ATTN_TC_KEYS_PER_TILE) * (p.head_dim + 8) * 2);
     }
     let (bq, bk, dh) = (ATTN_PREFILL_QUERIES_PER_BLOCK, ATTN_KEYS_PER_TILE, p.head_dim);
     dim(4 * (bq * dh + bk * key_stride(dh) + bk * dh))
 }
 
-/// Launch geometry of [`attention_prefill`] (dynamic shared memory included).
+/// Launch geometry of [`attention_prefill`] (dynamic shared memory included): the tensor-core
+/// kernel takes grid `(H·B, query tiles, 1)` (heads fastest, so that the heaviest query tiles of
+/// every head and sequence start first) and [`ATTN_TC_THREADS`] threads; the SIMT one grid
+/// `(query tiles, H, B)` and [`ATTN_THREADS`].
 pub fn attention_prefill_launch(p: &AttentionParams, batch: usize, tokens: usize) -> Launch {
+    let tiles = blocks(tokens, attention_prefill_queries_per_block(p));
+    if tensor_core_prefill(p) {
+        return Launch::new(
+            (dim(p.heads * batch), tiles, 1),
+            (dim(ATTN_TC_THREADS), 1, 1),
+            attention_prefill_smem(p),
+        );
+    }
     Launch::new(
-        (
-            blocks(tokens, attention_prefill_queries_per_block(p)),
-            dim(p.heads),
-            dim(batch),
-        ),
+        (tiles, dim(p.heads), dim(batch)),
         (dim(ATTN_THREADS), 1, 1),
         attention_prefill_smem(p),
     )
+}
+
+/// Threads per block of [`attention_prefill`].
+pub fn attention_prefill_threads(p: &AttentionParams) -> usize {
+    if tensor_core_prefill(p) {
+        ATTN_TC_THREADS
+    } else {
+        ATTN_THREADS
+    }
 }
 
 /// Emits `attn_decode_<hash>` (split-K partials) and `attn_decode_combine_<hash>`.
@@ -1142,8 +1532,9 @@ mod tests {
             assert_eq!(dec.source.contains("constexpr bool DTAIL"), !grouped, "Dh {head_dim}");
             let launch = attention_prefill_launch(&p, 2, 100);
             if tc {
-                assert_eq!(launch.grid, (2, 8, 2));
-                assert_eq!(attention_prefill_smem(&p) as usize, (64 + 4 * 32) * (head_dim + 8) * 2);
+                assert_eq!(launch.grid, (16, 1, 1));
+                assert_eq!(launch.block, (256, 1, 1));
+                assert_eq!(attention_prefill_smem(&p) as usize, (128 + 6 * 64) * (head_dim + 8) * 2);
             } else {
                 assert_eq!(launch.grid, (7, 8, 2));
                 // The key tile's row stride is odd (bank-conflict free) and at least Dh.
