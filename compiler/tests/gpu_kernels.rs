@@ -12,7 +12,8 @@
 use half::bf16;
 use modelc::codegen::templates::attention::{
     attention_decode, attention_decode_launch, attention_decode_workspace_len, attention_prefill,
-    attention_prefill_launch, attention_prefill_wgmma, attention_prefill_wgmma_launch, wgmma_prefill, AttentionParams,
+    attention_prefill_launch, attention_prefill_wgmma, attention_prefill_wgmma_launch, attention_prefill_wgmma_variant,
+    attention_prefill_wgmma_variant_launch, wgmma_prefill, AttentionParams, WgmmaVariant,
 };
 use modelc::codegen::templates::conv1d::{conv1d, conv1d_launch, Conv1dParams, ConvActivation};
 use modelc::codegen::templates::delta_rule::{
@@ -418,6 +419,8 @@ enum Prefill {
     Default,
     /// `attention_prefill_wgmma` (Hopper only).
     Wgmma,
+    /// Its plain (non-overlapped) main loop.
+    WgmmaPlain,
 }
 
 /// `skew` shifts q, k and v one column right inside the packed buffer: rows are then not 16-byte
@@ -448,6 +451,10 @@ fn run_attn_prefill_with(
         Prefill::Wgmma => (
             attention_prefill_wgmma(p).unwrap(),
             attention_prefill_wgmma_launch(p, past.len(), t),
+        ),
+        Prefill::WgmmaPlain => (
+            attention_prefill_wgmma_variant(p, WgmmaVariant::Plain).unwrap(),
+            attention_prefill_wgmma_variant_launch(p, WgmmaVariant::Plain, past.len(), t),
         ),
     };
     ctx.load(&src);
@@ -582,6 +589,18 @@ fn run_attn_prefill_128(ctx: &mut Ctx, kernel: Prefill) {
 fn attention_prefill_128_matches_reference() {
     let Some(mut ctx) = setup() else { return };
     run_attn_prefill_128(&mut ctx, Prefill::Default);
+}
+
+/// The plain form of the Hopper prefill (a simpler main loop: isolates descriptor and layout
+/// bugs from pipelining ones).
+#[test]
+fn attention_prefill_wgmma_plain_matches_reference() {
+    let Some(mut ctx) = setup() else { return };
+    if ctx.gpu.compute_capability() != (9, 0) {
+        eprintln!("NOTICE: skipping the wgmma prefill: not an sm_90 GPU");
+        return;
+    }
+    run_attn_prefill_128(&mut ctx, Prefill::WgmmaPlain);
 }
 
 /// The Hopper (`wgmma`, sm_90a) prefill; skipped with a notice on other GPUs.
@@ -1743,6 +1762,11 @@ fn bench_attention_prefill(ctx: &mut Ctx, r: &mut ChaCha8Rng) {
             attention_prefill_launch(&p, 1, t),
         )];
         if ctx.gpu.compute_capability() == (9, 0) {
+            kernels.push((
+                "attn_prefill_wgmma plain",
+                attention_prefill_wgmma_variant(&p, WgmmaVariant::Plain).unwrap(),
+                attention_prefill_wgmma_variant_launch(&p, WgmmaVariant::Plain, 1, t),
+            ));
             kernels.push((
                 "attn_prefill_wgmma",
                 attention_prefill_wgmma(&p).unwrap(),

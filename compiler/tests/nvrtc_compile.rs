@@ -4,7 +4,8 @@
 //! Skipped with a notice when libnvrtc cannot be loaded, unless `CI` is set (then it fails).
 
 use modelc::codegen::templates::attention::{
-    attention_decode, attention_prefill, attention_prefill_wgmma, AttentionParams,
+    attention_decode, attention_prefill, attention_prefill_wgmma, attention_prefill_wgmma_variant, AttentionParams,
+    WgmmaVariant,
 };
 use modelc::codegen::templates::conv1d::{conv1d, Conv1dParams, ConvActivation};
 use modelc::codegen::templates::delta_rule::{
@@ -254,16 +255,20 @@ fn wgmma_prefill_assembles_for_sm90a() {
             window,
             scale: 128f32.powf(-0.5),
         };
-        let src = attention_prefill_wgmma(&p).unwrap();
-        let cubin = compile_cubin(&src.source, src.name(), "sm_90a", &includes)
-            .unwrap_or_else(|e| panic!("{e}\n--- source ---\n{}", src.source));
-        assert!(!cubin.bytes().is_empty());
-        let log = ptxas_report(&src.source, src.name(), "sm_90a", &includes).unwrap_or_else(|e| panic!("{e}"));
-        eprintln!("{}: {log}", src.name());
-        assert!(
-            !log.contains("bytes spill stores") || log.contains(" 0 bytes spill stores"),
-            "{log}"
-        );
-        assert!(!log.contains("serializ"), "wgmma serialized: {log}");
+        for src in [
+            attention_prefill_wgmma(&p).unwrap(),
+            attention_prefill_wgmma_variant(&p, WgmmaVariant::Plain).unwrap(),
+        ] {
+            let cubin = compile_cubin(&src.source, src.name(), "sm_90a", &includes)
+                .unwrap_or_else(|e| panic!("{e}\n--- source ---\n{}", src.source));
+            assert!(!cubin.bytes().is_empty());
+            let log = ptxas_report(&src.source, src.name(), "sm_90a", &includes).unwrap_or_else(|e| panic!("{e}"));
+            eprintln!("{}: {log}", src.name());
+            assert!(
+                !log.contains("bytes spill stores") || log.contains(" 0 bytes spill stores"),
+                "{log}"
+            );
+            assert!(!log.contains("serializ"), "wgmma serialized: {log}");
+        }
     }
 }

@@ -646,8 +646,9 @@ extern "C" __global__ void __launch_bounds__({threads}) attn_prefill_{HASH}(
 pub const ATTN_WG_TILE: usize = 128;
 /// Keys per tile of the Hopper prefill.
 pub const ATTN_WG_KEYS_PER_TILE: usize = 128;
-/// Shared-memory stages of the Hopper prefill's k/v tiles.
-pub const ATTN_WG_STAGES: usize = 2;
+/// Shared-memory stages of the Hopper prefill's k/v tiles (k of tile j, v of tile j − 1 and
+/// tile j + 1 in flight; 225 KiB with the q tile, within Hopper's 227 KiB).
+pub const ATTN_WG_STAGES: usize = 3;
 /// Threads of the Hopper prefill: two warpgroups.
 pub const ATTN_WG_THREADS: usize = 256;
 
@@ -660,15 +661,29 @@ pub fn wgmma_prefill(p: &AttentionParams) -> bool {
 /// Dynamic shared memory of [`attention_prefill_wgmma`], in bytes: 1 KiB of alignment slack
 /// (128-byte swizzled tiles need 1024-byte aligned bases), the q tile and the k/v stages.
 pub fn attention_prefill_wgmma_smem(p: &AttentionParams) -> u32 {
-    dim(1024 + (ATTN_WG_TILE + 2 * ATTN_WG_STAGES * ATTN_WG_KEYS_PER_TILE) * p.head_dim * 2)
+    wgmma_smem(p, WgmmaVariant::Overlapped)
+}
+
+fn wgmma_smem(p: &AttentionParams, v: WgmmaVariant) -> u32 {
+    dim(1024 + (ATTN_WG_TILE + 2 * wgmma_stages(v) * ATTN_WG_KEYS_PER_TILE) * p.head_dim * 2)
 }
 
 /// Launch geometry of [`attention_prefill_wgmma`]: grid `(H·B, ceil(T/128), 1)`, 256 threads.
 pub fn attention_prefill_wgmma_launch(p: &AttentionParams, batch: usize, tokens: usize) -> Launch {
+    attention_prefill_wgmma_variant_launch(p, WgmmaVariant::Overlapped, batch, tokens)
+}
+
+/// Launch geometry of [`attention_prefill_wgmma_variant`].
+pub fn attention_prefill_wgmma_variant_launch(
+    p: &AttentionParams,
+    v: WgmmaVariant,
+    batch: usize,
+    tokens: usize,
+) -> Launch {
     Launch::new(
         (dim(p.heads * batch), blocks(tokens, ATTN_WG_TILE), 1),
         (dim(ATTN_WG_THREADS), 1, 1),
-        attention_prefill_wgmma_smem(p),
+        wgmma_smem(p, v),
     )
 }
 
@@ -705,6 +720,12 @@ __device__ __forceinline__ void fence_proxy_async() {{ asm volatile("fence.proxy
 /* Keeps the compiler from moving accesses of an accumulator across wgmma issue/wait. */
 __device__ __forceinline__ void reg_fence(float& r) {{ asm volatile("" : "+f"(r)::"memory"); }}
 __device__ __forceinline__ void reg_fence_u(unsigned& r) {{ asm volatile("" : "+r"(r)::"memory"); }}
+/* 2^x on the SFU (flush-to-zero; ex2(-inf) = 0). */
+__device__ __forceinline__ float ex2_approx(float x) {{
+    float y;
+    asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
+    return y;
+}}
 /* d (64x128 f32, per warpgroup) (+)= A (64x16, smem, K-major) * B (16x128, smem, K-major). */
 __device__ __forceinline__ void wgmma_ss_n128(float (&d)[64], unsigned long long da, unsigned long long db, int acc) {{
     asm volatile(
@@ -730,14 +751,278 @@ __device__ __forceinline__ void wgmma_rs_n128_tb(float (&d)[64], const unsigned 
     )
 }
 
+/// Main loop of the overlapped Hopper prefill (3 stages; see the kernel header).
+const WGMMA_LOOP_OVERLAPPED: &str = r#"    /* P V of tile j - 1 runs on the tensor cores while the softmax of tile j runs on the ALUs;
+     * pa holds P of tile j - 1 until that P V has completed. The loop has no branch around a
+     * wgmma (ptxas would serialize them): the first iteration's P V multiplies P = 0 by tile 0's
+     * v (finite: zero-filled past hi), and tiles that are fully masked for a warpgroup's rows are
+     * computed and masked like the others (they add exp2(-inf) = 0). */
+    unsigned pa[BK / 16][4];
+#pragma unroll
+    for (int j = 0; j < BK / 16; ++j) pa[j][0] = pa[j][1] = pa[j][2] = pa[j][3] = 0u;
+    /* O += P V over the v tile in stage `buf` (issued and committed, not waited). */
+    auto issue_pv = [&](int buf) {
+        const unsigned vb = smem_addr(v_s + buf * 2 * KHALF);
+#pragma unroll
+        for (int i = 0; i < 64; ++i) reg_fence(o[i]);
+#pragma unroll
+        for (int j = 0; j < BK / 16; ++j) {
+            reg_fence_u(pa[j][0]);
+            reg_fence_u(pa[j][1]);
+            reg_fence_u(pa[j][2]);
+            reg_fence_u(pa[j][3]);
+        }
+        wg_fence();
+        /* k-step j covers keys 16 j .. 16 j + 15 = 2048 bytes of each v half; the two 64-channel
+         * halves are KHALF apart (leading byte offset), 8-key groups 1024 apart (stride). */
+#pragma unroll
+        for (int j = 0; j < BK / 16; ++j) wgmma_rs_n128_tb(o, pa[j], wg_desc(vb + j * 16 * ROWB, KHALF, 1024));
+        wg_commit();
+    };
+
+    for (int tile = 0; tile < n_tiles; ++tile) {
+        /* Only tile's group is outstanding; once it lands, stage (tile + 1) % 3 is free: its last
+         * reader, the P V of tile - 2, completed during the previous iteration. */
+        cp_async_wait<0>();
+        fence_proxy_async();
+        __syncthreads();
+        if (tile + 1 < n_tiles) load_kv(tile + 1, (tile + 1) % STAGES);
+        cp_async_commit();
+        const int kt0 = lo + tile * BK;
+        const int buf = tile % STAGES;
+        const int prev = tile == 0 ? 0 : (tile + STAGES - 1) % STAGES;
+        /* S = Q K^T: 8 k-steps of 16 channels; a step moves 32 bytes inside a swizzled row. */
+        const unsigned kb = smem_addr(k_s + buf * 2 * KHALF);
+        float s[64];
+#pragma unroll
+        for (int i = 0; i < 64; ++i) {
+            s[i] = 0.0f;
+            reg_fence(s[i]);
+        }
+        wg_fence();
+#pragma unroll
+        for (int kk = 0; kk < DH / 16; ++kk) {
+            const unsigned long long da = wg_desc(q_base + (kk / 4) * QHALF + (kk % 4) * 32, 16, 1024);
+            const unsigned long long db = wg_desc(kb + (kk / 4) * KHALF + (kk % 4) * 32, 16, 1024);
+            wgmma_ss_n128(s, da, db, 1);
+        }
+        wg_commit();
+        issue_pv(prev);
+        wg_wait<1>(); /* S done; P V of tile - 1 may still run */
+#pragma unroll
+        for (int i = 0; i < 64; ++i) reg_fence(s[i]);
+
+        /* Raw-score row maxima (scale > 0 commutes with max); masked scores are -inf. Tiles
+         * wholly below every row's diagonal and inside every row's window need no mask. */
+        const bool full = kt0 + BK - 1 <= wq0 && (W == 0 || wq0 + 63 - kt0 < W);
+        float mx0 = -INFINITY, mx1 = -INFINITY;
+#pragma unroll
+        for (int n = 0; n < BK / 8; ++n) {
+#pragma unroll
+            for (int e = 0; e < 2; ++e) {
+                const int pos = kt0 + n * 8 + fc + e;
+                const bool vis0 = full || (pos <= qpos0 && (W == 0 || qpos0 - pos < W));
+                const bool vis1 = full || (pos <= qpos1 && (W == 0 || qpos1 - pos < W));
+                s[4 * n + e] = vis0 ? s[4 * n + e] : -INFINITY;
+                s[4 * n + 2 + e] = vis1 ? s[4 * n + 2 + e] : -INFINITY;
+                mx0 = fmaxf(mx0, s[4 * n + e]);
+                mx1 = fmaxf(mx1, s[4 * n + 2 + e]);
+            }
+        }
+        mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 1));
+        mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 2));
+        mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 1));
+        mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 2));
+        const float mn0 = fmaxf(m0, mx0), mn1 = fmaxf(m1, mx1);
+        /* A row with nothing visible yet keeps base 0 so that exp2 never sees inf - inf. */
+        const float nb0 = mn0 == -INFINITY ? 0.0f : -mn0 * SCALE_LOG2;
+        const float nb1 = mn1 == -INFINITY ? 0.0f : -mn1 * SCALE_LOG2;
+        const float corr0 = ex2_approx(fmaf(m0, SCALE_LOG2, nb0)), corr1 = ex2_approx(fmaf(m1, SCALE_LOG2, nb1));
+        m0 = mn0;
+        m1 = mn1;
+        float sum0 = 0.0f, sum1 = 0.0f;
+#pragma unroll
+        for (int i = 0; i < 64; i += 4) {
+            s[i] = ex2_approx(fmaf(s[i], SCALE_LOG2, nb0));
+            s[i + 1] = ex2_approx(fmaf(s[i + 1], SCALE_LOG2, nb0));
+            s[i + 2] = ex2_approx(fmaf(s[i + 2], SCALE_LOG2, nb1));
+            s[i + 3] = ex2_approx(fmaf(s[i + 3], SCALE_LOG2, nb1));
+            sum0 += s[i] + s[i + 1];
+            sum1 += s[i + 2] + s[i + 3];
+        }
+        l0 = l0 * corr0 + sum0;
+        l1 = l1 * corr1 + sum1;
+        wg_wait<0>(); /* P V of tile - 1 done: o and pa are free */
+#pragma unroll
+        for (int i = 0; i < 64; ++i) reg_fence(o[i]);
+#pragma unroll
+        for (int i = 0; i < 16; ++i) {
+            o[4 * i + 0] *= corr0;
+            o[4 * i + 1] *= corr0;
+            o[4 * i + 2] *= corr1;
+            o[4 * i + 3] *= corr1;
+        }
+        /* P, packed to bf16: the accumulators of n-tiles 2j, 2j+1 are the A fragment of k-step j. */
+#pragma unroll
+        for (int j = 0; j < BK / 16; ++j) {
+            pa[j][0] = pack_bf16x2(s[8 * j + 0], s[8 * j + 1]);
+            pa[j][1] = pack_bf16x2(s[8 * j + 2], s[8 * j + 3]);
+            pa[j][2] = pack_bf16x2(s[8 * j + 4], s[8 * j + 5]);
+            pa[j][3] = pack_bf16x2(s[8 * j + 6], s[8 * j + 7]);
+        }
+    }
+    issue_pv((n_tiles - 1) % STAGES);
+    wg_wait<0>();
+#pragma unroll
+    for (int i = 0; i < 64; ++i) reg_fence(o[i]);
+"#;
+
+/// Main loop of the plain Hopper prefill (2 stages): per tile S, softmax, then P·V, each wgmma
+/// batch waited before the next step; fully masked tiles skipped per warpgroup.
+const WGMMA_LOOP_PLAIN: &str = r#"    for (int tile = 0; tile < n_tiles; ++tile) {
+        cp_async_wait<STAGES - 2>();
+        fence_proxy_async();
+        __syncthreads(); /* tile visible to both warpgroups; tile - 1's buffer is free */
+        if (tile + STAGES - 1 < n_tiles) load_kv(tile + STAGES - 1, (tile + STAGES - 1) % STAGES);
+        cp_async_commit();
+        const int kt0 = lo + tile * BK;
+        /* Warpgroup-uniform skip of tiles fully masked for its 64 rows. */
+        if (kt0 > wq0 + 63 || (W > 0 && kt0 + BK - 1 <= wq0 - W)) continue;
+        const int buf = tile % STAGES;
+        const unsigned kb = smem_addr(k_s + buf * 2 * KHALF);
+        const unsigned vb = smem_addr(v_s + buf * 2 * KHALF);
+
+        /* S = Q K^T: 8 k-steps of 16 channels; a step moves 32 bytes inside a swizzled row. */
+        float s[64];
+#pragma unroll
+        for (int i = 0; i < 64; ++i) {
+            s[i] = 0.0f;
+            reg_fence(s[i]);
+        }
+        wg_fence();
+#pragma unroll
+        for (int kk = 0; kk < DH / 16; ++kk) {
+            const unsigned long long da = wg_desc(q_base + (kk / 4) * QHALF + (kk % 4) * 32, 16, 1024);
+            const unsigned long long db = wg_desc(kb + (kk / 4) * KHALF + (kk % 4) * 32, 16, 1024);
+            wgmma_ss_n128(s, da, db, 1);
+        }
+        wg_commit();
+        wg_wait<0>();
+#pragma unroll
+        for (int i = 0; i < 64; ++i) reg_fence(s[i]);
+
+        const bool full = kt0 + BK - 1 <= wq0 && (W == 0 || wq0 + 63 - kt0 < W);
+        float mx0 = -INFINITY, mx1 = -INFINITY;
+#pragma unroll
+        for (int n = 0; n < BK / 8; ++n) {
+#pragma unroll
+            for (int e = 0; e < 2; ++e) {
+                const int pos = kt0 + n * 8 + fc + e;
+                float a = s[4 * n + e] * SCALE_LOG2, c = s[4 * n + 2 + e] * SCALE_LOG2;
+                if (!full) {
+                    if (!(pos <= qpos0 && (W == 0 || qpos0 - pos < W))) a = -INFINITY;
+                    if (!(pos <= qpos1 && (W == 0 || qpos1 - pos < W))) c = -INFINITY;
+                }
+                s[4 * n + e] = a;
+                s[4 * n + 2 + e] = c;
+                mx0 = fmaxf(mx0, a);
+                mx1 = fmaxf(mx1, c);
+            }
+        }
+        mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 1));
+        mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 2));
+        mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 1));
+        mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 2));
+        const float mn0 = fmaxf(m0, mx0), mn1 = fmaxf(m1, mx1);
+        const float base0 = mn0 == -INFINITY ? 0.0f : mn0, base1 = mn1 == -INFINITY ? 0.0f : mn1;
+        const float corr0 = exp2f(m0 - base0), corr1 = exp2f(m1 - base1);
+        m0 = mn0;
+        m1 = mn1;
+        float sum0 = 0.0f, sum1 = 0.0f;
+        /* P, packed to bf16: the accumulators of n-tiles 2j, 2j+1 are the A fragment of k-step j. */
+        unsigned pa[BK / 16][4];
+#pragma unroll
+        for (int j = 0; j < BK / 16; ++j) {
+            const float p00 = exp2f(s[8 * j + 0] - base0), p01 = exp2f(s[8 * j + 1] - base0);
+            const float p02 = exp2f(s[8 * j + 2] - base1), p03 = exp2f(s[8 * j + 3] - base1);
+            const float p10 = exp2f(s[8 * j + 4] - base0), p11 = exp2f(s[8 * j + 5] - base0);
+            const float p12 = exp2f(s[8 * j + 6] - base1), p13 = exp2f(s[8 * j + 7] - base1);
+            sum0 += p00 + p01 + p10 + p11;
+            sum1 += p02 + p03 + p12 + p13;
+            pa[j][0] = pack_bf16x2(p00, p01);
+            pa[j][1] = pack_bf16x2(p02, p03);
+            pa[j][2] = pack_bf16x2(p10, p11);
+            pa[j][3] = pack_bf16x2(p12, p13);
+        }
+        l0 = l0 * corr0 + sum0;
+        l1 = l1 * corr1 + sum1;
+#pragma unroll
+        for (int i = 0; i < 16; ++i) {
+            o[4 * i + 0] *= corr0;
+            o[4 * i + 1] *= corr0;
+            o[4 * i + 2] *= corr1;
+            o[4 * i + 3] *= corr1;
+        }
+        /* Register writes of the wgmma operands happen before the fence. */
+#pragma unroll
+        for (int i = 0; i < 64; ++i) reg_fence(o[i]);
+#pragma unroll
+        for (int j = 0; j < BK / 16; ++j) {
+            reg_fence_u(pa[j][0]);
+            reg_fence_u(pa[j][1]);
+            reg_fence_u(pa[j][2]);
+            reg_fence_u(pa[j][3]);
+        }
+        /* O += P V: k-step j covers keys 16 j .. 16 j + 15 = 2048 bytes of each v half; the two
+         * 64-channel halves are KHALF apart (leading byte offset), 8-key groups 1024 apart. */
+        wg_fence();
+#pragma unroll
+        for (int j = 0; j < BK / 16; ++j) wgmma_rs_n128_tb(o, pa[j], wg_desc(vb + j * 16 * ROWB, KHALF, 1024));
+        wg_commit();
+        wg_wait<0>();
+#pragma unroll
+        for (int i = 0; i < 64; ++i) reg_fence(o[i]);
+    }
+"#;
+
 /// Emits `attn_prefill_wgmma_<hash>`: the Hopper prefill (sm_90a only; compile it to CUBIN for
 /// `sm_90a`). Same arguments and results as [`attention_prefill`]; launch with
 /// [`attention_prefill_wgmma_launch`]. Takes the shapes where [`wgmma_prefill`] holds.
 pub fn attention_prefill_wgmma(p: &AttentionParams) -> Result<KernelSource, TemplateError> {
+    attention_prefill_wgmma_variant(p, WgmmaVariant::Overlapped)
+}
+
+/// Forms of the Hopper prefill's main loop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WgmmaVariant {
+    /// The default: P·V of key tile j − 1 overlaps the softmax of tile j (3 stages).
+    Overlapped,
+    /// Each wgmma batch waited before the next step (2 stages); a simpler reference form.
+    Plain,
+}
+
+/// Shared-memory stages of a variant.
+fn wgmma_stages(v: WgmmaVariant) -> usize {
+    match v {
+        WgmmaVariant::Overlapped => ATTN_WG_STAGES,
+        WgmmaVariant::Plain => 2,
+    }
+}
+
+/// [`attention_prefill_wgmma`] with a chosen main loop; launch with
+/// [`attention_prefill_wgmma_variant_launch`].
+pub fn attention_prefill_wgmma_variant(
+    p: &AttentionParams,
+    variant: WgmmaVariant,
+) -> Result<KernelSource, TemplateError> {
     validate(p, "attention_prefill_wgmma")?;
     check("attention_prefill_wgmma", wgmma_prefill(p), || {
         format!("head_dim {} is not 128", p.head_dim)
     })?;
+    let main_loop = match variant {
+        WgmmaVariant::Overlapped => WGMMA_LOOP_OVERLAPPED,
+        WgmmaVariant::Plain => WGMMA_LOOP_PLAIN,
+    };
     let body = format!(
         r#"/*
  * attn_prefill_wgmma_{HASH}: causal GQA attention of T new tokens over (KV cache ++ new keys),
@@ -755,9 +1040,11 @@ pub fn attention_prefill_wgmma(p: &AttentionParams) -> Result<KernelSource, Temp
  *   ({bq} x Dh) + {stages} stages of k and v tiles ({bk} x Dh), bf16, each tile stored as two
  *   64-channel halves of 128-byte rows with the 128-byte swizzle (16-byte chunk c of row r at
  *   chunk c ^ (r % 8)) that the wgmma descriptors name. Tiles arrive by cp.async (all threads),
- *   one tile ahead; fence.proxy.async hands them to the tensor cores' async proxy.
- * Per warpgroup, key tiles past its last row (or before its first row's window) are skipped,
- *   and only tiles that cross a row's diagonal or window edge are masked.
+ *   one tile ahead; fence.proxy.async hands them to the tensor cores' async proxy. Three stages:
+ *   tile j's k (S), tile j - 1's v (the P V in flight) and tile j + 1 (loading).
+ * Per warpgroup and key tile j: issue S = Q K_j^T, issue O += P_{{j-1}} V_{{j-1}}, wait for S, mask
+ *   (only tiles that cross a row's diagonal or window edge) and exponentiate while that P V runs,
+ *   wait for it, rescale O and pack P_j. No branch encloses a wgmma (ptxas would serialize them).
  */
 {PRELUDE}{MMA_PRELUDE}{wg_prelude}
 extern "C" __global__ void __launch_bounds__({threads}, 1) attn_prefill_wgmma_{HASH}(
@@ -824,11 +1111,8 @@ extern "C" __global__ void __launch_bounds__({threads}, 1) attn_prefill_wgmma_{H
             copy8_to_smem(reinterpret_cast<bf16*>(vd + off), vs, ok, vec);
         }}
     }};
-#pragma unroll
-    for (int s = 0; s < STAGES - 1; ++s) {{
-        if (s < n_tiles) load_kv(s, s);
-        cp_async_commit();
-    }}
+    load_kv(0, 0); /* with the q tile: the first cp.async group */
+    cp_async_commit();
 
     if (h % R == 0) {{
         for (int c = tid; c < BQ * CPR; c += NTH) {{
@@ -855,111 +1139,7 @@ extern "C" __global__ void __launch_bounds__({threads}, 1) attn_prefill_wgmma_{H
     for (int i = 0; i < 64; ++i) o[i] = 0.0f;
     float m0 = -INFINITY, m1 = -INFINITY, l0 = 0.0f, l1 = 0.0f;
 
-    for (int tile = 0; tile < n_tiles; ++tile) {{
-        cp_async_wait<STAGES - 2>();
-        fence_proxy_async();
-        __syncthreads(); /* tile visible to both warpgroups; tile - 1's buffer is free */
-        if (tile + STAGES - 1 < n_tiles) load_kv(tile + STAGES - 1, (tile + STAGES - 1) % STAGES);
-        cp_async_commit();
-        const int kt0 = lo + tile * BK;
-        /* Warpgroup-uniform skip of tiles fully masked for its 64 rows. */
-        if (kt0 > wq0 + 63 || (W > 0 && kt0 + BK - 1 <= wq0 - W)) continue;
-        const int buf = tile % STAGES;
-        const unsigned kb = smem_addr(k_s + buf * 2 * KHALF);
-        const unsigned vb = smem_addr(v_s + buf * 2 * KHALF);
-
-        /* S = Q K^T: 8 k-steps of 16 channels; a step moves 32 bytes inside a swizzled row. */
-        float s[64];
-#pragma unroll
-        for (int i = 0; i < 64; ++i) {{
-            s[i] = 0.0f;
-            reg_fence(s[i]);
-        }}
-        wg_fence();
-#pragma unroll
-        for (int kk = 0; kk < DH / 16; ++kk) {{
-            const unsigned long long da = wg_desc(q_base + (kk / 4) * QHALF + (kk % 4) * 32, 16, 1024);
-            const unsigned long long db = wg_desc(kb + (kk / 4) * KHALF + (kk % 4) * 32, 16, 1024);
-            wgmma_ss_n128(s, da, db, 1);
-        }}
-        wg_commit();
-        wg_wait<0>();
-#pragma unroll
-        for (int i = 0; i < 64; ++i) reg_fence(s[i]);
-
-        const bool full = kt0 + BK - 1 <= wq0 && (W == 0 || wq0 + 63 - kt0 < W);
-        float mx0 = -INFINITY, mx1 = -INFINITY;
-#pragma unroll
-        for (int n = 0; n < BK / 8; ++n) {{
-#pragma unroll
-            for (int e = 0; e < 2; ++e) {{
-                const int pos = kt0 + n * 8 + fc + e;
-                float a = s[4 * n + e] * SCALE_LOG2, c = s[4 * n + 2 + e] * SCALE_LOG2;
-                if (!full) {{
-                    if (!(pos <= qpos0 && (W == 0 || qpos0 - pos < W))) a = -INFINITY;
-                    if (!(pos <= qpos1 && (W == 0 || qpos1 - pos < W))) c = -INFINITY;
-                }}
-                s[4 * n + e] = a;
-                s[4 * n + 2 + e] = c;
-                mx0 = fmaxf(mx0, a);
-                mx1 = fmaxf(mx1, c);
-            }}
-        }}
-        mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 1));
-        mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 2));
-        mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 1));
-        mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 2));
-        const float mn0 = fmaxf(m0, mx0), mn1 = fmaxf(m1, mx1);
-        const float base0 = mn0 == -INFINITY ? 0.0f : mn0, base1 = mn1 == -INFINITY ? 0.0f : mn1;
-        const float corr0 = exp2f(m0 - base0), corr1 = exp2f(m1 - base1);
-        m0 = mn0;
-        m1 = mn1;
-        float sum0 = 0.0f, sum1 = 0.0f;
-        /* P, packed to bf16: the accumulators of n-tiles 2j, 2j+1 are the A fragment of k-step j. */
-        unsigned pa[BK / 16][4];
-#pragma unroll
-        for (int j = 0; j < BK / 16; ++j) {{
-            const float p00 = exp2f(s[8 * j + 0] - base0), p01 = exp2f(s[8 * j + 1] - base0);
-            const float p02 = exp2f(s[8 * j + 2] - base1), p03 = exp2f(s[8 * j + 3] - base1);
-            const float p10 = exp2f(s[8 * j + 4] - base0), p11 = exp2f(s[8 * j + 5] - base0);
-            const float p12 = exp2f(s[8 * j + 6] - base1), p13 = exp2f(s[8 * j + 7] - base1);
-            sum0 += p00 + p01 + p10 + p11;
-            sum1 += p02 + p03 + p12 + p13;
-            pa[j][0] = pack_bf16x2(p00, p01);
-            pa[j][1] = pack_bf16x2(p02, p03);
-            pa[j][2] = pack_bf16x2(p10, p11);
-            pa[j][3] = pack_bf16x2(p12, p13);
-        }}
-        l0 = l0 * corr0 + sum0;
-        l1 = l1 * corr1 + sum1;
-#pragma unroll
-        for (int i = 0; i < 16; ++i) {{
-            o[4 * i + 0] *= corr0;
-            o[4 * i + 1] *= corr0;
-            o[4 * i + 2] *= corr1;
-            o[4 * i + 3] *= corr1;
-        }}
-        /* Register writes of the wgmma operands happen before the fence. */
-#pragma unroll
-        for (int i = 0; i < 64; ++i) reg_fence(o[i]);
-#pragma unroll
-        for (int j = 0; j < BK / 16; ++j) {{
-            reg_fence_u(pa[j][0]);
-            reg_fence_u(pa[j][1]);
-            reg_fence_u(pa[j][2]);
-            reg_fence_u(pa[j][3]);
-        }}
-        /* O += P V: k-step j covers keys 16 j .. 16 j + 15 = 2048 bytes of each v half; the two
-         * 64-channel halves are KHALF apart (leading byte offset), 8-key groups 1024 apart. */
-        wg_fence();
-#pragma unroll
-        for (int j = 0; j < BK / 16; ++j) wgmma_rs_n128_tb(o, pa[j], wg_desc(vb + j * 16 * ROWB, KHALF, 1024));
-        wg_commit();
-        wg_wait<0>();
-#pragma unroll
-        for (int i = 0; i < 64; ++i) reg_fence(o[i]);
-    }}
-    cp_async_wait<0>();
+{main_loop}    cp_async_wait<0>();
     l0 += __shfl_xor_sync(0xffffffffu, l0, 1);
     l0 += __shfl_xor_sync(0xffffffffu, l0, 2);
     l1 += __shfl_xor_sync(0xffffffffu, l1, 1);
@@ -991,7 +1171,7 @@ extern "C" __global__ void __launch_bounds__({threads}, 1) attn_prefill_wgmma_{H
         window = window_name(p),
         bq = ATTN_WG_TILE,
         bk = ATTN_WG_KEYS_PER_TILE,
-        stages = ATTN_WG_STAGES,
+        stages = wgmma_stages(variant),
         threads = ATTN_WG_THREADS,
         consts = tensor_core_constants(p),
         wg_prelude = wgmma_prelude(),
