@@ -162,9 +162,9 @@ extern "C" __global__ void __launch_bounds__(256) rope_ecdb7b113131(
     }
 }
 
-// ===== kernels/attn_prefill_20385d12.cu =====
+// ===== kernels/attn_prefill_34f015fc.cu =====
 /*
- * modelc mixer core: attn_prefill_20385d12 (template).
+ * modelc mixer core: attn_prefill_34f015fc (template).
  * Fuses, in order:
  *   attention(heads=4, kv_heads=2, head_dim=16, causal=true, window=none, scale=0.25)
  * Bytes loaded:  256*batch*tokens + 128*batch*(past + tokens)
@@ -172,20 +172,24 @@ extern "C" __global__ void __launch_bounds__(256) rope_ecdb7b113131(
  * FLOPs:         256*batch*tokens*(past + tokens)
  */
 /*
- * attn_prefill_20385d12: causal GQA attention of T new tokens over (KV cache ++ new keys),
+ * attn_prefill_34f015fc: causal GQA attention of T new tokens over (KV cache ++ new keys),
  *   H = 4 query heads, G = 2 KV heads, Dh = 16, scale = 2.5e-1f, full causal (slot = pos).
  *   out[b,t,h,:] = softmax_j(scale * q[b,t,h,:] . k_j) v_j over the keys j visible from
  *   position past_len[b] + t. Tensor cores: S = Q K^T and O += P V on mma.sync m16n8k16
  *   (bf16 operands, f32 accumulation); online softmax in f32 (exp2, log2(e) folded into the
- *   scale). P is rounded to bf16 for the P V product, as FlashAttention does.
+ *   scale). P stays in registers (the S accumulators of two n-tiles are one A fragment),
+ *   rounded to bf16 for the P V product, as FlashAttention does.
  *   Also appends this call's k/v rows into the caches (done by the blocks of head h % (H/G) == 0).
  * Layouts: q [B,T,H*Dh], k/v [B,T,G*Dh], out [B,T,H*Dh] bf16 rows with strides (elements);
  *   k_cache/v_cache [B,G,s_max,Dh] bf16; past_len [B] int32. q and k are already rotated (RoPE).
  *   Rows that are not 16-byte aligned are copied element by element (same results); out rows
  *   that are not 4-byte aligned are stored a channel at a time.
- * Grid (ceil(T/64), H, B), block 128 (4 warps x 16 query rows), dynamic smem
- *   (BQ + 4 BK) (Dh + 8) * 2 bytes: q tile and double-buffered k/v tiles of 32 keys, rows
- *   padded by 8 channels so that ldmatrix is free of bank conflicts.
+ * Grid (H*B, ceil(T/128)): blockIdx.x = h + H*b, blockIdx.y counts query tiles from the last
+ *   (the heaviest under the causal mask) so that they start first. Block 256 (8 warps x 16
+ *   query rows), dynamic smem (BQ + 2 STAGES BK) (Dh + 8) * 2 bytes: q tile and 3 stages
+ *   of 64-key k/v tiles, rows padded by 8 channels so that ldmatrix is free of bank conflicts.
+ * Per warp, key tiles past its last row (or before its first row's window) are skipped, and
+ *   only tiles that cross a row's diagonal or window edge are masked.
  */
 #include <cuda_bf16.h>
 
@@ -267,7 +271,7 @@ __device__ __forceinline__ void copy8_global(bf16* dst, const bf16* src, bool ve
 }
 #endif
 
-extern "C" __global__ void __launch_bounds__(128) attn_prefill_20385d12(
+extern "C" __global__ void __launch_bounds__(256) attn_prefill_34f015fc(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -281,7 +285,7 @@ extern "C" __global__ void __launch_bounds__(128) attn_prefill_20385d12(
     constexpr int DH = 16;
     constexpr int W = 0;
     constexpr float SCALE_LOG2 = 3.6067376e-1f;
-    constexpr int BQ = 64, BK = 32, NTH = 128;
+    constexpr int BQ = 128, BK = 64, NTH = 256, STAGES = 3;
     constexpr int DS = DH + 8;          /* padded smem row (elements): conflict-free ldmatrix */
     constexpr int CPR = DH / 8;         /* 16-byte chunks per row */
     constexpr int NT = BK / 8;          /* score n-tiles per warp */
@@ -289,13 +293,13 @@ extern "C" __global__ void __launch_bounds__(128) attn_prefill_20385d12(
     constexpr int KS = DH / 16;         /* k-steps of q.k */
     extern __shared__ __align__(16) unsigned char smem_raw[];
     bf16* q_s = reinterpret_cast<bf16*>(smem_raw);
-    bf16* k_s = q_s + BQ * DS;          /* [2][BK][DS] */
-    bf16* v_s = k_s + 2 * BK * DS;      /* [2][BK][DS] */
+    bf16* k_s = q_s + BQ * DS;          /* [STAGES][BK][DS] */
+    bf16* v_s = k_s + STAGES * BK * DS; /* [STAGES][BK][DS] */
 
     /* Heaviest (latest) query tiles first: causal work grows with the tile index. */
-    const int qt0 = (gridDim.x - 1 - blockIdx.x) * BQ;
-    const int h = blockIdx.y;
-    const long b = blockIdx.z;
+    const int qt0 = (gridDim.y - 1 - blockIdx.y) * BQ;
+    const int h = blockIdx.x % H;
+    const long b = blockIdx.x / H;
     const int g = h / R;
     const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
     const int past = past_len[b];
@@ -311,12 +315,13 @@ extern "C" __global__ void __launch_bounds__(128) attn_prefill_20385d12(
                        reinterpret_cast<unsigned long long>(v) |
                        2ull * (unsigned long long)(q_stride | k_stride | v_stride)) & 15) == 0;
 
-    /* q tile (zero rows past T) */
+    /* q tile (zero rows past T): part of the first cp.async group */
     for (int c = tid; c < BQ * CPR; c += NTH) {
         const int r = c / CPR, ch = c % CPR, t = qt0 + r;
         const bf16* src = q + (b * T + min(t, T - 1)) * (long)q_stride + h * DH + ch * 8;
         copy8_to_smem(q_s + r * DS + ch * 8, src, t < T, vec);
     }
+    /* Keys past hi (and rows of empty slots) are zero-filled: a NaN there would survive P = 0. */
     auto load_kv = [&](int tile, int buf) {
         const int kt0 = lo + tile * BK;
         bf16* kd = k_s + buf * BK * DS;
@@ -340,8 +345,12 @@ extern "C" __global__ void __launch_bounds__(128) attn_prefill_20385d12(
             copy8_to_smem(vd + r * DS + ch * 8, vs, ok, vec);
         }
     };
-    load_kv(0, 0);
-    cp_async_commit();
+    /* Prologue: tiles 0 .. STAGES-2, one cp.async group each (empty groups are fine). */
+#pragma unroll
+    for (int s = 0; s < STAGES - 1; ++s) {
+        if (s < n_tiles) load_kv(s, s);
+        cp_async_commit();
+    }
 
     /* Append this tile's new keys/values to the caches (one query head per KV group). */
     if (h % R == 0) {
@@ -360,6 +369,7 @@ extern "C" __global__ void __launch_bounds__(128) attn_prefill_20385d12(
     /* Fragment coordinates: this thread's rows are lane/4 and lane/4 + 8 of the warp's 16. */
     const int fr = lane / 4, fc = (lane % 4) * 2;
     const int row0 = warp * 16 + fr;
+    const int wq0 = past + qt0 + warp * 16;  /* position of the warp's first row */
     const int qpos0 = past + qt0 + row0, qpos1 = qpos0 + 8;
     unsigned qf[KS][4];
     float o[DT][4];
@@ -368,23 +378,23 @@ extern "C" __global__ void __launch_bounds__(128) attn_prefill_20385d12(
     float m0 = -INFINITY, m1 = -INFINITY, l0 = 0.0f, l1 = 0.0f;
 
     for (int tile = 0; tile < n_tiles; ++tile) {
-        const int buf = tile & 1;
-        if (tile + 1 < n_tiles) {
-            load_kv(tile + 1, buf ^ 1);
-            cp_async_commit();
-            cp_async_wait<1>();
-        } else {
-            cp_async_wait<0>();
-        }
-        __syncthreads();
+        /* Groups committed so far: STAGES-1 + tile; tile's own must have landed. */
+        cp_async_wait<STAGES - 2>();
+        __syncthreads(); /* tile visible to all; every warp is done with tile - 1's buffer */
+        if (tile + STAGES - 1 < n_tiles) load_kv(tile + STAGES - 1, (tile + STAGES - 1) % STAGES);
+        cp_async_commit();
         if (tile == 0) {
 #pragma unroll
             for (int ks = 0; ks < KS; ++ks)
                 ldmatrix_x4(qf[ks], q_s + (warp * 16 + lane % 16) * DS + ks * 16 + (lane / 16) * 8);
         }
+        const int kt0 = lo + tile * BK;
+        /* Warp-uniform: every key of the tile is past the warp's last row, or before the window
+         * of its first row. */
+        if (kt0 > wq0 + 15 || (W > 0 && kt0 + BK - 1 <= wq0 - W)) continue;
+        const int buf = tile % STAGES;
         const bf16* kb = k_s + buf * BK * DS;
         const bf16* vb = v_s + buf * BK * DS;
-        const int kt0 = lo + tile * BK;
 
         float s[NT][4];
 #pragma unroll
@@ -401,8 +411,8 @@ extern "C" __global__ void __launch_bounds__(128) attn_prefill_20385d12(
                 mma_bf16(s[2 * np + 1], qf[ks], bfr[2], bfr[3]);
             }
         }
-        /* Mask: only tiles that reach past a row's position or out of its window need it. */
-        const bool full = kt0 + BK - 1 <= past + qt0 && (W == 0 || past + qt0 + BQ - 1 - kt0 < W);
+        /* Mask only tiles that reach past the warp's first row or out of its last row's window. */
+        const bool full = kt0 + BK - 1 <= wq0 && (W == 0 || wq0 + 15 - kt0 < W);
         float mx0 = -INFINITY, mx1 = -INFINITY;
 #pragma unroll
         for (int n = 0; n < NT; ++n) {
@@ -467,17 +477,17 @@ extern "C" __global__ void __launch_bounds__(128) attn_prefill_20385d12(
                 mma_bf16(o[2 * dp + 1], pa, bfr[2], bfr[3]);
             }
         }
-        __syncthreads(); /* this buffer is refilled by the next iteration's prefetch */
     }
+    cp_async_wait<0>();
     l0 += __shfl_xor_sync(0xffffffffu, l0, 1);
     l0 += __shfl_xor_sync(0xffffffffu, l0, 2);
     l1 += __shfl_xor_sync(0xffffffffu, l1, 1);
     l1 += __shfl_xor_sync(0xffffffffu, l1, 2);
     const float inv0 = 1.0f / l0, inv1 = 1.0f / l1;
     const int t0 = qt0 + row0, t1 = t0 + 8;
-#pragma unroll
     /* Channel pairs are stored as one bf16x2 where out rows are 4-byte aligned. */
     const bool out_pairs = ((reinterpret_cast<unsigned long long>(out) | 2ull * (unsigned long long)out_stride) & 3) == 0;
+#pragma unroll
     for (int i = 0; i < DT; ++i) {
         const int d = i * 8 + fc;
         bf16* o0 = out + (b * T + t0) * out_stride + h * DH + d;
@@ -637,9 +647,9 @@ extern "C" __global__ void __launch_bounds__(256) silu_mul_78101e1a0685(
     }
 }
 
-// ===== kernels/attn_prefill_ef74f84d.cu =====
+// ===== kernels/attn_prefill_f41f03d7.cu =====
 /*
- * modelc mixer core: attn_prefill_ef74f84d (template).
+ * modelc mixer core: attn_prefill_f41f03d7 (template).
  * Fuses, in order:
  *   attention(heads=4, kv_heads=2, head_dim=16, causal=true, window=8, scale=0.25)
  * Bytes loaded:  256*batch*tokens + 128*batch*min(past + tokens, 8)
@@ -647,20 +657,24 @@ extern "C" __global__ void __launch_bounds__(256) silu_mul_78101e1a0685(
  * FLOPs:         256*batch*tokens*min(past + tokens, 8)
  */
 /*
- * attn_prefill_ef74f84d: causal GQA attention of T new tokens over (KV cache ++ new keys),
+ * attn_prefill_f41f03d7: causal GQA attention of T new tokens over (KV cache ++ new keys),
  *   H = 4 query heads, G = 2 KV heads, Dh = 16, scale = 2.5e-1f, sliding window W = 8 (ring cache, slot = pos mod S_max).
  *   out[b,t,h,:] = softmax_j(scale * q[b,t,h,:] . k_j) v_j over the keys j visible from
  *   position past_len[b] + t. Tensor cores: S = Q K^T and O += P V on mma.sync m16n8k16
  *   (bf16 operands, f32 accumulation); online softmax in f32 (exp2, log2(e) folded into the
- *   scale). P is rounded to bf16 for the P V product, as FlashAttention does.
+ *   scale). P stays in registers (the S accumulators of two n-tiles are one A fragment),
+ *   rounded to bf16 for the P V product, as FlashAttention does.
  *   Also appends this call's k/v rows into the caches (done by the blocks of head h % (H/G) == 0).
  * Layouts: q [B,T,H*Dh], k/v [B,T,G*Dh], out [B,T,H*Dh] bf16 rows with strides (elements);
  *   k_cache/v_cache [B,G,s_max,Dh] bf16; past_len [B] int32. q and k are already rotated (RoPE).
  *   Rows that are not 16-byte aligned are copied element by element (same results); out rows
  *   that are not 4-byte aligned are stored a channel at a time.
- * Grid (ceil(T/64), H, B), block 128 (4 warps x 16 query rows), dynamic smem
- *   (BQ + 4 BK) (Dh + 8) * 2 bytes: q tile and double-buffered k/v tiles of 32 keys, rows
- *   padded by 8 channels so that ldmatrix is free of bank conflicts.
+ * Grid (H*B, ceil(T/128)): blockIdx.x = h + H*b, blockIdx.y counts query tiles from the last
+ *   (the heaviest under the causal mask) so that they start first. Block 256 (8 warps x 16
+ *   query rows), dynamic smem (BQ + 2 STAGES BK) (Dh + 8) * 2 bytes: q tile and 3 stages
+ *   of 64-key k/v tiles, rows padded by 8 channels so that ldmatrix is free of bank conflicts.
+ * Per warp, key tiles past its last row (or before its first row's window) are skipped, and
+ *   only tiles that cross a row's diagonal or window edge are masked.
  */
 #include <cuda_bf16.h>
 
@@ -742,7 +756,7 @@ __device__ __forceinline__ void copy8_global(bf16* dst, const bf16* src, bool ve
 }
 #endif
 
-extern "C" __global__ void __launch_bounds__(128) attn_prefill_ef74f84d(
+extern "C" __global__ void __launch_bounds__(256) attn_prefill_f41f03d7(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -756,7 +770,7 @@ extern "C" __global__ void __launch_bounds__(128) attn_prefill_ef74f84d(
     constexpr int DH = 16;
     constexpr int W = 8;
     constexpr float SCALE_LOG2 = 3.6067376e-1f;
-    constexpr int BQ = 64, BK = 32, NTH = 128;
+    constexpr int BQ = 128, BK = 64, NTH = 256, STAGES = 3;
     constexpr int DS = DH + 8;          /* padded smem row (elements): conflict-free ldmatrix */
     constexpr int CPR = DH / 8;         /* 16-byte chunks per row */
     constexpr int NT = BK / 8;          /* score n-tiles per warp */
@@ -764,13 +778,13 @@ extern "C" __global__ void __launch_bounds__(128) attn_prefill_ef74f84d(
     constexpr int KS = DH / 16;         /* k-steps of q.k */
     extern __shared__ __align__(16) unsigned char smem_raw[];
     bf16* q_s = reinterpret_cast<bf16*>(smem_raw);
-    bf16* k_s = q_s + BQ * DS;          /* [2][BK][DS] */
-    bf16* v_s = k_s + 2 * BK * DS;      /* [2][BK][DS] */
+    bf16* k_s = q_s + BQ * DS;          /* [STAGES][BK][DS] */
+    bf16* v_s = k_s + STAGES * BK * DS; /* [STAGES][BK][DS] */
 
     /* Heaviest (latest) query tiles first: causal work grows with the tile index. */
-    const int qt0 = (gridDim.x - 1 - blockIdx.x) * BQ;
-    const int h = blockIdx.y;
-    const long b = blockIdx.z;
+    const int qt0 = (gridDim.y - 1 - blockIdx.y) * BQ;
+    const int h = blockIdx.x % H;
+    const long b = blockIdx.x / H;
     const int g = h / R;
     const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
     const int past = past_len[b];
@@ -786,12 +800,13 @@ extern "C" __global__ void __launch_bounds__(128) attn_prefill_ef74f84d(
                        reinterpret_cast<unsigned long long>(v) |
                        2ull * (unsigned long long)(q_stride | k_stride | v_stride)) & 15) == 0;
 
-    /* q tile (zero rows past T) */
+    /* q tile (zero rows past T): part of the first cp.async group */
     for (int c = tid; c < BQ * CPR; c += NTH) {
         const int r = c / CPR, ch = c % CPR, t = qt0 + r;
         const bf16* src = q + (b * T + min(t, T - 1)) * (long)q_stride + h * DH + ch * 8;
         copy8_to_smem(q_s + r * DS + ch * 8, src, t < T, vec);
     }
+    /* Keys past hi (and rows of empty slots) are zero-filled: a NaN there would survive P = 0. */
     auto load_kv = [&](int tile, int buf) {
         const int kt0 = lo + tile * BK;
         bf16* kd = k_s + buf * BK * DS;
@@ -815,8 +830,12 @@ extern "C" __global__ void __launch_bounds__(128) attn_prefill_ef74f84d(
             copy8_to_smem(vd + r * DS + ch * 8, vs, ok, vec);
         }
     };
-    load_kv(0, 0);
-    cp_async_commit();
+    /* Prologue: tiles 0 .. STAGES-2, one cp.async group each (empty groups are fine). */
+#pragma unroll
+    for (int s = 0; s < STAGES - 1; ++s) {
+        if (s < n_tiles) load_kv(s, s);
+        cp_async_commit();
+    }
 
     /* Append this tile's new keys/values to the caches (one query head per KV group). */
     if (h % R == 0) {
@@ -835,6 +854,7 @@ extern "C" __global__ void __launch_bounds__(128) attn_prefill_ef74f84d(
     /* Fragment coordinates: this thread's rows are lane/4 and lane/4 + 8 of the warp's 16. */
     const int fr = lane / 4, fc = (lane % 4) * 2;
     const int row0 = warp * 16 + fr;
+    const int wq0 = past + qt0 + warp * 16;  /* position of the warp's first row */
     const int qpos0 = past + qt0 + row0, qpos1 = qpos0 + 8;
     unsigned qf[KS][4];
     float o[DT][4];
@@ -843,23 +863,23 @@ extern "C" __global__ void __launch_bounds__(128) attn_prefill_ef74f84d(
     float m0 = -INFINITY, m1 = -INFINITY, l0 = 0.0f, l1 = 0.0f;
 
     for (int tile = 0; tile < n_tiles; ++tile) {
-        const int buf = tile & 1;
-        if (tile + 1 < n_tiles) {
-            load_kv(tile + 1, buf ^ 1);
-            cp_async_commit();
-            cp_async_wait<1>();
-        } else {
-            cp_async_wait<0>();
-        }
-        __syncthreads();
+        /* Groups committed so far: STAGES-1 + tile; tile's own must have landed. */
+        cp_async_wait<STAGES - 2>();
+        __syncthreads(); /* tile visible to all; every warp is done with tile - 1's buffer */
+        if (tile + STAGES - 1 < n_tiles) load_kv(tile + STAGES - 1, (tile + STAGES - 1) % STAGES);
+        cp_async_commit();
         if (tile == 0) {
 #pragma unroll
             for (int ks = 0; ks < KS; ++ks)
                 ldmatrix_x4(qf[ks], q_s + (warp * 16 + lane % 16) * DS + ks * 16 + (lane / 16) * 8);
         }
+        const int kt0 = lo + tile * BK;
+        /* Warp-uniform: every key of the tile is past the warp's last row, or before the window
+         * of its first row. */
+        if (kt0 > wq0 + 15 || (W > 0 && kt0 + BK - 1 <= wq0 - W)) continue;
+        const int buf = tile % STAGES;
         const bf16* kb = k_s + buf * BK * DS;
         const bf16* vb = v_s + buf * BK * DS;
-        const int kt0 = lo + tile * BK;
 
         float s[NT][4];
 #pragma unroll
@@ -876,8 +896,8 @@ extern "C" __global__ void __launch_bounds__(128) attn_prefill_ef74f84d(
                 mma_bf16(s[2 * np + 1], qf[ks], bfr[2], bfr[3]);
             }
         }
-        /* Mask: only tiles that reach past a row's position or out of its window need it. */
-        const bool full = kt0 + BK - 1 <= past + qt0 && (W == 0 || past + qt0 + BQ - 1 - kt0 < W);
+        /* Mask only tiles that reach past the warp's first row or out of its last row's window. */
+        const bool full = kt0 + BK - 1 <= wq0 && (W == 0 || wq0 + 15 - kt0 < W);
         float mx0 = -INFINITY, mx1 = -INFINITY;
 #pragma unroll
         for (int n = 0; n < NT; ++n) {
@@ -942,17 +962,17 @@ extern "C" __global__ void __launch_bounds__(128) attn_prefill_ef74f84d(
                 mma_bf16(o[2 * dp + 1], pa, bfr[2], bfr[3]);
             }
         }
-        __syncthreads(); /* this buffer is refilled by the next iteration's prefetch */
     }
+    cp_async_wait<0>();
     l0 += __shfl_xor_sync(0xffffffffu, l0, 1);
     l0 += __shfl_xor_sync(0xffffffffu, l0, 2);
     l1 += __shfl_xor_sync(0xffffffffu, l1, 1);
     l1 += __shfl_xor_sync(0xffffffffu, l1, 2);
     const float inv0 = 1.0f / l0, inv1 = 1.0f / l1;
     const int t0 = qt0 + row0, t1 = t0 + 8;
-#pragma unroll
     /* Channel pairs are stored as one bf16x2 where out rows are 4-byte aligned. */
     const bool out_pairs = ((reinterpret_cast<unsigned long long>(out) | 2ull * (unsigned long long)out_stride) & 3) == 0;
+#pragma unroll
     for (int i = 0; i < DT; ++i) {
         const int d = i * 8 + fc;
         bf16* o0 = out + (b * T + t0) * out_stride + h * DH + d;
