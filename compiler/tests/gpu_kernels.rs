@@ -12,8 +12,9 @@
 use half::bf16;
 use modelc::codegen::templates::attention::{
     attention_decode, attention_decode_launch, attention_decode_workspace_len, attention_prefill,
-    attention_prefill_launch, attention_prefill_wgmma, attention_prefill_wgmma_launch, attention_prefill_wgmma_variant,
-    attention_prefill_wgmma_variant_launch, wgmma_prefill, AttentionParams, WgmmaVariant,
+    attention_prefill_launch, attention_prefill_mma, attention_prefill_mma_launch, attention_prefill_wgmma,
+    attention_prefill_wgmma_launch, attention_prefill_wgmma_variant, attention_prefill_wgmma_variant_launch,
+    tensor_core_prefill, wgmma_prefill, AttentionParams, MmaVariant, WgmmaVariant, ATTN_MMA_DEFAULT,
 };
 use modelc::codegen::templates::conv1d::{conv1d, conv1d_launch, Conv1dParams, ConvActivation};
 use modelc::codegen::templates::delta_rule::{
@@ -421,6 +422,16 @@ enum Prefill {
     Wgmma,
     /// Its plain (non-overlapped) main loop.
     WgmmaPlain,
+    /// The other `mma.sync` form than `attention_prefill`'s.
+    MmaOther,
+}
+
+/// The `mma.sync` form `attention_prefill` does not emit.
+fn other_mma() -> MmaVariant {
+    match ATTN_MMA_DEFAULT {
+        MmaVariant::Rows16 => MmaVariant::Rows32,
+        MmaVariant::Rows32 => MmaVariant::Rows16,
+    }
 }
 
 /// `skew` shifts q, k and v one column right inside the packed buffer: rows are then not 16-byte
@@ -451,6 +462,10 @@ fn run_attn_prefill_with(
         Prefill::Wgmma => (
             attention_prefill_wgmma(p).unwrap(),
             attention_prefill_wgmma_launch(p, past.len(), t),
+        ),
+        Prefill::MmaOther => (
+            attention_prefill_mma(p, other_mma()).unwrap(),
+            attention_prefill_mma_launch(p, other_mma(), past.len(), t),
         ),
         Prefill::WgmmaPlain => (
             attention_prefill_wgmma_variant(p, WgmmaVariant::Plain).unwrap(),
@@ -589,6 +604,26 @@ fn run_attn_prefill_128(ctx: &mut Ctx, kernel: Prefill) {
 fn attention_prefill_128_matches_reference() {
     let Some(mut ctx) = setup() else { return };
     run_attn_prefill_128(&mut ctx, Prefill::Default);
+}
+
+/// The other `mma.sync` form of the tensor-core prefill, on every tensor-core case.
+#[test]
+fn attention_prefill_mma_other_matches_reference() {
+    let Some(mut ctx) = setup() else { return };
+    run_attn_prefill_128(&mut ctx, Prefill::MmaOther);
+    for (i, case) in attn_cases().iter().enumerate() {
+        if !tensor_core_prefill(&case.p) {
+            continue;
+        }
+        let s = 100 + 10 * i as u64;
+        run_attn_prefill_with(&mut ctx, Prefill::MmaOther, case, &[5, 19], 37, 0, 5, s);
+        run_attn_prefill_with(&mut ctx, Prefill::MmaOther, case, &[0, 3], 1, 0, 5, s + 1);
+        run_attn_prefill_with(&mut ctx, Prefill::MmaOther, case, &[0], 16, 0, 5, s + 2);
+        run_attn_prefill_with(&mut ctx, Prefill::MmaOther, case, &[3], 20, 1, 5, s + 3);
+        if case.s_max >= 150 {
+            run_attn_prefill_with(&mut ctx, Prefill::MmaOther, case, &[0, 21], 129, 0, 8, s + 4);
+        }
+    }
 }
 
 /// The plain form of the Hopper prefill (a simpler main loop: isolates descriptor and layout
@@ -1756,12 +1791,29 @@ fn bench_attention_prefill(ctx: &mut Ctx, r: &mut ChaCha8Rng) {
             i(t),
             i(s_max),
         ];
-        let mut kernels = vec![(
-            "attn_prefill mma.sync",
-            attention_prefill(&p).unwrap(),
-            attention_prefill_launch(&p, 1, t),
-        )];
+        let mut kernels = vec![
+            (
+                "attn_prefill mma.sync (default)",
+                attention_prefill(&p).unwrap(),
+                attention_prefill_launch(&p, 1, t),
+            ),
+            (
+                "attn_prefill mma.sync (other form)",
+                attention_prefill_mma(&p, other_mma()).unwrap(),
+                attention_prefill_mma_launch(&p, other_mma(), 1, t),
+            ),
+        ];
         if ctx.gpu.compute_capability() == (9, 0) {
+            for (name, v) in [
+                ("diag: wgmma compute only", WgmmaVariant::DiagNoLoad),
+                ("diag: wgmma loads only", WgmmaVariant::DiagNoCompute),
+            ] {
+                kernels.push((
+                    name,
+                    attention_prefill_wgmma_variant(&p, v).unwrap(),
+                    attention_prefill_wgmma_variant_launch(&p, v, 1, t),
+                ));
+            }
             kernels.push((
                 "attn_prefill_wgmma plain",
                 attention_prefill_wgmma_variant(&p, WgmmaVariant::Plain).unwrap(),

@@ -4,8 +4,8 @@
 //! Skipped with a notice when libnvrtc cannot be loaded, unless `CI` is set (then it fails).
 
 use modelc::codegen::templates::attention::{
-    attention_decode, attention_prefill, attention_prefill_wgmma, attention_prefill_wgmma_variant, AttentionParams,
-    WgmmaVariant,
+    attention_decode, attention_prefill, attention_prefill_mma, attention_prefill_wgmma,
+    attention_prefill_wgmma_variant, tensor_core_prefill, AttentionParams, MmaVariant, WgmmaVariant, ATTN_MMA_DEFAULT,
 };
 use modelc::codegen::templates::conv1d::{conv1d, Conv1dParams, ConvActivation};
 use modelc::codegen::templates::delta_rule::{
@@ -62,6 +62,14 @@ fn all_sources() -> Vec<KernelSource> {
         };
         out.push(attention_prefill(&p).unwrap());
         out.push(attention_decode(&p).unwrap());
+        // The other mma.sync form of the tensor-core prefill.
+        if tensor_core_prefill(&p) {
+            let other = match ATTN_MMA_DEFAULT {
+                MmaVariant::Rows16 => MmaVariant::Rows32,
+                MmaVariant::Rows32 => MmaVariant::Rows16,
+            };
+            out.push(attention_prefill_mma(&p, other).unwrap());
+        }
     }
     let gdn = DeltaRuleParams::new(2, 4, 64, 64, DecayGate::Scalar);
     let kda = DeltaRuleParams {

@@ -83,7 +83,7 @@ pub fn grouped_decode(p: &AttentionParams) -> bool {
 /// [`ATTN_PREFILL_QUERIES_PER_BLOCK`].
 pub fn attention_prefill_queries_per_block(p: &AttentionParams) -> usize {
     if tensor_core_prefill(p) {
-        ATTN_TC_TILE
+        mma_geometry(p, ATTN_MMA_DEFAULT).0
     } else {
         ATTN_PREFILL_QUERIES_PER_BLOCK
     }
@@ -183,11 +183,10 @@ const DECODE_PARAMS: &str = "    const bf16* __restrict__ q, int q_stride,
 /// [`tensor_core_prefill`] holds, else the SIMT one; both take the same arguments.
 pub fn attention_prefill(p: &AttentionParams) -> Result<KernelSource, TemplateError> {
     validate(p, "attention_prefill")?;
-    Ok(if tensor_core_prefill(p) {
-        prefill_tensor_core(p)
-    } else {
-        prefill_simt(p)
-    })
+    if tensor_core_prefill(p) {
+        return attention_prefill_mma(p, ATTN_MMA_DEFAULT);
+    }
+    Ok(prefill_simt(p))
 }
 
 /// The SIMT prefill: f32 FMA on any head size (see the module doc's invariants).
@@ -642,6 +641,348 @@ extern "C" __global__ void __launch_bounds__({threads}) attn_prefill_{HASH}(
     finish(&[&format!("attn_prefill_{HASH}")], body)
 }
 
+/// Queries per block, keys per tile, stages and threads of the 32-rows-per-warp tensor-core
+/// prefill ([`MmaVariant::Rows32`]).
+const ATTN_R32_TILE: usize = 128;
+/// Keys per tile: 64, or 32 above Dh 64 (o of two m-tiles takes Dh registers per thread).
+fn r32_keys(head_dim: usize) -> usize {
+    if head_dim > 64 {
+        32
+    } else {
+        64
+    }
+}
+const ATTN_R32_STAGES: usize = 2;
+const ATTN_R32_THREADS: usize = 128;
+
+/// Forms of the `mma.sync` tensor-core prefill.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MmaVariant {
+    /// 8 warps × 16 query rows, q fragments in registers, 64-key tiles, 3 stages.
+    Rows16,
+    /// 4 warps × 32 query rows (two m-tiles share every k/v fragment: half the shared-memory
+    /// reads per `mma`), q fragments reloaded per tile, 2 stages of 64-key tiles (32 above
+    /// Dh 64: 68 KiB at Dh 128, two blocks per SM).
+    Rows32,
+}
+
+/// The `mma.sync` form [`attention_prefill`] emits.
+pub const ATTN_MMA_DEFAULT: MmaVariant = MmaVariant::Rows16;
+
+/// [`attention_prefill`]'s tensor-core kernel in a chosen form (`p` must satisfy
+/// [`tensor_core_prefill`]); launch with [`attention_prefill_mma_launch`].
+pub fn attention_prefill_mma(p: &AttentionParams, v: MmaVariant) -> Result<KernelSource, TemplateError> {
+    validate(p, "attention_prefill")?;
+    check("attention_prefill", tensor_core_prefill(p), || {
+        format!("head_dim {} is not a multiple of 16 up to 128", p.head_dim)
+    })?;
+    Ok(match v {
+        MmaVariant::Rows16 => prefill_tensor_core(p),
+        MmaVariant::Rows32 => prefill_tensor_core_r32(p),
+    })
+}
+
+/// Launch geometry of [`attention_prefill_mma`].
+pub fn attention_prefill_mma_launch(p: &AttentionParams, v: MmaVariant, batch: usize, tokens: usize) -> Launch {
+    let (bq, threads, smem) = mma_geometry(p, v);
+    Launch::new(
+        (dim(p.heads * batch), blocks(tokens, bq), 1),
+        (dim(threads), 1, 1),
+        smem,
+    )
+}
+
+/// (queries per block, threads, dynamic shared memory) of an `mma.sync` form.
+fn mma_geometry(p: &AttentionParams, v: MmaVariant) -> (usize, usize, u32) {
+    match v {
+        MmaVariant::Rows16 => (
+            ATTN_TC_TILE,
+            ATTN_TC_THREADS,
+            dim((ATTN_TC_TILE + 2 * ATTN_TC_STAGES * ATTN_TC_KEYS_PER_TILE) * (p.head_dim + 8) * 2),
+        ),
+        MmaVariant::Rows32 => (
+            ATTN_R32_TILE,
+            ATTN_R32_THREADS,
+            dim((ATTN_R32_TILE + 2 * ATTN_R32_STAGES * r32_keys(p.head_dim)) * (p.head_dim + 8) * 2),
+        ),
+    }
+}
+
+/// The 32-rows-per-warp form of the tensor-core prefill (FlashAttention-2's tiling): per block
+/// 128 queries of one head, 4 warps of two 16-row m-tiles each.
+fn prefill_tensor_core_r32(p: &AttentionParams) -> KernelSource {
+    let body = format!(
+        r#"/*
+ * attn_prefill_{HASH}: causal GQA attention of T new tokens over (KV cache ++ new keys),
+ *   H = {h} query heads, G = {g} KV heads, Dh = {dh}, scale = {scale}, {window}.
+ *   out[b,t,h,:] = softmax_j(scale * q[b,t,h,:] . k_j) v_j over the keys j visible from
+ *   position past_len[b] + t. Tensor cores: S = Q K^T and O += P V on mma.sync m16n8k16
+ *   (bf16 operands, f32 accumulation); online softmax in f32 (exp2, log2(e) folded into the
+ *   scale). Each warp owns 32 query rows (two m-tiles), so every k or v fragment loaded with
+ *   ldmatrix feeds two mma; q fragments are reloaded from shared memory per key tile. P stays
+ *   in registers (the S accumulators of two n-tiles are one A fragment), rounded to bf16.
+ *   Also appends this call's k/v rows into the caches (done by the blocks of head h % (H/G) == 0).
+ * Layouts: q [B,T,H*Dh], k/v [B,T,G*Dh], out [B,T,H*Dh] bf16 rows with strides (elements);
+ *   k_cache/v_cache [B,G,s_max,Dh] bf16; past_len [B] int32. q and k are already rotated (RoPE).
+ *   Rows that are not 16-byte aligned are copied element by element (same results); out rows
+ *   that are not 4-byte aligned are stored a channel at a time.
+ * Grid (H*B, ceil(T/{bq})): blockIdx.x = h + H*b, blockIdx.y counts query tiles from the last
+ *   (the heaviest under the causal mask) so that they start first. Block {threads} (4 warps x 32
+ *   query rows), dynamic smem (BQ + 2 STAGES BK) (Dh + 8) * 2 bytes: q tile and {stages} stages
+ *   of {bk}-key k/v tiles, rows padded by 8 channels so that ldmatrix is free of bank conflicts.
+ * Per warp, key tiles past its last row (or before its first row's window) are skipped, and
+ *   only tiles that cross a row's diagonal or window edge are masked.
+ */
+{PRELUDE}{MMA_PRELUDE}
+extern "C" __global__ void __launch_bounds__({threads}) attn_prefill_{HASH}(
+{PREFILL_PARAMS}
+{{
+{consts}    constexpr int BQ = {bq}, BK = {bk}, NTH = {threads}, STAGES = {stages};
+    constexpr int DS = DH + 8;          /* padded smem row (elements): conflict-free ldmatrix */
+    constexpr int CPR = DH / 8;         /* 16-byte chunks per row */
+    constexpr int NT = BK / 8;          /* score n-tiles per m-tile */
+    constexpr int DT = DH / 8;          /* output n-tiles per m-tile */
+    constexpr int KS = DH / 16;         /* k-steps of q.k */
+    extern __shared__ __align__(16) unsigned char smem_raw[];
+    bf16* q_s = reinterpret_cast<bf16*>(smem_raw);
+    bf16* k_s = q_s + BQ * DS;          /* [STAGES][BK][DS] */
+    bf16* v_s = k_s + STAGES * BK * DS; /* [STAGES][BK][DS] */
+
+    const int qt0 = (gridDim.y - 1 - blockIdx.y) * BQ;
+    const int h = blockIdx.x % H;
+    const long b = blockIdx.x / H;
+    const int g = h / R;
+    const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
+    const int past = past_len[b];
+    bf16* kc = k_cache + (b * G + g) * (long)s_max * DH;
+    bf16* vc = v_cache + (b * G + g) * (long)s_max * DH;
+
+    const int q_last = min(T, qt0 + BQ) - 1;
+    const int hi = past + q_last;
+    const int lo = W > 0 ? max(0, past + qt0 - W + 1) : 0;
+    const int n_tiles = (hi - lo) / BK + 1;
+    const bool vec = ((reinterpret_cast<unsigned long long>(q) | reinterpret_cast<unsigned long long>(k) |
+                       reinterpret_cast<unsigned long long>(v) |
+                       2ull * (unsigned long long)(q_stride | k_stride | v_stride)) & 15) == 0;
+
+    for (int c = tid; c < BQ * CPR; c += NTH) {{
+        const int r = c / CPR, ch = c % CPR, t = qt0 + r;
+        const bf16* src = q + (b * T + min(t, T - 1)) * (long)q_stride + h * DH + ch * 8;
+        copy8_to_smem(q_s + r * DS + ch * 8, src, t < T, vec);
+    }}
+    /* Keys past hi (and rows of empty slots) are zero-filled: a NaN there would survive P = 0. */
+    auto load_kv = [&](int tile, int buf) {{
+        const int kt0 = lo + tile * BK;
+        bf16* kd = k_s + buf * BK * DS;
+        bf16* vd = v_s + buf * BK * DS;
+        for (int c = tid; c < BK * CPR; c += NTH) {{
+            const int r = c / CPR, ch = c % CPR, pos = kt0 + r;
+            const bf16* ks = k;
+            const bf16* vs = v;
+            bool ok = pos <= hi;
+            if (pos < past) {{
+                const long slot = W > 0 ? (long)pos % s_max : (long)pos;
+                ok = ok && slot < s_max;
+                ks = kc + slot * DH + ch * 8;
+                vs = vc + slot * DH + ch * 8;
+            }} else if (ok) {{
+                const long row = b * T + (pos - past);
+                ks = k + row * k_stride + g * DH + ch * 8;
+                vs = v + row * v_stride + g * DH + ch * 8;
+            }}
+            copy8_to_smem(kd + r * DS + ch * 8, ks, ok, vec);
+            copy8_to_smem(vd + r * DS + ch * 8, vs, ok, vec);
+        }}
+    }};
+    load_kv(0, 0); /* with the q tile: the first cp.async group */
+    cp_async_commit();
+
+    if (h % R == 0) {{
+        for (int c = tid; c < BQ * CPR; c += NTH) {{
+            const int r = c / CPR, ch = c % CPR, t = qt0 + r;
+            if (t >= T) continue;
+            const long pos = (long)past + t;
+            const long slot = W > 0 ? pos % s_max : pos;
+            if (slot < s_max) {{
+                copy8_global(kc + slot * DH + ch * 8, k + (b * T + t) * k_stride + g * DH + ch * 8, vec);
+                copy8_global(vc + slot * DH + ch * 8, v + (b * T + t) * v_stride + g * DH + ch * 8, vec);
+            }}
+        }}
+    }}
+
+    /* Fragment coordinates: m-tile mt of this warp holds rows warp*32 + mt*16 + lane/4 (+ 8). */
+    const int fr = lane / 4, fc = (lane % 4) * 2;
+    const int wq0 = past + qt0 + warp * 32;  /* position of the warp's first row */
+    float o[2][DT][4];
+#pragma unroll
+    for (int mt = 0; mt < 2; ++mt)
+#pragma unroll
+        for (int i = 0; i < DT; ++i) o[mt][i][0] = o[mt][i][1] = o[mt][i][2] = o[mt][i][3] = 0.0f;
+    float m[2][2], l[2][2];
+#pragma unroll
+    for (int mt = 0; mt < 2; ++mt) m[mt][0] = m[mt][1] = -INFINITY, l[mt][0] = l[mt][1] = 0.0f;
+
+    for (int tile = 0; tile < n_tiles; ++tile) {{
+        cp_async_wait<0>();
+        __syncthreads(); /* tile visible to all; every warp is done with tile - 1's buffer */
+        if (tile + 1 < n_tiles) load_kv(tile + 1, (tile + 1) % STAGES);
+        cp_async_commit();
+        const int kt0 = lo + tile * BK;
+        /* Warp-uniform: every key of the tile is past the warp's last row, or before the window
+         * of its first row. */
+        if (kt0 > wq0 + 31 || (W > 0 && kt0 + BK - 1 <= wq0 - W)) continue;
+        const bf16* kb = k_s + (tile % STAGES) * BK * DS;
+        const bf16* vb = v_s + (tile % STAGES) * BK * DS;
+
+        float s[2][NT][4];
+#pragma unroll
+        for (int mt = 0; mt < 2; ++mt)
+#pragma unroll
+            for (int n = 0; n < NT; ++n) s[mt][n][0] = s[mt][n][1] = s[mt][n][2] = s[mt][n][3] = 0.0f;
+        /* Not unrolled: q fragments of every k-step hoisted at once would spill. */
+#pragma unroll 1
+        for (int ks = 0; ks < KS; ++ks) {{
+            unsigned qa[2][4];
+#pragma unroll
+            for (int mt = 0; mt < 2; ++mt)
+                ldmatrix_x4(qa[mt], q_s + (warp * 32 + mt * 16 + lane % 16) * DS + ks * 16 + (lane / 16) * 8);
+#pragma unroll
+            for (int np = 0; np < NT / 2; ++np) {{
+                unsigned bfr[4];
+                const int key = np * 16 + (lane / 16) * 8 + lane % 8;
+                const int d = ks * 16 + ((lane / 8) % 2) * 8;
+                ldmatrix_x4(bfr, kb + key * DS + d);
+#pragma unroll
+                for (int mt = 0; mt < 2; ++mt) {{
+                    mma_bf16(s[mt][2 * np], qa[mt], bfr[0], bfr[1]);
+                    mma_bf16(s[mt][2 * np + 1], qa[mt], bfr[2], bfr[3]);
+                }}
+            }}
+        }}
+        /* Mask only tiles that reach past the warp's first row or out of its last row's window. */
+        const bool full = kt0 + BK - 1 <= wq0 && (W == 0 || wq0 + 31 - kt0 < W);
+        unsigned pa[2][BK / 16][4];
+#pragma unroll
+        for (int mt = 0; mt < 2; ++mt) {{
+            const int qpos0 = wq0 + mt * 16 + fr, qpos1 = qpos0 + 8;
+            float mx0 = -INFINITY, mx1 = -INFINITY;
+#pragma unroll
+            for (int n = 0; n < NT; ++n) {{
+#pragma unroll
+                for (int e = 0; e < 2; ++e) {{
+                    const int pos = kt0 + n * 8 + fc + e;
+                    float a = s[mt][n][e], c = s[mt][n][2 + e];
+                    if (!full) {{
+                        if (!(pos <= qpos0 && (W == 0 || qpos0 - pos < W))) a = -INFINITY;
+                        if (!(pos <= qpos1 && (W == 0 || qpos1 - pos < W))) c = -INFINITY;
+                    }}
+                    s[mt][n][e] = a;
+                    s[mt][n][2 + e] = c;
+                    mx0 = fmaxf(mx0, a);
+                    mx1 = fmaxf(mx1, c);
+                }}
+            }}
+            mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 1));
+            mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 2));
+            mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 1));
+            mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 2));
+            /* Raw-score maxima (scale > 0 commutes with max); a row with nothing visible yet
+             * keeps base 0 so that exp2 never sees inf - inf. */
+            const float mn0 = fmaxf(m[mt][0], mx0), mn1 = fmaxf(m[mt][1], mx1);
+            const float nb0 = mn0 == -INFINITY ? 0.0f : -mn0 * SCALE_LOG2;
+            const float nb1 = mn1 == -INFINITY ? 0.0f : -mn1 * SCALE_LOG2;
+            const float corr0 = exp2f(fmaf(m[mt][0], SCALE_LOG2, nb0));
+            const float corr1 = exp2f(fmaf(m[mt][1], SCALE_LOG2, nb1));
+            m[mt][0] = mn0;
+            m[mt][1] = mn1;
+            float sum0 = 0.0f, sum1 = 0.0f;
+#pragma unroll
+            for (int n = 0; n < NT; ++n) {{
+                s[mt][n][0] = exp2f(fmaf(s[mt][n][0], SCALE_LOG2, nb0));
+                s[mt][n][1] = exp2f(fmaf(s[mt][n][1], SCALE_LOG2, nb0));
+                s[mt][n][2] = exp2f(fmaf(s[mt][n][2], SCALE_LOG2, nb1));
+                s[mt][n][3] = exp2f(fmaf(s[mt][n][3], SCALE_LOG2, nb1));
+                sum0 += s[mt][n][0] + s[mt][n][1];
+                sum1 += s[mt][n][2] + s[mt][n][3];
+            }}
+            l[mt][0] = l[mt][0] * corr0 + sum0;
+            l[mt][1] = l[mt][1] * corr1 + sum1;
+#pragma unroll
+            for (int i = 0; i < DT; ++i) {{
+                o[mt][i][0] *= corr0;
+                o[mt][i][1] *= corr0;
+                o[mt][i][2] *= corr1;
+                o[mt][i][3] *= corr1;
+            }}
+            /* The score accumulators of n-tiles 2j, 2j+1 are the A fragment of k-step j. */
+#pragma unroll
+            for (int j = 0; j < BK / 16; ++j) {{
+                pa[mt][j][0] = pack_bf16x2(s[mt][2 * j][0], s[mt][2 * j][1]);
+                pa[mt][j][1] = pack_bf16x2(s[mt][2 * j][2], s[mt][2 * j][3]);
+                pa[mt][j][2] = pack_bf16x2(s[mt][2 * j + 1][0], s[mt][2 * j + 1][1]);
+                pa[mt][j][3] = pack_bf16x2(s[mt][2 * j + 1][2], s[mt][2 * j + 1][3]);
+            }}
+        }}
+        /* O += P V: one transposed v fragment feeds both m-tiles. */
+#pragma unroll
+        for (int j = 0; j < BK / 16; ++j) {{
+#pragma unroll
+            for (int dp = 0; dp < DT / 2; ++dp) {{
+                unsigned bfr[4];
+                const int key = j * 16 + ((lane / 8) % 2) * 8 + lane % 8;
+                const int d = dp * 16 + (lane / 16) * 8;
+                ldmatrix_x4_trans(bfr, vb + key * DS + d);
+#pragma unroll
+                for (int mt = 0; mt < 2; ++mt) {{
+                    mma_bf16(o[mt][2 * dp], pa[mt][j], bfr[0], bfr[1]);
+                    mma_bf16(o[mt][2 * dp + 1], pa[mt][j], bfr[2], bfr[3]);
+                }}
+            }}
+        }}
+    }}
+    cp_async_wait<0>();
+    const bool out_pairs = ((reinterpret_cast<unsigned long long>(out) | 2ull * (unsigned long long)out_stride) & 3) == 0;
+#pragma unroll
+    for (int mt = 0; mt < 2; ++mt) {{
+        float l0 = l[mt][0], l1 = l[mt][1];
+        l0 += __shfl_xor_sync(0xffffffffu, l0, 1);
+        l0 += __shfl_xor_sync(0xffffffffu, l0, 2);
+        l1 += __shfl_xor_sync(0xffffffffu, l1, 1);
+        l1 += __shfl_xor_sync(0xffffffffu, l1, 2);
+        const float inv0 = 1.0f / l0, inv1 = 1.0f / l1;
+        const int t0 = qt0 + warp * 32 + mt * 16 + fr, t1 = t0 + 8;
+#pragma unroll
+        for (int i = 0; i < DT; ++i) {{
+            const int d = i * 8 + fc;
+            bf16* o0 = out + (b * T + t0) * out_stride + h * DH + d;
+            bf16* o1 = out + (b * T + t1) * out_stride + h * DH + d;
+            const __nv_bfloat162 v0 = __floats2bfloat162_rn(o[mt][i][0] * inv0, o[mt][i][1] * inv0);
+            const __nv_bfloat162 v1 = __floats2bfloat162_rn(o[mt][i][2] * inv1, o[mt][i][3] * inv1);
+            if (out_pairs) {{
+                if (t0 < T) *reinterpret_cast<__nv_bfloat162*>(o0) = v0;
+                if (t1 < T) *reinterpret_cast<__nv_bfloat162*>(o1) = v1;
+            }} else {{
+                if (t0 < T) {{ o0[0] = v0.x; o0[1] = v0.y; }}
+                if (t1 < T) {{ o1[0] = v1.x; o1[1] = v1.y; }}
+            }}
+        }}
+    }}
+}}
+"#,
+        h = p.heads,
+        g = p.kv_heads,
+        dh = p.head_dim,
+        scale = f32_lit(p.scale),
+        window = window_name(p),
+        bq = ATTN_R32_TILE,
+        bk = r32_keys(p.head_dim),
+        stages = ATTN_R32_STAGES,
+        threads = ATTN_R32_THREADS,
+        consts = tensor_core_constants(p),
+    );
+    finish(&[&format!("attn_prefill_{HASH}")], body)
+}
+
 /// Query rows per block of the Hopper (`wgmma`) prefill: 2 consumer warpgroups × 64.
 pub const ATTN_WG_TILE: usize = 128;
 /// Keys per tile of the Hopper prefill.
@@ -781,13 +1122,20 @@ const WGMMA_LOOP_OVERLAPPED: &str = r#"    /* P V of tile j - 1 runs on the tens
     };
 
     for (int tile = 0; tile < n_tiles; ++tile) {
-        /* Only tile's group is outstanding; once it lands, stage (tile + 1) % 3 is free: its last
-         * reader, the P V of tile - 2, completed during the previous iteration. */
-        cp_async_wait<0>();
+        /* cp.async groups: the prologue's {q, k0, v0} and {k1}, then iteration j's {k(j+2),
+         * v(j+1)}. Iteration j reads k(j) and v(j-1), both in iteration j-2's group: only the
+         * newest group may still be in flight. */
+        cp_async_wait<1>();
         fence_proxy_async();
         __syncthreads();
-        if (tile + 1 < n_tiles) load_kv(tile + 1, (tile + 1) % STAGES);
+        /* Stage (j+2) % 3 of k last held k(j-1), read by S(j-1), waited in iteration j-1; stage
+         * (j+1) % 3 of v held v(j-2), read by the P V issued and waited in iteration j-1. */
+        if (DIAG != 1) {
+            if (tile + 2 < n_tiles) load_rows(tile + 2, (tile + 2) % STAGES, 0);
+            if (tile + 1 < n_tiles) load_rows(tile + 1, (tile + 1) % STAGES, 1);
+        }
         cp_async_commit();
+        if (DIAG == 2) continue;
         const int kt0 = lo + tile * BK;
         const int buf = tile % STAGES;
         const int prev = tile == 0 ? 0 : (tile + STAGES - 1) % STAGES;
@@ -871,8 +1219,10 @@ const WGMMA_LOOP_OVERLAPPED: &str = r#"    /* P V of tile j - 1 runs on the tens
             pa[j][3] = pack_bf16x2(s[8 * j + 6], s[8 * j + 7]);
         }
     }
-    issue_pv((n_tiles - 1) % STAGES);
-    wg_wait<0>();
+    if (DIAG != 2) {
+        issue_pv((n_tiles - 1) % STAGES);
+        wg_wait<0>();
+    }
 #pragma unroll
     for (int i = 0; i < 64; ++i) reg_fence(o[i]);
 "#;
@@ -999,13 +1349,20 @@ pub enum WgmmaVariant {
     Overlapped,
     /// Each wgmma batch waited before the next step (2 stages); a simpler reference form.
     Plain,
+    /// Timing diagnostic (wrong results): the overlapped loop without k/v loads after the first
+    /// three tiles, i.e. its compute alone.
+    #[doc(hidden)]
+    DiagNoLoad,
+    /// Timing diagnostic (wrong results): the overlapped loop's loads and barriers alone.
+    #[doc(hidden)]
+    DiagNoCompute,
 }
 
 /// Shared-memory stages of a variant.
 fn wgmma_stages(v: WgmmaVariant) -> usize {
     match v {
-        WgmmaVariant::Overlapped => ATTN_WG_STAGES,
         WgmmaVariant::Plain => 2,
+        _ => ATTN_WG_STAGES,
     }
 }
 
@@ -1020,8 +1377,27 @@ pub fn attention_prefill_wgmma_variant(
         format!("head_dim {} is not 128", p.head_dim)
     })?;
     let main_loop = match variant {
-        WgmmaVariant::Overlapped => WGMMA_LOOP_OVERLAPPED,
         WgmmaVariant::Plain => WGMMA_LOOP_PLAIN,
+        _ => WGMMA_LOOP_OVERLAPPED,
+    };
+    let prologue = match variant {
+        WgmmaVariant::Plain => {
+            "    load_kv(0, 0); /* with the q tile: the first cp.async group */\n    cp_async_commit();\n"
+        }
+        WgmmaVariant::DiagNoLoad => {
+            "    /* Diagnostic: every stage loaded once, never again. */\n    load_kv(0, 0);\n    \
+             if (n_tiles > 1) load_kv(1, 1);\n    if (n_tiles > 2) load_kv(2, 2);\n    cp_async_commit();\n    \
+             cp_async_commit();\n"
+        }
+        _ => {
+            "    load_kv(0, 0); /* with the q tile: the first cp.async group */\n    cp_async_commit();\n    \
+             if (n_tiles > 1) load_rows(1, 1, 0);\n    cp_async_commit();\n"
+        }
+    };
+    let diag = match variant {
+        WgmmaVariant::DiagNoLoad => 1,
+        WgmmaVariant::DiagNoCompute => 2,
+        _ => 0,
     };
     let body = format!(
         r#"/*
@@ -1039,18 +1415,17 @@ pub fn attention_prefill_wgmma_variant(
  *   Block {threads} = 2 warpgroups x 64 query rows. Dynamic smem 1 KiB (alignment) + q tile
  *   ({bq} x Dh) + {stages} stages of k and v tiles ({bk} x Dh), bf16, each tile stored as two
  *   64-channel halves of 128-byte rows with the 128-byte swizzle (16-byte chunk c of row r at
- *   chunk c ^ (r % 8)) that the wgmma descriptors name. Tiles arrive by cp.async (all threads),
- *   one tile ahead; fence.proxy.async hands them to the tensor cores' async proxy. Three stages:
- *   tile j's k (S), tile j - 1's v (the P V in flight) and tile j + 1 (loading).
- * Per warpgroup and key tile j: issue S = Q K_j^T, issue O += P_{{j-1}} V_{{j-1}}, wait for S, mask
- *   (only tiles that cross a row's diagonal or window edge) and exponentiate while that P V runs,
- *   wait for it, rescale O and pack P_j. No branch encloses a wgmma (ptxas would serialize them).
+ *   chunk c ^ (r % 8)) that the wgmma descriptors name. Tiles arrive by cp.async (all threads);
+ *   fence.proxy.async hands them to the tensor cores' async proxy.
+ * Main loop ({loop_name}): {loop_doc}
  */
 {PRELUDE}{MMA_PRELUDE}{wg_prelude}
 extern "C" __global__ void __launch_bounds__({threads}, 1) attn_prefill_wgmma_{HASH}(
 {PREFILL_PARAMS}
 {{
 {consts}    constexpr int BQ = {bq}, BK = {bk}, NTH = {threads}, STAGES = {stages};
+    constexpr int DIAG = {diag}; /* 0; timing diagnostics only: 1 no k/v reloads, 2 no compute */
+    (void)DIAG;
     static_assert(DH == 128, "two 64-channel swizzle atoms per row");
     constexpr int ROWB = 128;                /* bytes per swizzled row (64 channels) */
     constexpr int QHALF = BQ * ROWB;         /* bytes per 64-channel half of the q tile */
@@ -1086,33 +1461,33 @@ extern "C" __global__ void __launch_bounds__({threads}, 1) attn_prefill_wgmma_{H
         const bf16* src = q + (b * T + min(t, T - 1)) * (long)q_stride + h * DH + ch * 8;
         copy8_to_smem(reinterpret_cast<bf16*>(q_s + swz(r, ch, QHALF)), src, t < T, vec);
     }}
-    /* Keys past hi (and rows of empty slots) are zero-filled: a NaN there would survive P = 0. */
-    auto load_kv = [&](int tile, int buf) {{
+    /* Rows of a k (which = 0) or v (which = 1) tile into stage `buf`. Keys past hi (and rows of
+     * empty slots) are zero-filled: a NaN there would survive P = 0. */
+    auto load_rows = [&](int tile, int buf, int which) {{
         const int kt0 = lo + tile * BK;
-        unsigned char* kd = k_s + buf * 2 * KHALF;
-        unsigned char* vd = v_s + buf * 2 * KHALF;
+        unsigned char* dst = (which == 0 ? k_s : v_s) + buf * 2 * KHALF;
+        const bf16* src_new = which == 0 ? k : v;
+        const int src_stride = which == 0 ? k_stride : v_stride;
+        const bf16* src_cache = which == 0 ? kc : vc;
         for (int c = tid; c < BK * CPR; c += NTH) {{
             const int r = c / CPR, ch = c % CPR, pos = kt0 + r;
-            const bf16* ks = k;
-            const bf16* vs = v;
+            const bf16* src = src_new;
             bool ok = pos <= hi;
             if (pos < past) {{
                 const long slot = W > 0 ? (long)pos % s_max : (long)pos;
                 ok = ok && slot < s_max;
-                ks = kc + slot * DH + ch * 8;
-                vs = vc + slot * DH + ch * 8;
+                src = src_cache + slot * DH + ch * 8;
             }} else if (ok) {{
-                const long row = b * T + (pos - past);
-                ks = k + row * k_stride + g * DH + ch * 8;
-                vs = v + row * v_stride + g * DH + ch * 8;
+                src = src_new + (b * T + (pos - past)) * src_stride + g * DH + ch * 8;
             }}
-            const int off = swz(r, ch, KHALF);
-            copy8_to_smem(reinterpret_cast<bf16*>(kd + off), ks, ok, vec);
-            copy8_to_smem(reinterpret_cast<bf16*>(vd + off), vs, ok, vec);
+            copy8_to_smem(reinterpret_cast<bf16*>(dst + swz(r, ch, KHALF)), src, ok, vec);
         }}
     }};
-    load_kv(0, 0); /* with the q tile: the first cp.async group */
-    cp_async_commit();
+    auto load_kv = [&](int tile, int buf) {{
+        load_rows(tile, buf, 0);
+        load_rows(tile, buf, 1);
+    }};
+{prologue}
 
     if (h % R == 0) {{
         for (int c = tid; c < BQ * CPR; c += NTH) {{
@@ -1172,6 +1547,24 @@ extern "C" __global__ void __launch_bounds__({threads}, 1) attn_prefill_wgmma_{H
         bq = ATTN_WG_TILE,
         bk = ATTN_WG_KEYS_PER_TILE,
         stages = wgmma_stages(variant),
+        diag = diag,
+        loop_name = match variant {
+            WgmmaVariant::Plain => "plain",
+            _ => "overlapped",
+        },
+        loop_doc = match variant {
+            WgmmaVariant::Plain =>
+                "per key tile, S = Q K^T, mask and softmax, then O += P V, each\n \
+                 *   wgmma batch waited; 2 stages, the next tile loading; tiles fully masked for a\n \
+                 *   warpgroup's rows skipped.",
+            _ =>
+                "per warpgroup and key tile j, issue S = Q K_j^T, issue O += P_(j-1)\n \
+                 *   V_(j-1), wait for S, mask (only tiles that cross a row's diagonal or window edge) and\n \
+                 *   exponentiate while that P V runs, wait for it, rescale O and pack P_j. 3 stages each\n \
+                 *   of k and v: k(j+2) and v(j+1) load during iteration j. No branch encloses a wgmma\n \
+                 *   (ptxas would serialize them).",
+        },
+        prologue = prologue,
         threads = ATTN_WG_THREADS,
         consts = tensor_core_constants(p),
         wg_prelude = wgmma_prelude(),
@@ -1415,7 +1808,7 @@ extern "C" __global__ void __launch_bounds__({threads}) attn_decode_{HASH}(
 pub fn attention_prefill_smem(p: &AttentionParams) -> u32 {
     if tensor_core_prefill(p) {
         // bf16 tiles with rows padded by 8 channels: q, and STAGES buffers each of k and v tiles.
-        return dim((ATTN_TC_TILE + 2 * ATTN_TC_STAGES * ATTN_TC_KEYS_PER_TILE) * (p.head_dim + 8) * 2);
+        return mma_geometry(p, ATTN_MMA_DEFAULT).2;
     }
     let (bq, bk, dh) = (ATTN_PREFILL_QUERIES_PER_BLOCK, ATTN_KEYS_PER_TILE, p.head_dim);
     dim(4 * (bq * dh + bk * key_stride(dh) + bk * dh))
@@ -1426,14 +1819,10 @@ pub fn attention_prefill_smem(p: &AttentionParams) -> u32 {
 /// every head and sequence start first) and [`ATTN_TC_THREADS`] threads; the SIMT one grid
 /// `(query tiles, H, B)` and [`ATTN_THREADS`].
 pub fn attention_prefill_launch(p: &AttentionParams, batch: usize, tokens: usize) -> Launch {
-    let tiles = blocks(tokens, attention_prefill_queries_per_block(p));
     if tensor_core_prefill(p) {
-        return Launch::new(
-            (dim(p.heads * batch), tiles, 1),
-            (dim(ATTN_TC_THREADS), 1, 1),
-            attention_prefill_smem(p),
-        );
+        return attention_prefill_mma_launch(p, ATTN_MMA_DEFAULT, batch, tokens);
     }
+    let tiles = blocks(tokens, attention_prefill_queries_per_block(p));
     Launch::new(
         (tiles, dim(p.heads), dim(batch)),
         (dim(ATTN_THREADS), 1, 1),
@@ -1444,7 +1833,7 @@ pub fn attention_prefill_launch(p: &AttentionParams, batch: usize, tokens: usize
 /// Threads per block of [`attention_prefill`].
 pub fn attention_prefill_threads(p: &AttentionParams) -> usize {
     if tensor_core_prefill(p) {
-        ATTN_TC_THREADS
+        mma_geometry(p, ATTN_MMA_DEFAULT).1
     } else {
         ATTN_THREADS
     }
@@ -1713,8 +2102,13 @@ mod tests {
             let launch = attention_prefill_launch(&p, 2, 100);
             if tc {
                 assert_eq!(launch.grid, (16, 1, 1));
-                assert_eq!(launch.block, (256, 1, 1));
-                assert_eq!(attention_prefill_smem(&p) as usize, (128 + 6 * 64) * (head_dim + 8) * 2);
+                let (bq, threads, smem) = mma_geometry(&p, ATTN_MMA_DEFAULT);
+                assert_eq!((bq, launch.block, launch.smem), (128, (threads as u32, 1, 1), smem));
+                let want = match ATTN_MMA_DEFAULT {
+                    MmaVariant::Rows16 => (128 + 6 * 64) * (head_dim + 8) * 2,
+                    MmaVariant::Rows32 => (128 + 4 * r32_keys(head_dim)) * (head_dim + 8) * 2,
+                };
+                assert_eq!(attention_prefill_smem(&p) as usize, want);
             } else {
                 assert_eq!(launch.grid, (7, 8, 2));
                 // The key tile's row stride is odd (bank-conflict free) and at least Dh.
