@@ -422,6 +422,8 @@ enum Prefill {
     Wgmma,
     /// Its plain (non-overlapped) main loop.
     WgmmaPlain,
+    /// Its warp-specialised form.
+    WgmmaSpecialized,
     /// The other `mma.sync` form than `attention_prefill`'s.
     MmaOther,
 }
@@ -466,6 +468,10 @@ fn run_attn_prefill_with(
         Prefill::MmaOther => (
             attention_prefill_mma(p, other_mma()).unwrap(),
             attention_prefill_mma_launch(p, other_mma(), past.len(), t),
+        ),
+        Prefill::WgmmaSpecialized => (
+            attention_prefill_wgmma_variant(p, WgmmaVariant::Specialized).unwrap(),
+            attention_prefill_wgmma_variant_launch(p, WgmmaVariant::Specialized, past.len(), t),
         ),
         Prefill::WgmmaPlain => (
             attention_prefill_wgmma_variant(p, WgmmaVariant::Plain).unwrap(),
@@ -636,6 +642,25 @@ fn attention_prefill_wgmma_plain_matches_reference() {
         return;
     }
     run_attn_prefill_128(&mut ctx, Prefill::WgmmaPlain);
+}
+
+/// The warp-specialised form of the Hopper prefill (producer warpgroup, mbarriers).
+#[test]
+fn attention_prefill_wgmma_specialized_matches_reference() {
+    let Some(mut ctx) = setup() else { return };
+    if ctx.gpu.compute_capability() != (9, 0) {
+        eprintln!("NOTICE: skipping the wgmma prefill: not an sm_90 GPU");
+        return;
+    }
+    run_attn_prefill_128(&mut ctx, Prefill::WgmmaSpecialized);
+    for (i, case) in attn_cases().iter().enumerate() {
+        if !wgmma_prefill(&case.p) {
+            continue;
+        }
+        let s = 100 + 10 * i as u64;
+        run_attn_prefill_with(&mut ctx, Prefill::WgmmaSpecialized, case, &[5, 19], 37, 0, 5, s);
+        run_attn_prefill_with(&mut ctx, Prefill::WgmmaSpecialized, case, &[3], 20, 1, 5, s + 3);
+    }
 }
 
 /// The Hopper (`wgmma`, sm_90a) prefill; skipped with a notice on other GPUs.
@@ -1772,16 +1797,18 @@ fn bench_attention_prefill(ctx: &mut Ctx, r: &mut ChaCha8Rng) {
         };
         let s_max = t;
         let q = rand_bf16(ctx, r, t * 32 * 128);
-        let kv = rand_bf16(ctx, r, t * 8 * 128);
+        // Distinct k and v buffers (one buffer for both lets the L2 merge their reads).
+        let k = rand_bf16(ctx, r, t * 8 * 128);
+        let v = rand_bf16(ctx, r, t * 8 * 128);
         let (kc, vc) = (ctx.nan_bf16(8 * s_max * 128, "kc"), ctx.nan_bf16(8 * s_max * 128, "vc"));
         let past = ctx.i32(&[0], "past");
         let out = ctx.nan_bf16(t * 32 * 128, "out");
         let args = [
             q.arg(),
             i(4096),
-            kv.arg(),
+            k.arg(),
             i(1024),
-            kv.arg(),
+            v.arg(),
             i(1024),
             kc.arg(),
             vc.arg(),
@@ -1824,6 +1851,13 @@ fn bench_attention_prefill(ctx: &mut Ctx, r: &mut ChaCha8Rng) {
                 attention_prefill_wgmma(&p).unwrap(),
                 attention_prefill_wgmma_launch(&p, 1, t),
             ));
+            if std::env::var_os("MODELC_BENCH_WS").is_some() {
+                kernels.push((
+                    "attn_prefill_wgmma specialised",
+                    attention_prefill_wgmma_variant(&p, WgmmaVariant::Specialized).unwrap(),
+                    attention_prefill_wgmma_variant_launch(&p, WgmmaVariant::Specialized, 1, t),
+                ));
+            }
         }
         for (name, src, launch) in kernels {
             ctx.load(&src);

@@ -266,6 +266,7 @@ fn wgmma_prefill_assembles_for_sm90a() {
         for src in [
             attention_prefill_wgmma(&p).unwrap(),
             attention_prefill_wgmma_variant(&p, WgmmaVariant::Plain).unwrap(),
+            attention_prefill_wgmma_variant(&p, WgmmaVariant::Specialized).unwrap(),
         ] {
             let cubin = compile_cubin(&src.source, src.name(), "sm_90a", &includes)
                 .unwrap_or_else(|e| panic!("{e}\n--- source ---\n{}", src.source));

@@ -667,7 +667,7 @@ pub enum MmaVariant {
 }
 
 /// The `mma.sync` form [`attention_prefill`] emits.
-pub const ATTN_MMA_DEFAULT: MmaVariant = MmaVariant::Rows16;
+pub const ATTN_MMA_DEFAULT: MmaVariant = MmaVariant::Rows32;
 
 /// [`attention_prefill`]'s tensor-core kernel in a chosen form (`p` must satisfy
 /// [`tensor_core_prefill`]); launch with [`attention_prefill_mma_launch`].
@@ -1021,9 +1021,13 @@ pub fn attention_prefill_wgmma_variant_launch(
     batch: usize,
     tokens: usize,
 ) -> Launch {
+    let threads = match v {
+        WgmmaVariant::Specialized => ATTN_WG_THREADS + 128,
+        _ => ATTN_WG_THREADS,
+    };
     Launch::new(
         (dim(p.heads * batch), blocks(tokens, ATTN_WG_TILE), 1),
-        (dim(ATTN_WG_THREADS), 1, 1),
+        (dim(threads), 1, 1),
         wgmma_smem(p, v),
     )
 }
@@ -1090,6 +1094,352 @@ __device__ __forceinline__ void wgmma_rs_n128_tb(float (&d)[64], const unsigned 
         a_rs = asm_regs(64, 4),
         accs = asm_accs(64),
     )
+}
+
+/// Registers per thread of the warp-specialised prefill's producer and consumer warpgroups
+/// (`setmaxnreg`; 128·40 + 256·232 = 64 512 of the SM's 65 536 at 384 threads).
+const ATTN_WS_PRODUCER_REGS: usize = 40;
+const ATTN_WS_CONSUMER_REGS: usize = 232;
+
+/// The warp-specialised Hopper prefill ([`WgmmaVariant::Specialized`]): 2 consumer warpgroups
+/// (the overlapped loop) and one producer warpgroup that streams k/v tiles through `cp.async`
+/// into 3 stages, with full/empty mbarriers per stage instead of block-wide barriers.
+fn prefill_wgmma_ws(p: &AttentionParams) -> KernelSource {
+    let body = format!(
+        r#"/*
+ * attn_prefill_wgmma_{HASH}: causal GQA attention of T new tokens over (KV cache ++ new keys),
+ *   H = {h} query heads, G = {g} KV heads, Dh = {dh}, scale = {scale}, {window}.
+ *   Hopper (sm_90a), warp-specialised: S = Q K^T on wgmma.mma_async m64n128k16 (Q, K from
+ *   shared memory), O += P V with P from registers and V through a transposed descriptor; f32
+ *   accumulation, online softmax in f32 (exp2, log2(e) folded into the scale).
+ *   Also appends this call's k/v rows into the caches (done by the blocks of head h % (H/G) == 0).
+ * Layouts: as attn_prefill (q [B,T,H*Dh], k/v [B,T,G*Dh], out [B,T,H*Dh] strided bf16 rows;
+ *   caches [B,G,s_max,Dh]; past_len [B] int32). Unaligned rows are copied element by element;
+ *   out rows that are not 4-byte aligned are stored a channel at a time.
+ * Grid (H*B, ceil(T/{bq})): blockIdx.x = h + H*b, blockIdx.y counts query tiles from the last.
+ *   Block {threads}: warps 0-7 are 2 consumer warpgroups x 64 query rows ({creg} registers),
+ *   warps 8-11 the producer warpgroup ({preg} registers, setmaxnreg).
+ *   Dynamic smem 1 KiB (alignment) + q tile + 3 stages each of k and v tiles ({bk} x Dh bf16),
+ *   128-byte swizzled halves of 64 channels (16-byte chunk c of row r at chunk c ^ (r % 8)).
+ * Producer: for tile t, waits until stage t % 3 of k (then v) is empty (the consumers' arrivals
+ *   for tile t - 3), copies the tile with cp.async and makes the stage's full barrier track the
+ *   copies (cp.async.mbarrier.arrive.noinc, 128 arrivals).
+ * Consumers, per key tile j: wait for k(j) and v(j-1) to be full, fence.proxy.async, issue
+ *   S = Q K_j^T and O += P_(j-1) V_(j-1), wait for S, arrive on k(j)'s empty barrier, mask
+ *   (only tiles that cross a row's diagonal or window edge) and exponentiate while that P V runs,
+ *   wait for it, arrive on v(j-1)'s empty barrier, rescale O and pack P_j (256 arrivals each).
+ *   No branch encloses a wgmma (ptxas would serialize them).
+ */
+{PRELUDE}{MMA_PRELUDE}{wg_prelude}
+#ifndef MODELC_MBAR_PRELUDE
+#define MODELC_MBAR_PRELUDE
+__device__ __forceinline__ void mbar_init(unsigned long long* bar, unsigned count) {{
+    asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(smem_addr(bar)), "r"(count) : "memory");
+}}
+__device__ __forceinline__ void mbar_arrive(unsigned long long* bar) {{
+    asm volatile("{{\n.reg .b64 st;\nmbarrier.arrive.shared::cta.b64 st, [%0];\n}}\n" ::"r"(smem_addr(bar)) : "memory");
+}}
+/* The barrier tracks this thread's earlier cp.async copies: one arrival when they have landed. */
+__device__ __forceinline__ void mbar_arrive_cp_async(unsigned long long* bar) {{
+    asm volatile("cp.async.mbarrier.arrive.noinc.shared::cta.b64 [%0];\n" ::"r"(smem_addr(bar)) : "memory");
+}}
+/* Blocks until the phase of parity `parity` has completed. */
+__device__ __forceinline__ void mbar_wait(unsigned long long* bar, unsigned parity) {{
+    asm volatile(
+        "{{\n.reg .pred done;\nWAIT_%=:\n"
+        "mbarrier.try_wait.parity.shared::cta.b64 done, [%0], %1;\n"
+        "@!done bra WAIT_%=;\n}}\n" ::"r"(smem_addr(bar)), "r"(parity) : "memory");
+}}
+#endif
+extern "C" __global__ void __launch_bounds__({threads}, 1) attn_prefill_wgmma_{HASH}(
+{PREFILL_PARAMS}
+{{
+{consts}    constexpr int BQ = {bq}, BK = {bk}, STAGES = 3;
+    static_assert(DH == 128, "two 64-channel swizzle atoms per row");
+    constexpr int ROWB = 128;                /* bytes per swizzled row (64 channels) */
+    constexpr int QHALF = BQ * ROWB;         /* bytes per 64-channel half of the q tile */
+    constexpr int KHALF = BK * ROWB;         /* ... of a k or v tile */
+    constexpr int CPR = DH / 8;              /* 16-byte chunks per row */
+    constexpr int NCONS = 256;               /* consumer threads (warps 0-7) */
+    constexpr int NPROD = 128;               /* producer threads (warps 8-11) */
+    extern __shared__ __align__(1024) unsigned char smem_raw[];
+    /* full_k, full_v, empty_k, empty_v: one per stage */
+    __shared__ __align__(8) unsigned long long bars[4][STAGES];
+    unsigned char* sm = smem_raw + ((1024u - (smem_addr(smem_raw) & 1023u)) & 1023u);
+    unsigned char* q_s = sm;                             /* [2][BQ][128 B] */
+    unsigned char* k_s = sm + 2 * QHALF;                 /* [STAGES][2][BK][128 B] */
+    unsigned char* v_s = k_s + STAGES * 2 * KHALF;       /* [STAGES][2][BK][128 B] */
+
+    const int qt0 = (gridDim.y - 1 - blockIdx.y) * BQ;
+    const int h = blockIdx.x % H;
+    const long b = blockIdx.x / H;
+    const int g = h / R;
+    const int tid = threadIdx.x, nth = blockDim.x, warp_id = tid / 32, lane = tid % 32;
+    const int past = past_len[b];
+    bf16* kc = k_cache + (b * G + g) * (long)s_max * DH;
+    bf16* vc = v_cache + (b * G + g) * (long)s_max * DH;
+
+    const int q_last = min(T, qt0 + BQ) - 1;
+    const int hi = past + q_last;
+    const int lo = W > 0 ? max(0, past + qt0 - W + 1) : 0;
+    const int n_tiles = (hi - lo) / BK + 1;
+    const bool vec = ((reinterpret_cast<unsigned long long>(q) | reinterpret_cast<unsigned long long>(k) |
+                       reinterpret_cast<unsigned long long>(v) |
+                       2ull * (unsigned long long)(q_stride | k_stride | v_stride)) & 15) == 0;
+    auto swz = [](int r, int ch, int half) {{ return (ch / 8) * half + r * ROWB + (((ch % 8) ^ (r % 8)) << 4); }};
+
+    /* q tile by every thread; barriers by thread 0; then one block-wide barrier. */
+    for (int c = tid; c < BQ * CPR; c += nth) {{
+        const int r = c / CPR, ch = c % CPR, t = qt0 + r;
+        const bf16* src = q + (b * T + min(t, T - 1)) * (long)q_stride + h * DH + ch * 8;
+        copy8_to_smem(reinterpret_cast<bf16*>(q_s + swz(r, ch, QHALF)), src, t < T, vec);
+    }}
+    cp_async_commit();
+    if (tid == 0) {{
+        for (int s = 0; s < STAGES; ++s) {{
+            mbar_init(&bars[0][s], NPROD);
+            mbar_init(&bars[1][s], NPROD);
+            mbar_init(&bars[2][s], NCONS);
+            mbar_init(&bars[3][s], NCONS);
+        }}
+    }}
+    if (h % R == 0) {{
+        for (int c = tid; c < BQ * CPR; c += nth) {{
+            const int r = c / CPR, ch = c % CPR, t = qt0 + r;
+            if (t >= T) continue;
+            const long pos = (long)past + t;
+            const long slot = W > 0 ? pos % s_max : pos;
+            if (slot < s_max) {{
+                copy8_global(kc + slot * DH + ch * 8, k + (b * T + t) * k_stride + g * DH + ch * 8, vec);
+                copy8_global(vc + slot * DH + ch * 8, v + (b * T + t) * v_stride + g * DH + ch * 8, vec);
+            }}
+        }}
+    }}
+    cp_async_wait<0>();
+    fence_proxy_async();
+    __syncthreads();
+
+    if (warp_id >= 8) {{
+        /* Producer warpgroup, registers handed to the consumers: thread pt copies chunk pt % 16
+         * of rows pt / 16 + 8 i. Keys past hi (and rows of empty slots) are zero-filled: a NaN
+         * there would survive P = 0. */
+        asm volatile("setmaxnreg.dec.sync.aligned.u32 {preg};\n" ::: "memory");
+        const int pt = tid - NCONS;
+        const int r0 = pt / CPR, ch = pt % CPR;
+        for (int t = 0; t < n_tiles; ++t) {{
+            const int s = t % STAGES;
+            const int kt0 = lo + t * BK;
+            const long slot0 = W > 0 ? (long)kt0 % s_max : (long)kt0;
+            const bool all_new = kt0 >= past && kt0 + BK - 1 <= hi;
+            const bool all_cached = kt0 + BK - 1 < past && slot0 + BK <= s_max;
+            for (int which = 0; which < 2; ++which) {{
+                if (t >= STAGES) mbar_wait(&bars[2 + which][s], ((t / STAGES) - 1) & 1);
+                unsigned char* dst = (which == 0 ? k_s : v_s) + s * 2 * KHALF;
+                const bf16* src_new = which == 0 ? k : v;
+                const int src_stride = which == 0 ? k_stride : v_stride;
+                const bf16* src_cache = which == 0 ? kc : vc;
+                if (vec && (all_new || all_cached)) {{
+                    const bf16* src = all_new ? src_new + (b * T + kt0 - past + r0) * (long)src_stride + g * DH + ch * 8
+                                              : src_cache + (slot0 + r0) * DH + ch * 8;
+                    const long step = (all_new ? (long)src_stride : (long)DH) * 8;
+#pragma unroll
+                    for (int i = 0; i < BK / 8; ++i) cp_async16(dst + swz(r0, ch, KHALF) + i * 8 * ROWB, src + i * step, true);
+                }} else {{
+                    for (int c = pt; c < BK * CPR; c += NPROD) {{
+                        const int r = c / CPR, cc = c % CPR, pos = kt0 + r;
+                        const bf16* src = src_new;
+                        bool ok = pos <= hi;
+                        if (pos < past) {{
+                            const long slot = W > 0 ? (long)pos % s_max : (long)pos;
+                            ok = ok && slot < s_max;
+                            src = src_cache + slot * DH + cc * 8;
+                        }} else if (ok) {{
+                            src = src_new + (b * T + (pos - past)) * src_stride + g * DH + cc * 8;
+                        }}
+                        copy8_to_smem(reinterpret_cast<bf16*>(dst + swz(r, cc, KHALF)), src, ok, vec);
+                    }}
+                }}
+                /* cp.async copies are tracked by the barrier itself (one arrival when they land);
+                 * element copies (unaligned rows) are plain stores: proxy fence, then a releasing
+                 * arrival (the same count). */
+                if (vec) {{
+                    mbar_arrive_cp_async(&bars[which][s]);
+                }} else {{
+                    fence_proxy_async();
+                    mbar_arrive(&bars[which][s]);
+                }}
+            }}
+        }}
+        cp_async_wait<0>();
+        return;
+    }}
+
+    /* Consumers. Accumulator coordinates (as mma.sync per warp): rows lane/4 and lane/4 + 8 of
+     * the warp's 16 in the warpgroup's 64; n-tile i holds columns 8 i + 2 (lane % 4) + {{0, 1}}. */
+    asm volatile("setmaxnreg.inc.sync.aligned.u32 {creg};\n" ::: "memory");
+    const int wg = tid / 128, warp = (tid / 32) % 4;
+    const int fc = (lane % 4) * 2;
+    const int row0 = wg * 64 + warp * 16 + lane / 4;
+    const int wq0 = past + qt0 + wg * 64;
+    const int qpos0 = past + qt0 + row0, qpos1 = qpos0 + 8;
+    const unsigned q_base = smem_addr(q_s) + wg * 64 * ROWB;
+    float o[64];
+#pragma unroll
+    for (int i = 0; i < 64; ++i) o[i] = 0.0f;
+    float m0 = -INFINITY, m1 = -INFINITY, l0 = 0.0f, l1 = 0.0f;
+    /* pa holds P of tile j - 1 until its P V has completed; the first P V multiplies P = 0 by
+     * tile 0's v (finite). */
+    unsigned pa[BK / 16][4];
+#pragma unroll
+    for (int j = 0; j < BK / 16; ++j) pa[j][0] = pa[j][1] = pa[j][2] = pa[j][3] = 0u;
+    auto issue_pv = [&](int buf) {{
+        const unsigned vb = smem_addr(v_s + buf * 2 * KHALF);
+#pragma unroll
+        for (int i = 0; i < 64; ++i) reg_fence(o[i]);
+#pragma unroll
+        for (int j = 0; j < BK / 16; ++j) {{
+            reg_fence_u(pa[j][0]);
+            reg_fence_u(pa[j][1]);
+            reg_fence_u(pa[j][2]);
+            reg_fence_u(pa[j][3]);
+        }}
+        wg_fence();
+#pragma unroll
+        for (int j = 0; j < BK / 16; ++j) wgmma_rs_n128_tb(o, pa[j], wg_desc(vb + j * 16 * ROWB, KHALF, 1024));
+        wg_commit();
+    }};
+
+    for (int tile = 0; tile < n_tiles; ++tile) {{
+        const int s = tile % STAGES;
+        const int pv = tile == 0 ? 0 : tile - 1;
+        mbar_wait(&bars[0][s], (tile / STAGES) & 1);
+        mbar_wait(&bars[1][pv % STAGES], (pv / STAGES) & 1);
+        fence_proxy_async();
+        const int kt0 = lo + tile * BK;
+        const unsigned kb = smem_addr(k_s + s * 2 * KHALF);
+        float sc[64];
+#pragma unroll
+        for (int i = 0; i < 64; ++i) {{
+            sc[i] = 0.0f;
+            reg_fence(sc[i]);
+        }}
+        wg_fence();
+#pragma unroll
+        for (int kk = 0; kk < DH / 16; ++kk) {{
+            const unsigned long long da = wg_desc(q_base + (kk / 4) * QHALF + (kk % 4) * 32, 16, 1024);
+            const unsigned long long db = wg_desc(kb + (kk / 4) * KHALF + (kk % 4) * 32, 16, 1024);
+            wgmma_ss_n128(sc, da, db, 1);
+        }}
+        wg_commit();
+        issue_pv(pv % STAGES);
+        wg_wait<1>(); /* S done; P V of tile - 1 may still run */
+#pragma unroll
+        for (int i = 0; i < 64; ++i) reg_fence(sc[i]);
+        mbar_arrive(&bars[2][s]); /* k(tile) read */
+
+        const bool full = kt0 + BK - 1 <= wq0 && (W == 0 || wq0 + 63 - kt0 < W);
+        float mx0 = -INFINITY, mx1 = -INFINITY;
+#pragma unroll
+        for (int n = 0; n < BK / 8; ++n) {{
+#pragma unroll
+            for (int e = 0; e < 2; ++e) {{
+                const int pos = kt0 + n * 8 + fc + e;
+                const bool vis0 = full || (pos <= qpos0 && (W == 0 || qpos0 - pos < W));
+                const bool vis1 = full || (pos <= qpos1 && (W == 0 || qpos1 - pos < W));
+                sc[4 * n + e] = vis0 ? sc[4 * n + e] : -INFINITY;
+                sc[4 * n + 2 + e] = vis1 ? sc[4 * n + 2 + e] : -INFINITY;
+                mx0 = fmaxf(mx0, sc[4 * n + e]);
+                mx1 = fmaxf(mx1, sc[4 * n + 2 + e]);
+            }}
+        }}
+        mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 1));
+        mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 2));
+        mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 1));
+        mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 2));
+        const float mn0 = fmaxf(m0, mx0), mn1 = fmaxf(m1, mx1);
+        const float nb0 = mn0 == -INFINITY ? 0.0f : -mn0 * SCALE_LOG2;
+        const float nb1 = mn1 == -INFINITY ? 0.0f : -mn1 * SCALE_LOG2;
+        const float corr0 = ex2_approx(fmaf(m0, SCALE_LOG2, nb0)), corr1 = ex2_approx(fmaf(m1, SCALE_LOG2, nb1));
+        m0 = mn0;
+        m1 = mn1;
+        float sum0 = 0.0f, sum1 = 0.0f;
+#pragma unroll
+        for (int i = 0; i < 64; i += 4) {{
+            sc[i] = ex2_approx(fmaf(sc[i], SCALE_LOG2, nb0));
+            sc[i + 1] = ex2_approx(fmaf(sc[i + 1], SCALE_LOG2, nb0));
+            sc[i + 2] = ex2_approx(fmaf(sc[i + 2], SCALE_LOG2, nb1));
+            sc[i + 3] = ex2_approx(fmaf(sc[i + 3], SCALE_LOG2, nb1));
+            sum0 += sc[i] + sc[i + 1];
+            sum1 += sc[i + 2] + sc[i + 3];
+        }}
+        l0 = l0 * corr0 + sum0;
+        l1 = l1 * corr1 + sum1;
+        wg_wait<0>(); /* P V of tile - 1 done: o, pa and v(tile - 1) are free */
+#pragma unroll
+        for (int i = 0; i < 64; ++i) reg_fence(o[i]);
+        if (tile > 0) mbar_arrive(&bars[3][pv % STAGES]);
+#pragma unroll
+        for (int i = 0; i < 16; ++i) {{
+            o[4 * i + 0] *= corr0;
+            o[4 * i + 1] *= corr0;
+            o[4 * i + 2] *= corr1;
+            o[4 * i + 3] *= corr1;
+        }}
+#pragma unroll
+        for (int j = 0; j < BK / 16; ++j) {{
+            pa[j][0] = pack_bf16x2(sc[8 * j + 0], sc[8 * j + 1]);
+            pa[j][1] = pack_bf16x2(sc[8 * j + 2], sc[8 * j + 3]);
+            pa[j][2] = pack_bf16x2(sc[8 * j + 4], sc[8 * j + 5]);
+            pa[j][3] = pack_bf16x2(sc[8 * j + 6], sc[8 * j + 7]);
+        }}
+    }}
+    {{
+        const int last = n_tiles - 1;
+        mbar_wait(&bars[1][last % STAGES], (last / STAGES) & 1);
+        fence_proxy_async();
+        issue_pv(last % STAGES);
+        wg_wait<0>();
+    }}
+#pragma unroll
+    for (int i = 0; i < 64; ++i) reg_fence(o[i]);
+    l0 += __shfl_xor_sync(0xffffffffu, l0, 1);
+    l0 += __shfl_xor_sync(0xffffffffu, l0, 2);
+    l1 += __shfl_xor_sync(0xffffffffu, l1, 1);
+    l1 += __shfl_xor_sync(0xffffffffu, l1, 2);
+    const float inv0 = 1.0f / l0, inv1 = 1.0f / l1;
+    const int t0 = qt0 + row0, t1 = t0 + 8;
+    const bool out_pairs = ((reinterpret_cast<unsigned long long>(out) | 2ull * (unsigned long long)out_stride) & 3) == 0;
+#pragma unroll
+    for (int i = 0; i < 16; ++i) {{
+        const int d = i * 8 + fc;
+        bf16* o0 = out + (b * T + t0) * out_stride + h * DH + d;
+        bf16* o1 = out + (b * T + t1) * out_stride + h * DH + d;
+        const __nv_bfloat162 v0 = __floats2bfloat162_rn(o[4 * i] * inv0, o[4 * i + 1] * inv0);
+        const __nv_bfloat162 v1 = __floats2bfloat162_rn(o[4 * i + 2] * inv1, o[4 * i + 3] * inv1);
+        if (out_pairs) {{
+            if (t0 < T) *reinterpret_cast<__nv_bfloat162*>(o0) = v0;
+            if (t1 < T) *reinterpret_cast<__nv_bfloat162*>(o1) = v1;
+        }} else {{
+            if (t0 < T) {{ o0[0] = v0.x; o0[1] = v0.y; }}
+            if (t1 < T) {{ o1[0] = v1.x; o1[1] = v1.y; }}
+        }}
+    }}
+}}
+"#,
+        h = p.heads,
+        g = p.kv_heads,
+        dh = p.head_dim,
+        scale = f32_lit(p.scale),
+        window = window_name(p),
+        bq = ATTN_WG_TILE,
+        bk = ATTN_WG_KEYS_PER_TILE,
+        threads = ATTN_WG_THREADS + 128,
+        preg = ATTN_WS_PRODUCER_REGS,
+        creg = ATTN_WS_CONSUMER_REGS,
+        consts = tensor_core_constants(p),
+        wg_prelude = wgmma_prelude(),
+    );
+    finish(&[&format!("attn_prefill_wgmma_{HASH}")], body)
 }
 
 /// Main loop of the overlapped Hopper prefill (3 stages; see the kernel header).
@@ -1349,6 +1699,10 @@ pub enum WgmmaVariant {
     Overlapped,
     /// Each wgmma batch waited before the next step (2 stages); a simpler reference form.
     Plain,
+    /// Warp-specialised: the overlapped consumer loop in 2 warpgroups and one producer
+    /// warpgroup that loads k/v tiles, synchronised by per-stage full/empty mbarriers (384
+    /// threads, `setmaxnreg`).
+    Specialized,
     /// Timing diagnostic (wrong results): the overlapped loop without k/v loads after the first
     /// three tiles, i.e. its compute alone.
     #[doc(hidden)]
@@ -1376,6 +1730,9 @@ pub fn attention_prefill_wgmma_variant(
     check("attention_prefill_wgmma", wgmma_prefill(p), || {
         format!("head_dim {} is not 128", p.head_dim)
     })?;
+    if variant == WgmmaVariant::Specialized {
+        return Ok(prefill_wgmma_ws(p));
+    }
     let main_loop = match variant {
         WgmmaVariant::Plain => WGMMA_LOOP_PLAIN,
         _ => WGMMA_LOOP_OVERLAPPED,
@@ -1469,6 +1826,23 @@ extern "C" __global__ void __launch_bounds__({threads}, 1) attn_prefill_wgmma_{H
         const bf16* src_new = which == 0 ? k : v;
         const int src_stride = which == 0 ? k_stride : v_stride;
         const bf16* src_cache = which == 0 ? kc : vc;
+        /* Fast path: every row of the tile is a new key, or a cached one in consecutive slots.
+         * Thread tid copies chunk tid % 16 of rows tid / 16 + 16 i: one source pointer stepped
+         * by 16 rows, and a swizzle that does not change with i (16 is a multiple of 8). */
+        static_assert((NTH / CPR) % 8 == 0 && (BK * CPR) % NTH == 0, "fast-path row mapping");
+        const long slot0 = W > 0 ? (long)kt0 % s_max : (long)kt0;
+        const bool all_new = kt0 >= past && kt0 + BK - 1 <= hi;
+        const bool all_cached = kt0 + BK - 1 < past && slot0 + BK <= s_max;
+        if (vec && (all_new || all_cached)) {{
+            const int r0 = tid / CPR, ch = tid % CPR;
+            const bf16* src = all_new ? src_new + (b * T + kt0 - past + r0) * (long)src_stride + g * DH + ch * 8
+                                      : src_cache + (slot0 + r0) * DH + ch * 8;
+            const long step = (all_new ? (long)src_stride : (long)DH) * (NTH / CPR);
+            unsigned char* d = dst + swz(r0, ch, KHALF);
+#pragma unroll
+            for (int i = 0; i < BK * CPR / NTH; ++i) cp_async16(d + i * (NTH / CPR) * ROWB, src + i * step, true);
+            return;
+        }}
         for (int c = tid; c < BK * CPR; c += NTH) {{
             const int r = c / CPR, ch = c % CPR, pos = kt0 + r;
             const bf16* src = src_new;
