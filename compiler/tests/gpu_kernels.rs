@@ -12,7 +12,9 @@
 use half::bf16;
 use modelc::codegen::templates::attention::{
     attention_decode, attention_decode_launch, attention_decode_workspace_len, attention_prefill,
-    attention_prefill_launch, AttentionParams,
+    attention_prefill_launch, attention_prefill_mma, attention_prefill_mma_launch, attention_prefill_wgmma,
+    attention_prefill_wgmma_launch, attention_prefill_wgmma_variant, attention_prefill_wgmma_variant_launch,
+    tensor_core_prefill, wgmma_prefill, AttentionParams, MmaVariant, WgmmaVariant, ATTN_MMA_DEFAULT,
 };
 use modelc::codegen::templates::conv1d::{conv1d, conv1d_launch, Conv1dParams, ConvActivation};
 use modelc::codegen::templates::delta_rule::{
@@ -412,11 +414,71 @@ fn check_appended(
     }
 }
 
+/// Which prefill kernel a test runs.
+#[derive(Clone, Copy, PartialEq, Debug)]
+enum Prefill {
+    /// `attention_prefill` (tensor-core `mma.sync` or SIMT, by shape).
+    Default,
+    /// `attention_prefill_wgmma` (Hopper only).
+    Wgmma,
+    /// Its plain (non-overlapped) main loop.
+    WgmmaPlain,
+    /// Its warp-specialised form.
+    WgmmaSpecialized,
+    /// The other `mma.sync` form than `attention_prefill`'s.
+    MmaOther,
+}
+
+/// The `mma.sync` form `attention_prefill` does not emit.
+fn other_mma() -> MmaVariant {
+    match ATTN_MMA_DEFAULT {
+        MmaVariant::Rows16 => MmaVariant::Rows32,
+        MmaVariant::Rows32 => MmaVariant::Rows16,
+    }
+}
+
 /// `skew` shifts q, k and v one column right inside the packed buffer: rows are then not 16-byte
 /// aligned, which the tensor-core kernel must detect (it copies element by element instead).
 fn run_attn_prefill(ctx: &mut Ctx, case: &AttnCase, past: &[usize], t: usize, skew: usize, seed: u64) {
+    run_attn_prefill_with(ctx, Prefill::Default, case, past, t, skew, 5, seed);
+}
+
+/// As [`run_attn_prefill`], with the kernel and the output rows' padding `out_pad` (odd: rows
+/// not 4-byte aligned, stored a channel at a time; even multiples of 8: paired stores).
+#[allow(clippy::too_many_arguments)]
+fn run_attn_prefill_with(
+    ctx: &mut Ctx,
+    kernel: Prefill,
+    case: &AttnCase,
+    past: &[usize],
+    t: usize,
+    skew: usize,
+    out_pad: usize,
+    seed: u64,
+) {
     let p = &case.p;
-    let src = attention_prefill(p).unwrap();
+    let (src, launch) = match kernel {
+        Prefill::Default => (
+            attention_prefill(p).unwrap(),
+            attention_prefill_launch(p, past.len(), t),
+        ),
+        Prefill::Wgmma => (
+            attention_prefill_wgmma(p).unwrap(),
+            attention_prefill_wgmma_launch(p, past.len(), t),
+        ),
+        Prefill::MmaOther => (
+            attention_prefill_mma(p, other_mma()).unwrap(),
+            attention_prefill_mma_launch(p, other_mma(), past.len(), t),
+        ),
+        Prefill::WgmmaSpecialized => (
+            attention_prefill_wgmma_variant(p, WgmmaVariant::Specialized).unwrap(),
+            attention_prefill_wgmma_variant_launch(p, WgmmaVariant::Specialized, past.len(), t),
+        ),
+        Prefill::WgmmaPlain => (
+            attention_prefill_wgmma_variant(p, WgmmaVariant::Plain).unwrap(),
+            attention_prefill_wgmma_variant_launch(p, WgmmaVariant::Plain, past.len(), t),
+        ),
+    };
     ctx.load(&src);
     let mut r = rng(seed);
     let b = past.len();
@@ -438,11 +500,11 @@ fn run_attn_prefill(ctx: &mut Ctx, case: &AttnCase, past: &[usize], t: usize, sk
     let past_i: Vec<i32> = past.iter().map(|&x| x as i32).collect();
     let past_d = ctx.i32(&past_i, "past_len");
     // Padded output rows: a lane past Dh that stored anyway would leave the head's columns.
-    let out_stride = h * dh + 5;
+    let out_stride = h * dh + out_pad;
     let out = ctx.nan_bf16(rows * out_stride, "out");
     ctx.launch(
         src.name(),
-        attention_prefill_launch(p, b, t),
+        launch,
         &[
             KernelArg::Ptr(qkv.device_ptr_at(skew).unwrap()),
             KernelArg::I32(width as i32),
@@ -473,7 +535,7 @@ fn run_attn_prefill(ctx: &mut Ctx, case: &AttnCase, past: &[usize], t: usize, sk
         want.extend(o.data);
     }
     let what = format!(
-        "attn prefill H={h} G={g} Dh={dh} W={:?} past={past:?} T={t} skew={skew}",
+        "attn prefill ({kernel:?}) H={h} G={g} Dh={dh} W={:?} past={past:?} T={t} skew={skew} out_pad={out_pad}",
         p.window
     );
     let got = extract(&ctx.get_bf16(&out), rows, h * dh, out_stride, 0, &what);
@@ -494,6 +556,132 @@ fn attention_prefill_matches_reference() {
         if case.s_max >= 150 {
             run_attn_prefill(&mut ctx, case, &[0, 21], 129, 0, s + 4);
         }
+    }
+}
+
+/// Head size 128 (the Hopper kernel's) over several query tiles of 128 and key tiles of 64/128:
+/// GQA ratios 1, 4 and 8, a ring-cache sliding window, T not a multiple of the tiles, T below a
+/// tile, B > 1.
+fn attn_cases_128() -> Vec<AttnCase> {
+    let p = |heads, kv_heads, window| AttentionParams {
+        heads,
+        kv_heads,
+        head_dim: 128,
+        window,
+        scale: 128f32.powf(-0.5),
+    };
+    vec![
+        AttnCase {
+            p: p(8, 2, None),
+            s_max: 700,
+        },
+        AttnCase {
+            p: p(4, 4, None),
+            s_max: 700,
+        },
+        AttnCase {
+            p: p(16, 2, None),
+            s_max: 700,
+        },
+        AttnCase {
+            p: p(8, 1, Some(100)),
+            s_max: 420,
+        },
+        AttnCase {
+            p: p(4, 2, Some(200)),
+            s_max: 520,
+        },
+    ]
+}
+
+/// Both tensor-core prefills on head size 128, every case of [`attn_cases_128`].
+fn run_attn_prefill_128(ctx: &mut Ctx, kernel: Prefill) {
+    for (i, case) in attn_cases_128().iter().enumerate() {
+        let s = 500 + 10 * i as u64;
+        run_attn_prefill_with(ctx, kernel, case, &[0, 37], 300, 0, 8, s);
+        run_attn_prefill_with(ctx, kernel, case, &[0], 300, 0, 5, s + 1);
+        run_attn_prefill_with(ctx, kernel, case, &[130], 100, 0, 5, s + 2);
+        run_attn_prefill_with(ctx, kernel, case, &[5, 0, 200], 1, 0, 8, s + 3);
+        run_attn_prefill_with(ctx, kernel, case, &[64], 257, 1, 5, s + 4);
+        run_attn_prefill_with(ctx, kernel, case, &[300], 128, 0, 0, s + 5);
+    }
+}
+
+#[test]
+fn attention_prefill_128_matches_reference() {
+    let Some(mut ctx) = setup() else { return };
+    run_attn_prefill_128(&mut ctx, Prefill::Default);
+}
+
+/// The other `mma.sync` form of the tensor-core prefill, on every tensor-core case.
+#[test]
+fn attention_prefill_mma_other_matches_reference() {
+    let Some(mut ctx) = setup() else { return };
+    run_attn_prefill_128(&mut ctx, Prefill::MmaOther);
+    for (i, case) in attn_cases().iter().enumerate() {
+        if !tensor_core_prefill(&case.p) {
+            continue;
+        }
+        let s = 100 + 10 * i as u64;
+        run_attn_prefill_with(&mut ctx, Prefill::MmaOther, case, &[5, 19], 37, 0, 5, s);
+        run_attn_prefill_with(&mut ctx, Prefill::MmaOther, case, &[0, 3], 1, 0, 5, s + 1);
+        run_attn_prefill_with(&mut ctx, Prefill::MmaOther, case, &[0], 16, 0, 5, s + 2);
+        run_attn_prefill_with(&mut ctx, Prefill::MmaOther, case, &[3], 20, 1, 5, s + 3);
+        if case.s_max >= 150 {
+            run_attn_prefill_with(&mut ctx, Prefill::MmaOther, case, &[0, 21], 129, 0, 8, s + 4);
+        }
+    }
+}
+
+/// The plain form of the Hopper prefill (a simpler main loop: isolates descriptor and layout
+/// bugs from pipelining ones).
+#[test]
+fn attention_prefill_wgmma_plain_matches_reference() {
+    let Some(mut ctx) = setup() else { return };
+    if ctx.gpu.compute_capability() != (9, 0) {
+        eprintln!("NOTICE: skipping the wgmma prefill: not an sm_90 GPU");
+        return;
+    }
+    run_attn_prefill_128(&mut ctx, Prefill::WgmmaPlain);
+}
+
+/// The warp-specialised form of the Hopper prefill (producer warpgroup, mbarriers).
+#[test]
+fn attention_prefill_wgmma_specialized_matches_reference() {
+    let Some(mut ctx) = setup() else { return };
+    if ctx.gpu.compute_capability() != (9, 0) {
+        eprintln!("NOTICE: skipping the wgmma prefill: not an sm_90 GPU");
+        return;
+    }
+    run_attn_prefill_128(&mut ctx, Prefill::WgmmaSpecialized);
+    for (i, case) in attn_cases().iter().enumerate() {
+        if !wgmma_prefill(&case.p) {
+            continue;
+        }
+        let s = 100 + 10 * i as u64;
+        run_attn_prefill_with(&mut ctx, Prefill::WgmmaSpecialized, case, &[5, 19], 37, 0, 5, s);
+        run_attn_prefill_with(&mut ctx, Prefill::WgmmaSpecialized, case, &[3], 20, 1, 5, s + 3);
+    }
+}
+
+/// The Hopper (`wgmma`, sm_90a) prefill; skipped with a notice on other GPUs.
+#[test]
+fn attention_prefill_wgmma_matches_reference() {
+    let Some(mut ctx) = setup() else { return };
+    if ctx.gpu.compute_capability() != (9, 0) {
+        eprintln!("NOTICE: skipping the wgmma prefill: not an sm_90 GPU");
+        return;
+    }
+    run_attn_prefill_128(&mut ctx, Prefill::Wgmma);
+    // The small cases of the default kernel that have head size 128.
+    for (i, case) in attn_cases().iter().enumerate() {
+        if !wgmma_prefill(&case.p) {
+            continue;
+        }
+        let s = 100 + 10 * i as u64;
+        run_attn_prefill_with(&mut ctx, Prefill::Wgmma, case, &[5, 19], 37, 0, 5, s);
+        run_attn_prefill_with(&mut ctx, Prefill::Wgmma, case, &[0, 3], 1, 0, 5, s + 1);
+        run_attn_prefill_with(&mut ctx, Prefill::Wgmma, case, &[3], 20, 1, 5, s + 3);
     }
 }
 
@@ -1990,6 +2178,114 @@ fn bench_delta_chunk_parallel() {
     bench_delta_shapes(&mut ctx, &mut r);
 }
 
+/// The attention-prefill rows of [`bench_kernels`].
+fn bench_attention_prefill(ctx: &mut Ctx, r: &mut ChaCha8Rng) {
+    let i = |x: usize| KernelArg::I32(x as i32);
+    // Attention prefill, B = 1, T = 4096 and 8192, H = 32, G = 8, Dh = 128, causal, from an
+    // empty cache: the mma.sync kernel and (on sm_90) the wgmma one. Each sample times 10
+    // back-to-back launches (host clock around a synchronize), median of 5 samples. Causal FLOPs
+    // = 2·B·H·T²·Dh (half of QKᵀ and PV's 4·B·H·T²·Dh). Compare with SDPA from the same run
+    // (scripts: torch scaled_dot_product_attention, is_causal, enable_gqa).
+    for t in [4096usize, 8192] {
+        let p = AttentionParams {
+            heads: 32,
+            kv_heads: 8,
+            head_dim: 128,
+            window: None,
+            scale: 128f32.powf(-0.5),
+        };
+        let s_max = t;
+        let q = rand_bf16(ctx, r, t * 32 * 128);
+        // Distinct k and v buffers (one buffer for both lets the L2 merge their reads).
+        let k = rand_bf16(ctx, r, t * 8 * 128);
+        let v = rand_bf16(ctx, r, t * 8 * 128);
+        let (kc, vc) = (ctx.nan_bf16(8 * s_max * 128, "kc"), ctx.nan_bf16(8 * s_max * 128, "vc"));
+        let past = ctx.i32(&[0], "past");
+        let out = ctx.nan_bf16(t * 32 * 128, "out");
+        let args = [
+            q.arg(),
+            i(4096),
+            k.arg(),
+            i(1024),
+            v.arg(),
+            i(1024),
+            kc.arg(),
+            vc.arg(),
+            past.arg(),
+            out.arg(),
+            i(4096),
+            i(t),
+            i(s_max),
+        ];
+        let mut kernels = vec![
+            (
+                "attn_prefill mma.sync (default)",
+                attention_prefill(&p).unwrap(),
+                attention_prefill_launch(&p, 1, t),
+            ),
+            (
+                "attn_prefill mma.sync (other form)",
+                attention_prefill_mma(&p, other_mma()).unwrap(),
+                attention_prefill_mma_launch(&p, other_mma(), 1, t),
+            ),
+        ];
+        if ctx.gpu.compute_capability() == (9, 0) {
+            for (name, v) in [
+                ("diag: wgmma compute only", WgmmaVariant::DiagNoLoad),
+                ("diag: wgmma loads only", WgmmaVariant::DiagNoCompute),
+            ] {
+                kernels.push((
+                    name,
+                    attention_prefill_wgmma_variant(&p, v).unwrap(),
+                    attention_prefill_wgmma_variant_launch(&p, v, 1, t),
+                ));
+            }
+            kernels.push((
+                "attn_prefill_wgmma plain",
+                attention_prefill_wgmma_variant(&p, WgmmaVariant::Plain).unwrap(),
+                attention_prefill_wgmma_variant_launch(&p, WgmmaVariant::Plain, 1, t),
+            ));
+            kernels.push((
+                "attn_prefill_wgmma",
+                attention_prefill_wgmma(&p).unwrap(),
+                attention_prefill_wgmma_launch(&p, 1, t),
+            ));
+            if std::env::var_os("MODELC_BENCH_WS").is_some() {
+                kernels.push((
+                    "attn_prefill_wgmma specialised",
+                    attention_prefill_wgmma_variant(&p, WgmmaVariant::Specialized).unwrap(),
+                    attention_prefill_wgmma_variant_launch(&p, WgmmaVariant::Specialized, 1, t),
+                ));
+            }
+        }
+        for (name, src, launch) in kernels {
+            ctx.load(&src);
+            let ms = time_ms(ctx, 5, || {
+                for _ in 0..10 {
+                    ctx.launch(src.name(), launch, &args)
+                }
+            }) / 10.0;
+            let flops = 2.0 * (t as f64) * (t as f64) * 32.0 * 128.0;
+            println!(
+                "| {name} | B1 T{t} H32 G8 Dh128 causal | {ms:.3} | {:.1} TFLOP/s |",
+                flops / ms / 1e9
+            );
+        }
+    }
+}
+
+/// Only the attention-prefill rows of [`bench_kernels`] (`--ignored bench_attention_prefill`).
+#[test]
+#[ignore]
+fn bench_attention_prefill_only() {
+    let Some(mut ctx) = setup() else { return };
+    ctx.gpu.set_checked(false);
+    let mut r = rng(7);
+    println!("| kernel | shape | median ms | rate |");
+    println!("|---|---|---|---|");
+    bench_attention_prefill(&mut ctx, &mut r);
+}
+
 #[test]
 #[ignore]
 fn bench_kernels() {
@@ -2015,47 +2311,7 @@ fn bench_kernels() {
             2.0 * (n as f64).powi(3) / ms / 1e9
         );
     }
-    // Attention prefill, T = 4096, H = 32, G = 8, Dh = 128, from an empty cache.
-    {
-        let p = AttentionParams {
-            heads: 32,
-            kv_heads: 8,
-            head_dim: 128,
-            window: None,
-            scale: 128f32.powf(-0.5),
-        };
-        let (t, s_max) = (4096, 4096);
-        let src = attention_prefill(&p).unwrap();
-        ctx.load(&src);
-        let q = rand_bf16(&ctx, &mut r, t * 32 * 128);
-        let kv = rand_bf16(&ctx, &mut r, t * 8 * 128);
-        let (kc, vc) = (ctx.nan_bf16(8 * s_max * 128, "kc"), ctx.nan_bf16(8 * s_max * 128, "vc"));
-        let past = ctx.i32(&[0], "past");
-        let out = ctx.nan_bf16(t * 32 * 128, "out");
-        let args = [
-            q.arg(),
-            i(4096),
-            kv.arg(),
-            i(1024),
-            kv.arg(),
-            i(1024),
-            kc.arg(),
-            vc.arg(),
-            past.arg(),
-            out.arg(),
-            i(4096),
-            i(t),
-            i(s_max),
-        ];
-        let ms = time_ms(&ctx, 3, || {
-            ctx.launch(src.name(), attention_prefill_launch(&p, 1, t), &args)
-        });
-        let flops = 2.0 * 2.0 * (t as f64) * (t as f64) / 2.0 * 32.0 * 128.0;
-        println!(
-            "| attn_prefill | B1 T4096 H32 G8 Dh128 | {ms:.3} | {:.1} TFLOP/s |",
-            flops / ms / 1e9
-        );
-    }
+    bench_attention_prefill(&mut ctx, &mut r);
     // Attention decode, B = 8, past = 4096.
     {
         let p = AttentionParams {

@@ -3,7 +3,10 @@
 //! Needs only libnvrtc (no GPU): `.ci/nvrtc.sh` installs it.
 //! Skipped with a notice when libnvrtc cannot be loaded, unless `CI` is set (then it fails).
 
-use modelc::codegen::templates::attention::{attention_decode, attention_prefill, AttentionParams};
+use modelc::codegen::templates::attention::{
+    attention_decode, attention_prefill, attention_prefill_mma, attention_prefill_wgmma,
+    attention_prefill_wgmma_variant, tensor_core_prefill, AttentionParams, MmaVariant, WgmmaVariant, ATTN_MMA_DEFAULT,
+};
 use modelc::codegen::templates::conv1d::{conv1d, Conv1dParams, ConvActivation};
 use modelc::codegen::templates::delta_rule::{
     delta_rule_chunk_parallel, delta_rule_chunked, delta_rule_recurrent, delta_rule_tensor_cores, DecayGate,
@@ -12,7 +15,7 @@ use modelc::codegen::templates::delta_rule::{
 use modelc::codegen::templates::selective_scan::{selective_scan, SelectiveScanParams};
 use modelc::codegen::templates::KernelSource;
 use modelc::spec::GateActivation;
-use modelc_runtime::cuda::{compile_ptx, default_include_dirs, nvrtc_version, ptxas_report};
+use modelc_runtime::cuda::{compile_cubin, compile_ptx, default_include_dirs, nvrtc_version, ptxas_report};
 
 const ARCH: &str = "sm_90";
 
@@ -60,6 +63,14 @@ fn all_sources() -> Vec<KernelSource> {
         };
         out.push(attention_prefill(&p).unwrap());
         out.push(attention_decode(&p).unwrap());
+        // The other mma.sync form of the tensor-core prefill.
+        if tensor_core_prefill(&p) {
+            let other = match ATTN_MMA_DEFAULT {
+                MmaVariant::Rows16 => MmaVariant::Rows32,
+                MmaVariant::Rows32 => MmaVariant::Rows16,
+            };
+            out.push(attention_prefill_mma(&p, other).unwrap());
+        }
     }
     let gdn = DeltaRuleParams::new(2, 4, 64, 64, DecayGate::Scalar);
     let kda = DeltaRuleParams {
@@ -253,6 +264,41 @@ fn every_template_assembles_for_sm90() {
                 let n: String = line[..i].chars().rev().take_while(|c| c.is_ascii_digit()).collect();
                 assert_eq!(n, "0", "{} spills registers: {line}", src.name());
             }
+        }
+    }
+}
+
+/// The Hopper prefill (`wgmma`, sm_90a only) assembles for sm_90a without spills, for full
+/// causal attention and a sliding window, several GQA ratios.
+#[test]
+fn wgmma_prefill_assembles_for_sm90a() {
+    if !nvrtc_or_skip() {
+        return;
+    }
+    let includes = default_include_dirs();
+    for (heads, kv_heads, window) in [(32, 8, None), (8, 8, None), (8, 1, Some(100))] {
+        let p = AttentionParams {
+            heads,
+            kv_heads,
+            head_dim: 128,
+            window,
+            scale: 128f32.powf(-0.5),
+        };
+        for src in [
+            attention_prefill_wgmma(&p).unwrap(),
+            attention_prefill_wgmma_variant(&p, WgmmaVariant::Plain).unwrap(),
+            attention_prefill_wgmma_variant(&p, WgmmaVariant::Specialized).unwrap(),
+        ] {
+            let cubin = compile_cubin(&src.source, src.name(), "sm_90a", &includes)
+                .unwrap_or_else(|e| panic!("{e}\n--- source ---\n{}", src.source));
+            assert!(!cubin.bytes().is_empty());
+            let log = ptxas_report(&src.source, src.name(), "sm_90a", &includes).unwrap_or_else(|e| panic!("{e}"));
+            eprintln!("{}: {log}", src.name());
+            assert!(
+                !log.contains("bytes spill stores") || log.contains(" 0 bytes spill stores"),
+                "{log}"
+            );
+            assert!(!log.contains("serializ"), "wgmma serialized: {log}");
         }
     }
 }

@@ -11,7 +11,7 @@ use super::glue::describe_op;
 use super::kernel::{c, rows, KArg};
 use super::templates::attention::{
     attention_decode, attention_decode_heads_per_grid, attention_decode_launch, attention_prefill,
-    attention_prefill_launch, attention_prefill_queries_per_block, AttentionParams as TAttention,
+    attention_prefill_launch, attention_prefill_queries_per_block, tensor_core_prefill, AttentionParams as TAttention,
 };
 use super::templates::conv1d::{
     conv1d, conv1d_launch, Conv1dParams, ConvActivation, CONV_CHANNELS_PER_BLOCK, CONV_TOKENS_PER_THREAD,
@@ -149,7 +149,12 @@ fn ch(graph: &Graph, v: Value) -> usize {
 
 /// Grid of `attn_prefill` (the template's `attention_prefill_launch` as an expression).
 pub fn attention_prefill_grid(p: &TAttention) -> [Expr; 3] {
-    [t().cdiv(c(attention_prefill_queries_per_block(p))), c(p.heads), b()]
+    let tiles = t().cdiv(c(attention_prefill_queries_per_block(p)));
+    if tensor_core_prefill(p) {
+        [c(p.heads).times(b()), tiles, c(1)]
+    } else {
+        [tiles, c(p.heads), b()]
+    }
 }
 
 /// Split-K factor of decode attention: enough blocks to fill the SMs twice, at most one split
@@ -639,7 +644,9 @@ pub fn core_code(graph: &Graph, plan: &FusionPlan, step: &Step, core: &Core) -> 
 
 #[cfg(test)]
 mod tests {
-    use super::super::templates::attention::{attention_decode_smem, attention_prefill_smem};
+    use super::super::templates::attention::{
+        attention_decode_smem, attention_prefill_smem, attention_prefill_threads,
+    };
     use super::*;
     use modelc_runtime::program::Env;
 
@@ -810,6 +817,8 @@ mod tests {
                         assert!(want == 0 || want >= 4 * 16 * 16, "{}", l.entry);
                         let threads = if l.entry.starts_with("attn_decode_combine_") {
                             p.head_dim
+                        } else if l.entry.starts_with("attn_prefill_") {
+                            attention_prefill_threads(&tp)
                         } else {
                             128
                         };

@@ -56,8 +56,8 @@ pub const ATTN_THREADS: usize = 128;
 /// live in registers, and the prefill tiles take `attention_prefill_smem` bytes (82 KiB here).
 pub const ATTN_MAX_HEAD_DIM: usize = 256;
 
-/// Queries (and keys) per tile of the tensor-core prefill (4 warps × 16 query rows).
-pub const ATTN_TC_TILE: usize = 64;
+/// Queries per block of the tensor-core prefill (8 warps × 16 query rows).
+pub const ATTN_TC_TILE: usize = 128;
 /// Largest head size of the tensor-core prefill: its q fragments and output accumulators live
 /// in registers (`Dh/16·4 + Dh/8·4` per thread).
 pub const ATTN_TC_MAX_HEAD_DIM: usize = 128;
@@ -83,7 +83,7 @@ pub fn grouped_decode(p: &AttentionParams) -> bool {
 /// [`ATTN_PREFILL_QUERIES_PER_BLOCK`].
 pub fn attention_prefill_queries_per_block(p: &AttentionParams) -> usize {
     if tensor_core_prefill(p) {
-        ATTN_TC_TILE
+        mma_geometry(p, ATTN_MMA_DEFAULT).0
     } else {
         ATTN_PREFILL_QUERIES_PER_BLOCK
     }
@@ -183,11 +183,10 @@ const DECODE_PARAMS: &str = "    const bf16* __restrict__ q, int q_stride,
 /// [`tensor_core_prefill`] holds, else the SIMT one; both take the same arguments.
 pub fn attention_prefill(p: &AttentionParams) -> Result<KernelSource, TemplateError> {
     validate(p, "attention_prefill")?;
-    Ok(if tensor_core_prefill(p) {
-        prefill_tensor_core(p)
-    } else {
-        prefill_simt(p)
-    })
+    if tensor_core_prefill(p) {
+        return attention_prefill_mma(p, ATTN_MMA_DEFAULT);
+    }
+    Ok(prefill_simt(p))
 }
 
 /// The SIMT prefill: f32 FMA on any head size (see the module doc's invariants).
@@ -370,13 +369,19 @@ pub fn attention_decode_smem(p: &AttentionParams) -> u32 {
     }
 }
 
-/// Keys per tile of the tensor-core prefill (two buffers of k and v tiles in shared memory).
-const ATTN_TC_KEYS_PER_TILE: usize = 32;
+/// Keys per tile of the tensor-core prefill.
+pub const ATTN_TC_KEYS_PER_TILE: usize = 64;
+/// Shared-memory stages of the tensor-core prefill's k/v tiles (`cp.async` pipeline depth).
+pub const ATTN_TC_STAGES: usize = 3;
+/// Threads of the tensor-core prefill: 8 warps of 16 query rows.
+pub const ATTN_TC_THREADS: usize = 256;
 
-/// The tensor-core prefill (FlashAttention-2 style): per block 64 queries of one head, 4 warps
+/// The tensor-core prefill (FlashAttention-2 style): per block 128 queries of one head, 8 warps
 /// of 16 query rows; S = Q·Kᵀ and O += P·V on `mma.sync` m16n8k16 (bf16 operands, f32
-/// accumulators), online softmax in f32 on the accumulators, k/v tiles double-buffered through
-/// `cp.async`.
+/// accumulators), P kept in registers as the A operand of P·V, online softmax in f32 (exp2) on
+/// the accumulators, 64-key k/v tiles through a 3-stage `cp.async` pipeline. Warps skip key
+/// tiles that are fully masked for their 16 rows and mask only tiles that cross a row's diagonal
+/// (or window edge). Grid `(H·B, query tiles)`, heaviest (last) query tiles first.
 fn prefill_tensor_core(p: &AttentionParams) -> KernelSource {
     let body = format!(
         r#"/*
@@ -385,21 +390,25 @@ fn prefill_tensor_core(p: &AttentionParams) -> KernelSource {
  *   out[b,t,h,:] = softmax_j(scale * q[b,t,h,:] . k_j) v_j over the keys j visible from
  *   position past_len[b] + t. Tensor cores: S = Q K^T and O += P V on mma.sync m16n8k16
  *   (bf16 operands, f32 accumulation); online softmax in f32 (exp2, log2(e) folded into the
- *   scale). P is rounded to bf16 for the P V product, as FlashAttention does.
+ *   scale). P stays in registers (the S accumulators of two n-tiles are one A fragment),
+ *   rounded to bf16 for the P V product, as FlashAttention does.
  *   Also appends this call's k/v rows into the caches (done by the blocks of head h % (H/G) == 0).
  * Layouts: q [B,T,H*Dh], k/v [B,T,G*Dh], out [B,T,H*Dh] bf16 rows with strides (elements);
  *   k_cache/v_cache [B,G,s_max,Dh] bf16; past_len [B] int32. q and k are already rotated (RoPE).
  *   Rows that are not 16-byte aligned are copied element by element (same results); out rows
  *   that are not 4-byte aligned are stored a channel at a time.
- * Grid (ceil(T/{bq}), H, B), block {threads} (4 warps x 16 query rows), dynamic smem
- *   (BQ + 4 BK) (Dh + 8) * 2 bytes: q tile and double-buffered k/v tiles of {bk} keys, rows
- *   padded by 8 channels so that ldmatrix is free of bank conflicts.
+ * Grid (H*B, ceil(T/{bq})): blockIdx.x = h + H*b, blockIdx.y counts query tiles from the last
+ *   (the heaviest under the causal mask) so that they start first. Block {threads} (8 warps x 16
+ *   query rows), dynamic smem (BQ + 2 STAGES BK) (Dh + 8) * 2 bytes: q tile and {stages} stages
+ *   of {bk}-key k/v tiles, rows padded by 8 channels so that ldmatrix is free of bank conflicts.
+ * Per warp, key tiles past its last row (or before its first row's window) are skipped, and
+ *   only tiles that cross a row's diagonal or window edge are masked.
  */
 {PRELUDE}{MMA_PRELUDE}
 extern "C" __global__ void __launch_bounds__({threads}) attn_prefill_{HASH}(
 {PREFILL_PARAMS}
 {{
-{consts}    constexpr int BQ = {bq}, BK = {bk}, NTH = {threads};
+{consts}    constexpr int BQ = {bq}, BK = {bk}, NTH = {threads}, STAGES = {stages};
     constexpr int DS = DH + 8;          /* padded smem row (elements): conflict-free ldmatrix */
     constexpr int CPR = DH / 8;         /* 16-byte chunks per row */
     constexpr int NT = BK / 8;          /* score n-tiles per warp */
@@ -407,13 +416,13 @@ extern "C" __global__ void __launch_bounds__({threads}) attn_prefill_{HASH}(
     constexpr int KS = DH / 16;         /* k-steps of q.k */
     extern __shared__ __align__(16) unsigned char smem_raw[];
     bf16* q_s = reinterpret_cast<bf16*>(smem_raw);
-    bf16* k_s = q_s + BQ * DS;          /* [2][BK][DS] */
-    bf16* v_s = k_s + 2 * BK * DS;      /* [2][BK][DS] */
+    bf16* k_s = q_s + BQ * DS;          /* [STAGES][BK][DS] */
+    bf16* v_s = k_s + STAGES * BK * DS; /* [STAGES][BK][DS] */
 
     /* Heaviest (latest) query tiles first: causal work grows with the tile index. */
-    const int qt0 = (gridDim.x - 1 - blockIdx.x) * BQ;
-    const int h = blockIdx.y;
-    const long b = blockIdx.z;
+    const int qt0 = (gridDim.y - 1 - blockIdx.y) * BQ;
+    const int h = blockIdx.x % H;
+    const long b = blockIdx.x / H;
     const int g = h / R;
     const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
     const int past = past_len[b];
@@ -429,12 +438,13 @@ extern "C" __global__ void __launch_bounds__({threads}) attn_prefill_{HASH}(
                        reinterpret_cast<unsigned long long>(v) |
                        2ull * (unsigned long long)(q_stride | k_stride | v_stride)) & 15) == 0;
 
-    /* q tile (zero rows past T) */
+    /* q tile (zero rows past T): part of the first cp.async group */
     for (int c = tid; c < BQ * CPR; c += NTH) {{
         const int r = c / CPR, ch = c % CPR, t = qt0 + r;
         const bf16* src = q + (b * T + min(t, T - 1)) * (long)q_stride + h * DH + ch * 8;
         copy8_to_smem(q_s + r * DS + ch * 8, src, t < T, vec);
     }}
+    /* Keys past hi (and rows of empty slots) are zero-filled: a NaN there would survive P = 0. */
     auto load_kv = [&](int tile, int buf) {{
         const int kt0 = lo + tile * BK;
         bf16* kd = k_s + buf * BK * DS;
@@ -458,8 +468,12 @@ extern "C" __global__ void __launch_bounds__({threads}) attn_prefill_{HASH}(
             copy8_to_smem(vd + r * DS + ch * 8, vs, ok, vec);
         }}
     }};
-    load_kv(0, 0);
-    cp_async_commit();
+    /* Prologue: tiles 0 .. STAGES-2, one cp.async group each (empty groups are fine). */
+#pragma unroll
+    for (int s = 0; s < STAGES - 1; ++s) {{
+        if (s < n_tiles) load_kv(s, s);
+        cp_async_commit();
+    }}
 
     /* Append this tile's new keys/values to the caches (one query head per KV group). */
     if (h % R == 0) {{
@@ -478,6 +492,7 @@ extern "C" __global__ void __launch_bounds__({threads}) attn_prefill_{HASH}(
     /* Fragment coordinates: this thread's rows are lane/4 and lane/4 + 8 of the warp's 16. */
     const int fr = lane / 4, fc = (lane % 4) * 2;
     const int row0 = warp * 16 + fr;
+    const int wq0 = past + qt0 + warp * 16;  /* position of the warp's first row */
     const int qpos0 = past + qt0 + row0, qpos1 = qpos0 + 8;
     unsigned qf[KS][4];
     float o[DT][4];
@@ -486,23 +501,23 @@ extern "C" __global__ void __launch_bounds__({threads}) attn_prefill_{HASH}(
     float m0 = -INFINITY, m1 = -INFINITY, l0 = 0.0f, l1 = 0.0f;
 
     for (int tile = 0; tile < n_tiles; ++tile) {{
-        const int buf = tile & 1;
-        if (tile + 1 < n_tiles) {{
-            load_kv(tile + 1, buf ^ 1);
-            cp_async_commit();
-            cp_async_wait<1>();
-        }} else {{
-            cp_async_wait<0>();
-        }}
-        __syncthreads();
+        /* Groups committed so far: STAGES-1 + tile; tile's own must have landed. */
+        cp_async_wait<STAGES - 2>();
+        __syncthreads(); /* tile visible to all; every warp is done with tile - 1's buffer */
+        if (tile + STAGES - 1 < n_tiles) load_kv(tile + STAGES - 1, (tile + STAGES - 1) % STAGES);
+        cp_async_commit();
         if (tile == 0) {{
 #pragma unroll
             for (int ks = 0; ks < KS; ++ks)
                 ldmatrix_x4(qf[ks], q_s + (warp * 16 + lane % 16) * DS + ks * 16 + (lane / 16) * 8);
         }}
+        const int kt0 = lo + tile * BK;
+        /* Warp-uniform: every key of the tile is past the warp's last row, or before the window
+         * of its first row. */
+        if (kt0 > wq0 + 15 || (W > 0 && kt0 + BK - 1 <= wq0 - W)) continue;
+        const int buf = tile % STAGES;
         const bf16* kb = k_s + buf * BK * DS;
         const bf16* vb = v_s + buf * BK * DS;
-        const int kt0 = lo + tile * BK;
 
         float s[NT][4];
 #pragma unroll
@@ -519,8 +534,8 @@ extern "C" __global__ void __launch_bounds__({threads}) attn_prefill_{HASH}(
                 mma_bf16(s[2 * np + 1], qf[ks], bfr[2], bfr[3]);
             }}
         }}
-        /* Mask: only tiles that reach past a row's position or out of its window need it. */
-        const bool full = kt0 + BK - 1 <= past + qt0 && (W == 0 || past + qt0 + BQ - 1 - kt0 < W);
+        /* Mask only tiles that reach past the warp's first row or out of its last row's window. */
+        const bool full = kt0 + BK - 1 <= wq0 && (W == 0 || wq0 + 15 - kt0 < W);
         float mx0 = -INFINITY, mx1 = -INFINITY;
 #pragma unroll
         for (int n = 0; n < NT; ++n) {{
@@ -585,17 +600,17 @@ extern "C" __global__ void __launch_bounds__({threads}) attn_prefill_{HASH}(
                 mma_bf16(o[2 * dp + 1], pa, bfr[2], bfr[3]);
             }}
         }}
-        __syncthreads(); /* this buffer is refilled by the next iteration's prefetch */
     }}
+    cp_async_wait<0>();
     l0 += __shfl_xor_sync(0xffffffffu, l0, 1);
     l0 += __shfl_xor_sync(0xffffffffu, l0, 2);
     l1 += __shfl_xor_sync(0xffffffffu, l1, 1);
     l1 += __shfl_xor_sync(0xffffffffu, l1, 2);
     const float inv0 = 1.0f / l0, inv1 = 1.0f / l1;
     const int t0 = qt0 + row0, t1 = t0 + 8;
-#pragma unroll
     /* Channel pairs are stored as one bf16x2 where out rows are 4-byte aligned. */
     const bool out_pairs = ((reinterpret_cast<unsigned long long>(out) | 2ull * (unsigned long long)out_stride) & 3) == 0;
+#pragma unroll
     for (int i = 0; i < DT; ++i) {{
         const int d = i * 8 + fc;
         bf16* o0 = out + (b * T + t0) * out_stride + h * DH + d;
@@ -619,10 +634,1316 @@ extern "C" __global__ void __launch_bounds__({threads}) attn_prefill_{HASH}(
         window = window_name(p),
         bq = ATTN_TC_TILE,
         bk = ATTN_TC_KEYS_PER_TILE,
-        threads = ATTN_THREADS,
+        stages = ATTN_TC_STAGES,
+        threads = ATTN_TC_THREADS,
         consts = tensor_core_constants(p),
     );
     finish(&[&format!("attn_prefill_{HASH}")], body)
+}
+
+/// Queries per block, keys per tile, stages and threads of the 32-rows-per-warp tensor-core
+/// prefill ([`MmaVariant::Rows32`]).
+const ATTN_R32_TILE: usize = 128;
+/// Keys per tile: 64, or 32 above Dh 64 (o of two m-tiles takes Dh registers per thread).
+fn r32_keys(head_dim: usize) -> usize {
+    if head_dim > 64 {
+        32
+    } else {
+        64
+    }
+}
+const ATTN_R32_STAGES: usize = 2;
+const ATTN_R32_THREADS: usize = 128;
+
+/// Forms of the `mma.sync` tensor-core prefill.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MmaVariant {
+    /// 8 warps × 16 query rows, q fragments in registers, 64-key tiles, 3 stages.
+    Rows16,
+    /// 4 warps × 32 query rows (two m-tiles share every k/v fragment: half the shared-memory
+    /// reads per `mma`), q fragments reloaded per tile, 2 stages of 64-key tiles (32 above
+    /// Dh 64: 68 KiB at Dh 128, two blocks per SM).
+    Rows32,
+}
+
+/// The `mma.sync` form [`attention_prefill`] emits.
+pub const ATTN_MMA_DEFAULT: MmaVariant = MmaVariant::Rows32;
+
+/// [`attention_prefill`]'s tensor-core kernel in a chosen form (`p` must satisfy
+/// [`tensor_core_prefill`]); launch with [`attention_prefill_mma_launch`].
+pub fn attention_prefill_mma(p: &AttentionParams, v: MmaVariant) -> Result<KernelSource, TemplateError> {
+    validate(p, "attention_prefill")?;
+    check("attention_prefill", tensor_core_prefill(p), || {
+        format!("head_dim {} is not a multiple of 16 up to 128", p.head_dim)
+    })?;
+    Ok(match v {
+        MmaVariant::Rows16 => prefill_tensor_core(p),
+        MmaVariant::Rows32 => prefill_tensor_core_r32(p),
+    })
+}
+
+/// Launch geometry of [`attention_prefill_mma`].
+pub fn attention_prefill_mma_launch(p: &AttentionParams, v: MmaVariant, batch: usize, tokens: usize) -> Launch {
+    let (bq, threads, smem) = mma_geometry(p, v);
+    Launch::new(
+        (dim(p.heads * batch), blocks(tokens, bq), 1),
+        (dim(threads), 1, 1),
+        smem,
+    )
+}
+
+/// (queries per block, threads, dynamic shared memory) of an `mma.sync` form.
+fn mma_geometry(p: &AttentionParams, v: MmaVariant) -> (usize, usize, u32) {
+    match v {
+        MmaVariant::Rows16 => (
+            ATTN_TC_TILE,
+            ATTN_TC_THREADS,
+            dim((ATTN_TC_TILE + 2 * ATTN_TC_STAGES * ATTN_TC_KEYS_PER_TILE) * (p.head_dim + 8) * 2),
+        ),
+        MmaVariant::Rows32 => (
+            ATTN_R32_TILE,
+            ATTN_R32_THREADS,
+            dim((ATTN_R32_TILE + 2 * ATTN_R32_STAGES * r32_keys(p.head_dim)) * (p.head_dim + 8) * 2),
+        ),
+    }
+}
+
+/// The 32-rows-per-warp form of the tensor-core prefill (FlashAttention-2's tiling): per block
+/// 128 queries of one head, 4 warps of two 16-row m-tiles each.
+fn prefill_tensor_core_r32(p: &AttentionParams) -> KernelSource {
+    let body = format!(
+        r#"/*
+ * attn_prefill_{HASH}: causal GQA attention of T new tokens over (KV cache ++ new keys),
+ *   H = {h} query heads, G = {g} KV heads, Dh = {dh}, scale = {scale}, {window}.
+ *   out[b,t,h,:] = softmax_j(scale * q[b,t,h,:] . k_j) v_j over the keys j visible from
+ *   position past_len[b] + t. Tensor cores: S = Q K^T and O += P V on mma.sync m16n8k16
+ *   (bf16 operands, f32 accumulation); online softmax in f32 (exp2, log2(e) folded into the
+ *   scale). Each warp owns 32 query rows (two m-tiles), so every k or v fragment loaded with
+ *   ldmatrix feeds two mma; q fragments are reloaded from shared memory per key tile. P stays
+ *   in registers (the S accumulators of two n-tiles are one A fragment), rounded to bf16.
+ *   Also appends this call's k/v rows into the caches (done by the blocks of head h % (H/G) == 0).
+ * Layouts: q [B,T,H*Dh], k/v [B,T,G*Dh], out [B,T,H*Dh] bf16 rows with strides (elements);
+ *   k_cache/v_cache [B,G,s_max,Dh] bf16; past_len [B] int32. q and k are already rotated (RoPE).
+ *   Rows that are not 16-byte aligned are copied element by element (same results); out rows
+ *   that are not 4-byte aligned are stored a channel at a time.
+ * Grid (H*B, ceil(T/{bq})): blockIdx.x = h + H*b, blockIdx.y counts query tiles from the last
+ *   (the heaviest under the causal mask) so that they start first. Block {threads} (4 warps x 32
+ *   query rows), dynamic smem (BQ + 2 STAGES BK) (Dh + 8) * 2 bytes: q tile and {stages} stages
+ *   of {bk}-key k/v tiles, rows padded by 8 channels so that ldmatrix is free of bank conflicts.
+ * Per warp, key tiles past its last row (or before its first row's window) are skipped, and
+ *   only tiles that cross a row's diagonal or window edge are masked.
+ */
+{PRELUDE}{MMA_PRELUDE}
+extern "C" __global__ void __launch_bounds__({threads}) attn_prefill_{HASH}(
+{PREFILL_PARAMS}
+{{
+{consts}    constexpr int BQ = {bq}, BK = {bk}, NTH = {threads}, STAGES = {stages};
+    constexpr int DS = DH + 8;          /* padded smem row (elements): conflict-free ldmatrix */
+    constexpr int CPR = DH / 8;         /* 16-byte chunks per row */
+    constexpr int NT = BK / 8;          /* score n-tiles per m-tile */
+    constexpr int DT = DH / 8;          /* output n-tiles per m-tile */
+    constexpr int KS = DH / 16;         /* k-steps of q.k */
+    extern __shared__ __align__(16) unsigned char smem_raw[];
+    bf16* q_s = reinterpret_cast<bf16*>(smem_raw);
+    bf16* k_s = q_s + BQ * DS;          /* [STAGES][BK][DS] */
+    bf16* v_s = k_s + STAGES * BK * DS; /* [STAGES][BK][DS] */
+
+    const int qt0 = (gridDim.y - 1 - blockIdx.y) * BQ;
+    const int h = blockIdx.x % H;
+    const long b = blockIdx.x / H;
+    const int g = h / R;
+    const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
+    const int past = past_len[b];
+    bf16* kc = k_cache + (b * G + g) * (long)s_max * DH;
+    bf16* vc = v_cache + (b * G + g) * (long)s_max * DH;
+
+    const int q_last = min(T, qt0 + BQ) - 1;
+    const int hi = past + q_last;
+    const int lo = W > 0 ? max(0, past + qt0 - W + 1) : 0;
+    const int n_tiles = (hi - lo) / BK + 1;
+    const bool vec = ((reinterpret_cast<unsigned long long>(q) | reinterpret_cast<unsigned long long>(k) |
+                       reinterpret_cast<unsigned long long>(v) |
+                       2ull * (unsigned long long)(q_stride | k_stride | v_stride)) & 15) == 0;
+
+    for (int c = tid; c < BQ * CPR; c += NTH) {{
+        const int r = c / CPR, ch = c % CPR, t = qt0 + r;
+        const bf16* src = q + (b * T + min(t, T - 1)) * (long)q_stride + h * DH + ch * 8;
+        copy8_to_smem(q_s + r * DS + ch * 8, src, t < T, vec);
+    }}
+    /* Keys past hi (and rows of empty slots) are zero-filled: a NaN there would survive P = 0. */
+    auto load_kv = [&](int tile, int buf) {{
+        const int kt0 = lo + tile * BK;
+        bf16* kd = k_s + buf * BK * DS;
+        bf16* vd = v_s + buf * BK * DS;
+        for (int c = tid; c < BK * CPR; c += NTH) {{
+            const int r = c / CPR, ch = c % CPR, pos = kt0 + r;
+            const bf16* ks = k;
+            const bf16* vs = v;
+            bool ok = pos <= hi;
+            if (pos < past) {{
+                const long slot = W > 0 ? (long)pos % s_max : (long)pos;
+                ok = ok && slot < s_max;
+                ks = kc + slot * DH + ch * 8;
+                vs = vc + slot * DH + ch * 8;
+            }} else if (ok) {{
+                const long row = b * T + (pos - past);
+                ks = k + row * k_stride + g * DH + ch * 8;
+                vs = v + row * v_stride + g * DH + ch * 8;
+            }}
+            copy8_to_smem(kd + r * DS + ch * 8, ks, ok, vec);
+            copy8_to_smem(vd + r * DS + ch * 8, vs, ok, vec);
+        }}
+    }};
+    load_kv(0, 0); /* with the q tile: the first cp.async group */
+    cp_async_commit();
+
+    if (h % R == 0) {{
+        for (int c = tid; c < BQ * CPR; c += NTH) {{
+            const int r = c / CPR, ch = c % CPR, t = qt0 + r;
+            if (t >= T) continue;
+            const long pos = (long)past + t;
+            const long slot = W > 0 ? pos % s_max : pos;
+            if (slot < s_max) {{
+                copy8_global(kc + slot * DH + ch * 8, k + (b * T + t) * k_stride + g * DH + ch * 8, vec);
+                copy8_global(vc + slot * DH + ch * 8, v + (b * T + t) * v_stride + g * DH + ch * 8, vec);
+            }}
+        }}
+    }}
+
+    /* Fragment coordinates: m-tile mt of this warp holds rows warp*32 + mt*16 + lane/4 (+ 8). */
+    const int fr = lane / 4, fc = (lane % 4) * 2;
+    const int wq0 = past + qt0 + warp * 32;  /* position of the warp's first row */
+    float o[2][DT][4];
+#pragma unroll
+    for (int mt = 0; mt < 2; ++mt)
+#pragma unroll
+        for (int i = 0; i < DT; ++i) o[mt][i][0] = o[mt][i][1] = o[mt][i][2] = o[mt][i][3] = 0.0f;
+    float m[2][2], l[2][2];
+#pragma unroll
+    for (int mt = 0; mt < 2; ++mt) m[mt][0] = m[mt][1] = -INFINITY, l[mt][0] = l[mt][1] = 0.0f;
+
+    for (int tile = 0; tile < n_tiles; ++tile) {{
+        cp_async_wait<0>();
+        __syncthreads(); /* tile visible to all; every warp is done with tile - 1's buffer */
+        if (tile + 1 < n_tiles) load_kv(tile + 1, (tile + 1) % STAGES);
+        cp_async_commit();
+        const int kt0 = lo + tile * BK;
+        /* Warp-uniform: every key of the tile is past the warp's last row, or before the window
+         * of its first row. */
+        if (kt0 > wq0 + 31 || (W > 0 && kt0 + BK - 1 <= wq0 - W)) continue;
+        const bf16* kb = k_s + (tile % STAGES) * BK * DS;
+        const bf16* vb = v_s + (tile % STAGES) * BK * DS;
+
+        float s[2][NT][4];
+#pragma unroll
+        for (int mt = 0; mt < 2; ++mt)
+#pragma unroll
+            for (int n = 0; n < NT; ++n) s[mt][n][0] = s[mt][n][1] = s[mt][n][2] = s[mt][n][3] = 0.0f;
+        /* Not unrolled: q fragments of every k-step hoisted at once would spill. */
+#pragma unroll 1
+        for (int ks = 0; ks < KS; ++ks) {{
+            unsigned qa[2][4];
+#pragma unroll
+            for (int mt = 0; mt < 2; ++mt)
+                ldmatrix_x4(qa[mt], q_s + (warp * 32 + mt * 16 + lane % 16) * DS + ks * 16 + (lane / 16) * 8);
+#pragma unroll
+            for (int np = 0; np < NT / 2; ++np) {{
+                unsigned bfr[4];
+                const int key = np * 16 + (lane / 16) * 8 + lane % 8;
+                const int d = ks * 16 + ((lane / 8) % 2) * 8;
+                ldmatrix_x4(bfr, kb + key * DS + d);
+#pragma unroll
+                for (int mt = 0; mt < 2; ++mt) {{
+                    mma_bf16(s[mt][2 * np], qa[mt], bfr[0], bfr[1]);
+                    mma_bf16(s[mt][2 * np + 1], qa[mt], bfr[2], bfr[3]);
+                }}
+            }}
+        }}
+        /* Mask only tiles that reach past the warp's first row or out of its last row's window. */
+        const bool full = kt0 + BK - 1 <= wq0 && (W == 0 || wq0 + 31 - kt0 < W);
+        unsigned pa[2][BK / 16][4];
+#pragma unroll
+        for (int mt = 0; mt < 2; ++mt) {{
+            const int qpos0 = wq0 + mt * 16 + fr, qpos1 = qpos0 + 8;
+            float mx0 = -INFINITY, mx1 = -INFINITY;
+#pragma unroll
+            for (int n = 0; n < NT; ++n) {{
+#pragma unroll
+                for (int e = 0; e < 2; ++e) {{
+                    const int pos = kt0 + n * 8 + fc + e;
+                    float a = s[mt][n][e], c = s[mt][n][2 + e];
+                    if (!full) {{
+                        if (!(pos <= qpos0 && (W == 0 || qpos0 - pos < W))) a = -INFINITY;
+                        if (!(pos <= qpos1 && (W == 0 || qpos1 - pos < W))) c = -INFINITY;
+                    }}
+                    s[mt][n][e] = a;
+                    s[mt][n][2 + e] = c;
+                    mx0 = fmaxf(mx0, a);
+                    mx1 = fmaxf(mx1, c);
+                }}
+            }}
+            mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 1));
+            mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 2));
+            mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 1));
+            mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 2));
+            /* Raw-score maxima (scale > 0 commutes with max); a row with nothing visible yet
+             * keeps base 0 so that exp2 never sees inf - inf. */
+            const float mn0 = fmaxf(m[mt][0], mx0), mn1 = fmaxf(m[mt][1], mx1);
+            const float nb0 = mn0 == -INFINITY ? 0.0f : -mn0 * SCALE_LOG2;
+            const float nb1 = mn1 == -INFINITY ? 0.0f : -mn1 * SCALE_LOG2;
+            const float corr0 = exp2f(fmaf(m[mt][0], SCALE_LOG2, nb0));
+            const float corr1 = exp2f(fmaf(m[mt][1], SCALE_LOG2, nb1));
+            m[mt][0] = mn0;
+            m[mt][1] = mn1;
+            float sum0 = 0.0f, sum1 = 0.0f;
+#pragma unroll
+            for (int n = 0; n < NT; ++n) {{
+                s[mt][n][0] = exp2f(fmaf(s[mt][n][0], SCALE_LOG2, nb0));
+                s[mt][n][1] = exp2f(fmaf(s[mt][n][1], SCALE_LOG2, nb0));
+                s[mt][n][2] = exp2f(fmaf(s[mt][n][2], SCALE_LOG2, nb1));
+                s[mt][n][3] = exp2f(fmaf(s[mt][n][3], SCALE_LOG2, nb1));
+                sum0 += s[mt][n][0] + s[mt][n][1];
+                sum1 += s[mt][n][2] + s[mt][n][3];
+            }}
+            l[mt][0] = l[mt][0] * corr0 + sum0;
+            l[mt][1] = l[mt][1] * corr1 + sum1;
+#pragma unroll
+            for (int i = 0; i < DT; ++i) {{
+                o[mt][i][0] *= corr0;
+                o[mt][i][1] *= corr0;
+                o[mt][i][2] *= corr1;
+                o[mt][i][3] *= corr1;
+            }}
+            /* The score accumulators of n-tiles 2j, 2j+1 are the A fragment of k-step j. */
+#pragma unroll
+            for (int j = 0; j < BK / 16; ++j) {{
+                pa[mt][j][0] = pack_bf16x2(s[mt][2 * j][0], s[mt][2 * j][1]);
+                pa[mt][j][1] = pack_bf16x2(s[mt][2 * j][2], s[mt][2 * j][3]);
+                pa[mt][j][2] = pack_bf16x2(s[mt][2 * j + 1][0], s[mt][2 * j + 1][1]);
+                pa[mt][j][3] = pack_bf16x2(s[mt][2 * j + 1][2], s[mt][2 * j + 1][3]);
+            }}
+        }}
+        /* O += P V: one transposed v fragment feeds both m-tiles. */
+#pragma unroll
+        for (int j = 0; j < BK / 16; ++j) {{
+#pragma unroll
+            for (int dp = 0; dp < DT / 2; ++dp) {{
+                unsigned bfr[4];
+                const int key = j * 16 + ((lane / 8) % 2) * 8 + lane % 8;
+                const int d = dp * 16 + (lane / 16) * 8;
+                ldmatrix_x4_trans(bfr, vb + key * DS + d);
+#pragma unroll
+                for (int mt = 0; mt < 2; ++mt) {{
+                    mma_bf16(o[mt][2 * dp], pa[mt][j], bfr[0], bfr[1]);
+                    mma_bf16(o[mt][2 * dp + 1], pa[mt][j], bfr[2], bfr[3]);
+                }}
+            }}
+        }}
+    }}
+    cp_async_wait<0>();
+    const bool out_pairs = ((reinterpret_cast<unsigned long long>(out) | 2ull * (unsigned long long)out_stride) & 3) == 0;
+#pragma unroll
+    for (int mt = 0; mt < 2; ++mt) {{
+        float l0 = l[mt][0], l1 = l[mt][1];
+        l0 += __shfl_xor_sync(0xffffffffu, l0, 1);
+        l0 += __shfl_xor_sync(0xffffffffu, l0, 2);
+        l1 += __shfl_xor_sync(0xffffffffu, l1, 1);
+        l1 += __shfl_xor_sync(0xffffffffu, l1, 2);
+        const float inv0 = 1.0f / l0, inv1 = 1.0f / l1;
+        const int t0 = qt0 + warp * 32 + mt * 16 + fr, t1 = t0 + 8;
+#pragma unroll
+        for (int i = 0; i < DT; ++i) {{
+            const int d = i * 8 + fc;
+            bf16* o0 = out + (b * T + t0) * out_stride + h * DH + d;
+            bf16* o1 = out + (b * T + t1) * out_stride + h * DH + d;
+            const __nv_bfloat162 v0 = __floats2bfloat162_rn(o[mt][i][0] * inv0, o[mt][i][1] * inv0);
+            const __nv_bfloat162 v1 = __floats2bfloat162_rn(o[mt][i][2] * inv1, o[mt][i][3] * inv1);
+            if (out_pairs) {{
+                if (t0 < T) *reinterpret_cast<__nv_bfloat162*>(o0) = v0;
+                if (t1 < T) *reinterpret_cast<__nv_bfloat162*>(o1) = v1;
+            }} else {{
+                if (t0 < T) {{ o0[0] = v0.x; o0[1] = v0.y; }}
+                if (t1 < T) {{ o1[0] = v1.x; o1[1] = v1.y; }}
+            }}
+        }}
+    }}
+}}
+"#,
+        h = p.heads,
+        g = p.kv_heads,
+        dh = p.head_dim,
+        scale = f32_lit(p.scale),
+        window = window_name(p),
+        bq = ATTN_R32_TILE,
+        bk = r32_keys(p.head_dim),
+        stages = ATTN_R32_STAGES,
+        threads = ATTN_R32_THREADS,
+        consts = tensor_core_constants(p),
+    );
+    finish(&[&format!("attn_prefill_{HASH}")], body)
+}
+
+/// Query rows per block of the Hopper (`wgmma`) prefill: 2 consumer warpgroups × 64.
+pub const ATTN_WG_TILE: usize = 128;
+/// Keys per tile of the Hopper prefill.
+pub const ATTN_WG_KEYS_PER_TILE: usize = 128;
+/// Shared-memory stages of the Hopper prefill's k/v tiles (k of tile j, v of tile j − 1 and
+/// tile j + 1 in flight; 225 KiB with the q tile, within Hopper's 227 KiB).
+pub const ATTN_WG_STAGES: usize = 3;
+/// Threads of the Hopper prefill: two warpgroups.
+pub const ATTN_WG_THREADS: usize = 256;
+
+/// Whether [`attention_prefill_wgmma`] takes `p`: head size 128 (one `m64n128k16` per 16 keys
+/// of P·V, two 128-byte swizzle atoms per row). Other shapes use [`attention_prefill`].
+pub fn wgmma_prefill(p: &AttentionParams) -> bool {
+    p.head_dim == 128
+}
+
+/// Dynamic shared memory of [`attention_prefill_wgmma`], in bytes: 1 KiB of alignment slack
+/// (128-byte swizzled tiles need 1024-byte aligned bases), the q tile and the k/v stages.
+pub fn attention_prefill_wgmma_smem(p: &AttentionParams) -> u32 {
+    wgmma_smem(p, WgmmaVariant::Overlapped)
+}
+
+fn wgmma_smem(p: &AttentionParams, v: WgmmaVariant) -> u32 {
+    dim(1024 + (ATTN_WG_TILE + 2 * wgmma_stages(v) * ATTN_WG_KEYS_PER_TILE) * p.head_dim * 2)
+}
+
+/// Launch geometry of [`attention_prefill_wgmma`]: grid `(H·B, ceil(T/128), 1)`, 256 threads.
+pub fn attention_prefill_wgmma_launch(p: &AttentionParams, batch: usize, tokens: usize) -> Launch {
+    attention_prefill_wgmma_variant_launch(p, WgmmaVariant::Overlapped, batch, tokens)
+}
+
+/// Launch geometry of [`attention_prefill_wgmma_variant`].
+pub fn attention_prefill_wgmma_variant_launch(
+    p: &AttentionParams,
+    v: WgmmaVariant,
+    batch: usize,
+    tokens: usize,
+) -> Launch {
+    let threads = match v {
+        WgmmaVariant::Specialized => ATTN_WG_THREADS + 128,
+        _ => ATTN_WG_THREADS,
+    };
+    Launch::new(
+        (dim(p.heads * batch), blocks(tokens, ATTN_WG_TILE), 1),
+        (dim(threads), 1, 1),
+        wgmma_smem(p, v),
+    )
+}
+
+/// `{%a, %a+1, ..., %a+n-1}` for an inline-asm operand list.
+fn asm_regs(first: usize, n: usize) -> String {
+    let regs: Vec<String> = (first..first + n).map(|i| format!("%{i}")).collect();
+    format!("{{{}}}", regs.join(", "))
+}
+
+/// `"+f"(d[0]), ..., "+f"(d[n-1])`.
+fn asm_accs(n: usize) -> String {
+    let v: Vec<String> = (0..n).map(|i| format!("\"+f\"(d[{i}])")).collect();
+    v.join(", ")
+}
+
+/// Hopper helpers of the `wgmma` prefill (sm_90a only): shared-memory descriptors, fences, and
+/// `m64n128k16` bf16 → f32 with A from shared memory (SS) or registers (RS).
+fn wgmma_prelude() -> String {
+    format!(
+        r#"#ifndef MODELC_WGMMA_PRELUDE
+#define MODELC_WGMMA_PRELUDE
+/* wgmma shared-memory matrix descriptor, 128-byte swizzle: start address, leading and stride
+ * byte offsets (all >> 4), layout type 1 in bits 62-63. */
+__device__ __forceinline__ unsigned long long wg_desc(unsigned addr, unsigned lbo, unsigned sbo) {{
+    return (unsigned long long)((addr & 0x3FFFF) >> 4) | ((unsigned long long)((lbo & 0x3FFFF) >> 4) << 16) |
+           ((unsigned long long)((sbo & 0x3FFFF) >> 4) << 32) | (1ull << 62);
+}}
+__device__ __forceinline__ void wg_fence() {{ asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }}
+__device__ __forceinline__ void wg_commit() {{ asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }}
+template <int N>
+__device__ __forceinline__ void wg_wait() {{ asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(N) : "memory"); }}
+/* Generic-proxy writes to shared memory (cp.async, st.shared) made visible to wgmma's async proxy. */
+__device__ __forceinline__ void fence_proxy_async() {{ asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory"); }}
+/* Keeps the compiler from moving accesses of an accumulator across wgmma issue/wait. */
+__device__ __forceinline__ void reg_fence(float& r) {{ asm volatile("" : "+f"(r)::"memory"); }}
+__device__ __forceinline__ void reg_fence_u(unsigned& r) {{ asm volatile("" : "+r"(r)::"memory"); }}
+/* 2^x on the SFU (flush-to-zero; ex2(-inf) = 0). */
+__device__ __forceinline__ float ex2_approx(float x) {{
+    float y;
+    asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
+    return y;
+}}
+/* d (64x128 f32, per warpgroup) (+)= A (64x16, smem, K-major) * B (16x128, smem, K-major). */
+__device__ __forceinline__ void wgmma_ss_n128(float (&d)[64], unsigned long long da, unsigned long long db, int acc) {{
+    asm volatile(
+        "{{\n.reg .pred p;\nsetp.ne.b32 p, %66, 0;\n"
+        "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 {d_ss}, %64, %65, p, 1, 1, 0, 0;\n}}\n"
+        : {accs}
+        : "l"(da), "l"(db), "r"(acc));
+}}
+/* d (64x128 f32) += A (64x16 bf16, registers, mma.sync A-fragment layout per warp) *
+ * B (16x128, smem, MN-major: the transposed descriptor). */
+__device__ __forceinline__ void wgmma_rs_n128_tb(float (&d)[64], const unsigned (&a)[4], unsigned long long db) {{
+    asm volatile(
+        "{{\n.reg .pred p;\nsetp.ne.b32 p, %69, 0;\n"
+        "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 {d_ss}, {a_rs}, %68, p, 1, 1, 1;\n}}\n"
+        : {accs}
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(db), "r"(1));
+}}
+#endif
+"#,
+        d_ss = asm_regs(0, 64),
+        a_rs = asm_regs(64, 4),
+        accs = asm_accs(64),
+    )
+}
+
+/// Registers per thread of the warp-specialised prefill's producer and consumer warpgroups
+/// (`setmaxnreg`; 128·40 + 256·232 = 64 512 of the SM's 65 536 at 384 threads).
+const ATTN_WS_PRODUCER_REGS: usize = 40;
+const ATTN_WS_CONSUMER_REGS: usize = 232;
+
+/// The warp-specialised Hopper prefill ([`WgmmaVariant::Specialized`]): 2 consumer warpgroups
+/// (the overlapped loop) and one producer warpgroup that streams k/v tiles through `cp.async`
+/// into 3 stages, with full/empty mbarriers per stage instead of block-wide barriers.
+fn prefill_wgmma_ws(p: &AttentionParams) -> KernelSource {
+    let body = format!(
+        r#"/*
+ * attn_prefill_wgmma_{HASH}: causal GQA attention of T new tokens over (KV cache ++ new keys),
+ *   H = {h} query heads, G = {g} KV heads, Dh = {dh}, scale = {scale}, {window}.
+ *   Hopper (sm_90a), warp-specialised: S = Q K^T on wgmma.mma_async m64n128k16 (Q, K from
+ *   shared memory), O += P V with P from registers and V through a transposed descriptor; f32
+ *   accumulation, online softmax in f32 (exp2, log2(e) folded into the scale).
+ *   Also appends this call's k/v rows into the caches (done by the blocks of head h % (H/G) == 0).
+ * Layouts: as attn_prefill (q [B,T,H*Dh], k/v [B,T,G*Dh], out [B,T,H*Dh] strided bf16 rows;
+ *   caches [B,G,s_max,Dh]; past_len [B] int32). Unaligned rows are copied element by element;
+ *   out rows that are not 4-byte aligned are stored a channel at a time.
+ * Grid (H*B, ceil(T/{bq})): blockIdx.x = h + H*b, blockIdx.y counts query tiles from the last.
+ *   Block {threads}: warps 0-7 are 2 consumer warpgroups x 64 query rows ({creg} registers),
+ *   warps 8-11 the producer warpgroup ({preg} registers, setmaxnreg).
+ *   Dynamic smem 1 KiB (alignment) + q tile + 3 stages each of k and v tiles ({bk} x Dh bf16),
+ *   128-byte swizzled halves of 64 channels (16-byte chunk c of row r at chunk c ^ (r % 8)).
+ * Producer: for tile t, waits until stage t % 3 of k (then v) is empty (the consumers' arrivals
+ *   for tile t - 3), copies the tile with cp.async and makes the stage's full barrier track the
+ *   copies (cp.async.mbarrier.arrive.noinc, 128 arrivals).
+ * Consumers, per key tile j: wait for k(j) and v(j-1) to be full, fence.proxy.async, issue
+ *   S = Q K_j^T and O += P_(j-1) V_(j-1), wait for S, arrive on k(j)'s empty barrier, mask
+ *   (only tiles that cross a row's diagonal or window edge) and exponentiate while that P V runs,
+ *   wait for it, arrive on v(j-1)'s empty barrier, rescale O and pack P_j (256 arrivals each).
+ *   No branch encloses a wgmma (ptxas would serialize them).
+ */
+{PRELUDE}{MMA_PRELUDE}{wg_prelude}
+#ifndef MODELC_MBAR_PRELUDE
+#define MODELC_MBAR_PRELUDE
+__device__ __forceinline__ void mbar_init(unsigned long long* bar, unsigned count) {{
+    asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(smem_addr(bar)), "r"(count) : "memory");
+}}
+__device__ __forceinline__ void mbar_arrive(unsigned long long* bar) {{
+    asm volatile("{{\n.reg .b64 st;\nmbarrier.arrive.shared::cta.b64 st, [%0];\n}}\n" ::"r"(smem_addr(bar)) : "memory");
+}}
+/* The barrier tracks this thread's earlier cp.async copies: one arrival when they have landed. */
+__device__ __forceinline__ void mbar_arrive_cp_async(unsigned long long* bar) {{
+    asm volatile("cp.async.mbarrier.arrive.noinc.shared::cta.b64 [%0];\n" ::"r"(smem_addr(bar)) : "memory");
+}}
+/* Blocks until the phase of parity `parity` has completed. */
+__device__ __forceinline__ void mbar_wait(unsigned long long* bar, unsigned parity) {{
+    asm volatile(
+        "{{\n.reg .pred done;\nWAIT_%=:\n"
+        "mbarrier.try_wait.parity.shared::cta.b64 done, [%0], %1;\n"
+        "@!done bra WAIT_%=;\n}}\n" ::"r"(smem_addr(bar)), "r"(parity) : "memory");
+}}
+#endif
+extern "C" __global__ void __launch_bounds__({threads}, 1) attn_prefill_wgmma_{HASH}(
+{PREFILL_PARAMS}
+{{
+{consts}    constexpr int BQ = {bq}, BK = {bk}, STAGES = 3;
+    static_assert(DH == 128, "two 64-channel swizzle atoms per row");
+    constexpr int ROWB = 128;                /* bytes per swizzled row (64 channels) */
+    constexpr int QHALF = BQ * ROWB;         /* bytes per 64-channel half of the q tile */
+    constexpr int KHALF = BK * ROWB;         /* ... of a k or v tile */
+    constexpr int CPR = DH / 8;              /* 16-byte chunks per row */
+    constexpr int NCONS = 256;               /* consumer threads (warps 0-7) */
+    constexpr int NPROD = 128;               /* producer threads (warps 8-11) */
+    extern __shared__ __align__(1024) unsigned char smem_raw[];
+    /* full_k, full_v, empty_k, empty_v: one per stage */
+    __shared__ __align__(8) unsigned long long bars[4][STAGES];
+    unsigned char* sm = smem_raw + ((1024u - (smem_addr(smem_raw) & 1023u)) & 1023u);
+    unsigned char* q_s = sm;                             /* [2][BQ][128 B] */
+    unsigned char* k_s = sm + 2 * QHALF;                 /* [STAGES][2][BK][128 B] */
+    unsigned char* v_s = k_s + STAGES * 2 * KHALF;       /* [STAGES][2][BK][128 B] */
+
+    const int qt0 = (gridDim.y - 1 - blockIdx.y) * BQ;
+    const int h = blockIdx.x % H;
+    const long b = blockIdx.x / H;
+    const int g = h / R;
+    const int tid = threadIdx.x, nth = blockDim.x, warp_id = tid / 32, lane = tid % 32;
+    const int past = past_len[b];
+    bf16* kc = k_cache + (b * G + g) * (long)s_max * DH;
+    bf16* vc = v_cache + (b * G + g) * (long)s_max * DH;
+
+    const int q_last = min(T, qt0 + BQ) - 1;
+    const int hi = past + q_last;
+    const int lo = W > 0 ? max(0, past + qt0 - W + 1) : 0;
+    const int n_tiles = (hi - lo) / BK + 1;
+    const bool vec = ((reinterpret_cast<unsigned long long>(q) | reinterpret_cast<unsigned long long>(k) |
+                       reinterpret_cast<unsigned long long>(v) |
+                       2ull * (unsigned long long)(q_stride | k_stride | v_stride)) & 15) == 0;
+    auto swz = [](int r, int ch, int half) {{ return (ch / 8) * half + r * ROWB + (((ch % 8) ^ (r % 8)) << 4); }};
+
+    /* q tile by every thread; barriers by thread 0; then one block-wide barrier. */
+    for (int c = tid; c < BQ * CPR; c += nth) {{
+        const int r = c / CPR, ch = c % CPR, t = qt0 + r;
+        const bf16* src = q + (b * T + min(t, T - 1)) * (long)q_stride + h * DH + ch * 8;
+        copy8_to_smem(reinterpret_cast<bf16*>(q_s + swz(r, ch, QHALF)), src, t < T, vec);
+    }}
+    cp_async_commit();
+    if (tid == 0) {{
+        for (int s = 0; s < STAGES; ++s) {{
+            mbar_init(&bars[0][s], NPROD);
+            mbar_init(&bars[1][s], NPROD);
+            mbar_init(&bars[2][s], NCONS);
+            mbar_init(&bars[3][s], NCONS);
+        }}
+    }}
+    if (h % R == 0) {{
+        for (int c = tid; c < BQ * CPR; c += nth) {{
+            const int r = c / CPR, ch = c % CPR, t = qt0 + r;
+            if (t >= T) continue;
+            const long pos = (long)past + t;
+            const long slot = W > 0 ? pos % s_max : pos;
+            if (slot < s_max) {{
+                copy8_global(kc + slot * DH + ch * 8, k + (b * T + t) * k_stride + g * DH + ch * 8, vec);
+                copy8_global(vc + slot * DH + ch * 8, v + (b * T + t) * v_stride + g * DH + ch * 8, vec);
+            }}
+        }}
+    }}
+    cp_async_wait<0>();
+    fence_proxy_async();
+    __syncthreads();
+
+    if (warp_id >= 8) {{
+        /* Producer warpgroup, registers handed to the consumers: thread pt copies chunk pt % 16
+         * of rows pt / 16 + 8 i. Keys past hi (and rows of empty slots) are zero-filled: a NaN
+         * there would survive P = 0. */
+        asm volatile("setmaxnreg.dec.sync.aligned.u32 {preg};\n" ::: "memory");
+        const int pt = tid - NCONS;
+        const int r0 = pt / CPR, ch = pt % CPR;
+        for (int t = 0; t < n_tiles; ++t) {{
+            const int s = t % STAGES;
+            const int kt0 = lo + t * BK;
+            const long slot0 = W > 0 ? (long)kt0 % s_max : (long)kt0;
+            const bool all_new = kt0 >= past && kt0 + BK - 1 <= hi;
+            const bool all_cached = kt0 + BK - 1 < past && slot0 + BK <= s_max;
+            for (int which = 0; which < 2; ++which) {{
+                if (t >= STAGES) mbar_wait(&bars[2 + which][s], ((t / STAGES) - 1) & 1);
+                unsigned char* dst = (which == 0 ? k_s : v_s) + s * 2 * KHALF;
+                const bf16* src_new = which == 0 ? k : v;
+                const int src_stride = which == 0 ? k_stride : v_stride;
+                const bf16* src_cache = which == 0 ? kc : vc;
+                if (vec && (all_new || all_cached)) {{
+                    const bf16* src = all_new ? src_new + (b * T + kt0 - past + r0) * (long)src_stride + g * DH + ch * 8
+                                              : src_cache + (slot0 + r0) * DH + ch * 8;
+                    const long step = (all_new ? (long)src_stride : (long)DH) * 8;
+#pragma unroll
+                    for (int i = 0; i < BK / 8; ++i) cp_async16(dst + swz(r0, ch, KHALF) + i * 8 * ROWB, src + i * step, true);
+                }} else {{
+                    for (int c = pt; c < BK * CPR; c += NPROD) {{
+                        const int r = c / CPR, cc = c % CPR, pos = kt0 + r;
+                        const bf16* src = src_new;
+                        bool ok = pos <= hi;
+                        if (pos < past) {{
+                            const long slot = W > 0 ? (long)pos % s_max : (long)pos;
+                            ok = ok && slot < s_max;
+                            src = src_cache + slot * DH + cc * 8;
+                        }} else if (ok) {{
+                            src = src_new + (b * T + (pos - past)) * src_stride + g * DH + cc * 8;
+                        }}
+                        copy8_to_smem(reinterpret_cast<bf16*>(dst + swz(r, cc, KHALF)), src, ok, vec);
+                    }}
+                }}
+                /* cp.async copies are tracked by the barrier itself (one arrival when they land);
+                 * element copies (unaligned rows) are plain stores: proxy fence, then a releasing
+                 * arrival (the same count). */
+                if (vec) {{
+                    mbar_arrive_cp_async(&bars[which][s]);
+                }} else {{
+                    fence_proxy_async();
+                    mbar_arrive(&bars[which][s]);
+                }}
+            }}
+        }}
+        cp_async_wait<0>();
+        return;
+    }}
+
+    /* Consumers. Accumulator coordinates (as mma.sync per warp): rows lane/4 and lane/4 + 8 of
+     * the warp's 16 in the warpgroup's 64; n-tile i holds columns 8 i + 2 (lane % 4) + {{0, 1}}. */
+    asm volatile("setmaxnreg.inc.sync.aligned.u32 {creg};\n" ::: "memory");
+    const int wg = tid / 128, warp = (tid / 32) % 4;
+    const int fc = (lane % 4) * 2;
+    const int row0 = wg * 64 + warp * 16 + lane / 4;
+    const int wq0 = past + qt0 + wg * 64;
+    const int qpos0 = past + qt0 + row0, qpos1 = qpos0 + 8;
+    const unsigned q_base = smem_addr(q_s) + wg * 64 * ROWB;
+    float o[64];
+#pragma unroll
+    for (int i = 0; i < 64; ++i) o[i] = 0.0f;
+    float m0 = -INFINITY, m1 = -INFINITY, l0 = 0.0f, l1 = 0.0f;
+    /* pa holds P of tile j - 1 until its P V has completed; the first P V multiplies P = 0 by
+     * tile 0's v (finite). */
+    unsigned pa[BK / 16][4];
+#pragma unroll
+    for (int j = 0; j < BK / 16; ++j) pa[j][0] = pa[j][1] = pa[j][2] = pa[j][3] = 0u;
+    auto issue_pv = [&](int buf) {{
+        const unsigned vb = smem_addr(v_s + buf * 2 * KHALF);
+#pragma unroll
+        for (int i = 0; i < 64; ++i) reg_fence(o[i]);
+#pragma unroll
+        for (int j = 0; j < BK / 16; ++j) {{
+            reg_fence_u(pa[j][0]);
+            reg_fence_u(pa[j][1]);
+            reg_fence_u(pa[j][2]);
+            reg_fence_u(pa[j][3]);
+        }}
+        wg_fence();
+#pragma unroll
+        for (int j = 0; j < BK / 16; ++j) wgmma_rs_n128_tb(o, pa[j], wg_desc(vb + j * 16 * ROWB, KHALF, 1024));
+        wg_commit();
+    }};
+
+    for (int tile = 0; tile < n_tiles; ++tile) {{
+        const int s = tile % STAGES;
+        const int pv = tile == 0 ? 0 : tile - 1;
+        mbar_wait(&bars[0][s], (tile / STAGES) & 1);
+        mbar_wait(&bars[1][pv % STAGES], (pv / STAGES) & 1);
+        fence_proxy_async();
+        const int kt0 = lo + tile * BK;
+        const unsigned kb = smem_addr(k_s + s * 2 * KHALF);
+        float sc[64];
+#pragma unroll
+        for (int i = 0; i < 64; ++i) {{
+            sc[i] = 0.0f;
+            reg_fence(sc[i]);
+        }}
+        wg_fence();
+#pragma unroll
+        for (int kk = 0; kk < DH / 16; ++kk) {{
+            const unsigned long long da = wg_desc(q_base + (kk / 4) * QHALF + (kk % 4) * 32, 16, 1024);
+            const unsigned long long db = wg_desc(kb + (kk / 4) * KHALF + (kk % 4) * 32, 16, 1024);
+            wgmma_ss_n128(sc, da, db, 1);
+        }}
+        wg_commit();
+        issue_pv(pv % STAGES);
+        wg_wait<1>(); /* S done; P V of tile - 1 may still run */
+#pragma unroll
+        for (int i = 0; i < 64; ++i) reg_fence(sc[i]);
+        mbar_arrive(&bars[2][s]); /* k(tile) read */
+
+        const bool full = kt0 + BK - 1 <= wq0 && (W == 0 || wq0 + 63 - kt0 < W);
+        float mx0 = -INFINITY, mx1 = -INFINITY;
+#pragma unroll
+        for (int n = 0; n < BK / 8; ++n) {{
+#pragma unroll
+            for (int e = 0; e < 2; ++e) {{
+                const int pos = kt0 + n * 8 + fc + e;
+                const bool vis0 = full || (pos <= qpos0 && (W == 0 || qpos0 - pos < W));
+                const bool vis1 = full || (pos <= qpos1 && (W == 0 || qpos1 - pos < W));
+                sc[4 * n + e] = vis0 ? sc[4 * n + e] : -INFINITY;
+                sc[4 * n + 2 + e] = vis1 ? sc[4 * n + 2 + e] : -INFINITY;
+                mx0 = fmaxf(mx0, sc[4 * n + e]);
+                mx1 = fmaxf(mx1, sc[4 * n + 2 + e]);
+            }}
+        }}
+        mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 1));
+        mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 2));
+        mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 1));
+        mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 2));
+        const float mn0 = fmaxf(m0, mx0), mn1 = fmaxf(m1, mx1);
+        const float nb0 = mn0 == -INFINITY ? 0.0f : -mn0 * SCALE_LOG2;
+        const float nb1 = mn1 == -INFINITY ? 0.0f : -mn1 * SCALE_LOG2;
+        const float corr0 = ex2_approx(fmaf(m0, SCALE_LOG2, nb0)), corr1 = ex2_approx(fmaf(m1, SCALE_LOG2, nb1));
+        m0 = mn0;
+        m1 = mn1;
+        float sum0 = 0.0f, sum1 = 0.0f;
+#pragma unroll
+        for (int i = 0; i < 64; i += 4) {{
+            sc[i] = ex2_approx(fmaf(sc[i], SCALE_LOG2, nb0));
+            sc[i + 1] = ex2_approx(fmaf(sc[i + 1], SCALE_LOG2, nb0));
+            sc[i + 2] = ex2_approx(fmaf(sc[i + 2], SCALE_LOG2, nb1));
+            sc[i + 3] = ex2_approx(fmaf(sc[i + 3], SCALE_LOG2, nb1));
+            sum0 += sc[i] + sc[i + 1];
+            sum1 += sc[i + 2] + sc[i + 3];
+        }}
+        l0 = l0 * corr0 + sum0;
+        l1 = l1 * corr1 + sum1;
+        wg_wait<0>(); /* P V of tile - 1 done: o, pa and v(tile - 1) are free */
+#pragma unroll
+        for (int i = 0; i < 64; ++i) reg_fence(o[i]);
+        if (tile > 0) mbar_arrive(&bars[3][pv % STAGES]);
+#pragma unroll
+        for (int i = 0; i < 16; ++i) {{
+            o[4 * i + 0] *= corr0;
+            o[4 * i + 1] *= corr0;
+            o[4 * i + 2] *= corr1;
+            o[4 * i + 3] *= corr1;
+        }}
+#pragma unroll
+        for (int j = 0; j < BK / 16; ++j) {{
+            pa[j][0] = pack_bf16x2(sc[8 * j + 0], sc[8 * j + 1]);
+            pa[j][1] = pack_bf16x2(sc[8 * j + 2], sc[8 * j + 3]);
+            pa[j][2] = pack_bf16x2(sc[8 * j + 4], sc[8 * j + 5]);
+            pa[j][3] = pack_bf16x2(sc[8 * j + 6], sc[8 * j + 7]);
+        }}
+    }}
+    {{
+        const int last = n_tiles - 1;
+        mbar_wait(&bars[1][last % STAGES], (last / STAGES) & 1);
+        fence_proxy_async();
+        issue_pv(last % STAGES);
+        wg_wait<0>();
+    }}
+#pragma unroll
+    for (int i = 0; i < 64; ++i) reg_fence(o[i]);
+    l0 += __shfl_xor_sync(0xffffffffu, l0, 1);
+    l0 += __shfl_xor_sync(0xffffffffu, l0, 2);
+    l1 += __shfl_xor_sync(0xffffffffu, l1, 1);
+    l1 += __shfl_xor_sync(0xffffffffu, l1, 2);
+    const float inv0 = 1.0f / l0, inv1 = 1.0f / l1;
+    const int t0 = qt0 + row0, t1 = t0 + 8;
+    const bool out_pairs = ((reinterpret_cast<unsigned long long>(out) | 2ull * (unsigned long long)out_stride) & 3) == 0;
+#pragma unroll
+    for (int i = 0; i < 16; ++i) {{
+        const int d = i * 8 + fc;
+        bf16* o0 = out + (b * T + t0) * out_stride + h * DH + d;
+        bf16* o1 = out + (b * T + t1) * out_stride + h * DH + d;
+        const __nv_bfloat162 v0 = __floats2bfloat162_rn(o[4 * i] * inv0, o[4 * i + 1] * inv0);
+        const __nv_bfloat162 v1 = __floats2bfloat162_rn(o[4 * i + 2] * inv1, o[4 * i + 3] * inv1);
+        if (out_pairs) {{
+            if (t0 < T) *reinterpret_cast<__nv_bfloat162*>(o0) = v0;
+            if (t1 < T) *reinterpret_cast<__nv_bfloat162*>(o1) = v1;
+        }} else {{
+            if (t0 < T) {{ o0[0] = v0.x; o0[1] = v0.y; }}
+            if (t1 < T) {{ o1[0] = v1.x; o1[1] = v1.y; }}
+        }}
+    }}
+}}
+"#,
+        h = p.heads,
+        g = p.kv_heads,
+        dh = p.head_dim,
+        scale = f32_lit(p.scale),
+        window = window_name(p),
+        bq = ATTN_WG_TILE,
+        bk = ATTN_WG_KEYS_PER_TILE,
+        threads = ATTN_WG_THREADS + 128,
+        preg = ATTN_WS_PRODUCER_REGS,
+        creg = ATTN_WS_CONSUMER_REGS,
+        consts = tensor_core_constants(p),
+        wg_prelude = wgmma_prelude(),
+    );
+    finish(&[&format!("attn_prefill_wgmma_{HASH}")], body)
+}
+
+/// Main loop of the overlapped Hopper prefill (3 stages; see the kernel header).
+const WGMMA_LOOP_OVERLAPPED: &str = r#"    /* P V of tile j - 1 runs on the tensor cores while the softmax of tile j runs on the ALUs;
+     * pa holds P of tile j - 1 until that P V has completed. The loop has no branch around a
+     * wgmma (ptxas would serialize them): the first iteration's P V multiplies P = 0 by tile 0's
+     * v (finite: zero-filled past hi), and tiles that are fully masked for a warpgroup's rows are
+     * computed and masked like the others (they add exp2(-inf) = 0). */
+    unsigned pa[BK / 16][4];
+#pragma unroll
+    for (int j = 0; j < BK / 16; ++j) pa[j][0] = pa[j][1] = pa[j][2] = pa[j][3] = 0u;
+    /* O += P V over the v tile in stage `buf` (issued and committed, not waited). */
+    auto issue_pv = [&](int buf) {
+        const unsigned vb = smem_addr(v_s + buf * 2 * KHALF);
+#pragma unroll
+        for (int i = 0; i < 64; ++i) reg_fence(o[i]);
+#pragma unroll
+        for (int j = 0; j < BK / 16; ++j) {
+            reg_fence_u(pa[j][0]);
+            reg_fence_u(pa[j][1]);
+            reg_fence_u(pa[j][2]);
+            reg_fence_u(pa[j][3]);
+        }
+        wg_fence();
+        /* k-step j covers keys 16 j .. 16 j + 15 = 2048 bytes of each v half; the two 64-channel
+         * halves are KHALF apart (leading byte offset), 8-key groups 1024 apart (stride). */
+#pragma unroll
+        for (int j = 0; j < BK / 16; ++j) wgmma_rs_n128_tb(o, pa[j], wg_desc(vb + j * 16 * ROWB, KHALF, 1024));
+        wg_commit();
+    };
+
+    for (int tile = 0; tile < n_tiles; ++tile) {
+        /* cp.async groups: the prologue's {q, k0, v0} and {k1}, then iteration j's {k(j+2),
+         * v(j+1)}. Iteration j reads k(j) and v(j-1), both in iteration j-2's group: only the
+         * newest group may still be in flight. */
+        cp_async_wait<1>();
+        fence_proxy_async();
+        __syncthreads();
+        /* Stage (j+2) % 3 of k last held k(j-1), read by S(j-1), waited in iteration j-1; stage
+         * (j+1) % 3 of v held v(j-2), read by the P V issued and waited in iteration j-1. */
+        if (DIAG != 1) {
+            if (tile + 2 < n_tiles) load_rows(tile + 2, (tile + 2) % STAGES, 0);
+            if (tile + 1 < n_tiles) load_rows(tile + 1, (tile + 1) % STAGES, 1);
+        }
+        cp_async_commit();
+        if (DIAG == 2) continue;
+        const int kt0 = lo + tile * BK;
+        const int buf = tile % STAGES;
+        const int prev = tile == 0 ? 0 : (tile + STAGES - 1) % STAGES;
+        /* S = Q K^T: 8 k-steps of 16 channels; a step moves 32 bytes inside a swizzled row. */
+        const unsigned kb = smem_addr(k_s + buf * 2 * KHALF);
+        float s[64];
+#pragma unroll
+        for (int i = 0; i < 64; ++i) {
+            s[i] = 0.0f;
+            reg_fence(s[i]);
+        }
+        wg_fence();
+#pragma unroll
+        for (int kk = 0; kk < DH / 16; ++kk) {
+            const unsigned long long da = wg_desc(q_base + (kk / 4) * QHALF + (kk % 4) * 32, 16, 1024);
+            const unsigned long long db = wg_desc(kb + (kk / 4) * KHALF + (kk % 4) * 32, 16, 1024);
+            wgmma_ss_n128(s, da, db, 1);
+        }
+        wg_commit();
+        issue_pv(prev);
+        wg_wait<1>(); /* S done; P V of tile - 1 may still run */
+#pragma unroll
+        for (int i = 0; i < 64; ++i) reg_fence(s[i]);
+
+        /* Raw-score row maxima (scale > 0 commutes with max); masked scores are -inf. Tiles
+         * wholly below every row's diagonal and inside every row's window need no mask. */
+        const bool full = kt0 + BK - 1 <= wq0 && (W == 0 || wq0 + 63 - kt0 < W);
+        float mx0 = -INFINITY, mx1 = -INFINITY;
+#pragma unroll
+        for (int n = 0; n < BK / 8; ++n) {
+#pragma unroll
+            for (int e = 0; e < 2; ++e) {
+                const int pos = kt0 + n * 8 + fc + e;
+                const bool vis0 = full || (pos <= qpos0 && (W == 0 || qpos0 - pos < W));
+                const bool vis1 = full || (pos <= qpos1 && (W == 0 || qpos1 - pos < W));
+                s[4 * n + e] = vis0 ? s[4 * n + e] : -INFINITY;
+                s[4 * n + 2 + e] = vis1 ? s[4 * n + 2 + e] : -INFINITY;
+                mx0 = fmaxf(mx0, s[4 * n + e]);
+                mx1 = fmaxf(mx1, s[4 * n + 2 + e]);
+            }
+        }
+        mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 1));
+        mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 2));
+        mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 1));
+        mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 2));
+        const float mn0 = fmaxf(m0, mx0), mn1 = fmaxf(m1, mx1);
+        /* A row with nothing visible yet keeps base 0 so that exp2 never sees inf - inf. */
+        const float nb0 = mn0 == -INFINITY ? 0.0f : -mn0 * SCALE_LOG2;
+        const float nb1 = mn1 == -INFINITY ? 0.0f : -mn1 * SCALE_LOG2;
+        const float corr0 = ex2_approx(fmaf(m0, SCALE_LOG2, nb0)), corr1 = ex2_approx(fmaf(m1, SCALE_LOG2, nb1));
+        m0 = mn0;
+        m1 = mn1;
+        float sum0 = 0.0f, sum1 = 0.0f;
+#pragma unroll
+        for (int i = 0; i < 64; i += 4) {
+            s[i] = ex2_approx(fmaf(s[i], SCALE_LOG2, nb0));
+            s[i + 1] = ex2_approx(fmaf(s[i + 1], SCALE_LOG2, nb0));
+            s[i + 2] = ex2_approx(fmaf(s[i + 2], SCALE_LOG2, nb1));
+            s[i + 3] = ex2_approx(fmaf(s[i + 3], SCALE_LOG2, nb1));
+            sum0 += s[i] + s[i + 1];
+            sum1 += s[i + 2] + s[i + 3];
+        }
+        l0 = l0 * corr0 + sum0;
+        l1 = l1 * corr1 + sum1;
+        wg_wait<0>(); /* P V of tile - 1 done: o and pa are free */
+#pragma unroll
+        for (int i = 0; i < 64; ++i) reg_fence(o[i]);
+#pragma unroll
+        for (int i = 0; i < 16; ++i) {
+            o[4 * i + 0] *= corr0;
+            o[4 * i + 1] *= corr0;
+            o[4 * i + 2] *= corr1;
+            o[4 * i + 3] *= corr1;
+        }
+        /* P, packed to bf16: the accumulators of n-tiles 2j, 2j+1 are the A fragment of k-step j. */
+#pragma unroll
+        for (int j = 0; j < BK / 16; ++j) {
+            pa[j][0] = pack_bf16x2(s[8 * j + 0], s[8 * j + 1]);
+            pa[j][1] = pack_bf16x2(s[8 * j + 2], s[8 * j + 3]);
+            pa[j][2] = pack_bf16x2(s[8 * j + 4], s[8 * j + 5]);
+            pa[j][3] = pack_bf16x2(s[8 * j + 6], s[8 * j + 7]);
+        }
+    }
+    if (DIAG != 2) {
+        issue_pv((n_tiles - 1) % STAGES);
+        wg_wait<0>();
+    }
+#pragma unroll
+    for (int i = 0; i < 64; ++i) reg_fence(o[i]);
+"#;
+
+/// Main loop of the plain Hopper prefill (2 stages): per tile S, softmax, then P·V, each wgmma
+/// batch waited before the next step; fully masked tiles skipped per warpgroup.
+const WGMMA_LOOP_PLAIN: &str = r#"    for (int tile = 0; tile < n_tiles; ++tile) {
+        cp_async_wait<STAGES - 2>();
+        fence_proxy_async();
+        __syncthreads(); /* tile visible to both warpgroups; tile - 1's buffer is free */
+        if (tile + STAGES - 1 < n_tiles) load_kv(tile + STAGES - 1, (tile + STAGES - 1) % STAGES);
+        cp_async_commit();
+        const int kt0 = lo + tile * BK;
+        /* Warpgroup-uniform skip of tiles fully masked for its 64 rows. */
+        if (kt0 > wq0 + 63 || (W > 0 && kt0 + BK - 1 <= wq0 - W)) continue;
+        const int buf = tile % STAGES;
+        const unsigned kb = smem_addr(k_s + buf * 2 * KHALF);
+        const unsigned vb = smem_addr(v_s + buf * 2 * KHALF);
+
+        /* S = Q K^T: 8 k-steps of 16 channels; a step moves 32 bytes inside a swizzled row. */
+        float s[64];
+#pragma unroll
+        for (int i = 0; i < 64; ++i) {
+            s[i] = 0.0f;
+            reg_fence(s[i]);
+        }
+        wg_fence();
+#pragma unroll
+        for (int kk = 0; kk < DH / 16; ++kk) {
+            const unsigned long long da = wg_desc(q_base + (kk / 4) * QHALF + (kk % 4) * 32, 16, 1024);
+            const unsigned long long db = wg_desc(kb + (kk / 4) * KHALF + (kk % 4) * 32, 16, 1024);
+            wgmma_ss_n128(s, da, db, 1);
+        }
+        wg_commit();
+        wg_wait<0>();
+#pragma unroll
+        for (int i = 0; i < 64; ++i) reg_fence(s[i]);
+
+        const bool full = kt0 + BK - 1 <= wq0 && (W == 0 || wq0 + 63 - kt0 < W);
+        float mx0 = -INFINITY, mx1 = -INFINITY;
+#pragma unroll
+        for (int n = 0; n < BK / 8; ++n) {
+#pragma unroll
+            for (int e = 0; e < 2; ++e) {
+                const int pos = kt0 + n * 8 + fc + e;
+                float a = s[4 * n + e] * SCALE_LOG2, c = s[4 * n + 2 + e] * SCALE_LOG2;
+                if (!full) {
+                    if (!(pos <= qpos0 && (W == 0 || qpos0 - pos < W))) a = -INFINITY;
+                    if (!(pos <= qpos1 && (W == 0 || qpos1 - pos < W))) c = -INFINITY;
+                }
+                s[4 * n + e] = a;
+                s[4 * n + 2 + e] = c;
+                mx0 = fmaxf(mx0, a);
+                mx1 = fmaxf(mx1, c);
+            }
+        }
+        mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 1));
+        mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 2));
+        mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 1));
+        mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 2));
+        const float mn0 = fmaxf(m0, mx0), mn1 = fmaxf(m1, mx1);
+        const float base0 = mn0 == -INFINITY ? 0.0f : mn0, base1 = mn1 == -INFINITY ? 0.0f : mn1;
+        const float corr0 = exp2f(m0 - base0), corr1 = exp2f(m1 - base1);
+        m0 = mn0;
+        m1 = mn1;
+        float sum0 = 0.0f, sum1 = 0.0f;
+        /* P, packed to bf16: the accumulators of n-tiles 2j, 2j+1 are the A fragment of k-step j. */
+        unsigned pa[BK / 16][4];
+#pragma unroll
+        for (int j = 0; j < BK / 16; ++j) {
+            const float p00 = exp2f(s[8 * j + 0] - base0), p01 = exp2f(s[8 * j + 1] - base0);
+            const float p02 = exp2f(s[8 * j + 2] - base1), p03 = exp2f(s[8 * j + 3] - base1);
+            const float p10 = exp2f(s[8 * j + 4] - base0), p11 = exp2f(s[8 * j + 5] - base0);
+            const float p12 = exp2f(s[8 * j + 6] - base1), p13 = exp2f(s[8 * j + 7] - base1);
+            sum0 += p00 + p01 + p10 + p11;
+            sum1 += p02 + p03 + p12 + p13;
+            pa[j][0] = pack_bf16x2(p00, p01);
+            pa[j][1] = pack_bf16x2(p02, p03);
+            pa[j][2] = pack_bf16x2(p10, p11);
+            pa[j][3] = pack_bf16x2(p12, p13);
+        }
+        l0 = l0 * corr0 + sum0;
+        l1 = l1 * corr1 + sum1;
+#pragma unroll
+        for (int i = 0; i < 16; ++i) {
+            o[4 * i + 0] *= corr0;
+            o[4 * i + 1] *= corr0;
+            o[4 * i + 2] *= corr1;
+            o[4 * i + 3] *= corr1;
+        }
+        /* Register writes of the wgmma operands happen before the fence. */
+#pragma unroll
+        for (int i = 0; i < 64; ++i) reg_fence(o[i]);
+#pragma unroll
+        for (int j = 0; j < BK / 16; ++j) {
+            reg_fence_u(pa[j][0]);
+            reg_fence_u(pa[j][1]);
+            reg_fence_u(pa[j][2]);
+            reg_fence_u(pa[j][3]);
+        }
+        /* O += P V: k-step j covers keys 16 j .. 16 j + 15 = 2048 bytes of each v half; the two
+         * 64-channel halves are KHALF apart (leading byte offset), 8-key groups 1024 apart. */
+        wg_fence();
+#pragma unroll
+        for (int j = 0; j < BK / 16; ++j) wgmma_rs_n128_tb(o, pa[j], wg_desc(vb + j * 16 * ROWB, KHALF, 1024));
+        wg_commit();
+        wg_wait<0>();
+#pragma unroll
+        for (int i = 0; i < 64; ++i) reg_fence(o[i]);
+    }
+"#;
+
+/// Emits `attn_prefill_wgmma_<hash>`: the Hopper prefill (sm_90a only; compile it to CUBIN for
+/// `sm_90a`). Same arguments and results as [`attention_prefill`]; launch with
+/// [`attention_prefill_wgmma_launch`]. Takes the shapes where [`wgmma_prefill`] holds.
+pub fn attention_prefill_wgmma(p: &AttentionParams) -> Result<KernelSource, TemplateError> {
+    attention_prefill_wgmma_variant(p, WgmmaVariant::Overlapped)
+}
+
+/// Forms of the Hopper prefill's main loop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WgmmaVariant {
+    /// The default: P·V of key tile j − 1 overlaps the softmax of tile j (3 stages).
+    Overlapped,
+    /// Each wgmma batch waited before the next step (2 stages); a simpler reference form.
+    Plain,
+    /// Warp-specialised: the overlapped consumer loop in 2 warpgroups and one producer
+    /// warpgroup that loads k/v tiles, synchronised by per-stage full/empty mbarriers (384
+    /// threads, `setmaxnreg`).
+    Specialized,
+    /// Timing diagnostic (wrong results): the overlapped loop without k/v loads after the first
+    /// three tiles, i.e. its compute alone.
+    #[doc(hidden)]
+    DiagNoLoad,
+    /// Timing diagnostic (wrong results): the overlapped loop's loads and barriers alone.
+    #[doc(hidden)]
+    DiagNoCompute,
+}
+
+/// Shared-memory stages of a variant.
+fn wgmma_stages(v: WgmmaVariant) -> usize {
+    match v {
+        WgmmaVariant::Plain => 2,
+        _ => ATTN_WG_STAGES,
+    }
+}
+
+/// [`attention_prefill_wgmma`] with a chosen main loop; launch with
+/// [`attention_prefill_wgmma_variant_launch`].
+pub fn attention_prefill_wgmma_variant(
+    p: &AttentionParams,
+    variant: WgmmaVariant,
+) -> Result<KernelSource, TemplateError> {
+    validate(p, "attention_prefill_wgmma")?;
+    check("attention_prefill_wgmma", wgmma_prefill(p), || {
+        format!("head_dim {} is not 128", p.head_dim)
+    })?;
+    if variant == WgmmaVariant::Specialized {
+        return Ok(prefill_wgmma_ws(p));
+    }
+    let main_loop = match variant {
+        WgmmaVariant::Plain => WGMMA_LOOP_PLAIN,
+        _ => WGMMA_LOOP_OVERLAPPED,
+    };
+    let prologue = match variant {
+        WgmmaVariant::Plain => {
+            "    load_kv(0, 0); /* with the q tile: the first cp.async group */\n    cp_async_commit();\n"
+        }
+        WgmmaVariant::DiagNoLoad => {
+            "    /* Diagnostic: every stage loaded once, never again. */\n    load_kv(0, 0);\n    \
+             if (n_tiles > 1) load_kv(1, 1);\n    if (n_tiles > 2) load_kv(2, 2);\n    cp_async_commit();\n    \
+             cp_async_commit();\n"
+        }
+        _ => {
+            "    load_kv(0, 0); /* with the q tile: the first cp.async group */\n    cp_async_commit();\n    \
+             if (n_tiles > 1) load_rows(1, 1, 0);\n    cp_async_commit();\n"
+        }
+    };
+    let diag = match variant {
+        WgmmaVariant::DiagNoLoad => 1,
+        WgmmaVariant::DiagNoCompute => 2,
+        _ => 0,
+    };
+    let body = format!(
+        r#"/*
+ * attn_prefill_wgmma_{HASH}: causal GQA attention of T new tokens over (KV cache ++ new keys),
+ *   H = {h} query heads, G = {g} KV heads, Dh = {dh}, scale = {scale}, {window}.
+ *   Hopper (sm_90a) form of attn_prefill: S = Q K^T on wgmma.mma_async m64n128k16 with Q and K
+ *   from shared memory, O += P V with P from registers (the S accumulators, packed to bf16) and
+ *   V from shared memory through a transposed (MN-major) descriptor; f32 accumulation, online
+ *   softmax in f32 (exp2, log2(e) folded into the scale). Results match attn_prefill's.
+ *   Also appends this call's k/v rows into the caches (done by the blocks of head h % (H/G) == 0).
+ * Layouts: as attn_prefill (q [B,T,H*Dh], k/v [B,T,G*Dh], out [B,T,H*Dh] strided bf16 rows;
+ *   caches [B,G,s_max,Dh]; past_len [B] int32). Unaligned rows are copied element by element;
+ *   out rows that are not 4-byte aligned are stored a channel at a time.
+ * Grid (H*B, ceil(T/{bq})): blockIdx.x = h + H*b, blockIdx.y counts query tiles from the last.
+ *   Block {threads} = 2 warpgroups x 64 query rows. Dynamic smem 1 KiB (alignment) + q tile
+ *   ({bq} x Dh) + {stages} stages of k and v tiles ({bk} x Dh), bf16, each tile stored as two
+ *   64-channel halves of 128-byte rows with the 128-byte swizzle (16-byte chunk c of row r at
+ *   chunk c ^ (r % 8)) that the wgmma descriptors name. Tiles arrive by cp.async (all threads);
+ *   fence.proxy.async hands them to the tensor cores' async proxy.
+ * Main loop ({loop_name}): {loop_doc}
+ */
+{PRELUDE}{MMA_PRELUDE}{wg_prelude}
+extern "C" __global__ void __launch_bounds__({threads}, 1) attn_prefill_wgmma_{HASH}(
+{PREFILL_PARAMS}
+{{
+{consts}    constexpr int BQ = {bq}, BK = {bk}, NTH = {threads}, STAGES = {stages};
+    constexpr int DIAG = {diag}; /* 0; timing diagnostics only: 1 no k/v reloads, 2 no compute */
+    (void)DIAG;
+    static_assert(DH == 128, "two 64-channel swizzle atoms per row");
+    constexpr int ROWB = 128;                /* bytes per swizzled row (64 channels) */
+    constexpr int QHALF = BQ * ROWB;         /* bytes per 64-channel half of the q tile */
+    constexpr int KHALF = BK * ROWB;         /* ... of a k or v tile */
+    constexpr int CPR = DH / 8;              /* 16-byte chunks per row */
+    extern __shared__ __align__(1024) unsigned char smem_raw[];
+    unsigned char* sm = smem_raw + ((1024u - (smem_addr(smem_raw) & 1023u)) & 1023u);
+    unsigned char* q_s = sm;                             /* [2][BQ][128 B] */
+    unsigned char* k_s = sm + 2 * QHALF;                 /* [STAGES][2][BK][128 B] */
+    unsigned char* v_s = k_s + STAGES * 2 * KHALF;       /* [STAGES][2][BK][128 B] */
+
+    const int qt0 = (gridDim.y - 1 - blockIdx.y) * BQ;
+    const int h = blockIdx.x % H;
+    const long b = blockIdx.x / H;
+    const int g = h / R;
+    const int tid = threadIdx.x, wg = tid / 128, warp = (tid / 32) % 4, lane = tid % 32;
+    const int past = past_len[b];
+    bf16* kc = k_cache + (b * G + g) * (long)s_max * DH;
+    bf16* vc = v_cache + (b * G + g) * (long)s_max * DH;
+
+    const int q_last = min(T, qt0 + BQ) - 1;
+    const int hi = past + q_last;
+    const int lo = W > 0 ? max(0, past + qt0 - W + 1) : 0;
+    const int n_tiles = (hi - lo) / BK + 1;
+    const bool vec = ((reinterpret_cast<unsigned long long>(q) | reinterpret_cast<unsigned long long>(k) |
+                       reinterpret_cast<unsigned long long>(v) |
+                       2ull * (unsigned long long)(q_stride | k_stride | v_stride)) & 15) == 0;
+    /* Byte offset of 16-byte chunk ch (0..15) of row r in a tile whose halves are `half` bytes. */
+    auto swz = [](int r, int ch, int half) {{ return (ch / 8) * half + r * ROWB + (((ch % 8) ^ (r % 8)) << 4); }};
+
+    for (int c = tid; c < BQ * CPR; c += NTH) {{
+        const int r = c / CPR, ch = c % CPR, t = qt0 + r;
+        const bf16* src = q + (b * T + min(t, T - 1)) * (long)q_stride + h * DH + ch * 8;
+        copy8_to_smem(reinterpret_cast<bf16*>(q_s + swz(r, ch, QHALF)), src, t < T, vec);
+    }}
+    /* Rows of a k (which = 0) or v (which = 1) tile into stage `buf`. Keys past hi (and rows of
+     * empty slots) are zero-filled: a NaN there would survive P = 0. */
+    auto load_rows = [&](int tile, int buf, int which) {{
+        const int kt0 = lo + tile * BK;
+        unsigned char* dst = (which == 0 ? k_s : v_s) + buf * 2 * KHALF;
+        const bf16* src_new = which == 0 ? k : v;
+        const int src_stride = which == 0 ? k_stride : v_stride;
+        const bf16* src_cache = which == 0 ? kc : vc;
+        /* Fast path: every row of the tile is a new key, or a cached one in consecutive slots.
+         * Thread tid copies chunk tid % 16 of rows tid / 16 + 16 i: one source pointer stepped
+         * by 16 rows, and a swizzle that does not change with i (16 is a multiple of 8). */
+        static_assert((NTH / CPR) % 8 == 0 && (BK * CPR) % NTH == 0, "fast-path row mapping");
+        const long slot0 = W > 0 ? (long)kt0 % s_max : (long)kt0;
+        const bool all_new = kt0 >= past && kt0 + BK - 1 <= hi;
+        const bool all_cached = kt0 + BK - 1 < past && slot0 + BK <= s_max;
+        if (vec && (all_new || all_cached)) {{
+            const int r0 = tid / CPR, ch = tid % CPR;
+            const bf16* src = all_new ? src_new + (b * T + kt0 - past + r0) * (long)src_stride + g * DH + ch * 8
+                                      : src_cache + (slot0 + r0) * DH + ch * 8;
+            const long step = (all_new ? (long)src_stride : (long)DH) * (NTH / CPR);
+            unsigned char* d = dst + swz(r0, ch, KHALF);
+#pragma unroll
+            for (int i = 0; i < BK * CPR / NTH; ++i) cp_async16(d + i * (NTH / CPR) * ROWB, src + i * step, true);
+            return;
+        }}
+        for (int c = tid; c < BK * CPR; c += NTH) {{
+            const int r = c / CPR, ch = c % CPR, pos = kt0 + r;
+            const bf16* src = src_new;
+            bool ok = pos <= hi;
+            if (pos < past) {{
+                const long slot = W > 0 ? (long)pos % s_max : (long)pos;
+                ok = ok && slot < s_max;
+                src = src_cache + slot * DH + ch * 8;
+            }} else if (ok) {{
+                src = src_new + (b * T + (pos - past)) * src_stride + g * DH + ch * 8;
+            }}
+            copy8_to_smem(reinterpret_cast<bf16*>(dst + swz(r, ch, KHALF)), src, ok, vec);
+        }}
+    }};
+    auto load_kv = [&](int tile, int buf) {{
+        load_rows(tile, buf, 0);
+        load_rows(tile, buf, 1);
+    }};
+{prologue}
+
+    if (h % R == 0) {{
+        for (int c = tid; c < BQ * CPR; c += NTH) {{
+            const int r = c / CPR, ch = c % CPR, t = qt0 + r;
+            if (t >= T) continue;
+            const long pos = (long)past + t;
+            const long slot = W > 0 ? pos % s_max : pos;
+            if (slot < s_max) {{
+                copy8_global(kc + slot * DH + ch * 8, k + (b * T + t) * k_stride + g * DH + ch * 8, vec);
+                copy8_global(vc + slot * DH + ch * 8, v + (b * T + t) * v_stride + g * DH + ch * 8, vec);
+            }}
+        }}
+    }}
+
+    /* Accumulator coordinates (as mma.sync per warp): rows lane/4 and lane/4 + 8 of the warp's
+     * 16 in the warpgroup's 64; n-tile i holds columns 8 i + 2 (lane % 4) + {{0, 1}}. */
+    const int fc = (lane % 4) * 2;
+    const int row0 = wg * 64 + warp * 16 + lane / 4;
+    const int wq0 = past + qt0 + wg * 64;  /* position of the warpgroup's first row */
+    const int qpos0 = past + qt0 + row0, qpos1 = qpos0 + 8;
+    const unsigned q_base = smem_addr(q_s) + wg * 64 * ROWB;
+    float o[64];
+#pragma unroll
+    for (int i = 0; i < 64; ++i) o[i] = 0.0f;
+    float m0 = -INFINITY, m1 = -INFINITY, l0 = 0.0f, l1 = 0.0f;
+
+{main_loop}    cp_async_wait<0>();
+    l0 += __shfl_xor_sync(0xffffffffu, l0, 1);
+    l0 += __shfl_xor_sync(0xffffffffu, l0, 2);
+    l1 += __shfl_xor_sync(0xffffffffu, l1, 1);
+    l1 += __shfl_xor_sync(0xffffffffu, l1, 2);
+    const float inv0 = 1.0f / l0, inv1 = 1.0f / l1;
+    const int t0 = qt0 + row0, t1 = t0 + 8;
+    const bool out_pairs = ((reinterpret_cast<unsigned long long>(out) | 2ull * (unsigned long long)out_stride) & 3) == 0;
+#pragma unroll
+    for (int i = 0; i < 16; ++i) {{
+        const int d = i * 8 + fc;
+        bf16* o0 = out + (b * T + t0) * out_stride + h * DH + d;
+        bf16* o1 = out + (b * T + t1) * out_stride + h * DH + d;
+        const __nv_bfloat162 v0 = __floats2bfloat162_rn(o[4 * i] * inv0, o[4 * i + 1] * inv0);
+        const __nv_bfloat162 v1 = __floats2bfloat162_rn(o[4 * i + 2] * inv1, o[4 * i + 3] * inv1);
+        if (out_pairs) {{
+            if (t0 < T) *reinterpret_cast<__nv_bfloat162*>(o0) = v0;
+            if (t1 < T) *reinterpret_cast<__nv_bfloat162*>(o1) = v1;
+        }} else {{
+            if (t0 < T) {{ o0[0] = v0.x; o0[1] = v0.y; }}
+            if (t1 < T) {{ o1[0] = v1.x; o1[1] = v1.y; }}
+        }}
+    }}
+}}
+"#,
+        h = p.heads,
+        g = p.kv_heads,
+        dh = p.head_dim,
+        scale = f32_lit(p.scale),
+        window = window_name(p),
+        bq = ATTN_WG_TILE,
+        bk = ATTN_WG_KEYS_PER_TILE,
+        stages = wgmma_stages(variant),
+        diag = diag,
+        loop_name = match variant {
+            WgmmaVariant::Plain => "plain",
+            _ => "overlapped",
+        },
+        loop_doc = match variant {
+            WgmmaVariant::Plain =>
+                "per key tile, S = Q K^T, mask and softmax, then O += P V, each\n \
+                 *   wgmma batch waited; 2 stages, the next tile loading; tiles fully masked for a\n \
+                 *   warpgroup's rows skipped.",
+            _ =>
+                "per warpgroup and key tile j, issue S = Q K_j^T, issue O += P_(j-1)\n \
+                 *   V_(j-1), wait for S, mask (only tiles that cross a row's diagonal or window edge) and\n \
+                 *   exponentiate while that P V runs, wait for it, rescale O and pack P_j. 3 stages each\n \
+                 *   of k and v: k(j+2) and v(j+1) load during iteration j. No branch encloses a wgmma\n \
+                 *   (ptxas would serialize them).",
+        },
+        prologue = prologue,
+        threads = ATTN_WG_THREADS,
+        consts = tensor_core_constants(p),
+        wg_prelude = wgmma_prelude(),
+    );
+    Ok(finish(&[&format!("attn_prefill_wgmma_{HASH}")], body))
 }
 
 /// The grouped decode: one block per (split, KV head, sequence) serving the head's R query
@@ -860,24 +2181,36 @@ extern "C" __global__ void __launch_bounds__({threads}) attn_decode_{HASH}(
 /// Dynamic shared memory of [`attention_prefill`], in bytes (q tile, padded k tile, v tile).
 pub fn attention_prefill_smem(p: &AttentionParams) -> u32 {
     if tensor_core_prefill(p) {
-        // bf16 tiles with rows padded by 8 channels: q, and two buffers each of k and v tiles.
-        return dim((ATTN_TC_TILE + 4 * ATTN_TC_KEYS_PER_TILE) * (p.head_dim + 8) * 2);
+        // bf16 tiles with rows padded by 8 channels: q, and STAGES buffers each of k and v tiles.
+        return mma_geometry(p, ATTN_MMA_DEFAULT).2;
     }
     let (bq, bk, dh) = (ATTN_PREFILL_QUERIES_PER_BLOCK, ATTN_KEYS_PER_TILE, p.head_dim);
     dim(4 * (bq * dh + bk * key_stride(dh) + bk * dh))
 }
 
-/// Launch geometry of [`attention_prefill`] (dynamic shared memory included).
+/// Launch geometry of [`attention_prefill`] (dynamic shared memory included): the tensor-core
+/// kernel takes grid `(H·B, query tiles, 1)` (heads fastest, so that the heaviest query tiles of
+/// every head and sequence start first) and [`ATTN_TC_THREADS`] threads; the SIMT one grid
+/// `(query tiles, H, B)` and [`ATTN_THREADS`].
 pub fn attention_prefill_launch(p: &AttentionParams, batch: usize, tokens: usize) -> Launch {
+    if tensor_core_prefill(p) {
+        return attention_prefill_mma_launch(p, ATTN_MMA_DEFAULT, batch, tokens);
+    }
+    let tiles = blocks(tokens, attention_prefill_queries_per_block(p));
     Launch::new(
-        (
-            blocks(tokens, attention_prefill_queries_per_block(p)),
-            dim(p.heads),
-            dim(batch),
-        ),
+        (tiles, dim(p.heads), dim(batch)),
         (dim(ATTN_THREADS), 1, 1),
         attention_prefill_smem(p),
     )
+}
+
+/// Threads per block of [`attention_prefill`].
+pub fn attention_prefill_threads(p: &AttentionParams) -> usize {
+    if tensor_core_prefill(p) {
+        mma_geometry(p, ATTN_MMA_DEFAULT).1
+    } else {
+        ATTN_THREADS
+    }
 }
 
 /// Emits `attn_decode_<hash>` (split-K partials) and `attn_decode_combine_<hash>`.
@@ -1142,8 +2475,14 @@ mod tests {
             assert_eq!(dec.source.contains("constexpr bool DTAIL"), !grouped, "Dh {head_dim}");
             let launch = attention_prefill_launch(&p, 2, 100);
             if tc {
-                assert_eq!(launch.grid, (2, 8, 2));
-                assert_eq!(attention_prefill_smem(&p) as usize, (64 + 4 * 32) * (head_dim + 8) * 2);
+                assert_eq!(launch.grid, (16, 1, 1));
+                let (bq, threads, smem) = mma_geometry(&p, ATTN_MMA_DEFAULT);
+                assert_eq!((bq, launch.block, launch.smem), (128, (threads as u32, 1, 1), smem));
+                let want = match ATTN_MMA_DEFAULT {
+                    MmaVariant::Rows16 => (128 + 6 * 64) * (head_dim + 8) * 2,
+                    MmaVariant::Rows32 => (128 + 4 * r32_keys(head_dim)) * (head_dim + 8) * 2,
+                };
+                assert_eq!(attention_prefill_smem(&p) as usize, want);
             } else {
                 assert_eq!(launch.grid, (7, 8, 2));
                 // The key tile's row stride is odd (bank-conflict free) and at least Dh.
