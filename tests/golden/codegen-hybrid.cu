@@ -99,9 +99,9 @@ extern "C" __global__ void __launch_bounds__(128) embedding_rms_norm_ece79ea86f4
     }
 }
 
-// ===== kernels/rope_86d695d600f6.cu =====
+// ===== kernels/rope_7c574c7d927c.cu =====
 /*
- * rope_86d695d600f6: fused row-wise kernel, 1 block(s) of 256 threads per row (token), 512 channels a block.
+ * rope_7c574c7d927c: fused row-wise kernel, 1 block(s) of 256 threads per row (token), 512 channels a block.
  * Fuses, in order:
  *   rope(head_dim=32, theta=10000) @ layers.*.mixer
  *   rope(head_dim=32, theta=10000) @ layers.*.mixer
@@ -146,13 +146,13 @@ static __device__ __forceinline__ void modelc_pdl_enter() {
 }
 #endif
 
-__constant__ double rope_inv_freq_0[16] = {1e0, 5.623413251903491e-1, 3.1622776601683794e-1, 1.778279410038923e-1, 1e-1, 5.623413251903491e-2, 3.162277660168379e-2, 1.778279410038923e-2, 1e-2, 5.623413251903491e-3, 3.1622776601683794e-3, 1.7782794100389228e-3, 1e-3, 5.623413251903491e-4, 3.1622776601683794e-4, 1.7782794100389227e-4};
+__device__ const double rope_inv_freq_0[16] = {1e0, 5.623413251903491e-1, 3.1622776601683794e-1, 1.778279410038923e-1, 1e-1, 5.623413251903491e-2, 3.162277660168379e-2, 1.778279410038923e-2, 1e-2, 5.623413251903491e-3, 3.1622776601683794e-3, 1.7782794100389228e-3, 1e-3, 5.623413251903491e-4, 3.1622776601683794e-4, 1.7782794100389227e-4};
 static __device__ __forceinline__ void rope_sincos(double a, float* s, float* c) {
     a -= 6.283185307179586 * rint(a * 0.15915494309189535);
     sincosf((float)a, s, c);
 }
-__constant__ double rope_inv_freq_1[16] = {1e0, 5.623413251903491e-1, 3.1622776601683794e-1, 1.778279410038923e-1, 1e-1, 5.623413251903491e-2, 3.162277660168379e-2, 1.778279410038923e-2, 1e-2, 5.623413251903491e-3, 3.1622776601683794e-3, 1.7782794100389228e-3, 1e-3, 5.623413251903491e-4, 3.1622776601683794e-4, 1.7782794100389227e-4};
-extern "C" __global__ void __launch_bounds__(256) rope_86d695d600f6(
+__device__ const double rope_inv_freq_1[16] = {1e0, 5.623413251903491e-1, 3.1622776601683794e-1, 1.778279410038923e-1, 1e-1, 5.623413251903491e-2, 3.162277660168379e-2, 1.778279410038923e-2, 1e-2, 5.623413251903491e-3, 3.1622776601683794e-3, 1.7782794100389228e-3, 1e-3, 5.623413251903491e-4, 3.1622776601683794e-4, 1.7782794100389227e-4};
+extern "C" __global__ void __launch_bounds__(256) rope_7c574c7d927c(
     const bf16* __restrict__ x0_p, int x0_stride,
     const int* __restrict__ s1,
     const bf16* __restrict__ x2_p, int x2_stride,
@@ -705,9 +705,9 @@ extern "C" __global__ void __launch_bounds__(256) silu_mul_9fbd1932e067(
     }
 }
 
-// ===== kernels/rope_8bd01f336538.cu =====
+// ===== kernels/rope_a1f4dd3dbb3f.cu =====
 /*
- * rope_8bd01f336538: fused row-wise kernel, 1 block(s) of 256 threads per row (token), 512 channels a block.
+ * rope_a1f4dd3dbb3f: fused row-wise kernel, 1 block(s) of 256 threads per row (token), 512 channels a block.
  * Fuses, in order:
  *   rope(head_dim=32, theta=10000) @ layers.*.mixer
  *   rope(head_dim=32, theta=10000) @ layers.*.mixer
@@ -752,13 +752,13 @@ static __device__ __forceinline__ void modelc_pdl_enter() {
 }
 #endif
 
-__constant__ double rope_inv_freq_0[16] = {1e0, 5.623413251903491e-1, 3.1622776601683794e-1, 1.778279410038923e-1, 1e-1, 5.623413251903491e-2, 3.162277660168379e-2, 1.778279410038923e-2, 1e-2, 5.623413251903491e-3, 3.1622776601683794e-3, 1.7782794100389228e-3, 1e-3, 5.623413251903491e-4, 3.1622776601683794e-4, 1.7782794100389227e-4};
+__device__ const double rope_inv_freq_0[16] = {1e0, 5.623413251903491e-1, 3.1622776601683794e-1, 1.778279410038923e-1, 1e-1, 5.623413251903491e-2, 3.162277660168379e-2, 1.778279410038923e-2, 1e-2, 5.623413251903491e-3, 3.1622776601683794e-3, 1.7782794100389228e-3, 1e-3, 5.623413251903491e-4, 3.1622776601683794e-4, 1.7782794100389227e-4};
 static __device__ __forceinline__ void rope_sincos(double a, float* s, float* c) {
     a -= 6.283185307179586 * rint(a * 0.15915494309189535);
     sincosf((float)a, s, c);
 }
-__constant__ double rope_inv_freq_1[16] = {1e0, 5.623413251903491e-1, 3.1622776601683794e-1, 1.778279410038923e-1, 1e-1, 5.623413251903491e-2, 3.162277660168379e-2, 1.778279410038923e-2, 1e-2, 5.623413251903491e-3, 3.1622776601683794e-3, 1.7782794100389228e-3, 1e-3, 5.623413251903491e-4, 3.1622776601683794e-4, 1.7782794100389227e-4};
-extern "C" __global__ void __launch_bounds__(256) rope_8bd01f336538(
+__device__ const double rope_inv_freq_1[16] = {1e0, 5.623413251903491e-1, 3.1622776601683794e-1, 1.778279410038923e-1, 1e-1, 5.623413251903491e-2, 3.162277660168379e-2, 1.778279410038923e-2, 1e-2, 5.623413251903491e-3, 3.1622776601683794e-3, 1.7782794100389228e-3, 1e-3, 5.623413251903491e-4, 3.1622776601683794e-4, 1.7782794100389227e-4};
+extern "C" __global__ void __launch_bounds__(256) rope_a1f4dd3dbb3f(
     const bf16* __restrict__ x0_p, int x0_stride,
     const int* __restrict__ s1,
     const bf16* __restrict__ x2_p, int x2_stride,

@@ -99,9 +99,9 @@ extern "C" __global__ void __launch_bounds__(128) embedding_rms_norm_61b6b3e49fd
     }
 }
 
-// ===== kernels/rope_fd06ec93666a.cu =====
+// ===== kernels/rope_326855c1bbcd.cu =====
 /*
- * rope_fd06ec93666a: fused row-wise kernel, 1 block(s) of 256 threads per row (token), 512 channels a block.
+ * rope_326855c1bbcd: fused row-wise kernel, 1 block(s) of 256 threads per row (token), 512 channels a block.
  * Fuses, in order:
  *   rope(head_dim=16, theta=10000) @ layers.*.mixer
  *   rope(head_dim=16, theta=10000) @ layers.*.mixer
@@ -146,13 +146,13 @@ static __device__ __forceinline__ void modelc_pdl_enter() {
 }
 #endif
 
-__constant__ double rope_inv_freq_0[8] = {1e0, 3.1622776601683794e-1, 1e-1, 3.162277660168379e-2, 1e-2, 3.1622776601683794e-3, 1e-3, 3.1622776601683794e-4};
+__device__ const double rope_inv_freq_0[8] = {1e0, 3.1622776601683794e-1, 1e-1, 3.162277660168379e-2, 1e-2, 3.1622776601683794e-3, 1e-3, 3.1622776601683794e-4};
 static __device__ __forceinline__ void rope_sincos(double a, float* s, float* c) {
     a -= 6.283185307179586 * rint(a * 0.15915494309189535);
     sincosf((float)a, s, c);
 }
-__constant__ double rope_inv_freq_1[8] = {1e0, 3.1622776601683794e-1, 1e-1, 3.162277660168379e-2, 1e-2, 3.1622776601683794e-3, 1e-3, 3.1622776601683794e-4};
-extern "C" __global__ void __launch_bounds__(256) rope_fd06ec93666a(
+__device__ const double rope_inv_freq_1[8] = {1e0, 3.1622776601683794e-1, 1e-1, 3.162277660168379e-2, 1e-2, 3.1622776601683794e-3, 1e-3, 3.1622776601683794e-4};
+extern "C" __global__ void __launch_bounds__(256) rope_326855c1bbcd(
     const bf16* __restrict__ x0_p, int x0_stride,
     const int* __restrict__ s1,
     const bf16* __restrict__ x2_p, int x2_stride,

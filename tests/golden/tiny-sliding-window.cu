@@ -99,9 +99,9 @@ extern "C" __global__ void __launch_bounds__(128) embedding_rms_norm_b8f444b3d9c
     }
 }
 
-// ===== kernels/rope_899a3a1c82aa.cu =====
+// ===== kernels/rope_31c2f5bb90cd.cu =====
 /*
- * rope_899a3a1c82aa: fused row-wise kernel, 1 block(s) of 256 threads per row (token), 512 channels a block.
+ * rope_31c2f5bb90cd: fused row-wise kernel, 1 block(s) of 256 threads per row (token), 512 channels a block.
  * Fuses, in order:
  *   rope(head_dim=8, theta=10000) @ layers.*.mixer
  *   rope(head_dim=8, theta=10000) @ layers.*.mixer
@@ -146,13 +146,13 @@ static __device__ __forceinline__ void modelc_pdl_enter() {
 }
 #endif
 
-__constant__ double rope_inv_freq_0[4] = {1e0, 1e-1, 1e-2, 1e-3};
+__device__ const double rope_inv_freq_0[4] = {1e0, 1e-1, 1e-2, 1e-3};
 static __device__ __forceinline__ void rope_sincos(double a, float* s, float* c) {
     a -= 6.283185307179586 * rint(a * 0.15915494309189535);
     sincosf((float)a, s, c);
 }
-__constant__ double rope_inv_freq_1[4] = {1e0, 1e-1, 1e-2, 1e-3};
-extern "C" __global__ void __launch_bounds__(256) rope_899a3a1c82aa(
+__device__ const double rope_inv_freq_1[4] = {1e0, 1e-1, 1e-2, 1e-3};
+extern "C" __global__ void __launch_bounds__(256) rope_31c2f5bb90cd(
     const bf16* __restrict__ x0_p, int x0_stride,
     const int* __restrict__ s1,
     const bf16* __restrict__ x2_p, int x2_stride,

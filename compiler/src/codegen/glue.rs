@@ -81,7 +81,8 @@ pub fn f32_lit(x: f64) -> String {
     }
 }
 
-/// sin and cos for RoPE. The angle (position × inverse frequency, up to ~3e4 rad) is formed and
+/// sin and cos for RoPE (the inverse frequencies live in global memory, not `__constant__`:
+/// each lane of a warp reads a different one, which the constant cache would serialise). The angle (position × inverse frequency, up to ~3e4 rad) is formed and
 /// reduced to [-π, π] in f64, then `sincosf` in f32: about 1e-7 absolute error, far below the
 /// bf16 rounding of the outputs, at a fraction of the cost of an f64 `sincos` per element.
 const ROPE_SINCOS: &str = "static __device__ __forceinline__ void rope_sincos(double a, float* s, float* c) {
@@ -389,7 +390,7 @@ pub fn glue_kernel(
                     .collect();
                 let _ = writeln!(
                     globals,
-                    "__constant__ double rope_inv_freq_{k}[{half}] = {{{}}};",
+                    "__device__ const double rope_inv_freq_{k}[{half}] = {{{}}};",
                     freqs.join(", ")
                 );
                 if !globals.contains(ROPE_SINCOS) {
