@@ -419,12 +419,12 @@ fn check_appended(
 enum Prefill {
     /// `attention_prefill` (tensor-core `mma.sync` or SIMT, by shape).
     Default,
-    /// `attention_prefill_wgmma` (Hopper only).
+    /// `attention_prefill_wgmma` (Hopper only; `ATTN_WGMMA_DEFAULT`, the warp-specialised form).
     Wgmma,
     /// Its plain (non-overlapped) main loop.
     WgmmaPlain,
-    /// Its warp-specialised form.
-    WgmmaSpecialized,
+    /// Its overlapped form (every thread loads, no producer warpgroup).
+    WgmmaOverlapped,
     /// The other `mma.sync` form than `attention_prefill`'s.
     MmaOther,
 }
@@ -470,9 +470,9 @@ fn run_attn_prefill_with(
             attention_prefill_mma(p, other_mma()).unwrap(),
             attention_prefill_mma_launch(p, other_mma(), past.len(), t),
         ),
-        Prefill::WgmmaSpecialized => (
-            attention_prefill_wgmma_variant(p, WgmmaVariant::Specialized).unwrap(),
-            attention_prefill_wgmma_variant_launch(p, WgmmaVariant::Specialized, past.len(), t),
+        Prefill::WgmmaOverlapped => (
+            attention_prefill_wgmma_variant(p, WgmmaVariant::Overlapped).unwrap(),
+            attention_prefill_wgmma_variant_launch(p, WgmmaVariant::Overlapped, past.len(), t),
         ),
         Prefill::WgmmaPlain => (
             attention_prefill_wgmma_variant(p, WgmmaVariant::Plain).unwrap(),
@@ -645,22 +645,22 @@ fn attention_prefill_wgmma_plain_matches_reference() {
     run_attn_prefill_128(&mut ctx, Prefill::WgmmaPlain);
 }
 
-/// The warp-specialised form of the Hopper prefill (producer warpgroup, mbarriers).
+/// The overlapped form of the Hopper prefill (all threads load; block-wide barriers).
 #[test]
-fn attention_prefill_wgmma_specialized_matches_reference() {
+fn attention_prefill_wgmma_overlapped_matches_reference() {
     let Some(mut ctx) = setup() else { return };
     if ctx.gpu.compute_capability() != (9, 0) {
         eprintln!("NOTICE: skipping the wgmma prefill: not an sm_90 GPU");
         return;
     }
-    run_attn_prefill_128(&mut ctx, Prefill::WgmmaSpecialized);
+    run_attn_prefill_128(&mut ctx, Prefill::WgmmaOverlapped);
     for (i, case) in attn_cases().iter().enumerate() {
         if !wgmma_prefill(&case.p) {
             continue;
         }
         let s = 100 + 10 * i as u64;
-        run_attn_prefill_with(&mut ctx, Prefill::WgmmaSpecialized, case, &[5, 19], 37, 0, 5, s);
-        run_attn_prefill_with(&mut ctx, Prefill::WgmmaSpecialized, case, &[3], 20, 1, 5, s + 3);
+        run_attn_prefill_with(&mut ctx, Prefill::WgmmaOverlapped, case, &[5, 19], 37, 0, 5, s);
+        run_attn_prefill_with(&mut ctx, Prefill::WgmmaOverlapped, case, &[3], 20, 1, 5, s + 3);
     }
 }
 
@@ -2182,10 +2182,10 @@ fn bench_delta_chunk_parallel() {
 fn bench_attention_prefill(ctx: &mut Ctx, r: &mut ChaCha8Rng) {
     let i = |x: usize| KernelArg::I32(x as i32);
     // Attention prefill, B = 1, T = 4096 and 8192, H = 32, G = 8, Dh = 128, causal, from an
-    // empty cache: the mma.sync kernel and (on sm_90) the wgmma one. Each sample times 10
-    // back-to-back launches (host clock around a synchronize), median of 5 samples. Causal FLOPs
-    // = 2·B·H·T²·Dh (half of QKᵀ and PV's 4·B·H·T²·Dh). Compare with SDPA from the same run
-    // (scripts: torch scaled_dot_product_attention, is_causal, enable_gqa).
+    // empty cache: both mma.sync forms and (on sm_90) the wgmma forms, with two timing
+    // diagnostics (wrong results). Each sample times 10 back-to-back launches (host clock around
+    // a synchronize), median of 5 samples. Causal FLOPs = 2·B·H·T²·Dh (half of QKᵀ and PV's
+    // 4·B·H·T²·Dh). Compare with SDPA in the same device call: scripts/bench_sdpa_prefill.py.
     for t in [4096usize, 8192] {
         let p = AttentionParams {
             heads: 32,
@@ -2246,17 +2246,15 @@ fn bench_attention_prefill(ctx: &mut Ctx, r: &mut ChaCha8Rng) {
                 attention_prefill_wgmma_variant_launch(&p, WgmmaVariant::Plain, 1, t),
             ));
             kernels.push((
-                "attn_prefill_wgmma",
+                "attn_prefill_wgmma overlapped",
+                attention_prefill_wgmma_variant(&p, WgmmaVariant::Overlapped).unwrap(),
+                attention_prefill_wgmma_variant_launch(&p, WgmmaVariant::Overlapped, 1, t),
+            ));
+            kernels.push((
+                "attn_prefill_wgmma (default: warp-specialised)",
                 attention_prefill_wgmma(&p).unwrap(),
                 attention_prefill_wgmma_launch(&p, 1, t),
             ));
-            if std::env::var_os("MODELC_BENCH_WS").is_some() {
-                kernels.push((
-                    "attn_prefill_wgmma specialised",
-                    attention_prefill_wgmma_variant(&p, WgmmaVariant::Specialized).unwrap(),
-                    attention_prefill_wgmma_variant_launch(&p, WgmmaVariant::Specialized, 1, t),
-                ));
-            }
         }
         for (name, src, launch) in kernels {
             ctx.load(&src);
