@@ -234,8 +234,8 @@ pub struct GraphStats {
 pub struct StepTime {
     pub index: usize,
     pub label: String,
-    /// `gemm` (with its prologue, if any), or the kernel module's kind (its name without the
-    /// hash: `rms_norm`, `attn_decode`, ...).
+    /// `gemm` (with its prologue, if any), or the kernel entry's kind (its name without the
+    /// hash: `rms_norm`, `attn_decode`, `attn_decode_combine`, `delta_rule_cp_scan`, ...).
     pub kind: String,
     pub ms: f64,
 }
@@ -1215,10 +1215,12 @@ impl Executor {
                     Some(GemmPrologue::RmsNorm { .. }) => "gemm+rms_norm".to_string(),
                     Some(GemmPrologue::SiluMul { .. }) => "gemm+silu_mul".to_string(),
                 },
+                // The entry, not the module: a module may hold several launches of one core
+                // (the chunk-parallel delta rule's prep / scan / out, decode attention's combine).
                 Step::Launch(l) => l
-                    .module
+                    .entry
                     .rsplit_once('_')
-                    .map_or(l.module.as_str(), |(k, _)| k)
+                    .map_or(l.entry.as_str(), |(k, _)| k)
                     .to_string(),
             };
             out.push(StepTime {
