@@ -186,9 +186,9 @@ extern "C" __global__ void __launch_bounds__(256) rope_7c574c7d927c(
     }
 }
 
-// ===== kernels/attn_prefill_c75cd04e.cu =====
+// ===== kernels/attn_prefill_af316f0a.cu =====
 /*
- * modelc mixer core: attn_prefill_c75cd04e (template).
+ * modelc mixer core: attn_prefill_af316f0a (template).
  * Fuses, in order:
  *   attention(heads=2, kv_heads=1, head_dim=32, causal=true, window=none, scale=0.17677669529663687)
  * Bytes loaded:  256*batch*tokens + 128*batch*(past + tokens)
@@ -196,7 +196,7 @@ extern "C" __global__ void __launch_bounds__(256) rope_7c574c7d927c(
  * FLOPs:         256*batch*tokens*(past + tokens)
  */
 /*
- * attn_prefill_c75cd04e: causal GQA attention of T new tokens over (KV cache ++ new keys),
+ * attn_prefill_af316f0a: causal GQA attention of T new tokens over (KV cache ++ new keys),
  *   H = 2 query heads, G = 1 KV heads, Dh = 32, scale = 1.7677669e-1f, full causal (slot = pos).
  *   out[b,t,h,:] = softmax_j(scale * q[b,t,h,:] . k_j) v_j over the keys j visible from
  *   position past_len[b] + t. Tensor cores: S = Q K^T and O += P V on mma.sync m16n8k16
@@ -296,7 +296,7 @@ __device__ __forceinline__ void copy8_global(bf16* dst, const bf16* src, bool ve
 }
 #endif
 
-extern "C" __global__ void __launch_bounds__(128) attn_prefill_c75cd04e(
+extern "C" __global__ void __launch_bounds__(128) attn_prefill_af316f0a(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -321,6 +321,7 @@ extern "C" __global__ void __launch_bounds__(128) attn_prefill_c75cd04e(
     bf16* k_s = q_s + BQ * DS;          /* [STAGES][BK][DS] */
     bf16* v_s = k_s + STAGES * BK * DS; /* [STAGES][BK][DS] */
 
+    /* Heaviest (latest) query tiles first: causal work grows with the tile index. */
     const int qt0 = (gridDim.y - 1 - blockIdx.y) * BQ;
     const int h = blockIdx.x % H;
     const long b = blockIdx.x / H;
@@ -334,10 +335,12 @@ extern "C" __global__ void __launch_bounds__(128) attn_prefill_c75cd04e(
     const int hi = past + q_last;
     const int lo = W > 0 ? max(0, past + qt0 - W + 1) : 0;
     const int n_tiles = (hi - lo) / BK + 1;
+    /* q/k/v rows may be column slices of wider buffers: 16-byte copies need aligned rows. */
     const bool vec = ((reinterpret_cast<unsigned long long>(q) | reinterpret_cast<unsigned long long>(k) |
                        reinterpret_cast<unsigned long long>(v) |
                        2ull * (unsigned long long)(q_stride | k_stride | v_stride)) & 15) == 0;
 
+    /* q tile (zero rows past T): part of the first cp.async group */
     for (int c = tid; c < BQ * CPR; c += NTH) {
         const int r = c / CPR, ch = c % CPR, t = qt0 + r;
         const bf16* src = q + (b * T + min(t, T - 1)) * (long)q_stride + h * DH + ch * 8;
@@ -792,9 +795,9 @@ extern "C" __global__ void __launch_bounds__(256) rope_a1f4dd3dbb3f(
     }
 }
 
-// ===== kernels/attn_prefill_e1b0874b.cu =====
+// ===== kernels/attn_prefill_170a45a4.cu =====
 /*
- * modelc mixer core: attn_prefill_e1b0874b (template).
+ * modelc mixer core: attn_prefill_170a45a4 (template).
  * Fuses, in order:
  *   attention(heads=2, kv_heads=2, head_dim=32, causal=true, window=4, scale=0.17677669529663687)
  * Bytes loaded:  384*batch*tokens + 256*batch*min(past + tokens, 4)
@@ -802,7 +805,7 @@ extern "C" __global__ void __launch_bounds__(256) rope_a1f4dd3dbb3f(
  * FLOPs:         256*batch*tokens*min(past + tokens, 4)
  */
 /*
- * attn_prefill_e1b0874b: causal GQA attention of T new tokens over (KV cache ++ new keys),
+ * attn_prefill_170a45a4: causal GQA attention of T new tokens over (KV cache ++ new keys),
  *   H = 2 query heads, G = 2 KV heads, Dh = 32, scale = 1.7677669e-1f, sliding window W = 4 (ring cache, slot = pos mod S_max).
  *   out[b,t,h,:] = softmax_j(scale * q[b,t,h,:] . k_j) v_j over the keys j visible from
  *   position past_len[b] + t. Tensor cores: S = Q K^T and O += P V on mma.sync m16n8k16
@@ -902,7 +905,7 @@ __device__ __forceinline__ void copy8_global(bf16* dst, const bf16* src, bool ve
 }
 #endif
 
-extern "C" __global__ void __launch_bounds__(128) attn_prefill_e1b0874b(
+extern "C" __global__ void __launch_bounds__(128) attn_prefill_170a45a4(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -927,6 +930,7 @@ extern "C" __global__ void __launch_bounds__(128) attn_prefill_e1b0874b(
     bf16* k_s = q_s + BQ * DS;          /* [STAGES][BK][DS] */
     bf16* v_s = k_s + STAGES * BK * DS; /* [STAGES][BK][DS] */
 
+    /* Heaviest (latest) query tiles first: causal work grows with the tile index. */
     const int qt0 = (gridDim.y - 1 - blockIdx.y) * BQ;
     const int h = blockIdx.x % H;
     const long b = blockIdx.x / H;
@@ -940,10 +944,12 @@ extern "C" __global__ void __launch_bounds__(128) attn_prefill_e1b0874b(
     const int hi = past + q_last;
     const int lo = W > 0 ? max(0, past + qt0 - W + 1) : 0;
     const int n_tiles = (hi - lo) / BK + 1;
+    /* q/k/v rows may be column slices of wider buffers: 16-byte copies need aligned rows. */
     const bool vec = ((reinterpret_cast<unsigned long long>(q) | reinterpret_cast<unsigned long long>(k) |
                        reinterpret_cast<unsigned long long>(v) |
                        2ull * (unsigned long long)(q_stride | k_stride | v_stride)) & 15) == 0;
 
+    /* q tile (zero rows past T): part of the first cp.async group */
     for (int c = tid; c < BQ * CPR; c += NTH) {
         const int r = c / CPR, ch = c % CPR, t = qt0 + r;
         const bf16* src = q + (b * T + min(t, T - 1)) * (long)q_stride + h * DH + ch * 8;

@@ -186,9 +186,9 @@ extern "C" __global__ void __launch_bounds__(256) rope_326855c1bbcd(
     }
 }
 
-// ===== kernels/attn_prefill_9def1caa.cu =====
+// ===== kernels/attn_prefill_98efa502.cu =====
 /*
- * modelc mixer core: attn_prefill_9def1caa (template).
+ * modelc mixer core: attn_prefill_98efa502 (template).
  * Fuses, in order:
  *   attention(heads=4, kv_heads=2, head_dim=16, causal=true, window=none, scale=0.25)
  * Bytes loaded:  256*batch*tokens + 128*batch*(past + tokens)
@@ -196,7 +196,7 @@ extern "C" __global__ void __launch_bounds__(256) rope_326855c1bbcd(
  * FLOPs:         256*batch*tokens*(past + tokens)
  */
 /*
- * attn_prefill_9def1caa: causal GQA attention of T new tokens over (KV cache ++ new keys),
+ * attn_prefill_98efa502: causal GQA attention of T new tokens over (KV cache ++ new keys),
  *   H = 4 query heads, G = 2 KV heads, Dh = 16, scale = 2.5e-1f, full causal (slot = pos).
  *   out[b,t,h,:] = softmax_j(scale * q[b,t,h,:] . k_j) v_j over the keys j visible from
  *   position past_len[b] + t. Tensor cores: S = Q K^T and O += P V on mma.sync m16n8k16
@@ -296,7 +296,7 @@ __device__ __forceinline__ void copy8_global(bf16* dst, const bf16* src, bool ve
 }
 #endif
 
-extern "C" __global__ void __launch_bounds__(128) attn_prefill_9def1caa(
+extern "C" __global__ void __launch_bounds__(128) attn_prefill_98efa502(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -321,6 +321,7 @@ extern "C" __global__ void __launch_bounds__(128) attn_prefill_9def1caa(
     bf16* k_s = q_s + BQ * DS;          /* [STAGES][BK][DS] */
     bf16* v_s = k_s + STAGES * BK * DS; /* [STAGES][BK][DS] */
 
+    /* Heaviest (latest) query tiles first: causal work grows with the tile index. */
     const int qt0 = (gridDim.y - 1 - blockIdx.y) * BQ;
     const int h = blockIdx.x % H;
     const long b = blockIdx.x / H;
@@ -334,10 +335,12 @@ extern "C" __global__ void __launch_bounds__(128) attn_prefill_9def1caa(
     const int hi = past + q_last;
     const int lo = W > 0 ? max(0, past + qt0 - W + 1) : 0;
     const int n_tiles = (hi - lo) / BK + 1;
+    /* q/k/v rows may be column slices of wider buffers: 16-byte copies need aligned rows. */
     const bool vec = ((reinterpret_cast<unsigned long long>(q) | reinterpret_cast<unsigned long long>(k) |
                        reinterpret_cast<unsigned long long>(v) |
                        2ull * (unsigned long long)(q_stride | k_stride | v_stride)) & 15) == 0;
 
+    /* q tile (zero rows past T): part of the first cp.async group */
     for (int c = tid; c < BQ * CPR; c += NTH) {
         const int r = c / CPR, ch = c % CPR, t = qt0 + r;
         const bf16* src = q + (b * T + min(t, T - 1)) * (long)q_stride + h * DH + ch * 8;
@@ -705,9 +708,9 @@ extern "C" __global__ void __launch_bounds__(256) silu_mul_9fbd1932e067(
     }
 }
 
-// ===== kernels/attn_prefill_52600d97.cu =====
+// ===== kernels/attn_prefill_1dcdbad5.cu =====
 /*
- * modelc mixer core: attn_prefill_52600d97 (template).
+ * modelc mixer core: attn_prefill_1dcdbad5 (template).
  * Fuses, in order:
  *   attention(heads=4, kv_heads=2, head_dim=16, causal=true, window=8, scale=0.25)
  * Bytes loaded:  256*batch*tokens + 128*batch*min(past + tokens, 8)
@@ -715,7 +718,7 @@ extern "C" __global__ void __launch_bounds__(256) silu_mul_9fbd1932e067(
  * FLOPs:         256*batch*tokens*min(past + tokens, 8)
  */
 /*
- * attn_prefill_52600d97: causal GQA attention of T new tokens over (KV cache ++ new keys),
+ * attn_prefill_1dcdbad5: causal GQA attention of T new tokens over (KV cache ++ new keys),
  *   H = 4 query heads, G = 2 KV heads, Dh = 16, scale = 2.5e-1f, sliding window W = 8 (ring cache, slot = pos mod S_max).
  *   out[b,t,h,:] = softmax_j(scale * q[b,t,h,:] . k_j) v_j over the keys j visible from
  *   position past_len[b] + t. Tensor cores: S = Q K^T and O += P V on mma.sync m16n8k16
@@ -815,7 +818,7 @@ __device__ __forceinline__ void copy8_global(bf16* dst, const bf16* src, bool ve
 }
 #endif
 
-extern "C" __global__ void __launch_bounds__(128) attn_prefill_52600d97(
+extern "C" __global__ void __launch_bounds__(128) attn_prefill_1dcdbad5(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -840,6 +843,7 @@ extern "C" __global__ void __launch_bounds__(128) attn_prefill_52600d97(
     bf16* k_s = q_s + BQ * DS;          /* [STAGES][BK][DS] */
     bf16* v_s = k_s + STAGES * BK * DS; /* [STAGES][BK][DS] */
 
+    /* Heaviest (latest) query tiles first: causal work grows with the tile index. */
     const int qt0 = (gridDim.y - 1 - blockIdx.y) * BQ;
     const int h = blockIdx.x % H;
     const long b = blockIdx.x / H;
@@ -853,10 +857,12 @@ extern "C" __global__ void __launch_bounds__(128) attn_prefill_52600d97(
     const int hi = past + q_last;
     const int lo = W > 0 ? max(0, past + qt0 - W + 1) : 0;
     const int n_tiles = (hi - lo) / BK + 1;
+    /* q/k/v rows may be column slices of wider buffers: 16-byte copies need aligned rows. */
     const bool vec = ((reinterpret_cast<unsigned long long>(q) | reinterpret_cast<unsigned long long>(k) |
                        reinterpret_cast<unsigned long long>(v) |
                        2ull * (unsigned long long)(q_stride | k_stride | v_stride)) & 15) == 0;
 
+    /* q tile (zero rows past T): part of the first cp.async group */
     for (int c = tid; c < BQ * CPR; c += NTH) {
         const int r = c / CPR, ch = c % CPR, t = qt0 + r;
         const bf16* src = q + (b * T + min(t, T - 1)) * (long)q_stride + h * DH + ch * 8;

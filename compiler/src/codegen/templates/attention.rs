@@ -382,37 +382,16 @@ pub const ATTN_TC_THREADS: usize = 256;
 /// the accumulators, 64-key k/v tiles through a 3-stage `cp.async` pipeline. Warps skip key
 /// tiles that are fully masked for their 16 rows and mask only tiles that cross a row's diagonal
 /// (or window edge). Grid `(H·B, query tiles)`, heaviest (last) query tiles first.
-fn prefill_tensor_core(p: &AttentionParams) -> KernelSource {
-    let body = format!(
-        r#"/*
- * attn_prefill_{HASH}: causal GQA attention of T new tokens over (KV cache ++ new keys),
- *   H = {h} query heads, G = {g} KV heads, Dh = {dh}, scale = {scale}, {window}.
- *   out[b,t,h,:] = softmax_j(scale * q[b,t,h,:] . k_j) v_j over the keys j visible from
- *   position past_len[b] + t. Tensor cores: S = Q K^T and O += P V on mma.sync m16n8k16
- *   (bf16 operands, f32 accumulation); online softmax in f32 (exp2, log2(e) folded into the
- *   scale). P stays in registers (the S accumulators of two n-tiles are one A fragment),
- *   rounded to bf16 for the P V product, as FlashAttention does.
- *   Also appends this call's k/v rows into the caches (done by the blocks of head h % (H/G) == 0).
- * Layouts: q [B,T,H*Dh], k/v [B,T,G*Dh], out [B,T,H*Dh] bf16 rows with strides (elements);
- *   k_cache/v_cache [B,G,s_max,Dh] bf16; past_len [B] int32. q and k are already rotated (RoPE).
- *   Rows that are not 16-byte aligned are copied element by element (same results); out rows
- *   that are not 4-byte aligned are stored a channel at a time.
- * Grid (H*B, ceil(T/{bq})): blockIdx.x = h + H*b, blockIdx.y counts query tiles from the last
- *   (the heaviest under the causal mask) so that they start first. Block {threads} (8 warps x 16
- *   query rows), dynamic smem (BQ + 2 STAGES BK) (Dh + 8) * 2 bytes: q tile and {stages} stages
- *   of {bk}-key k/v tiles, rows padded by 8 channels so that ldmatrix is free of bank conflicts.
- * Per warp, key tiles past its last row (or before its first row's window) are skipped, and
- *   only tiles that cross a row's diagonal or window edge are masked.
- */
-{PRELUDE}{MMA_PRELUDE}
-extern "C" __global__ void __launch_bounds__({threads}) attn_prefill_{HASH}(
-{PREFILL_PARAMS}
-{{
-{consts}    constexpr int BQ = {bq}, BK = {bk}, NTH = {threads}, STAGES = {stages};
+/// The opening of both `mma.sync` prefill kernels: tile constants, shared-memory carving, the
+/// block's (head, sequence, query tile), the visible key range, the q tile's copy and `load_kv`
+/// (one k/v tile into a stage, keys past the last visible one zero-filled).
+fn mma_prefill_setup(p: &AttentionParams, bq: usize, bk: usize, stages: usize, threads: usize) -> String {
+    format!(
+        r#"{consts}    constexpr int BQ = {bq}, BK = {bk}, NTH = {threads}, STAGES = {stages};
     constexpr int DS = DH + 8;          /* padded smem row (elements): conflict-free ldmatrix */
     constexpr int CPR = DH / 8;         /* 16-byte chunks per row */
-    constexpr int NT = BK / 8;          /* score n-tiles per warp */
-    constexpr int DT = DH / 8;          /* output n-tiles per warp */
+    constexpr int NT = BK / 8;          /* score n-tiles per m-tile */
+    constexpr int DT = DH / 8;          /* output n-tiles per m-tile */
     constexpr int KS = DH / 16;         /* k-steps of q.k */
     extern __shared__ __align__(16) unsigned char smem_raw[];
     bf16* q_s = reinterpret_cast<bf16*>(smem_raw);
@@ -468,7 +447,38 @@ extern "C" __global__ void __launch_bounds__({threads}) attn_prefill_{HASH}(
             copy8_to_smem(vd + r * DS + ch * 8, vs, ok, vec);
         }}
     }};
-    /* Prologue: tiles 0 .. STAGES-2, one cp.async group each (empty groups are fine). */
+"#,
+        consts = tensor_core_constants(p),
+    )
+}
+
+fn prefill_tensor_core(p: &AttentionParams) -> KernelSource {
+    let body = format!(
+        r#"/*
+ * attn_prefill_{HASH}: causal GQA attention of T new tokens over (KV cache ++ new keys),
+ *   H = {h} query heads, G = {g} KV heads, Dh = {dh}, scale = {scale}, {window}.
+ *   out[b,t,h,:] = softmax_j(scale * q[b,t,h,:] . k_j) v_j over the keys j visible from
+ *   position past_len[b] + t. Tensor cores: S = Q K^T and O += P V on mma.sync m16n8k16
+ *   (bf16 operands, f32 accumulation); online softmax in f32 (exp2, log2(e) folded into the
+ *   scale). P stays in registers (the S accumulators of two n-tiles are one A fragment),
+ *   rounded to bf16 for the P V product, as FlashAttention does.
+ *   Also appends this call's k/v rows into the caches (done by the blocks of head h % (H/G) == 0).
+ * Layouts: q [B,T,H*Dh], k/v [B,T,G*Dh], out [B,T,H*Dh] bf16 rows with strides (elements);
+ *   k_cache/v_cache [B,G,s_max,Dh] bf16; past_len [B] int32. q and k are already rotated (RoPE).
+ *   Rows that are not 16-byte aligned are copied element by element (same results); out rows
+ *   that are not 4-byte aligned are stored a channel at a time.
+ * Grid (H*B, ceil(T/{bq})): blockIdx.x = h + H*b, blockIdx.y counts query tiles from the last
+ *   (the heaviest under the causal mask) so that they start first. Block {threads} (8 warps x 16
+ *   query rows), dynamic smem (BQ + 2 STAGES BK) (Dh + 8) * 2 bytes: q tile and {stages} stages
+ *   of {bk}-key k/v tiles, rows padded by 8 channels so that ldmatrix is free of bank conflicts.
+ * Per warp, key tiles past its last row (or before its first row's window) are skipped, and
+ *   only tiles that cross a row's diagonal or window edge are masked.
+ */
+{PRELUDE}{MMA_PRELUDE}
+extern "C" __global__ void __launch_bounds__({threads}) attn_prefill_{HASH}(
+{PREFILL_PARAMS}
+{{
+{setup}    /* Prologue: tiles 0 .. STAGES-2, one cp.async group each (empty groups are fine). */
 #pragma unroll
     for (int s = 0; s < STAGES - 1; ++s) {{
         if (s < n_tiles) load_kv(s, s);
@@ -636,7 +646,7 @@ extern "C" __global__ void __launch_bounds__({threads}) attn_prefill_{HASH}(
         bk = ATTN_TC_KEYS_PER_TILE,
         stages = ATTN_TC_STAGES,
         threads = ATTN_TC_THREADS,
-        consts = tensor_core_constants(p),
+        setup = mma_prefill_setup(p, ATTN_TC_TILE, ATTN_TC_KEYS_PER_TILE, ATTN_TC_STAGES, ATTN_TC_THREADS),
     );
     finish(&[&format!("attn_prefill_{HASH}")], body)
 }
@@ -737,64 +747,7 @@ fn prefill_tensor_core_r32(p: &AttentionParams) -> KernelSource {
 extern "C" __global__ void __launch_bounds__({threads}) attn_prefill_{HASH}(
 {PREFILL_PARAMS}
 {{
-{consts}    constexpr int BQ = {bq}, BK = {bk}, NTH = {threads}, STAGES = {stages};
-    constexpr int DS = DH + 8;          /* padded smem row (elements): conflict-free ldmatrix */
-    constexpr int CPR = DH / 8;         /* 16-byte chunks per row */
-    constexpr int NT = BK / 8;          /* score n-tiles per m-tile */
-    constexpr int DT = DH / 8;          /* output n-tiles per m-tile */
-    constexpr int KS = DH / 16;         /* k-steps of q.k */
-    extern __shared__ __align__(16) unsigned char smem_raw[];
-    bf16* q_s = reinterpret_cast<bf16*>(smem_raw);
-    bf16* k_s = q_s + BQ * DS;          /* [STAGES][BK][DS] */
-    bf16* v_s = k_s + STAGES * BK * DS; /* [STAGES][BK][DS] */
-
-    const int qt0 = (gridDim.y - 1 - blockIdx.y) * BQ;
-    const int h = blockIdx.x % H;
-    const long b = blockIdx.x / H;
-    const int g = h / R;
-    const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
-    const int past = past_len[b];
-    bf16* kc = k_cache + (b * G + g) * (long)s_max * DH;
-    bf16* vc = v_cache + (b * G + g) * (long)s_max * DH;
-
-    const int q_last = min(T, qt0 + BQ) - 1;
-    const int hi = past + q_last;
-    const int lo = W > 0 ? max(0, past + qt0 - W + 1) : 0;
-    const int n_tiles = (hi - lo) / BK + 1;
-    const bool vec = ((reinterpret_cast<unsigned long long>(q) | reinterpret_cast<unsigned long long>(k) |
-                       reinterpret_cast<unsigned long long>(v) |
-                       2ull * (unsigned long long)(q_stride | k_stride | v_stride)) & 15) == 0;
-
-    for (int c = tid; c < BQ * CPR; c += NTH) {{
-        const int r = c / CPR, ch = c % CPR, t = qt0 + r;
-        const bf16* src = q + (b * T + min(t, T - 1)) * (long)q_stride + h * DH + ch * 8;
-        copy8_to_smem(q_s + r * DS + ch * 8, src, t < T, vec);
-    }}
-    /* Keys past hi (and rows of empty slots) are zero-filled: a NaN there would survive P = 0. */
-    auto load_kv = [&](int tile, int buf) {{
-        const int kt0 = lo + tile * BK;
-        bf16* kd = k_s + buf * BK * DS;
-        bf16* vd = v_s + buf * BK * DS;
-        for (int c = tid; c < BK * CPR; c += NTH) {{
-            const int r = c / CPR, ch = c % CPR, pos = kt0 + r;
-            const bf16* ks = k;
-            const bf16* vs = v;
-            bool ok = pos <= hi;
-            if (pos < past) {{
-                const long slot = W > 0 ? (long)pos % s_max : (long)pos;
-                ok = ok && slot < s_max;
-                ks = kc + slot * DH + ch * 8;
-                vs = vc + slot * DH + ch * 8;
-            }} else if (ok) {{
-                const long row = b * T + (pos - past);
-                ks = k + row * k_stride + g * DH + ch * 8;
-                vs = v + row * v_stride + g * DH + ch * 8;
-            }}
-            copy8_to_smem(kd + r * DS + ch * 8, ks, ok, vec);
-            copy8_to_smem(vd + r * DS + ch * 8, vs, ok, vec);
-        }}
-    }};
-    load_kv(0, 0); /* with the q tile: the first cp.async group */
+{setup}    load_kv(0, 0); /* with the q tile: the first cp.async group */
     cp_async_commit();
 
     if (h % R == 0) {{
@@ -978,7 +931,13 @@ extern "C" __global__ void __launch_bounds__({threads}) attn_prefill_{HASH}(
         bk = r32_keys(p.head_dim),
         stages = ATTN_R32_STAGES,
         threads = ATTN_R32_THREADS,
-        consts = tensor_core_constants(p),
+        setup = mma_prefill_setup(
+            p,
+            ATTN_R32_TILE,
+            r32_keys(p.head_dim),
+            ATTN_R32_STAGES,
+            ATTN_R32_THREADS
+        ),
     );
     finish(&[&format!("attn_prefill_{HASH}")], body)
 }
