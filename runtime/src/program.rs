@@ -28,7 +28,8 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use crate::tensor::DType;
 
 /// Version of the `program.json` format.
-pub const PROGRAM_FORMAT: u32 = 1;
+/// 2: launch variants (`LaunchStep::variants`) and single-target modules (`KernelModule::target`).
+pub const PROGRAM_FORMAT: u32 = 2;
 
 /// Errors of evaluating or validating a program.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -495,18 +496,24 @@ impl FromStr for Expr {
     }
 }
 
-impl Serialize for Expr {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&self.to_string())
-    }
-}
+/// `Serialize`/`Deserialize` through the type's text (`Display` / `FromStr`).
+macro_rules! serde_as_text {
+    ($t:ty) => {
+        impl Serialize for $t {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(&self.to_string())
+            }
+        }
 
-impl<'de> Deserialize<'de> for Expr {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(d)?;
-        text.parse().map_err(serde::de::Error::custom)
-    }
+        impl<'de> Deserialize<'de> for $t {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let text = String::deserialize(d)?;
+                text.parse().map_err(serde::de::Error::custom)
+            }
+        }
+    };
 }
+serde_as_text!(Expr);
 
 /// One generated CUDA C module (a translation unit), compiled once and shared by every step
 /// that launches one of its entries.
@@ -520,6 +527,10 @@ pub struct KernelModule {
     pub sha256: String,
     /// `extern "C" __global__` entry points.
     pub entries: Vec<String>,
+    /// The one NVRTC target the module compiles for (`sm_90a`: arch-specific instructions);
+    /// any device's target when absent. Only launch variants for that device use it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
     /// Bytes one launch reads from global memory, FLOPs it performs (estimates).
     pub bytes_loaded: Expr,
     pub bytes_stored: Expr,
@@ -669,7 +680,202 @@ pub struct LaunchStep {
     /// be launched as a programmatic dependent launch (it overlaps the previous kernel's tail).
     #[serde(default, skip_serializing_if = "is_false")]
     pub pdl: bool,
+    /// Launches to use in place of this one on some devices or for some calls (the first whose
+    /// conditions hold wins; the step's own launch is the fallback). They take the same
+    /// arguments.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub variants: Vec<LaunchVariant>,
 }
+
+/// An alternative launch of a [`LaunchStep`]: another entry (of a module that may target one
+/// architecture only) with its own geometry, for devices of one compute capability and/or the
+/// calls where a condition on the symbols holds. E.g. the Hopper attention prefill (`wgmma`,
+/// `sm_90a` only) with `cc: "9.0"`, or a wider delta-rule scan block `when: "batch*16 >= 64"`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LaunchVariant {
+    /// Only on devices of exactly this compute capability (`"9.0"`); on any when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cc: Option<ComputeCapability>,
+    /// Only for calls where this holds; always when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub when: Option<Cond>,
+    pub module: String,
+    pub entry: String,
+    pub grid: [Expr; 3],
+    pub block: [u32; 3],
+    pub smem: u32,
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub pdl: bool,
+}
+
+/// What a launch step launches for one call: its own launch or one of its variants.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LaunchChoice<'a> {
+    pub module: &'a str,
+    pub entry: &'a str,
+    pub grid: &'a [Expr; 3],
+    pub block: [u32; 3],
+    pub smem: u32,
+    pub pdl: bool,
+}
+
+impl LaunchStep {
+    /// Drops the variants meant for devices of another compute capability (done once, when a
+    /// program is loaded for a device).
+    pub fn specialize(&mut self, cc: ComputeCapability) {
+        self.variants.retain(|v| v.cc.is_none_or(|want| want == cc));
+    }
+
+    /// The launch for a call: the first variant whose condition holds in `env`, else the
+    /// step's own. Variants of other devices must have been removed by [`Self::specialize`].
+    pub fn pick(&self, env: &Env) -> Result<LaunchChoice<'_>, ProgramError> {
+        for v in &self.variants {
+            let holds = match &v.when {
+                Some(c) => c.holds(env)?,
+                None => true,
+            };
+            if holds {
+                return Ok(LaunchChoice {
+                    module: &v.module,
+                    entry: &v.entry,
+                    grid: &v.grid,
+                    block: v.block,
+                    smem: v.smem,
+                    pdl: v.pdl,
+                });
+            }
+        }
+        Ok(LaunchChoice {
+            module: &self.module,
+            entry: &self.entry,
+            grid: &self.grid,
+            block: self.block,
+            smem: self.smem,
+            pdl: self.pdl,
+        })
+    }
+
+    /// Every launch this step may make: its own, then its variants'.
+    pub fn choices(&self) -> impl Iterator<Item = LaunchChoice<'_>> {
+        let own = LaunchChoice {
+            module: &self.module,
+            entry: &self.entry,
+            grid: &self.grid,
+            block: self.block,
+            smem: self.smem,
+            pdl: self.pdl,
+        };
+        std::iter::once(own).chain(self.variants.iter().map(|v| LaunchChoice {
+            module: &v.module,
+            entry: &v.entry,
+            grid: &v.grid,
+            block: v.block,
+            smem: v.smem,
+            pdl: v.pdl,
+        }))
+    }
+}
+
+/// A device's compute capability, written `major.minor` (`"9.0"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ComputeCapability {
+    pub major: u32,
+    pub minor: u32,
+}
+
+impl ComputeCapability {
+    pub const HOPPER: ComputeCapability = ComputeCapability { major: 9, minor: 0 };
+}
+
+impl fmt::Display for ComputeCapability {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}", self.major, self.minor)
+    }
+}
+
+impl FromStr for ComputeCapability {
+    type Err = ProgramError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let parse = || -> Option<ComputeCapability> {
+            let (a, b) = s.split_once('.')?;
+            Some(ComputeCapability {
+                major: a.parse().ok()?,
+                minor: b.parse().ok()?,
+            })
+        };
+        parse().ok_or_else(|| ProgramError::Parse {
+            text: s.to_string(),
+            reason: "a compute capability is written major.minor, e.g. 9.0".into(),
+        })
+    }
+}
+
+/// A comparison of two expressions over the call's symbols, written `lhs >= rhs` or
+/// `lhs < rhs`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cond {
+    pub lhs: Expr,
+    pub cmp: Cmp,
+    pub rhs: Expr,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cmp {
+    Ge,
+    Lt,
+}
+
+impl Cond {
+    pub fn ge(lhs: Expr, rhs: Expr) -> Cond {
+        Cond { lhs, cmp: Cmp::Ge, rhs }
+    }
+
+    pub fn lt(lhs: Expr, rhs: Expr) -> Cond {
+        Cond { lhs, cmp: Cmp::Lt, rhs }
+    }
+
+    pub fn holds(&self, env: &Env) -> Result<bool, ProgramError> {
+        let (a, b) = (self.lhs.eval(env)?, self.rhs.eval(env)?);
+        Ok(match self.cmp {
+            Cmp::Ge => a >= b,
+            Cmp::Lt => a < b,
+        })
+    }
+}
+
+impl fmt::Display for Cond {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let op = match self.cmp {
+            Cmp::Ge => ">=",
+            Cmp::Lt => "<",
+        };
+        write!(f, "{} {op} {}", self.lhs, self.rhs)
+    }
+}
+
+impl FromStr for Cond {
+    type Err = ProgramError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (lhs, cmp, rhs) = if let Some((a, b)) = s.split_once(">=") {
+            (a, Cmp::Ge, b)
+        } else if let Some((a, b)) = s.split_once('<') {
+            (a, Cmp::Lt, b)
+        } else {
+            return Err(ProgramError::Parse {
+                text: s.to_string(),
+                reason: "a condition is `EXPR >= EXPR` or `EXPR < EXPR`".into(),
+            });
+        };
+        Ok(Cond {
+            lhs: lhs.trim().parse()?,
+            cmp,
+            rhs: rhs.trim().parse()?,
+        })
+    }
+}
+
+serde_as_text!(ComputeCapability);
+serde_as_text!(Cond);
 
 fn is_false(b: &bool) -> bool {
     !*b
@@ -740,9 +946,42 @@ pub struct Program {
 }
 
 impl Program {
+    /// Keeps only the launch variants a device of compute capability `cc` may run (called once
+    /// when the program is loaded for a device).
+    pub fn specialize(&mut self, cc: ComputeCapability) {
+        for sched in [&mut self.prefill, &mut self.decode] {
+            for step in &mut sched.steps {
+                if let Step::Launch(l) = step {
+                    l.specialize(cc);
+                }
+            }
+        }
+    }
+
+    /// Names of the modules some launch (or launch variant) uses, in module order: after
+    /// [`Self::specialize`], the ones to compile for the device.
+    pub fn used_modules(&self) -> Vec<&KernelModule> {
+        let used: std::collections::BTreeSet<&str> = [&self.prefill, &self.decode]
+            .into_iter()
+            .flat_map(|s| &s.steps)
+            .filter_map(|st| match st {
+                Step::Launch(l) => Some(l.choices().map(|c| c.module)),
+                Step::Gemm(_) => None,
+            })
+            .flatten()
+            .collect();
+        self.kernels.iter().filter(|m| used.contains(m.name.as_str())).collect()
+    }
+
     /// Checks every reference (buffers, weights, modules, entries) is in range.
     pub fn validate(&self) -> Result<(), ProgramError> {
         let bad = |what: String| Err(ProgramError::Invalid(what));
+        if self.format == 0 || self.format > PROGRAM_FORMAT {
+            return bad(format!(
+                "format {} is not one this modelc reads (1 ..= {PROGRAM_FORMAT}): rebuild the program",
+                self.format
+            ));
+        }
         let check_ref = |r: &BufferRef, at: &str| -> Result<(), ProgramError> {
             let (len, kind, i) = match *r {
                 BufferRef::Buffer(i) => (self.buffers.len(), "buffer", i),
@@ -789,11 +1028,21 @@ impl Program {
                         }
                     }
                     Step::Launch(l) => {
-                        let Some(m) = self.kernels.iter().find(|k| k.name == l.module) else {
-                            return bad(format!("{at}: no module `{}`", l.module));
-                        };
-                        if !m.entries.contains(&l.entry) {
-                            return bad(format!("{at}: module `{}` has no entry `{}`", l.module, l.entry));
+                        for c in l.choices() {
+                            let Some(m) = self.kernels.iter().find(|k| k.name == c.module) else {
+                                return bad(format!("{at}: no module `{}`", c.module));
+                            };
+                            if !m.entries.iter().any(|e| e == c.entry) {
+                                return bad(format!("{at}: module `{}` has no entry `{}`", c.module, c.entry));
+                            }
+                        }
+                        if let Some(m) = self.kernels.iter().find(|k| k.name == l.module && k.target.is_some()) {
+                            return bad(format!(
+                                "{at}: module `{}` compiles for {} only, so it may be launched by a \
+                                 variant for that device, not as the step's own launch",
+                                m.name,
+                                m.target.as_deref().unwrap_or("")
+                            ));
                         }
                         for a in &l.args {
                             if let Arg::Ptr { buffer, .. } = a {
@@ -881,5 +1130,175 @@ mod tests {
         assert!("batch +".parse::<Expr>().is_err());
         assert!("bach".parse::<Expr>().is_err());
         assert!("min(1 2)".parse::<Expr>().is_err());
+    }
+
+    fn launch(module: &str, entry: &str, grid0: u64) -> LaunchStep {
+        LaunchStep {
+            label: "core".into(),
+            layer: Some(0),
+            module: module.into(),
+            entry: entry.into(),
+            grid: [Expr::c(grid0), Expr::sym(Sym::Batch), Expr::c(1)],
+            block: [128, 1, 1],
+            smem: 0,
+            args: vec![],
+            pdl: false,
+            variants: vec![],
+        }
+    }
+
+    fn variant(cc: Option<&str>, when: Option<&str>, module: &str, entry: &str) -> LaunchVariant {
+        LaunchVariant {
+            cc: cc.map(|c| c.parse().unwrap()),
+            when: when.map(|w| w.parse().unwrap()),
+            module: module.into(),
+            entry: entry.into(),
+            grid: [Expr::c(7), Expr::c(1), Expr::c(1)],
+            block: [384, 1, 1],
+            smem: 4096,
+            pdl: true,
+        }
+    }
+
+    #[test]
+    fn conditions_and_capabilities_round_trip_and_reject_bad_text() {
+        for text in ["16*batch >= 128", "tokens < 64", "cdiv(tokens, 64)*batch >= sms"] {
+            let c: Cond = text.parse().unwrap();
+            assert_eq!(c.to_string().parse::<Cond>().unwrap(), c, "{text}");
+            let json = serde_json::to_string(&c).unwrap();
+            assert_eq!(serde_json::from_str::<Cond>(&json).unwrap(), c);
+        }
+        let env = Env {
+            batch: 8,
+            tokens: 100,
+            sms: 132,
+            ..Env::default()
+        };
+        assert!("16*batch >= 128".parse::<Cond>().unwrap().holds(&env).unwrap());
+        assert!(!"16*batch >= 129".parse::<Cond>().unwrap().holds(&env).unwrap());
+        assert!("tokens < 101".parse::<Cond>().unwrap().holds(&env).unwrap());
+        assert!(!"tokens < 100".parse::<Cond>().unwrap().holds(&env).unwrap());
+        for bad in ["batch", "batch == 3", "batch >= ", ">= 3", "batch >= bach"] {
+            assert!(bad.parse::<Cond>().is_err(), "{bad}");
+        }
+        let cc: ComputeCapability = "9.0".parse().unwrap();
+        assert_eq!(cc, ComputeCapability::HOPPER);
+        assert_eq!(cc.to_string(), "9.0");
+        for bad in ["9", "9.x", "sm_90", ""] {
+            assert!(bad.parse::<ComputeCapability>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_step_picks_the_first_variant_that_applies_to_the_device_and_call() {
+        let mut step = launch("m", "own", 1);
+        step.variants = vec![
+            variant(Some("9.0"), None, "hopper", "fast"),
+            variant(None, Some("4*batch >= 16"), "wide", "wide"),
+        ];
+        let one = Env {
+            batch: 1,
+            ..Env::default()
+        };
+        let eight = Env {
+            batch: 8,
+            ..Env::default()
+        };
+        // Before specialising, every variant is a candidate.
+        assert_eq!(step.pick(&one).unwrap().entry, "fast");
+        let mut ampere = step.clone();
+        ampere.specialize(ComputeCapability { major: 8, minor: 0 });
+        assert_eq!(ampere.variants.len(), 1);
+        assert_eq!(ampere.pick(&one).unwrap().entry, "own");
+        let wide = ampere.pick(&eight).unwrap();
+        assert_eq!(
+            (wide.module, wide.entry, wide.block, wide.smem, wide.pdl),
+            ("wide", "wide", [384, 1, 1], 4096, true)
+        );
+        let mut hopper = step.clone();
+        hopper.specialize(ComputeCapability::HOPPER);
+        assert_eq!(hopper.pick(&one).unwrap().entry, "fast");
+        assert_eq!(hopper.pick(&eight).unwrap().entry, "fast");
+        assert_eq!(
+            step.choices().map(|c| c.entry).collect::<Vec<_>>(),
+            ["own", "fast", "wide"]
+        );
+        // The JSON form omits empty variant lists and round-trips the rest.
+        let json = serde_json::to_value(&step).unwrap();
+        assert_eq!(json["variants"][0]["cc"], "9.0");
+        assert_eq!(json["variants"][1]["when"], "4*batch >= 16");
+        assert_eq!(serde_json::from_value::<LaunchStep>(json).unwrap(), step);
+        let plain = serde_json::to_value(launch("m", "own", 1)).unwrap();
+        assert!(plain.get("variants").is_none());
+    }
+
+    fn program_with(step: LaunchStep, modules: &[(&str, &str, Option<&str>)]) -> Program {
+        Program {
+            format: PROGRAM_FORMAT,
+            model: "t".into(),
+            placement: BTreeMap::new(),
+            kernels: modules
+                .iter()
+                .map(|(name, entry, target)| KernelModule {
+                    name: (*name).into(),
+                    file: format!("kernels/{name}.cu"),
+                    sha256: String::new(),
+                    entries: vec![(*entry).into()],
+                    target: target.map(String::from),
+                    bytes_loaded: Expr::c(0),
+                    bytes_stored: Expr::c(0),
+                    flops: Expr::c(0),
+                })
+                .collect(),
+            weights: vec![],
+            buffers: vec![],
+            states: vec![],
+            inputs: vec![],
+            outputs: vec![],
+            prefill: Schedule {
+                steps: vec![Step::Launch(step)],
+            },
+            decode: Schedule::default(),
+            head: None,
+        }
+    }
+
+    #[test]
+    fn validation_checks_variants_and_specialising_drops_other_devices_modules() {
+        let modules = [
+            ("m", "own", None),
+            ("hopper", "fast", Some("sm_90a")),
+            ("unused", "x", None),
+        ];
+        let mut step = launch("m", "own", 1);
+        step.variants = vec![variant(Some("9.0"), None, "hopper", "fast")];
+        let mut p = program_with(step.clone(), &modules);
+        p.validate().unwrap();
+        let names = |p: &Program| p.used_modules().iter().map(|m| m.name.clone()).collect::<Vec<_>>();
+        assert_eq!(names(&p), ["m", "hopper"]);
+        let mut ampere = p.clone();
+        ampere.specialize(ComputeCapability { major: 8, minor: 6 });
+        assert_eq!(names(&ampere), ["m"]);
+        p.specialize(ComputeCapability::HOPPER);
+        assert_eq!(names(&p), ["m", "hopper"]);
+
+        let mut missing = step.clone();
+        missing.variants[0].entry = "slow".into();
+        let err = program_with(missing, &modules).validate().unwrap_err().to_string();
+        assert!(err.contains("module `hopper` has no entry `slow`"), "{err}");
+        let mut no_module = step.clone();
+        no_module.variants[0].module = "gone".into();
+        let err = program_with(no_module, &modules).validate().unwrap_err().to_string();
+        assert!(err.contains("no module `gone`"), "{err}");
+        // A single-target module is never the fallback launch.
+        let err = program_with(launch("hopper", "fast", 1), &modules)
+            .validate()
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("compiles for sm_90a only"), "{err}");
+        let mut future = program_with(step, &modules);
+        future.format = PROGRAM_FORMAT + 1;
+        let err = future.validate().unwrap_err().to_string();
+        assert!(err.contains("rebuild the program"), "{err}");
     }
 }

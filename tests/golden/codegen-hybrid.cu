@@ -1343,9 +1343,9 @@ extern "C" __global__ void __launch_bounds__(256) sigmoid_decay_gate_9b511badf4d
     }
 }
 
-// ===== kernels/delta_rule_cp_prep_62a114d9.cu =====
+// ===== kernels/delta_rule_cp_prep_062039e8.cu =====
 /*
- * modelc mixer core: delta_rule_cp_prep_62a114d9, delta_rule_cp_scan_62a114d9, delta_rule_cp_out_62a114d9 (template).
+ * modelc mixer core: delta_rule_cp_prep_062039e8, delta_rule_cp_scan_062039e8, delta_rule_cp_out_062039e8, delta_rule_cp_scan_w32_062039e8 (template).
  * Fuses, in order:
  *   l2_norm(eps=1e-6, group=32)
  *   scale(0.17677669529663687)
@@ -1357,10 +1357,10 @@ extern "C" __global__ void __launch_bounds__(256) sigmoid_decay_gate_9b511badf4d
  * FLOPs:         25216*batch*tokens
  */
 /*
- * delta_rule_cp_{prep,scan,out}_62a114d9: gated delta rule, chunked (WY representation / UT
+ * delta_rule_cp_{prep,scan,out}_062039e8: gated delta rule, chunked (WY representation / UT
  *   transform), chunk-parallel on tensor cores (mma.sync m16n8k16 bf16 -> f32, ldmatrix,
  *   cp.async; sm_80+): three launches in order, fla's chunk_kda split.
- *   Hk = 1, Hv = 2, Dk = 32, Dv = 32, gate = scalar per head (GDN), qk l2norm = true, scale = 1.7677669e-1f, chunk C = 64, scan block SBV = 16.
+ *   Hk = 1, Hv = 2, Dk = 32, Dv = 32, gate = scalar per head (GDN), qk l2norm = true, scale = 1.7677669e-1f, chunk C = 64, scan block SBV = 16 (or 32: delta_rule_cp_scan_w32_062039e8).
  *   Gated RMSNorm epilogue: o <- o * rsqrt(mean_head(o^2) + 1e-5f) * norm_w * silu_f(gate)
  *   Per chunk, with G the in-chunk cumsum of g: A_qk[t,s] = sum_d q_td k_sd e^(G_td - G_sd)
  *   (s <= t), L[t,s] = beta_t sum_d k_td k_sd e^(G_td - G_sd) (s < t), W = (I + L)^-1
@@ -1540,7 +1540,7 @@ __device__ __forceinline__ DcpWs dcp_ws(float* base, long n) {
 #endif
 
 /*
- * delta_rule_cp_prep_62a114d9: pass 1 of 3, one block per (chunk, value head, batch), no state.
+ * delta_rule_cp_prep_062039e8: pass 1 of 3, one block per (chunk, value head, batch), no state.
  *   Fuses the q/k l2 norm and scale, the in-chunk cumsum of g (log2 units), the decayed q and k
  *   rows, A_qk and L (16-row block i against Kc_i, reference r = 16 i, fla's chunk_kda; a
  *   diagonal block whose decay span may pass 2^63 is summed exactly instead), the UT solve
@@ -1550,7 +1550,7 @@ __device__ __forceinline__ DcpWs dcp_ws(float* base, long n) {
  * Grid (NC, Hv, B), block 256 threads = 4 row tiles x 2 column groups of warps,
  *   dynamic smem = the prep part of delta_rule_cp_smem().
  */
-extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_62a114d9(
+extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_062039e8(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -1944,8 +1944,8 @@ extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_62a114d9
 }
 
 /*
- * delta_rule_cp_scan_62a114d9: pass 2 of 3, the state scan over the chunks of a sequence.
- *   One block per (SBV value columns, value head, batch); the state [DK][SBV] stays in f32 mma
+ * delta_rule_cp_scan_062039e8: pass 2 of 3, the state scan over the chunks of a sequence.
+ *   One block per (SBV value columns, value head, batch) (an entry per width, below); the state [DK][SBV] stays in f32 mma
  *   accumulators (warp w: row tiles w, w + 8, ..), a bf16 copy in shared memory feeds the
  *   products; v_new's row tile w & 3, columns half w >> 2. Per chunk: store h (bf16) to the workspace, v_new = U - W h, store v_new,
  *   h <- diag(e^G_last) h + (k e^(G_last - G))^T v_new. The next two chunks' W, U, k, e^G_last
@@ -1953,7 +1953,8 @@ extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_62a114d9
  * Grid (DV / SBV, Hv, B), block 256 threads (8 warps), dynamic smem = the scan part of
  *   delta_rule_cp_smem().
  */
-extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_62a114d9(
+template <int SBV> /* value columns per block */
+__device__ __forceinline__ void delta_rule_cp_scan_body_062039e8(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -1981,7 +1982,6 @@ extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_62a114d9(
     constexpr int C = 64;
     constexpr int NW = 8;
     constexpr int NT = 32 * NW;
-    constexpr int SBV = 16;            /* value columns per block                           */
     constexpr int NTS = SBV / 8;          /* n tiles of the state (even)                       */
     constexpr int NPW = NTS / 2;          /* n tiles per warp of v_new (a column half)         */
     constexpr int MS = DK / 16;
@@ -2157,14 +2157,39 @@ extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_62a114d9(
     }
 }
 
+extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_062039e8(
+    const bf16* __restrict__ q, int q_stride,
+    const bf16* __restrict__ k, int k_stride,
+    const bf16* __restrict__ v, int v_stride,
+    const float* __restrict__ g, const float* __restrict__ beta,
+    const float* state_in, float* state_out,
+    bf16* __restrict__ o, int o_stride, int T,
+    const bf16* __restrict__ gate, int gate_stride, const float* __restrict__ norm_w,
+    float* __restrict__ ws_raw)
+{
+    delta_rule_cp_scan_body_062039e8<16>(q, q_stride, k, k_stride, v, v_stride, g, beta, state_in, state_out, o, o_stride, T, gate, gate_stride, norm_w, ws_raw);
+}
+extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_w32_062039e8(
+    const bf16* __restrict__ q, int q_stride,
+    const bf16* __restrict__ k, int k_stride,
+    const bf16* __restrict__ v, int v_stride,
+    const float* __restrict__ g, const float* __restrict__ beta,
+    const float* state_in, float* state_out,
+    bf16* __restrict__ o, int o_stride, int T,
+    const bf16* __restrict__ gate, int gate_stride, const float* __restrict__ norm_w,
+    float* __restrict__ ws_raw)
+{
+    delta_rule_cp_scan_body_062039e8<32>(q, q_stride, k, k_stride, v, v_stride, g, beta, state_in, state_out, o, o_stride, T, gate, gate_stride, norm_w, ws_raw);
+}
+
 /*
- * delta_rule_cp_out_62a114d9: pass 3 of 3, one block per (chunk, value head, batch).
+ * delta_rule_cp_out_062039e8: pass 3 of 3, one block per (chunk, value head, batch).
  *   o = (q e^G) h + A_qk v_new over the chunk's full rows (all DV columns), then the store
  *   through the gated RMSNorm (the block owns full rows).
  * Grid (NC, Hv, B), block 256 threads = 4 row tiles x 2 column groups of warps (DV / 2
  *   columns each), dynamic smem = the output part of delta_rule_cp_smem().
  */
-extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_out_62a114d9(
+extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_out_062039e8(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -2386,9 +2411,9 @@ extern "C" __global__ void __launch_bounds__(256) decay_gate_sigmoid_e762b53fe97
     }
 }
 
-// ===== kernels/delta_rule_cp_prep_7ea514ec.cu =====
+// ===== kernels/delta_rule_cp_prep_9a7f5641.cu =====
 /*
- * modelc mixer core: delta_rule_cp_prep_7ea514ec, delta_rule_cp_scan_7ea514ec, delta_rule_cp_out_7ea514ec (template).
+ * modelc mixer core: delta_rule_cp_prep_9a7f5641, delta_rule_cp_scan_9a7f5641, delta_rule_cp_out_9a7f5641, delta_rule_cp_scan_w32_9a7f5641 (template).
  * Fuses, in order:
  *   l2_norm(eps=1e-6, group=32)
  *   scale(0.17677669529663687)
@@ -2400,10 +2425,10 @@ extern "C" __global__ void __launch_bounds__(256) decay_gate_sigmoid_e762b53fe97
  * FLOPs:         25216*batch*tokens
  */
 /*
- * delta_rule_cp_{prep,scan,out}_7ea514ec: gated delta rule, chunked (WY representation / UT
+ * delta_rule_cp_{prep,scan,out}_9a7f5641: gated delta rule, chunked (WY representation / UT
  *   transform), chunk-parallel on tensor cores (mma.sync m16n8k16 bf16 -> f32, ldmatrix,
  *   cp.async; sm_80+): three launches in order, fla's chunk_kda split.
- *   Hk = 2, Hv = 2, Dk = 32, Dv = 32, gate = per key channel (KDA), qk l2norm = true, scale = 1.7677669e-1f, chunk C = 64, scan block SBV = 16.
+ *   Hk = 2, Hv = 2, Dk = 32, Dv = 32, gate = per key channel (KDA), qk l2norm = true, scale = 1.7677669e-1f, chunk C = 64, scan block SBV = 16 (or 32: delta_rule_cp_scan_w32_9a7f5641).
  *   Gated RMSNorm epilogue: o <- o * rsqrt(mean_head(o^2) + 1e-5f) * norm_w * silu_f(gate)
  *   Per chunk, with G the in-chunk cumsum of g: A_qk[t,s] = sum_d q_td k_sd e^(G_td - G_sd)
  *   (s <= t), L[t,s] = beta_t sum_d k_td k_sd e^(G_td - G_sd) (s < t), W = (I + L)^-1
@@ -2583,7 +2608,7 @@ __device__ __forceinline__ DcpWs dcp_ws(float* base, long n) {
 #endif
 
 /*
- * delta_rule_cp_prep_7ea514ec: pass 1 of 3, one block per (chunk, value head, batch), no state.
+ * delta_rule_cp_prep_9a7f5641: pass 1 of 3, one block per (chunk, value head, batch), no state.
  *   Fuses the q/k l2 norm and scale, the in-chunk cumsum of g (log2 units), the decayed q and k
  *   rows, A_qk and L (16-row block i against Kc_i, reference r = 16 i, fla's chunk_kda; a
  *   diagonal block whose decay span may pass 2^63 is summed exactly instead), the UT solve
@@ -2593,7 +2618,7 @@ __device__ __forceinline__ DcpWs dcp_ws(float* base, long n) {
  * Grid (NC, Hv, B), block 256 threads = 4 row tiles x 2 column groups of warps,
  *   dynamic smem = the prep part of delta_rule_cp_smem().
  */
-extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_7ea514ec(
+extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_9a7f5641(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -2987,8 +3012,8 @@ extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_7ea514ec
 }
 
 /*
- * delta_rule_cp_scan_7ea514ec: pass 2 of 3, the state scan over the chunks of a sequence.
- *   One block per (SBV value columns, value head, batch); the state [DK][SBV] stays in f32 mma
+ * delta_rule_cp_scan_9a7f5641: pass 2 of 3, the state scan over the chunks of a sequence.
+ *   One block per (SBV value columns, value head, batch) (an entry per width, below); the state [DK][SBV] stays in f32 mma
  *   accumulators (warp w: row tiles w, w + 8, ..), a bf16 copy in shared memory feeds the
  *   products; v_new's row tile w & 3, columns half w >> 2. Per chunk: store h (bf16) to the workspace, v_new = U - W h, store v_new,
  *   h <- diag(e^G_last) h + (k e^(G_last - G))^T v_new. The next two chunks' W, U, k, e^G_last
@@ -2996,7 +3021,8 @@ extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_7ea514ec
  * Grid (DV / SBV, Hv, B), block 256 threads (8 warps), dynamic smem = the scan part of
  *   delta_rule_cp_smem().
  */
-extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_7ea514ec(
+template <int SBV> /* value columns per block */
+__device__ __forceinline__ void delta_rule_cp_scan_body_9a7f5641(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -3024,7 +3050,6 @@ extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_7ea514ec(
     constexpr int C = 64;
     constexpr int NW = 8;
     constexpr int NT = 32 * NW;
-    constexpr int SBV = 16;            /* value columns per block                           */
     constexpr int NTS = SBV / 8;          /* n tiles of the state (even)                       */
     constexpr int NPW = NTS / 2;          /* n tiles per warp of v_new (a column half)         */
     constexpr int MS = DK / 16;
@@ -3200,14 +3225,39 @@ extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_7ea514ec(
     }
 }
 
+extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_9a7f5641(
+    const bf16* __restrict__ q, int q_stride,
+    const bf16* __restrict__ k, int k_stride,
+    const bf16* __restrict__ v, int v_stride,
+    const float* __restrict__ g, const float* __restrict__ beta,
+    const float* state_in, float* state_out,
+    bf16* __restrict__ o, int o_stride, int T,
+    const bf16* __restrict__ gate, int gate_stride, const float* __restrict__ norm_w,
+    float* __restrict__ ws_raw)
+{
+    delta_rule_cp_scan_body_9a7f5641<16>(q, q_stride, k, k_stride, v, v_stride, g, beta, state_in, state_out, o, o_stride, T, gate, gate_stride, norm_w, ws_raw);
+}
+extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_w32_9a7f5641(
+    const bf16* __restrict__ q, int q_stride,
+    const bf16* __restrict__ k, int k_stride,
+    const bf16* __restrict__ v, int v_stride,
+    const float* __restrict__ g, const float* __restrict__ beta,
+    const float* state_in, float* state_out,
+    bf16* __restrict__ o, int o_stride, int T,
+    const bf16* __restrict__ gate, int gate_stride, const float* __restrict__ norm_w,
+    float* __restrict__ ws_raw)
+{
+    delta_rule_cp_scan_body_9a7f5641<32>(q, q_stride, k, k_stride, v, v_stride, g, beta, state_in, state_out, o, o_stride, T, gate, gate_stride, norm_w, ws_raw);
+}
+
 /*
- * delta_rule_cp_out_7ea514ec: pass 3 of 3, one block per (chunk, value head, batch).
+ * delta_rule_cp_out_9a7f5641: pass 3 of 3, one block per (chunk, value head, batch).
  *   o = (q e^G) h + A_qk v_new over the chunk's full rows (all DV columns), then the store
  *   through the gated RMSNorm (the block owns full rows).
  * Grid (NC, Hv, B), block 256 threads = 4 row tiles x 2 column groups of warps (DV / 2
  *   columns each), dynamic smem = the output part of delta_rule_cp_smem().
  */
-extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_out_7ea514ec(
+extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_out_9a7f5641(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,

@@ -1475,9 +1475,9 @@ extern "C" __global__ void __launch_bounds__(128) conv1d_44a3c38d(
     }
 }
 
-// ===== kernels/delta_rule_cp_prep_db5fcf58.cu =====
+// ===== kernels/delta_rule_cp_prep_b17310e5.cu =====
 /*
- * modelc mixer core: delta_rule_cp_prep_db5fcf58, delta_rule_cp_scan_db5fcf58, delta_rule_cp_out_db5fcf58 (template).
+ * modelc mixer core: delta_rule_cp_prep_b17310e5, delta_rule_cp_scan_b17310e5, delta_rule_cp_out_b17310e5, delta_rule_cp_scan_w32_b17310e5 (template).
  * Fuses, in order:
  *   l2_norm(eps=1e-6, group=32)
  *   scale(0.17677669529663687)
@@ -1489,10 +1489,10 @@ extern "C" __global__ void __launch_bounds__(128) conv1d_44a3c38d(
  * FLOPs:         25216*batch*tokens
  */
 /*
- * delta_rule_cp_{prep,scan,out}_db5fcf58: gated delta rule, chunked (WY representation / UT
+ * delta_rule_cp_{prep,scan,out}_b17310e5: gated delta rule, chunked (WY representation / UT
  *   transform), chunk-parallel on tensor cores (mma.sync m16n8k16 bf16 -> f32, ldmatrix,
  *   cp.async; sm_80+): three launches in order, fla's chunk_kda split.
- *   Hk = 2, Hv = 2, Dk = 32, Dv = 32, gate = per key channel (KDA), qk l2norm = true, scale = 1.7677669e-1f, chunk C = 64, scan block SBV = 16.
+ *   Hk = 2, Hv = 2, Dk = 32, Dv = 32, gate = per key channel (KDA), qk l2norm = true, scale = 1.7677669e-1f, chunk C = 64, scan block SBV = 16 (or 32: delta_rule_cp_scan_w32_b17310e5).
  *   Gated RMSNorm epilogue: o <- o * rsqrt(mean_head(o^2) + 1e-6f) * norm_w * (1.0f / (1.0f + expf(-gate)))
  *   Per chunk, with G the in-chunk cumsum of g: A_qk[t,s] = sum_d q_td k_sd e^(G_td - G_sd)
  *   (s <= t), L[t,s] = beta_t sum_d k_td k_sd e^(G_td - G_sd) (s < t), W = (I + L)^-1
@@ -1672,7 +1672,7 @@ __device__ __forceinline__ DcpWs dcp_ws(float* base, long n) {
 #endif
 
 /*
- * delta_rule_cp_prep_db5fcf58: pass 1 of 3, one block per (chunk, value head, batch), no state.
+ * delta_rule_cp_prep_b17310e5: pass 1 of 3, one block per (chunk, value head, batch), no state.
  *   Fuses the q/k l2 norm and scale, the in-chunk cumsum of g (log2 units), the decayed q and k
  *   rows, A_qk and L (16-row block i against Kc_i, reference r = 16 i, fla's chunk_kda; a
  *   diagonal block whose decay span may pass 2^63 is summed exactly instead), the UT solve
@@ -1682,7 +1682,7 @@ __device__ __forceinline__ DcpWs dcp_ws(float* base, long n) {
  * Grid (NC, Hv, B), block 256 threads = 4 row tiles x 2 column groups of warps,
  *   dynamic smem = the prep part of delta_rule_cp_smem().
  */
-extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_db5fcf58(
+extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_b17310e5(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -2076,8 +2076,8 @@ extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_db5fcf58
 }
 
 /*
- * delta_rule_cp_scan_db5fcf58: pass 2 of 3, the state scan over the chunks of a sequence.
- *   One block per (SBV value columns, value head, batch); the state [DK][SBV] stays in f32 mma
+ * delta_rule_cp_scan_b17310e5: pass 2 of 3, the state scan over the chunks of a sequence.
+ *   One block per (SBV value columns, value head, batch) (an entry per width, below); the state [DK][SBV] stays in f32 mma
  *   accumulators (warp w: row tiles w, w + 8, ..), a bf16 copy in shared memory feeds the
  *   products; v_new's row tile w & 3, columns half w >> 2. Per chunk: store h (bf16) to the workspace, v_new = U - W h, store v_new,
  *   h <- diag(e^G_last) h + (k e^(G_last - G))^T v_new. The next two chunks' W, U, k, e^G_last
@@ -2085,7 +2085,8 @@ extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_db5fcf58
  * Grid (DV / SBV, Hv, B), block 256 threads (8 warps), dynamic smem = the scan part of
  *   delta_rule_cp_smem().
  */
-extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_db5fcf58(
+template <int SBV> /* value columns per block */
+__device__ __forceinline__ void delta_rule_cp_scan_body_b17310e5(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -2113,7 +2114,6 @@ extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_db5fcf58(
     constexpr int C = 64;
     constexpr int NW = 8;
     constexpr int NT = 32 * NW;
-    constexpr int SBV = 16;            /* value columns per block                           */
     constexpr int NTS = SBV / 8;          /* n tiles of the state (even)                       */
     constexpr int NPW = NTS / 2;          /* n tiles per warp of v_new (a column half)         */
     constexpr int MS = DK / 16;
@@ -2289,14 +2289,39 @@ extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_db5fcf58(
     }
 }
 
+extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_b17310e5(
+    const bf16* __restrict__ q, int q_stride,
+    const bf16* __restrict__ k, int k_stride,
+    const bf16* __restrict__ v, int v_stride,
+    const float* __restrict__ g, const float* __restrict__ beta,
+    const float* state_in, float* state_out,
+    bf16* __restrict__ o, int o_stride, int T,
+    const bf16* __restrict__ gate, int gate_stride, const float* __restrict__ norm_w,
+    float* __restrict__ ws_raw)
+{
+    delta_rule_cp_scan_body_b17310e5<16>(q, q_stride, k, k_stride, v, v_stride, g, beta, state_in, state_out, o, o_stride, T, gate, gate_stride, norm_w, ws_raw);
+}
+extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_w32_b17310e5(
+    const bf16* __restrict__ q, int q_stride,
+    const bf16* __restrict__ k, int k_stride,
+    const bf16* __restrict__ v, int v_stride,
+    const float* __restrict__ g, const float* __restrict__ beta,
+    const float* state_in, float* state_out,
+    bf16* __restrict__ o, int o_stride, int T,
+    const bf16* __restrict__ gate, int gate_stride, const float* __restrict__ norm_w,
+    float* __restrict__ ws_raw)
+{
+    delta_rule_cp_scan_body_b17310e5<32>(q, q_stride, k, k_stride, v, v_stride, g, beta, state_in, state_out, o, o_stride, T, gate, gate_stride, norm_w, ws_raw);
+}
+
 /*
- * delta_rule_cp_out_db5fcf58: pass 3 of 3, one block per (chunk, value head, batch).
+ * delta_rule_cp_out_b17310e5: pass 3 of 3, one block per (chunk, value head, batch).
  *   o = (q e^G) h + A_qk v_new over the chunk's full rows (all DV columns), then the store
  *   through the gated RMSNorm (the block owns full rows).
  * Grid (NC, Hv, B), block 256 threads = 4 row tiles x 2 column groups of warps (DV / 2
  *   columns each), dynamic smem = the output part of delta_rule_cp_smem().
  */
-extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_out_db5fcf58(
+extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_out_b17310e5(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,

@@ -11,15 +11,17 @@ use super::glue::describe_op;
 use super::kernel::{c, rows, KArg};
 use super::templates::attention::{
     attention_decode, attention_decode_heads_per_grid, attention_decode_launch, attention_prefill,
-    attention_prefill_launch, attention_prefill_queries_per_block, tensor_core_prefill, AttentionParams as TAttention,
+    attention_prefill_launch, attention_prefill_queries_per_block, attention_prefill_wgmma,
+    attention_prefill_wgmma_launch, tensor_core_prefill, wgmma_prefill, AttentionParams as TAttention, ATTN_WG_TILE,
 };
 use super::templates::conv1d::{
     conv1d, conv1d_launch, Conv1dParams, ConvActivation, CONV_CHANNELS_PER_BLOCK, CONV_TOKENS_PER_THREAD,
 };
 use super::templates::delta_rule::{
     delta_rule_chunk_parallel, delta_rule_chunk_parallel_supported, delta_rule_chunked, delta_rule_chunked_launch,
-    delta_rule_cp_launches, delta_rule_cp_workspace_per_chunk, delta_rule_launch, delta_rule_recurrent, DecayGate,
-    DeltaRuleParams as TDelta, GatedNormEpilogue, DELTA_TC_CHUNK,
+    delta_rule_cp_launches, delta_rule_cp_wide_scans, delta_rule_cp_workspace_per_chunk, delta_rule_launch,
+    delta_rule_recurrent, DecayGate, DeltaRuleParams as TDelta, GatedNormEpilogue, DELTA_CP_SCAN_BLOCKS,
+    DELTA_TC_CHUNK,
 };
 use super::templates::selective_scan::{
     selective_scan, selective_scan_launch, SelectiveScanParams, SCAN_CHANNELS_PER_BLOCK,
@@ -29,7 +31,8 @@ use super::CodegenError;
 use crate::ir::lower::STATE_PREFIX;
 use crate::ir::{DecayKind, Graph, Op, Value};
 use crate::passes::fuse::{Core, FusionPlan, Step};
-use modelc_runtime::program::{Expr, Sym};
+use modelc_runtime::cuda::nvrtc::HOPPER_TARGET;
+use modelc_runtime::program::{ComputeCapability, Cond, Expr, Sym};
 use modelc_runtime::tensor::DType;
 
 /// A template kernel with the header modelc adds (fused nodes, cost).
@@ -40,6 +43,8 @@ pub struct CoreKernel {
     pub bytes_loaded: Expr,
     pub bytes_stored: Expr,
     pub flops: Expr,
+    /// The one NVRTC target the kernel compiles for (`sm_90a`), if any.
+    pub target: Option<String>,
 }
 
 /// A launch of entry `entry` of `kernels[kernel]` (local to the step).
@@ -51,6 +56,21 @@ pub struct CoreLaunch {
     pub block: [u32; 3],
     pub smem: u32,
     pub args: Vec<KArg>,
+    /// Alternatives for some devices or calls (same arguments): [`LaunchVariant`](modelc_runtime::program::LaunchVariant).
+    pub variants: Vec<CoreVariant>,
+}
+
+/// A launch in place of a [`CoreLaunch`] on devices of compute capability `cc` and/or where
+/// `when` holds.
+#[derive(Debug, Clone)]
+pub struct CoreVariant {
+    pub cc: Option<ComputeCapability>,
+    pub when: Option<Cond>,
+    pub kernel: usize,
+    pub entry: String,
+    pub grid: [Expr; 3],
+    pub block: [u32; 3],
+    pub smem: u32,
 }
 
 /// The kernels and launches of one core step.
@@ -133,6 +153,7 @@ fn kernel(kind: &str, src: KernelSource, fuses: &[String], loaded: Expr, stored:
         bytes_loaded: loaded,
         bytes_stored: stored,
         flops,
+        target: None,
     }
 }
 
@@ -155,6 +176,11 @@ pub fn attention_prefill_grid(p: &TAttention) -> [Expr; 3] {
     } else {
         [tiles, c(p.heads), b()]
     }
+}
+
+/// Grid of `attn_prefill_wgmma` (`attention_prefill_wgmma_launch`).
+pub fn attention_prefill_wgmma_grid(p: &TAttention) -> [Expr; 3] {
+    [c(p.heads).times(b()), t().cdiv(c(ATTN_WG_TILE)), c(1)]
 }
 
 /// Split-K factor of decode attention: enough blocks to fill the SMs twice, at most one split
@@ -315,6 +341,27 @@ pub fn core_code(graph: &Graph, plan: &FusionPlan, step: &Step, core: &Core) -> 
             ];
             // The prefill's q/k/v tiles are dynamic shared memory (above 48 KiB for Dh > 128).
             let (pre_block, pre_smem) = block_smem(attention_prefill_launch(&tp, 1, 1));
+            // On Hopper, the wgmma prefill (sm_90a only) in place of the mma.sync one.
+            let mut kernels = kernels;
+            let mut pre_variants = Vec::new();
+            if wgmma_prefill(&tp) {
+                let wg = attention_prefill_wgmma(&tp).map_err(&terr)?;
+                let (block, smem) = block_smem(attention_prefill_wgmma_launch(&tp, 1, 1));
+                pre_variants.push(CoreVariant {
+                    cc: Some(ComputeCapability::HOPPER),
+                    when: None,
+                    kernel: kernels.len(),
+                    entry: wg.name().to_string(),
+                    grid: attention_prefill_wgmma_grid(&tp),
+                    block,
+                    smem,
+                });
+                let mut k = kernels[0].clone();
+                k.kind = "attention_prefill_wgmma".into();
+                k.source = with_header(wg, &fuses, &k.bytes_loaded, &k.bytes_stored, &k.flops);
+                k.target = Some(HOPPER_TARGET.into());
+                kernels.push(k);
+            }
             let (dec_launch, combine_launch) = attention_decode_launch(&tp, 1, 1);
             let (dec_block, dec_smem) = block_smem(dec_launch);
             let (combine_block, combine_smem) = block_smem(combine_launch);
@@ -325,6 +372,7 @@ pub fn core_code(graph: &Graph, plan: &FusionPlan, step: &Step, core: &Core) -> 
                 block: pre_block,
                 smem: pre_smem,
                 args: pre_args,
+                variants: pre_variants,
             }];
             let decode = vec![
                 CoreLaunch {
@@ -334,6 +382,7 @@ pub fn core_code(graph: &Graph, plan: &FusionPlan, step: &Step, core: &Core) -> 
                     block: dec_block,
                     smem: dec_smem,
                     args: dec_args,
+                    variants: Vec::new(),
                 },
                 CoreLaunch {
                     kernel: 1,
@@ -342,6 +391,7 @@ pub fn core_code(graph: &Graph, plan: &FusionPlan, step: &Step, core: &Core) -> 
                     block: combine_block,
                     smem: combine_smem,
                     args: combine_args,
+                    variants: Vec::new(),
                 },
             ];
             Ok(CoreCode {
@@ -398,6 +448,7 @@ pub fn core_code(graph: &Graph, plan: &FusionPlan, step: &Step, core: &Core) -> 
                     KArg::Int(t()),
                     KArg::Int(c(chn)),
                 ],
+                variants: Vec::new(),
             };
             Ok(CoreCode {
                 kernels: vec![kernel("conv1d", src, &fuses, loaded, stored, flops)],
@@ -486,6 +537,17 @@ pub fn core_code(graph: &Graph, plan: &FusionPlan, step: &Step, core: &Core) -> 
             let (pre_block, pre_smem) = block_smem(delta_rule_chunked_launch(&tp, 1));
             let (dec_block, dec_smem) = block_smem(delta_rule_launch(&tp, 1, 0));
             let (pe, de) = (pre.name().to_string(), dec.name().to_string());
+            // Wider scan blocks for calls of many sequences (entries of the same module): the
+            // widest whose scan still has DELTA_CP_SCAN_BLOCKS blocks (measured on H200, KDA B8
+            // T2048 H16: 0.175 ms at 64 against 0.404 at 16).
+            let wide_scans: Vec<TDelta> = if chunk_parallel {
+                delta_rule_cp_wide_scans(&tp)
+                    .into_iter()
+                    .map(|w| TDelta { scan_block: w, ..tp })
+                    .collect()
+            } else {
+                Vec::new()
+            };
             let prefill = if chunk_parallel {
                 // prep, scan, out: the same arguments and one workspace, shared by every layer.
                 let mut cp_args = args.clone();
@@ -494,11 +556,31 @@ pub fn core_code(graph: &Graph, plan: &FusionPlan, step: &Step, core: &Core) -> 
                     dtype: DType::F32,
                     elements: delta_rule_cp_workspace(&tp),
                 });
+                // Widest first: the first variant whose condition holds is launched.
+                let scan_variants: Vec<CoreVariant> = wide_scans
+                    .iter()
+                    .zip(pre.entries.iter().skip(3))
+                    .rev()
+                    .map(|(wide, entry)| {
+                        let l = delta_rule_cp_launches(wide, 1, 1)[1];
+                        let blocks_per_seq = wide.value_heads * (wide.value_dim / wide.scan_block);
+                        CoreVariant {
+                            cc: None,
+                            when: Some(Cond::ge(b().times(c(blocks_per_seq)), c(DELTA_CP_SCAN_BLOCKS))),
+                            kernel: 0,
+                            entry: entry.clone(),
+                            grid: delta_rule_cp_grids(wide)[1].clone(),
+                            block: [l.block.0, l.block.1, l.block.2],
+                            smem: l.smem,
+                        }
+                    })
+                    .collect();
                 pre.entries
                     .iter()
                     .zip(delta_rule_cp_grids(&tp))
                     .zip(delta_rule_cp_launches(&tp, 1, 1))
-                    .map(|((entry, grid), l)| {
+                    .enumerate()
+                    .map(|(pass, ((entry, grid), l))| {
                         let (block, smem) = block_smem(l);
                         CoreLaunch {
                             kernel: 0,
@@ -507,6 +589,7 @@ pub fn core_code(graph: &Graph, plan: &FusionPlan, step: &Step, core: &Core) -> 
                             block,
                             smem,
                             args: cp_args.clone(),
+                            variants: if pass == 1 { scan_variants.clone() } else { Vec::new() },
                         }
                     })
                     .collect()
@@ -518,6 +601,7 @@ pub fn core_code(graph: &Graph, plan: &FusionPlan, step: &Step, core: &Core) -> 
                     block: pre_block,
                     smem: pre_smem,
                     args: args.clone(),
+                    variants: Vec::new(),
                 }]
             };
             // The workspace's round trip (about 7 bf16 rows of Dk or Dv per token, written and
@@ -528,22 +612,23 @@ pub fn core_code(graph: &Graph, plan: &FusionPlan, step: &Step, core: &Core) -> 
             } else {
                 (loaded.clone(), stored.clone())
             };
+            let kernels = vec![
+                kernel(
+                    if chunk_parallel {
+                        "delta_rule_chunk_parallel"
+                    } else {
+                        "delta_rule_chunked"
+                    },
+                    pre,
+                    &fuses,
+                    pre_loaded,
+                    pre_stored,
+                    chunk_flops,
+                ),
+                kernel("delta_rule_recurrent", dec, &fuses, loaded, stored, rec_flops),
+            ];
             Ok(CoreCode {
-                kernels: vec![
-                    kernel(
-                        if chunk_parallel {
-                            "delta_rule_chunk_parallel"
-                        } else {
-                            "delta_rule_chunked"
-                        },
-                        pre,
-                        &fuses,
-                        pre_loaded,
-                        pre_stored,
-                        chunk_flops,
-                    ),
-                    kernel("delta_rule_recurrent", dec, &fuses, loaded, stored, rec_flops),
-                ],
+                kernels,
                 prefill,
                 decode: vec![CoreLaunch {
                     kernel: 1,
@@ -552,6 +637,7 @@ pub fn core_code(graph: &Graph, plan: &FusionPlan, step: &Step, core: &Core) -> 
                     block: dec_block,
                     smem: dec_smem,
                     args,
+                    variants: Vec::new(),
                 }],
                 // The template reads g and beta as dense f32.
                 demands: vec![(g, DType::F32), (beta, DType::F32)],
@@ -627,6 +713,7 @@ pub fn core_code(graph: &Graph, plan: &FusionPlan, step: &Step, core: &Core) -> 
                     KArg::Int(t()),
                     KArg::Int(c(di)),
                 ],
+                variants: Vec::new(),
             };
             Ok(CoreCode {
                 kernels: vec![kernel("selective_scan", src, &fuses, loaded, stored, flops)],
@@ -856,5 +943,84 @@ mod tests {
             2,
             "tiny-hybrid has attention and delta-rule cores: {seen:?}"
         );
+    }
+
+    /// hybrid-1b (attention Dh 128, KDA H16 Dk = Dv = 128): on Hopper the attention prefill runs
+    /// the wgmma kernel (an sm_90a module, as the template launches it); the KDA scan widens
+    /// its value block for calls of several sequences, to the widest that still has 128 blocks.
+    #[test]
+    fn programs_carry_the_hopper_prefill_and_batch_wide_scans_as_variants() {
+        use super::super::templates::attention::attention_prefill_wgmma_launch;
+        use modelc_runtime::program::Step as PStep;
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../specs/hybrid-1b.yaml");
+        let spec = crate::spec::load(&path).unwrap_or_else(|e| panic!("{e}"));
+        let placement = crate::passes::Placement::main(&spec);
+        let (cg, program) = super::super::compile(&spec, &placement, "hybrid-1b").unwrap_or_else(|e| panic!("{e}"));
+        let module = |name: &str| program.kernels.iter().find(|k| k.name == name).expect("module");
+        let (mut attn, mut scans) = (0, 0);
+        for st in &program.prefill.steps {
+            let PStep::Launch(l) = st else { continue };
+            if l.entry.starts_with("attn_prefill_") {
+                attn += 1;
+                assert_eq!(l.variants.len(), 1, "{}", l.label);
+                let v = &l.variants[0];
+                assert_eq!((v.cc, v.when.is_none()), (Some(ComputeCapability::HOPPER), true));
+                assert!(v.entry.starts_with("attn_prefill_wgmma_"), "{}", v.entry);
+                assert_eq!(module(&v.module).target.as_deref(), Some(HOPPER_TARGET));
+                assert_eq!(module(&l.module).target, None, "the fallback runs anywhere");
+                let tp = TAttention {
+                    heads: 16,
+                    kv_heads: 4,
+                    head_dim: 128,
+                    window: None,
+                    scale: 0.0,
+                };
+                for env in envs() {
+                    let want = attention_prefill_wgmma_launch(&tp, env.batch as usize, env.tokens as usize);
+                    assert_eq!(grid(&v.grid, &env), want.grid);
+                    assert_eq!(
+                        (v.block, v.smem),
+                        ([want.block.0, want.block.1, want.block.2], want.smem)
+                    );
+                }
+            } else if l.entry.starts_with("delta_rule_cp_scan_") {
+                scans += 1;
+                assert!(
+                    !l.variants.is_empty(),
+                    "H16 x Dv 128: scan block 16 for one sequence, wider for more"
+                );
+                for batch in 1..=16 {
+                    let env = Env { batch, ..envs()[0] };
+                    let blocks = |g: &[Expr; 3]| {
+                        let (x, y, z) = grid(g, &env);
+                        (x, u64::from(x) * u64::from(y) * u64::from(z))
+                    };
+                    let chosen = l.pick(&env).unwrap();
+                    let (x, n) = blocks(chosen.grid);
+                    assert!(n >= 128, "batch {batch}: {n} scan blocks");
+                    for other in l.choices() {
+                        let (ox, on) = blocks(other.grid);
+                        assert!(
+                            ox >= x || on < 128,
+                            "batch {batch}: a wider block ({ox} per head) has {on} blocks"
+                        );
+                    }
+                    let (x1, _) = blocks(l.pick(&Env { batch: 1, ..env }).unwrap().grid);
+                    assert!(batch < 8 || x < x1, "batch {batch}: the scan widened");
+                }
+                for v in &l.variants {
+                    assert_eq!(v.module, l.module, "wider scans are entries of the same module");
+                    assert!(
+                        v.entry.starts_with("delta_rule_cp_scan_w") && v.smem > l.smem,
+                        "{}",
+                        v.entry
+                    );
+                }
+            }
+        }
+        assert_eq!((attn, scans), (6, 18), "hybrid-1b: 6 attention and 18 KDA layers");
+        // The Hopper kernel is part of the codegen's kernel list (written, listed, compiled).
+        assert_eq!(cg.kernels.iter().filter(|k| k.target.is_some()).count(), 1);
+        program.validate().unwrap();
     }
 }

@@ -4,7 +4,7 @@
 use sha2::{Digest, Sha256};
 
 use crate::ir::{Dim, Value};
-use modelc_runtime::program::{Expr, Sym};
+use modelc_runtime::program::{ComputeCapability, Cond, Expr, Sym};
 use modelc_runtime::tensor::DType;
 
 /// The placeholder a generated source holds where its name goes; the name is derived from the
@@ -24,6 +24,8 @@ pub struct Kernel {
     pub bytes_loaded: Expr,
     pub bytes_stored: Expr,
     pub flops: Expr,
+    /// The one NVRTC target the module compiles for (`sm_90a`); any device's when `None`.
+    pub target: Option<String>,
 }
 
 /// The first statement of a kernel entry that takes programmatic dependent launch (PDL): it waits
@@ -85,6 +87,21 @@ pub struct LaunchSpec {
     pub block: [u32; 3],
     pub smem: u32,
     pub args: Vec<KArg>,
+    /// Launches in place of this one on some devices or calls (same arguments).
+    pub variants: Vec<VariantSpec>,
+}
+
+/// A [`LaunchSpec`]'s alternative: another entry and geometry where `cc` / `when` say.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VariantSpec {
+    pub cc: Option<ComputeCapability>,
+    pub when: Option<Cond>,
+    /// Index into the kernel list of the [`super::Codegen`].
+    pub kernel: usize,
+    pub entry: String,
+    pub grid: [Expr; 3],
+    pub block: [u32; 3],
+    pub smem: u32,
 }
 
 /// Names a source: hashes it (with the placeholder) and substitutes `<kind>_<hash12>`.

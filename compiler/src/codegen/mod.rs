@@ -24,7 +24,7 @@ use crate::passes::conv_merge::{conv_merge, StatePack};
 use crate::passes::fuse::{partition, FusionPlan, StepKind};
 use crate::passes::gemm_merge::{gemm_merge, PackedWeight};
 use crate::passes::{run_verified, slices::fold_slices, verify};
-use kernel::{finish_named, Kernel, LaunchSpec};
+use kernel::{finish_named, Kernel, LaunchSpec, VariantSpec};
 use modelc_runtime::tensor::DType;
 
 /// Errors of code generation.
@@ -83,7 +83,7 @@ impl Codegen {
                     .prefill
                     .iter()
                     .chain(&self.steps[s].decode)
-                    .any(|l| l.kernel == k)
+                    .any(|l| l.kernel == k || l.variants.iter().any(|v| v.kernel == k))
             })
             .collect()
     }
@@ -185,6 +185,7 @@ pub fn generate(placed: Graph) -> Result<Codegen, CodegenError> {
                     bytes_loaded: g.bytes_loaded,
                     bytes_stored: g.bytes_stored,
                     flops: g.flops,
+                    target: None,
                 });
                 let launch = LaunchSpec {
                     kernel: k,
@@ -193,6 +194,7 @@ pub fn generate(placed: Graph) -> Result<Codegen, CodegenError> {
                     block: [g.threads, 1, 1],
                     smem: 0,
                     args: g.args,
+                    variants: Vec::new(),
                 };
                 steps.push(StepCode {
                     prefill: vec![launch.clone()],
@@ -206,7 +208,11 @@ pub fn generate(placed: Graph) -> Result<Codegen, CodegenError> {
                     .ok_or_else(|| CodegenError::Internal("core step without code".into()))?;
                 // Kernels used by prefill are numbered now; decode-only ones after all steps.
                 let used_in_prefill: Vec<bool> = (0..code.kernels.len())
-                    .map(|k| code.prefill.iter().any(|l| l.kernel == k))
+                    .map(|k| {
+                        code.prefill
+                            .iter()
+                            .any(|l| l.kernel == k || l.variants.iter().any(|v| v.kernel == k))
+                    })
                     .collect();
                 let mut map: Vec<Option<usize>> = vec![None; code.kernels.len()];
                 for (k, ck) in code.kernels.iter().enumerate() {
@@ -214,21 +220,9 @@ pub fn generate(placed: Graph) -> Result<Codegen, CodegenError> {
                         map[k] = Some(intern(core_kernel(ck)));
                     }
                 }
-                let conv = |ls: &[cores::CoreLaunch], map: &[Option<usize>]| -> Vec<LaunchSpec> {
-                    ls.iter()
-                        .map(|l| LaunchSpec {
-                            kernel: map.get(l.kernel).copied().flatten().unwrap_or(usize::MAX),
-                            entry: l.entry.clone(),
-                            grid: l.grid.clone(),
-                            block: l.block,
-                            smem: l.smem,
-                            args: l.args.clone(),
-                        })
-                        .collect()
-                };
                 let fuses = step.nodes.iter().map(|&n| glue::describe_node(&graph, n)).collect();
                 steps.push(StepCode {
-                    prefill: conv(&code.prefill, &map),
+                    prefill: code.prefill.iter().map(|l| launch_spec(l, &map)).collect(),
                     decode: Vec::new(),
                     fuses,
                 });
@@ -243,18 +237,7 @@ pub fn generate(placed: Graph) -> Result<Codegen, CodegenError> {
             .remove(&i)
             .ok_or_else(|| CodegenError::Internal("core step without code".into()))?;
         let map: Vec<Option<usize>> = kernels_of_step.iter().map(|ck| Some(intern(core_kernel(ck)))).collect();
-        let decode = code
-            .decode
-            .iter()
-            .map(|l| LaunchSpec {
-                kernel: map.get(l.kernel).copied().flatten().unwrap_or(usize::MAX),
-                entry: l.entry.clone(),
-                grid: l.grid.clone(),
-                block: l.block,
-                smem: l.smem,
-                args: l.args.clone(),
-            })
-            .collect();
+        let decode = code.decode.iter().map(|l| launch_spec(l, &map)).collect();
         if let Some(s) = steps.get_mut(i) {
             s.decode = decode;
         }
@@ -270,6 +253,33 @@ pub fn generate(placed: Graph) -> Result<Codegen, CodegenError> {
     })
 }
 
+/// A core launch with its kernels renumbered from the step's list to the codegen's (`map`;
+/// `usize::MAX` for one the map lacks, which program building reports).
+fn launch_spec(l: &cores::CoreLaunch, map: &[Option<usize>]) -> LaunchSpec {
+    let global = |k: usize| map.get(k).copied().flatten().unwrap_or(usize::MAX);
+    LaunchSpec {
+        kernel: global(l.kernel),
+        entry: l.entry.clone(),
+        grid: l.grid.clone(),
+        block: l.block,
+        smem: l.smem,
+        args: l.args.clone(),
+        variants: l
+            .variants
+            .iter()
+            .map(|v| VariantSpec {
+                cc: v.cc,
+                when: v.when.clone(),
+                kernel: global(v.kernel),
+                entry: v.entry.clone(),
+                grid: v.grid.clone(),
+                block: v.block,
+                smem: v.smem,
+            })
+            .collect(),
+    }
+}
+
 fn core_kernel(ck: &cores::CoreKernel) -> Kernel {
     Kernel {
         name: ck.source.name().to_string(),
@@ -279,6 +289,7 @@ fn core_kernel(ck: &cores::CoreKernel) -> Kernel {
         bytes_loaded: ck.bytes_loaded.clone(),
         bytes_stored: ck.bytes_stored.clone(),
         flops: ck.flops.clone(),
+        target: ck.target.clone(),
     }
 }
 

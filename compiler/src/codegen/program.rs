@@ -17,8 +17,8 @@ use crate::passes::fuse::StepKind;
 use crate::passes::gemm_merge::PackedWeight;
 use crate::passes::Placement;
 use modelc_runtime::program::{
-    Arg, Buffer, BufferRef, DeviceWeight, Expr, GemmPrologue, GemmStep, HostIo, KernelModule, LaunchStep, Operand,
-    PrefillHead, Program, Schedule, StateBuffer, Step, Sym, WeightPart, PROGRAM_FORMAT,
+    Arg, Buffer, BufferRef, DeviceWeight, Expr, GemmPrologue, GemmStep, HostIo, KernelModule, LaunchStep,
+    LaunchVariant, Operand, PrefillHead, Program, Schedule, StateBuffer, Step, Sym, WeightPart, PROGRAM_FORMAT,
 };
 use modelc_runtime::tensor::DType;
 
@@ -248,6 +248,27 @@ impl<'a> Builder<'a> {
             .ok_or_else(|| graph_err(format!("{label}: kernel {} out of range", l.kernel)))?;
         let (module, pdl) = (kernel.name.clone(), super::kernel::takes_pdl(kernel));
         let args = l.args.iter().map(|a| self.arg(a)).collect::<Result<Vec<_>, _>>()?;
+        let variants = l
+            .variants
+            .iter()
+            .map(|v| {
+                let k = self
+                    .cg
+                    .kernels
+                    .get(v.kernel)
+                    .ok_or_else(|| graph_err(format!("{label}: variant kernel {} out of range", v.kernel)))?;
+                Ok(LaunchVariant {
+                    cc: v.cc,
+                    when: v.when.clone(),
+                    module: k.name.clone(),
+                    entry: v.entry.clone(),
+                    grid: v.grid.clone(),
+                    block: v.block,
+                    smem: v.smem,
+                    pdl: super::kernel::takes_pdl(k),
+                })
+            })
+            .collect::<Result<Vec<_>, CodegenError>>()?;
         Ok(Step::Launch(LaunchStep {
             label: label.to_string(),
             layer,
@@ -258,6 +279,7 @@ impl<'a> Builder<'a> {
             smem: l.smem,
             args,
             pdl,
+            variants,
         }))
     }
 }
@@ -514,6 +536,7 @@ pub fn build(cg: &Codegen, model: &str, placement: &Placement) -> Result<Program
             file: format!("kernels/{}.cu", k.name),
             sha256: sha256_hex(&k.source),
             entries: k.entries.clone(),
+            target: k.target.clone(),
             bytes_loaded: k.bytes_loaded.clone(),
             bytes_stored: k.bytes_stored.clone(),
             flops: k.flops.clone(),

@@ -47,7 +47,8 @@ use super::gemm::{Gemm, GemmBias, GemmC, GemmOut, GemmShape};
 use super::gemv::{gemv_ex, gemv_supported, load_gemv, GemvPrologue};
 use super::kernel_cache::KernelCache;
 use crate::program::{
-    Arg, BufferRef, Env, Expr, GemmPrologue, GemmStep, LaunchStep, PrefillHead, Program, ProgramError, Step,
+    Arg, BufferRef, ComputeCapability, Env, Expr, GemmPrologue, GemmStep, LaunchStep, PrefillHead, Program,
+    ProgramError, Step,
 };
 use crate::tensor::{DType, HostTensor, TensorView};
 
@@ -400,6 +401,10 @@ pub const NO_GEMV_ENV: &str = "MODELC_NO_GEMV";
 const GEMV_ROWS: usize = 2;
 /// Set to `1`, kernels are not launched as programmatic dependent launches (see [`Gpu::launch_ex`]).
 pub const NO_PDL_ENV: &str = "MODELC_NO_PDL";
+
+/// Env var: `1` runs every launch step's own launch, ignoring its variants (e.g. the Hopper
+/// attention prefill), to compare the two or to rule a variant out.
+pub const NO_VARIANTS_ENV: &str = "MODELC_NO_VARIANTS";
 /// GEMM steps with a fused prologue ([`GemmPrologue`]) of at most this many rows run the GEMV
 /// with the prologue fused; more rows compute the transform into a scratch buffer first (one
 /// more launch) and run cuBLASLt (or the plain GEMV at m ≤ [`GEMV_ROWS`]). Measured on an H200
@@ -674,6 +679,21 @@ impl Executor {
     ) -> Result<Executor, ExecError> {
         let mut gpu = gpu;
         program.validate()?;
+        let mut program = program;
+        let (major, minor) = gpu.compute_capability();
+        program.specialize(ComputeCapability {
+            major: u32::try_from(major).unwrap_or(0),
+            minor: u32::try_from(minor).unwrap_or(0),
+        });
+        if std::env::var_os(NO_VARIANTS_ENV).is_some_and(|v| v == "1") {
+            for sched in [&mut program.prefill, &mut program.decode] {
+                for step in &mut sched.steps {
+                    if let Step::Launch(l) = step {
+                        l.variants.clear();
+                    }
+                }
+            }
+        }
         if cfg.max_len == 0 || cfg.slots == 0 || cfg.max_prefill_tokens == 0 || cfg.max_prefill_batch == 0 {
             return Err(ExecError::Config(format!("every limit must be at least 1: {cfg:?}")));
         }
@@ -755,8 +775,17 @@ impl Executor {
             });
         }
 
-        // Kernels.
-        for m in &program.kernels {
+        // Kernels: those some launch of this device uses (a module for another target is left out).
+        for m in program.used_modules() {
+            if let Some(target) = &m.target {
+                if target != gpu.arch() {
+                    return Err(ExecError::Unsupported(format!(
+                        "module `{}` compiles for {target} only, this device is {}",
+                        m.name,
+                        gpu.arch()
+                    )));
+                }
+            }
             let src = sources.get(&m.name).ok_or_else(|| ExecError::MissingSource {
                 module: m.name.clone(),
                 file: m.file.clone(),
@@ -1113,7 +1142,10 @@ impl Executor {
                     }
                 }
                 Step::Launch(l) => {
-                    for e in &l.grid {
+                    let chosen = l.pick(env)?;
+                    // Which launch (the step's own or a variant) is part of the signature too.
+                    sig.push(l.choices().position(|c| c == chosen).unwrap_or(0) as u64);
+                    for e in chosen.grid {
                         sig.push(e.eval(env)?);
                     }
                     for a in &l.args {
@@ -1217,11 +1249,10 @@ impl Executor {
                 },
                 // The entry, not the module: a module may hold several launches of one core
                 // (the chunk-parallel delta rule's prep / scan / out, decode attention's combine).
-                Step::Launch(l) => l
-                    .entry
-                    .rsplit_once('_')
-                    .map_or(l.entry.as_str(), |(k, _)| k)
-                    .to_string(),
+                Step::Launch(l) => {
+                    let entry = l.pick(&env).map_or(l.entry.as_str(), |c| c.entry);
+                    entry.rsplit_once('_').map_or(entry, |(k, _)| k).to_string()
+                }
             };
             out.push(StepTime {
                 index,
@@ -1641,9 +1672,10 @@ impl Executor {
         Ok(())
     }
 
-    fn launch_step(&self, l: &LaunchStep, env: &Env) -> Result<(), ExecError> {
+    fn launch_step(&self, step: &LaunchStep, env: &Env) -> Result<(), ExecError> {
+        let l = step.pick(env)?;
         let mut grid = [0u32; 3];
-        for (g, e) in grid.iter_mut().zip(&l.grid) {
+        for (g, e) in grid.iter_mut().zip(l.grid) {
             let v = eval(e, env)?;
             *g = u32::try_from(v)
                 .ok()
@@ -1654,8 +1686,8 @@ impl Executor {
                     what: format!("grid of `{}` (1 ..= u32::MAX)", l.entry),
                 })?;
         }
-        let mut args = Vec::with_capacity(l.args.len());
-        for (i, a) in l.args.iter().enumerate() {
+        let mut args = Vec::with_capacity(step.args.len());
+        for (i, a) in step.args.iter().enumerate() {
             args.push(match a {
                 Arg::Ptr { buffer, offset } => {
                     let r = self.region(*buffer);
@@ -1689,7 +1721,7 @@ impl Executor {
         // sizes every buffer for what its kernels access; each pointer was checked to lie in its
         // allocation, and every buffer was checked to hold this call's declared size. A step marked
         // `pdl` is a kernel that waits for the kernels before it before touching memory.
-        unsafe { self.gpu.launch_ex(&l.entry, dims, &args, l.pdl && self.pdl) }?;
+        unsafe { self.gpu.launch_ex(l.entry, dims, &args, l.pdl && self.pdl) }?;
         Ok(())
     }
 

@@ -127,12 +127,15 @@ impl ModuleImage {
     }
 }
 
+/// The target of Hopper (compute capability 9.0) devices, with its arch-specific instructions.
+pub const HOPPER_TARGET: &str = "sm_90a";
+
 /// The NVRTC target for a device of compute capability `(major, minor)`: `sm_<major><minor>`,
 /// with the `a` suffix on Hopper (9.0), whose arch-specific instructions (`wgmma`, `setmaxnreg`)
 /// exist only for `sm_90a`. Such targets are compiled to CUBIN: their PTX runs nowhere else.
 pub fn device_target(major: i32, minor: i32) -> String {
     if (major, minor) == (9, 0) {
-        "sm_90a".to_string()
+        HOPPER_TARGET.to_string()
     } else {
         format!("sm_{major}{minor}")
     }

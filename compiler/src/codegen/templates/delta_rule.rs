@@ -903,13 +903,18 @@ fn tensor_core_kernel(p: &DeltaRuleParams) -> KernelSource {
     finish(&[&format!("delta_rule_chunked_{HASH}")], header + &body)
 }
 
+/// Scan blocks a call of the chunk-parallel form should have at least: the scan is its serial
+/// part, so it wants the widest block (fewest redundant W/k reads) that still fills the GPU.
+pub const DELTA_CP_SCAN_BLOCKS: usize = 128;
+
 /// Value columns per block of the chunk-parallel scan for `heads` heads of `value_dim`: the
-/// widest of 64, 32, 16 dividing Dv that still gives one sequence 128 scan blocks (the scan is
-/// the serial part; measured on H200, B1 T4096 Dk = Dv = 128: H32 best at 32, H16 at 16).
+/// widest of 64, 32, 16 dividing Dv that still gives one sequence [`DELTA_CP_SCAN_BLOCKS`] scan
+/// blocks (measured on H200, B1 T4096 Dk = Dv = 128: H32 best at 32, H16 at 16). Programs add
+/// wider blocks as launch variants for calls of several sequences.
 pub fn default_scan_block(heads: usize, value_dim: usize) -> usize {
     [64, 32, 16]
         .into_iter()
-        .find(|&s| value_dim.is_multiple_of(s) && (value_dim / s) * heads >= 128)
+        .find(|&s| value_dim.is_multiple_of(s) && (value_dim / s) * heads >= DELTA_CP_SCAN_BLOCKS)
         .unwrap_or(16)
 }
 
@@ -1019,7 +1024,7 @@ pub fn delta_rule_chunk_parallel(p: &DeltaRuleParams) -> Result<KernelSource, Te
  * delta_rule_cp_{{prep,scan,out}}_{HASH}: gated delta rule, chunked (WY representation / UT
  *   transform), chunk-parallel on tensor cores (mma.sync m16n8k16 bf16 -> f32, ldmatrix,
  *   cp.async; sm_80+): three launches in order, fla's chunk_kda split.
- *   {desc}, chunk C = {c}, scan block SBV = {sbv}.{norm_line}
+ *   {desc}, chunk C = {c}, scan block SBV = {sbv}{wide_line}.{norm_line}
  *   Per chunk, with G the in-chunk cumsum of g: A_qk[t,s] = sum_d q_td k_sd e^(G_td - G_sd)
  *   (s <= t), L[t,s] = beta_t sum_d k_td k_sd e^(G_td - G_sd) (s < t), W = (I + L)^-1
  *   diag(beta) (e^G k), U = (I + L)^-1 diag(beta) v (prep); per sequence, h_0 = state_in,
@@ -1043,6 +1048,10 @@ pub fn delta_rule_chunk_parallel(p: &DeltaRuleParams) -> Result<KernelSource, Te
         },
         c = DELTA_TC_CHUNK,
         sbv = p.scan_block,
+        wide_line = delta_rule_cp_wide_scans(p)
+            .iter()
+            .map(|w| format!(" (or {w}: delta_rule_cp_scan_w{w}_{HASH})"))
+            .collect::<String>(),
         layouts = layouts(p),
     );
     let (store, epilogue) = match p.gated_norm {
@@ -1052,21 +1061,64 @@ pub fn delta_rule_chunk_parallel(p: &DeltaRuleParams) -> Result<KernelSource, Te
             "through the gated RMSNorm (the block owns full rows)",
         ),
     };
+    let wide = delta_rule_cp_wide_scans(p);
+    let scan_entries: String = std::iter::once(p.scan_block)
+        .chain(wide.iter().copied())
+        .map(|sbv| {
+            format!(
+                "extern \"C\" __global__ void __launch_bounds__(256) {entry}(\n    @ARGS@)\n{{\n    \
+                 delta_rule_cp_scan_body_@HASH@<{sbv}>({names});\n}}\n",
+                entry = scan_entry_template(p, sbv),
+                names = arg_names(&(args(p) + CP_WS_ARG)),
+            )
+        })
+        .collect();
     let body = CP_KERNELS
+        .replace("@SCAN_ENTRIES@", &scan_entries)
         .replace("@ARGS@", &(args(p) + CP_WS_ARG))
         .replace("@CONSTS@", &(constants(p) + &norm_constants(p)))
         .replace("@STORE@", &store)
         .replace("@EPILOGUE@", epilogue)
-        .replace("@SBV@", &p.scan_block.to_string())
         .replace("@HASH@", HASH);
-    Ok(finish(
-        &[
-            &format!("delta_rule_cp_prep_{HASH}"),
-            &format!("delta_rule_cp_scan_{HASH}"),
-            &format!("delta_rule_cp_out_{HASH}"),
-        ],
-        header + &body,
-    ))
+    let mut entries = vec![
+        format!("delta_rule_cp_prep_{HASH}"),
+        format!("delta_rule_cp_scan_{HASH}"),
+        format!("delta_rule_cp_out_{HASH}"),
+    ];
+    entries.extend(wide.iter().map(|&w| scan_entry_template(p, w).replace("@HASH@", HASH)));
+    let entries: Vec<&str> = entries.iter().map(String::as_str).collect();
+    Ok(finish(&entries, header + &body))
+}
+
+/// Wider scan blocks than `p.scan_block` the chunk-parallel module also has a scan entry for
+/// (`delta_rule_cp_scan_w<SBV>_<hash>`): 32 and 64 where they divide Dv and fit a block's shared
+/// memory. A call of many sequences has scan blocks enough at a wider block, which reads W
+/// and k fewer times (programs pick them per call: `LaunchStep::variants`).
+pub fn delta_rule_cp_wide_scans(p: &DeltaRuleParams) -> Vec<usize> {
+    [32, 64]
+        .into_iter()
+        .filter(|&w| w > p.scan_block)
+        .filter(|&w| delta_rule_chunk_parallel_supported(&DeltaRuleParams { scan_block: w, ..*p }))
+        .collect()
+}
+
+/// The scan entry for block width `sbv` (`@HASH@` not yet substituted).
+fn scan_entry_template(p: &DeltaRuleParams, sbv: usize) -> String {
+    if sbv == p.scan_block {
+        "delta_rule_cp_scan_@HASH@".to_string()
+    } else {
+        format!("delta_rule_cp_scan_w{sbv}_@HASH@")
+    }
+}
+
+/// The parameter names of a C parameter list (`const bf16* __restrict__ q, int n` → `q, n`).
+fn arg_names(params: &str) -> String {
+    params
+        .split(',')
+        .filter_map(|a| a.split_whitespace().last())
+        .map(|n| n.trim_start_matches('*'))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Launch geometry of the chunked kernel for `batch` sequences (either form): the grid of
@@ -1188,12 +1240,15 @@ mod tests {
         }
         let p = DeltaRuleParams::new(16, 16, 128, 128, DecayGate::PerChannel).with_gated_norm(SILU);
         let src = delta_rule_chunk_parallel(&p).unwrap();
-        assert_eq!(src.entries.len(), 3);
-        for (e, want) in src
-            .entries
-            .iter()
-            .zip(["delta_rule_cp_prep_", "delta_rule_cp_scan_", "delta_rule_cp_out_"])
-        {
+        // prep, scan (16 wide), out, then the scans 32 and 64 wide.
+        assert_eq!(src.entries.len(), 5);
+        for (e, want) in src.entries.iter().zip([
+            "delta_rule_cp_prep_",
+            "delta_rule_cp_scan_",
+            "delta_rule_cp_out_",
+            "delta_rule_cp_scan_w32_",
+            "delta_rule_cp_scan_w64_",
+        ]) {
             assert!(e.starts_with(want), "{e}");
             assert!(src.source.contains(&format!("{e}(")), "{e}");
         }
@@ -1212,13 +1267,34 @@ mod tests {
             delta_rule_cp_workspace_len(&p, 3, 130),
             3 * 16 * 3 * delta_rule_cp_workspace_per_chunk(&p)
         );
-        // The scan block is a constant of the kernel; unsupported blocks are rejected.
-        for (sbv, ok) in [(16, true), (32, true), (64, true), (8, false), (128, false)] {
+        // The scan block is a template constant of each scan entry; the module has entries for
+        // the wider blocks too; unsupported blocks are rejected.
+        for (sbv, ok, wide) in [
+            (16, true, &[32, 64][..]),
+            (32, true, &[64][..]),
+            (64, true, &[][..]),
+            (8, false, &[][..]),
+            (128, false, &[][..]),
+        ] {
             let q = DeltaRuleParams { scan_block: sbv, ..p };
             assert_eq!(delta_rule_chunk_parallel_supported(&q), ok, "SBV {sbv}");
             if ok {
+                assert_eq!(delta_rule_cp_wide_scans(&q), wide, "SBV {sbv}");
                 let src = delta_rule_chunk_parallel(&q).unwrap();
-                assert!(src.source.contains(&format!("constexpr int SBV = {sbv};")));
+                assert_eq!(src.entries.len(), 3 + wide.len());
+                assert!(src.source.contains(&format!(
+                    "delta_rule_cp_scan_body_{}<{sbv}>(q, q_stride, k,",
+                    src.name().trim_start_matches("delta_rule_cp_prep_")
+                )));
+                for w in wide {
+                    assert!(
+                        src.source.contains(&format!(
+                            "_body_{}<{w}>(",
+                            src.name().trim_start_matches("delta_rule_cp_prep_")
+                        )),
+                        "SBV {sbv} / {w}"
+                    );
+                }
             }
         }
         let odd = DeltaRuleParams {

@@ -415,7 +415,7 @@ extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_@HASH@(
 
 /*
  * delta_rule_cp_scan_@HASH@: pass 2 of 3, the state scan over the chunks of a sequence.
- *   One block per (SBV value columns, value head, batch); the state [DK][SBV] stays in f32 mma
+ *   One block per (SBV value columns, value head, batch) (an entry per width, below); the state [DK][SBV] stays in f32 mma
  *   accumulators (warp w: row tiles w, w + 8, ..), a bf16 copy in shared memory feeds the
  *   products; v_new's row tile w & 3, columns half w >> 2. Per chunk: store h (bf16) to the workspace, v_new = U - W h, store v_new,
  *   h <- diag(e^G_last) h + (k e^(G_last - G))^T v_new. The next two chunks' W, U, k, e^G_last
@@ -423,7 +423,8 @@ extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_@HASH@(
  * Grid (DV / SBV, Hv, B), block 256 threads (8 warps), dynamic smem = the scan part of
  *   delta_rule_cp_smem().
  */
-extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_@HASH@(
+template <int SBV> /* value columns per block */
+__device__ __forceinline__ void delta_rule_cp_scan_body_@HASH@(
     @ARGS@)
 {
 @CONSTS@    (void)VTAIL; (void)q; (void)q_stride; (void)k; (void)k_stride; (void)v; (void)v_stride;
@@ -431,7 +432,6 @@ extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_@HASH@(
     constexpr int C = 64;
     constexpr int NW = 8;
     constexpr int NT = 32 * NW;
-    constexpr int SBV = @SBV@;            /* value columns per block                           */
     constexpr int NTS = SBV / 8;          /* n tiles of the state (even)                       */
     constexpr int NPW = NTS / 2;          /* n tiles per warp of v_new (a column half)         */
     constexpr int MS = DK / 16;
@@ -607,6 +607,7 @@ extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_@HASH@(
     }
 }
 
+@SCAN_ENTRIES@
 /*
  * delta_rule_cp_out_@HASH@: pass 3 of 3, one block per (chunk, value head, batch).
  *   o = (q e^G) h + A_qk v_new over the chunk's full rows (all DV columns), then the store
