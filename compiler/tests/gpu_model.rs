@@ -472,6 +472,126 @@ fn every_model_matches_the_reference_on_the_gpu() {
     report.assert_all();
 }
 
+/// Attention with 128-wide heads (the Hopper `wgmma` prefill) and KDA with 16 heads of 32
+/// (scan block 16 for one sequence, 32 for eight): what launch variants exist for.
+const VARIANTS_SPEC: &str = "
+model_type: apriel2_text
+hidden_size: 256
+vocab_size: 128
+tie_word_embeddings: false
+embeddings: {max_position_embeddings: 2048}
+head:
+  normalization: {type: rms_norm, epsilon: 1.0e-5}
+decoder:
+  type: pattern
+  num_blocks: 2
+  pattern: [attn, kda]
+  blocks:
+    attn:
+      mixer:
+        type: attention
+        heads: 4
+        head_groups: 2
+        head_size: 128
+        rotary: {type: mistral_1d, theta: 10000.0}
+      mlp: {type: mlp, intermediate_size: 256, gated: true}
+      normalization: {type: rms_norm, epsilon: 1.0e-5}
+    kda:
+      mixer:
+        type: kda
+        heads: 16
+        head_dim: 32
+        convolution_layer: {kernel_size: 4}
+        normalization: {epsilon: 1.0e-5, activation: silu}
+      mlp: {type: mlp, intermediate_size: 256, gated: true}
+      normalization: {type: rms_norm, epsilon: 1.0e-5}
+";
+
+/// A program's launch variants (the `wgmma` attention prefill on compute capability 9.0, the
+/// wider delta-rule scan for eight sequences) and the same program without them (every step's
+/// own launch) both match the reference on eight 150-token prompts prefilled together, and the
+/// profile names the kernels that ran.
+#[test]
+fn launch_variants_and_their_fallbacks_match_the_reference() {
+    let Some(mut gpu) = gpu() else { return };
+    let (cache, _dir) = cache();
+    let spec = spec::parse_str(VARIANTS_SPEC, "variants.yaml", spec::Format::Yaml).expect("spec");
+    let p = Placement::main(&spec);
+    let (graph, cg, prog) = compile("variants", &spec, &p).expect("codegen");
+    let weights = WeightStore::random(&layout_of(&spec), 11);
+    let vocab = spec.vocab_size;
+    let v = vocab as u32;
+    let seqs: Vec<Vec<u32>> = (0..8u32)
+        .map(|b| (0..150u32).map(|i| (i * (2 * b + 3) + 7 * b + 1) % v).collect())
+        .collect();
+    let refs: Vec<&[u32]> = seqs.iter().map(Vec::as_slice).collect();
+    let want: Vec<Vec<f64>> = seqs
+        .iter()
+        .map(|s| {
+            let mut r = Session::new(&graph, &weights, 1, reference_opts()).expect("session");
+            r.forward(std::slice::from_ref(s)).expect("reference").data
+        })
+        .collect();
+    let hopper = gpu.compute_capability() == (9, 0);
+    let mut fallback = prog.clone();
+    for st in fallback
+        .prefill
+        .steps
+        .iter_mut()
+        .chain(fallback.decode.steps.iter_mut())
+    {
+        if let modelc_runtime::program::Step::Launch(l) = st {
+            l.variants.clear();
+        }
+    }
+    let mut report = Report::default();
+    let mut logits = Vec::new();
+    for (label, program) in [("variants", prog), ("fallback", fallback)] {
+        let cfg = ExecConfig {
+            max_len: 512,
+            slots: 8,
+            max_prefill_tokens: 256,
+            max_prefill_batch: 8,
+            poison: true,
+            graphs: false,
+        };
+        let mut exec = Executor::new(gpu, program, &sources(&cg), store_source(&weights), cfg, &cache)
+            .unwrap_or_else(|e| panic!("{label}: {e}"));
+        let got = exec.prefill_batch(0, &refs).unwrap_or_else(|e| panic!("{label}: {e}"));
+        assert_eq!(got.len(), 8 * 150 * vocab);
+        for (b, w) in want.iter().enumerate() {
+            let rows = &got[b * 150 * vocab..(b + 1) * 150 * vocab];
+            report.check(format!("{label}: sequence {b} of 8, T=150"), rows, w);
+        }
+        let kinds: Vec<String> = exec
+            .profile(Phase::Prefill, 0, &refs)
+            .unwrap_or_else(|e| panic!("{label}: profile: {e}"))
+            .into_iter()
+            .map(|t| t.kind)
+            .collect();
+        let ran = |k: &str| kinds.iter().any(|x| x == k);
+        if label == "variants" {
+            assert_eq!(ran("attn_prefill_wgmma"), hopper, "{kinds:?}");
+            assert!(ran("delta_rule_cp_scan_w32") && !ran("delta_rule_cp_scan"), "{kinds:?}");
+        } else {
+            assert!(
+                !ran("attn_prefill_wgmma") && !ran("delta_rule_cp_scan_w32"),
+                "{kinds:?}"
+            );
+            assert!(ran("attn_prefill") && ran("delta_rule_cp_scan"), "{kinds:?}");
+        }
+        eprintln!("  {label}: worst {:.2e}; launched {kinds:?}", report.worst(label));
+        logits.push(got);
+        gpu = exec.into_gpu();
+    }
+    let ab: Vec<f64> = logits[1].iter().map(|&x| f64::from(x)).collect();
+    // Both forms round to bf16 at the same places; they differ in summation order only.
+    let between = rel_rms(&logits[0], &ab);
+    eprintln!("  variants against fallback: {between:.2e}");
+    assert!(between < 1e-2, "variants against fallback: {between:.2e}");
+    report.assert_all();
+}
+
 #[test]
 fn a_prompt_prefilled_in_chunks_equals_the_reference() {
     let Some(gpu) = gpu() else { return };
