@@ -2116,15 +2116,6 @@ impl DeltaBench {
                 ctx.launch(e, l, &a);
             }
         });
-        // As programs launch them: scan and out as programmatic dependent launches (each entry
-        // starts with the PDL wait), so each launches while the pass before drains.
-        let ms_pdl = time_ms(ctx, 10, || {
-            for (i, (e, l)) in src.entries.iter().zip(launches).enumerate() {
-                // SAFETY: the template's argument list; every entry waits (griddepcontrol.wait)
-                // before touching memory.
-                unsafe { ctx.gpu.launch_ex(e, l, &a, i > 0) }.unwrap_or_else(|e| panic!("{e}"));
-            }
-        });
         let pass: Vec<f64> = src
             .entries
             .iter()
@@ -2132,7 +2123,7 @@ impl DeltaBench {
             .map(|(e, l)| time_ms(ctx, 10, || ctx.launch(e, l, &a)))
             .collect();
         println!(
-            "| delta_rule_chunk_parallel {name} SBV{} | B{} T{} H{} Dk=Dv=128 | {ms:.3} (PDL {ms_pdl:.3}) | prep {:.3} scan {:.3} out {:.3} | {:.0} ktok/s |",
+            "| delta_rule_chunk_parallel {name} SBV{} | B{} T{} H{} Dk=Dv=128 | {ms:.3} | prep {:.3} scan {:.3} out {:.3} | {:.0} ktok/s |",
             p.scan_block,
             self.b,
             self.t,

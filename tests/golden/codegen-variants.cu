@@ -1475,9 +1475,9 @@ extern "C" __global__ void __launch_bounds__(128) conv1d_44a3c38d(
     }
 }
 
-// ===== kernels/delta_rule_cp_prep_ba62d111.cu =====
+// ===== kernels/delta_rule_cp_prep_b17310e5.cu =====
 /*
- * modelc mixer core: delta_rule_cp_prep_ba62d111, delta_rule_cp_scan_ba62d111, delta_rule_cp_out_ba62d111, delta_rule_cp_scan_w32_ba62d111 (template).
+ * modelc mixer core: delta_rule_cp_prep_b17310e5, delta_rule_cp_scan_b17310e5, delta_rule_cp_out_b17310e5, delta_rule_cp_scan_w32_b17310e5 (template).
  * Fuses, in order:
  *   l2_norm(eps=1e-6, group=32)
  *   scale(0.17677669529663687)
@@ -1489,10 +1489,10 @@ extern "C" __global__ void __launch_bounds__(128) conv1d_44a3c38d(
  * FLOPs:         25216*batch*tokens
  */
 /*
- * delta_rule_cp_{prep,scan,out}_ba62d111: gated delta rule, chunked (WY representation / UT
+ * delta_rule_cp_{prep,scan,out}_b17310e5: gated delta rule, chunked (WY representation / UT
  *   transform), chunk-parallel on tensor cores (mma.sync m16n8k16 bf16 -> f32, ldmatrix,
  *   cp.async; sm_80+): three launches in order, fla's chunk_kda split.
- *   Hk = 2, Hv = 2, Dk = 32, Dv = 32, gate = per key channel (KDA), qk l2norm = true, scale = 1.7677669e-1f, chunk C = 64, scan block SBV = 16 (or 32: delta_rule_cp_scan_w32_ba62d111).
+ *   Hk = 2, Hv = 2, Dk = 32, Dv = 32, gate = per key channel (KDA), qk l2norm = true, scale = 1.7677669e-1f, chunk C = 64, scan block SBV = 16 (or 32: delta_rule_cp_scan_w32_b17310e5).
  *   Gated RMSNorm epilogue: o <- o * rsqrt(mean_head(o^2) + 1e-6f) * norm_w * (1.0f / (1.0f + expf(-gate)))
  *   Per chunk, with G the in-chunk cumsum of g: A_qk[t,s] = sum_d q_td k_sd e^(G_td - G_sd)
  *   (s <= t), L[t,s] = beta_t sum_d k_td k_sd e^(G_td - G_sd) (s < t), W = (I + L)^-1
@@ -1507,8 +1507,6 @@ extern "C" __global__ void __launch_bounds__(128) conv1d_44a3c38d(
  *   state_in / state_out [B,Hv,Dk,Dv] f32 (state_in null = zeros; they may alias).
  *   gate [B,T,Hv*Dv] bf16 rows with stride gate_stride; norm_w [Dv] f32 (the norm's weight).
  *   ws_raw: the workspace, delta_rule_cp_workspace_len() f32 elements (DcpWs below).
- * Each entry starts with modelc_pdl_enter() (programmatic dependent launch: it waits for the
- *   kernels before it, then lets the next launch while it runs).
  * Dynamic smem: prep 79376, scan 44928, out 22528 bytes. Deterministic: fixed reduction orders,
  *   no atomics on data (one atomicOr on a flag word).
  */
@@ -1642,15 +1640,6 @@ __device__ __forceinline__ void dtc_stage(E* dst, int ld, const E* src, long str
     }
 }
 #endif
-#ifndef MODELC_PDL_ENTER
-#define MODELC_PDL_ENTER
-static __device__ __forceinline__ void modelc_pdl_enter() {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-    asm volatile("griddepcontrol.wait;" ::: "memory");
-    asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
-#endif
-}
-#endif
 
 #ifndef MODELC_DELTA_CP_WS
 #define MODELC_DELTA_CP_WS
@@ -1683,7 +1672,7 @@ __device__ __forceinline__ DcpWs dcp_ws(float* base, long n) {
 #endif
 
 /*
- * delta_rule_cp_prep_ba62d111: pass 1 of 3, one block per (chunk, value head, batch), no state.
+ * delta_rule_cp_prep_b17310e5: pass 1 of 3, one block per (chunk, value head, batch), no state.
  *   Fuses the q/k l2 norm and scale, the in-chunk cumsum of g (log2 units), the decayed q and k
  *   rows, A_qk and L (16-row block i against Kc_i, reference r = 16 i, fla's chunk_kda; a
  *   diagonal block whose decay span may pass 2^63 is summed exactly instead), the UT solve
@@ -1693,7 +1682,7 @@ __device__ __forceinline__ DcpWs dcp_ws(float* base, long n) {
  * Grid (NC, Hv, B), block 256 threads = 4 row tiles x 2 column groups of warps,
  *   dynamic smem = the prep part of delta_rule_cp_smem().
  */
-extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_ba62d111(
+extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_b17310e5(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -1717,7 +1706,6 @@ extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_ba62d111
     (void)DV; (void)NWARP;
     constexpr float NORM_EPS = 1e-6f;
     (void)VTAIL; (void)state_in; (void)state_out; (void)o; (void)o_stride;
-    modelc_pdl_enter(); /* waits for the kernels before (q, k, v, g, beta); lets scan launch */
     constexpr int C = 64;
     constexpr int NW = 8;
     constexpr int NT = 32 * NW;
@@ -1793,43 +1781,7 @@ extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_ba62d111
     stage_pass(0);
     if (tid == 0) flags[0] = 0;
     if (tid < C) bs[tid] = tid < cn ? beta[(row0 + tid) * HV + hv] : 0.0f;
-    if (vec_qk && (DK == 32 || DK == 64 || DK == 128)) {
-        /* 16-byte loads: a row's DK / 8 chunks over CH lanes, 32 / CH rows per warp-wide load;
-         * warp w: rows w, w + NW, ..; every load issued before the sums (unrolled) */
-        constexpr int CH = DK / 8, RPL = 32 / CH, NL = C / NW / RPL;
-        const int sub = lane / CH, ch = lane % CH;
-        float sq[NL], sk[NL];
-#pragma unroll
-        for (int j = 0; j < NL; ++j) {
-            const int t = warp + NW * (j * RPL + sub);
-            sq[j] = 0.0f;
-            sk[j] = 0.0f;
-            if (t < cn) {
-                const uint4 qv = *reinterpret_cast<const uint4*>(q + (row0 + t) * q_stride + hk * DK + 8 * ch);
-                const uint4 kv = *reinterpret_cast<const uint4*>(k + (row0 + t) * k_stride + hk * DK + 8 * ch);
-                const bf16* qe = reinterpret_cast<const bf16*>(&qv);
-                const bf16* ke = reinterpret_cast<const bf16*>(&kv);
-#pragma unroll
-                for (int x = 0; x < 8; ++x) {
-                    sq[j] = fmaf(bf2f(qe[x]), bf2f(qe[x]), sq[j]);
-                    sk[j] = fmaf(bf2f(ke[x]), bf2f(ke[x]), sk[j]);
-                }
-            }
-        }
-#pragma unroll
-        for (int j = 0; j < NL; ++j) {
-#pragma unroll
-            for (int o2 = CH / 2; o2 > 0; o2 >>= 1) {
-                sq[j] += __shfl_xor_sync(0xffffffffu, sq[j], o2);
-                sk[j] += __shfl_xor_sync(0xffffffffu, sk[j], o2);
-            }
-            const int t = warp + NW * (j * RPL + sub);
-            if (ch == 0) {
-                nq[t] = L2NORM ? SCALE * rsqrtf(sq[j] + 1e-6f) : SCALE;
-                nk[t] = L2NORM ? rsqrtf(sk[j] + 1e-6f) : 1.0f;
-            }
-        }
-    } else {
+    {
         /* warp w: rows w, w + NW, ..; every load issued before the sums (unrolled) */
         float sq[C / NW], sk[C / NW];
 #pragma unroll
@@ -2124,7 +2076,7 @@ extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_ba62d111
 }
 
 /*
- * delta_rule_cp_scan_ba62d111: pass 2 of 3, the state scan over the chunks of a sequence.
+ * delta_rule_cp_scan_b17310e5: pass 2 of 3, the state scan over the chunks of a sequence.
  *   One block per (SBV value columns, value head, batch) (an entry per width, below); the state [DK][SBV] stays in f32 mma
  *   accumulators (warp w: row tiles w, w + 8, ..), a bf16 copy in shared memory feeds the
  *   products; v_new's row tile w & 3, columns half w >> 2. Per chunk: store h (bf16) to the workspace, v_new = U - W h, store v_new,
@@ -2134,7 +2086,7 @@ extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_ba62d111
  *   delta_rule_cp_smem().
  */
 template <int SBV> /* value columns per block */
-__device__ __forceinline__ void delta_rule_cp_scan_body_ba62d111(
+__device__ __forceinline__ void delta_rule_cp_scan_body_b17310e5(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -2337,7 +2289,7 @@ __device__ __forceinline__ void delta_rule_cp_scan_body_ba62d111(
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_ba62d111(
+extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_b17310e5(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -2347,10 +2299,9 @@ extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_ba62d111(
     const bf16* __restrict__ gate, int gate_stride, const float* __restrict__ norm_w,
     float* __restrict__ ws_raw)
 {
-    modelc_pdl_enter(); /* waits for prep (W, U, k, e^G_last); lets out launch */
-    delta_rule_cp_scan_body_ba62d111<16>(q, q_stride, k, k_stride, v, v_stride, g, beta, state_in, state_out, o, o_stride, T, gate, gate_stride, norm_w, ws_raw);
+    delta_rule_cp_scan_body_b17310e5<16>(q, q_stride, k, k_stride, v, v_stride, g, beta, state_in, state_out, o, o_stride, T, gate, gate_stride, norm_w, ws_raw);
 }
-extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_w32_ba62d111(
+extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_w32_b17310e5(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -2360,18 +2311,17 @@ extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_w32_ba62d11
     const bf16* __restrict__ gate, int gate_stride, const float* __restrict__ norm_w,
     float* __restrict__ ws_raw)
 {
-    modelc_pdl_enter(); /* waits for prep (W, U, k, e^G_last); lets out launch */
-    delta_rule_cp_scan_body_ba62d111<32>(q, q_stride, k, k_stride, v, v_stride, g, beta, state_in, state_out, o, o_stride, T, gate, gate_stride, norm_w, ws_raw);
+    delta_rule_cp_scan_body_b17310e5<32>(q, q_stride, k, k_stride, v, v_stride, g, beta, state_in, state_out, o, o_stride, T, gate, gate_stride, norm_w, ws_raw);
 }
 
 /*
- * delta_rule_cp_out_ba62d111: pass 3 of 3, one block per (chunk, value head, batch).
+ * delta_rule_cp_out_b17310e5: pass 3 of 3, one block per (chunk, value head, batch).
  *   o = (q e^G) h + A_qk v_new over the chunk's full rows (all DV columns), then the store
  *   through the gated RMSNorm (the block owns full rows).
  * Grid (NC, Hv, B), block 256 threads = 4 row tiles x 2 column groups of warps (DV / 2
  *   columns each), dynamic smem = the output part of delta_rule_cp_smem().
  */
-extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_out_ba62d111(
+extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_out_b17310e5(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -2395,7 +2345,6 @@ extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_out_ba62d111(
     (void)DV; (void)NWARP;
     constexpr float NORM_EPS = 1e-6f;
     (void)VTAIL; (void)q; (void)q_stride; (void)k; (void)k_stride; (void)v; (void)v_stride;
-    modelc_pdl_enter(); /* waits for the scan (h, v_new) */
     (void)g; (void)beta; (void)state_in; (void)state_out;
     constexpr int C = 64;
     constexpr int NW = 8;

@@ -57,7 +57,6 @@
 //! (in place is fine: each block owns its columns).
 
 use super::{blocks, check, dim, f32_lit, finish, KernelSource, Launch, TemplateError, HASH, MMA_PRELUDE, PRELUDE};
-use crate::codegen::kernel::{PDL_DEFINITION, PDL_ENTER};
 use crate::spec::GateActivation;
 
 /// Shape of the log-decay input g.
@@ -1036,12 +1035,10 @@ pub fn delta_rule_chunk_parallel(p: &DeltaRuleParams) -> Result<KernelSource, Te
  *   g = 0, so they change nothing.
 {layouts}
  *   ws_raw: the workspace, delta_rule_cp_workspace_len() f32 elements (DcpWs below).
- * Each entry starts with modelc_pdl_enter() (programmatic dependent launch: it waits for the
- *   kernels before it, then lets the next launch while it runs).
  * Dynamic smem: prep {s0}, scan {s1}, out {s2} bytes. Deterministic: fixed reduction orders,
  *   no atomics on data (one atomicOr on a flag word).
  */
-{PRELUDE}{MMA_PRELUDE}{TC_HELPERS}{PDL_DEFINITION}"#,
+{PRELUDE}{MMA_PRELUDE}{TC_HELPERS}"#,
         desc = describe(p),
         norm_line = describe_norm(p),
         norm_fused = if p.gated_norm.is_some() {
@@ -1070,7 +1067,6 @@ pub fn delta_rule_chunk_parallel(p: &DeltaRuleParams) -> Result<KernelSource, Te
         .map(|sbv| {
             format!(
                 "extern \"C\" __global__ void __launch_bounds__(256) {entry}(\n    @ARGS@)\n{{\n    \
-                 {PDL_ENTER} /* waits for prep (W, U, k, e^G_last); lets out launch */\n    \
                  delta_rule_cp_scan_body_@HASH@<{sbv}>({names});\n}}\n",
                 entry = scan_entry_template(p, sbv),
                 names = arg_names(&(args(p) + CP_WS_ARG)),

@@ -44,7 +44,6 @@ extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_@HASH@(
     @ARGS@)
 {
 @CONSTS@    (void)VTAIL; (void)state_in; (void)state_out; (void)o; (void)o_stride;
-    modelc_pdl_enter(); /* waits for the kernels before (q, k, v, g, beta); lets scan launch */
     constexpr int C = 64;
     constexpr int NW = 8;
     constexpr int NT = 32 * NW;
@@ -120,43 +119,7 @@ extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_@HASH@(
     stage_pass(0);
     if (tid == 0) flags[0] = 0;
     if (tid < C) bs[tid] = tid < cn ? beta[(row0 + tid) * HV + hv] : 0.0f;
-    if (vec_qk && (DK == 32 || DK == 64 || DK == 128)) {
-        /* 16-byte loads: a row's DK / 8 chunks over CH lanes, 32 / CH rows per warp-wide load;
-         * warp w: rows w, w + NW, ..; every load issued before the sums (unrolled) */
-        constexpr int CH = DK / 8, RPL = 32 / CH, NL = C / NW / RPL;
-        const int sub = lane / CH, ch = lane % CH;
-        float sq[NL], sk[NL];
-#pragma unroll
-        for (int j = 0; j < NL; ++j) {
-            const int t = warp + NW * (j * RPL + sub);
-            sq[j] = 0.0f;
-            sk[j] = 0.0f;
-            if (t < cn) {
-                const uint4 qv = *reinterpret_cast<const uint4*>(q + (row0 + t) * q_stride + hk * DK + 8 * ch);
-                const uint4 kv = *reinterpret_cast<const uint4*>(k + (row0 + t) * k_stride + hk * DK + 8 * ch);
-                const bf16* qe = reinterpret_cast<const bf16*>(&qv);
-                const bf16* ke = reinterpret_cast<const bf16*>(&kv);
-#pragma unroll
-                for (int x = 0; x < 8; ++x) {
-                    sq[j] = fmaf(bf2f(qe[x]), bf2f(qe[x]), sq[j]);
-                    sk[j] = fmaf(bf2f(ke[x]), bf2f(ke[x]), sk[j]);
-                }
-            }
-        }
-#pragma unroll
-        for (int j = 0; j < NL; ++j) {
-#pragma unroll
-            for (int o2 = CH / 2; o2 > 0; o2 >>= 1) {
-                sq[j] += __shfl_xor_sync(0xffffffffu, sq[j], o2);
-                sk[j] += __shfl_xor_sync(0xffffffffu, sk[j], o2);
-            }
-            const int t = warp + NW * (j * RPL + sub);
-            if (ch == 0) {
-                nq[t] = L2NORM ? SCALE * rsqrtf(sq[j] + 1e-6f) : SCALE;
-                nk[t] = L2NORM ? rsqrtf(sk[j] + 1e-6f) : 1.0f;
-            }
-        }
-    } else {
+    {
         /* warp w: rows w, w + NW, ..; every load issued before the sums (unrolled) */
         float sq[C / NW], sk[C / NW];
 #pragma unroll
@@ -656,7 +619,6 @@ extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_out_@HASH@(
     @ARGS@)
 {
 @CONSTS@    (void)VTAIL; (void)q; (void)q_stride; (void)k; (void)k_stride; (void)v; (void)v_stride;
-    modelc_pdl_enter(); /* waits for the scan (h, v_new) */
     (void)g; (void)beta; (void)state_in; (void)state_out;
     constexpr int C = 64;
     constexpr int NW = 8;
