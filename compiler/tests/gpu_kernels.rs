@@ -671,7 +671,7 @@ fn attention_prefill_wgmma_overlapped_matches_reference() {
 }
 
 /// The ping-pong forms of the Hopper prefill (consumer warpgroups taking turns through named
-/// barriers; 3 and 2 stages), on every case of the default Hopper test.
+/// barriers; 3 and 2 stages; k/v loads from the start), on every case of the default Hopper test.
 #[test]
 fn attention_prefill_wgmma_pingpong_matches_reference() {
     let Some(mut ctx) = setup() else { return };
@@ -679,7 +679,11 @@ fn attention_prefill_wgmma_pingpong_matches_reference() {
         eprintln!("NOTICE: skipping the wgmma prefill: not an sm_90 GPU");
         return;
     }
-    for v in [WgmmaVariant::PingPong, WgmmaVariant::PingPong2Stages] {
+    for v in [
+        WgmmaVariant::PingPong,
+        WgmmaVariant::PingPong2Stages,
+        WgmmaVariant::PingPongEarlyKv,
+    ] {
         let kernel = Prefill::WgmmaForm(v);
         run_attn_prefill_128(&mut ctx, kernel);
         for (i, case) in attn_cases().iter().enumerate() {
@@ -2288,6 +2292,7 @@ fn bench_attention_prefill(ctx: &mut Ctx, r: &mut ChaCha8Rng) {
             for (name, v) in [
                 ("attn_prefill_wgmma ping-pong", WgmmaVariant::PingPong),
                 ("attn_prefill_wgmma ping-pong, 2 stages", WgmmaVariant::PingPong2Stages),
+                ("attn_prefill_wgmma ping-pong, early k/v", WgmmaVariant::PingPongEarlyKv),
             ] {
                 kernels.push((
                     name,

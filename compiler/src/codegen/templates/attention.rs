@@ -1061,6 +1061,80 @@ __device__ __forceinline__ void wgmma_rs_n128_tb(float (&d)[64], const unsigned 
 const ATTN_WS_PRODUCER_REGS: usize = 40;
 const ATTN_WS_CONSUMER_REGS: usize = 232;
 
+/// Opening of the warp-specialised prefill: the q tile by every thread, the barriers by thread 0,
+/// the cache rows appended, then one block-wide barrier.
+const WS_PROLOGUE: &str = r#"    /* q tile by every thread; barriers by thread 0; then one block-wide barrier. */
+    for (int c = tid; c < BQ * CPR; c += nth) {
+        const int r = c / CPR, ch = c % CPR, t = qt0 + r;
+        const bf16* src = q + (b * T + min(t, T - 1)) * (long)q_stride + h * DH + ch * 8;
+        copy8_to_smem(reinterpret_cast<bf16*>(q_s + swz(r, ch, QHALF)), src, t < T, vec);
+    }
+    cp_async_commit();
+    if (tid == 0) {
+        for (int s = 0; s < STAGES; ++s) {
+            mbar_init(&bars[0][s], NPROD);
+            mbar_init(&bars[1][s], NPROD);
+            mbar_init(&bars[2][s], NCONS);
+            mbar_init(&bars[3][s], NCONS);
+        }
+    }
+    if (h % R == 0) {
+        for (int c = tid; c < BQ * CPR; c += nth) {
+            const int r = c / CPR, ch = c % CPR, t = qt0 + r;
+            if (t >= T) continue;
+            const long pos = (long)past + t;
+            const long slot = W > 0 ? pos % s_max : pos;
+            if (slot < s_max) {
+                copy8_global(kc + slot * DH + ch * 8, k + (b * T + t) * k_stride + g * DH + ch * 8, vec);
+                copy8_global(vc + slot * DH + ch * 8, v + (b * T + t) * v_stride + g * DH + ch * 8, vec);
+            }
+        }
+    }
+    cp_async_wait<0>();
+    fence_proxy_async();
+    __syncthreads();
+"#;
+
+/// Opening with early k/v ([`WsConfig::early_kv`]): the barriers, one block-wide barrier, ...
+const WS_PROLOGUE_EARLY: &str = r#"    /* Barriers by thread 0, then one block-wide barrier: the producer streams k/v from the start
+     * while the consumers copy the q tile and append this call's cache rows (no slot appended
+     * holds a key this call reads: S_max >= W + T - 1). */
+    (void)nth;
+    if (tid == 0) {
+        for (int s = 0; s < STAGES; ++s) {
+            mbar_init(&bars[0][s], NPROD);
+            mbar_init(&bars[1][s], NPROD);
+            mbar_init(&bars[2][s], NCONS);
+            mbar_init(&bars[3][s], NCONS);
+        }
+    }
+    __syncthreads();
+"#;
+
+/// ... and the q tile and the cache rows by the consumers, behind named barrier 3.
+const WS_CONSUMER_PROLOGUE_EARLY: &str = r#"    for (int c = tid; c < BQ * CPR; c += NCONS) {
+        const int r = c / CPR, ch = c % CPR, t = qt0 + r;
+        const bf16* src = q + (b * T + min(t, T - 1)) * (long)q_stride + h * DH + ch * 8;
+        copy8_to_smem(reinterpret_cast<bf16*>(q_s + swz(r, ch, QHALF)), src, t < T, vec);
+    }
+    cp_async_commit();
+    if (h % R == 0) {
+        for (int c = tid; c < BQ * CPR; c += NCONS) {
+            const int r = c / CPR, ch = c % CPR, t = qt0 + r;
+            if (t >= T) continue;
+            const long pos = (long)past + t;
+            const long slot = W > 0 ? pos % s_max : pos;
+            if (slot < s_max) {
+                copy8_global(kc + slot * DH + ch * 8, k + (b * T + t) * k_stride + g * DH + ch * 8, vec);
+                copy8_global(vc + slot * DH + ch * 8, v + (b * T + t) * v_stride + g * DH + ch * 8, vec);
+            }
+        }
+    }
+    cp_async_wait<0>();
+    fence_proxy_async();
+    named_bar_sync(3, NCONS); /* the q tile is complete for both consumer warpgroups */
+"#;
+
 /// Named-barrier helpers of the ping-pong prefill.
 const NAMED_BAR_PRELUDE: &str = r#"#ifndef MODELC_NAMED_BAR_PRELUDE
 #define MODELC_NAMED_BAR_PRELUDE
@@ -1080,6 +1154,9 @@ __device__ __forceinline__ void named_bar_arrive(int id, int n) {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct WsConfig {
     pingpong: bool,
+    /// The producer starts loading k/v right after the barriers are set up; the consumers load
+    /// the q tile and append the cache rows meanwhile.
+    early_kv: bool,
     stages: usize,
     producer_regs: usize,
     consumer_regs: usize,
@@ -1089,6 +1166,7 @@ struct WsConfig {
 fn ws_config(v: WgmmaVariant) -> Option<WsConfig> {
     let base = WsConfig {
         pingpong: false,
+        early_kv: false,
         stages: ATTN_WG_STAGES,
         producer_regs: ATTN_WS_PRODUCER_REGS,
         consumer_regs: ATTN_WS_CONSUMER_REGS,
@@ -1096,6 +1174,11 @@ fn ws_config(v: WgmmaVariant) -> Option<WsConfig> {
     match v {
         WgmmaVariant::Specialized => Some(base),
         WgmmaVariant::PingPong => Some(WsConfig { pingpong: true, ..base }),
+        WgmmaVariant::PingPongEarlyKv => Some(WsConfig {
+            pingpong: true,
+            early_kv: true,
+            ..base
+        }),
         WgmmaVariant::PingPong2Stages => Some(WsConfig {
             pingpong: true,
             stages: 2,
@@ -1128,7 +1211,14 @@ fn prefill_wgmma_ws(p: &AttentionParams, cfg: WsConfig) -> KernelSource {
     } else {
         ""
     };
-    let named_bar_prelude = if pp { NAMED_BAR_PRELUDE } else { "" };
+    let early_doc = if cfg.early_kv {
+        "\n * Opening: barriers by thread 0, one block-wide barrier; the producer streams k/v at once\n \
+         *   while the consumers copy the q tile and append the cache rows (no appended slot holds a\n \
+         *   key this call reads: S_max >= W + T - 1), then named barrier 3 (256 threads)."
+    } else {
+        ""
+    };
+    let named_bar_prelude = if pp || cfg.early_kv { NAMED_BAR_PRELUDE } else { "" };
     let turn_begin = |k: &str| {
         if pp {
             format!("        turn_begin({k});\n")
@@ -1178,7 +1268,7 @@ fn prefill_wgmma_ws(p: &AttentionParams, cfg: WsConfig) -> KernelSource {
  *   S = Q K_j^T and O += P_(j-1) V_(j-1), wait for S, arrive on k(j)'s empty barrier, mask
  *   (only tiles that cross a row's diagonal or window edge) and exponentiate while that P V runs,
  *   wait for it, arrive on v(j-1)'s empty barrier, rescale O and pack P_j (256 arrivals each).
- *   No branch encloses a wgmma (ptxas would serialize them).{pp_doc}
+ *   No branch encloses a wgmma (ptxas would serialize them).{pp_doc}{early_doc}
  */
 {PRELUDE}{MMA_PRELUDE}{wg_prelude}
 #ifndef MODELC_MBAR_PRELUDE
@@ -1238,37 +1328,7 @@ __device__ __forceinline__ void mbar_wait(unsigned long long* bar, unsigned pari
                        2ull * (unsigned long long)(q_stride | k_stride | v_stride)) & 15) == 0;
     auto swz = [](int r, int ch, int half) {{ return (ch / 8) * half + r * ROWB + (((ch % 8) ^ (r % 8)) << 4); }};
 
-    /* q tile by every thread; barriers by thread 0; then one block-wide barrier. */
-    for (int c = tid; c < BQ * CPR; c += nth) {{
-        const int r = c / CPR, ch = c % CPR, t = qt0 + r;
-        const bf16* src = q + (b * T + min(t, T - 1)) * (long)q_stride + h * DH + ch * 8;
-        copy8_to_smem(reinterpret_cast<bf16*>(q_s + swz(r, ch, QHALF)), src, t < T, vec);
-    }}
-    cp_async_commit();
-    if (tid == 0) {{
-        for (int s = 0; s < STAGES; ++s) {{
-            mbar_init(&bars[0][s], NPROD);
-            mbar_init(&bars[1][s], NPROD);
-            mbar_init(&bars[2][s], NCONS);
-            mbar_init(&bars[3][s], NCONS);
-        }}
-    }}
-    if (h % R == 0) {{
-        for (int c = tid; c < BQ * CPR; c += nth) {{
-            const int r = c / CPR, ch = c % CPR, t = qt0 + r;
-            if (t >= T) continue;
-            const long pos = (long)past + t;
-            const long slot = W > 0 ? pos % s_max : pos;
-            if (slot < s_max) {{
-                copy8_global(kc + slot * DH + ch * 8, k + (b * T + t) * k_stride + g * DH + ch * 8, vec);
-                copy8_global(vc + slot * DH + ch * 8, v + (b * T + t) * v_stride + g * DH + ch * 8, vec);
-            }}
-        }}
-    }}
-    cp_async_wait<0>();
-    fence_proxy_async();
-    __syncthreads();
-
+{prologue}
     if (warp_id >= 8) {{
         /* Producer warpgroup, registers handed to the consumers: thread pt copies chunk pt % 16
          * of rows pt / 16 + 8 i. Keys past hi (and rows of empty slots) are zero-filled: a NaN
@@ -1327,7 +1387,7 @@ __device__ __forceinline__ void mbar_wait(unsigned long long* bar, unsigned pari
     /* Consumers. Accumulator coordinates (as mma.sync per warp): rows lane/4 and lane/4 + 8 of
      * the warp's 16 in the warpgroup's 64; n-tile i holds columns 8 i + 2 (lane % 4) + {{0, 1}}. */
     asm volatile("setmaxnreg.inc.sync.aligned.u32 {creg};\n" ::: "memory");
-    const int wg = tid / 128, warp = (tid / 32) % 4;
+{consumer_prologue}    const int wg = tid / 128, warp = (tid / 32) % 4;
     const int fc = (lane % 4) * 2;
     const int row0 = wg * 64 + warp * 16 + lane / 4;
     const int wq0 = past + qt0 + wg * 64;
@@ -1487,6 +1547,8 @@ __device__ __forceinline__ void mbar_wait(unsigned long long* bar, unsigned pari
         stages = cfg.stages,
         preg = cfg.producer_regs,
         creg = cfg.consumer_regs,
+        prologue = if cfg.early_kv { WS_PROLOGUE_EARLY } else { WS_PROLOGUE },
+        consumer_prologue = if cfg.early_kv { WS_CONSUMER_PROLOGUE_EARLY } else { "" },
         turn_begin_loop = turn_begin("tile"),
         turn_end_loop = turn_end("tile"),
         turn_begin_last = turn_begin("n_tiles"),
@@ -1768,6 +1830,9 @@ pub enum WgmmaVariant {
     PingPong,
     /// [`WgmmaVariant::PingPong`] with 2 k/v stages instead of 3 (a tuning alternative).
     PingPong2Stages,
+    /// [`WgmmaVariant::PingPong`] whose producer starts loading k/v at once, while the consumers
+    /// load the q tile and append the cache rows (the other forms do both before any k/v load).
+    PingPongEarlyKv,
     /// Timing diagnostic (wrong results): the overlapped loop without k/v loads after the first
     /// three tiles, i.e. its compute alone.
     #[doc(hidden)]
@@ -2599,11 +2664,13 @@ mod tests {
         let ws = attention_prefill_wgmma_variant(&p, WgmmaVariant::Specialized).unwrap();
         let pp = attention_prefill_wgmma_variant(&p, WgmmaVariant::PingPong).unwrap();
         let pp2 = attention_prefill_wgmma_variant(&p, WgmmaVariant::PingPong2Stages).unwrap();
+        let ppe = attention_prefill_wgmma_variant(&p, WgmmaVariant::PingPongEarlyKv).unwrap();
+        assert!(ppe.source.contains("named_bar_sync(3, NCONS);") && !pp.source.contains("named_bar_sync(3"));
         if std::env::var_os("MODELC_DUMP_PINGPONG").is_some() {
             eprintln!("{}", pp.source);
         }
         assert!(!ws.source.contains("turn_begin("));
-        for src in [&pp, &pp2] {
+        for src in [&pp, &pp2, &ppe] {
             assert!(src.source.contains("turn_begin(tile);") && src.source.contains("turn_end(n_tiles);"));
             assert_ne!(src.entries, ws.entries);
         }
@@ -2612,6 +2679,7 @@ mod tests {
             WgmmaVariant::Specialized,
             WgmmaVariant::PingPong,
             WgmmaVariant::PingPong2Stages,
+            WgmmaVariant::PingPongEarlyKv,
         ] {
             let l = attention_prefill_wgmma_variant_launch(&p, v, 2, 300);
             assert_eq!((l.grid, l.block.0), ((64, 3, 1), 384));
