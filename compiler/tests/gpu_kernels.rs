@@ -425,6 +425,8 @@ enum Prefill {
     WgmmaPlain,
     /// Its overlapped form (every thread loads, no producer warpgroup).
     WgmmaOverlapped,
+    /// Another form of it, by variant (the ping-pong ones).
+    WgmmaForm(WgmmaVariant),
     /// The other `mma.sync` form than `attention_prefill`'s.
     MmaOther,
 }
@@ -477,6 +479,10 @@ fn run_attn_prefill_with(
         Prefill::WgmmaPlain => (
             attention_prefill_wgmma_variant(p, WgmmaVariant::Plain).unwrap(),
             attention_prefill_wgmma_variant_launch(p, WgmmaVariant::Plain, past.len(), t),
+        ),
+        Prefill::WgmmaForm(v) => (
+            attention_prefill_wgmma_variant(p, v).unwrap(),
+            attention_prefill_wgmma_variant_launch(p, v, past.len(), t),
         ),
     };
     ctx.load(&src);
@@ -661,6 +667,34 @@ fn attention_prefill_wgmma_overlapped_matches_reference() {
         let s = 100 + 10 * i as u64;
         run_attn_prefill_with(&mut ctx, Prefill::WgmmaOverlapped, case, &[5, 19], 37, 0, 5, s);
         run_attn_prefill_with(&mut ctx, Prefill::WgmmaOverlapped, case, &[3], 20, 1, 5, s + 3);
+    }
+}
+
+/// The ping-pong forms of the Hopper prefill (consumer warpgroups taking turns through named
+/// barriers; 3 and 2 stages; k/v loads from the start), on every case of the default Hopper test.
+#[test]
+fn attention_prefill_wgmma_pingpong_matches_reference() {
+    let Some(mut ctx) = setup() else { return };
+    if ctx.gpu.compute_capability() != (9, 0) {
+        eprintln!("NOTICE: skipping the wgmma prefill: not an sm_90 GPU");
+        return;
+    }
+    for v in [
+        WgmmaVariant::PingPong,
+        WgmmaVariant::PingPong2Stages,
+        WgmmaVariant::PingPongEarlyKv,
+    ] {
+        let kernel = Prefill::WgmmaForm(v);
+        run_attn_prefill_128(&mut ctx, kernel);
+        for (i, case) in attn_cases().iter().enumerate() {
+            if !wgmma_prefill(&case.p) {
+                continue;
+            }
+            let s = 100 + 10 * i as u64;
+            run_attn_prefill_with(&mut ctx, kernel, case, &[5, 19], 37, 0, 5, s);
+            run_attn_prefill_with(&mut ctx, kernel, case, &[0, 3], 1, 0, 5, s + 1);
+            run_attn_prefill_with(&mut ctx, kernel, case, &[3], 20, 1, 5, s + 3);
+        }
     }
 }
 
@@ -2255,6 +2289,17 @@ fn bench_attention_prefill(ctx: &mut Ctx, r: &mut ChaCha8Rng) {
                 attention_prefill_wgmma(&p).unwrap(),
                 attention_prefill_wgmma_launch(&p, 1, t),
             ));
+            for (name, v) in [
+                ("attn_prefill_wgmma ping-pong", WgmmaVariant::PingPong),
+                ("attn_prefill_wgmma ping-pong, 2 stages", WgmmaVariant::PingPong2Stages),
+                ("attn_prefill_wgmma ping-pong, early k/v", WgmmaVariant::PingPongEarlyKv),
+            ] {
+                kernels.push((
+                    name,
+                    attention_prefill_wgmma_variant(&p, v).unwrap(),
+                    attention_prefill_wgmma_variant_launch(&p, v, 1, t),
+                ));
+            }
         }
         for (name, src, launch) in kernels {
             ctx.load(&src);

@@ -288,6 +288,9 @@ fn wgmma_prefill_assembles_for_sm90a() {
             attention_prefill_wgmma(&p).unwrap(),
             attention_prefill_wgmma_variant(&p, WgmmaVariant::Plain).unwrap(),
             attention_prefill_wgmma_variant(&p, WgmmaVariant::Specialized).unwrap(),
+            attention_prefill_wgmma_variant(&p, WgmmaVariant::PingPong).unwrap(),
+            attention_prefill_wgmma_variant(&p, WgmmaVariant::PingPong2Stages).unwrap(),
+            attention_prefill_wgmma_variant(&p, WgmmaVariant::PingPongEarlyKv).unwrap(),
         ] {
             let cubin = compile_cubin(&src.source, src.name(), "sm_90a", &includes)
                 .unwrap_or_else(|e| panic!("{e}\n--- source ---\n{}", src.source));

@@ -981,9 +981,9 @@ pub fn attention_prefill_wgmma_variant_launch(
     batch: usize,
     tokens: usize,
 ) -> Launch {
-    let threads = match v {
-        WgmmaVariant::Specialized => ATTN_WG_THREADS + 128,
-        _ => ATTN_WG_THREADS,
+    let threads = match ws_config(v) {
+        Some(_) => ATTN_WG_THREADS + 128,
+        None => ATTN_WG_THREADS,
     };
     Launch::new(
         (dim(p.heads * batch), blocks(tokens, ATTN_WG_TILE), 1),
@@ -1061,15 +1061,195 @@ __device__ __forceinline__ void wgmma_rs_n128_tb(float (&d)[64], const unsigned 
 const ATTN_WS_PRODUCER_REGS: usize = 40;
 const ATTN_WS_CONSUMER_REGS: usize = 232;
 
-/// The warp-specialised Hopper prefill ([`WgmmaVariant::Specialized`]): 2 consumer warpgroups
-/// (the overlapped loop) and one producer warpgroup that streams k/v tiles through `cp.async`
-/// into 3 stages, with full/empty mbarriers per stage instead of block-wide barriers.
-fn prefill_wgmma_ws(p: &AttentionParams) -> KernelSource {
+/// Opening of the warp-specialised prefill: the q tile by every thread, the barriers by thread 0,
+/// the cache rows appended, then one block-wide barrier.
+const WS_PROLOGUE: &str = r#"    /* q tile by every thread; barriers by thread 0; then one block-wide barrier. */
+    for (int c = tid; c < BQ * CPR; c += nth) {
+        const int r = c / CPR, ch = c % CPR, t = qt0 + r;
+        const bf16* src = q + (b * T + min(t, T - 1)) * (long)q_stride + h * DH + ch * 8;
+        copy8_to_smem(reinterpret_cast<bf16*>(q_s + swz(r, ch, QHALF)), src, t < T, vec);
+    }
+    cp_async_commit();
+    if (tid == 0) {
+        for (int s = 0; s < STAGES; ++s) {
+            mbar_init(&bars[0][s], NPROD);
+            mbar_init(&bars[1][s], NPROD);
+            mbar_init(&bars[2][s], NCONS);
+            mbar_init(&bars[3][s], NCONS);
+        }
+    }
+    if (h % R == 0) {
+        for (int c = tid; c < BQ * CPR; c += nth) {
+            const int r = c / CPR, ch = c % CPR, t = qt0 + r;
+            if (t >= T) continue;
+            const long pos = (long)past + t;
+            const long slot = W > 0 ? pos % s_max : pos;
+            if (slot < s_max) {
+                copy8_global(kc + slot * DH + ch * 8, k + (b * T + t) * k_stride + g * DH + ch * 8, vec);
+                copy8_global(vc + slot * DH + ch * 8, v + (b * T + t) * v_stride + g * DH + ch * 8, vec);
+            }
+        }
+    }
+    cp_async_wait<0>();
+    fence_proxy_async();
+    __syncthreads();
+"#;
+
+/// Opening with early k/v ([`WsConfig::early_kv`]): the barriers, one block-wide barrier, ...
+const WS_PROLOGUE_EARLY: &str = r#"    /* Barriers by thread 0, then one block-wide barrier: the producer streams k/v from the start
+     * while the consumers copy the q tile and append this call's cache rows (no slot appended
+     * holds a key this call reads: S_max >= W + T - 1). */
+    (void)nth;
+    if (tid == 0) {
+        for (int s = 0; s < STAGES; ++s) {
+            mbar_init(&bars[0][s], NPROD);
+            mbar_init(&bars[1][s], NPROD);
+            mbar_init(&bars[2][s], NCONS);
+            mbar_init(&bars[3][s], NCONS);
+        }
+    }
+    __syncthreads();
+"#;
+
+/// ... and the q tile and the cache rows by the consumers, behind named barrier 3.
+const WS_CONSUMER_PROLOGUE_EARLY: &str = r#"    for (int c = tid; c < BQ * CPR; c += NCONS) {
+        const int r = c / CPR, ch = c % CPR, t = qt0 + r;
+        const bf16* src = q + (b * T + min(t, T - 1)) * (long)q_stride + h * DH + ch * 8;
+        copy8_to_smem(reinterpret_cast<bf16*>(q_s + swz(r, ch, QHALF)), src, t < T, vec);
+    }
+    cp_async_commit();
+    if (h % R == 0) {
+        for (int c = tid; c < BQ * CPR; c += NCONS) {
+            const int r = c / CPR, ch = c % CPR, t = qt0 + r;
+            if (t >= T) continue;
+            const long pos = (long)past + t;
+            const long slot = W > 0 ? pos % s_max : pos;
+            if (slot < s_max) {
+                copy8_global(kc + slot * DH + ch * 8, k + (b * T + t) * k_stride + g * DH + ch * 8, vec);
+                copy8_global(vc + slot * DH + ch * 8, v + (b * T + t) * v_stride + g * DH + ch * 8, vec);
+            }
+        }
+    }
+    cp_async_wait<0>();
+    fence_proxy_async();
+    named_bar_sync(3, NCONS); /* the q tile is complete for both consumer warpgroups */
+"#;
+
+/// Named-barrier helpers of the ping-pong prefill.
+const NAMED_BAR_PRELUDE: &str = r#"#ifndef MODELC_NAMED_BAR_PRELUDE
+#define MODELC_NAMED_BAR_PRELUDE
+/* Named barrier `id` (1..15) of `n` threads: bar.sync waits for n arrivals (its own included),
+ * bar.arrive counts the warp in and does not wait. */
+__device__ __forceinline__ void named_bar_sync(int id, int n) {
+    asm volatile("bar.sync %0, %1;\n" ::"r"(id), "r"(n) : "memory");
+}
+__device__ __forceinline__ void named_bar_arrive(int id, int n) {
+    asm volatile("bar.arrive %0, %1;\n" ::"r"(id), "r"(n) : "memory");
+}
+#endif
+"#;
+
+/// The shape of a warp-specialised Hopper prefill: whether its consumer warpgroups take turns
+/// issuing their GEMMs (ping-pong), its k/v stages and its `setmaxnreg` split.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct WsConfig {
+    pingpong: bool,
+    /// The producer starts loading k/v right after the barriers are set up; the consumers load
+    /// the q tile and append the cache rows meanwhile.
+    early_kv: bool,
+    stages: usize,
+    producer_regs: usize,
+    consumer_regs: usize,
+}
+
+/// The warp-specialised configuration of a variant (`None` for the forms without a producer).
+fn ws_config(v: WgmmaVariant) -> Option<WsConfig> {
+    let base = WsConfig {
+        pingpong: false,
+        early_kv: false,
+        stages: ATTN_WG_STAGES,
+        producer_regs: ATTN_WS_PRODUCER_REGS,
+        consumer_regs: ATTN_WS_CONSUMER_REGS,
+    };
+    match v {
+        WgmmaVariant::Specialized => Some(base),
+        WgmmaVariant::PingPong => Some(WsConfig { pingpong: true, ..base }),
+        WgmmaVariant::PingPongEarlyKv => Some(WsConfig {
+            pingpong: true,
+            early_kv: true,
+            ..base
+        }),
+        WgmmaVariant::PingPong2Stages => Some(WsConfig {
+            pingpong: true,
+            stages: 2,
+            ..base
+        }),
+        _ => None,
+    }
+}
+
+/// The warp-specialised Hopper prefill ([`WgmmaVariant::Specialized`], and with `cfg.pingpong`
+/// [`WgmmaVariant::PingPong`]): 2 consumer warpgroups (the overlapped loop) and one producer
+/// warpgroup that streams k/v tiles through `cp.async` into `cfg.stages` stages, with
+/// full/empty mbarriers per stage instead of block-wide barriers. Ping-pong (FlashAttention-3's
+/// inter-warpgroup schedule): two named barriers make the consumer warpgroups issue their
+/// GEMMs in turn, so that one warpgroup's softmax runs while the other's GEMMs keep the tensor
+/// cores busy.
+fn prefill_wgmma_ws(p: &AttentionParams, cfg: WsConfig) -> KernelSource {
+    let pp = cfg.pingpong;
+    let schedule = if pp {
+        "warp-specialised, ping-pong"
+    } else {
+        "warp-specialised"
+    };
+    let pp_doc = if pp {
+        "\n * Ping-pong (FlashAttention-3): the consumer warpgroups issue their GEMMs in turn. Before its\n \
+         *   k-th issue (S of tile k with P V of tile k - 1; k = n_tiles: the last P V) warpgroup w\n \
+         *   waits on named barrier 1 + w (bar.sync, 256 threads), after it arrives on the other's\n \
+         *   (bar.arrive): warpgroup 0 goes first, so the tensor cores run one warpgroup's GEMMs while\n \
+         *   the other does its softmax. Both barriers see as many arrivals as waits."
+    } else {
+        ""
+    };
+    let early_doc = if cfg.early_kv {
+        "\n * Opening: barriers by thread 0, one block-wide barrier; the producer streams k/v at once\n \
+         *   while the consumers copy the q tile and append the cache rows (no appended slot holds a\n \
+         *   key this call reads: S_max >= W + T - 1), then named barrier 3 (256 threads)."
+    } else {
+        ""
+    };
+    let named_bar_prelude = if pp || cfg.early_kv { NAMED_BAR_PRELUDE } else { "" };
+    let turn_begin = |k: &str| {
+        if pp {
+            format!("        turn_begin({k});\n")
+        } else {
+            String::new()
+        }
+    };
+    let turn_end = |k: &str| {
+        if pp {
+            format!("        turn_end({k});\n")
+        } else {
+            String::new()
+        }
+    };
+    let turn_fns = if pp {
+        "    /* Ping-pong turns: warpgroup w issues its k-th batch after the other's (k - 1)-th (w = 1:\n     \
+         * its k-th); barrier 1 + w is w's turn. */\n    \
+         auto turn_begin = [&](int k) {\n        \
+         if (k > 0 || wg == 1) named_bar_sync(1 + wg, NCONS);\n    \
+         };\n    \
+         auto turn_end = [&](int k) {\n        \
+         if (wg == 0 || k < n_tiles) named_bar_arrive(2 - wg, NCONS);\n    \
+         };\n"
+    } else {
+        ""
+    };
     let body = format!(
         r#"/*
  * attn_prefill_wgmma_{HASH}: causal GQA attention of T new tokens over (KV cache ++ new keys),
  *   H = {h} query heads, G = {g} KV heads, Dh = {dh}, scale = {scale}, {window}.
- *   Hopper (sm_90a), warp-specialised: S = Q K^T on wgmma.mma_async m64n128k16 (Q, K from
+ *   Hopper (sm_90a), {schedule}: S = Q K^T on wgmma.mma_async m64n128k16 (Q, K from
  *   shared memory), O += P V with P from registers and V through a transposed descriptor; f32
  *   accumulation, online softmax in f32 (exp2, log2(e) folded into the scale).
  *   Also appends this call's k/v rows into the caches (done by the blocks of head h % (H/G) == 0).
@@ -1079,16 +1259,16 @@ fn prefill_wgmma_ws(p: &AttentionParams) -> KernelSource {
  * Grid (H*B, ceil(T/{bq})): blockIdx.x = h + H*b, blockIdx.y counts query tiles from the last.
  *   Block {threads}: warps 0-7 are 2 consumer warpgroups x 64 query rows ({creg} registers),
  *   warps 8-11 the producer warpgroup ({preg} registers, setmaxnreg).
- *   Dynamic smem 1 KiB (alignment) + q tile + 3 stages each of k and v tiles ({bk} x Dh bf16),
+ *   Dynamic smem 1 KiB (alignment) + q tile + {stages} stages each of k and v tiles ({bk} x Dh bf16),
  *   128-byte swizzled halves of 64 channels (16-byte chunk c of row r at chunk c ^ (r % 8)).
- * Producer: for tile t, waits until stage t % 3 of k (then v) is empty (the consumers' arrivals
- *   for tile t - 3), copies the tile with cp.async and makes the stage's full barrier track the
+ * Producer: for tile t, waits until stage t % {stages} of k (then v) is empty (the consumers' arrivals
+ *   for tile t - {stages}), copies the tile with cp.async and makes the stage's full barrier track the
  *   copies (cp.async.mbarrier.arrive.noinc, 128 arrivals).
  * Consumers, per key tile j: wait for k(j) and v(j-1) to be full, fence.proxy.async, issue
  *   S = Q K_j^T and O += P_(j-1) V_(j-1), wait for S, arrive on k(j)'s empty barrier, mask
  *   (only tiles that cross a row's diagonal or window edge) and exponentiate while that P V runs,
  *   wait for it, arrive on v(j-1)'s empty barrier, rescale O and pack P_j (256 arrivals each).
- *   No branch encloses a wgmma (ptxas would serialize them).
+ *   No branch encloses a wgmma (ptxas would serialize them).{pp_doc}{early_doc}
  */
 {PRELUDE}{MMA_PRELUDE}{wg_prelude}
 #ifndef MODELC_MBAR_PRELUDE
@@ -1111,10 +1291,10 @@ __device__ __forceinline__ void mbar_wait(unsigned long long* bar, unsigned pari
         "@!done bra WAIT_%=;\n}}\n" ::"r"(smem_addr(bar)), "r"(parity) : "memory");
 }}
 #endif
-extern "C" __global__ void __launch_bounds__({threads}, 1) attn_prefill_wgmma_{HASH}(
+{named_bar_prelude}extern "C" __global__ void __launch_bounds__({threads}, 1) attn_prefill_wgmma_{HASH}(
 {PREFILL_PARAMS}
 {{
-{consts}    constexpr int BQ = {bq}, BK = {bk}, STAGES = 3;
+{consts}    constexpr int BQ = {bq}, BK = {bk}, STAGES = {stages};
     static_assert(DH == 128, "two 64-channel swizzle atoms per row");
     constexpr int ROWB = 128;                /* bytes per swizzled row (64 channels) */
     constexpr int QHALF = BQ * ROWB;         /* bytes per 64-channel half of the q tile */
@@ -1148,37 +1328,7 @@ extern "C" __global__ void __launch_bounds__({threads}, 1) attn_prefill_wgmma_{H
                        2ull * (unsigned long long)(q_stride | k_stride | v_stride)) & 15) == 0;
     auto swz = [](int r, int ch, int half) {{ return (ch / 8) * half + r * ROWB + (((ch % 8) ^ (r % 8)) << 4); }};
 
-    /* q tile by every thread; barriers by thread 0; then one block-wide barrier. */
-    for (int c = tid; c < BQ * CPR; c += nth) {{
-        const int r = c / CPR, ch = c % CPR, t = qt0 + r;
-        const bf16* src = q + (b * T + min(t, T - 1)) * (long)q_stride + h * DH + ch * 8;
-        copy8_to_smem(reinterpret_cast<bf16*>(q_s + swz(r, ch, QHALF)), src, t < T, vec);
-    }}
-    cp_async_commit();
-    if (tid == 0) {{
-        for (int s = 0; s < STAGES; ++s) {{
-            mbar_init(&bars[0][s], NPROD);
-            mbar_init(&bars[1][s], NPROD);
-            mbar_init(&bars[2][s], NCONS);
-            mbar_init(&bars[3][s], NCONS);
-        }}
-    }}
-    if (h % R == 0) {{
-        for (int c = tid; c < BQ * CPR; c += nth) {{
-            const int r = c / CPR, ch = c % CPR, t = qt0 + r;
-            if (t >= T) continue;
-            const long pos = (long)past + t;
-            const long slot = W > 0 ? pos % s_max : pos;
-            if (slot < s_max) {{
-                copy8_global(kc + slot * DH + ch * 8, k + (b * T + t) * k_stride + g * DH + ch * 8, vec);
-                copy8_global(vc + slot * DH + ch * 8, v + (b * T + t) * v_stride + g * DH + ch * 8, vec);
-            }}
-        }}
-    }}
-    cp_async_wait<0>();
-    fence_proxy_async();
-    __syncthreads();
-
+{prologue}
     if (warp_id >= 8) {{
         /* Producer warpgroup, registers handed to the consumers: thread pt copies chunk pt % 16
          * of rows pt / 16 + 8 i. Keys past hi (and rows of empty slots) are zero-filled: a NaN
@@ -1237,7 +1387,7 @@ extern "C" __global__ void __launch_bounds__({threads}, 1) attn_prefill_wgmma_{H
     /* Consumers. Accumulator coordinates (as mma.sync per warp): rows lane/4 and lane/4 + 8 of
      * the warp's 16 in the warpgroup's 64; n-tile i holds columns 8 i + 2 (lane % 4) + {{0, 1}}. */
     asm volatile("setmaxnreg.inc.sync.aligned.u32 {creg};\n" ::: "memory");
-    const int wg = tid / 128, warp = (tid / 32) % 4;
+{consumer_prologue}    const int wg = tid / 128, warp = (tid / 32) % 4;
     const int fc = (lane % 4) * 2;
     const int row0 = wg * 64 + warp * 16 + lane / 4;
     const int wq0 = past + qt0 + wg * 64;
@@ -1268,14 +1418,14 @@ extern "C" __global__ void __launch_bounds__({threads}, 1) attn_prefill_wgmma_{H
         for (int j = 0; j < BK / 16; ++j) wgmma_rs_n128_tb(o, pa[j], wg_desc(vb + j * 16 * ROWB, KHALF, 1024));
         wg_commit();
     }};
-
+{turn_fns}
     for (int tile = 0; tile < n_tiles; ++tile) {{
         const int s = tile % STAGES;
         const int pv = tile == 0 ? 0 : tile - 1;
         mbar_wait(&bars[0][s], (tile / STAGES) & 1);
         mbar_wait(&bars[1][pv % STAGES], (pv / STAGES) & 1);
         fence_proxy_async();
-        const int kt0 = lo + tile * BK;
+{turn_begin_loop}        const int kt0 = lo + tile * BK;
         const unsigned kb = smem_addr(k_s + s * 2 * KHALF);
         float sc[64];
 #pragma unroll
@@ -1292,7 +1442,7 @@ extern "C" __global__ void __launch_bounds__({threads}, 1) attn_prefill_wgmma_{H
         }}
         wg_commit();
         issue_pv(pv % STAGES);
-        wg_wait<1>(); /* S done; P V of tile - 1 may still run */
+{turn_end_loop}        wg_wait<1>(); /* S done; P V of tile - 1 may still run */
 #pragma unroll
         for (int i = 0; i < 64; ++i) reg_fence(sc[i]);
         mbar_arrive(&bars[2][s]); /* k(tile) read */
@@ -1357,8 +1507,8 @@ extern "C" __global__ void __launch_bounds__({threads}, 1) attn_prefill_wgmma_{H
         const int last = n_tiles - 1;
         mbar_wait(&bars[1][last % STAGES], (last / STAGES) & 1);
         fence_proxy_async();
-        issue_pv(last % STAGES);
-        wg_wait<0>();
+{turn_begin_last}        issue_pv(last % STAGES);
+{turn_end_last}        wg_wait<0>();
     }}
 #pragma unroll
     for (int i = 0; i < 64; ++i) reg_fence(o[i]);
@@ -1394,8 +1544,15 @@ extern "C" __global__ void __launch_bounds__({threads}, 1) attn_prefill_wgmma_{H
         bq = ATTN_WG_TILE,
         bk = ATTN_WG_KEYS_PER_TILE,
         threads = ATTN_WG_THREADS + 128,
-        preg = ATTN_WS_PRODUCER_REGS,
-        creg = ATTN_WS_CONSUMER_REGS,
+        stages = cfg.stages,
+        preg = cfg.producer_regs,
+        creg = cfg.consumer_regs,
+        prologue = if cfg.early_kv { WS_PROLOGUE_EARLY } else { WS_PROLOGUE },
+        consumer_prologue = if cfg.early_kv { WS_CONSUMER_PROLOGUE_EARLY } else { "" },
+        turn_begin_loop = turn_begin("tile"),
+        turn_end_loop = turn_end("tile"),
+        turn_begin_last = turn_begin("n_tiles"),
+        turn_end_last = turn_end("n_tiles"),
         consts = tensor_core_constants(p),
         wg_prelude = wgmma_prelude(),
     );
@@ -1667,6 +1824,15 @@ pub enum WgmmaVariant {
     /// warpgroup that loads k/v tiles, synchronised by per-stage full/empty mbarriers (384
     /// threads, `setmaxnreg`).
     Specialized,
+    /// [`WgmmaVariant::Specialized`] with FlashAttention-3's ping-pong schedule: the two
+    /// consumer warpgroups issue their GEMMs in turn (two named barriers), so that one
+    /// warpgroup's softmax overlaps the other's GEMMs.
+    PingPong,
+    /// [`WgmmaVariant::PingPong`] with 2 k/v stages instead of 3 (a tuning alternative).
+    PingPong2Stages,
+    /// [`WgmmaVariant::PingPong`] whose producer starts loading k/v at once, while the consumers
+    /// load the q tile and append the cache rows (the other forms do both before any k/v load).
+    PingPongEarlyKv,
     /// Timing diagnostic (wrong results): the overlapped loop without k/v loads after the first
     /// three tiles, i.e. its compute alone.
     #[doc(hidden)]
@@ -1678,8 +1844,9 @@ pub enum WgmmaVariant {
 
 /// Shared-memory stages of a variant.
 fn wgmma_stages(v: WgmmaVariant) -> usize {
-    match v {
-        WgmmaVariant::Plain => 2,
+    match (v, ws_config(v)) {
+        (WgmmaVariant::Plain, _) => 2,
+        (_, Some(cfg)) => cfg.stages,
         _ => ATTN_WG_STAGES,
     }
 }
@@ -1694,8 +1861,8 @@ pub fn attention_prefill_wgmma_variant(
     check("attention_prefill_wgmma", wgmma_prefill(p), || {
         format!("head_dim {} is not 128", p.head_dim)
     })?;
-    if variant == WgmmaVariant::Specialized {
-        return Ok(prefill_wgmma_ws(p));
+    if let Some(cfg) = ws_config(variant) {
+        return Ok(prefill_wgmma_ws(p, cfg));
     }
     let main_loop = match variant {
         WgmmaVariant::Plain => WGMMA_LOOP_PLAIN,
@@ -2481,5 +2648,47 @@ mod tests {
         .unwrap();
         assert_ne!(windowed.entries, src.entries);
         assert!(windowed.source.contains("constexpr int W = 16;"));
+    }
+
+    /// The ping-pong forms are the warp-specialised kernel plus the turn-taking named
+    /// barriers: same launch shape (384 threads), their own stage count, distinct sources.
+    #[test]
+    fn wgmma_pingpong_forms() {
+        let p = AttentionParams {
+            heads: 32,
+            kv_heads: 8,
+            head_dim: 128,
+            window: None,
+            scale: 128f32.powf(-0.5),
+        };
+        let ws = attention_prefill_wgmma_variant(&p, WgmmaVariant::Specialized).unwrap();
+        let pp = attention_prefill_wgmma_variant(&p, WgmmaVariant::PingPong).unwrap();
+        let pp2 = attention_prefill_wgmma_variant(&p, WgmmaVariant::PingPong2Stages).unwrap();
+        let ppe = attention_prefill_wgmma_variant(&p, WgmmaVariant::PingPongEarlyKv).unwrap();
+        assert!(ppe.source.contains("named_bar_sync(3, NCONS);") && !pp.source.contains("named_bar_sync(3"));
+        if std::env::var_os("MODELC_DUMP_PINGPONG").is_some() {
+            eprintln!("{}", pp.source);
+        }
+        assert!(!ws.source.contains("turn_begin("));
+        for src in [&pp, &pp2, &ppe] {
+            assert!(src.source.contains("turn_begin(tile);") && src.source.contains("turn_end(n_tiles);"));
+            assert_ne!(src.entries, ws.entries);
+        }
+        assert!(pp.source.contains("STAGES = 3;") && pp2.source.contains("STAGES = 2;"));
+        for v in [
+            WgmmaVariant::Specialized,
+            WgmmaVariant::PingPong,
+            WgmmaVariant::PingPong2Stages,
+            WgmmaVariant::PingPongEarlyKv,
+        ] {
+            let l = attention_prefill_wgmma_variant_launch(&p, v, 2, 300);
+            assert_eq!((l.grid, l.block.0), ((64, 3, 1), 384));
+        }
+        let smem = |v| attention_prefill_wgmma_variant_launch(&p, v, 1, 1).smem;
+        assert_eq!(smem(WgmmaVariant::PingPong), smem(WgmmaVariant::Specialized));
+        assert_eq!(
+            smem(WgmmaVariant::PingPong2Stages),
+            1024 + (128 + 2 * 2 * 128) * 128 * 2
+        );
     }
 }
