@@ -1809,9 +1809,10 @@ pub fn attention_prefill_wgmma(p: &AttentionParams) -> Result<KernelSource, Temp
     attention_prefill_wgmma_variant(p, ATTN_WGMMA_DEFAULT)
 }
 
-/// The form [`attention_prefill_wgmma`] emits: the warp-specialised one (fastest on H200,
-/// 0.312 ms against 0.361 for the overlapped form at B1 T4096 H32 G8).
-pub const ATTN_WGMMA_DEFAULT: WgmmaVariant = WgmmaVariant::Specialized;
+/// The form [`attention_prefill_wgmma`] emits: the warp-specialised ping-pong one (fastest on
+/// H200, 2026-12-03, B1 H32 G8: 0.282 / 1.104 ms at T4096 / T8192 against 0.312 / 1.187 for
+/// the warp-specialised form without ping-pong; the 2-stage and early-k/v forms tie).
+pub const ATTN_WGMMA_DEFAULT: WgmmaVariant = WgmmaVariant::PingPong;
 
 /// Forms of the Hopper prefill's main loop.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
