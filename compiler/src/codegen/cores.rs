@@ -1021,6 +1021,9 @@ mod tests {
         assert_eq!((attn, scans), (6, 18), "hybrid-1b: 6 attention and 18 KDA layers");
         // The Hopper kernel is part of the codegen's kernel list (written, listed, compiled).
         assert_eq!(cg.kernels.iter().filter(|k| k.target.is_some()).count(), 1);
+        // `modelc kernels` lists it with the kernels of the steps that may launch it.
+        let listed = super::super::kernels_of_steps(&cg, |_| true);
+        assert!(listed.iter().any(|&k| cg.kernels[k].target.is_some()), "{listed:?}");
         program.validate().unwrap();
     }
 }

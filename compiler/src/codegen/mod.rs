@@ -314,7 +314,10 @@ pub fn kernels_of_steps(cg: &Codegen, keep: impl Fn(&crate::passes::fuse::Step) 
     for (s, step) in cg.plan.steps.iter().enumerate() {
         if keep(step) {
             if let Some(code) = cg.steps.get(s) {
-                used.extend(code.prefill.iter().chain(&code.decode).map(|l| l.kernel));
+                for l in code.prefill.iter().chain(&code.decode) {
+                    used.insert(l.kernel);
+                    used.extend(l.variants.iter().map(|v| v.kernel));
+                }
             }
         }
     }

@@ -181,7 +181,7 @@ pub fn table(cg: &Codegen, program: &Program, spec: &ModelSpec, placement: &Plac
     );
     let _ = writeln!(
         out,
-        "  {:<44} {:<22} {:>7} {:>6}  layers",
+        "  {:<44} {:<25} {:>7} {:>6}  layers",
         "module", "kind", "entries", "steps"
     );
     for (k, kernel) in cg.kernels.iter().enumerate() {
@@ -198,12 +198,17 @@ pub fn table(cg: &Codegen, program: &Program, spec: &ModelSpec, placement: &Plac
         }
         let _ = writeln!(
             out,
-            "  {:<44} {:<22} {:>7} {:>6}  {}",
+            "  {:<44} {:<25} {:>7} {:>6}  {}{}",
             kernel.name,
             kernel.kind,
             kernel.entries.len(),
             users.len(),
-            shown.join(", ")
+            shown.join(", "),
+            // A single-target module runs only as a launch variant on that target's devices.
+            kernel
+                .target
+                .as_deref()
+                .map_or(String::new(), |t| format!("  ({t} only: a launch variant)"))
         );
     }
     let rows = decode_rows(cg, program, spec, placement, past);
