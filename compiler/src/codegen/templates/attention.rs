@@ -1864,6 +1864,7 @@ extern "C" __global__ void __launch_bounds__({threads}, 1) attn_prefill_wgmma_{H
     Ok(finish(&[&format!("attn_prefill_wgmma_{HASH}")], body))
 }
 
+/// Dynamic shared memory of [`attention_prefill`], in bytes (q tile, padded k tile, v tile).
 pub fn attention_prefill_smem(p: &AttentionParams) -> u32 {
     if tensor_core_prefill(p) {
         // bf16 tiles with rows padded by 8 channels: q, and STAGES buffers each of k and v tiles.

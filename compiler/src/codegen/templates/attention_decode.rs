@@ -623,8 +623,6 @@ extern "C" __global__ void __launch_bounds__({threads}, {min_blocks}) attn_decod
     )
 }
 
-/// Dynamic shared memory of [`attention_prefill`], in bytes (q tile, padded k tile, v tile).
-
 /// Emits `attn_decode_<hash>` (split-K partials) and `attn_decode_combine_<hash>`.
 ///
 /// `attn_decode_<hash>` arguments, in order:
