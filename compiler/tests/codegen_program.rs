@@ -266,12 +266,13 @@ fn decode_fuses_norms_and_silu_mul_into_gemm_prologues() {
             |p| (p["kind"] == "rms_norm" && p["weight"].is_u64() && p["eps"].is_f64())
                 || (p["kind"] == "silu_mul" && p["up"]["ld"].is_u64())
         ));
-    // Glue kernels and conv1d start with the PDL wait and are marked for programmatic dependent
-    // launch; the JSON carries `"pdl": true` for them only.
+    // Glue kernels, conv1d and decode attention start with the PDL wait and are marked for
+    // programmatic dependent launch; the JSON carries `"pdl": true` for them only.
     for st in pre.iter().chain(dec) {
         if let Step::Launch(l) = st {
             let k = kind(st);
-            let want = !k.starts_with("attn") && !k.starts_with("delta_rule") && !k.starts_with("selective_scan");
+            let plain = ["attn_prefill", "delta_rule", "selective_scan"];
+            let want = !plain.iter().any(|p| k.starts_with(p));
             assert_eq!(l.pdl, want, "{}: {k}", l.label);
         }
     }

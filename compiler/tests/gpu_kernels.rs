@@ -11,10 +11,11 @@
 
 use half::bf16;
 use modelc::codegen::templates::attention::{
-    attention_decode, attention_decode_launch, attention_decode_workspace_len, attention_prefill,
-    attention_prefill_launch, attention_prefill_mma, attention_prefill_mma_launch, attention_prefill_wgmma,
-    attention_prefill_wgmma_launch, attention_prefill_wgmma_variant, attention_prefill_wgmma_variant_launch,
-    tensor_core_prefill, wgmma_prefill, AttentionParams, MmaVariant, WgmmaVariant, ATTN_MMA_DEFAULT,
+    attention_decode_pick_splits, attention_decode_variant, attention_decode_variant_launch,
+    attention_decode_workspace_len, attention_prefill, attention_prefill_launch, attention_prefill_mma,
+    attention_prefill_mma_launch, attention_prefill_wgmma, attention_prefill_wgmma_launch,
+    attention_prefill_wgmma_variant, attention_prefill_wgmma_variant_launch, mma_decode, tensor_core_prefill,
+    wgmma_prefill, AttentionParams, DecodeVariant, MmaVariant, WgmmaVariant, ATTN_DECODE_DEFAULT, ATTN_MMA_DEFAULT,
 };
 use modelc::codegen::templates::conv1d::{conv1d, conv1d_launch, Conv1dParams, ConvActivation};
 use modelc::codegen::templates::delta_rule::{
@@ -721,8 +722,19 @@ fn attention_prefill_wgmma_matches_reference() {
 }
 
 fn run_attn_decode(ctx: &mut Ctx, case: &AttnCase, past: &[usize], n_splits: usize, seed: u64) {
+    run_attn_decode_with(ctx, ATTN_DECODE_DEFAULT, case, past, n_splits, seed);
+}
+
+fn run_attn_decode_with(
+    ctx: &mut Ctx,
+    variant: DecodeVariant,
+    case: &AttnCase,
+    past: &[usize],
+    n_splits: usize,
+    seed: u64,
+) {
     let p = &case.p;
-    let src = attention_decode(p).unwrap();
+    let src = attention_decode_variant(p, variant).unwrap();
     ctx.load(&src);
     let mut r = rng(seed);
     let b = past.len();
@@ -737,7 +749,7 @@ fn run_attn_decode(ctx: &mut Ctx, case: &AttnCase, past: &[usize], n_splits: usi
     let partial = ctx.nan_f32(attention_decode_workspace_len(p, b, n_splits), "partial");
     let out_stride = h * dh + 7;
     let out = ctx.nan_bf16(b * out_stride, "out");
-    let (l1, l2) = attention_decode_launch(p, b, n_splits);
+    let (l1, l2) = attention_decode_variant_launch(p, variant, b, n_splits);
     ctx.launch(
         &src.entries[0],
         l1,
@@ -780,7 +792,7 @@ fn run_attn_decode(ctx: &mut Ctx, case: &AttnCase, past: &[usize], n_splits: usi
         want.extend(o.data);
     }
     let what = format!(
-        "attn decode H={h} G={g} Dh={dh} W={:?} past={past:?} splits={n_splits}",
+        "attn decode {variant:?} H={h} G={g} Dh={dh} W={:?} past={past:?} splits={n_splits}",
         p.window
     );
     let got = extract(&ctx.get_bf16(&out), b, h * dh, out_stride, 0, &what);
@@ -801,8 +813,54 @@ fn attention_decode_matches_reference() {
         if case.s_max >= 150 {
             run_attn_decode(&mut ctx, case, &[140, 99, 0], 2, s + 3);
         }
+        run_attn_decode_extra(&mut ctx, ATTN_DECODE_DEFAULT, case, s + 5);
     }
 }
+
+/// Longer histories: several tiles per split, the split counts the executor picks, splits that
+/// end inside a tile, and ring caches that wrapped (windowed cases, past beyond S_max).
+fn run_attn_decode_extra(ctx: &mut Ctx, variant: DecodeVariant, case: &AttnCase, s: u64) {
+    let p = &case.p;
+    if p.window.is_some() {
+        let long = [case.s_max + 13, 3 * case.s_max + 1];
+        run_attn_decode_with(ctx, variant, case, &long, 1, s);
+        run_attn_decode_with(ctx, variant, case, &long, 3, s + 1);
+        run_attn_decode_with(ctx, variant, case, &[2 * case.s_max, 5], 5, s + 2);
+    } else {
+        let full = case.s_max - 1;
+        run_attn_decode_with(ctx, variant, case, &[full, full / 2], 1, s);
+        run_attn_decode_with(ctx, variant, case, &[full, 17], 3, s + 1);
+        let picked = attention_decode_pick_splits(p, 2, full, 132);
+        run_attn_decode_with(ctx, variant, case, &[full, full - 33], picked, s + 2);
+    }
+}
+
+/// Every form of the decode on the shapes the tensor-core form serves (the others fall back to
+/// the same kernels as the default, covered above).
+#[test]
+fn attention_decode_variants_match_reference() {
+    let Some(mut ctx) = setup() else { return };
+    for variant in DECODE_VARIANTS {
+        for (i, case) in attn_cases().iter().chain(&attn_cases_128()).enumerate() {
+            if !mma_decode(&case.p) {
+                continue;
+            }
+            let s = 900 + 10 * i as u64;
+            run_attn_decode_with(&mut ctx, variant, case, &[0, 40], 1, s);
+            run_attn_decode_with(&mut ctx, variant, case, &[7, 40], 4, s + 1);
+            run_attn_decode_with(&mut ctx, variant, case, &[2, 1], 8, s + 2);
+            run_attn_decode_extra(&mut ctx, variant, case, s + 5);
+        }
+    }
+}
+
+/// The decode forms the variant test and the benchmark run.
+const DECODE_VARIANTS: [DecodeVariant; 4] = [
+    DecodeVariant::Cuda,
+    DecodeVariant::Mma(3),
+    DecodeVariant::Mma(4),
+    DecodeVariant::Mma(6),
+];
 
 // ---------------------------------------------------------------------------------------------
 // Delta rule (GDN / KDA)
@@ -2318,6 +2376,97 @@ fn bench_attention_prefill(ctx: &mut Ctx, r: &mut ChaCha8Rng) {
     }
 }
 
+/// Attention decode at B8 past 4096 H32 G8 Dh128 (one new token per sequence), every form of
+/// [`DECODE_VARIANTS`] at several split counts (the one the executor picks on this GPU marked
+/// `*`): each sample times 20 back-to-back (partials + combine) pairs with the host clock around
+/// a synchronize, median of 7 samples; also with programmatic dependent launch where the form
+/// takes it. `MODELC_DECODE_SPLITS=4,8` overrides the split counts.
+fn bench_attention_decode(ctx: &mut Ctx, r: &mut ChaCha8Rng) {
+    let i = |x: usize| KernelArg::I32(x as i32);
+    let p = AttentionParams {
+        heads: 32,
+        kv_heads: 8,
+        head_dim: 128,
+        window: None,
+        scale: 128f32.powf(-0.5),
+    };
+    let (b, past_n, s_max) = (8, 4096, 4097);
+    let q = rand_bf16(ctx, r, b * 32 * 128);
+    let (kn, vn) = (rand_bf16(ctx, r, b * 8 * 128), rand_bf16(ctx, r, b * 8 * 128));
+    let kc = rand_bf16(ctx, r, b * 8 * s_max * 128);
+    let vc = rand_bf16(ctx, r, b * 8 * s_max * 128);
+    let past = ctx.i32(&[past_n as i32; 8], "past");
+    let sms = ctx.gpu.sm_count().unwrap() as usize;
+    let picked = attention_decode_pick_splits(&p, b, past_n, sms);
+    let mut split_list: Vec<usize> = match std::env::var("MODELC_DECODE_SPLITS") {
+        Ok(v) => v.split(',').filter_map(|x| x.trim().parse().ok()).collect(),
+        Err(_) => vec![2, 4, 5, 8, 16],
+    };
+    if !split_list.contains(&picked) {
+        split_list.push(picked);
+    }
+    let out = ctx.nan_bf16(b * 32 * 128, "out");
+    let bytes = 2.0 * (b * 8 * past_n * 128 * 2) as f64;
+    for variant in DECODE_VARIANTS {
+        let src = attention_decode_variant(&p, variant).unwrap();
+        ctx.load(&src);
+        let pdl_forms: &[bool] = if src.source.contains("modelc_pdl_enter();") {
+            &[false, true]
+        } else {
+            &[false]
+        };
+        for &splits in &split_list {
+            let partial = ctx.nan_f32(attention_decode_workspace_len(&p, b, splits), "partial");
+            let (l1, l2) = attention_decode_variant_launch(&p, variant, b, splits);
+            let a1 = [
+                q.arg(),
+                i(4096),
+                kn.arg(),
+                i(1024),
+                vn.arg(),
+                i(1024),
+                kc.arg(),
+                vc.arg(),
+                past.arg(),
+                partial.arg(),
+                i(s_max),
+                i(splits),
+            ];
+            let a2 = [partial.arg(), out.arg(), i(4096), i(splits)];
+            for &pdl in pdl_forms {
+                let ms = time_ms(ctx, 7, || {
+                    for _ in 0..20 {
+                        // SAFETY: the arguments documented by `attention_decode`; with PDL both
+                        // entries wait for the kernel before them first.
+                        unsafe {
+                            ctx.gpu.launch_ex(&src.entries[0], l1, &a1, pdl).unwrap();
+                            ctx.gpu.launch_ex(&src.entries[1], l2, &a2, pdl).unwrap();
+                        }
+                    }
+                }) / 20.0;
+                println!(
+                    "| attn_decode {variant:?} (+combine{}) | B8 past4096 H32 G8 Dh128, {splits} splits{} | {ms:.4} | {:.2} TB/s KV |",
+                    if pdl { ", PDL" } else { "" },
+                    if splits == picked { " *" } else { "" },
+                    bytes / ms / 1e9
+                );
+            }
+        }
+    }
+}
+
+/// Only the attention-decode rows of [`bench_kernels`] (`--ignored bench_attention_decode_only`).
+#[test]
+#[ignore]
+fn bench_attention_decode_only() {
+    let Some(mut ctx) = setup() else { return };
+    ctx.gpu.set_checked(false);
+    let mut r = rng(7);
+    println!("| kernel | shape | median ms | rate |");
+    println!("|---|---|---|---|");
+    bench_attention_decode(&mut ctx, &mut r);
+}
+
 /// Only the attention-prefill rows of [`bench_kernels`] (`--ignored bench_attention_prefill`).
 #[test]
 #[ignore]
@@ -2356,53 +2505,7 @@ fn bench_kernels() {
         );
     }
     bench_attention_prefill(&mut ctx, &mut r);
-    // Attention decode, B = 8, past = 4096.
-    {
-        let p = AttentionParams {
-            heads: 32,
-            kv_heads: 8,
-            head_dim: 128,
-            window: None,
-            scale: 128f32.powf(-0.5),
-        };
-        let (b, past_n, s_max) = (8, 4096, 4097);
-        let src = attention_decode(&p).unwrap();
-        ctx.load(&src);
-        let q = rand_bf16(&ctx, &mut r, b * 32 * 128);
-        let kv = rand_bf16(&ctx, &mut r, b * 8 * 128);
-        let kc = rand_bf16(&ctx, &mut r, b * 8 * s_max * 128);
-        let vc = rand_bf16(&ctx, &mut r, b * 8 * s_max * 128);
-        let past = ctx.i32(&[past_n as i32; 8], "past");
-        // As the executor picks them: blocks for two waves, here ceil(2·132 / (8·8)) = 5.
-        let splits = 5;
-        let partial = ctx.nan_f32(attention_decode_workspace_len(&p, b, splits), "partial");
-        let out = ctx.nan_bf16(b * 32 * 128, "out");
-        let (l1, l2) = attention_decode_launch(&p, b, splits);
-        let a1 = [
-            q.arg(),
-            i(4096),
-            kv.arg(),
-            i(1024),
-            kv.arg(),
-            i(1024),
-            kc.arg(),
-            vc.arg(),
-            past.arg(),
-            partial.arg(),
-            i(s_max),
-            i(splits),
-        ];
-        let a2 = [partial.arg(), out.arg(), i(4096), i(splits)];
-        let ms = time_ms(&ctx, 10, || {
-            ctx.launch(&src.entries[0], l1, &a1);
-            ctx.launch(&src.entries[1], l2, &a2);
-        });
-        let bytes = 2.0 * (b * 8 * past_n * 128 * 2) as f64;
-        println!(
-            "| attn_decode (+combine) | B8 past4096 H32 G8 Dh128, 5 splits | {ms:.3} | {:.2} TB/s KV |",
-            bytes / ms / 1e9
-        );
-    }
+    bench_attention_decode(&mut ctx, &mut r);
     // Delta rule: KDA-like, T = 4096, 32 heads, Dk = Dv = 128; without and with the gated-norm
     // epilogue (one block per head instead of two: half the blocks); one decode step at B8.
     let silu = GatedNormEpilogue {

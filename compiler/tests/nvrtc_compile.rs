@@ -4,8 +4,9 @@
 //! Skipped with a notice when libnvrtc cannot be loaded, unless `CI` is set (then it fails).
 
 use modelc::codegen::templates::attention::{
-    attention_decode, attention_prefill, attention_prefill_mma, attention_prefill_wgmma,
-    attention_prefill_wgmma_variant, tensor_core_prefill, AttentionParams, MmaVariant, WgmmaVariant, ATTN_MMA_DEFAULT,
+    attention_decode, attention_decode_variant, attention_prefill, attention_prefill_mma, attention_prefill_wgmma,
+    attention_prefill_wgmma_variant, mma_decode, tensor_core_prefill, AttentionParams, DecodeVariant, MmaVariant,
+    WgmmaVariant, ATTN_DECODE_DEFAULT, ATTN_MMA_DEFAULT,
 };
 use modelc::codegen::templates::conv1d::{conv1d, Conv1dParams, ConvActivation};
 use modelc::codegen::templates::delta_rule::{
@@ -63,6 +64,15 @@ fn all_sources() -> Vec<KernelSource> {
         };
         out.push(attention_prefill(&p).unwrap());
         out.push(attention_decode(&p).unwrap());
+        // The decode's other forms (the CUDA-core grouped kernel, the tensor-core one at other
+        // depths) where they differ from the default.
+        if mma_decode(&p) {
+            for v in [DecodeVariant::Cuda, DecodeVariant::Mma(2), DecodeVariant::Mma(6)] {
+                if v != ATTN_DECODE_DEFAULT {
+                    out.push(attention_decode_variant(&p, v).unwrap());
+                }
+            }
+        }
         // The other mma.sync form of the tensor-core prefill.
         if tensor_core_prefill(&p) {
             let other = match ATTN_MMA_DEFAULT {

@@ -112,7 +112,7 @@ impl Env {
 }
 
 /// A non-negative integer expression over [`Sym`]s. Serialised as its text, e.g.
-/// `2048*batch*tokens`, `cdiv(tokens, 16)`, `min(past+tokens, 4095)`.
+/// `2048*batch*tokens`, `cdiv(tokens, 16)`, `fdiv(2*sms, batch)`, `min(past+tokens, 4095)`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Expr {
     Const(u64),
@@ -123,6 +123,8 @@ pub enum Expr {
     Max(Box<Expr>, Box<Expr>),
     /// `ceil(a / b)`.
     CeilDiv(Box<Expr>, Box<Expr>),
+    /// `floor(a / b)`.
+    FloorDiv(Box<Expr>, Box<Expr>),
 }
 
 impl Expr {
@@ -256,6 +258,15 @@ impl Expr {
         }
     }
 
+    /// `floor(a / b)`.
+    pub fn fdiv(self, other: Expr) -> Expr {
+        match (self, other) {
+            (Expr::Const(a), Expr::Const(b)) if b > 0 => Expr::Const(a / b),
+            (a, Expr::Const(1)) => a,
+            (a, b) => Expr::FloorDiv(Box::new(a), Box::new(b)),
+        }
+    }
+
     pub fn as_const(&self) -> Option<u64> {
         match self {
             Expr::Const(c) => Some(*c),
@@ -295,6 +306,13 @@ impl Expr {
                 }
                 a.eval(env)?.div_ceil(d)
             }
+            Expr::FloorDiv(a, b) => {
+                let d = b.eval(env)?;
+                if d == 0 {
+                    return Err(err("division by zero"));
+                }
+                a.eval(env)? / d
+            }
         })
     }
 
@@ -304,7 +322,7 @@ impl Expr {
             Expr::Const(_) => false,
             Expr::Sym(t) => *t == s,
             Expr::Add(v) | Expr::Mul(v) => v.iter().any(|e| e.uses(s)),
-            Expr::Min(a, b) | Expr::Max(a, b) | Expr::CeilDiv(a, b) => a.uses(s) || b.uses(s),
+            Expr::Min(a, b) | Expr::Max(a, b) | Expr::CeilDiv(a, b) | Expr::FloorDiv(a, b) => a.uses(s) || b.uses(s),
         }
     }
 }
@@ -376,6 +394,7 @@ impl fmt::Display for Expr {
             Expr::Min(a, b) => write!(f, "min({a}, {b})"),
             Expr::Max(a, b) => write!(f, "max({a}, {b})"),
             Expr::CeilDiv(a, b) => write!(f, "cdiv({a}, {b})"),
+            Expr::FloorDiv(a, b) => write!(f, "fdiv({a}, {b})"),
         }
     }
 }
@@ -461,6 +480,7 @@ impl Parser<'_> {
             ("min(", Expr::min as fn(Expr, Expr) -> Expr),
             ("max(", Expr::max as fn(Expr, Expr) -> Expr),
             ("cdiv(", Expr::cdiv as fn(Expr, Expr) -> Expr),
+            ("fdiv(", Expr::fdiv as fn(Expr, Expr) -> Expr),
         ] {
             if self.eat(name) {
                 let (a, b) = self.call2()?;
@@ -477,8 +497,9 @@ impl Parser<'_> {
                 self.pos += ident;
                 Ok(Expr::Sym(*s))
             }
-            None => self
-                .fail("expected a number, a symbol (batch, tokens, past, max_len, slots, slot, sms), min, max or cdiv"),
+            None => self.fail(
+                "expected a number, a symbol (batch, tokens, past, max_len, slots, slot, sms), min, max, cdiv or fdiv",
+            ),
         }
     }
 }
@@ -1125,6 +1146,10 @@ mod tests {
         let div0: Expr = "cdiv(1, slot*0)".parse().unwrap();
         assert_eq!(div0, Expr::CeilDiv(Box::new(Expr::c(1)), Box::new(Expr::c(0))));
         assert!(div0.eval(&env).is_err());
+        let floor: Expr = "fdiv(2*sms, 3*batch) + fdiv(past, 1)".parse().unwrap();
+        assert_eq!(floor.to_string(), "fdiv(2*sms, 3*batch) + past");
+        assert_eq!(floor.eval(&env).unwrap(), 264 / 6 + 10);
+        assert!("fdiv(1, slot*0)".parse::<Expr>().unwrap().eval(&env).is_err());
         let big = Expr::c(u64::MAX).times(Expr::sym(Sym::Batch));
         assert!(big.eval(&env).is_err());
         assert!("batch +".parse::<Expr>().is_err());

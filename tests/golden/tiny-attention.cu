@@ -799,30 +799,32 @@ extern "C" __global__ void __launch_bounds__(128) rms_norm_78ae3235cae7(
     }
 }
 
-// ===== kernels/attn_decode_3e106b16.cu =====
+// ===== kernels/attn_decode_37ec45d7.cu =====
 /*
- * modelc mixer core: attn_decode_3e106b16, attn_decode_combine_3e106b16 (template).
+ * modelc mixer core: attn_decode_37ec45d7, attn_decode_combine_37ec45d7 (template).
  * Fuses, in order:
  *   attention(heads=4, kv_heads=2, head_dim=16, causal=true, window=none, scale=0.25)
- * Bytes loaded:  256*batch*tokens + 128*batch*(past + tokens) + 288*batch*max(min(cdiv(2*sms, 2*batch), cdiv(past + 1, 32)), 1)
- * Bytes stored:  256*batch*tokens + 288*batch*max(min(cdiv(2*sms, 2*batch), cdiv(past + 1, 32)), 1)
+ * Bytes loaded:  256*batch*tokens + 128*batch*(past + tokens) + 288*batch*max(min(fdiv(2*sms, 2*batch), cdiv(past + 1, 64)), 1)
+ * Bytes stored:  256*batch*tokens + 288*batch*max(min(fdiv(2*sms, 2*batch), cdiv(past + 1, 64)), 1)
  * FLOPs:         256*batch*tokens*(past + tokens)
  */
 /*
- * attn_decode_3e106b16: one-token causal GQA attention over (KV cache ++ the new key),
+ * attn_decode_37ec45d7: one-token causal GQA attention over (KV cache ++ the new key),
  *   H = 4, G = 2, Dh = 16, scale = 2.5e-1f, full causal (slot = pos).
- *   Split-K, grouped: block (split, g, b) covers a contiguous share of the visible keys for
- *   all H/G query heads of KV head g. Cached keys/values stream through shared memory in tiles
- *   (cp.async, 4 stages); Dh/8 lanes hold one key (16-byte reads), a warp scores
- *   32/(Dh/8) keys per step; online softmax in f32 (exp2), one max update per tile; the new key
- *   (position past_len[b]) is read from k/v directly. Warps merge in shared memory and write
- *   (max, sum, o[Dh]) to partial[b,h,split,:] (max in natural-log units);
- *   attn_decode_combine_3e106b16 merges the splits and normalises.
- *   The split-0 block of each group appends the new k/v row at position past_len[b].
+ *   Split-K, grouped, tensor cores: block (split, g, b) covers a contiguous share (a multiple of
+ *   16 keys) of the visible cached keys for all H/G query heads of KV head g; the last split
+ *   also takes the new key (position past_len[b]), read from k/v directly. Cached keys/values
+ *   stream through shared memory in 64-key tiles (cp.async, 3 stages, rows padded to
+ *   Dh + 8 channels); warp w scores keys 16w..16w+15 of a tile: S = Q K^T on mma.sync m16n8k16
+ *   (A = the R query heads as rows, zero rows up to 16; B = keys by ldmatrix), online softmax in
+ *   f32 (exp2, one max update per 16 keys), O += P V (A = P in bf16, B = values by
+ *   ldmatrix.trans). Warps merge in shared memory and write (max, sum, o[Dh]) to
+ *   partial[b,h,split,:] (max in natural-log units); attn_decode_combine_37ec45d7 merges the
+ *   splits in split order and normalises. The split-0 block appends the new k/v row.
  * Layouts: q row b of [B,H*Dh], k/v row b of [B,G*Dh] bf16; caches [B,G,s_max,Dh] bf16;
  *   past_len [B] int32; partial [B,H,n_splits,Dh+2] f32; out row b of [B,H*Dh] bf16.
  * Grids: decode (n_splits, G, B) x 128 threads, dynamic smem attention_decode_smem;
- *   combine (H, B) x Dh threads.
+ *   combine (H, B) x Dh threads. Both entries wait for the previous kernel first (PDL).
  */
 #include <cuda_bf16.h>
 
@@ -903,14 +905,24 @@ __device__ __forceinline__ void copy8_global(bf16* dst, const bf16* src, bool ve
     for (int i = 0; i < 8; ++i) dst[i] = src[i];
 }
 #endif
+#ifndef MODELC_PDL_ENTER
+#define MODELC_PDL_ENTER
+static __device__ __forceinline__ void modelc_pdl_enter() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.wait;" ::: "memory");
+    asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+#endif
 
-extern "C" __global__ void __launch_bounds__(128) attn_decode_3e106b16(
+extern "C" __global__ void __launch_bounds__(128, 2) attn_decode_37ec45d7(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
     bf16* k_cache, bf16* v_cache, const int* __restrict__ past_len,
     float* __restrict__ partial, int s_max, int n_splits)
 {
+    modelc_pdl_enter();
     constexpr int H = 4;
     constexpr int G = 2;
     constexpr int R = H / G;
@@ -918,23 +930,25 @@ extern "C" __global__ void __launch_bounds__(128) attn_decode_3e106b16(
     constexpr int W = 0;
     constexpr float SCALE_LOG2 = 3.6067376e-1f;
     constexpr int NW = 4;
-    constexpr int STAGES = 4;
-    constexpr int LPK = DH / 8;          /* lanes per key: 8 channels (16 bytes) each */
-    constexpr int KPI = 32 / LPK;        /* keys per warp per step */
-    constexpr int STEPS = KPI >= 8 ? 1 : (KPI >= 2 ? 8 / KPI : 4); /* steps per warp per tile */
-    constexpr int BT = NW * KPI * STEPS; /* keys per tile (16 for Dh = 256, else >= 32) */
-    constexpr int CPR = DH / 8;
+    constexpr int STAGES = 3;
+    constexpr int KW = 16;               /* keys per warp per tile */
+    constexpr int BT = NW * KW;          /* keys per tile */
+    constexpr int DP = DH + 8;           /* shared row stride (elements): conflict-free ldmatrix */
+    constexpr int CPR = DH / 8;          /* 16-byte chunks per row */
+    constexpr int KS = DH / 16;          /* k-steps of Q K^T; also 16-channel blocks of P V */
+    constexpr int NT = DH / 8;           /* n-tiles of the output */
+    static_assert(R <= 8, "query heads per KV head fill at most 8 of the 16 mma rows");
+    static_assert(NW * R * DH + 2 * NW * R <= STAGES * BT * DP, "merge buffers fit the tiles");
     extern __shared__ __align__(16) unsigned char smem_raw[];
-    bf16* ks = reinterpret_cast<bf16*>(smem_raw);          /* [STAGES][BT][DH] */
-    bf16* vs = ks + STAGES * BT * DH;                      /* [STAGES][BT][DH] */
-    __shared__ float red_m[NW][R], red_l[NW][R];
-    __shared__ float red_o[NW][R][DH];
+    bf16* ks = reinterpret_cast<bf16*>(smem_raw);          /* [STAGES][BT][DP] */
+    bf16* vs = ks + STAGES * BT * DP;                      /* [STAGES][BT][DP] */
 
     const int split = blockIdx.x;
     const int g = blockIdx.y;
     const long b = blockIdx.z;
     const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
-    const int kl = lane / LPK, d0 = (lane % LPK) * 8;
+    const int fr = lane / 4, fc = (lane % 4) * 2;  /* fragment row (query head), column pair */
+    const int mi = lane / 8, mr = lane % 8;        /* ldmatrix: matrix, row within it */
     const int qpos = past_len[b];
     bf16* kc = k_cache + (b * G + g) * (long)s_max * DH;
     bf16* vc = v_cache + (b * G + g) * (long)s_max * DH;
@@ -949,42 +963,49 @@ extern "C" __global__ void __launch_bounds__(128) attn_decode_3e106b16(
                 vc[slot * DH + d] = vnew[d];
             }
     }
-    float qr[R][8];
+    /* q as mma A fragments: row fr = query head g*R + fr (zero past R), columns fc, fc+1 and
+       fc+8, fc+9 of each 16-channel k-step; rows 8..15 are zero registers. */
+    unsigned qa[KS][2];
 #pragma unroll
-    for (int r = 0; r < R; ++r)
-#pragma unroll
-        for (int i = 0; i < 8; ++i) qr[r][i] = bf2f(q[b * q_stride + (g * R + r) * DH + d0 + i]) * SCALE_LOG2;
+    for (int s = 0; s < KS; ++s) {
+        qa[s][0] = 0u;
+        qa[s][1] = 0u;
+        if (fr < R) {
+            const bf16* qrow = q + b * q_stride + (g * R + fr) * DH + 16 * s + fc;
+            qa[s][0] = pack_bf16x2(bf2f(qrow[0]), bf2f(qrow[1]));
+            qa[s][1] = pack_bf16x2(bf2f(qrow[8]), bf2f(qrow[9]));
+        }
+    }
 
+    /* Cached keys [a, ec) of this split: the visible ones [lo, qpos) in shares of a multiple of
+       16 keys; the new key goes to the last split. */
     const int lo = W > 0 ? max(0, qpos - W + 1) : 0;
-    const int n = qpos - lo + 1;
-    const int per = (n + n_splits - 1) / n_splits;
-    const int a = lo + split * per;
-    const int e = min(a + per, qpos + 1);
-    const int ec = min(e, qpos);              /* cached keys: [a, ec) */
-    const int n_tiles = ec > a ? (ec - a + BT - 1) / BT : 0;
+    const int nc = qpos - lo;
+    const int per = max(KW, ((nc + n_splits - 1) / n_splits + KW - 1) / KW * KW);
+    const int a = min(lo + split * per, qpos);
+    const int ec = min(a + per, qpos);
+    const int n_tiles = (ec - a + BT - 1) / BT;
 
     auto load_tile = [&](int tile) {
         const int st = tile % STAGES;
         const int t0 = a + tile * BT;
+#pragma unroll
         for (int c = tid; c < BT * CPR; c += NW * 32) {
             const int r = c / CPR, ch = c % CPR, pos = t0 + r;
             const bool ok = pos < ec;
             const long slot = W > 0 ? (long)pos % s_max : (long)pos;
             const long off = (ok ? slot : 0) * DH + ch * 8;
-            cp_async16(ks + (st * BT + r) * DH + ch * 8, kc + off, ok);
-            cp_async16(vs + (st * BT + r) * DH + ch * 8, vc + off, ok);
+            cp_async16(ks + (st * BT + r) * DP + ch * 8, kc + off, ok);
+            cp_async16(vs + (st * BT + r) * DP + ch * 8, vc + off, ok);
         }
     };
 
-    float m[R], l[R], o[R][8];
+    float m = -INFINITY, l = 0.0f;   /* row fr; l over this thread's columns */
+    float o[NT][4];
 #pragma unroll
-    for (int r = 0; r < R; ++r) {
-        m[r] = -INFINITY;
-        l[r] = 0.0f;
+    for (int j = 0; j < NT; ++j)
 #pragma unroll
-        for (int i = 0; i < 8; ++i) o[r][i] = 0.0f;
-    }
-    /* Scores of STEPS keys per lane-group, then one max update per tile and head. */
+        for (int i = 0; i < 4; ++i) o[j][i] = 0.0f;
 #pragma unroll
     for (int t = 0; t < STAGES - 1; ++t) {
         if (t < n_tiles) load_tile(t);
@@ -996,107 +1017,112 @@ extern "C" __global__ void __launch_bounds__(128) attn_decode_3e106b16(
         if (tile + STAGES - 1 < n_tiles) load_tile(tile + STAGES - 1);
         cp_async_commit();
         const int st = tile % STAGES;
-        const int t0 = a + tile * BT;
-        float s[STEPS][R];
-        float vf[STEPS][8];
+        const int k0 = a + tile * BT + warp * KW;
+        if (k0 < ec) { /* warp-uniform */
+            const bf16* kt = ks + (st * BT + warp * KW) * DP;
+            const bf16* vt = vs + (st * BT + warp * KW) * DP;
+            float s0[4] = {0.0f, 0.0f, 0.0f, 0.0f}, s1[4] = {0.0f, 0.0f, 0.0f, 0.0f};
 #pragma unroll
-        for (int u = 0; u < STEPS; ++u) {
-            const int r_in = (warp * STEPS + u) * KPI + kl;
-            const bool ok = t0 + r_in < ec;
-            const uint4 kv = *reinterpret_cast<const uint4*>(ks + (st * BT + r_in) * DH + d0);
-            const uint4 vv = *reinterpret_cast<const uint4*>(vs + (st * BT + r_in) * DH + d0);
-            const __nv_bfloat162* k2 = reinterpret_cast<const __nv_bfloat162*>(&kv);
-            const __nv_bfloat162* v2 = reinterpret_cast<const __nv_bfloat162*>(&vv);
-            float kf[8];
-#pragma unroll
-            for (int i = 0; i < 4; ++i) {
-                const float2 kk = __bfloat1622float2(k2[i]);
-                const float2 vq = __bfloat1622float2(v2[i]);
-                kf[2 * i] = kk.x; kf[2 * i + 1] = kk.y;
-                vf[u][2 * i] = vq.x; vf[u][2 * i + 1] = vq.y;
+            for (int s = 0; s < KS; ++s) {
+                unsigned kb[4];
+                /* matrices: keys 0-7 | 0-7 | 8-15 | 8-15, channels +0 | +8 | +0 | +8 */
+                ldmatrix_x4(kb, kt + ((mi / 2) * 8 + mr) * DP + 16 * s + (mi % 2) * 8);
+                const unsigned qf[4] = {qa[s][0], 0u, qa[s][1], 0u};
+                mma_bf16(s0, qf, kb[0], kb[1]);
+                mma_bf16(s1, qf, kb[2], kb[3]);
             }
-#pragma unroll
-            for (int r = 0; r < R; ++r) {
-                float acc = 0.0f;
-#pragma unroll
-                for (int i = 0; i < 8; ++i) acc = fmaf(qr[r][i], kf[i], acc);
-#pragma unroll
-                for (int off = LPK / 2; off > 0; off >>= 1) acc += __shfl_xor_sync(0xffffffffu, acc, off);
-                s[u][r] = ok ? acc : -INFINITY;
+            /* Row fr's scores of keys k0 + fc, +1 (s0) and k0 + 8 + fc, +1 (s1). */
+            float sc[4] = {s0[0] * SCALE_LOG2, s0[1] * SCALE_LOG2, s1[0] * SCALE_LOG2, s1[1] * SCALE_LOG2};
+            if (k0 + KW > ec) {
+                if (k0 + fc >= ec) sc[0] = -INFINITY;
+                if (k0 + fc + 1 >= ec) sc[1] = -INFINITY;
+                if (k0 + 8 + fc >= ec) sc[2] = -INFINITY;
+                if (k0 + 9 + fc >= ec) sc[3] = -INFINITY;
             }
-        }
+            float mx = fmaxf(fmaxf(sc[0], sc[1]), fmaxf(sc[2], sc[3]));
+            mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+            mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+            const float mn = fmaxf(m, mx); /* finite: key k0 is visible */
+            const float corr = exp2f(m - mn);
+            float pr[4];
 #pragma unroll
-        for (int r = 0; r < R; ++r) {
-            float mx = s[0][r];
+            for (int i = 0; i < 4; ++i) pr[i] = exp2f(sc[i] - mn);
+            l = l * corr + ((pr[0] + pr[1]) + (pr[2] + pr[3]));
+            m = mn;
 #pragma unroll
-            for (int u = 1; u < STEPS; ++u) mx = fmaxf(mx, s[u][r]);
+            for (int j = 0; j < NT; ++j) {
+                o[j][0] *= corr;
+                o[j][1] *= corr;
+            }
+            const unsigned pa[4] = {pack_bf16x2(pr[0], pr[1]), 0u, pack_bf16x2(pr[2], pr[3]), 0u};
 #pragma unroll
-            for (int off = LPK; off < 32; off <<= 1) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, off));
-            const float mn = fmaxf(m[r], mx);
-            const float base = mn == -INFINITY ? 0.0f : mn;
-            const float corr = exp2f(m[r] - base);
-            m[r] = mn;
-            l[r] *= corr;
-#pragma unroll
-            for (int i = 0; i < 8; ++i) o[r][i] *= corr;
-#pragma unroll
-            for (int u = 0; u < STEPS; ++u) {
-                const float p = exp2f(s[u][r] - base);
-                l[r] += p;
-#pragma unroll
-                for (int i = 0; i < 8; ++i) o[r][i] = fmaf(p, vf[u][i], o[r][i]);
+            for (int s = 0; s < KS; ++s) {
+                unsigned vb[4];
+                /* matrices: keys 0-7 | 8-15 | 0-7 | 8-15, channels +0 | +0 | +8 | +8 */
+                ldmatrix_x4_trans(vb, vt + ((mi % 2) * 8 + mr) * DP + 16 * s + (mi / 2) * 8);
+                mma_bf16(o[2 * s], pa, vb[0], vb[1]);
+                mma_bf16(o[2 * s + 1], pa, vb[2], vb[3]);
             }
         }
     }
     cp_async_wait<0>();
-    /* The new key: one per sequence, by warp 0's first key group, from k/v directly. */
-    if (qpos >= a && qpos < e && warp == 0) {
-        float kf[8], vf1[8];
+    /* The new key, by warp 0 of the last split, from k/v directly (f32). */
+    if (split == n_splits - 1 && warp == 0) {
+        float acc = 0.0f;
 #pragma unroll
-        for (int i = 0; i < 8; ++i) { kf[i] = bf2f(knew[d0 + i]); vf1[i] = bf2f(vnew[d0 + i]); }
-        const bool mine = kl == 0;
+        for (int s = 0; s < KS; ++s) {
+            const __nv_bfloat162 q0 = *reinterpret_cast<const __nv_bfloat162*>(&qa[s][0]);
+            const __nv_bfloat162 q1 = *reinterpret_cast<const __nv_bfloat162*>(&qa[s][1]);
+            acc = fmaf(__low2float(q0), bf2f(knew[16 * s + fc]), acc);
+            acc = fmaf(__high2float(q0), bf2f(knew[16 * s + fc + 1]), acc);
+            acc = fmaf(__low2float(q1), bf2f(knew[16 * s + 8 + fc]), acc);
+            acc = fmaf(__high2float(q1), bf2f(knew[16 * s + 9 + fc]), acc);
+        }
+        acc += __shfl_xor_sync(0xffffffffu, acc, 1);
+        acc += __shfl_xor_sync(0xffffffffu, acc, 2);
+        const float sn = acc * SCALE_LOG2;
+        const float mn = fmaxf(m, sn);
+        const float corr = exp2f(m - mn);
+        const float pn = exp2f(sn - mn);
+        m = mn;
+        l = l * corr + (fc == 0 ? pn : 0.0f);
 #pragma unroll
-        for (int r = 0; r < R; ++r) {
-            float acc = 0.0f;
-#pragma unroll
-            for (int i = 0; i < 8; ++i) acc = fmaf(qr[r][i], kf[i], acc);
-#pragma unroll
-            for (int off = LPK / 2; off > 0; off >>= 1) acc += __shfl_xor_sync(0xffffffffu, acc, off);
-            const float mn = fmaxf(m[r], acc);
-            const float corr = exp2f(m[r] - mn);
-            const float p = mine ? exp2f(acc - mn) : 0.0f;
-            m[r] = mn;
-            l[r] = l[r] * corr + p;
-#pragma unroll
-            for (int i = 0; i < 8; ++i) o[r][i] = fmaf(p, vf1[i], o[r][i] * corr);
+        for (int j = 0; j < NT; ++j) {
+            o[j][0] = fmaf(pn, bf2f(vnew[8 * j + fc]), o[j][0] * corr);
+            o[j][1] = fmaf(pn, bf2f(vnew[8 * j + fc + 1]), o[j][1] * corr);
         }
     }
+    l += __shfl_xor_sync(0xffffffffu, l, 1);
+    l += __shfl_xor_sync(0xffffffffu, l, 2);
+    /* Merge the warps (buffers over the drained tiles). */
+    __syncthreads();
+    float* red_o = reinterpret_cast<float*>(smem_raw); /* [NW][R][DH] */
+    float* red_m = red_o + NW * R * DH;                 /* [NW][R] */
+    float* red_l = red_m + NW * R;                      /* [NW][R] */
+    if (fr < R) {
 #pragma unroll
-    for (int r = 0; r < R; ++r) {
-#pragma unroll
-        for (int off = LPK; off < 32; off <<= 1) {
-            l[r] += __shfl_xor_sync(0xffffffffu, l[r], off);
-#pragma unroll
-            for (int i = 0; i < 8; ++i) o[r][i] += __shfl_xor_sync(0xffffffffu, o[r][i], off);
+        for (int j = 0; j < NT; ++j) {
+            red_o[(warp * R + fr) * DH + 8 * j + fc] = o[j][0];
+            red_o[(warp * R + fr) * DH + 8 * j + fc + 1] = o[j][1];
         }
-        if (lane == 0) { red_m[warp][r] = m[r]; red_l[warp][r] = l[r]; }
-        if (kl == 0)
-#pragma unroll
-            for (int i = 0; i < 8; ++i) red_o[warp][r][d0 + i] = o[r][i];
+        if (fc == 0) {
+            red_m[warp * R + fr] = m;
+            red_l[warp * R + fr] = l;
+        }
     }
     __syncthreads();
     for (int idx = tid; idx < R * DH; idx += blockDim.x) {
         const int r = idx / DH, d = idx % DH;
         float M = -INFINITY;
 #pragma unroll
-        for (int w = 0; w < NW; ++w) M = fmaxf(M, red_m[w][r]);
+        for (int w = 0; w < NW; ++w) M = fmaxf(M, red_m[w * R + r]);
         float acc = 0.0f, L = 0.0f;
 #pragma unroll
         for (int w = 0; w < NW; ++w)
-            if (red_m[w][r] != -INFINITY) {
-                const float c = exp2f(red_m[w][r] - M);
-                acc += red_o[w][r][d] * c;
-                L += red_l[w][r] * c;
+            if (red_m[w * R + r] != -INFINITY) {
+                const float c = exp2f(red_m[w * R + r] - M);
+                acc += red_o[(w * R + r) * DH + d] * c;
+                L += red_l[w * R + r] * c;
             }
         float* dst = partial + ((b * H + g * R + r) * (long)n_splits + split) * (DH + 2);
         dst[2 + d] = acc;
@@ -1106,9 +1132,10 @@ extern "C" __global__ void __launch_bounds__(128) attn_decode_3e106b16(
         }
     }
 }
-extern "C" __global__ void attn_decode_combine_3e106b16(
+extern "C" __global__ void attn_decode_combine_37ec45d7(
     const float* __restrict__ partial, bf16* __restrict__ out, int out_stride, int n_splits)
 {
+    modelc_pdl_enter();
     constexpr int H = 4;
     constexpr int DH = 16;
     const int h = blockIdx.x;

@@ -622,8 +622,8 @@ extern "C" __global__ void __launch_bounds__(128) rms_norm_83f588c36a54(
  * modelc mixer core: attn_decode_65355868, attn_decode_combine_65355868 (template).
  * Fuses, in order:
  *   attention(heads=4, kv_heads=2, head_dim=8, causal=true, window=4, scale=0.35355339059327373)
- * Bytes loaded:  128*batch*tokens + 64*batch*min(past + tokens, 4) + 160*batch*max(min(cdiv(2*sms, 4*batch), cdiv(past + 1, 32)), 1)
- * Bytes stored:  128*batch*tokens + 160*batch*max(min(cdiv(2*sms, 4*batch), cdiv(past + 1, 32)), 1)
+ * Bytes loaded:  128*batch*tokens + 64*batch*min(past + tokens, 4) + 160*batch*max(min(fdiv(2*sms, 4*batch), cdiv(min(past + 1, 4), 32)), 1)
+ * Bytes stored:  128*batch*tokens + 160*batch*max(min(fdiv(2*sms, 4*batch), cdiv(min(past + 1, 4), 32)), 1)
  * FLOPs:         128*batch*tokens*min(past + tokens, 4)
  */
 /*

@@ -10,9 +10,10 @@ use std::fmt::Write;
 use super::glue::describe_op;
 use super::kernel::{c, rows, KArg};
 use super::templates::attention::{
-    attention_decode, attention_decode_heads_per_grid, attention_decode_launch, attention_prefill,
-    attention_prefill_launch, attention_prefill_queries_per_block, attention_prefill_wgmma,
-    attention_prefill_wgmma_launch, tensor_core_prefill, wgmma_prefill, AttentionParams as TAttention, ATTN_WG_TILE,
+    attention_decode, attention_decode_blocks_per_sm, attention_decode_heads_per_grid, attention_decode_launch,
+    attention_decode_min_keys, attention_prefill, attention_prefill_launch, attention_prefill_queries_per_block,
+    attention_prefill_wgmma, attention_prefill_wgmma_launch, tensor_core_prefill, wgmma_prefill,
+    AttentionParams as TAttention, ATTN_WG_TILE,
 };
 use super::templates::conv1d::{
     conv1d, conv1d_launch, Conv1dParams, ConvActivation, CONV_CHANNELS_PER_BLOCK, CONV_TOKENS_PER_THREAD,
@@ -183,12 +184,18 @@ pub fn attention_prefill_wgmma_grid(p: &TAttention) -> [Expr; 3] {
     [c(p.heads).times(b()), t().cdiv(c(ATTN_WG_TILE)), c(1)]
 }
 
-/// Split-K factor of decode attention: enough blocks to fill the SMs twice, at most one split
-/// per 32 visible keys, at least one.
+/// Split-K factor of decode attention (`attention_decode_pick_splits` as an expression): as many
+/// splits as fit the resident decode blocks in one wave, `floor(blocks_per_sm·SMs / (B·Y))`, at
+/// most one per `attention_decode_min_keys` visible keys, at least one.
 pub fn attention_decode_splits(p: &TAttention) -> Expr {
-    c(2).times(Expr::sym(Sym::Sms))
-        .cdiv(b().times(c(attention_decode_heads_per_grid(p))))
-        .min(Expr::sym(Sym::Past).plus(c(1)).cdiv(c(32)))
+    let keys = match p.window {
+        Some(w) => Expr::sym(Sym::Past).plus(c(1)).min(c(w)),
+        None => Expr::sym(Sym::Past).plus(c(1)),
+    };
+    c(attention_decode_blocks_per_sm(p))
+        .times(Expr::sym(Sym::Sms))
+        .fdiv(b().times(c(attention_decode_heads_per_grid(p))))
+        .min(keys.cdiv(c(attention_decode_min_keys(p))))
         .max(c(1))
 }
 
@@ -292,7 +299,7 @@ pub fn core_code(graph: &Graph, plan: &FusionPlan, step: &Step, core: &Core) -> 
                 KArg::State(vc),
                 KArg::PastLen,
             ];
-            // Decode split-K: enough blocks to fill the SMs twice, at most one split per 32 keys.
+            // Decode split-K: one wave of resident blocks (`attention_decode_splits`).
             let splits = attention_decode_splits(&tp);
             let partial_elems = b().times(c(h)).times(splits.clone()).times(c(dh + 2));
             let workspace = KArg::Workspace {
@@ -732,7 +739,7 @@ pub fn core_code(graph: &Graph, plan: &FusionPlan, step: &Step, core: &Core) -> 
 #[cfg(test)]
 mod tests {
     use super::super::templates::attention::{
-        attention_decode_smem, attention_prefill_smem, attention_prefill_threads,
+        attention_decode_pick_splits, attention_decode_smem, attention_prefill_smem, attention_prefill_threads,
     };
     use super::*;
     use modelc_runtime::program::Env;
@@ -778,6 +785,7 @@ mod tests {
                 );
                 let splits = attention_decode_splits(&ap).eval(&env).unwrap_or(0) as usize;
                 assert!(splits >= 1 && splits <= (past + 1).div_ceil(32).max(1));
+                assert_eq!(splits, attention_decode_pick_splits(&ap, bu, past, env.sms as usize));
                 let (pg, cg) = attention_decode_launch(&ap, bu, splits);
                 let (pe, ce) = attention_decode_grids(&ap, attention_decode_splits(&ap));
                 assert_eq!((grid(&pe, &env), grid(&ce, &env)), (pg.grid, cg.grid));

@@ -237,6 +237,15 @@ impl Gpu {
         self.max_smem_optin
     }
 
+    /// The device's SM (multiprocessor) count.
+    pub fn sm_count(&self) -> Result<u32, CudaError> {
+        let n = self
+            .ctx
+            .attribute(CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT)
+            .map_err(|e| CudaError::driver("reading the multiprocessor count", e))?;
+        Ok(u32::try_from(n).unwrap_or(1).max(1))
+    }
+
     pub fn context(&self) -> &Arc<CudaContext> {
         &self.ctx
     }

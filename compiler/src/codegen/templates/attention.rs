@@ -31,6 +31,13 @@
 
 use super::{blocks, check, dim, f32_lit, finish, KernelSource, Launch, TemplateError, HASH, MMA_PRELUDE, PRELUDE};
 
+pub use super::attention_decode::{
+    attention_decode, attention_decode_blocks_per_sm, attention_decode_heads_per_grid, attention_decode_launch,
+    attention_decode_min_keys, attention_decode_pick_splits, attention_decode_smem, attention_decode_variant,
+    attention_decode_variant_launch, attention_decode_variant_smem, attention_decode_workspace_len, grouped_decode,
+    mma_decode, DecodeVariant, ATTN_DECODE_DEFAULT, ATTN_DECODE_MMA_KEYS, ATTN_DECODE_STAGES, ATTN_GROUPED_MAX_RATIO,
+};
+
 /// Compile-time constants of both attention kernels.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct AttentionParams {
@@ -61,22 +68,11 @@ pub const ATTN_TC_TILE: usize = 128;
 /// Largest head size of the tensor-core prefill: its q fragments and output accumulators live
 /// in registers (`Dh/16·4 + Dh/8·4` per thread).
 pub const ATTN_TC_MAX_HEAD_DIM: usize = 128;
-/// Largest query-heads-per-KV-head ratio of the grouped decode (its queries and accumulators are
-/// `2·8·R` registers per thread).
-pub const ATTN_GROUPED_MAX_RATIO: usize = 8;
 
 /// Whether [`attention_prefill`] emits the tensor-core kernel for `p` (else the SIMT one): head
 /// sizes made of whole 16-channel `mma` k-steps, up to [`ATTN_TC_MAX_HEAD_DIM`].
 pub fn tensor_core_prefill(p: &AttentionParams) -> bool {
     p.head_dim.is_multiple_of(16) && p.head_dim <= ATTN_TC_MAX_HEAD_DIM
-}
-
-/// Whether [`attention_decode`] emits the grouped kernel for `p` (one block per KV head serving
-/// all its query heads, 16-byte loads; else the SIMT one): `Dh/8` lanes per key must divide a
-/// warp (Dh = 8, one lane per key, is left to the SIMT kernel: ptxas spills its windowed form),
-/// and at most [`ATTN_GROUPED_MAX_RATIO`] query heads share a KV head.
-pub fn grouped_decode(p: &AttentionParams) -> bool {
-    matches!(p.head_dim, 16 | 32 | 64 | 128 | 256) && p.kv_heads > 0 && p.heads / p.kv_heads <= ATTN_GROUPED_MAX_RATIO
 }
 
 /// Query rows per prefill block: 128 on tensor cores (either [`MmaVariant`]), else
@@ -89,22 +85,13 @@ pub fn attention_prefill_queries_per_block(p: &AttentionParams) -> usize {
     }
 }
 
-/// Heads along the decode grid's y axis: KV heads for the grouped kernel, query heads otherwise.
-pub fn attention_decode_heads_per_grid(p: &AttentionParams) -> usize {
-    if grouped_decode(p) {
-        p.kv_heads
-    } else {
-        p.heads
-    }
-}
-
 /// Row stride (floats) of the prefill's shared key tile: Dh padded to an odd number, so that the
 /// 32 lanes of a warp, each reading its own key row at the same channel, hit 32 distinct banks.
 fn key_stride(head_dim: usize) -> usize {
     head_dim | 1
 }
 
-fn validate(p: &AttentionParams, template: &'static str) -> Result<(), TemplateError> {
+pub(super) fn validate(p: &AttentionParams, template: &'static str) -> Result<(), TemplateError> {
     check(
         template,
         p.heads > 0 && p.kv_heads > 0 && p.heads.is_multiple_of(p.kv_heads),
@@ -130,7 +117,7 @@ fn validate(p: &AttentionParams, template: &'static str) -> Result<(), TemplateE
     Ok(())
 }
 
-fn window_name(p: &AttentionParams) -> String {
+pub(super) fn window_name(p: &AttentionParams) -> String {
     match p.window {
         Some(w) => format!("sliding window W = {w} (ring cache, slot = pos mod S_max)"),
         None => "full causal (slot = pos)".to_string(),
@@ -138,7 +125,7 @@ fn window_name(p: &AttentionParams) -> String {
 }
 
 /// Constants shared by both kernels, as `constexpr` lines.
-fn constants(p: &AttentionParams) -> String {
+pub(super) fn constants(p: &AttentionParams) -> String {
     format!(
         "    constexpr int H = {h};\n    constexpr int G = {g};\n    constexpr int R = H / G;\n    \
          constexpr int DH = {dh};\n    constexpr int DPL = (DH + 31) / 32;\n    \
@@ -162,13 +149,6 @@ const PREFILL_PARAMS: &str = "    const bf16* __restrict__ q, int q_stride,
     bf16* k_cache, bf16* v_cache, const int* __restrict__ past_len,
     bf16* __restrict__ out, int out_stride,
     int T, int s_max)";
-
-/// The parameter list every decode (partials) kernel takes.
-const DECODE_PARAMS: &str = "    const bf16* __restrict__ q, int q_stride,
-    const bf16* __restrict__ k, int k_stride,
-    const bf16* __restrict__ v, int v_stride,
-    bf16* k_cache, bf16* v_cache, const int* __restrict__ past_len,
-    float* __restrict__ partial, int s_max, int n_splits)";
 
 /// Emits `attn_prefill_<hash>`.
 ///
@@ -330,7 +310,7 @@ extern "C" __global__ void __launch_bounds__({threads}) attn_prefill_{HASH}(
 }
 
 /// Constants of the tensor-core prefill and the grouped decode, as `constexpr` lines.
-fn tensor_core_constants(p: &AttentionParams) -> String {
+pub(super) fn tensor_core_constants(p: &AttentionParams) -> String {
     format!(
         "    constexpr int H = {h};\n    constexpr int G = {g};\n    constexpr int R = H / G;\n    \
          constexpr int DH = {dh};\n    constexpr int W = {w};\n    constexpr float SCALE_LOG2 = {scale};\n",
@@ -341,32 +321,6 @@ fn tensor_core_constants(p: &AttentionParams) -> String {
         // Scores are exponentiated with exp2: fold log2(e) into the scale once.
         scale = f32_lit(p.scale * std::f32::consts::LOG2_E),
     )
-}
-
-/// Shared-memory stages of the grouped decode's key/value tiles.
-pub const ATTN_DECODE_STAGES: usize = 4;
-
-/// Keys per shared-memory tile of the grouped decode: 4 warps × (keys per warp step) × steps
-/// (it mirrors `BT` in the kernel: 32 for 32 ≤ Dh ≤ 128; Dh 256 takes 4 steps of one key, as 8
-/// would spill registers).
-fn decode_keys_per_tile(head_dim: usize) -> usize {
-    let keys_per_step = 32 / (head_dim / 8).max(1);
-    let steps = match keys_per_step {
-        8.. => 1,
-        2.. => 8 / keys_per_step,
-        _ => 4,
-    };
-    4 * keys_per_step * steps
-}
-
-/// Dynamic shared memory of the decode kernel, in bytes: the grouped kernel's staged k and v
-/// tiles, none for the SIMT one.
-pub fn attention_decode_smem(p: &AttentionParams) -> u32 {
-    if grouped_decode(p) {
-        dim(ATTN_DECODE_STAGES * decode_keys_per_tile(p.head_dim) * p.head_dim * 2 * 2)
-    } else {
-        0
-    }
 }
 
 /// Keys per tile of the tensor-core prefill.
@@ -2078,238 +2032,6 @@ extern "C" __global__ void __launch_bounds__({threads}, 1) attn_prefill_wgmma_{H
     Ok(finish(&[&format!("attn_prefill_wgmma_{HASH}")], body))
 }
 
-/// The grouped decode: one block per (split, KV head, sequence) serving the head's R query
-/// heads, so every cached key and value is read once; cached keys and values stream through
-/// shared memory in tiles, [`ATTN_DECODE_STAGES`] deep (`cp.async`), and `Dh/8` lanes hold one
-/// key (16-byte reads).
-fn decode_grouped(p: &AttentionParams, combine: &str) -> KernelSource {
-    let body = format!(
-        r#"/*
- * attn_decode_{HASH}: one-token causal GQA attention over (KV cache ++ the new key),
- *   H = {h}, G = {g}, Dh = {dh}, scale = {scale}, {window}.
- *   Split-K, grouped: block (split, g, b) covers a contiguous share of the visible keys for
- *   all H/G query heads of KV head g. Cached keys/values stream through shared memory in tiles
- *   (cp.async, {stages} stages); Dh/8 lanes hold one key (16-byte reads), a warp scores
- *   32/(Dh/8) keys per step; online softmax in f32 (exp2), one max update per tile; the new key
- *   (position past_len[b]) is read from k/v directly. Warps merge in shared memory and write
- *   (max, sum, o[Dh]) to partial[b,h,split,:] (max in natural-log units);
- *   attn_decode_combine_{HASH} merges the splits and normalises.
- *   The split-0 block of each group appends the new k/v row at position past_len[b].
- * Layouts: q row b of [B,H*Dh], k/v row b of [B,G*Dh] bf16; caches [B,G,s_max,Dh] bf16;
- *   past_len [B] int32; partial [B,H,n_splits,Dh+2] f32; out row b of [B,H*Dh] bf16.
- * Grids: decode (n_splits, G, B) x {threads} threads, dynamic smem attention_decode_smem;
- *   combine (H, B) x Dh threads.
- */
-{PRELUDE}{MMA_PRELUDE}
-extern "C" __global__ void __launch_bounds__({threads}) attn_decode_{HASH}(
-{DECODE_PARAMS}
-{{
-{consts}    constexpr int NW = {nw};
-    constexpr int STAGES = {stages};
-    constexpr int LPK = DH / 8;          /* lanes per key: 8 channels (16 bytes) each */
-    constexpr int KPI = 32 / LPK;        /* keys per warp per step */
-    constexpr int STEPS = KPI >= 8 ? 1 : (KPI >= 2 ? 8 / KPI : 4); /* steps per warp per tile */
-    constexpr int BT = NW * KPI * STEPS; /* keys per tile (16 for Dh = 256, else >= 32) */
-    constexpr int CPR = DH / 8;
-    extern __shared__ __align__(16) unsigned char smem_raw[];
-    bf16* ks = reinterpret_cast<bf16*>(smem_raw);          /* [STAGES][BT][DH] */
-    bf16* vs = ks + STAGES * BT * DH;                      /* [STAGES][BT][DH] */
-    __shared__ float red_m[NW][R], red_l[NW][R];
-    __shared__ float red_o[NW][R][DH];
-
-    const int split = blockIdx.x;
-    const int g = blockIdx.y;
-    const long b = blockIdx.z;
-    const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
-    const int kl = lane / LPK, d0 = (lane % LPK) * 8;
-    const int qpos = past_len[b];
-    bf16* kc = k_cache + (b * G + g) * (long)s_max * DH;
-    bf16* vc = v_cache + (b * G + g) * (long)s_max * DH;
-    const bf16* knew = k + b * k_stride + g * DH;
-    const bf16* vnew = v + b * v_stride + g * DH;
-
-    if (split == 0) {{
-        const long slot = W > 0 ? (long)qpos % s_max : (long)qpos;
-        if (slot < s_max)
-            for (int d = tid; d < DH; d += blockDim.x) {{
-                kc[slot * DH + d] = knew[d];
-                vc[slot * DH + d] = vnew[d];
-            }}
-    }}
-    float qr[R][8];
-#pragma unroll
-    for (int r = 0; r < R; ++r)
-#pragma unroll
-        for (int i = 0; i < 8; ++i) qr[r][i] = bf2f(q[b * q_stride + (g * R + r) * DH + d0 + i]) * SCALE_LOG2;
-
-    const int lo = W > 0 ? max(0, qpos - W + 1) : 0;
-    const int n = qpos - lo + 1;
-    const int per = (n + n_splits - 1) / n_splits;
-    const int a = lo + split * per;
-    const int e = min(a + per, qpos + 1);
-    const int ec = min(e, qpos);              /* cached keys: [a, ec) */
-    const int n_tiles = ec > a ? (ec - a + BT - 1) / BT : 0;
-
-    auto load_tile = [&](int tile) {{
-        const int st = tile % STAGES;
-        const int t0 = a + tile * BT;
-        for (int c = tid; c < BT * CPR; c += NW * 32) {{
-            const int r = c / CPR, ch = c % CPR, pos = t0 + r;
-            const bool ok = pos < ec;
-            const long slot = W > 0 ? (long)pos % s_max : (long)pos;
-            const long off = (ok ? slot : 0) * DH + ch * 8;
-            cp_async16(ks + (st * BT + r) * DH + ch * 8, kc + off, ok);
-            cp_async16(vs + (st * BT + r) * DH + ch * 8, vc + off, ok);
-        }}
-    }};
-
-    float m[R], l[R], o[R][8];
-#pragma unroll
-    for (int r = 0; r < R; ++r) {{
-        m[r] = -INFINITY;
-        l[r] = 0.0f;
-#pragma unroll
-        for (int i = 0; i < 8; ++i) o[r][i] = 0.0f;
-    }}
-    /* Scores of STEPS keys per lane-group, then one max update per tile and head. */
-#pragma unroll
-    for (int t = 0; t < STAGES - 1; ++t) {{
-        if (t < n_tiles) load_tile(t);
-        cp_async_commit();
-    }}
-    for (int tile = 0; tile < n_tiles; ++tile) {{
-        cp_async_wait<STAGES - 2>();
-        __syncthreads();
-        if (tile + STAGES - 1 < n_tiles) load_tile(tile + STAGES - 1);
-        cp_async_commit();
-        const int st = tile % STAGES;
-        const int t0 = a + tile * BT;
-        float s[STEPS][R];
-        float vf[STEPS][8];
-#pragma unroll
-        for (int u = 0; u < STEPS; ++u) {{
-            const int r_in = (warp * STEPS + u) * KPI + kl;
-            const bool ok = t0 + r_in < ec;
-            const uint4 kv = *reinterpret_cast<const uint4*>(ks + (st * BT + r_in) * DH + d0);
-            const uint4 vv = *reinterpret_cast<const uint4*>(vs + (st * BT + r_in) * DH + d0);
-            const __nv_bfloat162* k2 = reinterpret_cast<const __nv_bfloat162*>(&kv);
-            const __nv_bfloat162* v2 = reinterpret_cast<const __nv_bfloat162*>(&vv);
-            float kf[8];
-#pragma unroll
-            for (int i = 0; i < 4; ++i) {{
-                const float2 kk = __bfloat1622float2(k2[i]);
-                const float2 vq = __bfloat1622float2(v2[i]);
-                kf[2 * i] = kk.x; kf[2 * i + 1] = kk.y;
-                vf[u][2 * i] = vq.x; vf[u][2 * i + 1] = vq.y;
-            }}
-#pragma unroll
-            for (int r = 0; r < R; ++r) {{
-                float acc = 0.0f;
-#pragma unroll
-                for (int i = 0; i < 8; ++i) acc = fmaf(qr[r][i], kf[i], acc);
-#pragma unroll
-                for (int off = LPK / 2; off > 0; off >>= 1) acc += __shfl_xor_sync(0xffffffffu, acc, off);
-                s[u][r] = ok ? acc : -INFINITY;
-            }}
-        }}
-#pragma unroll
-        for (int r = 0; r < R; ++r) {{
-            float mx = s[0][r];
-#pragma unroll
-            for (int u = 1; u < STEPS; ++u) mx = fmaxf(mx, s[u][r]);
-#pragma unroll
-            for (int off = LPK; off < 32; off <<= 1) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, off));
-            const float mn = fmaxf(m[r], mx);
-            const float base = mn == -INFINITY ? 0.0f : mn;
-            const float corr = exp2f(m[r] - base);
-            m[r] = mn;
-            l[r] *= corr;
-#pragma unroll
-            for (int i = 0; i < 8; ++i) o[r][i] *= corr;
-#pragma unroll
-            for (int u = 0; u < STEPS; ++u) {{
-                const float p = exp2f(s[u][r] - base);
-                l[r] += p;
-#pragma unroll
-                for (int i = 0; i < 8; ++i) o[r][i] = fmaf(p, vf[u][i], o[r][i]);
-            }}
-        }}
-    }}
-    cp_async_wait<0>();
-    /* The new key: one per sequence, by warp 0's first key group, from k/v directly. */
-    if (qpos >= a && qpos < e && warp == 0) {{
-        float kf[8], vf1[8];
-#pragma unroll
-        for (int i = 0; i < 8; ++i) {{ kf[i] = bf2f(knew[d0 + i]); vf1[i] = bf2f(vnew[d0 + i]); }}
-        const bool mine = kl == 0;
-#pragma unroll
-        for (int r = 0; r < R; ++r) {{
-            float acc = 0.0f;
-#pragma unroll
-            for (int i = 0; i < 8; ++i) acc = fmaf(qr[r][i], kf[i], acc);
-#pragma unroll
-            for (int off = LPK / 2; off > 0; off >>= 1) acc += __shfl_xor_sync(0xffffffffu, acc, off);
-            const float mn = fmaxf(m[r], acc);
-            const float corr = exp2f(m[r] - mn);
-            const float p = mine ? exp2f(acc - mn) : 0.0f;
-            m[r] = mn;
-            l[r] = l[r] * corr + p;
-#pragma unroll
-            for (int i = 0; i < 8; ++i) o[r][i] = fmaf(p, vf1[i], o[r][i] * corr);
-        }}
-    }}
-#pragma unroll
-    for (int r = 0; r < R; ++r) {{
-#pragma unroll
-        for (int off = LPK; off < 32; off <<= 1) {{
-            l[r] += __shfl_xor_sync(0xffffffffu, l[r], off);
-#pragma unroll
-            for (int i = 0; i < 8; ++i) o[r][i] += __shfl_xor_sync(0xffffffffu, o[r][i], off);
-        }}
-        if (lane == 0) {{ red_m[warp][r] = m[r]; red_l[warp][r] = l[r]; }}
-        if (kl == 0)
-#pragma unroll
-            for (int i = 0; i < 8; ++i) red_o[warp][r][d0 + i] = o[r][i];
-    }}
-    __syncthreads();
-    for (int idx = tid; idx < R * DH; idx += blockDim.x) {{
-        const int r = idx / DH, d = idx % DH;
-        float M = -INFINITY;
-#pragma unroll
-        for (int w = 0; w < NW; ++w) M = fmaxf(M, red_m[w][r]);
-        float acc = 0.0f, L = 0.0f;
-#pragma unroll
-        for (int w = 0; w < NW; ++w)
-            if (red_m[w][r] != -INFINITY) {{
-                const float c = exp2f(red_m[w][r] - M);
-                acc += red_o[w][r][d] * c;
-                L += red_l[w][r] * c;
-            }}
-        float* dst = partial + ((b * H + g * R + r) * (long)n_splits + split) * (DH + 2);
-        dst[2 + d] = acc;
-        if (d == 0) {{
-            dst[0] = M == -INFINITY ? M : M * 0.6931471805599453f;
-            dst[1] = L;
-        }}
-    }}
-}}
-{combine}"#,
-        h = p.heads,
-        g = p.kv_heads,
-        dh = p.head_dim,
-        scale = f32_lit(p.scale),
-        window = window_name(p),
-        threads = ATTN_THREADS,
-        nw = ATTN_THREADS / 32,
-        stages = ATTN_DECODE_STAGES,
-        consts = tensor_core_constants(p),
-    );
-    finish(
-        &[&format!("attn_decode_{HASH}"), &format!("attn_decode_combine_{HASH}")],
-        body,
-    )
-}
-
 /// Dynamic shared memory of [`attention_prefill`], in bytes (q tile, padded k tile, v tile).
 pub fn attention_prefill_smem(p: &AttentionParams) -> u32 {
     if tensor_core_prefill(p) {
@@ -2343,209 +2065,6 @@ pub fn attention_prefill_threads(p: &AttentionParams) -> usize {
     } else {
         ATTN_THREADS
     }
-}
-
-/// Emits `attn_decode_<hash>` (split-K partials) and `attn_decode_combine_<hash>`.
-///
-/// `attn_decode_<hash>` arguments, in order:
-/// `(const bf16* q, int q_stride, const bf16* k, int k_stride, const bf16* v, int v_stride,
-///   bf16* k_cache, bf16* v_cache, const int* past_len, float* partial, int s_max, int n_splits)`
-/// - one new token per sequence: row b of q `[B, H·Dh]`, k, v `[B, G·Dh]` (strides in elements);
-/// - partial `[B, H, n_splits, Dh + 2]` f32 workspace: (max, sum, unnormalised output).
-///
-/// `attn_decode_combine_<hash>` arguments: `(const float* partial, bf16* out, int out_stride,
-///   int n_splits)`, out row b `[B, H·Dh]`.
-///
-/// Launch both with [`attention_decode_launch`]; pick `n_splits` so that
-/// `B·Y·n_splits` covers the SMs (e.g. `ceil(2·SMs / (B·Y))`, at most `ceil(len / 32)`), Y being
-/// [`attention_decode_heads_per_grid`]. Emits the grouped kernel where [`grouped_decode`] holds
-/// (grid `(n_splits, G, B)`), else the SIMT one (grid `(n_splits, H, B)`); the arguments, the
-/// partials' format and the combine kernel are the same.
-pub fn attention_decode(p: &AttentionParams) -> Result<KernelSource, TemplateError> {
-    validate(p, "attention_decode")?;
-    let combine = decode_combine(p);
-    Ok(if grouped_decode(p) {
-        decode_grouped(p, &combine)
-    } else {
-        decode_simt(p, &combine)
-    })
-}
-
-/// `attn_decode_combine_<hash>`: merges the splits' partials and normalises (one thread per
-/// channel). Shared by both decode kernels.
-fn decode_combine(p: &AttentionParams) -> String {
-    format!(
-        r#"extern "C" __global__ void attn_decode_combine_{HASH}(
-    const float* __restrict__ partial, bf16* __restrict__ out, int out_stride, int n_splits)
-{{
-    constexpr int H = {h};
-    constexpr int DH = {dh};
-    const int h = blockIdx.x;
-    const long b = blockIdx.y;
-    const float* src = partial + (b * H + h) * (long)n_splits * (DH + 2);
-    float M = -INFINITY;
-    for (int s = 0; s < n_splits; ++s) M = fmaxf(M, src[s * (DH + 2)]);
-    for (int d = threadIdx.x; d < DH; d += blockDim.x) {{
-        float L = 0.0f, acc = 0.0f;
-        for (int s = 0; s < n_splits; ++s) {{
-            const float ms = src[s * (DH + 2)];
-            if (ms == -INFINITY) continue;
-            const float c = expf(ms - M);
-            L += src[s * (DH + 2) + 1] * c;
-            acc += src[s * (DH + 2) + 2 + d] * c;
-        }}
-        out[b * out_stride + h * DH + d] = f2bf(acc / L);
-    }}
-}}
-"#,
-        h = p.heads,
-        dh = p.head_dim,
-    )
-}
-
-/// The SIMT decode: one block per (split, query head, sequence), one key per lane.
-fn decode_simt(p: &AttentionParams, combine: &str) -> KernelSource {
-    let body = format!(
-        r#"/*
- * attn_decode_{HASH}: one-token causal GQA attention over (KV cache ++ the new key),
- *   H = {h}, G = {g}, Dh = {dh}, scale = {scale}, {window}.
- *   Split-K: block (split, h, b) covers a contiguous share of the visible keys; its 4 warps
- *   take interleaved 32-key tiles, merge in shared memory, and write (max, sum, o[Dh]) to
- *   partial[b,h,split,:]. attn_decode_combine_{HASH} merges the splits and normalises.
- *   The (split 0, h % (H/G) == 0) block appends the new k/v row at position past_len[b].
- * Layouts: q row b of [B,H*Dh], k/v row b of [B,G*Dh] bf16; caches [B,G,s_max,Dh] bf16;
- *   past_len [B] int32; partial [B,H,n_splits,Dh+2] f32; out row b of [B,H*Dh] bf16.
- * Grids: decode (n_splits, H, B) x {threads} threads; combine (H, B) x Dh threads.
- * Lane l of a warp scores key kt0 + l (full-warp shuffles over keys) and accumulates output
- *   channels l + 32 i, i < ceil(Dh/32); when Dh % 32 != 0 lanes past Dh own no channel (DTAIL).
- */
-{PRELUDE}
-/* The min-blocks hint (4) keeps ptxas from a 4-byte spill it made at 32 registers. */
-extern "C" __global__ void __launch_bounds__({threads}, 4) attn_decode_{HASH}(
-{DECODE_PARAMS}
-{{
-{consts}    __shared__ float q_s[DH];
-    __shared__ float red_m[NW], red_l[NW];
-    __shared__ float red_o[NW][DH];
-
-    const int split = blockIdx.x;
-    const int h = blockIdx.y;
-    const long b = blockIdx.z;
-    const int g = h / R;
-    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-    const int qpos = past_len[b];
-    bf16* kc = k_cache + (b * G + g) * (long)s_max * DH;
-    bf16* vc = v_cache + (b * G + g) * (long)s_max * DH;
-    const bf16* knew = k + b * k_stride + g * DH;
-    const bf16* vnew = v + b * v_stride + g * DH;
-
-    for (int d = threadIdx.x; d < DH; d += blockDim.x) q_s[d] = bf2f(q[b * q_stride + h * DH + d]) * SCALE;
-    if (split == 0 && h % R == 0) {{
-        const long slot = W > 0 ? (long)qpos % s_max : (long)qpos;
-        if (slot < s_max)
-            for (int d = threadIdx.x; d < DH; d += blockDim.x) {{
-                kc[slot * DH + d] = knew[d];
-                vc[slot * DH + d] = vnew[d];
-            }}
-    }}
-    const int lo = W > 0 ? max(0, qpos - W + 1) : 0;
-    const int n = qpos - lo + 1;
-    const int per = (n + n_splits - 1) / n_splits;
-    const int a = lo + split * per;
-    const int e = min(a + per, qpos + 1);
-    __syncthreads();
-
-    float m = -INFINITY, l = 0.0f, o[DPL];
-#pragma unroll
-    for (int i = 0; i < DPL; ++i) o[i] = 0.0f;
-    for (int kt0 = a + warp * BK; kt0 < e; kt0 += NW * BK) {{
-        const int pos = kt0 + lane;
-        const bool valid = pos < e;
-        const bf16* kr = knew;
-        if (valid && pos < qpos) kr = kc + (W > 0 ? (long)pos % s_max : (long)pos) * DH;
-        float s = -INFINITY;
-        if (valid) {{
-            s = 0.0f;
-#pragma unroll 8
-            for (int d = 0; d < DH; ++d) s = fmaf(q_s[d], bf2f(kr[d]), s);
-        }}
-        const float mn = fmaxf(m, warp_max(s)); /* finite: tile has a valid key */
-        const float pr = valid ? expf(s - mn) : 0.0f;
-        const float corr = expf(m - mn);
-        l = l * corr + warp_sum(pr);
-        m = mn;
-#pragma unroll
-        for (int i = 0; i < DPL; ++i) o[i] *= corr;
-        const int jn = min(BK, e - kt0);
-        for (int j = 0; j < jn; ++j) {{
-            const float pj = __shfl_sync(0xffffffffu, pr, j);
-            const int pj_pos = kt0 + j;
-            const bf16* vr = pj_pos < qpos ? vc + (W > 0 ? (long)pj_pos % s_max : (long)pj_pos) * DH : vnew;
-#pragma unroll
-            for (int i = 0; i < DPL; ++i)
-                if (!DTAIL || lane + 32 * i < DH) o[i] = fmaf(pj, bf2f(vr[lane + 32 * i]), o[i]);
-        }}
-    }}
-    if (lane == 0) {{ red_m[warp] = m; red_l[warp] = l; }}
-#pragma unroll
-    for (int i = 0; i < DPL; ++i)
-        if (!DTAIL || lane + 32 * i < DH) red_o[warp][lane + 32 * i] = o[i];
-    __syncthreads();
-    float M = -INFINITY;
-#pragma unroll
-    for (int w = 0; w < NW; ++w) M = fmaxf(M, red_m[w]);
-    float* dst = partial + ((b * H + h) * (long)n_splits + split) * (DH + 2);
-    for (int d = threadIdx.x; d < DH; d += blockDim.x) {{
-        float acc = 0.0f;
-#pragma unroll
-        for (int w = 0; w < NW; ++w)
-            if (red_m[w] != -INFINITY) acc += red_o[w][d] * expf(red_m[w] - M);
-        dst[2 + d] = acc;
-    }}
-    if (threadIdx.x == 0) {{
-        float L = 0.0f;
-#pragma unroll
-        for (int w = 0; w < NW; ++w)
-            if (red_m[w] != -INFINITY) L += red_l[w] * expf(red_m[w] - M);
-        dst[0] = M;
-        dst[1] = L;
-    }}
-}}
-
-{combine}"#,
-        h = p.heads,
-        g = p.kv_heads,
-        dh = p.head_dim,
-        scale = f32_lit(p.scale),
-        window = window_name(p),
-        threads = ATTN_THREADS,
-        consts = constants(p),
-    );
-    finish(
-        &[&format!("attn_decode_{HASH}"), &format!("attn_decode_combine_{HASH}")],
-        body,
-    )
-}
-
-/// Launch geometry of the two decode kernels: `(partials, combine)`.
-pub fn attention_decode_launch(p: &AttentionParams, batch: usize, n_splits: usize) -> (Launch, Launch) {
-    (
-        Launch::new(
-            (
-                dim(n_splits.max(1)),
-                dim(attention_decode_heads_per_grid(p)),
-                dim(batch),
-            ),
-            (dim(ATTN_THREADS), 1, 1),
-            attention_decode_smem(p),
-        ),
-        Launch::new((dim(p.heads), dim(batch), 1), (dim(p.head_dim), 1, 1), 0),
-    )
-}
-
-/// Elements of the decode workspace `partial`.
-pub fn attention_decode_workspace_len(p: &AttentionParams, batch: usize, n_splits: usize) -> usize {
-    batch * p.heads * n_splits.max(1) * (p.head_dim + 2)
 }
 
 #[cfg(test)]

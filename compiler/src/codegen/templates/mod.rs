@@ -15,6 +15,7 @@
 //!   compile-time constant is an `int` argument.
 
 pub mod attention;
+pub mod attention_decode;
 pub mod conv1d;
 pub mod delta_rule;
 pub mod selective_scan;
