@@ -19,9 +19,10 @@ use modelc::codegen::templates::attention::{
 };
 use modelc::codegen::templates::conv1d::{conv1d, conv1d_launch, Conv1dParams, ConvActivation};
 use modelc::codegen::templates::delta_rule::{
-    delta_rule_chunk_parallel, delta_rule_chunk_parallel_supported, delta_rule_chunked, delta_rule_chunked_launch,
-    delta_rule_cp_launches, delta_rule_cp_workspace_len, delta_rule_launch, delta_rule_recurrent,
-    delta_rule_tensor_cores, DecayGate, DeltaRuleParams, GatedNormEpilogue,
+    delta_rule_chunk_parallel_supported, delta_rule_chunk_parallel_variant, delta_rule_chunked,
+    delta_rule_chunked_launch, delta_rule_cp_launches, delta_rule_cp_workspace_len, delta_rule_launch,
+    delta_rule_recurrent, delta_rule_tensor_cores, CpPrepVariant, DecayGate, DeltaRuleParams, GatedNormEpilogue,
+    CP_PREP_DEFAULT,
 };
 use modelc::codegen::templates::selective_scan::{selective_scan, selective_scan_launch, SelectiveScanParams};
 use modelc::codegen::templates::KernelSource;
@@ -869,8 +870,9 @@ const DECODE_VARIANTS: [DecodeVariant; 4] = [
 enum DeltaForm {
     Chunked,
     Recurrent,
-    /// The three launches of `delta_rule_chunk_parallel` with a NaN-filled workspace.
-    ChunkParallel,
+    /// The three launches of `delta_rule_chunk_parallel_variant` (the prep pass of the given
+    /// form) with a NaN-filled workspace.
+    ChunkParallel(CpPrepVariant),
 }
 
 fn run_delta(ctx: &mut Ctx, p: &DeltaRuleParams, form: DeltaForm, b: usize, t: usize, inplace: bool, seed: u64) {
@@ -898,7 +900,7 @@ fn run_delta_decays(
     let src = match form {
         DeltaForm::Chunked => delta_rule_chunked(p).unwrap(),
         DeltaForm::Recurrent => delta_rule_recurrent(p).unwrap(),
-        DeltaForm::ChunkParallel => delta_rule_chunk_parallel(p).unwrap(),
+        DeltaForm::ChunkParallel(v) => delta_rule_chunk_parallel_variant(p, v).unwrap(),
     };
     ctx.load(&src);
     let mut r = rng(seed);
@@ -936,9 +938,10 @@ fn run_delta_decays(
     // Padded output rows: a thread past Dv that stored anyway would leave the slice.
     let (o_stride, o_off) = (wv + 5, 3);
     let o = ctx.nan_bf16(rows * o_stride, "o");
-    let tensor_cores = form == DeltaForm::ChunkParallel || form == DeltaForm::Chunked && delta_rule_tensor_cores(p);
+    let tensor_cores =
+        matches!(form, DeltaForm::ChunkParallel(_)) || form == DeltaForm::Chunked && delta_rule_tensor_cores(p);
     let launch = match form {
-        DeltaForm::Chunked | DeltaForm::ChunkParallel => delta_rule_chunked_launch(p, b),
+        DeltaForm::Chunked | DeltaForm::ChunkParallel(_) => delta_rule_chunked_launch(p, b),
         DeltaForm::Recurrent => delta_rule_launch(p, b, 0),
     };
     let mut args = vec![
@@ -976,7 +979,7 @@ fn run_delta_decays(
             w_d.arg(),
         ]);
     }
-    if form == DeltaForm::ChunkParallel {
+    if matches!(form, DeltaForm::ChunkParallel(_)) {
         // NaN in the workspace: a pass reading what no earlier pass wrote poisons the output.
         let ws = ctx.nan_f32(delta_rule_cp_workspace_len(p, b, t), "workspace");
         args.push(ws.arg());
@@ -1038,10 +1041,10 @@ fn run_delta_decays(
         "delta {} Hk={hk} Hv={hv} Dk={dk} Dv={dv} {:?} l2={} C={} BV={} norm={:?} B={b} T={t} inplace={inplace} \
          g>={g_lo}",
         match form {
-            DeltaForm::Chunked if tensor_cores => "chunked (tensor cores)",
-            DeltaForm::Chunked => "chunked",
-            DeltaForm::Recurrent => "recurrent",
-            DeltaForm::ChunkParallel => "chunk-parallel",
+            DeltaForm::Chunked if tensor_cores => "chunked (tensor cores)".to_string(),
+            DeltaForm::Chunked => "chunked".to_string(),
+            DeltaForm::Recurrent => "recurrent".to_string(),
+            DeltaForm::ChunkParallel(v) => format!("chunk-parallel (prep {v:?})"),
         },
         match p.gate {
             DecayGate::Scalar => "scalar",
@@ -1197,7 +1200,8 @@ fn delta_rule_tensor_cores_match_reference() {
 /// KDA and GDN (GQA), Dk = Dv = 128 and Dk = 64 / 32, with and without the gated norm and the
 /// in-kernel l2 norm, scan blocks 16 (the default at two heads), 32 and 64. Each runs T < 64, exactly one chunk, several chunks
 /// with a partial last one at B = 2 (T = 150) and B = 3 (T = 200), all from a non-zero initial
-/// state, and decays of e^-4..e^-12 per token (the exact diagonal blocks).
+/// state, and decays of e^-4..e^-12 per token (the exact diagonal blocks); every
+/// [`CpPrepVariant`] of the prep pass on four of the cases.
 #[test]
 fn delta_rule_chunk_parallel_matches_reference() {
     let Some(mut ctx) = setup() else { return };
@@ -1232,13 +1236,23 @@ fn delta_rule_chunk_parallel_matches_reference() {
     ];
     for (i, p) in cases.iter().enumerate() {
         assert!(delta_rule_chunk_parallel_supported(p), "case {i}");
-        let s = 900 + 10 * i as u64;
-        run_delta(&mut ctx, p, DeltaForm::ChunkParallel, 2, 150, false, s);
-        run_delta(&mut ctx, p, DeltaForm::ChunkParallel, 2, 1, true, s + 1);
-        run_delta(&mut ctx, p, DeltaForm::ChunkParallel, 1, 37, false, s + 2);
-        run_delta(&mut ctx, p, DeltaForm::ChunkParallel, 1, 64, true, s + 3);
-        run_delta(&mut ctx, p, DeltaForm::ChunkParallel, 3, 200, false, s + 4);
-        run_delta_decays(&mut ctx, p, DeltaForm::ChunkParallel, 1, 100, false, s + 5, -12.0);
+        // Every prep form on the cases that differ for it (KDA and GDN at Dk 128, Dk 64, Dk 32
+        // with one pass of 32 channels), the default form on all.
+        let forms: &[CpPrepVariant] = if matches!(i, 0 | 2 | 4 | 5) {
+            &CpPrepVariant::ALL
+        } else {
+            &[CP_PREP_DEFAULT]
+        };
+        for &v in forms {
+            let f = DeltaForm::ChunkParallel(v);
+            let s = 900 + 10 * i as u64;
+            run_delta(&mut ctx, p, f, 2, 150, false, s);
+            run_delta(&mut ctx, p, f, 2, 1, true, s + 1);
+            run_delta(&mut ctx, p, f, 1, 37, false, s + 2);
+            run_delta(&mut ctx, p, f, 1, 64, true, s + 3);
+            run_delta(&mut ctx, p, f, 3, 200, false, s + 4);
+            run_delta_decays(&mut ctx, p, f, 1, 100, false, s + 5, -12.0);
+        }
     }
 }
 
@@ -2198,7 +2212,12 @@ impl DeltaBench {
     /// Times the chunk-parallel form (its three launches, with the workspace allocated once) and
     /// each pass alone; prints one row.
     fn time_chunk_parallel(&self, ctx: &mut Ctx, p: &DeltaRuleParams, name: &str) -> f64 {
-        let src = delta_rule_chunk_parallel(p).unwrap();
+        self.time_chunk_parallel_variant(ctx, p, CP_PREP_DEFAULT, name)
+    }
+
+    /// [`DeltaBench::time_chunk_parallel`] with prep form `v`.
+    fn time_chunk_parallel_variant(&self, ctx: &mut Ctx, p: &DeltaRuleParams, v: CpPrepVariant, name: &str) -> f64 {
+        let src = delta_rule_chunk_parallel_variant(p, v).unwrap();
         ctx.load(&src);
         let ws = ctx.nan_f32(delta_rule_cp_workspace_len(p, self.b, self.t), "workspace");
         let mut a = self.args(p, self.t);
@@ -2250,6 +2269,12 @@ fn bench_delta_shapes(ctx: &mut Ctx, r: &mut ChaCha8Rng) {
             // The default scan block (128 scan blocks per sequence), and 64 at B8 (many
             // sequences: fewer, wider scan blocks read W and k fewer times).
             bufs.time_chunk_parallel(ctx, &p, name);
+            // The prep forms (the default again last, for the noise between rows).
+            if matches!((b, t, h), (1, 4096, 32) | (8, 2048, 16)) {
+                for v in CpPrepVariant::ALL.into_iter().skip(1).chain([CP_PREP_DEFAULT]) {
+                    bufs.time_chunk_parallel_variant(ctx, &p, v, &format!("{name} prep={v:?}"));
+                }
+            }
             if b > 1 && p.scan_block != 64 {
                 bufs.time_chunk_parallel(ctx, &DeltaRuleParams { scan_block: 64, ..p }, name);
             }

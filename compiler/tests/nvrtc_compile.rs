@@ -10,8 +10,8 @@ use modelc::codegen::templates::attention::{
 };
 use modelc::codegen::templates::conv1d::{conv1d, Conv1dParams, ConvActivation};
 use modelc::codegen::templates::delta_rule::{
-    delta_rule_chunk_parallel, delta_rule_chunked, delta_rule_recurrent, delta_rule_tensor_cores, DecayGate,
-    DeltaRuleParams, GatedNormEpilogue,
+    delta_rule_chunk_parallel, delta_rule_chunk_parallel_variant, delta_rule_chunked, delta_rule_recurrent,
+    delta_rule_tensor_cores, CpPrepVariant, DecayGate, DeltaRuleParams, GatedNormEpilogue, CP_PREP_DEFAULT,
 };
 use modelc::codegen::templates::selective_scan::{selective_scan, SelectiveScanParams};
 use modelc::codegen::templates::KernelSource;
@@ -154,8 +154,9 @@ fn all_sources() -> Vec<KernelSource> {
     assert!(!delta_rule_tensor_cores(&simt));
     out.push(delta_rule_chunked(&simt).unwrap());
     // The chunk-parallel form (prep, scan, out): KDA and GDN at Dk = Dv = 128 with and without
-    // the epilogue, Dk = 64, Dk = 32 with the widest head (Dv = 256), scan blocks 16 (the default at 4 heads), 32 and 64.
-    for p in [
+    // the epilogue, Dk = 64, Dk = 32 with the widest head (Dv = 256), scan blocks 16 (the default at 4 heads), 32 and 64;
+    // the other prep forms (CpPrepVariant) on KDA and GDN at Dk = 128, KDA at Dk = 64 and 32.
+    for (i, p) in [
         DeltaRuleParams::new(4, 4, 128, 128, DecayGate::PerChannel).with_gated_norm(silu),
         DeltaRuleParams::new(4, 4, 128, 128, DecayGate::PerChannel),
         DeltaRuleParams::new(2, 4, 128, 128, DecayGate::Scalar).with_gated_norm(sigmoid),
@@ -170,8 +171,16 @@ fn all_sources() -> Vec<KernelSource> {
             scan_block: 64,
             ..DeltaRuleParams::new(4, 4, 128, 128, DecayGate::Scalar).with_gated_norm(silu)
         },
-    ] {
+    ]
+    .into_iter()
+    .enumerate()
+    {
         out.push(delta_rule_chunk_parallel(&p).unwrap());
+        if matches!(i, 0 | 2 | 4 | 5) {
+            for v in CpPrepVariant::ALL.into_iter().filter(|&v| v != CP_PREP_DEFAULT) {
+                out.push(delta_rule_chunk_parallel_variant(&p, v).unwrap());
+            }
+        }
     }
     for (n, r) in [(16, 1), (16, 4), (64, 2)] {
         out.push(selective_scan(&SelectiveScanParams::apriel2(n, r)).unwrap());

@@ -1005,6 +1005,81 @@ pub fn delta_rule_cp_launches(p: &DeltaRuleParams, batch: usize, tokens: usize) 
 /// is read by the scan only (it may be updated in place). Launch with
 /// [`delta_rule_cp_launches`]. Requires [`delta_rule_chunk_parallel_supported`].
 pub fn delta_rule_chunk_parallel(p: &DeltaRuleParams) -> Result<KernelSource, TemplateError> {
+    delta_rule_chunk_parallel_variant(p, CP_PREP_DEFAULT)
+}
+
+/// Forms of the chunk-parallel prep pass (same arguments, launches, shared memory and
+/// workspace; only the prep kernel's code differs), for tests and benches to compare:
+/// [`delta_rule_chunk_parallel_variant`]. Codegen emits [`CP_PREP_DEFAULT`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CpPrepVariant {
+    /// `delta_rule_cp.cu` as written.
+    Base,
+    /// Base plus L2 prefetches at entry of v and of the g channels of the later passes (read
+    /// by the spans of step 0, the later stages and the solve's v stage), and the spans' loads
+    /// of g issued before the norms' loads of q and k (in flight together).
+    EarlyLoads,
+    /// Step 4 with two exp2f per element instead of about five and a half: per (block,
+    /// channel) factors times e^(G - G_r) or e^(G_r - G) (flagged blocks as in Base).
+    FewExp,
+    /// [`CpPrepVariant::EarlyLoads`] and [`CpPrepVariant::FewExp`].
+    EarlyLoadsFewExp,
+}
+
+impl CpPrepVariant {
+    /// Every form, the default first.
+    pub const ALL: [CpPrepVariant; 4] = [
+        CpPrepVariant::Base,
+        CpPrepVariant::EarlyLoads,
+        CpPrepVariant::FewExp,
+        CpPrepVariant::EarlyLoadsFewExp,
+    ];
+}
+
+/// The prep form [`delta_rule_chunk_parallel`] emits.
+pub const CP_PREP_DEFAULT: CpPrepVariant = CpPrepVariant::Base;
+
+/// The variant snippets of the prep kernel (`delta_rule_cp_prep/`), spliced into
+/// `delta_rule_cp.cu` at fixed anchors so that the default text stays as written.
+const CP_PREP_L2_PREFETCH: &str = include_str!("delta_rule_cp_prep/l2_prefetch.cu");
+const CP_PREP_FEW_EXP: &str = include_str!("delta_rule_cp_prep/few_exp.cu");
+const CP_ANCHOR_PREFETCH: &str = "    /* the first pass's operands are in flight (cp.async) during step 0 */\n";
+const CP_ANCHOR_EXP_BEGIN: &str = "            for (int e = tid; e < C * KH / 2; e += NT) {\n";
+const CP_ANCHOR_EXP_END: &str = "            for (int d = tid; d < KH; d += NT) ws.egl[";
+const CP_PREP_EARLY_SPAN: &str = include_str!("delta_rule_cp_prep/early_span.cu");
+const CP_PREP_EARLY_SPAN_FLAGS: &str = include_str!("delta_rule_cp_prep/early_span_flags.cu");
+const CP_ANCHOR_BETA: &str = "    if (tid < C) bs[tid] = tid < cn ? beta[(row0 + tid) * HV + hv] : 0.0f;\n";
+const CP_ANCHOR_SPAN_BEGIN: &str = "    __syncthreads(); /* flags[0] = 0 before any atomicOr */\n";
+const CP_ANCHOR_SPAN_END: &str = "    const int wide = flags[0];\n";
+
+/// `delta_rule_cp.cu` with the prep kernel of form `v`.
+fn cp_kernels(v: CpPrepVariant) -> String {
+    let mut s = CP_KERNELS.to_string();
+    if matches!(v, CpPrepVariant::EarlyLoads | CpPrepVariant::EarlyLoadsFewExp) {
+        assert_eq!(s.matches(CP_ANCHOR_PREFETCH).count(), 1, "prefetch anchor");
+        s = s.replacen(
+            CP_ANCHOR_PREFETCH,
+            &format!("{CP_PREP_L2_PREFETCH}{CP_ANCHOR_PREFETCH}"),
+            1,
+        );
+        assert_eq!(s.matches(CP_ANCHOR_BETA).count(), 1, "beta anchor");
+        s = s.replacen(CP_ANCHOR_BETA, &format!("{CP_ANCHOR_BETA}{CP_PREP_EARLY_SPAN}"), 1);
+        let a = s.find(CP_ANCHOR_SPAN_BEGIN).expect("span anchor");
+        let b = a + s[a..].find(CP_ANCHOR_SPAN_END).expect("wide anchor");
+        s.replace_range(a..b, CP_PREP_EARLY_SPAN_FLAGS);
+    }
+    if matches!(v, CpPrepVariant::FewExp | CpPrepVariant::EarlyLoadsFewExp) {
+        assert_eq!(s.matches(CP_ANCHOR_EXP_BEGIN).count(), 1, "step 4 anchor");
+        let a = s.find(CP_ANCHOR_EXP_BEGIN).expect("step 4 anchor");
+        let b = a + s[a..].find(CP_ANCHOR_EXP_END).expect("egl anchor");
+        s.replace_range(a..b, CP_PREP_FEW_EXP);
+    }
+    s
+}
+
+/// [`delta_rule_chunk_parallel`] with prep form `v` (entry names differ by the hash; the
+/// launches, shared memory and workspace are those of the default form).
+pub fn delta_rule_chunk_parallel_variant(p: &DeltaRuleParams, v: CpPrepVariant) -> Result<KernelSource, TemplateError> {
     validate(p, "delta_rule_chunk_parallel")?;
     check(
         "delta_rule_chunk_parallel",
@@ -1073,7 +1148,7 @@ pub fn delta_rule_chunk_parallel(p: &DeltaRuleParams) -> Result<KernelSource, Te
             )
         })
         .collect();
-    let body = CP_KERNELS
+    let body = cp_kernels(v)
         .replace("@SCAN_ENTRIES@", &scan_entries)
         .replace("@ARGS@", &(args(p) + CP_WS_ARG))
         .replace("@CONSTS@", &(constants(p) + &norm_constants(p)))
@@ -1504,5 +1579,32 @@ mod tests {
             delta_rule_recurrent(&huge).is_ok(),
             "the recurrent kernel has no chunk buffers"
         );
+    }
+
+    /// The prep forms: the default is what `delta_rule_chunk_parallel` emits, every other form
+    /// splices its snippets in (distinct sources, hence entry names) and keeps the entries.
+    #[test]
+    fn chunk_parallel_prep_variants() {
+        for p in [
+            DeltaRuleParams::new(2, 2, 128, 128, DecayGate::PerChannel).with_gated_norm(SILU),
+            DeltaRuleParams::new(1, 2, 128, 128, DecayGate::Scalar),
+            DeltaRuleParams::new(1, 1, 32, 256, DecayGate::PerChannel),
+        ] {
+            let base = delta_rule_chunk_parallel(&p).unwrap();
+            assert_eq!(delta_rule_chunk_parallel_variant(&p, CP_PREP_DEFAULT).unwrap(), base);
+            let mut seen = vec![base.source.clone()];
+            for v in CpPrepVariant::ALL.into_iter().filter(|&v| v != CP_PREP_DEFAULT) {
+                let src = delta_rule_chunk_parallel_variant(&p, v).unwrap();
+                assert_eq!(src.entries.len(), base.entries.len(), "{v:?}");
+                assert!(src.entries[0].starts_with("delta_rule_cp_prep_"), "{v:?}");
+                assert!(!seen.contains(&src.source), "{v:?}");
+                let early = matches!(v, CpPrepVariant::EarlyLoads | CpPrepVariant::EarlyLoadsFewExp);
+                let few = matches!(v, CpPrepVariant::FewExp | CpPrepVariant::EarlyLoadsFewExp);
+                assert_eq!(src.source.contains("prefetch.global.L2"), early, "{v:?}");
+                assert_eq!(src.source.contains("wmask"), early, "{v:?}");
+                assert_eq!(src.source.contains("(CpPrepVariant::FewExp)"), few, "{v:?}");
+                seen.push(src.source);
+            }
+        }
     }
 }

@@ -1,0 +1,3 @@
+    __syncthreads(); /* flags[0] = 0 before any atomicOr */
+    if (wmask) atomicOr(flags, wmask);
+    __syncthreads();
