@@ -1,4 +1,4 @@
-            /* (CpPrepVariant::FewExp) item e: channel pair p, rows 16 i + 8 h .. + 7 of block i.
+            /* (CpPrepVariant::FewExp) item e: channels d, d + 1 of rows 16 i + 8 h .. + 7 (block i).
              * Per (block, channel) the factors e^G_r, e^(G_last - G_r) and e^(G_r' - G_r) for the
              * later blocks r' (all <= 1); per element two exp2f, e^(G - G_r) <= 1 and
              * e^(G_r - G) < 2^(SPAN_MAX - 1) (an unflagged block), whose products with the
