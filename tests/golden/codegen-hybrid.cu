@@ -1343,9 +1343,9 @@ extern "C" __global__ void __launch_bounds__(256) sigmoid_decay_gate_9b511badf4d
     }
 }
 
-// ===== kernels/delta_rule_cp_prep_062039e8.cu =====
+// ===== kernels/delta_rule_cp_prep_c25172f3.cu =====
 /*
- * modelc mixer core: delta_rule_cp_prep_062039e8, delta_rule_cp_scan_062039e8, delta_rule_cp_out_062039e8, delta_rule_cp_scan_w32_062039e8 (template).
+ * modelc mixer core: delta_rule_cp_prep_c25172f3, delta_rule_cp_scan_c25172f3, delta_rule_cp_out_c25172f3, delta_rule_cp_scan_w32_c25172f3 (template).
  * Fuses, in order:
  *   l2_norm(eps=1e-6, group=32)
  *   scale(0.17677669529663687)
@@ -1357,10 +1357,10 @@ extern "C" __global__ void __launch_bounds__(256) sigmoid_decay_gate_9b511badf4d
  * FLOPs:         25216*batch*tokens
  */
 /*
- * delta_rule_cp_{prep,scan,out}_062039e8: gated delta rule, chunked (WY representation / UT
+ * delta_rule_cp_{prep,scan,out}_c25172f3: gated delta rule, chunked (WY representation / UT
  *   transform), chunk-parallel on tensor cores (mma.sync m16n8k16 bf16 -> f32, ldmatrix,
  *   cp.async; sm_80+): three launches in order, fla's chunk_kda split.
- *   Hk = 1, Hv = 2, Dk = 32, Dv = 32, gate = scalar per head (GDN), qk l2norm = true, scale = 1.7677669e-1f, chunk C = 64, scan block SBV = 16 (or 32: delta_rule_cp_scan_w32_062039e8).
+ *   Hk = 1, Hv = 2, Dk = 32, Dv = 32, gate = scalar per head (GDN), qk l2norm = true, scale = 1.7677669e-1f, chunk C = 64, scan block SBV = 16 (or 32: delta_rule_cp_scan_w32_c25172f3).
  *   Gated RMSNorm epilogue: o <- o * rsqrt(mean_head(o^2) + 1e-5f) * norm_w * silu_f(gate)
  *   Per chunk, with G the in-chunk cumsum of g: A_qk[t,s] = sum_d q_td k_sd e^(G_td - G_sd)
  *   (s <= t), L[t,s] = beta_t sum_d k_td k_sd e^(G_td - G_sd) (s < t), W = (I + L)^-1
@@ -1540,7 +1540,7 @@ __device__ __forceinline__ DcpWs dcp_ws(float* base, long n) {
 #endif
 
 /*
- * delta_rule_cp_prep_062039e8: pass 1 of 3, one block per (chunk, value head, batch), no state.
+ * delta_rule_cp_prep_c25172f3: pass 1 of 3, one block per (chunk, value head, batch), no state.
  *   Fuses the q/k l2 norm and scale, the in-chunk cumsum of g (log2 units), the decayed q and k
  *   rows, A_qk and L (16-row block i against Kc_i, reference r = 16 i, fla's chunk_kda; a
  *   diagonal block whose decay span may pass 2^63 is summed exactly instead), the UT solve
@@ -1550,7 +1550,7 @@ __device__ __forceinline__ DcpWs dcp_ws(float* base, long n) {
  * Grid (NC, Hv, B), block 256 threads = 4 row tiles x 2 column groups of warps,
  *   dynamic smem = the prep part of delta_rule_cp_smem().
  */
-extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_062039e8(
+extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_c25172f3(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -1763,34 +1763,66 @@ extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_062039e8
         {
             bf16* qg = ws.qg + ci * C * DK + d0;
             bf16* kh = ws.kh + ci * C * DK + d0;
-            for (int e = tid; e < C * KH / 2; e += NT) {
-                const int t = e / (KH / 2), d = (e % (KH / 2)) * 2, i = t >> 4;
-                float qo[2], ko[2], qq[2], kq[2], kb[2];
+            /* (CpPrepVariant::FewExp) item e: channels d, d + 1 of rows 16 i + 8 h .. + 7 (block i).
+             * Per (block, channel) the factors e^G_r, e^(G_last - G_r) and e^(G_r' - G_r) for the
+             * later blocks r' (all <= 1); per element two exp2f, e^(G - G_r) <= 1 and
+             * e^(G_r - G) < 2^(SPAN_MAX - 1) (an unflagged block), whose products with the
+             * factors are the other exponentials (each <= 1: no overflow; an underflowing factor
+             * stands for a term below 2^-63). A flagged block takes every exponential directly,
+             * as the base form does. */
+            for (int e = tid; e < 4 * KH; e += NT) {
+                const int d = (e % (KH / 2)) * 2, h = (e / (KH / 2)) & 1, i = e / KH;
+                const bool direct = (wide >> i) & 1;
+                float fr[2], fl[2], fc[2][4];
 #pragma unroll
                 for (int x = 0; x < 2; ++x) {
-                    const float qv = bf2f(Qr[t * HP + d + x]) * nq[t];
-                    const float kv = bf2f(Kr[t * HP + d + x]) * nk[t];
-                    const float gt = GAT(t, d + x);
-                    const float er = exp2f(gt - GAT(16 * i, d + x));
-                    const float eg = exp2f(gt);
-                    qq[x] = qv * er;
-                    kq[x] = kv * er;
-                    qo[x] = qv * eg;
-                    kb[x] = kv * eg;
-                    ko[x] = kv * exp2f(GAT(C - 1, d + x) - gt);
+                    const float gr = GAT(16 * i, d + x);
+                    fr[x] = exp2f(gr);
+                    fl[x] = exp2f(GAT(C - 1, d + x) - gr);
 #pragma unroll
-                    for (int ii = 0; ii < 4; ++ii)
-                        if (ii >= i) {
-                            const float xx = GAT(16 * ii, d + x) - gt;
-                            Kc[(8 * ii * (ii + 1) + t) * HP + d + x] =
-                                f2bf(kv * exp2f(ii == i ? fminf(xx, SPAN_MAX) : xx));
-                        }
+                    for (int ii = 0; ii < 4; ++ii) fc[x][ii] = ii > i ? exp2f(GAT(16 * ii, d + x) - gr) : 1.0f;
                 }
-                dtc_st2(&Qr[t * HP + d], qq[0], qq[1]);
-                dtc_st2(&Kr[t * HP + d], kq[0], kq[1]);
-                dtc_st2(&Kb[t * KP + d0 + d], kb[0], kb[1]);
-                dtc_st2(&qg[t * DK + d], qo[0], qo[1]);
-                dtc_st2(&kh[t * DK + d], ko[0], ko[1]);
+#pragma unroll 2
+                for (int r = 0; r < 8; ++r) {
+                    const int t = 16 * i + 8 * h + r;
+                    float qo[2], ko[2], qq[2], kq[2], kb[2];
+#pragma unroll
+                    for (int x = 0; x < 2; ++x) {
+                        const float qv = bf2f(Qr[t * HP + d + x]) * nq[t];
+                        const float kv = bf2f(Kr[t * HP + d + x]) * nk[t];
+                        const float gt = GAT(t, d + x);
+                        const float er = exp2f(gt - GAT(16 * i, d + x));
+                        qq[x] = qv * er;
+                        kq[x] = kv * er;
+                        if (!direct) {
+                            const float ie = exp2f(GAT(16 * i, d + x) - gt);
+                            const float eg = fr[x] * er;
+                            qo[x] = qv * eg;
+                            kb[x] = kv * eg;
+                            ko[x] = kv * (fl[x] * ie);
+#pragma unroll
+                            for (int ii = 0; ii < 4; ++ii)
+                                if (ii >= i) Kc[(8 * ii * (ii + 1) + t) * HP + d + x] = f2bf(kv * (fc[x][ii] * ie));
+                        } else {
+                            const float eg = exp2f(gt);
+                            qo[x] = qv * eg;
+                            kb[x] = kv * eg;
+                            ko[x] = kv * exp2f(GAT(C - 1, d + x) - gt);
+#pragma unroll
+                            for (int ii = 0; ii < 4; ++ii)
+                                if (ii >= i) {
+                                    const float xx = GAT(16 * ii, d + x) - gt;
+                                    Kc[(8 * ii * (ii + 1) + t) * HP + d + x] =
+                                        f2bf(kv * exp2f(ii == i ? fminf(xx, SPAN_MAX) : xx));
+                                }
+                        }
+                    }
+                    dtc_st2(&Qr[t * HP + d], qq[0], qq[1]);
+                    dtc_st2(&Kr[t * HP + d], kq[0], kq[1]);
+                    dtc_st2(&Kb[t * KP + d0 + d], kb[0], kb[1]);
+                    dtc_st2(&qg[t * DK + d], qo[0], qo[1]);
+                    dtc_st2(&kh[t * DK + d], ko[0], ko[1]);
+                }
             }
             for (int d = tid; d < KH; d += NT) ws.egl[ci * DK + d0 + d] = exp2f(GAT(C - 1, d));
         }
@@ -1944,7 +1976,7 @@ extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_062039e8
 }
 
 /*
- * delta_rule_cp_scan_062039e8: pass 2 of 3, the state scan over the chunks of a sequence.
+ * delta_rule_cp_scan_c25172f3: pass 2 of 3, the state scan over the chunks of a sequence.
  *   One block per (SBV value columns, value head, batch) (an entry per width, below); the state [DK][SBV] stays in f32 mma
  *   accumulators (warp w: row tiles w, w + 8, ..), a bf16 copy in shared memory feeds the
  *   products; v_new's row tile w & 3, columns half w >> 2. Per chunk: store h (bf16) to the workspace, v_new = U - W h, store v_new,
@@ -1954,7 +1986,7 @@ extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_062039e8
  *   delta_rule_cp_smem().
  */
 template <int SBV> /* value columns per block */
-__device__ __forceinline__ void delta_rule_cp_scan_body_062039e8(
+__device__ __forceinline__ void delta_rule_cp_scan_body_c25172f3(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -2157,7 +2189,7 @@ __device__ __forceinline__ void delta_rule_cp_scan_body_062039e8(
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_062039e8(
+extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_c25172f3(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -2167,9 +2199,9 @@ extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_062039e8(
     const bf16* __restrict__ gate, int gate_stride, const float* __restrict__ norm_w,
     float* __restrict__ ws_raw)
 {
-    delta_rule_cp_scan_body_062039e8<16>(q, q_stride, k, k_stride, v, v_stride, g, beta, state_in, state_out, o, o_stride, T, gate, gate_stride, norm_w, ws_raw);
+    delta_rule_cp_scan_body_c25172f3<16>(q, q_stride, k, k_stride, v, v_stride, g, beta, state_in, state_out, o, o_stride, T, gate, gate_stride, norm_w, ws_raw);
 }
-extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_w32_062039e8(
+extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_w32_c25172f3(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -2179,17 +2211,17 @@ extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_w32_062039e
     const bf16* __restrict__ gate, int gate_stride, const float* __restrict__ norm_w,
     float* __restrict__ ws_raw)
 {
-    delta_rule_cp_scan_body_062039e8<32>(q, q_stride, k, k_stride, v, v_stride, g, beta, state_in, state_out, o, o_stride, T, gate, gate_stride, norm_w, ws_raw);
+    delta_rule_cp_scan_body_c25172f3<32>(q, q_stride, k, k_stride, v, v_stride, g, beta, state_in, state_out, o, o_stride, T, gate, gate_stride, norm_w, ws_raw);
 }
 
 /*
- * delta_rule_cp_out_062039e8: pass 3 of 3, one block per (chunk, value head, batch).
+ * delta_rule_cp_out_c25172f3: pass 3 of 3, one block per (chunk, value head, batch).
  *   o = (q e^G) h + A_qk v_new over the chunk's full rows (all DV columns), then the store
  *   through the gated RMSNorm (the block owns full rows).
  * Grid (NC, Hv, B), block 256 threads = 4 row tiles x 2 column groups of warps (DV / 2
  *   columns each), dynamic smem = the output part of delta_rule_cp_smem().
  */
-extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_out_062039e8(
+extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_out_c25172f3(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -2411,9 +2443,9 @@ extern "C" __global__ void __launch_bounds__(256) decay_gate_sigmoid_e762b53fe97
     }
 }
 
-// ===== kernels/delta_rule_cp_prep_9a7f5641.cu =====
+// ===== kernels/delta_rule_cp_prep_7ec91ed3.cu =====
 /*
- * modelc mixer core: delta_rule_cp_prep_9a7f5641, delta_rule_cp_scan_9a7f5641, delta_rule_cp_out_9a7f5641, delta_rule_cp_scan_w32_9a7f5641 (template).
+ * modelc mixer core: delta_rule_cp_prep_7ec91ed3, delta_rule_cp_scan_7ec91ed3, delta_rule_cp_out_7ec91ed3, delta_rule_cp_scan_w32_7ec91ed3 (template).
  * Fuses, in order:
  *   l2_norm(eps=1e-6, group=32)
  *   scale(0.17677669529663687)
@@ -2425,10 +2457,10 @@ extern "C" __global__ void __launch_bounds__(256) decay_gate_sigmoid_e762b53fe97
  * FLOPs:         25216*batch*tokens
  */
 /*
- * delta_rule_cp_{prep,scan,out}_9a7f5641: gated delta rule, chunked (WY representation / UT
+ * delta_rule_cp_{prep,scan,out}_7ec91ed3: gated delta rule, chunked (WY representation / UT
  *   transform), chunk-parallel on tensor cores (mma.sync m16n8k16 bf16 -> f32, ldmatrix,
  *   cp.async; sm_80+): three launches in order, fla's chunk_kda split.
- *   Hk = 2, Hv = 2, Dk = 32, Dv = 32, gate = per key channel (KDA), qk l2norm = true, scale = 1.7677669e-1f, chunk C = 64, scan block SBV = 16 (or 32: delta_rule_cp_scan_w32_9a7f5641).
+ *   Hk = 2, Hv = 2, Dk = 32, Dv = 32, gate = per key channel (KDA), qk l2norm = true, scale = 1.7677669e-1f, chunk C = 64, scan block SBV = 16 (or 32: delta_rule_cp_scan_w32_7ec91ed3).
  *   Gated RMSNorm epilogue: o <- o * rsqrt(mean_head(o^2) + 1e-5f) * norm_w * silu_f(gate)
  *   Per chunk, with G the in-chunk cumsum of g: A_qk[t,s] = sum_d q_td k_sd e^(G_td - G_sd)
  *   (s <= t), L[t,s] = beta_t sum_d k_td k_sd e^(G_td - G_sd) (s < t), W = (I + L)^-1
@@ -2608,7 +2640,7 @@ __device__ __forceinline__ DcpWs dcp_ws(float* base, long n) {
 #endif
 
 /*
- * delta_rule_cp_prep_9a7f5641: pass 1 of 3, one block per (chunk, value head, batch), no state.
+ * delta_rule_cp_prep_7ec91ed3: pass 1 of 3, one block per (chunk, value head, batch), no state.
  *   Fuses the q/k l2 norm and scale, the in-chunk cumsum of g (log2 units), the decayed q and k
  *   rows, A_qk and L (16-row block i against Kc_i, reference r = 16 i, fla's chunk_kda; a
  *   diagonal block whose decay span may pass 2^63 is summed exactly instead), the UT solve
@@ -2618,7 +2650,7 @@ __device__ __forceinline__ DcpWs dcp_ws(float* base, long n) {
  * Grid (NC, Hv, B), block 256 threads = 4 row tiles x 2 column groups of warps,
  *   dynamic smem = the prep part of delta_rule_cp_smem().
  */
-extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_9a7f5641(
+extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_7ec91ed3(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -2831,34 +2863,66 @@ extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_9a7f5641
         {
             bf16* qg = ws.qg + ci * C * DK + d0;
             bf16* kh = ws.kh + ci * C * DK + d0;
-            for (int e = tid; e < C * KH / 2; e += NT) {
-                const int t = e / (KH / 2), d = (e % (KH / 2)) * 2, i = t >> 4;
-                float qo[2], ko[2], qq[2], kq[2], kb[2];
+            /* (CpPrepVariant::FewExp) item e: channels d, d + 1 of rows 16 i + 8 h .. + 7 (block i).
+             * Per (block, channel) the factors e^G_r, e^(G_last - G_r) and e^(G_r' - G_r) for the
+             * later blocks r' (all <= 1); per element two exp2f, e^(G - G_r) <= 1 and
+             * e^(G_r - G) < 2^(SPAN_MAX - 1) (an unflagged block), whose products with the
+             * factors are the other exponentials (each <= 1: no overflow; an underflowing factor
+             * stands for a term below 2^-63). A flagged block takes every exponential directly,
+             * as the base form does. */
+            for (int e = tid; e < 4 * KH; e += NT) {
+                const int d = (e % (KH / 2)) * 2, h = (e / (KH / 2)) & 1, i = e / KH;
+                const bool direct = (wide >> i) & 1;
+                float fr[2], fl[2], fc[2][4];
 #pragma unroll
                 for (int x = 0; x < 2; ++x) {
-                    const float qv = bf2f(Qr[t * HP + d + x]) * nq[t];
-                    const float kv = bf2f(Kr[t * HP + d + x]) * nk[t];
-                    const float gt = GAT(t, d + x);
-                    const float er = exp2f(gt - GAT(16 * i, d + x));
-                    const float eg = exp2f(gt);
-                    qq[x] = qv * er;
-                    kq[x] = kv * er;
-                    qo[x] = qv * eg;
-                    kb[x] = kv * eg;
-                    ko[x] = kv * exp2f(GAT(C - 1, d + x) - gt);
+                    const float gr = GAT(16 * i, d + x);
+                    fr[x] = exp2f(gr);
+                    fl[x] = exp2f(GAT(C - 1, d + x) - gr);
 #pragma unroll
-                    for (int ii = 0; ii < 4; ++ii)
-                        if (ii >= i) {
-                            const float xx = GAT(16 * ii, d + x) - gt;
-                            Kc[(8 * ii * (ii + 1) + t) * HP + d + x] =
-                                f2bf(kv * exp2f(ii == i ? fminf(xx, SPAN_MAX) : xx));
-                        }
+                    for (int ii = 0; ii < 4; ++ii) fc[x][ii] = ii > i ? exp2f(GAT(16 * ii, d + x) - gr) : 1.0f;
                 }
-                dtc_st2(&Qr[t * HP + d], qq[0], qq[1]);
-                dtc_st2(&Kr[t * HP + d], kq[0], kq[1]);
-                dtc_st2(&Kb[t * KP + d0 + d], kb[0], kb[1]);
-                dtc_st2(&qg[t * DK + d], qo[0], qo[1]);
-                dtc_st2(&kh[t * DK + d], ko[0], ko[1]);
+#pragma unroll 2
+                for (int r = 0; r < 8; ++r) {
+                    const int t = 16 * i + 8 * h + r;
+                    float qo[2], ko[2], qq[2], kq[2], kb[2];
+#pragma unroll
+                    for (int x = 0; x < 2; ++x) {
+                        const float qv = bf2f(Qr[t * HP + d + x]) * nq[t];
+                        const float kv = bf2f(Kr[t * HP + d + x]) * nk[t];
+                        const float gt = GAT(t, d + x);
+                        const float er = exp2f(gt - GAT(16 * i, d + x));
+                        qq[x] = qv * er;
+                        kq[x] = kv * er;
+                        if (!direct) {
+                            const float ie = exp2f(GAT(16 * i, d + x) - gt);
+                            const float eg = fr[x] * er;
+                            qo[x] = qv * eg;
+                            kb[x] = kv * eg;
+                            ko[x] = kv * (fl[x] * ie);
+#pragma unroll
+                            for (int ii = 0; ii < 4; ++ii)
+                                if (ii >= i) Kc[(8 * ii * (ii + 1) + t) * HP + d + x] = f2bf(kv * (fc[x][ii] * ie));
+                        } else {
+                            const float eg = exp2f(gt);
+                            qo[x] = qv * eg;
+                            kb[x] = kv * eg;
+                            ko[x] = kv * exp2f(GAT(C - 1, d + x) - gt);
+#pragma unroll
+                            for (int ii = 0; ii < 4; ++ii)
+                                if (ii >= i) {
+                                    const float xx = GAT(16 * ii, d + x) - gt;
+                                    Kc[(8 * ii * (ii + 1) + t) * HP + d + x] =
+                                        f2bf(kv * exp2f(ii == i ? fminf(xx, SPAN_MAX) : xx));
+                                }
+                        }
+                    }
+                    dtc_st2(&Qr[t * HP + d], qq[0], qq[1]);
+                    dtc_st2(&Kr[t * HP + d], kq[0], kq[1]);
+                    dtc_st2(&Kb[t * KP + d0 + d], kb[0], kb[1]);
+                    dtc_st2(&qg[t * DK + d], qo[0], qo[1]);
+                    dtc_st2(&kh[t * DK + d], ko[0], ko[1]);
+                }
             }
             for (int d = tid; d < KH; d += NT) ws.egl[ci * DK + d0 + d] = exp2f(GAT(C - 1, d));
         }
@@ -3012,7 +3076,7 @@ extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_9a7f5641
 }
 
 /*
- * delta_rule_cp_scan_9a7f5641: pass 2 of 3, the state scan over the chunks of a sequence.
+ * delta_rule_cp_scan_7ec91ed3: pass 2 of 3, the state scan over the chunks of a sequence.
  *   One block per (SBV value columns, value head, batch) (an entry per width, below); the state [DK][SBV] stays in f32 mma
  *   accumulators (warp w: row tiles w, w + 8, ..), a bf16 copy in shared memory feeds the
  *   products; v_new's row tile w & 3, columns half w >> 2. Per chunk: store h (bf16) to the workspace, v_new = U - W h, store v_new,
@@ -3022,7 +3086,7 @@ extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_9a7f5641
  *   delta_rule_cp_smem().
  */
 template <int SBV> /* value columns per block */
-__device__ __forceinline__ void delta_rule_cp_scan_body_9a7f5641(
+__device__ __forceinline__ void delta_rule_cp_scan_body_7ec91ed3(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -3225,7 +3289,7 @@ __device__ __forceinline__ void delta_rule_cp_scan_body_9a7f5641(
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_9a7f5641(
+extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_7ec91ed3(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -3235,9 +3299,9 @@ extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_9a7f5641(
     const bf16* __restrict__ gate, int gate_stride, const float* __restrict__ norm_w,
     float* __restrict__ ws_raw)
 {
-    delta_rule_cp_scan_body_9a7f5641<16>(q, q_stride, k, k_stride, v, v_stride, g, beta, state_in, state_out, o, o_stride, T, gate, gate_stride, norm_w, ws_raw);
+    delta_rule_cp_scan_body_7ec91ed3<16>(q, q_stride, k, k_stride, v, v_stride, g, beta, state_in, state_out, o, o_stride, T, gate, gate_stride, norm_w, ws_raw);
 }
-extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_w32_9a7f5641(
+extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_w32_7ec91ed3(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -3247,17 +3311,17 @@ extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_w32_9a7f564
     const bf16* __restrict__ gate, int gate_stride, const float* __restrict__ norm_w,
     float* __restrict__ ws_raw)
 {
-    delta_rule_cp_scan_body_9a7f5641<32>(q, q_stride, k, k_stride, v, v_stride, g, beta, state_in, state_out, o, o_stride, T, gate, gate_stride, norm_w, ws_raw);
+    delta_rule_cp_scan_body_7ec91ed3<32>(q, q_stride, k, k_stride, v, v_stride, g, beta, state_in, state_out, o, o_stride, T, gate, gate_stride, norm_w, ws_raw);
 }
 
 /*
- * delta_rule_cp_out_9a7f5641: pass 3 of 3, one block per (chunk, value head, batch).
+ * delta_rule_cp_out_7ec91ed3: pass 3 of 3, one block per (chunk, value head, batch).
  *   o = (q e^G) h + A_qk v_new over the chunk's full rows (all DV columns), then the store
  *   through the gated RMSNorm (the block owns full rows).
  * Grid (NC, Hv, B), block 256 threads = 4 row tiles x 2 column groups of warps (DV / 2
  *   columns each), dynamic smem = the output part of delta_rule_cp_smem().
  */
-extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_out_9a7f5641(
+extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_out_7ec91ed3(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,

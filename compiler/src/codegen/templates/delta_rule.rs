@@ -1036,8 +1036,10 @@ impl CpPrepVariant {
     ];
 }
 
-/// The prep form [`delta_rule_chunk_parallel`] emits.
-pub const CP_PREP_DEFAULT: CpPrepVariant = CpPrepVariant::Base;
+/// The prep form [`delta_rule_chunk_parallel`] emits: `FewExp`, fastest on H200 (2026-12-03,
+/// Dk = Dv = 128, prep alone: KDA B1 T4096 H32 0.308 ms against 0.367 for `Base`, B8 T2048 H16
+/// 0.598 against 0.710; GDN 0.251 / 0.486 against 0.295 / 0.570; `EarlyLoads` changed nothing).
+pub const CP_PREP_DEFAULT: CpPrepVariant = CpPrepVariant::FewExp;
 
 /// The variant snippets of the prep kernel (`delta_rule_cp_prep/`), spliced into
 /// `delta_rule_cp.cu` at fixed anchors so that the default text stays as written.
