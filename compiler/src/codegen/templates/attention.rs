@@ -1167,6 +1167,9 @@ struct WsConfig {
     /// tile's factor), S starts from scale-d = 0 (no zeroing), the exponentials are fenced
     /// before the wait for P V, after which only P is packed.
     fa3_order: bool,
+    /// With `fa3_order`: a row's running maximum moves only when it grows by more than 8 in
+    /// the exp2 domain (P stays <= 2^8), and O is rescaled only when some row's did.
+    lazy_rescale: bool,
 }
 
 /// The warp-specialised configuration of a variant (`None` for the forms without a producer).
@@ -1179,6 +1182,7 @@ fn ws_config(v: WgmmaVariant) -> Option<WsConfig> {
         consumer_regs: ATTN_WS_CONSUMER_REGS,
         mask_branch: false,
         fa3_order: false,
+        lazy_rescale: false,
     };
     match v {
         WgmmaVariant::Specialized => Some(base),
@@ -1202,6 +1206,13 @@ fn ws_config(v: WgmmaVariant) -> Option<WsConfig> {
             pingpong: true,
             mask_branch: true,
             fa3_order: true,
+            ..base
+        }),
+        WgmmaVariant::PingPongFa3Lazy => Some(WsConfig {
+            pingpong: true,
+            mask_branch: true,
+            fa3_order: true,
+            lazy_rescale: true,
             ..base
         }),
         _ => None,
@@ -1228,6 +1239,27 @@ const RESCALE_O: &str = r#"#pragma unroll
             o[4 * i + 3] *= corr1;
         }
 "#;
+const RESCALE_O_LAZY: &str = r#"        if (__any_sync(0xffffffffu, corr0 != 1.0f || corr1 != 1.0f)) {
+#pragma unroll
+            for (int i = 0; i < 16; ++i) {
+                o[4 * i + 0] *= corr0;
+                o[4 * i + 1] *= corr0;
+                o[4 * i + 2] *= corr1;
+                o[4 * i + 3] *= corr1;
+            }
+        }
+"#;
+const MN_EAGER: &str = "        const float mn0 = fmaxf(m0, mx0), mn1 = fmaxf(m1, mx1);";
+/* The running maximum moves only when a row's maximum grows by more than 8 in the exp2 domain
+ * (so P <= 2^8); otherwise O and l keep their scale (factor exactly 1). */
+const MN_LAZY: &str = "        /* lazy rescale: a row's running max moves only past m + 8 / SCALE_LOG2 (P <= 2^8) */
+        const float mn0 = mx0 > m0 + 8.0f / SCALE_LOG2 ? mx0 : m0, mn1 = mx1 > m1 + 8.0f / SCALE_LOG2 ? mx1 : m1;";
+const CORR_CONST: &str =
+    "        const float corr0 = ex2_approx(fmaf(m0, SCALE_LOG2, nb0)), corr1 = ex2_approx(fmaf(m1, SCALE_LOG2, nb1));";
+const CORR_STATE: &str =
+    "        corr0 = ex2_approx(fmaf(m0, SCALE_LOG2, nb0)), corr1 = ex2_approx(fmaf(m1, SCALE_LOG2, nb1));";
+const CORR_LAZY: &str = "        corr0 = mn0 == m0 ? 1.0f : ex2_approx(fmaf(m0, SCALE_LOG2, nb0));
+        corr1 = mn1 == m1 ? 1.0f : ex2_approx(fmaf(m1, SCALE_LOG2, nb1));";
 const FENCE_EXP: &str = r#"#pragma unroll
         for (int i = 0; i < 64; ++i) reg_fence(sc[i]); /* the exponentials before the P V wait */
 "#;
@@ -1336,6 +1368,11 @@ fn prefill_wgmma_ws(p: &AttentionParams, cfg: WsConfig) -> KernelSource {
          };\n"
     } else {
         ""
+    };
+    let pre_pv = match (cfg.fa3_order, cfg.lazy_rescale) {
+        (_, true) => RESCALE_O_LAZY,
+        (true, false) => RESCALE_O,
+        (false, false) => "",
     };
     let body = format!(
         r#"/*
@@ -1538,10 +1575,10 @@ __device__ __forceinline__ void mbar_wait(unsigned long long* bar, unsigned pari
         mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 2));
         mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 1));
         mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 2));
-        const float mn0 = fmaxf(m0, mx0), mn1 = fmaxf(m1, mx1);
+{mn_code}
         const float nb0 = mn0 == -INFINITY ? 0.0f : -mn0 * SCALE_LOG2;
         const float nb1 = mn1 == -INFINITY ? 0.0f : -mn1 * SCALE_LOG2;
-        {corr_decl}corr0 = ex2_approx(fmaf(m0, SCALE_LOG2, nb0)), corr1 = ex2_approx(fmaf(m1, SCALE_LOG2, nb1));
+{corr_code}
         m0 = mn0;
         m1 = mn1;
         float sum0 = 0.0f, sum1 = 0.0f;
@@ -1620,10 +1657,15 @@ __device__ __forceinline__ void mbar_wait(unsigned long long* bar, unsigned pari
         turn_end_last = turn_end("n_tiles"),
         s_init = if cfg.fa3_order { S_INIT_FA3 } else { S_INIT },
         s_acc = if cfg.fa3_order { "kk > 0" } else { "1" },
-        pre_pv = if cfg.fa3_order { RESCALE_O } else { "" },
-        pre_pv_last = if cfg.fa3_order { RESCALE_O } else { "" },
+        pre_pv = pre_pv,
+        pre_pv_last = pre_pv,
         mask_code = if cfg.mask_branch { MASK_BRANCH } else { MASK_INLINE },
-        corr_decl = if cfg.fa3_order { "" } else { "const float " },
+        mn_code = if cfg.lazy_rescale { MN_LAZY } else { MN_EAGER },
+        corr_code = match (cfg.fa3_order, cfg.lazy_rescale) {
+            (_, true) => CORR_LAZY,
+            (true, false) => CORR_STATE,
+            (false, false) => CORR_CONST,
+        },
         corr_state = if cfg.fa3_order {
             "    /* O's rescale factors of the last softmax, applied before the next P V issue. */
                  float corr0 = 1.0f, corr1 = 1.0f;
@@ -1920,6 +1962,9 @@ pub enum WgmmaVariant {
     /// [`WgmmaVariant::PingPongMaskSplit`] in FlashAttention-3's order: O rescaled between the
     /// S and P·V issues, S from scale-d = 0, the exponentials fenced before the P·V wait.
     PingPongFa3Order,
+    /// [`WgmmaVariant::PingPongFa3Order`] with lazy rescaling: a row's running maximum moves
+    /// only when it grows by more than 8 in the exp2 domain, O is rescaled only then.
+    PingPongFa3Lazy,
     /// Timing diagnostic (wrong results): the overlapped loop without k/v loads after the first
     /// three tiles, i.e. its compute alone.
     #[doc(hidden)]
@@ -2773,6 +2818,7 @@ mod tests {
             WgmmaVariant::PingPongEarlyKv,
             WgmmaVariant::PingPongMaskSplit,
             WgmmaVariant::PingPongFa3Order,
+            WgmmaVariant::PingPongFa3Lazy,
         ] {
             let l = attention_prefill_wgmma_variant_launch(&p, v, 2, 300);
             assert_eq!((l.grid, l.block.0), ((64, 3, 1), 384));
