@@ -686,6 +686,9 @@ fn attention_prefill_wgmma_other_forms_match_reference() {
         WgmmaVariant::Specialized,
         WgmmaVariant::PingPong2Stages,
         WgmmaVariant::PingPongEarlyKv,
+        WgmmaVariant::PingPongMaskSplit,
+        WgmmaVariant::PingPongFa3Order,
+        WgmmaVariant::PingPongFa3Lazy,
     ] {
         let kernel = Prefill::WgmmaForm(v);
         run_attn_prefill_128(&mut ctx, kernel);
@@ -2377,6 +2380,18 @@ fn bench_attention_prefill(ctx: &mut Ctx, r: &mut ChaCha8Rng) {
                 ("attn_prefill_wgmma warp-specialised", WgmmaVariant::Specialized),
                 ("attn_prefill_wgmma ping-pong, 2 stages", WgmmaVariant::PingPong2Stages),
                 ("attn_prefill_wgmma ping-pong, early k/v", WgmmaVariant::PingPongEarlyKv),
+                (
+                    "attn_prefill_wgmma ping-pong, mask branch",
+                    WgmmaVariant::PingPongMaskSplit,
+                ),
+                (
+                    "attn_prefill_wgmma ping-pong, FA3 order",
+                    WgmmaVariant::PingPongFa3Order,
+                ),
+                (
+                    "attn_prefill_wgmma ping-pong, FA3 order, lazy rescale",
+                    WgmmaVariant::PingPongFa3Lazy,
+                ),
             ] {
                 kernels.push((
                     name,

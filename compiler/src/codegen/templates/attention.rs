@@ -1114,6 +1114,16 @@ struct WsConfig {
     stages: usize,
     producer_regs: usize,
     consumer_regs: usize,
+    /// Masking only on tiles that cross a row's diagonal or window edge (a branch around it);
+    /// the row maxima in a separate pass.
+    mask_branch: bool,
+    /// FlashAttention-3's order: O is rescaled between the S and the P V issues (the previous
+    /// tile's factor), S starts from scale-d = 0 (no zeroing), the exponentials are fenced
+    /// before the wait for P V, after which only P is packed.
+    fa3_order: bool,
+    /// With `fa3_order`: a row's running maximum moves only when it grows by more than 8 in
+    /// the exp2 domain (P stays <= 2^8), and O is rescaled only when some row's did.
+    lazy_rescale: bool,
 }
 
 /// The warp-specialised configuration of a variant (`None` for the forms without a producer).
@@ -1124,6 +1134,9 @@ fn ws_config(v: WgmmaVariant) -> Option<WsConfig> {
         stages: ATTN_WG_STAGES,
         producer_regs: ATTN_WS_PRODUCER_REGS,
         consumer_regs: ATTN_WS_CONSUMER_REGS,
+        mask_branch: false,
+        fa3_order: false,
+        lazy_rescale: false,
     };
     match v {
         WgmmaVariant::Specialized => Some(base),
@@ -1138,9 +1151,120 @@ fn ws_config(v: WgmmaVariant) -> Option<WsConfig> {
             stages: 2,
             ..base
         }),
+        WgmmaVariant::PingPongMaskSplit => Some(WsConfig {
+            pingpong: true,
+            mask_branch: true,
+            ..base
+        }),
+        WgmmaVariant::PingPongFa3Order => Some(WsConfig {
+            pingpong: true,
+            mask_branch: true,
+            fa3_order: true,
+            ..base
+        }),
+        WgmmaVariant::PingPongFa3Lazy => Some(WsConfig {
+            pingpong: true,
+            mask_branch: true,
+            fa3_order: true,
+            lazy_rescale: true,
+            ..base
+        }),
         _ => None,
     }
 }
+
+/// Pieces of the warp-specialised consumer loop that [`WsConfig`] chooses.
+const S_INIT: &str = r#"        float sc[64];
+#pragma unroll
+        for (int i = 0; i < 64; ++i) {
+            sc[i] = 0.0f;
+            reg_fence(sc[i]);
+        }
+"#;
+const S_INIT_FA3: &str = r#"        float sc[64]; /* the first k-step has scale-d = 0: no zeroing */
+#pragma unroll
+        for (int i = 0; i < 64; ++i) reg_fence(sc[i]);
+"#;
+const RESCALE_O: &str = r#"#pragma unroll
+        for (int i = 0; i < 16; ++i) {
+            o[4 * i + 0] *= corr0;
+            o[4 * i + 1] *= corr0;
+            o[4 * i + 2] *= corr1;
+            o[4 * i + 3] *= corr1;
+        }
+"#;
+const RESCALE_O_LAZY: &str = r#"        if (__any_sync(0xffffffffu, corr0 != 1.0f || corr1 != 1.0f)) {
+#pragma unroll
+            for (int i = 0; i < 16; ++i) {
+                o[4 * i + 0] *= corr0;
+                o[4 * i + 1] *= corr0;
+                o[4 * i + 2] *= corr1;
+                o[4 * i + 3] *= corr1;
+            }
+        }
+"#;
+const MN_EAGER: &str = "        const float mn0 = fmaxf(m0, mx0), mn1 = fmaxf(m1, mx1);";
+/* The running maximum moves only when a row's maximum grows by more than 8 in the exp2 domain
+ * (so P <= 2^8); otherwise O and l keep their scale (factor exactly 1). */
+const MN_LAZY: &str = "        /* lazy rescale: a row's running max moves only past m + 8 / SCALE_LOG2 (P <= 2^8) */
+        const float mn0 = mx0 > m0 + 8.0f / SCALE_LOG2 ? mx0 : m0, mn1 = mx1 > m1 + 8.0f / SCALE_LOG2 ? mx1 : m1;";
+const CORR_CONST: &str =
+    "        const float corr0 = ex2_approx(fmaf(m0, SCALE_LOG2, nb0)), corr1 = ex2_approx(fmaf(m1, SCALE_LOG2, nb1));";
+const CORR_STATE: &str =
+    "        corr0 = ex2_approx(fmaf(m0, SCALE_LOG2, nb0)), corr1 = ex2_approx(fmaf(m1, SCALE_LOG2, nb1));";
+const CORR_LAZY: &str = "        corr0 = mn0 == m0 ? 1.0f : ex2_approx(fmaf(m0, SCALE_LOG2, nb0));
+        corr1 = mn1 == m1 ? 1.0f : ex2_approx(fmaf(m1, SCALE_LOG2, nb1));";
+const FENCE_EXP: &str = r#"#pragma unroll
+        for (int i = 0; i < 64; ++i) reg_fence(sc[i]); /* the exponentials before the P V wait */
+"#;
+const MASK_INLINE: &str = r#"        float mx0 = -INFINITY, mx1 = -INFINITY;
+#pragma unroll
+        for (int n = 0; n < BK / 8; ++n) {
+#pragma unroll
+            for (int e = 0; e < 2; ++e) {
+                const int pos = kt0 + n * 8 + fc + e;
+                const bool vis0 = full || (pos <= qpos0 && (W == 0 || qpos0 - pos < W));
+                const bool vis1 = full || (pos <= qpos1 && (W == 0 || qpos1 - pos < W));
+                sc[4 * n + e] = vis0 ? sc[4 * n + e] : -INFINITY;
+                sc[4 * n + 2 + e] = vis1 ? sc[4 * n + 2 + e] : -INFINITY;
+                mx0 = fmaxf(mx0, sc[4 * n + e]);
+                mx1 = fmaxf(mx1, sc[4 * n + 2 + e]);
+            }
+        }
+"#;
+const MASK_BRANCH: &str = r#"        if (!full) { /* only tiles crossing a row's diagonal or window edge */
+#pragma unroll
+            for (int n = 0; n < BK / 8; ++n) {
+#pragma unroll
+                for (int e = 0; e < 2; ++e) {
+                    const int pos = kt0 + n * 8 + fc + e;
+                    const bool vis0 = pos <= qpos0 && (W == 0 || qpos0 - pos < W);
+                    const bool vis1 = pos <= qpos1 && (W == 0 || qpos1 - pos < W);
+                    sc[4 * n + e] = vis0 ? sc[4 * n + e] : -INFINITY;
+                    sc[4 * n + 2 + e] = vis1 ? sc[4 * n + 2 + e] : -INFINITY;
+                }
+            }
+        }
+        /* Row maxima, four partial maxima per row. */
+        float mx0 = -INFINITY, mx1 = -INFINITY;
+        {
+            float a0 = sc[0], a1 = sc[1], a2 = sc[4], a3 = sc[5];
+            float b0 = sc[2], b1 = sc[3], b2 = sc[6], b3 = sc[7];
+#pragma unroll
+            for (int i = 8; i < 64; i += 8) {
+                a0 = fmaxf(a0, sc[i]);
+                a1 = fmaxf(a1, sc[i + 1]);
+                a2 = fmaxf(a2, sc[i + 4]);
+                a3 = fmaxf(a3, sc[i + 5]);
+                b0 = fmaxf(b0, sc[i + 2]);
+                b1 = fmaxf(b1, sc[i + 3]);
+                b2 = fmaxf(b2, sc[i + 6]);
+                b3 = fmaxf(b3, sc[i + 7]);
+            }
+            mx0 = fmaxf(fmaxf(a0, a1), fmaxf(a2, a3));
+            mx1 = fmaxf(fmaxf(b0, b1), fmaxf(b2, b3));
+        }
+"#;
 
 /// The warp-specialised Hopper prefill ([`WgmmaVariant::Specialized`], and with `cfg.pingpong`
 /// [`WgmmaVariant::PingPong`]): 2 consumer warpgroups (the overlapped loop) and one producer
@@ -1198,6 +1322,11 @@ fn prefill_wgmma_ws(p: &AttentionParams, cfg: WsConfig) -> KernelSource {
          };\n"
     } else {
         ""
+    };
+    let pre_pv = match (cfg.fa3_order, cfg.lazy_rescale) {
+        (_, true) => RESCALE_O_LAZY,
+        (true, false) => RESCALE_O,
+        (false, false) => "",
     };
     let body = format!(
         r#"/*
@@ -1351,7 +1480,7 @@ __device__ __forceinline__ void mbar_wait(unsigned long long* bar, unsigned pari
 #pragma unroll
     for (int i = 0; i < 64; ++i) o[i] = 0.0f;
     float m0 = -INFINITY, m1 = -INFINITY, l0 = 0.0f, l1 = 0.0f;
-    /* pa holds P of tile j - 1 until its P V has completed; the first P V multiplies P = 0 by
+{corr_state}    /* pa holds P of tile j - 1 until its P V has completed; the first P V multiplies P = 0 by
      * tile 0's v (finite). */
     unsigned pa[BK / 16][4];
 #pragma unroll
@@ -1379,20 +1508,14 @@ __device__ __forceinline__ void mbar_wait(unsigned long long* bar, unsigned pari
         mbar_wait(&bars[0][s], (tile / STAGES) & 1);
         mbar_wait(&bars[1][pv % STAGES], (pv / STAGES) & 1);
         fence_proxy_async();
-{turn_begin_loop}        const int kt0 = lo + tile * BK;
+{pre_pv}{turn_begin_loop}        const int kt0 = lo + tile * BK;
         const unsigned kb = smem_addr(k_s + s * 2 * KHALF);
-        float sc[64];
-#pragma unroll
-        for (int i = 0; i < 64; ++i) {{
-            sc[i] = 0.0f;
-            reg_fence(sc[i]);
-        }}
-        wg_fence();
+{s_init}        wg_fence();
 #pragma unroll
         for (int kk = 0; kk < DH / 16; ++kk) {{
             const unsigned long long da = wg_desc(q_base + (kk / 4) * QHALF + (kk % 4) * 32, 16, 1024);
             const unsigned long long db = wg_desc(kb + (kk / 4) * KHALF + (kk % 4) * 32, 16, 1024);
-            wgmma_ss_n128(sc, da, db, 1);
+            wgmma_ss_n128(sc, da, db, {s_acc});
         }}
         wg_commit();
         issue_pv(pv % STAGES);
@@ -1402,28 +1525,14 @@ __device__ __forceinline__ void mbar_wait(unsigned long long* bar, unsigned pari
         mbar_arrive(&bars[2][s]); /* k(tile) read */
 
         const bool full = kt0 + BK - 1 <= wq0 && (W == 0 || wq0 + 63 - kt0 < W);
-        float mx0 = -INFINITY, mx1 = -INFINITY;
-#pragma unroll
-        for (int n = 0; n < BK / 8; ++n) {{
-#pragma unroll
-            for (int e = 0; e < 2; ++e) {{
-                const int pos = kt0 + n * 8 + fc + e;
-                const bool vis0 = full || (pos <= qpos0 && (W == 0 || qpos0 - pos < W));
-                const bool vis1 = full || (pos <= qpos1 && (W == 0 || qpos1 - pos < W));
-                sc[4 * n + e] = vis0 ? sc[4 * n + e] : -INFINITY;
-                sc[4 * n + 2 + e] = vis1 ? sc[4 * n + 2 + e] : -INFINITY;
-                mx0 = fmaxf(mx0, sc[4 * n + e]);
-                mx1 = fmaxf(mx1, sc[4 * n + 2 + e]);
-            }}
-        }}
-        mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 1));
+{mask_code}        mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 1));
         mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 2));
         mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 1));
         mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 2));
-        const float mn0 = fmaxf(m0, mx0), mn1 = fmaxf(m1, mx1);
+{mn_code}
         const float nb0 = mn0 == -INFINITY ? 0.0f : -mn0 * SCALE_LOG2;
         const float nb1 = mn1 == -INFINITY ? 0.0f : -mn1 * SCALE_LOG2;
-        const float corr0 = ex2_approx(fmaf(m0, SCALE_LOG2, nb0)), corr1 = ex2_approx(fmaf(m1, SCALE_LOG2, nb1));
+{corr_code}
         m0 = mn0;
         m1 = mn1;
         float sum0 = 0.0f, sum1 = 0.0f;
@@ -1438,18 +1547,11 @@ __device__ __forceinline__ void mbar_wait(unsigned long long* bar, unsigned pari
         }}
         l0 = l0 * corr0 + sum0;
         l1 = l1 * corr1 + sum1;
-        wg_wait<0>(); /* P V of tile - 1 done: o, pa and v(tile - 1) are free */
+{post_exp}        wg_wait<0>(); /* P V of tile - 1 done: o, pa and v(tile - 1) are free */
 #pragma unroll
         for (int i = 0; i < 64; ++i) reg_fence(o[i]);
         if (tile > 0) mbar_arrive(&bars[3][pv % STAGES]);
-#pragma unroll
-        for (int i = 0; i < 16; ++i) {{
-            o[4 * i + 0] *= corr0;
-            o[4 * i + 1] *= corr0;
-            o[4 * i + 2] *= corr1;
-            o[4 * i + 3] *= corr1;
-        }}
-#pragma unroll
+{rescale_after_wait}#pragma unroll
         for (int j = 0; j < BK / 16; ++j) {{
             pa[j][0] = pack_bf16x2(sc[8 * j + 0], sc[8 * j + 1]);
             pa[j][1] = pack_bf16x2(sc[8 * j + 2], sc[8 * j + 3]);
@@ -1461,7 +1563,7 @@ __device__ __forceinline__ void mbar_wait(unsigned long long* bar, unsigned pari
         const int last = n_tiles - 1;
         mbar_wait(&bars[1][last % STAGES], (last / STAGES) & 1);
         fence_proxy_async();
-{turn_begin_last}        issue_pv(last % STAGES);
+{pre_pv_last}{turn_begin_last}        issue_pv(last % STAGES);
 {turn_end_last}        wg_wait<0>();
     }}
 #pragma unroll
@@ -1507,6 +1609,26 @@ __device__ __forceinline__ void mbar_wait(unsigned long long* bar, unsigned pari
         turn_end_loop = turn_end("tile"),
         turn_begin_last = turn_begin("n_tiles"),
         turn_end_last = turn_end("n_tiles"),
+        s_init = if cfg.fa3_order { S_INIT_FA3 } else { S_INIT },
+        s_acc = if cfg.fa3_order { "kk > 0" } else { "1" },
+        pre_pv = pre_pv,
+        pre_pv_last = pre_pv,
+        mask_code = if cfg.mask_branch { MASK_BRANCH } else { MASK_INLINE },
+        mn_code = if cfg.lazy_rescale { MN_LAZY } else { MN_EAGER },
+        corr_code = match (cfg.fa3_order, cfg.lazy_rescale) {
+            (_, true) => CORR_LAZY,
+            (true, false) => CORR_STATE,
+            (false, false) => CORR_CONST,
+        },
+        corr_state = if cfg.fa3_order {
+            "    /* O's rescale factors of the last softmax, applied before the next P V issue. */
+                 float corr0 = 1.0f, corr1 = 1.0f;
+"
+        } else {
+            ""
+        },
+        post_exp = if cfg.fa3_order { FENCE_EXP } else { "" },
+        rescale_after_wait = if cfg.fa3_order { "" } else { RESCALE_O },
         consts = tensor_core_constants(p),
         wg_prelude = wgmma_prelude(),
     );
@@ -1788,6 +1910,15 @@ pub enum WgmmaVariant {
     /// [`WgmmaVariant::PingPong`] whose producer starts loading k/v at once, while the consumers
     /// load the q tile and append the cache rows (the other forms do both before any k/v load).
     PingPongEarlyKv,
+    /// [`WgmmaVariant::PingPong`] with the mask code behind a branch taken only by the tiles
+    /// that cross a row's diagonal or window edge (the row maxima a separate pass).
+    PingPongMaskSplit,
+    /// [`WgmmaVariant::PingPongMaskSplit`] in FlashAttention-3's order: O rescaled between the
+    /// S and P·V issues, S from scale-d = 0, the exponentials fenced before the P·V wait.
+    PingPongFa3Order,
+    /// [`WgmmaVariant::PingPongFa3Order`] with lazy rescaling: a row's running maximum moves
+    /// only when it grows by more than 8 in the exp2 domain, O is rescaled only then.
+    PingPongFa3Lazy,
     /// Timing diagnostic (wrong results): the overlapped loop without k/v loads after the first
     /// three tiles, i.e. its compute alone.
     #[doc(hidden)]
@@ -2190,7 +2321,11 @@ mod tests {
             eprintln!("{}", pp.source);
         }
         assert!(!ws.source.contains("turn_begin("));
-        for src in [&pp, &pp2, &ppe] {
+        let ppm = attention_prefill_wgmma_variant(&p, WgmmaVariant::PingPongMaskSplit).unwrap();
+        let ppf = attention_prefill_wgmma_variant(&p, WgmmaVariant::PingPongFa3Order).unwrap();
+        assert!(ppm.source.contains("if (!full) {") && !pp.source.contains("if (!full) {"));
+        assert!(ppf.source.contains("wgmma_ss_n128(sc, da, db, kk > 0);") && !ppm.source.contains("kk > 0"));
+        for src in [&pp, &pp2, &ppe, &ppm, &ppf] {
             assert!(src.source.contains("turn_begin(tile);") && src.source.contains("turn_end(n_tiles);"));
             assert_ne!(src.entries, ws.entries);
         }
@@ -2200,6 +2335,9 @@ mod tests {
             WgmmaVariant::PingPong,
             WgmmaVariant::PingPong2Stages,
             WgmmaVariant::PingPongEarlyKv,
+            WgmmaVariant::PingPongMaskSplit,
+            WgmmaVariant::PingPongFa3Order,
+            WgmmaVariant::PingPongFa3Lazy,
         ] {
             let l = attention_prefill_wgmma_variant_launch(&p, v, 2, 300);
             assert_eq!((l.grid, l.block.0), ((64, 3, 1), 384));
