@@ -692,7 +692,8 @@ fn two_runs_give_bit_identical_logits() {
 }
 
 /// Decode through CUDA graphs (captured on a signature's second call, replayed after) gives the
-/// same bits as launching every step: 80 batched steps cross three attention split counts.
+/// same bits as launching every step: 150 batched steps cross three attention split counts (one
+/// split per 64 visible keys up to a wave of blocks: pasts 20 .. 170 take 1, 2 and 3).
 #[test]
 fn decode_graphs_replay_bit_identical_logits() {
     let Some(mut gpu) = gpu() else { return };
@@ -708,7 +709,7 @@ fn decode_graphs_replay_bit_identical_logits() {
     for graphs in [false, true] {
         let cfg = ExecConfig {
             graphs,
-            ..ExecConfig::new(128, 2)
+            ..ExecConfig::new(256, 2)
         };
         let g = gpu.take().expect("gpu");
         let mut exec =
@@ -718,7 +719,7 @@ fn decode_graphs_replay_bit_identical_logits() {
         exec.prefill(1, &(0..5).map(|i| (i * 5 + 2) % v).collect::<Vec<_>>())
             .expect("prefill");
         let mut bits = Vec::new();
-        for step in 0..80u32 {
+        for step in 0..150u32 {
             let l = exec.decode(&[(step * 7 + 1) % v, (step * 11 + 3) % v]).expect("decode");
             assert!(l.iter().all(|x| x.is_finite()), "step {step}: non-finite logits");
             bits.extend(l.iter().map(|x| x.to_bits()));
@@ -726,7 +727,7 @@ fn decode_graphs_replay_bit_identical_logits() {
         let st = exec.graph_stats();
         eprintln!("graphs {graphs}: {st:?}");
         if graphs {
-            assert!(st.captured >= 3 && st.replayed >= 60, "{st:?}");
+            assert!(st.captured >= 3 && st.replayed >= 120, "{st:?}");
         } else {
             assert_eq!(st.replayed + st.captured, 0, "{st:?}");
         }
