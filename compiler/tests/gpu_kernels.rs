@@ -681,14 +681,14 @@ fn attention_prefill_wgmma_other_forms_match_reference() {
         eprintln!("NOTICE: skipping the wgmma prefill: not an sm_90 GPU");
         return;
     }
-    // The default (ping-pong) form is `attention_prefill_wgmma_matches_reference`'s.
+    // The default (ping-pong, FA3 order, lazy rescale) is `attention_prefill_wgmma_matches_reference`'s.
     for v in [
         WgmmaVariant::Specialized,
+        WgmmaVariant::PingPong,
         WgmmaVariant::PingPong2Stages,
         WgmmaVariant::PingPongEarlyKv,
         WgmmaVariant::PingPongMaskSplit,
         WgmmaVariant::PingPongFa3Order,
-        WgmmaVariant::PingPongFa3Lazy,
     ] {
         let kernel = Prefill::WgmmaForm(v);
         run_attn_prefill_128(&mut ctx, kernel);
@@ -2372,12 +2372,13 @@ fn bench_attention_prefill(ctx: &mut Ctx, r: &mut ChaCha8Rng) {
                 attention_prefill_wgmma_variant_launch(&p, WgmmaVariant::Overlapped, 1, t),
             ));
             kernels.push((
-                "attn_prefill_wgmma (default: ping-pong, what programs run on Hopper)",
+                "attn_prefill_wgmma (default: ping-pong, FA3 order, lazy rescale; what programs run on Hopper)",
                 attention_prefill_wgmma(&p).unwrap(),
                 attention_prefill_wgmma_launch(&p, 1, t),
             ));
             for (name, v) in [
                 ("attn_prefill_wgmma warp-specialised", WgmmaVariant::Specialized),
+                ("attn_prefill_wgmma ping-pong", WgmmaVariant::PingPong),
                 ("attn_prefill_wgmma ping-pong, 2 stages", WgmmaVariant::PingPong2Stages),
                 ("attn_prefill_wgmma ping-pong, early k/v", WgmmaVariant::PingPongEarlyKv),
                 (
@@ -2387,10 +2388,6 @@ fn bench_attention_prefill(ctx: &mut Ctx, r: &mut ChaCha8Rng) {
                 (
                     "attn_prefill_wgmma ping-pong, FA3 order",
                     WgmmaVariant::PingPongFa3Order,
-                ),
-                (
-                    "attn_prefill_wgmma ping-pong, FA3 order, lazy rescale",
-                    WgmmaVariant::PingPongFa3Lazy,
                 ),
             ] {
                 kernels.push((

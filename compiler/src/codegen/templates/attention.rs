@@ -1885,10 +1885,10 @@ pub fn attention_prefill_wgmma(p: &AttentionParams) -> Result<KernelSource, Temp
     attention_prefill_wgmma_variant(p, ATTN_WGMMA_DEFAULT)
 }
 
-/// The form [`attention_prefill_wgmma`] emits: the warp-specialised ping-pong one (fastest on
-/// H200, 2026-12-03, B1 H32 G8: 0.282 / 1.104 ms at T4096 / T8192 against 0.312 / 1.187 for
-/// the warp-specialised form without ping-pong; the 2-stage and early-k/v forms tie).
-pub const ATTN_WGMMA_DEFAULT: WgmmaVariant = WgmmaVariant::PingPong;
+/// The form [`attention_prefill_wgmma`] emits: ping-pong with FlashAttention-3's ordering and
+/// lazy rescaling (fastest on H200, 2026-12-03, B1 H32 G8: 0.258 / 1.003 ms at T4096 / T8192,
+/// against 0.282 / 1.046 for plain ping-pong and 0.314 / 1.213 without ping-pong).
+pub const ATTN_WGMMA_DEFAULT: WgmmaVariant = WgmmaVariant::PingPongFa3Lazy;
 
 /// Forms of the Hopper prefill's main loop.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
