@@ -534,16 +534,7 @@ fn launch_variants_and_their_fallbacks_match_the_reference() {
         .collect();
     let hopper = gpu.compute_capability() == (9, 0);
     let mut fallback = prog.clone();
-    for st in fallback
-        .prefill
-        .steps
-        .iter_mut()
-        .chain(fallback.decode.steps.iter_mut())
-    {
-        if let modelc_runtime::program::Step::Launch(l) = st {
-            l.variants.clear();
-        }
-    }
+    fallback.drop_variants();
     let mut report = Report::default();
     let mut logits = Vec::new();
     for (label, program) in [("variants", prog), ("fallback", fallback)] {

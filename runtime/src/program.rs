@@ -747,53 +747,53 @@ impl LaunchStep {
         self.variants.retain(|v| v.cc.is_none_or(|want| want == cc));
     }
 
-    /// The launch for a call: the first variant whose condition holds in `env`, else the
-    /// step's own. Variants of other devices must have been removed by [`Self::specialize`].
-    pub fn pick(&self, env: &Env) -> Result<LaunchChoice<'_>, ProgramError> {
-        for v in &self.variants {
-            let holds = match &v.when {
-                Some(c) => c.holds(env)?,
-                None => true,
-            };
-            if holds {
-                return Ok(LaunchChoice {
-                    module: &v.module,
-                    entry: &v.entry,
-                    grid: &v.grid,
-                    block: v.block,
-                    smem: v.smem,
-                    pdl: v.pdl,
-                });
+    /// Which launch a call makes, as an index into [`Self::choices`]: 1 + the first variant whose
+    /// condition holds in `env`, else 0 (the step's own). Variants of other devices must have
+    /// been removed by [`Self::specialize`].
+    pub fn pick_index(&self, env: &Env) -> Result<usize, ProgramError> {
+        for (i, v) in self.variants.iter().enumerate() {
+            if v.when.as_ref().map_or(Ok(true), |c| c.holds(env))? {
+                return Ok(i + 1);
             }
         }
-        Ok(LaunchChoice {
-            module: &self.module,
-            entry: &self.entry,
-            grid: &self.grid,
-            block: self.block,
-            smem: self.smem,
-            pdl: self.pdl,
+        Ok(0)
+    }
+
+    /// The launch for a call (see [`Self::pick_index`]).
+    pub fn pick(&self, env: &Env) -> Result<LaunchChoice<'_>, ProgramError> {
+        Ok(match self.pick_index(env)? {
+            0 => self.own(),
+            i => self.variants[i - 1].choice(),
         })
     }
 
     /// Every launch this step may make: its own, then its variants'.
     pub fn choices(&self) -> impl Iterator<Item = LaunchChoice<'_>> {
-        let own = LaunchChoice {
+        std::iter::once(self.own()).chain(self.variants.iter().map(LaunchVariant::choice))
+    }
+
+    fn own(&self) -> LaunchChoice<'_> {
+        LaunchChoice {
             module: &self.module,
             entry: &self.entry,
             grid: &self.grid,
             block: self.block,
             smem: self.smem,
             pdl: self.pdl,
-        };
-        std::iter::once(own).chain(self.variants.iter().map(|v| LaunchChoice {
-            module: &v.module,
-            entry: &v.entry,
-            grid: &v.grid,
-            block: v.block,
-            smem: v.smem,
-            pdl: v.pdl,
-        }))
+        }
+    }
+}
+
+impl LaunchVariant {
+    fn choice(&self) -> LaunchChoice<'_> {
+        LaunchChoice {
+            module: &self.module,
+            entry: &self.entry,
+            grid: &self.grid,
+            block: self.block,
+            smem: self.smem,
+            pdl: self.pdl,
+        }
     }
 }
 
@@ -974,6 +974,17 @@ impl Program {
             for step in &mut sched.steps {
                 if let Step::Launch(l) = step {
                     l.specialize(cc);
+                }
+            }
+        }
+    }
+
+    /// Removes every launch variant: each step makes its own (portable) launch.
+    pub fn drop_variants(&mut self) {
+        for sched in [&mut self.prefill, &mut self.decode] {
+            for step in &mut sched.steps {
+                if let Step::Launch(l) = step {
+                    l.variants.clear();
                 }
             }
         }
@@ -1248,6 +1259,10 @@ mod tests {
             step.choices().map(|c| c.entry).collect::<Vec<_>>(),
             ["own", "fast", "wide"]
         );
+        assert_eq!(
+            (ampere.pick_index(&one).unwrap(), ampere.pick_index(&eight).unwrap()),
+            (0, 1)
+        );
         // The JSON form omits empty variant lists and round-trips the rest.
         let json = serde_json::to_value(&step).unwrap();
         assert_eq!(json["variants"][0]["cc"], "9.0");
@@ -1306,6 +1321,9 @@ mod tests {
         assert_eq!(names(&ampere), ["m"]);
         p.specialize(ComputeCapability::HOPPER);
         assert_eq!(names(&p), ["m", "hopper"]);
+        let mut portable = p.clone();
+        portable.drop_variants();
+        assert_eq!(names(&portable), ["m"]);
 
         let mut missing = step.clone();
         missing.variants[0].entry = "slow".into();

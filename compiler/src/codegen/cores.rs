@@ -8,7 +8,7 @@
 use std::fmt::Write;
 
 use super::glue::describe_op;
-use super::kernel::{c, rows, KArg};
+use super::kernel::{c, rows, KArg, VariantSpec};
 use super::templates::attention::{
     attention_decode, attention_decode_blocks_per_sm, attention_decode_heads_per_grid, attention_decode_launch,
     attention_decode_min_keys, attention_prefill, attention_prefill_launch, attention_prefill_queries_per_block,
@@ -57,21 +57,9 @@ pub struct CoreLaunch {
     pub block: [u32; 3],
     pub smem: u32,
     pub args: Vec<KArg>,
-    /// Alternatives for some devices or calls (same arguments): [`LaunchVariant`](modelc_runtime::program::LaunchVariant).
-    pub variants: Vec<CoreVariant>,
-}
-
-/// A launch in place of a [`CoreLaunch`] on devices of compute capability `cc` and/or where
-/// `when` holds.
-#[derive(Debug, Clone)]
-pub struct CoreVariant {
-    pub cc: Option<ComputeCapability>,
-    pub when: Option<Cond>,
-    pub kernel: usize,
-    pub entry: String,
-    pub grid: [Expr; 3],
-    pub block: [u32; 3],
-    pub smem: u32,
+    /// Alternatives for some devices or calls (same arguments), their `kernel` an index into
+    /// this step's kernels like [`CoreLaunch::kernel`].
+    pub variants: Vec<VariantSpec>,
 }
 
 /// The kernels and launches of one core step.
@@ -354,7 +342,7 @@ pub fn core_code(graph: &Graph, plan: &FusionPlan, step: &Step, core: &Core) -> 
             if wgmma_prefill(&tp) {
                 let wg = attention_prefill_wgmma(&tp).map_err(&terr)?;
                 let (block, smem) = block_smem(attention_prefill_wgmma_launch(&tp, 1, 1));
-                pre_variants.push(CoreVariant {
+                pre_variants.push(VariantSpec {
                     cc: Some(ComputeCapability::HOPPER),
                     when: None,
                     kernel: kernels.len(),
@@ -564,14 +552,14 @@ pub fn core_code(graph: &Graph, plan: &FusionPlan, step: &Step, core: &Core) -> 
                     elements: delta_rule_cp_workspace(&tp),
                 });
                 // Widest first: the first variant whose condition holds is launched.
-                let scan_variants: Vec<CoreVariant> = wide_scans
+                let scan_variants: Vec<VariantSpec> = wide_scans
                     .iter()
                     .zip(pre.entries.iter().skip(3))
                     .rev()
                     .map(|(wide, entry)| {
                         let l = delta_rule_cp_launches(wide, 1, 1)[1];
                         let blocks_per_seq = wide.value_heads * (wide.value_dim / wide.scan_block);
-                        CoreVariant {
+                        VariantSpec {
                             cc: None,
                             when: Some(Cond::ge(b().times(c(blocks_per_seq)), c(DELTA_CP_SCAN_BLOCKS))),
                             kernel: 0,

@@ -268,13 +268,8 @@ fn launch_spec(l: &cores::CoreLaunch, map: &[Option<usize>]) -> LaunchSpec {
             .variants
             .iter()
             .map(|v| VariantSpec {
-                cc: v.cc,
-                when: v.when.clone(),
                 kernel: global(v.kernel),
-                entry: v.entry.clone(),
-                grid: v.grid.clone(),
-                block: v.block,
-                smem: v.smem,
+                ..v.clone()
             })
             .collect(),
     }

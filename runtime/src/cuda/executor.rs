@@ -686,13 +686,7 @@ impl Executor {
             minor: u32::try_from(minor).unwrap_or(0),
         });
         if std::env::var_os(NO_VARIANTS_ENV).is_some_and(|v| v == "1") {
-            for sched in [&mut program.prefill, &mut program.decode] {
-                for step in &mut sched.steps {
-                    if let Step::Launch(l) = step {
-                        l.variants.clear();
-                    }
-                }
-            }
+            program.drop_variants();
         }
         if cfg.max_len == 0 || cfg.slots == 0 || cfg.max_prefill_tokens == 0 || cfg.max_prefill_batch == 0 {
             return Err(ExecError::Config(format!("every limit must be at least 1: {cfg:?}")));
@@ -1142,10 +1136,11 @@ impl Executor {
                     }
                 }
                 Step::Launch(l) => {
-                    let chosen = l.pick(env)?;
                     // Which launch (the step's own or a variant) is part of the signature too.
-                    sig.push(l.choices().position(|c| c == chosen).unwrap_or(0) as u64);
-                    for e in chosen.grid {
+                    let chosen = l.pick_index(env)?;
+                    sig.push(chosen as u64);
+                    let grid = l.choices().nth(chosen).map_or(&l.grid, |c| c.grid);
+                    for e in grid {
                         sig.push(e.eval(env)?);
                     }
                     for a in &l.args {
