@@ -2496,24 +2496,24 @@ fn bench_attention_decode(ctx: &mut Ctx, r: &mut ChaCha8Rng) {
 #[test]
 #[ignore]
 fn bench_attention_decode_only() {
+    bench_table(bench_attention_decode);
+}
+
+/// Runs one group of [`bench_kernels`] rows under the table header (unchecked launches).
+fn bench_table(rows: fn(&mut Ctx, &mut ChaCha8Rng)) {
     let Some(mut ctx) = setup() else { return };
     ctx.gpu.set_checked(false);
     let mut r = rng(7);
     println!("| kernel | shape | median ms | rate |");
     println!("|---|---|---|---|");
-    bench_attention_decode(&mut ctx, &mut r);
+    rows(&mut ctx, &mut r);
 }
 
 /// Only the attention-prefill rows of [`bench_kernels`] (`--ignored bench_attention_prefill`).
 #[test]
 #[ignore]
 fn bench_attention_prefill_only() {
-    let Some(mut ctx) = setup() else { return };
-    ctx.gpu.set_checked(false);
-    let mut r = rng(7);
-    println!("| kernel | shape | median ms | rate |");
-    println!("|---|---|---|---|");
-    bench_attention_prefill(&mut ctx, &mut r);
+    bench_table(bench_attention_prefill);
 }
 
 #[test]
