@@ -11,6 +11,8 @@ mod codegen_common;
 use codegen_common::exec::{Machine, Phase};
 use codegen_common::{codegen_specs, placed, placements, tiny_specs};
 use modelc::codegen::{generate, program};
+use modelc::ir::Op;
+use modelc::passes::fuse::StepKind;
 use modelc::reference::{Array, DeltaRuleForm, InterpOptions, Precision, Session, WeightStore};
 use modelc::spec::{layout, ModelSpec};
 
@@ -207,10 +209,20 @@ fn decode_fuses_norms_and_silu_mul_into_gemm_prologues() {
     );
     assert_eq!(count(dec, "rms_norm"), 0, "{name}: decode still launches an RMSNorm");
     assert_eq!(count(dec, "silu_mul"), 0, "{name}: decode still launches silu_mul");
+    // The same GEMMs in both phases, but those the KDA decode kernel absorbs (f_b, g_b).
+    let absorbed: Vec<bool> = cg
+        .plan
+        .steps
+        .iter()
+        .zip(&cg.steps)
+        .filter(|(s, _)| matches!(s.kind, StepKind::Gemm { .. }))
+        .map(|(_, code)| code.decode_absorbed_by.is_some())
+        .collect();
+    assert_eq!(absorbed.len(), count(pre, "gemm"));
     assert_eq!(
         count(dec, "gemm"),
-        count(pre, "gemm"),
-        "{name}: the same GEMMs in both phases"
+        absorbed.iter().filter(|a| !**a).count(),
+        "{name}: the same GEMMs in both phases, absorbed ones aside"
     );
     let prologues = |want: fn(&GemmPrologue) -> bool| {
         dec.iter()
@@ -225,7 +237,8 @@ fn decode_fuses_norms_and_silu_mul_into_gemm_prologues() {
     fn gemm_steps(steps: &[Step]) -> impl Iterator<Item = &Step> {
         steps.iter().filter(|s| matches!(s, Step::Gemm(_)))
     }
-    for (s, ds) in gemm_steps(pre).zip(gemm_steps(dec)) {
+    let kept = gemm_steps(pre).zip(&absorbed).filter(|(_, a)| !**a).map(|(s, _)| s);
+    for (s, ds) in kept.zip(gemm_steps(dec)) {
         assert_eq!(ds.label().split(" ← ").next(), Some(s.label()));
         if let (Step::Gemm(pg), Step::Gemm(dg)) = (s, ds) {
             match &dg.prologue {
@@ -286,4 +299,98 @@ fn decode_fuses_norms_and_silu_mul_into_gemm_prologues() {
     assert!(launches.iter().any(|l| l.get("pdl").is_none()) && launches.iter().any(|l| l["pdl"] == true));
     let back: Program = serde_json::from_value(json).expect("reads back");
     assert_eq!(back, prog);
+}
+
+/// Decode runs one kernel per KDA layer: the conv, the f_b and g_b GEMMs, the decay gate and the
+/// recurrence of every KDA layer become one `kda_decode_step` launch (prefill keeps them all),
+/// and GDN layers keep their unfused decode. The absorbed steps point at the layer's core step,
+/// and the values the kernel reads instead stay live until it runs: no buffer it reads is
+/// written by the layer's steps in between (the interpreter tests check the numbers).
+#[test]
+fn decode_runs_one_kernel_per_kda_layer() {
+    use modelc::ir::DecayKind;
+    use modelc_runtime::program::Step;
+    let module_kind = |s: &Step| match s {
+        Step::Launch(l) => l
+            .module
+            .rsplit_once('_')
+            .map_or(l.module.clone(), |(k, _)| k.to_string()),
+        Step::Gemm(_) => "gemm".into(),
+    };
+    let specs = tiny_specs();
+    for name in ["tiny-hybrid", "tiny-kda", "tiny-gdn"] {
+        let (_, spec) = specs.iter().find(|(n, _)| n == name).expect("tiny spec");
+        let p = modelc::passes::Placement::main(spec);
+        let cg = generate(placed(spec, &p)).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let prog = program::build(&cg, name, &p).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let mut kda_layers = 0;
+        let mut gdn_layers = 0;
+        for (i, (step, code)) in cg.plan.steps.iter().zip(&cg.steps).enumerate() {
+            let StepKind::Core(core) = &step.kind else { continue };
+            let Op::DeltaRule(d) = &cg.graph.node(core.node()).op else {
+                continue;
+            };
+            let absorbed: Vec<usize> = (0..cg.steps.len())
+                .filter(|&a| cg.steps[a].decode_absorbed_by == Some(i))
+                .collect();
+            if d.decay == DecayKind::PerChannel {
+                kda_layers += 1;
+                assert_eq!(code.decode.len(), 1, "{name}: step {i}");
+                assert!(
+                    code.decode[0].entry.starts_with("kda_decode_step_"),
+                    "{name}: {}",
+                    code.decode[0].entry
+                );
+                // conv, f_b GEMM, decay gate + sigmoid, g_b GEMM.
+                let kinds: Vec<String> = absorbed
+                    .iter()
+                    .map(|&a| match &cg.plan.steps[a].kind {
+                        StepKind::Gemm { .. } => "gemm".to_string(),
+                        StepKind::Glue => "glue".to_string(),
+                        StepKind::Core(_) => "core".to_string(),
+                    })
+                    .collect();
+                let mut sorted = kinds.clone();
+                sorted.sort();
+                assert_eq!(
+                    sorted,
+                    ["core", "gemm", "gemm", "glue"],
+                    "{name}: step {i} absorbs {kinds:?}"
+                );
+                for &a in &absorbed {
+                    assert!(a < i, "{name}: absorbed step {a} after its kernel's step {i}");
+                    assert!(
+                        cg.steps[a].decode.is_empty(),
+                        "{name}: absorbed step {a} still launches"
+                    );
+                }
+                assert_eq!(code.decode_reads.len(), 4, "{name}: conv input, f_a, beta logits, g_a");
+            } else {
+                gdn_layers += 1;
+                assert!(absorbed.is_empty(), "{name}: GDN keeps its unfused decode");
+                assert!(code.decode[0].entry.starts_with("delta_rule_recurrent_"));
+            }
+        }
+        let count = |steps: &[Step], k: &str| steps.iter().filter(|s| module_kind(s) == k).count();
+        let (pre, dec) = (&prog.prefill.steps, &prog.decode.steps);
+        assert_eq!(count(dec, "kda_decode_step"), kda_layers, "{name}");
+        assert_eq!(
+            count(pre, "kda_decode_step"),
+            0,
+            "{name}: prefill keeps the unfused kernels"
+        );
+        // Decode launches conv1d and the decay gate only for the layers the kernel leaves alone
+        // (GDN, Mamba); prefill launches them for every layer.
+        assert_eq!(count(pre, "conv1d") - count(dec, "conv1d"), kda_layers, "{name}");
+        assert_eq!(
+            count(pre, "gemm") - count(dec, "gemm"),
+            2 * kda_layers,
+            "{name}: f_b and g_b GEMMs leave decode"
+        );
+        match name {
+            "tiny-kda" => assert_eq!((kda_layers, gdn_layers), (2, 0)),
+            "tiny-gdn" => assert_eq!(kda_layers, 0),
+            _ => assert!(kda_layers >= 1 && gdn_layers >= 1, "{name}"),
+        }
+    }
 }

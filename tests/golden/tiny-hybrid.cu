@@ -3098,33 +3098,34 @@ extern "C" __global__ void __launch_bounds__(32) delta_rule_recurrent_dc206da6(
     }
 }
 
-// ===== kernels/delta_rule_recurrent_de01543f.cu =====
+// ===== kernels/kda_decode_step_1b32f0ed.cu =====
 /*
- * modelc mixer core: delta_rule_recurrent_de01543f (template).
+ * modelc mixer core: kda_decode_step_1b32f0ed (template).
  * Fuses, in order:
+ *   linear
+ *   decay_gate(group=16)
+ *   sigmoid
+ *   linear
+ *   causal_conv1d(kernel=4, silu)
  *   l2_norm(eps=1e-6, group=16)
  *   scale(0.25)
  *   l2_norm(eps=1e-6, group=16)
  *   delta_rule(key_heads=4, value_heads=4, key_dim=16, value_dim=16, decay=per_channel)
  *   gated_rms_norm(eps=1e-5, group=16, act=silu)
- * Bytes loaded:  784*batch*tokens + 4096*batch + 64
- * Bytes stored:  128*batch*tokens + 4096*batch
- * FLOPs:         8832*batch*tokens
+ * Bytes loaded:  456*batch*tokens + 6400*batch + 5968
+ * Bytes stored:  128*batch*tokens + 6400*batch
+ * FLOPs:         14464*batch*tokens
  */
 /*
- * delta_rule_recurrent_de01543f: gated delta rule, one token at a time.
- *   Hk = 4, Hv = 4, Dk = 16, Dv = 16, gate = per key channel (KDA), qk l2norm = true, scale = 2.5e-1f.
- *   Gated RMSNorm epilogue: o <- o * rsqrt(mean_head(o^2) + 1e-5f) * norm_w * silu_f(gate)
- *   Per token: S <- Diag(exp g) S; S <- S + beta k (v - S^T k)^T; o = S^T q.
- * Layouts: q, k [B,T,Hk*Dk], v [B,T,Hv*Dv], o [B,T,Hv*Dv] bf16 rows with strides (elements);
- *   g [B,T,Hv] (scalar) or [B,T,Hv*Dk] (per channel) f32 dense log-decays; beta [B,T,Hv] f32 dense;
- *   state_in / state_out [B,Hv,Dk,Dv] f32 (state_in null = zeros; they may alias).
- *   gate [B,T,Hv*Dv] bf16 rows with stride gate_stride; norm_w [Dv] f32 (the norm's weight).
- * Grid (ceil(Dv/BV), Hv, B), block BV = 32: thread j keeps column j of S (Dk floats) in
- *   registers; threads with j >= Dv (VTAIL) only help with loads and the norm reductions.
- *   Epilogue: one block per head (BV >= Dv); the per-warp sums of o^2 go to nred before the
- *   token's last barrier and are read after it (the next token rewrites nred only after its
- *   first barrier), so the epilogue adds no barrier.
+ * kda_decode_step_1b32f0ed: one KDA layer's decode step after its input projection.
+ *   H = 4, Dk = 16, Dv = 16, conv K = 4 (bias = false, SiLU), decay rank 16, gate rank 16,
+ *   qk l2norm = true, scale = 2.5e-1f.
+ *   q, k, v = conv(x) (channels 0.., 64.., 128.. of the conv's 192); conv state updated.
+ *   g = -exp(a_log[h]) * softplus(bf16(fa . fb[h*Dk + d]) + dt_bias[h*Dk + d]); beta = sigmoid(braw[h]).
+ *   S <- Diag(exp g) S; S <- S + beta k (v - S^T k)^T; o = S^T q.
+ *   o <- o * rsqrt(mean_head(o^2) + 1e-5f) * norm_w * silu_f(zj), z = bf16(ga . gb[h*Dv + j]).
+ * Grid (H, B), block 128: thread tid serves value column / key channel tid/4 (lane tid%4 keeps
+ *   state rows 4i + tid%4) and conv channel tid. States and weights load before the PDL wait.
  */
 #include <cuda_bf16.h>
 
@@ -3153,62 +3154,128 @@ __device__ __forceinline__ float warp_max(float x) {
 }
 #endif
 
-extern "C" __global__ void __launch_bounds__(32) delta_rule_recurrent_de01543f(
-    const bf16* __restrict__ q, int q_stride,
-    const bf16* __restrict__ k, int k_stride,
-    const bf16* __restrict__ v, int v_stride,
-    const float* __restrict__ g, const float* __restrict__ beta,
-    const float* state_in, float* state_out,
-    bf16* __restrict__ o, int o_stride, int T,
-    const bf16* __restrict__ gate, int gate_stride, const float* __restrict__ norm_w)
-{
-    constexpr int HK = 4;
-    constexpr int HV = 4;
-    constexpr int RATIO = HV / HK;
-    constexpr int DK = 16;
-    constexpr int DV = 16;
-    constexpr int BV = 32;
-    constexpr int NWARP = BV / 32;
-    constexpr bool VTAIL = DV % BV != 0;
-    constexpr bool PER_CHANNEL = true;
-    constexpr bool L2NORM = true;
-    constexpr float SCALE = 2.5e-1f;
-    (void)DV; (void)NWARP;
-    constexpr float NORM_EPS = 1e-5f;
-    __shared__ float qs[DK], ks[DK], as_[DK];
-    __shared__ float red[2][NWARP];
-    __shared__ float nred[NWARP]; /* per-warp sums of o^2 (epilogue) */
-    const int tid = threadIdx.x;
-    const int j = blockIdx.x * BV + tid;
-    const int hv = blockIdx.y;
-    const long b = blockIdx.z;
-    const int hk = hv / RATIO;
-    const bool active = !VTAIL || j < DV; /* owns a value column */
-    const long sbase = (b * HV + hv) * (long)DK * DV + j;
+#ifndef MODELC_PDL_ENTER
+#define MODELC_PDL_ENTER
+static __device__ __forceinline__ void modelc_pdl_enter() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.wait;" ::: "memory");
+    asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+#endif
 
-    float s[DK];
+/* Rounds to bf16 and back: the unfused kernels store these values as bf16. */
+__device__ __forceinline__ float bf16_round(float x) { return bf2f(f2bf(x)); }
+/* Sum over the four lanes of one column (lanes 4j..4j+3). */
+__device__ __forceinline__ float quad_sum(float x) {
+    x += __shfl_xor_sync(0xffffffffu, x, 1);
+    x += __shfl_xor_sync(0xffffffffu, x, 2);
+    return x;
+}
+/* A lane's quarter of a row of a low-rank weight, RQ bf16 pairs, times the f32 vector in smem. */
+template <int RQ>
+__device__ __forceinline__ float quarter_dot(const __nv_bfloat162 (&w)[RQ], const float* xs) {
+    float acc = 0.0f;
 #pragma unroll
-    for (int d = 0; d < DK; ++d) s[d] = state_in && active ? state_in[sbase + (long)d * DV] : 0.0f;
+    for (int i = 0; i < RQ; ++i) {
+        const float2 f = __bfloat1622float2(w[i]);
+        acc = fmaf(f.x, xs[2 * i], acc);
+        acc = fmaf(f.y, xs[2 * i + 1], acc);
+    }
+    return acc;
+}
+
+extern "C" __global__ void __launch_bounds__(128) kda_decode_step_1b32f0ed(
+    const bf16* __restrict__ x, int x_stride,
+    const bf16* __restrict__ conv_w, const bf16* __restrict__ conv_b, float* conv_state,
+    const bf16* __restrict__ fa, int fa_stride, const bf16* __restrict__ fb,
+    const float* __restrict__ a_log, const float* __restrict__ dt_bias,
+    const bf16* __restrict__ braw, int braw_stride,
+    const bf16* __restrict__ ga, int ga_stride, const bf16* __restrict__ gb,
+    const float* __restrict__ norm_w, float* state,
+    bf16* __restrict__ o, int o_stride, int T)
+{
+    constexpr int H = 4, DK = 16, DV = 16, NT = 128, NWARP = NT / 32;
+    constexpr int K = 4, C = 192, Q0 = 0, K0 = 64, V0 = 128;
+    constexpr int RF = 16, RG = 16, RFQ = RF / 8, RGQ = RG / 8; /* bf16 pairs per lane */
+    constexpr int KPL = DK / 4; /* state rows per lane */
+    constexpr bool L2NORM = true, CONV_BIAS = false;
+    constexpr float SCALE = 2.5e-1f, NORM_EPS = 1e-5f;
+    __shared__ float qs[DK], ks[DK], vs[DV], decay[DK], zs[DV];
+    __shared__ float fas[RF], gas[RG];
+    __shared__ float red[3][NWARP];
+    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+    const int j = tid >> 2, qd = tid & 3;
+    const int h = blockIdx.x;
+    const long b = blockIdx.y;
+    const bool column = j < DV;  /* owns value column j (with its three neighbours) */
+    const bool channel = j < DK; /* computes the decay of key channel j */
+
+    /* --- Before the wait: states and weights (nothing earlier in this step writes them). --- */
+    float s[KPL];
+    float* sp = state + ((b * H + h) * (long)DK) * DV + j;
+#pragma unroll
+    for (int i = 0; i < KPL; ++i) s[i] = column ? sp[(long)(4 * i + qd) * DV] : 0.0f;
+
+    /* Conv channel of this thread: q, then k, then v channels of head h. */
+    const int cidx = tid < DK ? Q0 + h * DK + tid
+                   : tid < 2 * DK ? K0 + h * DK + (tid - DK)
+                   : tid < 2 * DK + DV ? V0 + h * DV + (tid - 2 * DK) : -1;
+    float cw[K], win[K];
+    float cbias = 0.0f;
+    float* cst = cidx >= 0 ? conv_state + (b * C + cidx) * (K - 1) : nullptr;
+    if (cidx >= 0) {
+#pragma unroll
+        for (int i = 0; i < K; ++i) cw[i] = bf2f(conv_w[(long)cidx * K + i]);
+#pragma unroll
+        for (int i = 0; i < K - 1; ++i) win[i] = cst[i];
+        if (CONV_BIAS) cbias = bf2f(conv_b[cidx]);
+    }
+
+    /* This lane's quarter of f_b's row for key channel j and of g_b's row for value column j. */
+    __nv_bfloat162 fbq[RFQ], gbq[RGQ];
+    const __nv_bfloat162 zero2 = __floats2bfloat162_rn(0.0f, 0.0f);
+#pragma unroll
+    for (int i = 0; i < RFQ; ++i)
+        fbq[i] = channel ? reinterpret_cast<const __nv_bfloat162*>(fb + (long)(h * DK + j) * RF + qd * (RF / 4))[i] : zero2;
+#pragma unroll
+    for (int i = 0; i < RGQ; ++i)
+        gbq[i] = column ? reinterpret_cast<const __nv_bfloat162*>(gb + (long)(h * DV + j) * RG + qd * (RG / 4))[i] : zero2;
+    const float neg_a = -expf(a_log[h]);
+    const float dtb = channel ? dt_bias[h * DK + j] : 0.0f;
+    const float nw = column ? norm_w[j] : 0.0f;
+
+    modelc_pdl_enter(); /* the projection's rows are ready from here on */
 
     for (int t = 0; t < T; ++t) {
         const long row = b * T + t;
+        if (tid < RF) fas[tid] = bf2f(fa[row * fa_stride + tid]);
+        if (tid < RG) gas[tid] = bf2f(ga[row * ga_stride + tid]);
+        /* Conv of this thread's channel; the squares of q and k for their norms. */
         float sq = 0.0f, sk = 0.0f;
-        for (int d = tid; d < DK; d += BV) {
-            const float qv = bf2f(q[row * q_stride + hk * DK + d]);
-            const float kv = bf2f(k[row * k_stride + hk * DK + d]);
-            qs[d] = qv;
-            ks[d] = kv;
-            sq += qv * qv;
-            sk += kv * kv;
-            if (PER_CHANNEL) as_[d] = expf(g[row * HV * DK + hv * DK + d]);
+        if (cidx >= 0) {
+            win[K - 1] = bf2f(x[row * x_stride + cidx]);
+            float acc = cbias;
+#pragma unroll
+            for (int i = 0; i < K; ++i) acc = fmaf(cw[i], win[i], acc);
+#pragma unroll
+            for (int i = 0; i < K - 1; ++i) win[i] = win[i + 1];
+            const float y = bf16_round(silu_f(acc));
+            if (tid < DK) { qs[tid] = y; sq = y * y; }
+            else if (tid < 2 * DK) { ks[tid - DK] = y; sk = y * y; }
+            else vs[tid - 2 * DK] = y;
         }
+        sq = warp_sum(sq);
+        sk = warp_sum(sk);
+        if (lane == 0) { red[0][warp] = sq; red[1][warp] = sk; }
+        __syncthreads(); /* qs, ks, vs, fas, gas, red[0..1] */
+
+        /* Decay of key channel j and gate of value column j: a quarter of the rank per lane. */
+        const float f = quad_sum(quarter_dot(fbq, fas + qd * (RF / 4)));
+        const float z = quad_sum(quarter_dot(gbq, gas + qd * (RG / 4)));
+        if (qd == 0 && channel) decay[j] = expf(neg_a * softplus_f(bf16_round(f) + dtb));
+        if (qd == 0 && column) zs[j] = bf16_round(z);
         float qscale = SCALE, kscale = 1.0f;
-        if (L2NORM) {
-            sq = warp_sum(sq);
-            sk = warp_sum(sk);
-            if (tid % 32 == 0) { red[0][tid / 32] = sq; red[1][tid / 32] = sk; }
-        }
-        __syncthreads();
         if (L2NORM) {
             float tq = 0.0f, tk = 0.0f;
 #pragma unroll
@@ -3216,46 +3283,49 @@ extern "C" __global__ void __launch_bounds__(32) delta_rule_recurrent_de01543f(
             qscale *= rsqrtf(tq + 1e-6f);
             kscale = rsqrtf(tk + 1e-6f);
         }
-        const float a = PER_CHANNEL ? 1.0f : expf(g[row * HV + hv]);
-        const float bt = beta[row * HV + hv];
-        const float vj = active ? bf2f(v[row * v_stride + hv * DV + j]) : 0.0f;
+        const float beta = 1.0f / (1.0f + expf(-bf2f(braw[row * braw_stride + h])));
+        __syncthreads(); /* decay, zs */
+
+        /* The recurrence on this lane's rows of column j. */
         float kv = 0.0f;
 #pragma unroll
-        for (int d = 0; d < DK; ++d) {
-            s[d] *= PER_CHANNEL ? as_[d] : a;
-            kv = fmaf(s[d], ks[d], kv);
+        for (int i = 0; i < KPL; ++i) {
+            const int d = 4 * i + qd;
+            s[i] *= decay[d];
+            kv = fmaf(s[i], ks[d], kv);
         }
-        const float u = bt * (vj - kv * kscale) * kscale;
-        /* A barrier makes the compiler reload ks/qs from shared memory below instead of keeping
-         * Dk of them live next to the Dk state registers (which spilled at Dk = 128). */
-        __syncthreads();
+        kv = quad_sum(kv);
+        const float u = column ? beta * (vs[j] - kv * kscale) * kscale : 0.0f;
         float oj = 0.0f;
 #pragma unroll
-        for (int d = 0; d < DK; ++d) {
-            s[d] = fmaf(ks[d], u, s[d]);
-            oj = fmaf(s[d], qs[d], oj);
+        for (int i = 0; i < KPL; ++i) {
+            const int d = 4 * i + qd;
+            s[i] = fmaf(ks[d], u, s[i]);
+            oj = fmaf(s[i], qs[d], oj);
         }
-        /* Gated RMSNorm epilogue, part 1: threads without a value column add 0. */
-        const float ov = active ? oj * qscale : 0.0f;
-        const float zj = active ? bf2f(gate[row * gate_stride + hv * DV + j]) : 0.0f;
-        const float wj = active ? norm_w[j] : 0.0f;
-        {
-            const float ss = warp_sum(ov * ov);
-            if (tid % 32 == 0) nred[tid / 32] = ss;
-        }
-        __syncthreads(); /* qs/ks/as_/red are rewritten by the next token */
-        {
-            /* Gated RMSNorm epilogue, part 2: every thread adds the partials in warp order. */
-            float tot = 0.0f;
+        const float ov = quad_sum(oj) * qscale;
+        /* Gated RMSNorm over the head: lane qd = 0 of each column adds its square. */
+        const float ss = warp_sum(qd == 0 && column ? ov * ov : 0.0f);
+        if (lane == 0) red[2][warp] = ss;
+        __syncthreads(); /* red[2] */
+        float tot = 0.0f;
 #pragma unroll
-            for (int w = 0; w < NWARP; ++w) tot += nred[w];
-            const float rn = rsqrtf(tot / (float)DV + NORM_EPS);
-            if (active) o[row * o_stride + hv * DV + j] = f2bf(ov * rn * wj * silu_f(zj));
+        for (int w = 0; w < NWARP; ++w) tot += red[2][w];
+        const float rn = rsqrtf(tot / (float)DV + NORM_EPS);
+        if (qd == 0 && column) {
+            const float zj = zs[j];
+            o[row * o_stride + h * DV + j] = f2bf(ov * rn * nw * silu_f(zj));
         }
+        __syncthreads(); /* every shared array is rewritten by the next token */
     }
-    if (state_out && active) {
+
+    if (column) {
 #pragma unroll
-        for (int d = 0; d < DK; ++d) state_out[sbase + (long)d * DV] = s[d];
+        for (int i = 0; i < KPL; ++i) sp[(long)(4 * i + qd) * DV] = s[i];
+    }
+    if (cidx >= 0) {
+#pragma unroll
+        for (int i = 0; i < K - 1; ++i) cst[i] = win[i];
     }
 }
 

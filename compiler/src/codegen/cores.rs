@@ -72,15 +72,19 @@ pub struct CoreCode {
     pub demands: Vec<(Value, DType)>,
 }
 
-fn b() -> Expr {
+pub(crate) fn b() -> Expr {
     Expr::sym(Sym::Batch)
 }
-fn t() -> Expr {
+pub(crate) fn t() -> Expr {
     Expr::sym(Sym::Tokens)
 }
 
 /// The name of the state input feeding input `port` of `n` (without `state.`).
-fn state_name(graph: &Graph, n: petgraph::stable_graph::NodeIndex, port: usize) -> Result<String, CodegenError> {
+pub(crate) fn state_name(
+    graph: &Graph,
+    n: petgraph::stable_graph::NodeIndex,
+    port: usize,
+) -> Result<String, CodegenError> {
     let v = graph.inputs(n).get(port).copied();
     match v.map(|v| &graph.node(v.node).op) {
         Some(Op::Input { name, .. }) => Ok(name.strip_prefix(STATE_PREFIX).unwrap_or(name).to_string()),
@@ -92,7 +96,7 @@ fn state_name(graph: &Graph, n: petgraph::stable_graph::NodeIndex, port: usize) 
     }
 }
 
-fn weight(graph: &Graph, v: Value, dtype: DType) -> Result<KArg, CodegenError> {
+pub(crate) fn weight(graph: &Graph, v: Value, dtype: DType) -> Result<KArg, CodegenError> {
     match &graph.node(v.node).op {
         Op::Weight { key, .. } => Ok(KArg::Weight {
             key: key.clone(),
@@ -106,7 +110,7 @@ fn weight(graph: &Graph, v: Value, dtype: DType) -> Result<KArg, CodegenError> {
     }
 }
 
-fn template_err(
+pub(crate) fn template_err(
     graph: &Graph,
     n: petgraph::stable_graph::NodeIndex,
 ) -> impl Fn(super::templates::TemplateError) -> CodegenError + '_ {
@@ -134,7 +138,14 @@ fn with_header(src: KernelSource, fuses: &[String], loaded: &Expr, stored: &Expr
     }
 }
 
-fn kernel(kind: &str, src: KernelSource, fuses: &[String], loaded: Expr, stored: Expr, flops: Expr) -> CoreKernel {
+pub(crate) fn kernel(
+    kind: &str,
+    src: KernelSource,
+    fuses: &[String],
+    loaded: Expr,
+    stored: Expr,
+    flops: Expr,
+) -> CoreKernel {
     let source = with_header(src, fuses, &loaded, &stored, &flops);
     CoreKernel {
         kind: kind.to_string(),
@@ -153,7 +164,7 @@ fn block_smem(l: Launch) -> ([u32; 3], u32) {
     ([l.block.0, l.block.1, l.block.2], l.smem)
 }
 
-fn ch(graph: &Graph, v: Value) -> usize {
+pub(crate) fn ch(graph: &Graph, v: Value) -> usize {
     graph.ty(v).channels().unwrap_or(0)
 }
 
@@ -837,10 +848,20 @@ mod tests {
             let crate::passes::fuse::StepKind::Core(core) = &step.kind else {
                 continue;
             };
-            if !matches!(cg.graph.node(core.node()).op, Op::DeltaRule(_)) {
+            let Op::DeltaRule(p) = &cg.graph.node(core.node()).op else {
                 continue;
-            }
+            };
             seen += 1;
+            // KDA decodes with one kernel for the whole layer (`kda_step`), GDN with the
+            // recurrent kernel on the prefill's arguments.
+            let kda = p.decay == crate::ir::DecayKind::PerChannel;
+            assert_eq!(code.decode.len(), 1);
+            assert_eq!(
+                code.decode[0].entry.starts_with("kda_decode_step_"),
+                kda,
+                "{}",
+                code.decode[0].entry
+            );
             let entries: Vec<&str> = code.prefill.iter().map(|l| l.entry.as_str()).collect();
             assert_eq!(entries.len(), 3, "{entries:?}");
             for (e, want) in entries
@@ -857,10 +878,13 @@ mod tests {
                     "{:?}",
                     l.args.last()
                 );
-                assert_eq!(l.args[..l.args.len() - 1], code.decode[0].args[..], "{}", l.entry);
+                if !kda {
+                    assert_eq!(l.args[..l.args.len() - 1], code.decode[0].args[..], "{}", l.entry);
+                }
             }
-            assert_eq!(code.decode.len(), 1);
-            assert!(code.decode[0].entry.starts_with("delta_rule_recurrent_"));
+            if !kda {
+                assert!(code.decode[0].entry.starts_with("delta_rule_recurrent_"));
+            }
         }
         assert!(seen >= 2, "codegen-hybrid has GDN and KDA cores ({seen})");
     }
@@ -915,6 +939,15 @@ mod tests {
                     };
                     for l in launches {
                         assert_eq!(l.block[0] % 32, 0, "{}: whole warps", l.entry);
+                        if l.entry.starts_with("kda_decode_step_") {
+                            // Four lanes per value column / key channel, a block per head.
+                            let width = p.key_dim.max(p.value_dim).div_ceil(32) * 32;
+                            assert_eq!(l.block, [4 * width as u32, 1, 1], "{}", l.entry);
+                            assert_eq!(l.grid[0], c(p.value_heads), "{}", l.entry);
+                            assert_eq!((l.smem, l.args.len()), (0, 20), "{}", l.entry);
+                            seen.insert("kda_decode_step");
+                            continue;
+                        }
                         assert!(l.block[0] as usize >= p.value_dim.min(32), "{}", l.entry);
                         assert_eq!(l.smem > 0, l.entry.starts_with("delta_rule_chunked_"), "{}", l.entry);
                         // The epilogue: one block per head, its three arguments appended.
@@ -936,8 +969,8 @@ mod tests {
         }
         assert_eq!(
             seen.len(),
-            2,
-            "tiny-hybrid has attention and delta-rule cores: {seen:?}"
+            3,
+            "tiny-hybrid has attention and delta-rule cores, KDA decoding in one kernel: {seen:?}"
         );
     }
 

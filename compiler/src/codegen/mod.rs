@@ -12,6 +12,7 @@
 
 pub mod cores;
 pub mod glue;
+pub mod kda_step;
 pub mod kernel;
 pub mod program;
 pub mod report;
@@ -51,6 +52,12 @@ pub struct StepCode {
     pub decode: Vec<LaunchSpec>,
     /// What the step fuses, one line per IR node.
     pub fuses: Vec<String>,
+    /// Decode: the plan step whose decode kernel computes this step too (this step then has no
+    /// decode launch and, for a GEMM, no decode GEMM).
+    pub decode_absorbed_by: Option<usize>,
+    /// Decode: values the decode launches read besides the step's inputs (the inputs of the
+    /// steps they absorb); their buffers stay live until this step.
+    pub decode_reads: Vec<Value>,
 }
 
 /// Everything codegen produced for one graph.
@@ -165,6 +172,17 @@ pub fn generate(placed: Graph) -> Result<Codegen, CodegenError> {
             kernels.len() - 1
         })
     };
+    // Decode kernels that absorb whole steps (one kernel per KDA layer).
+    let mut kda_steps: HashMap<usize, kda_step::KdaStep> = HashMap::new();
+    for i in 0..plan.steps.len() {
+        if let Some(k) = kda_step::find(&graph, &plan, &owner, i)? {
+            kda_steps.insert(i, k);
+        }
+    }
+    let absorbed_by: HashMap<usize, usize> = kda_steps
+        .iter()
+        .flat_map(|(&i, k)| k.absorbed.iter().map(move |&a| (a, i)))
+        .collect();
     let mut steps: Vec<StepCode> = Vec::with_capacity(plan.steps.len());
     let mut decode_pending: Vec<(usize, Vec<cores::CoreKernel>)> = Vec::new();
     for (i, step) in plan.steps.iter().enumerate() {
@@ -200,6 +218,7 @@ pub fn generate(placed: Graph) -> Result<Codegen, CodegenError> {
                     prefill: vec![launch.clone()],
                     decode: vec![launch],
                     fuses: g.fuses,
+                    ..StepCode::default()
                 });
             }
             StepKind::Core(_) => {
@@ -225,8 +244,11 @@ pub fn generate(placed: Graph) -> Result<Codegen, CodegenError> {
                     prefill: code.prefill.iter().map(|l| launch_spec(l, &map)).collect(),
                     decode: Vec::new(),
                     fuses,
+                    ..StepCode::default()
                 });
-                decode_pending.push((i, code.kernels.clone()));
+                if !kda_steps.contains_key(&i) {
+                    decode_pending.push((i, code.kernels.clone()));
+                }
                 // Keep the launches to resolve after numbering decode-only kernels.
                 cores.insert(i, code);
             }
@@ -241,6 +263,23 @@ pub fn generate(placed: Graph) -> Result<Codegen, CodegenError> {
         if let Some(s) = steps.get_mut(i) {
             s.decode = decode;
         }
+    }
+    let mut fused: Vec<_> = kda_steps.into_iter().collect();
+    fused.sort_by_key(|(i, _)| *i);
+    for (i, k) in fused {
+        let kernel = intern(core_kernel(&k.kernel));
+        let s = steps
+            .get_mut(i)
+            .ok_or_else(|| CodegenError::Internal("absorbing step out of range".into()))?;
+        s.decode = vec![launch_spec(&k.launch, &[Some(kernel)])];
+        s.decode_reads = k.reads;
+    }
+    for (&a, &by) in &absorbed_by {
+        let s = steps
+            .get_mut(a)
+            .ok_or_else(|| CodegenError::Internal("absorbed step out of range".into()))?;
+        s.decode.clear();
+        s.decode_absorbed_by = Some(by);
     }
     Ok(Codegen {
         graph,

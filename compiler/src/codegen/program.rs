@@ -415,12 +415,13 @@ pub fn build(cg: &Codegen, model: &str, placement: &Placement) -> Result<Program
     }
 
     // Liveness: the last step reading each value (through views); a GEMM with a fused decode
-    // prologue also reads the fused step's inputs.
+    // prologue also reads the fused step's inputs, a decode kernel absorbing steps theirs.
     let fusions = decode_fusions(cg);
     let mut last_use: HashMap<Value, usize> = HashMap::new();
     for (i, step) in cg.plan.steps.iter().enumerate() {
         let fused = fusions.gemms.get(&i).map(DecodePrologue::reads).unwrap_or_default();
-        for v in step.inputs.iter().chain(&fused) {
+        let absorbed = cg.steps.get(i).map(|s| s.decode_reads.as_slice()).unwrap_or_default();
+        for v in step.inputs.iter().chain(&fused).chain(absorbed) {
             let base = cg.plan.resolve(graph, *v).base;
             let last = last_use.entry(base).or_insert(i);
             *last = (*last).max(i);
@@ -507,21 +508,28 @@ pub fn build(cg: &Codegen, model: &str, placement: &Placement) -> Result<Program
                     _ => None,
                 };
                 prefill.push(g.clone());
-                decode.push(fused.unwrap_or(g));
+                // A GEMM a decode kernel absorbs (the KDA decode step) has no decode GEMM.
+                if code.decode_absorbed_by.is_none() {
+                    decode.push(fused.unwrap_or(g));
+                }
             }
             StepKind::Glue | StepKind::Core(_) => {
-                let kind = code
-                    .prefill
-                    .first()
-                    .and_then(|l| cg.kernels.get(l.kernel))
-                    .map_or("kernel", |k| k.kind.as_str());
-                let label = format!("{}: {kind}", if step.scope.is_empty() { "model" } else { &step.scope });
+                // Labelled by the kind of the schedule's first kernel (decode may run another).
+                let label = |launches: &[LaunchSpec]| {
+                    let kind = launches
+                        .first()
+                        .and_then(|l| cg.kernels.get(l.kernel))
+                        .map_or("kernel", |k| k.kind.as_str());
+                    format!("{}: {kind}", if step.scope.is_empty() { "model" } else { &step.scope })
+                };
+                let prefill_label = label(&code.prefill);
                 for l in &code.prefill {
-                    prefill.push(b.launch(l, &label, step.layer)?);
+                    prefill.push(b.launch(l, &prefill_label, step.layer)?);
                 }
                 if !fusions.skipped.contains(&i) {
+                    let decode_label = label(&code.decode);
                     for l in &code.decode {
-                        decode.push(b.launch(l, &label, step.layer)?);
+                        decode.push(b.launch(l, &decode_label, step.layer)?);
                     }
                 }
             }

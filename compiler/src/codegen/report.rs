@@ -307,7 +307,11 @@ pub fn steps_text_filtered(cg: &Codegen, keep: impl Fn(&crate::passes::fuse::Ste
         } else {
             step.scope.as_str()
         };
-        let _ = writeln!(out, "step {i:>3}  {scope:<28} {kind}");
+        let absorbed = match code.decode_absorbed_by {
+            Some(by) => format!("  (decode: in step {by}'s kernel)"),
+            None => String::new(),
+        };
+        let _ = writeln!(out, "step {i:>3}  {scope:<28} {kind}{absorbed}");
         for f in &code.fuses {
             let _ = writeln!(out, "             {f}");
         }

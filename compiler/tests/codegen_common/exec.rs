@@ -23,6 +23,7 @@ use modelc::reference::ops::attention::attention;
 use modelc::reference::ops::conv::causal_conv1d;
 use modelc::reference::ops::delta_rule::delta_rule_recurrent;
 use modelc::reference::ops::elementwise::{add, mul, scale, unary};
+use modelc::reference::ops::linear::linear as linear_op;
 use modelc::reference::ops::norm::{gated_rms_norm, l2_norm};
 use modelc::reference::ops::selective_scan::selective_scan;
 use modelc::reference::{execute, Array, InterpOptions, WeightStore};
@@ -46,6 +47,9 @@ pub struct Machine<'a> {
     /// Round every buffer, state and output to its program dtype after each step: the storage
     /// precision of the GPU (bf16 activations), with f64 arithmetic inside steps.
     pub storage_rounding: bool,
+    /// Values of steps a decode kernel absorbs (no buffer is written for them in decode): held
+    /// here, whole, between the absorbed steps and the kernel that computes them.
+    absorbed: HashMap<Value, Array>,
 }
 
 fn ev(e: &modelc_runtime::program::Expr, env: &Env) -> usize {
@@ -93,6 +97,7 @@ impl<'a> Machine<'a> {
             max_len,
             slots,
             storage_rounding: false,
+            absorbed: HashMap::new(),
         }
     }
 
@@ -149,6 +154,10 @@ impl<'a> Machine<'a> {
         let head = self.program.head.as_ref().filter(|_| last_only);
         assert!(!last_only || head.is_some(), "the program has no prefill head");
         let mut next = sched.steps.iter().peekable();
+        // Decode: plan steps a later step's kernel computes, run when that kernel's launch (and
+        // so where each value lives) is reached.
+        let mut pending: Vec<usize> = Vec::new();
+        self.absorbed.clear();
         for (i, step) in self.cg.plan.steps.iter().enumerate() {
             if let Some(h) = head.filter(|h| sched.steps.len() - next.len() == h.first_step) {
                 let off = ev(&h.hidden.offset, &env);
@@ -158,6 +167,10 @@ impl<'a> Machine<'a> {
                     rows.copy_within(src..src + h.channels, off + b * h.hidden.ld);
                 }
                 env = Env { tokens: 1, ..env };
+            }
+            if phase == Phase::Decode && self.cg.steps[i].decode_absorbed_by.is_some() {
+                pending.push(i);
+                continue;
             }
             match &step.kind {
                 StepKind::Gemm { .. } => match next.next() {
@@ -193,6 +206,14 @@ impl<'a> Machine<'a> {
                             _ => all_args.extend(args),
                         }
                     }
+                    for a in std::mem::take(&mut pending) {
+                        assert_eq!(
+                            self.cg.steps[a].decode_absorbed_by,
+                            Some(i),
+                            "plan step {a} absorbed elsewhere"
+                        );
+                        self.absorbed_step(a, &all_args, &env, &pasts);
+                    }
                     if let StepKind::Core(core) = &step.kind {
                         self.core(step, core, &all_args, &env, &pasts);
                     }
@@ -203,6 +224,7 @@ impl<'a> Machine<'a> {
             }
         }
         assert!(next.next().is_none(), "the program has steps the plan does not");
+        assert!(pending.is_empty(), "absorbed steps {pending:?} never ran");
         for b in 0..batch {
             self.mem.get_mut(&BufferRef::Input(2)).expect("past_len")[slot as usize + b] += t as f64;
         }
@@ -323,6 +345,18 @@ impl<'a> Machine<'a> {
     }
 
     fn read_rows(&self, args: &[(KArg, Arg)], v: Value, env: &Env) -> Array {
+        let view = self.cg.plan.resolve(self.graph(), v);
+        if let Some(whole) = self.absorbed.get(&view.base) {
+            let c = whole.last_dim();
+            let mut shape = whole.shape.clone();
+            *shape.last_mut().expect("rows") = view.len;
+            let data = whole
+                .data
+                .chunks(c)
+                .flat_map(|r| r[view.start..view.start + view.len].iter().copied())
+                .collect();
+            return Array::new(shape, data);
+        }
         let ty = self.graph().ty(v).clone();
         let rows = ev(&modelc_runtime::program::Expr::sym(Sym::Batch), env)
             * ev(&modelc_runtime::program::Expr::sym(Sym::Tokens), env);
@@ -339,6 +373,22 @@ impl<'a> Machine<'a> {
     }
 
     fn write_rows(&mut self, args: &[(KArg, Arg)], v: Value, env: &Env, a: &Array) {
+        if !args.iter().any(|(k, _)| *k == KArg::Value(v)) {
+            // A value of an absorbed step: held whole, at its storage precision.
+            let mut a = a.clone();
+            if self.storage_rounding {
+                match self.cg.storage_of(v) {
+                    DType::BF16 => a
+                        .data
+                        .iter_mut()
+                        .for_each(|x| *x = half::bf16::from_f32(*x as f32).to_f64()),
+                    DType::F32 => a.data.iter_mut().for_each(|x| *x = f64::from(*x as f32)),
+                    _ => {}
+                }
+            }
+            self.absorbed.insert(v, a);
+            return;
+        }
         let (buf, off, stride) = self.locate(args, v, env);
         let ch = a.last_dim();
         let data = self.mem.get_mut(&buf).expect("output region");
@@ -389,6 +439,32 @@ impl<'a> Machine<'a> {
     fn write_state(&mut self, args: &[(KArg, Arg)], name: &str, env: &Env, a: &Array) {
         let (buf, off, _) = self.state_region(args, name, env);
         self.mem.get_mut(&buf).expect("state")[off..off + a.data.len()].copy_from_slice(&a.data);
+    }
+
+    /// A plan step a decode kernel absorbs, its inputs found through that kernel's arguments
+    /// (or among earlier absorbed values), its outputs held in `absorbed`.
+    fn absorbed_step(&mut self, a: usize, args: &[(KArg, Arg)], env: &Env, pasts: &[u64]) {
+        let step = &self.cg.plan.steps[a];
+        match &step.kind {
+            StepKind::Gemm { linear, residual: None } => {
+                let ins = self.graph().inputs(*linear);
+                let x = self.read_rows(args, ins[0], env);
+                let w = self.weight_value(args, ins[1]);
+                let y = linear_op(&x, &w, None).expect("absorbed linear");
+                self.write_rows(
+                    args,
+                    Value {
+                        node: *linear,
+                        output: 0,
+                    },
+                    env,
+                    &y,
+                );
+            }
+            StepKind::Gemm { .. } => panic!("plan step {a}: an absorbed GEMM with a residual"),
+            StepKind::Glue => self.glue(step, args, env),
+            StepKind::Core(core) => self.core(step, core, args, env, pasts),
+        }
     }
 
     /// A glue step: its nodes on the reference interpreter, inputs from the argument pointers.

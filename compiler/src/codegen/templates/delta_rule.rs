@@ -251,7 +251,7 @@ fn norm_constants(p: &DeltaRuleParams) -> String {
 }
 
 /// `act(z)` of the gate as a C expression.
-fn gate_act(act: GateActivation, z: &str) -> String {
+pub(super) fn gate_act(act: GateActivation, z: &str) -> String {
     match act {
         GateActivation::Silu => format!("silu_f({z})"),
         GateActivation::Sigmoid => format!("(1.0f / (1.0f + expf(-{z})))"),

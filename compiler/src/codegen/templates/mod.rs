@@ -18,6 +18,7 @@ pub mod attention;
 pub mod attention_decode;
 pub mod conv1d;
 pub mod delta_rule;
+pub mod kda_decode_step;
 pub mod selective_scan;
 
 use modelc_runtime::cuda::LaunchDims;

@@ -1,0 +1,415 @@
+//! One KDA layer's decode step in one kernel (apriel2.md §2.5): the causal conv of q, k and v,
+//! the low-rank decay gate `g = −exp(A_log)·softplus(f_a·f_bᵀ + dt_bias)`, `β = sigmoid(b)`, the
+//! delta-rule recurrence and the gated RMSNorm with the low-rank gate `g_a·g_bᵀ`.
+//!
+//! At decode a KDA layer otherwise launches five small kernels after its input projection
+//! (conv1d, the `f_b` GEMV, the decay gate, the `g_b` GEMV, the recurrence), each a few
+//! microseconds of ramp-up and drain for almost no work (measured on H200: 18.9 µs of isolated
+//! kernel time per layer, against about 5 for this kernel).
+//!
+//! Layout: grid (H, B), one block per (head, sequence) of `NT = 4·W` threads, `W` the larger of
+//! Dk and Dv rounded up to a warp. Thread `tid` serves
+//! - value column `j = tid / 4` (when `j < Dv`), together with the three lanes beside it: lane
+//!   `qd = tid % 4` keeps the state rows `d = 4·i + qd` of column j in registers, and the
+//!   column's sums over d are two `shfl_xor` steps;
+//! - the decay of key channel `j` (when `j < Dk`) and the gate of value column `j`: the four
+//!   lanes each take a quarter of the rank;
+//! - conv channel `tid` (when `tid < 2·Dk + Dv`): q channels first, then k, then v.
+//!
+//! Everything that no kernel of the same decode step writes (the recurrent and conv states,
+//! every weight) is loaded before `griddepcontrol.wait`, so it streams while the projection
+//! GEMV before this kernel drains. That is safe because every kernel of a program waits for its
+//! predecessor before it lets its dependents launch, so when this kernel starts, everything
+//! before the projection GEMV has finished (the states were last written by this layer's kernel
+//! one step earlier).
+//!
+//! Rounding follows the unfused kernels, so the two forms agree to f32 rounding: the conv
+//! output, the `f_b` and `g_b` products are rounded to bf16 (the unfused kernels store them as
+//! bf16), the decay and β stay f32, the output is normalised in f32 and stored as bf16.
+
+use super::delta_rule::gate_act;
+use super::{check, f32_lit, finish, KernelSource, TemplateError, HASH, PRELUDE};
+use crate::codegen::kernel::PDL_DEFINITION;
+use crate::spec::GateActivation;
+
+/// Compile-time constants of the KDA decode step.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct KdaDecodeStepParams {
+    /// Heads H (key heads = value heads).
+    pub heads: usize,
+    /// Dk: a multiple of 4, at most 128.
+    pub key_dim: usize,
+    /// Dv: at most 128.
+    pub value_dim: usize,
+    /// Conv taps K (1..=16), whether the conv adds a bias and applies SiLU.
+    pub conv_kernel: usize,
+    pub conv_bias: bool,
+    pub conv_silu: bool,
+    /// Channels of the conv the q, k and v channels belong to, and where each starts in it
+    /// (head h's q channels are `q_channel + h·Dk ..`).
+    pub conv_channels: usize,
+    pub q_channel: usize,
+    pub k_channel: usize,
+    pub v_channel: usize,
+    /// Rank of `f_a`/`f_b` and of `g_a`/`g_b`: multiples of 8, at most `NT`.
+    pub decay_rank: usize,
+    pub gate_rank: usize,
+    /// L2-normalise q and k (eps 1e-6), then multiply q by `scale`.
+    pub qk_l2norm: bool,
+    pub scale: f32,
+    /// The gated RMSNorm.
+    pub norm_eps: f32,
+    pub norm_act: GateActivation,
+}
+
+impl KdaDecodeStepParams {
+    /// `W`: the larger of Dk and Dv, rounded up to a warp.
+    fn width(&self) -> usize {
+        self.key_dim.max(self.value_dim).div_ceil(32) * 32
+    }
+
+    /// Threads per block.
+    pub fn threads(&self) -> usize {
+        4 * self.width()
+    }
+}
+
+/// Whether [`kda_decode_step`] takes these shapes (otherwise codegen keeps the unfused kernels).
+pub fn kda_decode_step_supported(p: &KdaDecodeStepParams) -> bool {
+    validate(p).is_ok()
+}
+
+fn validate(p: &KdaDecodeStepParams) -> Result<(), TemplateError> {
+    const T: &str = "kda_decode_step";
+    check(T, p.heads >= 1, || "no heads".into())?;
+    check(T, p.key_dim.is_multiple_of(4) && (4..=128).contains(&p.key_dim), || {
+        format!("Dk {} is not a multiple of 4 in 4..=128", p.key_dim)
+    })?;
+    check(T, (1..=128).contains(&p.value_dim), || {
+        format!("Dv {} is outside 1..=128", p.value_dim)
+    })?;
+    check(T, (1..=16).contains(&p.conv_kernel), || {
+        format!("conv kernel {} is outside 1..=16", p.conv_kernel)
+    })?;
+    let nt = p.threads();
+    for (what, r) in [("decay", p.decay_rank), ("gate", p.gate_rank)] {
+        check(T, r.is_multiple_of(8) && r >= 8 && r <= nt, || {
+            format!("{what} rank {r} is not a multiple of 8 in 8..={nt}")
+        })?;
+    }
+    let h = p.heads;
+    let fits = |start: usize, width: usize| start + h * width <= p.conv_channels;
+    check(
+        T,
+        fits(p.q_channel, p.key_dim) && fits(p.k_channel, p.key_dim) && fits(p.v_channel, p.value_dim),
+        || format!("q/k/v channels run past the conv's {} channels", p.conv_channels),
+    )
+}
+
+/// Emits `kda_decode_step_<hash>`.
+///
+/// Kernel arguments, in order:
+/// `(const bf16* x, int x_stride, const bf16* conv_w, const bf16* conv_b, float* conv_state,
+///   const bf16* fa, int fa_stride, const bf16* fb, const float* a_log, const float* dt_bias,
+///   const bf16* braw, int braw_stride, const bf16* ga, int ga_stride, const bf16* gb,
+///   const float* norm_w, float* state, bf16* o, int o_stride, int T)`:
+/// - x: the conv's input rows `[B, T, C]`; conv_w `[C, K]`; conv_b `[C]` (null without bias);
+///   conv_state `[B, C, K−1]` f32, oldest first, updated in place;
+/// - fa `[B, T, Rf]`, fb `[H·Dk, Rf]`, a_log `[H]`, dt_bias `[H·Dk]`; braw `[B, T, H]` (β's
+///   logits); ga `[B, T, Rg]`, gb `[H·Dv, Rg]`; norm_w `[Dv]`;
+/// - state `[B, H, Dk, Dv]` f32, updated in place; o `[B, T, H·Dv]`.
+///
+/// Launch: grid (H, B), [`KdaDecodeStepParams::threads`] threads, no dynamic shared memory.
+pub fn kda_decode_step(p: &KdaDecodeStepParams) -> Result<KernelSource, TemplateError> {
+    validate(p)?;
+    let body = format!(
+        r#"/*
+ * kda_decode_step_{HASH}: one KDA layer's decode step after its input projection.
+ *   H = {h}, Dk = {dk}, Dv = {dv}, conv K = {kk} (bias = {cb}, {conv_name}), decay rank {rf}, gate rank {rg},
+ *   qk l2norm = {l2}, scale = {scale}.
+ *   q, k, v = conv(x) (channels {q0}.., {k0}.., {v0}.. of the conv's {c}); conv state updated.
+ *   g = -exp(a_log[h]) * softplus(bf16(fa . fb[h*Dk + d]) + dt_bias[h*Dk + d]); beta = sigmoid(braw[h]).
+ *   S <- Diag(exp g) S; S <- S + beta k (v - S^T k)^T; o = S^T q.
+ *   o <- o * rsqrt(mean_head(o^2) + {eps}) * norm_w * {act}, z = bf16(ga . gb[h*Dv + j]).
+ * Grid (H, B), block {nt}: thread tid serves value column / key channel tid/4 (lane tid%4 keeps
+ *   state rows 4i + tid%4) and conv channel tid. States and weights load before the PDL wait.
+ */
+{PRELUDE}
+{PDL_DEFINITION}
+/* Rounds to bf16 and back: the unfused kernels store these values as bf16. */
+__device__ __forceinline__ float bf16_round(float x) {{ return bf2f(f2bf(x)); }}
+/* Sum over the four lanes of one column (lanes 4j..4j+3). */
+__device__ __forceinline__ float quad_sum(float x) {{
+    x += __shfl_xor_sync(0xffffffffu, x, 1);
+    x += __shfl_xor_sync(0xffffffffu, x, 2);
+    return x;
+}}
+/* A lane's quarter of a row of a low-rank weight, RQ bf16 pairs, times the f32 vector in smem. */
+template <int RQ>
+__device__ __forceinline__ float quarter_dot(const __nv_bfloat162 (&w)[RQ], const float* xs) {{
+    float acc = 0.0f;
+#pragma unroll
+    for (int i = 0; i < RQ; ++i) {{
+        const float2 f = __bfloat1622float2(w[i]);
+        acc = fmaf(f.x, xs[2 * i], acc);
+        acc = fmaf(f.y, xs[2 * i + 1], acc);
+    }}
+    return acc;
+}}
+
+extern "C" __global__ void __launch_bounds__({nt}) kda_decode_step_{HASH}(
+    const bf16* __restrict__ x, int x_stride,
+    const bf16* __restrict__ conv_w, const bf16* __restrict__ conv_b, float* conv_state,
+    const bf16* __restrict__ fa, int fa_stride, const bf16* __restrict__ fb,
+    const float* __restrict__ a_log, const float* __restrict__ dt_bias,
+    const bf16* __restrict__ braw, int braw_stride,
+    const bf16* __restrict__ ga, int ga_stride, const bf16* __restrict__ gb,
+    const float* __restrict__ norm_w, float* state,
+    bf16* __restrict__ o, int o_stride, int T)
+{{
+    constexpr int H = {h}, DK = {dk}, DV = {dv}, NT = {nt}, NWARP = NT / 32;
+    constexpr int K = {kk}, C = {c}, Q0 = {q0}, K0 = {k0}, V0 = {v0};
+    constexpr int RF = {rf}, RG = {rg}, RFQ = RF / 8, RGQ = RG / 8; /* bf16 pairs per lane */
+    constexpr int KPL = DK / 4; /* state rows per lane */
+    constexpr bool L2NORM = {l2}, CONV_BIAS = {cb};
+    constexpr float SCALE = {scale}, NORM_EPS = {eps};
+    __shared__ float qs[DK], ks[DK], vs[DV], decay[DK], zs[DV];
+    __shared__ float fas[RF], gas[RG];
+    __shared__ float red[3][NWARP];
+    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+    const int j = tid >> 2, qd = tid & 3;
+    const int h = blockIdx.x;
+    const long b = blockIdx.y;
+    const bool column = j < DV;  /* owns value column j (with its three neighbours) */
+    const bool channel = j < DK; /* computes the decay of key channel j */
+
+    /* --- Before the wait: states and weights (nothing earlier in this step writes them). --- */
+    float s[KPL];
+    float* sp = state + ((b * H + h) * (long)DK) * DV + j;
+#pragma unroll
+    for (int i = 0; i < KPL; ++i) s[i] = column ? sp[(long)(4 * i + qd) * DV] : 0.0f;
+
+    /* Conv channel of this thread: q, then k, then v channels of head h. */
+    const int cidx = tid < DK ? Q0 + h * DK + tid
+                   : tid < 2 * DK ? K0 + h * DK + (tid - DK)
+                   : tid < 2 * DK + DV ? V0 + h * DV + (tid - 2 * DK) : -1;
+    float cw[K], win[K];
+    float cbias = 0.0f;
+    float* cst = cidx >= 0 ? conv_state + (b * C + cidx) * (K - 1) : nullptr;
+    if (cidx >= 0) {{
+#pragma unroll
+        for (int i = 0; i < K; ++i) cw[i] = bf2f(conv_w[(long)cidx * K + i]);
+#pragma unroll
+        for (int i = 0; i < K - 1; ++i) win[i] = cst[i];
+        if (CONV_BIAS) cbias = bf2f(conv_b[cidx]);
+    }}
+
+    /* This lane's quarter of f_b's row for key channel j and of g_b's row for value column j. */
+    __nv_bfloat162 fbq[RFQ], gbq[RGQ];
+    const __nv_bfloat162 zero2 = __floats2bfloat162_rn(0.0f, 0.0f);
+#pragma unroll
+    for (int i = 0; i < RFQ; ++i)
+        fbq[i] = channel ? reinterpret_cast<const __nv_bfloat162*>(fb + (long)(h * DK + j) * RF + qd * (RF / 4))[i] : zero2;
+#pragma unroll
+    for (int i = 0; i < RGQ; ++i)
+        gbq[i] = column ? reinterpret_cast<const __nv_bfloat162*>(gb + (long)(h * DV + j) * RG + qd * (RG / 4))[i] : zero2;
+    const float neg_a = -expf(a_log[h]);
+    const float dtb = channel ? dt_bias[h * DK + j] : 0.0f;
+    const float nw = column ? norm_w[j] : 0.0f;
+
+    modelc_pdl_enter(); /* the projection's rows are ready from here on */
+
+    for (int t = 0; t < T; ++t) {{
+        const long row = b * T + t;
+        if (tid < RF) fas[tid] = bf2f(fa[row * fa_stride + tid]);
+        if (tid < RG) gas[tid] = bf2f(ga[row * ga_stride + tid]);
+        /* Conv of this thread's channel; the squares of q and k for their norms. */
+        float sq = 0.0f, sk = 0.0f;
+        if (cidx >= 0) {{
+            win[K - 1] = bf2f(x[row * x_stride + cidx]);
+            float acc = cbias;
+#pragma unroll
+            for (int i = 0; i < K; ++i) acc = fmaf(cw[i], win[i], acc);
+#pragma unroll
+            for (int i = 0; i < K - 1; ++i) win[i] = win[i + 1];
+            const float y = bf16_round({conv_act});
+            if (tid < DK) {{ qs[tid] = y; sq = y * y; }}
+            else if (tid < 2 * DK) {{ ks[tid - DK] = y; sk = y * y; }}
+            else vs[tid - 2 * DK] = y;
+        }}
+        sq = warp_sum(sq);
+        sk = warp_sum(sk);
+        if (lane == 0) {{ red[0][warp] = sq; red[1][warp] = sk; }}
+        __syncthreads(); /* qs, ks, vs, fas, gas, red[0..1] */
+
+        /* Decay of key channel j and gate of value column j: a quarter of the rank per lane. */
+        const float f = quad_sum(quarter_dot(fbq, fas + qd * (RF / 4)));
+        const float z = quad_sum(quarter_dot(gbq, gas + qd * (RG / 4)));
+        if (qd == 0 && channel) decay[j] = expf(neg_a * softplus_f(bf16_round(f) + dtb));
+        if (qd == 0 && column) zs[j] = bf16_round(z);
+        float qscale = SCALE, kscale = 1.0f;
+        if (L2NORM) {{
+            float tq = 0.0f, tk = 0.0f;
+#pragma unroll
+            for (int w = 0; w < NWARP; ++w) {{ tq += red[0][w]; tk += red[1][w]; }}
+            qscale *= rsqrtf(tq + 1e-6f);
+            kscale = rsqrtf(tk + 1e-6f);
+        }}
+        const float beta = 1.0f / (1.0f + expf(-bf2f(braw[row * braw_stride + h])));
+        __syncthreads(); /* decay, zs */
+
+        /* The recurrence on this lane's rows of column j. */
+        float kv = 0.0f;
+#pragma unroll
+        for (int i = 0; i < KPL; ++i) {{
+            const int d = 4 * i + qd;
+            s[i] *= decay[d];
+            kv = fmaf(s[i], ks[d], kv);
+        }}
+        kv = quad_sum(kv);
+        const float u = column ? beta * (vs[j] - kv * kscale) * kscale : 0.0f;
+        float oj = 0.0f;
+#pragma unroll
+        for (int i = 0; i < KPL; ++i) {{
+            const int d = 4 * i + qd;
+            s[i] = fmaf(ks[d], u, s[i]);
+            oj = fmaf(s[i], qs[d], oj);
+        }}
+        const float ov = quad_sum(oj) * qscale;
+        /* Gated RMSNorm over the head: lane qd = 0 of each column adds its square. */
+        const float ss = warp_sum(qd == 0 && column ? ov * ov : 0.0f);
+        if (lane == 0) red[2][warp] = ss;
+        __syncthreads(); /* red[2] */
+        float tot = 0.0f;
+#pragma unroll
+        for (int w = 0; w < NWARP; ++w) tot += red[2][w];
+        const float rn = rsqrtf(tot / (float)DV + NORM_EPS);
+        if (qd == 0 && column) {{
+            const float zj = zs[j];
+            o[row * o_stride + h * DV + j] = f2bf(ov * rn * nw * {act});
+        }}
+        __syncthreads(); /* every shared array is rewritten by the next token */
+    }}
+
+    if (column) {{
+#pragma unroll
+        for (int i = 0; i < KPL; ++i) sp[(long)(4 * i + qd) * DV] = s[i];
+    }}
+    if (cidx >= 0) {{
+#pragma unroll
+        for (int i = 0; i < K - 1; ++i) cst[i] = win[i];
+    }}
+}}
+"#,
+        h = p.heads,
+        dk = p.key_dim,
+        dv = p.value_dim,
+        kk = p.conv_kernel,
+        cb = p.conv_bias,
+        c = p.conv_channels,
+        q0 = p.q_channel,
+        k0 = p.k_channel,
+        v0 = p.v_channel,
+        rf = p.decay_rank,
+        rg = p.gate_rank,
+        l2 = p.qk_l2norm,
+        scale = f32_lit(p.scale),
+        eps = f32_lit(p.norm_eps),
+        act = gate_act(p.norm_act, "zj"),
+        nt = p.threads(),
+        conv_act = if p.conv_silu { "silu_f(acc)" } else { "acc" },
+        conv_name = if p.conv_silu { "SiLU" } else { "no activation" },
+    );
+    Ok(finish(&[&format!("kda_decode_step_{HASH}")], body))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hybrid_1b() -> KdaDecodeStepParams {
+        KdaDecodeStepParams {
+            heads: 16,
+            key_dim: 128,
+            value_dim: 128,
+            conv_kernel: 4,
+            conv_bias: false,
+            conv_silu: true,
+            conv_channels: 6144,
+            q_channel: 0,
+            k_channel: 2048,
+            v_channel: 4096,
+            decay_rank: 128,
+            gate_rank: 128,
+            qk_l2norm: true,
+            scale: 128f32.powf(-0.5),
+            norm_eps: 1e-5,
+            norm_act: GateActivation::Silu,
+        }
+    }
+
+    #[test]
+    fn threads_cover_the_wider_head_dimension() {
+        let p = hybrid_1b();
+        assert_eq!(p.threads(), 512);
+        let small = KdaDecodeStepParams {
+            key_dim: 8,
+            value_dim: 8,
+            decay_rank: 8,
+            gate_rank: 8,
+            ..p
+        };
+        assert_eq!(small.threads(), 128);
+        let wide_v = KdaDecodeStepParams { key_dim: 32, ..p };
+        assert_eq!(wide_v.threads(), 512);
+    }
+
+    #[test]
+    fn emits_one_entry_with_the_constants() {
+        let src = kda_decode_step(&hybrid_1b()).expect("supported");
+        assert_eq!(src.entries.len(), 1);
+        assert!(src.entries[0].starts_with("kda_decode_step_"));
+        for c in [
+            "DK = 128",
+            "K0 = 2048",
+            "V0 = 4096",
+            "RF = 128",
+            "__launch_bounds__(512)",
+            "silu_f(zj)",
+        ] {
+            assert!(src.source.contains(c), "missing {c}");
+        }
+        assert_eq!(
+            src.source.matches(crate::codegen::kernel::PDL_ENTER).count(),
+            1,
+            "one wait"
+        );
+        // Deterministic and parameter-sensitive.
+        assert_eq!(kda_decode_step(&hybrid_1b()).expect("supported"), src);
+        let other = kda_decode_step(&KdaDecodeStepParams {
+            norm_act: GateActivation::Sigmoid,
+            ..hybrid_1b()
+        })
+        .expect("supported");
+        assert_ne!(other.entries, src.entries);
+    }
+
+    #[test]
+    fn rejects_shapes_it_cannot_hold() {
+        let p = hybrid_1b();
+        let bad = [
+            KdaDecodeStepParams { key_dim: 130, ..p },
+            KdaDecodeStepParams { key_dim: 6, ..p },
+            KdaDecodeStepParams { value_dim: 129, ..p },
+            KdaDecodeStepParams { decay_rank: 12, ..p },
+            KdaDecodeStepParams { gate_rank: 1024, ..p },
+            KdaDecodeStepParams { conv_kernel: 0, ..p },
+            KdaDecodeStepParams { v_channel: 4097, ..p },
+        ];
+        for q in bad {
+            assert!(!kda_decode_step_supported(&q), "{q:?}");
+            let e = kda_decode_step(&q).expect_err("rejected");
+            assert_eq!(e.template, "kda_decode_step");
+        }
+    }
+}
