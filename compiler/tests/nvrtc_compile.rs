@@ -13,6 +13,7 @@ use modelc::codegen::templates::delta_rule::{
     delta_rule_chunk_parallel, delta_rule_chunk_parallel_variant, delta_rule_chunked, delta_rule_recurrent,
     delta_rule_tensor_cores, CpPrepVariant, DecayGate, DeltaRuleParams, GatedNormEpilogue, CP_PREP_DEFAULT,
 };
+use modelc::codegen::templates::kda_decode_step::{kda_decode_step, KdaDecodeStepParams};
 use modelc::codegen::templates::selective_scan::{selective_scan, SelectiveScanParams};
 use modelc::codegen::templates::KernelSource;
 use modelc::spec::GateActivation;
@@ -195,7 +196,74 @@ fn all_sources() -> Vec<KernelSource> {
         })
         .unwrap(),
     );
+    out.extend(kda_decode_steps());
     out
+}
+
+/// The KDA decode step at hybrid-1b's shape, a tiny one and one with Dv > Dk and a conv bias.
+fn kda_decode_steps() -> Vec<KernelSource> {
+    let big = KdaDecodeStepParams {
+        heads: 16,
+        key_dim: 128,
+        value_dim: 128,
+        conv_kernel: 4,
+        conv_bias: false,
+        conv_silu: true,
+        conv_channels: 6144,
+        q_channel: 0,
+        k_channel: 2048,
+        v_channel: 4096,
+        decay_rank: 128,
+        gate_rank: 128,
+        qk_l2norm: true,
+        scale: 128f32.powf(-0.5),
+        norm_eps: 1e-5,
+        norm_act: GateActivation::Silu,
+    };
+    let tiny = KdaDecodeStepParams {
+        heads: 4,
+        key_dim: 8,
+        value_dim: 8,
+        conv_channels: 96,
+        k_channel: 32,
+        v_channel: 64,
+        decay_rank: 8,
+        gate_rank: 8,
+        ..big
+    };
+    let uneven = KdaDecodeStepParams {
+        key_dim: 32,
+        value_dim: 72,
+        conv_bias: true,
+        conv_silu: false,
+        conv_channels: 2176,
+        k_channel: 512,
+        v_channel: 1024,
+        decay_rank: 16,
+        gate_rank: 64,
+        norm_act: GateActivation::Sigmoid,
+        ..big
+    };
+    [big, tiny, uneven]
+        .iter()
+        .map(|p| kda_decode_step(p).unwrap())
+        .collect()
+}
+
+/// The KDA decode step assembles for sm_90 without spilling (its state rows, conv window and
+/// the prefetched weights share the 128 registers a 512-thread block allows).
+#[test]
+fn kda_decode_step_assembles_without_spills() {
+    if !nvrtc_or_skip() {
+        return;
+    }
+    let includes = default_include_dirs();
+    for src in kda_decode_steps() {
+        let log = ptxas_report(&src.source, src.name(), ARCH, &includes).unwrap_or_else(|e| panic!("{e}"));
+        eprintln!("{}: {log}", src.name());
+        assert!(log.contains("Used"), "{}: no ptxas report:\n{log}", src.name());
+        assert!(log.contains(" 0 bytes spill stores"), "{} spills: {log}", src.name());
+    }
 }
 
 #[test]

@@ -3098,9 +3098,9 @@ extern "C" __global__ void __launch_bounds__(32) delta_rule_recurrent_dc206da6(
     }
 }
 
-// ===== kernels/kda_decode_step_1b32f0ed.cu =====
+// ===== kernels/kda_decode_step_aa72a998.cu =====
 /*
- * modelc mixer core: kda_decode_step_1b32f0ed (template).
+ * modelc mixer core: kda_decode_step_aa72a998 (template).
  * Fuses, in order:
  *   linear
  *   decay_gate(group=16)
@@ -3117,7 +3117,7 @@ extern "C" __global__ void __launch_bounds__(32) delta_rule_recurrent_dc206da6(
  * FLOPs:         14464*batch*tokens
  */
 /*
- * kda_decode_step_1b32f0ed: one KDA layer's decode step after its input projection.
+ * kda_decode_step_aa72a998: one KDA layer's decode step after its input projection.
  *   H = 4, Dk = 16, Dv = 16, conv K = 4 (bias = false, SiLU), decay rank 16, gate rank 16,
  *   qk l2norm = true, scale = 2.5e-1f.
  *   q, k, v = conv(x) (channels 0.., 64.., 128.. of the conv's 192); conv state updated.
@@ -3185,7 +3185,7 @@ __device__ __forceinline__ float quarter_dot(const __nv_bfloat162 (&w)[RQ], cons
     return acc;
 }
 
-extern "C" __global__ void __launch_bounds__(128) kda_decode_step_1b32f0ed(
+extern "C" __global__ void __launch_bounds__(128) kda_decode_step_aa72a998(
     const bf16* __restrict__ x, int x_stride,
     const bf16* __restrict__ conv_w, const bf16* __restrict__ conv_b, float* conv_state,
     const bf16* __restrict__ fa, int fa_stride, const bf16* __restrict__ fb,
@@ -3232,15 +3232,19 @@ extern "C" __global__ void __launch_bounds__(128) kda_decode_step_1b32f0ed(
         if (CONV_BIAS) cbias = bf2f(conv_b[cidx]);
     }
 
-    /* This lane's quarter of f_b's row for key channel j and of g_b's row for value column j. */
-    __nv_bfloat162 fbq[RFQ], gbq[RGQ];
+    /* This lane's quarter of f_b's row for key channel j, in registers (the decay is on the
+     * critical path); its quarter of g_b's row for value column j only goes to L2 (the gate is
+     * needed last, and registers are full: 128 at 512 threads). */
+    __nv_bfloat162 fbq[RFQ];
     const __nv_bfloat162 zero2 = __floats2bfloat162_rn(0.0f, 0.0f);
 #pragma unroll
     for (int i = 0; i < RFQ; ++i)
         fbq[i] = channel ? reinterpret_cast<const __nv_bfloat162*>(fb + (long)(h * DK + j) * RF + qd * (RF / 4))[i] : zero2;
+    const __nv_bfloat162* gbrow = reinterpret_cast<const __nv_bfloat162*>(gb + (long)(h * DV + j) * RG + qd * (RG / 4));
+    if (column) {
 #pragma unroll
-    for (int i = 0; i < RGQ; ++i)
-        gbq[i] = column ? reinterpret_cast<const __nv_bfloat162*>(gb + (long)(h * DV + j) * RG + qd * (RG / 4))[i] : zero2;
+        for (int i = 0; i < RGQ; i += 16) asm volatile("prefetch.global.L2 [%0];" :: "l"(gbrow + i));
+    }
     const float neg_a = -expf(a_log[h]);
     const float dtb = channel ? dt_bias[h * DK + j] : 0.0f;
     const float nw = column ? norm_w[j] : 0.0f;
@@ -3272,7 +3276,16 @@ extern "C" __global__ void __launch_bounds__(128) kda_decode_step_1b32f0ed(
 
         /* Decay of key channel j and gate of value column j: a quarter of the rank per lane. */
         const float f = quad_sum(quarter_dot(fbq, fas + qd * (RF / 4)));
-        const float z = quad_sum(quarter_dot(gbq, gas + qd * (RG / 4)));
+        float z = 0.0f;
+        if (column) {
+#pragma unroll
+            for (int i = 0; i < RGQ; ++i) {
+                const float2 w = __bfloat1622float2(gbrow[i]);
+                z = fmaf(w.x, gas[qd * (RG / 4) + 2 * i], z);
+                z = fmaf(w.y, gas[qd * (RG / 4) + 2 * i + 1], z);
+            }
+        }
+        z = quad_sum(z);
         if (qd == 0 && channel) decay[j] = expf(neg_a * softplus_f(bf16_round(f) + dtb));
         if (qd == 0 && column) zs[j] = bf16_round(z);
         float qscale = SCALE, kscale = 1.0f;

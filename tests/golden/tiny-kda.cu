@@ -799,9 +799,9 @@ extern "C" __global__ void __launch_bounds__(128) rms_norm_83f588c36a54(
     }
 }
 
-// ===== kernels/kda_decode_step_a7f90d56.cu =====
+// ===== kernels/kda_decode_step_13ae5b89.cu =====
 /*
- * modelc mixer core: kda_decode_step_a7f90d56 (template).
+ * modelc mixer core: kda_decode_step_13ae5b89 (template).
  * Fuses, in order:
  *   linear
  *   decay_gate(group=8)
@@ -818,7 +818,7 @@ extern "C" __global__ void __launch_bounds__(128) rms_norm_83f588c36a54(
  * FLOPs:         4160*batch*tokens
  */
 /*
- * kda_decode_step_a7f90d56: one KDA layer's decode step after its input projection.
+ * kda_decode_step_13ae5b89: one KDA layer's decode step after its input projection.
  *   H = 4, Dk = 8, Dv = 8, conv K = 4 (bias = false, SiLU), decay rank 8, gate rank 8,
  *   qk l2norm = true, scale = 3.5355338e-1f.
  *   q, k, v = conv(x) (channels 0.., 32.., 64.. of the conv's 96); conv state updated.
@@ -886,7 +886,7 @@ __device__ __forceinline__ float quarter_dot(const __nv_bfloat162 (&w)[RQ], cons
     return acc;
 }
 
-extern "C" __global__ void __launch_bounds__(128) kda_decode_step_a7f90d56(
+extern "C" __global__ void __launch_bounds__(128) kda_decode_step_13ae5b89(
     const bf16* __restrict__ x, int x_stride,
     const bf16* __restrict__ conv_w, const bf16* __restrict__ conv_b, float* conv_state,
     const bf16* __restrict__ fa, int fa_stride, const bf16* __restrict__ fb,
@@ -933,15 +933,19 @@ extern "C" __global__ void __launch_bounds__(128) kda_decode_step_a7f90d56(
         if (CONV_BIAS) cbias = bf2f(conv_b[cidx]);
     }
 
-    /* This lane's quarter of f_b's row for key channel j and of g_b's row for value column j. */
-    __nv_bfloat162 fbq[RFQ], gbq[RGQ];
+    /* This lane's quarter of f_b's row for key channel j, in registers (the decay is on the
+     * critical path); its quarter of g_b's row for value column j only goes to L2 (the gate is
+     * needed last, and registers are full: 128 at 512 threads). */
+    __nv_bfloat162 fbq[RFQ];
     const __nv_bfloat162 zero2 = __floats2bfloat162_rn(0.0f, 0.0f);
 #pragma unroll
     for (int i = 0; i < RFQ; ++i)
         fbq[i] = channel ? reinterpret_cast<const __nv_bfloat162*>(fb + (long)(h * DK + j) * RF + qd * (RF / 4))[i] : zero2;
+    const __nv_bfloat162* gbrow = reinterpret_cast<const __nv_bfloat162*>(gb + (long)(h * DV + j) * RG + qd * (RG / 4));
+    if (column) {
 #pragma unroll
-    for (int i = 0; i < RGQ; ++i)
-        gbq[i] = column ? reinterpret_cast<const __nv_bfloat162*>(gb + (long)(h * DV + j) * RG + qd * (RG / 4))[i] : zero2;
+        for (int i = 0; i < RGQ; i += 16) asm volatile("prefetch.global.L2 [%0];" :: "l"(gbrow + i));
+    }
     const float neg_a = -expf(a_log[h]);
     const float dtb = channel ? dt_bias[h * DK + j] : 0.0f;
     const float nw = column ? norm_w[j] : 0.0f;
@@ -973,7 +977,16 @@ extern "C" __global__ void __launch_bounds__(128) kda_decode_step_a7f90d56(
 
         /* Decay of key channel j and gate of value column j: a quarter of the rank per lane. */
         const float f = quad_sum(quarter_dot(fbq, fas + qd * (RF / 4)));
-        const float z = quad_sum(quarter_dot(gbq, gas + qd * (RG / 4)));
+        float z = 0.0f;
+        if (column) {
+#pragma unroll
+            for (int i = 0; i < RGQ; ++i) {
+                const float2 w = __bfloat1622float2(gbrow[i]);
+                z = fmaf(w.x, gas[qd * (RG / 4) + 2 * i], z);
+                z = fmaf(w.y, gas[qd * (RG / 4) + 2 * i + 1], z);
+            }
+        }
+        z = quad_sum(z);
         if (qd == 0 && channel) decay[j] = expf(neg_a * softplus_f(bf16_round(f) + dtb));
         if (qd == 0 && column) zs[j] = bf16_round(z);
         float qscale = SCALE, kscale = 1.0f;
