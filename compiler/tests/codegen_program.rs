@@ -177,6 +177,18 @@ fn the_prefill_head_gives_each_sequences_last_logits() {
     }
 }
 
+/// A program step's kind: `gemm`, or its module's name without the hash.
+fn step_kind(s: &modelc_runtime::program::Step) -> String {
+    use modelc_runtime::program::Step;
+    match s {
+        Step::Launch(l) => l
+            .module
+            .rsplit_once('_')
+            .map_or(l.module.clone(), |(k, _)| k.to_string()),
+        Step::Gemm(_) => "gemm".into(),
+    }
+}
+
 /// Decode fusions: the decode schedule launches no separate RMSNorm or SiLU·up kernel before a
 /// GEMM; those GEMMs carry the transform as their prologue (reading the norm's input, or the
 /// gate and up halves), one GEMM per removed launch. Prefill keeps the launches and has no
@@ -184,13 +196,7 @@ fn the_prefill_head_gives_each_sequences_last_logits() {
 #[test]
 fn decode_fuses_norms_and_silu_mul_into_gemm_prologues() {
     use modelc_runtime::program::{GemmPrologue, Program, Step};
-    let kind = |s: &Step| match s {
-        Step::Launch(l) => l
-            .module
-            .rsplit_once('_')
-            .map_or(l.module.clone(), |(k, _)| k.to_string()),
-        Step::Gemm(_) => "gemm".into(),
-    };
+    let kind = step_kind;
     let specs = tiny_specs();
     let (name, spec) = specs
         .iter()
@@ -310,13 +316,7 @@ fn decode_fuses_norms_and_silu_mul_into_gemm_prologues() {
 fn decode_runs_one_kernel_per_kda_layer() {
     use modelc::ir::DecayKind;
     use modelc_runtime::program::Step;
-    let module_kind = |s: &Step| match s {
-        Step::Launch(l) => l
-            .module
-            .rsplit_once('_')
-            .map_or(l.module.clone(), |(k, _)| k.to_string()),
-        Step::Gemm(_) => "gemm".into(),
-    };
+    let module_kind = step_kind;
     let specs = tiny_specs();
     for name in ["tiny-hybrid", "tiny-kda", "tiny-gdn"] {
         let (_, spec) = specs.iter().find(|(n, _)| n == name).expect("tiny spec");
