@@ -799,9 +799,9 @@ extern "C" __global__ void __launch_bounds__(128) rms_norm_83f588c36a54(
     }
 }
 
-// ===== kernels/kda_decode_step_13ae5b89.cu =====
+// ===== kernels/kda_decode_step_5af1b83a.cu =====
 /*
- * modelc mixer core: kda_decode_step_13ae5b89 (template).
+ * modelc mixer core: kda_decode_step_5af1b83a (template).
  * Fuses, in order:
  *   linear
  *   decay_gate(group=8)
@@ -818,7 +818,7 @@ extern "C" __global__ void __launch_bounds__(128) rms_norm_83f588c36a54(
  * FLOPs:         4160*batch*tokens
  */
 /*
- * kda_decode_step_13ae5b89: one KDA layer's decode step after its input projection.
+ * kda_decode_step_5af1b83a: one KDA layer's decode step after its input projection.
  *   H = 4, Dk = 8, Dv = 8, conv K = 4 (bias = false, SiLU), decay rank 8, gate rank 8,
  *   qk l2norm = true, scale = 3.5355338e-1f.
  *   q, k, v = conv(x) (channels 0.., 32.., 64.. of the conv's 96); conv state updated.
@@ -873,20 +873,40 @@ __device__ __forceinline__ float quad_sum(float x) {
     x += __shfl_xor_sync(0xffffffffu, x, 2);
     return x;
 }
-/* A lane's quarter of a row of a low-rank weight, RQ bf16 pairs, times the f32 vector in smem. */
-template <int RQ>
-__device__ __forceinline__ float quarter_dot(const __nv_bfloat162 (&w)[RQ], const float* xs) {
+/* Rows of the low-rank weights are read in chunks (16 bytes when the rank is a multiple of
+ * 32, else 4), lane qd of a column taking chunks qd, qd + 4, ...: the four lanes of a row read
+ * adjacent chunks together, so a warp's load uses whole sectors. */
+__device__ __forceinline__ void unpack(const uint4 v, float (&f)[8]) {
+    const unsigned u[4] = {v.x, v.y, v.z, v.w};
+#pragma unroll
+    for (int i = 0; i < 4; ++i) { f[2 * i] = __uint_as_float(u[i] << 16); f[2 * i + 1] = __uint_as_float(u[i] & 0xffff0000u); }
+}
+__device__ __forceinline__ void unpack(const unsigned v, float (&f)[2]) {
+    f[0] = __uint_as_float(v << 16);
+    f[1] = __uint_as_float(v & 0xffff0000u);
+}
+template <typename Chunk, int N>
+__device__ __forceinline__ void load_chunks(Chunk (&w)[N], const bf16* row, int qd, bool on) {
+    const Chunk* p = reinterpret_cast<const Chunk*>(row);
+#pragma unroll
+    for (int c = 0; c < N; ++c) w[c] = on ? p[c * 4 + qd] : Chunk{};
+}
+/* This lane's part of a row times the f32 vector xs (in shared memory). */
+template <int E, typename Chunk, int N>
+__device__ __forceinline__ float chunk_dot(const Chunk (&w)[N], const float* xs, int qd) {
     float acc = 0.0f;
 #pragma unroll
-    for (int i = 0; i < RQ; ++i) {
-        const float2 f = __bfloat1622float2(w[i]);
-        acc = fmaf(f.x, xs[2 * i], acc);
-        acc = fmaf(f.y, xs[2 * i + 1], acc);
+    for (int c = 0; c < N; ++c) {
+        float f[E];
+        unpack(w[c], f);
+        const float* x = xs + (c * 4 + qd) * E;
+#pragma unroll
+        for (int e = 0; e < E; ++e) acc = fmaf(f[e], x[e], acc);
     }
     return acc;
 }
 
-extern "C" __global__ void __launch_bounds__(128) kda_decode_step_13ae5b89(
+extern "C" __global__ void __launch_bounds__(128) kda_decode_step_5af1b83a(
     const bf16* __restrict__ x, int x_stride,
     const bf16* __restrict__ conv_w, const bf16* __restrict__ conv_b, float* conv_state,
     const bf16* __restrict__ fa, int fa_stride, const bf16* __restrict__ fb,
@@ -898,7 +918,11 @@ extern "C" __global__ void __launch_bounds__(128) kda_decode_step_13ae5b89(
 {
     constexpr int H = 4, DK = 8, DV = 8, NT = 128, NWARP = NT / 32;
     constexpr int K = 4, C = 96, Q0 = 0, K0 = 32, V0 = 64;
-    constexpr int RF = 8, RG = 8, RFQ = RF / 8, RGQ = RG / 8; /* bf16 pairs per lane */
+    constexpr int RF = 8, RG = 8;
+    constexpr int EF = 2, EG = 2;                 /* bf16 per chunk of f_b's, g_b's rows */
+    constexpr int NF = RF / (4 * EF), NG = RG / (4 * EG); /* chunks per lane */
+    typedef unsigned ChunkF;
+    typedef unsigned ChunkG;
     constexpr int KPL = DK / 4; /* state rows per lane */
     constexpr bool L2NORM = true, CONV_BIAS = false;
     constexpr float SCALE = 3.5355338e-1f, NORM_EPS = 1e-5f;
@@ -933,18 +957,16 @@ extern "C" __global__ void __launch_bounds__(128) kda_decode_step_13ae5b89(
         if (CONV_BIAS) cbias = bf2f(conv_b[cidx]);
     }
 
-    /* This lane's quarter of f_b's row for key channel j, in registers (the decay is on the
-     * critical path); its quarter of g_b's row for value column j only goes to L2 (the gate is
+    /* This lane's part of f_b's row for key channel j, in registers (the decay is on the
+     * critical path); its part of g_b's row for value column j only goes to L2 (the gate is
      * needed last, and registers are full: 128 at 512 threads). */
-    __nv_bfloat162 fbq[RFQ];
-    const __nv_bfloat162 zero2 = __floats2bfloat162_rn(0.0f, 0.0f);
-#pragma unroll
-    for (int i = 0; i < RFQ; ++i)
-        fbq[i] = channel ? reinterpret_cast<const __nv_bfloat162*>(fb + (long)(h * DK + j) * RF + qd * (RF / 4))[i] : zero2;
-    const __nv_bfloat162* gbrow = reinterpret_cast<const __nv_bfloat162*>(gb + (long)(h * DV + j) * RG + qd * (RG / 4));
+    ChunkF fbw[NF];
+    load_chunks(fbw, fb + (long)(h * DK + j) * RF, qd, channel);
+    const bf16* gbrow = gb + (long)(h * DV + j) * RG;
     if (column) {
 #pragma unroll
-        for (int i = 0; i < RGQ; i += 16) asm volatile("prefetch.global.L2 [%0];" :: "l"(gbrow + i));
+        for (int c = 0; c < NG; ++c)
+            asm volatile("prefetch.global.L2 [%0];" :: "l"(reinterpret_cast<const ChunkG*>(gbrow) + c * 4 + qd));
     }
     const float neg_a = -expf(a_log[h]);
     const float dtb = channel ? dt_bias[h * DK + j] : 0.0f;
@@ -976,17 +998,10 @@ extern "C" __global__ void __launch_bounds__(128) kda_decode_step_13ae5b89(
         __syncthreads(); /* qs, ks, vs, fas, gas, red[0..1] */
 
         /* Decay of key channel j and gate of value column j: a quarter of the rank per lane. */
-        const float f = quad_sum(quarter_dot(fbq, fas + qd * (RF / 4)));
-        float z = 0.0f;
-        if (column) {
-#pragma unroll
-            for (int i = 0; i < RGQ; ++i) {
-                const float2 w = __bfloat1622float2(gbrow[i]);
-                z = fmaf(w.x, gas[qd * (RG / 4) + 2 * i], z);
-                z = fmaf(w.y, gas[qd * (RG / 4) + 2 * i + 1], z);
-            }
-        }
-        z = quad_sum(z);
+        const float f = quad_sum(chunk_dot<EF>(fbw, fas, qd));
+        ChunkG gbw[NG];
+        load_chunks(gbw, gbrow, qd, column);
+        const float z = quad_sum(chunk_dot<EG>(gbw, gas, qd));
         if (qd == 0 && channel) decay[j] = expf(neg_a * softplus_f(bf16_round(f) + dtb));
         if (qd == 0 && column) zs[j] = bf16_round(z);
         float qscale = SCALE, kscale = 1.0f;
