@@ -57,8 +57,10 @@ fn kernels_filters_by_layer_and_mixer() {
     let (ok, kda, err) = modelc(&["kernels", &spec, "--mixer", "kda", "--list"]);
     assert!(ok, "{err}");
     let kda = listed(&kda);
-    // The output norm is the delta rule's epilogue: no glue kernel of its own.
-    assert!(kda.iter().any(|k| k.starts_with("delta_rule_recurrent_")), "{kda:?}");
+    // Decode runs the layer's one-kernel step; the output norm is the delta rule's epilogue
+    // (prefill) and part of that step (decode): no glue kernel of its own.
+    assert!(kda.iter().any(|k| k.starts_with("kda_decode_step_")), "{kda:?}");
+    assert!(!kda.iter().any(|k| k.starts_with("delta_rule_recurrent_")), "{kda:?}");
     assert!(!kda.iter().any(|k| k.starts_with("gated_rms_norm_")), "{kda:?}");
     assert!(
         !kda.iter().any(|k| k.starts_with("silu_mul_") || k.starts_with("attn_")),

@@ -4711,9 +4711,9 @@ extern "C" __global__ void __launch_bounds__(32) delta_rule_recurrent_3e5f7fd8(
     }
 }
 
-// ===== kernels/kda_decode_step_7b00fed9.cu =====
+// ===== kernels/kda_decode_step_4e7a8d8a.cu =====
 /*
- * modelc mixer core: kda_decode_step_7b00fed9 (template).
+ * modelc mixer core: kda_decode_step_4e7a8d8a (template).
  * Fuses, in order:
  *   linear
  *   decay_gate(group=32)
@@ -4730,7 +4730,7 @@ extern "C" __global__ void __launch_bounds__(32) delta_rule_recurrent_3e5f7fd8(
  * FLOPs:         26752*batch*tokens
  */
 /*
- * kda_decode_step_7b00fed9: one KDA layer's decode step after its input projection.
+ * kda_decode_step_4e7a8d8a: one KDA layer's decode step after its input projection.
  *   H = 2, Dk = 32, Dv = 32, conv K = 4 (bias = false, SiLU), decay rank 32, gate rank 32,
  *   qk l2norm = true, scale = 1.7677669e-1f.
  *   q, k, v = conv(x) (channels 0.., 64.., 128.. of the conv's 192); conv state updated.
@@ -4777,6 +4777,8 @@ static __device__ __forceinline__ void modelc_pdl_enter() {
 }
 #endif
 
+#ifndef MODELC_KDA_STEP_HELPERS
+#define MODELC_KDA_STEP_HELPERS
 /* Rounds to bf16 and back: the unfused kernels store these values as bf16. */
 __device__ __forceinline__ float bf16_round(float x) { return bf2f(f2bf(x)); }
 /* Sum over the four lanes of one column (lanes 4j..4j+3). */
@@ -4817,8 +4819,9 @@ __device__ __forceinline__ float chunk_dot(const Chunk (&w)[N], const float* xs,
     }
     return acc;
 }
+#endif
 
-extern "C" __global__ void __launch_bounds__(128) kda_decode_step_7b00fed9(
+extern "C" __global__ void __launch_bounds__(128) kda_decode_step_4e7a8d8a(
     const bf16* __restrict__ x, int x_stride,
     const bf16* __restrict__ conv_w, const bf16* __restrict__ conv_b, float* conv_state,
     const bf16* __restrict__ fa, int fa_stride, const bf16* __restrict__ fb,

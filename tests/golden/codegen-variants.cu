@@ -3039,9 +3039,9 @@ extern "C" __global__ void attn_decode_combine_7ac04ce5(
     }
 }
 
-// ===== kernels/kda_decode_step_bafc8270.cu =====
+// ===== kernels/kda_decode_step_e1b70b91.cu =====
 /*
- * modelc mixer core: kda_decode_step_bafc8270 (template).
+ * modelc mixer core: kda_decode_step_e1b70b91 (template).
  * Fuses, in order:
  *   linear
  *   decay_gate(group=32)
@@ -3058,7 +3058,7 @@ extern "C" __global__ void attn_decode_combine_7ac04ce5(
  * FLOPs:         25984*batch*tokens
  */
 /*
- * kda_decode_step_bafc8270: one KDA layer's decode step after its input projection.
+ * kda_decode_step_e1b70b91: one KDA layer's decode step after its input projection.
  *   H = 2, Dk = 32, Dv = 32, conv K = 2 (bias = false, SiLU), decay rank 32, gate rank 32,
  *   qk l2norm = true, scale = 1.7677669e-1f.
  *   q, k, v = conv(x) (channels 0.., 64.., 128.. of the conv's 192); conv state updated.
@@ -3105,6 +3105,8 @@ static __device__ __forceinline__ void modelc_pdl_enter() {
 }
 #endif
 
+#ifndef MODELC_KDA_STEP_HELPERS
+#define MODELC_KDA_STEP_HELPERS
 /* Rounds to bf16 and back: the unfused kernels store these values as bf16. */
 __device__ __forceinline__ float bf16_round(float x) { return bf2f(f2bf(x)); }
 /* Sum over the four lanes of one column (lanes 4j..4j+3). */
@@ -3145,8 +3147,9 @@ __device__ __forceinline__ float chunk_dot(const Chunk (&w)[N], const float* xs,
     }
     return acc;
 }
+#endif
 
-extern "C" __global__ void __launch_bounds__(128) kda_decode_step_bafc8270(
+extern "C" __global__ void __launch_bounds__(128) kda_decode_step_e1b70b91(
     const bf16* __restrict__ x, int x_stride,
     const bf16* __restrict__ conv_w, const bf16* __restrict__ conv_b, float* conv_state,
     const bf16* __restrict__ fa, int fa_stride, const bf16* __restrict__ fb,

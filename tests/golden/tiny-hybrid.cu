@@ -3098,9 +3098,9 @@ extern "C" __global__ void __launch_bounds__(32) delta_rule_recurrent_dc206da6(
     }
 }
 
-// ===== kernels/kda_decode_step_ab2877e9.cu =====
+// ===== kernels/kda_decode_step_762280c5.cu =====
 /*
- * modelc mixer core: kda_decode_step_ab2877e9 (template).
+ * modelc mixer core: kda_decode_step_762280c5 (template).
  * Fuses, in order:
  *   linear
  *   decay_gate(group=16)
@@ -3117,7 +3117,7 @@ extern "C" __global__ void __launch_bounds__(32) delta_rule_recurrent_dc206da6(
  * FLOPs:         14464*batch*tokens
  */
 /*
- * kda_decode_step_ab2877e9: one KDA layer's decode step after its input projection.
+ * kda_decode_step_762280c5: one KDA layer's decode step after its input projection.
  *   H = 4, Dk = 16, Dv = 16, conv K = 4 (bias = false, SiLU), decay rank 16, gate rank 16,
  *   qk l2norm = true, scale = 2.5e-1f.
  *   q, k, v = conv(x) (channels 0.., 64.., 128.. of the conv's 192); conv state updated.
@@ -3164,6 +3164,8 @@ static __device__ __forceinline__ void modelc_pdl_enter() {
 }
 #endif
 
+#ifndef MODELC_KDA_STEP_HELPERS
+#define MODELC_KDA_STEP_HELPERS
 /* Rounds to bf16 and back: the unfused kernels store these values as bf16. */
 __device__ __forceinline__ float bf16_round(float x) { return bf2f(f2bf(x)); }
 /* Sum over the four lanes of one column (lanes 4j..4j+3). */
@@ -3204,8 +3206,9 @@ __device__ __forceinline__ float chunk_dot(const Chunk (&w)[N], const float* xs,
     }
     return acc;
 }
+#endif
 
-extern "C" __global__ void __launch_bounds__(128) kda_decode_step_ab2877e9(
+extern "C" __global__ void __launch_bounds__(128) kda_decode_step_762280c5(
     const bf16* __restrict__ x, int x_stride,
     const bf16* __restrict__ conv_w, const bf16* __restrict__ conv_b, float* conv_state,
     const bf16* __restrict__ fa, int fa_stride, const bf16* __restrict__ fb,

@@ -799,9 +799,9 @@ extern "C" __global__ void __launch_bounds__(128) rms_norm_83f588c36a54(
     }
 }
 
-// ===== kernels/kda_decode_step_5af1b83a.cu =====
+// ===== kernels/kda_decode_step_c69fba96.cu =====
 /*
- * modelc mixer core: kda_decode_step_5af1b83a (template).
+ * modelc mixer core: kda_decode_step_c69fba96 (template).
  * Fuses, in order:
  *   linear
  *   decay_gate(group=8)
@@ -818,7 +818,7 @@ extern "C" __global__ void __launch_bounds__(128) rms_norm_83f588c36a54(
  * FLOPs:         4160*batch*tokens
  */
 /*
- * kda_decode_step_5af1b83a: one KDA layer's decode step after its input projection.
+ * kda_decode_step_c69fba96: one KDA layer's decode step after its input projection.
  *   H = 4, Dk = 8, Dv = 8, conv K = 4 (bias = false, SiLU), decay rank 8, gate rank 8,
  *   qk l2norm = true, scale = 3.5355338e-1f.
  *   q, k, v = conv(x) (channels 0.., 32.., 64.. of the conv's 96); conv state updated.
@@ -865,6 +865,8 @@ static __device__ __forceinline__ void modelc_pdl_enter() {
 }
 #endif
 
+#ifndef MODELC_KDA_STEP_HELPERS
+#define MODELC_KDA_STEP_HELPERS
 /* Rounds to bf16 and back: the unfused kernels store these values as bf16. */
 __device__ __forceinline__ float bf16_round(float x) { return bf2f(f2bf(x)); }
 /* Sum over the four lanes of one column (lanes 4j..4j+3). */
@@ -905,8 +907,9 @@ __device__ __forceinline__ float chunk_dot(const Chunk (&w)[N], const float* xs,
     }
     return acc;
 }
+#endif
 
-extern "C" __global__ void __launch_bounds__(128) kda_decode_step_5af1b83a(
+extern "C" __global__ void __launch_bounds__(128) kda_decode_step_c69fba96(
     const bf16* __restrict__ x, int x_stride,
     const bf16* __restrict__ conv_w, const bf16* __restrict__ conv_b, float* conv_state,
     const bf16* __restrict__ fa, int fa_stride, const bf16* __restrict__ fb,

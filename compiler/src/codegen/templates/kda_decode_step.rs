@@ -146,6 +146,8 @@ pub fn kda_decode_step(p: &KdaDecodeStepParams) -> Result<KernelSource, Template
  */
 {PRELUDE}
 {PDL_DEFINITION}
+#ifndef MODELC_KDA_STEP_HELPERS
+#define MODELC_KDA_STEP_HELPERS
 /* Rounds to bf16 and back: the unfused kernels store these values as bf16. */
 __device__ __forceinline__ float bf16_round(float x) {{ return bf2f(f2bf(x)); }}
 /* Sum over the four lanes of one column (lanes 4j..4j+3). */
@@ -186,6 +188,7 @@ __device__ __forceinline__ float chunk_dot(const Chunk (&w)[N], const float* xs,
     }}
     return acc;
 }}
+#endif
 
 extern "C" __global__ void __launch_bounds__({nt}) kda_decode_step_{HASH}(
     const bf16* __restrict__ x, int x_stride,
