@@ -1761,7 +1761,8 @@ fn gemv_matches_reference() {
 /// The GEMV with fused prologues (decode): RMSNorm of X's rows (γ bf16 and f32) and
 /// `silu(gate)·up`, and the narrow (one warp per column set) kernels for short K, against a CPU
 /// computation: every m = 1..8; K on the 16-byte path (2048), not a multiple of 8 (1001: the
-/// scalar path), short (128, and 200); X 16-byte aligned and not (a window 3 columns in: the
+/// scalar path), short (128, and 200), and the streamed kernel's (m ≤ 2, 16-byte path,
+/// 512 < K ≤ 4096: 2048, 4096, 1024); X 16-byte aligned and not (a window 3 columns in: the
 /// scalar path at K = 2048); N a multiple of the block's columns (4096) and not (37); bf16 out
 /// (f32 at m = 1, 8); plain and programmatic dependent launches; with a C + bias epilogue on
 /// some cases. D's other columns must stay NaN and every element of the window be written
@@ -1776,7 +1777,18 @@ fn gemv_fused_prologues_match_reference() {
     let mut cases = 0;
     let mut failures: Vec<String> = Vec::new();
     for m in 1usize..=8 {
-        for (k, n) in [(2048usize, 4096usize), (1001, 37), (128, 4096), (200, 37), (2048, 37)] {
+        // (4096, 2053) and (1024, 300): the streamed kernel (m ≤ 2) with 2 and 8 rows a stage,
+        // a last block with a partial stage, and (K = 1024) threads with no chunk of X.
+        let shapes = [
+            (2048usize, 4096usize),
+            (1001, 37),
+            (128, 4096),
+            (200, 37),
+            (2048, 37),
+            (4096, 2053),
+            (1024, 300),
+        ];
+        for (k, n) in shapes {
             for xoff in [8usize, 3] {
                 if xoff == 3 && k != 2048 {
                     continue;
@@ -1807,7 +1819,7 @@ fn gemv_fused_prologues_match_reference() {
                 let prologues: &[&str] = if k <= 512 {
                     &["none", "rms bf16", "silu"]
                 } else {
-                    &["rms bf16", "rms f32", "silu"]
+                    &["none", "rms bf16", "rms f32", "silu"]
                 };
                 for &pro in prologues {
                     // X as the GEMM multiplies it.

@@ -110,6 +110,8 @@ __device__ __forceinline__ void gemv(const __nv_bfloat16* __restrict__ x, int ld
   const int tid = threadIdx.x, lane = tid & 31;
   const int set = tid / GROUP, lt = tid % GROUP;
   const long long col0 = ((long long)blockIdx.x * SETS + set) * COLS;
+  const bool early = vec & 2;
+  vec &= 1;
   float acc[M][COLS];
   float ss[M];
 #pragma unroll
@@ -140,6 +142,7 @@ __device__ __forceinline__ void gemv(const __nv_bfloat16* __restrict__ x, int ld
       if (PRO == 1 && v + u * GROUP < nv) load_gamma8(gam_bf16, gam_f32, v + u * GROUP, gv[u]);
     }
     dep_wait();
+    if (early) dep_launch();
     for (;;) {
 #pragma unroll
       for (int u = 0; u < U; ++u) {
@@ -270,6 +273,222 @@ __device__ __forceinline__ void gemv(const __nv_bfloat16* __restrict__ x, int ld
   }
 }
 
+// 16 bytes global → shared without registers (cp.async, sm_80+; a plain copy before).
+__device__ __forceinline__ void cp_async16(void* dst, const void* src) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  const unsigned d = static_cast<unsigned>(__cvta_generic_to_shared(dst));
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"(d), "l"(src) : "memory");
+#else
+  *reinterpret_cast<uint4*>(dst) = __ldcs(reinterpret_cast<const uint4*>(src));
+#endif
+}
+__device__ __forceinline__ void cp_async_commit() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  asm volatile("cp.async.commit_group;" ::: "memory");
+#endif
+}
+template <int N>
+__device__ __forceinline__ void cp_async_wait() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  asm volatile("cp.async.wait_group %0;" ::"n"(N) : "memory");
+#endif
+}
+
+// The streamed GEMV (module doc, "Streamed"): block b owns rows [b·rpb, (b+1)·rpb) of W and
+// walks them R rows (one stage; R·K ≤ 8192) at a time through a ring of STAGES shared-memory
+// stages filled by cp.async, STAGES - 1 ahead; the first STAGES - 1 go out before
+// griddepcontrol.wait. Thread t keeps X's chunks t and t + 256 (XC of them; the prologue applied
+// once) in registers for every row. A stage's R·M partial sums are reduced in each warp by a
+// reduce-scatter (R·M - 1 shuffles, then a butterfly over the lanes left), then over the 8 warps
+// in warp order one stage later (bit-identical reruns). Every loop over a stage's rows is
+// unrolled without branches, so the rows' loads, FMAs and shuffles interleave: the stage loop is
+// bound by latency, not by the memory it waits for.
+#define MODELC_GEMV_STAGES 4
+#define MODELC_GEMV_STAGE_BYTES 16384
+template <typename T, int M, int PRO, int R>
+__device__ __forceinline__ void gemv_stream(const __nv_bfloat16* __restrict__ x, int ldx, const __nv_bfloat16* __restrict__ w,
+                                            int ldw, T* d, int ldd, const T* c, int ldc,
+                                            const __nv_bfloat16* __restrict__ bias_bf16, const float* __restrict__ bias_f32,
+                                            float alpha, float beta, int n, int k, const __nv_bfloat16* __restrict__ up,
+                                            const __nv_bfloat16* __restrict__ gam_bf16, const float* __restrict__ gam_f32,
+                                            float eps, int rpb) {
+  constexpr int XC = R == 2 ? 2 : 1;  // K ≤ 8192 / R
+  constexpr int RM = R * M;           // sums a stage: 2 .. 16
+  constexpr int L = RM >= 16 ? 4 : RM >= 8 ? 3 : RM >= 4 ? 2 : RM >= 2 ? 1 : 0;  // log2(RM)
+  static_assert((1 << L) == RM, "R·M is a power of two");
+  extern __shared__ __align__(16) unsigned char ring[];
+  __shared__ float part[2][RM][8];
+  __shared__ float sq_part[8][M];
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+  const int nv = k >> 3;  // 16-byte chunks per row
+  const long long r0 = (long long)blockIdx.x * rpb;
+  const long long r1 = min((long long)n, r0 + rpb);
+  if (r0 >= r1) return;
+  const int nst = (int)((r1 - r0 + R - 1) / R);
+  // Stage s (rows r0 + s·R ..) into ring slot s % STAGES; one commit group per call, empty past
+  // the last stage, so the wait below counts groups uniformly.
+  auto issue = [&](int s) {
+    if (s < nst) {
+      unsigned char* slot = ring + (s % MODELC_GEMV_STAGES) * MODELC_GEMV_STAGE_BYTES;
+      const long long row0 = r0 + (long long)s * R;
+      const int chunks = (int)min((long long)R, r1 - row0) * nv;
+      for (int q = tid; q < chunks; q += 256) {
+        const int i = q / nv;
+        cp_async16(slot + (size_t)q * 16, w + (row0 + i) * ldw + (long long)(q - i * nv) * 8);
+      }
+    }
+    cp_async_commit();
+  };
+  // The weights (and γ) are constant: they stream before the wait.
+#pragma unroll
+  for (int s = 0; s < MODELC_GEMV_STAGES - 1; ++s) issue(s);
+  float g[XC][8];
+  if (PRO == 1) {
+#pragma unroll
+    for (int cc = 0; cc < XC; ++cc)
+      if (tid + cc * 256 < nv) load_gamma8(gam_bf16, gam_f32, tid + cc * 256, g[cc]);
+  }
+  dep_wait();
+  // Everything before this kernel has finished: the next kernel may launch and start its own
+  // weight stream while this one runs.
+  dep_launch();
+  float xr[M][XC][8];
+  float inv[M];
+#pragma unroll
+  for (int r = 0; r < M; ++r) {
+    float ss = 0.0f;
+#pragma unroll
+    for (int cc = 0; cc < XC; ++cc) {
+      const int v = tid + cc * 256;
+      float* xf = xr[r][cc];
+      if (v < nv) {
+        unpack8(__ldcg(reinterpret_cast<const uint4*>(x + (long long)r * ldx) + v), xf);
+        if (PRO == 1) {
+#pragma unroll
+          for (int e = 0; e < 8; ++e) {
+            ss = fmaf(xf[e], xf[e], ss);
+            xf[e] *= g[cc][e];
+          }
+        } else if (PRO == 2) {
+          float uf[8];
+          unpack8(__ldcg(reinterpret_cast<const uint4*>(up + (long long)r * ldx) + v), uf);
+#pragma unroll
+          for (int e = 0; e < 8; ++e) xf[e] = silu_mul(xf[e], uf[e]);
+        }
+      } else {
+#pragma unroll
+        for (int e = 0; e < 8; ++e) xf[e] = 0.0f;
+      }
+    }
+    if (PRO == 1) {
+#pragma unroll
+      for (int off = 16; off > 0; off >>= 1) ss += __shfl_xor_sync(0xffffffffu, ss, off);
+      if (lane == 0) sq_part[warp][r] = ss;
+    }
+  }
+  if (PRO == 1) {
+    __syncthreads();
+#pragma unroll
+    for (int r = 0; r < M; ++r) {
+      float sq = 0.0f;
+#pragma unroll
+      for (int q = 0; q < 8; ++q) sq += sq_part[q][r];
+      inv[r] = rsqrtf(sq / (float)k + eps);
+    }
+  }
+  // Stage s's outputs: the 8 warps' partials of each (row, x row) summed in warp order.
+  auto finish = [&](int s) {
+    const long long row0 = r0 + (long long)s * R;
+    const int rows = (int)min((long long)R, r1 - row0);
+    if (tid < rows * M) {
+      const int i = tid / M, r = tid % M;
+      float v = 0.0f;
+#pragma unroll
+      for (int q = 0; q < 8; ++q) v += part[s & 1][tid][q];
+      if (PRO == 1) {
+        float scale = inv[0];  // inv[r] without a dynamically indexed (local-memory) array
+#pragma unroll
+        for (int rr = 1; rr < M; ++rr)
+          if (r == rr) scale = inv[rr];
+        v *= scale;
+      }
+      v *= alpha;
+      const long long col = row0 + i;
+      if (beta != 0.0f) v = fmaf(beta, ld_f(c + (long long)r * ldc + col), v);
+      if (bias_bf16) v += __bfloat162float(bias_bf16[col]);
+      if (bias_f32) v += bias_f32[col];
+      st_f(d + (long long)r * ldd + col, v);
+    }
+  };
+  for (int s = 0; s < nst; ++s) {
+    cp_async_wait<MODELC_GEMV_STAGES - 2>();
+    __syncthreads();  // stage s landed for every thread; slot (s - 1) % STAGES and part[(s - 1) & 1] are read
+    if (s > 0) finish(s - 1);
+    issue(s + MODELC_GEMV_STAGES - 1);
+    // Rows past the block's last (a partial stage) read stale bytes of the slot; their sums
+    // are never stored.
+    const unsigned char* slot = ring + (s % MODELC_GEMV_STAGES) * MODELC_GEMV_STAGE_BYTES;
+    float a[RM];  // a[i·M + r]: row i of the stage times X row r
+#pragma unroll
+    for (int q = 0; q < RM; ++q) a[q] = 0.0f;
+#pragma unroll
+    for (int cc = 0; cc < XC; ++cc) {
+      const int v = tid + cc * 256;
+      if (v < nv) {
+        uint4 wv[R];
+#pragma unroll
+        for (int i = 0; i < R; ++i) wv[i] = *reinterpret_cast<const uint4*>(slot + ((size_t)i * nv + v) * 16);
+#pragma unroll
+        for (int i = 0; i < R; ++i) {
+          float wf[8];
+          unpack8(wv[i], wf);
+#pragma unroll
+          for (int r = 0; r < M; ++r)
+#pragma unroll
+            for (int e = 0; e < 8; ++e) a[i * M + r] = fmaf(xr[r][cc][e], wf[e], a[i * M + r]);
+        }
+      }
+    }
+    // Reduce-scatter: at offset 16 >> t the lanes with that bit keep the upper half of the
+    // values left and add their partner's; after L steps lane l holds sum number l >> (5 - L)
+    // over its group of 2^(5 - L) lanes, which a butterfly completes.
+#pragma unroll
+    for (int t = 0; t < L; ++t) {
+      const int off = 16 >> t, half = RM >> (t + 1);
+      const bool upper = lane & off;
+#pragma unroll
+      for (int j = 0; j < half; ++j) {
+        const float send = upper ? a[j] : a[j + half];
+        const float keep = upper ? a[j + half] : a[j];
+        a[j] = keep + __shfl_xor_sync(0xffffffffu, send, off);
+      }
+    }
+#pragma unroll
+    for (int off = 16 >> L; off > 0; off >>= 1) a[0] += __shfl_xor_sync(0xffffffffu, a[0], off);
+    if ((lane & ((32 >> L) - 1)) == 0) part[s & 1][lane >> (5 - L)][warp] = a[0];
+  }
+  __syncthreads();
+  finish(nst - 1);
+}
+
+#define MODELC_GEMV_STREAM(T, NAME, M, PRO, R, SUFFIX)                                                          \
+  extern "C" __global__ void __launch_bounds__(256, 3) modelc_gemv_##NAME##_m##M##SUFFIX(                        \
+      const __nv_bfloat16* x, int ldx, const __nv_bfloat16* w, int ldw, T* d, int ldd, const T* c, int ldc,       \
+      const __nv_bfloat16* bias_bf16, const float* bias_f32, float alpha, float beta, int n, int k, int vec,      \
+      const __nv_bfloat16* up, const __nv_bfloat16* gam_bf16, const float* gam_f32, float eps, int rpb) {        \
+    gemv_stream<T, M, PRO, R>(x, ldx, w, ldw, d, ldd, c, ldc, bias_bf16, bias_f32, alpha, beta, n, k, up, gam_bf16,    \
+                              gam_f32, eps, rpb);                                                                \
+  }
+#define MODELC_GEMV_STREAM_T(M, PRO, R, SUFFIX) \
+  MODELC_GEMV_STREAM(__nv_bfloat16, bf16, M, PRO, R, SUFFIX) MODELC_GEMV_STREAM(float, f32, M, PRO, R, SUFFIX)
+// R rows a stage: 8 for K ≤ 1024, 4 for K ≤ 2048, 2 for K ≤ 4096.
+#define MODELC_GEMV_STREAM_R(M, R)                                                                 \
+  MODELC_GEMV_STREAM_T(M, 0, R, _stream##R) MODELC_GEMV_STREAM_T(M, 1, R, _rms_stream##R)          \
+  MODELC_GEMV_STREAM_T(M, 2, R, _silu_stream##R)
+// R·M ≤ 8 sums a stage (16 take local memory).
+MODELC_GEMV_STREAM_R(1, 2) MODELC_GEMV_STREAM_R(1, 4) MODELC_GEMV_STREAM_R(1, 8)
+MODELC_GEMV_STREAM_R(2, 2) MODELC_GEMV_STREAM_R(2, 4)
+
 // At least 4 blocks (32 warps) per SM at m = 1, 3 at m = 2, 2 at m ≤ 4: the loads in flight.
 #define MODELC_GEMV_MINB(M) ((M) == 1 ? 4 : (M) == 2 ? 3 : (M) <= 4 ? 2 : 1)
 #define MODELC_GEMV(T, NAME, M, PRO, GROUP, U, SUFFIX)                                                           \
@@ -297,17 +516,57 @@ enum Variant {
     Rms,
     Silu,
     Narrow,
+    /// The streamed kernel (module doc) with a prologue and `rows` rows of W a stage
+    /// (K ≤ 8192 / rows).
+    Streamed {
+        prologue: StreamPrologue,
+        rows: usize,
+    },
+}
+
+/// The prologues of the streamed kernel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum StreamPrologue {
+    None = 0,
+    Rms = 1,
+    Silu = 2,
 }
 
 const VARIANTS: [Variant; 4] = [Variant::Plain, Variant::Rms, Variant::Silu, Variant::Narrow];
 
-impl Variant {
+/// The streamed kernel runs for m ≤ this many rows (its X chunks and sums are in registers).
+const STREAM_MAX_ROWS: usize = 2;
+/// The streamed kernel's ring (the source's `MODELC_GEMV_STAGES` × `MODELC_GEMV_STAGE_BYTES`).
+const STREAM_STAGES: usize = 4;
+const STREAM_STAGE_BYTES: usize = 16384;
+/// Rows of W a stage the streamed entries exist for, and the most K each takes (a stage holds
+/// whole rows; a thread keeps at most two 8-element chunks of each X row).
+const STREAM_STAGE_ROWS: [(usize, usize); 3] = [(8, 1024), (4, 2048), (2, 4096)];
+/// The most sums (rows a stage × m) a streamed thread reduces a stage: 16 take local memory.
+const STREAM_MAX_SUMS: usize = 8;
+/// Set to `1`: GEMVs the streamed kernel takes run it (being measured; off by default).
+pub const GEMV_STREAM_ENV: &str = "MODELC_GEMV_STREAM";
+
+impl StreamPrologue {
+    const ALL: [StreamPrologue; 3] = [StreamPrologue::None, StreamPrologue::Rms, StreamPrologue::Silu];
+
     fn suffix(self) -> &'static str {
         match self {
-            Variant::Plain => "",
-            Variant::Rms => "_rms",
-            Variant::Silu => "_silu",
-            Variant::Narrow => "_narrow",
+            StreamPrologue::None => "",
+            StreamPrologue::Rms => "_rms",
+            StreamPrologue::Silu => "_silu",
+        }
+    }
+}
+
+impl Variant {
+    fn suffix(self) -> String {
+        match self {
+            Variant::Plain => String::new(),
+            Variant::Rms => "_rms".into(),
+            Variant::Silu => "_silu".into(),
+            Variant::Narrow => "_narrow".into(),
+            Variant::Streamed { prologue, rows } => format!("{}_stream{rows}", prologue.suffix()),
         }
     }
 
@@ -320,7 +579,7 @@ impl Variant {
         }
     }
 
-    /// Threads per column set.
+    /// Threads per column set (non-streamed variants).
     fn group(self) -> usize {
         match self {
             Variant::Narrow => 32,
@@ -338,15 +597,41 @@ fn entry(out: GemmOut, m: usize, variant: Variant) -> String {
     format!("modelc_gemv_{t}_m{m}{}", variant.suffix())
 }
 
+/// The streamed variants of a row count (none past [`STREAM_MAX_ROWS`]).
+fn streamed_variants(m: usize) -> Vec<Variant> {
+    if m > STREAM_MAX_ROWS {
+        return Vec::new();
+    }
+    STREAM_STAGE_ROWS
+        .iter()
+        .filter(|&&(rows, _)| rows * m <= STREAM_MAX_SUMS)
+        .flat_map(|&(rows, _)| StreamPrologue::ALL.map(|prologue| Variant::Streamed { prologue, rows }))
+        .collect()
+}
+
 /// Every entry of [`SOURCE`].
 fn entries() -> Vec<String> {
     (1..=GEMV_MAX_ROWS)
         .flat_map(|m| {
             VARIANTS
-                .iter()
-                .flat_map(move |&v| [entry(GemmOut::Bf16, m, v), entry(GemmOut::F32, m, v)])
+                .into_iter()
+                .chain(streamed_variants(m))
+                .flat_map(move |v| [entry(GemmOut::Bf16, m, v), entry(GemmOut::F32, m, v)])
         })
         .collect()
+}
+
+/// The streamed kernel's geometry for `m` rows of X and `n` rows of W of `k ≤ 4096` elements on
+/// `sms` SMs: rows a stage `r` (the most of [`STREAM_STAGE_ROWS`] that fit and have an entry
+/// for m), rows a block (whole stages, spread evenly over one block per SM) and the grid.
+fn stream_geometry(m: usize, n: usize, k: usize, sms: usize) -> (usize, usize, usize) {
+    let r = STREAM_STAGE_ROWS
+        .iter()
+        .find(|&&(rows, max_k)| k <= max_k && rows * m <= STREAM_MAX_SUMS)
+        .map_or(1, |&(rows, _)| rows);
+    let stages = n.div_ceil(r);
+    let rows_per_block = stages.div_ceil(sms.max(1)) * r;
+    (r, rows_per_block, n.div_ceil(rows_per_block))
 }
 
 /// Compiles (or fetches from `cache`) and loads the GEMV kernels, once per [`Gpu`].
@@ -491,11 +776,30 @@ pub unsafe fn gemv_ex(
         && up.is_multiple_of(16)
         && gam_bf16.is_multiple_of(16)
         && gam_f32.is_multiple_of(16);
-    let per_block = COLS * (THREADS as usize / variant.group());
-    let grid = u32::try_from(shape.n.div_ceil(per_block)).map_err(|_| CudaError::InvalidGemm {
-        what: format!("GEMV grid above u32::MAX: {shape:?}"),
-    })?;
-    let args = [
+    let streamed = vec && stream_takes(gpu, &shape);
+    let (variant, dims, geometry) = if streamed {
+        let prologue = match variant {
+            Variant::Rms => StreamPrologue::Rms,
+            Variant::Silu => StreamPrologue::Silu,
+            _ => StreamPrologue::None,
+        };
+        let bps = std::env::var("MODELC_GEMV_BPS")
+            .ok()
+            .and_then(|v| v.parse::<usize>().ok())
+            .unwrap_or(2);
+        let (rows, rows_per_block, grid) = stream_geometry(shape.m, shape.n, shape.k, bps * gpu.sm_count()? as usize);
+        let dims = LaunchDims::new(
+            (u32_of(grid, &shape)?, 1, 1),
+            (THREADS, 1, 1),
+            (STREAM_STAGES * STREAM_STAGE_BYTES) as u32,
+        );
+        (Variant::Streamed { prologue, rows }, dims, Some(rows_per_block))
+    } else {
+        let per_block = COLS * (THREADS as usize / variant.group());
+        let grid = u32_of(shape.n.div_ceil(per_block), &shape)?;
+        (variant, LaunchDims::new((grid, 1, 1), (THREADS, 1, 1), 0), None)
+    };
+    let mut args = vec![
         KernelArg::Ptr(x),
         KernelArg::I32(int(shape.ldx, "row stride of X")?),
         KernelArg::Ptr(w),
@@ -510,22 +814,43 @@ pub unsafe fn gemv_ex(
         KernelArg::F32(beta),
         KernelArg::I32(int(shape.n, "n")?),
         KernelArg::I32(int(shape.k, "k")?),
-        KernelArg::I32(i32::from(vec)),
+        KernelArg::I32(
+            i32::from(vec)
+                | if std::env::var_os("MODELC_GEMV_EARLY").is_some() {
+                    2
+                } else {
+                    0
+                },
+        ),
         KernelArg::Ptr(up),
         KernelArg::Ptr(gam_bf16),
         KernelArg::Ptr(gam_f32),
         KernelArg::F32(eps),
     ];
+    if let Some(rows_per_block) = geometry {
+        args.push(KernelArg::I32(int(rows_per_block, "rows per block")?));
+    }
     // SAFETY: the arguments follow the kernel's signature; the caller guarantees the operands;
     // the kernel waits (griddepcontrol.wait) before touching anything but W and γ.
-    unsafe {
-        gpu.launch_ex(
-            &entry(out, shape.m, variant),
-            LaunchDims::new((grid, 1, 1), (THREADS, 1, 1), 0),
-            &args,
-            pdl,
-        )
-    }
+    unsafe { gpu.launch_ex(&entry(out, shape.m, variant), dims, &args, pdl) }
+}
+
+fn u32_of(grid: usize, shape: &GemmShape) -> Result<u32, CudaError> {
+    u32::try_from(grid).map_err(|_| CudaError::InvalidGemm {
+        what: format!("GEMV grid above u32::MAX: {shape:?}"),
+    })
+}
+
+/// Whether the streamed kernel takes a GEMV (its 16-byte path assumed): few rows, K between the
+/// narrow kernels' and what its registers hold, a device with `cp.async` and room for the ring,
+/// and turned on by [`GEMV_STREAM_ENV`].
+fn stream_takes(gpu: &Gpu, shape: &GemmShape) -> bool {
+    shape.m <= STREAM_MAX_ROWS
+        && shape.k > NARROW_MAX_K
+        && shape.k <= STREAM_STAGE_ROWS[STREAM_STAGE_ROWS.len() - 1].1
+        && gpu.compute_capability().0 >= 8
+        && gpu.max_shared_memory_per_block() as usize >= STREAM_STAGES * STREAM_STAGE_BYTES + 4096
+        && std::env::var_os(GEMV_STREAM_ENV).is_some_and(|v| v == "1")
 }
 
 #[cfg(test)]
@@ -540,9 +865,9 @@ mod tests {
         assert!(!gemv_supported(&GemmShape::batched(2, 1, 37, 1000)));
     }
 
-    /// Assembles every entry for sm_90 (the H100): the source compiles, and no kernel spills
-    /// (the `m × COLS` accumulators must stay in registers, or the kernel stops being
-    /// bandwidth-bound).
+    /// Assembles every entry for sm_90 (the H100): the source compiles, and no kernel spills or
+    /// keeps a local-memory array (the `m × COLS` accumulators and the streamed kernel's X
+    /// chunks must stay in registers, or the kernel stops being bandwidth-bound).
     #[test]
     fn every_entry_assembles_for_sm90_without_spills() {
         use crate::cuda::nvrtc::{default_include_dirs, nvrtc_or_skip, ptxas_report};
@@ -555,7 +880,7 @@ mod tests {
         for line in log.lines().filter(|l| l.contains("spill")) {
             reports += 1;
             assert!(
-                line.contains(" 0 bytes spill stores"),
+                line.contains(" 0 bytes stack frame, 0 bytes spill stores"),
                 "a GEMV kernel spills: {line}\n{log}"
             );
         }
@@ -565,9 +890,24 @@ mod tests {
 
     #[test]
     fn the_source_defines_every_entry() {
-        assert_eq!(entries().len(), 2 * GEMV_MAX_ROWS * VARIANTS.len());
+        let streamed: usize = (1..=STREAM_MAX_ROWS).map(|m| streamed_variants(m).len()).sum();
+        assert_eq!(
+            streamed,
+            5 * StreamPrologue::ALL.len(),
+            "rows 8, 4, 2 at m = 1; 4, 2 at m = 2"
+        );
+        assert_eq!(entries().len(), 2 * (GEMV_MAX_ROWS * VARIANTS.len() + streamed));
         for m in 1..=GEMV_MAX_ROWS {
             assert!(SOURCE.contains(&format!("MODELC_GEMV_ALL({m})")), "m = {m}");
+            for v in streamed_variants(m) {
+                let Variant::Streamed { rows, .. } = v else {
+                    unreachable!()
+                };
+                assert!(
+                    SOURCE.contains(&format!("MODELC_GEMV_STREAM_R({m}, {rows})")),
+                    "{v:?} at m = {m}"
+                );
+            }
         }
         for v in VARIANTS {
             let group = v.group();
@@ -576,6 +916,59 @@ mod tests {
                 "{v:?} is not instantiated with GROUP {group}"
             );
         }
+        for &(rows, max_k) in &STREAM_STAGE_ROWS {
+            assert_eq!(
+                rows * max_k * 2,
+                STREAM_STAGE_BYTES,
+                "a stage holds {rows} rows of {max_k}"
+            );
+            for p in StreamPrologue::ALL {
+                let suffix = format!("{}_stream##R", p.suffix());
+                assert!(
+                    SOURCE.contains(&format!("(M, {}, R, {suffix})", p as usize)),
+                    "{p:?} is not instantiated as {suffix}"
+                );
+            }
+        }
+        for (name, value) in [
+            ("MODELC_GEMV_STAGES", STREAM_STAGES),
+            ("MODELC_GEMV_STAGE_BYTES", STREAM_STAGE_BYTES),
+        ] {
+            assert!(
+                SOURCE.contains(&format!("#define {name} {value}\n")),
+                "{name} is not {value}"
+            );
+        }
         assert_eq!(entry(GemmOut::F32, 3, Variant::Silu), "modelc_gemv_f32_m3_silu");
+        let rms2 = Variant::Streamed {
+            prologue: StreamPrologue::Rms,
+            rows: 2,
+        };
+        assert_eq!(entry(GemmOut::Bf16, 1, rms2), "modelc_gemv_bf16_m1_rms_stream2");
+    }
+
+    /// Whole rows a stage, whole stages a block, every row in exactly one block.
+    #[test]
+    fn stream_geometry_covers_every_row_once() {
+        for (m, n, k, sms) in [
+            (1, 2048, 2048, 132),
+            (2, 32000, 2048, 132),
+            (1, 37, 4096, 132),
+            (2, 6416, 3000, 7),
+            (2, 1, 1024, 1),
+        ] {
+            let (r, rpb, grid) = stream_geometry(m, n, k, sms);
+            assert!(r * m <= STREAM_MAX_SUMS, "{m} × {n}×{k}: r = {r}");
+            assert!(r * 2 * k <= STREAM_STAGE_BYTES, "{n}×{k}: r = {r}");
+            assert_eq!(rpb % r, 0, "{n}×{k}");
+            assert!(
+                grid <= sms && grid * rpb >= n && (grid - 1) * rpb < n,
+                "{n}×{k}: {grid} × {rpb}"
+            );
+        }
+        assert_eq!(stream_geometry(1, 2048, 2048, 132), (4, 16, 128));
+        assert_eq!(stream_geometry(1, 2048, 4096, 132), (2, 16, 128));
+        assert_eq!(stream_geometry(1, 300, 1024, 132), (8, 8, 38));
+        assert_eq!(stream_geometry(2, 300, 1024, 132), (4, 4, 75));
     }
 }
