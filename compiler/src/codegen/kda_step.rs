@@ -6,6 +6,9 @@
 //! steps keep their prefill launches and have none in decode (`StepCode::decode_absorbed_by`).
 //! Anything else about the layer (other readers of an intermediate, a different gate, shapes
 //! the template does not hold) keeps the unfused decode.
+//!
+//! On Hopper the launch has a variant: the kernel's cluster form, each head split over
+//! [`kda_decode_step_cluster_size`] CTAs (where that leaves each at least 16 value columns).
 
 use std::collections::{HashMap, HashSet};
 

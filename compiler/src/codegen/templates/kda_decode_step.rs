@@ -26,6 +26,11 @@
 //! Rounding follows the unfused kernels, so the two forms agree to f32 rounding: the conv
 //! output, the `f_b` and `g_b` products are rounded to bf16 (the unfused kernels store them as
 //! bf16), the decay and β stay f32, the output is normalised in f32 and stored as bf16.
+//!
+//! At batch 1 that grid has H blocks (hybrid-1b: 16 of 132 SMs), each streaming its head's whole
+//! state and low-rank rows. [`kda_decode_step_cluster`] (sm_90) splits each head's value columns
+//! over a thread-block cluster instead, sharing q, k, the decays and the norms' partial sums
+//! through distributed shared memory; codegen makes it the launch variant for Hopper.
 
 use super::delta_rule::gate_act;
 use super::{check, f32_lit, finish, KernelSource, TemplateError, HASH, PRELUDE};
