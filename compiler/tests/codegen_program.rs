@@ -394,3 +394,71 @@ fn decode_runs_one_kernel_per_kda_layer() {
         }
     }
 }
+
+/// On Hopper, the KDA decode step splits each head over a cluster of CTAs: a launch variant for
+/// compute capability 9.0 of an sm_90a module, with the same arguments as the single-block
+/// kernel (which stays the launch everywhere else), where each CTA gets at least 16 value
+/// columns (the codegen specs' Dv = 32: clusters of 2); the tiny specs (Dv 8, 16) have none.
+/// A device of another compute capability neither launches nor compiles it.
+#[test]
+fn kda_decode_step_has_a_hopper_cluster_form() {
+    use modelc_runtime::cuda::nvrtc::HOPPER_TARGET;
+    use modelc_runtime::program::{ComputeCapability, Env, Step};
+    let mut specs = codegen_specs();
+    specs.extend(tiny_specs());
+    let mut with_variant = Vec::new();
+    for (name, spec) in &specs {
+        let p = modelc::passes::Placement::main(spec);
+        let cg = generate(placed(spec, &p)).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let prog = program::build(&cg, name, &p).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let module = |m: &str| prog.kernels.iter().find(|k| k.name == m).expect("module");
+        let mut clusters = Vec::new();
+        for st in &prog.decode.steps {
+            let Step::Launch(l) = st else { continue };
+            if step_kind(st) != "kda_decode_step" {
+                assert!(l
+                    .variants
+                    .iter()
+                    .all(|v| !v.entry.starts_with("kda_decode_step_cluster_")));
+                continue;
+            }
+            assert_eq!(module(&l.module).target, None, "{name}: the fallback runs anywhere");
+            for v in &l.variants {
+                assert_eq!((v.cc, v.when.is_none()), (Some(ComputeCapability::HOPPER), true));
+                assert!(v.entry.starts_with("kda_decode_step_cluster_"), "{name}: {}", v.entry);
+                assert_eq!(module(&v.module).target.as_deref(), Some(HOPPER_TARGET));
+                assert!(v.pdl && l.pdl, "{name}");
+                let env = Env {
+                    batch: 3,
+                    tokens: 1,
+                    past: 7,
+                    max_len: 64,
+                    slots: 4,
+                    slot: 0,
+                    sms: 132,
+                };
+                let own = [0, 1, 2].map(|i| l.grid[i].eval(&env).expect("grid"));
+                let cl = [0, 1, 2].map(|i| v.grid[i].eval(&env).expect("grid"));
+                // Heads x cluster size, a row of clusters per sequence.
+                assert_eq!(cl, [2 * own[0], 3, 1], "{name}: clusters of 2");
+                assert_eq!((v.block, v.smem), ([64, 1, 1], 0), "{name}");
+                clusters.push(v.module.clone());
+            }
+        }
+        if !clusters.is_empty() {
+            with_variant.push(name.clone());
+            // Specialised for Ampere, the program neither launches nor compiles the cluster form.
+            let mut ampere = prog.clone();
+            ampere.specialize(ComputeCapability { major: 8, minor: 0 });
+            let used: Vec<&str> = ampere.used_modules().iter().map(|m| m.name.as_str()).collect();
+            assert!(clusters.iter().all(|m| !used.contains(&m.as_str())), "{name}: {used:?}");
+            let mut hopper = prog.clone();
+            hopper.specialize(ComputeCapability::HOPPER);
+            let used: Vec<&str> = hopper.used_modules().iter().map(|m| m.name.as_str()).collect();
+            assert!(clusters.iter().all(|m| used.contains(&m.as_str())), "{name}: {used:?}");
+        }
+        prog.validate().unwrap_or_else(|e| panic!("{name}: {e}"));
+    }
+    with_variant.sort();
+    assert_eq!(with_variant, ["codegen-hybrid", "codegen-variants"]);
+}

@@ -507,10 +507,10 @@ decoder:
       normalization: {type: rms_norm, epsilon: 1.0e-5}
 ";
 
-/// A program's launch variants (the `wgmma` attention prefill on compute capability 9.0, the
-/// wider delta-rule scan for eight sequences) and the same program without them (every step's
-/// own launch) both match the reference on eight 150-token prompts prefilled together, and the
-/// profile names the kernels that ran.
+/// A program's launch variants (the `wgmma` attention prefill and the KDA decode step's cluster
+/// form on compute capability 9.0, the wider delta-rule scan for eight sequences) and the same
+/// program without them (every step's own launch) both match the reference on eight 150-token
+/// prompts prefilled together and two decode steps, and the profile names the kernels that ran.
 #[test]
 fn launch_variants_and_their_fallbacks_match_the_reference() {
     let Some(mut gpu) = gpu() else { return };
@@ -525,13 +525,23 @@ fn launch_variants_and_their_fallbacks_match_the_reference() {
         .map(|b| (0..150u32).map(|i| (i * (2 * b + 3) + 7 * b + 1) % v).collect())
         .collect();
     let refs: Vec<&[u32]> = seqs.iter().map(Vec::as_slice).collect();
-    let want: Vec<Vec<f64>> = seqs
-        .iter()
-        .map(|s| {
-            let mut r = Session::new(&graph, &weights, 1, reference_opts()).expect("session");
-            r.forward(std::slice::from_ref(s)).expect("reference").data
-        })
+    // The reference: the prompts, then two decode steps (a token per sequence).
+    let dec_toks: Vec<Vec<u32>> = (0..2u32)
+        .map(|step| (0..8u32).map(|b| (step * 37 + b * 11 + 5) % v).collect())
         .collect();
+    let (want, want_dec): (Vec<Vec<f64>>, Vec<Vec<Vec<f64>>>) = seqs
+        .iter()
+        .enumerate()
+        .map(|(b, s)| {
+            let mut r = Session::new(&graph, &weights, 1, reference_opts()).expect("session");
+            let pre = r.forward(std::slice::from_ref(s)).expect("reference").data;
+            let dec = dec_toks
+                .iter()
+                .map(|toks| r.forward(&[vec![toks[b]]]).expect("reference decode").data)
+                .collect();
+            (pre, dec)
+        })
+        .unzip();
     let hopper = gpu.compute_capability() == (9, 0);
     let mut fallback = prog.clone();
     fallback.drop_variants();
@@ -554,22 +564,44 @@ fn launch_variants_and_their_fallbacks_match_the_reference() {
             let rows = &got[b * 150 * vocab..(b + 1) * 150 * vocab];
             report.check(format!("{label}: sequence {b} of 8, T=150"), rows, w);
         }
-        let kinds: Vec<String> = exec
-            .profile(Phase::Prefill, 0, &refs)
-            .unwrap_or_else(|e| panic!("{label}: profile: {e}"))
-            .into_iter()
-            .map(|t| t.kind)
-            .collect();
+        // Decode: on Hopper the KDA step kernel's cluster form (16 heads x 2 CTAs).
+        for (step, toks) in dec_toks.iter().enumerate() {
+            let got = exec.decode(toks).unwrap_or_else(|e| panic!("{label}: {e}"));
+            for (b, w) in want_dec.iter().enumerate() {
+                let rows = &got[b * vocab..(b + 1) * vocab];
+                report.check(
+                    format!("{label}: decode step {step}, sequence {b} of 8"),
+                    rows,
+                    &w[step],
+                );
+            }
+        }
+        let kinds_of = |exec: &mut Executor, phase: Phase, seqs: &[&[u32]]| -> Vec<String> {
+            exec.profile(phase, 0, seqs)
+                .unwrap_or_else(|e| panic!("{label}: profile: {e}"))
+                .into_iter()
+                .map(|t| t.kind)
+                .collect()
+        };
+        let mut kinds = kinds_of(&mut exec, Phase::Prefill, &refs);
+        let one: Vec<Vec<u32>> = (0..8u32).map(|b| vec![b + 1]).collect();
+        let one: Vec<&[u32]> = one.iter().map(Vec::as_slice).collect();
+        kinds.extend(kinds_of(&mut exec, Phase::Decode, &one));
         let ran = |k: &str| kinds.iter().any(|x| x == k);
         if label == "variants" {
             assert_eq!(ran("attn_prefill_wgmma"), hopper, "{kinds:?}");
             assert!(ran("delta_rule_cp_scan_w32") && !ran("delta_rule_cp_scan"), "{kinds:?}");
+            assert_eq!(ran("kda_decode_step_cluster"), hopper, "{kinds:?}");
+            assert_eq!(ran("kda_decode_step"), !hopper, "{kinds:?}");
         } else {
             assert!(
-                !ran("attn_prefill_wgmma") && !ran("delta_rule_cp_scan_w32"),
+                !ran("attn_prefill_wgmma") && !ran("delta_rule_cp_scan_w32") && !ran("kda_decode_step_cluster"),
                 "{kinds:?}"
             );
-            assert!(ran("attn_prefill") && ran("delta_rule_cp_scan"), "{kinds:?}");
+            assert!(
+                ran("attn_prefill") && ran("delta_rule_cp_scan") && ran("kda_decode_step"),
+                "{kinds:?}"
+            );
         }
         eprintln!("  {label}: worst {:.2e}; launched {kinds:?}", report.worst(label));
         logits.push(got);

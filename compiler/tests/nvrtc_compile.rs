@@ -13,7 +13,9 @@ use modelc::codegen::templates::delta_rule::{
     delta_rule_chunk_parallel, delta_rule_chunk_parallel_variant, delta_rule_chunked, delta_rule_recurrent,
     delta_rule_tensor_cores, CpPrepVariant, DecayGate, DeltaRuleParams, GatedNormEpilogue, CP_PREP_DEFAULT,
 };
-use modelc::codegen::templates::kda_decode_step::{kda_decode_step, KdaDecodeStepParams};
+use modelc::codegen::templates::kda_decode_step::{
+    kda_decode_step, kda_decode_step_cluster, kda_decode_step_cluster_size, KdaDecodeStepParams,
+};
 use modelc::codegen::templates::selective_scan::{selective_scan, SelectiveScanParams};
 use modelc::codegen::templates::KernelSource;
 use modelc::spec::GateActivation;
@@ -197,11 +199,42 @@ fn all_sources() -> Vec<KernelSource> {
         .unwrap(),
     );
     out.extend(kda_decode_steps());
+    out.extend(kda_decode_step_clusters());
     out
 }
 
 /// The KDA decode step at hybrid-1b's shape, a tiny one and one with Dv > Dk and a conv bias.
 fn kda_decode_steps() -> Vec<KernelSource> {
+    kda_decode_step_shapes()
+        .iter()
+        .map(|p| kda_decode_step(p).unwrap())
+        .collect()
+}
+
+/// The Hopper (cluster) form of the KDA decode step at the same shapes: with the cluster size
+/// the codegen picks (hybrid-1b: 8 CTAs of 16 value columns; the uneven shape: 4 of 18) and
+/// with others the template takes (4 and 2 at hybrid-1b's shape, 1 and 2 at the tiny one, 8 at
+/// the uneven one).
+fn kda_decode_step_clusters() -> Vec<KernelSource> {
+    let [big, tiny, uneven] = kda_decode_step_shapes();
+    assert_eq!(kda_decode_step_cluster_size(&big), Some(8));
+    assert_eq!(kda_decode_step_cluster_size(&tiny), None);
+    assert_eq!(kda_decode_step_cluster_size(&uneven), Some(4));
+    [
+        (big, 8),
+        (big, 4),
+        (big, 2),
+        (tiny, 1),
+        (tiny, 2),
+        (uneven, 4),
+        (uneven, 8),
+    ]
+    .iter()
+    .map(|(p, c)| kda_decode_step_cluster(p, *c).unwrap())
+    .collect()
+}
+
+fn kda_decode_step_shapes() -> [KdaDecodeStepParams; 3] {
     let big = KdaDecodeStepParams {
         heads: 16,
         key_dim: 128,
@@ -245,20 +278,18 @@ fn kda_decode_steps() -> Vec<KernelSource> {
         ..big
     };
     [big, tiny, uneven]
-        .iter()
-        .map(|p| kda_decode_step(p).unwrap())
-        .collect()
 }
 
 /// The KDA decode step assembles for sm_90 without spilling (its state rows, conv window and
-/// the prefetched weights share the 128 registers a 512-thread block allows).
+/// the prefetched weights share the 128 registers a 512-thread block allows), and so does its
+/// cluster form.
 #[test]
 fn kda_decode_step_assembles_without_spills() {
     if !nvrtc_or_skip() {
         return;
     }
     let includes = default_include_dirs();
-    for src in kda_decode_steps() {
+    for src in kda_decode_steps().into_iter().chain(kda_decode_step_clusters()) {
         let log = ptxas_report(&src.source, src.name(), ARCH, &includes).unwrap_or_else(|e| panic!("{e}"));
         eprintln!("{}: {log}", src.name());
         assert!(log.contains("Used"), "{}: no ptxas report:\n{log}", src.name());

@@ -3301,3 +3301,315 @@ extern "C" __global__ void __launch_bounds__(128) kda_decode_step_e1b70b91(
     }
 }
 
+// ===== kernels/kda_decode_step_cluster_51b152b0.cu =====
+/*
+ * modelc mixer core: kda_decode_step_cluster_51b152b0 (template).
+ * Fuses, in order:
+ *   linear
+ *   decay_gate(group=32)
+ *   sigmoid
+ *   causal_conv1d(kernel=2, silu)
+ *   linear
+ *   l2_norm(eps=1e-6, group=32)
+ *   scale(0.17677669529663687)
+ *   l2_norm(eps=1e-6, group=32)
+ *   delta_rule(key_heads=2, value_heads=2, key_dim=32, value_dim=32, decay=per_channel)
+ *   gated_rms_norm(eps=1e-6, group=32, act=sigmoid)
+ * Bytes loaded:  516*batch*tokens + 8960*batch + 9352
+ * Bytes stored:  128*batch*tokens + 8960*batch
+ * FLOPs:         25984*batch*tokens
+ */
+/*
+ * kda_decode_step_cluster_51b152b0: one KDA layer's decode step after its input projection, each
+ *   head on a cluster of 2 CTAs (sm_90: distributed shared memory).
+ *   H = 2, Dk = 32, Dv = 32, conv K = 2 (bias = false, SiLU), decay rank 32, gate rank 32,
+ *   qk l2norm = true, scale = 1.7677669e-1f.
+ *   q, k, v = conv(x) (channels 0.., 64.., 128.. of the conv's 192); conv state updated.
+ *   g = -exp(a_log[h]) * softplus(bf16(fa . fb[h*Dk + d]) + dt_bias[h*Dk + d]); beta = sigmoid(braw[h]).
+ *   S <- Diag(exp g) S; S <- S + beta k (v - S^T k)^T; o = S^T q.
+ *   o <- o * rsqrt(mean_head(o^2) + 1e-6f) * norm_w * (1.0f / (1.0f + expf(-zj))), z = bf16(ga . gb[h*Dv + j]).
+ * Grid (H*2, B), clusters (2, 1, 1), block 64. CTA r owns value columns r*16.. and key
+ *   channels r*16..; it writes q, k and the decays of its key channels into every CTA of the
+ *   cluster. Thread tid: state column (tid%8) + 8*(tid/32), rows 4i + (tid/8)%4; conv channel
+ *   tid (q, k, then v); low-rank row tid/4, lane tid%4. States and weights load before the PDL wait.
+ */
+#include <cuda_bf16.h>
+
+#ifndef MODELC_TEMPLATE_PRELUDE
+#define MODELC_TEMPLATE_PRELUDE
+typedef __nv_bfloat16 bf16;
+#ifndef INFINITY
+#define INFINITY __int_as_float(0x7f800000)
+#endif
+
+__device__ __forceinline__ float bf2f(bf16 x) { return __bfloat162float(x); }
+__device__ __forceinline__ bf16 f2bf(float x) { return __float2bfloat16(x); }
+/* x * sigmoid(x), written so that neither tail overflows. */
+__device__ __forceinline__ float silu_f(float x) { return x / (1.0f + expf(-x)); }
+/* PyTorch softplus with threshold 20. */
+__device__ __forceinline__ float softplus_f(float x) { return x > 20.0f ? x : log1pf(expf(x)); }
+__device__ __forceinline__ float warp_sum(float x) {
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) x += __shfl_xor_sync(0xffffffffu, x, o);
+    return x;
+}
+__device__ __forceinline__ float warp_max(float x) {
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) x = fmaxf(x, __shfl_xor_sync(0xffffffffu, x, o));
+    return x;
+}
+#endif
+
+#ifndef MODELC_PDL_ENTER
+#define MODELC_PDL_ENTER
+static __device__ __forceinline__ void modelc_pdl_enter() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.wait;" ::: "memory");
+    asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+#endif
+
+#ifndef MODELC_KDA_STEP_HELPERS
+#define MODELC_KDA_STEP_HELPERS
+/* Rounds to bf16 and back: the unfused kernels store these values as bf16. */
+__device__ __forceinline__ float bf16_round(float x) { return bf2f(f2bf(x)); }
+/* Sum over the four lanes of one column (lanes 4j..4j+3). */
+__device__ __forceinline__ float quad_sum(float x) {
+    x += __shfl_xor_sync(0xffffffffu, x, 1);
+    x += __shfl_xor_sync(0xffffffffu, x, 2);
+    return x;
+}
+/* Rows of the low-rank weights are read in chunks (16 bytes when the rank is a multiple of
+ * 32, else 4), lane qd of a column taking chunks qd, qd + 4, ...: the four lanes of a row read
+ * adjacent chunks together, so a warp's load uses whole sectors. */
+__device__ __forceinline__ void unpack(const uint4 v, float (&f)[8]) {
+    const unsigned u[4] = {v.x, v.y, v.z, v.w};
+#pragma unroll
+    for (int i = 0; i < 4; ++i) { f[2 * i] = __uint_as_float(u[i] << 16); f[2 * i + 1] = __uint_as_float(u[i] & 0xffff0000u); }
+}
+__device__ __forceinline__ void unpack(const unsigned v, float (&f)[2]) {
+    f[0] = __uint_as_float(v << 16);
+    f[1] = __uint_as_float(v & 0xffff0000u);
+}
+template <typename Chunk, int N>
+__device__ __forceinline__ void load_chunks(Chunk (&w)[N], const bf16* row, int qd, bool on) {
+    const Chunk* p = reinterpret_cast<const Chunk*>(row);
+#pragma unroll
+    for (int c = 0; c < N; ++c) w[c] = on ? p[c * 4 + qd] : Chunk{};
+}
+/* This lane's part of a row times the f32 vector xs (in shared memory). */
+template <int E, typename Chunk, int N>
+__device__ __forceinline__ float chunk_dot(const Chunk (&w)[N], const float* xs, int qd) {
+    float acc = 0.0f;
+#pragma unroll
+    for (int c = 0; c < N; ++c) {
+        float f[E];
+        unpack(w[c], f);
+        const float* x = xs + (c * 4 + qd) * E;
+#pragma unroll
+        for (int e = 0; e < E; ++e) acc = fmaf(f[e], x[e], acc);
+    }
+    return acc;
+}
+#endif
+#ifndef MODELC_CLUSTER_HELPERS
+#define MODELC_CLUSTER_HELPERS
+/* This CTA's rank in its cluster. */
+__device__ __forceinline__ unsigned cluster_ctarank() {
+    unsigned r;
+    asm volatile("mov.u32 %0, %%cluster_ctarank;" : "=r"(r));
+    return r;
+}
+/* Writes v to the variable at p (this CTA's shared memory) in every CTA of the cluster. */
+template <int CL>
+__device__ __forceinline__ void cluster_put(float* p, float v) {
+    const unsigned a = static_cast<unsigned>(__cvta_generic_to_shared(p));
+#pragma unroll
+    for (int r = 0; r < CL; ++r) {
+        unsigned ra;
+        asm volatile("mapa.shared::cluster.u32 %0, %1, %2;" : "=r"(ra) : "r"(a), "r"(r));
+        asm volatile("st.shared::cluster.f32 [%0], %1;" :: "r"(ra), "f"(v) : "memory");
+    }
+}
+/* The cluster barrier, split: arrive (release: this thread's shared-memory writes, local and
+ * remote, become visible to the cluster; relaxed: no ordering) and wait (acquire). */
+__device__ __forceinline__ void cluster_arrive_relaxed() { asm volatile("barrier.cluster.arrive.relaxed;" ::: "memory"); }
+__device__ __forceinline__ void cluster_arrive() { asm volatile("barrier.cluster.arrive.release;" ::: "memory"); }
+__device__ __forceinline__ void cluster_wait() { asm volatile("barrier.cluster.wait.acquire;" ::: "memory"); }
+__device__ __forceinline__ void cluster_sync() { cluster_arrive(); cluster_wait(); }
+#endif
+#ifndef MODELC_KDA_CLUSTER_HELPERS
+#define MODELC_KDA_CLUSTER_HELPERS
+/* Sum over the four lanes of one state column (lanes l, l ^ 8, l ^ 16, l ^ 24). */
+__device__ __forceinline__ float column_sum(float x) {
+    x += __shfl_xor_sync(0xffffffffu, x, 8);
+    x += __shfl_xor_sync(0xffffffffu, x, 16);
+    return x;
+}
+#endif
+
+extern "C" __global__ void __cluster_dims__(2, 1, 1) __launch_bounds__(64) kda_decode_step_cluster_51b152b0(
+    const bf16* __restrict__ x, int x_stride,
+    const bf16* __restrict__ conv_w, const bf16* __restrict__ conv_b, float* conv_state,
+    const bf16* __restrict__ fa, int fa_stride, const bf16* __restrict__ fb,
+    const float* __restrict__ a_log, const float* __restrict__ dt_bias,
+    const bf16* __restrict__ braw, int braw_stride,
+    const bf16* __restrict__ ga, int ga_stride, const bf16* __restrict__ gb,
+    const float* __restrict__ norm_w, float* state,
+    bf16* __restrict__ o, int o_stride, int T)
+{
+    constexpr int H = 2, DK = 32, DV = 32, NT = 64, NWARP = NT / 32;
+    constexpr int CL = 2, VC = DV / CL, KC = DK / CL; /* value columns, key channels per CTA */
+    constexpr int NP = CL * NWARP;                      /* partial sums per cluster (one per warp) */
+    constexpr int K = 2, C = 192, Q0 = 0, K0 = 64, V0 = 128;
+    constexpr int RF = 32, RG = 32;
+    constexpr int EF = 8, EG = 8;                 /* bf16 per chunk of f_b's, g_b's rows */
+    constexpr int NF = RF / (4 * EF), NG = RG / (4 * EG); /* chunks per lane */
+    typedef uint4 ChunkF;
+    typedef uint4 ChunkG;
+    constexpr int KPL = DK / 4; /* state rows per lane */
+    constexpr bool L2NORM = true, CONV_BIAS = false;
+    constexpr float SCALE = 1.7677669e-1f, NORM_EPS = 1e-6f;
+    /* qs, ks, decay: the whole head's, written by every CTA of the cluster. */
+    __shared__ float qs[DK], ks[DK], decay[DK], vs[VC], zs[VC];
+    __shared__ float fas[RF], gas[RG];
+    __shared__ float part[3][NP]; /* sums of q^2, k^2, o^2 by (CTA, warp) */
+    cluster_arrive_relaxed(); /* this CTA runs: the cluster may write its shared memory once all have */
+    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+    const int rank = (int)cluster_ctarank();
+    const int h = blockIdx.x / CL;
+    const long b = blockIdx.y;
+    const int j0 = rank * VC, d0 = rank * KC;
+    const int jc = (lane & 7) + 8 * warp, rl = lane >> 3; /* state column jc, rows 4i + rl */
+    const int lr = tid >> 2, qd = tid & 3;                /* low-rank row lr, lane qd */
+    const bool column = jc < VC;
+    const bool krow = lr < KC; /* computes the decay of key channel d0 + lr */
+    const bool vrow = lr < VC; /* computes the gate of value column j0 + lr */
+
+    /* --- Before the wait: states and weights (nothing earlier in this step writes them). --- */
+    float s[KPL];
+    float* sp = state + ((b * H + h) * (long)DK) * DV + j0 + jc;
+#pragma unroll
+    for (int i = 0; i < KPL; ++i) s[i] = column ? sp[(long)(4 * i + rl) * DV] : 0.0f;
+
+    /* Conv channel of this thread: this CTA's q, then k channels, then its v channels. */
+    const int cidx = tid < KC ? Q0 + h * DK + d0 + tid
+                   : tid < 2 * KC ? K0 + h * DK + d0 + (tid - KC)
+                   : tid < 2 * KC + VC ? V0 + h * DV + j0 + (tid - 2 * KC) : -1;
+    float cw[K], win[K];
+    float cbias = 0.0f;
+    float* cst = cidx >= 0 ? conv_state + (b * C + cidx) * (K - 1) : nullptr;
+    if (cidx >= 0) {
+#pragma unroll
+        for (int i = 0; i < K; ++i) cw[i] = bf2f(conv_w[(long)cidx * K + i]);
+#pragma unroll
+        for (int i = 0; i < K - 1; ++i) win[i] = cst[i];
+        if (CONV_BIAS) cbias = bf2f(conv_b[cidx]);
+    }
+
+    /* This lane's part of the f_b row of key channel d0 + lr and of the g_b row of value
+     * column j0 + lr, in registers. */
+    ChunkF fbw[NF];
+    load_chunks(fbw, fb + (long)(h * DK + d0 + lr) * RF, qd, krow);
+    ChunkG gbw[NG];
+    load_chunks(gbw, gb + (long)(h * DV + j0 + lr) * RG, qd, vrow);
+    const float neg_a = -expf(a_log[h]);
+    const float dtb = krow ? dt_bias[h * DK + d0 + lr] : 0.0f;
+    const float nw = column ? norm_w[j0 + jc] : 0.0f;
+
+    modelc_pdl_enter(); /* the projection's rows are ready from here on */
+    cluster_wait();     /* every CTA of the cluster runs */
+
+    for (int t = 0; t < T; ++t) {
+        const long row = b * T + t;
+        for (int i = tid; i < RF; i += NT) fas[i] = bf2f(fa[row * fa_stride + i]);
+        for (int i = tid; i < RG; i += NT) gas[i] = bf2f(ga[row * ga_stride + i]);
+        const float beta = 1.0f / (1.0f + expf(-bf2f(braw[row * braw_stride + h])));
+        /* Conv of this thread's channel; q and k go to every CTA, with their squares' sums. */
+        float sq = 0.0f, sk = 0.0f;
+        if (cidx >= 0) {
+            win[K - 1] = bf2f(x[row * x_stride + cidx]);
+            float acc = cbias;
+#pragma unroll
+            for (int i = 0; i < K; ++i) acc = fmaf(cw[i], win[i], acc);
+#pragma unroll
+            for (int i = 0; i < K - 1; ++i) win[i] = win[i + 1];
+            const float y = bf16_round(silu_f(acc));
+            if (tid < KC) { cluster_put<CL>(&qs[d0 + tid], y); sq = y * y; }
+            else if (tid < 2 * KC) { cluster_put<CL>(&ks[d0 + tid - KC], y); sk = y * y; }
+            else vs[tid - 2 * KC] = y;
+        }
+        if (L2NORM) {
+            sq = warp_sum(sq);
+            sk = warp_sum(sk);
+            if (lane == 0) {
+                cluster_put<CL>(&part[0][rank * NWARP + warp], sq);
+                cluster_put<CL>(&part[1][rank * NWARP + warp], sk);
+            }
+        }
+        __syncthreads(); /* fas, gas */
+
+        /* Decay of key channel d0 + lr (to every CTA) and gate of value column j0 + lr. */
+        const float f = quad_sum(chunk_dot<EF>(fbw, fas, qd));
+        const float z = quad_sum(chunk_dot<EG>(gbw, gas, qd));
+        if (qd == 0 && krow) cluster_put<CL>(&decay[d0 + lr], expf(neg_a * softplus_f(bf16_round(f) + dtb)));
+        if (qd == 0 && vrow) zs[lr] = bf16_round(z);
+        cluster_sync(); /* qs, ks, decay of the whole head, part[0..1]; vs, zs */
+        float qscale = SCALE, kscale = 1.0f;
+        if (L2NORM) {
+            float tq = 0.0f, tk = 0.0f;
+#pragma unroll
+            for (int w = 0; w < NP; ++w) { tq += part[0][w]; tk += part[1][w]; }
+            qscale *= rsqrtf(tq + 1e-6f);
+            kscale = rsqrtf(tk + 1e-6f);
+        }
+
+        /* The recurrence on this lane's rows of column jc; the column's four lanes are lanes
+         * jc%8 + 8m of the warp. */
+        float kv = 0.0f;
+#pragma unroll
+        for (int i = 0; i < KPL; ++i) {
+            const int d = 4 * i + rl;
+            s[i] *= decay[d];
+            kv = fmaf(s[i], ks[d], kv);
+        }
+        kv = column_sum(kv);
+        const float u = column ? beta * (vs[jc] - kv * kscale) * kscale : 0.0f;
+        float oj = 0.0f;
+#pragma unroll
+        for (int i = 0; i < KPL; ++i) {
+            const int d = 4 * i + rl;
+            s[i] = fmaf(ks[d], u, s[i]);
+            oj = fmaf(s[i], qs[d], oj);
+        }
+        const float ov = column_sum(oj) * qscale;
+        /* Gated RMSNorm over the head: row lane 0 of each column adds its square; the CTAs'
+         * partial sums go to every CTA. */
+        const float ss = warp_sum(rl == 0 && column ? ov * ov : 0.0f);
+        if (lane == 0) cluster_put<CL>(&part[2][rank * NWARP + warp], ss);
+        cluster_sync(); /* part[2] */
+        float tot = 0.0f;
+#pragma unroll
+        for (int w = 0; w < NP; ++w) tot += part[2][w];
+        const float rn = rsqrtf(tot / (float)DV + NORM_EPS);
+        if (rl == 0 && column) {
+            const float zj = zs[jc];
+            o[row * o_stride + h * DV + j0 + jc] = f2bf(ov * rn * nw * (1.0f / (1.0f + expf(-zj))));
+        }
+        /* No barrier here: what the next token writes was last read before this token's
+         * second cluster barrier (qs, ks, decay, part[0..1], fas, gas, vs), or is written after
+         * its __syncthreads, which follows every read of this token (zs), or is written after
+         * its first cluster barrier, which follows every read of this token (part[2]). */
+    }
+
+    if (column) {
+#pragma unroll
+        for (int i = 0; i < KPL; ++i) sp[(long)(4 * i + rl) * DV] = s[i];
+    }
+    if (cidx >= 0) {
+#pragma unroll
+        for (int i = 0; i < K - 1; ++i) cst[i] = win[i];
+    }
+}
+

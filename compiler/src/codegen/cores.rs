@@ -1048,8 +1048,37 @@ mod tests {
             }
         }
         assert_eq!((attn, scans), (6, 18), "hybrid-1b: 6 attention and 18 KDA layers");
-        // The Hopper kernel is part of the codegen's kernel list (written, listed, compiled).
-        assert_eq!(cg.kernels.iter().filter(|k| k.target.is_some()).count(), 1);
+        // Decode: each KDA layer's step kernel splits its heads over clusters of 8 CTAs on Hopper
+        // (16 value columns each); the single-block kernel is the fallback. Same arguments.
+        let mut kda = 0;
+        for st in &program.decode.steps {
+            let PStep::Launch(l) = st else { continue };
+            if !l.entry.starts_with("kda_decode_step_") {
+                continue;
+            }
+            kda += 1;
+            assert_eq!(l.variants.len(), 1, "{}", l.label);
+            let v = &l.variants[0];
+            assert_eq!((v.cc, v.when.is_none()), (Some(ComputeCapability::HOPPER), true));
+            assert!(v.entry.starts_with("kda_decode_step_cluster_"), "{}", v.entry);
+            assert_eq!(module(&v.module).target.as_deref(), Some(HOPPER_TARGET));
+            assert_eq!(module(&l.module).target, None, "the fallback runs anywhere");
+            assert!(v.pdl && l.pdl, "{}: both forms wait for the projection", l.label);
+            assert_eq!((v.block, v.smem), ([64, 1, 1], 0));
+            for env in envs() {
+                let (x, y, z) = grid(&v.grid, &env);
+                assert_eq!(
+                    (x, y, z),
+                    (16 * 8, env.batch as u32, 1),
+                    "H16 x 8 CTAs, a row per sequence"
+                );
+                assert_eq!(grid(&l.grid, &env), (16, env.batch as u32, 1));
+            }
+        }
+        assert_eq!(kda, 18, "one step kernel per KDA layer");
+        // The Hopper kernels are part of the codegen's kernel list (written, listed, compiled):
+        // the attention prefill and the KDA decode step (one module: the layers are alike).
+        assert_eq!(cg.kernels.iter().filter(|k| k.target.is_some()).count(), 2);
         // `modelc kernels` lists it with the kernels of the steps that may launch it.
         let listed = super::super::kernels_of_steps(&cg, |_| true);
         assert!(listed.iter().any(|&k| cg.kernels[k].target.is_some()), "{listed:?}");

@@ -6,6 +6,9 @@
 //! steps keep their prefill launches and have none in decode (`StepCode::decode_absorbed_by`).
 //! Anything else about the layer (other readers of an intermediate, a different gate, shapes
 //! the template does not hold) keeps the unfused decode.
+//!
+//! On Hopper the launch has a variant: the kernel's cluster form, each head split over
+//! [`kda_decode_step_cluster_size`] CTAs (where that leaves each at least 16 value columns).
 
 use std::collections::{HashMap, HashSet};
 
@@ -13,11 +16,16 @@ use petgraph::stable_graph::NodeIndex;
 
 use super::cores::{b, ch, kernel, state_name, t, template_err, weight, CoreKernel, CoreLaunch};
 use super::glue::describe_op;
-use super::kernel::{c, rows, KArg};
-use super::templates::kda_decode_step::{kda_decode_step, kda_decode_step_supported, KdaDecodeStepParams};
+use super::kernel::{c, rows, KArg, VariantSpec};
+use super::templates::kda_decode_step::{
+    kda_decode_step, kda_decode_step_cluster, kda_decode_step_cluster_size, kda_decode_step_cluster_threads,
+    kda_decode_step_supported, KdaDecodeStepParams,
+};
 use super::CodegenError;
 use crate::ir::{DecayKind, Graph, Op, UnaryFn, Value};
 use crate::passes::fuse::{Core, FusionPlan, StepKind};
+use modelc_runtime::cuda::nvrtc::HOPPER_TARGET;
+use modelc_runtime::program::ComputeCapability;
 use modelc_runtime::tensor::DType;
 
 /// The decode kernel of one KDA layer and the plan steps it absorbs.
@@ -25,8 +33,10 @@ use modelc_runtime::tensor::DType;
 pub struct KdaStep {
     /// Plan steps (besides the core's) the kernel computes, in plan order.
     pub absorbed: Vec<usize>,
-    pub kernel: CoreKernel,
-    /// Its launch (`kernel: 0`).
+    /// The kernel (`kernels[0]`, any device) and, where the head splits over a cluster, its
+    /// Hopper form (`kernels[1]`, an sm_90a module).
+    pub kernels: Vec<CoreKernel>,
+    /// Its launch (`kernel: 0`), with the cluster form as a variant for compute capability 9.0.
     pub launch: CoreLaunch,
     /// Values the kernel reads in place of the absorbed steps' outputs: their buffers must stay
     /// live until the core's step.
@@ -324,9 +334,34 @@ fn build(graph: &Graph, plan: &FusionPlan, i: usize, m: Matched) -> Result<Optio
         + 8 * h * dk * dv
         + 10 * h * dv));
     let entry = src.name().to_string();
+    let mut kernels = vec![kernel(
+        "kda_decode_step",
+        src,
+        &fuses,
+        loaded.clone(),
+        stored.clone(),
+        flops.clone(),
+    )];
+    // On Hopper, each head on a cluster of CTAs (same arguments, same bytes and FLOPs).
+    let mut variants = Vec::new();
+    if let Some(cl) = kda_decode_step_cluster_size(&p) {
+        let src = kda_decode_step_cluster(&p, cl).map_err(template_err(graph, *node))?;
+        variants.push(VariantSpec {
+            cc: Some(ComputeCapability::HOPPER),
+            when: None,
+            kernel: kernels.len(),
+            entry: src.name().to_string(),
+            grid: [c(h * cl), b(), c(1)],
+            block: [kda_decode_step_cluster_threads(&p, cl) as u32, 1, 1],
+            smem: 0,
+        });
+        let mut k = kernel("kda_decode_step_cluster", src, &fuses, loaded, stored, flops);
+        k.target = Some(HOPPER_TARGET.into());
+        kernels.push(k);
+    }
     Ok(Some(KdaStep {
         absorbed,
-        kernel: kernel("kda_decode_step", src, &fuses, loaded, stored, flops),
+        kernels,
         launch: CoreLaunch {
             kernel: 0,
             entry,
@@ -334,7 +369,7 @@ fn build(graph: &Graph, plan: &FusionPlan, i: usize, m: Matched) -> Result<Optio
             block: [p.threads() as u32, 1, 1],
             smem: 0,
             args,
-            variants: Vec::new(),
+            variants,
         },
         reads: vec![conv_x, m.fa, m.braw, m.ga],
     }))

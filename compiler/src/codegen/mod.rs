@@ -267,11 +267,11 @@ pub fn generate(placed: Graph) -> Result<Codegen, CodegenError> {
     let mut fused: Vec<_> = kda_steps.into_iter().collect();
     fused.sort_by_key(|(i, _)| *i);
     for (i, k) in fused {
-        let kernel = intern(core_kernel(&k.kernel));
+        let map: Vec<Option<usize>> = k.kernels.iter().map(|ck| Some(intern(core_kernel(ck)))).collect();
         let s = steps
             .get_mut(i)
             .ok_or_else(|| CodegenError::Internal("absorbing step out of range".into()))?;
-        s.decode = vec![launch_spec(&k.launch, &[Some(kernel)])];
+        s.decode = vec![launch_spec(&k.launch, &map)];
         s.decode_reads = k.reads;
     }
     for (&a, &by) in &absorbed_by {

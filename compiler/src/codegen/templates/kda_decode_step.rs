@@ -26,6 +26,11 @@
 //! Rounding follows the unfused kernels, so the two forms agree to f32 rounding: the conv
 //! output, the `f_b` and `g_b` products are rounded to bf16 (the unfused kernels store them as
 //! bf16), the decay and β stay f32, the output is normalised in f32 and stored as bf16.
+//!
+//! At batch 1 that grid has H blocks (hybrid-1b: 16 of 132 SMs), each streaming its head's whole
+//! state and low-rank rows. [`kda_decode_step_cluster`] (sm_90) splits each head's value columns
+//! over a thread-block cluster instead, sharing q, k, the decays and the norms' partial sums
+//! through distributed shared memory; codegen makes it the launch variant for Hopper.
 
 use super::delta_rule::gate_act;
 use super::{check, f32_lit, finish, KernelSource, TemplateError, HASH, PRELUDE};
@@ -116,6 +121,52 @@ fn chunk(rank: usize) -> (&'static str, usize) {
     }
 }
 
+/// Helpers of both forms of the kernel, behind an include guard (templates concatenate).
+const KDA_STEP_HELPERS: &str = r#"#ifndef MODELC_KDA_STEP_HELPERS
+#define MODELC_KDA_STEP_HELPERS
+/* Rounds to bf16 and back: the unfused kernels store these values as bf16. */
+__device__ __forceinline__ float bf16_round(float x) { return bf2f(f2bf(x)); }
+/* Sum over the four lanes of one column (lanes 4j..4j+3). */
+__device__ __forceinline__ float quad_sum(float x) {
+    x += __shfl_xor_sync(0xffffffffu, x, 1);
+    x += __shfl_xor_sync(0xffffffffu, x, 2);
+    return x;
+}
+/* Rows of the low-rank weights are read in chunks (16 bytes when the rank is a multiple of
+ * 32, else 4), lane qd of a column taking chunks qd, qd + 4, ...: the four lanes of a row read
+ * adjacent chunks together, so a warp's load uses whole sectors. */
+__device__ __forceinline__ void unpack(const uint4 v, float (&f)[8]) {
+    const unsigned u[4] = {v.x, v.y, v.z, v.w};
+#pragma unroll
+    for (int i = 0; i < 4; ++i) { f[2 * i] = __uint_as_float(u[i] << 16); f[2 * i + 1] = __uint_as_float(u[i] & 0xffff0000u); }
+}
+__device__ __forceinline__ void unpack(const unsigned v, float (&f)[2]) {
+    f[0] = __uint_as_float(v << 16);
+    f[1] = __uint_as_float(v & 0xffff0000u);
+}
+template <typename Chunk, int N>
+__device__ __forceinline__ void load_chunks(Chunk (&w)[N], const bf16* row, int qd, bool on) {
+    const Chunk* p = reinterpret_cast<const Chunk*>(row);
+#pragma unroll
+    for (int c = 0; c < N; ++c) w[c] = on ? p[c * 4 + qd] : Chunk{};
+}
+/* This lane's part of a row times the f32 vector xs (in shared memory). */
+template <int E, typename Chunk, int N>
+__device__ __forceinline__ float chunk_dot(const Chunk (&w)[N], const float* xs, int qd) {
+    float acc = 0.0f;
+#pragma unroll
+    for (int c = 0; c < N; ++c) {
+        float f[E];
+        unpack(w[c], f);
+        const float* x = xs + (c * 4 + qd) * E;
+#pragma unroll
+        for (int e = 0; e < E; ++e) acc = fmaf(f[e], x[e], acc);
+    }
+    return acc;
+}
+#endif
+"#;
+
 /// Emits `kda_decode_step_<hash>`.
 ///
 /// Kernel arguments, in order:
@@ -146,50 +197,7 @@ pub fn kda_decode_step(p: &KdaDecodeStepParams) -> Result<KernelSource, Template
  */
 {PRELUDE}
 {PDL_DEFINITION}
-#ifndef MODELC_KDA_STEP_HELPERS
-#define MODELC_KDA_STEP_HELPERS
-/* Rounds to bf16 and back: the unfused kernels store these values as bf16. */
-__device__ __forceinline__ float bf16_round(float x) {{ return bf2f(f2bf(x)); }}
-/* Sum over the four lanes of one column (lanes 4j..4j+3). */
-__device__ __forceinline__ float quad_sum(float x) {{
-    x += __shfl_xor_sync(0xffffffffu, x, 1);
-    x += __shfl_xor_sync(0xffffffffu, x, 2);
-    return x;
-}}
-/* Rows of the low-rank weights are read in chunks (16 bytes when the rank is a multiple of
- * 32, else 4), lane qd of a column taking chunks qd, qd + 4, ...: the four lanes of a row read
- * adjacent chunks together, so a warp's load uses whole sectors. */
-__device__ __forceinline__ void unpack(const uint4 v, float (&f)[8]) {{
-    const unsigned u[4] = {{v.x, v.y, v.z, v.w}};
-#pragma unroll
-    for (int i = 0; i < 4; ++i) {{ f[2 * i] = __uint_as_float(u[i] << 16); f[2 * i + 1] = __uint_as_float(u[i] & 0xffff0000u); }}
-}}
-__device__ __forceinline__ void unpack(const unsigned v, float (&f)[2]) {{
-    f[0] = __uint_as_float(v << 16);
-    f[1] = __uint_as_float(v & 0xffff0000u);
-}}
-template <typename Chunk, int N>
-__device__ __forceinline__ void load_chunks(Chunk (&w)[N], const bf16* row, int qd, bool on) {{
-    const Chunk* p = reinterpret_cast<const Chunk*>(row);
-#pragma unroll
-    for (int c = 0; c < N; ++c) w[c] = on ? p[c * 4 + qd] : Chunk{{}};
-}}
-/* This lane's part of a row times the f32 vector xs (in shared memory). */
-template <int E, typename Chunk, int N>
-__device__ __forceinline__ float chunk_dot(const Chunk (&w)[N], const float* xs, int qd) {{
-    float acc = 0.0f;
-#pragma unroll
-    for (int c = 0; c < N; ++c) {{
-        float f[E];
-        unpack(w[c], f);
-        const float* x = xs + (c * 4 + qd) * E;
-#pragma unroll
-        for (int e = 0; e < E; ++e) acc = fmaf(f[e], x[e], acc);
-    }}
-    return acc;
-}}
-#endif
-
+{KDA_STEP_HELPERS}
 extern "C" __global__ void __launch_bounds__({nt}) kda_decode_step_{HASH}(
     const bf16* __restrict__ x, int x_stride,
     const bf16* __restrict__ conv_w, const bf16* __restrict__ conv_b, float* conv_state,
@@ -368,6 +376,325 @@ extern "C" __global__ void __launch_bounds__({nt}) kda_decode_step_{HASH}(
     Ok(finish(&[&format!("kda_decode_step_{HASH}")], body))
 }
 
+/// Cluster sizes the Hopper form of the kernel ([`kda_decode_step_cluster`]) takes.
+pub const KDA_STEP_CLUSTER_SIZES: [usize; 4] = [1, 2, 4, 8];
+
+/// The fewest value columns the codegen gives one CTA of [`kda_decode_step_cluster`]: below
+/// that, the cluster's two barriers per token cost more than the split saves.
+pub const KDA_STEP_MIN_CLUSTER_COLUMNS: usize = 16;
+
+/// Value columns / key channels per CTA and threads per CTA of [`kda_decode_step_cluster`]
+/// with clusters of `cluster` CTAs: `32·max(⌈Dv/C / 8⌉, ⌈Dk/C / 8⌉, ⌈(2·Dk/C + Dv/C) / 32⌉)`
+/// (eight state columns per warp; four lanes per low-rank row; one thread per conv channel).
+pub fn kda_decode_step_cluster_threads(p: &KdaDecodeStepParams, cluster: usize) -> usize {
+    let (vc, kc) = (p.value_dim / cluster.max(1), p.key_dim / cluster.max(1));
+    32 * vc
+        .div_ceil(8)
+        .max(kc.div_ceil(8))
+        .max((2 * kc + vc).div_ceil(32))
+        .max(1)
+}
+
+/// The cluster size the codegen uses for a KDA layer on Hopper: the largest of 8, 4, 2 that
+/// divides Dk and Dv and leaves each CTA at least [`KDA_STEP_MIN_CLUSTER_COLUMNS`] value columns
+/// (hybrid-1b, Dv = 128: 8); `None` keeps the single-block kernel.
+pub fn kda_decode_step_cluster_size(p: &KdaDecodeStepParams) -> Option<usize> {
+    [8, 4, 2]
+        .into_iter()
+        .find(|&c| p.value_dim / c >= KDA_STEP_MIN_CLUSTER_COLUMNS && validate_cluster(p, c).is_ok())
+}
+
+fn validate_cluster(p: &KdaDecodeStepParams, cluster: usize) -> Result<(), TemplateError> {
+    const T: &str = "kda_decode_step_cluster";
+    validate(p).map_err(|e| TemplateError { template: T, ..e })?;
+    check(T, KDA_STEP_CLUSTER_SIZES.contains(&cluster), || {
+        format!("cluster size {cluster} is not one of {KDA_STEP_CLUSTER_SIZES:?}")
+    })?;
+    check(
+        T,
+        p.key_dim.is_multiple_of(cluster) && p.value_dim.is_multiple_of(cluster),
+        || {
+            format!(
+                "cluster size {cluster} does not divide Dk {} and Dv {}",
+                p.key_dim, p.value_dim
+            )
+        },
+    )?;
+    let (vc, kc) = (p.value_dim / cluster, p.key_dim / cluster);
+    check(T, vc <= 64 && kc <= 64, || {
+        format!("{vc} value columns and {kc} key channels per CTA: at most 64 each")
+    })
+}
+
+/// Helpers for thread-block clusters (sm_90), in PTX, behind their own include guard.
+const CLUSTER_HELPERS: &str = r#"#ifndef MODELC_CLUSTER_HELPERS
+#define MODELC_CLUSTER_HELPERS
+/* This CTA's rank in its cluster. */
+__device__ __forceinline__ unsigned cluster_ctarank() {
+    unsigned r;
+    asm volatile("mov.u32 %0, %%cluster_ctarank;" : "=r"(r));
+    return r;
+}
+/* Writes v to the variable at p (this CTA's shared memory) in every CTA of the cluster. */
+template <int CL>
+__device__ __forceinline__ void cluster_put(float* p, float v) {
+    const unsigned a = static_cast<unsigned>(__cvta_generic_to_shared(p));
+#pragma unroll
+    for (int r = 0; r < CL; ++r) {
+        unsigned ra;
+        asm volatile("mapa.shared::cluster.u32 %0, %1, %2;" : "=r"(ra) : "r"(a), "r"(r));
+        asm volatile("st.shared::cluster.f32 [%0], %1;" :: "r"(ra), "f"(v) : "memory");
+    }
+}
+/* The cluster barrier, split: arrive (release: this thread's shared-memory writes, local and
+ * remote, become visible to the cluster; relaxed: no ordering) and wait (acquire). */
+__device__ __forceinline__ void cluster_arrive_relaxed() { asm volatile("barrier.cluster.arrive.relaxed;" ::: "memory"); }
+__device__ __forceinline__ void cluster_arrive() { asm volatile("barrier.cluster.arrive.release;" ::: "memory"); }
+__device__ __forceinline__ void cluster_wait() { asm volatile("barrier.cluster.wait.acquire;" ::: "memory"); }
+__device__ __forceinline__ void cluster_sync() { cluster_arrive(); cluster_wait(); }
+#endif
+"#;
+
+/// The cluster form's own helper, behind its own include guard.
+const KDA_CLUSTER_HELPERS: &str = r#"#ifndef MODELC_KDA_CLUSTER_HELPERS
+#define MODELC_KDA_CLUSTER_HELPERS
+/* Sum over the four lanes of one state column (lanes l, l ^ 8, l ^ 16, l ^ 24). */
+__device__ __forceinline__ float column_sum(float x) {
+    x += __shfl_xor_sync(0xffffffffu, x, 8);
+    x += __shfl_xor_sync(0xffffffffu, x, 16);
+    return x;
+}
+#endif
+"#;
+
+/// Emits `kda_decode_step_cluster_<hash>`, the Hopper form of [`kda_decode_step`]: each head's
+/// value columns split over a cluster of `cluster` CTAs (sm_90 and newer only).
+///
+/// Same kernel arguments as [`kda_decode_step`]. Launch: grid (H·`cluster`, B) — the cluster
+/// dimensions are compiled in (`__cluster_dims__`), so a plain launch makes the clusters —
+/// [`kda_decode_step_cluster_threads`] threads, no dynamic shared memory.
+///
+/// CTA r of head h's cluster owns value columns `r·Dv/C ..` (their state columns, the v conv,
+/// the output gate and the output) and key channels `r·Dk/C ..` (the q and k conv, the decay).
+/// It writes its q, k and decays, and its partial sums for the q/k L2 norms, into the shared
+/// memory of every CTA of the cluster; after a cluster barrier each CTA holds the whole head's
+/// q, k and decay, runs the recurrence on its columns, and shares its part of the gated norm's
+/// sum of squares the same way (a second barrier). Rounding and every formula are the single-
+/// block kernel's; sums run in another order. Everything before the PDL wait is also the same:
+/// the CTA's slice of the state, its conv channels, its rows of `f_b` and `g_b`.
+pub fn kda_decode_step_cluster(p: &KdaDecodeStepParams, cluster: usize) -> Result<KernelSource, TemplateError> {
+    validate_cluster(p, cluster)?;
+    let nt = kda_decode_step_cluster_threads(p, cluster);
+    let body = format!(
+        r#"/*
+ * kda_decode_step_cluster_{HASH}: one KDA layer's decode step after its input projection, each
+ *   head on a cluster of {cl} CTAs (sm_90: distributed shared memory).
+ *   H = {h}, Dk = {dk}, Dv = {dv}, conv K = {kk} (bias = {cb}, {conv_name}), decay rank {rf}, gate rank {rg},
+ *   qk l2norm = {l2}, scale = {scale}.
+ *   q, k, v = conv(x) (channels {q0}.., {k0}.., {v0}.. of the conv's {c}); conv state updated.
+ *   g = -exp(a_log[h]) * softplus(bf16(fa . fb[h*Dk + d]) + dt_bias[h*Dk + d]); beta = sigmoid(braw[h]).
+ *   S <- Diag(exp g) S; S <- S + beta k (v - S^T k)^T; o = S^T q.
+ *   o <- o * rsqrt(mean_head(o^2) + {eps}) * norm_w * {act}, z = bf16(ga . gb[h*Dv + j]).
+ * Grid (H*{cl}, B), clusters ({cl}, 1, 1), block {nt}. CTA r owns value columns r*{vc}.. and key
+ *   channels r*{kc}..; it writes q, k and the decays of its key channels into every CTA of the
+ *   cluster. Thread tid: state column (tid%8) + 8*(tid/32), rows 4i + (tid/8)%4; conv channel
+ *   tid (q, k, then v); low-rank row tid/4, lane tid%4. States and weights load before the PDL wait.
+ */
+{PRELUDE}
+{PDL_DEFINITION}
+{KDA_STEP_HELPERS}{CLUSTER_HELPERS}{KDA_CLUSTER_HELPERS}
+extern "C" __global__ void __cluster_dims__({cl}, 1, 1) __launch_bounds__({nt}) kda_decode_step_cluster_{HASH}(
+    const bf16* __restrict__ x, int x_stride,
+    const bf16* __restrict__ conv_w, const bf16* __restrict__ conv_b, float* conv_state,
+    const bf16* __restrict__ fa, int fa_stride, const bf16* __restrict__ fb,
+    const float* __restrict__ a_log, const float* __restrict__ dt_bias,
+    const bf16* __restrict__ braw, int braw_stride,
+    const bf16* __restrict__ ga, int ga_stride, const bf16* __restrict__ gb,
+    const float* __restrict__ norm_w, float* state,
+    bf16* __restrict__ o, int o_stride, int T)
+{{
+    constexpr int H = {h}, DK = {dk}, DV = {dv}, NT = {nt}, NWARP = NT / 32;
+    constexpr int CL = {cl}, VC = DV / CL, KC = DK / CL; /* value columns, key channels per CTA */
+    constexpr int NP = CL * NWARP;                      /* partial sums per cluster (one per warp) */
+    constexpr int K = {kk}, C = {c}, Q0 = {q0}, K0 = {k0}, V0 = {v0};
+    constexpr int RF = {rf}, RG = {rg};
+    constexpr int EF = {ef}, EG = {eg};                 /* bf16 per chunk of f_b's, g_b's rows */
+    constexpr int NF = RF / (4 * EF), NG = RG / (4 * EG); /* chunks per lane */
+    typedef {cf} ChunkF;
+    typedef {cg} ChunkG;
+    constexpr int KPL = DK / 4; /* state rows per lane */
+    constexpr bool L2NORM = {l2}, CONV_BIAS = {cb};
+    constexpr float SCALE = {scale}, NORM_EPS = {eps};
+    /* qs, ks, decay: the whole head's, written by every CTA of the cluster. */
+    __shared__ float qs[DK], ks[DK], decay[DK], vs[VC], zs[VC];
+    __shared__ float fas[RF], gas[RG];
+    __shared__ float part[3][NP]; /* sums of q^2, k^2, o^2 by (CTA, warp) */
+    cluster_arrive_relaxed(); /* this CTA runs: the cluster may write its shared memory once all have */
+    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+    const int rank = (int)cluster_ctarank();
+    const int h = blockIdx.x / CL;
+    const long b = blockIdx.y;
+    const int j0 = rank * VC, d0 = rank * KC;
+    const int jc = (lane & 7) + 8 * warp, rl = lane >> 3; /* state column jc, rows 4i + rl */
+    const int lr = tid >> 2, qd = tid & 3;                /* low-rank row lr, lane qd */
+    const bool column = jc < VC;
+    const bool krow = lr < KC; /* computes the decay of key channel d0 + lr */
+    const bool vrow = lr < VC; /* computes the gate of value column j0 + lr */
+
+    /* --- Before the wait: states and weights (nothing earlier in this step writes them). --- */
+    float s[KPL];
+    float* sp = state + ((b * H + h) * (long)DK) * DV + j0 + jc;
+#pragma unroll
+    for (int i = 0; i < KPL; ++i) s[i] = column ? sp[(long)(4 * i + rl) * DV] : 0.0f;
+
+    /* Conv channel of this thread: this CTA's q, then k channels, then its v channels. */
+    const int cidx = tid < KC ? Q0 + h * DK + d0 + tid
+                   : tid < 2 * KC ? K0 + h * DK + d0 + (tid - KC)
+                   : tid < 2 * KC + VC ? V0 + h * DV + j0 + (tid - 2 * KC) : -1;
+    float cw[K], win[K];
+    float cbias = 0.0f;
+    float* cst = cidx >= 0 ? conv_state + (b * C + cidx) * (K - 1) : nullptr;
+    if (cidx >= 0) {{
+#pragma unroll
+        for (int i = 0; i < K; ++i) cw[i] = bf2f(conv_w[(long)cidx * K + i]);
+#pragma unroll
+        for (int i = 0; i < K - 1; ++i) win[i] = cst[i];
+        if (CONV_BIAS) cbias = bf2f(conv_b[cidx]);
+    }}
+
+    /* This lane's part of the f_b row of key channel d0 + lr and of the g_b row of value
+     * column j0 + lr, in registers. */
+    ChunkF fbw[NF];
+    load_chunks(fbw, fb + (long)(h * DK + d0 + lr) * RF, qd, krow);
+    ChunkG gbw[NG];
+    load_chunks(gbw, gb + (long)(h * DV + j0 + lr) * RG, qd, vrow);
+    const float neg_a = -expf(a_log[h]);
+    const float dtb = krow ? dt_bias[h * DK + d0 + lr] : 0.0f;
+    const float nw = column ? norm_w[j0 + jc] : 0.0f;
+
+    modelc_pdl_enter(); /* the projection's rows are ready from here on */
+    cluster_wait();     /* every CTA of the cluster runs */
+
+    for (int t = 0; t < T; ++t) {{
+        const long row = b * T + t;
+        for (int i = tid; i < RF; i += NT) fas[i] = bf2f(fa[row * fa_stride + i]);
+        for (int i = tid; i < RG; i += NT) gas[i] = bf2f(ga[row * ga_stride + i]);
+        const float beta = 1.0f / (1.0f + expf(-bf2f(braw[row * braw_stride + h])));
+        /* Conv of this thread's channel; q and k go to every CTA, with their squares' sums. */
+        float sq = 0.0f, sk = 0.0f;
+        if (cidx >= 0) {{
+            win[K - 1] = bf2f(x[row * x_stride + cidx]);
+            float acc = cbias;
+#pragma unroll
+            for (int i = 0; i < K; ++i) acc = fmaf(cw[i], win[i], acc);
+#pragma unroll
+            for (int i = 0; i < K - 1; ++i) win[i] = win[i + 1];
+            const float y = bf16_round({conv_act});
+            if (tid < KC) {{ cluster_put<CL>(&qs[d0 + tid], y); sq = y * y; }}
+            else if (tid < 2 * KC) {{ cluster_put<CL>(&ks[d0 + tid - KC], y); sk = y * y; }}
+            else vs[tid - 2 * KC] = y;
+        }}
+        if (L2NORM) {{
+            sq = warp_sum(sq);
+            sk = warp_sum(sk);
+            if (lane == 0) {{
+                cluster_put<CL>(&part[0][rank * NWARP + warp], sq);
+                cluster_put<CL>(&part[1][rank * NWARP + warp], sk);
+            }}
+        }}
+        __syncthreads(); /* fas, gas */
+
+        /* Decay of key channel d0 + lr (to every CTA) and gate of value column j0 + lr. */
+        const float f = quad_sum(chunk_dot<EF>(fbw, fas, qd));
+        const float z = quad_sum(chunk_dot<EG>(gbw, gas, qd));
+        if (qd == 0 && krow) cluster_put<CL>(&decay[d0 + lr], expf(neg_a * softplus_f(bf16_round(f) + dtb)));
+        if (qd == 0 && vrow) zs[lr] = bf16_round(z);
+        cluster_sync(); /* qs, ks, decay of the whole head, part[0..1]; vs, zs */
+        float qscale = SCALE, kscale = 1.0f;
+        if (L2NORM) {{
+            float tq = 0.0f, tk = 0.0f;
+#pragma unroll
+            for (int w = 0; w < NP; ++w) {{ tq += part[0][w]; tk += part[1][w]; }}
+            qscale *= rsqrtf(tq + 1e-6f);
+            kscale = rsqrtf(tk + 1e-6f);
+        }}
+
+        /* The recurrence on this lane's rows of column jc; the column's four lanes are lanes
+         * jc%8 + 8m of the warp. */
+        float kv = 0.0f;
+#pragma unroll
+        for (int i = 0; i < KPL; ++i) {{
+            const int d = 4 * i + rl;
+            s[i] *= decay[d];
+            kv = fmaf(s[i], ks[d], kv);
+        }}
+        kv = column_sum(kv);
+        const float u = column ? beta * (vs[jc] - kv * kscale) * kscale : 0.0f;
+        float oj = 0.0f;
+#pragma unroll
+        for (int i = 0; i < KPL; ++i) {{
+            const int d = 4 * i + rl;
+            s[i] = fmaf(ks[d], u, s[i]);
+            oj = fmaf(s[i], qs[d], oj);
+        }}
+        const float ov = column_sum(oj) * qscale;
+        /* Gated RMSNorm over the head: row lane 0 of each column adds its square; the CTAs'
+         * partial sums go to every CTA. */
+        const float ss = warp_sum(rl == 0 && column ? ov * ov : 0.0f);
+        if (lane == 0) cluster_put<CL>(&part[2][rank * NWARP + warp], ss);
+        cluster_sync(); /* part[2] */
+        float tot = 0.0f;
+#pragma unroll
+        for (int w = 0; w < NP; ++w) tot += part[2][w];
+        const float rn = rsqrtf(tot / (float)DV + NORM_EPS);
+        if (rl == 0 && column) {{
+            const float zj = zs[jc];
+            o[row * o_stride + h * DV + j0 + jc] = f2bf(ov * rn * nw * {act});
+        }}
+        /* No barrier here: what the next token writes was last read before this token's
+         * second cluster barrier (qs, ks, decay, part[0..1], fas, gas, vs), or is written after
+         * its __syncthreads, which follows every read of this token (zs), or is written after
+         * its first cluster barrier, which follows every read of this token (part[2]). */
+    }}
+
+    if (column) {{
+#pragma unroll
+        for (int i = 0; i < KPL; ++i) sp[(long)(4 * i + rl) * DV] = s[i];
+    }}
+    if (cidx >= 0) {{
+#pragma unroll
+        for (int i = 0; i < K - 1; ++i) cst[i] = win[i];
+    }}
+}}
+"#,
+        h = p.heads,
+        dk = p.key_dim,
+        dv = p.value_dim,
+        cl = cluster,
+        vc = p.value_dim / cluster,
+        kc = p.key_dim / cluster,
+        kk = p.conv_kernel,
+        cb = p.conv_bias,
+        c = p.conv_channels,
+        q0 = p.q_channel,
+        k0 = p.k_channel,
+        v0 = p.v_channel,
+        rf = p.decay_rank,
+        rg = p.gate_rank,
+        l2 = p.qk_l2norm,
+        scale = f32_lit(p.scale),
+        eps = f32_lit(p.norm_eps),
+        act = gate_act(p.norm_act, "zj"),
+        ef = chunk(p.decay_rank).1,
+        eg = chunk(p.gate_rank).1,
+        cf = chunk(p.decay_rank).0,
+        cg = chunk(p.gate_rank).0,
+        conv_act = if p.conv_silu { "silu_f(acc)" } else { "acc" },
+        conv_name = if p.conv_silu { "SiLU" } else { "no activation" },
+    );
+    Ok(finish(&[&format!("kda_decode_step_cluster_{HASH}")], body))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -456,5 +783,100 @@ mod tests {
             let e = kda_decode_step(&q).expect_err("rejected");
             assert_eq!(e.template, "kda_decode_step");
         }
+    }
+
+    #[test]
+    fn cluster_size_leaves_each_cta_sixteen_columns() {
+        let p = hybrid_1b();
+        assert_eq!(kda_decode_step_cluster_size(&p), Some(8));
+        assert_eq!(kda_decode_step_cluster_threads(&p, 8), 64);
+        let size = |dk: usize, dv: usize| {
+            kda_decode_step_cluster_size(&KdaDecodeStepParams {
+                key_dim: dk,
+                value_dim: dv,
+                ..p
+            })
+        };
+        assert_eq!(size(64, 64), Some(4));
+        assert_eq!(size(32, 32), Some(2));
+        assert_eq!(size(128, 32), Some(2));
+        assert_eq!(size(32, 72), Some(4), "18 columns per CTA");
+        assert_eq!(
+            size(16, 16),
+            None,
+            "one CTA would have 16 columns: the single-block kernel"
+        );
+        assert_eq!(size(8, 8), None);
+        assert_eq!(size(12, 128), Some(4), "Dk 12: clusters of 4 (3 key channels each)");
+        // Threads: eight state columns per warp, four lanes per low-rank row, a conv channel each.
+        assert_eq!(kda_decode_step_cluster_threads(&p, 2), 256);
+        let uneven = KdaDecodeStepParams {
+            key_dim: 32,
+            value_dim: 72,
+            ..p
+        };
+        assert_eq!(kda_decode_step_cluster_threads(&uneven, 4), 96);
+        let narrow = KdaDecodeStepParams {
+            key_dim: 8,
+            value_dim: 8,
+            ..p
+        };
+        assert_eq!(kda_decode_step_cluster_threads(&narrow, 2), 32);
+    }
+
+    #[test]
+    fn cluster_form_emits_one_entry_with_the_cluster_constants() {
+        let src = kda_decode_step_cluster(&hybrid_1b(), 8).expect("supported");
+        assert_eq!(src.entries.len(), 1);
+        assert!(src.entries[0].starts_with("kda_decode_step_cluster_"));
+        for c in [
+            "__cluster_dims__(8, 1, 1) __launch_bounds__(64)",
+            "CL = 8, VC = DV / CL, KC = DK / CL",
+            "DK = 128",
+            "K0 = 2048",
+            "RG = 128",
+            "silu_f(zj)",
+            "mapa.shared::cluster.u32",
+            "barrier.cluster.arrive.release",
+            "barrier.cluster.wait.acquire",
+        ] {
+            assert!(src.source.contains(c), "missing {c}");
+        }
+        assert_eq!(
+            src.source.matches(crate::codegen::kernel::PDL_ENTER).count(),
+            1,
+            "one wait"
+        );
+        // Two cluster barriers a token, one when every CTA has started.
+        assert_eq!(src.source.matches("cluster_sync(); /*").count(), 2);
+        assert_eq!(src.source.matches("cluster_wait();").count(), 2);
+        // The helpers are the single-block kernel's, byte for byte (the two concatenate).
+        let single = kda_decode_step(&hybrid_1b()).expect("supported");
+        assert!(single.source.contains(KDA_STEP_HELPERS) && src.source.contains(KDA_STEP_HELPERS));
+        // Deterministic and parameter-sensitive.
+        assert_eq!(kda_decode_step_cluster(&hybrid_1b(), 8).expect("supported"), src);
+        let four = kda_decode_step_cluster(&hybrid_1b(), 4).expect("supported");
+        assert_ne!(four.entries, src.entries);
+        assert!(four.source.contains("__cluster_dims__(4, 1, 1) __launch_bounds__(128)"));
+        assert_ne!(single.entries, src.entries);
+    }
+
+    #[test]
+    fn cluster_form_rejects_what_it_cannot_split() {
+        let p = hybrid_1b();
+        let bad = [
+            (p, 3),
+            (p, 16),
+            (p, 0),
+            (p, 1), // 128 value columns in one CTA
+            (KdaDecodeStepParams { value_dim: 100, ..p }, 8),
+            (KdaDecodeStepParams { key_dim: 20, ..p }, 8),
+            (KdaDecodeStepParams { key_dim: 130, ..p }, 2),
+        ];
+        for (q, c) in bad {
+            let e = kda_decode_step_cluster(&q, c).expect_err("rejected");
+            assert_eq!(e.template, "kda_decode_step_cluster", "{q:?} {c}");
+        }
+        assert!(kda_decode_step_cluster(&KdaDecodeStepParams { value_dim: 100, ..p }, 4).is_ok());
     }
 }
