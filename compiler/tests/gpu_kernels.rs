@@ -2065,9 +2065,14 @@ fn ref_kda_step(
     for bi in 0..b {
         for ti in 0..t {
             let row = bi * t + ti;
-            // The conv of every channel (only q/k/v channels matter, all are updated alike).
+            // The conv of the q, k and v channels: the kernel owns only those (other channels
+            // of the conv, e.g. the 8 before q in the uneven case, keep their state).
+            let owned = |ci: usize| {
+                let within = |start: usize, width: usize| (start..start + h * width).contains(&ci);
+                within(p.q_channel, dk) || within(p.k_channel, dk) || within(p.v_channel, dv)
+            };
             let mut y = vec![0.0; c];
-            for (ci, yc) in y.iter_mut().enumerate() {
+            for (ci, yc) in y.iter_mut().enumerate().filter(|(ci, _)| owned(*ci)) {
                 let st = &mut conv_state[(bi * c + ci) * (k - 1)..(bi * c + ci + 1) * (k - 1)];
                 let mut win: Vec<f64> = st.to_vec();
                 win.push(x[row * c + ci]);

@@ -471,6 +471,158 @@ __device__ __forceinline__ void gemv_stream(const __nv_bfloat16* __restrict__ x,
   finish(nst - 1);
 }
 
+// The warp-streamed GEMV (module doc, "Warp-streamed"): persistent blocks of 8 warps; global
+// warp gw of NW takes rows gw, gw + NW, … of W, each read in units of 256 16-byte chunks (eight a
+// lane, 4 KB), two units in flight in registers (the next loads while the current multiplies;
+// the first two before griddepcontrol.wait). X, the prologue applied, is staged once a block in
+// shared memory as f32, each 8-element chunk as two float4 halves [M][2][K/8] (16-byte reads
+// without bank conflicts). A row's sum is a butterfly in its warp: no block barrier after the
+// staging, so the warps of an SM hide each other's latency.
+template <typename T, int M, int PRO>
+__device__ __forceinline__ void gemv_wstream(const __nv_bfloat16* __restrict__ x, int ldx, const __nv_bfloat16* __restrict__ w,
+                                             int ldw, T* d, int ldd, const T* c, int ldc,
+                                             const __nv_bfloat16* __restrict__ bias_bf16, const float* __restrict__ bias_f32,
+                                             float alpha, float beta, int n, int k, const __nv_bfloat16* __restrict__ up,
+                                             const __nv_bfloat16* __restrict__ gam_bf16, const float* __restrict__ gam_f32,
+                                             float eps) {
+  extern __shared__ __align__(16) float4 xs[];
+  __shared__ float sq_part[8][M];
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+  const int nv = k >> 3;
+  const int upr = (nv + 255) >> 8;  // units a row
+  const long long nw = (long long)gridDim.x * 8, gw = (long long)blockIdx.x * 8 + warp;
+  const int units = gw < n ? (int)((n - 1 - gw) / nw + 1) * upr : 0;
+  auto load_unit = [&](int u, uint4 (&buf)[8]) {
+    if (u < units) {
+      const int rj = u / upr, base = (u - rj * upr) * 256;
+      const uint4* src = reinterpret_cast<const uint4*>(w + (gw + rj * nw) * ldw);
+#pragma unroll
+      for (int cc = 0; cc < 8; ++cc) {
+        const int v = base + lane + 32 * cc;
+        buf[cc] = v < nv ? __ldcs(src + v) : make_uint4(0u, 0u, 0u, 0u);
+      }
+    }
+  };
+  uint4 b0[8], b1[8];
+  // The weights are constant: the first two units stream before the wait.
+  load_unit(0, b0);
+  load_unit(1, b1);
+  dep_wait();
+  // Everything before this kernel has finished: the next kernel may launch and start its own
+  // weight stream while this one runs.
+  dep_launch();
+  float inv[M];
+#pragma unroll
+  for (int r = 0; r < M; ++r) {
+    float ss = 0.0f;
+    for (int v = tid; v < nv; v += 256) {
+      float xf[8];
+      unpack8(__ldcg(reinterpret_cast<const uint4*>(x + (long long)r * ldx) + v), xf);
+      if (PRO == 1) {
+        float g[8];
+        load_gamma8(gam_bf16, gam_f32, v, g);
+#pragma unroll
+        for (int e = 0; e < 8; ++e) {
+          ss = fmaf(xf[e], xf[e], ss);
+          xf[e] *= g[e];
+        }
+      } else if (PRO == 2) {
+        float uf[8];
+        unpack8(__ldcg(reinterpret_cast<const uint4*>(up + (long long)r * ldx) + v), uf);
+#pragma unroll
+        for (int e = 0; e < 8; ++e) xf[e] = silu_mul(xf[e], uf[e]);
+      }
+      xs[(2 * r) * nv + v] = make_float4(xf[0], xf[1], xf[2], xf[3]);
+      xs[(2 * r + 1) * nv + v] = make_float4(xf[4], xf[5], xf[6], xf[7]);
+    }
+    if (PRO == 1) {
+#pragma unroll
+      for (int off = 16; off > 0; off >>= 1) ss += __shfl_xor_sync(0xffffffffu, ss, off);
+      if (lane == 0) sq_part[warp][r] = ss;
+    }
+  }
+  __syncthreads();
+  if (PRO == 1) {
+#pragma unroll
+    for (int r = 0; r < M; ++r) {
+      float sq = 0.0f;
+#pragma unroll
+      for (int q = 0; q < 8; ++q) sq += sq_part[q][r];
+      inv[r] = rsqrtf(sq / (float)k + eps);
+    }
+  }
+  float acc[M];
+#pragma unroll
+  for (int r = 0; r < M; ++r) acc[r] = 0.0f;
+  // Unit u's products into acc; at a row's last unit, its sums out (lane r stores X row r's).
+  auto mul = [&](int u, const uint4 (&buf)[8]) {
+    const int rj = u / upr, part = u - rj * upr, base = part * 256;
+#pragma unroll
+    for (int cc = 0; cc < 8; ++cc) {
+      const int v = base + lane + 32 * cc;
+      if (v < nv) {
+        float wf[8];
+        unpack8(buf[cc], wf);
+#pragma unroll
+        for (int r = 0; r < M; ++r) {
+          const float4 lo = xs[(2 * r) * nv + v], hi = xs[(2 * r + 1) * nv + v];
+          float a = acc[r];
+          a = fmaf(lo.x, wf[0], a);
+          a = fmaf(lo.y, wf[1], a);
+          a = fmaf(lo.z, wf[2], a);
+          a = fmaf(lo.w, wf[3], a);
+          a = fmaf(hi.x, wf[4], a);
+          a = fmaf(hi.y, wf[5], a);
+          a = fmaf(hi.z, wf[6], a);
+          a = fmaf(hi.w, wf[7], a);
+          acc[r] = a;
+        }
+      }
+    }
+    if (part == upr - 1) {
+      const long long col = gw + rj * nw;
+#pragma unroll
+      for (int r = 0; r < M; ++r) {
+        float a = acc[r];
+#pragma unroll
+        for (int off = 16; off > 0; off >>= 1) a += __shfl_xor_sync(0xffffffffu, a, off);
+        acc[r] = 0.0f;
+        if (lane == r) {
+          float v = a;
+          if (PRO == 1) v *= inv[r];
+          v *= alpha;
+          if (beta != 0.0f) v = fmaf(beta, ld_f(c + (long long)r * ldc + col), v);
+          if (bias_bf16) v += __bfloat162float(bias_bf16[col]);
+          if (bias_f32) v += bias_f32[col];
+          st_f(d + (long long)r * ldd + col, v);
+        }
+      }
+    }
+  };
+  for (int u = 0; u < units; u += 2) {
+    mul(u, b0);
+    load_unit(u + 2, b0);
+    if (u + 1 < units) {
+      mul(u + 1, b1);
+      load_unit(u + 3, b1);
+    }
+  }
+}
+
+#define MODELC_GEMV_WSTREAM(T, NAME, M, PRO, SUFFIX)                                                             \
+  extern "C" __global__ void __launch_bounds__(256, 1) modelc_gemv_##NAME##_m##M##SUFFIX(                        \
+      const __nv_bfloat16* x, int ldx, const __nv_bfloat16* w, int ldw, T* d, int ldd, const T* c, int ldc,       \
+      const __nv_bfloat16* bias_bf16, const float* bias_f32, float alpha, float beta, int n, int k, int vec,      \
+      const __nv_bfloat16* up, const __nv_bfloat16* gam_bf16, const float* gam_f32, float eps) {                 \
+    gemv_wstream<T, M, PRO>(x, ldx, w, ldw, d, ldd, c, ldc, bias_bf16, bias_f32, alpha, beta, n, k, up, gam_bf16,      \
+                            gam_f32, eps);                                                                       \
+  }
+#define MODELC_GEMV_WSTREAM_T(M, PRO, SUFFIX) \
+  MODELC_GEMV_WSTREAM(__nv_bfloat16, bf16, M, PRO, SUFFIX) MODELC_GEMV_WSTREAM(float, f32, M, PRO, SUFFIX)
+#define MODELC_GEMV_WSTREAM_ALL(M) \
+  MODELC_GEMV_WSTREAM_T(M, 0, _wstream) MODELC_GEMV_WSTREAM_T(M, 1, _rms_wstream) MODELC_GEMV_WSTREAM_T(M, 2, _silu_wstream)
+MODELC_GEMV_WSTREAM_ALL(1) MODELC_GEMV_WSTREAM_ALL(2)
+
 #define MODELC_GEMV_STREAM(T, NAME, M, PRO, R, SUFFIX)                                                          \
   extern "C" __global__ void __launch_bounds__(256, 3) modelc_gemv_##NAME##_m##M##SUFFIX(                        \
       const __nv_bfloat16* x, int ldx, const __nv_bfloat16* w, int ldw, T* d, int ldd, const T* c, int ldc,       \
@@ -522,6 +674,10 @@ enum Variant {
         prologue: StreamPrologue,
         rows: usize,
     },
+    /// The warp-streamed kernel (module doc) with a prologue.
+    WarpStreamed {
+        prologue: StreamPrologue,
+    },
 }
 
 /// The prologues of the streamed kernel.
@@ -567,6 +723,7 @@ impl Variant {
             Variant::Silu => "_silu".into(),
             Variant::Narrow => "_narrow".into(),
             Variant::Streamed { prologue, rows } => format!("{}_stream{rows}", prologue.suffix()),
+            Variant::WarpStreamed { prologue } => format!("{}_wstream", prologue.suffix()),
         }
     }
 
@@ -606,6 +763,7 @@ fn streamed_variants(m: usize) -> Vec<Variant> {
         .iter()
         .filter(|&&(rows, _)| rows * m <= STREAM_MAX_SUMS)
         .flat_map(|&(rows, _)| StreamPrologue::ALL.map(|prologue| Variant::Streamed { prologue, rows }))
+        .chain(StreamPrologue::ALL.map(|prologue| Variant::WarpStreamed { prologue }))
         .collect()
 }
 
@@ -793,7 +951,17 @@ pub unsafe fn gemv_ex(
             (THREADS, 1, 1),
             (STREAM_STAGES * STREAM_STAGE_BYTES) as u32,
         );
-        (Variant::Streamed { prologue, rows }, dims, Some(rows_per_block))
+        if std::env::var_os("MODELC_GEMV_WARP").is_some() {
+            let grid = (bps * gpu.sm_count()? as usize).min(shape.n.div_ceil(8));
+            let dims = LaunchDims::new(
+                (u32_of(grid, &shape)?, 1, 1),
+                (THREADS, 1, 1),
+                (shape.m * shape.k * 4) as u32,
+            );
+            (Variant::WarpStreamed { prologue }, dims, None)
+        } else {
+            (Variant::Streamed { prologue, rows }, dims, Some(rows_per_block))
+        }
     } else {
         let per_block = COLS * (THREADS as usize / variant.group());
         let grid = u32_of(shape.n.div_ceil(per_block), &shape)?;
@@ -893,20 +1061,19 @@ mod tests {
         let streamed: usize = (1..=STREAM_MAX_ROWS).map(|m| streamed_variants(m).len()).sum();
         assert_eq!(
             streamed,
-            5 * StreamPrologue::ALL.len(),
-            "rows 8, 4, 2 at m = 1; 4, 2 at m = 2"
+            7 * StreamPrologue::ALL.len(),
+            "rows 8, 4, 2 at m = 1; 4, 2 at m = 2; warp-streamed at both"
         );
         assert_eq!(entries().len(), 2 * (GEMV_MAX_ROWS * VARIANTS.len() + streamed));
         for m in 1..=GEMV_MAX_ROWS {
             assert!(SOURCE.contains(&format!("MODELC_GEMV_ALL({m})")), "m = {m}");
             for v in streamed_variants(m) {
-                let Variant::Streamed { rows, .. } = v else {
-                    unreachable!()
-                };
-                assert!(
-                    SOURCE.contains(&format!("MODELC_GEMV_STREAM_R({m}, {rows})")),
-                    "{v:?} at m = {m}"
-                );
+                if let Variant::Streamed { rows, .. } = v {
+                    assert!(
+                        SOURCE.contains(&format!("MODELC_GEMV_STREAM_R({m}, {rows})")),
+                        "{v:?} at m = {m}"
+                    );
+                }
             }
         }
         for v in VARIANTS {
