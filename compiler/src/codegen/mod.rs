@@ -184,7 +184,8 @@ pub fn generate(placed: Graph) -> Result<Codegen, CodegenError> {
         .flat_map(|(&i, k)| k.absorbed.iter().map(move |&a| (a, i)))
         .collect();
     let mut steps: Vec<StepCode> = Vec::with_capacity(plan.steps.len());
-    let mut decode_pending: Vec<(usize, Vec<cores::CoreKernel>)> = Vec::new();
+    // Core steps whose decode launches are resolved after all prefill kernels are numbered.
+    let mut decode_pending: Vec<usize> = Vec::new();
     for (i, step) in plan.steps.iter().enumerate() {
         match &step.kind {
             StepKind::Gemm { .. } => steps.push(StepCode {
@@ -246,19 +247,20 @@ pub fn generate(placed: Graph) -> Result<Codegen, CodegenError> {
                     fuses,
                     ..StepCode::default()
                 });
+                // A KDA layer's decode is its fused step kernel; other cores keep their code to
+                // resolve the decode launches after numbering decode-only kernels.
                 if !kda_steps.contains_key(&i) {
-                    decode_pending.push((i, code.kernels.clone()));
+                    decode_pending.push(i);
+                    cores.insert(i, code);
                 }
-                // Keep the launches to resolve after numbering decode-only kernels.
-                cores.insert(i, code);
             }
         }
     }
-    for (i, kernels_of_step) in decode_pending {
+    for i in decode_pending {
         let code = cores
             .remove(&i)
             .ok_or_else(|| CodegenError::Internal("core step without code".into()))?;
-        let map: Vec<Option<usize>> = kernels_of_step.iter().map(|ck| Some(intern(core_kernel(ck)))).collect();
+        let map: Vec<Option<usize>> = code.kernels.iter().map(|ck| Some(intern(core_kernel(ck)))).collect();
         let decode = code.decode.iter().map(|l| launch_spec(l, &map)).collect();
         if let Some(s) = steps.get_mut(i) {
             s.decode = decode;
