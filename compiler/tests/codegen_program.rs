@@ -398,7 +398,8 @@ fn decode_runs_one_kernel_per_kda_layer() {
 /// On Hopper, the KDA decode step splits each head over a cluster of CTAs: a launch variant for
 /// compute capability 9.0 of an sm_90a module, with the same arguments as the single-block
 /// kernel (which stays the launch everywhere else), where each CTA gets at least 16 value
-/// columns (the codegen specs' Dv = 32: clusters of 2); the tiny specs (Dv 8, 16) have none.
+/// columns (the codegen specs' Dv = 32: clusters of 2), for calls whose single-block grid would
+/// leave more than half the SMs idle; the tiny specs (Dv 8, 16) have none.
 /// A device of another compute capability neither launches nor compiles it.
 #[test]
 fn kda_decode_step_has_a_hopper_cluster_form() {
@@ -424,7 +425,7 @@ fn kda_decode_step_has_a_hopper_cluster_form() {
             }
             assert_eq!(module(&l.module).target, None, "{name}: the fallback runs anywhere");
             for v in &l.variants {
-                assert_eq!((v.cc, v.when.is_none()), (Some(ComputeCapability::HOPPER), true));
+                assert_eq!(v.cc, Some(ComputeCapability::HOPPER));
                 assert!(v.entry.starts_with("kda_decode_step_cluster_"), "{name}: {}", v.entry);
                 assert_eq!(module(&v.module).target.as_deref(), Some(HOPPER_TARGET));
                 assert!(v.pdl && l.pdl, "{name}");
@@ -442,6 +443,17 @@ fn kda_decode_step_has_a_hopper_cluster_form() {
                 // Heads x cluster size, a row of clusters per sequence.
                 assert_eq!(cl, [2 * own[0], 3, 1], "{name}: clusters of 2");
                 assert_eq!((v.block, v.smem), ([64, 1, 1], 0), "{name}");
+                // Only while one block per (head, sequence) would leave over half the SMs idle.
+                let heads = own[0];
+                let when = v.when.as_ref().expect("a batch condition");
+                for (batch, sms, holds) in [(1, 132, true), (3, 132, 2 * heads * 3 < 132), (3, 2 * heads * 3, false)] {
+                    let e = Env { batch, sms, ..env };
+                    assert_eq!(
+                        when.holds(&e).unwrap(),
+                        holds,
+                        "{name}: {when} at batch {batch}, {sms} SMs"
+                    );
+                }
                 clusters.push(v.module.clone());
             }
         }

@@ -1781,8 +1781,8 @@ fn gemv_fused_prologues_match_reference() {
     let mut cases = 0;
     let mut failures: Vec<String> = Vec::new();
     for m in 1usize..=8 {
-        // (4096, 2053) and (1024, 300): the streamed kernel (m ≤ 2) with 2 and 8 rows a stage,
-        // a last block with a partial stage, and (K = 1024) threads with no chunk of X.
+        // (4096, 2053) and (1024, 300): the streamed kernel (m ≤ 2) with two 4 KB units a row
+        // and half a unit (lanes past K idle), warps with one row more than others.
         let shapes = [
             (2048usize, 4096usize),
             (1001, 37),
