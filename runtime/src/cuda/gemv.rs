@@ -106,6 +106,26 @@ __device__ __forceinline__ void load_gamma8(const __nv_bfloat16* gb, const float
   }
 }
 
+// Chunk v (8 elements) of the X row at x + row, the prologue applied: RMSNorm multiplies by γ's
+// chunk g and adds the row's squares into ss; SiLU·up reads up's chunk at the same place.
+template <int PRO>
+__device__ __forceinline__ void load_x8(const __nv_bfloat16* __restrict__ x, const __nv_bfloat16* __restrict__ up,
+                                        long long row, int v, const float* g, float xf[8], float& ss) {
+  unpack8(__ldcg(reinterpret_cast<const uint4*>(x + row) + v), xf);
+  if (PRO == 1) {
+#pragma unroll
+    for (int e = 0; e < 8; ++e) {
+      ss = fmaf(xf[e], xf[e], ss);
+      xf[e] *= g[e];
+    }
+  } else if (PRO == 2) {
+    float uf[8];
+    unpack8(__ldcg(reinterpret_cast<const uint4*>(up + row) + v), uf);
+#pragma unroll
+    for (int e = 0; e < 8; ++e) xf[e] = silu_mul(xf[e], uf[e]);
+  }
+}
+
 // PRO: 0 none, 1 RMSNorm (x·γ summed, Σx² alongside), 2 silu(x)·up. GROUP: threads per column set.
 template <typename T, int M, int PRO, int GROUP, int U>
 __device__ __forceinline__ void gemv(const __nv_bfloat16* __restrict__ x, int ldx, const __nv_bfloat16* __restrict__ w,
@@ -161,19 +181,7 @@ __device__ __forceinline__ void gemv(const __nv_bfloat16* __restrict__ x, int ld
 #pragma unroll
           for (int r = 0; r < M; ++r) {
             float xf[8];
-            unpack8(__ldcg(reinterpret_cast<const uint4*>(x + (long long)r * ldx) + vu), xf);
-            if (PRO == 1) {
-#pragma unroll
-              for (int e = 0; e < 8; ++e) {
-                ss[r] = fmaf(xf[e], xf[e], ss[r]);
-                xf[e] *= g[e];
-              }
-            } else if (PRO == 2) {
-              float uf[8];
-              unpack8(__ldcg(reinterpret_cast<const uint4*>(up + (long long)r * ldx) + vu), uf);
-#pragma unroll
-              for (int e = 0; e < 8; ++e) xf[e] = silu_mul(xf[e], uf[e]);
-            }
+            load_x8<PRO>(x, up, (long long)r * ldx, vu, g, xf, ss[r]);
 #pragma unroll
             for (int j = 0; j < COLS; ++j) {
               float a = acc[r][j];
@@ -327,22 +335,9 @@ __device__ __forceinline__ void gemv_stream(const __nv_bfloat16* __restrict__ x,
   for (int r = 0; r < M; ++r) {
     float ss = 0.0f;
     for (int v = tid; v < nv; v += 256) {
-      float xf[8];
-      unpack8(__ldcg(reinterpret_cast<const uint4*>(x + (long long)r * ldx) + v), xf);
-      if (PRO == 1) {
-        float g[8];
-        load_gamma8(gam_bf16, gam_f32, v, g);
-#pragma unroll
-        for (int e = 0; e < 8; ++e) {
-          ss = fmaf(xf[e], xf[e], ss);
-          xf[e] *= g[e];
-        }
-      } else if (PRO == 2) {
-        float uf[8];
-        unpack8(__ldcg(reinterpret_cast<const uint4*>(up + (long long)r * ldx) + v), uf);
-#pragma unroll
-        for (int e = 0; e < 8; ++e) xf[e] = silu_mul(xf[e], uf[e]);
-      }
+      float xf[8], g[8];
+      if (PRO == 1) load_gamma8(gam_bf16, gam_f32, v, g);
+      load_x8<PRO>(x, up, (long long)r * ldx, v, g, xf, ss);
       xs[(2 * r) * nv + v] = make_float4(xf[0], xf[1], xf[2], xf[3]);
       xs[(2 * r + 1) * nv + v] = make_float4(xf[4], xf[5], xf[6], xf[7]);
     }
