@@ -1049,7 +1049,8 @@ mod tests {
         }
         assert_eq!((attn, scans), (6, 18), "hybrid-1b: 6 attention and 18 KDA layers");
         // Decode: each KDA layer's step kernel splits its heads over clusters of 8 CTAs on Hopper
-        // (16 value columns each); the single-block kernel is the fallback. Same arguments.
+        // (16 value columns each) at small batches; the single-block kernel is the fallback.
+        // Same arguments.
         let mut kda = 0;
         for st in &program.decode.steps {
             let PStep::Launch(l) = st else { continue };
@@ -1059,8 +1060,18 @@ mod tests {
             kda += 1;
             assert_eq!(l.variants.len(), 1, "{}", l.label);
             let v = &l.variants[0];
-            assert_eq!((v.cc, v.when.is_none()), (Some(ComputeCapability::HOPPER), true));
+            assert_eq!(v.cc, Some(ComputeCapability::HOPPER));
             assert!(v.entry.starts_with("kda_decode_step_cluster_"), "{}", v.entry);
+            // While the single-block grid (16 blocks a sequence) leaves over half the SMs idle.
+            let when = v.when.as_ref().expect("a batch condition");
+            for (batch, holds) in [(1, true), (4, true), (5, false), (8, false)] {
+                let env = Env {
+                    batch,
+                    sms: 132,
+                    ..envs()[0]
+                };
+                assert_eq!(when.holds(&env).unwrap(), holds, "{when} at batch {batch}");
+            }
             assert_eq!(module(&v.module).target.as_deref(), Some(HOPPER_TARGET));
             assert_eq!(module(&l.module).target, None, "the fallback runs anywhere");
             assert!(v.pdl && l.pdl, "{}: both forms wait for the projection", l.label);
