@@ -2744,7 +2744,7 @@ fn bench_attention_decode(ctx: &mut Ctx, r: &mut ChaCha8Rng) {
     let kc = rand_bf16(ctx, r, b * 8 * s_max * 128);
     let vc = rand_bf16(ctx, r, b * 8 * s_max * 128);
     let past = ctx.i32(&[past_n as i32; 8], "past");
-    let sms = ctx.gpu.sm_count().unwrap() as usize;
+    let sms = ctx.gpu.sm_count() as usize;
     let picked = attention_decode_pick_splits(&p, b, past_n, sms);
     let mut split_list: Vec<usize> = match std::env::var("MODELC_DECODE_SPLITS") {
         Ok(v) => v.split(',').filter_map(|x| x.trim().parse().ok()).collect(),

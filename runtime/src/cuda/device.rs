@@ -155,6 +155,7 @@ pub struct Gpu {
     compute_capability: (i32, i32),
     arch: String,
     max_smem_optin: u32,
+    sms: u32,
     kernels: HashMap<String, CudaFunction>,
     /// Modules stay loaded as long as the `Gpu` lives (functions hold them too).
     modules: Vec<Arc<CudaModule>>,
@@ -197,6 +198,9 @@ impl Gpu {
         let max_smem_optin = ctx
             .attribute(CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN)
             .map_err(|e| CudaError::driver("reading the shared-memory limit", e))?;
+        let sms = ctx
+            .attribute(CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT)
+            .map_err(|e| CudaError::driver("reading the multiprocessor count", e))?;
         let checked = cfg!(debug_assertions) || std::env::var(CHECK_ENV).is_ok_and(|v| v == "1" || v == "true");
         Ok(Gpu {
             ctx,
@@ -206,6 +210,7 @@ impl Gpu {
             arch: device_target(compute_capability.0, compute_capability.1),
             compute_capability,
             max_smem_optin: u32::try_from(max_smem_optin).unwrap_or(DEFAULT_SMEM_LIMIT),
+            sms: u32::try_from(sms).unwrap_or(1).max(1),
             kernels: HashMap::new(),
             modules: Vec::new(),
             checked,
@@ -238,12 +243,8 @@ impl Gpu {
     }
 
     /// The device's SM (multiprocessor) count.
-    pub fn sm_count(&self) -> Result<u32, CudaError> {
-        let n = self
-            .ctx
-            .attribute(CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT)
-            .map_err(|e| CudaError::driver("reading the multiprocessor count", e))?;
-        Ok(u32::try_from(n).unwrap_or(1).max(1))
+    pub fn sm_count(&self) -> u32 {
+        self.sms
     }
 
     pub fn context(&self) -> &Arc<CudaContext> {

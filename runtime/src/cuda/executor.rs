@@ -36,7 +36,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use cudarc::driver::sys::{CUdevice_attribute, CUgraphInstantiate_flags, CUstreamCaptureMode};
+use cudarc::driver::sys::{CUgraphInstantiate_flags, CUstreamCaptureMode};
 use cudarc::driver::CudaGraph;
 use half::bf16;
 use sha2::{Digest, Sha256};
@@ -724,11 +724,7 @@ impl Executor {
                 }
             }
         }
-        let sms = gpu
-            .context()
-            .attribute(CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT)
-            .map_err(|e| CudaError::driver("reading the multiprocessor count", e))?;
-        let sms = u64::try_from(sms).unwrap_or(1).max(1);
+        let sms = u64::from(gpu.sm_count());
 
         // Sizes and the memory check, before anything large is allocated.
         let sizes = Sizes::of(&program, &cfg, sms)?;

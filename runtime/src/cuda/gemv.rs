@@ -37,6 +37,8 @@
 //! the normalized row to bf16: slightly more accurate than the unfused path, which stores it);
 //! SiLU·up computes `bf16(silu(g)·u)` per element exactly as the unfused kernel stores it.
 
+use std::sync::OnceLock;
+
 use super::device::{Gpu, KernelArg, LaunchDims};
 use super::error::CudaError;
 use super::gemm::{GemmBias, GemmC, GemmOut, GemmShape};
@@ -124,6 +126,18 @@ __device__ __forceinline__ void load_x8(const __nv_bfloat16* __restrict__ x, con
 #pragma unroll
     for (int e = 0; e < 8; ++e) xf[e] = silu_mul(xf[e], uf[e]);
   }
+}
+
+// Output row r, column col: alpha·s + beta·C + bias (C read only when beta ≠ 0), in D's type.
+template <typename T>
+__device__ __forceinline__ void store_out(T* d, int ldd, const T* c, int ldc, const __nv_bfloat16* __restrict__ bias_bf16,
+                                          const float* __restrict__ bias_f32, float alpha, float beta, int r,
+                                          long long col, float s) {
+  float v = alpha * s;
+  if (beta != 0.0f) v = fmaf(beta, ld_f(c + (long long)r * ldc + col), v);
+  if (bias_bf16) v += __bfloat162float(bias_bf16[col]);
+  if (bias_f32) v += bias_f32[col];
+  st_f(d + (long long)r * ldd + col, v);
 }
 
 // PRO: 0 none, 1 RMSNorm (x·γ summed, Σx² alongside), 2 silu(x)·up. GROUP: threads per column set.
@@ -253,11 +267,7 @@ __device__ __forceinline__ void gemv(const __nv_bfloat16* __restrict__ x, int ld
     const long long col = col0 + j;
     if (col >= n) return;
     if (PRO == 1) s *= rsqrtf(sq / (float)k + eps);
-    float v = alpha * s;
-    if (beta != 0.0f) v = fmaf(beta, ld_f(c + (long long)r * ldc + col), v);
-    if (bias_bf16) v += __bfloat162float(bias_bf16[col]);
-    if (bias_f32) v += bias_f32[col];
-    st_f(d + (long long)r * ldd + col, v);
+    store_out(d, ldd, c, ldc, bias_bf16, bias_f32, alpha, beta, r, col, s);
   };
   if (GW > 1) {
     const int warp = tid >> 5;
@@ -393,15 +403,7 @@ __device__ __forceinline__ void gemv_stream(const __nv_bfloat16* __restrict__ x,
 #pragma unroll
         for (int off = 16; off > 0; off >>= 1) a += __shfl_xor_sync(0xffffffffu, a, off);
         acc[r] = 0.0f;
-        if (lane == r) {
-          float v = a;
-          if (PRO == 1) v *= inv[r];
-          v *= alpha;
-          if (beta != 0.0f) v = fmaf(beta, ld_f(c + (long long)r * ldc + col), v);
-          if (bias_bf16) v += __bfloat162float(bias_bf16[col]);
-          if (bias_f32) v += bias_f32[col];
-          st_f(d + (long long)r * ldd + col, v);
-        }
+        if (lane == r) store_out(d, ldd, c, ldc, bias_bf16, bias_f32, alpha, beta, r, col, PRO == 1 ? a * inv[r] : a);
       }
     }
   };
@@ -449,28 +451,43 @@ MODELC_GEMV_ALL(1) MODELC_GEMV_ALL(2) MODELC_GEMV_ALL(3) MODELC_GEMV_ALL(4)
 MODELC_GEMV_ALL(5) MODELC_GEMV_ALL(6) MODELC_GEMV_ALL(7) MODELC_GEMV_ALL(8)
 "#;
 
-/// The kernel variants of one output type and row count.
+/// The input transform a kernel applies to X (the source's `PRO`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Variant {
-    Plain,
-    Rms,
-    Silu,
-    Narrow,
-    /// The streamed kernel (module doc) with a prologue.
-    Streamed {
-        prologue: StreamPrologue,
-    },
-}
-
-/// The prologues of the streamed kernel.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum StreamPrologue {
+enum Pro {
     None = 0,
     Rms = 1,
     Silu = 2,
 }
 
-const VARIANTS: [Variant; 4] = [Variant::Plain, Variant::Rms, Variant::Silu, Variant::Narrow];
+impl Pro {
+    const ALL: [Pro; 3] = [Pro::None, Pro::Rms, Pro::Silu];
+
+    fn suffix(self) -> &'static str {
+        match self {
+            Pro::None => "",
+            Pro::Rms => "_rms",
+            Pro::Silu => "_silu",
+        }
+    }
+}
+
+/// The kernel variants of one output type and row count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Variant {
+    /// Column sets of a whole block (module doc), with a prologue.
+    ColumnSets(Pro),
+    /// One warp per column set, no prologue, for short K.
+    Narrow,
+    /// The streamed kernel (module doc), with a prologue.
+    Streamed(Pro),
+}
+
+const VARIANTS: [Variant; 4] = [
+    Variant::ColumnSets(Pro::None),
+    Variant::ColumnSets(Pro::Rms),
+    Variant::ColumnSets(Pro::Silu),
+    Variant::Narrow,
+];
 
 /// The streamed kernel runs for m ≤ this many rows (X staged as f32 in shared memory, a sum per
 /// row in registers), and for `NARROW_MAX_K < K ≤` [`STREAM_MAX_K`] (X: at most 32 KiB).
@@ -480,29 +497,15 @@ const STREAM_MAX_K: usize = 4096;
 /// hybrid-1b decode: one block per SM runs 30% slower than the non-streamed kernels, two 5%
 /// faster).
 const STREAM_BLOCKS_PER_SM: usize = 2;
-/// Set to `1`: every GEMV takes the non-streamed kernels (for comparison).
+/// Set to `1`: every GEMV takes the non-streamed kernels (for comparison; read once).
 pub const NO_GEMV_STREAM_ENV: &str = "MODELC_NO_GEMV_STREAM";
-
-impl StreamPrologue {
-    const ALL: [StreamPrologue; 3] = [StreamPrologue::None, StreamPrologue::Rms, StreamPrologue::Silu];
-
-    fn suffix(self) -> &'static str {
-        match self {
-            StreamPrologue::None => "",
-            StreamPrologue::Rms => "_rms",
-            StreamPrologue::Silu => "_silu",
-        }
-    }
-}
 
 impl Variant {
     fn suffix(self) -> String {
         match self {
-            Variant::Plain => String::new(),
-            Variant::Rms => "_rms".into(),
-            Variant::Silu => "_silu".into(),
+            Variant::ColumnSets(p) => p.suffix().to_string(),
             Variant::Narrow => "_narrow".into(),
-            Variant::Streamed { prologue } => format!("{}_stream", prologue.suffix()),
+            Variant::Streamed(p) => format!("{}_stream", p.suffix()),
         }
     }
 
@@ -510,7 +513,7 @@ impl Variant {
     #[cfg(test)]
     fn unroll(self) -> usize {
         match self {
-            Variant::Rms => 1,
+            Variant::ColumnSets(Pro::Rms) => 1,
             _ => 2,
         }
     }
@@ -538,9 +541,7 @@ fn streamed_variants(m: usize) -> Vec<Variant> {
     if m > STREAM_MAX_ROWS {
         return Vec::new();
     }
-    StreamPrologue::ALL
-        .map(|prologue| Variant::Streamed { prologue })
-        .to_vec()
+    Pro::ALL.map(Variant::Streamed).to_vec()
 }
 
 /// Every entry of [`SOURCE`].
@@ -557,7 +558,7 @@ fn entries() -> Vec<String> {
 
 /// Compiles (or fetches from `cache`) and loads the GEMV kernels, once per [`Gpu`].
 pub fn load_gemv(gpu: &mut Gpu, cache: &KernelCache) -> Result<(), CudaError> {
-    if gpu.has_kernel(&entry(GemmOut::Bf16, 1, Variant::Plain)) {
+    if gpu.has_kernel(&entry(GemmOut::Bf16, 1, Variant::ColumnSets(Pro::None))) {
         return Ok(());
     }
     let names = entries();
@@ -668,9 +669,8 @@ pub unsafe fn gemv_ex(
         None => (0, 0),
     };
     let (bias_bf16, bias_f32) = split(bias.map(|b| (b.ptr, b.dtype)));
-    let (variant, up, (gam_bf16, gam_f32), eps) = match prologue {
-        GemvPrologue::None if shape.k <= NARROW_MAX_K => (Variant::Narrow, 0, (0, 0), 0.0),
-        GemvPrologue::None => (Variant::Plain, 0, (0, 0), 0.0),
+    let (pro, up, (gam_bf16, gam_f32), eps) = match prologue {
+        GemvPrologue::None => (Pro::None, 0, (0, 0), 0.0),
         GemvPrologue::RmsNorm {
             gamma,
             gamma_dtype,
@@ -679,13 +679,13 @@ pub unsafe fn gemv_ex(
             if gamma == 0 {
                 return bad(format!("GEMV RMSNorm prologue without a weight: {shape:?}"));
             }
-            (Variant::Rms, 0, split(Some((gamma, gamma_dtype))), eps)
+            (Pro::Rms, 0, split(Some((gamma, gamma_dtype))), eps)
         }
         GemvPrologue::SiluMul { up } => {
             if up == 0 {
                 return bad(format!("GEMV SiLU·up prologue without `up`: {shape:?}"));
             }
-            (Variant::Silu, up, (0, 0), 0.0)
+            (Pro::Silu, up, (0, 0), 0.0)
         }
     };
     // 16-byte loads of X, W (and `up`, γ): chunks of 8 whole elements on 16-byte boundaries.
@@ -697,19 +697,18 @@ pub unsafe fn gemv_ex(
         && up.is_multiple_of(16)
         && gam_bf16.is_multiple_of(16)
         && gam_f32.is_multiple_of(16);
-    let streamed = vec && stream_takes(&shape);
-    let (variant, dims) = if streamed {
-        let prologue = match variant {
-            Variant::Rms => StreamPrologue::Rms,
-            Variant::Silu => StreamPrologue::Silu,
-            _ => StreamPrologue::None,
-        };
+    let (variant, dims) = if vec && stream_takes(&shape) {
         // One warp a row at most: no block without rows.
-        let blocks = (STREAM_BLOCKS_PER_SM * gpu.sm_count()? as usize).min(shape.n.div_ceil(8));
+        let blocks = (STREAM_BLOCKS_PER_SM * gpu.sm_count() as usize).min(shape.n.div_ceil(8));
         let x_bytes = u32::try_from(shape.m * shape.k * 4).unwrap_or(u32::MAX);
         let dims = LaunchDims::new((u32_of(blocks, &shape)?, 1, 1), (THREADS, 1, 1), x_bytes);
-        (Variant::Streamed { prologue }, dims)
+        (Variant::Streamed(pro), dims)
     } else {
+        let variant = if pro == Pro::None && shape.k <= NARROW_MAX_K {
+            Variant::Narrow
+        } else {
+            Variant::ColumnSets(pro)
+        };
         let per_block = COLS * (THREADS as usize / variant.group());
         let grid = u32_of(shape.n.div_ceil(per_block), &shape)?;
         (variant, LaunchDims::new((grid, 1, 1), (THREADS, 1, 1), 0))
@@ -746,13 +745,16 @@ fn u32_of(grid: usize, shape: &GemmShape) -> Result<u32, CudaError> {
     })
 }
 
+/// [`NO_GEMV_STREAM_ENV`] is `1` (read once: GEMVs are launched per GEMM step).
+fn stream_off() -> bool {
+    static OFF: OnceLock<bool> = OnceLock::new();
+    *OFF.get_or_init(|| std::env::var_os(NO_GEMV_STREAM_ENV).is_some_and(|v| v == "1"))
+}
+
 /// Whether the streamed kernel takes a GEMV (its 16-byte path assumed): few rows, K between the
 /// narrow kernels' and [`STREAM_MAX_K`], and not turned off by [`NO_GEMV_STREAM_ENV`].
 fn stream_takes(shape: &GemmShape) -> bool {
-    shape.m <= STREAM_MAX_ROWS
-        && shape.k > NARROW_MAX_K
-        && shape.k <= STREAM_MAX_K
-        && std::env::var_os(NO_GEMV_STREAM_ENV).is_none_or(|v| v != "1")
+    shape.m <= STREAM_MAX_ROWS && shape.k > NARROW_MAX_K && shape.k <= STREAM_MAX_K && !stream_off()
 }
 
 #[cfg(test)]
@@ -793,7 +795,7 @@ mod tests {
     #[test]
     fn the_source_defines_every_entry() {
         let streamed: usize = (1..=GEMV_MAX_ROWS).map(|m| streamed_variants(m).len()).sum();
-        assert_eq!(streamed, STREAM_MAX_ROWS * StreamPrologue::ALL.len());
+        assert_eq!(streamed, STREAM_MAX_ROWS * Pro::ALL.len());
         assert_eq!(entries().len(), 2 * (GEMV_MAX_ROWS * VARIANTS.len() + streamed));
         for m in 1..=GEMV_MAX_ROWS {
             assert!(SOURCE.contains(&format!("MODELC_GEMV_ALL({m})")), "m = {m}");
@@ -810,18 +812,21 @@ mod tests {
                 "{v:?} is not instantiated with GROUP {group}"
             );
         }
-        for p in StreamPrologue::ALL {
-            let v = Variant::Streamed { prologue: p };
+        for p in Pro::ALL {
+            let v = Variant::Streamed(p);
             assert!(
                 SOURCE.contains(&format!("(M, {}, {})", p as usize, v.suffix())),
                 "{v:?} is not instantiated"
             );
         }
-        assert_eq!(entry(GemmOut::F32, 3, Variant::Silu), "modelc_gemv_f32_m3_silu");
-        let rms = Variant::Streamed {
-            prologue: StreamPrologue::Rms,
-        };
-        assert_eq!(entry(GemmOut::Bf16, 1, rms), "modelc_gemv_bf16_m1_rms_stream");
+        assert_eq!(
+            entry(GemmOut::F32, 3, Variant::ColumnSets(Pro::Silu)),
+            "modelc_gemv_f32_m3_silu"
+        );
+        assert_eq!(
+            entry(GemmOut::Bf16, 1, Variant::Streamed(Pro::Rms)),
+            "modelc_gemv_bf16_m1_rms_stream"
+        );
     }
 
     /// The streamed kernel takes the decode shapes of few rows and K past the narrow kernels'.
