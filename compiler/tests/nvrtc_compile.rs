@@ -3,6 +3,8 @@
 //! Needs only libnvrtc (no GPU): `.ci/nvrtc.sh` installs it.
 //! Skipped with a notice when libnvrtc cannot be loaded, unless `CI` is set (then it fails).
 
+mod kda_step_shapes;
+use kda_step_shapes::kda_step_cases;
 use modelc::codegen::templates::attention::{
     attention_decode, attention_decode_variant, attention_prefill, attention_prefill_mma, attention_prefill_wgmma,
     attention_prefill_wgmma_variant, mma_decode, tensor_core_prefill, AttentionParams, DecodeVariant, MmaVariant,
@@ -13,9 +15,7 @@ use modelc::codegen::templates::delta_rule::{
     delta_rule_chunk_parallel, delta_rule_chunk_parallel_variant, delta_rule_chunked, delta_rule_recurrent,
     delta_rule_tensor_cores, CpPrepVariant, DecayGate, DeltaRuleParams, GatedNormEpilogue, CP_PREP_DEFAULT,
 };
-use modelc::codegen::templates::kda_decode_step::{
-    kda_decode_step, kda_decode_step_cluster, kda_decode_step_cluster_size, KdaDecodeStepParams,
-};
+use modelc::codegen::templates::kda_decode_step::{kda_decode_step, kda_decode_step_cluster};
 use modelc::codegen::templates::selective_scan::{selective_scan, SelectiveScanParams};
 use modelc::codegen::templates::KernelSource;
 use modelc::spec::GateActivation;
@@ -203,81 +203,22 @@ fn all_sources() -> Vec<KernelSource> {
     out
 }
 
-/// The KDA decode step at hybrid-1b's shape, a tiny one and one with Dv > Dk and a conv bias.
+/// The KDA decode step at its test shapes (hybrid-1b's, a tiny one, an uneven one).
 fn kda_decode_steps() -> Vec<KernelSource> {
-    kda_decode_step_shapes()
+    kda_step_cases()
         .iter()
-        .map(|p| kda_decode_step(p).unwrap())
+        .map(|(p, _)| kda_decode_step(p).unwrap())
         .collect()
 }
 
-/// The Hopper (cluster) form of the KDA decode step at the same shapes: with the cluster size
-/// the codegen picks (hybrid-1b: 8 CTAs of 16 value columns; the uneven shape: 4 of 18) and
-/// with others the template takes (4 and 2 at hybrid-1b's shape, 1 and 2 at the tiny one, 8 at
-/// the uneven one).
+/// The Hopper (cluster) form of the KDA decode step at the same shapes, with every cluster size
+/// the tests try (the codegen's pick first: hybrid-1b 8 CTAs of 16 value columns, the uneven
+/// shape 4 of 18; the tiny shape has none).
 fn kda_decode_step_clusters() -> Vec<KernelSource> {
-    let [big, tiny, uneven] = kda_decode_step_shapes();
-    assert_eq!(kda_decode_step_cluster_size(&big), Some(8));
-    assert_eq!(kda_decode_step_cluster_size(&tiny), None);
-    assert_eq!(kda_decode_step_cluster_size(&uneven), Some(4));
-    [
-        (big, 8),
-        (big, 4),
-        (big, 2),
-        (tiny, 1),
-        (tiny, 2),
-        (uneven, 4),
-        (uneven, 8),
-    ]
-    .iter()
-    .map(|(p, c)| kda_decode_step_cluster(p, *c).unwrap())
-    .collect()
-}
-
-fn kda_decode_step_shapes() -> [KdaDecodeStepParams; 3] {
-    let big = KdaDecodeStepParams {
-        heads: 16,
-        key_dim: 128,
-        value_dim: 128,
-        conv_kernel: 4,
-        conv_bias: false,
-        conv_silu: true,
-        conv_channels: 6144,
-        q_channel: 0,
-        k_channel: 2048,
-        v_channel: 4096,
-        decay_rank: 128,
-        gate_rank: 128,
-        qk_l2norm: true,
-        scale: 128f32.powf(-0.5),
-        norm_eps: 1e-5,
-        norm_act: GateActivation::Silu,
-    };
-    let tiny = KdaDecodeStepParams {
-        heads: 4,
-        key_dim: 8,
-        value_dim: 8,
-        conv_channels: 96,
-        k_channel: 32,
-        v_channel: 64,
-        decay_rank: 8,
-        gate_rank: 8,
-        ..big
-    };
-    let uneven = KdaDecodeStepParams {
-        key_dim: 32,
-        value_dim: 72,
-        conv_bias: true,
-        conv_silu: false,
-        conv_channels: 2176,
-        k_channel: 512,
-        v_channel: 1024,
-        decay_rank: 16,
-        gate_rank: 64,
-        norm_act: GateActivation::Sigmoid,
-        ..big
-    };
-    [big, tiny, uneven]
+    kda_step_cases()
+        .iter()
+        .flat_map(|(p, clusters)| clusters.iter().map(move |&c| kda_decode_step_cluster(p, c).unwrap()))
+        .collect()
 }
 
 /// The KDA decode step assembles for sm_90 without spilling (its state rows, conv window and
