@@ -18,7 +18,7 @@ use std::sync::{Arc, OnceLock};
 /// Env var: `1` turns on a synchronize-and-check after every launch (also on in debug builds).
 pub const CHECK_ENV: &str = "MODELC_CUDA_CHECK";
 
-/// Dynamic shared memory a kernel may use without opting in.
+/// Shared memory (static and dynamic) a kernel may use without opting in.
 const DEFAULT_SMEM_LIMIT: u32 = 48 * 1024;
 
 /// Element types a [`GpuBuffer`] may hold: plain data valid for every bit pattern, including zero.
@@ -444,7 +444,13 @@ impl Gpu {
             smem: dims.smem,
             source,
         };
-        if dims.smem > DEFAULT_SMEM_LIMIT {
+        // The default limit holds static and dynamic shared memory together.
+        let static_smem = if dims.smem > 0 {
+            f.shared_size_bytes().map_err(launch_err)?.max(0) as u32
+        } else {
+            0
+        };
+        if dims.smem.saturating_add(static_smem) > DEFAULT_SMEM_LIMIT {
             f.set_attribute(
                 CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
                 i32::try_from(dims.smem).unwrap_or(i32::MAX),

@@ -9,16 +9,17 @@
 //! stream) and downloads the logits it produced.
 //!
 //! GEMM steps are `y = alpha·x·Wᵀ (+ bias) + beta·c`, one cuBLASLt call each (through [`Gemm`]),
-//! or, for calls of at most 2 rows (`batch·tokens`: decode), one launch of the bandwidth-bound
-//! GEMV kernel of [`super::gemv`] (`MODELC_NO_GEMV=1` keeps cuBLASLt, for comparison):
+//! or, for calls of at most 2 rows (`batch·tokens`: decode), and of at most 8 where the
+//! tensor-core GEMV takes the shape, one launch of the bandwidth-bound GEMV kernels of
+//! [`super::gemv`] (`MODELC_NO_GEMV=1` keeps cuBLASLt, for comparison):
 //! `c` is cuBLASLt's C apart from its output D = y, the bias its bias epilogue. Only a bias of
 //! another dtype than y (which the epilogue does not take) or a `c` overlapping y without being
 //! it falls back to a small helper kernel that first writes `y = beta·c + bias`, after which the
 //! GEMM accumulates with `beta = 1`.
 //!
 //! Decode schedules fuse RMSNorm and `silu(gate)·up` into the GEMM that reads them
-//! ([`GemmPrologue`]): such a step runs the GEMV with the transform fused (RMSNorm up to 4 rows,
-//! SiLU·up up to 2), or else first writes the transform into a scratch X (the executor's own
+//! ([`GemmPrologue`]): such a step runs the GEMV with the transform fused (up to 8 rows on the
+//! tensor-core GEMV, else RMSNorm up to 4 rows and SiLU·up up to 2), or else first writes the transform into a scratch X (the executor's own
 //! helper kernels) and runs cuBLASLt on it. GEMVs and the kernels marked `pdl` (glue kernels,
 //! conv1d: they start with `griddepcontrol.wait`) are programmatic dependent launches on sm_90+
 //! ([`Gpu::launch_ex`]; `MODELC_NO_PDL=1` turns them off): each may start while the kernel before
@@ -44,7 +45,7 @@ use sha2::{Digest, Sha256};
 use super::device::{Gpu, GpuBuffer, KernelArg, LaunchDims};
 use super::error::CudaError;
 use super::gemm::{Gemm, GemmBias, GemmC, GemmOut, GemmShape};
-use super::gemv::{gemv_ex, gemv_supported, load_gemv, GemvPrologue};
+use super::gemv::{gemv_ex, gemv_supported, gemv_tensor_takes, load_gemv, GemvPrologue};
 use super::kernel_cache::KernelCache;
 use crate::program::{
     Arg, BufferRef, ComputeCapability, Env, Expr, GemmPrologue, GemmStep, LaunchStep, PrefillHead, Program,
@@ -397,7 +398,9 @@ pub const NO_GEMV_ENV: &str = "MODELC_NO_GEMV";
 /// `gpu_kernels`' `bench_gemv`, the 1B's decode shapes): at m ≤ 2 the GEMV beats cuBLASLt on
 /// every shape (2048×2048: 5.6 against 11.0 µs), at m = 3 and 4 it wins on some and loses on
 /// others, at m = 8 it is up to 2.1× slower (the m ≥ 3 kernels keep 8 columns × m rows of sums
-/// in up to 216 registers a thread: one block per SM).
+/// in up to 216 registers a thread: one block per SM). Where the tensor-core GEMV takes a shape
+/// ([`gemv_tensor_takes`]: 3 to 8 rows, K ≤ 4096, sm_80 on) every GEMM step of up to 8 rows runs
+/// it, a prologue fused or not.
 const GEMV_ROWS: usize = 2;
 /// Set to `1`, kernels are not launched as programmatic dependent launches (see [`Gpu::launch_ex`]).
 pub const NO_PDL_ENV: &str = "MODELC_NO_PDL";
@@ -411,6 +414,7 @@ pub const NO_VARIANTS_ENV: &str = "MODELC_NO_VARIANTS";
 /// (2026-12-02, `gpu_kernels`' `bench_gemv`, back-to-back calls): RMSNorm fused costs up to 1.5×
 /// the plain GEMV at m = 8 (137 registers: one block per SM) but beats cuBLASLt up to m = 4;
 /// SiLU·up recomputes `m·K` activations in every block and loses to cuBLASLt from m = 3 on.
+/// (The tensor-core GEMV, where it takes the shape, fuses either up to 8 rows.)
 fn fused_gemv_rows(p: &GemmPrologue) -> usize {
     match p {
         GemmPrologue::RmsNorm { .. } => 4,
@@ -1447,7 +1451,17 @@ impl Executor {
         let needs_prologue = self.needs_prologue(g)?;
         // The step's own input transform: fused into the GEMV, or written to the scratch X first.
         let mut prologue = self.gemv_prologue(g, m, env)?;
-        let fused = self.gemv && g.prologue.as_ref().is_some_and(|p| m <= fused_gemv_rows(p)) && !needs_prologue;
+        // The tensor-core GEMV streams W near the copy bandwidth at 3 to 8 rows, prologue or not.
+        let tensor = self.gemv
+            && gemv_tensor_takes(
+                &self.gpu,
+                &GemmShape {
+                    ldx,
+                    ..GemmShape::linear(m, n, k)
+                },
+            );
+        let fused =
+            self.gemv && g.prologue.as_ref().is_some_and(|p| tensor || m <= fused_gemv_rows(p)) && !needs_prologue;
         if prologue != GemvPrologue::None && !fused {
             xp = self.prologue_to_scratch(g, m, xp, prologue)?;
             ldx = k;
@@ -1476,7 +1490,8 @@ impl Executor {
                 stride: m * ld,
             });
             let bias = self.epilogue_bias(g)?;
-            let gemv = self.gemv && gemv_supported(&shape) && (m <= GEMV_ROWS || prologue != GemvPrologue::None);
+            let gemv =
+                self.gemv && gemv_supported(&shape) && (m <= GEMV_ROWS || tensor || prologue != GemvPrologue::None);
             if gemv {
                 // SAFETY: as for `matmul_raw` below (the same operands and guarantees); the
                 // prologue's operands were bounds-checked by `gemv_prologue`, and a program never

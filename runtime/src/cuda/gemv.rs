@@ -32,6 +32,17 @@
 //! decode, batch 1): 0.949 against 1.00 ms a step; batch 2 1.20 against 1.30.
 //! `MODELC_NO_GEMV_STREAM=1` keeps the kernels above.
 //!
+//! Tensor cores: at 3 to 8 rows (K a multiple of 8 up to 4096, 16-byte operands, sm_80 on) the
+//! column-set kernels would keep `m × COLS` sums a thread and fall to a third of the copy
+//! bandwidth, so a tensor-core kernel runs instead: `mma.sync` m16n8k16 with 16 rows of W as A
+//! and X's rows as the 8 columns of B (zero past m), one block of 16 warps per SM taking groups
+//! of 16 rows of W, each warp 128-element K chunks of a group (4 KB of W, two in flight in
+//! registers, the first two before `griddepcontrol.wait`), the warps' sums added in shared memory
+//! in warp order. The K order inside a chunk is permuted so that every load is 16 bytes, the same
+//! permutation in A and B. X is staged as bf16 with the prologue applied: RMSNorm's `x·γ` is
+//! rounded to bf16 (the unfused path rounds the normalised row likewise), the rows' `1/rms`
+//! scales the sums. `MODELC_NO_GEMV_TENSOR=1` keeps the column-set kernels (read once).
+//!
 //! Fused prologues: RMSNorm accumulates `Σ x·γ·w` and `Σ x²` in the same pass and scales the sums
 //! by `rsqrt(Σx²/K + eps)` at the end (linear in x, so no second pass over X and no rounding of
 //! the normalized row to bf16: slightly more accurate than the unfused path, which stores it);
@@ -417,6 +428,159 @@ __device__ __forceinline__ void gemv_stream(const __nv_bfloat16* __restrict__ x,
   }
 }
 
+// The tensor-core GEMV for up to 8 rows of X (module doc, "Tensor cores"): mma.sync m16n8k16
+// with A = 16 rows of W by 16 of K and B = 16 of K by the 8 rows of X (X's rows are the MMA's n
+// columns, missing ones zero), D = 16 output columns by 8 rows in f32. A block takes groups of 16
+// rows of W (g = blockIdx.x, + gridDim.x, …); warp w of its 16 takes the 128-element K chunks
+// w, w + 16, … of each group (4 KB of W a chunk, two chunks in flight in registers, the first two
+// before griddepcontrol.wait; 16 warps a group so that the few groups of a 2048-row W still keep
+// every chunk in flight), and the warps' sums meet in shared memory in warp order (runs are
+// bit-identical). Lane (g, q) = (lane / 4, lane % 4) loads 16-byte pieces q, q + 4, q + 8, q + 12
+// of the chunk in rows g and g + 8: the K order inside a chunk is permuted, identically in A and B,
+// which leaves the sum exact. X is staged as bf16 with the prologue applied (RMSNorm: x·γ, the
+// rows' 1/rms applied to the sums; SiLU·up as the unfused kernel rounds it), in rows padded by 64
+// bytes (the fragment loads hit every bank once).
+__device__ __forceinline__ void mma_16816(float (&d)[4], unsigned a0, unsigned a1, unsigned a2, unsigned a3, unsigned b0,
+                                          unsigned b1) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  asm volatile(
+      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
+      "{%0, %1, %2, %3};"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+      : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+#endif
+}
+__device__ __forceinline__ unsigned pack_bf16x2(float lo, float hi) {
+  const __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
+  return *reinterpret_cast<const unsigned*>(&v);
+}
+
+// The tensor-core kernel's warps a block (the host's TENSOR_WARPS).
+#define MODELC_GEMV_TC_WARPS 16
+template <typename T, int PRO>
+__device__ __forceinline__ void gemv_tc(const __nv_bfloat16* __restrict__ x, int ldx, const __nv_bfloat16* __restrict__ w,
+                                         int ldw, T* d, int ldd, const T* c, int ldc,
+                                         const __nv_bfloat16* __restrict__ bias_bf16, const float* __restrict__ bias_f32,
+                                         float alpha, float beta, int m, int n, int k,
+                                         const __nv_bfloat16* __restrict__ up, const __nv_bfloat16* __restrict__ gam_bf16,
+                                         const float* __restrict__ gam_f32, float eps) {
+  constexpr int WARPS = MODELC_GEMV_TC_WARPS, NT = 32 * WARPS;
+  extern __shared__ __align__(16) uint4 xs_tc[];  // [8][nv + 4] 16-byte pieces of X rows
+  __shared__ float red[2][WARPS][128];            // the warps' sums of a group, double-buffered
+  __shared__ float sq_part[WARPS][8], inv[8];
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, g = lane >> 2, q = lane & 3;
+  const int nv = k >> 3, xrow = nv + 4;
+  const int chunks = (nv + 15) >> 4;                     // 128-element K chunks
+  const int per_group = warp < chunks ? (chunks - 1 - warp) / WARPS + 1 : 0;  // this warp's chunks a group
+  const int groups = (n + 15) >> 4;
+  const int my_groups = (int)blockIdx.x < groups ? (groups - 1 - (int)blockIdx.x) / (int)gridDim.x + 1 : 0;
+  const int units = my_groups * per_group;
+  // Unit u: chunk warp + 8·(u % per_group) of group blockIdx.x + (u / per_group)·gridDim.x; rows
+  // past n read row n - 1 (in bounds, never stored), pieces past K read zeros.
+  auto load_unit = [&](int u, uint4 (&buf)[8]) {
+    if (u < units) {
+      const int j = u / per_group, ch = warp + WARPS * (u - j * per_group);
+      const int row0 = (blockIdx.x + j * gridDim.x) * 16 + g;
+      const uint4* r0 = reinterpret_cast<const uint4*>(w + (long long)min(row0, n - 1) * ldw);
+      const uint4* r1 = reinterpret_cast<const uint4*>(w + (long long)min(row0 + 8, n - 1) * ldw);
+#pragma unroll
+      for (int p = 0; p < 4; ++p) {
+        const int v = ch * 16 + q + 4 * p;
+        buf[p] = v < nv ? __ldcs(r0 + v) : make_uint4(0u, 0u, 0u, 0u);
+        buf[4 + p] = v < nv ? __ldcs(r1 + v) : make_uint4(0u, 0u, 0u, 0u);
+      }
+    }
+  };
+  uint4 b0[8], b1[8];
+  // The weights are constant: the first two units stream before the wait.
+  load_unit(0, b0);
+  load_unit(1, b1);
+  dep_wait();
+  dep_launch();
+  // Stage X (zeros past row m), the prologue applied; RMSNorm: each row's Σx² meanwhile.
+  for (int r = 0; r < 8; ++r) {
+    float ss = 0.0f;
+    for (int v = tid; v < nv; v += NT) {
+      float xf[8], gm[8];
+      if (r < m) {
+        if (PRO == 1) load_gamma8(gam_bf16, gam_f32, v, gm);
+        load_x8<PRO>(x, up, (long long)r * ldx, v, gm, xf, ss);
+      } else {
+#pragma unroll
+        for (int e = 0; e < 8; ++e) xf[e] = 0.0f;
+      }
+      xs_tc[r * xrow + v] = make_uint4(pack_bf16x2(xf[0], xf[1]), pack_bf16x2(xf[2], xf[3]), pack_bf16x2(xf[4], xf[5]),
+                                    pack_bf16x2(xf[6], xf[7]));
+    }
+    if (PRO == 1) {
+#pragma unroll
+      for (int off = 16; off > 0; off >>= 1) ss += __shfl_xor_sync(0xffffffffu, ss, off);
+      if (lane == 0) sq_part[warp][r] = ss;
+    }
+  }
+  __syncthreads();
+  if (PRO == 1 && tid < 8) {
+    float sq = 0.0f;
+#pragma unroll
+    for (int p = 0; p < WARPS; ++p) sq += sq_part[p][tid];
+    inv[tid] = rsqrtf(sq / (float)k + eps);
+  }
+  // Unit u's 8 MMAs (K steps) into acc: step s takes words 2(s % 2), 2(s % 2) + 1 of piece s / 2.
+  auto mul = [&](int u, const uint4 (&buf)[8], float (&acc)[4]) {
+    const int j = u / per_group, ch = warp + WARPS * (u - j * per_group);
+    const uint4* xr = xs_tc + g * xrow + ch * 16 + q;
+#pragma unroll
+    for (int p = 0; p < 4; ++p) {
+      const uint4 xv = ch * 16 + q + 4 * p < nv ? xr[4 * p] : make_uint4(0u, 0u, 0u, 0u);
+      mma_16816(acc, buf[p].x, buf[4 + p].x, buf[p].y, buf[4 + p].y, xv.x, xv.y);
+      mma_16816(acc, buf[p].z, buf[4 + p].z, buf[p].w, buf[4 + p].w, xv.z, xv.w);
+    }
+  };
+  int u = 0;
+  for (int j = 0; j < my_groups; ++j) {
+    float acc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+    for (int i = 0; i < per_group; ++i, ++u) {
+      if ((u & 1) == 0) {
+        mul(u, b0, acc);
+        load_unit(u + 2, b0);
+      } else {
+        mul(u, b1, acc);
+        load_unit(u + 2, b1);
+      }
+    }
+    // D's element (column 16·group + row, X row n) at red[.][.][row·8 + n]: lane (g, q) holds
+    // rows g and g + 8, X rows 2q and 2q + 1.
+    float* mine = red[j & 1][warp];
+    mine[g * 8 + 2 * q] = acc[0];
+    mine[g * 8 + 2 * q + 1] = acc[1];
+    mine[(g + 8) * 8 + 2 * q] = acc[2];
+    mine[(g + 8) * 8 + 2 * q + 1] = acc[3];
+    __syncthreads();
+    if (tid < 128) {
+      const int row = tid >> 3, xi = tid & 7;
+      const long long col = (long long)(blockIdx.x + j * gridDim.x) * 16 + row;
+      if (xi < m && col < n) {
+        float sum = 0.0f;
+#pragma unroll
+        for (int p = 0; p < WARPS; ++p) sum += red[j & 1][p][tid];
+        store_out(d, ldd, c, ldc, bias_bf16, bias_f32, alpha, beta, xi, col, PRO == 1 ? sum * inv[xi] : sum);
+      }
+    }
+  }
+}
+
+// `vec` carries the tensor-core kernel's row count m.
+#define MODELC_GEMV_TC(T, NAME, PRO, SUFFIX)                                                                    \
+  extern "C" __global__ void __launch_bounds__(32 * MODELC_GEMV_TC_WARPS, 1) modelc_gemv_##NAME##_tc##SUFFIX(                          \
+      const __nv_bfloat16* x, int ldx, const __nv_bfloat16* w, int ldw, T* d, int ldd, const T* c, int ldc,       \
+      const __nv_bfloat16* bias_bf16, const float* bias_f32, float alpha, float beta, int n, int k, int vec,      \
+      const __nv_bfloat16* up, const __nv_bfloat16* gam_bf16, const float* gam_f32, float eps) {                 \
+    gemv_tc<T, PRO>(x, ldx, w, ldw, d, ldd, c, ldc, bias_bf16, bias_f32, alpha, beta, vec, n, k, up, gam_bf16,        \
+                    gam_f32, eps);                                                                               \
+  }
+#define MODELC_GEMV_TC_T(PRO, SUFFIX) MODELC_GEMV_TC(__nv_bfloat16, bf16, PRO, SUFFIX) MODELC_GEMV_TC(float, f32, PRO, SUFFIX)
+MODELC_GEMV_TC_T(0, ) MODELC_GEMV_TC_T(1, _rms) MODELC_GEMV_TC_T(2, _silu)
+
 #define MODELC_GEMV_STREAM(T, NAME, M, PRO, SUFFIX)                                                             \
   extern "C" __global__ void __launch_bounds__(256, 2) modelc_gemv_##NAME##_m##M##SUFFIX(                        \
       const __nv_bfloat16* x, int ldx, const __nv_bfloat16* w, int ldw, T* d, int ldd, const T* c, int ldc,       \
@@ -480,6 +644,8 @@ enum Variant {
     Narrow,
     /// The streamed kernel (module doc), with a prologue.
     Streamed(Pro),
+    /// The tensor-core kernel (module doc), with a prologue: one entry for every row count.
+    Tensor(Pro),
 }
 
 const VARIANTS: [Variant; 4] = [
@@ -499,6 +665,17 @@ const STREAM_MAX_K: usize = 4096;
 const STREAM_BLOCKS_PER_SM: usize = 2;
 /// Set to `1`: every GEMV takes the non-streamed kernels (for comparison; read once).
 pub const NO_GEMV_STREAM_ENV: &str = "MODELC_NO_GEMV_STREAM";
+/// Set to `1`: GEMVs of 3 to 8 rows take the column-set kernels, not the tensor-core one, and
+/// callers asking [`gemv_tensor_takes`] hear no (read once).
+pub const NO_GEMV_TENSOR_ENV: &str = "MODELC_NO_GEMV_TENSOR";
+/// The tensor-core kernel runs for K up to this (X staged in shared memory: 66 KB at 4096, beside
+/// 16 KB of sums) and from this many rows (fewer take the streamed kernel).
+const TENSOR_MAX_K: usize = 4096;
+const TENSOR_MIN_ROWS: usize = 3;
+/// The tensor-core kernel's warps a block (the source's `MODELC_GEMV_TC_WARPS`) and blocks per
+/// SM (its launch bounds hold one).
+const TENSOR_WARPS: u32 = 16;
+const TENSOR_BLOCKS_PER_SM: usize = 1;
 
 impl Variant {
     fn suffix(self) -> String {
@@ -506,6 +683,7 @@ impl Variant {
             Variant::ColumnSets(p) => p.suffix().to_string(),
             Variant::Narrow => "_narrow".into(),
             Variant::Streamed(p) => format!("{}_stream", p.suffix()),
+            Variant::Tensor(p) => format!("_tc{}", p.suffix()),
         }
     }
 
@@ -533,7 +711,10 @@ fn entry(out: GemmOut, m: usize, variant: Variant) -> String {
         GemmOut::Bf16 => "bf16",
         GemmOut::F32 => "f32",
     };
-    format!("modelc_gemv_{t}_m{m}{}", variant.suffix())
+    match variant {
+        Variant::Tensor(_) => format!("modelc_gemv_{t}{}", variant.suffix()),
+        _ => format!("modelc_gemv_{t}_m{m}{}", variant.suffix()),
+    }
 }
 
 /// The streamed variants of a row count (none past [`STREAM_MAX_ROWS`]).
@@ -546,14 +727,16 @@ fn streamed_variants(m: usize) -> Vec<Variant> {
 
 /// Every entry of [`SOURCE`].
 fn entries() -> Vec<String> {
-    (1..=GEMV_MAX_ROWS)
-        .flat_map(|m| {
-            VARIANTS
-                .into_iter()
-                .chain(streamed_variants(m))
-                .flat_map(move |v| [entry(GemmOut::Bf16, m, v), entry(GemmOut::F32, m, v)])
-        })
-        .collect()
+    let per_rows = (1..=GEMV_MAX_ROWS).flat_map(|m| {
+        VARIANTS
+            .into_iter()
+            .chain(streamed_variants(m))
+            .flat_map(move |v| [entry(GemmOut::Bf16, m, v), entry(GemmOut::F32, m, v)])
+    });
+    let tensor = Pro::ALL
+        .into_iter()
+        .flat_map(|p| [GemmOut::Bf16, GemmOut::F32].map(|out| entry(out, 1, Variant::Tensor(p))));
+    per_rows.chain(tensor).collect()
 }
 
 /// Compiles (or fetches from `cache`) and loads the GEMV kernels, once per [`Gpu`].
@@ -697,7 +880,13 @@ pub unsafe fn gemv_ex(
         && up.is_multiple_of(16)
         && gam_bf16.is_multiple_of(16)
         && gam_f32.is_multiple_of(16);
-    let (variant, dims) = if vec && stream_takes(&shape) {
+    let (variant, dims) = if vec && tensor_takes(gpu, &shape) {
+        // Groups of 16 rows of W; X's rows staged as 16-byte pieces in rows of K/8 + 4.
+        let blocks = (TENSOR_BLOCKS_PER_SM * gpu.sm_count() as usize).min(shape.n.div_ceil(16));
+        let smem = u32::try_from(8 * (shape.k / 8 + 4) * 16).unwrap_or(u32::MAX);
+        let dims = LaunchDims::new((u32_of(blocks, &shape)?, 1, 1), (32 * TENSOR_WARPS, 1, 1), smem);
+        (Variant::Tensor(pro), dims)
+    } else if vec && stream_takes(&shape) {
         // One warp a row at most: no block without rows.
         let blocks = (STREAM_BLOCKS_PER_SM * gpu.sm_count() as usize).min(shape.n.div_ceil(8));
         let x_bytes = u32::try_from(shape.m * shape.k * 4).unwrap_or(u32::MAX);
@@ -728,7 +917,11 @@ pub unsafe fn gemv_ex(
         KernelArg::F32(beta),
         KernelArg::I32(int(shape.n, "n")?),
         KernelArg::I32(int(shape.k, "k")?),
-        KernelArg::I32(i32::from(vec)),
+        // The tensor-core kernel takes m there (one entry for every row count).
+        KernelArg::I32(match variant {
+            Variant::Tensor(_) => int(shape.m, "m")?,
+            _ => i32::from(vec),
+        }),
         KernelArg::Ptr(up),
         KernelArg::Ptr(gam_bf16),
         KernelArg::Ptr(gam_f32),
@@ -745,10 +938,45 @@ fn u32_of(grid: usize, shape: &GemmShape) -> Result<u32, CudaError> {
     })
 }
 
+/// Whether the environment variable `name` is `1`.
+fn env_is_one(name: &str) -> bool {
+    std::env::var_os(name).is_some_and(|v| v == "1")
+}
+
 /// [`NO_GEMV_STREAM_ENV`] is `1` (read once: GEMVs are launched per GEMM step).
 fn stream_off() -> bool {
     static OFF: OnceLock<bool> = OnceLock::new();
-    *OFF.get_or_init(|| std::env::var_os(NO_GEMV_STREAM_ENV).is_some_and(|v| v == "1"))
+    *OFF.get_or_init(|| env_is_one(NO_GEMV_STREAM_ENV))
+}
+
+/// [`NO_GEMV_TENSOR_ENV`] is `1` (read once).
+fn tensor_off() -> bool {
+    static OFF: OnceLock<bool> = OnceLock::new();
+    *OFF.get_or_init(|| env_is_one(NO_GEMV_TENSOR_ENV))
+}
+
+/// Whether the tensor-core kernel takes a GEMV (its 16-byte path assumed): 3 to 8 rows, K up to
+/// [`TENSOR_MAX_K`], a GPU with bf16 `mma.sync` (sm_80 on), not turned off.
+fn tensor_takes(gpu: &Gpu, shape: &GemmShape) -> bool {
+    gpu.compute_capability().0 >= 8 && tensor_shape(shape) && !tensor_off()
+}
+
+/// The tensor-core kernel's shapes (any GPU): one batch of 3 to 8 rows, K a multiple of 8 up
+/// to [`TENSOR_MAX_K`].
+fn tensor_shape(shape: &GemmShape) -> bool {
+    gemv_supported(shape)
+        && shape.m >= TENSOR_MIN_ROWS
+        && shape.k.is_multiple_of(8)
+        && shape.k <= TENSOR_MAX_K
+        && shape.ldx.is_multiple_of(8)
+        && shape.ldw.is_multiple_of(8)
+}
+
+/// Whether [`gemv_ex`] runs this shape on `gpu` with the tensor-core kernel (operands 16-byte
+/// aligned), which streams W near the copy bandwidth at every row count up to 8, with a prologue
+/// fused or not: callers choosing between the GEMV and cuBLASLt for 3 to 8 rows ask this.
+pub fn gemv_tensor_takes(gpu: &Gpu, shape: &GemmShape) -> bool {
+    tensor_takes(gpu, shape)
 }
 
 /// Whether the streamed kernel takes a GEMV (its 16-byte path assumed): few rows, K between the
@@ -796,7 +1024,22 @@ mod tests {
     fn the_source_defines_every_entry() {
         let streamed: usize = (1..=GEMV_MAX_ROWS).map(|m| streamed_variants(m).len()).sum();
         assert_eq!(streamed, STREAM_MAX_ROWS * Pro::ALL.len());
-        assert_eq!(entries().len(), 2 * (GEMV_MAX_ROWS * VARIANTS.len() + streamed));
+        let tensor = Pro::ALL.len();
+        assert_eq!(
+            entries().len(),
+            2 * (GEMV_MAX_ROWS * VARIANTS.len() + streamed + tensor)
+        );
+        for p in Pro::ALL {
+            assert!(
+                SOURCE.contains(&format!("MODELC_GEMV_TC_T({}, {})", p as usize, p.suffix())),
+                "the tensor-core kernel with {p:?} is not instantiated"
+            );
+        }
+        assert_eq!(
+            entry(GemmOut::F32, 5, Variant::Tensor(Pro::Rms)),
+            "modelc_gemv_f32_tc_rms"
+        );
+        assert!(SOURCE.contains(&format!("#define MODELC_GEMV_TC_WARPS {TENSOR_WARPS}\n")));
         for m in 1..=GEMV_MAX_ROWS {
             assert!(SOURCE.contains(&format!("MODELC_GEMV_ALL({m})")), "m = {m}");
             assert_eq!(
@@ -827,6 +1070,25 @@ mod tests {
             entry(GemmOut::Bf16, 1, Variant::Streamed(Pro::Rms)),
             "modelc_gemv_bf16_m1_rms_stream"
         );
+    }
+
+    /// The tensor-core kernel's shapes: 3 to 8 rows, K a multiple of 8 up to 4096, 16-byte row
+    /// strides (the decode shapes of batches 3 to 8).
+    #[test]
+    fn the_tensor_core_kernel_takes_three_to_eight_rows() {
+        for m in 1..=GEMV_MAX_ROWS {
+            assert_eq!(tensor_shape(&GemmShape::linear(m, 8192, 2048)), m >= 3, "m = {m}");
+        }
+        assert!(tensor_shape(&GemmShape::linear(8, 32000, 4096)));
+        assert!(tensor_shape(&GemmShape::linear(5, 37, 200)));
+        assert!(!tensor_shape(&GemmShape::linear(9, 2048, 2048)));
+        assert!(!tensor_shape(&GemmShape::linear(4, 2048, 4104)));
+        assert!(!tensor_shape(&GemmShape::linear(4, 2048, 1001)));
+        let odd_stride = GemmShape {
+            ldx: 2051,
+            ..GemmShape::linear(4, 2048, 2048)
+        };
+        assert!(!tensor_shape(&odd_stride));
     }
 
     /// The streamed kernel takes the decode shapes of few rows and K past the narrow kernels'.
