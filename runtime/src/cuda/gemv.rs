@@ -436,8 +436,8 @@ __device__ __forceinline__ void gemv_stream(const __nv_bfloat16* __restrict__ x,
 // before griddepcontrol.wait; 16 warps a group so that the few groups of a 2048-row W still keep
 // every chunk in flight), and the warps' sums meet in shared memory in warp order (runs are
 // bit-identical). Lane (g, q) = (lane / 4, lane % 4) loads 16-byte pieces q, q + 4, q + 8, q + 12
-// of the chunk in rows g and g + 8: the K order inside a chunk is permuted, identically in A and B,
-// which leaves the sum exact. X is staged as bf16 with the prologue applied (RMSNorm: x·γ, the
+// of the chunk in rows g and g + 8: the K order inside a chunk is permuted, identically in A and B
+// (only the order of the sum's terms changes). X is staged as bf16 with the prologue applied (RMSNorm: x·γ, the
 // rows' 1/rms applied to the sums; SiLU·up as the unfused kernel rounds it), in rows padded by 64
 // bytes (the fragment loads hit every bank once).
 __device__ __forceinline__ void mma_16816(float (&d)[4], unsigned a0, unsigned a1, unsigned a2, unsigned a3, unsigned b0,
@@ -467,7 +467,8 @@ __device__ __forceinline__ void gemv_tc(const __nv_bfloat16* __restrict__ x, int
   constexpr int WARPS = MODELC_GEMV_TC_WARPS, NT = 32 * WARPS;
   extern __shared__ __align__(16) uint4 xs_tc[];  // [8][nv + 4] 16-byte pieces of X rows
   __shared__ float red[2][WARPS][128];            // the warps' sums of a group, double-buffered
-  __shared__ float sq_part[WARPS][8], inv[8];
+  static_assert(WARPS == 16, "two warps a row of X when staging it");
+  __shared__ float sq_part[WARPS], inv[8];
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, g = lane >> 2, q = lane & 3;
   const int nv = k >> 3, xrow = nv + 4;
   const int chunks = (nv + 15) >> 4;                     // 128-element K chunks
@@ -497,10 +498,15 @@ __device__ __forceinline__ void gemv_tc(const __nv_bfloat16* __restrict__ x, int
   load_unit(1, b1);
   dep_wait();
   dep_launch();
-  // Stage X (zeros past row m), the prologue applied; RMSNorm: each row's Σx² meanwhile.
-  for (int r = 0; r < 8; ++r) {
+  // Stage X (zeros past row m), the prologue applied: the PER_ROW threads of warps 2r, 2r + 1
+  // take row r's pieces t, t + PER_ROW, … (unrolled, so a thread's loads are in flight together
+  // rather than a row after another); RMSNorm: a row's Σx² is its two warps' sums.
+  constexpr int PER_ROW = NT / 8;
+  {
+    const int r = tid / PER_ROW;
     float ss = 0.0f;
-    for (int v = tid; v < nv; v += NT) {
+#pragma unroll 4
+    for (int v = tid % PER_ROW; v < nv; v += PER_ROW) {
       float xf[8], gm[8];
       if (r < m) {
         if (PRO == 1) load_gamma8(gam_bf16, gam_f32, v, gm);
@@ -510,21 +516,16 @@ __device__ __forceinline__ void gemv_tc(const __nv_bfloat16* __restrict__ x, int
         for (int e = 0; e < 8; ++e) xf[e] = 0.0f;
       }
       xs_tc[r * xrow + v] = make_uint4(pack_bf16x2(xf[0], xf[1]), pack_bf16x2(xf[2], xf[3]), pack_bf16x2(xf[4], xf[5]),
-                                    pack_bf16x2(xf[6], xf[7]));
+                                       pack_bf16x2(xf[6], xf[7]));
     }
     if (PRO == 1) {
 #pragma unroll
       for (int off = 16; off > 0; off >>= 1) ss += __shfl_xor_sync(0xffffffffu, ss, off);
-      if (lane == 0) sq_part[warp][r] = ss;
+      if (lane == 0) sq_part[warp] = ss;
     }
   }
   __syncthreads();
-  if (PRO == 1 && tid < 8) {
-    float sq = 0.0f;
-#pragma unroll
-    for (int p = 0; p < WARPS; ++p) sq += sq_part[p][tid];
-    inv[tid] = rsqrtf(sq / (float)k + eps);
-  }
+  if (PRO == 1 && tid < 8) inv[tid] = rsqrtf((sq_part[2 * tid] + sq_part[2 * tid + 1]) / (float)k + eps);
   // Unit u's 8 MMAs (K steps) into acc: step s takes words 2(s % 2), 2(s % 2) + 1 of piece s / 2.
   auto mul = [&](int u, const uint4 (&buf)[8], float (&acc)[4]) {
     const int j = u / per_group, ch = warp + WARPS * (u - j * per_group);
