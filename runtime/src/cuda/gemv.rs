@@ -437,9 +437,9 @@ __device__ __forceinline__ void gemv_stream(const __nv_bfloat16* __restrict__ x,
 // every chunk in flight), and the warps' sums meet in shared memory in warp order (runs are
 // bit-identical). Lane (g, q) = (lane / 4, lane % 4) loads 16-byte pieces q, q + 4, q + 8, q + 12
 // of the chunk in rows g and g + 8: the K order inside a chunk is permuted, identically in A and B
-// (only the order of the sum's terms changes). X is staged as bf16 with the prologue applied (RMSNorm: x·γ, the
-// rows' 1/rms applied to the sums; SiLU·up as the unfused kernel rounds it), in rows padded by 64
-// bytes (the fragment loads hit every bank once).
+// (only the order of the sum's terms changes). X is staged as bf16 with the prologue applied
+// (RMSNorm: x·γ, the rows' 1/rms applied to the sums; SiLU·up as the unfused kernel rounds it),
+// in rows padded by 64 bytes (the fragment loads hit every bank once).
 __device__ __forceinline__ void mma_16816(float (&d)[4], unsigned a0, unsigned a1, unsigned a2, unsigned a3, unsigned b0,
                                           unsigned b1) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
