@@ -7,7 +7,8 @@ every key). Run it on the device machine in the same call as the modelc benchmar
 Also times the FLASH_ATTENTION, EFFICIENT_ATTENTION and CUDNN_ATTENTION backends on their own.
 """
 import torch, torch.nn.functional as F
-from torch.nn.attention import sdpa_kernel, SDPBackend
+from torch.nn.attention import SDPBackend
+from sdpa_timing import backend_name, time_sdpa
 print("torch", torch.__version__, torch.cuda.get_device_name())
 B, HQ, HKV, S, D = 8, 32, 8, 4096, 128
 def run(backend=None):
@@ -16,22 +17,9 @@ def run(backend=None):
     k = torch.randn(B, HKV, S, D, device="cuda", dtype=torch.bfloat16, generator=g)
     v = torch.randn(B, HKV, S, D, device="cuda", dtype=torch.bfloat16, generator=g)
     f = lambda: F.scaled_dot_product_attention(q, k, v, enable_gqa=True)
-    ctx = sdpa_kernel([backend]) if backend is not None else torch.autograd.grad_mode.no_grad()
-    with ctx, torch.no_grad():
-        for _ in range(10): f()
-        torch.cuda.synchronize()
-        s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        ts = []
-        for _ in range(20):
-            s.record(); f(); e.record(); e.synchronize(); ts.append(s.elapsed_time(e))
-        ts.sort()
-        s.record()
-        for _ in range(100): f()
-        e.record(); e.synchronize()
-        mean = s.elapsed_time(e) / 100
+    median, mean = time_sdpa(f, backend, warmup=10, singles=20, batch=100)
     kv_bytes = 2.0 * B * HKV * S * D * 2
-    name = "default" if backend is None else str(backend).split(".")[-1]
-    print(f"| SDPA {name} | B8 past4096 H32 G8 Dh128 decode | mean of 100 {mean:.4f} ms, median single {ts[10]:.4f} ms | {kv_bytes / mean / 1e9:.2f} TB/s KV |")
+    print(f"| SDPA {backend_name(backend)} | B8 past4096 H32 G8 Dh128 decode | mean of 100 {mean:.4f} ms, median single {median:.4f} ms | {kv_bytes / mean / 1e9:.2f} TB/s KV |")
 run()
 for b in (SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.CUDNN_ATTENTION):
     try:

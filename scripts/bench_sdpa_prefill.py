@@ -8,29 +8,17 @@ Also times the FLASH_ATTENTION and CUDNN_ATTENTION backends on their own.
 """
 import torch, torch.nn.functional as F
 print("torch", torch.__version__, torch.cuda.get_device_name())
-from torch.nn.attention import sdpa_kernel, SDPBackend
+from torch.nn.attention import SDPBackend
+from sdpa_timing import backend_name, time_sdpa
 def run(T, backend=None):
     g = torch.Generator(device="cuda").manual_seed(0)
     q = torch.randn(1, 32, T, 128, device="cuda", dtype=torch.bfloat16, generator=g)
     k = torch.randn(1, 8, T, 128, device="cuda", dtype=torch.bfloat16, generator=g)
     v = torch.randn(1, 8, T, 128, device="cuda", dtype=torch.bfloat16, generator=g)
     f = lambda: F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=True)
-    ctx = sdpa_kernel([backend]) if backend is not None else torch.autograd.grad_mode.no_grad()
-    with ctx, torch.no_grad():
-        for _ in range(3): f()
-        torch.cuda.synchronize()
-        s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        ts = []
-        for _ in range(20):
-            s.record(); f(); e.record(); e.synchronize(); ts.append(s.elapsed_time(e))
-        ts.sort()
-        s.record()
-        for _ in range(20): f()
-        e.record(); e.synchronize()
-        batch = s.elapsed_time(e) / 20
+    median, batch = time_sdpa(f, backend, warmup=3, singles=20, batch=20)
     flops = 2.0 * 32 * T * T * 128
-    name = "default" if backend is None else str(backend).split(".")[-1]
-    print(f"| SDPA {name} | B1 T{T} H32 G8 Dh128 causal | median {ts[10]:.3f} ms, batch mean {batch:.3f} ms | {flops / batch / 1e9:.1f} TFLOP/s |")
+    print(f"| SDPA {backend_name(backend)} | B1 T{T} H32 G8 Dh128 causal | median {median:.3f} ms, batch mean {batch:.3f} ms | {flops / batch / 1e9:.1f} TFLOP/s |")
 for T in (4096, 8192):
     run(T)
     for b in (SDPBackend.FLASH_ATTENTION, SDPBackend.CUDNN_ATTENTION):
