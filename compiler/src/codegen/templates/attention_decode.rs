@@ -137,6 +137,36 @@ pub fn attention_decode_pick_splits(p: &AttentionParams, batch: usize, past: usi
     fill.min(keys.div_ceil(attention_decode_min_keys(p))).max(1)
 }
 
+/// The end of the grouped decode kernels (CUDA-core and tensor-core): the block's warps merge
+/// their (max, sum, output) records of each query row, and the split's partial record is written.
+/// `m`, `l` and `o` are the forms' expressions of warp `w`'s max, sum and output of row `r`
+/// (channel `d`).
+fn warp_merge_tail(m: &str, l: &str, o: &str) -> String {
+    format!(
+        r#"    for (int idx = tid; idx < R * DH; idx += blockDim.x) {{
+        const int r = idx / DH, d = idx % DH;
+        float M = -INFINITY;
+#pragma unroll
+        for (int w = 0; w < NW; ++w) M = fmaxf(M, {m});
+        float acc = 0.0f, L = 0.0f;
+#pragma unroll
+        for (int w = 0; w < NW; ++w)
+            if ({m} != -INFINITY) {{
+                const float c = exp2f({m} - M);
+                acc += {o} * c;
+                L += {l} * c;
+            }}
+        float* dst = partial + ((b * H + g * R + r) * (long)n_splits + split) * (DH + 2);
+        dst[2 + d] = acc;
+        if (d == 0) {{
+            dst[0] = M == -INFINITY ? M : M * 0.6931471805599453f;
+            dst[1] = L;
+        }}
+    }}
+"#
+    )
+}
+
 /// The grouped decode: one block per (split, KV head, sequence) serving the head's R query
 /// heads, so every cached key and value is read once; cached keys and values stream through
 /// shared memory in tiles, [`ATTN_DECODE_STAGES`] deep (`cp.async`), and `Dh/8` lanes hold one
@@ -331,27 +361,7 @@ extern "C" __global__ void __launch_bounds__({threads}) attn_decode_{HASH}(
             for (int i = 0; i < 8; ++i) red_o[warp][r][d0 + i] = o[r][i];
     }}
     __syncthreads();
-    for (int idx = tid; idx < R * DH; idx += blockDim.x) {{
-        const int r = idx / DH, d = idx % DH;
-        float M = -INFINITY;
-#pragma unroll
-        for (int w = 0; w < NW; ++w) M = fmaxf(M, red_m[w][r]);
-        float acc = 0.0f, L = 0.0f;
-#pragma unroll
-        for (int w = 0; w < NW; ++w)
-            if (red_m[w][r] != -INFINITY) {{
-                const float c = exp2f(red_m[w][r] - M);
-                acc += red_o[w][r][d] * c;
-                L += red_l[w][r] * c;
-            }}
-        float* dst = partial + ((b * H + g * R + r) * (long)n_splits + split) * (DH + 2);
-        dst[2 + d] = acc;
-        if (d == 0) {{
-            dst[0] = M == -INFINITY ? M : M * 0.6931471805599453f;
-            dst[1] = L;
-        }}
-    }}
-}}
+{warp_merge}}}
 {combine}"#,
         h = p.heads,
         g = p.kv_heads,
@@ -362,6 +372,7 @@ extern "C" __global__ void __launch_bounds__({threads}) attn_decode_{HASH}(
         nw = ATTN_THREADS / 32,
         stages = ATTN_DECODE_STAGES,
         consts = tensor_core_constants(p),
+        warp_merge = warp_merge_tail("red_m[w][r]", "red_l[w][r]", "red_o[w][r][d]"),
     );
     finish(
         &[&format!("attn_decode_{HASH}"), &format!("attn_decode_combine_{HASH}")],
@@ -582,27 +593,7 @@ extern "C" __global__ void __launch_bounds__({threads}, {min_blocks}) attn_decod
         }}
     }}
     __syncthreads();
-    for (int idx = tid; idx < R * DH; idx += blockDim.x) {{
-        const int r = idx / DH, d = idx % DH;
-        float M = -INFINITY;
-#pragma unroll
-        for (int w = 0; w < NW; ++w) M = fmaxf(M, red_m[w * R + r]);
-        float acc = 0.0f, L = 0.0f;
-#pragma unroll
-        for (int w = 0; w < NW; ++w)
-            if (red_m[w * R + r] != -INFINITY) {{
-                const float c = exp2f(red_m[w * R + r] - M);
-                acc += red_o[(w * R + r) * DH + d] * c;
-                L += red_l[w * R + r] * c;
-            }}
-        float* dst = partial + ((b * H + g * R + r) * (long)n_splits + split) * (DH + 2);
-        dst[2 + d] = acc;
-        if (d == 0) {{
-            dst[0] = M == -INFINITY ? M : M * 0.6931471805599453f;
-            dst[1] = L;
-        }}
-    }}
-}}
+{warp_merge}}}
 {combine}"#,
         h = p.heads,
         g = p.kv_heads,
@@ -614,6 +605,7 @@ extern "C" __global__ void __launch_bounds__({threads}, {min_blocks}) attn_decod
         bt = ATTN_DECODE_MMA_KEYS,
         stages = stages,
         min_blocks = min_blocks,
+        warp_merge = warp_merge_tail("red_m[w * R + r]", "red_l[w * R + r]", "red_o[(w * R + r) * DH + d]"),
         consts = tensor_core_constants(p),
         PDL = crate::codegen::kernel::PDL_DEFINITION,
     );
