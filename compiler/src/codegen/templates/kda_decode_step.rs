@@ -167,6 +167,32 @@ __device__ __forceinline__ float chunk_dot(const Chunk (&w)[N], const float* xs,
 #endif
 "#;
 
+/// The delta-rule step on one lane's state rows `d = 4·i + lane_row` of value column `col`,
+/// as both forms emit it: decay the rows, `kv = Σ s·k` over the column's lanes (`sum`), the
+/// update `u`, `s += k·u`, and the column's output `ov = Σ s·q · qscale`.
+fn recurrence(lane_row: &str, col: &str, sum: &str) -> String {
+    format!(
+        r#"        float kv = 0.0f;
+#pragma unroll
+        for (int i = 0; i < KPL; ++i) {{
+            const int d = 4 * i + {lane_row};
+            s[i] *= decay[d];
+            kv = fmaf(s[i], ks[d], kv);
+        }}
+        kv = {sum}(kv);
+        const float u = column ? beta * (vs[{col}] - kv * kscale) * kscale : 0.0f;
+        float oj = 0.0f;
+#pragma unroll
+        for (int i = 0; i < KPL; ++i) {{
+            const int d = 4 * i + {lane_row};
+            s[i] = fmaf(ks[d], u, s[i]);
+            oj = fmaf(s[i], qs[d], oj);
+        }}
+        const float ov = {sum}(oj) * qscale;
+"#
+    )
+}
+
 /// Emits `kda_decode_step_<hash>`.
 ///
 /// Kernel arguments, in order:
@@ -308,24 +334,7 @@ extern "C" __global__ void __launch_bounds__({nt}) kda_decode_step_{HASH}(
         __syncthreads(); /* decay, zs */
 
         /* The recurrence on this lane's rows of column j. */
-        float kv = 0.0f;
-#pragma unroll
-        for (int i = 0; i < KPL; ++i) {{
-            const int d = 4 * i + qd;
-            s[i] *= decay[d];
-            kv = fmaf(s[i], ks[d], kv);
-        }}
-        kv = quad_sum(kv);
-        const float u = column ? beta * (vs[j] - kv * kscale) * kscale : 0.0f;
-        float oj = 0.0f;
-#pragma unroll
-        for (int i = 0; i < KPL; ++i) {{
-            const int d = 4 * i + qd;
-            s[i] = fmaf(ks[d], u, s[i]);
-            oj = fmaf(s[i], qs[d], oj);
-        }}
-        const float ov = quad_sum(oj) * qscale;
-        /* Gated RMSNorm over the head: lane qd = 0 of each column adds its square. */
+{recurrence}        /* Gated RMSNorm over the head: lane qd = 0 of each column adds its square. */
         const float ss = warp_sum(qd == 0 && column ? ov * ov : 0.0f);
         if (lane == 0) red[2][warp] = ss;
         __syncthreads(); /* red[2] */
@@ -372,6 +381,7 @@ extern "C" __global__ void __launch_bounds__({nt}) kda_decode_step_{HASH}(
         cg = chunk(p.gate_rank).0,
         conv_act = if p.conv_silu { "silu_f(acc)" } else { "acc" },
         conv_name = if p.conv_silu { "SiLU" } else { "no activation" },
+        recurrence = recurrence("qd", "j", "quad_sum"),
     );
     Ok(finish(&[&format!("kda_decode_step_{HASH}")], body))
 }
@@ -621,24 +631,7 @@ extern "C" __global__ void __cluster_dims__({cl}, 1, 1) __launch_bounds__({nt}) 
 
         /* The recurrence on this lane's rows of column jc; the column's four lanes are lanes
          * jc%8 + 8m of the warp. */
-        float kv = 0.0f;
-#pragma unroll
-        for (int i = 0; i < KPL; ++i) {{
-            const int d = 4 * i + rl;
-            s[i] *= decay[d];
-            kv = fmaf(s[i], ks[d], kv);
-        }}
-        kv = column_sum(kv);
-        const float u = column ? beta * (vs[jc] - kv * kscale) * kscale : 0.0f;
-        float oj = 0.0f;
-#pragma unroll
-        for (int i = 0; i < KPL; ++i) {{
-            const int d = 4 * i + rl;
-            s[i] = fmaf(ks[d], u, s[i]);
-            oj = fmaf(s[i], qs[d], oj);
-        }}
-        const float ov = column_sum(oj) * qscale;
-        /* Gated RMSNorm over the head: row lane 0 of each column adds its square; the CTAs'
+{recurrence}        /* Gated RMSNorm over the head: row lane 0 of each column adds its square; the CTAs'
          * partial sums go to every CTA. */
         const float ss = warp_sum(rl == 0 && column ? ov * ov : 0.0f);
         if (lane == 0) cluster_put<CL>(&part[2][rank * NWARP + warp], ss);
@@ -691,6 +684,7 @@ extern "C" __global__ void __cluster_dims__({cl}, 1, 1) __launch_bounds__({nt}) 
         cg = chunk(p.gate_rank).0,
         conv_act = if p.conv_silu { "silu_f(acc)" } else { "acc" },
         conv_name = if p.conv_silu { "SiLU" } else { "no activation" },
+        recurrence = recurrence("rl", "jc", "column_sum"),
     );
     Ok(finish(&[&format!("kda_decode_step_cluster_{HASH}")], body))
 }
