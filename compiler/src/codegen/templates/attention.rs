@@ -946,6 +946,32 @@ pub fn attention_prefill_wgmma_variant_launch(
     )
 }
 
+/// The end of every `wgmma` prefill form: a consumer thread's row sums over its quad, and its
+/// two rows of O normalised and stored (pairs of channels where `out` and its stride allow).
+const WGMMA_EPILOGUE: &str = r#"    l0 += __shfl_xor_sync(0xffffffffu, l0, 1);
+    l0 += __shfl_xor_sync(0xffffffffu, l0, 2);
+    l1 += __shfl_xor_sync(0xffffffffu, l1, 1);
+    l1 += __shfl_xor_sync(0xffffffffu, l1, 2);
+    const float inv0 = 1.0f / l0, inv1 = 1.0f / l1;
+    const int t0 = qt0 + row0, t1 = t0 + 8;
+    const bool out_pairs = ((reinterpret_cast<unsigned long long>(out) | 2ull * (unsigned long long)out_stride) & 3) == 0;
+#pragma unroll
+    for (int i = 0; i < 16; ++i) {
+        const int d = i * 8 + fc;
+        bf16* o0 = out + (b * T + t0) * out_stride + h * DH + d;
+        bf16* o1 = out + (b * T + t1) * out_stride + h * DH + d;
+        const __nv_bfloat162 v0 = __floats2bfloat162_rn(o[4 * i] * inv0, o[4 * i + 1] * inv0);
+        const __nv_bfloat162 v1 = __floats2bfloat162_rn(o[4 * i + 2] * inv1, o[4 * i + 3] * inv1);
+        if (out_pairs) {
+            if (t0 < T) *reinterpret_cast<__nv_bfloat162*>(o0) = v0;
+            if (t1 < T) *reinterpret_cast<__nv_bfloat162*>(o1) = v1;
+        } else {
+            if (t0 < T) { o0[0] = v0.x; o0[1] = v0.y; }
+            if (t1 < T) { o1[0] = v1.x; o1[1] = v1.y; }
+        }
+    }
+"#;
+
 /// `{%a, %a+1, ..., %a+n-1}` for an inline-asm operand list.
 fn asm_regs(first: usize, n: usize) -> String {
     let regs: Vec<String> = (first..first + n).map(|i| format!("%{i}")).collect();
@@ -1568,30 +1594,9 @@ __device__ __forceinline__ void mbar_wait(unsigned long long* bar, unsigned pari
     }}
 #pragma unroll
     for (int i = 0; i < 64; ++i) reg_fence(o[i]);
-    l0 += __shfl_xor_sync(0xffffffffu, l0, 1);
-    l0 += __shfl_xor_sync(0xffffffffu, l0, 2);
-    l1 += __shfl_xor_sync(0xffffffffu, l1, 1);
-    l1 += __shfl_xor_sync(0xffffffffu, l1, 2);
-    const float inv0 = 1.0f / l0, inv1 = 1.0f / l1;
-    const int t0 = qt0 + row0, t1 = t0 + 8;
-    const bool out_pairs = ((reinterpret_cast<unsigned long long>(out) | 2ull * (unsigned long long)out_stride) & 3) == 0;
-#pragma unroll
-    for (int i = 0; i < 16; ++i) {{
-        const int d = i * 8 + fc;
-        bf16* o0 = out + (b * T + t0) * out_stride + h * DH + d;
-        bf16* o1 = out + (b * T + t1) * out_stride + h * DH + d;
-        const __nv_bfloat162 v0 = __floats2bfloat162_rn(o[4 * i] * inv0, o[4 * i + 1] * inv0);
-        const __nv_bfloat162 v1 = __floats2bfloat162_rn(o[4 * i + 2] * inv1, o[4 * i + 3] * inv1);
-        if (out_pairs) {{
-            if (t0 < T) *reinterpret_cast<__nv_bfloat162*>(o0) = v0;
-            if (t1 < T) *reinterpret_cast<__nv_bfloat162*>(o1) = v1;
-        }} else {{
-            if (t0 < T) {{ o0[0] = v0.x; o0[1] = v0.y; }}
-            if (t1 < T) {{ o1[0] = v1.x; o1[1] = v1.y; }}
-        }}
-    }}
-}}
+{epilogue}}}
 "#,
+        epilogue = WGMMA_EPILOGUE,
         h = p.heads,
         g = p.kv_heads,
         dh = p.head_dim,
@@ -2106,30 +2111,9 @@ extern "C" __global__ void __launch_bounds__({threads}, 1) attn_prefill_wgmma_{H
     float m0 = -INFINITY, m1 = -INFINITY, l0 = 0.0f, l1 = 0.0f;
 
 {main_loop}    cp_async_wait<0>();
-    l0 += __shfl_xor_sync(0xffffffffu, l0, 1);
-    l0 += __shfl_xor_sync(0xffffffffu, l0, 2);
-    l1 += __shfl_xor_sync(0xffffffffu, l1, 1);
-    l1 += __shfl_xor_sync(0xffffffffu, l1, 2);
-    const float inv0 = 1.0f / l0, inv1 = 1.0f / l1;
-    const int t0 = qt0 + row0, t1 = t0 + 8;
-    const bool out_pairs = ((reinterpret_cast<unsigned long long>(out) | 2ull * (unsigned long long)out_stride) & 3) == 0;
-#pragma unroll
-    for (int i = 0; i < 16; ++i) {{
-        const int d = i * 8 + fc;
-        bf16* o0 = out + (b * T + t0) * out_stride + h * DH + d;
-        bf16* o1 = out + (b * T + t1) * out_stride + h * DH + d;
-        const __nv_bfloat162 v0 = __floats2bfloat162_rn(o[4 * i] * inv0, o[4 * i + 1] * inv0);
-        const __nv_bfloat162 v1 = __floats2bfloat162_rn(o[4 * i + 2] * inv1, o[4 * i + 3] * inv1);
-        if (out_pairs) {{
-            if (t0 < T) *reinterpret_cast<__nv_bfloat162*>(o0) = v0;
-            if (t1 < T) *reinterpret_cast<__nv_bfloat162*>(o1) = v1;
-        }} else {{
-            if (t0 < T) {{ o0[0] = v0.x; o0[1] = v0.y; }}
-            if (t1 < T) {{ o1[0] = v1.x; o1[1] = v1.y; }}
-        }}
-    }}
-}}
+{epilogue}}}
 "#,
+        epilogue = WGMMA_EPILOGUE,
         h = p.heads,
         g = p.kv_heads,
         dh = p.head_dim,
