@@ -167,6 +167,20 @@ __device__ __forceinline__ float chunk_dot(const Chunk (&w)[N], const float* xs,
 #endif
 "#;
 
+/// Both forms' conv set-up for the thread's conv channel `cidx` (−1: none): its taps, bias and
+/// the state's window, all loaded before the wait (nothing in this step writes them).
+const CONV_LOAD: &str = r#"    float cw[K], win[K];
+    float cbias = 0.0f;
+    float* cst = cidx >= 0 ? conv_state + (b * C + cidx) * (K - 1) : nullptr;
+    if (cidx >= 0) {
+#pragma unroll
+        for (int i = 0; i < K; ++i) cw[i] = bf2f(conv_w[(long)cidx * K + i]);
+#pragma unroll
+        for (int i = 0; i < K - 1; ++i) win[i] = cst[i];
+        if (CONV_BIAS) cbias = bf2f(conv_b[cidx]);
+    }
+"#;
+
 /// The delta-rule step on one lane's state rows `d = 4·i + lane_row` of value column `col`,
 /// as both forms emit it: decay the rows, `kv = Σ s·k` over the column's lanes (`sum`), the
 /// update `u`, `s += k·u`, and the column's output `ov = Σ s·q · qscale`.
@@ -264,17 +278,7 @@ extern "C" __global__ void __launch_bounds__({nt}) kda_decode_step_{HASH}(
     const int cidx = tid < DK ? Q0 + h * DK + tid
                    : tid < 2 * DK ? K0 + h * DK + (tid - DK)
                    : tid < 2 * DK + DV ? V0 + h * DV + (tid - 2 * DK) : -1;
-    float cw[K], win[K];
-    float cbias = 0.0f;
-    float* cst = cidx >= 0 ? conv_state + (b * C + cidx) * (K - 1) : nullptr;
-    if (cidx >= 0) {{
-#pragma unroll
-        for (int i = 0; i < K; ++i) cw[i] = bf2f(conv_w[(long)cidx * K + i]);
-#pragma unroll
-        for (int i = 0; i < K - 1; ++i) win[i] = cst[i];
-        if (CONV_BIAS) cbias = bf2f(conv_b[cidx]);
-    }}
-
+{conv_load}
     /* This lane's part of f_b's row for key channel j, in registers (the decay is on the
      * critical path); its part of g_b's row for value column j only goes to L2 (the gate is
      * needed last, and registers are full: 128 at 512 threads). */
@@ -382,6 +386,7 @@ extern "C" __global__ void __launch_bounds__({nt}) kda_decode_step_{HASH}(
         conv_act = if p.conv_silu { "silu_f(acc)" } else { "acc" },
         conv_name = if p.conv_silu { "SiLU" } else { "no activation" },
         recurrence = recurrence("qd", "j", "quad_sum"),
+        conv_load = CONV_LOAD,
     );
     Ok(finish(&[&format!("kda_decode_step_{HASH}")], body))
 }
@@ -561,17 +566,7 @@ extern "C" __global__ void __cluster_dims__({cl}, 1, 1) __launch_bounds__({nt}) 
     const int cidx = tid < KC ? Q0 + h * DK + d0 + tid
                    : tid < 2 * KC ? K0 + h * DK + d0 + (tid - KC)
                    : tid < 2 * KC + VC ? V0 + h * DV + j0 + (tid - 2 * KC) : -1;
-    float cw[K], win[K];
-    float cbias = 0.0f;
-    float* cst = cidx >= 0 ? conv_state + (b * C + cidx) * (K - 1) : nullptr;
-    if (cidx >= 0) {{
-#pragma unroll
-        for (int i = 0; i < K; ++i) cw[i] = bf2f(conv_w[(long)cidx * K + i]);
-#pragma unroll
-        for (int i = 0; i < K - 1; ++i) win[i] = cst[i];
-        if (CONV_BIAS) cbias = bf2f(conv_b[cidx]);
-    }}
-
+{conv_load}
     /* This lane's part of the f_b row of key channel d0 + lr and of the g_b row of value
      * column j0 + lr, in registers. */
     ChunkF fbw[NF];
@@ -685,6 +680,7 @@ extern "C" __global__ void __cluster_dims__({cl}, 1, 1) __launch_bounds__({nt}) 
         conv_act = if p.conv_silu { "silu_f(acc)" } else { "acc" },
         conv_name = if p.conv_silu { "SiLU" } else { "no activation" },
         recurrence = recurrence("rl", "jc", "column_sum"),
+        conv_load = CONV_LOAD,
     );
     Ok(finish(&[&format!("kda_decode_step_cluster_{HASH}")], body))
 }
