@@ -1343,9 +1343,9 @@ extern "C" __global__ void __launch_bounds__(256) sigmoid_decay_gate_9b511badf4d
     }
 }
 
-// ===== kernels/delta_rule_cp_prep_c25172f3.cu =====
+// ===== kernels/delta_rule_cp_prep_b8b763e9.cu =====
 /*
- * modelc mixer core: delta_rule_cp_prep_c25172f3, delta_rule_cp_scan_c25172f3, delta_rule_cp_out_c25172f3, delta_rule_cp_scan_w32_c25172f3 (template).
+ * modelc mixer core: delta_rule_cp_prep_b8b763e9, delta_rule_cp_scan_b8b763e9, delta_rule_cp_out_b8b763e9, delta_rule_cp_scan_w32_b8b763e9 (template).
  * Fuses, in order:
  *   l2_norm(eps=1e-6, group=32)
  *   scale(0.17677669529663687)
@@ -1357,10 +1357,10 @@ extern "C" __global__ void __launch_bounds__(256) sigmoid_decay_gate_9b511badf4d
  * FLOPs:         25216*batch*tokens
  */
 /*
- * delta_rule_cp_{prep,scan,out}_c25172f3: gated delta rule, chunked (WY representation / UT
+ * delta_rule_cp_{prep,scan,out}_b8b763e9: gated delta rule, chunked (WY representation / UT
  *   transform), chunk-parallel on tensor cores (mma.sync m16n8k16 bf16 -> f32, ldmatrix,
  *   cp.async; sm_80+): three launches in order, fla's chunk_kda split.
- *   Hk = 1, Hv = 2, Dk = 32, Dv = 32, gate = scalar per head (GDN), qk l2norm = true, scale = 1.7677669e-1f, chunk C = 64, scan block SBV = 16 (or 32: delta_rule_cp_scan_w32_c25172f3).
+ *   Hk = 1, Hv = 2, Dk = 32, Dv = 32, gate = scalar per head (GDN), qk l2norm = true, scale = 1.7677669e-1f, chunk C = 64, scan block SBV = 16 (or 32: delta_rule_cp_scan_w32_b8b763e9).
  *   Gated RMSNorm epilogue: o <- o * rsqrt(mean_head(o^2) + 1e-5f) * norm_w * silu_f(gate)
  *   Per chunk, with G the in-chunk cumsum of g: A_qk[t,s] = sum_d q_td k_sd e^(G_td - G_sd)
  *   (s <= t), L[t,s] = beta_t sum_d k_td k_sd e^(G_td - G_sd) (s < t), W = (I + L)^-1
@@ -1507,6 +1507,48 @@ __device__ __forceinline__ void dtc_stage(E* dst, int ld, const E* src, long str
         }
     }
 }
+/* (I + L)^-1 of the C x C (C = 64) strictly lower triangular L (f32, rows of FP) into Af's lower
+ * triangle: the 16x16 diagonal blocks by forward substitution (a thread a column), then the blocks
+ * below by distance, Ai_ij = -Ai_ii sum_(j <= m < i) L_im Ai_mj (Tf: scratch). L must be visible
+ * to the block; ends with a barrier. */
+template <int C, int FP, int NT>
+__device__ __forceinline__ void dtc_ut_inverse(const float* Lf, float* Af, float* Tf, int tid) {
+    static_assert(C == 64, "four 16x16 diagonal blocks");
+    if (tid < C) {
+        const int i = tid >> 4, cc = tid & 15;
+        float x[16];
+#pragma unroll
+        for (int a = 0; a < 16; ++a) {
+            float acc = a == cc ? 1.0f : 0.0f;
+#pragma unroll
+            for (int s = 0; s < a; ++s) acc = fmaf(-Lf[(16 * i + a) * FP + 16 * i + s], x[s], acc);
+            x[a] = a < cc ? 0.0f : acc;
+            Af[(16 * i + a) * FP + 16 * i + cc] = x[a];
+        }
+    }
+    __syncthreads();
+#pragma unroll 1
+    for (int dist = 1; dist < 4; ++dist) {
+        for (int e = tid; e < (4 - dist) * 256; e += NT) {
+            const int i = dist + (e >> 8), jb = i - dist, a = (e >> 4) & 15, cc = e & 15;
+            float acc = 0.0f;
+            for (int m = jb; m < i; ++m)
+#pragma unroll
+                for (int x = 0; x < 16; ++x)
+                    acc = fmaf(Lf[(16 * i + a) * FP + 16 * m + x], Af[(16 * m + x) * FP + 16 * jb + cc], acc);
+            Tf[(16 * i + a) * FP + 16 * jb + cc] = acc;
+        }
+        __syncthreads();
+        for (int e = tid; e < (4 - dist) * 256; e += NT) {
+            const int i = dist + (e >> 8), jb = i - dist, a = (e >> 4) & 15, cc = e & 15;
+            float acc = 0.0f;
+            for (int x = 0; x <= a; ++x)
+                acc = fmaf(Af[(16 * i + a) * FP + 16 * i + x], Tf[(16 * i + x) * FP + 16 * jb + cc], acc);
+            Af[(16 * i + a) * FP + 16 * jb + cc] = -acc;
+        }
+        __syncthreads();
+    }
+}
 #endif
 
 #ifndef MODELC_DELTA_CP_WS
@@ -1540,7 +1582,7 @@ __device__ __forceinline__ DcpWs dcp_ws(float* base, long n) {
 #endif
 
 /*
- * delta_rule_cp_prep_c25172f3: pass 1 of 3, one block per (chunk, value head, batch), no state.
+ * delta_rule_cp_prep_b8b763e9: pass 1 of 3, one block per (chunk, value head, batch), no state.
  *   Fuses the q/k l2 norm and scale, the in-chunk cumsum of g (log2 units), the decayed q and k
  *   rows, A_qk and L (16-row block i against Kc_i, reference r = 16 i, fla's chunk_kda; a
  *   diagonal block whose decay span may pass 2^63 is summed exactly instead), the UT solve
@@ -1550,7 +1592,7 @@ __device__ __forceinline__ DcpWs dcp_ws(float* base, long n) {
  * Grid (NC, Hv, B), block 256 threads = 4 row tiles x 2 column groups of warps,
  *   dynamic smem = the prep part of delta_rule_cp_smem().
  */
-extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_c25172f3(
+extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_b8b763e9(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -1877,41 +1919,8 @@ extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_c25172f3
         const int t = e / (C / 8), s = (e % (C / 8)) * 8;
         *reinterpret_cast<uint4*>(ws.aq + ci * C * C + t * C + s) = *reinterpret_cast<const uint4*>(&AQ[t * AP + s]);
     }
-    /* 4. (I + L)^-1 in f32: 16x16 diagonal blocks by forward substitution, then by distance */
-    if (tid < C) {
-        const int i = tid >> 4, cc = tid & 15;
-        float x[16];
-#pragma unroll
-        for (int a = 0; a < 16; ++a) {
-            float acc = a == cc ? 1.0f : 0.0f;
-#pragma unroll
-            for (int s = 0; s < a; ++s) acc = fmaf(-Lf[(16 * i + a) * FP + 16 * i + s], x[s], acc);
-            x[a] = a < cc ? 0.0f : acc;
-            Af[(16 * i + a) * FP + 16 * i + cc] = x[a];
-        }
-    }
-    __syncthreads();
-#pragma unroll 1
-    for (int dist = 1; dist < 4; ++dist) {
-        for (int e = tid; e < (4 - dist) * 256; e += NT) {
-            const int i = dist + (e >> 8), jb = i - dist, a = (e >> 4) & 15, cc = e & 15;
-            float acc = 0.0f;
-            for (int m = jb; m < i; ++m)
-#pragma unroll
-                for (int x = 0; x < 16; ++x)
-                    acc = fmaf(Lf[(16 * i + a) * FP + 16 * m + x], Af[(16 * m + x) * FP + 16 * jb + cc], acc);
-            Tf[(16 * i + a) * FP + 16 * jb + cc] = acc;
-        }
-        __syncthreads();
-        for (int e = tid; e < (4 - dist) * 256; e += NT) {
-            const int i = dist + (e >> 8), jb = i - dist, a = (e >> 4) & 15, cc = e & 15;
-            float acc = 0.0f;
-            for (int x = 0; x <= a; ++x)
-                acc = fmaf(Af[(16 * i + a) * FP + 16 * i + x], Tf[(16 * i + x) * FP + 16 * jb + cc], acc);
-            Af[(16 * i + a) * FP + 16 * jb + cc] = -acc;
-        }
-        __syncthreads();
-    }
+    /* 4. (I + L)^-1 in f32 (dtc_ut_inverse). */
+    dtc_ut_inverse<C, FP, NT>(Lf, Af, Tf, tid);
     /* beta folded into the columns: W = (Ab) (k e^G), U = (Ab) v */
     for (int e = tid; e < C * C; e += NT) {
         const int t = e / C, s = e % C;
@@ -1976,7 +1985,7 @@ extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_c25172f3
 }
 
 /*
- * delta_rule_cp_scan_c25172f3: pass 2 of 3, the state scan over the chunks of a sequence.
+ * delta_rule_cp_scan_b8b763e9: pass 2 of 3, the state scan over the chunks of a sequence.
  *   One block per (SBV value columns, value head, batch) (an entry per width, below); the state [DK][SBV] stays in f32 mma
  *   accumulators (warp w: row tiles w, w + 8, ..), a bf16 copy in shared memory feeds the
  *   products; v_new's row tile w & 3, columns half w >> 2. Per chunk: store h (bf16) to the workspace, v_new = U - W h, store v_new,
@@ -1986,7 +1995,7 @@ extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_c25172f3
  *   delta_rule_cp_smem().
  */
 template <int SBV> /* value columns per block */
-__device__ __forceinline__ void delta_rule_cp_scan_body_c25172f3(
+__device__ __forceinline__ void delta_rule_cp_scan_body_b8b763e9(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -2189,7 +2198,7 @@ __device__ __forceinline__ void delta_rule_cp_scan_body_c25172f3(
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_c25172f3(
+extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_b8b763e9(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -2199,9 +2208,9 @@ extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_c25172f3(
     const bf16* __restrict__ gate, int gate_stride, const float* __restrict__ norm_w,
     float* __restrict__ ws_raw)
 {
-    delta_rule_cp_scan_body_c25172f3<16>(q, q_stride, k, k_stride, v, v_stride, g, beta, state_in, state_out, o, o_stride, T, gate, gate_stride, norm_w, ws_raw);
+    delta_rule_cp_scan_body_b8b763e9<16>(q, q_stride, k, k_stride, v, v_stride, g, beta, state_in, state_out, o, o_stride, T, gate, gate_stride, norm_w, ws_raw);
 }
-extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_w32_c25172f3(
+extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_w32_b8b763e9(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -2211,17 +2220,17 @@ extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_w32_c25172f
     const bf16* __restrict__ gate, int gate_stride, const float* __restrict__ norm_w,
     float* __restrict__ ws_raw)
 {
-    delta_rule_cp_scan_body_c25172f3<32>(q, q_stride, k, k_stride, v, v_stride, g, beta, state_in, state_out, o, o_stride, T, gate, gate_stride, norm_w, ws_raw);
+    delta_rule_cp_scan_body_b8b763e9<32>(q, q_stride, k, k_stride, v, v_stride, g, beta, state_in, state_out, o, o_stride, T, gate, gate_stride, norm_w, ws_raw);
 }
 
 /*
- * delta_rule_cp_out_c25172f3: pass 3 of 3, one block per (chunk, value head, batch).
+ * delta_rule_cp_out_b8b763e9: pass 3 of 3, one block per (chunk, value head, batch).
  *   o = (q e^G) h + A_qk v_new over the chunk's full rows (all DV columns), then the store
  *   through the gated RMSNorm (the block owns full rows).
  * Grid (NC, Hv, B), block 256 threads = 4 row tiles x 2 column groups of warps (DV / 2
  *   columns each), dynamic smem = the output part of delta_rule_cp_smem().
  */
-extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_out_c25172f3(
+extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_out_b8b763e9(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -2443,9 +2452,9 @@ extern "C" __global__ void __launch_bounds__(256) decay_gate_sigmoid_e762b53fe97
     }
 }
 
-// ===== kernels/delta_rule_cp_prep_7ec91ed3.cu =====
+// ===== kernels/delta_rule_cp_prep_9d09f786.cu =====
 /*
- * modelc mixer core: delta_rule_cp_prep_7ec91ed3, delta_rule_cp_scan_7ec91ed3, delta_rule_cp_out_7ec91ed3, delta_rule_cp_scan_w32_7ec91ed3 (template).
+ * modelc mixer core: delta_rule_cp_prep_9d09f786, delta_rule_cp_scan_9d09f786, delta_rule_cp_out_9d09f786, delta_rule_cp_scan_w32_9d09f786 (template).
  * Fuses, in order:
  *   l2_norm(eps=1e-6, group=32)
  *   scale(0.17677669529663687)
@@ -2457,10 +2466,10 @@ extern "C" __global__ void __launch_bounds__(256) decay_gate_sigmoid_e762b53fe97
  * FLOPs:         25216*batch*tokens
  */
 /*
- * delta_rule_cp_{prep,scan,out}_7ec91ed3: gated delta rule, chunked (WY representation / UT
+ * delta_rule_cp_{prep,scan,out}_9d09f786: gated delta rule, chunked (WY representation / UT
  *   transform), chunk-parallel on tensor cores (mma.sync m16n8k16 bf16 -> f32, ldmatrix,
  *   cp.async; sm_80+): three launches in order, fla's chunk_kda split.
- *   Hk = 2, Hv = 2, Dk = 32, Dv = 32, gate = per key channel (KDA), qk l2norm = true, scale = 1.7677669e-1f, chunk C = 64, scan block SBV = 16 (or 32: delta_rule_cp_scan_w32_7ec91ed3).
+ *   Hk = 2, Hv = 2, Dk = 32, Dv = 32, gate = per key channel (KDA), qk l2norm = true, scale = 1.7677669e-1f, chunk C = 64, scan block SBV = 16 (or 32: delta_rule_cp_scan_w32_9d09f786).
  *   Gated RMSNorm epilogue: o <- o * rsqrt(mean_head(o^2) + 1e-5f) * norm_w * silu_f(gate)
  *   Per chunk, with G the in-chunk cumsum of g: A_qk[t,s] = sum_d q_td k_sd e^(G_td - G_sd)
  *   (s <= t), L[t,s] = beta_t sum_d k_td k_sd e^(G_td - G_sd) (s < t), W = (I + L)^-1
@@ -2607,6 +2616,48 @@ __device__ __forceinline__ void dtc_stage(E* dst, int ld, const E* src, long str
         }
     }
 }
+/* (I + L)^-1 of the C x C (C = 64) strictly lower triangular L (f32, rows of FP) into Af's lower
+ * triangle: the 16x16 diagonal blocks by forward substitution (a thread a column), then the blocks
+ * below by distance, Ai_ij = -Ai_ii sum_(j <= m < i) L_im Ai_mj (Tf: scratch). L must be visible
+ * to the block; ends with a barrier. */
+template <int C, int FP, int NT>
+__device__ __forceinline__ void dtc_ut_inverse(const float* Lf, float* Af, float* Tf, int tid) {
+    static_assert(C == 64, "four 16x16 diagonal blocks");
+    if (tid < C) {
+        const int i = tid >> 4, cc = tid & 15;
+        float x[16];
+#pragma unroll
+        for (int a = 0; a < 16; ++a) {
+            float acc = a == cc ? 1.0f : 0.0f;
+#pragma unroll
+            for (int s = 0; s < a; ++s) acc = fmaf(-Lf[(16 * i + a) * FP + 16 * i + s], x[s], acc);
+            x[a] = a < cc ? 0.0f : acc;
+            Af[(16 * i + a) * FP + 16 * i + cc] = x[a];
+        }
+    }
+    __syncthreads();
+#pragma unroll 1
+    for (int dist = 1; dist < 4; ++dist) {
+        for (int e = tid; e < (4 - dist) * 256; e += NT) {
+            const int i = dist + (e >> 8), jb = i - dist, a = (e >> 4) & 15, cc = e & 15;
+            float acc = 0.0f;
+            for (int m = jb; m < i; ++m)
+#pragma unroll
+                for (int x = 0; x < 16; ++x)
+                    acc = fmaf(Lf[(16 * i + a) * FP + 16 * m + x], Af[(16 * m + x) * FP + 16 * jb + cc], acc);
+            Tf[(16 * i + a) * FP + 16 * jb + cc] = acc;
+        }
+        __syncthreads();
+        for (int e = tid; e < (4 - dist) * 256; e += NT) {
+            const int i = dist + (e >> 8), jb = i - dist, a = (e >> 4) & 15, cc = e & 15;
+            float acc = 0.0f;
+            for (int x = 0; x <= a; ++x)
+                acc = fmaf(Af[(16 * i + a) * FP + 16 * i + x], Tf[(16 * i + x) * FP + 16 * jb + cc], acc);
+            Af[(16 * i + a) * FP + 16 * jb + cc] = -acc;
+        }
+        __syncthreads();
+    }
+}
 #endif
 
 #ifndef MODELC_DELTA_CP_WS
@@ -2640,7 +2691,7 @@ __device__ __forceinline__ DcpWs dcp_ws(float* base, long n) {
 #endif
 
 /*
- * delta_rule_cp_prep_7ec91ed3: pass 1 of 3, one block per (chunk, value head, batch), no state.
+ * delta_rule_cp_prep_9d09f786: pass 1 of 3, one block per (chunk, value head, batch), no state.
  *   Fuses the q/k l2 norm and scale, the in-chunk cumsum of g (log2 units), the decayed q and k
  *   rows, A_qk and L (16-row block i against Kc_i, reference r = 16 i, fla's chunk_kda; a
  *   diagonal block whose decay span may pass 2^63 is summed exactly instead), the UT solve
@@ -2650,7 +2701,7 @@ __device__ __forceinline__ DcpWs dcp_ws(float* base, long n) {
  * Grid (NC, Hv, B), block 256 threads = 4 row tiles x 2 column groups of warps,
  *   dynamic smem = the prep part of delta_rule_cp_smem().
  */
-extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_7ec91ed3(
+extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_9d09f786(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -2977,41 +3028,8 @@ extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_7ec91ed3
         const int t = e / (C / 8), s = (e % (C / 8)) * 8;
         *reinterpret_cast<uint4*>(ws.aq + ci * C * C + t * C + s) = *reinterpret_cast<const uint4*>(&AQ[t * AP + s]);
     }
-    /* 4. (I + L)^-1 in f32: 16x16 diagonal blocks by forward substitution, then by distance */
-    if (tid < C) {
-        const int i = tid >> 4, cc = tid & 15;
-        float x[16];
-#pragma unroll
-        for (int a = 0; a < 16; ++a) {
-            float acc = a == cc ? 1.0f : 0.0f;
-#pragma unroll
-            for (int s = 0; s < a; ++s) acc = fmaf(-Lf[(16 * i + a) * FP + 16 * i + s], x[s], acc);
-            x[a] = a < cc ? 0.0f : acc;
-            Af[(16 * i + a) * FP + 16 * i + cc] = x[a];
-        }
-    }
-    __syncthreads();
-#pragma unroll 1
-    for (int dist = 1; dist < 4; ++dist) {
-        for (int e = tid; e < (4 - dist) * 256; e += NT) {
-            const int i = dist + (e >> 8), jb = i - dist, a = (e >> 4) & 15, cc = e & 15;
-            float acc = 0.0f;
-            for (int m = jb; m < i; ++m)
-#pragma unroll
-                for (int x = 0; x < 16; ++x)
-                    acc = fmaf(Lf[(16 * i + a) * FP + 16 * m + x], Af[(16 * m + x) * FP + 16 * jb + cc], acc);
-            Tf[(16 * i + a) * FP + 16 * jb + cc] = acc;
-        }
-        __syncthreads();
-        for (int e = tid; e < (4 - dist) * 256; e += NT) {
-            const int i = dist + (e >> 8), jb = i - dist, a = (e >> 4) & 15, cc = e & 15;
-            float acc = 0.0f;
-            for (int x = 0; x <= a; ++x)
-                acc = fmaf(Af[(16 * i + a) * FP + 16 * i + x], Tf[(16 * i + x) * FP + 16 * jb + cc], acc);
-            Af[(16 * i + a) * FP + 16 * jb + cc] = -acc;
-        }
-        __syncthreads();
-    }
+    /* 4. (I + L)^-1 in f32 (dtc_ut_inverse). */
+    dtc_ut_inverse<C, FP, NT>(Lf, Af, Tf, tid);
     /* beta folded into the columns: W = (Ab) (k e^G), U = (Ab) v */
     for (int e = tid; e < C * C; e += NT) {
         const int t = e / C, s = e % C;
@@ -3076,7 +3094,7 @@ extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_7ec91ed3
 }
 
 /*
- * delta_rule_cp_scan_7ec91ed3: pass 2 of 3, the state scan over the chunks of a sequence.
+ * delta_rule_cp_scan_9d09f786: pass 2 of 3, the state scan over the chunks of a sequence.
  *   One block per (SBV value columns, value head, batch) (an entry per width, below); the state [DK][SBV] stays in f32 mma
  *   accumulators (warp w: row tiles w, w + 8, ..), a bf16 copy in shared memory feeds the
  *   products; v_new's row tile w & 3, columns half w >> 2. Per chunk: store h (bf16) to the workspace, v_new = U - W h, store v_new,
@@ -3086,7 +3104,7 @@ extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_7ec91ed3
  *   delta_rule_cp_smem().
  */
 template <int SBV> /* value columns per block */
-__device__ __forceinline__ void delta_rule_cp_scan_body_7ec91ed3(
+__device__ __forceinline__ void delta_rule_cp_scan_body_9d09f786(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -3289,7 +3307,7 @@ __device__ __forceinline__ void delta_rule_cp_scan_body_7ec91ed3(
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_7ec91ed3(
+extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_9d09f786(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -3299,9 +3317,9 @@ extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_7ec91ed3(
     const bf16* __restrict__ gate, int gate_stride, const float* __restrict__ norm_w,
     float* __restrict__ ws_raw)
 {
-    delta_rule_cp_scan_body_7ec91ed3<16>(q, q_stride, k, k_stride, v, v_stride, g, beta, state_in, state_out, o, o_stride, T, gate, gate_stride, norm_w, ws_raw);
+    delta_rule_cp_scan_body_9d09f786<16>(q, q_stride, k, k_stride, v, v_stride, g, beta, state_in, state_out, o, o_stride, T, gate, gate_stride, norm_w, ws_raw);
 }
-extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_w32_7ec91ed3(
+extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_w32_9d09f786(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -3311,17 +3329,17 @@ extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_w32_7ec91ed
     const bf16* __restrict__ gate, int gate_stride, const float* __restrict__ norm_w,
     float* __restrict__ ws_raw)
 {
-    delta_rule_cp_scan_body_7ec91ed3<32>(q, q_stride, k, k_stride, v, v_stride, g, beta, state_in, state_out, o, o_stride, T, gate, gate_stride, norm_w, ws_raw);
+    delta_rule_cp_scan_body_9d09f786<32>(q, q_stride, k, k_stride, v, v_stride, g, beta, state_in, state_out, o, o_stride, T, gate, gate_stride, norm_w, ws_raw);
 }
 
 /*
- * delta_rule_cp_out_7ec91ed3: pass 3 of 3, one block per (chunk, value head, batch).
+ * delta_rule_cp_out_9d09f786: pass 3 of 3, one block per (chunk, value head, batch).
  *   o = (q e^G) h + A_qk v_new over the chunk's full rows (all DV columns), then the store
  *   through the gated RMSNorm (the block owns full rows).
  * Grid (NC, Hv, B), block 256 threads = 4 row tiles x 2 column groups of warps (DV / 2
  *   columns each), dynamic smem = the output part of delta_rule_cp_smem().
  */
-extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_out_7ec91ed3(
+extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_out_9d09f786(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,

@@ -1475,9 +1475,9 @@ extern "C" __global__ void __launch_bounds__(128) conv1d_44a3c38d(
     }
 }
 
-// ===== kernels/delta_rule_cp_prep_19574ff0.cu =====
+// ===== kernels/delta_rule_cp_prep_a3e417bd.cu =====
 /*
- * modelc mixer core: delta_rule_cp_prep_19574ff0, delta_rule_cp_scan_19574ff0, delta_rule_cp_out_19574ff0, delta_rule_cp_scan_w32_19574ff0 (template).
+ * modelc mixer core: delta_rule_cp_prep_a3e417bd, delta_rule_cp_scan_a3e417bd, delta_rule_cp_out_a3e417bd, delta_rule_cp_scan_w32_a3e417bd (template).
  * Fuses, in order:
  *   l2_norm(eps=1e-6, group=32)
  *   scale(0.17677669529663687)
@@ -1489,10 +1489,10 @@ extern "C" __global__ void __launch_bounds__(128) conv1d_44a3c38d(
  * FLOPs:         25216*batch*tokens
  */
 /*
- * delta_rule_cp_{prep,scan,out}_19574ff0: gated delta rule, chunked (WY representation / UT
+ * delta_rule_cp_{prep,scan,out}_a3e417bd: gated delta rule, chunked (WY representation / UT
  *   transform), chunk-parallel on tensor cores (mma.sync m16n8k16 bf16 -> f32, ldmatrix,
  *   cp.async; sm_80+): three launches in order, fla's chunk_kda split.
- *   Hk = 2, Hv = 2, Dk = 32, Dv = 32, gate = per key channel (KDA), qk l2norm = true, scale = 1.7677669e-1f, chunk C = 64, scan block SBV = 16 (or 32: delta_rule_cp_scan_w32_19574ff0).
+ *   Hk = 2, Hv = 2, Dk = 32, Dv = 32, gate = per key channel (KDA), qk l2norm = true, scale = 1.7677669e-1f, chunk C = 64, scan block SBV = 16 (or 32: delta_rule_cp_scan_w32_a3e417bd).
  *   Gated RMSNorm epilogue: o <- o * rsqrt(mean_head(o^2) + 1e-6f) * norm_w * (1.0f / (1.0f + expf(-gate)))
  *   Per chunk, with G the in-chunk cumsum of g: A_qk[t,s] = sum_d q_td k_sd e^(G_td - G_sd)
  *   (s <= t), L[t,s] = beta_t sum_d k_td k_sd e^(G_td - G_sd) (s < t), W = (I + L)^-1
@@ -1639,6 +1639,48 @@ __device__ __forceinline__ void dtc_stage(E* dst, int ld, const E* src, long str
         }
     }
 }
+/* (I + L)^-1 of the C x C (C = 64) strictly lower triangular L (f32, rows of FP) into Af's lower
+ * triangle: the 16x16 diagonal blocks by forward substitution (a thread a column), then the blocks
+ * below by distance, Ai_ij = -Ai_ii sum_(j <= m < i) L_im Ai_mj (Tf: scratch). L must be visible
+ * to the block; ends with a barrier. */
+template <int C, int FP, int NT>
+__device__ __forceinline__ void dtc_ut_inverse(const float* Lf, float* Af, float* Tf, int tid) {
+    static_assert(C == 64, "four 16x16 diagonal blocks");
+    if (tid < C) {
+        const int i = tid >> 4, cc = tid & 15;
+        float x[16];
+#pragma unroll
+        for (int a = 0; a < 16; ++a) {
+            float acc = a == cc ? 1.0f : 0.0f;
+#pragma unroll
+            for (int s = 0; s < a; ++s) acc = fmaf(-Lf[(16 * i + a) * FP + 16 * i + s], x[s], acc);
+            x[a] = a < cc ? 0.0f : acc;
+            Af[(16 * i + a) * FP + 16 * i + cc] = x[a];
+        }
+    }
+    __syncthreads();
+#pragma unroll 1
+    for (int dist = 1; dist < 4; ++dist) {
+        for (int e = tid; e < (4 - dist) * 256; e += NT) {
+            const int i = dist + (e >> 8), jb = i - dist, a = (e >> 4) & 15, cc = e & 15;
+            float acc = 0.0f;
+            for (int m = jb; m < i; ++m)
+#pragma unroll
+                for (int x = 0; x < 16; ++x)
+                    acc = fmaf(Lf[(16 * i + a) * FP + 16 * m + x], Af[(16 * m + x) * FP + 16 * jb + cc], acc);
+            Tf[(16 * i + a) * FP + 16 * jb + cc] = acc;
+        }
+        __syncthreads();
+        for (int e = tid; e < (4 - dist) * 256; e += NT) {
+            const int i = dist + (e >> 8), jb = i - dist, a = (e >> 4) & 15, cc = e & 15;
+            float acc = 0.0f;
+            for (int x = 0; x <= a; ++x)
+                acc = fmaf(Af[(16 * i + a) * FP + 16 * i + x], Tf[(16 * i + x) * FP + 16 * jb + cc], acc);
+            Af[(16 * i + a) * FP + 16 * jb + cc] = -acc;
+        }
+        __syncthreads();
+    }
+}
 #endif
 
 #ifndef MODELC_DELTA_CP_WS
@@ -1672,7 +1714,7 @@ __device__ __forceinline__ DcpWs dcp_ws(float* base, long n) {
 #endif
 
 /*
- * delta_rule_cp_prep_19574ff0: pass 1 of 3, one block per (chunk, value head, batch), no state.
+ * delta_rule_cp_prep_a3e417bd: pass 1 of 3, one block per (chunk, value head, batch), no state.
  *   Fuses the q/k l2 norm and scale, the in-chunk cumsum of g (log2 units), the decayed q and k
  *   rows, A_qk and L (16-row block i against Kc_i, reference r = 16 i, fla's chunk_kda; a
  *   diagonal block whose decay span may pass 2^63 is summed exactly instead), the UT solve
@@ -1682,7 +1724,7 @@ __device__ __forceinline__ DcpWs dcp_ws(float* base, long n) {
  * Grid (NC, Hv, B), block 256 threads = 4 row tiles x 2 column groups of warps,
  *   dynamic smem = the prep part of delta_rule_cp_smem().
  */
-extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_19574ff0(
+extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_a3e417bd(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -2009,41 +2051,8 @@ extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_19574ff0
         const int t = e / (C / 8), s = (e % (C / 8)) * 8;
         *reinterpret_cast<uint4*>(ws.aq + ci * C * C + t * C + s) = *reinterpret_cast<const uint4*>(&AQ[t * AP + s]);
     }
-    /* 4. (I + L)^-1 in f32: 16x16 diagonal blocks by forward substitution, then by distance */
-    if (tid < C) {
-        const int i = tid >> 4, cc = tid & 15;
-        float x[16];
-#pragma unroll
-        for (int a = 0; a < 16; ++a) {
-            float acc = a == cc ? 1.0f : 0.0f;
-#pragma unroll
-            for (int s = 0; s < a; ++s) acc = fmaf(-Lf[(16 * i + a) * FP + 16 * i + s], x[s], acc);
-            x[a] = a < cc ? 0.0f : acc;
-            Af[(16 * i + a) * FP + 16 * i + cc] = x[a];
-        }
-    }
-    __syncthreads();
-#pragma unroll 1
-    for (int dist = 1; dist < 4; ++dist) {
-        for (int e = tid; e < (4 - dist) * 256; e += NT) {
-            const int i = dist + (e >> 8), jb = i - dist, a = (e >> 4) & 15, cc = e & 15;
-            float acc = 0.0f;
-            for (int m = jb; m < i; ++m)
-#pragma unroll
-                for (int x = 0; x < 16; ++x)
-                    acc = fmaf(Lf[(16 * i + a) * FP + 16 * m + x], Af[(16 * m + x) * FP + 16 * jb + cc], acc);
-            Tf[(16 * i + a) * FP + 16 * jb + cc] = acc;
-        }
-        __syncthreads();
-        for (int e = tid; e < (4 - dist) * 256; e += NT) {
-            const int i = dist + (e >> 8), jb = i - dist, a = (e >> 4) & 15, cc = e & 15;
-            float acc = 0.0f;
-            for (int x = 0; x <= a; ++x)
-                acc = fmaf(Af[(16 * i + a) * FP + 16 * i + x], Tf[(16 * i + x) * FP + 16 * jb + cc], acc);
-            Af[(16 * i + a) * FP + 16 * jb + cc] = -acc;
-        }
-        __syncthreads();
-    }
+    /* 4. (I + L)^-1 in f32 (dtc_ut_inverse). */
+    dtc_ut_inverse<C, FP, NT>(Lf, Af, Tf, tid);
     /* beta folded into the columns: W = (Ab) (k e^G), U = (Ab) v */
     for (int e = tid; e < C * C; e += NT) {
         const int t = e / C, s = e % C;
@@ -2108,7 +2117,7 @@ extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_19574ff0
 }
 
 /*
- * delta_rule_cp_scan_19574ff0: pass 2 of 3, the state scan over the chunks of a sequence.
+ * delta_rule_cp_scan_a3e417bd: pass 2 of 3, the state scan over the chunks of a sequence.
  *   One block per (SBV value columns, value head, batch) (an entry per width, below); the state [DK][SBV] stays in f32 mma
  *   accumulators (warp w: row tiles w, w + 8, ..), a bf16 copy in shared memory feeds the
  *   products; v_new's row tile w & 3, columns half w >> 2. Per chunk: store h (bf16) to the workspace, v_new = U - W h, store v_new,
@@ -2118,7 +2127,7 @@ extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_19574ff0
  *   delta_rule_cp_smem().
  */
 template <int SBV> /* value columns per block */
-__device__ __forceinline__ void delta_rule_cp_scan_body_19574ff0(
+__device__ __forceinline__ void delta_rule_cp_scan_body_a3e417bd(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -2321,7 +2330,7 @@ __device__ __forceinline__ void delta_rule_cp_scan_body_19574ff0(
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_19574ff0(
+extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_a3e417bd(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -2331,9 +2340,9 @@ extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_19574ff0(
     const bf16* __restrict__ gate, int gate_stride, const float* __restrict__ norm_w,
     float* __restrict__ ws_raw)
 {
-    delta_rule_cp_scan_body_19574ff0<16>(q, q_stride, k, k_stride, v, v_stride, g, beta, state_in, state_out, o, o_stride, T, gate, gate_stride, norm_w, ws_raw);
+    delta_rule_cp_scan_body_a3e417bd<16>(q, q_stride, k, k_stride, v, v_stride, g, beta, state_in, state_out, o, o_stride, T, gate, gate_stride, norm_w, ws_raw);
 }
-extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_w32_19574ff0(
+extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_w32_a3e417bd(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -2343,17 +2352,17 @@ extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_w32_19574ff
     const bf16* __restrict__ gate, int gate_stride, const float* __restrict__ norm_w,
     float* __restrict__ ws_raw)
 {
-    delta_rule_cp_scan_body_19574ff0<32>(q, q_stride, k, k_stride, v, v_stride, g, beta, state_in, state_out, o, o_stride, T, gate, gate_stride, norm_w, ws_raw);
+    delta_rule_cp_scan_body_a3e417bd<32>(q, q_stride, k, k_stride, v, v_stride, g, beta, state_in, state_out, o, o_stride, T, gate, gate_stride, norm_w, ws_raw);
 }
 
 /*
- * delta_rule_cp_out_19574ff0: pass 3 of 3, one block per (chunk, value head, batch).
+ * delta_rule_cp_out_a3e417bd: pass 3 of 3, one block per (chunk, value head, batch).
  *   o = (q e^G) h + A_qk v_new over the chunk's full rows (all DV columns), then the store
  *   through the gated RMSNorm (the block owns full rows).
  * Grid (NC, Hv, B), block 256 threads = 4 row tiles x 2 column groups of warps (DV / 2
  *   columns each), dynamic smem = the output part of delta_rule_cp_smem().
  */
-extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_out_19574ff0(
+extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_out_a3e417bd(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,

@@ -315,41 +315,8 @@ extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_@HASH@(
         const int t = e / (C / 8), s = (e % (C / 8)) * 8;
         *reinterpret_cast<uint4*>(ws.aq + ci * C * C + t * C + s) = *reinterpret_cast<const uint4*>(&AQ[t * AP + s]);
     }
-    /* 4. (I + L)^-1 in f32: 16x16 diagonal blocks by forward substitution, then by distance */
-    if (tid < C) {
-        const int i = tid >> 4, cc = tid & 15;
-        float x[16];
-#pragma unroll
-        for (int a = 0; a < 16; ++a) {
-            float acc = a == cc ? 1.0f : 0.0f;
-#pragma unroll
-            for (int s = 0; s < a; ++s) acc = fmaf(-Lf[(16 * i + a) * FP + 16 * i + s], x[s], acc);
-            x[a] = a < cc ? 0.0f : acc;
-            Af[(16 * i + a) * FP + 16 * i + cc] = x[a];
-        }
-    }
-    __syncthreads();
-#pragma unroll 1
-    for (int dist = 1; dist < 4; ++dist) {
-        for (int e = tid; e < (4 - dist) * 256; e += NT) {
-            const int i = dist + (e >> 8), jb = i - dist, a = (e >> 4) & 15, cc = e & 15;
-            float acc = 0.0f;
-            for (int m = jb; m < i; ++m)
-#pragma unroll
-                for (int x = 0; x < 16; ++x)
-                    acc = fmaf(Lf[(16 * i + a) * FP + 16 * m + x], Af[(16 * m + x) * FP + 16 * jb + cc], acc);
-            Tf[(16 * i + a) * FP + 16 * jb + cc] = acc;
-        }
-        __syncthreads();
-        for (int e = tid; e < (4 - dist) * 256; e += NT) {
-            const int i = dist + (e >> 8), jb = i - dist, a = (e >> 4) & 15, cc = e & 15;
-            float acc = 0.0f;
-            for (int x = 0; x <= a; ++x)
-                acc = fmaf(Af[(16 * i + a) * FP + 16 * i + x], Tf[(16 * i + x) * FP + 16 * jb + cc], acc);
-            Af[(16 * i + a) * FP + 16 * jb + cc] = -acc;
-        }
-        __syncthreads();
-    }
+    /* 4. (I + L)^-1 in f32 (dtc_ut_inverse). */
+    dtc_ut_inverse<C, FP, NT>(Lf, Af, Tf, tid);
     /* beta folded into the columns: W = (Ab) (k e^G), U = (Ab) v */
     for (int e = tid; e < C * C; e += NT) {
         const int t = e / C, s = e % C;

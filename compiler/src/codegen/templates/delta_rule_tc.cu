@@ -226,43 +226,9 @@ extern "C" __global__ void __launch_bounds__(@THREADS@) delta_rule_chunked_@HASH
         }
         /* Phase A is dead: stage v (read in step 5a) while the solve runs. */
         dtc_stage<bf16, C, BV, NT>(Rs, VP, v + row0 * v_stride + hv * DV + j0, v_stride, cn, vec_v, tid);
-        /* 4. (I + L)^-1 in f32: the 16x16 diagonal blocks by forward substitution, then the
-         *    blocks below by distance, Ai_ij = -Ai_ii sum_(j <= m < i) L_im Ai_mj. */
-        if (tid < C) {
-            const int i = tid >> 4, cc = tid & 15;
-            float x[16];
-#pragma unroll
-            for (int a = 0; a < 16; ++a) {
-                float acc = a == cc ? 1.0f : 0.0f;
-#pragma unroll
-                for (int s = 0; s < a; ++s) acc = fmaf(-Lf[(16 * i + a) * FP + 16 * i + s], x[s], acc);
-                x[a] = a < cc ? 0.0f : acc;
-                Af[(16 * i + a) * FP + 16 * i + cc] = x[a];
-            }
-        }
-        if (tid == 0) flags[0] = 0; /* every thread read it before the barrier above */
-        __syncthreads();
-#pragma unroll 1
-        for (int dist = 1; dist < 4; ++dist) {
-            for (int e = tid; e < (4 - dist) * 256; e += NT) {
-                const int i = dist + (e >> 8), jb = i - dist, a = (e >> 4) & 15, c = e & 15;
-                float acc = 0.0f;
-                for (int m = jb; m < i; ++m)
-#pragma unroll
-                    for (int x = 0; x < 16; ++x)
-                        acc = fmaf(Lf[(16 * i + a) * FP + 16 * m + x], Af[(16 * m + x) * FP + 16 * jb + c], acc);
-                Tf[(16 * i + a) * FP + 16 * jb + c] = acc;
-            }
-            __syncthreads();
-            for (int e = tid; e < (4 - dist) * 256; e += NT) {
-                const int i = dist + (e >> 8), jb = i - dist, a = (e >> 4) & 15, c = e & 15;
-                float acc = 0.0f;
-                for (int x = 0; x <= a; ++x)
-                    acc = fmaf(Af[(16 * i + a) * FP + 16 * i + x], Tf[(16 * i + x) * FP + 16 * jb + c], acc);
-                Af[(16 * i + a) * FP + 16 * jb + c] = -acc;
-            }
-            __syncthreads();
-        }
+        /* 4. (I + L)^-1 in f32 (dtc_ut_inverse). */
+        if (tid == 0) flags[0] = 0; /* every thread has read it (see 3b) */
+        dtc_ut_inverse<C, FP, NT>(Lf, Af, Tf, tid);
         for (int e = tid; e < C * C; e += NT) {
             const int t = e / C, s = e % C;
             Ab[t * AP + s] = f2bf(s <= t ? Af[t * FP + s] : 0.0f);

@@ -48,4 +48,46 @@ __device__ __forceinline__ void dtc_stage(E* dst, int ld, const E* src, long str
         }
     }
 }
+/* (I + L)^-1 of the C x C (C = 64) strictly lower triangular L (f32, rows of FP) into Af's lower
+ * triangle: the 16x16 diagonal blocks by forward substitution (a thread a column), then the blocks
+ * below by distance, Ai_ij = -Ai_ii sum_(j <= m < i) L_im Ai_mj (Tf: scratch). L must be visible
+ * to the block; ends with a barrier. */
+template <int C, int FP, int NT>
+__device__ __forceinline__ void dtc_ut_inverse(const float* Lf, float* Af, float* Tf, int tid) {
+    static_assert(C == 64, "four 16x16 diagonal blocks");
+    if (tid < C) {
+        const int i = tid >> 4, cc = tid & 15;
+        float x[16];
+#pragma unroll
+        for (int a = 0; a < 16; ++a) {
+            float acc = a == cc ? 1.0f : 0.0f;
+#pragma unroll
+            for (int s = 0; s < a; ++s) acc = fmaf(-Lf[(16 * i + a) * FP + 16 * i + s], x[s], acc);
+            x[a] = a < cc ? 0.0f : acc;
+            Af[(16 * i + a) * FP + 16 * i + cc] = x[a];
+        }
+    }
+    __syncthreads();
+#pragma unroll 1
+    for (int dist = 1; dist < 4; ++dist) {
+        for (int e = tid; e < (4 - dist) * 256; e += NT) {
+            const int i = dist + (e >> 8), jb = i - dist, a = (e >> 4) & 15, cc = e & 15;
+            float acc = 0.0f;
+            for (int m = jb; m < i; ++m)
+#pragma unroll
+                for (int x = 0; x < 16; ++x)
+                    acc = fmaf(Lf[(16 * i + a) * FP + 16 * m + x], Af[(16 * m + x) * FP + 16 * jb + cc], acc);
+            Tf[(16 * i + a) * FP + 16 * jb + cc] = acc;
+        }
+        __syncthreads();
+        for (int e = tid; e < (4 - dist) * 256; e += NT) {
+            const int i = dist + (e >> 8), jb = i - dist, a = (e >> 4) & 15, cc = e & 15;
+            float acc = 0.0f;
+            for (int x = 0; x <= a; ++x)
+                acc = fmaf(Af[(16 * i + a) * FP + 16 * i + x], Tf[(16 * i + x) * FP + 16 * jb + cc], acc);
+            Af[(16 * i + a) * FP + 16 * jb + cc] = -acc;
+        }
+        __syncthreads();
+    }
+}
 #endif
