@@ -146,6 +146,13 @@ pub fn device_count() -> Result<usize, CudaError> {
     Ok(usize::try_from(n).unwrap_or(0))
 }
 
+/// A loaded kernel and its static shared memory (read once, at load: launches past the default
+/// limit together with their dynamic shared memory must opt in).
+struct LoadedKernel {
+    f: CudaFunction,
+    static_smem: u32,
+}
+
 /// A GPU with one stream, its loaded kernels, and launch checking.
 pub struct Gpu {
     ctx: Arc<CudaContext>,
@@ -156,7 +163,7 @@ pub struct Gpu {
     arch: String,
     max_smem_optin: u32,
     sms: u32,
-    kernels: HashMap<String, CudaFunction>,
+    kernels: HashMap<String, LoadedKernel>,
     /// Modules stay loaded as long as the `Gpu` lives (functions hold them too).
     modules: Vec<Arc<CudaModule>>,
     checked: bool,
@@ -377,7 +384,11 @@ impl Gpu {
             let f = module
                 .load_function(name)
                 .map_err(|e| CudaError::driver(format!("finding kernel `{name}` in module `{}`", image.name()), e))?;
-            self.kernels.insert(name.to_string(), f);
+            let static_smem = f
+                .shared_size_bytes()
+                .map_err(|e| CudaError::driver(format!("reading the shared memory of kernel `{name}`"), e))?;
+            let static_smem = u32::try_from(static_smem).unwrap_or(0);
+            self.kernels.insert(name.to_string(), LoadedKernel { f, static_smem });
         }
         self.modules.push(module);
         Ok(())
@@ -429,7 +440,7 @@ impl Gpu {
         args: &[KernelArg],
         pdl: bool,
     ) -> Result<(), CudaError> {
-        let f = self.kernels.get(kernel).ok_or_else(|| {
+        let LoadedKernel { f, static_smem } = self.kernels.get(kernel).ok_or_else(|| {
             let mut loaded: Vec<String> = self.kernels.keys().cloned().collect();
             loaded.sort();
             CudaError::UnknownKernel {
@@ -445,12 +456,7 @@ impl Gpu {
             source,
         };
         // The default limit holds static and dynamic shared memory together.
-        let static_smem = if dims.smem > 0 {
-            f.shared_size_bytes().map_err(launch_err)?.max(0) as u32
-        } else {
-            0
-        };
-        if dims.smem.saturating_add(static_smem) > DEFAULT_SMEM_LIMIT {
+        if dims.smem > 0 && dims.smem.saturating_add(*static_smem) > DEFAULT_SMEM_LIMIT {
             f.set_attribute(
                 CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
                 i32::try_from(dims.smem).unwrap_or(i32::MAX),

@@ -476,7 +476,7 @@ __device__ __forceinline__ void gemv_tc(const __nv_bfloat16* __restrict__ x, int
   const int groups = (n + 15) >> 4;
   const int my_groups = (int)blockIdx.x < groups ? (groups - 1 - (int)blockIdx.x) / (int)gridDim.x + 1 : 0;
   const int units = my_groups * per_group;
-  // Unit u: chunk warp + 8·(u % per_group) of group blockIdx.x + (u / per_group)·gridDim.x; rows
+  // Unit u: chunk warp + 16·(u % per_group) of group blockIdx.x + (u / per_group)·gridDim.x; rows
   // past n read row n - 1 (in bounds, never stored), pieces past K read zeros.
   auto load_unit = [&](int u, uint4 (&buf)[8]) {
     if (u < units) {
@@ -881,7 +881,7 @@ pub unsafe fn gemv_ex(
         && up.is_multiple_of(16)
         && gam_bf16.is_multiple_of(16)
         && gam_f32.is_multiple_of(16);
-    let (variant, dims) = if vec && tensor_takes(gpu, &shape) {
+    let (variant, dims) = if vec && gemv_tensor_takes(gpu, &shape) {
         // Groups of 16 rows of W; X's rows staged as 16-byte pieces in rows of K/8 + 4.
         let blocks = (TENSOR_BLOCKS_PER_SM * gpu.sm_count() as usize).min(shape.n.div_ceil(16));
         let smem = u32::try_from(8 * (shape.k / 8 + 4) * 16).unwrap_or(u32::MAX);
@@ -956,9 +956,11 @@ fn tensor_off() -> bool {
     *OFF.get_or_init(|| env_is_one(NO_GEMV_TENSOR_ENV))
 }
 
-/// Whether the tensor-core kernel takes a GEMV (its 16-byte path assumed): 3 to 8 rows, K up to
-/// [`TENSOR_MAX_K`], a GPU with bf16 `mma.sync` (sm_80 on), not turned off.
-fn tensor_takes(gpu: &Gpu, shape: &GemmShape) -> bool {
+/// Whether [`gemv_ex`] runs this shape on `gpu` with the tensor-core kernel (operands 16-byte
+/// aligned assumed): 3 to 8 rows, K up to [`TENSOR_MAX_K`], a GPU with bf16 `mma.sync` (sm_80
+/// on), not turned off. It streams W near the copy bandwidth at every row count up to 8, with a
+/// prologue fused or not: callers choosing between the GEMV and cuBLASLt for 3 to 8 rows ask this.
+pub fn gemv_tensor_takes(gpu: &Gpu, shape: &GemmShape) -> bool {
     gpu.compute_capability().0 >= 8 && tensor_shape(shape) && !tensor_off()
 }
 
@@ -971,13 +973,6 @@ fn tensor_shape(shape: &GemmShape) -> bool {
         && shape.k <= TENSOR_MAX_K
         && shape.ldx.is_multiple_of(8)
         && shape.ldw.is_multiple_of(8)
-}
-
-/// Whether [`gemv_ex`] runs this shape on `gpu` with the tensor-core kernel (operands 16-byte
-/// aligned), which streams W near the copy bandwidth at every row count up to 8, with a prologue
-/// fused or not: callers choosing between the GEMV and cuBLASLt for 3 to 8 rows ask this.
-pub fn gemv_tensor_takes(gpu: &Gpu, shape: &GemmShape) -> bool {
-    tensor_takes(gpu, shape)
 }
 
 /// Whether the streamed kernel takes a GEMV (its 16-byte path assumed): few rows, K between the
