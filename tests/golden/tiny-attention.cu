@@ -799,9 +799,9 @@ extern "C" __global__ void __launch_bounds__(128) rms_norm_78ae3235cae7(
     }
 }
 
-// ===== kernels/attn_decode_510d0f48.cu =====
+// ===== kernels/attn_decode_37ec45d7.cu =====
 /*
- * modelc mixer core: attn_decode_510d0f48, attn_decode_combine_510d0f48 (template).
+ * modelc mixer core: attn_decode_37ec45d7, attn_decode_combine_37ec45d7 (template).
  * Fuses, in order:
  *   attention(heads=4, kv_heads=2, head_dim=16, causal=true, window=none, scale=0.25)
  * Bytes loaded:  256*batch*tokens + 128*batch*(past + tokens) + 288*batch*max(min(fdiv(2*sms, 2*batch), cdiv(past + 1, 64)), 1)
@@ -809,7 +809,7 @@ extern "C" __global__ void __launch_bounds__(128) rms_norm_78ae3235cae7(
  * FLOPs:         256*batch*tokens*(past + tokens)
  */
 /*
- * attn_decode_510d0f48: one-token causal GQA attention over (KV cache ++ the new key),
+ * attn_decode_37ec45d7: one-token causal GQA attention over (KV cache ++ the new key),
  *   H = 4, G = 2, Dh = 16, scale = 2.5e-1f, full causal (slot = pos).
  *   Split-K, grouped, tensor cores: block (split, g, b) covers a contiguous share (a multiple of
  *   16 keys) of the visible cached keys for all H/G query heads of KV head g; the last split
@@ -819,13 +819,12 @@ extern "C" __global__ void __launch_bounds__(128) rms_norm_78ae3235cae7(
  *   (A = the R query heads as rows, zero rows up to 16; B = keys by ldmatrix), online softmax in
  *   f32 (exp2, one max update per 16 keys), O += P V (A = P in bf16, B = values by
  *   ldmatrix.trans). Warps merge in shared memory and write (max, sum, o[Dh]) to
- *   partial[b,h,split,:] (max in natural-log units); attn_decode_combine_510d0f48 merges the
+ *   partial[b,h,split,:] (max in natural-log units); attn_decode_combine_37ec45d7 merges the
  *   splits in split order and normalises. The split-0 block appends the new k/v row.
  * Layouts: q row b of [B,H*Dh], k/v row b of [B,G*Dh] bf16; caches [B,G,s_max,Dh] bf16;
  *   past_len [B] int32; partial [B,H,n_splits,Dh+2] f32; out row b of [B,H*Dh] bf16.
  * Grids: decode (n_splits, G, B) x 128 threads, dynamic smem attention_decode_smem;
- *   combine (H, B) x Dh threads. PDL: the decode entry issues its first cached tiles, then
- *   waits for the previous kernel (before reading q and the new k/v); the combine waits first.
+ *   combine (H, B) x Dh threads. Both entries wait for the previous kernel first (PDL).
  */
 #include <cuda_bf16.h>
 
@@ -916,13 +915,14 @@ static __device__ __forceinline__ void modelc_pdl_enter() {
 }
 #endif
 
-extern "C" __global__ void __launch_bounds__(128, 2) attn_decode_510d0f48(
+extern "C" __global__ void __launch_bounds__(128, 2) attn_decode_37ec45d7(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
     bf16* k_cache, bf16* v_cache, const int* __restrict__ past_len,
     float* __restrict__ partial, int s_max, int n_splits)
 {
+    modelc_pdl_enter();
     constexpr int H = 4;
     constexpr int G = 2;
     constexpr int R = H / G;
@@ -949,13 +949,33 @@ extern "C" __global__ void __launch_bounds__(128, 2) attn_decode_510d0f48(
     const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
     const int fr = lane / 4, fc = (lane % 4) * 2;  /* fragment row (query head), column pair */
     const int mi = lane / 8, mr = lane % 8;        /* ldmatrix: matrix, row within it */
-    /* past_len is the host's (copied before the step) and the cached rows were written by an
-       earlier step's kernel: both are safe to read before the PDL wait. */
     const int qpos = past_len[b];
     bf16* kc = k_cache + (b * G + g) * (long)s_max * DH;
     bf16* vc = v_cache + (b * G + g) * (long)s_max * DH;
     const bf16* knew = k + b * k_stride + g * DH;
     const bf16* vnew = v + b * v_stride + g * DH;
+
+    if (split == 0) {
+        const long slot = W > 0 ? (long)qpos % s_max : (long)qpos;
+        if (slot < s_max)
+            for (int d = tid; d < DH; d += blockDim.x) {
+                kc[slot * DH + d] = knew[d];
+                vc[slot * DH + d] = vnew[d];
+            }
+    }
+    /* q as mma A fragments: row fr = query head g*R + fr (zero past R), columns fc, fc+1 and
+       fc+8, fc+9 of each 16-channel k-step; rows 8..15 are zero registers. */
+    unsigned qa[KS][2];
+#pragma unroll
+    for (int s = 0; s < KS; ++s) {
+        qa[s][0] = 0u;
+        qa[s][1] = 0u;
+        if (fr < R) {
+            const bf16* qrow = q + b * q_stride + (g * R + fr) * DH + 16 * s + fc;
+            qa[s][0] = pack_bf16x2(bf2f(qrow[0]), bf2f(qrow[1]));
+            qa[s][1] = pack_bf16x2(bf2f(qrow[8]), bf2f(qrow[9]));
+        }
+    }
 
     /* Cached keys [a, ec) of this split: the visible ones [lo, qpos) in shares of a multiple of
        16 keys; the new key goes to the last split. */
@@ -986,35 +1006,10 @@ extern "C" __global__ void __launch_bounds__(128, 2) attn_decode_510d0f48(
     for (int j = 0; j < NT; ++j)
 #pragma unroll
         for (int i = 0; i < 4; ++i) o[j][i] = 0.0f;
-    /* The first tiles stream while the kernel before this one finishes (the new slot qpos is
-       never among them: a ring cache holds at least the window). */
 #pragma unroll
     for (int t = 0; t < STAGES - 1; ++t) {
         if (t < n_tiles) load_tile(t);
         cp_async_commit();
-    }
-    modelc_pdl_enter(); /* q and the new k/v row are ready from here on */
-
-    if (split == 0) {
-        const long slot = W > 0 ? (long)qpos % s_max : (long)qpos;
-        if (slot < s_max)
-            for (int d = tid; d < DH; d += blockDim.x) {
-                kc[slot * DH + d] = knew[d];
-                vc[slot * DH + d] = vnew[d];
-            }
-    }
-    /* q as mma A fragments: row fr = query head g*R + fr (zero past R), columns fc, fc+1 and
-       fc+8, fc+9 of each 16-channel k-step; rows 8..15 are zero registers. */
-    unsigned qa[KS][2];
-#pragma unroll
-    for (int s = 0; s < KS; ++s) {
-        qa[s][0] = 0u;
-        qa[s][1] = 0u;
-        if (fr < R) {
-            const bf16* qrow = q + b * q_stride + (g * R + fr) * DH + 16 * s + fc;
-            qa[s][0] = pack_bf16x2(bf2f(qrow[0]), bf2f(qrow[1]));
-            qa[s][1] = pack_bf16x2(bf2f(qrow[8]), bf2f(qrow[9]));
-        }
     }
     for (int tile = 0; tile < n_tiles; ++tile) {
         cp_async_wait<STAGES - 2>();
@@ -1137,7 +1132,7 @@ extern "C" __global__ void __launch_bounds__(128, 2) attn_decode_510d0f48(
         }
     }
 }
-extern "C" __global__ void attn_decode_combine_510d0f48(
+extern "C" __global__ void attn_decode_combine_37ec45d7(
     const float* __restrict__ partial, bf16* __restrict__ out, int out_stride, int n_splits)
 {
     modelc_pdl_enter();

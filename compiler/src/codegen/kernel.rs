@@ -28,12 +28,10 @@ pub struct Kernel {
     pub target: Option<String>,
 }
 
-/// The statement with which a kernel entry takes programmatic dependent launch (PDL): it waits
+/// The first statement of a kernel entry that takes programmatic dependent launch (PDL): it waits
 /// for the kernels before it (`griddepcontrol.wait`) and then lets the next kernel launch
-/// (`griddepcontrol.launch_dependents`). An entry calls it before it reads anything the kernel
-/// before it may write; only loads of weights, caches and states written by earlier steps (and
-/// host inputs) may come first. A module whose every entry calls it is launched with PDL
-/// ([`modelc_runtime::program::LaunchStep::pdl`]). Defined by [`PDL_DEFINITION`].
+/// (`griddepcontrol.launch_dependents`). A module whose every entry starts with it is launched
+/// with PDL ([`modelc_runtime::program::LaunchStep::pdl`]). Defined by [`PDL_DEFINITION`].
 pub const PDL_ENTER: &str = "modelc_pdl_enter();";
 
 /// The definition of [`PDL_ENTER`]'s function, behind its own include guard (a no-op below sm_90).
@@ -48,7 +46,7 @@ static __device__ __forceinline__ void modelc_pdl_enter() {
 #endif
 "#;
 
-/// Whether every entry of a module calls [`PDL_ENTER`].
+/// Whether every entry of a module starts with [`PDL_ENTER`].
 pub fn takes_pdl(k: &Kernel) -> bool {
     k.source.matches(PDL_ENTER).count() >= k.entries.len()
 }

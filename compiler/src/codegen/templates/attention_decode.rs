@@ -384,9 +384,7 @@ extern "C" __global__ void __launch_bounds__({threads}) attn_decode_{HASH}(
 /// serving the head's R query heads; 4 warps, each scoring its own 16 keys of every 64-key tile
 /// on `mma.sync` (query heads as the A rows, padded to 16 with zeros), an online softmax per
 /// 16 keys in f32 (exp2), and O += P V on `mma.sync` with P rounded to bf16 (as FlashAttention
-/// does). Programmatic dependent launch: its first cached key/value tiles stream before
-/// [`crate::codegen::kernel::PDL_ENTER`] (the cache and `past_len` are not written by the kernel
-/// before it), q and the new row after it; the combine kernel starts with it.
+/// does). Starts with [`crate::codegen::kernel::PDL_ENTER`], as does its combine kernel.
 fn decode_mma(p: &AttentionParams, stages: usize, combine: &str) -> KernelSource {
     let min_blocks = if mma_smem(p, stages) > 113 * 1024 { 1 } else { 2 };
     let body = format!(
@@ -406,13 +404,13 @@ fn decode_mma(p: &AttentionParams, stages: usize, combine: &str) -> KernelSource
  * Layouts: q row b of [B,H*Dh], k/v row b of [B,G*Dh] bf16; caches [B,G,s_max,Dh] bf16;
  *   past_len [B] int32; partial [B,H,n_splits,Dh+2] f32; out row b of [B,H*Dh] bf16.
  * Grids: decode (n_splits, G, B) x {threads} threads, dynamic smem attention_decode_smem;
- *   combine (H, B) x Dh threads. PDL: the decode entry issues its first cached tiles, then
- *   waits for the previous kernel (before reading q and the new k/v); the combine waits first.
+ *   combine (H, B) x Dh threads. Both entries wait for the previous kernel first (PDL).
  */
 {PRELUDE}{MMA_PRELUDE}{PDL}
 extern "C" __global__ void __launch_bounds__({threads}, {min_blocks}) attn_decode_{HASH}(
 {DECODE_PARAMS}
 {{
+    modelc_pdl_enter();
 {consts}    constexpr int NW = {nw};
     constexpr int STAGES = {stages};
     constexpr int KW = 16;               /* keys per warp per tile */
@@ -433,13 +431,33 @@ extern "C" __global__ void __launch_bounds__({threads}, {min_blocks}) attn_decod
     const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
     const int fr = lane / 4, fc = (lane % 4) * 2;  /* fragment row (query head), column pair */
     const int mi = lane / 8, mr = lane % 8;        /* ldmatrix: matrix, row within it */
-    /* past_len is the host's (copied before the step) and the cached rows were written by an
-       earlier step's kernel: both are safe to read before the PDL wait. */
     const int qpos = past_len[b];
     bf16* kc = k_cache + (b * G + g) * (long)s_max * DH;
     bf16* vc = v_cache + (b * G + g) * (long)s_max * DH;
     const bf16* knew = k + b * k_stride + g * DH;
     const bf16* vnew = v + b * v_stride + g * DH;
+
+    if (split == 0) {{
+        const long slot = W > 0 ? (long)qpos % s_max : (long)qpos;
+        if (slot < s_max)
+            for (int d = tid; d < DH; d += blockDim.x) {{
+                kc[slot * DH + d] = knew[d];
+                vc[slot * DH + d] = vnew[d];
+            }}
+    }}
+    /* q as mma A fragments: row fr = query head g*R + fr (zero past R), columns fc, fc+1 and
+       fc+8, fc+9 of each 16-channel k-step; rows 8..15 are zero registers. */
+    unsigned qa[KS][2];
+#pragma unroll
+    for (int s = 0; s < KS; ++s) {{
+        qa[s][0] = 0u;
+        qa[s][1] = 0u;
+        if (fr < R) {{
+            const bf16* qrow = q + b * q_stride + (g * R + fr) * DH + 16 * s + fc;
+            qa[s][0] = pack_bf16x2(bf2f(qrow[0]), bf2f(qrow[1]));
+            qa[s][1] = pack_bf16x2(bf2f(qrow[8]), bf2f(qrow[9]));
+        }}
+    }}
 
     /* Cached keys [a, ec) of this split: the visible ones [lo, qpos) in shares of a multiple of
        16 keys; the new key goes to the last split. */
@@ -470,35 +488,10 @@ extern "C" __global__ void __launch_bounds__({threads}, {min_blocks}) attn_decod
     for (int j = 0; j < NT; ++j)
 #pragma unroll
         for (int i = 0; i < 4; ++i) o[j][i] = 0.0f;
-    /* The first tiles stream while the kernel before this one finishes (the new slot qpos is
-       never among them: a ring cache holds at least the window). */
 #pragma unroll
     for (int t = 0; t < STAGES - 1; ++t) {{
         if (t < n_tiles) load_tile(t);
         cp_async_commit();
-    }}
-    modelc_pdl_enter(); /* q and the new k/v row are ready from here on */
-
-    if (split == 0) {{
-        const long slot = W > 0 ? (long)qpos % s_max : (long)qpos;
-        if (slot < s_max)
-            for (int d = tid; d < DH; d += blockDim.x) {{
-                kc[slot * DH + d] = knew[d];
-                vc[slot * DH + d] = vnew[d];
-            }}
-    }}
-    /* q as mma A fragments: row fr = query head g*R + fr (zero past R), columns fc, fc+1 and
-       fc+8, fc+9 of each 16-channel k-step; rows 8..15 are zero registers. */
-    unsigned qa[KS][2];
-#pragma unroll
-    for (int s = 0; s < KS; ++s) {{
-        qa[s][0] = 0u;
-        qa[s][1] = 0u;
-        if (fr < R) {{
-            const bf16* qrow = q + b * q_stride + (g * R + fr) * DH + 16 * s + fc;
-            qa[s][0] = pack_bf16x2(bf2f(qrow[0]), bf2f(qrow[1]));
-            qa[s][1] = pack_bf16x2(bf2f(qrow[8]), bf2f(qrow[9]));
-        }}
     }}
     for (int tile = 0; tile < n_tiles; ++tile) {{
         cp_async_wait<STAGES - 2>();
