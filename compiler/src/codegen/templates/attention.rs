@@ -1150,10 +1150,6 @@ struct WsConfig {
     /// With `fa3_order`: a row's running maximum moves only when it grows by more than 8 in
     /// the exp2 domain (P stays <= 2^8), and O is rescaled only when some row's did.
     lazy_rescale: bool,
-    /// With `fa3_order`: the wait for tile j - 1's P V and the packing of P(j) move to the start
-    /// of tile j + 1, so that ptxas cannot hoist that wait above tile j's softmax (it did, within
-    /// one basic block), and the softmax runs while the P V does.
-    late_pack: bool,
 }
 
 /// The warp-specialised configuration of a variant (`None` for the forms without a producer).
@@ -1167,7 +1163,6 @@ fn ws_config(v: WgmmaVariant) -> Option<WsConfig> {
         mask_branch: false,
         fa3_order: false,
         lazy_rescale: false,
-        late_pack: false,
     };
     match v {
         WgmmaVariant::Specialized => Some(base),
@@ -1198,14 +1193,6 @@ fn ws_config(v: WgmmaVariant) -> Option<WsConfig> {
             mask_branch: true,
             fa3_order: true,
             lazy_rescale: true,
-            ..base
-        }),
-        WgmmaVariant::PingPongLatePack => Some(WsConfig {
-            pingpong: true,
-            mask_branch: true,
-            fa3_order: true,
-            lazy_rescale: true,
-            late_pack: true,
             ..base
         }),
         _ => None,
@@ -1256,40 +1243,6 @@ const CORR_LAZY: &str = "        corr0 = mn0 == m0 ? 1.0f : ex2_approx(fmaf(m0, 
 const FENCE_EXP: &str = r#"#pragma unroll
         for (int i = 0; i < 64; ++i) reg_fence(sc[i]); /* the exponentials before the P V wait */
 "#;
-/* Late pack: S's registers live across iterations; zero before the first, whose pack gives P = 0. */
-const SC_BEFORE_LOOP: &str = r#"    float sc[64]; /* S, then P, of the tile before: packed at the next tile's start */
-#pragma unroll
-    for (int i = 0; i < 64; ++i) sc[i] = 0.0f;
-"#;
-const S_FENCE_LATE: &str = r#"#pragma unroll
-        for (int i = 0; i < 64; ++i) reg_fence(sc[i]); /* the first k-step has scale-d = 0 */
-"#;
-
-/// The wait for the P V in flight, the release of its v stage and the packing of P (the S
-/// registers) into `pa`: at the end of a tile (after the exponentials), or with
-/// [`WsConfig::late_pack`] at the start of the next one (`of`: which tile's P V completes;
-/// `cond`: the release's condition, `stage_tile` its v tile, none when empty).
-fn pack_after_pv_wait(of: &str, cond: &str, stage_tile: &str, rescale: &str) -> String {
-    let release = if stage_tile.is_empty() {
-        String::new()
-    } else {
-        format!("        {cond}mbar_arrive(&bars[3][{stage_tile} % STAGES]);\n")
-    };
-    format!(
-        "        wg_wait<0>(); /* P V of {of} done: o, pa and its v stage are free */
-#pragma unroll
-        for (int i = 0; i < 64; ++i) reg_fence(o[i]);
-{release}{rescale}#pragma unroll
-        for (int j = 0; j < BK / 16; ++j) {{
-            pa[j][0] = pack_bf16x2(sc[8 * j + 0], sc[8 * j + 1]);
-            pa[j][1] = pack_bf16x2(sc[8 * j + 2], sc[8 * j + 3]);
-            pa[j][2] = pack_bf16x2(sc[8 * j + 4], sc[8 * j + 5]);
-            pa[j][3] = pack_bf16x2(sc[8 * j + 6], sc[8 * j + 7]);
-        }}
-"
-    )
-}
-
 const MASK_INLINE: &str = r#"        float mx0 = -INFINITY, mx1 = -INFINITY;
 #pragma unroll
         for (int n = 0; n < BK / 8; ++n) {
@@ -1369,13 +1322,6 @@ fn prefill_wgmma_ws(p: &AttentionParams, cfg: WsConfig) -> KernelSource {
     } else {
         ""
     };
-    let late_doc = if cfg.late_pack {
-        "\n * Late pack: the wait for P V (j - 1), its v stage's release and the packing of P (j) open\n \
-         *   tile j + 1 instead of closing tile j (S's registers carry P across), so the softmax of\n \
-         *   tile j runs while P V (j - 1) does: within one basic block ptxas hoists the wait above it."
-    } else {
-        ""
-    };
     let named_bar_prelude = if pp || cfg.early_kv { NAMED_BAR_PRELUDE } else { "" };
     let turn_begin = |k: &str| {
         if pp {
@@ -1403,8 +1349,6 @@ fn prefill_wgmma_ws(p: &AttentionParams, cfg: WsConfig) -> KernelSource {
     } else {
         ""
     };
-    let rescale_after_wait = if cfg.fa3_order { "" } else { RESCALE_O };
-    let late_pack_start = pack_after_pv_wait("tile - 2", "if (tile > 1) ", "(tile - 2)", "");
     let pre_pv = match (cfg.fa3_order, cfg.lazy_rescale) {
         (_, true) => RESCALE_O_LAZY,
         (true, false) => RESCALE_O,
@@ -1433,7 +1377,7 @@ fn prefill_wgmma_ws(p: &AttentionParams, cfg: WsConfig) -> KernelSource {
  *   S = Q K_j^T and O += P_(j-1) V_(j-1), wait for S, arrive on k(j)'s empty barrier, mask
  *   (only tiles that cross a row's diagonal or window edge) and exponentiate while that P V runs,
  *   wait for it, arrive on v(j-1)'s empty barrier, rescale O and pack P_j (256 arrivals each).
- *   No branch encloses a wgmma (ptxas would serialize them).{pp_doc}{early_doc}{late_doc}
+ *   No branch encloses a wgmma (ptxas would serialize them).{pp_doc}{early_doc}
  */
 {PRELUDE}{MMA_PRELUDE}{wg_prelude}
 #ifndef MODELC_MBAR_PRELUDE
@@ -1583,9 +1527,9 @@ __device__ __forceinline__ void mbar_wait(unsigned long long* bar, unsigned pari
         for (int j = 0; j < BK / 16; ++j) wgmma_rs_n128_tb(o, pa[j], wg_desc(vb + j * 16 * ROWB, KHALF, 1024));
         wg_commit();
     }};
-{turn_fns}{sc_before_loop}
+{turn_fns}
     for (int tile = 0; tile < n_tiles; ++tile) {{
-{start_of_tile}        const int s = tile % STAGES;
+        const int s = tile % STAGES;
         const int pv = tile == 0 ? 0 : tile - 1;
         mbar_wait(&bars[0][s], (tile / STAGES) & 1);
         mbar_wait(&bars[1][pv % STAGES], (pv / STAGES) & 1);
@@ -1629,8 +1573,19 @@ __device__ __forceinline__ void mbar_wait(unsigned long long* bar, unsigned pari
         }}
         l0 = l0 * corr0 + sum0;
         l1 = l1 * corr1 + sum1;
-{post_exp}{end_of_tile}    }}
-{before_last}    {{
+{post_exp}        wg_wait<0>(); /* P V of tile - 1 done: o, pa and v(tile - 1) are free */
+#pragma unroll
+        for (int i = 0; i < 64; ++i) reg_fence(o[i]);
+        if (tile > 0) mbar_arrive(&bars[3][pv % STAGES]);
+{rescale_after_wait}#pragma unroll
+        for (int j = 0; j < BK / 16; ++j) {{
+            pa[j][0] = pack_bf16x2(sc[8 * j + 0], sc[8 * j + 1]);
+            pa[j][1] = pack_bf16x2(sc[8 * j + 2], sc[8 * j + 3]);
+            pa[j][2] = pack_bf16x2(sc[8 * j + 4], sc[8 * j + 5]);
+            pa[j][3] = pack_bf16x2(sc[8 * j + 6], sc[8 * j + 7]);
+        }}
+    }}
+    {{
         const int last = n_tiles - 1;
         mbar_wait(&bars[1][last % STAGES], (last / STAGES) & 1);
         fence_proxy_async();
@@ -1659,11 +1614,7 @@ __device__ __forceinline__ void mbar_wait(unsigned long long* bar, unsigned pari
         turn_end_loop = turn_end("tile"),
         turn_begin_last = turn_begin("n_tiles"),
         turn_end_last = turn_end("n_tiles"),
-        s_init = match (cfg.late_pack, cfg.fa3_order) {
-            (true, _) => S_FENCE_LATE,
-            (false, true) => S_INIT_FA3,
-            (false, false) => S_INIT,
-        },
+        s_init = if cfg.fa3_order { S_INIT_FA3 } else { S_INIT },
         s_acc = if cfg.fa3_order { "kk > 0" } else { "1" },
         pre_pv = pre_pv,
         pre_pv_last = pre_pv,
@@ -1682,21 +1633,7 @@ __device__ __forceinline__ void mbar_wait(unsigned long long* bar, unsigned pari
             ""
         },
         post_exp = if cfg.fa3_order { FENCE_EXP } else { "" },
-        sc_before_loop = if cfg.late_pack { SC_BEFORE_LOOP } else { "" },
-        start_of_tile = if cfg.late_pack { late_pack_start.as_str() } else { "" },
-        end_of_tile = if cfg.late_pack {
-            String::new()
-        } else {
-            pack_after_pv_wait("tile - 1", "if (tile > 0) ", "pv", rescale_after_wait)
-        },
-        before_last = if cfg.late_pack {
-            format!(
-                "    {{\n{}    }}\n",
-                pack_after_pv_wait("the last tile but one", "", "", "")
-            )
-        } else {
-            String::new()
-        },
+        rescale_after_wait = if cfg.fa3_order { "" } else { RESCALE_O },
         consts = tensor_core_constants(p),
         wg_prelude = wgmma_prelude(),
     );
@@ -1987,9 +1924,6 @@ pub enum WgmmaVariant {
     /// [`WgmmaVariant::PingPongFa3Order`] with lazy rescaling: a row's running maximum moves
     /// only when it grows by more than 8 in the exp2 domain, O is rescaled only then.
     PingPongFa3Lazy,
-    /// [`WgmmaVariant::PingPongFa3Lazy`] with P packed at the next tile's start, after the
-    /// wait for the P V before it, so that the softmax overlaps that P V.
-    PingPongLatePack,
     /// Timing diagnostic (wrong results): the overlapped loop without k/v loads after the first
     /// three tiles, i.e. its compute alone.
     #[doc(hidden)]
@@ -2375,18 +2309,7 @@ mod tests {
         let ppf = attention_prefill_wgmma_variant(&p, WgmmaVariant::PingPongFa3Order).unwrap();
         assert!(ppm.source.contains("if (!full) {") && !pp.source.contains("if (!full) {"));
         assert!(ppf.source.contains("wgmma_ss_n128(sc, da, db, kk > 0);") && !ppm.source.contains("kk > 0"));
-        // Late pack: the P V wait opens the next tile (and once more after the loop), none
-        // closes a tile; S lives across tiles, zeroed once.
-        let late = attention_prefill_wgmma_variant(&p, WgmmaVariant::PingPongLatePack).unwrap();
-        let lazy = attention_prefill_wgmma_variant(&p, WgmmaVariant::PingPongFa3Lazy).unwrap();
-        let waits = |s: &KernelSource| s.source.matches("wg_wait<0>(); /* P V of").count();
-        assert_eq!((waits(&late), waits(&lazy)), (2, 1));
-        assert!(late
-            .source
-            .contains("if (tile > 1) mbar_arrive(&bars[3][(tile - 2) % STAGES]);"));
-        assert!(late.source.contains("    for (int i = 0; i < 64; ++i) sc[i] = 0.0f;"));
-        assert!(!lazy.source.contains("sc[i] = 0.0f;"));
-        for src in [&pp, &pp2, &ppe, &ppm, &ppf, &late] {
+        for src in [&pp, &pp2, &ppe, &ppm, &ppf] {
             assert!(src.source.contains("turn_begin(tile);") && src.source.contains("turn_end(n_tiles);"));
             assert_ne!(src.entries, ws.entries);
         }
@@ -2399,7 +2322,6 @@ mod tests {
             WgmmaVariant::PingPongMaskSplit,
             WgmmaVariant::PingPongFa3Order,
             WgmmaVariant::PingPongFa3Lazy,
-            WgmmaVariant::PingPongLatePack,
         ] {
             let l = attention_prefill_wgmma_variant_launch(&p, v, 2, 300);
             assert_eq!((l.grid, l.block.0), ((64, 3, 1), 384));
