@@ -186,9 +186,9 @@ extern "C" __global__ void __launch_bounds__(256) rope_7c574c7d927c(
     }
 }
 
-// ===== kernels/attn_prefill_118f0d3a.cu =====
+// ===== kernels/attn_prefill_6014092f.cu =====
 /*
- * modelc mixer core: attn_prefill_118f0d3a (template).
+ * modelc mixer core: attn_prefill_6014092f (template).
  * Fuses, in order:
  *   attention(heads=2, kv_heads=1, head_dim=32, causal=true, window=none, scale=0.17677669529663687)
  * Bytes loaded:  256*batch*tokens + 128*batch*(past + tokens)
@@ -196,7 +196,7 @@ extern "C" __global__ void __launch_bounds__(256) rope_7c574c7d927c(
  * FLOPs:         256*batch*tokens*(past + tokens)
  */
 /*
- * attn_prefill_118f0d3a: causal GQA attention of T new tokens over (KV cache ++ new keys),
+ * attn_prefill_6014092f: causal GQA attention of T new tokens over (KV cache ++ new keys),
  *   H = 2 query heads, G = 1 KV heads, Dh = 32, scale = 1.7677669e-1f, full causal (slot = pos).
  *   out[b,t,h,:] = softmax_j(scale * q[b,t,h,:] . k_j) v_j over the keys j visible from
  *   position past_len[b] + t. Tensor cores: S = Q K^T and O += P V on mma.sync m16n8k16
@@ -252,11 +252,13 @@ __device__ __forceinline__ void cp_async16(void* dst, const void* src, bool pred
     asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_addr(dst)), "l"(src),
                  "r"(pred ? 16 : 0));
 }
-/* cp_async16 that lets L2 fetch the whole 128-byte line from DRAM at once (the L2::128B
-   prefetch-size hint): for long streams read once, as the decode's cached keys and values. */
-__device__ __forceinline__ void cp_async16_l2_128(void* dst, const void* src, bool pred) {
-    asm volatile("cp.async.cg.shared.global.L2::128B [%0], [%1], 16, %2;\n" ::"r"(smem_addr(dst)), "l"(src),
-                 "r"(pred ? 16 : 0));
+/* cp_async16 for long streams read once (the decode's cached keys and values): L2 fetches the
+   whole 128-byte line from DRAM at once (L2::128B) and evicts it first (an evict-first policy). */
+__device__ __forceinline__ void cp_async16_stream(void* dst, const void* src, bool pred) {
+    asm volatile(
+        "{\n.reg .b64 pol;\ncreatepolicy.fractional.L2::evict_first.b64 pol, 1.0;\n"
+        "cp.async.cg.shared.global.L2::cache_hint.L2::128B [%0], [%1], 16, %2, pol;\n}\n" ::"r"(smem_addr(dst)),
+        "l"(src), "r"(pred ? 16 : 0));
 }
 __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
 template <int N>
@@ -302,7 +304,7 @@ __device__ __forceinline__ void copy8_global(bf16* dst, const bf16* src, bool ve
 }
 #endif
 
-extern "C" __global__ void __launch_bounds__(128) attn_prefill_118f0d3a(
+extern "C" __global__ void __launch_bounds__(128) attn_prefill_6014092f(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -801,9 +803,9 @@ extern "C" __global__ void __launch_bounds__(256) rope_a1f4dd3dbb3f(
     }
 }
 
-// ===== kernels/attn_prefill_4621a64c.cu =====
+// ===== kernels/attn_prefill_8969e0ec.cu =====
 /*
- * modelc mixer core: attn_prefill_4621a64c (template).
+ * modelc mixer core: attn_prefill_8969e0ec (template).
  * Fuses, in order:
  *   attention(heads=2, kv_heads=2, head_dim=32, causal=true, window=4, scale=0.17677669529663687)
  * Bytes loaded:  384*batch*tokens + 256*batch*min(past + tokens, 4)
@@ -811,7 +813,7 @@ extern "C" __global__ void __launch_bounds__(256) rope_a1f4dd3dbb3f(
  * FLOPs:         256*batch*tokens*min(past + tokens, 4)
  */
 /*
- * attn_prefill_4621a64c: causal GQA attention of T new tokens over (KV cache ++ new keys),
+ * attn_prefill_8969e0ec: causal GQA attention of T new tokens over (KV cache ++ new keys),
  *   H = 2 query heads, G = 2 KV heads, Dh = 32, scale = 1.7677669e-1f, sliding window W = 4 (ring cache, slot = pos mod S_max).
  *   out[b,t,h,:] = softmax_j(scale * q[b,t,h,:] . k_j) v_j over the keys j visible from
  *   position past_len[b] + t. Tensor cores: S = Q K^T and O += P V on mma.sync m16n8k16
@@ -867,11 +869,13 @@ __device__ __forceinline__ void cp_async16(void* dst, const void* src, bool pred
     asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_addr(dst)), "l"(src),
                  "r"(pred ? 16 : 0));
 }
-/* cp_async16 that lets L2 fetch the whole 128-byte line from DRAM at once (the L2::128B
-   prefetch-size hint): for long streams read once, as the decode's cached keys and values. */
-__device__ __forceinline__ void cp_async16_l2_128(void* dst, const void* src, bool pred) {
-    asm volatile("cp.async.cg.shared.global.L2::128B [%0], [%1], 16, %2;\n" ::"r"(smem_addr(dst)), "l"(src),
-                 "r"(pred ? 16 : 0));
+/* cp_async16 for long streams read once (the decode's cached keys and values): L2 fetches the
+   whole 128-byte line from DRAM at once (L2::128B) and evicts it first (an evict-first policy). */
+__device__ __forceinline__ void cp_async16_stream(void* dst, const void* src, bool pred) {
+    asm volatile(
+        "{\n.reg .b64 pol;\ncreatepolicy.fractional.L2::evict_first.b64 pol, 1.0;\n"
+        "cp.async.cg.shared.global.L2::cache_hint.L2::128B [%0], [%1], 16, %2, pol;\n}\n" ::"r"(smem_addr(dst)),
+        "l"(src), "r"(pred ? 16 : 0));
 }
 __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
 template <int N>
@@ -917,7 +921,7 @@ __device__ __forceinline__ void copy8_global(bf16* dst, const bf16* src, bool ve
 }
 #endif
 
-extern "C" __global__ void __launch_bounds__(128) attn_prefill_4621a64c(
+extern "C" __global__ void __launch_bounds__(128) attn_prefill_8969e0ec(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -1355,9 +1359,9 @@ extern "C" __global__ void __launch_bounds__(256) sigmoid_decay_gate_9b511badf4d
     }
 }
 
-// ===== kernels/delta_rule_cp_prep_c43abc00.cu =====
+// ===== kernels/delta_rule_cp_prep_20afb091.cu =====
 /*
- * modelc mixer core: delta_rule_cp_prep_c43abc00, delta_rule_cp_scan_c43abc00, delta_rule_cp_out_c43abc00, delta_rule_cp_scan_w32_c43abc00 (template).
+ * modelc mixer core: delta_rule_cp_prep_20afb091, delta_rule_cp_scan_20afb091, delta_rule_cp_out_20afb091, delta_rule_cp_scan_w32_20afb091 (template).
  * Fuses, in order:
  *   l2_norm(eps=1e-6, group=32)
  *   scale(0.17677669529663687)
@@ -1369,10 +1373,10 @@ extern "C" __global__ void __launch_bounds__(256) sigmoid_decay_gate_9b511badf4d
  * FLOPs:         25216*batch*tokens
  */
 /*
- * delta_rule_cp_{prep,scan,out}_c43abc00: gated delta rule, chunked (WY representation / UT
+ * delta_rule_cp_{prep,scan,out}_20afb091: gated delta rule, chunked (WY representation / UT
  *   transform), chunk-parallel on tensor cores (mma.sync m16n8k16 bf16 -> f32, ldmatrix,
  *   cp.async; sm_80+): three launches in order, fla's chunk_kda split.
- *   Hk = 1, Hv = 2, Dk = 32, Dv = 32, gate = scalar per head (GDN), qk l2norm = true, scale = 1.7677669e-1f, chunk C = 64, scan block SBV = 16 (or 32: delta_rule_cp_scan_w32_c43abc00).
+ *   Hk = 1, Hv = 2, Dk = 32, Dv = 32, gate = scalar per head (GDN), qk l2norm = true, scale = 1.7677669e-1f, chunk C = 64, scan block SBV = 16 (or 32: delta_rule_cp_scan_w32_20afb091).
  *   Gated RMSNorm epilogue: o <- o * rsqrt(mean_head(o^2) + 1e-5f) * norm_w * silu_f(gate)
  *   Per chunk, with G the in-chunk cumsum of g: A_qk[t,s] = sum_d q_td k_sd e^(G_td - G_sd)
  *   (s <= t), L[t,s] = beta_t sum_d k_td k_sd e^(G_td - G_sd) (s < t), W = (I + L)^-1
@@ -1426,11 +1430,13 @@ __device__ __forceinline__ void cp_async16(void* dst, const void* src, bool pred
     asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_addr(dst)), "l"(src),
                  "r"(pred ? 16 : 0));
 }
-/* cp_async16 that lets L2 fetch the whole 128-byte line from DRAM at once (the L2::128B
-   prefetch-size hint): for long streams read once, as the decode's cached keys and values. */
-__device__ __forceinline__ void cp_async16_l2_128(void* dst, const void* src, bool pred) {
-    asm volatile("cp.async.cg.shared.global.L2::128B [%0], [%1], 16, %2;\n" ::"r"(smem_addr(dst)), "l"(src),
-                 "r"(pred ? 16 : 0));
+/* cp_async16 for long streams read once (the decode's cached keys and values): L2 fetches the
+   whole 128-byte line from DRAM at once (L2::128B) and evicts it first (an evict-first policy). */
+__device__ __forceinline__ void cp_async16_stream(void* dst, const void* src, bool pred) {
+    asm volatile(
+        "{\n.reg .b64 pol;\ncreatepolicy.fractional.L2::evict_first.b64 pol, 1.0;\n"
+        "cp.async.cg.shared.global.L2::cache_hint.L2::128B [%0], [%1], 16, %2, pol;\n}\n" ::"r"(smem_addr(dst)),
+        "l"(src), "r"(pred ? 16 : 0));
 }
 __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
 template <int N>
@@ -1600,7 +1606,7 @@ __device__ __forceinline__ DcpWs dcp_ws(float* base, long n) {
 #endif
 
 /*
- * delta_rule_cp_prep_c43abc00: pass 1 of 3, one block per (chunk, value head, batch), no state.
+ * delta_rule_cp_prep_20afb091: pass 1 of 3, one block per (chunk, value head, batch), no state.
  *   Fuses the q/k l2 norm and scale, the in-chunk cumsum of g (log2 units), the decayed q and k
  *   rows, A_qk and L (16-row block i against Kc_i, reference r = 16 i, fla's chunk_kda; a
  *   diagonal block whose decay span may pass 2^63 is summed exactly instead), the UT solve
@@ -1610,7 +1616,7 @@ __device__ __forceinline__ DcpWs dcp_ws(float* base, long n) {
  * Grid (NC, Hv, B), block 256 threads = 4 row tiles x 2 column groups of warps,
  *   dynamic smem = the prep part of delta_rule_cp_smem().
  */
-extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_c43abc00(
+extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_20afb091(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -2003,7 +2009,7 @@ extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_c43abc00
 }
 
 /*
- * delta_rule_cp_scan_c43abc00: pass 2 of 3, the state scan over the chunks of a sequence.
+ * delta_rule_cp_scan_20afb091: pass 2 of 3, the state scan over the chunks of a sequence.
  *   One block per (SBV value columns, value head, batch) (an entry per width, below); the state [DK][SBV] stays in f32 mma
  *   accumulators (warp w: row tiles w, w + 8, ..), a bf16 copy in shared memory feeds the
  *   products; v_new's row tile w & 3, columns half w >> 2. Per chunk: store h (bf16) to the workspace, v_new = U - W h, store v_new,
@@ -2013,7 +2019,7 @@ extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_c43abc00
  *   delta_rule_cp_smem().
  */
 template <int SBV> /* value columns per block */
-__device__ __forceinline__ void delta_rule_cp_scan_body_c43abc00(
+__device__ __forceinline__ void delta_rule_cp_scan_body_20afb091(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -2216,7 +2222,7 @@ __device__ __forceinline__ void delta_rule_cp_scan_body_c43abc00(
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_c43abc00(
+extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_20afb091(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -2226,9 +2232,9 @@ extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_c43abc00(
     const bf16* __restrict__ gate, int gate_stride, const float* __restrict__ norm_w,
     float* __restrict__ ws_raw)
 {
-    delta_rule_cp_scan_body_c43abc00<16>(q, q_stride, k, k_stride, v, v_stride, g, beta, state_in, state_out, o, o_stride, T, gate, gate_stride, norm_w, ws_raw);
+    delta_rule_cp_scan_body_20afb091<16>(q, q_stride, k, k_stride, v, v_stride, g, beta, state_in, state_out, o, o_stride, T, gate, gate_stride, norm_w, ws_raw);
 }
-extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_w32_c43abc00(
+extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_w32_20afb091(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -2238,17 +2244,17 @@ extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_w32_c43abc0
     const bf16* __restrict__ gate, int gate_stride, const float* __restrict__ norm_w,
     float* __restrict__ ws_raw)
 {
-    delta_rule_cp_scan_body_c43abc00<32>(q, q_stride, k, k_stride, v, v_stride, g, beta, state_in, state_out, o, o_stride, T, gate, gate_stride, norm_w, ws_raw);
+    delta_rule_cp_scan_body_20afb091<32>(q, q_stride, k, k_stride, v, v_stride, g, beta, state_in, state_out, o, o_stride, T, gate, gate_stride, norm_w, ws_raw);
 }
 
 /*
- * delta_rule_cp_out_c43abc00: pass 3 of 3, one block per (chunk, value head, batch).
+ * delta_rule_cp_out_20afb091: pass 3 of 3, one block per (chunk, value head, batch).
  *   o = (q e^G) h + A_qk v_new over the chunk's full rows (all DV columns), then the store
  *   through the gated RMSNorm (the block owns full rows).
  * Grid (NC, Hv, B), block 256 threads = 4 row tiles x 2 column groups of warps (DV / 2
  *   columns each), dynamic smem = the output part of delta_rule_cp_smem().
  */
-extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_out_c43abc00(
+extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_out_20afb091(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -2470,9 +2476,9 @@ extern "C" __global__ void __launch_bounds__(256) decay_gate_sigmoid_e762b53fe97
     }
 }
 
-// ===== kernels/delta_rule_cp_prep_e4a117bf.cu =====
+// ===== kernels/delta_rule_cp_prep_7aef5794.cu =====
 /*
- * modelc mixer core: delta_rule_cp_prep_e4a117bf, delta_rule_cp_scan_e4a117bf, delta_rule_cp_out_e4a117bf, delta_rule_cp_scan_w32_e4a117bf (template).
+ * modelc mixer core: delta_rule_cp_prep_7aef5794, delta_rule_cp_scan_7aef5794, delta_rule_cp_out_7aef5794, delta_rule_cp_scan_w32_7aef5794 (template).
  * Fuses, in order:
  *   l2_norm(eps=1e-6, group=32)
  *   scale(0.17677669529663687)
@@ -2484,10 +2490,10 @@ extern "C" __global__ void __launch_bounds__(256) decay_gate_sigmoid_e762b53fe97
  * FLOPs:         25216*batch*tokens
  */
 /*
- * delta_rule_cp_{prep,scan,out}_e4a117bf: gated delta rule, chunked (WY representation / UT
+ * delta_rule_cp_{prep,scan,out}_7aef5794: gated delta rule, chunked (WY representation / UT
  *   transform), chunk-parallel on tensor cores (mma.sync m16n8k16 bf16 -> f32, ldmatrix,
  *   cp.async; sm_80+): three launches in order, fla's chunk_kda split.
- *   Hk = 2, Hv = 2, Dk = 32, Dv = 32, gate = per key channel (KDA), qk l2norm = true, scale = 1.7677669e-1f, chunk C = 64, scan block SBV = 16 (or 32: delta_rule_cp_scan_w32_e4a117bf).
+ *   Hk = 2, Hv = 2, Dk = 32, Dv = 32, gate = per key channel (KDA), qk l2norm = true, scale = 1.7677669e-1f, chunk C = 64, scan block SBV = 16 (or 32: delta_rule_cp_scan_w32_7aef5794).
  *   Gated RMSNorm epilogue: o <- o * rsqrt(mean_head(o^2) + 1e-5f) * norm_w * silu_f(gate)
  *   Per chunk, with G the in-chunk cumsum of g: A_qk[t,s] = sum_d q_td k_sd e^(G_td - G_sd)
  *   (s <= t), L[t,s] = beta_t sum_d k_td k_sd e^(G_td - G_sd) (s < t), W = (I + L)^-1
@@ -2541,11 +2547,13 @@ __device__ __forceinline__ void cp_async16(void* dst, const void* src, bool pred
     asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_addr(dst)), "l"(src),
                  "r"(pred ? 16 : 0));
 }
-/* cp_async16 that lets L2 fetch the whole 128-byte line from DRAM at once (the L2::128B
-   prefetch-size hint): for long streams read once, as the decode's cached keys and values. */
-__device__ __forceinline__ void cp_async16_l2_128(void* dst, const void* src, bool pred) {
-    asm volatile("cp.async.cg.shared.global.L2::128B [%0], [%1], 16, %2;\n" ::"r"(smem_addr(dst)), "l"(src),
-                 "r"(pred ? 16 : 0));
+/* cp_async16 for long streams read once (the decode's cached keys and values): L2 fetches the
+   whole 128-byte line from DRAM at once (L2::128B) and evicts it first (an evict-first policy). */
+__device__ __forceinline__ void cp_async16_stream(void* dst, const void* src, bool pred) {
+    asm volatile(
+        "{\n.reg .b64 pol;\ncreatepolicy.fractional.L2::evict_first.b64 pol, 1.0;\n"
+        "cp.async.cg.shared.global.L2::cache_hint.L2::128B [%0], [%1], 16, %2, pol;\n}\n" ::"r"(smem_addr(dst)),
+        "l"(src), "r"(pred ? 16 : 0));
 }
 __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
 template <int N>
@@ -2715,7 +2723,7 @@ __device__ __forceinline__ DcpWs dcp_ws(float* base, long n) {
 #endif
 
 /*
- * delta_rule_cp_prep_e4a117bf: pass 1 of 3, one block per (chunk, value head, batch), no state.
+ * delta_rule_cp_prep_7aef5794: pass 1 of 3, one block per (chunk, value head, batch), no state.
  *   Fuses the q/k l2 norm and scale, the in-chunk cumsum of g (log2 units), the decayed q and k
  *   rows, A_qk and L (16-row block i against Kc_i, reference r = 16 i, fla's chunk_kda; a
  *   diagonal block whose decay span may pass 2^63 is summed exactly instead), the UT solve
@@ -2725,7 +2733,7 @@ __device__ __forceinline__ DcpWs dcp_ws(float* base, long n) {
  * Grid (NC, Hv, B), block 256 threads = 4 row tiles x 2 column groups of warps,
  *   dynamic smem = the prep part of delta_rule_cp_smem().
  */
-extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_e4a117bf(
+extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_7aef5794(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -3118,7 +3126,7 @@ extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_e4a117bf
 }
 
 /*
- * delta_rule_cp_scan_e4a117bf: pass 2 of 3, the state scan over the chunks of a sequence.
+ * delta_rule_cp_scan_7aef5794: pass 2 of 3, the state scan over the chunks of a sequence.
  *   One block per (SBV value columns, value head, batch) (an entry per width, below); the state [DK][SBV] stays in f32 mma
  *   accumulators (warp w: row tiles w, w + 8, ..), a bf16 copy in shared memory feeds the
  *   products; v_new's row tile w & 3, columns half w >> 2. Per chunk: store h (bf16) to the workspace, v_new = U - W h, store v_new,
@@ -3128,7 +3136,7 @@ extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_e4a117bf
  *   delta_rule_cp_smem().
  */
 template <int SBV> /* value columns per block */
-__device__ __forceinline__ void delta_rule_cp_scan_body_e4a117bf(
+__device__ __forceinline__ void delta_rule_cp_scan_body_7aef5794(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -3331,7 +3339,7 @@ __device__ __forceinline__ void delta_rule_cp_scan_body_e4a117bf(
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_e4a117bf(
+extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_7aef5794(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -3341,9 +3349,9 @@ extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_e4a117bf(
     const bf16* __restrict__ gate, int gate_stride, const float* __restrict__ norm_w,
     float* __restrict__ ws_raw)
 {
-    delta_rule_cp_scan_body_e4a117bf<16>(q, q_stride, k, k_stride, v, v_stride, g, beta, state_in, state_out, o, o_stride, T, gate, gate_stride, norm_w, ws_raw);
+    delta_rule_cp_scan_body_7aef5794<16>(q, q_stride, k, k_stride, v, v_stride, g, beta, state_in, state_out, o, o_stride, T, gate, gate_stride, norm_w, ws_raw);
 }
-extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_w32_e4a117bf(
+extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_w32_7aef5794(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -3353,17 +3361,17 @@ extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_w32_e4a117b
     const bf16* __restrict__ gate, int gate_stride, const float* __restrict__ norm_w,
     float* __restrict__ ws_raw)
 {
-    delta_rule_cp_scan_body_e4a117bf<32>(q, q_stride, k, k_stride, v, v_stride, g, beta, state_in, state_out, o, o_stride, T, gate, gate_stride, norm_w, ws_raw);
+    delta_rule_cp_scan_body_7aef5794<32>(q, q_stride, k, k_stride, v, v_stride, g, beta, state_in, state_out, o, o_stride, T, gate, gate_stride, norm_w, ws_raw);
 }
 
 /*
- * delta_rule_cp_out_e4a117bf: pass 3 of 3, one block per (chunk, value head, batch).
+ * delta_rule_cp_out_7aef5794: pass 3 of 3, one block per (chunk, value head, batch).
  *   o = (q e^G) h + A_qk v_new over the chunk's full rows (all DV columns), then the store
  *   through the gated RMSNorm (the block owns full rows).
  * Grid (NC, Hv, B), block 256 threads = 4 row tiles x 2 column groups of warps (DV / 2
  *   columns each), dynamic smem = the output part of delta_rule_cp_smem().
  */
-extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_out_e4a117bf(
+extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_out_7aef5794(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -3878,9 +3886,9 @@ extern "C" __global__ void __launch_bounds__(128) rms_norm_78ae3235cae7(
     }
 }
 
-// ===== kernels/attn_decode_14a51c1b.cu =====
+// ===== kernels/attn_decode_024431d5.cu =====
 /*
- * modelc mixer core: attn_decode_14a51c1b, attn_decode_combine_14a51c1b (template).
+ * modelc mixer core: attn_decode_024431d5, attn_decode_combine_024431d5 (template).
  * Fuses, in order:
  *   attention(heads=2, kv_heads=1, head_dim=32, causal=true, window=none, scale=0.17677669529663687)
  * Bytes loaded:  256*batch*tokens + 128*batch*(past + tokens) + 272*batch*max(min(fdiv(2*sms, batch), cdiv(past + 1, 64)), 1)
@@ -3888,17 +3896,17 @@ extern "C" __global__ void __launch_bounds__(128) rms_norm_78ae3235cae7(
  * FLOPs:         256*batch*tokens*(past + tokens)
  */
 /*
- * attn_decode_14a51c1b: one-token causal GQA attention over (KV cache ++ the new key),
+ * attn_decode_024431d5: one-token causal GQA attention over (KV cache ++ the new key),
  *   H = 2, G = 1, Dh = 32, scale = 1.7677669e-1f, full causal (slot = pos).
  *   Split-K, grouped, tensor cores: block (split, g, b) covers a contiguous share (a multiple of
  *   16 keys) of the visible cached keys for all H/G query heads of KV head g; the last split
  *   also takes the new key (position past_len[b]), read from k/v directly. Cached keys/values
- *   stream through shared memory in 64-key tiles (cp.async with 128-byte L2 fetches, 3
- *   stages, rows padded to Dh + 8 channels); warp w scores keys 16w..16w+15 of a tile: S = Q K^T
- *   on mma.sync m16n8k16 (A = the R query heads as rows, zero rows up to 16; B = keys by
- *   ldmatrix), online softmax in f32 (exp2, one max update per 16 keys), O += P V (A = P in bf16,
- *   B = values by ldmatrix.trans). Warps merge in shared memory and write (max, sum, o[Dh]) to
- *   partial[b,h,split,:] (max in natural-log units); attn_decode_combine_14a51c1b merges the
+ *   stream through shared memory in 64-key tiles (cp.async, 128-byte L2 fetches, evict-first,
+ *   3 stages, rows padded to Dh + 8 channels); warp w scores keys 16w..16w+15 of a tile:
+ *   S = Q K^T on mma.sync m16n8k16 (A = the R query heads as rows, zero rows up to 16; B = keys
+ *   by ldmatrix), online softmax in f32 (exp2, one max update per 16 keys), O += P V (A = P in
+ *   bf16, B = values by ldmatrix.trans). Warps merge in shared memory and write (max, sum, o[Dh]) to
+ *   partial[b,h,split,:] (max in natural-log units); attn_decode_combine_024431d5 merges the
  *   splits in split order and normalises. The split-0 block appends the new k/v row.
  * Layouts: q row b of [B,H*Dh], k/v row b of [B,G*Dh] bf16; caches [B,G,s_max,Dh] bf16;
  *   past_len [B] int32; partial [B,H,n_splits,Dh+2] f32; out row b of [B,H*Dh] bf16.
@@ -3941,11 +3949,13 @@ __device__ __forceinline__ void cp_async16(void* dst, const void* src, bool pred
     asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_addr(dst)), "l"(src),
                  "r"(pred ? 16 : 0));
 }
-/* cp_async16 that lets L2 fetch the whole 128-byte line from DRAM at once (the L2::128B
-   prefetch-size hint): for long streams read once, as the decode's cached keys and values. */
-__device__ __forceinline__ void cp_async16_l2_128(void* dst, const void* src, bool pred) {
-    asm volatile("cp.async.cg.shared.global.L2::128B [%0], [%1], 16, %2;\n" ::"r"(smem_addr(dst)), "l"(src),
-                 "r"(pred ? 16 : 0));
+/* cp_async16 for long streams read once (the decode's cached keys and values): L2 fetches the
+   whole 128-byte line from DRAM at once (L2::128B) and evicts it first (an evict-first policy). */
+__device__ __forceinline__ void cp_async16_stream(void* dst, const void* src, bool pred) {
+    asm volatile(
+        "{\n.reg .b64 pol;\ncreatepolicy.fractional.L2::evict_first.b64 pol, 1.0;\n"
+        "cp.async.cg.shared.global.L2::cache_hint.L2::128B [%0], [%1], 16, %2, pol;\n}\n" ::"r"(smem_addr(dst)),
+        "l"(src), "r"(pred ? 16 : 0));
 }
 __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
 template <int N>
@@ -4000,7 +4010,7 @@ static __device__ __forceinline__ void modelc_pdl_enter() {
 }
 #endif
 
-extern "C" __global__ void __launch_bounds__(128, 2) attn_decode_14a51c1b(
+extern "C" __global__ void __launch_bounds__(128, 2) attn_decode_024431d5(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -4080,8 +4090,8 @@ extern "C" __global__ void __launch_bounds__(128, 2) attn_decode_14a51c1b(
             const bool ok = pos < ec;
             const long slot = W > 0 ? (long)pos % s_max : (long)pos;
             const long off = (ok ? slot : 0) * DH + ch * 8;
-            cp_async16_l2_128(ks + (st * BT + r) * DP + ch * 8, kc + off, ok);
-            cp_async16_l2_128(vs + (st * BT + r) * DP + ch * 8, vc + off, ok);
+            cp_async16_stream(ks + (st * BT + r) * DP + ch * 8, kc + off, ok);
+            cp_async16_stream(vs + (st * BT + r) * DP + ch * 8, vc + off, ok);
         }
     };
 
@@ -4217,7 +4227,7 @@ extern "C" __global__ void __launch_bounds__(128, 2) attn_decode_14a51c1b(
         }
     }
 }
-extern "C" __global__ void attn_decode_combine_14a51c1b(
+extern "C" __global__ void attn_decode_combine_024431d5(
     const float* __restrict__ partial, bf16* __restrict__ out, int out_stride, int n_splits)
 {
     modelc_pdl_enter();
@@ -4241,9 +4251,9 @@ extern "C" __global__ void attn_decode_combine_14a51c1b(
     }
 }
 
-// ===== kernels/attn_decode_7e10c7c5.cu =====
+// ===== kernels/attn_decode_4a16abaf.cu =====
 /*
- * modelc mixer core: attn_decode_7e10c7c5, attn_decode_combine_7e10c7c5 (template).
+ * modelc mixer core: attn_decode_4a16abaf, attn_decode_combine_4a16abaf (template).
  * Fuses, in order:
  *   attention(heads=2, kv_heads=2, head_dim=32, causal=true, window=4, scale=0.17677669529663687)
  * Bytes loaded:  384*batch*tokens + 256*batch*min(past + tokens, 4) + 272*batch*max(min(fdiv(2*sms, 2*batch), cdiv(min(past + 1, 4), 64)), 1)
@@ -4251,17 +4261,17 @@ extern "C" __global__ void attn_decode_combine_14a51c1b(
  * FLOPs:         256*batch*tokens*min(past + tokens, 4)
  */
 /*
- * attn_decode_7e10c7c5: one-token causal GQA attention over (KV cache ++ the new key),
+ * attn_decode_4a16abaf: one-token causal GQA attention over (KV cache ++ the new key),
  *   H = 2, G = 2, Dh = 32, scale = 1.7677669e-1f, sliding window W = 4 (ring cache, slot = pos mod S_max).
  *   Split-K, grouped, tensor cores: block (split, g, b) covers a contiguous share (a multiple of
  *   16 keys) of the visible cached keys for all H/G query heads of KV head g; the last split
  *   also takes the new key (position past_len[b]), read from k/v directly. Cached keys/values
- *   stream through shared memory in 64-key tiles (cp.async with 128-byte L2 fetches, 3
- *   stages, rows padded to Dh + 8 channels); warp w scores keys 16w..16w+15 of a tile: S = Q K^T
- *   on mma.sync m16n8k16 (A = the R query heads as rows, zero rows up to 16; B = keys by
- *   ldmatrix), online softmax in f32 (exp2, one max update per 16 keys), O += P V (A = P in bf16,
- *   B = values by ldmatrix.trans). Warps merge in shared memory and write (max, sum, o[Dh]) to
- *   partial[b,h,split,:] (max in natural-log units); attn_decode_combine_7e10c7c5 merges the
+ *   stream through shared memory in 64-key tiles (cp.async, 128-byte L2 fetches, evict-first,
+ *   3 stages, rows padded to Dh + 8 channels); warp w scores keys 16w..16w+15 of a tile:
+ *   S = Q K^T on mma.sync m16n8k16 (A = the R query heads as rows, zero rows up to 16; B = keys
+ *   by ldmatrix), online softmax in f32 (exp2, one max update per 16 keys), O += P V (A = P in
+ *   bf16, B = values by ldmatrix.trans). Warps merge in shared memory and write (max, sum, o[Dh]) to
+ *   partial[b,h,split,:] (max in natural-log units); attn_decode_combine_4a16abaf merges the
  *   splits in split order and normalises. The split-0 block appends the new k/v row.
  * Layouts: q row b of [B,H*Dh], k/v row b of [B,G*Dh] bf16; caches [B,G,s_max,Dh] bf16;
  *   past_len [B] int32; partial [B,H,n_splits,Dh+2] f32; out row b of [B,H*Dh] bf16.
@@ -4304,11 +4314,13 @@ __device__ __forceinline__ void cp_async16(void* dst, const void* src, bool pred
     asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_addr(dst)), "l"(src),
                  "r"(pred ? 16 : 0));
 }
-/* cp_async16 that lets L2 fetch the whole 128-byte line from DRAM at once (the L2::128B
-   prefetch-size hint): for long streams read once, as the decode's cached keys and values. */
-__device__ __forceinline__ void cp_async16_l2_128(void* dst, const void* src, bool pred) {
-    asm volatile("cp.async.cg.shared.global.L2::128B [%0], [%1], 16, %2;\n" ::"r"(smem_addr(dst)), "l"(src),
-                 "r"(pred ? 16 : 0));
+/* cp_async16 for long streams read once (the decode's cached keys and values): L2 fetches the
+   whole 128-byte line from DRAM at once (L2::128B) and evicts it first (an evict-first policy). */
+__device__ __forceinline__ void cp_async16_stream(void* dst, const void* src, bool pred) {
+    asm volatile(
+        "{\n.reg .b64 pol;\ncreatepolicy.fractional.L2::evict_first.b64 pol, 1.0;\n"
+        "cp.async.cg.shared.global.L2::cache_hint.L2::128B [%0], [%1], 16, %2, pol;\n}\n" ::"r"(smem_addr(dst)),
+        "l"(src), "r"(pred ? 16 : 0));
 }
 __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
 template <int N>
@@ -4363,7 +4375,7 @@ static __device__ __forceinline__ void modelc_pdl_enter() {
 }
 #endif
 
-extern "C" __global__ void __launch_bounds__(128, 2) attn_decode_7e10c7c5(
+extern "C" __global__ void __launch_bounds__(128, 2) attn_decode_4a16abaf(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -4443,8 +4455,8 @@ extern "C" __global__ void __launch_bounds__(128, 2) attn_decode_7e10c7c5(
             const bool ok = pos < ec;
             const long slot = W > 0 ? (long)pos % s_max : (long)pos;
             const long off = (ok ? slot : 0) * DH + ch * 8;
-            cp_async16_l2_128(ks + (st * BT + r) * DP + ch * 8, kc + off, ok);
-            cp_async16_l2_128(vs + (st * BT + r) * DP + ch * 8, vc + off, ok);
+            cp_async16_stream(ks + (st * BT + r) * DP + ch * 8, kc + off, ok);
+            cp_async16_stream(vs + (st * BT + r) * DP + ch * 8, vc + off, ok);
         }
     };
 
@@ -4580,7 +4592,7 @@ extern "C" __global__ void __launch_bounds__(128, 2) attn_decode_7e10c7c5(
         }
     }
 }
-extern "C" __global__ void attn_decode_combine_7e10c7c5(
+extern "C" __global__ void attn_decode_combine_4a16abaf(
     const float* __restrict__ partial, bf16* __restrict__ out, int out_stride, int n_splits)
 {
     modelc_pdl_enter();

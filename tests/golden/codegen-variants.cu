@@ -210,9 +210,9 @@ extern "C" __global__ void __launch_bounds__(256) rope_238824776df6(
     }
 }
 
-// ===== kernels/attn_prefill_061c035d.cu =====
+// ===== kernels/attn_prefill_fb5284cc.cu =====
 /*
- * modelc mixer core: attn_prefill_061c035d (template).
+ * modelc mixer core: attn_prefill_fb5284cc (template).
  * Fuses, in order:
  *   attention(heads=4, kv_heads=2, head_dim=32, causal=true, window=none, scale=0.17677669529663687)
  * Bytes loaded:  512*batch*tokens + 256*batch*(past + tokens)
@@ -220,7 +220,7 @@ extern "C" __global__ void __launch_bounds__(256) rope_238824776df6(
  * FLOPs:         512*batch*tokens*(past + tokens)
  */
 /*
- * attn_prefill_061c035d: causal GQA attention of T new tokens over (KV cache ++ new keys),
+ * attn_prefill_fb5284cc: causal GQA attention of T new tokens over (KV cache ++ new keys),
  *   H = 4 query heads, G = 2 KV heads, Dh = 32, scale = 1.7677669e-1f, full causal (slot = pos).
  *   out[b,t,h,:] = softmax_j(scale * q[b,t,h,:] . k_j) v_j over the keys j visible from
  *   position past_len[b] + t. Tensor cores: S = Q K^T and O += P V on mma.sync m16n8k16
@@ -276,11 +276,13 @@ __device__ __forceinline__ void cp_async16(void* dst, const void* src, bool pred
     asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_addr(dst)), "l"(src),
                  "r"(pred ? 16 : 0));
 }
-/* cp_async16 that lets L2 fetch the whole 128-byte line from DRAM at once (the L2::128B
-   prefetch-size hint): for long streams read once, as the decode's cached keys and values. */
-__device__ __forceinline__ void cp_async16_l2_128(void* dst, const void* src, bool pred) {
-    asm volatile("cp.async.cg.shared.global.L2::128B [%0], [%1], 16, %2;\n" ::"r"(smem_addr(dst)), "l"(src),
-                 "r"(pred ? 16 : 0));
+/* cp_async16 for long streams read once (the decode's cached keys and values): L2 fetches the
+   whole 128-byte line from DRAM at once (L2::128B) and evicts it first (an evict-first policy). */
+__device__ __forceinline__ void cp_async16_stream(void* dst, const void* src, bool pred) {
+    asm volatile(
+        "{\n.reg .b64 pol;\ncreatepolicy.fractional.L2::evict_first.b64 pol, 1.0;\n"
+        "cp.async.cg.shared.global.L2::cache_hint.L2::128B [%0], [%1], 16, %2, pol;\n}\n" ::"r"(smem_addr(dst)),
+        "l"(src), "r"(pred ? 16 : 0));
 }
 __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
 template <int N>
@@ -326,7 +328,7 @@ __device__ __forceinline__ void copy8_global(bf16* dst, const bf16* src, bool ve
 }
 #endif
 
-extern "C" __global__ void __launch_bounds__(128) attn_prefill_061c035d(
+extern "C" __global__ void __launch_bounds__(128) attn_prefill_fb5284cc(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -1481,9 +1483,9 @@ extern "C" __global__ void __launch_bounds__(128) conv1d_44a3c38d(
     }
 }
 
-// ===== kernels/delta_rule_cp_prep_429ce8fa.cu =====
+// ===== kernels/delta_rule_cp_prep_cc804598.cu =====
 /*
- * modelc mixer core: delta_rule_cp_prep_429ce8fa, delta_rule_cp_scan_429ce8fa, delta_rule_cp_out_429ce8fa, delta_rule_cp_scan_w32_429ce8fa (template).
+ * modelc mixer core: delta_rule_cp_prep_cc804598, delta_rule_cp_scan_cc804598, delta_rule_cp_out_cc804598, delta_rule_cp_scan_w32_cc804598 (template).
  * Fuses, in order:
  *   l2_norm(eps=1e-6, group=32)
  *   scale(0.17677669529663687)
@@ -1495,10 +1497,10 @@ extern "C" __global__ void __launch_bounds__(128) conv1d_44a3c38d(
  * FLOPs:         25216*batch*tokens
  */
 /*
- * delta_rule_cp_{prep,scan,out}_429ce8fa: gated delta rule, chunked (WY representation / UT
+ * delta_rule_cp_{prep,scan,out}_cc804598: gated delta rule, chunked (WY representation / UT
  *   transform), chunk-parallel on tensor cores (mma.sync m16n8k16 bf16 -> f32, ldmatrix,
  *   cp.async; sm_80+): three launches in order, fla's chunk_kda split.
- *   Hk = 2, Hv = 2, Dk = 32, Dv = 32, gate = per key channel (KDA), qk l2norm = true, scale = 1.7677669e-1f, chunk C = 64, scan block SBV = 16 (or 32: delta_rule_cp_scan_w32_429ce8fa).
+ *   Hk = 2, Hv = 2, Dk = 32, Dv = 32, gate = per key channel (KDA), qk l2norm = true, scale = 1.7677669e-1f, chunk C = 64, scan block SBV = 16 (or 32: delta_rule_cp_scan_w32_cc804598).
  *   Gated RMSNorm epilogue: o <- o * rsqrt(mean_head(o^2) + 1e-6f) * norm_w * (1.0f / (1.0f + expf(-gate)))
  *   Per chunk, with G the in-chunk cumsum of g: A_qk[t,s] = sum_d q_td k_sd e^(G_td - G_sd)
  *   (s <= t), L[t,s] = beta_t sum_d k_td k_sd e^(G_td - G_sd) (s < t), W = (I + L)^-1
@@ -1552,11 +1554,13 @@ __device__ __forceinline__ void cp_async16(void* dst, const void* src, bool pred
     asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_addr(dst)), "l"(src),
                  "r"(pred ? 16 : 0));
 }
-/* cp_async16 that lets L2 fetch the whole 128-byte line from DRAM at once (the L2::128B
-   prefetch-size hint): for long streams read once, as the decode's cached keys and values. */
-__device__ __forceinline__ void cp_async16_l2_128(void* dst, const void* src, bool pred) {
-    asm volatile("cp.async.cg.shared.global.L2::128B [%0], [%1], 16, %2;\n" ::"r"(smem_addr(dst)), "l"(src),
-                 "r"(pred ? 16 : 0));
+/* cp_async16 for long streams read once (the decode's cached keys and values): L2 fetches the
+   whole 128-byte line from DRAM at once (L2::128B) and evicts it first (an evict-first policy). */
+__device__ __forceinline__ void cp_async16_stream(void* dst, const void* src, bool pred) {
+    asm volatile(
+        "{\n.reg .b64 pol;\ncreatepolicy.fractional.L2::evict_first.b64 pol, 1.0;\n"
+        "cp.async.cg.shared.global.L2::cache_hint.L2::128B [%0], [%1], 16, %2, pol;\n}\n" ::"r"(smem_addr(dst)),
+        "l"(src), "r"(pred ? 16 : 0));
 }
 __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
 template <int N>
@@ -1726,7 +1730,7 @@ __device__ __forceinline__ DcpWs dcp_ws(float* base, long n) {
 #endif
 
 /*
- * delta_rule_cp_prep_429ce8fa: pass 1 of 3, one block per (chunk, value head, batch), no state.
+ * delta_rule_cp_prep_cc804598: pass 1 of 3, one block per (chunk, value head, batch), no state.
  *   Fuses the q/k l2 norm and scale, the in-chunk cumsum of g (log2 units), the decayed q and k
  *   rows, A_qk and L (16-row block i against Kc_i, reference r = 16 i, fla's chunk_kda; a
  *   diagonal block whose decay span may pass 2^63 is summed exactly instead), the UT solve
@@ -1736,7 +1740,7 @@ __device__ __forceinline__ DcpWs dcp_ws(float* base, long n) {
  * Grid (NC, Hv, B), block 256 threads = 4 row tiles x 2 column groups of warps,
  *   dynamic smem = the prep part of delta_rule_cp_smem().
  */
-extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_429ce8fa(
+extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_cc804598(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -2129,7 +2133,7 @@ extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_429ce8fa
 }
 
 /*
- * delta_rule_cp_scan_429ce8fa: pass 2 of 3, the state scan over the chunks of a sequence.
+ * delta_rule_cp_scan_cc804598: pass 2 of 3, the state scan over the chunks of a sequence.
  *   One block per (SBV value columns, value head, batch) (an entry per width, below); the state [DK][SBV] stays in f32 mma
  *   accumulators (warp w: row tiles w, w + 8, ..), a bf16 copy in shared memory feeds the
  *   products; v_new's row tile w & 3, columns half w >> 2. Per chunk: store h (bf16) to the workspace, v_new = U - W h, store v_new,
@@ -2139,7 +2143,7 @@ extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_429ce8fa
  *   delta_rule_cp_smem().
  */
 template <int SBV> /* value columns per block */
-__device__ __forceinline__ void delta_rule_cp_scan_body_429ce8fa(
+__device__ __forceinline__ void delta_rule_cp_scan_body_cc804598(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -2342,7 +2346,7 @@ __device__ __forceinline__ void delta_rule_cp_scan_body_429ce8fa(
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_429ce8fa(
+extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_cc804598(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -2352,9 +2356,9 @@ extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_429ce8fa(
     const bf16* __restrict__ gate, int gate_stride, const float* __restrict__ norm_w,
     float* __restrict__ ws_raw)
 {
-    delta_rule_cp_scan_body_429ce8fa<16>(q, q_stride, k, k_stride, v, v_stride, g, beta, state_in, state_out, o, o_stride, T, gate, gate_stride, norm_w, ws_raw);
+    delta_rule_cp_scan_body_cc804598<16>(q, q_stride, k, k_stride, v, v_stride, g, beta, state_in, state_out, o, o_stride, T, gate, gate_stride, norm_w, ws_raw);
 }
-extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_w32_429ce8fa(
+extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_w32_cc804598(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -2364,17 +2368,17 @@ extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_w32_429ce8f
     const bf16* __restrict__ gate, int gate_stride, const float* __restrict__ norm_w,
     float* __restrict__ ws_raw)
 {
-    delta_rule_cp_scan_body_429ce8fa<32>(q, q_stride, k, k_stride, v, v_stride, g, beta, state_in, state_out, o, o_stride, T, gate, gate_stride, norm_w, ws_raw);
+    delta_rule_cp_scan_body_cc804598<32>(q, q_stride, k, k_stride, v, v_stride, g, beta, state_in, state_out, o, o_stride, T, gate, gate_stride, norm_w, ws_raw);
 }
 
 /*
- * delta_rule_cp_out_429ce8fa: pass 3 of 3, one block per (chunk, value head, batch).
+ * delta_rule_cp_out_cc804598: pass 3 of 3, one block per (chunk, value head, batch).
  *   o = (q e^G) h + A_qk v_new over the chunk's full rows (all DV columns), then the store
  *   through the gated RMSNorm (the block owns full rows).
  * Grid (NC, Hv, B), block 256 threads = 4 row tiles x 2 column groups of warps (DV / 2
  *   columns each), dynamic smem = the output part of delta_rule_cp_smem().
  */
-extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_out_429ce8fa(
+extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_out_cc804598(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -2703,9 +2707,9 @@ extern "C" __global__ void __launch_bounds__(128) layer_norm_491804a8b2a8(
     }
 }
 
-// ===== kernels/attn_decode_a4f2795c.cu =====
+// ===== kernels/attn_decode_9b801aa9.cu =====
 /*
- * modelc mixer core: attn_decode_a4f2795c, attn_decode_combine_a4f2795c (template).
+ * modelc mixer core: attn_decode_9b801aa9, attn_decode_combine_9b801aa9 (template).
  * Fuses, in order:
  *   attention(heads=4, kv_heads=2, head_dim=32, causal=true, window=none, scale=0.17677669529663687)
  * Bytes loaded:  512*batch*tokens + 256*batch*(past + tokens) + 544*batch*max(min(fdiv(2*sms, 2*batch), cdiv(past + 1, 64)), 1)
@@ -2713,17 +2717,17 @@ extern "C" __global__ void __launch_bounds__(128) layer_norm_491804a8b2a8(
  * FLOPs:         512*batch*tokens*(past + tokens)
  */
 /*
- * attn_decode_a4f2795c: one-token causal GQA attention over (KV cache ++ the new key),
+ * attn_decode_9b801aa9: one-token causal GQA attention over (KV cache ++ the new key),
  *   H = 4, G = 2, Dh = 32, scale = 1.7677669e-1f, full causal (slot = pos).
  *   Split-K, grouped, tensor cores: block (split, g, b) covers a contiguous share (a multiple of
  *   16 keys) of the visible cached keys for all H/G query heads of KV head g; the last split
  *   also takes the new key (position past_len[b]), read from k/v directly. Cached keys/values
- *   stream through shared memory in 64-key tiles (cp.async with 128-byte L2 fetches, 3
- *   stages, rows padded to Dh + 8 channels); warp w scores keys 16w..16w+15 of a tile: S = Q K^T
- *   on mma.sync m16n8k16 (A = the R query heads as rows, zero rows up to 16; B = keys by
- *   ldmatrix), online softmax in f32 (exp2, one max update per 16 keys), O += P V (A = P in bf16,
- *   B = values by ldmatrix.trans). Warps merge in shared memory and write (max, sum, o[Dh]) to
- *   partial[b,h,split,:] (max in natural-log units); attn_decode_combine_a4f2795c merges the
+ *   stream through shared memory in 64-key tiles (cp.async, 128-byte L2 fetches, evict-first,
+ *   3 stages, rows padded to Dh + 8 channels); warp w scores keys 16w..16w+15 of a tile:
+ *   S = Q K^T on mma.sync m16n8k16 (A = the R query heads as rows, zero rows up to 16; B = keys
+ *   by ldmatrix), online softmax in f32 (exp2, one max update per 16 keys), O += P V (A = P in
+ *   bf16, B = values by ldmatrix.trans). Warps merge in shared memory and write (max, sum, o[Dh]) to
+ *   partial[b,h,split,:] (max in natural-log units); attn_decode_combine_9b801aa9 merges the
  *   splits in split order and normalises. The split-0 block appends the new k/v row.
  * Layouts: q row b of [B,H*Dh], k/v row b of [B,G*Dh] bf16; caches [B,G,s_max,Dh] bf16;
  *   past_len [B] int32; partial [B,H,n_splits,Dh+2] f32; out row b of [B,H*Dh] bf16.
@@ -2766,11 +2770,13 @@ __device__ __forceinline__ void cp_async16(void* dst, const void* src, bool pred
     asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_addr(dst)), "l"(src),
                  "r"(pred ? 16 : 0));
 }
-/* cp_async16 that lets L2 fetch the whole 128-byte line from DRAM at once (the L2::128B
-   prefetch-size hint): for long streams read once, as the decode's cached keys and values. */
-__device__ __forceinline__ void cp_async16_l2_128(void* dst, const void* src, bool pred) {
-    asm volatile("cp.async.cg.shared.global.L2::128B [%0], [%1], 16, %2;\n" ::"r"(smem_addr(dst)), "l"(src),
-                 "r"(pred ? 16 : 0));
+/* cp_async16 for long streams read once (the decode's cached keys and values): L2 fetches the
+   whole 128-byte line from DRAM at once (L2::128B) and evicts it first (an evict-first policy). */
+__device__ __forceinline__ void cp_async16_stream(void* dst, const void* src, bool pred) {
+    asm volatile(
+        "{\n.reg .b64 pol;\ncreatepolicy.fractional.L2::evict_first.b64 pol, 1.0;\n"
+        "cp.async.cg.shared.global.L2::cache_hint.L2::128B [%0], [%1], 16, %2, pol;\n}\n" ::"r"(smem_addr(dst)),
+        "l"(src), "r"(pred ? 16 : 0));
 }
 __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
 template <int N>
@@ -2825,7 +2831,7 @@ static __device__ __forceinline__ void modelc_pdl_enter() {
 }
 #endif
 
-extern "C" __global__ void __launch_bounds__(128, 2) attn_decode_a4f2795c(
+extern "C" __global__ void __launch_bounds__(128, 2) attn_decode_9b801aa9(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -2905,8 +2911,8 @@ extern "C" __global__ void __launch_bounds__(128, 2) attn_decode_a4f2795c(
             const bool ok = pos < ec;
             const long slot = W > 0 ? (long)pos % s_max : (long)pos;
             const long off = (ok ? slot : 0) * DH + ch * 8;
-            cp_async16_l2_128(ks + (st * BT + r) * DP + ch * 8, kc + off, ok);
-            cp_async16_l2_128(vs + (st * BT + r) * DP + ch * 8, vc + off, ok);
+            cp_async16_stream(ks + (st * BT + r) * DP + ch * 8, kc + off, ok);
+            cp_async16_stream(vs + (st * BT + r) * DP + ch * 8, vc + off, ok);
         }
     };
 
@@ -3042,7 +3048,7 @@ extern "C" __global__ void __launch_bounds__(128, 2) attn_decode_a4f2795c(
         }
     }
 }
-extern "C" __global__ void attn_decode_combine_a4f2795c(
+extern "C" __global__ void attn_decode_combine_9b801aa9(
     const float* __restrict__ partial, bf16* __restrict__ out, int out_stride, int n_splits)
 {
     modelc_pdl_enter();

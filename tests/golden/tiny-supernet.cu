@@ -186,9 +186,9 @@ extern "C" __global__ void __launch_bounds__(256) rope_6425a55b79c7(
     }
 }
 
-// ===== kernels/attn_prefill_dcf07603.cu =====
+// ===== kernels/attn_prefill_7dd6dcd6.cu =====
 /*
- * modelc mixer core: attn_prefill_dcf07603 (template).
+ * modelc mixer core: attn_prefill_7dd6dcd6 (template).
  * Fuses, in order:
  *   attention(heads=4, kv_heads=2, head_dim=16, causal=true, window=none, scale=0.25)
  * Bytes loaded:  256*batch*tokens + 128*batch*(past + tokens)
@@ -196,7 +196,7 @@ extern "C" __global__ void __launch_bounds__(256) rope_6425a55b79c7(
  * FLOPs:         256*batch*tokens*(past + tokens)
  */
 /*
- * attn_prefill_dcf07603: causal GQA attention of T new tokens over (KV cache ++ new keys),
+ * attn_prefill_7dd6dcd6: causal GQA attention of T new tokens over (KV cache ++ new keys),
  *   H = 4 query heads, G = 2 KV heads, Dh = 16, scale = 2.5e-1f, full causal (slot = pos).
  *   out[b,t,h,:] = softmax_j(scale * q[b,t,h,:] . k_j) v_j over the keys j visible from
  *   position past_len[b] + t. Tensor cores: S = Q K^T and O += P V on mma.sync m16n8k16
@@ -252,11 +252,13 @@ __device__ __forceinline__ void cp_async16(void* dst, const void* src, bool pred
     asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_addr(dst)), "l"(src),
                  "r"(pred ? 16 : 0));
 }
-/* cp_async16 that lets L2 fetch the whole 128-byte line from DRAM at once (the L2::128B
-   prefetch-size hint): for long streams read once, as the decode's cached keys and values. */
-__device__ __forceinline__ void cp_async16_l2_128(void* dst, const void* src, bool pred) {
-    asm volatile("cp.async.cg.shared.global.L2::128B [%0], [%1], 16, %2;\n" ::"r"(smem_addr(dst)), "l"(src),
-                 "r"(pred ? 16 : 0));
+/* cp_async16 for long streams read once (the decode's cached keys and values): L2 fetches the
+   whole 128-byte line from DRAM at once (L2::128B) and evicts it first (an evict-first policy). */
+__device__ __forceinline__ void cp_async16_stream(void* dst, const void* src, bool pred) {
+    asm volatile(
+        "{\n.reg .b64 pol;\ncreatepolicy.fractional.L2::evict_first.b64 pol, 1.0;\n"
+        "cp.async.cg.shared.global.L2::cache_hint.L2::128B [%0], [%1], 16, %2, pol;\n}\n" ::"r"(smem_addr(dst)),
+        "l"(src), "r"(pred ? 16 : 0));
 }
 __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
 template <int N>
@@ -302,7 +304,7 @@ __device__ __forceinline__ void copy8_global(bf16* dst, const bf16* src, bool ve
 }
 #endif
 
-extern "C" __global__ void __launch_bounds__(128) attn_prefill_dcf07603(
+extern "C" __global__ void __launch_bounds__(128) attn_prefill_7dd6dcd6(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -805,9 +807,9 @@ extern "C" __global__ void __launch_bounds__(128) rms_norm_78ae3235cae7(
     }
 }
 
-// ===== kernels/attn_decode_3a4bf129.cu =====
+// ===== kernels/attn_decode_b4711d4e.cu =====
 /*
- * modelc mixer core: attn_decode_3a4bf129, attn_decode_combine_3a4bf129 (template).
+ * modelc mixer core: attn_decode_b4711d4e, attn_decode_combine_b4711d4e (template).
  * Fuses, in order:
  *   attention(heads=4, kv_heads=2, head_dim=16, causal=true, window=none, scale=0.25)
  * Bytes loaded:  256*batch*tokens + 128*batch*(past + tokens) + 288*batch*max(min(fdiv(2*sms, 2*batch), cdiv(past + 1, 64)), 1)
@@ -815,17 +817,17 @@ extern "C" __global__ void __launch_bounds__(128) rms_norm_78ae3235cae7(
  * FLOPs:         256*batch*tokens*(past + tokens)
  */
 /*
- * attn_decode_3a4bf129: one-token causal GQA attention over (KV cache ++ the new key),
+ * attn_decode_b4711d4e: one-token causal GQA attention over (KV cache ++ the new key),
  *   H = 4, G = 2, Dh = 16, scale = 2.5e-1f, full causal (slot = pos).
  *   Split-K, grouped, tensor cores: block (split, g, b) covers a contiguous share (a multiple of
  *   16 keys) of the visible cached keys for all H/G query heads of KV head g; the last split
  *   also takes the new key (position past_len[b]), read from k/v directly. Cached keys/values
- *   stream through shared memory in 64-key tiles (cp.async with 128-byte L2 fetches, 3
- *   stages, rows padded to Dh + 8 channels); warp w scores keys 16w..16w+15 of a tile: S = Q K^T
- *   on mma.sync m16n8k16 (A = the R query heads as rows, zero rows up to 16; B = keys by
- *   ldmatrix), online softmax in f32 (exp2, one max update per 16 keys), O += P V (A = P in bf16,
- *   B = values by ldmatrix.trans). Warps merge in shared memory and write (max, sum, o[Dh]) to
- *   partial[b,h,split,:] (max in natural-log units); attn_decode_combine_3a4bf129 merges the
+ *   stream through shared memory in 64-key tiles (cp.async, 128-byte L2 fetches, evict-first,
+ *   3 stages, rows padded to Dh + 8 channels); warp w scores keys 16w..16w+15 of a tile:
+ *   S = Q K^T on mma.sync m16n8k16 (A = the R query heads as rows, zero rows up to 16; B = keys
+ *   by ldmatrix), online softmax in f32 (exp2, one max update per 16 keys), O += P V (A = P in
+ *   bf16, B = values by ldmatrix.trans). Warps merge in shared memory and write (max, sum, o[Dh]) to
+ *   partial[b,h,split,:] (max in natural-log units); attn_decode_combine_b4711d4e merges the
  *   splits in split order and normalises. The split-0 block appends the new k/v row.
  * Layouts: q row b of [B,H*Dh], k/v row b of [B,G*Dh] bf16; caches [B,G,s_max,Dh] bf16;
  *   past_len [B] int32; partial [B,H,n_splits,Dh+2] f32; out row b of [B,H*Dh] bf16.
@@ -868,11 +870,13 @@ __device__ __forceinline__ void cp_async16(void* dst, const void* src, bool pred
     asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_addr(dst)), "l"(src),
                  "r"(pred ? 16 : 0));
 }
-/* cp_async16 that lets L2 fetch the whole 128-byte line from DRAM at once (the L2::128B
-   prefetch-size hint): for long streams read once, as the decode's cached keys and values. */
-__device__ __forceinline__ void cp_async16_l2_128(void* dst, const void* src, bool pred) {
-    asm volatile("cp.async.cg.shared.global.L2::128B [%0], [%1], 16, %2;\n" ::"r"(smem_addr(dst)), "l"(src),
-                 "r"(pred ? 16 : 0));
+/* cp_async16 for long streams read once (the decode's cached keys and values): L2 fetches the
+   whole 128-byte line from DRAM at once (L2::128B) and evicts it first (an evict-first policy). */
+__device__ __forceinline__ void cp_async16_stream(void* dst, const void* src, bool pred) {
+    asm volatile(
+        "{\n.reg .b64 pol;\ncreatepolicy.fractional.L2::evict_first.b64 pol, 1.0;\n"
+        "cp.async.cg.shared.global.L2::cache_hint.L2::128B [%0], [%1], 16, %2, pol;\n}\n" ::"r"(smem_addr(dst)),
+        "l"(src), "r"(pred ? 16 : 0));
 }
 __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
 template <int N>
@@ -927,7 +931,7 @@ static __device__ __forceinline__ void modelc_pdl_enter() {
 }
 #endif
 
-extern "C" __global__ void __launch_bounds__(128, 2) attn_decode_3a4bf129(
+extern "C" __global__ void __launch_bounds__(128, 2) attn_decode_b4711d4e(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -1007,8 +1011,8 @@ extern "C" __global__ void __launch_bounds__(128, 2) attn_decode_3a4bf129(
             const bool ok = pos < ec;
             const long slot = W > 0 ? (long)pos % s_max : (long)pos;
             const long off = (ok ? slot : 0) * DH + ch * 8;
-            cp_async16_l2_128(ks + (st * BT + r) * DP + ch * 8, kc + off, ok);
-            cp_async16_l2_128(vs + (st * BT + r) * DP + ch * 8, vc + off, ok);
+            cp_async16_stream(ks + (st * BT + r) * DP + ch * 8, kc + off, ok);
+            cp_async16_stream(vs + (st * BT + r) * DP + ch * 8, vc + off, ok);
         }
     };
 
@@ -1144,7 +1148,7 @@ extern "C" __global__ void __launch_bounds__(128, 2) attn_decode_3a4bf129(
         }
     }
 }
-extern "C" __global__ void attn_decode_combine_3a4bf129(
+extern "C" __global__ void attn_decode_combine_b4711d4e(
     const float* __restrict__ partial, bf16* __restrict__ out, int out_stride, int n_splits)
 {
     modelc_pdl_enter();

@@ -394,11 +394,11 @@ fn decode_mma(p: &AttentionParams, stages: usize, combine: &str) -> KernelSource
  *   Split-K, grouped, tensor cores: block (split, g, b) covers a contiguous share (a multiple of
  *   16 keys) of the visible cached keys for all H/G query heads of KV head g; the last split
  *   also takes the new key (position past_len[b]), read from k/v directly. Cached keys/values
- *   stream through shared memory in {bt}-key tiles (cp.async with 128-byte L2 fetches, {stages}
- *   stages, rows padded to Dh + 8 channels); warp w scores keys 16w..16w+15 of a tile: S = Q K^T
- *   on mma.sync m16n8k16 (A = the R query heads as rows, zero rows up to 16; B = keys by
- *   ldmatrix), online softmax in f32 (exp2, one max update per 16 keys), O += P V (A = P in bf16,
- *   B = values by ldmatrix.trans). Warps merge in shared memory and write (max, sum, o[Dh]) to
+ *   stream through shared memory in {bt}-key tiles (cp.async, 128-byte L2 fetches, evict-first,
+ *   {stages} stages, rows padded to Dh + 8 channels); warp w scores keys 16w..16w+15 of a tile:
+ *   S = Q K^T on mma.sync m16n8k16 (A = the R query heads as rows, zero rows up to 16; B = keys
+ *   by ldmatrix), online softmax in f32 (exp2, one max update per 16 keys), O += P V (A = P in
+ *   bf16, B = values by ldmatrix.trans). Warps merge in shared memory and write (max, sum, o[Dh]) to
  *   partial[b,h,split,:] (max in natural-log units); attn_decode_combine_{HASH} merges the
  *   splits in split order and normalises. The split-0 block appends the new k/v row.
  * Layouts: q row b of [B,H*Dh], k/v row b of [B,G*Dh] bf16; caches [B,G,s_max,Dh] bf16;
@@ -477,8 +477,8 @@ extern "C" __global__ void __launch_bounds__({threads}, {min_blocks}) attn_decod
             const bool ok = pos < ec;
             const long slot = W > 0 ? (long)pos % s_max : (long)pos;
             const long off = (ok ? slot : 0) * DH + ch * 8;
-            cp_async16_l2_128(ks + (st * BT + r) * DP + ch * 8, kc + off, ok);
-            cp_async16_l2_128(vs + (st * BT + r) * DP + ch * 8, vc + off, ok);
+            cp_async16_stream(ks + (st * BT + r) * DP + ch * 8, kc + off, ok);
+            cp_async16_stream(vs + (st * BT + r) * DP + ch * 8, vc + off, ok);
         }}
     }};
 

@@ -126,11 +126,13 @@ __device__ __forceinline__ void cp_async16(void* dst, const void* src, bool pred
     asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_addr(dst)), "l"(src),
                  "r"(pred ? 16 : 0));
 }
-/* cp_async16 that lets L2 fetch the whole 128-byte line from DRAM at once (the L2::128B
-   prefetch-size hint): for long streams read once, as the decode's cached keys and values. */
-__device__ __forceinline__ void cp_async16_l2_128(void* dst, const void* src, bool pred) {
-    asm volatile("cp.async.cg.shared.global.L2::128B [%0], [%1], 16, %2;\n" ::"r"(smem_addr(dst)), "l"(src),
-                 "r"(pred ? 16 : 0));
+/* cp_async16 for long streams read once (the decode's cached keys and values): L2 fetches the
+   whole 128-byte line from DRAM at once (L2::128B) and evicts it first (an evict-first policy). */
+__device__ __forceinline__ void cp_async16_stream(void* dst, const void* src, bool pred) {
+    asm volatile(
+        "{\n.reg .b64 pol;\ncreatepolicy.fractional.L2::evict_first.b64 pol, 1.0;\n"
+        "cp.async.cg.shared.global.L2::cache_hint.L2::128B [%0], [%1], 16, %2, pol;\n}\n" ::"r"(smem_addr(dst)),
+        "l"(src), "r"(pred ? 16 : 0));
 }
 __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
 template <int N>
