@@ -2566,14 +2566,97 @@ fn bench_delta_chunk_parallel() {
     bench_delta_shapes(&mut ctx, &mut r);
 }
 
+/// Whether the benchmarks add their ablation rows (`MODELC_BENCH_ABLATIONS=1`): the default
+/// kernels with parts of their work cut out by text edits of the emitted source (wrong results;
+/// timing diagnostics of where the time goes, as in docs/PERFORMANCE.md).
+fn bench_ablations() -> bool {
+    std::env::var("MODELC_BENCH_ABLATIONS").is_ok_and(|v| v == "1")
+}
+
+/// `src` with each `(from, to)` edit applied (each `from` must occur) and its entries renamed
+/// with `_tag`, so that the edited module loads beside the original.
+fn ablated(src: &KernelSource, tag: &str, edits: &[(&str, &str)]) -> KernelSource {
+    let mut source = src.source.clone();
+    for (from, to) in edits {
+        assert!(
+            source.contains(from),
+            "ablation {tag}: `{from}` is not in {}",
+            src.name()
+        );
+        source = source.replace(from, to);
+    }
+    let mut entries = src.entries.clone();
+    for e in &mut entries {
+        let renamed = format!("{e}_{tag}");
+        source = source.replace(e.as_str(), &renamed);
+        *e = renamed;
+    }
+    KernelSource { entries, source }
+}
+
+/// The default Hopper prefill without, in turn: its k/v loads after the first stages, its
+/// exponentials (the scaled scores serve as P), its S GEMM, its P V GEMM.
+fn prefill_ablations(default: &KernelSource) -> Vec<(&'static str, KernelSource)> {
+    let no_loads = (
+        "cp_async16(dst + swz(r0, ch, KHALF) + i * 8 * ROWB, src + i * step, true);",
+        "if (t < STAGES) cp_async16(dst + swz(r0, ch, KHALF) + i * 8 * ROWB, src + i * step, true);",
+    );
+    let no_exp = ("ex2_approx(fmaf(sc[", "(fmaf(sc[");
+    let no_s = ("wgmma_ss_n128(sc, da, db", "if (0) wgmma_ss_n128(sc, da, db");
+    let no_pv = (
+        "for (int j = 0; j < BK / 16; ++j) wgmma_rs_n128_tb(o, pa[j]",
+        "for (int j = 0; j < 0; ++j) wgmma_rs_n128_tb(o, pa[j]",
+    );
+    vec![
+        ("ablation: default, no k/v loads", ablated(default, "nl", &[no_loads])),
+        ("ablation: default, no exponentials", ablated(default, "ne", &[no_exp])),
+        ("ablation: default, no S GEMM", ablated(default, "ns", &[no_s])),
+        ("ablation: default, no P V GEMM", ablated(default, "npv", &[no_pv])),
+    ]
+}
+
+/// The default decode's loads and barriers alone: no scores, softmax or P V.
+fn decode_loads_only(default: &KernelSource) -> KernelSource {
+    ablated(
+        default,
+        "lo",
+        &[("if (k0 < ec) { /* warp-uniform */", "if (k0 < ec && n_splits < 0) {")],
+    )
+}
+
+/// The benchmarks' ablations still apply to the sources the templates emit (no GPU needed).
+#[test]
+fn bench_ablations_apply_to_the_current_sources() {
+    let p = AttentionParams {
+        heads: 32,
+        kv_heads: 8,
+        head_dim: 128,
+        window: None,
+        scale: 128f32.powf(-0.5),
+    };
+    let prefill = attention_prefill_wgmma(&p).unwrap();
+    for (name, src) in prefill_ablations(&prefill) {
+        assert_ne!(src.source, prefill.source, "{name}");
+        assert!(
+            src.entries.iter().all(|e| src.source.contains(&format!("{e}("))),
+            "{name}"
+        );
+    }
+    let decode = attention_decode_variant(&p, ATTN_DECODE_DEFAULT).unwrap();
+    let lo = decode_loads_only(&decode);
+    assert!(lo.source.contains("if (k0 < ec && n_splits < 0) {"));
+    assert_eq!(lo.entries.len(), decode.entries.len());
+}
+
 /// The attention-prefill rows of [`bench_kernels`].
 fn bench_attention_prefill(ctx: &mut Ctx, r: &mut ChaCha8Rng) {
     let i = |x: usize| KernelArg::I32(x as i32);
     // Attention prefill, B = 1, T = 4096 and 8192, H = 32, G = 8, Dh = 128, causal, from an
     // empty cache: both mma.sync forms and (on sm_90) the wgmma forms, with two timing
-    // diagnostics (wrong results). Each sample times 10 back-to-back launches (host clock around
-    // a synchronize), median of 5 samples. Causal FLOPs = 2·B·H·T²·Dh (half of QKᵀ and PV's
-    // 4·B·H·T²·Dh). Compare with SDPA in the same device call: scripts/bench_sdpa_prefill.py.
+    // diagnostics (wrong results), and with MODELC_BENCH_ABLATIONS=1 the default's ablations.
+    // Each sample times 10 back-to-back launches (host clock around a synchronize), median of 5
+    // samples. Causal FLOPs = 2·B·H·T²·Dh (half of QKᵀ and PV's 4·B·H·T²·Dh). Compare with SDPA
+    // in the same device call: scripts/bench_sdpa_prefill.py.
     for t in [4096usize, 8192] {
         let p = AttentionParams {
             heads: 32,
@@ -2643,6 +2726,12 @@ fn bench_attention_prefill(ctx: &mut Ctx, r: &mut ChaCha8Rng) {
                 attention_prefill_wgmma(&p).unwrap(),
                 attention_prefill_wgmma_launch(&p, 1, t),
             ));
+            if bench_ablations() {
+                let default = attention_prefill_wgmma(&p).unwrap();
+                for (name, src) in prefill_ablations(&default) {
+                    kernels.push((name, src, attention_prefill_wgmma_launch(&p, 1, t)));
+                }
+            }
             for (name, v) in [
                 ("attn_prefill_wgmma warp-specialised", WgmmaVariant::Specialized),
                 ("attn_prefill_wgmma ping-pong", WgmmaVariant::PingPong),
@@ -2684,7 +2773,8 @@ fn bench_attention_prefill(ctx: &mut Ctx, r: &mut ChaCha8Rng) {
 /// [`DECODE_VARIANTS`] at several split counts (the one the executor picks on this GPU marked
 /// `*`): each sample times 20 back-to-back (partials + combine) pairs with the host clock around
 /// a synchronize, median of 7 samples; also with programmatic dependent launch where the form
-/// takes it. `MODELC_DECODE_SPLITS=4,8` overrides the split counts.
+/// takes it. `MODELC_DECODE_SPLITS=4,8` overrides the split counts; `MODELC_BENCH_ABLATIONS=1`
+/// adds the default's loads alone ([`bench_ablations`]).
 fn bench_attention_decode(ctx: &mut Ctx, r: &mut ChaCha8Rng) {
     let i = |x: usize| KernelArg::I32(x as i32);
     let p = AttentionParams {
@@ -2711,8 +2801,19 @@ fn bench_attention_decode(ctx: &mut Ctx, r: &mut ChaCha8Rng) {
     }
     let out = ctx.nan_bf16(b * 32 * 128, "out");
     let bytes = 2.0 * (b * 8 * past_n * 128 * 2) as f64;
-    for variant in DECODE_VARIANTS {
-        let src = attention_decode_variant(&p, variant).unwrap();
+    let mut forms: Vec<(String, DecodeVariant, KernelSource)> = DECODE_VARIANTS
+        .iter()
+        .map(|&v| (format!("{v:?}"), v, attention_decode_variant(&p, v).unwrap()))
+        .collect();
+    if bench_ablations() {
+        let default = attention_decode_variant(&p, ATTN_DECODE_DEFAULT).unwrap();
+        forms.push((
+            format!("ablation: {ATTN_DECODE_DEFAULT:?}, loads only"),
+            ATTN_DECODE_DEFAULT,
+            decode_loads_only(&default),
+        ));
+    }
+    for (form, variant, src) in forms {
         ctx.load(&src);
         let pdl_forms: &[bool] = if src.source.contains("modelc_pdl_enter();") {
             &[false, true]
@@ -2749,7 +2850,7 @@ fn bench_attention_decode(ctx: &mut Ctx, r: &mut ChaCha8Rng) {
                     }
                 }) / 20.0;
                 println!(
-                    "| attn_decode {variant:?} (+combine{}) | B8 past4096 H32 G8 Dh128, {splits} splits{} | {ms:.4} | {:.2} TB/s KV |",
+                    "| attn_decode {form} (+combine{}) | B8 past4096 H32 G8 Dh128, {splits} splits{} | {ms:.4} | {:.2} TB/s KV |",
                     if pdl { ", PDL" } else { "" },
                     if splits == picked { " *" } else { "" },
                     bytes / ms / 1e9
