@@ -7,9 +7,10 @@
 //! results agree bit for bit, and a 1e-6 relative perturbation of one GEMM fails the test).
 
 mod codegen_common;
+mod kda_step_shapes;
 
 use codegen_common::exec::{Machine, Phase};
-use codegen_common::{codegen_specs, placed, placements, tiny_specs};
+use codegen_common::{codegen_specs, placed, placements, repo, tiny_specs};
 use modelc::codegen::{generate, program};
 use modelc::ir::Op;
 use modelc::passes::fuse::StepKind;
@@ -473,4 +474,36 @@ fn kda_decode_step_has_a_hopper_cluster_form() {
     }
     with_variant.sort();
     assert_eq!(with_variant, ["codegen-hybrid", "codegen-variants"]);
+}
+
+/// The KDA step's first test shape (`kda_step_shapes`, compiled by `nvrtc_compile` and run by
+/// `gpu_kernels`) is exactly what the codegen emits for `specs/hybrid-1b.yaml`: both the
+/// kernel and its Hopper cluster form (module names hash the source, so equal names mean equal
+/// kernels). Keeps the hand-written shape from drifting away from the model it stands for.
+#[test]
+fn the_kda_step_test_shape_is_hybrid_1b() {
+    use modelc::codegen::templates::kda_decode_step::{
+        kda_decode_step, kda_decode_step_cluster, kda_decode_step_cluster_size,
+    };
+    let spec = modelc::spec::load(&repo().join("specs/hybrid-1b.yaml")).expect("spec");
+    let p = modelc::passes::Placement::main(&spec);
+    let cg = generate(placed(&spec, &p)).expect("codegen");
+    let prog = program::build(&cg, "hybrid-1b", &p).expect("program");
+    let modules: std::collections::HashSet<&str> = prog
+        .kernels
+        .iter()
+        .filter(|k| k.name.starts_with("kda_decode_step"))
+        .map(|k| k.name.as_str())
+        .collect();
+    let (big, _) = &kda_step_shapes::kda_step_cases()[0];
+    let cluster = kda_decode_step_cluster_size(big).expect("hybrid-1b splits its heads");
+    let want = [
+        kda_decode_step(big).expect("supported").name().to_string(),
+        kda_decode_step_cluster(big, cluster)
+            .expect("supported")
+            .name()
+            .to_string(),
+    ];
+    let want: std::collections::HashSet<&str> = want.iter().map(String::as_str).collect();
+    assert_eq!(modules, want, "the KDA step kernels hybrid-1b compiles to");
 }
