@@ -2594,6 +2594,17 @@ fn ablated(src: &KernelSource, tag: &str, edits: &[(&str, &str)]) -> KernelSourc
     KernelSource { entries, source }
 }
 
+/// The attention benchmarks' shape: H32 G8 Dh128, full causal attention (no window).
+fn bench_attention_params() -> AttentionParams {
+    AttentionParams {
+        heads: 32,
+        kv_heads: 8,
+        head_dim: 128,
+        window: None,
+        scale: 128f32.powf(-0.5),
+    }
+}
+
 /// The default Hopper prefill without, in turn: its k/v loads after the first stages, its
 /// exponentials (the scaled scores serve as P), its S GEMM, its P V GEMM.
 fn prefill_ablations(default: &KernelSource) -> Vec<(&'static str, KernelSource)> {
@@ -2627,13 +2638,7 @@ fn decode_loads_only(default: &KernelSource) -> KernelSource {
 /// The benchmarks' ablations still apply to the sources the templates emit (no GPU needed).
 #[test]
 fn bench_ablations_apply_to_the_current_sources() {
-    let p = AttentionParams {
-        heads: 32,
-        kv_heads: 8,
-        head_dim: 128,
-        window: None,
-        scale: 128f32.powf(-0.5),
-    };
+    let p = bench_attention_params();
     let prefill = attention_prefill_wgmma(&p).unwrap();
     for (name, src) in prefill_ablations(&prefill) {
         assert_ne!(src.source, prefill.source, "{name}");
@@ -2658,13 +2663,7 @@ fn bench_attention_prefill(ctx: &mut Ctx, r: &mut ChaCha8Rng) {
     // samples. Causal FLOPs = 2·B·H·T²·Dh (half of QKᵀ and PV's 4·B·H·T²·Dh). Compare with SDPA
     // in the same device call: scripts/bench_sdpa_prefill.py.
     for t in [4096usize, 8192] {
-        let p = AttentionParams {
-            heads: 32,
-            kv_heads: 8,
-            head_dim: 128,
-            window: None,
-            scale: 128f32.powf(-0.5),
-        };
+        let p = bench_attention_params();
         let s_max = t;
         let q = rand_bf16(ctx, r, t * 32 * 128);
         // Distinct k and v buffers (one buffer for both lets the L2 merge their reads).
@@ -2777,13 +2776,7 @@ fn bench_attention_prefill(ctx: &mut Ctx, r: &mut ChaCha8Rng) {
 /// adds the default's loads alone ([`bench_ablations`]).
 fn bench_attention_decode(ctx: &mut Ctx, r: &mut ChaCha8Rng) {
     let i = |x: usize| KernelArg::I32(x as i32);
-    let p = AttentionParams {
-        heads: 32,
-        kv_heads: 8,
-        head_dim: 128,
-        window: None,
-        scale: 128f32.powf(-0.5),
-    };
+    let p = bench_attention_params();
     let (b, past_n, s_max) = (8, 4096, 4097);
     let q = rand_bf16(ctx, r, b * 32 * 128);
     let (kn, vn) = (rand_bf16(ctx, r, b * 8 * 128), rand_bf16(ctx, r, b * 8 * 128));
