@@ -9,6 +9,7 @@
 #   MODELC_CUDA_INCLUDE  the include dir holding cuda_bf16.h / cuda_fp16.h (read by modelc's NVRTC wrapper)
 #   MODELC_NVRTC_LIB     the absolute path of libnvrtc.so.13 (modelc pre-loads it, so the next line is a fallback)
 #   LD_LIBRARY_PATH      prefixed with the lib dir: cudarc dlopens `libnvrtc.so.13` by bare name
+#   MODELC_CUOBJDUMP     cuobjdump 13.2 (nvdisasm beside it), when its wheels installed
 #
 # The 13.0 series is pinned on purpose: PTX from a newer NVRTC carries a PTX ISA version that the
 # 580 driver (CUDA 13.0) of the project's H100 machines rejects.
@@ -40,6 +41,31 @@ if [[ ! -f "$marker" ]]; then
         fi
     done
     touch "$marker"
+fi
+
+# cuobjdump and nvdisasm (for `modelc kernels --sass` and its test): their own folder and
+# marker; optional, so a failed install only warns and exports nothing for them.
+TOOLS_VERSION="${MODELC_CUDA_TOOLS_VERSION:-13.2.51}"
+NVDISASM_VERSION="${MODELC_NVDISASM_VERSION:-13.2.86}"
+tools="$root/cache/cuda-tools-$TOOLS_VERSION"
+if [[ ! -f "$tools/.installed" ]]; then
+    py="${PYTHON:-python3}"
+    rm -rf "$tools.tmp"
+    mkdir -p "$tools.tmp"
+    if PIP_ROOT_USER_ACTION=ignore "$py" -m pip install --quiet --disable-pip-version-check --no-deps --no-compile \
+        --target "$tools.tmp" \
+        "nvidia-cuda-cuobjdump==$TOOLS_VERSION" "nvidia-cuda-nvdisasm==$NVDISASM_VERSION" 1>&2 &&
+        [[ -x "$tools.tmp/nvidia/cu13/bin/cuobjdump" && -x "$tools.tmp/nvidia/cu13/bin/nvdisasm" ]]; then
+        rm -rf "$tools"
+        mv "$tools.tmp" "$tools"
+        touch "$tools/.installed"
+    else
+        echo "nvrtc.sh: cuobjdump/nvdisasm not installed; \`modelc kernels --sass\` tests will skip" >&2
+        rm -rf "$tools.tmp"
+    fi
+fi
+if [[ -f "$tools/.installed" ]]; then
+    echo "export MODELC_CUOBJDUMP='$tools/nvidia/cu13/bin/cuobjdump'"
 fi
 
 echo "export MODELC_CUDA_INCLUDE='$inc'"

@@ -190,3 +190,74 @@ fn build_generates_kernels_for_every_tiny_spec() {
     }
     assert!(n >= 7, "only {n} tiny specs");
 }
+
+/// `modelc kernels --sass`: a missing cuobjdump is an error that says where to get it (always
+/// checked); where NVRTC and cuobjdump are (CI installs both through `.ci/nvrtc.sh`), every
+/// selected module is compiled and disassembled (a `Function :` line per entry), and a module
+/// built for one target only (the KDA step's Hopper cluster form) is named and skipped for
+/// another architecture.
+#[test]
+fn kernels_sass_disassembles_each_module() {
+    let spec = hybrid();
+    let sass = |arch: &str, envs: &[(&str, Option<&str>)]| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_modelc"));
+        cmd.args(["kernels", &spec, "--mixer", "kda", "--sass", "--arch", arch]);
+        for (k, v) in envs {
+            match v {
+                Some(v) => cmd.env(k, v),
+                None => cmd.env_remove(k),
+            };
+        }
+        let out = cmd.output().expect("runs modelc");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).to_string(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    let (ok, _, err) = sass("sm_90a", &[("MODELC_CUOBJDUMP", Some("/nonexistent/cuobjdump"))]);
+    assert!(
+        !ok && err.contains("MODELC_CUOBJDUMP=/nonexistent/cuobjdump: no such file"),
+        "{err}"
+    );
+    let (ok, _, err) = sass("sm_90a", &[("MODELC_CUOBJDUMP", None), ("PATH", Some(""))]);
+    assert!(!ok && err.contains("nvidia-cuda-cuobjdump"), "{err}");
+
+    let tool = std::env::var("MODELC_CUOBJDUMP")
+        .ok()
+        .filter(|p| std::path::Path::new(p).is_file());
+    if tool.is_none() || !modelc_runtime::cuda::nvrtc::nvrtc_available() {
+        eprintln!("NOTICE: skipping the SASS listing: no cuobjdump (MODELC_CUOBJDUMP) or no NVRTC");
+        return;
+    }
+    let (ok, list, err) = modelc(&["kernels", &spec, "--mixer", "kda", "--list"]);
+    assert!(ok, "{err}");
+    // name, entries, whether the module is built for sm_90a only.
+    let modules: Vec<(String, Vec<String>, bool)> = list
+        .lines()
+        .map(|l| {
+            let name = l.split_whitespace().next().expect("a name").to_string();
+            let entries = l.rsplit_once("entries: ").expect("entries").1.trim_end_matches(')');
+            let hopper_only = name.starts_with("kda_decode_step_cluster_");
+            (name, entries.split(", ").map(str::to_string).collect(), hopper_only)
+        })
+        .collect();
+    assert!(modules.iter().any(|m| m.2), "the KDA step's cluster form is among them");
+    for arch in ["sm_90a", "sm_80"] {
+        let (ok, out, err) = sass(arch, &[]);
+        assert!(ok, "{arch}: {err}");
+        for (name, entries, hopper_only) in &modules {
+            if *hopper_only && arch != "sm_90a" {
+                assert!(out.contains(&format!("// ===== {name}: built for sm_90a only, not {arch} =====")));
+                continue;
+            }
+            assert!(
+                out.contains(&format!("// ===== kernels/{name}.cu, SASS for {arch} =====")),
+                "{arch}: {name}"
+            );
+            for e in entries {
+                assert!(out.contains(&format!("Function : {e}\n")), "{arch}: {e}");
+            }
+        }
+    }
+}
