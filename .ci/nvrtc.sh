@@ -24,23 +24,31 @@ marker="$dest/.installed"
 lib="$dest/nvidia/cu13/lib"
 inc="$dest/nvidia/cu13/include"
 
-if [[ ! -f "$marker" ]]; then
-    py="${PYTHON:-python3}"
-    rm -rf "$dest.tmp"
-    mkdir -p "$dest.tmp"
+# Installs the wheels $2... into folder $1 (through $1.tmp, so an interrupted install leaves no
+# half folder) and marks it installed; fails if pip fails or a file $CHECK names is missing.
+install_wheels() {
+    local into="$1"
+    shift
+    rm -rf "$into.tmp"
+    mkdir -p "$into.tmp"
     # pip's chatter goes to stderr so that stdout stays evaluable.
-    PIP_ROOT_USER_ACTION=ignore "$py" -m pip install --quiet --disable-pip-version-check --no-deps --no-compile \
-        --target "$dest.tmp" \
-        "nvidia-cuda-nvrtc==$NVRTC_VERSION" "nvidia-cuda-runtime==$RUNTIME_VERSION" 1>&2
-    rm -rf "$dest"
-    mv "$dest.tmp" "$dest"
-    for f in "$dest/nvidia/cu13/lib/libnvrtc.so.13" "$dest/nvidia/cu13/include/cuda_bf16.h"; do
-        if [[ ! -e "$f" ]]; then
-            echo "nvrtc.sh: expected $f after installing the wheels; their layout changed" >&2
-            exit 1
+    PIP_ROOT_USER_ACTION=ignore "${PYTHON:-python3}" -m pip install --quiet --disable-pip-version-check --no-deps \
+        --no-compile --target "$into.tmp" "$@" 1>&2 || { rm -rf "$into.tmp"; return 1; }
+    for f in $CHECK; do
+        if [[ ! -e "$into.tmp/$f" ]]; then
+            echo "nvrtc.sh: expected $f after installing $*; the wheels' layout changed" >&2
+            rm -rf "$into.tmp"
+            return 1
         fi
     done
-    touch "$marker"
+    rm -rf "$into"
+    mv "$into.tmp" "$into"
+    touch "$into/.installed"
+}
+
+if [[ ! -f "$marker" ]]; then
+    CHECK="nvidia/cu13/lib/libnvrtc.so.13 nvidia/cu13/include/cuda_bf16.h" \
+        install_wheels "$dest" "nvidia-cuda-nvrtc==$NVRTC_VERSION" "nvidia-cuda-runtime==$RUNTIME_VERSION"
 fi
 
 # cuobjdump and nvdisasm (for `modelc kernels --sass` and its test): their own folder and
@@ -49,20 +57,9 @@ TOOLS_VERSION="${MODELC_CUDA_TOOLS_VERSION:-13.2.51}"
 NVDISASM_VERSION="${MODELC_NVDISASM_VERSION:-13.2.86}"
 tools="$root/cache/cuda-tools-$TOOLS_VERSION"
 if [[ ! -f "$tools/.installed" ]]; then
-    py="${PYTHON:-python3}"
-    rm -rf "$tools.tmp"
-    mkdir -p "$tools.tmp"
-    if PIP_ROOT_USER_ACTION=ignore "$py" -m pip install --quiet --disable-pip-version-check --no-deps --no-compile \
-        --target "$tools.tmp" \
-        "nvidia-cuda-cuobjdump==$TOOLS_VERSION" "nvidia-cuda-nvdisasm==$NVDISASM_VERSION" 1>&2 &&
-        [[ -x "$tools.tmp/nvidia/cu13/bin/cuobjdump" && -x "$tools.tmp/nvidia/cu13/bin/nvdisasm" ]]; then
-        rm -rf "$tools"
-        mv "$tools.tmp" "$tools"
-        touch "$tools/.installed"
-    else
+    CHECK="nvidia/cu13/bin/cuobjdump nvidia/cu13/bin/nvdisasm" \
+        install_wheels "$tools" "nvidia-cuda-cuobjdump==$TOOLS_VERSION" "nvidia-cuda-nvdisasm==$NVDISASM_VERSION" ||
         echo "nvrtc.sh: cuobjdump/nvdisasm not installed; \`modelc kernels --sass\` tests will skip" >&2
-        rm -rf "$tools.tmp"
-    fi
 fi
 if [[ -f "$tools/.installed" ]]; then
     echo "export MODELC_CUOBJDUMP='$tools/nvidia/cu13/bin/cuobjdump'"
