@@ -2535,6 +2535,9 @@ fn bench_delta_shapes(ctx: &mut Ctx, r: &mut ChaCha8Rng) {
             (8, 2048, 16),
             (1, 4096, 16),
         ] {
+            if !bench_selected(&format!("{name} B{b} T{t} H{h}")) {
+                continue;
+            }
             let p = DeltaRuleParams::new(h, h, 128, 128, gate).with_gated_norm(silu);
             let bufs = DeltaBench::new(ctx, r, &p, b, t, b);
             // The default scan block (128 scan blocks per sequence), and 64 at B8 (many
@@ -2558,6 +2561,7 @@ fn bench_delta_shapes(ctx: &mut Ctx, r: &mut ChaCha8Rng) {
 
 /// [`bench_delta_shapes`] alone:
 /// `cargo test --release --test gpu_kernels bench_delta -- --ignored --nocapture`
+/// (`MODELC_BENCH_FILTER="KDA+norm B8"`: that shape only, [`bench_selected`]).
 #[test]
 #[ignore]
 fn bench_delta_chunk_parallel() {
@@ -2565,6 +2569,12 @@ fn bench_delta_chunk_parallel() {
     ctx.gpu.set_checked(false);
     let mut r = rng(11);
     bench_delta_shapes(&mut ctx, &mut r);
+}
+
+/// Whether a benchmark case labelled `label` runs: every case, unless `MODELC_BENCH_FILTER` is
+/// set, then those whose label contains it (e.g. `KDA+norm B8`, to profile one shape with ncu).
+fn bench_selected(label: &str) -> bool {
+    std::env::var("MODELC_BENCH_FILTER").map_or(true, |f| label.contains(&f))
 }
 
 /// Whether the benchmarks add their ablation rows (`MODELC_BENCH_ABLATIONS=1`): the default
