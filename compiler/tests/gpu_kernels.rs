@@ -694,7 +694,6 @@ fn attention_prefill_wgmma_other_forms_match_reference() {
         WgmmaVariant::PingPongEarlyKv,
         WgmmaVariant::PingPongMaskSplit,
         WgmmaVariant::PingPongFa3Order,
-        WgmmaVariant::PingPongHoistedDesc,
     ] {
         let kernel = Prefill::WgmmaForm(v);
         run_attn_prefill_128(&mut ctx, kernel);
@@ -2754,10 +2753,6 @@ fn bench_attention_prefill(ctx: &mut Ctx, r: &mut ChaCha8Rng) {
                 (
                     "attn_prefill_wgmma ping-pong, FA3 order",
                     WgmmaVariant::PingPongFa3Order,
-                ),
-                (
-                    "attn_prefill_wgmma ping-pong, FA3 order, lazy rescale, hoisted descriptors",
-                    WgmmaVariant::PingPongHoistedDesc,
                 ),
             ] {
                 kernels.push((

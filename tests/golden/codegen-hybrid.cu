@@ -1359,9 +1359,9 @@ extern "C" __global__ void __launch_bounds__(256) sigmoid_decay_gate_9b511badf4d
     }
 }
 
-// ===== kernels/delta_rule_cp_prep_20afb091.cu =====
+// ===== kernels/delta_rule_cp_prep_bad390ff.cu =====
 /*
- * modelc mixer core: delta_rule_cp_prep_20afb091, delta_rule_cp_scan_20afb091, delta_rule_cp_out_20afb091, delta_rule_cp_scan_w32_20afb091 (template).
+ * modelc mixer core: delta_rule_cp_prep_bad390ff, delta_rule_cp_scan_bad390ff, delta_rule_cp_out_bad390ff, delta_rule_cp_scan_w32_bad390ff (template).
  * Fuses, in order:
  *   l2_norm(eps=1e-6, group=32)
  *   scale(0.17677669529663687)
@@ -1373,10 +1373,10 @@ extern "C" __global__ void __launch_bounds__(256) sigmoid_decay_gate_9b511badf4d
  * FLOPs:         25216*batch*tokens
  */
 /*
- * delta_rule_cp_{prep,scan,out}_20afb091: gated delta rule, chunked (WY representation / UT
+ * delta_rule_cp_{prep,scan,out}_bad390ff: gated delta rule, chunked (WY representation / UT
  *   transform), chunk-parallel on tensor cores (mma.sync m16n8k16 bf16 -> f32, ldmatrix,
  *   cp.async; sm_80+): three launches in order, fla's chunk_kda split.
- *   Hk = 1, Hv = 2, Dk = 32, Dv = 32, gate = scalar per head (GDN), qk l2norm = true, scale = 1.7677669e-1f, chunk C = 64, scan block SBV = 16 (or 32: delta_rule_cp_scan_w32_20afb091).
+ *   Hk = 1, Hv = 2, Dk = 32, Dv = 32, gate = scalar per head (GDN), qk l2norm = true, scale = 1.7677669e-1f, chunk C = 64, scan block SBV = 16 (or 32: delta_rule_cp_scan_w32_bad390ff).
  *   Gated RMSNorm epilogue: o <- o * rsqrt(mean_head(o^2) + 1e-5f) * norm_w * silu_f(gate)
  *   Per chunk, with G the in-chunk cumsum of g: A_qk[t,s] = sum_d q_td k_sd e^(G_td - G_sd)
  *   (s <= t), L[t,s] = beta_t sum_d k_td k_sd e^(G_td - G_sd) (s < t), W = (I + L)^-1
@@ -1391,7 +1391,7 @@ extern "C" __global__ void __launch_bounds__(256) sigmoid_decay_gate_9b511badf4d
  *   state_in / state_out [B,Hv,Dk,Dv] f32 (state_in null = zeros; they may alias).
  *   gate [B,T,Hv*Dv] bf16 rows with stride gate_stride; norm_w [Dv] f32 (the norm's weight).
  *   ws_raw: the workspace, delta_rule_cp_workspace_len() f32 elements (DcpWs below).
- * Dynamic smem: prep 79376, scan 44928, out 22528 bytes. Deterministic: fixed reduction orders,
+ * Dynamic smem: prep 81680, scan 44928, out 22528 bytes. Deterministic: fixed reduction orders,
  *   no atomics on data (one atomicOr on a flag word).
  */
 #include <cuda_bf16.h>
@@ -1532,12 +1532,17 @@ __device__ __forceinline__ void dtc_stage(E* dst, int ld, const E* src, long str
     }
 }
 /* (I + L)^-1 of the C x C (C = 64) strictly lower triangular L (f32, rows of FP) into Af's lower
- * triangle: the 16x16 diagonal blocks by forward substitution (a thread a column), then the blocks
- * below by distance, Ai_ij = -Ai_ii sum_(j <= m < i) L_im Ai_mj (Tf: scratch). L must be visible
- * to the block; ends with a barrier. */
-template <int C, int FP, int NT>
+ * triangle (the diagonal blocks' upper triangles are written zero): the 16x16 diagonal blocks by
+ * forward substitution (a thread a column), then the blocks below by distance,
+ * Ai_ij = -Ai_ii sum_(j <= m < i) L_im Ai_mj (Tf: scratch). VEC4: a thread four columns of a row
+ * with float4 operands (five shared loads for sixteen FMAs instead of thirty-two; FP % 4 == 0, and
+ * a warp's L rows fall in distinct banks when FP % 32 == 4), for kernels with registers to spare;
+ * otherwise a thread one element (FP = C + 1 avoids bank conflicts). Sums run in the same order
+ * either way. L must be visible to the block; ends with a barrier. */
+template <int C, int FP, int NT, bool VEC4>
 __device__ __forceinline__ void dtc_ut_inverse(const float* Lf, float* Af, float* Tf, int tid) {
     static_assert(C == 64, "four 16x16 diagonal blocks");
+    static_assert(!VEC4 || FP % 4 == 0, "float4 rows");
     if (tid < C) {
         const int i = tid >> 4, cc = tid & 15;
         float x[16];
@@ -1551,24 +1556,60 @@ __device__ __forceinline__ void dtc_ut_inverse(const float* Lf, float* Af, float
         }
     }
     __syncthreads();
+    /* acc[0..3] += sum over x < 16 of lhs_row[x] rhs[x][0..3], in x order */
+    auto mac4 = [](float4& acc, const float* lhs_row, const float* rhs) {
+#pragma unroll 1
+        for (int x = 0; x < 16; x += 4) {
+            const float4 l = *reinterpret_cast<const float4*>(lhs_row + x);
+            const float lv[4] = {l.x, l.y, l.z, l.w};
+#pragma unroll
+            for (int y = 0; y < 4; ++y) {
+                const float4 r = *reinterpret_cast<const float4*>(rhs + (x + y) * FP);
+                acc.x = fmaf(lv[y], r.x, acc.x);
+                acc.y = fmaf(lv[y], r.y, acc.y);
+                acc.z = fmaf(lv[y], r.z, acc.z);
+                acc.w = fmaf(lv[y], r.w, acc.w);
+            }
+        }
+    };
 #pragma unroll 1
     for (int dist = 1; dist < 4; ++dist) {
-        for (int e = tid; e < (4 - dist) * 256; e += NT) {
-            const int i = dist + (e >> 8), jb = i - dist, a = (e >> 4) & 15, cc = e & 15;
-            float acc = 0.0f;
-            for (int m = jb; m < i; ++m)
+        if (VEC4) {
+            /* item e: block (i, jb) = (dist + e / 64, i - dist), row a, columns c0 .. c0 + 3 */
+            for (int e = tid; e < (4 - dist) * 64; e += NT) {
+                const int i = dist + (e >> 6), jb = i - dist, a = (e >> 2) & 15, c0 = (e & 3) * 4;
+                float4 acc = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+                for (int m = jb; m < i; ++m)
+                    mac4(acc, Lf + (16 * i + a) * FP + 16 * m, Af + 16 * m * FP + 16 * jb + c0);
+                *reinterpret_cast<float4*>(Tf + (16 * i + a) * FP + 16 * jb + c0) = acc;
+            }
+            __syncthreads();
+            /* the whole row of Ai_ii: its upper triangle is zero */
+            for (int e = tid; e < (4 - dist) * 64; e += NT) {
+                const int i = dist + (e >> 6), jb = i - dist, a = (e >> 2) & 15, c0 = (e & 3) * 4;
+                float4 acc = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+                mac4(acc, Af + (16 * i + a) * FP + 16 * i, Tf + 16 * i * FP + 16 * jb + c0);
+                *reinterpret_cast<float4*>(Af + (16 * i + a) * FP + 16 * jb + c0) =
+                    make_float4(-acc.x, -acc.y, -acc.z, -acc.w);
+            }
+        } else {
+            for (int e = tid; e < (4 - dist) * 256; e += NT) {
+                const int i = dist + (e >> 8), jb = i - dist, a = (e >> 4) & 15, cc = e & 15;
+                float acc = 0.0f;
+                for (int m = jb; m < i; ++m)
 #pragma unroll
-                for (int x = 0; x < 16; ++x)
-                    acc = fmaf(Lf[(16 * i + a) * FP + 16 * m + x], Af[(16 * m + x) * FP + 16 * jb + cc], acc);
-            Tf[(16 * i + a) * FP + 16 * jb + cc] = acc;
-        }
-        __syncthreads();
-        for (int e = tid; e < (4 - dist) * 256; e += NT) {
-            const int i = dist + (e >> 8), jb = i - dist, a = (e >> 4) & 15, cc = e & 15;
-            float acc = 0.0f;
-            for (int x = 0; x <= a; ++x)
-                acc = fmaf(Af[(16 * i + a) * FP + 16 * i + x], Tf[(16 * i + x) * FP + 16 * jb + cc], acc);
-            Af[(16 * i + a) * FP + 16 * jb + cc] = -acc;
+                    for (int x = 0; x < 16; ++x)
+                        acc = fmaf(Lf[(16 * i + a) * FP + 16 * m + x], Af[(16 * m + x) * FP + 16 * jb + cc], acc);
+                Tf[(16 * i + a) * FP + 16 * jb + cc] = acc;
+            }
+            __syncthreads();
+            for (int e = tid; e < (4 - dist) * 256; e += NT) {
+                const int i = dist + (e >> 8), jb = i - dist, a = (e >> 4) & 15, cc = e & 15;
+                float acc = 0.0f;
+                for (int x = 0; x <= a; ++x)
+                    acc = fmaf(Af[(16 * i + a) * FP + 16 * i + x], Tf[(16 * i + x) * FP + 16 * jb + cc], acc);
+                Af[(16 * i + a) * FP + 16 * jb + cc] = -acc;
+            }
         }
         __syncthreads();
     }
@@ -1606,7 +1647,7 @@ __device__ __forceinline__ DcpWs dcp_ws(float* base, long n) {
 #endif
 
 /*
- * delta_rule_cp_prep_20afb091: pass 1 of 3, one block per (chunk, value head, batch), no state.
+ * delta_rule_cp_prep_bad390ff: pass 1 of 3, one block per (chunk, value head, batch), no state.
  *   Fuses the q/k l2 norm and scale, the in-chunk cumsum of g (log2 units), the decayed q and k
  *   rows, A_qk and L (16-row block i against Kc_i, reference r = 16 i, fla's chunk_kda; a
  *   diagonal block whose decay span may pass 2^63 is summed exactly instead), the UT solve
@@ -1616,7 +1657,7 @@ __device__ __forceinline__ DcpWs dcp_ws(float* base, long n) {
  * Grid (NC, Hv, B), block 256 threads = 4 row tiles x 2 column groups of warps,
  *   dynamic smem = the prep part of delta_rule_cp_smem().
  */
-extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_20afb091(
+extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_bad390ff(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -1651,8 +1692,8 @@ extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_20afb091
     constexpr int HP = KH + 8;
     constexpr int VP = DV + 8;
     constexpr int AP = C + 8;
-    constexpr int FP = C + 1;
-    constexpr int NG = PER_CHANNEL ? C * KH : C;
+    constexpr int FP = C + 4;
+    constexpr int NG = PER_CHANNEL ? C * KH : 8 * C;
     constexpr float LOG2E = 1.4426950408889634f;
     constexpr float SPAN_MAX = 64.0f;     /* largest log2 growth of a diagonal-block factor     */
     extern __shared__ __align__(16) unsigned char smem_raw[];
@@ -1667,6 +1708,7 @@ extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_20afb091
     unsigned char* uni = reinterpret_cast<unsigned char*>(flags + 4);
     /* phase A, per pass of KH channels, then the exact diagonal-block sums across the passes */
     float* Gs = reinterpret_cast<float*>(uni);         /* [C][KH] or [C]: g, then log2 cumsum */
+    float* Ex = Gs + C;                                /* scalar gate: [7][C] step 4's factors */
     float* Gb = Gs + NG;                               /* [4][KH] per-block sums of g        */
     bf16* Qr = reinterpret_cast<bf16*>(Gb + 4 * KH);   /* [C][HP] q, then q e^(G - G_r)      */
     bf16* Kr = Qr + C * HP;                            /* [C][HP] k, then k e^(G - G_r)      */
@@ -1775,8 +1817,11 @@ extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_20afb091
         __syncthreads();
         /* 2. the in-chunk cumulative decay in log2 units: per 16-row block, then the offsets */
         if (PER_CHANNEL) {
-            for (int e = tid; e < 4 * KH; e += NT) {
-                const int i = e / KH, d = e % KH;
+            /* thread (i, d): block i's running sums of channel d, then (blocks past the first)
+             * the sum of the earlier blocks' totals added once per row */
+            static_assert(4 * KH <= NT, "a thread per (block, channel)");
+            const int i = tid / KH, d = tid % KH;
+            if (tid < 4 * KH) {
                 float s = 0.0f;
 #pragma unroll
                 for (int r = 0; r < 16; ++r) {
@@ -1786,11 +1831,11 @@ extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_20afb091
                 Gb[i * KH + d] = s;
             }
             __syncthreads();
-            for (int e = tid; e < (C - 16) * KH; e += NT) {
-                const int t = 16 + e / KH, d = e % KH, i = t >> 4;
+            if (tid < 4 * KH && i > 0) {
                 float off = 0.0f;
                 for (int j = 0; j < i; ++j) off += Gb[j * KH + d];
-                Gs[t * KH + d] += off;
+#pragma unroll
+                for (int r = 0; r < 16; ++r) Gs[(16 * i + r) * KH + d] += off;
             }
         } else if (warp == 0) {
             /* scan of 64 scalars: two per lane, then a shuffle scan of the pair sums */
@@ -1803,6 +1848,22 @@ extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_20afb091
             }
             Gs[2 * lane] = s - a1;
             Gs[2 * lane + 1] = s;
+            __syncwarp();
+            /* a scalar gate's factors of step 4 depend on the row only: once per row here */
+#pragma unroll
+            for (int x = 0; x < 2; ++x) {
+                const int t = 2 * lane + x, i = t >> 4;
+                const float gt = Gs[t];
+                Ex[t] = exp2f(gt - Gs[16 * i]);
+                Ex[C + t] = exp2f(gt);
+                Ex[2 * C + t] = exp2f(Gs[C - 1] - gt);
+#pragma unroll
+                for (int ii = 0; ii < 4; ++ii)
+                    if (ii >= i) {
+                        const float xx = Gs[16 * ii] - gt;
+                        Ex[(3 + ii) * C + t] = exp2f(ii == i ? fminf(xx, SPAN_MAX) : xx);
+                    }
+            }
         }
         __syncthreads();
         /* 3. the flagged diagonal blocks, exactly, from the staged q and k (rare) */
@@ -1944,7 +2005,7 @@ extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_20afb091
         *reinterpret_cast<uint4*>(ws.aq + ci * C * C + t * C + s) = *reinterpret_cast<const uint4*>(&AQ[t * AP + s]);
     }
     /* 4. (I + L)^-1 in f32 (dtc_ut_inverse). */
-    dtc_ut_inverse<C, FP, NT>(Lf, Af, Tf, tid);
+    dtc_ut_inverse<C, FP, NT, true>(Lf, Af, Tf, tid);
     /* beta folded into the columns: W = (Ab) (k e^G), U = (Ab) v */
     for (int e = tid; e < C * C; e += NT) {
         const int t = e / C, s = e % C;
@@ -2009,7 +2070,7 @@ extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_20afb091
 }
 
 /*
- * delta_rule_cp_scan_20afb091: pass 2 of 3, the state scan over the chunks of a sequence.
+ * delta_rule_cp_scan_bad390ff: pass 2 of 3, the state scan over the chunks of a sequence.
  *   One block per (SBV value columns, value head, batch) (an entry per width, below); the state [DK][SBV] stays in f32 mma
  *   accumulators (warp w: row tiles w, w + 8, ..), a bf16 copy in shared memory feeds the
  *   products; v_new's row tile w & 3, columns half w >> 2. Per chunk: store h (bf16) to the workspace, v_new = U - W h, store v_new,
@@ -2019,7 +2080,7 @@ extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_20afb091
  *   delta_rule_cp_smem().
  */
 template <int SBV> /* value columns per block */
-__device__ __forceinline__ void delta_rule_cp_scan_body_20afb091(
+__device__ __forceinline__ void delta_rule_cp_scan_body_bad390ff(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -2222,7 +2283,7 @@ __device__ __forceinline__ void delta_rule_cp_scan_body_20afb091(
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_20afb091(
+extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_bad390ff(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -2232,9 +2293,9 @@ extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_20afb091(
     const bf16* __restrict__ gate, int gate_stride, const float* __restrict__ norm_w,
     float* __restrict__ ws_raw)
 {
-    delta_rule_cp_scan_body_20afb091<16>(q, q_stride, k, k_stride, v, v_stride, g, beta, state_in, state_out, o, o_stride, T, gate, gate_stride, norm_w, ws_raw);
+    delta_rule_cp_scan_body_bad390ff<16>(q, q_stride, k, k_stride, v, v_stride, g, beta, state_in, state_out, o, o_stride, T, gate, gate_stride, norm_w, ws_raw);
 }
-extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_w32_20afb091(
+extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_w32_bad390ff(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -2244,17 +2305,17 @@ extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_w32_20afb09
     const bf16* __restrict__ gate, int gate_stride, const float* __restrict__ norm_w,
     float* __restrict__ ws_raw)
 {
-    delta_rule_cp_scan_body_20afb091<32>(q, q_stride, k, k_stride, v, v_stride, g, beta, state_in, state_out, o, o_stride, T, gate, gate_stride, norm_w, ws_raw);
+    delta_rule_cp_scan_body_bad390ff<32>(q, q_stride, k, k_stride, v, v_stride, g, beta, state_in, state_out, o, o_stride, T, gate, gate_stride, norm_w, ws_raw);
 }
 
 /*
- * delta_rule_cp_out_20afb091: pass 3 of 3, one block per (chunk, value head, batch).
+ * delta_rule_cp_out_bad390ff: pass 3 of 3, one block per (chunk, value head, batch).
  *   o = (q e^G) h + A_qk v_new over the chunk's full rows (all DV columns), then the store
  *   through the gated RMSNorm (the block owns full rows).
  * Grid (NC, Hv, B), block 256 threads = 4 row tiles x 2 column groups of warps (DV / 2
  *   columns each), dynamic smem = the output part of delta_rule_cp_smem().
  */
-extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_out_20afb091(
+extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_out_bad390ff(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -2476,9 +2537,9 @@ extern "C" __global__ void __launch_bounds__(256) decay_gate_sigmoid_e762b53fe97
     }
 }
 
-// ===== kernels/delta_rule_cp_prep_7aef5794.cu =====
+// ===== kernels/delta_rule_cp_prep_39acd286.cu =====
 /*
- * modelc mixer core: delta_rule_cp_prep_7aef5794, delta_rule_cp_scan_7aef5794, delta_rule_cp_out_7aef5794, delta_rule_cp_scan_w32_7aef5794 (template).
+ * modelc mixer core: delta_rule_cp_prep_39acd286, delta_rule_cp_scan_39acd286, delta_rule_cp_out_39acd286, delta_rule_cp_scan_w32_39acd286 (template).
  * Fuses, in order:
  *   l2_norm(eps=1e-6, group=32)
  *   scale(0.17677669529663687)
@@ -2490,10 +2551,10 @@ extern "C" __global__ void __launch_bounds__(256) decay_gate_sigmoid_e762b53fe97
  * FLOPs:         25216*batch*tokens
  */
 /*
- * delta_rule_cp_{prep,scan,out}_7aef5794: gated delta rule, chunked (WY representation / UT
+ * delta_rule_cp_{prep,scan,out}_39acd286: gated delta rule, chunked (WY representation / UT
  *   transform), chunk-parallel on tensor cores (mma.sync m16n8k16 bf16 -> f32, ldmatrix,
  *   cp.async; sm_80+): three launches in order, fla's chunk_kda split.
- *   Hk = 2, Hv = 2, Dk = 32, Dv = 32, gate = per key channel (KDA), qk l2norm = true, scale = 1.7677669e-1f, chunk C = 64, scan block SBV = 16 (or 32: delta_rule_cp_scan_w32_7aef5794).
+ *   Hk = 2, Hv = 2, Dk = 32, Dv = 32, gate = per key channel (KDA), qk l2norm = true, scale = 1.7677669e-1f, chunk C = 64, scan block SBV = 16 (or 32: delta_rule_cp_scan_w32_39acd286).
  *   Gated RMSNorm epilogue: o <- o * rsqrt(mean_head(o^2) + 1e-5f) * norm_w * silu_f(gate)
  *   Per chunk, with G the in-chunk cumsum of g: A_qk[t,s] = sum_d q_td k_sd e^(G_td - G_sd)
  *   (s <= t), L[t,s] = beta_t sum_d k_td k_sd e^(G_td - G_sd) (s < t), W = (I + L)^-1
@@ -2508,7 +2569,7 @@ extern "C" __global__ void __launch_bounds__(256) decay_gate_sigmoid_e762b53fe97
  *   state_in / state_out [B,Hv,Dk,Dv] f32 (state_in null = zeros; they may alias).
  *   gate [B,T,Hv*Dv] bf16 rows with stride gate_stride; norm_w [Dv] f32 (the norm's weight).
  *   ws_raw: the workspace, delta_rule_cp_workspace_len() f32 elements (DcpWs below).
- * Dynamic smem: prep 79376, scan 44928, out 22528 bytes. Deterministic: fixed reduction orders,
+ * Dynamic smem: prep 81680, scan 44928, out 22528 bytes. Deterministic: fixed reduction orders,
  *   no atomics on data (one atomicOr on a flag word).
  */
 #include <cuda_bf16.h>
@@ -2649,12 +2710,17 @@ __device__ __forceinline__ void dtc_stage(E* dst, int ld, const E* src, long str
     }
 }
 /* (I + L)^-1 of the C x C (C = 64) strictly lower triangular L (f32, rows of FP) into Af's lower
- * triangle: the 16x16 diagonal blocks by forward substitution (a thread a column), then the blocks
- * below by distance, Ai_ij = -Ai_ii sum_(j <= m < i) L_im Ai_mj (Tf: scratch). L must be visible
- * to the block; ends with a barrier. */
-template <int C, int FP, int NT>
+ * triangle (the diagonal blocks' upper triangles are written zero): the 16x16 diagonal blocks by
+ * forward substitution (a thread a column), then the blocks below by distance,
+ * Ai_ij = -Ai_ii sum_(j <= m < i) L_im Ai_mj (Tf: scratch). VEC4: a thread four columns of a row
+ * with float4 operands (five shared loads for sixteen FMAs instead of thirty-two; FP % 4 == 0, and
+ * a warp's L rows fall in distinct banks when FP % 32 == 4), for kernels with registers to spare;
+ * otherwise a thread one element (FP = C + 1 avoids bank conflicts). Sums run in the same order
+ * either way. L must be visible to the block; ends with a barrier. */
+template <int C, int FP, int NT, bool VEC4>
 __device__ __forceinline__ void dtc_ut_inverse(const float* Lf, float* Af, float* Tf, int tid) {
     static_assert(C == 64, "four 16x16 diagonal blocks");
+    static_assert(!VEC4 || FP % 4 == 0, "float4 rows");
     if (tid < C) {
         const int i = tid >> 4, cc = tid & 15;
         float x[16];
@@ -2668,24 +2734,60 @@ __device__ __forceinline__ void dtc_ut_inverse(const float* Lf, float* Af, float
         }
     }
     __syncthreads();
+    /* acc[0..3] += sum over x < 16 of lhs_row[x] rhs[x][0..3], in x order */
+    auto mac4 = [](float4& acc, const float* lhs_row, const float* rhs) {
+#pragma unroll 1
+        for (int x = 0; x < 16; x += 4) {
+            const float4 l = *reinterpret_cast<const float4*>(lhs_row + x);
+            const float lv[4] = {l.x, l.y, l.z, l.w};
+#pragma unroll
+            for (int y = 0; y < 4; ++y) {
+                const float4 r = *reinterpret_cast<const float4*>(rhs + (x + y) * FP);
+                acc.x = fmaf(lv[y], r.x, acc.x);
+                acc.y = fmaf(lv[y], r.y, acc.y);
+                acc.z = fmaf(lv[y], r.z, acc.z);
+                acc.w = fmaf(lv[y], r.w, acc.w);
+            }
+        }
+    };
 #pragma unroll 1
     for (int dist = 1; dist < 4; ++dist) {
-        for (int e = tid; e < (4 - dist) * 256; e += NT) {
-            const int i = dist + (e >> 8), jb = i - dist, a = (e >> 4) & 15, cc = e & 15;
-            float acc = 0.0f;
-            for (int m = jb; m < i; ++m)
+        if (VEC4) {
+            /* item e: block (i, jb) = (dist + e / 64, i - dist), row a, columns c0 .. c0 + 3 */
+            for (int e = tid; e < (4 - dist) * 64; e += NT) {
+                const int i = dist + (e >> 6), jb = i - dist, a = (e >> 2) & 15, c0 = (e & 3) * 4;
+                float4 acc = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+                for (int m = jb; m < i; ++m)
+                    mac4(acc, Lf + (16 * i + a) * FP + 16 * m, Af + 16 * m * FP + 16 * jb + c0);
+                *reinterpret_cast<float4*>(Tf + (16 * i + a) * FP + 16 * jb + c0) = acc;
+            }
+            __syncthreads();
+            /* the whole row of Ai_ii: its upper triangle is zero */
+            for (int e = tid; e < (4 - dist) * 64; e += NT) {
+                const int i = dist + (e >> 6), jb = i - dist, a = (e >> 2) & 15, c0 = (e & 3) * 4;
+                float4 acc = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+                mac4(acc, Af + (16 * i + a) * FP + 16 * i, Tf + 16 * i * FP + 16 * jb + c0);
+                *reinterpret_cast<float4*>(Af + (16 * i + a) * FP + 16 * jb + c0) =
+                    make_float4(-acc.x, -acc.y, -acc.z, -acc.w);
+            }
+        } else {
+            for (int e = tid; e < (4 - dist) * 256; e += NT) {
+                const int i = dist + (e >> 8), jb = i - dist, a = (e >> 4) & 15, cc = e & 15;
+                float acc = 0.0f;
+                for (int m = jb; m < i; ++m)
 #pragma unroll
-                for (int x = 0; x < 16; ++x)
-                    acc = fmaf(Lf[(16 * i + a) * FP + 16 * m + x], Af[(16 * m + x) * FP + 16 * jb + cc], acc);
-            Tf[(16 * i + a) * FP + 16 * jb + cc] = acc;
-        }
-        __syncthreads();
-        for (int e = tid; e < (4 - dist) * 256; e += NT) {
-            const int i = dist + (e >> 8), jb = i - dist, a = (e >> 4) & 15, cc = e & 15;
-            float acc = 0.0f;
-            for (int x = 0; x <= a; ++x)
-                acc = fmaf(Af[(16 * i + a) * FP + 16 * i + x], Tf[(16 * i + x) * FP + 16 * jb + cc], acc);
-            Af[(16 * i + a) * FP + 16 * jb + cc] = -acc;
+                    for (int x = 0; x < 16; ++x)
+                        acc = fmaf(Lf[(16 * i + a) * FP + 16 * m + x], Af[(16 * m + x) * FP + 16 * jb + cc], acc);
+                Tf[(16 * i + a) * FP + 16 * jb + cc] = acc;
+            }
+            __syncthreads();
+            for (int e = tid; e < (4 - dist) * 256; e += NT) {
+                const int i = dist + (e >> 8), jb = i - dist, a = (e >> 4) & 15, cc = e & 15;
+                float acc = 0.0f;
+                for (int x = 0; x <= a; ++x)
+                    acc = fmaf(Af[(16 * i + a) * FP + 16 * i + x], Tf[(16 * i + x) * FP + 16 * jb + cc], acc);
+                Af[(16 * i + a) * FP + 16 * jb + cc] = -acc;
+            }
         }
         __syncthreads();
     }
@@ -2723,7 +2825,7 @@ __device__ __forceinline__ DcpWs dcp_ws(float* base, long n) {
 #endif
 
 /*
- * delta_rule_cp_prep_7aef5794: pass 1 of 3, one block per (chunk, value head, batch), no state.
+ * delta_rule_cp_prep_39acd286: pass 1 of 3, one block per (chunk, value head, batch), no state.
  *   Fuses the q/k l2 norm and scale, the in-chunk cumsum of g (log2 units), the decayed q and k
  *   rows, A_qk and L (16-row block i against Kc_i, reference r = 16 i, fla's chunk_kda; a
  *   diagonal block whose decay span may pass 2^63 is summed exactly instead), the UT solve
@@ -2733,7 +2835,7 @@ __device__ __forceinline__ DcpWs dcp_ws(float* base, long n) {
  * Grid (NC, Hv, B), block 256 threads = 4 row tiles x 2 column groups of warps,
  *   dynamic smem = the prep part of delta_rule_cp_smem().
  */
-extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_7aef5794(
+extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_39acd286(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -2768,8 +2870,8 @@ extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_7aef5794
     constexpr int HP = KH + 8;
     constexpr int VP = DV + 8;
     constexpr int AP = C + 8;
-    constexpr int FP = C + 1;
-    constexpr int NG = PER_CHANNEL ? C * KH : C;
+    constexpr int FP = C + 4;
+    constexpr int NG = PER_CHANNEL ? C * KH : 8 * C;
     constexpr float LOG2E = 1.4426950408889634f;
     constexpr float SPAN_MAX = 64.0f;     /* largest log2 growth of a diagonal-block factor     */
     extern __shared__ __align__(16) unsigned char smem_raw[];
@@ -2784,6 +2886,7 @@ extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_7aef5794
     unsigned char* uni = reinterpret_cast<unsigned char*>(flags + 4);
     /* phase A, per pass of KH channels, then the exact diagonal-block sums across the passes */
     float* Gs = reinterpret_cast<float*>(uni);         /* [C][KH] or [C]: g, then log2 cumsum */
+    float* Ex = Gs + C;                                /* scalar gate: [7][C] step 4's factors */
     float* Gb = Gs + NG;                               /* [4][KH] per-block sums of g        */
     bf16* Qr = reinterpret_cast<bf16*>(Gb + 4 * KH);   /* [C][HP] q, then q e^(G - G_r)      */
     bf16* Kr = Qr + C * HP;                            /* [C][HP] k, then k e^(G - G_r)      */
@@ -2892,8 +2995,11 @@ extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_7aef5794
         __syncthreads();
         /* 2. the in-chunk cumulative decay in log2 units: per 16-row block, then the offsets */
         if (PER_CHANNEL) {
-            for (int e = tid; e < 4 * KH; e += NT) {
-                const int i = e / KH, d = e % KH;
+            /* thread (i, d): block i's running sums of channel d, then (blocks past the first)
+             * the sum of the earlier blocks' totals added once per row */
+            static_assert(4 * KH <= NT, "a thread per (block, channel)");
+            const int i = tid / KH, d = tid % KH;
+            if (tid < 4 * KH) {
                 float s = 0.0f;
 #pragma unroll
                 for (int r = 0; r < 16; ++r) {
@@ -2903,11 +3009,11 @@ extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_7aef5794
                 Gb[i * KH + d] = s;
             }
             __syncthreads();
-            for (int e = tid; e < (C - 16) * KH; e += NT) {
-                const int t = 16 + e / KH, d = e % KH, i = t >> 4;
+            if (tid < 4 * KH && i > 0) {
                 float off = 0.0f;
                 for (int j = 0; j < i; ++j) off += Gb[j * KH + d];
-                Gs[t * KH + d] += off;
+#pragma unroll
+                for (int r = 0; r < 16; ++r) Gs[(16 * i + r) * KH + d] += off;
             }
         } else if (warp == 0) {
             /* scan of 64 scalars: two per lane, then a shuffle scan of the pair sums */
@@ -2920,6 +3026,22 @@ extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_7aef5794
             }
             Gs[2 * lane] = s - a1;
             Gs[2 * lane + 1] = s;
+            __syncwarp();
+            /* a scalar gate's factors of step 4 depend on the row only: once per row here */
+#pragma unroll
+            for (int x = 0; x < 2; ++x) {
+                const int t = 2 * lane + x, i = t >> 4;
+                const float gt = Gs[t];
+                Ex[t] = exp2f(gt - Gs[16 * i]);
+                Ex[C + t] = exp2f(gt);
+                Ex[2 * C + t] = exp2f(Gs[C - 1] - gt);
+#pragma unroll
+                for (int ii = 0; ii < 4; ++ii)
+                    if (ii >= i) {
+                        const float xx = Gs[16 * ii] - gt;
+                        Ex[(3 + ii) * C + t] = exp2f(ii == i ? fminf(xx, SPAN_MAX) : xx);
+                    }
+            }
         }
         __syncthreads();
         /* 3. the flagged diagonal blocks, exactly, from the staged q and k (rare) */
@@ -3061,7 +3183,7 @@ extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_7aef5794
         *reinterpret_cast<uint4*>(ws.aq + ci * C * C + t * C + s) = *reinterpret_cast<const uint4*>(&AQ[t * AP + s]);
     }
     /* 4. (I + L)^-1 in f32 (dtc_ut_inverse). */
-    dtc_ut_inverse<C, FP, NT>(Lf, Af, Tf, tid);
+    dtc_ut_inverse<C, FP, NT, true>(Lf, Af, Tf, tid);
     /* beta folded into the columns: W = (Ab) (k e^G), U = (Ab) v */
     for (int e = tid; e < C * C; e += NT) {
         const int t = e / C, s = e % C;
@@ -3126,7 +3248,7 @@ extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_7aef5794
 }
 
 /*
- * delta_rule_cp_scan_7aef5794: pass 2 of 3, the state scan over the chunks of a sequence.
+ * delta_rule_cp_scan_39acd286: pass 2 of 3, the state scan over the chunks of a sequence.
  *   One block per (SBV value columns, value head, batch) (an entry per width, below); the state [DK][SBV] stays in f32 mma
  *   accumulators (warp w: row tiles w, w + 8, ..), a bf16 copy in shared memory feeds the
  *   products; v_new's row tile w & 3, columns half w >> 2. Per chunk: store h (bf16) to the workspace, v_new = U - W h, store v_new,
@@ -3136,7 +3258,7 @@ extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_7aef5794
  *   delta_rule_cp_smem().
  */
 template <int SBV> /* value columns per block */
-__device__ __forceinline__ void delta_rule_cp_scan_body_7aef5794(
+__device__ __forceinline__ void delta_rule_cp_scan_body_39acd286(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -3339,7 +3461,7 @@ __device__ __forceinline__ void delta_rule_cp_scan_body_7aef5794(
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_7aef5794(
+extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_39acd286(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -3349,9 +3471,9 @@ extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_7aef5794(
     const bf16* __restrict__ gate, int gate_stride, const float* __restrict__ norm_w,
     float* __restrict__ ws_raw)
 {
-    delta_rule_cp_scan_body_7aef5794<16>(q, q_stride, k, k_stride, v, v_stride, g, beta, state_in, state_out, o, o_stride, T, gate, gate_stride, norm_w, ws_raw);
+    delta_rule_cp_scan_body_39acd286<16>(q, q_stride, k, k_stride, v, v_stride, g, beta, state_in, state_out, o, o_stride, T, gate, gate_stride, norm_w, ws_raw);
 }
-extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_w32_7aef5794(
+extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_w32_39acd286(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -3361,17 +3483,17 @@ extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_w32_7aef579
     const bf16* __restrict__ gate, int gate_stride, const float* __restrict__ norm_w,
     float* __restrict__ ws_raw)
 {
-    delta_rule_cp_scan_body_7aef5794<32>(q, q_stride, k, k_stride, v, v_stride, g, beta, state_in, state_out, o, o_stride, T, gate, gate_stride, norm_w, ws_raw);
+    delta_rule_cp_scan_body_39acd286<32>(q, q_stride, k, k_stride, v, v_stride, g, beta, state_in, state_out, o, o_stride, T, gate, gate_stride, norm_w, ws_raw);
 }
 
 /*
- * delta_rule_cp_out_7aef5794: pass 3 of 3, one block per (chunk, value head, batch).
+ * delta_rule_cp_out_39acd286: pass 3 of 3, one block per (chunk, value head, batch).
  *   o = (q e^G) h + A_qk v_new over the chunk's full rows (all DV columns), then the store
  *   through the gated RMSNorm (the block owns full rows).
  * Grid (NC, Hv, B), block 256 threads = 4 row tiles x 2 column groups of warps (DV / 2
  *   columns each), dynamic smem = the output part of delta_rule_cp_smem().
  */
-extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_out_7aef5794(
+extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_out_39acd286(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,

@@ -1150,10 +1150,6 @@ struct WsConfig {
     /// With `fa3_order`: a row's running maximum moves only when it grows by more than 8 in
     /// the exp2 domain (P stays <= 2^8), and O is rescaled only when some row's did.
     lazy_rescale: bool,
-    /// One base descriptor per wgmma operand and tile, plus a constant per k-step, instead of
-    /// a descriptor built per k-step (which ptxas does from registers, about ten instructions
-    /// before each wgmma).
-    hoisted_desc: bool,
 }
 
 /// The warp-specialised configuration of a variant (`None` for the forms without a producer).
@@ -1167,7 +1163,6 @@ fn ws_config(v: WgmmaVariant) -> Option<WsConfig> {
         mask_branch: false,
         fa3_order: false,
         lazy_rescale: false,
-        hoisted_desc: false,
     };
     match v {
         WgmmaVariant::Specialized => Some(base),
@@ -1198,14 +1193,6 @@ fn ws_config(v: WgmmaVariant) -> Option<WsConfig> {
             mask_branch: true,
             fa3_order: true,
             lazy_rescale: true,
-            ..base
-        }),
-        WgmmaVariant::PingPongHoistedDesc => Some(WsConfig {
-            pingpong: true,
-            mask_branch: true,
-            fa3_order: true,
-            lazy_rescale: true,
-            hoisted_desc: true,
             ..base
         }),
         _ => None,
@@ -1256,28 +1243,17 @@ const CORR_LAZY: &str = "        corr0 = mn0 == m0 ? 1.0f : ex2_approx(fmaf(m0, 
 const FENCE_EXP: &str = r#"#pragma unroll
         for (int i = 0; i < 64; ++i) reg_fence(sc[i]); /* the exponentials before the P V wait */
 "#;
-/* The S and P V issues: descriptors built per k-step, or (hoisted) one base descriptor per
- * operand plus a constant per k-step. The address field is bits 0-13 (bytes / 16) and no
- * shared-memory address reaches 256 KiB, so adding bytes / 16 equals wg_desc of the sum; ptxas
- * otherwise rebuilds each descriptor from registers (about ten instructions per wgmma). */
+/* The S and P V issues, a descriptor built per k-step. (One base descriptor per operand plus
+ * a constant per k-step cut the instructions between wgmmas but measured slower at T8192 on an
+ * H200: docs/PERFORMANCE.md.) */
 const S_ISSUE: &str = r#"#pragma unroll
         for (int kk = 0; kk < DH / 16; ++kk) {
             const unsigned long long da = wg_desc(q_base + (kk / 4) * QHALF + (kk % 4) * 32, 16, 1024);
             const unsigned long long db = wg_desc(kb + (kk / 4) * KHALF + (kk % 4) * 32, 16, 1024);
             wgmma_ss_n128(sc, da, db, S_ACC);
         }"#;
-const S_ISSUE_HOISTED: &str = r#"        const unsigned long long dq = wg_desc(q_base, 16, 1024), dk = wg_desc(kb, 16, 1024);
-#pragma unroll
-        for (int kk = 0; kk < DH / 16; ++kk) {
-            const unsigned off_q = (kk / 4) * QHALF + (kk % 4) * 32, off_k = (kk / 4) * KHALF + (kk % 4) * 32;
-            wgmma_ss_n128(sc, dq + off_q / 16, dk + off_k / 16, S_ACC);
-        }"#;
 const PV_ISSUE: &str = r#"#pragma unroll
         for (int j = 0; j < BK / 16; ++j) wgmma_rs_n128_tb(o, pa[j], wg_desc(vb + j * 16 * ROWB, KHALF, 1024));
-"#;
-const PV_ISSUE_HOISTED: &str = r#"        const unsigned long long dv = wg_desc(vb, KHALF, 1024);
-#pragma unroll
-        for (int j = 0; j < BK / 16; ++j) wgmma_rs_n128_tb(o, pa[j], dv + j * (16 * ROWB / 16));
 "#;
 
 const MASK_INLINE: &str = r#"        float mx0 = -INFINITY, mx1 = -INFINITY;
@@ -1649,9 +1625,8 @@ __device__ __forceinline__ void mbar_wait(unsigned long long* bar, unsigned pari
         pre_pv_last = pre_pv,
         mask_code = if cfg.mask_branch { MASK_BRANCH } else { MASK_INLINE },
         mn_code = if cfg.lazy_rescale { MN_LAZY } else { MN_EAGER },
-        s_issue = (if cfg.hoisted_desc { S_ISSUE_HOISTED } else { S_ISSUE })
-            .replace("S_ACC", if cfg.fa3_order { "kk > 0" } else { "1" }),
-        pv_issue = if cfg.hoisted_desc { PV_ISSUE_HOISTED } else { PV_ISSUE },
+        s_issue = S_ISSUE.replace("S_ACC", if cfg.fa3_order { "kk > 0" } else { "1" }),
+        pv_issue = PV_ISSUE,
         corr_code = match (cfg.fa3_order, cfg.lazy_rescale) {
             (_, true) => CORR_LAZY,
             (true, false) => CORR_STATE,
@@ -1956,9 +1931,6 @@ pub enum WgmmaVariant {
     /// [`WgmmaVariant::PingPongFa3Order`] with lazy rescaling: a row's running maximum moves
     /// only when it grows by more than 8 in the exp2 domain, O is rescaled only then.
     PingPongFa3Lazy,
-    /// [`WgmmaVariant::PingPongFa3Lazy`] with the wgmma descriptors hoisted: a base per
-    /// operand and tile plus constants (not yet measured on a GPU).
-    PingPongHoistedDesc,
     /// Timing diagnostic (wrong results): the overlapped loop without k/v loads after the first
     /// three tiles, i.e. its compute alone.
     #[doc(hidden)]
@@ -2344,14 +2316,7 @@ mod tests {
         let ppf = attention_prefill_wgmma_variant(&p, WgmmaVariant::PingPongFa3Order).unwrap();
         assert!(ppm.source.contains("if (!full) {") && !pp.source.contains("if (!full) {"));
         assert!(ppf.source.contains("wgmma_ss_n128(sc, da, db, kk > 0);") && !ppm.source.contains("kk > 0"));
-        // Hoisted descriptors: one wg_desc per operand and tile (q, k; v per P V issue), none per
-        // k-step; the rest of the loop as the lazy form's.
-        let hoisted = attention_prefill_wgmma_variant(&p, WgmmaVariant::PingPongHoistedDesc).unwrap();
-        assert_eq!(hoisted.source.matches("wg_desc(").count(), 3 + 1);
-        assert!(hoisted
-            .source
-            .contains("wgmma_ss_n128(sc, dq + off_q / 16, dk + off_k / 16, kk > 0);"));
-        for src in [&pp, &pp2, &ppe, &ppm, &ppf, &hoisted] {
+        for src in [&pp, &pp2, &ppe, &ppm, &ppf] {
             assert!(src.source.contains("turn_begin(tile);") && src.source.contains("turn_end(n_tiles);"));
             assert_ne!(src.entries, ws.entries);
         }
@@ -2364,7 +2329,6 @@ mod tests {
             WgmmaVariant::PingPongMaskSplit,
             WgmmaVariant::PingPongFa3Order,
             WgmmaVariant::PingPongFa3Lazy,
-            WgmmaVariant::PingPongHoistedDesc,
         ] {
             let l = attention_prefill_wgmma_variant_launch(&p, v, 2, 300);
             assert_eq!((l.grid, l.block.0), ((64, 3, 1), 384));

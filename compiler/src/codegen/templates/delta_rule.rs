@@ -942,11 +942,12 @@ pub fn delta_rule_chunk_parallel_supported(p: &DeltaRuleParams) -> bool {
 /// layouts at the top of each kernel in `delta_rule_cp.cu`).
 pub fn delta_rule_cp_smem(p: &DeltaRuleParams) -> [u32; 3] {
     let (c, dk, dv, sbv) = (DELTA_TC_CHUNK, p.key_dim, p.value_dim, p.scan_block);
-    let (kp, vp, ap, fp, sp) = (dk + 8, dv + 8, c + 8, c + 1, sbv + 8);
+    let (kp, vp, ap, fp, sp) = (dk + 8, dv + 8, c + 8, c + 4, sbv + 8);
     // Key channels per pass of the prep kernel (KH there).
     let kh = if dk.is_multiple_of(64) { 64 } else { 32 };
+    // G [C][KH] per channel; a scalar gate's [C] plus its per-row factors [7][C].
     let ng = match p.gate {
-        DecayGate::Scalar => c,
+        DecayGate::Scalar => 8 * c,
         DecayGate::PerChannel => c * kh,
     };
     // prep: k e^G [C][KP], A_qk [C][AP] (bf16); L [C][FP], row scales and beta [3][C] (f32),

@@ -55,8 +55,8 @@ extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_@HASH@(
     constexpr int HP = KH + 8;
     constexpr int VP = DV + 8;
     constexpr int AP = C + 8;
-    constexpr int FP = C + 1;
-    constexpr int NG = PER_CHANNEL ? C * KH : C;
+    constexpr int FP = C + 4;
+    constexpr int NG = PER_CHANNEL ? C * KH : 8 * C;
     constexpr float LOG2E = 1.4426950408889634f;
     constexpr float SPAN_MAX = 64.0f;     /* largest log2 growth of a diagonal-block factor     */
     extern __shared__ __align__(16) unsigned char smem_raw[];
@@ -71,6 +71,7 @@ extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_@HASH@(
     unsigned char* uni = reinterpret_cast<unsigned char*>(flags + 4);
     /* phase A, per pass of KH channels, then the exact diagonal-block sums across the passes */
     float* Gs = reinterpret_cast<float*>(uni);         /* [C][KH] or [C]: g, then log2 cumsum */
+    float* Ex = Gs + C;                                /* scalar gate: [7][C] step 4's factors */
     float* Gb = Gs + NG;                               /* [4][KH] per-block sums of g        */
     bf16* Qr = reinterpret_cast<bf16*>(Gb + 4 * KH);   /* [C][HP] q, then q e^(G - G_r)      */
     bf16* Kr = Qr + C * HP;                            /* [C][HP] k, then k e^(G - G_r)      */
@@ -179,8 +180,11 @@ extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_@HASH@(
         __syncthreads();
         /* 2. the in-chunk cumulative decay in log2 units: per 16-row block, then the offsets */
         if (PER_CHANNEL) {
-            for (int e = tid; e < 4 * KH; e += NT) {
-                const int i = e / KH, d = e % KH;
+            /* thread (i, d): block i's running sums of channel d, then (blocks past the first)
+             * the sum of the earlier blocks' totals added once per row */
+            static_assert(4 * KH <= NT, "a thread per (block, channel)");
+            const int i = tid / KH, d = tid % KH;
+            if (tid < 4 * KH) {
                 float s = 0.0f;
 #pragma unroll
                 for (int r = 0; r < 16; ++r) {
@@ -190,11 +194,11 @@ extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_@HASH@(
                 Gb[i * KH + d] = s;
             }
             __syncthreads();
-            for (int e = tid; e < (C - 16) * KH; e += NT) {
-                const int t = 16 + e / KH, d = e % KH, i = t >> 4;
+            if (tid < 4 * KH && i > 0) {
                 float off = 0.0f;
                 for (int j = 0; j < i; ++j) off += Gb[j * KH + d];
-                Gs[t * KH + d] += off;
+#pragma unroll
+                for (int r = 0; r < 16; ++r) Gs[(16 * i + r) * KH + d] += off;
             }
         } else if (warp == 0) {
             /* scan of 64 scalars: two per lane, then a shuffle scan of the pair sums */
@@ -207,6 +211,22 @@ extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_@HASH@(
             }
             Gs[2 * lane] = s - a1;
             Gs[2 * lane + 1] = s;
+            __syncwarp();
+            /* a scalar gate's factors of step 4 depend on the row only: once per row here */
+#pragma unroll
+            for (int x = 0; x < 2; ++x) {
+                const int t = 2 * lane + x, i = t >> 4;
+                const float gt = Gs[t];
+                Ex[t] = exp2f(gt - Gs[16 * i]);
+                Ex[C + t] = exp2f(gt);
+                Ex[2 * C + t] = exp2f(Gs[C - 1] - gt);
+#pragma unroll
+                for (int ii = 0; ii < 4; ++ii)
+                    if (ii >= i) {
+                        const float xx = Gs[16 * ii] - gt;
+                        Ex[(3 + ii) * C + t] = exp2f(ii == i ? fminf(xx, SPAN_MAX) : xx);
+                    }
+            }
         }
         __syncthreads();
         /* 3. the flagged diagonal blocks, exactly, from the staged q and k (rare) */
@@ -241,19 +261,19 @@ extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_@HASH@(
                     const float qv = bf2f(Qr[t * HP + d + x]) * nq[t];
                     const float kv = bf2f(Kr[t * HP + d + x]) * nk[t];
                     const float gt = GAT(t, d + x);
-                    const float er = exp2f(gt - GAT(16 * i, d + x));
-                    const float eg = exp2f(gt);
+                    const float er = PER_CHANNEL ? exp2f(gt - GAT(16 * i, d + x)) : Ex[t];
+                    const float eg = PER_CHANNEL ? exp2f(gt) : Ex[C + t];
                     qq[x] = qv * er;
                     kq[x] = kv * er;
                     qo[x] = qv * eg;
                     kb[x] = kv * eg;
-                    ko[x] = kv * exp2f(GAT(C - 1, d + x) - gt);
+                    ko[x] = kv * (PER_CHANNEL ? exp2f(GAT(C - 1, d + x) - gt) : Ex[2 * C + t]);
 #pragma unroll
                     for (int ii = 0; ii < 4; ++ii)
                         if (ii >= i) {
                             const float xx = GAT(16 * ii, d + x) - gt;
-                            Kc[(8 * ii * (ii + 1) + t) * HP + d + x] =
-                                f2bf(kv * exp2f(ii == i ? fminf(xx, SPAN_MAX) : xx));
+                            const float f = PER_CHANNEL ? exp2f(ii == i ? fminf(xx, SPAN_MAX) : xx) : Ex[(3 + ii) * C + t];
+                            Kc[(8 * ii * (ii + 1) + t) * HP + d + x] = f2bf(kv * f);
                         }
                 }
                 dtc_st2(&Qr[t * HP + d], qq[0], qq[1]);
@@ -316,7 +336,7 @@ extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_@HASH@(
         *reinterpret_cast<uint4*>(ws.aq + ci * C * C + t * C + s) = *reinterpret_cast<const uint4*>(&AQ[t * AP + s]);
     }
     /* 4. (I + L)^-1 in f32 (dtc_ut_inverse). */
-    dtc_ut_inverse<C, FP, NT>(Lf, Af, Tf, tid);
+    dtc_ut_inverse<C, FP, NT, true>(Lf, Af, Tf, tid);
     /* beta folded into the columns: W = (Ab) (k e^G), U = (Ab) v */
     for (int e = tid; e < C * C; e += NT) {
         const int t = e / C, s = e % C;

@@ -228,7 +228,7 @@ extern "C" __global__ void __launch_bounds__(@THREADS@) delta_rule_chunked_@HASH
         dtc_stage<bf16, C, BV, NT>(Rs, VP, v + row0 * v_stride + hv * DV + j0, v_stride, cn, vec_v, tid);
         /* 4. (I + L)^-1 in f32 (dtc_ut_inverse). */
         if (tid == 0) flags[0] = 0; /* every thread has read it (see 3b) */
-        dtc_ut_inverse<C, FP, NT>(Lf, Af, Tf, tid);
+        dtc_ut_inverse<C, FP, NT, false>(Lf, Af, Tf, tid);
         for (int e = tid; e < C * C; e += NT) {
             const int t = e / C, s = e % C;
             Ab[t * AP + s] = f2bf(s <= t ? Af[t * FP + s] : 0.0f);

@@ -49,12 +49,17 @@ __device__ __forceinline__ void dtc_stage(E* dst, int ld, const E* src, long str
     }
 }
 /* (I + L)^-1 of the C x C (C = 64) strictly lower triangular L (f32, rows of FP) into Af's lower
- * triangle: the 16x16 diagonal blocks by forward substitution (a thread a column), then the blocks
- * below by distance, Ai_ij = -Ai_ii sum_(j <= m < i) L_im Ai_mj (Tf: scratch). L must be visible
- * to the block; ends with a barrier. */
-template <int C, int FP, int NT>
+ * triangle (the diagonal blocks' upper triangles are written zero): the 16x16 diagonal blocks by
+ * forward substitution (a thread a column), then the blocks below by distance,
+ * Ai_ij = -Ai_ii sum_(j <= m < i) L_im Ai_mj (Tf: scratch). VEC4: a thread four columns of a row
+ * with float4 operands (five shared loads for sixteen FMAs instead of thirty-two; FP % 4 == 0, and
+ * a warp's L rows fall in distinct banks when FP % 32 == 4), for kernels with registers to spare;
+ * otherwise a thread one element (FP = C + 1 avoids bank conflicts). Sums run in the same order
+ * either way. L must be visible to the block; ends with a barrier. */
+template <int C, int FP, int NT, bool VEC4>
 __device__ __forceinline__ void dtc_ut_inverse(const float* Lf, float* Af, float* Tf, int tid) {
     static_assert(C == 64, "four 16x16 diagonal blocks");
+    static_assert(!VEC4 || FP % 4 == 0, "float4 rows");
     if (tid < C) {
         const int i = tid >> 4, cc = tid & 15;
         float x[16];
@@ -68,24 +73,60 @@ __device__ __forceinline__ void dtc_ut_inverse(const float* Lf, float* Af, float
         }
     }
     __syncthreads();
+    /* acc[0..3] += sum over x < 16 of lhs_row[x] rhs[x][0..3], in x order */
+    auto mac4 = [](float4& acc, const float* lhs_row, const float* rhs) {
+#pragma unroll 1
+        for (int x = 0; x < 16; x += 4) {
+            const float4 l = *reinterpret_cast<const float4*>(lhs_row + x);
+            const float lv[4] = {l.x, l.y, l.z, l.w};
+#pragma unroll
+            for (int y = 0; y < 4; ++y) {
+                const float4 r = *reinterpret_cast<const float4*>(rhs + (x + y) * FP);
+                acc.x = fmaf(lv[y], r.x, acc.x);
+                acc.y = fmaf(lv[y], r.y, acc.y);
+                acc.z = fmaf(lv[y], r.z, acc.z);
+                acc.w = fmaf(lv[y], r.w, acc.w);
+            }
+        }
+    };
 #pragma unroll 1
     for (int dist = 1; dist < 4; ++dist) {
-        for (int e = tid; e < (4 - dist) * 256; e += NT) {
-            const int i = dist + (e >> 8), jb = i - dist, a = (e >> 4) & 15, cc = e & 15;
-            float acc = 0.0f;
-            for (int m = jb; m < i; ++m)
+        if (VEC4) {
+            /* item e: block (i, jb) = (dist + e / 64, i - dist), row a, columns c0 .. c0 + 3 */
+            for (int e = tid; e < (4 - dist) * 64; e += NT) {
+                const int i = dist + (e >> 6), jb = i - dist, a = (e >> 2) & 15, c0 = (e & 3) * 4;
+                float4 acc = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+                for (int m = jb; m < i; ++m)
+                    mac4(acc, Lf + (16 * i + a) * FP + 16 * m, Af + 16 * m * FP + 16 * jb + c0);
+                *reinterpret_cast<float4*>(Tf + (16 * i + a) * FP + 16 * jb + c0) = acc;
+            }
+            __syncthreads();
+            /* the whole row of Ai_ii: its upper triangle is zero */
+            for (int e = tid; e < (4 - dist) * 64; e += NT) {
+                const int i = dist + (e >> 6), jb = i - dist, a = (e >> 2) & 15, c0 = (e & 3) * 4;
+                float4 acc = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+                mac4(acc, Af + (16 * i + a) * FP + 16 * i, Tf + 16 * i * FP + 16 * jb + c0);
+                *reinterpret_cast<float4*>(Af + (16 * i + a) * FP + 16 * jb + c0) =
+                    make_float4(-acc.x, -acc.y, -acc.z, -acc.w);
+            }
+        } else {
+            for (int e = tid; e < (4 - dist) * 256; e += NT) {
+                const int i = dist + (e >> 8), jb = i - dist, a = (e >> 4) & 15, cc = e & 15;
+                float acc = 0.0f;
+                for (int m = jb; m < i; ++m)
 #pragma unroll
-                for (int x = 0; x < 16; ++x)
-                    acc = fmaf(Lf[(16 * i + a) * FP + 16 * m + x], Af[(16 * m + x) * FP + 16 * jb + cc], acc);
-            Tf[(16 * i + a) * FP + 16 * jb + cc] = acc;
-        }
-        __syncthreads();
-        for (int e = tid; e < (4 - dist) * 256; e += NT) {
-            const int i = dist + (e >> 8), jb = i - dist, a = (e >> 4) & 15, cc = e & 15;
-            float acc = 0.0f;
-            for (int x = 0; x <= a; ++x)
-                acc = fmaf(Af[(16 * i + a) * FP + 16 * i + x], Tf[(16 * i + x) * FP + 16 * jb + cc], acc);
-            Af[(16 * i + a) * FP + 16 * jb + cc] = -acc;
+                    for (int x = 0; x < 16; ++x)
+                        acc = fmaf(Lf[(16 * i + a) * FP + 16 * m + x], Af[(16 * m + x) * FP + 16 * jb + cc], acc);
+                Tf[(16 * i + a) * FP + 16 * jb + cc] = acc;
+            }
+            __syncthreads();
+            for (int e = tid; e < (4 - dist) * 256; e += NT) {
+                const int i = dist + (e >> 8), jb = i - dist, a = (e >> 4) & 15, cc = e & 15;
+                float acc = 0.0f;
+                for (int x = 0; x <= a; ++x)
+                    acc = fmaf(Af[(16 * i + a) * FP + 16 * i + x], Tf[(16 * i + x) * FP + 16 * jb + cc], acc);
+                Af[(16 * i + a) * FP + 16 * jb + cc] = -acc;
+            }
         }
         __syncthreads();
     }
