@@ -1206,7 +1206,7 @@ fn delta_rule_tensor_cores_match_reference() {
 
 /// The chunk-parallel form (prep, scan, out with a NaN-filled workspace and NaN-filled output):
 /// KDA and GDN (GQA), Dk = Dv = 128 and Dk = 64 / 32, with and without the gated norm and the
-/// in-kernel l2 norm, scan blocks 16 (the default at two heads), 32 and 64. Each runs T < 64, exactly one chunk, several chunks
+/// in-kernel l2 norm, scan blocks 16 (the default at two heads), 32, 64 and 128. Each runs T < 64, exactly one chunk, several chunks
 /// with a partial last one at B = 2 (T = 150) and B = 3 (T = 200), all from a non-zero initial
 /// state, and decays of e^-4..e^-12 per token (the exact diagonal blocks); every
 /// [`CpPrepVariant`] of the prep pass on three of the cases.
@@ -1241,6 +1241,10 @@ fn delta_rule_chunk_parallel_matches_reference() {
             ..DeltaRuleParams::new(1, 2, 128, 128, DecayGate::Scalar).with_gated_norm(silu)
         },
         DeltaRuleParams::new(1, 1, 32, 256, DecayGate::PerChannel).with_gated_norm(silu),
+        DeltaRuleParams {
+            scan_block: 128,
+            ..DeltaRuleParams::new(2, 2, 128, 128, DecayGate::PerChannel).with_gated_norm(silu)
+        },
     ];
     for (i, p) in cases.iter().enumerate() {
         assert!(delta_rule_chunk_parallel_supported(p), "case {i}");
@@ -2520,7 +2524,7 @@ impl DeltaBench {
 }
 
 /// The chunk-parallel delta rule (gated norm fused, as the models run it) at the shapes,
-/// KDA and GDN (the default scan block, and 64 at B8); the single-kernel tensor-core form
+/// KDA and GDN (the default scan block, and 64 and 128 at B8); the single-kernel tensor-core form
 /// alongside at B1 T4096 H32.
 fn bench_delta_shapes(ctx: &mut Ctx, r: &mut ChaCha8Rng) {
     let silu = GatedNormEpilogue {
@@ -2539,7 +2543,7 @@ fn bench_delta_shapes(ctx: &mut Ctx, r: &mut ChaCha8Rng) {
             }
             let p = DeltaRuleParams::new(h, h, 128, 128, gate).with_gated_norm(silu);
             let bufs = DeltaBench::new(ctx, r, &p, b, t, b);
-            // The default scan block (128 scan blocks per sequence), and 64 at B8 (many
+            // The default scan block (128 scan blocks per sequence), and 64 and 128 at B8 (many
             // sequences: fewer, wider scan blocks read W and k fewer times).
             bufs.time_chunk_parallel(ctx, &p, name);
             // The prep forms (the default again last, for the noise between rows).
@@ -2548,8 +2552,10 @@ fn bench_delta_shapes(ctx: &mut Ctx, r: &mut ChaCha8Rng) {
                     bufs.time_chunk_parallel_variant(ctx, &p, v, &format!("{name} prep={v:?}"));
                 }
             }
-            if b > 1 && p.scan_block != 64 {
-                bufs.time_chunk_parallel(ctx, &DeltaRuleParams { scan_block: 64, ..p }, name);
+            if b > 1 {
+                for sbv in [64, 128].into_iter().filter(|&w| w > p.scan_block) {
+                    bufs.time_chunk_parallel(ctx, &DeltaRuleParams { scan_block: sbv, ..p }, name);
+                }
             }
             if (b, t, h) == (1, 4096, 32) {
                 bufs.time_chunked(ctx, &p, name);

@@ -90,7 +90,8 @@ pub struct DeltaRuleParams {
     /// Gated RMSNorm applied to o before it is stored; `None` stores o.
     pub gated_norm: Option<GatedNormEpilogue>,
     /// Value columns per block of the chunk-parallel form's state scan
-    /// ([`delta_rule_chunk_parallel`]): 16, 32 or 64 dividing Dv. Ignored by the other kernels.
+    /// ([`delta_rule_chunk_parallel`]): 16, 32, 64 or 128 dividing Dv. Ignored by the other
+    /// kernels.
     pub scan_block: usize,
 }
 
@@ -927,13 +928,13 @@ const CP_WS_ARG: &str = ",\n    float* __restrict__ ws_raw";
 /// Whether [`delta_rule_chunk_parallel`] covers `p`: Dk 32, 64 or 128 (the kernels take any
 /// multiple of 32; 96, three passes of 32 in the prep, has not run on a GPU), Dv a multiple of 32
 /// up to [`DELTA_NORM_MAX_VALUE_DIM`] (the output pass holds a chunk's full rows), a scan block
-/// of 16, 32 or 64 dividing Dv, and each pass's shared memory within a block's.
+/// of 16, 32, 64 or 128 dividing Dv, and each pass's shared memory within a block's.
 pub fn delta_rule_chunk_parallel_supported(p: &DeltaRuleParams) -> bool {
     validate(p, "delta_rule_chunk_parallel").is_ok()
         && matches!(p.key_dim, 32 | 64 | 128)
         && p.value_dim.is_multiple_of(32)
         && p.value_dim <= DELTA_NORM_MAX_VALUE_DIM
-        && matches!(p.scan_block, 16 | 32 | 64)
+        && matches!(p.scan_block, 16 | 32 | 64 | 128)
         && p.value_dim.is_multiple_of(p.scan_block)
         && delta_rule_cp_smem(p).iter().all(|&s| s <= DELTA_MAX_SMEM)
 }
@@ -1090,7 +1091,7 @@ pub fn delta_rule_chunk_parallel_variant(p: &DeltaRuleParams, v: CpPrepVariant) 
         || {
             format!(
                 "Dk {} must be 32, 64 or 128 and Dv {} a multiple of 32 up to \
-             {DELTA_NORM_MAX_VALUE_DIM}, with a scan block of 16, 32 or 64 dividing Dv (got {}), \
+             {DELTA_NORM_MAX_VALUE_DIM}, with a scan block of 16, 32, 64 or 128 dividing Dv (got {}), \
              within the shared memory of a block",
                 p.key_dim, p.value_dim, p.scan_block
             )
@@ -1169,11 +1170,11 @@ pub fn delta_rule_chunk_parallel_variant(p: &DeltaRuleParams, v: CpPrepVariant) 
 }
 
 /// Wider scan blocks than `p.scan_block` the chunk-parallel module also has a scan entry for
-/// (`delta_rule_cp_scan_w<SBV>_<hash>`): 32 and 64 where they divide Dv and fit a block's shared
-/// memory. A call of many sequences has scan blocks enough at a wider block, which reads W
+/// (`delta_rule_cp_scan_w<SBV>_<hash>`): 32, 64 and 128 where they divide Dv and fit a block's
+/// shared memory. A call of many sequences has scan blocks enough at a wider block, which reads W
 /// and k fewer times (programs pick them per call: `LaunchStep::variants`).
 pub fn delta_rule_cp_wide_scans(p: &DeltaRuleParams) -> Vec<usize> {
-    [32, 64]
+    [32, 64, 128]
         .into_iter()
         .filter(|&w| w > p.scan_block)
         .filter(|&w| delta_rule_chunk_parallel_supported(&DeltaRuleParams { scan_block: w, ..*p }))
@@ -1318,14 +1319,15 @@ mod tests {
         }
         let p = DeltaRuleParams::new(16, 16, 128, 128, DecayGate::PerChannel).with_gated_norm(SILU);
         let src = delta_rule_chunk_parallel(&p).unwrap();
-        // prep, scan (16 wide), out, then the scans 32 and 64 wide.
-        assert_eq!(src.entries.len(), 5);
+        // prep, scan (16 wide), out, then the scans 32, 64 and 128 wide.
+        assert_eq!(src.entries.len(), 6);
         for (e, want) in src.entries.iter().zip([
             "delta_rule_cp_prep_",
             "delta_rule_cp_scan_",
             "delta_rule_cp_out_",
             "delta_rule_cp_scan_w32_",
             "delta_rule_cp_scan_w64_",
+            "delta_rule_cp_scan_w128_",
         ]) {
             assert!(e.starts_with(want), "{e}");
             assert!(src.source.contains(&format!("{e}(")), "{e}");
@@ -1348,11 +1350,12 @@ mod tests {
         // The scan block is a template constant of each scan entry; the module has entries for
         // the wider blocks too; unsupported blocks are rejected.
         for (sbv, ok, wide) in [
-            (16, true, &[32, 64][..]),
-            (32, true, &[64][..]),
-            (64, true, &[][..]),
+            (16, true, &[32, 64, 128][..]),
+            (32, true, &[64, 128][..]),
+            (64, true, &[128][..]),
+            (128, true, &[][..]),
             (8, false, &[][..]),
-            (128, false, &[][..]),
+            (256, false, &[][..]),
         ] {
             let q = DeltaRuleParams { scan_block: sbv, ..p };
             assert_eq!(delta_rule_chunk_parallel_supported(&q), ok, "SBV {sbv}");
