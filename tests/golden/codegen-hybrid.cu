@@ -1359,9 +1359,9 @@ extern "C" __global__ void __launch_bounds__(256) sigmoid_decay_gate_9b511badf4d
     }
 }
 
-// ===== kernels/delta_rule_cp_prep_bad390ff.cu =====
+// ===== kernels/delta_rule_cp_prep_94af36e4.cu =====
 /*
- * modelc mixer core: delta_rule_cp_prep_bad390ff, delta_rule_cp_scan_bad390ff, delta_rule_cp_out_bad390ff, delta_rule_cp_scan_w32_bad390ff (template).
+ * modelc mixer core: delta_rule_cp_prep_94af36e4, delta_rule_cp_scan_94af36e4, delta_rule_cp_out_94af36e4, delta_rule_cp_scan_w32_94af36e4 (template).
  * Fuses, in order:
  *   l2_norm(eps=1e-6, group=32)
  *   scale(0.17677669529663687)
@@ -1373,10 +1373,10 @@ extern "C" __global__ void __launch_bounds__(256) sigmoid_decay_gate_9b511badf4d
  * FLOPs:         25216*batch*tokens
  */
 /*
- * delta_rule_cp_{prep,scan,out}_bad390ff: gated delta rule, chunked (WY representation / UT
+ * delta_rule_cp_{prep,scan,out}_94af36e4: gated delta rule, chunked (WY representation / UT
  *   transform), chunk-parallel on tensor cores (mma.sync m16n8k16 bf16 -> f32, ldmatrix,
  *   cp.async; sm_80+): three launches in order, fla's chunk_kda split.
- *   Hk = 1, Hv = 2, Dk = 32, Dv = 32, gate = scalar per head (GDN), qk l2norm = true, scale = 1.7677669e-1f, chunk C = 64, scan block SBV = 16 (or 32: delta_rule_cp_scan_w32_bad390ff).
+ *   Hk = 1, Hv = 2, Dk = 32, Dv = 32, gate = scalar per head (GDN), qk l2norm = true, scale = 1.7677669e-1f, chunk C = 64, scan block SBV = 16 (or 32: delta_rule_cp_scan_w32_94af36e4).
  *   Gated RMSNorm epilogue: o <- o * rsqrt(mean_head(o^2) + 1e-5f) * norm_w * silu_f(gate)
  *   Per chunk, with G the in-chunk cumsum of g: A_qk[t,s] = sum_d q_td k_sd e^(G_td - G_sd)
  *   (s <= t), L[t,s] = beta_t sum_d k_td k_sd e^(G_td - G_sd) (s < t), W = (I + L)^-1
@@ -1391,7 +1391,7 @@ extern "C" __global__ void __launch_bounds__(256) sigmoid_decay_gate_9b511badf4d
  *   state_in / state_out [B,Hv,Dk,Dv] f32 (state_in null = zeros; they may alias).
  *   gate [B,T,Hv*Dv] bf16 rows with stride gate_stride; norm_w [Dv] f32 (the norm's weight).
  *   ws_raw: the workspace, delta_rule_cp_workspace_len() f32 elements (DcpWs below).
- * Dynamic smem: prep 81680, scan 44928, out 22528 bytes. Deterministic: fixed reduction orders,
+ * Dynamic smem: prep 81680, scan 44928, out 27648 bytes. Deterministic: fixed reduction orders,
  *   no atomics on data (one atomicOr on a flag word).
  */
 #include <cuda_bf16.h>
@@ -1644,10 +1644,28 @@ __device__ __forceinline__ DcpWs dcp_ws(float* base, long n) {
     s.vn = s.hs + n * DK * DV;
     return s;
 }
+
+/* The C x DV bf16 tile Os (rows of `ld`) to the first `n` rows of a global matrix (row stride
+ * `stride`): whole 16-byte pieces of rows where the rows are 16-byte aligned, element by element
+ * otherwise. */
+template <int C, int DV, int NT>
+__device__ __forceinline__ void dcp_store_rows(bf16* dst, long stride, const bf16* Os, int ld, int n, int tid) {
+    const bool vec = (reinterpret_cast<unsigned long long>(dst) & 15) == 0 && stride % 8 == 0;
+    for (int e = tid; e < C * (DV / 8); e += NT) {
+        const int t = e / (DV / 8), x = (e % (DV / 8)) * 8;
+        if (t >= n) continue;
+        if (vec) {
+            *reinterpret_cast<uint4*>(dst + t * stride + x) = *reinterpret_cast<const uint4*>(Os + t * ld + x);
+        } else {
+#pragma unroll
+            for (int y = 0; y < 8; ++y) dst[t * stride + x + y] = Os[t * ld + x + y];
+        }
+    }
+}
 #endif
 
 /*
- * delta_rule_cp_prep_bad390ff: pass 1 of 3, one block per (chunk, value head, batch), no state.
+ * delta_rule_cp_prep_94af36e4: pass 1 of 3, one block per (chunk, value head, batch), no state.
  *   Fuses the q/k l2 norm and scale, the in-chunk cumsum of g (log2 units), the decayed q and k
  *   rows, A_qk and L (16-row block i against Kc_i, reference r = 16 i, fla's chunk_kda; a
  *   diagonal block whose decay span may pass 2^63 is summed exactly instead), the UT solve
@@ -1657,7 +1675,7 @@ __device__ __forceinline__ DcpWs dcp_ws(float* base, long n) {
  * Grid (NC, Hv, B), block 256 threads = 4 row tiles x 2 column groups of warps,
  *   dynamic smem = the prep part of delta_rule_cp_smem().
  */
-extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_bad390ff(
+extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_94af36e4(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -2070,7 +2088,7 @@ extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_bad390ff
 }
 
 /*
- * delta_rule_cp_scan_bad390ff: pass 2 of 3, the state scan over the chunks of a sequence.
+ * delta_rule_cp_scan_94af36e4: pass 2 of 3, the state scan over the chunks of a sequence.
  *   One block per (SBV value columns, value head, batch) (an entry per width, below); the state [DK][SBV] stays in f32 mma
  *   accumulators (warp w: row tiles w, w + 8, ..), a bf16 copy in shared memory feeds the
  *   products; v_new's row tile w & 3, columns half w >> 2. Per chunk: store h (bf16) to the workspace, v_new = U - W h, store v_new,
@@ -2080,7 +2098,7 @@ extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_bad390ff
  *   delta_rule_cp_smem().
  */
 template <int SBV> /* value columns per block */
-__device__ __forceinline__ void delta_rule_cp_scan_body_bad390ff(
+__device__ __forceinline__ void delta_rule_cp_scan_body_94af36e4(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -2283,7 +2301,7 @@ __device__ __forceinline__ void delta_rule_cp_scan_body_bad390ff(
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_bad390ff(
+extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_94af36e4(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -2293,9 +2311,9 @@ extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_bad390ff(
     const bf16* __restrict__ gate, int gate_stride, const float* __restrict__ norm_w,
     float* __restrict__ ws_raw)
 {
-    delta_rule_cp_scan_body_bad390ff<16>(q, q_stride, k, k_stride, v, v_stride, g, beta, state_in, state_out, o, o_stride, T, gate, gate_stride, norm_w, ws_raw);
+    delta_rule_cp_scan_body_94af36e4<16>(q, q_stride, k, k_stride, v, v_stride, g, beta, state_in, state_out, o, o_stride, T, gate, gate_stride, norm_w, ws_raw);
 }
-extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_w32_bad390ff(
+extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_w32_94af36e4(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -2305,17 +2323,17 @@ extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_w32_bad390f
     const bf16* __restrict__ gate, int gate_stride, const float* __restrict__ norm_w,
     float* __restrict__ ws_raw)
 {
-    delta_rule_cp_scan_body_bad390ff<32>(q, q_stride, k, k_stride, v, v_stride, g, beta, state_in, state_out, o, o_stride, T, gate, gate_stride, norm_w, ws_raw);
+    delta_rule_cp_scan_body_94af36e4<32>(q, q_stride, k, k_stride, v, v_stride, g, beta, state_in, state_out, o, o_stride, T, gate, gate_stride, norm_w, ws_raw);
 }
 
 /*
- * delta_rule_cp_out_bad390ff: pass 3 of 3, one block per (chunk, value head, batch).
+ * delta_rule_cp_out_94af36e4: pass 3 of 3, one block per (chunk, value head, batch).
  *   o = (q e^G) h + A_qk v_new over the chunk's full rows (all DV columns), then the store
- *   through the gated RMSNorm (the block owns full rows).
+ *   through the gated RMSNorm (the block owns full rows; the gate rows arrive with A_qk and v_new): o goes through shared memory (over v_new) so that rows leave in 16-byte pieces.
  * Grid (NC, Hv, B), block 256 threads = 4 row tiles x 2 column groups of warps (DV / 2
  *   columns each), dynamic smem = the output part of delta_rule_cp_smem().
  */
-extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_out_bad390ff(
+extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_out_94af36e4(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -2367,7 +2385,6 @@ extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_out_bad390ff(
     const int cn = min(C, T - c0);
     const long row0 = b * T + c0;
     const long ci = (b * HV + hv) * NC + blockIdx.x;
-    const int j0 = 0;
     const DcpWs ws = dcp_ws<C, DK, DV>(ws_raw, (long)gridDim.z * HV * NC);
 
     for (int e = tid; e < C * DK / 8; e += NT) {
@@ -2387,6 +2404,9 @@ extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_out_bad390ff(
         const int t = e / (DV / 8), x = (e % (DV / 8)) * 8;
         cp_async16(Vs + t * VP + x, ws.vn + (ci * C + t) * DV + x, true);
     }
+    bf16* Zs = reinterpret_cast<bf16*>(nss + 2 * C);   /* [C][VP] the gate rows             */
+    dtc_stage<bf16, C, DV, NT>(Zs, VP, gate + row0 * gate_stride + hv * DV, gate_stride, cn,
+                               (reinterpret_cast<unsigned long long>(gate) & 15) == 0 && gate_stride % 8 == 0, tid);
     cp_async_commit(); /* group 2: A_qk and v_new, in flight during the first product */
     cp_async_wait<1>();
     __syncthreads();
@@ -2422,39 +2442,40 @@ extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_out_bad390ff(
                 mma_bf16(acc[2 * np + 1], a, bb[2], bb[3]);
             }
         }
-        {
-            /* Gated RMSNorm epilogue: a row's sum of o^2 over the 4 lanes of its quad (a fixed
-             * butterfly), then over the column groups in order; o stays f32 until the store. */
+    {
 #pragma unroll
-            for (int h = 0; h < 2; ++h) {
-                float ss = 0.0f;
+        for (int h = 0; h < 2; ++h) {
+            float ss = 0.0f;
 #pragma unroll
-                for (int n = 0; n < NTW; ++n)
-                    ss += acc[n][2 * h] * acc[n][2 * h] + acc[n][2 * h + 1] * acc[n][2 * h + 1];
-                ss += __shfl_xor_sync(0xffffffffu, ss, 1);
-                ss += __shfl_xor_sync(0xffffffffu, ss, 2);
-                if ((lane & 3) == 0) nss[cg * C + 16 * mr + r4 + 8 * h] = ss;
-            }
-            __syncthreads();
+            for (int n = 0; n < NTW; ++n)
+                ss += acc[n][2 * h] * acc[n][2 * h] + acc[n][2 * h + 1] * acc[n][2 * h + 1];
+            ss += __shfl_xor_sync(0xffffffffu, ss, 1);
+            ss += __shfl_xor_sync(0xffffffffu, ss, 2);
+            if ((lane & 3) == 0) nss[cg * C + 16 * mr + r4 + 8 * h] = ss;
+        }
+        __syncthreads(); /* the sums are complete; every warp is done reading v_new */
 #pragma unroll
-            for (int h = 0; h < 2; ++h) {
-                const int t = 16 * mr + r4 + 8 * h;
-                float tot = 0.0f;
+        for (int h = 0; h < 2; ++h) {
+            const int t = 16 * mr + r4 + 8 * h;
+            float tot = 0.0f;
 #pragma unroll
-                for (int w = 0; w < NW / 4; ++w) tot += nss[w * C + t];
-                const float rn = rsqrtf(tot / (float)DV + NORM_EPS);
-                if (t < cn)
+            for (int w = 0; w < NW / 4; ++w) tot += nss[w * C + t];
+            const float rn = rsqrtf(tot / (float)DV + NORM_EPS);
 #pragma unroll
-                    for (int n = 0; n < NTW; ++n)
+            for (int n = 0; n < NTW; ++n) {
+                const int col = cg * BVW + 8 * n + c4;
+                float y[2];
 #pragma unroll
-                        for (int x = 0; x < 2; ++x) {
-                            const int col = j0 + cg * BVW + 8 * n + c4 + x;
-                            const float zj = bf2f(gate[(row0 + t) * gate_stride + hv * DV + col]);
-                            o[(row0 + t) * o_stride + hv * DV + col] =
-                                f2bf(acc[n][2 * h + x] * rn * norm_w[col] * silu_f(zj));
-                        }
+                for (int x = 0; x < 2; ++x) {
+                    const float zj = bf2f(Zs[t * VP + col + x]);
+                    y[x] = acc[n][2 * h + x] * rn * norm_w[col + x] * silu_f(zj);
+                }
+                dtc_st2(&Vs[t * VP + col], y[0], y[1]);
             }
         }
+        __syncthreads();
+        dcp_store_rows<C, DV, NT>(o + row0 * o_stride + hv * DV, o_stride, Vs, VP, cn, tid);
+    }
 }
 
 // ===== kernels/decay_gate_sigmoid_e762b53fe978.cu =====
@@ -2537,9 +2558,9 @@ extern "C" __global__ void __launch_bounds__(256) decay_gate_sigmoid_e762b53fe97
     }
 }
 
-// ===== kernels/delta_rule_cp_prep_39acd286.cu =====
+// ===== kernels/delta_rule_cp_prep_4485fb68.cu =====
 /*
- * modelc mixer core: delta_rule_cp_prep_39acd286, delta_rule_cp_scan_39acd286, delta_rule_cp_out_39acd286, delta_rule_cp_scan_w32_39acd286 (template).
+ * modelc mixer core: delta_rule_cp_prep_4485fb68, delta_rule_cp_scan_4485fb68, delta_rule_cp_out_4485fb68, delta_rule_cp_scan_w32_4485fb68 (template).
  * Fuses, in order:
  *   l2_norm(eps=1e-6, group=32)
  *   scale(0.17677669529663687)
@@ -2551,10 +2572,10 @@ extern "C" __global__ void __launch_bounds__(256) decay_gate_sigmoid_e762b53fe97
  * FLOPs:         25216*batch*tokens
  */
 /*
- * delta_rule_cp_{prep,scan,out}_39acd286: gated delta rule, chunked (WY representation / UT
+ * delta_rule_cp_{prep,scan,out}_4485fb68: gated delta rule, chunked (WY representation / UT
  *   transform), chunk-parallel on tensor cores (mma.sync m16n8k16 bf16 -> f32, ldmatrix,
  *   cp.async; sm_80+): three launches in order, fla's chunk_kda split.
- *   Hk = 2, Hv = 2, Dk = 32, Dv = 32, gate = per key channel (KDA), qk l2norm = true, scale = 1.7677669e-1f, chunk C = 64, scan block SBV = 16 (or 32: delta_rule_cp_scan_w32_39acd286).
+ *   Hk = 2, Hv = 2, Dk = 32, Dv = 32, gate = per key channel (KDA), qk l2norm = true, scale = 1.7677669e-1f, chunk C = 64, scan block SBV = 16 (or 32: delta_rule_cp_scan_w32_4485fb68).
  *   Gated RMSNorm epilogue: o <- o * rsqrt(mean_head(o^2) + 1e-5f) * norm_w * silu_f(gate)
  *   Per chunk, with G the in-chunk cumsum of g: A_qk[t,s] = sum_d q_td k_sd e^(G_td - G_sd)
  *   (s <= t), L[t,s] = beta_t sum_d k_td k_sd e^(G_td - G_sd) (s < t), W = (I + L)^-1
@@ -2569,7 +2590,7 @@ extern "C" __global__ void __launch_bounds__(256) decay_gate_sigmoid_e762b53fe97
  *   state_in / state_out [B,Hv,Dk,Dv] f32 (state_in null = zeros; they may alias).
  *   gate [B,T,Hv*Dv] bf16 rows with stride gate_stride; norm_w [Dv] f32 (the norm's weight).
  *   ws_raw: the workspace, delta_rule_cp_workspace_len() f32 elements (DcpWs below).
- * Dynamic smem: prep 81680, scan 44928, out 22528 bytes. Deterministic: fixed reduction orders,
+ * Dynamic smem: prep 81680, scan 44928, out 27648 bytes. Deterministic: fixed reduction orders,
  *   no atomics on data (one atomicOr on a flag word).
  */
 #include <cuda_bf16.h>
@@ -2822,10 +2843,28 @@ __device__ __forceinline__ DcpWs dcp_ws(float* base, long n) {
     s.vn = s.hs + n * DK * DV;
     return s;
 }
+
+/* The C x DV bf16 tile Os (rows of `ld`) to the first `n` rows of a global matrix (row stride
+ * `stride`): whole 16-byte pieces of rows where the rows are 16-byte aligned, element by element
+ * otherwise. */
+template <int C, int DV, int NT>
+__device__ __forceinline__ void dcp_store_rows(bf16* dst, long stride, const bf16* Os, int ld, int n, int tid) {
+    const bool vec = (reinterpret_cast<unsigned long long>(dst) & 15) == 0 && stride % 8 == 0;
+    for (int e = tid; e < C * (DV / 8); e += NT) {
+        const int t = e / (DV / 8), x = (e % (DV / 8)) * 8;
+        if (t >= n) continue;
+        if (vec) {
+            *reinterpret_cast<uint4*>(dst + t * stride + x) = *reinterpret_cast<const uint4*>(Os + t * ld + x);
+        } else {
+#pragma unroll
+            for (int y = 0; y < 8; ++y) dst[t * stride + x + y] = Os[t * ld + x + y];
+        }
+    }
+}
 #endif
 
 /*
- * delta_rule_cp_prep_39acd286: pass 1 of 3, one block per (chunk, value head, batch), no state.
+ * delta_rule_cp_prep_4485fb68: pass 1 of 3, one block per (chunk, value head, batch), no state.
  *   Fuses the q/k l2 norm and scale, the in-chunk cumsum of g (log2 units), the decayed q and k
  *   rows, A_qk and L (16-row block i against Kc_i, reference r = 16 i, fla's chunk_kda; a
  *   diagonal block whose decay span may pass 2^63 is summed exactly instead), the UT solve
@@ -2835,7 +2874,7 @@ __device__ __forceinline__ DcpWs dcp_ws(float* base, long n) {
  * Grid (NC, Hv, B), block 256 threads = 4 row tiles x 2 column groups of warps,
  *   dynamic smem = the prep part of delta_rule_cp_smem().
  */
-extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_39acd286(
+extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_4485fb68(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -3248,7 +3287,7 @@ extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_39acd286
 }
 
 /*
- * delta_rule_cp_scan_39acd286: pass 2 of 3, the state scan over the chunks of a sequence.
+ * delta_rule_cp_scan_4485fb68: pass 2 of 3, the state scan over the chunks of a sequence.
  *   One block per (SBV value columns, value head, batch) (an entry per width, below); the state [DK][SBV] stays in f32 mma
  *   accumulators (warp w: row tiles w, w + 8, ..), a bf16 copy in shared memory feeds the
  *   products; v_new's row tile w & 3, columns half w >> 2. Per chunk: store h (bf16) to the workspace, v_new = U - W h, store v_new,
@@ -3258,7 +3297,7 @@ extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_39acd286
  *   delta_rule_cp_smem().
  */
 template <int SBV> /* value columns per block */
-__device__ __forceinline__ void delta_rule_cp_scan_body_39acd286(
+__device__ __forceinline__ void delta_rule_cp_scan_body_4485fb68(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -3461,7 +3500,7 @@ __device__ __forceinline__ void delta_rule_cp_scan_body_39acd286(
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_39acd286(
+extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_4485fb68(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -3471,9 +3510,9 @@ extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_39acd286(
     const bf16* __restrict__ gate, int gate_stride, const float* __restrict__ norm_w,
     float* __restrict__ ws_raw)
 {
-    delta_rule_cp_scan_body_39acd286<16>(q, q_stride, k, k_stride, v, v_stride, g, beta, state_in, state_out, o, o_stride, T, gate, gate_stride, norm_w, ws_raw);
+    delta_rule_cp_scan_body_4485fb68<16>(q, q_stride, k, k_stride, v, v_stride, g, beta, state_in, state_out, o, o_stride, T, gate, gate_stride, norm_w, ws_raw);
 }
-extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_w32_39acd286(
+extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_w32_4485fb68(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -3483,17 +3522,17 @@ extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_w32_39acd28
     const bf16* __restrict__ gate, int gate_stride, const float* __restrict__ norm_w,
     float* __restrict__ ws_raw)
 {
-    delta_rule_cp_scan_body_39acd286<32>(q, q_stride, k, k_stride, v, v_stride, g, beta, state_in, state_out, o, o_stride, T, gate, gate_stride, norm_w, ws_raw);
+    delta_rule_cp_scan_body_4485fb68<32>(q, q_stride, k, k_stride, v, v_stride, g, beta, state_in, state_out, o, o_stride, T, gate, gate_stride, norm_w, ws_raw);
 }
 
 /*
- * delta_rule_cp_out_39acd286: pass 3 of 3, one block per (chunk, value head, batch).
+ * delta_rule_cp_out_4485fb68: pass 3 of 3, one block per (chunk, value head, batch).
  *   o = (q e^G) h + A_qk v_new over the chunk's full rows (all DV columns), then the store
- *   through the gated RMSNorm (the block owns full rows).
+ *   through the gated RMSNorm (the block owns full rows; the gate rows arrive with A_qk and v_new): o goes through shared memory (over v_new) so that rows leave in 16-byte pieces.
  * Grid (NC, Hv, B), block 256 threads = 4 row tiles x 2 column groups of warps (DV / 2
  *   columns each), dynamic smem = the output part of delta_rule_cp_smem().
  */
-extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_out_39acd286(
+extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_out_4485fb68(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -3545,7 +3584,6 @@ extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_out_39acd286(
     const int cn = min(C, T - c0);
     const long row0 = b * T + c0;
     const long ci = (b * HV + hv) * NC + blockIdx.x;
-    const int j0 = 0;
     const DcpWs ws = dcp_ws<C, DK, DV>(ws_raw, (long)gridDim.z * HV * NC);
 
     for (int e = tid; e < C * DK / 8; e += NT) {
@@ -3565,6 +3603,9 @@ extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_out_39acd286(
         const int t = e / (DV / 8), x = (e % (DV / 8)) * 8;
         cp_async16(Vs + t * VP + x, ws.vn + (ci * C + t) * DV + x, true);
     }
+    bf16* Zs = reinterpret_cast<bf16*>(nss + 2 * C);   /* [C][VP] the gate rows             */
+    dtc_stage<bf16, C, DV, NT>(Zs, VP, gate + row0 * gate_stride + hv * DV, gate_stride, cn,
+                               (reinterpret_cast<unsigned long long>(gate) & 15) == 0 && gate_stride % 8 == 0, tid);
     cp_async_commit(); /* group 2: A_qk and v_new, in flight during the first product */
     cp_async_wait<1>();
     __syncthreads();
@@ -3600,39 +3641,40 @@ extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_out_39acd286(
                 mma_bf16(acc[2 * np + 1], a, bb[2], bb[3]);
             }
         }
-        {
-            /* Gated RMSNorm epilogue: a row's sum of o^2 over the 4 lanes of its quad (a fixed
-             * butterfly), then over the column groups in order; o stays f32 until the store. */
+    {
 #pragma unroll
-            for (int h = 0; h < 2; ++h) {
-                float ss = 0.0f;
+        for (int h = 0; h < 2; ++h) {
+            float ss = 0.0f;
 #pragma unroll
-                for (int n = 0; n < NTW; ++n)
-                    ss += acc[n][2 * h] * acc[n][2 * h] + acc[n][2 * h + 1] * acc[n][2 * h + 1];
-                ss += __shfl_xor_sync(0xffffffffu, ss, 1);
-                ss += __shfl_xor_sync(0xffffffffu, ss, 2);
-                if ((lane & 3) == 0) nss[cg * C + 16 * mr + r4 + 8 * h] = ss;
-            }
-            __syncthreads();
+            for (int n = 0; n < NTW; ++n)
+                ss += acc[n][2 * h] * acc[n][2 * h] + acc[n][2 * h + 1] * acc[n][2 * h + 1];
+            ss += __shfl_xor_sync(0xffffffffu, ss, 1);
+            ss += __shfl_xor_sync(0xffffffffu, ss, 2);
+            if ((lane & 3) == 0) nss[cg * C + 16 * mr + r4 + 8 * h] = ss;
+        }
+        __syncthreads(); /* the sums are complete; every warp is done reading v_new */
 #pragma unroll
-            for (int h = 0; h < 2; ++h) {
-                const int t = 16 * mr + r4 + 8 * h;
-                float tot = 0.0f;
+        for (int h = 0; h < 2; ++h) {
+            const int t = 16 * mr + r4 + 8 * h;
+            float tot = 0.0f;
 #pragma unroll
-                for (int w = 0; w < NW / 4; ++w) tot += nss[w * C + t];
-                const float rn = rsqrtf(tot / (float)DV + NORM_EPS);
-                if (t < cn)
+            for (int w = 0; w < NW / 4; ++w) tot += nss[w * C + t];
+            const float rn = rsqrtf(tot / (float)DV + NORM_EPS);
 #pragma unroll
-                    for (int n = 0; n < NTW; ++n)
+            for (int n = 0; n < NTW; ++n) {
+                const int col = cg * BVW + 8 * n + c4;
+                float y[2];
 #pragma unroll
-                        for (int x = 0; x < 2; ++x) {
-                            const int col = j0 + cg * BVW + 8 * n + c4 + x;
-                            const float zj = bf2f(gate[(row0 + t) * gate_stride + hv * DV + col]);
-                            o[(row0 + t) * o_stride + hv * DV + col] =
-                                f2bf(acc[n][2 * h + x] * rn * norm_w[col] * silu_f(zj));
-                        }
+                for (int x = 0; x < 2; ++x) {
+                    const float zj = bf2f(Zs[t * VP + col + x]);
+                    y[x] = acc[n][2 * h + x] * rn * norm_w[col + x] * silu_f(zj);
+                }
+                dtc_st2(&Vs[t * VP + col], y[0], y[1]);
             }
         }
+        __syncthreads();
+        dcp_store_rows<C, DV, NT>(o + row0 * o_stride + hv * DV, o_stride, Vs, VP, cn, tid);
+    }
 }
 
 // ===== kernels/repeat_groups_771b82272237.cu =====

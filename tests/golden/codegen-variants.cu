@@ -1483,9 +1483,9 @@ extern "C" __global__ void __launch_bounds__(128) conv1d_44a3c38d(
     }
 }
 
-// ===== kernels/delta_rule_cp_prep_bf7278b0.cu =====
+// ===== kernels/delta_rule_cp_prep_73f1ecf1.cu =====
 /*
- * modelc mixer core: delta_rule_cp_prep_bf7278b0, delta_rule_cp_scan_bf7278b0, delta_rule_cp_out_bf7278b0, delta_rule_cp_scan_w32_bf7278b0 (template).
+ * modelc mixer core: delta_rule_cp_prep_73f1ecf1, delta_rule_cp_scan_73f1ecf1, delta_rule_cp_out_73f1ecf1, delta_rule_cp_scan_w32_73f1ecf1 (template).
  * Fuses, in order:
  *   l2_norm(eps=1e-6, group=32)
  *   scale(0.17677669529663687)
@@ -1497,10 +1497,10 @@ extern "C" __global__ void __launch_bounds__(128) conv1d_44a3c38d(
  * FLOPs:         25216*batch*tokens
  */
 /*
- * delta_rule_cp_{prep,scan,out}_bf7278b0: gated delta rule, chunked (WY representation / UT
+ * delta_rule_cp_{prep,scan,out}_73f1ecf1: gated delta rule, chunked (WY representation / UT
  *   transform), chunk-parallel on tensor cores (mma.sync m16n8k16 bf16 -> f32, ldmatrix,
  *   cp.async; sm_80+): three launches in order, fla's chunk_kda split.
- *   Hk = 2, Hv = 2, Dk = 32, Dv = 32, gate = per key channel (KDA), qk l2norm = true, scale = 1.7677669e-1f, chunk C = 64, scan block SBV = 16 (or 32: delta_rule_cp_scan_w32_bf7278b0).
+ *   Hk = 2, Hv = 2, Dk = 32, Dv = 32, gate = per key channel (KDA), qk l2norm = true, scale = 1.7677669e-1f, chunk C = 64, scan block SBV = 16 (or 32: delta_rule_cp_scan_w32_73f1ecf1).
  *   Gated RMSNorm epilogue: o <- o * rsqrt(mean_head(o^2) + 1e-6f) * norm_w * (1.0f / (1.0f + expf(-gate)))
  *   Per chunk, with G the in-chunk cumsum of g: A_qk[t,s] = sum_d q_td k_sd e^(G_td - G_sd)
  *   (s <= t), L[t,s] = beta_t sum_d k_td k_sd e^(G_td - G_sd) (s < t), W = (I + L)^-1
@@ -1515,7 +1515,7 @@ extern "C" __global__ void __launch_bounds__(128) conv1d_44a3c38d(
  *   state_in / state_out [B,Hv,Dk,Dv] f32 (state_in null = zeros; they may alias).
  *   gate [B,T,Hv*Dv] bf16 rows with stride gate_stride; norm_w [Dv] f32 (the norm's weight).
  *   ws_raw: the workspace, delta_rule_cp_workspace_len() f32 elements (DcpWs below).
- * Dynamic smem: prep 81680, scan 44928, out 22528 bytes. Deterministic: fixed reduction orders,
+ * Dynamic smem: prep 81680, scan 44928, out 27648 bytes. Deterministic: fixed reduction orders,
  *   no atomics on data (one atomicOr on a flag word).
  */
 #include <cuda_bf16.h>
@@ -1768,10 +1768,28 @@ __device__ __forceinline__ DcpWs dcp_ws(float* base, long n) {
     s.vn = s.hs + n * DK * DV;
     return s;
 }
+
+/* The C x DV bf16 tile Os (rows of `ld`) to the first `n` rows of a global matrix (row stride
+ * `stride`): whole 16-byte pieces of rows where the rows are 16-byte aligned, element by element
+ * otherwise. */
+template <int C, int DV, int NT>
+__device__ __forceinline__ void dcp_store_rows(bf16* dst, long stride, const bf16* Os, int ld, int n, int tid) {
+    const bool vec = (reinterpret_cast<unsigned long long>(dst) & 15) == 0 && stride % 8 == 0;
+    for (int e = tid; e < C * (DV / 8); e += NT) {
+        const int t = e / (DV / 8), x = (e % (DV / 8)) * 8;
+        if (t >= n) continue;
+        if (vec) {
+            *reinterpret_cast<uint4*>(dst + t * stride + x) = *reinterpret_cast<const uint4*>(Os + t * ld + x);
+        } else {
+#pragma unroll
+            for (int y = 0; y < 8; ++y) dst[t * stride + x + y] = Os[t * ld + x + y];
+        }
+    }
+}
 #endif
 
 /*
- * delta_rule_cp_prep_bf7278b0: pass 1 of 3, one block per (chunk, value head, batch), no state.
+ * delta_rule_cp_prep_73f1ecf1: pass 1 of 3, one block per (chunk, value head, batch), no state.
  *   Fuses the q/k l2 norm and scale, the in-chunk cumsum of g (log2 units), the decayed q and k
  *   rows, A_qk and L (16-row block i against Kc_i, reference r = 16 i, fla's chunk_kda; a
  *   diagonal block whose decay span may pass 2^63 is summed exactly instead), the UT solve
@@ -1781,7 +1799,7 @@ __device__ __forceinline__ DcpWs dcp_ws(float* base, long n) {
  * Grid (NC, Hv, B), block 256 threads = 4 row tiles x 2 column groups of warps,
  *   dynamic smem = the prep part of delta_rule_cp_smem().
  */
-extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_bf7278b0(
+extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_73f1ecf1(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -2194,7 +2212,7 @@ extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_bf7278b0
 }
 
 /*
- * delta_rule_cp_scan_bf7278b0: pass 2 of 3, the state scan over the chunks of a sequence.
+ * delta_rule_cp_scan_73f1ecf1: pass 2 of 3, the state scan over the chunks of a sequence.
  *   One block per (SBV value columns, value head, batch) (an entry per width, below); the state [DK][SBV] stays in f32 mma
  *   accumulators (warp w: row tiles w, w + 8, ..), a bf16 copy in shared memory feeds the
  *   products; v_new's row tile w & 3, columns half w >> 2. Per chunk: store h (bf16) to the workspace, v_new = U - W h, store v_new,
@@ -2204,7 +2222,7 @@ extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_bf7278b0
  *   delta_rule_cp_smem().
  */
 template <int SBV> /* value columns per block */
-__device__ __forceinline__ void delta_rule_cp_scan_body_bf7278b0(
+__device__ __forceinline__ void delta_rule_cp_scan_body_73f1ecf1(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -2407,7 +2425,7 @@ __device__ __forceinline__ void delta_rule_cp_scan_body_bf7278b0(
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_bf7278b0(
+extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_73f1ecf1(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -2417,9 +2435,9 @@ extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_bf7278b0(
     const bf16* __restrict__ gate, int gate_stride, const float* __restrict__ norm_w,
     float* __restrict__ ws_raw)
 {
-    delta_rule_cp_scan_body_bf7278b0<16>(q, q_stride, k, k_stride, v, v_stride, g, beta, state_in, state_out, o, o_stride, T, gate, gate_stride, norm_w, ws_raw);
+    delta_rule_cp_scan_body_73f1ecf1<16>(q, q_stride, k, k_stride, v, v_stride, g, beta, state_in, state_out, o, o_stride, T, gate, gate_stride, norm_w, ws_raw);
 }
-extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_w32_bf7278b0(
+extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_w32_73f1ecf1(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -2429,17 +2447,17 @@ extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_w32_bf7278b
     const bf16* __restrict__ gate, int gate_stride, const float* __restrict__ norm_w,
     float* __restrict__ ws_raw)
 {
-    delta_rule_cp_scan_body_bf7278b0<32>(q, q_stride, k, k_stride, v, v_stride, g, beta, state_in, state_out, o, o_stride, T, gate, gate_stride, norm_w, ws_raw);
+    delta_rule_cp_scan_body_73f1ecf1<32>(q, q_stride, k, k_stride, v, v_stride, g, beta, state_in, state_out, o, o_stride, T, gate, gate_stride, norm_w, ws_raw);
 }
 
 /*
- * delta_rule_cp_out_bf7278b0: pass 3 of 3, one block per (chunk, value head, batch).
+ * delta_rule_cp_out_73f1ecf1: pass 3 of 3, one block per (chunk, value head, batch).
  *   o = (q e^G) h + A_qk v_new over the chunk's full rows (all DV columns), then the store
- *   through the gated RMSNorm (the block owns full rows).
+ *   through the gated RMSNorm (the block owns full rows; the gate rows arrive with A_qk and v_new): o goes through shared memory (over v_new) so that rows leave in 16-byte pieces.
  * Grid (NC, Hv, B), block 256 threads = 4 row tiles x 2 column groups of warps (DV / 2
  *   columns each), dynamic smem = the output part of delta_rule_cp_smem().
  */
-extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_out_bf7278b0(
+extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_out_73f1ecf1(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -2491,7 +2509,6 @@ extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_out_bf7278b0(
     const int cn = min(C, T - c0);
     const long row0 = b * T + c0;
     const long ci = (b * HV + hv) * NC + blockIdx.x;
-    const int j0 = 0;
     const DcpWs ws = dcp_ws<C, DK, DV>(ws_raw, (long)gridDim.z * HV * NC);
 
     for (int e = tid; e < C * DK / 8; e += NT) {
@@ -2511,6 +2528,9 @@ extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_out_bf7278b0(
         const int t = e / (DV / 8), x = (e % (DV / 8)) * 8;
         cp_async16(Vs + t * VP + x, ws.vn + (ci * C + t) * DV + x, true);
     }
+    bf16* Zs = reinterpret_cast<bf16*>(nss + 2 * C);   /* [C][VP] the gate rows             */
+    dtc_stage<bf16, C, DV, NT>(Zs, VP, gate + row0 * gate_stride + hv * DV, gate_stride, cn,
+                               (reinterpret_cast<unsigned long long>(gate) & 15) == 0 && gate_stride % 8 == 0, tid);
     cp_async_commit(); /* group 2: A_qk and v_new, in flight during the first product */
     cp_async_wait<1>();
     __syncthreads();
@@ -2546,39 +2566,40 @@ extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_out_bf7278b0(
                 mma_bf16(acc[2 * np + 1], a, bb[2], bb[3]);
             }
         }
-        {
-            /* Gated RMSNorm epilogue: a row's sum of o^2 over the 4 lanes of its quad (a fixed
-             * butterfly), then over the column groups in order; o stays f32 until the store. */
+    {
 #pragma unroll
-            for (int h = 0; h < 2; ++h) {
-                float ss = 0.0f;
+        for (int h = 0; h < 2; ++h) {
+            float ss = 0.0f;
 #pragma unroll
-                for (int n = 0; n < NTW; ++n)
-                    ss += acc[n][2 * h] * acc[n][2 * h] + acc[n][2 * h + 1] * acc[n][2 * h + 1];
-                ss += __shfl_xor_sync(0xffffffffu, ss, 1);
-                ss += __shfl_xor_sync(0xffffffffu, ss, 2);
-                if ((lane & 3) == 0) nss[cg * C + 16 * mr + r4 + 8 * h] = ss;
-            }
-            __syncthreads();
+            for (int n = 0; n < NTW; ++n)
+                ss += acc[n][2 * h] * acc[n][2 * h] + acc[n][2 * h + 1] * acc[n][2 * h + 1];
+            ss += __shfl_xor_sync(0xffffffffu, ss, 1);
+            ss += __shfl_xor_sync(0xffffffffu, ss, 2);
+            if ((lane & 3) == 0) nss[cg * C + 16 * mr + r4 + 8 * h] = ss;
+        }
+        __syncthreads(); /* the sums are complete; every warp is done reading v_new */
 #pragma unroll
-            for (int h = 0; h < 2; ++h) {
-                const int t = 16 * mr + r4 + 8 * h;
-                float tot = 0.0f;
+        for (int h = 0; h < 2; ++h) {
+            const int t = 16 * mr + r4 + 8 * h;
+            float tot = 0.0f;
 #pragma unroll
-                for (int w = 0; w < NW / 4; ++w) tot += nss[w * C + t];
-                const float rn = rsqrtf(tot / (float)DV + NORM_EPS);
-                if (t < cn)
+            for (int w = 0; w < NW / 4; ++w) tot += nss[w * C + t];
+            const float rn = rsqrtf(tot / (float)DV + NORM_EPS);
 #pragma unroll
-                    for (int n = 0; n < NTW; ++n)
+            for (int n = 0; n < NTW; ++n) {
+                const int col = cg * BVW + 8 * n + c4;
+                float y[2];
 #pragma unroll
-                        for (int x = 0; x < 2; ++x) {
-                            const int col = j0 + cg * BVW + 8 * n + c4 + x;
-                            const float zj = bf2f(gate[(row0 + t) * gate_stride + hv * DV + col]);
-                            o[(row0 + t) * o_stride + hv * DV + col] =
-                                f2bf(acc[n][2 * h + x] * rn * norm_w[col] * (1.0f / (1.0f + expf(-zj))));
-                        }
+                for (int x = 0; x < 2; ++x) {
+                    const float zj = bf2f(Zs[t * VP + col + x]);
+                    y[x] = acc[n][2 * h + x] * rn * norm_w[col + x] * (1.0f / (1.0f + expf(-zj)));
+                }
+                dtc_st2(&Vs[t * VP + col], y[0], y[1]);
             }
         }
+        __syncthreads();
+        dcp_store_rows<C, DV, NT>(o + row0 * o_stride + hv * DV, o_stride, Vs, VP, cn, tid);
+    }
 }
 
 // ===== kernels/relu_mul_5d43192bb57a.cu =====

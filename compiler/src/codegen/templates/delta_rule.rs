@@ -922,6 +922,62 @@ pub fn default_scan_block(heads: usize, value_dim: usize) -> usize {
 /// The chunk-parallel form's three kernels (prep, scan, out), after the tensor-core helpers.
 const CP_KERNELS: &str = include_str!("delta_rule_cp.cu");
 
+/// The chunk-parallel output pass's store without the epilogue: o (bf16) into shared memory
+/// over v_new, then whole rows out.
+const CP_STORE: &str = "    __syncthreads(); /* every warp is done reading v_new */
+#pragma unroll
+    for (int n = 0; n < NTW; ++n)
+#pragma unroll
+        for (int h = 0; h < 2; ++h)
+            dtc_st2(&Vs[(16 * mr + r4 + 8 * h) * VP + cg * BVW + 8 * n + c4], acc[n][2 * h], acc[n][2 * h + 1]);
+    __syncthreads();
+    dcp_store_rows<C, DV, NT>(o + row0 * o_stride + hv * DV, o_stride, Vs, VP, cn, tid);";
+
+/// The gate rows of the chunk-parallel output pass's gated RMSNorm, staged with A_qk and v_new.
+const CP_GATE_STAGE: &str =
+    "    bf16* Zs = reinterpret_cast<bf16*>(nss + 2 * C);   /* [C][VP] the gate rows             */
+    dtc_stage<bf16, C, DV, NT>(Zs, VP, gate + row0 * gate_stride + hv * DV, gate_stride, cn,
+                               (reinterpret_cast<unsigned long long>(gate) & 15) == 0 && gate_stride % 8 == 0, tid);
+";
+
+/// The chunk-parallel output pass's gated RMSNorm epilogue: a row's sum of o² over the 4 lanes
+/// of its quad (a fixed butterfly), then over the column groups in order; o stays f32 until it
+/// is rounded into shared memory (over v_new, with the staged gate), then whole rows out.
+const CP_NORM_STORE: &str = "    {
+#pragma unroll
+        for (int h = 0; h < 2; ++h) {
+            float ss = 0.0f;
+#pragma unroll
+            for (int n = 0; n < NTW; ++n)
+                ss += acc[n][2 * h] * acc[n][2 * h] + acc[n][2 * h + 1] * acc[n][2 * h + 1];
+            ss += __shfl_xor_sync(0xffffffffu, ss, 1);
+            ss += __shfl_xor_sync(0xffffffffu, ss, 2);
+            if ((lane & 3) == 0) nss[cg * C + 16 * mr + r4 + 8 * h] = ss;
+        }
+        __syncthreads(); /* the sums are complete; every warp is done reading v_new */
+#pragma unroll
+        for (int h = 0; h < 2; ++h) {
+            const int t = 16 * mr + r4 + 8 * h;
+            float tot = 0.0f;
+#pragma unroll
+            for (int w = 0; w < NW / 4; ++w) tot += nss[w * C + t];
+            const float rn = rsqrtf(tot / (float)DV + NORM_EPS);
+#pragma unroll
+            for (int n = 0; n < NTW; ++n) {
+                const int col = cg * BVW + 8 * n + c4;
+                float y[2];
+#pragma unroll
+                for (int x = 0; x < 2; ++x) {
+                    const float zj = bf2f(Zs[t * VP + col + x]);
+                    y[x] = acc[n][2 * h + x] * rn * norm_w[col + x] * @ACT@;
+                }
+                dtc_st2(&Vs[t * VP + col], y[0], y[1]);
+            }
+        }
+        __syncthreads();
+        dcp_store_rows<C, DV, NT>(o + row0 * o_stride + hv * DV, o_stride, Vs, VP, cn, tid);
+    }";
+
 /// The workspace pointer the chunk-parallel kernels take after the shared arguments.
 const CP_WS_ARG: &str = ",\n    float* __restrict__ ws_raw";
 
@@ -962,8 +1018,10 @@ pub fn delta_rule_cp_smem(p: &DeltaRuleParams) -> [u32; 3] {
     // scan: h [DK][SP], v_new [C][SP], and three buffers of W, k [C][KP], U [C][SP],
     // e^G_last [DK].
     let scan = (dk * sp + c * sp + 3 * (2 * c * kp + c * sp)) * 2 + 3 * dk * 4;
-    // out: q e^G [C][KP], h [DK][VP], A_qk [C][AP], v_new [C][VP] (bf16), the norm's sums [2][C].
-    let out = (c * kp + dk * vp + c * ap + c * vp) * 2 + 2 * c * 4;
+    // out: q e^G [C][KP], h [DK][VP], A_qk [C][AP], v_new [C][VP] (bf16), the norm's sums [2][C]
+    // and, with the norm, its gate rows [C][VP] (bf16).
+    let gate_rows = if p.gated_norm.is_some() { c * vp * 2 } else { 0 };
+    let out = (c * kp + dk * vp + c * ap + c * vp) * 2 + 2 * c * 4 + gate_rows;
     [prep, scan, out].map(|b| u32::try_from(b).unwrap_or(u32::MAX))
 }
 
@@ -1133,11 +1191,12 @@ pub fn delta_rule_chunk_parallel_variant(p: &DeltaRuleParams, v: CpPrepVariant) 
             .collect::<String>(),
         layouts = layouts(p),
     );
-    let (store, epilogue) = match p.gated_norm {
-        None => (TC_STORE.to_string(), "of o (bf16)"),
+    let (store, gate_stage, epilogue) = match p.gated_norm {
+        None => (CP_STORE.to_string(), "", "of o (bf16)"),
         Some(n) => (
-            TC_NORM_STORE.replace("@ACT@", &gate_act(n.act, "zj")),
-            "through the gated RMSNorm (the block owns full rows)",
+            CP_NORM_STORE.replace("@ACT@", &gate_act(n.act, "zj")),
+            CP_GATE_STAGE,
+            "through the gated RMSNorm (the block owns full rows; the gate rows arrive with A_qk and v_new)",
         ),
     };
     let wide = delta_rule_cp_wide_scans(p);
@@ -1157,6 +1216,7 @@ pub fn delta_rule_chunk_parallel_variant(p: &DeltaRuleParams, v: CpPrepVariant) 
         .replace("@ARGS@", &(args(p) + CP_WS_ARG))
         .replace("@CONSTS@", &(constants(p) + &norm_constants(p)))
         .replace("@STORE@", &store)
+        .replace("@GATE_STAGE@", gate_stage)
         .replace("@EPILOGUE@", epilogue)
         .replace("@HASH@", HASH);
     let mut entries = vec![

@@ -27,6 +27,24 @@ __device__ __forceinline__ DcpWs dcp_ws(float* base, long n) {
     s.vn = s.hs + n * DK * DV;
     return s;
 }
+
+/* The C x DV bf16 tile Os (rows of `ld`) to the first `n` rows of a global matrix (row stride
+ * `stride`): whole 16-byte pieces of rows where the rows are 16-byte aligned, element by element
+ * otherwise. */
+template <int C, int DV, int NT>
+__device__ __forceinline__ void dcp_store_rows(bf16* dst, long stride, const bf16* Os, int ld, int n, int tid) {
+    const bool vec = (reinterpret_cast<unsigned long long>(dst) & 15) == 0 && stride % 8 == 0;
+    for (int e = tid; e < C * (DV / 8); e += NT) {
+        const int t = e / (DV / 8), x = (e % (DV / 8)) * 8;
+        if (t >= n) continue;
+        if (vec) {
+            *reinterpret_cast<uint4*>(dst + t * stride + x) = *reinterpret_cast<const uint4*>(Os + t * ld + x);
+        } else {
+#pragma unroll
+            for (int y = 0; y < 8; ++y) dst[t * stride + x + y] = Os[t * ld + x + y];
+        }
+    }
+}
 #endif
 
 /*
@@ -598,7 +616,7 @@ __device__ __forceinline__ void delta_rule_cp_scan_body_@HASH@(
 /*
  * delta_rule_cp_out_@HASH@: pass 3 of 3, one block per (chunk, value head, batch).
  *   o = (q e^G) h + A_qk v_new over the chunk's full rows (all DV columns), then the store
- *   @EPILOGUE@.
+ *   @EPILOGUE@: o goes through shared memory (over v_new) so that rows leave in 16-byte pieces.
  * Grid (NC, Hv, B), block 256 threads = 4 row tiles x 2 column groups of warps (DV / 2
  *   columns each), dynamic smem = the output part of delta_rule_cp_smem().
  */
@@ -634,7 +652,6 @@ extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_out_@HASH@(
     const int cn = min(C, T - c0);
     const long row0 = b * T + c0;
     const long ci = (b * HV + hv) * NC + blockIdx.x;
-    const int j0 = 0;
     const DcpWs ws = dcp_ws<C, DK, DV>(ws_raw, (long)gridDim.z * HV * NC);
 
     for (int e = tid; e < C * DK / 8; e += NT) {
@@ -654,7 +671,7 @@ extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_out_@HASH@(
         const int t = e / (DV / 8), x = (e % (DV / 8)) * 8;
         cp_async16(Vs + t * VP + x, ws.vn + (ci * C + t) * DV + x, true);
     }
-    cp_async_commit(); /* group 2: A_qk and v_new, in flight during the first product */
+@GATE_STAGE@    cp_async_commit(); /* group 2: A_qk and v_new, in flight during the first product */
     cp_async_wait<1>();
     __syncthreads();
     float acc[NTW][4];
