@@ -778,8 +778,10 @@ const TC_STORE: &str = "#pragma unroll
                         o[(row0 + t) * o_stride + hv * DV + j0 + cg * BVW + 8 * n + c4 + x] = f2bf(acc[n][2 * h + x]);
             }";
 
-/// The tensor-core form's gated RMSNorm epilogue (one block per head, so `j0 = 0`).
-const TC_NORM_STORE: &str = "        {
+/// The gated RMSNorm epilogues' common start (tensor-core and chunk-parallel forms, whose warps
+/// hold o in the same fragments): opens a block and, per fragment row half `h`, row `t` and its
+/// scale `rn`, opens the loop the store tails ([`TC_NORM_STORE`], [`CP_NORM_STORE`]) close.
+const TC_NORM_ROW_SCALES: &str = "        {
             /* Gated RMSNorm epilogue: a row's sum of o^2 over the 4 lanes of its quad (a fixed
              * butterfly), then over the column groups in order; o stays f32 until the store. */
 #pragma unroll
@@ -800,7 +802,11 @@ const TC_NORM_STORE: &str = "        {
 #pragma unroll
                 for (int w = 0; w < NW / 4; ++w) tot += nss[w * C + t];
                 const float rn = rsqrtf(tot / (float)DV + NORM_EPS);
-                if (t < cn)
+";
+
+/// The tensor-core form's gated RMSNorm store, after [`TC_NORM_ROW_SCALES`] (one block per
+/// head, so `j0 = 0`).
+const TC_NORM_STORE: &str = "                if (t < cn)
 #pragma unroll
                     for (int n = 0; n < NTW; ++n)
 #pragma unroll
@@ -893,7 +899,7 @@ fn tensor_core_kernel(p: &DeltaRuleParams) -> KernelSource {
     );
     let store = match p.gated_norm {
         None => TC_STORE.to_string(),
-        Some(n) => TC_NORM_STORE.replace("@ACT@", &gate_act(n.act, "zj")),
+        Some(n) => format!("{TC_NORM_ROW_SCALES}{TC_NORM_STORE}").replace("@ACT@", &gate_act(n.act, "zj")),
     };
     let body = TC_KERNEL
         .replace("@THREADS@", &threads.to_string())
@@ -940,43 +946,24 @@ const CP_GATE_STAGE: &str =
                                (reinterpret_cast<unsigned long long>(gate) & 15) == 0 && gate_stride % 8 == 0, tid);
 ";
 
-/// The chunk-parallel output pass's gated RMSNorm epilogue: a row's sum of o² over the 4 lanes
-/// of its quad (a fixed butterfly), then over the column groups in order; o stays f32 until it
-/// is rounded into shared memory (over v_new, with the staged gate), then whole rows out.
-const CP_NORM_STORE: &str = "    {
+/// The chunk-parallel output pass's gated RMSNorm store, after [`TC_NORM_ROW_SCALES`] (whose
+/// barrier also ends every warp's reads of v_new): o rounded into shared memory over v_new
+/// (with the staged gate), then whole rows out.
+const CP_NORM_STORE: &str = "#pragma unroll
+                for (int n = 0; n < NTW; ++n) {
+                    const int col = cg * BVW + 8 * n + c4;
+                    float y[2];
 #pragma unroll
-        for (int h = 0; h < 2; ++h) {
-            float ss = 0.0f;
-#pragma unroll
-            for (int n = 0; n < NTW; ++n)
-                ss += acc[n][2 * h] * acc[n][2 * h] + acc[n][2 * h + 1] * acc[n][2 * h + 1];
-            ss += __shfl_xor_sync(0xffffffffu, ss, 1);
-            ss += __shfl_xor_sync(0xffffffffu, ss, 2);
-            if ((lane & 3) == 0) nss[cg * C + 16 * mr + r4 + 8 * h] = ss;
-        }
-        __syncthreads(); /* the sums are complete; every warp is done reading v_new */
-#pragma unroll
-        for (int h = 0; h < 2; ++h) {
-            const int t = 16 * mr + r4 + 8 * h;
-            float tot = 0.0f;
-#pragma unroll
-            for (int w = 0; w < NW / 4; ++w) tot += nss[w * C + t];
-            const float rn = rsqrtf(tot / (float)DV + NORM_EPS);
-#pragma unroll
-            for (int n = 0; n < NTW; ++n) {
-                const int col = cg * BVW + 8 * n + c4;
-                float y[2];
-#pragma unroll
-                for (int x = 0; x < 2; ++x) {
-                    const float zj = bf2f(Zs[t * VP + col + x]);
-                    y[x] = acc[n][2 * h + x] * rn * norm_w[col + x] * @ACT@;
+                    for (int x = 0; x < 2; ++x) {
+                        const float zj = bf2f(Zs[t * VP + col + x]);
+                        y[x] = acc[n][2 * h + x] * rn * norm_w[col + x] * @ACT@;
+                    }
+                    dtc_st2(&Vs[t * VP + col], y[0], y[1]);
                 }
-                dtc_st2(&Vs[t * VP + col], y[0], y[1]);
             }
-        }
-        __syncthreads();
-        dcp_store_rows<C, DV, NT>(o + row0 * o_stride + hv * DV, o_stride, Vs, VP, cn, tid);
-    }";
+            __syncthreads();
+            dcp_store_rows<C, DV, NT>(o + row0 * o_stride + hv * DV, o_stride, Vs, VP, cn, tid);
+        }";
 
 /// The workspace pointer the chunk-parallel kernels take after the shared arguments.
 const CP_WS_ARG: &str = ",\n    float* __restrict__ ws_raw";
@@ -1194,7 +1181,7 @@ pub fn delta_rule_chunk_parallel_variant(p: &DeltaRuleParams, v: CpPrepVariant) 
     let (store, gate_stage, epilogue) = match p.gated_norm {
         None => (CP_STORE.to_string(), "", "of o (bf16)"),
         Some(n) => (
-            CP_NORM_STORE.replace("@ACT@", &gate_act(n.act, "zj")),
+            format!("{TC_NORM_ROW_SCALES}{CP_NORM_STORE}").replace("@ACT@", &gate_act(n.act, "zj")),
             CP_GATE_STAGE,
             "through the gated RMSNorm (the block owns full rows; the gate rows arrive with A_qk and v_new)",
         ),
