@@ -16,6 +16,10 @@ from triton.testing import do_bench
 # --quick: only the main shapes (T4096; no 8192³ GEMM, T8192 or B8 T2048 H16), for a short lease:
 # each fla shape costs Triton compilation and autotuning on first use.
 QUICK = "--quick" in sys.argv
+# --fla-only: only fla's chunked kernels (no ceilings, SDPA or recurrent step); --fla-shape=B,T,H
+# (repeatable) picks their shapes instead of the defaults.
+FLA_ONLY = "--fla-only" in sys.argv
+FLA_SHAPES = [tuple(int(x) for x in a.split("=", 1)[1].split(",")) for a in sys.argv if a.startswith("--fla-shape=")]
 
 torch.manual_seed(0)
 dev = "cuda"
@@ -27,42 +31,44 @@ def med(fn):
 
 
 rows = []
-n = 1 << 28  # 512 MiB of bf16... per buffer: 2^28 elements × 2 B
-a = torch.randn(n, device=dev, dtype=torch.bfloat16)
-b = torch.empty_like(a)
-ms = med(lambda: b.copy_(a))
-rows.append(("copy D2D", "512 MiB", ms, f"{2 * a.numel() * 2 / ms / 1e9:.2f} TB/s"))
-del a, b
-for s in (4096,) if QUICK else (4096, 8192):
-    x = torch.randn(s, s, device=dev, dtype=torch.bfloat16)
-    w = torch.randn(s, s, device=dev, dtype=torch.bfloat16)
-    ms = med(lambda: x @ w.T)
-    rows.append(("torch bf16 GEMM", f"{s}³", ms, f"{2 * s ** 3 / ms / 1e9:.0f} TFLOP/s"))
+if not FLA_ONLY:
+    n = 1 << 28  # 512 MiB of bf16... per buffer: 2^28 elements × 2 B
+    a = torch.randn(n, device=dev, dtype=torch.bfloat16)
+    b = torch.empty_like(a)
+    ms = med(lambda: b.copy_(a))
+    rows.append(("copy D2D", "512 MiB", ms, f"{2 * a.numel() * 2 / ms / 1e9:.2f} TB/s"))
+    del a, b
+    for s in (4096,) if QUICK else (4096, 8192):
+        x = torch.randn(s, s, device=dev, dtype=torch.bfloat16)
+        w = torch.randn(s, s, device=dev, dtype=torch.bfloat16)
+        ms = med(lambda: x @ w.T)
+        rows.append(("torch bf16 GEMM", f"{s}³", ms, f"{2 * s ** 3 / ms / 1e9:.0f} TFLOP/s"))
 
-# SDPA causal prefill, GQA 32/8, head 128.
-H, G, D = 32, 8, 128
-for T in (4096,) if QUICK else (4096, 8192):
-    q = torch.randn(1, H, T, D, device=dev, dtype=torch.bfloat16)
-    k = torch.randn(1, G, T, D, device=dev, dtype=torch.bfloat16)
-    v = torch.randn(1, G, T, D, device=dev, dtype=torch.bfloat16)
-    ms = med(lambda: F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=True))
-    flops = 4 * T * T * D * H / 2
-    rows.append(("SDPA causal prefill", f"B1 T{T} H32 G8 Dh128", ms, f"{flops / ms / 1e9:.1f} TFLOP/s"))
-# SDPA decode: one query per sequence over a 4096-token cache.
-B, P = 8, 4096
-qd = torch.randn(B, H, 1, D, device=dev, dtype=torch.bfloat16)
-kd = torch.randn(B, G, P, D, device=dev, dtype=torch.bfloat16)
-vd = torch.randn(B, G, P, D, device=dev, dtype=torch.bfloat16)
-ms = med(lambda: F.scaled_dot_product_attention(qd, kd, vd, enable_gqa=True))
-kv_bytes = 2 * B * G * P * D * 2
-rows.append(("SDPA decode", "B8 past4096 H32 G8 Dh128", ms, f"{kv_bytes / ms / 1e9:.2f} TB/s KV"))
+    # SDPA causal prefill, GQA 32/8, head 128.
+    H, G, D = 32, 8, 128
+    for T in (4096,) if QUICK else (4096, 8192):
+        q = torch.randn(1, H, T, D, device=dev, dtype=torch.bfloat16)
+        k = torch.randn(1, G, T, D, device=dev, dtype=torch.bfloat16)
+        v = torch.randn(1, G, T, D, device=dev, dtype=torch.bfloat16)
+        ms = med(lambda: F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=True))
+        flops = 4 * T * T * D * H / 2
+        rows.append(("SDPA causal prefill", f"B1 T{T} H32 G8 Dh128", ms, f"{flops / ms / 1e9:.1f} TFLOP/s"))
+    # SDPA decode: one query per sequence over a 4096-token cache.
+    B, P = 8, 4096
+    qd = torch.randn(B, H, 1, D, device=dev, dtype=torch.bfloat16)
+    kd = torch.randn(B, G, P, D, device=dev, dtype=torch.bfloat16)
+    vd = torch.randn(B, G, P, D, device=dev, dtype=torch.bfloat16)
+    ms = med(lambda: F.scaled_dot_product_attention(qd, kd, vd, enable_gqa=True))
+    kv_bytes = 2 * B * G * P * D * 2
+    rows.append(("SDPA decode", "B8 past4096 H32 G8 Dh128", ms, f"{kv_bytes / ms / 1e9:.2f} TB/s KV"))
 
 try:
     from fla.ops.kda import chunk_kda, fused_recurrent_kda
     from fla.ops.gated_delta_rule import chunk_gated_delta_rule
 
     D = 128
-    for B, T, H in ((1, 4096, 32),) if QUICK else ((1, 4096, 32), (1, 8192, 32), (8, 2048, 16)):
+    default_shapes = ((1, 4096, 32),) if QUICK else ((1, 4096, 32), (1, 8192, 32), (8, 2048, 16))
+    for B, T, H in FLA_SHAPES or default_shapes:
         qk = lambda: torch.randn(B, T, H, D, device=dev, dtype=torch.bfloat16)
         q, k, v = qk(), qk(), qk()
         g = -torch.rand(B, T, H, D, device=dev, dtype=torch.float32) * 0.1
@@ -77,19 +83,22 @@ try:
             ms_gdn = med(run_gdn)
         rows.append(("fla chunk_kda", f"B{B} T{T} H{H} Dk=Dv=128", ms, f"{B * T / ms:.0f} ktok/s"))
         rows.append(("fla chunk_gated_delta_rule", f"B{B} T{T} H{H} Dk=Dv=128", ms_gdn, f"{B * T / ms_gdn:.0f} ktok/s"))
-    T, H = 4096, 32
-    B = 8
-    q1 = torch.randn(B, 1, H, D, device=dev, dtype=torch.bfloat16)
-    k1 = torch.randn(B, 1, H, D, device=dev, dtype=torch.bfloat16)
-    v1 = torch.randn(B, 1, H, D, device=dev, dtype=torch.bfloat16)
-    g1 = -torch.rand(B, 1, H, D, device=dev, dtype=torch.float32) * 0.1
-    b1 = torch.rand(B, 1, H, device=dev, dtype=torch.bfloat16)
-    st = torch.zeros(B, H, D, D, device=dev, dtype=torch.float32)
-    run1 = lambda: fused_recurrent_kda(q1, k1, v1, g1, b1, initial_state=st, output_final_state=True, use_qk_l2norm_in_kernel=True)
-    with torch.inference_mode():
-        ms = med(run1)
-    state_bytes = 2 * B * H * D * D * 4
-    rows.append(("fla fused_recurrent_kda", "B8 T1 H32 Dk=Dv=128", ms, f"{state_bytes / ms / 1e9:.2f} TB/s state"))
+        # progress (autotuning takes minutes): the table comes at the end
+        print(f"# fla B{B} T{T} H{H}: chunk_kda {ms:.3f} ms, chunk_gated_delta_rule {ms_gdn:.3f} ms", file=sys.stderr, flush=True)
+    if not FLA_ONLY:  # the recurrent step: not a chunked kernel
+        T, H = 4096, 32
+        B = 8
+        q1 = torch.randn(B, 1, H, D, device=dev, dtype=torch.bfloat16)
+        k1 = torch.randn(B, 1, H, D, device=dev, dtype=torch.bfloat16)
+        v1 = torch.randn(B, 1, H, D, device=dev, dtype=torch.bfloat16)
+        g1 = -torch.rand(B, 1, H, D, device=dev, dtype=torch.float32) * 0.1
+        b1 = torch.rand(B, 1, H, device=dev, dtype=torch.bfloat16)
+        st = torch.zeros(B, H, D, D, device=dev, dtype=torch.float32)
+        run1 = lambda: fused_recurrent_kda(q1, k1, v1, g1, b1, initial_state=st, output_final_state=True, use_qk_l2norm_in_kernel=True)
+        with torch.inference_mode():
+            ms = med(run1)
+        state_bytes = 2 * B * H * D * D * 4
+        rows.append(("fla fused_recurrent_kda", "B8 T1 H32 Dk=Dv=128", ms, f"{state_bytes / ms / 1e9:.2f} TB/s state"))
 except Exception as e:  # a missing or failing peer is reported, not hidden
     rows.append(("fla-core", "-", float("nan"), f"failed: {type(e).__name__}: {e}"[:120]))
 
