@@ -1074,7 +1074,7 @@ pub enum CpPrepVariant {
 }
 
 impl CpPrepVariant {
-    /// Every form, the default first.
+    /// Every form, `Base` first (the default is [`CP_PREP_DEFAULT`]).
     pub const ALL: [CpPrepVariant; 4] = [
         CpPrepVariant::Base,
         CpPrepVariant::EarlyLoads,
@@ -1086,6 +1086,9 @@ impl CpPrepVariant {
 /// The prep form [`delta_rule_chunk_parallel`] emits: `FewExp`, fastest on H200 (2026-12-03,
 /// Dk = Dv = 128, prep alone: KDA B1 T4096 H32 0.308 ms against 0.367 for `Base`, B8 T2048 H16
 /// 0.598 against 0.710; GDN 0.251 / 0.486 against 0.295 / 0.570; `EarlyLoads` changed nothing).
+/// Since then `Base` takes a scalar gate's step-4 factors once per row (no exponential per
+/// element, where `FewExp` still has two); that GDN form has passed the GPU test but has not
+/// been timed against `FewExp` yet (the delta-rule benchmark now has a row for it).
 pub const CP_PREP_DEFAULT: CpPrepVariant = CpPrepVariant::FewExp;
 
 /// The variant snippets of the prep kernel (`delta_rule_cp_prep/`), spliced into
