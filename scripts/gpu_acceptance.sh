@@ -29,6 +29,9 @@
 #   peers    scripts/bench_peers.py: copy/GEMM ceilings, SDPA, fla-core (wheels in .whl/, if carried)
 #   modelpeer scripts/bench_model_peer.py: the HF-style eager + fla forward of hybrid-1b (the
 #            whole-model peer of `bench`; needs the fla-core wheel)
+#   delta    the chunked delta rule at issue 8's shapes (B1 T4096 H32, B1 T8192 H32, B8 T2048 H16)
+#            next to fla's chunk_kda / chunk_gated_delta_rule at the same shapes, in one step (fla's
+#            times move between calls, so a ratio needs both sides from the same call)
 set -u
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 BIN=.gpu-bin
@@ -123,6 +126,19 @@ export -f model_peer_runs
 step modelpeer 180 bash -c model_peer_runs
 grep -E "^\||device:|Error" "$OUT/modelpeer.log" | head -12
 
+delta_runs() {
+    local f
+    for f in "B1 T4096 H32" "B1 T8192 H32" "B8 T2048 H16"; do
+        MODELC_BENCH_FILTER="$f" "$BIN/gpu_kernels" --ignored bench_delta_chunk_parallel --nocapture || return 1
+    done
+    fla_wheels
+    PYTHONUNBUFFERED=1 python3 scripts/bench_peers.py --fla-only \
+        --fla-shape=1,4096,32 --fla-shape=1,8192,32 --fla-shape=8,2048,16
+}
+export -f delta_runs
+step delta 420 bash -c delta_runs
+grep -E "^\||^# fla|device:" "$OUT/delta.log" | grep -v "prep=" | head -30
+
 PROMPT=$(seq -s, 1 37)
 HYBRIDS="specs/tiny-hybrid.yaml tests/golden/specs/codegen-hybrid.yaml"
 memcheck_runs() {
@@ -159,4 +175,4 @@ step glue 90 "$BIN/codegen_gpu" --test-threads=1 --nocapture
 grep -E "^test |test result|panicked|glue kernels" "$OUT/glue.log" | head -20
 
 echo "== summary (exit codes; 0 = pass)"
-for s in model memcheck cmp 1b cli1b kernels kbench glue bench peers modelpeer; do printf '%-9s %s\n' "$s" "${RC[$s]:-not run}"; done
+for s in model memcheck cmp 1b cli1b kernels kbench glue bench peers modelpeer delta; do printf '%-9s %s\n' "$s" "${RC[$s]:-not run}"; done
