@@ -1209,7 +1209,8 @@ fn delta_rule_tensor_cores_match_reference() {
 /// in-kernel l2 norm, scan blocks 16 (the default at two heads), 32, 64 and 128. Each runs T < 64, exactly one chunk, several chunks
 /// with a partial last one at B = 2 (T = 150) and B = 3 (T = 200), all from a non-zero initial
 /// state, and decays of e^-4..e^-12 per token (the exact diagonal blocks); every
-/// [`CpPrepVariant`] of the prep pass on three of the cases.
+/// [`CpPrepVariant`] of the prep pass on three of the cases ([`CpPrepVariant::distinct_for`]:
+/// ScalarRaw on the GDN one).
 #[test]
 fn delta_rule_chunk_parallel_matches_reference() {
     let Some(mut ctx) = setup() else { return };
@@ -1250,12 +1251,12 @@ fn delta_rule_chunk_parallel_matches_reference() {
         assert!(delta_rule_chunk_parallel_supported(p), "case {i}");
         // Every prep form on KDA and GDN at Dk 128 and on Dk 32 (one pass of 32 channels), the
         // default form on all.
-        let forms: &[CpPrepVariant] = if matches!(i, 0 | 2 | 5) {
-            &CpPrepVariant::ALL
+        let forms = if matches!(i, 0 | 2 | 5) {
+            CpPrepVariant::distinct_for(p)
         } else {
-            &[CP_PREP_DEFAULT]
+            vec![CP_PREP_DEFAULT]
         };
-        for &v in forms {
+        for v in forms {
             let f = DeltaForm::ChunkParallel(v);
             let s = 900 + 10 * i as u64;
             run_delta(&mut ctx, p, f, 2, 150, false, s);
@@ -2549,7 +2550,9 @@ fn bench_delta_shapes(ctx: &mut Ctx, r: &mut ChaCha8Rng) {
             // The other prep forms (Base included: a scalar gate's step 4 there takes its
             // exponentials once per row), then the default again, for the noise between rows.
             if matches!((b, t, h), (1, 4096, 32) | (8, 2048, 16)) {
-                let others = CpPrepVariant::ALL.into_iter().filter(|&v| v != CP_PREP_DEFAULT);
+                let others = CpPrepVariant::distinct_for(&p)
+                    .into_iter()
+                    .filter(|&v| v != CP_PREP_DEFAULT);
                 for v in others.chain([CP_PREP_DEFAULT]) {
                     bufs.time_chunk_parallel_variant(ctx, &p, v, &format!("{name} prep={v:?}"));
                 }

@@ -180,7 +180,10 @@ fn all_sources() -> Vec<KernelSource> {
     {
         out.push(delta_rule_chunk_parallel(&p).unwrap());
         if matches!(i, 0 | 2 | 4 | 5) {
-            for v in CpPrepVariant::ALL.into_iter().filter(|&v| v != CP_PREP_DEFAULT) {
+            for v in CpPrepVariant::distinct_for(&p)
+                .into_iter()
+                .filter(|&v| v != CP_PREP_DEFAULT)
+            {
                 out.push(delta_rule_chunk_parallel_variant(&p, v).unwrap());
             }
         }

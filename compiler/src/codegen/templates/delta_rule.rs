@@ -1071,16 +1071,32 @@ pub enum CpPrepVariant {
     FewExp,
     /// [`CpPrepVariant::EarlyLoads`] and [`CpPrepVariant::FewExp`].
     EarlyLoadsFewExp,
+    /// For a scalar gate (GDN), fla's `chunk_scaled_dot_kkt` form: A_qk and L from the
+    /// normalised q and k without decay factors, each entry then scaled by e^(G_t - G_s) <= 1 in
+    /// f32 (no reference copies Kc, no span check: nothing can overflow); step 4 from the
+    /// per-row factors. For a per-channel gate the same text as [`CpPrepVariant::FewExp`].
+    ScalarRaw,
 }
 
 impl CpPrepVariant {
     /// Every form, `Base` first (the default is [`CP_PREP_DEFAULT`]).
-    pub const ALL: [CpPrepVariant; 4] = [
+    pub const ALL: [CpPrepVariant; 5] = [
         CpPrepVariant::Base,
         CpPrepVariant::EarlyLoads,
         CpPrepVariant::FewExp,
         CpPrepVariant::EarlyLoadsFewExp,
+        CpPrepVariant::ScalarRaw,
     ];
+
+    /// The forms with a text of their own for `p`'s gate: every form but `ScalarRaw` for a
+    /// per-channel gate (it is the default's text there).
+    pub fn distinct_for(p: &DeltaRuleParams) -> Vec<CpPrepVariant> {
+        let scalar = matches!(p.gate, DecayGate::Scalar);
+        Self::ALL
+            .into_iter()
+            .filter(|&v| scalar || v != CpPrepVariant::ScalarRaw)
+            .collect()
+    }
 }
 
 /// The prep form [`delta_rule_chunk_parallel`] emits: `FewExp`, fastest on H200 (2026-12-03,
@@ -1103,19 +1119,59 @@ const CP_PREP_EARLY_SPAN_FLAGS: &str = include_str!("delta_rule_cp_prep/early_sp
 const CP_ANCHOR_BETA: &str = "    if (tid < C) bs[tid] = tid < cn ? beta[(row0 + tid) * HV + hv] : 0.0f;\n";
 const CP_ANCHOR_SPAN_BEGIN: &str = "    __syncthreads(); /* flags[0] = 0 before any atomicOr */\n";
 const CP_ANCHOR_SPAN_END: &str = "    const int wide = flags[0];\n";
+const CP_PREP_SCALAR_RAW: &str = include_str!("delta_rule_cp_prep/scalar_raw.cu");
+const CP_ANCHOR_PRODUCT_B: &str = "            const bf16* Bsrc = Kc + 8 * ib * (ib + 1) * HP;\n";
+const CP_ANCHOR_AQ: &str = "                AQ[t * AP + s] = f2bf(s <= t ? pacc[n][e] : 0.0f);\n";
+const CP_ANCHOR_L: &str = "                Lf[t * FP + s] = s < t ? bs[t] * pacc[n][e] : 0.0f;\n";
 
-/// `delta_rule_cp.cu` with the prep kernel of form `v`.
-fn cp_kernels(v: CpPrepVariant) -> String {
+/// Replaces the one occurrence of `anchor` in `s` by `with`.
+fn splice_once(s: &mut String, anchor: &str, with: &str) {
+    assert_eq!(s.matches(anchor).count(), 1, "anchor {anchor:?}");
+    *s = s.replacen(anchor, with, 1);
+}
+
+/// `delta_rule_cp.cu` with the prep kernel of form `v` for a per-channel (KDA) or scalar (GDN)
+/// gate.
+fn cp_kernels(v: CpPrepVariant, per_channel: bool) -> String {
     let mut s = CP_KERNELS.to_string();
+    let (v, scalar_raw) = match v {
+        CpPrepVariant::ScalarRaw if per_channel => (CpPrepVariant::FewExp, false),
+        CpPrepVariant::ScalarRaw => (CpPrepVariant::Base, true),
+        other => (other, false),
+    };
+    if scalar_raw {
+        let a = s.find(CP_ANCHOR_SPAN_BEGIN).expect("span anchor");
+        let b = a + s[a..].find(CP_ANCHOR_SPAN_END).expect("wide anchor");
+        s.replace_range(
+            a..b,
+            "    __syncthreads(); /* ScalarRaw: no span check, flags stay 0 */\n",
+        );
+        let a = s.find(CP_ANCHOR_EXP_BEGIN).expect("step 4 anchor");
+        let b = a + s[a..].find(CP_ANCHOR_EXP_END).expect("egl anchor");
+        s.replace_range(a..b, CP_PREP_SCALAR_RAW);
+        splice_once(
+            &mut s,
+            CP_ANCHOR_PRODUCT_B,
+            "            const bf16* Bsrc = Kr; /* undecayed k rows 0 .. 16 ib + 15 */\n",
+        );
+        splice_once(
+            &mut s,
+            CP_ANCHOR_AQ,
+            "                AQ[t * AP + s] = f2bf(s <= t ? pacc[n][e] * exp2f(Gs[t] - Gs[s]) : 0.0f);\n",
+        );
+        splice_once(
+            &mut s,
+            CP_ANCHOR_L,
+            "                Lf[t * FP + s] = s < t ? bs[t] * pacc[n][e] * exp2f(Gs[t] - Gs[s]) : 0.0f;\n",
+        );
+    }
     if matches!(v, CpPrepVariant::EarlyLoads | CpPrepVariant::EarlyLoadsFewExp) {
-        assert_eq!(s.matches(CP_ANCHOR_PREFETCH).count(), 1, "prefetch anchor");
-        s = s.replacen(
+        splice_once(
+            &mut s,
             CP_ANCHOR_PREFETCH,
             &format!("{CP_PREP_L2_PREFETCH}{CP_ANCHOR_PREFETCH}"),
-            1,
         );
-        assert_eq!(s.matches(CP_ANCHOR_BETA).count(), 1, "beta anchor");
-        s = s.replacen(CP_ANCHOR_BETA, &format!("{CP_ANCHOR_BETA}{CP_PREP_EARLY_SPAN}"), 1);
+        splice_once(&mut s, CP_ANCHOR_BETA, &format!("{CP_ANCHOR_BETA}{CP_PREP_EARLY_SPAN}"));
         let a = s.find(CP_ANCHOR_SPAN_BEGIN).expect("span anchor");
         let b = a + s[a..].find(CP_ANCHOR_SPAN_END).expect("wide anchor");
         s.replace_range(a..b, CP_PREP_EARLY_SPAN_FLAGS);
@@ -1201,7 +1257,7 @@ pub fn delta_rule_chunk_parallel_variant(p: &DeltaRuleParams, v: CpPrepVariant) 
             )
         })
         .collect();
-    let body = cp_kernels(v)
+    let body = cp_kernels(v, matches!(p.gate, DecayGate::PerChannel))
         .replace("@SCAN_ENTRIES@", &scan_entries)
         .replace("@ARGS@", &(args(p) + CP_WS_ARG))
         .replace("@CONSTS@", &(constants(p) + &norm_constants(p)))
@@ -1638,7 +1694,8 @@ mod tests {
     }
 
     /// The prep forms: the default is what `delta_rule_chunk_parallel` emits, every other form
-    /// splices its snippets in (distinct sources, hence entry names) and keeps the entries.
+    /// splices its snippets in (distinct sources, hence entry names) and keeps the entries;
+    /// `ScalarRaw` is its own form for a scalar gate only (the default's text otherwise).
     #[test]
     fn chunk_parallel_prep_variants() {
         for p in [
@@ -1646,6 +1703,7 @@ mod tests {
             DeltaRuleParams::new(1, 2, 128, 128, DecayGate::Scalar),
             DeltaRuleParams::new(1, 1, 32, 256, DecayGate::PerChannel),
         ] {
+            let scalar = matches!(p.gate, DecayGate::Scalar);
             let base = delta_rule_chunk_parallel(&p).unwrap();
             assert_eq!(delta_rule_chunk_parallel_variant(&p, CP_PREP_DEFAULT).unwrap(), base);
             let mut seen = vec![base.source.clone()];
@@ -1653,12 +1711,24 @@ mod tests {
                 let src = delta_rule_chunk_parallel_variant(&p, v).unwrap();
                 assert_eq!(src.entries.len(), base.entries.len(), "{v:?}");
                 assert!(src.entries[0].starts_with("delta_rule_cp_prep_"), "{v:?}");
+                let raw = v == CpPrepVariant::ScalarRaw;
+                if raw && !scalar {
+                    assert_eq!(src, base, "ScalarRaw with a per-channel gate");
+                    continue;
+                }
                 assert!(!seen.contains(&src.source), "{v:?}");
                 let early = matches!(v, CpPrepVariant::EarlyLoads | CpPrepVariant::EarlyLoadsFewExp);
                 let few = matches!(v, CpPrepVariant::FewExp | CpPrepVariant::EarlyLoadsFewExp);
                 assert_eq!(src.source.contains("prefetch.global.L2"), early, "{v:?}");
                 assert_eq!(src.source.contains("wmask"), early, "{v:?}");
                 assert_eq!(src.source.contains("(CpPrepVariant::FewExp)"), few, "{v:?}");
+                assert_eq!(src.source.contains("(CpPrepVariant::ScalarRaw"), raw, "{v:?}");
+                if raw {
+                    // No span check or reference copies; the products scaled in f32.
+                    assert!(!src.source.contains("atomicOr(flags"), "{v:?}");
+                    assert!(!src.source.contains("const bf16* Bsrc = Kc"), "{v:?}");
+                    assert_eq!(src.source.matches("exp2f(Gs[t] - Gs[s])").count(), 2, "{v:?}");
+                }
                 seen.push(src.source);
             }
         }
