@@ -20,6 +20,8 @@ QUICK = "--quick" in sys.argv
 # (repeatable) picks their shapes instead of the defaults.
 FLA_ONLY = "--fla-only" in sys.argv
 FLA_SHAPES = [tuple(int(x) for x in a.split("=", 1)[1].split(",")) for a in sys.argv if a.startswith("--fla-shape=")]
+# --fla-profile: also each fla kernel's GPU time per call (torch.profiler), to compare pass by pass.
+FLA_PROFILE = "--fla-profile" in sys.argv
 
 torch.manual_seed(0)
 dev = "cuda"
@@ -28,6 +30,27 @@ print(f"device: {torch.cuda.get_device_name()}  torch {torch.__version__}")
 
 def med(fn):
     return do_bench(fn, warmup=50, rep=300, return_mode="median")
+
+
+def print_kernel_times(label, fn, calls=10):
+    """Each GPU kernel of `fn`: ms per call and launches per call, the longest first (stderr)."""
+    try:
+        from torch.autograd import DeviceType
+        from torch.profiler import ProfilerActivity, profile
+
+        fn()
+        torch.cuda.synchronize()
+        with profile(activities=[ProfilerActivity.CUDA]) as prof:
+            for _ in range(calls):
+                fn()
+            torch.cuda.synchronize()
+        kernels = [e for e in prof.key_averages() if e.device_type == DeviceType.CUDA]
+        kernels.sort(key=lambda e: -e.device_time_total)
+        for e in kernels:
+            print(f"# {label}: {e.device_time_total / calls / 1e3:.4f} ms, {e.count / calls:g}x  {e.key[:90]}",
+                  file=sys.stderr, flush=True)
+    except Exception as err:  # a profile is an extra: report, go on
+        print(f"# {label}: profile failed: {type(err).__name__}: {err}", file=sys.stderr, flush=True)
 
 
 rows = []
@@ -85,6 +108,10 @@ try:
         rows.append(("fla chunk_gated_delta_rule", f"B{B} T{T} H{H} Dk=Dv=128", ms_gdn, f"{B * T / ms_gdn:.0f} ktok/s"))
         # progress (autotuning takes minutes): the table comes at the end
         print(f"# fla B{B} T{T} H{H}: chunk_kda {ms:.3f} ms, chunk_gated_delta_rule {ms_gdn:.3f} ms", file=sys.stderr, flush=True)
+        if FLA_PROFILE:
+            with torch.inference_mode():
+                print_kernel_times(f"chunk_kda B{B} T{T} H{H}", run)
+                print_kernel_times(f"chunk_gated_delta_rule B{B} T{T} H{H}", run_gdn)
     if not FLA_ONLY:  # the recurrent step: not a chunked kernel
         T, H = 4096, 32
         B = 8

@@ -31,7 +31,8 @@
 #            whole-model peer of `bench`; needs the fla-core wheel)
 #   delta    the chunked delta rule at issue 8's shapes (B1 T4096 H32, B1 T8192 H32, B8 T2048 H16)
 #            next to fla's chunk_kda / chunk_gated_delta_rule at the same shapes, in one step (fla's
-#            times move between calls, so a ratio needs both sides from the same call)
+#            times move between calls, so a ratio needs both sides from the same call), with fla's
+#            time per kernel (--fla-profile) to compare pass by pass
 set -u
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 BIN=.gpu-bin
@@ -132,12 +133,12 @@ delta_runs() {
         MODELC_BENCH_FILTER="$f" "$BIN/gpu_kernels" --ignored bench_delta_chunk_parallel --nocapture || return 1
     done
     fla_wheels
-    PYTHONUNBUFFERED=1 python3 scripts/bench_peers.py --fla-only \
+    PYTHONUNBUFFERED=1 python3 scripts/bench_peers.py --fla-only --fla-profile \
         --fla-shape=1,4096,32 --fla-shape=1,8192,32 --fla-shape=8,2048,16
 }
 export -f delta_runs
 step delta 420 bash -c delta_runs
-grep -E "^\||^# fla|device:" "$OUT/delta.log" | grep -v "prep=" | head -30
+grep -E "^\||^# |device:" "$OUT/delta.log" | grep -v "prep=" | head -60
 
 PROMPT=$(seq -s, 1 37)
 HYBRIDS="specs/tiny-hybrid.yaml tests/golden/specs/codegen-hybrid.yaml"
