@@ -884,7 +884,17 @@ enum DeltaForm {
 }
 
 fn run_delta(ctx: &mut Ctx, p: &DeltaRuleParams, form: DeltaForm, b: usize, t: usize, inplace: bool, seed: u64) {
-    run_delta_decays(ctx, p, form, b, t, inplace, seed, -3.0);
+    run_delta_decays(ctx, p, form, b, t, inplace, seed, -3.0, OutRows::Padded);
+}
+
+/// The rows of o and of the gated norm's gate.
+#[derive(Clone, Copy)]
+enum OutRows {
+    /// Slices of wider NaN-filled rows at odd offsets: a write or read past the slice shows,
+    /// and the kernels take their element-by-element paths.
+    Padded,
+    /// Dense, 16-byte aligned rows: the kernels' 16-byte paths.
+    Aligned,
 }
 
 /// The tensor-core form rounds every product operand to bf16 (as fla's chunk kernels do), the
@@ -904,6 +914,7 @@ fn run_delta_decays(
     inplace: bool,
     seed: u64,
     g_lo: f64,
+    out_rows: OutRows,
 ) {
     let src = match form {
         DeltaForm::Chunked => delta_rule_chunked(p).unwrap(),
@@ -944,7 +955,10 @@ fn run_delta_decays(
     let state_len = state.len();
     let st_out = ctx.nan_f32(state_len + 64, "state_out");
     // Padded output rows: a thread past Dv that stored anyway would leave the slice.
-    let (o_stride, o_off) = (wv + 5, 3);
+    let (o_stride, o_off) = match out_rows {
+        OutRows::Padded => (wv + 5, 3),
+        OutRows::Aligned => (wv, 0),
+    };
     let o = ctx.nan_bf16(rows * o_stride, "o");
     let tensor_cores =
         matches!(form, DeltaForm::ChunkParallel(_)) || form == DeltaForm::Chunked && delta_rule_tensor_cores(p);
@@ -973,7 +987,10 @@ fn run_delta_decays(
     let norm = p.gated_norm.map(|n| {
         let gate = round_bf16(&uniform(&mut r, rows * wv, -3.0, 3.0));
         let w = round_f32(&uniform(&mut r, dv, 0.5, 1.5));
-        let (g_stride, g_off) = (wv + 7, 5);
+        let (g_stride, g_off) = match out_rows {
+            OutRows::Padded => (wv + 7, 5),
+            OutRows::Aligned => (wv, 0),
+        };
         let gate_d = ctx.bf16(&embed(&gate, rows, wv, g_stride, g_off, f64::NAN), "gate");
         let mut w_pad = w.clone();
         w_pad.extend(std::iter::repeat_n(f64::NAN, 32));
@@ -1200,7 +1217,17 @@ fn delta_rule_tensor_cores_match_reference() {
         run_delta(&mut ctx, p, DeltaForm::Chunked, 2, 150, false, s);
         run_delta(&mut ctx, p, DeltaForm::Chunked, 2, 1, true, s + 1);
         run_delta(&mut ctx, p, DeltaForm::Chunked, 1, 64, true, s + 2);
-        run_delta_decays(&mut ctx, p, DeltaForm::Chunked, 1, 100, false, s + 3, -12.0);
+        run_delta_decays(
+            &mut ctx,
+            p,
+            DeltaForm::Chunked,
+            1,
+            100,
+            false,
+            s + 3,
+            -12.0,
+            OutRows::Padded,
+        );
     }
 }
 
@@ -1208,7 +1235,8 @@ fn delta_rule_tensor_cores_match_reference() {
 /// KDA and GDN (GQA), Dk = Dv = 128 and Dk = 64 / 32, with and without the gated norm and the
 /// in-kernel l2 norm, scan blocks 16 (the default at two heads), 32, 64 and 128. Each runs T < 64, exactly one chunk, several chunks
 /// with a partial last one at B = 2 (T = 150) and B = 3 (T = 200), all from a non-zero initial
-/// state, and decays of e^-4..e^-12 per token (the exact diagonal blocks); every
+/// state, and decays of e^-4..e^-12 per token (the exact diagonal blocks), then once more with
+/// dense aligned o and gate rows (the output pass's 16-byte stores and gate copies); every
 /// [`CpPrepVariant`] of the prep pass on three of the cases ([`CpPrepVariant::distinct_for`]:
 /// ScalarRaw on the GDN one).
 #[test]
@@ -1264,7 +1292,8 @@ fn delta_rule_chunk_parallel_matches_reference() {
             run_delta(&mut ctx, p, f, 1, 37, false, s + 2);
             run_delta(&mut ctx, p, f, 1, 64, true, s + 3);
             run_delta(&mut ctx, p, f, 3, 200, false, s + 4);
-            run_delta_decays(&mut ctx, p, f, 1, 100, false, s + 5, -12.0);
+            run_delta_decays(&mut ctx, p, f, 1, 100, false, s + 5, -12.0, OutRows::Padded);
+            run_delta_decays(&mut ctx, p, f, 2, 150, false, s + 6, -3.0, OutRows::Aligned);
         }
     }
 }
