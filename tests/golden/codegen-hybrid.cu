@@ -1359,9 +1359,9 @@ extern "C" __global__ void __launch_bounds__(256) sigmoid_decay_gate_9b511badf4d
     }
 }
 
-// ===== kernels/delta_rule_cp_prep_85350f29.cu =====
+// ===== kernels/delta_rule_cp_prep_884bde43.cu =====
 /*
- * modelc mixer core: delta_rule_cp_prep_85350f29, delta_rule_cp_scan_85350f29, delta_rule_cp_out_85350f29, delta_rule_cp_scan_w32_85350f29 (template).
+ * modelc mixer core: delta_rule_cp_prep_884bde43, delta_rule_cp_scan_884bde43, delta_rule_cp_out_884bde43, delta_rule_cp_scan_w32_884bde43 (template).
  * Fuses, in order:
  *   l2_norm(eps=1e-6, group=32)
  *   scale(0.17677669529663687)
@@ -1373,10 +1373,10 @@ extern "C" __global__ void __launch_bounds__(256) sigmoid_decay_gate_9b511badf4d
  * FLOPs:         25216*batch*tokens
  */
 /*
- * delta_rule_cp_{prep,scan,out}_85350f29: gated delta rule, chunked (WY representation / UT
+ * delta_rule_cp_{prep,scan,out}_884bde43: gated delta rule, chunked (WY representation / UT
  *   transform), chunk-parallel on tensor cores (mma.sync m16n8k16 bf16 -> f32, ldmatrix,
  *   cp.async; sm_80+): three launches in order, fla's chunk_kda split.
- *   Hk = 1, Hv = 2, Dk = 32, Dv = 32, gate = scalar per head (GDN), qk l2norm = true, scale = 1.7677669e-1f, chunk C = 64, scan block SBV = 16 (or 32: delta_rule_cp_scan_w32_85350f29).
+ *   Hk = 1, Hv = 2, Dk = 32, Dv = 32, gate = scalar per head (GDN), qk l2norm = true, scale = 1.7677669e-1f, chunk C = 64, scan block SBV = 16 (or 32: delta_rule_cp_scan_w32_884bde43).
  *   Gated RMSNorm epilogue: o <- o * rsqrt(mean_head(o^2) + 1e-5f) * norm_w * silu_f(gate)
  *   Per chunk, with G the in-chunk cumsum of g: A_qk[t,s] = sum_d q_td k_sd e^(G_td - G_sd)
  *   (s <= t), L[t,s] = beta_t sum_d k_td k_sd e^(G_td - G_sd) (s < t), W = (I + L)^-1
@@ -1665,7 +1665,7 @@ __device__ __forceinline__ void dcp_store_rows(bf16* dst, long stride, const bf1
 #endif
 
 /*
- * delta_rule_cp_prep_85350f29: pass 1 of 3, one block per (chunk, value head, batch), no state.
+ * delta_rule_cp_prep_884bde43: pass 1 of 3, one block per (chunk, value head, batch), no state.
  *   Fuses the q/k l2 norm and scale, the in-chunk cumsum of g (log2 units), the decayed q and k
  *   rows, A_qk and L (16-row block i against Kc_i, reference r = 16 i, fla's chunk_kda; a
  *   diagonal block whose decay span may pass 2^63 is summed exactly instead), the UT solve
@@ -1675,7 +1675,7 @@ __device__ __forceinline__ void dcp_store_rows(bf16* dst, long stride, const bf1
  * Grid (NC, Hv, B), block 256 threads = 4 row tiles x 2 column groups of warps,
  *   dynamic smem = the prep part of delta_rule_cp_smem().
  */
-extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_85350f29(
+extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_884bde43(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -2088,7 +2088,7 @@ extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_85350f29
 }
 
 /*
- * delta_rule_cp_scan_85350f29: pass 2 of 3, the state scan over the chunks of a sequence.
+ * delta_rule_cp_scan_884bde43: pass 2 of 3, the state scan over the chunks of a sequence.
  *   One block per (SBV value columns, value head, batch) (an entry per width, below); the state [DK][SBV] stays in f32 mma
  *   accumulators (warp w: row tiles w, w + 8, ..), a bf16 copy in shared memory feeds the
  *   products; v_new's row tile w & 3, columns half w >> 2. Per chunk: store h (bf16) to the workspace, v_new = U - W h, store v_new,
@@ -2098,7 +2098,7 @@ extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_85350f29
  *   delta_rule_cp_smem().
  */
 template <int SBV> /* value columns per block */
-__device__ __forceinline__ void delta_rule_cp_scan_body_85350f29(
+__device__ __forceinline__ void delta_rule_cp_scan_body_884bde43(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -2301,7 +2301,7 @@ __device__ __forceinline__ void delta_rule_cp_scan_body_85350f29(
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_85350f29(
+extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_884bde43(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -2311,9 +2311,9 @@ extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_85350f29(
     const bf16* __restrict__ gate, int gate_stride, const float* __restrict__ norm_w,
     float* __restrict__ ws_raw)
 {
-    delta_rule_cp_scan_body_85350f29<16>(q, q_stride, k, k_stride, v, v_stride, g, beta, state_in, state_out, o, o_stride, T, gate, gate_stride, norm_w, ws_raw);
+    delta_rule_cp_scan_body_884bde43<16>(q, q_stride, k, k_stride, v, v_stride, g, beta, state_in, state_out, o, o_stride, T, gate, gate_stride, norm_w, ws_raw);
 }
-extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_w32_85350f29(
+extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_w32_884bde43(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -2323,17 +2323,17 @@ extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_w32_85350f2
     const bf16* __restrict__ gate, int gate_stride, const float* __restrict__ norm_w,
     float* __restrict__ ws_raw)
 {
-    delta_rule_cp_scan_body_85350f29<32>(q, q_stride, k, k_stride, v, v_stride, g, beta, state_in, state_out, o, o_stride, T, gate, gate_stride, norm_w, ws_raw);
+    delta_rule_cp_scan_body_884bde43<32>(q, q_stride, k, k_stride, v, v_stride, g, beta, state_in, state_out, o, o_stride, T, gate, gate_stride, norm_w, ws_raw);
 }
 
 /*
- * delta_rule_cp_out_85350f29: pass 3 of 3, one block per (chunk, value head, batch).
+ * delta_rule_cp_out_884bde43: pass 3 of 3, one block per (chunk, value head, batch).
  *   o = (q e^G) h + A_qk v_new over the chunk's full rows (all DV columns), then the store
  *   through the gated RMSNorm (the block owns full rows; the gate rows arrive with A_qk and v_new): o goes through shared memory (over v_new) so that rows leave in 16-byte pieces.
  * Grid (NC, Hv, B), block 256 threads = 4 row tiles x 2 column groups of warps (DV / 2
  *   columns each), dynamic smem = the output part of delta_rule_cp_smem().
  */
-extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_out_85350f29(
+extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_out_884bde43(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -2407,7 +2407,7 @@ extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_out_85350f29(
     bf16* Zs = reinterpret_cast<bf16*>(nss + 2 * C);   /* [C][VP] the gate rows             */
     dtc_stage<bf16, C, DV, NT>(Zs, VP, gate + row0 * gate_stride + hv * DV, gate_stride, cn,
                                (reinterpret_cast<unsigned long long>(gate) & 15) == 0 && gate_stride % 8 == 0, tid);
-    cp_async_commit(); /* group 2: A_qk and v_new, in flight during the first product */
+    cp_async_commit(); /* group 2: A_qk, v_new (and the gate rows), in flight during the first product */
     cp_async_wait<1>();
     __syncthreads();
     float acc[NTW][4];
@@ -2560,9 +2560,9 @@ extern "C" __global__ void __launch_bounds__(256) decay_gate_sigmoid_e762b53fe97
     }
 }
 
-// ===== kernels/delta_rule_cp_prep_2b39334d.cu =====
+// ===== kernels/delta_rule_cp_prep_47b5277d.cu =====
 /*
- * modelc mixer core: delta_rule_cp_prep_2b39334d, delta_rule_cp_scan_2b39334d, delta_rule_cp_out_2b39334d, delta_rule_cp_scan_w32_2b39334d (template).
+ * modelc mixer core: delta_rule_cp_prep_47b5277d, delta_rule_cp_scan_47b5277d, delta_rule_cp_out_47b5277d, delta_rule_cp_scan_w32_47b5277d (template).
  * Fuses, in order:
  *   l2_norm(eps=1e-6, group=32)
  *   scale(0.17677669529663687)
@@ -2574,10 +2574,10 @@ extern "C" __global__ void __launch_bounds__(256) decay_gate_sigmoid_e762b53fe97
  * FLOPs:         25216*batch*tokens
  */
 /*
- * delta_rule_cp_{prep,scan,out}_2b39334d: gated delta rule, chunked (WY representation / UT
+ * delta_rule_cp_{prep,scan,out}_47b5277d: gated delta rule, chunked (WY representation / UT
  *   transform), chunk-parallel on tensor cores (mma.sync m16n8k16 bf16 -> f32, ldmatrix,
  *   cp.async; sm_80+): three launches in order, fla's chunk_kda split.
- *   Hk = 2, Hv = 2, Dk = 32, Dv = 32, gate = per key channel (KDA), qk l2norm = true, scale = 1.7677669e-1f, chunk C = 64, scan block SBV = 16 (or 32: delta_rule_cp_scan_w32_2b39334d).
+ *   Hk = 2, Hv = 2, Dk = 32, Dv = 32, gate = per key channel (KDA), qk l2norm = true, scale = 1.7677669e-1f, chunk C = 64, scan block SBV = 16 (or 32: delta_rule_cp_scan_w32_47b5277d).
  *   Gated RMSNorm epilogue: o <- o * rsqrt(mean_head(o^2) + 1e-5f) * norm_w * silu_f(gate)
  *   Per chunk, with G the in-chunk cumsum of g: A_qk[t,s] = sum_d q_td k_sd e^(G_td - G_sd)
  *   (s <= t), L[t,s] = beta_t sum_d k_td k_sd e^(G_td - G_sd) (s < t), W = (I + L)^-1
@@ -2866,7 +2866,7 @@ __device__ __forceinline__ void dcp_store_rows(bf16* dst, long stride, const bf1
 #endif
 
 /*
- * delta_rule_cp_prep_2b39334d: pass 1 of 3, one block per (chunk, value head, batch), no state.
+ * delta_rule_cp_prep_47b5277d: pass 1 of 3, one block per (chunk, value head, batch), no state.
  *   Fuses the q/k l2 norm and scale, the in-chunk cumsum of g (log2 units), the decayed q and k
  *   rows, A_qk and L (16-row block i against Kc_i, reference r = 16 i, fla's chunk_kda; a
  *   diagonal block whose decay span may pass 2^63 is summed exactly instead), the UT solve
@@ -2876,7 +2876,7 @@ __device__ __forceinline__ void dcp_store_rows(bf16* dst, long stride, const bf1
  * Grid (NC, Hv, B), block 256 threads = 4 row tiles x 2 column groups of warps,
  *   dynamic smem = the prep part of delta_rule_cp_smem().
  */
-extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_2b39334d(
+extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_47b5277d(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -3289,7 +3289,7 @@ extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_2b39334d
 }
 
 /*
- * delta_rule_cp_scan_2b39334d: pass 2 of 3, the state scan over the chunks of a sequence.
+ * delta_rule_cp_scan_47b5277d: pass 2 of 3, the state scan over the chunks of a sequence.
  *   One block per (SBV value columns, value head, batch) (an entry per width, below); the state [DK][SBV] stays in f32 mma
  *   accumulators (warp w: row tiles w, w + 8, ..), a bf16 copy in shared memory feeds the
  *   products; v_new's row tile w & 3, columns half w >> 2. Per chunk: store h (bf16) to the workspace, v_new = U - W h, store v_new,
@@ -3299,7 +3299,7 @@ extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_2b39334d
  *   delta_rule_cp_smem().
  */
 template <int SBV> /* value columns per block */
-__device__ __forceinline__ void delta_rule_cp_scan_body_2b39334d(
+__device__ __forceinline__ void delta_rule_cp_scan_body_47b5277d(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -3502,7 +3502,7 @@ __device__ __forceinline__ void delta_rule_cp_scan_body_2b39334d(
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_2b39334d(
+extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_47b5277d(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -3512,9 +3512,9 @@ extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_2b39334d(
     const bf16* __restrict__ gate, int gate_stride, const float* __restrict__ norm_w,
     float* __restrict__ ws_raw)
 {
-    delta_rule_cp_scan_body_2b39334d<16>(q, q_stride, k, k_stride, v, v_stride, g, beta, state_in, state_out, o, o_stride, T, gate, gate_stride, norm_w, ws_raw);
+    delta_rule_cp_scan_body_47b5277d<16>(q, q_stride, k, k_stride, v, v_stride, g, beta, state_in, state_out, o, o_stride, T, gate, gate_stride, norm_w, ws_raw);
 }
-extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_w32_2b39334d(
+extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_w32_47b5277d(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -3524,17 +3524,17 @@ extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_w32_2b39334
     const bf16* __restrict__ gate, int gate_stride, const float* __restrict__ norm_w,
     float* __restrict__ ws_raw)
 {
-    delta_rule_cp_scan_body_2b39334d<32>(q, q_stride, k, k_stride, v, v_stride, g, beta, state_in, state_out, o, o_stride, T, gate, gate_stride, norm_w, ws_raw);
+    delta_rule_cp_scan_body_47b5277d<32>(q, q_stride, k, k_stride, v, v_stride, g, beta, state_in, state_out, o, o_stride, T, gate, gate_stride, norm_w, ws_raw);
 }
 
 /*
- * delta_rule_cp_out_2b39334d: pass 3 of 3, one block per (chunk, value head, batch).
+ * delta_rule_cp_out_47b5277d: pass 3 of 3, one block per (chunk, value head, batch).
  *   o = (q e^G) h + A_qk v_new over the chunk's full rows (all DV columns), then the store
  *   through the gated RMSNorm (the block owns full rows; the gate rows arrive with A_qk and v_new): o goes through shared memory (over v_new) so that rows leave in 16-byte pieces.
  * Grid (NC, Hv, B), block 256 threads = 4 row tiles x 2 column groups of warps (DV / 2
  *   columns each), dynamic smem = the output part of delta_rule_cp_smem().
  */
-extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_out_2b39334d(
+extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_out_47b5277d(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -3608,7 +3608,7 @@ extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_out_2b39334d(
     bf16* Zs = reinterpret_cast<bf16*>(nss + 2 * C);   /* [C][VP] the gate rows             */
     dtc_stage<bf16, C, DV, NT>(Zs, VP, gate + row0 * gate_stride + hv * DV, gate_stride, cn,
                                (reinterpret_cast<unsigned long long>(gate) & 15) == 0 && gate_stride % 8 == 0, tid);
-    cp_async_commit(); /* group 2: A_qk and v_new, in flight during the first product */
+    cp_async_commit(); /* group 2: A_qk, v_new (and the gate rows), in flight during the first product */
     cp_async_wait<1>();
     __syncthreads();
     float acc[NTW][4];

@@ -1089,7 +1089,7 @@ impl CpPrepVariant {
     ];
 
     /// The forms with a text of their own for `p`'s gate: every form but `ScalarRaw` for a
-    /// per-channel gate (it is the default's text there).
+    /// per-channel gate (it is `FewExp`'s text there).
     pub fn distinct_for(p: &DeltaRuleParams) -> Vec<CpPrepVariant> {
         let scalar = matches!(p.gate, DecayGate::Scalar);
         Self::ALL
@@ -1130,6 +1130,13 @@ fn splice_once(s: &mut String, anchor: &str, with: &str) {
     *s = s.replacen(anchor, with, 1);
 }
 
+/// Replaces the text of `s` from `begin` up to (not including) the next `end` by `with`.
+fn splice_range(s: &mut String, begin: &str, end: &str, with: &str) {
+    let a = s.find(begin).unwrap_or_else(|| panic!("anchor {begin:?}"));
+    let b = a + s[a..].find(end).unwrap_or_else(|| panic!("anchor {end:?}"));
+    s.replace_range(a..b, with);
+}
+
 /// `delta_rule_cp.cu` with the prep kernel of form `v` for a per-channel (KDA) or scalar (GDN)
 /// gate.
 fn cp_kernels(v: CpPrepVariant, per_channel: bool) -> String {
@@ -1140,15 +1147,13 @@ fn cp_kernels(v: CpPrepVariant, per_channel: bool) -> String {
         other => (other, false),
     };
     if scalar_raw {
-        let a = s.find(CP_ANCHOR_SPAN_BEGIN).expect("span anchor");
-        let b = a + s[a..].find(CP_ANCHOR_SPAN_END).expect("wide anchor");
-        s.replace_range(
-            a..b,
+        splice_range(
+            &mut s,
+            CP_ANCHOR_SPAN_BEGIN,
+            CP_ANCHOR_SPAN_END,
             "    __syncthreads(); /* ScalarRaw: no span check, flags stay 0 */\n",
         );
-        let a = s.find(CP_ANCHOR_EXP_BEGIN).expect("step 4 anchor");
-        let b = a + s[a..].find(CP_ANCHOR_EXP_END).expect("egl anchor");
-        s.replace_range(a..b, CP_PREP_SCALAR_RAW);
+        splice_range(&mut s, CP_ANCHOR_EXP_BEGIN, CP_ANCHOR_EXP_END, CP_PREP_SCALAR_RAW);
         splice_once(
             &mut s,
             CP_ANCHOR_PRODUCT_B,
@@ -1172,15 +1177,16 @@ fn cp_kernels(v: CpPrepVariant, per_channel: bool) -> String {
             &format!("{CP_PREP_L2_PREFETCH}{CP_ANCHOR_PREFETCH}"),
         );
         splice_once(&mut s, CP_ANCHOR_BETA, &format!("{CP_ANCHOR_BETA}{CP_PREP_EARLY_SPAN}"));
-        let a = s.find(CP_ANCHOR_SPAN_BEGIN).expect("span anchor");
-        let b = a + s[a..].find(CP_ANCHOR_SPAN_END).expect("wide anchor");
-        s.replace_range(a..b, CP_PREP_EARLY_SPAN_FLAGS);
+        splice_range(
+            &mut s,
+            CP_ANCHOR_SPAN_BEGIN,
+            CP_ANCHOR_SPAN_END,
+            CP_PREP_EARLY_SPAN_FLAGS,
+        );
     }
     if matches!(v, CpPrepVariant::FewExp | CpPrepVariant::EarlyLoadsFewExp) {
         assert_eq!(s.matches(CP_ANCHOR_EXP_BEGIN).count(), 1, "step 4 anchor");
-        let a = s.find(CP_ANCHOR_EXP_BEGIN).expect("step 4 anchor");
-        let b = a + s[a..].find(CP_ANCHOR_EXP_END).expect("egl anchor");
-        s.replace_range(a..b, CP_PREP_FEW_EXP);
+        splice_range(&mut s, CP_ANCHOR_EXP_BEGIN, CP_ANCHOR_EXP_END, CP_PREP_FEW_EXP);
     }
     s
 }
@@ -1695,7 +1701,8 @@ mod tests {
 
     /// The prep forms: the default is what `delta_rule_chunk_parallel` emits, every other form
     /// splices its snippets in (distinct sources, hence entry names) and keeps the entries;
-    /// `ScalarRaw` is its own form for a scalar gate only (the default's text otherwise).
+    /// `ScalarRaw` is its own form for a scalar gate only (`FewExp`'s text, the default's,
+    /// otherwise).
     #[test]
     fn chunk_parallel_prep_variants() {
         for p in [

@@ -671,7 +671,7 @@ extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_out_@HASH@(
         const int t = e / (DV / 8), x = (e % (DV / 8)) * 8;
         cp_async16(Vs + t * VP + x, ws.vn + (ci * C + t) * DV + x, true);
     }
-@GATE_STAGE@    cp_async_commit(); /* group 2: A_qk and v_new, in flight during the first product */
+@GATE_STAGE@    cp_async_commit(); /* group 2: A_qk, v_new (and the gate rows), in flight during the first product */
     cp_async_wait<1>();
     __syncthreads();
     float acc[NTW][4];
