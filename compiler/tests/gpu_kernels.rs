@@ -24,7 +24,6 @@ use modelc::codegen::templates::delta_rule::{
     delta_rule_chunk_parallel_supported, delta_rule_chunk_parallel_variant, delta_rule_chunked,
     delta_rule_chunked_launch, delta_rule_cp_launches, delta_rule_cp_workspace_len, delta_rule_launch,
     delta_rule_recurrent, delta_rule_tensor_cores, CpPrepVariant, DecayGate, DeltaRuleParams, GatedNormEpilogue,
-    CP_PREP_DEFAULT,
 };
 use modelc::codegen::templates::kda_decode_step::{
     kda_decode_step, kda_decode_step_cluster, kda_decode_step_cluster_threads, KdaDecodeStepParams,
@@ -1282,7 +1281,7 @@ fn delta_rule_chunk_parallel_matches_reference() {
         let forms = if matches!(i, 0 | 2 | 5) {
             CpPrepVariant::distinct_for(p)
         } else {
-            vec![CP_PREP_DEFAULT]
+            vec![CpPrepVariant::default_for(p)]
         };
         for v in forms {
             let f = DeltaForm::ChunkParallel(v);
@@ -2516,7 +2515,7 @@ impl DeltaBench {
     /// Times the chunk-parallel form (its three launches, with the workspace allocated once) and
     /// each pass alone; prints one row.
     fn time_chunk_parallel(&self, ctx: &mut Ctx, p: &DeltaRuleParams, name: &str) -> f64 {
-        self.time_chunk_parallel_variant(ctx, p, CP_PREP_DEFAULT, name)
+        self.time_chunk_parallel_variant(ctx, p, CpPrepVariant::default_for(p), name)
     }
 
     /// [`DeltaBench::time_chunk_parallel`] with prep form `v`.
@@ -2579,10 +2578,9 @@ fn bench_delta_shapes(ctx: &mut Ctx, r: &mut ChaCha8Rng) {
             // The other prep forms (Base included: a scalar gate's step 4 there takes its
             // exponentials once per row), then the default again, for the noise between rows.
             if matches!((b, t, h), (1, 4096, 32) | (8, 2048, 16)) {
-                let others = CpPrepVariant::distinct_for(&p)
-                    .into_iter()
-                    .filter(|&v| v != CP_PREP_DEFAULT);
-                for v in others.chain([CP_PREP_DEFAULT]) {
+                let default = CpPrepVariant::default_for(&p);
+                let others = CpPrepVariant::distinct_for(&p).into_iter().filter(|&v| v != default);
+                for v in others.chain([default]) {
                     bufs.time_chunk_parallel_variant(ctx, &p, v, &format!("{name} prep={v:?}"));
                 }
             }

@@ -13,7 +13,7 @@ use modelc::codegen::templates::attention::{
 use modelc::codegen::templates::conv1d::{conv1d, Conv1dParams, ConvActivation};
 use modelc::codegen::templates::delta_rule::{
     delta_rule_chunk_parallel, delta_rule_chunk_parallel_variant, delta_rule_chunked, delta_rule_recurrent,
-    delta_rule_tensor_cores, CpPrepVariant, DecayGate, DeltaRuleParams, GatedNormEpilogue, CP_PREP_DEFAULT,
+    delta_rule_tensor_cores, CpPrepVariant, DecayGate, DeltaRuleParams, GatedNormEpilogue,
 };
 use modelc::codegen::templates::kda_decode_step::{kda_decode_step, kda_decode_step_cluster};
 use modelc::codegen::templates::selective_scan::{selective_scan, SelectiveScanParams};
@@ -182,7 +182,7 @@ fn all_sources() -> Vec<KernelSource> {
         if matches!(i, 0 | 2 | 4 | 5) {
             for v in CpPrepVariant::distinct_for(&p)
                 .into_iter()
-                .filter(|&v| v != CP_PREP_DEFAULT)
+                .filter(|&v| v != CpPrepVariant::default_for(&p))
             {
                 out.push(delta_rule_chunk_parallel_variant(&p, v).unwrap());
             }

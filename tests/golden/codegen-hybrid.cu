@@ -1359,9 +1359,9 @@ extern "C" __global__ void __launch_bounds__(256) sigmoid_decay_gate_9b511badf4d
     }
 }
 
-// ===== kernels/delta_rule_cp_prep_884bde43.cu =====
+// ===== kernels/delta_rule_cp_prep_0e621ae2.cu =====
 /*
- * modelc mixer core: delta_rule_cp_prep_884bde43, delta_rule_cp_scan_884bde43, delta_rule_cp_out_884bde43, delta_rule_cp_scan_w32_884bde43 (template).
+ * modelc mixer core: delta_rule_cp_prep_0e621ae2, delta_rule_cp_scan_0e621ae2, delta_rule_cp_out_0e621ae2, delta_rule_cp_scan_w32_0e621ae2 (template).
  * Fuses, in order:
  *   l2_norm(eps=1e-6, group=32)
  *   scale(0.17677669529663687)
@@ -1373,10 +1373,10 @@ extern "C" __global__ void __launch_bounds__(256) sigmoid_decay_gate_9b511badf4d
  * FLOPs:         25216*batch*tokens
  */
 /*
- * delta_rule_cp_{prep,scan,out}_884bde43: gated delta rule, chunked (WY representation / UT
+ * delta_rule_cp_{prep,scan,out}_0e621ae2: gated delta rule, chunked (WY representation / UT
  *   transform), chunk-parallel on tensor cores (mma.sync m16n8k16 bf16 -> f32, ldmatrix,
  *   cp.async; sm_80+): three launches in order, fla's chunk_kda split.
- *   Hk = 1, Hv = 2, Dk = 32, Dv = 32, gate = scalar per head (GDN), qk l2norm = true, scale = 1.7677669e-1f, chunk C = 64, scan block SBV = 16 (or 32: delta_rule_cp_scan_w32_884bde43).
+ *   Hk = 1, Hv = 2, Dk = 32, Dv = 32, gate = scalar per head (GDN), qk l2norm = true, scale = 1.7677669e-1f, chunk C = 64, scan block SBV = 16 (or 32: delta_rule_cp_scan_w32_0e621ae2).
  *   Gated RMSNorm epilogue: o <- o * rsqrt(mean_head(o^2) + 1e-5f) * norm_w * silu_f(gate)
  *   Per chunk, with G the in-chunk cumsum of g: A_qk[t,s] = sum_d q_td k_sd e^(G_td - G_sd)
  *   (s <= t), L[t,s] = beta_t sum_d k_td k_sd e^(G_td - G_sd) (s < t), W = (I + L)^-1
@@ -1665,7 +1665,7 @@ __device__ __forceinline__ void dcp_store_rows(bf16* dst, long stride, const bf1
 #endif
 
 /*
- * delta_rule_cp_prep_884bde43: pass 1 of 3, one block per (chunk, value head, batch), no state.
+ * delta_rule_cp_prep_0e621ae2: pass 1 of 3, one block per (chunk, value head, batch), no state.
  *   Fuses the q/k l2 norm and scale, the in-chunk cumsum of g (log2 units), the decayed q and k
  *   rows, A_qk and L (16-row block i against Kc_i, reference r = 16 i, fla's chunk_kda; a
  *   diagonal block whose decay span may pass 2^63 is summed exactly instead), the UT solve
@@ -1675,7 +1675,7 @@ __device__ __forceinline__ void dcp_store_rows(bf16* dst, long stride, const bf1
  * Grid (NC, Hv, B), block 256 threads = 4 row tiles x 2 column groups of warps,
  *   dynamic smem = the prep part of delta_rule_cp_smem().
  */
-extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_884bde43(
+extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_0e621ae2(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -1801,19 +1801,7 @@ extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_884bde43
             }
         }
     }
-    __syncthreads(); /* flags[0] = 0 before any atomicOr */
-    for (int e = tid; e < 4 * (PER_CHANNEL ? DK : 1); e += NT) {
-        const int i = PER_CHANNEL ? e / DK : e, d = PER_CHANNEL ? e % DK : 0;
-        float span = 0.0f;
-#pragma unroll
-        for (int r = 1; r < 16; ++r) {
-            const int t = 16 * i + r;
-            if (t < cn)
-                span -= (PER_CHANNEL ? g[(row0 + t) * HV * DK + hv * DK + d] : g[(row0 + t) * HV + hv]) * LOG2E;
-        }
-        if (span > SPAN_MAX - 1.0f) atomicOr(flags, 1 << i);
-    }
-    __syncthreads();
+    __syncthreads(); /* ScalarRaw: no span check, flags stay 0 */
     const int wide = flags[0];
 
     /* A_qk (warps 0..3: row block i = warp) or L (warps 4..7: i = 7 - warp), accumulated over
@@ -1867,20 +1855,13 @@ extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_884bde43
             Gs[2 * lane] = s - a1;
             Gs[2 * lane + 1] = s;
             __syncwarp();
-            /* a scalar gate's factors of step 4 depend on the row only: once per row here */
+            /* (CpPrepVariant::ScalarRaw) the two per-row factors its step 4 reads: e^G_t and
+             * e^(G_last - G_t) */
 #pragma unroll
             for (int x = 0; x < 2; ++x) {
-                const int t = 2 * lane + x, i = t >> 4;
-                const float gt = Gs[t];
-                Ex[t] = exp2f(gt - Gs[16 * i]);
-                Ex[C + t] = exp2f(gt);
-                Ex[2 * C + t] = exp2f(Gs[C - 1] - gt);
-#pragma unroll
-                for (int ii = 0; ii < 4; ++ii)
-                    if (ii >= i) {
-                        const float xx = Gs[16 * ii] - gt;
-                        Ex[(3 + ii) * C + t] = exp2f(ii == i ? fminf(xx, SPAN_MAX) : xx);
-                    }
+                const int t = 2 * lane + x;
+                Ex[C + t] = exp2f(Gs[t]);
+                Ex[2 * C + t] = exp2f(Gs[C - 1] - Gs[t]);
             }
         }
         __syncthreads();
@@ -1908,66 +1889,25 @@ extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_884bde43
         {
             bf16* qg = ws.qg + ci * C * DK + d0;
             bf16* kh = ws.kh + ci * C * DK + d0;
-            /* (CpPrepVariant::FewExp) item e: channels d, d + 1 of rows 16 i + 8 h .. + 7 (block i).
-             * Per (block, channel) the factors e^G_r, e^(G_last - G_r) and e^(G_r' - G_r) for the
-             * later blocks r' (all <= 1); per element two exp2f, e^(G - G_r) <= 1 and
-             * e^(G_r - G) < 2^(SPAN_MAX - 1) (an unflagged block), whose products with the
-             * factors are the other exponentials (each <= 1: no overflow; an underflowing factor
-             * stands for a term below 2^-63). A flagged block takes every exponential directly,
-             * as the base form does. */
-            for (int e = tid; e < 4 * KH; e += NT) {
-                const int d = (e % (KH / 2)) * 2, h = (e / (KH / 2)) & 1, i = e / KH;
-                const bool direct = (wide >> i) & 1;
-                float fr[2], fl[2], fc[2][4];
+            /* (CpPrepVariant::ScalarRaw, a scalar gate) q and k stay undecayed for the intra-chunk
+             * products, which step 6 scales by e^(G_t - G_s) <= 1; the other operands from the
+             * per-row factors of Ex. No reference copies Kc. */
+            for (int e = tid; e < C * KH / 2; e += NT) {
+                const int t = e / (KH / 2), d = (e % (KH / 2)) * 2;
+                float qo[2], ko[2], qq[2], kq[2], kb[2];
 #pragma unroll
                 for (int x = 0; x < 2; ++x) {
-                    const float gr = GAT(16 * i, d + x);
-                    fr[x] = exp2f(gr);
-                    fl[x] = exp2f(GAT(C - 1, d + x) - gr);
-#pragma unroll
-                    for (int ii = 0; ii < 4; ++ii) fc[x][ii] = ii > i ? exp2f(GAT(16 * ii, d + x) - gr) : 1.0f;
+                    qq[x] = bf2f(Qr[t * HP + d + x]) * nq[t];
+                    kq[x] = bf2f(Kr[t * HP + d + x]) * nk[t];
+                    qo[x] = qq[x] * Ex[C + t];
+                    kb[x] = kq[x] * Ex[C + t];
+                    ko[x] = kq[x] * Ex[2 * C + t];
                 }
-#pragma unroll 2
-                for (int r = 0; r < 8; ++r) {
-                    const int t = 16 * i + 8 * h + r;
-                    float qo[2], ko[2], qq[2], kq[2], kb[2];
-#pragma unroll
-                    for (int x = 0; x < 2; ++x) {
-                        const float qv = bf2f(Qr[t * HP + d + x]) * nq[t];
-                        const float kv = bf2f(Kr[t * HP + d + x]) * nk[t];
-                        const float gt = GAT(t, d + x);
-                        const float er = exp2f(gt - GAT(16 * i, d + x));
-                        qq[x] = qv * er;
-                        kq[x] = kv * er;
-                        if (!direct) {
-                            const float ie = exp2f(GAT(16 * i, d + x) - gt);
-                            const float eg = fr[x] * er;
-                            qo[x] = qv * eg;
-                            kb[x] = kv * eg;
-                            ko[x] = kv * (fl[x] * ie);
-#pragma unroll
-                            for (int ii = 0; ii < 4; ++ii)
-                                if (ii >= i) Kc[(8 * ii * (ii + 1) + t) * HP + d + x] = f2bf(kv * (fc[x][ii] * ie));
-                        } else {
-                            const float eg = exp2f(gt);
-                            qo[x] = qv * eg;
-                            kb[x] = kv * eg;
-                            ko[x] = kv * exp2f(GAT(C - 1, d + x) - gt);
-#pragma unroll
-                            for (int ii = 0; ii < 4; ++ii)
-                                if (ii >= i) {
-                                    const float xx = GAT(16 * ii, d + x) - gt;
-                                    Kc[(8 * ii * (ii + 1) + t) * HP + d + x] =
-                                        f2bf(kv * exp2f(ii == i ? fminf(xx, SPAN_MAX) : xx));
-                                }
-                        }
-                    }
-                    dtc_st2(&Qr[t * HP + d], qq[0], qq[1]);
-                    dtc_st2(&Kr[t * HP + d], kq[0], kq[1]);
-                    dtc_st2(&Kb[t * KP + d0 + d], kb[0], kb[1]);
-                    dtc_st2(&qg[t * DK + d], qo[0], qo[1]);
-                    dtc_st2(&kh[t * DK + d], ko[0], ko[1]);
-                }
+                dtc_st2(&Qr[t * HP + d], qq[0], qq[1]);
+                dtc_st2(&Kr[t * HP + d], kq[0], kq[1]);
+                dtc_st2(&Kb[t * KP + d0 + d], kb[0], kb[1]);
+                dtc_st2(&qg[t * DK + d], qo[0], qo[1]);
+                dtc_st2(&kh[t * DK + d], ko[0], ko[1]);
             }
             for (int d = tid; d < KH; d += NT) ws.egl[ci * DK + d0 + d] = exp2f(GAT(C - 1, d));
         }
@@ -1976,7 +1916,7 @@ extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_884bde43
          *    and the masks): row block ib against Kc_ib, whose rows are columns 0 .. 16 ib + 15 */
         {
             const bf16* Asrc = isq ? Qr : Kr;
-            const bf16* Bsrc = Kc + 8 * ib * (ib + 1) * HP;
+            const bf16* Bsrc = Kr; /* undecayed k rows 0 .. 16 ib + 15 */
 #pragma unroll
             for (int kk = 0; kk < KH / 16; ++kk) {
                 unsigned a[4];
@@ -2001,9 +1941,9 @@ extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_884bde43
         for (int e = 0; e < 4; ++e) {
             const int t = 16 * ib + r4 + (e >> 1) * 8, s = 8 * n + c4 + (e & 1);
             if (isq)
-                AQ[t * AP + s] = f2bf(s <= t ? pacc[n][e] : 0.0f);
+                AQ[t * AP + s] = f2bf(s <= t ? pacc[n][e] * exp2f(Gs[t] - Gs[s]) : 0.0f);
             else
-                Lf[t * FP + s] = s < t ? bs[t] * pacc[n][e] : 0.0f;
+                Lf[t * FP + s] = s < t ? bs[t] * pacc[n][e] * exp2f(Gs[t] - Gs[s]) : 0.0f;
         }
     if (wide) {
         __syncthreads();
@@ -2088,7 +2028,7 @@ extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_884bde43
 }
 
 /*
- * delta_rule_cp_scan_884bde43: pass 2 of 3, the state scan over the chunks of a sequence.
+ * delta_rule_cp_scan_0e621ae2: pass 2 of 3, the state scan over the chunks of a sequence.
  *   One block per (SBV value columns, value head, batch) (an entry per width, below); the state [DK][SBV] stays in f32 mma
  *   accumulators (warp w: row tiles w, w + 8, ..), a bf16 copy in shared memory feeds the
  *   products; v_new's row tile w & 3, columns half w >> 2. Per chunk: store h (bf16) to the workspace, v_new = U - W h, store v_new,
@@ -2098,7 +2038,7 @@ extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_884bde43
  *   delta_rule_cp_smem().
  */
 template <int SBV> /* value columns per block */
-__device__ __forceinline__ void delta_rule_cp_scan_body_884bde43(
+__device__ __forceinline__ void delta_rule_cp_scan_body_0e621ae2(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -2301,7 +2241,7 @@ __device__ __forceinline__ void delta_rule_cp_scan_body_884bde43(
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_884bde43(
+extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_0e621ae2(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -2311,9 +2251,9 @@ extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_884bde43(
     const bf16* __restrict__ gate, int gate_stride, const float* __restrict__ norm_w,
     float* __restrict__ ws_raw)
 {
-    delta_rule_cp_scan_body_884bde43<16>(q, q_stride, k, k_stride, v, v_stride, g, beta, state_in, state_out, o, o_stride, T, gate, gate_stride, norm_w, ws_raw);
+    delta_rule_cp_scan_body_0e621ae2<16>(q, q_stride, k, k_stride, v, v_stride, g, beta, state_in, state_out, o, o_stride, T, gate, gate_stride, norm_w, ws_raw);
 }
-extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_w32_884bde43(
+extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_w32_0e621ae2(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -2323,17 +2263,17 @@ extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_w32_884bde4
     const bf16* __restrict__ gate, int gate_stride, const float* __restrict__ norm_w,
     float* __restrict__ ws_raw)
 {
-    delta_rule_cp_scan_body_884bde43<32>(q, q_stride, k, k_stride, v, v_stride, g, beta, state_in, state_out, o, o_stride, T, gate, gate_stride, norm_w, ws_raw);
+    delta_rule_cp_scan_body_0e621ae2<32>(q, q_stride, k, k_stride, v, v_stride, g, beta, state_in, state_out, o, o_stride, T, gate, gate_stride, norm_w, ws_raw);
 }
 
 /*
- * delta_rule_cp_out_884bde43: pass 3 of 3, one block per (chunk, value head, batch).
+ * delta_rule_cp_out_0e621ae2: pass 3 of 3, one block per (chunk, value head, batch).
  *   o = (q e^G) h + A_qk v_new over the chunk's full rows (all DV columns), then the store
  *   through the gated RMSNorm (the block owns full rows; the gate rows arrive with A_qk and v_new): o goes through shared memory (over v_new) so that rows leave in 16-byte pieces.
  * Grid (NC, Hv, B), block 256 threads = 4 row tiles x 2 column groups of warps (DV / 2
  *   columns each), dynamic smem = the output part of delta_rule_cp_smem().
  */
-extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_out_884bde43(
+extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_out_0e621ae2(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -2560,9 +2500,9 @@ extern "C" __global__ void __launch_bounds__(256) decay_gate_sigmoid_e762b53fe97
     }
 }
 
-// ===== kernels/delta_rule_cp_prep_47b5277d.cu =====
+// ===== kernels/delta_rule_cp_prep_c3f6aadf.cu =====
 /*
- * modelc mixer core: delta_rule_cp_prep_47b5277d, delta_rule_cp_scan_47b5277d, delta_rule_cp_out_47b5277d, delta_rule_cp_scan_w32_47b5277d (template).
+ * modelc mixer core: delta_rule_cp_prep_c3f6aadf, delta_rule_cp_scan_c3f6aadf, delta_rule_cp_out_c3f6aadf, delta_rule_cp_scan_w32_c3f6aadf (template).
  * Fuses, in order:
  *   l2_norm(eps=1e-6, group=32)
  *   scale(0.17677669529663687)
@@ -2574,10 +2514,10 @@ extern "C" __global__ void __launch_bounds__(256) decay_gate_sigmoid_e762b53fe97
  * FLOPs:         25216*batch*tokens
  */
 /*
- * delta_rule_cp_{prep,scan,out}_47b5277d: gated delta rule, chunked (WY representation / UT
+ * delta_rule_cp_{prep,scan,out}_c3f6aadf: gated delta rule, chunked (WY representation / UT
  *   transform), chunk-parallel on tensor cores (mma.sync m16n8k16 bf16 -> f32, ldmatrix,
  *   cp.async; sm_80+): three launches in order, fla's chunk_kda split.
- *   Hk = 2, Hv = 2, Dk = 32, Dv = 32, gate = per key channel (KDA), qk l2norm = true, scale = 1.7677669e-1f, chunk C = 64, scan block SBV = 16 (or 32: delta_rule_cp_scan_w32_47b5277d).
+ *   Hk = 2, Hv = 2, Dk = 32, Dv = 32, gate = per key channel (KDA), qk l2norm = true, scale = 1.7677669e-1f, chunk C = 64, scan block SBV = 16 (or 32: delta_rule_cp_scan_w32_c3f6aadf).
  *   Gated RMSNorm epilogue: o <- o * rsqrt(mean_head(o^2) + 1e-5f) * norm_w * silu_f(gate)
  *   Per chunk, with G the in-chunk cumsum of g: A_qk[t,s] = sum_d q_td k_sd e^(G_td - G_sd)
  *   (s <= t), L[t,s] = beta_t sum_d k_td k_sd e^(G_td - G_sd) (s < t), W = (I + L)^-1
@@ -2866,7 +2806,7 @@ __device__ __forceinline__ void dcp_store_rows(bf16* dst, long stride, const bf1
 #endif
 
 /*
- * delta_rule_cp_prep_47b5277d: pass 1 of 3, one block per (chunk, value head, batch), no state.
+ * delta_rule_cp_prep_c3f6aadf: pass 1 of 3, one block per (chunk, value head, batch), no state.
  *   Fuses the q/k l2 norm and scale, the in-chunk cumsum of g (log2 units), the decayed q and k
  *   rows, A_qk and L (16-row block i against Kc_i, reference r = 16 i, fla's chunk_kda; a
  *   diagonal block whose decay span may pass 2^63 is summed exactly instead), the UT solve
@@ -2876,7 +2816,7 @@ __device__ __forceinline__ void dcp_store_rows(bf16* dst, long stride, const bf1
  * Grid (NC, Hv, B), block 256 threads = 4 row tiles x 2 column groups of warps,
  *   dynamic smem = the prep part of delta_rule_cp_smem().
  */
-extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_47b5277d(
+extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_c3f6aadf(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -3068,21 +3008,6 @@ extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_47b5277d
             Gs[2 * lane] = s - a1;
             Gs[2 * lane + 1] = s;
             __syncwarp();
-            /* a scalar gate's factors of step 4 depend on the row only: once per row here */
-#pragma unroll
-            for (int x = 0; x < 2; ++x) {
-                const int t = 2 * lane + x, i = t >> 4;
-                const float gt = Gs[t];
-                Ex[t] = exp2f(gt - Gs[16 * i]);
-                Ex[C + t] = exp2f(gt);
-                Ex[2 * C + t] = exp2f(Gs[C - 1] - gt);
-#pragma unroll
-                for (int ii = 0; ii < 4; ++ii)
-                    if (ii >= i) {
-                        const float xx = Gs[16 * ii] - gt;
-                        Ex[(3 + ii) * C + t] = exp2f(ii == i ? fminf(xx, SPAN_MAX) : xx);
-                    }
-            }
         }
         __syncthreads();
         /* 3. the flagged diagonal blocks, exactly, from the staged q and k (rare) */
@@ -3289,7 +3214,7 @@ extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_47b5277d
 }
 
 /*
- * delta_rule_cp_scan_47b5277d: pass 2 of 3, the state scan over the chunks of a sequence.
+ * delta_rule_cp_scan_c3f6aadf: pass 2 of 3, the state scan over the chunks of a sequence.
  *   One block per (SBV value columns, value head, batch) (an entry per width, below); the state [DK][SBV] stays in f32 mma
  *   accumulators (warp w: row tiles w, w + 8, ..), a bf16 copy in shared memory feeds the
  *   products; v_new's row tile w & 3, columns half w >> 2. Per chunk: store h (bf16) to the workspace, v_new = U - W h, store v_new,
@@ -3299,7 +3224,7 @@ extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_47b5277d
  *   delta_rule_cp_smem().
  */
 template <int SBV> /* value columns per block */
-__device__ __forceinline__ void delta_rule_cp_scan_body_47b5277d(
+__device__ __forceinline__ void delta_rule_cp_scan_body_c3f6aadf(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -3502,7 +3427,7 @@ __device__ __forceinline__ void delta_rule_cp_scan_body_47b5277d(
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_47b5277d(
+extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_c3f6aadf(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -3512,9 +3437,9 @@ extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_47b5277d(
     const bf16* __restrict__ gate, int gate_stride, const float* __restrict__ norm_w,
     float* __restrict__ ws_raw)
 {
-    delta_rule_cp_scan_body_47b5277d<16>(q, q_stride, k, k_stride, v, v_stride, g, beta, state_in, state_out, o, o_stride, T, gate, gate_stride, norm_w, ws_raw);
+    delta_rule_cp_scan_body_c3f6aadf<16>(q, q_stride, k, k_stride, v, v_stride, g, beta, state_in, state_out, o, o_stride, T, gate, gate_stride, norm_w, ws_raw);
 }
-extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_w32_47b5277d(
+extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_w32_c3f6aadf(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -3524,17 +3449,17 @@ extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_w32_47b5277
     const bf16* __restrict__ gate, int gate_stride, const float* __restrict__ norm_w,
     float* __restrict__ ws_raw)
 {
-    delta_rule_cp_scan_body_47b5277d<32>(q, q_stride, k, k_stride, v, v_stride, g, beta, state_in, state_out, o, o_stride, T, gate, gate_stride, norm_w, ws_raw);
+    delta_rule_cp_scan_body_c3f6aadf<32>(q, q_stride, k, k_stride, v, v_stride, g, beta, state_in, state_out, o, o_stride, T, gate, gate_stride, norm_w, ws_raw);
 }
 
 /*
- * delta_rule_cp_out_47b5277d: pass 3 of 3, one block per (chunk, value head, batch).
+ * delta_rule_cp_out_c3f6aadf: pass 3 of 3, one block per (chunk, value head, batch).
  *   o = (q e^G) h + A_qk v_new over the chunk's full rows (all DV columns), then the store
  *   through the gated RMSNorm (the block owns full rows; the gate rows arrive with A_qk and v_new): o goes through shared memory (over v_new) so that rows leave in 16-byte pieces.
  * Grid (NC, Hv, B), block 256 threads = 4 row tiles x 2 column groups of warps (DV / 2
  *   columns each), dynamic smem = the output part of delta_rule_cp_smem().
  */
-extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_out_47b5277d(
+extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_out_c3f6aadf(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,

@@ -1483,9 +1483,9 @@ extern "C" __global__ void __launch_bounds__(128) conv1d_44a3c38d(
     }
 }
 
-// ===== kernels/delta_rule_cp_prep_09f34f89.cu =====
+// ===== kernels/delta_rule_cp_prep_d0e98c83.cu =====
 /*
- * modelc mixer core: delta_rule_cp_prep_09f34f89, delta_rule_cp_scan_09f34f89, delta_rule_cp_out_09f34f89, delta_rule_cp_scan_w32_09f34f89 (template).
+ * modelc mixer core: delta_rule_cp_prep_d0e98c83, delta_rule_cp_scan_d0e98c83, delta_rule_cp_out_d0e98c83, delta_rule_cp_scan_w32_d0e98c83 (template).
  * Fuses, in order:
  *   l2_norm(eps=1e-6, group=32)
  *   scale(0.17677669529663687)
@@ -1497,10 +1497,10 @@ extern "C" __global__ void __launch_bounds__(128) conv1d_44a3c38d(
  * FLOPs:         25216*batch*tokens
  */
 /*
- * delta_rule_cp_{prep,scan,out}_09f34f89: gated delta rule, chunked (WY representation / UT
+ * delta_rule_cp_{prep,scan,out}_d0e98c83: gated delta rule, chunked (WY representation / UT
  *   transform), chunk-parallel on tensor cores (mma.sync m16n8k16 bf16 -> f32, ldmatrix,
  *   cp.async; sm_80+): three launches in order, fla's chunk_kda split.
- *   Hk = 2, Hv = 2, Dk = 32, Dv = 32, gate = per key channel (KDA), qk l2norm = true, scale = 1.7677669e-1f, chunk C = 64, scan block SBV = 16 (or 32: delta_rule_cp_scan_w32_09f34f89).
+ *   Hk = 2, Hv = 2, Dk = 32, Dv = 32, gate = per key channel (KDA), qk l2norm = true, scale = 1.7677669e-1f, chunk C = 64, scan block SBV = 16 (or 32: delta_rule_cp_scan_w32_d0e98c83).
  *   Gated RMSNorm epilogue: o <- o * rsqrt(mean_head(o^2) + 1e-6f) * norm_w * (1.0f / (1.0f + expf(-gate)))
  *   Per chunk, with G the in-chunk cumsum of g: A_qk[t,s] = sum_d q_td k_sd e^(G_td - G_sd)
  *   (s <= t), L[t,s] = beta_t sum_d k_td k_sd e^(G_td - G_sd) (s < t), W = (I + L)^-1
@@ -1789,7 +1789,7 @@ __device__ __forceinline__ void dcp_store_rows(bf16* dst, long stride, const bf1
 #endif
 
 /*
- * delta_rule_cp_prep_09f34f89: pass 1 of 3, one block per (chunk, value head, batch), no state.
+ * delta_rule_cp_prep_d0e98c83: pass 1 of 3, one block per (chunk, value head, batch), no state.
  *   Fuses the q/k l2 norm and scale, the in-chunk cumsum of g (log2 units), the decayed q and k
  *   rows, A_qk and L (16-row block i against Kc_i, reference r = 16 i, fla's chunk_kda; a
  *   diagonal block whose decay span may pass 2^63 is summed exactly instead), the UT solve
@@ -1799,7 +1799,7 @@ __device__ __forceinline__ void dcp_store_rows(bf16* dst, long stride, const bf1
  * Grid (NC, Hv, B), block 256 threads = 4 row tiles x 2 column groups of warps,
  *   dynamic smem = the prep part of delta_rule_cp_smem().
  */
-extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_09f34f89(
+extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_d0e98c83(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -1991,21 +1991,6 @@ extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_09f34f89
             Gs[2 * lane] = s - a1;
             Gs[2 * lane + 1] = s;
             __syncwarp();
-            /* a scalar gate's factors of step 4 depend on the row only: once per row here */
-#pragma unroll
-            for (int x = 0; x < 2; ++x) {
-                const int t = 2 * lane + x, i = t >> 4;
-                const float gt = Gs[t];
-                Ex[t] = exp2f(gt - Gs[16 * i]);
-                Ex[C + t] = exp2f(gt);
-                Ex[2 * C + t] = exp2f(Gs[C - 1] - gt);
-#pragma unroll
-                for (int ii = 0; ii < 4; ++ii)
-                    if (ii >= i) {
-                        const float xx = Gs[16 * ii] - gt;
-                        Ex[(3 + ii) * C + t] = exp2f(ii == i ? fminf(xx, SPAN_MAX) : xx);
-                    }
-            }
         }
         __syncthreads();
         /* 3. the flagged diagonal blocks, exactly, from the staged q and k (rare) */
@@ -2212,7 +2197,7 @@ extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_09f34f89
 }
 
 /*
- * delta_rule_cp_scan_09f34f89: pass 2 of 3, the state scan over the chunks of a sequence.
+ * delta_rule_cp_scan_d0e98c83: pass 2 of 3, the state scan over the chunks of a sequence.
  *   One block per (SBV value columns, value head, batch) (an entry per width, below); the state [DK][SBV] stays in f32 mma
  *   accumulators (warp w: row tiles w, w + 8, ..), a bf16 copy in shared memory feeds the
  *   products; v_new's row tile w & 3, columns half w >> 2. Per chunk: store h (bf16) to the workspace, v_new = U - W h, store v_new,
@@ -2222,7 +2207,7 @@ extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_09f34f89
  *   delta_rule_cp_smem().
  */
 template <int SBV> /* value columns per block */
-__device__ __forceinline__ void delta_rule_cp_scan_body_09f34f89(
+__device__ __forceinline__ void delta_rule_cp_scan_body_d0e98c83(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -2425,7 +2410,7 @@ __device__ __forceinline__ void delta_rule_cp_scan_body_09f34f89(
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_09f34f89(
+extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_d0e98c83(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -2435,9 +2420,9 @@ extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_09f34f89(
     const bf16* __restrict__ gate, int gate_stride, const float* __restrict__ norm_w,
     float* __restrict__ ws_raw)
 {
-    delta_rule_cp_scan_body_09f34f89<16>(q, q_stride, k, k_stride, v, v_stride, g, beta, state_in, state_out, o, o_stride, T, gate, gate_stride, norm_w, ws_raw);
+    delta_rule_cp_scan_body_d0e98c83<16>(q, q_stride, k, k_stride, v, v_stride, g, beta, state_in, state_out, o, o_stride, T, gate, gate_stride, norm_w, ws_raw);
 }
-extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_w32_09f34f89(
+extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_w32_d0e98c83(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -2447,17 +2432,17 @@ extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_w32_09f34f8
     const bf16* __restrict__ gate, int gate_stride, const float* __restrict__ norm_w,
     float* __restrict__ ws_raw)
 {
-    delta_rule_cp_scan_body_09f34f89<32>(q, q_stride, k, k_stride, v, v_stride, g, beta, state_in, state_out, o, o_stride, T, gate, gate_stride, norm_w, ws_raw);
+    delta_rule_cp_scan_body_d0e98c83<32>(q, q_stride, k, k_stride, v, v_stride, g, beta, state_in, state_out, o, o_stride, T, gate, gate_stride, norm_w, ws_raw);
 }
 
 /*
- * delta_rule_cp_out_09f34f89: pass 3 of 3, one block per (chunk, value head, batch).
+ * delta_rule_cp_out_d0e98c83: pass 3 of 3, one block per (chunk, value head, batch).
  *   o = (q e^G) h + A_qk v_new over the chunk's full rows (all DV columns), then the store
  *   through the gated RMSNorm (the block owns full rows; the gate rows arrive with A_qk and v_new): o goes through shared memory (over v_new) so that rows leave in 16-byte pieces.
  * Grid (NC, Hv, B), block 256 threads = 4 row tiles x 2 column groups of warps (DV / 2
  *   columns each), dynamic smem = the output part of delta_rule_cp_smem().
  */
-extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_out_09f34f89(
+extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_out_d0e98c83(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,

@@ -1052,41 +1052,30 @@ pub fn delta_rule_cp_launches(p: &DeltaRuleParams, batch: usize, tokens: usize) 
 /// is read by the scan only (it may be updated in place). Launch with
 /// [`delta_rule_cp_launches`]. Requires [`delta_rule_chunk_parallel_supported`].
 pub fn delta_rule_chunk_parallel(p: &DeltaRuleParams) -> Result<KernelSource, TemplateError> {
-    delta_rule_chunk_parallel_variant(p, CP_PREP_DEFAULT)
+    delta_rule_chunk_parallel_variant(p, CpPrepVariant::default_for(p))
 }
 
 /// Forms of the chunk-parallel prep pass (same arguments, launches, shared memory and
 /// workspace; only the prep kernel's code differs), for tests and benches to compare:
-/// [`delta_rule_chunk_parallel_variant`]. Codegen emits [`CP_PREP_DEFAULT`].
+/// [`delta_rule_chunk_parallel_variant`]. Codegen emits [`CpPrepVariant::default_for`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum CpPrepVariant {
-    /// `delta_rule_cp.cu` as written.
+    /// `delta_rule_cp.cu` as written: step 4 takes each exponential directly (a scalar gate's
+    /// once per row).
     Base,
-    /// Base plus L2 prefetches at entry of v and of the g channels of the later passes (read
-    /// by the spans of step 0, the later stages and the solve's v stage), and the spans' loads
-    /// of g issued before the norms' loads of q and k (in flight together).
-    EarlyLoads,
     /// Step 4 with two exp2f per element instead of about five and a half: per (block,
     /// channel) factors times e^(G - G_r) or e^(G_r - G) (flagged blocks as in Base).
     FewExp,
-    /// [`CpPrepVariant::EarlyLoads`] and [`CpPrepVariant::FewExp`].
-    EarlyLoadsFewExp,
     /// For a scalar gate (GDN), fla's `chunk_scaled_dot_kkt` form: A_qk and L from the
     /// normalised q and k without decay factors, each entry then scaled by e^(G_t - G_s) <= 1 in
-    /// f32 (no reference copies Kc, no span check: nothing can overflow); step 4 from the
+    /// f32 (no reference copies Kc, no span check: nothing can overflow); step 4 from two
     /// per-row factors. For a per-channel gate the same text as [`CpPrepVariant::FewExp`].
     ScalarRaw,
 }
 
 impl CpPrepVariant {
-    /// Every form, `Base` first (the default is [`CP_PREP_DEFAULT`]).
-    pub const ALL: [CpPrepVariant; 5] = [
-        CpPrepVariant::Base,
-        CpPrepVariant::EarlyLoads,
-        CpPrepVariant::FewExp,
-        CpPrepVariant::EarlyLoadsFewExp,
-        CpPrepVariant::ScalarRaw,
-    ];
+    /// Every form, `Base` first.
+    pub const ALL: [CpPrepVariant; 3] = [CpPrepVariant::Base, CpPrepVariant::FewExp, CpPrepVariant::ScalarRaw];
 
     /// The forms with a text of their own for `p`'s gate: every form but `ScalarRaw` for a
     /// per-channel gate (it is `FewExp`'s text there).
@@ -1097,29 +1086,32 @@ impl CpPrepVariant {
             .filter(|&v| scalar || v != CpPrepVariant::ScalarRaw)
             .collect()
     }
+
+    /// The form [`delta_rule_chunk_parallel`] emits for `p`'s gate, the fastest on H200
+    /// (2026-12-04, Dk = Dv = 128, prep alone, docs/PERFORMANCE.md): `FewExp` for a per-channel
+    /// gate (KDA B1 T4096 H32 0.269 ms against 0.325 for `Base`, B8 T2048 H16 0.510 against
+    /// 0.626), `ScalarRaw` for a scalar one (GDN 0.207 / 0.388 against 0.236 / 0.455 for
+    /// `FewExp` and 0.239 / 0.452 for `Base`).
+    pub fn default_for(p: &DeltaRuleParams) -> CpPrepVariant {
+        match p.gate {
+            DecayGate::PerChannel => CpPrepVariant::FewExp,
+            DecayGate::Scalar => CpPrepVariant::ScalarRaw,
+        }
+    }
 }
 
-/// The prep form [`delta_rule_chunk_parallel`] emits: `FewExp`, fastest on H200 (2026-12-03,
-/// Dk = Dv = 128, prep alone: KDA B1 T4096 H32 0.308 ms against 0.367 for `Base`, B8 T2048 H16
-/// 0.598 against 0.710; GDN 0.251 / 0.486 against 0.295 / 0.570; `EarlyLoads` changed nothing).
-/// Since then `Base` takes a scalar gate's step-4 factors once per row (no exponential per
-/// element, where `FewExp` still has two); that GDN form has passed the GPU test but has not
-/// been timed against `FewExp` yet (the delta-rule benchmark now has a row for it).
-pub const CP_PREP_DEFAULT: CpPrepVariant = CpPrepVariant::FewExp;
-
 /// The variant snippets of the prep kernel (`delta_rule_cp_prep/`), spliced into
-/// `delta_rule_cp.cu` at fixed anchors so that the default text stays as written.
-const CP_PREP_L2_PREFETCH: &str = include_str!("delta_rule_cp_prep/l2_prefetch.cu");
+/// `delta_rule_cp.cu` at fixed anchors so that the base text stays as written.
 const CP_PREP_FEW_EXP: &str = include_str!("delta_rule_cp_prep/few_exp.cu");
-const CP_ANCHOR_PREFETCH: &str = "    /* the first pass's operands are in flight (cp.async) during step 0 */\n";
+const CP_PREP_SCALAR_RAW: &str = include_str!("delta_rule_cp_prep/scalar_raw.cu");
+const CP_PREP_SCALAR_RAW_FACTORS: &str = include_str!("delta_rule_cp_prep/scalar_raw_factors.cu");
 const CP_ANCHOR_EXP_BEGIN: &str = "            for (int e = tid; e < C * KH / 2; e += NT) {\n";
 const CP_ANCHOR_EXP_END: &str = "            for (int d = tid; d < KH; d += NT) ws.egl[";
-const CP_PREP_EARLY_SPAN: &str = include_str!("delta_rule_cp_prep/early_span.cu");
-const CP_PREP_EARLY_SPAN_FLAGS: &str = include_str!("delta_rule_cp_prep/early_span_flags.cu");
-const CP_ANCHOR_BETA: &str = "    if (tid < C) bs[tid] = tid < cn ? beta[(row0 + tid) * HV + hv] : 0.0f;\n";
+const CP_ANCHOR_FACTORS_BEGIN: &str =
+    "            /* a scalar gate's factors of step 4 depend on the row only: once per row here */\n";
+const CP_ANCHOR_FACTORS_END: &str = "        }\n        __syncthreads();\n        /* 3. the flagged diagonal blocks";
 const CP_ANCHOR_SPAN_BEGIN: &str = "    __syncthreads(); /* flags[0] = 0 before any atomicOr */\n";
 const CP_ANCHOR_SPAN_END: &str = "    const int wide = flags[0];\n";
-const CP_PREP_SCALAR_RAW: &str = include_str!("delta_rule_cp_prep/scalar_raw.cu");
 const CP_ANCHOR_PRODUCT_B: &str = "            const bf16* Bsrc = Kc + 8 * ib * (ib + 1) * HP;\n";
 const CP_ANCHOR_AQ: &str = "                AQ[t * AP + s] = f2bf(s <= t ? pacc[n][e] : 0.0f);\n";
 const CP_ANCHOR_L: &str = "                Lf[t * FP + s] = s < t ? bs[t] * pacc[n][e] : 0.0f;\n";
@@ -1154,6 +1146,12 @@ fn cp_kernels(v: CpPrepVariant, per_channel: bool) -> String {
             "    __syncthreads(); /* ScalarRaw: no span check, flags stay 0 */\n",
         );
         splice_range(&mut s, CP_ANCHOR_EXP_BEGIN, CP_ANCHOR_EXP_END, CP_PREP_SCALAR_RAW);
+        splice_range(
+            &mut s,
+            CP_ANCHOR_FACTORS_BEGIN,
+            CP_ANCHOR_FACTORS_END,
+            CP_PREP_SCALAR_RAW_FACTORS,
+        );
         splice_once(
             &mut s,
             CP_ANCHOR_PRODUCT_B,
@@ -1170,23 +1168,11 @@ fn cp_kernels(v: CpPrepVariant, per_channel: bool) -> String {
             "                Lf[t * FP + s] = s < t ? bs[t] * pacc[n][e] * exp2f(Gs[t] - Gs[s]) : 0.0f;\n",
         );
     }
-    if matches!(v, CpPrepVariant::EarlyLoads | CpPrepVariant::EarlyLoadsFewExp) {
-        splice_once(
-            &mut s,
-            CP_ANCHOR_PREFETCH,
-            &format!("{CP_PREP_L2_PREFETCH}{CP_ANCHOR_PREFETCH}"),
-        );
-        splice_once(&mut s, CP_ANCHOR_BETA, &format!("{CP_ANCHOR_BETA}{CP_PREP_EARLY_SPAN}"));
-        splice_range(
-            &mut s,
-            CP_ANCHOR_SPAN_BEGIN,
-            CP_ANCHOR_SPAN_END,
-            CP_PREP_EARLY_SPAN_FLAGS,
-        );
-    }
-    if matches!(v, CpPrepVariant::FewExp | CpPrepVariant::EarlyLoadsFewExp) {
+    if v == CpPrepVariant::FewExp {
         assert_eq!(s.matches(CP_ANCHOR_EXP_BEGIN).count(), 1, "step 4 anchor");
         splice_range(&mut s, CP_ANCHOR_EXP_BEGIN, CP_ANCHOR_EXP_END, CP_PREP_FEW_EXP);
+        /* its step 4 takes no per-row factors */
+        splice_range(&mut s, CP_ANCHOR_FACTORS_BEGIN, CP_ANCHOR_FACTORS_END, "");
     }
     s
 }
@@ -1699,10 +1685,10 @@ mod tests {
         );
     }
 
-    /// The prep forms: the default is what `delta_rule_chunk_parallel` emits, every other form
-    /// splices its snippets in (distinct sources, hence entry names) and keeps the entries;
-    /// `ScalarRaw` is its own form for a scalar gate only (`FewExp`'s text, the default's,
-    /// otherwise).
+    /// The prep forms: the default for the gate is what `delta_rule_chunk_parallel` emits,
+    /// every other form splices its snippets in (distinct sources, hence entry names) and keeps
+    /// the entries; `ScalarRaw` is its own form for a scalar gate only (`FewExp`'s text, the
+    /// default's, otherwise).
     #[test]
     fn chunk_parallel_prep_variants() {
         for p in [
@@ -1711,25 +1697,46 @@ mod tests {
             DeltaRuleParams::new(1, 1, 32, 256, DecayGate::PerChannel),
         ] {
             let scalar = matches!(p.gate, DecayGate::Scalar);
-            let base = delta_rule_chunk_parallel(&p).unwrap();
-            assert_eq!(delta_rule_chunk_parallel_variant(&p, CP_PREP_DEFAULT).unwrap(), base);
-            let mut seen = vec![base.source.clone()];
-            for v in CpPrepVariant::ALL.into_iter().filter(|&v| v != CP_PREP_DEFAULT) {
+            let default = CpPrepVariant::default_for(&p);
+            assert_eq!(
+                default,
+                if scalar {
+                    CpPrepVariant::ScalarRaw
+                } else {
+                    CpPrepVariant::FewExp
+                }
+            );
+            let emitted = delta_rule_chunk_parallel(&p).unwrap();
+            let mut seen = Vec::new();
+            for v in CpPrepVariant::ALL {
                 let src = delta_rule_chunk_parallel_variant(&p, v).unwrap();
-                assert_eq!(src.entries.len(), base.entries.len(), "{v:?}");
+                assert_eq!(
+                    src == emitted,
+                    v == default || (v == CpPrepVariant::ScalarRaw && !scalar),
+                    "{v:?}"
+                );
+                assert_eq!(src.entries.len(), emitted.entries.len(), "{v:?}");
                 assert!(src.entries[0].starts_with("delta_rule_cp_prep_"), "{v:?}");
                 let raw = v == CpPrepVariant::ScalarRaw;
                 if raw && !scalar {
-                    assert_eq!(src, base, "ScalarRaw with a per-channel gate");
                     continue;
                 }
                 assert!(!seen.contains(&src.source), "{v:?}");
-                let early = matches!(v, CpPrepVariant::EarlyLoads | CpPrepVariant::EarlyLoadsFewExp);
-                let few = matches!(v, CpPrepVariant::FewExp | CpPrepVariant::EarlyLoadsFewExp);
-                assert_eq!(src.source.contains("prefetch.global.L2"), early, "{v:?}");
-                assert_eq!(src.source.contains("wmask"), early, "{v:?}");
+                let few = v == CpPrepVariant::FewExp;
                 assert_eq!(src.source.contains("(CpPrepVariant::FewExp)"), few, "{v:?}");
                 assert_eq!(src.source.contains("(CpPrepVariant::ScalarRaw"), raw, "{v:?}");
+                // A scalar gate's per-row factors: all seven in Base, two in ScalarRaw, none in
+                // FewExp (its step 4 takes its own exponentials).
+                assert_eq!(
+                    src.source.contains("Ex[(3 + ii) * C + t] = exp2f"),
+                    v == CpPrepVariant::Base,
+                    "{v:?}"
+                );
+                assert_eq!(
+                    src.source.contains("Ex[C + t] = exp2f"),
+                    v != CpPrepVariant::FewExp,
+                    "{v:?}"
+                );
                 if raw {
                     // No span check or reference copies; the products scaled in f32.
                     assert!(!src.source.contains("atomicOr(flags"), "{v:?}");
