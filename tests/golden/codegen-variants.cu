@@ -1483,9 +1483,9 @@ extern "C" __global__ void __launch_bounds__(128) conv1d_44a3c38d(
     }
 }
 
-// ===== kernels/delta_rule_cp_prep_d0e98c83.cu =====
+// ===== kernels/delta_rule_cp_prep_76f8a08d.cu =====
 /*
- * modelc mixer core: delta_rule_cp_prep_d0e98c83, delta_rule_cp_scan_d0e98c83, delta_rule_cp_out_d0e98c83, delta_rule_cp_scan_w32_d0e98c83 (template).
+ * modelc mixer core: delta_rule_cp_prep_76f8a08d, delta_rule_cp_scan_76f8a08d, delta_rule_cp_out_76f8a08d, delta_rule_cp_scan_w32_76f8a08d (template).
  * Fuses, in order:
  *   l2_norm(eps=1e-6, group=32)
  *   scale(0.17677669529663687)
@@ -1497,10 +1497,10 @@ extern "C" __global__ void __launch_bounds__(128) conv1d_44a3c38d(
  * FLOPs:         25216*batch*tokens
  */
 /*
- * delta_rule_cp_{prep,scan,out}_d0e98c83: gated delta rule, chunked (WY representation / UT
+ * delta_rule_cp_{prep,scan,out}_76f8a08d: gated delta rule, chunked (WY representation / UT
  *   transform), chunk-parallel on tensor cores (mma.sync m16n8k16 bf16 -> f32, ldmatrix,
  *   cp.async; sm_80+): three launches in order, fla's chunk_kda split.
- *   Hk = 2, Hv = 2, Dk = 32, Dv = 32, gate = per key channel (KDA), qk l2norm = true, scale = 1.7677669e-1f, chunk C = 64, scan block SBV = 16 (or 32: delta_rule_cp_scan_w32_d0e98c83).
+ *   Hk = 2, Hv = 2, Dk = 32, Dv = 32, gate = per key channel (KDA), qk l2norm = true, scale = 1.7677669e-1f, chunk C = 64, scan block SBV = 16 (or 32: delta_rule_cp_scan_w32_76f8a08d).
  *   Gated RMSNorm epilogue: o <- o * rsqrt(mean_head(o^2) + 1e-6f) * norm_w * (1.0f / (1.0f + expf(-gate)))
  *   Per chunk, with G the in-chunk cumsum of g: A_qk[t,s] = sum_d q_td k_sd e^(G_td - G_sd)
  *   (s <= t), L[t,s] = beta_t sum_d k_td k_sd e^(G_td - G_sd) (s < t), W = (I + L)^-1
@@ -1789,7 +1789,7 @@ __device__ __forceinline__ void dcp_store_rows(bf16* dst, long stride, const bf1
 #endif
 
 /*
- * delta_rule_cp_prep_d0e98c83: pass 1 of 3, one block per (chunk, value head, batch), no state.
+ * delta_rule_cp_prep_76f8a08d: pass 1 of 3, one block per (chunk, value head, batch), no state.
  *   Fuses the q/k l2 norm and scale, the in-chunk cumsum of g (log2 units), the decayed q and k
  *   rows, A_qk and L (16-row block i against Kc_i, reference r = 16 i, fla's chunk_kda; a
  *   diagonal block whose decay span may pass 2^63 is summed exactly instead), the UT solve
@@ -1799,7 +1799,7 @@ __device__ __forceinline__ void dcp_store_rows(bf16* dst, long stride, const bf1
  * Grid (NC, Hv, B), block 256 threads = 4 row tiles x 2 column groups of warps,
  *   dynamic smem = the prep part of delta_rule_cp_smem().
  */
-extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_d0e98c83(
+extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_76f8a08d(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -2140,7 +2140,11 @@ extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_d0e98c83
     }
     dtc_cp_wait();
     __syncthreads();
-    /* 5. W and U (lower triangular A: k tiles up to the row tile), stored bf16 */
+    /* 5. W and U (lower triangular A: k tiles up to the row tile), each rounded to bf16 into
+     *    shared memory over the dead inverse and stored as 16-byte pieces of rows (the
+     *    fragments' own 4-byte stores touch twice the sectors) */
+    bf16* Ts = reinterpret_cast<bf16*>(uni); /* [C][KP] W, then [C][VP] U, over Af and Tf */
+    static_assert(C * (DK + 8) * 2 <= 2 * C * FP * 4 && C * (DV + 8) * 2 <= 2 * C * FP * 4, "W, U tiles over Af, Tf");
     {
         float acc[NTK][4];
 #pragma unroll
@@ -2160,13 +2164,15 @@ extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_d0e98c83
                     mma_bf16(acc[2 * np + 1], a, bb[2], bb[3]);
                 }
             }
-        bf16* w = ws.w + ci * C * DK;
 #pragma unroll
         for (int n = 0; n < NTK; ++n)
 #pragma unroll
             for (int h = 0; h < 2; ++h)
-                dtc_st2(&w[(16 * mr + r4 + 8 * h) * DK + cg * (DK / 2) + 8 * n + c4], acc[n][2 * h], acc[n][2 * h + 1]);
+                dtc_st2(&Ts[(16 * mr + r4 + 8 * h) * KP + cg * (DK / 2) + 8 * n + c4], acc[n][2 * h], acc[n][2 * h + 1]);
     }
+    __syncthreads();
+    dcp_store_rows<C, DK, NT>(ws.w + ci * C * DK, DK, Ts, KP, C, tid);
+    __syncthreads(); /* Ts is free for U */
     {
         float acc[NTV][4];
 #pragma unroll
@@ -2186,18 +2192,19 @@ extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_d0e98c83
                     mma_bf16(acc[2 * np + 1], a, bb[2], bb[3]);
                 }
             }
-        bf16* u = ws.u + ci * C * DV;
 #pragma unroll
         for (int n = 0; n < NTV; ++n)
 #pragma unroll
             for (int h = 0; h < 2; ++h)
-                dtc_st2(&u[(16 * mr + r4 + 8 * h) * DV + cg * (DV / 2) + 8 * n + c4], acc[n][2 * h], acc[n][2 * h + 1]);
+                dtc_st2(&Ts[(16 * mr + r4 + 8 * h) * VP + cg * (DV / 2) + 8 * n + c4], acc[n][2 * h], acc[n][2 * h + 1]);
     }
+    __syncthreads();
+    dcp_store_rows<C, DV, NT>(ws.u + ci * C * DV, DV, Ts, VP, C, tid);
 #undef GAT
 }
 
 /*
- * delta_rule_cp_scan_d0e98c83: pass 2 of 3, the state scan over the chunks of a sequence.
+ * delta_rule_cp_scan_76f8a08d: pass 2 of 3, the state scan over the chunks of a sequence.
  *   One block per (SBV value columns, value head, batch) (an entry per width, below); the state [DK][SBV] stays in f32 mma
  *   accumulators (warp w: row tiles w, w + 8, ..), a bf16 copy in shared memory feeds the
  *   products; v_new's row tile w & 3, columns half w >> 2. Per chunk: store h (bf16) to the workspace, v_new = U - W h, store v_new,
@@ -2207,7 +2214,7 @@ extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_d0e98c83
  *   delta_rule_cp_smem().
  */
 template <int SBV> /* value columns per block */
-__device__ __forceinline__ void delta_rule_cp_scan_body_d0e98c83(
+__device__ __forceinline__ void delta_rule_cp_scan_body_76f8a08d(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -2410,7 +2417,7 @@ __device__ __forceinline__ void delta_rule_cp_scan_body_d0e98c83(
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_d0e98c83(
+extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_76f8a08d(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -2420,9 +2427,9 @@ extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_d0e98c83(
     const bf16* __restrict__ gate, int gate_stride, const float* __restrict__ norm_w,
     float* __restrict__ ws_raw)
 {
-    delta_rule_cp_scan_body_d0e98c83<16>(q, q_stride, k, k_stride, v, v_stride, g, beta, state_in, state_out, o, o_stride, T, gate, gate_stride, norm_w, ws_raw);
+    delta_rule_cp_scan_body_76f8a08d<16>(q, q_stride, k, k_stride, v, v_stride, g, beta, state_in, state_out, o, o_stride, T, gate, gate_stride, norm_w, ws_raw);
 }
-extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_w32_d0e98c83(
+extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_w32_76f8a08d(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -2432,17 +2439,17 @@ extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_w32_d0e98c8
     const bf16* __restrict__ gate, int gate_stride, const float* __restrict__ norm_w,
     float* __restrict__ ws_raw)
 {
-    delta_rule_cp_scan_body_d0e98c83<32>(q, q_stride, k, k_stride, v, v_stride, g, beta, state_in, state_out, o, o_stride, T, gate, gate_stride, norm_w, ws_raw);
+    delta_rule_cp_scan_body_76f8a08d<32>(q, q_stride, k, k_stride, v, v_stride, g, beta, state_in, state_out, o, o_stride, T, gate, gate_stride, norm_w, ws_raw);
 }
 
 /*
- * delta_rule_cp_out_d0e98c83: pass 3 of 3, one block per (chunk, value head, batch).
+ * delta_rule_cp_out_76f8a08d: pass 3 of 3, one block per (chunk, value head, batch).
  *   o = (q e^G) h + A_qk v_new over the chunk's full rows (all DV columns), then the store
  *   through the gated RMSNorm (the block owns full rows; the gate rows arrive with A_qk and v_new): o goes through shared memory (over v_new) so that rows leave in 16-byte pieces.
  * Grid (NC, Hv, B), block 256 threads = 4 row tiles x 2 column groups of warps (DV / 2
  *   columns each), dynamic smem = the output part of delta_rule_cp_smem().
  */
-extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_out_d0e98c83(
+extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_out_76f8a08d(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,

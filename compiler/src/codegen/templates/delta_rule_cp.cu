@@ -362,7 +362,11 @@ extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_@HASH@(
     }
     dtc_cp_wait();
     __syncthreads();
-    /* 5. W and U (lower triangular A: k tiles up to the row tile), stored bf16 */
+    /* 5. W and U (lower triangular A: k tiles up to the row tile), each rounded to bf16 into
+     *    shared memory over the dead inverse and stored as 16-byte pieces of rows (the
+     *    fragments' own 4-byte stores touch twice the sectors) */
+    bf16* Ts = reinterpret_cast<bf16*>(uni); /* [C][KP] W, then [C][VP] U, over Af and Tf */
+    static_assert(C * (DK + 8) * 2 <= 2 * C * FP * 4 && C * (DV + 8) * 2 <= 2 * C * FP * 4, "W, U tiles over Af, Tf");
     {
         float acc[NTK][4];
 #pragma unroll
@@ -382,13 +386,15 @@ extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_@HASH@(
                     mma_bf16(acc[2 * np + 1], a, bb[2], bb[3]);
                 }
             }
-        bf16* w = ws.w + ci * C * DK;
 #pragma unroll
         for (int n = 0; n < NTK; ++n)
 #pragma unroll
             for (int h = 0; h < 2; ++h)
-                dtc_st2(&w[(16 * mr + r4 + 8 * h) * DK + cg * (DK / 2) + 8 * n + c4], acc[n][2 * h], acc[n][2 * h + 1]);
+                dtc_st2(&Ts[(16 * mr + r4 + 8 * h) * KP + cg * (DK / 2) + 8 * n + c4], acc[n][2 * h], acc[n][2 * h + 1]);
     }
+    __syncthreads();
+    dcp_store_rows<C, DK, NT>(ws.w + ci * C * DK, DK, Ts, KP, C, tid);
+    __syncthreads(); /* Ts is free for U */
     {
         float acc[NTV][4];
 #pragma unroll
@@ -408,13 +414,14 @@ extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_@HASH@(
                     mma_bf16(acc[2 * np + 1], a, bb[2], bb[3]);
                 }
             }
-        bf16* u = ws.u + ci * C * DV;
 #pragma unroll
         for (int n = 0; n < NTV; ++n)
 #pragma unroll
             for (int h = 0; h < 2; ++h)
-                dtc_st2(&u[(16 * mr + r4 + 8 * h) * DV + cg * (DV / 2) + 8 * n + c4], acc[n][2 * h], acc[n][2 * h + 1]);
+                dtc_st2(&Ts[(16 * mr + r4 + 8 * h) * VP + cg * (DV / 2) + 8 * n + c4], acc[n][2 * h], acc[n][2 * h + 1]);
     }
+    __syncthreads();
+    dcp_store_rows<C, DV, NT>(ws.u + ci * C * DV, DV, Ts, VP, C, tid);
 #undef GAT
 }
 
