@@ -1232,9 +1232,9 @@ fn delta_rule_tensor_cores_match_reference() {
 
 /// The chunk-parallel form (prep, scan, out with a NaN-filled workspace and NaN-filled output):
 /// KDA and GDN (GQA), Dk = Dv = 128 and Dk = 64 / 32, with and without the gated norm and the
-/// in-kernel l2 norm, scan blocks 16 (the default at two heads), 32, 64 and 128. Each runs T < 64, exactly one chunk, several chunks
-/// with a partial last one at B = 2 (T = 150) and B = 3 (T = 200), all from a non-zero initial
-/// state, and decays of e^-4..e^-12 per token (the exact diagonal blocks), then once more with
+/// in-kernel l2 norm, scan blocks 16 (the default at two heads), 32, 64 and 128. Each runs
+/// T < 64, exactly one chunk, several chunks with a partial last one at B = 2 (T = 150) and
+/// B = 3 (T = 200), all from a non-zero initial state, and decays of e^-4..e^-12 per token (the exact diagonal blocks), then once more with
 /// dense aligned o and gate rows (the output pass's 16-byte stores and gate copies); every
 /// [`CpPrepVariant`] of the prep pass on three of the cases ([`CpPrepVariant::distinct_for`]:
 /// ScalarRaw on the GDN one).

@@ -1122,8 +1122,10 @@ fn splice_once(s: &mut String, anchor: &str, with: &str) {
     *s = s.replacen(anchor, with, 1);
 }
 
-/// Replaces the text of `s` from `begin` up to (not including) the next `end` by `with`.
+/// Replaces the text of `s` from the one occurrence of `begin` up to (not including) the next
+/// `end` by `with`.
 fn splice_range(s: &mut String, begin: &str, end: &str, with: &str) {
+    assert_eq!(s.matches(begin).count(), 1, "anchor {begin:?}");
     let a = s.find(begin).unwrap_or_else(|| panic!("anchor {begin:?}"));
     let b = a + s[a..].find(end).unwrap_or_else(|| panic!("anchor {end:?}"));
     s.replace_range(a..b, with);
@@ -1169,9 +1171,8 @@ fn cp_kernels(v: CpPrepVariant, per_channel: bool) -> String {
         );
     }
     if v == CpPrepVariant::FewExp {
-        assert_eq!(s.matches(CP_ANCHOR_EXP_BEGIN).count(), 1, "step 4 anchor");
         splice_range(&mut s, CP_ANCHOR_EXP_BEGIN, CP_ANCHOR_EXP_END, CP_PREP_FEW_EXP);
-        /* its step 4 takes no per-row factors */
+        // Its step 4 takes no per-row factors.
         splice_range(&mut s, CP_ANCHOR_FACTORS_BEGIN, CP_ANCHOR_FACTORS_END, "");
     }
     s
