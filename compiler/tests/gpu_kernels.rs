@@ -15,7 +15,7 @@ use kda_step_shapes::kda_step_cases;
 use modelc::codegen::templates::attention::{
     attention_decode_pick_splits, attention_decode_variant, attention_decode_variant_launch,
     attention_decode_workspace_len, attention_prefill, attention_prefill_launch, attention_prefill_mma,
-    attention_prefill_mma_launch, attention_prefill_wgmma, attention_prefill_wgmma_launch,
+    attention_prefill_mma_launch, attention_prefill_tma_maps, attention_prefill_wgmma, attention_prefill_wgmma_launch,
     attention_prefill_wgmma_variant, attention_prefill_wgmma_variant_launch, mma_decode, tensor_core_prefill,
     wgmma_prefill, AttentionParams, DecodeVariant, MmaVariant, WgmmaVariant, ATTN_DECODE_DEFAULT, ATTN_MMA_DEFAULT,
 };
@@ -38,7 +38,7 @@ use modelc::reference::ops::norm::{gated_rms_norm, l2_norm};
 use modelc::reference::ops::selective_scan::selective_scan as ref_scan;
 use modelc::reference::Array;
 use modelc::spec::GateActivation;
-use modelc_runtime::cuda::{CudaError, Gemm, GemmShape, Gpu, GpuBuffer, KernelArg, KernelCache, LaunchDims};
+use modelc_runtime::cuda::{CudaError, Gemm, GemmShape, Gpu, GpuBuffer, KernelArg, KernelCache, LaunchDims, TileMap2d};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -514,25 +514,36 @@ fn run_attn_prefill_with(
     // Padded output rows: a lane past Dh that stored anyway would leave the head's columns.
     let out_stride = h * dh + out_pad;
     let out = ctx.nan_bf16(rows * out_stride, "out");
-    ctx.launch(
-        src.name(),
-        launch,
-        &[
-            KernelArg::Ptr(qkv.device_ptr_at(skew).unwrap()),
-            KernelArg::I32(width as i32),
-            KernelArg::Ptr(qkv.device_ptr_at(k0).unwrap()),
-            KernelArg::I32(width as i32),
-            KernelArg::Ptr(qkv.device_ptr_at(v0).unwrap()),
-            KernelArg::I32(width as i32),
-            kv.k_cache.arg(),
-            kv.v_cache.arg(),
-            past_d.arg(),
-            out.arg(),
-            KernelArg::I32(out_stride as i32),
-            KernelArg::I32(t as i32),
-            KernelArg::I32(case.s_max as i32),
-        ],
-    );
+    let mut args = vec![
+        KernelArg::Ptr(qkv.device_ptr_at(skew).unwrap()),
+        KernelArg::I32(width as i32),
+        KernelArg::Ptr(qkv.device_ptr_at(k0).unwrap()),
+        KernelArg::I32(width as i32),
+        KernelArg::Ptr(qkv.device_ptr_at(v0).unwrap()),
+        KernelArg::I32(width as i32),
+        kv.k_cache.arg(),
+        kv.v_cache.arg(),
+        past_d.arg(),
+        out.arg(),
+        KernelArg::I32(out_stride as i32),
+        KernelArg::I32(t as i32),
+        KernelArg::I32(case.s_max as i32),
+    ];
+    if kernel == Prefill::WgmmaForm(WgmmaVariant::PingPongTma) {
+        let maps = attention_prefill_tma_maps(
+            p,
+            qkv.device_ptr_at(k0).unwrap(),
+            width,
+            qkv.device_ptr_at(v0).unwrap(),
+            width,
+            rows,
+            kv.k_cache.device_ptr(),
+            kv.v_cache.device_ptr(),
+            b * g * case.s_max,
+        );
+        args.extend(maps.iter().map(|m| KernelArg::TensorMap(m.encode().unwrap())));
+    }
+    ctx.launch(src.name(), launch, &args);
     let mut want = Vec::new();
     for bi in 0..b {
         let (o, _, _) = attention(
@@ -705,6 +716,29 @@ fn attention_prefill_wgmma_other_forms_match_reference() {
             run_attn_prefill_with(&mut ctx, kernel, case, &[0, 3], 1, 0, 5, s + 1);
             run_attn_prefill_with(&mut ctx, kernel, case, &[3], 20, 1, 5, s + 3);
         }
+    }
+}
+
+/// The Hopper prefill with TMA k/v loads (tensor maps for new keys and cache rows; tiles that
+/// are neither, and unaligned rows, copied by the producer warp), on every case of the default
+/// Hopper test.
+#[test]
+fn attention_prefill_wgmma_tma_matches_reference() {
+    let Some(mut ctx) = setup() else { return };
+    if ctx.gpu.compute_capability() != (9, 0) {
+        eprintln!("NOTICE: skipping the wgmma prefill: not an sm_90 GPU");
+        return;
+    }
+    let kernel = Prefill::WgmmaForm(WgmmaVariant::PingPongTma);
+    run_attn_prefill_128(&mut ctx, kernel);
+    for (i, case) in attn_cases().iter().enumerate() {
+        if !wgmma_prefill(&case.p) {
+            continue;
+        }
+        let s = 100 + 10 * i as u64;
+        run_attn_prefill_with(&mut ctx, kernel, case, &[5, 19], 37, 0, 5, s);
+        run_attn_prefill_with(&mut ctx, kernel, case, &[0, 3], 1, 0, 5, s + 1);
+        run_attn_prefill_with(&mut ctx, kernel, case, &[3], 20, 1, 5, s + 3);
     }
 }
 
@@ -2674,6 +2708,32 @@ fn prefill_ablations(default: &KernelSource) -> Vec<(&'static str, KernelSource)
     ]
 }
 
+/// Cache-policy trials of the Hopper prefill (correct results; `MODELC_BENCH_TRIALS=1`): O
+/// written evict-first, on the default and the TMA form.
+fn prefill_trials(default: &KernelSource, tma: &KernelSource) -> Vec<(&'static str, KernelSource)> {
+    let helpers = (
+        "extern \"C\" __global__",
+        "__device__ __forceinline__ void st_evict_first(void* p, __nv_bfloat162 v) {
+    asm volatile(\"{\\n.reg .b64 pol;\\ncreatepolicy.fractional.L2::evict_first.b64 pol, 1.0;\\n\"
+                 \"st.global.L2::cache_hint.b32 [%0], %1, pol;\\n}\\n\" ::\"l\"(p), \"r\"(*reinterpret_cast<unsigned*>(&v)) : \"memory\");
+}
+extern \"C\" __global__",
+    );
+    let o_first = (
+        "            if (t0 < T) *reinterpret_cast<__nv_bfloat162*>(o0) = v0;
+            if (t1 < T) *reinterpret_cast<__nv_bfloat162*>(o1) = v1;",
+        "            if (t0 < T) st_evict_first(o0, v0);
+            if (t1 < T) st_evict_first(o1, v1);",
+    );
+    vec![
+        (
+            "trial: default, O evict-first",
+            ablated(default, "to", &[helpers, o_first]),
+        ),
+        ("trial: TMA, O evict-first", ablated(tma, "to", &[helpers, o_first])),
+    ]
+}
+
 /// The default decode's loads and barriers alone: no scores, softmax or P V.
 fn decode_loads_only(default: &KernelSource) -> KernelSource {
     ablated(
@@ -2688,7 +2748,11 @@ fn decode_loads_only(default: &KernelSource) -> KernelSource {
 fn bench_ablations_apply_to_the_current_sources() {
     let p = bench_attention_params();
     let prefill = attention_prefill_wgmma(&p).unwrap();
-    for (name, src) in prefill_ablations(&prefill) {
+    let tma = attention_prefill_wgmma_variant(&p, WgmmaVariant::PingPongTma).unwrap();
+    for (name, src) in prefill_ablations(&prefill)
+        .into_iter()
+        .chain(prefill_trials(&prefill, &tma))
+    {
         assert_ne!(src.source, prefill.source, "{name}");
         assert!(
             src.entries.iter().all(|e| src.source.contains(&format!("{e}("))),
@@ -2800,11 +2864,54 @@ fn bench_attention_prefill(ctx: &mut Ctx, r: &mut ChaCha8Rng) {
                 ));
             }
         }
+        let mut tma_args = args.to_vec();
+        let maps = attention_prefill_tma_maps(
+            &p,
+            k.device_ptr(),
+            1024,
+            v.device_ptr(),
+            1024,
+            t,
+            kc.device_ptr(),
+            vc.device_ptr(),
+            8 * s_max,
+        );
+        // MODELC_BENCH_TMA_L2=0|64|128|256: another L2 promotion (a tuning knob).
+        let l2 = std::env::var("MODELC_BENCH_TMA_L2").ok().and_then(|v| v.parse().ok());
+        tma_args.extend(maps.iter().map(|m| {
+            let m = TileMap2d {
+                l2_promotion: l2.unwrap_or(m.l2_promotion),
+                ..*m
+            };
+            KernelArg::TensorMap(m.encode().unwrap())
+        }));
+        if ctx.gpu.compute_capability() == (9, 0) {
+            kernels.push((
+                "attn_prefill_wgmma ping-pong, FA3 order, lazy rescale, TMA k/v loads",
+                attention_prefill_wgmma_variant(&p, WgmmaVariant::PingPongTma).unwrap(),
+                attention_prefill_wgmma_variant_launch(&p, WgmmaVariant::PingPongTma, 1, t),
+            ));
+        }
+        if ctx.gpu.compute_capability() == (9, 0) && std::env::var("MODELC_BENCH_TRIALS").is_ok_and(|v| v == "1") {
+            let default = attention_prefill_wgmma(&p).unwrap();
+            let tma = attention_prefill_wgmma_variant(&p, WgmmaVariant::PingPongTma).unwrap();
+            for (name, src) in prefill_trials(&default, &tma) {
+                kernels.push((name, src, attention_prefill_wgmma_launch(&p, 1, t)));
+            }
+        }
         for (name, src, launch) in kernels {
+            if !bench_selected(name) {
+                continue;
+            }
             ctx.load(&src);
+            let args = if src.source.contains("TmaMap tm_k") {
+                &tma_args[..]
+            } else {
+                &args[..]
+            };
             let ms = time_ms(ctx, 5, || {
                 for _ in 0..10 {
-                    ctx.launch(src.name(), launch, &args)
+                    ctx.launch(src.name(), launch, args)
                 }
             }) / 10.0;
             let flops = 2.0 * (t as f64) * (t as f64) * 32.0 * 128.0;

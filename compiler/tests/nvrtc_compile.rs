@@ -356,6 +356,7 @@ fn wgmma_prefill_assembles_for_sm90a() {
             attention_prefill_wgmma_variant(&p, WgmmaVariant::PingPongMaskSplit).unwrap(),
             attention_prefill_wgmma_variant(&p, WgmmaVariant::PingPongFa3Order).unwrap(),
             attention_prefill_wgmma_variant(&p, WgmmaVariant::PingPongFa3Lazy).unwrap(),
+            attention_prefill_wgmma_variant(&p, WgmmaVariant::PingPongTma).unwrap(),
         ] {
             let cubin = compile_cubin(&src.source, src.name(), "sm_90a", &includes)
                 .unwrap_or_else(|e| panic!("{e}\n--- source ---\n{}", src.source));

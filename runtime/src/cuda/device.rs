@@ -7,6 +7,7 @@
 use super::error::CudaError;
 use super::kernel_cache::KernelCache;
 use super::nvrtc::{device_target, ModuleImage};
+use super::tensor_map::TensorMap;
 use cudarc::driver::sys::{CUdevice_attribute, CUfunction_attribute, CUresult};
 use cudarc::driver::{
     CudaContext, CudaFunction, CudaModule, CudaSlice, CudaStream, DevicePtr, DeviceRepr, DriverError, LaunchConfig,
@@ -78,7 +79,8 @@ impl<T: GpuElem> GpuBuffer<T> {
     }
 }
 
-/// One kernel parameter, passed by value. `Ptr` is a device address (any `T*`).
+/// One kernel parameter, passed by value. `Ptr` is a device address (any `T*`); `TensorMap` a
+/// TMA descriptor (a `__grid_constant__` parameter of 128 bytes).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum KernelArg {
     Ptr(u64),
@@ -87,6 +89,7 @@ pub enum KernelArg {
     I64(i64),
     U64(u64),
     F32(f32),
+    TensorMap(TensorMap),
 }
 
 impl<T: GpuElem> From<&GpuBuffer<T>> for KernelArg {
@@ -496,6 +499,7 @@ impl Gpu {
                 KernelArg::I64(v) => builder.arg(v),
                 KernelArg::U64(v) => builder.arg(v),
                 KernelArg::F32(v) => builder.arg(v),
+                KernelArg::TensorMap(v) => builder.arg(v),
             };
         }
         let cfg = LaunchConfig {
@@ -514,8 +518,8 @@ impl Gpu {
     /// As [`Gpu::launch_ex`].
     unsafe fn launch_pdl(&self, f: &CudaFunction, dims: LaunchDims, args: &[KernelArg]) -> Result<(), DriverError> {
         use cudarc::driver::sys;
-        // Every argument is at most 8 bytes: each gets an 8-byte slot whose first bytes hold it
-        // (little-endian, as the driver reads a parameter of its declared size).
+        // Each scalar gets an 8-byte slot whose first bytes hold it (little-endian, as the driver
+        // reads a parameter of its declared size); a tensor map is passed from where it lies.
         let mut slots: Vec<u64> = args
             .iter()
             .map(|a| match *a {
@@ -524,11 +528,16 @@ impl Gpu {
                 KernelArg::U32(v) => u64::from(v),
                 KernelArg::I64(v) => v as u64,
                 KernelArg::F32(v) => u64::from(v.to_bits()),
+                KernelArg::TensorMap(_) => 0,
             })
             .collect();
         let mut params: Vec<*mut std::ffi::c_void> = slots
             .iter_mut()
-            .map(|s| (s as *mut u64).cast::<std::ffi::c_void>())
+            .zip(args)
+            .map(|(s, a)| match a {
+                KernelArg::TensorMap(m) => (m as *const TensorMap).cast_mut().cast::<std::ffi::c_void>(),
+                _ => (s as *mut u64).cast::<std::ffi::c_void>(),
+            })
             .collect();
         // SAFETY: an all-zero attribute is a valid (ignored) attribute; we set id and value.
         let mut attr: sys::CUlaunchAttribute = unsafe { std::mem::zeroed() };

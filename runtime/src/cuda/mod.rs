@@ -9,6 +9,7 @@ pub mod gemm;
 pub mod gemv;
 pub mod kernel_cache;
 pub mod nvrtc;
+pub mod tensor_map;
 
 pub use device::{
     device_count, driver_available, gpu_or_skip, Gpu, GpuBuffer, GpuElem, KernelArg, LaunchDims, CHECK_ENV,
@@ -21,3 +22,4 @@ pub use nvrtc::{
     compile_cubin, compile_ptx, default_include_dirs, device_target, nvrtc_available, nvrtc_version, ptxas_report,
     Cubin, ModuleImage, Ptx, CUDA_INCLUDE_ENV, NVRTC_LIB_ENV,
 };
+pub use tensor_map::{TensorMap, TileMap2d};

@@ -29,7 +29,11 @@
 //! - the combine kernel runs one thread per channel (Dh threads, any count ≥ 1) and has no warp
 //!   operations.
 
-use super::{blocks, check, dim, f32_lit, finish, KernelSource, Launch, TemplateError, HASH, MMA_PRELUDE, PRELUDE};
+use modelc_runtime::cuda::TileMap2d;
+
+use super::{
+    blocks, check, dim, f32_lit, finish, splice_once, KernelSource, Launch, TemplateError, HASH, MMA_PRELUDE, PRELUDE,
+};
 
 pub use super::attention_decode::{
     attention_decode, attention_decode_blocks_per_sm, attention_decode_heads_per_grid, attention_decode_launch,
@@ -922,6 +926,46 @@ fn wgmma_smem(p: &AttentionParams, v: WgmmaVariant) -> u32 {
     dim(1024 + (ATTN_WG_TILE + 2 * wgmma_stages(v) * ATTN_WG_KEYS_PER_TILE) * p.head_dim * 2)
 }
 
+/// L2 promotion of the TMA prefill's maps, bytes (a 256-byte row of Dh = 128 is read as two
+/// 128-byte boxes).
+pub const ATTN_TMA_L2_PROMOTION: u32 = 256;
+
+/// The four tensor maps [`WgmmaVariant::PingPongTma`] takes after the common arguments, in
+/// order: k and v as `rows` rows of `G·Dh` elements at their row strides (device addresses
+/// `k`, `v`; `rows` at least B·T, e.g. the buffer's capacity: the kernel reads only rows of
+/// the call), then the caches as `B·G·s_max` rows of `Dh`. Boxes of 128 keys × 64 channels.
+/// A map TMA cannot address (unaligned base or stride) encodes as the null map, and the kernel
+/// then copies those tiles itself.
+#[allow(clippy::too_many_arguments)]
+pub fn attention_prefill_tma_maps(
+    p: &AttentionParams,
+    k: u64,
+    k_stride: usize,
+    v: u64,
+    v_stride: usize,
+    rows: usize,
+    k_cache: u64,
+    v_cache: u64,
+    cache_rows: usize,
+) -> [TileMap2d; 4] {
+    let map = |base: u64, cols: usize, rows: usize, row_stride: usize| TileMap2d {
+        base,
+        cols: cols as u64,
+        rows: rows as u64,
+        row_stride: row_stride as u64,
+        box_cols: 64,
+        box_rows: ATTN_WG_KEYS_PER_TILE as u32,
+        l2_promotion: ATTN_TMA_L2_PROMOTION,
+    };
+    let kv_cols = p.kv_heads * p.head_dim;
+    [
+        map(k, kv_cols, rows, k_stride),
+        map(v, kv_cols, rows, v_stride),
+        map(k_cache, p.head_dim, cache_rows, p.head_dim),
+        map(v_cache, p.head_dim, cache_rows, p.head_dim),
+    ]
+}
+
 /// Launch geometry of [`attention_prefill_wgmma`]: grid `(H·B, ceil(T/128), 1)`, 384 threads
 /// (256 for the forms without a producer warpgroup).
 pub fn attention_prefill_wgmma_launch(p: &AttentionParams, batch: usize, tokens: usize) -> Launch {
@@ -1150,6 +1194,9 @@ struct WsConfig {
     /// With `fa3_order`: a row's running maximum moves only when it grows by more than 8 in
     /// the exp2 domain (P stays <= 2^8), and O is rescaled only when some row's did.
     lazy_rescale: bool,
+    /// k/v tiles loaded by TMA (`cp.async.bulk.tensor`, one thread issues a tile) from tensor
+    /// maps passed as extra parameters, instead of `cp.async` by the producer warpgroup.
+    tma: bool,
 }
 
 /// The warp-specialised configuration of a variant (`None` for the forms without a producer).
@@ -1163,6 +1210,7 @@ fn ws_config(v: WgmmaVariant) -> Option<WsConfig> {
         mask_branch: false,
         fa3_order: false,
         lazy_rescale: false,
+        tma: false,
     };
     match v {
         WgmmaVariant::Specialized => Some(base),
@@ -1193,6 +1241,14 @@ fn ws_config(v: WgmmaVariant) -> Option<WsConfig> {
             mask_branch: true,
             fa3_order: true,
             lazy_rescale: true,
+            ..base
+        }),
+        WgmmaVariant::PingPongTma => Some(WsConfig {
+            pingpong: true,
+            mask_branch: true,
+            fa3_order: true,
+            lazy_rescale: true,
+            tma: true,
             ..base
         }),
         _ => None,
@@ -1305,6 +1361,188 @@ const MASK_BRANCH: &str = r#"        if (!full) { /* only tiles crossing a row's
         }
 "#;
 
+const PRODUCER_CP_ASYNC: &str = r#"        /* Producer warpgroup, registers handed to the consumers: thread pt copies chunk pt % 16
+         * of rows pt / 16 + 8 i. Keys past hi (and rows of empty slots) are zero-filled: a NaN
+         * there would survive P = 0. */
+        asm volatile("setmaxnreg.dec.sync.aligned.u32 {preg};\n" ::: "memory");
+        const int pt = tid - NCONS;
+        const int r0 = pt / CPR, ch = pt % CPR;
+        for (int t = 0; t < n_tiles; ++t) {
+            const int s = t % STAGES;
+            const int kt0 = lo + t * BK;
+            const long slot0 = W > 0 ? (long)kt0 % s_max : (long)kt0;
+            const bool all_new = kt0 >= past && kt0 + BK - 1 <= hi;
+            const bool all_cached = kt0 + BK - 1 < past && slot0 + BK <= s_max;
+            for (int which = 0; which < 2; ++which) {
+                if (t >= STAGES) mbar_wait(&bars[2 + which][s], ((t / STAGES) - 1) & 1);
+                unsigned char* dst = (which == 0 ? k_s : v_s) + s * 2 * KHALF;
+                const bf16* src_new = which == 0 ? k : v;
+                const int src_stride = which == 0 ? k_stride : v_stride;
+                const bf16* src_cache = which == 0 ? kc : vc;
+                if (vec && (all_new || all_cached)) {
+                    const bf16* src = all_new ? src_new + (b * T + kt0 - past + r0) * (long)src_stride + g * DH + ch * 8
+                                              : src_cache + (slot0 + r0) * DH + ch * 8;
+                    const long step = (all_new ? (long)src_stride : (long)DH) * 8;
+#pragma unroll
+                    for (int i = 0; i < BK / 8; ++i) cp_async16(dst + swz(r0, ch, KHALF) + i * 8 * ROWB, src + i * step, true);
+                } else {
+                    for (int c = pt; c < BK * CPR; c += NPROD) {
+                        const int r = c / CPR, cc = c % CPR, pos = kt0 + r;
+                        const bf16* src = src_new;
+                        bool ok = pos <= hi;
+                        if (pos < past) {
+                            const long slot = W > 0 ? (long)pos % s_max : (long)pos;
+                            ok = ok && slot < s_max;
+                            src = src_cache + slot * DH + cc * 8;
+                        } else if (ok) {
+                            src = src_new + (b * T + (pos - past)) * src_stride + g * DH + cc * 8;
+                        }
+                        copy8_to_smem(reinterpret_cast<bf16*>(dst + swz(r, cc, KHALF)), src, ok, vec);
+                    }
+                }
+                /* cp.async copies are tracked by the barrier itself (one arrival when they land);
+                 * element copies (unaligned rows) are plain stores: proxy fence, then a releasing
+                 * arrival (the same count). */
+                if (vec) {
+                    mbar_arrive_cp_async(&bars[which][s]);
+                } else {
+                    fence_proxy_async();
+                    mbar_arrive(&bars[which][s]);
+                }
+            }
+        }
+        cp_async_wait<0>();
+"#;
+
+/// The opening of a warp-specialised form: with TMA, a stage's full barrier takes one arrival
+/// (its bytes are counted by the copies) and the initialised barriers are fenced for the async
+/// proxy.
+fn ws_prologue(cfg: WsConfig) -> String {
+    let prologue = if cfg.early_kv { WS_PROLOGUE_EARLY } else { WS_PROLOGUE };
+    if !cfg.tma {
+        return prologue.to_string();
+    }
+    let init = "            mbar_init(&bars[0][s], NPROD);\n            mbar_init(&bars[1][s], NPROD);\n";
+    let init_tma = "            mbar_init(&bars[0][s], 1);\n            mbar_init(&bars[1][s], 1);\n";
+    let loop_end = "            mbar_init(&bars[3][s], NCONS);\n        }\n";
+    let mut s = prologue.to_string();
+    splice_once(&mut s, init, init_tma);
+    let fence = "        asm volatile(\"fence.mbarrier_init.release.cluster;\\n\" ::: \"memory\");\n";
+    splice_once(&mut s, loop_end, &format!("{loop_end}{fence}"));
+    s
+}
+
+/// The producer warp of the TMA form ([`WsConfig::tma`]).
+const PRODUCER_TMA: &str = r#"        /* Producer, TMA form: warp 8 alone (warps 9-11 leave). For tile t it waits until stage
+         * t % STAGES of k (then v) is empty; lane 0 makes the stage's full barrier expect the
+         * tile's bytes and issues two 2-D TMA copies (the 64-channel halves; the maps swizzle
+         * them as swz does). Tiles that are neither all new keys nor all cache rows, or whose
+         * rows TMA cannot address, are copied by the warp's lanes, then one arrival. Keys past
+         * hi (and rows of empty slots) are zero-filled: a NaN there would survive P = 0. */
+        asm volatile("setmaxnreg.dec.sync.aligned.u32 {preg};\n" ::: "memory");
+        if (warp_id > 8) return;
+        const bool tma_new = vec && tma_map_set(tm_k) && tma_map_set(tm_v);
+        const bool tma_cache = tma_map_set(tm_kc) && tma_map_set(tm_vc);
+        /* k/v stay in L2 (evict-last): every query tile of the head group reads them again,
+         * and at T = 8192 the q, O and k/v streams together outgrow L2 (H200: 0.98 against
+         * 0.87 ms with it). */
+        const unsigned long long keep = l2_evict_last_policy();
+        if (lane == 0) { /* the maps into the TMA unit's descriptor cache */
+            if (tma_new) { tma_prefetch_map(&tm_k); tma_prefetch_map(&tm_v); }
+            if (tma_cache) { tma_prefetch_map(&tm_kc); tma_prefetch_map(&tm_vc); }
+        }
+        for (int t = 0; t < n_tiles; ++t) {
+            const int s = t % STAGES;
+            const int kt0 = lo + t * BK;
+            const long slot0 = W > 0 ? (long)kt0 % s_max : (long)kt0;
+            const bool all_new = kt0 >= past && kt0 + BK - 1 <= hi;
+            const bool all_cached = kt0 + BK - 1 < past && slot0 + BK <= s_max;
+            for (int which = 0; which < 2; ++which) {
+                if (t >= STAGES) mbar_wait(&bars[2 + which][s], ((t / STAGES) - 1) & 1);
+                unsigned char* dst = (which == 0 ? k_s : v_s) + s * 2 * KHALF;
+                unsigned long long* full = &bars[which][s];
+                if ((all_new && tma_new) || (all_cached && tma_cache)) {
+                    if (lane == 0) {
+                        const TmaMap* map = all_new ? (which == 0 ? &tm_k : &tm_v) : (which == 0 ? &tm_kc : &tm_vc);
+                        const int c0 = all_new ? g * DH : 0;
+                        const int row = all_new ? (int)(b * T + kt0 - past) : (int)((b * G + g) * (long)s_max + slot0);
+                        mbar_expect_tx(full, 2 * KHALF);
+                        tma_load_2d(dst, map, c0, row, full, keep);
+                        tma_load_2d(dst + KHALF, map, c0 + 64, row, full, keep);
+                    }
+                } else {
+                    const bf16* src_new = which == 0 ? k : v;
+                    const int src_stride = which == 0 ? k_stride : v_stride;
+                    const bf16* src_cache = which == 0 ? kc : vc;
+                    for (int c = lane; c < BK * CPR; c += 32) {
+                        const int r = c / CPR, cc = c % CPR, pos = kt0 + r;
+                        const bf16* src = src_new;
+                        bool ok = pos <= hi;
+                        if (pos < past) {
+                            const long slot = W > 0 ? (long)pos % s_max : (long)pos;
+                            ok = ok && slot < s_max;
+                            src = src_cache + slot * DH + cc * 8;
+                        } else if (ok) {
+                            src = src_new + (b * T + (pos - past)) * src_stride + g * DH + cc * 8;
+                        }
+                        copy8_to_smem(reinterpret_cast<bf16*>(dst + swz(r, cc, KHALF)), src, ok, vec);
+                    }
+                    cp_async_commit();
+                    cp_async_wait<0>();
+                    fence_proxy_async();
+                    __syncwarp();
+                    if (lane == 0) mbar_arrive(full);
+                }
+            }
+        }
+"#;
+
+/// TMA helpers of [`PRODUCER_TMA`].
+const TMA_PRELUDE: &str = r#"#ifndef MODELC_TMA_PRELUDE
+#define MODELC_TMA_PRELUDE
+/* A CUtensorMap, passed by value as a __grid_constant__ parameter (all zeros: none). */
+struct __align__(64) TmaMap {
+    unsigned long long w[16];
+};
+__device__ __forceinline__ bool tma_map_set(const TmaMap& m) {
+    unsigned long long any = 0;
+#pragma unroll
+    for (int i = 0; i < 16; ++i) any |= m.w[i];
+    return any != 0;
+}
+__device__ __forceinline__ void tma_prefetch_map(const TmaMap* map) {
+    asm volatile("prefetch.tensormap [%0];\n" ::"l"(reinterpret_cast<unsigned long long>(map)) : "memory");
+}
+/* One arrival that also makes the barrier's phase wait for `bytes` more of async copies. */
+__device__ __forceinline__ void mbar_expect_tx(unsigned long long* bar, unsigned bytes) {
+    asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(smem_addr(bar)), "r"(bytes) : "memory");
+}
+/* An L2 policy that keeps lines (evict-last): for tiles many blocks read again. */
+__device__ __forceinline__ unsigned long long l2_evict_last_policy() {
+    unsigned long long pol;
+    asm volatile("createpolicy.fractional.L2::evict_last.b64 %0, 1.0;\n" : "=l"(pol));
+    return pol;
+}
+/* The box at (c0 elements, row c1) of the map's tensor into dst, its L2 lines under policy pol;
+ * completes its bytes on bar. */
+__device__ __forceinline__ void tma_load_2d(void* dst, const TmaMap* map, int c0, int c1, unsigned long long* bar,
+                                            unsigned long long pol) {
+    asm volatile(
+        "cp.async.bulk.tensor.2d.shared::cluster.global.tile.mbarrier::complete_tx::bytes.L2::cache_hint"
+        " [%0], [%1, {%2, %3}], [%4], %5;\n"
+        ::"r"(smem_addr(dst)), "l"(reinterpret_cast<unsigned long long>(map)), "r"(c0), "r"(c1), "r"(smem_addr(bar)),
+        "l"(pol)
+        : "memory");
+}
+#endif
+"#;
+
+/// The extra parameters of the TMA form: maps of k, v (`[B·T, G·Dh]` at their strides) and of
+/// the caches (`[B·G·s_max, Dh]`); see [`attention_prefill_tma_maps`].
+const TMA_PARAMS: &str = ",
+    const __grid_constant__ TmaMap tm_k, const __grid_constant__ TmaMap tm_v,
+    const __grid_constant__ TmaMap tm_kc, const __grid_constant__ TmaMap tm_vc)";
+
 /// The warp-specialised Hopper prefill ([`WgmmaVariant::Specialized`], and with `cfg.pingpong`
 /// [`WgmmaVariant::PingPong`]): 2 consumer warpgroups (the overlapped loop) and one producer
 /// warpgroup that streams k/v tiles through `cp.async` into `cfg.stages` stages, with
@@ -1383,10 +1621,7 @@ fn prefill_wgmma_ws(p: &AttentionParams, cfg: WsConfig) -> KernelSource {
  *   warps 8-11 the producer warpgroup ({preg} registers, setmaxnreg).
  *   Dynamic smem 1 KiB (alignment) + q tile + {stages} stages each of k and v tiles ({bk} x Dh bf16),
  *   128-byte swizzled halves of 64 channels (16-byte chunk c of row r at chunk c ^ (r % 8)).
- * Producer: for tile t, waits until stage t % {stages} of k (then v) is empty (the consumers' arrivals
- *   for tile t - {stages}), copies the tile with cp.async and makes the stage's full barrier track the
- *   copies (cp.async.mbarrier.arrive.noinc, 128 arrivals).
- * Consumers, per key tile j: wait for k(j) and v(j-1) to be full, fence.proxy.async, issue
+{producer_doc} * Consumers, per key tile j: wait for k(j) and v(j-1) to be full, fence.proxy.async, issue
  *   S = Q K_j^T and O += P_(j-1) V_(j-1), wait for S, arrive on k(j)'s empty barrier, mask
  *   (only tiles that cross a row's diagonal or window edge) and exponentiate while that P V runs,
  *   wait for it, arrive on v(j-1)'s empty barrier, rescale O and pack P_j (256 arrivals each).
@@ -1413,8 +1648,8 @@ __device__ __forceinline__ void mbar_wait(unsigned long long* bar, unsigned pari
         "@!done bra WAIT_%=;\n}}\n" ::"r"(smem_addr(bar)), "r"(parity) : "memory");
 }}
 #endif
-{named_bar_prelude}extern "C" __global__ void __launch_bounds__({threads}, 1) attn_prefill_wgmma_{HASH}(
-{PREFILL_PARAMS}
+{named_bar_prelude}{tma_prelude}extern "C" __global__ void __launch_bounds__({threads}, 1) attn_prefill_wgmma_{HASH}(
+{params}
 {{
 {consts}    constexpr int BQ = {bq}, BK = {bk}, STAGES = {stages};
     static_assert(DH == 128, "two 64-channel swizzle atoms per row");
@@ -1452,58 +1687,7 @@ __device__ __forceinline__ void mbar_wait(unsigned long long* bar, unsigned pari
 
 {prologue}
     if (warp_id >= 8) {{
-        /* Producer warpgroup, registers handed to the consumers: thread pt copies chunk pt % 16
-         * of rows pt / 16 + 8 i. Keys past hi (and rows of empty slots) are zero-filled: a NaN
-         * there would survive P = 0. */
-        asm volatile("setmaxnreg.dec.sync.aligned.u32 {preg};\n" ::: "memory");
-        const int pt = tid - NCONS;
-        const int r0 = pt / CPR, ch = pt % CPR;
-        for (int t = 0; t < n_tiles; ++t) {{
-            const int s = t % STAGES;
-            const int kt0 = lo + t * BK;
-            const long slot0 = W > 0 ? (long)kt0 % s_max : (long)kt0;
-            const bool all_new = kt0 >= past && kt0 + BK - 1 <= hi;
-            const bool all_cached = kt0 + BK - 1 < past && slot0 + BK <= s_max;
-            for (int which = 0; which < 2; ++which) {{
-                if (t >= STAGES) mbar_wait(&bars[2 + which][s], ((t / STAGES) - 1) & 1);
-                unsigned char* dst = (which == 0 ? k_s : v_s) + s * 2 * KHALF;
-                const bf16* src_new = which == 0 ? k : v;
-                const int src_stride = which == 0 ? k_stride : v_stride;
-                const bf16* src_cache = which == 0 ? kc : vc;
-                if (vec && (all_new || all_cached)) {{
-                    const bf16* src = all_new ? src_new + (b * T + kt0 - past + r0) * (long)src_stride + g * DH + ch * 8
-                                              : src_cache + (slot0 + r0) * DH + ch * 8;
-                    const long step = (all_new ? (long)src_stride : (long)DH) * 8;
-#pragma unroll
-                    for (int i = 0; i < BK / 8; ++i) cp_async16(dst + swz(r0, ch, KHALF) + i * 8 * ROWB, src + i * step, true);
-                }} else {{
-                    for (int c = pt; c < BK * CPR; c += NPROD) {{
-                        const int r = c / CPR, cc = c % CPR, pos = kt0 + r;
-                        const bf16* src = src_new;
-                        bool ok = pos <= hi;
-                        if (pos < past) {{
-                            const long slot = W > 0 ? (long)pos % s_max : (long)pos;
-                            ok = ok && slot < s_max;
-                            src = src_cache + slot * DH + cc * 8;
-                        }} else if (ok) {{
-                            src = src_new + (b * T + (pos - past)) * src_stride + g * DH + cc * 8;
-                        }}
-                        copy8_to_smem(reinterpret_cast<bf16*>(dst + swz(r, cc, KHALF)), src, ok, vec);
-                    }}
-                }}
-                /* cp.async copies are tracked by the barrier itself (one arrival when they land);
-                 * element copies (unaligned rows) are plain stores: proxy fence, then a releasing
-                 * arrival (the same count). */
-                if (vec) {{
-                    mbar_arrive_cp_async(&bars[which][s]);
-                }} else {{
-                    fence_proxy_async();
-                    mbar_arrive(&bars[which][s]);
-                }}
-            }}
-        }}
-        cp_async_wait<0>();
-        return;
+{producer}        return;
     }}
 
     /* Consumers. Accumulator coordinates (as mma.sync per warp): rows lane/4 and lane/4 + 8 of
@@ -1603,6 +1787,25 @@ __device__ __forceinline__ void mbar_wait(unsigned long long* bar, unsigned pari
 {epilogue}}}
 "#,
         epilogue = WGMMA_EPILOGUE,
+        producer_doc = if cfg.tma {
+            " * Producer: warp 8 (warps 9-11 leave). For tile t it waits until stage t % STAGES of k (then v)\n \
+             *   is empty (the consumers' arrivals for tile t - STAGES); lane 0 makes the stage's full\n \
+             *   barrier expect the tile's 32 KiB and issues two TMA copies (cp.async.bulk.tensor, maps\n \
+             *   tm_k/tm_v for new keys, tm_kc/tm_vc for cache rows, 128-byte swizzle, L2 evict-last;\n \
+             *   1 arrival).\n"
+        } else {
+            " * Producer: for tile t, waits until stage t % STAGES of k (then v) is empty (the consumers' arrivals\n \
+             *   for tile t - STAGES), copies the tile with cp.async and makes the stage's full barrier track the\n \
+             *   copies (cp.async.mbarrier.arrive.noinc, 128 arrivals).\n"
+        },
+        producer =
+            if cfg.tma { PRODUCER_TMA } else { PRODUCER_CP_ASYNC }.replace("{preg}", &cfg.producer_regs.to_string()),
+        tma_prelude = if cfg.tma { TMA_PRELUDE } else { "" },
+        params = if cfg.tma {
+            format!("{}{TMA_PARAMS}", PREFILL_PARAMS.trim_end_matches(')'))
+        } else {
+            PREFILL_PARAMS.to_string()
+        },
         h = p.heads,
         g = p.kv_heads,
         dh = p.head_dim,
@@ -1614,7 +1817,7 @@ __device__ __forceinline__ void mbar_wait(unsigned long long* bar, unsigned pari
         stages = cfg.stages,
         preg = cfg.producer_regs,
         creg = cfg.consumer_regs,
-        prologue = if cfg.early_kv { WS_PROLOGUE_EARLY } else { WS_PROLOGUE },
+        prologue = ws_prologue(cfg),
         consumer_prologue = if cfg.early_kv { WS_CONSUMER_PROLOGUE_EARLY } else { "" },
         turn_begin_loop = turn_begin("tile"),
         turn_end_loop = turn_end("tile"),
@@ -1931,6 +2134,10 @@ pub enum WgmmaVariant {
     /// [`WgmmaVariant::PingPongFa3Order`] with lazy rescaling: a row's running maximum moves
     /// only when it grows by more than 8 in the exp2 domain, O is rescaled only then.
     PingPongFa3Lazy,
+    /// [`WgmmaVariant::PingPongFa3Lazy`] whose k/v tiles are TMA copies issued by one producer
+    /// thread. Takes four tensor maps after the common arguments
+    /// ([`attention_prefill_tma_maps`]).
+    PingPongTma,
     /// Timing diagnostic (wrong results): the overlapped loop without k/v loads after the first
     /// three tiles, i.e. its compute alone.
     #[doc(hidden)]
@@ -2339,5 +2546,41 @@ mod tests {
             smem(WgmmaVariant::PingPong2Stages),
             1024 + (128 + 2 * 2 * 128) * 128 * 2
         );
+    }
+
+    /// The TMA form is the default with another producer: four tensor-map parameters, full
+    /// barriers of one arrival (the copies count the bytes), fenced after initialisation, no
+    /// cp.async tracking; the default has none of it.
+    #[test]
+    fn tma_form_swaps_the_producer_only() {
+        let p = AttentionParams {
+            head_dim: 128,
+            ..params()
+        };
+        let tma = attention_prefill_wgmma_variant(&p, WgmmaVariant::PingPongTma)
+            .unwrap()
+            .source;
+        let default = attention_prefill_wgmma(&p).unwrap().source;
+        if std::env::var("MODELC_PRINT_TMA").is_ok() {
+            println!("{tma}");
+        }
+        for needle in [
+            "const __grid_constant__ TmaMap tm_vc)",
+            "mbar_init(&bars[0][s], 1);",
+            "fence.mbarrier_init.release.cluster;",
+            "cp.async.bulk.tensor.2d",
+            "mbar_expect_tx(full, 2 * KHALF);",
+        ] {
+            assert!(tma.contains(needle), "TMA form lacks {needle:?}");
+            assert!(!default.contains(needle), "default has {needle:?}");
+        }
+        assert!(
+            !tma.contains("mbar_arrive_cp_async(&"),
+            "TMA form still tracks cp.async copies"
+        );
+        assert_eq!(tma.matches("setmaxnreg.dec").count(), 1);
+        // The consumer loop is the default's, word for word.
+        let consumers = |s: &str| s[s.find("    /* Consumers.").unwrap()..].to_string();
+        assert_eq!(consumers(&tma), consumers(&default));
     }
 }

@@ -56,7 +56,9 @@
 //! data), so results are bit-reproducible; the state is read and written by the scan only
 //! (in place is fine: each block owns its columns).
 
-use super::{blocks, check, dim, f32_lit, finish, KernelSource, Launch, TemplateError, HASH, MMA_PRELUDE, PRELUDE};
+use super::{
+    blocks, check, dim, f32_lit, finish, splice_once, KernelSource, Launch, TemplateError, HASH, MMA_PRELUDE, PRELUDE,
+};
 use crate::spec::GateActivation;
 
 /// Shape of the log-decay input g.
@@ -1115,12 +1117,6 @@ const CP_ANCHOR_SPAN_END: &str = "    const int wide = flags[0];\n";
 const CP_ANCHOR_PRODUCT_B: &str = "            const bf16* Bsrc = Kc + 8 * ib * (ib + 1) * HP;\n";
 const CP_ANCHOR_AQ: &str = "                AQ[t * AP + s] = f2bf(s <= t ? pacc[n][e] : 0.0f);\n";
 const CP_ANCHOR_L: &str = "                Lf[t * FP + s] = s < t ? bs[t] * pacc[n][e] : 0.0f;\n";
-
-/// Replaces the one occurrence of `anchor` in `s` by `with`.
-fn splice_once(s: &mut String, anchor: &str, with: &str) {
-    assert_eq!(s.matches(anchor).count(), 1, "anchor {anchor:?}");
-    *s = s.replacen(anchor, with, 1);
-}
 
 /// Replaces the text of `s` from the one occurrence of `begin` up to (not including) the next
 /// `end` by `with`.

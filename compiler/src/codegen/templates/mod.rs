@@ -204,6 +204,13 @@ pub(crate) fn dim(a: usize) -> u32 {
 /// Launch geometry re-exported for callers of the templates.
 pub type Launch = LaunchDims;
 
+/// Replaces the one occurrence of `anchor` in `s` by `with` (a template's text edited for one of
+/// its forms; the anchor's uniqueness is asserted: templates are ours, not user input).
+pub(super) fn splice_once(s: &mut String, anchor: &str, with: &str) {
+    assert_eq!(s.matches(anchor).count(), 1, "anchor {anchor:?}");
+    *s = s.replacen(anchor, with, 1);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
