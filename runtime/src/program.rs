@@ -683,6 +683,25 @@ pub enum Arg {
     Null,
     /// An `int` argument.
     I32(Expr),
+    /// A TMA tensor map (a `__grid_constant__` parameter of 128 bytes), encoded by the executor
+    /// for each call; only in a variant's `extra_args` (the devices that have TMA).
+    TensorMap(TensorMapArg),
+}
+
+/// A 2-D bf16 tensor for a TMA tensor map: `rows` rows of `cols` elements, `row_stride` elements
+/// apart, from `ptr` (an [`Arg::Ptr`]), read in boxes of `box_rows` × `box_cols` with the
+/// 128-byte swizzle; `l2_promotion` bytes (0, 64, 128, 256). Where TMA cannot address the
+/// tensor (an unaligned base or stride), the kernel gets the all-zero map and must copy those
+/// tiles itself.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TensorMapArg {
+    pub ptr: Box<Arg>,
+    pub row_stride: Expr,
+    pub cols: Expr,
+    pub rows: Expr,
+    pub box_cols: u32,
+    pub box_rows: u32,
+    pub l2_promotion: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -727,6 +746,10 @@ pub struct LaunchVariant {
     pub smem: u32,
     #[serde(default, skip_serializing_if = "is_false")]
     pub pdl: bool,
+    /// Arguments the variant's entry takes after the step's own (e.g. the tensor maps of the
+    /// Hopper attention prefill's TMA loads).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub extra_args: Vec<Arg>,
 }
 
 /// What a launch step launches for one call: its own launch or one of its variants.
@@ -738,6 +761,8 @@ pub struct LaunchChoice<'a> {
     pub block: [u32; 3],
     pub smem: u32,
     pub pdl: bool,
+    /// Arguments after the step's own ([`LaunchVariant::extra_args`]; none for the step's own).
+    pub extra_args: &'a [Arg],
 }
 
 impl LaunchStep {
@@ -780,6 +805,7 @@ impl LaunchStep {
             block: self.block,
             smem: self.smem,
             pdl: self.pdl,
+            extra_args: &[],
         }
     }
 }
@@ -793,6 +819,7 @@ impl LaunchVariant {
             block: self.block,
             smem: self.smem,
             pdl: self.pdl,
+            extra_args: &self.extra_args,
         }
     }
 }
@@ -1077,8 +1104,24 @@ impl Program {
                             ));
                         }
                         for a in &l.args {
-                            if let Arg::Ptr { buffer, .. } = a {
-                                check_ref(buffer, &at)?;
+                            match a {
+                                Arg::Ptr { buffer, .. } => check_ref(buffer, &at)?,
+                                Arg::TensorMap(_) => {
+                                    return bad(format!("{at}: a tensor map may only be a variant's extra argument"))
+                                }
+                                Arg::Null | Arg::I32(_) => {}
+                            }
+                        }
+                        for v in &l.variants {
+                            for a in &v.extra_args {
+                                match a {
+                                    Arg::Ptr { buffer, .. } => check_ref(buffer, &at)?,
+                                    Arg::TensorMap(m) => match m.ptr.as_ref() {
+                                        Arg::Ptr { buffer, .. } => check_ref(buffer, &at)?,
+                                        _ => return bad(format!("{at}: a tensor map's base must be a pointer")),
+                                    },
+                                    Arg::Null | Arg::I32(_) => {}
+                                }
                             }
                         }
                     }
@@ -1193,6 +1236,7 @@ mod tests {
             block: [384, 1, 1],
             smem: 4096,
             pdl: true,
+            extra_args: Vec::new(),
         }
     }
 
@@ -1339,6 +1383,54 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("compiles for sm_90a only"), "{err}");
+        // Tensor maps: a variant's extra arguments only, over a pointer into a known buffer;
+        // they survive a JSON round trip.
+        let map = |ptr: Arg| {
+            Arg::TensorMap(TensorMapArg {
+                ptr: Box::new(ptr),
+                row_stride: Expr::c(1024),
+                cols: Expr::c(1024),
+                rows: "batch*tokens".parse().unwrap(),
+                box_cols: 64,
+                box_rows: 128,
+                l2_promotion: 256,
+            })
+        };
+        let buf0 = Arg::Ptr {
+            buffer: BufferRef::Buffer(0),
+            offset: Expr::c(0),
+        };
+        let with_buffer = |step: LaunchStep| {
+            let mut p = program_with(step, &modules);
+            p.buffers.push(Buffer {
+                name: "kv".into(),
+                dtype: DType::BF16,
+                elements: Expr::c(1 << 20),
+                values: vec![],
+            });
+            p
+        };
+        let mut tma = step.clone();
+        tma.variants[0].extra_args = vec![map(buf0.clone())];
+        let p = with_buffer(tma.clone());
+        p.validate().unwrap();
+        let back: Program = serde_json::from_str(&serde_json::to_string(&p).unwrap()).unwrap();
+        assert_eq!(back, p);
+        let mut own = step.clone();
+        own.args.push(map(buf0));
+        let err = with_buffer(own).validate().unwrap_err().to_string();
+        assert!(err.contains("only be a variant's extra argument"), "{err}");
+        let mut not_ptr = tma.clone();
+        not_ptr.variants[0].extra_args = vec![map(Arg::I32(Expr::c(0)))];
+        let err = with_buffer(not_ptr).validate().unwrap_err().to_string();
+        assert!(err.contains("base must be a pointer"), "{err}");
+        let mut dangling = tma;
+        dangling.variants[0].extra_args = vec![map(Arg::Ptr {
+            buffer: BufferRef::Buffer(99),
+            offset: Expr::c(0),
+        })];
+        let err = with_buffer(dangling).validate().unwrap_err().to_string();
+        assert!(err.contains("buffer 99 out of range"), "{err}");
         let mut future = program_with(step, &modules);
         future.format = PROGRAM_FORMAT + 1;
         let err = future.validate().unwrap_err().to_string();

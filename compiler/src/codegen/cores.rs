@@ -8,12 +8,12 @@
 use std::fmt::Write;
 
 use super::glue::describe_op;
-use super::kernel::{c, rows, KArg, VariantSpec};
+use super::kernel::{c, rows, KArg, KTensorMap, VariantSpec};
 use super::templates::attention::{
     attention_decode, attention_decode_blocks_per_sm, attention_decode_heads_per_grid, attention_decode_launch,
     attention_decode_min_keys, attention_prefill, attention_prefill_launch, attention_prefill_queries_per_block,
-    attention_prefill_wgmma, attention_prefill_wgmma_launch, tensor_core_prefill, wgmma_prefill,
-    AttentionParams as TAttention, ATTN_WG_TILE,
+    attention_prefill_wgmma_variant, attention_prefill_wgmma_variant_launch, tensor_core_prefill, wgmma_prefill,
+    AttentionParams as TAttention, ATTN_TMA_L2_PROMOTION, ATTN_WGMMA_PROGRAM, ATTN_WG_KEYS_PER_TILE, ATTN_WG_TILE,
 };
 use super::templates::conv1d::{
     conv1d, conv1d_launch, Conv1dParams, ConvActivation, CONV_CHANNELS_PER_BLOCK, CONV_TOKENS_PER_THREAD,
@@ -178,6 +178,31 @@ pub fn attention_prefill_grid(p: &TAttention) -> [Expr; 3] {
     }
 }
 
+/// The tensor maps the Hopper prefill's TMA form takes after its common arguments
+/// (`attention_prefill_tma_maps`): the call's k and v rows (`batch·tokens` rows of `G·Dh` at
+/// their buffers' strides), then the call's cache rows (`batch·G·max_len` rows of `Dh`).
+fn attention_prefill_tma_args(p: &TAttention, k: Value, v: Value, kc: &str, vc: &str) -> Vec<KArg> {
+    let map = |base: KArg, row_stride: KArg, cols: usize, rows: Expr| {
+        KArg::TensorMap(Box::new(KTensorMap {
+            base,
+            row_stride,
+            cols: c(cols),
+            rows,
+            box_cols: 64,
+            box_rows: ATTN_WG_KEYS_PER_TILE as u32,
+            l2_promotion: ATTN_TMA_L2_PROMOTION,
+        }))
+    };
+    let (g, dh) = (p.kv_heads, p.head_dim);
+    let cache_rows = b().times(c(g)).times(Expr::sym(Sym::MaxLen));
+    vec![
+        map(KArg::Value(k), KArg::Stride(k), g * dh, rows()),
+        map(KArg::Value(v), KArg::Stride(v), g * dh, rows()),
+        map(KArg::State(kc.to_string()), KArg::Int(c(dh)), dh, cache_rows.clone()),
+        map(KArg::State(vc.to_string()), KArg::Int(c(dh)), dh, cache_rows),
+    ]
+}
+
 /// Grid of `attn_prefill_wgmma` (`attention_prefill_wgmma_launch`).
 pub fn attention_prefill_wgmma_grid(p: &TAttention) -> [Expr; 3] {
     [c(p.heads).times(b()), t().cdiv(c(ATTN_WG_TILE)), c(1)]
@@ -294,8 +319,8 @@ pub fn core_code(graph: &Graph, plan: &FusionPlan, step: &Step, core: &Core) -> 
                 KArg::Stride(k),
                 KArg::Value(v),
                 KArg::Stride(v),
-                KArg::State(kc),
-                KArg::State(vc),
+                KArg::State(kc.clone()),
+                KArg::State(vc.clone()),
                 KArg::PastLen,
             ];
             // Decode split-K: one wave of resident blocks (`attention_decode_splits`).
@@ -351,8 +376,8 @@ pub fn core_code(graph: &Graph, plan: &FusionPlan, step: &Step, core: &Core) -> 
             let mut kernels = kernels;
             let mut pre_variants = Vec::new();
             if wgmma_prefill(&tp) {
-                let wg = attention_prefill_wgmma(&tp).map_err(&terr)?;
-                let (block, smem) = block_smem(attention_prefill_wgmma_launch(&tp, 1, 1));
+                let wg = attention_prefill_wgmma_variant(&tp, ATTN_WGMMA_PROGRAM).map_err(&terr)?;
+                let (block, smem) = block_smem(attention_prefill_wgmma_variant_launch(&tp, ATTN_WGMMA_PROGRAM, 1, 1));
                 pre_variants.push(VariantSpec {
                     cc: Some(ComputeCapability::HOPPER),
                     when: None,
@@ -361,6 +386,7 @@ pub fn core_code(graph: &Graph, plan: &FusionPlan, step: &Step, core: &Core) -> 
                     grid: attention_prefill_wgmma_grid(&tp),
                     block,
                     smem,
+                    extra_args: attention_prefill_tma_args(&tp, k, v, &kc, &vc),
                 });
                 let mut k = kernels[0].clone();
                 k.kind = "attention_prefill_wgmma".into();
@@ -578,6 +604,7 @@ pub fn core_code(graph: &Graph, plan: &FusionPlan, step: &Step, core: &Core) -> 
                             grid: delta_rule_cp_grids(wide)[1].clone(),
                             block: [l.block.0, l.block.1, l.block.2],
                             smem: l.smem,
+                            extra_args: Vec::new(),
                         }
                     })
                     .collect();

@@ -357,6 +357,7 @@ fn build(graph: &Graph, plan: &FusionPlan, i: usize, m: Matched) -> Result<Optio
             grid: [c(h * cl), b(), c(1)],
             block: [kda_decode_step_cluster_threads(&p, cl) as u32, 1, 1],
             smem: 0,
+            extra_args: Vec::new(),
         });
         let mut k = kernel("kda_decode_step_cluster", src, &fuses, loaded, stored, flops);
         k.target = Some(HOPPER_TARGET.into());

@@ -75,6 +75,21 @@ pub enum KArg {
     },
     Int(Expr),
     Null,
+    /// A TMA tensor map over a pointer argument (see `modelc_runtime::program::TensorMapArg`).
+    TensorMap(Box<KTensorMap>),
+}
+
+/// A [`KArg::TensorMap`]: `rows` rows of `cols` bf16 elements from `base`, `row_stride` apart
+/// (a [`KArg::Stride`] or [`KArg::Int`]), read in `box_rows` × `box_cols` boxes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KTensorMap {
+    pub base: KArg,
+    pub row_stride: KArg,
+    pub cols: Expr,
+    pub rows: Expr,
+    pub box_cols: u32,
+    pub box_rows: u32,
+    pub l2_promotion: u32,
 }
 
 /// One launch of an entry of a kernel.
@@ -87,7 +102,8 @@ pub struct LaunchSpec {
     pub block: [u32; 3],
     pub smem: u32,
     pub args: Vec<KArg>,
-    /// Launches in place of this one on some devices or calls (same arguments).
+    /// Launches in place of this one on some devices or calls (the same arguments, then their
+    /// `extra_args`).
     pub variants: Vec<VariantSpec>,
 }
 
@@ -102,6 +118,8 @@ pub struct VariantSpec {
     pub grid: [Expr; 3],
     pub block: [u32; 3],
     pub smem: u32,
+    /// Arguments its entry takes after the launch's own.
+    pub extra_args: Vec<KArg>,
 }
 
 /// Names a source: hashes it (with the placeholder) and substitutes `<kind>_<hash12>`.

@@ -18,7 +18,8 @@ use crate::passes::gemm_merge::PackedWeight;
 use crate::passes::Placement;
 use modelc_runtime::program::{
     Arg, Buffer, BufferRef, DeviceWeight, Expr, GemmPrologue, GemmStep, HostIo, KernelModule, LaunchStep,
-    LaunchVariant, Operand, PrefillHead, Program, Schedule, StateBuffer, Step, Sym, WeightPart, PROGRAM_FORMAT,
+    LaunchVariant, Operand, PrefillHead, Program, Schedule, StateBuffer, Step, Sym, TensorMapArg, WeightPart,
+    PROGRAM_FORMAT,
 };
 use modelc_runtime::tensor::DType;
 
@@ -237,6 +238,24 @@ impl<'a> Builder<'a> {
             }
             KArg::Int(e) => Arg::I32(e.clone()),
             KArg::Null => Arg::Null,
+            KArg::TensorMap(m) => {
+                let ptr = self.arg(&m.base)?;
+                let (Arg::Ptr { .. }, Arg::I32(row_stride)) = (&ptr, self.arg(&m.row_stride)?) else {
+                    return Err(graph_err(format!(
+                        "tensor map over {:?} with stride {:?}: not a pointer and an int",
+                        m.base, m.row_stride
+                    )));
+                };
+                Arg::TensorMap(TensorMapArg {
+                    ptr: Box::new(ptr),
+                    row_stride,
+                    cols: m.cols.clone(),
+                    rows: m.rows.clone(),
+                    box_cols: m.box_cols,
+                    box_rows: m.box_rows,
+                    l2_promotion: m.l2_promotion,
+                })
+            }
         })
     }
 
@@ -252,6 +271,11 @@ impl<'a> Builder<'a> {
             .variants
             .iter()
             .map(|v| {
+                let extra_args = v
+                    .extra_args
+                    .iter()
+                    .map(|a| self.arg(a))
+                    .collect::<Result<Vec<_>, _>>()?;
                 let k = self
                     .cg
                     .kernels
@@ -266,6 +290,7 @@ impl<'a> Builder<'a> {
                     block: v.block,
                     smem: v.smem,
                     pdl: super::kernel::takes_pdl(k),
+                    extra_args,
                 })
             })
             .collect::<Result<Vec<_>, CodegenError>>()?;

@@ -47,6 +47,7 @@ use super::error::CudaError;
 use super::gemm::{Gemm, GemmBias, GemmC, GemmOut, GemmShape};
 use super::gemv::{gemv_ex, gemv_supported, gemv_tensor_takes, load_gemv, GemvPrologue};
 use super::kernel_cache::KernelCache;
+use super::tensor_map::TileMap2d;
 use crate::program::{
     Arg, BufferRef, ComputeCapability, Env, Expr, GemmPrologue, GemmStep, LaunchStep, PrefillHead, Program,
     ProgramError, Step,
@@ -1143,10 +1144,17 @@ impl Executor {
                     for e in grid {
                         sig.push(e.eval(env)?);
                     }
-                    for a in &l.args {
+                    let extra = l.choices().nth(chosen).map_or(&[][..], |c| c.extra_args);
+                    for a in l.args.iter().chain(extra) {
                         match a {
                             Arg::Ptr { offset, .. } => sig.push(offset.eval(env)?),
                             Arg::I32(e) => sig.push(e.eval(env)?),
+                            Arg::TensorMap(m) => {
+                                if let Arg::Ptr { offset, .. } = m.ptr.as_ref() {
+                                    sig.push(offset.eval(env)?);
+                                }
+                                sig.extend([m.rows.eval(env)?, m.cols.eval(env)?, m.row_stride.eval(env)?]);
+                            }
                             Arg::Null => {}
                         }
                     }
@@ -1692,31 +1700,9 @@ impl Executor {
                     what: format!("grid of `{}` (1 ..= u32::MAX)", l.entry),
                 })?;
         }
-        let mut args = Vec::with_capacity(step.args.len());
-        for (i, a) in step.args.iter().enumerate() {
-            args.push(match a {
-                Arg::Ptr { buffer, offset } => {
-                    let r = self.region(*buffer);
-                    let at = eval(offset, env)?;
-                    // The error text is built only on failure: this runs for every argument of
-                    // every launch.
-                    match r.ptr_at(at, "") {
-                        Ok(p) => KernelArg::Ptr(p),
-                        Err(_) => r
-                            .ptr_at(at, &format!("argument {i} of `{}`", l.entry))
-                            .map(KernelArg::Ptr)?,
-                    }
-                }
-                Arg::Null => KernelArg::Ptr(0),
-                Arg::I32(e) => {
-                    let v = e.eval(env)?;
-                    KernelArg::I32(i32::try_from(v).map_err(|_| ExecError::Range {
-                        expr: e.to_string(),
-                        value: v,
-                        what: format!("i32 argument {i} of `{}`", l.entry),
-                    })?)
-                }
-            });
+        let mut args = Vec::with_capacity(step.args.len() + l.extra_args.len());
+        for (i, a) in step.args.iter().chain(l.extra_args).enumerate() {
+            args.push(self.kernel_arg(a, i, l.entry, env)?);
         }
         let dims = LaunchDims::new(
             (grid[0], grid[1], grid[2]),
@@ -1729,6 +1715,62 @@ impl Executor {
         // `pdl` is a kernel that waits for the kernels before it before touching memory.
         unsafe { self.gpu.launch_ex(l.entry, dims, &args, l.pdl && self.pdl) }?;
         Ok(())
+    }
+
+    /// Argument `i` of a launch of `entry`, resolved for a call.
+    fn kernel_arg(&self, a: &Arg, i: usize, entry: &str, env: &Env) -> Result<KernelArg, ExecError> {
+        Ok(match a {
+            Arg::Ptr { buffer, offset } => {
+                let r = self.region(*buffer);
+                let at = eval(offset, env)?;
+                // The error text is built only on failure: this runs for every argument of every
+                // launch.
+                match r.ptr_at(at, "") {
+                    Ok(p) => KernelArg::Ptr(p),
+                    Err(_) => r
+                        .ptr_at(at, &format!("argument {i} of `{entry}`"))
+                        .map(KernelArg::Ptr)?,
+                }
+            }
+            Arg::Null => KernelArg::Ptr(0),
+            Arg::I32(e) => {
+                let v = e.eval(env)?;
+                KernelArg::I32(i32::try_from(v).map_err(|_| ExecError::Range {
+                    expr: e.to_string(),
+                    value: v,
+                    what: format!("i32 argument {i} of `{entry}`"),
+                })?)
+            }
+            Arg::TensorMap(m) => {
+                let Arg::Ptr { buffer, offset } = m.ptr.as_ref() else {
+                    return Err(ExecError::Unsupported(format!(
+                        "tensor map argument {i} of `{entry}`: its base is not a pointer"
+                    )));
+                };
+                let r = self.region(*buffer);
+                let what = || format!("tensor map argument {i} of `{entry}`");
+                if r.dtype != DType::BF16 {
+                    return Err(ExecError::Unsupported(format!(
+                        "{}: buffer {} is not bf16",
+                        what(),
+                        r.name
+                    )));
+                }
+                let (rows, cols, ld) = (eval(&m.rows, env)?, eval(&m.cols, env)?, eval(&m.row_stride, env)?);
+                // Every element the map can address lies in the buffer.
+                let base = r.operand(eval(offset, env)?, rows, cols, ld, &what())?;
+                let map = TileMap2d {
+                    base,
+                    cols: cols as u64,
+                    rows: rows as u64,
+                    row_stride: ld as u64,
+                    box_cols: m.box_cols,
+                    box_rows: m.box_rows,
+                    l2_promotion: m.l2_promotion,
+                };
+                KernelArg::TensorMap(map.encode()?)
+            }
+        })
     }
 
     /// Downloads `count` elements of region `r` from element `offset`, as f32.
