@@ -705,17 +705,22 @@ fn attention_prefill_wgmma_other_forms_match_reference() {
         WgmmaVariant::PingPongMaskSplit,
         WgmmaVariant::PingPongFa3Order,
     ] {
-        let kernel = Prefill::WgmmaForm(v);
-        run_attn_prefill_128(&mut ctx, kernel);
-        for (i, case) in attn_cases().iter().enumerate() {
-            if !wgmma_prefill(&case.p) {
-                continue;
-            }
-            let s = 100 + 10 * i as u64;
-            run_attn_prefill_with(&mut ctx, kernel, case, &[5, 19], 37, 0, 5, s);
-            run_attn_prefill_with(&mut ctx, kernel, case, &[0, 3], 1, 0, 5, s + 1);
-            run_attn_prefill_with(&mut ctx, kernel, case, &[3], 20, 1, 5, s + 3);
+        run_wgmma_prefill_cases(&mut ctx, Prefill::WgmmaForm(v));
+    }
+}
+
+/// A Hopper prefill form on every case of [`attn_cases_128`] and the small cases of
+/// [`attn_cases`] with head size 128.
+fn run_wgmma_prefill_cases(ctx: &mut Ctx, kernel: Prefill) {
+    run_attn_prefill_128(ctx, kernel);
+    for (i, case) in attn_cases().iter().enumerate() {
+        if !wgmma_prefill(&case.p) {
+            continue;
         }
+        let s = 100 + 10 * i as u64;
+        run_attn_prefill_with(ctx, kernel, case, &[5, 19], 37, 0, 5, s);
+        run_attn_prefill_with(ctx, kernel, case, &[0, 3], 1, 0, 5, s + 1);
+        run_attn_prefill_with(ctx, kernel, case, &[3], 20, 1, 5, s + 3);
     }
 }
 
@@ -729,17 +734,7 @@ fn attention_prefill_wgmma_tma_matches_reference() {
         eprintln!("NOTICE: skipping the wgmma prefill: not an sm_90 GPU");
         return;
     }
-    let kernel = Prefill::WgmmaForm(WgmmaVariant::PingPongTma);
-    run_attn_prefill_128(&mut ctx, kernel);
-    for (i, case) in attn_cases().iter().enumerate() {
-        if !wgmma_prefill(&case.p) {
-            continue;
-        }
-        let s = 100 + 10 * i as u64;
-        run_attn_prefill_with(&mut ctx, kernel, case, &[5, 19], 37, 0, 5, s);
-        run_attn_prefill_with(&mut ctx, kernel, case, &[0, 3], 1, 0, 5, s + 1);
-        run_attn_prefill_with(&mut ctx, kernel, case, &[3], 20, 1, 5, s + 3);
-    }
+    run_wgmma_prefill_cases(&mut ctx, Prefill::WgmmaForm(WgmmaVariant::PingPongTma));
 }
 
 /// The Hopper (`wgmma`, sm_90a) prefill; skipped with a notice on other GPUs.
@@ -750,17 +745,7 @@ fn attention_prefill_wgmma_matches_reference() {
         eprintln!("NOTICE: skipping the wgmma prefill: not an sm_90 GPU");
         return;
     }
-    run_attn_prefill_128(&mut ctx, Prefill::Wgmma);
-    // The small cases of the default kernel that have head size 128.
-    for (i, case) in attn_cases().iter().enumerate() {
-        if !wgmma_prefill(&case.p) {
-            continue;
-        }
-        let s = 100 + 10 * i as u64;
-        run_attn_prefill_with(&mut ctx, Prefill::Wgmma, case, &[5, 19], 37, 0, 5, s);
-        run_attn_prefill_with(&mut ctx, Prefill::Wgmma, case, &[0, 3], 1, 0, 5, s + 1);
-        run_attn_prefill_with(&mut ctx, Prefill::Wgmma, case, &[3], 20, 1, 5, s + 3);
-    }
+    run_wgmma_prefill_cases(&mut ctx, Prefill::Wgmma);
 }
 
 fn run_attn_decode(ctx: &mut Ctx, case: &AttnCase, past: &[usize], n_splits: usize, seed: u64) {

@@ -1367,16 +1367,7 @@ const PRODUCER_CP_ASYNC: &str = r#"        /* Producer warpgroup, registers hand
         asm volatile("setmaxnreg.dec.sync.aligned.u32 {preg};\n" ::: "memory");
         const int pt = tid - NCONS;
         const int r0 = pt / CPR, ch = pt % CPR;
-        for (int t = 0; t < n_tiles; ++t) {
-            const int s = t % STAGES;
-            const int kt0 = lo + t * BK;
-            const long slot0 = W > 0 ? (long)kt0 % s_max : (long)kt0;
-            const bool all_new = kt0 >= past && kt0 + BK - 1 <= hi;
-            const bool all_cached = kt0 + BK - 1 < past && slot0 + BK <= s_max;
-            for (int which = 0; which < 2; ++which) {
-                if (t >= STAGES) mbar_wait(&bars[2 + which][s], ((t / STAGES) - 1) & 1);
-                unsigned char* dst = (which == 0 ? k_s : v_s) + s * 2 * KHALF;
-                const bf16* src_new = which == 0 ? k : v;
+{TILE_LOOP_HEAD}                const bf16* src_new = which == 0 ? k : v;
                 const int src_stride = which == 0 ? k_stride : v_stride;
                 const bf16* src_cache = which == 0 ? kc : vc;
                 if (vec && (all_new || all_cached)) {
@@ -1386,20 +1377,7 @@ const PRODUCER_CP_ASYNC: &str = r#"        /* Producer warpgroup, registers hand
 #pragma unroll
                     for (int i = 0; i < BK / 8; ++i) cp_async16(dst + swz(r0, ch, KHALF) + i * 8 * ROWB, src + i * step, true);
                 } else {
-                    for (int c = pt; c < BK * CPR; c += NPROD) {
-                        const int r = c / CPR, cc = c % CPR, pos = kt0 + r;
-                        const bf16* src = src_new;
-                        bool ok = pos <= hi;
-                        if (pos < past) {
-                            const long slot = W > 0 ? (long)pos % s_max : (long)pos;
-                            ok = ok && slot < s_max;
-                            src = src_cache + slot * DH + cc * 8;
-                        } else if (ok) {
-                            src = src_new + (b * T + (pos - past)) * src_stride + g * DH + cc * 8;
-                        }
-                        copy8_to_smem(reinterpret_cast<bf16*>(dst + swz(r, cc, KHALF)), src, ok, vec);
-                    }
-                }
+{ELEMENT_COPY_PT}                }
                 /* cp.async copies are tracked by the barrier itself (one arrival when they land);
                  * element copies (unaligned rows) are plain stores: proxy fence, then a releasing
                  * arrival (the same count). */
@@ -1432,6 +1410,37 @@ fn ws_prologue(cfg: WsConfig) -> String {
     s
 }
 
+/// The opening of a producer's loop: for key tile t and then k (`which` 0) and v (1), wait until
+/// the stage is empty (the consumers' arrivals for tile t - STAGES); `dst` is the stage.
+const PRODUCER_TILE_LOOP_HEAD: &str = r#"        for (int t = 0; t < n_tiles; ++t) {
+            const int s = t % STAGES;
+            const int kt0 = lo + t * BK;
+            const long slot0 = W > 0 ? (long)kt0 % s_max : (long)kt0;
+            const bool all_new = kt0 >= past && kt0 + BK - 1 <= hi;
+            const bool all_cached = kt0 + BK - 1 < past && slot0 + BK <= s_max;
+            for (int which = 0; which < 2; ++which) {
+                if (t >= STAGES) mbar_wait(&bars[2 + which][s], ((t / STAGES) - 1) & 1);
+                unsigned char* dst = (which == 0 ? k_s : v_s) + s * 2 * KHALF;
+"#;
+
+/// A producer's copy of key tile `kt0` into `dst` one 16-byte chunk at a time, by threads
+/// `FIRST`, `FIRST + STEP`, ...: rows past `hi` and empty cache slots zero-filled (the path for
+/// tiles that mix cache rows and new keys, or unaligned rows).
+const ELEMENT_TILE_COPY: &str = r#"                    for (int c = FIRST; c < BK * CPR; c += STEP) {
+                        const int r = c / CPR, cc = c % CPR, pos = kt0 + r;
+                        const bf16* src = src_new;
+                        bool ok = pos <= hi;
+                        if (pos < past) {
+                            const long slot = W > 0 ? (long)pos % s_max : (long)pos;
+                            ok = ok && slot < s_max;
+                            src = src_cache + slot * DH + cc * 8;
+                        } else if (ok) {
+                            src = src_new + (b * T + (pos - past)) * src_stride + g * DH + cc * 8;
+                        }
+                        copy8_to_smem(reinterpret_cast<bf16*>(dst + swz(r, cc, KHALF)), src, ok, vec);
+                    }
+"#;
+
 /// The producer warp of the TMA form ([`WsConfig::tma`]).
 const PRODUCER_TMA: &str = r#"        /* Producer, TMA form: warp 8 alone (warps 9-11 leave). For tile t it waits until stage
          * t % STAGES of k (then v) is empty; lane 0 makes the stage's full barrier expect the
@@ -1451,16 +1460,7 @@ const PRODUCER_TMA: &str = r#"        /* Producer, TMA form: warp 8 alone (warps
             if (tma_new) { tma_prefetch_map(&tm_k); tma_prefetch_map(&tm_v); }
             if (tma_cache) { tma_prefetch_map(&tm_kc); tma_prefetch_map(&tm_vc); }
         }
-        for (int t = 0; t < n_tiles; ++t) {
-            const int s = t % STAGES;
-            const int kt0 = lo + t * BK;
-            const long slot0 = W > 0 ? (long)kt0 % s_max : (long)kt0;
-            const bool all_new = kt0 >= past && kt0 + BK - 1 <= hi;
-            const bool all_cached = kt0 + BK - 1 < past && slot0 + BK <= s_max;
-            for (int which = 0; which < 2; ++which) {
-                if (t >= STAGES) mbar_wait(&bars[2 + which][s], ((t / STAGES) - 1) & 1);
-                unsigned char* dst = (which == 0 ? k_s : v_s) + s * 2 * KHALF;
-                unsigned long long* full = &bars[which][s];
+{TILE_LOOP_HEAD}                unsigned long long* full = &bars[which][s];
                 if ((all_new && tma_new) || (all_cached && tma_cache)) {
                     if (lane == 0) {
                         const TmaMap* map = all_new ? (which == 0 ? &tm_k : &tm_v) : (which == 0 ? &tm_kc : &tm_vc);
@@ -1474,20 +1474,7 @@ const PRODUCER_TMA: &str = r#"        /* Producer, TMA form: warp 8 alone (warps
                     const bf16* src_new = which == 0 ? k : v;
                     const int src_stride = which == 0 ? k_stride : v_stride;
                     const bf16* src_cache = which == 0 ? kc : vc;
-                    for (int c = lane; c < BK * CPR; c += 32) {
-                        const int r = c / CPR, cc = c % CPR, pos = kt0 + r;
-                        const bf16* src = src_new;
-                        bool ok = pos <= hi;
-                        if (pos < past) {
-                            const long slot = W > 0 ? (long)pos % s_max : (long)pos;
-                            ok = ok && slot < s_max;
-                            src = src_cache + slot * DH + cc * 8;
-                        } else if (ok) {
-                            src = src_new + (b * T + (pos - past)) * src_stride + g * DH + cc * 8;
-                        }
-                        copy8_to_smem(reinterpret_cast<bf16*>(dst + swz(r, cc, KHALF)), src, ok, vec);
-                    }
-                    cp_async_commit();
+{ELEMENT_COPY_LANE}                    cp_async_commit();
                     cp_async_wait<0>();
                     fence_proxy_async();
                     __syncwarp();
@@ -1798,8 +1785,17 @@ __device__ __forceinline__ void mbar_wait(unsigned long long* bar, unsigned pari
              *   for tile t - STAGES), copies the tile with cp.async and makes the stage's full barrier track the\n \
              *   copies (cp.async.mbarrier.arrive.noinc, 128 arrivals).\n"
         },
-        producer =
-            if cfg.tma { PRODUCER_TMA } else { PRODUCER_CP_ASYNC }.replace("{preg}", &cfg.producer_regs.to_string()),
+        producer = if cfg.tma { PRODUCER_TMA } else { PRODUCER_CP_ASYNC }
+            .replace("{preg}", &cfg.producer_regs.to_string())
+            .replace("{TILE_LOOP_HEAD}", PRODUCER_TILE_LOOP_HEAD)
+            .replace(
+                "{ELEMENT_COPY_PT}",
+                &ELEMENT_TILE_COPY.replace("FIRST", "pt").replace("STEP", "NPROD")
+            )
+            .replace(
+                "{ELEMENT_COPY_LANE}",
+                &ELEMENT_TILE_COPY.replace("FIRST", "lane").replace("STEP", "32")
+            ),
         tma_prelude = if cfg.tma { TMA_PRELUDE } else { "" },
         params = if cfg.tma {
             format!("{}{TMA_PARAMS}", PREFILL_PARAMS.trim_end_matches(')'))
