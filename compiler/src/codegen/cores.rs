@@ -13,7 +13,8 @@ use super::templates::attention::{
     attention_decode, attention_decode_blocks_per_sm, attention_decode_heads_per_grid, attention_decode_launch,
     attention_decode_min_keys, attention_prefill, attention_prefill_launch, attention_prefill_queries_per_block,
     attention_prefill_wgmma_variant, attention_prefill_wgmma_variant_launch, tensor_core_prefill, wgmma_prefill,
-    AttentionParams as TAttention, ATTN_TMA_L2_PROMOTION, ATTN_WGMMA_PROGRAM, ATTN_WG_KEYS_PER_TILE, ATTN_WG_TILE,
+    AttentionParams as TAttention, WgmmaVariant, ATTN_TMA_L2_PROMOTION, ATTN_TMA_MAX_KEYS, ATTN_WGMMA_DEFAULT,
+    ATTN_WG_KEYS_PER_TILE, ATTN_WG_TILE,
 };
 use super::templates::conv1d::{
     conv1d, conv1d_launch, Conv1dParams, ConvActivation, CONV_CHANNELS_PER_BLOCK, CONV_TOKENS_PER_THREAD,
@@ -376,23 +377,36 @@ pub fn core_code(graph: &Graph, plan: &FusionPlan, step: &Step, core: &Core) -> 
             let mut kernels = kernels;
             let mut pre_variants = Vec::new();
             if wgmma_prefill(&tp) {
-                let wg = attention_prefill_wgmma_variant(&tp, ATTN_WGMMA_PROGRAM).map_err(&terr)?;
-                let (block, smem) = block_smem(attention_prefill_wgmma_variant_launch(&tp, ATTN_WGMMA_PROGRAM, 1, 1));
-                pre_variants.push(VariantSpec {
-                    cc: Some(ComputeCapability::HOPPER),
-                    when: None,
-                    kernel: kernels.len(),
-                    entry: wg.name().to_string(),
-                    grid: attention_prefill_wgmma_grid(&tp),
-                    block,
-                    smem,
-                    extra_args: attention_prefill_tma_args(&tp, k, v, &kc, &vc),
-                });
-                let mut k = kernels[0].clone();
-                k.kind = "attention_prefill_wgmma".into();
-                k.source = with_header(wg, &fuses, &k.bytes_loaded, &k.bytes_stored, &k.flops);
-                k.target = Some(HOPPER_TARGET.into());
-                kernels.push(k);
+                // The TMA form where a call's k/v stay small enough for L2 (it is faster there),
+                // else the cp.async form (faster at T8192 on an H200: docs/PERFORMANCE.md).
+                let kv_rows = b().times(Expr::sym(Sym::Past).plus(t()));
+                let forms = [
+                    (
+                        WgmmaVariant::PingPongTma,
+                        Some(Cond::lt(kv_rows, c(ATTN_TMA_MAX_KEYS + 1))),
+                        attention_prefill_tma_args(&tp, k, v, &kc, &vc),
+                    ),
+                    (ATTN_WGMMA_DEFAULT, None, Vec::new()),
+                ];
+                for (form, when, extra_args) in forms {
+                    let wg = attention_prefill_wgmma_variant(&tp, form).map_err(&terr)?;
+                    let (block, smem) = block_smem(attention_prefill_wgmma_variant_launch(&tp, form, 1, 1));
+                    pre_variants.push(VariantSpec {
+                        cc: Some(ComputeCapability::HOPPER),
+                        when,
+                        kernel: kernels.len(),
+                        entry: wg.name().to_string(),
+                        grid: attention_prefill_wgmma_grid(&tp),
+                        block,
+                        smem,
+                        extra_args,
+                    });
+                    let mut k = kernels[0].clone();
+                    k.kind = "attention_prefill_wgmma".into();
+                    k.source = with_header(wg, &fuses, &k.bytes_loaded, &k.bytes_stored, &k.flops);
+                    k.target = Some(HOPPER_TARGET.into());
+                    kernels.push(k);
+                }
             }
             let (dec_launch, combine_launch) = attention_decode_launch(&tp, 1, 1);
             let (dec_block, dec_smem) = block_smem(dec_launch);

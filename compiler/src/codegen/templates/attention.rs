@@ -1453,8 +1453,7 @@ const PRODUCER_TMA: &str = r#"        /* Producer, TMA form: warp 8 alone (warps
         const bool tma_new = vec && tma_map_set(tm_k) && tma_map_set(tm_v);
         const bool tma_cache = tma_map_set(tm_kc) && tma_map_set(tm_vc);
         /* k/v stay in L2 (evict-last): every query tile of the head group reads them again,
-         * and at T = 8192 the q, O and k/v streams together outgrow L2 (H200: 0.98 against
-         * 0.87 ms with it). */
+         * while q and O pass once. */
         const unsigned long long keep = l2_evict_last_policy();
         if (lane == 0) { /* the maps into the TMA unit's descriptor cache */
             if (tma_new) { tma_prefetch_map(&tm_k); tma_prefetch_map(&tm_v); }
@@ -2101,10 +2100,12 @@ pub fn attention_prefill_wgmma(p: &AttentionParams) -> Result<KernelSource, Temp
 /// against 0.282 / 1.046 for plain ping-pong and 0.314 / 1.213 without ping-pong).
 pub const ATTN_WGMMA_DEFAULT: WgmmaVariant = WgmmaVariant::PingPongFa3Lazy;
 
-/// The form programs launch on Hopper: [`WgmmaVariant::PingPongTma`] (its tensor maps are the
-/// launch variant's extra arguments). TMA loads with k/v kept in L2 measured 0.253 / 0.872 ms
-/// at T4096 / T8192 (B1 H32 G8) against 0.258 / 0.902 for the `cp.async` form on an H200.
-pub const ATTN_WGMMA_PROGRAM: WgmmaVariant = WgmmaVariant::PingPongTma;
+/// Programs launch the TMA form ([`WgmmaVariant::PingPongTma`], its tensor maps the launch
+/// variant's extra arguments) on Hopper while a call's `batch·(past + tokens)` is at most this,
+/// else [`ATTN_WGMMA_DEFAULT`]. On an H200 (B1 H32 G8), T4096: 0.253–0.258 ms against
+/// 0.256–0.261 for the `cp.async` form; T8192: 0.97–1.00 against 0.90–0.95 (k/v no longer
+/// stay in L2, and TMA's half-row boxes fare worse from DRAM).
+pub const ATTN_TMA_MAX_KEYS: usize = 4096;
 
 /// Forms of the Hopper prefill's main loop.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
