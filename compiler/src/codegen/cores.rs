@@ -1021,7 +1021,7 @@ mod tests {
     #[test]
     fn programs_carry_the_hopper_prefill_and_batch_wide_scans_as_variants() {
         use super::super::templates::attention::attention_prefill_wgmma_launch;
-        use modelc_runtime::program::Step as PStep;
+        use modelc_runtime::program::{Arg, Step as PStep};
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../specs/hybrid-1b.yaml");
         let spec = crate::spec::load(&path).unwrap_or_else(|e| panic!("{e}"));
         let placement = crate::passes::Placement::main(&spec);
@@ -1032,11 +1032,23 @@ mod tests {
             let PStep::Launch(l) = st else { continue };
             if l.entry.starts_with("attn_prefill_") {
                 attn += 1;
-                assert_eq!(l.variants.len(), 1, "{}", l.label);
-                let v = &l.variants[0];
-                assert_eq!((v.cc, v.when.is_none()), (Some(ComputeCapability::HOPPER), true));
-                assert!(v.entry.starts_with("attn_prefill_wgmma_"), "{}", v.entry);
-                assert_eq!(module(&v.module).target.as_deref(), Some(HOPPER_TARGET));
+                // The TMA form for calls of at most ATTN_TMA_MAX_KEYS keys (its four tensor maps
+                // as extra arguments), then the cp.async form for every other call.
+                assert_eq!(l.variants.len(), 2, "{}", l.label);
+                let (tma, v) = (&l.variants[0], &l.variants[1]);
+                assert_eq!((tma.cc, tma.when.is_some()), (Some(ComputeCapability::HOPPER), true));
+                assert_eq!(tma.extra_args.len(), 4);
+                assert!(tma.extra_args.iter().all(|a| matches!(a, Arg::TensorMap(_))));
+                assert_eq!(
+                    (v.cc, v.when.is_none(), v.extra_args.len()),
+                    (Some(ComputeCapability::HOPPER), true, 0)
+                );
+                for w in [tma, v] {
+                    assert!(w.entry.starts_with("attn_prefill_wgmma_"), "{}", w.entry);
+                    assert_eq!(module(&w.module).target.as_deref(), Some(HOPPER_TARGET));
+                    assert_eq!(w.grid, v.grid);
+                }
+                assert_ne!(tma.module, v.module);
                 assert_eq!(module(&l.module).target, None, "the fallback runs anywhere");
                 let tp = TAttention {
                     heads: 16,
@@ -1129,8 +1141,9 @@ mod tests {
         }
         assert_eq!(kda, 18, "one step kernel per KDA layer");
         // The Hopper kernels are part of the codegen's kernel list (written, listed, compiled):
-        // the attention prefill and the KDA decode step (one module: the layers are alike).
-        assert_eq!(cg.kernels.iter().filter(|k| k.target.is_some()).count(), 2);
+        // the attention prefill's two forms and the KDA decode step (one module each: the
+        // layers are alike).
+        assert_eq!(cg.kernels.iter().filter(|k| k.target.is_some()).count(), 3);
         // `modelc kernels` lists it with the kernels of the steps that may launch it.
         let listed = super::super::kernels_of_steps(&cg, |_| true);
         assert!(listed.iter().any(|&k| cg.kernels[k].target.is_some()), "{listed:?}");
