@@ -18,6 +18,7 @@ use modelc::codegen::templates::attention::{
     attention_prefill_mma_launch, attention_prefill_tma_maps, attention_prefill_wgmma, attention_prefill_wgmma_launch,
     attention_prefill_wgmma_variant, attention_prefill_wgmma_variant_launch, mma_decode, tensor_core_prefill,
     wgmma_prefill, AttentionParams, DecodeVariant, MmaVariant, WgmmaVariant, ATTN_DECODE_DEFAULT, ATTN_MMA_DEFAULT,
+    ATTN_WGMMA_DEFAULT,
 };
 use modelc::codegen::templates::conv1d::{conv1d, conv1d_launch, Conv1dParams, ConvActivation};
 use modelc::codegen::templates::delta_rule::{
@@ -435,6 +436,23 @@ enum Prefill {
     WgmmaForm(WgmmaVariant),
     /// The other `mma.sync` form than `attention_prefill`'s.
     MmaOther,
+    /// A warp-specialised form with its L2 sections fixed at this many KV heads (a text edit of
+    /// the tile order, so that small tests walk several sections and a shorter last one).
+    WgmmaSections(WgmmaVariant, usize),
+}
+
+/// `src` (a warp-specialised Hopper prefill) with `kv_heads` KV heads per L2 section, whatever
+/// the number of keys.
+fn fixed_sections(src: &KernelSource, kv_heads: usize) -> KernelSource {
+    ablated(
+        src,
+        &format!("sec{kv_heads}"),
+        &[
+            ("constexpr long L2_KV_BYTES = 0;", "constexpr long L2_KV_BYTES = 1;"),
+            ("int sec_kv = 1;", &format!("int sec_kv = {kv_heads};")),
+            ("sec_kv *= 2;", ";"),
+        ],
+    )
 }
 
 /// The `mma.sync` form `attention_prefill` does not emit.
@@ -490,6 +508,10 @@ fn run_attn_prefill_with(
             attention_prefill_wgmma_variant(p, v).unwrap(),
             attention_prefill_wgmma_variant_launch(p, v, past.len(), t),
         ),
+        Prefill::WgmmaSections(v, n) => (
+            fixed_sections(&attention_prefill_wgmma_variant(p, v).unwrap(), n),
+            attention_prefill_wgmma_variant_launch(p, v, past.len(), t),
+        ),
     };
     ctx.load(&src);
     let mut r = rng(seed);
@@ -529,7 +551,10 @@ fn run_attn_prefill_with(
         KernelArg::I32(t as i32),
         KernelArg::I32(case.s_max as i32),
     ];
-    if kernel == Prefill::WgmmaForm(WgmmaVariant::PingPongTma) {
+    if matches!(
+        kernel,
+        Prefill::WgmmaForm(WgmmaVariant::PingPongTma) | Prefill::WgmmaSections(WgmmaVariant::PingPongTma, _)
+    ) {
         let maps = attention_prefill_tma_maps(
             p,
             qkv.device_ptr_at(k0).unwrap(),
@@ -735,6 +760,24 @@ fn attention_prefill_wgmma_tma_matches_reference() {
         return;
     }
     run_wgmma_prefill_cases(&mut ctx, Prefill::WgmmaForm(WgmmaVariant::PingPongTma));
+}
+
+/// The L2-section tile order of the warp-specialised Hopper prefill (both producers): sections
+/// of 1 and 3 KV heads (so several sections, and a shorter last one where the KV heads of the
+/// batch do not divide by 3), on every head-size-128 case. Every (head, query tile) must be
+/// computed exactly once: the outputs start as NaN and are checked whole.
+#[test]
+fn attention_prefill_wgmma_l2_sections_match_reference() {
+    let Some(mut ctx) = setup() else { return };
+    if ctx.gpu.compute_capability() != (9, 0) {
+        eprintln!("NOTICE: skipping the wgmma prefill: not an sm_90 GPU");
+        return;
+    }
+    for v in [ATTN_WGMMA_DEFAULT, WgmmaVariant::PingPongTma] {
+        for n in [1, 3] {
+            run_attn_prefill_128(&mut ctx, Prefill::WgmmaSections(v, n));
+        }
+    }
 }
 
 /// The Hopper (`wgmma`, sm_90a) prefill; skipped with a notice on other GPUs.
@@ -2628,9 +2671,10 @@ fn bench_delta_chunk_parallel() {
 }
 
 /// Whether a benchmark case labelled `label` runs: every case, unless `MODELC_BENCH_FILTER` is
-/// set, then those whose label contains it (e.g. `KDA+norm B8`, to profile one shape with ncu).
+/// set, then those whose label contains one of its `|`-separated parts (e.g. `KDA+norm B8`, to
+/// profile one shape with ncu; `lazy rescale|L2 section`).
 fn bench_selected(label: &str) -> bool {
-    std::env::var("MODELC_BENCH_FILTER").map_or(true, |f| label.contains(&f))
+    std::env::var("MODELC_BENCH_FILTER").map_or(true, |f| f.split('|').any(|part| label.contains(part)))
 }
 
 /// Whether the benchmarks add their ablation rows (`MODELC_BENCH_ABLATIONS=1`): the default
@@ -2694,7 +2738,8 @@ fn prefill_ablations(default: &KernelSource) -> Vec<(&'static str, KernelSource)
 }
 
 /// Cache-policy trials of the Hopper prefill (correct results; `MODELC_BENCH_TRIALS=1`): O
-/// written evict-first, on the default and the TMA form.
+/// written evict-first, and L2 sections of 8, 16 and 32 MiB in the tile order (`WS_TILE_ORDER`;
+/// the kernels' own is one section), on the default and the TMA form.
 fn prefill_trials(default: &KernelSource, tma: &KernelSource) -> Vec<(&'static str, KernelSource)> {
     let helpers = (
         "extern \"C\" __global__",
@@ -2710,13 +2755,31 @@ extern \"C\" __global__",
         "            if (t0 < T) st_evict_first(o0, v0);
             if (t1 < T) st_evict_first(o1, v1);",
     );
-    vec![
+    let budget = |bytes: &str| {
+        (
+            "constexpr long L2_KV_BYTES = 0;",
+            format!("constexpr long L2_KV_BYTES = {bytes};"),
+        )
+    };
+    let (mb8, mb16, mb32) = (budget("8l << 20"), budget("16l << 20"), budget("32l << 20"));
+    let mut trials = vec![
         (
             "trial: default, O evict-first",
             ablated(default, "to", &[helpers, o_first]),
         ),
         ("trial: TMA, O evict-first", ablated(tma, "to", &[helpers, o_first])),
-    ]
+    ];
+    for (form, src) in [("default", default), ("TMA", tma)] {
+        for (what, tag, edit) in [
+            ("L2 sections of 8 MiB of k/v", "l2s8", &mb8),
+            ("L2 sections of 16 MiB of k/v (FA3's)", "l2s16", &mb16),
+            ("L2 sections of 32 MiB of k/v", "l2s32", &mb32),
+        ] {
+            let name: &'static str = format!("trial: {form}, {what}").leak();
+            trials.push((name, ablated(src, tag, &[(edit.0, &edit.1)])));
+        }
+    }
+    trials
 }
 
 /// The default decode's loads and barriers alone: no scores, softmax or P V.
@@ -2743,6 +2806,9 @@ fn bench_ablations_apply_to_the_current_sources() {
             src.entries.iter().all(|e| src.source.contains(&format!("{e}("))),
             "{name}"
         );
+    }
+    for src in [&prefill, &tma] {
+        assert!(fixed_sections(src, 3).source.contains("int sec_kv = 3;"));
     }
     let decode = attention_decode_variant(&p, ATTN_DECODE_DEFAULT).unwrap();
     let lo = decode_loads_only(&decode);

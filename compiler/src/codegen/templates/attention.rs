@@ -1536,6 +1536,34 @@ const TMA_PARAMS: &str = ",
 /// inter-warpgroup schedule): two named barriers make the consumer warpgroups issue their
 /// GEMMs in turn, so that one warpgroup's softmax runs while the other's GEMMs keep the tensor
 /// cores busy.
+/// The warp-specialised prefill's tile order: FlashAttention-3's longest-first scheduler with L2
+/// sections. Blocks start roughly in the order of their linear index; that index walks sections
+/// of (head, batch) rows whose KV heads' k and v (`keys · Dh · 4` bytes each) fit in
+/// `L2_KV_BYTES`, and inside a section the query tiles from the last (the most keys) to the
+/// first, the section's heads fastest. The blocks in flight then share the k/v of a few KV heads:
+/// at T 8192 (H32 G8 Dh128) all eight KV heads' 32 MB compete with the q and o streams for the
+/// 50 MB L2. Sections hold whole KV groups (`R` query heads each).
+///
+/// `L2_KV_BYTES = 0` is one section: exactly the order before sections (blockIdx.x = h + H·b,
+/// blockIdx.y the query tiles from the last). It stays 0 until sections are timed on a GPU; the
+/// benchmark's trials (`MODELC_BENCH_TRIALS=1`) time 8, 16 and 32 MiB, the tests walk several
+/// sections by fixing `sec_kv`.
+const WS_TILE_ORDER: &str = r#"    /* Tile order: L2 sections of whole KV groups, longest query tiles first (WS_TILE_ORDER). */
+    constexpr long L2_KV_BYTES = 0; /* 0: one section */
+    const int n_hb = gridDim.x, n_qt = gridDim.y;
+    const long kv_head_bytes = (long)(T + past_len[0]) * DH * 4; /* batch 0's keys stand for all */
+    int sec_kv = 1; /* KV heads per section: the most whose k/v fit in L2_KV_BYTES, a power of 2 */
+    while (2l * sec_kv * kv_head_bytes <= L2_KV_BYTES && 2 * sec_kv * R < n_hb) sec_kv *= 2;
+    const int sec = L2_KV_BYTES > 0 ? min(sec_kv * R, n_hb) : n_hb;
+    const int lin = blockIdx.x + n_hb * blockIdx.y;
+    const int s0 = lin / (sec * n_qt) * sec; /* the section's first (head, batch) row */
+    const int in_sec = min(sec, n_hb - s0);  /* the last section may be shorter */
+    const int rem = lin - s0 * n_qt;
+    const int qt0 = (n_qt - 1 - rem / in_sec) * BQ;
+    const int h = (s0 + rem % in_sec) % H;
+    const long b = (s0 + rem % in_sec) / H;
+"#;
+
 fn prefill_wgmma_ws(p: &AttentionParams, cfg: WsConfig) -> KernelSource {
     let pp = cfg.pingpong;
     let schedule = if pp {
@@ -1602,7 +1630,7 @@ fn prefill_wgmma_ws(p: &AttentionParams, cfg: WsConfig) -> KernelSource {
  * Layouts: as attn_prefill (q [B,T,H*Dh], k/v [B,T,G*Dh], out [B,T,H*Dh] strided bf16 rows;
  *   caches [B,G,s_max,Dh]; past_len [B] int32). Unaligned rows are copied element by element;
  *   out rows that are not 4-byte aligned are stored a channel at a time.
- * Grid (H*B, ceil(T/{bq})): blockIdx.x = h + H*b, blockIdx.y counts query tiles from the last.
+ * Grid (H*B, ceil(T/{bq})), walked in L2 sections (see the tile order below).
  *   Block {threads}: warps 0-7 are 2 consumer warpgroups x 64 query rows ({creg} registers),
  *   warps 8-11 the producer warpgroup ({preg} registers, setmaxnreg).
  *   Dynamic smem 1 KiB (alignment) + q tile + {stages} stages each of k and v tiles ({bk} x Dh bf16),
@@ -1653,10 +1681,7 @@ __device__ __forceinline__ void mbar_wait(unsigned long long* bar, unsigned pari
     unsigned char* k_s = sm + 2 * QHALF;                 /* [STAGES][2][BK][128 B] */
     unsigned char* v_s = k_s + STAGES * 2 * KHALF;       /* [STAGES][2][BK][128 B] */
 
-    const int qt0 = (gridDim.y - 1 - blockIdx.y) * BQ;
-    const int h = blockIdx.x % H;
-    const long b = blockIdx.x / H;
-    const int g = h / R;
+{WS_TILE_ORDER}    const int g = h / R;
     const int tid = threadIdx.x, nth = blockDim.x, warp_id = tid / 32, lane = tid % 32;
     const int past = past_len[b];
     bf16* kc = k_cache + (b * G + g) * (long)s_max * DH;
