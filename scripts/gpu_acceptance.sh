@@ -29,6 +29,8 @@
 #   peers    scripts/bench_peers.py: copy/GEMM ceilings, SDPA, fla-core (wheels in .whl/, if carried)
 #   modelpeer scripts/bench_model_peer.py: the HF-style eager + fla forward of hybrid-1b (the
 #            whole-model peer of `bench`; needs the fla-core wheel)
+#   prefill  the Hopper attention prefill (the cp.async and TMA forms; with MODELC_BENCH_TRIALS=1
+#            also the L2-section and cache-policy trials) next to SDPA, two rounds in one step
 #   delta    the chunked delta rule at issue 8's shapes (B1 T4096 H32, B1 T8192 H32, B8 T2048 H16)
 #            next to fla's chunk_kda / chunk_gated_delta_rule at the same shapes, in one step (fla's
 #            times move between calls, so a ratio needs both sides from the same call), with fla's
@@ -127,6 +129,17 @@ export -f model_peer_runs
 step modelpeer 180 bash -c model_peer_runs
 grep -E "^\||device:|Error" "$OUT/modelpeer.log" | head -12
 
+prefill_runs() {
+    for _ in 1 2; do
+        MODELC_BENCH_FILTER="lazy rescale|L2 section" "$BIN/gpu_kernels" --ignored bench_attention_prefill_only \
+            --nocapture || return 1
+        (cd scripts && PYTHONUNBUFFERED=1 python3 bench_sdpa_prefill.py) || return 1
+    done
+}
+export -f prefill_runs
+step prefill 300 bash -c prefill_runs
+grep -E "^\|" "$OUT/prefill.log" | head -48
+
 delta_runs() {
     local f
     for f in "B1 T4096 H32" "B1 T8192 H32" "B8 T2048 H16"; do
@@ -178,4 +191,4 @@ step glue 90 "$BIN/codegen_gpu" --test-threads=1 --nocapture
 grep -E "^test |test result|panicked|glue kernels" "$OUT/glue.log" | head -20
 
 echo "== summary (exit codes; 0 = pass)"
-for s in model memcheck cmp 1b cli1b kernels kbench glue bench peers modelpeer delta; do printf '%-9s %s\n' "$s" "${RC[$s]:-not run}"; done
+for s in model memcheck cmp 1b cli1b kernels kbench glue bench peers modelpeer prefill delta; do printf '%-9s %s\n' "$s" "${RC[$s]:-not run}"; done
