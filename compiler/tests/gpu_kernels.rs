@@ -59,6 +59,16 @@ fn setup() -> Option<Ctx> {
     Some(Ctx { gpu, cache, _dir: dir })
 }
 
+/// [`setup`] on an sm_90 GPU (the `wgmma` prefill's); `None` with a notice on others.
+fn hopper_setup() -> Option<Ctx> {
+    let ctx = setup()?;
+    if ctx.gpu.compute_capability() != (9, 0) {
+        eprintln!("NOTICE: skipping the wgmma prefill: not an sm_90 GPU");
+        return None;
+    }
+    Some(ctx)
+}
+
 impl Ctx {
     fn load(&mut self, src: &KernelSource) {
         self.gpu
@@ -685,22 +695,14 @@ fn attention_prefill_mma_other_matches_reference() {
 /// bugs from pipelining ones).
 #[test]
 fn attention_prefill_wgmma_plain_matches_reference() {
-    let Some(mut ctx) = setup() else { return };
-    if ctx.gpu.compute_capability() != (9, 0) {
-        eprintln!("NOTICE: skipping the wgmma prefill: not an sm_90 GPU");
-        return;
-    }
+    let Some(mut ctx) = hopper_setup() else { return };
     run_attn_prefill_128(&mut ctx, Prefill::WgmmaPlain);
 }
 
 /// The overlapped form of the Hopper prefill (all threads load; block-wide barriers).
 #[test]
 fn attention_prefill_wgmma_overlapped_matches_reference() {
-    let Some(mut ctx) = setup() else { return };
-    if ctx.gpu.compute_capability() != (9, 0) {
-        eprintln!("NOTICE: skipping the wgmma prefill: not an sm_90 GPU");
-        return;
-    }
+    let Some(mut ctx) = hopper_setup() else { return };
     run_attn_prefill_128(&mut ctx, Prefill::WgmmaOverlapped);
     for (i, case) in attn_cases().iter().enumerate() {
         if !wgmma_prefill(&case.p) {
@@ -716,11 +718,7 @@ fn attention_prefill_wgmma_overlapped_matches_reference() {
 /// stages; ping-pong with k/v loads from the start), on every case of the default Hopper test.
 #[test]
 fn attention_prefill_wgmma_other_forms_match_reference() {
-    let Some(mut ctx) = setup() else { return };
-    if ctx.gpu.compute_capability() != (9, 0) {
-        eprintln!("NOTICE: skipping the wgmma prefill: not an sm_90 GPU");
-        return;
-    }
+    let Some(mut ctx) = hopper_setup() else { return };
     // The default (ping-pong, FA3 order, lazy rescale) is `attention_prefill_wgmma_matches_reference`'s.
     for v in [
         WgmmaVariant::Specialized,
@@ -754,11 +752,7 @@ fn run_wgmma_prefill_cases(ctx: &mut Ctx, kernel: Prefill) {
 /// Hopper test.
 #[test]
 fn attention_prefill_wgmma_tma_matches_reference() {
-    let Some(mut ctx) = setup() else { return };
-    if ctx.gpu.compute_capability() != (9, 0) {
-        eprintln!("NOTICE: skipping the wgmma prefill: not an sm_90 GPU");
-        return;
-    }
+    let Some(mut ctx) = hopper_setup() else { return };
     run_wgmma_prefill_cases(&mut ctx, Prefill::WgmmaForm(WgmmaVariant::PingPongTma));
 }
 
@@ -768,11 +762,7 @@ fn attention_prefill_wgmma_tma_matches_reference() {
 /// computed exactly once: the outputs start as NaN and are checked whole.
 #[test]
 fn attention_prefill_wgmma_l2_sections_match_reference() {
-    let Some(mut ctx) = setup() else { return };
-    if ctx.gpu.compute_capability() != (9, 0) {
-        eprintln!("NOTICE: skipping the wgmma prefill: not an sm_90 GPU");
-        return;
-    }
+    let Some(mut ctx) = hopper_setup() else { return };
     for v in [ATTN_WGMMA_DEFAULT, WgmmaVariant::PingPongTma] {
         for n in [1, 3] {
             run_attn_prefill_128(&mut ctx, Prefill::WgmmaSections(v, n));
@@ -783,11 +773,7 @@ fn attention_prefill_wgmma_l2_sections_match_reference() {
 /// The Hopper (`wgmma`, sm_90a) prefill; skipped with a notice on other GPUs.
 #[test]
 fn attention_prefill_wgmma_matches_reference() {
-    let Some(mut ctx) = setup() else { return };
-    if ctx.gpu.compute_capability() != (9, 0) {
-        eprintln!("NOTICE: skipping the wgmma prefill: not an sm_90 GPU");
-        return;
-    }
+    let Some(mut ctx) = hopper_setup() else { return };
     run_wgmma_prefill_cases(&mut ctx, Prefill::Wgmma);
 }
 
