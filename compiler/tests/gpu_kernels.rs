@@ -22,9 +22,10 @@ use modelc::codegen::templates::attention::{
 };
 use modelc::codegen::templates::conv1d::{conv1d, conv1d_launch, Conv1dParams, ConvActivation};
 use modelc::codegen::templates::delta_rule::{
-    delta_rule_chunk_parallel_supported, delta_rule_chunk_parallel_variant, delta_rule_chunked,
-    delta_rule_chunked_launch, delta_rule_cp_launches, delta_rule_cp_workspace_len, delta_rule_launch,
-    delta_rule_recurrent, delta_rule_tensor_cores, CpPrepVariant, DecayGate, DeltaRuleParams, GatedNormEpilogue,
+    delta_rule_chunk_parallel, delta_rule_chunk_parallel_supported, delta_rule_chunk_parallel_variant,
+    delta_rule_chunked, delta_rule_chunked_launch, delta_rule_cp_launches, delta_rule_cp_workspace_len,
+    delta_rule_launch, delta_rule_recurrent, delta_rule_tensor_cores, CpPrepVariant, DecayGate, DeltaRuleParams,
+    GatedNormEpilogue,
 };
 use modelc::codegen::templates::kda_decode_step::{
     kda_decode_step, kda_decode_step_cluster, kda_decode_step_cluster_threads, KdaDecodeStepParams,
@@ -2568,8 +2569,13 @@ impl DeltaBench {
 
     /// [`DeltaBench::time_chunk_parallel`] with prep form `v`.
     fn time_chunk_parallel_variant(&self, ctx: &mut Ctx, p: &DeltaRuleParams, v: CpPrepVariant, name: &str) -> f64 {
-        let src = delta_rule_chunk_parallel_variant(p, v).unwrap();
-        ctx.load(&src);
+        self.time_chunk_parallel_source(ctx, p, &delta_rule_chunk_parallel_variant(p, v).unwrap(), name)
+    }
+
+    /// [`DeltaBench::time_chunk_parallel`] of the module `src` (the chunk-parallel form of `p`,
+    /// or a text edit of it).
+    fn time_chunk_parallel_source(&self, ctx: &mut Ctx, p: &DeltaRuleParams, src: &KernelSource, name: &str) -> f64 {
+        ctx.load(src);
         let ws = ctx.nan_f32(delta_rule_cp_workspace_len(p, self.b, self.t), "workspace");
         let mut a = self.args(p, self.t);
         a.push(ws.arg());
@@ -2640,8 +2646,103 @@ fn bench_delta_shapes(ctx: &mut Ctx, r: &mut ChaCha8Rng) {
             if (b, t, h) == (1, 4096, 32) {
                 bufs.time_chunked(ctx, &p, name);
             }
+            if bench_trials() || bench_ablations() {
+                let default = delta_rule_chunk_parallel(&p).unwrap();
+                let trials = scan_trials(&default).into_iter().filter(|_| bench_trials());
+                let ablations = scan_ablations(&default).into_iter().filter(|_| bench_ablations());
+                for (what, src) in trials.chain(ablations) {
+                    bufs.time_chunk_parallel_source(ctx, &p, &src, &format!("{name} {what}"));
+                }
+                bufs.time_chunk_parallel(ctx, &p, name);
+            }
         }
     }
+}
+
+/// The scan pass's loop-top work: stage chunk c + 2 (two groups in flight), wait for chunk c.
+const SCAN_STAGE_AT_TOP: &str = "        if (c + 2 < NC) {
+            stage(c + 2, (c + 2) % NBUF);
+            cp_async_wait<2>();
+        } else if (c + 1 < NC) {";
+/// The scan pass's store of the state entering a chunk (for the output pass).
+const SCAN_HS_STORE: &str = "        /* h entering the chunk, for the output pass */
+        for (int e = tid; e < DK * SBV / 8; e += NT) {
+            const int d = e / (SBV / 8), x = (e % (SBV / 8)) * 8;
+            *reinterpret_cast<uint4*>(ws.hs + (ci * DK + d) * DV + j0 + x) = *reinterpret_cast<const uint4*>(&Ss[d * SP + x]);
+        }
+";
+/// The barrier after v_new, where work moved off the chunk's critical start goes.
+const SCAN_VN_BARRIER: &str = "        __syncthreads(); /* Vn complete; every warp is done reading Ss */";
+
+/// Reorderings of the chunk-parallel scan (correct results; `MODELC_BENCH_TRIALS=1`): the loads
+/// of chunk c + 2 and the store of h issued after v_new = U - W h instead of before it, so that
+/// the chunk's first products start right after its barrier.
+fn scan_trials(default: &KernelSource) -> Vec<(&'static str, KernelSource)> {
+    let late_stage = [
+        (
+            SCAN_STAGE_AT_TOP,
+            "        if (c + 1 < NC) {
+            cp_async_wait<1>();
+        } else if (c + 1 < NC) {",
+        ),
+        (
+            SCAN_VN_BARRIER,
+            "        if (c + 2 < NC) stage(c + 2, (c + 2) % NBUF); /* its buffer was freed at the last barrier */
+        __syncthreads(); /* Vn complete; every warp is done reading Ss */",
+        ),
+    ];
+    let late_hs = [
+        (SCAN_HS_STORE, ""),
+        (SCAN_VN_BARRIER, &format!("{SCAN_HS_STORE}{SCAN_VN_BARRIER}")),
+    ];
+    let both = [
+        late_stage[0],
+        (SCAN_HS_STORE, ""),
+        (
+            SCAN_VN_BARRIER,
+            &format!("{SCAN_HS_STORE}        if (c + 2 < NC) stage(c + 2, (c + 2) % NBUF);\n{SCAN_VN_BARRIER}"),
+        ),
+    ];
+    vec![
+        (
+            "trial: scan stages chunk c+2 after v_new",
+            ablated(default, "tls", &late_stage),
+        ),
+        ("trial: scan stores h after v_new", ablated(default, "tlh", &late_hs)),
+        (
+            "trial: scan stores h and stages c+2 after v_new",
+            ablated(default, "tlb", &both),
+        ),
+    ]
+}
+
+/// The scan pass with parts of its memory traffic cut (wrong results; `MODELC_BENCH_ABLATIONS=1`):
+/// where its time goes.
+fn scan_ablations(default: &KernelSource) -> Vec<(&'static str, KernelSource)> {
+    let no_hs = (SCAN_HS_STORE, "");
+    let no_vn = (
+        "            *reinterpret_cast<uint4*>(ws.vn + (ci * C + t) * DV + j0 + x) = *reinterpret_cast<const uint4*>(&Vn[t * SP + x]);",
+        "            (void)t; (void)x;",
+    );
+    let no_loads = (
+        "            stage(c + 2, (c + 2) % NBUF);\n            cp_async_wait<2>();",
+        "            if (c < 1) stage(c + 2, (c + 2) % NBUF);\n            cp_async_wait<2>();",
+    );
+    vec![
+        ("ablation: scan without the h store", ablated(default, "anh", &[no_hs])),
+        (
+            "ablation: scan without the v_new store",
+            ablated(default, "anv", &[no_vn]),
+        ),
+        (
+            "ablation: scan without h and v_new stores",
+            ablated(default, "ans", &[no_hs, no_vn]),
+        ),
+        (
+            "ablation: scan loads chunks 0-2 only",
+            ablated(default, "anl", &[no_loads]),
+        ),
+    ]
 }
 
 /// [`bench_delta_shapes`] alone:
@@ -2668,6 +2769,12 @@ fn bench_selected(label: &str) -> bool {
 /// timing diagnostics of where the time goes, as in docs/PERFORMANCE.md).
 fn bench_ablations() -> bool {
     std::env::var("MODELC_BENCH_ABLATIONS").is_ok_and(|v| v == "1")
+}
+
+/// Whether the benchmarks add their trial rows (`MODELC_BENCH_TRIALS=1`): other forms of the
+/// default kernels by text edits of the emitted source (correct results), not yet in the tree.
+fn bench_trials() -> bool {
+    std::env::var("MODELC_BENCH_TRIALS").is_ok_and(|v| v == "1")
 }
 
 /// `src` with each `(from, to)` edit applied (each `from` must occur) and its entries renamed
@@ -2795,6 +2902,18 @@ fn bench_ablations_apply_to_the_current_sources() {
     }
     for src in [&prefill, &tma] {
         assert!(fixed_sections(src, 3).source.contains("int sec_kv = 3;"));
+    }
+    for gate in [DecayGate::PerChannel, DecayGate::Scalar] {
+        let norm = GatedNormEpilogue {
+            eps: 1e-5,
+            act: GateActivation::Silu,
+        };
+        let delta =
+            delta_rule_chunk_parallel(&DeltaRuleParams::new(32, 32, 128, 128, gate).with_gated_norm(norm)).unwrap();
+        for (name, src) in scan_trials(&delta).into_iter().chain(scan_ablations(&delta)) {
+            assert_ne!(src.source, delta.source, "{name}");
+            assert_eq!(src.entries.len(), delta.entries.len(), "{name}");
+        }
     }
     let decode = attention_decode_variant(&p, ATTN_DECODE_DEFAULT).unwrap();
     let lo = decode_loads_only(&decode);
@@ -2929,7 +3048,7 @@ fn bench_attention_prefill(ctx: &mut Ctx, r: &mut ChaCha8Rng) {
                 attention_prefill_wgmma_variant_launch(&p, WgmmaVariant::PingPongTma, 1, t),
             ));
         }
-        if ctx.gpu.compute_capability() == (9, 0) && std::env::var("MODELC_BENCH_TRIALS").is_ok_and(|v| v == "1") {
+        if ctx.gpu.compute_capability() == (9, 0) && bench_trials() {
             let default = attention_prefill_wgmma(&p).unwrap();
             let tma = attention_prefill_wgmma_variant(&p, WgmmaVariant::PingPongTma).unwrap();
             for (name, src) in prefill_trials(&default, &tma) {
