@@ -2831,7 +2831,7 @@ fn prefill_ablations(default: &KernelSource) -> Vec<(&'static str, KernelSource)
 }
 
 /// Cache-policy trials of the Hopper prefill (correct results; `MODELC_BENCH_TRIALS=1`): O
-/// written evict-first, and L2 sections of 8, 16 and 32 MiB in the tile order (`WS_TILE_ORDER`;
+/// written evict-first, and L2 sections of 4, 8 and 16 MiB in the tile order (`WS_TILE_ORDER`;
 /// the kernels' own is one section), on the default and the TMA form.
 fn prefill_trials(default: &KernelSource, tma: &KernelSource) -> Vec<(&'static str, KernelSource)> {
     let helpers = (
@@ -2854,7 +2854,7 @@ extern \"C\" __global__",
             format!("constexpr long L2_KV_BYTES = {bytes};"),
         )
     };
-    let (mb8, mb16, mb32) = (budget("8l << 20"), budget("16l << 20"), budget("32l << 20"));
+    let (mb4, mb8, mb16) = (budget("4l << 20"), budget("8l << 20"), budget("16l << 20"));
     let mut trials = vec![
         (
             "trial: default, O evict-first",
@@ -2864,9 +2864,9 @@ extern \"C\" __global__",
     ];
     for (form, src) in [("default", default), ("TMA", tma)] {
         for (what, tag, edit) in [
+            ("L2 sections of 4 MiB of k/v", "l2s4", &mb4),
             ("L2 sections of 8 MiB of k/v", "l2s8", &mb8),
             ("L2 sections of 16 MiB of k/v (FA3's)", "l2s16", &mb16),
-            ("L2 sections of 32 MiB of k/v", "l2s32", &mb32),
         ] {
             let name: &'static str = format!("trial: {form}, {what}").leak();
             trials.push((name, ablated(src, tag, &[(edit.0, &edit.1)])));

@@ -1546,8 +1546,8 @@ const TMA_PARAMS: &str = ",
 ///
 /// `L2_KV_BYTES = 0` is one section: exactly the order before sections (blockIdx.x = h + H·b,
 /// blockIdx.y the query tiles from the last). It stays 0 until sections are timed on a GPU; the
-/// benchmark's trials (`MODELC_BENCH_TRIALS=1`) time 8, 16 and 32 MiB, the tests walk several
-/// sections by fixing `sec_kv`.
+/// benchmark's trials (`MODELC_BENCH_TRIALS=1`) time 4, 8 and 16 MiB (at T 8192: one, two and
+/// four KV heads a section); the tests walk several sections by fixing `sec_kv`.
 const WS_TILE_ORDER: &str = r#"    /* Tile order: L2 sections of whole KV groups, longest query tiles first (WS_TILE_ORDER). */
     constexpr long L2_KV_BYTES = 0; /* 0: one section */
     const int n_hb = gridDim.x, n_qt = gridDim.y;
