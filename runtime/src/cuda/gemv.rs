@@ -30,7 +30,8 @@
 //! after their own wait, so the next kernel's first weights stream while this one runs (the
 //! KDA decode step relies on that order: see its template). Measured on an H200 (hybrid-1b
 //! decode, batch 1): 0.949 against 1.00 ms a step; batch 2 1.20 against 1.30.
-//! `MODELC_NO_GEMV_STREAM=1` keeps the kernels above.
+//! `MODELC_NO_GEMV_STREAM=1` keeps the kernels above. [`GEMV_L2_PREFETCH_ENV`] (a trial, off until
+//! timed) also has each warp prefetch its next rows of W into L2 before the wait.
 //!
 //! Tensor cores: at 3 to 8 rows (K a multiple of 8 up to 4096, 16-byte operands, sm_80 on) the
 //! column-set kernels would keep `m × COLS` sums a thread and fall to a third of the copy
@@ -83,6 +84,9 @@ pub enum GemvPrologue {
 /// The GEMV kernels: one per output type, row count `1..=8` and prologue, and narrow (one warp
 /// per column set) un-fused ones.
 const SOURCE: &str = r#"#include <cuda_bf16.h>
+#ifndef MODELC_GEMV_L2_PREFETCH
+#define MODELC_GEMV_L2_PREFETCH 0 /* 1: the streamed kernel's L2 prefetch (GEMV_L2_PREFETCH_ENV) */
+#endif
 __device__ __forceinline__ float lo_bf(unsigned u) { return __uint_as_float(u << 16); }
 __device__ __forceinline__ float hi_bf(unsigned u) { return __uint_as_float(u & 0xffff0000u); }
 __device__ __forceinline__ float ld_f(const float* p) { return __ldcg(p); }
@@ -347,6 +351,18 @@ __device__ __forceinline__ void gemv_stream(const __nv_bfloat16* __restrict__ x,
   // The weights are constant: the first two units stream before the wait.
   load_unit(0, b0);
   load_unit(1, b1);
+#if MODELC_GEMV_L2_PREFETCH && defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  // And the warp's next rows into L2 (one bulk prefetch a row, no registers held), up to about
+  // 24 MiB a kernel so that the prefetched lines are still in L2 when their turn comes: the DRAM
+  // stream goes on while the kernel before drains.
+  if (lane == 0 && units > 0) {
+    const long long rows = units / upr, row_bytes = 2ll * k;
+    const long long first = 2 / upr, last = min(rows, first + (24ll << 20) / (row_bytes * nw));
+    for (long long rj = first; rj < last; ++rj)
+      asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;" ::"l"(w + (gw + rj * nw) * ldw), "r"((unsigned)row_bytes)
+                   : "memory");
+  }
+#endif
   dep_wait();
   // Everything before this kernel has finished: the next kernel may launch and start its own
   // weight stream while this one runs.
@@ -666,6 +682,11 @@ const STREAM_MAX_K: usize = 4096;
 const STREAM_BLOCKS_PER_SM: usize = 2;
 /// Set to `1`: every GEMV takes the non-streamed kernels (for comparison; read once).
 pub const NO_GEMV_STREAM_ENV: &str = "MODELC_NO_GEMV_STREAM";
+/// Set to `1`: the streamed kernel also prefetches the rest of its warps' rows of W into L2
+/// (`cp.async.bulk.prefetch.L2`, up to about 24 MiB a kernel) before it waits for the kernel
+/// before it, so that the weight stream keeps going while that kernel drains (sm_90 on; read
+/// once). Off by default until timed on a GPU.
+pub const GEMV_L2_PREFETCH_ENV: &str = "MODELC_GEMV_L2_PREFETCH";
 /// Set to `1`: GEMVs of 3 to 8 rows take the column-set kernels, not the tensor-core one, and
 /// callers asking [`gemv_tensor_takes`] hear no (read once).
 pub const NO_GEMV_TENSOR_ENV: &str = "MODELC_NO_GEMV_TENSOR";
@@ -747,7 +768,16 @@ pub fn load_gemv(gpu: &mut Gpu, cache: &KernelCache) -> Result<(), CudaError> {
     }
     let names = entries();
     let refs: Vec<&str> = names.iter().map(String::as_str).collect();
-    gpu.compile_and_load(cache, SOURCE, &refs)
+    gpu.compile_and_load(cache, &source(prefetch_on()), &refs)
+}
+
+/// [`SOURCE`], with the streamed kernel's L2 prefetch compiled in or not.
+fn source(l2_prefetch: bool) -> String {
+    if l2_prefetch {
+        format!("#define MODELC_GEMV_L2_PREFETCH 1\n{SOURCE}")
+    } else {
+        SOURCE.to_string()
+    }
 }
 
 /// Whether [`gemv_raw`] takes a GEMM of this shape: one batch of at most [`GEMV_MAX_ROWS`] rows.
@@ -950,6 +980,12 @@ fn stream_off() -> bool {
     *OFF.get_or_init(|| env_is_one(NO_GEMV_STREAM_ENV))
 }
 
+/// [`GEMV_L2_PREFETCH_ENV`] is `1` (read once).
+fn prefetch_on() -> bool {
+    static ON: OnceLock<bool> = OnceLock::new();
+    *ON.get_or_init(|| env_is_one(GEMV_L2_PREFETCH_ENV))
+}
+
 /// [`NO_GEMV_TENSOR_ENV`] is `1` (read once).
 fn tensor_off() -> bool {
     static OFF: OnceLock<bool> = OnceLock::new();
@@ -1002,18 +1038,22 @@ mod tests {
         if !nvrtc_or_skip("the GEMV assembly test") {
             return;
         }
-        let log =
-            ptxas_report(SOURCE, "modelc_gemv", "sm_90", &default_include_dirs()).unwrap_or_else(|e| panic!("{e}"));
-        let mut reports = 0;
-        for line in log.lines().filter(|l| l.contains("spill")) {
-            reports += 1;
-            assert!(
-                line.contains(" 0 bytes stack frame, 0 bytes spill stores"),
-                "a GEMV kernel spills: {line}\n{log}"
-            );
+        for l2_prefetch in [false, true] {
+            let log = ptxas_report(&source(l2_prefetch), "modelc_gemv", "sm_90", &default_include_dirs())
+                .unwrap_or_else(|e| panic!("{e}"));
+            let mut reports = 0;
+            for line in log.lines().filter(|l| l.contains("spill")) {
+                reports += 1;
+                assert!(
+                    line.contains(" 0 bytes stack frame, 0 bytes spill stores"),
+                    "a GEMV kernel spills (L2 prefetch {l2_prefetch}): {line}\n{log}"
+                );
+            }
+            assert_eq!(reports, entries().len(), "one report per entry expected:\n{log}");
+            if l2_prefetch {
+                eprintln!("{log}");
+            }
         }
-        assert_eq!(reports, entries().len(), "one report per entry expected:\n{log}");
-        eprintln!("{log}");
     }
 
     #[test]
