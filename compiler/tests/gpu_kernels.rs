@@ -2728,7 +2728,23 @@ fn scan_ablations(default: &KernelSource) -> Vec<(&'static str, KernelSource)> {
         "            stage(c + 2, (c + 2) % NBUF);\n            cp_async_wait<2>();",
         "            if (c < 1) stage(c + 2, (c + 2) % NBUF);\n            cp_async_wait<2>();",
     );
+    let no_vn_products = (
+        "            for (int kk = 0; kk < MS; ++kk) {\n                unsigned a[4];\n                dtc_frag_a(a, W,",
+        "            for (int kk = 0; kk < 0; ++kk) {\n                unsigned a[4];\n                dtc_frag_a(a, W,",
+    );
+    let no_state_products = (
+        "                for (int kk = 0; kk < 4; ++kk) {\n                    unsigned a[4];\n                    dtc_frag_at(a, K,",
+        "                for (int kk = 0; kk < 0; ++kk) {\n                    unsigned a[4];\n                    dtc_frag_at(a, K,",
+    );
     vec![
+        (
+            "ablation: scan without W h (v_new = U)",
+            ablated(default, "anw", &[no_vn_products]),
+        ),
+        (
+            "ablation: scan without k^T v_new (h only decays)",
+            ablated(default, "ank", &[no_state_products]),
+        ),
         ("ablation: scan without the h store", ablated(default, "anh", &[no_hs])),
         (
             "ablation: scan without the v_new store",
