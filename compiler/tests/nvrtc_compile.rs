@@ -5,6 +5,7 @@
 
 mod kda_step_shapes;
 use kda_step_shapes::kda_step_cases;
+use modelc::codegen::sass::{disassemble, find_cuobjdump, undefined_descriptors};
 use modelc::codegen::templates::attention::{
     attention_decode, attention_decode_variant, attention_prefill, attention_prefill_mma, attention_prefill_wgmma,
     attention_prefill_wgmma_variant, mma_decode, tensor_core_prefill, AttentionParams, DecodeVariant, MmaVariant,
@@ -19,6 +20,7 @@ use modelc::codegen::templates::kda_decode_step::{kda_decode_step, kda_decode_st
 use modelc::codegen::templates::selective_scan::{selective_scan, SelectiveScanParams};
 use modelc::codegen::templates::KernelSource;
 use modelc::spec::GateActivation;
+use modelc_runtime::cuda::nvrtc::HOPPER_TARGET;
 use modelc_runtime::cuda::{compile_cubin, compile_ptx, default_include_dirs, nvrtc_version, ptxas_report};
 
 const ARCH: &str = "sm_90";
@@ -372,4 +374,91 @@ fn wgmma_prefill_assembles_for_sm90a() {
             assert!(!log.contains("C7517"), "wgmma wait injected: {log}");
         }
     }
+}
+
+/// Every module whose code creates an L2 cache policy (the decode's evict-first `cp.async`, the
+/// TMA prefill's evict-last copies) keeps the policy in its machine code: no memory instruction
+/// reads a descriptor register nothing writes (`codegen::sass::undefined_descriptors`; such a
+/// kernel traps with an illegal instruction). And the check finds the known case: the Hopper
+/// prefill's `cp.async` producer with cache-hinted copies, which trapped on an H200
+/// (2026-12-04), is miscompiled so by this NVRTC (13.0). Needs cuobjdump (`.ci/nvrtc.sh`
+/// installs it; skipped with a notice without).
+#[test]
+fn cache_policies_survive_ptxas() {
+    if !nvrtc_or_skip() {
+        return;
+    }
+    let tool = match find_cuobjdump() {
+        Ok(tool) => tool,
+        Err(e) => {
+            eprintln!("NOTICE: skipping the cache-policy check: {e}");
+            return;
+        }
+    };
+    let includes = default_include_dirs();
+    let hopper = [(32, 8, None), (8, 1, Some(100))].map(|(heads, kv_heads, window)| AttentionParams {
+        heads,
+        kv_heads,
+        head_dim: 128,
+        window,
+        scale: 128f32.powf(-0.5),
+    });
+    let modules = all_sources()
+        .into_iter()
+        .map(|s| (s, ARCH))
+        .chain(hopper.iter().flat_map(|p| {
+            [WgmmaVariant::PingPongFa3Lazy, WgmmaVariant::PingPongTma]
+                .map(|v| (attention_prefill_wgmma_variant(p, v).unwrap(), HOPPER_TARGET))
+        }));
+    let mut checked = Vec::new();
+    for (src, arch) in modules.filter(|(s, _)| s.source.contains("createpolicy")) {
+        // Only modules whose code keeps a policy (the prelude defines helpers every module has).
+        let ptx = compile_ptx(&src.source, src.name(), arch, &includes).unwrap_or_else(|e| panic!("{e}"));
+        if !ptx.text().contains("createpolicy") {
+            continue;
+        }
+        let listing = disassemble(&tool, &src.source, src.name(), arch).unwrap_or_else(|e| panic!("{e}"));
+        let bad = undefined_descriptors(&listing);
+        assert!(
+            bad.is_empty(),
+            "{}",
+            bad.iter().map(|b| b.to_string()).collect::<Vec<_>>().join("\n")
+        );
+        checked.push(src.name().to_string());
+    }
+    eprintln!(
+        "cache policies kept in {} modules: {}",
+        checked.len(),
+        checked.join(", ")
+    );
+    assert!(
+        checked.iter().any(|n| n.starts_with("attn_decode")),
+        "no decode module was checked"
+    );
+    assert!(
+        checked.iter().any(|n| n.starts_with("attn_prefill_wgmma")),
+        "no TMA prefill was checked"
+    );
+
+    // The known miscompile: k/v copied by cp.async under an evict-last policy in the producer.
+    let (major, minor) = nvrtc_version().unwrap_or((0, 0));
+    if (major, minor) != (13, 0) {
+        eprintln!("NOTICE: NVRTC {major}.{minor}: the known-miscompile half of the check is for 13.0");
+        return;
+    }
+    let default = attention_prefill_wgmma_variant(&hopper[0], WgmmaVariant::PingPongFa3Lazy).unwrap();
+    let copy = "cp_async16(dst + swz(r0, ch, KHALF) + i * 8 * ROWB, src + i * step, true);";
+    assert!(
+        default.source.contains(copy),
+        "the producer's copy is not in the source"
+    );
+    let hinted = default
+        .source
+        .replace(copy, &copy.replace("cp_async16(", "cp_async16_stream("));
+    let listing = disassemble(&tool, &hinted, "hinted_producer", HOPPER_TARGET).unwrap_or_else(|e| panic!("{e}"));
+    let bad = undefined_descriptors(&listing);
+    assert!(
+        bad.iter().any(|b| b.instruction.starts_with("LDGSTS")),
+        "NVRTC 13.0 no longer drops the policy of the producer's cache-hinted copies: {bad:?}"
+    );
 }

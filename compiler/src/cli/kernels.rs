@@ -2,11 +2,11 @@
 //! machine code NVRTC makes of it, disassembled by `cuobjdump`.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 
 use super::common::{load_spec, placement};
+use modelc::codegen::sass::{disassemble, find_cuobjdump, undefined_descriptors};
 use modelc::codegen::{compile, kernels_of_steps, report::layer_runs};
 
 /// Arguments of `modelc kernels`.
@@ -98,65 +98,19 @@ pub fn run(args: Args) -> Result<()> {
     Ok(())
 }
 
-/// `MODELC_CUOBJDUMP`, else the first `cuobjdump` on PATH.
-fn find_cuobjdump() -> Result<PathBuf> {
-    if let Some(p) = std::env::var_os("MODELC_CUOBJDUMP") {
-        let p = PathBuf::from(p);
-        if !p.is_file() {
-            bail!("MODELC_CUOBJDUMP={}: no such file", p.display());
-        }
-        return Ok(p);
-    }
-    std::env::var_os("PATH")
-        .and_then(|path| {
-            std::env::split_paths(&path)
-                .map(|d| d.join("cuobjdump"))
-                .find(|p| p.is_file())
-        })
-        .context(
-            "--sass needs cuobjdump (and nvdisasm): neither MODELC_CUOBJDUMP nor PATH has it; the PyPI wheels \
-             nvidia-cuda-cuobjdump and nvidia-cuda-nvdisasm hold both (in nvidia/cu13/bin)",
-        )
-}
-
-/// Compiles `kernel` to a CUBIN for `arch` and prints `cuobjdump -sass` of it (a module built for
-/// another single target is named and skipped).
+/// Prints the SASS of `kernel` for `arch` (a module built for another single target is named and
+/// skipped), and warns on stderr of memory instructions that read a descriptor nothing writes
+/// (`codegen::sass::undefined_descriptors`: such a kernel traps when it runs).
 fn print_sass(cuobjdump: &Path, kernel: &modelc::codegen::kernel::Kernel, arch: &str) -> Result<()> {
-    use modelc_runtime::cuda::nvrtc::{compile_cubin, default_include_dirs};
     if let Some(target) = kernel.target.as_deref().filter(|t| *t != arch) {
         println!("// ===== {}: built for {target} only, not {arch} =====", kernel.name);
         return Ok(());
     }
-    let cubin = compile_cubin(&kernel.source, &kernel.name, arch, &default_include_dirs())
-        .with_context(|| format!("compiling {} for {arch}", kernel.name))?;
-    let dir = std::env::temp_dir().join(format!("modelc-sass-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    let file = dir.join(format!("{}.cubin", kernel.name));
-    std::fs::write(&file, cubin.bytes()).with_context(|| format!("writing {}", file.display()))?;
-    // cuobjdump runs nvdisasm: look beside cuobjdump first (the wheels put both in one folder).
-    let mut path = cuobjdump
-        .parent()
-        .map(Path::to_path_buf)
-        .into_iter()
-        .collect::<Vec<_>>();
-    path.extend(std::env::var_os("PATH").iter().flat_map(std::env::split_paths));
-    let out = Command::new(cuobjdump)
-        .arg("-sass")
-        .arg(&file)
-        .env("PATH", std::env::join_paths(path)?)
-        .output()
-        .with_context(|| format!("running {}", cuobjdump.display()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let out = out?;
-    if !out.status.success() {
-        bail!(
-            "{} -sass failed on {}: {}",
-            cuobjdump.display(),
-            kernel.name,
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
+    let listing = disassemble(cuobjdump, &kernel.source, &kernel.name, arch)?;
     println!("// ===== kernels/{}.cu, SASS for {arch} =====", kernel.name);
-    print!("{}", String::from_utf8_lossy(&out.stdout));
+    print!("{listing}");
+    for bad in undefined_descriptors(&listing) {
+        eprintln!("warning: kernels/{}.cu: {bad}", kernel.name);
+    }
     Ok(())
 }

@@ -6,7 +6,8 @@
 //!    prefill and a decode form (`cores`); identical sources (identical layers) become one
 //!    kernel, named `<kind>_<hash of its source>`.
 //! 3. `program::build`: buffers, packed weights, states and the two schedules (`program.json`);
-//!    `report`: the kernel table of `modelc build`.
+//!    `report`: the kernel table of `modelc build`; `sass`: the machine code of a kernel, and a
+//!    check on it (`modelc kernels --sass`).
 //!
 //! [`Program`]: modelc_runtime::program::Program
 
@@ -16,6 +17,7 @@ pub mod kda_step;
 pub mod kernel;
 pub mod program;
 pub mod report;
+pub mod sass;
 pub mod templates;
 
 use std::collections::HashMap;
