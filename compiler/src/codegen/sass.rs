@@ -75,7 +75,10 @@ pub fn disassemble(cuobjdump: &Path, source: &str, name: &str, arch: &str) -> Re
         arch: arch.to_string(),
         source: Box::new(source),
     })?;
-    let dir = std::env::temp_dir().join(format!("modelc-sass-{}-{name}", std::process::id()));
+    // A folder of this call's own: calls may run at once (test threads).
+    static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("modelc-sass-{}-{call}", std::process::id()));
     let io = |what, path: &Path| {
         let path = path.to_path_buf();
         move |source| SassError::Io { what, path, source }
