@@ -40,7 +40,9 @@ use modelc::reference::ops::norm::{gated_rms_norm, l2_norm};
 use modelc::reference::ops::selective_scan::selective_scan as ref_scan;
 use modelc::reference::Array;
 use modelc::spec::GateActivation;
-use modelc_runtime::cuda::{CudaError, Gemm, GemmShape, Gpu, GpuBuffer, KernelArg, KernelCache, LaunchDims, TileMap2d};
+use modelc_runtime::cuda::{
+    CudaError, Gemm, GemmShape, Gpu, GpuBuffer, KernelArg, KernelCache, L2Prefetch, LaunchDims, TileMap2d,
+};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -1988,7 +1990,14 @@ fn gemv_fused_prologues_match_reference() {
                                 },
                             };
                             let mut runs = Vec::new();
-                            for _ in 0..2 {
+                            // The second call also prefetches W into L2 (as the executor has a
+                            // GEMV prefetch the next GEMM's weights): the results must not move.
+                            for run in 0..2 {
+                                let next = if run == 1 {
+                                    L2Prefetch::head(w_d.device_ptr(), (n * k * 2) as u64)
+                                } else {
+                                    None
+                                };
                                 let y_init = vec![f64::NAN; m * ldy];
                                 let got = match out {
                                     GemmOut::Bf16 => {
@@ -2023,6 +2032,7 @@ fn gemv_fused_prologues_match_reference() {
                                                 cb.map(|(_, b)| b),
                                                 prologue,
                                                 pdl,
+                                                next,
                                             )
                                         }
                                         .unwrap_or_else(|e| panic!("{what}: {e}"));
@@ -2058,6 +2068,7 @@ fn gemv_fused_prologues_match_reference() {
                                                 cb.map(|(_, b)| b),
                                                 prologue,
                                                 pdl,
+                                                next,
                                             )
                                         }
                                         .unwrap_or_else(|e| panic!("{what}: {e}"));
@@ -2117,10 +2128,33 @@ fn gemv_fused_prologues_match_reference() {
             None,
             bad,
             true,
+            None,
         )
     }
     .unwrap_err();
     assert!(matches!(err, CudaError::InvalidGemm { .. }), "{err}");
+    // So is a prefetch that is not 16-byte aligned.
+    let unaligned = L2Prefetch { ptr: 8, bytes: 16 };
+    // SAFETY: refused before anything is enqueued.
+    let err = unsafe {
+        gemv_ex(
+            &ctx.gpu,
+            0,
+            0,
+            0,
+            GemmOut::F32,
+            GemmShape::linear(1, 8, 8),
+            1.0,
+            0.0,
+            None,
+            None,
+            GemvPrologue::None,
+            true,
+            Some(unaligned),
+        )
+    }
+    .unwrap_err();
+    assert!(err.to_string().contains("L2 prefetch"), "{err}");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -3349,9 +3383,10 @@ fn bench_gemv() {
     let gemm = Gemm::new(&ctx.gpu).unwrap();
     let mut r = rng(630);
     println!(
-        "| N × K | m | cuBLASLt µs | GEMV µs | GEMV+PDL µs | GEMV+PDL TB/s | +RMSNorm, PDL µs | +SiLU·up, PDL µs |"
+        "| N × K | m | cuBLASLt µs | GEMV µs | GEMV+PDL µs | GEMV+PDL TB/s | +RMSNorm, PDL µs | +SiLU·up, PDL µs \
+         | GEMV+PDL, next W prefetched µs |"
     );
-    println!("|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|");
     for (n, k) in [
         (2048usize, 2048usize),
         (3072, 2048),
@@ -3372,7 +3407,8 @@ fn bench_gemv() {
                 ldx: 2 * k,
                 ..GemmShape::linear(m, n, k)
             };
-            // 0: cuBLASLt, 1: GEMV, 2: GEMV + PDL, 3: + RMSNorm, 4: + SiLU·up.
+            // 0: cuBLASLt, 1: GEMV, 2: GEMV + PDL, 3: + RMSNorm, 4: + SiLU·up, 5: GEMV + PDL
+            // prefetching the next call's W into L2 (as the executor's MODELC_GEMV_PREFETCH_NEXT).
             let time = |mode: usize| {
                 let calls = 400;
                 let prologue = match mode {
@@ -3414,6 +3450,11 @@ fn bench_gemv() {
                                 None,
                                 prologue,
                                 mode >= 2,
+                                if mode == 5 {
+                                    L2Prefetch::head(ws[(i + 1) % copies].device_ptr(), (n * k * 2) as u64)
+                                } else {
+                                    None
+                                },
                             )
                         }
                     }
@@ -3428,11 +3469,11 @@ fn bench_gemv() {
                 ctx.gpu.synchronize().unwrap();
                 t0.elapsed().as_secs_f64() * 1e6 / calls as f64
             };
-            let t: Vec<f64> = (0..5).map(time).collect();
+            let t: Vec<f64> = (0..6).map(time).collect();
             let tbs = (n * k * 2) as f64 / (t[2] * 1e-6) / 1e12;
             println!(
-                "| {n} × {k} | {m} | {:.2} | {:.2} | {:.2} | {tbs:.2} | {:.2} | {:.2} |",
-                t[0], t[1], t[2], t[3], t[4]
+                "| {n} × {k} | {m} | {:.2} | {:.2} | {:.2} | {tbs:.2} | {:.2} | {:.2} | {:.2} |",
+                t[0], t[1], t[2], t[3], t[4], t[5]
             );
         }
     }

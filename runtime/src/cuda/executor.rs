@@ -45,7 +45,7 @@ use sha2::{Digest, Sha256};
 use super::device::{Gpu, GpuBuffer, KernelArg, LaunchDims};
 use super::error::CudaError;
 use super::gemm::{Gemm, GemmBias, GemmC, GemmOut, GemmShape};
-use super::gemv::{gemv_ex, gemv_supported, gemv_tensor_takes, load_gemv, GemvPrologue};
+use super::gemv::{gemv_ex, gemv_supported, gemv_tensor_takes, load_gemv, prefetch_next_on, GemvPrologue, L2Prefetch};
 use super::kernel_cache::KernelCache;
 use super::tensor_map::TileMap2d;
 use crate::program::{
@@ -1111,7 +1111,7 @@ impl Executor {
         let steps = &self.schedule(phase).steps[range.clone()];
         for (index, step) in (range.start..).zip(steps) {
             let r = match step {
-                Step::Gemm(g) => self.gemm_step(g, env),
+                Step::Gemm(g) => self.gemm_step(g, env, self.next_gemm_prefetch(phase, index)),
                 Step::Launch(l) => self.launch_step(l, env),
             };
             r.map_err(|e| ExecError::Step {
@@ -1225,7 +1225,7 @@ impl Executor {
         let steps = &self.schedule(phase).steps;
         for (index, step) in steps.iter().enumerate() {
             let r = match step {
-                Step::Gemm(g) => self.gemm_step(g, &env),
+                Step::Gemm(g) => self.gemm_step(g, &env, self.next_gemm_prefetch(phase, index)),
                 Step::Launch(l) => self.launch_step(l, &env),
             };
             r.map_err(|e| ExecError::Step {
@@ -1420,7 +1420,23 @@ impl Executor {
         Ok(bias_in_prologue || c_overlaps)
     }
 
-    fn gemm_step(&self, g: &GemmStep, env: &Env) -> Result<(), ExecError> {
+    /// With [`PREFETCH_NEXT_ENV`] set, the weights of the first GEMM step after step `index` of
+    /// `phase` (their first [`L2Prefetch::MAX_BYTES`]), for the GEMV of step `index` to prefetch
+    /// into L2.
+    fn next_gemm_prefetch(&self, phase: Phase, index: usize) -> Option<L2Prefetch> {
+        if !prefetch_next_on() {
+            return None;
+        }
+        let next = self.schedule(phase).steps[index + 1..].iter().find_map(|s| match s {
+            Step::Gemm(g) => Some(g),
+            Step::Launch(_) => None,
+        })?;
+        let w = &self.weights[next.weight];
+        let ptr = w.operand(0, next.n, next.k, next.k, "the next GEMM's weight").ok()?;
+        L2Prefetch::head(ptr, (next.n * next.k * w.dtype.size()) as u64)
+    }
+
+    fn gemm_step(&self, g: &GemmStep, env: &Env, next: Option<L2Prefetch>) -> Result<(), ExecError> {
         let m = eval(&g.m, env)?;
         let (n, k) = (g.n, g.k);
         let x = self.region(g.x.buffer);
@@ -1506,7 +1522,7 @@ impl Executor {
                 // lets a step's output share a buffer with its inputs.
                 unsafe {
                     gemv_ex(
-                        &self.gpu, xp, wp, yp, out, shape, g.alpha, g.beta, c, bias, prologue, self.pdl,
+                        &self.gpu, xp, wp, yp, out, shape, g.alpha, g.beta, c, bias, prologue, self.pdl, next,
                     )
                 }?;
             } else {

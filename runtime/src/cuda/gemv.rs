@@ -81,6 +81,39 @@ pub enum GemvPrologue {
     SiluMul { up: u64 },
 }
 
+/// Device memory a GEMV prefetches into L2 before its dependent-launch wait: the weights of the
+/// GEMM that runs after it, so that DRAM streams them while the kernel before the GEMV (a mixer,
+/// which reads little) runs ([`PREFETCH_NEXT_ENV`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct L2Prefetch {
+    /// 16-byte aligned.
+    pub ptr: u64,
+    /// A multiple of 16, at most [`L2Prefetch::MAX_BYTES`].
+    pub bytes: u64,
+}
+
+impl L2Prefetch {
+    /// About half the 50 MB L2 of an H100/H200: more would evict the first lines before their use.
+    pub const MAX_BYTES: u64 = 24 << 20;
+
+    /// The first bytes of `len` at `ptr`, up to [`L2Prefetch::MAX_BYTES`] (rounded down to 16
+    /// bytes); `None` where `ptr` is not 16-byte aligned or nothing is left.
+    pub fn head(ptr: u64, len: u64) -> Option<L2Prefetch> {
+        let bytes = len.min(Self::MAX_BYTES) & !15;
+        (ptr.is_multiple_of(16) && bytes > 0).then_some(L2Prefetch { ptr, bytes })
+    }
+}
+
+/// Set to `1`: the executor has each streamed GEMV prefetch the weights of the GEMM step after it
+/// into L2 ([`L2Prefetch`]; read once). Off by default until timed on a GPU.
+pub const PREFETCH_NEXT_ENV: &str = "MODELC_GEMV_PREFETCH_NEXT";
+
+/// [`PREFETCH_NEXT_ENV`] is `1` (read once).
+pub fn prefetch_next_on() -> bool {
+    static ON: OnceLock<bool> = OnceLock::new();
+    *ON.get_or_init(|| env_is_one(PREFETCH_NEXT_ENV))
+}
+
 /// The GEMV kernels: one per output type, row count `1..=8` and prologue, and narrow (one warp
 /// per column set) un-fused ones.
 const SOURCE: &str = r#"#include <cuda_bf16.h>
@@ -328,7 +361,7 @@ __device__ __forceinline__ void gemv_stream(const __nv_bfloat16* __restrict__ x,
                                              const __nv_bfloat16* __restrict__ bias_bf16, const float* __restrict__ bias_f32,
                                              float alpha, float beta, int n, int k, const __nv_bfloat16* __restrict__ up,
                                              const __nv_bfloat16* __restrict__ gam_bf16, const float* __restrict__ gam_f32,
-                                             float eps) {
+                                             float eps, const char* pf, long long pf_bytes) {
   extern __shared__ __align__(16) float4 xs[];
   __shared__ float sq_part[8][M];
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
@@ -361,6 +394,15 @@ __device__ __forceinline__ void gemv_stream(const __nv_bfloat16* __restrict__ x,
     for (long long rj = first; rj < last; ++rj)
       asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;" ::"l"(w + (gw + rj * nw) * ldw), "r"((unsigned)row_bytes)
                    : "memory");
+  }
+#endif
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  // The next GEMM's weights (pf, pf_bytes; none when null), a slice a warp, into L2 before the
+  // wait: while the kernel before this one runs (a mixer, say), DRAM streams them.
+  if (pf && lane == 0) {
+    const long long slice = ((pf_bytes + nw - 1) / nw + 15) & ~15ll, lo = gw * slice;
+    const long long len = min(slice, pf_bytes - lo);
+    if (len > 0) asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;" ::"l"(pf + lo), "r"((unsigned)len) : "memory");
   }
 #endif
   dep_wait();
@@ -591,7 +633,9 @@ __device__ __forceinline__ void gemv_tc(const __nv_bfloat16* __restrict__ x, int
   extern "C" __global__ void __launch_bounds__(32 * MODELC_GEMV_TC_WARPS, 1) modelc_gemv_##NAME##_tc##SUFFIX(                          \
       const __nv_bfloat16* x, int ldx, const __nv_bfloat16* w, int ldw, T* d, int ldd, const T* c, int ldc,       \
       const __nv_bfloat16* bias_bf16, const float* bias_f32, float alpha, float beta, int n, int k, int vec,      \
-      const __nv_bfloat16* up, const __nv_bfloat16* gam_bf16, const float* gam_f32, float eps) {                 \
+      const __nv_bfloat16* up, const __nv_bfloat16* gam_bf16, const float* gam_f32, float eps, const char* pf,     \
+      long long pf_bytes) {                                                                                       \
+    (void)pf; (void)pf_bytes; /* the next GEMM's prefetch: streamed kernel only */                             \
     gemv_tc<T, PRO>(x, ldx, w, ldw, d, ldd, c, ldc, bias_bf16, bias_f32, alpha, beta, vec, n, k, up, gam_bf16,        \
                     gam_f32, eps);                                                                               \
   }
@@ -602,9 +646,10 @@ MODELC_GEMV_TC_T(0, ) MODELC_GEMV_TC_T(1, _rms) MODELC_GEMV_TC_T(2, _silu)
   extern "C" __global__ void __launch_bounds__(256, 2) modelc_gemv_##NAME##_m##M##SUFFIX(                        \
       const __nv_bfloat16* x, int ldx, const __nv_bfloat16* w, int ldw, T* d, int ldd, const T* c, int ldc,       \
       const __nv_bfloat16* bias_bf16, const float* bias_f32, float alpha, float beta, int n, int k, int vec,      \
-      const __nv_bfloat16* up, const __nv_bfloat16* gam_bf16, const float* gam_f32, float eps) {                 \
+      const __nv_bfloat16* up, const __nv_bfloat16* gam_bf16, const float* gam_f32, float eps, const char* pf,     \
+      long long pf_bytes) {                                                                                       \
     gemv_stream<T, M, PRO>(x, ldx, w, ldw, d, ldd, c, ldc, bias_bf16, bias_f32, alpha, beta, n, k, up, gam_bf16,      \
-                            gam_f32, eps);                                                                       \
+                            gam_f32, eps, pf, pf_bytes);                                                         \
   }
 #define MODELC_GEMV_STREAM_T(M, PRO, SUFFIX) \
   MODELC_GEMV_STREAM(__nv_bfloat16, bf16, M, PRO, SUFFIX) MODELC_GEMV_STREAM(float, f32, M, PRO, SUFFIX)
@@ -618,7 +663,9 @@ MODELC_GEMV_STREAM_ALL(1) MODELC_GEMV_STREAM_ALL(2)
   extern "C" __global__ void __launch_bounds__(256, MODELC_GEMV_MINB(M)) modelc_gemv_##NAME##_m##M##SUFFIX(      \
       const __nv_bfloat16* x, int ldx, const __nv_bfloat16* w, int ldw, T* d, int ldd, const T* c, int ldc,       \
       const __nv_bfloat16* bias_bf16, const float* bias_f32, float alpha, float beta, int n, int k, int vec,      \
-      const __nv_bfloat16* up, const __nv_bfloat16* gam_bf16, const float* gam_f32, float eps) {                 \
+      const __nv_bfloat16* up, const __nv_bfloat16* gam_bf16, const float* gam_f32, float eps, const char* pf,     \
+      long long pf_bytes) {                                                                                       \
+    (void)pf; (void)pf_bytes;                                                                                   \
     gemv<T, M, PRO, GROUP, U>(x, ldx, w, ldw, d, ldd, c, ldc, bias_bf16, bias_f32, alpha, beta, n, k, vec, up,        \
                            gam_bf16, gam_f32, eps);                                                              \
   }
@@ -823,13 +870,15 @@ pub unsafe fn gemv_raw(
             bias,
             GemvPrologue::None,
             false,
+            None,
         )
     }
 }
 
 /// [`gemv_raw`] with an input transform fused into the read of X (`prologue`), optionally
 /// launched as a programmatic dependent launch (`pdl`: see the module doc; the kernel waits for
-/// the previous kernel before it touches X, C or D).
+/// the previous kernel before it touches X, C or D), and optionally prefetching `next` (the
+/// weights of the GEMM after it) into L2 before that wait (the streamed kernel only; sm_90 on).
 ///
 /// # Safety
 /// As [`gemv_raw`]; with [`GemvPrologue::RmsNorm`], `gamma` must address `shape.k` elements of
@@ -849,8 +898,19 @@ pub unsafe fn gemv_ex(
     bias: Option<GemmBias>,
     prologue: GemvPrologue,
     pdl: bool,
+    next: Option<L2Prefetch>,
 ) -> Result<(), CudaError> {
     let bad = |what: String| Err(CudaError::InvalidGemm { what });
+    if let Some(p) = next {
+        if !p.ptr.is_multiple_of(16) || !p.bytes.is_multiple_of(16) || p.bytes > L2Prefetch::MAX_BYTES {
+            return bad(format!(
+                "L2 prefetch of {} bytes at {:#x}: 16-byte aligned, a multiple of 16, at most {} expected",
+                p.bytes,
+                p.ptr,
+                L2Prefetch::MAX_BYTES
+            ));
+        }
+    }
     if !gemv_supported(&shape) {
         return bad(format!(
             "the GEMV takes one batch of 1 to {GEMV_MAX_ROWS} rows: {shape:?}"
@@ -957,9 +1017,12 @@ pub unsafe fn gemv_ex(
         KernelArg::Ptr(gam_bf16),
         KernelArg::Ptr(gam_f32),
         KernelArg::F32(eps),
+        KernelArg::Ptr(next.map_or(0, |p| p.ptr)),
+        KernelArg::I64(next.map_or(0, |p| p.bytes as i64)),
     ];
-    // SAFETY: the arguments follow the kernel's signature; the caller guarantees the operands;
-    // the kernel waits (griddepcontrol.wait) before touching anything but W and γ.
+    // SAFETY: the arguments follow the kernel's signature; the caller guarantees the operands
+    // (and `next`'s bytes: prefetches read nothing into the kernel); the kernel waits
+    // (griddepcontrol.wait) before touching anything but W, γ and `next`.
     unsafe { gpu.launch_ex(&entry(out, shape.m, variant), dims, &args, pdl) }
 }
 
