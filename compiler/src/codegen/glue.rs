@@ -12,9 +12,9 @@
 //! Parallelism is sized for few rows (decode: one row per sequence), where a kernel's time is
 //! memory latency, not bandwidth: every thread handles a compile-time number of channels in
 //! unrolled loops, so all its loads are in flight at once. A kernel with a reduction runs one
-//! block per row, wide enough for about [`PER_THREAD`] channels a thread (128 to 512 threads);
+//! block per row, wide enough for about `PER_THREAD` channels a thread (128 to 512 threads);
 //! a purely element-wise kernel also splits each row's channels over blocks (grid
-//! `(rows, channel blocks)`, [`EW_THREADS`] threads of [`EW_PER_THREAD`] channels each).
+//! `(rows, channel blocks)`, `EW_THREADS` threads of `EW_PER_THREAD` channels each).
 
 use std::collections::HashMap;
 use std::fmt::Write;

@@ -2,7 +2,7 @@
 //! that `modelc build` writes.
 //!
 //! [`convert`] runs a conversion plan computed at compile time by `modelc_macros::converter!`
-//! over a typed source model; [`spec`] and [`weight_store`] put a typed model on the CPU
+//! over a typed source model; [`spec()`] and [`weight_store`] put a typed model on the CPU
 //! reference interpreter; [`package`] writes the files of a generated crate
 //! (`docs/typed-crates.md`).
 

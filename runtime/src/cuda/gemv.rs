@@ -1058,7 +1058,7 @@ fn tensor_off() -> bool {
 }
 
 /// Whether [`gemv_ex`] runs this shape on `gpu` with the tensor-core kernel (operands 16-byte
-/// aligned assumed): 3 to 8 rows, K up to [`TENSOR_MAX_K`], a GPU with bf16 `mma.sync` (sm_80
+/// aligned assumed): 3 to 8 rows, K up to `TENSOR_MAX_K` (4096), a GPU with bf16 `mma.sync` (sm_80
 /// on), not turned off. It streams W near the copy bandwidth at every row count up to 8, with a
 /// prologue fused or not: callers choosing between the GEMV and cuBLASLt for 3 to 8 rows ask this.
 pub fn gemv_tensor_takes(gpu: &Gpu, shape: &GemmShape) -> bool {

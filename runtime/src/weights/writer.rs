@@ -165,7 +165,7 @@ impl ShardedWriter {
 
     /// [`ShardedWriter::write`] for a tensor given as pieces whose concatenation is its bytes
     /// (so a caller need not concatenate them first). Bytes go out in chunks of at most
-    /// [`WRITE_CHUNK`]: one huge `write` from a memory-mapped source is about 2.5× slower than
+    /// `WRITE_CHUNK`: one huge `write` from a memory-mapped source is about 2.5× slower than
     /// chunked writes on ext4 (measured, see docs/PERFORMANCE.md "Conversion").
     pub fn write_parts(&mut self, key: &str, parts: &[&[u8]]) -> Result<(), WeightsError> {
         let total: u64 = parts.iter().map(|p| p.len() as u64).sum();

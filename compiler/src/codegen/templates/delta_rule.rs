@@ -1015,8 +1015,8 @@ pub fn delta_rule_cp_smem(p: &DeltaRuleParams) -> [u32; 3] {
 }
 
 /// f32 elements of the chunk-parallel workspace per chunk of 64 tokens and value head
-/// (`DcpWs` in `delta_rule_cp.cu`): e^G_last [Dk] in f32; q e^G, k e^(G_last - G), W [C][Dk],
-/// U, v_new [C][Dv], A_qk [C][C] and the state [Dk][Dv] in bf16.
+/// (`DcpWs` in `delta_rule_cp.cu`): e^G_last `[Dk]` in f32; q e^G, k e^(G_last - G), W `[C][Dk]`,
+/// U, v_new `[C][Dv]`, A_qk `[C][C]` and the state `[Dk][Dv]` in bf16.
 pub fn delta_rule_cp_workspace_per_chunk(p: &DeltaRuleParams) -> usize {
     let (c, dk, dv) = (DELTA_TC_CHUNK, p.key_dim, p.value_dim);
     dk + (3 * c * dk + 2 * c * dv + c * c + dk * dv) / 2

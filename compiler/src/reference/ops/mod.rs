@@ -1,4 +1,4 @@
-//! The math of each IR op on [`Array`](super::Array)s, one file per op family.
+//! The math of each IR op on [`Array`]s, one file per op family.
 //!
 //! Everything is computed in f64 and written for clarity, not speed: these functions are the
 //! oracle that fused passes and GPU kernels are checked against.
