@@ -1529,13 +1529,6 @@ const TMA_PARAMS: &str = ",
     const __grid_constant__ TmaMap tm_k, const __grid_constant__ TmaMap tm_v,
     const __grid_constant__ TmaMap tm_kc, const __grid_constant__ TmaMap tm_vc)";
 
-/// The warp-specialised Hopper prefill ([`WgmmaVariant::Specialized`], and with `cfg.pingpong`
-/// [`WgmmaVariant::PingPong`]): 2 consumer warpgroups (the overlapped loop) and one producer
-/// warpgroup that streams k/v tiles through `cp.async` into `cfg.stages` stages, with
-/// full/empty mbarriers per stage instead of block-wide barriers. Ping-pong (FlashAttention-3's
-/// inter-warpgroup schedule): two named barriers make the consumer warpgroups issue their
-/// GEMMs in turn, so that one warpgroup's softmax runs while the other's GEMMs keep the tensor
-/// cores busy.
 /// The warp-specialised prefill's tile order: FlashAttention-3's longest-first scheduler with L2
 /// sections. Blocks start roughly in the order of their linear index; that index walks sections
 /// of (head, batch) rows whose KV heads' k and v (`keys · Dh · 4` bytes each) fit in
@@ -1564,6 +1557,13 @@ const WS_TILE_ORDER: &str = r#"    /* Tile order: L2 sections of whole KV groups
     const long b = (s0 + rem % in_sec) / H;
 "#;
 
+/// The warp-specialised Hopper prefill ([`WgmmaVariant::Specialized`], and with `cfg.pingpong`
+/// [`WgmmaVariant::PingPong`]): 2 consumer warpgroups (the overlapped loop) and one producer
+/// warpgroup that streams k/v tiles through `cp.async` into `cfg.stages` stages, with
+/// full/empty mbarriers per stage instead of block-wide barriers. Ping-pong (FlashAttention-3's
+/// inter-warpgroup schedule): two named barriers make the consumer warpgroups issue their
+/// GEMMs in turn, so that one warpgroup's softmax runs while the other's GEMMs keep the tensor
+/// cores busy.
 fn prefill_wgmma_ws(p: &AttentionParams, cfg: WsConfig) -> KernelSource {
     let pp = cfg.pingpong;
     let schedule = if pp {
