@@ -1422,12 +1422,14 @@ impl Executor {
 
     /// With [`PREFETCH_NEXT_ENV`] set, the weights of the first GEMM step after step `index` of
     /// `phase` (their first [`L2Prefetch::MAX_BYTES`]), for the GEMV of step `index` to prefetch
-    /// into L2.
+    /// into L2. After decode's last GEMM (the LM head) that is the first one of the next step.
     fn next_gemm_prefetch(&self, phase: Phase, index: usize) -> Option<L2Prefetch> {
         if !prefetch_next_on() {
             return None;
         }
-        let next = self.schedule(phase).steps[index + 1..].iter().find_map(|s| match s {
+        let steps = &self.schedule(phase).steps;
+        let wrap = if phase == Phase::Decode { &steps[..index] } else { &[] };
+        let next = steps[index + 1..].iter().chain(wrap).find_map(|s| match s {
             Step::Gemm(g) => Some(g),
             Step::Launch(_) => None,
         })?;
