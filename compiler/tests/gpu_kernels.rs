@@ -2111,50 +2111,37 @@ fn gemv_fused_prologues_match_reference() {
         failures.len(),
         failures.iter().take(40).cloned().collect::<Vec<_>>().join("\n")
     );
-    // A prologue without its operand is refused.
-    let bad = GemvPrologue::SiluMul { up: 0 };
-    // SAFETY: refused before anything is enqueued.
-    let err = unsafe {
-        gemv_ex(
-            &ctx.gpu,
-            0,
-            0,
-            0,
-            GemmOut::F32,
-            GemmShape::linear(1, 8, 8),
-            1.0,
-            0.0,
-            None,
-            None,
-            bad,
-            true,
-            None,
-        )
-    }
-    .unwrap_err();
-    assert!(matches!(err, CudaError::InvalidGemm { .. }), "{err}");
-    // So is a prefetch that is not 16-byte aligned.
-    let unaligned = L2Prefetch { ptr: 8, bytes: 16 };
-    // SAFETY: refused before anything is enqueued.
-    let err = unsafe {
-        gemv_ex(
-            &ctx.gpu,
-            0,
-            0,
-            0,
-            GemmOut::F32,
-            GemmShape::linear(1, 8, 8),
-            1.0,
-            0.0,
-            None,
-            None,
+    // A prologue without its operand, and a prefetch that is not 16-byte aligned, are refused.
+    for (prologue, next, expected) in [
+        (GemvPrologue::SiluMul { up: 0 }, None, "without `up`"),
+        (
             GemvPrologue::None,
-            true,
-            Some(unaligned),
-        )
+            Some(L2Prefetch { ptr: 8, bytes: 16 }),
+            "L2 prefetch",
+        ),
+    ] {
+        // SAFETY: refused before anything is enqueued.
+        let err = unsafe {
+            gemv_ex(
+                &ctx.gpu,
+                0,
+                0,
+                0,
+                GemmOut::F32,
+                GemmShape::linear(1, 8, 8),
+                1.0,
+                0.0,
+                None,
+                None,
+                prologue,
+                true,
+                next,
+            )
+        }
+        .unwrap_err();
+        assert!(matches!(err, CudaError::InvalidGemm { .. }), "{err}");
+        assert!(err.to_string().contains(expected), "{err}");
     }
-    .unwrap_err();
-    assert!(err.to_string().contains("L2 prefetch"), "{err}");
 }
 
 // ---------------------------------------------------------------------------------------------
