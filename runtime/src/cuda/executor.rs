@@ -45,7 +45,9 @@ use sha2::{Digest, Sha256};
 use super::device::{Gpu, GpuBuffer, KernelArg, LaunchDims};
 use super::error::CudaError;
 use super::gemm::{Gemm, GemmBias, GemmC, GemmOut, GemmShape};
-use super::gemv::{gemv_ex, gemv_supported, gemv_tensor_takes, load_gemv, prefetch_next_on, GemvPrologue, L2Prefetch};
+use super::gemv::{
+    gemv_ex, gemv_modules_to_load, gemv_supported, gemv_tensor_takes, prefetch_next_on, GemvPrologue, L2Prefetch,
+};
 use super::kernel_cache::KernelCache;
 use super::tensor_map::TileMap2d;
 use crate::program::{
@@ -770,7 +772,9 @@ impl Executor {
             });
         }
 
-        // Kernels: those some launch of this device uses (a module for another target is left out).
+        // Kernels: those some launch of this device uses (a module for another target is left
+        // out), the executor's helpers and the GEMV kernels, compiled in parallel, then loaded.
+        let mut to_load: Vec<(String, Vec<String>)> = Vec::new();
         for m in program.used_modules() {
             if let Some(target) = &m.target {
                 if target != gpu.arch() {
@@ -793,24 +797,21 @@ impl Executor {
                     got,
                 });
             }
-            let entries: Vec<&str> = m.entries.iter().map(String::as_str).collect();
-            if entries.iter().all(|e| gpu.has_kernel(e)) {
+            if m.entries.iter().all(|e| gpu.has_kernel(e)) {
                 continue;
             }
-            gpu.compile_and_load(cache, src, &entries)?;
+            to_load.push((src.clone(), m.entries.clone()));
         }
         if !gpu.has_kernel(HELPER_BF16) {
-            gpu.compile_and_load(
-                cache,
-                HELPER_SOURCE,
-                &[HELPER_BF16, HELPER_F32, HELPER_RMS, HELPER_SILU, SPIN],
-            )?;
+            let helpers = [HELPER_BF16, HELPER_F32, HELPER_RMS, HELPER_SILU, SPIN];
+            to_load.push((HELPER_SOURCE.to_string(), helpers.map(String::from).to_vec()));
         }
-        let gemm = Gemm::new(&gpu)?;
         let gemv = std::env::var_os(NO_GEMV_ENV).is_none_or(|v| v != "1");
         if gemv {
-            load_gemv(&mut gpu, cache)?;
+            to_load.extend(gemv_modules_to_load(&gpu));
         }
+        gpu.compile_and_load_owned(cache, &to_load)?;
+        let gemm = Gemm::new(&gpu)?;
 
         let alloc = |name: String, dtype: DType, len: usize| -> Result<Region, ExecError> {
             let buf = gpu.alloc_zeros::<u8>(len.max(1) * dtype.size(), &name)?;

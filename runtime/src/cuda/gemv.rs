@@ -116,8 +116,9 @@ pub fn prefetch_next_on() -> bool {
     *ON.get_or_init(|| env_is_one(PREFETCH_NEXT_ENV))
 }
 
-/// The GEMV kernels: one per output type, row count `1..=8` and prologue, and narrow (one warp
-/// per column set) un-fused ones.
+/// The GEMV kernels' definitions: one entry per output type, row count `1..=8` and prologue,
+/// and narrow (one warp per column set) un-fused ones, instantiated by [`Module`]s of their own
+/// (compiled in parallel: the whole set in one module took 15 s, its largest part 2.6).
 const SOURCE: &str = r#"#include <cuda_bf16.h>
 #ifndef MODELC_GEMV_L2_PREFETCH
 #define MODELC_GEMV_L2_PREFETCH 0 /* 1: the streamed kernel's L2 prefetch (GEMV_L2_PREFETCH_ENV) */
@@ -642,7 +643,6 @@ __device__ __forceinline__ void gemv_tc(const __nv_bfloat16* __restrict__ x, int
                     gam_f32, eps);                                                                               \
   }
 #define MODELC_GEMV_TC_T(PRO, SUFFIX) MODELC_GEMV_TC(__nv_bfloat16, bf16, PRO, SUFFIX) MODELC_GEMV_TC(float, f32, PRO, SUFFIX)
-MODELC_GEMV_TC_T(0, ) MODELC_GEMV_TC_T(1, _rms) MODELC_GEMV_TC_T(2, _silu)
 
 #define MODELC_GEMV_STREAM(T, NAME, M, PRO, SUFFIX)                                                             \
   extern "C" __global__ void __launch_bounds__(256, 2) modelc_gemv_##NAME##_m##M##SUFFIX(                        \
@@ -657,7 +657,6 @@ MODELC_GEMV_TC_T(0, ) MODELC_GEMV_TC_T(1, _rms) MODELC_GEMV_TC_T(2, _silu)
   MODELC_GEMV_STREAM(__nv_bfloat16, bf16, M, PRO, SUFFIX) MODELC_GEMV_STREAM(float, f32, M, PRO, SUFFIX)
 #define MODELC_GEMV_STREAM_ALL(M) \
   MODELC_GEMV_STREAM_T(M, 0, _stream) MODELC_GEMV_STREAM_T(M, 1, _rms_stream) MODELC_GEMV_STREAM_T(M, 2, _silu_stream)
-MODELC_GEMV_STREAM_ALL(1) MODELC_GEMV_STREAM_ALL(2)
 
 // At least 4 blocks (32 warps) per SM at m = 1, 3 at m = 2, 2 at m ≤ 4: the loads in flight.
 #define MODELC_GEMV_MINB(M) ((M) == 1 ? 4 : (M) == 2 ? 3 : (M) <= 4 ? 2 : 1)
@@ -677,8 +676,6 @@ MODELC_GEMV_STREAM_ALL(1) MODELC_GEMV_STREAM_ALL(2)
 #define MODELC_GEMV_ALL(M)                                                                       \
   MODELC_GEMV_T(M, 0, 256, 2, ) MODELC_GEMV_T(M, 1, 256, 1, _rms) MODELC_GEMV_T(M, 2, 256, 2, _silu) \
   MODELC_GEMV_T(M, 0, 32, 2, _narrow)
-MODELC_GEMV_ALL(1) MODELC_GEMV_ALL(2) MODELC_GEMV_ALL(3) MODELC_GEMV_ALL(4)
-MODELC_GEMV_ALL(5) MODELC_GEMV_ALL(6) MODELC_GEMV_ALL(7) MODELC_GEMV_ALL(8)
 "#;
 
 /// The input transform a kernel applies to X (the source's `PRO`).
@@ -796,37 +793,78 @@ fn streamed_variants(m: usize) -> Vec<Variant> {
     Pro::ALL.map(Variant::Streamed).to_vec()
 }
 
-/// Every entry of [`SOURCE`].
+/// One module of the GEMV kernels: the tensor-core ones, the streamed ones of one row count, or
+/// the column-set ones of one row count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Module {
+    Tensor,
+    Streamed(usize),
+    ColumnSets(usize),
+}
+
+impl Module {
+    /// Every module: together they hold every entry once.
+    fn all() -> Vec<Module> {
+        let streamed = (1..=STREAM_MAX_ROWS).map(Module::Streamed);
+        let column_sets = (1..=GEMV_MAX_ROWS).map(Module::ColumnSets);
+        std::iter::once(Module::Tensor)
+            .chain(streamed)
+            .chain(column_sets)
+            .collect()
+    }
+
+    /// The macro line that instantiates the module's entries.
+    fn instances(self) -> String {
+        match self {
+            Module::Tensor => "MODELC_GEMV_TC_T(0, ) MODELC_GEMV_TC_T(1, _rms) MODELC_GEMV_TC_T(2, _silu)".into(),
+            Module::Streamed(m) => format!("MODELC_GEMV_STREAM_ALL({m})"),
+            Module::ColumnSets(m) => format!("MODELC_GEMV_ALL({m})"),
+        }
+    }
+
+    /// The module's entries, as [`Module::instances`] defines them.
+    fn entries(self) -> Vec<String> {
+        let both = |m: usize, v: Variant| [GemmOut::Bf16, GemmOut::F32].map(|out| entry(out, m, v));
+        match self {
+            Module::Tensor => Pro::ALL.into_iter().flat_map(|p| both(1, Variant::Tensor(p))).collect(),
+            Module::Streamed(m) => streamed_variants(m).into_iter().flat_map(|v| both(m, v)).collect(),
+            Module::ColumnSets(m) => VARIANTS.into_iter().flat_map(|v| both(m, v)).collect(),
+        }
+    }
+
+    /// The module's source: [`SOURCE`] and its instances, the streamed kernel's L2 prefetch
+    /// compiled in or not ([`GEMV_L2_PREFETCH_ENV`]).
+    fn source(self, l2_prefetch: bool) -> String {
+        let define = if l2_prefetch {
+            "#define MODELC_GEMV_L2_PREFETCH 1\n"
+        } else {
+            ""
+        };
+        format!("{define}{SOURCE}\n{}\n", self.instances())
+    }
+}
+
+/// Every entry of the GEMV kernels.
+#[cfg(test)]
 fn entries() -> Vec<String> {
-    let per_rows = (1..=GEMV_MAX_ROWS).flat_map(|m| {
-        VARIANTS
-            .into_iter()
-            .chain(streamed_variants(m))
-            .flat_map(move |v| [entry(GemmOut::Bf16, m, v), entry(GemmOut::F32, m, v)])
-    });
-    let tensor = Pro::ALL
+    Module::all().into_iter().flat_map(Module::entries).collect()
+}
+
+/// The GEMV modules `gpu` has not loaded yet, as `(source, entries)`: for a caller that
+/// compiles them together with other modules ([`Gpu::compile_and_load_all`]).
+pub fn gemv_modules_to_load(gpu: &Gpu) -> Vec<(String, Vec<String>)> {
+    Module::all()
         .into_iter()
-        .flat_map(|p| [GemmOut::Bf16, GemmOut::F32].map(|out| entry(out, 1, Variant::Tensor(p))));
-    per_rows.chain(tensor).collect()
+        .filter(|m| m.entries().iter().any(|e| !gpu.has_kernel(e)))
+        .map(|m| (m.source(prefetch_on()), m.entries()))
+        .collect()
 }
 
-/// Compiles (or fetches from `cache`) and loads the GEMV kernels, once per [`Gpu`].
+/// Compiles (or fetches from `cache`) and loads the GEMV kernels, once per [`Gpu`]: their
+/// modules in parallel ([`Gpu::compile_and_load_all`]).
 pub fn load_gemv(gpu: &mut Gpu, cache: &KernelCache) -> Result<(), CudaError> {
-    if gpu.has_kernel(&entry(GemmOut::Bf16, 1, Variant::ColumnSets(Pro::None))) {
-        return Ok(());
-    }
-    let names = entries();
-    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
-    gpu.compile_and_load(cache, &source(prefetch_on()), &refs)
-}
-
-/// [`SOURCE`], with the streamed kernel's L2 prefetch compiled in or not.
-fn source(l2_prefetch: bool) -> String {
-    if l2_prefetch {
-        format!("#define MODELC_GEMV_L2_PREFETCH 1\n{SOURCE}")
-    } else {
-        SOURCE.to_string()
-    }
+    let modules = gemv_modules_to_load(gpu);
+    gpu.compile_and_load_owned(cache, &modules)
 }
 
 /// Whether [`gemv_raw`] takes a GEMM of this shape: one batch of at most [`GEMV_MAX_ROWS`] rows.
@@ -1103,21 +1141,68 @@ mod tests {
         if !nvrtc_or_skip("the GEMV assembly test") {
             return;
         }
-        for l2_prefetch in [false, true] {
-            let log = ptxas_report(&source(l2_prefetch), "modelc_gemv", "sm_90", &default_include_dirs())
-                .unwrap_or_else(|e| panic!("{e}"));
+        // The L2-prefetch form differs in the streamed modules only.
+        let forms = Module::all()
+            .into_iter()
+            .map(|m| (m, false))
+            .chain((1..=STREAM_MAX_ROWS).map(|m| (Module::Streamed(m), true)));
+        for (module, l2_prefetch) in forms {
+            let log = ptxas_report(
+                &module.source(l2_prefetch),
+                "modelc_gemv",
+                "sm_90",
+                &default_include_dirs(),
+            )
+            .unwrap_or_else(|e| panic!("{module:?}: {e}"));
             let mut reports = 0;
             for line in log.lines().filter(|l| l.contains("spill")) {
                 reports += 1;
                 assert!(
                     line.contains(" 0 bytes stack frame, 0 bytes spill stores"),
-                    "a GEMV kernel spills (L2 prefetch {l2_prefetch}): {line}\n{log}"
+                    "a GEMV kernel spills ({module:?}, L2 prefetch {l2_prefetch}): {line}\n{log}"
                 );
             }
-            assert_eq!(reports, entries().len(), "one report per entry expected:\n{log}");
+            assert_eq!(
+                reports,
+                module.entries().len(),
+                "{module:?}: one report per entry expected:\n{log}"
+            );
             if l2_prefetch {
                 eprintln!("{log}");
             }
+        }
+    }
+
+    /// The modules as `load_gemv` compiles them (CUBINs for sm_90a, in parallel through the
+    /// cache): each holds the entries `load_gemv` will look up in it.
+    #[test]
+    fn every_module_compiles_with_its_entries() {
+        if !crate::cuda::nvrtc::nvrtc_or_skip("the GEMV module test") {
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let cache = KernelCache::new(dir.path());
+        let sources: Vec<String> = Module::all().into_iter().map(|m| m.source(false)).collect();
+        let jobs: Vec<(&str, &str)> = sources.iter().map(|s| (s.as_str(), "modelc_gemv")).collect();
+        for (module, cubin) in Module::all()
+            .into_iter()
+            .zip(cache.get_or_compile_cubins(&jobs, "sm_90a"))
+        {
+            let cubin = cubin.unwrap_or_else(|e| panic!("{module:?}: {e}"));
+            let holds = |e: &str| {
+                let name = format!("{e}\0");
+                cubin.bytes().windows(name.len()).any(|w| w == name.as_bytes())
+            };
+            for e in module.entries() {
+                assert!(holds(&e), "{module:?} has no kernel {e}");
+            }
+            // And none of another module's.
+            let other = if module == Module::Tensor {
+                Module::ColumnSets(1)
+            } else {
+                Module::Tensor
+            };
+            assert!(!holds(&other.entries()[0]), "{module:?} holds {}", other.entries()[0]);
         }
     }
 
@@ -1134,15 +1219,24 @@ mod tests {
             entry(GemmOut::F32, 5, Variant::Tensor(Pro::Rms)),
             "modelc_gemv_f32_tc_rms"
         );
+        // Each entry in one module only.
+        let unique: std::collections::HashSet<String> = entries().into_iter().collect();
+        assert_eq!(unique.len(), entries().len());
         assert!(SOURCE.contains(&format!("#define MODELC_GEMV_TC_WARPS {TENSOR_WARPS}\n")));
+        let modules = Module::all();
         for m in 1..=GEMV_MAX_ROWS {
-            assert!(SOURCE.contains(&format!("MODELC_GEMV_ALL({m})")), "m = {m}");
-            assert_eq!(
-                SOURCE.contains(&format!("MODELC_GEMV_STREAM_ALL({m})")),
-                m <= STREAM_MAX_ROWS,
-                "m = {m}"
-            );
+            assert!(modules.contains(&Module::ColumnSets(m)), "m = {m}");
+            assert!(Module::ColumnSets(m)
+                .source(false)
+                .ends_with(&format!("\nMODELC_GEMV_ALL({m})\n")));
+            assert_eq!(modules.contains(&Module::Streamed(m)), m <= STREAM_MAX_ROWS, "m = {m}");
         }
+        assert!(Module::Streamed(2)
+            .source(false)
+            .contains("\nMODELC_GEMV_STREAM_ALL(2)\n"));
+        assert!(Module::Streamed(1)
+            .source(true)
+            .starts_with("#define MODELC_GEMV_L2_PREFETCH 1\n"));
         for v in VARIANTS {
             let group = v.group();
             assert!(
@@ -1152,10 +1246,12 @@ mod tests {
         }
         for p in Pro::ALL {
             let streamed = format!("(M, {}, {})", p as usize, Variant::Streamed(p).suffix());
+            assert!(SOURCE.contains(&streamed), "{streamed} is not in the source");
             let tensor = format!("MODELC_GEMV_TC_T({}, {})", p as usize, p.suffix());
-            for instance in [streamed, tensor] {
-                assert!(SOURCE.contains(&instance), "{instance} is not in the source");
-            }
+            assert!(
+                Module::Tensor.instances().contains(&tensor),
+                "{tensor} is not instantiated"
+            );
         }
         assert_eq!(
             entry(GemmOut::F32, 3, Variant::ColumnSets(Pro::Silu)),
