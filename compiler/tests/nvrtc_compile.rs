@@ -25,6 +25,34 @@ use modelc_runtime::cuda::{compile_cubin, compile_ptx, default_include_dirs, nvr
 
 const ARCH: &str = "sm_90";
 
+/// `f` of every item, on as many threads as there are cores (NVRTC and ptxas runs are
+/// independent; this suite's longest test was one such loop), results in the items' order.
+fn par_map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
+    let threads = std::thread::available_parallelism().map_or(1, usize::from).max(1);
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let mut done: Vec<(usize, R)> = std::thread::scope(|s| {
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
+                s.spawn(|| {
+                    let mut mine = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some(item) = items.get(i) else { break };
+                        mine.push((i, f(item)));
+                    }
+                    mine
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| w.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
+            .collect()
+    });
+    done.sort_by_key(|(i, _)| *i);
+    done.into_iter().map(|(_, r)| r).collect()
+}
+
 /// True when the test should run; panics in CI without NVRTC.
 fn nvrtc_or_skip() -> bool {
     modelc_runtime::cuda::nvrtc::nvrtc_or_skip("the NVRTC template compilation tests")
@@ -252,10 +280,12 @@ fn every_template_compiles_to_ptx_for_sm90() {
     eprintln!("NVRTC {major}.{minor}");
     let includes = default_include_dirs();
     let sources = all_sources();
+    let ptxs = par_map(&sources, |src| {
+        compile_ptx(&src.source, src.name(), ARCH, &includes)
+            .unwrap_or_else(|e| panic!("{e}\n--- source ---\n{}", src.source))
+    });
     let mut names = std::collections::HashSet::new();
-    for src in &sources {
-        let ptx = compile_ptx(&src.source, src.name(), ARCH, &includes)
-            .unwrap_or_else(|e| panic!("{e}\n--- source ---\n{}", src.source));
+    for (src, ptx) in sources.iter().zip(ptxs) {
         assert!(
             ptx.text().contains(".target sm_90"),
             "{}: {}",
@@ -309,8 +339,11 @@ fn every_template_assembles_for_sm90() {
         return;
     }
     let includes = default_include_dirs();
-    for src in all_sources() {
-        let log = ptxas_report(&src.source, src.name(), ARCH, &includes).unwrap_or_else(|e| panic!("{e}"));
+    let sources = all_sources();
+    let logs = par_map(&sources, |src| {
+        ptxas_report(&src.source, src.name(), ARCH, &includes).unwrap_or_else(|e| panic!("{e}"))
+    });
+    for (src, log) in sources.iter().zip(logs) {
         let summary: Vec<&str> = log
             .lines()
             .filter(|l| l.contains("registers") || l.contains("spill"))
@@ -340,6 +373,7 @@ fn wgmma_prefill_assembles_for_sm90a() {
         return;
     }
     let includes = default_include_dirs();
+    let mut sources = Vec::new();
     for (heads, kv_heads, window) in [(32, 8, None), (8, 8, None), (8, 1, Some(100))] {
         let p = AttentionParams {
             heads,
@@ -348,31 +382,36 @@ fn wgmma_prefill_assembles_for_sm90a() {
             window,
             scale: 128f32.powf(-0.5),
         };
-        for src in [
-            attention_prefill_wgmma(&p).unwrap(),
-            attention_prefill_wgmma_variant(&p, WgmmaVariant::Plain).unwrap(),
-            attention_prefill_wgmma_variant(&p, WgmmaVariant::Specialized).unwrap(),
-            attention_prefill_wgmma_variant(&p, WgmmaVariant::PingPong).unwrap(),
-            attention_prefill_wgmma_variant(&p, WgmmaVariant::PingPong2Stages).unwrap(),
-            attention_prefill_wgmma_variant(&p, WgmmaVariant::PingPongEarlyKv).unwrap(),
-            attention_prefill_wgmma_variant(&p, WgmmaVariant::PingPongMaskSplit).unwrap(),
-            attention_prefill_wgmma_variant(&p, WgmmaVariant::PingPongFa3Order).unwrap(),
-            attention_prefill_wgmma_variant(&p, WgmmaVariant::PingPongFa3Lazy).unwrap(),
-            attention_prefill_wgmma_variant(&p, WgmmaVariant::PingPongTma).unwrap(),
+        sources.push(attention_prefill_wgmma(&p).unwrap());
+        for v in [
+            WgmmaVariant::Plain,
+            WgmmaVariant::Specialized,
+            WgmmaVariant::PingPong,
+            WgmmaVariant::PingPong2Stages,
+            WgmmaVariant::PingPongEarlyKv,
+            WgmmaVariant::PingPongMaskSplit,
+            WgmmaVariant::PingPongFa3Order,
+            WgmmaVariant::PingPongFa3Lazy,
+            WgmmaVariant::PingPongTma,
         ] {
-            let cubin = compile_cubin(&src.source, src.name(), "sm_90a", &includes)
-                .unwrap_or_else(|e| panic!("{e}\n--- source ---\n{}", src.source));
-            assert!(!cubin.bytes().is_empty());
-            let log = ptxas_report(&src.source, src.name(), "sm_90a", &includes).unwrap_or_else(|e| panic!("{e}"));
-            eprintln!("{}: {log}", src.name());
-            assert!(
-                !log.contains("bytes spill stores") || log.contains(" 0 bytes spill stores"),
-                "{log}"
-            );
-            assert!(!log.contains("serializ"), "wgmma serialized: {log}");
-            // C7517: ptxas injected a wgmma wait (an accumulator touched while in flight).
-            assert!(!log.contains("C7517"), "wgmma wait injected: {log}");
+            sources.push(attention_prefill_wgmma_variant(&p, v).unwrap());
         }
+    }
+    let logs = par_map(&sources, |src| {
+        let cubin = compile_cubin(&src.source, src.name(), "sm_90a", &includes)
+            .unwrap_or_else(|e| panic!("{e}\n--- source ---\n{}", src.source));
+        assert!(!cubin.bytes().is_empty());
+        ptxas_report(&src.source, src.name(), "sm_90a", &includes).unwrap_or_else(|e| panic!("{e}"))
+    });
+    for (src, log) in sources.iter().zip(logs) {
+        eprintln!("{}: {log}", src.name());
+        assert!(
+            !log.contains("bytes spill stores") || log.contains(" 0 bytes spill stores"),
+            "{log}"
+        );
+        assert!(!log.contains("serializ"), "wgmma serialized: {log}");
+        // C7517: ptxas injected a wgmma wait (an accumulator touched while in flight).
+        assert!(!log.contains("C7517"), "wgmma wait injected: {log}");
     }
 }
 
@@ -410,12 +449,12 @@ fn cache_policies_survive_ptxas() {
             [WgmmaVariant::PingPongFa3Lazy, WgmmaVariant::PingPongTma]
                 .map(|v| (attention_prefill_wgmma_variant(p, v).unwrap(), HOPPER_TARGET))
         }));
-    let mut checked = Vec::new();
-    for (src, arch) in modules.filter(|(s, _)| s.source.contains("createpolicy")) {
+    let candidates: Vec<_> = modules.filter(|(s, _)| s.source.contains("createpolicy")).collect();
+    let checked: Vec<String> = par_map(&candidates, |(src, arch)| {
         // Only modules whose code keeps a policy (the prelude defines helpers every module has).
         let ptx = compile_ptx(&src.source, src.name(), arch, &includes).unwrap_or_else(|e| panic!("{e}"));
         if !ptx.text().contains("createpolicy") {
-            continue;
+            return None;
         }
         let listing = disassemble(&tool, &src.source, src.name(), arch).unwrap_or_else(|e| panic!("{e}"));
         let bad = undefined_descriptors(&listing);
@@ -424,8 +463,11 @@ fn cache_policies_survive_ptxas() {
             "{}",
             bad.iter().map(|b| b.to_string()).collect::<Vec<_>>().join("\n")
         );
-        checked.push(src.name().to_string());
-    }
+        Some(src.name().to_string())
+    })
+    .into_iter()
+    .flatten()
+    .collect();
     eprintln!(
         "cache policies kept in {} modules: {}",
         checked.len(),
