@@ -22,36 +22,9 @@ use modelc::codegen::templates::KernelSource;
 use modelc::spec::GateActivation;
 use modelc_runtime::cuda::nvrtc::HOPPER_TARGET;
 use modelc_runtime::cuda::{compile_cubin, compile_ptx, default_include_dirs, nvrtc_version, ptxas_report};
+use modelc_runtime::parallel::par_map;
 
 const ARCH: &str = "sm_90";
-
-/// `f` of every item, on as many threads as there are cores (NVRTC and ptxas runs are
-/// independent; this suite's longest test was one such loop), results in the items' order.
-fn par_map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
-    let threads = std::thread::available_parallelism().map_or(1, usize::from).max(1);
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    let mut done: Vec<(usize, R)> = std::thread::scope(|s| {
-        let workers: Vec<_> = (0..threads)
-            .map(|_| {
-                s.spawn(|| {
-                    let mut mine = Vec::new();
-                    loop {
-                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        let Some(item) = items.get(i) else { break };
-                        mine.push((i, f(item)));
-                    }
-                    mine
-                })
-            })
-            .collect();
-        workers
-            .into_iter()
-            .flat_map(|w| w.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
-            .collect()
-    });
-    done.sort_by_key(|(i, _)| *i);
-    done.into_iter().map(|(_, r)| r).collect()
-}
 
 /// True when the test should run; panics in CI without NVRTC.
 fn nvrtc_or_skip() -> bool {

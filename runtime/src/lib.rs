@@ -4,6 +4,7 @@
 
 pub mod cpu;
 pub mod cuda;
+pub mod parallel;
 pub mod program;
 pub mod tensor;
 pub mod typed;

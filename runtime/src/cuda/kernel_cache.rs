@@ -180,37 +180,7 @@ impl KernelCache {
     /// once (NVRTC programs are independent; a model's modules took 5.5 s one after another on
     /// two cores, the GEMV kernels 15 s).
     pub fn get_or_compile_cubins(&self, modules: &[(&str, &str)], arch: &str) -> Vec<Result<Cubin, CudaError>> {
-        let threads = std::thread::available_parallelism()
-            .map_or(1, usize::from)
-            .min(modules.len());
-        if threads <= 1 {
-            return modules
-                .iter()
-                .map(|(src, name)| self.get_or_compile_cubin(src, name, arch))
-                .collect();
-        }
-        let next = std::sync::atomic::AtomicUsize::new(0);
-        let mut done: Vec<(usize, Result<Cubin, CudaError>)> = std::thread::scope(|s| {
-            let workers: Vec<_> = (0..threads)
-                .map(|_| {
-                    s.spawn(|| {
-                        let mut mine = Vec::new();
-                        loop {
-                            let i = next.fetch_add(1, Ordering::Relaxed);
-                            let Some((src, name)) = modules.get(i) else { break };
-                            mine.push((i, self.get_or_compile_cubin(src, name, arch)));
-                        }
-                        mine
-                    })
-                })
-                .collect();
-            workers
-                .into_iter()
-                .flat_map(|w| w.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
-                .collect()
-        });
-        done.sort_by_key(|(i, _)| *i);
-        done.into_iter().map(|(_, r)| r).collect()
+        crate::parallel::par_map(modules, |(src, name)| self.get_or_compile_cubin(src, name, arch))
     }
 
     /// The PTX of `src` for `arch`: read from disk if present, else compiled and stored.
