@@ -360,6 +360,15 @@ pub(super) fn load_cuda_model(
     let gpu = Gpu::new(0).context("--device cuda needs a CUDA GPU")?;
     let device = format!("{}, {}", gpu.name(), gpu.arch());
     let cache = KernelCache::from_env()?;
+    // Setting up takes seconds on a first run (kernels compiled, then cached) or a large model.
+    // Cleared also when set-up fails and the spinner is dropped.
+    let spinner = indicatif::ProgressBar::new_spinner()
+        .with_finish(indicatif::ProgressFinish::AndClear)
+        .with_message(format!(
+            "setting up on {device}: kernels (compiled on first use, cached in {}), weights",
+            cache.dir().display()
+        ));
+    spinner.enable_steady_tick(std::time::Duration::from_millis(120));
     let exec = match &ckpt {
         Some(ckpt) => Executor::new(
             gpu,
@@ -391,6 +400,7 @@ pub(super) fn load_cuda_model(
             )?
         }
     };
+    spinner.finish_and_clear();
     let mem = exec.memory();
     eprintln!(
         "note: {device}: {} kernel modules ({} compiled, {} from the cache at {}); weights {:.1} MiB, states {:.1} MiB, \
