@@ -6,8 +6,10 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Result};
 
 use super::common::{load_spec, placement};
+use modelc::codegen::kernel::Kernel;
 use modelc::codegen::sass::{disassemble, find_cuobjdump, undefined_descriptors};
 use modelc::codegen::{compile, kernels_of_steps, report::layer_runs};
+use modelc_runtime::parallel::par_map;
 
 /// Arguments of `modelc kernels`.
 #[derive(clap::Args)]
@@ -77,12 +79,19 @@ pub fn run(args: Args) -> Result<()> {
             bail!("no layer runs a `{kind}` mixer (kinds: attention, sliding_window, gdn, kda, mamba)");
         }
     }
-    let cuobjdump = if args.sass { Some(find_cuobjdump()?) } else { None };
+    if args.sass {
+        let tool = find_cuobjdump()?;
+        // Compiled and disassembled on every core, printed in order.
+        let kernels: Vec<&Kernel> = selected.iter().map(|&k| &cg.kernels[k]).collect();
+        let listings = par_map(&kernels, |kernel| sass_of(&tool, kernel, &args.arch));
+        for (kernel, listing) in kernels.into_iter().zip(listings) {
+            print_sass(kernel, &args.arch, listing?);
+        }
+        return Ok(());
+    }
     for k in selected {
         let kernel = &cg.kernels[k];
-        if let Some(tool) = &cuobjdump {
-            print_sass(tool, kernel, &args.arch)?;
-        } else if args.list {
+        if args.list {
             println!(
                 "{}  ({}; entries: {})",
                 kernel.name,
@@ -98,19 +107,26 @@ pub fn run(args: Args) -> Result<()> {
     Ok(())
 }
 
-/// Prints the SASS of `kernel` for `arch` (a module built for another single target is named and
-/// skipped), and warns on stderr of memory instructions that read a descriptor nothing writes
-/// (`codegen::sass::undefined_descriptors`: such a kernel traps when it runs).
-fn print_sass(cuobjdump: &Path, kernel: &modelc::codegen::kernel::Kernel, arch: &str) -> Result<()> {
-    if let Some(target) = kernel.target.as_deref().filter(|t| *t != arch) {
-        println!("// ===== {}: built for {target} only, not {arch} =====", kernel.name);
-        return Ok(());
+/// The SASS of `kernel` for `arch`; `None` for a module built for another single target.
+fn sass_of(cuobjdump: &Path, kernel: &Kernel, arch: &str) -> Result<Option<String>> {
+    if kernel.target.as_deref().is_some_and(|t| t != arch) {
+        return Ok(None);
     }
-    let listing = disassemble(cuobjdump, &kernel.source, &kernel.name, arch)?;
+    Ok(Some(disassemble(cuobjdump, &kernel.source, &kernel.name, arch)?))
+}
+
+/// Prints `kernel`'s SASS listing for `arch` (or that it is built for another target only), and
+/// warns on stderr of memory instructions that read a descriptor nothing writes
+/// (`codegen::sass::undefined_descriptors`: such a kernel traps when it runs).
+fn print_sass(kernel: &Kernel, arch: &str, listing: Option<String>) {
+    let Some(listing) = listing else {
+        let target = kernel.target.as_deref().unwrap_or_default();
+        println!("// ===== {}: built for {target} only, not {arch} =====", kernel.name);
+        return;
+    };
     println!("// ===== kernels/{}.cu, SASS for {arch} =====", kernel.name);
     print!("{listing}");
     for bad in undefined_descriptors(&listing) {
         eprintln!("warning: kernels/{}.cu: {bad}", kernel.name);
     }
-    Ok(())
 }
