@@ -2174,6 +2174,21 @@ pub enum WgmmaVariant {
     DiagNoCompute,
 }
 
+impl WgmmaVariant {
+    /// The warp-specialised forms (a producer warpgroup and two consumer warpgroups; the TMA
+    /// one last).
+    pub const WARP_SPECIALISED: [WgmmaVariant; 8] = [
+        WgmmaVariant::Specialized,
+        WgmmaVariant::PingPong,
+        WgmmaVariant::PingPong2Stages,
+        WgmmaVariant::PingPongEarlyKv,
+        WgmmaVariant::PingPongMaskSplit,
+        WgmmaVariant::PingPongFa3Order,
+        WgmmaVariant::PingPongFa3Lazy,
+        WgmmaVariant::PingPongTma,
+    ];
+}
+
 /// Shared-memory stages of a variant.
 fn wgmma_stages(v: WgmmaVariant) -> usize {
     match (v, ws_config(v)) {
@@ -2555,15 +2570,7 @@ mod tests {
             assert_ne!(src.entries, ws.entries);
         }
         assert!(pp.source.contains("STAGES = 3;") && pp2.source.contains("STAGES = 2;"));
-        for v in [
-            WgmmaVariant::Specialized,
-            WgmmaVariant::PingPong,
-            WgmmaVariant::PingPong2Stages,
-            WgmmaVariant::PingPongEarlyKv,
-            WgmmaVariant::PingPongMaskSplit,
-            WgmmaVariant::PingPongFa3Order,
-            WgmmaVariant::PingPongFa3Lazy,
-        ] {
+        for v in WgmmaVariant::WARP_SPECIALISED {
             let l = attention_prefill_wgmma_variant_launch(&p, v, 2, 300);
             assert_eq!((l.grid, l.block.0), ((64, 3, 1), 384));
         }
