@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use codegen_common::{all_specs, compile_spec};
 use modelc_runtime::cuda::nvrtc::nvrtc_or_skip;
 use modelc_runtime::cuda::{compile_ptx, default_include_dirs, ptxas_report};
+use modelc_runtime::parallel::par_map;
 
 #[test]
 fn every_kernel_of_every_spec_compiles_for_sm_90() {
@@ -44,10 +45,13 @@ fn every_kernel_of_every_spec_compiles_for_sm_90() {
     let include = default_include_dirs();
     let mut failures = Vec::new();
     // A module for one target (the Hopper attention prefill: sm_90a) compiles for that target.
-    let mut targeted = 0;
-    for (src, (name, from, target)) in &sources {
-        targeted += usize::from(target.is_some());
-        if let Err(e) = compile_ptx(src, name, target.as_deref().unwrap_or("sm_90"), &include) {
+    let entries: Vec<_> = sources.iter().collect();
+    let targeted = entries.iter().filter(|(_, (_, _, target))| target.is_some()).count();
+    let compiled = par_map(&entries, |(src, (name, _, target))| {
+        compile_ptx(src, name, target.as_deref().unwrap_or("sm_90"), &include)
+    });
+    for ((_, (name, from, _)), result) in entries.iter().zip(compiled) {
+        if let Err(e) = result {
             failures.push(format!("{name} (from {from}): {e}"));
         }
     }
@@ -66,13 +70,15 @@ fn every_kernel_of_every_spec_compiles_for_sm_90() {
 
     // Glue kernels unroll each thread's channels (up to 512 threads a block): a spill would move
     // those registers to local memory, a silent slowdown.
-    let mut glue = 0;
-    for (src, (name, from, _)) in &sources {
-        if !src.contains("MODELC_GLUE_PRELUDE") {
-            continue;
-        }
-        glue += 1;
-        let log = ptxas_report(src, name, "sm_90", &include).unwrap_or_else(|e| panic!("{name} (from {from}): {e}"));
+    let glue_kernels: Vec<_> = entries
+        .iter()
+        .filter(|(src, _)| src.contains("MODELC_GLUE_PRELUDE"))
+        .collect();
+    let glue = glue_kernels.len();
+    let logs = par_map(&glue_kernels, |(src, (name, from, _))| {
+        ptxas_report(src, name, "sm_90", &include).unwrap_or_else(|e| panic!("{name} (from {from}): {e}"))
+    });
+    for ((_, (name, from, _)), log) in glue_kernels.iter().zip(logs) {
         let summary: Vec<&str> = log
             .lines()
             .filter(|l| l.contains("registers") || l.contains("spill"))

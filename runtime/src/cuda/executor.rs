@@ -430,6 +430,8 @@ const HELPER_BF16: &str = "modelc_exec_gemm_prologue_bf16";
 const HELPER_F32: &str = "modelc_exec_gemm_prologue_f32";
 /// Busy-waits `cycles` SM clocks: holds the stream while the host queues a profiled call.
 const SPIN: &str = "modelc_exec_spin";
+/// Every entry of [`HELPER_SOURCE`].
+const HELPERS: [&str; 5] = [HELPER_BF16, HELPER_F32, HELPER_RMS, HELPER_SILU, SPIN];
 
 fn sha256_hex(text: &str) -> String {
     Sha256::digest(text.as_bytes())
@@ -803,8 +805,7 @@ impl Executor {
             to_load.push((src.clone(), m.entries.clone()));
         }
         if !gpu.has_kernel(HELPER_BF16) {
-            let helpers = [HELPER_BF16, HELPER_F32, HELPER_RMS, HELPER_SILU, SPIN];
-            to_load.push((HELPER_SOURCE.to_string(), helpers.map(String::from).to_vec()));
+            to_load.push((HELPER_SOURCE.to_string(), HELPERS.map(String::from).to_vec()));
         }
         let gemv = std::env::var_os(NO_GEMV_ENV).is_none_or(|v| v != "1");
         if gemv {
@@ -1867,6 +1868,26 @@ impl Executor {
 mod tests {
     use super::*;
     use crate::program::{Buffer, HostIo, Schedule, StateBuffer, Sym};
+
+    /// The executor's helper module compiles to a CUBIN for sm_90a (as `Executor::new` loads
+    /// it, with the program's modules) and holds every entry the executor launches.
+    #[test]
+    fn the_helper_module_compiles_with_its_entries() {
+        if !crate::cuda::nvrtc::nvrtc_or_skip("the executor helper test") {
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let cubin = KernelCache::new(dir.path())
+            .get_or_compile_cubin(HELPER_SOURCE, HELPERS[0], "sm_90a")
+            .unwrap_or_else(|e| panic!("{e}"));
+        for e in HELPERS {
+            let name = format!("{e}\0");
+            assert!(
+                cubin.bytes().windows(name.len()).any(|w| w == name.as_bytes()),
+                "no kernel {e} in the helper module"
+            );
+        }
+    }
 
     fn program(buffers: Vec<(&str, &str)>) -> Program {
         let io = |name: &str, e: &str| HostIo {
