@@ -1189,10 +1189,7 @@ mod tests {
             .zip(cache.get_or_compile_cubins(&jobs, "sm_90a"))
         {
             let cubin = cubin.unwrap_or_else(|e| panic!("{module:?}: {e}"));
-            let holds = |e: &str| {
-                let name = format!("{e}\0");
-                cubin.bytes().windows(name.len()).any(|w| w == name.as_bytes())
-            };
+            let holds = |e: &str| cubin.holds_symbol(e);
             for e in module.entries() {
                 assert!(holds(&e), "{module:?} has no kernel {e}");
             }

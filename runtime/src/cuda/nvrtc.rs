@@ -90,6 +90,13 @@ impl Cubin {
         })
     }
 
+    /// Whether the CUBIN's string table holds `symbol` (a kernel's name, say) as a whole,
+    /// NUL-terminated string: a check on a module that needs no GPU to load it.
+    pub fn holds_symbol(&self, symbol: &str) -> bool {
+        let name = format!("{symbol}\0");
+        self.bytes.windows(name.len()).any(|w| w == name.as_bytes())
+    }
+
     /// The ELF image.
     pub fn bytes(&self) -> &[u8] {
         &self.bytes
