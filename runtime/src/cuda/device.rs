@@ -407,34 +407,21 @@ impl Gpu {
     /// [`Gpu::compile_and_load`] of several modules (`(source, kernel names)`): their CUBINs
     /// compiled (or fetched) in parallel ([`KernelCache::get_or_compile_cubins`]), then loaded
     /// in order; the first failure, in that order, is returned.
-    pub fn compile_and_load_all(&mut self, cache: &KernelCache, modules: &[(&str, &[&str])]) -> Result<(), CudaError> {
-        let jobs: Vec<(&str, &str)> = modules
-            .iter()
-            .map(|(src, names)| (*src, names.first().copied().unwrap_or("module")))
-            .collect();
-        let cubins = cache.get_or_compile_cubins(&jobs, &self.arch);
-        for (cubin, (_, names)) in cubins.into_iter().zip(modules) {
-            self.load_module(&ModuleImage::Cubin(cubin?), names)?;
-        }
-        Ok(())
-    }
-
-    /// [`Gpu::compile_and_load_all`] of owned `(source, kernel names)` pairs.
-    pub fn compile_and_load_owned(
+    pub fn compile_and_load_all(
         &mut self,
         cache: &KernelCache,
         modules: &[(String, Vec<String>)],
     ) -> Result<(), CudaError> {
-        let names: Vec<Vec<&str>> = modules
+        let jobs: Vec<(&str, &str)> = modules
             .iter()
-            .map(|(_, names)| names.iter().map(String::as_str).collect())
+            .map(|(src, names)| (src.as_str(), names.first().map_or("module", String::as_str)))
             .collect();
-        let borrowed: Vec<(&str, &[&str])> = modules
-            .iter()
-            .zip(&names)
-            .map(|((src, _), names)| (src.as_str(), names.as_slice()))
-            .collect();
-        self.compile_and_load_all(cache, &borrowed)
+        let cubins = cache.get_or_compile_cubins(&jobs, &self.arch);
+        for (cubin, (_, names)) in cubins.into_iter().zip(modules) {
+            let names: Vec<&str> = names.iter().map(String::as_str).collect();
+            self.load_module(&ModuleImage::Cubin(cubin?), &names)?;
+        }
+        Ok(())
     }
 
     /// Whether `kernel` has been loaded.

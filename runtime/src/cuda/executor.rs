@@ -811,7 +811,7 @@ impl Executor {
         if gemv {
             to_load.extend(gemv_modules_to_load(&gpu));
         }
-        gpu.compile_and_load_owned(cache, &to_load)?;
+        gpu.compile_and_load_all(cache, &to_load)?;
         let gemm = Gemm::new(&gpu)?;
 
         let alloc = |name: String, dtype: DType, len: usize| -> Result<Region, ExecError> {

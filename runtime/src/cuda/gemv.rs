@@ -388,12 +388,13 @@ __device__ __forceinline__ void gemv_stream(const __nv_bfloat16* __restrict__ x,
   load_unit(0, b0);
   load_unit(1, b1);
 #if MODELC_GEMV_L2_PREFETCH && defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-  // And the warp's next rows into L2 (one bulk prefetch a row, no registers held), up to about
-  // 24 MiB a kernel so that the prefetched lines are still in L2 when their turn comes: the DRAM
-  // stream goes on while the kernel before drains.
+  // And the warp's next rows into L2 (one bulk prefetch a row, no registers held), up to
+  // MODELC_GEMV_L2_PREFETCH_MAX bytes a kernel (L2Prefetch::MAX_BYTES) so that the prefetched
+  // lines are still in L2 when their turn comes: the DRAM stream goes on while the kernel
+  // before drains.
   if (lane == 0 && units > 0) {
     const long long rows = units / upr, row_bytes = 2ll * k;
-    const long long first = 2 / upr, last = min(rows, first + (24ll << 20) / (row_bytes * nw));
+    const long long first = 2 / upr, last = min(rows, first + MODELC_GEMV_L2_PREFETCH_MAX / (row_bytes * nw));
     for (long long rj = first; rj < last; ++rj)
       asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;" ::"l"(w + (gw + rj * nw) * ldw), "r"((unsigned)row_bytes)
                    : "memory");
@@ -836,9 +837,12 @@ impl Module {
     /// compiled in or not ([`GEMV_L2_PREFETCH_ENV`]).
     fn source(self, l2_prefetch: bool) -> String {
         let define = if l2_prefetch {
-            "#define MODELC_GEMV_L2_PREFETCH 1\n"
+            format!(
+                "#define MODELC_GEMV_L2_PREFETCH 1\n#define MODELC_GEMV_L2_PREFETCH_MAX {}ll\n",
+                L2Prefetch::MAX_BYTES
+            )
         } else {
-            ""
+            String::new()
         };
         format!("{define}{SOURCE}\n{}\n", self.instances())
     }
@@ -864,7 +868,7 @@ pub fn gemv_modules_to_load(gpu: &Gpu) -> Vec<(String, Vec<String>)> {
 /// modules in parallel ([`Gpu::compile_and_load_all`]).
 pub fn load_gemv(gpu: &mut Gpu, cache: &KernelCache) -> Result<(), CudaError> {
     let modules = gemv_modules_to_load(gpu);
-    gpu.compile_and_load_owned(cache, &modules)
+    gpu.compile_and_load_all(cache, &modules)
 }
 
 /// Whether [`gemv_raw`] takes a GEMM of this shape: one batch of at most [`GEMV_MAX_ROWS`] rows.
@@ -1189,9 +1193,8 @@ mod tests {
             .zip(cache.get_or_compile_cubins(&jobs, "sm_90a"))
         {
             let cubin = cubin.unwrap_or_else(|e| panic!("{module:?}: {e}"));
-            let holds = |e: &str| cubin.holds_symbol(e);
             for e in module.entries() {
-                assert!(holds(&e), "{module:?} has no kernel {e}");
+                assert!(cubin.holds_symbol(&e), "{module:?} has no kernel {e}");
             }
             // And none of another module's.
             let other = if module == Module::Tensor {
@@ -1199,7 +1202,11 @@ mod tests {
             } else {
                 Module::Tensor
             };
-            assert!(!holds(&other.entries()[0]), "{module:?} holds {}", other.entries()[0]);
+            assert!(
+                !cubin.holds_symbol(&other.entries()[0]),
+                "{module:?} holds {}",
+                other.entries()[0]
+            );
         }
     }
 
