@@ -1884,6 +1884,7 @@ mod tests {
             assert!(cubin.holds_symbol(e), "no kernel {e} in the helper module");
         }
         assert!(!cubin.holds_symbol("modelc_exec_spi"), "a prefix is not a symbol");
+        assert!(!cubin.holds_symbol("exec_spin"), "a suffix is not a symbol");
     }
 
     fn program(buffers: Vec<(&str, &str)>) -> Program {

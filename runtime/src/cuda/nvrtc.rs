@@ -91,9 +91,11 @@ impl Cubin {
     }
 
     /// Whether the CUBIN's string table holds `symbol` (a kernel's name, say) as a whole,
-    /// NUL-terminated string: a check on a module that needs no GPU to load it.
+    /// NUL-delimited string (neither a prefix nor a suffix of a longer name): a check on a
+    /// module that needs no GPU to load it. ELF string tables start with a NUL, so every name
+    /// has one before it.
     pub fn holds_symbol(&self, symbol: &str) -> bool {
-        let name = format!("{symbol}\0");
+        let name = format!("\0{symbol}\0");
         self.bytes.windows(name.len()).any(|w| w == name.as_bytes())
     }
 
