@@ -403,7 +403,8 @@ pub(super) fn load_cuda_model(
     spinner.finish_and_clear();
     let mem = exec.memory();
     eprintln!(
-        "note: {device}: {} kernel modules ({} compiled, {} from the cache at {}); weights {:.1} MiB, states {:.1} MiB, \
+        "note: {device}: {} kernel modules; {} CUBINs compiled, {} from the cache at {} (the program's and the \
+         runtime's own); weights {:.1} MiB, states {:.1} MiB, \
          buffers {:.1} MiB; set up in {:.2} s",
         exec.program().kernels.len(),
         cache.misses(),

@@ -28,6 +28,19 @@ __device__ __forceinline__ DcpWs dcp_ws(float* base, long n) {
     return s;
 }
 
+/* The sum of squares of 8 bf16 (a 16-byte piece of a row). */
+__device__ __forceinline__ float dcp_sumsq8(const uint4 v) {
+    const unsigned u[4] = {v.x, v.y, v.z, v.w};
+    float s = 0.0f;
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+        const float lo = __uint_as_float(u[i] << 16), hi = __uint_as_float(u[i] & 0xffff0000u);
+        s = fmaf(lo, lo, s);
+        s = fmaf(hi, hi, s);
+    }
+    return s;
+}
+
 /* The C x DV bf16 tile Os (rows of `ld`) to the first `n` rows of a global matrix (row stride
  * `stride`): whole 16-byte pieces of rows where the rows are 16-byte aligned, element by element
  * otherwise. */
@@ -77,6 +90,7 @@ extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_@HASH@(
     constexpr int NG = PER_CHANNEL ? C * KH : 8 * C;
     constexpr float LOG2E = 1.4426950408889634f;
     constexpr float SPAN_MAX = 64.0f;     /* largest log2 growth of a diagonal-block factor     */
+    constexpr bool VEC_NORM = 32 % (DK / 8) == 0; /* step 0's rows as 16-byte pieces (DK 32 .. 256) */
     extern __shared__ __align__(16) unsigned char smem_raw[];
     /* kept through the block */
     bf16* Kb = reinterpret_cast<bf16*>(smem_raw);      /* [C][KP] k e^G                      */
@@ -138,7 +152,39 @@ extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_@HASH@(
     stage_pass(0);
     if (tid == 0) flags[0] = 0;
     if (tid < C) bs[tid] = tid < cn ? beta[(row0 + tid) * HV + hv] : 0.0f;
-    {
+    if (VEC_NORM && vec_qk) {
+        /* warp w: rows w, w + NW, .. as 16-byte pieces, PR lanes a row (whole sectors, an eighth
+         * of the load instructions of the element form below); every load issued before the
+         * sums; a row's squares summed over its PR lanes */
+        constexpr int PR = DK / 8;
+        constexpr int NJ = (C / NW) * PR / 32;
+        float sq[NJ], sk[NJ];
+#pragma unroll
+        for (int j = 0; j < NJ; ++j) {
+            const int pi = 32 * j + lane, t = warp + NW * (pi / PR), x = (pi % PR) * 8;
+            uint4 qa = make_uint4(0u, 0u, 0u, 0u), ka = qa;
+            if (t < cn) {
+                qa = __ldg(reinterpret_cast<const uint4*>(q + (row0 + t) * q_stride + hk * DK + x));
+                ka = __ldg(reinterpret_cast<const uint4*>(k + (row0 + t) * k_stride + hk * DK + x));
+            }
+            sq[j] = dcp_sumsq8(qa);
+            sk[j] = dcp_sumsq8(ka);
+        }
+#pragma unroll
+        for (int j = 0; j < NJ; ++j) {
+            float a = sq[j], bk = sk[j];
+#pragma unroll
+            for (int o = PR / 2; o > 0; o >>= 1) {
+                a += __shfl_xor_sync(0xffffffffu, a, o);
+                bk += __shfl_xor_sync(0xffffffffu, bk, o);
+            }
+            const int pi = 32 * j + lane, t = warp + NW * (pi / PR);
+            if (pi % PR == 0) {
+                nq[t] = L2NORM ? SCALE * rsqrtf(a + 1e-6f) : SCALE;
+                nk[t] = L2NORM ? rsqrtf(bk + 1e-6f) : 1.0f;
+            }
+        }
+    } else {
         /* warp w: rows w, w + NW, ..; every load issued before the sums (unrolled) */
         float sq[C / NW], sk[C / NW];
 #pragma unroll
