@@ -23,9 +23,9 @@ use modelc::codegen::templates::attention::{
 use modelc::codegen::templates::conv1d::{conv1d, conv1d_launch, Conv1dParams, ConvActivation};
 use modelc::codegen::templates::delta_rule::{
     delta_rule_chunk_parallel, delta_rule_chunk_parallel_supported, delta_rule_chunk_parallel_variant,
-    delta_rule_chunked, delta_rule_chunked_launch, delta_rule_cp_launches, delta_rule_cp_workspace_len,
-    delta_rule_launch, delta_rule_recurrent, delta_rule_tensor_cores, CpPrepVariant, DecayGate, DeltaRuleParams,
-    GatedNormEpilogue,
+    delta_rule_chunked, delta_rule_chunked_launch, delta_rule_cp_launches, delta_rule_cp_scan_cluster,
+    delta_rule_cp_workspace_len, delta_rule_launch, delta_rule_recurrent, delta_rule_tensor_cores, CpPrepVariant,
+    DecayGate, DeltaRuleParams, GatedNormEpilogue,
 };
 use modelc::codegen::templates::kda_decode_step::{
     kda_decode_step, kda_decode_step_cluster, kda_decode_step_cluster_threads, KdaDecodeStepParams,
@@ -938,6 +938,15 @@ enum DeltaForm {
     /// The three launches of `delta_rule_chunk_parallel_variant` (the prep pass of the given
     /// form) with a NaN-filled workspace.
     ChunkParallel(CpPrepVariant),
+    /// The same with the Hopper scan over clusters (`delta_rule_cp_scan_mc_`, the module's last
+    /// entry) in place of the scan entry.
+    ChunkParallelCluster(CpPrepVariant),
+}
+
+impl DeltaForm {
+    fn chunk_parallel(self) -> bool {
+        matches!(self, DeltaForm::ChunkParallel(_) | DeltaForm::ChunkParallelCluster(_))
+    }
 }
 
 fn run_delta(ctx: &mut Ctx, p: &DeltaRuleParams, form: DeltaForm, b: usize, t: usize, inplace: bool, seed: u64) {
@@ -976,7 +985,9 @@ fn run_delta_decays(
     let src = match form {
         DeltaForm::Chunked => delta_rule_chunked(p).unwrap(),
         DeltaForm::Recurrent => delta_rule_recurrent(p).unwrap(),
-        DeltaForm::ChunkParallel(v) => delta_rule_chunk_parallel_variant(p, v).unwrap(),
+        DeltaForm::ChunkParallel(v) | DeltaForm::ChunkParallelCluster(v) => {
+            delta_rule_chunk_parallel_variant(p, v).unwrap()
+        }
     };
     ctx.load(&src);
     let mut r = rng(seed);
@@ -1017,10 +1028,11 @@ fn run_delta_decays(
         OutRows::Aligned => (wv, 0),
     };
     let o = ctx.nan_bf16(rows * o_stride, "o");
-    let tensor_cores =
-        matches!(form, DeltaForm::ChunkParallel(_)) || form == DeltaForm::Chunked && delta_rule_tensor_cores(p);
+    let tensor_cores = form.chunk_parallel() || form == DeltaForm::Chunked && delta_rule_tensor_cores(p);
     let launch = match form {
-        DeltaForm::Chunked | DeltaForm::ChunkParallel(_) => delta_rule_chunked_launch(p, b),
+        DeltaForm::Chunked | DeltaForm::ChunkParallel(_) | DeltaForm::ChunkParallelCluster(_) => {
+            delta_rule_chunked_launch(p, b)
+        }
         DeltaForm::Recurrent => delta_rule_launch(p, b, 0),
     };
     let mut args = vec![
@@ -1061,11 +1073,16 @@ fn run_delta_decays(
             w_d.arg(),
         ]);
     }
-    if matches!(form, DeltaForm::ChunkParallel(_)) {
+    if form.chunk_parallel() {
         // NaN in the workspace: a pass reading what no earlier pass wrote poisons the output.
         let ws = ctx.nan_f32(delta_rule_cp_workspace_len(p, b, t), "workspace");
         args.push(ws.arg());
-        for (entry, l) in src.entries.iter().zip(delta_rule_cp_launches(p, b, t)) {
+        let mut entries: Vec<&String> = src.entries[..3].iter().collect();
+        if matches!(form, DeltaForm::ChunkParallelCluster(_)) {
+            entries[1] = src.entries.last().unwrap();
+            assert!(entries[1].starts_with("delta_rule_cp_scan_mc_"), "{}", entries[1]);
+        }
+        for (entry, l) in entries.into_iter().zip(delta_rule_cp_launches(p, b, t)) {
             ctx.launch(entry, l, &args);
         }
         ctx.gpu.synchronize().unwrap();
@@ -1127,6 +1144,7 @@ fn run_delta_decays(
             DeltaForm::Chunked => "chunked".to_string(),
             DeltaForm::Recurrent => "recurrent".to_string(),
             DeltaForm::ChunkParallel(v) => format!("chunk-parallel (prep {v:?})"),
+            DeltaForm::ChunkParallelCluster(v) => format!("chunk-parallel (prep {v:?}, scan over clusters)"),
         },
         match p.gate {
             DecayGate::Scalar => "scalar",
@@ -1299,6 +1317,8 @@ fn delta_rule_tensor_cores_match_reference() {
 #[test]
 fn delta_rule_chunk_parallel_matches_reference() {
     let Some(mut ctx) = setup() else { return };
+    let hopper = ctx.gpu.compute_capability() == (9, 0);
+    let mut clusters = 0;
     let silu = GatedNormEpilogue {
         eps: 1e-5,
         act: GateActivation::Silu,
@@ -1352,7 +1372,20 @@ fn delta_rule_chunk_parallel_matches_reference() {
             run_delta_decays(&mut ctx, p, f, 1, 100, false, s + 5, -12.0, OutRows::Padded);
             run_delta_decays(&mut ctx, p, f, 2, 150, false, s + 6, -3.0, OutRows::Aligned);
         }
+        // On Hopper, the scan over clusters (where the module has it) on the same inputs: one
+        // chunk, a partial last chunk, several sequences, state in place, strong decays.
+        if hopper && delta_rule_cp_scan_cluster(p).is_some() {
+            let f = DeltaForm::ChunkParallelCluster(CpPrepVariant::default_for(p));
+            let s = 900 + 10 * i as u64;
+            clusters += 1;
+            run_delta(&mut ctx, p, f, 2, 150, false, s);
+            run_delta(&mut ctx, p, f, 2, 1, true, s + 1);
+            run_delta(&mut ctx, p, f, 1, 64, true, s + 3);
+            run_delta(&mut ctx, p, f, 3, 200, false, s + 4);
+            run_delta_decays(&mut ctx, p, f, 1, 100, false, s + 5, -12.0, OutRows::Padded);
+        }
     }
+    assert!(!hopper || clusters == 7, "{clusters} cases ran the scan over clusters");
 }
 
 #[test]
@@ -2603,18 +2636,39 @@ impl DeltaBench {
     /// [`DeltaBench::time_chunk_parallel`] of the module `src` (the chunk-parallel form of `p`,
     /// or a text edit of it).
     fn time_chunk_parallel_source(&self, ctx: &mut Ctx, p: &DeltaRuleParams, src: &KernelSource, name: &str) -> f64 {
+        self.time_chunk_parallel_entries(ctx, p, src, [0, 1, 2], name)
+    }
+
+    /// [`DeltaBench::time_chunk_parallel`] with the scan over clusters (the module's last entry;
+    /// Hopper only) in place of the scan entry.
+    fn time_chunk_parallel_cluster(&self, ctx: &mut Ctx, p: &DeltaRuleParams, name: &str) -> f64 {
+        let src = delta_rule_chunk_parallel(p).unwrap();
+        let mc = src.entries.len() - 1;
+        assert!(src.entries[mc].starts_with("delta_rule_cp_scan_mc_"));
+        self.time_chunk_parallel_entries(ctx, p, &src, [0, mc, 2], &format!("{name} scan over clusters"))
+    }
+
+    /// Times the entries `passes` (prep, scan, out) of `src`.
+    fn time_chunk_parallel_entries(
+        &self,
+        ctx: &mut Ctx,
+        p: &DeltaRuleParams,
+        src: &KernelSource,
+        passes: [usize; 3],
+        name: &str,
+    ) -> f64 {
         ctx.load(src);
         let ws = ctx.nan_f32(delta_rule_cp_workspace_len(p, self.b, self.t), "workspace");
         let mut a = self.args(p, self.t);
         a.push(ws.arg());
         let launches = delta_rule_cp_launches(p, self.b, self.t);
+        let entries = passes.map(|i| src.entries[i].as_str());
         let ms = time_ms(ctx, 10, || {
-            for (e, l) in src.entries.iter().zip(launches) {
+            for (e, l) in entries.iter().zip(launches) {
                 ctx.launch(e, l, &a);
             }
         });
-        let pass: Vec<f64> = src
-            .entries
+        let pass: Vec<f64> = entries
             .iter()
             .zip(launches)
             .map(|(e, l)| time_ms(ctx, 10, || ctx.launch(e, l, &a)))
@@ -2657,6 +2711,10 @@ fn bench_delta_shapes(ctx: &mut Ctx, r: &mut ChaCha8Rng) {
             // The default scan block (128 scan blocks per sequence), and 64 and 128 at B8 (many
             // sequences: fewer, wider scan blocks read W and k fewer times).
             bufs.time_chunk_parallel(ctx, &p, name);
+            let hopper = ctx.gpu.compute_capability() == (9, 0);
+            if hopper && delta_rule_cp_scan_cluster(&p).is_some() {
+                bufs.time_chunk_parallel_cluster(ctx, &p, name);
+            }
             // The other prep forms (Base included: a scalar gate's step 4 there takes its
             // exponentials once per row), then the default again, for the noise between rows.
             if matches!((b, t, h), (1, 4096, 32) | (8, 2048, 16)) {
@@ -2668,7 +2726,11 @@ fn bench_delta_shapes(ctx: &mut Ctx, r: &mut ChaCha8Rng) {
             }
             if b > 1 {
                 for sbv in [64, 128].into_iter().filter(|&w| w > p.scan_block) {
-                    bufs.time_chunk_parallel(ctx, &DeltaRuleParams { scan_block: sbv, ..p }, name);
+                    let wide = DeltaRuleParams { scan_block: sbv, ..p };
+                    bufs.time_chunk_parallel(ctx, &wide, name);
+                    if hopper && delta_rule_cp_scan_cluster(&wide).is_some() {
+                        bufs.time_chunk_parallel_cluster(ctx, &wide, name);
+                    }
                 }
             }
             if (b, t, h) == (1, 4096, 32) {
@@ -2689,8 +2751,7 @@ fn bench_delta_shapes(ctx: &mut Ctx, r: &mut ChaCha8Rng) {
 }
 
 /// The scan pass's loop-top work: stage chunk c + 2 (two groups in flight), wait for chunk c.
-const SCAN_STAGE_AT_TOP: &str = "        if (c + 2 < NC) {
-            stage(c + 2, (c + 2) % NBUF);
+const SCAN_STAGE_AT_TOP: &str = "            stage(c + 2, (c + 2) % NBUF);
             cp_async_wait<2>();
         } else if (c + 1 < NC) {";
 /// The scan pass's store of the state entering a chunk (for the output pass).
@@ -2710,13 +2771,12 @@ fn scan_trials(default: &KernelSource) -> Vec<(&'static str, KernelSource)> {
     let late_stage = [
         (
             SCAN_STAGE_AT_TOP,
-            "        if (c + 1 < NC) {
-            cp_async_wait<1>();
+            "            cp_async_wait<1>();
         } else if (c + 1 < NC) {",
         ),
         (
             SCAN_VN_BARRIER,
-            "        if (c + 2 < NC) stage(c + 2, (c + 2) % NBUF); /* its buffer was freed at the last barrier */
+            "        if (!MC && c + 2 < NC) stage(c + 2, (c + 2) % NBUF); /* its buffer was freed at the last barrier */
         __syncthreads(); /* Vn complete; every warp is done reading Ss */",
         ),
     ];
@@ -2729,7 +2789,7 @@ fn scan_trials(default: &KernelSource) -> Vec<(&'static str, KernelSource)> {
         (SCAN_HS_STORE, ""),
         (
             SCAN_VN_BARRIER,
-            &format!("{SCAN_HS_STORE}        if (c + 2 < NC) stage(c + 2, (c + 2) % NBUF);\n{SCAN_VN_BARRIER}"),
+            &format!("{SCAN_HS_STORE}        if (!MC && c + 2 < NC) stage(c + 2, (c + 2) % NBUF);\n{SCAN_VN_BARRIER}"),
         ),
     ];
     vec![

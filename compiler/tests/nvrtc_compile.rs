@@ -467,3 +467,39 @@ fn cache_policies_survive_ptxas() {
         "NVRTC 13.0 no longer drops the policy of the producer's cache-hinted copies: {bad:?}"
     );
 }
+
+/// The chunk-parallel delta rule's module holds a Hopper-only entry (the scan over clusters):
+/// for sm_80 the module still compiles with every entry, that one a trap without cluster
+/// instructions; for sm_90a the entry carries the multicast bulk copies and cluster barriers.
+#[test]
+fn chunk_parallel_cluster_scan_is_hopper_only() {
+    if !nvrtc_or_skip() {
+        return;
+    }
+    let includes = default_include_dirs();
+    let p = DeltaRuleParams::new(32, 32, 128, 128, DecayGate::PerChannel);
+    let src = delta_rule_chunk_parallel(&p).unwrap();
+    let mc = src.entries.last().unwrap();
+    assert!(mc.starts_with("delta_rule_cp_scan_mc_"), "{mc}");
+    // The PTX of one entry: from its `.entry` line to the next entry or the end.
+    let entry_text = |ptx: &str, e: &str| -> String {
+        let start = ptx
+            .find(&format!(".entry {e}("))
+            .unwrap_or_else(|| panic!("{e} missing"));
+        let end = ptx[start + 1..].find(".entry ").map_or(ptx.len(), |i| start + 1 + i);
+        ptx[start..end].to_string()
+    };
+    for (arch, hopper) in [("sm_80", false), (HOPPER_TARGET, true)] {
+        let ptx = compile_ptx(&src.source, src.name(), arch, &includes).unwrap_or_else(|e| panic!("{arch}: {e}"));
+        for e in &src.entries {
+            assert!(ptx.text().contains(&format!(".entry {e}(")), "{arch}: {e} missing");
+        }
+        let body = entry_text(ptx.text(), mc);
+        assert_eq!(body.contains("multicast::cluster"), hopper, "{arch}");
+        assert_eq!(body.contains("barrier.cluster.wait"), hopper, "{arch}");
+        assert_eq!(body.contains("trap;"), !hopper, "{arch}");
+        // The other entries never touch clusters.
+        let scan = entry_text(ptx.text(), &src.entries[1]);
+        assert!(!scan.contains("cluster"), "{arch}: the plain scan");
+    }
+}

@@ -32,7 +32,8 @@
 use modelc_runtime::cuda::TileMap2d;
 
 use super::{
-    blocks, check, dim, f32_lit, finish, splice_once, KernelSource, Launch, TemplateError, HASH, MMA_PRELUDE, PRELUDE,
+    blocks, check, dim, f32_lit, finish, splice_once, KernelSource, Launch, TemplateError, HASH, MBAR_PRELUDE,
+    MMA_PRELUDE, PRELUDE,
 };
 
 pub use super::attention_decode::{
@@ -1499,10 +1500,6 @@ __device__ __forceinline__ bool tma_map_set(const TmaMap& m) {
 __device__ __forceinline__ void tma_prefetch_map(const TmaMap* map) {
     asm volatile("prefetch.tensormap [%0];\n" ::"l"(reinterpret_cast<unsigned long long>(map)) : "memory");
 }
-/* One arrival that also makes the barrier's phase wait for `bytes` more of async copies. */
-__device__ __forceinline__ void mbar_expect_tx(unsigned long long* bar, unsigned bytes) {
-    asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(smem_addr(bar)), "r"(bytes) : "memory");
-}
 /* An L2 policy that keeps lines (evict-last): for tiles many blocks read again. */
 __device__ __forceinline__ unsigned long long l2_evict_last_policy() {
     unsigned long long pol;
@@ -1642,27 +1639,7 @@ fn prefill_wgmma_ws(p: &AttentionParams, cfg: WsConfig) -> KernelSource {
  *   No branch encloses a wgmma (ptxas would serialize them).{pp_doc}{early_doc}
  */
 {PRELUDE}{MMA_PRELUDE}{wg_prelude}
-#ifndef MODELC_MBAR_PRELUDE
-#define MODELC_MBAR_PRELUDE
-__device__ __forceinline__ void mbar_init(unsigned long long* bar, unsigned count) {{
-    asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(smem_addr(bar)), "r"(count) : "memory");
-}}
-__device__ __forceinline__ void mbar_arrive(unsigned long long* bar) {{
-    asm volatile("{{\n.reg .b64 st;\nmbarrier.arrive.shared::cta.b64 st, [%0];\n}}\n" ::"r"(smem_addr(bar)) : "memory");
-}}
-/* The barrier tracks this thread's earlier cp.async copies: one arrival when they have landed. */
-__device__ __forceinline__ void mbar_arrive_cp_async(unsigned long long* bar) {{
-    asm volatile("cp.async.mbarrier.arrive.noinc.shared::cta.b64 [%0];\n" ::"r"(smem_addr(bar)) : "memory");
-}}
-/* Blocks until the phase of parity `parity` has completed. */
-__device__ __forceinline__ void mbar_wait(unsigned long long* bar, unsigned parity) {{
-    asm volatile(
-        "{{\n.reg .pred done;\nWAIT_%=:\n"
-        "mbarrier.try_wait.parity.shared::cta.b64 done, [%0], %1;\n"
-        "@!done bra WAIT_%=;\n}}\n" ::"r"(smem_addr(bar)), "r"(parity) : "memory");
-}}
-#endif
-{named_bar_prelude}{tma_prelude}extern "C" __global__ void __launch_bounds__({threads}, 1) attn_prefill_wgmma_{HASH}(
+{MBAR_PRELUDE}{named_bar_prelude}{tma_prelude}extern "C" __global__ void __launch_bounds__({threads}, 1) attn_prefill_wgmma_{HASH}(
 {params}
 {{
 {consts}    constexpr int BQ = {bq}, BK = {bk}, STAGES = {stages};

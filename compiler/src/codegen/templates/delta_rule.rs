@@ -57,7 +57,8 @@
 //! (in place is fine: each block owns its columns).
 
 use super::{
-    blocks, check, dim, f32_lit, finish, splice_once, KernelSource, Launch, TemplateError, HASH, MMA_PRELUDE, PRELUDE,
+    blocks, check, dim, f32_lit, finish, splice_once, KernelSource, Launch, TemplateError, CLUSTER_HELPERS, HASH,
+    MBAR_PRELUDE, MMA_PRELUDE, PRELUDE,
 };
 use crate::spec::GateActivation;
 
@@ -1005,8 +1006,8 @@ pub fn delta_rule_cp_smem(p: &DeltaRuleParams) -> [u32; 3] {
     let phase_b = 2 * c * fp * 4 + c * ap * 2 + c * vp * 2;
     let prep = kept + phase_a.max(phase_b);
     // scan: h [DK][SP], v_new [C][SP], and three buffers of W, k [C][KP], U [C][SP],
-    // e^G_last [DK].
-    let scan = (dk * sp + c * sp + 3 * (2 * c * kp + c * sp)) * 2 + 3 * dk * 4;
+    // e^G_last [DK], and their mbarriers (the cluster entry's).
+    let scan = (dk * sp + c * sp + 3 * (2 * c * kp + c * sp)) * 2 + 3 * dk * 4 + 3 * 8;
     // out: q e^G [C][KP], h [DK][VP], A_qk [C][AP], v_new [C][VP] (bf16), the norm's sums [2][C]
     // and, with the norm, its gate rows [C][VP] (bf16).
     let gate_rows = if p.gated_norm.is_some() { c * vp * 2 } else { 0 };
@@ -1196,7 +1197,7 @@ pub fn delta_rule_chunk_parallel_variant(p: &DeltaRuleParams, v: CpPrepVariant) 
  * delta_rule_cp_{{prep,scan,out}}_{HASH}: gated delta rule, chunked (WY representation / UT
  *   transform), chunk-parallel on tensor cores (mma.sync m16n8k16 bf16 -> f32, ldmatrix,
  *   cp.async; sm_80+): three launches in order, fla's chunk_kda split.
- *   {desc}, chunk C = {c}, scan block SBV = {sbv}{wide_line}.{norm_line}
+ *   {desc}, chunk C = {c}, scan block SBV = {sbv}{wide_line}.{cluster_line}{norm_line}
  *   Per chunk, with G the in-chunk cumsum of g: A_qk[t,s] = sum_d q_td k_sd e^(G_td - G_sd)
  *   (s <= t), L[t,s] = beta_t sum_d k_td k_sd e^(G_td - G_sd) (s < t), W = (I + L)^-1
  *   diag(beta) (e^G k), U = (I + L)^-1 diag(beta) v (prep); per sequence, h_0 = state_in,
@@ -1210,7 +1211,7 @@ pub fn delta_rule_chunk_parallel_variant(p: &DeltaRuleParams, v: CpPrepVariant) 
  * Dynamic smem: prep {s0}, scan {s1}, out {s2} bytes. Deterministic: fixed reduction orders,
  *   no atomics on data (one atomicOr on a flag word).
  */
-{PRELUDE}{MMA_PRELUDE}{TC_HELPERS}"#,
+{PRELUDE}{MMA_PRELUDE}{TC_HELPERS}{MBAR_PRELUDE}{CLUSTER_HELPERS}"#,
         desc = describe(p),
         norm_line = describe_norm(p),
         norm_fused = if p.gated_norm.is_some() {
@@ -1225,6 +1226,12 @@ pub fn delta_rule_chunk_parallel_variant(p: &DeltaRuleParams, v: CpPrepVariant) 
             .map(|w| format!(" (or {w}: delta_rule_cp_scan_w{w}_{HASH})"))
             .collect::<String>(),
         layouts = layouts(p),
+        cluster_line = match delta_rule_cp_scan_cluster(p) {
+            Some(cl) => format!(
+                "\n *   sm_90: delta_rule_cp_scan_mc_{HASH}, the scan with W and k multicast to clusters of {cl} blocks."
+            ),
+            None => String::new(),
+        },
     );
     let (store, gate_stage, epilogue) = match p.gated_norm {
         None => (CP_STORE.to_string(), "", "of o (bf16)"),
@@ -1240,11 +1247,24 @@ pub fn delta_rule_chunk_parallel_variant(p: &DeltaRuleParams, v: CpPrepVariant) 
         .map(|sbv| {
             format!(
                 "extern \"C\" __global__ void __launch_bounds__(256) {entry}(\n    @ARGS@)\n{{\n    \
-                 delta_rule_cp_scan_body_@HASH@<{sbv}>({names});\n}}\n",
+                 delta_rule_cp_scan_body_@HASH@<{sbv}, false>({names});\n}}\n",
                 entry = scan_entry_template(p, sbv),
                 names = arg_names(&(args(p) + CP_WS_ARG)),
             )
         })
+        .chain(delta_rule_cp_scan_cluster(p).map(|cl| {
+            // The entry exists on every target (a module's entries are loaded by name); below
+            // sm_90, where clusters do not exist, it traps.
+            format!(
+                "#if __CUDA_ARCH__ >= 900\nextern \"C\" __global__ void __cluster_dims__({cl}, 1, 1) \
+                 __launch_bounds__(256) delta_rule_cp_scan_mc_@HASH@(\n    @ARGS@)\n{{\n    \
+                 delta_rule_cp_scan_body_@HASH@<{sbv}, true>({names});\n}}\n#else\n\
+                 extern \"C\" __global__ void __launch_bounds__(256) delta_rule_cp_scan_mc_@HASH@(\n    @ARGS@)\n\
+                 {{\n    __trap();\n}}\n#endif\n",
+                sbv = p.scan_block,
+                names = arg_names(&(args(p) + CP_WS_ARG)),
+            )
+        }))
         .collect();
     let body = cp_kernels(v, matches!(p.gate, DecayGate::PerChannel))
         .replace("@SCAN_ENTRIES@", &scan_entries)
@@ -1260,6 +1280,9 @@ pub fn delta_rule_chunk_parallel_variant(p: &DeltaRuleParams, v: CpPrepVariant) 
         format!("delta_rule_cp_out_{HASH}"),
     ];
     entries.extend(wide.iter().map(|&w| scan_entry_template(p, w).replace("@HASH@", HASH)));
+    if delta_rule_cp_scan_cluster(p).is_some() {
+        entries.push(format!("delta_rule_cp_scan_mc_{HASH}"));
+    }
     let entries: Vec<&str> = entries.iter().map(String::as_str).collect();
     Ok(finish(&entries, header + &body))
 }
@@ -1274,6 +1297,15 @@ pub fn delta_rule_cp_wide_scans(p: &DeltaRuleParams) -> Vec<usize> {
         .filter(|&w| w > p.scan_block)
         .filter(|&w| delta_rule_chunk_parallel_supported(&DeltaRuleParams { scan_block: w, ..*p }))
         .collect()
+}
+
+/// Blocks of the cluster that `delta_rule_cp_scan_mc_<hash>` (the last entry of the chunk-parallel
+/// module where this is `Some`) spreads a head's Dv / SBV scan blocks over: 2, 4 or 8. That entry
+/// is the scan with each chunk's W and k loaded once per head and multicast to its blocks
+/// (sm_90 only; same arguments, grid, block and shared memory as the scan entry).
+pub fn delta_rule_cp_scan_cluster(p: &DeltaRuleParams) -> Option<usize> {
+    let cl = p.value_dim / p.scan_block.max(1);
+    matches!(cl, 2 | 4 | 8).then_some(cl)
 }
 
 /// The scan entry for block width `sbv` (`@HASH@` not yet substituted).
@@ -1414,8 +1446,9 @@ mod tests {
         }
         let p = DeltaRuleParams::new(16, 16, 128, 128, DecayGate::PerChannel).with_gated_norm(SILU);
         let src = delta_rule_chunk_parallel(&p).unwrap();
-        // prep, scan (16 wide), out, then the scans 32, 64 and 128 wide.
-        assert_eq!(src.entries.len(), 6);
+        // prep, scan (16 wide), out, then the scans 32, 64 and 128 wide, and the 16-wide scan
+        // over clusters of 8 blocks.
+        assert_eq!(src.entries.len(), 7);
         for (e, want) in src.entries.iter().zip([
             "delta_rule_cp_prep_",
             "delta_rule_cp_scan_",
@@ -1423,13 +1456,19 @@ mod tests {
             "delta_rule_cp_scan_w32_",
             "delta_rule_cp_scan_w64_",
             "delta_rule_cp_scan_w128_",
+            "delta_rule_cp_scan_mc_",
         ]) {
             assert!(e.starts_with(want), "{e}");
             assert!(src.source.contains(&format!("{e}(")), "{e}");
         }
         assert!(src.source.contains("float* __restrict__ ws_raw)"));
         assert!(src.source.contains("silu_f(zj)"));
-        assert!(!src.source.contains('@'), "a placeholder left in the source");
+        // Placeholders are @NAME@ (PTX predicates, `@!done`, are not).
+        let placeholder = src
+            .source
+            .match_indices('@')
+            .any(|(i, _)| src.source[i + 1..].starts_with(|c: char| c.is_ascii_uppercase()));
+        assert!(!placeholder, "a placeholder left in the source");
         // Grids: chunks x heads x batch for prep and out, value blocks for the scan.
         let [prep, scan, out] = delta_rule_cp_launches(&p, 3, 130);
         assert_eq!(prep.grid, (3, 16, 3));
@@ -1444,32 +1483,44 @@ mod tests {
         );
         // The scan block is a template constant of each scan entry; the module has entries for
         // the wider blocks too; unsupported blocks are rejected.
-        for (sbv, ok, wide) in [
-            (16, true, &[32, 64, 128][..]),
-            (32, true, &[64, 128][..]),
-            (64, true, &[128][..]),
-            (128, true, &[][..]),
-            (8, false, &[][..]),
-            (256, false, &[][..]),
+        // Where Dv / SBV is 2, 4 or 8, the last entry is the Hopper scan over clusters of that
+        // many blocks.
+        for (sbv, ok, wide, cluster) in [
+            (16, true, &[32, 64, 128][..], Some(8)),
+            (32, true, &[64, 128][..], Some(4)),
+            (64, true, &[128][..], Some(2)),
+            (128, true, &[][..], None),
+            (8, false, &[][..], None),
+            (256, false, &[][..], None),
         ] {
             let q = DeltaRuleParams { scan_block: sbv, ..p };
             assert_eq!(delta_rule_chunk_parallel_supported(&q), ok, "SBV {sbv}");
             if ok {
                 assert_eq!(delta_rule_cp_wide_scans(&q), wide, "SBV {sbv}");
+                assert_eq!(delta_rule_cp_scan_cluster(&q), cluster, "SBV {sbv}");
                 let src = delta_rule_chunk_parallel(&q).unwrap();
-                assert_eq!(src.entries.len(), 3 + wide.len());
-                assert!(src.source.contains(&format!(
-                    "delta_rule_cp_scan_body_{}<{sbv}>(q, q_stride, k,",
-                    src.name().trim_start_matches("delta_rule_cp_prep_")
-                )));
+                let hash = src.name().trim_start_matches("delta_rule_cp_prep_").to_string();
+                assert_eq!(src.entries.len(), 3 + wide.len() + usize::from(cluster.is_some()));
+                assert!(src
+                    .source
+                    .contains(&format!("delta_rule_cp_scan_body_{hash}<{sbv}, false>(q, q_stride, k,")));
                 for w in wide {
                     assert!(
-                        src.source.contains(&format!(
-                            "_body_{}<{w}>(",
-                            src.name().trim_start_matches("delta_rule_cp_prep_")
-                        )),
+                        src.source.contains(&format!("_body_{hash}<{w}, false>(")),
                         "SBV {sbv} / {w}"
                     );
+                }
+                let mc = format!("delta_rule_cp_scan_mc_{hash}");
+                assert_eq!(src.entries.last() == Some(&mc), cluster.is_some(), "SBV {sbv}");
+                if let Some(cl) = cluster {
+                    assert!(src
+                        .source
+                        .contains(&format!("__cluster_dims__({cl}, 1, 1) __launch_bounds__(256) {mc}(")));
+                    assert!(src
+                        .source
+                        .contains(&format!("delta_rule_cp_scan_body_{hash}<{sbv}, true>(q, q_stride,")));
+                } else {
+                    assert!(!src.source.contains("__cluster_dims__"));
                 }
             }
         }

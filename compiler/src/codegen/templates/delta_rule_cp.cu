@@ -478,10 +478,15 @@ extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_@HASH@(
  *   products; v_new's row tile w & 3, columns half w >> 2. Per chunk: store h (bf16) to the workspace, v_new = U - W h, store v_new,
  *   h <- diag(e^G_last) h + (k e^(G_last - G))^T v_new. The next two chunks' W, U, k, e^G_last
  *   are prefetched with cp.async (three buffers). Reads state_in (null = zeros), writes state_out.
+ *   MC (sm_90, the delta_rule_cp_scan_mc_ entry): the DV / SBV blocks of a head form a cluster,
+ *   and each block loads 2C / (DV / SBV) of the chunk's rows of W and k for the whole cluster
+ *   (bulk copies multicast to every block, completing on the buffer's mbarrier), so that L2 sends
+ *   each row once per head rather than once per block. Chunk c + 2 is staged after chunk c's
+ *   v_new product, once a cluster barrier says every block is done with chunk c - 1's buffer.
  * Grid (DV / SBV, Hv, B), block 256 threads (8 warps), dynamic smem = the scan part of
  *   delta_rule_cp_smem().
  */
-template <int SBV> /* value columns per block */
+template <int SBV, bool MC> /* value columns per block; W and k multicast to a cluster */
 __device__ __forceinline__ void delta_rule_cp_scan_body_@HASH@(
     @ARGS@)
 {
@@ -497,6 +502,9 @@ __device__ __forceinline__ void delta_rule_cp_scan_body_@HASH@(
     constexpr int KP = DK + 8;
     constexpr int SP = SBV + 8;
     constexpr int NBUF = 3;               /* chunks in flight: the current one and two ahead   */
+    constexpr int NCL = DV / SBV;         /* MC: blocks of the cluster (a head's value slices)  */
+    constexpr int MROWS = 2 * C / NCL;    /* MC: rows of W, then k, a block copies for all      */
+    static_assert(!MC || (NCL >= 2 && NCL <= 8 && MROWS * NCL == 2 * C && MROWS <= 256), "cluster of 2, 4 or 8");
     extern __shared__ __align__(16) unsigned char smem_raw[];
     bf16* Ss = reinterpret_cast<bf16*>(smem_raw);      /* [DK][SP] h, bf16                   */
     bf16* Vn = Ss + DK * SP;                           /* [C][SP] v_new                      */
@@ -504,6 +512,7 @@ __device__ __forceinline__ void delta_rule_cp_scan_body_@HASH@(
     bf16* Kb = Wb + NBUF * C * KP;                     /* [NBUF][C][KP] k e^(G_last - G)     */
     bf16* Ub = Kb + NBUF * C * KP;                     /* [NBUF][C][SP] U                    */
     float* Eb = reinterpret_cast<float*>(Ub + NBUF * C * SP); /* [NBUF][DK] e^G_last         */
+    unsigned long long* Fb = reinterpret_cast<unsigned long long*>(Eb + NBUF * DK); /* MC: [NBUF] W, k full */
 
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
     const int r4 = lane >> 2, c4 = (lane & 3) * 2;
@@ -516,13 +525,24 @@ __device__ __forceinline__ void delta_rule_cp_scan_body_@HASH@(
     const long sbase = bh * (long)DK * DV + j0;
     const DcpWs ws = dcp_ws<C, DK, DV>(ws_raw, (long)gridDim.z * HV * NC);
 
-    /* chunk c's operands into buffer p (one commit group) */
+    const unsigned rank = MC ? cluster_ctarank() : 0;
+
+    /* chunk c's operands into buffer p (one commit group; with MC, W and k on barrier Fb[p]) */
     auto stage = [&](int c, int p) {
         const long ci = bh * NC + c;
-        for (int e = tid; e < C * DK / 8; e += NT) {
-            const int t = e / (DK / 8), x = (e % (DK / 8)) * 8;
-            cp_async16(Wb + (p * C + t) * KP + x, ws.w + (ci * C + t) * DK + x, true);
-            cp_async16(Kb + (p * C + t) * KP + x, ws.kh + (ci * C + t) * DK + x, true);
+        if constexpr (MC) {
+            if (tid == 0) mbar_expect_tx(Fb + p, 2 * C * DK * (unsigned)sizeof(bf16));
+            if (tid < MROWS) {
+                const int r = (int)rank * MROWS + tid, t = r % C; /* rows 0..C-1: W, C..2C-1: k */
+                bulk_copy_multicast((r < C ? Wb : Kb) + (p * C + t) * KP, (r < C ? ws.w : ws.kh) + (ci * C + t) * DK,
+                                    DK * (unsigned)sizeof(bf16), Fb + p, (unsigned short)((1u << NCL) - 1));
+            }
+        } else {
+            for (int e = tid; e < C * DK / 8; e += NT) {
+                const int t = e / (DK / 8), x = (e % (DK / 8)) * 8;
+                cp_async16(Wb + (p * C + t) * KP + x, ws.w + (ci * C + t) * DK + x, true);
+                cp_async16(Kb + (p * C + t) * KP + x, ws.kh + (ci * C + t) * DK + x, true);
+            }
         }
         for (int e = tid; e < C * SBV / 8; e += NT) {
             const int t = e / (SBV / 8), x = (e % (SBV / 8)) * 8;
@@ -550,14 +570,30 @@ __device__ __forceinline__ void delta_rule_cp_scan_body_@HASH@(
                 for (int h = 0; h < 2; ++h)
                     dtc_st2(&Ss[(16 * ms + r4 + 8 * h) * SP + 8 * n + c4], st[m][n][2 * h], st[m][n][2 * h + 1]);
     }
+    if constexpr (MC) {
+        if (tid == 0) {
+            for (int i = 0; i < NBUF; ++i) mbar_init(Fb + i, 1);
+            asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+        }
+        cluster_sync(); /* every block's barriers are initialised before a copy lands there */
+    }
     stage(0, 0);
     if (NC > 1) stage(1, 1);
+    if constexpr (MC) cluster_arrive(); /* matches chunk 0's wait (buffer 2 was never used) */
     for (int c = 0; c < NC; ++c) {
         const int p = c % NBUF;
         const long ci = bh * NC + c;
-        /* chunk c + 2 into the buffer chunk c - 1 used (free since the last barrier), then
-         * wait for chunk c's group: the groups committed after it may stay in flight */
-        if (c + 2 < NC) {
+        if constexpr (MC) {
+            /* chunk c's group of U and e^G_last (chunk c + 1's may stay in flight), its W and k */
+            if (c + 1 < NC) {
+                cp_async_wait<1>();
+            } else {
+                cp_async_wait<0>();
+            }
+            mbar_wait(Fb + p, (unsigned)(c / NBUF) & 1u);
+        } else if (c + 2 < NC) {
+            /* chunk c + 2 into the buffer chunk c - 1 used (free since the last barrier), then
+             * wait for chunk c's group: the groups committed after it may stay in flight */
             stage(c + 2, (c + 2) % NBUF);
             cp_async_wait<2>();
         } else if (c + 1 < NC) {
@@ -611,6 +647,10 @@ __device__ __forceinline__ void delta_rule_cp_scan_body_@HASH@(
                 }
         }
         __syncthreads(); /* Vn complete; every warp is done reading Ss */
+        if constexpr (MC) {
+            cluster_wait(); /* every block of the cluster is done with chunk c - 1's buffer */
+            if (c + 2 < NC) stage(c + 2, (c + 2) % NBUF);
+        }
         for (int e = tid; e < C * SBV / 8; e += NT) {
             const int t = e / (SBV / 8), x = (e % (SBV / 8)) * 8;
             *reinterpret_cast<uint4*>(ws.vn + (ci * C + t) * DV + j0 + x) = *reinterpret_cast<const uint4*>(&Vn[t * SP + x]);
@@ -648,7 +688,9 @@ __device__ __forceinline__ void delta_rule_cp_scan_body_@HASH@(
             }
         }
         __syncthreads(); /* Ss updated; Vn and buffer p free */
+        if constexpr (MC) cluster_arrive();
     }
+    if constexpr (MC) cluster_wait(); /* no block leaves while the cluster may still copy to it */
     if (state_out) {
 #pragma unroll
         for (int m = 0; m < MSW; ++m) {

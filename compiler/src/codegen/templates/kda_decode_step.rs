@@ -33,7 +33,7 @@
 //! through distributed shared memory; codegen makes it the launch variant for Hopper.
 
 use super::delta_rule::gate_act;
-use super::{check, f32_lit, finish, KernelSource, TemplateError, HASH, PRELUDE};
+use super::{check, f32_lit, finish, KernelSource, TemplateError, CLUSTER_HELPERS, HASH, PRELUDE};
 use crate::codegen::kernel::PDL_DEFINITION;
 use crate::spec::GateActivation;
 
@@ -440,35 +440,6 @@ fn validate_cluster(p: &KdaDecodeStepParams, cluster: usize) -> Result<(), Templ
         format!("{vc} value columns and {kc} key channels per CTA: at most 64 each")
     })
 }
-
-/// Helpers for thread-block clusters (sm_90), in PTX, behind their own include guard.
-const CLUSTER_HELPERS: &str = r#"#ifndef MODELC_CLUSTER_HELPERS
-#define MODELC_CLUSTER_HELPERS
-/* This CTA's rank in its cluster. */
-__device__ __forceinline__ unsigned cluster_ctarank() {
-    unsigned r;
-    asm volatile("mov.u32 %0, %%cluster_ctarank;" : "=r"(r));
-    return r;
-}
-/* Writes v to the variable at p (this CTA's shared memory) in every CTA of the cluster. */
-template <int CL>
-__device__ __forceinline__ void cluster_put(float* p, float v) {
-    const unsigned a = static_cast<unsigned>(__cvta_generic_to_shared(p));
-#pragma unroll
-    for (int r = 0; r < CL; ++r) {
-        unsigned ra;
-        asm volatile("mapa.shared::cluster.u32 %0, %1, %2;" : "=r"(ra) : "r"(a), "r"(r));
-        asm volatile("st.shared::cluster.f32 [%0], %1;" :: "r"(ra), "f"(v) : "memory");
-    }
-}
-/* The cluster barrier, split: arrive (release: this thread's shared-memory writes, local and
- * remote, become visible to the cluster; relaxed: no ordering) and wait (acquire). */
-__device__ __forceinline__ void cluster_arrive_relaxed() { asm volatile("barrier.cluster.arrive.relaxed;" ::: "memory"); }
-__device__ __forceinline__ void cluster_arrive() { asm volatile("barrier.cluster.arrive.release;" ::: "memory"); }
-__device__ __forceinline__ void cluster_wait() { asm volatile("barrier.cluster.wait.acquire;" ::: "memory"); }
-__device__ __forceinline__ void cluster_sync() { cluster_arrive(); cluster_wait(); }
-#endif
-"#;
 
 /// The cluster form's own helper, behind its own include guard.
 const KDA_CLUSTER_HELPERS: &str = r#"#ifndef MODELC_KDA_CLUSTER_HELPERS

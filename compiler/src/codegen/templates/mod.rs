@@ -179,6 +179,91 @@ __device__ __forceinline__ void copy8_global(bf16* dst, const bf16* src, bool ve
 #endif
 "#;
 
+/// mbarrier helpers (`mbarrier.*` in PTX), behind their own include guard; after
+/// [`MMA_PRELUDE`] (`smem_addr`). `mbar_wait` and `mbar_expect_tx` are sm_90 instructions: below
+/// sm_90 they trap, so that a module for every target may hold a Hopper-only entry.
+pub(crate) const MBAR_PRELUDE: &str = r#"#ifndef MODELC_MBAR_PRELUDE
+#define MODELC_MBAR_PRELUDE
+__device__ __forceinline__ void mbar_init(unsigned long long* bar, unsigned count) {
+    asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(smem_addr(bar)), "r"(count) : "memory");
+}
+__device__ __forceinline__ void mbar_arrive(unsigned long long* bar) {
+    asm volatile("{\n.reg .b64 st;\nmbarrier.arrive.shared::cta.b64 st, [%0];\n}\n" ::"r"(smem_addr(bar)) : "memory");
+}
+/* The barrier tracks this thread's earlier cp.async copies: one arrival when they have landed. */
+__device__ __forceinline__ void mbar_arrive_cp_async(unsigned long long* bar) {
+    asm volatile("cp.async.mbarrier.arrive.noinc.shared::cta.b64 [%0];\n" ::"r"(smem_addr(bar)) : "memory");
+}
+/* Blocks until the phase of parity `parity` has completed. */
+__device__ __forceinline__ void mbar_wait(unsigned long long* bar, unsigned parity) {
+#if __CUDA_ARCH__ >= 900
+    asm volatile(
+        "{\n.reg .pred done;\nWAIT_%=:\n"
+        "mbarrier.try_wait.parity.shared::cta.b64 done, [%0], %1;\n"
+        "@!done bra WAIT_%=;\n}\n" ::"r"(smem_addr(bar)), "r"(parity) : "memory");
+#else
+    __trap();
+#endif
+}
+/* One arrival that also makes the barrier's phase wait for `bytes` more of async copies. */
+__device__ __forceinline__ void mbar_expect_tx(unsigned long long* bar, unsigned bytes) {
+#if __CUDA_ARCH__ >= 900
+    asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(smem_addr(bar)), "r"(bytes) : "memory");
+#else
+    __trap();
+#endif
+}
+#endif
+"#;
+
+/// Helpers for thread-block clusters (sm_90: distributed shared memory, cluster barriers, bulk
+/// copies multicast to a cluster), in PTX, behind their own include guard. Below sm_90 they trap, so that a module for every target may hold a
+/// Hopper-only entry.
+pub(crate) const CLUSTER_HELPERS: &str = r#"#ifndef MODELC_CLUSTER_HELPERS
+#define MODELC_CLUSTER_HELPERS
+#if __CUDA_ARCH__ >= 900
+#define MODELC_SM90_ASM(...) asm volatile(__VA_ARGS__)
+#else
+#define MODELC_SM90_ASM(...) __trap()
+#endif
+/* This CTA's rank in its cluster. */
+__device__ __forceinline__ unsigned cluster_ctarank() {
+    unsigned r = 0;
+    MODELC_SM90_ASM("mov.u32 %0, %%cluster_ctarank;" : "=r"(r));
+    return r;
+}
+/* Writes v to the variable at p (this CTA's shared memory) in every CTA of the cluster. */
+template <int CL>
+__device__ __forceinline__ void cluster_put(float* p, float v) {
+    const unsigned a = static_cast<unsigned>(__cvta_generic_to_shared(p));
+#pragma unroll
+    for (int r = 0; r < CL; ++r) {
+        unsigned ra = 0;
+        MODELC_SM90_ASM("mapa.shared::cluster.u32 %0, %1, %2;" : "=r"(ra) : "r"(a), "r"(r));
+        MODELC_SM90_ASM("st.shared::cluster.f32 [%0], %1;" :: "r"(ra), "f"(v) : "memory");
+    }
+}
+/* The cluster barrier, split: arrive (release: this thread's shared-memory writes, local and
+ * remote, become visible to the cluster; relaxed: no ordering) and wait (acquire). */
+__device__ __forceinline__ void cluster_arrive_relaxed() { MODELC_SM90_ASM("barrier.cluster.arrive.relaxed;" ::: "memory"); }
+__device__ __forceinline__ void cluster_arrive() { MODELC_SM90_ASM("barrier.cluster.arrive.release;" ::: "memory"); }
+__device__ __forceinline__ void cluster_wait() { MODELC_SM90_ASM("barrier.cluster.wait.acquire;" ::: "memory"); }
+__device__ __forceinline__ void cluster_sync() { cluster_arrive(); cluster_wait(); }
+/* `bytes` (a multiple of 16, both addresses 16-byte aligned) from global src to dst in the
+ * shared memory of every CTA of `mask` in the cluster (dst and bar at this CTA's offsets); each
+ * destination's barrier bar completes the bytes. */
+__device__ __forceinline__ void bulk_copy_multicast(void* dst, const void* src, unsigned bytes,
+                                                    unsigned long long* bar, unsigned short mask) {
+    MODELC_SM90_ASM(
+        "cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes.multicast::cluster"
+        " [%0], [%1], %2, [%3], %4;\n"
+        ::"r"(static_cast<unsigned>(__cvta_generic_to_shared(dst))), "l"(src), "r"(bytes),
+          "r"(static_cast<unsigned>(__cvta_generic_to_shared(bar))), "h"(mask)
+        : "memory");
+}
+#endif
+"#;
+
 /// Formats an f32 constant so that NVRTC parses back exactly the same value.
 pub(crate) fn f32_lit(x: f32) -> String {
     if x.is_finite() {
