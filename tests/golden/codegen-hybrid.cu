@@ -1359,9 +1359,9 @@ extern "C" __global__ void __launch_bounds__(256) sigmoid_decay_gate_9b511badf4d
     }
 }
 
-// ===== kernels/delta_rule_cp_prep_10e8b041.cu =====
+// ===== kernels/delta_rule_cp_prep_d4837198.cu =====
 /*
- * modelc mixer core: delta_rule_cp_prep_10e8b041, delta_rule_cp_scan_10e8b041, delta_rule_cp_out_10e8b041, delta_rule_cp_scan_w32_10e8b041 (template).
+ * modelc mixer core: delta_rule_cp_prep_d4837198, delta_rule_cp_scan_d4837198, delta_rule_cp_out_d4837198, delta_rule_cp_scan_w32_d4837198, delta_rule_cp_scan_mc_d4837198 (template).
  * Fuses, in order:
  *   l2_norm(eps=1e-6, group=32)
  *   scale(0.17677669529663687)
@@ -1373,10 +1373,11 @@ extern "C" __global__ void __launch_bounds__(256) sigmoid_decay_gate_9b511badf4d
  * FLOPs:         25216*batch*tokens
  */
 /*
- * delta_rule_cp_{prep,scan,out}_10e8b041: gated delta rule, chunked (WY representation / UT
+ * delta_rule_cp_{prep,scan,out}_d4837198: gated delta rule, chunked (WY representation / UT
  *   transform), chunk-parallel on tensor cores (mma.sync m16n8k16 bf16 -> f32, ldmatrix,
  *   cp.async; sm_80+): three launches in order, fla's chunk_kda split.
- *   Hk = 1, Hv = 2, Dk = 32, Dv = 32, gate = scalar per head (GDN), qk l2norm = true, scale = 1.7677669e-1f, chunk C = 64, scan block SBV = 16 (or 32: delta_rule_cp_scan_w32_10e8b041).
+ *   Hk = 1, Hv = 2, Dk = 32, Dv = 32, gate = scalar per head (GDN), qk l2norm = true, scale = 1.7677669e-1f, chunk C = 64, scan block SBV = 16 (or 32: delta_rule_cp_scan_w32_d4837198).
+ *   sm_90: delta_rule_cp_scan_mc_d4837198, the scan with W and k multicast to clusters of 2 blocks.
  *   Gated RMSNorm epilogue: o <- o * rsqrt(mean_head(o^2) + 1e-5f) * norm_w * silu_f(gate)
  *   Per chunk, with G the in-chunk cumsum of g: A_qk[t,s] = sum_d q_td k_sd e^(G_td - G_sd)
  *   (s <= t), L[t,s] = beta_t sum_d k_td k_sd e^(G_td - G_sd) (s < t), W = (I + L)^-1
@@ -1391,7 +1392,7 @@ extern "C" __global__ void __launch_bounds__(256) sigmoid_decay_gate_9b511badf4d
  *   state_in / state_out [B,Hv,Dk,Dv] f32 (state_in null = zeros; they may alias).
  *   gate [B,T,Hv*Dv] bf16 rows with stride gate_stride; norm_w [Dv] f32 (the norm's weight).
  *   ws_raw: the workspace, delta_rule_cp_workspace_len() f32 elements (DcpWs below).
- * Dynamic smem: prep 81680, scan 44928, out 27648 bytes. Deterministic: fixed reduction orders,
+ * Dynamic smem: prep 81680, scan 44952, out 27648 bytes. Deterministic: fixed reduction orders,
  *   no atomics on data (one atomicOr on a flag word).
  */
 #include <cuda_bf16.h>
@@ -1615,6 +1616,81 @@ __device__ __forceinline__ void dtc_ut_inverse(const float* Lf, float* Af, float
     }
 }
 #endif
+#ifndef MODELC_MBAR_PRELUDE
+#define MODELC_MBAR_PRELUDE
+__device__ __forceinline__ void mbar_init(unsigned long long* bar, unsigned count) {
+    asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(smem_addr(bar)), "r"(count) : "memory");
+}
+__device__ __forceinline__ void mbar_arrive(unsigned long long* bar) {
+    asm volatile("{\n.reg .b64 st;\nmbarrier.arrive.shared::cta.b64 st, [%0];\n}\n" ::"r"(smem_addr(bar)) : "memory");
+}
+/* The barrier tracks this thread's earlier cp.async copies: one arrival when they have landed. */
+__device__ __forceinline__ void mbar_arrive_cp_async(unsigned long long* bar) {
+    asm volatile("cp.async.mbarrier.arrive.noinc.shared::cta.b64 [%0];\n" ::"r"(smem_addr(bar)) : "memory");
+}
+/* Blocks until the phase of parity `parity` has completed. */
+__device__ __forceinline__ void mbar_wait(unsigned long long* bar, unsigned parity) {
+#if __CUDA_ARCH__ >= 900
+    asm volatile(
+        "{\n.reg .pred done;\nWAIT_%=:\n"
+        "mbarrier.try_wait.parity.shared::cta.b64 done, [%0], %1;\n"
+        "@!done bra WAIT_%=;\n}\n" ::"r"(smem_addr(bar)), "r"(parity) : "memory");
+#else
+    __trap();
+#endif
+}
+/* One arrival that also makes the barrier's phase wait for `bytes` more of async copies. */
+__device__ __forceinline__ void mbar_expect_tx(unsigned long long* bar, unsigned bytes) {
+#if __CUDA_ARCH__ >= 900
+    asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(smem_addr(bar)), "r"(bytes) : "memory");
+#else
+    __trap();
+#endif
+}
+#endif
+#ifndef MODELC_CLUSTER_HELPERS
+#define MODELC_CLUSTER_HELPERS
+#if __CUDA_ARCH__ >= 900
+#define MODELC_SM90_ASM(...) asm volatile(__VA_ARGS__)
+#else
+#define MODELC_SM90_ASM(...) __trap()
+#endif
+/* This CTA's rank in its cluster. */
+__device__ __forceinline__ unsigned cluster_ctarank() {
+    unsigned r = 0;
+    MODELC_SM90_ASM("mov.u32 %0, %%cluster_ctarank;" : "=r"(r));
+    return r;
+}
+/* Writes v to the variable at p (this CTA's shared memory) in every CTA of the cluster. */
+template <int CL>
+__device__ __forceinline__ void cluster_put(float* p, float v) {
+    const unsigned a = static_cast<unsigned>(__cvta_generic_to_shared(p));
+#pragma unroll
+    for (int r = 0; r < CL; ++r) {
+        unsigned ra = 0;
+        MODELC_SM90_ASM("mapa.shared::cluster.u32 %0, %1, %2;" : "=r"(ra) : "r"(a), "r"(r));
+        MODELC_SM90_ASM("st.shared::cluster.f32 [%0], %1;" :: "r"(ra), "f"(v) : "memory");
+    }
+}
+/* The cluster barrier, split: arrive (release: this thread's shared-memory writes, local and
+ * remote, become visible to the cluster; relaxed: no ordering) and wait (acquire). */
+__device__ __forceinline__ void cluster_arrive_relaxed() { MODELC_SM90_ASM("barrier.cluster.arrive.relaxed;" ::: "memory"); }
+__device__ __forceinline__ void cluster_arrive() { MODELC_SM90_ASM("barrier.cluster.arrive.release;" ::: "memory"); }
+__device__ __forceinline__ void cluster_wait() { MODELC_SM90_ASM("barrier.cluster.wait.acquire;" ::: "memory"); }
+__device__ __forceinline__ void cluster_sync() { cluster_arrive(); cluster_wait(); }
+/* `bytes` (a multiple of 16, both addresses 16-byte aligned) from global src to dst in the
+ * shared memory of every CTA of `mask` in the cluster (dst and bar at this CTA's offsets); each
+ * destination's barrier bar completes the bytes. */
+__device__ __forceinline__ void bulk_copy_multicast(void* dst, const void* src, unsigned bytes,
+                                                    unsigned long long* bar, unsigned short mask) {
+    MODELC_SM90_ASM(
+        "cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes.multicast::cluster"
+        " [%0], [%1], %2, [%3], %4;\n"
+        ::"r"(static_cast<unsigned>(__cvta_generic_to_shared(dst))), "l"(src), "r"(bytes),
+          "r"(static_cast<unsigned>(__cvta_generic_to_shared(bar))), "h"(mask)
+        : "memory");
+}
+#endif
 
 #ifndef MODELC_DELTA_CP_WS
 #define MODELC_DELTA_CP_WS
@@ -1645,6 +1721,19 @@ __device__ __forceinline__ DcpWs dcp_ws(float* base, long n) {
     return s;
 }
 
+/* The sum of squares of 8 bf16 (a 16-byte piece of a row). */
+__device__ __forceinline__ float dcp_sumsq8(const uint4 v) {
+    const unsigned u[4] = {v.x, v.y, v.z, v.w};
+    float s = 0.0f;
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+        const float lo = __uint_as_float(u[i] << 16), hi = __uint_as_float(u[i] & 0xffff0000u);
+        s = fmaf(lo, lo, s);
+        s = fmaf(hi, hi, s);
+    }
+    return s;
+}
+
 /* The C x DV bf16 tile Os (rows of `ld`) to the first `n` rows of a global matrix (row stride
  * `stride`): whole 16-byte pieces of rows where the rows are 16-byte aligned, element by element
  * otherwise. */
@@ -1665,7 +1754,7 @@ __device__ __forceinline__ void dcp_store_rows(bf16* dst, long stride, const bf1
 #endif
 
 /*
- * delta_rule_cp_prep_10e8b041: pass 1 of 3, one block per (chunk, value head, batch), no state.
+ * delta_rule_cp_prep_d4837198: pass 1 of 3, one block per (chunk, value head, batch), no state.
  *   Fuses the q/k l2 norm and scale, the in-chunk cumsum of g (log2 units), the decayed q and k
  *   rows, A_qk and L (16-row block i against Kc_i, reference r = 16 i, fla's chunk_kda; a
  *   diagonal block whose decay span may pass 2^63 is summed exactly instead), the UT solve
@@ -1675,7 +1764,7 @@ __device__ __forceinline__ void dcp_store_rows(bf16* dst, long stride, const bf1
  * Grid (NC, Hv, B), block 256 threads = 4 row tiles x 2 column groups of warps,
  *   dynamic smem = the prep part of delta_rule_cp_smem().
  */
-extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_10e8b041(
+extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_d4837198(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -1714,6 +1803,7 @@ extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_10e8b041
     constexpr int NG = PER_CHANNEL ? C * KH : 8 * C;
     constexpr float LOG2E = 1.4426950408889634f;
     constexpr float SPAN_MAX = 64.0f;     /* largest log2 growth of a diagonal-block factor     */
+    constexpr bool VEC_NORM = 32 % (DK / 8) == 0; /* step 0's rows as 16-byte pieces (DK 32 .. 256) */
     extern __shared__ __align__(16) unsigned char smem_raw[];
     /* kept through the block */
     bf16* Kb = reinterpret_cast<bf16*>(smem_raw);      /* [C][KP] k e^G                      */
@@ -1775,7 +1865,39 @@ extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_10e8b041
     stage_pass(0);
     if (tid == 0) flags[0] = 0;
     if (tid < C) bs[tid] = tid < cn ? beta[(row0 + tid) * HV + hv] : 0.0f;
-    {
+    if (VEC_NORM && vec_qk) {
+        /* warp w: rows w, w + NW, .. as 16-byte pieces, PR lanes a row (whole sectors, an eighth
+         * of the load instructions of the element form below); every load issued before the
+         * sums; a row's squares summed over its PR lanes */
+        constexpr int PR = DK / 8;
+        constexpr int NJ = (C / NW) * PR / 32;
+        float sq[NJ], sk[NJ];
+#pragma unroll
+        for (int j = 0; j < NJ; ++j) {
+            const int pi = 32 * j + lane, t = warp + NW * (pi / PR), x = (pi % PR) * 8;
+            uint4 qa = make_uint4(0u, 0u, 0u, 0u), ka = qa;
+            if (t < cn) {
+                qa = __ldg(reinterpret_cast<const uint4*>(q + (row0 + t) * q_stride + hk * DK + x));
+                ka = __ldg(reinterpret_cast<const uint4*>(k + (row0 + t) * k_stride + hk * DK + x));
+            }
+            sq[j] = dcp_sumsq8(qa);
+            sk[j] = dcp_sumsq8(ka);
+        }
+#pragma unroll
+        for (int j = 0; j < NJ; ++j) {
+            float a = sq[j], bk = sk[j];
+#pragma unroll
+            for (int o = PR / 2; o > 0; o >>= 1) {
+                a += __shfl_xor_sync(0xffffffffu, a, o);
+                bk += __shfl_xor_sync(0xffffffffu, bk, o);
+            }
+            const int pi = 32 * j + lane, t = warp + NW * (pi / PR);
+            if (pi % PR == 0) {
+                nq[t] = L2NORM ? SCALE * rsqrtf(a + 1e-6f) : SCALE;
+                nk[t] = L2NORM ? rsqrtf(bk + 1e-6f) : 1.0f;
+            }
+        }
+    } else {
         /* warp w: rows w, w + NW, ..; every load issued before the sums (unrolled) */
         float sq[C / NW], sk[C / NW];
 #pragma unroll
@@ -2035,17 +2157,22 @@ extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_10e8b041
 }
 
 /*
- * delta_rule_cp_scan_10e8b041: pass 2 of 3, the state scan over the chunks of a sequence.
+ * delta_rule_cp_scan_d4837198: pass 2 of 3, the state scan over the chunks of a sequence.
  *   One block per (SBV value columns, value head, batch) (an entry per width, below); the state [DK][SBV] stays in f32 mma
  *   accumulators (warp w: row tiles w, w + 8, ..), a bf16 copy in shared memory feeds the
  *   products; v_new's row tile w & 3, columns half w >> 2. Per chunk: store h (bf16) to the workspace, v_new = U - W h, store v_new,
  *   h <- diag(e^G_last) h + (k e^(G_last - G))^T v_new. The next two chunks' W, U, k, e^G_last
  *   are prefetched with cp.async (three buffers). Reads state_in (null = zeros), writes state_out.
+ *   MC (sm_90, the delta_rule_cp_scan_mc_ entry): the DV / SBV blocks of a head form a cluster,
+ *   and each block loads 2C / (DV / SBV) of the chunk's rows of W and k for the whole cluster
+ *   (bulk copies multicast to every block, completing on the buffer's mbarrier), so that L2 sends
+ *   each row once per head rather than once per block. Chunk c + 2 is staged after chunk c's
+ *   v_new product, once a cluster barrier says every block is done with chunk c - 1's buffer.
  * Grid (DV / SBV, Hv, B), block 256 threads (8 warps), dynamic smem = the scan part of
  *   delta_rule_cp_smem().
  */
-template <int SBV> /* value columns per block */
-__device__ __forceinline__ void delta_rule_cp_scan_body_10e8b041(
+template <int SBV, bool MC> /* value columns per block; W and k multicast to a cluster */
+__device__ __forceinline__ void delta_rule_cp_scan_body_d4837198(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -2080,6 +2207,9 @@ __device__ __forceinline__ void delta_rule_cp_scan_body_10e8b041(
     constexpr int KP = DK + 8;
     constexpr int SP = SBV + 8;
     constexpr int NBUF = 3;               /* chunks in flight: the current one and two ahead   */
+    constexpr int NCL = DV / SBV;         /* MC: blocks of the cluster (a head's value slices)  */
+    constexpr int MROWS = 2 * C / NCL;    /* MC: rows of W, then k, a block copies for all      */
+    static_assert(!MC || (NCL >= 2 && NCL <= 8 && MROWS * NCL == 2 * C && MROWS <= 256), "cluster of 2, 4 or 8");
     extern __shared__ __align__(16) unsigned char smem_raw[];
     bf16* Ss = reinterpret_cast<bf16*>(smem_raw);      /* [DK][SP] h, bf16                   */
     bf16* Vn = Ss + DK * SP;                           /* [C][SP] v_new                      */
@@ -2087,6 +2217,7 @@ __device__ __forceinline__ void delta_rule_cp_scan_body_10e8b041(
     bf16* Kb = Wb + NBUF * C * KP;                     /* [NBUF][C][KP] k e^(G_last - G)     */
     bf16* Ub = Kb + NBUF * C * KP;                     /* [NBUF][C][SP] U                    */
     float* Eb = reinterpret_cast<float*>(Ub + NBUF * C * SP); /* [NBUF][DK] e^G_last         */
+    unsigned long long* Fb = reinterpret_cast<unsigned long long*>(Eb + NBUF * DK); /* MC: [NBUF] W, k full */
 
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
     const int r4 = lane >> 2, c4 = (lane & 3) * 2;
@@ -2099,13 +2230,24 @@ __device__ __forceinline__ void delta_rule_cp_scan_body_10e8b041(
     const long sbase = bh * (long)DK * DV + j0;
     const DcpWs ws = dcp_ws<C, DK, DV>(ws_raw, (long)gridDim.z * HV * NC);
 
-    /* chunk c's operands into buffer p (one commit group) */
+    const unsigned rank = MC ? cluster_ctarank() : 0;
+
+    /* chunk c's operands into buffer p (one commit group; with MC, W and k on barrier Fb[p]) */
     auto stage = [&](int c, int p) {
         const long ci = bh * NC + c;
-        for (int e = tid; e < C * DK / 8; e += NT) {
-            const int t = e / (DK / 8), x = (e % (DK / 8)) * 8;
-            cp_async16(Wb + (p * C + t) * KP + x, ws.w + (ci * C + t) * DK + x, true);
-            cp_async16(Kb + (p * C + t) * KP + x, ws.kh + (ci * C + t) * DK + x, true);
+        if constexpr (MC) {
+            if (tid == 0) mbar_expect_tx(Fb + p, 2 * C * DK * (unsigned)sizeof(bf16));
+            if (tid < MROWS) {
+                const int r = (int)rank * MROWS + tid, t = r % C; /* rows 0..C-1: W, C..2C-1: k */
+                bulk_copy_multicast((r < C ? Wb : Kb) + (p * C + t) * KP, (r < C ? ws.w : ws.kh) + (ci * C + t) * DK,
+                                    DK * (unsigned)sizeof(bf16), Fb + p, (unsigned short)((1u << NCL) - 1));
+            }
+        } else {
+            for (int e = tid; e < C * DK / 8; e += NT) {
+                const int t = e / (DK / 8), x = (e % (DK / 8)) * 8;
+                cp_async16(Wb + (p * C + t) * KP + x, ws.w + (ci * C + t) * DK + x, true);
+                cp_async16(Kb + (p * C + t) * KP + x, ws.kh + (ci * C + t) * DK + x, true);
+            }
         }
         for (int e = tid; e < C * SBV / 8; e += NT) {
             const int t = e / (SBV / 8), x = (e % (SBV / 8)) * 8;
@@ -2133,14 +2275,30 @@ __device__ __forceinline__ void delta_rule_cp_scan_body_10e8b041(
                 for (int h = 0; h < 2; ++h)
                     dtc_st2(&Ss[(16 * ms + r4 + 8 * h) * SP + 8 * n + c4], st[m][n][2 * h], st[m][n][2 * h + 1]);
     }
+    if constexpr (MC) {
+        if (tid == 0) {
+            for (int i = 0; i < NBUF; ++i) mbar_init(Fb + i, 1);
+            asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+        }
+        cluster_sync(); /* every block's barriers are initialised before a copy lands there */
+    }
     stage(0, 0);
     if (NC > 1) stage(1, 1);
+    if constexpr (MC) cluster_arrive(); /* matches chunk 0's wait (buffer 2 was never used) */
     for (int c = 0; c < NC; ++c) {
         const int p = c % NBUF;
         const long ci = bh * NC + c;
-        /* chunk c + 2 into the buffer chunk c - 1 used (free since the last barrier), then
-         * wait for chunk c's group: the groups committed after it may stay in flight */
-        if (c + 2 < NC) {
+        if constexpr (MC) {
+            /* chunk c's group of U and e^G_last (chunk c + 1's may stay in flight), its W and k */
+            if (c + 1 < NC) {
+                cp_async_wait<1>();
+            } else {
+                cp_async_wait<0>();
+            }
+            mbar_wait(Fb + p, (unsigned)(c / NBUF) & 1u);
+        } else if (c + 2 < NC) {
+            /* chunk c + 2 into the buffer chunk c - 1 used (free since the last barrier), then
+             * wait for chunk c's group: the groups committed after it may stay in flight */
             stage(c + 2, (c + 2) % NBUF);
             cp_async_wait<2>();
         } else if (c + 1 < NC) {
@@ -2194,6 +2352,10 @@ __device__ __forceinline__ void delta_rule_cp_scan_body_10e8b041(
                 }
         }
         __syncthreads(); /* Vn complete; every warp is done reading Ss */
+        if constexpr (MC) {
+            cluster_wait(); /* every block of the cluster is done with chunk c - 1's buffer */
+            if (c + 2 < NC) stage(c + 2, (c + 2) % NBUF);
+        }
         for (int e = tid; e < C * SBV / 8; e += NT) {
             const int t = e / (SBV / 8), x = (e % (SBV / 8)) * 8;
             *reinterpret_cast<uint4*>(ws.vn + (ci * C + t) * DV + j0 + x) = *reinterpret_cast<const uint4*>(&Vn[t * SP + x]);
@@ -2231,7 +2393,9 @@ __device__ __forceinline__ void delta_rule_cp_scan_body_10e8b041(
             }
         }
         __syncthreads(); /* Ss updated; Vn and buffer p free */
+        if constexpr (MC) cluster_arrive();
     }
+    if constexpr (MC) cluster_wait(); /* no block leaves while the cluster may still copy to it */
     if (state_out) {
 #pragma unroll
         for (int m = 0; m < MSW; ++m) {
@@ -2248,7 +2412,7 @@ __device__ __forceinline__ void delta_rule_cp_scan_body_10e8b041(
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_10e8b041(
+extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_d4837198(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -2258,9 +2422,9 @@ extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_10e8b041(
     const bf16* __restrict__ gate, int gate_stride, const float* __restrict__ norm_w,
     float* __restrict__ ws_raw)
 {
-    delta_rule_cp_scan_body_10e8b041<16>(q, q_stride, k, k_stride, v, v_stride, g, beta, state_in, state_out, o, o_stride, T, gate, gate_stride, norm_w, ws_raw);
+    delta_rule_cp_scan_body_d4837198<16, false>(q, q_stride, k, k_stride, v, v_stride, g, beta, state_in, state_out, o, o_stride, T, gate, gate_stride, norm_w, ws_raw);
 }
-extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_w32_10e8b041(
+extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_w32_d4837198(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -2270,17 +2434,44 @@ extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_w32_10e8b04
     const bf16* __restrict__ gate, int gate_stride, const float* __restrict__ norm_w,
     float* __restrict__ ws_raw)
 {
-    delta_rule_cp_scan_body_10e8b041<32>(q, q_stride, k, k_stride, v, v_stride, g, beta, state_in, state_out, o, o_stride, T, gate, gate_stride, norm_w, ws_raw);
+    delta_rule_cp_scan_body_d4837198<32, false>(q, q_stride, k, k_stride, v, v_stride, g, beta, state_in, state_out, o, o_stride, T, gate, gate_stride, norm_w, ws_raw);
 }
+#if __CUDA_ARCH__ >= 900
+extern "C" __global__ void __cluster_dims__(2, 1, 1) __launch_bounds__(256) delta_rule_cp_scan_mc_d4837198(
+    const bf16* __restrict__ q, int q_stride,
+    const bf16* __restrict__ k, int k_stride,
+    const bf16* __restrict__ v, int v_stride,
+    const float* __restrict__ g, const float* __restrict__ beta,
+    const float* state_in, float* state_out,
+    bf16* __restrict__ o, int o_stride, int T,
+    const bf16* __restrict__ gate, int gate_stride, const float* __restrict__ norm_w,
+    float* __restrict__ ws_raw)
+{
+    delta_rule_cp_scan_body_d4837198<16, true>(q, q_stride, k, k_stride, v, v_stride, g, beta, state_in, state_out, o, o_stride, T, gate, gate_stride, norm_w, ws_raw);
+}
+#else
+extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_mc_d4837198(
+    const bf16* __restrict__ q, int q_stride,
+    const bf16* __restrict__ k, int k_stride,
+    const bf16* __restrict__ v, int v_stride,
+    const float* __restrict__ g, const float* __restrict__ beta,
+    const float* state_in, float* state_out,
+    bf16* __restrict__ o, int o_stride, int T,
+    const bf16* __restrict__ gate, int gate_stride, const float* __restrict__ norm_w,
+    float* __restrict__ ws_raw)
+{
+    __trap();
+}
+#endif
 
 /*
- * delta_rule_cp_out_10e8b041: pass 3 of 3, one block per (chunk, value head, batch).
+ * delta_rule_cp_out_d4837198: pass 3 of 3, one block per (chunk, value head, batch).
  *   o = (q e^G) h + A_qk v_new over the chunk's full rows (all DV columns), then the store
  *   through the gated RMSNorm (the block owns full rows; the gate rows arrive with A_qk and v_new): o goes through shared memory (over v_new) so that rows leave in 16-byte pieces.
  * Grid (NC, Hv, B), block 256 threads = 4 row tiles x 2 column groups of warps (DV / 2
  *   columns each), dynamic smem = the output part of delta_rule_cp_smem().
  */
-extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_out_10e8b041(
+extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_out_d4837198(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -2507,9 +2698,9 @@ extern "C" __global__ void __launch_bounds__(256) decay_gate_sigmoid_e762b53fe97
     }
 }
 
-// ===== kernels/delta_rule_cp_prep_035ecd35.cu =====
+// ===== kernels/delta_rule_cp_prep_b88f1ac6.cu =====
 /*
- * modelc mixer core: delta_rule_cp_prep_035ecd35, delta_rule_cp_scan_035ecd35, delta_rule_cp_out_035ecd35, delta_rule_cp_scan_w32_035ecd35 (template).
+ * modelc mixer core: delta_rule_cp_prep_b88f1ac6, delta_rule_cp_scan_b88f1ac6, delta_rule_cp_out_b88f1ac6, delta_rule_cp_scan_w32_b88f1ac6, delta_rule_cp_scan_mc_b88f1ac6 (template).
  * Fuses, in order:
  *   l2_norm(eps=1e-6, group=32)
  *   scale(0.17677669529663687)
@@ -2521,10 +2712,11 @@ extern "C" __global__ void __launch_bounds__(256) decay_gate_sigmoid_e762b53fe97
  * FLOPs:         25216*batch*tokens
  */
 /*
- * delta_rule_cp_{prep,scan,out}_035ecd35: gated delta rule, chunked (WY representation / UT
+ * delta_rule_cp_{prep,scan,out}_b88f1ac6: gated delta rule, chunked (WY representation / UT
  *   transform), chunk-parallel on tensor cores (mma.sync m16n8k16 bf16 -> f32, ldmatrix,
  *   cp.async; sm_80+): three launches in order, fla's chunk_kda split.
- *   Hk = 2, Hv = 2, Dk = 32, Dv = 32, gate = per key channel (KDA), qk l2norm = true, scale = 1.7677669e-1f, chunk C = 64, scan block SBV = 16 (or 32: delta_rule_cp_scan_w32_035ecd35).
+ *   Hk = 2, Hv = 2, Dk = 32, Dv = 32, gate = per key channel (KDA), qk l2norm = true, scale = 1.7677669e-1f, chunk C = 64, scan block SBV = 16 (or 32: delta_rule_cp_scan_w32_b88f1ac6).
+ *   sm_90: delta_rule_cp_scan_mc_b88f1ac6, the scan with W and k multicast to clusters of 2 blocks.
  *   Gated RMSNorm epilogue: o <- o * rsqrt(mean_head(o^2) + 1e-5f) * norm_w * silu_f(gate)
  *   Per chunk, with G the in-chunk cumsum of g: A_qk[t,s] = sum_d q_td k_sd e^(G_td - G_sd)
  *   (s <= t), L[t,s] = beta_t sum_d k_td k_sd e^(G_td - G_sd) (s < t), W = (I + L)^-1
@@ -2539,7 +2731,7 @@ extern "C" __global__ void __launch_bounds__(256) decay_gate_sigmoid_e762b53fe97
  *   state_in / state_out [B,Hv,Dk,Dv] f32 (state_in null = zeros; they may alias).
  *   gate [B,T,Hv*Dv] bf16 rows with stride gate_stride; norm_w [Dv] f32 (the norm's weight).
  *   ws_raw: the workspace, delta_rule_cp_workspace_len() f32 elements (DcpWs below).
- * Dynamic smem: prep 81680, scan 44928, out 27648 bytes. Deterministic: fixed reduction orders,
+ * Dynamic smem: prep 81680, scan 44952, out 27648 bytes. Deterministic: fixed reduction orders,
  *   no atomics on data (one atomicOr on a flag word).
  */
 #include <cuda_bf16.h>
@@ -2763,6 +2955,81 @@ __device__ __forceinline__ void dtc_ut_inverse(const float* Lf, float* Af, float
     }
 }
 #endif
+#ifndef MODELC_MBAR_PRELUDE
+#define MODELC_MBAR_PRELUDE
+__device__ __forceinline__ void mbar_init(unsigned long long* bar, unsigned count) {
+    asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(smem_addr(bar)), "r"(count) : "memory");
+}
+__device__ __forceinline__ void mbar_arrive(unsigned long long* bar) {
+    asm volatile("{\n.reg .b64 st;\nmbarrier.arrive.shared::cta.b64 st, [%0];\n}\n" ::"r"(smem_addr(bar)) : "memory");
+}
+/* The barrier tracks this thread's earlier cp.async copies: one arrival when they have landed. */
+__device__ __forceinline__ void mbar_arrive_cp_async(unsigned long long* bar) {
+    asm volatile("cp.async.mbarrier.arrive.noinc.shared::cta.b64 [%0];\n" ::"r"(smem_addr(bar)) : "memory");
+}
+/* Blocks until the phase of parity `parity` has completed. */
+__device__ __forceinline__ void mbar_wait(unsigned long long* bar, unsigned parity) {
+#if __CUDA_ARCH__ >= 900
+    asm volatile(
+        "{\n.reg .pred done;\nWAIT_%=:\n"
+        "mbarrier.try_wait.parity.shared::cta.b64 done, [%0], %1;\n"
+        "@!done bra WAIT_%=;\n}\n" ::"r"(smem_addr(bar)), "r"(parity) : "memory");
+#else
+    __trap();
+#endif
+}
+/* One arrival that also makes the barrier's phase wait for `bytes` more of async copies. */
+__device__ __forceinline__ void mbar_expect_tx(unsigned long long* bar, unsigned bytes) {
+#if __CUDA_ARCH__ >= 900
+    asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(smem_addr(bar)), "r"(bytes) : "memory");
+#else
+    __trap();
+#endif
+}
+#endif
+#ifndef MODELC_CLUSTER_HELPERS
+#define MODELC_CLUSTER_HELPERS
+#if __CUDA_ARCH__ >= 900
+#define MODELC_SM90_ASM(...) asm volatile(__VA_ARGS__)
+#else
+#define MODELC_SM90_ASM(...) __trap()
+#endif
+/* This CTA's rank in its cluster. */
+__device__ __forceinline__ unsigned cluster_ctarank() {
+    unsigned r = 0;
+    MODELC_SM90_ASM("mov.u32 %0, %%cluster_ctarank;" : "=r"(r));
+    return r;
+}
+/* Writes v to the variable at p (this CTA's shared memory) in every CTA of the cluster. */
+template <int CL>
+__device__ __forceinline__ void cluster_put(float* p, float v) {
+    const unsigned a = static_cast<unsigned>(__cvta_generic_to_shared(p));
+#pragma unroll
+    for (int r = 0; r < CL; ++r) {
+        unsigned ra = 0;
+        MODELC_SM90_ASM("mapa.shared::cluster.u32 %0, %1, %2;" : "=r"(ra) : "r"(a), "r"(r));
+        MODELC_SM90_ASM("st.shared::cluster.f32 [%0], %1;" :: "r"(ra), "f"(v) : "memory");
+    }
+}
+/* The cluster barrier, split: arrive (release: this thread's shared-memory writes, local and
+ * remote, become visible to the cluster; relaxed: no ordering) and wait (acquire). */
+__device__ __forceinline__ void cluster_arrive_relaxed() { MODELC_SM90_ASM("barrier.cluster.arrive.relaxed;" ::: "memory"); }
+__device__ __forceinline__ void cluster_arrive() { MODELC_SM90_ASM("barrier.cluster.arrive.release;" ::: "memory"); }
+__device__ __forceinline__ void cluster_wait() { MODELC_SM90_ASM("barrier.cluster.wait.acquire;" ::: "memory"); }
+__device__ __forceinline__ void cluster_sync() { cluster_arrive(); cluster_wait(); }
+/* `bytes` (a multiple of 16, both addresses 16-byte aligned) from global src to dst in the
+ * shared memory of every CTA of `mask` in the cluster (dst and bar at this CTA's offsets); each
+ * destination's barrier bar completes the bytes. */
+__device__ __forceinline__ void bulk_copy_multicast(void* dst, const void* src, unsigned bytes,
+                                                    unsigned long long* bar, unsigned short mask) {
+    MODELC_SM90_ASM(
+        "cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes.multicast::cluster"
+        " [%0], [%1], %2, [%3], %4;\n"
+        ::"r"(static_cast<unsigned>(__cvta_generic_to_shared(dst))), "l"(src), "r"(bytes),
+          "r"(static_cast<unsigned>(__cvta_generic_to_shared(bar))), "h"(mask)
+        : "memory");
+}
+#endif
 
 #ifndef MODELC_DELTA_CP_WS
 #define MODELC_DELTA_CP_WS
@@ -2793,6 +3060,19 @@ __device__ __forceinline__ DcpWs dcp_ws(float* base, long n) {
     return s;
 }
 
+/* The sum of squares of 8 bf16 (a 16-byte piece of a row). */
+__device__ __forceinline__ float dcp_sumsq8(const uint4 v) {
+    const unsigned u[4] = {v.x, v.y, v.z, v.w};
+    float s = 0.0f;
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+        const float lo = __uint_as_float(u[i] << 16), hi = __uint_as_float(u[i] & 0xffff0000u);
+        s = fmaf(lo, lo, s);
+        s = fmaf(hi, hi, s);
+    }
+    return s;
+}
+
 /* The C x DV bf16 tile Os (rows of `ld`) to the first `n` rows of a global matrix (row stride
  * `stride`): whole 16-byte pieces of rows where the rows are 16-byte aligned, element by element
  * otherwise. */
@@ -2813,7 +3093,7 @@ __device__ __forceinline__ void dcp_store_rows(bf16* dst, long stride, const bf1
 #endif
 
 /*
- * delta_rule_cp_prep_035ecd35: pass 1 of 3, one block per (chunk, value head, batch), no state.
+ * delta_rule_cp_prep_b88f1ac6: pass 1 of 3, one block per (chunk, value head, batch), no state.
  *   Fuses the q/k l2 norm and scale, the in-chunk cumsum of g (log2 units), the decayed q and k
  *   rows, A_qk and L (16-row block i against Kc_i, reference r = 16 i, fla's chunk_kda; a
  *   diagonal block whose decay span may pass 2^63 is summed exactly instead), the UT solve
@@ -2823,7 +3103,7 @@ __device__ __forceinline__ void dcp_store_rows(bf16* dst, long stride, const bf1
  * Grid (NC, Hv, B), block 256 threads = 4 row tiles x 2 column groups of warps,
  *   dynamic smem = the prep part of delta_rule_cp_smem().
  */
-extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_035ecd35(
+extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_b88f1ac6(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -2862,6 +3142,7 @@ extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_035ecd35
     constexpr int NG = PER_CHANNEL ? C * KH : 8 * C;
     constexpr float LOG2E = 1.4426950408889634f;
     constexpr float SPAN_MAX = 64.0f;     /* largest log2 growth of a diagonal-block factor     */
+    constexpr bool VEC_NORM = 32 % (DK / 8) == 0; /* step 0's rows as 16-byte pieces (DK 32 .. 256) */
     extern __shared__ __align__(16) unsigned char smem_raw[];
     /* kept through the block */
     bf16* Kb = reinterpret_cast<bf16*>(smem_raw);      /* [C][KP] k e^G                      */
@@ -2923,7 +3204,39 @@ extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_035ecd35
     stage_pass(0);
     if (tid == 0) flags[0] = 0;
     if (tid < C) bs[tid] = tid < cn ? beta[(row0 + tid) * HV + hv] : 0.0f;
-    {
+    if (VEC_NORM && vec_qk) {
+        /* warp w: rows w, w + NW, .. as 16-byte pieces, PR lanes a row (whole sectors, an eighth
+         * of the load instructions of the element form below); every load issued before the
+         * sums; a row's squares summed over its PR lanes */
+        constexpr int PR = DK / 8;
+        constexpr int NJ = (C / NW) * PR / 32;
+        float sq[NJ], sk[NJ];
+#pragma unroll
+        for (int j = 0; j < NJ; ++j) {
+            const int pi = 32 * j + lane, t = warp + NW * (pi / PR), x = (pi % PR) * 8;
+            uint4 qa = make_uint4(0u, 0u, 0u, 0u), ka = qa;
+            if (t < cn) {
+                qa = __ldg(reinterpret_cast<const uint4*>(q + (row0 + t) * q_stride + hk * DK + x));
+                ka = __ldg(reinterpret_cast<const uint4*>(k + (row0 + t) * k_stride + hk * DK + x));
+            }
+            sq[j] = dcp_sumsq8(qa);
+            sk[j] = dcp_sumsq8(ka);
+        }
+#pragma unroll
+        for (int j = 0; j < NJ; ++j) {
+            float a = sq[j], bk = sk[j];
+#pragma unroll
+            for (int o = PR / 2; o > 0; o >>= 1) {
+                a += __shfl_xor_sync(0xffffffffu, a, o);
+                bk += __shfl_xor_sync(0xffffffffu, bk, o);
+            }
+            const int pi = 32 * j + lane, t = warp + NW * (pi / PR);
+            if (pi % PR == 0) {
+                nq[t] = L2NORM ? SCALE * rsqrtf(a + 1e-6f) : SCALE;
+                nk[t] = L2NORM ? rsqrtf(bk + 1e-6f) : 1.0f;
+            }
+        }
+    } else {
         /* warp w: rows w, w + NW, ..; every load issued before the sums (unrolled) */
         float sq[C / NW], sk[C / NW];
 #pragma unroll
@@ -3228,17 +3541,22 @@ extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_035ecd35
 }
 
 /*
- * delta_rule_cp_scan_035ecd35: pass 2 of 3, the state scan over the chunks of a sequence.
+ * delta_rule_cp_scan_b88f1ac6: pass 2 of 3, the state scan over the chunks of a sequence.
  *   One block per (SBV value columns, value head, batch) (an entry per width, below); the state [DK][SBV] stays in f32 mma
  *   accumulators (warp w: row tiles w, w + 8, ..), a bf16 copy in shared memory feeds the
  *   products; v_new's row tile w & 3, columns half w >> 2. Per chunk: store h (bf16) to the workspace, v_new = U - W h, store v_new,
  *   h <- diag(e^G_last) h + (k e^(G_last - G))^T v_new. The next two chunks' W, U, k, e^G_last
  *   are prefetched with cp.async (three buffers). Reads state_in (null = zeros), writes state_out.
+ *   MC (sm_90, the delta_rule_cp_scan_mc_ entry): the DV / SBV blocks of a head form a cluster,
+ *   and each block loads 2C / (DV / SBV) of the chunk's rows of W and k for the whole cluster
+ *   (bulk copies multicast to every block, completing on the buffer's mbarrier), so that L2 sends
+ *   each row once per head rather than once per block. Chunk c + 2 is staged after chunk c's
+ *   v_new product, once a cluster barrier says every block is done with chunk c - 1's buffer.
  * Grid (DV / SBV, Hv, B), block 256 threads (8 warps), dynamic smem = the scan part of
  *   delta_rule_cp_smem().
  */
-template <int SBV> /* value columns per block */
-__device__ __forceinline__ void delta_rule_cp_scan_body_035ecd35(
+template <int SBV, bool MC> /* value columns per block; W and k multicast to a cluster */
+__device__ __forceinline__ void delta_rule_cp_scan_body_b88f1ac6(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -3273,6 +3591,9 @@ __device__ __forceinline__ void delta_rule_cp_scan_body_035ecd35(
     constexpr int KP = DK + 8;
     constexpr int SP = SBV + 8;
     constexpr int NBUF = 3;               /* chunks in flight: the current one and two ahead   */
+    constexpr int NCL = DV / SBV;         /* MC: blocks of the cluster (a head's value slices)  */
+    constexpr int MROWS = 2 * C / NCL;    /* MC: rows of W, then k, a block copies for all      */
+    static_assert(!MC || (NCL >= 2 && NCL <= 8 && MROWS * NCL == 2 * C && MROWS <= 256), "cluster of 2, 4 or 8");
     extern __shared__ __align__(16) unsigned char smem_raw[];
     bf16* Ss = reinterpret_cast<bf16*>(smem_raw);      /* [DK][SP] h, bf16                   */
     bf16* Vn = Ss + DK * SP;                           /* [C][SP] v_new                      */
@@ -3280,6 +3601,7 @@ __device__ __forceinline__ void delta_rule_cp_scan_body_035ecd35(
     bf16* Kb = Wb + NBUF * C * KP;                     /* [NBUF][C][KP] k e^(G_last - G)     */
     bf16* Ub = Kb + NBUF * C * KP;                     /* [NBUF][C][SP] U                    */
     float* Eb = reinterpret_cast<float*>(Ub + NBUF * C * SP); /* [NBUF][DK] e^G_last         */
+    unsigned long long* Fb = reinterpret_cast<unsigned long long*>(Eb + NBUF * DK); /* MC: [NBUF] W, k full */
 
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
     const int r4 = lane >> 2, c4 = (lane & 3) * 2;
@@ -3292,13 +3614,24 @@ __device__ __forceinline__ void delta_rule_cp_scan_body_035ecd35(
     const long sbase = bh * (long)DK * DV + j0;
     const DcpWs ws = dcp_ws<C, DK, DV>(ws_raw, (long)gridDim.z * HV * NC);
 
-    /* chunk c's operands into buffer p (one commit group) */
+    const unsigned rank = MC ? cluster_ctarank() : 0;
+
+    /* chunk c's operands into buffer p (one commit group; with MC, W and k on barrier Fb[p]) */
     auto stage = [&](int c, int p) {
         const long ci = bh * NC + c;
-        for (int e = tid; e < C * DK / 8; e += NT) {
-            const int t = e / (DK / 8), x = (e % (DK / 8)) * 8;
-            cp_async16(Wb + (p * C + t) * KP + x, ws.w + (ci * C + t) * DK + x, true);
-            cp_async16(Kb + (p * C + t) * KP + x, ws.kh + (ci * C + t) * DK + x, true);
+        if constexpr (MC) {
+            if (tid == 0) mbar_expect_tx(Fb + p, 2 * C * DK * (unsigned)sizeof(bf16));
+            if (tid < MROWS) {
+                const int r = (int)rank * MROWS + tid, t = r % C; /* rows 0..C-1: W, C..2C-1: k */
+                bulk_copy_multicast((r < C ? Wb : Kb) + (p * C + t) * KP, (r < C ? ws.w : ws.kh) + (ci * C + t) * DK,
+                                    DK * (unsigned)sizeof(bf16), Fb + p, (unsigned short)((1u << NCL) - 1));
+            }
+        } else {
+            for (int e = tid; e < C * DK / 8; e += NT) {
+                const int t = e / (DK / 8), x = (e % (DK / 8)) * 8;
+                cp_async16(Wb + (p * C + t) * KP + x, ws.w + (ci * C + t) * DK + x, true);
+                cp_async16(Kb + (p * C + t) * KP + x, ws.kh + (ci * C + t) * DK + x, true);
+            }
         }
         for (int e = tid; e < C * SBV / 8; e += NT) {
             const int t = e / (SBV / 8), x = (e % (SBV / 8)) * 8;
@@ -3326,14 +3659,30 @@ __device__ __forceinline__ void delta_rule_cp_scan_body_035ecd35(
                 for (int h = 0; h < 2; ++h)
                     dtc_st2(&Ss[(16 * ms + r4 + 8 * h) * SP + 8 * n + c4], st[m][n][2 * h], st[m][n][2 * h + 1]);
     }
+    if constexpr (MC) {
+        if (tid == 0) {
+            for (int i = 0; i < NBUF; ++i) mbar_init(Fb + i, 1);
+            asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+        }
+        cluster_sync(); /* every block's barriers are initialised before a copy lands there */
+    }
     stage(0, 0);
     if (NC > 1) stage(1, 1);
+    if constexpr (MC) cluster_arrive(); /* matches chunk 0's wait (buffer 2 was never used) */
     for (int c = 0; c < NC; ++c) {
         const int p = c % NBUF;
         const long ci = bh * NC + c;
-        /* chunk c + 2 into the buffer chunk c - 1 used (free since the last barrier), then
-         * wait for chunk c's group: the groups committed after it may stay in flight */
-        if (c + 2 < NC) {
+        if constexpr (MC) {
+            /* chunk c's group of U and e^G_last (chunk c + 1's may stay in flight), its W and k */
+            if (c + 1 < NC) {
+                cp_async_wait<1>();
+            } else {
+                cp_async_wait<0>();
+            }
+            mbar_wait(Fb + p, (unsigned)(c / NBUF) & 1u);
+        } else if (c + 2 < NC) {
+            /* chunk c + 2 into the buffer chunk c - 1 used (free since the last barrier), then
+             * wait for chunk c's group: the groups committed after it may stay in flight */
             stage(c + 2, (c + 2) % NBUF);
             cp_async_wait<2>();
         } else if (c + 1 < NC) {
@@ -3387,6 +3736,10 @@ __device__ __forceinline__ void delta_rule_cp_scan_body_035ecd35(
                 }
         }
         __syncthreads(); /* Vn complete; every warp is done reading Ss */
+        if constexpr (MC) {
+            cluster_wait(); /* every block of the cluster is done with chunk c - 1's buffer */
+            if (c + 2 < NC) stage(c + 2, (c + 2) % NBUF);
+        }
         for (int e = tid; e < C * SBV / 8; e += NT) {
             const int t = e / (SBV / 8), x = (e % (SBV / 8)) * 8;
             *reinterpret_cast<uint4*>(ws.vn + (ci * C + t) * DV + j0 + x) = *reinterpret_cast<const uint4*>(&Vn[t * SP + x]);
@@ -3424,7 +3777,9 @@ __device__ __forceinline__ void delta_rule_cp_scan_body_035ecd35(
             }
         }
         __syncthreads(); /* Ss updated; Vn and buffer p free */
+        if constexpr (MC) cluster_arrive();
     }
+    if constexpr (MC) cluster_wait(); /* no block leaves while the cluster may still copy to it */
     if (state_out) {
 #pragma unroll
         for (int m = 0; m < MSW; ++m) {
@@ -3441,7 +3796,7 @@ __device__ __forceinline__ void delta_rule_cp_scan_body_035ecd35(
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_035ecd35(
+extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_b88f1ac6(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -3451,9 +3806,9 @@ extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_035ecd35(
     const bf16* __restrict__ gate, int gate_stride, const float* __restrict__ norm_w,
     float* __restrict__ ws_raw)
 {
-    delta_rule_cp_scan_body_035ecd35<16>(q, q_stride, k, k_stride, v, v_stride, g, beta, state_in, state_out, o, o_stride, T, gate, gate_stride, norm_w, ws_raw);
+    delta_rule_cp_scan_body_b88f1ac6<16, false>(q, q_stride, k, k_stride, v, v_stride, g, beta, state_in, state_out, o, o_stride, T, gate, gate_stride, norm_w, ws_raw);
 }
-extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_w32_035ecd35(
+extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_w32_b88f1ac6(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -3463,17 +3818,44 @@ extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_w32_035ecd3
     const bf16* __restrict__ gate, int gate_stride, const float* __restrict__ norm_w,
     float* __restrict__ ws_raw)
 {
-    delta_rule_cp_scan_body_035ecd35<32>(q, q_stride, k, k_stride, v, v_stride, g, beta, state_in, state_out, o, o_stride, T, gate, gate_stride, norm_w, ws_raw);
+    delta_rule_cp_scan_body_b88f1ac6<32, false>(q, q_stride, k, k_stride, v, v_stride, g, beta, state_in, state_out, o, o_stride, T, gate, gate_stride, norm_w, ws_raw);
 }
+#if __CUDA_ARCH__ >= 900
+extern "C" __global__ void __cluster_dims__(2, 1, 1) __launch_bounds__(256) delta_rule_cp_scan_mc_b88f1ac6(
+    const bf16* __restrict__ q, int q_stride,
+    const bf16* __restrict__ k, int k_stride,
+    const bf16* __restrict__ v, int v_stride,
+    const float* __restrict__ g, const float* __restrict__ beta,
+    const float* state_in, float* state_out,
+    bf16* __restrict__ o, int o_stride, int T,
+    const bf16* __restrict__ gate, int gate_stride, const float* __restrict__ norm_w,
+    float* __restrict__ ws_raw)
+{
+    delta_rule_cp_scan_body_b88f1ac6<16, true>(q, q_stride, k, k_stride, v, v_stride, g, beta, state_in, state_out, o, o_stride, T, gate, gate_stride, norm_w, ws_raw);
+}
+#else
+extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_mc_b88f1ac6(
+    const bf16* __restrict__ q, int q_stride,
+    const bf16* __restrict__ k, int k_stride,
+    const bf16* __restrict__ v, int v_stride,
+    const float* __restrict__ g, const float* __restrict__ beta,
+    const float* state_in, float* state_out,
+    bf16* __restrict__ o, int o_stride, int T,
+    const bf16* __restrict__ gate, int gate_stride, const float* __restrict__ norm_w,
+    float* __restrict__ ws_raw)
+{
+    __trap();
+}
+#endif
 
 /*
- * delta_rule_cp_out_035ecd35: pass 3 of 3, one block per (chunk, value head, batch).
+ * delta_rule_cp_out_b88f1ac6: pass 3 of 3, one block per (chunk, value head, batch).
  *   o = (q e^G) h + A_qk v_new over the chunk's full rows (all DV columns), then the store
  *   through the gated RMSNorm (the block owns full rows; the gate rows arrive with A_qk and v_new): o goes through shared memory (over v_new) so that rows leave in 16-byte pieces.
  * Grid (NC, Hv, B), block 256 threads = 4 row tiles x 2 column groups of warps (DV / 2
  *   columns each), dynamic smem = the output part of delta_rule_cp_smem().
  */
-extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_out_035ecd35(
+extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_out_b88f1ac6(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -5146,9 +5528,9 @@ extern "C" __global__ void __launch_bounds__(128) kda_decode_step_4e7a8d8a(
     }
 }
 
-// ===== kernels/kda_decode_step_cluster_863f4bbf.cu =====
+// ===== kernels/kda_decode_step_cluster_4e5b9e80.cu =====
 /*
- * modelc mixer core: kda_decode_step_cluster_863f4bbf (template).
+ * modelc mixer core: kda_decode_step_cluster_4e5b9e80 (template).
  * Fuses, in order:
  *   linear
  *   decay_gate(group=32)
@@ -5165,7 +5547,7 @@ extern "C" __global__ void __launch_bounds__(128) kda_decode_step_4e7a8d8a(
  * FLOPs:         26752*batch*tokens
  */
 /*
- * kda_decode_step_cluster_863f4bbf: one KDA layer's decode step after its input projection, each
+ * kda_decode_step_cluster_4e5b9e80: one KDA layer's decode step after its input projection, each
  *   head on a cluster of 2 CTAs (sm_90: distributed shared memory).
  *   H = 2, Dk = 32, Dv = 32, conv K = 4 (bias = false, SiLU), decay rank 32, gate rank 32,
  *   qk l2norm = true, scale = 1.7677669e-1f.
@@ -5260,10 +5642,15 @@ __device__ __forceinline__ float chunk_dot(const Chunk (&w)[N], const float* xs,
 #endif
 #ifndef MODELC_CLUSTER_HELPERS
 #define MODELC_CLUSTER_HELPERS
+#if __CUDA_ARCH__ >= 900
+#define MODELC_SM90_ASM(...) asm volatile(__VA_ARGS__)
+#else
+#define MODELC_SM90_ASM(...) __trap()
+#endif
 /* This CTA's rank in its cluster. */
 __device__ __forceinline__ unsigned cluster_ctarank() {
-    unsigned r;
-    asm volatile("mov.u32 %0, %%cluster_ctarank;" : "=r"(r));
+    unsigned r = 0;
+    MODELC_SM90_ASM("mov.u32 %0, %%cluster_ctarank;" : "=r"(r));
     return r;
 }
 /* Writes v to the variable at p (this CTA's shared memory) in every CTA of the cluster. */
@@ -5272,17 +5659,29 @@ __device__ __forceinline__ void cluster_put(float* p, float v) {
     const unsigned a = static_cast<unsigned>(__cvta_generic_to_shared(p));
 #pragma unroll
     for (int r = 0; r < CL; ++r) {
-        unsigned ra;
-        asm volatile("mapa.shared::cluster.u32 %0, %1, %2;" : "=r"(ra) : "r"(a), "r"(r));
-        asm volatile("st.shared::cluster.f32 [%0], %1;" :: "r"(ra), "f"(v) : "memory");
+        unsigned ra = 0;
+        MODELC_SM90_ASM("mapa.shared::cluster.u32 %0, %1, %2;" : "=r"(ra) : "r"(a), "r"(r));
+        MODELC_SM90_ASM("st.shared::cluster.f32 [%0], %1;" :: "r"(ra), "f"(v) : "memory");
     }
 }
 /* The cluster barrier, split: arrive (release: this thread's shared-memory writes, local and
  * remote, become visible to the cluster; relaxed: no ordering) and wait (acquire). */
-__device__ __forceinline__ void cluster_arrive_relaxed() { asm volatile("barrier.cluster.arrive.relaxed;" ::: "memory"); }
-__device__ __forceinline__ void cluster_arrive() { asm volatile("barrier.cluster.arrive.release;" ::: "memory"); }
-__device__ __forceinline__ void cluster_wait() { asm volatile("barrier.cluster.wait.acquire;" ::: "memory"); }
+__device__ __forceinline__ void cluster_arrive_relaxed() { MODELC_SM90_ASM("barrier.cluster.arrive.relaxed;" ::: "memory"); }
+__device__ __forceinline__ void cluster_arrive() { MODELC_SM90_ASM("barrier.cluster.arrive.release;" ::: "memory"); }
+__device__ __forceinline__ void cluster_wait() { MODELC_SM90_ASM("barrier.cluster.wait.acquire;" ::: "memory"); }
 __device__ __forceinline__ void cluster_sync() { cluster_arrive(); cluster_wait(); }
+/* `bytes` (a multiple of 16, both addresses 16-byte aligned) from global src to dst in the
+ * shared memory of every CTA of `mask` in the cluster (dst and bar at this CTA's offsets); each
+ * destination's barrier bar completes the bytes. */
+__device__ __forceinline__ void bulk_copy_multicast(void* dst, const void* src, unsigned bytes,
+                                                    unsigned long long* bar, unsigned short mask) {
+    MODELC_SM90_ASM(
+        "cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes.multicast::cluster"
+        " [%0], [%1], %2, [%3], %4;\n"
+        ::"r"(static_cast<unsigned>(__cvta_generic_to_shared(dst))), "l"(src), "r"(bytes),
+          "r"(static_cast<unsigned>(__cvta_generic_to_shared(bar))), "h"(mask)
+        : "memory");
+}
 #endif
 #ifndef MODELC_KDA_CLUSTER_HELPERS
 #define MODELC_KDA_CLUSTER_HELPERS
@@ -5294,7 +5693,7 @@ __device__ __forceinline__ float column_sum(float x) {
 }
 #endif
 
-extern "C" __global__ void __cluster_dims__(2, 1, 1) __launch_bounds__(64) kda_decode_step_cluster_863f4bbf(
+extern "C" __global__ void __cluster_dims__(2, 1, 1) __launch_bounds__(64) kda_decode_step_cluster_4e5b9e80(
     const bf16* __restrict__ x, int x_stride,
     const bf16* __restrict__ conv_w, const bf16* __restrict__ conv_b, float* conv_state,
     const bf16* __restrict__ fa, int fa_stride, const bf16* __restrict__ fb,
