@@ -2736,6 +2736,14 @@ fn bench_delta_shapes(ctx: &mut Ctx, r: &mut ChaCha8Rng) {
             if (b, t, h) == (1, 4096, 32) {
                 bufs.time_chunked(ctx, &p, name);
             }
+            // The cluster scan's trials at one shape (timed through its entry).
+            if (b, t, h) == (1, 4096, 32) && hopper && bench_trials() {
+                let default = delta_rule_chunk_parallel(&p).unwrap();
+                let mc = default.entries.len() - 1;
+                for (what, src) in cluster_scan_trials(&default) {
+                    bufs.time_chunk_parallel_entries(ctx, &p, &src, [0, mc, 2], &format!("{name} {what}"));
+                }
+            }
             // The scan's trials and ablations at one shape (each is a module to compile).
             if (b, t, h) == (1, 4096, 32) && (bench_trials() || bench_ablations()) {
                 let default = delta_rule_chunk_parallel(&p).unwrap();
@@ -2801,6 +2809,44 @@ fn scan_trials(default: &KernelSource) -> Vec<(&'static str, KernelSource)> {
         (
             "trial: scan stores h and stages c+2 after v_new",
             ablated(default, "tlb", &both),
+        ),
+    ]
+}
+
+/// The scan over clusters with parts of its synchronisation changed or cut (`MODELC_BENCH_TRIALS=1`,
+/// Hopper): where its time goes against the plain scan.
+fn cluster_scan_trials(default: &KernelSource) -> Vec<(&'static str, KernelSource)> {
+    let relaxed = (
+        "        if constexpr (MC) cluster_arrive();\n    }",
+        "        if constexpr (MC) cluster_arrive_relaxed();\n    }",
+    );
+    // W and k by each block's own cp.async again (the cluster barriers stay).
+    let own_loads = [
+        (
+            "        if constexpr (MC) {\n            if (tid == 0) mbar_expect_tx",
+            "        if constexpr (false) {\n            if (tid == 0) mbar_expect_tx",
+        ),
+        ("            mbar_wait(Fb + p, (unsigned)(c / NBUF) & 1u);\n", ""),
+    ];
+    let no_hs = (SCAN_HS_STORE, "");
+    let no_vn = (
+        "            *reinterpret_cast<uint4*>(ws.vn + (ci * C + t) * DV + j0 + x) = *reinterpret_cast<const uint4*>(&Vn[t * SP + x]);",
+        "            (void)t; (void)x;",
+    );
+    vec![
+        ("cluster trial: relaxed arrive", ablated(default, "cra", &[relaxed])),
+        ("cluster trial: own cp.async loads", ablated(default, "col", &own_loads)),
+        (
+            "cluster trial: own loads, relaxed arrive",
+            ablated(default, "cor", &[own_loads[0], own_loads[1], relaxed]),
+        ),
+        (
+            "cluster ablation: no h, v_new stores",
+            ablated(default, "cns", &[no_hs, no_vn]),
+        ),
+        (
+            "cluster ablation: no stores, relaxed arrive",
+            ablated(default, "cnr", &[no_hs, no_vn, relaxed]),
         ),
     ]
 }
@@ -3015,7 +3061,8 @@ fn bench_ablations_apply_to_the_current_sources() {
         };
         let delta =
             delta_rule_chunk_parallel(&DeltaRuleParams::new(32, 32, 128, 128, gate).with_gated_norm(norm)).unwrap();
-        for (name, src) in scan_trials(&delta).into_iter().chain(scan_ablations(&delta)) {
+        let trials = scan_trials(&delta).into_iter().chain(scan_ablations(&delta));
+        for (name, src) in trials.chain(cluster_scan_trials(&delta)) {
             assert_ne!(src.source, delta.source, "{name}");
             assert_eq!(src.entries.len(), delta.entries.len(), "{name}");
         }

@@ -21,9 +21,9 @@ use super::templates::conv1d::{
 };
 use super::templates::delta_rule::{
     delta_rule_chunk_parallel, delta_rule_chunk_parallel_supported, delta_rule_chunked, delta_rule_chunked_launch,
-    delta_rule_cp_launches, delta_rule_cp_scan_cluster, delta_rule_cp_wide_scans, delta_rule_cp_workspace_per_chunk,
-    delta_rule_launch, delta_rule_recurrent, DecayGate, DeltaRuleParams as TDelta, GatedNormEpilogue,
-    DELTA_CP_SCAN_BLOCKS, DELTA_TC_CHUNK,
+    delta_rule_cp_launches, delta_rule_cp_wide_scans, delta_rule_cp_workspace_per_chunk, delta_rule_launch,
+    delta_rule_recurrent, DecayGate, DeltaRuleParams as TDelta, GatedNormEpilogue, DELTA_CP_SCAN_BLOCKS,
+    DELTA_TC_CHUNK,
 };
 use super::templates::selective_scan::{
     selective_scan, selective_scan_launch, SelectiveScanParams, SCAN_CHANNELS_PER_BLOCK,
@@ -602,24 +602,9 @@ pub fn core_code(graph: &Graph, plan: &FusionPlan, step: &Step, core: &Core) -> 
                     dtype: DType::F32,
                     elements: delta_rule_cp_workspace(&tp),
                 });
-                // Widest first: the first variant whose condition holds is launched. Then, on
-                // Hopper, the default block width with W and k multicast over a cluster of the
-                // head's blocks (the module's last entry).
-                let cluster_scan = delta_rule_cp_scan_cluster(&tp)
-                    .and_then(|_| pre.entries.last())
-                    .map(|entry| {
-                        let l = delta_rule_cp_launches(&tp, 1, 1)[1];
-                        VariantSpec {
-                            cc: Some(ComputeCapability::HOPPER),
-                            when: None,
-                            kernel: 0,
-                            entry: entry.clone(),
-                            grid: delta_rule_cp_grids(&tp)[1].clone(),
-                            block: [l.block.0, l.block.1, l.block.2],
-                            smem: l.smem,
-                            extra_args: Vec::new(),
-                        }
-                    });
+                // Widest first: the first variant whose condition holds is launched. (The
+                // module's scan over clusters, `delta_rule_cp_scan_mc_`, is not a variant: on an
+                // H100 it took 3x the plain scan's time, docs/PERFORMANCE.md.)
                 let scan_variants: Vec<VariantSpec> = wide_scans
                     .iter()
                     .zip(pre.entries.iter().skip(3))
@@ -638,7 +623,6 @@ pub fn core_code(graph: &Graph, plan: &FusionPlan, step: &Step, core: &Core) -> 
                             extra_args: Vec::new(),
                         }
                     })
-                    .chain(cluster_scan)
                     .collect();
                 pre.entries
                     .iter()
@@ -1108,9 +1092,7 @@ mod tests {
                     let (x1, _) = blocks(l.pick(&Env { batch: 1, ..env }).unwrap().grid);
                     assert!(batch < 8 || x < x1, "batch {batch}: the scan widened");
                 }
-                // Wider scans, then (last, Hopper only, any batch) the scan over clusters.
-                let (mc, wide) = l.variants.split_last().unwrap();
-                for v in wide {
+                for v in &l.variants {
                     assert_eq!(v.module, l.module, "wider scans are entries of the same module");
                     assert!(
                         v.entry.starts_with("delta_rule_cp_scan_w") && v.smem > l.smem && v.cc.is_none(),
@@ -1118,10 +1100,6 @@ mod tests {
                         v.entry
                     );
                 }
-                assert!(mc.entry.starts_with("delta_rule_cp_scan_mc_"), "{}", mc.entry);
-                assert_eq!(mc.module, l.module);
-                assert_eq!((mc.cc, &mc.when), (Some(ComputeCapability::HOPPER), &None));
-                assert_eq!((&mc.grid, mc.block, mc.smem), (&l.grid, l.block, l.smem));
             }
         }
         assert_eq!((attn, scans), (6, 18), "hybrid-1b: 6 attention and 18 KDA layers");
