@@ -23,9 +23,9 @@ use modelc::codegen::templates::attention::{
 use modelc::codegen::templates::conv1d::{conv1d, conv1d_launch, Conv1dParams, ConvActivation};
 use modelc::codegen::templates::delta_rule::{
     delta_rule_chunk_parallel, delta_rule_chunk_parallel_supported, delta_rule_chunk_parallel_variant,
-    delta_rule_chunked, delta_rule_chunked_launch, delta_rule_cp_launches, delta_rule_cp_scan_cluster,
-    delta_rule_cp_workspace_len, delta_rule_launch, delta_rule_recurrent, delta_rule_tensor_cores, CpPrepVariant,
-    DecayGate, DeltaRuleParams, GatedNormEpilogue,
+    delta_rule_chunk_parallel_with_cluster_scan, delta_rule_chunked, delta_rule_chunked_launch, delta_rule_cp_launches,
+    delta_rule_cp_scan_cluster, delta_rule_cp_workspace_len, delta_rule_launch, delta_rule_recurrent,
+    delta_rule_tensor_cores, CpPrepVariant, DecayGate, DeltaRuleParams, GatedNormEpilogue,
 };
 use modelc::codegen::templates::kda_decode_step::{
     kda_decode_step, kda_decode_step_cluster, kda_decode_step_cluster_threads, KdaDecodeStepParams,
@@ -938,8 +938,8 @@ enum DeltaForm {
     /// The three launches of `delta_rule_chunk_parallel_variant` (the prep pass of the given
     /// form) with a NaN-filled workspace.
     ChunkParallel(CpPrepVariant),
-    /// The same with the Hopper scan over clusters (`delta_rule_cp_scan_mc_`, the module's last
-    /// entry) in place of the scan entry.
+    /// The default form's module with the Hopper scan over clusters (`delta_rule_cp_scan_mc_`,
+    /// `delta_rule_chunk_parallel_with_cluster_scan`'s last entry) in place of the scan entry.
     ChunkParallelCluster(CpPrepVariant),
 }
 
@@ -985,9 +985,8 @@ fn run_delta_decays(
     let src = match form {
         DeltaForm::Chunked => delta_rule_chunked(p).unwrap(),
         DeltaForm::Recurrent => delta_rule_recurrent(p).unwrap(),
-        DeltaForm::ChunkParallel(v) | DeltaForm::ChunkParallelCluster(v) => {
-            delta_rule_chunk_parallel_variant(p, v).unwrap()
-        }
+        DeltaForm::ChunkParallel(v) => delta_rule_chunk_parallel_variant(p, v).unwrap(),
+        DeltaForm::ChunkParallelCluster(_) => delta_rule_chunk_parallel_with_cluster_scan(p).unwrap(),
     };
     ctx.load(&src);
     let mut r = rng(seed);
@@ -2642,7 +2641,7 @@ impl DeltaBench {
     /// [`DeltaBench::time_chunk_parallel`] with the scan over clusters (the module's last entry;
     /// Hopper only) in place of the scan entry.
     fn time_chunk_parallel_cluster(&self, ctx: &mut Ctx, p: &DeltaRuleParams, name: &str) -> f64 {
-        let src = delta_rule_chunk_parallel(p).unwrap();
+        let src = delta_rule_chunk_parallel_with_cluster_scan(p).unwrap();
         let mc = src.entries.len() - 1;
         assert!(src.entries[mc].starts_with("delta_rule_cp_scan_mc_"));
         self.time_chunk_parallel_entries(ctx, p, &src, [0, mc, 2], &format!("{name} scan over clusters"))
@@ -2738,9 +2737,9 @@ fn bench_delta_shapes(ctx: &mut Ctx, r: &mut ChaCha8Rng) {
             }
             // The cluster scan's trials at one shape (timed through its entry).
             if (b, t, h) == (1, 4096, 32) && hopper && bench_trials() {
-                let default = delta_rule_chunk_parallel(&p).unwrap();
-                let mc = default.entries.len() - 1;
-                for (what, src) in cluster_scan_trials(&default) {
+                let with_mc = delta_rule_chunk_parallel_with_cluster_scan(&p).unwrap();
+                let mc = with_mc.entries.len() - 1;
+                for (what, src) in cluster_scan_trials(&with_mc) {
                     bufs.time_chunk_parallel_entries(ctx, &p, &src, [0, mc, 2], &format!("{name} {what}"));
                 }
             }
@@ -3061,10 +3060,17 @@ fn bench_ablations_apply_to_the_current_sources() {
         };
         let delta =
             delta_rule_chunk_parallel(&DeltaRuleParams::new(32, 32, 128, 128, gate).with_gated_norm(norm)).unwrap();
+        let with_mc = delta_rule_chunk_parallel_with_cluster_scan(
+            &DeltaRuleParams::new(32, 32, 128, 128, gate).with_gated_norm(norm),
+        )
+        .unwrap();
         let trials = scan_trials(&delta).into_iter().chain(scan_ablations(&delta));
-        for (name, src) in trials.chain(cluster_scan_trials(&delta)) {
-            assert_ne!(src.source, delta.source, "{name}");
-            assert_eq!(src.entries.len(), delta.entries.len(), "{name}");
+        let cluster_trials = cluster_scan_trials(&with_mc)
+            .into_iter()
+            .map(|(name, src)| (name, src, &with_mc));
+        for (name, src, base) in trials.map(|(name, src)| (name, src, &delta)).chain(cluster_trials) {
+            assert_ne!(src.source, base.source, "{name}");
+            assert_eq!(src.entries.len(), base.entries.len(), "{name}");
         }
     }
     let decode = attention_decode_variant(&p, ATTN_DECODE_DEFAULT).unwrap();

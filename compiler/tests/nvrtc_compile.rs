@@ -13,8 +13,9 @@ use modelc::codegen::templates::attention::{
 };
 use modelc::codegen::templates::conv1d::{conv1d, Conv1dParams, ConvActivation};
 use modelc::codegen::templates::delta_rule::{
-    delta_rule_chunk_parallel, delta_rule_chunk_parallel_variant, delta_rule_chunked, delta_rule_recurrent,
-    delta_rule_tensor_cores, CpPrepVariant, DecayGate, DeltaRuleParams, GatedNormEpilogue,
+    delta_rule_chunk_parallel, delta_rule_chunk_parallel_variant, delta_rule_chunk_parallel_with_cluster_scan,
+    delta_rule_chunked, delta_rule_recurrent, delta_rule_tensor_cores, CpPrepVariant, DecayGate, DeltaRuleParams,
+    GatedNormEpilogue,
 };
 use modelc::codegen::templates::kda_decode_step::{kda_decode_step, kda_decode_step_cluster};
 use modelc::codegen::templates::selective_scan::{selective_scan, SelectiveScanParams};
@@ -468,7 +469,7 @@ fn cache_policies_survive_ptxas() {
     );
 }
 
-/// The chunk-parallel delta rule's module holds a Hopper-only entry (the scan over clusters):
+/// The chunk-parallel delta rule's module with the scan over clusters holds a Hopper-only entry:
 /// for sm_80 the module still compiles with every entry, that one a trap without cluster
 /// instructions; for sm_90a the entry carries the multicast bulk copies and cluster barriers.
 #[test]
@@ -478,7 +479,7 @@ fn chunk_parallel_cluster_scan_is_hopper_only() {
     }
     let includes = default_include_dirs();
     let p = DeltaRuleParams::new(32, 32, 128, 128, DecayGate::PerChannel);
-    let src = delta_rule_chunk_parallel(&p).unwrap();
+    let src = delta_rule_chunk_parallel_with_cluster_scan(&p).unwrap();
     let mc = src.entries.last().unwrap();
     assert!(mc.starts_with("delta_rule_cp_scan_mc_"), "{mc}");
     // The PTX of one entry: from its `.entry` line to the next entry or the end.

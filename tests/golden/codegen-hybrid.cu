@@ -1359,9 +1359,9 @@ extern "C" __global__ void __launch_bounds__(256) sigmoid_decay_gate_9b511badf4d
     }
 }
 
-// ===== kernels/delta_rule_cp_prep_d4837198.cu =====
+// ===== kernels/delta_rule_cp_prep_a0d4e395.cu =====
 /*
- * modelc mixer core: delta_rule_cp_prep_d4837198, delta_rule_cp_scan_d4837198, delta_rule_cp_out_d4837198, delta_rule_cp_scan_w32_d4837198, delta_rule_cp_scan_mc_d4837198 (template).
+ * modelc mixer core: delta_rule_cp_prep_a0d4e395, delta_rule_cp_scan_a0d4e395, delta_rule_cp_out_a0d4e395, delta_rule_cp_scan_w32_a0d4e395 (template).
  * Fuses, in order:
  *   l2_norm(eps=1e-6, group=32)
  *   scale(0.17677669529663687)
@@ -1373,11 +1373,10 @@ extern "C" __global__ void __launch_bounds__(256) sigmoid_decay_gate_9b511badf4d
  * FLOPs:         25216*batch*tokens
  */
 /*
- * delta_rule_cp_{prep,scan,out}_d4837198: gated delta rule, chunked (WY representation / UT
+ * delta_rule_cp_{prep,scan,out}_a0d4e395: gated delta rule, chunked (WY representation / UT
  *   transform), chunk-parallel on tensor cores (mma.sync m16n8k16 bf16 -> f32, ldmatrix,
  *   cp.async; sm_80+): three launches in order, fla's chunk_kda split.
- *   Hk = 1, Hv = 2, Dk = 32, Dv = 32, gate = scalar per head (GDN), qk l2norm = true, scale = 1.7677669e-1f, chunk C = 64, scan block SBV = 16 (or 32: delta_rule_cp_scan_w32_d4837198).
- *   sm_90: delta_rule_cp_scan_mc_d4837198, the scan with W and k multicast to clusters of 2 blocks.
+ *   Hk = 1, Hv = 2, Dk = 32, Dv = 32, gate = scalar per head (GDN), qk l2norm = true, scale = 1.7677669e-1f, chunk C = 64, scan block SBV = 16 (or 32: delta_rule_cp_scan_w32_a0d4e395).
  *   Gated RMSNorm epilogue: o <- o * rsqrt(mean_head(o^2) + 1e-5f) * norm_w * silu_f(gate)
  *   Per chunk, with G the in-chunk cumsum of g: A_qk[t,s] = sum_d q_td k_sd e^(G_td - G_sd)
  *   (s <= t), L[t,s] = beta_t sum_d k_td k_sd e^(G_td - G_sd) (s < t), W = (I + L)^-1
@@ -1754,7 +1753,7 @@ __device__ __forceinline__ void dcp_store_rows(bf16* dst, long stride, const bf1
 #endif
 
 /*
- * delta_rule_cp_prep_d4837198: pass 1 of 3, one block per (chunk, value head, batch), no state.
+ * delta_rule_cp_prep_a0d4e395: pass 1 of 3, one block per (chunk, value head, batch), no state.
  *   Fuses the q/k l2 norm and scale, the in-chunk cumsum of g (log2 units), the decayed q and k
  *   rows, A_qk and L (16-row block i against Kc_i, reference r = 16 i, fla's chunk_kda; a
  *   diagonal block whose decay span may pass 2^63 is summed exactly instead), the UT solve
@@ -1764,7 +1763,7 @@ __device__ __forceinline__ void dcp_store_rows(bf16* dst, long stride, const bf1
  * Grid (NC, Hv, B), block 256 threads = 4 row tiles x 2 column groups of warps,
  *   dynamic smem = the prep part of delta_rule_cp_smem().
  */
-extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_d4837198(
+extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_a0d4e395(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -2157,7 +2156,7 @@ extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_d4837198
 }
 
 /*
- * delta_rule_cp_scan_d4837198: pass 2 of 3, the state scan over the chunks of a sequence.
+ * delta_rule_cp_scan_a0d4e395: pass 2 of 3, the state scan over the chunks of a sequence.
  *   One block per (SBV value columns, value head, batch) (an entry per width, below); the state [DK][SBV] stays in f32 mma
  *   accumulators (warp w: row tiles w, w + 8, ..), a bf16 copy in shared memory feeds the
  *   products; v_new's row tile w & 3, columns half w >> 2. Per chunk: store h (bf16) to the workspace, v_new = U - W h, store v_new,
@@ -2172,7 +2171,7 @@ extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_d4837198
  *   delta_rule_cp_smem().
  */
 template <int SBV, bool MC> /* value columns per block; W and k multicast to a cluster */
-__device__ __forceinline__ void delta_rule_cp_scan_body_d4837198(
+__device__ __forceinline__ void delta_rule_cp_scan_body_a0d4e395(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -2412,7 +2411,7 @@ __device__ __forceinline__ void delta_rule_cp_scan_body_d4837198(
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_d4837198(
+extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_a0d4e395(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -2422,9 +2421,9 @@ extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_d4837198(
     const bf16* __restrict__ gate, int gate_stride, const float* __restrict__ norm_w,
     float* __restrict__ ws_raw)
 {
-    delta_rule_cp_scan_body_d4837198<16, false>(q, q_stride, k, k_stride, v, v_stride, g, beta, state_in, state_out, o, o_stride, T, gate, gate_stride, norm_w, ws_raw);
+    delta_rule_cp_scan_body_a0d4e395<16, false>(q, q_stride, k, k_stride, v, v_stride, g, beta, state_in, state_out, o, o_stride, T, gate, gate_stride, norm_w, ws_raw);
 }
-extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_w32_d4837198(
+extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_w32_a0d4e395(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -2434,44 +2433,17 @@ extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_w32_d483719
     const bf16* __restrict__ gate, int gate_stride, const float* __restrict__ norm_w,
     float* __restrict__ ws_raw)
 {
-    delta_rule_cp_scan_body_d4837198<32, false>(q, q_stride, k, k_stride, v, v_stride, g, beta, state_in, state_out, o, o_stride, T, gate, gate_stride, norm_w, ws_raw);
+    delta_rule_cp_scan_body_a0d4e395<32, false>(q, q_stride, k, k_stride, v, v_stride, g, beta, state_in, state_out, o, o_stride, T, gate, gate_stride, norm_w, ws_raw);
 }
-#if __CUDA_ARCH__ >= 900
-extern "C" __global__ void __cluster_dims__(2, 1, 1) __launch_bounds__(256) delta_rule_cp_scan_mc_d4837198(
-    const bf16* __restrict__ q, int q_stride,
-    const bf16* __restrict__ k, int k_stride,
-    const bf16* __restrict__ v, int v_stride,
-    const float* __restrict__ g, const float* __restrict__ beta,
-    const float* state_in, float* state_out,
-    bf16* __restrict__ o, int o_stride, int T,
-    const bf16* __restrict__ gate, int gate_stride, const float* __restrict__ norm_w,
-    float* __restrict__ ws_raw)
-{
-    delta_rule_cp_scan_body_d4837198<16, true>(q, q_stride, k, k_stride, v, v_stride, g, beta, state_in, state_out, o, o_stride, T, gate, gate_stride, norm_w, ws_raw);
-}
-#else
-extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_mc_d4837198(
-    const bf16* __restrict__ q, int q_stride,
-    const bf16* __restrict__ k, int k_stride,
-    const bf16* __restrict__ v, int v_stride,
-    const float* __restrict__ g, const float* __restrict__ beta,
-    const float* state_in, float* state_out,
-    bf16* __restrict__ o, int o_stride, int T,
-    const bf16* __restrict__ gate, int gate_stride, const float* __restrict__ norm_w,
-    float* __restrict__ ws_raw)
-{
-    __trap();
-}
-#endif
 
 /*
- * delta_rule_cp_out_d4837198: pass 3 of 3, one block per (chunk, value head, batch).
+ * delta_rule_cp_out_a0d4e395: pass 3 of 3, one block per (chunk, value head, batch).
  *   o = (q e^G) h + A_qk v_new over the chunk's full rows (all DV columns), then the store
  *   through the gated RMSNorm (the block owns full rows; the gate rows arrive with A_qk and v_new): o goes through shared memory (over v_new) so that rows leave in 16-byte pieces.
  * Grid (NC, Hv, B), block 256 threads = 4 row tiles x 2 column groups of warps (DV / 2
  *   columns each), dynamic smem = the output part of delta_rule_cp_smem().
  */
-extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_out_d4837198(
+extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_out_a0d4e395(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -2698,9 +2670,9 @@ extern "C" __global__ void __launch_bounds__(256) decay_gate_sigmoid_e762b53fe97
     }
 }
 
-// ===== kernels/delta_rule_cp_prep_b88f1ac6.cu =====
+// ===== kernels/delta_rule_cp_prep_cc224c2f.cu =====
 /*
- * modelc mixer core: delta_rule_cp_prep_b88f1ac6, delta_rule_cp_scan_b88f1ac6, delta_rule_cp_out_b88f1ac6, delta_rule_cp_scan_w32_b88f1ac6, delta_rule_cp_scan_mc_b88f1ac6 (template).
+ * modelc mixer core: delta_rule_cp_prep_cc224c2f, delta_rule_cp_scan_cc224c2f, delta_rule_cp_out_cc224c2f, delta_rule_cp_scan_w32_cc224c2f (template).
  * Fuses, in order:
  *   l2_norm(eps=1e-6, group=32)
  *   scale(0.17677669529663687)
@@ -2712,11 +2684,10 @@ extern "C" __global__ void __launch_bounds__(256) decay_gate_sigmoid_e762b53fe97
  * FLOPs:         25216*batch*tokens
  */
 /*
- * delta_rule_cp_{prep,scan,out}_b88f1ac6: gated delta rule, chunked (WY representation / UT
+ * delta_rule_cp_{prep,scan,out}_cc224c2f: gated delta rule, chunked (WY representation / UT
  *   transform), chunk-parallel on tensor cores (mma.sync m16n8k16 bf16 -> f32, ldmatrix,
  *   cp.async; sm_80+): three launches in order, fla's chunk_kda split.
- *   Hk = 2, Hv = 2, Dk = 32, Dv = 32, gate = per key channel (KDA), qk l2norm = true, scale = 1.7677669e-1f, chunk C = 64, scan block SBV = 16 (or 32: delta_rule_cp_scan_w32_b88f1ac6).
- *   sm_90: delta_rule_cp_scan_mc_b88f1ac6, the scan with W and k multicast to clusters of 2 blocks.
+ *   Hk = 2, Hv = 2, Dk = 32, Dv = 32, gate = per key channel (KDA), qk l2norm = true, scale = 1.7677669e-1f, chunk C = 64, scan block SBV = 16 (or 32: delta_rule_cp_scan_w32_cc224c2f).
  *   Gated RMSNorm epilogue: o <- o * rsqrt(mean_head(o^2) + 1e-5f) * norm_w * silu_f(gate)
  *   Per chunk, with G the in-chunk cumsum of g: A_qk[t,s] = sum_d q_td k_sd e^(G_td - G_sd)
  *   (s <= t), L[t,s] = beta_t sum_d k_td k_sd e^(G_td - G_sd) (s < t), W = (I + L)^-1
@@ -3093,7 +3064,7 @@ __device__ __forceinline__ void dcp_store_rows(bf16* dst, long stride, const bf1
 #endif
 
 /*
- * delta_rule_cp_prep_b88f1ac6: pass 1 of 3, one block per (chunk, value head, batch), no state.
+ * delta_rule_cp_prep_cc224c2f: pass 1 of 3, one block per (chunk, value head, batch), no state.
  *   Fuses the q/k l2 norm and scale, the in-chunk cumsum of g (log2 units), the decayed q and k
  *   rows, A_qk and L (16-row block i against Kc_i, reference r = 16 i, fla's chunk_kda; a
  *   diagonal block whose decay span may pass 2^63 is summed exactly instead), the UT solve
@@ -3103,7 +3074,7 @@ __device__ __forceinline__ void dcp_store_rows(bf16* dst, long stride, const bf1
  * Grid (NC, Hv, B), block 256 threads = 4 row tiles x 2 column groups of warps,
  *   dynamic smem = the prep part of delta_rule_cp_smem().
  */
-extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_b88f1ac6(
+extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_cc224c2f(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -3541,7 +3512,7 @@ extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_b88f1ac6
 }
 
 /*
- * delta_rule_cp_scan_b88f1ac6: pass 2 of 3, the state scan over the chunks of a sequence.
+ * delta_rule_cp_scan_cc224c2f: pass 2 of 3, the state scan over the chunks of a sequence.
  *   One block per (SBV value columns, value head, batch) (an entry per width, below); the state [DK][SBV] stays in f32 mma
  *   accumulators (warp w: row tiles w, w + 8, ..), a bf16 copy in shared memory feeds the
  *   products; v_new's row tile w & 3, columns half w >> 2. Per chunk: store h (bf16) to the workspace, v_new = U - W h, store v_new,
@@ -3556,7 +3527,7 @@ extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_b88f1ac6
  *   delta_rule_cp_smem().
  */
 template <int SBV, bool MC> /* value columns per block; W and k multicast to a cluster */
-__device__ __forceinline__ void delta_rule_cp_scan_body_b88f1ac6(
+__device__ __forceinline__ void delta_rule_cp_scan_body_cc224c2f(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -3796,7 +3767,7 @@ __device__ __forceinline__ void delta_rule_cp_scan_body_b88f1ac6(
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_b88f1ac6(
+extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_cc224c2f(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -3806,9 +3777,9 @@ extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_b88f1ac6(
     const bf16* __restrict__ gate, int gate_stride, const float* __restrict__ norm_w,
     float* __restrict__ ws_raw)
 {
-    delta_rule_cp_scan_body_b88f1ac6<16, false>(q, q_stride, k, k_stride, v, v_stride, g, beta, state_in, state_out, o, o_stride, T, gate, gate_stride, norm_w, ws_raw);
+    delta_rule_cp_scan_body_cc224c2f<16, false>(q, q_stride, k, k_stride, v, v_stride, g, beta, state_in, state_out, o, o_stride, T, gate, gate_stride, norm_w, ws_raw);
 }
-extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_w32_b88f1ac6(
+extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_w32_cc224c2f(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -3818,44 +3789,17 @@ extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_w32_b88f1ac
     const bf16* __restrict__ gate, int gate_stride, const float* __restrict__ norm_w,
     float* __restrict__ ws_raw)
 {
-    delta_rule_cp_scan_body_b88f1ac6<32, false>(q, q_stride, k, k_stride, v, v_stride, g, beta, state_in, state_out, o, o_stride, T, gate, gate_stride, norm_w, ws_raw);
+    delta_rule_cp_scan_body_cc224c2f<32, false>(q, q_stride, k, k_stride, v, v_stride, g, beta, state_in, state_out, o, o_stride, T, gate, gate_stride, norm_w, ws_raw);
 }
-#if __CUDA_ARCH__ >= 900
-extern "C" __global__ void __cluster_dims__(2, 1, 1) __launch_bounds__(256) delta_rule_cp_scan_mc_b88f1ac6(
-    const bf16* __restrict__ q, int q_stride,
-    const bf16* __restrict__ k, int k_stride,
-    const bf16* __restrict__ v, int v_stride,
-    const float* __restrict__ g, const float* __restrict__ beta,
-    const float* state_in, float* state_out,
-    bf16* __restrict__ o, int o_stride, int T,
-    const bf16* __restrict__ gate, int gate_stride, const float* __restrict__ norm_w,
-    float* __restrict__ ws_raw)
-{
-    delta_rule_cp_scan_body_b88f1ac6<16, true>(q, q_stride, k, k_stride, v, v_stride, g, beta, state_in, state_out, o, o_stride, T, gate, gate_stride, norm_w, ws_raw);
-}
-#else
-extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_mc_b88f1ac6(
-    const bf16* __restrict__ q, int q_stride,
-    const bf16* __restrict__ k, int k_stride,
-    const bf16* __restrict__ v, int v_stride,
-    const float* __restrict__ g, const float* __restrict__ beta,
-    const float* state_in, float* state_out,
-    bf16* __restrict__ o, int o_stride, int T,
-    const bf16* __restrict__ gate, int gate_stride, const float* __restrict__ norm_w,
-    float* __restrict__ ws_raw)
-{
-    __trap();
-}
-#endif
 
 /*
- * delta_rule_cp_out_b88f1ac6: pass 3 of 3, one block per (chunk, value head, batch).
+ * delta_rule_cp_out_cc224c2f: pass 3 of 3, one block per (chunk, value head, batch).
  *   o = (q e^G) h + A_qk v_new over the chunk's full rows (all DV columns), then the store
  *   through the gated RMSNorm (the block owns full rows; the gate rows arrive with A_qk and v_new): o goes through shared memory (over v_new) so that rows leave in 16-byte pieces.
  * Grid (NC, Hv, B), block 256 threads = 4 row tiles x 2 column groups of warps (DV / 2
  *   columns each), dynamic smem = the output part of delta_rule_cp_smem().
  */
-extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_out_b88f1ac6(
+extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_out_cc224c2f(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,

@@ -1178,6 +1178,23 @@ fn cp_kernels(v: CpPrepVariant, per_channel: bool) -> String {
 /// [`delta_rule_chunk_parallel`] with prep form `v` (entry names differ by the hash; the
 /// launches, shared memory and workspace are those of the default form).
 pub fn delta_rule_chunk_parallel_variant(p: &DeltaRuleParams, v: CpPrepVariant) -> Result<KernelSource, TemplateError> {
+    chunk_parallel_module(p, v, false)
+}
+
+/// [`delta_rule_chunk_parallel`] with one more entry where [`delta_rule_cp_scan_cluster`] is
+/// `Some`: `delta_rule_cp_scan_mc_<hash>`, last, the scan over clusters (sm_90; a trap below).
+/// Programs do not use it (on an H100 it took three times the plain scan's time,
+/// docs/PERFORMANCE.md); the GPU tests and benchmarks do.
+pub fn delta_rule_chunk_parallel_with_cluster_scan(p: &DeltaRuleParams) -> Result<KernelSource, TemplateError> {
+    chunk_parallel_module(p, CpPrepVariant::default_for(p), true)
+}
+
+fn chunk_parallel_module(
+    p: &DeltaRuleParams,
+    v: CpPrepVariant,
+    cluster_scan: bool,
+) -> Result<KernelSource, TemplateError> {
+    let cluster = delta_rule_cp_scan_cluster(p).filter(|_| cluster_scan);
     validate(p, "delta_rule_chunk_parallel")?;
     check(
         "delta_rule_chunk_parallel",
@@ -1226,7 +1243,7 @@ pub fn delta_rule_chunk_parallel_variant(p: &DeltaRuleParams, v: CpPrepVariant) 
             .map(|w| format!(" (or {w}: delta_rule_cp_scan_w{w}_{HASH})"))
             .collect::<String>(),
         layouts = layouts(p),
-        cluster_line = match delta_rule_cp_scan_cluster(p) {
+        cluster_line = match cluster {
             Some(cl) => format!(
                 "\n *   sm_90: delta_rule_cp_scan_mc_{HASH}, the scan with W and k multicast to clusters of {cl} blocks."
             ),
@@ -1252,7 +1269,7 @@ pub fn delta_rule_chunk_parallel_variant(p: &DeltaRuleParams, v: CpPrepVariant) 
                 names = arg_names(&(args(p) + CP_WS_ARG)),
             )
         })
-        .chain(delta_rule_cp_scan_cluster(p).map(|cl| {
+        .chain(cluster.map(|cl| {
             // The entry exists on every target (a module's entries are loaded by name); below
             // sm_90, where clusters do not exist, it traps.
             format!(
@@ -1280,7 +1297,7 @@ pub fn delta_rule_chunk_parallel_variant(p: &DeltaRuleParams, v: CpPrepVariant) 
         format!("delta_rule_cp_out_{HASH}"),
     ];
     entries.extend(wide.iter().map(|&w| scan_entry_template(p, w).replace("@HASH@", HASH)));
-    if delta_rule_cp_scan_cluster(p).is_some() {
+    if cluster.is_some() {
         entries.push(format!("delta_rule_cp_scan_mc_{HASH}"));
     }
     let entries: Vec<&str> = entries.iter().map(String::as_str).collect();
@@ -1299,10 +1316,11 @@ pub fn delta_rule_cp_wide_scans(p: &DeltaRuleParams) -> Vec<usize> {
         .collect()
 }
 
-/// Blocks of the cluster that `delta_rule_cp_scan_mc_<hash>` (the last entry of the chunk-parallel
-/// module where this is `Some`) spreads a head's Dv / SBV scan blocks over: 2, 4 or 8. That entry
-/// is the scan with each chunk's W and k loaded once per head and multicast to its blocks
-/// (sm_90 only; same arguments, grid, block and shared memory as the scan entry).
+/// Blocks of the cluster that `delta_rule_cp_scan_mc_<hash>` (the last entry of
+/// [`delta_rule_chunk_parallel_with_cluster_scan`] where this is `Some`) spreads a head's Dv / SBV
+/// scan blocks over: 2, 4 or 8. That entry is the scan with each chunk's W and k loaded once per
+/// head and multicast to its blocks (sm_90 only; same arguments, grid, block and shared memory
+/// as the scan entry).
 pub fn delta_rule_cp_scan_cluster(p: &DeltaRuleParams) -> Option<usize> {
     let cl = p.value_dim / p.scan_block.max(1);
     matches!(cl, 2 | 4 | 8).then_some(cl)
@@ -1446,9 +1464,8 @@ mod tests {
         }
         let p = DeltaRuleParams::new(16, 16, 128, 128, DecayGate::PerChannel).with_gated_norm(SILU);
         let src = delta_rule_chunk_parallel(&p).unwrap();
-        // prep, scan (16 wide), out, then the scans 32, 64 and 128 wide, and the 16-wide scan
-        // over clusters of 8 blocks.
-        assert_eq!(src.entries.len(), 7);
+        // prep, scan (16 wide), out, then the scans 32, 64 and 128 wide.
+        assert_eq!(src.entries.len(), 6);
         for (e, want) in src.entries.iter().zip([
             "delta_rule_cp_prep_",
             "delta_rule_cp_scan_",
@@ -1456,7 +1473,6 @@ mod tests {
             "delta_rule_cp_scan_w32_",
             "delta_rule_cp_scan_w64_",
             "delta_rule_cp_scan_w128_",
-            "delta_rule_cp_scan_mc_",
         ]) {
             assert!(e.starts_with(want), "{e}");
             assert!(src.source.contains(&format!("{e}(")), "{e}");
@@ -1483,8 +1499,8 @@ mod tests {
         );
         // The scan block is a template constant of each scan entry; the module has entries for
         // the wider blocks too; unsupported blocks are rejected.
-        // Where Dv / SBV is 2, 4 or 8, the last entry is the Hopper scan over clusters of that
-        // many blocks.
+        // Where Dv / SBV is 2, 4 or 8, the module with the cluster scan has one more entry, last:
+        // the Hopper scan over clusters of that many blocks.
         for (sbv, ok, wide, cluster) in [
             (16, true, &[32, 64, 128][..], Some(8)),
             (32, true, &[64, 128][..], Some(4)),
@@ -1498,7 +1514,8 @@ mod tests {
             if ok {
                 assert_eq!(delta_rule_cp_wide_scans(&q), wide, "SBV {sbv}");
                 assert_eq!(delta_rule_cp_scan_cluster(&q), cluster, "SBV {sbv}");
-                let src = delta_rule_chunk_parallel(&q).unwrap();
+                assert_eq!(delta_rule_chunk_parallel(&q).unwrap().entries.len(), 3 + wide.len());
+                let src = delta_rule_chunk_parallel_with_cluster_scan(&q).unwrap();
                 let hash = src.name().trim_start_matches("delta_rule_cp_prep_").to_string();
                 assert_eq!(src.entries.len(), 3 + wide.len() + usize::from(cluster.is_some()));
                 assert!(src
