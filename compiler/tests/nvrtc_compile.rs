@@ -22,7 +22,9 @@ use modelc::codegen::templates::selective_scan::{selective_scan, SelectiveScanPa
 use modelc::codegen::templates::KernelSource;
 use modelc::spec::GateActivation;
 use modelc_runtime::cuda::nvrtc::HOPPER_TARGET;
-use modelc_runtime::cuda::{compile_cubin, compile_ptx, default_include_dirs, nvrtc_version, ptxas_report};
+use modelc_runtime::cuda::{
+    compile_cubin, compile_cubin_reporting, compile_ptx, default_include_dirs, nvrtc_version, ptxas_report,
+};
 use modelc_runtime::parallel::par_map;
 
 const ARCH: &str = "sm_90";
@@ -245,42 +247,6 @@ fn kda_decode_step_assembles_without_spills() {
     }
 }
 
-#[test]
-fn every_template_compiles_to_ptx_for_sm90() {
-    if !nvrtc_or_skip() {
-        return;
-    }
-    let (major, minor) = nvrtc_version().unwrap();
-    eprintln!("NVRTC {major}.{minor}");
-    let includes = default_include_dirs();
-    let sources = all_sources();
-    let ptxs = par_map(&sources, |src| {
-        compile_ptx(&src.source, src.name(), ARCH, &includes)
-            .unwrap_or_else(|e| panic!("{e}\n--- source ---\n{}", src.source))
-    });
-    let mut names = std::collections::HashSet::new();
-    for (src, ptx) in sources.iter().zip(ptxs) {
-        assert!(
-            ptx.text().contains(".target sm_90"),
-            "{}: {}",
-            src.name(),
-            ptx.text().lines().take(20).collect::<Vec<_>>().join("\n")
-        );
-        for entry in &src.entries {
-            assert!(
-                ptx.text().contains(&format!(".entry {entry}(")),
-                "{entry} missing from the PTX of {}",
-                src.name()
-            );
-            assert!(
-                names.insert(entry.clone()),
-                "two templates share the entry name {entry}"
-            );
-        }
-    }
-    assert!(sources.len() >= 30, "only {} sources", sources.len());
-}
-
 /// Templates carry an include guard, so the lead may put several into one module.
 #[test]
 fn concatenated_templates_compile_as_one_module() {
@@ -305,19 +271,37 @@ fn templates_are_deterministic() {
     assert_eq!(a, b);
 }
 
-/// Assembling for the real sm_90 checks what PTX alone does not (static shared memory over
-/// 48 KiB, register limits) and that no kernel spills; the per-kernel report is printed.
+/// Every template compiles to machine code for the real sm_90 and exports the entries it names
+/// (no two templates share one). Assembling checks what PTX alone does not (static shared memory
+/// over 48 KiB, register limits) and that no kernel spills; the per-kernel report is printed.
+/// One compilation per source gives both the CUBIN and the assembler's report.
 #[test]
-fn every_template_assembles_for_sm90() {
+fn every_template_compiles_and_assembles_for_sm90() {
     if !nvrtc_or_skip() {
         return;
     }
+    let (major, minor) = nvrtc_version().unwrap();
+    eprintln!("NVRTC {major}.{minor}");
     let includes = default_include_dirs();
     let sources = all_sources();
-    let logs = par_map(&sources, |src| {
-        ptxas_report(&src.source, src.name(), ARCH, &includes).unwrap_or_else(|e| panic!("{e}"))
+    let cubins = par_map(&sources, |src| {
+        compile_cubin_reporting(&src.source, src.name(), ARCH, &includes)
+            .unwrap_or_else(|e| panic!("{e}\n--- source ---\n{}", src.source))
     });
-    for (src, log) in sources.iter().zip(logs) {
+    let mut names = std::collections::HashSet::new();
+    for (src, cubin) in sources.iter().zip(cubins) {
+        for entry in &src.entries {
+            assert!(
+                cubin.holds_symbol(entry),
+                "{entry} missing from the CUBIN of {}",
+                src.name()
+            );
+            assert!(
+                names.insert(entry.clone()),
+                "two templates share the entry name {entry}"
+            );
+        }
+        let log = cubin.log();
         let summary: Vec<&str> = log
             .lines()
             .filter(|l| l.contains("registers") || l.contains("spill"))
@@ -337,6 +321,7 @@ fn every_template_assembles_for_sm90() {
             }
         }
     }
+    assert!(sources.len() >= 30, "only {} sources", sources.len());
 }
 
 /// The Hopper prefill (`wgmma`, sm_90a only) assembles for sm_90a without spills, for full

@@ -356,12 +356,36 @@ pub fn compile_cubin(src: &str, name: &str, arch: &str, include_dirs: &[PathBuf]
 /// NVRTC's log: registers, spills, stack and shared memory per kernel. Catches what only the
 /// assembler checks (static shared memory over 48 KiB, say) on a machine without a GPU.
 pub fn ptxas_report(src: &str, name: &str, arch: &str, include_dirs: &[PathBuf]) -> Result<String, CudaError> {
+    let options = report_options(name, arch, include_dirs)?;
+    compile_with(src, name, arch, options, Output::LogOnly).map(|(_, log)| log)
+}
+
+/// [`compile_cubin`] with `ptxas -v`: the CUBIN and, as its log, the report of [`ptxas_report`]
+/// (one compilation for tests that check both the entries and the assembler's figures).
+pub fn compile_cubin_reporting(
+    src: &str,
+    name: &str,
+    arch: &str,
+    include_dirs: &[PathBuf],
+) -> Result<Cubin, CudaError> {
+    let options = report_options(name, arch, include_dirs)?;
+    let (out, log) = compile_with(src, name, arch, options, Output::Cubin)?;
+    Ok(Cubin {
+        name: name.to_string(),
+        arch: arch.to_string(),
+        bytes: out,
+        log,
+    })
+}
+
+/// [`cubin_options`] with `ptxas -v`.
+fn report_options(name: &str, arch: &str, include_dirs: &[PathBuf]) -> Result<Vec<String>, CudaError> {
     let mut options = cubin_options(arch, include_dirs).ok_or_else(|| CudaError::InvalidKernel {
         kernel: name.to_string(),
         reason: format!("architecture `{arch}` is not of the form sm_XY"),
     })?;
     options.push("--ptxas-options=-v".to_string());
-    compile_with(src, name, arch, options, Output::LogOnly).map(|(_, log)| log)
+    Ok(options)
 }
 
 /// What [`compile_with`] hands back besides the log.
