@@ -2768,6 +2768,13 @@ const SCAN_HS_STORE: &str = "        /* h entering the chunk, for the output pas
             *reinterpret_cast<uint4*>(ws.hs + (ci * DK + d) * DV + j0 + x) = *reinterpret_cast<const uint4*>(&Ss[d * SP + x]);
         }
 ";
+/// The scan without its store of h (an ablation's edit).
+const SCAN_NO_HS: (&str, &str) = (SCAN_HS_STORE, "");
+/// The scan without its store of v_new (an ablation's edit).
+const SCAN_NO_VN: (&str, &str) = (
+    "            *reinterpret_cast<uint4*>(ws.vn + (ci * C + t) * DV + j0 + x) = *reinterpret_cast<const uint4*>(&Vn[t * SP + x]);",
+    "            (void)t; (void)x;",
+);
 /// The barrier after v_new, where work moved off the chunk's critical start goes.
 const SCAN_VN_BARRIER: &str = "        __syncthreads(); /* Vn complete; every warp is done reading Ss */";
 
@@ -2827,11 +2834,7 @@ fn cluster_scan_trials(default: &KernelSource) -> Vec<(&'static str, KernelSourc
         ),
         ("            mbar_wait(Fb + p, (unsigned)(c / NBUF) & 1u);\n", ""),
     ];
-    let no_hs = (SCAN_HS_STORE, "");
-    let no_vn = (
-        "            *reinterpret_cast<uint4*>(ws.vn + (ci * C + t) * DV + j0 + x) = *reinterpret_cast<const uint4*>(&Vn[t * SP + x]);",
-        "            (void)t; (void)x;",
-    );
+    let (no_hs, no_vn) = (SCAN_NO_HS, SCAN_NO_VN);
     vec![
         ("cluster trial: relaxed arrive", ablated(default, "cra", &[relaxed])),
         ("cluster trial: own cp.async loads", ablated(default, "col", &own_loads)),
@@ -2853,11 +2856,7 @@ fn cluster_scan_trials(default: &KernelSource) -> Vec<(&'static str, KernelSourc
 /// The scan pass with parts of its memory traffic cut (wrong results; `MODELC_BENCH_ABLATIONS=1`):
 /// where its time goes.
 fn scan_ablations(default: &KernelSource) -> Vec<(&'static str, KernelSource)> {
-    let no_hs = (SCAN_HS_STORE, "");
-    let no_vn = (
-        "            *reinterpret_cast<uint4*>(ws.vn + (ci * C + t) * DV + j0 + x) = *reinterpret_cast<const uint4*>(&Vn[t * SP + x]);",
-        "            (void)t; (void)x;",
-    );
+    let (no_hs, no_vn) = (SCAN_NO_HS, SCAN_NO_VN);
     let no_loads = (
         "            stage(c + 2, (c + 2) % NBUF);\n            cp_async_wait<2>();",
         "            if (c < 1) stage(c + 2, (c + 2) % NBUF);\n            cp_async_wait<2>();",

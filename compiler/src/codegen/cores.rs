@@ -602,9 +602,9 @@ pub fn core_code(graph: &Graph, plan: &FusionPlan, step: &Step, core: &Core) -> 
                     dtype: DType::F32,
                     elements: delta_rule_cp_workspace(&tp),
                 });
-                // Widest first: the first variant whose condition holds is launched. (The
-                // module's scan over clusters, `delta_rule_cp_scan_mc_`, is not a variant: on an
-                // H100 it took 3x the plain scan's time, docs/PERFORMANCE.md.)
+                // Widest first: the first variant whose condition holds is launched. (The scan
+                // over clusters, `delta_rule_chunk_parallel_with_cluster_scan`, is not a variant:
+                // on an H100 it took 3x the plain scan's time, docs/PERFORMANCE.md.)
                 let scan_variants: Vec<VariantSpec> = wide_scans
                     .iter()
                     .zip(pre.entries.iter().skip(3))

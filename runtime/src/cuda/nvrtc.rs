@@ -311,13 +311,18 @@ impl Drop for Program {
     }
 }
 
+/// The error for an `arch` that is not `sm_<digits>[a]`.
+fn bad_arch(name: &str, arch: &str) -> CudaError {
+    CudaError::InvalidKernel {
+        kernel: name.to_string(),
+        reason: format!("architecture `{arch}` is not of the form sm_XY"),
+    }
+}
+
 /// Compiles CUDA C `src` to PTX for `arch` (`"sm_90"`). Needs only `libnvrtc`. `name` names the
 /// kernel in errors (the NVRTC log is included verbatim) and the program (`<name>.cu`).
 pub fn compile_ptx(src: &str, name: &str, arch: &str, include_dirs: &[PathBuf]) -> Result<Ptx, CudaError> {
-    let options = compile_options(arch, include_dirs).ok_or_else(|| CudaError::InvalidKernel {
-        kernel: name.to_string(),
-        reason: format!("architecture `{arch}` is not of the form sm_XY"),
-    })?;
+    let options = compile_options(arch, include_dirs).ok_or_else(|| bad_arch(name, arch))?;
     let (text, log) = compile_with(src, name, arch, options, Output::Ptx)?;
     Ok(Ptx {
         name: name.to_string(),
@@ -339,15 +344,17 @@ pub fn cubin_options(arch: &str, include_dirs: &[PathBuf]) -> Option<Vec<String>
 /// Compiles CUDA C `src` to a CUBIN for the real `arch` (`"sm_90a"`). Needs only `libnvrtc`
 /// (NVRTC runs the assembler itself).
 pub fn compile_cubin(src: &str, name: &str, arch: &str, include_dirs: &[PathBuf]) -> Result<Cubin, CudaError> {
-    let options = cubin_options(arch, include_dirs).ok_or_else(|| CudaError::InvalidKernel {
-        kernel: name.to_string(),
-        reason: format!("architecture `{arch}` is not of the form sm_XY"),
-    })?;
-    let (out, log) = compile_with(src, name, arch, options, Output::Cubin)?;
+    let options = cubin_options(arch, include_dirs).ok_or_else(|| bad_arch(name, arch))?;
+    cubin_with(src, name, arch, options)
+}
+
+/// Runs NVRTC with machine-code `options` and wraps the result.
+fn cubin_with(src: &str, name: &str, arch: &str, options: Vec<String>) -> Result<Cubin, CudaError> {
+    let (bytes, log) = compile_with(src, name, arch, options, Output::Cubin)?;
     Ok(Cubin {
         name: name.to_string(),
         arch: arch.to_string(),
-        bytes: out,
+        bytes,
         log,
     })
 }
@@ -368,22 +375,12 @@ pub fn compile_cubin_reporting(
     arch: &str,
     include_dirs: &[PathBuf],
 ) -> Result<Cubin, CudaError> {
-    let options = report_options(name, arch, include_dirs)?;
-    let (out, log) = compile_with(src, name, arch, options, Output::Cubin)?;
-    Ok(Cubin {
-        name: name.to_string(),
-        arch: arch.to_string(),
-        bytes: out,
-        log,
-    })
+    cubin_with(src, name, arch, report_options(name, arch, include_dirs)?)
 }
 
 /// [`cubin_options`] with `ptxas -v`.
 fn report_options(name: &str, arch: &str, include_dirs: &[PathBuf]) -> Result<Vec<String>, CudaError> {
-    let mut options = cubin_options(arch, include_dirs).ok_or_else(|| CudaError::InvalidKernel {
-        kernel: name.to_string(),
-        reason: format!("architecture `{arch}` is not of the form sm_XY"),
-    })?;
+    let mut options = cubin_options(arch, include_dirs).ok_or_else(|| bad_arch(name, arch))?;
     options.push("--ptxas-options=-v".to_string());
     Ok(options)
 }
