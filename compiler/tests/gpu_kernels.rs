@@ -16,9 +16,9 @@ use modelc::codegen::templates::attention::{
     attention_decode_pick_splits, attention_decode_variant, attention_decode_variant_launch,
     attention_decode_workspace_len, attention_prefill, attention_prefill_launch, attention_prefill_mma,
     attention_prefill_mma_launch, attention_prefill_tma_maps, attention_prefill_wgmma, attention_prefill_wgmma_launch,
-    attention_prefill_wgmma_variant, attention_prefill_wgmma_variant_launch, mma_decode, tensor_core_prefill,
-    wgmma_prefill, AttentionParams, DecodeVariant, MmaVariant, WgmmaVariant, ATTN_DECODE_DEFAULT, ATTN_MMA_DEFAULT,
-    ATTN_WGMMA_DEFAULT,
+    attention_prefill_wgmma_persistent_launch, attention_prefill_wgmma_variant, attention_prefill_wgmma_variant_launch,
+    mma_decode, tensor_core_prefill, wgmma_prefill, AttentionParams, DecodeVariant, MmaVariant, WgmmaVariant,
+    ATTN_DECODE_DEFAULT, ATTN_MMA_DEFAULT, ATTN_WGMMA_DEFAULT,
 };
 use modelc::codegen::templates::conv1d::{conv1d, conv1d_launch, Conv1dParams, ConvActivation};
 use modelc::codegen::templates::delta_rule::{
@@ -464,6 +464,8 @@ enum Prefill {
     /// A warp-specialised form with its L2 sections fixed at this many KV heads (a text edit of
     /// the tile order, so that small tests walk several sections and a shorter last one).
     WgmmaSections(WgmmaVariant, usize),
+    /// A persistent form launched with at most this many blocks (few: each walks many items).
+    WgmmaPersistent(WgmmaVariant, usize),
 }
 
 /// `src` (a warp-specialised Hopper prefill) with `kv_heads` KV heads per L2 section, whatever
@@ -537,6 +539,14 @@ fn run_attn_prefill_with(
             fixed_sections(&attention_prefill_wgmma_variant(p, v).unwrap(), n),
             attention_prefill_wgmma_variant_launch(p, v, past.len(), t),
         ),
+        Prefill::WgmmaPersistent(v, blocks) => (
+            attention_prefill_wgmma_variant(p, v).unwrap(),
+            attention_prefill_wgmma_persistent_launch(p, v, past.len(), t, blocks),
+        ),
+    };
+    let form = match kernel {
+        Prefill::WgmmaForm(v) | Prefill::WgmmaSections(v, _) | Prefill::WgmmaPersistent(v, _) => Some(v),
+        _ => None,
     };
     ctx.load(&src);
     let mut r = rng(seed);
@@ -576,10 +586,10 @@ fn run_attn_prefill_with(
         KernelArg::I32(t as i32),
         KernelArg::I32(case.s_max as i32),
     ];
-    if matches!(
-        kernel,
-        Prefill::WgmmaForm(WgmmaVariant::PingPongTma) | Prefill::WgmmaSections(WgmmaVariant::PingPongTma, _)
-    ) {
+    if form.is_some_and(|v| v.is_persistent()) {
+        args.push(KernelArg::I32(b as i32));
+    }
+    if form.is_some_and(|v| v.takes_tensor_maps()) {
         let maps = attention_prefill_tma_maps(
             p,
             qkv.device_ptr_at(k0).unwrap(),
@@ -736,7 +746,7 @@ fn attention_prefill_wgmma_other_forms_match_reference() {
     let Some(mut ctx) = hopper_setup() else { return };
     // The default (ping-pong, FA3 order, lazy rescale) and the TMA form have tests of their own.
     for v in WgmmaVariant::WARP_SPECIALISED {
-        if v != ATTN_WGMMA_DEFAULT && v != WgmmaVariant::PingPongTma {
+        if v != ATTN_WGMMA_DEFAULT && v != WgmmaVariant::PingPongTma && !v.is_persistent() {
             run_wgmma_prefill_cases(&mut ctx, Prefill::WgmmaForm(v));
         }
     }
@@ -776,6 +786,22 @@ fn attention_prefill_wgmma_l2_sections_match_reference() {
     for v in [ATTN_WGMMA_DEFAULT, WgmmaVariant::PingPongTma] {
         for n in [1, 3] {
             run_attn_prefill_128(&mut ctx, Prefill::WgmmaSections(v, n));
+        }
+    }
+}
+
+/// The persistent forms (`cp.async` and TMA producers) on every case of the default Hopper test:
+/// with one item per block (the plain grid), with a few blocks each walking many items (1, 2,
+/// 3 and 7: both snake directions, a partial last round, items of unequal length back to back
+/// in one pipeline), and with as many blocks as SMs (what programs launch).
+#[test]
+fn attention_prefill_wgmma_persistent_matches_reference() {
+    let Some(mut ctx) = hopper_setup() else { return };
+    let sms = ctx.gpu.sm_count() as usize;
+    for v in [WgmmaVariant::PingPongPersistent, WgmmaVariant::PingPongTmaPersistent] {
+        run_wgmma_prefill_cases(&mut ctx, Prefill::WgmmaForm(v));
+        for blocks in [1, 2, 3, 7, sms] {
+            run_wgmma_prefill_cases(&mut ctx, Prefill::WgmmaPersistent(v, blocks));
         }
     }
 }
@@ -2980,8 +3006,9 @@ fn prefill_ablations(default: &KernelSource) -> Vec<(&'static str, KernelSource)
 }
 
 /// Cache-policy trials of the Hopper prefill (correct results; `MODELC_BENCH_TRIALS=1`): O
-/// written evict-first, and L2 sections of 4, 8 and 16 MiB in the tile order (`WS_TILE_ORDER`;
-/// the kernels' own is one section), on the default and the TMA form.
+/// written evict-first, the TMA form's k/v loads evict-normal, and L2 sections of 4, 8 and
+/// 16 MiB in the tile order (`WS_TILE_ORDER`; the kernels' own is one section), on the default
+/// and the TMA form.
 fn prefill_trials(default: &KernelSource, tma: &KernelSource) -> Vec<(&'static str, KernelSource)> {
     let helpers = (
         "extern \"C\" __global__",
@@ -3010,6 +3037,17 @@ extern \"C\" __global__",
             ablated(default, "to", &[helpers, o_first]),
         ),
         ("trial: TMA, O evict-first", ablated(tma, "to", &[helpers, o_first])),
+        (
+            "trial: TMA, k/v evict-normal",
+            ablated(
+                tma,
+                "kvn",
+                &[(
+                    "createpolicy.fractional.L2::evict_last.b64",
+                    "createpolicy.fractional.L2::evict_normal.b64",
+                )],
+            ),
+        ),
     ];
     for (form, src) in [("default", default), ("TMA", tma)] {
         for (what, tag, edit) in [
@@ -3022,6 +3060,42 @@ extern \"C\" __global__",
         }
     }
     trials
+}
+
+/// Trials of the persistent prefills (correct results; `MODELC_BENCH_TRIALS=1`): the `cp.async`
+/// form with the TMA form's register split (48 / 224), and the TMA form's k/v loads
+/// evict-normal.
+fn persistent_trials(cp: &KernelSource, tma: &KernelSource) -> Vec<(&'static str, KernelSource)> {
+    vec![
+        (
+            "trial: persistent (cp.async), 48/224 registers",
+            ablated(
+                cp,
+                "r48",
+                &[
+                    (
+                        "setmaxnreg.dec.sync.aligned.u32 40;",
+                        "setmaxnreg.dec.sync.aligned.u32 48;",
+                    ),
+                    (
+                        "setmaxnreg.inc.sync.aligned.u32 232;",
+                        "setmaxnreg.inc.sync.aligned.u32 224;",
+                    ),
+                ],
+            ),
+        ),
+        (
+            "trial: persistent, TMA, k/v evict-normal",
+            ablated(
+                tma,
+                "kvn",
+                &[(
+                    "createpolicy.fractional.L2::evict_last.b64",
+                    "createpolicy.fractional.L2::evict_normal.b64",
+                )],
+            ),
+        ),
+    ]
 }
 
 /// The default decode's loads and barriers alone: no scores, softmax or P V.
@@ -3042,6 +3116,10 @@ fn bench_ablations_apply_to_the_current_sources() {
     for (name, src) in prefill_ablations(&prefill)
         .into_iter()
         .chain(prefill_trials(&prefill, &tma))
+        .chain(persistent_trials(
+            &attention_prefill_wgmma_variant(&p, WgmmaVariant::PingPongPersistent).unwrap(),
+            &attention_prefill_wgmma_variant(&p, WgmmaVariant::PingPongTmaPersistent).unwrap(),
+        ))
     {
         assert_ne!(src.source, prefill.source, "{name}");
         assert!(
@@ -3204,6 +3282,23 @@ fn bench_attention_prefill(ctx: &mut Ctx, r: &mut ChaCha8Rng) {
                 attention_prefill_wgmma_variant(&p, WgmmaVariant::PingPongTma).unwrap(),
                 attention_prefill_wgmma_variant_launch(&p, WgmmaVariant::PingPongTma, 1, t),
             ));
+            let sms = ctx.gpu.sm_count() as usize;
+            for (name, v) in [
+                (
+                    "attn_prefill_wgmma persistent (cp.async)",
+                    WgmmaVariant::PingPongPersistent,
+                ),
+                (
+                    "attn_prefill_wgmma persistent, TMA",
+                    WgmmaVariant::PingPongTmaPersistent,
+                ),
+            ] {
+                kernels.push((
+                    name,
+                    attention_prefill_wgmma_variant(&p, v).unwrap(),
+                    attention_prefill_wgmma_persistent_launch(&p, v, 1, t, sms),
+                ));
+            }
         }
         if ctx.gpu.compute_capability() == (9, 0) && bench_trials() {
             let default = attention_prefill_wgmma(&p).unwrap();
@@ -3211,17 +3306,33 @@ fn bench_attention_prefill(ctx: &mut Ctx, r: &mut ChaCha8Rng) {
             for (name, src) in prefill_trials(&default, &tma) {
                 kernels.push((name, src, attention_prefill_wgmma_launch(&p, 1, t)));
             }
+            let sms = ctx.gpu.sm_count() as usize;
+            let [cp, tma] = [WgmmaVariant::PingPongPersistent, WgmmaVariant::PingPongTmaPersistent]
+                .map(|v| attention_prefill_wgmma_variant(&p, v).unwrap());
+            let launch = attention_prefill_wgmma_persistent_launch(&p, WgmmaVariant::PingPongPersistent, 1, t, sms);
+            for (name, src) in persistent_trials(&cp, &tma) {
+                kernels.push((name, src, launch));
+            }
         }
         for (name, src, launch) in kernels {
             if !bench_selected(name) {
                 continue;
             }
             ctx.load(&src);
-            let args = if src.source.contains("TmaMap tm_k") {
-                &tma_args[..]
-            } else {
-                &args[..]
+            // The persistent forms take the batch size before any tensor maps.
+            let persistent = src.source.contains("int batch");
+            let with_batch = |a: &[KernelArg]| {
+                let mut a = a.to_vec();
+                a.insert(args.len(), KernelArg::I32(1));
+                a
             };
+            let args = match (src.source.contains("TmaMap tm_k"), persistent) {
+                (true, false) => tma_args.clone(),
+                (false, false) => args.to_vec(),
+                (true, true) => with_batch(&tma_args),
+                (false, true) => with_batch(&args),
+            };
+            let args = &args[..];
             let ms = time_ms(ctx, 5, || {
                 for _ in 0..10 {
                     ctx.launch(src.name(), launch, args)

@@ -991,6 +991,24 @@ pub fn attention_prefill_wgmma_variant_launch(
     )
 }
 
+/// Launch geometry of a persistent form ([`WgmmaVariant::is_persistent`]): one block per work
+/// item up to `blocks` (the device's SMs: one block fits an SM). The forms also run correctly
+/// on [`attention_prefill_wgmma_variant_launch`]'s grid, one item per block.
+pub fn attention_prefill_wgmma_persistent_launch(
+    p: &AttentionParams,
+    v: WgmmaVariant,
+    batch: usize,
+    tokens: usize,
+    blocks: usize,
+) -> Launch {
+    let items = p.heads * batch * tokens.div_ceil(ATTN_WG_TILE);
+    Launch::new(
+        (dim(items.min(blocks).max(1)), 1, 1),
+        (dim(ATTN_WG_THREADS + 128), 1, 1),
+        wgmma_smem(p, v),
+    )
+}
+
 /// The end of every `wgmma` prefill form: a consumer thread's row sums over its quad, and its
 /// two rows of O normalised and stored (pairs of channels where `out` and its stride allow).
 const WGMMA_EPILOGUE: &str = r#"    l0 += __shfl_xor_sync(0xffffffffu, l0, 1);
@@ -1136,6 +1154,22 @@ const WS_PROLOGUE_EARLY: &str = r#"    /* Barriers by thread 0, then one block-w
     __syncthreads();
 "#;
 
+/// Opening of the persistent schedule ([`WsConfig::persistent`]): the barriers only (each item's
+/// q rows and cache rows are loaded in the consumers' item loop).
+const WS_PROLOGUE_PERSISTENT: &str = r#"    /* Barriers by thread 0, then one block-wide barrier; each consumer warpgroup loads its q rows
+     * at the start of every item. */
+    (void)nth;
+    if (tid == 0) {
+        for (int s = 0; s < STAGES; ++s) {
+            mbar_init(&bars[0][s], NPROD);
+            mbar_init(&bars[1][s], NPROD);
+            mbar_init(&bars[2][s], NCONS);
+            mbar_init(&bars[3][s], NCONS);
+        }
+    }
+    __syncthreads();
+"#;
+
 /// ... and the q tile and the cache rows by the consumers, behind named barrier 3.
 const WS_CONSUMER_PROLOGUE_EARLY: &str = r#"    for (int c = tid; c < BQ * CPR; c += NCONS) {
         const int r = c / CPR, ch = c % CPR, t = qt0 + r;
@@ -1198,6 +1232,11 @@ struct WsConfig {
     /// k/v tiles loaded by TMA (`cp.async.bulk.tensor`, one thread issues a tile) from tensor
     /// maps passed as extra parameters, instead of `cp.async` by the producer warpgroup.
     tma: bool,
+    /// A persistent schedule: each block walks several work items (query tile, head, batch),
+    /// its k/v stages running on across them, so that the producer loads the next item's
+    /// tiles while the consumers finish the last one and store its O. Takes the batch size as
+    /// an extra parameter (before any tensor maps).
+    persistent: bool,
 }
 
 /// The warp-specialised configuration of a variant (`None` for the forms without a producer).
@@ -1212,6 +1251,7 @@ fn ws_config(v: WgmmaVariant) -> Option<WsConfig> {
         fa3_order: false,
         lazy_rescale: false,
         tma: false,
+        persistent: false,
     };
     match v {
         WgmmaVariant::Specialized => Some(base),
@@ -1251,6 +1291,16 @@ fn ws_config(v: WgmmaVariant) -> Option<WsConfig> {
             lazy_rescale: true,
             tma: true,
             ..base
+        }),
+        WgmmaVariant::PingPongPersistent => Some(WsConfig {
+            persistent: true,
+            ..ws_config(ATTN_WGMMA_DEFAULT)?
+        }),
+        WgmmaVariant::PingPongTmaPersistent => Some(WsConfig {
+            persistent: true,
+            producer_regs: 48,
+            consumer_regs: 224,
+            ..ws_config(WgmmaVariant::PingPongTma)?
         }),
         _ => None,
     }
@@ -1390,6 +1440,7 @@ const PRODUCER_CP_ASYNC: &str = r#"        /* Producer warpgroup, registers hand
                 }
             }
         }
+        @ITEM_LOOP_END@
         cp_async_wait<0>();
 "#;
 
@@ -1397,7 +1448,13 @@ const PRODUCER_CP_ASYNC: &str = r#"        /* Producer warpgroup, registers hand
 /// (its bytes are counted by the copies) and the initialised barriers are fenced for the async
 /// proxy.
 fn ws_prologue(cfg: WsConfig) -> String {
-    let prologue = if cfg.early_kv { WS_PROLOGUE_EARLY } else { WS_PROLOGUE };
+    let prologue = if cfg.persistent {
+        WS_PROLOGUE_PERSISTENT
+    } else if cfg.early_kv {
+        WS_PROLOGUE_EARLY
+    } else {
+        WS_PROLOGUE
+    };
     if !cfg.tma {
         return prologue.to_string();
     }
@@ -1413,7 +1470,8 @@ fn ws_prologue(cfg: WsConfig) -> String {
 
 /// The opening of a producer's loop: for key tile t and then k (`which` 0) and v (1), wait until
 /// the stage is empty (the consumers' arrivals for tile t - STAGES); `dst` is the stage.
-const PRODUCER_TILE_LOOP_HEAD: &str = r#"        for (int t = 0; t < n_tiles; ++t) {
+const PRODUCER_TILE_LOOP_HEAD: &str = r#"        @ITEM_LOOP producer@
+        for (int t = 0; t < n_tiles; ++t) {
             const int s = t % STAGES;
             const int kt0 = lo + t * BK;
             const long slot0 = W > 0 ? (long)kt0 % s_max : (long)kt0;
@@ -1482,6 +1540,7 @@ const PRODUCER_TMA: &str = r#"        /* Producer, TMA form: warp 8 alone (warps
                 }
             }
         }
+        @ITEM_LOOP_END@
 "#;
 
 /// TMA helpers of [`PRODUCER_TMA`].
@@ -1577,6 +1636,15 @@ fn prefill_wgmma_ws(p: &AttentionParams, cfg: WsConfig) -> KernelSource {
     } else {
         ""
     };
+    let persistent_doc = if cfg.persistent {
+        "\n * Persistent: a block walks its work items in turn (the schedule below). The producer's\n \
+         *   stage and phase counters run on across items, so it loads the next item's k/v while the\n \
+         *   consumers finish the last one; each consumer warpgroup loads its own q rows (and appends\n \
+         *   their cache rows) when its last S GEMM has completed, and the ping-pong turns continue\n \
+         *   from item to item."
+    } else {
+        ""
+    };
     let early_doc = if cfg.early_kv {
         "\n * Opening: barriers by thread 0, one block-wide barrier; the producer streams k/v at once\n \
          *   while the consumers copy the q tile and append the cache rows (no appended slot holds a\n \
@@ -1584,7 +1652,11 @@ fn prefill_wgmma_ws(p: &AttentionParams, cfg: WsConfig) -> KernelSource {
     } else {
         ""
     };
-    let named_bar_prelude = if pp || cfg.early_kv { NAMED_BAR_PRELUDE } else { "" };
+    let named_bar_prelude = if pp || cfg.early_kv || cfg.persistent {
+        NAMED_BAR_PRELUDE
+    } else {
+        ""
+    };
     let turn_begin = |k: &str| {
         if pp {
             format!("        turn_begin({k});\n")
@@ -1627,7 +1699,7 @@ fn prefill_wgmma_ws(p: &AttentionParams, cfg: WsConfig) -> KernelSource {
  * Layouts: as attn_prefill (q [B,T,H*Dh], k/v [B,T,G*Dh], out [B,T,H*Dh] strided bf16 rows;
  *   caches [B,G,s_max,Dh]; past_len [B] int32). Unaligned rows are copied element by element;
  *   out rows that are not 4-byte aligned are stored a channel at a time.
- * Grid (H*B, ceil(T/{bq})), walked in L2 sections (see the tile order below).
+ * {grid_doc}
  *   Block {threads}: warps 0-7 are 2 consumer warpgroups x 64 query rows ({creg} registers),
  *   warps 8-11 the producer warpgroup ({preg} registers, setmaxnreg).
  *   Dynamic smem 1 KiB (alignment) + q tile + {stages} stages each of k and v tiles ({bk} x Dh bf16),
@@ -1636,7 +1708,7 @@ fn prefill_wgmma_ws(p: &AttentionParams, cfg: WsConfig) -> KernelSource {
  *   S = Q K_j^T and O += P_(j-1) V_(j-1), wait for S, arrive on k(j)'s empty barrier, mask
  *   (only tiles that cross a row's diagonal or window edge) and exponentiate while that P V runs,
  *   wait for it, arrive on v(j-1)'s empty barrier, rescale O and pack P_j (256 arrivals each).
- *   No branch encloses a wgmma (ptxas would serialize them).{pp_doc}{early_doc}
+ *   No branch encloses a wgmma (ptxas would serialize them).{pp_doc}{early_doc}{persistent_doc}
  */
 {PRELUDE}{MMA_PRELUDE}{wg_prelude}
 {MBAR_PRELUDE}{named_bar_prelude}{tma_prelude}extern "C" __global__ void __launch_bounds__({threads}, 1) attn_prefill_wgmma_{HASH}(
@@ -1658,21 +1730,13 @@ fn prefill_wgmma_ws(p: &AttentionParams, cfg: WsConfig) -> KernelSource {
     unsigned char* k_s = sm + 2 * QHALF;                 /* [STAGES][2][BK][128 B] */
     unsigned char* v_s = k_s + STAGES * 2 * KHALF;       /* [STAGES][2][BK][128 B] */
 
-{WS_TILE_ORDER}    const int g = h / R;
     const int tid = threadIdx.x, nth = blockDim.x, warp_id = tid / 32, lane = tid % 32;
-    const int past = past_len[b];
-    bf16* kc = k_cache + (b * G + g) * (long)s_max * DH;
-    bf16* vc = v_cache + (b * G + g) * (long)s_max * DH;
-
-    const int q_last = min(T, qt0 + BQ) - 1;
-    const int hi = past + q_last;
-    const int lo = W > 0 ? max(0, past + qt0 - W + 1) : 0;
-    const int n_tiles = (hi - lo) / BK + 1;
     const bool vec = ((reinterpret_cast<unsigned long long>(q) | reinterpret_cast<unsigned long long>(k) |
                        reinterpret_cast<unsigned long long>(v) |
                        2ull * (unsigned long long)(q_stride | k_stride | v_stride)) & 15) == 0;
     auto swz = [](int r, int ch, int half) {{ return (ch / 8) * half + r * ROWB + (((ch % 8) ^ (r % 8)) << 4); }};
 
+{block_items}
 {prologue}
     if (warp_id >= 8) {{
 {producer}        return;
@@ -1684,9 +1748,10 @@ fn prefill_wgmma_ws(p: &AttentionParams, cfg: WsConfig) -> KernelSource {
 {consumer_prologue}    const int wg = tid / 128, warp = (tid / 32) % 4;
     const int fc = (lane % 4) * 2;
     const int row0 = wg * 64 + warp * 16 + lane / 4;
+    const unsigned q_base = smem_addr(q_s) + wg * 64 * ROWB;
+    @ITEM_LOOP consumer@
     const int wq0 = past + qt0 + wg * 64;
     const int qpos0 = past + qt0 + row0, qpos1 = qpos0 + 8;
-    const unsigned q_base = smem_addr(q_s) + wg * 64 * ROWB;
     float o[64];
 #pragma unroll
     for (int i = 0; i < 64; ++i) o[i] = 0.0f;
@@ -1769,10 +1834,11 @@ fn prefill_wgmma_ws(p: &AttentionParams, cfg: WsConfig) -> KernelSource {
         fence_proxy_async();
 {pre_pv_last}{turn_begin_last}        issue_pv(last % STAGES);
 {turn_end_last}        wg_wait<0>();
-    }}
+{last_release}    }}
 #pragma unroll
     for (int i = 0; i < 64; ++i) reg_fence(o[i]);
-{epilogue}}}
+{epilogue}    @ITEM_LOOP_END@
+}}
 "#,
         epilogue = WGMMA_EPILOGUE,
         producer_doc = if cfg.tma {
@@ -1798,10 +1864,22 @@ fn prefill_wgmma_ws(p: &AttentionParams, cfg: WsConfig) -> KernelSource {
                 &ELEMENT_TILE_COPY.replace("FIRST", "lane").replace("STEP", "32")
             ),
         tma_prelude = if cfg.tma { TMA_PRELUDE } else { "" },
-        params = if cfg.tma {
-            format!("{}{TMA_PARAMS}", PREFILL_PARAMS.trim_end_matches(')'))
+        params = ws_params(cfg),
+        grid_doc = if cfg.persistent {
+            "Grid: at most one block per SM, persistent (see the schedule below); any grid shape works."
         } else {
-            PREFILL_PARAMS.to_string()
+            "Grid (H*B, ceil(T/{bq})), walked in L2 sections (see the tile order below)."
+        }
+        .replace("{bq}", &ATTN_WG_TILE.to_string()),
+        block_items = if cfg.persistent {
+            PERSISTENT_SCHEDULE.to_string()
+        } else {
+            format!("{WS_TILE_ORDER}{WS_ITEM_SETUP}")
+        },
+        last_release = if cfg.persistent {
+            "        mbar_arrive(&bars[3][last % STAGES]); /* v(last) read: the next item's tiles reuse its stage */\n"
+        } else {
+            ""
         },
         h = p.heads,
         g = p.kv_heads,
@@ -1834,7 +1912,7 @@ fn prefill_wgmma_ws(p: &AttentionParams, cfg: WsConfig) -> KernelSource {
         },
         corr_state = if cfg.fa3_order {
             "    /* O's rescale factors of the last softmax, applied before the next P V issue. */
-                 float corr0 = 1.0f, corr1 = 1.0f;
+    float corr0 = 1.0f, corr1 = 1.0f;
 "
         } else {
             ""
@@ -1844,7 +1922,150 @@ fn prefill_wgmma_ws(p: &AttentionParams, cfg: WsConfig) -> KernelSource {
         consts = tensor_core_constants(p),
         wg_prelude = wgmma_prelude(),
     );
-    finish(&[&format!("attn_prefill_wgmma_{HASH}")], body)
+    finish(
+        &[&format!("attn_prefill_wgmma_{HASH}")],
+        item_loops(body, cfg.persistent),
+    )
+}
+
+/// The parameters of a warp-specialised form: the common ones, then the batch size (persistent)
+/// and the tensor maps (TMA).
+fn ws_params(cfg: WsConfig) -> String {
+    let mut params = PREFILL_PARAMS.trim_end_matches(')').to_string();
+    if cfg.persistent {
+        params.push_str(",\n    int batch");
+    }
+    params.push_str(if cfg.tma { TMA_PARAMS } else { ")" });
+    params
+}
+
+/// A work item's keys and cache rows, from its query tile `qt0`, head `h` and sequence `b`.
+const WS_ITEM_SETUP: &str = r#"    const int g = h / R;
+    const int past = past_len[b];
+    bf16* kc = k_cache + (b * G + g) * (long)s_max * DH;
+    bf16* vc = v_cache + (b * G + g) * (long)s_max * DH;
+    const int q_last = min(T, qt0 + BQ) - 1;
+    const int hi = past + q_last;
+    const int lo = W > 0 ? max(0, past + qt0 - W + 1) : 0;
+    const int n_tiles = (hi - lo) / BK + 1;
+"#;
+
+/// The persistent schedule ([`WsConfig::persistent`]): the work items and which a block takes.
+const PERSISTENT_SCHEDULE: &str = r#"    /* Persistent schedule: work items (query tile, head, sequence), heaviest first (the last
+     * query tiles, heads fastest). Round k hands out items k n_blk .. (k + 1) n_blk - 1; block x
+     * takes the x-th in even rounds and the (n_blk - 1 - x)-th in odd ones: a snake that evens
+     * out the causal tiles' unequal work about as well as the hardware's dynamic order. */
+    const int n_hb = H * batch, n_qt = (T + BQ - 1) / BQ, n_items = n_hb * n_qt;
+    const int n_blk = gridDim.x * gridDim.y * gridDim.z;
+    const int blk = blockIdx.x + gridDim.x * (blockIdx.y + gridDim.y * blockIdx.z);
+    auto item_of = [&](int k) { return k * n_blk + ((k & 1) ? n_blk - 1 - blk : blk); };
+"#;
+
+/// The opening of a block's item loop (persistent schedule): the item's coordinates and setup.
+const ITEM_LOOP_OPEN: &str = r#"int it = 0; /* k/v tiles of the earlier items: stages and phases run on across items */
+for (int k_item = 0;; ++k_item) {
+    const int item = item_of(k_item);
+    if (item >= n_items) break;
+    const int qt0 = (n_qt - 1 - item / n_hb) * BQ;
+    const int h = item % n_hb % H;
+    const long b = item % n_hb / H;
+"#;
+
+/// A consumer warpgroup's part of an item's opening: its 64 rows of the q tile (its S GEMMs of
+/// the last item have completed, so q_s is free) and, in the first head of a KV group, their
+/// k/v appended to the caches (no slot appended holds a key this call reads).
+const ITEM_Q_ROWS: &str = r#"    for (int c = tid % 128; c < 64 * CPR; c += 128) {
+        const int r = wg * 64 + c / CPR, ch = c % CPR, t = qt0 + r;
+        const bf16* src = q + (b * T + min(t, T - 1)) * (long)q_stride + h * DH + ch * 8;
+        copy8_to_smem(reinterpret_cast<bf16*>(q_s + swz(r, ch, QHALF)), src, t < T, vec);
+    }
+    cp_async_commit();
+    if (h % R == 0) {
+        for (int c = tid % 128; c < 64 * CPR; c += 128) {
+            const int r = wg * 64 + c / CPR, ch = c % CPR, t = qt0 + r;
+            if (t >= T) continue;
+            const long pos = (long)past + t;
+            const long slot = W > 0 ? pos % s_max : pos;
+            if (slot < s_max) {
+                copy8_global(kc + slot * DH + ch * 8, k + (b * T + t) * k_stride + g * DH + ch * 8, vec);
+                copy8_global(vc + slot * DH + ch * 8, v + (b * T + t) * v_stride + g * DH + ch * 8, vec);
+            }
+        }
+    }
+    cp_async_wait<0>();
+    fence_proxy_async();
+    named_bar_sync(4 + wg, 128); /* the warpgroup's q rows are complete */
+"#;
+
+/// Expands the `@ITEM_LOOP producer|consumer@` .. `@ITEM_LOOP_END@` markers of a
+/// warp-specialised body: with the persistent schedule into a loop over the block's work items
+/// (the stage and phase counters offset by the tiles of earlier items), else to nothing.
+fn item_loops(body: String, persistent: bool) -> String {
+    if !persistent {
+        return body
+            .lines()
+            .filter(|l| !l.trim_start().starts_with("@ITEM_LOOP"))
+            .map(|l| format!("{l}\n"))
+            .collect();
+    }
+    let mut body = body;
+    for (from, to) in [
+        // producer: stage and phase of the block's tc-th tile
+        (
+            "            const int s = t % STAGES;\n",
+            "            const int tc = it + t, s = tc % STAGES;\n",
+        ),
+        (
+            "if (t >= STAGES) mbar_wait(&bars[2 + which][s], ((t / STAGES) - 1) & 1);",
+            "if (tc >= STAGES) mbar_wait(&bars[2 + which][s], ((tc / STAGES) - 1) & 1);",
+        ),
+        // consumers
+        (
+            "        const int s = tile % STAGES;\n        const int pv = tile == 0 ? 0 : tile - 1;\n        \
+             mbar_wait(&bars[0][s], (tile / STAGES) & 1);",
+            "        const int tc = it + tile, s = tc % STAGES;\n        const int pv = it + (tile == 0 ? 0 : tile - 1);\n        \
+             mbar_wait(&bars[0][s], (tc / STAGES) & 1);",
+        ),
+        ("        const int last = n_tiles - 1;", "        const int last = it + n_tiles - 1;"),
+        // ping-pong: the turns run on across items (warpgroup 0's first of an item follows
+        // warpgroup 1's last of the one before), so that neither arrives twice on a named
+        // barrier before the other has waited on it
+        (
+            "if (k > 0 || wg == 1) named_bar_sync(1 + wg, NCONS);",
+            "if (k > 0 || wg == 1 || k_item > 0) named_bar_sync(1 + wg, NCONS);",
+        ),
+        (
+            "if (wg == 0 || k < n_tiles) named_bar_arrive(2 - wg, NCONS);",
+            "if (wg == 0 || k < n_tiles || item_of(k_item + 1) < n_items) named_bar_arrive(2 - wg, NCONS);",
+        ),
+    ] {
+        splice_once(&mut body, from, to);
+    }
+    let mut out = String::new();
+    let mut depth = 0;
+    for line in body.lines() {
+        let trimmed = line.trim_start();
+        let ind = &line[..line.len() - trimmed.len()];
+        if let Some(kind) = trimmed.strip_prefix("@ITEM_LOOP ") {
+            let mut open = ITEM_LOOP_OPEN.to_string();
+            open.push_str(WS_ITEM_SETUP);
+            if kind.starts_with("consumer") {
+                open.push_str(ITEM_Q_ROWS);
+            }
+            for l in open.lines() {
+                out.push_str(&format!("{ind}{l}\n"));
+            }
+            depth += 1;
+        } else if trimmed.starts_with("@ITEM_LOOP_END@") {
+            out.push_str(&format!("{ind}    it += n_tiles;\n{ind}}}\n"));
+            depth -= 1;
+        } else if depth > 0 && !line.is_empty() && !trimmed.starts_with('#') {
+            out.push_str(&format!("    {line}\n"));
+        } else {
+            out.push_str(&format!("{line}\n"));
+        }
+    }
+    out
 }
 
 /// Main loop of the overlapped Hopper prefill (3 stages; see the kernel header).
@@ -2142,6 +2363,14 @@ pub enum WgmmaVariant {
     /// thread. Takes four tensor maps after the common arguments
     /// ([`attention_prefill_tma_maps`]).
     PingPongTma,
+    /// [`WgmmaVariant::PingPongFa3Lazy`] on a persistent schedule: at most one block per SM, each
+    /// walking work items (query tile, head, batch) heaviest first in a snake order, its k/v
+    /// stages running on across items. Takes the batch size after the common arguments; launch
+    /// with [`attention_prefill_wgmma_persistent_launch`].
+    PingPongPersistent,
+    /// [`WgmmaVariant::PingPongTma`] on the persistent schedule of
+    /// [`WgmmaVariant::PingPongPersistent`]: the batch size, then the four tensor maps.
+    PingPongTmaPersistent,
     /// Timing diagnostic (wrong results): the overlapped loop without k/v loads after the first
     /// three tiles, i.e. its compute alone.
     #[doc(hidden)]
@@ -2153,8 +2382,8 @@ pub enum WgmmaVariant {
 
 impl WgmmaVariant {
     /// The warp-specialised forms (a producer warpgroup and two consumer warpgroups; the TMA
-    /// one last).
-    pub const WARP_SPECIALISED: [WgmmaVariant; 8] = [
+    /// and persistent ones last).
+    pub const WARP_SPECIALISED: [WgmmaVariant; 10] = [
         WgmmaVariant::Specialized,
         WgmmaVariant::PingPong,
         WgmmaVariant::PingPong2Stages,
@@ -2163,7 +2392,20 @@ impl WgmmaVariant {
         WgmmaVariant::PingPongFa3Order,
         WgmmaVariant::PingPongFa3Lazy,
         WgmmaVariant::PingPongTma,
+        WgmmaVariant::PingPongPersistent,
+        WgmmaVariant::PingPongTmaPersistent,
     ];
+
+    /// Whether the form takes TMA tensor maps (after the common arguments and, persistent, the
+    /// batch size).
+    pub fn takes_tensor_maps(self) -> bool {
+        ws_config(self).is_some_and(|c| c.tma)
+    }
+
+    /// Whether the form runs the persistent schedule (the batch size an extra argument).
+    pub fn is_persistent(self) -> bool {
+        ws_config(self).is_some_and(|c| c.persistent)
+    }
 }
 
 /// Shared-memory stages of a variant.
@@ -2593,5 +2835,68 @@ mod tests {
         // The consumer loop is the default's, word for word.
         let consumers = |s: &str| s[s.find("    /* Consumers.").unwrap()..].to_string();
         assert_eq!(consumers(&tma), consumers(&default));
+    }
+
+    /// The persistent forms are their base forms inside a loop over work items: the batch
+    /// size before any tensor maps, stage and phase counters offset by earlier items' tiles,
+    /// the last v stage released, each warpgroup loading its own q rows; the base forms keep
+    /// no trace of the loop. A launch covers every item up to the block limit.
+    #[test]
+    fn persistent_forms_loop_over_items() {
+        let p = AttentionParams {
+            head_dim: 128,
+            ..params()
+        };
+        for (base, persistent) in [
+            (ATTN_WGMMA_DEFAULT, WgmmaVariant::PingPongPersistent),
+            (WgmmaVariant::PingPongTma, WgmmaVariant::PingPongTmaPersistent),
+        ] {
+            let src = attention_prefill_wgmma_variant(&p, persistent).unwrap().source;
+            let plain = attention_prefill_wgmma_variant(&p, base).unwrap().source;
+            if std::env::var_os("MODELC_PRINT_PERSISTENT").is_some() {
+                println!("{src}");
+            }
+            assert!(persistent.is_persistent() && !base.is_persistent());
+            assert_eq!(persistent.takes_tensor_maps(), base.takes_tensor_maps());
+            for needle in [
+                "int batch",
+                "for (int k_item = 0;; ++k_item) {",
+                "const int tc = it + t, s = tc % STAGES;",
+                "const int tc = it + tile, s = tc % STAGES;",
+                "const int last = it + n_tiles - 1;",
+                "mbar_arrive(&bars[3][last % STAGES]);",
+                "named_bar_sync(4 + wg, 128);",
+            ] {
+                assert!(src.contains(needle), "{persistent:?} lacks {needle:?}");
+                assert!(!plain.contains(needle), "{base:?} has {needle:?}");
+            }
+            assert_eq!(src.matches("for (int k_item = 0;; ++k_item) {").count(), 2);
+            assert_eq!(src.matches("it += n_tiles;").count(), 2);
+            assert!(!src.contains("@ITEM_LOOP") && !plain.contains("@ITEM_LOOP"));
+            if persistent.takes_tensor_maps() {
+                assert!(src.contains("int batch,\n    const __grid_constant__ TmaMap tm_k"));
+            }
+        }
+        let l = attention_prefill_wgmma_persistent_launch(&p, WgmmaVariant::PingPongPersistent, 2, 300, 132);
+        assert_eq!((l.grid, l.block.0), ((p.heads as u32 * 2 * 3, 1, 1), 384));
+        let l = attention_prefill_wgmma_persistent_launch(&p, WgmmaVariant::PingPongPersistent, 1, 8192, 132);
+        assert_eq!(l.grid, (132, 1, 1));
+    }
+
+    /// `setmaxnreg` hands registers between the warpgroups of one block: what the consumers
+    /// take must fit in what the block holds at its launch bound (384 threads x 168).
+    #[test]
+    fn warp_specialised_register_split_fits_the_block() {
+        for v in WgmmaVariant::WARP_SPECIALISED {
+            let cfg = ws_config(v).unwrap();
+            assert!(
+                128 * cfg.producer_regs + 256 * cfg.consumer_regs <= 384 * 168,
+                "{v:?}: {cfg:?}"
+            );
+            assert!(
+                cfg.producer_regs.is_multiple_of(8) && cfg.consumer_regs.is_multiple_of(8),
+                "{v:?}"
+            );
+        }
     }
 }
