@@ -23,7 +23,8 @@ use modelc::codegen::templates::KernelSource;
 use modelc::spec::GateActivation;
 use modelc_runtime::cuda::nvrtc::HOPPER_TARGET;
 use modelc_runtime::cuda::{
-    compile_cubin, compile_cubin_reporting, compile_ptx, default_include_dirs, nvrtc_version, ptxas_report,
+    check_syntax, compile_cubin, compile_cubin_reporting, compile_ptx, default_include_dirs, nvrtc_version,
+    ptxas_report,
 };
 use modelc_runtime::parallel::par_map;
 
@@ -247,7 +248,10 @@ fn kda_decode_step_assembles_without_spills() {
     }
 }
 
-/// Templates carry an include guard, so the lead may put several into one module.
+/// Templates carry an include guard, so the lead may put several into one module: all of them
+/// in one source pass NVRTC's front end (a helper defined twice would be an error there; the
+/// code each generates is checked per template by `every_template_compiles_and_assembles_for_sm90`,
+/// which also checks that no two share an entry name).
 #[test]
 fn concatenated_templates_compile_as_one_module() {
     if !nvrtc_or_skip() {
@@ -255,12 +259,12 @@ fn concatenated_templates_compile_as_one_module() {
     }
     let sources = all_sources();
     let joined: String = sources.iter().map(|s| s.source.as_str()).collect::<Vec<_>>().join("\n");
-    let ptx = compile_ptx(&joined, "all_templates", ARCH, &default_include_dirs()).unwrap();
-    for s in &sources {
-        for e in &s.entries {
-            assert!(ptx.text().contains(&format!(".entry {e}(")), "{e}");
-        }
-    }
+    check_syntax(&joined, "all_templates", ARCH, &default_include_dirs()).unwrap_or_else(|e| panic!("{e}"));
+    // The check sees what the guards prevent: two templates without them fail it.
+    let unguarded = |s: &str| s.replace("#ifndef MODELC_", "#if 1 // MODELC_");
+    let pair = format!("{}\n{}", unguarded(&sources[0].source), unguarded(&sources[1].source));
+    let err = check_syntax(&pair, "unguarded_pair", ARCH, &default_include_dirs()).unwrap_err();
+    assert!(err.to_string().contains("already been defined"), "{err}");
 }
 
 /// Equal parameters give byte-identical sources (kernels deduplicate across layers).
@@ -324,8 +328,10 @@ fn every_template_compiles_and_assembles_for_sm90() {
     assert!(sources.len() >= 30, "only {} sources", sources.len());
 }
 
-/// The Hopper prefill (`wgmma`, sm_90a only) assembles for sm_90a without spills, for full
-/// causal attention and a sliding window, several GQA ratios.
+/// The Hopper prefill (`wgmma`, sm_90a only) assembles for sm_90a without spills: every form
+/// at H32 G8, and the forms programs launch (the default and the TMA form) also for full
+/// attention without GQA and for a sliding window (the shape changes only constants and the
+/// mask; every form's code is the same at each).
 #[test]
 fn wgmma_prefill_assembles_for_sm90a() {
     if !nvrtc_or_skip() {
@@ -341,9 +347,13 @@ fn wgmma_prefill_assembles_for_sm90a() {
             window,
             scale: 128f32.powf(-0.5),
         };
-        sources.push(attention_prefill_wgmma(&p).unwrap());
-        for v in [WgmmaVariant::Plain].into_iter().chain(WgmmaVariant::WARP_SPECIALISED) {
-            sources.push(attention_prefill_wgmma_variant(&p, v).unwrap());
+        if heads == 32 {
+            for v in [WgmmaVariant::Plain].into_iter().chain(WgmmaVariant::WARP_SPECIALISED) {
+                sources.push(attention_prefill_wgmma_variant(&p, v).unwrap());
+            }
+        } else {
+            sources.push(attention_prefill_wgmma(&p).unwrap());
+            sources.push(attention_prefill_wgmma_variant(&p, WgmmaVariant::PingPongTma).unwrap());
         }
     }
     let logs = par_map(&sources, |src| {
@@ -398,9 +408,9 @@ fn cache_policies_survive_ptxas() {
             [WgmmaVariant::PingPongFa3Lazy, WgmmaVariant::PingPongTma]
                 .map(|v| (attention_prefill_wgmma_variant(p, v).unwrap(), HOPPER_TARGET))
         }));
-    let candidates: Vec<_> = modules.filter(|(s, _)| s.source.contains("createpolicy")).collect();
+    let candidates: Vec<_> = modules.filter(|(s, _)| calls_a_policy_helper(&s.source)).collect();
     let checked: Vec<String> = par_map(&candidates, |(src, arch)| {
-        // Only modules whose code keeps a policy (the prelude defines helpers every module has).
+        // Candidates call a policy helper; the PTX shows whether the policy survived to the code.
         let ptx = compile_ptx(&src.source, src.name(), arch, &includes).unwrap_or_else(|e| panic!("{e}"));
         if !ptx.text().contains("createpolicy") {
             return None;
@@ -452,6 +462,26 @@ fn cache_policies_survive_ptxas() {
         bad.iter().any(|b| b.instruction.starts_with("LDGSTS")),
         "NVRTC 13.0 no longer drops the policy of the producer's cache-hinted copies: {bad:?}"
     );
+}
+
+/// Whether a module's code calls one of the helpers that create an L2 cache policy (every
+/// module with the tensor-core prelude defines `cp_async16_stream`; a definition alone leaves
+/// no policy in the code). Panics on a `createpolicy` outside those helpers, so that a new one
+/// is added here rather than missed.
+fn calls_a_policy_helper(src: &str) -> bool {
+    const HELPERS: [(&str, &str); 2] = [
+        ("void cp_async16_stream(", "cp_async16_stream("),
+        ("unsigned long long l2_evict_last_policy() {", "l2_evict_last_policy()"),
+    ];
+    let defined = HELPERS.iter().filter(|(def, _)| src.contains(def)).count();
+    assert_eq!(
+        src.matches("createpolicy").count(),
+        defined,
+        "a cache policy outside the known helpers: add it to calls_a_policy_helper"
+    );
+    HELPERS
+        .iter()
+        .any(|(def, call)| src.contains(def) && src.matches(call).count() > 1)
 }
 
 /// The chunk-parallel delta rule's module with the scan over clusters holds a Hopper-only entry:

@@ -21,7 +21,7 @@ pub use gemv::{
 };
 pub use kernel_cache::{default_cache_dir, KernelCache, CACHE_DIR_ENV};
 pub use nvrtc::{
-    compile_cubin, compile_cubin_reporting, compile_ptx, default_include_dirs, device_target, nvrtc_available,
-    nvrtc_version, ptxas_report, Cubin, ModuleImage, Ptx, CUDA_INCLUDE_ENV, NVRTC_LIB_ENV,
+    check_syntax, compile_cubin, compile_cubin_reporting, compile_ptx, default_include_dirs, device_target,
+    nvrtc_available, nvrtc_version, ptxas_report, Cubin, ModuleImage, Ptx, CUDA_INCLUDE_ENV, NVRTC_LIB_ENV,
 };
 pub use tensor_map::{TensorMap, TileMap2d};
