@@ -3005,6 +3005,12 @@ fn prefill_ablations(default: &KernelSource) -> Vec<(&'static str, KernelSource)
     ]
 }
 
+/// The TMA forms' k/v copies under an evict-normal L2 policy instead of evict-last.
+const KV_EVICT_NORMAL: (&str, &str) = (
+    "createpolicy.fractional.L2::evict_last.b64",
+    "createpolicy.fractional.L2::evict_normal.b64",
+);
+
 /// Cache-policy trials of the Hopper prefill (correct results; `MODELC_BENCH_TRIALS=1`): O
 /// written evict-first, the TMA form's k/v loads evict-normal, and L2 sections of 4, 8 and
 /// 16 MiB in the tile order (`WS_TILE_ORDER`; the kernels' own is one section), on the default
@@ -3037,17 +3043,7 @@ extern \"C\" __global__",
             ablated(default, "to", &[helpers, o_first]),
         ),
         ("trial: TMA, O evict-first", ablated(tma, "to", &[helpers, o_first])),
-        (
-            "trial: TMA, k/v evict-normal",
-            ablated(
-                tma,
-                "kvn",
-                &[(
-                    "createpolicy.fractional.L2::evict_last.b64",
-                    "createpolicy.fractional.L2::evict_normal.b64",
-                )],
-            ),
-        ),
+        ("trial: TMA, k/v evict-normal", ablated(tma, "kvn", &[KV_EVICT_NORMAL])),
     ];
     for (form, src) in [("default", default), ("TMA", tma)] {
         for (what, tag, edit) in [
@@ -3086,14 +3082,7 @@ fn persistent_trials(cp: &KernelSource, tma: &KernelSource) -> Vec<(&'static str
         ),
         (
             "trial: persistent, TMA, k/v evict-normal",
-            ablated(
-                tma,
-                "kvn",
-                &[(
-                    "createpolicy.fractional.L2::evict_last.b64",
-                    "createpolicy.fractional.L2::evict_normal.b64",
-                )],
-            ),
+            ablated(tma, "kvn", &[KV_EVICT_NORMAL]),
         ),
     ]
 }

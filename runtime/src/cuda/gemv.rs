@@ -1146,18 +1146,21 @@ mod tests {
             return;
         }
         // The L2-prefetch form differs in the streamed modules only.
-        let forms = Module::all()
+        let forms: Vec<_> = Module::all()
             .into_iter()
             .map(|m| (m, false))
-            .chain((1..=STREAM_MAX_ROWS).map(|m| (Module::Streamed(m), true)));
-        for (module, l2_prefetch) in forms {
-            let log = ptxas_report(
+            .chain((1..=STREAM_MAX_ROWS).map(|m| (Module::Streamed(m), true)))
+            .collect();
+        let logs = crate::parallel::par_map(&forms, |&(module, l2_prefetch)| {
+            ptxas_report(
                 &module.source(l2_prefetch),
                 "modelc_gemv",
                 "sm_90",
                 &default_include_dirs(),
             )
-            .unwrap_or_else(|e| panic!("{module:?}: {e}"));
+            .unwrap_or_else(|e| panic!("{module:?}: {e}"))
+        });
+        for (&(module, l2_prefetch), log) in forms.iter().zip(logs) {
             let mut reports = 0;
             for line in log.lines().filter(|l| l.contains("spill")) {
                 reports += 1;

@@ -1104,46 +1104,67 @@ __device__ __forceinline__ void wgmma_rs_n128_tb(float (&d)[64], const unsigned 
 const ATTN_WS_PRODUCER_REGS: usize = 40;
 const ATTN_WS_CONSUMER_REGS: usize = 232;
 
-/// Opening of the warp-specialised prefill: the q tile by every thread, the barriers by thread 0,
-/// the cache rows appended, then one block-wide barrier.
-const WS_PROLOGUE: &str = r#"    /* q tile by every thread; barriers by thread 0; then one block-wide barrier. */
-    for (int c = tid; c < BQ * CPR; c += nth) {
-        const int r = c / CPR, ch = c % CPR, t = qt0 + r;
+/// Threads `first`, `first + step`, ... below `end` of a warp-specialised opening, each taking
+/// 16-byte chunk `c % CPR` of q-tile row `row` (an expression of `c`).
+#[derive(Clone, Copy)]
+struct RowCopy {
+    first: &'static str,
+    end: &'static str,
+    step: &'static str,
+    row: &'static str,
+}
+
+/// The whole q tile by every thread (the non-persistent openings).
+const WHOLE_TILE: RowCopy = RowCopy {
+    first: "tid",
+    end: "BQ * CPR",
+    step: "nth",
+    row: "c / CPR",
+};
+
+/// The q rows of a [`RowCopy`] into shared memory (`cp.async`), one commit group.
+fn q_rows_copy(t: RowCopy) -> String {
+    format!(
+        r#"    for (int c = {first}; c < {end}; c += {step}) {{
+        const int r = {row}, ch = c % CPR, t = qt0 + r;
         const bf16* src = q + (b * T + min(t, T - 1)) * (long)q_stride + h * DH + ch * 8;
         copy8_to_smem(reinterpret_cast<bf16*>(q_s + swz(r, ch, QHALF)), src, t < T, vec);
-    }
+    }}
     cp_async_commit();
-    if (tid == 0) {
-        for (int s = 0; s < STAGES; ++s) {
-            mbar_init(&bars[0][s], NPROD);
-            mbar_init(&bars[1][s], NPROD);
-            mbar_init(&bars[2][s], NCONS);
-            mbar_init(&bars[3][s], NCONS);
-        }
-    }
-    if (h % R == 0) {
-        for (int c = tid; c < BQ * CPR; c += nth) {
-            const int r = c / CPR, ch = c % CPR, t = qt0 + r;
+"#,
+        first = t.first,
+        end = t.end,
+        step = t.step,
+        row = t.row
+    )
+}
+
+/// The same rows' new k/v appended to the caches, by the blocks of a KV group's first head (no
+/// slot appended holds a key this call reads: S_max >= W + T - 1).
+fn cache_rows_append(t: RowCopy) -> String {
+    format!(
+        r#"    if (h % R == 0) {{
+        for (int c = {first}; c < {end}; c += {step}) {{
+            const int r = {row}, ch = c % CPR, t = qt0 + r;
             if (t >= T) continue;
             const long pos = (long)past + t;
             const long slot = W > 0 ? pos % s_max : pos;
-            if (slot < s_max) {
+            if (slot < s_max) {{
                 copy8_global(kc + slot * DH + ch * 8, k + (b * T + t) * k_stride + g * DH + ch * 8, vec);
                 copy8_global(vc + slot * DH + ch * 8, v + (b * T + t) * v_stride + g * DH + ch * 8, vec);
-            }
-        }
-    }
-    cp_async_wait<0>();
-    fence_proxy_async();
-    __syncthreads();
-"#;
+            }}
+        }}
+    }}
+"#,
+        first = t.first,
+        end = t.end,
+        step = t.step,
+        row = t.row
+    )
+}
 
-/// Opening with early k/v ([`WsConfig::early_kv`]): the barriers, one block-wide barrier, ...
-const WS_PROLOGUE_EARLY: &str = r#"    /* Barriers by thread 0, then one block-wide barrier: the producer streams k/v from the start
-     * while the consumers copy the q tile and append this call's cache rows (no slot appended
-     * holds a key this call reads: S_max >= W + T - 1). */
-    (void)nth;
-    if (tid == 0) {
+/// The stage barriers, initialised by thread 0.
+const WS_BARRIER_INIT: &str = r#"    if (tid == 0) {
         for (int s = 0; s < STAGES; ++s) {
             mbar_init(&bars[0][s], NPROD);
             mbar_init(&bars[1][s], NPROD);
@@ -1151,48 +1172,22 @@ const WS_PROLOGUE_EARLY: &str = r#"    /* Barriers by thread 0, then one block-w
             mbar_init(&bars[3][s], NCONS);
         }
     }
-    __syncthreads();
 "#;
 
-/// Opening of the persistent schedule ([`WsConfig::persistent`]): the barriers only (each item's
-/// q rows and cache rows are loaded in the consumers' item loop).
-const WS_PROLOGUE_PERSISTENT: &str = r#"    /* Barriers by thread 0, then one block-wide barrier; each consumer warpgroup loads its q rows
-     * at the start of every item. */
-    (void)nth;
-    if (tid == 0) {
-        for (int s = 0; s < STAGES; ++s) {
-            mbar_init(&bars[0][s], NPROD);
-            mbar_init(&bars[1][s], NPROD);
-            mbar_init(&bars[2][s], NCONS);
-            mbar_init(&bars[3][s], NCONS);
-        }
-    }
-    __syncthreads();
-"#;
-
-/// ... and the q tile and the cache rows by the consumers, behind named barrier 3.
-const WS_CONSUMER_PROLOGUE_EARLY: &str = r#"    for (int c = tid; c < BQ * CPR; c += NCONS) {
-        const int r = c / CPR, ch = c % CPR, t = qt0 + r;
-        const bf16* src = q + (b * T + min(t, T - 1)) * (long)q_stride + h * DH + ch * 8;
-        copy8_to_smem(reinterpret_cast<bf16*>(q_s + swz(r, ch, QHALF)), src, t < T, vec);
-    }
-    cp_async_commit();
-    if (h % R == 0) {
-        for (int c = tid; c < BQ * CPR; c += NCONS) {
-            const int r = c / CPR, ch = c % CPR, t = qt0 + r;
-            if (t >= T) continue;
-            const long pos = (long)past + t;
-            const long slot = W > 0 ? pos % s_max : pos;
-            if (slot < s_max) {
-                copy8_global(kc + slot * DH + ch * 8, k + (b * T + t) * k_stride + g * DH + ch * 8, vec);
-                copy8_global(vc + slot * DH + ch * 8, v + (b * T + t) * v_stride + g * DH + ch * 8, vec);
-            }
-        }
-    }
-    cp_async_wait<0>();
-    fence_proxy_async();
-    named_bar_sync(3, NCONS); /* the q tile is complete for both consumer warpgroups */
-"#;
+/// The opening of the consumers with early k/v ([`WsConfig::early_kv`]): the q tile and the
+/// cache rows, behind named barrier 3.
+fn ws_consumer_prologue_early() -> String {
+    let consumers = RowCopy {
+        step: "NCONS",
+        ..WHOLE_TILE
+    };
+    format!(
+        "{}{}    cp_async_wait<0>();\n    fence_proxy_async();\n    \
+         named_bar_sync(3, NCONS); /* the q tile is complete for both consumer warpgroups */\n",
+        q_rows_copy(consumers),
+        cache_rows_append(consumers)
+    )
+}
 
 /// Named-barrier helpers of the ping-pong prefill.
 const NAMED_BAR_PRELUDE: &str = r#"#ifndef MODELC_NAMED_BAR_PRELUDE
@@ -1448,20 +1443,33 @@ const PRODUCER_CP_ASYNC: &str = r#"        /* Producer warpgroup, registers hand
 /// (its bytes are counted by the copies) and the initialised barriers are fenced for the async
 /// proxy.
 fn ws_prologue(cfg: WsConfig) -> String {
+    let barriers_only = |why: &str| format!("{why}    (void)nth;\n{WS_BARRIER_INIT}    __syncthreads();\n");
     let prologue = if cfg.persistent {
-        WS_PROLOGUE_PERSISTENT
+        barriers_only(
+            "    /* Barriers by thread 0, then one block-wide barrier; each consumer warpgroup loads its q rows\n     \
+             * at the start of every item. */\n",
+        )
     } else if cfg.early_kv {
-        WS_PROLOGUE_EARLY
+        barriers_only(
+            "    /* Barriers by thread 0, then one block-wide barrier: the producer streams k/v from the start\n     \
+             * while the consumers copy the q tile and append this call's cache rows (no slot appended\n     \
+             * holds a key this call reads: S_max >= W + T - 1). */\n",
+        )
     } else {
-        WS_PROLOGUE
+        format!(
+            "    /* q tile by every thread; barriers by thread 0; then one block-wide barrier. */\n\
+             {}{WS_BARRIER_INIT}{}    cp_async_wait<0>();\n    fence_proxy_async();\n    __syncthreads();\n",
+            q_rows_copy(WHOLE_TILE),
+            cache_rows_append(WHOLE_TILE)
+        )
     };
     if !cfg.tma {
-        return prologue.to_string();
+        return prologue;
     }
     let init = "            mbar_init(&bars[0][s], NPROD);\n            mbar_init(&bars[1][s], NPROD);\n";
     let init_tma = "            mbar_init(&bars[0][s], 1);\n            mbar_init(&bars[1][s], 1);\n";
     let loop_end = "            mbar_init(&bars[3][s], NCONS);\n        }\n";
-    let mut s = prologue.to_string();
+    let mut s = prologue;
     splice_once(&mut s, init, init_tma);
     let fence = "        asm volatile(\"fence.mbarrier_init.release.cluster;\\n\" ::: \"memory\");\n";
     splice_once(&mut s, loop_end, &format!("{loop_end}{fence}"));
@@ -1893,7 +1901,11 @@ fn prefill_wgmma_ws(p: &AttentionParams, cfg: WsConfig) -> KernelSource {
         preg = cfg.producer_regs,
         creg = cfg.consumer_regs,
         prologue = ws_prologue(cfg),
-        consumer_prologue = if cfg.early_kv { WS_CONSUMER_PROLOGUE_EARLY } else { "" },
+        consumer_prologue = if cfg.early_kv {
+            ws_consumer_prologue_early()
+        } else {
+            String::new()
+        },
         turn_begin_loop = turn_begin("tile"),
         turn_end_loop = turn_end("tile"),
         turn_begin_last = turn_begin("n_tiles"),
@@ -1972,30 +1984,21 @@ for (int k_item = 0;; ++k_item) {
 "#;
 
 /// A consumer warpgroup's part of an item's opening: its 64 rows of the q tile (its S GEMMs of
-/// the last item have completed, so q_s is free) and, in the first head of a KV group, their
-/// k/v appended to the caches (no slot appended holds a key this call reads).
-const ITEM_Q_ROWS: &str = r#"    for (int c = tid % 128; c < 64 * CPR; c += 128) {
-        const int r = wg * 64 + c / CPR, ch = c % CPR, t = qt0 + r;
-        const bf16* src = q + (b * T + min(t, T - 1)) * (long)q_stride + h * DH + ch * 8;
-        copy8_to_smem(reinterpret_cast<bf16*>(q_s + swz(r, ch, QHALF)), src, t < T, vec);
-    }
-    cp_async_commit();
-    if (h % R == 0) {
-        for (int c = tid % 128; c < 64 * CPR; c += 128) {
-            const int r = wg * 64 + c / CPR, ch = c % CPR, t = qt0 + r;
-            if (t >= T) continue;
-            const long pos = (long)past + t;
-            const long slot = W > 0 ? pos % s_max : pos;
-            if (slot < s_max) {
-                copy8_global(kc + slot * DH + ch * 8, k + (b * T + t) * k_stride + g * DH + ch * 8, vec);
-                copy8_global(vc + slot * DH + ch * 8, v + (b * T + t) * v_stride + g * DH + ch * 8, vec);
-            }
-        }
-    }
-    cp_async_wait<0>();
-    fence_proxy_async();
-    named_bar_sync(4 + wg, 128); /* the warpgroup's q rows are complete */
-"#;
+/// the last item have completed, so q_s is free) and their cache rows, then a warpgroup barrier.
+fn item_q_rows() -> String {
+    let warpgroup = RowCopy {
+        first: "tid % 128",
+        end: "64 * CPR",
+        step: "128",
+        row: "wg * 64 + c / CPR",
+    };
+    format!(
+        "{}{}    cp_async_wait<0>();\n    fence_proxy_async();\n    \
+         named_bar_sync(4 + wg, 128); /* the warpgroup's q rows are complete */\n",
+        q_rows_copy(warpgroup),
+        cache_rows_append(warpgroup)
+    )
+}
 
 /// Expands the `@ITEM_LOOP producer|consumer@` .. `@ITEM_LOOP_END@` markers of a
 /// warp-specialised body: with the persistent schedule into a loop over the block's work items
@@ -2050,7 +2053,7 @@ fn item_loops(body: String, persistent: bool) -> String {
             let mut open = ITEM_LOOP_OPEN.to_string();
             open.push_str(WS_ITEM_SETUP);
             if kind.starts_with("consumer") {
-                open.push_str(ITEM_Q_ROWS);
+                open.push_str(&item_q_rows());
             }
             for l in open.lines() {
                 out.push_str(&format!("{ind}{l}\n"));
