@@ -186,9 +186,9 @@ extern "C" __global__ void __launch_bounds__(256) rope_7c574c7d927c(
     }
 }
 
-// ===== kernels/attn_prefill_6014092f.cu =====
+// ===== kernels/attn_prefill_a0d380b6.cu =====
 /*
- * modelc mixer core: attn_prefill_6014092f (template).
+ * modelc mixer core: attn_prefill_a0d380b6 (template).
  * Fuses, in order:
  *   attention(heads=2, kv_heads=1, head_dim=32, causal=true, window=none, scale=0.17677669529663687)
  * Bytes loaded:  256*batch*tokens + 128*batch*(past + tokens)
@@ -196,7 +196,7 @@ extern "C" __global__ void __launch_bounds__(256) rope_7c574c7d927c(
  * FLOPs:         256*batch*tokens*(past + tokens)
  */
 /*
- * attn_prefill_6014092f: causal GQA attention of T new tokens over (KV cache ++ new keys),
+ * attn_prefill_a0d380b6: causal GQA attention of T new tokens over (KV cache ++ new keys),
  *   H = 2 query heads, G = 1 KV heads, Dh = 32, scale = 1.7677669e-1f, full causal (slot = pos).
  *   out[b,t,h,:] = softmax_j(scale * q[b,t,h,:] . k_j) v_j over the keys j visible from
  *   position past_len[b] + t. Tensor cores: S = Q K^T and O += P V on mma.sync m16n8k16
@@ -304,7 +304,7 @@ __device__ __forceinline__ void copy8_global(bf16* dst, const bf16* src, bool ve
 }
 #endif
 
-extern "C" __global__ void __launch_bounds__(128) attn_prefill_6014092f(
+extern "C" __global__ void __launch_bounds__(128) attn_prefill_a0d380b6(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -333,12 +333,11 @@ extern "C" __global__ void __launch_bounds__(128) attn_prefill_6014092f(
     const int qt0 = (gridDim.y - 1 - blockIdx.y) * BQ;
     const int h = blockIdx.x % H;
     const long b = blockIdx.x / H;
-    const int g = h / R;
     const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
+    const int g = h / R;
     const int past = past_len[b];
     bf16* kc = k_cache + (b * G + g) * (long)s_max * DH;
     bf16* vc = v_cache + (b * G + g) * (long)s_max * DH;
-
     const int q_last = min(T, qt0 + BQ) - 1;
     const int hi = past + q_last;
     const int lo = W > 0 ? max(0, past + qt0 - W + 1) : 0;
@@ -803,9 +802,9 @@ extern "C" __global__ void __launch_bounds__(256) rope_a1f4dd3dbb3f(
     }
 }
 
-// ===== kernels/attn_prefill_8969e0ec.cu =====
+// ===== kernels/attn_prefill_f5a785aa.cu =====
 /*
- * modelc mixer core: attn_prefill_8969e0ec (template).
+ * modelc mixer core: attn_prefill_f5a785aa (template).
  * Fuses, in order:
  *   attention(heads=2, kv_heads=2, head_dim=32, causal=true, window=4, scale=0.17677669529663687)
  * Bytes loaded:  384*batch*tokens + 256*batch*min(past + tokens, 4)
@@ -813,7 +812,7 @@ extern "C" __global__ void __launch_bounds__(256) rope_a1f4dd3dbb3f(
  * FLOPs:         256*batch*tokens*min(past + tokens, 4)
  */
 /*
- * attn_prefill_8969e0ec: causal GQA attention of T new tokens over (KV cache ++ new keys),
+ * attn_prefill_f5a785aa: causal GQA attention of T new tokens over (KV cache ++ new keys),
  *   H = 2 query heads, G = 2 KV heads, Dh = 32, scale = 1.7677669e-1f, sliding window W = 4 (ring cache, slot = pos mod S_max).
  *   out[b,t,h,:] = softmax_j(scale * q[b,t,h,:] . k_j) v_j over the keys j visible from
  *   position past_len[b] + t. Tensor cores: S = Q K^T and O += P V on mma.sync m16n8k16
@@ -921,7 +920,7 @@ __device__ __forceinline__ void copy8_global(bf16* dst, const bf16* src, bool ve
 }
 #endif
 
-extern "C" __global__ void __launch_bounds__(128) attn_prefill_8969e0ec(
+extern "C" __global__ void __launch_bounds__(128) attn_prefill_f5a785aa(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -950,12 +949,11 @@ extern "C" __global__ void __launch_bounds__(128) attn_prefill_8969e0ec(
     const int qt0 = (gridDim.y - 1 - blockIdx.y) * BQ;
     const int h = blockIdx.x % H;
     const long b = blockIdx.x / H;
-    const int g = h / R;
     const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
+    const int g = h / R;
     const int past = past_len[b];
     bf16* kc = k_cache + (b * G + g) * (long)s_max * DH;
     bf16* vc = v_cache + (b * G + g) * (long)s_max * DH;
-
     const int q_last = min(T, qt0 + BQ) - 1;
     const int hi = past + q_last;
     const int lo = W > 0 ? max(0, past + qt0 - W + 1) : 0;

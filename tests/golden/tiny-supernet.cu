@@ -186,9 +186,9 @@ extern "C" __global__ void __launch_bounds__(256) rope_6425a55b79c7(
     }
 }
 
-// ===== kernels/attn_prefill_7dd6dcd6.cu =====
+// ===== kernels/attn_prefill_48c04fff.cu =====
 /*
- * modelc mixer core: attn_prefill_7dd6dcd6 (template).
+ * modelc mixer core: attn_prefill_48c04fff (template).
  * Fuses, in order:
  *   attention(heads=4, kv_heads=2, head_dim=16, causal=true, window=none, scale=0.25)
  * Bytes loaded:  256*batch*tokens + 128*batch*(past + tokens)
@@ -196,7 +196,7 @@ extern "C" __global__ void __launch_bounds__(256) rope_6425a55b79c7(
  * FLOPs:         256*batch*tokens*(past + tokens)
  */
 /*
- * attn_prefill_7dd6dcd6: causal GQA attention of T new tokens over (KV cache ++ new keys),
+ * attn_prefill_48c04fff: causal GQA attention of T new tokens over (KV cache ++ new keys),
  *   H = 4 query heads, G = 2 KV heads, Dh = 16, scale = 2.5e-1f, full causal (slot = pos).
  *   out[b,t,h,:] = softmax_j(scale * q[b,t,h,:] . k_j) v_j over the keys j visible from
  *   position past_len[b] + t. Tensor cores: S = Q K^T and O += P V on mma.sync m16n8k16
@@ -304,7 +304,7 @@ __device__ __forceinline__ void copy8_global(bf16* dst, const bf16* src, bool ve
 }
 #endif
 
-extern "C" __global__ void __launch_bounds__(128) attn_prefill_7dd6dcd6(
+extern "C" __global__ void __launch_bounds__(128) attn_prefill_48c04fff(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -333,12 +333,11 @@ extern "C" __global__ void __launch_bounds__(128) attn_prefill_7dd6dcd6(
     const int qt0 = (gridDim.y - 1 - blockIdx.y) * BQ;
     const int h = blockIdx.x % H;
     const long b = blockIdx.x / H;
-    const int g = h / R;
     const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
+    const int g = h / R;
     const int past = past_len[b];
     bf16* kc = k_cache + (b * G + g) * (long)s_max * DH;
     bf16* vc = v_cache + (b * G + g) * (long)s_max * DH;
-
     const int q_last = min(T, qt0 + BQ) - 1;
     const int hi = past + q_last;
     const int lo = W > 0 ? max(0, past + qt0 - W + 1) : 0;

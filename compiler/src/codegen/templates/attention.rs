@@ -361,17 +361,8 @@ fn mma_prefill_setup(p: &AttentionParams, bq: usize, bk: usize, stages: usize, t
     const int qt0 = (gridDim.y - 1 - blockIdx.y) * BQ;
     const int h = blockIdx.x % H;
     const long b = blockIdx.x / H;
-    const int g = h / R;
     const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
-    const int past = past_len[b];
-    bf16* kc = k_cache + (b * G + g) * (long)s_max * DH;
-    bf16* vc = v_cache + (b * G + g) * (long)s_max * DH;
-
-    const int q_last = min(T, qt0 + BQ) - 1;
-    const int hi = past + q_last;
-    const int lo = W > 0 ? max(0, past + qt0 - W + 1) : 0;
-    const int n_tiles = (hi - lo) / BK + 1;
-    /* q/k/v rows may be column slices of wider buffers: 16-byte copies need aligned rows. */
+{ITEM_SETUP}    /* q/k/v rows may be column slices of wider buffers: 16-byte copies need aligned rows. */
     const bool vec = ((reinterpret_cast<unsigned long long>(q) | reinterpret_cast<unsigned long long>(k) |
                        reinterpret_cast<unsigned long long>(v) |
                        2ull * (unsigned long long)(q_stride | k_stride | v_stride)) & 15) == 0;
@@ -1882,7 +1873,7 @@ fn prefill_wgmma_ws(p: &AttentionParams, cfg: WsConfig) -> KernelSource {
         block_items = if cfg.persistent {
             PERSISTENT_SCHEDULE.to_string()
         } else {
-            format!("{WS_TILE_ORDER}{WS_ITEM_SETUP}")
+            format!("{WS_TILE_ORDER}{ITEM_SETUP}")
         },
         last_release = if cfg.persistent {
             "        mbar_arrive(&bars[3][last % STAGES]); /* v(last) read: the next item's tiles reuse its stage */\n"
@@ -1951,8 +1942,9 @@ fn ws_params(cfg: WsConfig) -> String {
     params
 }
 
-/// A work item's keys and cache rows, from its query tile `qt0`, head `h` and sequence `b`.
-const WS_ITEM_SETUP: &str = r#"    const int g = h / R;
+/// A prefill block's (or work item's) keys and cache rows, from its query tile `qt0`, head `h`
+/// and sequence `b`: its KV head, the key tiles `lo ..` up to the last query row's position.
+const ITEM_SETUP: &str = r#"    const int g = h / R;
     const int past = past_len[b];
     bf16* kc = k_cache + (b * G + g) * (long)s_max * DH;
     bf16* vc = v_cache + (b * G + g) * (long)s_max * DH;
@@ -2051,7 +2043,7 @@ fn item_loops(body: String, persistent: bool) -> String {
         let ind = &line[..line.len() - trimmed.len()];
         if let Some(kind) = trimmed.strip_prefix("@ITEM_LOOP ") {
             let mut open = ITEM_LOOP_OPEN.to_string();
-            open.push_str(WS_ITEM_SETUP);
+            open.push_str(ITEM_SETUP);
             if kind.starts_with("consumer") {
                 open.push_str(&item_q_rows());
             }
@@ -2497,17 +2489,8 @@ extern "C" __global__ void __launch_bounds__({threads}, 1) attn_prefill_wgmma_{H
     const int qt0 = (gridDim.y - 1 - blockIdx.y) * BQ;
     const int h = blockIdx.x % H;
     const long b = blockIdx.x / H;
-    const int g = h / R;
     const int tid = threadIdx.x, wg = tid / 128, warp = (tid / 32) % 4, lane = tid % 32;
-    const int past = past_len[b];
-    bf16* kc = k_cache + (b * G + g) * (long)s_max * DH;
-    bf16* vc = v_cache + (b * G + g) * (long)s_max * DH;
-
-    const int q_last = min(T, qt0 + BQ) - 1;
-    const int hi = past + q_last;
-    const int lo = W > 0 ? max(0, past + qt0 - W + 1) : 0;
-    const int n_tiles = (hi - lo) / BK + 1;
-    const bool vec = ((reinterpret_cast<unsigned long long>(q) | reinterpret_cast<unsigned long long>(k) |
+{ITEM_SETUP}    const bool vec = ((reinterpret_cast<unsigned long long>(q) | reinterpret_cast<unsigned long long>(k) |
                        reinterpret_cast<unsigned long long>(v) |
                        2ull * (unsigned long long)(q_stride | k_stride | v_stride)) & 15) == 0;
     /* Byte offset of 16-byte chunk ch (0..15) of row r in a tile whose halves are `half` bytes. */
