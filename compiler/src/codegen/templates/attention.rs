@@ -964,7 +964,9 @@ pub fn attention_prefill_wgmma_launch(p: &AttentionParams, batch: usize, tokens:
     attention_prefill_wgmma_variant_launch(p, ATTN_WGMMA_DEFAULT, batch, tokens)
 }
 
-/// Launch geometry of [`attention_prefill_wgmma_variant`].
+/// Launch geometry of [`attention_prefill_wgmma_variant`]: a block per (head, sequence, query
+/// tile). The persistent forms take it too (one item a block); their own schedule is
+/// [`attention_prefill_wgmma_persistent_launch`].
 pub fn attention_prefill_wgmma_variant_launch(
     p: &AttentionParams,
     v: WgmmaVariant,
