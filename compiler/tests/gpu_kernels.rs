@@ -3332,8 +3332,42 @@ fn bench_attention_prefill(ctx: &mut Ctx, r: &mut ChaCha8Rng) {
                 "| {name} | B1 T{t} H32 G8 Dh128 causal | {ms:.3} | {:.1} TFLOP/s |",
                 flops / ms / 1e9
             );
+            if bench_single_launches() {
+                let (warm, cold) = single_launch_ms(ctx, || ctx.launch(src.name(), launch, args));
+                println!("| {name}, one launch at a time: after the last / after an L2 flush | B1 T{t} | {warm:.3} / {cold:.3} | |");
+            }
         }
     }
+}
+
+/// Whether the prefill benchmark also times its kernels one launch at a time
+/// (`MODELC_BENCH_SINGLE=1`; see [`single_launch_ms`]).
+fn bench_single_launches() -> bool {
+    std::env::var("MODELC_BENCH_SINGLE").is_ok_and(|v| v == "1")
+}
+
+/// Medians of 7 single launches of `launch` (host clock around the launch and a synchronize):
+/// each right after the previous one has finished (L2 as it left it), and each after 128 MiB
+/// uploaded to a fresh buffer (the L2 holds none of the kernel's data). Tells the cost of what
+/// one launch leaves behind for the next apart from back-to-back overlap.
+fn single_launch_ms(ctx: &Ctx, mut launch: impl FnMut()) -> (f64, f64) {
+    launch();
+    let mut time = |flush: bool| {
+        let mut v: Vec<f64> = (0..7)
+            .map(|_| {
+                let scratch = flush.then(|| ctx.nan_bf16(64 << 20, "L2 flush"));
+                ctx.gpu.synchronize().unwrap();
+                let t0 = std::time::Instant::now();
+                launch();
+                ctx.gpu.synchronize().unwrap();
+                drop(scratch);
+                t0.elapsed().as_secs_f64() * 1e3
+            })
+            .collect();
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    (time(false), time(true))
 }
 
 /// Attention decode at B8 past 4096 H32 G8 Dh128 (one new token per sequence), every form of
