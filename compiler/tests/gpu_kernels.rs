@@ -2542,6 +2542,11 @@ fn time_ms(ctx: &Ctx, reps: usize, mut f: impl FnMut()) -> f64 {
             t0.elapsed().as_secs_f64() * 1e3
         })
         .collect();
+    median(&mut v)
+}
+
+/// The median of `v` (sorted in place; the upper middle of an even count).
+fn median(v: &mut [f64]) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
 }
@@ -2943,13 +2948,18 @@ fn bench_selected(label: &str) -> bool {
 /// kernels with parts of their work cut out by text edits of the emitted source (wrong results;
 /// timing diagnostics of where the time goes, as in docs/PERFORMANCE.md).
 fn bench_ablations() -> bool {
-    std::env::var("MODELC_BENCH_ABLATIONS").is_ok_and(|v| v == "1")
+    env_flag("MODELC_BENCH_ABLATIONS")
+}
+
+/// Whether the environment variable `name` is set to `1` (the benchmarks' switches).
+fn env_flag(name: &str) -> bool {
+    std::env::var(name).is_ok_and(|v| v == "1")
 }
 
 /// Whether the benchmarks add their trial rows (`MODELC_BENCH_TRIALS=1`): other forms of the
 /// default kernels by text edits of the emitted source (correct results), not yet in the tree.
 fn bench_trials() -> bool {
-    std::env::var("MODELC_BENCH_TRIALS").is_ok_and(|v| v == "1")
+    env_flag("MODELC_BENCH_TRIALS")
 }
 
 /// `src` with each `(from, to)` edit applied (each `from` must occur) and its entries renamed
@@ -3309,19 +3319,15 @@ fn bench_attention_prefill(ctx: &mut Ctx, r: &mut ChaCha8Rng) {
             }
             ctx.load(&src);
             // The persistent forms take the batch size before any tensor maps.
-            let persistent = src.source.contains("int batch");
-            let with_batch = |a: &[KernelArg]| {
-                let mut a = a.to_vec();
-                a.insert(args.len(), KernelArg::I32(1));
-                a
+            let mut form_args = if src.source.contains("TmaMap tm_k") {
+                tma_args.clone()
+            } else {
+                args.to_vec()
             };
-            let args = match (src.source.contains("TmaMap tm_k"), persistent) {
-                (true, false) => tma_args.clone(),
-                (false, false) => args.to_vec(),
-                (true, true) => with_batch(&tma_args),
-                (false, true) => with_batch(&args),
-            };
-            let args = &args[..];
+            if src.source.contains("int batch") {
+                form_args.insert(args.len(), KernelArg::I32(1));
+            }
+            let args = &form_args[..];
             let ms = time_ms(ctx, 5, || {
                 for _ in 0..10 {
                     ctx.launch(src.name(), launch, args)
@@ -3343,7 +3349,7 @@ fn bench_attention_prefill(ctx: &mut Ctx, r: &mut ChaCha8Rng) {
 /// Whether the prefill benchmark also times its kernels one launch at a time
 /// (`MODELC_BENCH_SINGLE=1`; see [`single_launch_ms`]).
 fn bench_single_launches() -> bool {
-    std::env::var("MODELC_BENCH_SINGLE").is_ok_and(|v| v == "1")
+    env_flag("MODELC_BENCH_SINGLE")
 }
 
 /// Medians of 7 single launches of `launch` (host clock around the launch and a synchronize):
@@ -3364,8 +3370,7 @@ fn single_launch_ms(ctx: &Ctx, mut launch: impl FnMut()) -> (f64, f64) {
                 t0.elapsed().as_secs_f64() * 1e3
             })
             .collect();
-        v.sort_by(f64::total_cmp);
-        v[v.len() / 2]
+        median(&mut v)
     };
     (time(false), time(true))
 }
