@@ -408,6 +408,14 @@ const GEMV_ROWS: usize = 2;
 /// Set to `1`, kernels are not launched as programmatic dependent launches (see [`Gpu::launch_ex`]).
 pub const NO_PDL_ENV: &str = "MODELC_NO_PDL";
 
+/// Env var for benchmarks only: a comma-separated list of prefixes of step kinds (as
+/// [`Executor::profile`] names them: `gemm`, `gemm+rms_norm`, `gemm+silu_mul`, or a kernel's
+/// entry without its hash, e.g. `kda_decode_step_cluster`) whose steps are not enqueued; a list
+/// starting with `!` leaves out every step whose kind matches none of it. The results are wrong; the
+/// time a step saves with its kind left out is what that kind costs inside a replayed decode
+/// step, dependent launches and all, which profiling steps one at a time cannot show.
+pub const BENCH_SKIP_ENV: &str = "MODELC_BENCH_SKIP";
+
 /// Env var: `1` runs every launch step's own launch, ignoring its variants (e.g. the Hopper
 /// attention prefill), to compare the two or to rule a variant out.
 pub const NO_VARIANTS_ENV: &str = "MODELC_NO_VARIANTS";
@@ -637,6 +645,8 @@ pub struct Executor {
     gemv: bool,
     /// Whether GEMVs are programmatic dependent launches ([`NO_PDL_ENV`] unset, device ≥ sm_90).
     pdl: bool,
+    /// Step kinds left out of every call ([`BENCH_SKIP_ENV`]).
+    skip: Vec<String>,
     /// Dense X of fused-prologue GEMM steps that do not run the fused GEMV (bf16, `slots` rows
     /// of the largest such k); `None` when the decode schedule has no prologue.
     scratch: Option<Region>,
@@ -884,6 +894,9 @@ impl Executor {
             program,
             graphs: HashMap::new(),
             graph_stats: GraphStats::default(),
+            skip: std::env::var(BENCH_SKIP_ENV)
+                .map(|v| v.split(',').filter(|k| !k.is_empty()).map(str::to_string).collect())
+                .unwrap_or_default(),
         })
     }
 
@@ -1108,10 +1121,18 @@ impl Executor {
         Ok(())
     }
 
+    /// Whether [`BENCH_SKIP_ENV`] leaves `step` out.
+    fn skipped(&self, step: &Step, env: &Env) -> bool {
+        !self.skip.is_empty() && skip_listed(&self.skip, &step_kind(step, env))
+    }
+
     /// Enqueues steps `range` of `phase` on the stream.
     fn enqueue(&self, phase: Phase, env: &Env, range: std::ops::Range<usize>) -> Result<(), ExecError> {
         let steps = &self.schedule(phase).steps[range.clone()];
         for (index, step) in (range.start..).zip(steps) {
+            if self.skipped(step, env) {
+                continue;
+            }
             let r = match step {
                 Step::Gemm(g) => self.gemm_step(g, env, self.next_gemm_prefetch(phase, index)),
                 Step::Launch(l) => self.launch_step(l, env),
@@ -1246,19 +1267,7 @@ impl Executor {
             let ms = w[0]
                 .elapsed_ms(&w[1])
                 .map_err(|e| CudaError::driver("reading a timing event", e))?;
-            let kind = match step {
-                Step::Gemm(g) => match g.prologue {
-                    None => "gemm".to_string(),
-                    Some(GemmPrologue::RmsNorm { .. }) => "gemm+rms_norm".to_string(),
-                    Some(GemmPrologue::SiluMul { .. }) => "gemm+silu_mul".to_string(),
-                },
-                // The entry, not the module: a module may hold several launches of one core
-                // (the chunk-parallel delta rule's prep / scan / out, decode attention's combine).
-                Step::Launch(l) => {
-                    let entry = l.pick(&env).map_or(l.entry.as_str(), |c| c.entry);
-                    entry.rsplit_once('_').map_or(entry, |(k, _)| k).to_string()
-                }
-            };
+            let kind = step_kind(step, &env);
             out.push(StepTime {
                 index,
                 label: step.label().to_string(),
@@ -1864,9 +1873,51 @@ impl Executor {
     }
 }
 
+/// What a step is, as profiles name it: the GEMM with its prologue, or the kernel's entry without
+/// its hash (the entry, not the module: a module may hold several launches of one core, e.g. the
+/// chunk-parallel delta rule's prep / scan / out, decode attention's combine).
+fn step_kind(step: &Step, env: &Env) -> String {
+    match step {
+        Step::Gemm(g) => match g.prologue {
+            None => "gemm".to_string(),
+            Some(GemmPrologue::RmsNorm { .. }) => "gemm+rms_norm".to_string(),
+            Some(GemmPrologue::SiluMul { .. }) => "gemm+silu_mul".to_string(),
+        },
+        Step::Launch(l) => {
+            let entry = l.pick(env).map_or(l.entry.as_str(), |c| c.entry);
+            entry.rsplit_once('_').map_or(entry, |(k, _)| k).to_string()
+        }
+    }
+}
+
+/// Whether a [`BENCH_SKIP_ENV`] list (non-empty) leaves a step of `kind` out: `kind` starts with
+/// one of its prefixes, or with none of them where the list starts with `!`.
+fn skip_listed(list: &[String], kind: &str) -> bool {
+    let (invert, first) = match list[0].strip_prefix('!') {
+        Some(rest) => (true, rest),
+        None => (false, list[0].as_str()),
+    };
+    let listed = std::iter::once(first)
+        .chain(list[1..].iter().map(String::as_str))
+        .any(|p| kind.starts_with(p));
+    listed != invert
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bench_skip_lists_match_prefixes_or_their_complement() {
+        let list = |s: &str| s.split(',').map(str::to_string).collect::<Vec<_>>();
+        assert!(skip_listed(&list("gemm"), "gemm+rms_norm"));
+        assert!(skip_listed(&list("kda,attn"), "attn_decode"));
+        assert!(!skip_listed(&list("gemm+rms_norm"), "gemm"));
+        assert!(!skip_listed(&list("!gemm"), "gemm+silu_mul"));
+        assert!(skip_listed(&list("!gemm"), "kda_decode_step_cluster"));
+        assert!(!skip_listed(&list("!gemm,kda"), "kda_decode_step_cluster"));
+        assert!(skip_listed(&list("!gemm,kda"), "rope"));
+    }
     use crate::program::{Buffer, HostIo, Schedule, StateBuffer, Sym};
 
     /// The executor's helper module compiles to a CUBIN for sm_90a (as `Executor::new` loads
