@@ -30,7 +30,7 @@
 //! after their own wait, so the next kernel's first weights stream while this one runs (the
 //! KDA decode step relies on that order: see its template). Measured on an H200 (hybrid-1b
 //! decode, batch 1): 0.949 against 1.00 ms a step; batch 2 1.20 against 1.30.
-//! `MODELC_NO_GEMV_STREAM=1` keeps the kernels above. Two trials, off until timed: with
+//! `MODELC_NO_GEMV_STREAM=1` keeps the kernels above. Two trials, off (timed slower or no faster on an H100): with
 //! [`GEMV_L2_PREFETCH_ENV`] each warp also prefetches its next rows of W into L2 before the wait;
 //! given an [`L2Prefetch`] (the executor's [`PREFETCH_NEXT_ENV`]: the next GEMM step's weights)
 //! the warps prefetch it, a slice each, before the wait.
@@ -107,7 +107,7 @@ impl L2Prefetch {
 }
 
 /// Set to `1`: the executor has each streamed GEMV prefetch the weights of the GEMM step after it
-/// into L2 ([`L2Prefetch`]; read once). Off by default until timed on a GPU.
+/// into L2 ([`L2Prefetch`]; read once). Off: timed on an H100 it did not help (docs/PERFORMANCE.md).
 pub const PREFETCH_NEXT_ENV: &str = "MODELC_GEMV_PREFETCH_NEXT";
 
 /// [`PREFETCH_NEXT_ENV`] is `1` (read once).
@@ -732,7 +732,7 @@ pub const NO_GEMV_STREAM_ENV: &str = "MODELC_NO_GEMV_STREAM";
 /// Set to `1`: the streamed kernel also prefetches the rest of its warps' rows of W into L2
 /// (`cp.async.bulk.prefetch.L2`, up to about 24 MiB a kernel) before it waits for the kernel
 /// before it, so that the weight stream keeps going while that kernel drains (sm_90 on; read
-/// once). Off by default until timed on a GPU.
+/// once). Off: timed on an H100 it made decode slower (docs/PERFORMANCE.md).
 pub const GEMV_L2_PREFETCH_ENV: &str = "MODELC_GEMV_L2_PREFETCH";
 /// Set to `1`: GEMVs of 3 to 8 rows take the column-set kernels, not the tensor-core one, and
 /// callers asking [`gemv_tensor_takes`] hear no (read once).
