@@ -3724,3 +3724,250 @@ fn bench_gemv() {
         }
     }
 }
+
+/// A persistent prototype of batch-1 decode's weight stream: one launch runs every GEMV of the
+/// ~1B's decode step (24 × (6416×2048, 2048×2048, 8192×2048, 2048×4096) and the 32000×2048
+/// head) as phases separated by a grid-wide barrier, each warp loading its first units of the
+/// next phase before it waits at the barrier (weights are constant), against the same phases
+/// as streamed-GEMV launches with PDL (what programs run) and the copy floor. The question it
+/// answers: how much of the GEMVs' 1.28–1.34× the floor is kernel boundaries.
+const PERSISTENT_PHASES_SOURCE: &str = r#"#include <cuda_bf16.h>
+// Phase p: y[n] = W[n, k] x[k] (bf16, f32 sums); the table holds (w, x, y, n, k) as 64-bit words.
+struct Phase { const __nv_bfloat16* w; const __nv_bfloat16* x; __nv_bfloat16* y; long long n, k; };
+__device__ __forceinline__ Phase phase_at(const long long* t, int p) {
+  Phase f;
+  f.w = reinterpret_cast<const __nv_bfloat16*>(t[5 * p]);
+  f.x = reinterpret_cast<const __nv_bfloat16*>(t[5 * p + 1]);
+  f.y = reinterpret_cast<__nv_bfloat16*>(t[5 * p + 2]);
+  f.n = t[5 * p + 3];
+  f.k = t[5 * p + 4];
+  return f;
+}
+__device__ __forceinline__ float lo_bf(unsigned u) { return __uint_as_float(u << 16); }
+__device__ __forceinline__ float hi_bf(unsigned u) { return __uint_as_float(u & 0xffff0000u); }
+// The grid's barrier: wait until the counter (blocks' arrivals, never reset) reaches `target`.
+__device__ __forceinline__ void grid_barrier(unsigned* counter, unsigned target) {
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    __threadfence();
+    atomicAdd(counter, 1u);
+    unsigned v;
+    do {
+      asm volatile("ld.acquire.gpu.global.u32 %0, [%1];" : "=r"(v) : "l"(counter) : "memory");
+    } while (v < target);
+  }
+  __syncthreads();
+}
+// Blocks of 8 warps, two an SM, all resident; warp gw of nw takes rows gw, gw + nw, … of each
+// phase in 4 KB units (as the streamed GEMV), two units in flight in registers; the load cursor
+// runs ahead across phase ends. The counter holds `base` arrivals from earlier launches;
+// barrier = 0 skips the barriers (results wrong: timing only).
+extern "C" __global__ void __launch_bounds__(256, 2) gemv_phases(const long long* table, int nph, unsigned* counter,
+                                                                  unsigned base, int barrier) {
+  extern __shared__ __align__(16) float xs[];
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+  const long long nw = (long long)gridDim.x * 8, gw = (long long)blockIdx.x * 8 + warp;
+  auto units = [&](const Phase& f) -> int {
+    const int upr = (int)(((f.k >> 3) + 255) >> 8);
+    return gw < f.n ? (int)((f.n - 1 - gw) / nw + 1) * upr : 0;
+  };
+  int lp = 0, lu = 0;
+  Phase lf = phase_at(table, 0);
+  auto load = [&](uint4 (&buf)[8]) {
+    while (lp < nph && lu >= units(lf)) {
+      ++lp;
+      lu = 0;
+      if (lp < nph) lf = phase_at(table, lp);
+    }
+    if (lp < nph) {
+      const int nv = (int)(lf.k >> 3), upr = (nv + 255) >> 8, rj = lu / upr, base = (lu - rj * upr) * 256;
+      const uint4* src = reinterpret_cast<const uint4*>(lf.w + (gw + rj * nw) * lf.k);
+#pragma unroll
+      for (int cc = 0; cc < 8; ++cc) {
+        const int v = base + lane + 32 * cc;
+        buf[cc] = v < nv ? __ldcs(src + v) : make_uint4(0u, 0u, 0u, 0u);
+      }
+      ++lu;
+    }
+  };
+  auto stage = [&](const Phase& f) {
+    for (int i = tid; i < f.k; i += 256) xs[i] = __bfloat162float(__ldcg(f.x + i));
+    __syncthreads();
+  };
+  uint4 b0[8], b1[8];
+  load(b0);
+  load(b1);
+  int cp = 0, cu = 0, parity = 0;
+  Phase cf = phase_at(table, 0);
+  stage(cf);
+  float acc = 0.0f;
+  for (;;) {
+    while (cp < nph && cu >= units(cf)) {
+      ++cp;
+      cu = 0;
+      if (cp < nph) {
+        if (barrier) grid_barrier(counter, base + (unsigned)cp * gridDim.x);
+        else __syncthreads();
+        cf = phase_at(table, cp);
+        stage(cf);
+      }
+    }
+    if (cp >= nph) break;
+    const int nv = (int)(cf.k >> 3), upr = (nv + 255) >> 8, rj = cu / upr, part = cu - rj * upr, base = part * 256;
+    auto mul = [&](const uint4 (&buf)[8]) {
+#pragma unroll
+      for (int cc = 0; cc < 8; ++cc) {
+        const int v = base + lane + 32 * cc;
+        if (v < nv) {
+          const float* xv = xs + 8 * v;
+          acc = fmaf(xv[0], lo_bf(buf[cc].x), acc);
+          acc = fmaf(xv[1], hi_bf(buf[cc].x), acc);
+          acc = fmaf(xv[2], lo_bf(buf[cc].y), acc);
+          acc = fmaf(xv[3], hi_bf(buf[cc].y), acc);
+          acc = fmaf(xv[4], lo_bf(buf[cc].z), acc);
+          acc = fmaf(xv[5], hi_bf(buf[cc].z), acc);
+          acc = fmaf(xv[6], lo_bf(buf[cc].w), acc);
+          acc = fmaf(xv[7], hi_bf(buf[cc].w), acc);
+        }
+      }
+    };
+    if (parity == 0) { mul(b0); load(b0); } else { mul(b1); load(b1); }
+    parity ^= 1;
+    if (part == upr - 1) {
+      float a = acc;
+#pragma unroll
+      for (int off = 16; off > 0; off >>= 1) a += __shfl_xor_sync(0xffffffffu, a, off);
+      if (lane == 0) cf.y[gw + rj * nw] = __float2bfloat16(a);
+      acc = 0.0f;
+    }
+    ++cu;
+  }
+}
+"#;
+
+#[test]
+#[ignore]
+fn bench_persistent_gemv_phases() {
+    use modelc_runtime::cuda::{gemv_ex, load_gemv, GemmOut, GemvPrologue};
+    let Some(mut ctx) = setup() else { return };
+    ctx.gpu.set_checked(false);
+    load_gemv(&mut ctx.gpu, &ctx.cache).unwrap();
+    ctx.gpu
+        .compile_and_load(&ctx.cache, PERSISTENT_PHASES_SOURCE, &["gemv_phases"])
+        .unwrap();
+    let mut r = rng(631);
+    // (n, k) of the phases: 24 layers of QKV (KDA's 6416 rows), o, gate+up, down, then the head.
+    let layer = [(6416usize, 2048usize), (2048, 2048), (8192, 2048), (2048, 4096)];
+    let shapes: Vec<(usize, usize)> = (0..24).flat_map(|_| layer).chain([(32000, 2048)]).collect();
+    // Weights: random in the phases checked below, zeros elsewhere (the values do not change
+    // the timing, and random ones for 2.2 GB take long on the host); x random.
+    let last = shapes.len() - 1;
+    let checked = [0, 1, 2, 3, last];
+    let ws: Vec<GpuBuffer<bf16>> = shapes
+        .iter()
+        .enumerate()
+        .map(|(p, &(n, k))| {
+            if checked.contains(&p) {
+                rand_bf16(&ctx, &mut r, n * k)
+            } else {
+                ctx.gpu.alloc_zeros(n * k, "w").unwrap()
+            }
+        })
+        .collect();
+    let xs: Vec<GpuBuffer<bf16>> = shapes.iter().map(|&(_, k)| rand_bf16(&ctx, &mut r, k)).collect();
+    let ys: Vec<GpuBuffer<bf16>> = shapes.iter().map(|&(n, _)| ctx.nan_bf16(n, "y")).collect();
+    let ys_ref: Vec<GpuBuffer<bf16>> = shapes.iter().map(|&(n, _)| ctx.nan_bf16(n, "y_ref")).collect();
+    let table: Vec<i64> = (0..shapes.len())
+        .flat_map(|p| {
+            [
+                ws[p].device_ptr() as i64,
+                xs[p].device_ptr() as i64,
+                ys[p].device_ptr() as i64,
+                shapes[p].0 as i64,
+                shapes[p].1 as i64,
+            ]
+        })
+        .collect();
+    let table = ctx.gpu.upload(&table, "phase table").unwrap();
+    let counter = ctx.gpu.alloc_zeros::<u32>(1, "barrier counter").unwrap();
+    let bytes: usize = shapes.iter().map(|&(n, k)| 2 * n * k).sum();
+    let blocks = 2 * ctx.gpu.sm_count();
+    let launches = |y: &[GpuBuffer<bf16>]| {
+        for p in 0..shapes.len() {
+            let (n, k) = shapes[p];
+            // SAFETY: x k, w n·k, y n elements.
+            unsafe {
+                gemv_ex(
+                    &ctx.gpu,
+                    xs[p].device_ptr(),
+                    ws[p].device_ptr(),
+                    y[p].device_ptr(),
+                    GemmOut::Bf16,
+                    GemmShape::linear(1, n, k),
+                    1.0,
+                    0.0,
+                    None,
+                    None,
+                    GemvPrologue::None,
+                    true,
+                    None,
+                )
+            }
+            .unwrap();
+        }
+    };
+    let barrier_launches = std::cell::Cell::new(0u32);
+    let persistent = |barrier: i32| {
+        let base = barrier_launches.get() * (shapes.len() as u32 - 1) * blocks;
+        barrier_launches.set(barrier_launches.get() + u32::from(barrier != 0));
+        let dims = LaunchDims::new((blocks, 1, 1), (256, 1, 1), 4 * 4096);
+        // SAFETY: the table's pointers and sizes are the buffers above; the blocks (two an SM,
+        // 256 threads, 16 KB) are all resident, so the barrier cannot deadlock.
+        unsafe {
+            ctx.gpu.launch(
+                "gemv_phases",
+                dims,
+                &[
+                    table.arg(),
+                    KernelArg::I32(shapes.len() as i32),
+                    counter.arg(),
+                    KernelArg::U32(base),
+                    KernelArg::I32(barrier),
+                ],
+            )
+        }
+        .unwrap();
+    };
+    // The prototype computes what the streamed GEMV computes (bf16 outputs, f32 sums in a
+    // different order: 5e-3 relative RMS as the other bf16 outputs).
+    launches(&ys_ref);
+    persistent(1);
+    ctx.gpu.synchronize().unwrap();
+    for p in checked {
+        let got = ctx.gpu.download(&ys[p], "y").unwrap();
+        let want = ctx.gpu.download(&ys_ref[p], "y_ref").unwrap();
+        let (mut num, mut den) = (0.0f64, 0.0f64);
+        for (g, w) in got.iter().zip(&want) {
+            assert!(g.is_finite(), "phase {p}: an element was not written");
+            num += (g.to_f64() - w.to_f64()).powi(2);
+            den += w.to_f64().powi(2);
+        }
+        let rel = (num / den).sqrt();
+        assert!(rel < 5e-3, "phase {p} {:?}: relative RMS error {rel}", shapes[p]);
+    }
+    let floor_ms = bytes as f64 / ctx.gpu.copy_bandwidth(1 << 30, 10).unwrap() * 1e3;
+    println!(
+        "| round | phases | MB | streamed GEMV launches, PDL ms | persistent, barriers ms | persistent, no barriers ms | copy floor ms |"
+    );
+    println!("|---|---|---|---|---|---|---|");
+    for round in 0..3 {
+        let a = time_ms(&ctx, 20, || launches(&ys_ref));
+        let b = time_ms(&ctx, 20, || persistent(1));
+        let c = time_ms(&ctx, 20, || persistent(0));
+        println!(
+            "| {round} | {} | {:.0} | {a:.3} | {b:.3} | {c:.3} | {floor_ms:.3} |",
+            shapes.len(),
+            bytes as f64 / 1e6
+        );
+    }
+}
