@@ -3843,6 +3843,22 @@ extern "C" __global__ void __launch_bounds__(256, 2) gemv_phases(const long long
     ++cu;
   }
 }
+// The read-only ceiling: every 16-byte word of `p` read once (`__ldcs`, four in flight a thread),
+// folded into one word a thread so that the loads stay.
+extern "C" __global__ void __launch_bounds__(256) read_stream(const uint4* __restrict__ p, long long n16, unsigned* out) {
+  const long long stride = (long long)gridDim.x * blockDim.x, i0 = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+  unsigned acc = 0;
+  long long i = i0;
+  for (; i + 3 * stride < n16; i += 4 * stride) {
+    const uint4 a = __ldcs(p + i), b = __ldcs(p + i + stride), c = __ldcs(p + i + 2 * stride), d = __ldcs(p + i + 3 * stride);
+    acc ^= a.x ^ a.y ^ a.z ^ a.w ^ b.x ^ b.y ^ b.z ^ b.w ^ c.x ^ c.y ^ c.z ^ c.w ^ d.x ^ d.y ^ d.z ^ d.w;
+  }
+  for (; i < n16; i += stride) {
+    const uint4 a = __ldcs(p + i);
+    acc ^= a.x ^ a.y ^ a.z ^ a.w;
+  }
+  out[i0] = acc;
+}
 "#;
 
 #[test]
@@ -3853,7 +3869,7 @@ fn bench_persistent_gemv_phases() {
     ctx.gpu.set_checked(false);
     load_gemv(&mut ctx.gpu, &ctx.cache).unwrap();
     ctx.gpu
-        .compile_and_load(&ctx.cache, PERSISTENT_PHASES_SOURCE, &["gemv_phases"])
+        .compile_and_load(&ctx.cache, PERSISTENT_PHASES_SOURCE, &["gemv_phases", "read_stream"])
         .unwrap();
     let mut r = rng(631);
     // (n, k) of the phases: 24 layers of QKV (KDA's 6416 rows), o, gate+up, down, then the head.
@@ -3956,16 +3972,36 @@ fn bench_persistent_gemv_phases() {
         assert!(rel < 5e-3, "phase {p} {:?}: relative RMS error {rel}", shapes[p]);
     }
     let floor_ms = bytes as f64 / ctx.gpu.copy_bandwidth(1 << 30, 10).unwrap() * 1e3;
+    // The same bytes in one buffer, read once by a plain grid-stride kernel.
+    let flat = ctx.gpu.alloc_zeros::<u8>(bytes, "read-stream source").unwrap();
+    let read_blocks = 8 * ctx.gpu.sm_count();
+    let folds = ctx
+        .gpu
+        .alloc_zeros::<u32>(256 * read_blocks as usize, "read-stream folds")
+        .unwrap();
+    let read = || {
+        // SAFETY: `flat` holds bytes / 16 words, `folds` one word a thread.
+        unsafe {
+            ctx.gpu.launch(
+                "read_stream",
+                LaunchDims::new((read_blocks, 1, 1), (256, 1, 1), 0),
+                &[flat.arg(), KernelArg::I64((bytes / 16) as i64), folds.arg()],
+            )
+        }
+        .unwrap();
+    };
     println!(
-        "| round | phases | MB | streamed GEMV launches, PDL ms | persistent, barriers ms | persistent, no barriers ms | copy floor ms |"
+        "| round | phases | MB | streamed GEMV launches, PDL ms | persistent, barriers ms | persistent, no barriers ms \
+         | read-only stream ms | copy floor ms |"
     );
-    println!("|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|");
     for round in 0..3 {
         let a = time_ms(&ctx, 20, || launches(&ys_ref));
         let b = time_ms(&ctx, 20, || persistent(1));
         let c = time_ms(&ctx, 20, || persistent(0));
+        let d = time_ms(&ctx, 20, read);
         println!(
-            "| {round} | {} | {:.0} | {a:.3} | {b:.3} | {c:.3} | {floor_ms:.3} |",
+            "| {round} | {} | {:.0} | {a:.3} | {b:.3} | {c:.3} | {d:.3} | {floor_ms:.3} |",
             shapes.len(),
             bytes as f64 / 1e6
         );
