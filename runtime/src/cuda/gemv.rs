@@ -727,6 +727,9 @@ const STREAM_MAX_K: usize = 4096;
 /// hybrid-1b decode: one block per SM runs 30% slower than the non-streamed kernels, two 5%
 /// faster).
 const STREAM_BLOCKS_PER_SM: usize = 2;
+/// Set to `1`: the streamed kernel's grid is sized to whole rounds of rows (`stream_blocks`), a
+/// trial not yet timed on a GPU (read once; `docs/PERFORMANCE.md`, "A persistent prototype").
+pub const GEMV_BALANCED_GRID_ENV: &str = "MODELC_GEMV_BALANCED_GRID";
 /// Set to `1`: every GEMV takes the non-streamed kernels (for comparison; read once).
 pub const NO_GEMV_STREAM_ENV: &str = "MODELC_NO_GEMV_STREAM";
 /// Set to `1`: the streamed kernel also prefetches the rest of its warps' rows of W into L2
@@ -1023,7 +1026,7 @@ pub unsafe fn gemv_ex(
         (Variant::Tensor(pro), dims)
     } else if vec && stream_takes(&shape) {
         // One warp a row at most: no block without rows.
-        let blocks = (STREAM_BLOCKS_PER_SM * gpu.sm_count() as usize).min(shape.n.div_ceil(8));
+        let blocks = stream_blocks(shape.n, gpu.sm_count() as usize, balanced_grid());
         let x_bytes = u32::try_from(shape.m * shape.k * 4).unwrap_or(u32::MAX);
         let dims = LaunchDims::new((u32_of(blocks, &shape)?, 1, 1), (THREADS, 1, 1), x_bytes);
         (Variant::Streamed(pro), dims)
@@ -1116,6 +1119,26 @@ fn tensor_shape(shape: &GemmShape) -> bool {
         && shape.k <= TENSOR_MAX_K
         && shape.ldx.is_multiple_of(8)
         && shape.ldw.is_multiple_of(8)
+}
+
+/// The streamed kernel's grid for `n` rows of W on `sms` SMs: [`STREAM_BLOCKS_PER_SM`] blocks an
+/// SM, at most one warp a row. `balanced` ([`GEMV_BALANCED_GRID_ENV`]) keeps the number of rounds
+/// of rows a warp takes but spreads the rows over as few warps as that needs (6416 rows on 132
+/// SMs: 1604 warps taking four each, not 2112 taking three and 80 of them a fourth), so that no
+/// kernel ends with a short round.
+fn stream_blocks(n: usize, sms: usize, balanced: bool) -> usize {
+    let blocks = (STREAM_BLOCKS_PER_SM * sms).min(n.div_ceil(8)).max(1);
+    if !balanced {
+        return blocks;
+    }
+    let rounds = n.div_ceil(8 * blocks);
+    n.div_ceil(rounds).div_ceil(8)
+}
+
+/// [`GEMV_BALANCED_GRID_ENV`] is `1` (read once).
+fn balanced_grid() -> bool {
+    static ON: OnceLock<bool> = OnceLock::new();
+    *ON.get_or_init(|| env_is_one(GEMV_BALANCED_GRID_ENV))
 }
 
 /// Whether the streamed kernel takes a GEMV (its 16-byte path assumed): few rows, K between the
@@ -1287,6 +1310,31 @@ mod tests {
             ..GemmShape::linear(4, 2048, 2048)
         };
         assert!(!tensor_shape(&odd_stride));
+    }
+
+    /// The balanced grid keeps the rounds of rows a warp takes and ends without a short round;
+    /// the default is two blocks an SM, one warp a row at most.
+    #[test]
+    fn a_balanced_stream_grid_keeps_the_rounds_and_fills_the_last() {
+        assert_eq!(stream_blocks(6416, 132, false), 264);
+        assert_eq!(stream_blocks(6416, 132, true), 201);
+        assert_eq!(stream_blocks(100, 132, false), 13);
+        for sms in [1, 78, 114, 132] {
+            for n in [1, 7, 8, 100, 2048, 3072, 6416, 8192, 32000, 100_000] {
+                let (d, b) = (stream_blocks(n, sms, false), stream_blocks(n, sms, true));
+                let rounds = |blocks: usize| n.div_ceil(8 * blocks);
+                assert!(b <= d && b >= 1, "n {n}, {sms} SMs: {b} blocks against {d}");
+                assert_eq!(rounds(b), rounds(d), "n {n}, {sms} SMs");
+                // The last round's rows: never fewer than with the default grid.
+                let last = |blocks: usize| n - (rounds(blocks) - 1) * 8 * blocks;
+                assert!(
+                    last(b) >= last(d),
+                    "n {n}, {sms} SMs: {} rows against {}",
+                    last(b),
+                    last(d)
+                );
+            }
+        }
     }
 
     /// The streamed kernel takes the decode shapes of few rows and K past the narrow kernels'.
