@@ -3615,6 +3615,14 @@ fn bench_kernels() {
     }
 }
 
+/// [`setup`] for the GEMV benchmarks: launches unchecked, the GEMV kernels loaded.
+fn gemv_bench_setup() -> Option<Ctx> {
+    let mut ctx = setup()?;
+    ctx.gpu.set_checked(false);
+    modelc_runtime::cuda::load_gemv(&mut ctx.gpu, &ctx.cache).unwrap();
+    Some(ctx)
+}
+
 /// GEMV against cuBLASLt at the ~1B hybrid's decode shapes, m = 1 to 8, bf16 out: device time per
 /// call from 400 back-to-back calls (no synchronize between them), rotating over enough weight
 /// copies (≥ 256 MiB) that W comes from HBM, not the 50 MB L2, as in a decode step.
@@ -3622,10 +3630,8 @@ fn bench_kernels() {
 #[test]
 #[ignore]
 fn bench_gemv() {
-    use modelc_runtime::cuda::{gemv_ex, load_gemv, GemmOut, GemvPrologue};
-    let Some(mut ctx) = setup() else { return };
-    ctx.gpu.set_checked(false);
-    load_gemv(&mut ctx.gpu, &ctx.cache).unwrap();
+    use modelc_runtime::cuda::{gemv_ex, GemmOut, GemvPrologue};
+    let Some(ctx) = gemv_bench_setup() else { return };
     let gemm = Gemm::new(&ctx.gpu).unwrap();
     let mut r = rng(630);
     println!(
@@ -3864,10 +3870,8 @@ extern "C" __global__ void __launch_bounds__(256) read_stream(const uint4* __res
 #[test]
 #[ignore]
 fn bench_persistent_gemv_phases() {
-    use modelc_runtime::cuda::{gemv_ex, load_gemv, GemmOut, GemvPrologue};
-    let Some(mut ctx) = setup() else { return };
-    ctx.gpu.set_checked(false);
-    load_gemv(&mut ctx.gpu, &ctx.cache).unwrap();
+    use modelc_runtime::cuda::{gemv_ex, GemmOut, GemvPrologue};
+    let Some(mut ctx) = gemv_bench_setup() else { return };
     ctx.gpu
         .compile_and_load(&ctx.cache, PERSISTENT_PHASES_SOURCE, &["gemv_phases", "read_stream"])
         .unwrap();
