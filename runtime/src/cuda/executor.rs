@@ -645,8 +645,8 @@ pub struct Executor {
     gemv: bool,
     /// Whether GEMVs are programmatic dependent launches ([`NO_PDL_ENV`] unset, device ≥ sm_90).
     pdl: bool,
-    /// Step kinds left out of every call ([`BENCH_SKIP_ENV`]).
-    skip: Vec<String>,
+    /// Step kinds left out of every call ([`BENCH_SKIP_ENV`]); `None` when unset.
+    skip: Option<StepFilter>,
     /// Dense X of fused-prologue GEMM steps that do not run the fused GEMV (bf16, `slots` rows
     /// of the largest such k); `None` when the decode schedule has no prologue.
     scratch: Option<Region>,
@@ -894,9 +894,7 @@ impl Executor {
             program,
             graphs: HashMap::new(),
             graph_stats: GraphStats::default(),
-            skip: std::env::var(BENCH_SKIP_ENV)
-                .map(|v| v.split(',').filter(|k| !k.is_empty()).map(str::to_string).collect())
-                .unwrap_or_default(),
+            skip: std::env::var(BENCH_SKIP_ENV).ok().and_then(|v| StepFilter::parse(&v)),
         })
     }
 
@@ -1123,7 +1121,7 @@ impl Executor {
 
     /// Whether [`BENCH_SKIP_ENV`] leaves `step` out.
     fn skipped(&self, step: &Step, env: &Env) -> bool {
-        !self.skip.is_empty() && skip_listed(&self.skip, &step_kind(step, env))
+        self.skip.as_ref().is_some_and(|f| f.matches(&step_kind(step, env)))
     }
 
     /// Enqueues steps `range` of `phase` on the stream.
@@ -1890,35 +1888,45 @@ fn step_kind(step: &Step, env: &Env) -> String {
     }
 }
 
-/// Whether a [`BENCH_SKIP_ENV`] list (non-empty) leaves a step of `kind` out: `kind` starts with
-/// one of its prefixes, or with none of them where the list starts with `!`.
-fn skip_listed(list: &[String], kind: &str) -> bool {
-    let (invert, first) = match list[0].strip_prefix('!') {
-        Some(rest) => (true, rest),
-        None => (false, list[0].as_str()),
-    };
-    let listed = std::iter::once(first)
-        .chain(list[1..].iter().map(String::as_str))
-        .any(|p| kind.starts_with(p));
-    listed != invert
+/// A [`BENCH_SKIP_ENV`] list: step kinds that start with one of `prefixes`, or with none of them
+/// when `invert` (the list starts with `!`).
+#[derive(Debug)]
+struct StepFilter {
+    invert: bool,
+    prefixes: Vec<String>,
+}
+
+impl StepFilter {
+    /// `None` for an empty list.
+    fn parse(list: &str) -> Option<StepFilter> {
+        let (invert, list) = list.strip_prefix('!').map_or((false, list), |rest| (true, rest));
+        let prefixes: Vec<String> = list.split(',').filter(|k| !k.is_empty()).map(str::to_string).collect();
+        (invert || !prefixes.is_empty()).then_some(StepFilter { invert, prefixes })
+    }
+
+    fn matches(&self, kind: &str) -> bool {
+        self.prefixes.iter().any(|p| kind.starts_with(p.as_str())) != self.invert
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    use crate::program::{Buffer, HostIo, Schedule, StateBuffer, Sym};
+
     #[test]
     fn bench_skip_lists_match_prefixes_or_their_complement() {
-        let list = |s: &str| s.split(',').map(str::to_string).collect::<Vec<_>>();
-        assert!(skip_listed(&list("gemm"), "gemm+rms_norm"));
-        assert!(skip_listed(&list("kda,attn"), "attn_decode"));
-        assert!(!skip_listed(&list("gemm+rms_norm"), "gemm"));
-        assert!(!skip_listed(&list("!gemm"), "gemm+silu_mul"));
-        assert!(skip_listed(&list("!gemm"), "kda_decode_step_cluster"));
-        assert!(!skip_listed(&list("!gemm,kda"), "kda_decode_step_cluster"));
-        assert!(skip_listed(&list("!gemm,kda"), "rope"));
+        let skips = |list: &str, kind: &str| StepFilter::parse(list).expect("a list").matches(kind);
+        assert!(skips("gemm", "gemm+rms_norm"));
+        assert!(skips("kda,attn", "attn_decode"));
+        assert!(!skips("gemm+rms_norm", "gemm"));
+        assert!(!skips("!gemm", "gemm+silu_mul"));
+        assert!(skips("!gemm", "kda_decode_step_cluster"));
+        assert!(!skips("!gemm,kda", "kda_decode_step_cluster"));
+        assert!(skips("!gemm,kda", "rope"));
+        assert!(StepFilter::parse("").is_none() && StepFilter::parse(",").is_none());
     }
-    use crate::program::{Buffer, HostIo, Schedule, StateBuffer, Sym};
 
     /// The executor's helper module compiles to a CUBIN for sm_90a (as `Executor::new` loads
     /// it, with the program's modules) and holds every entry the executor launches.

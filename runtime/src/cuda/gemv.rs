@@ -30,10 +30,10 @@
 //! after their own wait, so the next kernel's first weights stream while this one runs (the
 //! KDA decode step relies on that order: see its template). Measured on an H200 (hybrid-1b
 //! decode, batch 1): 0.949 against 1.00 ms a step; batch 2 1.20 against 1.30.
-//! `MODELC_NO_GEMV_STREAM=1` keeps the kernels above. Two trials, off (timed slower or no faster on an H100): with
-//! [`GEMV_L2_PREFETCH_ENV`] each warp also prefetches its next rows of W into L2 before the wait;
-//! given an [`L2Prefetch`] (the executor's [`PREFETCH_NEXT_ENV`]: the next GEMM step's weights)
-//! the warps prefetch it, a slice each, before the wait.
+//! `MODELC_NO_GEMV_STREAM=1` keeps the kernels above. Two trials, off (on an H100 they were
+//! slower or no faster): with [`GEMV_L2_PREFETCH_ENV`] each warp also prefetches its next rows of
+//! W into L2 before the wait; given an [`L2Prefetch`] (the executor's [`PREFETCH_NEXT_ENV`]: the
+//! next GEMM step's weights) the warps prefetch it, a slice each, before the wait.
 //!
 //! Tensor cores: at 3 to 8 rows (K a multiple of 8 up to 4096, 16-byte operands, sm_80 on) the
 //! column-set kernels would keep `m × COLS` sums a thread and fall to a third of the copy
