@@ -106,14 +106,35 @@ impl L2Prefetch {
     }
 }
 
-/// Set to `1`: the executor has each streamed GEMV prefetch the weights of the GEMM step after it
-/// into L2 ([`L2Prefetch`]; read once). Off: timed on an H100 it did not help (docs/PERFORMANCE.md).
+/// Which streamed GEMVs the executor has prefetch the weights of the GEMM step after them into
+/// L2 ([`L2Prefetch`]): `1` every one (timed on an H100 it did not help, docs/PERFORMANCE.md),
+/// `mixer` only those right after a mixer step, whose blocks wait while the mixer runs and DRAM
+/// is otherwise idle. Read once.
 pub const PREFETCH_NEXT_ENV: &str = "MODELC_GEMV_PREFETCH_NEXT";
 
-/// [`PREFETCH_NEXT_ENV`] is `1` (read once).
-pub fn prefetch_next_on() -> bool {
-    static ON: OnceLock<bool> = OnceLock::new();
-    *ON.get_or_init(|| env_is_one(PREFETCH_NEXT_ENV))
+/// Which GEMVs prefetch the next GEMM's weights ([`PREFETCH_NEXT_ENV`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PrefetchNext {
+    Off,
+    Every,
+    AfterMixer,
+}
+
+impl PrefetchNext {
+    /// The mode an environment value names (anything else is off).
+    fn parse(value: Option<&std::ffi::OsStr>) -> PrefetchNext {
+        match value.and_then(|v| v.to_str()) {
+            Some("1") => PrefetchNext::Every,
+            Some("mixer") => PrefetchNext::AfterMixer,
+            _ => PrefetchNext::Off,
+        }
+    }
+}
+
+/// The [`PREFETCH_NEXT_ENV`] mode (read once).
+pub fn prefetch_next() -> PrefetchNext {
+    static MODE: OnceLock<PrefetchNext> = OnceLock::new();
+    *MODE.get_or_init(|| PrefetchNext::parse(std::env::var_os(PREFETCH_NEXT_ENV).as_deref()))
 }
 
 /// The GEMV kernels' definitions: one entry per output type, row count `1..=8` and prologue,
@@ -402,9 +423,12 @@ __device__ __forceinline__ void gemv_stream(const __nv_bfloat16* __restrict__ x,
 #endif
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   // The next GEMM's weights (pf, pf_bytes; none when null), a slice a warp, into L2 before the
-  // wait: while the kernel before this one runs (a mixer, say), DRAM streams them.
-  if (pf && lane == 0) {
-    const long long slice = ((pf_bytes + nw - 1) / nw + 15) & ~15ll, lo = gw * slice;
+  // wait: while the kernel before this one runs (a mixer, say), DRAM streams them. Only the
+  // first half of the grid takes slices: beside a running mixer's blocks, the first blocks
+  // dispatched (about one an SM) are the ones resident before the wait ends.
+  const long long pw = (long long)((gridDim.x + 1) / 2) * 8;
+  if (pf && lane == 0 && gw < pw) {
+    const long long slice = ((pf_bytes + pw - 1) / pw + 15) & ~15ll, lo = gw * slice;
     const long long len = min(slice, pf_bytes - lo);
     if (len > 0) asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;" ::"l"(pf + lo), "r"((unsigned)len) : "memory");
   }
@@ -1314,6 +1338,15 @@ mod tests {
 
     /// The balanced grid keeps the rounds of rows a warp takes and ends without a short round;
     /// the default is two blocks an SM, one warp a row at most.
+    #[test]
+    fn the_prefetch_mode_is_named_by_its_value() {
+        use std::ffi::OsStr;
+        assert_eq!(PrefetchNext::parse(None), PrefetchNext::Off);
+        assert_eq!(PrefetchNext::parse(Some(OsStr::new("1"))), PrefetchNext::Every);
+        assert_eq!(PrefetchNext::parse(Some(OsStr::new("mixer"))), PrefetchNext::AfterMixer);
+        assert_eq!(PrefetchNext::parse(Some(OsStr::new("0"))), PrefetchNext::Off);
+    }
+
     #[test]
     fn a_balanced_stream_grid_keeps_the_rounds_and_fills_the_last() {
         assert_eq!(stream_blocks(6416, 132, false), 264);
