@@ -46,8 +46,7 @@ use super::device::{Gpu, GpuBuffer, KernelArg, LaunchDims};
 use super::error::CudaError;
 use super::gemm::{Gemm, GemmBias, GemmC, GemmOut, GemmShape};
 use super::gemv::{
-    gemv_ex, gemv_modules_to_load, gemv_supported, gemv_tensor_takes, prefetch_next, GemvPrologue, L2Prefetch,
-    PrefetchNext,
+    gemv_ex, gemv_modules_to_load, gemv_supported, gemv_tensor_takes, prefetch_next_on, GemvPrologue, L2Prefetch,
 };
 use super::kernel_cache::KernelCache;
 use super::tensor_map::TileMap2d;
@@ -1434,17 +1433,10 @@ impl Executor {
     /// `phase` (their first [`L2Prefetch::MAX_BYTES`]), for the GEMV of step `index` to prefetch
     /// into L2. After decode's last GEMM (the LM head) that is the first one of the next step.
     fn next_gemm_prefetch(&self, phase: Phase, index: usize) -> Option<L2Prefetch> {
-        let steps = &self.schedule(phase).steps;
-        match prefetch_next() {
-            PrefetchNext::Off => return None,
-            PrefetchNext::Every => {}
-            // Only a GEMV whose predecessor is a mixer (a launch step) waits while DRAM idles.
-            PrefetchNext::AfterMixer => {
-                if !matches!(index.checked_sub(1).map(|i| &steps[i]), Some(Step::Launch(_))) {
-                    return None;
-                }
-            }
+        if !prefetch_next_on() {
+            return None;
         }
+        let steps = &self.schedule(phase).steps;
         let wrap = if phase == Phase::Decode { &steps[..index] } else { &[] };
         let next = steps[index + 1..].iter().chain(wrap).find_map(|s| match s {
             Step::Gemm(g) => Some(g),

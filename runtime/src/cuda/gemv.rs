@@ -106,35 +106,14 @@ impl L2Prefetch {
     }
 }
 
-/// Which streamed GEMVs the executor has prefetch the weights of the GEMM step after them into
-/// L2 ([`L2Prefetch`]): `1` every one (timed on an H100 it did not help, docs/PERFORMANCE.md),
-/// `mixer` only those right after a mixer step, whose blocks wait while the mixer runs and DRAM
-/// is otherwise idle. Read once.
+/// Set to `1`: the executor has each streamed GEMV prefetch the weights of the GEMM step after it
+/// into L2 ([`L2Prefetch`]; read once). Off: timed on an H100 it did not help (docs/PERFORMANCE.md).
 pub const PREFETCH_NEXT_ENV: &str = "MODELC_GEMV_PREFETCH_NEXT";
 
-/// Which GEMVs prefetch the next GEMM's weights ([`PREFETCH_NEXT_ENV`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PrefetchNext {
-    Off,
-    Every,
-    AfterMixer,
-}
-
-impl PrefetchNext {
-    /// The mode an environment value names (anything else is off).
-    fn parse(value: Option<&std::ffi::OsStr>) -> PrefetchNext {
-        match value.and_then(|v| v.to_str()) {
-            Some("1") => PrefetchNext::Every,
-            Some("mixer") => PrefetchNext::AfterMixer,
-            _ => PrefetchNext::Off,
-        }
-    }
-}
-
-/// The [`PREFETCH_NEXT_ENV`] mode (read once).
-pub fn prefetch_next() -> PrefetchNext {
-    static MODE: OnceLock<PrefetchNext> = OnceLock::new();
-    *MODE.get_or_init(|| PrefetchNext::parse(std::env::var_os(PREFETCH_NEXT_ENV).as_deref()))
+/// [`PREFETCH_NEXT_ENV`] is `1` (read once).
+pub fn prefetch_next_on() -> bool {
+    static ON: OnceLock<bool> = OnceLock::new();
+    *ON.get_or_init(|| env_is_one(PREFETCH_NEXT_ENV))
 }
 
 /// The GEMV kernels' definitions: one entry per output type, row count `1..=8` and prologue,
@@ -143,6 +122,12 @@ pub fn prefetch_next() -> PrefetchNext {
 const SOURCE: &str = r#"#include <cuda_bf16.h>
 #ifndef MODELC_GEMV_L2_PREFETCH
 #define MODELC_GEMV_L2_PREFETCH 0 /* 1: the streamed kernel's L2 prefetch (GEMV_L2_PREFETCH_ENV) */
+#endif
+#ifndef MODELC_GEMV_STREAM_BUFS
+#define MODELC_GEMV_STREAM_BUFS 2 /* the streamed kernel's units in flight a warp (GEMV_STREAM_FORM_ENV) */
+#endif
+#ifndef MODELC_GEMV_STREAM_EARLY
+#define MODELC_GEMV_STREAM_EARLY 2 /* of which issued before griddepcontrol.wait */
 #endif
 __device__ __forceinline__ float lo_bf(unsigned u) { return __uint_as_float(u << 16); }
 __device__ __forceinline__ float hi_bf(unsigned u) { return __uint_as_float(u & 0xffff0000u); }
@@ -404,10 +389,11 @@ __device__ __forceinline__ void gemv_stream(const __nv_bfloat16* __restrict__ x,
       }
     }
   };
-  uint4 b0[8], b1[8];
-  // The weights are constant: the first two units stream before the wait.
-  load_unit(0, b0);
-  load_unit(1, b1);
+  constexpr int NB = MODELC_GEMV_STREAM_BUFS, EARLY = MODELC_GEMV_STREAM_EARLY;
+  uint4 buf[NB][8];
+  // The weights are constant: the first units stream before the wait.
+#pragma unroll
+  for (int i = 0; i < EARLY; ++i) load_unit(i, buf[i]);
 #if MODELC_GEMV_L2_PREFETCH && defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   // And the warp's next rows into L2 (one bulk prefetch a row, no registers held), up to
   // MODELC_GEMV_L2_PREFETCH_MAX bytes a kernel (L2Prefetch::MAX_BYTES) so that the prefetched
@@ -415,7 +401,7 @@ __device__ __forceinline__ void gemv_stream(const __nv_bfloat16* __restrict__ x,
   // before drains.
   if (lane == 0 && units > 0) {
     const long long rows = units / upr, row_bytes = 2ll * k;
-    const long long first = 2 / upr, last = min(rows, first + MODELC_GEMV_L2_PREFETCH_MAX / (row_bytes * nw));
+    const long long first = NB / upr, last = min(rows, first + MODELC_GEMV_L2_PREFETCH_MAX / (row_bytes * nw));
     for (long long rj = first; rj < last; ++rj)
       asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;" ::"l"(w + (gw + rj * nw) * ldw), "r"((unsigned)row_bytes)
                    : "memory");
@@ -423,12 +409,9 @@ __device__ __forceinline__ void gemv_stream(const __nv_bfloat16* __restrict__ x,
 #endif
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   // The next GEMM's weights (pf, pf_bytes; none when null), a slice a warp, into L2 before the
-  // wait: while the kernel before this one runs (a mixer, say), DRAM streams them. Only the
-  // first half of the grid takes slices: beside a running mixer's blocks, the first blocks
-  // dispatched (about one an SM) are the ones resident before the wait ends.
-  const long long pw = (long long)((gridDim.x + 1) / 2) * 8;
-  if (pf && lane == 0 && gw < pw) {
-    const long long slice = ((pf_bytes + pw - 1) / pw + 15) & ~15ll, lo = gw * slice;
+  // wait: while the kernel before this one runs (a mixer, say), DRAM streams them.
+  if (pf && lane == 0) {
+    const long long slice = ((pf_bytes + nw - 1) / nw + 15) & ~15ll, lo = gw * slice;
     const long long len = min(slice, pf_bytes - lo);
     if (len > 0) asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;" ::"l"(pf + lo), "r"((unsigned)len) : "memory");
   }
@@ -437,6 +420,9 @@ __device__ __forceinline__ void gemv_stream(const __nv_bfloat16* __restrict__ x,
   // Everything before this kernel has finished: the next kernel may launch and start its own
   // weight stream while this one runs.
   dep_launch();
+  // The rest of the units in flight, issued before staging X so that DRAM streams during it.
+#pragma unroll
+  for (int i = EARLY; i < NB; ++i) load_unit(i, buf[i]);
   float inv[M];
 #pragma unroll
   for (int r = 0; r < M; ++r) {
@@ -504,12 +490,13 @@ __device__ __forceinline__ void gemv_stream(const __nv_bfloat16* __restrict__ x,
       }
     }
   };
-  for (int u = 0; u < units; u += 2) {
-    mul(u, b0);
-    load_unit(u + 2, b0);
-    if (u + 1 < units) {
-      mul(u + 1, b1);
-      load_unit(u + 3, b1);
+  for (int u = 0; u < units; u += NB) {
+#pragma unroll
+    for (int i = 0; i < NB; ++i) {
+      if (u + i < units) {
+        mul(u + i, buf[i]);
+        load_unit(u + i + NB, buf[i]);
+      }
     }
   }
 }
@@ -754,6 +741,43 @@ const STREAM_BLOCKS_PER_SM: usize = 2;
 /// Set to `1`: the streamed kernel's grid is sized to whole rounds of rows (`stream_blocks`), a
 /// trial not yet timed on a GPU (read once; `docs/PERFORMANCE.md`, "A persistent prototype").
 pub const GEMV_BALANCED_GRID_ENV: &str = "MODELC_GEMV_BALANCED_GRID";
+/// A trial of the streamed kernel's pipeline, `B/E`: B units (4 KB) in flight a warp, in
+/// registers (2 or 3), of which the first E (0..=B) are issued before the dependent-launch wait
+/// and the rest right after it, before X is staged. One-row GEMVs only (read once; anything else
+/// keeps 2/2).
+pub const GEMV_STREAM_FORM_ENV: &str = "MODELC_GEMV_STREAM_FORM";
+
+/// The streamed kernel's pipeline ([`GEMV_STREAM_FORM_ENV`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct StreamForm {
+    buffers: usize,
+    early: usize,
+}
+
+impl StreamForm {
+    const DEFAULT: StreamForm = StreamForm { buffers: 2, early: 2 };
+
+    /// The form a value `B/E` names, or the default.
+    fn parse(value: Option<&str>) -> StreamForm {
+        let named = value.and_then(|v| {
+            let (b, e) = v.split_once('/')?;
+            Some(StreamForm {
+                buffers: b.parse().ok()?,
+                early: e.parse().ok()?,
+            })
+        });
+        named
+            .filter(|f| (2..=3).contains(&f.buffers) && f.early <= f.buffers)
+            .unwrap_or(Self::DEFAULT)
+    }
+}
+
+/// [`GEMV_STREAM_FORM_ENV`]'s form (read once).
+fn stream_form() -> StreamForm {
+    static FORM: OnceLock<StreamForm> = OnceLock::new();
+    *FORM.get_or_init(|| StreamForm::parse(std::env::var(GEMV_STREAM_FORM_ENV).ok().as_deref()))
+}
+
 /// Set to `1`: every GEMV takes the non-streamed kernels (for comparison; read once).
 pub const NO_GEMV_STREAM_ENV: &str = "MODELC_NO_GEMV_STREAM";
 /// Set to `1`: the streamed kernel also prefetches the rest of its warps' rows of W into L2
@@ -861,9 +885,9 @@ impl Module {
     }
 
     /// The module's source: [`SOURCE`] and its instances, the streamed kernel's L2 prefetch
-    /// compiled in or not ([`GEMV_L2_PREFETCH_ENV`]).
-    fn source(self, l2_prefetch: bool) -> String {
-        let define = if l2_prefetch {
+    /// compiled in or not ([`GEMV_L2_PREFETCH_ENV`]) and its [`StreamForm`].
+    fn source(self, l2_prefetch: bool, form: StreamForm) -> String {
+        let mut define = if l2_prefetch {
             format!(
                 "#define MODELC_GEMV_L2_PREFETCH 1\n#define MODELC_GEMV_L2_PREFETCH_MAX {}ll\n",
                 L2Prefetch::MAX_BYTES
@@ -871,6 +895,13 @@ impl Module {
         } else {
             String::new()
         };
+        // A trial for batch 1: the three-buffer forms spill a few bytes at two rows.
+        if form != StreamForm::DEFAULT && self == Module::Streamed(1) {
+            define += &format!(
+                "#define MODELC_GEMV_STREAM_BUFS {}\n#define MODELC_GEMV_STREAM_EARLY {}\n",
+                form.buffers, form.early
+            );
+        }
         format!("{define}{SOURCE}\n{}\n", self.instances())
     }
 }
@@ -887,7 +918,7 @@ pub fn gemv_modules_to_load(gpu: &Gpu) -> Vec<(String, Vec<String>)> {
     Module::all()
         .into_iter()
         .filter(|m| m.entries().iter().any(|e| !gpu.has_kernel(e)))
-        .map(|m| (m.source(prefetch_on()), m.entries()))
+        .map(|m| (m.source(prefetch_on(), stream_form()), m.entries()))
         .collect()
 }
 
@@ -1192,28 +1223,31 @@ mod tests {
         if !nvrtc_or_skip("the GEMV assembly test") {
             return;
         }
-        // The L2-prefetch form differs in the streamed modules only.
+        // The L2-prefetch form and the pipeline trials differ in the streamed modules only.
+        let d = StreamForm::DEFAULT;
+        let trials = [(2, 1), (3, 0), (3, 1), (3, 2)].map(|(buffers, early)| StreamForm { buffers, early });
         let forms: Vec<_> = Module::all()
             .into_iter()
-            .map(|m| (m, false))
-            .chain((1..=STREAM_MAX_ROWS).map(|m| (Module::Streamed(m), true)))
+            .map(|m| (m, false, d))
+            .chain((1..=STREAM_MAX_ROWS).map(|m| (Module::Streamed(m), true, d)))
+            .chain(trials.map(|f| (Module::Streamed(1), false, f)))
             .collect();
-        let logs = crate::parallel::par_map(&forms, |&(module, l2_prefetch)| {
+        let logs = crate::parallel::par_map(&forms, |&(module, l2_prefetch, form)| {
             ptxas_report(
-                &module.source(l2_prefetch),
+                &module.source(l2_prefetch, form),
                 "modelc_gemv",
                 "sm_90",
                 &default_include_dirs(),
             )
             .unwrap_or_else(|e| panic!("{module:?}: {e}"))
         });
-        for (&(module, l2_prefetch), log) in forms.iter().zip(logs) {
+        for (&(module, l2_prefetch, form), log) in forms.iter().zip(logs) {
             let mut reports = 0;
             for line in log.lines().filter(|l| l.contains("spill")) {
                 reports += 1;
                 assert!(
                     line.contains(" 0 bytes stack frame, 0 bytes spill stores"),
-                    "a GEMV kernel spills ({module:?}, L2 prefetch {l2_prefetch}): {line}\n{log}"
+                    "a GEMV kernel spills ({module:?}, L2 prefetch {l2_prefetch}, {form:?}): {line}\n{log}"
                 );
             }
             assert_eq!(
@@ -1221,8 +1255,8 @@ mod tests {
                 module.entries().len(),
                 "{module:?}: one report per entry expected:\n{log}"
             );
-            if l2_prefetch {
-                eprintln!("{log}");
+            if l2_prefetch || form != d {
+                eprintln!("{form:?}\n{log}");
             }
         }
     }
@@ -1236,7 +1270,10 @@ mod tests {
         }
         let dir = tempfile::tempdir().unwrap();
         let cache = KernelCache::new(dir.path());
-        let sources: Vec<String> = Module::all().into_iter().map(|m| m.source(false)).collect();
+        let sources: Vec<String> = Module::all()
+            .into_iter()
+            .map(|m| m.source(false, StreamForm::DEFAULT))
+            .collect();
         let jobs: Vec<(&str, &str)> = sources.iter().map(|s| (s.as_str(), "modelc_gemv")).collect();
         for (module, cubin) in Module::all()
             .into_iter()
@@ -1281,15 +1318,15 @@ mod tests {
         for m in 1..=GEMV_MAX_ROWS {
             assert!(modules.contains(&Module::ColumnSets(m)), "m = {m}");
             assert!(Module::ColumnSets(m)
-                .source(false)
+                .source(false, StreamForm::DEFAULT)
                 .ends_with(&format!("\nMODELC_GEMV_ALL({m})\n")));
             assert_eq!(modules.contains(&Module::Streamed(m)), m <= STREAM_MAX_ROWS, "m = {m}");
         }
         assert!(Module::Streamed(2)
-            .source(false)
+            .source(false, StreamForm::DEFAULT)
             .contains("\nMODELC_GEMV_STREAM_ALL(2)\n"));
         assert!(Module::Streamed(1)
-            .source(true)
+            .source(true, StreamForm::DEFAULT)
             .starts_with("#define MODELC_GEMV_L2_PREFETCH 1\n"));
         for v in VARIANTS {
             let group = v.group();
@@ -1339,12 +1376,16 @@ mod tests {
     /// The balanced grid keeps the rounds of rows a warp takes and ends without a short round;
     /// the default is two blocks an SM, one warp a row at most.
     #[test]
-    fn the_prefetch_mode_is_named_by_its_value() {
-        use std::ffi::OsStr;
-        assert_eq!(PrefetchNext::parse(None), PrefetchNext::Off);
-        assert_eq!(PrefetchNext::parse(Some(OsStr::new("1"))), PrefetchNext::Every);
-        assert_eq!(PrefetchNext::parse(Some(OsStr::new("mixer"))), PrefetchNext::AfterMixer);
-        assert_eq!(PrefetchNext::parse(Some(OsStr::new("0"))), PrefetchNext::Off);
+    fn a_stream_form_is_named_by_buffers_and_early_units() {
+        let f = |b, e| StreamForm { buffers: b, early: e };
+        assert_eq!(StreamForm::parse(Some("3/1")), f(3, 1));
+        assert_eq!(StreamForm::parse(Some("2/0")), f(2, 0));
+        for bad in [None, Some("4/1"), Some("3/4"), Some("3"), Some("x/1")] {
+            assert_eq!(StreamForm::parse(bad), StreamForm::DEFAULT, "{bad:?}");
+        }
+        assert!(Module::Streamed(1)
+            .source(false, f(3, 1))
+            .starts_with("#define MODELC_GEMV_STREAM_BUFS 3\n#define MODELC_GEMV_STREAM_EARLY 1\n"));
     }
 
     #[test]
