@@ -129,6 +129,12 @@ const SOURCE: &str = r#"#include <cuda_bf16.h>
 #ifndef MODELC_GEMV_STREAM_EARLY
 #define MODELC_GEMV_STREAM_EARLY 2 /* of which issued before griddepcontrol.wait */
 #endif
+#ifndef MODELC_GEMV_STREAM_REFILL
+#define MODELC_GEMV_STREAM_REFILL 0 /* 1: a unit's registers reload chunk by chunk as it is multiplied */
+#endif
+#ifndef MODELC_GEMV_STREAM_CHAINS
+#define MODELC_GEMV_STREAM_CHAINS 1 /* independent sums a row and lane */
+#endif
 __device__ __forceinline__ float lo_bf(unsigned u) { return __uint_as_float(u << 16); }
 __device__ __forceinline__ float hi_bf(unsigned u) { return __uint_as_float(u & 0xffff0000u); }
 __device__ __forceinline__ float ld_f(const float* p) { return __ldcg(p); }
@@ -450,31 +456,44 @@ __device__ __forceinline__ void gemv_stream(const __nv_bfloat16* __restrict__ x,
       inv[r] = rsqrtf(sq / (float)k + eps);
     }
   }
-  float acc[M];
+  // CH independent sums a row (the 8 products of a chunk spread over them), so that a unit's
+  // products are not one chain of dependent FMAs.
+  constexpr int CH = MODELC_GEMV_STREAM_CHAINS;
+  float acc[M][CH];
 #pragma unroll
-  for (int r = 0; r < M; ++r) acc[r] = 0.0f;
+  for (int r = 0; r < M; ++r)
+#pragma unroll
+    for (int h = 0; h < CH; ++h) acc[r][h] = 0.0f;
   // Unit u's products into acc; at a row's last unit, its sums out (lane r stores X row r's).
-  auto mul = [&](int u, const uint4 (&buf)[8]) {
+  // With MODELC_GEMV_STREAM_REFILL each chunk's registers take unit u + NB's chunk as soon as
+  // the chunk is unpacked, so the next loads are in flight while this unit multiplies.
+  auto mul = [&](int u, uint4 (&buf)[8]) {
     const int rj = u / upr, part = u - rj * upr, base = part * 256;
+    const int un = u + NB, rjn = un / upr, basen = (un - rjn * upr) * 256;
+    const bool refill = MODELC_GEMV_STREAM_REFILL && un < units;
+    const uint4* srcn = reinterpret_cast<const uint4*>(w + (gw + rjn * nw) * ldw);
 #pragma unroll
     for (int cc = 0; cc < 8; ++cc) {
       const int v = base + lane + 32 * cc;
+      float wf[8];
+      unpack8(buf[cc], wf);
+      if (refill) {
+        const int vn = basen + lane + 32 * cc;
+        buf[cc] = vn < nv ? __ldcs(srcn + vn) : make_uint4(0u, 0u, 0u, 0u);
+      }
       if (v < nv) {
-        float wf[8];
-        unpack8(buf[cc], wf);
 #pragma unroll
         for (int r = 0; r < M; ++r) {
           const float4 lo = xs[(2 * r) * nv + v], hi = xs[(2 * r + 1) * nv + v];
-          float a = acc[r];
-          a = fmaf(lo.x, wf[0], a);
-          a = fmaf(lo.y, wf[1], a);
-          a = fmaf(lo.z, wf[2], a);
-          a = fmaf(lo.w, wf[3], a);
-          a = fmaf(hi.x, wf[4], a);
-          a = fmaf(hi.y, wf[5], a);
-          a = fmaf(hi.z, wf[6], a);
-          a = fmaf(hi.w, wf[7], a);
-          acc[r] = a;
+          float* a = acc[r];
+          a[0] = fmaf(lo.x, wf[0], a[0]);
+          a[1 % CH] = fmaf(lo.y, wf[1], a[1 % CH]);
+          a[2 % CH] = fmaf(lo.z, wf[2], a[2 % CH]);
+          a[3 % CH] = fmaf(lo.w, wf[3], a[3 % CH]);
+          a[4 % CH] = fmaf(hi.x, wf[4], a[4 % CH]);
+          a[5 % CH] = fmaf(hi.y, wf[5], a[5 % CH]);
+          a[6 % CH] = fmaf(hi.z, wf[6], a[6 % CH]);
+          a[7 % CH] = fmaf(hi.w, wf[7], a[7 % CH]);
         }
       }
     }
@@ -482,10 +501,13 @@ __device__ __forceinline__ void gemv_stream(const __nv_bfloat16* __restrict__ x,
       const long long col = gw + rj * nw;
 #pragma unroll
       for (int r = 0; r < M; ++r) {
-        float a = acc[r];
+        float a = acc[r][0];
+#pragma unroll
+        for (int h = 1; h < CH; ++h) a += acc[r][h];
 #pragma unroll
         for (int off = 16; off > 0; off >>= 1) a += __shfl_xor_sync(0xffffffffu, a, off);
-        acc[r] = 0.0f;
+#pragma unroll
+        for (int h = 0; h < CH; ++h) acc[r][h] = 0.0f;
         if (lane == r) store_out(d, ldd, c, ldc, bias_bf16, bias_f32, alpha, beta, r, col, PRO == 1 ? a * inv[r] : a);
       }
     }
@@ -495,7 +517,7 @@ __device__ __forceinline__ void gemv_stream(const __nv_bfloat16* __restrict__ x,
     for (int i = 0; i < NB; ++i) {
       if (u + i < units) {
         mul(u + i, buf[i]);
-        load_unit(u + i + NB, buf[i]);
+        if (!MODELC_GEMV_STREAM_REFILL) load_unit(u + i + NB, buf[i]);
       }
     }
   }
@@ -741,10 +763,12 @@ const STREAM_BLOCKS_PER_SM: usize = 2;
 /// Set to `1`: the streamed kernel's grid is sized to whole rounds of rows (`stream_blocks`), a
 /// trial not yet timed on a GPU (read once; `docs/PERFORMANCE.md`, "A persistent prototype").
 pub const GEMV_BALANCED_GRID_ENV: &str = "MODELC_GEMV_BALANCED_GRID";
-/// A trial of the streamed kernel's pipeline, `B/E`: B units (4 KB) in flight a warp, in
-/// registers (2 or 3), of which the first E (0..=B) are issued before the dependent-launch wait
-/// and the rest right after it, before X is staged. One-row GEMVs only (read once; anything else
-/// keeps 2/2).
+/// A trial of the streamed kernel's pipeline, comma-separated: `B/E`, B units (4 KB) in flight a
+/// warp in registers (2 or 3), of which the first E (0..=B) are issued before the dependent-launch
+/// wait and the rest right after it, before X is staged; `refill`, a unit's registers reload
+/// chunk by chunk as it is multiplied (not after); `chains=N` (1, 2 or 4), independent sums a
+/// row and lane. One-row GEMVs only (read once; anything unparsable keeps the default,
+/// `2/2,chains=1`).
 pub const GEMV_STREAM_FORM_ENV: &str = "MODELC_GEMV_STREAM_FORM";
 
 /// The streamed kernel's pipeline ([`GEMV_STREAM_FORM_ENV`]).
@@ -752,23 +776,49 @@ pub const GEMV_STREAM_FORM_ENV: &str = "MODELC_GEMV_STREAM_FORM";
 struct StreamForm {
     buffers: usize,
     early: usize,
+    refill: bool,
+    chains: usize,
 }
 
 impl StreamForm {
-    const DEFAULT: StreamForm = StreamForm { buffers: 2, early: 2 };
+    const DEFAULT: StreamForm = StreamForm {
+        buffers: 2,
+        early: 2,
+        refill: false,
+        chains: 1,
+    };
 
-    /// The form a value `B/E` names, or the default.
+    /// The form a value names, or the default.
     fn parse(value: Option<&str>) -> StreamForm {
         let named = value.and_then(|v| {
-            let (b, e) = v.split_once('/')?;
-            Some(StreamForm {
-                buffers: b.parse().ok()?,
-                early: e.parse().ok()?,
-            })
+            let mut f = Self::DEFAULT;
+            for token in v.split(',').map(str::trim) {
+                if token == "refill" {
+                    f.refill = true;
+                } else if let Some(n) = token.strip_prefix("chains=") {
+                    f.chains = n.parse().ok()?;
+                } else {
+                    let (b, e) = token.split_once('/')?;
+                    (f.buffers, f.early) = (b.parse().ok()?, e.parse().ok()?);
+                }
+            }
+            Some(f)
         });
         named
-            .filter(|f| (2..=3).contains(&f.buffers) && f.early <= f.buffers)
+            .filter(|f| (2..=3).contains(&f.buffers) && f.early <= f.buffers && [1, 2, 4].contains(&f.chains))
             .unwrap_or(Self::DEFAULT)
+    }
+
+    /// The source's definitions of this form.
+    fn defines(self) -> String {
+        format!(
+            "#define MODELC_GEMV_STREAM_BUFS {}\n#define MODELC_GEMV_STREAM_EARLY {}\n\
+             #define MODELC_GEMV_STREAM_REFILL {}\n#define MODELC_GEMV_STREAM_CHAINS {}\n",
+            self.buffers,
+            self.early,
+            u8::from(self.refill),
+            self.chains
+        )
     }
 }
 
@@ -897,10 +947,7 @@ impl Module {
         };
         // A trial for batch 1: the three-buffer forms spill a few bytes at two rows.
         if form != StreamForm::DEFAULT && self == Module::Streamed(1) {
-            define += &format!(
-                "#define MODELC_GEMV_STREAM_BUFS {}\n#define MODELC_GEMV_STREAM_EARLY {}\n",
-                form.buffers, form.early
-            );
+            define += &form.defines();
         }
         format!("{define}{SOURCE}\n{}\n", self.instances())
     }
@@ -1225,7 +1272,17 @@ mod tests {
         }
         // The L2-prefetch form and the pipeline trials differ in the streamed modules only.
         let d = StreamForm::DEFAULT;
-        let trials = [(2, 1), (3, 0), (3, 1), (3, 2)].map(|(buffers, early)| StreamForm { buffers, early });
+        let trials = [
+            "2/1",
+            "3/0",
+            "3/1",
+            "3/2",
+            "refill",
+            "refill,chains=2",
+            "refill,chains=4",
+            "chains=2",
+        ]
+        .map(|v| StreamForm::parse(Some(v)));
         let forms: Vec<_> = Module::all()
             .into_iter()
             .map(|m| (m, false, d))
@@ -1377,15 +1434,43 @@ mod tests {
     /// the default is two blocks an SM, one warp a row at most.
     #[test]
     fn a_stream_form_is_named_by_buffers_and_early_units() {
-        let f = |b, e| StreamForm { buffers: b, early: e };
-        assert_eq!(StreamForm::parse(Some("3/1")), f(3, 1));
-        assert_eq!(StreamForm::parse(Some("2/0")), f(2, 0));
-        for bad in [None, Some("4/1"), Some("3/4"), Some("3"), Some("x/1")] {
-            assert_eq!(StreamForm::parse(bad), StreamForm::DEFAULT, "{bad:?}");
+        let d = StreamForm::DEFAULT;
+        assert_eq!(
+            StreamForm::parse(Some("3/1")),
+            StreamForm {
+                buffers: 3,
+                early: 1,
+                ..d
+            }
+        );
+        assert_eq!(StreamForm::parse(Some("2/0")), StreamForm { early: 0, ..d });
+        assert_eq!(
+            StreamForm::parse(Some("refill, chains=4")),
+            StreamForm {
+                refill: true,
+                chains: 4,
+                ..d
+            }
+        );
+        for bad in [
+            None,
+            Some("4/1"),
+            Some("3/4"),
+            Some("3"),
+            Some("x/1"),
+            Some("chains=3"),
+            Some("fill"),
+        ] {
+            assert_eq!(StreamForm::parse(bad), d, "{bad:?}");
         }
-        assert!(Module::Streamed(1)
-            .source(false, f(3, 1))
-            .starts_with("#define MODELC_GEMV_STREAM_BUFS 3\n#define MODELC_GEMV_STREAM_EARLY 1\n"));
+        let form = StreamForm::parse(Some("3/1,refill"));
+        assert!(Module::Streamed(1).source(false, form).starts_with(
+            "#define MODELC_GEMV_STREAM_BUFS 3\n#define MODELC_GEMV_STREAM_EARLY 1\n\
+             #define MODELC_GEMV_STREAM_REFILL 1\n#define MODELC_GEMV_STREAM_CHAINS 1\n"
+        ));
+        assert!(!Module::Streamed(2)
+            .source(false, form)
+            .contains("MODELC_GEMV_STREAM_BUFS 3"));
     }
 
     #[test]
