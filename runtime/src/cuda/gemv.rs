@@ -123,18 +123,6 @@ const SOURCE: &str = r#"#include <cuda_bf16.h>
 #ifndef MODELC_GEMV_L2_PREFETCH
 #define MODELC_GEMV_L2_PREFETCH 0 /* 1: the streamed kernel's L2 prefetch (GEMV_L2_PREFETCH_ENV) */
 #endif
-#ifndef MODELC_GEMV_STREAM_BUFS
-#define MODELC_GEMV_STREAM_BUFS 2 /* the streamed kernel's units in flight a warp (GEMV_STREAM_FORM_ENV) */
-#endif
-#ifndef MODELC_GEMV_STREAM_EARLY
-#define MODELC_GEMV_STREAM_EARLY 2 /* of which issued before griddepcontrol.wait */
-#endif
-#ifndef MODELC_GEMV_STREAM_REFILL
-#define MODELC_GEMV_STREAM_REFILL 0 /* 1: a unit's registers reload chunk by chunk as it is multiplied */
-#endif
-#ifndef MODELC_GEMV_STREAM_CHAINS
-#define MODELC_GEMV_STREAM_CHAINS 1 /* independent sums a row and lane */
-#endif
 __device__ __forceinline__ float lo_bf(unsigned u) { return __uint_as_float(u << 16); }
 __device__ __forceinline__ float hi_bf(unsigned u) { return __uint_as_float(u & 0xffff0000u); }
 __device__ __forceinline__ float ld_f(const float* p) { return __ldcg(p); }
@@ -395,11 +383,10 @@ __device__ __forceinline__ void gemv_stream(const __nv_bfloat16* __restrict__ x,
       }
     }
   };
-  constexpr int NB = MODELC_GEMV_STREAM_BUFS, EARLY = MODELC_GEMV_STREAM_EARLY;
-  uint4 buf[NB][8];
-  // The weights are constant: the first units stream before the wait.
-#pragma unroll
-  for (int i = 0; i < EARLY; ++i) load_unit(i, buf[i]);
+  uint4 b0[8], b1[8];
+  // The weights are constant: the first two units stream before the wait.
+  load_unit(0, b0);
+  load_unit(1, b1);
 #if MODELC_GEMV_L2_PREFETCH && defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   // And the warp's next rows into L2 (one bulk prefetch a row, no registers held), up to
   // MODELC_GEMV_L2_PREFETCH_MAX bytes a kernel (L2Prefetch::MAX_BYTES) so that the prefetched
@@ -407,7 +394,7 @@ __device__ __forceinline__ void gemv_stream(const __nv_bfloat16* __restrict__ x,
   // before drains.
   if (lane == 0 && units > 0) {
     const long long rows = units / upr, row_bytes = 2ll * k;
-    const long long first = NB / upr, last = min(rows, first + MODELC_GEMV_L2_PREFETCH_MAX / (row_bytes * nw));
+    const long long first = 2 / upr, last = min(rows, first + MODELC_GEMV_L2_PREFETCH_MAX / (row_bytes * nw));
     for (long long rj = first; rj < last; ++rj)
       asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;" ::"l"(w + (gw + rj * nw) * ldw), "r"((unsigned)row_bytes)
                    : "memory");
@@ -426,9 +413,6 @@ __device__ __forceinline__ void gemv_stream(const __nv_bfloat16* __restrict__ x,
   // Everything before this kernel has finished: the next kernel may launch and start its own
   // weight stream while this one runs.
   dep_launch();
-  // The rest of the units in flight, issued before staging X so that DRAM streams during it.
-#pragma unroll
-  for (int i = EARLY; i < NB; ++i) load_unit(i, buf[i]);
   float inv[M];
 #pragma unroll
   for (int r = 0; r < M; ++r) {
@@ -456,44 +440,31 @@ __device__ __forceinline__ void gemv_stream(const __nv_bfloat16* __restrict__ x,
       inv[r] = rsqrtf(sq / (float)k + eps);
     }
   }
-  // CH independent sums a row (the 8 products of a chunk spread over them), so that a unit's
-  // products are not one chain of dependent FMAs.
-  constexpr int CH = MODELC_GEMV_STREAM_CHAINS;
-  float acc[M][CH];
+  float acc[M];
 #pragma unroll
-  for (int r = 0; r < M; ++r)
-#pragma unroll
-    for (int h = 0; h < CH; ++h) acc[r][h] = 0.0f;
+  for (int r = 0; r < M; ++r) acc[r] = 0.0f;
   // Unit u's products into acc; at a row's last unit, its sums out (lane r stores X row r's).
-  // With MODELC_GEMV_STREAM_REFILL each chunk's registers take unit u + NB's chunk as soon as
-  // the chunk is unpacked, so the next loads are in flight while this unit multiplies.
-  auto mul = [&](int u, uint4 (&buf)[8]) {
+  auto mul = [&](int u, const uint4 (&buf)[8]) {
     const int rj = u / upr, part = u - rj * upr, base = part * 256;
-    const int un = u + NB, rjn = un / upr, basen = (un - rjn * upr) * 256;
-    const bool refill = MODELC_GEMV_STREAM_REFILL && un < units;
-    const uint4* srcn = reinterpret_cast<const uint4*>(w + (gw + rjn * nw) * ldw);
 #pragma unroll
     for (int cc = 0; cc < 8; ++cc) {
       const int v = base + lane + 32 * cc;
-      float wf[8];
-      unpack8(buf[cc], wf);
-      if (refill) {
-        const int vn = basen + lane + 32 * cc;
-        buf[cc] = vn < nv ? __ldcs(srcn + vn) : make_uint4(0u, 0u, 0u, 0u);
-      }
       if (v < nv) {
+        float wf[8];
+        unpack8(buf[cc], wf);
 #pragma unroll
         for (int r = 0; r < M; ++r) {
           const float4 lo = xs[(2 * r) * nv + v], hi = xs[(2 * r + 1) * nv + v];
-          float* a = acc[r];
-          a[0] = fmaf(lo.x, wf[0], a[0]);
-          a[1 % CH] = fmaf(lo.y, wf[1], a[1 % CH]);
-          a[2 % CH] = fmaf(lo.z, wf[2], a[2 % CH]);
-          a[3 % CH] = fmaf(lo.w, wf[3], a[3 % CH]);
-          a[4 % CH] = fmaf(hi.x, wf[4], a[4 % CH]);
-          a[5 % CH] = fmaf(hi.y, wf[5], a[5 % CH]);
-          a[6 % CH] = fmaf(hi.z, wf[6], a[6 % CH]);
-          a[7 % CH] = fmaf(hi.w, wf[7], a[7 % CH]);
+          float a = acc[r];
+          a = fmaf(lo.x, wf[0], a);
+          a = fmaf(lo.y, wf[1], a);
+          a = fmaf(lo.z, wf[2], a);
+          a = fmaf(lo.w, wf[3], a);
+          a = fmaf(hi.x, wf[4], a);
+          a = fmaf(hi.y, wf[5], a);
+          a = fmaf(hi.z, wf[6], a);
+          a = fmaf(hi.w, wf[7], a);
+          acc[r] = a;
         }
       }
     }
@@ -501,24 +472,20 @@ __device__ __forceinline__ void gemv_stream(const __nv_bfloat16* __restrict__ x,
       const long long col = gw + rj * nw;
 #pragma unroll
       for (int r = 0; r < M; ++r) {
-        float a = acc[r][0];
-#pragma unroll
-        for (int h = 1; h < CH; ++h) a += acc[r][h];
+        float a = acc[r];
 #pragma unroll
         for (int off = 16; off > 0; off >>= 1) a += __shfl_xor_sync(0xffffffffu, a, off);
-#pragma unroll
-        for (int h = 0; h < CH; ++h) acc[r][h] = 0.0f;
+        acc[r] = 0.0f;
         if (lane == r) store_out(d, ldd, c, ldc, bias_bf16, bias_f32, alpha, beta, r, col, PRO == 1 ? a * inv[r] : a);
       }
     }
   };
-  for (int u = 0; u < units; u += NB) {
-#pragma unroll
-    for (int i = 0; i < NB; ++i) {
-      if (u + i < units) {
-        mul(u + i, buf[i]);
-        if (!MODELC_GEMV_STREAM_REFILL) load_unit(u + i + NB, buf[i]);
-      }
+  for (int u = 0; u < units; u += 2) {
+    mul(u, b0);
+    load_unit(u + 2, b0);
+    if (u + 1 < units) {
+      mul(u + 1, b1);
+      load_unit(u + 3, b1);
     }
   }
 }
@@ -761,73 +728,9 @@ const STREAM_MAX_K: usize = 4096;
 /// faster).
 const STREAM_BLOCKS_PER_SM: usize = 2;
 /// Set to `1`: the streamed kernel's grid is sized to whole rounds of rows (`stream_blocks`), a
-/// trial not yet timed on a GPU (read once; `docs/PERFORMANCE.md`, "A persistent prototype").
+/// trial: timed on an H200 it was no faster at batch 1 (read once; `docs/PERFORMANCE.md`,
+/// "Where the GEMV stream loses its time").
 pub const GEMV_BALANCED_GRID_ENV: &str = "MODELC_GEMV_BALANCED_GRID";
-/// A trial of the streamed kernel's pipeline, comma-separated: `B/E`, B units (4 KB) in flight a
-/// warp in registers (2 or 3), of which the first E (0..=B) are issued before the dependent-launch
-/// wait and the rest right after it, before X is staged; `refill`, a unit's registers reload
-/// chunk by chunk as it is multiplied (not after); `chains=N` (1, 2 or 4), independent sums a
-/// row and lane. One-row GEMVs only (read once; anything unparsable keeps the default,
-/// `2/2,chains=1`).
-pub const GEMV_STREAM_FORM_ENV: &str = "MODELC_GEMV_STREAM_FORM";
-
-/// The streamed kernel's pipeline ([`GEMV_STREAM_FORM_ENV`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct StreamForm {
-    buffers: usize,
-    early: usize,
-    refill: bool,
-    chains: usize,
-}
-
-impl StreamForm {
-    const DEFAULT: StreamForm = StreamForm {
-        buffers: 2,
-        early: 2,
-        refill: false,
-        chains: 1,
-    };
-
-    /// The form a value names, or the default.
-    fn parse(value: Option<&str>) -> StreamForm {
-        let named = value.and_then(|v| {
-            let mut f = Self::DEFAULT;
-            for token in v.split(',').map(str::trim) {
-                if token == "refill" {
-                    f.refill = true;
-                } else if let Some(n) = token.strip_prefix("chains=") {
-                    f.chains = n.parse().ok()?;
-                } else {
-                    let (b, e) = token.split_once('/')?;
-                    (f.buffers, f.early) = (b.parse().ok()?, e.parse().ok()?);
-                }
-            }
-            Some(f)
-        });
-        named
-            .filter(|f| (2..=3).contains(&f.buffers) && f.early <= f.buffers && [1, 2, 4].contains(&f.chains))
-            .unwrap_or(Self::DEFAULT)
-    }
-
-    /// The source's definitions of this form.
-    fn defines(self) -> String {
-        format!(
-            "#define MODELC_GEMV_STREAM_BUFS {}\n#define MODELC_GEMV_STREAM_EARLY {}\n\
-             #define MODELC_GEMV_STREAM_REFILL {}\n#define MODELC_GEMV_STREAM_CHAINS {}\n",
-            self.buffers,
-            self.early,
-            u8::from(self.refill),
-            self.chains
-        )
-    }
-}
-
-/// [`GEMV_STREAM_FORM_ENV`]'s form (read once).
-fn stream_form() -> StreamForm {
-    static FORM: OnceLock<StreamForm> = OnceLock::new();
-    *FORM.get_or_init(|| StreamForm::parse(std::env::var(GEMV_STREAM_FORM_ENV).ok().as_deref()))
-}
-
 /// Set to `1`: every GEMV takes the non-streamed kernels (for comparison; read once).
 pub const NO_GEMV_STREAM_ENV: &str = "MODELC_NO_GEMV_STREAM";
 /// Set to `1`: the streamed kernel also prefetches the rest of its warps' rows of W into L2
@@ -935,9 +838,9 @@ impl Module {
     }
 
     /// The module's source: [`SOURCE`] and its instances, the streamed kernel's L2 prefetch
-    /// compiled in or not ([`GEMV_L2_PREFETCH_ENV`]) and its [`StreamForm`].
-    fn source(self, l2_prefetch: bool, form: StreamForm) -> String {
-        let mut define = if l2_prefetch {
+    /// compiled in or not ([`GEMV_L2_PREFETCH_ENV`]).
+    fn source(self, l2_prefetch: bool) -> String {
+        let define = if l2_prefetch {
             format!(
                 "#define MODELC_GEMV_L2_PREFETCH 1\n#define MODELC_GEMV_L2_PREFETCH_MAX {}ll\n",
                 L2Prefetch::MAX_BYTES
@@ -945,10 +848,6 @@ impl Module {
         } else {
             String::new()
         };
-        // A trial for batch 1: the three-buffer forms spill a few bytes at two rows.
-        if form != StreamForm::DEFAULT && self == Module::Streamed(1) {
-            define += &form.defines();
-        }
         format!("{define}{SOURCE}\n{}\n", self.instances())
     }
 }
@@ -965,7 +864,7 @@ pub fn gemv_modules_to_load(gpu: &Gpu) -> Vec<(String, Vec<String>)> {
     Module::all()
         .into_iter()
         .filter(|m| m.entries().iter().any(|e| !gpu.has_kernel(e)))
-        .map(|m| (m.source(prefetch_on(), stream_form()), m.entries()))
+        .map(|m| (m.source(prefetch_on()), m.entries()))
         .collect()
 }
 
@@ -1270,41 +1169,28 @@ mod tests {
         if !nvrtc_or_skip("the GEMV assembly test") {
             return;
         }
-        // The L2-prefetch form and the pipeline trials differ in the streamed modules only.
-        let d = StreamForm::DEFAULT;
-        let trials = [
-            "2/1",
-            "3/0",
-            "3/1",
-            "3/2",
-            "refill",
-            "refill,chains=2",
-            "refill,chains=4",
-            "chains=2",
-        ]
-        .map(|v| StreamForm::parse(Some(v)));
+        // The L2-prefetch form differs in the streamed modules only.
         let forms: Vec<_> = Module::all()
             .into_iter()
-            .map(|m| (m, false, d))
-            .chain((1..=STREAM_MAX_ROWS).map(|m| (Module::Streamed(m), true, d)))
-            .chain(trials.map(|f| (Module::Streamed(1), false, f)))
+            .map(|m| (m, false))
+            .chain((1..=STREAM_MAX_ROWS).map(|m| (Module::Streamed(m), true)))
             .collect();
-        let logs = crate::parallel::par_map(&forms, |&(module, l2_prefetch, form)| {
+        let logs = crate::parallel::par_map(&forms, |&(module, l2_prefetch)| {
             ptxas_report(
-                &module.source(l2_prefetch, form),
+                &module.source(l2_prefetch),
                 "modelc_gemv",
                 "sm_90",
                 &default_include_dirs(),
             )
             .unwrap_or_else(|e| panic!("{module:?}: {e}"))
         });
-        for (&(module, l2_prefetch, form), log) in forms.iter().zip(logs) {
+        for (&(module, l2_prefetch), log) in forms.iter().zip(logs) {
             let mut reports = 0;
             for line in log.lines().filter(|l| l.contains("spill")) {
                 reports += 1;
                 assert!(
                     line.contains(" 0 bytes stack frame, 0 bytes spill stores"),
-                    "a GEMV kernel spills ({module:?}, L2 prefetch {l2_prefetch}, {form:?}): {line}\n{log}"
+                    "a GEMV kernel spills ({module:?}, L2 prefetch {l2_prefetch}): {line}\n{log}"
                 );
             }
             assert_eq!(
@@ -1312,8 +1198,8 @@ mod tests {
                 module.entries().len(),
                 "{module:?}: one report per entry expected:\n{log}"
             );
-            if l2_prefetch || form != d {
-                eprintln!("{form:?}\n{log}");
+            if l2_prefetch {
+                eprintln!("{log}");
             }
         }
     }
@@ -1327,10 +1213,7 @@ mod tests {
         }
         let dir = tempfile::tempdir().unwrap();
         let cache = KernelCache::new(dir.path());
-        let sources: Vec<String> = Module::all()
-            .into_iter()
-            .map(|m| m.source(false, StreamForm::DEFAULT))
-            .collect();
+        let sources: Vec<String> = Module::all().into_iter().map(|m| m.source(false)).collect();
         let jobs: Vec<(&str, &str)> = sources.iter().map(|s| (s.as_str(), "modelc_gemv")).collect();
         for (module, cubin) in Module::all()
             .into_iter()
@@ -1375,15 +1258,15 @@ mod tests {
         for m in 1..=GEMV_MAX_ROWS {
             assert!(modules.contains(&Module::ColumnSets(m)), "m = {m}");
             assert!(Module::ColumnSets(m)
-                .source(false, StreamForm::DEFAULT)
+                .source(false)
                 .ends_with(&format!("\nMODELC_GEMV_ALL({m})\n")));
             assert_eq!(modules.contains(&Module::Streamed(m)), m <= STREAM_MAX_ROWS, "m = {m}");
         }
         assert!(Module::Streamed(2)
-            .source(false, StreamForm::DEFAULT)
+            .source(false)
             .contains("\nMODELC_GEMV_STREAM_ALL(2)\n"));
         assert!(Module::Streamed(1)
-            .source(true, StreamForm::DEFAULT)
+            .source(true)
             .starts_with("#define MODELC_GEMV_L2_PREFETCH 1\n"));
         for v in VARIANTS {
             let group = v.group();
@@ -1432,47 +1315,6 @@ mod tests {
 
     /// The balanced grid keeps the rounds of rows a warp takes and ends without a short round;
     /// the default is two blocks an SM, one warp a row at most.
-    #[test]
-    fn a_stream_form_is_named_by_buffers_and_early_units() {
-        let d = StreamForm::DEFAULT;
-        assert_eq!(
-            StreamForm::parse(Some("3/1")),
-            StreamForm {
-                buffers: 3,
-                early: 1,
-                ..d
-            }
-        );
-        assert_eq!(StreamForm::parse(Some("2/0")), StreamForm { early: 0, ..d });
-        assert_eq!(
-            StreamForm::parse(Some("refill, chains=4")),
-            StreamForm {
-                refill: true,
-                chains: 4,
-                ..d
-            }
-        );
-        for bad in [
-            None,
-            Some("4/1"),
-            Some("3/4"),
-            Some("3"),
-            Some("x/1"),
-            Some("chains=3"),
-            Some("fill"),
-        ] {
-            assert_eq!(StreamForm::parse(bad), d, "{bad:?}");
-        }
-        let form = StreamForm::parse(Some("3/1,refill"));
-        assert!(Module::Streamed(1).source(false, form).starts_with(
-            "#define MODELC_GEMV_STREAM_BUFS 3\n#define MODELC_GEMV_STREAM_EARLY 1\n\
-             #define MODELC_GEMV_STREAM_REFILL 1\n#define MODELC_GEMV_STREAM_CHAINS 1\n"
-        ));
-        assert!(!Module::Streamed(2)
-            .source(false, form)
-            .contains("MODELC_GEMV_STREAM_BUFS 3"));
-    }
-
     #[test]
     fn a_balanced_stream_grid_keeps_the_rounds_and_fills_the_last() {
         assert_eq!(stream_blocks(6416, 132, false), 264);
