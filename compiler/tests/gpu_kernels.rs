@@ -3736,7 +3736,9 @@ fn bench_gemv() {
 /// head) as phases separated by a grid-wide barrier, each warp loading its first units of the
 /// next phase before it waits at the barrier (weights are constant), against the same phases
 /// as streamed-GEMV launches with PDL (what programs run) and the copy floor. The question it
-/// answers: how much of the GEMVs' 1.28–1.34× the floor is kernel boundaries.
+/// answers: how much of the GEMVs' 1.28–1.34× the floor is kernel boundaries. Its barrier-free
+/// forms without arithmetic, with and without the staging of x, and a plain read of the same
+/// bytes split the rest between the access pattern, x's staging and the arithmetic.
 const PERSISTENT_PHASES_SOURCE: &str = r#"#include <cuda_bf16.h>
 // Phase p: y[n] = W[n, k] x[k] (bf16, f32 sums); the table holds (w, x, y, n, k) as 64-bit words.
 struct Phase { const __nv_bfloat16* w; const __nv_bfloat16* x; __nv_bfloat16* y; long long n, k; };
