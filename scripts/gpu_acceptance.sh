@@ -24,9 +24,9 @@
 #   kernels  the kernel-template tests (gpu_kernels), rerun against the current templates
 #   kbench   the kernel benchmarks (gpu_kernels --ignored bench_kernels)
 #   glue     every glue kernel of the codegen and tiny specs vs the reference (codegen_gpu)
-#   bench    `modelc bench specs/hybrid-1b.yaml` (warm prefill 512/4096, decode batch 1/8), a
-#            decode trial in turn with the default (scripts/decode_trials.sh; DECODE_TRIAL, by
-#            default the GEMV's balanced grid), and the cli_bench tests
+#   bench    `modelc bench specs/hybrid-1b.yaml` (warm prefill 512/4096, decode batch 1/8), with
+#            DECODE_TRIAL=LABEL=ASSIGNMENTS a decode trial in turn with the default
+#            (scripts/decode_trials.sh), and the cli_bench tests
 #   peers    scripts/bench_peers.py: copy/GEMM ceilings, SDPA, fla-core (wheels in .whl/, if carried)
 #   modelpeer scripts/bench_model_peer.py: the HF-style eager + fla forward of hybrid-1b (the
 #            whole-model peer of `bench`; needs the fla-core wheel)
@@ -102,9 +102,11 @@ grep -E "^test |test result|panicked|1B|hybrid-1b|^  " "$OUT/1b.log" | head -40
 
 bench_runs() {
     "$BIN/modelc" bench specs/hybrid-1b.yaml --prefill-tokens 512,4096 --decode-batch 1,8 || return 1
-    # A decode trial (off by default) in turn with the default: DECODE_TRIAL, LABEL=ASSIGNMENTS.
-    echo "-- decode trial: ${DECODE_TRIAL:-balanced-grid=MODELC_GEMV_BALANCED_GRID=1}"
-    scripts/decode_trials.sh "${DECODE_TRIAL:-balanced-grid=MODELC_GEMV_BALANCED_GRID=1}" || return 1
+    # A decode trial in turn with the default, when one is named: DECODE_TRIAL=LABEL=ASSIGNMENTS.
+    if [ -n "${DECODE_TRIAL:-}" ]; then
+        echo "-- decode trial: $DECODE_TRIAL"
+        scripts/decode_trials.sh "$DECODE_TRIAL" || return 1
+    fi
     "$BIN/cli_bench" --test-threads=1
 }
 export -f bench_runs

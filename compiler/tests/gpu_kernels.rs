@@ -3768,12 +3768,16 @@ __device__ __forceinline__ void grid_barrier(unsigned* counter, unsigned target)
 }
 // Blocks of 8 warps, two an SM, all resident; warp gw of nw takes rows gw, gw + nw, … of each
 // phase in 4 KB units (as the streamed GEMV), two units in flight in registers; the load cursor
-// runs ahead across phase ends. The counter holds `base` arrivals from earlier launches;
-// barrier = 0 skips the barriers (results wrong: timing only); barrier = 2 skips them and the
-// arithmetic too, folding the loaded words instead (the access pattern's own read rate);
-// barrier = 3 also skips staging x (no block barrier or x load between phases).
+// runs ahead across phase ends. The counter holds `base` arrivals from earlier launches.
+// The modes other than BARRIERS are for timing only (their results are wrong):
+enum Mode {
+  NO_BARRIERS = 0,     // no grid barrier between phases
+  BARRIERS = 1,        // a grid barrier between phases (results checked)
+  LOADS_ONLY = 2,      // no barriers, and the loaded words folded instead of multiplied
+  LOADS_UNSTAGED = 3,  // LOADS_ONLY without staging x (no block barrier or x load a phase)
+};
 extern "C" __global__ void __launch_bounds__(256, 2) gemv_phases(const long long* table, int nph, unsigned* counter,
-                                                                  unsigned base, int barrier) {
+                                                                  unsigned base, int mode) {
   extern __shared__ __align__(16) float xs[];
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
   const long long nw = (long long)gridDim.x * 8, gw = (long long)blockIdx.x * 8 + warp;
@@ -3801,7 +3805,7 @@ extern "C" __global__ void __launch_bounds__(256, 2) gemv_phases(const long long
     }
   };
   auto stage = [&](const Phase& f) {
-    if (barrier == 3) return;
+    if (mode == LOADS_UNSTAGED) return;
     for (int i = tid; i < f.k; i += 256) xs[i] = __bfloat162float(__ldcg(f.x + i));
     __syncthreads();
   };
@@ -3818,8 +3822,8 @@ extern "C" __global__ void __launch_bounds__(256, 2) gemv_phases(const long long
       ++cp;
       cu = 0;
       if (cp < nph) {
-        if (barrier == 1) grid_barrier(counter, base + (unsigned)cp * gridDim.x);
-        else if (barrier != 3) __syncthreads();
+        if (mode == BARRIERS) grid_barrier(counter, base + (unsigned)cp * gridDim.x);
+        else if (mode != LOADS_UNSTAGED) __syncthreads();
         cf = phase_at(table, cp);
         stage(cf);
       }
@@ -3830,7 +3834,7 @@ extern "C" __global__ void __launch_bounds__(256, 2) gemv_phases(const long long
 #pragma unroll
       for (int cc = 0; cc < 8; ++cc) {
         const int v = base + lane + 32 * cc;
-        if (v < nv && barrier >= 2) {
+        if (v < nv && mode >= LOADS_ONLY) {
           fold ^= buf[cc].x ^ buf[cc].y ^ buf[cc].z ^ buf[cc].w;
         } else if (v < nv) {
           const float* xv = xs + 8 * v;
@@ -3946,10 +3950,15 @@ fn bench_persistent_gemv_phases() {
             .unwrap();
         }
     };
+    // The kernel's modes (`enum Mode` of its source).
+    const NO_BARRIERS: i32 = 0;
+    const BARRIERS: i32 = 1;
+    const LOADS_ONLY: i32 = 2;
+    const LOADS_UNSTAGED: i32 = 3;
     let barrier_launches = std::cell::Cell::new(0u32);
-    let persistent = |barrier: i32| {
+    let persistent = |mode: i32| {
         let base = barrier_launches.get() * (shapes.len() as u32 - 1) * blocks;
-        barrier_launches.set(barrier_launches.get() + u32::from(barrier == 1));
+        barrier_launches.set(barrier_launches.get() + u32::from(mode == BARRIERS));
         let dims = LaunchDims::new((blocks, 1, 1), (256, 1, 1), 4 * 4096);
         // SAFETY: the table's pointers and sizes are the buffers above; the blocks (two an SM,
         // 256 threads, 16 KB) are all resident, so the barrier cannot deadlock.
@@ -3962,7 +3971,7 @@ fn bench_persistent_gemv_phases() {
                     KernelArg::I32(shapes.len() as i32),
                     counter.arg(),
                     KernelArg::U32(base),
-                    KernelArg::I32(barrier),
+                    KernelArg::I32(mode),
                 ],
             )
         }
@@ -3971,7 +3980,7 @@ fn bench_persistent_gemv_phases() {
     // The prototype computes what the streamed GEMV computes (bf16 outputs, f32 sums in a
     // different order: 5e-3 relative RMS as the other bf16 outputs).
     launches(&ys_ref);
-    persistent(1);
+    persistent(BARRIERS);
     ctx.gpu.synchronize().unwrap();
     for p in checked {
         let got = ctx.gpu.download(&ys[p], "y").unwrap();
@@ -4011,10 +4020,10 @@ fn bench_persistent_gemv_phases() {
     println!("|---|---|---|---|---|---|---|---|---|---|");
     for round in 0..3 {
         let a = time_ms(&ctx, 20, || launches(&ys_ref));
-        let b = time_ms(&ctx, 20, || persistent(1));
-        let c = time_ms(&ctx, 20, || persistent(0));
-        let l = time_ms(&ctx, 20, || persistent(2));
-        let ls = time_ms(&ctx, 20, || persistent(3));
+        let b = time_ms(&ctx, 20, || persistent(BARRIERS));
+        let c = time_ms(&ctx, 20, || persistent(NO_BARRIERS));
+        let l = time_ms(&ctx, 20, || persistent(LOADS_ONLY));
+        let ls = time_ms(&ctx, 20, || persistent(LOADS_UNSTAGED));
         let d = time_ms(&ctx, 20, read);
         println!(
             "| {round} | {} | {:.0} | {a:.3} | {b:.3} | {c:.3} | {l:.3} | {ls:.3} | {d:.3} | {floor_ms:.3} |",
