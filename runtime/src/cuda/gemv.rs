@@ -123,6 +123,15 @@ const SOURCE: &str = r#"#include <cuda_bf16.h>
 #ifndef MODELC_GEMV_L2_PREFETCH
 #define MODELC_GEMV_L2_PREFETCH 0 /* 1: the streamed kernel's L2 prefetch (GEMV_L2_PREFETCH_ENV) */
 #endif
+#ifndef MODELC_GEMV_STREAM_MMA
+#define MODELC_GEMV_STREAM_MMA 0 /* 1: the streamed kernel multiplies on tensor cores (GEMV_STREAM_MMA_ENV) */
+#endif
+// The streamed kernel's tensor-core form needs bf16 mma.sync (sm_80 on).
+#if MODELC_GEMV_STREAM_MMA && (!defined(__CUDA_ARCH__) || __CUDA_ARCH__ >= 800)
+#define MODELC_STREAM_MMA 1
+#else
+#define MODELC_STREAM_MMA 0
+#endif
 __device__ __forceinline__ float lo_bf(unsigned u) { return __uint_as_float(u << 16); }
 __device__ __forceinline__ float hi_bf(unsigned u) { return __uint_as_float(u & 0xffff0000u); }
 __device__ __forceinline__ float ld_f(const float* p) { return __ldcg(p); }
@@ -351,6 +360,22 @@ __device__ __forceinline__ void gemv(const __nv_bfloat16* __restrict__ x, int ld
   }
 }
 
+// D += A·B on tensor cores: mma.sync m16n8k16, bf16 in, f32 sums (fragments as PTX lays them out).
+__device__ __forceinline__ void mma_16816(float (&d)[4], unsigned a0, unsigned a1, unsigned a2, unsigned a3, unsigned b0,
+                                          unsigned b1) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  asm volatile(
+      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
+      "{%0, %1, %2, %3};"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+      : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+#endif
+}
+__device__ __forceinline__ unsigned pack_bf16x2(float lo, float hi) {
+  const __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
+  return *reinterpret_cast<const unsigned*>(&v);
+}
+
 // The streamed GEMV (module doc, "Streamed"): persistent blocks of 8 warps; global
 // warp gw of NW takes rows gw, gw + NW, … of W, each read in units of 256 16-byte chunks (eight a
 // lane, 4 KB), two units in flight in registers (the next loads while the current multiplies;
@@ -421,8 +446,13 @@ __device__ __forceinline__ void gemv_stream(const __nv_bfloat16* __restrict__ x,
       float xf[8], g[8];
       if (PRO == 1) load_gamma8(gam_bf16, gam_f32, v, g);
       load_x8<PRO>(x, up, (long long)r * ldx, v, g, xf, ss);
+#if MODELC_STREAM_MMA
+      xs[r * nv + v] = make_float4(__uint_as_float(pack_bf16x2(xf[0], xf[1])), __uint_as_float(pack_bf16x2(xf[2], xf[3])),
+                                   __uint_as_float(pack_bf16x2(xf[4], xf[5])), __uint_as_float(pack_bf16x2(xf[6], xf[7])));
+#else
       xs[(2 * r) * nv + v] = make_float4(xf[0], xf[1], xf[2], xf[3]);
       xs[(2 * r + 1) * nv + v] = make_float4(xf[4], xf[5], xf[6], xf[7]);
+#endif
     }
     if (PRO == 1) {
 #pragma unroll
@@ -440,6 +470,49 @@ __device__ __forceinline__ void gemv_stream(const __nv_bfloat16* __restrict__ x,
       inv[r] = rsqrtf(sq / (float)k + eps);
     }
   }
+#if MODELC_STREAM_MMA
+  // Tensor-core form: lane (g, q) = (lane / 4, lane % 4) holds a chunk's 8 elements as an A
+  // fragment of 16 "rows" (rows g and g + 8 its pairs 0,1 | 4,5 and 2,3 | 6,7), and its X chunk
+  // (staged as bf16) as B's column g: D[g][g] sums exactly the products of lanes (g, ·). Two MMAs
+  // a chunk, the second with the pairs swapped, take all 8 products; the rest of D is unused.
+  // Two accumulators per X row (one per MMA) halve the dependent chain.
+  float acc[M][2][4];
+#pragma unroll
+  for (int r = 0; r < M; ++r)
+#pragma unroll
+    for (int i = 0; i < 8; ++i) acc[r][i / 4][i % 4] = 0.0f;
+  const int gq = lane >> 2;
+  const bool diag = (gq >> 1) == (lane & 3);  // D[g][g] lies in this lane, element g % 2
+  auto mul = [&](int u, const uint4 (&buf)[8]) {
+    const int rj = u / upr, part = u - rj * upr, base = part * 256;
+#pragma unroll
+    for (int cc = 0; cc < 8; ++cc) {
+      if (base + 32 * cc < nv) {  // warp-uniform: MMAs take the whole warp
+        const int v = base + lane + 32 * cc;
+#pragma unroll
+        for (int r = 0; r < M; ++r) {
+          const float4 xv = v < nv ? xs[r * nv + v] : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+          const uint4 b = buf[cc];
+          mma_16816(acc[r][0], b.x, b.y, b.z, b.w, __float_as_uint(xv.x), __float_as_uint(xv.z));
+          mma_16816(acc[r][1], b.y, b.x, b.w, b.z, __float_as_uint(xv.y), __float_as_uint(xv.w));
+        }
+      }
+    }
+    if (part == upr - 1) {
+      const long long col = gw + rj * nw;
+#pragma unroll
+      for (int r = 0; r < M; ++r) {
+        float a = 0.0f;
+        if (diag) a = (gq & 1) ? acc[r][0][1] + acc[r][1][1] : acc[r][0][0] + acc[r][1][0];
+#pragma unroll
+        for (int off = 16; off > 0; off >>= 1) a += __shfl_xor_sync(0xffffffffu, a, off);
+#pragma unroll
+        for (int i = 0; i < 8; ++i) acc[r][i / 4][i % 4] = 0.0f;
+        if (lane == r) store_out(d, ldd, c, ldc, bias_bf16, bias_f32, alpha, beta, r, col, PRO == 1 ? a * inv[r] : a);
+      }
+    }
+  };
+#else
   float acc[M];
 #pragma unroll
   for (int r = 0; r < M; ++r) acc[r] = 0.0f;
@@ -480,6 +553,7 @@ __device__ __forceinline__ void gemv_stream(const __nv_bfloat16* __restrict__ x,
       }
     }
   };
+#endif
   for (int u = 0; u < units; u += 2) {
     mul(u, b0);
     load_unit(u + 2, b0);
@@ -502,21 +576,6 @@ __device__ __forceinline__ void gemv_stream(const __nv_bfloat16* __restrict__ x,
 // (only the order of the sum's terms changes). X is staged as bf16 with the prologue applied
 // (RMSNorm: x·γ, the rows' 1/rms applied to the sums; SiLU·up as the unfused kernel rounds it),
 // in rows padded by 64 bytes (the fragment loads hit every bank once).
-__device__ __forceinline__ void mma_16816(float (&d)[4], unsigned a0, unsigned a1, unsigned a2, unsigned a3, unsigned b0,
-                                          unsigned b1) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
-  asm volatile(
-      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
-      "{%0, %1, %2, %3};"
-      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-      : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
-#endif
-}
-__device__ __forceinline__ unsigned pack_bf16x2(float lo, float hi) {
-  const __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
-  return *reinterpret_cast<const unsigned*>(&v);
-}
-
 // The tensor-core kernel's warps a block (the host's TENSOR_WARPS).
 #define MODELC_GEMV_TC_WARPS 16
 template <typename T, int PRO>
@@ -738,6 +797,12 @@ pub const NO_GEMV_STREAM_ENV: &str = "MODELC_NO_GEMV_STREAM";
 /// before it, so that the weight stream keeps going while that kernel drains (sm_90 on; read
 /// once). Off: timed on an H100 it made decode slower (docs/PERFORMANCE.md).
 pub const GEMV_L2_PREFETCH_ENV: &str = "MODELC_GEMV_L2_PREFETCH";
+/// Set to `1`: the streamed kernel multiplies on tensor cores (a trial): X staged as bf16, each
+/// lane's 16-byte chunk of W an A fragment whose "diagonal" products land in D[g][g] (sm_80 on;
+/// read once).
+pub const GEMV_STREAM_MMA_ENV: &str = "MODELC_GEMV_STREAM_MMA";
+/// Set to `1`: GEMVs of 1 and 2 rows take the tensor-core kernel too (a trial; read once).
+pub const GEMV_TENSOR_ALL_ROWS_ENV: &str = "MODELC_GEMV_TENSOR_ALL_ROWS";
 /// Set to `1`: GEMVs of 3 to 8 rows take the column-set kernels, not the tensor-core one, and
 /// callers asking [`gemv_tensor_takes`] hear no (read once).
 pub const NO_GEMV_TENSOR_ENV: &str = "MODELC_NO_GEMV_TENSOR";
@@ -839,8 +904,8 @@ impl Module {
 
     /// The module's source: [`SOURCE`] and its instances, the streamed kernel's L2 prefetch
     /// compiled in or not ([`GEMV_L2_PREFETCH_ENV`]).
-    fn source(self, l2_prefetch: bool) -> String {
-        let define = if l2_prefetch {
+    fn source(self, l2_prefetch: bool, stream_mma: bool) -> String {
+        let mut define = if l2_prefetch {
             format!(
                 "#define MODELC_GEMV_L2_PREFETCH 1\n#define MODELC_GEMV_L2_PREFETCH_MAX {}ll\n",
                 L2Prefetch::MAX_BYTES
@@ -848,6 +913,9 @@ impl Module {
         } else {
             String::new()
         };
+        if matches!(self, Module::Streamed(_)) && stream_mma {
+            define.push_str("#define MODELC_GEMV_STREAM_MMA 1\n");
+        }
         format!("{define}{SOURCE}\n{}\n", self.instances())
     }
 }
@@ -864,7 +932,7 @@ pub fn gemv_modules_to_load(gpu: &Gpu) -> Vec<(String, Vec<String>)> {
     Module::all()
         .into_iter()
         .filter(|m| m.entries().iter().any(|e| !gpu.has_kernel(e)))
-        .map(|m| (m.source(prefetch_on()), m.entries()))
+        .map(|m| (m.source(prefetch_on(), stream_mma_on()), m.entries()))
         .collect()
 }
 
@@ -1097,6 +1165,18 @@ fn prefetch_on() -> bool {
     *ON.get_or_init(|| env_is_one(GEMV_L2_PREFETCH_ENV))
 }
 
+/// [`GEMV_STREAM_MMA_ENV`] is `1` (read once).
+fn stream_mma_on() -> bool {
+    static ON: OnceLock<bool> = OnceLock::new();
+    *ON.get_or_init(|| env_is_one(GEMV_STREAM_MMA_ENV))
+}
+
+/// [`GEMV_TENSOR_ALL_ROWS_ENV`] is `1` (read once).
+fn tensor_all_rows() -> bool {
+    static ON: OnceLock<bool> = OnceLock::new();
+    *ON.get_or_init(|| env_is_one(GEMV_TENSOR_ALL_ROWS_ENV))
+}
+
 /// [`NO_GEMV_TENSOR_ENV`] is `1` (read once).
 fn tensor_off() -> bool {
     static OFF: OnceLock<bool> = OnceLock::new();
@@ -1111,11 +1191,19 @@ pub fn gemv_tensor_takes(gpu: &Gpu, shape: &GemmShape) -> bool {
     gpu.compute_capability().0 >= 8 && tensor_shape(shape) && !tensor_off()
 }
 
+/// Whether [`gemv_ex`] multiplies this shape's X rounded to bf16 on `gpu` (operands 16-byte aligned
+/// assumed): the tensor-core kernel, and the streamed one in its tensor-core form
+/// ([`GEMV_STREAM_MMA_ENV`]). It matters for RMSNorm fused: `x·γ` is rounded before the products.
+pub fn gemv_rounds_x_to_bf16(gpu: &Gpu, shape: &GemmShape) -> bool {
+    gemv_tensor_takes(gpu, shape)
+        || (gpu.compute_capability().0 >= 8 && stream_mma_on() && stream_takes(shape) && shape.k.is_multiple_of(8))
+}
+
 /// The tensor-core kernel's shapes (any GPU): one batch of 3 to 8 rows, K a multiple of 8 up
 /// to [`TENSOR_MAX_K`].
 fn tensor_shape(shape: &GemmShape) -> bool {
     gemv_supported(shape)
-        && shape.m >= TENSOR_MIN_ROWS
+        && (shape.m >= TENSOR_MIN_ROWS || tensor_all_rows())
         && shape.k.is_multiple_of(8)
         && shape.k <= TENSOR_MAX_K
         && shape.ldx.is_multiple_of(8)
@@ -1169,28 +1257,29 @@ mod tests {
         if !nvrtc_or_skip("the GEMV assembly test") {
             return;
         }
-        // The L2-prefetch form differs in the streamed modules only.
+        // The L2-prefetch and tensor-core forms differ in the streamed modules only.
         let forms: Vec<_> = Module::all()
             .into_iter()
-            .map(|m| (m, false))
-            .chain((1..=STREAM_MAX_ROWS).map(|m| (Module::Streamed(m), true)))
+            .map(|m| (m, false, false))
+            .chain((1..=STREAM_MAX_ROWS).map(|m| (Module::Streamed(m), true, false)))
+            .chain((1..=STREAM_MAX_ROWS).map(|m| (Module::Streamed(m), false, true)))
             .collect();
-        let logs = crate::parallel::par_map(&forms, |&(module, l2_prefetch)| {
+        let logs = crate::parallel::par_map(&forms, |&(module, l2_prefetch, stream_mma)| {
             ptxas_report(
-                &module.source(l2_prefetch),
+                &module.source(l2_prefetch, stream_mma),
                 "modelc_gemv",
                 "sm_90",
                 &default_include_dirs(),
             )
             .unwrap_or_else(|e| panic!("{module:?}: {e}"))
         });
-        for (&(module, l2_prefetch), log) in forms.iter().zip(logs) {
+        for (&(module, l2_prefetch, stream_mma), log) in forms.iter().zip(logs) {
             let mut reports = 0;
             for line in log.lines().filter(|l| l.contains("spill")) {
                 reports += 1;
                 assert!(
                     line.contains(" 0 bytes stack frame, 0 bytes spill stores"),
-                    "a GEMV kernel spills ({module:?}, L2 prefetch {l2_prefetch}): {line}\n{log}"
+                    "a GEMV kernel spills ({module:?}, L2 prefetch {l2_prefetch}, tensor cores {stream_mma}): {line}\n{log}"
                 );
             }
             assert_eq!(
@@ -1198,7 +1287,7 @@ mod tests {
                 module.entries().len(),
                 "{module:?}: one report per entry expected:\n{log}"
             );
-            if l2_prefetch {
+            if l2_prefetch || stream_mma {
                 eprintln!("{log}");
             }
         }
@@ -1213,7 +1302,7 @@ mod tests {
         }
         let dir = tempfile::tempdir().unwrap();
         let cache = KernelCache::new(dir.path());
-        let sources: Vec<String> = Module::all().into_iter().map(|m| m.source(false)).collect();
+        let sources: Vec<String> = Module::all().into_iter().map(|m| m.source(false, false)).collect();
         let jobs: Vec<(&str, &str)> = sources.iter().map(|s| (s.as_str(), "modelc_gemv")).collect();
         for (module, cubin) in Module::all()
             .into_iter()
@@ -1258,16 +1347,22 @@ mod tests {
         for m in 1..=GEMV_MAX_ROWS {
             assert!(modules.contains(&Module::ColumnSets(m)), "m = {m}");
             assert!(Module::ColumnSets(m)
-                .source(false)
+                .source(false, false)
                 .ends_with(&format!("\nMODELC_GEMV_ALL({m})\n")));
             assert_eq!(modules.contains(&Module::Streamed(m)), m <= STREAM_MAX_ROWS, "m = {m}");
         }
         assert!(Module::Streamed(2)
-            .source(false)
+            .source(false, false)
             .contains("\nMODELC_GEMV_STREAM_ALL(2)\n"));
         assert!(Module::Streamed(1)
-            .source(true)
+            .source(true, false)
             .starts_with("#define MODELC_GEMV_L2_PREFETCH 1\n"));
+        assert!(Module::Streamed(1)
+            .source(false, true)
+            .starts_with("#define MODELC_GEMV_STREAM_MMA 1\n"));
+        assert!(!Module::Tensor
+            .source(false, true)
+            .contains("#define MODELC_GEMV_STREAM_MMA 1"));
         for v in VARIANTS {
             let group = v.group();
             assert!(
