@@ -6,7 +6,8 @@
 #   scripts/decode_trials.sh 'balanced=MODELC_GEMV_BALANCED_GRID=1' 'nopdl=MODELC_NO_PDL=1'
 #
 # Each argument names a configuration: LABEL, `=`, then environment assignments separated by
-# spaces (`default=` is always timed first). ROUNDS (3), SPEC (specs/hybrid-1b.yaml), BATCH (1,2),
+# spaces (`default=` is always timed first); `BIN=PATH` among them runs another modelc binary
+# (a build of another commit, say). ROUNDS (3), SPEC (specs/hybrid-1b.yaml), BATCH (1,2),
 # PAST (512) and MODELC_BIN (.gpu-bin/modelc) are read from the environment. Every
 # configuration is run once to warm the kernel cache, then ROUNDS times in turn; the table gives
 # each configuration's decode ms a step per round and batch, and the floor of the first run.
@@ -23,9 +24,15 @@ for c in "${configs[@]}"; do
 done
 
 run() { # run CONFIG: one bench, its decode rows on stdout
-    local assignments=${1#*=}
+    local assignments="" bin=$BIN a
+    for a in ${1#*=}; do
+        case "$a" in
+        BIN=*) bin=${a#BIN=} ;;
+        *) assignments+=" $a" ;;
+        esac
+    done
     # shellcheck disable=SC2086 # the assignments are words by design
-    env $assignments "$BIN" bench "${SPEC:-specs/hybrid-1b.yaml}" --prefill-tokens 128 \
+    env $assignments "$bin" bench "${SPEC:-specs/hybrid-1b.yaml}" --prefill-tokens 128 \
         --decode-batch "${BATCH:-1,2}" --decode-past "${PAST:-512}"
 }
 

@@ -5208,9 +5208,9 @@ extern "C" __global__ void __launch_bounds__(32) delta_rule_recurrent_3e5f7fd8(
     }
 }
 
-// ===== kernels/kda_decode_step_4e7a8d8a.cu =====
+// ===== kernels/kda_decode_step_2ea74efa.cu =====
 /*
- * modelc mixer core: kda_decode_step_4e7a8d8a (template).
+ * modelc mixer core: kda_decode_step_2ea74efa (template).
  * Fuses, in order:
  *   linear
  *   decay_gate(group=32)
@@ -5227,7 +5227,7 @@ extern "C" __global__ void __launch_bounds__(32) delta_rule_recurrent_3e5f7fd8(
  * FLOPs:         26752*batch*tokens
  */
 /*
- * kda_decode_step_4e7a8d8a: one KDA layer's decode step after its input projection.
+ * kda_decode_step_2ea74efa: one KDA layer's decode step after its input projection.
  *   H = 2, Dk = 32, Dv = 32, conv K = 4 (bias = false, SiLU), decay rank 32, gate rank 32,
  *   qk l2norm = true, scale = 1.7677669e-1f.
  *   q, k, v = conv(x) (channels 0.., 64.., 128.. of the conv's 192); conv state updated.
@@ -5318,7 +5318,7 @@ __device__ __forceinline__ float chunk_dot(const Chunk (&w)[N], const float* xs,
 }
 #endif
 
-extern "C" __global__ void __launch_bounds__(128) kda_decode_step_4e7a8d8a(
+extern "C" __global__ void __launch_bounds__(128) kda_decode_step_2ea74efa(
     const bf16* __restrict__ x, int x_stride,
     const bf16* __restrict__ conv_w, const bf16* __restrict__ conv_b, float* conv_state,
     const bf16* __restrict__ fa, int fa_stride, const bf16* __restrict__ fb,
@@ -5399,6 +5399,10 @@ extern "C" __global__ void __launch_bounds__(128) kda_decode_step_4e7a8d8a(
             for (int i = 0; i < K; ++i) acc = fmaf(cw[i], win[i], acc);
 #pragma unroll
             for (int i = 0; i < K - 1; ++i) win[i] = win[i + 1];
+            if (t == T - 1) {
+#pragma unroll
+                for (int i = 0; i < K - 1; ++i) cst[i] = win[i];
+            }
             const float y = bf16_round(silu_f(acc));
             if (tid < DK) { qs[tid] = y; sq = y * y; }
             else if (tid < 2 * DK) { ks[tid - DK] = y; sk = y * y; }
@@ -5445,6 +5449,10 @@ extern "C" __global__ void __launch_bounds__(128) kda_decode_step_4e7a8d8a(
             oj = fmaf(s[i], qs[d], oj);
         }
         const float ov = quad_sum(oj) * qscale;
+        if (t == T - 1 && column) {
+#pragma unroll
+            for (int i = 0; i < KPL; ++i) sp[(long)(4 * i + qd) * DV] = s[i];
+        }
         /* Gated RMSNorm over the head: lane qd = 0 of each column adds its square. */
         const float ss = warp_sum(qd == 0 && column ? ov * ov : 0.0f);
         if (lane == 0) red[2][warp] = ss;
@@ -5460,19 +5468,11 @@ extern "C" __global__ void __launch_bounds__(128) kda_decode_step_4e7a8d8a(
         __syncthreads(); /* every shared array is rewritten by the next token */
     }
 
-    if (column) {
-#pragma unroll
-        for (int i = 0; i < KPL; ++i) sp[(long)(4 * i + qd) * DV] = s[i];
-    }
-    if (cidx >= 0) {
-#pragma unroll
-        for (int i = 0; i < K - 1; ++i) cst[i] = win[i];
-    }
 }
 
-// ===== kernels/kda_decode_step_cluster_4e5b9e80.cu =====
+// ===== kernels/kda_decode_step_cluster_56373cfc.cu =====
 /*
- * modelc mixer core: kda_decode_step_cluster_4e5b9e80 (template).
+ * modelc mixer core: kda_decode_step_cluster_56373cfc (template).
  * Fuses, in order:
  *   linear
  *   decay_gate(group=32)
@@ -5489,7 +5489,7 @@ extern "C" __global__ void __launch_bounds__(128) kda_decode_step_4e7a8d8a(
  * FLOPs:         26752*batch*tokens
  */
 /*
- * kda_decode_step_cluster_4e5b9e80: one KDA layer's decode step after its input projection, each
+ * kda_decode_step_cluster_56373cfc: one KDA layer's decode step after its input projection, each
  *   head on a cluster of 2 CTAs (sm_90: distributed shared memory).
  *   H = 2, Dk = 32, Dv = 32, conv K = 4 (bias = false, SiLU), decay rank 32, gate rank 32,
  *   qk l2norm = true, scale = 1.7677669e-1f.
@@ -5635,7 +5635,7 @@ __device__ __forceinline__ float column_sum(float x) {
 }
 #endif
 
-extern "C" __global__ void __cluster_dims__(2, 1, 1) __launch_bounds__(64) kda_decode_step_cluster_4e5b9e80(
+extern "C" __global__ void __cluster_dims__(2, 1, 1) __launch_bounds__(64) kda_decode_step_cluster_56373cfc(
     const bf16* __restrict__ x, int x_stride,
     const bf16* __restrict__ conv_w, const bf16* __restrict__ conv_b, float* conv_state,
     const bf16* __restrict__ fa, int fa_stride, const bf16* __restrict__ fb,
@@ -5721,6 +5721,10 @@ extern "C" __global__ void __cluster_dims__(2, 1, 1) __launch_bounds__(64) kda_d
             for (int i = 0; i < K; ++i) acc = fmaf(cw[i], win[i], acc);
 #pragma unroll
             for (int i = 0; i < K - 1; ++i) win[i] = win[i + 1];
+            if (t == T - 1) {
+#pragma unroll
+                for (int i = 0; i < K - 1; ++i) cst[i] = win[i];
+            }
             const float y = bf16_round(silu_f(acc));
             if (tid < KC) { cluster_put<CL>(&qs[d0 + tid], y); sq = y * y; }
             else if (tid < 2 * KC) { cluster_put<CL>(&ks[d0 + tid - KC], y); sk = y * y; }
@@ -5770,6 +5774,10 @@ extern "C" __global__ void __cluster_dims__(2, 1, 1) __launch_bounds__(64) kda_d
             oj = fmaf(s[i], qs[d], oj);
         }
         const float ov = column_sum(oj) * qscale;
+        if (t == T - 1 && column) {
+#pragma unroll
+            for (int i = 0; i < KPL; ++i) sp[(long)(4 * i + rl) * DV] = s[i];
+        }
         /* Gated RMSNorm over the head: row lane 0 of each column adds its square; the CTAs'
          * partial sums go to every CTA. */
         const float ss = warp_sum(rl == 0 && column ? ov * ov : 0.0f);
@@ -5789,13 +5797,5 @@ extern "C" __global__ void __cluster_dims__(2, 1, 1) __launch_bounds__(64) kda_d
          * its first cluster barrier, which follows every read of this token (part[2]). */
     }
 
-    if (column) {
-#pragma unroll
-        for (int i = 0; i < KPL; ++i) sp[(long)(4 * i + rl) * DV] = s[i];
-    }
-    if (cidx >= 0) {
-#pragma unroll
-        for (int i = 0; i < K - 1; ++i) cst[i] = win[i];
-    }
 }
 

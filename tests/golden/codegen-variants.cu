@@ -3310,9 +3310,9 @@ extern "C" __global__ void attn_decode_combine_9b801aa9(
     }
 }
 
-// ===== kernels/kda_decode_step_e1b70b91.cu =====
+// ===== kernels/kda_decode_step_fff967df.cu =====
 /*
- * modelc mixer core: kda_decode_step_e1b70b91 (template).
+ * modelc mixer core: kda_decode_step_fff967df (template).
  * Fuses, in order:
  *   linear
  *   decay_gate(group=32)
@@ -3329,7 +3329,7 @@ extern "C" __global__ void attn_decode_combine_9b801aa9(
  * FLOPs:         25984*batch*tokens
  */
 /*
- * kda_decode_step_e1b70b91: one KDA layer's decode step after its input projection.
+ * kda_decode_step_fff967df: one KDA layer's decode step after its input projection.
  *   H = 2, Dk = 32, Dv = 32, conv K = 2 (bias = false, SiLU), decay rank 32, gate rank 32,
  *   qk l2norm = true, scale = 1.7677669e-1f.
  *   q, k, v = conv(x) (channels 0.., 64.., 128.. of the conv's 192); conv state updated.
@@ -3420,7 +3420,7 @@ __device__ __forceinline__ float chunk_dot(const Chunk (&w)[N], const float* xs,
 }
 #endif
 
-extern "C" __global__ void __launch_bounds__(128) kda_decode_step_e1b70b91(
+extern "C" __global__ void __launch_bounds__(128) kda_decode_step_fff967df(
     const bf16* __restrict__ x, int x_stride,
     const bf16* __restrict__ conv_w, const bf16* __restrict__ conv_b, float* conv_state,
     const bf16* __restrict__ fa, int fa_stride, const bf16* __restrict__ fb,
@@ -3501,6 +3501,10 @@ extern "C" __global__ void __launch_bounds__(128) kda_decode_step_e1b70b91(
             for (int i = 0; i < K; ++i) acc = fmaf(cw[i], win[i], acc);
 #pragma unroll
             for (int i = 0; i < K - 1; ++i) win[i] = win[i + 1];
+            if (t == T - 1) {
+#pragma unroll
+                for (int i = 0; i < K - 1; ++i) cst[i] = win[i];
+            }
             const float y = bf16_round(silu_f(acc));
             if (tid < DK) { qs[tid] = y; sq = y * y; }
             else if (tid < 2 * DK) { ks[tid - DK] = y; sk = y * y; }
@@ -3547,6 +3551,10 @@ extern "C" __global__ void __launch_bounds__(128) kda_decode_step_e1b70b91(
             oj = fmaf(s[i], qs[d], oj);
         }
         const float ov = quad_sum(oj) * qscale;
+        if (t == T - 1 && column) {
+#pragma unroll
+            for (int i = 0; i < KPL; ++i) sp[(long)(4 * i + qd) * DV] = s[i];
+        }
         /* Gated RMSNorm over the head: lane qd = 0 of each column adds its square. */
         const float ss = warp_sum(qd == 0 && column ? ov * ov : 0.0f);
         if (lane == 0) red[2][warp] = ss;
@@ -3562,19 +3570,11 @@ extern "C" __global__ void __launch_bounds__(128) kda_decode_step_e1b70b91(
         __syncthreads(); /* every shared array is rewritten by the next token */
     }
 
-    if (column) {
-#pragma unroll
-        for (int i = 0; i < KPL; ++i) sp[(long)(4 * i + qd) * DV] = s[i];
-    }
-    if (cidx >= 0) {
-#pragma unroll
-        for (int i = 0; i < K - 1; ++i) cst[i] = win[i];
-    }
 }
 
-// ===== kernels/kda_decode_step_cluster_6f9d45d2.cu =====
+// ===== kernels/kda_decode_step_cluster_b7a0eb28.cu =====
 /*
- * modelc mixer core: kda_decode_step_cluster_6f9d45d2 (template).
+ * modelc mixer core: kda_decode_step_cluster_b7a0eb28 (template).
  * Fuses, in order:
  *   linear
  *   decay_gate(group=32)
@@ -3591,7 +3591,7 @@ extern "C" __global__ void __launch_bounds__(128) kda_decode_step_e1b70b91(
  * FLOPs:         25984*batch*tokens
  */
 /*
- * kda_decode_step_cluster_6f9d45d2: one KDA layer's decode step after its input projection, each
+ * kda_decode_step_cluster_b7a0eb28: one KDA layer's decode step after its input projection, each
  *   head on a cluster of 2 CTAs (sm_90: distributed shared memory).
  *   H = 2, Dk = 32, Dv = 32, conv K = 2 (bias = false, SiLU), decay rank 32, gate rank 32,
  *   qk l2norm = true, scale = 1.7677669e-1f.
@@ -3737,7 +3737,7 @@ __device__ __forceinline__ float column_sum(float x) {
 }
 #endif
 
-extern "C" __global__ void __cluster_dims__(2, 1, 1) __launch_bounds__(64) kda_decode_step_cluster_6f9d45d2(
+extern "C" __global__ void __cluster_dims__(2, 1, 1) __launch_bounds__(64) kda_decode_step_cluster_b7a0eb28(
     const bf16* __restrict__ x, int x_stride,
     const bf16* __restrict__ conv_w, const bf16* __restrict__ conv_b, float* conv_state,
     const bf16* __restrict__ fa, int fa_stride, const bf16* __restrict__ fb,
@@ -3823,6 +3823,10 @@ extern "C" __global__ void __cluster_dims__(2, 1, 1) __launch_bounds__(64) kda_d
             for (int i = 0; i < K; ++i) acc = fmaf(cw[i], win[i], acc);
 #pragma unroll
             for (int i = 0; i < K - 1; ++i) win[i] = win[i + 1];
+            if (t == T - 1) {
+#pragma unroll
+                for (int i = 0; i < K - 1; ++i) cst[i] = win[i];
+            }
             const float y = bf16_round(silu_f(acc));
             if (tid < KC) { cluster_put<CL>(&qs[d0 + tid], y); sq = y * y; }
             else if (tid < 2 * KC) { cluster_put<CL>(&ks[d0 + tid - KC], y); sk = y * y; }
@@ -3872,6 +3876,10 @@ extern "C" __global__ void __cluster_dims__(2, 1, 1) __launch_bounds__(64) kda_d
             oj = fmaf(s[i], qs[d], oj);
         }
         const float ov = column_sum(oj) * qscale;
+        if (t == T - 1 && column) {
+#pragma unroll
+            for (int i = 0; i < KPL; ++i) sp[(long)(4 * i + rl) * DV] = s[i];
+        }
         /* Gated RMSNorm over the head: row lane 0 of each column adds its square; the CTAs'
          * partial sums go to every CTA. */
         const float ss = warp_sum(rl == 0 && column ? ov * ov : 0.0f);
@@ -3891,13 +3899,5 @@ extern "C" __global__ void __cluster_dims__(2, 1, 1) __launch_bounds__(64) kda_d
          * its first cluster barrier, which follows every read of this token (part[2]). */
     }
 
-    if (column) {
-#pragma unroll
-        for (int i = 0; i < KPL; ++i) sp[(long)(4 * i + rl) * DV] = s[i];
-    }
-    if (cidx >= 0) {
-#pragma unroll
-        for (int i = 0; i < K - 1; ++i) cst[i] = win[i];
-    }
 }
 

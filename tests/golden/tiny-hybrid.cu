@@ -3128,9 +3128,9 @@ extern "C" __global__ void __launch_bounds__(32) delta_rule_recurrent_dc206da6(
     }
 }
 
-// ===== kernels/kda_decode_step_762280c5.cu =====
+// ===== kernels/kda_decode_step_3a4d887c.cu =====
 /*
- * modelc mixer core: kda_decode_step_762280c5 (template).
+ * modelc mixer core: kda_decode_step_3a4d887c (template).
  * Fuses, in order:
  *   linear
  *   decay_gate(group=16)
@@ -3147,7 +3147,7 @@ extern "C" __global__ void __launch_bounds__(32) delta_rule_recurrent_dc206da6(
  * FLOPs:         14464*batch*tokens
  */
 /*
- * kda_decode_step_762280c5: one KDA layer's decode step after its input projection.
+ * kda_decode_step_3a4d887c: one KDA layer's decode step after its input projection.
  *   H = 4, Dk = 16, Dv = 16, conv K = 4 (bias = false, SiLU), decay rank 16, gate rank 16,
  *   qk l2norm = true, scale = 2.5e-1f.
  *   q, k, v = conv(x) (channels 0.., 64.., 128.. of the conv's 192); conv state updated.
@@ -3238,7 +3238,7 @@ __device__ __forceinline__ float chunk_dot(const Chunk (&w)[N], const float* xs,
 }
 #endif
 
-extern "C" __global__ void __launch_bounds__(128) kda_decode_step_762280c5(
+extern "C" __global__ void __launch_bounds__(128) kda_decode_step_3a4d887c(
     const bf16* __restrict__ x, int x_stride,
     const bf16* __restrict__ conv_w, const bf16* __restrict__ conv_b, float* conv_state,
     const bf16* __restrict__ fa, int fa_stride, const bf16* __restrict__ fb,
@@ -3319,6 +3319,10 @@ extern "C" __global__ void __launch_bounds__(128) kda_decode_step_762280c5(
             for (int i = 0; i < K; ++i) acc = fmaf(cw[i], win[i], acc);
 #pragma unroll
             for (int i = 0; i < K - 1; ++i) win[i] = win[i + 1];
+            if (t == T - 1) {
+#pragma unroll
+                for (int i = 0; i < K - 1; ++i) cst[i] = win[i];
+            }
             const float y = bf16_round(silu_f(acc));
             if (tid < DK) { qs[tid] = y; sq = y * y; }
             else if (tid < 2 * DK) { ks[tid - DK] = y; sk = y * y; }
@@ -3365,6 +3369,10 @@ extern "C" __global__ void __launch_bounds__(128) kda_decode_step_762280c5(
             oj = fmaf(s[i], qs[d], oj);
         }
         const float ov = quad_sum(oj) * qscale;
+        if (t == T - 1 && column) {
+#pragma unroll
+            for (int i = 0; i < KPL; ++i) sp[(long)(4 * i + qd) * DV] = s[i];
+        }
         /* Gated RMSNorm over the head: lane qd = 0 of each column adds its square. */
         const float ss = warp_sum(qd == 0 && column ? ov * ov : 0.0f);
         if (lane == 0) red[2][warp] = ss;
@@ -3380,13 +3388,5 @@ extern "C" __global__ void __launch_bounds__(128) kda_decode_step_762280c5(
         __syncthreads(); /* every shared array is rewritten by the next token */
     }
 
-    if (column) {
-#pragma unroll
-        for (int i = 0; i < KPL; ++i) sp[(long)(4 * i + qd) * DV] = s[i];
-    }
-    if (cidx >= 0) {
-#pragma unroll
-        for (int i = 0; i < K - 1; ++i) cst[i] = win[i];
-    }
 }
 

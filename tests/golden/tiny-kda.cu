@@ -799,9 +799,9 @@ extern "C" __global__ void __launch_bounds__(128) rms_norm_83f588c36a54(
     }
 }
 
-// ===== kernels/kda_decode_step_c69fba96.cu =====
+// ===== kernels/kda_decode_step_ac3181bf.cu =====
 /*
- * modelc mixer core: kda_decode_step_c69fba96 (template).
+ * modelc mixer core: kda_decode_step_ac3181bf (template).
  * Fuses, in order:
  *   linear
  *   decay_gate(group=8)
@@ -818,7 +818,7 @@ extern "C" __global__ void __launch_bounds__(128) rms_norm_83f588c36a54(
  * FLOPs:         4160*batch*tokens
  */
 /*
- * kda_decode_step_c69fba96: one KDA layer's decode step after its input projection.
+ * kda_decode_step_ac3181bf: one KDA layer's decode step after its input projection.
  *   H = 4, Dk = 8, Dv = 8, conv K = 4 (bias = false, SiLU), decay rank 8, gate rank 8,
  *   qk l2norm = true, scale = 3.5355338e-1f.
  *   q, k, v = conv(x) (channels 0.., 32.., 64.. of the conv's 96); conv state updated.
@@ -909,7 +909,7 @@ __device__ __forceinline__ float chunk_dot(const Chunk (&w)[N], const float* xs,
 }
 #endif
 
-extern "C" __global__ void __launch_bounds__(128) kda_decode_step_c69fba96(
+extern "C" __global__ void __launch_bounds__(128) kda_decode_step_ac3181bf(
     const bf16* __restrict__ x, int x_stride,
     const bf16* __restrict__ conv_w, const bf16* __restrict__ conv_b, float* conv_state,
     const bf16* __restrict__ fa, int fa_stride, const bf16* __restrict__ fb,
@@ -990,6 +990,10 @@ extern "C" __global__ void __launch_bounds__(128) kda_decode_step_c69fba96(
             for (int i = 0; i < K; ++i) acc = fmaf(cw[i], win[i], acc);
 #pragma unroll
             for (int i = 0; i < K - 1; ++i) win[i] = win[i + 1];
+            if (t == T - 1) {
+#pragma unroll
+                for (int i = 0; i < K - 1; ++i) cst[i] = win[i];
+            }
             const float y = bf16_round(silu_f(acc));
             if (tid < DK) { qs[tid] = y; sq = y * y; }
             else if (tid < 2 * DK) { ks[tid - DK] = y; sk = y * y; }
@@ -1036,6 +1040,10 @@ extern "C" __global__ void __launch_bounds__(128) kda_decode_step_c69fba96(
             oj = fmaf(s[i], qs[d], oj);
         }
         const float ov = quad_sum(oj) * qscale;
+        if (t == T - 1 && column) {
+#pragma unroll
+            for (int i = 0; i < KPL; ++i) sp[(long)(4 * i + qd) * DV] = s[i];
+        }
         /* Gated RMSNorm over the head: lane qd = 0 of each column adds its square. */
         const float ss = warp_sum(qd == 0 && column ? ov * ov : 0.0f);
         if (lane == 0) red[2][warp] = ss;
@@ -1051,13 +1059,5 @@ extern "C" __global__ void __launch_bounds__(128) kda_decode_step_c69fba96(
         __syncthreads(); /* every shared array is rewritten by the next token */
     }
 
-    if (column) {
-#pragma unroll
-        for (int i = 0; i < KPL; ++i) sp[(long)(4 * i + qd) * DV] = s[i];
-    }
-    if (cidx >= 0) {
-#pragma unroll
-        for (int i = 0; i < K - 1; ++i) cst[i] = win[i];
-    }
 }
 

@@ -207,6 +207,28 @@ fn recurrence(lane_row: &str, col: &str, sum: &str) -> String {
     )
 }
 
+/// Both forms' write-back of the final recurrent state (this lane's rows `4·i + lane_row` of
+/// its column), emitted right after the last token's recurrence: the stores drain while the
+/// gated norm and the output run, since the next kernel's dependent-launch wait ends only when
+/// this grid's stores have.
+fn state_write_back(lane_row: &str) -> String {
+    format!(
+        r#"        if (t == T - 1 && column) {{
+#pragma unroll
+            for (int i = 0; i < KPL; ++i) sp[(long)(4 * i + {lane_row}) * DV] = s[i];
+        }}
+"#
+    )
+}
+
+/// Both forms' write-back of the conv state (this thread's window), emitted right after the
+/// last token's conv, for the reason [`state_write_back`] gives.
+const CONV_WRITE_BACK: &str = r#"            if (t == T - 1) {
+#pragma unroll
+                for (int i = 0; i < K - 1; ++i) cst[i] = win[i];
+            }
+"#;
+
 /// Emits `kda_decode_step_<hash>`.
 ///
 /// Kernel arguments, in order:
@@ -309,7 +331,7 @@ extern "C" __global__ void __launch_bounds__({nt}) kda_decode_step_{HASH}(
             for (int i = 0; i < K; ++i) acc = fmaf(cw[i], win[i], acc);
 #pragma unroll
             for (int i = 0; i < K - 1; ++i) win[i] = win[i + 1];
-            const float y = bf16_round({conv_act});
+{conv_write_back}            const float y = bf16_round({conv_act});
             if (tid < DK) {{ qs[tid] = y; sq = y * y; }}
             else if (tid < 2 * DK) {{ ks[tid - DK] = y; sk = y * y; }}
             else vs[tid - 2 * DK] = y;
@@ -338,7 +360,7 @@ extern "C" __global__ void __launch_bounds__({nt}) kda_decode_step_{HASH}(
         __syncthreads(); /* decay, zs */
 
         /* The recurrence on this lane's rows of column j. */
-{recurrence}        /* Gated RMSNorm over the head: lane qd = 0 of each column adds its square. */
+{recurrence}{write_back}        /* Gated RMSNorm over the head: lane qd = 0 of each column adds its square. */
         const float ss = warp_sum(qd == 0 && column ? ov * ov : 0.0f);
         if (lane == 0) red[2][warp] = ss;
         __syncthreads(); /* red[2] */
@@ -353,14 +375,6 @@ extern "C" __global__ void __launch_bounds__({nt}) kda_decode_step_{HASH}(
         __syncthreads(); /* every shared array is rewritten by the next token */
     }}
 
-    if (column) {{
-#pragma unroll
-        for (int i = 0; i < KPL; ++i) sp[(long)(4 * i + qd) * DV] = s[i];
-    }}
-    if (cidx >= 0) {{
-#pragma unroll
-        for (int i = 0; i < K - 1; ++i) cst[i] = win[i];
-    }}
 }}
 "#,
         h = p.heads,
@@ -386,6 +400,8 @@ extern "C" __global__ void __launch_bounds__({nt}) kda_decode_step_{HASH}(
         conv_act = if p.conv_silu { "silu_f(acc)" } else { "acc" },
         conv_name = if p.conv_silu { "SiLU" } else { "no activation" },
         recurrence = recurrence("qd", "j", "quad_sum"),
+        write_back = state_write_back("qd"),
+        conv_write_back = CONV_WRITE_BACK,
         conv_load = CONV_LOAD,
     );
     Ok(finish(&[&format!("kda_decode_step_{HASH}")], body))
@@ -565,7 +581,7 @@ extern "C" __global__ void __cluster_dims__({cl}, 1, 1) __launch_bounds__({nt}) 
             for (int i = 0; i < K; ++i) acc = fmaf(cw[i], win[i], acc);
 #pragma unroll
             for (int i = 0; i < K - 1; ++i) win[i] = win[i + 1];
-            const float y = bf16_round({conv_act});
+{conv_write_back}            const float y = bf16_round({conv_act});
             if (tid < KC) {{ cluster_put<CL>(&qs[d0 + tid], y); sq = y * y; }}
             else if (tid < 2 * KC) {{ cluster_put<CL>(&ks[d0 + tid - KC], y); sk = y * y; }}
             else vs[tid - 2 * KC] = y;
@@ -597,7 +613,7 @@ extern "C" __global__ void __cluster_dims__({cl}, 1, 1) __launch_bounds__({nt}) 
 
         /* The recurrence on this lane's rows of column jc; the column's four lanes are lanes
          * jc%8 + 8m of the warp. */
-{recurrence}        /* Gated RMSNorm over the head: row lane 0 of each column adds its square; the CTAs'
+{recurrence}{write_back}        /* Gated RMSNorm over the head: row lane 0 of each column adds its square; the CTAs'
          * partial sums go to every CTA. */
         const float ss = warp_sum(rl == 0 && column ? ov * ov : 0.0f);
         if (lane == 0) cluster_put<CL>(&part[2][rank * NWARP + warp], ss);
@@ -616,14 +632,6 @@ extern "C" __global__ void __cluster_dims__({cl}, 1, 1) __launch_bounds__({nt}) 
          * its first cluster barrier, which follows every read of this token (part[2]). */
     }}
 
-    if (column) {{
-#pragma unroll
-        for (int i = 0; i < KPL; ++i) sp[(long)(4 * i + rl) * DV] = s[i];
-    }}
-    if (cidx >= 0) {{
-#pragma unroll
-        for (int i = 0; i < K - 1; ++i) cst[i] = win[i];
-    }}
 }}
 "#,
         h = p.heads,
@@ -651,6 +659,8 @@ extern "C" __global__ void __cluster_dims__({cl}, 1, 1) __launch_bounds__({nt}) 
         conv_act = if p.conv_silu { "silu_f(acc)" } else { "acc" },
         conv_name = if p.conv_silu { "SiLU" } else { "no activation" },
         recurrence = recurrence("rl", "jc", "column_sum"),
+        write_back = state_write_back("rl"),
+        conv_write_back = CONV_WRITE_BACK,
         conv_load = CONV_LOAD,
     );
     Ok(finish(&[&format!("kda_decode_step_cluster_{HASH}")], body))
