@@ -36,6 +36,17 @@ run() { # run CONFIG: one bench, its decode rows on stdout
         --decode-batch "${BATCH:-1,2}" --decode-past "${PAST:-512}"
 }
 
+table() { # the table of the rounds so far
+    echo "$floor"
+    echo "| configuration | batch | ms a step, round by round |"
+    echo "|---|---|---|"
+    for c in "${configs[@]}"; do
+        for b in $(tr ',' ' ' <<<"${BATCH:-1,2}"); do
+            echo "| ${c} | $b |${ms["${c%%=*}/$b"]:- (none)} |"
+        done
+    done
+}
+
 for c in "${configs[@]}"; do run "$c" >/dev/null; done
 declare -A ms
 floor=""
@@ -49,12 +60,7 @@ for r in $(seq 1 "$ROUNDS"); do
             ms["${c%%=*}/$b"]+=" $(tr -d ' ' <<<"$t")"
         done < <(grep '^| decode, batch' <<<"$out")
     done
+    # Every round's table on stderr (a run cut short keeps the rounds it finished), the last on stdout.
+    if [ "$r" -lt "$ROUNDS" ]; then table >&2; fi
 done
-echo "$floor"
-echo "| configuration | batch | ms a step, round by round |"
-echo "|---|---|---|"
-for c in "${configs[@]}"; do
-    for b in $(tr ',' ' ' <<<"${BATCH:-1,2}"); do
-        echo "| ${c} | $b |${ms["${c%%=*}/$b"]:- (none)} |"
-    done
-done
+table
