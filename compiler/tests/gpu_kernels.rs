@@ -1923,7 +1923,7 @@ fn gemv_matches_reference() {
 /// (D starts NaN); two calls are bit-identical.
 #[test]
 fn gemv_fused_prologues_match_reference() {
-    use modelc_runtime::cuda::{gemv_ex, gemv_rounds_x_to_bf16, load_gemv, GemmBias, GemmC, GemmOut, GemvPrologue};
+    use modelc_runtime::cuda::{gemv_ex, gemv_tensor_takes, load_gemv, GemmBias, GemmC, GemmOut, GemvPrologue};
     let Some(mut ctx) = setup() else { return };
     load_gemv(&mut ctx.gpu, &ctx.cache).unwrap_or_else(|e| panic!("{e}"));
     let mut r = rng(621);
@@ -2023,7 +2023,7 @@ fn gemv_fused_prologues_match_reference() {
                             // exp can land one bf16 ulp (2⁻⁸ relative) away from the host's on
                             // an element near a rounding boundary: at K = 128 one such element
                             // moves a row by about 2⁻⁸/√K ≈ 3.5e-4.
-                            // The tensor-core kernels multiply bf16 X: RMSNorm's x·γ rounded
+                            // The tensor-core kernel multiplies bf16 X: RMSNorm's x·γ rounded
                             // to bf16 (as the unfused path rounds the normalised row) moves each
                             // element by up to 2⁻⁹ relative, the sums by about 2⁻⁹/√3 ≈ 1.1e-3.
                             let shape = GemmShape {
@@ -2031,7 +2031,7 @@ fn gemv_fused_prologues_match_reference() {
                                 ldy,
                                 ..GemmShape::linear(m, n, k)
                             };
-                            let tensor = gemv_rounds_x_to_bf16(&ctx.gpu, &shape) && xoff % 8 == 0;
+                            let tensor = gemv_tensor_takes(&ctx.gpu, &shape) && xoff % 8 == 0;
                             let tol = match (out, pro) {
                                 (GemmOut::Bf16, _) => BF16_TOL,
                                 (_, "silu") => 2e-3,

@@ -33,7 +33,10 @@
 //! `MODELC_NO_GEMV_STREAM=1` keeps the kernels above. Two trials, off (on an H100 they were
 //! slower or no faster): with [`GEMV_L2_PREFETCH_ENV`] each warp also prefetches its next rows of
 //! W into L2 before the wait; given an [`L2Prefetch`] (the executor's [`PREFETCH_NEXT_ENV`]: the
-//! next GEMM step's weights) the warps prefetch it, a slice each, before the wait.
+//! next GEMM step's weights) the warps prefetch it, a slice each, before the wait. Multiplying
+//! on tensor cores instead (each lane's 16-byte chunk an `mma.sync` A fragment whose products
+//! land on D's diagonal, X staged as bf16, or held in registers) was timed on an H100 and made
+//! decode 4–25% slower (docs/PERFORMANCE.md), so the products stay on the FMA pipes.
 //!
 //! Tensor cores: at 3 to 8 rows (K a multiple of 8 up to 4096, 16-byte operands, sm_80 on) the
 //! column-set kernels would keep `m × COLS` sums a thread and fall to a third of the copy
@@ -122,15 +125,6 @@ pub fn prefetch_next_on() -> bool {
 const SOURCE: &str = r#"#include <cuda_bf16.h>
 #ifndef MODELC_GEMV_L2_PREFETCH
 #define MODELC_GEMV_L2_PREFETCH 0 /* 1: the streamed kernel's L2 prefetch (GEMV_L2_PREFETCH_ENV) */
-#endif
-#ifndef MODELC_GEMV_STREAM_MMA
-#define MODELC_GEMV_STREAM_MMA 0 /* 1: the streamed kernel multiplies on tensor cores (GEMV_STREAM_MMA_ENV) */
-#endif
-// The streamed kernel's tensor-core form needs bf16 mma.sync (sm_80 on).
-#if MODELC_GEMV_STREAM_MMA && (!defined(__CUDA_ARCH__) || __CUDA_ARCH__ >= 800)
-#define MODELC_STREAM_MMA MODELC_GEMV_STREAM_MMA /* 2: X in registers where it fits (one row, K <= 2048) */
-#else
-#define MODELC_STREAM_MMA 0
 #endif
 __device__ __forceinline__ float lo_bf(unsigned u) { return __uint_as_float(u << 16); }
 __device__ __forceinline__ float hi_bf(unsigned u) { return __uint_as_float(u & 0xffff0000u); }
@@ -360,45 +354,6 @@ __device__ __forceinline__ void gemv(const __nv_bfloat16* __restrict__ x, int ld
   }
 }
 
-// D += A·B on tensor cores: mma.sync m16n8k16, bf16 in, f32 sums (fragments as PTX lays them out).
-__device__ __forceinline__ void mma_16816(float (&d)[4], unsigned a0, unsigned a1, unsigned a2, unsigned a3, unsigned b0,
-                                          unsigned b1) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
-  asm volatile(
-      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
-      "{%0, %1, %2, %3};"
-      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-      : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
-#endif
-}
-__device__ __forceinline__ unsigned pack_bf16x2(float lo, float hi) {
-  const __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
-  return *reinterpret_cast<const unsigned*>(&v);
-}
-
-// The streamed kernel's tensor-core form: lane (g, q) = (lane / 4, lane % 4) holds a chunk's 8
-// elements of W as an A fragment of 16 "rows" (rows g and g + 8 its pairs 0,1 | 4,5 and 2,3 |
-// 6,7), and its X chunk (bf16) as B's column g: D[g][g] sums exactly the products of lanes
-// (g, ·). Two MMAs a chunk, the second with the pairs swapped, take all 8 products (one
-// accumulator each, to halve the dependent chain); the rest of D is unused.
-__device__ __forceinline__ void mma_diag_chunk(float (&acc0)[4], float (&acc1)[4], const uint4 w, const uint4 xv) {
-  mma_16816(acc0, w.x, w.y, w.z, w.w, xv.x, xv.z);
-  mma_16816(acc1, w.y, w.x, w.w, w.z, xv.y, xv.w);
-}
-// The sum of D's diagonal over the warp (every lane gets it); acc back to zero.
-__device__ __forceinline__ float mma_diag_sum(float (&acc)[4], int lane) {
-  const int g = lane >> 2;
-  float a = (g >> 1) == (lane & 3) ? ((g & 1) ? acc[1] : acc[0]) : 0.0f;
-#pragma unroll
-  for (int off = 16; off > 0; off >>= 1) a += __shfl_xor_sync(0xffffffffu, a, off);
-#pragma unroll
-  for (int i = 0; i < 4; ++i) acc[i] = 0.0f;
-  return a;
-}
-__device__ __forceinline__ uint4 pack8(const float f[8]) {
-  return make_uint4(pack_bf16x2(f[0], f[1]), pack_bf16x2(f[2], f[3]), pack_bf16x2(f[4], f[5]), pack_bf16x2(f[6], f[7]));
-}
-
 // The streamed GEMV (module doc, "Streamed"): persistent blocks of 8 warps; global
 // warp gw of NW takes rows gw, gw + NW, … of W, each read in units of 256 16-byte chunks (eight a
 // lane, 4 KB), two units in flight in registers (the next loads while the current multiplies;
@@ -461,52 +416,6 @@ __device__ __forceinline__ void gemv_stream(const __nv_bfloat16* __restrict__ x,
   // Everything before this kernel has finished: the next kernel may launch and start its own
   // weight stream while this one runs.
   dep_launch();
-#if MODELC_STREAM_MMA == 2
-  if (M == 1 && upr == 1) {
-    // X in registers: each lane loads (from L2) the 8 chunks of X its chunks of W meet, the
-    // prologue applied; a warp holds the whole row, so RMSNorm's Σx² is a warp sum. No shared
-    // memory, no block barrier: each warp starts as soon as its own X has arrived.
-    uint4 xr[8];
-    float ss = 0.0f;
-#pragma unroll
-    for (int cc = 0; cc < 8; ++cc) {
-      const int v = lane + 32 * cc;
-      float xf[8], g[8];
-      if (v < nv) {
-        if (PRO == 1) load_gamma8(gam_bf16, gam_f32, v, g);
-        load_x8<PRO>(x, up, 0, v, g, xf, ss);
-        xr[cc] = pack8(xf);
-      } else {
-        xr[cc] = make_uint4(0u, 0u, 0u, 0u);
-      }
-      // Half the loads in flight at a time: all of them at once (with γ's) would spill.
-      if (cc == 3) __syncwarp();
-    }
-    float inv0 = 1.0f;
-    if (PRO == 1) {
-#pragma unroll
-      for (int off = 16; off > 0; off >>= 1) ss += __shfl_xor_sync(0xffffffffu, ss, off);
-      inv0 = rsqrtf(ss / (float)k + eps);
-    }
-    float acc[4] = {0.0f, 0.0f, 0.0f, 0.0f};  // one chain: registers are full
-    auto mul = [&](int u, const uint4 (&buf)[8]) {
-#pragma unroll
-      for (int cc = 0; cc < 8; ++cc)
-        if (32 * cc < nv) mma_diag_chunk(acc, acc, buf[cc], xr[cc]);
-      const float a = mma_diag_sum(acc, lane);
-      if (lane == 0) store_out(d, ldd, c, ldc, bias_bf16, bias_f32, alpha, beta, 0, gw + u * nw, PRO == 1 ? a * inv0 : a);
-    };
-    for (int u = 0; u < units; u += 2) {
-      mul(u, b0);
-      load_unit(u + 2, b0);
-      if (u + 1 < units) {
-        mul(u + 1, b1);
-        load_unit(u + 3, b1);
-      }
-    }
-    return;
-  }
-#endif
   float inv[M];
 #pragma unroll
   for (int r = 0; r < M; ++r) {
@@ -515,12 +424,8 @@ __device__ __forceinline__ void gemv_stream(const __nv_bfloat16* __restrict__ x,
       float xf[8], g[8];
       if (PRO == 1) load_gamma8(gam_bf16, gam_f32, v, g);
       load_x8<PRO>(x, up, (long long)r * ldx, v, g, xf, ss);
-#if MODELC_STREAM_MMA
-      reinterpret_cast<uint4*>(xs)[r * nv + v] = pack8(xf);
-#else
       xs[(2 * r) * nv + v] = make_float4(xf[0], xf[1], xf[2], xf[3]);
       xs[(2 * r + 1) * nv + v] = make_float4(xf[4], xf[5], xf[6], xf[7]);
-#endif
     }
     if (PRO == 1) {
 #pragma unroll
@@ -538,40 +443,6 @@ __device__ __forceinline__ void gemv_stream(const __nv_bfloat16* __restrict__ x,
       inv[r] = rsqrtf(sq / (float)k + eps);
     }
   }
-#if MODELC_STREAM_MMA
-  // Tensor-core form (mma_diag_chunk), X staged as bf16.
-  float acc[M][2][4];
-#pragma unroll
-  for (int r = 0; r < M; ++r)
-#pragma unroll
-    for (int i = 0; i < 8; ++i) acc[r][i / 4][i % 4] = 0.0f;
-  auto mul = [&](int u, const uint4 (&buf)[8]) {
-    const int rj = u / upr, part = u - rj * upr, base = part * 256;
-#pragma unroll
-    for (int cc = 0; cc < 8; ++cc) {
-      if (base + 32 * cc < nv) {  // warp-uniform: MMAs take the whole warp
-        const int v = base + lane + 32 * cc;
-#pragma unroll
-        for (int r = 0; r < M; ++r)
-          mma_diag_chunk(acc[r][0], acc[r][1], buf[cc],
-                         v < nv ? reinterpret_cast<const uint4*>(xs)[r * nv + v] : make_uint4(0u, 0u, 0u, 0u));
-      }
-    }
-    if (part == upr - 1) {
-      const long long col = gw + rj * nw;
-#pragma unroll
-      for (int r = 0; r < M; ++r) {
-#pragma unroll
-        for (int i = 0; i < 4; ++i) {
-          acc[r][0][i] += acc[r][1][i];
-          acc[r][1][i] = 0.0f;
-        }
-        const float a = mma_diag_sum(acc[r][0], lane);
-        if (lane == r) store_out(d, ldd, c, ldc, bias_bf16, bias_f32, alpha, beta, r, col, PRO == 1 ? a * inv[r] : a);
-      }
-    }
-  };
-#else
   float acc[M];
 #pragma unroll
   for (int r = 0; r < M; ++r) acc[r] = 0.0f;
@@ -612,7 +483,6 @@ __device__ __forceinline__ void gemv_stream(const __nv_bfloat16* __restrict__ x,
       }
     }
   };
-#endif
   for (int u = 0; u < units; u += 2) {
     mul(u, b0);
     load_unit(u + 2, b0);
@@ -635,6 +505,21 @@ __device__ __forceinline__ void gemv_stream(const __nv_bfloat16* __restrict__ x,
 // (only the order of the sum's terms changes). X is staged as bf16 with the prologue applied
 // (RMSNorm: x·γ, the rows' 1/rms applied to the sums; SiLU·up as the unfused kernel rounds it),
 // in rows padded by 64 bytes (the fragment loads hit every bank once).
+__device__ __forceinline__ void mma_16816(float (&d)[4], unsigned a0, unsigned a1, unsigned a2, unsigned a3, unsigned b0,
+                                          unsigned b1) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  asm volatile(
+      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
+      "{%0, %1, %2, %3};"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+      : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+#endif
+}
+__device__ __forceinline__ unsigned pack_bf16x2(float lo, float hi) {
+  const __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
+  return *reinterpret_cast<const unsigned*>(&v);
+}
+
 // The tensor-core kernel's warps a block (the host's TENSOR_WARPS).
 #define MODELC_GEMV_TC_WARPS 16
 template <typename T, int PRO>
@@ -856,13 +741,6 @@ pub const NO_GEMV_STREAM_ENV: &str = "MODELC_NO_GEMV_STREAM";
 /// before it, so that the weight stream keeps going while that kernel drains (sm_90 on; read
 /// once). Off: timed on an H100 it made decode slower (docs/PERFORMANCE.md).
 pub const GEMV_L2_PREFETCH_ENV: &str = "MODELC_GEMV_L2_PREFETCH";
-/// Set to `1`: the streamed kernel multiplies on tensor cores (a trial): X staged as bf16, each
-/// lane's 16-byte chunk of W an A fragment whose "diagonal" products land in D[g][g] (sm_80 on;
-/// read once). `2`: the same, with X in each warp's registers instead of shared memory where it
-/// fits (one row, K ≤ 2048).
-pub const GEMV_STREAM_MMA_ENV: &str = "MODELC_GEMV_STREAM_MMA";
-/// Set to `1`: GEMVs of 1 and 2 rows take the tensor-core kernel too (a trial; read once).
-pub const GEMV_TENSOR_ALL_ROWS_ENV: &str = "MODELC_GEMV_TENSOR_ALL_ROWS";
 /// Set to `1`: GEMVs of 3 to 8 rows take the column-set kernels, not the tensor-core one, and
 /// callers asking [`gemv_tensor_takes`] hear no (read once).
 pub const NO_GEMV_TENSOR_ENV: &str = "MODELC_NO_GEMV_TENSOR";
@@ -964,8 +842,8 @@ impl Module {
 
     /// The module's source: [`SOURCE`] and its instances, the streamed kernel's L2 prefetch
     /// compiled in or not ([`GEMV_L2_PREFETCH_ENV`]).
-    fn source(self, l2_prefetch: bool, stream_mma: u8) -> String {
-        let mut define = if l2_prefetch {
+    fn source(self, l2_prefetch: bool) -> String {
+        let define = if l2_prefetch {
             format!(
                 "#define MODELC_GEMV_L2_PREFETCH 1\n#define MODELC_GEMV_L2_PREFETCH_MAX {}ll\n",
                 L2Prefetch::MAX_BYTES
@@ -973,9 +851,6 @@ impl Module {
         } else {
             String::new()
         };
-        if matches!(self, Module::Streamed(_)) && stream_mma > 0 {
-            define.push_str(&format!("#define MODELC_GEMV_STREAM_MMA {stream_mma}\n"));
-        }
         format!("{define}{SOURCE}\n{}\n", self.instances())
     }
 }
@@ -992,7 +867,7 @@ pub fn gemv_modules_to_load(gpu: &Gpu) -> Vec<(String, Vec<String>)> {
     Module::all()
         .into_iter()
         .filter(|m| m.entries().iter().any(|e| !gpu.has_kernel(e)))
-        .map(|m| (m.source(prefetch_on(), stream_mma()), m.entries()))
+        .map(|m| (m.source(prefetch_on()), m.entries()))
         .collect()
 }
 
@@ -1225,22 +1100,6 @@ fn prefetch_on() -> bool {
     *ON.get_or_init(|| env_is_one(GEMV_L2_PREFETCH_ENV))
 }
 
-/// [`GEMV_STREAM_MMA_ENV`]'s form: 0 (unset or anything else), 1 or 2 (read once).
-fn stream_mma() -> u8 {
-    static FORM: OnceLock<u8> = OnceLock::new();
-    *FORM.get_or_init(|| match std::env::var(GEMV_STREAM_MMA_ENV).as_deref() {
-        Ok("1") => 1,
-        Ok("2") => 2,
-        _ => 0,
-    })
-}
-
-/// [`GEMV_TENSOR_ALL_ROWS_ENV`] is `1` (read once).
-fn tensor_all_rows() -> bool {
-    static ON: OnceLock<bool> = OnceLock::new();
-    *ON.get_or_init(|| env_is_one(GEMV_TENSOR_ALL_ROWS_ENV))
-}
-
 /// [`NO_GEMV_TENSOR_ENV`] is `1` (read once).
 fn tensor_off() -> bool {
     static OFF: OnceLock<bool> = OnceLock::new();
@@ -1255,19 +1114,11 @@ pub fn gemv_tensor_takes(gpu: &Gpu, shape: &GemmShape) -> bool {
     gpu.compute_capability().0 >= 8 && tensor_shape(shape) && !tensor_off()
 }
 
-/// Whether [`gemv_ex`] multiplies this shape's X rounded to bf16 on `gpu` (operands 16-byte aligned
-/// assumed): the tensor-core kernel, and the streamed one in its tensor-core form
-/// ([`GEMV_STREAM_MMA_ENV`]). It matters for RMSNorm fused: `x·γ` is rounded before the products.
-pub fn gemv_rounds_x_to_bf16(gpu: &Gpu, shape: &GemmShape) -> bool {
-    gemv_tensor_takes(gpu, shape)
-        || (gpu.compute_capability().0 >= 8 && stream_mma() > 0 && stream_takes(shape) && shape.k.is_multiple_of(8))
-}
-
 /// The tensor-core kernel's shapes (any GPU): one batch of 3 to 8 rows, K a multiple of 8 up
 /// to [`TENSOR_MAX_K`].
 fn tensor_shape(shape: &GemmShape) -> bool {
     gemv_supported(shape)
-        && (shape.m >= TENSOR_MIN_ROWS || tensor_all_rows())
+        && shape.m >= TENSOR_MIN_ROWS
         && shape.k.is_multiple_of(8)
         && shape.k <= TENSOR_MAX_K
         && shape.ldx.is_multiple_of(8)
@@ -1321,31 +1172,28 @@ mod tests {
         if !nvrtc_or_skip("the GEMV assembly test") {
             return;
         }
-        // The L2-prefetch and tensor-core forms differ in the streamed modules only.
+        // The L2-prefetch form differs in the streamed modules only.
         let forms: Vec<_> = Module::all()
             .into_iter()
-            .map(|m| (m, false, 0))
-            .chain((1..=STREAM_MAX_ROWS).map(|m| (Module::Streamed(m), true, 0)))
-            .chain((1..=STREAM_MAX_ROWS).flat_map(|m| [1, 2].map(|f| (Module::Streamed(m), false, f))))
+            .map(|m| (m, false))
+            .chain((1..=STREAM_MAX_ROWS).map(|m| (Module::Streamed(m), true)))
             .collect();
-        let logs = crate::parallel::par_map(&forms, |&(module, l2_prefetch, stream_mma)| {
+        let logs = crate::parallel::par_map(&forms, |&(module, l2_prefetch)| {
             ptxas_report(
-                &module.source(l2_prefetch, stream_mma),
+                &module.source(l2_prefetch),
                 "modelc_gemv",
                 "sm_90",
                 &default_include_dirs(),
             )
             .unwrap_or_else(|e| panic!("{module:?}: {e}"))
         });
-        for (&(module, l2_prefetch, stream_mma), log) in forms.iter().zip(logs) {
+        for (&(module, l2_prefetch), log) in forms.iter().zip(logs) {
             let mut reports = 0;
             for line in log.lines().filter(|l| l.contains("spill")) {
                 reports += 1;
-                // The X-in-registers trial (form 2) spills 12–16 bytes at m = 1: a trial, timed as is.
                 assert!(
-                    line.contains(" 0 bytes stack frame, 0 bytes spill stores")
-                        || (stream_mma == 2 && module == Module::Streamed(1)),
-                    "a GEMV kernel spills ({module:?}, L2 prefetch {l2_prefetch}, tensor cores {stream_mma}): {line}\n{log}"
+                    line.contains(" 0 bytes stack frame, 0 bytes spill stores"),
+                    "a GEMV kernel spills ({module:?}, L2 prefetch {l2_prefetch}): {line}\n{log}"
                 );
             }
             assert_eq!(
@@ -1353,7 +1201,7 @@ mod tests {
                 module.entries().len(),
                 "{module:?}: one report per entry expected:\n{log}"
             );
-            if l2_prefetch || stream_mma > 0 {
+            if l2_prefetch {
                 eprintln!("{log}");
             }
         }
@@ -1368,7 +1216,7 @@ mod tests {
         }
         let dir = tempfile::tempdir().unwrap();
         let cache = KernelCache::new(dir.path());
-        let sources: Vec<String> = Module::all().into_iter().map(|m| m.source(false, 0)).collect();
+        let sources: Vec<String> = Module::all().into_iter().map(|m| m.source(false)).collect();
         let jobs: Vec<(&str, &str)> = sources.iter().map(|s| (s.as_str(), "modelc_gemv")).collect();
         for (module, cubin) in Module::all()
             .into_iter()
@@ -1413,22 +1261,16 @@ mod tests {
         for m in 1..=GEMV_MAX_ROWS {
             assert!(modules.contains(&Module::ColumnSets(m)), "m = {m}");
             assert!(Module::ColumnSets(m)
-                .source(false, 0)
+                .source(false)
                 .ends_with(&format!("\nMODELC_GEMV_ALL({m})\n")));
             assert_eq!(modules.contains(&Module::Streamed(m)), m <= STREAM_MAX_ROWS, "m = {m}");
         }
         assert!(Module::Streamed(2)
-            .source(false, 0)
+            .source(false)
             .contains("\nMODELC_GEMV_STREAM_ALL(2)\n"));
         assert!(Module::Streamed(1)
-            .source(true, 0)
+            .source(true)
             .starts_with("#define MODELC_GEMV_L2_PREFETCH 1\n"));
-        assert!(Module::Streamed(1)
-            .source(false, 2)
-            .starts_with("#define MODELC_GEMV_STREAM_MMA 2\n"));
-        assert!(!Module::Tensor
-            .source(false, 1)
-            .starts_with("#define MODELC_GEMV_STREAM_MMA"));
         for v in VARIANTS {
             let group = v.group();
             assert!(

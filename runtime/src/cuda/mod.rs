@@ -17,8 +17,7 @@ pub use device::{
 pub use error::CudaError;
 pub use gemm::{cublaslt_available, Gemm, GemmBias, GemmC, GemmOut, GemmOutElem, GemmShape};
 pub use gemv::{
-    gemv_ex, gemv_raw, gemv_rounds_x_to_bf16, gemv_supported, gemv_tensor_takes, load_gemv, GemvPrologue, L2Prefetch,
-    GEMV_MAX_ROWS,
+    gemv_ex, gemv_raw, gemv_supported, gemv_tensor_takes, load_gemv, GemvPrologue, L2Prefetch, GEMV_MAX_ROWS,
 };
 pub use kernel_cache::{default_cache_dir, KernelCache, CACHE_DIR_ENV};
 pub use nvrtc::{
