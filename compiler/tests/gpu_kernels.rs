@@ -3950,11 +3950,22 @@ fn bench_persistent_gemv_phases() {
             .unwrap();
         }
     };
-    // The kernel's modes (`enum Mode` of its source).
+    // The kernel's modes (`enum Mode` of its source, which must agree).
     const NO_BARRIERS: i32 = 0;
     const BARRIERS: i32 = 1;
     const LOADS_ONLY: i32 = 2;
     const LOADS_UNSTAGED: i32 = 3;
+    for (name, value) in [
+        ("NO_BARRIERS", NO_BARRIERS),
+        ("BARRIERS", BARRIERS),
+        ("LOADS_ONLY", LOADS_ONLY),
+        ("LOADS_UNSTAGED", LOADS_UNSTAGED),
+    ] {
+        assert!(
+            PERSISTENT_PHASES_SOURCE.contains(&format!("  {name} = {value},")),
+            "the prototype's enum Mode disagrees with {name} = {value}"
+        );
+    }
     let barrier_launches = std::cell::Cell::new(0u32);
     let persistent = |mode: i32| {
         let base = barrier_launches.get() * (shapes.len() as u32 - 1) * blocks;
