@@ -119,6 +119,14 @@ pub enum CudaError {
     #[error("cuBLASLt is not available: libcublasLt could not be loaded (put the CUDA lib folder on LD_LIBRARY_PATH)")]
     CublasUnavailable,
 
+    /// Writing a kernel's source to `MODELC_NVRTC_SOURCE_DIR` failed.
+    #[error("writing the kernel source {path} (MODELC_NVRTC_SOURCE_DIR): {source}")]
+    SourceDir {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
     /// Reading or writing the on-disk kernel cache failed.
     #[error("kernel cache I/O at {path}: {source}")]
     Cache {

@@ -16,6 +16,10 @@ use std::sync::OnceLock;
 pub const NVRTC_LIB_ENV: &str = "MODELC_NVRTC_LIB";
 /// Env var: folder holding `cuda_bf16.h` / `cuda_fp16.h`, searched first by [`default_include_dirs`].
 pub const CUDA_INCLUDE_ENV: &str = "MODELC_CUDA_INCLUDE";
+/// Env var: a folder to write each source NVRTC compiles to, as `<name>.cu` (the program name
+/// its line info records), so that a profiler (`ncu --page source --print-source cuda,sass
+/// --source-folders DIR`) or a debugger can show the CUDA lines of a JIT-compiled kernel.
+pub const SOURCE_DIR_ENV: &str = "MODELC_NVRTC_SOURCE_DIR";
 
 /// PTX text for one kernel source, compiled for one virtual architecture.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -296,6 +300,14 @@ pub fn compile_options(arch: &str, include_dirs: &[PathBuf]) -> Option<Vec<Strin
     Some(options)
 }
 
+/// Writes `src` to `dir/<name>.cu` ([`SOURCE_DIR_ENV`]), creating `dir`.
+fn write_source(dir: &Path, name: &str, src: &str) -> Result<(), CudaError> {
+    let path = dir.join(format!("{name}.cu"));
+    std::fs::create_dir_all(dir)
+        .and_then(|()| std::fs::write(&path, src))
+        .map_err(|source| CudaError::SourceDir { path, source })
+}
+
 fn c_chars_to_string(chars: &[c_char]) -> String {
     let bytes: Vec<u8> = chars.iter().map(|&c| c as u8).take_while(|&b| b != 0).collect();
     String::from_utf8_lossy(&bytes).into_owned()
@@ -420,6 +432,9 @@ fn compile_with(
         return Err(invalid("an include path contains a NUL byte".into()));
     }
     require_nvrtc()?;
+    if let Some(dir) = std::env::var_os(SOURCE_DIR_ENV) {
+        write_source(Path::new(&dir), name, src)?;
+    }
     let nvrtc_err = |call: &'static str| {
         move |source| CudaError::Nvrtc {
             kernel: name.to_string(),
@@ -524,5 +539,21 @@ mod tests {
                 .ok(),
             Some("ok".to_string())
         );
+    }
+
+    #[test]
+    fn source_dir_gets_the_program_file_and_a_bad_dir_is_named() {
+        let dir = std::env::temp_dir().join(format!("modelc-nvrtc-src-{}", std::process::id()));
+        write_source(&dir.join("sub"), "kern_ab12", "// text\n").unwrap();
+        let written = std::fs::read_to_string(dir.join("sub/kern_ab12.cu")).unwrap();
+        assert_eq!(written, "// text\n");
+        // A file where the folder should be: an error naming the path, not a panic.
+        std::fs::write(dir.join("file"), "x").unwrap();
+        let err = write_source(&dir.join("file"), "k", "y").unwrap_err().to_string();
+        assert!(
+            err.contains("file/k.cu") && err.contains("MODELC_NVRTC_SOURCE_DIR"),
+            "{err}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
