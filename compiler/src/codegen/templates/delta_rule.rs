@@ -1074,19 +1074,37 @@ pub enum CpPrepVariant {
     /// f32 (no reference copies Kc, no span check: nothing can overflow); step 4 from two
     /// per-row factors. For a per-channel gate the same text as [`CpPrepVariant::FewExp`].
     ScalarRaw,
+    /// `FewExp` with step 0's span check (which diagonal blocks to sum exactly) loading its g
+    /// rows before the norms' loads are waited for, as 16-byte pieces, so that the two take one
+    /// trip to memory rather than two (the span's trip and barrier held about 13% of the KDA
+    /// prep's warp stalls on the H100, 2026-12-07). For a scalar gate the same text as
+    /// [`CpPrepVariant::ScalarRaw`], which has no span check.
+    EarlySpan,
 }
 
 impl CpPrepVariant {
     /// Every form, `Base` first.
-    pub const ALL: [CpPrepVariant; 3] = [CpPrepVariant::Base, CpPrepVariant::FewExp, CpPrepVariant::ScalarRaw];
+    pub const ALL: [CpPrepVariant; 4] = [
+        CpPrepVariant::Base,
+        CpPrepVariant::FewExp,
+        CpPrepVariant::ScalarRaw,
+        CpPrepVariant::EarlySpan,
+    ];
 
     /// The forms with a text of their own for `p`'s gate: every form but `ScalarRaw` for a
-    /// per-channel gate (it is `FewExp`'s text there).
+    /// per-channel gate (it is `FewExp`'s text there), every form but `EarlySpan` for a scalar
+    /// one (`ScalarRaw`'s text there).
     pub fn distinct_for(p: &DeltaRuleParams) -> Vec<CpPrepVariant> {
         let scalar = matches!(p.gate, DecayGate::Scalar);
         Self::ALL
             .into_iter()
-            .filter(|&v| scalar || v != CpPrepVariant::ScalarRaw)
+            .filter(|&v| {
+                if scalar {
+                    v != CpPrepVariant::EarlySpan
+                } else {
+                    v != CpPrepVariant::ScalarRaw
+                }
+            })
             .collect()
     }
 
@@ -1108,6 +1126,9 @@ impl CpPrepVariant {
 const CP_PREP_FEW_EXP: &str = include_str!("delta_rule_cp_prep/few_exp.cu");
 const CP_PREP_SCALAR_RAW: &str = include_str!("delta_rule_cp_prep/scalar_raw.cu");
 const CP_PREP_SCALAR_RAW_FACTORS: &str = include_str!("delta_rule_cp_prep/scalar_raw_factors.cu");
+const CP_PREP_EARLY_SPAN_LOADS: &str = include_str!("delta_rule_cp_prep/early_span_loads.cu");
+const CP_PREP_EARLY_SPAN_FLAGS: &str = include_str!("delta_rule_cp_prep/early_span_flags.cu");
+const CP_ANCHOR_NORMS: &str = "    if (VEC_NORM && vec_qk) {\n";
 const CP_ANCHOR_EXP_BEGIN: &str = "            for (int e = tid; e < C * KH / 2; e += NT) {\n";
 const CP_ANCHOR_EXP_END: &str = "            for (int d = tid; d < KH; d += NT) ws.egl[";
 const CP_ANCHOR_FACTORS_BEGIN: &str =
@@ -1134,7 +1155,7 @@ fn cp_kernels(v: CpPrepVariant, per_channel: bool) -> String {
     let mut s = CP_KERNELS.to_string();
     let (v, scalar_raw) = match v {
         CpPrepVariant::ScalarRaw if per_channel => (CpPrepVariant::FewExp, false),
-        CpPrepVariant::ScalarRaw => (CpPrepVariant::Base, true),
+        CpPrepVariant::ScalarRaw | CpPrepVariant::EarlySpan if !per_channel => (CpPrepVariant::Base, true),
         other => (other, false),
     };
     if scalar_raw {
@@ -1167,10 +1188,23 @@ fn cp_kernels(v: CpPrepVariant, per_channel: bool) -> String {
             "                Lf[t * FP + s] = s < t ? bs[t] * pacc[n][e] * exp2f(Gs[t] - Gs[s]) : 0.0f;\n",
         );
     }
-    if v == CpPrepVariant::FewExp {
+    if matches!(v, CpPrepVariant::FewExp | CpPrepVariant::EarlySpan) {
         splice_range(&mut s, CP_ANCHOR_EXP_BEGIN, CP_ANCHOR_EXP_END, CP_PREP_FEW_EXP);
         // Its step 4 takes no per-row factors.
         splice_range(&mut s, CP_ANCHOR_FACTORS_BEGIN, CP_ANCHOR_FACTORS_END, "");
+    }
+    if v == CpPrepVariant::EarlySpan {
+        splice_once(
+            &mut s,
+            CP_ANCHOR_NORMS,
+            &format!("{CP_PREP_EARLY_SPAN_LOADS}{CP_ANCHOR_NORMS}"),
+        );
+        splice_range(
+            &mut s,
+            CP_ANCHOR_SPAN_BEGIN,
+            CP_ANCHOR_SPAN_END,
+            CP_PREP_EARLY_SPAN_FLAGS,
+        );
     }
     s
 }
@@ -1753,7 +1787,8 @@ mod tests {
     /// The prep forms: the default for the gate is what `delta_rule_chunk_parallel` emits,
     /// every other form splices its snippets in (distinct sources, hence entry names) and keeps
     /// the entries; `ScalarRaw` is its own form for a scalar gate only (`FewExp`'s text, the
-    /// default's, otherwise).
+    /// default's, otherwise) and `EarlySpan` for a per-channel gate only (`ScalarRaw`'s text,
+    /// the default's, otherwise).
     #[test]
     fn chunk_parallel_prep_variants() {
         for p in [
@@ -1775,21 +1810,27 @@ mod tests {
             let mut seen = Vec::new();
             for v in CpPrepVariant::ALL {
                 let src = delta_rule_chunk_parallel_variant(&p, v).unwrap();
+                let same_as_default = v == default
+                    || (v == CpPrepVariant::ScalarRaw && !scalar)
+                    || (v == CpPrepVariant::EarlySpan && scalar);
+                assert_eq!(src == emitted, same_as_default, "{v:?}");
                 assert_eq!(
-                    src == emitted,
-                    v == default || (v == CpPrepVariant::ScalarRaw && !scalar),
+                    CpPrepVariant::distinct_for(&p).contains(&v),
+                    !same_as_default || v == default,
                     "{v:?}"
                 );
                 assert_eq!(src.entries.len(), emitted.entries.len(), "{v:?}");
                 assert!(src.entries[0].starts_with("delta_rule_cp_prep_"), "{v:?}");
-                let raw = v == CpPrepVariant::ScalarRaw;
-                if raw && !scalar {
+                if same_as_default && v != default {
                     continue;
                 }
+                let raw = v == CpPrepVariant::ScalarRaw;
+                let early = v == CpPrepVariant::EarlySpan;
                 assert!(!seen.contains(&src.source), "{v:?}");
-                let few = v == CpPrepVariant::FewExp;
+                let few = v == CpPrepVariant::FewExp || early;
                 assert_eq!(src.source.contains("(CpPrepVariant::FewExp)"), few, "{v:?}");
                 assert_eq!(src.source.contains("(CpPrepVariant::ScalarRaw"), raw, "{v:?}");
+                assert_eq!(src.source.contains("(CpPrepVariant::EarlySpan)"), early, "{v:?}");
                 // A scalar gate's per-row factors: all seven in Base, two in ScalarRaw, none in
                 // FewExp (its step 4 takes its own exponentials).
                 assert_eq!(
@@ -1797,16 +1838,22 @@ mod tests {
                     v == CpPrepVariant::Base,
                     "{v:?}"
                 );
-                assert_eq!(
-                    src.source.contains("Ex[C + t] = exp2f"),
-                    v != CpPrepVariant::FewExp,
-                    "{v:?}"
-                );
+                assert_eq!(src.source.contains("Ex[C + t] = exp2f"), !few, "{v:?}");
                 if raw {
                     // No span check or reference copies; the products scaled in f32.
                     assert!(!src.source.contains("atomicOr(flags"), "{v:?}");
                     assert!(!src.source.contains("const bf16* Bsrc = Kc"), "{v:?}");
                     assert_eq!(src.source.matches("exp2f(Gs[t] - Gs[s])").count(), 2, "{v:?}");
+                }
+                // The span check: g's rows read once, by the loads issued before the norms' block
+                // (EarlySpan), or in a loop of their own after it; one atomicOr either way.
+                assert_eq!(src.source.contains("span -= (PER_CHANNEL"), !raw && !early, "{v:?}");
+                assert_eq!(src.source.matches("atomicOr(flags").count(), usize::from(!raw), "{v:?}");
+                if early {
+                    let loads = src.source.find("float4 sp_g[8];").unwrap();
+                    let norms = src.source.find("if (VEC_NORM && vec_qk) {").unwrap();
+                    let flags = src.source.find("atomicOr(flags, bits)").unwrap();
+                    assert!(loads < norms && norms < flags, "{v:?}");
                 }
                 seen.push(src.source);
             }
