@@ -985,13 +985,26 @@ pub fn delta_rule_chunk_parallel_supported(p: &DeltaRuleParams) -> bool {
         && delta_rule_cp_smem(p).iter().all(|&s| s <= DELTA_MAX_SMEM)
 }
 
+/// Key channels per pass of the chunk-parallel prep kernel (`KH` in `delta_rule_cp.cu`).
+fn cp_prep_pass_channels(key_dim: usize) -> usize {
+    if key_dim.is_multiple_of(64) {
+        64
+    } else {
+        32
+    }
+}
+
+/// Passes of the chunk-parallel prep kernel over the key channels (`NPASS` there).
+fn cp_prep_passes(p: &DeltaRuleParams) -> usize {
+    p.key_dim / cp_prep_pass_channels(p.key_dim)
+}
+
 /// Dynamic shared memory of the chunk-parallel passes `[prep, scan, out]`, in bytes (the
 /// layouts at the top of each kernel in `delta_rule_cp.cu`).
 pub fn delta_rule_cp_smem(p: &DeltaRuleParams) -> [u32; 3] {
     let (c, dk, dv, sbv) = (DELTA_TC_CHUNK, p.key_dim, p.value_dim, p.scan_block);
     let (kp, vp, ap, fp, sp) = (dk + 8, dv + 8, c + 8, c + 4, sbv + 8);
-    // Key channels per pass of the prep kernel (KH there).
-    let kh = if dk.is_multiple_of(64) { 64 } else { 32 };
+    let kh = cp_prep_pass_channels(dk);
     // G [C][KH] per channel; a scalar gate's [C] plus its per-row factors [7][C].
     let ng = match p.gate {
         DecayGate::Scalar => 8 * c,
@@ -1080,30 +1093,37 @@ pub enum CpPrepVariant {
     /// prep's warp stalls on the H100, 2026-12-07). For a scalar gate the same text as
     /// [`CpPrepVariant::ScalarRaw`], which has no span check.
     EarlySpan,
+    /// For a scalar gate, `ScalarRaw` with the later passes' q and k channels staged at the
+    /// start, into the rows of the reference copies that `ScalarRaw` does not take, so that
+    /// no later pass waits for a copy; the scalar cumsum and its per-row factors are computed
+    /// once (the second pass's wait held about 7% of the GDN prep's warp stalls on the H100,
+    /// 2026-12-07). For a per-channel gate the same text as [`CpPrepVariant::FewExp`].
+    EarlyStage,
 }
 
 impl CpPrepVariant {
     /// Every form, `Base` first.
-    pub const ALL: [CpPrepVariant; 4] = [
+    pub const ALL: [CpPrepVariant; 5] = [
         CpPrepVariant::Base,
         CpPrepVariant::FewExp,
         CpPrepVariant::ScalarRaw,
         CpPrepVariant::EarlySpan,
+        CpPrepVariant::EarlyStage,
     ];
 
-    /// The forms with a text of their own for `p`'s gate: every form but `ScalarRaw` for a
-    /// per-channel gate (it is `FewExp`'s text there), every form but `EarlySpan` for a scalar
-    /// one (`ScalarRaw`'s text there).
+    /// The forms with a text of their own for `p`'s gate: every form but `ScalarRaw` and
+    /// `EarlyStage` for a per-channel gate (`FewExp`'s text there), every form but `EarlySpan`
+    /// for a scalar one (`ScalarRaw`'s text there). `EarlyStage` is a form of its own only where
+    /// the key channels take more than one pass (Dk = 128).
     pub fn distinct_for(p: &DeltaRuleParams) -> Vec<CpPrepVariant> {
         let scalar = matches!(p.gate, DecayGate::Scalar);
         Self::ALL
             .into_iter()
-            .filter(|&v| {
-                if scalar {
-                    v != CpPrepVariant::EarlySpan
-                } else {
-                    v != CpPrepVariant::ScalarRaw
-                }
+            .filter(|&v| match v {
+                CpPrepVariant::ScalarRaw => scalar,
+                CpPrepVariant::EarlyStage => scalar && cp_prep_passes(p) > 1,
+                CpPrepVariant::EarlySpan => !scalar,
+                CpPrepVariant::Base | CpPrepVariant::FewExp => true,
             })
             .collect()
     }
@@ -1128,6 +1148,10 @@ const CP_PREP_SCALAR_RAW: &str = include_str!("delta_rule_cp_prep/scalar_raw.cu"
 const CP_PREP_SCALAR_RAW_FACTORS: &str = include_str!("delta_rule_cp_prep/scalar_raw_factors.cu");
 const CP_PREP_EARLY_SPAN_LOADS: &str = include_str!("delta_rule_cp_prep/early_span_loads.cu");
 const CP_PREP_EARLY_SPAN_FLAGS: &str = include_str!("delta_rule_cp_prep/early_span_flags.cu");
+const CP_PREP_EARLY_STAGE: &str = include_str!("delta_rule_cp_prep/early_stage.cu");
+const CP_ANCHOR_FIRST_STAGE: &str = "    stage_pass(0);\n";
+const CP_ANCHOR_PASS_STAGE: &str = "        if (pass > 0) stage_pass(pass);\n";
+const CP_ANCHOR_SCALAR_CUMSUM: &str = "        } else if (warp == 0) {\n";
 const CP_ANCHOR_NORMS: &str = "    if (VEC_NORM && vec_qk) {\n";
 const CP_ANCHOR_EXP_BEGIN: &str = "            for (int e = tid; e < C * KH / 2; e += NT) {\n";
 const CP_ANCHOR_EXP_END: &str = "            for (int d = tid; d < KH; d += NT) ws.egl[";
@@ -1154,8 +1178,9 @@ fn splice_range(s: &mut String, begin: &str, end: &str, with: &str) {
 fn cp_kernels(v: CpPrepVariant, per_channel: bool) -> String {
     let mut s = CP_KERNELS.to_string();
     let (v, scalar_raw) = match v {
-        CpPrepVariant::ScalarRaw if per_channel => (CpPrepVariant::FewExp, false),
+        CpPrepVariant::ScalarRaw | CpPrepVariant::EarlyStage if per_channel => (CpPrepVariant::FewExp, false),
         CpPrepVariant::ScalarRaw | CpPrepVariant::EarlySpan if !per_channel => (CpPrepVariant::Base, true),
+        CpPrepVariant::EarlyStage => (CpPrepVariant::EarlyStage, true),
         other => (other, false),
     };
     if scalar_raw {
@@ -1186,6 +1211,25 @@ fn cp_kernels(v: CpPrepVariant, per_channel: bool) -> String {
             &mut s,
             CP_ANCHOR_L,
             "                Lf[t * FP + s] = s < t ? bs[t] * pacc[n][e] * exp2f(Gs[t] - Gs[s]) : 0.0f;\n",
+        );
+    }
+    if v == CpPrepVariant::EarlyStage {
+        splice_once(
+            &mut s,
+            CP_ANCHOR_FIRST_STAGE,
+            &format!("{CP_ANCHOR_FIRST_STAGE}{CP_PREP_EARLY_STAGE}"),
+        );
+        splice_once(
+            &mut s,
+            CP_ANCHOR_PASS_STAGE,
+            "        if (pass > 0) { /* (EarlyStage) staged at the start */\n            \
+             Qr = Kc + (pass - 1) * 2 * C * HP;\n            Kr = Qr + C * HP;\n        }\n",
+        );
+        // g, hence the cumsum and its per-row factors, is the same in every pass.
+        splice_once(
+            &mut s,
+            CP_ANCHOR_SCALAR_CUMSUM,
+            "        } else if (warp == 0 && pass == 0) {\n",
         );
     }
     if matches!(v, CpPrepVariant::FewExp | CpPrepVariant::EarlySpan) {
@@ -1317,6 +1361,11 @@ fn chunk_parallel_module(
             )
         }))
         .collect();
+    // With one pass there is no later pass to stage early: ScalarRaw's text.
+    let v = match v {
+        CpPrepVariant::EarlyStage if cp_prep_passes(p) == 1 => CpPrepVariant::ScalarRaw,
+        other => other,
+    };
     let body = cp_kernels(v, matches!(p.gate, DecayGate::PerChannel))
         .replace("@SCAN_ENTRIES@", &scan_entries)
         .replace("@ARGS@", &(args(p) + CP_WS_ARG))
@@ -1795,6 +1844,7 @@ mod tests {
             DeltaRuleParams::new(2, 2, 128, 128, DecayGate::PerChannel).with_gated_norm(SILU),
             DeltaRuleParams::new(1, 2, 128, 128, DecayGate::Scalar),
             DeltaRuleParams::new(1, 1, 32, 256, DecayGate::PerChannel),
+            DeltaRuleParams::new(2, 2, 64, 64, DecayGate::Scalar),
         ] {
             let scalar = matches!(p.gate, DecayGate::Scalar);
             let default = CpPrepVariant::default_for(&p);
@@ -1810,9 +1860,11 @@ mod tests {
             let mut seen = Vec::new();
             for v in CpPrepVariant::ALL {
                 let src = delta_rule_chunk_parallel_variant(&p, v).unwrap();
+                let one_pass = p.key_dim < 128;
                 let same_as_default = v == default
                     || (v == CpPrepVariant::ScalarRaw && !scalar)
-                    || (v == CpPrepVariant::EarlySpan && scalar);
+                    || (v == CpPrepVariant::EarlySpan && scalar)
+                    || (v == CpPrepVariant::EarlyStage && (!scalar || one_pass));
                 assert_eq!(src == emitted, same_as_default, "{v:?}");
                 assert_eq!(
                     CpPrepVariant::distinct_for(&p).contains(&v),
@@ -1824,13 +1876,18 @@ mod tests {
                 if same_as_default && v != default {
                     continue;
                 }
-                let raw = v == CpPrepVariant::ScalarRaw;
+                let staged = v == CpPrepVariant::EarlyStage;
+                let raw = v == CpPrepVariant::ScalarRaw || staged;
                 let early = v == CpPrepVariant::EarlySpan;
                 assert!(!seen.contains(&src.source), "{v:?}");
                 let few = v == CpPrepVariant::FewExp || early;
                 assert_eq!(src.source.contains("(CpPrepVariant::FewExp)"), few, "{v:?}");
                 assert_eq!(src.source.contains("(CpPrepVariant::ScalarRaw"), raw, "{v:?}");
                 assert_eq!(src.source.contains("(CpPrepVariant::EarlySpan)"), early, "{v:?}");
+                assert_eq!(src.source.contains("(CpPrepVariant::EarlyStage)"), staged, "{v:?}");
+                // Every pass's q and k staged before the first pass waits; none later.
+                assert_eq!(src.source.contains("if (pass > 0) stage_pass(pass);"), !staged, "{v:?}");
+                assert_eq!(src.source.contains("else if (warp == 0 && pass == 0)"), staged, "{v:?}");
                 // A scalar gate's per-row factors: all seven in Base, two in ScalarRaw, none in
                 // FewExp (its step 4 takes its own exponentials).
                 assert_eq!(
