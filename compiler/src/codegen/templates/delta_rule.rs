@@ -1096,8 +1096,9 @@ pub enum CpPrepVariant {
     /// For a scalar gate, `ScalarRaw` with the later passes' q and k channels staged at the
     /// start, into the rows of the reference copies that `ScalarRaw` does not take, so that
     /// no later pass waits for a copy; the scalar cumsum and its per-row factors are computed
-    /// once (the second pass's wait held about 7% of the GDN prep's warp stalls on the H100,
-    /// 2026-12-07). For a per-channel gate the same text as [`CpPrepVariant::FewExp`].
+    /// once (the second pass's staging, its wait and the barriers around it held about 5% of
+    /// the GDN prep's warp stalls on the H100, 2026-12-07). For a per-channel gate the same
+    /// text as [`CpPrepVariant::FewExp`].
     EarlyStage,
 }
 
