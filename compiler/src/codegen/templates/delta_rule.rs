@@ -1100,16 +1100,23 @@ pub enum CpPrepVariant {
     /// the GDN prep's warp stalls on the H100, 2026-12-07). For a per-channel gate the same
     /// text as [`CpPrepVariant::FewExp`].
     EarlyStage,
+    /// The default form for the gate (`FewExp` or `ScalarRaw`) with each block prefetching
+    /// into L2 the q, k, v, g and beta rows of the block that will most likely take its place
+    /// one resident round later (sm_90 bulk prefetches), so that the first trip to memory of
+    /// every block past the first round is an L2 hit (step 0's loads and the barriers behind
+    /// them held about 30% of the prep's warp stalls on the H100, 2026-12-07).
+    L2Prefetch,
 }
 
 impl CpPrepVariant {
     /// Every form, `Base` first.
-    pub const ALL: [CpPrepVariant; 5] = [
+    pub const ALL: [CpPrepVariant; 6] = [
         CpPrepVariant::Base,
         CpPrepVariant::FewExp,
         CpPrepVariant::ScalarRaw,
         CpPrepVariant::EarlySpan,
         CpPrepVariant::EarlyStage,
+        CpPrepVariant::L2Prefetch,
     ];
 
     /// The forms with a text of their own for `p`'s gate: every form but `ScalarRaw` and
@@ -1124,7 +1131,7 @@ impl CpPrepVariant {
                 CpPrepVariant::ScalarRaw => scalar,
                 CpPrepVariant::EarlyStage => scalar && cp_prep_passes(p) > 1,
                 CpPrepVariant::EarlySpan => !scalar,
-                CpPrepVariant::Base | CpPrepVariant::FewExp => true,
+                CpPrepVariant::Base | CpPrepVariant::FewExp | CpPrepVariant::L2Prefetch => true,
             })
             .collect()
     }
@@ -1149,6 +1156,7 @@ const CP_PREP_SCALAR_RAW: &str = include_str!("delta_rule_cp_prep/scalar_raw.cu"
 const CP_PREP_SCALAR_RAW_FACTORS: &str = include_str!("delta_rule_cp_prep/scalar_raw_factors.cu");
 const CP_PREP_EARLY_SPAN_LOADS: &str = include_str!("delta_rule_cp_prep/early_span_loads.cu");
 const CP_PREP_EARLY_SPAN_FLAGS: &str = include_str!("delta_rule_cp_prep/early_span_flags.cu");
+const CP_PREP_L2_PREFETCH: &str = include_str!("delta_rule_cp_prep/l2_prefetch.cu");
 const CP_PREP_EARLY_STAGE: &str = include_str!("delta_rule_cp_prep/early_stage.cu");
 const CP_ANCHOR_FIRST_STAGE: &str = "    stage_pass(0);\n";
 const CP_ANCHOR_PASS_STAGE: &str = "        if (pass > 0) stage_pass(pass);\n";
@@ -1177,13 +1185,15 @@ fn splice_range(s: &mut String, begin: &str, end: &str, with: &str) {
 /// `delta_rule_cp.cu` with the prep kernel of form `v` for a per-channel (KDA) or scalar (GDN)
 /// gate.
 fn cp_kernels(v: CpPrepVariant, per_channel: bool) -> String {
+    use CpPrepVariant::{EarlySpan, EarlyStage, FewExp, L2Prefetch, ScalarRaw};
     let mut s = CP_KERNELS.to_string();
-    let (v, scalar_raw) = match v {
-        CpPrepVariant::ScalarRaw | CpPrepVariant::EarlyStage if per_channel => (CpPrepVariant::FewExp, false),
-        CpPrepVariant::ScalarRaw | CpPrepVariant::EarlySpan if !per_channel => (CpPrepVariant::Base, true),
-        CpPrepVariant::EarlyStage => (CpPrepVariant::EarlyStage, true),
-        other => (other, false),
-    };
+    // The parts of form `v`: ScalarRaw's products (a scalar gate's default, which its later
+    // forms build on), FewExp's step 4 (a per-channel gate's), and one addition each.
+    let built_on_default = matches!(v, ScalarRaw | EarlySpan | EarlyStage | L2Prefetch);
+    let scalar_raw = !per_channel && built_on_default;
+    let few_exp = v == FewExp || (per_channel && built_on_default);
+    let early_span = per_channel && v == EarlySpan;
+    let early_stage = !per_channel && v == EarlyStage;
     if scalar_raw {
         splice_range(
             &mut s,
@@ -1214,7 +1224,7 @@ fn cp_kernels(v: CpPrepVariant, per_channel: bool) -> String {
             "                Lf[t * FP + s] = s < t ? bs[t] * pacc[n][e] * exp2f(Gs[t] - Gs[s]) : 0.0f;\n",
         );
     }
-    if v == CpPrepVariant::EarlyStage {
+    if early_stage {
         splice_once(
             &mut s,
             CP_ANCHOR_FIRST_STAGE,
@@ -1233,12 +1243,19 @@ fn cp_kernels(v: CpPrepVariant, per_channel: bool) -> String {
             "        } else if (warp == 0 && pass == 0) {\n",
         );
     }
-    if matches!(v, CpPrepVariant::FewExp | CpPrepVariant::EarlySpan) {
+    if v == L2Prefetch {
+        splice_once(
+            &mut s,
+            CP_ANCHOR_FIRST_STAGE,
+            &format!("{CP_ANCHOR_FIRST_STAGE}{CP_PREP_L2_PREFETCH}"),
+        );
+    }
+    if few_exp {
         splice_range(&mut s, CP_ANCHOR_EXP_BEGIN, CP_ANCHOR_EXP_END, CP_PREP_FEW_EXP);
         // Its step 4 takes no per-row factors.
         splice_range(&mut s, CP_ANCHOR_FACTORS_BEGIN, CP_ANCHOR_FACTORS_END, "");
     }
-    if v == CpPrepVariant::EarlySpan {
+    if early_span {
         splice_once(
             &mut s,
             CP_ANCHOR_NORMS,
@@ -1878,14 +1895,23 @@ mod tests {
                     continue;
                 }
                 let staged = v == CpPrepVariant::EarlyStage;
-                let raw = v == CpPrepVariant::ScalarRaw || staged;
+                let prefetch = v == CpPrepVariant::L2Prefetch;
+                let raw = v == CpPrepVariant::ScalarRaw || staged || (prefetch && scalar);
                 let early = v == CpPrepVariant::EarlySpan;
                 assert!(!seen.contains(&src.source), "{v:?}");
-                let few = v == CpPrepVariant::FewExp || early;
+                let few = v == CpPrepVariant::FewExp || early || (prefetch && !scalar);
                 assert_eq!(src.source.contains("(CpPrepVariant::FewExp)"), few, "{v:?}");
                 assert_eq!(src.source.contains("(CpPrepVariant::ScalarRaw"), raw, "{v:?}");
                 assert_eq!(src.source.contains("(CpPrepVariant::EarlySpan)"), early, "{v:?}");
                 assert_eq!(src.source.contains("(CpPrepVariant::EarlyStage)"), staged, "{v:?}");
+                // The next round's rows prefetched right after the first pass's copies issue.
+                assert_eq!(src.source.contains("(CpPrepVariant::L2Prefetch)"), prefetch, "{v:?}");
+                if prefetch {
+                    let first = src.source.find("    stage_pass(0);\n").unwrap();
+                    let hint = src.source.find("cp.async.bulk.prefetch.L2.global").unwrap();
+                    let norms = src.source.find("if (VEC_NORM && vec_qk) {").unwrap();
+                    assert!(first < hint && hint < norms, "{v:?}");
+                }
                 // Every pass's q and k staged before the first pass waits; none later.
                 assert_eq!(src.source.contains("if (pass > 0) stage_pass(pass);"), !staged, "{v:?}");
                 assert_eq!(src.source.contains("else if (warp == 0 && pass == 0)"), staged, "{v:?}");
