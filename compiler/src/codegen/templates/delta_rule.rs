@@ -1106,17 +1106,21 @@ pub enum CpPrepVariant {
     /// every block past the first round is an L2 hit (step 0's loads and the barriers behind
     /// them held about 30% of the prep's warp stalls on the H100, 2026-12-07).
     L2Prefetch,
+    /// `L2Prefetch` with the gate's early form: `EarlySpan` for a per-channel gate, `EarlyStage`
+    /// for a scalar one (the form to make the default if both parts gain on their own).
+    EarlyPrefetch,
 }
 
 impl CpPrepVariant {
     /// Every form, `Base` first.
-    pub const ALL: [CpPrepVariant; 6] = [
+    pub const ALL: [CpPrepVariant; 7] = [
         CpPrepVariant::Base,
         CpPrepVariant::FewExp,
         CpPrepVariant::ScalarRaw,
         CpPrepVariant::EarlySpan,
         CpPrepVariant::EarlyStage,
         CpPrepVariant::L2Prefetch,
+        CpPrepVariant::EarlyPrefetch,
     ];
 
     /// The forms with a text of their own for `p`'s gate: every form but `ScalarRaw` and
@@ -1131,7 +1135,10 @@ impl CpPrepVariant {
                 CpPrepVariant::ScalarRaw => scalar,
                 CpPrepVariant::EarlyStage => scalar && cp_prep_passes(p) > 1,
                 CpPrepVariant::EarlySpan => !scalar,
-                CpPrepVariant::Base | CpPrepVariant::FewExp | CpPrepVariant::L2Prefetch => true,
+                CpPrepVariant::Base
+                | CpPrepVariant::FewExp
+                | CpPrepVariant::L2Prefetch
+                | CpPrepVariant::EarlyPrefetch => true,
             })
             .collect()
     }
@@ -1185,15 +1192,15 @@ fn splice_range(s: &mut String, begin: &str, end: &str, with: &str) {
 /// `delta_rule_cp.cu` with the prep kernel of form `v` for a per-channel (KDA) or scalar (GDN)
 /// gate.
 fn cp_kernels(v: CpPrepVariant, per_channel: bool) -> String {
-    use CpPrepVariant::{EarlySpan, EarlyStage, FewExp, L2Prefetch, ScalarRaw};
+    use CpPrepVariant::{EarlyPrefetch, EarlySpan, EarlyStage, FewExp, L2Prefetch, ScalarRaw};
     let mut s = CP_KERNELS.to_string();
     // The parts of form `v`: ScalarRaw's products (a scalar gate's default, which its later
     // forms build on), FewExp's step 4 (a per-channel gate's), and one addition each.
-    let built_on_default = matches!(v, ScalarRaw | EarlySpan | EarlyStage | L2Prefetch);
+    let built_on_default = matches!(v, ScalarRaw | EarlySpan | EarlyStage | L2Prefetch | EarlyPrefetch);
     let scalar_raw = !per_channel && built_on_default;
     let few_exp = v == FewExp || (per_channel && built_on_default);
-    let early_span = per_channel && v == EarlySpan;
-    let early_stage = !per_channel && v == EarlyStage;
+    let early_span = per_channel && matches!(v, EarlySpan | EarlyPrefetch);
+    let early_stage = !per_channel && matches!(v, EarlyStage | EarlyPrefetch);
     if scalar_raw {
         splice_range(
             &mut s,
@@ -1243,7 +1250,7 @@ fn cp_kernels(v: CpPrepVariant, per_channel: bool) -> String {
             "        } else if (warp == 0 && pass == 0) {\n",
         );
     }
-    if v == L2Prefetch {
+    if matches!(v, L2Prefetch | EarlyPrefetch) {
         splice_once(
             &mut s,
             CP_ANCHOR_FIRST_STAGE,
@@ -1894,10 +1901,11 @@ mod tests {
                 if same_as_default && v != default {
                     continue;
                 }
-                let staged = v == CpPrepVariant::EarlyStage;
-                let prefetch = v == CpPrepVariant::L2Prefetch;
+                let both = v == CpPrepVariant::EarlyPrefetch;
+                let staged = v == CpPrepVariant::EarlyStage || (both && scalar);
+                let prefetch = v == CpPrepVariant::L2Prefetch || both;
                 let raw = v == CpPrepVariant::ScalarRaw || staged || (prefetch && scalar);
-                let early = v == CpPrepVariant::EarlySpan;
+                let early = v == CpPrepVariant::EarlySpan || (both && !scalar);
                 assert!(!seen.contains(&src.source), "{v:?}");
                 let few = v == CpPrepVariant::FewExp || early || (prefetch && !scalar);
                 assert_eq!(src.source.contains("(CpPrepVariant::FewExp)"), few, "{v:?}");
