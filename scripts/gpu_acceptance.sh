@@ -90,7 +90,7 @@ export BIN OUT PEERS_ARGS
 step model 200 "$BIN/gpu_model" --test-threads=1 --nocapture
 grep -E "^test |test result|panicked|relative RMS|^  [a-z0-9-]+\[|^ran|^skipped" "$OUT/model.log" | head -60
 
-step kernels 420 "$BIN/gpu_kernels" --test-threads=1
+step kernels 540 "$BIN/gpu_kernels" --test-threads=1
 grep -E "^test |test result|panicked" "$OUT/kernels.log" | head -20
 
 step kbench 240 "$BIN/gpu_kernels" --ignored bench_kernels --nocapture

@@ -1337,8 +1337,9 @@ fn delta_rule_tensor_cores_match_reference() {
 /// T < 64, exactly one chunk, several chunks with a partial last one at B = 2 (T = 150) and
 /// B = 3 (T = 200), all from a non-zero initial state, and decays of e^-4..e^-12 per token (the exact diagonal blocks), then once more with
 /// dense aligned o and gate rows (the output pass's 16-byte stores and gate copies); every
-/// [`CpPrepVariant`] of the prep pass on three of the cases ([`CpPrepVariant::distinct_for`]:
-/// ScalarRaw on the GDN one).
+/// [`CpPrepVariant`] of the prep pass on KDA and GDN at Dk = 128 ([`CpPrepVariant::distinct_for`]:
+/// ScalarRaw and EarlyStage on the GDN one, EarlySpan on KDA), and on KDA at Dk = 32 the forms
+/// whose text depends on Dk's layout of the span check (Base, the default, EarlySpan).
 #[test]
 fn delta_rule_chunk_parallel_matches_reference() {
     let Some(mut ctx) = setup() else { return };
@@ -1379,12 +1380,12 @@ fn delta_rule_chunk_parallel_matches_reference() {
     ];
     for (i, p) in cases.iter().enumerate() {
         assert!(delta_rule_chunk_parallel_supported(p), "case {i}");
-        // Every prep form on KDA and GDN at Dk 128 and on Dk 32 (one pass of 32 channels), the
-        // default form on all.
-        let forms = if matches!(i, 0 | 2 | 5) {
-            CpPrepVariant::distinct_for(p)
-        } else {
-            vec![CpPrepVariant::default_for(p)]
+        // Every prep form on KDA and GDN at Dk 128, the span check's forms on Dk 32 (one pass
+        // of 32 channels, a thread per span item for half the block), the default on all.
+        let forms = match i {
+            0 | 2 => CpPrepVariant::distinct_for(p),
+            5 => vec![CpPrepVariant::Base, CpPrepVariant::default_for(p), CpPrepVariant::EarlySpan],
+            _ => vec![CpPrepVariant::default_for(p)],
         };
         for v in forms {
             let f = DeltaForm::ChunkParallel(v);
