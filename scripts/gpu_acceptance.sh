@@ -156,9 +156,11 @@ delta_runs() {
         --fla-shape=1,4096,32 --fla-shape=1,8192,32 --fla-shape=8,2048,16
 }
 export -f delta_runs
-step delta 420 bash -c delta_runs
-# the tables first (ours, then fla's eager and CUDA-graph rows), then fla's time per kernel
+step delta 540 bash -c delta_runs
+# the tables first (ours, then fla's eager and CUDA-graph rows), the prep forms (CpPrepVariant),
+# then fla's time per kernel
 grep -E "^\||device:" "$OUT/delta.log" | grep -v "prep=" | head -40
+grep -E "prep=" "$OUT/delta.log" | head -32
 grep -E "^# " "$OUT/delta.log" | head -60
 
 PROMPT=$(seq -s, 1 37)
