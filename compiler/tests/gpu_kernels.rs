@@ -1384,7 +1384,11 @@ fn delta_rule_chunk_parallel_matches_reference() {
         // of 32 channels, a thread per span item for half the block), the default on all.
         let forms = match i {
             0 | 2 => CpPrepVariant::distinct_for(p),
-            5 => vec![CpPrepVariant::Base, CpPrepVariant::default_for(p), CpPrepVariant::EarlySpan],
+            5 => vec![
+                CpPrepVariant::Base,
+                CpPrepVariant::default_for(p),
+                CpPrepVariant::EarlySpan,
+            ],
             _ => vec![CpPrepVariant::default_for(p)],
         };
         for v in forms {

@@ -1357,9 +1357,9 @@ extern "C" __global__ void __launch_bounds__(256) sigmoid_decay_gate_9b511badf4d
     }
 }
 
-// ===== kernels/delta_rule_cp_prep_a0d4e395.cu =====
+// ===== kernels/delta_rule_cp_prep_e4f98ea5.cu =====
 /*
- * modelc mixer core: delta_rule_cp_prep_a0d4e395, delta_rule_cp_scan_a0d4e395, delta_rule_cp_out_a0d4e395, delta_rule_cp_scan_w32_a0d4e395 (template).
+ * modelc mixer core: delta_rule_cp_prep_e4f98ea5, delta_rule_cp_scan_e4f98ea5, delta_rule_cp_out_e4f98ea5, delta_rule_cp_scan_w32_e4f98ea5 (template).
  * Fuses, in order:
  *   l2_norm(eps=1e-6, group=32)
  *   scale(0.17677669529663687)
@@ -1371,10 +1371,10 @@ extern "C" __global__ void __launch_bounds__(256) sigmoid_decay_gate_9b511badf4d
  * FLOPs:         25216*batch*tokens
  */
 /*
- * delta_rule_cp_{prep,scan,out}_a0d4e395: gated delta rule, chunked (WY representation / UT
+ * delta_rule_cp_{prep,scan,out}_e4f98ea5: gated delta rule, chunked (WY representation / UT
  *   transform), chunk-parallel on tensor cores (mma.sync m16n8k16 bf16 -> f32, ldmatrix,
  *   cp.async; sm_80+): three launches in order, fla's chunk_kda split.
- *   Hk = 1, Hv = 2, Dk = 32, Dv = 32, gate = scalar per head (GDN), qk l2norm = true, scale = 1.7677669e-1f, chunk C = 64, scan block SBV = 16 (or 32: delta_rule_cp_scan_w32_a0d4e395).
+ *   Hk = 1, Hv = 2, Dk = 32, Dv = 32, gate = scalar per head (GDN), qk l2norm = true, scale = 1.7677669e-1f, chunk C = 64, scan block SBV = 16 (or 32: delta_rule_cp_scan_w32_e4f98ea5).
  *   Gated RMSNorm epilogue: o <- o * rsqrt(mean_head(o^2) + 1e-5f) * norm_w * silu_f(gate)
  *   Per chunk, with G the in-chunk cumsum of g: A_qk[t,s] = sum_d q_td k_sd e^(G_td - G_sd)
  *   (s <= t), L[t,s] = beta_t sum_d k_td k_sd e^(G_td - G_sd) (s < t), W = (I + L)^-1
@@ -1529,18 +1529,12 @@ __device__ __forceinline__ void dtc_stage(E* dst, int ld, const E* src, long str
         }
     }
 }
-/* (I + L)^-1 of the C x C (C = 64) strictly lower triangular L (f32, rows of FP) into Af's lower
- * triangle (the diagonal blocks' upper triangles are written zero): the 16x16 diagonal blocks by
- * forward substitution (a thread a column), then the blocks below by distance,
- * Ai_ij = -Ai_ii sum_(j <= m < i) L_im Ai_mj (Tf: scratch). VEC4: a thread four columns of a row
- * with float4 operands (five shared loads for sixteen FMAs instead of thirty-two; FP % 4 == 0, and
- * a warp's L rows fall in distinct banks when FP % 32 == 4), for kernels with registers to spare;
- * otherwise a thread one element (FP = C + 1 avoids bank conflicts). Sums run in the same order
- * either way. L must be visible to the block; ends with a barrier. */
-template <int C, int FP, int NT, bool VEC4>
-__device__ __forceinline__ void dtc_ut_inverse(const float* Lf, float* Af, float* Tf, int tid) {
+/* The 16x16 diagonal blocks of (I + L)^-1 (C = 64, L strictly lower triangular, f32 rows of FP)
+ * into Af, their upper triangles written zero: thread tid < C takes column tid % 16 of block
+ * tid / 16, by forward substitution. No barrier. */
+template <int C, int FP>
+__device__ __forceinline__ void dtc_ut_diagonal(const float* Lf, float* Af, int tid) {
     static_assert(C == 64, "four 16x16 diagonal blocks");
-    static_assert(!VEC4 || FP % 4 == 0, "float4 rows");
     if (tid < C) {
         const int i = tid >> 4, cc = tid & 15;
         float x[16];
@@ -1553,23 +1547,39 @@ __device__ __forceinline__ void dtc_ut_inverse(const float* Lf, float* Af, float
             Af[(16 * i + a) * FP + 16 * i + cc] = x[a];
         }
     }
-    __syncthreads();
-    /* acc[0..3] += sum over x < 16 of lhs_row[x] rhs[x][0..3], in x order */
-    auto mac4 = [](float4& acc, const float* lhs_row, const float* rhs) {
+}
+/* acc[0..3] += sum over x < k of lhs_row[x] rhs[x][0..3] (rhs rows of FP floats, k a multiple
+ * of 4), in x order, with float4 operands */
+template <int FP>
+__device__ __forceinline__ void dtc_mac4(float4& acc, const float* lhs_row, const float* rhs, int k) {
 #pragma unroll 1
-        for (int x = 0; x < 16; x += 4) {
-            const float4 l = *reinterpret_cast<const float4*>(lhs_row + x);
-            const float lv[4] = {l.x, l.y, l.z, l.w};
+    for (int x = 0; x < k; x += 4) {
+        const float4 l = *reinterpret_cast<const float4*>(lhs_row + x);
+        const float lv[4] = {l.x, l.y, l.z, l.w};
 #pragma unroll
-            for (int y = 0; y < 4; ++y) {
-                const float4 r = *reinterpret_cast<const float4*>(rhs + (x + y) * FP);
-                acc.x = fmaf(lv[y], r.x, acc.x);
-                acc.y = fmaf(lv[y], r.y, acc.y);
-                acc.z = fmaf(lv[y], r.z, acc.z);
-                acc.w = fmaf(lv[y], r.w, acc.w);
-            }
+        for (int y = 0; y < 4; ++y) {
+            const float4 r = *reinterpret_cast<const float4*>(rhs + (x + y) * FP);
+            acc.x = fmaf(lv[y], r.x, acc.x);
+            acc.y = fmaf(lv[y], r.y, acc.y);
+            acc.z = fmaf(lv[y], r.z, acc.z);
+            acc.w = fmaf(lv[y], r.w, acc.w);
         }
-    };
+    }
+}
+/* (I + L)^-1 of the C x C (C = 64) strictly lower triangular L (f32, rows of FP) into Af's lower
+ * triangle (the diagonal blocks' upper triangles are written zero): the 16x16 diagonal blocks by
+ * forward substitution (a thread a column), then the blocks below by distance,
+ * Ai_ij = -Ai_ii sum_(j <= m < i) L_im Ai_mj (Tf: scratch). VEC4: a thread four columns of a row
+ * with float4 operands (five shared loads for sixteen FMAs instead of thirty-two; FP % 4 == 0, and
+ * a warp's L rows fall in distinct banks when FP % 32 == 4), for kernels with registers to spare;
+ * otherwise a thread one element (FP = C + 1 avoids bank conflicts). Sums run in the same order
+ * either way. L must be visible to the block; ends with a barrier. */
+template <int C, int FP, int NT, bool VEC4>
+__device__ __forceinline__ void dtc_ut_inverse(const float* Lf, float* Af, float* Tf, int tid) {
+    static_assert(C == 64, "four 16x16 diagonal blocks");
+    static_assert(!VEC4 || FP % 4 == 0, "float4 rows");
+    dtc_ut_diagonal<C, FP>(Lf, Af, tid);
+    __syncthreads();
 #pragma unroll 1
     for (int dist = 1; dist < 4; ++dist) {
         if (VEC4) {
@@ -1578,7 +1588,7 @@ __device__ __forceinline__ void dtc_ut_inverse(const float* Lf, float* Af, float
                 const int i = dist + (e >> 6), jb = i - dist, a = (e >> 2) & 15, c0 = (e & 3) * 4;
                 float4 acc = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
                 for (int m = jb; m < i; ++m)
-                    mac4(acc, Lf + (16 * i + a) * FP + 16 * m, Af + 16 * m * FP + 16 * jb + c0);
+                    dtc_mac4<FP>(acc, Lf + (16 * i + a) * FP + 16 * m, Af + 16 * m * FP + 16 * jb + c0, 16);
                 *reinterpret_cast<float4*>(Tf + (16 * i + a) * FP + 16 * jb + c0) = acc;
             }
             __syncthreads();
@@ -1586,7 +1596,7 @@ __device__ __forceinline__ void dtc_ut_inverse(const float* Lf, float* Af, float
             for (int e = tid; e < (4 - dist) * 64; e += NT) {
                 const int i = dist + (e >> 6), jb = i - dist, a = (e >> 2) & 15, c0 = (e & 3) * 4;
                 float4 acc = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-                mac4(acc, Af + (16 * i + a) * FP + 16 * i, Tf + 16 * i * FP + 16 * jb + c0);
+                dtc_mac4<FP>(acc, Af + (16 * i + a) * FP + 16 * i, Tf + 16 * i * FP + 16 * jb + c0, 16);
                 *reinterpret_cast<float4*>(Af + (16 * i + a) * FP + 16 * jb + c0) =
                     make_float4(-acc.x, -acc.y, -acc.z, -acc.w);
             }
@@ -1751,7 +1761,7 @@ __device__ __forceinline__ void dcp_store_rows(bf16* dst, long stride, const bf1
 #endif
 
 /*
- * delta_rule_cp_prep_a0d4e395: pass 1 of 3, one block per (chunk, value head, batch), no state.
+ * delta_rule_cp_prep_e4f98ea5: pass 1 of 3, one block per (chunk, value head, batch), no state.
  *   Fuses the q/k l2 norm and scale, the in-chunk cumsum of g (log2 units), the decayed q and k
  *   rows, A_qk and L (16-row block i against Kc_i, reference r = 16 i, fla's chunk_kda; a
  *   diagonal block whose decay span may pass 2^63 is summed exactly instead), the UT solve
@@ -1761,7 +1771,7 @@ __device__ __forceinline__ void dcp_store_rows(bf16* dst, long stride, const bf1
  * Grid (NC, Hv, B), block 256 threads = 4 row tiles x 2 column groups of warps,
  *   dynamic smem = the prep part of delta_rule_cp_smem().
  */
-extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_a0d4e395(
+extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_e4f98ea5(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -2154,7 +2164,7 @@ extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_a0d4e395
 }
 
 /*
- * delta_rule_cp_scan_a0d4e395: pass 2 of 3, the state scan over the chunks of a sequence.
+ * delta_rule_cp_scan_e4f98ea5: pass 2 of 3, the state scan over the chunks of a sequence.
  *   One block per (SBV value columns, value head, batch) (an entry per width, below); the state [DK][SBV] stays in f32 mma
  *   accumulators (warp w: row tiles w, w + 8, ..), a bf16 copy in shared memory feeds the
  *   products; v_new's row tile w & 3, columns half w >> 2. Per chunk: store h (bf16) to the workspace, v_new = U - W h, store v_new,
@@ -2169,7 +2179,7 @@ extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_a0d4e395
  *   delta_rule_cp_smem().
  */
 template <int SBV, bool MC> /* value columns per block; W and k multicast to a cluster */
-__device__ __forceinline__ void delta_rule_cp_scan_body_a0d4e395(
+__device__ __forceinline__ void delta_rule_cp_scan_body_e4f98ea5(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -2409,7 +2419,7 @@ __device__ __forceinline__ void delta_rule_cp_scan_body_a0d4e395(
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_a0d4e395(
+extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_e4f98ea5(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -2419,9 +2429,9 @@ extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_a0d4e395(
     const bf16* __restrict__ gate, int gate_stride, const float* __restrict__ norm_w,
     float* __restrict__ ws_raw)
 {
-    delta_rule_cp_scan_body_a0d4e395<16, false>(q, q_stride, k, k_stride, v, v_stride, g, beta, state_in, state_out, o, o_stride, T, gate, gate_stride, norm_w, ws_raw);
+    delta_rule_cp_scan_body_e4f98ea5<16, false>(q, q_stride, k, k_stride, v, v_stride, g, beta, state_in, state_out, o, o_stride, T, gate, gate_stride, norm_w, ws_raw);
 }
-extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_w32_a0d4e395(
+extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_w32_e4f98ea5(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -2431,17 +2441,17 @@ extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_w32_a0d4e39
     const bf16* __restrict__ gate, int gate_stride, const float* __restrict__ norm_w,
     float* __restrict__ ws_raw)
 {
-    delta_rule_cp_scan_body_a0d4e395<32, false>(q, q_stride, k, k_stride, v, v_stride, g, beta, state_in, state_out, o, o_stride, T, gate, gate_stride, norm_w, ws_raw);
+    delta_rule_cp_scan_body_e4f98ea5<32, false>(q, q_stride, k, k_stride, v, v_stride, g, beta, state_in, state_out, o, o_stride, T, gate, gate_stride, norm_w, ws_raw);
 }
 
 /*
- * delta_rule_cp_out_a0d4e395: pass 3 of 3, one block per (chunk, value head, batch).
+ * delta_rule_cp_out_e4f98ea5: pass 3 of 3, one block per (chunk, value head, batch).
  *   o = (q e^G) h + A_qk v_new over the chunk's full rows (all DV columns), then the store
  *   through the gated RMSNorm (the block owns full rows; the gate rows arrive with A_qk and v_new): o goes through shared memory (over v_new) so that rows leave in 16-byte pieces.
  * Grid (NC, Hv, B), block 256 threads = 4 row tiles x 2 column groups of warps (DV / 2
  *   columns each), dynamic smem = the output part of delta_rule_cp_smem().
  */
-extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_out_a0d4e395(
+extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_out_e4f98ea5(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -2668,9 +2678,9 @@ extern "C" __global__ void __launch_bounds__(256) decay_gate_sigmoid_e762b53fe97
     }
 }
 
-// ===== kernels/delta_rule_cp_prep_cc224c2f.cu =====
+// ===== kernels/delta_rule_cp_prep_952eb802.cu =====
 /*
- * modelc mixer core: delta_rule_cp_prep_cc224c2f, delta_rule_cp_scan_cc224c2f, delta_rule_cp_out_cc224c2f, delta_rule_cp_scan_w32_cc224c2f (template).
+ * modelc mixer core: delta_rule_cp_prep_952eb802, delta_rule_cp_scan_952eb802, delta_rule_cp_out_952eb802, delta_rule_cp_scan_w32_952eb802 (template).
  * Fuses, in order:
  *   l2_norm(eps=1e-6, group=32)
  *   scale(0.17677669529663687)
@@ -2682,10 +2692,10 @@ extern "C" __global__ void __launch_bounds__(256) decay_gate_sigmoid_e762b53fe97
  * FLOPs:         25216*batch*tokens
  */
 /*
- * delta_rule_cp_{prep,scan,out}_cc224c2f: gated delta rule, chunked (WY representation / UT
+ * delta_rule_cp_{prep,scan,out}_952eb802: gated delta rule, chunked (WY representation / UT
  *   transform), chunk-parallel on tensor cores (mma.sync m16n8k16 bf16 -> f32, ldmatrix,
  *   cp.async; sm_80+): three launches in order, fla's chunk_kda split.
- *   Hk = 2, Hv = 2, Dk = 32, Dv = 32, gate = per key channel (KDA), qk l2norm = true, scale = 1.7677669e-1f, chunk C = 64, scan block SBV = 16 (or 32: delta_rule_cp_scan_w32_cc224c2f).
+ *   Hk = 2, Hv = 2, Dk = 32, Dv = 32, gate = per key channel (KDA), qk l2norm = true, scale = 1.7677669e-1f, chunk C = 64, scan block SBV = 16 (or 32: delta_rule_cp_scan_w32_952eb802).
  *   Gated RMSNorm epilogue: o <- o * rsqrt(mean_head(o^2) + 1e-5f) * norm_w * silu_f(gate)
  *   Per chunk, with G the in-chunk cumsum of g: A_qk[t,s] = sum_d q_td k_sd e^(G_td - G_sd)
  *   (s <= t), L[t,s] = beta_t sum_d k_td k_sd e^(G_td - G_sd) (s < t), W = (I + L)^-1
@@ -2840,18 +2850,12 @@ __device__ __forceinline__ void dtc_stage(E* dst, int ld, const E* src, long str
         }
     }
 }
-/* (I + L)^-1 of the C x C (C = 64) strictly lower triangular L (f32, rows of FP) into Af's lower
- * triangle (the diagonal blocks' upper triangles are written zero): the 16x16 diagonal blocks by
- * forward substitution (a thread a column), then the blocks below by distance,
- * Ai_ij = -Ai_ii sum_(j <= m < i) L_im Ai_mj (Tf: scratch). VEC4: a thread four columns of a row
- * with float4 operands (five shared loads for sixteen FMAs instead of thirty-two; FP % 4 == 0, and
- * a warp's L rows fall in distinct banks when FP % 32 == 4), for kernels with registers to spare;
- * otherwise a thread one element (FP = C + 1 avoids bank conflicts). Sums run in the same order
- * either way. L must be visible to the block; ends with a barrier. */
-template <int C, int FP, int NT, bool VEC4>
-__device__ __forceinline__ void dtc_ut_inverse(const float* Lf, float* Af, float* Tf, int tid) {
+/* The 16x16 diagonal blocks of (I + L)^-1 (C = 64, L strictly lower triangular, f32 rows of FP)
+ * into Af, their upper triangles written zero: thread tid < C takes column tid % 16 of block
+ * tid / 16, by forward substitution. No barrier. */
+template <int C, int FP>
+__device__ __forceinline__ void dtc_ut_diagonal(const float* Lf, float* Af, int tid) {
     static_assert(C == 64, "four 16x16 diagonal blocks");
-    static_assert(!VEC4 || FP % 4 == 0, "float4 rows");
     if (tid < C) {
         const int i = tid >> 4, cc = tid & 15;
         float x[16];
@@ -2864,23 +2868,39 @@ __device__ __forceinline__ void dtc_ut_inverse(const float* Lf, float* Af, float
             Af[(16 * i + a) * FP + 16 * i + cc] = x[a];
         }
     }
-    __syncthreads();
-    /* acc[0..3] += sum over x < 16 of lhs_row[x] rhs[x][0..3], in x order */
-    auto mac4 = [](float4& acc, const float* lhs_row, const float* rhs) {
+}
+/* acc[0..3] += sum over x < k of lhs_row[x] rhs[x][0..3] (rhs rows of FP floats, k a multiple
+ * of 4), in x order, with float4 operands */
+template <int FP>
+__device__ __forceinline__ void dtc_mac4(float4& acc, const float* lhs_row, const float* rhs, int k) {
 #pragma unroll 1
-        for (int x = 0; x < 16; x += 4) {
-            const float4 l = *reinterpret_cast<const float4*>(lhs_row + x);
-            const float lv[4] = {l.x, l.y, l.z, l.w};
+    for (int x = 0; x < k; x += 4) {
+        const float4 l = *reinterpret_cast<const float4*>(lhs_row + x);
+        const float lv[4] = {l.x, l.y, l.z, l.w};
 #pragma unroll
-            for (int y = 0; y < 4; ++y) {
-                const float4 r = *reinterpret_cast<const float4*>(rhs + (x + y) * FP);
-                acc.x = fmaf(lv[y], r.x, acc.x);
-                acc.y = fmaf(lv[y], r.y, acc.y);
-                acc.z = fmaf(lv[y], r.z, acc.z);
-                acc.w = fmaf(lv[y], r.w, acc.w);
-            }
+        for (int y = 0; y < 4; ++y) {
+            const float4 r = *reinterpret_cast<const float4*>(rhs + (x + y) * FP);
+            acc.x = fmaf(lv[y], r.x, acc.x);
+            acc.y = fmaf(lv[y], r.y, acc.y);
+            acc.z = fmaf(lv[y], r.z, acc.z);
+            acc.w = fmaf(lv[y], r.w, acc.w);
         }
-    };
+    }
+}
+/* (I + L)^-1 of the C x C (C = 64) strictly lower triangular L (f32, rows of FP) into Af's lower
+ * triangle (the diagonal blocks' upper triangles are written zero): the 16x16 diagonal blocks by
+ * forward substitution (a thread a column), then the blocks below by distance,
+ * Ai_ij = -Ai_ii sum_(j <= m < i) L_im Ai_mj (Tf: scratch). VEC4: a thread four columns of a row
+ * with float4 operands (five shared loads for sixteen FMAs instead of thirty-two; FP % 4 == 0, and
+ * a warp's L rows fall in distinct banks when FP % 32 == 4), for kernels with registers to spare;
+ * otherwise a thread one element (FP = C + 1 avoids bank conflicts). Sums run in the same order
+ * either way. L must be visible to the block; ends with a barrier. */
+template <int C, int FP, int NT, bool VEC4>
+__device__ __forceinline__ void dtc_ut_inverse(const float* Lf, float* Af, float* Tf, int tid) {
+    static_assert(C == 64, "four 16x16 diagonal blocks");
+    static_assert(!VEC4 || FP % 4 == 0, "float4 rows");
+    dtc_ut_diagonal<C, FP>(Lf, Af, tid);
+    __syncthreads();
 #pragma unroll 1
     for (int dist = 1; dist < 4; ++dist) {
         if (VEC4) {
@@ -2889,7 +2909,7 @@ __device__ __forceinline__ void dtc_ut_inverse(const float* Lf, float* Af, float
                 const int i = dist + (e >> 6), jb = i - dist, a = (e >> 2) & 15, c0 = (e & 3) * 4;
                 float4 acc = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
                 for (int m = jb; m < i; ++m)
-                    mac4(acc, Lf + (16 * i + a) * FP + 16 * m, Af + 16 * m * FP + 16 * jb + c0);
+                    dtc_mac4<FP>(acc, Lf + (16 * i + a) * FP + 16 * m, Af + 16 * m * FP + 16 * jb + c0, 16);
                 *reinterpret_cast<float4*>(Tf + (16 * i + a) * FP + 16 * jb + c0) = acc;
             }
             __syncthreads();
@@ -2897,7 +2917,7 @@ __device__ __forceinline__ void dtc_ut_inverse(const float* Lf, float* Af, float
             for (int e = tid; e < (4 - dist) * 64; e += NT) {
                 const int i = dist + (e >> 6), jb = i - dist, a = (e >> 2) & 15, c0 = (e & 3) * 4;
                 float4 acc = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-                mac4(acc, Af + (16 * i + a) * FP + 16 * i, Tf + 16 * i * FP + 16 * jb + c0);
+                dtc_mac4<FP>(acc, Af + (16 * i + a) * FP + 16 * i, Tf + 16 * i * FP + 16 * jb + c0, 16);
                 *reinterpret_cast<float4*>(Af + (16 * i + a) * FP + 16 * jb + c0) =
                     make_float4(-acc.x, -acc.y, -acc.z, -acc.w);
             }
@@ -3062,7 +3082,7 @@ __device__ __forceinline__ void dcp_store_rows(bf16* dst, long stride, const bf1
 #endif
 
 /*
- * delta_rule_cp_prep_cc224c2f: pass 1 of 3, one block per (chunk, value head, batch), no state.
+ * delta_rule_cp_prep_952eb802: pass 1 of 3, one block per (chunk, value head, batch), no state.
  *   Fuses the q/k l2 norm and scale, the in-chunk cumsum of g (log2 units), the decayed q and k
  *   rows, A_qk and L (16-row block i against Kc_i, reference r = 16 i, fla's chunk_kda; a
  *   diagonal block whose decay span may pass 2^63 is summed exactly instead), the UT solve
@@ -3072,7 +3092,7 @@ __device__ __forceinline__ void dcp_store_rows(bf16* dst, long stride, const bf1
  * Grid (NC, Hv, B), block 256 threads = 4 row tiles x 2 column groups of warps,
  *   dynamic smem = the prep part of delta_rule_cp_smem().
  */
-extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_cc224c2f(
+extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_952eb802(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -3510,7 +3530,7 @@ extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_cc224c2f
 }
 
 /*
- * delta_rule_cp_scan_cc224c2f: pass 2 of 3, the state scan over the chunks of a sequence.
+ * delta_rule_cp_scan_952eb802: pass 2 of 3, the state scan over the chunks of a sequence.
  *   One block per (SBV value columns, value head, batch) (an entry per width, below); the state [DK][SBV] stays in f32 mma
  *   accumulators (warp w: row tiles w, w + 8, ..), a bf16 copy in shared memory feeds the
  *   products; v_new's row tile w & 3, columns half w >> 2. Per chunk: store h (bf16) to the workspace, v_new = U - W h, store v_new,
@@ -3525,7 +3545,7 @@ extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_cc224c2f
  *   delta_rule_cp_smem().
  */
 template <int SBV, bool MC> /* value columns per block; W and k multicast to a cluster */
-__device__ __forceinline__ void delta_rule_cp_scan_body_cc224c2f(
+__device__ __forceinline__ void delta_rule_cp_scan_body_952eb802(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -3765,7 +3785,7 @@ __device__ __forceinline__ void delta_rule_cp_scan_body_cc224c2f(
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_cc224c2f(
+extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_952eb802(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -3775,9 +3795,9 @@ extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_cc224c2f(
     const bf16* __restrict__ gate, int gate_stride, const float* __restrict__ norm_w,
     float* __restrict__ ws_raw)
 {
-    delta_rule_cp_scan_body_cc224c2f<16, false>(q, q_stride, k, k_stride, v, v_stride, g, beta, state_in, state_out, o, o_stride, T, gate, gate_stride, norm_w, ws_raw);
+    delta_rule_cp_scan_body_952eb802<16, false>(q, q_stride, k, k_stride, v, v_stride, g, beta, state_in, state_out, o, o_stride, T, gate, gate_stride, norm_w, ws_raw);
 }
-extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_w32_cc224c2f(
+extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_w32_952eb802(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -3787,17 +3807,17 @@ extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_w32_cc224c2
     const bf16* __restrict__ gate, int gate_stride, const float* __restrict__ norm_w,
     float* __restrict__ ws_raw)
 {
-    delta_rule_cp_scan_body_cc224c2f<32, false>(q, q_stride, k, k_stride, v, v_stride, g, beta, state_in, state_out, o, o_stride, T, gate, gate_stride, norm_w, ws_raw);
+    delta_rule_cp_scan_body_952eb802<32, false>(q, q_stride, k, k_stride, v, v_stride, g, beta, state_in, state_out, o, o_stride, T, gate, gate_stride, norm_w, ws_raw);
 }
 
 /*
- * delta_rule_cp_out_cc224c2f: pass 3 of 3, one block per (chunk, value head, batch).
+ * delta_rule_cp_out_952eb802: pass 3 of 3, one block per (chunk, value head, batch).
  *   o = (q e^G) h + A_qk v_new over the chunk's full rows (all DV columns), then the store
  *   through the gated RMSNorm (the block owns full rows; the gate rows arrive with A_qk and v_new): o goes through shared memory (over v_new) so that rows leave in 16-byte pieces.
  * Grid (NC, Hv, B), block 256 threads = 4 row tiles x 2 column groups of warps (DV / 2
  *   columns each), dynamic smem = the output part of delta_rule_cp_smem().
  */
-extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_out_cc224c2f(
+extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_out_952eb802(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,

@@ -1482,9 +1482,9 @@ extern "C" __global__ void __launch_bounds__(128) conv1d_44a3c38d(
     }
 }
 
-// ===== kernels/delta_rule_cp_prep_847f618b.cu =====
+// ===== kernels/delta_rule_cp_prep_1c609dea.cu =====
 /*
- * modelc mixer core: delta_rule_cp_prep_847f618b, delta_rule_cp_scan_847f618b, delta_rule_cp_out_847f618b, delta_rule_cp_scan_w32_847f618b (template).
+ * modelc mixer core: delta_rule_cp_prep_1c609dea, delta_rule_cp_scan_1c609dea, delta_rule_cp_out_1c609dea, delta_rule_cp_scan_w32_1c609dea (template).
  * Fuses, in order:
  *   l2_norm(eps=1e-6, group=32)
  *   scale(0.17677669529663687)
@@ -1496,10 +1496,10 @@ extern "C" __global__ void __launch_bounds__(128) conv1d_44a3c38d(
  * FLOPs:         25216*batch*tokens
  */
 /*
- * delta_rule_cp_{prep,scan,out}_847f618b: gated delta rule, chunked (WY representation / UT
+ * delta_rule_cp_{prep,scan,out}_1c609dea: gated delta rule, chunked (WY representation / UT
  *   transform), chunk-parallel on tensor cores (mma.sync m16n8k16 bf16 -> f32, ldmatrix,
  *   cp.async; sm_80+): three launches in order, fla's chunk_kda split.
- *   Hk = 2, Hv = 2, Dk = 32, Dv = 32, gate = per key channel (KDA), qk l2norm = true, scale = 1.7677669e-1f, chunk C = 64, scan block SBV = 16 (or 32: delta_rule_cp_scan_w32_847f618b).
+ *   Hk = 2, Hv = 2, Dk = 32, Dv = 32, gate = per key channel (KDA), qk l2norm = true, scale = 1.7677669e-1f, chunk C = 64, scan block SBV = 16 (or 32: delta_rule_cp_scan_w32_1c609dea).
  *   Gated RMSNorm epilogue: o <- o * rsqrt(mean_head(o^2) + 1e-6f) * norm_w * (1.0f / (1.0f + expf(-gate)))
  *   Per chunk, with G the in-chunk cumsum of g: A_qk[t,s] = sum_d q_td k_sd e^(G_td - G_sd)
  *   (s <= t), L[t,s] = beta_t sum_d k_td k_sd e^(G_td - G_sd) (s < t), W = (I + L)^-1
@@ -1654,18 +1654,12 @@ __device__ __forceinline__ void dtc_stage(E* dst, int ld, const E* src, long str
         }
     }
 }
-/* (I + L)^-1 of the C x C (C = 64) strictly lower triangular L (f32, rows of FP) into Af's lower
- * triangle (the diagonal blocks' upper triangles are written zero): the 16x16 diagonal blocks by
- * forward substitution (a thread a column), then the blocks below by distance,
- * Ai_ij = -Ai_ii sum_(j <= m < i) L_im Ai_mj (Tf: scratch). VEC4: a thread four columns of a row
- * with float4 operands (five shared loads for sixteen FMAs instead of thirty-two; FP % 4 == 0, and
- * a warp's L rows fall in distinct banks when FP % 32 == 4), for kernels with registers to spare;
- * otherwise a thread one element (FP = C + 1 avoids bank conflicts). Sums run in the same order
- * either way. L must be visible to the block; ends with a barrier. */
-template <int C, int FP, int NT, bool VEC4>
-__device__ __forceinline__ void dtc_ut_inverse(const float* Lf, float* Af, float* Tf, int tid) {
+/* The 16x16 diagonal blocks of (I + L)^-1 (C = 64, L strictly lower triangular, f32 rows of FP)
+ * into Af, their upper triangles written zero: thread tid < C takes column tid % 16 of block
+ * tid / 16, by forward substitution. No barrier. */
+template <int C, int FP>
+__device__ __forceinline__ void dtc_ut_diagonal(const float* Lf, float* Af, int tid) {
     static_assert(C == 64, "four 16x16 diagonal blocks");
-    static_assert(!VEC4 || FP % 4 == 0, "float4 rows");
     if (tid < C) {
         const int i = tid >> 4, cc = tid & 15;
         float x[16];
@@ -1678,23 +1672,39 @@ __device__ __forceinline__ void dtc_ut_inverse(const float* Lf, float* Af, float
             Af[(16 * i + a) * FP + 16 * i + cc] = x[a];
         }
     }
-    __syncthreads();
-    /* acc[0..3] += sum over x < 16 of lhs_row[x] rhs[x][0..3], in x order */
-    auto mac4 = [](float4& acc, const float* lhs_row, const float* rhs) {
+}
+/* acc[0..3] += sum over x < k of lhs_row[x] rhs[x][0..3] (rhs rows of FP floats, k a multiple
+ * of 4), in x order, with float4 operands */
+template <int FP>
+__device__ __forceinline__ void dtc_mac4(float4& acc, const float* lhs_row, const float* rhs, int k) {
 #pragma unroll 1
-        for (int x = 0; x < 16; x += 4) {
-            const float4 l = *reinterpret_cast<const float4*>(lhs_row + x);
-            const float lv[4] = {l.x, l.y, l.z, l.w};
+    for (int x = 0; x < k; x += 4) {
+        const float4 l = *reinterpret_cast<const float4*>(lhs_row + x);
+        const float lv[4] = {l.x, l.y, l.z, l.w};
 #pragma unroll
-            for (int y = 0; y < 4; ++y) {
-                const float4 r = *reinterpret_cast<const float4*>(rhs + (x + y) * FP);
-                acc.x = fmaf(lv[y], r.x, acc.x);
-                acc.y = fmaf(lv[y], r.y, acc.y);
-                acc.z = fmaf(lv[y], r.z, acc.z);
-                acc.w = fmaf(lv[y], r.w, acc.w);
-            }
+        for (int y = 0; y < 4; ++y) {
+            const float4 r = *reinterpret_cast<const float4*>(rhs + (x + y) * FP);
+            acc.x = fmaf(lv[y], r.x, acc.x);
+            acc.y = fmaf(lv[y], r.y, acc.y);
+            acc.z = fmaf(lv[y], r.z, acc.z);
+            acc.w = fmaf(lv[y], r.w, acc.w);
         }
-    };
+    }
+}
+/* (I + L)^-1 of the C x C (C = 64) strictly lower triangular L (f32, rows of FP) into Af's lower
+ * triangle (the diagonal blocks' upper triangles are written zero): the 16x16 diagonal blocks by
+ * forward substitution (a thread a column), then the blocks below by distance,
+ * Ai_ij = -Ai_ii sum_(j <= m < i) L_im Ai_mj (Tf: scratch). VEC4: a thread four columns of a row
+ * with float4 operands (five shared loads for sixteen FMAs instead of thirty-two; FP % 4 == 0, and
+ * a warp's L rows fall in distinct banks when FP % 32 == 4), for kernels with registers to spare;
+ * otherwise a thread one element (FP = C + 1 avoids bank conflicts). Sums run in the same order
+ * either way. L must be visible to the block; ends with a barrier. */
+template <int C, int FP, int NT, bool VEC4>
+__device__ __forceinline__ void dtc_ut_inverse(const float* Lf, float* Af, float* Tf, int tid) {
+    static_assert(C == 64, "four 16x16 diagonal blocks");
+    static_assert(!VEC4 || FP % 4 == 0, "float4 rows");
+    dtc_ut_diagonal<C, FP>(Lf, Af, tid);
+    __syncthreads();
 #pragma unroll 1
     for (int dist = 1; dist < 4; ++dist) {
         if (VEC4) {
@@ -1703,7 +1713,7 @@ __device__ __forceinline__ void dtc_ut_inverse(const float* Lf, float* Af, float
                 const int i = dist + (e >> 6), jb = i - dist, a = (e >> 2) & 15, c0 = (e & 3) * 4;
                 float4 acc = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
                 for (int m = jb; m < i; ++m)
-                    mac4(acc, Lf + (16 * i + a) * FP + 16 * m, Af + 16 * m * FP + 16 * jb + c0);
+                    dtc_mac4<FP>(acc, Lf + (16 * i + a) * FP + 16 * m, Af + 16 * m * FP + 16 * jb + c0, 16);
                 *reinterpret_cast<float4*>(Tf + (16 * i + a) * FP + 16 * jb + c0) = acc;
             }
             __syncthreads();
@@ -1711,7 +1721,7 @@ __device__ __forceinline__ void dtc_ut_inverse(const float* Lf, float* Af, float
             for (int e = tid; e < (4 - dist) * 64; e += NT) {
                 const int i = dist + (e >> 6), jb = i - dist, a = (e >> 2) & 15, c0 = (e & 3) * 4;
                 float4 acc = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-                mac4(acc, Af + (16 * i + a) * FP + 16 * i, Tf + 16 * i * FP + 16 * jb + c0);
+                dtc_mac4<FP>(acc, Af + (16 * i + a) * FP + 16 * i, Tf + 16 * i * FP + 16 * jb + c0, 16);
                 *reinterpret_cast<float4*>(Af + (16 * i + a) * FP + 16 * jb + c0) =
                     make_float4(-acc.x, -acc.y, -acc.z, -acc.w);
             }
@@ -1876,7 +1886,7 @@ __device__ __forceinline__ void dcp_store_rows(bf16* dst, long stride, const bf1
 #endif
 
 /*
- * delta_rule_cp_prep_847f618b: pass 1 of 3, one block per (chunk, value head, batch), no state.
+ * delta_rule_cp_prep_1c609dea: pass 1 of 3, one block per (chunk, value head, batch), no state.
  *   Fuses the q/k l2 norm and scale, the in-chunk cumsum of g (log2 units), the decayed q and k
  *   rows, A_qk and L (16-row block i against Kc_i, reference r = 16 i, fla's chunk_kda; a
  *   diagonal block whose decay span may pass 2^63 is summed exactly instead), the UT solve
@@ -1886,7 +1896,7 @@ __device__ __forceinline__ void dcp_store_rows(bf16* dst, long stride, const bf1
  * Grid (NC, Hv, B), block 256 threads = 4 row tiles x 2 column groups of warps,
  *   dynamic smem = the prep part of delta_rule_cp_smem().
  */
-extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_847f618b(
+extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_1c609dea(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -2324,7 +2334,7 @@ extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_847f618b
 }
 
 /*
- * delta_rule_cp_scan_847f618b: pass 2 of 3, the state scan over the chunks of a sequence.
+ * delta_rule_cp_scan_1c609dea: pass 2 of 3, the state scan over the chunks of a sequence.
  *   One block per (SBV value columns, value head, batch) (an entry per width, below); the state [DK][SBV] stays in f32 mma
  *   accumulators (warp w: row tiles w, w + 8, ..), a bf16 copy in shared memory feeds the
  *   products; v_new's row tile w & 3, columns half w >> 2. Per chunk: store h (bf16) to the workspace, v_new = U - W h, store v_new,
@@ -2339,7 +2349,7 @@ extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_847f618b
  *   delta_rule_cp_smem().
  */
 template <int SBV, bool MC> /* value columns per block; W and k multicast to a cluster */
-__device__ __forceinline__ void delta_rule_cp_scan_body_847f618b(
+__device__ __forceinline__ void delta_rule_cp_scan_body_1c609dea(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -2579,7 +2589,7 @@ __device__ __forceinline__ void delta_rule_cp_scan_body_847f618b(
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_847f618b(
+extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_1c609dea(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -2589,9 +2599,9 @@ extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_847f618b(
     const bf16* __restrict__ gate, int gate_stride, const float* __restrict__ norm_w,
     float* __restrict__ ws_raw)
 {
-    delta_rule_cp_scan_body_847f618b<16, false>(q, q_stride, k, k_stride, v, v_stride, g, beta, state_in, state_out, o, o_stride, T, gate, gate_stride, norm_w, ws_raw);
+    delta_rule_cp_scan_body_1c609dea<16, false>(q, q_stride, k, k_stride, v, v_stride, g, beta, state_in, state_out, o, o_stride, T, gate, gate_stride, norm_w, ws_raw);
 }
-extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_w32_847f618b(
+extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_w32_1c609dea(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -2601,17 +2611,17 @@ extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_w32_847f618
     const bf16* __restrict__ gate, int gate_stride, const float* __restrict__ norm_w,
     float* __restrict__ ws_raw)
 {
-    delta_rule_cp_scan_body_847f618b<32, false>(q, q_stride, k, k_stride, v, v_stride, g, beta, state_in, state_out, o, o_stride, T, gate, gate_stride, norm_w, ws_raw);
+    delta_rule_cp_scan_body_1c609dea<32, false>(q, q_stride, k, k_stride, v, v_stride, g, beta, state_in, state_out, o, o_stride, T, gate, gate_stride, norm_w, ws_raw);
 }
 
 /*
- * delta_rule_cp_out_847f618b: pass 3 of 3, one block per (chunk, value head, batch).
+ * delta_rule_cp_out_1c609dea: pass 3 of 3, one block per (chunk, value head, batch).
  *   o = (q e^G) h + A_qk v_new over the chunk's full rows (all DV columns), then the store
  *   through the gated RMSNorm (the block owns full rows; the gate rows arrive with A_qk and v_new): o goes through shared memory (over v_new) so that rows leave in 16-byte pieces.
  * Grid (NC, Hv, B), block 256 threads = 4 row tiles x 2 column groups of warps (DV / 2
  *   columns each), dynamic smem = the output part of delta_rule_cp_smem().
  */
-extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_out_847f618b(
+extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_out_1c609dea(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,

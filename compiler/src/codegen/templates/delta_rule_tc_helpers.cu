@@ -48,18 +48,12 @@ __device__ __forceinline__ void dtc_stage(E* dst, int ld, const E* src, long str
         }
     }
 }
-/* (I + L)^-1 of the C x C (C = 64) strictly lower triangular L (f32, rows of FP) into Af's lower
- * triangle (the diagonal blocks' upper triangles are written zero): the 16x16 diagonal blocks by
- * forward substitution (a thread a column), then the blocks below by distance,
- * Ai_ij = -Ai_ii sum_(j <= m < i) L_im Ai_mj (Tf: scratch). VEC4: a thread four columns of a row
- * with float4 operands (five shared loads for sixteen FMAs instead of thirty-two; FP % 4 == 0, and
- * a warp's L rows fall in distinct banks when FP % 32 == 4), for kernels with registers to spare;
- * otherwise a thread one element (FP = C + 1 avoids bank conflicts). Sums run in the same order
- * either way. L must be visible to the block; ends with a barrier. */
-template <int C, int FP, int NT, bool VEC4>
-__device__ __forceinline__ void dtc_ut_inverse(const float* Lf, float* Af, float* Tf, int tid) {
+/* The 16x16 diagonal blocks of (I + L)^-1 (C = 64, L strictly lower triangular, f32 rows of FP)
+ * into Af, their upper triangles written zero: thread tid < C takes column tid % 16 of block
+ * tid / 16, by forward substitution. No barrier. */
+template <int C, int FP>
+__device__ __forceinline__ void dtc_ut_diagonal(const float* Lf, float* Af, int tid) {
     static_assert(C == 64, "four 16x16 diagonal blocks");
-    static_assert(!VEC4 || FP % 4 == 0, "float4 rows");
     if (tid < C) {
         const int i = tid >> 4, cc = tid & 15;
         float x[16];
@@ -72,23 +66,39 @@ __device__ __forceinline__ void dtc_ut_inverse(const float* Lf, float* Af, float
             Af[(16 * i + a) * FP + 16 * i + cc] = x[a];
         }
     }
-    __syncthreads();
-    /* acc[0..3] += sum over x < 16 of lhs_row[x] rhs[x][0..3], in x order */
-    auto mac4 = [](float4& acc, const float* lhs_row, const float* rhs) {
+}
+/* acc[0..3] += sum over x < k of lhs_row[x] rhs[x][0..3] (rhs rows of FP floats, k a multiple
+ * of 4), in x order, with float4 operands */
+template <int FP>
+__device__ __forceinline__ void dtc_mac4(float4& acc, const float* lhs_row, const float* rhs, int k) {
 #pragma unroll 1
-        for (int x = 0; x < 16; x += 4) {
-            const float4 l = *reinterpret_cast<const float4*>(lhs_row + x);
-            const float lv[4] = {l.x, l.y, l.z, l.w};
+    for (int x = 0; x < k; x += 4) {
+        const float4 l = *reinterpret_cast<const float4*>(lhs_row + x);
+        const float lv[4] = {l.x, l.y, l.z, l.w};
 #pragma unroll
-            for (int y = 0; y < 4; ++y) {
-                const float4 r = *reinterpret_cast<const float4*>(rhs + (x + y) * FP);
-                acc.x = fmaf(lv[y], r.x, acc.x);
-                acc.y = fmaf(lv[y], r.y, acc.y);
-                acc.z = fmaf(lv[y], r.z, acc.z);
-                acc.w = fmaf(lv[y], r.w, acc.w);
-            }
+        for (int y = 0; y < 4; ++y) {
+            const float4 r = *reinterpret_cast<const float4*>(rhs + (x + y) * FP);
+            acc.x = fmaf(lv[y], r.x, acc.x);
+            acc.y = fmaf(lv[y], r.y, acc.y);
+            acc.z = fmaf(lv[y], r.z, acc.z);
+            acc.w = fmaf(lv[y], r.w, acc.w);
         }
-    };
+    }
+}
+/* (I + L)^-1 of the C x C (C = 64) strictly lower triangular L (f32, rows of FP) into Af's lower
+ * triangle (the diagonal blocks' upper triangles are written zero): the 16x16 diagonal blocks by
+ * forward substitution (a thread a column), then the blocks below by distance,
+ * Ai_ij = -Ai_ii sum_(j <= m < i) L_im Ai_mj (Tf: scratch). VEC4: a thread four columns of a row
+ * with float4 operands (five shared loads for sixteen FMAs instead of thirty-two; FP % 4 == 0, and
+ * a warp's L rows fall in distinct banks when FP % 32 == 4), for kernels with registers to spare;
+ * otherwise a thread one element (FP = C + 1 avoids bank conflicts). Sums run in the same order
+ * either way. L must be visible to the block; ends with a barrier. */
+template <int C, int FP, int NT, bool VEC4>
+__device__ __forceinline__ void dtc_ut_inverse(const float* Lf, float* Af, float* Tf, int tid) {
+    static_assert(C == 64, "four 16x16 diagonal blocks");
+    static_assert(!VEC4 || FP % 4 == 0, "float4 rows");
+    dtc_ut_diagonal<C, FP>(Lf, Af, tid);
+    __syncthreads();
 #pragma unroll 1
     for (int dist = 1; dist < 4; ++dist) {
         if (VEC4) {
@@ -97,7 +107,7 @@ __device__ __forceinline__ void dtc_ut_inverse(const float* Lf, float* Af, float
                 const int i = dist + (e >> 6), jb = i - dist, a = (e >> 2) & 15, c0 = (e & 3) * 4;
                 float4 acc = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
                 for (int m = jb; m < i; ++m)
-                    mac4(acc, Lf + (16 * i + a) * FP + 16 * m, Af + 16 * m * FP + 16 * jb + c0);
+                    dtc_mac4<FP>(acc, Lf + (16 * i + a) * FP + 16 * m, Af + 16 * m * FP + 16 * jb + c0, 16);
                 *reinterpret_cast<float4*>(Tf + (16 * i + a) * FP + 16 * jb + c0) = acc;
             }
             __syncthreads();
@@ -105,7 +115,7 @@ __device__ __forceinline__ void dtc_ut_inverse(const float* Lf, float* Af, float
             for (int e = tid; e < (4 - dist) * 64; e += NT) {
                 const int i = dist + (e >> 6), jb = i - dist, a = (e >> 2) & 15, c0 = (e & 3) * 4;
                 float4 acc = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-                mac4(acc, Af + (16 * i + a) * FP + 16 * i, Tf + 16 * i * FP + 16 * jb + c0);
+                dtc_mac4<FP>(acc, Af + (16 * i + a) * FP + 16 * i, Tf + 16 * i * FP + 16 * jb + c0, 16);
                 *reinterpret_cast<float4*>(Af + (16 * i + a) * FP + 16 * jb + c0) =
                     make_float4(-acc.x, -acc.y, -acc.z, -acc.w);
             }

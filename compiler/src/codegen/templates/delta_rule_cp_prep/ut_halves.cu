@@ -10,48 +10,20 @@
 template <int C, int FP, int NT>
 __device__ __forceinline__ void dcp_ut_inverse_halves(const float* Lf, float* Af, float* Tf, int tid) {
     static_assert(C == 64 && NT == 256 && FP % 4 == 0, "four 16x16 blocks; a thread per row quad of a 32x32 block");
-    /* the diagonal blocks, as dtc_ut_inverse: a thread a column, by forward substitution */
-    if (tid < C) {
-        const int i = tid >> 4, cc = tid & 15;
-        float x[16];
-#pragma unroll
-        for (int a = 0; a < 16; ++a) {
-            float acc = a == cc ? 1.0f : 0.0f;
-#pragma unroll
-            for (int s = 0; s < a; ++s) acc = fmaf(-Lf[(16 * i + a) * FP + 16 * i + s], x[s], acc);
-            x[a] = a < cc ? 0.0f : acc;
-            Af[(16 * i + a) * FP + 16 * i + cc] = x[a];
-        }
-    }
+    dtc_ut_diagonal<C, FP>(Lf, Af, tid);
     __syncthreads();
-    /* acc[0..3] += sum over x < k of lhs_row[x] rhs[x][0..3] (k a multiple of 4), in x order */
-    auto mac = [](float4& acc, const float* lhs_row, const float* rhs, int k) {
-#pragma unroll 1
-        for (int x = 0; x < k; x += 4) {
-            const float4 l = *reinterpret_cast<const float4*>(lhs_row + x);
-            const float lv[4] = {l.x, l.y, l.z, l.w};
-#pragma unroll
-            for (int y = 0; y < 4; ++y) {
-                const float4 r = *reinterpret_cast<const float4*>(rhs + (x + y) * FP);
-                acc.x = fmaf(lv[y], r.x, acc.x);
-                acc.y = fmaf(lv[y], r.y, acc.y);
-                acc.z = fmaf(lv[y], r.z, acc.z);
-                acc.w = fmaf(lv[y], r.w, acc.w);
-            }
-        }
-    };
     /* blocks (1,0) and (3,2): item tid < 128 = (block i = 1 or 3, row a, columns c0 .. c0 + 3);
      * T = L_(i,i-1) Ai_(i-1,i-1), then Ai_(i,i-1) = -Ai_ii T */
     const int pi = 1 + 2 * (tid >> 6), pa = (tid >> 2) & 15, pc = (tid & 3) * 4;
     if (tid < 128) {
         float4 acc = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-        mac(acc, Lf + (16 * pi + pa) * FP + 16 * (pi - 1), Af + 16 * (pi - 1) * FP + 16 * (pi - 1) + pc, 16);
+        dtc_mac4<FP>(acc, Lf + (16 * pi + pa) * FP + 16 * (pi - 1), Af + 16 * (pi - 1) * FP + 16 * (pi - 1) + pc, 16);
         *reinterpret_cast<float4*>(Tf + (16 * pi + pa) * FP + 16 * (pi - 1) + pc) = acc;
     }
     __syncthreads();
     if (tid < 128) {
         float4 acc = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-        mac(acc, Af + (16 * pi + pa) * FP + 16 * pi, Tf + 16 * pi * FP + 16 * (pi - 1) + pc, 16);
+        dtc_mac4<FP>(acc, Af + (16 * pi + pa) * FP + 16 * pi, Tf + 16 * pi * FP + 16 * (pi - 1) + pc, 16);
         *reinterpret_cast<float4*>(Af + (16 * pi + pa) * FP + 16 * (pi - 1) + pc) =
             make_float4(-acc.x, -acc.y, -acc.z, -acc.w);
     }
@@ -63,13 +35,13 @@ __device__ __forceinline__ void dcp_ut_inverse_halves(const float* Lf, float* Af
     {
         const int k0 = hc < 16 ? 0 : 16;
         float4 acc = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-        mac(acc, Lf + hr * FP + k0, Af + k0 * FP + hc, 32 - k0);
+        dtc_mac4<FP>(acc, Lf + hr * FP + k0, Af + k0 * FP + hc, 32 - k0);
         *reinterpret_cast<float4*>(Tf + hr * FP + hc) = acc;
     }
     __syncthreads();
     {
         float4 acc = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-        mac(acc, Af + hr * FP + 32, Tf + 32 * FP + hc, hr < 48 ? 16 : 32);
+        dtc_mac4<FP>(acc, Af + hr * FP + 32, Tf + 32 * FP + hc, hr < 48 ? 16 : 32);
         *reinterpret_cast<float4*>(Af + hr * FP + hc) = make_float4(-acc.x, -acc.y, -acc.z, -acc.w);
     }
     __syncthreads();
