@@ -1131,8 +1131,9 @@ impl CpPrepVariant {
 
     /// The forms with a text of their own for `p`'s gate: every form but `ScalarRaw` and
     /// `EarlyStage` for a per-channel gate (`FewExp`'s text there), every form but `EarlySpan`
-    /// for a scalar one (`ScalarRaw`'s text there). `EarlyStage` is a form of its own only where
-    /// the key channels take more than one pass (Dk = 128).
+    /// for a scalar one (`ScalarRaw`'s text there). For a scalar gate `EarlyStage` and
+    /// `EarlyPrefetch` are forms of their own only where the key channels take more than one
+    /// pass (Dk = 128); with one, they are `ScalarRaw`'s and `L2Prefetch`'s texts.
     pub fn distinct_for(p: &DeltaRuleParams) -> Vec<CpPrepVariant> {
         let scalar = matches!(p.gate, DecayGate::Scalar);
         Self::ALL
@@ -1141,11 +1142,11 @@ impl CpPrepVariant {
                 CpPrepVariant::ScalarRaw => scalar,
                 CpPrepVariant::EarlyStage => scalar && cp_prep_passes(p) > 1,
                 CpPrepVariant::EarlySpan => !scalar,
-                CpPrepVariant::Base
-                | CpPrepVariant::FewExp
-                | CpPrepVariant::L2Prefetch
-                | CpPrepVariant::EarlyPrefetch
-                | CpPrepVariant::UtHalves => true,
+                // A scalar gate's early part is EarlyStage: nothing with one pass.
+                CpPrepVariant::EarlyPrefetch => !scalar || cp_prep_passes(p) > 1,
+                CpPrepVariant::Base | CpPrepVariant::FewExp | CpPrepVariant::L2Prefetch | CpPrepVariant::UtHalves => {
+                    true
+                }
             })
             .collect()
     }
@@ -1171,10 +1172,10 @@ const CP_PREP_SCALAR_RAW_FACTORS: &str = include_str!("delta_rule_cp_prep/scalar
 const CP_PREP_EARLY_SPAN_LOADS: &str = include_str!("delta_rule_cp_prep/early_span_loads.cu");
 const CP_PREP_EARLY_SPAN_FLAGS: &str = include_str!("delta_rule_cp_prep/early_span_flags.cu");
 const CP_PREP_UT_HALVES: &str = include_str!("delta_rule_cp_prep/ut_halves.cu");
-const CP_ANCHOR_PREP_KERNEL: &str = "/*\n * delta_rule_cp_prep_@HASH@: pass 1 of 3";
-const CP_ANCHOR_UT_INVERSE: &str = "    dtc_ut_inverse<C, FP, NT, true>(Lf, Af, Tf, tid);\n";
 const CP_PREP_L2_PREFETCH: &str = include_str!("delta_rule_cp_prep/l2_prefetch.cu");
 const CP_PREP_EARLY_STAGE: &str = include_str!("delta_rule_cp_prep/early_stage.cu");
+const CP_ANCHOR_PREP_KERNEL: &str = "/*\n * delta_rule_cp_prep_@HASH@: pass 1 of 3";
+const CP_ANCHOR_UT_INVERSE: &str = "    dtc_ut_inverse<C, FP, NT, true>(Lf, Af, Tf, tid);\n";
 const CP_ANCHOR_FIRST_STAGE: &str = "    stage_pass(0);\n";
 const CP_ANCHOR_PASS_STAGE: &str = "        if (pass > 0) stage_pass(pass);\n";
 const CP_ANCHOR_SCALAR_CUMSUM: &str = "        } else if (warp == 0) {\n";
@@ -1200,8 +1201,8 @@ fn splice_range(s: &mut String, begin: &str, end: &str, with: &str) {
 }
 
 /// `delta_rule_cp.cu` with the prep kernel of form `v` for a per-channel (KDA) or scalar (GDN)
-/// gate.
-fn cp_kernels(v: CpPrepVariant, per_channel: bool) -> String {
+/// gate and `passes` passes over the key channels.
+fn cp_kernels(v: CpPrepVariant, per_channel: bool, passes: usize) -> String {
     use CpPrepVariant::{EarlyPrefetch, EarlySpan, EarlyStage, FewExp, L2Prefetch, ScalarRaw, UtHalves};
     let mut s = CP_KERNELS.to_string();
     // The parts of form `v`: ScalarRaw's products (a scalar gate's default, which its later
@@ -1213,7 +1214,8 @@ fn cp_kernels(v: CpPrepVariant, per_channel: bool) -> String {
     let scalar_raw = !per_channel && built_on_default;
     let few_exp = v == FewExp || (per_channel && built_on_default);
     let early_span = per_channel && matches!(v, EarlySpan | EarlyPrefetch);
-    let early_stage = !per_channel && matches!(v, EarlyStage | EarlyPrefetch);
+    // With one pass there is no later pass to stage early.
+    let early_stage = !per_channel && passes > 1 && matches!(v, EarlyStage | EarlyPrefetch);
     if scalar_raw {
         splice_range(
             &mut s,
@@ -1411,12 +1413,7 @@ fn chunk_parallel_module(
             )
         }))
         .collect();
-    // With one pass there is no later pass to stage early: ScalarRaw's text.
-    let v = match v {
-        CpPrepVariant::EarlyStage if cp_prep_passes(p) == 1 => CpPrepVariant::ScalarRaw,
-        other => other,
-    };
-    let body = cp_kernels(v, matches!(p.gate, DecayGate::PerChannel))
+    let body = cp_kernels(v, matches!(p.gate, DecayGate::PerChannel), cp_prep_passes(p))
         .replace("@SCAN_ENTRIES@", &scan_entries)
         .replace("@ARGS@", &(args(p) + CP_WS_ARG))
         .replace("@CONSTS@", &(constants(p) + &norm_constants(p)))
@@ -1910,25 +1907,33 @@ mod tests {
             let mut seen = Vec::new();
             for v in CpPrepVariant::ALL {
                 let src = delta_rule_chunk_parallel_variant(&p, v).unwrap();
-                let one_pass = p.key_dim < 128;
+                let one_pass = cp_prep_passes(&p) == 1;
                 let same_as_default = v == default
                     || (v == CpPrepVariant::ScalarRaw && !scalar)
                     || (v == CpPrepVariant::EarlySpan && scalar)
                     || (v == CpPrepVariant::EarlyStage && (!scalar || one_pass));
                 assert_eq!(src == emitted, same_as_default, "{v:?}");
+                // With one pass a scalar gate's EarlyPrefetch is L2Prefetch's text.
+                let same_as_prefetch = v == CpPrepVariant::EarlyPrefetch && scalar && one_pass;
+                let prefetch_src = delta_rule_chunk_parallel_variant(&p, CpPrepVariant::L2Prefetch).unwrap();
+                assert_eq!(
+                    src == prefetch_src,
+                    same_as_prefetch || v == CpPrepVariant::L2Prefetch,
+                    "{v:?}"
+                );
                 assert_eq!(
                     CpPrepVariant::distinct_for(&p).contains(&v),
-                    !same_as_default || v == default,
+                    (!same_as_default || v == default) && !same_as_prefetch,
                     "{v:?}"
                 );
                 assert_eq!(src.entries.len(), emitted.entries.len(), "{v:?}");
                 assert!(src.entries[0].starts_with("delta_rule_cp_prep_"), "{v:?}");
-                if same_as_default && v != default {
+                if (same_as_default && v != default) || same_as_prefetch {
                     continue;
                 }
                 let both = v == CpPrepVariant::EarlyPrefetch;
                 let halves = v == CpPrepVariant::UtHalves;
-                let staged = v == CpPrepVariant::EarlyStage || (both && scalar);
+                let staged = (v == CpPrepVariant::EarlyStage || (both && scalar)) && !one_pass;
                 let prefetch = v == CpPrepVariant::L2Prefetch || both;
                 let raw = v == CpPrepVariant::ScalarRaw || staged || ((prefetch || halves) && scalar);
                 let early = v == CpPrepVariant::EarlySpan || (both && !scalar);
