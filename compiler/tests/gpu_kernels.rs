@@ -1339,7 +1339,7 @@ fn delta_rule_tensor_cores_match_reference() {
 /// dense aligned o and gate rows (the output pass's 16-byte stores and gate copies); every
 /// [`CpPrepVariant`] of the prep pass on KDA and GDN at Dk = 128 ([`CpPrepVariant::distinct_for`]:
 /// ScalarRaw and EarlyStage on the GDN one, EarlySpan on KDA), and on KDA at Dk = 32 the forms
-/// whose text depends on Dk's layout of the span check (Base, the default, EarlySpan).
+/// whose text depends on Dk's layout of the span check (Base, FewExp, the default EarlySpan).
 #[test]
 fn delta_rule_chunk_parallel_matches_reference() {
     let Some(mut ctx) = setup() else { return };
@@ -1386,8 +1386,8 @@ fn delta_rule_chunk_parallel_matches_reference() {
             0 | 2 => CpPrepVariant::distinct_for(p),
             5 => vec![
                 CpPrepVariant::Base,
+                CpPrepVariant::FewExp,
                 CpPrepVariant::default_for(p),
-                CpPrepVariant::EarlySpan,
             ],
             _ => vec![CpPrepVariant::default_for(p)],
         };

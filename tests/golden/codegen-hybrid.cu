@@ -2678,9 +2678,9 @@ extern "C" __global__ void __launch_bounds__(256) decay_gate_sigmoid_e762b53fe97
     }
 }
 
-// ===== kernels/delta_rule_cp_prep_952eb802.cu =====
+// ===== kernels/delta_rule_cp_prep_0aed6b5f.cu =====
 /*
- * modelc mixer core: delta_rule_cp_prep_952eb802, delta_rule_cp_scan_952eb802, delta_rule_cp_out_952eb802, delta_rule_cp_scan_w32_952eb802 (template).
+ * modelc mixer core: delta_rule_cp_prep_0aed6b5f, delta_rule_cp_scan_0aed6b5f, delta_rule_cp_out_0aed6b5f, delta_rule_cp_scan_w32_0aed6b5f (template).
  * Fuses, in order:
  *   l2_norm(eps=1e-6, group=32)
  *   scale(0.17677669529663687)
@@ -2692,10 +2692,10 @@ extern "C" __global__ void __launch_bounds__(256) decay_gate_sigmoid_e762b53fe97
  * FLOPs:         25216*batch*tokens
  */
 /*
- * delta_rule_cp_{prep,scan,out}_952eb802: gated delta rule, chunked (WY representation / UT
+ * delta_rule_cp_{prep,scan,out}_0aed6b5f: gated delta rule, chunked (WY representation / UT
  *   transform), chunk-parallel on tensor cores (mma.sync m16n8k16 bf16 -> f32, ldmatrix,
  *   cp.async; sm_80+): three launches in order, fla's chunk_kda split.
- *   Hk = 2, Hv = 2, Dk = 32, Dv = 32, gate = per key channel (KDA), qk l2norm = true, scale = 1.7677669e-1f, chunk C = 64, scan block SBV = 16 (or 32: delta_rule_cp_scan_w32_952eb802).
+ *   Hk = 2, Hv = 2, Dk = 32, Dv = 32, gate = per key channel (KDA), qk l2norm = true, scale = 1.7677669e-1f, chunk C = 64, scan block SBV = 16 (or 32: delta_rule_cp_scan_w32_0aed6b5f).
  *   Gated RMSNorm epilogue: o <- o * rsqrt(mean_head(o^2) + 1e-5f) * norm_w * silu_f(gate)
  *   Per chunk, with G the in-chunk cumsum of g: A_qk[t,s] = sum_d q_td k_sd e^(G_td - G_sd)
  *   (s <= t), L[t,s] = beta_t sum_d k_td k_sd e^(G_td - G_sd) (s < t), W = (I + L)^-1
@@ -3082,7 +3082,7 @@ __device__ __forceinline__ void dcp_store_rows(bf16* dst, long stride, const bf1
 #endif
 
 /*
- * delta_rule_cp_prep_952eb802: pass 1 of 3, one block per (chunk, value head, batch), no state.
+ * delta_rule_cp_prep_0aed6b5f: pass 1 of 3, one block per (chunk, value head, batch), no state.
  *   Fuses the q/k l2 norm and scale, the in-chunk cumsum of g (log2 units), the decayed q and k
  *   rows, A_qk and L (16-row block i against Kc_i, reference r = 16 i, fla's chunk_kda; a
  *   diagonal block whose decay span may pass 2^63 is summed exactly instead), the UT solve
@@ -3092,7 +3092,7 @@ __device__ __forceinline__ void dcp_store_rows(bf16* dst, long stride, const bf1
  * Grid (NC, Hv, B), block 256 threads = 4 row tiles x 2 column groups of warps,
  *   dynamic smem = the prep part of delta_rule_cp_smem().
  */
-extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_952eb802(
+extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_0aed6b5f(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -3193,6 +3193,23 @@ extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_952eb802
     stage_pass(0);
     if (tid == 0) flags[0] = 0;
     if (tid < C) bs[tid] = tid < cn ? beta[(row0 + tid) * HV + hv] : 0.0f;
+    /* (CpPrepVariant::EarlySpan) step 0's span loads, issued before the norms' loads are
+     * waited for, so that both take one trip to memory (profiled on the H100, the span's own
+     * trip and its barrier held about 13% of the prep's warp stalls). Thread (block i, channels
+     * 4 c4 .. 4 c4 + 3, half h) loads g's rows 16 i + 1 .. 16 i + 8 (h = 0) or 16 i + 9 ..
+     * 16 i + 15 (h = 1) as 16-byte pieces; rows past T read zero. */
+    static_assert(PER_CHANNEL && 2 * DK <= NT, "a thread per (block, channel quad, half)");
+    const int sp_h = tid & 1, sp_c4 = (tid >> 1) % (DK / 4), sp_i = (tid >> 1) / (DK / 4);
+    float4 sp_g[8];
+#pragma unroll
+    for (int r = 0; r < 8; ++r) {
+        const int t = 16 * sp_i + 1 + 8 * sp_h + r;
+        sp_g[r] = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+        if (tid < 2 * DK && r < 8 - sp_h && t < cn) {
+            const float* gp = g + (row0 + t) * HV * DK + hv * DK + 4 * sp_c4;
+            sp_g[r] = vec_g ? __ldg(reinterpret_cast<const float4*>(gp)) : make_float4(gp[0], gp[1], gp[2], gp[3]);
+        }
+    }
     if (VEC_NORM && vec_qk) {
         /* warp w: rows w, w + NW, .. as 16-byte pieces, PR lanes a row (whole sectors, an eighth
          * of the load instructions of the element form below); every load issued before the
@@ -3251,17 +3268,26 @@ extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_952eb802
             }
         }
     }
-    __syncthreads(); /* flags[0] = 0 before any atomicOr */
-    for (int e = tid; e < 4 * (PER_CHANNEL ? DK : 1); e += NT) {
-        const int i = PER_CHANNEL ? e / DK : e, d = PER_CHANNEL ? e % DK : 0;
-        float span = 0.0f;
+    /* (CpPrepVariant::EarlySpan) the spans from the loads issued before the norms: a (block,
+     * quad)'s two halves are adjacent lanes; a warp's flags meet in one atomicOr */
+    {
+        float sp[4] = {0.0f, 0.0f, 0.0f, 0.0f};
 #pragma unroll
-        for (int r = 1; r < 16; ++r) {
-            const int t = 16 * i + r;
-            if (t < cn)
-                span -= (PER_CHANNEL ? g[(row0 + t) * HV * DK + hv * DK + d] : g[(row0 + t) * HV + hv]) * LOG2E;
+        for (int r = 0; r < 8; ++r) {
+            sp[0] += sp_g[r].x;
+            sp[1] += sp_g[r].y;
+            sp[2] += sp_g[r].z;
+            sp[3] += sp_g[r].w;
         }
-        if (span > SPAN_MAX - 1.0f) atomicOr(flags, 1 << i);
+        int bits = 0;
+#pragma unroll
+        for (int c = 0; c < 4; ++c) {
+            sp[c] += __shfl_xor_sync(0xffffffffu, sp[c], 1);
+            if (tid < 2 * DK && sp_h == 0 && -sp[c] * LOG2E > SPAN_MAX - 1.0f) bits = 1 << sp_i;
+        }
+        bits = __reduce_or_sync(0xffffffffu, bits);
+        __syncthreads(); /* flags[0] = 0 before the atomicOr */
+        if (lane == 0 && bits) atomicOr(flags, bits);
     }
     __syncthreads();
     const int wide = flags[0];
@@ -3530,7 +3556,7 @@ extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_952eb802
 }
 
 /*
- * delta_rule_cp_scan_952eb802: pass 2 of 3, the state scan over the chunks of a sequence.
+ * delta_rule_cp_scan_0aed6b5f: pass 2 of 3, the state scan over the chunks of a sequence.
  *   One block per (SBV value columns, value head, batch) (an entry per width, below); the state [DK][SBV] stays in f32 mma
  *   accumulators (warp w: row tiles w, w + 8, ..), a bf16 copy in shared memory feeds the
  *   products; v_new's row tile w & 3, columns half w >> 2. Per chunk: store h (bf16) to the workspace, v_new = U - W h, store v_new,
@@ -3545,7 +3571,7 @@ extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_952eb802
  *   delta_rule_cp_smem().
  */
 template <int SBV, bool MC> /* value columns per block; W and k multicast to a cluster */
-__device__ __forceinline__ void delta_rule_cp_scan_body_952eb802(
+__device__ __forceinline__ void delta_rule_cp_scan_body_0aed6b5f(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -3785,7 +3811,7 @@ __device__ __forceinline__ void delta_rule_cp_scan_body_952eb802(
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_952eb802(
+extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_0aed6b5f(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -3795,9 +3821,9 @@ extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_952eb802(
     const bf16* __restrict__ gate, int gate_stride, const float* __restrict__ norm_w,
     float* __restrict__ ws_raw)
 {
-    delta_rule_cp_scan_body_952eb802<16, false>(q, q_stride, k, k_stride, v, v_stride, g, beta, state_in, state_out, o, o_stride, T, gate, gate_stride, norm_w, ws_raw);
+    delta_rule_cp_scan_body_0aed6b5f<16, false>(q, q_stride, k, k_stride, v, v_stride, g, beta, state_in, state_out, o, o_stride, T, gate, gate_stride, norm_w, ws_raw);
 }
-extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_w32_952eb802(
+extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_w32_0aed6b5f(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -3807,17 +3833,17 @@ extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_w32_952eb80
     const bf16* __restrict__ gate, int gate_stride, const float* __restrict__ norm_w,
     float* __restrict__ ws_raw)
 {
-    delta_rule_cp_scan_body_952eb802<32, false>(q, q_stride, k, k_stride, v, v_stride, g, beta, state_in, state_out, o, o_stride, T, gate, gate_stride, norm_w, ws_raw);
+    delta_rule_cp_scan_body_0aed6b5f<32, false>(q, q_stride, k, k_stride, v, v_stride, g, beta, state_in, state_out, o, o_stride, T, gate, gate_stride, norm_w, ws_raw);
 }
 
 /*
- * delta_rule_cp_out_952eb802: pass 3 of 3, one block per (chunk, value head, batch).
+ * delta_rule_cp_out_0aed6b5f: pass 3 of 3, one block per (chunk, value head, batch).
  *   o = (q e^G) h + A_qk v_new over the chunk's full rows (all DV columns), then the store
  *   through the gated RMSNorm (the block owns full rows; the gate rows arrive with A_qk and v_new): o goes through shared memory (over v_new) so that rows leave in 16-byte pieces.
  * Grid (NC, Hv, B), block 256 threads = 4 row tiles x 2 column groups of warps (DV / 2
  *   columns each), dynamic smem = the output part of delta_rule_cp_smem().
  */
-extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_out_952eb802(
+extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_out_0aed6b5f(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,

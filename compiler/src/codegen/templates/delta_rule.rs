@@ -1100,66 +1100,56 @@ pub enum CpPrepVariant {
     /// the GDN prep's warp stalls on the H100, 2026-12-07). For a per-channel gate the same
     /// text as [`CpPrepVariant::FewExp`].
     EarlyStage,
-    /// The default form for the gate (`FewExp` or `ScalarRaw`) with each block prefetching
-    /// into L2 the q, k, v, g and beta rows of the block that will most likely take its place
-    /// one resident round later (sm_90 bulk prefetches), so that the first trip to memory of
-    /// every block past the first round is an L2 hit (step 0's loads and the barriers behind
-    /// them held about 30% of the prep's warp stalls on the H100, 2026-12-07).
-    L2Prefetch,
-    /// `L2Prefetch` with the gate's early form: `EarlySpan` for a per-channel gate, `EarlyStage`
-    /// for a scalar one (the form to make the default if both parts gain on their own).
-    EarlyPrefetch,
-    /// The default form for the gate with the UT inverse computed by halves: the diagonal
-    /// blocks, blocks (1,0) and (3,2), then the lower half's block below the upper one with
-    /// every thread busy; five phases instead of seven and a shorter chain of products (the
-    /// inverse held 11–13% of the prep's warp stalls on the H100, 2026-12-07).
+    /// The default form for the gate (`EarlySpan` or `EarlyStage`) with the UT inverse computed
+    /// by halves: the diagonal blocks, blocks (1,0) and (3,2), then the lower half's block
+    /// below the upper one with every thread busy; five phases instead of seven and a shorter
+    /// chain of products (the inverse held 11–13% of the prep's warp stalls on the H100,
+    /// 2026-12-07).
     UtHalves,
 }
 
 impl CpPrepVariant {
     /// Every form, `Base` first.
-    pub const ALL: [CpPrepVariant; 8] = [
+    pub const ALL: [CpPrepVariant; 6] = [
         CpPrepVariant::Base,
         CpPrepVariant::FewExp,
         CpPrepVariant::ScalarRaw,
         CpPrepVariant::EarlySpan,
         CpPrepVariant::EarlyStage,
-        CpPrepVariant::L2Prefetch,
-        CpPrepVariant::EarlyPrefetch,
         CpPrepVariant::UtHalves,
     ];
 
-    /// The forms with a text of their own for `p`'s gate: every form but `ScalarRaw` and
-    /// `EarlyStage` for a per-channel gate (`FewExp`'s text there), every form but `EarlySpan`
-    /// for a scalar one (`ScalarRaw`'s text there). For a scalar gate `EarlyStage` and
-    /// `EarlyPrefetch` are forms of their own only where the key channels take more than one
-    /// pass (Dk = 128); with one, they are `ScalarRaw`'s and `L2Prefetch`'s texts.
+    /// The forms with a prep text of their own for `p`, in [`CpPrepVariant::ALL`]'s order: of
+    /// forms with one text, the default if it is one of them, else the first. (A per-channel
+    /// gate's `ScalarRaw` and `EarlyStage` are `FewExp`'s text, a scalar gate's `EarlySpan` is
+    /// `ScalarRaw`'s; with one pass of key channels a scalar gate's `EarlyStage` is too.)
     pub fn distinct_for(p: &DeltaRuleParams) -> Vec<CpPrepVariant> {
-        let scalar = matches!(p.gate, DecayGate::Scalar);
-        Self::ALL
-            .into_iter()
-            .filter(|&v| match v {
-                CpPrepVariant::ScalarRaw => scalar,
-                CpPrepVariant::EarlyStage => scalar && cp_prep_passes(p) > 1,
-                CpPrepVariant::EarlySpan => !scalar,
-                // A scalar gate's early part is EarlyStage: nothing with one pass.
-                CpPrepVariant::EarlyPrefetch => !scalar || cp_prep_passes(p) > 1,
-                CpPrepVariant::Base | CpPrepVariant::FewExp | CpPrepVariant::L2Prefetch | CpPrepVariant::UtHalves => {
-                    true
-                }
-            })
-            .collect()
+        let text = |v| cp_kernels(v, matches!(p.gate, DecayGate::PerChannel), cp_prep_passes(p));
+        let default = Self::default_for(p);
+        let mut seen = vec![text(default)];
+        let mut forms = Vec::new();
+        for v in Self::ALL {
+            let t = text(v);
+            if v == default {
+                forms.push(v);
+            } else if !seen.contains(&t) {
+                seen.push(t);
+                forms.push(v);
+            }
+        }
+        forms
     }
 
-    /// The form [`delta_rule_chunk_parallel`] emits for `p`'s gate, the fastest on H200
-    /// (2026-12-04, Dk = Dv = 128, prep alone, docs/PERFORMANCE.md): `FewExp` for a per-channel
-    /// gate (KDA B1 T4096 H32 0.269 ms against 0.325 for `Base`, B8 T2048 H16 0.510 against
-    /// 0.626), `ScalarRaw` for a scalar one (GDN 0.207 / 0.388 against 0.236 / 0.455 for
-    /// `FewExp` and 0.239 / 0.452 for `Base`).
+    /// The form [`delta_rule_chunk_parallel`] emits for `p`'s gate, the fastest at both of
+    /// issue 8's shapes on an H100 (2026-12-07, Dk = Dv = 128, prep alone, B1 T4096 H32 / B8
+    /// T2048 H16, docs/PERFORMANCE.md): `EarlySpan` for a per-channel gate (KDA 0.249 / 0.478
+    /// ms against 0.263 / 0.506 for `FewExp`, the earlier default), `EarlyStage` for a scalar
+    /// one (GDN 0.188 / 0.363 against 0.200 / 0.380 for `ScalarRaw`). Prefetching the next
+    /// round's rows into L2 lost 9–17% at both shapes, and was dropped.
     pub fn default_for(p: &DeltaRuleParams) -> CpPrepVariant {
         match p.gate {
-            DecayGate::PerChannel => CpPrepVariant::FewExp,
-            DecayGate::Scalar => CpPrepVariant::ScalarRaw,
+            DecayGate::PerChannel => CpPrepVariant::EarlySpan,
+            DecayGate::Scalar => CpPrepVariant::EarlyStage,
         }
     }
 }
@@ -1172,7 +1162,6 @@ const CP_PREP_SCALAR_RAW_FACTORS: &str = include_str!("delta_rule_cp_prep/scalar
 const CP_PREP_EARLY_SPAN_LOADS: &str = include_str!("delta_rule_cp_prep/early_span_loads.cu");
 const CP_PREP_EARLY_SPAN_FLAGS: &str = include_str!("delta_rule_cp_prep/early_span_flags.cu");
 const CP_PREP_UT_HALVES: &str = include_str!("delta_rule_cp_prep/ut_halves.cu");
-const CP_PREP_L2_PREFETCH: &str = include_str!("delta_rule_cp_prep/l2_prefetch.cu");
 const CP_PREP_EARLY_STAGE: &str = include_str!("delta_rule_cp_prep/early_stage.cu");
 const CP_ANCHOR_PREP_KERNEL: &str = "/*\n * delta_rule_cp_prep_@HASH@: pass 1 of 3";
 const CP_ANCHOR_UT_INVERSE: &str = "    dtc_ut_inverse<C, FP, NT, true>(Lf, Af, Tf, tid);\n";
@@ -1203,19 +1192,17 @@ fn splice_range(s: &mut String, begin: &str, end: &str, with: &str) {
 /// `delta_rule_cp.cu` with the prep kernel of form `v` for a per-channel (KDA) or scalar (GDN)
 /// gate and `passes` passes over the key channels.
 fn cp_kernels(v: CpPrepVariant, per_channel: bool, passes: usize) -> String {
-    use CpPrepVariant::{EarlyPrefetch, EarlySpan, EarlyStage, FewExp, L2Prefetch, ScalarRaw, UtHalves};
+    use CpPrepVariant::{EarlySpan, EarlyStage, FewExp, ScalarRaw, UtHalves};
     let mut s = CP_KERNELS.to_string();
-    // The parts of form `v`: ScalarRaw's products (a scalar gate's default, which its later
-    // forms build on), FewExp's step 4 (a per-channel gate's), and one addition each.
-    let built_on_default = matches!(
-        v,
-        ScalarRaw | EarlySpan | EarlyStage | L2Prefetch | EarlyPrefetch | UtHalves
-    );
-    let scalar_raw = !per_channel && built_on_default;
-    let few_exp = v == FewExp || (per_channel && built_on_default);
-    let early_span = per_channel && matches!(v, EarlySpan | EarlyPrefetch);
+    // The parts of form `v`: ScalarRaw's products (which a scalar gate's later forms build on),
+    // FewExp's step 4 (a per-channel gate's), the gate's early loads (the default), and the UT
+    // inverse by halves on top of the default.
+    let built_on_few_exp = matches!(v, ScalarRaw | EarlySpan | EarlyStage | UtHalves);
+    let scalar_raw = !per_channel && built_on_few_exp;
+    let few_exp = v == FewExp || (per_channel && built_on_few_exp);
+    let early_span = per_channel && matches!(v, EarlySpan | UtHalves);
     // With one pass there is no later pass to stage early.
-    let early_stage = !per_channel && passes > 1 && matches!(v, EarlyStage | EarlyPrefetch);
+    let early_stage = !per_channel && passes > 1 && matches!(v, EarlyStage | UtHalves);
     if scalar_raw {
         splice_range(
             &mut s,
@@ -1263,13 +1250,6 @@ fn cp_kernels(v: CpPrepVariant, per_channel: bool, passes: usize) -> String {
             &mut s,
             CP_ANCHOR_SCALAR_CUMSUM,
             "        } else if (warp == 0 && pass == 0) {\n",
-        );
-    }
-    if matches!(v, L2Prefetch | EarlyPrefetch) {
-        splice_once(
-            &mut s,
-            CP_ANCHOR_FIRST_STAGE,
-            &format!("{CP_ANCHOR_FIRST_STAGE}{CP_PREP_L2_PREFETCH}"),
         );
     }
     if v == UtHalves {
@@ -1880,13 +1860,13 @@ mod tests {
         );
     }
 
-    /// The prep forms: the default for the gate is what `delta_rule_chunk_parallel` emits,
-    /// every other form splices its snippets in (distinct sources, hence entry names) and keeps
-    /// the entries; `ScalarRaw` is its own form for a scalar gate only (`FewExp`'s text, the
-    /// default's, otherwise) and `EarlySpan` for a per-channel gate only (`ScalarRaw`'s text,
-    /// the default's, otherwise).
+    /// The prep forms: the default for the gate is what `delta_rule_chunk_parallel` emits; each
+    /// form's text has exactly the parts its gate and pass count give it (two forms share a text
+    /// exactly when they share the parts), every form keeps the entries, and `distinct_for`
+    /// lists one form of each text, the default among them.
     #[test]
     fn chunk_parallel_prep_variants() {
+        use CpPrepVariant::{Base, EarlySpan, EarlyStage, FewExp, ScalarRaw, UtHalves};
         for p in [
             DeltaRuleParams::new(2, 2, 128, 128, DecayGate::PerChannel).with_gated_norm(SILU),
             DeltaRuleParams::new(1, 2, 128, 128, DecayGate::Scalar),
@@ -1894,51 +1874,39 @@ mod tests {
             DeltaRuleParams::new(2, 2, 64, 64, DecayGate::Scalar),
         ] {
             let scalar = matches!(p.gate, DecayGate::Scalar);
+            let one_pass = cp_prep_passes(&p) == 1;
             let default = CpPrepVariant::default_for(&p);
-            assert_eq!(
-                default,
-                if scalar {
-                    CpPrepVariant::ScalarRaw
-                } else {
-                    CpPrepVariant::FewExp
-                }
-            );
+            assert_eq!(default, if scalar { EarlyStage } else { EarlySpan });
             let emitted = delta_rule_chunk_parallel(&p).unwrap();
-            let mut seen = Vec::new();
-            for v in CpPrepVariant::ALL {
-                let src = delta_rule_chunk_parallel_variant(&p, v).unwrap();
-                let one_pass = cp_prep_passes(&p) == 1;
-                let same_as_default = v == default
-                    || (v == CpPrepVariant::ScalarRaw && !scalar)
-                    || (v == CpPrepVariant::EarlySpan && scalar)
-                    || (v == CpPrepVariant::EarlyStage && (!scalar || one_pass));
-                assert_eq!(src == emitted, same_as_default, "{v:?}");
-                // With one pass a scalar gate's EarlyPrefetch is L2Prefetch's text.
-                let same_as_prefetch = v == CpPrepVariant::EarlyPrefetch && scalar && one_pass;
-                let prefetch_src = delta_rule_chunk_parallel_variant(&p, CpPrepVariant::L2Prefetch).unwrap();
-                assert_eq!(
-                    src == prefetch_src,
-                    same_as_prefetch || v == CpPrepVariant::L2Prefetch,
-                    "{v:?}"
-                );
-                assert_eq!(
-                    CpPrepVariant::distinct_for(&p).contains(&v),
-                    (!same_as_default || v == default) && !same_as_prefetch,
-                    "{v:?}"
-                );
+            assert_eq!(delta_rule_chunk_parallel_variant(&p, default).unwrap(), emitted);
+            // (few_exp, raw, early, staged, halves) of each form.
+            let parts = |v: CpPrepVariant| {
+                let later = matches!(v, ScalarRaw | EarlySpan | EarlyStage | UtHalves);
+                let raw = scalar && later;
+                let few = v == FewExp || (!scalar && later);
+                let early = !scalar && matches!(v, EarlySpan | UtHalves);
+                let staged = scalar && !one_pass && matches!(v, EarlyStage | UtHalves);
+                (few, raw, early, staged, v == UtHalves)
+            };
+            let sources: Vec<_> = CpPrepVariant::ALL
+                .iter()
+                .map(|&v| delta_rule_chunk_parallel_variant(&p, v).unwrap())
+                .collect();
+            for (i, &v) in CpPrepVariant::ALL.iter().enumerate() {
+                for (j, &w) in CpPrepVariant::ALL.iter().enumerate() {
+                    assert_eq!(sources[i] == sources[j], parts(v) == parts(w), "{v:?} {w:?}");
+                }
+            }
+            let distinct = CpPrepVariant::distinct_for(&p);
+            assert!(distinct.contains(&default), "{distinct:?}");
+            for &v in &CpPrepVariant::ALL {
+                let same: Vec<_> = distinct.iter().filter(|&&w| parts(w) == parts(v)).collect();
+                assert_eq!(same.len(), 1, "{v:?} in {distinct:?}");
+            }
+            for (v, src) in CpPrepVariant::ALL.into_iter().zip(sources) {
                 assert_eq!(src.entries.len(), emitted.entries.len(), "{v:?}");
                 assert!(src.entries[0].starts_with("delta_rule_cp_prep_"), "{v:?}");
-                if (same_as_default && v != default) || same_as_prefetch {
-                    continue;
-                }
-                let both = v == CpPrepVariant::EarlyPrefetch;
-                let halves = v == CpPrepVariant::UtHalves;
-                let staged = (v == CpPrepVariant::EarlyStage || (both && scalar)) && !one_pass;
-                let prefetch = v == CpPrepVariant::L2Prefetch || both;
-                let raw = v == CpPrepVariant::ScalarRaw || staged || ((prefetch || halves) && scalar);
-                let early = v == CpPrepVariant::EarlySpan || (both && !scalar);
-                assert!(!seen.contains(&src.source), "{v:?}");
-                let few = v == CpPrepVariant::FewExp || early || ((prefetch || halves) && !scalar);
+                let (few, raw, early, staged, halves) = parts(v);
                 assert_eq!(src.source.contains("(CpPrepVariant::FewExp)"), few, "{v:?}");
                 assert_eq!(src.source.contains("(CpPrepVariant::ScalarRaw"), raw, "{v:?}");
                 assert_eq!(src.source.contains("(CpPrepVariant::EarlySpan)"), early, "{v:?}");
@@ -1954,24 +1922,12 @@ mod tests {
                     !halves,
                     "{v:?}"
                 );
-                // The next round's rows prefetched right after the first pass's copies issue.
-                assert_eq!(src.source.contains("(CpPrepVariant::L2Prefetch)"), prefetch, "{v:?}");
-                if prefetch {
-                    let first = src.source.find("    stage_pass(0);\n").unwrap();
-                    let hint = src.source.find("cp.async.bulk.prefetch.L2.global").unwrap();
-                    let norms = src.source.find("if (VEC_NORM && vec_qk) {").unwrap();
-                    assert!(first < hint && hint < norms, "{v:?}");
-                }
                 // Every pass's q and k staged before the first pass waits; none later.
                 assert_eq!(src.source.contains("if (pass > 0) stage_pass(pass);"), !staged, "{v:?}");
                 assert_eq!(src.source.contains("else if (warp == 0 && pass == 0)"), staged, "{v:?}");
                 // A scalar gate's per-row factors: all seven in Base, two in ScalarRaw, none in
                 // FewExp (its step 4 takes its own exponentials).
-                assert_eq!(
-                    src.source.contains("Ex[(3 + ii) * C + t] = exp2f"),
-                    v == CpPrepVariant::Base,
-                    "{v:?}"
-                );
+                assert_eq!(src.source.contains("Ex[(3 + ii) * C + t] = exp2f"), v == Base, "{v:?}");
                 assert_eq!(src.source.contains("Ex[C + t] = exp2f"), !few, "{v:?}");
                 if raw {
                     // No span check or reference copies; the products scaled in f32.
@@ -1989,7 +1945,6 @@ mod tests {
                     let flags = src.source.find("atomicOr(flags, bits)").unwrap();
                     assert!(loads < norms && norms < flags, "{v:?}");
                 }
-                seen.push(src.source);
             }
         }
     }
