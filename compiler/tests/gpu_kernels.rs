@@ -28,7 +28,8 @@ use modelc::codegen::templates::delta_rule::{
     delta_rule_tensor_cores, CpPrepVariant, DecayGate, DeltaRuleParams, GatedNormEpilogue,
 };
 use modelc::codegen::templates::kda_decode_step::{
-    kda_decode_step, kda_decode_step_cluster, kda_decode_step_cluster_threads, KdaDecodeStepParams,
+    kda_decode_step, kda_decode_step_cluster_threads, kda_decode_step_cluster_with, ClusterExchange,
+    KdaDecodeStepParams,
 };
 use modelc::codegen::templates::selective_scan::{selective_scan, selective_scan_launch, SelectiveScanParams};
 use modelc::codegen::templates::KernelSource;
@@ -2314,14 +2315,14 @@ fn ref_kda_step(
 fn run_kda_step(
     ctx: &mut Ctx,
     p: &KdaDecodeStepParams,
-    cluster: Option<usize>,
+    cluster: Option<(usize, ClusterExchange)>,
     b: usize,
     t: usize,
     seed: u64,
 ) -> [(Vec<f64>, Vec<f64>); 3] {
     let src = match cluster {
         None => kda_decode_step(p).unwrap(),
-        Some(cl) => kda_decode_step_cluster(p, cl).unwrap(),
+        Some((cl, x)) => kda_decode_step_cluster_with(p, cl, x).unwrap(),
     };
     ctx.load(&src);
     let mut r = rng(seed);
@@ -2359,7 +2360,7 @@ fn run_kda_step(
     let o_d = ctx.nan_bf16(rows * so, "o");
     let dims = match cluster {
         None => LaunchDims::new((h as u32, b as u32, 1), (p.threads() as u32, 1, 1), 0),
-        Some(cl) => LaunchDims::new(
+        Some((cl, _)) => LaunchDims::new(
             ((h * cl) as u32, b as u32, 1),
             (kda_decode_step_cluster_threads(p, cl) as u32, 1, 1),
             0,
@@ -2421,8 +2422,9 @@ fn run_kda_step(
 
 /// The KDA decode step against the f64 model of its formulas, and its cluster form (Hopper:
 /// each head split over 1 to 8 CTAs sharing q, k, the decays and the norms' partial sums
-/// through distributed shared memory) against both: every output element written, nothing
-/// outside the output's columns, states updated, over 1 and 3 tokens of 1 and 2 sequences.
+/// through distributed shared memory, with either exchange) against both: every output element
+/// written, nothing outside the output's columns, states updated, over 1 and 3 tokens (both
+/// buffers of the asynchronous exchange, and the first again) of 1 and 2 sequences.
 #[test]
 fn kda_decode_step_and_its_cluster_form_match_reference() {
     let Some(mut ctx) = setup() else { return };
@@ -2441,9 +2443,10 @@ fn kda_decode_step_and_its_cluster_form_match_reference() {
             if !hopper {
                 continue;
             }
-            for &cl in &clusters {
-                let got = run_kda_step(&mut ctx, &p, Some(cl), b, t, seed);
-                let what = format!("{what}, clusters of {cl}");
+            let exchanges = [ClusterExchange::Barriers, ClusterExchange::AsyncStores];
+            for (&cl, x) in clusters.iter().flat_map(|cl| exchanges.map(|x| (cl, x))) {
+                let got = run_kda_step(&mut ctx, &p, Some((cl, x)), b, t, seed);
+                let what = format!("{what}, clusters of {cl} ({x:?})");
                 check(&got[0].0, &got[0].1, BF16_TOL, &format!("{what}: o"));
                 check(&got[1].0, &got[1].1, STATE_TOL, &format!("{what}: state"));
                 assert_eq!(got[2].0, got[2].1, "{what}: conv state");

@@ -17,7 +17,7 @@ use modelc::codegen::templates::delta_rule::{
     delta_rule_chunked, delta_rule_recurrent, delta_rule_tensor_cores, CpPrepVariant, DecayGate, DeltaRuleParams,
     GatedNormEpilogue,
 };
-use modelc::codegen::templates::kda_decode_step::{kda_decode_step, kda_decode_step_cluster};
+use modelc::codegen::templates::kda_decode_step::{kda_decode_step, kda_decode_step_cluster_with, ClusterExchange};
 use modelc::codegen::templates::selective_scan::{selective_scan, SelectiveScanParams};
 use modelc::codegen::templates::KernelSource;
 use modelc::spec::GateActivation;
@@ -223,11 +223,16 @@ fn kda_decode_steps() -> Vec<KernelSource> {
 
 /// The Hopper (cluster) form of the KDA decode step at the same shapes, with every cluster size
 /// the tests try (the codegen's pick first: hybrid-1b 8 CTAs of 16 value columns, the uneven
-/// shape 4 of 18; the tiny shape has none).
+/// shape 4 of 18; the tiny shape has none), with either exchange.
 fn kda_decode_step_clusters() -> Vec<KernelSource> {
     kda_step_cases()
         .iter()
-        .flat_map(|(p, clusters)| clusters.iter().map(move |&c| kda_decode_step_cluster(p, c).unwrap()))
+        .flat_map(|(p, clusters)| {
+            clusters.iter().flat_map(move |&c| {
+                [ClusterExchange::Barriers, ClusterExchange::AsyncStores]
+                    .map(|x| kda_decode_step_cluster_with(p, c, x).unwrap())
+            })
+        })
         .collect()
 }
 

@@ -5516,9 +5516,9 @@ extern "C" __global__ void __launch_bounds__(128) kda_decode_step_2ea74efa(
 
 }
 
-// ===== kernels/kda_decode_step_cluster_56373cfc.cu =====
+// ===== kernels/kda_decode_step_cluster_ba5c9ef9.cu =====
 /*
- * modelc mixer core: kda_decode_step_cluster_56373cfc (template).
+ * modelc mixer core: kda_decode_step_cluster_ba5c9ef9 (template).
  * Fuses, in order:
  *   linear
  *   decay_gate(group=32)
@@ -5535,7 +5535,7 @@ extern "C" __global__ void __launch_bounds__(128) kda_decode_step_2ea74efa(
  * FLOPs:         26752*batch*tokens
  */
 /*
- * kda_decode_step_cluster_56373cfc: one KDA layer's decode step after its input projection, each
+ * kda_decode_step_cluster_ba5c9ef9: one KDA layer's decode step after its input projection, each
  *   head on a cluster of 2 CTAs (sm_90: distributed shared memory).
  *   H = 2, Dk = 32, Dv = 32, conv K = 4 (bias = false, SiLU), decay rank 32, gate rank 32,
  *   qk l2norm = true, scale = 1.7677669e-1f.
@@ -5547,6 +5547,7 @@ extern "C" __global__ void __launch_bounds__(128) kda_decode_step_2ea74efa(
  *   channels r*16..; it writes q, k and the decays of its key channels into every CTA of the
  *   cluster. Thread tid: state column (tid%8) + 8*(tid/32), rows 4i + (tid/8)%4; conv channel
  *   tid (q, k, then v); low-rank row tid/4, lane tid%4. States and weights load before the PDL wait.
+ * Exchange: remote shared-memory stores, then a cluster barrier (twice a token).
  */
 #include <cuda_bf16.h>
 
@@ -5681,7 +5682,7 @@ __device__ __forceinline__ float column_sum(float x) {
 }
 #endif
 
-extern "C" __global__ void __cluster_dims__(2, 1, 1) __launch_bounds__(64) kda_decode_step_cluster_56373cfc(
+extern "C" __global__ void __cluster_dims__(2, 1, 1) __launch_bounds__(64) kda_decode_step_cluster_ba5c9ef9(
     const bf16* __restrict__ x, int x_stride,
     const bf16* __restrict__ conv_w, const bf16* __restrict__ conv_b, float* conv_state,
     const bf16* __restrict__ fa, int fa_stride, const bf16* __restrict__ fb,
@@ -5842,6 +5843,5 @@ extern "C" __global__ void __cluster_dims__(2, 1, 1) __launch_bounds__(64) kda_d
          * its __syncthreads, which follows every read of this token (zs), or is written after
          * its first cluster barrier, which follows every read of this token (part[2]). */
     }
-
 }
 

@@ -3608,9 +3608,9 @@ extern "C" __global__ void __launch_bounds__(128) kda_decode_step_fff967df(
 
 }
 
-// ===== kernels/kda_decode_step_cluster_b7a0eb28.cu =====
+// ===== kernels/kda_decode_step_cluster_9d0727f2.cu =====
 /*
- * modelc mixer core: kda_decode_step_cluster_b7a0eb28 (template).
+ * modelc mixer core: kda_decode_step_cluster_9d0727f2 (template).
  * Fuses, in order:
  *   linear
  *   decay_gate(group=32)
@@ -3627,7 +3627,7 @@ extern "C" __global__ void __launch_bounds__(128) kda_decode_step_fff967df(
  * FLOPs:         25984*batch*tokens
  */
 /*
- * kda_decode_step_cluster_b7a0eb28: one KDA layer's decode step after its input projection, each
+ * kda_decode_step_cluster_9d0727f2: one KDA layer's decode step after its input projection, each
  *   head on a cluster of 2 CTAs (sm_90: distributed shared memory).
  *   H = 2, Dk = 32, Dv = 32, conv K = 2 (bias = false, SiLU), decay rank 32, gate rank 32,
  *   qk l2norm = true, scale = 1.7677669e-1f.
@@ -3639,6 +3639,7 @@ extern "C" __global__ void __launch_bounds__(128) kda_decode_step_fff967df(
  *   channels r*16..; it writes q, k and the decays of its key channels into every CTA of the
  *   cluster. Thread tid: state column (tid%8) + 8*(tid/32), rows 4i + (tid/8)%4; conv channel
  *   tid (q, k, then v); low-rank row tid/4, lane tid%4. States and weights load before the PDL wait.
+ * Exchange: remote shared-memory stores, then a cluster barrier (twice a token).
  */
 #include <cuda_bf16.h>
 
@@ -3773,7 +3774,7 @@ __device__ __forceinline__ float column_sum(float x) {
 }
 #endif
 
-extern "C" __global__ void __cluster_dims__(2, 1, 1) __launch_bounds__(64) kda_decode_step_cluster_b7a0eb28(
+extern "C" __global__ void __cluster_dims__(2, 1, 1) __launch_bounds__(64) kda_decode_step_cluster_9d0727f2(
     const bf16* __restrict__ x, int x_stride,
     const bf16* __restrict__ conv_w, const bf16* __restrict__ conv_b, float* conv_state,
     const bf16* __restrict__ fa, int fa_stride, const bf16* __restrict__ fb,
@@ -3934,6 +3935,5 @@ extern "C" __global__ void __cluster_dims__(2, 1, 1) __launch_bounds__(64) kda_d
          * its __syncthreads, which follows every read of this token (zs), or is written after
          * its first cluster barrier, which follows every read of this token (part[2]). */
     }
-
 }
 

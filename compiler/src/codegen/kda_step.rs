@@ -18,8 +18,8 @@ use super::cores::{b, ch, kernel, state_name, t, template_err, weight, CoreKerne
 use super::glue::describe_op;
 use super::kernel::{c, rows, KArg, VariantSpec};
 use super::templates::kda_decode_step::{
-    kda_decode_step, kda_decode_step_cluster, kda_decode_step_cluster_size, kda_decode_step_cluster_threads,
-    kda_decode_step_supported, KdaDecodeStepParams,
+    kda_decode_step, kda_decode_step_cluster_size, kda_decode_step_cluster_threads, kda_decode_step_cluster_with,
+    kda_decode_step_supported, ClusterExchange, KdaDecodeStepParams,
 };
 use super::CodegenError;
 use crate::ir::{DecayKind, Graph, Op, UnaryFn, Value};
@@ -348,7 +348,10 @@ fn build(graph: &Graph, plan: &FusionPlan, i: usize, m: Matched) -> Result<Optio
     // slower at batch 8, where the single-block grid already fills the device.
     let mut variants = Vec::new();
     if let Some(cl) = kda_decode_step_cluster_size(&p) {
-        let src = kda_decode_step_cluster(&p, cl).map_err(template_err(graph, *node))?;
+        // The exchange between the cluster's CTAs: barriers, unless the trial switch names the
+        // asynchronous stores (KDA_STEP_EXCHANGE_ENV).
+        let src =
+            kda_decode_step_cluster_with(&p, cl, ClusterExchange::from_env()).map_err(template_err(graph, *node))?;
         variants.push(VariantSpec {
             cc: Some(ComputeCapability::HOPPER),
             when: Some(Cond::lt(b().times(c(2 * h)), Expr::sym(Sym::Sms))),

@@ -33,7 +33,9 @@
 //! through distributed shared memory; codegen makes it the launch variant for Hopper.
 
 use super::delta_rule::gate_act;
-use super::{check, f32_lit, finish, KernelSource, TemplateError, CLUSTER_HELPERS, HASH, PRELUDE};
+use super::{
+    check, f32_lit, finish, KernelSource, TemplateError, CLUSTER_HELPERS, HASH, MBAR_PRELUDE, MMA_PRELUDE, PRELUDE,
+};
 use crate::codegen::kernel::PDL_DEFINITION;
 use crate::spec::GateActivation;
 
@@ -469,8 +471,71 @@ __device__ __forceinline__ float column_sum(float x) {
 #endif
 "#;
 
+/// How the CTAs of [`kda_decode_step_cluster_with`] hand each other a token's q, k, decays and
+/// partial sums.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClusterExchange {
+    /// Remote shared-memory stores, then a cluster barrier (release / acquire), twice a token:
+    /// the form programs run.
+    Barriers,
+    /// Asynchronous remote stores (`st.async`) that complete on an mbarrier in the receiving
+    /// CTA, two mbarriers a token, double-buffered by token parity; no cluster barrier inside
+    /// the token loop. In the decode loop's profile (H100, 2026-12-07) the two barriers' release
+    /// ("membar" stalls) held about 31% of the cluster step's stall samples. A trial:
+    /// [`KDA_STEP_EXCHANGE_ENV`] makes the codegen emit it.
+    AsyncStores,
+}
+
+/// Set to `async`: the codegen emits the KDA cluster step with [`ClusterExchange::AsyncStores`]
+/// (a trial, read at compile time; any other value, or none, keeps the barriers).
+pub const KDA_STEP_EXCHANGE_ENV: &str = "MODELC_KDA_STEP_EXCHANGE";
+
+impl ClusterExchange {
+    /// The exchange [`KDA_STEP_EXCHANGE_ENV`] names (`Barriers` unless it is `async`).
+    pub fn from_env() -> ClusterExchange {
+        match std::env::var(KDA_STEP_EXCHANGE_ENV).as_deref() {
+            Ok("async") => ClusterExchange::AsyncStores,
+            _ => ClusterExchange::Barriers,
+        }
+    }
+}
+
+/// The asynchronous exchange's helpers (after [`MBAR_PRELUDE`] and [`CLUSTER_HELPERS`]).
+const KDA_ASYNC_EXCHANGE_HELPERS: &str = r#"#ifndef MODELC_KDA_ASYNC_EXCHANGE_HELPERS
+#define MODELC_KDA_ASYNC_EXCHANGE_HELPERS
+/* Writes v to the variable at p (this CTA's shared memory) in every CTA of the cluster, each an
+ * asynchronous store that completes 4 bytes on that CTA's mbarrier at bar (this CTA's offset). */
+template <int CL>
+__device__ __forceinline__ void cluster_put_async(unsigned long long* bar, float* p, float v) {
+    const unsigned a = smem_addr(p), m = smem_addr(bar);
+#pragma unroll
+    for (int r = 0; r < CL; ++r) {
+        unsigned ra = 0, rm = 0;
+        MODELC_SM90_ASM("mapa.shared::cluster.u32 %0, %1, %2;" : "=r"(ra) : "r"(a), "r"(r));
+        MODELC_SM90_ASM("mapa.shared::cluster.u32 %0, %1, %2;" : "=r"(rm) : "r"(m), "r"(r));
+        MODELC_SM90_ASM("st.async.shared::cluster.mbarrier::complete_tx::bytes.b32 [%0], %1, [%2];"
+                        :: "r"(ra), "r"(__float_as_uint(v)), "r"(rm) : "memory");
+    }
+}
+/* Blocks until the phase of parity `parity` has completed, acquiring at cluster scope what the
+ * other CTAs' asynchronous stores wrote. */
+__device__ __forceinline__ void mbar_wait_cluster(unsigned long long* bar, unsigned parity) {
+    MODELC_SM90_ASM(
+        "{\n.reg .pred done;\nWAIT_%=:\n"
+        "mbarrier.try_wait.parity.acquire.cluster.shared::cta.b64 done, [%0], %1;\n"
+        "@!done bra WAIT_%=;\n}\n" ::"r"(smem_addr(bar)), "r"(parity) : "memory");
+}
+#endif
+"#;
+
 /// Emits `kda_decode_step_cluster_<hash>`, the Hopper form of [`kda_decode_step`]: each head's
-/// value columns split over a cluster of `cluster` CTAs (sm_90 and newer only).
+/// value columns split over a cluster of `cluster` CTAs (sm_90 and newer only), exchanging
+/// through cluster barriers ([`ClusterExchange::Barriers`]).
+pub fn kda_decode_step_cluster(p: &KdaDecodeStepParams, cluster: usize) -> Result<KernelSource, TemplateError> {
+    kda_decode_step_cluster_with(p, cluster, ClusterExchange::Barriers)
+}
+
+/// [`kda_decode_step_cluster`] with the exchange `exchange`.
 ///
 /// Same kernel arguments as [`kda_decode_step`]. Launch: grid (H·`cluster`, B) — the cluster
 /// dimensions are compiled in (`__cluster_dims__`), so a plain launch makes the clusters —
@@ -484,9 +549,14 @@ __device__ __forceinline__ float column_sum(float x) {
 /// sum of squares the same way (a second barrier). Rounding and every formula are the single-
 /// block kernel's; sums run in another order. Everything before the PDL wait is also the same:
 /// the CTA's slice of the state, its conv channels, its rows of `f_b` and `g_b`.
-pub fn kda_decode_step_cluster(p: &KdaDecodeStepParams, cluster: usize) -> Result<KernelSource, TemplateError> {
+pub fn kda_decode_step_cluster_with(
+    p: &KdaDecodeStepParams,
+    cluster: usize,
+    exchange: ClusterExchange,
+) -> Result<KernelSource, TemplateError> {
     validate_cluster(p, cluster)?;
     let nt = kda_decode_step_cluster_threads(p, cluster);
+    let x = ExchangeText::new(exchange, p, cluster, nt);
     let body = format!(
         r#"/*
  * kda_decode_step_cluster_{HASH}: one KDA layer's decode step after its input projection, each
@@ -501,10 +571,11 @@ pub fn kda_decode_step_cluster(p: &KdaDecodeStepParams, cluster: usize) -> Resul
  *   channels r*{kc}..; it writes q, k and the decays of its key channels into every CTA of the
  *   cluster. Thread tid: state column (tid%8) + 8*(tid/32), rows 4i + (tid/8)%4; conv channel
  *   tid (q, k, then v); low-rank row tid/4, lane tid%4. States and weights load before the PDL wait.
+ * Exchange: {x_note}.
  */
 {PRELUDE}
 {PDL_DEFINITION}
-{KDA_STEP_HELPERS}{CLUSTER_HELPERS}{KDA_CLUSTER_HELPERS}
+{KDA_STEP_HELPERS}{CLUSTER_HELPERS}{KDA_CLUSTER_HELPERS}{x_helpers}
 extern "C" __global__ void __cluster_dims__({cl}, 1, 1) __launch_bounds__({nt}) kda_decode_step_cluster_{HASH}(
     const bf16* __restrict__ x, int x_stride,
     const bf16* __restrict__ conv_w, const bf16* __restrict__ conv_b, float* conv_state,
@@ -527,12 +598,7 @@ extern "C" __global__ void __cluster_dims__({cl}, 1, 1) __launch_bounds__({nt}) 
     constexpr int KPL = DK / 4; /* state rows per lane */
     constexpr bool L2NORM = {l2}, CONV_BIAS = {cb};
     constexpr float SCALE = {scale}, NORM_EPS = {eps};
-    /* qs, ks, decay: the whole head's, written by every CTA of the cluster. */
-    __shared__ float qs[DK], ks[DK], decay[DK], vs[VC], zs[VC];
-    __shared__ float fas[RF], gas[RG];
-    __shared__ float part[3][NP]; /* sums of q^2, k^2, o^2 by (CTA, warp) */
-    cluster_arrive_relaxed(); /* this CTA runs: the cluster may write its shared memory once all have */
-    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+{x_decls}    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
     const int rank = (int)cluster_ctarank();
     const int h = blockIdx.x / CL;
     const long b = blockIdx.y;
@@ -569,7 +635,7 @@ extern "C" __global__ void __cluster_dims__({cl}, 1, 1) __launch_bounds__({nt}) 
 
     for (int t = 0; t < T; ++t) {{
         const long row = b * T + t;
-        for (int i = tid; i < RF; i += NT) fas[i] = bf2f(fa[row * fa_stride + i]);
+{x_loop_top}        for (int i = tid; i < RF; i += NT) fas[i] = bf2f(fa[row * fa_stride + i]);
         for (int i = tid; i < RG; i += NT) gas[i] = bf2f(ga[row * ga_stride + i]);
         const float beta = 1.0f / (1.0f + expf(-bf2f(braw[row * braw_stride + h])));
         /* Conv of this thread's channel; q and k go to every CTA, with their squares' sums. */
@@ -582,16 +648,16 @@ extern "C" __global__ void __cluster_dims__({cl}, 1, 1) __launch_bounds__({nt}) 
 #pragma unroll
             for (int i = 0; i < K - 1; ++i) win[i] = win[i + 1];
 {conv_write_back}            const float y = bf16_round({conv_act});
-            if (tid < KC) {{ cluster_put<CL>(&qs[d0 + tid], y); sq = y * y; }}
-            else if (tid < 2 * KC) {{ cluster_put<CL>(&ks[d0 + tid - KC], y); sk = y * y; }}
+            if (tid < KC) {{ {x_put0}&qs[d0 + tid], y); sq = y * y; }}
+            else if (tid < 2 * KC) {{ {x_put0}&ks[d0 + tid - KC], y); sk = y * y; }}
             else vs[tid - 2 * KC] = y;
         }}
         if (L2NORM) {{
             sq = warp_sum(sq);
             sk = warp_sum(sk);
             if (lane == 0) {{
-                cluster_put<CL>(&part[0][rank * NWARP + warp], sq);
-                cluster_put<CL>(&part[1][rank * NWARP + warp], sk);
+                {x_put0}&part[0][rank * NWARP + warp], sq);
+                {x_put0}&part[1][rank * NWARP + warp], sk);
             }}
         }}
         __syncthreads(); /* fas, gas */
@@ -599,10 +665,9 @@ extern "C" __global__ void __cluster_dims__({cl}, 1, 1) __launch_bounds__({nt}) 
         /* Decay of key channel d0 + lr (to every CTA) and gate of value column j0 + lr. */
         const float f = quad_sum(chunk_dot<EF>(fbw, fas, qd));
         const float z = quad_sum(chunk_dot<EG>(gbw, gas, qd));
-        if (qd == 0 && krow) cluster_put<CL>(&decay[d0 + lr], expf(neg_a * softplus_f(bf16_round(f) + dtb)));
+        if (qd == 0 && krow) {x_put0}&decay[d0 + lr], expf(neg_a * softplus_f(bf16_round(f) + dtb)));
         if (qd == 0 && vrow) zs[lr] = bf16_round(z);
-        cluster_sync(); /* qs, ks, decay of the whole head, part[0..1]; vs, zs */
-        float qscale = SCALE, kscale = 1.0f;
+{x_sync1}        float qscale = SCALE, kscale = 1.0f;
         if (L2NORM) {{
             float tq = 0.0f, tk = 0.0f;
 #pragma unroll
@@ -616,9 +681,8 @@ extern "C" __global__ void __cluster_dims__({cl}, 1, 1) __launch_bounds__({nt}) 
 {recurrence}{write_back}        /* Gated RMSNorm over the head: row lane 0 of each column adds its square; the CTAs'
          * partial sums go to every CTA. */
         const float ss = warp_sum(rl == 0 && column ? ov * ov : 0.0f);
-        if (lane == 0) cluster_put<CL>(&part[2][rank * NWARP + warp], ss);
-        cluster_sync(); /* part[2] */
-        float tot = 0.0f;
+        if (lane == 0) {x_put2}&part[2][rank * NWARP + warp], ss);
+{x_sync2}        float tot = 0.0f;
 #pragma unroll
         for (int w = 0; w < NP; ++w) tot += part[2][w];
         const float rn = rsqrtf(tot / (float)DV + NORM_EPS);
@@ -626,13 +690,8 @@ extern "C" __global__ void __cluster_dims__({cl}, 1, 1) __launch_bounds__({nt}) 
             const float zj = zs[jc];
             o[row * o_stride + h * DV + j0 + jc] = f2bf(ov * rn * nw * {act});
         }}
-        /* No barrier here: what the next token writes was last read before this token's
-         * second cluster barrier (qs, ks, decay, part[0..1], fas, gas, vs), or is written after
-         * its __syncthreads, which follows every read of this token (zs), or is written after
-         * its first cluster barrier, which follows every read of this token (part[2]). */
-    }}
-
-}}
+{x_loop_end}    }}
+{x_after}}}
 "#,
         h = p.heads,
         dk = p.key_dim,
@@ -662,8 +721,119 @@ extern "C" __global__ void __cluster_dims__({cl}, 1, 1) __launch_bounds__({nt}) 
         write_back = state_write_back("rl"),
         conv_write_back = CONV_WRITE_BACK,
         conv_load = CONV_LOAD,
+        x_note = x.note,
+        x_helpers = x.helpers,
+        x_decls = x.decls,
+        x_loop_top = x.loop_top,
+        x_put0 = x.put0,
+        x_put2 = x.put2,
+        x_sync1 = x.sync1,
+        x_sync2 = x.sync2,
+        x_loop_end = x.loop_end,
+        x_after = x.after,
     );
     Ok(finish(&[&format!("kda_decode_step_cluster_{HASH}")], body))
+}
+
+/// The parts of [`kda_decode_step_cluster_with`]'s text that differ by [`ClusterExchange`].
+struct ExchangeText {
+    note: &'static str,
+    helpers: String,
+    decls: String,
+    loop_top: &'static str,
+    /// What a store into every CTA starts with: the token's first exchange, then part[2].
+    put0: &'static str,
+    put2: &'static str,
+    sync1: &'static str,
+    sync2: &'static str,
+    loop_end: &'static str,
+    after: &'static str,
+}
+
+impl ExchangeText {
+    fn new(exchange: ClusterExchange, p: &KdaDecodeStepParams, cluster: usize, nt: usize) -> ExchangeText {
+        match exchange {
+            ClusterExchange::Barriers => ExchangeText {
+                note: "remote shared-memory stores, then a cluster barrier (twice a token)",
+                helpers: String::new(),
+                decls: "    /* qs, ks, decay: the whole head's, written by every CTA of the cluster. */
+    __shared__ float qs[DK], ks[DK], decay[DK], vs[VC], zs[VC];
+    __shared__ float fas[RF], gas[RG];
+    __shared__ float part[3][NP]; /* sums of q^2, k^2, o^2 by (CTA, warp) */
+    cluster_arrive_relaxed(); /* this CTA runs: the cluster may write its shared memory once all have */
+"
+                .into(),
+                loop_top: "",
+                put0: "cluster_put<CL>(",
+                put2: "cluster_put<CL>(",
+                sync1: "        cluster_sync(); /* qs, ks, decay of the whole head, part[0..1]; vs, zs */\n",
+                sync2: "        cluster_sync(); /* part[2] */\n",
+                loop_end: "        /* No barrier here: what the next token writes was last read before this token's
+         * second cluster barrier (qs, ks, decay, part[0..1], fas, gas, vs), or is written after
+         * its __syncthreads, which follows every read of this token (zs), or is written after
+         * its first cluster barrier, which follows every read of this token (part[2]). */
+",
+                after: "",
+            },
+            ClusterExchange::AsyncStores => {
+                // Bytes each CTA receives a token: q, k and the decays of the whole head (and
+                // the q/k norms' partial sums), then the gated norm's partial sums.
+                let np = cluster * nt / 32;
+                let first = 4 * (3 * p.key_dim + if p.qk_l2norm { 2 * np } else { 0 });
+                ExchangeText {
+                    note: "asynchronous remote stores (st.async) completing on the receiver's mbarriers, \
+                           double-buffered by token parity (no cluster barrier in the token loop)",
+                    helpers: format!("{MMA_PRELUDE}{MBAR_PRELUDE}{KDA_ASYNC_EXCHANGE_HELPERS}"),
+                    decls: format!(
+                        "    /* qs, ks, decay: the whole head's, written by every CTA of the cluster; two of
+     * each, for tokens of even and odd t. */
+    __shared__ float qs_buf[2][DK], ks_buf[2][DK], decay_buf[2][DK], vs[VC], zs[VC];
+    __shared__ float fas[RF], gas[RG];
+    __shared__ float part_buf[2][3][NP]; /* sums of q^2, k^2, o^2 by (CTA, warp) */
+    /* xbar[t % 2][0]: token t's q, k, decays and part[0..1] have arrived from every CTA
+     * (XBYTES0 bytes); xbar[t % 2][1]: its part[2] has (XBYTES1). One arrival each a token:
+     * thread 0's expect_tx. */
+    __shared__ __align__(8) unsigned long long xbar[2][2];
+    constexpr unsigned XBYTES0 = {first}, XBYTES1 = {second};
+    if (threadIdx.x == 0) {{
+        for (int i = 0; i < 4; ++i) mbar_init(&xbar[i / 2][i % 2], 1);
+        MODELC_SM90_ASM(\"fence.mbarrier_init.release.cluster;\" ::: \"memory\");
+    }}
+    cluster_arrive_relaxed(); /* this CTA runs, its mbarriers set: the cluster may write its shared memory once all have */
+",
+                        second = 4 * np,
+                    ),
+                    loop_top: "        float* qs = qs_buf[t & 1];
+        float* ks = ks_buf[t & 1];
+        float* decay = decay_buf[t & 1];
+        float (*part)[NP] = part_buf[t & 1];
+        unsigned long long* xb = xbar[t & 1];
+        if (tid == 0) {
+            mbar_expect_tx(&xb[0], XBYTES0);
+            mbar_expect_tx(&xb[1], XBYTES1);
+        }
+",
+                    put0: "cluster_put_async<CL>(&xb[0], ",
+                    put2: "cluster_put_async<CL>(&xb[1], ",
+                    sync1: "        __syncthreads(); /* vs, zs */
+        mbar_wait_cluster(&xb[0], (t >> 1) & 1); /* qs, ks, decay of the whole head, part[0..1] */
+",
+                    sync2: "        mbar_wait_cluster(&xb[1], (t >> 1) & 1); /* part[2] */\n",
+                    loop_end: "        /* No barrier here. The next token writes the other buffers. This token's are written
+         * again two tokens on, by CTAs that have by then received this CTA's part[2] of the next
+         * token, which each of its warps sends after its last read of this token's. fas, gas
+         * and vs are read before this CTA's own part[2] goes out, which every thread waits for;
+         * zs before the next token's __syncthreads. */
+",
+                    after: "    /* No CTA leaves while a store of it into another may be in flight: every CTA has
+     * received all it waits for once all have arrived here. */
+    cluster_arrive_relaxed();
+    cluster_wait();
+",
+                }
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -830,6 +1000,44 @@ mod tests {
         assert_ne!(four.entries, src.entries);
         assert!(four.source.contains("__cluster_dims__(4, 1, 1) __launch_bounds__(128)"));
         assert_ne!(single.entries, src.entries);
+    }
+
+    /// The asynchronous exchange: no cluster barrier inside the token loop, every store into
+    /// another CTA an `st.async` on that CTA's mbarrier for the token's parity, the bytes each
+    /// mbarrier expects what the stores deliver, one cluster barrier at the start and one at the
+    /// end; everything else is the barrier form's text.
+    #[test]
+    fn cluster_form_with_async_stores() {
+        let p = hybrid_1b();
+        let barriers = kda_decode_step_cluster(&p, 8).expect("supported");
+        let src = kda_decode_step_cluster_with(&p, 8, ClusterExchange::AsyncStores).expect("supported");
+        assert_ne!(src.entries, barriers.entries);
+        let text = &src.source;
+        assert!(!text.contains("cluster_sync();"), "no cluster barrier a token");
+        assert!(!text.contains("cluster_put<CL>("));
+        assert_eq!(text.matches("cluster_put_async<CL>(&xb[0], ").count(), 5);
+        assert_eq!(text.matches("cluster_put_async<CL>(&xb[1], ").count(), 1);
+        assert_eq!(text.matches("mbar_wait_cluster(&xb[").count(), 2);
+        assert_eq!(text.matches("cluster_arrive_relaxed();").count(), 2);
+        // (and once in the cluster_sync helper's definition)
+        assert_eq!(text.matches("cluster_wait();").count(), 3);
+        assert!(text.contains("st.async.shared::cluster.mbarrier::complete_tx::bytes.b32"));
+        assert!(text.contains("mbarrier.try_wait.parity.acquire.cluster.shared::cta.b64"));
+        assert!(text.contains("fence.mbarrier_init.release.cluster;"));
+        // hybrid-1b: 64 threads, clusters of 8 (16 partial sums): 3·128 floats and 2·16, then 16.
+        assert!(text.contains("XBYTES0 = 1664, XBYTES1 = 64;"), "{text}");
+        let no_norm = KdaDecodeStepParams { qk_l2norm: false, ..p };
+        let src = kda_decode_step_cluster_with(&no_norm, 8, ClusterExchange::AsyncStores).expect("supported");
+        assert!(src.source.contains("XBYTES0 = 1536, XBYTES1 = 64;"));
+        // The recurrence and the norm read the token's buffers through the barrier form's names.
+        for c in ["float* qs = qs_buf[t & 1];", "float (*part)[NP] = part_buf[t & 1];"] {
+            assert!(text.contains(c), "missing {c}");
+        }
+        let body = |s: &str| {
+            s[s.find("        /* The recurrence").unwrap()..s.find("        /* Gated RMSNorm").unwrap()].to_string()
+        };
+        assert_eq!(body(text), body(&barriers.source));
+        assert_eq!(ClusterExchange::from_env(), ClusterExchange::Barriers);
     }
 
     #[test]
