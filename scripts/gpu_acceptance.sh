@@ -22,7 +22,7 @@
 #   1b       the ~1B hybrid: accuracy vs REF, determinism, timings
 #   cli1b    `modelc run specs/hybrid-1b.yaml --device cuda`, 512-token prompt + 64 decode steps
 #   kernels  the kernel-template tests (gpu_kernels), rerun against the current templates
-#   kbench   the kernel benchmarks (gpu_kernels --ignored bench_kernels)
+#   kbench   the kernel benchmarks (gpu_kernels --ignored bench_kernels, then bench_kda_step)
 #   glue     every glue kernel of the codegen and tiny specs vs the reference (codegen_gpu)
 #   bench    `modelc bench specs/hybrid-1b.yaml` (warm prefill 512/4096, decode batch 1/8), with
 #            DECODE_TRIAL=LABEL=ASSIGNMENTS a decode trial in turn with the default
@@ -93,8 +93,14 @@ grep -E "^test |test result|panicked|relative RMS|^  [a-z0-9-]+\[|^ran|^skipped"
 step kernels 540 "$BIN/gpu_kernels" --test-threads=1
 grep -E "^test |test result|panicked" "$OUT/kernels.log" | head -20
 
-step kbench 240 "$BIN/gpu_kernels" --ignored bench_kernels --nocapture
-grep -E "^\|" "$OUT/kbench.log" | head -30
+kbench_runs() {
+    "$BIN/gpu_kernels" --ignored bench_kernels --nocapture || return 1
+    # The KDA step alone: single block, and the cluster form with either exchange.
+    "$BIN/gpu_kernels" --ignored bench_kda_step --nocapture
+}
+export -f kbench_runs
+step kbench 300 bash -c kbench_runs
+grep -E "^\|" "$OUT/kbench.log" | head -40
 
 if [ -d "$BIN/ref1b" ]; then export MODELC_HYBRID_1B_REFS=$PWD/$BIN/ref1b; fi
 step 1b 110 "$BIN/gpu_model" --ignored hybrid_1b_on_the_gpu --nocapture

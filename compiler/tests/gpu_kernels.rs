@@ -2311,7 +2311,8 @@ fn ref_kda_step(
 
 /// Runs the single-block kernel (`cluster` None) or the cluster form on seeded random inputs
 /// (strided activation rows, NaN-poisoned output) and returns (output, state, conv state) and
-/// the f64 model's.
+/// the f64 model's. With `timed` launches, then also prints the kernel's time a launch, over
+/// that many launches back to back (after the outputs are read: they update the states).
 fn run_kda_step(
     ctx: &mut Ctx,
     p: &KdaDecodeStepParams,
@@ -2319,6 +2320,7 @@ fn run_kda_step(
     b: usize,
     t: usize,
     seed: u64,
+    timed: usize,
 ) -> [(Vec<f64>, Vec<f64>); 3] {
     let src = match cluster {
         None => kda_decode_step(p).unwrap(),
@@ -2366,34 +2368,50 @@ fn run_kda_step(
             0,
         ),
     };
-    ctx.launch(
-        src.name(),
-        dims,
-        &[
-            KernelArg::Ptr(x_d.device_ptr_at(ox).unwrap()),
-            KernelArg::I32(sx as i32),
-            conv_w_d.arg(),
-            if p.conv_bias { conv_b_d.arg() } else { KernelArg::Ptr(0) },
-            conv_state_d.arg(),
-            KernelArg::Ptr(fa_d.device_ptr_at(of).unwrap()),
-            KernelArg::I32(sf as i32),
-            fb_d.arg(),
-            a_log_d.arg(),
-            dt_bias_d.arg(),
-            KernelArg::Ptr(braw_d.device_ptr_at(obr).unwrap()),
-            KernelArg::I32(sbr as i32),
-            KernelArg::Ptr(ga_d.device_ptr_at(og).unwrap()),
-            KernelArg::I32(sg as i32),
-            gb_d.arg(),
-            norm_w_d.arg(),
-            state_d.arg(),
-            KernelArg::Ptr(o_d.device_ptr_at(oo).unwrap()),
-            KernelArg::I32(so as i32),
-            KernelArg::I32(t as i32),
-        ],
-    );
+    let args = [
+        KernelArg::Ptr(x_d.device_ptr_at(ox).unwrap()),
+        KernelArg::I32(sx as i32),
+        conv_w_d.arg(),
+        if p.conv_bias { conv_b_d.arg() } else { KernelArg::Ptr(0) },
+        conv_state_d.arg(),
+        KernelArg::Ptr(fa_d.device_ptr_at(of).unwrap()),
+        KernelArg::I32(sf as i32),
+        fb_d.arg(),
+        a_log_d.arg(),
+        dt_bias_d.arg(),
+        KernelArg::Ptr(braw_d.device_ptr_at(obr).unwrap()),
+        KernelArg::I32(sbr as i32),
+        KernelArg::Ptr(ga_d.device_ptr_at(og).unwrap()),
+        KernelArg::I32(sg as i32),
+        gb_d.arg(),
+        norm_w_d.arg(),
+        state_d.arg(),
+        KernelArg::Ptr(o_d.device_ptr_at(oo).unwrap()),
+        KernelArg::I32(so as i32),
+        KernelArg::I32(t as i32),
+    ];
+    ctx.launch(src.name(), dims, &args);
     let what = format!("{} B={b} T={t}", src.name());
     let got_o = extract(&ctx.get_bf16(&o_d), rows, h * dv, so, oo, &what);
+    let (got_state, got_conv) = (ctx.get_f32(&state_d), ctx.get_f32(&conv_state_d));
+    if timed > 0 {
+        let ms = time_ms(ctx, 10, || {
+            for _ in 0..timed {
+                ctx.launch(src.name(), dims, &args);
+            }
+        }) / timed as f64;
+        let form = match cluster {
+            None => "single block".to_string(),
+            Some((cl, x)) => format!("clusters of {cl}, {x:?}"),
+        };
+        println!(
+            "| kda_decode_step, {form} | H{} Dk{} Dv{} B{b} T{t} | {:.2} µs |",
+            p.heads,
+            p.key_dim,
+            p.value_dim,
+            ms * 1e3
+        );
+    }
     let (mut want_conv, mut want_state) = (conv_state, state);
     let want_o = ref_kda_step(
         p,
@@ -2413,11 +2431,7 @@ fn run_kda_step(
         &norm_w,
         &mut want_state,
     );
-    [
-        (got_o, want_o),
-        (ctx.get_f32(&state_d), want_state),
-        (ctx.get_f32(&conv_state_d), want_conv),
-    ]
+    [(got_o, want_o), (got_state, want_state), (got_conv, want_conv)]
 }
 
 /// The KDA decode step against the f64 model of its formulas, and its cluster form (Hopper:
@@ -2435,7 +2449,7 @@ fn kda_decode_step_and_its_cluster_form_match_reference() {
     for (i, (p, clusters)) in kda_step_cases().into_iter().enumerate() {
         for (b, t) in [(1, 1), (2, 1), (2, 3)] {
             let seed = 900 + 10 * i as u64 + t as u64 + b as u64;
-            let single = run_kda_step(&mut ctx, &p, None, b, t, seed);
+            let single = run_kda_step(&mut ctx, &p, None, b, t, seed, 0);
             let what = format!("KDA step H{} Dk{} Dv{} B={b} T={t}", p.heads, p.key_dim, p.value_dim);
             check(&single[0].0, &single[0].1, BF16_TOL, &format!("{what}: o"));
             check(&single[1].0, &single[1].1, STATE_TOL, &format!("{what}: state"));
@@ -2445,7 +2459,7 @@ fn kda_decode_step_and_its_cluster_form_match_reference() {
             }
             let exchanges = [ClusterExchange::Barriers, ClusterExchange::AsyncStores];
             for (&cl, x) in clusters.iter().flat_map(|cl| exchanges.map(|x| (cl, x))) {
-                let got = run_kda_step(&mut ctx, &p, Some((cl, x)), b, t, seed);
+                let got = run_kda_step(&mut ctx, &p, Some((cl, x)), b, t, seed, 0);
                 let what = format!("{what}, clusters of {cl} ({x:?})");
                 check(&got[0].0, &got[0].1, BF16_TOL, &format!("{what}: o"));
                 check(&got[1].0, &got[1].1, STATE_TOL, &format!("{what}: state"));
@@ -2455,6 +2469,32 @@ fn kda_decode_step_and_its_cluster_form_match_reference() {
                 check(&got[0].0, &single[0].0, BF16_TOL, &format!("{what}: o vs single block"));
                 check(&got[1].0, &single[1].0, 1e-5, &format!("{what}: state vs single block"));
             }
+        }
+    }
+}
+
+/// The KDA decode step alone at hybrid-1b's shape, one token of 1 and 2 sequences: the
+/// single-block kernel and the cluster form (the codegen's cluster size) with either exchange,
+/// each timed over 200 launches back to back, without the dependent launch the decode loop has
+/// (`cargo test --release --test gpu_kernels bench_kda_step -- --ignored --nocapture`). Each
+/// run is also checked against the reference.
+#[test]
+#[ignore]
+fn bench_kda_step() {
+    let Some(mut ctx) = setup() else { return };
+    let hopper = ctx.gpu.compute_capability() == (9, 0);
+    let (p, clusters) = kda_step_cases().swap_remove(0);
+    println!("| kernel | shape | time a launch |");
+    println!("|---|---|---|");
+    for b in [1, 2] {
+        let mut forms = vec![None];
+        if hopper {
+            let cl = clusters[0];
+            forms.extend([ClusterExchange::Barriers, ClusterExchange::AsyncStores].map(|x| Some((cl, x))));
+        }
+        for form in forms {
+            let got = run_kda_step(&mut ctx, &p, form, b, 1, 77 + b as u64, 200);
+            check(&got[0].0, &got[0].1, BF16_TOL, &format!("{form:?} B{b}: o"));
         }
     }
 }
