@@ -2457,8 +2457,7 @@ fn kda_decode_step_and_its_cluster_form_match_reference() {
             if !hopper {
                 continue;
             }
-            let exchanges = [ClusterExchange::Barriers, ClusterExchange::AsyncStores];
-            for (&cl, x) in clusters.iter().flat_map(|cl| exchanges.map(|x| (cl, x))) {
+            for (&cl, x) in clusters.iter().flat_map(|cl| ClusterExchange::ALL.map(|x| (cl, x))) {
                 let got = run_kda_step(&mut ctx, &p, Some((cl, x)), b, t, seed, 0);
                 let what = format!("{what}, clusters of {cl} ({x:?})");
                 check(&got[0].0, &got[0].1, BF16_TOL, &format!("{what}: o"));
@@ -2490,7 +2489,7 @@ fn bench_kda_step() {
         let mut forms = vec![None];
         if hopper {
             let cl = clusters[0];
-            forms.extend([ClusterExchange::Barriers, ClusterExchange::AsyncStores].map(|x| Some((cl, x))));
+            forms.extend(ClusterExchange::ALL.map(|x| Some((cl, x))));
         }
         for form in forms {
             let got = run_kda_step(&mut ctx, &p, form, b, 1, 77 + b as u64, 200);

@@ -228,10 +228,9 @@ fn kda_decode_step_clusters() -> Vec<KernelSource> {
     kda_step_cases()
         .iter()
         .flat_map(|(p, clusters)| {
-            clusters.iter().flat_map(move |&c| {
-                [ClusterExchange::Barriers, ClusterExchange::AsyncStores]
-                    .map(|x| kda_decode_step_cluster_with(p, c, x).unwrap())
-            })
+            clusters
+                .iter()
+                .flat_map(move |&c| ClusterExchange::ALL.map(|x| kda_decode_step_cluster_with(p, c, x).unwrap()))
         })
         .collect()
 }

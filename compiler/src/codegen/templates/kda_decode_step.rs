@@ -491,6 +491,9 @@ pub enum ClusterExchange {
 pub const KDA_STEP_EXCHANGE_ENV: &str = "MODELC_KDA_STEP_EXCHANGE";
 
 impl ClusterExchange {
+    /// Both exchanges, the default first.
+    pub const ALL: [ClusterExchange; 2] = [ClusterExchange::Barriers, ClusterExchange::AsyncStores];
+
     /// The exchange [`KDA_STEP_EXCHANGE_ENV`] names (`Barriers` unless it is `async`).
     pub fn from_env() -> ClusterExchange {
         match std::env::var(KDA_STEP_EXCHANGE_ENV).as_deref() {
@@ -556,7 +559,7 @@ pub fn kda_decode_step_cluster_with(
 ) -> Result<KernelSource, TemplateError> {
     validate_cluster(p, cluster)?;
     let nt = kda_decode_step_cluster_threads(p, cluster);
-    let x = ExchangeText::new(exchange, p, cluster, nt);
+    let x = ExchangeText::new(exchange);
     let body = format!(
         r#"/*
  * kda_decode_step_cluster_{HASH}: one KDA layer's decode step after its input projection, each
@@ -751,7 +754,7 @@ struct ExchangeText {
 }
 
 impl ExchangeText {
-    fn new(exchange: ClusterExchange, p: &KdaDecodeStepParams, cluster: usize, nt: usize) -> ExchangeText {
+    fn new(exchange: ClusterExchange) -> ExchangeText {
         match exchange {
             ClusterExchange::Barriers => ExchangeText {
                 note: "remote shared-memory stores, then a cluster barrier (twice a token)",
@@ -775,17 +778,11 @@ impl ExchangeText {
 ",
                 after: "",
             },
-            ClusterExchange::AsyncStores => {
-                // Bytes each CTA receives a token: q, k and the decays of the whole head (and
-                // the q/k norms' partial sums), then the gated norm's partial sums.
-                let np = cluster * nt / 32;
-                let first = 4 * (3 * p.key_dim + if p.qk_l2norm { 2 * np } else { 0 });
-                ExchangeText {
+            ClusterExchange::AsyncStores => ExchangeText {
                     note: "asynchronous remote stores (st.async) completing on the receiver's mbarriers, \
                            double-buffered by token parity (no cluster barrier in the token loop)",
                     helpers: format!("{MMA_PRELUDE}{MBAR_PRELUDE}{KDA_ASYNC_EXCHANGE_HELPERS}"),
-                    decls: format!(
-                        "    /* qs, ks, decay: the whole head's, written by every CTA of the cluster; two of
+                    decls: "    /* qs, ks, decay: the whole head's, written by every CTA of the cluster; two of
      * each, for tokens of even and odd t. */
     __shared__ float qs_buf[2][DK], ks_buf[2][DK], decay_buf[2][DK], vs[VC], zs[VC];
     __shared__ float fas[RF], gas[RG];
@@ -794,15 +791,16 @@ impl ExchangeText {
      * (XBYTES0 bytes); xbar[t % 2][1]: its part[2] has (XBYTES1). One arrival each a token:
      * thread 0's expect_tx. */
     __shared__ __align__(8) unsigned long long xbar[2][2];
-    constexpr unsigned XBYTES0 = {first}, XBYTES1 = {second};
-    if (threadIdx.x == 0) {{
+    /* Bytes each CTA receives a token: q, k and the decays of the whole head (and the q/k
+     * norms' partial sums), then the gated norm's partial sums. */
+    constexpr unsigned XBYTES0 = 4 * (3 * DK + (L2NORM ? 2 * NP : 0)), XBYTES1 = 4 * NP;
+    if (threadIdx.x == 0) {
         for (int i = 0; i < 4; ++i) mbar_init(&xbar[i / 2][i % 2], 1);
         MODELC_SM90_ASM(\"fence.mbarrier_init.release.cluster;\" ::: \"memory\");
-    }}
+    }
     cluster_arrive_relaxed(); /* this CTA runs, its mbarriers set: the cluster may write its shared memory once all have */
-",
-                        second = 4 * np,
-                    ),
+"
+                    .into(),
                     loop_top: "        float* qs = qs_buf[t & 1];
         float* ks = ks_buf[t & 1];
         float* decay = decay_buf[t & 1];
@@ -830,8 +828,7 @@ impl ExchangeText {
     cluster_arrive_relaxed();
     cluster_wait();
 ",
-                }
-            }
+            },
         }
     }
 }
@@ -1004,8 +1001,8 @@ mod tests {
 
     /// The asynchronous exchange: no cluster barrier inside the token loop, every store into
     /// another CTA an `st.async` on that CTA's mbarrier for the token's parity, the bytes each
-    /// mbarrier expects what the stores deliver, one cluster barrier at the start and one at the
-    /// end; everything else is the barrier form's text.
+    /// mbarrier expects counted from the kernel's constants, one cluster barrier at the start
+    /// and one at the end; the recurrence is the barrier form's text.
     #[test]
     fn cluster_form_with_async_stores() {
         let p = hybrid_1b();
@@ -1024,11 +1021,10 @@ mod tests {
         assert!(text.contains("st.async.shared::cluster.mbarrier::complete_tx::bytes.b32"));
         assert!(text.contains("mbarrier.try_wait.parity.acquire.cluster.shared::cta.b64"));
         assert!(text.contains("fence.mbarrier_init.release.cluster;"));
-        // hybrid-1b: 64 threads, clusters of 8 (16 partial sums): 3·128 floats and 2·16, then 16.
-        assert!(text.contains("XBYTES0 = 1664, XBYTES1 = 64;"), "{text}");
-        let no_norm = KdaDecodeStepParams { qk_l2norm: false, ..p };
-        let src = kda_decode_step_cluster_with(&no_norm, 8, ClusterExchange::AsyncStores).expect("supported");
-        assert!(src.source.contains("XBYTES0 = 1536, XBYTES1 = 64;"));
+        // The bytes each mbarrier expects, from the kernel's own constants: every CTA's q, k and
+        // decays (KC each, DK in all) and one partial sum a warp (NP in all) a kind.
+        assert!(text.contains("XBYTES0 = 4 * (3 * DK + (L2NORM ? 2 * NP : 0)), XBYTES1 = 4 * NP;"));
+        assert!(text.contains("constexpr int NP = CL * NWARP;"));
         // The recurrence and the norm read the token's buffers through the barrier form's names.
         for c in ["float* qs = qs_buf[t & 1];", "float (*part)[NP] = part_buf[t & 1];"] {
             assert!(text.contains(c), "missing {c}");
