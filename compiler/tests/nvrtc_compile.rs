@@ -223,14 +223,21 @@ fn kda_decode_steps() -> Vec<KernelSource> {
 
 /// The Hopper (cluster) form of the KDA decode step at the same shapes, with every cluster size
 /// the tests try (the codegen's pick first: hybrid-1b 8 CTAs of 16 value columns, the uneven
-/// shape 4 of 18; the tiny shape has none), with either exchange.
+/// shape 4 of 18; the tiny shape has none), with either exchange (the asynchronous one from
+/// clusters of 2).
 fn kda_decode_step_clusters() -> Vec<KernelSource> {
     kda_step_cases()
         .iter()
         .flat_map(|(p, clusters)| {
             clusters
                 .iter()
-                .flat_map(move |&c| ClusterExchange::ALL.map(|x| kda_decode_step_cluster_with(p, c, x).unwrap()))
+                .flat_map(|&c| {
+                    ClusterExchange::ALL
+                        .into_iter()
+                        .filter(move |x| x.supports(c))
+                        .map(move |x| (c, x))
+                })
+                .map(move |(c, x)| kda_decode_step_cluster_with(p, c, x).unwrap())
         })
         .collect()
 }

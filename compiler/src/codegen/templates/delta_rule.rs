@@ -1100,7 +1100,7 @@ pub enum CpPrepVariant {
     /// the GDN prep's warp stalls on the H100, 2026-12-07). For a per-channel gate the same
     /// text as [`CpPrepVariant::FewExp`].
     EarlyStage,
-    /// The default form for the gate (`EarlySpan` or `EarlyStage`) with the UT inverse computed
+    /// `EarlySpan` (per-channel gate) or `EarlyStage` (scalar gate) with the UT inverse computed
     /// by halves: the diagonal blocks, blocks (1,0) and (3,2), then the lower half's block
     /// below the upper one with every thread busy; five phases instead of seven and a shorter
     /// chain of products (the inverse held 11–13% of the prep's warp stalls on the H100,
@@ -1142,13 +1142,14 @@ impl CpPrepVariant {
 
     /// The form [`delta_rule_chunk_parallel`] emits for `p`'s gate, the fastest at both of
     /// issue 8's shapes on an H100 (2026-12-07, Dk = Dv = 128, prep alone, B1 T4096 H32 / B8
-    /// T2048 H16, docs/PERFORMANCE.md): `EarlySpan` for a per-channel gate (KDA 0.249 / 0.478
-    /// ms against 0.263 / 0.506 for `FewExp`, the earlier default), `EarlyStage` for a scalar
-    /// one (GDN 0.188 / 0.363 against 0.200 / 0.380 for `ScalarRaw`). Prefetching the next
-    /// round's rows into L2 lost 9–17% at both shapes, and was dropped.
+    /// T2048 H16, docs/PERFORMANCE.md): `UtHalves` for a per-channel gate (KDA 0.245 / 0.465
+    /// ms; `EarlySpan`, the same without the inverse by halves, 0.249 / 0.478, and `FewExp`,
+    /// the earlier default, 0.263 / 0.506), `EarlyStage` for a scalar one (GDN 0.188 / 0.363
+    /// against 0.200 / 0.380 for `ScalarRaw`; by halves it ties). Prefetching the next round's
+    /// rows into L2 lost 9–17% at both shapes, and was dropped.
     pub fn default_for(p: &DeltaRuleParams) -> CpPrepVariant {
         match p.gate {
-            DecayGate::PerChannel => CpPrepVariant::EarlySpan,
+            DecayGate::PerChannel => CpPrepVariant::UtHalves,
             DecayGate::Scalar => CpPrepVariant::EarlyStage,
         }
     }
@@ -1876,7 +1877,7 @@ mod tests {
             let scalar = matches!(p.gate, DecayGate::Scalar);
             let one_pass = cp_prep_passes(&p) == 1;
             let default = CpPrepVariant::default_for(&p);
-            assert_eq!(default, if scalar { EarlyStage } else { EarlySpan });
+            assert_eq!(default, if scalar { EarlyStage } else { UtHalves });
             let emitted = delta_rule_chunk_parallel(&p).unwrap();
             assert_eq!(delta_rule_chunk_parallel_variant(&p, default).unwrap(), emitted);
             // (few_exp, raw, early, staged, halves) of each form.

@@ -494,6 +494,13 @@ impl ClusterExchange {
     /// Both exchanges, the default first.
     pub const ALL: [ClusterExchange; 2] = [ClusterExchange::Barriers, ClusterExchange::AsyncStores];
 
+    /// Whether the exchange runs on clusters of `cluster` CTAs: the asynchronous stores need
+    /// a cluster of two or more (compute-sanitizer's memcheck rejects an `st.async` in a
+    /// cluster of one, H200, 2026-12-07), the barriers take any size.
+    pub fn supports(self, cluster: usize) -> bool {
+        self == ClusterExchange::Barriers || cluster >= 2
+    }
+
     /// The exchange [`KDA_STEP_EXCHANGE_ENV`] names (`Barriers` unless it is `async`).
     pub fn from_env() -> ClusterExchange {
         match std::env::var(KDA_STEP_EXCHANGE_ENV).as_deref() {
@@ -558,6 +565,9 @@ pub fn kda_decode_step_cluster_with(
     exchange: ClusterExchange,
 ) -> Result<KernelSource, TemplateError> {
     validate_cluster(p, cluster)?;
+    check("kda_decode_step_cluster", exchange.supports(cluster), || {
+        format!("the {exchange:?} exchange needs clusters of at least 2 CTAs, not {cluster}")
+    })?;
     let nt = kda_decode_step_cluster_threads(p, cluster);
     let x = ExchangeText::new(exchange);
     let body = format!(
@@ -921,6 +931,21 @@ mod tests {
             let e = kda_decode_step(&q).expect_err("rejected");
             assert_eq!(e.template, "kda_decode_step");
         }
+    }
+
+    /// The asynchronous exchange is refused for a cluster of one CTA, with the reason; the
+    /// barriers take it.
+    #[test]
+    fn async_exchange_needs_two_ctas() {
+        let p = KdaDecodeStepParams {
+            key_dim: 32,
+            value_dim: 32,
+            ..hybrid_1b()
+        };
+        let err = kda_decode_step_cluster_with(&p, 1, ClusterExchange::AsyncStores).unwrap_err();
+        assert!(err.to_string().contains("at least 2 CTAs, not 1"), "{err}");
+        assert!(kda_decode_step_cluster_with(&p, 1, ClusterExchange::Barriers).is_ok());
+        assert!(kda_decode_step_cluster_with(&p, 2, ClusterExchange::AsyncStores).is_ok());
     }
 
     #[test]
