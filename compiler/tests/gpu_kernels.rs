@@ -1339,8 +1339,9 @@ fn delta_rule_tensor_cores_match_reference() {
 /// B = 3 (T = 200), all from a non-zero initial state, and decays of e^-4..e^-12 per token (the exact diagonal blocks), then once more with
 /// dense aligned o and gate rows (the output pass's 16-byte stores and gate copies); every
 /// [`CpPrepVariant`] of the prep pass on KDA and GDN at Dk = 128 ([`CpPrepVariant::distinct_for`]:
-/// ScalarRaw and EarlyStage on the GDN one, EarlySpan on KDA), and on KDA at Dk = 32 the forms
-/// whose text depends on Dk's layout of the span check (Base, FewExp, the default EarlySpan).
+/// ScalarRaw and EarlyStage on the GDN one, EarlySpan and UtHalves on KDA), and on KDA at Dk = 32
+/// the forms whose text depends on Dk's layout of the span check (Base, FewExp, EarlySpan, the
+/// default UtHalves).
 #[test]
 fn delta_rule_chunk_parallel_matches_reference() {
     let Some(mut ctx) = setup() else { return };
@@ -1388,6 +1389,7 @@ fn delta_rule_chunk_parallel_matches_reference() {
             5 => vec![
                 CpPrepVariant::Base,
                 CpPrepVariant::FewExp,
+                CpPrepVariant::EarlySpan,
                 CpPrepVariant::default_for(p),
             ],
             _ => vec![CpPrepVariant::default_for(p)],
