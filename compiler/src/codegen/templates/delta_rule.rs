@@ -1196,8 +1196,8 @@ fn cp_kernels(v: CpPrepVariant, per_channel: bool, passes: usize) -> String {
     use CpPrepVariant::{EarlySpan, EarlyStage, FewExp, ScalarRaw, UtHalves};
     let mut s = CP_KERNELS.to_string();
     // The parts of form `v`: ScalarRaw's products (which a scalar gate's later forms build on),
-    // FewExp's step 4 (a per-channel gate's), the gate's early loads (the default), and the UT
-    // inverse by halves on top of the default.
+    // FewExp's step 4 (a per-channel gate's), the gate's early loads (EarlySpan, EarlyStage),
+    // and the UT inverse by halves on top of those.
     let built_on_few_exp = matches!(v, ScalarRaw | EarlySpan | EarlyStage | UtHalves);
     let scalar_raw = !per_channel && built_on_few_exp;
     let few_exp = v == FewExp || (per_channel && built_on_few_exp);

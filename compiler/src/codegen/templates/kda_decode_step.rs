@@ -503,8 +503,14 @@ impl ClusterExchange {
 
     /// The exchange [`KDA_STEP_EXCHANGE_ENV`] names (`Barriers` unless it is `async`).
     pub fn from_env() -> ClusterExchange {
-        match std::env::var(KDA_STEP_EXCHANGE_ENV).as_deref() {
-            Ok("async") => ClusterExchange::AsyncStores,
+        Self::named(std::env::var(KDA_STEP_EXCHANGE_ENV).ok().as_deref())
+    }
+
+    /// The exchange a value of [`KDA_STEP_EXCHANGE_ENV`] names: `AsyncStores` for `async`,
+    /// else (any other value, or none) `Barriers`.
+    fn named(value: Option<&str>) -> ClusterExchange {
+        match value {
+            Some("async") => ClusterExchange::AsyncStores,
             _ => ClusterExchange::Barriers,
         }
     }
@@ -789,10 +795,10 @@ impl ExchangeText {
                 after: "",
             },
             ClusterExchange::AsyncStores => ExchangeText {
-                    note: "asynchronous remote stores (st.async) completing on the receiver's mbarriers, \
-                           double-buffered by token parity (no cluster barrier in the token loop)",
-                    helpers: format!("{MMA_PRELUDE}{MBAR_PRELUDE}{KDA_ASYNC_EXCHANGE_HELPERS}"),
-                    decls: "    /* qs, ks, decay: the whole head's, written by every CTA of the cluster; two of
+                note: "asynchronous remote stores (st.async) completing on the receiver's mbarriers, \
+                       double-buffered by token parity (no cluster barrier in the token loop)",
+                helpers: format!("{MMA_PRELUDE}{MBAR_PRELUDE}{KDA_ASYNC_EXCHANGE_HELPERS}"),
+                decls: "    /* qs, ks, decay: the whole head's, written by every CTA of the cluster; two of
      * each, for tokens of even and odd t. */
     __shared__ float qs_buf[2][DK], ks_buf[2][DK], decay_buf[2][DK], vs[VC], zs[VC];
     __shared__ float fas[RF], gas[RG];
@@ -810,8 +816,8 @@ impl ExchangeText {
     }
     cluster_arrive_relaxed(); /* this CTA runs, its mbarriers set: the cluster may write its shared memory once all have */
 "
-                    .into(),
-                    loop_top: "        float* qs = qs_buf[t & 1];
+                .into(),
+                loop_top: "        float* qs = qs_buf[t & 1];
         float* ks = ks_buf[t & 1];
         float* decay = decay_buf[t & 1];
         float (*part)[NP] = part_buf[t & 1];
@@ -827,13 +833,13 @@ impl ExchangeText {
         mbar_wait_cluster(&xb[0], (t >> 1) & 1); /* qs, ks, decay of the whole head, part[0..1] */
 ",
                     sync2: "        mbar_wait_cluster(&xb[1], (t >> 1) & 1); /* part[2] */\n",
-                    loop_end: "        /* No barrier here. The next token writes the other buffers. This token's are written
+                loop_end: "        /* No barrier here. The next token writes the other buffers. This token's are written
          * again two tokens on, by CTAs that have by then received this CTA's part[2] of the next
          * token, which each of its warps sends after its last read of this token's. fas, gas
          * and vs are read before this CTA's own part[2] goes out, which every thread waits for;
          * zs before the next token's __syncthreads. */
 ",
-                    after: "    /* No CTA leaves while a store of it into another may be in flight: every CTA has
+                after: "    /* No CTA leaves while a store of it into another may be in flight: every CTA has
      * received all it waits for once all have arrived here. */
     cluster_arrive_relaxed();
     cluster_wait();
@@ -1058,7 +1064,11 @@ mod tests {
             s[s.find("        /* The recurrence").unwrap()..s.find("        /* Gated RMSNorm").unwrap()].to_string()
         };
         assert_eq!(body(text), body(&barriers.source));
-        assert_eq!(ClusterExchange::from_env(), ClusterExchange::Barriers);
+        // The trial switch: only `async` names the asynchronous stores.
+        assert_eq!(ClusterExchange::named(Some("async")), ClusterExchange::AsyncStores);
+        for other in [None, Some(""), Some("barriers"), Some("ASYNC")] {
+            assert_eq!(ClusterExchange::named(other), ClusterExchange::Barriers, "{other:?}");
+        }
     }
 
     #[test]
