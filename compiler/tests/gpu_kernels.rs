@@ -2806,7 +2806,9 @@ fn bench_delta_shapes(ctx: &mut Ctx, r: &mut ChaCha8Rng) {
                     bufs.time_chunk_parallel_variant(ctx, &p, v, &format!("{name} prep={v:?}"));
                 }
             }
-            if b > 1 {
+            // (At one sequence too with the ablations: how the scan's time moves with the
+            // redundant W/k reads its blocks make.)
+            if b > 1 || (bench_ablations() && (b, t, h) == (1, 4096, 32)) {
                 for sbv in [64, 128].into_iter().filter(|&w| w > p.scan_block) {
                     let wide = DeltaRuleParams { scan_block: sbv, ..p };
                     bufs.time_chunk_parallel(ctx, &wide, name);
@@ -2973,6 +2975,14 @@ fn scan_ablations(default: &KernelSource) -> Vec<(&'static str, KernelSource)> {
         (
             "ablation: scan loads chunks 0-2 only",
             ablated(default, "anl", &[no_loads]),
+        ),
+        (
+            "ablation: scan without products (loads and stores only)",
+            ablated(default, "anp", &[no_vn_products, no_state_products]),
+        ),
+        (
+            "ablation: scan without loads or stores (products and barriers)",
+            ablated(default, "anm", &[no_loads, no_hs, no_vn]),
         ),
     ]
 }
