@@ -24,8 +24,8 @@ use modelc::codegen::templates::conv1d::{conv1d, conv1d_launch, Conv1dParams, Co
 use modelc::codegen::templates::delta_rule::{
     delta_rule_chunk_parallel, delta_rule_chunk_parallel_supported, delta_rule_chunk_parallel_variant,
     delta_rule_chunk_parallel_with_cluster_scan, delta_rule_chunked, delta_rule_chunked_launch, delta_rule_cp_launches,
-    delta_rule_cp_scan_cluster, delta_rule_cp_workspace_len, delta_rule_launch, delta_rule_recurrent,
-    delta_rule_tensor_cores, CpPrepVariant, DecayGate, DeltaRuleParams, GatedNormEpilogue,
+    delta_rule_cp_scan_cluster, delta_rule_cp_traffic, delta_rule_cp_workspace_len, delta_rule_launch,
+    delta_rule_recurrent, delta_rule_tensor_cores, CpPrepVariant, DecayGate, DeltaRuleParams, GatedNormEpilogue,
 };
 use modelc::codegen::templates::kda_decode_step::{
     kda_decode_step, kda_decode_step_cluster_threads, kda_decode_step_cluster_with, ClusterExchange,
@@ -2755,8 +2755,11 @@ impl DeltaBench {
             .zip(launches)
             .map(|(e, l)| time_ms(ctx, 10, || ctx.launch(e, l, &a)))
             .collect();
+        // Each pass's DRAM traffic over its time (TB/s): how far it is from the copy rate.
+        let traffic = delta_rule_cp_traffic(p, self.b, self.t);
+        let tbs = |i: usize| traffic[i] as f64 / (pass[i] * 1e9);
         println!(
-            "| delta_rule_chunk_parallel {name} SBV{} | B{} T{} H{} Dk=Dv=128 | {ms:.3} | prep {:.3} scan {:.3} out {:.3} | {:.0} ktok/s |",
+            "| delta_rule_chunk_parallel {name} SBV{} | B{} T{} H{} Dk=Dv=128 | {ms:.3} | prep {:.3} scan {:.3} out {:.3} | {:.0} ktok/s | TB/s prep {:.2} scan {:.2} out {:.2} |",
             p.scan_block,
             self.b,
             self.t,
@@ -2764,7 +2767,10 @@ impl DeltaBench {
             pass[0],
             pass[1],
             pass[2],
-            (self.b * self.t) as f64 / ms
+            (self.b * self.t) as f64 / ms,
+            tbs(0),
+            tbs(1),
+            tbs(2)
         );
         ms
     }

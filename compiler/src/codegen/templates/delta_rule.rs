@@ -1041,6 +1041,44 @@ pub fn delta_rule_cp_workspace_len(p: &DeltaRuleParams, batch: usize, tokens: us
     batch * p.value_heads * tokens.div_ceil(DELTA_TC_CHUNK) * delta_rule_cp_workspace_per_chunk(p)
 }
 
+/// Bytes each chunk-parallel pass `[prep, scan, out]` must move to or from DRAM for `batch`
+/// sequences of `tokens` tokens: every input it reads (q and k once per key head), every
+/// workspace region it writes or reads (`DcpWs`, [`delta_rule_cp_workspace_per_chunk`]) and
+/// its outputs, each once. Caches can only help where a pass reads a byte twice, so this over
+/// the copy bandwidth is each pass's floor (docs/PERFORMANCE.md puts the passes' times next to
+/// it).
+pub fn delta_rule_cp_traffic(p: &DeltaRuleParams, batch: usize, tokens: usize) -> [u64; 3] {
+    let (c, dk, dv) = (DELTA_TC_CHUNK, p.key_dim, p.value_dim);
+    let n = batch * p.value_heads * tokens.div_ceil(c);
+    let rows = batch * tokens;
+    let gate_cols = match p.gate {
+        DecayGate::Scalar => 1,
+        DecayGate::PerChannel => dk,
+    };
+    let (bf16, f32) = (2, 4);
+    // inputs
+    let qk = 2 * rows * p.key_heads * dk * bf16;
+    let v = rows * p.value_heads * dv * bf16;
+    let g_beta = rows * p.value_heads * (gate_cols + 1) * f32;
+    let gate_rows = if p.gated_norm.is_some() {
+        rows * p.value_heads * dv * bf16
+    } else {
+        0
+    };
+    let o = rows * p.value_heads * dv * bf16;
+    let state = batch * p.value_heads * dk * dv * f32;
+    // workspace regions
+    let egl = n * dk * f32;
+    let ck = n * c * dk * bf16; /* one of qg, kh, w */
+    let cv = n * c * dv * bf16; /* one of u, vn */
+    let aq = n * c * c * bf16;
+    let hs = n * dk * dv * bf16;
+    let prep = qk + v + g_beta + egl + 3 * ck + cv + aq;
+    let scan = 2 * ck + cv + egl + 2 * state + hs + cv;
+    let out = ck + hs + aq + cv + gate_rows + o;
+    [prep, scan, out].map(|b| b as u64)
+}
+
 /// Launch geometry of the chunk-parallel passes `[prep, scan, out]` for `batch` sequences of
 /// `tokens` tokens (all three take the same arguments, in this order, on one stream).
 pub fn delta_rule_cp_launches(p: &DeltaRuleParams, batch: usize, tokens: usize) -> [Launch; 3] {
@@ -1607,6 +1645,31 @@ mod tests {
         assert_eq!(
             delta_rule_cp_workspace_len(&p, 3, 130),
             3 * 16 * 3 * delta_rule_cp_workspace_per_chunk(&p)
+        );
+        // Traffic: every workspace region is written by one pass and read by a later one, so
+        // the passes move the inputs, o, the state twice and the workspace twice. The gate rows
+        // are the output pass's alone.
+        for q in [p, DeltaRuleParams::new(4, 16, 128, 128, DecayGate::Scalar)] {
+            let [t_prep, t_scan, t_out] = delta_rule_cp_traffic(&q, 3, 130);
+            let rows = 3 * 130;
+            let gate_cols = if q.gate == DecayGate::Scalar { 1 } else { 128 };
+            let inputs = rows * (2 * q.key_heads * 128 * 2 + 16 * 128 * 2 + 16 * (gate_cols + 1) * 4);
+            let gate = if q.gated_norm.is_some() { rows * 16 * 128 * 2 } else { 0 };
+            let o = rows * 16 * 128 * 2;
+            let state = 3 * 16 * 128 * 128 * 4;
+            let ws = delta_rule_cp_workspace_len(&q, 3, 130) * 4;
+            assert_eq!(
+                t_prep + t_scan + t_out,
+                (inputs + gate + o + 2 * state + 2 * ws) as u64,
+                "{:?}",
+                q.gate
+            );
+        }
+        let plain = DeltaRuleParams { gated_norm: None, ..p };
+        let [a, b, c] = delta_rule_cp_traffic(&p, 3, 130);
+        assert_eq!(
+            [a, b, c - 3 * 130 * 16 * 128 * 2],
+            delta_rule_cp_traffic(&plain, 3, 130)
         );
         // The scan block is a template constant of each scan entry; the module has entries for
         // the wider blocks too; unsupported blocks are rejected.
