@@ -1406,8 +1406,7 @@ fn delta_rule_chunk_parallel_matches_reference() {
             run_delta_decays(&mut ctx, p, f, 2, 150, false, s + 6, -3.0, OutRows::Aligned);
         }
         // On Hopper, the scan over clusters (where the module has it) on the same inputs: one
-        // chunk, a partial last chunk, several sequences, state in place, strong decays, and a
-        // longer sequence.
+        // chunk, a partial last chunk, several sequences, state in place, strong decays.
         if hopper && delta_rule_cp_scan_cluster(p).is_some() {
             let f = DeltaForm::ChunkParallelCluster(CpPrepVariant::default_for(p));
             let s = 900 + 10 * i as u64;
@@ -1417,8 +1416,6 @@ fn delta_rule_chunk_parallel_matches_reference() {
             run_delta(&mut ctx, p, f, 1, 64, true, s + 3);
             run_delta(&mut ctx, p, f, 3, 200, false, s + 4);
             run_delta_decays(&mut ctx, p, f, 1, 100, false, s + 5, -12.0, OutRows::Padded);
-            // 16 chunks: each buffer's "full" and "empty" barriers go through several phases.
-            run_delta(&mut ctx, p, f, 1, 1000, false, s + 7);
         }
     }
     assert!(!hopper || clusters == 7, "{clusters} cases ran the scan over clusters");
@@ -2913,14 +2910,38 @@ fn scan_trials(default: &KernelSource) -> Vec<(&'static str, KernelSource)> {
     ]
 }
 
-/// The scan over clusters with parts of its work cut (`MODELC_BENCH_TRIALS=1`, Hopper): where its
-/// time goes against the plain scan.
+/// The scan over clusters with parts of its synchronisation changed or cut (`MODELC_BENCH_TRIALS=1`,
+/// Hopper): where its time goes against the plain scan.
 fn cluster_scan_trials(default: &KernelSource) -> Vec<(&'static str, KernelSource)> {
+    let relaxed = (
+        "        if constexpr (MC) cluster_arrive();\n    }",
+        "        if constexpr (MC) cluster_arrive_relaxed();\n    }",
+    );
+    // W and k by each block's own cp.async again (the cluster barriers stay).
+    let own_loads = [
+        (
+            "        if constexpr (MC) {\n            if (tid == 0) mbar_expect_tx",
+            "        if constexpr (false) {\n            if (tid == 0) mbar_expect_tx",
+        ),
+        ("            mbar_wait(Fb + p, (unsigned)(c / NBUF) & 1u);\n", ""),
+    ];
     let (no_hs, no_vn) = (SCAN_NO_HS, SCAN_NO_VN);
-    vec![(
-        "cluster ablation: no h, v_new stores",
-        ablated(default, "cns", &[no_hs, no_vn]),
-    )]
+    vec![
+        ("cluster trial: relaxed arrive", ablated(default, "cra", &[relaxed])),
+        ("cluster trial: own cp.async loads", ablated(default, "col", &own_loads)),
+        (
+            "cluster trial: own loads, relaxed arrive",
+            ablated(default, "cor", &[own_loads[0], own_loads[1], relaxed]),
+        ),
+        (
+            "cluster ablation: no h, v_new stores",
+            ablated(default, "cns", &[no_hs, no_vn]),
+        ),
+        (
+            "cluster ablation: no stores, relaxed arrive",
+            ablated(default, "cnr", &[no_hs, no_vn, relaxed]),
+        ),
+    ]
 }
 
 /// The scan pass with parts of its memory traffic cut (wrong results; `MODELC_BENCH_ABLATIONS=1`):

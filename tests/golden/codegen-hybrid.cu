@@ -1357,24 +1357,24 @@ extern "C" __global__ void __launch_bounds__(256) sigmoid_decay_gate_9b511badf4d
     }
 }
 
-// ===== kernels/delta_rule_cp_prep_282dccef.cu =====
+// ===== kernels/delta_rule_cp_prep_e4f98ea5.cu =====
 /*
- * modelc mixer core: delta_rule_cp_prep_282dccef, delta_rule_cp_scan_282dccef, delta_rule_cp_out_282dccef, delta_rule_cp_scan_w32_282dccef (template).
+ * modelc mixer core: delta_rule_cp_prep_e4f98ea5, delta_rule_cp_scan_e4f98ea5, delta_rule_cp_out_e4f98ea5, delta_rule_cp_scan_w32_e4f98ea5 (template).
  * Fuses, in order:
  *   l2_norm(eps=1e-6, group=32)
  *   scale(0.17677669529663687)
  *   l2_norm(eps=1e-6, group=32)
  *   delta_rule(key_heads=1, value_heads=2, key_dim=32, value_dim=32, decay=scalar)
  *   gated_rms_norm(eps=1e-5, group=32, act=silu)
- * Bytes loaded:  400*batch*tokens + 8192*batch + 65792*batch*cdiv(tokens, 64) + 128
- * Bytes stored:  128*batch*tokens + 8192*batch + 65792*batch*cdiv(tokens, 64)
+ * Bytes loaded:  400*batch*tokens + 8192*batch + 61696*batch*cdiv(tokens, 64) + 128
+ * Bytes stored:  128*batch*tokens + 8192*batch + 61696*batch*cdiv(tokens, 64)
  * FLOPs:         25216*batch*tokens
  */
 /*
- * delta_rule_cp_{prep,scan,out}_282dccef: gated delta rule, chunked (WY representation / UT
+ * delta_rule_cp_{prep,scan,out}_e4f98ea5: gated delta rule, chunked (WY representation / UT
  *   transform), chunk-parallel on tensor cores (mma.sync m16n8k16 bf16 -> f32, ldmatrix,
  *   cp.async; sm_80+): three launches in order, fla's chunk_kda split.
- *   Hk = 1, Hv = 2, Dk = 32, Dv = 32, gate = scalar per head (GDN), qk l2norm = true, scale = 1.7677669e-1f, chunk C = 64, scan block SBV = 16 (or 32: delta_rule_cp_scan_w32_282dccef).
+ *   Hk = 1, Hv = 2, Dk = 32, Dv = 32, gate = scalar per head (GDN), qk l2norm = true, scale = 1.7677669e-1f, chunk C = 64, scan block SBV = 16 (or 32: delta_rule_cp_scan_w32_e4f98ea5).
  *   Gated RMSNorm epilogue: o <- o * rsqrt(mean_head(o^2) + 1e-5f) * norm_w * silu_f(gate)
  *   Per chunk, with G the in-chunk cumsum of g: A_qk[t,s] = sum_d q_td k_sd e^(G_td - G_sd)
  *   (s <= t), L[t,s] = beta_t sum_d k_td k_sd e^(G_td - G_sd) (s < t), W = (I + L)^-1
@@ -1389,7 +1389,7 @@ extern "C" __global__ void __launch_bounds__(256) sigmoid_decay_gate_9b511badf4d
  *   state_in / state_out [B,Hv,Dk,Dv] f32 (state_in null = zeros; they may alias).
  *   gate [B,T,Hv*Dv] bf16 rows with stride gate_stride; norm_w [Dv] f32 (the norm's weight).
  *   ws_raw: the workspace, delta_rule_cp_workspace_len() f32 elements (DcpWs below).
- * Dynamic smem: prep 81680, scan 44976, out 27648 bytes. Deterministic: fixed reduction orders,
+ * Dynamic smem: prep 81680, scan 44952, out 27648 bytes. Deterministic: fixed reduction orders,
  *   no atomics on data (one atomicOr on a flag word).
  */
 #include <cuda_bf16.h>
@@ -1685,26 +1685,6 @@ __device__ __forceinline__ void cluster_arrive_relaxed() { MODELC_SM90_ASM("barr
 __device__ __forceinline__ void cluster_arrive() { MODELC_SM90_ASM("barrier.cluster.arrive.release;" ::: "memory"); }
 __device__ __forceinline__ void cluster_wait() { MODELC_SM90_ASM("barrier.cluster.wait.acquire;" ::: "memory"); }
 __device__ __forceinline__ void cluster_sync() { cluster_arrive(); cluster_wait(); }
-/* Arrives (release, cluster scope) on the mbarrier at bar's offset in every CTA of a cluster of
- * CL (a consumer telling each producer that a buffer is free). */
-template <int CL>
-__device__ __forceinline__ void mbar_arrive_cluster(unsigned long long* bar) {
-    const unsigned a = static_cast<unsigned>(__cvta_generic_to_shared(bar));
-#pragma unroll
-    for (int r = 0; r < CL; ++r) {
-        unsigned ra = 0;
-        MODELC_SM90_ASM("mapa.shared::cluster.u32 %0, %1, %2;" : "=r"(ra) : "r"(a), "r"(r));
-        MODELC_SM90_ASM("mbarrier.arrive.release.cluster.shared::cluster.b64 _, [%0];" ::"r"(ra) : "memory");
-    }
-}
-/* Blocks until the phase of parity `parity` of this CTA's mbarrier bar has completed, acquiring
- * at cluster scope what other CTAs released there (mbar_arrive_cluster, asynchronous stores). */
-__device__ __forceinline__ void mbar_wait_cluster(unsigned long long* bar, unsigned parity) {
-    MODELC_SM90_ASM(
-        "{\n.reg .pred done;\nWAIT_%=:\n"
-        "mbarrier.try_wait.parity.acquire.cluster.shared::cta.b64 done, [%0], %1;\n"
-        "@!done bra WAIT_%=;\n}\n" ::"r"(static_cast<unsigned>(__cvta_generic_to_shared(bar))), "r"(parity) : "memory");
-}
 /* `bytes` (a multiple of 16, both addresses 16-byte aligned) from global src to dst in the
  * shared memory of every CTA of `mask` in the cluster (dst and bar at this CTA's offsets); each
  * destination's barrier bar completes the bytes. */
@@ -1723,14 +1703,12 @@ __device__ __forceinline__ void bulk_copy_multicast(void* dst, const void* src, 
 #define MODELC_DELTA_CP_WS
 /* The chunk-parallel form's workspace, for N = B * Hv * NC chunks (NC = ceil(T / 64)); chunk
  * n = (b * Hv + hv) * NC + c. f32 first, then bf16; every region starts 16-byte aligned (Dk and
- * Dv are multiples of 32). Rows of a partial last chunk past T hold zeros (their inputs are).
- * The scan's operands kh and W have rows of KP = DK + 8 (the last 8 unused), the scan's shared
- * layout, so that a run of rows is one bulk copy (the scan over clusters). */
+ * Dv are multiples of 32). Rows of a partial last chunk past T hold zeros (their inputs are). */
 struct DcpWs {
     float* egl; /* [N][DK]    e^G_last (the chunk's total decay)                       */
     bf16* qg;   /* [N][C][DK] q e^G (normalised, scaled)                               */
-    bf16* kh;   /* [N][C][KP] k e^(G_last - G)                                         */
-    bf16* w;    /* [N][C][KP] W = (I + L)^-1 diag(beta) (k e^G)                        */
+    bf16* kh;   /* [N][C][DK] k e^(G_last - G)                                         */
+    bf16* w;    /* [N][C][DK] W = (I + L)^-1 diag(beta) (k e^G)                        */
     bf16* u;    /* [N][C][DV] U = (I + L)^-1 diag(beta) v                              */
     bf16* aq;   /* [N][C][C]  A_qk, zero above the diagonal                            */
     bf16* hs;   /* [N][DK][DV] the state entering the chunk                            */
@@ -1742,8 +1720,8 @@ __device__ __forceinline__ DcpWs dcp_ws(float* base, long n) {
     s.egl = base;
     s.qg = reinterpret_cast<bf16*>(base + n * DK);
     s.kh = s.qg + n * C * DK;
-    s.w = s.kh + n * C * (DK + 8);
-    s.u = s.w + n * C * (DK + 8);
+    s.w = s.kh + n * C * DK;
+    s.u = s.w + n * C * DK;
     s.aq = s.u + n * C * DV;
     s.hs = s.aq + n * C * C;
     s.vn = s.hs + n * DK * DV;
@@ -1783,7 +1761,7 @@ __device__ __forceinline__ void dcp_store_rows(bf16* dst, long stride, const bf1
 #endif
 
 /*
- * delta_rule_cp_prep_282dccef: pass 1 of 3, one block per (chunk, value head, batch), no state.
+ * delta_rule_cp_prep_e4f98ea5: pass 1 of 3, one block per (chunk, value head, batch), no state.
  *   Fuses the q/k l2 norm and scale, the in-chunk cumsum of g (log2 units), the decayed q and k
  *   rows, A_qk and L (16-row block i against Kc_i, reference r = 16 i, fla's chunk_kda; a
  *   diagonal block whose decay span may pass 2^63 is summed exactly instead), the UT solve
@@ -1793,7 +1771,7 @@ __device__ __forceinline__ void dcp_store_rows(bf16* dst, long stride, const bf1
  * Grid (NC, Hv, B), block 256 threads = 4 row tiles x 2 column groups of warps,
  *   dynamic smem = the prep part of delta_rule_cp_smem().
  */
-extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_282dccef(
+extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_e4f98ea5(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -2039,7 +2017,7 @@ extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_282dccef
          *    of Kc (x < SPAN_MAX; the clamp only touches flagged blocks, recomputed above). */
         {
             bf16* qg = ws.qg + ci * C * DK + d0;
-            bf16* kh = ws.kh + ci * C * KP + d0;
+            bf16* kh = ws.kh + ci * C * DK + d0;
             /* (CpPrepVariant::ScalarRaw, a scalar gate) q and k stay undecayed for the intra-chunk
              * products, which step 6 scales by e^(G_t - G_s) <= 1; the other operands from the
              * per-row factors of Ex. No reference copies Kc. */
@@ -2058,7 +2036,7 @@ extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_282dccef
                 dtc_st2(&Kr[t * HP + d], kq[0], kq[1]);
                 dtc_st2(&Kb[t * KP + d0 + d], kb[0], kb[1]);
                 dtc_st2(&qg[t * DK + d], qo[0], qo[1]);
-                dtc_st2(&kh[t * KP + d], ko[0], ko[1]);
+                dtc_st2(&kh[t * DK + d], ko[0], ko[1]);
             }
             for (int d = tid; d < KH; d += NT) ws.egl[ci * DK + d0 + d] = exp2f(GAT(C - 1, d));
         }
@@ -2153,7 +2131,7 @@ extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_282dccef
                 dtc_st2(&Ts[(16 * mr + r4 + 8 * h) * KP + cg * (DK / 2) + 8 * n + c4], acc[n][2 * h], acc[n][2 * h + 1]);
     }
     __syncthreads();
-    dcp_store_rows<C, DK, NT>(ws.w + ci * C * KP, KP, Ts, KP, C, tid);
+    dcp_store_rows<C, DK, NT>(ws.w + ci * C * DK, DK, Ts, KP, C, tid);
     __syncthreads(); /* Ts is free for U */
     {
         float acc[NTV][4];
@@ -2186,7 +2164,7 @@ extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_282dccef
 }
 
 /*
- * delta_rule_cp_scan_282dccef: pass 2 of 3, the state scan over the chunks of a sequence.
+ * delta_rule_cp_scan_e4f98ea5: pass 2 of 3, the state scan over the chunks of a sequence.
  *   One block per (SBV value columns, value head, batch) (an entry per width, below); the state [DK][SBV] stays in f32 mma
  *   accumulators (warp w: row tiles w, w + 8, ..), a bf16 copy in shared memory feeds the
  *   products; v_new's row tile w & 3, columns half w >> 2. Per chunk: store h (bf16) to the workspace, v_new = U - W h, store v_new,
@@ -2194,16 +2172,14 @@ extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_282dccef
  *   are prefetched with cp.async (three buffers). Reads state_in (null = zeros), writes state_out.
  *   MC (sm_90, the delta_rule_cp_scan_mc_ entry): the DV / SBV blocks of a head form a cluster,
  *   and each block loads 2C / (DV / SBV) of the chunk's rows of W and k for the whole cluster
- *   (one bulk copy of the padded rows, multicast to every block, completing on the buffer's
- *   "full" mbarrier), so that L2 sends each row once per head rather than once per block. A
- *   block done with a buffer arrives on that buffer's "empty" mbarrier in every block of the
- *   cluster, and copies chunk c + 2 (after chunk c's v_new product) once its own "empty"
- *   barrier says every block is done with chunk c - 1. No cluster-wide barrier per chunk.
+ *   (bulk copies multicast to every block, completing on the buffer's mbarrier), so that L2 sends
+ *   each row once per head rather than once per block. Chunk c + 2 is staged after chunk c's
+ *   v_new product, once a cluster barrier says every block is done with chunk c - 1's buffer.
  * Grid (DV / SBV, Hv, B), block 256 threads (8 warps), dynamic smem = the scan part of
  *   delta_rule_cp_smem().
  */
 template <int SBV, bool MC> /* value columns per block; W and k multicast to a cluster */
-__device__ __forceinline__ void delta_rule_cp_scan_body_282dccef(
+__device__ __forceinline__ void delta_rule_cp_scan_body_e4f98ea5(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -2240,7 +2216,7 @@ __device__ __forceinline__ void delta_rule_cp_scan_body_282dccef(
     constexpr int NBUF = 3;               /* chunks in flight: the current one and two ahead   */
     constexpr int NCL = DV / SBV;         /* MC: blocks of the cluster (a head's value slices)  */
     constexpr int MROWS = 2 * C / NCL;    /* MC: rows of W, then k, a block copies for all      */
-    static_assert(!MC || (NCL >= 2 && NCL <= 8 && MROWS * NCL == 2 * C && MROWS <= C), "cluster of 2, 4 or 8");
+    static_assert(!MC || (NCL >= 2 && NCL <= 8 && MROWS * NCL == 2 * C && MROWS <= 256), "cluster of 2, 4 or 8");
     extern __shared__ __align__(16) unsigned char smem_raw[];
     bf16* Ss = reinterpret_cast<bf16*>(smem_raw);      /* [DK][SP] h, bf16                   */
     bf16* Vn = Ss + DK * SP;                           /* [C][SP] v_new                      */
@@ -2248,8 +2224,7 @@ __device__ __forceinline__ void delta_rule_cp_scan_body_282dccef(
     bf16* Kb = Wb + NBUF * C * KP;                     /* [NBUF][C][KP] k e^(G_last - G)     */
     bf16* Ub = Kb + NBUF * C * KP;                     /* [NBUF][C][SP] U                    */
     float* Eb = reinterpret_cast<float*>(Ub + NBUF * C * SP); /* [NBUF][DK] e^G_last         */
-    unsigned long long* Fb = reinterpret_cast<unsigned long long*>(Eb + NBUF * DK); /* MC: [NBUF] W, k landed */
-    unsigned long long* Fe = Fb + NBUF;                /* MC: [NBUF] every block done with it */
+    unsigned long long* Fb = reinterpret_cast<unsigned long long*>(Eb + NBUF * DK); /* MC: [NBUF] W, k full */
 
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
     const int r4 = lane >> 2, c4 = (lane & 3) * 2;
@@ -2268,19 +2243,17 @@ __device__ __forceinline__ void delta_rule_cp_scan_body_282dccef(
     auto stage = [&](int c, int p) {
         const long ci = bh * NC + c;
         if constexpr (MC) {
-            if (tid == 0) {
-                /* the buffer's last chunk, c - NBUF, is done with in every block */
-                if (c >= NBUF) mbar_wait_cluster(Fe + p, (unsigned)(c / NBUF - 1) & 1u);
-                mbar_expect_tx(Fb + p, 2 * C * KP * (unsigned)sizeof(bf16));
-                const int r0 = (int)rank * MROWS, t0 = r0 % C; /* rows 0..C-1: W, C..2C-1: k */
-                bulk_copy_multicast((r0 < C ? Wb : Kb) + (p * C + t0) * KP, (r0 < C ? ws.w : ws.kh) + (ci * C + t0) * KP,
-                                    MROWS * KP * (unsigned)sizeof(bf16), Fb + p, (unsigned short)((1u << NCL) - 1));
+            if (tid == 0) mbar_expect_tx(Fb + p, 2 * C * DK * (unsigned)sizeof(bf16));
+            if (tid < MROWS) {
+                const int r = (int)rank * MROWS + tid, t = r % C; /* rows 0..C-1: W, C..2C-1: k */
+                bulk_copy_multicast((r < C ? Wb : Kb) + (p * C + t) * KP, (r < C ? ws.w : ws.kh) + (ci * C + t) * DK,
+                                    DK * (unsigned)sizeof(bf16), Fb + p, (unsigned short)((1u << NCL) - 1));
             }
         } else {
             for (int e = tid; e < C * DK / 8; e += NT) {
                 const int t = e / (DK / 8), x = (e % (DK / 8)) * 8;
-                cp_async16(Wb + (p * C + t) * KP + x, ws.w + (ci * C + t) * KP + x, true);
-                cp_async16(Kb + (p * C + t) * KP + x, ws.kh + (ci * C + t) * KP + x, true);
+                cp_async16(Wb + (p * C + t) * KP + x, ws.w + (ci * C + t) * DK + x, true);
+                cp_async16(Kb + (p * C + t) * KP + x, ws.kh + (ci * C + t) * DK + x, true);
             }
         }
         for (int e = tid; e < C * SBV / 8; e += NT) {
@@ -2311,16 +2284,14 @@ __device__ __forceinline__ void delta_rule_cp_scan_body_282dccef(
     }
     if constexpr (MC) {
         if (tid == 0) {
-            for (int i = 0; i < NBUF; ++i) {
-                mbar_init(Fb + i, 1);
-                mbar_init(Fe + i, NCL);
-            }
+            for (int i = 0; i < NBUF; ++i) mbar_init(Fb + i, 1);
             asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
         }
         cluster_sync(); /* every block's barriers are initialised before a copy lands there */
     }
     stage(0, 0);
     if (NC > 1) stage(1, 1);
+    if constexpr (MC) cluster_arrive(); /* matches chunk 0's wait (buffer 2 was never used) */
     for (int c = 0; c < NC; ++c) {
         const int p = c % NBUF;
         const long ci = bh * NC + c;
@@ -2389,6 +2360,7 @@ __device__ __forceinline__ void delta_rule_cp_scan_body_282dccef(
         }
         __syncthreads(); /* Vn complete; every warp is done reading Ss */
         if constexpr (MC) {
+            cluster_wait(); /* every block of the cluster is done with chunk c - 1's buffer */
             if (c + 2 < NC) stage(c + 2, (c + 2) % NBUF);
         }
         for (int e = tid; e < C * SBV / 8; e += NT) {
@@ -2428,11 +2400,9 @@ __device__ __forceinline__ void delta_rule_cp_scan_body_282dccef(
             }
         }
         __syncthreads(); /* Ss updated; Vn and buffer p free */
-        if constexpr (MC) {
-            if (tid == 0) mbar_arrive_cluster<NCL>(Fe + p); /* in every block of the cluster */
-        }
+        if constexpr (MC) cluster_arrive();
     }
-    if constexpr (MC) cluster_sync(); /* no block leaves while another may still copy or arrive there */
+    if constexpr (MC) cluster_wait(); /* no block leaves while the cluster may still copy to it */
     if (state_out) {
 #pragma unroll
         for (int m = 0; m < MSW; ++m) {
@@ -2449,7 +2419,7 @@ __device__ __forceinline__ void delta_rule_cp_scan_body_282dccef(
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_282dccef(
+extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_e4f98ea5(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -2459,9 +2429,9 @@ extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_282dccef(
     const bf16* __restrict__ gate, int gate_stride, const float* __restrict__ norm_w,
     float* __restrict__ ws_raw)
 {
-    delta_rule_cp_scan_body_282dccef<16, false>(q, q_stride, k, k_stride, v, v_stride, g, beta, state_in, state_out, o, o_stride, T, gate, gate_stride, norm_w, ws_raw);
+    delta_rule_cp_scan_body_e4f98ea5<16, false>(q, q_stride, k, k_stride, v, v_stride, g, beta, state_in, state_out, o, o_stride, T, gate, gate_stride, norm_w, ws_raw);
 }
-extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_w32_282dccef(
+extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_w32_e4f98ea5(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -2471,17 +2441,17 @@ extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_w32_282dcce
     const bf16* __restrict__ gate, int gate_stride, const float* __restrict__ norm_w,
     float* __restrict__ ws_raw)
 {
-    delta_rule_cp_scan_body_282dccef<32, false>(q, q_stride, k, k_stride, v, v_stride, g, beta, state_in, state_out, o, o_stride, T, gate, gate_stride, norm_w, ws_raw);
+    delta_rule_cp_scan_body_e4f98ea5<32, false>(q, q_stride, k, k_stride, v, v_stride, g, beta, state_in, state_out, o, o_stride, T, gate, gate_stride, norm_w, ws_raw);
 }
 
 /*
- * delta_rule_cp_out_282dccef: pass 3 of 3, one block per (chunk, value head, batch).
+ * delta_rule_cp_out_e4f98ea5: pass 3 of 3, one block per (chunk, value head, batch).
  *   o = (q e^G) h + A_qk v_new over the chunk's full rows (all DV columns), then the store
  *   through the gated RMSNorm (the block owns full rows; the gate rows arrive with A_qk and v_new): o goes through shared memory (over v_new) so that rows leave in 16-byte pieces.
  * Grid (NC, Hv, B), block 256 threads = 4 row tiles x 2 column groups of warps (DV / 2
  *   columns each), dynamic smem = the output part of delta_rule_cp_smem().
  */
-extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_out_282dccef(
+extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_out_e4f98ea5(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -2708,24 +2678,24 @@ extern "C" __global__ void __launch_bounds__(256) decay_gate_sigmoid_e762b53fe97
     }
 }
 
-// ===== kernels/delta_rule_cp_prep_7d150e7d.cu =====
+// ===== kernels/delta_rule_cp_prep_9dc712d1.cu =====
 /*
- * modelc mixer core: delta_rule_cp_prep_7d150e7d, delta_rule_cp_scan_7d150e7d, delta_rule_cp_out_7d150e7d, delta_rule_cp_scan_w32_7d150e7d (template).
+ * modelc mixer core: delta_rule_cp_prep_9dc712d1, delta_rule_cp_scan_9dc712d1, delta_rule_cp_out_9dc712d1, delta_rule_cp_scan_w32_9dc712d1 (template).
  * Fuses, in order:
  *   l2_norm(eps=1e-6, group=32)
  *   scale(0.17677669529663687)
  *   l2_norm(eps=1e-6, group=32)
  *   delta_rule(key_heads=2, value_heads=2, key_dim=32, value_dim=32, decay=per_channel)
  *   gated_rms_norm(eps=1e-5, group=32, act=silu)
- * Bytes loaded:  776*batch*tokens + 8192*batch + 65792*batch*cdiv(tokens, 64) + 128
- * Bytes stored:  128*batch*tokens + 8192*batch + 65792*batch*cdiv(tokens, 64)
+ * Bytes loaded:  776*batch*tokens + 8192*batch + 61696*batch*cdiv(tokens, 64) + 128
+ * Bytes stored:  128*batch*tokens + 8192*batch + 61696*batch*cdiv(tokens, 64)
  * FLOPs:         25216*batch*tokens
  */
 /*
- * delta_rule_cp_{prep,scan,out}_7d150e7d: gated delta rule, chunked (WY representation / UT
+ * delta_rule_cp_{prep,scan,out}_9dc712d1: gated delta rule, chunked (WY representation / UT
  *   transform), chunk-parallel on tensor cores (mma.sync m16n8k16 bf16 -> f32, ldmatrix,
  *   cp.async; sm_80+): three launches in order, fla's chunk_kda split.
- *   Hk = 2, Hv = 2, Dk = 32, Dv = 32, gate = per key channel (KDA), qk l2norm = true, scale = 1.7677669e-1f, chunk C = 64, scan block SBV = 16 (or 32: delta_rule_cp_scan_w32_7d150e7d).
+ *   Hk = 2, Hv = 2, Dk = 32, Dv = 32, gate = per key channel (KDA), qk l2norm = true, scale = 1.7677669e-1f, chunk C = 64, scan block SBV = 16 (or 32: delta_rule_cp_scan_w32_9dc712d1).
  *   Gated RMSNorm epilogue: o <- o * rsqrt(mean_head(o^2) + 1e-5f) * norm_w * silu_f(gate)
  *   Per chunk, with G the in-chunk cumsum of g: A_qk[t,s] = sum_d q_td k_sd e^(G_td - G_sd)
  *   (s <= t), L[t,s] = beta_t sum_d k_td k_sd e^(G_td - G_sd) (s < t), W = (I + L)^-1
@@ -2740,7 +2710,7 @@ extern "C" __global__ void __launch_bounds__(256) decay_gate_sigmoid_e762b53fe97
  *   state_in / state_out [B,Hv,Dk,Dv] f32 (state_in null = zeros; they may alias).
  *   gate [B,T,Hv*Dv] bf16 rows with stride gate_stride; norm_w [Dv] f32 (the norm's weight).
  *   ws_raw: the workspace, delta_rule_cp_workspace_len() f32 elements (DcpWs below).
- * Dynamic smem: prep 81680, scan 44976, out 27648 bytes. Deterministic: fixed reduction orders,
+ * Dynamic smem: prep 81680, scan 44952, out 27648 bytes. Deterministic: fixed reduction orders,
  *   no atomics on data (one atomicOr on a flag word).
  */
 #include <cuda_bf16.h>
@@ -3036,26 +3006,6 @@ __device__ __forceinline__ void cluster_arrive_relaxed() { MODELC_SM90_ASM("barr
 __device__ __forceinline__ void cluster_arrive() { MODELC_SM90_ASM("barrier.cluster.arrive.release;" ::: "memory"); }
 __device__ __forceinline__ void cluster_wait() { MODELC_SM90_ASM("barrier.cluster.wait.acquire;" ::: "memory"); }
 __device__ __forceinline__ void cluster_sync() { cluster_arrive(); cluster_wait(); }
-/* Arrives (release, cluster scope) on the mbarrier at bar's offset in every CTA of a cluster of
- * CL (a consumer telling each producer that a buffer is free). */
-template <int CL>
-__device__ __forceinline__ void mbar_arrive_cluster(unsigned long long* bar) {
-    const unsigned a = static_cast<unsigned>(__cvta_generic_to_shared(bar));
-#pragma unroll
-    for (int r = 0; r < CL; ++r) {
-        unsigned ra = 0;
-        MODELC_SM90_ASM("mapa.shared::cluster.u32 %0, %1, %2;" : "=r"(ra) : "r"(a), "r"(r));
-        MODELC_SM90_ASM("mbarrier.arrive.release.cluster.shared::cluster.b64 _, [%0];" ::"r"(ra) : "memory");
-    }
-}
-/* Blocks until the phase of parity `parity` of this CTA's mbarrier bar has completed, acquiring
- * at cluster scope what other CTAs released there (mbar_arrive_cluster, asynchronous stores). */
-__device__ __forceinline__ void mbar_wait_cluster(unsigned long long* bar, unsigned parity) {
-    MODELC_SM90_ASM(
-        "{\n.reg .pred done;\nWAIT_%=:\n"
-        "mbarrier.try_wait.parity.acquire.cluster.shared::cta.b64 done, [%0], %1;\n"
-        "@!done bra WAIT_%=;\n}\n" ::"r"(static_cast<unsigned>(__cvta_generic_to_shared(bar))), "r"(parity) : "memory");
-}
 /* `bytes` (a multiple of 16, both addresses 16-byte aligned) from global src to dst in the
  * shared memory of every CTA of `mask` in the cluster (dst and bar at this CTA's offsets); each
  * destination's barrier bar completes the bytes. */
@@ -3074,14 +3024,12 @@ __device__ __forceinline__ void bulk_copy_multicast(void* dst, const void* src, 
 #define MODELC_DELTA_CP_WS
 /* The chunk-parallel form's workspace, for N = B * Hv * NC chunks (NC = ceil(T / 64)); chunk
  * n = (b * Hv + hv) * NC + c. f32 first, then bf16; every region starts 16-byte aligned (Dk and
- * Dv are multiples of 32). Rows of a partial last chunk past T hold zeros (their inputs are).
- * The scan's operands kh and W have rows of KP = DK + 8 (the last 8 unused), the scan's shared
- * layout, so that a run of rows is one bulk copy (the scan over clusters). */
+ * Dv are multiples of 32). Rows of a partial last chunk past T hold zeros (their inputs are). */
 struct DcpWs {
     float* egl; /* [N][DK]    e^G_last (the chunk's total decay)                       */
     bf16* qg;   /* [N][C][DK] q e^G (normalised, scaled)                               */
-    bf16* kh;   /* [N][C][KP] k e^(G_last - G)                                         */
-    bf16* w;    /* [N][C][KP] W = (I + L)^-1 diag(beta) (k e^G)                        */
+    bf16* kh;   /* [N][C][DK] k e^(G_last - G)                                         */
+    bf16* w;    /* [N][C][DK] W = (I + L)^-1 diag(beta) (k e^G)                        */
     bf16* u;    /* [N][C][DV] U = (I + L)^-1 diag(beta) v                              */
     bf16* aq;   /* [N][C][C]  A_qk, zero above the diagonal                            */
     bf16* hs;   /* [N][DK][DV] the state entering the chunk                            */
@@ -3093,8 +3041,8 @@ __device__ __forceinline__ DcpWs dcp_ws(float* base, long n) {
     s.egl = base;
     s.qg = reinterpret_cast<bf16*>(base + n * DK);
     s.kh = s.qg + n * C * DK;
-    s.w = s.kh + n * C * (DK + 8);
-    s.u = s.w + n * C * (DK + 8);
+    s.w = s.kh + n * C * DK;
+    s.u = s.w + n * C * DK;
     s.aq = s.u + n * C * DV;
     s.hs = s.aq + n * C * C;
     s.vn = s.hs + n * DK * DV;
@@ -3184,7 +3132,7 @@ __device__ __forceinline__ void dcp_ut_inverse_halves(const float* Lf, float* Af
 #endif
 
 /*
- * delta_rule_cp_prep_7d150e7d: pass 1 of 3, one block per (chunk, value head, batch), no state.
+ * delta_rule_cp_prep_9dc712d1: pass 1 of 3, one block per (chunk, value head, batch), no state.
  *   Fuses the q/k l2 norm and scale, the in-chunk cumsum of g (log2 units), the decayed q and k
  *   rows, A_qk and L (16-row block i against Kc_i, reference r = 16 i, fla's chunk_kda; a
  *   diagonal block whose decay span may pass 2^63 is summed exactly instead), the UT solve
@@ -3194,7 +3142,7 @@ __device__ __forceinline__ void dcp_ut_inverse_halves(const float* Lf, float* Af
  * Grid (NC, Hv, B), block 256 threads = 4 row tiles x 2 column groups of warps,
  *   dynamic smem = the prep part of delta_rule_cp_smem().
  */
-extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_7d150e7d(
+extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_9dc712d1(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -3470,7 +3418,7 @@ extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_7d150e7d
          *    of Kc (x < SPAN_MAX; the clamp only touches flagged blocks, recomputed above). */
         {
             bf16* qg = ws.qg + ci * C * DK + d0;
-            bf16* kh = ws.kh + ci * C * KP + d0;
+            bf16* kh = ws.kh + ci * C * DK + d0;
             /* (CpPrepVariant::FewExp) item e: channels d, d + 1 of rows 16 i + 8 h .. + 7 (block i).
              * Per (block, channel) the factors e^G_r, e^(G_last - G_r) and e^(G_r' - G_r) for the
              * later blocks r' (all <= 1); per element two exp2f, e^(G - G_r) <= 1 and
@@ -3529,7 +3477,7 @@ extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_7d150e7d
                     dtc_st2(&Kr[t * HP + d], kq[0], kq[1]);
                     dtc_st2(&Kb[t * KP + d0 + d], kb[0], kb[1]);
                     dtc_st2(&qg[t * DK + d], qo[0], qo[1]);
-                    dtc_st2(&kh[t * KP + d], ko[0], ko[1]);
+                    dtc_st2(&kh[t * DK + d], ko[0], ko[1]);
                 }
             }
             for (int d = tid; d < KH; d += NT) ws.egl[ci * DK + d0 + d] = exp2f(GAT(C - 1, d));
@@ -3625,7 +3573,7 @@ extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_7d150e7d
                 dtc_st2(&Ts[(16 * mr + r4 + 8 * h) * KP + cg * (DK / 2) + 8 * n + c4], acc[n][2 * h], acc[n][2 * h + 1]);
     }
     __syncthreads();
-    dcp_store_rows<C, DK, NT>(ws.w + ci * C * KP, KP, Ts, KP, C, tid);
+    dcp_store_rows<C, DK, NT>(ws.w + ci * C * DK, DK, Ts, KP, C, tid);
     __syncthreads(); /* Ts is free for U */
     {
         float acc[NTV][4];
@@ -3658,7 +3606,7 @@ extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_7d150e7d
 }
 
 /*
- * delta_rule_cp_scan_7d150e7d: pass 2 of 3, the state scan over the chunks of a sequence.
+ * delta_rule_cp_scan_9dc712d1: pass 2 of 3, the state scan over the chunks of a sequence.
  *   One block per (SBV value columns, value head, batch) (an entry per width, below); the state [DK][SBV] stays in f32 mma
  *   accumulators (warp w: row tiles w, w + 8, ..), a bf16 copy in shared memory feeds the
  *   products; v_new's row tile w & 3, columns half w >> 2. Per chunk: store h (bf16) to the workspace, v_new = U - W h, store v_new,
@@ -3666,16 +3614,14 @@ extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_7d150e7d
  *   are prefetched with cp.async (three buffers). Reads state_in (null = zeros), writes state_out.
  *   MC (sm_90, the delta_rule_cp_scan_mc_ entry): the DV / SBV blocks of a head form a cluster,
  *   and each block loads 2C / (DV / SBV) of the chunk's rows of W and k for the whole cluster
- *   (one bulk copy of the padded rows, multicast to every block, completing on the buffer's
- *   "full" mbarrier), so that L2 sends each row once per head rather than once per block. A
- *   block done with a buffer arrives on that buffer's "empty" mbarrier in every block of the
- *   cluster, and copies chunk c + 2 (after chunk c's v_new product) once its own "empty"
- *   barrier says every block is done with chunk c - 1. No cluster-wide barrier per chunk.
+ *   (bulk copies multicast to every block, completing on the buffer's mbarrier), so that L2 sends
+ *   each row once per head rather than once per block. Chunk c + 2 is staged after chunk c's
+ *   v_new product, once a cluster barrier says every block is done with chunk c - 1's buffer.
  * Grid (DV / SBV, Hv, B), block 256 threads (8 warps), dynamic smem = the scan part of
  *   delta_rule_cp_smem().
  */
 template <int SBV, bool MC> /* value columns per block; W and k multicast to a cluster */
-__device__ __forceinline__ void delta_rule_cp_scan_body_7d150e7d(
+__device__ __forceinline__ void delta_rule_cp_scan_body_9dc712d1(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -3712,7 +3658,7 @@ __device__ __forceinline__ void delta_rule_cp_scan_body_7d150e7d(
     constexpr int NBUF = 3;               /* chunks in flight: the current one and two ahead   */
     constexpr int NCL = DV / SBV;         /* MC: blocks of the cluster (a head's value slices)  */
     constexpr int MROWS = 2 * C / NCL;    /* MC: rows of W, then k, a block copies for all      */
-    static_assert(!MC || (NCL >= 2 && NCL <= 8 && MROWS * NCL == 2 * C && MROWS <= C), "cluster of 2, 4 or 8");
+    static_assert(!MC || (NCL >= 2 && NCL <= 8 && MROWS * NCL == 2 * C && MROWS <= 256), "cluster of 2, 4 or 8");
     extern __shared__ __align__(16) unsigned char smem_raw[];
     bf16* Ss = reinterpret_cast<bf16*>(smem_raw);      /* [DK][SP] h, bf16                   */
     bf16* Vn = Ss + DK * SP;                           /* [C][SP] v_new                      */
@@ -3720,8 +3666,7 @@ __device__ __forceinline__ void delta_rule_cp_scan_body_7d150e7d(
     bf16* Kb = Wb + NBUF * C * KP;                     /* [NBUF][C][KP] k e^(G_last - G)     */
     bf16* Ub = Kb + NBUF * C * KP;                     /* [NBUF][C][SP] U                    */
     float* Eb = reinterpret_cast<float*>(Ub + NBUF * C * SP); /* [NBUF][DK] e^G_last         */
-    unsigned long long* Fb = reinterpret_cast<unsigned long long*>(Eb + NBUF * DK); /* MC: [NBUF] W, k landed */
-    unsigned long long* Fe = Fb + NBUF;                /* MC: [NBUF] every block done with it */
+    unsigned long long* Fb = reinterpret_cast<unsigned long long*>(Eb + NBUF * DK); /* MC: [NBUF] W, k full */
 
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
     const int r4 = lane >> 2, c4 = (lane & 3) * 2;
@@ -3740,19 +3685,17 @@ __device__ __forceinline__ void delta_rule_cp_scan_body_7d150e7d(
     auto stage = [&](int c, int p) {
         const long ci = bh * NC + c;
         if constexpr (MC) {
-            if (tid == 0) {
-                /* the buffer's last chunk, c - NBUF, is done with in every block */
-                if (c >= NBUF) mbar_wait_cluster(Fe + p, (unsigned)(c / NBUF - 1) & 1u);
-                mbar_expect_tx(Fb + p, 2 * C * KP * (unsigned)sizeof(bf16));
-                const int r0 = (int)rank * MROWS, t0 = r0 % C; /* rows 0..C-1: W, C..2C-1: k */
-                bulk_copy_multicast((r0 < C ? Wb : Kb) + (p * C + t0) * KP, (r0 < C ? ws.w : ws.kh) + (ci * C + t0) * KP,
-                                    MROWS * KP * (unsigned)sizeof(bf16), Fb + p, (unsigned short)((1u << NCL) - 1));
+            if (tid == 0) mbar_expect_tx(Fb + p, 2 * C * DK * (unsigned)sizeof(bf16));
+            if (tid < MROWS) {
+                const int r = (int)rank * MROWS + tid, t = r % C; /* rows 0..C-1: W, C..2C-1: k */
+                bulk_copy_multicast((r < C ? Wb : Kb) + (p * C + t) * KP, (r < C ? ws.w : ws.kh) + (ci * C + t) * DK,
+                                    DK * (unsigned)sizeof(bf16), Fb + p, (unsigned short)((1u << NCL) - 1));
             }
         } else {
             for (int e = tid; e < C * DK / 8; e += NT) {
                 const int t = e / (DK / 8), x = (e % (DK / 8)) * 8;
-                cp_async16(Wb + (p * C + t) * KP + x, ws.w + (ci * C + t) * KP + x, true);
-                cp_async16(Kb + (p * C + t) * KP + x, ws.kh + (ci * C + t) * KP + x, true);
+                cp_async16(Wb + (p * C + t) * KP + x, ws.w + (ci * C + t) * DK + x, true);
+                cp_async16(Kb + (p * C + t) * KP + x, ws.kh + (ci * C + t) * DK + x, true);
             }
         }
         for (int e = tid; e < C * SBV / 8; e += NT) {
@@ -3783,16 +3726,14 @@ __device__ __forceinline__ void delta_rule_cp_scan_body_7d150e7d(
     }
     if constexpr (MC) {
         if (tid == 0) {
-            for (int i = 0; i < NBUF; ++i) {
-                mbar_init(Fb + i, 1);
-                mbar_init(Fe + i, NCL);
-            }
+            for (int i = 0; i < NBUF; ++i) mbar_init(Fb + i, 1);
             asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
         }
         cluster_sync(); /* every block's barriers are initialised before a copy lands there */
     }
     stage(0, 0);
     if (NC > 1) stage(1, 1);
+    if constexpr (MC) cluster_arrive(); /* matches chunk 0's wait (buffer 2 was never used) */
     for (int c = 0; c < NC; ++c) {
         const int p = c % NBUF;
         const long ci = bh * NC + c;
@@ -3861,6 +3802,7 @@ __device__ __forceinline__ void delta_rule_cp_scan_body_7d150e7d(
         }
         __syncthreads(); /* Vn complete; every warp is done reading Ss */
         if constexpr (MC) {
+            cluster_wait(); /* every block of the cluster is done with chunk c - 1's buffer */
             if (c + 2 < NC) stage(c + 2, (c + 2) % NBUF);
         }
         for (int e = tid; e < C * SBV / 8; e += NT) {
@@ -3900,11 +3842,9 @@ __device__ __forceinline__ void delta_rule_cp_scan_body_7d150e7d(
             }
         }
         __syncthreads(); /* Ss updated; Vn and buffer p free */
-        if constexpr (MC) {
-            if (tid == 0) mbar_arrive_cluster<NCL>(Fe + p); /* in every block of the cluster */
-        }
+        if constexpr (MC) cluster_arrive();
     }
-    if constexpr (MC) cluster_sync(); /* no block leaves while another may still copy or arrive there */
+    if constexpr (MC) cluster_wait(); /* no block leaves while the cluster may still copy to it */
     if (state_out) {
 #pragma unroll
         for (int m = 0; m < MSW; ++m) {
@@ -3921,7 +3861,7 @@ __device__ __forceinline__ void delta_rule_cp_scan_body_7d150e7d(
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_7d150e7d(
+extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_9dc712d1(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -3931,9 +3871,9 @@ extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_7d150e7d(
     const bf16* __restrict__ gate, int gate_stride, const float* __restrict__ norm_w,
     float* __restrict__ ws_raw)
 {
-    delta_rule_cp_scan_body_7d150e7d<16, false>(q, q_stride, k, k_stride, v, v_stride, g, beta, state_in, state_out, o, o_stride, T, gate, gate_stride, norm_w, ws_raw);
+    delta_rule_cp_scan_body_9dc712d1<16, false>(q, q_stride, k, k_stride, v, v_stride, g, beta, state_in, state_out, o, o_stride, T, gate, gate_stride, norm_w, ws_raw);
 }
-extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_w32_7d150e7d(
+extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_w32_9dc712d1(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -3943,17 +3883,17 @@ extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_w32_7d150e7
     const bf16* __restrict__ gate, int gate_stride, const float* __restrict__ norm_w,
     float* __restrict__ ws_raw)
 {
-    delta_rule_cp_scan_body_7d150e7d<32, false>(q, q_stride, k, k_stride, v, v_stride, g, beta, state_in, state_out, o, o_stride, T, gate, gate_stride, norm_w, ws_raw);
+    delta_rule_cp_scan_body_9dc712d1<32, false>(q, q_stride, k, k_stride, v, v_stride, g, beta, state_in, state_out, o, o_stride, T, gate, gate_stride, norm_w, ws_raw);
 }
 
 /*
- * delta_rule_cp_out_7d150e7d: pass 3 of 3, one block per (chunk, value head, batch).
+ * delta_rule_cp_out_9dc712d1: pass 3 of 3, one block per (chunk, value head, batch).
  *   o = (q e^G) h + A_qk v_new over the chunk's full rows (all DV columns), then the store
  *   through the gated RMSNorm (the block owns full rows; the gate rows arrive with A_qk and v_new): o goes through shared memory (over v_new) so that rows leave in 16-byte pieces.
  * Grid (NC, Hv, B), block 256 threads = 4 row tiles x 2 column groups of warps (DV / 2
  *   columns each), dynamic smem = the output part of delta_rule_cp_smem().
  */
-extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_out_7d150e7d(
+extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_out_9dc712d1(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -5626,9 +5566,9 @@ extern "C" __global__ void __launch_bounds__(128) kda_decode_step_2ea74efa(
 
 }
 
-// ===== kernels/kda_decode_step_cluster_bd1c1a05.cu =====
+// ===== kernels/kda_decode_step_cluster_ba5c9ef9.cu =====
 /*
- * modelc mixer core: kda_decode_step_cluster_bd1c1a05 (template).
+ * modelc mixer core: kda_decode_step_cluster_ba5c9ef9 (template).
  * Fuses, in order:
  *   linear
  *   decay_gate(group=32)
@@ -5645,7 +5585,7 @@ extern "C" __global__ void __launch_bounds__(128) kda_decode_step_2ea74efa(
  * FLOPs:         26752*batch*tokens
  */
 /*
- * kda_decode_step_cluster_bd1c1a05: one KDA layer's decode step after its input projection, each
+ * kda_decode_step_cluster_ba5c9ef9: one KDA layer's decode step after its input projection, each
  *   head on a cluster of 2 CTAs (sm_90: distributed shared memory).
  *   H = 2, Dk = 32, Dv = 32, conv K = 4 (bias = false, SiLU), decay rank 32, gate rank 32,
  *   qk l2norm = true, scale = 1.7677669e-1f.
@@ -5769,26 +5709,6 @@ __device__ __forceinline__ void cluster_arrive_relaxed() { MODELC_SM90_ASM("barr
 __device__ __forceinline__ void cluster_arrive() { MODELC_SM90_ASM("barrier.cluster.arrive.release;" ::: "memory"); }
 __device__ __forceinline__ void cluster_wait() { MODELC_SM90_ASM("barrier.cluster.wait.acquire;" ::: "memory"); }
 __device__ __forceinline__ void cluster_sync() { cluster_arrive(); cluster_wait(); }
-/* Arrives (release, cluster scope) on the mbarrier at bar's offset in every CTA of a cluster of
- * CL (a consumer telling each producer that a buffer is free). */
-template <int CL>
-__device__ __forceinline__ void mbar_arrive_cluster(unsigned long long* bar) {
-    const unsigned a = static_cast<unsigned>(__cvta_generic_to_shared(bar));
-#pragma unroll
-    for (int r = 0; r < CL; ++r) {
-        unsigned ra = 0;
-        MODELC_SM90_ASM("mapa.shared::cluster.u32 %0, %1, %2;" : "=r"(ra) : "r"(a), "r"(r));
-        MODELC_SM90_ASM("mbarrier.arrive.release.cluster.shared::cluster.b64 _, [%0];" ::"r"(ra) : "memory");
-    }
-}
-/* Blocks until the phase of parity `parity` of this CTA's mbarrier bar has completed, acquiring
- * at cluster scope what other CTAs released there (mbar_arrive_cluster, asynchronous stores). */
-__device__ __forceinline__ void mbar_wait_cluster(unsigned long long* bar, unsigned parity) {
-    MODELC_SM90_ASM(
-        "{\n.reg .pred done;\nWAIT_%=:\n"
-        "mbarrier.try_wait.parity.acquire.cluster.shared::cta.b64 done, [%0], %1;\n"
-        "@!done bra WAIT_%=;\n}\n" ::"r"(static_cast<unsigned>(__cvta_generic_to_shared(bar))), "r"(parity) : "memory");
-}
 /* `bytes` (a multiple of 16, both addresses 16-byte aligned) from global src to dst in the
  * shared memory of every CTA of `mask` in the cluster (dst and bar at this CTA's offsets); each
  * destination's barrier bar completes the bytes. */
@@ -5812,7 +5732,7 @@ __device__ __forceinline__ float column_sum(float x) {
 }
 #endif
 
-extern "C" __global__ void __cluster_dims__(2, 1, 1) __launch_bounds__(64) kda_decode_step_cluster_bd1c1a05(
+extern "C" __global__ void __cluster_dims__(2, 1, 1) __launch_bounds__(64) kda_decode_step_cluster_ba5c9ef9(
     const bf16* __restrict__ x, int x_stride,
     const bf16* __restrict__ conv_w, const bf16* __restrict__ conv_b, float* conv_state,
     const bf16* __restrict__ fa, int fa_stride, const bf16* __restrict__ fb,

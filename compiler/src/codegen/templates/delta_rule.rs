@@ -1019,8 +1019,8 @@ pub fn delta_rule_cp_smem(p: &DeltaRuleParams) -> [u32; 3] {
     let phase_b = 2 * c * fp * 4 + c * ap * 2 + c * vp * 2;
     let prep = kept + phase_a.max(phase_b);
     // scan: h [DK][SP], v_new [C][SP], and three buffers of W, k [C][KP], U [C][SP],
-    // e^G_last [DK], and their "full" and "empty" mbarriers (the cluster entry's).
-    let scan = (dk * sp + c * sp + 3 * (2 * c * kp + c * sp)) * 2 + 3 * dk * 4 + 2 * 3 * 8;
+    // e^G_last [DK], and their mbarriers (the cluster entry's).
+    let scan = (dk * sp + c * sp + 3 * (2 * c * kp + c * sp)) * 2 + 3 * dk * 4 + 3 * 8;
     // out: q e^G [C][KP], h [DK][VP], A_qk [C][AP], v_new [C][VP] (bf16), the norm's sums [2][C]
     // and, with the norm, its gate rows [C][VP] (bf16).
     let gate_rows = if p.gated_norm.is_some() { c * vp * 2 } else { 0 };
@@ -1029,12 +1029,11 @@ pub fn delta_rule_cp_smem(p: &DeltaRuleParams) -> [u32; 3] {
 }
 
 /// f32 elements of the chunk-parallel workspace per chunk of 64 tokens and value head
-/// (`DcpWs` in `delta_rule_cp.cu`): e^G_last `[Dk]` in f32; q e^G `[C][Dk]`, k e^(G_last - G)
-/// and W `[C][Dk + 8]` (the scan's padded rows), U, v_new `[C][Dv]`, A_qk `[C][C]` and the state
-/// `[Dk][Dv]` in bf16.
+/// (`DcpWs` in `delta_rule_cp.cu`): e^G_last `[Dk]` in f32; q e^G, k e^(G_last - G), W `[C][Dk]`,
+/// U, v_new `[C][Dv]`, A_qk `[C][C]` and the state `[Dk][Dv]` in bf16.
 pub fn delta_rule_cp_workspace_per_chunk(p: &DeltaRuleParams) -> usize {
     let (c, dk, dv) = (DELTA_TC_CHUNK, p.key_dim, p.value_dim);
-    dk + (c * dk + 2 * c * (dk + 8) + 2 * c * dv + c * c + dk * dv) / 2
+    dk + (3 * c * dk + 2 * c * dv + c * c + dk * dv) / 2
 }
 
 /// f32 elements of the chunk-parallel workspace for `batch` sequences of `tokens` tokens.
@@ -1070,14 +1069,13 @@ pub fn delta_rule_cp_traffic(p: &DeltaRuleParams, batch: usize, tokens: usize) -
     let state = batch * p.value_heads * dk * dv * f32;
     // workspace regions
     let egl = n * dk * f32;
-    let qg = n * c * dk * bf16;
-    let ck = n * c * (dk + 8) * bf16; /* kh or w (padded rows) */
+    let ck = n * c * dk * bf16; /* one of qg, kh, w */
     let cv = n * c * dv * bf16; /* one of u, vn */
     let aq = n * c * c * bf16;
     let hs = n * dk * dv * bf16;
-    let prep = qk + v + g_beta + egl + qg + 2 * ck + cv + aq;
+    let prep = qk + v + g_beta + egl + 3 * ck + cv + aq;
     let scan = 2 * ck + cv + egl + 2 * state + hs + cv;
-    let out = qg + hs + aq + cv + gate_rows + o;
+    let out = ck + hs + aq + cv + gate_rows + o;
     [prep, scan, out].map(|b| b as u64)
 }
 

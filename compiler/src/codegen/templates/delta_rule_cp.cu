@@ -3,14 +3,12 @@
 #define MODELC_DELTA_CP_WS
 /* The chunk-parallel form's workspace, for N = B * Hv * NC chunks (NC = ceil(T / 64)); chunk
  * n = (b * Hv + hv) * NC + c. f32 first, then bf16; every region starts 16-byte aligned (Dk and
- * Dv are multiples of 32). Rows of a partial last chunk past T hold zeros (their inputs are).
- * The scan's operands kh and W have rows of KP = DK + 8 (the last 8 unused), the scan's shared
- * layout, so that a run of rows is one bulk copy (the scan over clusters). */
+ * Dv are multiples of 32). Rows of a partial last chunk past T hold zeros (their inputs are). */
 struct DcpWs {
     float* egl; /* [N][DK]    e^G_last (the chunk's total decay)                       */
     bf16* qg;   /* [N][C][DK] q e^G (normalised, scaled)                               */
-    bf16* kh;   /* [N][C][KP] k e^(G_last - G)                                         */
-    bf16* w;    /* [N][C][KP] W = (I + L)^-1 diag(beta) (k e^G)                        */
+    bf16* kh;   /* [N][C][DK] k e^(G_last - G)                                         */
+    bf16* w;    /* [N][C][DK] W = (I + L)^-1 diag(beta) (k e^G)                        */
     bf16* u;    /* [N][C][DV] U = (I + L)^-1 diag(beta) v                              */
     bf16* aq;   /* [N][C][C]  A_qk, zero above the diagonal                            */
     bf16* hs;   /* [N][DK][DV] the state entering the chunk                            */
@@ -22,8 +20,8 @@ __device__ __forceinline__ DcpWs dcp_ws(float* base, long n) {
     s.egl = base;
     s.qg = reinterpret_cast<bf16*>(base + n * DK);
     s.kh = s.qg + n * C * DK;
-    s.w = s.kh + n * C * (DK + 8);
-    s.u = s.w + n * C * (DK + 8);
+    s.w = s.kh + n * C * DK;
+    s.u = s.w + n * C * DK;
     s.aq = s.u + n * C * DV;
     s.hs = s.aq + n * C * C;
     s.vn = s.hs + n * DK * DV;
@@ -318,7 +316,7 @@ extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_@HASH@(
          *    of Kc (x < SPAN_MAX; the clamp only touches flagged blocks, recomputed above). */
         {
             bf16* qg = ws.qg + ci * C * DK + d0;
-            bf16* kh = ws.kh + ci * C * KP + d0;
+            bf16* kh = ws.kh + ci * C * DK + d0;
             for (int e = tid; e < C * KH / 2; e += NT) {
                 const int t = e / (KH / 2), d = (e % (KH / 2)) * 2, i = t >> 4;
                 float qo[2], ko[2], qq[2], kq[2], kb[2];
@@ -346,7 +344,7 @@ extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_@HASH@(
                 dtc_st2(&Kr[t * HP + d], kq[0], kq[1]);
                 dtc_st2(&Kb[t * KP + d0 + d], kb[0], kb[1]);
                 dtc_st2(&qg[t * DK + d], qo[0], qo[1]);
-                dtc_st2(&kh[t * KP + d], ko[0], ko[1]);
+                dtc_st2(&kh[t * DK + d], ko[0], ko[1]);
             }
             for (int d = tid; d < KH; d += NT) ws.egl[ci * DK + d0 + d] = exp2f(GAT(C - 1, d));
         }
@@ -441,7 +439,7 @@ extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_@HASH@(
                 dtc_st2(&Ts[(16 * mr + r4 + 8 * h) * KP + cg * (DK / 2) + 8 * n + c4], acc[n][2 * h], acc[n][2 * h + 1]);
     }
     __syncthreads();
-    dcp_store_rows<C, DK, NT>(ws.w + ci * C * KP, KP, Ts, KP, C, tid);
+    dcp_store_rows<C, DK, NT>(ws.w + ci * C * DK, DK, Ts, KP, C, tid);
     __syncthreads(); /* Ts is free for U */
     {
         float acc[NTV][4];
@@ -482,11 +480,9 @@ extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_@HASH@(
  *   are prefetched with cp.async (three buffers). Reads state_in (null = zeros), writes state_out.
  *   MC (sm_90, the delta_rule_cp_scan_mc_ entry): the DV / SBV blocks of a head form a cluster,
  *   and each block loads 2C / (DV / SBV) of the chunk's rows of W and k for the whole cluster
- *   (one bulk copy of the padded rows, multicast to every block, completing on the buffer's
- *   "full" mbarrier), so that L2 sends each row once per head rather than once per block. A
- *   block done with a buffer arrives on that buffer's "empty" mbarrier in every block of the
- *   cluster, and copies chunk c + 2 (after chunk c's v_new product) once its own "empty"
- *   barrier says every block is done with chunk c - 1. No cluster-wide barrier per chunk.
+ *   (bulk copies multicast to every block, completing on the buffer's mbarrier), so that L2 sends
+ *   each row once per head rather than once per block. Chunk c + 2 is staged after chunk c's
+ *   v_new product, once a cluster barrier says every block is done with chunk c - 1's buffer.
  * Grid (DV / SBV, Hv, B), block 256 threads (8 warps), dynamic smem = the scan part of
  *   delta_rule_cp_smem().
  */
@@ -508,7 +504,7 @@ __device__ __forceinline__ void delta_rule_cp_scan_body_@HASH@(
     constexpr int NBUF = 3;               /* chunks in flight: the current one and two ahead   */
     constexpr int NCL = DV / SBV;         /* MC: blocks of the cluster (a head's value slices)  */
     constexpr int MROWS = 2 * C / NCL;    /* MC: rows of W, then k, a block copies for all      */
-    static_assert(!MC || (NCL >= 2 && NCL <= 8 && MROWS * NCL == 2 * C && MROWS <= C), "cluster of 2, 4 or 8");
+    static_assert(!MC || (NCL >= 2 && NCL <= 8 && MROWS * NCL == 2 * C && MROWS <= 256), "cluster of 2, 4 or 8");
     extern __shared__ __align__(16) unsigned char smem_raw[];
     bf16* Ss = reinterpret_cast<bf16*>(smem_raw);      /* [DK][SP] h, bf16                   */
     bf16* Vn = Ss + DK * SP;                           /* [C][SP] v_new                      */
@@ -516,8 +512,7 @@ __device__ __forceinline__ void delta_rule_cp_scan_body_@HASH@(
     bf16* Kb = Wb + NBUF * C * KP;                     /* [NBUF][C][KP] k e^(G_last - G)     */
     bf16* Ub = Kb + NBUF * C * KP;                     /* [NBUF][C][SP] U                    */
     float* Eb = reinterpret_cast<float*>(Ub + NBUF * C * SP); /* [NBUF][DK] e^G_last         */
-    unsigned long long* Fb = reinterpret_cast<unsigned long long*>(Eb + NBUF * DK); /* MC: [NBUF] W, k landed */
-    unsigned long long* Fe = Fb + NBUF;                /* MC: [NBUF] every block done with it */
+    unsigned long long* Fb = reinterpret_cast<unsigned long long*>(Eb + NBUF * DK); /* MC: [NBUF] W, k full */
 
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
     const int r4 = lane >> 2, c4 = (lane & 3) * 2;
@@ -536,19 +531,17 @@ __device__ __forceinline__ void delta_rule_cp_scan_body_@HASH@(
     auto stage = [&](int c, int p) {
         const long ci = bh * NC + c;
         if constexpr (MC) {
-            if (tid == 0) {
-                /* the buffer's last chunk, c - NBUF, is done with in every block */
-                if (c >= NBUF) mbar_wait_cluster(Fe + p, (unsigned)(c / NBUF - 1) & 1u);
-                mbar_expect_tx(Fb + p, 2 * C * KP * (unsigned)sizeof(bf16));
-                const int r0 = (int)rank * MROWS, t0 = r0 % C; /* rows 0..C-1: W, C..2C-1: k */
-                bulk_copy_multicast((r0 < C ? Wb : Kb) + (p * C + t0) * KP, (r0 < C ? ws.w : ws.kh) + (ci * C + t0) * KP,
-                                    MROWS * KP * (unsigned)sizeof(bf16), Fb + p, (unsigned short)((1u << NCL) - 1));
+            if (tid == 0) mbar_expect_tx(Fb + p, 2 * C * DK * (unsigned)sizeof(bf16));
+            if (tid < MROWS) {
+                const int r = (int)rank * MROWS + tid, t = r % C; /* rows 0..C-1: W, C..2C-1: k */
+                bulk_copy_multicast((r < C ? Wb : Kb) + (p * C + t) * KP, (r < C ? ws.w : ws.kh) + (ci * C + t) * DK,
+                                    DK * (unsigned)sizeof(bf16), Fb + p, (unsigned short)((1u << NCL) - 1));
             }
         } else {
             for (int e = tid; e < C * DK / 8; e += NT) {
                 const int t = e / (DK / 8), x = (e % (DK / 8)) * 8;
-                cp_async16(Wb + (p * C + t) * KP + x, ws.w + (ci * C + t) * KP + x, true);
-                cp_async16(Kb + (p * C + t) * KP + x, ws.kh + (ci * C + t) * KP + x, true);
+                cp_async16(Wb + (p * C + t) * KP + x, ws.w + (ci * C + t) * DK + x, true);
+                cp_async16(Kb + (p * C + t) * KP + x, ws.kh + (ci * C + t) * DK + x, true);
             }
         }
         for (int e = tid; e < C * SBV / 8; e += NT) {
@@ -579,16 +572,14 @@ __device__ __forceinline__ void delta_rule_cp_scan_body_@HASH@(
     }
     if constexpr (MC) {
         if (tid == 0) {
-            for (int i = 0; i < NBUF; ++i) {
-                mbar_init(Fb + i, 1);
-                mbar_init(Fe + i, NCL);
-            }
+            for (int i = 0; i < NBUF; ++i) mbar_init(Fb + i, 1);
             asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
         }
         cluster_sync(); /* every block's barriers are initialised before a copy lands there */
     }
     stage(0, 0);
     if (NC > 1) stage(1, 1);
+    if constexpr (MC) cluster_arrive(); /* matches chunk 0's wait (buffer 2 was never used) */
     for (int c = 0; c < NC; ++c) {
         const int p = c % NBUF;
         const long ci = bh * NC + c;
@@ -657,6 +648,7 @@ __device__ __forceinline__ void delta_rule_cp_scan_body_@HASH@(
         }
         __syncthreads(); /* Vn complete; every warp is done reading Ss */
         if constexpr (MC) {
+            cluster_wait(); /* every block of the cluster is done with chunk c - 1's buffer */
             if (c + 2 < NC) stage(c + 2, (c + 2) % NBUF);
         }
         for (int e = tid; e < C * SBV / 8; e += NT) {
@@ -696,11 +688,9 @@ __device__ __forceinline__ void delta_rule_cp_scan_body_@HASH@(
             }
         }
         __syncthreads(); /* Ss updated; Vn and buffer p free */
-        if constexpr (MC) {
-            if (tid == 0) mbar_arrive_cluster<NCL>(Fe + p); /* in every block of the cluster */
-        }
+        if constexpr (MC) cluster_arrive();
     }
-    if constexpr (MC) cluster_sync(); /* no block leaves while another may still copy or arrive there */
+    if constexpr (MC) cluster_wait(); /* no block leaves while the cluster may still copy to it */
     if (state_out) {
 #pragma unroll
         for (int m = 0; m < MSW; ++m) {

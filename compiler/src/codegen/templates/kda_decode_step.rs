@@ -516,8 +516,7 @@ impl ClusterExchange {
     }
 }
 
-/// The asynchronous exchange's helpers (after [`MBAR_PRELUDE`] and [`CLUSTER_HELPERS`], whose
-/// `mbar_wait_cluster` it waits with).
+/// The asynchronous exchange's helpers (after [`MBAR_PRELUDE`] and [`CLUSTER_HELPERS`]).
 const KDA_ASYNC_EXCHANGE_HELPERS: &str = r#"#ifndef MODELC_KDA_ASYNC_EXCHANGE_HELPERS
 #define MODELC_KDA_ASYNC_EXCHANGE_HELPERS
 /* Writes v to the variable at p (this CTA's shared memory) in every CTA of the cluster, each an
@@ -533,6 +532,14 @@ __device__ __forceinline__ void cluster_put_async(unsigned long long* bar, float
         MODELC_SM90_ASM("st.async.shared::cluster.mbarrier::complete_tx::bytes.b32 [%0], %1, [%2];"
                         :: "r"(ra), "r"(__float_as_uint(v)), "r"(rm) : "memory");
     }
+}
+/* Blocks until the phase of parity `parity` has completed, acquiring at cluster scope what the
+ * other CTAs' asynchronous stores wrote. */
+__device__ __forceinline__ void mbar_wait_cluster(unsigned long long* bar, unsigned parity) {
+    MODELC_SM90_ASM(
+        "{\n.reg .pred done;\nWAIT_%=:\n"
+        "mbarrier.try_wait.parity.acquire.cluster.shared::cta.b64 done, [%0], %1;\n"
+        "@!done bra WAIT_%=;\n}\n" ::"r"(smem_addr(bar)), "r"(parity) : "memory");
 }
 #endif
 "#;

@@ -249,26 +249,6 @@ __device__ __forceinline__ void cluster_arrive_relaxed() { MODELC_SM90_ASM("barr
 __device__ __forceinline__ void cluster_arrive() { MODELC_SM90_ASM("barrier.cluster.arrive.release;" ::: "memory"); }
 __device__ __forceinline__ void cluster_wait() { MODELC_SM90_ASM("barrier.cluster.wait.acquire;" ::: "memory"); }
 __device__ __forceinline__ void cluster_sync() { cluster_arrive(); cluster_wait(); }
-/* Arrives (release, cluster scope) on the mbarrier at bar's offset in every CTA of a cluster of
- * CL (a consumer telling each producer that a buffer is free). */
-template <int CL>
-__device__ __forceinline__ void mbar_arrive_cluster(unsigned long long* bar) {
-    const unsigned a = static_cast<unsigned>(__cvta_generic_to_shared(bar));
-#pragma unroll
-    for (int r = 0; r < CL; ++r) {
-        unsigned ra = 0;
-        MODELC_SM90_ASM("mapa.shared::cluster.u32 %0, %1, %2;" : "=r"(ra) : "r"(a), "r"(r));
-        MODELC_SM90_ASM("mbarrier.arrive.release.cluster.shared::cluster.b64 _, [%0];" ::"r"(ra) : "memory");
-    }
-}
-/* Blocks until the phase of parity `parity` of this CTA's mbarrier bar has completed, acquiring
- * at cluster scope what other CTAs released there (mbar_arrive_cluster, asynchronous stores). */
-__device__ __forceinline__ void mbar_wait_cluster(unsigned long long* bar, unsigned parity) {
-    MODELC_SM90_ASM(
-        "{\n.reg .pred done;\nWAIT_%=:\n"
-        "mbarrier.try_wait.parity.acquire.cluster.shared::cta.b64 done, [%0], %1;\n"
-        "@!done bra WAIT_%=;\n}\n" ::"r"(static_cast<unsigned>(__cvta_generic_to_shared(bar))), "r"(parity) : "memory");
-}
 /* `bytes` (a multiple of 16, both addresses 16-byte aligned) from global src to dst in the
  * shared memory of every CTA of `mask` in the cluster (dst and bar at this CTA's offsets); each
  * destination's barrier bar completes the bytes. */

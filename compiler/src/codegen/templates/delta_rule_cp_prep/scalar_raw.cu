@@ -16,5 +16,5 @@
                 dtc_st2(&Kr[t * HP + d], kq[0], kq[1]);
                 dtc_st2(&Kb[t * KP + d0 + d], kb[0], kb[1]);
                 dtc_st2(&qg[t * DK + d], qo[0], qo[1]);
-                dtc_st2(&kh[t * KP + d], ko[0], ko[1]);
+                dtc_st2(&kh[t * DK + d], ko[0], ko[1]);
             }
