@@ -2897,10 +2897,55 @@ fn scan_trials(default: &KernelSource) -> Vec<(&'static str, KernelSource)> {
             &format!("{SCAN_HS_STORE}        if (!MC && c + 2 < NC) stage(c + 2, (c + 2) % NBUF);\n{SCAN_VN_BARRIER}"),
         ),
     ];
+    // One barrier between chunks: chunk c + 1's copies are waited for before the barrier that
+    // ends chunk c, which then also stands for the next chunk's "buffer ready" barrier.
+    let one_barrier = [
+        (
+            "            stage(c + 2, (c + 2) % NBUF);
+            cp_async_wait<2>();
+        } else if (c + 1 < NC) {
+            cp_async_wait<1>();
+        } else {
+            cp_async_wait<0>();
+        }
+        __syncthreads(); /* buffer p and Ss are ready */",
+            "            stage(c + 2, (c + 2) % NBUF);
+        }
+        if constexpr (MC) __syncthreads(); /* buffer p and Ss are ready */",
+        ),
+        (
+            "    if (NC > 1) stage(1, 1);\n",
+            "    if (NC > 1) stage(1, 1);
+    if constexpr (!MC) {
+        if (NC > 1) {
+            cp_async_wait<1>();
+        } else {
+            cp_async_wait<0>();
+        }
+        __syncthreads(); /* chunk 0 landed; Ss is ready */
+    }
+",
+        ),
+        (
+            "        __syncthreads(); /* Ss updated; Vn and buffer p free */",
+            "        if constexpr (!MC) {
+            if (c + 2 < NC) {
+                cp_async_wait<1>();
+            } else {
+                cp_async_wait<0>();
+            }
+        }
+        __syncthreads(); /* Ss updated; Vn and buffer p free; chunk c + 1 landed */",
+        ),
+    ];
     vec![
         (
             "trial: scan stages chunk c+2 after v_new",
             ablated(default, "tls", &late_stage),
+        ),
+        (
+            "trial: scan with one barrier between chunks",
+            ablated(default, "tob", &one_barrier),
         ),
         ("trial: scan stores h after v_new", ablated(default, "tlh", &late_hs)),
         (
