@@ -1069,8 +1069,9 @@ pub fn delta_rule_cp_traffic(p: &DeltaRuleParams, batch: usize, tokens: usize) -
     let state = batch * p.value_heads * dk * dv * f32;
     // workspace regions
     let egl = n * dk * f32;
-    let ck = n * c * dk * bf16; /* one of qg, kh, w */
-    let cv = n * c * dv * bf16; /* one of u, vn */
+    // ck: one of q e^G, k e^(G_last - G), W; cv: one of U, v_new.
+    let ck = n * c * dk * bf16;
+    let cv = n * c * dv * bf16;
     let aq = n * c * c * bf16;
     let hs = n * dk * dv * bf16;
     let prep = qk + v + g_beta + egl + 3 * ck + cv + aq;
