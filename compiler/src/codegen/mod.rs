@@ -216,6 +216,7 @@ pub fn generate(placed: Graph) -> Result<Codegen, CodegenError> {
                     smem: 0,
                     args: g.args,
                     variants: Vec::new(),
+                    pdl: false,
                 };
                 steps.push(StepCode {
                     prefill: vec![launch.clone()],
@@ -315,6 +316,7 @@ fn launch_spec(l: &cores::CoreLaunch, map: &[Option<usize>]) -> LaunchSpec {
                 ..v.clone()
             })
             .collect(),
+        pdl: l.pdl,
     }
 }
 
