@@ -97,12 +97,6 @@ impl Ctx {
         unsafe { self.gpu.launch(kernel, dims, args) }.unwrap_or_else(|e| panic!("{e}"));
     }
 
-    /// [`Ctx::launch`], as a programmatic dependent launch where `pdl` (`Gpu::launch_ex`).
-    fn launch_pdl(&self, kernel: &str, dims: LaunchDims, args: &[KernelArg], pdl: bool) {
-        // SAFETY: as `launch`; a kernel launched with `pdl` waits for what it reads (its template).
-        unsafe { self.gpu.launch_ex(kernel, dims, args, pdl) }.unwrap_or_else(|e| panic!("{e}"));
-    }
-
     fn bf16(&self, data: &[f64], what: &str) -> GpuBuffer<bf16> {
         let h: Vec<bf16> = data.iter().map(|&x| bf16::from_f64(x)).collect();
         self.gpu.upload(&h, what).unwrap()
@@ -1114,10 +1108,8 @@ fn run_delta_decays(
             entries[1] = src.entries.last().unwrap();
             assert!(entries[1].starts_with("delta_rule_cp_scan_mc_"), "{}", entries[1]);
         }
-        // The output pass as the scan's programmatic dependent, as programs launch it: it may
-        // run beside the scan, waiting for each chunk's h and v_new.
-        for (pass, (entry, l)) in entries.into_iter().zip(delta_rule_cp_launches(p, b, t)).enumerate() {
-            ctx.launch_pdl(entry, l, &args, pass == 2);
+        for (entry, l) in entries.into_iter().zip(delta_rule_cp_launches(p, b, t)) {
+            ctx.launch(entry, l, &args);
         }
         ctx.gpu.synchronize().unwrap();
     } else {
@@ -1412,19 +1404,6 @@ fn delta_rule_chunk_parallel_matches_reference() {
             run_delta(&mut ctx, p, f, 3, 200, false, s + 4);
             run_delta_decays(&mut ctx, p, f, 1, 100, false, s + 5, -12.0, OutRows::Padded);
             run_delta_decays(&mut ctx, p, f, 2, 150, false, s + 6, -3.0, OutRows::Aligned);
-        }
-        // A long sequence at two heads: few scan blocks, so most output blocks start while the
-        // scan runs and wait for their chunks.
-        if matches!(i, 0 | 2) {
-            run_delta(
-                &mut ctx,
-                p,
-                DeltaForm::ChunkParallel(CpPrepVariant::default_for(p)),
-                1,
-                4096,
-                false,
-                990 + i as u64,
-            );
         }
         // On Hopper, the scan over clusters (where the module has it) on the same inputs: one
         // chunk, a partial last chunk, several sequences, state in place, strong decays.
@@ -2771,13 +2750,6 @@ impl DeltaBench {
                 ctx.launch(e, l, &a);
             }
         });
-        // The output pass as the scan's programmatic dependent (what programs launch on sm_90):
-        // it runs beside the scan where an SM has room for both.
-        let ms_beside = time_ms(ctx, 10, || {
-            for (i, (e, l)) in entries.iter().zip(launches).enumerate() {
-                ctx.launch_pdl(e, l, &a, i == 2);
-            }
-        });
         let pass: Vec<f64> = entries
             .iter()
             .zip(launches)
@@ -2787,7 +2759,7 @@ impl DeltaBench {
         let traffic = delta_rule_cp_traffic(p, self.b, self.t);
         let tbs = |i: usize| traffic[i] as f64 / (pass[i] * 1e9);
         println!(
-            "| delta_rule_chunk_parallel {name} SBV{} | B{} T{} H{} Dk=Dv=128 | {ms:.3} | out beside the scan {ms_beside:.3} | prep {:.3} scan {:.3} out {:.3} | {:.0} ktok/s | TB/s prep {:.2} scan {:.2} out {:.2} |",
+            "| delta_rule_chunk_parallel {name} SBV{} | B{} T{} H{} Dk=Dv=128 | {ms:.3} | prep {:.3} scan {:.3} out {:.3} | {:.0} ktok/s | TB/s prep {:.2} scan {:.2} out {:.2} |",
             p.scan_block,
             self.b,
             self.t,

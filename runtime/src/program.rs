@@ -716,9 +716,8 @@ pub struct LaunchStep {
     /// Dynamic shared memory in bytes.
     pub smem: u32,
     pub args: Vec<Arg>,
-    /// The kernel starts by waiting for the kernels before it (`griddepcontrol.wait`), or waits
-    /// for what it reads by itself (the chunk-parallel delta rule's output pass), so it may be
-    /// launched as a programmatic dependent launch (it overlaps the previous kernel's tail).
+    /// The kernel starts by waiting for the kernels before it (`griddepcontrol.wait`), so it may
+    /// be launched as a programmatic dependent launch (it overlaps the previous kernel's tail).
     #[serde(default, skip_serializing_if = "is_false")]
     pub pdl: bool,
     /// Launches to use in place of this one on some devices or for some calls (the first whose

@@ -1482,24 +1482,24 @@ extern "C" __global__ void __launch_bounds__(128) conv1d_44a3c38d(
     }
 }
 
-// ===== kernels/delta_rule_cp_prep_7d9410ae.cu =====
+// ===== kernels/delta_rule_cp_prep_a210827d.cu =====
 /*
- * modelc mixer core: delta_rule_cp_prep_7d9410ae, delta_rule_cp_scan_7d9410ae, delta_rule_cp_out_7d9410ae, delta_rule_cp_scan_w32_7d9410ae (template).
+ * modelc mixer core: delta_rule_cp_prep_a210827d, delta_rule_cp_scan_a210827d, delta_rule_cp_out_a210827d, delta_rule_cp_scan_w32_a210827d (template).
  * Fuses, in order:
  *   l2_norm(eps=1e-6, group=32)
  *   scale(0.17677669529663687)
  *   l2_norm(eps=1e-6, group=32)
  *   delta_rule(key_heads=2, value_heads=2, key_dim=32, value_dim=32, decay=per_channel)
  *   gated_rms_norm(eps=1e-6, group=32, act=sigmoid)
- * Bytes loaded:  776*batch*tokens + 8192*batch + 61704*batch*cdiv(tokens, 64) + 128
- * Bytes stored:  128*batch*tokens + 8192*batch + 61704*batch*cdiv(tokens, 64)
+ * Bytes loaded:  776*batch*tokens + 8192*batch + 61696*batch*cdiv(tokens, 64) + 128
+ * Bytes stored:  128*batch*tokens + 8192*batch + 61696*batch*cdiv(tokens, 64)
  * FLOPs:         25216*batch*tokens
  */
 /*
- * delta_rule_cp_{prep,scan,out}_7d9410ae: gated delta rule, chunked (WY representation / UT
+ * delta_rule_cp_{prep,scan,out}_a210827d: gated delta rule, chunked (WY representation / UT
  *   transform), chunk-parallel on tensor cores (mma.sync m16n8k16 bf16 -> f32, ldmatrix,
  *   cp.async; sm_80+): three launches in order, fla's chunk_kda split.
- *   Hk = 2, Hv = 2, Dk = 32, Dv = 32, gate = per key channel (KDA), qk l2norm = true, scale = 1.7677669e-1f, chunk C = 64, scan block SBV = 16 (or 32: delta_rule_cp_scan_w32_7d9410ae).
+ *   Hk = 2, Hv = 2, Dk = 32, Dv = 32, gate = per key channel (KDA), qk l2norm = true, scale = 1.7677669e-1f, chunk C = 64, scan block SBV = 16 (or 32: delta_rule_cp_scan_w32_a210827d).
  *   Gated RMSNorm epilogue: o <- o * rsqrt(mean_head(o^2) + 1e-6f) * norm_w * (1.0f / (1.0f + expf(-gate)))
  *   Per chunk, with G the in-chunk cumsum of g: A_qk[t,s] = sum_d q_td k_sd e^(G_td - G_sd)
  *   (s <= t), L[t,s] = beta_t sum_d k_td k_sd e^(G_td - G_sd) (s < t), W = (I + L)^-1
@@ -1514,7 +1514,7 @@ extern "C" __global__ void __launch_bounds__(128) conv1d_44a3c38d(
  *   state_in / state_out [B,Hv,Dk,Dv] f32 (state_in null = zeros; they may alias).
  *   gate [B,T,Hv*Dv] bf16 rows with stride gate_stride; norm_w [Dv] f32 (the norm's weight).
  *   ws_raw: the workspace, delta_rule_cp_workspace_len() f32 elements (DcpWs below).
- * Dynamic smem: prep 81680, scan 44952, out 22528 bytes. Deterministic: fixed reduction orders,
+ * Dynamic smem: prep 81680, scan 44952, out 27648 bytes. Deterministic: fixed reduction orders,
  *   no atomics on data (one atomicOr on a flag word).
  */
 #include <cuda_bf16.h>
@@ -1838,8 +1838,6 @@ struct DcpWs {
     bf16* aq;   /* [N][C][C]  A_qk, zero above the diagonal                            */
     bf16* hs;   /* [N][DK][DV] the state entering the chunk                            */
     bf16* vn;   /* [N][C][DV] v_new = U - W h                                          */
-    unsigned* ready; /* [N] columns of the chunk's h and v_new the scan has written: the prep
-                      * zeroes it, each scan block adds its SBV, the output pass waits for DV */
 };
 template <int C, int DK, int DV>
 __device__ __forceinline__ DcpWs dcp_ws(float* base, long n) {
@@ -1852,43 +1850,7 @@ __device__ __forceinline__ DcpWs dcp_ws(float* base, long n) {
     s.aq = s.u + n * C * DV;
     s.hs = s.aq + n * C * C;
     s.vn = s.hs + n * DK * DV;
-    s.ready = reinterpret_cast<unsigned*>(s.vn + n * C * DV);
     return s;
-}
-
-/* The scan's side of the hand-over to the output pass (which may run beside it, launched as a
- * programmatic dependent of the scan): after a barrier that follows every thread's stores of
- * chunk n's h and v_new, one thread makes them visible at gpu scope and adds the block's columns
- * (the pattern of a grid barrier's arrival). */
-template <int SBV>
-__device__ __forceinline__ void dcp_publish_chunk(unsigned* ready, int tid) {
-    if (tid == 0) {
-        __threadfence();
-        atomicAdd(ready, (unsigned)SBV);
-    }
-}
-
-/* The output pass's side: waits until every column of chunk n's h and v_new is written (ready
- * reaches DV), then lets the block read them. Normally they are (the scan has finished); beside
- * a running scan, one thread polls. A wait over 10 s traps (a launch whose scan never ran fails
- * instead of hanging). */
-template <int DV>
-__device__ __forceinline__ void dcp_wait_chunk(const unsigned* ready, int tid) {
-    if (tid == 0) {
-        unsigned got;
-        asm volatile("ld.acquire.gpu.global.u32 %0, [%1];\n" : "=r"(got) : "l"(ready) : "memory");
-        if (got < (unsigned)DV) {
-            unsigned long long t0, now;
-            asm volatile("mov.u64 %0, %%globaltimer;\n" : "=l"(t0));
-            do {
-                __nanosleep(200);
-                asm volatile("ld.acquire.gpu.global.u32 %0, [%1];\n" : "=r"(got) : "l"(ready) : "memory");
-                asm volatile("mov.u64 %0, %%globaltimer;\n" : "=l"(now));
-                if (now - t0 > 10000000000ull) __trap();
-            } while (got < (unsigned)DV);
-        }
-    }
-    __syncthreads();
 }
 
 /* The sum of squares of 8 bf16 (a 16-byte piece of a row). */
@@ -1974,7 +1936,7 @@ __device__ __forceinline__ void dcp_ut_inverse_halves(const float* Lf, float* Af
 #endif
 
 /*
- * delta_rule_cp_prep_7d9410ae: pass 1 of 3, one block per (chunk, value head, batch), no state.
+ * delta_rule_cp_prep_a210827d: pass 1 of 3, one block per (chunk, value head, batch), no state.
  *   Fuses the q/k l2 norm and scale, the in-chunk cumsum of g (log2 units), the decayed q and k
  *   rows, A_qk and L (16-row block i against Kc_i, reference r = 16 i, fla's chunk_kda; a
  *   diagonal block whose decay span may pass 2^63 is summed exactly instead), the UT solve
@@ -1984,7 +1946,7 @@ __device__ __forceinline__ void dcp_ut_inverse_halves(const float* Lf, float* Af
  * Grid (NC, Hv, B), block 256 threads = 4 row tiles x 2 column groups of warps,
  *   dynamic smem = the prep part of delta_rule_cp_smem().
  */
-extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_7d9410ae(
+extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_a210827d(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -2083,10 +2045,7 @@ extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_7d9410ae
      *    rounding difference to the cumsum below, so no factor of Kc is ever clamped). */
     /* the first pass's operands are in flight (cp.async) during step 0 */
     stage_pass(0);
-    if (tid == 0) {
-        flags[0] = 0;
-        ws.ready[ci] = 0u; /* the scan counts this chunk's columns from here */
-    }
+    if (tid == 0) flags[0] = 0;
     if (tid < C) bs[tid] = tid < cn ? beta[(row0 + tid) * HV + hv] : 0.0f;
     /* (CpPrepVariant::EarlySpan) step 0's span loads, issued before the norms' loads are
      * waited for, so that both take one trip to memory (profiled on the H100, the span's own
@@ -2451,7 +2410,7 @@ extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_7d9410ae
 }
 
 /*
- * delta_rule_cp_scan_7d9410ae: pass 2 of 3, the state scan over the chunks of a sequence.
+ * delta_rule_cp_scan_a210827d: pass 2 of 3, the state scan over the chunks of a sequence.
  *   One block per (SBV value columns, value head, batch) (an entry per width, below); the state [DK][SBV] stays in f32 mma
  *   accumulators (warp w: row tiles w, w + 8, ..), a bf16 copy in shared memory feeds the
  *   products; v_new's row tile w & 3, columns half w >> 2. Per chunk: store h (bf16) to the workspace, v_new = U - W h, store v_new,
@@ -2466,7 +2425,7 @@ extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_7d9410ae
  *   delta_rule_cp_smem().
  */
 template <int SBV, bool MC> /* value columns per block; W and k multicast to a cluster */
-__device__ __forceinline__ void delta_rule_cp_scan_body_7d9410ae(
+__device__ __forceinline__ void delta_rule_cp_scan_body_a210827d(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -2525,11 +2484,6 @@ __device__ __forceinline__ void delta_rule_cp_scan_body_7d9410ae(
     const DcpWs ws = dcp_ws<C, DK, DV>(ws_raw, (long)gridDim.z * HV * NC);
 
     const unsigned rank = MC ? cluster_ctarank() : 0;
-#if __CUDA_ARCH__ >= 900
-    /* The output pass, launched as this grid's programmatic dependent, may start once every
-     * scan block is resident (it waits for each chunk on ws.ready, never for a block to start). */
-    asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
-#endif
 
     /* chunk c's operands into buffer p (one commit group; with MC, W and k on barrier Fb[p]) */
     auto stage = [&](int c, int p) {
@@ -2606,8 +2560,6 @@ __device__ __forceinline__ void delta_rule_cp_scan_body_7d9410ae(
             cp_async_wait<0>();
         }
         __syncthreads(); /* buffer p and Ss are ready */
-        /* chunk c - 1's stores are long issued: publishing it here costs the fence no wait */
-        if (c > 0) dcp_publish_chunk<SBV>(ws.ready + ci - 1, tid);
         const bf16* W = Wb + p * C * KP;
         const bf16* K = Kb + p * C * KP;
         const bf16* U = Ub + p * C * SP;
@@ -2696,7 +2648,6 @@ __device__ __forceinline__ void delta_rule_cp_scan_body_7d9410ae(
         __syncthreads(); /* Ss updated; Vn and buffer p free */
         if constexpr (MC) cluster_arrive();
     }
-    dcp_publish_chunk<SBV>(ws.ready + bh * NC + NC - 1, tid);
     if constexpr (MC) cluster_wait(); /* no block leaves while the cluster may still copy to it */
     if (state_out) {
 #pragma unroll
@@ -2714,7 +2665,7 @@ __device__ __forceinline__ void delta_rule_cp_scan_body_7d9410ae(
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_7d9410ae(
+extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_a210827d(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -2724,9 +2675,9 @@ extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_7d9410ae(
     const bf16* __restrict__ gate, int gate_stride, const float* __restrict__ norm_w,
     float* __restrict__ ws_raw)
 {
-    delta_rule_cp_scan_body_7d9410ae<16, false>(q, q_stride, k, k_stride, v, v_stride, g, beta, state_in, state_out, o, o_stride, T, gate, gate_stride, norm_w, ws_raw);
+    delta_rule_cp_scan_body_a210827d<16, false>(q, q_stride, k, k_stride, v, v_stride, g, beta, state_in, state_out, o, o_stride, T, gate, gate_stride, norm_w, ws_raw);
 }
-extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_w32_7d9410ae(
+extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_w32_a210827d(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -2736,21 +2687,17 @@ extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_w32_7d9410a
     const bf16* __restrict__ gate, int gate_stride, const float* __restrict__ norm_w,
     float* __restrict__ ws_raw)
 {
-    delta_rule_cp_scan_body_7d9410ae<32, false>(q, q_stride, k, k_stride, v, v_stride, g, beta, state_in, state_out, o, o_stride, T, gate, gate_stride, norm_w, ws_raw);
+    delta_rule_cp_scan_body_a210827d<32, false>(q, q_stride, k, k_stride, v, v_stride, g, beta, state_in, state_out, o, o_stride, T, gate, gate_stride, norm_w, ws_raw);
 }
 
 /*
- * delta_rule_cp_out_7d9410ae: pass 3 of 3, one block per (chunk, value head, batch).
+ * delta_rule_cp_out_a210827d: pass 3 of 3, one block per (chunk, value head, batch).
  *   o = (q e^G) h + A_qk v_new over the chunk's full rows (all DV columns), then the store
- *   through the gated RMSNorm (the block owns full rows; the gate rows arrive during A_qk v_new): o goes through shared memory (over v_new) so that rows leave in 16-byte pieces.
- *   It may run beside the scan (a programmatic dependent launch on sm_90): blocks go in chunk-
- *   major order, the order the scan finishes chunks in, and each waits on ws.ready for its
- *   chunk's h and v_new; the blocks of the last chunk wait for the scan grid to finish, so that
- *   this grid's end implies the scan's (its final state included).
+ *   through the gated RMSNorm (the block owns full rows; the gate rows arrive with A_qk and v_new): o goes through shared memory (over v_new) so that rows leave in 16-byte pieces.
  * Grid (NC, Hv, B), block 256 threads = 4 row tiles x 2 column groups of warps (DV / 2
  *   columns each), dynamic smem = the output part of delta_rule_cp_smem().
  */
-extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_out_7d9410ae(
+extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_out_a210827d(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -2796,38 +2743,35 @@ extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_out_7d9410ae(
     const int mr = warp & 3, cg = warp >> 2;
     const int r4 = lane >> 2, c4 = (lane & 3) * 2;
     const int NC = gridDim.x;
-    const long seqs = (long)gridDim.z * HV; /* (sequence, head) pairs */
-    const long lin = blockIdx.x + (long)NC * (blockIdx.y + (long)HV * blockIdx.z);
-    const int chunk = (int)(lin / seqs);
-    const int hv = (int)(lin % seqs % HV);
-    const long b = lin % seqs / HV;
-    const int c0 = chunk * C;
+    const int c0 = blockIdx.x * C;
+    const int hv = blockIdx.y;
+    const long b = blockIdx.z;
     const int cn = min(C, T - c0);
     const long row0 = b * T + c0;
-    const long ci = (b * HV + hv) * NC + chunk;
-    const DcpWs ws = dcp_ws<C, DK, DV>(ws_raw, seqs * NC);
+    const long ci = (b * HV + hv) * NC + blockIdx.x;
+    const DcpWs ws = dcp_ws<C, DK, DV>(ws_raw, (long)gridDim.z * HV * NC);
 
-    /* the prep's q e^G and A_qk load while the block waits for the scan's h and v_new */
     for (int e = tid; e < C * DK / 8; e += NT) {
         const int t = e / (DK / 8), x = (e % (DK / 8)) * 8;
         cp_async16(Qs + t * KP + x, ws.qg + (ci * C + t) * DK + x, true);
     }
-    for (int e = tid; e < C * C / 8; e += NT) {
-        const int t = e / (C / 8), x = (e % (C / 8)) * 8;
-        cp_async16(As + t * AP + x, ws.aq + (ci * C + t) * C + x, true);
-    }
-    cp_async_commit(); /* group 1: q e^G, A_qk */
-    dcp_wait_chunk<DV>(ws.ready + ci, tid);
     for (int e = tid; e < DK * DV / 8; e += NT) {
         const int d = e / (DV / 8), x = (e % (DV / 8)) * 8;
         cp_async16(Hs + d * VP + x, ws.hs + (ci * DK + d) * DV + x, true);
     }
-    cp_async_commit(); /* group 2: h */
+    cp_async_commit(); /* group 1: q e^G and h */
+    for (int e = tid; e < C * C / 8; e += NT) {
+        const int t = e / (C / 8), x = (e % (C / 8)) * 8;
+        cp_async16(As + t * AP + x, ws.aq + (ci * C + t) * C + x, true);
+    }
     for (int e = tid; e < C * DV / 8; e += NT) {
         const int t = e / (DV / 8), x = (e % (DV / 8)) * 8;
         cp_async16(Vs + t * VP + x, ws.vn + (ci * C + t) * DV + x, true);
     }
-    cp_async_commit(); /* group 3: v_new, in flight during the first product */
+    bf16* Zs = reinterpret_cast<bf16*>(nss + 2 * C);   /* [C][VP] the gate rows             */
+    dtc_stage<bf16, C, DV, NT>(Zs, VP, gate + row0 * gate_stride + hv * DV, gate_stride, cn,
+                               (reinterpret_cast<unsigned long long>(gate) & 15) == 0 && gate_stride % 8 == 0, tid);
+    cp_async_commit(); /* group 2: A_qk, v_new (and the gate rows), in flight during the first product */
     cp_async_wait<1>();
     __syncthreads();
     float acc[NTW][4];
@@ -2848,11 +2792,7 @@ extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_out_7d9410ae(
         }
     }
     cp_async_wait<0>();
-    __syncthreads(); /* v_new landed; every warp is done with q e^G */
-    bf16* Zs = DV <= DK ? Qs : reinterpret_cast<bf16*>(nss + 2 * C); /* [C][VP] the gate rows */
-    dtc_stage<bf16, C, DV, NT>(Zs, VP, gate + row0 * gate_stride + hv * DV, gate_stride, cn,
-                               (reinterpret_cast<unsigned long long>(gate) & 15) == 0 && gate_stride % 8 == 0, tid);
-    cp_async_commit(); /* group 4: the gate rows */
+    __syncthreads();
 #pragma unroll
     for (int kk = 0; kk < 4; ++kk)
         if (kk <= mr) {
@@ -2866,7 +2806,6 @@ extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_out_7d9410ae(
                 mma_bf16(acc[2 * np + 1], a, bb[2], bb[3]);
             }
         }
-    cp_async_wait<0>(); /* the gate rows */
         {
             /* Gated RMSNorm epilogue: a row's sum of o^2 over the 4 lanes of its quad (a fixed
              * butterfly), then over the column groups in order; o stays f32 until the store. */
@@ -2903,9 +2842,6 @@ extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_out_7d9410ae(
             __syncthreads();
             dcp_store_rows<C, DV, NT>(o + row0 * o_stride + hv * DV, o_stride, Vs, VP, cn, tid);
         }
-#if __CUDA_ARCH__ >= 900
-    if (chunk == NC - 1) asm volatile("griddepcontrol.wait;\n" ::: "memory");
-#endif
 }
 
 // ===== kernels/relu_mul_5d43192bb57a.cu =====

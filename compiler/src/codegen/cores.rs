@@ -61,10 +61,6 @@ pub struct CoreLaunch {
     /// Alternatives for some devices or calls (same arguments), their `kernel` an index into
     /// this step's kernels like [`CoreLaunch::kernel`].
     pub variants: Vec<VariantSpec>,
-    /// A programmatic dependent launch of the launch before it although its entry does not start
-    /// with [`super::kernel::PDL_ENTER`]: the kernel waits for what it reads by itself (the
-    /// chunk-parallel output pass, on the scan's per-chunk counts).
-    pub pdl: bool,
 }
 
 /// The kernels and launches of one core step.
@@ -423,7 +419,6 @@ pub fn core_code(graph: &Graph, plan: &FusionPlan, step: &Step, core: &Core) -> 
                 smem: pre_smem,
                 args: pre_args,
                 variants: pre_variants,
-                pdl: false,
             }];
             let decode = vec![
                 CoreLaunch {
@@ -434,7 +429,6 @@ pub fn core_code(graph: &Graph, plan: &FusionPlan, step: &Step, core: &Core) -> 
                     smem: dec_smem,
                     args: dec_args,
                     variants: Vec::new(),
-                    pdl: false,
                 },
                 CoreLaunch {
                     kernel: 1,
@@ -444,7 +438,6 @@ pub fn core_code(graph: &Graph, plan: &FusionPlan, step: &Step, core: &Core) -> 
                     smem: combine_smem,
                     args: combine_args,
                     variants: Vec::new(),
-                    pdl: false,
                 },
             ];
             Ok(CoreCode {
@@ -502,7 +495,6 @@ pub fn core_code(graph: &Graph, plan: &FusionPlan, step: &Step, core: &Core) -> 
                     KArg::Int(c(chn)),
                 ],
                 variants: Vec::new(),
-                pdl: false,
             };
             Ok(CoreCode {
                 kernels: vec![kernel("conv1d", src, &fuses, loaded, stored, flops)],
@@ -647,8 +639,6 @@ pub fn core_code(graph: &Graph, plan: &FusionPlan, step: &Step, core: &Core) -> 
                             smem,
                             args: cp_args.clone(),
                             variants: if pass == 1 { scan_variants.clone() } else { Vec::new() },
-                            // The output pass runs beside the scan where an SM has room for both.
-                            pdl: pass == 2,
                         }
                     })
                     .collect()
@@ -661,7 +651,6 @@ pub fn core_code(graph: &Graph, plan: &FusionPlan, step: &Step, core: &Core) -> 
                     smem: pre_smem,
                     args: args.clone(),
                     variants: Vec::new(),
-                    pdl: false,
                 }]
             };
             // The workspace's round trip (about 7 bf16 rows of Dk or Dv per token, written and
@@ -698,7 +687,6 @@ pub fn core_code(graph: &Graph, plan: &FusionPlan, step: &Step, core: &Core) -> 
                     smem: dec_smem,
                     args,
                     variants: Vec::new(),
-                    pdl: false,
                 }],
                 // The template reads g and beta as dense f32.
                 demands: vec![(g, DType::F32), (beta, DType::F32)],
@@ -775,7 +763,6 @@ pub fn core_code(graph: &Graph, plan: &FusionPlan, step: &Step, core: &Core) -> 
                     KArg::Int(c(di)),
                 ],
                 variants: Vec::new(),
-                pdl: false,
             };
             Ok(CoreCode {
                 kernels: vec![kernel("selective_scan", src, &fuses, loaded, stored, flops)],
@@ -926,10 +913,6 @@ mod tests {
             {
                 assert!(e.starts_with(want), "{e}");
             }
-            // Only the output pass runs beside the pass before it (it waits for the scan's
-            // chunks itself; the prep and the scan read what earlier kernels wrote).
-            let pdl: Vec<bool> = code.prefill.iter().map(|l| l.pdl).collect();
-            assert_eq!(pdl, [false, false, true]);
             for l in &code.prefill {
                 assert_eq!(l.kernel, code.prefill[0].kernel, "one module, three entries");
                 assert!(l.smem > 0, "{}", l.entry);

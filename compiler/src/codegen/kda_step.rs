@@ -377,7 +377,6 @@ fn build(graph: &Graph, plan: &FusionPlan, i: usize, m: Matched) -> Result<Optio
             smem: 0,
             args,
             variants,
-            pdl: false,
         },
         reads: vec![conv_x, m.fa, m.braw, m.ga],
     }))

@@ -105,10 +105,6 @@ pub struct LaunchSpec {
     /// Launches in place of this one on some devices or calls (the same arguments, then their
     /// `extra_args`).
     pub variants: Vec<VariantSpec>,
-    /// A programmatic dependent launch whatever its module's entries start with (see
-    /// `cores::CoreLaunch::pdl`); a module whose every entry starts with [`PDL_ENTER`] is one
-    /// anyway.
-    pub pdl: bool,
 }
 
 /// A [`LaunchSpec`]'s alternative: another entry and geometry where `cc` / `when` say.

@@ -216,7 +216,6 @@ pub fn generate(placed: Graph) -> Result<Codegen, CodegenError> {
                     smem: 0,
                     args: g.args,
                     variants: Vec::new(),
-                    pdl: false,
                 };
                 steps.push(StepCode {
                     prefill: vec![launch.clone()],
@@ -316,7 +315,6 @@ fn launch_spec(l: &cores::CoreLaunch, map: &[Option<usize>]) -> LaunchSpec {
                 ..v.clone()
             })
             .collect(),
-        pdl: l.pdl,
     }
 }
 

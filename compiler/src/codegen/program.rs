@@ -265,7 +265,7 @@ impl<'a> Builder<'a> {
             .kernels
             .get(l.kernel)
             .ok_or_else(|| graph_err(format!("{label}: kernel {} out of range", l.kernel)))?;
-        let (module, pdl) = (kernel.name.clone(), l.pdl || super::kernel::takes_pdl(kernel));
+        let (module, pdl) = (kernel.name.clone(), super::kernel::takes_pdl(kernel));
         let args = l.args.iter().map(|a| self.arg(a)).collect::<Result<Vec<_>, _>>()?;
         let variants = l
             .variants

@@ -451,11 +451,8 @@ impl Gpu {
     /// stream is still finishing (once all of its blocks have exited or executed
     /// `griddepcontrol.launch_dependents`). Such a kernel must execute `griddepcontrol.wait`
     /// before it touches memory the previous kernels write or read, or reads what they write;
-    /// before that it may only read constant data (weights). (Or it synchronises with the
-    /// previous kernel by itself, as the chunk-parallel output pass does: it acquires a count
-    /// per chunk that the scan releases, and its blocks that finish last execute
-    /// `griddepcontrol.wait`, so that its end implies the scan's.) Captured into CUDA graphs as
-    /// a programmatic edge.
+    /// before that it may only read constant data (weights). Captured into CUDA graphs as a
+    /// programmatic edge.
     ///
     /// # Safety
     /// As [`Gpu::launch`]; with `pdl`, the kernel must follow the rule above.

@@ -21,8 +21,7 @@
 //! ([`GemmPrologue`]): such a step runs the GEMV with the transform fused (up to 8 rows on the
 //! tensor-core GEMV, else RMSNorm up to 4 rows and SiLU·up up to 2), or else first writes the transform into a scratch X (the executor's own
 //! helper kernels) and runs cuBLASLt on it. GEMVs and the kernels marked `pdl` (glue kernels,
-//! conv1d: they start with `griddepcontrol.wait`; the chunk-parallel delta rule's output pass,
-//! which waits for each chunk on the scan's counts instead) are programmatic dependent launches on sm_90+
+//! conv1d: they start with `griddepcontrol.wait`) are programmatic dependent launches on sm_90+
 //! ([`Gpu::launch_ex`]; `MODELC_NO_PDL=1` turns them off): each may start while the kernel before
 //! it finishes, a GEMV streaming its first weights meanwhile.
 //!
@@ -1740,8 +1739,7 @@ impl Executor {
         // SAFETY: codegen emits the argument list of each entry's signature (pointers, ints) and
         // sizes every buffer for what its kernels access; each pointer was checked to lie in its
         // allocation, and every buffer was checked to hold this call's declared size. A step marked
-        // `pdl` is a kernel that waits for the kernels before it before touching memory (or for
-        // the chunks it reads, the delta rule's output pass).
+        // `pdl` is a kernel that waits for the kernels before it before touching memory.
         unsafe { self.gpu.launch_ex(l.entry, dims, &args, l.pdl && self.pdl) }?;
         Ok(())
     }

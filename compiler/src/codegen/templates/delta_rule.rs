@@ -942,19 +942,16 @@ const CP_STORE: &str = "    __syncthreads(); /* every warp is done reading v_new
     __syncthreads();
     dcp_store_rows<C, DV, NT>(o + row0 * o_stride + hv * DV, o_stride, Vs, VP, cn, tid);";
 
-/// The gate rows of the chunk-parallel output pass's gated RMSNorm, staged during the second
-/// product over q e^G where they fit (Dv <= Dk: then the pass fits beside a scan block, see
-/// [`delta_rule_cp_smem`]) and waited for by [`CP_NORM_STORE`].
+/// The gate rows of the chunk-parallel output pass's gated RMSNorm, staged with A_qk and v_new.
 const CP_GATE_STAGE: &str =
-    "    bf16* Zs = DV <= DK ? Qs : reinterpret_cast<bf16*>(nss + 2 * C); /* [C][VP] the gate rows */
+    "    bf16* Zs = reinterpret_cast<bf16*>(nss + 2 * C);   /* [C][VP] the gate rows             */
     dtc_stage<bf16, C, DV, NT>(Zs, VP, gate + row0 * gate_stride + hv * DV, gate_stride, cn,
                                (reinterpret_cast<unsigned long long>(gate) & 15) == 0 && gate_stride % 8 == 0, tid);
-    cp_async_commit(); /* group 4: the gate rows */
 ";
 
-/// The chunk-parallel output pass's gated RMSNorm store, after [`CP_GATE_WAIT`] and
-/// [`TC_NORM_ROW_SCALES`] (whose barrier also ends every warp's reads of v_new and publishes
-/// the gate rows): o rounded into shared memory over v_new, then whole rows out.
+/// The chunk-parallel output pass's gated RMSNorm store, after [`TC_NORM_ROW_SCALES`] (whose
+/// barrier also ends every warp's reads of v_new): o rounded into shared memory over v_new
+/// (with the staged gate), then whole rows out.
 const CP_NORM_STORE: &str = "#pragma unroll
                 for (int n = 0; n < NTW; ++n) {
                     const int col = cg * BVW + 8 * n + c4;
@@ -970,9 +967,6 @@ const CP_NORM_STORE: &str = "#pragma unroll
             __syncthreads();
             dcp_store_rows<C, DV, NT>(o + row0 * o_stride + hv * DV, o_stride, Vs, VP, cn, tid);
         }";
-
-/// Each thread's copies of the gate rows complete before the norm's first barrier.
-const CP_GATE_WAIT: &str = "    cp_async_wait<0>(); /* the gate rows */\n";
 
 /// The workspace pointer the chunk-parallel kernels take after the shared arguments.
 const CP_WS_ARG: &str = ",\n    float* __restrict__ ws_raw";
@@ -1028,25 +1022,18 @@ pub fn delta_rule_cp_smem(p: &DeltaRuleParams) -> [u32; 3] {
     // e^G_last [DK], and their mbarriers (the cluster entry's).
     let scan = (dk * sp + c * sp + 3 * (2 * c * kp + c * sp)) * 2 + 3 * dk * 4 + 3 * 8;
     // out: q e^G [C][KP], h [DK][VP], A_qk [C][AP], v_new [C][VP] (bf16), the norm's sums [2][C]
-    // and, with the norm and Dv > Dk, its gate rows [C][VP] (bf16; else over q e^G). At Dk = Dv =
-    // 128 that is 79,360 bytes: the pass fits an SM beside a 32-column scan block (136,728), so
-    // that it can run during the scan (`delta_rule_cp_launches`).
-    let gate_rows = if p.gated_norm.is_some() && dv > dk {
-        c * vp * 2
-    } else {
-        0
-    };
+    // and, with the norm, its gate rows [C][VP] (bf16).
+    let gate_rows = if p.gated_norm.is_some() { c * vp * 2 } else { 0 };
     let out = (c * kp + dk * vp + c * ap + c * vp) * 2 + 2 * c * 4 + gate_rows;
     [prep, scan, out].map(|b| u32::try_from(b).unwrap_or(u32::MAX))
 }
 
 /// f32 elements of the chunk-parallel workspace per chunk of 64 tokens and value head
 /// (`DcpWs` in `delta_rule_cp.cu`): e^G_last `[Dk]` in f32; q e^G, k e^(G_last - G), W `[C][Dk]`,
-/// U, v_new `[C][Dv]`, A_qk `[C][C]` and the state `[Dk][Dv]` in bf16; the chunk's ready count
-/// (u32, the scan's hand-over to the output pass).
+/// U, v_new `[C][Dv]`, A_qk `[C][C]` and the state `[Dk][Dv]` in bf16.
 pub fn delta_rule_cp_workspace_per_chunk(p: &DeltaRuleParams) -> usize {
     let (c, dk, dv) = (DELTA_TC_CHUNK, p.key_dim, p.value_dim);
-    dk + (3 * c * dk + 2 * c * dv + c * c + dk * dv) / 2 + 1
+    dk + (3 * c * dk + 2 * c * dv + c * c + dk * dv) / 2
 }
 
 /// f32 elements of the chunk-parallel workspace for `batch` sequences of `tokens` tokens.
@@ -1087,10 +1074,9 @@ pub fn delta_rule_cp_traffic(p: &DeltaRuleParams, batch: usize, tokens: usize) -
     let cv = n * c * dv * bf16;
     let aq = n * c * c * bf16;
     let hs = n * dk * dv * bf16;
-    let ready = n * 4;
-    let prep = qk + v + g_beta + egl + 3 * ck + cv + aq + ready;
+    let prep = qk + v + g_beta + egl + 3 * ck + cv + aq;
     let scan = 2 * ck + cv + egl + 2 * state + hs + cv;
-    let out = ck + hs + aq + cv + gate_rows + o + ready;
+    let out = ck + hs + aq + cv + gate_rows + o;
     [prep, scan, out].map(|b| b as u64)
 }
 
@@ -1417,9 +1403,9 @@ fn chunk_parallel_module(
     let (store, gate_stage, epilogue) = match p.gated_norm {
         None => (CP_STORE.to_string(), "", "of o (bf16)"),
         Some(n) => (
-            format!("{CP_GATE_WAIT}{TC_NORM_ROW_SCALES}{CP_NORM_STORE}").replace("@ACT@", &gate_act(n.act, "zj")),
+            format!("{TC_NORM_ROW_SCALES}{CP_NORM_STORE}").replace("@ACT@", &gate_act(n.act, "zj")),
             CP_GATE_STAGE,
-            "through the gated RMSNorm (the block owns full rows; the gate rows arrive during A_qk v_new)",
+            "through the gated RMSNorm (the block owns full rows; the gate rows arrive with A_qk and v_new)",
         ),
     };
     let wide = delta_rule_cp_wide_scans(p);
@@ -1680,25 +1666,6 @@ mod tests {
                 q.gate
             );
         }
-        // The output pass fits an SM beside a 32-column scan block (an H100 or H200 SM has 228
-        // KiB, 1 KiB of it reserved per block), so that it can run during the scan; its gate
-        // rows take the place of q e^G then (Dv <= Dk), and need their own where Dv > Dk.
-        let beside = DeltaRuleParams { scan_block: 32, ..p };
-        let [_, scan32, out] = delta_rule_cp_smem(&beside);
-        assert!(scan32 + out + 2 * 1024 <= 228 * 1024, "scan {scan32} + out {out} bytes");
-        let wide_v = DeltaRuleParams::new(2, 2, 64, 128, DecayGate::PerChannel).with_gated_norm(SILU);
-        let no_norm = DeltaRuleParams {
-            gated_norm: None,
-            ..wide_v
-        };
-        assert_eq!(
-            delta_rule_cp_smem(&wide_v)[2] - delta_rule_cp_smem(&no_norm)[2],
-            64 * 136 * 2
-        );
-        assert_eq!(
-            delta_rule_cp_smem(&p)[2],
-            delta_rule_cp_smem(&DeltaRuleParams { gated_norm: None, ..p })[2]
-        );
         let plain = DeltaRuleParams { gated_norm: None, ..p };
         let [a, b, c] = delta_rule_cp_traffic(&p, 3, 130);
         assert_eq!(

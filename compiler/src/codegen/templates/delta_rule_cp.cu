@@ -13,8 +13,6 @@ struct DcpWs {
     bf16* aq;   /* [N][C][C]  A_qk, zero above the diagonal                            */
     bf16* hs;   /* [N][DK][DV] the state entering the chunk                            */
     bf16* vn;   /* [N][C][DV] v_new = U - W h                                          */
-    unsigned* ready; /* [N] columns of the chunk's h and v_new the scan has written: the prep
-                      * zeroes it, each scan block adds its SBV, the output pass waits for DV */
 };
 template <int C, int DK, int DV>
 __device__ __forceinline__ DcpWs dcp_ws(float* base, long n) {
@@ -27,43 +25,7 @@ __device__ __forceinline__ DcpWs dcp_ws(float* base, long n) {
     s.aq = s.u + n * C * DV;
     s.hs = s.aq + n * C * C;
     s.vn = s.hs + n * DK * DV;
-    s.ready = reinterpret_cast<unsigned*>(s.vn + n * C * DV);
     return s;
-}
-
-/* The scan's side of the hand-over to the output pass (which may run beside it, launched as a
- * programmatic dependent of the scan): after a barrier that follows every thread's stores of
- * chunk n's h and v_new, one thread makes them visible at gpu scope and adds the block's columns
- * (the pattern of a grid barrier's arrival). */
-template <int SBV>
-__device__ __forceinline__ void dcp_publish_chunk(unsigned* ready, int tid) {
-    if (tid == 0) {
-        __threadfence();
-        atomicAdd(ready, (unsigned)SBV);
-    }
-}
-
-/* The output pass's side: waits until every column of chunk n's h and v_new is written (ready
- * reaches DV), then lets the block read them. Normally they are (the scan has finished); beside
- * a running scan, one thread polls. A wait over 10 s traps (a launch whose scan never ran fails
- * instead of hanging). */
-template <int DV>
-__device__ __forceinline__ void dcp_wait_chunk(const unsigned* ready, int tid) {
-    if (tid == 0) {
-        unsigned got;
-        asm volatile("ld.acquire.gpu.global.u32 %0, [%1];\n" : "=r"(got) : "l"(ready) : "memory");
-        if (got < (unsigned)DV) {
-            unsigned long long t0, now;
-            asm volatile("mov.u64 %0, %%globaltimer;\n" : "=l"(t0));
-            do {
-                __nanosleep(200);
-                asm volatile("ld.acquire.gpu.global.u32 %0, [%1];\n" : "=r"(got) : "l"(ready) : "memory");
-                asm volatile("mov.u64 %0, %%globaltimer;\n" : "=l"(now));
-                if (now - t0 > 10000000000ull) __trap();
-            } while (got < (unsigned)DV);
-        }
-    }
-    __syncthreads();
 }
 
 /* The sum of squares of 8 bf16 (a 16-byte piece of a row). */
@@ -188,10 +150,7 @@ extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_@HASH@(
      *    rounding difference to the cumsum below, so no factor of Kc is ever clamped). */
     /* the first pass's operands are in flight (cp.async) during step 0 */
     stage_pass(0);
-    if (tid == 0) {
-        flags[0] = 0;
-        ws.ready[ci] = 0u; /* the scan counts this chunk's columns from here */
-    }
+    if (tid == 0) flags[0] = 0;
     if (tid < C) bs[tid] = tid < cn ? beta[(row0 + tid) * HV + hv] : 0.0f;
     if (VEC_NORM && vec_qk) {
         /* warp w: rows w, w + NW, .. as 16-byte pieces, PR lanes a row (whole sectors, an eighth
@@ -567,11 +526,6 @@ __device__ __forceinline__ void delta_rule_cp_scan_body_@HASH@(
     const DcpWs ws = dcp_ws<C, DK, DV>(ws_raw, (long)gridDim.z * HV * NC);
 
     const unsigned rank = MC ? cluster_ctarank() : 0;
-#if __CUDA_ARCH__ >= 900
-    /* The output pass, launched as this grid's programmatic dependent, may start once every
-     * scan block is resident (it waits for each chunk on ws.ready, never for a block to start). */
-    asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
-#endif
 
     /* chunk c's operands into buffer p (one commit group; with MC, W and k on barrier Fb[p]) */
     auto stage = [&](int c, int p) {
@@ -648,8 +602,6 @@ __device__ __forceinline__ void delta_rule_cp_scan_body_@HASH@(
             cp_async_wait<0>();
         }
         __syncthreads(); /* buffer p and Ss are ready */
-        /* chunk c - 1's stores are long issued: publishing it here costs the fence no wait */
-        if (c > 0) dcp_publish_chunk<SBV>(ws.ready + ci - 1, tid);
         const bf16* W = Wb + p * C * KP;
         const bf16* K = Kb + p * C * KP;
         const bf16* U = Ub + p * C * SP;
@@ -738,7 +690,6 @@ __device__ __forceinline__ void delta_rule_cp_scan_body_@HASH@(
         __syncthreads(); /* Ss updated; Vn and buffer p free */
         if constexpr (MC) cluster_arrive();
     }
-    dcp_publish_chunk<SBV>(ws.ready + bh * NC + NC - 1, tid);
     if constexpr (MC) cluster_wait(); /* no block leaves while the cluster may still copy to it */
     if (state_out) {
 #pragma unroll
@@ -761,10 +712,6 @@ __device__ __forceinline__ void delta_rule_cp_scan_body_@HASH@(
  * delta_rule_cp_out_@HASH@: pass 3 of 3, one block per (chunk, value head, batch).
  *   o = (q e^G) h + A_qk v_new over the chunk's full rows (all DV columns), then the store
  *   @EPILOGUE@: o goes through shared memory (over v_new) so that rows leave in 16-byte pieces.
- *   It may run beside the scan (a programmatic dependent launch on sm_90): blocks go in chunk-
- *   major order, the order the scan finishes chunks in, and each waits on ws.ready for its
- *   chunk's h and v_new; the blocks of the last chunk wait for the scan grid to finish, so that
- *   this grid's end implies the scan's (its final state included).
  * Grid (NC, Hv, B), block 256 threads = 4 row tiles x 2 column groups of warps (DV / 2
  *   columns each), dynamic smem = the output part of delta_rule_cp_smem().
  */
@@ -794,38 +741,32 @@ extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_out_@HASH@(
     const int mr = warp & 3, cg = warp >> 2;
     const int r4 = lane >> 2, c4 = (lane & 3) * 2;
     const int NC = gridDim.x;
-    const long seqs = (long)gridDim.z * HV; /* (sequence, head) pairs */
-    const long lin = blockIdx.x + (long)NC * (blockIdx.y + (long)HV * blockIdx.z);
-    const int chunk = (int)(lin / seqs);
-    const int hv = (int)(lin % seqs % HV);
-    const long b = lin % seqs / HV;
-    const int c0 = chunk * C;
+    const int c0 = blockIdx.x * C;
+    const int hv = blockIdx.y;
+    const long b = blockIdx.z;
     const int cn = min(C, T - c0);
     const long row0 = b * T + c0;
-    const long ci = (b * HV + hv) * NC + chunk;
-    const DcpWs ws = dcp_ws<C, DK, DV>(ws_raw, seqs * NC);
+    const long ci = (b * HV + hv) * NC + blockIdx.x;
+    const DcpWs ws = dcp_ws<C, DK, DV>(ws_raw, (long)gridDim.z * HV * NC);
 
-    /* the prep's q e^G and A_qk load while the block waits for the scan's h and v_new */
     for (int e = tid; e < C * DK / 8; e += NT) {
         const int t = e / (DK / 8), x = (e % (DK / 8)) * 8;
         cp_async16(Qs + t * KP + x, ws.qg + (ci * C + t) * DK + x, true);
     }
-    for (int e = tid; e < C * C / 8; e += NT) {
-        const int t = e / (C / 8), x = (e % (C / 8)) * 8;
-        cp_async16(As + t * AP + x, ws.aq + (ci * C + t) * C + x, true);
-    }
-    cp_async_commit(); /* group 1: q e^G, A_qk */
-    dcp_wait_chunk<DV>(ws.ready + ci, tid);
     for (int e = tid; e < DK * DV / 8; e += NT) {
         const int d = e / (DV / 8), x = (e % (DV / 8)) * 8;
         cp_async16(Hs + d * VP + x, ws.hs + (ci * DK + d) * DV + x, true);
     }
-    cp_async_commit(); /* group 2: h */
+    cp_async_commit(); /* group 1: q e^G and h */
+    for (int e = tid; e < C * C / 8; e += NT) {
+        const int t = e / (C / 8), x = (e % (C / 8)) * 8;
+        cp_async16(As + t * AP + x, ws.aq + (ci * C + t) * C + x, true);
+    }
     for (int e = tid; e < C * DV / 8; e += NT) {
         const int t = e / (DV / 8), x = (e % (DV / 8)) * 8;
         cp_async16(Vs + t * VP + x, ws.vn + (ci * C + t) * DV + x, true);
     }
-    cp_async_commit(); /* group 3: v_new, in flight during the first product */
+@GATE_STAGE@    cp_async_commit(); /* group 2: A_qk, v_new (and the gate rows), in flight during the first product */
     cp_async_wait<1>();
     __syncthreads();
     float acc[NTW][4];
@@ -846,8 +787,8 @@ extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_out_@HASH@(
         }
     }
     cp_async_wait<0>();
-    __syncthreads(); /* v_new landed; every warp is done with q e^G */
-@GATE_STAGE@#pragma unroll
+    __syncthreads();
+#pragma unroll
     for (int kk = 0; kk < 4; ++kk)
         if (kk <= mr) {
             unsigned a[4];
@@ -861,7 +802,4 @@ extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_out_@HASH@(
             }
         }
 @STORE@
-#if __CUDA_ARCH__ >= 900
-    if (chunk == NC - 1) asm volatile("griddepcontrol.wait;\n" ::: "memory");
-#endif
 }
