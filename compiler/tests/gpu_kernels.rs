@@ -2834,6 +2834,14 @@ fn bench_delta_shapes(ctx: &mut Ctx, r: &mut ChaCha8Rng) {
                     bufs.time_chunk_parallel_entries(ctx, &p, &src, [0, mc, 2], &format!("{name} {what}"));
                 }
             }
+            // The block-order trials of the prep and output passes at one shape.
+            if (b, t, h) == (1, 8192, 32) && bench_trials() {
+                let default = delta_rule_chunk_parallel(&p).unwrap();
+                for (what, src) in block_order_trials(&default) {
+                    bufs.time_chunk_parallel_source(ctx, &p, &src, &format!("{name} {what}"));
+                }
+                bufs.time_chunk_parallel(ctx, &p, name);
+            }
             // The scan's trials and ablations at one shape (each is a module to compile).
             if (b, t, h) == (1, 4096, 32) && (bench_trials() || bench_ablations()) {
                 let default = delta_rule_chunk_parallel(&p).unwrap();
@@ -2846,6 +2854,50 @@ fn bench_delta_shapes(ctx: &mut Ctx, r: &mut ChaCha8Rng) {
             }
         }
     }
+}
+
+/// The chunk-parallel passes' block order, head fastest instead of chunk fastest (correct
+/// results; `MODELC_BENCH_TRIALS=1`): neighbouring blocks then read the same token rows of q,
+/// k, v and g (one DRAM row holds a token's heads) rather than rows of one head 8 KB apart. The
+/// prep alone, then the prep and the output pass.
+fn block_order_trials(default: &KernelSource) -> Vec<(&'static str, KernelSource)> {
+    let prep = (
+        "    const int c0 = blockIdx.x * C;
+    const int hv = blockIdx.y;
+    const long b = blockIdx.z;
+    const int hk = hv / RATIO;",
+        "    const long lin_ = blockIdx.x + (long)NC * (blockIdx.y + (long)HV * blockIdx.z);
+    const int hv = (int)(lin_ % HV);
+    const int c0 = (int)(lin_ / HV % NC) * C;
+    const long b = lin_ / HV / NC;
+    const int hk = hv / RATIO;",
+    );
+    let out = (
+        "    const int c0 = blockIdx.x * C;
+    const int hv = blockIdx.y;
+    const long b = blockIdx.z;
+    const int cn",
+        "    const long lin_ = blockIdx.x + (long)NC * (blockIdx.y + (long)HV * blockIdx.z);
+    const int hv = (int)(lin_ % HV);
+    const int c0 = (int)(lin_ / HV % NC) * C;
+    const long b = lin_ / HV / NC;
+    const int cn",
+    );
+    // Both passes name their chunk by blockIdx.x in the workspace index.
+    let chunk = (
+        "    const long ci = (b * HV + hv) * NC + blockIdx.x;",
+        "    const long ci = (b * HV + hv) * NC + c0 / C;",
+    );
+    vec![
+        (
+            "trial: prep blocks head-fastest",
+            ablated(default, "hp", &[prep, chunk]),
+        ),
+        (
+            "trial: prep and out blocks head-fastest",
+            ablated(default, "hpo", &[prep, out, chunk]),
+        ),
+    ]
 }
 
 /// The scan pass's loop-top work: stage chunk c + 2 (two groups in flight), wait for chunk c.
