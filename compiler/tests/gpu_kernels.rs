@@ -24,8 +24,9 @@ use modelc::codegen::templates::conv1d::{conv1d, conv1d_launch, Conv1dParams, Co
 use modelc::codegen::templates::delta_rule::{
     delta_rule_chunk_parallel, delta_rule_chunk_parallel_supported, delta_rule_chunk_parallel_variant,
     delta_rule_chunk_parallel_with_cluster_scan, delta_rule_chunked, delta_rule_chunked_launch, delta_rule_cp_launches,
-    delta_rule_cp_scan_cluster, delta_rule_cp_traffic, delta_rule_cp_workspace_len, delta_rule_launch,
-    delta_rule_recurrent, delta_rule_tensor_cores, CpPrepVariant, DecayGate, DeltaRuleParams, GatedNormEpilogue,
+    delta_rule_cp_prep_smem, delta_rule_cp_scan_cluster, delta_rule_cp_traffic, delta_rule_cp_workspace_len,
+    delta_rule_launch, delta_rule_recurrent, delta_rule_tensor_cores, CpPrepVariant, DecayGate, DeltaRuleParams,
+    GatedNormEpilogue,
 };
 use modelc::codegen::templates::kda_decode_step::{
     kda_decode_step, kda_decode_step_cluster_threads, kda_decode_step_cluster_with, ClusterExchange,
@@ -1108,7 +1109,12 @@ fn run_delta_decays(
             entries[1] = src.entries.last().unwrap();
             assert!(entries[1].starts_with("delta_rule_cp_scan_mc_"), "{}", entries[1]);
         }
-        for (entry, l) in entries.into_iter().zip(delta_rule_cp_launches(p, b, t)) {
+        // The prep with its form's own shared memory (Compact's is less: three blocks an SM).
+        let mut launches = delta_rule_cp_launches(p, b, t);
+        if let DeltaForm::ChunkParallel(v) = form {
+            launches[0].smem = delta_rule_cp_prep_smem(p, v);
+        }
+        for (entry, l) in entries.into_iter().zip(launches) {
             ctx.launch(entry, l, &args);
         }
         ctx.gpu.synchronize().unwrap();
@@ -2712,7 +2718,8 @@ impl DeltaBench {
 
     /// [`DeltaBench::time_chunk_parallel`] with prep form `v`.
     fn time_chunk_parallel_variant(&self, ctx: &mut Ctx, p: &DeltaRuleParams, v: CpPrepVariant, name: &str) -> f64 {
-        self.time_chunk_parallel_source(ctx, p, &delta_rule_chunk_parallel_variant(p, v).unwrap(), name)
+        let src = delta_rule_chunk_parallel_variant(p, v).unwrap();
+        self.time_chunk_parallel_launches(ctx, p, &src, [0, 1, 2], name, delta_rule_cp_prep_smem(p, v))
     }
 
     /// [`DeltaBench::time_chunk_parallel`] of the module `src` (the chunk-parallel form of `p`,
@@ -2739,11 +2746,27 @@ impl DeltaBench {
         passes: [usize; 3],
         name: &str,
     ) -> f64 {
+        let prep_smem = delta_rule_cp_launches(p, self.b, self.t)[0].smem;
+        self.time_chunk_parallel_launches(ctx, p, src, passes, name, prep_smem)
+    }
+
+    /// [`DeltaBench::time_chunk_parallel_entries`] with the prep launched with `prep_smem` bytes
+    /// of shared memory (a prep form's own, [`delta_rule_cp_prep_smem`]).
+    fn time_chunk_parallel_launches(
+        &self,
+        ctx: &mut Ctx,
+        p: &DeltaRuleParams,
+        src: &KernelSource,
+        passes: [usize; 3],
+        name: &str,
+        prep_smem: u32,
+    ) -> f64 {
         ctx.load(src);
         let ws = ctx.nan_f32(delta_rule_cp_workspace_len(p, self.b, self.t), "workspace");
         let mut a = self.args(p, self.t);
         a.push(ws.arg());
-        let launches = delta_rule_cp_launches(p, self.b, self.t);
+        let mut launches = delta_rule_cp_launches(p, self.b, self.t);
+        launches[0].smem = prep_smem;
         let entries = passes.map(|i| src.entries[i].as_str());
         let ms = time_ms(ctx, 10, || {
             for (e, l) in entries.iter().zip(launches) {

@@ -2678,9 +2678,9 @@ extern "C" __global__ void __launch_bounds__(256) decay_gate_sigmoid_e762b53fe97
     }
 }
 
-// ===== kernels/delta_rule_cp_prep_9dc712d1.cu =====
+// ===== kernels/delta_rule_cp_prep_2427bfb9.cu =====
 /*
- * modelc mixer core: delta_rule_cp_prep_9dc712d1, delta_rule_cp_scan_9dc712d1, delta_rule_cp_out_9dc712d1, delta_rule_cp_scan_w32_9dc712d1 (template).
+ * modelc mixer core: delta_rule_cp_prep_2427bfb9, delta_rule_cp_scan_2427bfb9, delta_rule_cp_out_2427bfb9, delta_rule_cp_scan_w32_2427bfb9 (template).
  * Fuses, in order:
  *   l2_norm(eps=1e-6, group=32)
  *   scale(0.17677669529663687)
@@ -2692,10 +2692,10 @@ extern "C" __global__ void __launch_bounds__(256) decay_gate_sigmoid_e762b53fe97
  * FLOPs:         25216*batch*tokens
  */
 /*
- * delta_rule_cp_{prep,scan,out}_9dc712d1: gated delta rule, chunked (WY representation / UT
+ * delta_rule_cp_{prep,scan,out}_2427bfb9: gated delta rule, chunked (WY representation / UT
  *   transform), chunk-parallel on tensor cores (mma.sync m16n8k16 bf16 -> f32, ldmatrix,
  *   cp.async; sm_80+): three launches in order, fla's chunk_kda split.
- *   Hk = 2, Hv = 2, Dk = 32, Dv = 32, gate = per key channel (KDA), qk l2norm = true, scale = 1.7677669e-1f, chunk C = 64, scan block SBV = 16 (or 32: delta_rule_cp_scan_w32_9dc712d1).
+ *   Hk = 2, Hv = 2, Dk = 32, Dv = 32, gate = per key channel (KDA), qk l2norm = true, scale = 1.7677669e-1f, chunk C = 64, scan block SBV = 16 (or 32: delta_rule_cp_scan_w32_2427bfb9).
  *   Gated RMSNorm epilogue: o <- o * rsqrt(mean_head(o^2) + 1e-5f) * norm_w * silu_f(gate)
  *   Per chunk, with G the in-chunk cumsum of g: A_qk[t,s] = sum_d q_td k_sd e^(G_td - G_sd)
  *   (s <= t), L[t,s] = beta_t sum_d k_td k_sd e^(G_td - G_sd) (s < t), W = (I + L)^-1
@@ -3090,9 +3090,14 @@ __device__ __forceinline__ void dcp_store_rows(bf16* dst, long stride, const bf1
  * and six, and a critical path of 96 multiply-adds a row instead of 144 (the UT inverse held
  * 11-13% of the prep's warp stalls on the H100, 2026-12-07). Blocks above the diagonal are never
  * read (they are never written either). Ends with a barrier. */
-template <int C, int FP, int NT>
+template <int C, int FP, int NT, bool T_IN_AF = false>
 __device__ __forceinline__ void dcp_ut_inverse_halves(const float* Lf, float* Af, float* Tf, int tid) {
     static_assert(C == 64 && NT == 256 && FP % 4 == 0, "four 16x16 blocks; a thread per row quad of a 32x32 block");
+    /* T_IN_AF (CpPrepVariant::Compact): the products T go to Af's upper triangle, which no
+     * phase reads or writes otherwise: T's blocks (1,0) and (3,2) to Af's (0,1) and (2,3), T's
+     * rows 32 .. 63 by columns 0 .. 31 to Af's rows 0 .. 31 by columns 32 .. 63. */
+    float* Tq = T_IN_AF ? Af - 16 * FP + 16 : Tf;
+    float* Th = T_IN_AF ? Af - 32 * FP + 32 : Tf;
     dtc_ut_diagonal<C, FP>(Lf, Af, tid);
     __syncthreads();
     /* blocks (1,0) and (3,2): item tid < 128 = (block i = 1 or 3, row a, columns c0 .. c0 + 3);
@@ -3101,12 +3106,12 @@ __device__ __forceinline__ void dcp_ut_inverse_halves(const float* Lf, float* Af
     if (tid < 128) {
         float4 acc = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
         dtc_mac4<FP>(acc, Lf + (16 * pi + pa) * FP + 16 * (pi - 1), Af + 16 * (pi - 1) * FP + 16 * (pi - 1) + pc, 16);
-        *reinterpret_cast<float4*>(Tf + (16 * pi + pa) * FP + 16 * (pi - 1) + pc) = acc;
+        *reinterpret_cast<float4*>(Tq + (16 * pi + pa) * FP + 16 * (pi - 1) + pc) = acc;
     }
     __syncthreads();
     if (tid < 128) {
         float4 acc = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-        dtc_mac4<FP>(acc, Af + (16 * pi + pa) * FP + 16 * pi, Tf + 16 * pi * FP + 16 * (pi - 1) + pc, 16);
+        dtc_mac4<FP>(acc, Af + (16 * pi + pa) * FP + 16 * pi, Tq + 16 * pi * FP + 16 * (pi - 1) + pc, 16);
         *reinterpret_cast<float4*>(Af + (16 * pi + pa) * FP + 16 * (pi - 1) + pc) =
             make_float4(-acc.x, -acc.y, -acc.z, -acc.w);
     }
@@ -3119,12 +3124,12 @@ __device__ __forceinline__ void dcp_ut_inverse_halves(const float* Lf, float* Af
         const int k0 = hc < 16 ? 0 : 16;
         float4 acc = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
         dtc_mac4<FP>(acc, Lf + hr * FP + k0, Af + k0 * FP + hc, 32 - k0);
-        *reinterpret_cast<float4*>(Tf + hr * FP + hc) = acc;
+        *reinterpret_cast<float4*>(Th + hr * FP + hc) = acc;
     }
     __syncthreads();
     {
         float4 acc = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-        dtc_mac4<FP>(acc, Af + hr * FP + 32, Tf + 32 * FP + hc, hr < 48 ? 16 : 32);
+        dtc_mac4<FP>(acc, Af + hr * FP + 32, Th + 32 * FP + hc, hr < 48 ? 16 : 32);
         *reinterpret_cast<float4*>(Af + hr * FP + hc) = make_float4(-acc.x, -acc.y, -acc.z, -acc.w);
     }
     __syncthreads();
@@ -3132,7 +3137,7 @@ __device__ __forceinline__ void dcp_ut_inverse_halves(const float* Lf, float* Af
 #endif
 
 /*
- * delta_rule_cp_prep_9dc712d1: pass 1 of 3, one block per (chunk, value head, batch), no state.
+ * delta_rule_cp_prep_2427bfb9: pass 1 of 3, one block per (chunk, value head, batch), no state.
  *   Fuses the q/k l2 norm and scale, the in-chunk cumsum of g (log2 units), the decayed q and k
  *   rows, A_qk and L (16-row block i against Kc_i, reference r = 16 i, fla's chunk_kda; a
  *   diagonal block whose decay span may pass 2^63 is summed exactly instead), the UT solve
@@ -3142,7 +3147,7 @@ __device__ __forceinline__ void dcp_ut_inverse_halves(const float* Lf, float* Af
  * Grid (NC, Hv, B), block 256 threads = 4 row tiles x 2 column groups of warps,
  *   dynamic smem = the prep part of delta_rule_cp_smem().
  */
-extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_9dc712d1(
+extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_2427bfb9(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -3606,7 +3611,7 @@ extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_9dc712d1
 }
 
 /*
- * delta_rule_cp_scan_9dc712d1: pass 2 of 3, the state scan over the chunks of a sequence.
+ * delta_rule_cp_scan_2427bfb9: pass 2 of 3, the state scan over the chunks of a sequence.
  *   One block per (SBV value columns, value head, batch) (an entry per width, below); the state [DK][SBV] stays in f32 mma
  *   accumulators (warp w: row tiles w, w + 8, ..), a bf16 copy in shared memory feeds the
  *   products; v_new's row tile w & 3, columns half w >> 2. Per chunk: store h (bf16) to the workspace, v_new = U - W h, store v_new,
@@ -3621,7 +3626,7 @@ extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_9dc712d1
  *   delta_rule_cp_smem().
  */
 template <int SBV, bool MC> /* value columns per block; W and k multicast to a cluster */
-__device__ __forceinline__ void delta_rule_cp_scan_body_9dc712d1(
+__device__ __forceinline__ void delta_rule_cp_scan_body_2427bfb9(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -3861,7 +3866,7 @@ __device__ __forceinline__ void delta_rule_cp_scan_body_9dc712d1(
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_9dc712d1(
+extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_2427bfb9(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -3871,9 +3876,9 @@ extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_9dc712d1(
     const bf16* __restrict__ gate, int gate_stride, const float* __restrict__ norm_w,
     float* __restrict__ ws_raw)
 {
-    delta_rule_cp_scan_body_9dc712d1<16, false>(q, q_stride, k, k_stride, v, v_stride, g, beta, state_in, state_out, o, o_stride, T, gate, gate_stride, norm_w, ws_raw);
+    delta_rule_cp_scan_body_2427bfb9<16, false>(q, q_stride, k, k_stride, v, v_stride, g, beta, state_in, state_out, o, o_stride, T, gate, gate_stride, norm_w, ws_raw);
 }
-extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_w32_9dc712d1(
+extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_w32_2427bfb9(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -3883,17 +3888,17 @@ extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_w32_9dc712d
     const bf16* __restrict__ gate, int gate_stride, const float* __restrict__ norm_w,
     float* __restrict__ ws_raw)
 {
-    delta_rule_cp_scan_body_9dc712d1<32, false>(q, q_stride, k, k_stride, v, v_stride, g, beta, state_in, state_out, o, o_stride, T, gate, gate_stride, norm_w, ws_raw);
+    delta_rule_cp_scan_body_2427bfb9<32, false>(q, q_stride, k, k_stride, v, v_stride, g, beta, state_in, state_out, o, o_stride, T, gate, gate_stride, norm_w, ws_raw);
 }
 
 /*
- * delta_rule_cp_out_9dc712d1: pass 3 of 3, one block per (chunk, value head, batch).
+ * delta_rule_cp_out_2427bfb9: pass 3 of 3, one block per (chunk, value head, batch).
  *   o = (q e^G) h + A_qk v_new over the chunk's full rows (all DV columns), then the store
  *   through the gated RMSNorm (the block owns full rows; the gate rows arrive with A_qk and v_new): o goes through shared memory (over v_new) so that rows leave in 16-byte pieces.
  * Grid (NC, Hv, B), block 256 threads = 4 row tiles x 2 column groups of warps (DV / 2
  *   columns each), dynamic smem = the output part of delta_rule_cp_smem().
  */
-extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_out_9dc712d1(
+extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_out_2427bfb9(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,

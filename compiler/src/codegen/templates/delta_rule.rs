@@ -1028,6 +1028,23 @@ pub fn delta_rule_cp_smem(p: &DeltaRuleParams) -> [u32; 3] {
     [prep, scan, out].map(|b| u32::try_from(b).unwrap_or(u32::MAX))
 }
 
+/// Dynamic shared memory of the chunk-parallel prep of form `v`: [`delta_rule_cp_smem`]'s, or
+/// less for `Compact` (its layout, `delta_rule_cp_prep/compact_layout.cu`: k e^G, L, row
+/// scales and beta, flags; then g and its factors, the per-block sums, q and k of every pass;
+/// or the inverse and v). A launch of that form with this much fits three blocks an SM at Dk = Dv =
+/// 128.
+pub fn delta_rule_cp_prep_smem(p: &DeltaRuleParams, v: CpPrepVariant) -> u32 {
+    if v.resolved(p) != CpPrepVariant::Compact {
+        return delta_rule_cp_smem(p)[0];
+    }
+    let (c, dk, dv) = (DELTA_TC_CHUNK, p.key_dim, p.value_dim);
+    let (kp, vp, fp, kh) = (dk + 8, dv + 8, c + 4, cp_prep_pass_channels(dk));
+    let kept = c * kp * 2 + c * fp * 4 + 3 * c * 4 + 16;
+    let phase_a = 8 * c * 4 + 4 * kh * 4 + cp_prep_passes(p) * 2 * c * (kh + 8) * 2;
+    let phase_b = c * fp * 4 + c * vp * 2;
+    u32::try_from(kept + phase_a.max(phase_b)).unwrap_or(u32::MAX)
+}
+
 /// f32 elements of the chunk-parallel workspace per chunk of 64 tokens and value head
 /// (`DcpWs` in `delta_rule_cp.cu`): e^G_last `[Dk]` in f32; q e^G, k e^(G_last - G), W `[C][Dk]`,
 /// U, v_new `[C][Dv]`, A_qk `[C][C]` and the state `[Dk][Dv]` in bf16.
@@ -1145,25 +1162,43 @@ pub enum CpPrepVariant {
     /// chain of products (the inverse held 11–13% of the prep's warp stalls on the H100,
     /// 2026-12-07).
     UtHalves,
+    /// For a scalar gate with Dk, Dv <= 128, `EarlyStage` with the inverse by halves in about
+    /// 74 KB of shared memory and 80 registers, so that three blocks share an SM instead of two
+    /// (the prep is latency-bound: with 16 warps an SM no warp was eligible in 60% of cycles,
+    /// H100, 2026-12-07): no reference copies or exact blocks, A_qk over q, the inverse's
+    /// products in its own upper triangle, (I + L)^-1 diag(beta) over L
+    /// ([`delta_rule_cp_prep_smem`]). Elsewhere the same text as `UtHalves`.
+    Compact,
 }
 
 impl CpPrepVariant {
     /// Every form, `Base` first.
-    pub const ALL: [CpPrepVariant; 6] = [
+    pub const ALL: [CpPrepVariant; 7] = [
         CpPrepVariant::Base,
         CpPrepVariant::FewExp,
         CpPrepVariant::ScalarRaw,
         CpPrepVariant::EarlySpan,
         CpPrepVariant::EarlyStage,
         CpPrepVariant::UtHalves,
+        CpPrepVariant::Compact,
     ];
+
+    /// `v` as `p` has it: `Compact` is `UtHalves` where its layout does not apply.
+    fn resolved(self, p: &DeltaRuleParams) -> CpPrepVariant {
+        let compact = matches!(p.gate, DecayGate::Scalar) && p.key_dim <= 128 && p.value_dim <= 128;
+        if self == CpPrepVariant::Compact && !compact {
+            CpPrepVariant::UtHalves
+        } else {
+            self
+        }
+    }
 
     /// The forms with a prep text of their own for `p`, in [`CpPrepVariant::ALL`]'s order: of
     /// forms with one text, the default if it is one of them, else the first. (A per-channel
     /// gate's `ScalarRaw` and `EarlyStage` are `FewExp`'s text, a scalar gate's `EarlySpan` is
     /// `ScalarRaw`'s; with one pass of key channels a scalar gate's `EarlyStage` is too.)
     pub fn distinct_for(p: &DeltaRuleParams) -> Vec<CpPrepVariant> {
-        let text = |v| cp_kernels(v, matches!(p.gate, DecayGate::PerChannel), cp_prep_passes(p));
+        let text = |v| cp_kernels(v, p);
         let default = Self::default_for(p);
         let mut seen = vec![text(default)];
         let mut forms = Vec::new();
@@ -1203,6 +1238,10 @@ const CP_PREP_EARLY_SPAN_LOADS: &str = include_str!("delta_rule_cp_prep/early_sp
 const CP_PREP_EARLY_SPAN_FLAGS: &str = include_str!("delta_rule_cp_prep/early_span_flags.cu");
 const CP_PREP_UT_HALVES: &str = include_str!("delta_rule_cp_prep/ut_halves.cu");
 const CP_PREP_EARLY_STAGE: &str = include_str!("delta_rule_cp_prep/early_stage.cu");
+const CP_PREP_COMPACT_LAYOUT: &str = include_str!("delta_rule_cp_prep/compact_layout.cu");
+const CP_ANCHOR_LAYOUT_BEGIN: &str = "    /* kept through the block */\n";
+const CP_ANCHOR_LAYOUT_END: &str = "\n    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;\n    const int mr = warp & 3, cg = warp >> 2;";
+const CP_ANCHOR_PREP_BOUNDS: &str = "__launch_bounds__(256, 2) delta_rule_cp_prep_@HASH@(";
 const CP_ANCHOR_PREP_KERNEL: &str = "/*\n * delta_rule_cp_prep_@HASH@: pass 1 of 3";
 const CP_ANCHOR_UT_INVERSE: &str = "    dtc_ut_inverse<C, FP, NT, true>(Lf, Af, Tf, tid);\n";
 const CP_ANCHOR_FIRST_STAGE: &str = "    stage_pass(0);\n";
@@ -1229,20 +1268,22 @@ fn splice_range(s: &mut String, begin: &str, end: &str, with: &str) {
     s.replace_range(a..b, with);
 }
 
-/// `delta_rule_cp.cu` with the prep kernel of form `v` for a per-channel (KDA) or scalar (GDN)
-/// gate and `passes` passes over the key channels.
-fn cp_kernels(v: CpPrepVariant, per_channel: bool, passes: usize) -> String {
-    use CpPrepVariant::{EarlySpan, EarlyStage, FewExp, ScalarRaw, UtHalves};
+/// `delta_rule_cp.cu` with the prep kernel of form `v` for `p`'s gate (per-channel, KDA, or
+/// scalar, GDN) and passes over the key channels.
+fn cp_kernels(v: CpPrepVariant, p: &DeltaRuleParams) -> String {
+    use CpPrepVariant::{Compact, EarlySpan, EarlyStage, FewExp, ScalarRaw, UtHalves};
+    let (per_channel, passes) = (matches!(p.gate, DecayGate::PerChannel), cp_prep_passes(p));
+    let v = v.resolved(p);
     let mut s = CP_KERNELS.to_string();
     // The parts of form `v`: ScalarRaw's products (which a scalar gate's later forms build on),
     // FewExp's step 4 (a per-channel gate's), the gate's early loads (EarlySpan, EarlyStage),
-    // and the UT inverse by halves on top of those.
-    let built_on_few_exp = matches!(v, ScalarRaw | EarlySpan | EarlyStage | UtHalves);
+    // the UT inverse by halves on top of those, and Compact's layout.
+    let built_on_few_exp = matches!(v, ScalarRaw | EarlySpan | EarlyStage | UtHalves | Compact);
     let scalar_raw = !per_channel && built_on_few_exp;
     let few_exp = v == FewExp || (per_channel && built_on_few_exp);
     let early_span = per_channel && matches!(v, EarlySpan | UtHalves);
     // With one pass there is no later pass to stage early.
-    let early_stage = !per_channel && passes > 1 && matches!(v, EarlyStage | UtHalves);
+    let early_stage = !per_channel && passes > 1 && matches!(v, EarlyStage | UtHalves | Compact);
     if scalar_raw {
         splice_range(
             &mut s,
@@ -1292,16 +1333,37 @@ fn cp_kernels(v: CpPrepVariant, per_channel: bool, passes: usize) -> String {
             "        } else if (warp == 0 && pass == 0) {\n",
         );
     }
-    if v == UtHalves {
+    if matches!(v, UtHalves | Compact) {
         splice_once(
             &mut s,
             CP_ANCHOR_PREP_KERNEL,
             &format!("{CP_PREP_UT_HALVES}{CP_ANCHOR_PREP_KERNEL}"),
         );
+    }
+    if v == UtHalves {
         splice_once(
             &mut s,
             CP_ANCHOR_UT_INVERSE,
             "    dcp_ut_inverse_halves<C, FP, NT>(Lf, Af, Tf, tid); /* (UtHalves) */\n",
+        );
+    }
+    if v == Compact {
+        splice_range(
+            &mut s,
+            CP_ANCHOR_LAYOUT_BEGIN,
+            CP_ANCHOR_LAYOUT_END,
+            CP_PREP_COMPACT_LAYOUT,
+        );
+        splice_once(
+            &mut s,
+            CP_ANCHOR_UT_INVERSE,
+            "    __syncthreads(); /* (Compact) A_qk is stored: the inverse goes over it */\n    \
+             dcp_ut_inverse_halves<C, FP, NT, true>(Lf, Af, Tf, tid);\n",
+        );
+        splice_once(
+            &mut s,
+            CP_ANCHOR_PREP_BOUNDS,
+            "__launch_bounds__(256, 3) delta_rule_cp_prep_@HASH@(",
         );
     }
     if few_exp {
@@ -1433,7 +1495,7 @@ fn chunk_parallel_module(
             )
         }))
         .collect();
-    let body = cp_kernels(v, matches!(p.gate, DecayGate::PerChannel), cp_prep_passes(p))
+    let body = cp_kernels(v, p)
         .replace("@SCAN_ENTRIES@", &scan_entries)
         .replace("@ARGS@", &(args(p) + CP_WS_ARG))
         .replace("@CONSTS@", &(constants(p) + &norm_constants(p)))
@@ -1931,7 +1993,7 @@ mod tests {
     /// lists one form of each text, the default among them.
     #[test]
     fn chunk_parallel_prep_variants() {
-        use CpPrepVariant::{Base, EarlySpan, EarlyStage, FewExp, ScalarRaw, UtHalves};
+        use CpPrepVariant::{Base, Compact, EarlySpan, EarlyStage, FewExp, ScalarRaw, UtHalves};
         for p in [
             DeltaRuleParams::new(2, 2, 128, 128, DecayGate::PerChannel).with_gated_norm(SILU),
             DeltaRuleParams::new(1, 2, 128, 128, DecayGate::Scalar),
@@ -1944,14 +2006,17 @@ mod tests {
             assert_eq!(default, if scalar { EarlyStage } else { UtHalves });
             let emitted = delta_rule_chunk_parallel(&p).unwrap();
             assert_eq!(delta_rule_chunk_parallel_variant(&p, default).unwrap(), emitted);
-            // (few_exp, raw, early, staged, halves) of each form.
+            // (few_exp, raw, early, staged, halves, compact) of each form; Compact is UtHalves
+            // but for a scalar gate at Dk, Dv <= 128.
+            let compact_applies = scalar && p.key_dim <= 128 && p.value_dim <= 128;
             let parts = |v: CpPrepVariant| {
-                let later = matches!(v, ScalarRaw | EarlySpan | EarlyStage | UtHalves);
+                let v = if v == Compact && !compact_applies { UtHalves } else { v };
+                let later = matches!(v, ScalarRaw | EarlySpan | EarlyStage | UtHalves | Compact);
                 let raw = scalar && later;
                 let few = v == FewExp || (!scalar && later);
                 let early = !scalar && matches!(v, EarlySpan | UtHalves);
-                let staged = scalar && !one_pass && matches!(v, EarlyStage | UtHalves);
-                (few, raw, early, staged, v == UtHalves)
+                let staged = scalar && !one_pass && matches!(v, EarlyStage | UtHalves | Compact);
+                (few, raw, early, staged, v == UtHalves, v == Compact)
             };
             let sources: Vec<_> = CpPrepVariant::ALL
                 .iter()
@@ -1971,7 +2036,7 @@ mod tests {
             for (v, src) in CpPrepVariant::ALL.into_iter().zip(sources) {
                 assert_eq!(src.entries.len(), emitted.entries.len(), "{v:?}");
                 assert!(src.entries[0].starts_with("delta_rule_cp_prep_"), "{v:?}");
-                let (few, raw, early, staged, halves) = parts(v);
+                let (few, raw, early, staged, halves, compact) = parts(v);
                 assert_eq!(src.source.contains("(CpPrepVariant::FewExp)"), few, "{v:?}");
                 assert_eq!(src.source.contains("(CpPrepVariant::ScalarRaw"), raw, "{v:?}");
                 assert_eq!(src.source.contains("(CpPrepVariant::EarlySpan)"), early, "{v:?}");
@@ -1984,9 +2049,37 @@ mod tests {
                 );
                 assert_eq!(
                     src.source.contains("dtc_ut_inverse<C, FP, NT, true>(Lf"),
-                    !halves,
+                    !halves && !compact,
                     "{v:?}"
                 );
+                // Compact: its layout, the inverse's products in its upper triangle, three
+                // blocks an SM, and shared memory for three at Dk = Dv = 128 (an SM has 228 KiB,
+                // 1 KiB of it reserved per block).
+                assert_eq!(
+                    src.source.contains("(CpPrepVariant::Compact, a scalar gate)"),
+                    compact,
+                    "{v:?}"
+                );
+                assert_eq!(
+                    src.source.contains("dcp_ut_inverse_halves<C, FP, NT, true>(Lf"),
+                    compact,
+                    "{v:?}"
+                );
+                assert_eq!(
+                    src.source.contains("__launch_bounds__(256, 3) delta_rule_cp_prep_"),
+                    compact,
+                    "{v:?}"
+                );
+                let smem = delta_rule_cp_prep_smem(&p, v);
+                if compact {
+                    assert!(smem < delta_rule_cp_smem(&p)[0], "{v:?}");
+                    if p.key_dim == 128 && p.value_dim == 128 {
+                        assert_eq!(smem, 75_536);
+                        assert!(3 * (smem + 1024) <= 228 * 1024);
+                    }
+                } else {
+                    assert_eq!(smem, delta_rule_cp_smem(&p)[0], "{v:?}");
+                }
                 // Every pass's q and k staged before the first pass waits; none later.
                 assert_eq!(src.source.contains("if (pass > 0) stage_pass(pass);"), !staged, "{v:?}");
                 assert_eq!(src.source.contains("else if (warp == 0 && pass == 0)"), staged, "{v:?}");

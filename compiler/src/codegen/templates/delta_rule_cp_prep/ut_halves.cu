@@ -7,9 +7,14 @@
  * and six, and a critical path of 96 multiply-adds a row instead of 144 (the UT inverse held
  * 11-13% of the prep's warp stalls on the H100, 2026-12-07). Blocks above the diagonal are never
  * read (they are never written either). Ends with a barrier. */
-template <int C, int FP, int NT>
+template <int C, int FP, int NT, bool T_IN_AF = false>
 __device__ __forceinline__ void dcp_ut_inverse_halves(const float* Lf, float* Af, float* Tf, int tid) {
     static_assert(C == 64 && NT == 256 && FP % 4 == 0, "four 16x16 blocks; a thread per row quad of a 32x32 block");
+    /* T_IN_AF (CpPrepVariant::Compact): the products T go to Af's upper triangle, which no
+     * phase reads or writes otherwise: T's blocks (1,0) and (3,2) to Af's (0,1) and (2,3), T's
+     * rows 32 .. 63 by columns 0 .. 31 to Af's rows 0 .. 31 by columns 32 .. 63. */
+    float* Tq = T_IN_AF ? Af - 16 * FP + 16 : Tf;
+    float* Th = T_IN_AF ? Af - 32 * FP + 32 : Tf;
     dtc_ut_diagonal<C, FP>(Lf, Af, tid);
     __syncthreads();
     /* blocks (1,0) and (3,2): item tid < 128 = (block i = 1 or 3, row a, columns c0 .. c0 + 3);
@@ -18,12 +23,12 @@ __device__ __forceinline__ void dcp_ut_inverse_halves(const float* Lf, float* Af
     if (tid < 128) {
         float4 acc = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
         dtc_mac4<FP>(acc, Lf + (16 * pi + pa) * FP + 16 * (pi - 1), Af + 16 * (pi - 1) * FP + 16 * (pi - 1) + pc, 16);
-        *reinterpret_cast<float4*>(Tf + (16 * pi + pa) * FP + 16 * (pi - 1) + pc) = acc;
+        *reinterpret_cast<float4*>(Tq + (16 * pi + pa) * FP + 16 * (pi - 1) + pc) = acc;
     }
     __syncthreads();
     if (tid < 128) {
         float4 acc = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-        dtc_mac4<FP>(acc, Af + (16 * pi + pa) * FP + 16 * pi, Tf + 16 * pi * FP + 16 * (pi - 1) + pc, 16);
+        dtc_mac4<FP>(acc, Af + (16 * pi + pa) * FP + 16 * pi, Tq + 16 * pi * FP + 16 * (pi - 1) + pc, 16);
         *reinterpret_cast<float4*>(Af + (16 * pi + pa) * FP + 16 * (pi - 1) + pc) =
             make_float4(-acc.x, -acc.y, -acc.z, -acc.w);
     }
@@ -36,12 +41,12 @@ __device__ __forceinline__ void dcp_ut_inverse_halves(const float* Lf, float* Af
         const int k0 = hc < 16 ? 0 : 16;
         float4 acc = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
         dtc_mac4<FP>(acc, Lf + hr * FP + k0, Af + k0 * FP + hc, 32 - k0);
-        *reinterpret_cast<float4*>(Tf + hr * FP + hc) = acc;
+        *reinterpret_cast<float4*>(Th + hr * FP + hc) = acc;
     }
     __syncthreads();
     {
         float4 acc = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-        dtc_mac4<FP>(acc, Af + hr * FP + 32, Tf + 32 * FP + hc, hr < 48 ? 16 : 32);
+        dtc_mac4<FP>(acc, Af + hr * FP + 32, Th + 32 * FP + hc, hr < 48 ? 16 : 32);
         *reinterpret_cast<float4*>(Af + hr * FP + hc) = make_float4(-acc.x, -acc.y, -acc.z, -acc.w);
     }
     __syncthreads();
