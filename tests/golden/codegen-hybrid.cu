@@ -1357,9 +1357,9 @@ extern "C" __global__ void __launch_bounds__(256) sigmoid_decay_gate_9b511badf4d
     }
 }
 
-// ===== kernels/delta_rule_cp_prep_e4f98ea5.cu =====
+// ===== kernels/delta_rule_cp_prep_f37491ad.cu =====
 /*
- * modelc mixer core: delta_rule_cp_prep_e4f98ea5, delta_rule_cp_scan_e4f98ea5, delta_rule_cp_out_e4f98ea5, delta_rule_cp_scan_w32_e4f98ea5 (template).
+ * modelc mixer core: delta_rule_cp_prep_f37491ad, delta_rule_cp_scan_f37491ad, delta_rule_cp_out_f37491ad, delta_rule_cp_scan_w32_f37491ad (template).
  * Fuses, in order:
  *   l2_norm(eps=1e-6, group=32)
  *   scale(0.17677669529663687)
@@ -1371,10 +1371,10 @@ extern "C" __global__ void __launch_bounds__(256) sigmoid_decay_gate_9b511badf4d
  * FLOPs:         25216*batch*tokens
  */
 /*
- * delta_rule_cp_{prep,scan,out}_e4f98ea5: gated delta rule, chunked (WY representation / UT
+ * delta_rule_cp_{prep,scan,out}_f37491ad: gated delta rule, chunked (WY representation / UT
  *   transform), chunk-parallel on tensor cores (mma.sync m16n8k16 bf16 -> f32, ldmatrix,
  *   cp.async; sm_80+): three launches in order, fla's chunk_kda split.
- *   Hk = 1, Hv = 2, Dk = 32, Dv = 32, gate = scalar per head (GDN), qk l2norm = true, scale = 1.7677669e-1f, chunk C = 64, scan block SBV = 16 (or 32: delta_rule_cp_scan_w32_e4f98ea5).
+ *   Hk = 1, Hv = 2, Dk = 32, Dv = 32, gate = scalar per head (GDN), qk l2norm = true, scale = 1.7677669e-1f, chunk C = 64, scan block SBV = 16 (or 32: delta_rule_cp_scan_w32_f37491ad).
  *   Gated RMSNorm epilogue: o <- o * rsqrt(mean_head(o^2) + 1e-5f) * norm_w * silu_f(gate)
  *   Per chunk, with G the in-chunk cumsum of g: A_qk[t,s] = sum_d q_td k_sd e^(G_td - G_sd)
  *   (s <= t), L[t,s] = beta_t sum_d k_td k_sd e^(G_td - G_sd) (s < t), W = (I + L)^-1
@@ -1389,7 +1389,7 @@ extern "C" __global__ void __launch_bounds__(256) sigmoid_decay_gate_9b511badf4d
  *   state_in / state_out [B,Hv,Dk,Dv] f32 (state_in null = zeros; they may alias).
  *   gate [B,T,Hv*Dv] bf16 rows with stride gate_stride; norm_w [Dv] f32 (the norm's weight).
  *   ws_raw: the workspace, delta_rule_cp_workspace_len() f32 elements (DcpWs below).
- * Dynamic smem: prep 81680, scan 44952, out 27648 bytes. Deterministic: fixed reduction orders,
+ * Dynamic smem: prep 45840, scan 44952, out 27648 bytes. Deterministic: fixed reduction orders,
  *   no atomics on data (one atomicOr on a flag word).
  */
 #include <cuda_bf16.h>
@@ -1760,8 +1760,63 @@ __device__ __forceinline__ void dcp_store_rows(bf16* dst, long stride, const bf1
 }
 #endif
 
+#ifndef MODELC_DCP_UT_HALVES
+#define MODELC_DCP_UT_HALVES
+/* (CpPrepVariant::UtHalves) (I + L)^-1 as dtc_ut_inverse<C, FP, NT, true> defines it, by halves:
+ * the 16x16 diagonal blocks, then blocks (1,0) and (3,2) of the two 32x32 halves, then the block
+ * of the lower half below the upper one, Ai_hl = -Ai_hh (L_hl Ai_ll), with every thread busy in
+ * that last step. Five phases and four barriers where the order by block distance takes seven
+ * and six, and a critical path of 96 multiply-adds a row instead of 144 (the UT inverse held
+ * 11-13% of the prep's warp stalls on the H100, 2026-12-07). Blocks above the diagonal are never
+ * read (they are never written either). Ends with a barrier. */
+template <int C, int FP, int NT, bool T_IN_AF = false>
+__device__ __forceinline__ void dcp_ut_inverse_halves(const float* Lf, float* Af, float* Tf, int tid) {
+    static_assert(C == 64 && NT == 256 && FP % 4 == 0, "four 16x16 blocks; a thread per row quad of a 32x32 block");
+    /* T_IN_AF (CpPrepVariant::Compact): the products T go to Af's upper triangle, which no
+     * phase reads or writes otherwise: T's blocks (1,0) and (3,2) to Af's (0,1) and (2,3), T's
+     * rows 32 .. 63 by columns 0 .. 31 to Af's rows 0 .. 31 by columns 32 .. 63. */
+    float* Tq = T_IN_AF ? Af - 16 * FP + 16 : Tf;
+    float* Th = T_IN_AF ? Af - 32 * FP + 32 : Tf;
+    dtc_ut_diagonal<C, FP>(Lf, Af, tid);
+    __syncthreads();
+    /* blocks (1,0) and (3,2): item tid < 128 = (block i = 1 or 3, row a, columns c0 .. c0 + 3);
+     * T = L_(i,i-1) Ai_(i-1,i-1), then Ai_(i,i-1) = -Ai_ii T */
+    const int pi = 1 + 2 * (tid >> 6), pa = (tid >> 2) & 15, pc = (tid & 3) * 4;
+    if (tid < 128) {
+        float4 acc = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+        dtc_mac4<FP>(acc, Lf + (16 * pi + pa) * FP + 16 * (pi - 1), Af + 16 * (pi - 1) * FP + 16 * (pi - 1) + pc, 16);
+        *reinterpret_cast<float4*>(Tq + (16 * pi + pa) * FP + 16 * (pi - 1) + pc) = acc;
+    }
+    __syncthreads();
+    if (tid < 128) {
+        float4 acc = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+        dtc_mac4<FP>(acc, Af + (16 * pi + pa) * FP + 16 * pi, Tq + 16 * pi * FP + 16 * (pi - 1) + pc, 16);
+        *reinterpret_cast<float4*>(Af + (16 * pi + pa) * FP + 16 * (pi - 1) + pc) =
+            make_float4(-acc.x, -acc.y, -acc.z, -acc.w);
+    }
+    __syncthreads();
+    /* rows 32 .. 63 by columns 0 .. 31, thread (row r, columns c0 .. c0 + 3): T = L_hl Ai_ll
+     * (a column of block 1 sums over block 1's rows only), then Ai_hl = -Ai_hh T (a row of block
+     * 2 sums over block 2's columns only) */
+    const int hr = 32 + (tid >> 3), hc = (tid & 7) * 4;
+    {
+        const int k0 = hc < 16 ? 0 : 16;
+        float4 acc = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+        dtc_mac4<FP>(acc, Lf + hr * FP + k0, Af + k0 * FP + hc, 32 - k0);
+        *reinterpret_cast<float4*>(Th + hr * FP + hc) = acc;
+    }
+    __syncthreads();
+    {
+        float4 acc = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+        dtc_mac4<FP>(acc, Af + hr * FP + 32, Th + 32 * FP + hc, hr < 48 ? 16 : 32);
+        *reinterpret_cast<float4*>(Af + hr * FP + hc) = make_float4(-acc.x, -acc.y, -acc.z, -acc.w);
+    }
+    __syncthreads();
+}
+#endif
+
 /*
- * delta_rule_cp_prep_e4f98ea5: pass 1 of 3, one block per (chunk, value head, batch), no state.
+ * delta_rule_cp_prep_f37491ad: pass 1 of 3, one block per (chunk, value head, batch), no state.
  *   Fuses the q/k l2 norm and scale, the in-chunk cumsum of g (log2 units), the decayed q and k
  *   rows, A_qk and L (16-row block i against Kc_i, reference r = 16 i, fla's chunk_kda; a
  *   diagonal block whose decay span may pass 2^63 is summed exactly instead), the UT solve
@@ -1771,7 +1826,7 @@ __device__ __forceinline__ void dcp_store_rows(bf16* dst, long stride, const bf1
  * Grid (NC, Hv, B), block 256 threads = 4 row tiles x 2 column groups of warps,
  *   dynamic smem = the prep part of delta_rule_cp_smem().
  */
-extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_e4f98ea5(
+extern "C" __global__ void __launch_bounds__(256, 3) delta_rule_cp_prep_f37491ad(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -1812,29 +1867,37 @@ extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_e4f98ea5
     constexpr float SPAN_MAX = 64.0f;     /* largest log2 growth of a diagonal-block factor     */
     constexpr bool VEC_NORM = 32 % (DK / 8) == 0; /* step 0's rows as 16-byte pieces (DK 32 .. 256) */
     extern __shared__ __align__(16) unsigned char smem_raw[];
-    /* kept through the block */
+    /* (CpPrepVariant::Compact, a scalar gate) 75,536 bytes at Dk = Dv = 128, so that three
+     * blocks fit an SM: no reference copies (ScalarRaw takes none; their place holds the later
+     * passes' q and k, as in EarlyStage) and no exact diagonal blocks (nothing is flagged); A_qk
+     * over the first pass's q once the passes are done, (I + L)^-1 over both once A_qk is
+     * stored, (I + L)^-1 diag(beta) over L, the inverse's products T in its own upper triangle.
+     * Kept through the block: */
     bf16* Kb = reinterpret_cast<bf16*>(smem_raw);      /* [C][KP] k e^G                      */
-    bf16* AQ = Kb + C * KP;                            /* [C][AP] A_qk                       */
-    float* Lf = reinterpret_cast<float*>(AQ + C * AP); /* [C][FP] L                          */
+    float* Lf = reinterpret_cast<float*>(Kb + C * KP); /* [C][FP] L                          */
     float* nq = Lf + C * FP;                           /* [C] q row scale                    */
     float* nk = nq + C;                                /* [C] k row scale                    */
     float* bs = nk + C;                                /* [C] beta                           */
-    int* flags = reinterpret_cast<int*>(bs + C);       /* diagonal blocks summed exactly     */
+    int* flags = reinterpret_cast<int*>(bs + C);       /* stays 0                            */
     unsigned char* uni = reinterpret_cast<unsigned char*>(flags + 4);
-    /* phase A, per pass of KH channels, then the exact diagonal-block sums across the passes */
-    float* Gs = reinterpret_cast<float*>(uni);         /* [C][KH] or [C]: g, then log2 cumsum */
-    float* Ex = Gs + C;                                /* scalar gate: [7][C] step 4's factors */
-    float* Gb = Gs + NG;                               /* [4][KH] per-block sums of g        */
-    bf16* Qr = reinterpret_cast<bf16*>(Gb + 4 * KH);   /* [C][HP] q, then q e^(G - G_r)      */
-    bf16* Kr = Qr + C * HP;                            /* [C][HP] k, then k e^(G - G_r)      */
-    bf16* Kc = Kr + C * HP;                            /* [160][HP] k e^(G_r - G), per block */
-    float* Xq = reinterpret_cast<float*>(Kc + 160 * HP); /* [4][16][16] exact A_qk blocks    */
-    float* Xk = Xq + 4 * 256;                          /* [4][16][16] exact L blocks         */
-    /* phase B, over phase A (after the exact sums are used) */
-    float* Af = reinterpret_cast<float*>(uni);         /* [C][FP] (I + L)^-1                 */
-    float* Tf = Af + C * FP;                           /* [C][FP] scratch                    */
-    bf16* Ab = reinterpret_cast<bf16*>(Tf + C * FP);   /* [C][AP] (I + L)^-1 diag(beta)      */
-    bf16* Vb = Ab + C * AP;                            /* [C][VP] v                          */
+    /* phase A, per pass of KH channels */
+    float* Gs = reinterpret_cast<float*>(uni);         /* [C]: g, then log2 cumsum           */
+    float* Ex = Gs + C;                                /* [7][C] step 4's factors            */
+    float* Gb = Gs + NG;                               /* [4][KH] (a per-channel gate's)     */
+    bf16* Qr = reinterpret_cast<bf16*>(Gb + 4 * KH);   /* [C][HP] the first pass's q         */
+    bf16* Kr = Qr + C * HP;                            /* [C][HP] the first pass's k         */
+    bf16* Kc = Kr + C * HP;                            /* [NPASS - 1][2][C][HP] later q, k   */
+    float* Xq = Gs;                                    /* (no exact blocks)                  */
+    float* Xk = Gs;
+    /* phase B, over phase A */
+    bf16* AQ = Qr;                                     /* [C][AP] A_qk (the first q's place) */
+    float* Af = reinterpret_cast<float*>(uni);         /* [C][FP] (I + L)^-1 and its T       */
+    float* Tf = Af;
+    bf16* Ab = reinterpret_cast<bf16*>(Lf);            /* [C][AP] (I + L)^-1 diag(beta)      */
+    bf16* Vb = reinterpret_cast<bf16*>(Af + C * FP);   /* [C][VP] v                          */
+    static_assert(!PER_CHANNEL && C * AP * 2 <= C * FP * 4 && C * (DK + 8) * 2 <= C * FP * 4 &&
+                      C * (DV + 8) * 2 <= C * FP * 4 && NG * 4 + 4 * KH * 4 + C * AP * 2 <= C * FP * 4,
+                  "(Compact) a scalar gate; A_qk, Ab and the W and U tiles each within Af or Lf");
 
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
     const int mr = warp & 3, cg = warp >> 2;
@@ -2092,7 +2155,8 @@ extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_e4f98ea5
         *reinterpret_cast<uint4*>(ws.aq + ci * C * C + t * C + s) = *reinterpret_cast<const uint4*>(&AQ[t * AP + s]);
     }
     /* 4. (I + L)^-1 in f32 (dtc_ut_inverse). */
-    dtc_ut_inverse<C, FP, NT, true>(Lf, Af, Tf, tid);
+    __syncthreads(); /* (Compact) A_qk is stored: the inverse goes over it */
+    dcp_ut_inverse_halves<C, FP, NT, true>(Lf, Af, Tf, tid);
     /* beta folded into the columns: W = (Ab) (k e^G), U = (Ab) v */
     for (int e = tid; e < C * C; e += NT) {
         const int t = e / C, s = e % C;
@@ -2164,7 +2228,7 @@ extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_e4f98ea5
 }
 
 /*
- * delta_rule_cp_scan_e4f98ea5: pass 2 of 3, the state scan over the chunks of a sequence.
+ * delta_rule_cp_scan_f37491ad: pass 2 of 3, the state scan over the chunks of a sequence.
  *   One block per (SBV value columns, value head, batch) (an entry per width, below); the state [DK][SBV] stays in f32 mma
  *   accumulators (warp w: row tiles w, w + 8, ..), a bf16 copy in shared memory feeds the
  *   products; v_new's row tile w & 3, columns half w >> 2. Per chunk: store h (bf16) to the workspace, v_new = U - W h, store v_new,
@@ -2179,7 +2243,7 @@ extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_e4f98ea5
  *   delta_rule_cp_smem().
  */
 template <int SBV, bool MC> /* value columns per block; W and k multicast to a cluster */
-__device__ __forceinline__ void delta_rule_cp_scan_body_e4f98ea5(
+__device__ __forceinline__ void delta_rule_cp_scan_body_f37491ad(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -2419,7 +2483,7 @@ __device__ __forceinline__ void delta_rule_cp_scan_body_e4f98ea5(
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_e4f98ea5(
+extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_f37491ad(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -2429,9 +2493,9 @@ extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_e4f98ea5(
     const bf16* __restrict__ gate, int gate_stride, const float* __restrict__ norm_w,
     float* __restrict__ ws_raw)
 {
-    delta_rule_cp_scan_body_e4f98ea5<16, false>(q, q_stride, k, k_stride, v, v_stride, g, beta, state_in, state_out, o, o_stride, T, gate, gate_stride, norm_w, ws_raw);
+    delta_rule_cp_scan_body_f37491ad<16, false>(q, q_stride, k, k_stride, v, v_stride, g, beta, state_in, state_out, o, o_stride, T, gate, gate_stride, norm_w, ws_raw);
 }
-extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_w32_e4f98ea5(
+extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_w32_f37491ad(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -2441,17 +2505,17 @@ extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_w32_e4f98ea
     const bf16* __restrict__ gate, int gate_stride, const float* __restrict__ norm_w,
     float* __restrict__ ws_raw)
 {
-    delta_rule_cp_scan_body_e4f98ea5<32, false>(q, q_stride, k, k_stride, v, v_stride, g, beta, state_in, state_out, o, o_stride, T, gate, gate_stride, norm_w, ws_raw);
+    delta_rule_cp_scan_body_f37491ad<32, false>(q, q_stride, k, k_stride, v, v_stride, g, beta, state_in, state_out, o, o_stride, T, gate, gate_stride, norm_w, ws_raw);
 }
 
 /*
- * delta_rule_cp_out_e4f98ea5: pass 3 of 3, one block per (chunk, value head, batch).
+ * delta_rule_cp_out_f37491ad: pass 3 of 3, one block per (chunk, value head, batch).
  *   o = (q e^G) h + A_qk v_new over the chunk's full rows (all DV columns), then the store
  *   through the gated RMSNorm (the block owns full rows; the gate rows arrive with A_qk and v_new): o goes through shared memory (over v_new) so that rows leave in 16-byte pieces.
  * Grid (NC, Hv, B), block 256 threads = 4 row tiles x 2 column groups of warps (DV / 2
  *   columns each), dynamic smem = the output part of delta_rule_cp_smem().
  */
-extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_out_e4f98ea5(
+extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_out_f37491ad(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
