@@ -2719,13 +2719,13 @@ impl DeltaBench {
     /// [`DeltaBench::time_chunk_parallel`] with prep form `v`.
     fn time_chunk_parallel_variant(&self, ctx: &mut Ctx, p: &DeltaRuleParams, v: CpPrepVariant, name: &str) -> f64 {
         let src = delta_rule_chunk_parallel_variant(p, v).unwrap();
-        self.time_chunk_parallel_launches(ctx, p, &src, [0, 1, 2], name, delta_rule_cp_prep_smem(p, v))
+        self.time_chunk_parallel_entries(ctx, p, &src, [0, 1, 2], name, Some(delta_rule_cp_prep_smem(p, v)))
     }
 
     /// [`DeltaBench::time_chunk_parallel`] of the module `src` (the chunk-parallel form of `p`,
     /// or a text edit of it).
     fn time_chunk_parallel_source(&self, ctx: &mut Ctx, p: &DeltaRuleParams, src: &KernelSource, name: &str) -> f64 {
-        self.time_chunk_parallel_entries(ctx, p, src, [0, 1, 2], name)
+        self.time_chunk_parallel_entries(ctx, p, src, [0, 1, 2], name, None)
     }
 
     /// [`DeltaBench::time_chunk_parallel`] with the scan over clusters (the module's last entry;
@@ -2734,10 +2734,12 @@ impl DeltaBench {
         let src = delta_rule_chunk_parallel_with_cluster_scan(p).unwrap();
         let mc = src.entries.len() - 1;
         assert!(src.entries[mc].starts_with("delta_rule_cp_scan_mc_"));
-        self.time_chunk_parallel_entries(ctx, p, &src, [0, mc, 2], &format!("{name} scan over clusters"))
+        self.time_chunk_parallel_entries(ctx, p, &src, [0, mc, 2], &format!("{name} scan over clusters"), None)
     }
 
-    /// Times the entries `passes` (prep, scan, out) of `src`.
+    /// Times the entries `passes` (prep, scan, out) of `src`, the prep launched with `prep_smem`
+    /// bytes of shared memory (a prep form's own, [`delta_rule_cp_prep_smem`]; `None`: the
+    /// default form's, as programs launch it).
     fn time_chunk_parallel_entries(
         &self,
         ctx: &mut Ctx,
@@ -2745,28 +2747,16 @@ impl DeltaBench {
         src: &KernelSource,
         passes: [usize; 3],
         name: &str,
-    ) -> f64 {
-        let prep_smem = delta_rule_cp_launches(p, self.b, self.t)[0].smem;
-        self.time_chunk_parallel_launches(ctx, p, src, passes, name, prep_smem)
-    }
-
-    /// [`DeltaBench::time_chunk_parallel_entries`] with the prep launched with `prep_smem` bytes
-    /// of shared memory (a prep form's own, [`delta_rule_cp_prep_smem`]).
-    fn time_chunk_parallel_launches(
-        &self,
-        ctx: &mut Ctx,
-        p: &DeltaRuleParams,
-        src: &KernelSource,
-        passes: [usize; 3],
-        name: &str,
-        prep_smem: u32,
+        prep_smem: Option<u32>,
     ) -> f64 {
         ctx.load(src);
         let ws = ctx.nan_f32(delta_rule_cp_workspace_len(p, self.b, self.t), "workspace");
         let mut a = self.args(p, self.t);
         a.push(ws.arg());
         let mut launches = delta_rule_cp_launches(p, self.b, self.t);
-        launches[0].smem = prep_smem;
+        if let Some(smem) = prep_smem {
+            launches[0].smem = smem;
+        }
         let entries = passes.map(|i| src.entries[i].as_str());
         let ms = time_ms(ctx, 10, || {
             for (e, l) in entries.iter().zip(launches) {
@@ -2854,7 +2844,7 @@ fn bench_delta_shapes(ctx: &mut Ctx, r: &mut ChaCha8Rng) {
                 let with_mc = delta_rule_chunk_parallel_with_cluster_scan(&p).unwrap();
                 let mc = with_mc.entries.len() - 1;
                 for (what, src) in cluster_scan_trials(&with_mc) {
-                    bufs.time_chunk_parallel_entries(ctx, &p, &src, [0, mc, 2], &format!("{name} {what}"));
+                    bufs.time_chunk_parallel_entries(ctx, &p, &src, [0, mc, 2], &format!("{name} {what}"), None);
                 }
             }
             // The block-order trials of the prep and output passes at one shape.

@@ -2052,35 +2052,18 @@ mod tests {
                 assert_eq!(src.source.contains("(CpPrepVariant::ScalarRaw"), raw, "{v:?}");
                 assert_eq!(src.source.contains("(CpPrepVariant::EarlySpan)"), early, "{v:?}");
                 assert_eq!(src.source.contains("(CpPrepVariant::EarlyStage)"), staged, "{v:?}");
-                // The UT inverse by halves, or by block distance.
-                assert_eq!(
-                    src.source.contains("dcp_ut_inverse_halves<C, FP, NT>(Lf"),
-                    halves,
-                    "{v:?}"
-                );
-                assert_eq!(
-                    src.source.contains("dtc_ut_inverse<C, FP, NT, true>(Lf"),
-                    !halves && !compact,
-                    "{v:?}"
-                );
-                // Compact: its layout, the inverse's products in its upper triangle, three
-                // blocks an SM, and shared memory for three at Dk = Dv = 128 (an SM has 228 KiB,
-                // 1 KiB of it reserved per block).
-                assert_eq!(
-                    src.source.contains("(CpPrepVariant::Compact, a scalar gate)"),
-                    compact,
-                    "{v:?}"
-                );
-                assert_eq!(
-                    src.source.contains("dcp_ut_inverse_halves<C, FP, NT, true>(Lf"),
-                    compact,
-                    "{v:?}"
-                );
-                assert_eq!(
-                    src.source.contains("__launch_bounds__(256, 3) delta_rule_cp_prep_"),
-                    compact,
-                    "{v:?}"
-                );
+                // The UT inverse by halves, or by block distance; Compact: its layout, the
+                // inverse's products in its upper triangle, three blocks an SM (and below, shared
+                // memory for three at Dk = Dv = 128: an SM has 228 KiB, 1 KiB reserved per block).
+                for (text, want) in [
+                    ("dcp_ut_inverse_halves<C, FP, NT>(Lf", halves),
+                    ("dtc_ut_inverse<C, FP, NT, true>(Lf", !halves && !compact),
+                    ("(CpPrepVariant::Compact, a scalar gate)", compact),
+                    ("dcp_ut_inverse_halves<C, FP, NT, true>(Lf", compact),
+                    ("__launch_bounds__(256, 3) delta_rule_cp_prep_", compact),
+                ] {
+                    assert_eq!(src.source.contains(text), want, "{v:?}: {text}");
+                }
                 // Launches take the default form's (`delta_rule_cp_smem`); the forms with the
                 // standard layout share one figure, above Compact's.
                 let smem = delta_rule_cp_prep_smem(&p, v);
