@@ -1357,9 +1357,9 @@ extern "C" __global__ void __launch_bounds__(256) sigmoid_decay_gate_9b511badf4d
     }
 }
 
-// ===== kernels/delta_rule_cp_prep_f37491ad.cu =====
+// ===== kernels/delta_rule_cp_prep_5ab62a7b.cu =====
 /*
- * modelc mixer core: delta_rule_cp_prep_f37491ad, delta_rule_cp_scan_f37491ad, delta_rule_cp_out_f37491ad, delta_rule_cp_scan_w32_f37491ad (template).
+ * modelc mixer core: delta_rule_cp_prep_5ab62a7b, delta_rule_cp_scan_5ab62a7b, delta_rule_cp_out_5ab62a7b, delta_rule_cp_scan_w32_5ab62a7b (template).
  * Fuses, in order:
  *   l2_norm(eps=1e-6, group=32)
  *   scale(0.17677669529663687)
@@ -1371,10 +1371,10 @@ extern "C" __global__ void __launch_bounds__(256) sigmoid_decay_gate_9b511badf4d
  * FLOPs:         25216*batch*tokens
  */
 /*
- * delta_rule_cp_{prep,scan,out}_f37491ad: gated delta rule, chunked (WY representation / UT
+ * delta_rule_cp_{prep,scan,out}_5ab62a7b: gated delta rule, chunked (WY representation / UT
  *   transform), chunk-parallel on tensor cores (mma.sync m16n8k16 bf16 -> f32, ldmatrix,
  *   cp.async; sm_80+): three launches in order, fla's chunk_kda split.
- *   Hk = 1, Hv = 2, Dk = 32, Dv = 32, gate = scalar per head (GDN), qk l2norm = true, scale = 1.7677669e-1f, chunk C = 64, scan block SBV = 16 (or 32: delta_rule_cp_scan_w32_f37491ad).
+ *   Hk = 1, Hv = 2, Dk = 32, Dv = 32, gate = scalar per head (GDN), qk l2norm = true, scale = 1.7677669e-1f, chunk C = 64, scan block SBV = 16 (or 32: delta_rule_cp_scan_w32_5ab62a7b).
  *   Gated RMSNorm epilogue: o <- o * rsqrt(mean_head(o^2) + 1e-5f) * norm_w * silu_f(gate)
  *   Per chunk, with G the in-chunk cumsum of g: A_qk[t,s] = sum_d q_td k_sd e^(G_td - G_sd)
  *   (s <= t), L[t,s] = beta_t sum_d k_td k_sd e^(G_td - G_sd) (s < t), W = (I + L)^-1
@@ -1768,7 +1768,7 @@ __device__ __forceinline__ void dcp_store_rows(bf16* dst, long stride, const bf1
  * that last step. Five phases and four barriers where the order by block distance takes seven
  * and six, and a critical path of 96 multiply-adds a row instead of 144 (the UT inverse held
  * 11-13% of the prep's warp stalls on the H100, 2026-12-07). Blocks above the diagonal are never
- * read (they are never written either). Ends with a barrier. */
+ * read as part of the inverse (only T_IN_AF writes there, below). Ends with a barrier. */
 template <int C, int FP, int NT, bool T_IN_AF = false>
 __device__ __forceinline__ void dcp_ut_inverse_halves(const float* Lf, float* Af, float* Tf, int tid) {
     static_assert(C == 64 && NT == 256 && FP % 4 == 0, "four 16x16 blocks; a thread per row quad of a 32x32 block");
@@ -1816,7 +1816,7 @@ __device__ __forceinline__ void dcp_ut_inverse_halves(const float* Lf, float* Af
 #endif
 
 /*
- * delta_rule_cp_prep_f37491ad: pass 1 of 3, one block per (chunk, value head, batch), no state.
+ * delta_rule_cp_prep_5ab62a7b: pass 1 of 3, one block per (chunk, value head, batch), no state.
  *   Fuses the q/k l2 norm and scale, the in-chunk cumsum of g (log2 units), the decayed q and k
  *   rows, A_qk and L (16-row block i against Kc_i, reference r = 16 i, fla's chunk_kda; a
  *   diagonal block whose decay span may pass 2^63 is summed exactly instead), the UT solve
@@ -1826,7 +1826,7 @@ __device__ __forceinline__ void dcp_ut_inverse_halves(const float* Lf, float* Af
  * Grid (NC, Hv, B), block 256 threads = 4 row tiles x 2 column groups of warps,
  *   dynamic smem = the prep part of delta_rule_cp_smem().
  */
-extern "C" __global__ void __launch_bounds__(256, 3) delta_rule_cp_prep_f37491ad(
+extern "C" __global__ void __launch_bounds__(256, 3) delta_rule_cp_prep_5ab62a7b(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -2228,7 +2228,7 @@ extern "C" __global__ void __launch_bounds__(256, 3) delta_rule_cp_prep_f37491ad
 }
 
 /*
- * delta_rule_cp_scan_f37491ad: pass 2 of 3, the state scan over the chunks of a sequence.
+ * delta_rule_cp_scan_5ab62a7b: pass 2 of 3, the state scan over the chunks of a sequence.
  *   One block per (SBV value columns, value head, batch) (an entry per width, below); the state [DK][SBV] stays in f32 mma
  *   accumulators (warp w: row tiles w, w + 8, ..), a bf16 copy in shared memory feeds the
  *   products; v_new's row tile w & 3, columns half w >> 2. Per chunk: store h (bf16) to the workspace, v_new = U - W h, store v_new,
@@ -2243,7 +2243,7 @@ extern "C" __global__ void __launch_bounds__(256, 3) delta_rule_cp_prep_f37491ad
  *   delta_rule_cp_smem().
  */
 template <int SBV, bool MC> /* value columns per block; W and k multicast to a cluster */
-__device__ __forceinline__ void delta_rule_cp_scan_body_f37491ad(
+__device__ __forceinline__ void delta_rule_cp_scan_body_5ab62a7b(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -2483,7 +2483,7 @@ __device__ __forceinline__ void delta_rule_cp_scan_body_f37491ad(
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_f37491ad(
+extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_5ab62a7b(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -2493,9 +2493,9 @@ extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_f37491ad(
     const bf16* __restrict__ gate, int gate_stride, const float* __restrict__ norm_w,
     float* __restrict__ ws_raw)
 {
-    delta_rule_cp_scan_body_f37491ad<16, false>(q, q_stride, k, k_stride, v, v_stride, g, beta, state_in, state_out, o, o_stride, T, gate, gate_stride, norm_w, ws_raw);
+    delta_rule_cp_scan_body_5ab62a7b<16, false>(q, q_stride, k, k_stride, v, v_stride, g, beta, state_in, state_out, o, o_stride, T, gate, gate_stride, norm_w, ws_raw);
 }
-extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_w32_f37491ad(
+extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_w32_5ab62a7b(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -2505,17 +2505,17 @@ extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_w32_f37491a
     const bf16* __restrict__ gate, int gate_stride, const float* __restrict__ norm_w,
     float* __restrict__ ws_raw)
 {
-    delta_rule_cp_scan_body_f37491ad<32, false>(q, q_stride, k, k_stride, v, v_stride, g, beta, state_in, state_out, o, o_stride, T, gate, gate_stride, norm_w, ws_raw);
+    delta_rule_cp_scan_body_5ab62a7b<32, false>(q, q_stride, k, k_stride, v, v_stride, g, beta, state_in, state_out, o, o_stride, T, gate, gate_stride, norm_w, ws_raw);
 }
 
 /*
- * delta_rule_cp_out_f37491ad: pass 3 of 3, one block per (chunk, value head, batch).
+ * delta_rule_cp_out_5ab62a7b: pass 3 of 3, one block per (chunk, value head, batch).
  *   o = (q e^G) h + A_qk v_new over the chunk's full rows (all DV columns), then the store
  *   through the gated RMSNorm (the block owns full rows; the gate rows arrive with A_qk and v_new): o goes through shared memory (over v_new) so that rows leave in 16-byte pieces.
  * Grid (NC, Hv, B), block 256 threads = 4 row tiles x 2 column groups of warps (DV / 2
  *   columns each), dynamic smem = the output part of delta_rule_cp_smem().
  */
-extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_out_f37491ad(
+extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_out_5ab62a7b(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -2742,9 +2742,9 @@ extern "C" __global__ void __launch_bounds__(256) decay_gate_sigmoid_e762b53fe97
     }
 }
 
-// ===== kernels/delta_rule_cp_prep_2427bfb9.cu =====
+// ===== kernels/delta_rule_cp_prep_d69b85ed.cu =====
 /*
- * modelc mixer core: delta_rule_cp_prep_2427bfb9, delta_rule_cp_scan_2427bfb9, delta_rule_cp_out_2427bfb9, delta_rule_cp_scan_w32_2427bfb9 (template).
+ * modelc mixer core: delta_rule_cp_prep_d69b85ed, delta_rule_cp_scan_d69b85ed, delta_rule_cp_out_d69b85ed, delta_rule_cp_scan_w32_d69b85ed (template).
  * Fuses, in order:
  *   l2_norm(eps=1e-6, group=32)
  *   scale(0.17677669529663687)
@@ -2756,10 +2756,10 @@ extern "C" __global__ void __launch_bounds__(256) decay_gate_sigmoid_e762b53fe97
  * FLOPs:         25216*batch*tokens
  */
 /*
- * delta_rule_cp_{prep,scan,out}_2427bfb9: gated delta rule, chunked (WY representation / UT
+ * delta_rule_cp_{prep,scan,out}_d69b85ed: gated delta rule, chunked (WY representation / UT
  *   transform), chunk-parallel on tensor cores (mma.sync m16n8k16 bf16 -> f32, ldmatrix,
  *   cp.async; sm_80+): three launches in order, fla's chunk_kda split.
- *   Hk = 2, Hv = 2, Dk = 32, Dv = 32, gate = per key channel (KDA), qk l2norm = true, scale = 1.7677669e-1f, chunk C = 64, scan block SBV = 16 (or 32: delta_rule_cp_scan_w32_2427bfb9).
+ *   Hk = 2, Hv = 2, Dk = 32, Dv = 32, gate = per key channel (KDA), qk l2norm = true, scale = 1.7677669e-1f, chunk C = 64, scan block SBV = 16 (or 32: delta_rule_cp_scan_w32_d69b85ed).
  *   Gated RMSNorm epilogue: o <- o * rsqrt(mean_head(o^2) + 1e-5f) * norm_w * silu_f(gate)
  *   Per chunk, with G the in-chunk cumsum of g: A_qk[t,s] = sum_d q_td k_sd e^(G_td - G_sd)
  *   (s <= t), L[t,s] = beta_t sum_d k_td k_sd e^(G_td - G_sd) (s < t), W = (I + L)^-1
@@ -3153,7 +3153,7 @@ __device__ __forceinline__ void dcp_store_rows(bf16* dst, long stride, const bf1
  * that last step. Five phases and four barriers where the order by block distance takes seven
  * and six, and a critical path of 96 multiply-adds a row instead of 144 (the UT inverse held
  * 11-13% of the prep's warp stalls on the H100, 2026-12-07). Blocks above the diagonal are never
- * read (they are never written either). Ends with a barrier. */
+ * read as part of the inverse (only T_IN_AF writes there, below). Ends with a barrier. */
 template <int C, int FP, int NT, bool T_IN_AF = false>
 __device__ __forceinline__ void dcp_ut_inverse_halves(const float* Lf, float* Af, float* Tf, int tid) {
     static_assert(C == 64 && NT == 256 && FP % 4 == 0, "four 16x16 blocks; a thread per row quad of a 32x32 block");
@@ -3201,7 +3201,7 @@ __device__ __forceinline__ void dcp_ut_inverse_halves(const float* Lf, float* Af
 #endif
 
 /*
- * delta_rule_cp_prep_2427bfb9: pass 1 of 3, one block per (chunk, value head, batch), no state.
+ * delta_rule_cp_prep_d69b85ed: pass 1 of 3, one block per (chunk, value head, batch), no state.
  *   Fuses the q/k l2 norm and scale, the in-chunk cumsum of g (log2 units), the decayed q and k
  *   rows, A_qk and L (16-row block i against Kc_i, reference r = 16 i, fla's chunk_kda; a
  *   diagonal block whose decay span may pass 2^63 is summed exactly instead), the UT solve
@@ -3211,7 +3211,7 @@ __device__ __forceinline__ void dcp_ut_inverse_halves(const float* Lf, float* Af
  * Grid (NC, Hv, B), block 256 threads = 4 row tiles x 2 column groups of warps,
  *   dynamic smem = the prep part of delta_rule_cp_smem().
  */
-extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_2427bfb9(
+extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_d69b85ed(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -3675,7 +3675,7 @@ extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_2427bfb9
 }
 
 /*
- * delta_rule_cp_scan_2427bfb9: pass 2 of 3, the state scan over the chunks of a sequence.
+ * delta_rule_cp_scan_d69b85ed: pass 2 of 3, the state scan over the chunks of a sequence.
  *   One block per (SBV value columns, value head, batch) (an entry per width, below); the state [DK][SBV] stays in f32 mma
  *   accumulators (warp w: row tiles w, w + 8, ..), a bf16 copy in shared memory feeds the
  *   products; v_new's row tile w & 3, columns half w >> 2. Per chunk: store h (bf16) to the workspace, v_new = U - W h, store v_new,
@@ -3690,7 +3690,7 @@ extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_2427bfb9
  *   delta_rule_cp_smem().
  */
 template <int SBV, bool MC> /* value columns per block; W and k multicast to a cluster */
-__device__ __forceinline__ void delta_rule_cp_scan_body_2427bfb9(
+__device__ __forceinline__ void delta_rule_cp_scan_body_d69b85ed(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -3930,7 +3930,7 @@ __device__ __forceinline__ void delta_rule_cp_scan_body_2427bfb9(
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_2427bfb9(
+extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_d69b85ed(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -3940,9 +3940,9 @@ extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_2427bfb9(
     const bf16* __restrict__ gate, int gate_stride, const float* __restrict__ norm_w,
     float* __restrict__ ws_raw)
 {
-    delta_rule_cp_scan_body_2427bfb9<16, false>(q, q_stride, k, k_stride, v, v_stride, g, beta, state_in, state_out, o, o_stride, T, gate, gate_stride, norm_w, ws_raw);
+    delta_rule_cp_scan_body_d69b85ed<16, false>(q, q_stride, k, k_stride, v, v_stride, g, beta, state_in, state_out, o, o_stride, T, gate, gate_stride, norm_w, ws_raw);
 }
-extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_w32_2427bfb9(
+extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_w32_d69b85ed(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -3952,17 +3952,17 @@ extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_w32_2427bfb
     const bf16* __restrict__ gate, int gate_stride, const float* __restrict__ norm_w,
     float* __restrict__ ws_raw)
 {
-    delta_rule_cp_scan_body_2427bfb9<32, false>(q, q_stride, k, k_stride, v, v_stride, g, beta, state_in, state_out, o, o_stride, T, gate, gate_stride, norm_w, ws_raw);
+    delta_rule_cp_scan_body_d69b85ed<32, false>(q, q_stride, k, k_stride, v, v_stride, g, beta, state_in, state_out, o, o_stride, T, gate, gate_stride, norm_w, ws_raw);
 }
 
 /*
- * delta_rule_cp_out_2427bfb9: pass 3 of 3, one block per (chunk, value head, batch).
+ * delta_rule_cp_out_d69b85ed: pass 3 of 3, one block per (chunk, value head, batch).
  *   o = (q e^G) h + A_qk v_new over the chunk's full rows (all DV columns), then the store
  *   through the gated RMSNorm (the block owns full rows; the gate rows arrive with A_qk and v_new): o goes through shared memory (over v_new) so that rows leave in 16-byte pieces.
  * Grid (NC, Hv, B), block 256 threads = 4 row tiles x 2 column groups of warps (DV / 2
  *   columns each), dynamic smem = the output part of delta_rule_cp_smem().
  */
-extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_out_2427bfb9(
+extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_out_d69b85ed(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,

@@ -1482,9 +1482,9 @@ extern "C" __global__ void __launch_bounds__(128) conv1d_44a3c38d(
     }
 }
 
-// ===== kernels/delta_rule_cp_prep_e0a4ee27.cu =====
+// ===== kernels/delta_rule_cp_prep_7195c9fa.cu =====
 /*
- * modelc mixer core: delta_rule_cp_prep_e0a4ee27, delta_rule_cp_scan_e0a4ee27, delta_rule_cp_out_e0a4ee27, delta_rule_cp_scan_w32_e0a4ee27 (template).
+ * modelc mixer core: delta_rule_cp_prep_7195c9fa, delta_rule_cp_scan_7195c9fa, delta_rule_cp_out_7195c9fa, delta_rule_cp_scan_w32_7195c9fa (template).
  * Fuses, in order:
  *   l2_norm(eps=1e-6, group=32)
  *   scale(0.17677669529663687)
@@ -1496,10 +1496,10 @@ extern "C" __global__ void __launch_bounds__(128) conv1d_44a3c38d(
  * FLOPs:         25216*batch*tokens
  */
 /*
- * delta_rule_cp_{prep,scan,out}_e0a4ee27: gated delta rule, chunked (WY representation / UT
+ * delta_rule_cp_{prep,scan,out}_7195c9fa: gated delta rule, chunked (WY representation / UT
  *   transform), chunk-parallel on tensor cores (mma.sync m16n8k16 bf16 -> f32, ldmatrix,
  *   cp.async; sm_80+): three launches in order, fla's chunk_kda split.
- *   Hk = 2, Hv = 2, Dk = 32, Dv = 32, gate = per key channel (KDA), qk l2norm = true, scale = 1.7677669e-1f, chunk C = 64, scan block SBV = 16 (or 32: delta_rule_cp_scan_w32_e0a4ee27).
+ *   Hk = 2, Hv = 2, Dk = 32, Dv = 32, gate = per key channel (KDA), qk l2norm = true, scale = 1.7677669e-1f, chunk C = 64, scan block SBV = 16 (or 32: delta_rule_cp_scan_w32_7195c9fa).
  *   Gated RMSNorm epilogue: o <- o * rsqrt(mean_head(o^2) + 1e-6f) * norm_w * (1.0f / (1.0f + expf(-gate)))
  *   Per chunk, with G the in-chunk cumsum of g: A_qk[t,s] = sum_d q_td k_sd e^(G_td - G_sd)
  *   (s <= t), L[t,s] = beta_t sum_d k_td k_sd e^(G_td - G_sd) (s < t), W = (I + L)^-1
@@ -1893,7 +1893,7 @@ __device__ __forceinline__ void dcp_store_rows(bf16* dst, long stride, const bf1
  * that last step. Five phases and four barriers where the order by block distance takes seven
  * and six, and a critical path of 96 multiply-adds a row instead of 144 (the UT inverse held
  * 11-13% of the prep's warp stalls on the H100, 2026-12-07). Blocks above the diagonal are never
- * read (they are never written either). Ends with a barrier. */
+ * read as part of the inverse (only T_IN_AF writes there, below). Ends with a barrier. */
 template <int C, int FP, int NT, bool T_IN_AF = false>
 __device__ __forceinline__ void dcp_ut_inverse_halves(const float* Lf, float* Af, float* Tf, int tid) {
     static_assert(C == 64 && NT == 256 && FP % 4 == 0, "four 16x16 blocks; a thread per row quad of a 32x32 block");
@@ -1941,7 +1941,7 @@ __device__ __forceinline__ void dcp_ut_inverse_halves(const float* Lf, float* Af
 #endif
 
 /*
- * delta_rule_cp_prep_e0a4ee27: pass 1 of 3, one block per (chunk, value head, batch), no state.
+ * delta_rule_cp_prep_7195c9fa: pass 1 of 3, one block per (chunk, value head, batch), no state.
  *   Fuses the q/k l2 norm and scale, the in-chunk cumsum of g (log2 units), the decayed q and k
  *   rows, A_qk and L (16-row block i against Kc_i, reference r = 16 i, fla's chunk_kda; a
  *   diagonal block whose decay span may pass 2^63 is summed exactly instead), the UT solve
@@ -1951,7 +1951,7 @@ __device__ __forceinline__ void dcp_ut_inverse_halves(const float* Lf, float* Af
  * Grid (NC, Hv, B), block 256 threads = 4 row tiles x 2 column groups of warps,
  *   dynamic smem = the prep part of delta_rule_cp_smem().
  */
-extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_e0a4ee27(
+extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_7195c9fa(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -2415,7 +2415,7 @@ extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_e0a4ee27
 }
 
 /*
- * delta_rule_cp_scan_e0a4ee27: pass 2 of 3, the state scan over the chunks of a sequence.
+ * delta_rule_cp_scan_7195c9fa: pass 2 of 3, the state scan over the chunks of a sequence.
  *   One block per (SBV value columns, value head, batch) (an entry per width, below); the state [DK][SBV] stays in f32 mma
  *   accumulators (warp w: row tiles w, w + 8, ..), a bf16 copy in shared memory feeds the
  *   products; v_new's row tile w & 3, columns half w >> 2. Per chunk: store h (bf16) to the workspace, v_new = U - W h, store v_new,
@@ -2430,7 +2430,7 @@ extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_e0a4ee27
  *   delta_rule_cp_smem().
  */
 template <int SBV, bool MC> /* value columns per block; W and k multicast to a cluster */
-__device__ __forceinline__ void delta_rule_cp_scan_body_e0a4ee27(
+__device__ __forceinline__ void delta_rule_cp_scan_body_7195c9fa(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -2670,7 +2670,7 @@ __device__ __forceinline__ void delta_rule_cp_scan_body_e0a4ee27(
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_e0a4ee27(
+extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_7195c9fa(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -2680,9 +2680,9 @@ extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_e0a4ee27(
     const bf16* __restrict__ gate, int gate_stride, const float* __restrict__ norm_w,
     float* __restrict__ ws_raw)
 {
-    delta_rule_cp_scan_body_e0a4ee27<16, false>(q, q_stride, k, k_stride, v, v_stride, g, beta, state_in, state_out, o, o_stride, T, gate, gate_stride, norm_w, ws_raw);
+    delta_rule_cp_scan_body_7195c9fa<16, false>(q, q_stride, k, k_stride, v, v_stride, g, beta, state_in, state_out, o, o_stride, T, gate, gate_stride, norm_w, ws_raw);
 }
-extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_w32_e0a4ee27(
+extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_w32_7195c9fa(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -2692,17 +2692,17 @@ extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_w32_e0a4ee2
     const bf16* __restrict__ gate, int gate_stride, const float* __restrict__ norm_w,
     float* __restrict__ ws_raw)
 {
-    delta_rule_cp_scan_body_e0a4ee27<32, false>(q, q_stride, k, k_stride, v, v_stride, g, beta, state_in, state_out, o, o_stride, T, gate, gate_stride, norm_w, ws_raw);
+    delta_rule_cp_scan_body_7195c9fa<32, false>(q, q_stride, k, k_stride, v, v_stride, g, beta, state_in, state_out, o, o_stride, T, gate, gate_stride, norm_w, ws_raw);
 }
 
 /*
- * delta_rule_cp_out_e0a4ee27: pass 3 of 3, one block per (chunk, value head, batch).
+ * delta_rule_cp_out_7195c9fa: pass 3 of 3, one block per (chunk, value head, batch).
  *   o = (q e^G) h + A_qk v_new over the chunk's full rows (all DV columns), then the store
  *   through the gated RMSNorm (the block owns full rows; the gate rows arrive with A_qk and v_new): o goes through shared memory (over v_new) so that rows leave in 16-byte pieces.
  * Grid (NC, Hv, B), block 256 threads = 4 row tiles x 2 column groups of warps (DV / 2
  *   columns each), dynamic smem = the output part of delta_rule_cp_smem().
  */
-extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_out_e0a4ee27(
+extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_out_7195c9fa(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,

@@ -6,7 +6,7 @@
  * that last step. Five phases and four barriers where the order by block distance takes seven
  * and six, and a critical path of 96 multiply-adds a row instead of 144 (the UT inverse held
  * 11-13% of the prep's warp stalls on the H100, 2026-12-07). Blocks above the diagonal are never
- * read (they are never written either). Ends with a barrier. */
+ * read as part of the inverse (only T_IN_AF writes there, below). Ends with a barrier. */
 template <int C, int FP, int NT, bool T_IN_AF = false>
 __device__ __forceinline__ void dcp_ut_inverse_halves(const float* Lf, float* Af, float* Tf, int tid) {
     static_assert(C == 64 && NT == 256 && FP % 4 == 0, "four 16x16 blocks; a thread per row quad of a 32x32 block");
