@@ -1482,9 +1482,9 @@ extern "C" __global__ void __launch_bounds__(128) conv1d_44a3c38d(
     }
 }
 
-// ===== kernels/delta_rule_cp_prep_7195c9fa.cu =====
+// ===== kernels/delta_rule_cp_prep_dea87e6e.cu =====
 /*
- * modelc mixer core: delta_rule_cp_prep_7195c9fa, delta_rule_cp_scan_7195c9fa, delta_rule_cp_out_7195c9fa, delta_rule_cp_scan_w32_7195c9fa (template).
+ * modelc mixer core: delta_rule_cp_prep_dea87e6e, delta_rule_cp_scan_dea87e6e, delta_rule_cp_out_dea87e6e, delta_rule_cp_scan_w32_dea87e6e (template).
  * Fuses, in order:
  *   l2_norm(eps=1e-6, group=32)
  *   scale(0.17677669529663687)
@@ -1496,10 +1496,10 @@ extern "C" __global__ void __launch_bounds__(128) conv1d_44a3c38d(
  * FLOPs:         25216*batch*tokens
  */
 /*
- * delta_rule_cp_{prep,scan,out}_7195c9fa: gated delta rule, chunked (WY representation / UT
+ * delta_rule_cp_{prep,scan,out}_dea87e6e: gated delta rule, chunked (WY representation / UT
  *   transform), chunk-parallel on tensor cores (mma.sync m16n8k16 bf16 -> f32, ldmatrix,
  *   cp.async; sm_80+): three launches in order, fla's chunk_kda split.
- *   Hk = 2, Hv = 2, Dk = 32, Dv = 32, gate = per key channel (KDA), qk l2norm = true, scale = 1.7677669e-1f, chunk C = 64, scan block SBV = 16 (or 32: delta_rule_cp_scan_w32_7195c9fa).
+ *   Hk = 2, Hv = 2, Dk = 32, Dv = 32, gate = per key channel (KDA), qk l2norm = true, scale = 1.7677669e-1f, chunk C = 64, scan block SBV = 16 (or 32: delta_rule_cp_scan_w32_dea87e6e).
  *   Gated RMSNorm epilogue: o <- o * rsqrt(mean_head(o^2) + 1e-6f) * norm_w * (1.0f / (1.0f + expf(-gate)))
  *   Per chunk, with G the in-chunk cumsum of g: A_qk[t,s] = sum_d q_td k_sd e^(G_td - G_sd)
  *   (s <= t), L[t,s] = beta_t sum_d k_td k_sd e^(G_td - G_sd) (s < t), W = (I + L)^-1
@@ -1941,17 +1941,19 @@ __device__ __forceinline__ void dcp_ut_inverse_halves(const float* Lf, float* Af
 #endif
 
 /*
- * delta_rule_cp_prep_7195c9fa: pass 1 of 3, one block per (chunk, value head, batch), no state.
+ * delta_rule_cp_prep_dea87e6e: pass 1 of 3, one block per (chunk, value head, batch), no state.
  *   Fuses the q/k l2 norm and scale, the in-chunk cumsum of g (log2 units), the decayed q and k
  *   rows, A_qk and L (16-row block i against Kc_i, reference r = 16 i, fla's chunk_kda; a
  *   diagonal block whose decay span may pass 2^63 is summed exactly instead), the UT solve
  *   (I + L)^-1 in f32 and W, U on tensor cores. Writes egl, qg, kh, w, u, aq of the workspace.
- *   The key channels go in passes of KH (64 or 32) so that two blocks fit an SM: per pass the
- *   operands of KH channels are staged and the A_qk / L products accumulate in registers.
+ *   The key channels go in passes of KH (64 or 32) so that two blocks fit an SM (three for the
+ *   Compact form): per pass the operands of KH channels are staged and the A_qk / L products
+ *   accumulate in registers, the ten 16x16 blocks of each lower triangle spread over four warps
+ *   (at most three a warp: 24 accumulator registers, and no warp waits on one with four).
  * Grid (NC, Hv, B), block 256 threads = 4 row tiles x 2 column groups of warps,
  *   dynamic smem = the prep part of delta_rule_cp_smem().
  */
-extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_7195c9fa(
+extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_dea87e6e(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -2036,6 +2038,8 @@ extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_7195c9fa
     /* stages the q, k, g channels of pass p (rows past T are zero); wait with dtc_cp_wait */
     auto stage_pass = [&](int p) {
         const int d0 = p * KH;
+        int tid = threadIdx.x;
+        asm volatile("" : "+r"(tid));
         dtc_stage<bf16, C, KH, NT>(Qr, HP, q + row0 * q_stride + hk * DK + d0, q_stride, cn, vec_qk, tid);
         dtc_stage<bf16, C, KH, NT>(Kr, HP, k + row0 * k_stride + hk * DK + d0, k_stride, cn, vec_qk, tid);
         if (PER_CHANNEL)
@@ -2151,13 +2155,17 @@ extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_7195c9fa
     __syncthreads();
     const int wide = flags[0];
 
-    /* A_qk (warps 0..3: row block i = warp) or L (warps 4..7: i = 7 - warp), accumulated over
-     * the passes */
+    /* A_qk (warps 0..3) or L (warps 4..7), accumulated over the passes: the ten 16x16 blocks of
+     * the lower triangle, at most three a warp (slot z of warp j: row block SLOT_RB, column
+     * block SLOT_CB; warp 3 has one), two n tiles a block. */
     const bool isq = warp < 4;
-    const int ib = isq ? warp : 7 - warp;
-    float pacc[8][4];
+    const int sj = warp & 3, nslot = sj == 3 ? 1 : 3;
+    /* (j, z) -> (3,0) (3,1) (3,2) | (3,3) (1,0) (1,1) | (2,0) (2,1) (2,2) | (0,0) */
+#define SLOT_RB(z) ((0x0222113333ull >> (4 * (3 * sj + (z)))) & 3)
+#define SLOT_CB(z) ((0x0210103210ull >> (4 * (3 * sj + (z)))) & 3)
+    float pacc[6][4];
 #pragma unroll
-    for (int n = 0; n < 8; ++n)
+    for (int n = 0; n < 6; ++n)
 #pragma unroll
         for (int e = 0; e < 4; ++e) pacc[n][e] = 0.0f;
 
@@ -2228,15 +2236,18 @@ extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_7195c9fa
         {
             bf16* qg = ws.qg + ci * C * DK + d0;
             bf16* kh = ws.kh + ci * C * DK + d0;
-            /* (CpPrepVariant::FewExp) item e: channels d, d + 1 of rows 16 i + 8 h .. + 7 (block i).
+            /* (CpPrepVariant::FewExp) item e: channels d, d + 1 of rows 16 i + RI h .. + RI - 1
+             * (block i; RI = 8 rows at KH = 64, 4 at KH = 32, so that every thread has an item).
              * Per (block, channel) the factors e^G_r, e^(G_last - G_r) and e^(G_r' - G_r) for the
              * later blocks r' (all <= 1); per element two exp2f, e^(G - G_r) <= 1 and
              * e^(G_r - G) < 2^(SPAN_MAX - 1) (an unflagged block), whose products with the
              * factors are the other exponentials (each <= 1: no overflow; an underflowing factor
              * stands for a term below 2^-63). A flagged block takes every exponential directly,
              * as the base form does. */
-            for (int e = tid; e < 4 * KH; e += NT) {
-                const int d = (e % (KH / 2)) * 2, h = (e / (KH / 2)) & 1, i = e / KH;
+            constexpr int RI = KH * 32 / NT; /* 4 blocks x 16 / RI row groups x KH / 2 pairs = NT items */
+            static_assert(RI == 4 || RI == 8, "KH = 32 or 64");
+            for (int e = tid; e < 4 * (16 / RI) * (KH / 2); e += NT) {
+                const int d = (e % (KH / 2)) * 2, h = (e / (KH / 2)) % (16 / RI), i = e / ((16 / RI) * (KH / 2));
                 const bool direct = (wide >> i) & 1;
                 float fr[2], fl[2], fc[2][4];
 #pragma unroll
@@ -2248,8 +2259,8 @@ extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_7195c9fa
                     for (int ii = 0; ii < 4; ++ii) fc[x][ii] = ii > i ? exp2f(GAT(16 * ii, d + x) - gr) : 1.0f;
                 }
 #pragma unroll 2
-                for (int r = 0; r < 8; ++r) {
-                    const int t = 16 * i + 8 * h + r;
+                for (int r = 0; r < RI; ++r) {
+                    const int t = 16 * i + RI * h + r;
                     float qo[2], ko[2], qq[2], kq[2], kb[2];
 #pragma unroll
                     for (int x = 0; x < 2; ++x) {
@@ -2293,38 +2304,51 @@ extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_7195c9fa
         }
         __syncthreads();
         /* 5. this pass's share of A_qk = (q e^(G - G_r)) (k e^(G_r - G))^T and L (before beta
-         *    and the masks): row block ib against Kc_ib, whose rows are columns 0 .. 16 ib + 15 */
+         *    and the masks): the slots' blocks (row block rb against Kc_rb, whose rows are
+         *    columns 0 .. 16 rb + 15) */
         {
             const bf16* Asrc = isq ? Qr : Kr;
-            const bf16* Bsrc = Kc + 8 * ib * (ib + 1) * HP;
 #pragma unroll
-            for (int kk = 0; kk < KH / 16; ++kk) {
-                unsigned a[4];
-                dtc_frag_a(a, Asrc, HP, 16 * ib, 16 * kk, lane);
+            for (int z = 0; z < 3; ++z)
+                if (z < nslot) {
+                    const int rb = SLOT_RB(z), cb = SLOT_CB(z);
+                    const bf16* Bsrc = Kc + 8 * rb * (rb + 1) * HP;
 #pragma unroll
-                for (int np = 0; np < 4; ++np)
-                    if (np <= ib) {
-                        unsigned bb[4];
-                        dtc_frag_b(bb, Bsrc, HP, 16 * np, 16 * kk, lane);
-                        mma_bf16(pacc[2 * np], a, bb[0], bb[1]);
-                        mma_bf16(pacc[2 * np + 1], a, bb[2], bb[3]);
+                    for (int kk = 0; kk < KH / 16; ++kk) {
+                        unsigned a[4], bb[4];
+                        dtc_frag_a(a, Asrc, HP, 16 * rb, 16 * kk, lane);
+                        dtc_frag_b(bb, Bsrc, HP, 16 * cb, 16 * kk, lane);
+                        mma_bf16(pacc[2 * z], a, bb[0], bb[1]);
+                        mma_bf16(pacc[2 * z + 1], a, bb[2], bb[3]);
                     }
-            }
+                }
         }
         __syncthreads(); /* the next pass restages phase A */
     }
-    /* 6. A_qk (s <= t) and L = beta_t (..) (s < t), zero elsewhere (the workspace copy reads
-     *    every column); then the flagged diagonal blocks from the exact sums */
+    /* 6. A_qk (s <= t) and L = beta_t (..) (s < t) from the slots, zero in the six blocks above
+     *    the diagonal (the workspace copy reads every column); then the flagged diagonal
+     *    blocks from the exact sums */
 #pragma unroll
-    for (int n = 0; n < 8; ++n)
+    for (int n = 0; n < 6; ++n)
+        if ((n >> 1) < nslot)
 #pragma unroll
-        for (int e = 0; e < 4; ++e) {
-            const int t = 16 * ib + r4 + (e >> 1) * 8, s = 8 * n + c4 + (e & 1);
-            if (isq)
-                AQ[t * AP + s] = f2bf(s <= t ? pacc[n][e] : 0.0f);
-            else
-                Lf[t * FP + s] = s < t ? bs[t] * pacc[n][e] : 0.0f;
-        }
+            for (int e = 0; e < 4; ++e) {
+                const int t = 16 * SLOT_RB(n >> 1) + r4 + (e >> 1) * 8;
+                const int s = 16 * SLOT_CB(n >> 1) + 8 * (n & 1) + c4 + (e & 1);
+                if (isq)
+                    AQ[t * AP + s] = f2bf(s <= t ? pacc[n][e] : 0.0f);
+                else
+                    Lf[t * FP + s] = s < t ? bs[t] * pacc[n][e] : 0.0f;
+            }
+#undef SLOT_RB
+#undef SLOT_CB
+    for (int e = tid; e < 6 * 256; e += NT) {
+        /* upper block u: (0,1) (0,2) (0,3) (1,2) (1,3) (2,3) */
+        const int u = e >> 8, rb = u < 3 ? 0 : u < 5 ? 1 : 2, cb = u < 3 ? u + 1 : u < 5 ? u - 1 : 3;
+        const int t = 16 * rb + ((e >> 4) & 15), s = 16 * cb + (e & 15);
+        AQ[t * AP + s] = f2bf(0.0f);
+        Lf[t * FP + s] = 0.0f;
+    }
     if (wide) {
         __syncthreads();
         const int a = tid >> 4, cc = tid & 15;
@@ -2415,7 +2439,7 @@ extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_7195c9fa
 }
 
 /*
- * delta_rule_cp_scan_7195c9fa: pass 2 of 3, the state scan over the chunks of a sequence.
+ * delta_rule_cp_scan_dea87e6e: pass 2 of 3, the state scan over the chunks of a sequence.
  *   One block per (SBV value columns, value head, batch) (an entry per width, below); the state [DK][SBV] stays in f32 mma
  *   accumulators (warp w: row tiles w, w + 8, ..), a bf16 copy in shared memory feeds the
  *   products; v_new's row tile w & 3, columns half w >> 2. Per chunk: store h (bf16) to the workspace, v_new = U - W h, store v_new,
@@ -2430,7 +2454,7 @@ extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_7195c9fa
  *   delta_rule_cp_smem().
  */
 template <int SBV, bool MC> /* value columns per block; W and k multicast to a cluster */
-__device__ __forceinline__ void delta_rule_cp_scan_body_7195c9fa(
+__device__ __forceinline__ void delta_rule_cp_scan_body_dea87e6e(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -2670,7 +2694,7 @@ __device__ __forceinline__ void delta_rule_cp_scan_body_7195c9fa(
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_7195c9fa(
+extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_dea87e6e(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -2680,9 +2704,9 @@ extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_7195c9fa(
     const bf16* __restrict__ gate, int gate_stride, const float* __restrict__ norm_w,
     float* __restrict__ ws_raw)
 {
-    delta_rule_cp_scan_body_7195c9fa<16, false>(q, q_stride, k, k_stride, v, v_stride, g, beta, state_in, state_out, o, o_stride, T, gate, gate_stride, norm_w, ws_raw);
+    delta_rule_cp_scan_body_dea87e6e<16, false>(q, q_stride, k, k_stride, v, v_stride, g, beta, state_in, state_out, o, o_stride, T, gate, gate_stride, norm_w, ws_raw);
 }
-extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_w32_7195c9fa(
+extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_w32_dea87e6e(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -2692,17 +2716,17 @@ extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_w32_7195c9f
     const bf16* __restrict__ gate, int gate_stride, const float* __restrict__ norm_w,
     float* __restrict__ ws_raw)
 {
-    delta_rule_cp_scan_body_7195c9fa<32, false>(q, q_stride, k, k_stride, v, v_stride, g, beta, state_in, state_out, o, o_stride, T, gate, gate_stride, norm_w, ws_raw);
+    delta_rule_cp_scan_body_dea87e6e<32, false>(q, q_stride, k, k_stride, v, v_stride, g, beta, state_in, state_out, o, o_stride, T, gate, gate_stride, norm_w, ws_raw);
 }
 
 /*
- * delta_rule_cp_out_7195c9fa: pass 3 of 3, one block per (chunk, value head, batch).
+ * delta_rule_cp_out_dea87e6e: pass 3 of 3, one block per (chunk, value head, batch).
  *   o = (q e^G) h + A_qk v_new over the chunk's full rows (all DV columns), then the store
  *   through the gated RMSNorm (the block owns full rows; the gate rows arrive with A_qk and v_new): o goes through shared memory (over v_new) so that rows leave in 16-byte pieces.
  * Grid (NC, Hv, B), block 256 threads = 4 row tiles x 2 column groups of warps (DV / 2
  *   columns each), dynamic smem = the output part of delta_rule_cp_smem().
  */
-extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_out_7195c9fa(
+extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_out_dea87e6e(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,

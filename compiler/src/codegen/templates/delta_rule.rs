@@ -985,7 +985,11 @@ pub fn delta_rule_chunk_parallel_supported(p: &DeltaRuleParams) -> bool {
         && delta_rule_cp_smem(p).iter().all(|&s| s <= DELTA_MAX_SMEM)
 }
 
-/// Key channels per pass of the chunk-parallel prep kernel (`KH` in `delta_rule_cp.cu`).
+/// Key channels per pass of the `Compact` prep with a per-channel gate (`KH` there).
+const CP_COMPACT_PASS_CHANNELS: usize = 32;
+
+/// Key channels per pass of the chunk-parallel prep kernel (`KH` in `delta_rule_cp.cu`; the
+/// `Compact` form with a per-channel gate takes [`CP_COMPACT_PASS_CHANNELS`]).
 fn cp_prep_pass_channels(key_dim: usize) -> usize {
     if key_dim.is_multiple_of(64) {
         64
@@ -1017,16 +1021,27 @@ pub fn delta_rule_cp_smem(p: &DeltaRuleParams) -> [u32; 3] {
 }
 
 /// Dynamic shared memory of the chunk-parallel prep of form `v`: [`delta_rule_cp_smem`]'s, or
-/// less for `Compact` (its layout, `delta_rule_cp_prep/compact_layout.cu`: k e^G, L, row
-/// scales and beta, flags; then g and its factors, the per-block sums, q and k of every pass;
-/// or the inverse and v). A launch of that form with this much fits three blocks an SM at Dk = Dv =
-/// 128.
+/// less for `Compact` (its layouts, `delta_rule_cp_prep/compact_layout.cu` for a scalar gate: k
+/// e^G, L, row scales and beta, flags; then g and its factors, the per-block sums, q and k of
+/// every pass; or the inverse and v. `compact_layout_channels.cu` for a per-channel gate: the
+/// same kept part, then per pass of 32 channels g, its per-block sums, q, k, the reference copies
+/// and the exact diagonal blocks; or the inverse and v). A launch of that form with this much fits
+/// three blocks an SM at Dk = Dv = 128.
 pub fn delta_rule_cp_prep_smem(p: &DeltaRuleParams, v: CpPrepVariant) -> u32 {
     let (c, dk, dv) = (DELTA_TC_CHUNK, p.key_dim, p.value_dim);
     let (kp, vp, ap, fp, kh) = (dk + 8, dv + 8, c + 8, c + 4, cp_prep_pass_channels(dk));
     let bytes = if v.resolved(p) == CpPrepVariant::Compact {
         let kept = c * kp * 2 + c * fp * 4 + 3 * c * 4 + 16;
-        let phase_a = 8 * c * 4 + 4 * kh * 4 + cp_prep_passes(p) * 2 * c * (kh + 8) * 2;
+        let phase_a = match p.gate {
+            // g and its per-row factors, q and k of every pass.
+            DecayGate::Scalar => 8 * c * 4 + 4 * kh * 4 + cp_prep_passes(p) * 2 * c * (kh + 8) * 2,
+            // Passes of 32 channels: g, its per-block sums, q, k, the reference copies, the
+            // exact diagonal blocks.
+            DecayGate::PerChannel => {
+                let kh = CP_COMPACT_PASS_CHANNELS;
+                c * kh * 4 + 4 * kh * 4 + (2 * c + 160) * (kh + 8) * 2 + 2 * 4 * 256 * 4
+            }
+        };
         let phase_b = c * fp * 4 + c * vp * 2;
         kept + phase_a.max(phase_b)
     } else {
@@ -1164,11 +1179,12 @@ pub enum CpPrepVariant {
     /// chain of products (the inverse held 11–13% of the prep's warp stalls on the H100,
     /// 2026-12-07).
     UtHalves,
-    /// For a scalar gate with Dk, Dv <= 128, `EarlyStage` with the inverse by halves in about
-    /// 74 KB of shared memory and 80 registers, so that three blocks share an SM instead of two
-    /// (the prep is latency-bound: with 16 warps an SM no warp was eligible in 60% of cycles,
-    /// H100, 2026-12-07): no reference copies or exact blocks, A_qk over q, the inverse's
-    /// products in its own upper triangle, (I + L)^-1 diag(beta) over L
+    /// With Dk, Dv <= 128, `UtHalves` in 75,536 bytes of shared memory (at Dk = Dv = 128) and 80
+    /// registers, so that three blocks share an SM instead of two (the prep is latency-bound:
+    /// with 16 warps an SM no warp was eligible in 60% of cycles, H100, 2026-12-07). For a
+    /// scalar gate (`EarlyStage` by halves): no reference copies or exact blocks, A_qk over q.
+    /// For a per-channel gate (`EarlySpan` by halves): passes of 32 key channels, A_qk over g.
+    /// Both: the inverse's products in its own upper triangle, (I + L)^-1 diag(beta) over L
     /// ([`delta_rule_cp_prep_smem`]). Elsewhere the same text as `UtHalves`.
     Compact,
 }
@@ -1185,9 +1201,9 @@ impl CpPrepVariant {
         CpPrepVariant::Compact,
     ];
 
-    /// Whether `Compact`'s layout applies to `p`: a scalar gate, Dk and Dv up to 128.
+    /// Whether `Compact`'s layout applies to `p`: Dk and Dv up to 128.
     fn compact_applies(p: &DeltaRuleParams) -> bool {
-        matches!(p.gate, DecayGate::Scalar) && p.key_dim <= 128 && p.value_dim <= 128
+        p.key_dim <= 128 && p.value_dim <= 128
     }
 
     /// `v` as `p` has it: `Compact` is `UtHalves` where its layout does not apply.
@@ -1248,6 +1264,9 @@ const CP_PREP_EARLY_SPAN_FLAGS: &str = include_str!("delta_rule_cp_prep/early_sp
 const CP_PREP_UT_HALVES: &str = include_str!("delta_rule_cp_prep/ut_halves.cu");
 const CP_PREP_EARLY_STAGE: &str = include_str!("delta_rule_cp_prep/early_stage.cu");
 const CP_PREP_COMPACT_LAYOUT: &str = include_str!("delta_rule_cp_prep/compact_layout.cu");
+const CP_PREP_COMPACT_LAYOUT_CHANNELS: &str = include_str!("delta_rule_cp_prep/compact_layout_channels.cu");
+const CP_ANCHOR_PASS_CHANNELS: &str =
+    "    constexpr int KH = DK % 64 == 0 ? 64 : 32; /* key channels per pass                       */\n";
 const CP_ANCHOR_LAYOUT_BEGIN: &str = "    /* kept through the block */\n";
 const CP_ANCHOR_LAYOUT_END: &str = "\n    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;\n    const int mr = warp & 3, cg = warp >> 2;";
 const CP_ANCHOR_PREP_BOUNDS: &str = "__launch_bounds__(256, 2) delta_rule_cp_prep_@HASH@(";
@@ -1264,9 +1283,9 @@ const CP_ANCHOR_FACTORS_BEGIN: &str =
 const CP_ANCHOR_FACTORS_END: &str = "        }\n        __syncthreads();\n        /* 3. the flagged diagonal blocks";
 const CP_ANCHOR_SPAN_BEGIN: &str = "    __syncthreads(); /* flags[0] = 0 before any atomicOr */\n";
 const CP_ANCHOR_SPAN_END: &str = "    const int wide = flags[0];\n";
-const CP_ANCHOR_PRODUCT_B: &str = "            const bf16* Bsrc = Kc + 8 * ib * (ib + 1) * HP;\n";
-const CP_ANCHOR_AQ: &str = "                AQ[t * AP + s] = f2bf(s <= t ? pacc[n][e] : 0.0f);\n";
-const CP_ANCHOR_L: &str = "                Lf[t * FP + s] = s < t ? bs[t] * pacc[n][e] : 0.0f;\n";
+const CP_ANCHOR_PRODUCT_B: &str = "                    const bf16* Bsrc = Kc + 8 * rb * (rb + 1) * HP;\n";
+const CP_ANCHOR_AQ: &str = "                    AQ[t * AP + s] = f2bf(s <= t ? pacc[n][e] : 0.0f);\n";
+const CP_ANCHOR_L: &str = "                    Lf[t * FP + s] = s < t ? bs[t] * pacc[n][e] : 0.0f;\n";
 
 /// Replaces the text of `s` from the one occurrence of `begin` up to (not including) the next
 /// `end` by `with`.
@@ -1290,7 +1309,7 @@ fn cp_kernels(v: CpPrepVariant, p: &DeltaRuleParams) -> String {
     let built_on_few_exp = matches!(v, ScalarRaw | EarlySpan | EarlyStage | UtHalves | Compact);
     let scalar_raw = !per_channel && built_on_few_exp;
     let few_exp = v == FewExp || (per_channel && built_on_few_exp);
-    let early_span = per_channel && matches!(v, EarlySpan | UtHalves);
+    let early_span = per_channel && matches!(v, EarlySpan | UtHalves | Compact);
     // With one pass there is no later pass to stage early.
     let early_stage = !per_channel && passes > 1 && matches!(v, EarlyStage | UtHalves | Compact);
     if scalar_raw {
@@ -1310,17 +1329,17 @@ fn cp_kernels(v: CpPrepVariant, p: &DeltaRuleParams) -> String {
         splice_once(
             &mut s,
             CP_ANCHOR_PRODUCT_B,
-            "            const bf16* Bsrc = Kr; /* undecayed k rows 0 .. 16 ib + 15 */\n",
+            "                    const bf16* Bsrc = Kr; /* undecayed k rows 0 .. 16 rb + 15 */\n",
         );
         splice_once(
             &mut s,
             CP_ANCHOR_AQ,
-            "                AQ[t * AP + s] = f2bf(s <= t ? pacc[n][e] * exp2f(Gs[t] - Gs[s]) : 0.0f);\n",
+            "                    AQ[t * AP + s] = f2bf(s <= t ? pacc[n][e] * exp2f(Gs[t] - Gs[s]) : 0.0f);\n",
         );
         splice_once(
             &mut s,
             CP_ANCHOR_L,
-            "                Lf[t * FP + s] = s < t ? bs[t] * pacc[n][e] * exp2f(Gs[t] - Gs[s]) : 0.0f;\n",
+            "                    Lf[t * FP + s] = s < t ? bs[t] * pacc[n][e] * exp2f(Gs[t] - Gs[s]) : 0.0f;\n",
         );
     }
     if early_stage {
@@ -1357,12 +1376,18 @@ fn cp_kernels(v: CpPrepVariant, p: &DeltaRuleParams) -> String {
         );
     }
     if v == Compact {
-        splice_range(
-            &mut s,
-            CP_ANCHOR_LAYOUT_BEGIN,
-            CP_ANCHOR_LAYOUT_END,
-            CP_PREP_COMPACT_LAYOUT,
-        );
+        let layout = if per_channel {
+            // Passes of 32 key channels, so that the reference copies fit.
+            splice_once(
+                &mut s,
+                CP_ANCHOR_PASS_CHANNELS,
+                "    constexpr int KH = 32; /* key channels per pass (Compact) */\n",
+            );
+            CP_PREP_COMPACT_LAYOUT_CHANNELS
+        } else {
+            CP_PREP_COMPACT_LAYOUT
+        };
+        splice_range(&mut s, CP_ANCHOR_LAYOUT_BEGIN, CP_ANCHOR_LAYOUT_END, layout);
         splice_once(
             &mut s,
             CP_ANCHOR_UT_INVERSE,
@@ -2007,13 +2032,14 @@ mod tests {
             DeltaRuleParams::new(2, 2, 128, 128, DecayGate::PerChannel).with_gated_norm(SILU),
             DeltaRuleParams::new(1, 2, 128, 128, DecayGate::Scalar),
             DeltaRuleParams::new(1, 1, 32, 256, DecayGate::PerChannel),
+            DeltaRuleParams::new(2, 2, 64, 128, DecayGate::PerChannel),
             DeltaRuleParams::new(2, 2, 64, 64, DecayGate::Scalar),
         ] {
             let scalar = matches!(p.gate, DecayGate::Scalar);
             let one_pass = cp_prep_passes(&p) == 1;
             let default = CpPrepVariant::default_for(&p);
             // Compact is GDN's default where its layout applies, and UtHalves' text elsewhere.
-            let compact_applies = scalar && p.key_dim <= 128 && p.value_dim <= 128;
+            let compact_applies = p.key_dim <= 128 && p.value_dim <= 128;
             let want = match (scalar, compact_applies) {
                 (false, _) => UtHalves,
                 (true, true) => Compact,
@@ -2028,7 +2054,7 @@ mod tests {
                 let later = matches!(v, ScalarRaw | EarlySpan | EarlyStage | UtHalves | Compact);
                 let raw = scalar && later;
                 let few = v == FewExp || (!scalar && later);
-                let early = !scalar && matches!(v, EarlySpan | UtHalves);
+                let early = !scalar && matches!(v, EarlySpan | UtHalves | Compact);
                 let staged = scalar && !one_pass && matches!(v, EarlyStage | UtHalves | Compact);
                 (few, raw, early, staged, v == UtHalves, v == Compact)
             };
@@ -2061,7 +2087,12 @@ mod tests {
                 for (text, want) in [
                     ("dcp_ut_inverse_halves<C, FP, NT>(Lf", halves),
                     ("dtc_ut_inverse<C, FP, NT, true>(Lf", !halves && !compact),
-                    ("(CpPrepVariant::Compact, a scalar gate)", compact),
+                    ("(CpPrepVariant::Compact, a scalar gate)", compact && scalar),
+                    ("(CpPrepVariant::Compact, a per-channel gate)", compact && !scalar),
+                    (
+                        "constexpr int KH = 32; /* key channels per pass (Compact) */",
+                        compact && !scalar,
+                    ),
                     ("dcp_ut_inverse_halves<C, FP, NT, true>(Lf", compact),
                     ("__launch_bounds__(256, 3) delta_rule_cp_prep_", compact),
                 ] {

@@ -66,8 +66,10 @@ __device__ __forceinline__ void dcp_store_rows(bf16* dst, long stride, const bf1
  *   rows, A_qk and L (16-row block i against Kc_i, reference r = 16 i, fla's chunk_kda; a
  *   diagonal block whose decay span may pass 2^63 is summed exactly instead), the UT solve
  *   (I + L)^-1 in f32 and W, U on tensor cores. Writes egl, qg, kh, w, u, aq of the workspace.
- *   The key channels go in passes of KH (64 or 32) so that two blocks fit an SM: per pass the
- *   operands of KH channels are staged and the A_qk / L products accumulate in registers.
+ *   The key channels go in passes of KH (64 or 32) so that two blocks fit an SM (three for the
+ *   Compact form): per pass the operands of KH channels are staged and the A_qk / L products
+ *   accumulate in registers, the ten 16x16 blocks of each lower triangle spread over four warps
+ *   (at most three a warp: 24 accumulator registers, and no warp waits on one with four).
  * Grid (NC, Hv, B), block 256 threads = 4 row tiles x 2 column groups of warps,
  *   dynamic smem = the prep part of delta_rule_cp_smem().
  */
@@ -136,6 +138,8 @@ extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_@HASH@(
     /* stages the q, k, g channels of pass p (rows past T are zero); wait with dtc_cp_wait */
     auto stage_pass = [&](int p) {
         const int d0 = p * KH;
+        int tid = threadIdx.x;
+        asm volatile("" : "+r"(tid));
         dtc_stage<bf16, C, KH, NT>(Qr, HP, q + row0 * q_stride + hk * DK + d0, q_stride, cn, vec_qk, tid);
         dtc_stage<bf16, C, KH, NT>(Kr, HP, k + row0 * k_stride + hk * DK + d0, k_stride, cn, vec_qk, tid);
         if (PER_CHANNEL)
@@ -225,13 +229,17 @@ extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_@HASH@(
     __syncthreads();
     const int wide = flags[0];
 
-    /* A_qk (warps 0..3: row block i = warp) or L (warps 4..7: i = 7 - warp), accumulated over
-     * the passes */
+    /* A_qk (warps 0..3) or L (warps 4..7), accumulated over the passes: the ten 16x16 blocks of
+     * the lower triangle, at most three a warp (slot z of warp j: row block SLOT_RB, column
+     * block SLOT_CB; warp 3 has one), two n tiles a block. */
     const bool isq = warp < 4;
-    const int ib = isq ? warp : 7 - warp;
-    float pacc[8][4];
+    const int sj = warp & 3, nslot = sj == 3 ? 1 : 3;
+    /* (j, z) -> (3,0) (3,1) (3,2) | (3,3) (1,0) (1,1) | (2,0) (2,1) (2,2) | (0,0) */
+#define SLOT_RB(z) ((0x0222113333ull >> (4 * (3 * sj + (z)))) & 3)
+#define SLOT_CB(z) ((0x0210103210ull >> (4 * (3 * sj + (z)))) & 3)
+    float pacc[6][4];
 #pragma unroll
-    for (int n = 0; n < 8; ++n)
+    for (int n = 0; n < 6; ++n)
 #pragma unroll
         for (int e = 0; e < 4; ++e) pacc[n][e] = 0.0f;
 
@@ -350,38 +358,51 @@ extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_@HASH@(
         }
         __syncthreads();
         /* 5. this pass's share of A_qk = (q e^(G - G_r)) (k e^(G_r - G))^T and L (before beta
-         *    and the masks): row block ib against Kc_ib, whose rows are columns 0 .. 16 ib + 15 */
+         *    and the masks): the slots' blocks (row block rb against Kc_rb, whose rows are
+         *    columns 0 .. 16 rb + 15) */
         {
             const bf16* Asrc = isq ? Qr : Kr;
-            const bf16* Bsrc = Kc + 8 * ib * (ib + 1) * HP;
 #pragma unroll
-            for (int kk = 0; kk < KH / 16; ++kk) {
-                unsigned a[4];
-                dtc_frag_a(a, Asrc, HP, 16 * ib, 16 * kk, lane);
+            for (int z = 0; z < 3; ++z)
+                if (z < nslot) {
+                    const int rb = SLOT_RB(z), cb = SLOT_CB(z);
+                    const bf16* Bsrc = Kc + 8 * rb * (rb + 1) * HP;
 #pragma unroll
-                for (int np = 0; np < 4; ++np)
-                    if (np <= ib) {
-                        unsigned bb[4];
-                        dtc_frag_b(bb, Bsrc, HP, 16 * np, 16 * kk, lane);
-                        mma_bf16(pacc[2 * np], a, bb[0], bb[1]);
-                        mma_bf16(pacc[2 * np + 1], a, bb[2], bb[3]);
+                    for (int kk = 0; kk < KH / 16; ++kk) {
+                        unsigned a[4], bb[4];
+                        dtc_frag_a(a, Asrc, HP, 16 * rb, 16 * kk, lane);
+                        dtc_frag_b(bb, Bsrc, HP, 16 * cb, 16 * kk, lane);
+                        mma_bf16(pacc[2 * z], a, bb[0], bb[1]);
+                        mma_bf16(pacc[2 * z + 1], a, bb[2], bb[3]);
                     }
-            }
+                }
         }
         __syncthreads(); /* the next pass restages phase A */
     }
-    /* 6. A_qk (s <= t) and L = beta_t (..) (s < t), zero elsewhere (the workspace copy reads
-     *    every column); then the flagged diagonal blocks from the exact sums */
+    /* 6. A_qk (s <= t) and L = beta_t (..) (s < t) from the slots, zero in the six blocks above
+     *    the diagonal (the workspace copy reads every column); then the flagged diagonal
+     *    blocks from the exact sums */
 #pragma unroll
-    for (int n = 0; n < 8; ++n)
+    for (int n = 0; n < 6; ++n)
+        if ((n >> 1) < nslot)
 #pragma unroll
-        for (int e = 0; e < 4; ++e) {
-            const int t = 16 * ib + r4 + (e >> 1) * 8, s = 8 * n + c4 + (e & 1);
-            if (isq)
-                AQ[t * AP + s] = f2bf(s <= t ? pacc[n][e] : 0.0f);
-            else
-                Lf[t * FP + s] = s < t ? bs[t] * pacc[n][e] : 0.0f;
-        }
+            for (int e = 0; e < 4; ++e) {
+                const int t = 16 * SLOT_RB(n >> 1) + r4 + (e >> 1) * 8;
+                const int s = 16 * SLOT_CB(n >> 1) + 8 * (n & 1) + c4 + (e & 1);
+                if (isq)
+                    AQ[t * AP + s] = f2bf(s <= t ? pacc[n][e] : 0.0f);
+                else
+                    Lf[t * FP + s] = s < t ? bs[t] * pacc[n][e] : 0.0f;
+            }
+#undef SLOT_RB
+#undef SLOT_CB
+    for (int e = tid; e < 6 * 256; e += NT) {
+        /* upper block u: (0,1) (0,2) (0,3) (1,2) (1,3) (2,3) */
+        const int u = e >> 8, rb = u < 3 ? 0 : u < 5 ? 1 : 2, cb = u < 3 ? u + 1 : u < 5 ? u - 1 : 3;
+        const int t = 16 * rb + ((e >> 4) & 15), s = 16 * cb + (e & 15);
+        AQ[t * AP + s] = f2bf(0.0f);
+        Lf[t * FP + s] = 0.0f;
+    }
     if (wide) {
         __syncthreads();
         const int a = tid >> 4, cc = tid & 15;

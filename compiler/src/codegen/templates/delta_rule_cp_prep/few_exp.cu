@@ -1,12 +1,15 @@
-            /* (CpPrepVariant::FewExp) item e: channels d, d + 1 of rows 16 i + 8 h .. + 7 (block i).
+            /* (CpPrepVariant::FewExp) item e: channels d, d + 1 of rows 16 i + RI h .. + RI - 1
+             * (block i; RI = 8 rows at KH = 64, 4 at KH = 32, so that every thread has an item).
              * Per (block, channel) the factors e^G_r, e^(G_last - G_r) and e^(G_r' - G_r) for the
              * later blocks r' (all <= 1); per element two exp2f, e^(G - G_r) <= 1 and
              * e^(G_r - G) < 2^(SPAN_MAX - 1) (an unflagged block), whose products with the
              * factors are the other exponentials (each <= 1: no overflow; an underflowing factor
              * stands for a term below 2^-63). A flagged block takes every exponential directly,
              * as the base form does. */
-            for (int e = tid; e < 4 * KH; e += NT) {
-                const int d = (e % (KH / 2)) * 2, h = (e / (KH / 2)) & 1, i = e / KH;
+            constexpr int RI = KH * 32 / NT; /* 4 blocks x 16 / RI row groups x KH / 2 pairs = NT items */
+            static_assert(RI == 4 || RI == 8, "KH = 32 or 64");
+            for (int e = tid; e < 4 * (16 / RI) * (KH / 2); e += NT) {
+                const int d = (e % (KH / 2)) * 2, h = (e / (KH / 2)) % (16 / RI), i = e / ((16 / RI) * (KH / 2));
                 const bool direct = (wide >> i) & 1;
                 float fr[2], fl[2], fc[2][4];
 #pragma unroll
@@ -18,8 +21,8 @@
                     for (int ii = 0; ii < 4; ++ii) fc[x][ii] = ii > i ? exp2f(GAT(16 * ii, d + x) - gr) : 1.0f;
                 }
 #pragma unroll 2
-                for (int r = 0; r < 8; ++r) {
-                    const int t = 16 * i + 8 * h + r;
+                for (int r = 0; r < RI; ++r) {
+                    const int t = 16 * i + RI * h + r;
                     float qo[2], ko[2], qq[2], kq[2], kb[2];
 #pragma unroll
                     for (int x = 0; x < 2; ++x) {
