@@ -1345,9 +1345,11 @@ fn delta_rule_tensor_cores_match_reference() {
 /// B = 3 (T = 200), all from a non-zero initial state, and decays of e^-4..e^-12 per token (the exact diagonal blocks), then once more with
 /// dense aligned o and gate rows (the output pass's 16-byte stores and gate copies); every
 /// [`CpPrepVariant`] of the prep pass on KDA and GDN at Dk = 128 ([`CpPrepVariant::distinct_for`]:
-/// ScalarRaw and EarlyStage on the GDN one, EarlySpan and UtHalves on KDA), and on KDA at Dk = 32
-/// the forms whose text depends on Dk's layout of the span check (Base, FewExp, EarlySpan, the
-/// default UtHalves).
+/// ScalarRaw, EarlyStage, UtHalves and the default Compact on the GDN one, EarlySpan, UtHalves and
+/// Compact on KDA), and on KDA at Dk = 32 the forms whose text depends on Dk's layout of the span
+/// check (Base, FewExp, EarlySpan, the default Compact). The defaults run on every case: Compact
+/// with a per-channel gate at Dk 128 (four passes of 32 channels), 64 (two) and 32 (one), and
+/// UtHalves where Dv is 256.
 #[test]
 fn delta_rule_chunk_parallel_matches_reference() {
     let Some(mut ctx) = setup() else { return };

@@ -1482,9 +1482,9 @@ extern "C" __global__ void __launch_bounds__(128) conv1d_44a3c38d(
     }
 }
 
-// ===== kernels/delta_rule_cp_prep_dea87e6e.cu =====
+// ===== kernels/delta_rule_cp_prep_f3cd4dfd.cu =====
 /*
- * modelc mixer core: delta_rule_cp_prep_dea87e6e, delta_rule_cp_scan_dea87e6e, delta_rule_cp_out_dea87e6e, delta_rule_cp_scan_w32_dea87e6e (template).
+ * modelc mixer core: delta_rule_cp_prep_f3cd4dfd, delta_rule_cp_scan_f3cd4dfd, delta_rule_cp_out_f3cd4dfd, delta_rule_cp_scan_w32_f3cd4dfd (template).
  * Fuses, in order:
  *   l2_norm(eps=1e-6, group=32)
  *   scale(0.17677669529663687)
@@ -1496,10 +1496,10 @@ extern "C" __global__ void __launch_bounds__(128) conv1d_44a3c38d(
  * FLOPs:         25216*batch*tokens
  */
 /*
- * delta_rule_cp_{prep,scan,out}_dea87e6e: gated delta rule, chunked (WY representation / UT
+ * delta_rule_cp_{prep,scan,out}_f3cd4dfd: gated delta rule, chunked (WY representation / UT
  *   transform), chunk-parallel on tensor cores (mma.sync m16n8k16 bf16 -> f32, ldmatrix,
  *   cp.async; sm_80+): three launches in order, fla's chunk_kda split.
- *   Hk = 2, Hv = 2, Dk = 32, Dv = 32, gate = per key channel (KDA), qk l2norm = true, scale = 1.7677669e-1f, chunk C = 64, scan block SBV = 16 (or 32: delta_rule_cp_scan_w32_dea87e6e).
+ *   Hk = 2, Hv = 2, Dk = 32, Dv = 32, gate = per key channel (KDA), qk l2norm = true, scale = 1.7677669e-1f, chunk C = 64, scan block SBV = 16 (or 32: delta_rule_cp_scan_w32_f3cd4dfd).
  *   Gated RMSNorm epilogue: o <- o * rsqrt(mean_head(o^2) + 1e-6f) * norm_w * (1.0f / (1.0f + expf(-gate)))
  *   Per chunk, with G the in-chunk cumsum of g: A_qk[t,s] = sum_d q_td k_sd e^(G_td - G_sd)
  *   (s <= t), L[t,s] = beta_t sum_d k_td k_sd e^(G_td - G_sd) (s < t), W = (I + L)^-1
@@ -1514,7 +1514,7 @@ extern "C" __global__ void __launch_bounds__(128) conv1d_44a3c38d(
  *   state_in / state_out [B,Hv,Dk,Dv] f32 (state_in null = zeros; they may alias).
  *   gate [B,T,Hv*Dv] bf16 rows with stride gate_stride; norm_w [Dv] f32 (the norm's weight).
  *   ws_raw: the workspace, delta_rule_cp_workspace_len() f32 elements (DcpWs below).
- * Dynamic smem: prep 81680, scan 44952, out 27648 bytes. Deterministic: fixed reduction orders,
+ * Dynamic smem: prep 63248, scan 44952, out 27648 bytes. Deterministic: fixed reduction orders,
  *   no atomics on data (one atomicOr on a flag word).
  */
 #include <cuda_bf16.h>
@@ -1941,7 +1941,7 @@ __device__ __forceinline__ void dcp_ut_inverse_halves(const float* Lf, float* Af
 #endif
 
 /*
- * delta_rule_cp_prep_dea87e6e: pass 1 of 3, one block per (chunk, value head, batch), no state.
+ * delta_rule_cp_prep_f3cd4dfd: pass 1 of 3, one block per (chunk, value head, batch), no state.
  *   Fuses the q/k l2 norm and scale, the in-chunk cumsum of g (log2 units), the decayed q and k
  *   rows, A_qk and L (16-row block i against Kc_i, reference r = 16 i, fla's chunk_kda; a
  *   diagonal block whose decay span may pass 2^63 is summed exactly instead), the UT solve
@@ -1953,7 +1953,7 @@ __device__ __forceinline__ void dcp_ut_inverse_halves(const float* Lf, float* Af
  * Grid (NC, Hv, B), block 256 threads = 4 row tiles x 2 column groups of warps,
  *   dynamic smem = the prep part of delta_rule_cp_smem().
  */
-extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_dea87e6e(
+extern "C" __global__ void __launch_bounds__(256, 3) delta_rule_cp_prep_f3cd4dfd(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -1980,7 +1980,7 @@ extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_dea87e6e
     constexpr int C = 64;
     constexpr int NW = 8;
     constexpr int NT = 32 * NW;
-    constexpr int KH = DK % 64 == 0 ? 64 : 32; /* key channels per pass                       */
+    constexpr int KH = 32; /* key channels per pass (Compact) */
     constexpr int NPASS = DK / KH;
     constexpr int NTK = DK / 16;          /* n tiles per warp of W (DK / 2 columns)             */
     constexpr int NTV = DV / 16;          /* n tiles per warp of U (DV / 2 columns)             */
@@ -1994,29 +1994,37 @@ extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_dea87e6e
     constexpr float SPAN_MAX = 64.0f;     /* largest log2 growth of a diagonal-block factor     */
     constexpr bool VEC_NORM = 32 % (DK / 8) == 0; /* step 0's rows as 16-byte pieces (DK 32 .. 256) */
     extern __shared__ __align__(16) unsigned char smem_raw[];
-    /* kept through the block */
+    /* (CpPrepVariant::Compact, a per-channel gate) 75,536 bytes at Dk = Dv = 128, so that three
+     * blocks fit an SM: key channels in passes of 32 (KH below, four passes at Dk = 128), A_qk
+     * over g once the passes are done, (I + L)^-1 over it once A_qk is stored, (I + L)^-1
+     * diag(beta) over L, the inverse's products T in its own upper triangle. Kept through the
+     * block: */
     bf16* Kb = reinterpret_cast<bf16*>(smem_raw);      /* [C][KP] k e^G                      */
-    bf16* AQ = Kb + C * KP;                            /* [C][AP] A_qk                       */
-    float* Lf = reinterpret_cast<float*>(AQ + C * AP); /* [C][FP] L                          */
+    float* Lf = reinterpret_cast<float*>(Kb + C * KP); /* [C][FP] L                          */
     float* nq = Lf + C * FP;                           /* [C] q row scale                    */
     float* nk = nq + C;                                /* [C] k row scale                    */
     float* bs = nk + C;                                /* [C] beta                           */
     int* flags = reinterpret_cast<int*>(bs + C);       /* diagonal blocks summed exactly     */
     unsigned char* uni = reinterpret_cast<unsigned char*>(flags + 4);
     /* phase A, per pass of KH channels, then the exact diagonal-block sums across the passes */
-    float* Gs = reinterpret_cast<float*>(uni);         /* [C][KH] or [C]: g, then log2 cumsum */
-    float* Ex = Gs + C;                                /* scalar gate: [7][C] step 4's factors */
+    float* Gs = reinterpret_cast<float*>(uni);         /* [C][KH]: g, then log2 cumsum       */
+    float* Ex = Gs + C;                                /* (a scalar gate's)                  */
     float* Gb = Gs + NG;                               /* [4][KH] per-block sums of g        */
     bf16* Qr = reinterpret_cast<bf16*>(Gb + 4 * KH);   /* [C][HP] q, then q e^(G - G_r)      */
     bf16* Kr = Qr + C * HP;                            /* [C][HP] k, then k e^(G - G_r)      */
     bf16* Kc = Kr + C * HP;                            /* [160][HP] k e^(G_r - G), per block */
     float* Xq = reinterpret_cast<float*>(Kc + 160 * HP); /* [4][16][16] exact A_qk blocks    */
     float* Xk = Xq + 4 * 256;                          /* [4][16][16] exact L blocks         */
-    /* phase B, over phase A (after the exact sums are used) */
-    float* Af = reinterpret_cast<float*>(uni);         /* [C][FP] (I + L)^-1                 */
-    float* Tf = Af + C * FP;                           /* [C][FP] scratch                    */
-    bf16* Ab = reinterpret_cast<bf16*>(Tf + C * FP);   /* [C][AP] (I + L)^-1 diag(beta)      */
-    bf16* Vb = Ab + C * AP;                            /* [C][VP] v                          */
+    /* phase B, over phase A */
+    bf16* AQ = reinterpret_cast<bf16*>(uni);           /* [C][AP] A_qk (g's place)           */
+    float* Af = reinterpret_cast<float*>(uni);         /* [C][FP] (I + L)^-1 and its T       */
+    float* Tf = Af;
+    bf16* Ab = reinterpret_cast<bf16*>(Lf);            /* [C][AP] (I + L)^-1 diag(beta)      */
+    bf16* Vb = reinterpret_cast<bf16*>(Af + C * FP);   /* [C][VP] v                          */
+    static_assert(PER_CHANNEL && KH == 32 && C * AP * 2 <= (NG + 4 * KH) * 4 + (2 * C + 160) * HP * 2 &&
+                      C * AP * 2 <= C * FP * 4 && C * (DK + 8) * 2 <= C * FP * 4 && C * (DV + 8) * 2 <= C * FP * 4,
+                  "(Compact) passes of 32 channels; A_qk below the exact blocks; Ab and the W and U tiles "
+                  "each within Af or Lf");
 
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
     const int mr = warp & 3, cg = warp >> 2;
@@ -2367,7 +2375,8 @@ extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_dea87e6e
         *reinterpret_cast<uint4*>(ws.aq + ci * C * C + t * C + s) = *reinterpret_cast<const uint4*>(&AQ[t * AP + s]);
     }
     /* 4. (I + L)^-1 in f32 (dtc_ut_inverse). */
-    dcp_ut_inverse_halves<C, FP, NT>(Lf, Af, Tf, tid); /* (UtHalves) */
+    __syncthreads(); /* (Compact) A_qk is stored: the inverse goes over it */
+    dcp_ut_inverse_halves<C, FP, NT, true>(Lf, Af, Tf, tid);
     /* beta folded into the columns: W = (Ab) (k e^G), U = (Ab) v */
     for (int e = tid; e < C * C; e += NT) {
         const int t = e / C, s = e % C;
@@ -2439,7 +2448,7 @@ extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_dea87e6e
 }
 
 /*
- * delta_rule_cp_scan_dea87e6e: pass 2 of 3, the state scan over the chunks of a sequence.
+ * delta_rule_cp_scan_f3cd4dfd: pass 2 of 3, the state scan over the chunks of a sequence.
  *   One block per (SBV value columns, value head, batch) (an entry per width, below); the state [DK][SBV] stays in f32 mma
  *   accumulators (warp w: row tiles w, w + 8, ..), a bf16 copy in shared memory feeds the
  *   products; v_new's row tile w & 3, columns half w >> 2. Per chunk: store h (bf16) to the workspace, v_new = U - W h, store v_new,
@@ -2454,7 +2463,7 @@ extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_dea87e6e
  *   delta_rule_cp_smem().
  */
 template <int SBV, bool MC> /* value columns per block; W and k multicast to a cluster */
-__device__ __forceinline__ void delta_rule_cp_scan_body_dea87e6e(
+__device__ __forceinline__ void delta_rule_cp_scan_body_f3cd4dfd(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -2694,7 +2703,7 @@ __device__ __forceinline__ void delta_rule_cp_scan_body_dea87e6e(
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_dea87e6e(
+extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_f3cd4dfd(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -2704,9 +2713,9 @@ extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_dea87e6e(
     const bf16* __restrict__ gate, int gate_stride, const float* __restrict__ norm_w,
     float* __restrict__ ws_raw)
 {
-    delta_rule_cp_scan_body_dea87e6e<16, false>(q, q_stride, k, k_stride, v, v_stride, g, beta, state_in, state_out, o, o_stride, T, gate, gate_stride, norm_w, ws_raw);
+    delta_rule_cp_scan_body_f3cd4dfd<16, false>(q, q_stride, k, k_stride, v, v_stride, g, beta, state_in, state_out, o, o_stride, T, gate, gate_stride, norm_w, ws_raw);
 }
-extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_w32_dea87e6e(
+extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_w32_f3cd4dfd(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -2716,17 +2725,17 @@ extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_w32_dea87e6
     const bf16* __restrict__ gate, int gate_stride, const float* __restrict__ norm_w,
     float* __restrict__ ws_raw)
 {
-    delta_rule_cp_scan_body_dea87e6e<32, false>(q, q_stride, k, k_stride, v, v_stride, g, beta, state_in, state_out, o, o_stride, T, gate, gate_stride, norm_w, ws_raw);
+    delta_rule_cp_scan_body_f3cd4dfd<32, false>(q, q_stride, k, k_stride, v, v_stride, g, beta, state_in, state_out, o, o_stride, T, gate, gate_stride, norm_w, ws_raw);
 }
 
 /*
- * delta_rule_cp_out_dea87e6e: pass 3 of 3, one block per (chunk, value head, batch).
+ * delta_rule_cp_out_f3cd4dfd: pass 3 of 3, one block per (chunk, value head, batch).
  *   o = (q e^G) h + A_qk v_new over the chunk's full rows (all DV columns), then the store
  *   through the gated RMSNorm (the block owns full rows; the gate rows arrive with A_qk and v_new): o goes through shared memory (over v_new) so that rows leave in 16-byte pieces.
  * Grid (NC, Hv, B), block 256 threads = 4 row tiles x 2 column groups of warps (DV / 2
  *   columns each), dynamic smem = the output part of delta_rule_cp_smem().
  */
-extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_out_dea87e6e(
+extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_out_f3cd4dfd(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,

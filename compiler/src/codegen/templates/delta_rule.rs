@@ -1236,15 +1236,18 @@ impl CpPrepVariant {
         forms
     }
 
-    /// The form [`delta_rule_chunk_parallel`] emits for `p`'s gate, the fastest at both of
-    /// issue 8's shapes on an H100 (2026-12-07, Dk = Dv = 128, prep alone, B1 T4096 H32 / B8
-    /// T2048 H16, docs/PERFORMANCE.md): `UtHalves` for a per-channel gate (KDA 0.245 / 0.465
-    /// ms; `EarlySpan`, the same without the inverse by halves, 0.249 / 0.478, and `FewExp`,
-    /// the earlier default, 0.263 / 0.506), `EarlyStage` for a scalar one (GDN 0.188 / 0.363
-    /// against 0.200 / 0.380 for `ScalarRaw`; by halves it ties). Prefetching the next round's
-    /// rows into L2 lost 9–17% at both shapes, and was dropped.
+    /// The form [`delta_rule_chunk_parallel`] emits for `p`, the fastest at both of issue 8's
+    /// shapes on an H100 (2026-12-07, seventh session, Dk = Dv = 128, prep alone, B1 T4096 H32 /
+    /// B8 T2048 H16 with 16-column scans, docs/PERFORMANCE.md): `Compact` where its layout applies
+    /// (Dk, Dv <= 128; KDA 0.226 / 0.410 ms against 0.241 / 0.453 for `UtHalves`, GDN 0.150
+    /// at B1 against 0.174), else `UtHalves` for a per-channel gate and `EarlyStage` for a
+    /// scalar one (by halves it ties). Prefetching the next round's rows into L2 lost 9–17% at
+    /// both shapes, and was dropped.
     pub fn default_for(p: &DeltaRuleParams) -> CpPrepVariant {
         match p.gate {
+            // Three blocks an SM with passes of 32 channels took 6% (B1 T4096 H32) and 9% (B8
+            // T2048 H16) off KDA's prep on the H100 (2026-12-07, seventh session).
+            DecayGate::PerChannel if Self::compact_applies(p) => CpPrepVariant::Compact,
             DecayGate::PerChannel => CpPrepVariant::UtHalves,
             // Three blocks an SM took 16% (B1 T4096 H32) and 22% (B8 T2048 H16) off the prep on
             // the H100 (2026-12-07, docs/PERFORMANCE.md).
@@ -2038,11 +2041,11 @@ mod tests {
             let scalar = matches!(p.gate, DecayGate::Scalar);
             let one_pass = cp_prep_passes(&p) == 1;
             let default = CpPrepVariant::default_for(&p);
-            // Compact is GDN's default where its layout applies, and UtHalves' text elsewhere.
+            // Compact is the default where its layout applies, and UtHalves' text elsewhere.
             let compact_applies = p.key_dim <= 128 && p.value_dim <= 128;
             let want = match (scalar, compact_applies) {
-                (false, _) => UtHalves,
-                (true, true) => Compact,
+                (_, true) => Compact,
+                (false, false) => UtHalves,
                 (true, false) => EarlyStage,
             };
             assert_eq!(default, want);
