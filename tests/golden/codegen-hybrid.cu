@@ -1357,9 +1357,9 @@ extern "C" __global__ void __launch_bounds__(256) sigmoid_decay_gate_9b511badf4d
     }
 }
 
-// ===== kernels/delta_rule_cp_prep_2738ff3b.cu =====
+// ===== kernels/delta_rule_cp_prep_cbe01d2f.cu =====
 /*
- * modelc mixer core: delta_rule_cp_prep_2738ff3b, delta_rule_cp_scan_2738ff3b, delta_rule_cp_out_2738ff3b, delta_rule_cp_scan_w32_2738ff3b (template).
+ * modelc mixer core: delta_rule_cp_prep_cbe01d2f, delta_rule_cp_scan_cbe01d2f, delta_rule_cp_out_cbe01d2f, delta_rule_cp_scan_w32_cbe01d2f (template).
  * Fuses, in order:
  *   l2_norm(eps=1e-6, group=32)
  *   scale(0.17677669529663687)
@@ -1371,10 +1371,10 @@ extern "C" __global__ void __launch_bounds__(256) sigmoid_decay_gate_9b511badf4d
  * FLOPs:         25216*batch*tokens
  */
 /*
- * delta_rule_cp_{prep,scan,out}_2738ff3b: gated delta rule, chunked (WY representation / UT
+ * delta_rule_cp_{prep,scan,out}_cbe01d2f: gated delta rule, chunked (WY representation / UT
  *   transform), chunk-parallel on tensor cores (mma.sync m16n8k16 bf16 -> f32, ldmatrix,
  *   cp.async; sm_80+): three launches in order, fla's chunk_kda split.
- *   Hk = 1, Hv = 2, Dk = 32, Dv = 32, gate = scalar per head (GDN), qk l2norm = true, scale = 1.7677669e-1f, chunk C = 64, scan block SBV = 16 (or 32: delta_rule_cp_scan_w32_2738ff3b).
+ *   Hk = 1, Hv = 2, Dk = 32, Dv = 32, gate = scalar per head (GDN), qk l2norm = true, scale = 1.7677669e-1f, chunk C = 64, scan block SBV = 16 (or 32: delta_rule_cp_scan_w32_cbe01d2f).
  *   Gated RMSNorm epilogue: o <- o * rsqrt(mean_head(o^2) + 1e-5f) * norm_w * silu_f(gate)
  *   Per chunk, with G the in-chunk cumsum of g: A_qk[t,s] = sum_d q_td k_sd e^(G_td - G_sd)
  *   (s <= t), L[t,s] = beta_t sum_d k_td k_sd e^(G_td - G_sd) (s < t), W = (I + L)^-1
@@ -1816,7 +1816,7 @@ __device__ __forceinline__ void dcp_ut_inverse_halves(const float* Lf, float* Af
 #endif
 
 /*
- * delta_rule_cp_prep_2738ff3b: pass 1 of 3, one block per (chunk, value head, batch), no state.
+ * delta_rule_cp_prep_cbe01d2f: pass 1 of 3, one block per (chunk, value head, batch), no state.
  *   Fuses the q/k l2 norm and scale, the in-chunk cumsum of g (log2 units), the decayed q and k
  *   rows, A_qk and L (16-row block i against Kc_i, reference r = 16 i, fla's chunk_kda; a
  *   diagonal block whose decay span may pass 2^63 is summed exactly instead), the UT solve
@@ -1828,7 +1828,7 @@ __device__ __forceinline__ void dcp_ut_inverse_halves(const float* Lf, float* Af
  * Grid (NC, Hv, B), block 256 threads = 4 row tiles x 2 column groups of warps,
  *   dynamic smem = the prep part of delta_rule_cp_smem().
  */
-extern "C" __global__ void __launch_bounds__(256, 3) delta_rule_cp_prep_2738ff3b(
+extern "C" __global__ void __launch_bounds__(256, 3) delta_rule_cp_prep_cbe01d2f(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -1921,14 +1921,16 @@ extern "C" __global__ void __launch_bounds__(256, 3) delta_rule_cp_prep_2738ff3b
     /* stages the q, k, g channels of pass p (rows past T are zero); wait with dtc_cp_wait */
     auto stage_pass = [&](int p) {
         const int d0 = p * KH;
-        int tid = threadIdx.x;
-        asm volatile("" : "+r"(tid));
-        dtc_stage<bf16, C, KH, NT>(Qr, HP, q + row0 * q_stride + hk * DK + d0, q_stride, cn, vec_qk, tid);
-        dtc_stage<bf16, C, KH, NT>(Kr, HP, k + row0 * k_stride + hk * DK + d0, k_stride, cn, vec_qk, tid);
+        /* the thread index through an empty asm: ptxas then recomputes each pass's copy offsets
+         * instead of keeping them in registers across the pass loop (at 80 registers they spilled) */
+        int ti = threadIdx.x;
+        asm volatile("" : "+r"(ti));
+        dtc_stage<bf16, C, KH, NT>(Qr, HP, q + row0 * q_stride + hk * DK + d0, q_stride, cn, vec_qk, ti);
+        dtc_stage<bf16, C, KH, NT>(Kr, HP, k + row0 * k_stride + hk * DK + d0, k_stride, cn, vec_qk, ti);
         if (PER_CHANNEL)
-            dtc_stage<float, C, KH, NT>(Gs, KH, g + row0 * HV * DK + hv * DK + d0, (long)HV * DK, cn, vec_g, tid);
-        else if (tid < C)
-            Gs[tid] = tid < cn ? g[(row0 + tid) * HV + hv] : 0.0f;
+            dtc_stage<float, C, KH, NT>(Gs, KH, g + row0 * HV * DK + hv * DK + d0, (long)HV * DK, cn, vec_g, ti);
+        else if (ti < C)
+            Gs[ti] = ti < cn ? g[(row0 + ti) * HV + hv] : 0.0f;
     };
 
     /* 0. beta, the row scales (l2 norms over all DK channels, read from global memory) and the
@@ -2249,7 +2251,7 @@ extern "C" __global__ void __launch_bounds__(256, 3) delta_rule_cp_prep_2738ff3b
 }
 
 /*
- * delta_rule_cp_scan_2738ff3b: pass 2 of 3, the state scan over the chunks of a sequence.
+ * delta_rule_cp_scan_cbe01d2f: pass 2 of 3, the state scan over the chunks of a sequence.
  *   One block per (SBV value columns, value head, batch) (an entry per width, below); the state [DK][SBV] stays in f32 mma
  *   accumulators (warp w: row tiles w, w + 8, ..), a bf16 copy in shared memory feeds the
  *   products; v_new's row tile w & 3, columns half w >> 2. Per chunk: store h (bf16) to the workspace, v_new = U - W h, store v_new,
@@ -2264,7 +2266,7 @@ extern "C" __global__ void __launch_bounds__(256, 3) delta_rule_cp_prep_2738ff3b
  *   delta_rule_cp_smem().
  */
 template <int SBV, bool MC> /* value columns per block; W and k multicast to a cluster */
-__device__ __forceinline__ void delta_rule_cp_scan_body_2738ff3b(
+__device__ __forceinline__ void delta_rule_cp_scan_body_cbe01d2f(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -2504,7 +2506,7 @@ __device__ __forceinline__ void delta_rule_cp_scan_body_2738ff3b(
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_2738ff3b(
+extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_cbe01d2f(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -2514,9 +2516,9 @@ extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_2738ff3b(
     const bf16* __restrict__ gate, int gate_stride, const float* __restrict__ norm_w,
     float* __restrict__ ws_raw)
 {
-    delta_rule_cp_scan_body_2738ff3b<16, false>(q, q_stride, k, k_stride, v, v_stride, g, beta, state_in, state_out, o, o_stride, T, gate, gate_stride, norm_w, ws_raw);
+    delta_rule_cp_scan_body_cbe01d2f<16, false>(q, q_stride, k, k_stride, v, v_stride, g, beta, state_in, state_out, o, o_stride, T, gate, gate_stride, norm_w, ws_raw);
 }
-extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_w32_2738ff3b(
+extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_w32_cbe01d2f(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -2526,17 +2528,17 @@ extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_w32_2738ff3
     const bf16* __restrict__ gate, int gate_stride, const float* __restrict__ norm_w,
     float* __restrict__ ws_raw)
 {
-    delta_rule_cp_scan_body_2738ff3b<32, false>(q, q_stride, k, k_stride, v, v_stride, g, beta, state_in, state_out, o, o_stride, T, gate, gate_stride, norm_w, ws_raw);
+    delta_rule_cp_scan_body_cbe01d2f<32, false>(q, q_stride, k, k_stride, v, v_stride, g, beta, state_in, state_out, o, o_stride, T, gate, gate_stride, norm_w, ws_raw);
 }
 
 /*
- * delta_rule_cp_out_2738ff3b: pass 3 of 3, one block per (chunk, value head, batch).
+ * delta_rule_cp_out_cbe01d2f: pass 3 of 3, one block per (chunk, value head, batch).
  *   o = (q e^G) h + A_qk v_new over the chunk's full rows (all DV columns), then the store
  *   through the gated RMSNorm (the block owns full rows; the gate rows arrive with A_qk and v_new): o goes through shared memory (over v_new) so that rows leave in 16-byte pieces.
  * Grid (NC, Hv, B), block 256 threads = 4 row tiles x 2 column groups of warps (DV / 2
  *   columns each), dynamic smem = the output part of delta_rule_cp_smem().
  */
-extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_out_2738ff3b(
+extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_out_cbe01d2f(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -2763,9 +2765,9 @@ extern "C" __global__ void __launch_bounds__(256) decay_gate_sigmoid_e762b53fe97
     }
 }
 
-// ===== kernels/delta_rule_cp_prep_a6150c8a.cu =====
+// ===== kernels/delta_rule_cp_prep_f735aa94.cu =====
 /*
- * modelc mixer core: delta_rule_cp_prep_a6150c8a, delta_rule_cp_scan_a6150c8a, delta_rule_cp_out_a6150c8a, delta_rule_cp_scan_w32_a6150c8a (template).
+ * modelc mixer core: delta_rule_cp_prep_f735aa94, delta_rule_cp_scan_f735aa94, delta_rule_cp_out_f735aa94, delta_rule_cp_scan_w32_f735aa94 (template).
  * Fuses, in order:
  *   l2_norm(eps=1e-6, group=32)
  *   scale(0.17677669529663687)
@@ -2777,10 +2779,10 @@ extern "C" __global__ void __launch_bounds__(256) decay_gate_sigmoid_e762b53fe97
  * FLOPs:         25216*batch*tokens
  */
 /*
- * delta_rule_cp_{prep,scan,out}_a6150c8a: gated delta rule, chunked (WY representation / UT
+ * delta_rule_cp_{prep,scan,out}_f735aa94: gated delta rule, chunked (WY representation / UT
  *   transform), chunk-parallel on tensor cores (mma.sync m16n8k16 bf16 -> f32, ldmatrix,
  *   cp.async; sm_80+): three launches in order, fla's chunk_kda split.
- *   Hk = 2, Hv = 2, Dk = 32, Dv = 32, gate = per key channel (KDA), qk l2norm = true, scale = 1.7677669e-1f, chunk C = 64, scan block SBV = 16 (or 32: delta_rule_cp_scan_w32_a6150c8a).
+ *   Hk = 2, Hv = 2, Dk = 32, Dv = 32, gate = per key channel (KDA), qk l2norm = true, scale = 1.7677669e-1f, chunk C = 64, scan block SBV = 16 (or 32: delta_rule_cp_scan_w32_f735aa94).
  *   Gated RMSNorm epilogue: o <- o * rsqrt(mean_head(o^2) + 1e-5f) * norm_w * silu_f(gate)
  *   Per chunk, with G the in-chunk cumsum of g: A_qk[t,s] = sum_d q_td k_sd e^(G_td - G_sd)
  *   (s <= t), L[t,s] = beta_t sum_d k_td k_sd e^(G_td - G_sd) (s < t), W = (I + L)^-1
@@ -3222,7 +3224,7 @@ __device__ __forceinline__ void dcp_ut_inverse_halves(const float* Lf, float* Af
 #endif
 
 /*
- * delta_rule_cp_prep_a6150c8a: pass 1 of 3, one block per (chunk, value head, batch), no state.
+ * delta_rule_cp_prep_f735aa94: pass 1 of 3, one block per (chunk, value head, batch), no state.
  *   Fuses the q/k l2 norm and scale, the in-chunk cumsum of g (log2 units), the decayed q and k
  *   rows, A_qk and L (16-row block i against Kc_i, reference r = 16 i, fla's chunk_kda; a
  *   diagonal block whose decay span may pass 2^63 is summed exactly instead), the UT solve
@@ -3234,7 +3236,7 @@ __device__ __forceinline__ void dcp_ut_inverse_halves(const float* Lf, float* Af
  * Grid (NC, Hv, B), block 256 threads = 4 row tiles x 2 column groups of warps,
  *   dynamic smem = the prep part of delta_rule_cp_smem().
  */
-extern "C" __global__ void __launch_bounds__(256, 3) delta_rule_cp_prep_a6150c8a(
+extern "C" __global__ void __launch_bounds__(256, 3) delta_rule_cp_prep_f735aa94(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -3327,14 +3329,16 @@ extern "C" __global__ void __launch_bounds__(256, 3) delta_rule_cp_prep_a6150c8a
     /* stages the q, k, g channels of pass p (rows past T are zero); wait with dtc_cp_wait */
     auto stage_pass = [&](int p) {
         const int d0 = p * KH;
-        int tid = threadIdx.x;
-        asm volatile("" : "+r"(tid));
-        dtc_stage<bf16, C, KH, NT>(Qr, HP, q + row0 * q_stride + hk * DK + d0, q_stride, cn, vec_qk, tid);
-        dtc_stage<bf16, C, KH, NT>(Kr, HP, k + row0 * k_stride + hk * DK + d0, k_stride, cn, vec_qk, tid);
+        /* the thread index through an empty asm: ptxas then recomputes each pass's copy offsets
+         * instead of keeping them in registers across the pass loop (at 80 registers they spilled) */
+        int ti = threadIdx.x;
+        asm volatile("" : "+r"(ti));
+        dtc_stage<bf16, C, KH, NT>(Qr, HP, q + row0 * q_stride + hk * DK + d0, q_stride, cn, vec_qk, ti);
+        dtc_stage<bf16, C, KH, NT>(Kr, HP, k + row0 * k_stride + hk * DK + d0, k_stride, cn, vec_qk, ti);
         if (PER_CHANNEL)
-            dtc_stage<float, C, KH, NT>(Gs, KH, g + row0 * HV * DK + hv * DK + d0, (long)HV * DK, cn, vec_g, tid);
-        else if (tid < C)
-            Gs[tid] = tid < cn ? g[(row0 + tid) * HV + hv] : 0.0f;
+            dtc_stage<float, C, KH, NT>(Gs, KH, g + row0 * HV * DK + hv * DK + d0, (long)HV * DK, cn, vec_g, ti);
+        else if (ti < C)
+            Gs[ti] = ti < cn ? g[(row0 + ti) * HV + hv] : 0.0f;
     };
 
     /* 0. beta, the row scales (l2 norms over all DK channels, read from global memory) and the
@@ -3729,7 +3733,7 @@ extern "C" __global__ void __launch_bounds__(256, 3) delta_rule_cp_prep_a6150c8a
 }
 
 /*
- * delta_rule_cp_scan_a6150c8a: pass 2 of 3, the state scan over the chunks of a sequence.
+ * delta_rule_cp_scan_f735aa94: pass 2 of 3, the state scan over the chunks of a sequence.
  *   One block per (SBV value columns, value head, batch) (an entry per width, below); the state [DK][SBV] stays in f32 mma
  *   accumulators (warp w: row tiles w, w + 8, ..), a bf16 copy in shared memory feeds the
  *   products; v_new's row tile w & 3, columns half w >> 2. Per chunk: store h (bf16) to the workspace, v_new = U - W h, store v_new,
@@ -3744,7 +3748,7 @@ extern "C" __global__ void __launch_bounds__(256, 3) delta_rule_cp_prep_a6150c8a
  *   delta_rule_cp_smem().
  */
 template <int SBV, bool MC> /* value columns per block; W and k multicast to a cluster */
-__device__ __forceinline__ void delta_rule_cp_scan_body_a6150c8a(
+__device__ __forceinline__ void delta_rule_cp_scan_body_f735aa94(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -3984,7 +3988,7 @@ __device__ __forceinline__ void delta_rule_cp_scan_body_a6150c8a(
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_a6150c8a(
+extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_f735aa94(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -3994,9 +3998,9 @@ extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_a6150c8a(
     const bf16* __restrict__ gate, int gate_stride, const float* __restrict__ norm_w,
     float* __restrict__ ws_raw)
 {
-    delta_rule_cp_scan_body_a6150c8a<16, false>(q, q_stride, k, k_stride, v, v_stride, g, beta, state_in, state_out, o, o_stride, T, gate, gate_stride, norm_w, ws_raw);
+    delta_rule_cp_scan_body_f735aa94<16, false>(q, q_stride, k, k_stride, v, v_stride, g, beta, state_in, state_out, o, o_stride, T, gate, gate_stride, norm_w, ws_raw);
 }
-extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_w32_a6150c8a(
+extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_w32_f735aa94(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -4006,17 +4010,17 @@ extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_w32_a6150c8
     const bf16* __restrict__ gate, int gate_stride, const float* __restrict__ norm_w,
     float* __restrict__ ws_raw)
 {
-    delta_rule_cp_scan_body_a6150c8a<32, false>(q, q_stride, k, k_stride, v, v_stride, g, beta, state_in, state_out, o, o_stride, T, gate, gate_stride, norm_w, ws_raw);
+    delta_rule_cp_scan_body_f735aa94<32, false>(q, q_stride, k, k_stride, v, v_stride, g, beta, state_in, state_out, o, o_stride, T, gate, gate_stride, norm_w, ws_raw);
 }
 
 /*
- * delta_rule_cp_out_a6150c8a: pass 3 of 3, one block per (chunk, value head, batch).
+ * delta_rule_cp_out_f735aa94: pass 3 of 3, one block per (chunk, value head, batch).
  *   o = (q e^G) h + A_qk v_new over the chunk's full rows (all DV columns), then the store
  *   through the gated RMSNorm (the block owns full rows; the gate rows arrive with A_qk and v_new): o goes through shared memory (over v_new) so that rows leave in 16-byte pieces.
  * Grid (NC, Hv, B), block 256 threads = 4 row tiles x 2 column groups of warps (DV / 2
  *   columns each), dynamic smem = the output part of delta_rule_cp_smem().
  */
-extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_out_a6150c8a(
+extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_out_f735aa94(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,

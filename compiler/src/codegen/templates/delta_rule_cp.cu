@@ -138,14 +138,16 @@ extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_@HASH@(
     /* stages the q, k, g channels of pass p (rows past T are zero); wait with dtc_cp_wait */
     auto stage_pass = [&](int p) {
         const int d0 = p * KH;
-        int tid = threadIdx.x;
-        asm volatile("" : "+r"(tid));
-        dtc_stage<bf16, C, KH, NT>(Qr, HP, q + row0 * q_stride + hk * DK + d0, q_stride, cn, vec_qk, tid);
-        dtc_stage<bf16, C, KH, NT>(Kr, HP, k + row0 * k_stride + hk * DK + d0, k_stride, cn, vec_qk, tid);
+        /* the thread index through an empty asm: ptxas then recomputes each pass's copy offsets
+         * instead of keeping them in registers across the pass loop (at 80 registers they spilled) */
+        int ti = threadIdx.x;
+        asm volatile("" : "+r"(ti));
+        dtc_stage<bf16, C, KH, NT>(Qr, HP, q + row0 * q_stride + hk * DK + d0, q_stride, cn, vec_qk, ti);
+        dtc_stage<bf16, C, KH, NT>(Kr, HP, k + row0 * k_stride + hk * DK + d0, k_stride, cn, vec_qk, ti);
         if (PER_CHANNEL)
-            dtc_stage<float, C, KH, NT>(Gs, KH, g + row0 * HV * DK + hv * DK + d0, (long)HV * DK, cn, vec_g, tid);
-        else if (tid < C)
-            Gs[tid] = tid < cn ? g[(row0 + tid) * HV + hv] : 0.0f;
+            dtc_stage<float, C, KH, NT>(Gs, KH, g + row0 * HV * DK + hv * DK + d0, (long)HV * DK, cn, vec_g, ti);
+        else if (ti < C)
+            Gs[ti] = ti < cn ? g[(row0 + ti) * HV + hv] : 0.0f;
     };
 
     /* 0. beta, the row scales (l2 norms over all DK channels, read from global memory) and the
