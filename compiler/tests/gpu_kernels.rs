@@ -24,7 +24,7 @@ use modelc::codegen::templates::conv1d::{conv1d, conv1d_launch, Conv1dParams, Co
 use modelc::codegen::templates::delta_rule::{
     delta_rule_chunk_parallel, delta_rule_chunk_parallel_supported, delta_rule_chunk_parallel_variant,
     delta_rule_chunk_parallel_with_cluster_scan, delta_rule_chunked, delta_rule_chunked_launch, delta_rule_cp_launches,
-    delta_rule_cp_prep_smem, delta_rule_cp_scan_cluster, delta_rule_cp_traffic, delta_rule_cp_workspace_len,
+    delta_rule_cp_scan_cluster, delta_rule_cp_traffic, delta_rule_cp_variant_launches, delta_rule_cp_workspace_len,
     delta_rule_launch, delta_rule_recurrent, delta_rule_tensor_cores, CpPrepVariant, DecayGate, DeltaRuleParams,
     GatedNormEpilogue,
 };
@@ -1110,10 +1110,10 @@ fn run_delta_decays(
             assert!(entries[1].starts_with("delta_rule_cp_scan_mc_"), "{}", entries[1]);
         }
         // The prep with its form's own shared memory (Compact's is less: three blocks an SM).
-        let mut launches = delta_rule_cp_launches(p, b, t);
-        if let DeltaForm::ChunkParallel(v) = form {
-            launches[0].smem = delta_rule_cp_prep_smem(p, v);
-        }
+        let launches = match form {
+            DeltaForm::ChunkParallel(v) => delta_rule_cp_variant_launches(p, v, b, t),
+            _ => delta_rule_cp_launches(p, b, t),
+        };
         for (entry, l) in entries.into_iter().zip(launches) {
             ctx.launch(entry, l, &args);
         }
@@ -2721,13 +2721,13 @@ impl DeltaBench {
     /// [`DeltaBench::time_chunk_parallel`] with prep form `v`.
     fn time_chunk_parallel_variant(&self, ctx: &mut Ctx, p: &DeltaRuleParams, v: CpPrepVariant, name: &str) -> f64 {
         let src = delta_rule_chunk_parallel_variant(p, v).unwrap();
-        self.time_chunk_parallel_entries(ctx, p, &src, [0, 1, 2], name, Some(delta_rule_cp_prep_smem(p, v)))
+        self.time_chunk_parallel_entries(ctx, p, &src, [0, 1, 2], name, v)
     }
 
     /// [`DeltaBench::time_chunk_parallel`] of the module `src` (the chunk-parallel form of `p`,
     /// or a text edit of it).
     fn time_chunk_parallel_source(&self, ctx: &mut Ctx, p: &DeltaRuleParams, src: &KernelSource, name: &str) -> f64 {
-        self.time_chunk_parallel_entries(ctx, p, src, [0, 1, 2], name, None)
+        self.time_chunk_parallel_entries(ctx, p, src, [0, 1, 2], name, CpPrepVariant::default_for(p))
     }
 
     /// [`DeltaBench::time_chunk_parallel`] with the scan over clusters (the module's last entry;
@@ -2736,12 +2736,12 @@ impl DeltaBench {
         let src = delta_rule_chunk_parallel_with_cluster_scan(p).unwrap();
         let mc = src.entries.len() - 1;
         assert!(src.entries[mc].starts_with("delta_rule_cp_scan_mc_"));
-        self.time_chunk_parallel_entries(ctx, p, &src, [0, mc, 2], &format!("{name} scan over clusters"), None)
+        let (what, v) = (format!("{name} scan over clusters"), CpPrepVariant::default_for(p));
+        self.time_chunk_parallel_entries(ctx, p, &src, [0, mc, 2], &what, v)
     }
 
-    /// Times the entries `passes` (prep, scan, out) of `src`, the prep launched with `prep_smem`
-    /// bytes of shared memory (a prep form's own, [`delta_rule_cp_prep_smem`]; `None`: the
-    /// default form's, as programs launch it).
+    /// Times the entries `passes` (prep, scan, out) of `src`, whose prep is of form `prep` (or a
+    /// text edit of it), launched with that form's shared memory.
     fn time_chunk_parallel_entries(
         &self,
         ctx: &mut Ctx,
@@ -2749,16 +2749,13 @@ impl DeltaBench {
         src: &KernelSource,
         passes: [usize; 3],
         name: &str,
-        prep_smem: Option<u32>,
+        prep: CpPrepVariant,
     ) -> f64 {
         ctx.load(src);
         let ws = ctx.nan_f32(delta_rule_cp_workspace_len(p, self.b, self.t), "workspace");
         let mut a = self.args(p, self.t);
         a.push(ws.arg());
-        let mut launches = delta_rule_cp_launches(p, self.b, self.t);
-        if let Some(smem) = prep_smem {
-            launches[0].smem = smem;
-        }
+        let launches = delta_rule_cp_variant_launches(p, prep, self.b, self.t);
         let entries = passes.map(|i| src.entries[i].as_str());
         let ms = time_ms(ctx, 10, || {
             for (e, l) in entries.iter().zip(launches) {
@@ -2846,7 +2843,8 @@ fn bench_delta_shapes(ctx: &mut Ctx, r: &mut ChaCha8Rng) {
                 let with_mc = delta_rule_chunk_parallel_with_cluster_scan(&p).unwrap();
                 let mc = with_mc.entries.len() - 1;
                 for (what, src) in cluster_scan_trials(&with_mc) {
-                    bufs.time_chunk_parallel_entries(ctx, &p, &src, [0, mc, 2], &format!("{name} {what}"), None);
+                    let v = CpPrepVariant::default_for(&p);
+                    bufs.time_chunk_parallel_entries(ctx, &p, &src, [0, mc, 2], &format!("{name} {what}"), v);
                 }
             }
             // The block-order trials of the prep and output passes at one shape.

@@ -1357,9 +1357,9 @@ extern "C" __global__ void __launch_bounds__(256) sigmoid_decay_gate_9b511badf4d
     }
 }
 
-// ===== kernels/delta_rule_cp_prep_cbe01d2f.cu =====
+// ===== kernels/delta_rule_cp_prep_ae440f55.cu =====
 /*
- * modelc mixer core: delta_rule_cp_prep_cbe01d2f, delta_rule_cp_scan_cbe01d2f, delta_rule_cp_out_cbe01d2f, delta_rule_cp_scan_w32_cbe01d2f (template).
+ * modelc mixer core: delta_rule_cp_prep_ae440f55, delta_rule_cp_scan_ae440f55, delta_rule_cp_out_ae440f55, delta_rule_cp_scan_w32_ae440f55 (template).
  * Fuses, in order:
  *   l2_norm(eps=1e-6, group=32)
  *   scale(0.17677669529663687)
@@ -1371,10 +1371,10 @@ extern "C" __global__ void __launch_bounds__(256) sigmoid_decay_gate_9b511badf4d
  * FLOPs:         25216*batch*tokens
  */
 /*
- * delta_rule_cp_{prep,scan,out}_cbe01d2f: gated delta rule, chunked (WY representation / UT
+ * delta_rule_cp_{prep,scan,out}_ae440f55: gated delta rule, chunked (WY representation / UT
  *   transform), chunk-parallel on tensor cores (mma.sync m16n8k16 bf16 -> f32, ldmatrix,
  *   cp.async; sm_80+): three launches in order, fla's chunk_kda split.
- *   Hk = 1, Hv = 2, Dk = 32, Dv = 32, gate = scalar per head (GDN), qk l2norm = true, scale = 1.7677669e-1f, chunk C = 64, scan block SBV = 16 (or 32: delta_rule_cp_scan_w32_cbe01d2f).
+ *   Hk = 1, Hv = 2, Dk = 32, Dv = 32, gate = scalar per head (GDN), qk l2norm = true, scale = 1.7677669e-1f, chunk C = 64, scan block SBV = 16 (or 32: delta_rule_cp_scan_w32_ae440f55).
  *   Gated RMSNorm epilogue: o <- o * rsqrt(mean_head(o^2) + 1e-5f) * norm_w * silu_f(gate)
  *   Per chunk, with G the in-chunk cumsum of g: A_qk[t,s] = sum_d q_td k_sd e^(G_td - G_sd)
  *   (s <= t), L[t,s] = beta_t sum_d k_td k_sd e^(G_td - G_sd) (s < t), W = (I + L)^-1
@@ -1816,7 +1816,7 @@ __device__ __forceinline__ void dcp_ut_inverse_halves(const float* Lf, float* Af
 #endif
 
 /*
- * delta_rule_cp_prep_cbe01d2f: pass 1 of 3, one block per (chunk, value head, batch), no state.
+ * delta_rule_cp_prep_ae440f55: pass 1 of 3, one block per (chunk, value head, batch), no state.
  *   Fuses the q/k l2 norm and scale, the in-chunk cumsum of g (log2 units), the decayed q and k
  *   rows, A_qk and L (16-row block i against Kc_i, reference r = 16 i, fla's chunk_kda; a
  *   diagonal block whose decay span may pass 2^63 is summed exactly instead), the UT solve
@@ -1828,7 +1828,7 @@ __device__ __forceinline__ void dcp_ut_inverse_halves(const float* Lf, float* Af
  * Grid (NC, Hv, B), block 256 threads = 4 row tiles x 2 column groups of warps,
  *   dynamic smem = the prep part of delta_rule_cp_smem().
  */
-extern "C" __global__ void __launch_bounds__(256, 3) delta_rule_cp_prep_cbe01d2f(
+extern "C" __global__ void __launch_bounds__(256, 3) delta_rule_cp_prep_ae440f55(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -1869,19 +1869,19 @@ extern "C" __global__ void __launch_bounds__(256, 3) delta_rule_cp_prep_cbe01d2f
     constexpr float SPAN_MAX = 64.0f;     /* largest log2 growth of a diagonal-block factor     */
     constexpr bool VEC_NORM = 32 % (DK / 8) == 0; /* step 0's rows as 16-byte pieces (DK 32 .. 256) */
     extern __shared__ __align__(16) unsigned char smem_raw[];
-    /* (CpPrepVariant::Compact, a scalar gate) 75,536 bytes at Dk = Dv = 128, so that three
-     * blocks fit an SM: no reference copies (ScalarRaw takes none; their place holds the later
-     * passes' q and k, as in EarlyStage) and no exact diagonal blocks (nothing is flagged); A_qk
-     * over the first pass's q once the passes are done, (I + L)^-1 over both once A_qk is
-     * stored, (I + L)^-1 diag(beta) over L, the inverse's products T in its own upper triangle.
-     * Kept through the block: */
+    /* (CpPrepVariant::Compact) kept through the block (the layout of the gate's form follows): */
     bf16* Kb = reinterpret_cast<bf16*>(smem_raw);      /* [C][KP] k e^G                      */
     float* Lf = reinterpret_cast<float*>(Kb + C * KP); /* [C][FP] L                          */
     float* nq = Lf + C * FP;                           /* [C] q row scale                    */
     float* nk = nq + C;                                /* [C] k row scale                    */
     float* bs = nk + C;                                /* [C] beta                           */
-    int* flags = reinterpret_cast<int*>(bs + C);       /* stays 0                            */
+    int* flags = reinterpret_cast<int*>(bs + C);       /* diagonal blocks summed exactly     */
     unsigned char* uni = reinterpret_cast<unsigned char*>(flags + 4);
+    /* (CpPrepVariant::Compact, a scalar gate) 75,536 bytes at Dk = Dv = 128, so that three
+     * blocks fit an SM: no reference copies (ScalarRaw takes none; their place holds the later
+     * passes' q and k, as in EarlyStage) and no exact diagonal blocks (nothing is flagged); A_qk
+     * over the first pass's q once the passes are done, (I + L)^-1 over both once A_qk is
+     * stored, (I + L)^-1 diag(beta) over L, the inverse's products T in its own upper triangle. */
     /* phase A, per pass of KH channels */
     float* Gs = reinterpret_cast<float*>(uni);         /* [C]: g, then log2 cumsum           */
     float* Ex = Gs + C;                                /* [7][C] step 4's factors            */
@@ -2251,7 +2251,7 @@ extern "C" __global__ void __launch_bounds__(256, 3) delta_rule_cp_prep_cbe01d2f
 }
 
 /*
- * delta_rule_cp_scan_cbe01d2f: pass 2 of 3, the state scan over the chunks of a sequence.
+ * delta_rule_cp_scan_ae440f55: pass 2 of 3, the state scan over the chunks of a sequence.
  *   One block per (SBV value columns, value head, batch) (an entry per width, below); the state [DK][SBV] stays in f32 mma
  *   accumulators (warp w: row tiles w, w + 8, ..), a bf16 copy in shared memory feeds the
  *   products; v_new's row tile w & 3, columns half w >> 2. Per chunk: store h (bf16) to the workspace, v_new = U - W h, store v_new,
@@ -2266,7 +2266,7 @@ extern "C" __global__ void __launch_bounds__(256, 3) delta_rule_cp_prep_cbe01d2f
  *   delta_rule_cp_smem().
  */
 template <int SBV, bool MC> /* value columns per block; W and k multicast to a cluster */
-__device__ __forceinline__ void delta_rule_cp_scan_body_cbe01d2f(
+__device__ __forceinline__ void delta_rule_cp_scan_body_ae440f55(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -2506,7 +2506,7 @@ __device__ __forceinline__ void delta_rule_cp_scan_body_cbe01d2f(
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_cbe01d2f(
+extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_ae440f55(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -2516,9 +2516,9 @@ extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_cbe01d2f(
     const bf16* __restrict__ gate, int gate_stride, const float* __restrict__ norm_w,
     float* __restrict__ ws_raw)
 {
-    delta_rule_cp_scan_body_cbe01d2f<16, false>(q, q_stride, k, k_stride, v, v_stride, g, beta, state_in, state_out, o, o_stride, T, gate, gate_stride, norm_w, ws_raw);
+    delta_rule_cp_scan_body_ae440f55<16, false>(q, q_stride, k, k_stride, v, v_stride, g, beta, state_in, state_out, o, o_stride, T, gate, gate_stride, norm_w, ws_raw);
 }
-extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_w32_cbe01d2f(
+extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_w32_ae440f55(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -2528,17 +2528,17 @@ extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_w32_cbe01d2
     const bf16* __restrict__ gate, int gate_stride, const float* __restrict__ norm_w,
     float* __restrict__ ws_raw)
 {
-    delta_rule_cp_scan_body_cbe01d2f<32, false>(q, q_stride, k, k_stride, v, v_stride, g, beta, state_in, state_out, o, o_stride, T, gate, gate_stride, norm_w, ws_raw);
+    delta_rule_cp_scan_body_ae440f55<32, false>(q, q_stride, k, k_stride, v, v_stride, g, beta, state_in, state_out, o, o_stride, T, gate, gate_stride, norm_w, ws_raw);
 }
 
 /*
- * delta_rule_cp_out_cbe01d2f: pass 3 of 3, one block per (chunk, value head, batch).
+ * delta_rule_cp_out_ae440f55: pass 3 of 3, one block per (chunk, value head, batch).
  *   o = (q e^G) h + A_qk v_new over the chunk's full rows (all DV columns), then the store
  *   through the gated RMSNorm (the block owns full rows; the gate rows arrive with A_qk and v_new): o goes through shared memory (over v_new) so that rows leave in 16-byte pieces.
  * Grid (NC, Hv, B), block 256 threads = 4 row tiles x 2 column groups of warps (DV / 2
  *   columns each), dynamic smem = the output part of delta_rule_cp_smem().
  */
-extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_out_cbe01d2f(
+extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_out_ae440f55(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -2765,9 +2765,9 @@ extern "C" __global__ void __launch_bounds__(256) decay_gate_sigmoid_e762b53fe97
     }
 }
 
-// ===== kernels/delta_rule_cp_prep_f735aa94.cu =====
+// ===== kernels/delta_rule_cp_prep_3edc2816.cu =====
 /*
- * modelc mixer core: delta_rule_cp_prep_f735aa94, delta_rule_cp_scan_f735aa94, delta_rule_cp_out_f735aa94, delta_rule_cp_scan_w32_f735aa94 (template).
+ * modelc mixer core: delta_rule_cp_prep_3edc2816, delta_rule_cp_scan_3edc2816, delta_rule_cp_out_3edc2816, delta_rule_cp_scan_w32_3edc2816 (template).
  * Fuses, in order:
  *   l2_norm(eps=1e-6, group=32)
  *   scale(0.17677669529663687)
@@ -2779,10 +2779,10 @@ extern "C" __global__ void __launch_bounds__(256) decay_gate_sigmoid_e762b53fe97
  * FLOPs:         25216*batch*tokens
  */
 /*
- * delta_rule_cp_{prep,scan,out}_f735aa94: gated delta rule, chunked (WY representation / UT
+ * delta_rule_cp_{prep,scan,out}_3edc2816: gated delta rule, chunked (WY representation / UT
  *   transform), chunk-parallel on tensor cores (mma.sync m16n8k16 bf16 -> f32, ldmatrix,
  *   cp.async; sm_80+): three launches in order, fla's chunk_kda split.
- *   Hk = 2, Hv = 2, Dk = 32, Dv = 32, gate = per key channel (KDA), qk l2norm = true, scale = 1.7677669e-1f, chunk C = 64, scan block SBV = 16 (or 32: delta_rule_cp_scan_w32_f735aa94).
+ *   Hk = 2, Hv = 2, Dk = 32, Dv = 32, gate = per key channel (KDA), qk l2norm = true, scale = 1.7677669e-1f, chunk C = 64, scan block SBV = 16 (or 32: delta_rule_cp_scan_w32_3edc2816).
  *   Gated RMSNorm epilogue: o <- o * rsqrt(mean_head(o^2) + 1e-5f) * norm_w * silu_f(gate)
  *   Per chunk, with G the in-chunk cumsum of g: A_qk[t,s] = sum_d q_td k_sd e^(G_td - G_sd)
  *   (s <= t), L[t,s] = beta_t sum_d k_td k_sd e^(G_td - G_sd) (s < t), W = (I + L)^-1
@@ -3224,7 +3224,7 @@ __device__ __forceinline__ void dcp_ut_inverse_halves(const float* Lf, float* Af
 #endif
 
 /*
- * delta_rule_cp_prep_f735aa94: pass 1 of 3, one block per (chunk, value head, batch), no state.
+ * delta_rule_cp_prep_3edc2816: pass 1 of 3, one block per (chunk, value head, batch), no state.
  *   Fuses the q/k l2 norm and scale, the in-chunk cumsum of g (log2 units), the decayed q and k
  *   rows, A_qk and L (16-row block i against Kc_i, reference r = 16 i, fla's chunk_kda; a
  *   diagonal block whose decay span may pass 2^63 is summed exactly instead), the UT solve
@@ -3236,7 +3236,7 @@ __device__ __forceinline__ void dcp_ut_inverse_halves(const float* Lf, float* Af
  * Grid (NC, Hv, B), block 256 threads = 4 row tiles x 2 column groups of warps,
  *   dynamic smem = the prep part of delta_rule_cp_smem().
  */
-extern "C" __global__ void __launch_bounds__(256, 3) delta_rule_cp_prep_f735aa94(
+extern "C" __global__ void __launch_bounds__(256, 3) delta_rule_cp_prep_3edc2816(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -3277,11 +3277,7 @@ extern "C" __global__ void __launch_bounds__(256, 3) delta_rule_cp_prep_f735aa94
     constexpr float SPAN_MAX = 64.0f;     /* largest log2 growth of a diagonal-block factor     */
     constexpr bool VEC_NORM = 32 % (DK / 8) == 0; /* step 0's rows as 16-byte pieces (DK 32 .. 256) */
     extern __shared__ __align__(16) unsigned char smem_raw[];
-    /* (CpPrepVariant::Compact, a per-channel gate) 75,536 bytes at Dk = Dv = 128, so that three
-     * blocks fit an SM: key channels in passes of 32 (KH below, four passes at Dk = 128), A_qk
-     * over g once the passes are done, (I + L)^-1 over it once A_qk is stored, (I + L)^-1
-     * diag(beta) over L, the inverse's products T in its own upper triangle. Kept through the
-     * block: */
+    /* (CpPrepVariant::Compact) kept through the block (the layout of the gate's form follows): */
     bf16* Kb = reinterpret_cast<bf16*>(smem_raw);      /* [C][KP] k e^G                      */
     float* Lf = reinterpret_cast<float*>(Kb + C * KP); /* [C][FP] L                          */
     float* nq = Lf + C * FP;                           /* [C] q row scale                    */
@@ -3289,6 +3285,10 @@ extern "C" __global__ void __launch_bounds__(256, 3) delta_rule_cp_prep_f735aa94
     float* bs = nk + C;                                /* [C] beta                           */
     int* flags = reinterpret_cast<int*>(bs + C);       /* diagonal blocks summed exactly     */
     unsigned char* uni = reinterpret_cast<unsigned char*>(flags + 4);
+    /* (CpPrepVariant::Compact, a per-channel gate) 75,536 bytes at Dk = Dv = 128, so that three
+     * blocks fit an SM: key channels in passes of 32 (KH below, four passes at Dk = 128), A_qk
+     * over g once the passes are done, (I + L)^-1 over it once A_qk is stored, (I + L)^-1
+     * diag(beta) over L, the inverse's products T in its own upper triangle. */
     /* phase A, per pass of KH channels, then the exact diagonal-block sums across the passes */
     float* Gs = reinterpret_cast<float*>(uni);         /* [C][KH]: g, then log2 cumsum       */
     float* Ex = Gs + C;                                /* (a scalar gate's)                  */
@@ -3733,7 +3733,7 @@ extern "C" __global__ void __launch_bounds__(256, 3) delta_rule_cp_prep_f735aa94
 }
 
 /*
- * delta_rule_cp_scan_f735aa94: pass 2 of 3, the state scan over the chunks of a sequence.
+ * delta_rule_cp_scan_3edc2816: pass 2 of 3, the state scan over the chunks of a sequence.
  *   One block per (SBV value columns, value head, batch) (an entry per width, below); the state [DK][SBV] stays in f32 mma
  *   accumulators (warp w: row tiles w, w + 8, ..), a bf16 copy in shared memory feeds the
  *   products; v_new's row tile w & 3, columns half w >> 2. Per chunk: store h (bf16) to the workspace, v_new = U - W h, store v_new,
@@ -3748,7 +3748,7 @@ extern "C" __global__ void __launch_bounds__(256, 3) delta_rule_cp_prep_f735aa94
  *   delta_rule_cp_smem().
  */
 template <int SBV, bool MC> /* value columns per block; W and k multicast to a cluster */
-__device__ __forceinline__ void delta_rule_cp_scan_body_f735aa94(
+__device__ __forceinline__ void delta_rule_cp_scan_body_3edc2816(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -3988,7 +3988,7 @@ __device__ __forceinline__ void delta_rule_cp_scan_body_f735aa94(
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_f735aa94(
+extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_3edc2816(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -3998,9 +3998,9 @@ extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_f735aa94(
     const bf16* __restrict__ gate, int gate_stride, const float* __restrict__ norm_w,
     float* __restrict__ ws_raw)
 {
-    delta_rule_cp_scan_body_f735aa94<16, false>(q, q_stride, k, k_stride, v, v_stride, g, beta, state_in, state_out, o, o_stride, T, gate, gate_stride, norm_w, ws_raw);
+    delta_rule_cp_scan_body_3edc2816<16, false>(q, q_stride, k, k_stride, v, v_stride, g, beta, state_in, state_out, o, o_stride, T, gate, gate_stride, norm_w, ws_raw);
 }
-extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_w32_f735aa94(
+extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_w32_3edc2816(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -4010,17 +4010,17 @@ extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_w32_f735aa9
     const bf16* __restrict__ gate, int gate_stride, const float* __restrict__ norm_w,
     float* __restrict__ ws_raw)
 {
-    delta_rule_cp_scan_body_f735aa94<32, false>(q, q_stride, k, k_stride, v, v_stride, g, beta, state_in, state_out, o, o_stride, T, gate, gate_stride, norm_w, ws_raw);
+    delta_rule_cp_scan_body_3edc2816<32, false>(q, q_stride, k, k_stride, v, v_stride, g, beta, state_in, state_out, o, o_stride, T, gate, gate_stride, norm_w, ws_raw);
 }
 
 /*
- * delta_rule_cp_out_f735aa94: pass 3 of 3, one block per (chunk, value head, batch).
+ * delta_rule_cp_out_3edc2816: pass 3 of 3, one block per (chunk, value head, batch).
  *   o = (q e^G) h + A_qk v_new over the chunk's full rows (all DV columns), then the store
  *   through the gated RMSNorm (the block owns full rows; the gate rows arrive with A_qk and v_new): o goes through shared memory (over v_new) so that rows leave in 16-byte pieces.
  * Grid (NC, Hv, B), block 256 threads = 4 row tiles x 2 column groups of warps (DV / 2
  *   columns each), dynamic smem = the output part of delta_rule_cp_smem().
  */
-extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_out_f735aa94(
+extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_out_3edc2816(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,

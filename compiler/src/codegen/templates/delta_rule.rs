@@ -1029,36 +1029,34 @@ pub fn delta_rule_cp_smem(p: &DeltaRuleParams) -> [u32; 3] {
 /// three blocks an SM at Dk = Dv = 128.
 pub fn delta_rule_cp_prep_smem(p: &DeltaRuleParams, v: CpPrepVariant) -> u32 {
     let (c, dk, dv) = (DELTA_TC_CHUNK, p.key_dim, p.value_dim);
-    let (kp, vp, ap, fp, kh) = (dk + 8, dv + 8, c + 8, c + 4, cp_prep_pass_channels(dk));
-    let bytes = if v.resolved(p) == CpPrepVariant::Compact {
-        let kept = c * kp * 2 + c * fp * 4 + 3 * c * 4 + 16;
-        let phase_a = match p.gate {
-            // g and its per-row factors, q and k of every pass.
-            DecayGate::Scalar => 8 * c * 4 + 4 * kh * 4 + cp_prep_passes(p) * 2 * c * (kh + 8) * 2,
-            // Passes of 32 channels: g, its per-block sums, q, k, the reference copies, the
-            // exact diagonal blocks.
-            DecayGate::PerChannel => {
-                let kh = CP_COMPACT_PASS_CHANNELS;
-                c * kh * 4 + 4 * kh * 4 + (2 * c + 160) * (kh + 8) * 2 + 2 * 4 * 256 * 4
-            }
-        };
-        let phase_b = c * fp * 4 + c * vp * 2;
-        kept + phase_a.max(phase_b)
+    let (kp, vp, ap, fp) = (dk + 8, dv + 8, c + 8, c + 4);
+    let compact = v.resolved(p) == CpPrepVariant::Compact;
+    let scalar = matches!(p.gate, DecayGate::Scalar);
+    let kh = if compact && !scalar {
+        CP_COMPACT_PASS_CHANNELS
     } else {
-        // G [C][KH] per channel; a scalar gate's [C] plus its per-row factors [7][C].
-        let ng = match p.gate {
-            DecayGate::Scalar => 8 * c,
-            DecayGate::PerChannel => c * kh,
-        };
-        // k e^G [C][KP], A_qk [C][AP] (bf16); L [C][FP], row scales and beta [3][C] (f32),
-        // flags; phase A (per pass of KH channels): G, per-block sums of g [4][KH], q, k and
-        // Kc (160 rows) [..][KH + 8], then the exact diagonal blocks [2][4][16][16] (f32);
-        // phase B: (I + L)^-1, scratch, A bf16, v.
-        let kept = (c * kp + c * ap) * 2 + c * fp * 4 + 3 * c * 4 + 16;
-        let phase_a = ng * 4 + 4 * kh * 4 + (2 * c + 160) * (kh + 8) * 2 + 2 * 4 * 256 * 4;
-        let phase_b = 2 * c * fp * 4 + c * ap * 2 + c * vp * 2;
-        kept + phase_a.max(phase_b)
+        cp_prep_pass_channels(dk)
     };
+    // Kept: k e^G [C][KP] (bf16); L [C][FP], row scales and beta [3][C] (f32), flags; and
+    // outside Compact A_qk [C][AP] (bf16).
+    let aq_kept = if compact { 0 } else { c * ap * 2 };
+    let kept = c * kp * 2 + aq_kept + c * fp * 4 + 3 * c * 4 + 16;
+    // Phase A (per pass of KH channels): G [C][KH] per channel, a scalar gate's [C] and its
+    // per-row factors [7][C]; per-block sums of g [4][KH]; then the rows of [..][KH + 8]: q, k
+    // and the reference copies Kc (160 rows) with the exact diagonal blocks [2][4][16][16]
+    // (f32), or for a scalar gate's Compact q and k of every pass.
+    let ng = if scalar { 8 * c } else { c * kh };
+    let rows = if compact && scalar {
+        cp_prep_passes(p) * 2 * c * (kh + 8) * 2
+    } else {
+        (2 * c + 160) * (kh + 8) * 2 + 2 * 4 * 256 * 4
+    };
+    let phase_a = ng * 4 + 4 * kh * 4 + rows;
+    // Phase B: (I + L)^-1, v; outside Compact a scratch [C][FP] and A bf16 [C][AP] (Compact
+    // puts the inverse's products in its upper triangle and A bf16 over L).
+    let scratch = if compact { 0 } else { c * fp * 4 + c * ap * 2 };
+    let phase_b = c * fp * 4 + c * vp * 2 + scratch;
+    let bytes = kept + phase_a.max(phase_b);
     u32::try_from(bytes).unwrap_or(u32::MAX)
 }
 
@@ -1128,6 +1126,19 @@ pub fn delta_rule_cp_launches(p: &DeltaRuleParams, batch: usize, tokens: usize) 
         ),
         Launch::new((nc, dim(p.value_heads), dim(batch)), (256, 1, 1), s2),
     ]
+}
+
+/// [`delta_rule_cp_launches`] for the module of prep form `v`
+/// ([`delta_rule_chunk_parallel_variant`]): its prep takes the form's own shared memory.
+pub fn delta_rule_cp_variant_launches(
+    p: &DeltaRuleParams,
+    v: CpPrepVariant,
+    batch: usize,
+    tokens: usize,
+) -> [Launch; 3] {
+    let mut launches = delta_rule_cp_launches(p, batch, tokens);
+    launches[0].smem = delta_rule_cp_prep_smem(p, v);
+    launches
 }
 
 /// Emits the chunk-parallel form of the chunked prefill (fla's `chunk_kda` /
@@ -1266,6 +1277,7 @@ const CP_PREP_EARLY_SPAN_LOADS: &str = include_str!("delta_rule_cp_prep/early_sp
 const CP_PREP_EARLY_SPAN_FLAGS: &str = include_str!("delta_rule_cp_prep/early_span_flags.cu");
 const CP_PREP_UT_HALVES: &str = include_str!("delta_rule_cp_prep/ut_halves.cu");
 const CP_PREP_EARLY_STAGE: &str = include_str!("delta_rule_cp_prep/early_stage.cu");
+const CP_PREP_COMPACT_KEPT: &str = include_str!("delta_rule_cp_prep/compact_kept.cu");
 const CP_PREP_COMPACT_LAYOUT: &str = include_str!("delta_rule_cp_prep/compact_layout.cu");
 const CP_PREP_COMPACT_LAYOUT_CHANNELS: &str = include_str!("delta_rule_cp_prep/compact_layout_channels.cu");
 const CP_ANCHOR_PASS_CHANNELS: &str =
@@ -1384,13 +1396,18 @@ fn cp_kernels(v: CpPrepVariant, p: &DeltaRuleParams) -> String {
             splice_once(
                 &mut s,
                 CP_ANCHOR_PASS_CHANNELS,
-                "    constexpr int KH = 32; /* key channels per pass (Compact) */\n",
+                &format!("    constexpr int KH = {CP_COMPACT_PASS_CHANNELS}; /* key channels per pass (Compact) */\n"),
             );
             CP_PREP_COMPACT_LAYOUT_CHANNELS
         } else {
             CP_PREP_COMPACT_LAYOUT
         };
-        splice_range(&mut s, CP_ANCHOR_LAYOUT_BEGIN, CP_ANCHOR_LAYOUT_END, layout);
+        splice_range(
+            &mut s,
+            CP_ANCHOR_LAYOUT_BEGIN,
+            CP_ANCHOR_LAYOUT_END,
+            &format!("{CP_PREP_COMPACT_KEPT}{layout}"),
+        );
         splice_once(
             &mut s,
             CP_ANCHOR_UT_INVERSE,

@@ -2,15 +2,7 @@
      * blocks fit an SM: no reference copies (ScalarRaw takes none; their place holds the later
      * passes' q and k, as in EarlyStage) and no exact diagonal blocks (nothing is flagged); A_qk
      * over the first pass's q once the passes are done, (I + L)^-1 over both once A_qk is
-     * stored, (I + L)^-1 diag(beta) over L, the inverse's products T in its own upper triangle.
-     * Kept through the block: */
-    bf16* Kb = reinterpret_cast<bf16*>(smem_raw);      /* [C][KP] k e^G                      */
-    float* Lf = reinterpret_cast<float*>(Kb + C * KP); /* [C][FP] L                          */
-    float* nq = Lf + C * FP;                           /* [C] q row scale                    */
-    float* nk = nq + C;                                /* [C] k row scale                    */
-    float* bs = nk + C;                                /* [C] beta                           */
-    int* flags = reinterpret_cast<int*>(bs + C);       /* stays 0                            */
-    unsigned char* uni = reinterpret_cast<unsigned char*>(flags + 4);
+     * stored, (I + L)^-1 diag(beta) over L, the inverse's products T in its own upper triangle. */
     /* phase A, per pass of KH channels */
     float* Gs = reinterpret_cast<float*>(uni);         /* [C]: g, then log2 cumsum           */
     float* Ex = Gs + C;                                /* [7][C] step 4's factors            */

@@ -1,15 +1,7 @@
     /* (CpPrepVariant::Compact, a per-channel gate) 75,536 bytes at Dk = Dv = 128, so that three
      * blocks fit an SM: key channels in passes of 32 (KH below, four passes at Dk = 128), A_qk
      * over g once the passes are done, (I + L)^-1 over it once A_qk is stored, (I + L)^-1
-     * diag(beta) over L, the inverse's products T in its own upper triangle. Kept through the
-     * block: */
-    bf16* Kb = reinterpret_cast<bf16*>(smem_raw);      /* [C][KP] k e^G                      */
-    float* Lf = reinterpret_cast<float*>(Kb + C * KP); /* [C][FP] L                          */
-    float* nq = Lf + C * FP;                           /* [C] q row scale                    */
-    float* nk = nq + C;                                /* [C] k row scale                    */
-    float* bs = nk + C;                                /* [C] beta                           */
-    int* flags = reinterpret_cast<int*>(bs + C);       /* diagonal blocks summed exactly     */
-    unsigned char* uni = reinterpret_cast<unsigned char*>(flags + 4);
+     * diag(beta) over L, the inverse's products T in its own upper triangle. */
     /* phase A, per pass of KH channels, then the exact diagonal-block sums across the passes */
     float* Gs = reinterpret_cast<float*>(uni);         /* [C][KH]: g, then log2 cumsum       */
     float* Ex = Gs + C;                                /* (a scalar gate's)                  */
