@@ -2874,28 +2874,27 @@ fn bench_delta_shapes(ctx: &mut Ctx, r: &mut ChaCha8Rng) {
 /// k, v and g (one DRAM row holds a token's heads) rather than rows of one head 8 KB apart. The
 /// prep alone, then the prep and the output pass.
 fn block_order_trials(default: &KernelSource) -> Vec<(&'static str, KernelSource)> {
-    let prep = (
-        "    const int c0 = blockIdx.x * C;
+    // The block's chunk, head and sequence, followed by the pass's next line (`tail`), which
+    // tells the prep's text from the output pass's.
+    let head_fastest = |tail: &str| {
+        (
+            format!(
+                "    const int c0 = blockIdx.x * C;
     const int hv = blockIdx.y;
     const long b = blockIdx.z;
-    const int hk = hv / RATIO;",
-        "    const long lin_ = blockIdx.x + (long)NC * (blockIdx.y + (long)HV * blockIdx.z);
+{tail}"
+            ),
+            format!(
+                "    const long lin_ = blockIdx.x + (long)NC * (blockIdx.y + (long)HV * blockIdx.z);
     const int hv = (int)(lin_ % HV);
     const int c0 = (int)(lin_ / HV % NC) * C;
     const long b = lin_ / HV / NC;
-    const int hk = hv / RATIO;",
-    );
-    let out = (
-        "    const int c0 = blockIdx.x * C;
-    const int hv = blockIdx.y;
-    const long b = blockIdx.z;
-    const int cn",
-        "    const long lin_ = blockIdx.x + (long)NC * (blockIdx.y + (long)HV * blockIdx.z);
-    const int hv = (int)(lin_ % HV);
-    const int c0 = (int)(lin_ / HV % NC) * C;
-    const long b = lin_ / HV / NC;
-    const int cn",
-    );
+{tail}"
+            ),
+        )
+    };
+    let prep = head_fastest("    const int hk = hv / RATIO;");
+    let out = head_fastest("    const int cn");
     // Both passes name their chunk by blockIdx.x in the workspace index.
     let chunk = (
         "    const long ci = (b * HV + hv) * NC + blockIdx.x;",
@@ -2904,11 +2903,11 @@ fn block_order_trials(default: &KernelSource) -> Vec<(&'static str, KernelSource
     vec![
         (
             "trial: prep blocks head-fastest",
-            ablated(default, "hp", &[prep, chunk]),
+            ablated(default, "hp", &[(&prep.0, &prep.1), chunk]),
         ),
         (
             "trial: prep and out blocks head-fastest",
-            ablated(default, "hpo", &[prep, out, chunk]),
+            ablated(default, "hpo", &[(&prep.0, &prep.1), (&out.0, &out.1), chunk]),
         ),
     ]
 }
