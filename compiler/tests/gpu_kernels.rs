@@ -23,10 +23,11 @@ use modelc::codegen::templates::attention::{
 use modelc::codegen::templates::conv1d::{conv1d, conv1d_launch, Conv1dParams, ConvActivation};
 use modelc::codegen::templates::delta_rule::{
     delta_rule_chunk_parallel, delta_rule_chunk_parallel_supported, delta_rule_chunk_parallel_variant,
-    delta_rule_chunk_parallel_with_cluster_scan, delta_rule_chunked, delta_rule_chunked_launch, delta_rule_cp_launches,
-    delta_rule_cp_scan_cluster, delta_rule_cp_traffic, delta_rule_cp_variant_launches, delta_rule_cp_workspace_len,
-    delta_rule_launch, delta_rule_recurrent, delta_rule_tensor_cores, CpPrepVariant, DecayGate, DeltaRuleParams,
-    GatedNormEpilogue,
+    delta_rule_chunk_parallel_with_cluster_scan, delta_rule_chunk_parallel_with_scan_out, delta_rule_chunked,
+    delta_rule_chunked_launch, delta_rule_cp_scan_cluster, delta_rule_cp_scan_out_clusters,
+    delta_rule_cp_scan_out_launch, delta_rule_cp_scan_out_supported, delta_rule_cp_traffic,
+    delta_rule_cp_variant_launches, delta_rule_cp_workspace_len, delta_rule_launch, delta_rule_recurrent,
+    delta_rule_tensor_cores, CpPrepVariant, DecayGate, DeltaRuleParams, GatedNormEpilogue,
 };
 use modelc::codegen::templates::kda_decode_step::{
     kda_decode_step, kda_decode_step_cluster_threads, kda_decode_step_cluster_with, ClusterExchange,
@@ -969,11 +970,17 @@ enum DeltaForm {
     /// The default form's module with the Hopper scan over clusters (`delta_rule_cp_scan_mc_`,
     /// `delta_rule_chunk_parallel_with_cluster_scan`'s last entry) in place of the scan entry.
     ChunkParallelCluster(CpPrepVariant),
+    /// The default prep, then the scan and the output pass in one (`delta_rule_cp_scan_out_`,
+    /// `delta_rule_chunk_parallel_with_scan_out`'s last entry): two launches.
+    ChunkParallelScanOut,
 }
 
 impl DeltaForm {
     fn chunk_parallel(self) -> bool {
-        matches!(self, DeltaForm::ChunkParallel(_) | DeltaForm::ChunkParallelCluster(_))
+        matches!(
+            self,
+            DeltaForm::ChunkParallel(_) | DeltaForm::ChunkParallelCluster(_) | DeltaForm::ChunkParallelScanOut
+        )
     }
 }
 
@@ -1015,6 +1022,7 @@ fn run_delta_decays(
         DeltaForm::Recurrent => delta_rule_recurrent(p).unwrap(),
         DeltaForm::ChunkParallel(v) => delta_rule_chunk_parallel_variant(p, v).unwrap(),
         DeltaForm::ChunkParallelCluster(_) => delta_rule_chunk_parallel_with_cluster_scan(p).unwrap(),
+        DeltaForm::ChunkParallelScanOut => delta_rule_chunk_parallel_with_scan_out(p).unwrap(),
     };
     ctx.load(&src);
     let mut r = rng(seed);
@@ -1057,10 +1065,8 @@ fn run_delta_decays(
     let o = ctx.nan_bf16(rows * o_stride, "o");
     let tensor_cores = form.chunk_parallel() || form == DeltaForm::Chunked && delta_rule_tensor_cores(p);
     let launch = match form {
-        DeltaForm::Chunked | DeltaForm::ChunkParallel(_) | DeltaForm::ChunkParallelCluster(_) => {
-            delta_rule_chunked_launch(p, b)
-        }
         DeltaForm::Recurrent => delta_rule_launch(p, b, 0),
+        _ => delta_rule_chunked_launch(p, b),
     };
     let mut args = vec![
         qkv.arg(),
@@ -1110,10 +1116,16 @@ fn run_delta_decays(
             assert!(entries[1].starts_with("delta_rule_cp_scan_mc_"), "{}", entries[1]);
         }
         // The prep with its form's own shared memory (Compact's is less: three blocks an SM).
-        let launches = match form {
+        let mut launches = match form {
             DeltaForm::ChunkParallel(v) => delta_rule_cp_variant_launches(p, v, b, t),
-            _ => delta_rule_cp_launches(p, b, t),
-        };
+            _ => delta_rule_cp_variant_launches(p, CpPrepVariant::default_for(p), b, t),
+        }
+        .to_vec();
+        if form == DeltaForm::ChunkParallelScanOut {
+            entries = vec![entries[0], src.entries.last().unwrap()];
+            assert!(entries[1].starts_with("delta_rule_cp_scan_out_"), "{}", entries[1]);
+            launches = vec![launches[0], delta_rule_cp_scan_out_launch(p, b)];
+        }
         for (entry, l) in entries.into_iter().zip(launches) {
             ctx.launch(entry, l, &args);
         }
@@ -1177,6 +1189,7 @@ fn run_delta_decays(
             DeltaForm::Recurrent => "recurrent".to_string(),
             DeltaForm::ChunkParallel(v) => format!("chunk-parallel (prep {v:?})"),
             DeltaForm::ChunkParallelCluster(v) => format!("chunk-parallel (prep {v:?}, scan over clusters)"),
+            DeltaForm::ChunkParallelScanOut => format!("chunk-parallel (scan and output in one, SBV {})", p.scan_block),
         },
         match p.gate {
             DecayGate::Scalar => "scalar",
@@ -1427,6 +1440,74 @@ fn delta_rule_chunk_parallel_matches_reference() {
         }
     }
     assert!(!hopper || clusters == 7, "{clusters} cases ran the scan over clusters");
+}
+
+/// The scan and the output pass in one (`delta_rule_cp_scan_out_`, after the default prep)
+/// against the reference: the gated norm over clusters of 2, 4 and 8 blocks a head (sm_90) and
+/// within one block (Dv 64), without the norm, Dk 64 and 32, Dv 256; one chunk, a partial last chunk,
+/// several sequences, the state in place, strong decays, aligned rows. The tolerance is the
+/// tensor-core forms' ([`DELTA_TC_TOL`]): the same bf16 operands as the three passes.
+#[test]
+fn delta_rule_scan_out_matches_reference() {
+    let Some(mut ctx) = setup() else { return };
+    let hopper = ctx.gpu.compute_capability() == (9, 0);
+    let silu = GatedNormEpilogue {
+        eps: 1e-5,
+        act: GateActivation::Silu,
+    };
+    let sigmoid = GatedNormEpilogue {
+        eps: 1e-6,
+        act: GateActivation::Sigmoid,
+    };
+    let with_scan = |scan_block: usize, p: DeltaRuleParams| DeltaRuleParams { scan_block, ..p };
+    let cases = [
+        with_scan(
+            32,
+            DeltaRuleParams::new(2, 2, 128, 128, DecayGate::PerChannel).with_gated_norm(silu),
+        ),
+        with_scan(
+            16,
+            DeltaRuleParams::new(1, 2, 128, 128, DecayGate::Scalar).with_gated_norm(sigmoid),
+        ),
+        with_scan(
+            64,
+            DeltaRuleParams::new(2, 2, 128, 128, DecayGate::PerChannel).with_gated_norm(silu),
+        ),
+        with_scan(
+            64,
+            DeltaRuleParams::new(2, 2, 128, 64, DecayGate::PerChannel).with_gated_norm(silu),
+        ),
+        with_scan(32, DeltaRuleParams::new(2, 2, 128, 128, DecayGate::PerChannel)),
+        with_scan(
+            32,
+            DeltaRuleParams::new(2, 4, 64, 64, DecayGate::Scalar).with_gated_norm(silu),
+        ),
+        DeltaRuleParams {
+            qk_l2norm: false,
+            scale: 0.05,
+            ..DeltaRuleParams::new(1, 2, 32, 96, DecayGate::PerChannel)
+        },
+        with_scan(
+            64,
+            DeltaRuleParams::new(1, 1, 32, 256, DecayGate::PerChannel).with_gated_norm(silu),
+        ),
+    ];
+    let mut ran = 0;
+    for (i, p) in cases.iter().enumerate() {
+        assert!(delta_rule_cp_scan_out_supported(p), "case {i}");
+        if delta_rule_cp_scan_out_clusters(p) && !hopper {
+            continue;
+        }
+        let (f, s) = (DeltaForm::ChunkParallelScanOut, 1900 + 10 * i as u64);
+        run_delta(&mut ctx, p, f, 2, 150, false, s);
+        run_delta(&mut ctx, p, f, 2, 1, true, s + 1);
+        run_delta(&mut ctx, p, f, 1, 64, true, s + 3);
+        run_delta(&mut ctx, p, f, 3, 200, false, s + 4);
+        run_delta_decays(&mut ctx, p, f, 1, 100, false, s + 5, -12.0, OutRows::Padded);
+        run_delta_decays(&mut ctx, p, f, 2, 150, false, s + 6, -3.0, OutRows::Aligned);
+        ran += 1;
+    }
+    assert!(!hopper || ran == cases.len(), "{ran} cases ran");
 }
 
 #[test]
@@ -2751,22 +2832,13 @@ impl DeltaBench {
         name: &str,
         prep: CpPrepVariant,
     ) -> f64 {
-        ctx.load(src);
-        let ws = ctx.nan_f32(delta_rule_cp_workspace_len(p, self.b, self.t), "workspace");
-        let mut a = self.args(p, self.t);
-        a.push(ws.arg());
         let launches = delta_rule_cp_variant_launches(p, prep, self.b, self.t);
-        let entries = passes.map(|i| src.entries[i].as_str());
-        let ms = time_ms(ctx, 10, || {
-            for (e, l) in entries.iter().zip(launches) {
-                ctx.launch(e, l, &a);
-            }
-        });
-        let pass: Vec<f64> = entries
+        let steps: Vec<(&str, LaunchDims)> = passes
             .iter()
             .zip(launches)
-            .map(|(e, l)| time_ms(ctx, 10, || ctx.launch(e, l, &a)))
+            .map(|(&i, l)| (src.entries[i].as_str(), l))
             .collect();
+        let (ms, pass) = self.time_steps(ctx, p, src, &steps);
         // Each pass's DRAM traffic over its time (TB/s): how far it is from the copy rate.
         let traffic = delta_rule_cp_traffic(p, self.b, self.t);
         let tbs = |i: usize| traffic[i] as f64 / (pass[i] * 1e9);
@@ -2783,6 +2855,59 @@ impl DeltaBench {
             tbs(0),
             tbs(1),
             tbs(2)
+        );
+        ms
+    }
+}
+
+impl DeltaBench {
+    /// Times `steps` (entries of `src` with their launches) in order, with a workspace allocated
+    /// once, and each alone: (all, each) in ms.
+    fn time_steps(
+        &self,
+        ctx: &mut Ctx,
+        p: &DeltaRuleParams,
+        src: &KernelSource,
+        steps: &[(&str, LaunchDims)],
+    ) -> (f64, Vec<f64>) {
+        ctx.load(src);
+        let ws = ctx.nan_f32(delta_rule_cp_workspace_len(p, self.b, self.t), "workspace");
+        let mut a = self.args(p, self.t);
+        a.push(ws.arg());
+        let ms = time_ms(ctx, 10, || {
+            for &(e, l) in steps {
+                ctx.launch(e, l, &a);
+            }
+        });
+        let each = steps
+            .iter()
+            .map(|&(e, l)| time_ms(ctx, 10, || ctx.launch(e, l, &a)))
+            .collect();
+        (ms, each)
+    }
+
+    /// Times the default prep and then the scan and the output pass in one
+    /// (`delta_rule_cp_scan_out_`); prints one row.
+    fn time_scan_out(&self, ctx: &mut Ctx, p: &DeltaRuleParams, name: &str) -> f64 {
+        let src = delta_rule_chunk_parallel_with_scan_out(p).unwrap();
+        let prep = delta_rule_cp_variant_launches(p, CpPrepVariant::default_for(p), self.b, self.t)[0];
+        let so = src.entries.last().unwrap();
+        let steps = [
+            (src.entries[0].as_str(), prep),
+            (so.as_str(), delta_rule_cp_scan_out_launch(p, self.b)),
+        ];
+        let (ms, pass) = self.time_steps(ctx, p, &src, &steps);
+        let traffic = delta_rule_cp_traffic(p, self.b, self.t);
+        println!(
+            "| delta_rule_chunk_parallel {name} scan+out in one SBV{} | B{} T{} H{} Dk=Dv=128 | {ms:.3} | prep {:.3} scan+out {:.3} | {:.0} ktok/s | TB/s prep {:.2} |",
+            p.scan_block,
+            self.b,
+            self.t,
+            p.value_heads,
+            pass[0],
+            pass[1],
+            (self.b * self.t) as f64 / ms,
+            traffic[0] as f64 / (pass[0] * 1e9),
         );
         ms
     }
@@ -2812,6 +2937,22 @@ fn bench_delta_shapes(ctx: &mut Ctx, r: &mut ChaCha8Rng) {
             // sequences: fewer, wider scan blocks read W and k fewer times).
             bufs.time_chunk_parallel(ctx, &p, name);
             let hopper = ctx.gpu.compute_capability() == (9, 0);
+            // The scan and the output pass in one, at the default scan block and (many
+            // sequences) wider ones, then the three passes again for the noise between rows.
+            if hopper || !delta_rule_cp_scan_out_clusters(&p) {
+                let widths =
+                    std::iter::once(p.scan_block).chain([64, 128].into_iter().filter(|&w| b > 1 && w > p.scan_block));
+                for sbv in widths {
+                    let wide = DeltaRuleParams { scan_block: sbv, ..p };
+                    if delta_rule_cp_scan_out_supported(&wide) {
+                        bufs.time_scan_out(ctx, &wide, name);
+                    }
+                }
+                // Without the norm (no exchange between a head's blocks): what the exchange costs.
+                let plain = DeltaRuleParams { gated_norm: None, ..p };
+                bufs.time_scan_out(ctx, &plain, &format!("{name} without the norm"));
+                bufs.time_chunk_parallel(ctx, &p, name);
+            }
             if hopper && delta_rule_cp_scan_cluster(&p).is_some() {
                 bufs.time_chunk_parallel_cluster(ctx, &p, name);
             }

@@ -14,8 +14,8 @@ use modelc::codegen::templates::attention::{
 use modelc::codegen::templates::conv1d::{conv1d, Conv1dParams, ConvActivation};
 use modelc::codegen::templates::delta_rule::{
     delta_rule_chunk_parallel, delta_rule_chunk_parallel_variant, delta_rule_chunk_parallel_with_cluster_scan,
-    delta_rule_chunked, delta_rule_recurrent, delta_rule_tensor_cores, CpPrepVariant, DecayGate, DeltaRuleParams,
-    GatedNormEpilogue,
+    delta_rule_chunk_parallel_with_scan_out, delta_rule_chunked, delta_rule_recurrent, delta_rule_tensor_cores,
+    CpPrepVariant, DecayGate, DeltaRuleParams, GatedNormEpilogue,
 };
 use modelc::codegen::templates::kda_decode_step::{kda_decode_step, kda_decode_step_cluster_with, ClusterExchange};
 use modelc::codegen::templates::selective_scan::{selective_scan, SelectiveScanParams};
@@ -186,6 +186,11 @@ fn all_sources() -> Vec<KernelSource> {
     .enumerate()
     {
         out.push(delta_rule_chunk_parallel(&p).unwrap());
+        // The scan with the output: clusters of 8, 4 and 2 blocks a head (the gated norm), and
+        // without the norm.
+        if matches!(i, 0 | 1 | 2 | 6 | 7) {
+            out.push(delta_rule_chunk_parallel_with_scan_out(&p).unwrap());
+        }
         if matches!(i, 0 | 2 | 4 | 5) {
             for v in CpPrepVariant::distinct_for(&p)
                 .into_iter()

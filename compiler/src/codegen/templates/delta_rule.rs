@@ -57,8 +57,8 @@
 //! (in place is fine: each block owns its columns).
 
 use super::{
-    blocks, check, dim, f32_lit, finish, splice_once, KernelSource, Launch, TemplateError, CLUSTER_HELPERS, HASH,
-    MBAR_PRELUDE, MMA_PRELUDE, PRELUDE,
+    blocks, check, dim, f32_lit, finish, splice_once, KernelSource, Launch, TemplateError, CLUSTER_ASYNC_HELPERS,
+    CLUSTER_HELPERS, HASH, MBAR_PRELUDE, MMA_PRELUDE, PRELUDE,
 };
 use crate::spec::GateActivation;
 
@@ -1444,7 +1444,7 @@ fn cp_kernels(v: CpPrepVariant, p: &DeltaRuleParams) -> String {
 /// [`delta_rule_chunk_parallel`] with prep form `v` (entry names differ by the hash; the
 /// launches, shared memory and workspace are those of the default form).
 pub fn delta_rule_chunk_parallel_variant(p: &DeltaRuleParams, v: CpPrepVariant) -> Result<KernelSource, TemplateError> {
-    chunk_parallel_module(p, v, false)
+    chunk_parallel_module(p, v, CpExtraEntry::None)
 }
 
 /// [`delta_rule_chunk_parallel`] with one more entry where [`delta_rule_cp_scan_cluster`] is
@@ -1452,15 +1452,199 @@ pub fn delta_rule_chunk_parallel_variant(p: &DeltaRuleParams, v: CpPrepVariant) 
 /// Programs do not use it (on an H100 it took three times the plain scan's time,
 /// docs/PERFORMANCE.md); the GPU tests and benchmarks do.
 pub fn delta_rule_chunk_parallel_with_cluster_scan(p: &DeltaRuleParams) -> Result<KernelSource, TemplateError> {
-    chunk_parallel_module(p, CpPrepVariant::default_for(p), true)
+    chunk_parallel_module(p, CpPrepVariant::default_for(p), CpExtraEntry::ClusterScan)
 }
+
+/// [`delta_rule_chunk_parallel`] with one more entry, last: `delta_rule_cp_scan_out_<hash>`,
+/// the scan and the output pass in one (`delta_rule_cp_scan_out.cu`), launched after the prep
+/// with [`delta_rule_cp_scan_out_launch`] in place of the scan and output launches. Requires
+/// [`delta_rule_cp_scan_out_supported`].
+pub fn delta_rule_chunk_parallel_with_scan_out(p: &DeltaRuleParams) -> Result<KernelSource, TemplateError> {
+    check("delta_rule_cp_scan_out", delta_rule_cp_scan_out_supported(p), || {
+        format!(
+            "the scan with the output needs a scan block of 16..=128 dividing Dv {} (got {}), \
+                 with the gated norm at most 8 blocks a head, within a block's shared memory",
+            p.value_dim, p.scan_block
+        )
+    })?;
+    chunk_parallel_module(p, CpPrepVariant::default_for(p), CpExtraEntry::ScanOut)
+}
+
+/// The entry a chunk-parallel module carries after its own (tests and benchmarks compare them).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum CpExtraEntry {
+    None,
+    /// `delta_rule_cp_scan_mc_`: the scan with W and k multicast to clusters.
+    ClusterScan,
+    /// `delta_rule_cp_scan_out_`: the scan and the output pass in one.
+    ScanOut,
+}
+
+/// Chunks in flight of `delta_rule_cp_scan_out_`: three where they fit a block's shared memory,
+/// else two; `None` where two do not fit.
+fn cp_scan_out_buffers(p: &DeltaRuleParams) -> Option<usize> {
+    [3, 2]
+        .into_iter()
+        .find(|&n| cp_scan_out_smem_with(p, n) <= DELTA_MAX_SMEM as usize)
+}
+
+/// Shared memory of `delta_rule_cp_scan_out_` with `nbuf` buffers (the layout at its top): h,
+/// v_new and o `[..][SP]` (bf16); per buffer W, k, q `[C][KP]`, A_qk `[C][AP]`, U and, with the
+/// norm, the gate rows `[C][SP]` (bf16), e^G_last `[DK]` (f32); with the norm the row sums
+/// `[2][NCL][2][C]` (f32) and their two mbarriers.
+fn cp_scan_out_smem_with(p: &DeltaRuleParams, nbuf: usize) -> usize {
+    let (c, dk, sbv) = (DELTA_TC_CHUNK, p.key_dim, p.scan_block);
+    let (kp, sp, ap) = (dk + 8, sbv + 8, c + 8);
+    let norm = p.gated_norm.is_some();
+    let ncl = p.value_dim / sbv.max(1);
+    let per_buffer = 3 * c * kp + c * ap + c * sp + if norm { c * sp } else { 0 };
+    let bf16 = dk * sp + 2 * c * sp + nbuf * per_buffer;
+    let f32 = nbuf * dk + if norm { 4 * ncl * c } else { 0 };
+    bf16 * 2 + f32 * 4 + if norm { 2 * 8 } else { 0 }
+}
+
+/// Whether [`delta_rule_chunk_parallel_with_scan_out`] covers `p`: the chunk-parallel form's
+/// cases whose scan block leaves two buffers room in a block, and with the gated norm at most 8
+/// blocks a head (a cluster's portable size; several blocks a head need sm_90).
+pub fn delta_rule_cp_scan_out_supported(p: &DeltaRuleParams) -> bool {
+    delta_rule_chunk_parallel_supported(p)
+        && cp_scan_out_buffers(p).is_some()
+        && (p.gated_norm.is_none() || matches!(p.value_dim / p.scan_block, 1 | 2 | 4 | 8))
+}
+
+/// Launch geometry of `delta_rule_cp_scan_out_` for `batch` sequences: the scan's grid and block.
+pub fn delta_rule_cp_scan_out_launch(p: &DeltaRuleParams, batch: usize) -> Launch {
+    let smem = cp_scan_out_buffers(p).map_or(u32::MAX, |n| dim(cp_scan_out_smem_with(p, n)));
+    Launch::new(
+        (blocks(p.value_dim, p.scan_block), dim(p.value_heads), dim(batch)),
+        (256, 1, 1),
+        smem,
+    )
+}
+
+/// Whether `delta_rule_cp_scan_out_` runs as clusters (the gated norm over several blocks a
+/// head), which needs sm_90.
+pub fn delta_rule_cp_scan_out_clusters(p: &DeltaRuleParams) -> bool {
+    p.gated_norm.is_some() && p.value_dim > p.scan_block
+}
+
+/// The scan-and-output entry's text (`@ARGS@` etc. substituted by the module).
+fn cp_scan_out_entry(p: &DeltaRuleParams) -> String {
+    let nbuf = cp_scan_out_buffers(p).unwrap_or(2);
+    let names = arg_names(&(args(p) + CP_WS_ARG));
+    let (gate_stage, partials, epilogue) = match p.gated_norm {
+        None => ("", "", CP_SO_STORE.to_string()),
+        Some(n) => (
+            CP_SO_GATE_STAGE,
+            CP_SO_NORM_PARTIALS,
+            CP_SO_NORM_STORE.replace("@ACT@", &gate_act(n.act, "zj")),
+        ),
+    };
+    let body = CLUSTER_ASYNC_HELPERS.to_string()
+        + &CP_SCAN_OUT
+            .replace("@NORM@", if p.gated_norm.is_some() { "true" } else { "false" })
+            .replace("@GATE_STAGE@", gate_stage)
+            .replace("@NORM_PARTIALS@", partials)
+            .replace("@O_EPILOGUE@", &epilogue);
+    let call = format!(
+        "    delta_rule_cp_scan_out_body_@HASH@<{}, {nbuf}>({names});",
+        p.scan_block
+    );
+    let entry = if delta_rule_cp_scan_out_clusters(p) {
+        // Clusters exist from sm_90; below it the entry traps (a module's entries load by name).
+        format!(
+            "#if __CUDA_ARCH__ >= 900\nextern \"C\" __global__ void __cluster_dims__({cl}, 1, 1) \
+             __launch_bounds__(256) delta_rule_cp_scan_out_@HASH@(\n    @ARGS@)\n{{\n{call}\n}}\n#else\n\
+             extern \"C\" __global__ void __launch_bounds__(256) delta_rule_cp_scan_out_@HASH@(\n    @ARGS@)\n\
+             {{\n    __trap();\n}}\n#endif\n",
+            cl = p.value_dim / p.scan_block,
+        )
+    } else {
+        format!("extern \"C\" __global__ void __launch_bounds__(256) delta_rule_cp_scan_out_@HASH@(\n    @ARGS@)\n{{\n{call}\n}}\n")
+    };
+    body + &entry
+}
+
+/// The scan and the output pass in one (`delta_rule_chunk_parallel_with_scan_out`).
+const CP_SCAN_OUT: &str = include_str!("delta_rule_cp_scan_out.cu");
+
+/// `delta_rule_cp_scan_out_`'s store of o without the norm: the fragments into Os.
+const CP_SO_STORE: &str = "#pragma unroll
+        for (int n = 0; n < NPW; ++n)
+#pragma unroll
+            for (int h = 0; h < 2; ++h)
+                dtc_st2(&Os[(16 * mr + r4 + 8 * h) * SP + 8 * (NPW * nh + n) + c4], ao[n][2 * h], ao[n][2 * h + 1]);
+";
+
+/// `delta_rule_cp_scan_out_`'s gate rows (the block's columns of the chunk's rows), staged with
+/// the chunk's other operands.
+const CP_SO_GATE_STAGE: &str = "        dtc_stage<bf16, C, SBV, NT>(Zb + p * C * SP, SP, gate + (b * T + c * C) * gate_stride + hv * DV + j0,
+                                    gate_stride, min(C, T - c * C),
+                                    (reinterpret_cast<unsigned long long>(gate) & 15) == 0 && gate_stride % 8 == 0, tid);
+";
+
+/// `delta_rule_cp_scan_out_`'s partial sums of o^2 for the gated norm: a row's over the four
+/// lanes of its quad (a fixed butterfly), put in every block of the cluster (slot: this block,
+/// this column half; asynchronous stores completing on the receiver's `Pb[c & 1]`), before the
+/// state update.
+const CP_SO_NORM_PARTIALS: &str = "        {
+            float* R = Rs + ((c & 1) * NCL * 2 + 2 * (int)blockIdx.x + nh) * C;
+            if (NCL > 1 && tid == 0) mbar_expect_tx(Pb + (c & 1), NCL * 2 * C * 4); /* chunk c - 2's phase is over */
+#pragma unroll
+            for (int h = 0; h < 2; ++h) {
+                float ss = 0.0f;
+#pragma unroll
+                for (int n = 0; n < NPW; ++n)
+                    ss += ao[n][2 * h] * ao[n][2 * h] + ao[n][2 * h + 1] * ao[n][2 * h + 1];
+                ss += __shfl_xor_sync(0xffffffffu, ss, 1);
+                ss += __shfl_xor_sync(0xffffffffu, ss, 2);
+                if ((lane & 3) == 0) {
+                    if constexpr (NCL > 1) {
+                        cluster_put_async<NCL>(Pb + (c & 1), R + 16 * mr + r4 + 8 * h, ss);
+                    } else {
+                        R[16 * mr + r4 + 8 * h] = ss;
+                    }
+                }
+            }
+        }
+";
+
+/// `delta_rule_cp_scan_out_`'s gated-norm store: every block's partial sums of a row (in a fixed
+/// order, the same in every block), then o rsqrt(mean(o^2) + eps) w act(gate) into Os.
+const CP_SO_NORM_STORE: &str = "        if constexpr (NCL > 1) {
+            mbar_wait_cluster(Pb + (c & 1), (c >> 1) & 1); /* every block's partial sums are in */
+        } else {
+            __syncthreads();
+        }
+#pragma unroll
+        for (int h = 0; h < 2; ++h) {
+            const int t = 16 * mr + r4 + 8 * h;
+            const float* R = Rs + (c & 1) * NCL * 2 * C + t;
+            float tot = 0.0f;
+#pragma unroll
+            for (int r = 0; r < 2 * NCL; ++r) tot += R[r * C];
+            const float rn = rsqrtf(tot / (float)DV + NORM_EPS);
+#pragma unroll
+            for (int n = 0; n < NPW; ++n) {
+                const int col = 8 * (NPW * nh + n) + c4;
+                float y[2];
+#pragma unroll
+                for (int x = 0; x < 2; ++x) {
+                    const float zj = bf2f(Z[t * SP + col + x]);
+                    y[x] = ao[n][2 * h + x] * rn * norm_w[j0 + col + x] * @ACT@;
+                }
+                dtc_st2(&Os[t * SP + col], y[0], y[1]);
+            }
+        }
+";
 
 fn chunk_parallel_module(
     p: &DeltaRuleParams,
     v: CpPrepVariant,
-    cluster_scan: bool,
+    extra: CpExtraEntry,
 ) -> Result<KernelSource, TemplateError> {
-    let cluster = delta_rule_cp_scan_cluster(p).filter(|_| cluster_scan);
+    let cluster = delta_rule_cp_scan_cluster(p).filter(|_| extra == CpExtraEntry::ClusterScan);
+    let scan_out = extra == CpExtraEntry::ScanOut;
     validate(p, "delta_rule_chunk_parallel")?;
     check(
         "delta_rule_chunk_parallel",
@@ -1514,6 +1698,10 @@ fn chunk_parallel_module(
                 "\n *   sm_90: delta_rule_cp_scan_mc_{HASH}, the scan with W and k multicast to clusters of {cl} blocks."
             ),
             None => String::new(),
+        } + if scan_out {
+            "\n *   delta_rule_cp_scan_out_@HASH@: the scan and the output pass in one, after the prep."
+        } else {
+            ""
         },
     );
     let (store, gate_stage, epilogue) = match p.gated_norm {
@@ -1535,6 +1723,7 @@ fn chunk_parallel_module(
                 names = arg_names(&(args(p) + CP_WS_ARG)),
             )
         })
+        .chain(scan_out.then(|| cp_scan_out_entry(p)))
         .chain(cluster.map(|cl| {
             // The entry exists on every target (a module's entries are loaded by name); below
             // sm_90, where clusters do not exist, it traps.
@@ -1563,6 +1752,9 @@ fn chunk_parallel_module(
         format!("delta_rule_cp_out_{HASH}"),
     ];
     entries.extend(wide.iter().map(|&w| scan_entry_template(p, w).replace("@HASH@", HASH)));
+    if scan_out {
+        entries.push(format!("delta_rule_cp_scan_out_{HASH}"));
+    }
     if cluster.is_some() {
         entries.push(format!("delta_rule_cp_scan_mc_{HASH}"));
     }

@@ -34,7 +34,8 @@
 
 use super::delta_rule::gate_act;
 use super::{
-    check, f32_lit, finish, KernelSource, TemplateError, CLUSTER_HELPERS, HASH, MBAR_PRELUDE, MMA_PRELUDE, PRELUDE,
+    check, f32_lit, finish, KernelSource, TemplateError, CLUSTER_ASYNC_HELPERS, CLUSTER_HELPERS, HASH, MBAR_PRELUDE,
+    MMA_PRELUDE, PRELUDE,
 };
 use crate::codegen::kernel::PDL_DEFINITION;
 use crate::spec::GateActivation;
@@ -516,34 +517,6 @@ impl ClusterExchange {
     }
 }
 
-/// The asynchronous exchange's helpers (after [`MBAR_PRELUDE`] and [`CLUSTER_HELPERS`]).
-const KDA_ASYNC_EXCHANGE_HELPERS: &str = r#"#ifndef MODELC_KDA_ASYNC_EXCHANGE_HELPERS
-#define MODELC_KDA_ASYNC_EXCHANGE_HELPERS
-/* Writes v to the variable at p (this CTA's shared memory) in every CTA of the cluster, each an
- * asynchronous store that completes 4 bytes on that CTA's mbarrier at bar (this CTA's offset). */
-template <int CL>
-__device__ __forceinline__ void cluster_put_async(unsigned long long* bar, float* p, float v) {
-    const unsigned a = smem_addr(p), m = smem_addr(bar);
-#pragma unroll
-    for (int r = 0; r < CL; ++r) {
-        unsigned ra = 0, rm = 0;
-        MODELC_SM90_ASM("mapa.shared::cluster.u32 %0, %1, %2;" : "=r"(ra) : "r"(a), "r"(r));
-        MODELC_SM90_ASM("mapa.shared::cluster.u32 %0, %1, %2;" : "=r"(rm) : "r"(m), "r"(r));
-        MODELC_SM90_ASM("st.async.shared::cluster.mbarrier::complete_tx::bytes.b32 [%0], %1, [%2];"
-                        :: "r"(ra), "r"(__float_as_uint(v)), "r"(rm) : "memory");
-    }
-}
-/* Blocks until the phase of parity `parity` has completed, acquiring at cluster scope what the
- * other CTAs' asynchronous stores wrote. */
-__device__ __forceinline__ void mbar_wait_cluster(unsigned long long* bar, unsigned parity) {
-    MODELC_SM90_ASM(
-        "{\n.reg .pred done;\nWAIT_%=:\n"
-        "mbarrier.try_wait.parity.acquire.cluster.shared::cta.b64 done, [%0], %1;\n"
-        "@!done bra WAIT_%=;\n}\n" ::"r"(smem_addr(bar)), "r"(parity) : "memory");
-}
-#endif
-"#;
-
 /// Emits `kda_decode_step_cluster_<hash>`, the Hopper form of [`kda_decode_step`]: each head's
 /// value columns split over a cluster of `cluster` CTAs (sm_90 and newer only), exchanging
 /// through cluster barriers ([`ClusterExchange::Barriers`]).
@@ -797,7 +770,7 @@ impl ExchangeText {
             ClusterExchange::AsyncStores => ExchangeText {
                 note: "asynchronous remote stores (st.async) completing on the receiver's mbarriers, \
                        double-buffered by token parity (no cluster barrier in the token loop)",
-                helpers: format!("{MMA_PRELUDE}{MBAR_PRELUDE}{KDA_ASYNC_EXCHANGE_HELPERS}"),
+                helpers: format!("{MMA_PRELUDE}{MBAR_PRELUDE}{CLUSTER_ASYNC_HELPERS}"),
                 decls: "    /* qs, ks, decay: the whole head's, written by every CTA of the cluster; two of
      * each, for tokens of even and odd t. */
     __shared__ float qs_buf[2][DK], ks_buf[2][DK], decay_buf[2][DK], vs[VC], zs[VC];

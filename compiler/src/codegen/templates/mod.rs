@@ -264,6 +264,35 @@ __device__ __forceinline__ void bulk_copy_multicast(void* dst, const void* src, 
 #endif
 "#;
 
+/// Asynchronous remote stores into a cluster's shared memory, completing on mbarriers (the KDA
+/// step's asynchronous exchange, the delta rule's scan with the output) (after [`MBAR_PRELUDE`] and [`CLUSTER_HELPERS`]).
+pub(crate) const CLUSTER_ASYNC_HELPERS: &str = r#"#ifndef MODELC_CLUSTER_ASYNC_HELPERS
+#define MODELC_CLUSTER_ASYNC_HELPERS
+/* Writes v to the variable at p (this CTA's shared memory) in every CTA of the cluster, each an
+ * asynchronous store that completes 4 bytes on that CTA's mbarrier at bar (this CTA's offset). */
+template <int CL>
+__device__ __forceinline__ void cluster_put_async(unsigned long long* bar, float* p, float v) {
+    const unsigned a = smem_addr(p), m = smem_addr(bar);
+#pragma unroll
+    for (int r = 0; r < CL; ++r) {
+        unsigned ra = 0, rm = 0;
+        MODELC_SM90_ASM("mapa.shared::cluster.u32 %0, %1, %2;" : "=r"(ra) : "r"(a), "r"(r));
+        MODELC_SM90_ASM("mapa.shared::cluster.u32 %0, %1, %2;" : "=r"(rm) : "r"(m), "r"(r));
+        MODELC_SM90_ASM("st.async.shared::cluster.mbarrier::complete_tx::bytes.b32 [%0], %1, [%2];"
+                        :: "r"(ra), "r"(__float_as_uint(v)), "r"(rm) : "memory");
+    }
+}
+/* Blocks until the phase of parity `parity` has completed, acquiring at cluster scope what the
+ * other CTAs' asynchronous stores wrote. */
+__device__ __forceinline__ void mbar_wait_cluster(unsigned long long* bar, unsigned parity) {
+    MODELC_SM90_ASM(
+        "{\n.reg .pred done;\nWAIT_%=:\n"
+        "mbarrier.try_wait.parity.acquire.cluster.shared::cta.b64 done, [%0], %1;\n"
+        "@!done bra WAIT_%=;\n}\n" ::"r"(smem_addr(bar)), "r"(parity) : "memory");
+}
+#endif
+"#;
+
 /// Formats an f32 constant so that NVRTC parses back exactly the same value.
 pub(crate) fn f32_lit(x: f32) -> String {
     if x.is_finite() {

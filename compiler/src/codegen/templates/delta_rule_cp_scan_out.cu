@@ -1,0 +1,262 @@
+
+/*
+ * delta_rule_cp_scan_out_@HASH@: passes 2 and 3 in one, the state scan with the output of each
+ *   chunk computed where its state and v_new already are, so that neither goes through the
+ *   workspace (the three-pass form writes and reads back h and v_new: about half its scan's and
+ *   output pass's DRAM bytes).
+ *   One block per (SBV value columns, value head, batch), as the scan. Per chunk c, with h the
+ *   state entering it (f32 in mma accumulators, a bf16 copy Ss in shared memory):
+ *     v_new = U - W h and o = (q e^G) h    (one pass over Ss: the two products share its fragments)
+ *     o += A_qk v_new                      (rows' lower triangle)
+ *     h <- diag(e^G_last) h + (k e^(G_last - G))^T v_new
+ *   then o (SBV columns of the chunk's rows) is stored from shared memory at the next chunk's top.
+ *   With the gated RMSNorm, a row's sum of o^2 spans the head's DV / SBV blocks: each block puts
+ *   its partial sums in every block of its cluster (NCL blocks, sm_90) before the state update,
+ *   as asynchronous stores completing on the receiver's mbarrier, and waits for them after it
+ *   (double-buffered by chunk parity; no cluster barrier in the chunk loop, whose release
+ *   would wait for the block's global stores). The next chunks' operands (W, k e^(G_last - G), q e^G, A_qk, U, e^G_last and
+ *   the gate rows) are prefetched with cp.async into NBUF buffers.
+ * Grid (DV / SBV, Hv, B), block 256 threads (8 warps), dynamic smem =
+ *   delta_rule_cp_scan_out_smem().
+ */
+template <int SBV, int NBUF> /* value columns per block; chunks in flight */
+__device__ __forceinline__ void delta_rule_cp_scan_out_body_@HASH@(
+    @ARGS@)
+{
+@CONSTS@    (void)VTAIL; (void)q; (void)q_stride; (void)k; (void)k_stride; (void)v; (void)v_stride;
+    (void)g; (void)beta;
+    constexpr bool NORM = @NORM@;         /* the gated RMSNorm epilogue                        */
+    constexpr int C = 64;
+    constexpr int NW = 8;
+    constexpr int NT = 32 * NW;
+    constexpr int NTS = SBV / 8;          /* n tiles of the state (even)                       */
+    constexpr int NPW = NTS / 2;          /* n tiles per warp of v_new and o (a column half)   */
+    constexpr int MS = DK / 16;
+    constexpr int MSW = (MS + NW - 1) / NW;
+    constexpr int KP = DK + 8;
+    constexpr int SP = SBV + 8;
+    constexpr int AP = C + 8;
+    constexpr int NCL = DV / SBV;         /* blocks of a head (a cluster with the norm)        */
+    static_assert(NBUF == 2 || NBUF == 3, "two or three buffers");
+    static_assert(!NORM || NCL == 1 || NCL == 2 || NCL == 4 || NCL == 8, "cluster of 1, 2, 4 or 8");
+    extern __shared__ __align__(16) unsigned char smem_raw[];
+    bf16* Ss = reinterpret_cast<bf16*>(smem_raw);      /* [DK][SP] h, bf16                   */
+    bf16* Vn = Ss + DK * SP;                           /* [C][SP] v_new                      */
+    bf16* Os = Vn + C * SP;                            /* [C][SP] o, until the next chunk's top */
+    bf16* Wb = Os + C * SP;                            /* [NBUF][C][KP] W                    */
+    bf16* Kb = Wb + NBUF * C * KP;                     /* [NBUF][C][KP] k e^(G_last - G)     */
+    bf16* Qb = Kb + NBUF * C * KP;                     /* [NBUF][C][KP] q e^G                */
+    bf16* Ab = Qb + NBUF * C * KP;                     /* [NBUF][C][AP] A_qk                 */
+    bf16* Ub = Ab + NBUF * C * AP;                     /* [NBUF][C][SP] U                    */
+    bf16* Zb = Ub + NBUF * C * SP;                     /* [NBUF][C][SP] the gate rows (NORM) */
+    float* Eb = reinterpret_cast<float*>(Zb + (NORM ? NBUF * C * SP : 0)); /* [NBUF][DK] e^G_last */
+    float* Rs = Eb + NBUF * DK;                        /* NORM: [2][NCL][2][C] row sums of o^2 */
+    unsigned long long* Pb = reinterpret_cast<unsigned long long*>(Rs + 4 * NCL * C); /* NORM, NCL > 1: [2] */
+    (void)Zb; (void)Rs; (void)Pb;
+
+    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+    const int r4 = lane >> 2, c4 = (lane & 3) * 2;
+    const int mr = warp & 3, nh = warp >> 2; /* v_new and o: row tile, column half            */
+    const int j0 = blockIdx.x * SBV;
+    const int hv = blockIdx.y;
+    const long b = blockIdx.z;
+    const int NC = (T + C - 1) / C;
+    const long bh = b * HV + hv;
+    const long sbase = bh * (long)DK * DV + j0;
+    const DcpWs ws = dcp_ws<C, DK, DV>(ws_raw, (long)gridDim.z * HV * NC);
+
+    /* chunk c's operands into buffer p (one commit group) */
+    auto stage = [&](int c, int p) {
+        const long ci = bh * NC + c;
+        for (int e = tid; e < C * DK / 8; e += NT) {
+            const int t = e / (DK / 8), x = (e % (DK / 8)) * 8;
+            cp_async16(Wb + (p * C + t) * KP + x, ws.w + (ci * C + t) * DK + x, true);
+            cp_async16(Kb + (p * C + t) * KP + x, ws.kh + (ci * C + t) * DK + x, true);
+            cp_async16(Qb + (p * C + t) * KP + x, ws.qg + (ci * C + t) * DK + x, true);
+        }
+        for (int e = tid; e < C * C / 8; e += NT) {
+            const int t = e / (C / 8), x = (e % (C / 8)) * 8;
+            cp_async16(Ab + (p * C + t) * AP + x, ws.aq + (ci * C + t) * C + x, true);
+        }
+        for (int e = tid; e < C * SBV / 8; e += NT) {
+            const int t = e / (SBV / 8), x = (e % (SBV / 8)) * 8;
+            cp_async16(Ub + (p * C + t) * SP + x, ws.u + (ci * C + t) * DV + j0 + x, true);
+        }
+        for (int e = tid; e < DK / 4; e += NT) cp_async16(Eb + p * DK + 4 * e, ws.egl + ci * DK + 4 * e, true);
+@GATE_STAGE@        cp_async_commit();
+    };
+    /* chunk c's o (in Os) to its rows of the output */
+    auto store_o = [&](int c) {
+        const int cn = min(C, T - c * C);
+        dcp_store_rows<C, SBV, NT>(o + (b * T + c * C) * o_stride + hv * DV + j0, o_stride, Os, SP, cn, tid);
+    };
+
+    float st[MSW][NTS][4];
+#pragma unroll
+    for (int m = 0; m < MSW; ++m) {
+        const int ms = warp + NW * m;
+#pragma unroll
+        for (int n = 0; n < NTS; ++n)
+#pragma unroll
+            for (int e = 0; e < 4; ++e) {
+                const int d = 16 * ms + r4 + (e >> 1) * 8, col = 8 * n + c4 + (e & 1);
+                st[m][n][e] = ms < MS && state_in ? state_in[sbase + (long)d * DV + col] : 0.0f;
+            }
+        if (ms < MS)
+#pragma unroll
+            for (int n = 0; n < NTS; ++n)
+#pragma unroll
+                for (int h = 0; h < 2; ++h)
+                    dtc_st2(&Ss[(16 * ms + r4 + 8 * h) * SP + 8 * n + c4], st[m][n][2 * h], st[m][n][2 * h + 1]);
+    }
+    if constexpr (NORM && NCL > 1) {
+        /* Pb[c & 1]: chunk c's row sums have landed from every block of the cluster (one arrival,
+         * thread 0's expect_tx; the bytes of NCL blocks' asynchronous stores) */
+        if (tid == 0) {
+            mbar_init(Pb, 1);
+            mbar_init(Pb + 1, 1);
+            MODELC_SM90_ASM("fence.mbarrier_init.release.cluster;" ::: "memory");
+        }
+        cluster_sync(); /* every block runs, its barriers set, before a row sum lands in it */
+    }
+    for (int i = 0; i < NBUF - 1 && i < NC; ++i) stage(i, i);
+    for (int c = 0; c < NC; ++c) {
+        const int p = c % NBUF;
+        /* chunk c + NBUF - 1 into the buffer chunk c - 1 used (free since the last barrier), then
+         * wait for chunk c's group: the groups committed after it may stay in flight */
+        if (c + NBUF - 1 < NC) {
+            stage(c + NBUF - 1, (c + NBUF - 1) % NBUF);
+            cp_async_wait<NBUF - 1>();
+        } else if (NBUF == 3 && c + 1 < NC) {
+            cp_async_wait<1>();
+        } else {
+            cp_async_wait<0>();
+        }
+        __syncthreads(); /* buffer p, Ss and chunk c - 1's o are ready */
+        if (c > 0) store_o(c - 1);
+        const bf16* W = Wb + p * C * KP;
+        const bf16* K = Kb + p * C * KP;
+        const bf16* Q = Qb + p * C * KP;
+        const bf16* A = Ab + p * C * AP;
+        const bf16* U = Ub + p * C * SP;
+        const bf16* Z = Zb + p * C * SP;
+        const float* E = Eb + p * DK;
+        (void)Z;
+        /* v_new = U - W h and o = (q e^G) h: row tile mr, n tiles nh NPW .. (nh + 1) NPW - 1 */
+        float ao[NPW][4];
+        {
+            float acc[NPW][4];
+#pragma unroll
+            for (int n = 0; n < NPW; ++n)
+#pragma unroll
+                for (int e = 0; e < 4; ++e) acc[n][e] = ao[n][e] = 0.0f;
+#pragma unroll
+            for (int kk = 0; kk < MS; ++kk) {
+                unsigned a[4], aq[4];
+                dtc_frag_a(a, W, KP, 16 * mr, 16 * kk, lane);
+                dtc_frag_a(aq, Q, KP, 16 * mr, 16 * kk, lane);
+                if (NPW == 1) {
+                    unsigned bb[4];
+                    dtc_frag_bt(bb, Ss, SP, 0, 16 * kk, lane);
+                    /* selects, not an indexed register array (which would go to local memory) */
+                    mma_bf16(acc[0], a, nh ? bb[2] : bb[0], nh ? bb[3] : bb[1]);
+                    mma_bf16(ao[0], aq, nh ? bb[2] : bb[0], nh ? bb[3] : bb[1]);
+                } else {
+#pragma unroll
+                    for (int np = 0; np < NPW / 2; ++np) {
+                        unsigned bb[4];
+                        dtc_frag_bt(bb, Ss, SP, 8 * NPW * nh + 16 * np, 16 * kk, lane);
+                        mma_bf16(acc[2 * np], a, bb[0], bb[1]);
+                        mma_bf16(acc[2 * np + 1], a, bb[2], bb[3]);
+                        mma_bf16(ao[2 * np], aq, bb[0], bb[1]);
+                        mma_bf16(ao[2 * np + 1], aq, bb[2], bb[3]);
+                    }
+                }
+            }
+#pragma unroll
+            for (int n = 0; n < NPW; ++n)
+#pragma unroll
+                for (int h = 0; h < 2; ++h) {
+                    const int t = 16 * mr + r4 + 8 * h, col = 8 * (NPW * nh + n) + c4;
+                    dtc_st2(&Vn[t * SP + col], bf2f(U[t * SP + col]) - acc[n][2 * h],
+                            bf2f(U[t * SP + col + 1]) - acc[n][2 * h + 1]);
+                }
+        }
+        __syncthreads(); /* Vn complete; every warp is done reading Ss and Os */
+        /* o += A_qk v_new (A_qk is zero above the diagonal: k tiles up to the row tile) */
+#pragma unroll
+        for (int kk = 0; kk < 4; ++kk)
+            if (kk <= mr) {
+                unsigned a[4];
+                dtc_frag_a(a, A, AP, 16 * mr, 16 * kk, lane);
+                if (NPW == 1) {
+                    unsigned bb[4];
+                    dtc_frag_bt(bb, Vn, SP, 0, 16 * kk, lane);
+                    mma_bf16(ao[0], a, nh ? bb[2] : bb[0], nh ? bb[3] : bb[1]);
+                } else {
+#pragma unroll
+                    for (int np = 0; np < NPW / 2; ++np) {
+                        unsigned bb[4];
+                        dtc_frag_bt(bb, Vn, SP, 8 * NPW * nh + 16 * np, 16 * kk, lane);
+                        mma_bf16(ao[2 * np], a, bb[0], bb[1]);
+                        mma_bf16(ao[2 * np + 1], a, bb[2], bb[3]);
+                    }
+                }
+            }
+@NORM_PARTIALS@        /* h <- e^G_last h + (k e^(G_last - G))^T v_new */
+#pragma unroll
+        for (int m = 0; m < MSW; ++m) {
+            const int ms = warp + NW * m;
+            if (ms < MS) {
+                const float e0 = E[16 * ms + r4], e1 = E[16 * ms + r4 + 8];
+#pragma unroll
+                for (int n = 0; n < NTS; ++n) {
+                    st[m][n][0] *= e0;
+                    st[m][n][1] *= e0;
+                    st[m][n][2] *= e1;
+                    st[m][n][3] *= e1;
+                }
+#pragma unroll
+                for (int kk = 0; kk < 4; ++kk) {
+                    unsigned a[4];
+                    dtc_frag_at(a, K, KP, 16 * ms, 16 * kk, lane);
+#pragma unroll
+                    for (int np = 0; np < NTS / 2; ++np) {
+                        unsigned bb[4];
+                        dtc_frag_bt(bb, Vn, SP, 16 * np, 16 * kk, lane);
+                        mma_bf16(st[m][2 * np], a, bb[0], bb[1]);
+                        mma_bf16(st[m][2 * np + 1], a, bb[2], bb[3]);
+                    }
+                }
+#pragma unroll
+                for (int n = 0; n < NTS; ++n)
+#pragma unroll
+                    for (int h = 0; h < 2; ++h)
+                        dtc_st2(&Ss[(16 * ms + r4 + 8 * h) * SP + 8 * n + c4], st[m][n][2 * h], st[m][n][2 * h + 1]);
+            }
+        }
+        /* o (bf16) into Os */
+@O_EPILOGUE@        __syncthreads(); /* Ss and Os written; Vn and buffer p free */
+    }
+    if (NC > 0) store_o(NC - 1);
+    if constexpr (NORM && NCL > 1) {
+        /* no block leaves while a store of it into another may be in flight: every block has
+         * received all it waits for once all have arrived here */
+        cluster_arrive_relaxed();
+        cluster_wait();
+    }
+    if (state_out) {
+#pragma unroll
+        for (int m = 0; m < MSW; ++m) {
+            const int ms = warp + NW * m;
+            if (ms < MS)
+#pragma unroll
+                for (int n = 0; n < NTS; ++n)
+#pragma unroll
+                    for (int e = 0; e < 4; ++e) {
+                        const int d = 16 * ms + r4 + (e >> 1) * 8, col = 8 * n + c4 + (e & 1);
+                        state_out[sbase + (long)d * DV + col] = st[m][n][e];
+                    }
+        }
+    }
+}
