@@ -1491,7 +1491,7 @@ fn cp_scan_out_buffers(p: &DeltaRuleParams) -> Option<usize> {
 /// Shared memory of `delta_rule_cp_scan_out_` with `nbuf` buffers (the layout at its top): h,
 /// v_new and o `[..][SP]` (bf16); per buffer W, k, q `[C][KP]`, A_qk `[C][AP]`, U and, with the
 /// norm, the gate rows `[C][SP]` (bf16), e^G_last `[DK]` (f32); with the norm the row sums
-/// `[2][NCL][2][C]` (f32) and their two mbarriers.
+/// `[4][NCL][2][C]` (f32) and their four mbarriers.
 fn cp_scan_out_smem_with(p: &DeltaRuleParams, nbuf: usize) -> usize {
     let (c, dk, sbv) = (DELTA_TC_CHUNK, p.key_dim, p.scan_block);
     let (kp, sp, ap) = (dk + 8, sbv + 8, c + 8);
@@ -1499,8 +1499,8 @@ fn cp_scan_out_smem_with(p: &DeltaRuleParams, nbuf: usize) -> usize {
     let ncl = p.value_dim / sbv.max(1);
     let per_buffer = 3 * c * kp + c * ap + c * sp + if norm { c * sp } else { 0 };
     let bf16 = dk * sp + 2 * c * sp + nbuf * per_buffer;
-    let f32 = nbuf * dk + if norm { 4 * ncl * c } else { 0 };
-    bf16 * 2 + f32 * 4 + if norm { 2 * 8 } else { 0 }
+    let f32 = nbuf * dk + if norm { 8 * ncl * c } else { 0 };
+    bf16 * 2 + f32 * 4 + if norm { 4 * 8 } else { 0 }
 }
 
 /// Whether [`delta_rule_chunk_parallel_with_scan_out`] covers `p`: the chunk-parallel form's
@@ -1532,12 +1532,13 @@ pub fn delta_rule_cp_scan_out_clusters(p: &DeltaRuleParams) -> bool {
 fn cp_scan_out_entry(p: &DeltaRuleParams) -> String {
     let nbuf = cp_scan_out_buffers(p).unwrap_or(2);
     let names = arg_names(&(args(p) + CP_WS_ARG));
-    let (gate_stage, partials, epilogue) = match p.gated_norm {
-        None => ("", "", CP_SO_STORE.to_string()),
+    let (gate_stage, partials, epilogue, keep_gate) = match p.gated_norm {
+        None => ("", "", CP_SO_STORE.to_string(), ""),
         Some(n) => (
             CP_SO_GATE_STAGE,
             CP_SO_NORM_PARTIALS,
             CP_SO_NORM_STORE.replace("@ACT@", &gate_act(n.act, "zj")),
+            CP_SO_KEEP_GATE,
         ),
     };
     let body = CLUSTER_ASYNC_HELPERS.to_string()
@@ -1545,7 +1546,8 @@ fn cp_scan_out_entry(p: &DeltaRuleParams) -> String {
             .replace("@NORM@", if p.gated_norm.is_some() { "true" } else { "false" })
             .replace("@GATE_STAGE@", gate_stage)
             .replace("@NORM_PARTIALS@", partials)
-            .replace("@O_EPILOGUE@", &epilogue);
+            .replace("@O_EPILOGUE@", &epilogue)
+            .replace("@KEEP_GATE@", keep_gate);
     let call = format!(
         "    delta_rule_cp_scan_out_body_@HASH@<{}, {nbuf}>({names});",
         p.scan_block
@@ -1568,12 +1570,23 @@ fn cp_scan_out_entry(p: &DeltaRuleParams) -> String {
 /// The scan and the output pass in one (`delta_rule_chunk_parallel_with_scan_out`).
 const CP_SCAN_OUT: &str = include_str!("delta_rule_cp_scan_out.cu");
 
-/// `delta_rule_cp_scan_out_`'s store of o without the norm: the fragments into Os.
-const CP_SO_STORE: &str = "#pragma unroll
+/// `delta_rule_cp_scan_out_`'s store of o without the norm: chunk `ce`'s fragments into Os.
+const CP_SO_STORE: &str = "        (void)ce;
+#pragma unroll
         for (int n = 0; n < NPW; ++n)
 #pragma unroll
             for (int h = 0; h < 2; ++h)
-                dtc_st2(&Os[(16 * mr + r4 + 8 * h) * SP + 8 * (NPW * nh + n) + c4], ao[n][2 * h], ao[n][2 * h + 1]);
+                dtc_st2(&Os[(16 * mr + r4 + 8 * h) * SP + 8 * (NPW * nh + n) + c4], ao_prev[n][2 * h],
+                        ao_prev[n][2 * h + 1]);
+";
+
+/// `delta_rule_cp_scan_out_`'s gate values of this chunk's o, kept for its epilogue in the next
+/// chunk (whose copies reuse the buffer).
+const CP_SO_KEEP_GATE: &str = "#pragma unroll
+        for (int n = 0; n < NPW; ++n)
+#pragma unroll
+            for (int e = 0; e < 4; ++e)
+                z_prev[n][e] = bf2f(Z[(16 * mr + r4 + 8 * (e >> 1)) * SP + 8 * (NPW * nh + n) + c4 + (e & 1)]);
 ";
 
 /// `delta_rule_cp_scan_out_`'s gate rows (the block's columns of the chunk's rows), staged with
@@ -1585,11 +1598,11 @@ const CP_SO_GATE_STAGE: &str = "        dtc_stage<bf16, C, SBV, NT>(Zb + p * C *
 
 /// `delta_rule_cp_scan_out_`'s partial sums of o^2 for the gated norm: a row's over the four
 /// lanes of its quad (a fixed butterfly), put in every block of the cluster (slot: this block,
-/// this column half; asynchronous stores completing on the receiver's `Pb[c & 1]`), before the
+/// this column half; asynchronous stores completing on the receiver's `Pb[c & 3]`), before the
 /// state update.
 const CP_SO_NORM_PARTIALS: &str = "        {
-            float* R = Rs + ((c & 1) * NCL * 2 + 2 * (int)blockIdx.x + nh) * C;
-            if (NCL > 1 && tid == 0) mbar_expect_tx(Pb + (c & 1), NCL * 2 * C * 4); /* chunk c - 2's phase is over */
+            float* R = Rs + ((c & 3) * NCL * 2 + 2 * (int)blockIdx.x + nh) * C;
+            if (NCL > 1 && tid == 0) mbar_expect_tx(Pb + (c & 3), NCL * 2 * C * 4); /* chunk c - 4's phase is over */
 #pragma unroll
             for (int h = 0; h < 2; ++h) {
                 float ss = 0.0f;
@@ -1600,7 +1613,7 @@ const CP_SO_NORM_PARTIALS: &str = "        {
                 ss += __shfl_xor_sync(0xffffffffu, ss, 2);
                 if ((lane & 3) == 0) {
                     if constexpr (NCL > 1) {
-                        cluster_put_async<NCL>(Pb + (c & 1), R + 16 * mr + r4 + 8 * h, ss);
+                        cluster_put_async<NCL>(Pb + (c & 3), R + 16 * mr + r4 + 8 * h, ss);
                     } else {
                         R[16 * mr + r4 + 8 * h] = ss;
                     }
@@ -1609,17 +1622,15 @@ const CP_SO_NORM_PARTIALS: &str = "        {
         }
 ";
 
-/// `delta_rule_cp_scan_out_`'s gated-norm store: every block's partial sums of a row (in a fixed
-/// order, the same in every block), then o rsqrt(mean(o^2) + eps) w act(gate) into Os.
-const CP_SO_NORM_STORE: &str = "        if constexpr (NCL > 1) {
-            mbar_wait_cluster(Pb + (c & 1), (c >> 1) & 1); /* every block's partial sums are in */
-        } else {
-            __syncthreads();
-        }
+/// `delta_rule_cp_scan_out_`'s gated-norm store of chunk `ce`: every block's partial sums of a
+/// row (in a fixed order, the same in every block), then o rsqrt(mean(o^2) + eps) w act(gate)
+/// into Os. One block a head: its own sums, written before the last two barriers.
+const CP_SO_NORM_STORE: &str =
+    "        if constexpr (NCL > 1) mbar_wait_cluster(Pb + (ce & 3), (ce >> 2) & 1); /* every block's sums are in */
 #pragma unroll
         for (int h = 0; h < 2; ++h) {
             const int t = 16 * mr + r4 + 8 * h;
-            const float* R = Rs + (c & 1) * NCL * 2 * C + t;
+            const float* R = Rs + (ce & 3) * NCL * 2 * C + t;
             float tot = 0.0f;
 #pragma unroll
             for (int r = 0; r < 2 * NCL; ++r) tot += R[r * C];
@@ -1630,8 +1641,8 @@ const CP_SO_NORM_STORE: &str = "        if constexpr (NCL > 1) {
                 float y[2];
 #pragma unroll
                 for (int x = 0; x < 2; ++x) {
-                    const float zj = bf2f(Z[t * SP + col + x]);
-                    y[x] = ao[n][2 * h + x] * rn * norm_w[j0 + col + x] * @ACT@;
+                    const float zj = z_prev[n][2 * h + x];
+                    y[x] = ao_prev[n][2 * h + x] * rn * norm_w[j0 + col + x] * @ACT@;
                 }
                 dtc_st2(&Os[t * SP + col], y[0], y[1]);
             }

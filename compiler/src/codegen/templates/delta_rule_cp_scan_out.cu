@@ -9,12 +9,14 @@
  *     v_new = U - W h and o = (q e^G) h    (one pass over Ss: the two products share its fragments)
  *     o += A_qk v_new                      (rows' lower triangle)
  *     h <- diag(e^G_last) h + (k e^(G_last - G))^T v_new
- *   then o (SBV columns of the chunk's rows) is stored from shared memory at the next chunk's top.
+ *   then o (SBV columns of the chunk's rows) goes out through shared memory two chunks later.
  *   With the gated RMSNorm, a row's sum of o^2 spans the head's DV / SBV blocks: each block puts
  *   its partial sums in every block of its cluster (NCL blocks, sm_90) before the state update,
- *   as asynchronous stores completing on the receiver's mbarrier, and waits for them after it
- *   (double-buffered by chunk parity; no cluster barrier in the chunk loop, whose release
- *   would wait for the block's global stores). The next chunks' operands (W, k e^(G_last - G), q e^G, A_qk, U, e^G_last and
+ *   as asynchronous stores completing on the receiver's mbarrier, and waits for them one chunk
+ *   later: chunk c's o is normalised and written to Os during chunk c + 1 (so a block waits on
+ *   its cluster only for sums sent a chunk earlier), and stored at the top of chunk c + 2. Four
+ *   slots of row sums and mbarriers (chunk c % 4): a block sends chunk c + 4's sums only after
+ *   receiving this block's of chunk c + 3, sent after it read chunk c's. The next chunks' operands (W, k e^(G_last - G), q e^G, A_qk, U, e^G_last and
  *   the gate rows) are prefetched with cp.async into NBUF buffers.
  * Grid (DV / SBV, Hv, B), block 256 threads (8 warps), dynamic smem =
  *   delta_rule_cp_scan_out_smem().
@@ -50,8 +52,8 @@ __device__ __forceinline__ void delta_rule_cp_scan_out_body_@HASH@(
     bf16* Ub = Ab + NBUF * C * AP;                     /* [NBUF][C][SP] U                    */
     bf16* Zb = Ub + NBUF * C * SP;                     /* [NBUF][C][SP] the gate rows (NORM) */
     float* Eb = reinterpret_cast<float*>(Zb + (NORM ? NBUF * C * SP : 0)); /* [NBUF][DK] e^G_last */
-    float* Rs = Eb + NBUF * DK;                        /* NORM: [2][NCL][2][C] row sums of o^2 */
-    unsigned long long* Pb = reinterpret_cast<unsigned long long*>(Rs + 4 * NCL * C); /* NORM, NCL > 1: [2] */
+    float* Rs = Eb + NBUF * DK;                        /* NORM: [4][NCL][2][C] row sums of o^2 */
+    unsigned long long* Pb = reinterpret_cast<unsigned long long*>(Rs + 8 * NCL * C); /* NORM, NCL > 1: [4] */
     (void)Zb; (void)Rs; (void)Pb;
 
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
@@ -110,15 +112,20 @@ __device__ __forceinline__ void delta_rule_cp_scan_out_body_@HASH@(
                     dtc_st2(&Ss[(16 * ms + r4 + 8 * h) * SP + 8 * n + c4], st[m][n][2 * h], st[m][n][2 * h + 1]);
     }
     if constexpr (NORM && NCL > 1) {
-        /* Pb[c & 1]: chunk c's row sums have landed from every block of the cluster (one arrival,
+        /* Pb[c & 3]: chunk c's row sums have landed from every block of the cluster (one arrival,
          * thread 0's expect_tx; the bytes of NCL blocks' asynchronous stores) */
         if (tid == 0) {
-            mbar_init(Pb, 1);
-            mbar_init(Pb + 1, 1);
+            for (int i = 0; i < 4; ++i) mbar_init(Pb + i, 1);
             MODELC_SM90_ASM("fence.mbarrier_init.release.cluster;" ::: "memory");
         }
         cluster_sync(); /* every block runs, its barriers set, before a row sum lands in it */
     }
+    /* chunk c's o (f32) and gate values (NORM) until the next chunk writes them to Os */
+    float ao_prev[NPW][4], z_prev[NPW][4];
+    (void)z_prev;
+    /* chunk ce's o from ao_prev into Os (with the norm: once every block's row sums are in) */
+    auto epilogue = [&](int ce) {
+@O_EPILOGUE@    };
     for (int i = 0; i < NBUF - 1 && i < NC; ++i) stage(i, i);
     for (int c = 0; c < NC; ++c) {
         const int p = c % NBUF;
@@ -132,8 +139,8 @@ __device__ __forceinline__ void delta_rule_cp_scan_out_body_@HASH@(
         } else {
             cp_async_wait<0>();
         }
-        __syncthreads(); /* buffer p, Ss and chunk c - 1's o are ready */
-        if (c > 0) store_o(c - 1);
+        __syncthreads(); /* buffer p, Ss and chunk c - 2's o are ready */
+        if (c > 1) store_o(c - 2);
         const bf16* W = Wb + p * C * KP;
         const bf16* K = Kb + p * C * KP;
         const bf16* Q = Qb + p * C * KP;
@@ -235,10 +242,22 @@ __device__ __forceinline__ void delta_rule_cp_scan_out_body_@HASH@(
                         dtc_st2(&Ss[(16 * ms + r4 + 8 * h) * SP + 8 * n + c4], st[m][n][2 * h], st[m][n][2 * h + 1]);
             }
         }
-        /* o (bf16) into Os */
-@O_EPILOGUE@        __syncthreads(); /* Ss and Os written; Vn and buffer p free */
+        /* the previous chunk's o into Os (its row sums have had a chunk's time to arrive); this
+         * chunk's kept for the next */
+        if (c > 0) epilogue(c - 1);
+#pragma unroll
+        for (int n = 0; n < NPW; ++n)
+#pragma unroll
+            for (int e = 0; e < 4; ++e) ao_prev[n][e] = ao[n][e];
+@KEEP_GATE@        __syncthreads(); /* Ss and Os written; Vn and buffer p free */
     }
-    if (NC > 0) store_o(NC - 1);
+    if (NC > 1) store_o(NC - 2);
+    __syncthreads(); /* Os is free */
+    if (NC > 0) {
+        epilogue(NC - 1);
+        __syncthreads();
+        store_o(NC - 1);
+    }
     if constexpr (NORM && NCL > 1) {
         /* no block leaves while a store of it into another may be in flight: every block has
          * received all it waits for once all have arrived here */
