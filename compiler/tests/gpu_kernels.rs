@@ -25,9 +25,10 @@ use modelc::codegen::templates::delta_rule::{
     delta_rule_chunk_parallel, delta_rule_chunk_parallel_supported, delta_rule_chunk_parallel_variant,
     delta_rule_chunk_parallel_with_cluster_scan, delta_rule_chunk_parallel_with_scan_out, delta_rule_chunked,
     delta_rule_chunked_launch, delta_rule_cp_scan_cluster, delta_rule_cp_scan_out_clusters,
-    delta_rule_cp_scan_out_launch, delta_rule_cp_scan_out_supported, delta_rule_cp_traffic,
-    delta_rule_cp_variant_launches, delta_rule_cp_workspace_len, delta_rule_launch, delta_rule_recurrent,
-    delta_rule_tensor_cores, CpPrepVariant, DecayGate, DeltaRuleParams, GatedNormEpilogue,
+    delta_rule_cp_scan_out_launch, delta_rule_cp_scan_out_resident, delta_rule_cp_scan_out_supported,
+    delta_rule_cp_traffic, delta_rule_cp_variant_launches, delta_rule_cp_workspace_len, delta_rule_launch,
+    delta_rule_recurrent, delta_rule_tensor_cores, CpPrepVariant, DecayGate, DeltaRuleParams, GatedNormEpilogue,
+    ScanOutExchange,
 };
 use modelc::codegen::templates::kda_decode_step::{
     kda_decode_step, kda_decode_step_cluster_threads, kda_decode_step_cluster_with, ClusterExchange,
@@ -971,15 +972,16 @@ enum DeltaForm {
     /// `delta_rule_chunk_parallel_with_cluster_scan`'s last entry) in place of the scan entry.
     ChunkParallelCluster(CpPrepVariant),
     /// The default prep, then the scan and the output pass in one (`delta_rule_cp_scan_out_`,
-    /// `delta_rule_chunk_parallel_with_scan_out`'s last entry): two launches.
-    ChunkParallelScanOut,
+    /// `delta_rule_chunk_parallel_with_scan_out`'s last entry), the norm's row sums shared
+    /// as given: two launches.
+    ChunkParallelScanOut(ScanOutExchange),
 }
 
 impl DeltaForm {
     fn chunk_parallel(self) -> bool {
         matches!(
             self,
-            DeltaForm::ChunkParallel(_) | DeltaForm::ChunkParallelCluster(_) | DeltaForm::ChunkParallelScanOut
+            DeltaForm::ChunkParallel(_) | DeltaForm::ChunkParallelCluster(_) | DeltaForm::ChunkParallelScanOut(_)
         )
     }
 }
@@ -1022,7 +1024,7 @@ fn run_delta_decays(
         DeltaForm::Recurrent => delta_rule_recurrent(p).unwrap(),
         DeltaForm::ChunkParallel(v) => delta_rule_chunk_parallel_variant(p, v).unwrap(),
         DeltaForm::ChunkParallelCluster(_) => delta_rule_chunk_parallel_with_cluster_scan(p).unwrap(),
-        DeltaForm::ChunkParallelScanOut => delta_rule_chunk_parallel_with_scan_out(p).unwrap(),
+        DeltaForm::ChunkParallelScanOut(x) => delta_rule_chunk_parallel_with_scan_out(p, x).unwrap(),
     };
     ctx.load(&src);
     let mut r = rng(seed);
@@ -1121,7 +1123,12 @@ fn run_delta_decays(
             _ => delta_rule_cp_variant_launches(p, CpPrepVariant::default_for(p), b, t),
         }
         .to_vec();
-        if form == DeltaForm::ChunkParallelScanOut {
+        if let DeltaForm::ChunkParallelScanOut(x) = form {
+            let sms = ctx.gpu.sm_count() as usize;
+            assert!(
+                delta_rule_cp_scan_out_resident(p, x, b, sms),
+                "{x:?}: B{b} on {sms} SMs"
+            );
             entries = vec![entries[0], src.entries.last().unwrap()];
             assert!(entries[1].starts_with("delta_rule_cp_scan_out_"), "{}", entries[1]);
             launches = vec![launches[0], delta_rule_cp_scan_out_launch(p, b)];
@@ -1189,7 +1196,9 @@ fn run_delta_decays(
             DeltaForm::Recurrent => "recurrent".to_string(),
             DeltaForm::ChunkParallel(v) => format!("chunk-parallel (prep {v:?})"),
             DeltaForm::ChunkParallelCluster(v) => format!("chunk-parallel (prep {v:?}, scan over clusters)"),
-            DeltaForm::ChunkParallelScanOut => format!("chunk-parallel (scan and output in one, SBV {})", p.scan_block),
+            DeltaForm::ChunkParallelScanOut(x) => {
+                format!("chunk-parallel (scan and output in one, SBV {}, {x:?})", p.scan_block)
+            }
         },
         match p.gate {
             DecayGate::Scalar => "scalar",
@@ -1442,8 +1451,8 @@ fn delta_rule_chunk_parallel_matches_reference() {
     assert!(!hopper || clusters == 7, "{clusters} cases ran the scan over clusters");
 }
 
-/// The scan and the output pass in one (`delta_rule_cp_scan_out_`, after the default prep)
-/// against the reference: the gated norm over clusters of 2, 4 and 8 blocks a head (sm_90) and
+/// The scan and the output pass in one (`delta_rule_cp_scan_out_`, after the default prep),
+/// with either exchange of the norm's row sums (clusters on sm_90 only), against the reference: the gated norm over clusters of 2, 4 and 8 blocks a head (sm_90) and
 /// within one block (Dv 64), without the norm, Dk 64 and 32, Dv 256; one chunk, a partial last chunk,
 /// several sequences, the state in place, strong decays, aligned rows. The tolerance is the
 /// tensor-core forms' ([`DELTA_TC_TOL`]): the same bf16 operands as the three passes.
@@ -1495,19 +1504,21 @@ fn delta_rule_scan_out_matches_reference() {
     let mut ran = 0;
     for (i, p) in cases.iter().enumerate() {
         assert!(delta_rule_cp_scan_out_supported(p), "case {i}");
-        if delta_rule_cp_scan_out_clusters(p) && !hopper {
-            continue;
+        for x in [ScanOutExchange::Cluster, ScanOutExchange::Global] {
+            if delta_rule_cp_scan_out_clusters(p, x) && !hopper {
+                continue;
+            }
+            let (f, s) = (DeltaForm::ChunkParallelScanOut(x), 1900 + 10 * i as u64);
+            run_delta(&mut ctx, p, f, 2, 150, false, s);
+            run_delta(&mut ctx, p, f, 2, 1, true, s + 1);
+            run_delta(&mut ctx, p, f, 1, 64, true, s + 3);
+            run_delta(&mut ctx, p, f, 3, 200, false, s + 4);
+            run_delta_decays(&mut ctx, p, f, 1, 100, false, s + 5, -12.0, OutRows::Padded);
+            run_delta_decays(&mut ctx, p, f, 2, 150, false, s + 6, -3.0, OutRows::Aligned);
+            ran += 1;
         }
-        let (f, s) = (DeltaForm::ChunkParallelScanOut, 1900 + 10 * i as u64);
-        run_delta(&mut ctx, p, f, 2, 150, false, s);
-        run_delta(&mut ctx, p, f, 2, 1, true, s + 1);
-        run_delta(&mut ctx, p, f, 1, 64, true, s + 3);
-        run_delta(&mut ctx, p, f, 3, 200, false, s + 4);
-        run_delta_decays(&mut ctx, p, f, 1, 100, false, s + 5, -12.0, OutRows::Padded);
-        run_delta_decays(&mut ctx, p, f, 2, 150, false, s + 6, -3.0, OutRows::Aligned);
-        ran += 1;
     }
-    assert!(!hopper || ran == cases.len(), "{ran} cases ran");
+    assert!(!hopper || ran == 2 * cases.len(), "{ran} forms ran");
 }
 
 #[test]
@@ -2887,16 +2898,21 @@ impl DeltaBench {
     }
 
     /// Times the default prep and then the scan and the output pass in one
-    /// (`delta_rule_cp_scan_out_`); prints one row.
-    fn time_scan_out(&self, ctx: &mut Ctx, p: &DeltaRuleParams, name: &str) -> f64 {
-        let src = delta_rule_chunk_parallel_with_scan_out(p).unwrap();
+    /// (`delta_rule_cp_scan_out_`, the norm's row sums shared by `x`); prints one row.
+    fn time_scan_out(&self, ctx: &mut Ctx, p: &DeltaRuleParams, x: ScanOutExchange, name: &str) -> f64 {
+        let src = delta_rule_chunk_parallel_with_scan_out(p, x).unwrap();
+        self.time_scan_out_source(ctx, p, &src, &format!("{name} {x:?}"))
+    }
+
+    /// [`DeltaBench::time_scan_out`] of the module `src` (or a text edit of it).
+    fn time_scan_out_source(&self, ctx: &mut Ctx, p: &DeltaRuleParams, src: &KernelSource, name: &str) -> f64 {
         let prep = delta_rule_cp_variant_launches(p, CpPrepVariant::default_for(p), self.b, self.t)[0];
         let so = src.entries.last().unwrap();
         let steps = [
             (src.entries[0].as_str(), prep),
             (so.as_str(), delta_rule_cp_scan_out_launch(p, self.b)),
         ];
-        let (ms, pass) = self.time_steps(ctx, p, &src, &steps);
+        let (ms, pass) = self.time_steps(ctx, p, src, &steps);
         let traffic = delta_rule_cp_traffic(p, self.b, self.t);
         println!(
             "| delta_rule_chunk_parallel {name} scan+out in one SBV{} | B{} T{} H{} Dk=Dv=128 | {ms:.3} | prep {:.3} scan+out {:.3} | {:.0} ktok/s | TB/s prep {:.2} |",
@@ -2939,20 +2955,41 @@ fn bench_delta_shapes(ctx: &mut Ctx, r: &mut ChaCha8Rng) {
             let hopper = ctx.gpu.compute_capability() == (9, 0);
             // The scan and the output pass in one, at the default scan block and (many
             // sequences) wider ones, then the three passes again for the noise between rows.
-            if hopper || !delta_rule_cp_scan_out_clusters(&p) {
-                let widths =
-                    std::iter::once(p.scan_block).chain([64, 128].into_iter().filter(|&w| b > 1 && w > p.scan_block));
-                for sbv in widths {
-                    let wide = DeltaRuleParams { scan_block: sbv, ..p };
-                    if delta_rule_cp_scan_out_supported(&wide) {
-                        bufs.time_scan_out(ctx, &wide, name);
+            // (Clusters on sm_90 only; the exchange through global memory only where every
+            // block is resident at once.)
+            let sms = ctx.gpu.sm_count() as usize;
+            let widths =
+                std::iter::once(p.scan_block).chain([64, 128].into_iter().filter(|&w| b > 1 && w > p.scan_block));
+            for sbv in widths {
+                let wide = DeltaRuleParams { scan_block: sbv, ..p };
+                for x in [ScanOutExchange::Cluster, ScanOutExchange::Global] {
+                    let runs = (hopper || !delta_rule_cp_scan_out_clusters(&wide, x))
+                        && delta_rule_cp_scan_out_resident(&wide, x, b, sms);
+                    if delta_rule_cp_scan_out_supported(&wide) && runs {
+                        bufs.time_scan_out(ctx, &wide, x, name);
                     }
                 }
-                // Without the norm (no exchange between a head's blocks): what the exchange costs.
-                let plain = DeltaRuleParams { gated_norm: None, ..p };
-                bufs.time_scan_out(ctx, &plain, &format!("{name} without the norm"));
-                bufs.time_chunk_parallel(ctx, &p, name);
             }
+            // Without the norm (no exchange between a head's blocks): what the exchange costs;
+            // and the same compiled as clusters of a head's blocks (sm_90): what their
+            // scheduling costs.
+            let plain = DeltaRuleParams { gated_norm: None, ..p };
+            let plain_src = delta_rule_chunk_parallel_with_scan_out(&plain, ScanOutExchange::Cluster).unwrap();
+            bufs.time_scan_out_source(ctx, &plain, &plain_src, &format!("{name} without the norm"));
+            if hopper {
+                let ncl = p.value_dim / p.scan_block;
+                let as_clusters = ablated(
+                    &plain_src,
+                    "cl",
+                    &[(
+                        "extern \"C\" __global__ void __launch_bounds__(256) delta_rule_cp_scan_out_",
+                        &format!("extern \"C\" __global__ void __cluster_dims__({ncl}, 1, 1) __launch_bounds__(256) delta_rule_cp_scan_out_"),
+                    )],
+                );
+                let what = format!("{name} without the norm, as clusters of {ncl}");
+                bufs.time_scan_out_source(ctx, &plain, &as_clusters, &what);
+            }
+            bufs.time_chunk_parallel(ctx, &p, name);
             if hopper && delta_rule_cp_scan_cluster(&p).is_some() {
                 bufs.time_chunk_parallel_cluster(ctx, &p, name);
             }

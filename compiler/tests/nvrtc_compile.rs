@@ -15,7 +15,7 @@ use modelc::codegen::templates::conv1d::{conv1d, Conv1dParams, ConvActivation};
 use modelc::codegen::templates::delta_rule::{
     delta_rule_chunk_parallel, delta_rule_chunk_parallel_variant, delta_rule_chunk_parallel_with_cluster_scan,
     delta_rule_chunk_parallel_with_scan_out, delta_rule_chunked, delta_rule_recurrent, delta_rule_tensor_cores,
-    CpPrepVariant, DecayGate, DeltaRuleParams, GatedNormEpilogue,
+    CpPrepVariant, DecayGate, DeltaRuleParams, GatedNormEpilogue, ScanOutExchange,
 };
 use modelc::codegen::templates::kda_decode_step::{kda_decode_step, kda_decode_step_cluster_with, ClusterExchange};
 use modelc::codegen::templates::selective_scan::{selective_scan, SelectiveScanParams};
@@ -189,7 +189,10 @@ fn all_sources() -> Vec<KernelSource> {
         // The scan with the output: clusters of 8, 4 and 2 blocks a head (the gated norm), and
         // without the norm.
         if matches!(i, 0 | 1 | 2 | 6 | 7) {
-            out.push(delta_rule_chunk_parallel_with_scan_out(&p).unwrap());
+            out.push(delta_rule_chunk_parallel_with_scan_out(&p, ScanOutExchange::Cluster).unwrap());
+            if p.gated_norm.is_some() {
+                out.push(delta_rule_chunk_parallel_with_scan_out(&p, ScanOutExchange::Global).unwrap());
+            }
         }
         if matches!(i, 0 | 2 | 4 | 5) {
             for v in CpPrepVariant::distinct_for(&p)

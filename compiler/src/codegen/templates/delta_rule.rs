@@ -1455,11 +1455,33 @@ pub fn delta_rule_chunk_parallel_with_cluster_scan(p: &DeltaRuleParams) -> Resul
     chunk_parallel_module(p, CpPrepVariant::default_for(p), CpExtraEntry::ClusterScan)
 }
 
+/// How the blocks of a head in `delta_rule_cp_scan_out_` share the gated norm's row sums (a
+/// head's Dv / SBV blocks each hold part of every row of o).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScanOutExchange {
+    /// The head's blocks form a cluster (sm_90); each puts its sums into every block's shared
+    /// memory with asynchronous stores completing on the receiver's mbarrier. Measured on an
+    /// H100 (2026-12-07, ninth session) at three times the cluster-free time: see
+    /// docs/PERFORMANCE.md.
+    Cluster,
+    /// Ordinary blocks; each writes its sums to the workspace (over the state copies the
+    /// three-pass form keeps there) and counts them in a per-chunk word the prep zeroes; readers
+    /// wait for the count. Every block of the launch must be resident at once (a block waits on
+    /// others; after about 2^31 cycles it traps rather than hang): launch only grids of at most
+    /// one block a streaming multiprocessor, [`delta_rule_cp_scan_out_resident`].
+    Global,
+}
+
 /// [`delta_rule_chunk_parallel`] with one more entry, last: `delta_rule_cp_scan_out_<hash>`,
 /// the scan and the output pass in one (`delta_rule_cp_scan_out.cu`), launched after the prep
-/// with [`delta_rule_cp_scan_out_launch`] in place of the scan and output launches. Requires
+/// with [`delta_rule_cp_scan_out_launch`] in place of the scan and output launches. With the
+/// gated norm over several blocks a head, `exchange` says how they share its row sums (with
+/// [`ScanOutExchange::Global`] the module's prep also zeroes the counts). Requires
 /// [`delta_rule_cp_scan_out_supported`].
-pub fn delta_rule_chunk_parallel_with_scan_out(p: &DeltaRuleParams) -> Result<KernelSource, TemplateError> {
+pub fn delta_rule_chunk_parallel_with_scan_out(
+    p: &DeltaRuleParams,
+    exchange: ScanOutExchange,
+) -> Result<KernelSource, TemplateError> {
     check("delta_rule_cp_scan_out", delta_rule_cp_scan_out_supported(p), || {
         format!(
             "the scan with the output needs a scan block of 16..=128 dividing Dv {} (got {}), \
@@ -1467,7 +1489,7 @@ pub fn delta_rule_chunk_parallel_with_scan_out(p: &DeltaRuleParams) -> Result<Ke
             p.value_dim, p.scan_block
         )
     })?;
-    chunk_parallel_module(p, CpPrepVariant::default_for(p), CpExtraEntry::ScanOut)
+    chunk_parallel_module(p, CpPrepVariant::default_for(p), CpExtraEntry::ScanOut(exchange))
 }
 
 /// The entry a chunk-parallel module carries after its own (tests and benchmarks compare them).
@@ -1477,7 +1499,7 @@ enum CpExtraEntry {
     /// `delta_rule_cp_scan_mc_`: the scan with W and k multicast to clusters.
     ClusterScan,
     /// `delta_rule_cp_scan_out_`: the scan and the output pass in one.
-    ScanOut,
+    ScanOut(ScanOutExchange),
 }
 
 /// Chunks in flight of `delta_rule_cp_scan_out_`: three where they fit a block's shared memory,
@@ -1522,28 +1544,66 @@ pub fn delta_rule_cp_scan_out_launch(p: &DeltaRuleParams, batch: usize) -> Launc
     )
 }
 
-/// Whether `delta_rule_cp_scan_out_` runs as clusters (the gated norm over several blocks a
-/// head), which needs sm_90.
-pub fn delta_rule_cp_scan_out_clusters(p: &DeltaRuleParams) -> bool {
+/// Whether the blocks of a head in `delta_rule_cp_scan_out_` exchange row sums (the gated norm
+/// over several blocks a head).
+fn cp_scan_out_exchanges(p: &DeltaRuleParams) -> bool {
     p.gated_norm.is_some() && p.value_dim > p.scan_block
 }
 
+/// Whether `delta_rule_cp_scan_out_` with `exchange` runs as clusters, which needs sm_90.
+pub fn delta_rule_cp_scan_out_clusters(p: &DeltaRuleParams, exchange: ScanOutExchange) -> bool {
+    exchange == ScanOutExchange::Cluster && cp_scan_out_exchanges(p)
+}
+
+/// Whether `delta_rule_cp_scan_out_` with `exchange` may be launched for `batch` sequences on a
+/// device of `sms` streaming multiprocessors: always, unless its blocks wait on each other
+/// through global memory ([`ScanOutExchange::Global`]), which needs them all resident: at most
+/// one block an SM (a block takes over half an SM's shared memory).
+pub fn delta_rule_cp_scan_out_resident(
+    p: &DeltaRuleParams,
+    exchange: ScanOutExchange,
+    batch: usize,
+    sms: usize,
+) -> bool {
+    exchange == ScanOutExchange::Cluster
+        || !cp_scan_out_exchanges(p)
+        || batch * p.value_heads * (p.value_dim / p.scan_block.max(1)) <= sms
+}
+
 /// The scan-and-output entry's text (`@ARGS@` etc. substituted by the module).
-fn cp_scan_out_entry(p: &DeltaRuleParams) -> String {
+fn cp_scan_out_entry(p: &DeltaRuleParams, exchange: ScanOutExchange) -> String {
+    let global = exchange == ScanOutExchange::Global && cp_scan_out_exchanges(p);
     let nbuf = cp_scan_out_buffers(p).unwrap_or(2);
     let names = arg_names(&(args(p) + CP_WS_ARG));
     let (gate_stage, partials, epilogue, keep_gate) = match p.gated_norm {
         None => ("", "", CP_SO_STORE.to_string(), ""),
         Some(n) => (
             CP_SO_GATE_STAGE,
-            CP_SO_NORM_PARTIALS,
-            CP_SO_NORM_STORE.replace("@ACT@", &gate_act(n.act, "zj")),
+            if global {
+                CP_SO_NORM_PARTIALS_GLOBAL
+            } else {
+                CP_SO_NORM_PARTIALS
+            },
+            if global {
+                CP_SO_NORM_STORE_GLOBAL
+            } else {
+                CP_SO_NORM_STORE
+            }
+            .replace("@ACT@", &gate_act(n.act, "zj")),
             CP_SO_KEEP_GATE,
         ),
     };
     let body = CLUSTER_ASYNC_HELPERS.to_string()
         + &CP_SCAN_OUT
             .replace("@NORM@", if p.gated_norm.is_some() { "true" } else { "false" })
+            .replace(
+                "@CLUSTER@",
+                if delta_rule_cp_scan_out_clusters(p, exchange) {
+                    "true"
+                } else {
+                    "false"
+                },
+            )
             .replace("@GATE_STAGE@", gate_stage)
             .replace("@NORM_PARTIALS@", partials)
             .replace("@O_EPILOGUE@", &epilogue)
@@ -1552,7 +1612,7 @@ fn cp_scan_out_entry(p: &DeltaRuleParams) -> String {
         "    delta_rule_cp_scan_out_body_@HASH@<{}, {nbuf}>({names});",
         p.scan_block
     );
-    let entry = if delta_rule_cp_scan_out_clusters(p) {
+    let entry = if delta_rule_cp_scan_out_clusters(p, exchange) {
         // Clusters exist from sm_90; below it the entry traps (a module's entries load by name).
         format!(
             "#if __CUDA_ARCH__ >= 900\nextern \"C\" __global__ void __cluster_dims__({cl}, 1, 1) \
@@ -1649,13 +1709,100 @@ const CP_SO_NORM_STORE: &str =
         }
 ";
 
+/// [`ScanOutExchange::Global`]'s partial sums: as [`CP_SO_NORM_PARTIALS`]'s, into the chunk's
+/// slot in the workspace; then each warp adds one to the chunk's count (the readers wait for
+/// NCL · NW).
+const CP_SO_NORM_PARTIALS_GLOBAL: &str = "        {
+            float* R = dcp_so_sums<DK, DV>(ws, bh * NC + c) + (2 * (int)blockIdx.x + nh) * C;
+#pragma unroll
+            for (int h = 0; h < 2; ++h) {
+                float ss = 0.0f;
+#pragma unroll
+                for (int n = 0; n < NPW; ++n)
+                    ss += ao[n][2 * h] * ao[n][2 * h] + ao[n][2 * h + 1] * ao[n][2 * h + 1];
+                ss += __shfl_xor_sync(0xffffffffu, ss, 1);
+                ss += __shfl_xor_sync(0xffffffffu, ss, 2);
+                if ((lane & 3) == 0) R[16 * mr + r4 + 8 * h] = ss;
+            }
+            __syncwarp();
+            if (lane == 0) {
+                __threadfence(); /* the warp's sums are visible before its count */
+                atomicAdd(dcp_so_count<DK, DV, NCL>(ws, bh * NC + c), 1u);
+            }
+        }
+";
+
+/// [`ScanOutExchange::Global`]'s gated-norm store of chunk `ce`: each warp's lane 0 waits for
+/// the chunk's count, then the warp reads every block's sums past L1 (written on other SMs).
+const CP_SO_NORM_STORE_GLOBAL: &str = "        const float* Rg = dcp_so_sums<DK, DV>(ws, bh * NC + ce);
+        if (lane == 0) dcp_so_wait(dcp_so_count<DK, DV, NCL>(ws, bh * NC + ce), NCL * NW);
+        __syncwarp();
+#pragma unroll
+        for (int h = 0; h < 2; ++h) {
+            const int t = 16 * mr + r4 + 8 * h;
+            float tot = 0.0f;
+#pragma unroll
+            for (int r = 0; r < 2 * NCL; ++r) tot += __ldcg(Rg + r * C + t);
+            const float rn = rsqrtf(tot / (float)DV + NORM_EPS);
+#pragma unroll
+            for (int n = 0; n < NPW; ++n) {
+                const int col = 8 * (NPW * nh + n) + c4;
+                float y[2];
+#pragma unroll
+                for (int x = 0; x < 2; ++x) {
+                    const float zj = z_prev[n][2 * h + x];
+                    y[x] = ao_prev[n][2 * h + x] * rn * norm_w[j0 + col + x] * @ACT@;
+                }
+                dtc_st2(&Os[t * SP + col], y[0], y[1]);
+            }
+        }
+";
+
+/// [`ScanOutExchange::Global`]'s helpers: where a chunk's row sums and count live in the
+/// workspace (the region of the state copies, `hs`, which the one launch does not use), and the
+/// wait for a count.
+const CP_SO_GLOBAL_HELPERS: &str = "#ifndef MODELC_DELTA_CP_SO_GLOBAL
+#define MODELC_DELTA_CP_SO_GLOBAL
+/* chunk ci's row sums of o^2, [NCL][2][C] f32, at the start of its state copy's region */
+template <int DK, int DV>
+__device__ __forceinline__ float* dcp_so_sums(const DcpWs& ws, long ci) {
+    return reinterpret_cast<float*>(ws.hs + ci * DK * DV);
+}
+/* chunk ci's count of warps whose sums are in, after the sums (zeroed by the prep) */
+template <int DK, int DV, int NCL>
+__device__ __forceinline__ unsigned* dcp_so_count(const DcpWs& ws, long ci) {
+    static_assert(NCL * 2 * 64 + 1 <= DK * DV / 2, \"the sums and the count fit the region\");
+    return reinterpret_cast<unsigned*>(dcp_so_sums<DK, DV>(ws, ci) + NCL * 2 * 64);
+}
+/* Spins until *count reaches want (acquire, GPU scope); traps after about 2^31 cycles, so a
+ * launch whose blocks are not all resident fails instead of hanging. */
+__device__ __forceinline__ void dcp_so_wait(const unsigned* count, unsigned want) {
+    const long long t0 = clock64();
+    for (;;) {
+        unsigned v;
+        asm volatile(\"ld.acquire.gpu.global.u32 %0, [%1];\" : \"=r\"(v) : \"l\"(count) : \"memory\");
+        if (v >= want) return;
+        if (clock64() - t0 > (1ll << 31)) __trap();
+        __nanosleep(64);
+    }
+}
+#endif
+";
+
+/// [`ScanOutExchange::Global`]'s edit of the module's prep: after its last store, thread 0
+/// zeroes the chunk's count (the prep runs to completion before the one launch starts).
+const CP_SO_PREP_ZERO_COUNT: &str = "    dcp_store_rows<C, DV, NT>(ws.u + ci * C * DV, DV, Ts, VP, C, tid);\n";
+
 fn chunk_parallel_module(
     p: &DeltaRuleParams,
     v: CpPrepVariant,
     extra: CpExtraEntry,
 ) -> Result<KernelSource, TemplateError> {
     let cluster = delta_rule_cp_scan_cluster(p).filter(|_| extra == CpExtraEntry::ClusterScan);
-    let scan_out = extra == CpExtraEntry::ScanOut;
+    let scan_out = match extra {
+        CpExtraEntry::ScanOut(x) => Some(x),
+        _ => None,
+    };
     validate(p, "delta_rule_chunk_parallel")?;
     check(
         "delta_rule_chunk_parallel",
@@ -1709,10 +1856,13 @@ fn chunk_parallel_module(
                 "\n *   sm_90: delta_rule_cp_scan_mc_{HASH}, the scan with W and k multicast to clusters of {cl} blocks."
             ),
             None => String::new(),
-        } + if scan_out {
-            "\n *   delta_rule_cp_scan_out_@HASH@: the scan and the output pass in one, after the prep."
-        } else {
-            ""
+        } + match scan_out {
+            Some(ScanOutExchange::Global) if cp_scan_out_exchanges(p) => {
+                "\n *   delta_rule_cp_scan_out_@HASH@: the scan and the output pass in one, after the prep \
+                 (row sums through the workspace; the prep zeroes their counts)."
+            }
+            Some(_) => "\n *   delta_rule_cp_scan_out_@HASH@: the scan and the output pass in one, after the prep.",
+            None => "",
         },
     );
     let (store, gate_stage, epilogue) = match p.gated_norm {
@@ -1734,7 +1884,7 @@ fn chunk_parallel_module(
                 names = arg_names(&(args(p) + CP_WS_ARG)),
             )
         })
-        .chain(scan_out.then(|| cp_scan_out_entry(p)))
+        .chain(scan_out.map(|x| cp_scan_out_entry(p, x)))
         .chain(cluster.map(|cl| {
             // The entry exists on every target (a module's entries are loaded by name); below
             // sm_90, where clusters do not exist, it traps.
@@ -1749,7 +1899,24 @@ fn chunk_parallel_module(
             )
         }))
         .collect();
-    let body = cp_kernels(v, p)
+    let mut kernels = cp_kernels(v, p);
+    if scan_out == Some(ScanOutExchange::Global) && cp_scan_out_exchanges(p) {
+        splice_once(
+            &mut kernels,
+            CP_ANCHOR_PREP_KERNEL,
+            &format!("{CP_SO_GLOBAL_HELPERS}{CP_ANCHOR_PREP_KERNEL}"),
+        );
+        splice_once(
+            &mut kernels,
+            CP_SO_PREP_ZERO_COUNT,
+            &format!(
+                "{CP_SO_PREP_ZERO_COUNT}    if (tid == 0) *dcp_so_count<DK, DV, {ncl}>(ws, ci) = 0u; \
+                 /* the one launch's row sums of this chunk: none in yet */\n",
+                ncl = p.value_dim / p.scan_block
+            ),
+        );
+    }
+    let body = kernels
         .replace("@SCAN_ENTRIES@", &scan_entries)
         .replace("@ARGS@", &(args(p) + CP_WS_ARG))
         .replace("@CONSTS@", &(constants(p) + &norm_constants(p)))
@@ -1763,7 +1930,7 @@ fn chunk_parallel_module(
         format!("delta_rule_cp_out_{HASH}"),
     ];
     entries.extend(wide.iter().map(|&w| scan_entry_template(p, w).replace("@HASH@", HASH)));
-    if scan_out {
+    if scan_out.is_some() {
         entries.push(format!("delta_rule_cp_scan_out_{HASH}"));
     }
     if cluster.is_some() {
@@ -1842,6 +2009,59 @@ pub fn delta_rule_launch(p: &DeltaRuleParams, batch: usize, smem: u32) -> Launch
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The scan and the output pass in one: which exchange each form emits, what the module's
+    /// prep does for the global one, and where the launch may run.
+    #[test]
+    fn scan_out_forms_emit_their_exchange() {
+        let silu = GatedNormEpilogue {
+            eps: 1e-5,
+            act: GateActivation::Silu,
+        };
+        let kda = DeltaRuleParams {
+            scan_block: 32,
+            ..DeltaRuleParams::new(32, 32, 128, 128, DecayGate::PerChannel).with_gated_norm(silu)
+        };
+        assert!(delta_rule_cp_scan_out_supported(&kda));
+        let cluster = delta_rule_chunk_parallel_with_scan_out(&kda, ScanOutExchange::Cluster).unwrap();
+        let global = delta_rule_chunk_parallel_with_scan_out(&kda, ScanOutExchange::Global).unwrap();
+        for m in [&cluster, &global] {
+            assert!(m.entries.last().unwrap().starts_with("delta_rule_cp_scan_out_"));
+        }
+        assert!(cluster
+            .source
+            .contains("__cluster_dims__(4, 1, 1) __launch_bounds__(256) delta_rule_cp_scan_out_"));
+        assert!(cluster.source.contains("cluster_put_async<NCL>") && !cluster.source.contains("dcp_so_wait("));
+        assert!(!global.source.contains("__cluster_dims__(4"));
+        assert!(
+            global.source.contains("dcp_so_wait(dcp_so_count<DK, DV, NCL>")
+                && !global.source.contains("cluster_put_async<NCL>(")
+        );
+        // The global form's prep zeroes each chunk's count after its last store.
+        assert!(global
+            .source
+            .contains("if (tid == 0) *dcp_so_count<DK, DV, 4>(ws, ci) = 0u;"));
+        assert!(!cluster.source.contains("*dcp_so_count<"));
+        // Without the norm there is nothing to exchange: neither form's code.
+        let plain = DeltaRuleParams {
+            gated_norm: None,
+            ..kda
+        };
+        let m = delta_rule_chunk_parallel_with_scan_out(&plain, ScanOutExchange::Global).unwrap();
+        assert!(!m.source.contains("__cluster_dims__(4") && !m.source.contains("dcp_so_wait(dcp_so_count"));
+        // Two buffers at SBV 32 with the norm (three do not fit), three without.
+        assert_eq!(cp_scan_out_buffers(&kda), Some(2));
+        assert_eq!(cp_scan_out_buffers(&plain), Some(3));
+        assert!(delta_rule_cp_scan_out_launch(&kda, 1).smem <= DELTA_MAX_SMEM);
+        // The global exchange needs every block resident: B1 H32 (128 blocks) on 132 SMs, not B2.
+        assert!(delta_rule_cp_scan_out_resident(&kda, ScanOutExchange::Global, 1, 132));
+        assert!(!delta_rule_cp_scan_out_resident(&kda, ScanOutExchange::Global, 2, 132));
+        assert!(delta_rule_cp_scan_out_resident(&kda, ScanOutExchange::Cluster, 8, 132));
+        // One block a head needs no exchange; a head of Dv 128 in SBV 128 does not fit a block.
+        let wide = DeltaRuleParams { scan_block: 128, ..kda };
+        assert!(!delta_rule_cp_scan_out_supported(&wide));
+        assert!(delta_rule_chunk_parallel_with_scan_out(&wide, ScanOutExchange::Cluster).is_err());
+    }
 
     #[test]
     fn defaults_are_valid_for_gdn_and_kda_shapes() {

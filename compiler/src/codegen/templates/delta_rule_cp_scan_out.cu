@@ -28,6 +28,7 @@ __device__ __forceinline__ void delta_rule_cp_scan_out_body_@HASH@(
 @CONSTS@    (void)VTAIL; (void)q; (void)q_stride; (void)k; (void)k_stride; (void)v; (void)v_stride;
     (void)g; (void)beta;
     constexpr bool NORM = @NORM@;         /* the gated RMSNorm epilogue                        */
+    constexpr bool CLUSTER = @CLUSTER@;   /* NORM over a cluster of NCL > 1 blocks (sm_90)      */
     constexpr int C = 64;
     constexpr int NW = 8;
     constexpr int NT = 32 * NW;
@@ -111,7 +112,7 @@ __device__ __forceinline__ void delta_rule_cp_scan_out_body_@HASH@(
                 for (int h = 0; h < 2; ++h)
                     dtc_st2(&Ss[(16 * ms + r4 + 8 * h) * SP + 8 * n + c4], st[m][n][2 * h], st[m][n][2 * h + 1]);
     }
-    if constexpr (NORM && NCL > 1) {
+    if constexpr (CLUSTER) {
         /* Pb[c & 3]: chunk c's row sums have landed from every block of the cluster (one arrival,
          * thread 0's expect_tx; the bytes of NCL blocks' asynchronous stores) */
         if (tid == 0) {
@@ -258,7 +259,7 @@ __device__ __forceinline__ void delta_rule_cp_scan_out_body_@HASH@(
         __syncthreads();
         store_o(NC - 1);
     }
-    if constexpr (NORM && NCL > 1) {
+    if constexpr (CLUSTER) {
         /* no block leaves while a store of it into another may be in flight: every block has
          * received all it waits for once all have arrived here */
         cluster_arrive_relaxed();
