@@ -1357,9 +1357,9 @@ extern "C" __global__ void __launch_bounds__(256) sigmoid_decay_gate_9b511badf4d
     }
 }
 
-// ===== kernels/delta_rule_cp_prep_ae440f55.cu =====
+// ===== kernels/delta_rule_cp_prep_479718fb.cu =====
 /*
- * modelc mixer core: delta_rule_cp_prep_ae440f55, delta_rule_cp_scan_ae440f55, delta_rule_cp_out_ae440f55, delta_rule_cp_scan_w32_ae440f55 (template).
+ * modelc mixer core: delta_rule_cp_prep_479718fb, delta_rule_cp_scan_479718fb, delta_rule_cp_out_479718fb, delta_rule_cp_scan_w32_479718fb (template).
  * Fuses, in order:
  *   l2_norm(eps=1e-6, group=32)
  *   scale(0.17677669529663687)
@@ -1371,10 +1371,10 @@ extern "C" __global__ void __launch_bounds__(256) sigmoid_decay_gate_9b511badf4d
  * FLOPs:         25216*batch*tokens
  */
 /*
- * delta_rule_cp_{prep,scan,out}_ae440f55: gated delta rule, chunked (WY representation / UT
+ * delta_rule_cp_{prep,scan,out}_479718fb: gated delta rule, chunked (WY representation / UT
  *   transform), chunk-parallel on tensor cores (mma.sync m16n8k16 bf16 -> f32, ldmatrix,
  *   cp.async; sm_80+): three launches in order, fla's chunk_kda split.
- *   Hk = 1, Hv = 2, Dk = 32, Dv = 32, gate = scalar per head (GDN), qk l2norm = true, scale = 1.7677669e-1f, chunk C = 64, scan block SBV = 16 (or 32: delta_rule_cp_scan_w32_ae440f55).
+ *   Hk = 1, Hv = 2, Dk = 32, Dv = 32, gate = scalar per head (GDN), qk l2norm = true, scale = 1.7677669e-1f, chunk C = 64, scan block SBV = 16 (or 32: delta_rule_cp_scan_w32_479718fb).
  *   Gated RMSNorm epilogue: o <- o * rsqrt(mean_head(o^2) + 1e-5f) * norm_w * silu_f(gate)
  *   Per chunk, with G the in-chunk cumsum of g: A_qk[t,s] = sum_d q_td k_sd e^(G_td - G_sd)
  *   (s <= t), L[t,s] = beta_t sum_d k_td k_sd e^(G_td - G_sd) (s < t), W = (I + L)^-1
@@ -1816,7 +1816,7 @@ __device__ __forceinline__ void dcp_ut_inverse_halves(const float* Lf, float* Af
 #endif
 
 /*
- * delta_rule_cp_prep_ae440f55: pass 1 of 3, one block per (chunk, value head, batch), no state.
+ * delta_rule_cp_prep_479718fb: pass 1 of 3, one block per (chunk, value head, batch), no state.
  *   Fuses the q/k l2 norm and scale, the in-chunk cumsum of g (log2 units), the decayed q and k
  *   rows, A_qk and L (16-row block i against Kc_i, reference r = 16 i, fla's chunk_kda; a
  *   diagonal block whose decay span may pass 2^63 is summed exactly instead), the UT solve
@@ -1828,7 +1828,7 @@ __device__ __forceinline__ void dcp_ut_inverse_halves(const float* Lf, float* Af
  * Grid (NC, Hv, B), block 256 threads = 4 row tiles x 2 column groups of warps,
  *   dynamic smem = the prep part of delta_rule_cp_smem().
  */
-extern "C" __global__ void __launch_bounds__(256, 3) delta_rule_cp_prep_ae440f55(
+extern "C" __global__ void __launch_bounds__(256, 3) delta_rule_cp_prep_479718fb(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -2250,8 +2250,101 @@ extern "C" __global__ void __launch_bounds__(256, 3) delta_rule_cp_prep_ae440f55
 #undef GAT
 }
 
+#ifndef MODELC_DELTA_CP_STATE
+#define MODELC_DELTA_CP_STATE
 /*
- * delta_rule_cp_scan_ae440f55: pass 2 of 3, the state scan over the chunks of a sequence.
+ * A scan block's state [DK][SBV] (SBV value columns of a head) lives in f32 mma accumulators
+ * st[MSW][SBV / 8][4] (warp w: row tiles w, w + NW, ..), with a bf16 copy Ss [DK][SBV + 8] in
+ * shared memory for the products; the scans below share these three steps.
+ */
+/* st from state_in at sbase (row stride DV; null = zeros), and its copy Ss. */
+template <int DK, int DV, int SBV, int NW, int MSW>
+__device__ __forceinline__ void dcp_state_load(float (&st)[MSW][SBV / 8][4], bf16* Ss, const float* state_in, long sbase,
+                                               int warp, int lane) {
+    constexpr int MS = DK / 16, NTS = SBV / 8, SP = SBV + 8;
+    const int r4 = lane >> 2, c4 = (lane & 3) * 2;
+#pragma unroll
+    for (int m = 0; m < MSW; ++m) {
+        const int ms = warp + NW * m;
+#pragma unroll
+        for (int n = 0; n < NTS; ++n)
+#pragma unroll
+            for (int e = 0; e < 4; ++e) {
+                const int d = 16 * ms + r4 + (e >> 1) * 8, col = 8 * n + c4 + (e & 1);
+                st[m][n][e] = ms < MS && state_in ? state_in[sbase + (long)d * DV + col] : 0.0f;
+            }
+        if (ms < MS)
+#pragma unroll
+            for (int n = 0; n < NTS; ++n)
+#pragma unroll
+                for (int h = 0; h < 2; ++h)
+                    dtc_st2(&Ss[(16 * ms + r4 + 8 * h) * SP + 8 * n + c4], st[m][n][2 * h], st[m][n][2 * h + 1]);
+    }
+}
+/* h <- diag(e^G_last) h + (k e^(G_last - G))^T v_new, with E the chunk's e^G_last [DK], K its
+ * k e^(G_last - G) [C][KP] and Vn its v_new [C][SP]; Ss rewritten. */
+template <int DK, int SBV, int NW, int MSW, int KP>
+__device__ __forceinline__ void dcp_state_update(float (&st)[MSW][SBV / 8][4], bf16* Ss, const float* E, const bf16* K,
+                                                 const bf16* Vn, int warp, int lane) {
+    constexpr int MS = DK / 16, NTS = SBV / 8, SP = SBV + 8;
+    const int r4 = lane >> 2, c4 = (lane & 3) * 2;
+#pragma unroll
+    for (int m = 0; m < MSW; ++m) {
+        const int ms = warp + NW * m;
+        if (ms < MS) {
+            const float e0 = E[16 * ms + r4], e1 = E[16 * ms + r4 + 8];
+#pragma unroll
+            for (int n = 0; n < NTS; ++n) {
+                st[m][n][0] *= e0;
+                st[m][n][1] *= e0;
+                st[m][n][2] *= e1;
+                st[m][n][3] *= e1;
+            }
+#pragma unroll
+            for (int kk = 0; kk < 4; ++kk) {
+                unsigned a[4];
+                dtc_frag_at(a, K, KP, 16 * ms, 16 * kk, lane);
+#pragma unroll
+                for (int np = 0; np < NTS / 2; ++np) {
+                    unsigned bb[4];
+                    dtc_frag_bt(bb, Vn, SP, 16 * np, 16 * kk, lane);
+                    mma_bf16(st[m][2 * np], a, bb[0], bb[1]);
+                    mma_bf16(st[m][2 * np + 1], a, bb[2], bb[3]);
+                }
+            }
+#pragma unroll
+            for (int n = 0; n < NTS; ++n)
+#pragma unroll
+                for (int h = 0; h < 2; ++h)
+                    dtc_st2(&Ss[(16 * ms + r4 + 8 * h) * SP + 8 * n + c4], st[m][n][2 * h], st[m][n][2 * h + 1]);
+        }
+    }
+}
+/* st to state_out at sbase (null: not stored). */
+template <int DK, int DV, int SBV, int NW, int MSW>
+__device__ __forceinline__ void dcp_state_store(const float (&st)[MSW][SBV / 8][4], float* state_out, long sbase, int warp,
+                                                int lane) {
+    constexpr int MS = DK / 16, NTS = SBV / 8;
+    const int r4 = lane >> 2, c4 = (lane & 3) * 2;
+    if (state_out) {
+#pragma unroll
+        for (int m = 0; m < MSW; ++m) {
+            const int ms = warp + NW * m;
+            if (ms < MS)
+#pragma unroll
+                for (int n = 0; n < NTS; ++n)
+#pragma unroll
+                    for (int e = 0; e < 4; ++e) {
+                        const int d = 16 * ms + r4 + (e >> 1) * 8, col = 8 * n + c4 + (e & 1);
+                        state_out[sbase + (long)d * DV + col] = st[m][n][e];
+                    }
+        }
+    }
+}
+#endif
+
+/*
+ * delta_rule_cp_scan_479718fb: pass 2 of 3, the state scan over the chunks of a sequence.
  *   One block per (SBV value columns, value head, batch) (an entry per width, below); the state [DK][SBV] stays in f32 mma
  *   accumulators (warp w: row tiles w, w + 8, ..), a bf16 copy in shared memory feeds the
  *   products; v_new's row tile w & 3, columns half w >> 2. Per chunk: store h (bf16) to the workspace, v_new = U - W h, store v_new,
@@ -2266,7 +2359,7 @@ extern "C" __global__ void __launch_bounds__(256, 3) delta_rule_cp_prep_ae440f55
  *   delta_rule_cp_smem().
  */
 template <int SBV, bool MC> /* value columns per block; W and k multicast to a cluster */
-__device__ __forceinline__ void delta_rule_cp_scan_body_ae440f55(
+__device__ __forceinline__ void delta_rule_cp_scan_body_479718fb(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -2352,23 +2445,7 @@ __device__ __forceinline__ void delta_rule_cp_scan_body_ae440f55(
     };
 
     float st[MSW][NTS][4];
-#pragma unroll
-    for (int m = 0; m < MSW; ++m) {
-        const int ms = warp + NW * m;
-#pragma unroll
-        for (int n = 0; n < NTS; ++n)
-#pragma unroll
-            for (int e = 0; e < 4; ++e) {
-                const int d = 16 * ms + r4 + (e >> 1) * 8, col = 8 * n + c4 + (e & 1);
-                st[m][n][e] = ms < MS && state_in ? state_in[sbase + (long)d * DV + col] : 0.0f;
-            }
-        if (ms < MS)
-#pragma unroll
-            for (int n = 0; n < NTS; ++n)
-#pragma unroll
-                for (int h = 0; h < 2; ++h)
-                    dtc_st2(&Ss[(16 * ms + r4 + 8 * h) * SP + 8 * n + c4], st[m][n][2 * h], st[m][n][2 * h + 1]);
-    }
+    dcp_state_load<DK, DV, SBV, NW, MSW>(st, Ss, state_in, sbase, warp, lane);
     if constexpr (MC) {
         if (tid == 0) {
             for (int i = 0; i < NBUF; ++i) mbar_init(Fb + i, 1);
@@ -2455,58 +2532,15 @@ __device__ __forceinline__ void delta_rule_cp_scan_body_ae440f55(
             *reinterpret_cast<uint4*>(ws.vn + (ci * C + t) * DV + j0 + x) = *reinterpret_cast<const uint4*>(&Vn[t * SP + x]);
         }
         /* h <- e^G_last h + (k e^(G_last - G))^T v_new */
-#pragma unroll
-        for (int m = 0; m < MSW; ++m) {
-            const int ms = warp + NW * m;
-            if (ms < MS) {
-                const float e0 = E[16 * ms + r4], e1 = E[16 * ms + r4 + 8];
-#pragma unroll
-                for (int n = 0; n < NTS; ++n) {
-                    st[m][n][0] *= e0;
-                    st[m][n][1] *= e0;
-                    st[m][n][2] *= e1;
-                    st[m][n][3] *= e1;
-                }
-#pragma unroll
-                for (int kk = 0; kk < 4; ++kk) {
-                    unsigned a[4];
-                    dtc_frag_at(a, K, KP, 16 * ms, 16 * kk, lane);
-#pragma unroll
-                    for (int np = 0; np < NTS / 2; ++np) {
-                        unsigned bb[4];
-                        dtc_frag_bt(bb, Vn, SP, 16 * np, 16 * kk, lane);
-                        mma_bf16(st[m][2 * np], a, bb[0], bb[1]);
-                        mma_bf16(st[m][2 * np + 1], a, bb[2], bb[3]);
-                    }
-                }
-#pragma unroll
-                for (int n = 0; n < NTS; ++n)
-#pragma unroll
-                    for (int h = 0; h < 2; ++h)
-                        dtc_st2(&Ss[(16 * ms + r4 + 8 * h) * SP + 8 * n + c4], st[m][n][2 * h], st[m][n][2 * h + 1]);
-            }
-        }
+        dcp_state_update<DK, SBV, NW, MSW, KP>(st, Ss, E, K, Vn, warp, lane);
         __syncthreads(); /* Ss updated; Vn and buffer p free */
         if constexpr (MC) cluster_arrive();
     }
     if constexpr (MC) cluster_wait(); /* no block leaves while the cluster may still copy to it */
-    if (state_out) {
-#pragma unroll
-        for (int m = 0; m < MSW; ++m) {
-            const int ms = warp + NW * m;
-            if (ms < MS)
-#pragma unroll
-                for (int n = 0; n < NTS; ++n)
-#pragma unroll
-                    for (int e = 0; e < 4; ++e) {
-                        const int d = 16 * ms + r4 + (e >> 1) * 8, col = 8 * n + c4 + (e & 1);
-                        state_out[sbase + (long)d * DV + col] = st[m][n][e];
-                    }
-        }
-    }
+    dcp_state_store<DK, DV, SBV, NW, MSW>(st, state_out, sbase, warp, lane);
 }
 
-extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_ae440f55(
+extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_479718fb(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -2516,9 +2550,9 @@ extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_ae440f55(
     const bf16* __restrict__ gate, int gate_stride, const float* __restrict__ norm_w,
     float* __restrict__ ws_raw)
 {
-    delta_rule_cp_scan_body_ae440f55<16, false>(q, q_stride, k, k_stride, v, v_stride, g, beta, state_in, state_out, o, o_stride, T, gate, gate_stride, norm_w, ws_raw);
+    delta_rule_cp_scan_body_479718fb<16, false>(q, q_stride, k, k_stride, v, v_stride, g, beta, state_in, state_out, o, o_stride, T, gate, gate_stride, norm_w, ws_raw);
 }
-extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_w32_ae440f55(
+extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_w32_479718fb(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -2528,17 +2562,17 @@ extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_w32_ae440f5
     const bf16* __restrict__ gate, int gate_stride, const float* __restrict__ norm_w,
     float* __restrict__ ws_raw)
 {
-    delta_rule_cp_scan_body_ae440f55<32, false>(q, q_stride, k, k_stride, v, v_stride, g, beta, state_in, state_out, o, o_stride, T, gate, gate_stride, norm_w, ws_raw);
+    delta_rule_cp_scan_body_479718fb<32, false>(q, q_stride, k, k_stride, v, v_stride, g, beta, state_in, state_out, o, o_stride, T, gate, gate_stride, norm_w, ws_raw);
 }
 
 /*
- * delta_rule_cp_out_ae440f55: pass 3 of 3, one block per (chunk, value head, batch).
+ * delta_rule_cp_out_479718fb: pass 3 of 3, one block per (chunk, value head, batch).
  *   o = (q e^G) h + A_qk v_new over the chunk's full rows (all DV columns), then the store
  *   through the gated RMSNorm (the block owns full rows; the gate rows arrive with A_qk and v_new): o goes through shared memory (over v_new) so that rows leave in 16-byte pieces.
  * Grid (NC, Hv, B), block 256 threads = 4 row tiles x 2 column groups of warps (DV / 2
  *   columns each), dynamic smem = the output part of delta_rule_cp_smem().
  */
-extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_out_ae440f55(
+extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_out_479718fb(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -2765,9 +2799,9 @@ extern "C" __global__ void __launch_bounds__(256) decay_gate_sigmoid_e762b53fe97
     }
 }
 
-// ===== kernels/delta_rule_cp_prep_3edc2816.cu =====
+// ===== kernels/delta_rule_cp_prep_9868f760.cu =====
 /*
- * modelc mixer core: delta_rule_cp_prep_3edc2816, delta_rule_cp_scan_3edc2816, delta_rule_cp_out_3edc2816, delta_rule_cp_scan_w32_3edc2816 (template).
+ * modelc mixer core: delta_rule_cp_prep_9868f760, delta_rule_cp_scan_9868f760, delta_rule_cp_out_9868f760, delta_rule_cp_scan_w32_9868f760 (template).
  * Fuses, in order:
  *   l2_norm(eps=1e-6, group=32)
  *   scale(0.17677669529663687)
@@ -2779,10 +2813,10 @@ extern "C" __global__ void __launch_bounds__(256) decay_gate_sigmoid_e762b53fe97
  * FLOPs:         25216*batch*tokens
  */
 /*
- * delta_rule_cp_{prep,scan,out}_3edc2816: gated delta rule, chunked (WY representation / UT
+ * delta_rule_cp_{prep,scan,out}_9868f760: gated delta rule, chunked (WY representation / UT
  *   transform), chunk-parallel on tensor cores (mma.sync m16n8k16 bf16 -> f32, ldmatrix,
  *   cp.async; sm_80+): three launches in order, fla's chunk_kda split.
- *   Hk = 2, Hv = 2, Dk = 32, Dv = 32, gate = per key channel (KDA), qk l2norm = true, scale = 1.7677669e-1f, chunk C = 64, scan block SBV = 16 (or 32: delta_rule_cp_scan_w32_3edc2816).
+ *   Hk = 2, Hv = 2, Dk = 32, Dv = 32, gate = per key channel (KDA), qk l2norm = true, scale = 1.7677669e-1f, chunk C = 64, scan block SBV = 16 (or 32: delta_rule_cp_scan_w32_9868f760).
  *   Gated RMSNorm epilogue: o <- o * rsqrt(mean_head(o^2) + 1e-5f) * norm_w * silu_f(gate)
  *   Per chunk, with G the in-chunk cumsum of g: A_qk[t,s] = sum_d q_td k_sd e^(G_td - G_sd)
  *   (s <= t), L[t,s] = beta_t sum_d k_td k_sd e^(G_td - G_sd) (s < t), W = (I + L)^-1
@@ -3224,7 +3258,7 @@ __device__ __forceinline__ void dcp_ut_inverse_halves(const float* Lf, float* Af
 #endif
 
 /*
- * delta_rule_cp_prep_3edc2816: pass 1 of 3, one block per (chunk, value head, batch), no state.
+ * delta_rule_cp_prep_9868f760: pass 1 of 3, one block per (chunk, value head, batch), no state.
  *   Fuses the q/k l2 norm and scale, the in-chunk cumsum of g (log2 units), the decayed q and k
  *   rows, A_qk and L (16-row block i against Kc_i, reference r = 16 i, fla's chunk_kda; a
  *   diagonal block whose decay span may pass 2^63 is summed exactly instead), the UT solve
@@ -3236,7 +3270,7 @@ __device__ __forceinline__ void dcp_ut_inverse_halves(const float* Lf, float* Af
  * Grid (NC, Hv, B), block 256 threads = 4 row tiles x 2 column groups of warps,
  *   dynamic smem = the prep part of delta_rule_cp_smem().
  */
-extern "C" __global__ void __launch_bounds__(256, 3) delta_rule_cp_prep_3edc2816(
+extern "C" __global__ void __launch_bounds__(256, 3) delta_rule_cp_prep_9868f760(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -3732,8 +3766,101 @@ extern "C" __global__ void __launch_bounds__(256, 3) delta_rule_cp_prep_3edc2816
 #undef GAT
 }
 
+#ifndef MODELC_DELTA_CP_STATE
+#define MODELC_DELTA_CP_STATE
 /*
- * delta_rule_cp_scan_3edc2816: pass 2 of 3, the state scan over the chunks of a sequence.
+ * A scan block's state [DK][SBV] (SBV value columns of a head) lives in f32 mma accumulators
+ * st[MSW][SBV / 8][4] (warp w: row tiles w, w + NW, ..), with a bf16 copy Ss [DK][SBV + 8] in
+ * shared memory for the products; the scans below share these three steps.
+ */
+/* st from state_in at sbase (row stride DV; null = zeros), and its copy Ss. */
+template <int DK, int DV, int SBV, int NW, int MSW>
+__device__ __forceinline__ void dcp_state_load(float (&st)[MSW][SBV / 8][4], bf16* Ss, const float* state_in, long sbase,
+                                               int warp, int lane) {
+    constexpr int MS = DK / 16, NTS = SBV / 8, SP = SBV + 8;
+    const int r4 = lane >> 2, c4 = (lane & 3) * 2;
+#pragma unroll
+    for (int m = 0; m < MSW; ++m) {
+        const int ms = warp + NW * m;
+#pragma unroll
+        for (int n = 0; n < NTS; ++n)
+#pragma unroll
+            for (int e = 0; e < 4; ++e) {
+                const int d = 16 * ms + r4 + (e >> 1) * 8, col = 8 * n + c4 + (e & 1);
+                st[m][n][e] = ms < MS && state_in ? state_in[sbase + (long)d * DV + col] : 0.0f;
+            }
+        if (ms < MS)
+#pragma unroll
+            for (int n = 0; n < NTS; ++n)
+#pragma unroll
+                for (int h = 0; h < 2; ++h)
+                    dtc_st2(&Ss[(16 * ms + r4 + 8 * h) * SP + 8 * n + c4], st[m][n][2 * h], st[m][n][2 * h + 1]);
+    }
+}
+/* h <- diag(e^G_last) h + (k e^(G_last - G))^T v_new, with E the chunk's e^G_last [DK], K its
+ * k e^(G_last - G) [C][KP] and Vn its v_new [C][SP]; Ss rewritten. */
+template <int DK, int SBV, int NW, int MSW, int KP>
+__device__ __forceinline__ void dcp_state_update(float (&st)[MSW][SBV / 8][4], bf16* Ss, const float* E, const bf16* K,
+                                                 const bf16* Vn, int warp, int lane) {
+    constexpr int MS = DK / 16, NTS = SBV / 8, SP = SBV + 8;
+    const int r4 = lane >> 2, c4 = (lane & 3) * 2;
+#pragma unroll
+    for (int m = 0; m < MSW; ++m) {
+        const int ms = warp + NW * m;
+        if (ms < MS) {
+            const float e0 = E[16 * ms + r4], e1 = E[16 * ms + r4 + 8];
+#pragma unroll
+            for (int n = 0; n < NTS; ++n) {
+                st[m][n][0] *= e0;
+                st[m][n][1] *= e0;
+                st[m][n][2] *= e1;
+                st[m][n][3] *= e1;
+            }
+#pragma unroll
+            for (int kk = 0; kk < 4; ++kk) {
+                unsigned a[4];
+                dtc_frag_at(a, K, KP, 16 * ms, 16 * kk, lane);
+#pragma unroll
+                for (int np = 0; np < NTS / 2; ++np) {
+                    unsigned bb[4];
+                    dtc_frag_bt(bb, Vn, SP, 16 * np, 16 * kk, lane);
+                    mma_bf16(st[m][2 * np], a, bb[0], bb[1]);
+                    mma_bf16(st[m][2 * np + 1], a, bb[2], bb[3]);
+                }
+            }
+#pragma unroll
+            for (int n = 0; n < NTS; ++n)
+#pragma unroll
+                for (int h = 0; h < 2; ++h)
+                    dtc_st2(&Ss[(16 * ms + r4 + 8 * h) * SP + 8 * n + c4], st[m][n][2 * h], st[m][n][2 * h + 1]);
+        }
+    }
+}
+/* st to state_out at sbase (null: not stored). */
+template <int DK, int DV, int SBV, int NW, int MSW>
+__device__ __forceinline__ void dcp_state_store(const float (&st)[MSW][SBV / 8][4], float* state_out, long sbase, int warp,
+                                                int lane) {
+    constexpr int MS = DK / 16, NTS = SBV / 8;
+    const int r4 = lane >> 2, c4 = (lane & 3) * 2;
+    if (state_out) {
+#pragma unroll
+        for (int m = 0; m < MSW; ++m) {
+            const int ms = warp + NW * m;
+            if (ms < MS)
+#pragma unroll
+                for (int n = 0; n < NTS; ++n)
+#pragma unroll
+                    for (int e = 0; e < 4; ++e) {
+                        const int d = 16 * ms + r4 + (e >> 1) * 8, col = 8 * n + c4 + (e & 1);
+                        state_out[sbase + (long)d * DV + col] = st[m][n][e];
+                    }
+        }
+    }
+}
+#endif
+
+/*
+ * delta_rule_cp_scan_9868f760: pass 2 of 3, the state scan over the chunks of a sequence.
  *   One block per (SBV value columns, value head, batch) (an entry per width, below); the state [DK][SBV] stays in f32 mma
  *   accumulators (warp w: row tiles w, w + 8, ..), a bf16 copy in shared memory feeds the
  *   products; v_new's row tile w & 3, columns half w >> 2. Per chunk: store h (bf16) to the workspace, v_new = U - W h, store v_new,
@@ -3748,7 +3875,7 @@ extern "C" __global__ void __launch_bounds__(256, 3) delta_rule_cp_prep_3edc2816
  *   delta_rule_cp_smem().
  */
 template <int SBV, bool MC> /* value columns per block; W and k multicast to a cluster */
-__device__ __forceinline__ void delta_rule_cp_scan_body_3edc2816(
+__device__ __forceinline__ void delta_rule_cp_scan_body_9868f760(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -3834,23 +3961,7 @@ __device__ __forceinline__ void delta_rule_cp_scan_body_3edc2816(
     };
 
     float st[MSW][NTS][4];
-#pragma unroll
-    for (int m = 0; m < MSW; ++m) {
-        const int ms = warp + NW * m;
-#pragma unroll
-        for (int n = 0; n < NTS; ++n)
-#pragma unroll
-            for (int e = 0; e < 4; ++e) {
-                const int d = 16 * ms + r4 + (e >> 1) * 8, col = 8 * n + c4 + (e & 1);
-                st[m][n][e] = ms < MS && state_in ? state_in[sbase + (long)d * DV + col] : 0.0f;
-            }
-        if (ms < MS)
-#pragma unroll
-            for (int n = 0; n < NTS; ++n)
-#pragma unroll
-                for (int h = 0; h < 2; ++h)
-                    dtc_st2(&Ss[(16 * ms + r4 + 8 * h) * SP + 8 * n + c4], st[m][n][2 * h], st[m][n][2 * h + 1]);
-    }
+    dcp_state_load<DK, DV, SBV, NW, MSW>(st, Ss, state_in, sbase, warp, lane);
     if constexpr (MC) {
         if (tid == 0) {
             for (int i = 0; i < NBUF; ++i) mbar_init(Fb + i, 1);
@@ -3937,58 +4048,15 @@ __device__ __forceinline__ void delta_rule_cp_scan_body_3edc2816(
             *reinterpret_cast<uint4*>(ws.vn + (ci * C + t) * DV + j0 + x) = *reinterpret_cast<const uint4*>(&Vn[t * SP + x]);
         }
         /* h <- e^G_last h + (k e^(G_last - G))^T v_new */
-#pragma unroll
-        for (int m = 0; m < MSW; ++m) {
-            const int ms = warp + NW * m;
-            if (ms < MS) {
-                const float e0 = E[16 * ms + r4], e1 = E[16 * ms + r4 + 8];
-#pragma unroll
-                for (int n = 0; n < NTS; ++n) {
-                    st[m][n][0] *= e0;
-                    st[m][n][1] *= e0;
-                    st[m][n][2] *= e1;
-                    st[m][n][3] *= e1;
-                }
-#pragma unroll
-                for (int kk = 0; kk < 4; ++kk) {
-                    unsigned a[4];
-                    dtc_frag_at(a, K, KP, 16 * ms, 16 * kk, lane);
-#pragma unroll
-                    for (int np = 0; np < NTS / 2; ++np) {
-                        unsigned bb[4];
-                        dtc_frag_bt(bb, Vn, SP, 16 * np, 16 * kk, lane);
-                        mma_bf16(st[m][2 * np], a, bb[0], bb[1]);
-                        mma_bf16(st[m][2 * np + 1], a, bb[2], bb[3]);
-                    }
-                }
-#pragma unroll
-                for (int n = 0; n < NTS; ++n)
-#pragma unroll
-                    for (int h = 0; h < 2; ++h)
-                        dtc_st2(&Ss[(16 * ms + r4 + 8 * h) * SP + 8 * n + c4], st[m][n][2 * h], st[m][n][2 * h + 1]);
-            }
-        }
+        dcp_state_update<DK, SBV, NW, MSW, KP>(st, Ss, E, K, Vn, warp, lane);
         __syncthreads(); /* Ss updated; Vn and buffer p free */
         if constexpr (MC) cluster_arrive();
     }
     if constexpr (MC) cluster_wait(); /* no block leaves while the cluster may still copy to it */
-    if (state_out) {
-#pragma unroll
-        for (int m = 0; m < MSW; ++m) {
-            const int ms = warp + NW * m;
-            if (ms < MS)
-#pragma unroll
-                for (int n = 0; n < NTS; ++n)
-#pragma unroll
-                    for (int e = 0; e < 4; ++e) {
-                        const int d = 16 * ms + r4 + (e >> 1) * 8, col = 8 * n + c4 + (e & 1);
-                        state_out[sbase + (long)d * DV + col] = st[m][n][e];
-                    }
-        }
-    }
+    dcp_state_store<DK, DV, SBV, NW, MSW>(st, state_out, sbase, warp, lane);
 }
 
-extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_3edc2816(
+extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_9868f760(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -3998,9 +4066,9 @@ extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_3edc2816(
     const bf16* __restrict__ gate, int gate_stride, const float* __restrict__ norm_w,
     float* __restrict__ ws_raw)
 {
-    delta_rule_cp_scan_body_3edc2816<16, false>(q, q_stride, k, k_stride, v, v_stride, g, beta, state_in, state_out, o, o_stride, T, gate, gate_stride, norm_w, ws_raw);
+    delta_rule_cp_scan_body_9868f760<16, false>(q, q_stride, k, k_stride, v, v_stride, g, beta, state_in, state_out, o, o_stride, T, gate, gate_stride, norm_w, ws_raw);
 }
-extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_w32_3edc2816(
+extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_w32_9868f760(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -4010,17 +4078,17 @@ extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_w32_3edc281
     const bf16* __restrict__ gate, int gate_stride, const float* __restrict__ norm_w,
     float* __restrict__ ws_raw)
 {
-    delta_rule_cp_scan_body_3edc2816<32, false>(q, q_stride, k, k_stride, v, v_stride, g, beta, state_in, state_out, o, o_stride, T, gate, gate_stride, norm_w, ws_raw);
+    delta_rule_cp_scan_body_9868f760<32, false>(q, q_stride, k, k_stride, v, v_stride, g, beta, state_in, state_out, o, o_stride, T, gate, gate_stride, norm_w, ws_raw);
 }
 
 /*
- * delta_rule_cp_out_3edc2816: pass 3 of 3, one block per (chunk, value head, batch).
+ * delta_rule_cp_out_9868f760: pass 3 of 3, one block per (chunk, value head, batch).
  *   o = (q e^G) h + A_qk v_new over the chunk's full rows (all DV columns), then the store
  *   through the gated RMSNorm (the block owns full rows; the gate rows arrive with A_qk and v_new): o goes through shared memory (over v_new) so that rows leave in 16-byte pieces.
  * Grid (NC, Hv, B), block 256 threads = 4 row tiles x 2 column groups of warps (DV / 2
  *   columns each), dynamic smem = the output part of delta_rule_cp_smem().
  */
-extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_out_3edc2816(
+extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_out_9868f760(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,

@@ -1576,22 +1576,26 @@ fn cp_scan_out_entry(p: &DeltaRuleParams, exchange: ScanOutExchange) -> String {
     let nbuf = cp_scan_out_buffers(p).unwrap_or(2);
     let names = arg_names(&(args(p) + CP_WS_ARG));
     let (gate_stage, partials, epilogue, keep_gate) = match p.gated_norm {
-        None => ("", "", CP_SO_STORE.to_string(), ""),
-        Some(n) => (
-            CP_SO_GATE_STAGE,
-            if global {
-                CP_SO_NORM_PARTIALS_GLOBAL
+        None => ("", String::new(), CP_SO_STORE.to_string(), ""),
+        Some(n) => {
+            let x = if global {
+                SO_EXCHANGE_GLOBAL
             } else {
+                SO_EXCHANGE_CLUSTER
+            };
+            (
+                CP_SO_GATE_STAGE,
                 CP_SO_NORM_PARTIALS
-            },
-            if global {
-                CP_SO_NORM_STORE_GLOBAL
-            } else {
+                    .replace("@SLOT@", x.slot)
+                    .replace("@PUT@", x.put)
+                    .replace("@DONE@", x.done),
                 CP_SO_NORM_STORE
-            }
-            .replace("@ACT@", &gate_act(n.act, "zj")),
-            CP_SO_KEEP_GATE,
-        ),
+                    .replace("@WAIT@", x.wait)
+                    .replace("@SUM@", x.sum)
+                    .replace("@ACT@", &gate_act(n.act, "zj")),
+                CP_SO_KEEP_GATE,
+            )
+        }
     };
     let body = CLUSTER_ASYNC_HELPERS.to_string()
         + &CP_SCAN_OUT
@@ -1605,7 +1609,7 @@ fn cp_scan_out_entry(p: &DeltaRuleParams, exchange: ScanOutExchange) -> String {
                 },
             )
             .replace("@GATE_STAGE@", gate_stage)
-            .replace("@NORM_PARTIALS@", partials)
+            .replace("@NORM_PARTIALS@", &partials)
             .replace("@O_EPILOGUE@", &epilogue)
             .replace("@KEEP_GATE@", keep_gate);
     let call = format!(
@@ -1656,14 +1660,11 @@ const CP_SO_GATE_STAGE: &str = "        dtc_stage<bf16, C, SBV, NT>(Zb + p * C *
                                     (reinterpret_cast<unsigned long long>(gate) & 15) == 0 && gate_stride % 8 == 0, tid);
 ";
 
-/// `delta_rule_cp_scan_out_`'s partial sums of o^2 for the gated norm: a row's over the four
-/// lanes of its quad (a fixed butterfly), put in every block of the cluster (slot: this block,
-/// this column half; asynchronous stores completing on the receiver's `Pb[c & 3]`), before the
-/// state update.
+/// `delta_rule_cp_scan_out_`'s partial sums of o^2 for the gated norm, before the state update:
+/// a row's over the four lanes of its quad (a fixed butterfly), into the chunk's slot of this
+/// block and column half, as the exchange says ([`SoExchangeText`]).
 const CP_SO_NORM_PARTIALS: &str = "        {
-            float* R = Rs + ((c & 3) * NCL * 2 + 2 * (int)blockIdx.x + nh) * C;
-            if (NCL > 1 && tid == 0) mbar_expect_tx(Pb + (c & 3), NCL * 2 * C * 4); /* chunk c - 4's phase is over */
-#pragma unroll
+@SLOT@#pragma unroll
             for (int h = 0; h < 2; ++h) {
                 float ss = 0.0f;
 #pragma unroll
@@ -1672,91 +1673,85 @@ const CP_SO_NORM_PARTIALS: &str = "        {
                 ss += __shfl_xor_sync(0xffffffffu, ss, 1);
                 ss += __shfl_xor_sync(0xffffffffu, ss, 2);
                 if ((lane & 3) == 0) {
-                    if constexpr (NCL > 1) {
+@PUT@                }
+            }
+@DONE@        }
+";
+
+/// `delta_rule_cp_scan_out_`'s gated-norm store of chunk `ce`: once the exchange has every
+/// block's partial sums of a row, their total (in a fixed order, the same in every block), then
+/// o rsqrt(mean(o^2) + eps) w act(gate) into Os.
+const CP_SO_NORM_STORE: &str = "@WAIT@#pragma unroll
+        for (int h = 0; h < 2; ++h) {
+            const int t = 16 * mr + r4 + 8 * h;
+            float tot = 0.0f;
+#pragma unroll
+            for (int r = 0; r < 2 * NCL; ++r) tot += @SUM@;
+            const float rn = rsqrtf(tot / (float)DV + NORM_EPS);
+#pragma unroll
+            for (int n = 0; n < NPW; ++n) {
+                const int col = 8 * (NPW * nh + n) + c4;
+                float y[2];
+#pragma unroll
+                for (int x = 0; x < 2; ++x) {
+                    const float zj = z_prev[n][2 * h + x];
+                    y[x] = ao_prev[n][2 * h + x] * rn * norm_w[j0 + col + x] * @ACT@;
+                }
+                dtc_st2(&Os[t * SP + col], y[0], y[1]);
+            }
+        }
+";
+
+/// How an exchange fills [`CP_SO_NORM_PARTIALS`] (`slot`: the pointer `R` to this block's
+/// sums of chunk c; `put`: a quad's sum `ss` of row `16 mr + r4 + 8 h` to it; `done`: after
+/// the warp's) and [`CP_SO_NORM_STORE`] (`wait`: until chunk ce's sums are all in; `sum`: the
+/// sum of slot r, row t).
+struct SoExchangeText {
+    slot: &'static str,
+    put: &'static str,
+    done: &'static str,
+    wait: &'static str,
+    sum: &'static str,
+}
+
+/// Into every block of the cluster with asynchronous stores completing on the receiver's
+/// `Pb[c & 3]` (one block a head: its own shared memory, read after the last two barriers).
+const SO_EXCHANGE_CLUSTER: SoExchangeText = SoExchangeText {
+    slot: "            float* R = Rs + ((c & 3) * NCL * 2 + 2 * (int)blockIdx.x + nh) * C;
+            if (NCL > 1 && tid == 0) mbar_expect_tx(Pb + (c & 3), NCL * 2 * C * 4); /* chunk c - 4's phase is over */
+",
+    put: "                    if constexpr (NCL > 1) {
                         cluster_put_async<NCL>(Pb + (c & 3), R + 16 * mr + r4 + 8 * h, ss);
                     } else {
                         R[16 * mr + r4 + 8 * h] = ss;
                     }
-                }
-            }
-        }
-";
+",
+    done: "",
+    wait:
+        "        if constexpr (NCL > 1) mbar_wait_cluster(Pb + (ce & 3), (ce >> 2) & 1); /* every block's sums are in */
+        const float* R = Rs + (ce & 3) * NCL * 2 * C;
+",
+    sum: "R[r * C + t]",
+};
 
-/// `delta_rule_cp_scan_out_`'s gated-norm store of chunk `ce`: every block's partial sums of a
-/// row (in a fixed order, the same in every block), then o rsqrt(mean(o^2) + eps) w act(gate)
-/// into Os. One block a head: its own sums, written before the last two barriers.
-const CP_SO_NORM_STORE: &str =
-    "        if constexpr (NCL > 1) mbar_wait_cluster(Pb + (ce & 3), (ce >> 2) & 1); /* every block's sums are in */
-#pragma unroll
-        for (int h = 0; h < 2; ++h) {
-            const int t = 16 * mr + r4 + 8 * h;
-            const float* R = Rs + (ce & 3) * NCL * 2 * C + t;
-            float tot = 0.0f;
-#pragma unroll
-            for (int r = 0; r < 2 * NCL; ++r) tot += R[r * C];
-            const float rn = rsqrtf(tot / (float)DV + NORM_EPS);
-#pragma unroll
-            for (int n = 0; n < NPW; ++n) {
-                const int col = 8 * (NPW * nh + n) + c4;
-                float y[2];
-#pragma unroll
-                for (int x = 0; x < 2; ++x) {
-                    const float zj = z_prev[n][2 * h + x];
-                    y[x] = ao_prev[n][2 * h + x] * rn * norm_w[j0 + col + x] * @ACT@;
-                }
-                dtc_st2(&Os[t * SP + col], y[0], y[1]);
-            }
-        }
-";
-
-/// [`ScanOutExchange::Global`]'s partial sums: as [`CP_SO_NORM_PARTIALS`]'s, into the chunk's
-/// slot in the workspace; then each warp adds one to the chunk's count (the readers wait for
-/// NCL · NW).
-const CP_SO_NORM_PARTIALS_GLOBAL: &str = "        {
-            float* R = dcp_so_sums<DK, DV>(ws, bh * NC + c) + (2 * (int)blockIdx.x + nh) * C;
-#pragma unroll
-            for (int h = 0; h < 2; ++h) {
-                float ss = 0.0f;
-#pragma unroll
-                for (int n = 0; n < NPW; ++n)
-                    ss += ao[n][2 * h] * ao[n][2 * h] + ao[n][2 * h + 1] * ao[n][2 * h + 1];
-                ss += __shfl_xor_sync(0xffffffffu, ss, 1);
-                ss += __shfl_xor_sync(0xffffffffu, ss, 2);
-                if ((lane & 3) == 0) R[16 * mr + r4 + 8 * h] = ss;
-            }
-            __syncwarp();
+/// [`ScanOutExchange::Global`]: into the chunk's slot in the workspace, then each warp adds one
+/// to the chunk's count; a reader's lane 0 waits for NCL · NW, then its warp reads every
+/// block's sums past L1 (written on other SMs).
+const SO_EXCHANGE_GLOBAL: SoExchangeText = SoExchangeText {
+    slot: "            float* R = dcp_so_sums<DK, DV>(ws, bh * NC + c) + (2 * (int)blockIdx.x + nh) * C;\n",
+    put: "                    R[16 * mr + r4 + 8 * h] = ss;\n",
+    done: "            __syncwarp();
             if (lane == 0) {
                 __threadfence(); /* the warp's sums are visible before its count */
                 atomicAdd(dcp_so_count<DK, DV, NCL>(ws, bh * NC + c), 1u);
             }
-        }
-";
-
-/// [`ScanOutExchange::Global`]'s gated-norm store of chunk `ce`: each warp's lane 0 waits for
-/// the chunk's count, then the warp reads every block's sums past L1 (written on other SMs).
-const CP_SO_NORM_STORE_GLOBAL: &str = "        const float* Rg = dcp_so_sums<DK, DV>(ws, bh * NC + ce);
+",
+    wait: "        const float* Rg = dcp_so_sums<DK, DV>(ws, bh * NC + ce);
         if (lane == 0) dcp_so_wait(dcp_so_count<DK, DV, NCL>(ws, bh * NC + ce), NCL * NW);
         __syncwarp();
-#pragma unroll
-        for (int h = 0; h < 2; ++h) {
-            const int t = 16 * mr + r4 + 8 * h;
-            float tot = 0.0f;
-#pragma unroll
-            for (int r = 0; r < 2 * NCL; ++r) tot += __ldcg(Rg + r * C + t);
-            const float rn = rsqrtf(tot / (float)DV + NORM_EPS);
-#pragma unroll
-            for (int n = 0; n < NPW; ++n) {
-                const int col = 8 * (NPW * nh + n) + c4;
-                float y[2];
-#pragma unroll
-                for (int x = 0; x < 2; ++x) {
-                    const float zj = z_prev[n][2 * h + x];
-                    y[x] = ao_prev[n][2 * h + x] * rn * norm_w[j0 + col + x] * @ACT@;
-                }
-                dtc_st2(&Os[t * SP + col], y[0], y[1]);
-            }
-        }
-";
+",
+    sum: "__ldcg(Rg + r * C + t)",
+};
 
 /// [`ScanOutExchange::Global`]'s helpers: where a chunk's row sums and count live in the
 /// workspace (the region of the state copies, `hs`, which the one launch does not use), and the

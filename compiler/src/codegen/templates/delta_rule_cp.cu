@@ -494,6 +494,99 @@ extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_prep_@HASH@(
 #undef GAT
 }
 
+#ifndef MODELC_DELTA_CP_STATE
+#define MODELC_DELTA_CP_STATE
+/*
+ * A scan block's state [DK][SBV] (SBV value columns of a head) lives in f32 mma accumulators
+ * st[MSW][SBV / 8][4] (warp w: row tiles w, w + NW, ..), with a bf16 copy Ss [DK][SBV + 8] in
+ * shared memory for the products; the scans below share these three steps.
+ */
+/* st from state_in at sbase (row stride DV; null = zeros), and its copy Ss. */
+template <int DK, int DV, int SBV, int NW, int MSW>
+__device__ __forceinline__ void dcp_state_load(float (&st)[MSW][SBV / 8][4], bf16* Ss, const float* state_in, long sbase,
+                                               int warp, int lane) {
+    constexpr int MS = DK / 16, NTS = SBV / 8, SP = SBV + 8;
+    const int r4 = lane >> 2, c4 = (lane & 3) * 2;
+#pragma unroll
+    for (int m = 0; m < MSW; ++m) {
+        const int ms = warp + NW * m;
+#pragma unroll
+        for (int n = 0; n < NTS; ++n)
+#pragma unroll
+            for (int e = 0; e < 4; ++e) {
+                const int d = 16 * ms + r4 + (e >> 1) * 8, col = 8 * n + c4 + (e & 1);
+                st[m][n][e] = ms < MS && state_in ? state_in[sbase + (long)d * DV + col] : 0.0f;
+            }
+        if (ms < MS)
+#pragma unroll
+            for (int n = 0; n < NTS; ++n)
+#pragma unroll
+                for (int h = 0; h < 2; ++h)
+                    dtc_st2(&Ss[(16 * ms + r4 + 8 * h) * SP + 8 * n + c4], st[m][n][2 * h], st[m][n][2 * h + 1]);
+    }
+}
+/* h <- diag(e^G_last) h + (k e^(G_last - G))^T v_new, with E the chunk's e^G_last [DK], K its
+ * k e^(G_last - G) [C][KP] and Vn its v_new [C][SP]; Ss rewritten. */
+template <int DK, int SBV, int NW, int MSW, int KP>
+__device__ __forceinline__ void dcp_state_update(float (&st)[MSW][SBV / 8][4], bf16* Ss, const float* E, const bf16* K,
+                                                 const bf16* Vn, int warp, int lane) {
+    constexpr int MS = DK / 16, NTS = SBV / 8, SP = SBV + 8;
+    const int r4 = lane >> 2, c4 = (lane & 3) * 2;
+#pragma unroll
+    for (int m = 0; m < MSW; ++m) {
+        const int ms = warp + NW * m;
+        if (ms < MS) {
+            const float e0 = E[16 * ms + r4], e1 = E[16 * ms + r4 + 8];
+#pragma unroll
+            for (int n = 0; n < NTS; ++n) {
+                st[m][n][0] *= e0;
+                st[m][n][1] *= e0;
+                st[m][n][2] *= e1;
+                st[m][n][3] *= e1;
+            }
+#pragma unroll
+            for (int kk = 0; kk < 4; ++kk) {
+                unsigned a[4];
+                dtc_frag_at(a, K, KP, 16 * ms, 16 * kk, lane);
+#pragma unroll
+                for (int np = 0; np < NTS / 2; ++np) {
+                    unsigned bb[4];
+                    dtc_frag_bt(bb, Vn, SP, 16 * np, 16 * kk, lane);
+                    mma_bf16(st[m][2 * np], a, bb[0], bb[1]);
+                    mma_bf16(st[m][2 * np + 1], a, bb[2], bb[3]);
+                }
+            }
+#pragma unroll
+            for (int n = 0; n < NTS; ++n)
+#pragma unroll
+                for (int h = 0; h < 2; ++h)
+                    dtc_st2(&Ss[(16 * ms + r4 + 8 * h) * SP + 8 * n + c4], st[m][n][2 * h], st[m][n][2 * h + 1]);
+        }
+    }
+}
+/* st to state_out at sbase (null: not stored). */
+template <int DK, int DV, int SBV, int NW, int MSW>
+__device__ __forceinline__ void dcp_state_store(const float (&st)[MSW][SBV / 8][4], float* state_out, long sbase, int warp,
+                                                int lane) {
+    constexpr int MS = DK / 16, NTS = SBV / 8;
+    const int r4 = lane >> 2, c4 = (lane & 3) * 2;
+    if (state_out) {
+#pragma unroll
+        for (int m = 0; m < MSW; ++m) {
+            const int ms = warp + NW * m;
+            if (ms < MS)
+#pragma unroll
+                for (int n = 0; n < NTS; ++n)
+#pragma unroll
+                    for (int e = 0; e < 4; ++e) {
+                        const int d = 16 * ms + r4 + (e >> 1) * 8, col = 8 * n + c4 + (e & 1);
+                        state_out[sbase + (long)d * DV + col] = st[m][n][e];
+                    }
+        }
+    }
+}
+#endif
+
 /*
  * delta_rule_cp_scan_@HASH@: pass 2 of 3, the state scan over the chunks of a sequence.
  *   One block per (SBV value columns, value head, batch) (an entry per width, below); the state [DK][SBV] stays in f32 mma
@@ -576,23 +669,7 @@ __device__ __forceinline__ void delta_rule_cp_scan_body_@HASH@(
     };
 
     float st[MSW][NTS][4];
-#pragma unroll
-    for (int m = 0; m < MSW; ++m) {
-        const int ms = warp + NW * m;
-#pragma unroll
-        for (int n = 0; n < NTS; ++n)
-#pragma unroll
-            for (int e = 0; e < 4; ++e) {
-                const int d = 16 * ms + r4 + (e >> 1) * 8, col = 8 * n + c4 + (e & 1);
-                st[m][n][e] = ms < MS && state_in ? state_in[sbase + (long)d * DV + col] : 0.0f;
-            }
-        if (ms < MS)
-#pragma unroll
-            for (int n = 0; n < NTS; ++n)
-#pragma unroll
-                for (int h = 0; h < 2; ++h)
-                    dtc_st2(&Ss[(16 * ms + r4 + 8 * h) * SP + 8 * n + c4], st[m][n][2 * h], st[m][n][2 * h + 1]);
-    }
+    dcp_state_load<DK, DV, SBV, NW, MSW>(st, Ss, state_in, sbase, warp, lane);
     if constexpr (MC) {
         if (tid == 0) {
             for (int i = 0; i < NBUF; ++i) mbar_init(Fb + i, 1);
@@ -679,55 +756,12 @@ __device__ __forceinline__ void delta_rule_cp_scan_body_@HASH@(
             *reinterpret_cast<uint4*>(ws.vn + (ci * C + t) * DV + j0 + x) = *reinterpret_cast<const uint4*>(&Vn[t * SP + x]);
         }
         /* h <- e^G_last h + (k e^(G_last - G))^T v_new */
-#pragma unroll
-        for (int m = 0; m < MSW; ++m) {
-            const int ms = warp + NW * m;
-            if (ms < MS) {
-                const float e0 = E[16 * ms + r4], e1 = E[16 * ms + r4 + 8];
-#pragma unroll
-                for (int n = 0; n < NTS; ++n) {
-                    st[m][n][0] *= e0;
-                    st[m][n][1] *= e0;
-                    st[m][n][2] *= e1;
-                    st[m][n][3] *= e1;
-                }
-#pragma unroll
-                for (int kk = 0; kk < 4; ++kk) {
-                    unsigned a[4];
-                    dtc_frag_at(a, K, KP, 16 * ms, 16 * kk, lane);
-#pragma unroll
-                    for (int np = 0; np < NTS / 2; ++np) {
-                        unsigned bb[4];
-                        dtc_frag_bt(bb, Vn, SP, 16 * np, 16 * kk, lane);
-                        mma_bf16(st[m][2 * np], a, bb[0], bb[1]);
-                        mma_bf16(st[m][2 * np + 1], a, bb[2], bb[3]);
-                    }
-                }
-#pragma unroll
-                for (int n = 0; n < NTS; ++n)
-#pragma unroll
-                    for (int h = 0; h < 2; ++h)
-                        dtc_st2(&Ss[(16 * ms + r4 + 8 * h) * SP + 8 * n + c4], st[m][n][2 * h], st[m][n][2 * h + 1]);
-            }
-        }
+        dcp_state_update<DK, SBV, NW, MSW, KP>(st, Ss, E, K, Vn, warp, lane);
         __syncthreads(); /* Ss updated; Vn and buffer p free */
         if constexpr (MC) cluster_arrive();
     }
     if constexpr (MC) cluster_wait(); /* no block leaves while the cluster may still copy to it */
-    if (state_out) {
-#pragma unroll
-        for (int m = 0; m < MSW; ++m) {
-            const int ms = warp + NW * m;
-            if (ms < MS)
-#pragma unroll
-                for (int n = 0; n < NTS; ++n)
-#pragma unroll
-                    for (int e = 0; e < 4; ++e) {
-                        const int d = 16 * ms + r4 + (e >> 1) * 8, col = 8 * n + c4 + (e & 1);
-                        state_out[sbase + (long)d * DV + col] = st[m][n][e];
-                    }
-        }
-    }
+    dcp_state_store<DK, DV, SBV, NW, MSW>(st, state_out, sbase, warp, lane);
 }
 
 @SCAN_ENTRIES@

@@ -95,23 +95,7 @@ __device__ __forceinline__ void delta_rule_cp_scan_out_body_@HASH@(
     };
 
     float st[MSW][NTS][4];
-#pragma unroll
-    for (int m = 0; m < MSW; ++m) {
-        const int ms = warp + NW * m;
-#pragma unroll
-        for (int n = 0; n < NTS; ++n)
-#pragma unroll
-            for (int e = 0; e < 4; ++e) {
-                const int d = 16 * ms + r4 + (e >> 1) * 8, col = 8 * n + c4 + (e & 1);
-                st[m][n][e] = ms < MS && state_in ? state_in[sbase + (long)d * DV + col] : 0.0f;
-            }
-        if (ms < MS)
-#pragma unroll
-            for (int n = 0; n < NTS; ++n)
-#pragma unroll
-                for (int h = 0; h < 2; ++h)
-                    dtc_st2(&Ss[(16 * ms + r4 + 8 * h) * SP + 8 * n + c4], st[m][n][2 * h], st[m][n][2 * h + 1]);
-    }
+    dcp_state_load<DK, DV, SBV, NW, MSW>(st, Ss, state_in, sbase, warp, lane);
     if constexpr (CLUSTER) {
         /* Pb[c & 3]: chunk c's row sums have landed from every block of the cluster (one arrival,
          * thread 0's expect_tx; the bytes of NCL blocks' asynchronous stores) */
@@ -212,37 +196,7 @@ __device__ __forceinline__ void delta_rule_cp_scan_out_body_@HASH@(
                 }
             }
 @NORM_PARTIALS@        /* h <- e^G_last h + (k e^(G_last - G))^T v_new */
-#pragma unroll
-        for (int m = 0; m < MSW; ++m) {
-            const int ms = warp + NW * m;
-            if (ms < MS) {
-                const float e0 = E[16 * ms + r4], e1 = E[16 * ms + r4 + 8];
-#pragma unroll
-                for (int n = 0; n < NTS; ++n) {
-                    st[m][n][0] *= e0;
-                    st[m][n][1] *= e0;
-                    st[m][n][2] *= e1;
-                    st[m][n][3] *= e1;
-                }
-#pragma unroll
-                for (int kk = 0; kk < 4; ++kk) {
-                    unsigned a[4];
-                    dtc_frag_at(a, K, KP, 16 * ms, 16 * kk, lane);
-#pragma unroll
-                    for (int np = 0; np < NTS / 2; ++np) {
-                        unsigned bb[4];
-                        dtc_frag_bt(bb, Vn, SP, 16 * np, 16 * kk, lane);
-                        mma_bf16(st[m][2 * np], a, bb[0], bb[1]);
-                        mma_bf16(st[m][2 * np + 1], a, bb[2], bb[3]);
-                    }
-                }
-#pragma unroll
-                for (int n = 0; n < NTS; ++n)
-#pragma unroll
-                    for (int h = 0; h < 2; ++h)
-                        dtc_st2(&Ss[(16 * ms + r4 + 8 * h) * SP + 8 * n + c4], st[m][n][2 * h], st[m][n][2 * h + 1]);
-            }
-        }
+        dcp_state_update<DK, SBV, NW, MSW, KP>(st, Ss, E, K, Vn, warp, lane);
         /* the previous chunk's o into Os (its row sums have had a chunk's time to arrive); this
          * chunk's kept for the next */
         if (c > 0) epilogue(c - 1);
@@ -265,18 +219,5 @@ __device__ __forceinline__ void delta_rule_cp_scan_out_body_@HASH@(
         cluster_arrive_relaxed();
         cluster_wait();
     }
-    if (state_out) {
-#pragma unroll
-        for (int m = 0; m < MSW; ++m) {
-            const int ms = warp + NW * m;
-            if (ms < MS)
-#pragma unroll
-                for (int n = 0; n < NTS; ++n)
-#pragma unroll
-                    for (int e = 0; e < 4; ++e) {
-                        const int d = 16 * ms + r4 + (e >> 1) * 8, col = 8 * n + c4 + (e & 1);
-                        state_out[sbase + (long)d * DV + col] = st[m][n][e];
-                    }
-        }
-    }
+    dcp_state_store<DK, DV, SBV, NW, MSW>(st, state_out, sbase, warp, lane);
 }
