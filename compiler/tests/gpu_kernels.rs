@@ -3243,9 +3243,10 @@ fn scan_ablations(default: &KernelSource) -> Vec<(&'static str, KernelSource)> {
         "            for (int kk = 0; kk < MS; ++kk) {\n                unsigned a[4];\n                dtc_frag_a(a, W,",
         "            for (int kk = 0; kk < 0; ++kk) {\n                unsigned a[4];\n                dtc_frag_a(a, W,",
     );
+    // (in `dcp_state_update`, which only the scans call)
     let no_state_products = (
-        "                for (int kk = 0; kk < 4; ++kk) {\n                    unsigned a[4];\n                    dtc_frag_at(a, K,",
-        "                for (int kk = 0; kk < 0; ++kk) {\n                    unsigned a[4];\n                    dtc_frag_at(a, K,",
+        "            for (int kk = 0; kk < 4; ++kk) {\n                unsigned a[4];\n                dtc_frag_at(a, K,",
+        "            for (int kk = 0; kk < 0; ++kk) {\n                unsigned a[4];\n                dtc_frag_at(a, K,",
     );
     vec![
         (
