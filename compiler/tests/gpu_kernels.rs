@@ -1452,9 +1452,10 @@ fn delta_rule_chunk_parallel_matches_reference() {
 }
 
 /// The scan and the output pass in one (`delta_rule_cp_scan_out_`, after the default prep),
-/// with either exchange of the norm's row sums (clusters on sm_90 only), against the reference: the gated norm over clusters of 2, 4 and 8 blocks a head (sm_90) and
-/// within one block (Dv 64), without the norm, Dk 64 and 32, Dv 256; one chunk, a partial last chunk,
-/// several sequences, the state in place, strong decays, aligned rows. The tolerance is the
+/// with either exchange of the norm's row sums (clusters on sm_90 only), against the reference:
+/// the gated norm over 2, 4 and 8 blocks a head and within one block (Dv 64), without the norm,
+/// Dk 64 and 32, Dv 96 and 256; one chunk, a partial last chunk, several sequences, the state in
+/// place, strong decays, aligned rows. The tolerance is the
 /// tensor-core forms' ([`DELTA_TC_TOL`]): the same bf16 operands as the three passes.
 #[test]
 fn delta_rule_scan_out_matches_reference() {

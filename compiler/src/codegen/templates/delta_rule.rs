@@ -1550,6 +1550,12 @@ fn cp_scan_out_exchanges(p: &DeltaRuleParams) -> bool {
     p.gated_norm.is_some() && p.value_dim > p.scan_block
 }
 
+/// Whether the blocks of a head in `delta_rule_cp_scan_out_` with `exchange` share row sums
+/// through the workspace (the module's prep then zeroes the counts).
+fn cp_scan_out_through_workspace(p: &DeltaRuleParams, exchange: ScanOutExchange) -> bool {
+    exchange == ScanOutExchange::Global && cp_scan_out_exchanges(p)
+}
+
 /// Whether `delta_rule_cp_scan_out_` with `exchange` runs as clusters, which needs sm_90.
 pub fn delta_rule_cp_scan_out_clusters(p: &DeltaRuleParams, exchange: ScanOutExchange) -> bool {
     exchange == ScanOutExchange::Cluster && cp_scan_out_exchanges(p)
@@ -1572,7 +1578,8 @@ pub fn delta_rule_cp_scan_out_resident(
 
 /// The scan-and-output entry's text (`@ARGS@` etc. substituted by the module).
 fn cp_scan_out_entry(p: &DeltaRuleParams, exchange: ScanOutExchange) -> String {
-    let global = exchange == ScanOutExchange::Global && cp_scan_out_exchanges(p);
+    let global = cp_scan_out_through_workspace(p, exchange);
+    let clusters = delta_rule_cp_scan_out_clusters(p, exchange);
     let nbuf = cp_scan_out_buffers(p).unwrap_or(2);
     let names = arg_names(&(args(p) + CP_WS_ARG));
     let (gate_stage, partials, epilogue, keep_gate) = match p.gated_norm {
@@ -1600,14 +1607,7 @@ fn cp_scan_out_entry(p: &DeltaRuleParams, exchange: ScanOutExchange) -> String {
     let body = CLUSTER_ASYNC_HELPERS.to_string()
         + &CP_SCAN_OUT
             .replace("@NORM@", if p.gated_norm.is_some() { "true" } else { "false" })
-            .replace(
-                "@CLUSTER@",
-                if delta_rule_cp_scan_out_clusters(p, exchange) {
-                    "true"
-                } else {
-                    "false"
-                },
-            )
+            .replace("@CLUSTER@", if clusters { "true" } else { "false" })
             .replace("@GATE_STAGE@", gate_stage)
             .replace("@NORM_PARTIALS@", &partials)
             .replace("@O_EPILOGUE@", &epilogue)
@@ -1616,7 +1616,7 @@ fn cp_scan_out_entry(p: &DeltaRuleParams, exchange: ScanOutExchange) -> String {
         "    delta_rule_cp_scan_out_body_@HASH@<{}, {nbuf}>({names});",
         p.scan_block
     );
-    let entry = if delta_rule_cp_scan_out_clusters(p, exchange) {
+    let entry = if clusters {
         // Clusters exist from sm_90; below it the entry traps (a module's entries load by name).
         format!(
             "#if __CUDA_ARCH__ >= 900\nextern \"C\" __global__ void __cluster_dims__({cl}, 1, 1) \
@@ -1743,11 +1743,11 @@ const SO_EXCHANGE_GLOBAL: SoExchangeText = SoExchangeText {
     done: "            __syncwarp();
             if (lane == 0) {
                 __threadfence(); /* the warp's sums are visible before its count */
-                atomicAdd(dcp_so_count<DK, DV, NCL>(ws, bh * NC + c), 1u);
+                atomicAdd(dcp_so_count<C, DK, DV, NCL>(ws, bh * NC + c), 1u);
             }
 ",
     wait: "        const float* Rg = dcp_so_sums<DK, DV>(ws, bh * NC + ce);
-        if (lane == 0) dcp_so_wait(dcp_so_count<DK, DV, NCL>(ws, bh * NC + ce), NCL * NW);
+        if (lane == 0) dcp_so_wait(dcp_so_count<C, DK, DV, NCL>(ws, bh * NC + ce), NCL * NW);
         __syncwarp();
 ",
     sum: "__ldcg(Rg + r * C + t)",
@@ -1758,16 +1758,17 @@ const SO_EXCHANGE_GLOBAL: SoExchangeText = SoExchangeText {
 /// wait for a count.
 const CP_SO_GLOBAL_HELPERS: &str = "#ifndef MODELC_DELTA_CP_SO_GLOBAL
 #define MODELC_DELTA_CP_SO_GLOBAL
-/* chunk ci's row sums of o^2, [NCL][2][C] f32, at the start of its state copy's region */
+/* chunk ci's row sums of o^2, [NCL][2][C] f32, at the start of its state copy's region (32 KB
+ * at Dk = Dv = 128) */
 template <int DK, int DV>
 __device__ __forceinline__ float* dcp_so_sums(const DcpWs& ws, long ci) {
     return reinterpret_cast<float*>(ws.hs + ci * DK * DV);
 }
 /* chunk ci's count of warps whose sums are in, after the sums (zeroed by the prep) */
-template <int DK, int DV, int NCL>
+template <int C, int DK, int DV, int NCL>
 __device__ __forceinline__ unsigned* dcp_so_count(const DcpWs& ws, long ci) {
-    static_assert(NCL * 2 * 64 + 1 <= DK * DV / 2, \"the sums and the count fit the region\");
-    return reinterpret_cast<unsigned*>(dcp_so_sums<DK, DV>(ws, ci) + NCL * 2 * 64);
+    static_assert(NCL * 2 * C + 1 <= DK * DV / 2, \"the sums and the count fit the region\");
+    return reinterpret_cast<unsigned*>(dcp_so_sums<DK, DV>(ws, ci) + NCL * 2 * C);
 }
 /* Spins until *count reaches want (acquire, GPU scope); traps after about 2^31 cycles, so a
  * launch whose blocks are not all resident fails instead of hanging. */
@@ -1784,9 +1785,9 @@ __device__ __forceinline__ void dcp_so_wait(const unsigned* count, unsigned want
 #endif
 ";
 
-/// [`ScanOutExchange::Global`]'s edit of the module's prep: after its last store, thread 0
-/// zeroes the chunk's count (the prep runs to completion before the one launch starts).
-const CP_SO_PREP_ZERO_COUNT: &str = "    dcp_store_rows<C, DV, NT>(ws.u + ci * C * DV, DV, Ts, VP, C, tid);\n";
+/// The prep's last store, after which [`ScanOutExchange::Global`]'s module has thread 0 zero
+/// the chunk's count (the prep runs to completion before the one launch starts).
+const CP_ANCHOR_PREP_LAST_STORE: &str = "    dcp_store_rows<C, DV, NT>(ws.u + ci * C * DV, DV, Ts, VP, C, tid);\n";
 
 fn chunk_parallel_module(
     p: &DeltaRuleParams,
@@ -1852,7 +1853,7 @@ fn chunk_parallel_module(
             ),
             None => String::new(),
         } + match scan_out {
-            Some(ScanOutExchange::Global) if cp_scan_out_exchanges(p) => {
+            Some(x) if cp_scan_out_through_workspace(p, x) => {
                 "\n *   delta_rule_cp_scan_out_@HASH@: the scan and the output pass in one, after the prep \
                  (row sums through the workspace; the prep zeroes their counts)."
             }
@@ -1895,7 +1896,7 @@ fn chunk_parallel_module(
         }))
         .collect();
     let mut kernels = cp_kernels(v, p);
-    if scan_out == Some(ScanOutExchange::Global) && cp_scan_out_exchanges(p) {
+    if scan_out.is_some_and(|x| cp_scan_out_through_workspace(p, x)) {
         splice_once(
             &mut kernels,
             CP_ANCHOR_PREP_KERNEL,
@@ -1903,9 +1904,9 @@ fn chunk_parallel_module(
         );
         splice_once(
             &mut kernels,
-            CP_SO_PREP_ZERO_COUNT,
+            CP_ANCHOR_PREP_LAST_STORE,
             &format!(
-                "{CP_SO_PREP_ZERO_COUNT}    if (tid == 0) *dcp_so_count<DK, DV, {ncl}>(ws, ci) = 0u; \
+                "{CP_ANCHOR_PREP_LAST_STORE}    if (tid == 0) *dcp_so_count<C, DK, DV, {ncl}>(ws, ci) = 0u; \
                  /* the one launch's row sums of this chunk: none in yet */\n",
                 ncl = p.value_dim / p.scan_block
             ),
@@ -2029,13 +2030,13 @@ mod tests {
         assert!(cluster.source.contains("cluster_put_async<NCL>") && !cluster.source.contains("dcp_so_wait("));
         assert!(!global.source.contains("__cluster_dims__(4"));
         assert!(
-            global.source.contains("dcp_so_wait(dcp_so_count<DK, DV, NCL>")
+            global.source.contains("dcp_so_wait(dcp_so_count<C, DK, DV, NCL>")
                 && !global.source.contains("cluster_put_async<NCL>(")
         );
         // The global form's prep zeroes each chunk's count after its last store.
         assert!(global
             .source
-            .contains("if (tid == 0) *dcp_so_count<DK, DV, 4>(ws, ci) = 0u;"));
+            .contains("if (tid == 0) *dcp_so_count<C, DK, DV, 4>(ws, ci) = 0u;"));
         assert!(!cluster.source.contains("*dcp_so_count<"));
         // Without the norm there is nothing to exchange: neither form's code.
         let plain = DeltaRuleParams {

@@ -10,16 +10,18 @@
  *     o += A_qk v_new                      (rows' lower triangle)
  *     h <- diag(e^G_last) h + (k e^(G_last - G))^T v_new
  *   then o (SBV columns of the chunk's rows) goes out through shared memory two chunks later.
- *   With the gated RMSNorm, a row's sum of o^2 spans the head's DV / SBV blocks: each block puts
- *   its partial sums in every block of its cluster (NCL blocks, sm_90) before the state update,
- *   as asynchronous stores completing on the receiver's mbarrier, and waits for them one chunk
- *   later: chunk c's o is normalised and written to Os during chunk c + 1 (so a block waits on
- *   its cluster only for sums sent a chunk earlier), and stored at the top of chunk c + 2. Four
- *   slots of row sums and mbarriers (chunk c % 4): a block sends chunk c + 4's sums only after
- *   receiving this block's of chunk c + 3, sent after it read chunk c's. The next chunks' operands (W, k e^(G_last - G), q e^G, A_qk, U, e^G_last and
- *   the gate rows) are prefetched with cp.async into NBUF buffers.
- * Grid (DV / SBV, Hv, B), block 256 threads (8 warps), dynamic smem =
- *   delta_rule_cp_scan_out_smem().
+ *   With the gated RMSNorm, a row's sum of o^2 spans the head's DV / SBV blocks, which send
+ *   their partial sums before each state update: as a cluster (NCL blocks, sm_90),
+ *   asynchronous stores into every block's shared memory completing on its mbarrier; or
+ *   through the workspace, with a count per chunk that every block of the launch waits on.
+ *   Either way a block waits one chunk later: chunk c's o is normalised and written to Os
+ *   during chunk c + 1, and stored at the top of chunk c + 2. The cluster keeps four slots of
+ *   row sums and mbarriers (chunk c % 4): a block sends chunk c + 4's sums only after
+ *   receiving this block's of chunk c + 3, sent after it read chunk c's.
+ *   The next chunks' operands (W, k e^(G_last - G), q e^G, A_qk, U, e^G_last and the gate
+ *   rows) are prefetched with cp.async into NBUF buffers.
+ * Grid (DV / SBV, Hv, B), block 256 threads (8 warps), dynamic smem as
+ *   delta_rule_cp_scan_out_launch() says.
  */
 template <int SBV, int NBUF> /* value columns per block; chunks in flight */
 __device__ __forceinline__ void delta_rule_cp_scan_out_body_@HASH@(
@@ -45,7 +47,7 @@ __device__ __forceinline__ void delta_rule_cp_scan_out_body_@HASH@(
     extern __shared__ __align__(16) unsigned char smem_raw[];
     bf16* Ss = reinterpret_cast<bf16*>(smem_raw);      /* [DK][SP] h, bf16                   */
     bf16* Vn = Ss + DK * SP;                           /* [C][SP] v_new                      */
-    bf16* Os = Vn + C * SP;                            /* [C][SP] o, until the next chunk's top */
+    bf16* Os = Vn + C * SP;                            /* [C][SP] o, stored a chunk later    */
     bf16* Wb = Os + C * SP;                            /* [NBUF][C][KP] W                    */
     bf16* Kb = Wb + NBUF * C * KP;                     /* [NBUF][C][KP] k e^(G_last - G)     */
     bf16* Qb = Kb + NBUF * C * KP;                     /* [NBUF][C][KP] q e^G                */

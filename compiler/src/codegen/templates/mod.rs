@@ -264,8 +264,9 @@ __device__ __forceinline__ void bulk_copy_multicast(void* dst, const void* src, 
 #endif
 "#;
 
-/// Asynchronous remote stores into a cluster's shared memory, completing on mbarriers (the KDA
-/// step's asynchronous exchange, the delta rule's scan with the output) (after [`MBAR_PRELUDE`] and [`CLUSTER_HELPERS`]).
+/// Asynchronous remote stores into a cluster's shared memory, completing on mbarriers, for the
+/// KDA step's asynchronous exchange and the delta rule's scan with the output; after
+/// [`MBAR_PRELUDE`] and [`CLUSTER_HELPERS`].
 pub(crate) const CLUSTER_ASYNC_HELPERS: &str = r#"#ifndef MODELC_CLUSTER_ASYNC_HELPERS
 #define MODELC_CLUSTER_ASYNC_HELPERS
 /* Writes v to the variable at p (this CTA's shared memory) in every CTA of the cluster, each an
