@@ -2954,13 +2954,12 @@ fn bench_delta_shapes(ctx: &mut Ctx, r: &mut ChaCha8Rng) {
             // sequences: fewer, wider scan blocks read W and k fewer times).
             bufs.time_chunk_parallel(ctx, &p, name);
             let hopper = ctx.gpu.compute_capability() == (9, 0);
-            // The scan and the output pass in one, at the default scan block and (many
-            // sequences) wider ones, then the three passes again for the noise between rows.
+            // The scan and the output pass in one, at the default scan block and wider ones
+            // (fewer blocks a head to share the norm's sums), then the three passes again for the noise between rows.
             // (Clusters on sm_90 only; the exchange through global memory only where every
             // block is resident at once.)
             let sms = ctx.gpu.sm_count() as usize;
-            let widths =
-                std::iter::once(p.scan_block).chain([64, 128].into_iter().filter(|&w| b > 1 && w > p.scan_block));
+            let widths = std::iter::once(p.scan_block).chain([32, 64, 128].into_iter().filter(|&w| w > p.scan_block));
             for sbv in widths {
                 let wide = DeltaRuleParams { scan_block: sbv, ..p };
                 for x in [ScanOutExchange::Cluster, ScanOutExchange::Global] {

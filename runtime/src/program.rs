@@ -725,6 +725,11 @@ pub struct LaunchStep {
     /// arguments.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub variants: Vec<LaunchVariant>,
+    /// Calls where this holds leave the step out: an earlier step's variant does its work (the
+    /// delta rule's scan with the output pass, launched in place of the scan, makes the output
+    /// pass's step redundant).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skip_when: Option<Cond>,
 }
 
 /// An alternative launch of a [`LaunchStep`]: another entry (of a module that may target one
@@ -770,6 +775,11 @@ impl LaunchStep {
     /// program is loaded for a device).
     pub fn specialize(&mut self, cc: ComputeCapability) {
         self.variants.retain(|v| v.cc.is_none_or(|want| want == cc));
+    }
+
+    /// Whether a call leaves the step out ([`Self::skip_when`]).
+    pub fn skips(&self, env: &Env) -> Result<bool, ProgramError> {
+        self.skip_when.as_ref().map_or(Ok(false), |c| c.holds(env))
     }
 
     /// Which launch a call makes, as an index into [`Self::choices`]: 1 + the first variant whose
@@ -1223,6 +1233,7 @@ mod tests {
             args: vec![],
             pdl: false,
             variants: vec![],
+            skip_when: None,
         }
     }
 
@@ -1314,6 +1325,24 @@ mod tests {
         assert_eq!(serde_json::from_value::<LaunchStep>(json).unwrap(), step);
         let plain = serde_json::to_value(launch("m", "own", 1)).unwrap();
         assert!(plain.get("variants").is_none());
+        assert!(plain.get("skip_when").is_none());
+    }
+
+    #[test]
+    fn a_step_is_left_out_of_the_calls_its_skip_condition_holds_for() {
+        let mut step = launch("m", "own", 1);
+        step.skip_when = Some("batch*128 < sms+1".parse().unwrap());
+        let on = |batch| Env {
+            batch,
+            sms: 132,
+            ..Env::default()
+        };
+        assert!(step.skips(&on(1)).unwrap());
+        assert!(!step.skips(&on(2)).unwrap());
+        assert!(!launch("m", "own", 1).skips(&on(1)).unwrap());
+        let json = serde_json::to_value(&step).unwrap();
+        assert_eq!(json["skip_when"], "128*batch < sms + 1");
+        assert_eq!(serde_json::from_value::<LaunchStep>(json).unwrap(), step);
     }
 
     fn program_with(step: LaunchStep, modules: &[(&str, &str, Option<&str>)]) -> Program {

@@ -20,10 +20,11 @@ use super::templates::conv1d::{
     conv1d, conv1d_launch, Conv1dParams, ConvActivation, CONV_CHANNELS_PER_BLOCK, CONV_TOKENS_PER_THREAD,
 };
 use super::templates::delta_rule::{
-    delta_rule_chunk_parallel, delta_rule_chunk_parallel_supported, delta_rule_chunked, delta_rule_chunked_launch,
-    delta_rule_cp_launches, delta_rule_cp_wide_scans, delta_rule_cp_workspace_per_chunk, delta_rule_launch,
-    delta_rule_recurrent, DecayGate, DeltaRuleParams as TDelta, GatedNormEpilogue, DELTA_CP_SCAN_BLOCKS,
-    DELTA_TC_CHUNK,
+    delta_rule_chunk_parallel, delta_rule_chunk_parallel_supported, delta_rule_chunk_parallel_with_scan_out,
+    delta_rule_chunked, delta_rule_chunked_launch, delta_rule_cp_launches, delta_rule_cp_scan_out_launch,
+    delta_rule_cp_scan_out_supported, delta_rule_cp_wide_scans, delta_rule_cp_workspace_per_chunk, delta_rule_launch,
+    delta_rule_recurrent, DecayGate, DeltaRuleParams as TDelta, GatedNormEpilogue, ScanOutExchange,
+    DELTA_CP_SCAN_BLOCKS, DELTA_TC_CHUNK,
 };
 use super::templates::selective_scan::{
     selective_scan, selective_scan_launch, SelectiveScanParams, SCAN_CHANNELS_PER_BLOCK,
@@ -61,6 +62,8 @@ pub struct CoreLaunch {
     /// Alternatives for some devices or calls (same arguments), their `kernel` an index into
     /// this step's kernels like [`CoreLaunch::kernel`].
     pub variants: Vec<VariantSpec>,
+    /// Calls where this holds leave the launch out (an earlier launch's variant does its work).
+    pub skip_when: Option<Cond>,
 }
 
 /// The kernels and launches of one core step.
@@ -419,6 +422,7 @@ pub fn core_code(graph: &Graph, plan: &FusionPlan, step: &Step, core: &Core) -> 
                 smem: pre_smem,
                 args: pre_args,
                 variants: pre_variants,
+                skip_when: None,
             }];
             let decode = vec![
                 CoreLaunch {
@@ -429,6 +433,7 @@ pub fn core_code(graph: &Graph, plan: &FusionPlan, step: &Step, core: &Core) -> 
                     smem: dec_smem,
                     args: dec_args,
                     variants: Vec::new(),
+                    skip_when: None,
                 },
                 CoreLaunch {
                     kernel: 1,
@@ -438,6 +443,7 @@ pub fn core_code(graph: &Graph, plan: &FusionPlan, step: &Step, core: &Core) -> 
                     smem: combine_smem,
                     args: combine_args,
                     variants: Vec::new(),
+                    skip_when: None,
                 },
             ];
             Ok(CoreCode {
@@ -495,6 +501,7 @@ pub fn core_code(graph: &Graph, plan: &FusionPlan, step: &Step, core: &Core) -> 
                     KArg::Int(c(chn)),
                 ],
                 variants: Vec::new(),
+                skip_when: None,
             };
             Ok(CoreCode {
                 kernels: vec![kernel("conv1d", src, &fuses, loaded, stored, flops)],
@@ -541,7 +548,12 @@ pub fn core_code(graph: &Graph, plan: &FusionPlan, step: &Step, core: &Core) -> 
             // Shapes the chunk-parallel form covers take it (three launches and a workspace);
             // the others the single-kernel chunked form.
             let chunk_parallel = delta_rule_chunk_parallel_supported(&tp);
-            let pre = if chunk_parallel {
+            // Where it fits, the module also carries the scan with the output pass in one
+            // (row sums through the workspace), launched for calls whose blocks are all resident.
+            let scan_out = chunk_parallel && delta_rule_cp_scan_out_supported(&tp);
+            let pre = if scan_out {
+                delta_rule_chunk_parallel_with_scan_out(&tp, ScanOutExchange::Global).map_err(&terr)?
+            } else if chunk_parallel {
                 delta_rule_chunk_parallel(&tp).map_err(&terr)?
             } else {
                 delta_rule_chunked(&tp).map_err(&terr)?
@@ -605,7 +617,25 @@ pub fn core_code(graph: &Graph, plan: &FusionPlan, step: &Step, core: &Core) -> 
                 // Widest first: the first variant whose condition holds is launched. (The scan
                 // over clusters, `delta_rule_chunk_parallel_with_cluster_scan`, is not a variant:
                 // on an H100 it took 3x the plain scan's time, docs/PERFORMANCE.md.)
-                let scan_variants: Vec<VariantSpec> = wide_scans
+                // The scan with the output first (its blocks wait on each other through the
+                // workspace, so only where one block an SM holds them all; the output pass's
+                // step is then left out), then the wide scans.
+                let blocks_per_seq = tp.value_heads * (tp.value_dim / tp.scan_block);
+                let resident = Cond::lt(b().times(c(blocks_per_seq)), Expr::sym(Sym::Sms).plus(c(1)));
+                let scan_out_variant = scan_out.then(|| {
+                    let l = delta_rule_cp_scan_out_launch(&tp, 1);
+                    VariantSpec {
+                        cc: None,
+                        when: Some(resident.clone()),
+                        kernel: 0,
+                        entry: pre.entries.last().cloned().unwrap_or_default(),
+                        grid: delta_rule_cp_grids(&tp)[1].clone(),
+                        block: [l.block.0, l.block.1, l.block.2],
+                        smem: l.smem,
+                        extra_args: Vec::new(),
+                    }
+                });
+                let wide_variants = wide_scans
                     .iter()
                     .zip(pre.entries.iter().skip(3))
                     .rev()
@@ -622,8 +652,8 @@ pub fn core_code(graph: &Graph, plan: &FusionPlan, step: &Step, core: &Core) -> 
                             smem: l.smem,
                             extra_args: Vec::new(),
                         }
-                    })
-                    .collect();
+                    });
+                let scan_variants: Vec<VariantSpec> = scan_out_variant.into_iter().chain(wide_variants).collect();
                 pre.entries
                     .iter()
                     .zip(delta_rule_cp_grids(&tp))
@@ -639,6 +669,7 @@ pub fn core_code(graph: &Graph, plan: &FusionPlan, step: &Step, core: &Core) -> 
                             smem,
                             args: cp_args.clone(),
                             variants: if pass == 1 { scan_variants.clone() } else { Vec::new() },
+                            skip_when: (pass == 2 && scan_out).then(|| resident.clone()),
                         }
                     })
                     .collect()
@@ -651,6 +682,7 @@ pub fn core_code(graph: &Graph, plan: &FusionPlan, step: &Step, core: &Core) -> 
                     smem: pre_smem,
                     args: args.clone(),
                     variants: Vec::new(),
+                    skip_when: None,
                 }]
             };
             // The workspace's round trip (about 7 bf16 rows of Dk or Dv per token, written and
@@ -687,6 +719,7 @@ pub fn core_code(graph: &Graph, plan: &FusionPlan, step: &Step, core: &Core) -> 
                     smem: dec_smem,
                     args,
                     variants: Vec::new(),
+                    skip_when: None,
                 }],
                 // The template reads g and beta as dense f32.
                 demands: vec![(g, DType::F32), (beta, DType::F32)],
@@ -763,6 +796,7 @@ pub fn core_code(graph: &Graph, plan: &FusionPlan, step: &Step, core: &Core) -> 
                     KArg::Int(c(di)),
                 ],
                 variants: Vec::new(),
+                skip_when: None,
             };
             Ok(CoreCode {
                 kernels: vec![kernel("selective_scan", src, &fuses, loaded, stored, flops)],
@@ -1018,8 +1052,10 @@ mod tests {
     }
 
     /// hybrid-1b (attention Dh 128, KDA H16 Dk = Dv = 128): on Hopper the attention prefill runs
-    /// the wgmma kernel (an sm_90a module, as the template launches it); the KDA scan widens
-    /// its value block for calls of several sequences, to the widest that still has 128 blocks.
+    /// the wgmma kernel (an sm_90a module, as the template launches it); the KDA scan runs with
+    /// the output pass where all its blocks are resident (the output pass's step then left out),
+    /// and otherwise widens its value block for calls of several sequences, to the widest that
+    /// still has 128 blocks.
     #[test]
     fn programs_carry_the_hopper_prefill_and_batch_wide_scans_as_variants() {
         use super::super::templates::attention::attention_prefill_wgmma_launch;
@@ -1030,7 +1066,7 @@ mod tests {
         let (cg, program) = super::super::compile(&spec, &placement, "hybrid-1b").unwrap_or_else(|e| panic!("{e}"));
         let module = |name: &str| program.kernels.iter().find(|k| k.name == name).expect("module");
         let (mut attn, mut scans) = (0, 0);
-        for st in &program.prefill.steps {
+        for (i, st) in program.prefill.steps.iter().enumerate() {
             let PStep::Launch(l) = st else { continue };
             if l.entry.starts_with("attn_prefill_") {
                 attn += 1;
@@ -1070,19 +1106,49 @@ mod tests {
             } else if l.entry.starts_with("delta_rule_cp_scan_") {
                 scans += 1;
                 assert!(
-                    !l.variants.is_empty(),
-                    "H16 x Dv 128: scan block 16 for one sequence, wider for more"
+                    l.variants.len() >= 2,
+                    "H16 x Dv 128: the scan with the output where its 128 blocks are resident, \
+                     else scan block 16 for one sequence, wider for more"
                 );
+                // The output pass's step, next, is left out exactly where the scan with the
+                // output runs.
+                let Some(PStep::Launch(out)) = program.prefill.steps.get(i + 1) else {
+                    panic!("{}: no output pass after the scan", l.label)
+                };
+                assert!(out.entry.starts_with("delta_rule_cp_out_"), "{}", out.entry);
+                let (so, wide) = (&l.variants[0], &l.variants[1..]);
+                assert!(so.entry.starts_with("delta_rule_cp_scan_out_"), "{}", so.entry);
+                assert_eq!(
+                    (so.module.as_str(), so.cc, so.grid.clone()),
+                    (l.module.as_str(), None, l.grid.clone())
+                );
+                assert_eq!(out.skip_when, so.when, "{}", out.label);
+                for (batch, sms, fused) in [(1, 132, true), (1, 128, true), (1, 127, false), (2, 132, false)] {
+                    let env = Env {
+                        batch,
+                        sms,
+                        ..envs()[0]
+                    };
+                    assert_eq!(l.pick_index(&env).unwrap() == 1, fused, "batch {batch}, {sms} SMs");
+                    assert_eq!(out.skips(&env).unwrap(), fused, "batch {batch}, {sms} SMs");
+                }
+                // With the scan with the output out of the way (too few SMs), the widest scan
+                // block that still has 128 blocks.
                 for batch in 1..=16 {
-                    let env = Env { batch, ..envs()[0] };
+                    let env = Env {
+                        batch,
+                        sms: 100,
+                        ..envs()[0]
+                    };
                     let blocks = |g: &[Expr; 3]| {
                         let (x, y, z) = grid(g, &env);
                         (x, u64::from(x) * u64::from(y) * u64::from(z))
                     };
                     let chosen = l.pick(&env).unwrap();
+                    assert!(!chosen.entry.starts_with("delta_rule_cp_scan_out_"));
                     let (x, n) = blocks(chosen.grid);
                     assert!(n >= 128, "batch {batch}: {n} scan blocks");
-                    for other in l.choices() {
+                    for other in l.choices().filter(|c| !c.entry.starts_with("delta_rule_cp_scan_out_")) {
                         let (ox, on) = blocks(other.grid);
                         assert!(
                             ox >= x || on < 128,
@@ -1092,7 +1158,7 @@ mod tests {
                     let (x1, _) = blocks(l.pick(&Env { batch: 1, ..env }).unwrap().grid);
                     assert!(batch < 8 || x < x1, "batch {batch}: the scan widened");
                 }
-                for v in &l.variants {
+                for v in wide {
                     assert_eq!(v.module, l.module, "wider scans are entries of the same module");
                     assert!(
                         v.entry.starts_with("delta_rule_cp_scan_w") && v.smem > l.smem && v.cc.is_none(),

@@ -377,6 +377,7 @@ fn build(graph: &Graph, plan: &FusionPlan, i: usize, m: Matched) -> Result<Optio
             smem: 0,
             args,
             variants,
+            skip_when: None,
         },
         reads: vec![conv_x, m.fa, m.braw, m.ga],
     }))

@@ -105,6 +105,8 @@ pub struct LaunchSpec {
     /// Launches in place of this one on some devices or calls (the same arguments, then their
     /// `extra_args`).
     pub variants: Vec<VariantSpec>,
+    /// Calls where this holds leave the launch out (an earlier launch's variant does its work).
+    pub skip_when: Option<Cond>,
 }
 
 /// A [`LaunchSpec`]'s alternative: another entry and geometry where `cc` / `when` say.

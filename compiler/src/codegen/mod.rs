@@ -216,6 +216,7 @@ pub fn generate(placed: Graph) -> Result<Codegen, CodegenError> {
                     smem: 0,
                     args: g.args,
                     variants: Vec::new(),
+                    skip_when: None,
                 };
                 steps.push(StepCode {
                     prefill: vec![launch.clone()],
@@ -315,6 +316,7 @@ fn launch_spec(l: &cores::CoreLaunch, map: &[Option<usize>]) -> LaunchSpec {
                 ..v.clone()
             })
             .collect(),
+        skip_when: l.skip_when.clone(),
     }
 }
 

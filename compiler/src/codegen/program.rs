@@ -305,6 +305,7 @@ impl<'a> Builder<'a> {
             args,
             pdl,
             variants,
+            skip_when: l.skip_when.clone(),
         }))
     }
 }

@@ -1157,6 +1157,7 @@ impl Executor {
                         sig.push(op.offset.eval(env)?);
                     }
                 }
+                Step::Launch(l) if l.skips(env)? => sig.push(u64::MAX),
                 Step::Launch(l) => {
                     // Which launch (the step's own or a variant) is part of the signature too.
                     let chosen = l.pick_index(env)?;
@@ -1714,6 +1715,9 @@ impl Executor {
     }
 
     fn launch_step(&self, step: &LaunchStep, env: &Env) -> Result<(), ExecError> {
+        if step.skips(env)? {
+            return Ok(());
+        }
         let l = step.pick(env)?;
         let mut grid = [0u32; 3];
         for (g, e) in grid.iter_mut().zip(l.grid) {
@@ -1881,6 +1885,7 @@ fn step_kind(step: &Step, env: &Env) -> String {
             Some(GemmPrologue::RmsNorm { .. }) => "gemm+rms_norm".to_string(),
             Some(GemmPrologue::SiluMul { .. }) => "gemm+silu_mul".to_string(),
         },
+        Step::Launch(l) if l.skips(env).unwrap_or(false) => "skipped".to_string(),
         Step::Launch(l) => {
             let entry = l.pick(env).map_or(l.entry.as_str(), |c| c.entry);
             entry.rsplit_once('_').map_or(entry, |(k, _)| k).to_string()
