@@ -1016,12 +1016,14 @@ impl Program {
         }
     }
 
-    /// Removes every launch variant: each step makes its own (portable) launch.
+    /// Removes every launch variant: each step makes its own (portable) launch, and none is
+    /// left out (a step is only skipped where a variant before it does its work).
     pub fn drop_variants(&mut self) {
         for sched in [&mut self.prefill, &mut self.decode] {
             for step in &mut sched.steps {
                 if let Step::Launch(l) = step {
                     l.variants.clear();
+                    l.skip_when = None;
                 }
             }
         }
@@ -1342,7 +1344,14 @@ mod tests {
         assert!(!launch("m", "own", 1).skips(&on(1)).unwrap());
         let json = serde_json::to_value(&step).unwrap();
         assert_eq!(json["skip_when"], "128*batch < sms + 1");
-        assert_eq!(serde_json::from_value::<LaunchStep>(json).unwrap(), step);
+        assert_eq!(serde_json::from_value::<LaunchStep>(json.clone()).unwrap(), step);
+        // Without variants nothing does a skipped step's work: none is left out.
+        let mut portable = program_with(step, &[("m", "own", None)]);
+        portable.drop_variants();
+        let Step::Launch(l) = &portable.prefill.steps[0] else {
+            panic!("a launch")
+        };
+        assert!(!l.skips(&on(1)).unwrap());
     }
 
     fn program_with(step: LaunchStep, modules: &[(&str, &str, Option<&str>)]) -> Program {
