@@ -154,3 +154,61 @@ fn bad_placement_is_a_clear_error() {
         "{err}"
     );
 }
+
+/// `MODELC_DELTA_SCAN_OUT=1` (read when a spec is compiled) gives each chunk-parallel delta
+/// rule's scan step the scan with the output pass as its first variant, for calls whose scan
+/// blocks are all resident, and the output pass's step the same condition as `skip_when`;
+/// without it programs carry neither.
+#[test]
+fn the_scan_with_the_output_pass_is_an_opt_in_variant() {
+    use modelc_runtime::program::{Env, Program, Step};
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let spec = Path::new(env!("CARGO_MANIFEST_DIR")).join("../specs/hybrid-1b.yaml");
+    for on in [false, true] {
+        let out = tmp.path().join(if on { "on" } else { "off" });
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_modelc"));
+        cmd.args(["build", spec.to_str().expect("utf8"), "-o", out.to_str().expect("utf8")]);
+        if on {
+            cmd.env("MODELC_DELTA_SCAN_OUT", "1");
+        } else {
+            cmd.env_remove("MODELC_DELTA_SCAN_OUT");
+        }
+        let run = cmd.output().expect("runs modelc");
+        assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+        let text = std::fs::read_to_string(out.join("program.json")).expect("program.json");
+        let program: Program = serde_json::from_str(&text).expect("a program");
+        let steps = &program.prefill.steps;
+        let mut scans = 0;
+        for (i, st) in steps.iter().enumerate() {
+            let Step::Launch(scan) = st else { continue };
+            if !scan.entry.starts_with("delta_rule_cp_scan_") {
+                continue;
+            }
+            scans += 1;
+            let Some(Step::Launch(out)) = steps.get(i + 1) else {
+                panic!("{}: no output pass after the scan", scan.label)
+            };
+            assert!(out.entry.starts_with("delta_rule_cp_out_"), "{}", out.entry);
+            let fused = scan.variants.first().filter(|v| v.entry.starts_with("delta_rule_cp_scan_out_"));
+            assert_eq!(fused.is_some(), on, "{}", scan.label);
+            assert_eq!(out.skip_when.is_some(), on, "{}", out.label);
+            let Some(fused) = fused else { continue };
+            assert_eq!(out.skip_when, fused.when, "{}", out.label);
+            // hybrid-1b's KDA: 16 heads of Dv 128 in scan blocks of 16, 128 blocks a sequence.
+            for (batch, sms, runs) in [(1, 132, true), (1, 128, true), (1, 114, false), (2, 132, false)] {
+                let env = Env {
+                    batch,
+                    sms,
+                    ..Env::default()
+                };
+                let chosen = scan.pick(&env).expect("a launch").entry;
+                assert_eq!(chosen == fused.entry, runs, "batch {batch} on {sms} SMs: {chosen}");
+                assert_eq!(out.skips(&env).expect("a condition"), runs, "batch {batch} on {sms} SMs");
+            }
+            // The fused entry lives in the scan's module, which compiles it with the rest.
+            let module = program.kernels.iter().find(|k| k.name == fused.module).expect("module");
+            assert!(module.entries.contains(&fused.entry), "{}", fused.entry);
+        }
+        assert_eq!(scans, 18, "hybrid-1b: 18 KDA layers");
+    }
+}

@@ -1482,9 +1482,9 @@ extern "C" __global__ void __launch_bounds__(128) conv1d_44a3c38d(
     }
 }
 
-// ===== kernels/delta_rule_cp_prep_dc8dc3be.cu =====
+// ===== kernels/delta_rule_cp_prep_f4eec8e6.cu =====
 /*
- * modelc mixer core: delta_rule_cp_prep_dc8dc3be, delta_rule_cp_scan_dc8dc3be, delta_rule_cp_out_dc8dc3be, delta_rule_cp_scan_w32_dc8dc3be, delta_rule_cp_scan_out_dc8dc3be (template).
+ * modelc mixer core: delta_rule_cp_prep_f4eec8e6, delta_rule_cp_scan_f4eec8e6, delta_rule_cp_out_f4eec8e6, delta_rule_cp_scan_w32_f4eec8e6 (template).
  * Fuses, in order:
  *   l2_norm(eps=1e-6, group=32)
  *   scale(0.17677669529663687)
@@ -1496,11 +1496,10 @@ extern "C" __global__ void __launch_bounds__(128) conv1d_44a3c38d(
  * FLOPs:         25216*batch*tokens
  */
 /*
- * delta_rule_cp_{prep,scan,out}_dc8dc3be: gated delta rule, chunked (WY representation / UT
+ * delta_rule_cp_{prep,scan,out}_f4eec8e6: gated delta rule, chunked (WY representation / UT
  *   transform), chunk-parallel on tensor cores (mma.sync m16n8k16 bf16 -> f32, ldmatrix,
  *   cp.async; sm_80+): three launches in order, fla's chunk_kda split.
- *   Hk = 2, Hv = 2, Dk = 32, Dv = 32, gate = per key channel (KDA), qk l2norm = true, scale = 1.7677669e-1f, chunk C = 64, scan block SBV = 16 (or 32: delta_rule_cp_scan_w32_dc8dc3be).
- *   delta_rule_cp_scan_out_dc8dc3be: the scan and the output pass in one, after the prep (row sums through the workspace; the prep zeroes their counts).
+ *   Hk = 2, Hv = 2, Dk = 32, Dv = 32, gate = per key channel (KDA), qk l2norm = true, scale = 1.7677669e-1f, chunk C = 64, scan block SBV = 16 (or 32: delta_rule_cp_scan_w32_f4eec8e6).
  *   Gated RMSNorm epilogue: o <- o * rsqrt(mean_head(o^2) + 1e-6f) * norm_w * (1.0f / (1.0f + expf(-gate)))
  *   Per chunk, with G the in-chunk cumsum of g: A_qk[t,s] = sum_d q_td k_sd e^(G_td - G_sd)
  *   (s <= t), L[t,s] = beta_t sum_d k_td k_sd e^(G_td - G_sd) (s < t), W = (I + L)^-1
@@ -1941,35 +1940,8 @@ __device__ __forceinline__ void dcp_ut_inverse_halves(const float* Lf, float* Af
 }
 #endif
 
-#ifndef MODELC_DELTA_CP_SO_GLOBAL
-#define MODELC_DELTA_CP_SO_GLOBAL
-/* chunk ci's row sums of o^2, [NCL][2][C] f32, at the start of its state copy's region (32 KB
- * at Dk = Dv = 128) */
-template <int DK, int DV>
-__device__ __forceinline__ float* dcp_so_sums(const DcpWs& ws, long ci) {
-    return reinterpret_cast<float*>(ws.hs + ci * DK * DV);
-}
-/* chunk ci's count of warps whose sums are in, after the sums (zeroed by the prep) */
-template <int C, int DK, int DV, int NCL>
-__device__ __forceinline__ unsigned* dcp_so_count(const DcpWs& ws, long ci) {
-    static_assert(NCL * 2 * C + 1 <= DK * DV / 2, "the sums and the count fit the region");
-    return reinterpret_cast<unsigned*>(dcp_so_sums<DK, DV>(ws, ci) + NCL * 2 * C);
-}
-/* Spins until *count reaches want (acquire, GPU scope); traps after about 2^31 cycles, so a
- * launch whose blocks are not all resident fails instead of hanging. */
-__device__ __forceinline__ void dcp_so_wait(const unsigned* count, unsigned want) {
-    const long long t0 = clock64();
-    for (;;) {
-        unsigned v;
-        asm volatile("ld.acquire.gpu.global.u32 %0, [%1];" : "=r"(v) : "l"(count) : "memory");
-        if (v >= want) return;
-        if (clock64() - t0 > (1ll << 31)) __trap();
-        __nanosleep(64);
-    }
-}
-#endif
 /*
- * delta_rule_cp_prep_dc8dc3be: pass 1 of 3, one block per (chunk, value head, batch), no state.
+ * delta_rule_cp_prep_f4eec8e6: pass 1 of 3, one block per (chunk, value head, batch), no state.
  *   Fuses the q/k l2 norm and scale, the in-chunk cumsum of g (log2 units), the decayed q and k
  *   rows, A_qk and L (16-row block i against Kc_i, reference r = 16 i, fla's chunk_kda; a
  *   diagonal block whose decay span may pass 2^63 is summed exactly instead), the UT solve
@@ -1981,7 +1953,7 @@ __device__ __forceinline__ void dcp_so_wait(const unsigned* count, unsigned want
  * Grid (NC, Hv, B), block 256 threads = 4 row tiles x 2 column groups of warps,
  *   dynamic smem = the prep part of delta_rule_cp_smem().
  */
-extern "C" __global__ void __launch_bounds__(256, 3) delta_rule_cp_prep_dc8dc3be(
+extern "C" __global__ void __launch_bounds__(256, 3) delta_rule_cp_prep_f4eec8e6(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -2474,7 +2446,6 @@ extern "C" __global__ void __launch_bounds__(256, 3) delta_rule_cp_prep_dc8dc3be
     }
     __syncthreads();
     dcp_store_rows<C, DV, NT>(ws.u + ci * C * DV, DV, Ts, VP, C, tid);
-    if (tid == 0) *dcp_so_count<C, DK, DV, 2>(ws, ci) = 0u; /* the one launch's row sums of this chunk: none in yet */
 #undef GAT
 }
 
@@ -2572,7 +2543,7 @@ __device__ __forceinline__ void dcp_state_store(const float (&st)[MSW][SBV / 8][
 #endif
 
 /*
- * delta_rule_cp_scan_dc8dc3be: pass 2 of 3, the state scan over the chunks of a sequence.
+ * delta_rule_cp_scan_f4eec8e6: pass 2 of 3, the state scan over the chunks of a sequence.
  *   One block per (SBV value columns, value head, batch) (an entry per width, below); the state [DK][SBV] stays in f32 mma
  *   accumulators (warp w: row tiles w, w + 8, ..), a bf16 copy in shared memory feeds the
  *   products; v_new's row tile w & 3, columns half w >> 2. Per chunk: store h (bf16) to the workspace, v_new = U - W h, store v_new,
@@ -2587,7 +2558,7 @@ __device__ __forceinline__ void dcp_state_store(const float (&st)[MSW][SBV / 8][
  *   delta_rule_cp_smem().
  */
 template <int SBV, bool MC> /* value columns per block; W and k multicast to a cluster */
-__device__ __forceinline__ void delta_rule_cp_scan_body_dc8dc3be(
+__device__ __forceinline__ void delta_rule_cp_scan_body_f4eec8e6(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -2768,7 +2739,7 @@ __device__ __forceinline__ void delta_rule_cp_scan_body_dc8dc3be(
     dcp_state_store<DK, DV, SBV, NW, MSW>(st, state_out, sbase, warp, lane);
 }
 
-extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_dc8dc3be(
+extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_f4eec8e6(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -2778,9 +2749,9 @@ extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_dc8dc3be(
     const bf16* __restrict__ gate, int gate_stride, const float* __restrict__ norm_w,
     float* __restrict__ ws_raw)
 {
-    delta_rule_cp_scan_body_dc8dc3be<16, false>(q, q_stride, k, k_stride, v, v_stride, g, beta, state_in, state_out, o, o_stride, T, gate, gate_stride, norm_w, ws_raw);
+    delta_rule_cp_scan_body_f4eec8e6<16, false>(q, q_stride, k, k_stride, v, v_stride, g, beta, state_in, state_out, o, o_stride, T, gate, gate_stride, norm_w, ws_raw);
 }
-extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_w32_dc8dc3be(
+extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_w32_f4eec8e6(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -2790,349 +2761,17 @@ extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_w32_dc8dc3b
     const bf16* __restrict__ gate, int gate_stride, const float* __restrict__ norm_w,
     float* __restrict__ ws_raw)
 {
-    delta_rule_cp_scan_body_dc8dc3be<32, false>(q, q_stride, k, k_stride, v, v_stride, g, beta, state_in, state_out, o, o_stride, T, gate, gate_stride, norm_w, ws_raw);
-}
-#ifndef MODELC_CLUSTER_ASYNC_HELPERS
-#define MODELC_CLUSTER_ASYNC_HELPERS
-/* Writes v to the variable at p (this CTA's shared memory) in every CTA of the cluster, each an
- * asynchronous store that completes 4 bytes on that CTA's mbarrier at bar (this CTA's offset). */
-template <int CL>
-__device__ __forceinline__ void cluster_put_async(unsigned long long* bar, float* p, float v) {
-    const unsigned a = smem_addr(p), m = smem_addr(bar);
-#pragma unroll
-    for (int r = 0; r < CL; ++r) {
-        unsigned ra = 0, rm = 0;
-        MODELC_SM90_ASM("mapa.shared::cluster.u32 %0, %1, %2;" : "=r"(ra) : "r"(a), "r"(r));
-        MODELC_SM90_ASM("mapa.shared::cluster.u32 %0, %1, %2;" : "=r"(rm) : "r"(m), "r"(r));
-        MODELC_SM90_ASM("st.async.shared::cluster.mbarrier::complete_tx::bytes.b32 [%0], %1, [%2];"
-                        :: "r"(ra), "r"(__float_as_uint(v)), "r"(rm) : "memory");
-    }
-}
-/* Blocks until the phase of parity `parity` has completed, acquiring at cluster scope what the
- * other CTAs' asynchronous stores wrote. */
-__device__ __forceinline__ void mbar_wait_cluster(unsigned long long* bar, unsigned parity) {
-    MODELC_SM90_ASM(
-        "{\n.reg .pred done;\nWAIT_%=:\n"
-        "mbarrier.try_wait.parity.acquire.cluster.shared::cta.b64 done, [%0], %1;\n"
-        "@!done bra WAIT_%=;\n}\n" ::"r"(smem_addr(bar)), "r"(parity) : "memory");
-}
-#endif
-
-/*
- * delta_rule_cp_scan_out_dc8dc3be: passes 2 and 3 in one, the state scan with the output of each
- *   chunk computed where its state and v_new already are, so that neither goes through the
- *   workspace (the three-pass form writes and reads back h and v_new: about half its scan's and
- *   output pass's DRAM bytes).
- *   One block per (SBV value columns, value head, batch), as the scan. Per chunk c, with h the
- *   state entering it (f32 in mma accumulators, a bf16 copy Ss in shared memory):
- *     v_new = U - W h and o = (q e^G) h    (one pass over Ss: the two products share its fragments)
- *     o += A_qk v_new                      (rows' lower triangle)
- *     h <- diag(e^G_last) h + (k e^(G_last - G))^T v_new
- *   then o (SBV columns of the chunk's rows) goes out through shared memory two chunks later.
- *   With the gated RMSNorm, a row's sum of o^2 spans the head's DV / SBV blocks, which send
- *   their partial sums before each state update: as a cluster (NCL blocks, sm_90),
- *   asynchronous stores into every block's shared memory completing on its mbarrier; or
- *   through the workspace, with a count per chunk that every block of the launch waits on.
- *   Either way a block waits one chunk later: chunk c's o is normalised and written to Os
- *   during chunk c + 1, and stored at the top of chunk c + 2. The cluster keeps four slots of
- *   row sums and mbarriers (chunk c % 4): a block sends chunk c + 4's sums only after
- *   receiving this block's of chunk c + 3, sent after it read chunk c's.
- *   The next chunks' operands (W, k e^(G_last - G), q e^G, A_qk, U, e^G_last and the gate
- *   rows) are prefetched with cp.async into NBUF buffers.
- * Grid (DV / SBV, Hv, B), block 256 threads (8 warps), dynamic smem as
- *   delta_rule_cp_scan_out_launch() says.
- */
-template <int SBV, int NBUF> /* value columns per block; chunks in flight */
-__device__ __forceinline__ void delta_rule_cp_scan_out_body_dc8dc3be(
-    const bf16* __restrict__ q, int q_stride,
-    const bf16* __restrict__ k, int k_stride,
-    const bf16* __restrict__ v, int v_stride,
-    const float* __restrict__ g, const float* __restrict__ beta,
-    const float* state_in, float* state_out,
-    bf16* __restrict__ o, int o_stride, int T,
-    const bf16* __restrict__ gate, int gate_stride, const float* __restrict__ norm_w,
-    float* __restrict__ ws_raw)
-{
-    constexpr int HK = 2;
-    constexpr int HV = 2;
-    constexpr int RATIO = HV / HK;
-    constexpr int DK = 32;
-    constexpr int DV = 32;
-    constexpr int BV = 32;
-    constexpr int NWARP = BV / 32;
-    constexpr bool VTAIL = DV % BV != 0;
-    constexpr bool PER_CHANNEL = true;
-    constexpr bool L2NORM = true;
-    constexpr float SCALE = 1.7677669e-1f;
-    (void)DV; (void)NWARP;
-    constexpr float NORM_EPS = 1e-6f;
-    (void)VTAIL; (void)q; (void)q_stride; (void)k; (void)k_stride; (void)v; (void)v_stride;
-    (void)g; (void)beta;
-    constexpr bool NORM = true;         /* the gated RMSNorm epilogue                        */
-    constexpr bool CLUSTER = false;   /* NORM over a cluster of NCL > 1 blocks (sm_90)      */
-    constexpr int C = 64;
-    constexpr int NW = 8;
-    constexpr int NT = 32 * NW;
-    constexpr int NTS = SBV / 8;          /* n tiles of the state (even)                       */
-    constexpr int NPW = NTS / 2;          /* n tiles per warp of v_new and o (a column half)   */
-    constexpr int MS = DK / 16;
-    constexpr int MSW = (MS + NW - 1) / NW;
-    constexpr int KP = DK + 8;
-    constexpr int SP = SBV + 8;
-    constexpr int AP = C + 8;
-    constexpr int NCL = DV / SBV;         /* blocks of a head (a cluster with the norm)        */
-    static_assert(NBUF == 2 || NBUF == 3, "two or three buffers");
-    static_assert(!NORM || NCL == 1 || NCL == 2 || NCL == 4 || NCL == 8, "cluster of 1, 2, 4 or 8");
-    extern __shared__ __align__(16) unsigned char smem_raw[];
-    bf16* Ss = reinterpret_cast<bf16*>(smem_raw);      /* [DK][SP] h, bf16                   */
-    bf16* Vn = Ss + DK * SP;                           /* [C][SP] v_new                      */
-    bf16* Os = Vn + C * SP;                            /* [C][SP] o, stored a chunk later    */
-    bf16* Wb = Os + C * SP;                            /* [NBUF][C][KP] W                    */
-    bf16* Kb = Wb + NBUF * C * KP;                     /* [NBUF][C][KP] k e^(G_last - G)     */
-    bf16* Qb = Kb + NBUF * C * KP;                     /* [NBUF][C][KP] q e^G                */
-    bf16* Ab = Qb + NBUF * C * KP;                     /* [NBUF][C][AP] A_qk                 */
-    bf16* Ub = Ab + NBUF * C * AP;                     /* [NBUF][C][SP] U                    */
-    bf16* Zb = Ub + NBUF * C * SP;                     /* [NBUF][C][SP] the gate rows (NORM) */
-    float* Eb = reinterpret_cast<float*>(Zb + (NORM ? NBUF * C * SP : 0)); /* [NBUF][DK] e^G_last */
-    float* Rs = Eb + NBUF * DK;                        /* NORM: [4][NCL][2][C] row sums of o^2 */
-    unsigned long long* Pb = reinterpret_cast<unsigned long long*>(Rs + 8 * NCL * C); /* NORM, NCL > 1: [4] */
-    (void)Zb; (void)Rs; (void)Pb;
-
-    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
-    const int r4 = lane >> 2, c4 = (lane & 3) * 2;
-    const int mr = warp & 3, nh = warp >> 2; /* v_new and o: row tile, column half            */
-    const int j0 = blockIdx.x * SBV;
-    const int hv = blockIdx.y;
-    const long b = blockIdx.z;
-    const int NC = (T + C - 1) / C;
-    const long bh = b * HV + hv;
-    const long sbase = bh * (long)DK * DV + j0;
-    const DcpWs ws = dcp_ws<C, DK, DV>(ws_raw, (long)gridDim.z * HV * NC);
-
-    /* chunk c's operands into buffer p (one commit group) */
-    auto stage = [&](int c, int p) {
-        const long ci = bh * NC + c;
-        for (int e = tid; e < C * DK / 8; e += NT) {
-            const int t = e / (DK / 8), x = (e % (DK / 8)) * 8;
-            cp_async16(Wb + (p * C + t) * KP + x, ws.w + (ci * C + t) * DK + x, true);
-            cp_async16(Kb + (p * C + t) * KP + x, ws.kh + (ci * C + t) * DK + x, true);
-            cp_async16(Qb + (p * C + t) * KP + x, ws.qg + (ci * C + t) * DK + x, true);
-        }
-        for (int e = tid; e < C * C / 8; e += NT) {
-            const int t = e / (C / 8), x = (e % (C / 8)) * 8;
-            cp_async16(Ab + (p * C + t) * AP + x, ws.aq + (ci * C + t) * C + x, true);
-        }
-        for (int e = tid; e < C * SBV / 8; e += NT) {
-            const int t = e / (SBV / 8), x = (e % (SBV / 8)) * 8;
-            cp_async16(Ub + (p * C + t) * SP + x, ws.u + (ci * C + t) * DV + j0 + x, true);
-        }
-        for (int e = tid; e < DK / 4; e += NT) cp_async16(Eb + p * DK + 4 * e, ws.egl + ci * DK + 4 * e, true);
-        dtc_stage<bf16, C, SBV, NT>(Zb + p * C * SP, SP, gate + (b * T + c * C) * gate_stride + hv * DV + j0,
-                                    gate_stride, min(C, T - c * C),
-                                    (reinterpret_cast<unsigned long long>(gate) & 15) == 0 && gate_stride % 8 == 0, tid);
-        cp_async_commit();
-    };
-    /* chunk c's o (in Os) to its rows of the output */
-    auto store_o = [&](int c) {
-        const int cn = min(C, T - c * C);
-        dcp_store_rows<C, SBV, NT>(o + (b * T + c * C) * o_stride + hv * DV + j0, o_stride, Os, SP, cn, tid);
-    };
-
-    float st[MSW][NTS][4];
-    dcp_state_load<DK, DV, SBV, NW, MSW>(st, Ss, state_in, sbase, warp, lane);
-    if constexpr (CLUSTER) {
-        /* Pb[c & 3]: chunk c's row sums have landed from every block of the cluster (one arrival,
-         * thread 0's expect_tx; the bytes of NCL blocks' asynchronous stores) */
-        if (tid == 0) {
-            for (int i = 0; i < 4; ++i) mbar_init(Pb + i, 1);
-            MODELC_SM90_ASM("fence.mbarrier_init.release.cluster;" ::: "memory");
-        }
-        cluster_sync(); /* every block runs, its barriers set, before a row sum lands in it */
-    }
-    /* chunk c's o (f32) and gate values (NORM) until the next chunk writes them to Os */
-    float ao_prev[NPW][4], z_prev[NPW][4];
-    (void)z_prev;
-    /* chunk ce's o from ao_prev into Os (with the norm: once every block's row sums are in) */
-    auto epilogue = [&](int ce) {
-        const float* Rg = dcp_so_sums<DK, DV>(ws, bh * NC + ce);
-        if (lane == 0) dcp_so_wait(dcp_so_count<C, DK, DV, NCL>(ws, bh * NC + ce), NCL * NW);
-        __syncwarp();
-#pragma unroll
-        for (int h = 0; h < 2; ++h) {
-            const int t = 16 * mr + r4 + 8 * h;
-            float tot = 0.0f;
-#pragma unroll
-            for (int r = 0; r < 2 * NCL; ++r) tot += __ldcg(Rg + r * C + t);
-            const float rn = rsqrtf(tot / (float)DV + NORM_EPS);
-#pragma unroll
-            for (int n = 0; n < NPW; ++n) {
-                const int col = 8 * (NPW * nh + n) + c4;
-                float y[2];
-#pragma unroll
-                for (int x = 0; x < 2; ++x) {
-                    const float zj = z_prev[n][2 * h + x];
-                    y[x] = ao_prev[n][2 * h + x] * rn * norm_w[j0 + col + x] * (1.0f / (1.0f + expf(-zj)));
-                }
-                dtc_st2(&Os[t * SP + col], y[0], y[1]);
-            }
-        }
-    };
-    for (int i = 0; i < NBUF - 1 && i < NC; ++i) stage(i, i);
-    for (int c = 0; c < NC; ++c) {
-        const int p = c % NBUF;
-        /* chunk c + NBUF - 1 into the buffer chunk c - 1 used (free since the last barrier), then
-         * wait for chunk c's group: the groups committed after it may stay in flight */
-        if (c + NBUF - 1 < NC) {
-            stage(c + NBUF - 1, (c + NBUF - 1) % NBUF);
-            cp_async_wait<NBUF - 1>();
-        } else if (NBUF == 3 && c + 1 < NC) {
-            cp_async_wait<1>();
-        } else {
-            cp_async_wait<0>();
-        }
-        __syncthreads(); /* buffer p, Ss and chunk c - 2's o are ready */
-        if (c > 1) store_o(c - 2);
-        const bf16* W = Wb + p * C * KP;
-        const bf16* K = Kb + p * C * KP;
-        const bf16* Q = Qb + p * C * KP;
-        const bf16* A = Ab + p * C * AP;
-        const bf16* U = Ub + p * C * SP;
-        const bf16* Z = Zb + p * C * SP;
-        const float* E = Eb + p * DK;
-        (void)Z;
-        /* v_new = U - W h and o = (q e^G) h: row tile mr, n tiles nh NPW .. (nh + 1) NPW - 1 */
-        float ao[NPW][4];
-        {
-            float acc[NPW][4];
-#pragma unroll
-            for (int n = 0; n < NPW; ++n)
-#pragma unroll
-                for (int e = 0; e < 4; ++e) acc[n][e] = ao[n][e] = 0.0f;
-#pragma unroll
-            for (int kk = 0; kk < MS; ++kk) {
-                unsigned a[4], aq[4];
-                dtc_frag_a(a, W, KP, 16 * mr, 16 * kk, lane);
-                dtc_frag_a(aq, Q, KP, 16 * mr, 16 * kk, lane);
-                if (NPW == 1) {
-                    unsigned bb[4];
-                    dtc_frag_bt(bb, Ss, SP, 0, 16 * kk, lane);
-                    /* selects, not an indexed register array (which would go to local memory) */
-                    mma_bf16(acc[0], a, nh ? bb[2] : bb[0], nh ? bb[3] : bb[1]);
-                    mma_bf16(ao[0], aq, nh ? bb[2] : bb[0], nh ? bb[3] : bb[1]);
-                } else {
-#pragma unroll
-                    for (int np = 0; np < NPW / 2; ++np) {
-                        unsigned bb[4];
-                        dtc_frag_bt(bb, Ss, SP, 8 * NPW * nh + 16 * np, 16 * kk, lane);
-                        mma_bf16(acc[2 * np], a, bb[0], bb[1]);
-                        mma_bf16(acc[2 * np + 1], a, bb[2], bb[3]);
-                        mma_bf16(ao[2 * np], aq, bb[0], bb[1]);
-                        mma_bf16(ao[2 * np + 1], aq, bb[2], bb[3]);
-                    }
-                }
-            }
-#pragma unroll
-            for (int n = 0; n < NPW; ++n)
-#pragma unroll
-                for (int h = 0; h < 2; ++h) {
-                    const int t = 16 * mr + r4 + 8 * h, col = 8 * (NPW * nh + n) + c4;
-                    dtc_st2(&Vn[t * SP + col], bf2f(U[t * SP + col]) - acc[n][2 * h],
-                            bf2f(U[t * SP + col + 1]) - acc[n][2 * h + 1]);
-                }
-        }
-        __syncthreads(); /* Vn complete; every warp is done reading Ss and Os */
-        /* o += A_qk v_new (A_qk is zero above the diagonal: k tiles up to the row tile) */
-#pragma unroll
-        for (int kk = 0; kk < 4; ++kk)
-            if (kk <= mr) {
-                unsigned a[4];
-                dtc_frag_a(a, A, AP, 16 * mr, 16 * kk, lane);
-                if (NPW == 1) {
-                    unsigned bb[4];
-                    dtc_frag_bt(bb, Vn, SP, 0, 16 * kk, lane);
-                    mma_bf16(ao[0], a, nh ? bb[2] : bb[0], nh ? bb[3] : bb[1]);
-                } else {
-#pragma unroll
-                    for (int np = 0; np < NPW / 2; ++np) {
-                        unsigned bb[4];
-                        dtc_frag_bt(bb, Vn, SP, 8 * NPW * nh + 16 * np, 16 * kk, lane);
-                        mma_bf16(ao[2 * np], a, bb[0], bb[1]);
-                        mma_bf16(ao[2 * np + 1], a, bb[2], bb[3]);
-                    }
-                }
-            }
-        {
-            float* R = dcp_so_sums<DK, DV>(ws, bh * NC + c) + (2 * (int)blockIdx.x + nh) * C;
-#pragma unroll
-            for (int h = 0; h < 2; ++h) {
-                float ss = 0.0f;
-#pragma unroll
-                for (int n = 0; n < NPW; ++n)
-                    ss += ao[n][2 * h] * ao[n][2 * h] + ao[n][2 * h + 1] * ao[n][2 * h + 1];
-                ss += __shfl_xor_sync(0xffffffffu, ss, 1);
-                ss += __shfl_xor_sync(0xffffffffu, ss, 2);
-                if ((lane & 3) == 0) {
-                    R[16 * mr + r4 + 8 * h] = ss;
-                }
-            }
-            __syncwarp();
-            if (lane == 0) {
-                __threadfence(); /* the warp's sums are visible before its count */
-                atomicAdd(dcp_so_count<C, DK, DV, NCL>(ws, bh * NC + c), 1u);
-            }
-        }
-        /* h <- e^G_last h + (k e^(G_last - G))^T v_new */
-        dcp_state_update<DK, SBV, NW, MSW, KP>(st, Ss, E, K, Vn, warp, lane);
-        /* the previous chunk's o into Os (its row sums have had a chunk's time to arrive); this
-         * chunk's kept for the next */
-        if (c > 0) epilogue(c - 1);
-#pragma unroll
-        for (int n = 0; n < NPW; ++n)
-#pragma unroll
-            for (int e = 0; e < 4; ++e) ao_prev[n][e] = ao[n][e];
-#pragma unroll
-        for (int n = 0; n < NPW; ++n)
-#pragma unroll
-            for (int e = 0; e < 4; ++e)
-                z_prev[n][e] = bf2f(Z[(16 * mr + r4 + 8 * (e >> 1)) * SP + 8 * (NPW * nh + n) + c4 + (e & 1)]);
-        __syncthreads(); /* Ss and Os written; Vn and buffer p free */
-    }
-    if (NC > 1) store_o(NC - 2);
-    __syncthreads(); /* Os is free */
-    if (NC > 0) {
-        epilogue(NC - 1);
-        __syncthreads();
-        store_o(NC - 1);
-    }
-    if constexpr (CLUSTER) {
-        /* no block leaves while a store of it into another may be in flight: every block has
-         * received all it waits for once all have arrived here */
-        cluster_arrive_relaxed();
-        cluster_wait();
-    }
-    dcp_state_store<DK, DV, SBV, NW, MSW>(st, state_out, sbase, warp, lane);
-}
-extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_out_dc8dc3be(
-    const bf16* __restrict__ q, int q_stride,
-    const bf16* __restrict__ k, int k_stride,
-    const bf16* __restrict__ v, int v_stride,
-    const float* __restrict__ g, const float* __restrict__ beta,
-    const float* state_in, float* state_out,
-    bf16* __restrict__ o, int o_stride, int T,
-    const bf16* __restrict__ gate, int gate_stride, const float* __restrict__ norm_w,
-    float* __restrict__ ws_raw)
-{
-    delta_rule_cp_scan_out_body_dc8dc3be<16, 3>(q, q_stride, k, k_stride, v, v_stride, g, beta, state_in, state_out, o, o_stride, T, gate, gate_stride, norm_w, ws_raw);
+    delta_rule_cp_scan_body_f4eec8e6<32, false>(q, q_stride, k, k_stride, v, v_stride, g, beta, state_in, state_out, o, o_stride, T, gate, gate_stride, norm_w, ws_raw);
 }
 
 /*
- * delta_rule_cp_out_dc8dc3be: pass 3 of 3, one block per (chunk, value head, batch).
+ * delta_rule_cp_out_f4eec8e6: pass 3 of 3, one block per (chunk, value head, batch).
  *   o = (q e^G) h + A_qk v_new over the chunk's full rows (all DV columns), then the store
  *   through the gated RMSNorm (the block owns full rows; the gate rows arrive with A_qk and v_new): o goes through shared memory (over v_new) so that rows leave in 16-byte pieces.
  * Grid (NC, Hv, B), block 256 threads = 4 row tiles x 2 column groups of warps (DV / 2
  *   columns each), dynamic smem = the output part of delta_rule_cp_smem().
  */
-extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_out_dc8dc3be(
+extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_out_f4eec8e6(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
