@@ -189,7 +189,10 @@ fn the_scan_with_the_output_pass_is_an_opt_in_variant() {
                 panic!("{}: no output pass after the scan", scan.label)
             };
             assert!(out.entry.starts_with("delta_rule_cp_out_"), "{}", out.entry);
-            let fused = scan.variants.first().filter(|v| v.entry.starts_with("delta_rule_cp_scan_out_"));
+            let fused = scan
+                .variants
+                .first()
+                .filter(|v| v.entry.starts_with("delta_rule_cp_scan_out_"));
             assert_eq!(fused.is_some(), on, "{}", scan.label);
             assert_eq!(out.skip_when.is_some(), on, "{}", out.label);
             let Some(fused) = fused else { continue };
@@ -203,7 +206,11 @@ fn the_scan_with_the_output_pass_is_an_opt_in_variant() {
                 };
                 let chosen = scan.pick(&env).expect("a launch").entry;
                 assert_eq!(chosen == fused.entry, runs, "batch {batch} on {sms} SMs: {chosen}");
-                assert_eq!(out.skips(&env).expect("a condition"), runs, "batch {batch} on {sms} SMs");
+                assert_eq!(
+                    out.skips(&env).expect("a condition"),
+                    runs,
+                    "batch {batch} on {sms} SMs"
+                );
             }
             // The fused entry lives in the scan's module, which compiles it with the rest.
             let module = program.kernels.iter().find(|k| k.name == fused.module).expect("module");

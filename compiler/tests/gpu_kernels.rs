@@ -2830,7 +2830,14 @@ impl DeltaBench {
         let mc = src.entries.len() - 1;
         assert!(src.entries[mc].starts_with("delta_rule_cp_scan_mc_"));
         let (what, v) = (format!("{name} scan over clusters"), CpPrepVariant::default_for(p));
-        self.time_chunk_parallel_entries(ctx, p, &src, [0, mc, 2], &what, v)
+        let ms = self.time_chunk_parallel_entries(ctx, p, &src, [0, mc, 2], &what, v);
+        let (scan, cluster) = (
+            delta_rule_cp_variant_launches(p, v, self.b, self.t)[1],
+            delta_rule_cp_scan_cluster(p),
+        );
+        let held = resident_blocks(ctx, &src.entries[mc], scan, cluster.unwrap_or(1));
+        println!("| delta_rule_chunk_parallel {what} SBV{}: {held} |", p.scan_block);
+        ms
     }
 
     /// Times the entries `passes` (prep, scan, out) of `src`, whose prep is of form `prep` (or a
@@ -2902,21 +2909,32 @@ impl DeltaBench {
     /// (`delta_rule_cp_scan_out_`, the norm's row sums shared by `x`); prints one row.
     fn time_scan_out(&self, ctx: &mut Ctx, p: &DeltaRuleParams, x: ScanOutExchange, name: &str) -> f64 {
         let src = delta_rule_chunk_parallel_with_scan_out(p, x).unwrap();
-        self.time_scan_out_source(ctx, p, &src, &format!("{name} {x:?}"))
+        let cluster = if delta_rule_cp_scan_out_clusters(p, x) {
+            p.value_dim / p.scan_block
+        } else {
+            1
+        };
+        self.time_scan_out_source(ctx, p, &src, cluster, &format!("{name} {x:?}"))
     }
 
-    /// [`DeltaBench::time_scan_out`] of the module `src` (or a text edit of it).
-    fn time_scan_out_source(&self, ctx: &mut Ctx, p: &DeltaRuleParams, src: &KernelSource, name: &str) -> f64 {
+    /// [`DeltaBench::time_scan_out`] of the module `src` (or a text edit of it), whose
+    /// scan-and-output entry runs in clusters of `cluster` blocks (1: none).
+    fn time_scan_out_source(
+        &self,
+        ctx: &mut Ctx,
+        p: &DeltaRuleParams,
+        src: &KernelSource,
+        cluster: usize,
+        name: &str,
+    ) -> f64 {
         let prep = delta_rule_cp_variant_launches(p, CpPrepVariant::default_for(p), self.b, self.t)[0];
         let so = src.entries.last().unwrap();
-        let steps = [
-            (src.entries[0].as_str(), prep),
-            (so.as_str(), delta_rule_cp_scan_out_launch(p, self.b)),
-        ];
+        let launch = delta_rule_cp_scan_out_launch(p, self.b);
+        let steps = [(src.entries[0].as_str(), prep), (so.as_str(), launch)];
         let (ms, pass) = self.time_steps(ctx, p, src, &steps);
         let traffic = delta_rule_cp_traffic(p, self.b, self.t);
         println!(
-            "| delta_rule_chunk_parallel {name} scan+out in one SBV{} | B{} T{} H{} Dk=Dv=128 | {ms:.3} | prep {:.3} scan+out {:.3} | {:.0} ktok/s | TB/s prep {:.2} |",
+            "| delta_rule_chunk_parallel {name} scan+out in one SBV{} | B{} T{} H{} Dk=Dv=128 | {ms:.3} | prep {:.3} scan+out {:.3} | {:.0} ktok/s | TB/s prep {:.2} | {} |",
             p.scan_block,
             self.b,
             self.t,
@@ -2925,8 +2943,30 @@ impl DeltaBench {
             pass[1],
             (self.b * self.t) as f64 / ms,
             traffic[0] as f64 / (pass[0] * 1e9),
+            resident_blocks(ctx, so, launch, cluster),
         );
         ms
+    }
+}
+
+/// How many blocks of a launch of `entry` the device holds at once against the grid's, as
+/// "resident N of M blocks" (in clusters of `cluster` where it has them: the clusters must fit
+/// within one GPC each, so fewer may fit than the SMs suggest). Fewer than the grid's means the
+/// launch runs in waves.
+fn resident_blocks(ctx: &Ctx, entry: &str, l: LaunchDims, cluster: usize) -> String {
+    let grid = u64::from(l.grid.0) * u64::from(l.grid.1) * u64::from(l.grid.2);
+    let held = if cluster > 1 {
+        ctx.gpu
+            .max_active_clusters(entry, l)
+            .map(|n| (u64::from(n) * cluster as u64, format!(" in clusters of {cluster}")))
+    } else {
+        ctx.gpu
+            .max_blocks_per_sm(entry, l)
+            .map(|n| (u64::from(n) * u64::from(ctx.gpu.sm_count()), String::new()))
+    };
+    match held {
+        Ok((n, how)) => format!("resident {} of {grid} blocks{how}", n.min(grid)),
+        Err(e) => format!("occupancy unknown: {e}"),
     }
 }
 
@@ -2975,7 +3015,7 @@ fn bench_delta_shapes(ctx: &mut Ctx, r: &mut ChaCha8Rng) {
             // scheduling costs.
             let plain = DeltaRuleParams { gated_norm: None, ..p };
             let plain_src = delta_rule_chunk_parallel_with_scan_out(&plain, ScanOutExchange::Cluster).unwrap();
-            bufs.time_scan_out_source(ctx, &plain, &plain_src, &format!("{name} without the norm"));
+            bufs.time_scan_out_source(ctx, &plain, &plain_src, 1, &format!("{name} without the norm"));
             if hopper {
                 let ncl = p.value_dim / p.scan_block;
                 let as_clusters = ablated(
@@ -2987,7 +3027,7 @@ fn bench_delta_shapes(ctx: &mut Ctx, r: &mut ChaCha8Rng) {
                     )],
                 );
                 let what = format!("{name} without the norm, as clusters of {ncl}");
-                bufs.time_scan_out_source(ctx, &plain, &as_clusters, &what);
+                bufs.time_scan_out_source(ctx, &plain, &as_clusters, ncl, &what);
             }
             bufs.time_chunk_parallel(ctx, &p, name);
             if hopper && delta_rule_cp_scan_cluster(&p).is_some() {

@@ -463,14 +463,7 @@ impl Gpu {
         args: &[KernelArg],
         pdl: bool,
     ) -> Result<(), CudaError> {
-        let LoadedKernel { f, static_smem } = self.kernels.get(kernel).ok_or_else(|| {
-            let mut loaded: Vec<String> = self.kernels.keys().cloned().collect();
-            loaded.sort();
-            CudaError::UnknownKernel {
-                kernel: kernel.to_string(),
-                loaded,
-            }
-        })?;
+        let f = self.kernel_with_smem(kernel, dims)?;
         let launch_err = |source| CudaError::Launch {
             kernel: kernel.to_string(),
             grid: dims.grid,
@@ -478,14 +471,6 @@ impl Gpu {
             smem: dims.smem,
             source,
         };
-        // The default limit holds static and dynamic shared memory together.
-        if dims.smem > 0 && dims.smem.saturating_add(*static_smem) > DEFAULT_SMEM_LIMIT {
-            f.set_attribute(
-                CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
-                i32::try_from(dims.smem).unwrap_or(i32::MAX),
-            )
-            .map_err(launch_err)?;
-        }
         if pdl && self.supports_pdl() {
             // SAFETY: forwarded from the caller.
             unsafe { self.launch_pdl(f, dims, args) }.map_err(launch_err)?;
@@ -503,6 +488,55 @@ impl Gpu {
             })?;
         }
         Ok(())
+    }
+
+    /// How many clusters of `kernel` (compiled with `__cluster_dims__`) the device holds at
+    /// once with the launch geometry `dims` (`cuOccupancyMaxActiveClusters`): fewer than the
+    /// grid's clusters means the launch runs in waves.
+    pub fn max_active_clusters(&self, kernel: &str, dims: LaunchDims) -> Result<u32, CudaError> {
+        let f = self.kernel_with_smem(kernel, dims)?;
+        let cfg = LaunchConfig {
+            grid_dim: dims.grid,
+            block_dim: dims.block,
+            shared_mem_bytes: dims.smem,
+        };
+        f.occupancy_max_active_clusters(cfg, &self.stream)
+            .map_err(|e| CudaError::driver(format!("the cluster occupancy of `{kernel}`"), e))
+    }
+
+    /// How many blocks of `kernel` an SM holds at once with the launch geometry `dims`
+    /// (`cuOccupancyMaxActiveBlocksPerMultiprocessor`).
+    pub fn max_blocks_per_sm(&self, kernel: &str, dims: LaunchDims) -> Result<u32, CudaError> {
+        let f = self.kernel_with_smem(kernel, dims)?;
+        let threads = dims.block.0 * dims.block.1 * dims.block.2;
+        f.occupancy_max_active_blocks_per_multiprocessor(threads, dims.smem as usize, None)
+            .map_err(|e| CudaError::driver(format!("the occupancy of `{kernel}`"), e))
+    }
+
+    /// A loaded kernel, opted into `dims.smem` bytes of dynamic shared memory (as a launch does).
+    fn kernel_with_smem(&self, kernel: &str, dims: LaunchDims) -> Result<&CudaFunction, CudaError> {
+        let LoadedKernel { f, static_smem } = self.kernels.get(kernel).ok_or_else(|| {
+            let mut loaded: Vec<String> = self.kernels.keys().cloned().collect();
+            loaded.sort();
+            CudaError::UnknownKernel {
+                kernel: kernel.to_string(),
+                loaded,
+            }
+        })?;
+        // The default limit holds static and dynamic shared memory together.
+        if dims.smem > 0 && dims.smem.saturating_add(*static_smem) > DEFAULT_SMEM_LIMIT {
+            f.set_attribute(
+                CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
+                i32::try_from(dims.smem).unwrap_or(i32::MAX),
+            )
+            .map_err(|e| {
+                CudaError::driver(
+                    format!("opting `{kernel}` into {} bytes of shared memory", dims.smem),
+                    e,
+                )
+            })?;
+        }
+        Ok(f)
     }
 
     /// `cuLaunchKernel` through cudarc's builder.
