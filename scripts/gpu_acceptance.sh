@@ -226,8 +226,8 @@ scanbench_runs() {
     PYTHONUNBUFFERED=1 python3 scripts/bench_peers.py --fla-only --fla-shape=1,8192,32 || return 1
     for on in 0 1 0 1; do
         echo "-- MODELC_DELTA_SCAN_OUT=$on"
-        MODELC_DELTA_SCAN_OUT=$on "$BIN/modelc" bench specs/hybrid-1b.yaml --prefill-tokens 4096 --decode-batch 1 ||
-            return 1
+        MODELC_DELTA_SCAN_OUT=$on "$BIN/modelc" bench specs/hybrid-1b.yaml --prefill-tokens 4096 \
+            --decode-batch 1 --decode-steps 8 --runs 7 || return 1
     done
 }
 export -f scanout_runs scanbench_runs
