@@ -1099,6 +1099,20 @@ impl Program {
                         }
                     }
                     Step::Launch(l) => {
+                        // A step is only left out where a variant before it, on every device,
+                        // does its work.
+                        if let Some(c) = &l.skip_when {
+                            let covered = sched.steps[..i].iter().any(|s| {
+                                matches!(s, Step::Launch(e) if e.variants.iter()
+                                    .any(|v| v.cc.is_none() && v.when.as_ref() == Some(c)))
+                            });
+                            if !covered {
+                                return bad(format!(
+                                    "{at}: left out where `{c}`, but no variant of an earlier launch (for \
+                                     every device) is taken where it holds"
+                                ));
+                            }
+                        }
                         for c in l.choices() {
                             let Some(m) = self.kernels.iter().find(|k| k.name == c.module) else {
                                 return bad(format!("{at}: no module `{}`", c.module));
@@ -1345,7 +1359,26 @@ mod tests {
         let json = serde_json::to_value(&step).unwrap();
         assert_eq!(json["skip_when"], "128*batch < sms + 1");
         assert_eq!(serde_json::from_value::<LaunchStep>(json.clone()).unwrap(), step);
+        // A step may only be left out where a variant of an earlier one (on every device) is
+        // taken.
+        let mut fused = launch("m", "own", 1);
+        fused.variants = vec![variant(None, Some("128*batch < sms + 1"), "m", "both")];
+        let mut p = program_with(fused.clone(), &[("m", "own", None)]);
+        p.kernels[0].entries.push("both".into());
+        p.prefill.steps.push(Step::Launch(step.clone()));
+        p.validate().unwrap();
+        let mut hopper_only = p.clone();
+        let Step::Launch(first) = &mut hopper_only.prefill.steps[0] else {
+            panic!("a launch")
+        };
+        first.variants[0].cc = Some(ComputeCapability::HOPPER);
+        let err = hopper_only.validate().unwrap_err().to_string();
+        assert!(err.contains("left out where `128*batch < sms + 1`"), "{err}");
+        let mut alone = program_with(step.clone(), &[("m", "own", None)]);
+        assert!(alone.validate().is_err());
         // Without variants nothing does a skipped step's work: none is left out.
+        alone.drop_variants();
+        alone.validate().unwrap();
         let mut portable = program_with(step, &[("m", "own", None)]);
         portable.drop_variants();
         let Step::Launch(l) = &portable.prefill.steps[0] else {
