@@ -1272,18 +1272,22 @@ fn delta_rule_chunked_matches_reference() {
     }
 }
 
+/// The gated norms the delta-rule cases use: KDA's (SiLU gate, eps 1e-5) and a sigmoid gate
+/// with eps 1e-6.
+const NORM_SILU: GatedNormEpilogue = GatedNormEpilogue {
+    eps: 1e-5,
+    act: GateActivation::Silu,
+};
+const NORM_SIGMOID: GatedNormEpilogue = GatedNormEpilogue {
+    eps: 1e-6,
+    act: GateActivation::Sigmoid,
+};
+
 /// The gated-norm epilogue on GDN (scalar decay, GQA) and KDA (per-channel) shapes, both gate
 /// activations: one block per head, including ragged (Dv = 80 in 96 threads), sub-warp (Dv = 8)
 /// and 256-wide heads (eight warps in the reduction).
 fn delta_norm_cases() -> Vec<DeltaRuleParams> {
-    let silu = GatedNormEpilogue {
-        eps: 1e-5,
-        act: GateActivation::Silu,
-    };
-    let sigmoid = GatedNormEpilogue {
-        eps: 1e-6,
-        act: GateActivation::Sigmoid,
-    };
+    let (silu, sigmoid) = (NORM_SILU, NORM_SIGMOID);
     vec![
         DeltaRuleParams::new(2, 4, 64, 64, DecayGate::Scalar).with_gated_norm(silu),
         DeltaRuleParams::new(2, 4, 64, 64, DecayGate::Scalar).with_gated_norm(sigmoid),
@@ -1317,14 +1321,7 @@ fn delta_rule_gated_norm_matches_reference() {
 #[test]
 fn delta_rule_tensor_cores_match_reference() {
     let Some(mut ctx) = setup() else { return };
-    let silu = GatedNormEpilogue {
-        eps: 1e-5,
-        act: GateActivation::Silu,
-    };
-    let sigmoid = GatedNormEpilogue {
-        eps: 1e-6,
-        act: GateActivation::Sigmoid,
-    };
+    let (silu, sigmoid) = (NORM_SILU, NORM_SIGMOID);
     let cases = [
         DeltaRuleParams::new(2, 2, 128, 128, DecayGate::PerChannel),
         DeltaRuleParams::new(2, 2, 128, 128, DecayGate::PerChannel).with_gated_norm(silu),
@@ -1377,14 +1374,7 @@ fn delta_rule_chunk_parallel_matches_reference() {
     let Some(mut ctx) = setup() else { return };
     let hopper = ctx.gpu.compute_capability() == (9, 0);
     let mut clusters = 0;
-    let silu = GatedNormEpilogue {
-        eps: 1e-5,
-        act: GateActivation::Silu,
-    };
-    let sigmoid = GatedNormEpilogue {
-        eps: 1e-6,
-        act: GateActivation::Sigmoid,
-    };
+    let (silu, sigmoid) = (NORM_SILU, NORM_SIGMOID);
     let cases = [
         DeltaRuleParams::new(2, 2, 128, 128, DecayGate::PerChannel).with_gated_norm(silu),
         DeltaRuleParams::new(2, 2, 128, 128, DecayGate::PerChannel),
@@ -1461,14 +1451,7 @@ fn delta_rule_chunk_parallel_matches_reference() {
 fn delta_rule_scan_out_matches_reference() {
     let Some(mut ctx) = setup() else { return };
     let hopper = ctx.gpu.compute_capability() == (9, 0);
-    let silu = GatedNormEpilogue {
-        eps: 1e-5,
-        act: GateActivation::Silu,
-    };
-    let sigmoid = GatedNormEpilogue {
-        eps: 1e-6,
-        act: GateActivation::Sigmoid,
-    };
+    let (silu, sigmoid) = (NORM_SILU, NORM_SIGMOID);
     let with_scan = |scan_block: usize, p: DeltaRuleParams| DeltaRuleParams { scan_block, ..p };
     let cases = [
         with_scan(
@@ -2974,10 +2957,7 @@ fn resident_blocks(ctx: &Ctx, entry: &str, l: LaunchDims, cluster: usize) -> Str
 /// KDA and GDN (the default scan block, and 64 and 128 at B8); the single-kernel tensor-core form
 /// alongside at B1 T4096 H32.
 fn bench_delta_shapes(ctx: &mut Ctx, r: &mut ChaCha8Rng) {
-    let silu = GatedNormEpilogue {
-        eps: 1e-5,
-        act: GateActivation::Silu,
-    };
+    let silu = NORM_SILU;
     for (name, gate) in [("KDA+norm", DecayGate::PerChannel), ("GDN+norm", DecayGate::Scalar)] {
         for (b, t, h) in [
             (1usize, 4096usize, 32usize),
@@ -3909,10 +3889,7 @@ fn bench_kernels() {
     bench_attention_decode(&mut ctx, &mut r);
     // Delta rule: KDA-like, T = 4096, 32 heads, Dk = Dv = 128; without and with the gated-norm
     // epilogue (one block per head instead of two: half the blocks); one decode step at B8.
-    let silu = GatedNormEpilogue {
-        eps: 1e-5,
-        act: GateActivation::Silu,
-    };
+    let silu = NORM_SILU;
     for (name, gate, norm) in [
         ("KDA", DecayGate::PerChannel, None),
         ("GDN", DecayGate::Scalar, None),

@@ -1357,9 +1357,9 @@ extern "C" __global__ void __launch_bounds__(256) sigmoid_decay_gate_9b511badf4d
     }
 }
 
-// ===== kernels/delta_rule_cp_prep_479718fb.cu =====
+// ===== kernels/delta_rule_cp_prep_248b3811.cu =====
 /*
- * modelc mixer core: delta_rule_cp_prep_479718fb, delta_rule_cp_scan_479718fb, delta_rule_cp_out_479718fb, delta_rule_cp_scan_w32_479718fb (template).
+ * modelc mixer core: delta_rule_cp_prep_248b3811, delta_rule_cp_scan_248b3811, delta_rule_cp_out_248b3811, delta_rule_cp_scan_w32_248b3811 (template).
  * Fuses, in order:
  *   l2_norm(eps=1e-6, group=32)
  *   scale(0.17677669529663687)
@@ -1371,10 +1371,10 @@ extern "C" __global__ void __launch_bounds__(256) sigmoid_decay_gate_9b511badf4d
  * FLOPs:         25216*batch*tokens
  */
 /*
- * delta_rule_cp_{prep,scan,out}_479718fb: gated delta rule, chunked (WY representation / UT
+ * delta_rule_cp_{prep,scan,out}_248b3811: gated delta rule, chunked (WY representation / UT
  *   transform), chunk-parallel on tensor cores (mma.sync m16n8k16 bf16 -> f32, ldmatrix,
  *   cp.async; sm_80+): three launches in order, fla's chunk_kda split.
- *   Hk = 1, Hv = 2, Dk = 32, Dv = 32, gate = scalar per head (GDN), qk l2norm = true, scale = 1.7677669e-1f, chunk C = 64, scan block SBV = 16 (or 32: delta_rule_cp_scan_w32_479718fb).
+ *   Hk = 1, Hv = 2, Dk = 32, Dv = 32, gate = scalar per head (GDN), qk l2norm = true, scale = 1.7677669e-1f, chunk C = 64, scan block SBV = 16 (or 32: delta_rule_cp_scan_w32_248b3811).
  *   Gated RMSNorm epilogue: o <- o * rsqrt(mean_head(o^2) + 1e-5f) * norm_w * silu_f(gate)
  *   Per chunk, with G the in-chunk cumsum of g: A_qk[t,s] = sum_d q_td k_sd e^(G_td - G_sd)
  *   (s <= t), L[t,s] = beta_t sum_d k_td k_sd e^(G_td - G_sd) (s < t), W = (I + L)^-1
@@ -1816,7 +1816,7 @@ __device__ __forceinline__ void dcp_ut_inverse_halves(const float* Lf, float* Af
 #endif
 
 /*
- * delta_rule_cp_prep_479718fb: pass 1 of 3, one block per (chunk, value head, batch), no state.
+ * delta_rule_cp_prep_248b3811: pass 1 of 3, one block per (chunk, value head, batch), no state.
  *   Fuses the q/k l2 norm and scale, the in-chunk cumsum of g (log2 units), the decayed q and k
  *   rows, A_qk and L (16-row block i against Kc_i, reference r = 16 i, fla's chunk_kda; a
  *   diagonal block whose decay span may pass 2^63 is summed exactly instead), the UT solve
@@ -1828,7 +1828,7 @@ __device__ __forceinline__ void dcp_ut_inverse_halves(const float* Lf, float* Af
  * Grid (NC, Hv, B), block 256 threads = 4 row tiles x 2 column groups of warps,
  *   dynamic smem = the prep part of delta_rule_cp_smem().
  */
-extern "C" __global__ void __launch_bounds__(256, 3) delta_rule_cp_prep_479718fb(
+extern "C" __global__ void __launch_bounds__(256, 3) delta_rule_cp_prep_248b3811(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -2320,6 +2320,52 @@ __device__ __forceinline__ void dcp_state_update(float (&st)[MSW][SBV / 8][4], b
         }
     }
 }
+/* A warp's products with the n tiles of column half nh (NPW tiles of 8 columns) of a bf16
+ * matrix B [..][sp] read transposed at k tile kk: acc += a B, and with TWO also acc2 += a2 B
+ * from the same fragments of B. At NPW 1 the half is selected from one load (an indexed
+ * register array would go to local memory). */
+template <int NPW, bool TWO>
+__device__ __forceinline__ void dcp_mma_half2(float (&acc)[NPW][4], const unsigned (&a)[4], float (&acc2)[NPW][4],
+                                              const unsigned (&a2)[4], const bf16* B, int sp, int nh, int kk, int lane) {
+    if constexpr (NPW == 1) {
+        unsigned bb[4];
+        dtc_frag_bt(bb, B, sp, 0, 16 * kk, lane);
+        mma_bf16(acc[0], a, nh ? bb[2] : bb[0], nh ? bb[3] : bb[1]);
+        if constexpr (TWO) mma_bf16(acc2[0], a2, nh ? bb[2] : bb[0], nh ? bb[3] : bb[1]);
+    } else {
+#pragma unroll
+        for (int np = 0; np < NPW / 2; ++np) {
+            unsigned bb[4];
+            dtc_frag_bt(bb, B, sp, 8 * NPW * nh + 16 * np, 16 * kk, lane);
+            mma_bf16(acc[2 * np], a, bb[0], bb[1]);
+            mma_bf16(acc[2 * np + 1], a, bb[2], bb[3]);
+            if constexpr (TWO) {
+                mma_bf16(acc2[2 * np], a2, bb[0], bb[1]);
+                mma_bf16(acc2[2 * np + 1], a2, bb[2], bb[3]);
+            }
+        }
+    }
+}
+/* dcp_mma_half2 with one product. */
+template <int NPW>
+__device__ __forceinline__ void dcp_mma_half(float (&acc)[NPW][4], const unsigned (&a)[4], const bf16* B, int sp, int nh,
+                                             int kk, int lane) {
+    dcp_mma_half2<NPW, false>(acc, a, acc, a, B, sp, nh, kk, lane);
+}
+/* v_new = U - acc (W h's products of row tile mr, column half nh) into Vn; U and Vn [C][sp]; r4
+ * and c4 the lane's fragment row and column (passed, not recomputed: the same machine code as
+ * the loop written in place). */
+template <int NPW>
+__device__ __forceinline__ void dcp_store_vnew(bf16* Vn, const bf16* U, const float (&acc)[NPW][4], int sp, int mr, int nh,
+                                               int r4, int c4) {
+#pragma unroll
+    for (int n = 0; n < NPW; ++n)
+#pragma unroll
+        for (int h = 0; h < 2; ++h) {
+            const int t = 16 * mr + r4 + 8 * h, col = 8 * (NPW * nh + n) + c4;
+            dtc_st2(&Vn[t * sp + col], bf2f(U[t * sp + col]) - acc[n][2 * h], bf2f(U[t * sp + col + 1]) - acc[n][2 * h + 1]);
+        }
+}
 /* st to state_out at sbase (null: not stored). */
 template <int DK, int DV, int SBV, int NW, int MSW>
 __device__ __forceinline__ void dcp_state_store(const float (&st)[MSW][SBV / 8][4], float* state_out, long sbase, int warp,
@@ -2344,7 +2390,7 @@ __device__ __forceinline__ void dcp_state_store(const float (&st)[MSW][SBV / 8][
 #endif
 
 /*
- * delta_rule_cp_scan_479718fb: pass 2 of 3, the state scan over the chunks of a sequence.
+ * delta_rule_cp_scan_248b3811: pass 2 of 3, the state scan over the chunks of a sequence.
  *   One block per (SBV value columns, value head, batch) (an entry per width, below); the state [DK][SBV] stays in f32 mma
  *   accumulators (warp w: row tiles w, w + 8, ..), a bf16 copy in shared memory feeds the
  *   products; v_new's row tile w & 3, columns half w >> 2. Per chunk: store h (bf16) to the workspace, v_new = U - W h, store v_new,
@@ -2359,7 +2405,7 @@ __device__ __forceinline__ void dcp_state_store(const float (&st)[MSW][SBV / 8][
  *   delta_rule_cp_smem().
  */
 template <int SBV, bool MC> /* value columns per block; W and k multicast to a cluster */
-__device__ __forceinline__ void delta_rule_cp_scan_body_479718fb(
+__device__ __forceinline__ void delta_rule_cp_scan_body_248b3811(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -2498,29 +2544,9 @@ __device__ __forceinline__ void delta_rule_cp_scan_body_479718fb(
             for (int kk = 0; kk < MS; ++kk) {
                 unsigned a[4];
                 dtc_frag_a(a, W, KP, 16 * mr, 16 * kk, lane);
-                if (NPW == 1) {
-                    unsigned bb[4];
-                    dtc_frag_bt(bb, Ss, SP, 0, 16 * kk, lane);
-                    /* selects, not an indexed register array (which would go to local memory) */
-                    mma_bf16(acc[0], a, nh ? bb[2] : bb[0], nh ? bb[3] : bb[1]);
-                } else {
-#pragma unroll
-                    for (int np = 0; np < NPW / 2; ++np) {
-                        unsigned bb[4];
-                        dtc_frag_bt(bb, Ss, SP, 8 * NPW * nh + 16 * np, 16 * kk, lane);
-                        mma_bf16(acc[2 * np], a, bb[0], bb[1]);
-                        mma_bf16(acc[2 * np + 1], a, bb[2], bb[3]);
-                    }
-                }
+                dcp_mma_half<NPW>(acc, a, Ss, SP, nh, kk, lane);
             }
-#pragma unroll
-            for (int n = 0; n < NPW; ++n)
-#pragma unroll
-                for (int h = 0; h < 2; ++h) {
-                    const int t = 16 * mr + r4 + 8 * h, col = 8 * (NPW * nh + n) + c4;
-                    dtc_st2(&Vn[t * SP + col], bf2f(U[t * SP + col]) - acc[n][2 * h],
-                            bf2f(U[t * SP + col + 1]) - acc[n][2 * h + 1]);
-                }
+            dcp_store_vnew<NPW>(Vn, U, acc, SP, mr, nh, r4, c4);
         }
         __syncthreads(); /* Vn complete; every warp is done reading Ss */
         if constexpr (MC) {
@@ -2540,7 +2566,7 @@ __device__ __forceinline__ void delta_rule_cp_scan_body_479718fb(
     dcp_state_store<DK, DV, SBV, NW, MSW>(st, state_out, sbase, warp, lane);
 }
 
-extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_479718fb(
+extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_248b3811(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -2550,9 +2576,9 @@ extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_479718fb(
     const bf16* __restrict__ gate, int gate_stride, const float* __restrict__ norm_w,
     float* __restrict__ ws_raw)
 {
-    delta_rule_cp_scan_body_479718fb<16, false>(q, q_stride, k, k_stride, v, v_stride, g, beta, state_in, state_out, o, o_stride, T, gate, gate_stride, norm_w, ws_raw);
+    delta_rule_cp_scan_body_248b3811<16, false>(q, q_stride, k, k_stride, v, v_stride, g, beta, state_in, state_out, o, o_stride, T, gate, gate_stride, norm_w, ws_raw);
 }
-extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_w32_479718fb(
+extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_w32_248b3811(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -2562,17 +2588,17 @@ extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_w32_479718f
     const bf16* __restrict__ gate, int gate_stride, const float* __restrict__ norm_w,
     float* __restrict__ ws_raw)
 {
-    delta_rule_cp_scan_body_479718fb<32, false>(q, q_stride, k, k_stride, v, v_stride, g, beta, state_in, state_out, o, o_stride, T, gate, gate_stride, norm_w, ws_raw);
+    delta_rule_cp_scan_body_248b3811<32, false>(q, q_stride, k, k_stride, v, v_stride, g, beta, state_in, state_out, o, o_stride, T, gate, gate_stride, norm_w, ws_raw);
 }
 
 /*
- * delta_rule_cp_out_479718fb: pass 3 of 3, one block per (chunk, value head, batch).
+ * delta_rule_cp_out_248b3811: pass 3 of 3, one block per (chunk, value head, batch).
  *   o = (q e^G) h + A_qk v_new over the chunk's full rows (all DV columns), then the store
  *   through the gated RMSNorm (the block owns full rows; the gate rows arrive with A_qk and v_new): o goes through shared memory (over v_new) so that rows leave in 16-byte pieces.
  * Grid (NC, Hv, B), block 256 threads = 4 row tiles x 2 column groups of warps (DV / 2
  *   columns each), dynamic smem = the output part of delta_rule_cp_smem().
  */
-extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_out_479718fb(
+extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_out_248b3811(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -2799,9 +2825,9 @@ extern "C" __global__ void __launch_bounds__(256) decay_gate_sigmoid_e762b53fe97
     }
 }
 
-// ===== kernels/delta_rule_cp_prep_9868f760.cu =====
+// ===== kernels/delta_rule_cp_prep_7ad738d6.cu =====
 /*
- * modelc mixer core: delta_rule_cp_prep_9868f760, delta_rule_cp_scan_9868f760, delta_rule_cp_out_9868f760, delta_rule_cp_scan_w32_9868f760 (template).
+ * modelc mixer core: delta_rule_cp_prep_7ad738d6, delta_rule_cp_scan_7ad738d6, delta_rule_cp_out_7ad738d6, delta_rule_cp_scan_w32_7ad738d6 (template).
  * Fuses, in order:
  *   l2_norm(eps=1e-6, group=32)
  *   scale(0.17677669529663687)
@@ -2813,10 +2839,10 @@ extern "C" __global__ void __launch_bounds__(256) decay_gate_sigmoid_e762b53fe97
  * FLOPs:         25216*batch*tokens
  */
 /*
- * delta_rule_cp_{prep,scan,out}_9868f760: gated delta rule, chunked (WY representation / UT
+ * delta_rule_cp_{prep,scan,out}_7ad738d6: gated delta rule, chunked (WY representation / UT
  *   transform), chunk-parallel on tensor cores (mma.sync m16n8k16 bf16 -> f32, ldmatrix,
  *   cp.async; sm_80+): three launches in order, fla's chunk_kda split.
- *   Hk = 2, Hv = 2, Dk = 32, Dv = 32, gate = per key channel (KDA), qk l2norm = true, scale = 1.7677669e-1f, chunk C = 64, scan block SBV = 16 (or 32: delta_rule_cp_scan_w32_9868f760).
+ *   Hk = 2, Hv = 2, Dk = 32, Dv = 32, gate = per key channel (KDA), qk l2norm = true, scale = 1.7677669e-1f, chunk C = 64, scan block SBV = 16 (or 32: delta_rule_cp_scan_w32_7ad738d6).
  *   Gated RMSNorm epilogue: o <- o * rsqrt(mean_head(o^2) + 1e-5f) * norm_w * silu_f(gate)
  *   Per chunk, with G the in-chunk cumsum of g: A_qk[t,s] = sum_d q_td k_sd e^(G_td - G_sd)
  *   (s <= t), L[t,s] = beta_t sum_d k_td k_sd e^(G_td - G_sd) (s < t), W = (I + L)^-1
@@ -3258,7 +3284,7 @@ __device__ __forceinline__ void dcp_ut_inverse_halves(const float* Lf, float* Af
 #endif
 
 /*
- * delta_rule_cp_prep_9868f760: pass 1 of 3, one block per (chunk, value head, batch), no state.
+ * delta_rule_cp_prep_7ad738d6: pass 1 of 3, one block per (chunk, value head, batch), no state.
  *   Fuses the q/k l2 norm and scale, the in-chunk cumsum of g (log2 units), the decayed q and k
  *   rows, A_qk and L (16-row block i against Kc_i, reference r = 16 i, fla's chunk_kda; a
  *   diagonal block whose decay span may pass 2^63 is summed exactly instead), the UT solve
@@ -3270,7 +3296,7 @@ __device__ __forceinline__ void dcp_ut_inverse_halves(const float* Lf, float* Af
  * Grid (NC, Hv, B), block 256 threads = 4 row tiles x 2 column groups of warps,
  *   dynamic smem = the prep part of delta_rule_cp_smem().
  */
-extern "C" __global__ void __launch_bounds__(256, 3) delta_rule_cp_prep_9868f760(
+extern "C" __global__ void __launch_bounds__(256, 3) delta_rule_cp_prep_7ad738d6(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -3836,6 +3862,52 @@ __device__ __forceinline__ void dcp_state_update(float (&st)[MSW][SBV / 8][4], b
         }
     }
 }
+/* A warp's products with the n tiles of column half nh (NPW tiles of 8 columns) of a bf16
+ * matrix B [..][sp] read transposed at k tile kk: acc += a B, and with TWO also acc2 += a2 B
+ * from the same fragments of B. At NPW 1 the half is selected from one load (an indexed
+ * register array would go to local memory). */
+template <int NPW, bool TWO>
+__device__ __forceinline__ void dcp_mma_half2(float (&acc)[NPW][4], const unsigned (&a)[4], float (&acc2)[NPW][4],
+                                              const unsigned (&a2)[4], const bf16* B, int sp, int nh, int kk, int lane) {
+    if constexpr (NPW == 1) {
+        unsigned bb[4];
+        dtc_frag_bt(bb, B, sp, 0, 16 * kk, lane);
+        mma_bf16(acc[0], a, nh ? bb[2] : bb[0], nh ? bb[3] : bb[1]);
+        if constexpr (TWO) mma_bf16(acc2[0], a2, nh ? bb[2] : bb[0], nh ? bb[3] : bb[1]);
+    } else {
+#pragma unroll
+        for (int np = 0; np < NPW / 2; ++np) {
+            unsigned bb[4];
+            dtc_frag_bt(bb, B, sp, 8 * NPW * nh + 16 * np, 16 * kk, lane);
+            mma_bf16(acc[2 * np], a, bb[0], bb[1]);
+            mma_bf16(acc[2 * np + 1], a, bb[2], bb[3]);
+            if constexpr (TWO) {
+                mma_bf16(acc2[2 * np], a2, bb[0], bb[1]);
+                mma_bf16(acc2[2 * np + 1], a2, bb[2], bb[3]);
+            }
+        }
+    }
+}
+/* dcp_mma_half2 with one product. */
+template <int NPW>
+__device__ __forceinline__ void dcp_mma_half(float (&acc)[NPW][4], const unsigned (&a)[4], const bf16* B, int sp, int nh,
+                                             int kk, int lane) {
+    dcp_mma_half2<NPW, false>(acc, a, acc, a, B, sp, nh, kk, lane);
+}
+/* v_new = U - acc (W h's products of row tile mr, column half nh) into Vn; U and Vn [C][sp]; r4
+ * and c4 the lane's fragment row and column (passed, not recomputed: the same machine code as
+ * the loop written in place). */
+template <int NPW>
+__device__ __forceinline__ void dcp_store_vnew(bf16* Vn, const bf16* U, const float (&acc)[NPW][4], int sp, int mr, int nh,
+                                               int r4, int c4) {
+#pragma unroll
+    for (int n = 0; n < NPW; ++n)
+#pragma unroll
+        for (int h = 0; h < 2; ++h) {
+            const int t = 16 * mr + r4 + 8 * h, col = 8 * (NPW * nh + n) + c4;
+            dtc_st2(&Vn[t * sp + col], bf2f(U[t * sp + col]) - acc[n][2 * h], bf2f(U[t * sp + col + 1]) - acc[n][2 * h + 1]);
+        }
+}
 /* st to state_out at sbase (null: not stored). */
 template <int DK, int DV, int SBV, int NW, int MSW>
 __device__ __forceinline__ void dcp_state_store(const float (&st)[MSW][SBV / 8][4], float* state_out, long sbase, int warp,
@@ -3860,7 +3932,7 @@ __device__ __forceinline__ void dcp_state_store(const float (&st)[MSW][SBV / 8][
 #endif
 
 /*
- * delta_rule_cp_scan_9868f760: pass 2 of 3, the state scan over the chunks of a sequence.
+ * delta_rule_cp_scan_7ad738d6: pass 2 of 3, the state scan over the chunks of a sequence.
  *   One block per (SBV value columns, value head, batch) (an entry per width, below); the state [DK][SBV] stays in f32 mma
  *   accumulators (warp w: row tiles w, w + 8, ..), a bf16 copy in shared memory feeds the
  *   products; v_new's row tile w & 3, columns half w >> 2. Per chunk: store h (bf16) to the workspace, v_new = U - W h, store v_new,
@@ -3875,7 +3947,7 @@ __device__ __forceinline__ void dcp_state_store(const float (&st)[MSW][SBV / 8][
  *   delta_rule_cp_smem().
  */
 template <int SBV, bool MC> /* value columns per block; W and k multicast to a cluster */
-__device__ __forceinline__ void delta_rule_cp_scan_body_9868f760(
+__device__ __forceinline__ void delta_rule_cp_scan_body_7ad738d6(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -4014,29 +4086,9 @@ __device__ __forceinline__ void delta_rule_cp_scan_body_9868f760(
             for (int kk = 0; kk < MS; ++kk) {
                 unsigned a[4];
                 dtc_frag_a(a, W, KP, 16 * mr, 16 * kk, lane);
-                if (NPW == 1) {
-                    unsigned bb[4];
-                    dtc_frag_bt(bb, Ss, SP, 0, 16 * kk, lane);
-                    /* selects, not an indexed register array (which would go to local memory) */
-                    mma_bf16(acc[0], a, nh ? bb[2] : bb[0], nh ? bb[3] : bb[1]);
-                } else {
-#pragma unroll
-                    for (int np = 0; np < NPW / 2; ++np) {
-                        unsigned bb[4];
-                        dtc_frag_bt(bb, Ss, SP, 8 * NPW * nh + 16 * np, 16 * kk, lane);
-                        mma_bf16(acc[2 * np], a, bb[0], bb[1]);
-                        mma_bf16(acc[2 * np + 1], a, bb[2], bb[3]);
-                    }
-                }
+                dcp_mma_half<NPW>(acc, a, Ss, SP, nh, kk, lane);
             }
-#pragma unroll
-            for (int n = 0; n < NPW; ++n)
-#pragma unroll
-                for (int h = 0; h < 2; ++h) {
-                    const int t = 16 * mr + r4 + 8 * h, col = 8 * (NPW * nh + n) + c4;
-                    dtc_st2(&Vn[t * SP + col], bf2f(U[t * SP + col]) - acc[n][2 * h],
-                            bf2f(U[t * SP + col + 1]) - acc[n][2 * h + 1]);
-                }
+            dcp_store_vnew<NPW>(Vn, U, acc, SP, mr, nh, r4, c4);
         }
         __syncthreads(); /* Vn complete; every warp is done reading Ss */
         if constexpr (MC) {
@@ -4056,7 +4108,7 @@ __device__ __forceinline__ void delta_rule_cp_scan_body_9868f760(
     dcp_state_store<DK, DV, SBV, NW, MSW>(st, state_out, sbase, warp, lane);
 }
 
-extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_9868f760(
+extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_7ad738d6(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -4066,9 +4118,9 @@ extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_9868f760(
     const bf16* __restrict__ gate, int gate_stride, const float* __restrict__ norm_w,
     float* __restrict__ ws_raw)
 {
-    delta_rule_cp_scan_body_9868f760<16, false>(q, q_stride, k, k_stride, v, v_stride, g, beta, state_in, state_out, o, o_stride, T, gate, gate_stride, norm_w, ws_raw);
+    delta_rule_cp_scan_body_7ad738d6<16, false>(q, q_stride, k, k_stride, v, v_stride, g, beta, state_in, state_out, o, o_stride, T, gate, gate_stride, norm_w, ws_raw);
 }
-extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_w32_9868f760(
+extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_w32_7ad738d6(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,
@@ -4078,17 +4130,17 @@ extern "C" __global__ void __launch_bounds__(256) delta_rule_cp_scan_w32_9868f76
     const bf16* __restrict__ gate, int gate_stride, const float* __restrict__ norm_w,
     float* __restrict__ ws_raw)
 {
-    delta_rule_cp_scan_body_9868f760<32, false>(q, q_stride, k, k_stride, v, v_stride, g, beta, state_in, state_out, o, o_stride, T, gate, gate_stride, norm_w, ws_raw);
+    delta_rule_cp_scan_body_7ad738d6<32, false>(q, q_stride, k, k_stride, v, v_stride, g, beta, state_in, state_out, o, o_stride, T, gate, gate_stride, norm_w, ws_raw);
 }
 
 /*
- * delta_rule_cp_out_9868f760: pass 3 of 3, one block per (chunk, value head, batch).
+ * delta_rule_cp_out_7ad738d6: pass 3 of 3, one block per (chunk, value head, batch).
  *   o = (q e^G) h + A_qk v_new over the chunk's full rows (all DV columns), then the store
  *   through the gated RMSNorm (the block owns full rows; the gate rows arrive with A_qk and v_new): o goes through shared memory (over v_new) so that rows leave in 16-byte pieces.
  * Grid (NC, Hv, B), block 256 threads = 4 row tiles x 2 column groups of warps (DV / 2
  *   columns each), dynamic smem = the output part of delta_rule_cp_smem().
  */
-extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_out_9868f760(
+extern "C" __global__ void __launch_bounds__(256, 2) delta_rule_cp_out_7ad738d6(
     const bf16* __restrict__ q, int q_stride,
     const bf16* __restrict__ k, int k_stride,
     const bf16* __restrict__ v, int v_stride,

@@ -564,6 +564,52 @@ __device__ __forceinline__ void dcp_state_update(float (&st)[MSW][SBV / 8][4], b
         }
     }
 }
+/* A warp's products with the n tiles of column half nh (NPW tiles of 8 columns) of a bf16
+ * matrix B [..][sp] read transposed at k tile kk: acc += a B, and with TWO also acc2 += a2 B
+ * from the same fragments of B. At NPW 1 the half is selected from one load (an indexed
+ * register array would go to local memory). */
+template <int NPW, bool TWO>
+__device__ __forceinline__ void dcp_mma_half2(float (&acc)[NPW][4], const unsigned (&a)[4], float (&acc2)[NPW][4],
+                                              const unsigned (&a2)[4], const bf16* B, int sp, int nh, int kk, int lane) {
+    if constexpr (NPW == 1) {
+        unsigned bb[4];
+        dtc_frag_bt(bb, B, sp, 0, 16 * kk, lane);
+        mma_bf16(acc[0], a, nh ? bb[2] : bb[0], nh ? bb[3] : bb[1]);
+        if constexpr (TWO) mma_bf16(acc2[0], a2, nh ? bb[2] : bb[0], nh ? bb[3] : bb[1]);
+    } else {
+#pragma unroll
+        for (int np = 0; np < NPW / 2; ++np) {
+            unsigned bb[4];
+            dtc_frag_bt(bb, B, sp, 8 * NPW * nh + 16 * np, 16 * kk, lane);
+            mma_bf16(acc[2 * np], a, bb[0], bb[1]);
+            mma_bf16(acc[2 * np + 1], a, bb[2], bb[3]);
+            if constexpr (TWO) {
+                mma_bf16(acc2[2 * np], a2, bb[0], bb[1]);
+                mma_bf16(acc2[2 * np + 1], a2, bb[2], bb[3]);
+            }
+        }
+    }
+}
+/* dcp_mma_half2 with one product. */
+template <int NPW>
+__device__ __forceinline__ void dcp_mma_half(float (&acc)[NPW][4], const unsigned (&a)[4], const bf16* B, int sp, int nh,
+                                             int kk, int lane) {
+    dcp_mma_half2<NPW, false>(acc, a, acc, a, B, sp, nh, kk, lane);
+}
+/* v_new = U - acc (W h's products of row tile mr, column half nh) into Vn; U and Vn [C][sp]; r4
+ * and c4 the lane's fragment row and column (passed, not recomputed: the same machine code as
+ * the loop written in place). */
+template <int NPW>
+__device__ __forceinline__ void dcp_store_vnew(bf16* Vn, const bf16* U, const float (&acc)[NPW][4], int sp, int mr, int nh,
+                                               int r4, int c4) {
+#pragma unroll
+    for (int n = 0; n < NPW; ++n)
+#pragma unroll
+        for (int h = 0; h < 2; ++h) {
+            const int t = 16 * mr + r4 + 8 * h, col = 8 * (NPW * nh + n) + c4;
+            dtc_st2(&Vn[t * sp + col], bf2f(U[t * sp + col]) - acc[n][2 * h], bf2f(U[t * sp + col + 1]) - acc[n][2 * h + 1]);
+        }
+}
 /* st to state_out at sbase (null: not stored). */
 template <int DK, int DV, int SBV, int NW, int MSW>
 __device__ __forceinline__ void dcp_state_store(const float (&st)[MSW][SBV / 8][4], float* state_out, long sbase, int warp,
@@ -722,29 +768,9 @@ __device__ __forceinline__ void delta_rule_cp_scan_body_@HASH@(
             for (int kk = 0; kk < MS; ++kk) {
                 unsigned a[4];
                 dtc_frag_a(a, W, KP, 16 * mr, 16 * kk, lane);
-                if (NPW == 1) {
-                    unsigned bb[4];
-                    dtc_frag_bt(bb, Ss, SP, 0, 16 * kk, lane);
-                    /* selects, not an indexed register array (which would go to local memory) */
-                    mma_bf16(acc[0], a, nh ? bb[2] : bb[0], nh ? bb[3] : bb[1]);
-                } else {
-#pragma unroll
-                    for (int np = 0; np < NPW / 2; ++np) {
-                        unsigned bb[4];
-                        dtc_frag_bt(bb, Ss, SP, 8 * NPW * nh + 16 * np, 16 * kk, lane);
-                        mma_bf16(acc[2 * np], a, bb[0], bb[1]);
-                        mma_bf16(acc[2 * np + 1], a, bb[2], bb[3]);
-                    }
-                }
+                dcp_mma_half<NPW>(acc, a, Ss, SP, nh, kk, lane);
             }
-#pragma unroll
-            for (int n = 0; n < NPW; ++n)
-#pragma unroll
-                for (int h = 0; h < 2; ++h) {
-                    const int t = 16 * mr + r4 + 8 * h, col = 8 * (NPW * nh + n) + c4;
-                    dtc_st2(&Vn[t * SP + col], bf2f(U[t * SP + col]) - acc[n][2 * h],
-                            bf2f(U[t * SP + col + 1]) - acc[n][2 * h + 1]);
-                }
+            dcp_store_vnew<NPW>(Vn, U, acc, SP, mr, nh, r4, c4);
         }
         __syncthreads(); /* Vn complete; every warp is done reading Ss */
         if constexpr (MC) {

@@ -149,32 +149,9 @@ __device__ __forceinline__ void delta_rule_cp_scan_out_body_@HASH@(
                 unsigned a[4], aq[4];
                 dtc_frag_a(a, W, KP, 16 * mr, 16 * kk, lane);
                 dtc_frag_a(aq, Q, KP, 16 * mr, 16 * kk, lane);
-                if (NPW == 1) {
-                    unsigned bb[4];
-                    dtc_frag_bt(bb, Ss, SP, 0, 16 * kk, lane);
-                    /* selects, not an indexed register array (which would go to local memory) */
-                    mma_bf16(acc[0], a, nh ? bb[2] : bb[0], nh ? bb[3] : bb[1]);
-                    mma_bf16(ao[0], aq, nh ? bb[2] : bb[0], nh ? bb[3] : bb[1]);
-                } else {
-#pragma unroll
-                    for (int np = 0; np < NPW / 2; ++np) {
-                        unsigned bb[4];
-                        dtc_frag_bt(bb, Ss, SP, 8 * NPW * nh + 16 * np, 16 * kk, lane);
-                        mma_bf16(acc[2 * np], a, bb[0], bb[1]);
-                        mma_bf16(acc[2 * np + 1], a, bb[2], bb[3]);
-                        mma_bf16(ao[2 * np], aq, bb[0], bb[1]);
-                        mma_bf16(ao[2 * np + 1], aq, bb[2], bb[3]);
-                    }
-                }
+                dcp_mma_half2<NPW, true>(acc, a, ao, aq, Ss, SP, nh, kk, lane);
             }
-#pragma unroll
-            for (int n = 0; n < NPW; ++n)
-#pragma unroll
-                for (int h = 0; h < 2; ++h) {
-                    const int t = 16 * mr + r4 + 8 * h, col = 8 * (NPW * nh + n) + c4;
-                    dtc_st2(&Vn[t * SP + col], bf2f(U[t * SP + col]) - acc[n][2 * h],
-                            bf2f(U[t * SP + col + 1]) - acc[n][2 * h + 1]);
-                }
+            dcp_store_vnew<NPW>(Vn, U, acc, SP, mr, nh, r4, c4);
         }
         __syncthreads(); /* Vn complete; every warp is done reading Ss and Os */
         /* o += A_qk v_new (A_qk is zero above the diagonal: k tiles up to the row tile) */
@@ -183,19 +160,7 @@ __device__ __forceinline__ void delta_rule_cp_scan_out_body_@HASH@(
             if (kk <= mr) {
                 unsigned a[4];
                 dtc_frag_a(a, A, AP, 16 * mr, 16 * kk, lane);
-                if (NPW == 1) {
-                    unsigned bb[4];
-                    dtc_frag_bt(bb, Vn, SP, 0, 16 * kk, lane);
-                    mma_bf16(ao[0], a, nh ? bb[2] : bb[0], nh ? bb[3] : bb[1]);
-                } else {
-#pragma unroll
-                    for (int np = 0; np < NPW / 2; ++np) {
-                        unsigned bb[4];
-                        dtc_frag_bt(bb, Vn, SP, 8 * NPW * nh + 16 * np, 16 * kk, lane);
-                        mma_bf16(ao[2 * np], a, bb[0], bb[1]);
-                        mma_bf16(ao[2 * np + 1], a, bb[2], bb[3]);
-                    }
-                }
+                dcp_mma_half<NPW>(ao, a, Vn, SP, nh, kk, lane);
             }
 @NORM_PARTIALS@        /* h <- e^G_last h + (k e^(G_last - G))^T v_new */
         dcp_state_update<DK, SBV, NW, MSW, KP>(st, Ss, E, K, Vn, warp, lane);
