@@ -25,7 +25,7 @@ use modelc::codegen::templates::delta_rule::{
     delta_rule_chunk_parallel, delta_rule_chunk_parallel_supported, delta_rule_chunk_parallel_variant,
     delta_rule_chunk_parallel_with_cluster_scan, delta_rule_chunk_parallel_with_scan_out, delta_rule_chunked,
     delta_rule_chunked_launch, delta_rule_cp_scan_cluster, delta_rule_cp_scan_out_clusters,
-    delta_rule_cp_scan_out_launch, delta_rule_cp_scan_out_resident, delta_rule_cp_scan_out_supported,
+    delta_rule_cp_scan_out_launch, delta_rule_cp_scan_out_runs_on, delta_rule_cp_scan_out_supported,
     delta_rule_cp_traffic, delta_rule_cp_variant_launches, delta_rule_cp_workspace_len, delta_rule_launch,
     delta_rule_recurrent, delta_rule_tensor_cores, CpPrepVariant, DecayGate, DeltaRuleParams, GatedNormEpilogue,
     ScanOutExchange,
@@ -1125,10 +1125,7 @@ fn run_delta_decays(
         .to_vec();
         if let DeltaForm::ChunkParallelScanOut(x) = form {
             let sms = ctx.gpu.sm_count() as usize;
-            assert!(
-                delta_rule_cp_scan_out_resident(p, x, b, sms),
-                "{x:?}: B{b} on {sms} SMs"
-            );
+            assert!(delta_rule_cp_scan_out_runs_on(p, x, sms), "{x:?} on {sms} SMs");
             entries = vec![entries[0], src.entries.last().unwrap()];
             assert!(entries[1].starts_with("delta_rule_cp_scan_out_"), "{}", entries[1]);
             launches = vec![launches[0], delta_rule_cp_scan_out_launch(p, b)];
@@ -1503,6 +1500,21 @@ fn delta_rule_scan_out_matches_reference() {
         }
     }
     assert!(!hopper || ran == 2 * cases.len(), "{ran} forms ran");
+    // A grid the device cannot hold at once (B3 H32 at SBV 32: 384 blocks, one an SM): through
+    // the workspace, blocks take their places by ticket, so it runs in waves, each head's four
+    // blocks together.
+    let many = with_scan(
+        32,
+        DeltaRuleParams::new(32, 32, 128, 128, DecayGate::PerChannel).with_gated_norm(silu),
+    );
+    let x = ScanOutExchange::Global;
+    let (b, l) = (3, delta_rule_cp_scan_out_launch(&many, 3));
+    let src = delta_rule_chunk_parallel_with_scan_out(&many, x).unwrap();
+    ctx.load(&src);
+    let held = ctx.gpu.max_blocks_per_sm(src.entries.last().unwrap(), l).unwrap() * ctx.gpu.sm_count();
+    let grid = l.grid.0 * l.grid.1 * l.grid.2;
+    assert!(held < grid, "{grid} blocks, {held} resident at once: not in waves");
+    run_delta(&mut ctx, &many, DeltaForm::ChunkParallelScanOut(x), b, 130, false, 1990);
 }
 
 #[test]
@@ -2984,7 +2996,7 @@ fn bench_delta_shapes(ctx: &mut Ctx, r: &mut ChaCha8Rng) {
                 let wide = DeltaRuleParams { scan_block: sbv, ..p };
                 for x in [ScanOutExchange::Cluster, ScanOutExchange::Global] {
                     let runs = (hopper || !delta_rule_cp_scan_out_clusters(&wide, x))
-                        && delta_rule_cp_scan_out_resident(&wide, x, b, sms);
+                        && delta_rule_cp_scan_out_runs_on(&wide, x, sms);
                     if delta_rule_cp_scan_out_supported(&wide) && runs {
                         bufs.time_scan_out(ctx, &wide, x, name);
                     }

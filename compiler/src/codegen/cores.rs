@@ -562,7 +562,7 @@ pub fn core_code(graph: &Graph, plan: &FusionPlan, step: &Step, core: &Core) -> 
             let chunk_parallel = delta_rule_chunk_parallel_supported(&tp);
             // Where it fits (and DELTA_SCAN_OUT_ENV asks for it), the module also carries the
             // scan with the output pass in one (row sums through the workspace), launched for
-            // calls whose blocks are all resident.
+            // calls whose blocks fit the device at once.
             let scan_out = chunk_parallel && delta_rule_cp_scan_out_supported(&tp) && scan_out_in_programs();
             let pre = if scan_out {
                 delta_rule_chunk_parallel_with_scan_out(&tp, ScanOutExchange::Global).map_err(&terr)?
@@ -630,9 +630,11 @@ pub fn core_code(graph: &Graph, plan: &FusionPlan, step: &Step, core: &Core) -> 
                 // Widest first: the first variant whose condition holds is launched. (The scan
                 // over clusters, `delta_rule_chunk_parallel_with_cluster_scan`, is not a variant:
                 // on an H100 it took 3x the plain scan's time, docs/PERFORMANCE.md.)
-                // The scan with the output first (its blocks wait on each other through the
-                // workspace, so only where one block an SM holds them all; the output pass's
-                // step is then left out), then the wide scans.
+                // The scan with the output first, where one block an SM holds all its blocks
+                // (the output pass's step is then left out), then the wide scans. (Its blocks
+                // wait on each other through the workspace but take their places by ticket, so
+                // larger grids would run correctly, in waves; one wave is the case it was built
+                // for, docs/PERFORMANCE.md.)
                 let blocks_per_seq = tp.value_heads * (tp.value_dim / tp.scan_block);
                 let resident = Cond::lt(b().times(c(blocks_per_seq)), Expr::sym(Sym::Sms).plus(c(1)));
                 let scan_out_variant = scan_out.then(|| {

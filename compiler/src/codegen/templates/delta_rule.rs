@@ -1466,9 +1466,11 @@ pub enum ScanOutExchange {
     Cluster,
     /// Ordinary blocks; each writes its sums to the workspace (over the state copies the
     /// three-pass form keeps there) and counts them in a per-chunk word the prep zeroes; readers
-    /// wait for the count. Every block of the launch must be resident at once (a block waits on
-    /// others; after about 2^31 cycles it traps rather than hang): launch only grids of at most
-    /// one block a streaming multiprocessor, [`delta_rule_cp_scan_out_resident`].
+    /// wait for the count. A block takes its place in the grid from a ticket (the order blocks
+    /// start in), so a head's blocks start one after another and a grid larger than the device
+    /// holds runs in waves; a head's blocks must fit at once
+    /// ([`delta_rule_cp_scan_out_runs_on`]; a block that waits about 2^31 cycles traps rather
+    /// than hang).
     Global,
 }
 
@@ -1561,19 +1563,13 @@ pub fn delta_rule_cp_scan_out_clusters(p: &DeltaRuleParams, exchange: ScanOutExc
     exchange == ScanOutExchange::Cluster && cp_scan_out_exchanges(p)
 }
 
-/// Whether `delta_rule_cp_scan_out_` with `exchange` may be launched for `batch` sequences on a
-/// device of `sms` streaming multiprocessors: always, unless its blocks wait on each other
-/// through global memory ([`ScanOutExchange::Global`]), which needs them all resident: at most
-/// one block an SM (a block takes over half an SM's shared memory).
-pub fn delta_rule_cp_scan_out_resident(
-    p: &DeltaRuleParams,
-    exchange: ScanOutExchange,
-    batch: usize,
-    sms: usize,
-) -> bool {
-    exchange == ScanOutExchange::Cluster
-        || !cp_scan_out_exchanges(p)
-        || batch * p.value_heads * (p.value_dim / p.scan_block.max(1)) <= sms
+/// Whether `delta_rule_cp_scan_out_` with `exchange` may be launched on a device of `sms`
+/// streaming multiprocessors: always, unless its blocks wait on each other through global memory
+/// ([`ScanOutExchange::Global`]), which needs a head's Dv / SBV blocks resident at once: at
+/// least that many SMs (a block takes over half an SM's shared memory). The blocks take their
+/// places by ticket, so any larger grid runs in waves without deadlock.
+pub fn delta_rule_cp_scan_out_runs_on(p: &DeltaRuleParams, exchange: ScanOutExchange, sms: usize) -> bool {
+    exchange == ScanOutExchange::Cluster || !cp_scan_out_exchanges(p) || p.value_dim / p.scan_block.max(1) <= sms
 }
 
 /// The scan-and-output entry's text (`@ARGS@` etc. substituted by the module).
@@ -1608,6 +1604,7 @@ fn cp_scan_out_entry(p: &DeltaRuleParams, exchange: ScanOutExchange) -> String {
         + &CP_SCAN_OUT
             .replace("@NORM@", if p.gated_norm.is_some() { "true" } else { "false" })
             .replace("@CLUSTER@", if clusters { "true" } else { "false" })
+            .replace("@PLACE@", if global { CP_SO_TICKET } else { CP_SO_PLACE })
             .replace("@GATE_STAGE@", gate_stage)
             .replace("@NORM_PARTIALS@", &partials)
             .replace("@O_EPILOGUE@", &epilogue)
@@ -1633,6 +1630,26 @@ fn cp_scan_out_entry(p: &DeltaRuleParams, exchange: ScanOutExchange) -> String {
 
 /// The scan and the output pass in one (`delta_rule_chunk_parallel_with_scan_out`).
 const CP_SCAN_OUT: &str = include_str!("delta_rule_cp_scan_out.cu");
+
+/// `delta_rule_cp_scan_out_`'s place of a block in the grid (`j0`, `hv`, `b`): blockIdx's.
+const CP_SO_PLACE: &str = "    const int j0 = blockIdx.x * SBV;
+    const int hv = blockIdx.y;
+    const long b = blockIdx.z;
+";
+
+/// [`ScanOutExchange::Global`]'s place of a block: thread 0 takes the launch's next ticket
+/// (modulo the grid, so that launches without the prep that zeroes the counter between them
+/// still take every place once) and passes it on through `Pb`; places are numbered as blockIdx
+/// (x fastest: a head's blocks take consecutive tickets).
+const CP_SO_TICKET: &str = "    if (tid == 0)
+        *reinterpret_cast<unsigned*>(Pb) =
+            atomicAdd(dcp_so_ticket<C, DK, DV, NCL>(ws), 1u) % (gridDim.x * gridDim.y * gridDim.z);
+    __syncthreads();
+    const unsigned place = *reinterpret_cast<volatile unsigned*>(Pb);
+    const int j0 = (int)(place % NCL) * SBV;
+    const int hv = (int)(place / NCL % HV);
+    const long b = place / (NCL * HV);
+";
 
 /// `delta_rule_cp_scan_out_`'s store of o without the norm: chunk `ce`'s fragments into Os.
 const CP_SO_STORE: &str = "        (void)ce;
@@ -1738,7 +1755,7 @@ const SO_EXCHANGE_CLUSTER: SoExchangeText = SoExchangeText {
 /// to the chunk's count; a reader's lane 0 waits for NCL · NW, then its warp reads every
 /// block's sums past L1 (written on other SMs).
 const SO_EXCHANGE_GLOBAL: SoExchangeText = SoExchangeText {
-    slot: "            float* R = dcp_so_sums<DK, DV>(ws, bh * NC + c) + (2 * (int)blockIdx.x + nh) * C;\n",
+    slot: "            float* R = dcp_so_sums<DK, DV>(ws, bh * NC + c) + (2 * (j0 / SBV) + nh) * C;\n",
     put: "                    R[16 * mr + r4 + 8 * h] = ss;\n",
     done: "            __syncwarp();
             if (lane == 0) {
@@ -1767,8 +1784,14 @@ __device__ __forceinline__ float* dcp_so_sums(const DcpWs& ws, long ci) {
 /* chunk ci's count of warps whose sums are in, after the sums (zeroed by the prep) */
 template <int C, int DK, int DV, int NCL>
 __device__ __forceinline__ unsigned* dcp_so_count(const DcpWs& ws, long ci) {
-    static_assert(NCL * 2 * C + 1 <= DK * DV / 2, \"the sums and the count fit the region\");
+    static_assert(NCL * 2 * C + 2 <= DK * DV / 2, \"the sums, the count and the ticket fit the region\");
     return reinterpret_cast<unsigned*>(dcp_so_sums<DK, DV>(ws, ci) + NCL * 2 * C);
+}
+/* the launch's ticket counter (blocks take their place in the grid in the order they start),
+ * after chunk 0's count (zeroed by the prep) */
+template <int C, int DK, int DV, int NCL>
+__device__ __forceinline__ unsigned* dcp_so_ticket(const DcpWs& ws) {
+    return dcp_so_count<C, DK, DV, NCL>(ws, 0) + 1;
 }
 /* Spins until *count reaches want (acquire, GPU scope); traps after about 2^31 cycles, so a
  * launch whose blocks are not all resident fails instead of hanging. */
@@ -1907,7 +1930,8 @@ fn chunk_parallel_module(
             CP_ANCHOR_PREP_LAST_STORE,
             &format!(
                 "{CP_ANCHOR_PREP_LAST_STORE}    if (tid == 0) *dcp_so_count<C, DK, DV, {ncl}>(ws, ci) = 0u; \
-                 /* the one launch's row sums of this chunk: none in yet */\n",
+                 /* the one launch's row sums of this chunk: none in yet */\n    \
+                 if (tid == 0 && ci == 0) *dcp_so_ticket<C, DK, DV, {ncl}>(ws) = 0u; /* nor its blocks */\n",
                 ncl = p.value_dim / p.scan_block
             ),
         );
@@ -2038,6 +2062,15 @@ mod tests {
             .source
             .contains("if (tid == 0) *dcp_so_count<C, DK, DV, 4>(ws, ci) = 0u;"));
         assert!(!cluster.source.contains("*dcp_so_count<"));
+        // ... and the ticket counter once, with chunk 0; the global form's blocks take their
+        // places from it, the cluster form's from blockIdx.
+        assert!(global
+            .source
+            .contains("if (tid == 0 && ci == 0) *dcp_so_ticket<C, DK, DV, 4>(ws) = 0u;"));
+        assert!(global
+            .source
+            .contains("atomicAdd(dcp_so_ticket<C, DK, DV, NCL>(ws), 1u)"));
+        assert!(!cluster.source.contains("dcp_so_ticket"));
         // Without the norm there is nothing to exchange: neither form's code.
         let plain = DeltaRuleParams {
             gated_norm: None,
@@ -2049,10 +2082,11 @@ mod tests {
         assert_eq!(cp_scan_out_buffers(&kda), Some(2));
         assert_eq!(cp_scan_out_buffers(&plain), Some(3));
         assert!(delta_rule_cp_scan_out_launch(&kda, 1).smem <= DELTA_MAX_SMEM);
-        // The global exchange needs every block resident: B1 H32 (128 blocks) on 132 SMs, not B2.
-        assert!(delta_rule_cp_scan_out_resident(&kda, ScanOutExchange::Global, 1, 132));
-        assert!(!delta_rule_cp_scan_out_resident(&kda, ScanOutExchange::Global, 2, 132));
-        assert!(delta_rule_cp_scan_out_resident(&kda, ScanOutExchange::Cluster, 8, 132));
+        // The global exchange needs a head's four blocks resident at once, whatever the grid.
+        assert!(delta_rule_cp_scan_out_runs_on(&kda, ScanOutExchange::Global, 4));
+        assert!(!delta_rule_cp_scan_out_runs_on(&kda, ScanOutExchange::Global, 3));
+        assert!(delta_rule_cp_scan_out_runs_on(&kda, ScanOutExchange::Cluster, 3));
+        assert!(delta_rule_cp_scan_out_runs_on(&plain, ScanOutExchange::Global, 1));
         // One block a head needs no exchange; a head of Dv 128 in SBV 128 does not fit a block.
         let wide = DeltaRuleParams { scan_block: 128, ..kda };
         assert!(!delta_rule_cp_scan_out_supported(&wide));

@@ -13,7 +13,11 @@
  *   With the gated RMSNorm, a row's sum of o^2 spans the head's DV / SBV blocks, which send
  *   their partial sums before each state update: as a cluster (NCL blocks, sm_90),
  *   asynchronous stores into every block's shared memory completing on its mbarrier; or
- *   through the workspace, with a count per chunk that every block of the launch waits on.
+ *   through the workspace, with a count per chunk that the head's blocks wait on. Through the
+ *   workspace a block takes its (column slice, head, sequence) from a ticket, the order blocks
+ *   start in: a head's blocks start one after another, and a block waits only on blocks that
+ *   have started or start once a whole head has finished, so the grid may exceed what the
+ *   device holds at once (waves), as long as it holds a head's DV / SBV blocks.
  *   Either way a block waits one chunk later: chunk c's o is normalised and written to Os
  *   during chunk c + 1, and stored at the top of chunk c + 2. The cluster keeps four slots of
  *   row sums and mbarriers (chunk c % 4): a block sends chunk c + 4's sums only after
@@ -56,19 +60,19 @@ __device__ __forceinline__ void delta_rule_cp_scan_out_body_@HASH@(
     bf16* Zb = Ub + NBUF * C * SP;                     /* [NBUF][C][SP] the gate rows (NORM) */
     float* Eb = reinterpret_cast<float*>(Zb + (NORM ? NBUF * C * SP : 0)); /* [NBUF][DK] e^G_last */
     float* Rs = Eb + NBUF * DK;                        /* NORM: [4][NCL][2][C] row sums of o^2 */
-    unsigned long long* Pb = reinterpret_cast<unsigned long long*>(Rs + 8 * NCL * C); /* NORM, NCL > 1: [4] */
+    /* NORM, NCL > 1: [4] mbarriers (the cluster's exchange) or the block's ticket (the workspace's) */
+    unsigned long long* Pb = reinterpret_cast<unsigned long long*>(Rs + 8 * NCL * C);
     (void)Zb; (void)Rs; (void)Pb;
 
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
     const int r4 = lane >> 2, c4 = (lane & 3) * 2;
     const int mr = warp & 3, nh = warp >> 2; /* v_new and o: row tile, column half            */
-    const int j0 = blockIdx.x * SBV;
-    const int hv = blockIdx.y;
-    const long b = blockIdx.z;
     const int NC = (T + C - 1) / C;
-    const long bh = b * HV + hv;
-    const long sbase = bh * (long)DK * DV + j0;
     const DcpWs ws = dcp_ws<C, DK, DV>(ws_raw, (long)gridDim.z * HV * NC);
+    /* the block's value columns j0.., value head hv and sequence b: blockIdx's, or with the
+     * exchange through the workspace its ticket's (the order blocks start in) */
+@PLACE@    const long bh = b * HV + hv;
+    const long sbase = bh * (long)DK * DV + j0;
 
     /* chunk c's operands into buffer p (one commit group) */
     auto stage = [&](int c, int p) {
