@@ -213,10 +213,10 @@ grep -E "^test |test result|panicked|glue kernels" "$OUT/glue.log" | head -20
 # reference with it, both under memcheck. scanbench: the kernel rows next to fla's at B1 T8192
 # H32 and B8 T2048 H16, then hybrid-1b's prefill with and without it in turn.
 scanout_runs() {
-    "$BIN/gpu_kernels" --exact delta_rule_scan_out_matches_reference || return 1
+    "$BIN/gpu_kernels" --exact delta::delta_rule_scan_out_matches_reference || return 1
     MODELC_DELTA_SCAN_OUT=1 "$BIN/gpu_model" --test-threads=1 || return 1
     compute-sanitizer --tool memcheck --error-exitcode 9 \
-        "$BIN/gpu_kernels" --exact delta_rule_scan_out_matches_reference || return 1
+        "$BIN/gpu_kernels" --exact delta::delta_rule_scan_out_matches_reference || return 1
     MODELC_DELTA_SCAN_OUT=1 compute-sanitizer --tool memcheck --error-exitcode 9 \
         "$BIN/modelc" run specs/tiny-hybrid.yaml --device cuda --prompt-ids "$PROMPT" --max-new-tokens 6
 }
