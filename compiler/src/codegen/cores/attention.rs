@@ -1,0 +1,239 @@
+//! The attention core: the prefill (the `mma.sync` form, and on Hopper the `wgmma` forms as
+//! variants) and the split-K decode with its combine.
+
+use super::*;
+use crate::ir::AttentionParams;
+
+/// Grid of `attn_prefill` (the template's `attention_prefill_launch` as an expression).
+pub fn attention_prefill_grid(p: &TAttention) -> [Expr; 3] {
+    let tiles = t().cdiv(c(attention_prefill_queries_per_block(p)));
+    if tensor_core_prefill(p) {
+        [c(p.heads).times(b()), tiles, c(1)]
+    } else {
+        [tiles, c(p.heads), b()]
+    }
+}
+
+/// The tensor maps the Hopper prefill's TMA form takes after its common arguments
+/// (`attention_prefill_tma_maps`): the call's k and v rows (`batch·tokens` rows of `G·Dh` at
+/// their buffers' strides), then the call's cache rows (`batch·G·max_len` rows of `Dh`).
+fn attention_prefill_tma_args(p: &TAttention, k: Value, v: Value, kc: &str, vc: &str) -> Vec<KArg> {
+    let map = |base: KArg, row_stride: KArg, cols: usize, rows: Expr| {
+        KArg::TensorMap(Box::new(KTensorMap {
+            base,
+            row_stride,
+            cols: c(cols),
+            rows,
+            box_cols: 64,
+            box_rows: ATTN_WG_KEYS_PER_TILE as u32,
+            l2_promotion: ATTN_TMA_L2_PROMOTION,
+        }))
+    };
+    let (g, dh) = (p.kv_heads, p.head_dim);
+    let cache_rows = b().times(c(g)).times(Expr::sym(Sym::MaxLen));
+    vec![
+        map(KArg::Value(k), KArg::Stride(k), g * dh, rows()),
+        map(KArg::Value(v), KArg::Stride(v), g * dh, rows()),
+        map(KArg::State(kc.to_string()), KArg::Int(c(dh)), dh, cache_rows.clone()),
+        map(KArg::State(vc.to_string()), KArg::Int(c(dh)), dh, cache_rows),
+    ]
+}
+
+/// Grid of `attn_prefill_wgmma` (`attention_prefill_wgmma_launch`).
+pub fn attention_prefill_wgmma_grid(p: &TAttention) -> [Expr; 3] {
+    [c(p.heads).times(b()), t().cdiv(c(ATTN_WG_TILE)), c(1)]
+}
+
+/// Split-K factor of decode attention (`attention_decode_pick_splits` as an expression): as many
+/// splits as fit the resident decode blocks in one wave, `floor(blocks_per_sm·SMs / (B·Y))`, at
+/// most one per `attention_decode_min_keys` visible keys, at least one.
+pub fn attention_decode_splits(p: &TAttention) -> Expr {
+    let keys = match p.window {
+        Some(w) => Expr::sym(Sym::Past).plus(c(1)).min(c(w)),
+        None => Expr::sym(Sym::Past).plus(c(1)),
+    };
+    c(attention_decode_blocks_per_sm(p))
+        .times(Expr::sym(Sym::Sms))
+        .fdiv(b().times(c(attention_decode_heads_per_grid(p))))
+        .min(keys.cdiv(c(attention_decode_min_keys(p))))
+        .max(c(1))
+}
+
+/// Grids of the two decode entries (`attention_decode_launch`): partials, combine.
+pub fn attention_decode_grids(p: &TAttention, splits: Expr) -> ([Expr; 3], [Expr; 3]) {
+    (
+        [splits, c(attention_decode_heads_per_grid(p)), b()],
+        [c(p.heads), b(), c(1)],
+    )
+}
+
+/// The attention core's kernels and launches.
+pub(super) fn attention_core(cx: &CoreCx, p: &AttentionParams) -> Result<CoreCode, CodegenError> {
+    let CoreCx { graph, n, fuses } = *cx;
+    let input = |i: usize| cx.input(i);
+    let terr = template_err(graph, n);
+    if !p.causal {
+        return Err(CodegenError::Unsupported {
+            scope: graph.node(n).scope.clone(),
+            op: "attention".into(),
+            reason: "only causal attention has a template".into(),
+        });
+    }
+    let tp = TAttention {
+        heads: p.heads,
+        kv_heads: p.kv_heads,
+        head_dim: p.head_dim,
+        window: p.window,
+        scale: p.scale as f32,
+    };
+    let (q, k, v) = (input(0)?, input(1)?, input(2)?);
+    let o = Value { node: n, output: 0 };
+    let (kc, vc) = (state_name(graph, n, 3)?, state_name(graph, n, 4)?);
+    let (h, g, dh) = (p.heads, p.kv_heads, p.head_dim);
+    let kv_len = match p.window {
+        Some(w) => Expr::sym(Sym::Past).plus(t()).min(c(w)),
+        None => Expr::sym(Sym::Past).plus(t()),
+    };
+    let qkv_bytes = rows().times(c((h + 2 * g) * dh * 2));
+    let cache_read = b().times(kv_len.clone()).times(c(2 * g * dh * 2));
+    let out_bytes = rows().times(c(h * dh * 2)).plus(rows().times(c(2 * g * dh * 2)));
+    let flops = rows().times(kv_len.clone()).times(c(4 * h * dh));
+    let pre = attention_prefill(&tp).map_err(&terr)?;
+    let dec = attention_decode(&tp).map_err(&terr)?;
+    let common = vec![
+        KArg::Value(q),
+        KArg::Stride(q),
+        KArg::Value(k),
+        KArg::Stride(k),
+        KArg::Value(v),
+        KArg::Stride(v),
+        KArg::State(kc.clone()),
+        KArg::State(vc.clone()),
+        KArg::PastLen,
+    ];
+    // Decode split-K: one wave of resident blocks (`attention_decode_splits`).
+    let splits = attention_decode_splits(&tp);
+    let partial_elems = b().times(c(h)).times(splits.clone()).times(c(dh + 2));
+    let workspace = KArg::Workspace {
+        name: "attn_partial".into(),
+        dtype: DType::F32,
+        elements: partial_elems.clone(),
+    };
+    let mut pre_args = common.clone();
+    pre_args.extend([
+        KArg::Value(o),
+        KArg::Stride(o),
+        KArg::Int(t()),
+        KArg::Int(Expr::sym(Sym::MaxLen)),
+    ]);
+    let mut dec_args = common;
+    dec_args.extend([
+        workspace.clone(),
+        KArg::Int(Expr::sym(Sym::MaxLen)),
+        KArg::Int(splits.clone()),
+    ]);
+    let combine_args = vec![workspace, KArg::Value(o), KArg::Stride(o), KArg::Int(splits.clone())];
+    let dec_entries = dec.entries.clone();
+    let (Some(dec0), Some(dec1)) = (dec_entries.first(), dec_entries.get(1)) else {
+        return Err(CodegenError::Internal(
+            "attention decode template has two entries".into(),
+        ));
+    };
+    let pre_entry = pre.name().to_string();
+    let kernels = vec![
+        kernel(
+            "attention_prefill",
+            pre,
+            fuses,
+            qkv_bytes.clone().plus(cache_read.clone()),
+            out_bytes.clone(),
+            flops.clone(),
+        ),
+        kernel(
+            "attention_decode",
+            dec,
+            fuses,
+            qkv_bytes.plus(cache_read).plus(partial_elems.clone().times(c(4))),
+            out_bytes.plus(partial_elems.times(c(4))),
+            flops,
+        ),
+    ];
+    // The prefill's q/k/v tiles are dynamic shared memory (above 48 KiB for Dh > 128).
+    let (pre_block, pre_smem) = block_smem(attention_prefill_launch(&tp, 1, 1));
+    // On Hopper, the wgmma prefill (sm_90a only) in place of the mma.sync one.
+    let mut kernels = kernels;
+    let mut pre_variants = Vec::new();
+    if wgmma_prefill(&tp) {
+        // The TMA form where a call's k/v stay small enough for L2 (it is faster there),
+        // else the cp.async form (faster at T8192 on an H200: docs/PERFORMANCE.md).
+        let kv_rows = b().times(Expr::sym(Sym::Past).plus(t()));
+        let forms = [
+            (
+                WgmmaVariant::PingPongTma,
+                Some(Cond::lt(kv_rows, c(ATTN_TMA_MAX_KEYS + 1))),
+                attention_prefill_tma_args(&tp, k, v, &kc, &vc),
+            ),
+            (ATTN_WGMMA_DEFAULT, None, Vec::new()),
+        ];
+        for (form, when, extra_args) in forms {
+            let wg = attention_prefill_wgmma_variant(&tp, form).map_err(&terr)?;
+            let (block, smem) = block_smem(attention_prefill_wgmma_variant_launch(&tp, form, 1, 1));
+            pre_variants.push(VariantSpec {
+                cc: Some(ComputeCapability::HOPPER),
+                when,
+                kernel: kernels.len(),
+                entry: wg.name().to_string(),
+                grid: attention_prefill_wgmma_grid(&tp),
+                block,
+                smem,
+                extra_args,
+            });
+            let mut k = kernels[0].clone();
+            k.kind = "attention_prefill_wgmma".into();
+            k.source = with_header(wg, fuses, &k.bytes_loaded, &k.bytes_stored, &k.flops);
+            k.target = Some(HOPPER_TARGET.into());
+            kernels.push(k);
+        }
+    }
+    let (dec_launch, combine_launch) = attention_decode_launch(&tp, 1, 1);
+    let (dec_block, dec_smem) = block_smem(dec_launch);
+    let (combine_block, combine_smem) = block_smem(combine_launch);
+    let prefill = vec![CoreLaunch {
+        kernel: 0,
+        entry: pre_entry,
+        grid: attention_prefill_grid(&tp),
+        block: pre_block,
+        smem: pre_smem,
+        args: pre_args,
+        variants: pre_variants,
+        skip_when: None,
+    }];
+    let decode = vec![
+        CoreLaunch {
+            kernel: 1,
+            entry: dec0.clone(),
+            grid: attention_decode_grids(&tp, splits.clone()).0,
+            block: dec_block,
+            smem: dec_smem,
+            args: dec_args,
+            variants: Vec::new(),
+            skip_when: None,
+        },
+        CoreLaunch {
+            kernel: 1,
+            entry: dec1.clone(),
+            grid: attention_decode_grids(&tp, splits).1,
+            block: combine_block,
+            smem: combine_smem,
+            args: combine_args,
+            variants: Vec::new(),
+            skip_when: None,
+        },
+    ];
+    Ok(CoreCode {
+        kernels,
+        prefill,
+        decode,
+        demands: vec![],
+    })
+}
