@@ -38,8 +38,10 @@
 #            time per kernel (--fla-profile) to compare pass by pass
 #   scanout  the trial of the scan with the output pass in programs (MODELC_DELTA_SCAN_OUT=1):
 #            its kernel test, the models against the reference with it, both under memcheck
-#   scanbench its kernel rows next to fla's at B1 T8192 H32 and B8 T2048 H16 (there in waves),
-#            hybrid-1b's prefill with and without it (ONLY="scanout scanbench" runs the two)
+#   scanbench its kernel rows next to fla's at B1 T8192 H32 and B8 T2048 H16 (there in waves), and at
+#            hybrid-1b's B1 T4096 H16 (which width suits it)
+#   scanmodel hybrid-1b's prefill without it, with it at the scan's width (1) and at 32 columns
+#            (each step fits one device call: ONLY=scanout, then ONLY=scanbench, ONLY=scanmodel)
 set -u
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 BIN=.gpu-bin
@@ -210,33 +212,38 @@ grep -E "^test |test result|panicked|glue kernels" "$OUT/glue.log" | head -20
 
 # The trial of the scan with the output pass in programs (MODELC_DELTA_SCAN_OUT=1, read when a
 # spec is compiled). scanout: its kernel test with both exchanges, the models against the
-# reference with it, both under memcheck. scanbench: the kernel rows next to fla's at B1 T8192
-# H32 and B8 T2048 H16, then hybrid-1b's prefill with and without it in turn.
+# reference with it (at the scan's width and at 32 columns), both under memcheck. scanbench: the
+# kernel rows next to fla's at B1 T8192 H32 and B8 T2048 H16. scanmodel: hybrid-1b's prefill
+# without it and with it (1, 32) in turn.
 scanout_runs() {
     "$BIN/gpu_kernels" --exact delta::delta_rule_scan_out_matches_reference || return 1
     MODELC_DELTA_SCAN_OUT=1 "$BIN/gpu_model" --test-threads=1 || return 1
+    MODELC_DELTA_SCAN_OUT=32 "$BIN/gpu_model" --test-threads=1 || return 1
     compute-sanitizer --tool memcheck --error-exitcode 9 \
         "$BIN/gpu_kernels" --exact delta::delta_rule_scan_out_matches_reference || return 1
     MODELC_DELTA_SCAN_OUT=1 compute-sanitizer --tool memcheck --error-exitcode 9 \
         "$BIN/modelc" run specs/tiny-hybrid.yaml --device cuda --prompt-ids "$PROMPT" --max-new-tokens 6
 }
 scanbench_runs() {
-    MODELC_BENCH_FILTER="B1 T8192 H32|B8 T2048 H16" "$BIN/gpu_kernels" --ignored bench_delta_chunk_parallel \
+    MODELC_BENCH_FILTER="B1 T8192 H32|B8 T2048 H16|B1 T4096 H16" "$BIN/gpu_kernels" --ignored bench_delta_chunk_parallel \
         --nocapture || return 1
     fla_wheels
-    PYTHONUNBUFFERED=1 python3 scripts/bench_peers.py --fla-only --fla-shape=1,8192,32 --fla-shape=8,2048,16 ||
-        return 1
-    for on in 0 1 0 1; do
+    PYTHONUNBUFFERED=1 python3 scripts/bench_peers.py --fla-only --fla-shape=1,8192,32 --fla-shape=8,2048,16
+}
+scanmodel_runs() {
+    for on in 0 1 32 0 1 32; do
         echo "-- MODELC_DELTA_SCAN_OUT=$on"
         MODELC_DELTA_SCAN_OUT=$on "$BIN/modelc" bench specs/hybrid-1b.yaml --prefill-tokens 4096 \
             --decode-batch 1 --decode-steps 8 --runs 7 || return 1
     done
 }
-export -f scanout_runs scanbench_runs
-step scanout 300 bash -c scanout_runs
+export -f scanout_runs scanbench_runs scanmodel_runs
+step scanout 400 bash -c scanout_runs
 grep -E "^test result|panicked|ERROR SUMMARY|cuda \(|error" "$OUT/scanout.log" | head -20
 step scanbench 540 bash -c scanbench_runs
-grep -E "^\||^-- |device:|panicked|error" "$OUT/scanbench.log" | grep -v "prep=" | head -60
+grep -E "^\||device:|panicked|error" "$OUT/scanbench.log" | grep -v "prep=" | head -60
+step scanmodel 420 bash -c scanmodel_runs
+grep -E "^-- |prefill|decode|panicked|error" "$OUT/scanmodel.log" | head -60
 
 echo "== summary (exit codes; 0 = pass)"
-for s in model memcheck cmp 1b cli1b kernels kbench glue bench peers modelpeer prefill delta scanout scanbench; do printf '%-9s %s\n' "$s" "${RC[$s]:-not run}"; done
+for s in model memcheck cmp 1b cli1b kernels kbench glue bench peers modelpeer prefill delta scanout scanbench scanmodel; do printf '%-9s %s\n' "$s" "${RC[$s]:-not run}"; done

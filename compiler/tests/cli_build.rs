@@ -164,16 +164,36 @@ fn the_scan_with_the_output_pass_is_an_opt_in_variant() {
     use modelc_runtime::program::{Env, Program, Step};
     let tmp = tempfile::tempdir().expect("tempdir");
     let spec = Path::new(env!("CARGO_MANIFEST_DIR")).join("../specs/hybrid-1b.yaml");
-    for on in [false, true] {
-        let out = tmp.path().join(if on { "on" } else { "off" });
+    let build = |setting: Option<&str>, out: &Path| {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_modelc"));
         cmd.args(["build", spec.to_str().expect("utf8"), "-o", out.to_str().expect("utf8")]);
-        if on {
-            cmd.env("MODELC_DELTA_SCAN_OUT", "1");
-        } else {
-            cmd.env_remove("MODELC_DELTA_SCAN_OUT");
-        }
-        let run = cmd.output().expect("runs modelc");
+        match setting {
+            Some(v) => cmd.env("MODELC_DELTA_SCAN_OUT", v),
+            None => cmd.env_remove("MODELC_DELTA_SCAN_OUT"),
+        };
+        cmd.output().expect("runs modelc")
+    };
+    // hybrid-1b's KDA: 16 heads of Dv 128, scan blocks of 16 (128 blocks a sequence). The
+    // setting, the width of the fused launch's blocks (None: no fused launch), and where it runs
+    // (batch, SMs, runs): one wave of blocks, one an SM.
+    type Case = (Option<&'static str>, Option<u32>, &'static [(u64, u64, bool)]);
+    let cases: [Case; 4] = [
+        (None, None, &[]),
+        (
+            Some("1"),
+            Some(16),
+            &[(1, 132, true), (1, 128, true), (1, 114, false), (2, 132, false)],
+        ),
+        (
+            Some("32"),
+            Some(32),
+            &[(1, 64, true), (1, 63, false), (2, 132, true), (3, 132, false)],
+        ),
+        (Some("64"), Some(64), &[(1, 32, true), (4, 128, true), (5, 132, false)]),
+    ];
+    for (setting, width, runs) in cases {
+        let out = tmp.path().join(setting.unwrap_or("off"));
+        let run = build(setting, &out);
         assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
         let text = std::fs::read_to_string(out.join("program.json")).expect("program.json");
         let program: Program = serde_json::from_str(&text).expect("a program");
@@ -193,12 +213,13 @@ fn the_scan_with_the_output_pass_is_an_opt_in_variant() {
                 .variants
                 .first()
                 .filter(|v| v.entry.starts_with("delta_rule_cp_scan_out_"));
-            assert_eq!(fused.is_some(), on, "{}", scan.label);
-            assert_eq!(out.skip_when.is_some(), on, "{}", out.label);
-            let Some(fused) = fused else { continue };
+            assert_eq!(fused.is_some(), width.is_some(), "{}", scan.label);
+            assert_eq!(out.skip_when.is_some(), width.is_some(), "{}", out.label);
+            let (Some(fused), Some(width)) = (fused, width) else {
+                continue;
+            };
             assert_eq!(out.skip_when, fused.when, "{}", out.label);
-            // hybrid-1b's KDA: 16 heads of Dv 128 in scan blocks of 16, 128 blocks a sequence.
-            for (batch, sms, runs) in [(1, 132, true), (1, 128, true), (1, 114, false), (2, 132, false)] {
+            for &(batch, sms, runs) in runs {
                 let env = Env {
                     batch,
                     sms,
@@ -211,6 +232,11 @@ fn the_scan_with_the_output_pass_is_an_opt_in_variant() {
                     runs,
                     "batch {batch} on {sms} SMs"
                 );
+                // The fused launch's grid: a block per `width` value columns of a head.
+                if runs {
+                    let x = fused.grid[0].eval(&env).expect("grid");
+                    assert_eq!(x, u64::from(128 / width), "{}", fused.entry);
+                }
             }
             // The fused entry lives in the scan's module, which compiles it with the rest.
             let module = program.kernels.iter().find(|k| k.name == fused.module).expect("module");
@@ -218,4 +244,15 @@ fn the_scan_with_the_output_pass_is_an_opt_in_variant() {
         }
         assert_eq!(scans, 18, "hybrid-1b: 18 KDA layers");
     }
+    // A value it does not know is an error that names the variable and what it takes, before
+    // any program is written.
+    let out = tmp.path().join("bad");
+    let run = build(Some("48"), &out);
+    assert!(!run.status.success());
+    let err = String::from_utf8_lossy(&run.stderr);
+    assert!(
+        err.contains("MODELC_DELTA_SCAN_OUT=\"48\"") && err.contains("16, 32 or 64"),
+        "{err}"
+    );
+    assert!(!out.join("program.json").exists(), "no program written");
 }

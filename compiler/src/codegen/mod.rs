@@ -43,6 +43,12 @@ pub enum CodegenError {
         #[source]
         source: templates::TemplateError,
     },
+    #[error("environment variable {name}={value:?}: expected {expected}")]
+    Setting {
+        name: String,
+        value: String,
+        expected: String,
+    },
     #[error("codegen internal error: {0}")]
     Internal(String),
 }

@@ -23,14 +23,35 @@ pub fn delta_rule_cp_grids(p: &TDelta) -> [[Expr; 3]; 3] {
 
 /// Set to `1`: programs launch the chunk-parallel delta rule's scan with the output pass
 /// (`delta_rule_cp_scan_out_`, row sums through the workspace) in place of the scan where all
-/// its blocks are resident, and leave the output pass's step out of those calls. Read when a
-/// spec is compiled. Off by default: that exchange has not yet run on a GPU (its test and its
-/// timing against the three passes are the next device call's, docs/PERFORMANCE.md).
+/// its blocks are resident, and leave the output pass's step out of those calls; set to `16`,
+/// `32` or `64`: the same in blocks of that many value columns (the scan's own width for `1`).
+/// Read when a spec is compiled; a layer whose shape the width does not fit keeps the three
+/// passes. Off by default: that exchange has not yet run on a GPU (its test and its timing
+/// against the three passes are the next device call's, docs/PERFORMANCE.md).
 pub const DELTA_SCAN_OUT_ENV: &str = "MODELC_DELTA_SCAN_OUT";
 
-/// Whether [`DELTA_SCAN_OUT_ENV`] is `1`.
-pub fn scan_out_in_programs() -> bool {
-    std::env::var(DELTA_SCAN_OUT_ENV).is_ok_and(|v| v == "1")
+/// The width [`DELTA_SCAN_OUT_ENV`] asks the scan with the output to run at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScanOutWidth {
+    /// The scan's own (`1`).
+    Scan,
+    /// Blocks of this many value columns (`16`, `32`, `64`).
+    Columns(usize),
+}
+
+/// What [`DELTA_SCAN_OUT_ENV`] asks for: nothing where it is unset, empty or `0`.
+pub fn scan_out_in_programs() -> Result<Option<ScanOutWidth>, CodegenError> {
+    let value = std::env::var(DELTA_SCAN_OUT_ENV).unwrap_or_default();
+    match value.trim() {
+        "" | "0" => Ok(None),
+        "1" => Ok(Some(ScanOutWidth::Scan)),
+        w @ ("16" | "32" | "64") => Ok(w.parse().ok().map(ScanOutWidth::Columns)),
+        _ => Err(CodegenError::Setting {
+            name: DELTA_SCAN_OUT_ENV.into(),
+            value,
+            expected: "0 or unset (off), 1 (the scan's own width), or 16, 32 or 64 value columns a block".into(),
+        }),
+    }
 }
 
 /// f32 elements of the chunk-parallel delta rule's workspace (`delta_rule_cp_workspace_len`).
@@ -83,12 +104,18 @@ pub(super) fn delta_rule_core(cx: &CoreCx, core: &Core, p: &DeltaRuleParams) -> 
     // Shapes the chunk-parallel form covers take it (three launches and a workspace);
     // the others the single-kernel chunked form.
     let chunk_parallel = delta_rule_chunk_parallel_supported(&tp);
-    // Where it fits (and DELTA_SCAN_OUT_ENV asks for it), the module also carries the
-    // scan with the output pass in one (row sums through the workspace), launched for
-    // calls whose blocks fit the device at once.
-    let scan_out = chunk_parallel && delta_rule_cp_scan_out_supported(&tp) && scan_out_in_programs();
-    let pre = if scan_out {
-        delta_rule_chunk_parallel_with_scan_out(&tp, ScanOutExchange::Global).map_err(&terr)?
+    // Where DELTA_SCAN_OUT_ENV asks for it and it fits, the module also carries the scan with
+    // the output pass in one (row sums through the workspace), launched for calls whose blocks
+    // fit the device at once; `so` has its width.
+    let so = match scan_out_in_programs()? {
+        Some(ScanOutWidth::Scan) => Some(tp),
+        Some(ScanOutWidth::Columns(w)) => Some(TDelta { scan_block: w, ..tp }),
+        None => None,
+    }
+    .filter(|so| chunk_parallel && delta_rule_cp_scan_out_supported(so));
+    let scan_out = so.is_some();
+    let pre = if let Some(so) = so {
+        delta_rule_chunk_parallel_with_scan_out_at(&tp, ScanOutExchange::Global, so.scan_block).map_err(&terr)?
     } else if chunk_parallel {
         delta_rule_chunk_parallel(&tp).map_err(&terr)?
     } else {
@@ -158,16 +185,17 @@ pub(super) fn delta_rule_core(cx: &CoreCx, core: &Core, p: &DeltaRuleParams) -> 
         // wait on each other through the workspace but take their places by ticket, so
         // larger grids would run correctly, in waves; one wave is the case it was built
         // for, docs/PERFORMANCE.md.)
-        let blocks_per_seq = tp.value_heads * (tp.value_dim / tp.scan_block);
+        let so = so.unwrap_or(tp);
+        let blocks_per_seq = so.value_heads * (so.value_dim / so.scan_block);
         let resident = Cond::lt(b().times(c(blocks_per_seq)), Expr::sym(Sym::Sms).plus(c(1)));
         let scan_out_variant = scan_out.then(|| {
-            let l = delta_rule_cp_scan_out_launch(&tp, 1);
+            let l = delta_rule_cp_scan_out_launch(&so, 1);
             VariantSpec {
                 cc: None,
                 when: Some(resident.clone()),
                 kernel: 0,
                 entry: pre.entries.last().cloned().unwrap_or_default(),
-                grid: delta_rule_cp_grids(&tp)[1].clone(),
+                grid: delta_rule_cp_grids(&so)[1].clone(),
                 block: [l.block.0, l.block.1, l.block.2],
                 smem: l.smem,
                 extra_args: Vec::new(),

@@ -21,7 +21,7 @@ use super::templates::conv1d::{
     conv1d, conv1d_launch, Conv1dParams, ConvActivation, CONV_CHANNELS_PER_BLOCK, CONV_TOKENS_PER_THREAD,
 };
 use super::templates::delta_rule::{
-    delta_rule_chunk_parallel, delta_rule_chunk_parallel_supported, delta_rule_chunk_parallel_with_scan_out,
+    delta_rule_chunk_parallel, delta_rule_chunk_parallel_supported, delta_rule_chunk_parallel_with_scan_out_at,
     delta_rule_chunked, delta_rule_chunked_launch, delta_rule_cp_launches, delta_rule_cp_scan_out_launch,
     delta_rule_cp_scan_out_supported, delta_rule_cp_wide_scans, delta_rule_cp_workspace_per_chunk, delta_rule_launch,
     delta_rule_recurrent, DecayGate, DeltaRuleParams as TDelta, GatedNormEpilogue, ScanOutExchange,
@@ -50,7 +50,8 @@ pub use attention::{
 };
 pub use conv::conv_grid;
 pub use delta_rule::{
-    delta_rule_cp_grids, delta_rule_cp_workspace, delta_rule_grid, scan_out_in_programs, DELTA_SCAN_OUT_ENV,
+    delta_rule_cp_grids, delta_rule_cp_workspace, delta_rule_grid, scan_out_in_programs, ScanOutWidth,
+    DELTA_SCAN_OUT_ENV,
 };
 pub use scan::scan_grid;
 
@@ -533,7 +534,12 @@ mod tests {
                     panic!("{}: no output pass after the scan", l.label)
                 };
                 assert!(out.entry.starts_with("delta_rule_cp_out_"), "{}", out.entry);
-                let wide = if super::scan_out_in_programs() {
+                // (Other widths of the scan with the output: the CLI's test builds with them.)
+                let request = super::scan_out_in_programs().unwrap();
+                if matches!(request, Some(super::ScanOutWidth::Columns(_))) {
+                    continue;
+                }
+                let wide = if request.is_some() {
                     let so = &l.variants[0];
                     assert!(so.entry.starts_with("delta_rule_cp_scan_out_"), "{}", so.entry);
                     assert_eq!(

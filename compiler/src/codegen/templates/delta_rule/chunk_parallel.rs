@@ -555,8 +555,9 @@ pub(super) enum CpExtraEntry {
     None,
     /// `delta_rule_cp_scan_mc_`: the scan with W and k multicast to clusters.
     ClusterScan,
-    /// `delta_rule_cp_scan_out_`: the scan and the output pass in one.
-    ScanOut(ScanOutExchange),
+    /// `delta_rule_cp_scan_out_`: the scan and the output pass in one, its blocks this many
+    /// value columns wide.
+    ScanOut(ScanOutExchange, usize),
 }
 
 pub(super) fn chunk_parallel_module(
@@ -565,8 +566,15 @@ pub(super) fn chunk_parallel_module(
     extra: CpExtraEntry,
 ) -> Result<KernelSource, TemplateError> {
     let cluster = delta_rule_cp_scan_cluster(p).filter(|_| extra == CpExtraEntry::ClusterScan);
+    // The scan with the output, as the parameters of its own width.
     let scan_out = match extra {
-        CpExtraEntry::ScanOut(x) => Some(x),
+        CpExtraEntry::ScanOut(x, width) => Some((
+            x,
+            DeltaRuleParams {
+                scan_block: width,
+                ..*p
+            },
+        )),
         _ => None,
     };
     validate(p, "delta_rule_chunk_parallel")?;
@@ -622,13 +630,18 @@ pub(super) fn chunk_parallel_module(
                 "\n *   sm_90: delta_rule_cp_scan_mc_{HASH}, the scan with W and k multicast to clusters of {cl} blocks."
             ),
             None => String::new(),
-        } + match scan_out {
-            Some(x) if cp_scan_out_through_workspace(p, x) => {
-                "\n *   delta_rule_cp_scan_out_@HASH@: the scan and the output pass in one, after the prep \
-                 (row sums through the workspace; the prep zeroes their counts)."
-            }
-            Some(_) => "\n *   delta_rule_cp_scan_out_@HASH@: the scan and the output pass in one, after the prep.",
-            None => "",
+        } + &match scan_out {
+            Some((x, so)) => format!(
+                "\n *   delta_rule_cp_scan_out_{HASH}: the scan and the output pass in one, after the prep \
+                 (blocks of {} value columns{}).",
+                so.scan_block,
+                if cp_scan_out_through_workspace(&so, x) {
+                    "; row sums through the workspace, whose counts the prep zeroes"
+                } else {
+                    ""
+                }
+            ),
+            None => String::new(),
         },
     );
     let (store, gate_stage, epilogue) = match p.gated_norm {
@@ -650,7 +663,7 @@ pub(super) fn chunk_parallel_module(
                 names = arg_names(&(args(p) + CP_WS_ARG)),
             )
         })
-        .chain(scan_out.map(|x| cp_scan_out_entry(p, x)))
+        .chain(scan_out.map(|(x, so)| cp_scan_out_entry(&so, x)))
         .chain(cluster.map(|cl| {
             // The entry exists on every target (a module's entries are loaded by name); below
             // sm_90, where clusters do not exist, it traps.
@@ -666,7 +679,7 @@ pub(super) fn chunk_parallel_module(
         }))
         .collect();
     let mut kernels = cp_kernels(v, p);
-    if scan_out.is_some_and(|x| cp_scan_out_through_workspace(p, x)) {
+    if let Some((_, so)) = scan_out.filter(|(x, so)| cp_scan_out_through_workspace(so, *x)) {
         splice_once(
             &mut kernels,
             CP_ANCHOR_PREP_KERNEL,
@@ -679,7 +692,7 @@ pub(super) fn chunk_parallel_module(
                 "{CP_ANCHOR_PREP_LAST_STORE}    if (tid == 0) *dcp_so_count<C, DK, DV, {ncl}>(ws, ci) = 0u; \
                  /* the one launch's row sums of this chunk: none in yet */\n    \
                  if (tid == 0 && ci == 0) *dcp_so_ticket<C, DK, DV, {ncl}>(ws) = 0u; /* nor its blocks */\n",
-                ncl = p.value_dim / p.scan_block
+                ncl = so.value_dim / so.scan_block
             ),
         );
     }

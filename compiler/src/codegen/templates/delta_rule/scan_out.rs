@@ -33,14 +33,29 @@ pub fn delta_rule_chunk_parallel_with_scan_out(
     p: &DeltaRuleParams,
     exchange: ScanOutExchange,
 ) -> Result<KernelSource, TemplateError> {
-    check("delta_rule_cp_scan_out", delta_rule_cp_scan_out_supported(p), || {
+    delta_rule_chunk_parallel_with_scan_out_at(p, exchange, p.scan_block)
+}
+
+/// [`delta_rule_chunk_parallel_with_scan_out`] with the scan and the output in blocks of `width`
+/// value columns (the module's own scan keeps `p.scan_block`; launch the entry with the
+/// parameters of `width`).
+pub fn delta_rule_chunk_parallel_with_scan_out_at(
+    p: &DeltaRuleParams,
+    exchange: ScanOutExchange,
+    width: usize,
+) -> Result<KernelSource, TemplateError> {
+    let so = DeltaRuleParams {
+        scan_block: width,
+        ..*p
+    };
+    check("delta_rule_cp_scan_out", delta_rule_cp_scan_out_supported(&so), || {
         format!(
-            "the scan with the output needs a scan block of 16..=128 dividing Dv {} (got {}), \
+            "the scan with the output needs a scan block of 16..=128 dividing Dv {} (got {width}), \
                  with the gated norm at most 8 blocks a head, within a block's shared memory",
-            p.value_dim, p.scan_block
+            p.value_dim
         )
     })?;
-    chunk_parallel_module(p, CpPrepVariant::default_for(p), CpExtraEntry::ScanOut(exchange))
+    chunk_parallel_module(p, CpPrepVariant::default_for(p), CpExtraEntry::ScanOut(exchange, width))
 }
 
 /// Chunks in flight of `delta_rule_cp_scan_out_`: three where they fit a block's shared memory,
@@ -417,5 +432,35 @@ mod tests {
         let wide = DeltaRuleParams { scan_block: 128, ..kda };
         assert!(!delta_rule_cp_scan_out_supported(&wide));
         assert!(delta_rule_chunk_parallel_with_scan_out(&wide, ScanOutExchange::Cluster).is_err());
+    }
+
+    /// The scan with the output at another width than the module's scan: its entry's blocks,
+    /// and the prep's counts where that width's blocks put them.
+    #[test]
+    fn scan_out_at_another_width() {
+        let p = DeltaRuleParams::new(16, 16, 128, 128, DecayGate::PerChannel).with_gated_norm(SILU);
+        assert_eq!(p.scan_block, 16, "H16: 128 scan blocks at 16 columns");
+        let m = delta_rule_chunk_parallel_with_scan_out_at(&p, ScanOutExchange::Global, 32).unwrap();
+        assert!(m.entries.last().unwrap().starts_with("delta_rule_cp_scan_out_"));
+        assert!(m.source.contains("delta_rule_cp_scan_body_") && m.source.contains("delta_rule_cp_scan_out_body_"));
+        let hash = &m.entries[0]["delta_rule_cp_prep_".len()..];
+        assert!(m.source.contains(&format!("delta_rule_cp_scan_out_body_{hash}<32, ")));
+        assert!(m.source.contains(&format!("delta_rule_cp_scan_body_{hash}<16, false>")));
+        assert!(m.source.contains("*dcp_so_count<C, DK, DV, 4>(ws, ci) = 0u;"));
+        assert!(m
+            .source
+            .contains("(blocks of 32 value columns; row sums through the workspace"));
+        // The same module at the scan's own width is the plain constructor's.
+        let own = delta_rule_chunk_parallel_with_scan_out_at(&p, ScanOutExchange::Global, 16).unwrap();
+        assert_eq!(
+            own,
+            delta_rule_chunk_parallel_with_scan_out(&p, ScanOutExchange::Global).unwrap()
+        );
+        assert!(own.source.contains("*dcp_so_count<C, DK, DV, 8>(ws, ci) = 0u;"));
+        // A width the entry cannot take: 128 columns do not fit a block; 48 does not divide Dv.
+        for w in [128, 48] {
+            let e = delta_rule_chunk_parallel_with_scan_out_at(&p, ScanOutExchange::Global, w).unwrap_err();
+            assert!(e.reason.contains(&format!("(got {w})")), "{e}");
+        }
     }
 }
