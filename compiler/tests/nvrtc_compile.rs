@@ -14,8 +14,9 @@ use modelc::codegen::templates::attention::{
 use modelc::codegen::templates::conv1d::{conv1d, Conv1dParams, ConvActivation};
 use modelc::codegen::templates::delta_rule::{
     delta_rule_chunk_parallel, delta_rule_chunk_parallel_variant, delta_rule_chunk_parallel_with_cluster_scan,
-    delta_rule_chunk_parallel_with_scan_out, delta_rule_chunked, delta_rule_recurrent, delta_rule_tensor_cores,
-    CpPrepVariant, DecayGate, DeltaRuleParams, GatedNormEpilogue, ScanOutExchange,
+    delta_rule_chunk_parallel_with_scan_out, delta_rule_chunk_parallel_with_scan_out_at, delta_rule_chunked,
+    delta_rule_recurrent, delta_rule_tensor_cores, CpPrepVariant, DecayGate, DeltaRuleParams, GatedNormEpilogue,
+    ScanOutExchange,
 };
 use modelc::codegen::templates::kda_decode_step::{kda_decode_step, kda_decode_step_cluster_with, ClusterExchange};
 use modelc::codegen::templates::selective_scan::{selective_scan, SelectiveScanParams};
@@ -203,6 +204,10 @@ fn all_sources() -> Vec<KernelSource> {
             }
         }
     }
+    // hybrid-1b's KDA (H16, scan blocks of 16) with the scan and the output in blocks of 32, as
+    // MODELC_DELTA_SCAN_OUT=32 builds it.
+    let h16 = DeltaRuleParams::new(16, 16, 128, 128, DecayGate::PerChannel).with_gated_norm(silu);
+    out.push(delta_rule_chunk_parallel_with_scan_out_at(&h16, ScanOutExchange::Global, 32).unwrap());
     for (n, r) in [(16, 1), (16, 4), (64, 2)] {
         out.push(selective_scan(&SelectiveScanParams::apriel2(n, r)).unwrap());
     }
