@@ -346,6 +346,12 @@ pub fn glue_kernel(
                 .copied()
                 .ok_or_else(|| CodegenError::Internal(format!("{desc}: input {j} missing")))
         };
+        // The norms' statistic `st{k}`: fin(Σ x²) of input 0 over each group of `group` channels.
+        let sum_of_squares = |body: &mut String, group: usize, fin: &str| -> Result<(), CodegenError> {
+            let x = read(arg(0)?, "gi * G + j")?;
+            stat(body, threads, k, "", &x, "x * x", group, cn, fin);
+            Ok(())
+        };
         let expr = match &node.op {
             Op::Unary(f) => unary_c(*f, &read(arg(0)?, "c")?),
             // A broadcast operand is a `[C]` weight or a same-shaped value: both read channel c.
@@ -417,17 +423,7 @@ pub fn glue_kernel(
             ),
             Op::RmsNorm { eps, group } => {
                 let fin = format!("rsqrtf(acc / {}.0f + {})", group, f32_lit(*eps));
-                stat(
-                    &mut body,
-                    threads,
-                    k,
-                    "",
-                    &read(arg(0)?, "gi * G + j")?,
-                    "x * x",
-                    *group,
-                    cn,
-                    &fin,
-                );
+                sum_of_squares(&mut body, *group, &fin)?;
                 format!(
                     "{} * st{k}[c / {group}] * {}",
                     read(arg(0)?, "c")?,
@@ -436,32 +432,12 @@ pub fn glue_kernel(
             }
             Op::L2Norm { eps, group } => {
                 let fin = format!("rsqrtf(acc + {})", f32_lit(*eps));
-                stat(
-                    &mut body,
-                    threads,
-                    k,
-                    "",
-                    &read(arg(0)?, "gi * G + j")?,
-                    "x * x",
-                    *group,
-                    cn,
-                    &fin,
-                );
+                sum_of_squares(&mut body, *group, &fin)?;
                 format!("{} * st{k}[c / {group}]", read(arg(0)?, "c")?)
             }
             Op::GatedRmsNorm { eps, group, act } => {
                 let fin = format!("rsqrtf(acc / {}.0f + {})", group, f32_lit(*eps));
-                stat(
-                    &mut body,
-                    threads,
-                    k,
-                    "",
-                    &read(arg(0)?, "gi * G + j")?,
-                    "x * x",
-                    *group,
-                    cn,
-                    &fin,
-                );
+                sum_of_squares(&mut body, *group, &fin)?;
                 let g = read(arg(1)?, "c")?;
                 let act = match act {
                     GateActivation::Silu => format!("silu_f({g})"),

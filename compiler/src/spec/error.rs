@@ -4,6 +4,8 @@
 use std::fmt;
 use std::path::PathBuf;
 
+use super::doc::Pos;
+
 /// What went wrong, for callers that branch on it (the message says the rest).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ErrorKind {
@@ -37,6 +39,18 @@ pub struct At {
     /// Dotted key path (`decoder.blocks.attn.mixer.heads`, `decoder.pattern[2]`); empty for the
     /// document itself.
     pub path: String,
+}
+
+impl At {
+    /// A place in a spec's text (1-based line and column), before any key path is known.
+    pub(crate) fn text(file: &str, pos: Pos) -> At {
+        At {
+            file: file.to_string(),
+            line: Some(pos.line),
+            column: Some(pos.column),
+            path: String::new(),
+        }
+    }
 }
 
 impl fmt::Display for At {

@@ -26,16 +26,7 @@ impl<'s> Walker<'s> {
     }
 
     fn err(&self, p: Pos, kind: ErrorKind, msg: impl Into<String>) -> SpecError {
-        SpecError::new(
-            At {
-                file: self.file.to_string(),
-                line: Some(p.line),
-                column: Some(p.column),
-                path: String::new(),
-            },
-            kind,
-            msg,
-        )
+        SpecError::new(At::text(self.file, p), kind, msg)
     }
 
     fn peek(&self) -> Option<char> {
@@ -201,13 +192,12 @@ pub fn parse(src: &str, file: &str) -> Result<Option<Node>, SpecError> {
             Some(i) => msg.get(..i).unwrap_or(&msg).to_string(),
             None => msg,
         };
+        let pos = Pos {
+            line: e.line().max(1),
+            column: e.column().max(1),
+        };
         return Err(SpecError::new(
-            At {
-                file: file.to_string(),
-                line: Some(e.line().max(1)),
-                column: Some(e.column().max(1)),
-                path: String::new(),
-            },
+            At::text(file, pos),
             ErrorKind::Syntax,
             format!("invalid JSON: {msg}"),
         ));

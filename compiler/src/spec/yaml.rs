@@ -46,16 +46,7 @@ struct Builder<'f> {
 
 impl Builder<'_> {
     fn err(&self, p: Pos, kind: ErrorKind, msg: impl Into<String>) -> SpecError {
-        SpecError::new(
-            At {
-                file: self.file.to_string(),
-                line: Some(p.line),
-                column: Some(p.column),
-                path: String::new(),
-            },
-            kind,
-            msg,
-        )
+        SpecError::new(At::text(self.file, p), kind, msg)
     }
 
     fn count(&mut self, n: usize, p: Pos) -> Result<(), SpecError> {

@@ -933,18 +933,23 @@ impl Executor {
             if self.skipped(step, env) {
                 continue;
             }
-            let r = match step {
-                Step::Gemm(g) => self.gemm_step(g, env, self.next_gemm_prefetch(phase, index)),
-                Step::Launch(l) => self.launch_step(l, env),
-            };
-            r.map_err(|e| ExecError::Step {
-                phase,
-                index,
-                label: step.label().to_string(),
-                source: Box::new(e),
-            })?;
+            self.run_step(phase, index, step, env)?;
         }
         Ok(())
+    }
+
+    /// Enqueues step `index` of `phase`'s schedule; an error names the step.
+    fn run_step(&self, phase: Phase, index: usize, step: &Step, env: &Env) -> Result<(), ExecError> {
+        match step {
+            Step::Gemm(g) => self.gemm_step(g, env, self.next_gemm_prefetch(phase, index)),
+            Step::Launch(l) => self.launch_step(l, env),
+        }
+        .map_err(|e| ExecError::Step {
+            phase,
+            index,
+            label: step.label().to_string(),
+            source: Box::new(e),
+        })
     }
 
     /// Runs one call like [`Executor::run`] (launching every step directly) and returns each
@@ -971,16 +976,7 @@ impl Executor {
         let mut events = vec![event("before the first step")?];
         let steps = &self.schedule(phase).steps;
         for (index, step) in steps.iter().enumerate() {
-            let r = match step {
-                Step::Gemm(g) => self.gemm_step(g, &env, self.next_gemm_prefetch(phase, index)),
-                Step::Launch(l) => self.launch_step(l, &env),
-            };
-            r.map_err(|e| ExecError::Step {
-                phase,
-                index,
-                label: step.label().to_string(),
-                source: Box::new(e),
-            })?;
+            self.run_step(phase, index, step, &env)?;
             events.push(event("after a step")?);
         }
         self.gpu
