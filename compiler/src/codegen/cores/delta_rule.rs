@@ -113,7 +113,6 @@ pub(super) fn delta_rule_core(cx: &CoreCx, core: &Core, p: &DeltaRuleParams) -> 
         None => None,
     }
     .filter(|so| chunk_parallel && delta_rule_cp_scan_out_supported(so));
-    let scan_out = so.is_some();
     let pre = if let Some(so) = so {
         delta_rule_chunk_parallel_with_scan_out_at(&tp, ScanOutExchange::Global, so.scan_block).map_err(&terr)?
     } else if chunk_parallel {
@@ -185,12 +184,13 @@ pub(super) fn delta_rule_core(cx: &CoreCx, core: &Core, p: &DeltaRuleParams) -> 
         // wait on each other through the workspace but take their places by ticket, so
         // larger grids would run correctly, in waves; one wave is the case it was built
         // for, docs/PERFORMANCE.md.)
-        let so = so.unwrap_or(tp);
-        let blocks_per_seq = so.value_heads * (so.value_dim / so.scan_block);
-        let resident = Cond::lt(b().times(c(blocks_per_seq)), Expr::sym(Sym::Sms).plus(c(1)));
-        let scan_out_variant = scan_out.then(|| {
+        // The fused launch's variant and the condition it runs under (the output pass's step
+        // is left out exactly then).
+        let fused = so.map(|so| {
+            let blocks_per_seq = so.value_heads * (so.value_dim / so.scan_block);
+            let resident = Cond::lt(b().times(c(blocks_per_seq)), Expr::sym(Sym::Sms).plus(c(1)));
             let l = delta_rule_cp_scan_out_launch(&so, 1);
-            VariantSpec {
+            let variant = VariantSpec {
                 cc: None,
                 when: Some(resident.clone()),
                 kernel: 0,
@@ -199,7 +199,8 @@ pub(super) fn delta_rule_core(cx: &CoreCx, core: &Core, p: &DeltaRuleParams) -> 
                 block: [l.block.0, l.block.1, l.block.2],
                 smem: l.smem,
                 extra_args: Vec::new(),
-            }
+            };
+            (variant, resident)
         });
         let wide_variants = wide_scans
             .iter()
@@ -219,7 +220,7 @@ pub(super) fn delta_rule_core(cx: &CoreCx, core: &Core, p: &DeltaRuleParams) -> 
                     extra_args: Vec::new(),
                 }
             });
-        let scan_variants: Vec<VariantSpec> = scan_out_variant.into_iter().chain(wide_variants).collect();
+        let scan_variants: Vec<VariantSpec> = fused.iter().map(|(v, _)| v.clone()).chain(wide_variants).collect();
         pre.entries
             .iter()
             .zip(delta_rule_cp_grids(&tp))
@@ -235,7 +236,7 @@ pub(super) fn delta_rule_core(cx: &CoreCx, core: &Core, p: &DeltaRuleParams) -> 
                     smem,
                     args: cp_args.clone(),
                     variants: if pass == 1 { scan_variants.clone() } else { Vec::new() },
-                    skip_when: (pass == 2 && scan_out).then(|| resident.clone()),
+                    skip_when: fused.as_ref().filter(|_| pass == 2).map(|(_, when)| when.clone()),
                 }
             })
             .collect()
