@@ -532,79 +532,58 @@ fn gemv_fused_prologues_match_reference() {
                                     None
                                 };
                                 let y_init = vec![f64::NAN; m * ldy];
+                                // The case's GEMV into D, with C and the bias of D's dtype where it has the epilogue.
+                                let gemv = |c_ptr: u64, y_ptr: u64, bias_ptr: u64| {
+                                    let cb = epilogue.then_some((
+                                        GemmC {
+                                            ptr: c_ptr,
+                                            ld: ldc,
+                                            stride: 0,
+                                        },
+                                        GemmBias {
+                                            ptr: bias_ptr,
+                                            dtype: out,
+                                        },
+                                    ));
+                                    // SAFETY: X holds m rows of ldx with 2k columns from xoff, W
+                                    // n·k, D m rows of ldy from column 8, C m rows of ldc from
+                                    // column 4, the bias (of D's dtype) and γ n and k elements.
+                                    unsafe {
+                                        gemv_ex(
+                                            &ctx.gpu,
+                                            x_d.device_ptr_at(xoff).unwrap(),
+                                            w_d.device_ptr(),
+                                            y_ptr,
+                                            out,
+                                            shape,
+                                            1.0,
+                                            if epilogue { 0.5 } else { 0.0 },
+                                            cb.map(|(c, _)| c),
+                                            cb.map(|(_, b)| b),
+                                            prologue,
+                                            pdl,
+                                            next,
+                                        )
+                                    }
+                                    .unwrap_or_else(|e| panic!("{what}: {e}"));
+                                };
                                 let got = match out {
                                     GemmOut::Bf16 => {
                                         let (c_d, y_d) = (ctx.bf16(&c_full, "C"), ctx.bf16(&y_init, "D"));
-                                        let cb = epilogue.then(|| {
-                                            (
-                                                GemmC {
-                                                    ptr: c_d.device_ptr_at(4).unwrap(),
-                                                    ld: ldc,
-                                                    stride: 0,
-                                                },
-                                                GemmBias {
-                                                    ptr: b_d.device_ptr(),
-                                                    dtype: GemmOut::Bf16,
-                                                },
-                                            )
-                                        });
-                                        // SAFETY: X holds m rows of ldx with 2k columns from
-                                        // xoff, W n·k, D m rows of ldy from column 8, C m rows of
-                                        // ldc from column 4, the bias and γ n and k elements.
-                                        unsafe {
-                                            gemv_ex(
-                                                &ctx.gpu,
-                                                x_d.device_ptr_at(xoff).unwrap(),
-                                                w_d.device_ptr(),
-                                                y_d.device_ptr_at(yoff).unwrap(),
-                                                out,
-                                                shape,
-                                                1.0,
-                                                if epilogue { 0.5 } else { 0.0 },
-                                                cb.map(|(c, _)| c),
-                                                cb.map(|(_, b)| b),
-                                                prologue,
-                                                pdl,
-                                                next,
-                                            )
-                                        }
-                                        .unwrap_or_else(|e| panic!("{what}: {e}"));
+                                        gemv(
+                                            c_d.device_ptr_at(4).unwrap(),
+                                            y_d.device_ptr_at(yoff).unwrap(),
+                                            b_d.device_ptr(),
+                                        );
                                         ctx.get_bf16(&y_d)
                                     }
                                     GemmOut::F32 => {
                                         let (c_d, y_d) = (ctx.f32(&c_full, "C"), ctx.f32(&y_init, "D"));
-                                        let cb = epilogue.then(|| {
-                                            (
-                                                GemmC {
-                                                    ptr: c_d.device_ptr_at(4).unwrap(),
-                                                    ld: ldc,
-                                                    stride: 0,
-                                                },
-                                                GemmBias {
-                                                    ptr: bf_d.device_ptr(),
-                                                    dtype: GemmOut::F32,
-                                                },
-                                            )
-                                        });
-                                        // SAFETY: as above, f32 C, D and bias.
-                                        unsafe {
-                                            gemv_ex(
-                                                &ctx.gpu,
-                                                x_d.device_ptr_at(xoff).unwrap(),
-                                                w_d.device_ptr(),
-                                                y_d.device_ptr_at(yoff).unwrap(),
-                                                out,
-                                                shape,
-                                                1.0,
-                                                if epilogue { 0.5 } else { 0.0 },
-                                                cb.map(|(c, _)| c),
-                                                cb.map(|(_, b)| b),
-                                                prologue,
-                                                pdl,
-                                                next,
-                                            )
-                                        }
-                                        .unwrap_or_else(|e| panic!("{what}: {e}"));
+                                        gemv(
+                                            c_d.device_ptr_at(4).unwrap(),
+                                            y_d.device_ptr_at(yoff).unwrap(),
+                                            bf_d.device_ptr(),
+                                        );
                                         ctx.get_f32(&y_d)
                                     }
                                 };
