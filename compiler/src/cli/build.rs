@@ -33,6 +33,8 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> Result<()> {
+    // Codegen's settings, checked before anything is written.
+    modelc::codegen::cores::scan_out_in_programs()?;
     let spec = load_spec(&args.spec, &args.surgeries)?;
     let lowered = lower(&spec)?;
     let placement = placement(&spec, args.placement.as_deref())?;
