@@ -2,6 +2,7 @@
 
 mod codegen_common;
 
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use codegen_common::repo;
@@ -115,7 +116,8 @@ fn build_writes_kernels_program_and_table() {
 
 /// A spec whose shapes a mixer-core template cannot take (a 264-wide attention head, beyond the
 /// template's 256) fails the build: non-zero exit, an error naming the layer's mixer and the
-/// limit, and no kernel outputs (not even those of an earlier build into the same folder).
+/// limit, and nothing written: no folder where there was none, and an earlier build's files
+/// untouched.
 #[test]
 fn build_fails_when_a_template_rejects_a_shape() {
     let tmp = tempfile::tempdir().expect("tempdir");
@@ -140,27 +142,49 @@ fn build_fails_when_a_template_rejects_a_shape() {
     );
     std::fs::write(&spec, yaml).expect("write spec");
     let out = tmp.path().join("out");
-    // An earlier successful build into the same folder leaves kernel outputs behind.
-    let (ok, _, err) = modelc(&["build", &hybrid(), "-o", out.to_str().expect("utf8")]);
-    assert!(ok, "{err}");
-    assert!(out.join("program.json").is_file());
-
+    // A failed build into a new folder leaves no folder behind.
     let (ok, _, err) = modelc(&["build", spec.to_str().expect("utf8"), "-o", out.to_str().expect("utf8")]);
     assert!(!ok, "the build must fail: {err}");
     for needle in ["layers.1.mixer", "attention_prefill", "head_dim 264", "limit of 256"] {
         assert!(err.contains(needle), "`{needle}` missing from: {err}");
     }
-    for stale in ["program.json", "kernels.txt", "plan.txt", "kernels.error.txt"] {
-        assert!(!out.join(stale).exists(), "{stale} left behind");
+    assert!(!out.exists(), "a failed build left {} behind", out.display());
+
+    // Into the folder of an earlier successful build, it changes nothing there.
+    let (ok, _, err) = modelc(&["build", &hybrid(), "-o", out.to_str().expect("utf8")]);
+    assert!(ok, "{err}");
+    let before = folder_contents(&out);
+    assert!(before.contains_key(Path::new("program.json")), "{:?}", before.keys());
+    let (ok, _, err) = modelc(&["build", spec.to_str().expect("utf8"), "-o", out.to_str().expect("utf8")]);
+    assert!(!ok, "the build must fail: {err}");
+    assert!(err.contains("head_dim 264"), "{err}");
+    let after = folder_contents(&out);
+    assert_eq!(
+        before.keys().collect::<Vec<_>>(),
+        after.keys().collect::<Vec<_>>(),
+        "files added or removed"
+    );
+    for (rel, contents) in &before {
+        assert!(after[rel] == *contents, "{} changed", rel.display());
     }
-    let cu = std::fs::read_dir(out.join("kernels"))
-        .expect("kernels/")
-        .filter(|e| {
-            e.as_ref()
-                .is_ok_and(|e| e.path().extension().is_some_and(|x| x == "cu"))
-        })
-        .count();
-    assert_eq!(cu, 0, "kernel sources of the earlier build left behind");
+}
+
+/// Every file under `dir` (relative path → contents), in path order.
+fn folder_contents(dir: &Path) -> std::collections::BTreeMap<PathBuf, Vec<u8>> {
+    let mut files = std::collections::BTreeMap::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for entry in std::fs::read_dir(&d).expect("read_dir") {
+            let path = entry.expect("entry").path();
+            if path.is_dir() {
+                todo.push(path);
+            } else {
+                let rel = path.strip_prefix(dir).expect("under dir").to_path_buf();
+                files.insert(rel, std::fs::read(&path).expect("read"));
+            }
+        }
+    }
+    files
 }
 
 /// Every spec in `specs/` builds with kernels (the tiny ones have head sizes 8 and 16 and value

@@ -6,7 +6,6 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
-use super::common::write_atomic;
 use modelc::spec::ModelSpec;
 use modelc::typed::package::{checkout_root, package_name, CopiedFile, Deps, Package};
 
@@ -47,8 +46,15 @@ fn file_name(p: &Path) -> String {
         .unwrap_or_else(|| "spec.yaml".into())
 }
 
-/// Writes the crate files into `out` (which exists); returns the package name.
-pub fn write(opts: &CrateOptions<'_>, spec: &ModelSpec, out: &Path) -> Result<String> {
+/// The crate's files, relative to `out` (which exists), and its package name. Nothing is
+/// written: `modelc build` writes them with its other outputs.
+pub struct CrateFiles {
+    pub name: String,
+    pub files: Vec<(PathBuf, String)>,
+}
+
+/// Generates the crate files for `out`.
+pub fn generate(opts: &CrateOptions<'_>, spec: &ModelSpec, out: &Path) -> Result<CrateFiles> {
     let (spec_file, _) = modelc::spec::spec_file(opts.spec_path)?;
     let spec_copy = copied(&spec_file, file_name(&spec_file))?;
     let mut taken = vec![spec_copy.name.clone()];
@@ -77,22 +83,8 @@ pub fn write(opts: &CrateOptions<'_>, spec: &ModelSpec, out: &Path) -> Result<St
         deps,
         command: format!("modelc {}", args.join(" ")),
     };
-    // Spec files of an earlier build into the same directory would be mistaken for this one's.
-    let spec_dir = out.join("spec");
-    if spec_dir.is_dir() {
-        for entry in std::fs::read_dir(&spec_dir).with_context(|| format!("reading {}", spec_dir.display()))? {
-            let path = entry?.path();
-            if path.is_file() && !taken.contains(&file_name(&path)) {
-                std::fs::remove_file(&path).with_context(|| format!("removing {}", path.display()))?;
-            }
-        }
-    }
-    for (rel, contents) in package.files(out) {
-        let path = out.join(&rel);
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
-        }
-        write_atomic(&path, contents.as_bytes())?;
-    }
-    Ok(name)
+    Ok(CrateFiles {
+        name,
+        files: package.files(out),
+    })
 }
