@@ -42,6 +42,11 @@
 #            hybrid-1b's B1 T4096 H16 (which width suits it)
 #   scanmodel hybrid-1b's prefill without it, with it at the scan's width (1) and at 32 columns
 #            (each step fits one device call: ONLY=scanout, then ONLY=scanbench, ONLY=scanmodel)
+#   quickfix, quickrows, quickmodel  the same trial in one call (limits 560 s together, for a
+#            lease too short for the three steps above): the variants test at 32 columns and
+#            memcheck of `modelc run` with the setting at 1 and 32; KDA's rows and fla's at B1
+#            T8192 H32 and B8 T2048 H16; hybrid-1b's prefill off, at 1 and at 32, once each
+#            (ONLY="quickfix quickrows quickmodel")
 set -u
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 BIN=.gpu-bin
@@ -245,5 +250,37 @@ grep -E "^\||device:|panicked|error" "$OUT/scanbench.log" | grep -v "prep=" | he
 step scanmodel 420 bash -c scanmodel_runs
 grep -E "^-- |prefill|decode|panicked|error" "$OUT/scanmodel.log" | head -60
 
+# The same trial in one call (ONLY="quickfix quickrows quickmodel"), most telling first.
+quickfix_runs() {
+    MODELC_DELTA_SCAN_OUT=32 "$BIN/gpu_model" --exact launch_variants_and_their_fallbacks_match_the_reference || return 1
+    local on
+    for on in 1 32; do
+        echo "-- memcheck, MODELC_DELTA_SCAN_OUT=$on"
+        MODELC_DELTA_SCAN_OUT=$on compute-sanitizer --tool memcheck --error-exitcode 9 \
+            "$BIN/modelc" run specs/tiny-hybrid.yaml --device cuda --prompt-ids "$PROMPT" --max-new-tokens 6 || return 1
+    done
+}
+quickrows_runs() {
+    MODELC_BENCH_FILTER="KDA+norm B1 T8192 H32|KDA+norm B8 T2048 H16" \
+        "$BIN/gpu_kernels" --ignored bench_delta_chunk_parallel --nocapture || return 1
+    fla_wheels
+    PYTHONUNBUFFERED=1 python3 scripts/bench_peers.py --fla-only --fla-shape=1,8192,32 --fla-shape=8,2048,16
+}
+quickmodel_runs() {
+    local on
+    for on in 0 1 32; do
+        echo "-- MODELC_DELTA_SCAN_OUT=$on"
+        MODELC_DELTA_SCAN_OUT=$on "$BIN/modelc" bench specs/hybrid-1b.yaml --prefill-tokens 4096 \
+            --decode-batch 1 --decode-steps 8 --runs 5 || return 1
+    done
+}
+export -f quickfix_runs quickrows_runs quickmodel_runs
+step quickfix 110 bash -c quickfix_runs
+grep -E "^test result|panicked|^-- |ERROR SUMMARY|cuda \(|error" "$OUT/quickfix.log" | head -20
+step quickrows 300 bash -c quickrows_runs
+grep -E "^\||device:|panicked|error" "$OUT/quickrows.log" | grep -v "prep=" | head -60
+step quickmodel 150 bash -c quickmodel_runs
+grep -E "^-- |prefill|decode|panicked|error" "$OUT/quickmodel.log" | head -30
+
 echo "== summary (exit codes; 0 = pass)"
-for s in model memcheck cmp 1b cli1b kernels kbench glue bench peers modelpeer prefill delta scanout scanbench scanmodel; do printf '%-9s %s\n' "$s" "${RC[$s]:-not run}"; done
+for s in model memcheck cmp 1b cli1b kernels kbench glue bench peers modelpeer prefill delta scanout scanbench scanmodel quickfix quickrows quickmodel; do printf '%-9s %s\n' "$s" "${RC[$s]:-not run}"; done
