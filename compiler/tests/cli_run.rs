@@ -227,6 +227,21 @@ fn out_of_vocabulary_prompt_is_rejected() {
     assert!(String::from_utf8_lossy(&run.stderr).contains("9999"));
 }
 
+/// The CPU reference's own settings are refused with `--device cuda` (which would ignore them)
+/// before anything runs, naming the flag.
+#[test]
+fn reference_settings_are_refused_on_the_gpu() {
+    for flag in [["--precision", "f64"], ["--chunk", "0"]] {
+        let spec = spec_path("tiny-gdn.yaml");
+        let mut args = vec!["run", spec.to_str().expect("utf8"), "--device", "cuda", "--prompt-ids", "1,2"];
+        args.extend(flag);
+        let run = modelc(&args);
+        assert!(!run.status.success(), "{flag:?}");
+        let err = String::from_utf8_lossy(&run.stderr);
+        assert!(err.contains(flag[0]) && err.contains("--device cpu"), "{err}");
+    }
+}
+
 #[test]
 fn attention_biases_follow_the_checkpoint_not_the_config_default() {
     let tmp = tempfile::tempdir().expect("tmp");

@@ -56,16 +56,24 @@ pub struct Args {
     /// Placement for stochastic layers: a sub-mixer name for all, or LAYER=NAME,...
     #[arg(long)]
     pub placement: Option<String>,
-    /// Arithmetic of the CPU reference (f32 rounds every op's output to f32).
-    #[arg(long, value_enum, default_value = "f32")]
-    pub precision: PrecisionArg,
-    /// Delta-rule chunk size for GDN/KDA on the CPU (0: the recurrent form).
-    #[arg(long, default_value_t = 64)]
-    pub chunk: usize,
+    /// Arithmetic of the CPU reference (f32 rounds every op's output to f32) [default: f32].
+    /// Only with --device cpu.
+    #[arg(long, value_enum)]
+    pub precision: Option<PrecisionArg>,
+    /// Delta-rule chunk size for GDN/KDA on the CPU (0: the recurrent form) [default: 64].
+    /// Only with --device cpu.
+    #[arg(long)]
+    pub chunk: Option<usize>,
 }
 
 pub fn run(args: Args) -> Result<()> {
     if args.device == Device::Cuda {
+        // The GPU runs the compiled bf16 kernels; these choose how the CPU reference computes.
+        for (flag, given) in [("--precision", args.precision.is_some()), ("--chunk", args.chunk.is_some())] {
+            if given {
+                bail!("{flag} sets how the CPU reference computes; it applies with --device cpu only");
+            }
+        }
         return run_cuda(&args);
     }
     let mut spec = load_spec(&args.model, &[])?;
@@ -82,14 +90,13 @@ pub fn run(args: Args) -> Result<()> {
     };
     let graph = place(lower(&spec)?, &placement(&spec, args.placement.as_deref())?)?;
     let opts = InterpOptions {
-        precision: match args.precision {
+        precision: match args.precision.unwrap_or(PrecisionArg::F32) {
             PrecisionArg::F32 => Precision::F32,
             PrecisionArg::F64 => Precision::F64,
         },
-        delta_rule: if args.chunk == 0 {
-            DeltaRuleForm::Recurrent
-        } else {
-            DeltaRuleForm::Chunked(args.chunk)
+        delta_rule: match args.chunk.unwrap_or(64) {
+            0 => DeltaRuleForm::Recurrent,
+            n => DeltaRuleForm::Chunked(n),
         },
     };
     let keep_logits = args.logits_out.is_some();
