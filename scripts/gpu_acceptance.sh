@@ -47,6 +47,9 @@
 #            memcheck of `modelc run` with the setting at 1 and 32; KDA's rows and fla's at B1
 #            T8192 H32 and B8 T2048 H16; hybrid-1b's prefill off, at 1 and at 32, once each
 #            (ONLY="quickfix quickrows quickmodel")
+#   attnfused the attention decode with the combine in its last block (MODELC_ATTN_DECODE_FUSED=1):
+#            its kernel test, the models against the reference with it, memcheck, and hybrid-1b's
+#            decode at batch 1 and 8 without and with it, twice
 set -u
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 BIN=.gpu-bin
@@ -282,5 +285,25 @@ grep -E "^\||device:|panicked|error" "$OUT/quickrows.log" | grep -v "prep=" | he
 step quickmodel 150 bash -c quickmodel_runs
 grep -E "^-- |prefill|decode|panicked|error" "$OUT/quickmodel.log" | head -30
 
+# The attention decode with the combine in its last block (MODELC_ATTN_DECODE_FUSED=1, read when
+# a spec is compiled): correctness first, then the decode timed without and with it in turn.
+attnfused_runs() {
+    "$BIN/gpu_kernels" --exact attention::attention_decode_matches_reference || return 1
+    MODELC_ATTN_DECODE_FUSED=1 "$BIN/gpu_model" --test-threads=1 || return 1
+    compute-sanitizer --tool memcheck --error-exitcode 9 \
+        "$BIN/gpu_kernels" --exact attention::attention_decode_matches_reference || return 1
+    MODELC_ATTN_DECODE_FUSED=1 compute-sanitizer --tool memcheck --error-exitcode 9 \
+        "$BIN/modelc" run specs/tiny-hybrid.yaml --device cuda --prompt-ids "$PROMPT" --max-new-tokens 6 || return 1
+    local on
+    for on in 0 1 0 1; do
+        echo "-- MODELC_ATTN_DECODE_FUSED=$on"
+        MODELC_ATTN_DECODE_FUSED=$on "$BIN/modelc" bench specs/hybrid-1b.yaml --prefill-tokens 128 \
+            --decode-batch 1,8 --runs 3 || return 1
+    done
+}
+export -f attnfused_runs
+step attnfused 360 bash -c attnfused_runs
+grep -E "^test result|panicked|ERROR SUMMARY|^-- |decode|cuda \(|error" "$OUT/attnfused.log" | head -40
+
 echo "== summary (exit codes; 0 = pass)"
-for s in model memcheck cmp 1b cli1b kernels kbench glue bench peers modelpeer prefill delta scanout scanbench scanmodel quickfix quickrows quickmodel; do printf '%-9s %s\n' "$s" "${RC[$s]:-not run}"; done
+for s in model memcheck cmp 1b cli1b kernels kbench glue bench peers modelpeer prefill delta scanout scanbench scanmodel quickfix quickrows quickmodel attnfused; do printf '%-9s %s\n' "$s" "${RC[$s]:-not run}"; done

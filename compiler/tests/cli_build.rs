@@ -256,3 +256,103 @@ fn the_scan_with_the_output_pass_is_an_opt_in_variant() {
     );
     assert!(!out.exists(), "nothing written");
 }
+
+/// `MODELC_ATTN_DECODE_FUSED=1` adds the attention decode with the combine in its last block as
+/// the decode step's variant, taken where a call has at most 16 splits, and skips the combine's
+/// step exactly then; the counts it keeps are a buffer of their own that stays zero. Unset, the
+/// program has none of it; any other value is refused before anything is written.
+#[test]
+fn the_fused_attention_decode_is_an_opt_in_variant() {
+    use modelc_runtime::program::{Env, Program, Step};
+    use modelc_runtime::tensor::DType;
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let spec = Path::new(env!("CARGO_MANIFEST_DIR")).join("../specs/hybrid-1b.yaml");
+    let build = |setting: Option<&str>, out: &Path| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_modelc"));
+        cmd.args(["build", spec.to_str().expect("utf8"), "-o", out.to_str().expect("utf8")]);
+        match setting {
+            Some(v) => cmd.env("MODELC_ATTN_DECODE_FUSED", v),
+            None => cmd.env_remove("MODELC_ATTN_DECODE_FUSED"),
+        };
+        cmd.output().expect("runs modelc")
+    };
+    // hybrid-1b's attention: 16 heads, 4 KV heads, Dh 128; splits = min(2·SMs / (4·batch),
+    // ceil((past + 1) / 64)). (batch, past, fused): 9, 16, 17, 64 and 8 splits on 132 SMs.
+    let calls: [(u64, u64, bool); 5] = [
+        (1, 512, true),
+        (1, 1023, true),
+        (1, 1024, false),
+        (1, 4095, false),
+        (8, 4096, true),
+    ];
+    for setting in [None, Some("0"), Some("1")] {
+        let on = setting == Some("1");
+        let out = tmp.path().join(setting.unwrap_or("unset"));
+        let run = build(setting, &out);
+        assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+        let text = std::fs::read_to_string(out.join("program.json")).expect("program.json");
+        let program: Program = serde_json::from_str(&text).expect("a program");
+        let counters: Vec<_> = program.buffers.iter().filter(|b| b.counters).collect();
+        assert_eq!(counters.len(), usize::from(on), "{setting:?}");
+        if let Some(c) = counters.first() {
+            assert_eq!(c.dtype, DType::I32);
+            assert_eq!(c.elements.to_string(), "4*batch", "a count per KV head and sequence");
+        }
+        let steps = &program.decode.steps;
+        let mut decodes = 0;
+        for (i, st) in steps.iter().enumerate() {
+            let Step::Launch(decode) = st else { continue };
+            if !decode.entry.starts_with("attn_decode_") || decode.entry.starts_with("attn_decode_combine_") {
+                continue;
+            }
+            decodes += 1;
+            let Some(Step::Launch(combine)) = steps.get(i + 1) else {
+                panic!("{}: no combine after the decode", decode.label)
+            };
+            assert!(combine.entry.starts_with("attn_decode_combine_"), "{}", combine.entry);
+            let fused = decode
+                .variants
+                .iter()
+                .find(|v| v.entry.starts_with("attn_decode_fused_"));
+            assert_eq!(fused.is_some(), on, "{}", decode.label);
+            assert_eq!(combine.skip_when.is_some(), on, "{}", combine.label);
+            let Some(fused) = fused else { continue };
+            assert_eq!(combine.skip_when, fused.when, "{}", combine.label);
+            for &(batch, past, runs) in &calls {
+                let env = Env {
+                    batch,
+                    past,
+                    tokens: 1,
+                    sms: 132,
+                    ..Env::default()
+                };
+                let chosen = decode.pick(&env).expect("a launch").entry;
+                assert_eq!(chosen == fused.entry, runs, "batch {batch} past {past}: {chosen}");
+                assert_eq!(
+                    combine.skips(&env).expect("a condition"),
+                    runs,
+                    "batch {batch} past {past}"
+                );
+                // The same grid as the decode's: a block per split, KV head and sequence.
+                for (f, d) in fused.grid.iter().zip(&decode.grid) {
+                    assert_eq!(f.eval(&env).expect("grid"), d.eval(&env).expect("grid"));
+                }
+            }
+            // Its module is its own, compiled only where the setting asks for it.
+            let module = program.kernels.iter().find(|k| k.name == fused.module).expect("module");
+            assert_eq!(module.entries, vec![fused.entry.clone()]);
+            let source = std::fs::read_to_string(out.join(&module.file)).expect("kernel source");
+            assert!(source.contains("atomicAdd(count + b * G + g, 1u)"), "{}", module.file);
+        }
+        assert_eq!(decodes, 6, "hybrid-1b: 6 attention layers");
+    }
+    let out = tmp.path().join("bad");
+    let run = build(Some("yes"), &out);
+    assert!(!run.status.success());
+    let err = String::from_utf8_lossy(&run.stderr);
+    assert!(
+        err.contains("MODELC_ATTN_DECODE_FUSED=\"yes\"") && err.contains("1 (on)"),
+        "{err}"
+    );
+    assert!(!out.exists(), "nothing written");
+}

@@ -233,7 +233,14 @@ fn out_of_vocabulary_prompt_is_rejected() {
 fn reference_settings_are_refused_on_the_gpu() {
     for flag in [["--precision", "f64"], ["--chunk", "0"]] {
         let spec = spec_path("tiny-gdn.yaml");
-        let mut args = vec!["run", spec.to_str().expect("utf8"), "--device", "cuda", "--prompt-ids", "1,2"];
+        let mut args = vec![
+            "run",
+            spec.to_str().expect("utf8"),
+            "--device",
+            "cuda",
+            "--prompt-ids",
+            "1,2",
+        ];
         args.extend(flag);
         let run = modelc(&args);
         assert!(!run.status.success(), "{flag:?}");

@@ -589,12 +589,16 @@ fn launch_variants_and_their_fallbacks_match_the_reference() {
                 .map(|t| t.kind)
                 .collect()
         };
-        let mut kinds = kinds_of(&mut exec, Phase::Prefill, &refs);
+        let prefill_kinds = kinds_of(&mut exec, Phase::Prefill, &refs);
         let one: Vec<Vec<u32>> = (0..8u32).map(|b| vec![b + 1]).collect();
         let one: Vec<&[u32]> = one.iter().map(Vec::as_slice).collect();
-        kinds.extend(kinds_of(&mut exec, Phase::Decode, &one));
-        let at_batch_8 = kinds.clone();
-        kinds.extend(kinds_of(&mut exec, Phase::Decode, &one[..2]));
+        let at_batch_8 = kinds_of(&mut exec, Phase::Decode, &one);
+        let at_batch_2 = kinds_of(&mut exec, Phase::Decode, &one[..2]);
+        let kinds: Vec<String> = [&prefill_kinds, &at_batch_8, &at_batch_2]
+            .into_iter()
+            .flatten()
+            .cloned()
+            .collect();
         let ran = |k: &str| kinds.iter().any(|x| x == k);
         if label == "variants" {
             assert_eq!(ran("attn_prefill_wgmma"), hopper, "{kinds:?}");
@@ -606,11 +610,21 @@ fn launch_variants_and_their_fallbacks_match_the_reference() {
                 (ran("delta_rule_cp_scan_w32") || fused) && !ran("delta_rule_cp_scan"),
                 "{kinds:?}"
             );
-            assert_eq!(fused, ran("skipped"), "{kinds:?}");
+            assert_eq!(fused, prefill_kinds.iter().any(|k| k == "skipped"), "{prefill_kinds:?}");
             let asked = modelc::codegen::cores::scan_out_in_programs()
                 .expect("setting")
                 .is_some();
             assert!(asked || !fused, "{kinds:?}");
+            // Where MODELC_ATTN_DECODE_FUSED asks for it, the attention decode takes the form
+            // with the combine in its last block at both batches (3 splits of ~150 keys), and
+            // the combine's step is skipped; otherwise the decode and its combine run.
+            let attn_fused = modelc::codegen::cores::attention_decode_fused_in_programs().expect("setting");
+            for decode in [&at_batch_8, &at_batch_2] {
+                let has = |k: &str| decode.iter().any(|x| x == k);
+                assert_eq!(has("attn_decode_fused"), attn_fused, "{decode:?}");
+                assert_eq!(has("attn_decode_combine"), !attn_fused, "{decode:?}");
+                assert_eq!(has("skipped"), attn_fused, "{decode:?}");
+            }
             assert_eq!(ran("kda_decode_step_cluster"), hopper, "{kinds:?}");
             let single_at_8 = at_batch_8.iter().any(|x| x == "kda_decode_step");
             assert!(

@@ -7,9 +7,9 @@ mod kda_step_shapes;
 use kda_step_shapes::kda_step_cases;
 use modelc::codegen::sass::{disassemble, find_cuobjdump, undefined_descriptors};
 use modelc::codegen::templates::attention::{
-    attention_decode, attention_decode_variant, attention_prefill, attention_prefill_mma, attention_prefill_wgmma,
-    attention_prefill_wgmma_variant, mma_decode, tensor_core_prefill, AttentionParams, DecodeVariant, MmaVariant,
-    WgmmaVariant, ATTN_DECODE_DEFAULT, ATTN_MMA_DEFAULT,
+    attention_decode, attention_decode_fused, attention_decode_variant, attention_prefill, attention_prefill_mma,
+    attention_prefill_wgmma, attention_prefill_wgmma_variant, mma_decode, tensor_core_prefill, AttentionParams,
+    DecodeVariant, MmaVariant, WgmmaVariant, ATTN_DECODE_DEFAULT, ATTN_MMA_DEFAULT,
 };
 use modelc::codegen::templates::conv1d::{conv1d, Conv1dParams, ConvActivation};
 use modelc::codegen::templates::delta_rule::{
@@ -83,6 +83,8 @@ fn all_sources() -> Vec<KernelSource> {
                     out.push(attention_decode_variant(&p, v).unwrap());
                 }
             }
+            // The default with the combine in its last block.
+            out.extend(attention_decode_fused(&p).unwrap());
         }
         // The other mma.sync form of the tensor-core prefill.
         if tensor_core_prefill(&p) {

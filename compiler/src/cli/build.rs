@@ -36,6 +36,7 @@ pub struct Args {
 pub fn run(args: Args) -> Result<()> {
     // Codegen's settings, checked before anything is written.
     modelc::codegen::cores::scan_out_in_programs()?;
+    modelc::codegen::cores::attention_decode_fused_in_programs()?;
     let spec = load_spec(&args.spec, &args.surgeries)?;
     let lowered = lower(&spec)?;
     let placement = placement(&spec, args.placement.as_deref())?;
@@ -124,16 +125,25 @@ fn generate(
         ("ir.lowered.dot".into(), to_dot(lowered)?.into_bytes()),
         ("ir.placed.txt".into(), to_text(placed)?.into_bytes()),
         ("summary.txt".into(), text.clone().into_bytes()),
-        ("summary.json".into(), serde_json::to_string_pretty(summary)?.into_bytes()),
+        (
+            "summary.json".into(),
+            serde_json::to_string_pretty(summary)?.into_bytes(),
+        ),
     ];
     let (cg, program) = compile(spec, placement, model)
         .map_err(anyhow::Error::from)
         .with_context(|| format!("generating the CUDA kernels of `{model}`"))?;
     for k in &cg.kernels {
-        files.push((Path::new("kernels").join(format!("{}.cu", k.name)), k.source.clone().into_bytes()));
+        files.push((
+            Path::new("kernels").join(format!("{}.cu", k.name)),
+            k.source.clone().into_bytes(),
+        ));
     }
     let table = report::table(&cg, &program, spec, placement, REPORT_PAST);
-    files.push(("program.json".into(), serde_json::to_string_pretty(&program)?.into_bytes()));
+    files.push((
+        "program.json".into(),
+        serde_json::to_string_pretty(&program)?.into_bytes(),
+    ));
     files.push(("kernels.txt".into(), table.clone().into_bytes()));
     files.push(("plan.txt".into(), report::steps_text(&cg).into_bytes()));
     Ok(Outputs {
@@ -148,7 +158,11 @@ fn generate(
 /// sources, spec copies, and `kernels.error.txt` (what older builds wrote instead of failing).
 fn write_outputs(out: &Path, files: &[(PathBuf, Vec<u8>)]) -> Result<()> {
     let ours: HashSet<PathBuf> = files.iter().map(|(rel, _)| out.join(rel)).collect();
-    remove_stale(&out.join("kernels"), |p| p.extension().is_some_and(|e| e == "cu"), &ours)?;
+    remove_stale(
+        &out.join("kernels"),
+        |p| p.extension().is_some_and(|e| e == "cu"),
+        &ours,
+    )?;
     remove_stale(&out.join("spec"), Path::is_file, &ours)?;
     let old_error = out.join("kernels.error.txt");
     if old_error.exists() {

@@ -69,7 +69,10 @@ pub struct Args {
 pub fn run(args: Args) -> Result<()> {
     if args.device == Device::Cuda {
         // The GPU runs the compiled bf16 kernels; these choose how the CPU reference computes.
-        for (flag, given) in [("--precision", args.precision.is_some()), ("--chunk", args.chunk.is_some())] {
+        for (flag, given) in [
+            ("--precision", args.precision.is_some()),
+            ("--chunk", args.chunk.is_some()),
+        ] {
             if given {
                 bail!("{flag} sets how the CPU reference computes; it applies with --device cpu only");
             }

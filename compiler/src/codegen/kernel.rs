@@ -73,6 +73,12 @@ pub enum KArg {
         dtype: DType,
         elements: Expr,
     },
+    /// `elements` u32 counters shared by every kernel naming them, zero before each launch and
+    /// left zero by it (the runtime allocates them zeroed and never poisons them).
+    Counters {
+        name: String,
+        elements: Expr,
+    },
     Int(Expr),
     Null,
     /// A TMA tensor map over a pointer argument (see `modelc_runtime::program::TensorMapArg`).

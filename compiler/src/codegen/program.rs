@@ -184,6 +184,25 @@ impl<'a> Builder<'a> {
         })
     }
 
+    /// The buffer named `name` (a workspace or counters, shared by every kernel naming it),
+    /// grown to `elements` if it is smaller.
+    fn workspace(&mut self, name: &str, dtype: DType, elements: &Expr, counters: bool) -> usize {
+        if let Some(&i) = self.workspaces.get(name) {
+            let grown = self.buffers[i].elements.clone().max(elements.clone());
+            self.buffers[i].elements = grown;
+            return i;
+        }
+        self.buffers.push(Buffer {
+            name: name.to_string(),
+            dtype,
+            elements: elements.clone(),
+            values: vec![],
+            counters,
+        });
+        self.workspaces.insert(name.to_string(), self.buffers.len() - 1);
+        self.buffers.len() - 1
+    }
+
     fn arg(&mut self, a: &KArg) -> Result<Arg, CodegenError> {
         let slot = Expr::sym(Sym::Slot);
         Ok(match a {
@@ -213,29 +232,14 @@ impl<'a> Builder<'a> {
                 buffer: BufferRef::Input(2),
                 offset: slot,
             },
-            KArg::Workspace { name, dtype, elements } => {
-                let i = match self.workspaces.get(name) {
-                    Some(&i) => {
-                        let grown = self.buffers[i].elements.clone().max(elements.clone());
-                        self.buffers[i].elements = grown;
-                        i
-                    }
-                    None => {
-                        self.buffers.push(Buffer {
-                            name: format!("workspace.{name}"),
-                            dtype: *dtype,
-                            elements: elements.clone(),
-                            values: vec![],
-                        });
-                        self.workspaces.insert(name.clone(), self.buffers.len() - 1);
-                        self.buffers.len() - 1
-                    }
-                };
-                Arg::Ptr {
-                    buffer: BufferRef::Buffer(i),
-                    offset: c(0),
-                }
-            }
+            KArg::Workspace { name, dtype, elements } => Arg::Ptr {
+                buffer: BufferRef::Buffer(self.workspace(&format!("workspace.{name}"), *dtype, elements, false)),
+                offset: c(0),
+            },
+            KArg::Counters { name, elements } => Arg::Ptr {
+                buffer: BufferRef::Buffer(self.workspace(&format!("counters.{name}"), DType::I32, elements, true)),
+                offset: c(0),
+            },
             KArg::Int(e) => Arg::I32(e.clone()),
             KArg::Null => Arg::Null,
             KArg::TensorMap(m) => {
@@ -482,6 +486,7 @@ pub fn build(cg: &Codegen, model: &str, placement: &Placement) -> Result<Program
                         dtype,
                         elements: Expr::c(0),
                         values: vec![],
+                        counters: false,
                     });
                     per_row.push(0);
                     b.buffers.len() - 1

@@ -113,6 +113,10 @@ pub struct Buffer {
     pub elements: Expr,
     /// The IR values that live in it, in step order (for dumps and debugging).
     pub values: Vec<String>,
+    /// Counters that its kernels leave zero (the fused attention decode's block counts):
+    /// allocated zeroed and never poisoned, so that every launch finds them zero.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub counters: bool,
 }
 
 /// Persistent per-sequence state: `slots` copies of `shape`, slot-major.
@@ -882,6 +886,7 @@ mod tests {
                 dtype: DType::BF16,
                 elements: Expr::c(1 << 20),
                 values: vec![],
+                counters: false,
             });
             p
         };

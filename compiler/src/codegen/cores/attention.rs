@@ -67,6 +67,33 @@ pub fn attention_decode_grids(p: &TAttention, splits: Expr) -> ([Expr; 3], [Expr
     )
 }
 
+/// Set to `1`: programs launch the attention decode with the combine folded into its last
+/// block (`attention_decode_fused`, one launch instead of two) where the tensor-core decode
+/// serves the shape and a call has at most [`ATTN_FUSED_MAX_SPLITS`] splits, and leave the
+/// combine's step out of those calls. Read when a spec is compiled. Off by default: it has
+/// not yet run on a GPU (its test and its timing are the next device call's,
+/// docs/PERFORMANCE.md).
+pub const ATTN_DECODE_FUSED_ENV: &str = "MODELC_ATTN_DECODE_FUSED";
+
+/// Most splits the fused decode's last block merges (it reads `R·Dh·splits` partials alone,
+/// where the combine kernel spreads them over `H·B` blocks).
+pub const ATTN_FUSED_MAX_SPLITS: usize = 16;
+
+/// Whether [`ATTN_DECODE_FUSED_ENV`] asks for the fused decode: no where it is unset, empty or
+/// `0`, yes at `1`.
+pub fn attention_decode_fused_in_programs() -> Result<bool, CodegenError> {
+    let value = std::env::var(ATTN_DECODE_FUSED_ENV).unwrap_or_default();
+    match value.trim() {
+        "" | "0" => Ok(false),
+        "1" => Ok(true),
+        _ => Err(CodegenError::Setting {
+            name: ATTN_DECODE_FUSED_ENV.into(),
+            value,
+            expected: "0 or unset (off), or 1 (on)".into(),
+        }),
+    }
+}
+
 /// The attention core's kernels and launches.
 pub(super) fn attention_core(cx: &CoreCx, p: &AttentionParams) -> Result<CoreCode, CodegenError> {
     let CoreCx { graph, n, fuses } = *cx;
@@ -133,6 +160,11 @@ pub(super) fn attention_core(cx: &CoreCx, p: &AttentionParams) -> Result<CoreCod
         KArg::Int(splits.clone()),
     ]);
     let combine_args = vec![workspace, KArg::Value(o), KArg::Stride(o), KArg::Int(splits.clone())];
+    // Where ATTN_DECODE_FUSED_ENV asks for it, the decode with the combine in its last block.
+    let fused = match attention_decode_fused_in_programs()? {
+        true => attention_decode_fused(&tp).map_err(&terr)?,
+        false => None,
+    };
     let dec_entries = dec.entries.clone();
     let (Some(dec0), Some(dec1)) = (dec_entries.first(), dec_entries.get(1)) else {
         return Err(CodegenError::Internal(
@@ -195,6 +227,34 @@ pub(super) fn attention_core(cx: &CoreCx, p: &AttentionParams) -> Result<CoreCod
             kernels.push(k);
         }
     }
+    // The fused decode as the decode step's variant, for calls of few enough splits (the
+    // combine's step is skipped exactly then).
+    let fused = fused.map(|src| {
+        let when = Cond::lt(splits.clone(), c(ATTN_FUSED_MAX_SPLITS + 1));
+        let (block, smem) = block_smem(attention_decode_launch(&tp, 1, 1).0);
+        let variant = VariantSpec {
+            cc: None,
+            when: Some(when.clone()),
+            kernel: kernels.len(),
+            entry: src.name().to_string(),
+            grid: attention_decode_grids(&tp, splits.clone()).0,
+            block,
+            smem,
+            extra_args: vec![
+                KArg::Value(o),
+                KArg::Stride(o),
+                KArg::Counters {
+                    name: "attn_decode".into(),
+                    elements: b().times(c(g)),
+                },
+            ],
+        };
+        let mut k = kernels[1].clone();
+        k.kind = "attention_decode_fused".into();
+        k.source = with_header(src, fuses, &k.bytes_loaded, &k.bytes_stored, &k.flops);
+        kernels.push(k);
+        (variant, when)
+    });
     let (dec_launch, combine_launch) = attention_decode_launch(&tp, 1, 1);
     let (dec_block, dec_smem) = block_smem(dec_launch);
     let (combine_block, combine_smem) = block_smem(combine_launch);
@@ -216,7 +276,7 @@ pub(super) fn attention_core(cx: &CoreCx, p: &AttentionParams) -> Result<CoreCod
             block: dec_block,
             smem: dec_smem,
             args: dec_args,
-            variants: Vec::new(),
+            variants: fused.iter().map(|(v, _)| v.clone()).collect(),
             skip_when: None,
         },
         CoreLaunch {
@@ -227,7 +287,7 @@ pub(super) fn attention_core(cx: &CoreCx, p: &AttentionParams) -> Result<CoreCod
             smem: combine_smem,
             args: combine_args,
             variants: Vec::new(),
-            skip_when: None,
+            skip_when: fused.map(|(_, when)| when),
         },
     ];
     Ok(CoreCode {

@@ -33,6 +33,50 @@ const DECODE_PARAMS: &str = "    const bf16* __restrict__ q, int q_stride,
     bf16* k_cache, bf16* v_cache, const int* __restrict__ past_len,
     float* __restrict__ partial, int s_max, int n_splits)";
 
+/// What the fused decode ([`attention_decode_fused`]) takes after [`DECODE_PARAMS`]' own: the
+/// output rows, and a count per (KV head, sequence) that its blocks number themselves by.
+const DECODE_FUSED_PARAMS: &str = ",
+    bf16* __restrict__ out, int out_stride, unsigned* __restrict__ count)";
+
+/// Who merges the splits' partials of the tensor-core decode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Merge {
+    /// The module's second entry, `attn_decode_combine_<hash>`, launched after the partials.
+    Combine,
+    /// The last block of each (KV head, sequence) to finish, in the same launch.
+    LastBlock,
+}
+
+/// The fused decode's merge, after its partials are written: each block fences them and takes
+/// a number from `count`; the one that finishes last merges the splits of its R query heads as
+/// the combine kernel does (the same order and arithmetic, reading through L2) and leaves the
+/// count zero for the next call.
+const LAST_BLOCK_MERGE: &str = r#"    /* The splits' merge, by the block of (g, b) that finishes last. */
+    __shared__ bool merges;
+    __threadfence();
+    __syncthreads();
+    if (tid == 0) merges = atomicAdd(count + b * G + g, 1u) == (unsigned)n_splits - 1u;
+    __syncthreads();
+    if (!merges) return;
+    __threadfence();
+    for (int idx = tid; idx < R * DH; idx += blockDim.x) {
+        const int h = g * R + idx / DH, d = idx % DH;
+        const float* src = partial + (b * H + h) * (long)n_splits * (DH + 2);
+        float M = -INFINITY;
+        for (int s = 0; s < n_splits; ++s) M = fmaxf(M, __ldcg(src + s * (DH + 2)));
+        float L = 0.0f, acc = 0.0f;
+        for (int s = 0; s < n_splits; ++s) {
+            const float ms = __ldcg(src + s * (DH + 2));
+            if (ms == -INFINITY) continue;
+            const float c = expf(ms - M);
+            L += __ldcg(src + s * (DH + 2) + 1) * c;
+            acc += __ldcg(src + s * (DH + 2) + 2 + d) * c;
+        }
+        out[b * out_stride + h * DH + d] = f2bf(acc / L);
+    }
+    if (tid == 0) count[b * G + g] = 0u;
+"#;
+
 /// Shared-memory stages of the grouped decode's key/value tiles.
 pub const ATTN_DECODE_STAGES: usize = 4;
 
@@ -385,11 +429,40 @@ extern "C" __global__ void __launch_bounds__({threads}) attn_decode_{HASH}(
 /// on `mma.sync` (query heads as the A rows, padded to 16 with zeros), an online softmax per
 /// 16 keys in f32 (exp2), and O += P V on `mma.sync` with P rounded to bf16 (as FlashAttention
 /// does). Starts with [`crate::codegen::kernel::PDL_ENTER`], as does its combine kernel.
-fn decode_mma(p: &AttentionParams, stages: usize, combine: &str) -> KernelSource {
+fn decode_mma(p: &AttentionParams, stages: usize, merge: Merge) -> KernelSource {
     let min_blocks = if mma_smem(p, stages) > 113 * 1024 { 1 } else { 2 };
+    let threads = ATTN_THREADS;
+    // The entry, its parameters, the header's lines on who merges the splits and on the grids,
+    // the merge after the partials (none here, or the last block's), and the combine entry.
+    let (entry, params, merged_by, grids, tail, combine) = match merge {
+        Merge::Combine => (
+            format!("attn_decode_{HASH}"),
+            DECODE_PARAMS.to_string(),
+            format!("attn_decode_combine_{HASH} merges the\n *   splits in split order and normalises"),
+            format!(
+                "decode (n_splits, G, B) x {threads} threads, dynamic smem attention_decode_smem;\n \
+                 *   combine (H, B) x Dh threads. Both entries wait for the previous kernel first (PDL)."
+            ),
+            String::new(),
+            decode_combine(p, true),
+        ),
+        Merge::LastBlock => (
+            format!("attn_decode_fused_{HASH}"),
+            format!("{}{DECODE_FUSED_PARAMS}", DECODE_PARAMS.trim_end_matches(')')),
+            "the last block of (g, b) to finish\n *   merges the splits in split order and normalises \
+             into out (count[b,g] numbers the finished\n *   blocks; that block leaves it zero)"
+                .to_string(),
+            format!(
+                "(n_splits, G, B) x {threads} threads, dynamic smem attention_decode_smem; waits for \
+                 the\n *   previous kernel first (PDL)."
+            ),
+            LAST_BLOCK_MERGE.to_string(),
+            String::new(),
+        ),
+    };
     let body = format!(
         r#"/*
- * attn_decode_{HASH}: one-token causal GQA attention over (KV cache ++ the new key),
+ * {entry}: one-token causal GQA attention over (KV cache ++ the new key),
  *   H = {h}, G = {g}, Dh = {dh}, scale = {scale}, {window}.
  *   Split-K, grouped, tensor cores: block (split, g, b) covers a contiguous share (a multiple of
  *   16 keys) of the visible cached keys for all H/G query heads of KV head g; the last split
@@ -399,16 +472,14 @@ fn decode_mma(p: &AttentionParams, stages: usize, combine: &str) -> KernelSource
  *   S = Q K^T on mma.sync m16n8k16 (A = the R query heads as rows, zero rows up to 16; B = keys
  *   by ldmatrix), online softmax in f32 (exp2, one max update per 16 keys), O += P V (A = P in
  *   bf16, B = values by ldmatrix.trans). Warps merge in shared memory and write (max, sum, o[Dh]) to
- *   partial[b,h,split,:] (max in natural-log units); attn_decode_combine_{HASH} merges the
- *   splits in split order and normalises. The split-0 block appends the new k/v row.
+ *   partial[b,h,split,:] (max in natural-log units); {merged_by}. The split-0 block appends the new k/v row.
  * Layouts: q row b of [B,H*Dh], k/v row b of [B,G*Dh] bf16; caches [B,G,s_max,Dh] bf16;
  *   past_len [B] int32; partial [B,H,n_splits,Dh+2] f32; out row b of [B,H*Dh] bf16.
- * Grids: decode (n_splits, G, B) x {threads} threads, dynamic smem attention_decode_smem;
- *   combine (H, B) x Dh threads. Both entries wait for the previous kernel first (PDL).
+ * Grids: {grids}
  */
 {PRELUDE}{MMA_PRELUDE}{PDL}
-extern "C" __global__ void __launch_bounds__({threads}, {min_blocks}) attn_decode_{HASH}(
-{DECODE_PARAMS}
+extern "C" __global__ void __launch_bounds__({threads}, {min_blocks}) {entry}(
+{params}
 {{
     modelc_pdl_enter();
 {consts}    constexpr int NW = {nw};
@@ -593,14 +664,13 @@ extern "C" __global__ void __launch_bounds__({threads}, {min_blocks}) attn_decod
         }}
     }}
     __syncthreads();
-{warp_merge}}}
+{warp_merge}{tail}}}
 {combine}"#,
         h = p.heads,
         g = p.kv_heads,
         dh = p.head_dim,
         scale = f32_lit(p.scale),
         window = window_name(p),
-        threads = ATTN_THREADS,
         nw = ATTN_THREADS / 32,
         bt = ATTN_DECODE_MMA_KEYS,
         stages = stages,
@@ -609,10 +679,10 @@ extern "C" __global__ void __launch_bounds__({threads}, {min_blocks}) attn_decod
         consts = tensor_core_constants(p),
         PDL = crate::codegen::kernel::PDL_DEFINITION,
     );
-    finish(
-        &[&format!("attn_decode_{HASH}"), &format!("attn_decode_combine_{HASH}")],
-        body,
-    )
+    match merge {
+        Merge::Combine => finish(&[&entry, &format!("attn_decode_combine_{HASH}")], body),
+        Merge::LastBlock => finish(&[&entry], body),
+    }
 }
 
 /// Emits `attn_decode_<hash>` (split-K partials) and `attn_decode_combine_<hash>`.
@@ -645,10 +715,24 @@ pub fn attention_decode_variant(p: &AttentionParams, v: DecodeVariant) -> Result
             check("attention_decode", stages >= 2, || {
                 format!("{stages} stages: at least 2")
             })?;
-            decode_mma(p, stages, &decode_combine(p, true))
+            decode_mma(p, stages, Merge::Combine)
         }
         Some(DecodeVariant::Cuda) => decode_grouped(p, &decode_combine(p, false)),
         None => decode_simt(p, &decode_combine(p, false)),
+    })
+}
+
+/// The tensor-core decode with the combine folded in (`attn_decode_fused_<hash>`, one entry):
+/// where [`mma_decode`] holds, else `None`. Its arguments are `attn_decode_<hash>`'s followed by
+/// `(bf16* out, int out_stride, unsigned* count)`: the output rows as the combine writes them,
+/// and `B·G` counts that must be zero before the first launch (each launch leaves them zero).
+/// Launch with [`attention_decode_launch`]'s first launch. The output is the combine's: the last
+/// block of each (KV head, sequence) merges the same partials in the same order.
+pub fn attention_decode_fused(p: &AttentionParams) -> Result<Option<KernelSource>, TemplateError> {
+    validate(p, "attention_decode")?;
+    Ok(match effective_variant(p, ATTN_DECODE_DEFAULT) {
+        Some(DecodeVariant::Mma(stages)) => Some(decode_mma(p, stages, Merge::LastBlock)),
+        _ => None,
     })
 }
 

@@ -1093,7 +1093,13 @@ impl Executor {
             self.gpu.upload_into(&bytes, &mut r.buf, &r.name)?;
         }
         if self.cfg.poison {
-            for r in self.buffers.iter().chain(&self.outputs) {
+            // Counters stay zero: their kernels count on it.
+            let per_call = self
+                .buffers
+                .iter()
+                .zip(&self.program.buffers)
+                .filter(|(_, b)| !b.counters);
+            for r in per_call.map(|(r, _)| r).chain(&self.outputs) {
                 // SAFETY: the whole live allocation; 0xFF bytes are NaN in bf16 and f32.
                 unsafe {
                     cudarc::driver::result::memset_d8_async(
@@ -1377,6 +1383,7 @@ mod tests {
                     dtype: DType::F32,
                     elements: e.parse().unwrap(),
                     values: vec![],
+                    counters: false,
                 })
                 .collect(),
             states: vec![StateBuffer {
