@@ -48,8 +48,8 @@
 #            T8192 H32 and B8 T2048 H16; hybrid-1b's prefill off, at 1 and at 32, once each
 #            (ONLY="quickfix quickrows quickmodel")
 #   attnfused the attention decode with the combine in its last block (MODELC_ATTN_DECODE_FUSED=1):
-#            its kernel test, the models against the reference with it, memcheck, and hybrid-1b's
-#            decode at batch 1 and 8 without and with it, twice
+#            its kernel test, the models against the reference with it (at 2: early loads too),
+#            memcheck, and hybrid-1b's decode at batch 1 and 8 off, at 1 and at 2, twice
 set -u
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 BIN=.gpu-bin
@@ -285,17 +285,21 @@ grep -E "^\||device:|panicked|error" "$OUT/quickrows.log" | grep -v "prep=" | he
 step quickmodel 150 bash -c quickmodel_runs
 grep -E "^-- |prefill|decode|panicked|error" "$OUT/quickmodel.log" | head -30
 
-# The attention decode with the combine in its last block (MODELC_ATTN_DECODE_FUSED=1, read when
-# a spec is compiled): correctness first, then the decode timed without and with it in turn.
+# The attention decode with the combine in its last block (MODELC_ATTN_DECODE_FUSED=1; 2 also
+# loads the first tiles before the wait; read when a spec is compiled): correctness first, then
+# the decode timed off, at 1 and at 2 in turn, twice.
 attnfused_runs() {
     "$BIN/gpu_kernels" --exact attention::attention_decode_matches_reference || return 1
-    MODELC_ATTN_DECODE_FUSED=1 "$BIN/gpu_model" --test-threads=1 || return 1
+    # At 2 (the first tiles loaded before the dependent-launch wait) every model test, since only
+    # the executor's dependent launches let the kernel start before the one it follows ends.
+    MODELC_ATTN_DECODE_FUSED=2 "$BIN/gpu_model" --test-threads=1 || return 1
+    MODELC_ATTN_DECODE_FUSED=1 "$BIN/gpu_model" --exact launch_variants_and_their_fallbacks_match_the_reference || return 1
     compute-sanitizer --tool memcheck --error-exitcode 9 \
         "$BIN/gpu_kernels" --exact attention::attention_decode_matches_reference || return 1
-    MODELC_ATTN_DECODE_FUSED=1 compute-sanitizer --tool memcheck --error-exitcode 9 \
+    MODELC_ATTN_DECODE_FUSED=2 compute-sanitizer --tool memcheck --error-exitcode 9 \
         "$BIN/modelc" run specs/tiny-hybrid.yaml --device cuda --prompt-ids "$PROMPT" --max-new-tokens 6 || return 1
     local on
-    for on in 0 1 0 1; do
+    for on in 0 1 2 0 1 2; do
         echo "-- MODELC_ATTN_DECODE_FUSED=$on"
         MODELC_ATTN_DECODE_FUSED=$on "$BIN/modelc" bench specs/hybrid-1b.yaml --prefill-tokens 128 \
             --decode-batch 1,8 --runs 3 || return 1

@@ -257,7 +257,8 @@ fn the_scan_with_the_output_pass_is_an_opt_in_variant() {
     assert!(!out.exists(), "nothing written");
 }
 
-/// `MODELC_ATTN_DECODE_FUSED=1` adds the attention decode with the combine in its last block as
+/// `MODELC_ATTN_DECODE_FUSED=1` (or `2`, loading the first tiles before the dependent-launch
+/// wait) adds the attention decode with the combine in its last block as
 /// the decode step's variant, taken where a call has at most 16 splits, and skips the combine's
 /// step exactly then; the counts it keeps are a buffer of their own that stays zero. Unset, the
 /// program has none of it; any other value is refused before anything is written.
@@ -285,8 +286,8 @@ fn the_fused_attention_decode_is_an_opt_in_variant() {
         (1, 4095, false),
         (8, 4096, true),
     ];
-    for setting in [None, Some("0"), Some("1")] {
-        let on = setting == Some("1");
+    for setting in [None, Some("0"), Some("1"), Some("2")] {
+        let on = matches!(setting, Some("1" | "2"));
         let out = tmp.path().join(setting.unwrap_or("unset"));
         let run = build(setting, &out);
         assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
@@ -343,6 +344,10 @@ fn the_fused_attention_decode_is_an_opt_in_variant() {
             assert_eq!(module.entries, vec![fused.entry.clone()]);
             let source = std::fs::read_to_string(out.join(&module.file)).expect("kernel source");
             assert!(source.contains("atomicAdd(count + b * G + g, 1u)"), "{}", module.file);
+            // At 2 its blocks wait for the kernel before only after their first tiles' loads.
+            let wait = source.find("modelc_pdl_enter();").expect("a dependent-launch wait");
+            let first_loads = source.find("if (t < n_tiles) load_tile(t);").expect("the first loads");
+            assert_eq!(wait > first_loads, setting == Some("2"), "{}", module.file);
         }
         assert_eq!(decodes, 6, "hybrid-1b: 6 attention layers");
     }
@@ -351,7 +356,7 @@ fn the_fused_attention_decode_is_an_opt_in_variant() {
     assert!(!run.status.success());
     let err = String::from_utf8_lossy(&run.stderr);
     assert!(
-        err.contains("MODELC_ATTN_DECODE_FUSED=\"yes\"") && err.contains("1 (on)"),
+        err.contains("MODELC_ATTN_DECODE_FUSED=\"yes\"") && err.contains("2 (that"),
         "{err}"
     );
     assert!(!out.exists(), "nothing written");

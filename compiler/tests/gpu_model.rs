@@ -618,7 +618,9 @@ fn launch_variants_and_their_fallbacks_match_the_reference() {
             // Where MODELC_ATTN_DECODE_FUSED asks for it, the attention decode takes the form
             // with the combine in its last block at both batches (3 splits of ~150 keys), and
             // the combine's step is skipped; otherwise the decode and its combine run.
-            let attn_fused = modelc::codegen::cores::attention_decode_fused_in_programs().expect("setting");
+            let attn_fused = modelc::codegen::cores::attention_decode_fused_in_programs()
+                .expect("setting")
+                .is_some();
             for decode in [&at_batch_8, &at_batch_2] {
                 let has = |k: &str| decode.iter().any(|x| x == k);
                 assert_eq!(has("attn_decode_fused"), attn_fused, "{decode:?}");

@@ -83,8 +83,11 @@ fn all_sources() -> Vec<KernelSource> {
                     out.push(attention_decode_variant(&p, v).unwrap());
                 }
             }
-            // The default with the combine in its last block.
-            out.extend(attention_decode_fused(&p).unwrap());
+            // The default with the combine in its last block, loading its first tiles before
+            // the wait or after.
+            for early in [false, true] {
+                out.extend(attention_decode_fused(&p, early).unwrap());
+            }
         }
         // The other mma.sync form of the tensor-core prefill.
         if tensor_core_prefill(&p) {

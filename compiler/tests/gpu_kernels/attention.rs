@@ -594,52 +594,54 @@ fn run_attn_decode_with(
     check(&got, &want, BF16_TOL, &what);
     check_appended(ctx, &kv, p, case.s_max, past, 1, &k, &v, &what);
 
-    // The default form with the combine in its last block: the same output (the same partials
-    // merged in the same order, so equal up to how the compiler contracts the merge's products:
-    // one bf16 rounding step), on every element, twice in a row (each launch leaves the counts
-    // zero for the next).
-    let Some(fused) = attention_decode_fused(p)
-        .unwrap()
-        .filter(|_| variant == ATTN_DECODE_DEFAULT)
-    else {
+    // The default form with the combine in its last block (loading its first tiles before the
+    // dependent-launch wait, or after): the same output (the same partials merged in the same
+    // order, so equal up to how the compiler contracts the merge's products: one bf16 rounding
+    // step), on every element, twice in a row (each launch leaves the counts zero for the next).
+    if variant != ATTN_DECODE_DEFAULT {
         return;
-    };
-    ctx.load(&fused);
-    let count = ctx.i32(&vec![0; b * g], "count");
-    for round in 0..2 {
-        let fused_out = ctx.nan_bf16(b * out_stride, "fused out");
-        let partial = ctx.nan_f32(attention_decode_workspace_len(p, b, n_splits), "partial");
-        ctx.launch(
-            &fused.entries[0],
-            l1,
-            &[
-                q_d.arg(),
-                KernelArg::I32((h * dh) as i32),
-                k_d.arg(),
-                KernelArg::I32((g * dh) as i32),
-                v_d.arg(),
-                KernelArg::I32((g * dh) as i32),
-                kv.k_cache.arg(),
-                kv.v_cache.arg(),
-                past_d.arg(),
-                partial.arg(),
-                KernelArg::I32(case.s_max as i32),
-                KernelArg::I32(n_splits as i32),
-                fused_out.arg(),
-                KernelArg::I32(out_stride as i32),
-                count.arg(),
-            ],
-        );
-        let what = format!("{what}, combine in the last block, launch {round}");
-        let fused_got = extract(&ctx.get_bf16(&fused_out), b, h * dh, out_stride, 0, &what);
-        for (i, (f, u)) in fused_got.iter().zip(&got).enumerate() {
-            assert!(
-                (f - u).abs() <= u.abs() * 2f64.powi(-7),
-                "{what}: element {i} is {f}, the combine wrote {u}"
+    }
+    for early in [false, true] {
+        let Some(fused) = attention_decode_fused(p, early).unwrap() else {
+            return;
+        };
+        ctx.load(&fused);
+        let count = ctx.i32(&vec![0; b * g], "count");
+        for round in 0..2 {
+            let fused_out = ctx.nan_bf16(b * out_stride, "fused out");
+            let partial = ctx.nan_f32(attention_decode_workspace_len(p, b, n_splits), "partial");
+            ctx.launch(
+                &fused.entries[0],
+                l1,
+                &[
+                    q_d.arg(),
+                    KernelArg::I32((h * dh) as i32),
+                    k_d.arg(),
+                    KernelArg::I32((g * dh) as i32),
+                    v_d.arg(),
+                    KernelArg::I32((g * dh) as i32),
+                    kv.k_cache.arg(),
+                    kv.v_cache.arg(),
+                    past_d.arg(),
+                    partial.arg(),
+                    KernelArg::I32(case.s_max as i32),
+                    KernelArg::I32(n_splits as i32),
+                    fused_out.arg(),
+                    KernelArg::I32(out_stride as i32),
+                    count.arg(),
+                ],
             );
+            let what = format!("{what}, combine in the last block (early loads: {early}), launch {round}");
+            let fused_got = extract(&ctx.get_bf16(&fused_out), b, h * dh, out_stride, 0, &what);
+            for (i, (f, u)) in fused_got.iter().zip(&got).enumerate() {
+                assert!(
+                    (f - u).abs() <= u.abs() * 2f64.powi(-7),
+                    "{what}: element {i} is {f}, the combine wrote {u}"
+                );
+            }
+            let counts = ctx.gpu.download(&count, "count").unwrap();
+            assert!(counts.iter().all(|&c| c == 0), "{what}: counts left {counts:?}");
         }
-        let counts = ctx.gpu.download(&count, "count").unwrap();
-        assert!(counts.iter().all(|&c| c == 0), "{what}: counts left {counts:?}");
     }
 }
 

@@ -70,7 +70,8 @@ pub fn attention_decode_grids(p: &TAttention, splits: Expr) -> ([Expr; 3], [Expr
 /// Set to `1`: programs launch the attention decode with the combine folded into its last
 /// block (`attention_decode_fused`, one launch instead of two) where the tensor-core decode
 /// serves the shape and a call has at most [`ATTN_FUSED_MAX_SPLITS`] splits, and leave the
-/// combine's step out of those calls. Read when a spec is compiled. Off by default: it has
+/// combine's step out of those calls; `2`: the same, its blocks also loading their first tiles
+/// before they wait for the kernel before. Read when a spec is compiled. Off by default: it has
 /// not yet run on a GPU (its test and its timing are the next device call's,
 /// docs/PERFORMANCE.md).
 pub const ATTN_DECODE_FUSED_ENV: &str = "MODELC_ATTN_DECODE_FUSED";
@@ -79,17 +80,28 @@ pub const ATTN_DECODE_FUSED_ENV: &str = "MODELC_ATTN_DECODE_FUSED";
 /// where the combine kernel spreads them over `H·B` blocks).
 pub const ATTN_FUSED_MAX_SPLITS: usize = 16;
 
-/// Whether [`ATTN_DECODE_FUSED_ENV`] asks for the fused decode: no where it is unset, empty or
-/// `0`, yes at `1`.
-pub fn attention_decode_fused_in_programs() -> Result<bool, CodegenError> {
+/// The fused attention decode [`ATTN_DECODE_FUSED_ENV`] asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FusedDecode {
+    /// `1`: the combine in the last block.
+    LastBlock,
+    /// `2`: that, and the first tiles loaded before the wait for the kernel before.
+    EarlyLoads,
+}
+
+/// What [`ATTN_DECODE_FUSED_ENV`] asks for: nothing where it is unset, empty or `0`.
+pub fn attention_decode_fused_in_programs() -> Result<Option<FusedDecode>, CodegenError> {
     let value = std::env::var(ATTN_DECODE_FUSED_ENV).unwrap_or_default();
     match value.trim() {
-        "" | "0" => Ok(false),
-        "1" => Ok(true),
+        "" | "0" => Ok(None),
+        "1" => Ok(Some(FusedDecode::LastBlock)),
+        "2" => Ok(Some(FusedDecode::EarlyLoads)),
         _ => Err(CodegenError::Setting {
             name: ATTN_DECODE_FUSED_ENV.into(),
             value,
-            expected: "0 or unset (off), or 1 (on)".into(),
+            expected: "0 or unset (off), 1 (the combine in the last block) or 2 (that, and the first tiles \
+                       loaded before the wait)"
+                .into(),
         }),
     }
 }
@@ -162,8 +174,8 @@ pub(super) fn attention_core(cx: &CoreCx, p: &AttentionParams) -> Result<CoreCod
     let combine_args = vec![workspace, KArg::Value(o), KArg::Stride(o), KArg::Int(splits.clone())];
     // Where ATTN_DECODE_FUSED_ENV asks for it, the decode with the combine in its last block.
     let fused = match attention_decode_fused_in_programs()? {
-        true => attention_decode_fused(&tp).map_err(&terr)?,
-        false => None,
+        Some(form) => attention_decode_fused(&tp, form == FusedDecode::EarlyLoads).map_err(&terr)?,
+        None => None,
     };
     let dec_entries = dec.entries.clone();
     let (Some(dec0), Some(dec1)) = (dec_entries.first(), dec_entries.get(1)) else {

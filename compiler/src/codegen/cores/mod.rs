@@ -47,7 +47,7 @@ mod scan;
 
 pub use attention::{
     attention_decode_fused_in_programs, attention_decode_grids, attention_decode_splits, attention_prefill_grid,
-    attention_prefill_wgmma_grid, ATTN_DECODE_FUSED_ENV, ATTN_FUSED_MAX_SPLITS,
+    attention_prefill_wgmma_grid, FusedDecode, ATTN_DECODE_FUSED_ENV, ATTN_FUSED_MAX_SPLITS,
 };
 pub use conv::conv_grid;
 pub use delta_rule::{

@@ -38,6 +38,36 @@ const DECODE_PARAMS: &str = "    const bf16* __restrict__ q, int q_stride,
 const DECODE_FUSED_PARAMS: &str = ",
     bf16* __restrict__ out, int out_stride, unsigned* __restrict__ count)";
 
+/// The tensor-core decode's reads of what the kernel before writes (q, the new k/v row), and
+/// the split-0 block's append of that row to the cache.
+const DECODE_MMA_FETCH: &str = r#"    if (split == 0) {
+        const long slot = W > 0 ? (long)qpos % s_max : (long)qpos;
+        if (slot < s_max)
+            for (int d = tid; d < DH; d += blockDim.x) {
+                kc[slot * DH + d] = knew[d];
+                vc[slot * DH + d] = vnew[d];
+            }
+    }
+    /* q as mma A fragments: row fr = query head g*R + fr (zero past R), columns fc, fc+1 and
+       fc+8, fc+9 of each 16-channel k-step; rows 8..15 are zero registers. */
+    unsigned qa[KS][2];
+#pragma unroll
+    for (int s = 0; s < KS; ++s) {
+        qa[s][0] = 0u;
+        qa[s][1] = 0u;
+        if (fr < R) {
+            const bf16* qrow = q + b * q_stride + (g * R + fr) * DH + 16 * s + fc;
+            qa[s][0] = pack_bf16x2(bf2f(qrow[0]), bf2f(qrow[1]));
+            qa[s][1] = pack_bf16x2(bf2f(qrow[8]), bf2f(qrow[9]));
+        }
+    }
+"#;
+
+/// Where the decode that loads its first tiles early waits for the kernel before.
+const EARLY_WAIT: &str = "    /* The first tiles (cached keys, written by earlier steps) are on their way: now wait for
+       the kernel before, whose q and new k/v row the rest reads. */
+";
+
 /// Who merges the splits' partials of the tensor-core decode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Merge {
@@ -429,7 +459,13 @@ extern "C" __global__ void __launch_bounds__({threads}) attn_decode_{HASH}(
 /// on `mma.sync` (query heads as the A rows, padded to 16 with zeros), an online softmax per
 /// 16 keys in f32 (exp2), and O += P V on `mma.sync` with P rounded to bf16 (as FlashAttention
 /// does). Starts with [`crate::codegen::kernel::PDL_ENTER`], as does its combine kernel.
-fn decode_mma(p: &AttentionParams, stages: usize, merge: Merge) -> KernelSource {
+fn decode_mma(p: &AttentionParams, stages: usize, merge: Merge, early: bool) -> KernelSource {
+    // What waits for the kernel before (PDL): everything, or all but the first tiles' loads.
+    let enter = "    modelc_pdl_enter();\n";
+    let (enter_top, fetch_top, fetch_late) = match early {
+        false => (enter, DECODE_MMA_FETCH.to_string(), String::new()),
+        true => ("", String::new(), format!("{EARLY_WAIT}{enter}{DECODE_MMA_FETCH}")),
+    };
     let min_blocks = if mma_smem(p, stages) > 113 * 1024 { 1 } else { 2 };
     let threads = ATTN_THREADS;
     // The entry, its parameters, the header's lines on who merges the splits and on the grids,
@@ -481,8 +517,7 @@ fn decode_mma(p: &AttentionParams, stages: usize, merge: Merge) -> KernelSource 
 extern "C" __global__ void __launch_bounds__({threads}, {min_blocks}) {entry}(
 {params}
 {{
-    modelc_pdl_enter();
-{consts}    constexpr int NW = {nw};
+{enter_top}{consts}    constexpr int NW = {nw};
     constexpr int STAGES = {stages};
     constexpr int KW = 16;               /* keys per warp per tile */
     constexpr int BT = NW * KW;          /* keys per tile */
@@ -508,28 +543,7 @@ extern "C" __global__ void __launch_bounds__({threads}, {min_blocks}) {entry}(
     const bf16* knew = k + b * k_stride + g * DH;
     const bf16* vnew = v + b * v_stride + g * DH;
 
-    if (split == 0) {{
-        const long slot = W > 0 ? (long)qpos % s_max : (long)qpos;
-        if (slot < s_max)
-            for (int d = tid; d < DH; d += blockDim.x) {{
-                kc[slot * DH + d] = knew[d];
-                vc[slot * DH + d] = vnew[d];
-            }}
-    }}
-    /* q as mma A fragments: row fr = query head g*R + fr (zero past R), columns fc, fc+1 and
-       fc+8, fc+9 of each 16-channel k-step; rows 8..15 are zero registers. */
-    unsigned qa[KS][2];
-#pragma unroll
-    for (int s = 0; s < KS; ++s) {{
-        qa[s][0] = 0u;
-        qa[s][1] = 0u;
-        if (fr < R) {{
-            const bf16* qrow = q + b * q_stride + (g * R + fr) * DH + 16 * s + fc;
-            qa[s][0] = pack_bf16x2(bf2f(qrow[0]), bf2f(qrow[1]));
-            qa[s][1] = pack_bf16x2(bf2f(qrow[8]), bf2f(qrow[9]));
-        }}
-    }}
-
+{fetch_top}
     /* Cached keys [a, ec) of this split: the visible ones [lo, qpos) in shares of a multiple of
        16 keys; the new key goes to the last split. */
     const int lo = W > 0 ? max(0, qpos - W + 1) : 0;
@@ -564,7 +578,7 @@ extern "C" __global__ void __launch_bounds__({threads}, {min_blocks}) {entry}(
         if (t < n_tiles) load_tile(t);
         cp_async_commit();
     }}
-    for (int tile = 0; tile < n_tiles; ++tile) {{
+{fetch_late}    for (int tile = 0; tile < n_tiles; ++tile) {{
         cp_async_wait<STAGES - 2>();
         __syncthreads();
         if (tile + STAGES - 1 < n_tiles) load_tile(tile + STAGES - 1);
@@ -715,7 +729,7 @@ pub fn attention_decode_variant(p: &AttentionParams, v: DecodeVariant) -> Result
             check("attention_decode", stages >= 2, || {
                 format!("{stages} stages: at least 2")
             })?;
-            decode_mma(p, stages, Merge::Combine)
+            decode_mma(p, stages, Merge::Combine, false)
         }
         Some(DecodeVariant::Cuda) => decode_grouped(p, &decode_combine(p, false)),
         None => decode_simt(p, &decode_combine(p, false)),
@@ -727,11 +741,14 @@ pub fn attention_decode_variant(p: &AttentionParams, v: DecodeVariant) -> Result
 /// `(bf16* out, int out_stride, unsigned* count)`: the output rows as the combine writes them,
 /// and `B·G` counts that must be zero before the first launch (each launch leaves them zero).
 /// Launch with [`attention_decode_launch`]'s first launch. The output is the combine's: the last
-/// block of each (KV head, sequence) merges the same partials in the same order.
-pub fn attention_decode_fused(p: &AttentionParams) -> Result<Option<KernelSource>, TemplateError> {
+/// block of each (KV head, sequence) merges the same partials in the same order. With
+/// `early_loads`, each block issues its first tiles' loads (cached keys and values, which
+/// earlier steps wrote) before it waits for the kernel before it (PDL), and reads q and the new
+/// k/v row after.
+pub fn attention_decode_fused(p: &AttentionParams, early_loads: bool) -> Result<Option<KernelSource>, TemplateError> {
     validate(p, "attention_decode")?;
     Ok(match effective_variant(p, ATTN_DECODE_DEFAULT) {
-        Some(DecodeVariant::Mma(stages)) => Some(decode_mma(p, stages, Merge::LastBlock)),
+        Some(DecodeVariant::Mma(stages)) => Some(decode_mma(p, stages, Merge::LastBlock, early_loads)),
         _ => None,
     })
 }
