@@ -693,6 +693,11 @@ extern "C" __global__ void __launch_bounds__({threads}, {min_blocks}) {entry}(
         consts = tensor_core_constants(p),
         PDL = crate::codegen::kernel::PDL_DEFINITION,
     );
+    // Without the fetch at the top, the blank lines around its place are one too many.
+    let body = match early {
+        true => body.replacen("\n\n\n", "\n\n", 1),
+        false => body,
+    };
     match merge {
         Merge::Combine => finish(&[&entry, &format!("attn_decode_combine_{HASH}")], body),
         Merge::LastBlock => finish(&[&entry], body),
