@@ -916,4 +916,23 @@ mod tests {
         let err = future.validate().unwrap_err().to_string();
         assert!(err.contains("rebuild the program"), "{err}");
     }
+
+    /// A buffer's `counters` mark is written only where set, and a program without it (every
+    /// program before it existed) reads as plain buffers.
+    #[test]
+    fn counters_buffers_round_trip_and_default_to_plain() {
+        let buffer = |counters| Buffer {
+            name: "counters.attn_decode".into(),
+            dtype: DType::I32,
+            elements: "4*batch".parse().unwrap(),
+            values: vec![],
+            counters,
+        };
+        let plain = serde_json::to_value(buffer(false)).unwrap();
+        assert!(plain.get("counters").is_none(), "{plain}");
+        let marked = serde_json::to_value(buffer(true)).unwrap();
+        assert_eq!(marked["counters"], serde_json::Value::Bool(true), "{marked}");
+        assert_eq!(serde_json::from_value::<Buffer>(marked).unwrap(), buffer(true));
+        assert_eq!(serde_json::from_value::<Buffer>(plain).unwrap(), buffer(false));
+    }
 }
