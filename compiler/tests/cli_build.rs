@@ -163,16 +163,7 @@ fn bad_placement_is_a_clear_error() {
 fn the_scan_with_the_output_pass_is_an_opt_in_variant() {
     use modelc_runtime::program::{Env, Program, Step};
     let tmp = tempfile::tempdir().expect("tempdir");
-    let spec = Path::new(env!("CARGO_MANIFEST_DIR")).join("../specs/hybrid-1b.yaml");
-    let build = |setting: Option<&str>, out: &Path| {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_modelc"));
-        cmd.args(["build", spec.to_str().expect("utf8"), "-o", out.to_str().expect("utf8")]);
-        match setting {
-            Some(v) => cmd.env("MODELC_DELTA_SCAN_OUT", v),
-            None => cmd.env_remove("MODELC_DELTA_SCAN_OUT"),
-        };
-        cmd.output().expect("runs modelc")
-    };
+    let build = |setting: Option<&str>, out: &Path| build_hybrid_1b("MODELC_DELTA_SCAN_OUT", setting, out);
     // hybrid-1b's KDA: 16 heads of Dv 128, scan blocks of 16 (128 blocks a sequence). The
     // setting, the width of the fused launch's blocks (None: no fused launch), and where it runs
     // (batch, SMs, runs): one wave of blocks, one an SM.
@@ -267,16 +258,7 @@ fn the_fused_attention_decode_is_an_opt_in_variant() {
     use modelc_runtime::program::{Env, Program, Step};
     use modelc_runtime::tensor::DType;
     let tmp = tempfile::tempdir().expect("tempdir");
-    let spec = Path::new(env!("CARGO_MANIFEST_DIR")).join("../specs/hybrid-1b.yaml");
-    let build = |setting: Option<&str>, out: &Path| {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_modelc"));
-        cmd.args(["build", spec.to_str().expect("utf8"), "-o", out.to_str().expect("utf8")]);
-        match setting {
-            Some(v) => cmd.env("MODELC_ATTN_DECODE_FUSED", v),
-            None => cmd.env_remove("MODELC_ATTN_DECODE_FUSED"),
-        };
-        cmd.output().expect("runs modelc")
-    };
+    let build = |setting: Option<&str>, out: &Path| build_hybrid_1b("MODELC_ATTN_DECODE_FUSED", setting, out);
     // hybrid-1b's attention: 16 heads, 4 KV heads, Dh 128; splits = min(2·SMs / (4·batch),
     // ceil((past + 1) / 64)). (batch, past, fused): 9, 16, 17, 64 and 8 splits on 132 SMs.
     let calls: [(u64, u64, bool); 5] = [
@@ -360,4 +342,17 @@ fn the_fused_attention_decode_is_an_opt_in_variant() {
         "{err}"
     );
     assert!(!out.exists(), "nothing written");
+}
+
+/// `modelc build specs/hybrid-1b.yaml -o OUT` with the codegen setting `var` set to `setting`
+/// (or removed).
+fn build_hybrid_1b(var: &str, setting: Option<&str>, out: &Path) -> std::process::Output {
+    let spec = Path::new(env!("CARGO_MANIFEST_DIR")).join("../specs/hybrid-1b.yaml");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_modelc"));
+    cmd.args(["build", spec.to_str().expect("utf8"), "-o", out.to_str().expect("utf8")]);
+    match setting {
+        Some(v) => cmd.env(var, v),
+        None => cmd.env_remove(var),
+    };
+    cmd.output().expect("runs modelc")
 }

@@ -545,10 +545,9 @@ fn run_attn_decode_with(
     let out_stride = h * dh + 7;
     let out = ctx.nan_bf16(b * out_stride, "out");
     let (l1, l2) = attention_decode_variant_launch(p, variant, b, n_splits);
-    ctx.launch(
-        &src.entries[0],
-        l1,
-        &[
+    // The partials kernel's arguments (the fused form's start with them too).
+    let decode_args = |partial: &GpuBuffer<f32>| {
+        vec![
             q_d.arg(),
             KernelArg::I32((h * dh) as i32),
             k_d.arg(),
@@ -561,8 +560,9 @@ fn run_attn_decode_with(
             partial.arg(),
             KernelArg::I32(case.s_max as i32),
             KernelArg::I32(n_splits as i32),
-        ],
-    );
+        ]
+    };
+    ctx.launch(&src.entries[0], l1, &decode_args(&partial));
     ctx.launch(
         &src.entries[1],
         l2,
@@ -610,27 +610,9 @@ fn run_attn_decode_with(
         for round in 0..2 {
             let fused_out = ctx.nan_bf16(b * out_stride, "fused out");
             let partial = ctx.nan_f32(attention_decode_workspace_len(p, b, n_splits), "partial");
-            ctx.launch(
-                &fused.entries[0],
-                l1,
-                &[
-                    q_d.arg(),
-                    KernelArg::I32((h * dh) as i32),
-                    k_d.arg(),
-                    KernelArg::I32((g * dh) as i32),
-                    v_d.arg(),
-                    KernelArg::I32((g * dh) as i32),
-                    kv.k_cache.arg(),
-                    kv.v_cache.arg(),
-                    past_d.arg(),
-                    partial.arg(),
-                    KernelArg::I32(case.s_max as i32),
-                    KernelArg::I32(n_splits as i32),
-                    fused_out.arg(),
-                    KernelArg::I32(out_stride as i32),
-                    count.arg(),
-                ],
-            );
+            let mut args = decode_args(&partial);
+            args.extend([fused_out.arg(), KernelArg::I32(out_stride as i32), count.arg()]);
+            ctx.launch(&fused.entries[0], l1, &args);
             let what = format!("{what}, combine in the last block (early loads: {early}), launch {round}");
             let fused_got = extract(&ctx.get_bf16(&fused_out), b, h * dh, out_stride, 0, &what);
             for (i, (f, u)) in fused_got.iter().zip(&got).enumerate() {
