@@ -286,27 +286,28 @@ step quickmodel 150 bash -c quickmodel_runs
 grep -E "^-- |prefill|decode|panicked|error" "$OUT/quickmodel.log" | head -30
 
 # The attention decode with the combine in its last block (MODELC_ATTN_DECODE_FUSED=1; 2 also
-# loads the first tiles before the wait; read when a spec is compiled): correctness first, then
-# the decode timed off, at 1 and at 2 in turn, twice.
+# loads the first tiles before the wait; read when a spec is compiled): the kernel and the variants
+# test first, then the decode timed off, at 1 and at 2 in turn, twice, then every model test at 2
+# and memcheck (the timings come back even if the lease ends during the last checks).
 attnfused_runs() {
     "$BIN/gpu_kernels" --exact attention::attention_decode_matches_reference || return 1
-    # At 2 (the first tiles loaded before the dependent-launch wait) every model test, since only
-    # the executor's dependent launches let the kernel start before the one it follows ends.
-    MODELC_ATTN_DECODE_FUSED=2 "$BIN/gpu_model" --test-threads=1 || return 1
-    MODELC_ATTN_DECODE_FUSED=1 "$BIN/gpu_model" --exact launch_variants_and_their_fallbacks_match_the_reference || return 1
-    compute-sanitizer --tool memcheck --error-exitcode 9 \
-        "$BIN/gpu_kernels" --exact attention::attention_decode_matches_reference || return 1
-    MODELC_ATTN_DECODE_FUSED=2 compute-sanitizer --tool memcheck --error-exitcode 9 \
-        "$BIN/modelc" run specs/tiny-hybrid.yaml --device cuda --prompt-ids "$PROMPT" --max-new-tokens 6 || return 1
+    MODELC_ATTN_DECODE_FUSED=2 "$BIN/gpu_model" --exact launch_variants_and_their_fallbacks_match_the_reference || return 1
     local on
     for on in 0 1 2 0 1 2; do
         echo "-- MODELC_ATTN_DECODE_FUSED=$on"
         MODELC_ATTN_DECODE_FUSED=$on "$BIN/modelc" bench specs/hybrid-1b.yaml --prefill-tokens 128 \
             --decode-batch 1,8 --runs 3 || return 1
     done
+    # At 2 (the first tiles loaded before the dependent-launch wait) every model test, since only
+    # the executor's dependent launches let the kernel start before the one it follows ends.
+    MODELC_ATTN_DECODE_FUSED=2 "$BIN/gpu_model" --test-threads=1 || return 1
+    compute-sanitizer --tool memcheck --error-exitcode 9 \
+        "$BIN/gpu_kernels" --exact attention::attention_decode_matches_reference || return 1
+    MODELC_ATTN_DECODE_FUSED=2 compute-sanitizer --tool memcheck --error-exitcode 9 \
+        "$BIN/modelc" run specs/tiny-hybrid.yaml --device cuda --prompt-ids "$PROMPT" --max-new-tokens 6
 }
 export -f attnfused_runs
-step attnfused 360 bash -c attnfused_runs
+step attnfused 560 bash -c attnfused_runs
 grep -E "^test result|panicked|ERROR SUMMARY|^-- |decode|cuda \(|error" "$OUT/attnfused.log" | head -40
 
 echo "== summary (exit codes; 0 = pass)"
