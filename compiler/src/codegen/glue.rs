@@ -20,6 +20,7 @@ use std::collections::HashMap;
 use std::fmt::Write;
 
 use super::kernel::{c, c_type, rows, KArg, NAME};
+use super::templates::rope::{rope_inv_freq_table, rope_rotated, ROPE_SINCOS};
 use super::CodegenError;
 use crate::ir::{Graph, Op, UnaryFn, Value};
 use crate::passes::fuse::{FusionPlan, Step};
@@ -78,25 +79,6 @@ pub fn f32_lit(x: f64) -> String {
         "__int_as_float(0x7f800000)".into()
     } else {
         "__int_as_float(0xff800000)".into()
-    }
-}
-
-/// sin and cos for RoPE (the inverse frequencies live in global memory, not `__constant__`:
-/// each lane of a warp reads a different one, which the constant cache would serialise). The angle (position × inverse frequency, up to ~3e4 rad) is formed and
-/// reduced to [-π, π] in f64, then `sincosf` in f32: about 1e-7 absolute error, far below the
-/// bf16 rounding of the outputs, at a fraction of the cost of an f64 `sincos` per element.
-const ROPE_SINCOS: &str = "static __device__ __forceinline__ void rope_sincos(double a, float* s, float* c) {
-    a -= 6.283185307179586 * rint(a * 0.15915494309189535);
-    sincosf((float)a, s, c);
-}
-";
-
-/// f64 literal that parses back to the same value.
-fn f64_lit(x: f64) -> String {
-    if x.is_finite() {
-        format!("{x:e}")
-    } else {
-        "0.0".into()
     }
 }
 
@@ -388,32 +370,16 @@ pub fn glue_kernel(
                 format!("(id{k} >= 0 && id{k} < {vocab}) ? {table} : __int_as_float(0x7fc00000)")
             }
             Op::Rope { head_dim, theta } => {
-                let half = head_dim / 2;
                 let pos =
                     row_scalar(arg(1)?).ok_or_else(|| unsupported(n, "positions must be a graph input".into()))?;
-                let freqs: Vec<String> = (0..half)
-                    .map(|i| f64_lit(theta.powf(-2.0 * i as f64 / *head_dim as f64)))
-                    .collect();
-                let _ = writeln!(
-                    globals,
-                    "__device__ const double rope_inv_freq_{k}[{half}] = {{{}}};",
-                    freqs.join(", ")
-                );
+                let freqs = format!("rope_inv_freq_{k}");
+                let _ = writeln!(globals, "{}", rope_inv_freq_table(&freqs, *head_dim, *theta));
                 if !globals.contains(ROPE_SINCOS) {
                     globals.push_str(ROPE_SINCOS);
                 }
                 let _ = writeln!(body, "    const double pos{k} = (double){pos};");
                 let xv = arg(0)?;
-                let x = |idx: &str| read(xv, idx);
-                format!(
-                    "[&]() {{ const int i = c % {head_dim}; const int j = i % {half}; float s, co; \
-                     rope_sincos(pos{k} * rope_inv_freq_{k}[j], &s, &co); \
-                     return i < {half} ? {} * co - {} * s : {} * co + {} * s; }}()",
-                    x("c")?,
-                    x(&format!("c + {half}"))?,
-                    x("c")?,
-                    x(&format!("c - {half}"))?
-                )
+                rope_rotated(|idx| read(xv, idx), &freqs, &format!("pos{k}"), *head_dim)?
             }
             Op::DecayGate { group } => format!(
                 "-expf({}) * softplus_f({} + {})",

@@ -19,6 +19,7 @@ pub mod attention_decode;
 pub mod conv1d;
 pub mod delta_rule;
 pub mod kda_decode_step;
+pub mod rope;
 pub mod selective_scan;
 
 use modelc_runtime::cuda::LaunchDims;
