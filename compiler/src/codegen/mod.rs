@@ -149,7 +149,7 @@ pub fn generate(placed: Graph) -> Result<Codegen, CodegenError> {
     let owner = plan.step_of();
     for (i, step) in plan.steps.iter().enumerate() {
         if let StepKind::Core(core) = &step.kind {
-            let code = cores::core_code(&graph, &plan, step, core)?;
+            let code = cores::core_code(&graph, &plan, &owner, step, core)?;
             for (v, dt) in &code.demands {
                 let produced_by_glue = owner
                     .get(&v.node)
@@ -187,9 +187,11 @@ pub fn generate(placed: Graph) -> Result<Codegen, CodegenError> {
             kda_steps.insert(i, k);
         }
     }
+    // ... and cores whose decode takes in a step before them (RoPE in the attention decode).
     let absorbed_by: HashMap<usize, usize> = kda_steps
         .iter()
         .flat_map(|(&i, k)| k.absorbed.iter().map(move |&a| (a, i)))
+        .chain(cores.iter().flat_map(|(&i, c)| c.decode_absorbs.iter().map(move |&a| (a, i))))
         .collect();
     let mut steps: Vec<StepCode> = Vec::with_capacity(plan.steps.len());
     // Core steps whose decode launches are resolved after all prefill kernels are numbered.
@@ -273,6 +275,7 @@ pub fn generate(placed: Graph) -> Result<Codegen, CodegenError> {
         let decode = code.decode.iter().map(|l| launch_spec(l, &map)).collect();
         if let Some(s) = steps.get_mut(i) {
             s.decode = decode;
+            s.decode_reads = code.decode_reads;
         }
     }
     let mut fused: Vec<_> = kda_steps.into_iter().collect();

@@ -71,7 +71,10 @@ pub fn attention_decode_grids(p: &TAttention, splits: Expr) -> ([Expr; 3], [Expr
 /// block (`attention_decode_fused`, one launch instead of two) where the tensor-core decode
 /// serves the shape and a call has at most [`ATTN_FUSED_MAX_SPLITS`] splits, and leave the
 /// combine's step out of those calls; `2`: the same, its blocks also loading their first tiles
-/// before they wait for the kernel before. Read when a spec is compiled. Off by default: it has
+/// before they wait for the kernel before; `3`: that, with RoPE folded into the decode (both
+/// forms rotate q and the new key themselves, and the rope step has no decode launch) where
+/// the layer's q and k come straight from a step that only rotates them. Read when a spec is
+/// compiled. Off by default: it has
 /// not yet run on a GPU (its test and its timing are the next device call's,
 /// docs/PERFORMANCE.md).
 pub const ATTN_DECODE_FUSED_ENV: &str = "MODELC_ATTN_DECODE_FUSED";
@@ -87,6 +90,15 @@ pub enum FusedDecode {
     LastBlock,
     /// `2`: that, and the first tiles loaded before the wait for the kernel before.
     EarlyLoads,
+    /// `3`: that, and RoPE folded into the decode.
+    Rope,
+}
+
+impl FusedDecode {
+    /// Whether the fused form loads its first tiles before the dependent-launch wait.
+    fn early_loads(self) -> bool {
+        matches!(self, Self::EarlyLoads | Self::Rope)
+    }
 }
 
 /// What [`ATTN_DECODE_FUSED_ENV`] asks for: nothing where it is unset, empty or `0`.
@@ -96,19 +108,81 @@ pub fn attention_decode_fused_in_programs() -> Result<Option<FusedDecode>, Codeg
         "" | "0" => Ok(None),
         "1" => Ok(Some(FusedDecode::LastBlock)),
         "2" => Ok(Some(FusedDecode::EarlyLoads)),
+        "3" => Ok(Some(FusedDecode::Rope)),
         _ => Err(CodegenError::Setting {
             name: ATTN_DECODE_FUSED_ENV.into(),
             value,
-            expected: "0 or unset (off), 1 (the combine in the last block) or 2 (that, and the first tiles \
-                       loaded before the wait)"
+            expected: "0 or unset (off), 1 (the combine in the last block), 2 (that, and the first tiles \
+                       loaded before the wait) or 3 (that, and RoPE folded in)"
                 .into(),
         }),
     }
 }
 
+/// RoPE folded into the attention decode: the glue step that rotates the core's q and k (and
+/// does nothing else), what it reads, and its theta.
+struct RopeFold {
+    step: usize,
+    /// The step's two RoPE nodes, in the step's order.
+    nodes: Vec<NodeIndex>,
+    q_in: Value,
+    k_in: Value,
+    positions: Value,
+    theta: f64,
+}
+
+/// The rope step the attention decode can take in, if any: q and k (the core's inputs 0 and 1)
+/// are the outputs of two rotate-half RoPEs over the core's head size, of one theta and one
+/// positions input, which make up a glue step of their own that only this core reads.
+fn rope_fold(cx: &CoreCx, p: &AttentionParams) -> Result<Option<RopeFold>, CodegenError> {
+    let graph = cx.graph;
+    let (q, k) = (cx.input(0)?, cx.input(1)?);
+    let rope = |v: Value| match graph.node(v.node).op {
+        Op::Rope { head_dim, theta } if head_dim == p.head_dim && v.output == 0 => {
+            match graph.inputs(v.node)[..] {
+                [x, positions] => Some((x, positions, theta)),
+                _ => None,
+            }
+        }
+        _ => None,
+    };
+    let (Some((q_in, pq, tq)), Some((k_in, pk, tk))) = (rope(q), rope(k)) else {
+        return Ok(None);
+    };
+    let (Some(&step), Some(&k_step), Some(&core_step)) =
+        (cx.owner.get(&q.node), cx.owner.get(&k.node), cx.owner.get(&cx.n))
+    else {
+        return Ok(None);
+    };
+    let Some(s) = cx.plan.steps.get(step) else {
+        return Ok(None);
+    };
+    let only_ropes = s.kind == StepKind::Glue && s.nodes.len() == 2 && s.nodes.contains(&q.node) && s.nodes.contains(&k.node);
+    let positions_input = matches!(graph.node(pq.node).op, Op::Input { .. });
+    if pq != pk || tq != tk || step != k_step || !only_ropes || !positions_input {
+        return Ok(None);
+    }
+    // No other step reads what it makes.
+    let made: Vec<Value> = [q, k].iter().map(|&v| cx.plan.resolve(graph, v).base).collect();
+    let read_elsewhere = cx.plan.steps.iter().enumerate().any(|(i, other)| {
+        i != core_step && other.inputs.iter().any(|&x| made.contains(&cx.plan.resolve(graph, x).base))
+    });
+    if read_elsewhere || s.outputs.iter().any(|v| !made.contains(v)) {
+        return Ok(None);
+    }
+    Ok(Some(RopeFold {
+        step,
+        nodes: s.nodes.clone(),
+        q_in,
+        k_in,
+        positions: pq,
+        theta: tq,
+    }))
+}
+
 /// The attention core's kernels and launches.
 pub(super) fn attention_core(cx: &CoreCx, p: &AttentionParams) -> Result<CoreCode, CodegenError> {
-    let CoreCx { graph, n, fuses } = *cx;
+    let CoreCx { graph, n, fuses, .. } = *cx;
     let input = |i: usize| cx.input(i);
     let terr = template_err(graph, n);
     if !p.causal {
@@ -138,7 +212,7 @@ pub(super) fn attention_core(cx: &CoreCx, p: &AttentionParams) -> Result<CoreCod
     let out_bytes = rows().times(c(h * dh * 2)).plus(rows().times(c(2 * g * dh * 2)));
     let flops = rows().times(kv_len.clone()).times(c(4 * h * dh));
     let pre = attention_prefill(&tp).map_err(&terr)?;
-    let dec = attention_decode(&tp).map_err(&terr)?;
+    let mut dec = attention_decode(&tp).map_err(&terr)?;
     let common = vec![
         KArg::Value(q),
         KArg::Stride(q),
@@ -172,9 +246,33 @@ pub(super) fn attention_core(cx: &CoreCx, p: &AttentionParams) -> Result<CoreCod
         KArg::Int(splits.clone()),
     ]);
     let combine_args = vec![workspace, KArg::Value(o), KArg::Stride(o), KArg::Int(splits.clone())];
-    // Where ATTN_DECODE_FUSED_ENV asks for it, the decode with the combine in its last block.
-    let fused = match attention_decode_fused_in_programs()? {
-        Some(form) => attention_decode_fused(&tp, form == FusedDecode::EarlyLoads).map_err(&terr)?,
+    // Where ATTN_DECODE_FUSED_ENV asks for it, the decode with the combine in its last block, and
+    // at 3 both decode forms with RoPE folded in (reading the rope step's inputs instead).
+    let form = attention_decode_fused_in_programs()?;
+    let rope = match form {
+        Some(FusedDecode::Rope) if mma_decode(&tp) => rope_fold(cx, p)?,
+        _ => None,
+    };
+    if let Some(r) = &rope {
+        if let Some(d) = attention_decode_rope(&tp, r.theta).map_err(&terr)? {
+            dec = d;
+        }
+        dec_args.extend([
+            KArg::Value(r.q_in),
+            KArg::Stride(r.q_in),
+            KArg::Value(r.k_in),
+            KArg::Stride(r.k_in),
+            KArg::Value(r.positions),
+        ]);
+    }
+    // The decode kernels' headers name what they fuse: the rope's nodes too where they take it in.
+    let mut dec_fuses: Vec<String> = match &rope {
+        Some(r) => r.nodes.iter().map(|&m| describe_op(graph, m)).collect(),
+        None => Vec::new(),
+    };
+    dec_fuses.extend(fuses.iter().cloned());
+    let fused = match form {
+        Some(form) => attention_decode_fused(&tp, form.early_loads(), rope.as_ref().map(|r| r.theta)).map_err(&terr)?,
         None => None,
     };
     let dec_entries = dec.entries.clone();
@@ -196,7 +294,7 @@ pub(super) fn attention_core(cx: &CoreCx, p: &AttentionParams) -> Result<CoreCod
         kernel(
             "attention_decode",
             dec,
-            fuses,
+            &dec_fuses,
             qkv_bytes.plus(cache_read).plus(partial_elems.clone().times(c(4))),
             out_bytes.plus(partial_elems.times(c(4))),
             flops,
@@ -263,7 +361,7 @@ pub(super) fn attention_core(cx: &CoreCx, p: &AttentionParams) -> Result<CoreCod
         };
         let mut k = kernels[1].clone();
         k.kind = "attention_decode_fused".into();
-        k.source = with_header(src, fuses, &k.bytes_loaded, &k.bytes_stored, &k.flops);
+        k.source = with_header(src, &dec_fuses, &k.bytes_loaded, &k.bytes_stored, &k.flops);
         kernels.push(k);
         (variant, when)
     });
@@ -307,5 +405,7 @@ pub(super) fn attention_core(cx: &CoreCx, p: &AttentionParams) -> Result<CoreCod
         prefill,
         decode,
         demands: vec![],
+        decode_absorbs: rope.iter().map(|r| r.step).collect(),
+        decode_reads: rope.iter().flat_map(|r| [r.q_in, r.k_in, r.positions]).collect(),
     })
 }

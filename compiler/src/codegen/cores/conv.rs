@@ -13,7 +13,7 @@ pub fn conv_grid(channels: usize) -> [Expr; 3] {
 
 /// The conv1d core's kernel and launch.
 pub(super) fn conv_core(cx: &CoreCx, kk: &usize, bias: &bool, silu: &bool) -> Result<CoreCode, CodegenError> {
-    let CoreCx { graph, n, fuses } = *cx;
+    let CoreCx { graph, n, fuses, .. } = *cx;
     let input = |i: usize| cx.input(i);
     let terr = template_err(graph, n);
     let x = input(0)?;
@@ -70,5 +70,7 @@ pub(super) fn conv_core(cx: &CoreCx, kk: &usize, bias: &bool, silu: &bool) -> Re
         prefill: vec![launch.clone()],
         decode: vec![launch],
         demands: vec![],
+        decode_absorbs: Vec::new(),
+        decode_reads: Vec::new(),
     })
 }

@@ -63,7 +63,7 @@ pub fn delta_rule_cp_workspace(p: &TDelta) -> Expr {
 
 /// The delta-rule core's kernels and launches.
 pub(super) fn delta_rule_core(cx: &CoreCx, core: &Core, p: &DeltaRuleParams) -> Result<CoreCode, CodegenError> {
-    let CoreCx { graph, n, fuses } = *cx;
+    let CoreCx { graph, n, fuses, .. } = *cx;
     let input = |i: usize| cx.input(i);
     let terr = template_err(graph, n);
     let Core::DeltaRule {
@@ -290,5 +290,7 @@ pub(super) fn delta_rule_core(cx: &CoreCx, core: &Core, p: &DeltaRuleParams) -> 
         }],
         // The template reads g and beta as dense f32.
         demands: vec![(g, DType::F32), (beta, DType::F32)],
+        decode_absorbs: Vec::new(),
+        decode_reads: Vec::new(),
     })
 }

@@ -6,13 +6,14 @@
 //! check both agree. One file per mixer kind (`attention.rs`, `conv.rs`, `delta_rule.rs`,
 //! `scan.rs`: its grids and its [`CoreCode`]); this one has what they share and the dispatch.
 
+use std::collections::HashMap;
 use std::fmt::Write;
 
 use super::glue::describe_op;
 use super::kernel::{c, rows, KArg, KTensorMap, VariantSpec};
 use super::templates::attention::{
     attention_decode, attention_decode_blocks_per_sm, attention_decode_fused, attention_decode_heads_per_grid,
-    attention_decode_launch, attention_decode_min_keys, attention_prefill, attention_prefill_launch,
+    attention_decode_launch, attention_decode_min_keys, attention_decode_rope, mma_decode, attention_prefill, attention_prefill_launch,
     attention_prefill_queries_per_block, attention_prefill_wgmma_variant, attention_prefill_wgmma_variant_launch,
     tensor_core_prefill, wgmma_prefill, AttentionParams as TAttention, WgmmaVariant, ATTN_TMA_L2_PROMOTION,
     ATTN_TMA_MAX_KEYS, ATTN_WGMMA_DEFAULT, ATTN_WG_KEYS_PER_TILE, ATTN_WG_TILE,
@@ -34,7 +35,7 @@ use super::templates::{KernelSource, Launch};
 use super::CodegenError;
 use crate::ir::lower::STATE_PREFIX;
 use crate::ir::{DecayKind, Graph, Op, Value};
-use crate::passes::fuse::{Core, FusionPlan, Step};
+use crate::passes::fuse::{Core, FusionPlan, Step, StepKind};
 use modelc_runtime::cuda::nvrtc::HOPPER_TARGET;
 use modelc_runtime::program::{ComputeCapability, Cond, Expr, Sym};
 use modelc_runtime::tensor::DType;
@@ -92,6 +93,11 @@ pub struct CoreCode {
     pub decode: Vec<CoreLaunch>,
     /// Values the core needs stored in a dtype other than their IR type (beta in f32).
     pub demands: Vec<(Value, DType)>,
+    /// Decode: plan steps the core's decode launches compute too (RoPE folded into the
+    /// attention decode); they have no decode launch of their own.
+    pub decode_absorbs: Vec<usize>,
+    /// Decode: values those launches read in place of the absorbed steps' outputs.
+    pub decode_reads: Vec<Value>,
 }
 
 pub(crate) fn b() -> Expr {
@@ -191,6 +197,9 @@ pub(crate) fn ch(graph: &Graph, v: Value) -> usize {
 #[derive(Clone, Copy)]
 pub(crate) struct CoreCx<'g> {
     pub graph: &'g Graph,
+    pub plan: &'g FusionPlan,
+    /// The plan step of each node.
+    pub owner: &'g HashMap<NodeIndex, usize>,
     pub n: NodeIndex,
     pub fuses: &'g [String],
 }
@@ -212,14 +221,21 @@ impl CoreCx<'_> {
 }
 
 /// Generates the kernels and launches of one core step.
-pub fn core_code(graph: &Graph, plan: &FusionPlan, step: &Step, core: &Core) -> Result<CoreCode, CodegenError> {
+pub fn core_code(
+    graph: &Graph,
+    plan: &FusionPlan,
+    owner: &HashMap<NodeIndex, usize>,
+    step: &Step,
+    core: &Core,
+) -> Result<CoreCode, CodegenError> {
     let n = core.node();
     // Template headers name ops without scopes: a template's body fixes what it fuses, so the
     // header (and the kernel) stays shared by every layer and sub-mixer using it.
     let fuses: Vec<String> = step.nodes.iter().map(|&m| describe_op(graph, m)).collect();
-    let _ = plan;
     let cx = CoreCx {
         graph,
+        plan,
+        owner,
         n,
         fuses: &fuses,
     };

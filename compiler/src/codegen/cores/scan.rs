@@ -9,7 +9,7 @@ pub fn scan_grid(d_inner: usize) -> [Expr; 3] {
 
 /// The selective scan core's kernel and launch.
 pub(super) fn scan_core(cx: &CoreCx, core: &Core, state_size: &usize) -> Result<CoreCode, CodegenError> {
-    let CoreCx { graph, n, fuses } = *cx;
+    let CoreCx { graph, n, fuses, .. } = *cx;
     let input = |i: usize| cx.input(i);
     let terr = template_err(graph, n);
     let Core::Scan {
@@ -90,5 +90,7 @@ pub(super) fn scan_core(cx: &CoreCx, core: &Core, state_size: &usize) -> Result<
         prefill: vec![launch.clone()],
         decode: vec![launch],
         demands: vec![],
+        decode_absorbs: Vec::new(),
+        decode_reads: Vec::new(),
     })
 }

@@ -3,6 +3,7 @@
 //! doc for the cache layout, the slot rules and the invariants the SIMT kernels keep).
 
 use super::attention::{constants, tensor_core_constants, validate, window_name, AttentionParams, ATTN_THREADS};
+use super::rope::{rope_inv_freq_table, rope_rotated, ROPE_SINCOS};
 use super::{check, dim, f32_lit, finish, KernelSource, Launch, TemplateError, HASH, MMA_PRELUDE, PRELUDE};
 
 /// Largest query-heads-per-KV-head ratio of the grouped decode (its queries and accumulators are
@@ -39,34 +40,84 @@ const DECODE_FUSED_PARAMS: &str = ",
     bf16* __restrict__ out, int out_stride, unsigned* __restrict__ count)";
 
 /// The tensor-core decode's reads of what the kernel before writes (q, the new k/v row), and
-/// the split-0 block's append of that row to the cache.
-const DECODE_MMA_FETCH: &str = r#"    if (split == 0) {
+/// the split-0 block's append of that row to the cache; `q_rows` is the block's first query
+/// row (row `fr` follows at `fr * DH`).
+fn decode_mma_fetch(q_rows: &str) -> String {
+    format!(
+        r#"    if (split == 0) {{
         const long slot = W > 0 ? (long)qpos % s_max : (long)qpos;
         if (slot < s_max)
-            for (int d = tid; d < DH; d += blockDim.x) {
+            for (int d = tid; d < DH; d += blockDim.x) {{
                 kc[slot * DH + d] = knew[d];
                 vc[slot * DH + d] = vnew[d];
-            }
-    }
+            }}
+    }}
     /* q as mma A fragments: row fr = query head g*R + fr (zero past R), columns fc, fc+1 and
        fc+8, fc+9 of each 16-channel k-step; rows 8..15 are zero registers. */
     unsigned qa[KS][2];
 #pragma unroll
-    for (int s = 0; s < KS; ++s) {
+    for (int s = 0; s < KS; ++s) {{
         qa[s][0] = 0u;
         qa[s][1] = 0u;
-        if (fr < R) {
-            const bf16* qrow = q + b * q_stride + (g * R + fr) * DH + 16 * s + fc;
+        if (fr < R) {{
+            const bf16* qrow = {q_rows} + 16 * s + fc;
             qa[s][0] = pack_bf16x2(bf2f(qrow[0]), bf2f(qrow[1]));
             qa[s][1] = pack_bf16x2(bf2f(qrow[8]), bf2f(qrow[9]));
-        }
-    }
-"#;
+        }}
+    }}
+"#
+    )
+}
+
+/// Where the q rows of [`decode_mma_fetch`] are: the kernel's `q` argument.
+const Q_ROWS: &str = "q + b * q_stride + (g * R + fr) * DH";
+
+/// The parameters the decode with RoPE folded in takes after [`DECODE_PARAMS`]' own (whose `q`
+/// and `k` it then does not read): the unrotated q and k rows and the tokens' positions.
+const DECODE_ROPE_PARAMS: &str = ",
+    const bf16* __restrict__ q_in, int q_in_stride, const bf16* __restrict__ k_in, int k_in_stride,
+    const int* __restrict__ positions";
+
+/// The decode with RoPE folded in, after the wait: the block's R query rows and the new key
+/// row, rotated as the rope kernel does (`templates/rope.rs`) and rounded to bf16 as it stores
+/// them, into shared memory, where the rest reads them.
+fn rope_fetch(head_dim: usize) -> String {
+    let rotated = rope_rotated::<std::convert::Infallible>(|c| Ok(format!("x({c})")), &format!("rope_inv_freq_{HASH}"), "pos", head_dim)
+        .unwrap_or_else(|e| match e {});
+    format!(
+        r#"    /* RoPE folded in: this block's R query rows and the new key row, rotated as the rope
+       kernel would rotate them (f32, stored as bf16), into shared memory. */
+    __shared__ __align__(16) bf16 q_rot[R * DH];
+    __shared__ __align__(16) bf16 k_rot[DH];
+    {{
+        const double pos = (double)positions[b];
+        for (int idx = tid; idx < (R + 1) * DH; idx += blockDim.x) {{
+            const int r = idx / DH, c = idx % DH;
+            const bf16* x_row = r < R ? q_in + b * q_in_stride + (g * R + r) * DH : k_in + b * k_in_stride + g * DH;
+            auto x = [&](int ch) -> float {{ return bf2f(x_row[ch]); }};
+            (r < R ? q_rot + r * DH : k_rot)[c] = f2bf({rotated});
+        }}
+        __syncthreads();
+    }}
+    knew = k_rot;
+{fetch}"#,
+        fetch = decode_mma_fetch("q_rot + fr * DH"),
+    )
+}
 
 /// Where the decode that loads its first tiles early waits for the kernel before.
 const EARLY_WAIT: &str = "    /* The first tiles (cached keys, written by earlier steps) are on their way: now wait for
        the kernel before, whose q and new k/v row the rest reads. */
 ";
+
+/// The tensor-core decode's form: who merges the splits, whether the first tiles load before the
+/// dependent-launch wait, and the RoPE `theta` where it rotates q and k itself.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct MmaForm {
+    merge: Merge,
+    early: bool,
+    rope: Option<f64>,
+}
 
 /// Who merges the splits' partials of the tensor-core decode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -459,13 +510,27 @@ extern "C" __global__ void __launch_bounds__({threads}) attn_decode_{HASH}(
 /// on `mma.sync` (query heads as the A rows, padded to 16 with zeros), an online softmax per
 /// 16 keys in f32 (exp2), and O += P V on `mma.sync` with P rounded to bf16 (as FlashAttention
 /// does). Starts with [`crate::codegen::kernel::PDL_ENTER`], as does its combine kernel.
-fn decode_mma(p: &AttentionParams, stages: usize, merge: Merge, early: bool) -> KernelSource {
+fn decode_mma(p: &AttentionParams, stages: usize, form: MmaForm) -> KernelSource {
+    let MmaForm { merge, early, rope } = form;
+    // What reads the kernel before's outputs: q and the new row as they are, or rotated first.
+    let (fetch, rope_globals, rope_params) = match rope {
+        None => (decode_mma_fetch(Q_ROWS), String::new(), ""),
+        Some(theta) => (
+            rope_fetch(p.head_dim),
+            format!(
+                "#ifndef MODELC_ROPE_SINCOS\n#define MODELC_ROPE_SINCOS\n{ROPE_SINCOS}#endif\n{}\n",
+                rope_inv_freq_table(&format!("rope_inv_freq_{HASH}"), p.head_dim, theta)
+            ),
+            DECODE_ROPE_PARAMS,
+        ),
+    };
     // What waits for the kernel before (PDL): everything, or all but the first tiles' loads.
     let enter = "    modelc_pdl_enter();\n";
     let (enter_top, fetch_top, fetch_late) = match early {
-        false => (enter, DECODE_MMA_FETCH.to_string(), String::new()),
-        true => ("", String::new(), format!("{EARLY_WAIT}{enter}{DECODE_MMA_FETCH}")),
+        false => (enter, fetch, String::new()),
+        true => ("", String::new(), format!("{EARLY_WAIT}{enter}{fetch}")),
     };
+    let params = |tail: &str| format!("{}{rope_params}{tail}", DECODE_PARAMS.trim_end_matches(')'));
     let min_blocks = if mma_smem(p, stages) > 113 * 1024 { 1 } else { 2 };
     let threads = ATTN_THREADS;
     // The entry, its parameters, the header's lines on who merges the splits and on the grids,
@@ -473,7 +538,7 @@ fn decode_mma(p: &AttentionParams, stages: usize, merge: Merge, early: bool) -> 
     let (entry, params, merged_by, grids, tail, combine) = match merge {
         Merge::Combine => (
             format!("attn_decode_{HASH}"),
-            DECODE_PARAMS.to_string(),
+            params(")"),
             format!("attn_decode_combine_{HASH} merges the\n *   splits in split order and normalises"),
             format!(
                 "decode (n_splits, G, B) x {threads} threads, dynamic smem attention_decode_smem;\n \
@@ -484,7 +549,7 @@ fn decode_mma(p: &AttentionParams, stages: usize, merge: Merge, early: bool) -> 
         ),
         Merge::LastBlock => (
             format!("attn_decode_fused_{HASH}"),
-            format!("{}{DECODE_FUSED_PARAMS}", DECODE_PARAMS.trim_end_matches(')')),
+            params(DECODE_FUSED_PARAMS),
             "the last block of (g, b) to finish\n *   merges the splits in split order and normalises \
              into out (count[b,g] numbers the finished\n *   blocks; that block leaves it zero)"
                 .to_string(),
@@ -513,7 +578,7 @@ fn decode_mma(p: &AttentionParams, stages: usize, merge: Merge, early: bool) -> 
  *   past_len [B] int32; partial [B,H,n_splits,Dh+2] f32; out row b of [B,H*Dh] bf16.
  * Grids: {grids}
  */
-{PRELUDE}{MMA_PRELUDE}{PDL}
+{PRELUDE}{MMA_PRELUDE}{PDL}{rope_globals}
 extern "C" __global__ void __launch_bounds__({threads}, {min_blocks}) {entry}(
 {params}
 {{
@@ -734,7 +799,15 @@ pub fn attention_decode_variant(p: &AttentionParams, v: DecodeVariant) -> Result
             check("attention_decode", stages >= 2, || {
                 format!("{stages} stages: at least 2")
             })?;
-            decode_mma(p, stages, Merge::Combine, false)
+            decode_mma(
+                p,
+                stages,
+                MmaForm {
+                    merge: Merge::Combine,
+                    early: false,
+                    rope: None,
+                },
+            )
         }
         Some(DecodeVariant::Cuda) => decode_grouped(p, &decode_combine(p, false)),
         None => decode_simt(p, &decode_combine(p, false)),
@@ -742,18 +815,54 @@ pub fn attention_decode_variant(p: &AttentionParams, v: DecodeVariant) -> Result
 }
 
 /// The tensor-core decode with the combine folded in (`attn_decode_fused_<hash>`, one entry):
-/// where [`mma_decode`] holds, else `None`. Its arguments are `attn_decode_<hash>`'s followed by
-/// `(bf16* out, int out_stride, unsigned* count)`: the output rows as the combine writes them,
-/// and `B·G` counts that must be zero before the first launch (each launch leaves them zero).
-/// Launch with [`attention_decode_launch`]'s first launch. The output is the combine's: the last
-/// block of each (KV head, sequence) merges the same partials in the same order. With
-/// `early_loads`, each block issues its first tiles' loads (cached keys and values, which
-/// earlier steps wrote) before it waits for the kernel before it (PDL), and reads q and the new
-/// k/v row after.
-pub fn attention_decode_fused(p: &AttentionParams, early_loads: bool) -> Result<Option<KernelSource>, TemplateError> {
+/// where [`mma_decode`] holds, else `None`. Its arguments are `attn_decode_<hash>`'s (with
+/// `rope`, [`attention_decode_rope`]'s) followed by `(bf16* out, int out_stride, unsigned*
+/// count)`: the output rows as the combine writes them, and `B·G` counts that must be zero
+/// before the first launch (each launch leaves them zero). Launch with
+/// [`attention_decode_launch`]'s first launch. The output is the combine's: the last block of
+/// each (KV head, sequence) merges the same partials in the same order. With `early_loads`,
+/// each block issues its first tiles' loads (cached keys and values, which earlier steps wrote)
+/// before it waits for the kernel before it (PDL), and reads q and the new k/v row after.
+pub fn attention_decode_fused(
+    p: &AttentionParams,
+    early_loads: bool,
+    rope: Option<f64>,
+) -> Result<Option<KernelSource>, TemplateError> {
     validate(p, "attention_decode")?;
     Ok(match effective_variant(p, ATTN_DECODE_DEFAULT) {
-        Some(DecodeVariant::Mma(stages)) => Some(decode_mma(p, stages, Merge::LastBlock, early_loads)),
+        Some(DecodeVariant::Mma(stages)) => Some(decode_mma(
+            p,
+            stages,
+            MmaForm {
+                merge: Merge::LastBlock,
+                early: early_loads,
+                rope,
+            },
+        )),
+        _ => None,
+    })
+}
+
+/// The tensor-core decode (and its combine) with RoPE folded in, for calls whose q and k rows
+/// come unrotated: where [`mma_decode`] holds, else `None`. Its arguments are
+/// `attn_decode_<hash>`'s, whose `q` and `k` it does not read, followed by `(const bf16* q_in,
+/// int q_in_stride, const bf16* k_in, int k_in_stride, const int* positions)`: the unrotated
+/// rows and each sequence's position (one token each). Each block rotates its R query rows and
+/// the new key row (rotate-half, `theta`, as the rope kernel does: `templates/rope.rs`) into
+/// shared memory and reads them there; the cache gets the rotated key. The combine entry is
+/// [`attention_decode`]'s.
+pub fn attention_decode_rope(p: &AttentionParams, theta: f64) -> Result<Option<KernelSource>, TemplateError> {
+    validate(p, "attention_decode")?;
+    Ok(match effective_variant(p, ATTN_DECODE_DEFAULT) {
+        Some(DecodeVariant::Mma(stages)) => Some(decode_mma(
+            p,
+            stages,
+            MmaForm {
+                merge: Merge::Combine,
+                early: false,
+                rope: Some(theta),
+            },
+        )),
         _ => None,
     })
 }
