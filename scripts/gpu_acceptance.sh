@@ -47,9 +47,9 @@
 #            memcheck of `modelc run` with the setting at 1 and 32; KDA's rows and fla's at B1
 #            T8192 H32 and B8 T2048 H16; hybrid-1b's prefill off, at 1 and at 32, once each
 #            (ONLY="quickfix quickrows quickmodel")
-#   attnfused the attention decode with the combine in its last block (MODELC_ATTN_DECODE_FUSED=1):
-#            its kernel test, the models against the reference with it (at 2: early loads too),
-#            memcheck, and hybrid-1b's decode at batch 1 and 8 off, at 1 and at 2, twice
+#   attnfused the attention decode with the combine in its last block (MODELC_ATTN_DECODE_FUSED=1;
+#            2: early loads too; 3: and RoPE folded in): its kernel tests, the models against the
+#            reference at 3, memcheck, and hybrid-1b's decode at batch 1 and 8 off, at 1, 2 and 3, twice
 set -u
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 BIN=.gpu-bin
@@ -286,24 +286,26 @@ step quickmodel 150 bash -c quickmodel_runs
 grep -E "^-- |prefill|decode|panicked|error" "$OUT/quickmodel.log" | head -30
 
 # The attention decode with the combine in its last block (MODELC_ATTN_DECODE_FUSED=1; 2 also
-# loads the first tiles before the wait; read when a spec is compiled): the kernel and the variants
-# test first, then the decode timed off, at 1 and at 2 in turn, twice, then every model test at 2
-# and memcheck (the timings come back even if the lease ends during the last checks).
+# loads the first tiles before the wait; 3 also folds RoPE in; read when a spec is compiled): the
+# kernel tests and the variants test first, then the decode timed off and at 1, 2, 3 in turn,
+# twice, then every model test at 3 and memcheck (the timings come back even if the lease ends
+# during the last checks).
 attnfused_runs() {
     "$BIN/gpu_kernels" --exact attention::attention_decode_matches_reference || return 1
-    MODELC_ATTN_DECODE_FUSED=2 "$BIN/gpu_model" --exact launch_variants_and_their_fallbacks_match_the_reference || return 1
+    "$BIN/gpu_kernels" --exact attention::attention_decode_with_rope_matches_reference || return 1
+    MODELC_ATTN_DECODE_FUSED=3 "$BIN/gpu_model" --exact launch_variants_and_their_fallbacks_match_the_reference || return 1
     local on
-    for on in 0 1 2 0 1 2; do
+    for on in 0 1 2 3 0 1 2 3; do
         echo "-- MODELC_ATTN_DECODE_FUSED=$on"
         MODELC_ATTN_DECODE_FUSED=$on "$BIN/modelc" bench specs/hybrid-1b.yaml --prefill-tokens 128 \
             --decode-batch 1,8 --runs 3 || return 1
     done
-    # At 2 (the first tiles loaded before the dependent-launch wait) every model test, since only
-    # the executor's dependent launches let the kernel start before the one it follows ends.
-    MODELC_ATTN_DECODE_FUSED=2 "$BIN/gpu_model" --test-threads=1 || return 1
+    # At 3 (early loads and RoPE too) every model test, since only the executor's dependent
+    # launches let the kernel start before the one it follows ends.
+    MODELC_ATTN_DECODE_FUSED=3 "$BIN/gpu_model" --test-threads=1 || return 1
     compute-sanitizer --tool memcheck --error-exitcode 9 \
-        "$BIN/gpu_kernels" --exact attention::attention_decode_matches_reference || return 1
-    MODELC_ATTN_DECODE_FUSED=2 compute-sanitizer --tool memcheck --error-exitcode 9 \
+        "$BIN/gpu_kernels" --exact attention::attention_decode_with_rope_matches_reference || return 1
+    MODELC_ATTN_DECODE_FUSED=3 compute-sanitizer --tool memcheck --error-exitcode 9 \
         "$BIN/modelc" run specs/tiny-hybrid.yaml --device cuda --prompt-ids "$PROMPT" --max-new-tokens 6
 }
 export -f attnfused_runs

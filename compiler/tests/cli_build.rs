@@ -249,7 +249,8 @@ fn the_scan_with_the_output_pass_is_an_opt_in_variant() {
 }
 
 /// `MODELC_ATTN_DECODE_FUSED=1` (or `2`, loading the first tiles before the dependent-launch
-/// wait) adds the attention decode with the combine in its last block as
+/// wait; or `3`, that with RoPE folded into both decode forms, the rope step then gone from
+/// decode) adds the attention decode with the combine in its last block as
 /// the decode step's variant, taken where a call has at most 16 splits, and skips the combine's
 /// step exactly then; the counts it keeps are a buffer of their own that stays zero. Unset, the
 /// program has none of it; any other value is refused before anything is written.
@@ -268,8 +269,9 @@ fn the_fused_attention_decode_is_an_opt_in_variant() {
         (1, 4095, false),
         (8, 4096, true),
     ];
-    for setting in [None, Some("0"), Some("1"), Some("2")] {
-        let on = matches!(setting, Some("1" | "2"));
+    for setting in [None, Some("0"), Some("1"), Some("2"), Some("3")] {
+        let on = matches!(setting, Some("1" | "2" | "3"));
+        let rope = setting == Some("3");
         let out = tmp.path().join(setting.unwrap_or("unset"));
         let run = build(setting, &out);
         assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
@@ -329,16 +331,44 @@ fn the_fused_attention_decode_is_an_opt_in_variant() {
             // At 2 its blocks wait for the kernel before only after their first tiles' loads.
             let wait = source.find("modelc_pdl_enter();").expect("a dependent-launch wait");
             let first_loads = source.find("if (t < n_tiles) load_tile(t);").expect("the first loads");
-            assert_eq!(wait > first_loads, setting == Some("2"), "{}", module.file);
+            assert_eq!(
+                wait > first_loads,
+                matches!(setting, Some("2" | "3")),
+                "{}",
+                module.file
+            );
+            // At 3 both decode forms rotate q and the new key themselves: they read the rope's
+            // inputs (five arguments more), and the rope step has no decode launch.
+            let base = program
+                .kernels
+                .iter()
+                .find(|k| k.name == decode.module)
+                .expect("module");
+            let base_source = std::fs::read_to_string(out.join(&base.file)).expect("kernel source");
+            for text in [&source, &base_source] {
+                assert_eq!(text.contains("knew = k_rot;"), rope, "{}", module.file);
+                assert_eq!(text.contains(" *   rope(head_dim=128"), rope, "{}", module.file);
+            }
+            assert_eq!(decode.args.len(), if rope { 17 } else { 12 }, "{}", decode.label);
         }
         assert_eq!(decodes, 6, "hybrid-1b: 6 attention layers");
+        // Prefill keeps every rope step; decode keeps them where RoPE is not folded in.
+        let ropes = |steps: &[Step]| {
+            steps
+                .iter()
+                .filter(|s| matches!(s, Step::Launch(l) if l.entry.starts_with("rope_")))
+                .count()
+        };
+        assert_eq!(ropes(&program.prefill.steps), 6);
+        assert_eq!(ropes(&program.decode.steps), if rope { 0 } else { 6 });
+        assert_eq!(program.decode.steps.len(), if rope { 128 } else { 134 });
     }
     let out = tmp.path().join("bad");
     let run = build(Some("yes"), &out);
     assert!(!run.status.success());
     let err = String::from_utf8_lossy(&run.stderr);
     assert!(
-        err.contains("MODELC_ATTN_DECODE_FUSED=\"yes\"") && err.contains("2 (that"),
+        err.contains("MODELC_ATTN_DECODE_FUSED=\"yes\"") && err.contains("3 (that, and RoPE folded in)"),
         "{err}"
     );
     assert!(!out.exists(), "nothing written");

@@ -7,9 +7,9 @@ mod kda_step_shapes;
 use kda_step_shapes::kda_step_cases;
 use modelc::codegen::sass::{disassemble, find_cuobjdump, undefined_descriptors};
 use modelc::codegen::templates::attention::{
-    attention_decode, attention_decode_fused, attention_decode_variant, attention_prefill, attention_prefill_mma,
-    attention_prefill_wgmma, attention_prefill_wgmma_variant, mma_decode, tensor_core_prefill, AttentionParams,
-    DecodeVariant, MmaVariant, WgmmaVariant, ATTN_DECODE_DEFAULT, ATTN_MMA_DEFAULT,
+    attention_decode, attention_decode_fused, attention_decode_rope, attention_decode_variant, attention_prefill,
+    attention_prefill_mma, attention_prefill_wgmma, attention_prefill_wgmma_variant, mma_decode, tensor_core_prefill,
+    AttentionParams, DecodeVariant, MmaVariant, WgmmaVariant, ATTN_DECODE_DEFAULT, ATTN_MMA_DEFAULT,
 };
 use modelc::codegen::templates::conv1d::{conv1d, Conv1dParams, ConvActivation};
 use modelc::codegen::templates::delta_rule::{
@@ -86,8 +86,11 @@ fn all_sources() -> Vec<KernelSource> {
             // The default with the combine in its last block, loading its first tiles before
             // the wait or after.
             for early in [false, true] {
-                out.extend(attention_decode_fused(&p, early).unwrap());
+                out.extend(attention_decode_fused(&p, early, None).unwrap());
             }
+            // Both with RoPE folded in.
+            out.extend(attention_decode_rope(&p, 1.0e4).unwrap());
+            out.extend(attention_decode_fused(&p, true, Some(1.0e4)).unwrap());
         }
         // The other mma.sync form of the tensor-core prefill.
         if tensor_core_prefill(&p) {

@@ -191,7 +191,11 @@ pub fn generate(placed: Graph) -> Result<Codegen, CodegenError> {
     let absorbed_by: HashMap<usize, usize> = kda_steps
         .iter()
         .flat_map(|(&i, k)| k.absorbed.iter().map(move |&a| (a, i)))
-        .chain(cores.iter().flat_map(|(&i, c)| c.decode_absorbs.iter().map(move |&a| (a, i))))
+        .chain(
+            cores
+                .iter()
+                .flat_map(|(&i, c)| c.decode_absorbs.iter().map(move |&a| (a, i))),
+        )
         .collect();
     let mut steps: Vec<StepCode> = Vec::with_capacity(plan.steps.len());
     // Core steps whose decode launches are resolved after all prefill kernels are numbered.

@@ -602,7 +602,7 @@ fn run_attn_decode_with(
         return;
     }
     for early in [false, true] {
-        let Some(fused) = attention_decode_fused(p, early).unwrap() else {
+        let Some(fused) = attention_decode_fused(p, early, None).unwrap() else {
             return;
         };
         ctx.load(&fused);
@@ -623,6 +623,157 @@ fn run_attn_decode_with(
             }
             let counts = ctx.gpu.download(&count, "count").unwrap();
             assert!(counts.iter().all(|&c| c == 0), "{what}: counts left {counts:?}");
+        }
+    }
+}
+
+/// The decode with RoPE folded in (`attention_decode_rope`, then its combine; and the fused
+/// form, early loads included) on unrotated q and k rows: against the reference's RoPE then
+/// attention (each rotated row rounded to bf16, as the rope kernel stores it). The rotated
+/// key lands in the cache; the kernels never read their `q` and `k` arguments (NaN here).
+fn run_attn_decode_rope(ctx: &mut Ctx, case: &AttnCase, past: &[usize], n_splits: usize, seed: u64) {
+    use modelc::reference::ops::rope::rope;
+    let p = &case.p;
+    let theta = 1.0e4;
+    let (Some(src), Some(fused)) = (
+        attention_decode_rope(p, theta).unwrap(),
+        attention_decode_fused(p, true, Some(theta)).unwrap(),
+    ) else {
+        return;
+    };
+    ctx.load(&src);
+    ctx.load(&fused);
+    let mut r = rng(seed);
+    let b = past.len();
+    let (h, g, dh) = (p.heads, p.kv_heads, p.head_dim);
+    let kv = kv_setup(ctx, p, case.s_max, past, &mut r);
+    let q = round_bf16(&uniform(&mut r, b * h * dh, -1.5, 1.5));
+    let k = round_bf16(&uniform(&mut r, b * g * dh, -1.5, 1.5));
+    let v = round_bf16(&uniform(&mut r, b * g * dh, -1.5, 1.5));
+    let positions: Vec<f64> = past.iter().map(|&x| x as f64).collect();
+    let rotate = |x: &[f64], width: usize| {
+        let rotated = rope(
+            &arr(&[b, 1, width], x.to_vec()),
+            &arr(&[b, 1], positions.clone()),
+            dh,
+            theta,
+        )
+        .unwrap();
+        round_bf16(&rotated.data)
+    };
+    let (q_rot, k_rot) = (rotate(&q, h * dh), rotate(&k, g * dh));
+    let (q_d, k_d, v_d) = (ctx.bf16(&q, "q_in"), ctx.bf16(&k, "k_in"), ctx.bf16(&v, "v"));
+    let (q_nan, k_nan) = (
+        ctx.nan_bf16(b * h * dh, "q (unread)"),
+        ctx.nan_bf16(b * g * dh, "k (unread)"),
+    );
+    let past_i: Vec<i32> = past.iter().map(|&x| x as i32).collect();
+    let past_d = ctx.i32(&past_i, "past_len");
+    let pos_d = ctx.i32(&past_i, "positions");
+    let out_stride = h * dh + 7;
+    let (l1, l2) = attention_decode_launch(p, b, n_splits);
+    let args = |partial: &GpuBuffer<f32>| {
+        vec![
+            q_nan.arg(),
+            KernelArg::I32((h * dh) as i32),
+            k_nan.arg(),
+            KernelArg::I32((g * dh) as i32),
+            v_d.arg(),
+            KernelArg::I32((g * dh) as i32),
+            kv.k_cache.arg(),
+            kv.v_cache.arg(),
+            past_d.arg(),
+            partial.arg(),
+            KernelArg::I32(case.s_max as i32),
+            KernelArg::I32(n_splits as i32),
+            q_d.arg(),
+            KernelArg::I32((h * dh) as i32),
+            k_d.arg(),
+            KernelArg::I32((g * dh) as i32),
+            pos_d.arg(),
+        ]
+    };
+    let mut want = Vec::new();
+    for bi in 0..b {
+        let (o, _, _) = attention(
+            &seq(&q_rot, bi, 1, h * dh),
+            &seq(&k_rot, bi, 1, g * dh),
+            &seq(&v, bi, 1, g * dh),
+            &kv.ref_k[bi],
+            &kv.ref_v[bi],
+            &ref_cfg(p),
+        )
+        .unwrap();
+        want.extend(o.data);
+    }
+    let what = format!(
+        "attn decode with RoPE H={h} G={g} Dh={dh} W={:?} past={past:?} splits={n_splits}",
+        p.window
+    );
+    // The two launches.
+    let partial = ctx.nan_f32(attention_decode_workspace_len(p, b, n_splits), "partial");
+    let out = ctx.nan_bf16(b * out_stride, "out");
+    ctx.launch(&src.entries[0], l1, &args(&partial));
+    ctx.launch(
+        &src.entries[1],
+        l2,
+        &[
+            partial.arg(),
+            out.arg(),
+            KernelArg::I32(out_stride as i32),
+            KernelArg::I32(n_splits as i32),
+        ],
+    );
+    let got = extract(&ctx.get_bf16(&out), b, h * dh, out_stride, 0, &what);
+    check(&got, &want, BF16_TOL, &what);
+    // The rotated key in the cache: the kernel's sincos is f32 (the rope kernel's), the
+    // reference's f64, so a row may differ by one bf16 rounding step.
+    let kc = ctx.get_bf16(&kv.k_cache);
+    for (bi, &pl) in past.iter().enumerate() {
+        let slot = if p.window.is_some() { pl % case.s_max } else { pl };
+        for gi in 0..g {
+            let c = ((bi * g + gi) * case.s_max + slot) * dh;
+            let n = (bi * g + gi) * dh;
+            for (d, (got, want)) in kc[c..c + dh].iter().zip(&k_rot[n..n + dh]).enumerate() {
+                assert!(
+                    (got - want).abs() <= want.abs() * 2f64.powi(-7) + 1e-6,
+                    "{what}: cached key b={bi} g={gi} channel {d}: {got}, the reference {want}"
+                );
+            }
+        }
+    }
+    // The fused form: the combine's output, up to a bf16 rounding step; counts left zero.
+    let count = ctx.i32(&vec![0; b * g], "count");
+    let partial = ctx.nan_f32(attention_decode_workspace_len(p, b, n_splits), "partial");
+    let fused_out = ctx.nan_bf16(b * out_stride, "fused out");
+    let mut fused_args = args(&partial);
+    fused_args.extend([fused_out.arg(), KernelArg::I32(out_stride as i32), count.arg()]);
+    ctx.launch(&fused.entries[0], l1, &fused_args);
+    let fused_got = extract(&ctx.get_bf16(&fused_out), b, h * dh, out_stride, 0, &what);
+    for (i, (f, u)) in fused_got.iter().zip(&got).enumerate() {
+        assert!(
+            (f - u).abs() <= u.abs() * 2f64.powi(-7),
+            "{what}, fused: element {i} is {f}, the combine wrote {u}"
+        );
+    }
+    let counts = ctx.gpu.download(&count, "count").unwrap();
+    assert!(counts.iter().all(|&c| c == 0), "{what}: counts left {counts:?}");
+}
+
+/// The decode with RoPE folded in, on every case the tensor-core decode serves, at positions
+/// from 0 to past the first hundred (the angles' range grows with the position).
+#[test]
+fn attention_decode_with_rope_matches_reference() {
+    let Some(mut ctx) = setup() else { return };
+    for (i, case) in attn_cases().iter().enumerate() {
+        if !mma_decode(&case.p) {
+            continue;
+        }
+        let s = 900 + 10 * i as u64;
+        run_attn_decode_rope(&mut ctx, case, &[0, 40], 1, s);
+        run_attn_decode_rope(&mut ctx, case, &[7, 40], 4, s + 1);
+        if case.s_max >= 150 {
+            run_attn_decode_rope(&mut ctx, case, &[140, 99, 0], 3, s + 2);
         }
     }
 }

@@ -14,12 +14,13 @@ mod kda_step_shapes;
 use half::bf16;
 use kda_step_shapes::kda_step_cases;
 use modelc::codegen::templates::attention::{
-    attention_decode_fused, attention_decode_pick_splits, attention_decode_variant, attention_decode_variant_launch,
-    attention_decode_workspace_len, attention_prefill, attention_prefill_launch, attention_prefill_mma,
-    attention_prefill_mma_launch, attention_prefill_tma_maps, attention_prefill_wgmma, attention_prefill_wgmma_launch,
-    attention_prefill_wgmma_persistent_launch, attention_prefill_wgmma_variant, attention_prefill_wgmma_variant_launch,
-    mma_decode, tensor_core_prefill, wgmma_prefill, AttentionParams, DecodeVariant, MmaVariant, WgmmaVariant,
-    ATTN_DECODE_DEFAULT, ATTN_MMA_DEFAULT, ATTN_WGMMA_DEFAULT,
+    attention_decode_fused, attention_decode_launch, attention_decode_pick_splits, attention_decode_rope,
+    attention_decode_variant, attention_decode_variant_launch, attention_decode_workspace_len, attention_prefill,
+    attention_prefill_launch, attention_prefill_mma, attention_prefill_mma_launch, attention_prefill_tma_maps,
+    attention_prefill_wgmma, attention_prefill_wgmma_launch, attention_prefill_wgmma_persistent_launch,
+    attention_prefill_wgmma_variant, attention_prefill_wgmma_variant_launch, mma_decode, tensor_core_prefill,
+    wgmma_prefill, AttentionParams, DecodeVariant, MmaVariant, WgmmaVariant, ATTN_DECODE_DEFAULT, ATTN_MMA_DEFAULT,
+    ATTN_WGMMA_DEFAULT,
 };
 use modelc::codegen::templates::conv1d::{conv1d, conv1d_launch, Conv1dParams, ConvActivation};
 use modelc::codegen::templates::delta_rule::{

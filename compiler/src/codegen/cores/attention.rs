@@ -138,12 +138,10 @@ fn rope_fold(cx: &CoreCx, p: &AttentionParams) -> Result<Option<RopeFold>, Codeg
     let graph = cx.graph;
     let (q, k) = (cx.input(0)?, cx.input(1)?);
     let rope = |v: Value| match graph.node(v.node).op {
-        Op::Rope { head_dim, theta } if head_dim == p.head_dim && v.output == 0 => {
-            match graph.inputs(v.node)[..] {
-                [x, positions] => Some((x, positions, theta)),
-                _ => None,
-            }
-        }
+        Op::Rope { head_dim, theta } if head_dim == p.head_dim && v.output == 0 => match graph.inputs(v.node)[..] {
+            [x, positions] => Some((x, positions, theta)),
+            _ => None,
+        },
         _ => None,
     };
     let (Some((q_in, pq, tq)), Some((k_in, pk, tk))) = (rope(q), rope(k)) else {
@@ -157,7 +155,8 @@ fn rope_fold(cx: &CoreCx, p: &AttentionParams) -> Result<Option<RopeFold>, Codeg
     let Some(s) = cx.plan.steps.get(step) else {
         return Ok(None);
     };
-    let only_ropes = s.kind == StepKind::Glue && s.nodes.len() == 2 && s.nodes.contains(&q.node) && s.nodes.contains(&k.node);
+    let only_ropes =
+        s.kind == StepKind::Glue && s.nodes.len() == 2 && s.nodes.contains(&q.node) && s.nodes.contains(&k.node);
     let positions_input = matches!(graph.node(pq.node).op, Op::Input { .. });
     if pq != pk || tq != tk || step != k_step || !only_ropes || !positions_input {
         return Ok(None);
@@ -165,7 +164,11 @@ fn rope_fold(cx: &CoreCx, p: &AttentionParams) -> Result<Option<RopeFold>, Codeg
     // No other step reads what it makes.
     let made: Vec<Value> = [q, k].iter().map(|&v| cx.plan.resolve(graph, v).base).collect();
     let read_elsewhere = cx.plan.steps.iter().enumerate().any(|(i, other)| {
-        i != core_step && other.inputs.iter().any(|&x| made.contains(&cx.plan.resolve(graph, x).base))
+        i != core_step
+            && other
+                .inputs
+                .iter()
+                .any(|&x| made.contains(&cx.plan.resolve(graph, x).base))
     });
     if read_elsewhere || s.outputs.iter().any(|v| !made.contains(v)) {
         return Ok(None);

@@ -13,10 +13,11 @@ use super::glue::describe_op;
 use super::kernel::{c, rows, KArg, KTensorMap, VariantSpec};
 use super::templates::attention::{
     attention_decode, attention_decode_blocks_per_sm, attention_decode_fused, attention_decode_heads_per_grid,
-    attention_decode_launch, attention_decode_min_keys, attention_decode_rope, mma_decode, attention_prefill, attention_prefill_launch,
-    attention_prefill_queries_per_block, attention_prefill_wgmma_variant, attention_prefill_wgmma_variant_launch,
-    tensor_core_prefill, wgmma_prefill, AttentionParams as TAttention, WgmmaVariant, ATTN_TMA_L2_PROMOTION,
-    ATTN_TMA_MAX_KEYS, ATTN_WGMMA_DEFAULT, ATTN_WG_KEYS_PER_TILE, ATTN_WG_TILE,
+    attention_decode_launch, attention_decode_min_keys, attention_decode_rope, attention_prefill,
+    attention_prefill_launch, attention_prefill_queries_per_block, attention_prefill_wgmma_variant,
+    attention_prefill_wgmma_variant_launch, mma_decode, tensor_core_prefill, wgmma_prefill,
+    AttentionParams as TAttention, WgmmaVariant, ATTN_TMA_L2_PROMOTION, ATTN_TMA_MAX_KEYS, ATTN_WGMMA_DEFAULT,
+    ATTN_WG_KEYS_PER_TILE, ATTN_WG_TILE,
 };
 use super::templates::conv1d::{
     conv1d, conv1d_launch, Conv1dParams, ConvActivation, CONV_CHANNELS_PER_BLOCK, CONV_TOKENS_PER_THREAD,

@@ -82,8 +82,13 @@ const DECODE_ROPE_PARAMS: &str = ",
 /// row, rotated as the rope kernel does (`templates/rope.rs`) and rounded to bf16 as it stores
 /// them, into shared memory, where the rest reads them.
 fn rope_fetch(head_dim: usize) -> String {
-    let rotated = rope_rotated::<std::convert::Infallible>(|c| Ok(format!("x({c})")), &format!("rope_inv_freq_{HASH}"), "pos", head_dim)
-        .unwrap_or_else(|e| match e {});
+    let rotated = rope_rotated::<std::convert::Infallible>(
+        |c| Ok(format!("x({c})")),
+        &format!("rope_inv_freq_{HASH}"),
+        "pos",
+        head_dim,
+    )
+    .unwrap_or_else(|e| match e {});
     format!(
         r#"    /* RoPE folded in: this block's R query rows and the new key row, rotated as the rope
        kernel would rotate them (f32, stored as bf16), into shared memory. */

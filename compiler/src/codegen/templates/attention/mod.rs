@@ -42,8 +42,8 @@ use super::{
 
 pub use super::attention_decode::{
     attention_decode, attention_decode_blocks_per_sm, attention_decode_fused, attention_decode_heads_per_grid,
-    attention_decode_launch, attention_decode_min_keys, attention_decode_pick_splits, attention_decode_rope, attention_decode_smem,
-    attention_decode_variant, attention_decode_variant_launch, attention_decode_variant_smem,
+    attention_decode_launch, attention_decode_min_keys, attention_decode_pick_splits, attention_decode_rope,
+    attention_decode_smem, attention_decode_variant, attention_decode_variant_launch, attention_decode_variant_smem,
     attention_decode_workspace_len, grouped_decode, mma_decode, DecodeVariant, ATTN_DECODE_DEFAULT,
     ATTN_DECODE_MMA_KEYS, ATTN_DECODE_STAGES, ATTN_GROUPED_MAX_RATIO,
 };
