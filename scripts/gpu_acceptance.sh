@@ -47,6 +47,9 @@
 #            memcheck of `modelc run` with the setting at 1 and 32; KDA's rows and fla's at B1
 #            T8192 H32 and B8 T2048 H16; hybrid-1b's prefill off, at 1 and at 32, once each
 #            (ONLY="quickfix quickrows quickmodel")
+#   flushprefill the Hopper attention prefill forms and SDPA, each also timed one call at a time
+#            after a 128 MiB write elsewhere (the L2 holds none of their data, as in a model
+#            where GEMMs run between two attention calls), two rounds
 #   attnfused the attention decode with the combine in its last block (MODELC_ATTN_DECODE_FUSED=1;
 #            2: early loads too; 3: and RoPE folded in): its kernel tests, the models against the
 #            reference at 3, memcheck, and hybrid-1b's decode at batch 1 and 8 off, at 1, 2 and 3, twice
@@ -312,5 +315,16 @@ export -f attnfused_runs
 step attnfused 560 bash -c attnfused_runs
 grep -E "^test result|panicked|ERROR SUMMARY|^-- |decode|cuda \(|error" "$OUT/attnfused.log" | head -40
 
+# The attention prefill after a flush, ours and SDPA's, in one call (back to back as well).
+flushprefill_runs() {
+    for _ in 1 2; do
+        MODELC_BENCH_SINGLE=1 "$BIN/gpu_kernels" --ignored bench_attention_prefill_only --nocapture || return 1
+        (cd scripts && PYTHONUNBUFFERED=1 python3 bench_sdpa_prefill.py --flush) || return 1
+    done
+}
+export -f flushprefill_runs
+step flushprefill 300 bash -c flushprefill_runs
+grep -E "^\|" "$OUT/flushprefill.log" | head -60
+
 echo "== summary (exit codes; 0 = pass)"
-for s in model memcheck cmp 1b cli1b kernels kbench glue bench peers modelpeer prefill delta scanout scanbench scanmodel quickfix quickrows quickmodel attnfused; do printf '%-9s %s\n' "$s" "${RC[$s]:-not run}"; done
+for s in model memcheck cmp 1b cli1b kernels kbench glue bench peers modelpeer prefill delta scanout scanbench scanmodel quickfix quickrows quickmodel attnfused flushprefill; do printf '%-9s %s\n' "$s" "${RC[$s]:-not run}"; done

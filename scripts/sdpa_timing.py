@@ -27,3 +27,25 @@ def time_sdpa(f, backend=None, warmup=3, singles=20, batch=20):
 
 def backend_name(backend):
     return "default" if backend is None else str(backend).split(".")[-1]
+
+
+def time_after_flush(f, backend=None, runs=7, flush_mib=128):
+    """Median of `runs` single calls of `f`, each after `flush_mib` MiB were written to a fresh
+    buffer (so the L2 holds none of its data), timed as modelc's single launches are: the host
+    clock around the call and a synchronize (`gpu_kernels`' `single_launch_ms`)."""
+    import time
+    ctx = sdpa_kernel([backend]) if backend is not None else torch.autograd.grad_mode.no_grad()
+    with ctx, torch.no_grad():
+        f()
+        ts = []
+        for _ in range(runs):
+            scratch = torch.empty(flush_mib << 20, dtype=torch.uint8, device="cuda").fill_(255)
+            torch.cuda.synchronize()
+            t0 = time.perf_counter()
+            f()
+            torch.cuda.synchronize()
+            ts.append((time.perf_counter() - t0) * 1e3)
+            del scratch
+        ts.sort()
+        return ts[len(ts) // 2]
+
