@@ -103,6 +103,26 @@ fn every_requested_shape_is_timed_on_the_gpu() {
     );
     // The floor and a decode profile per batch size, with the fused decode GEMMs.
     assert!(stdout.contains("decode floor: "), "{stdout}");
+    // The settings in effect: every MODELC_* variable of the run (the GPU tests run with
+    // MODELC_REQUIRE_GPU set where a GPU is required), or `none`.
+    let settings = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("settings: "))
+        .unwrap_or_else(|| panic!("no settings line: {stdout}"));
+    let expected: Vec<String> = {
+        let mut v: Vec<String> = std::env::vars()
+            .filter(|(k, _)| k.starts_with("MODELC_"))
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        v.sort();
+        v
+    };
+    let expected = if expected.is_empty() {
+        "none".to_string()
+    } else {
+        expected.join(", ")
+    };
+    assert_eq!(settings, expected, "{stdout}");
     for what in [
         "prefill, 37 tokens",
         "prefill, 64 tokens",

@@ -192,6 +192,7 @@ pub fn run(args: Args) -> Result<()> {
         args.runs,
         args.decode_steps,
     );
+    println!("settings: {}", modelc_settings());
     println!(
         "decode floor: {:.1} MB of weights a step / {:.2} TB/s device-to-device copy = {floor_ms:.3} ms/step",
         weight_bytes as f64 / 1e6,
@@ -299,5 +300,23 @@ fn median(v: &mut [f64]) -> f64 {
         0 => 0.0,
         n if n % 2 == 1 => v[n / 2],
         n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
+}
+
+/// The `MODELC_*` variables set in this process, `NAME=value` sorted by name (`none` without
+/// any): codegen's trials and the executor's switches change what a benchmark times, so its
+/// output names them.
+fn modelc_settings() -> String {
+    let mut set: Vec<String> = std::env::vars_os()
+        .filter_map(|(k, v)| {
+            let k = k.to_str()?;
+            k.starts_with("MODELC_").then(|| format!("{k}={}", v.to_string_lossy()))
+        })
+        .collect();
+    set.sort();
+    if set.is_empty() {
+        "none".into()
+    } else {
+        set.join(", ")
     }
 }
