@@ -531,13 +531,9 @@ fn run_attn_decode_with(
     let p = &case.p;
     let src = attention_decode_variant(p, variant).unwrap();
     ctx.load(&src);
-    let mut r = rng(seed);
     let b = past.len();
     let (h, g, dh) = (p.heads, p.kv_heads, p.head_dim);
-    let kv = kv_setup(ctx, p, case.s_max, past, &mut r);
-    let q = round_bf16(&uniform(&mut r, b * h * dh, -1.5, 1.5));
-    let k = round_bf16(&uniform(&mut r, b * g * dh, -1.5, 1.5));
-    let v = round_bf16(&uniform(&mut r, b * g * dh, -1.5, 1.5));
+    let (kv, [q, k, v]) = decode_inputs(ctx, case, past, seed);
     let (q_d, k_d, v_d) = (ctx.bf16(&q, "q"), ctx.bf16(&k, "k"), ctx.bf16(&v, "v"));
     let past_i: Vec<i32> = past.iter().map(|&x| x as i32).collect();
     let past_d = ctx.i32(&past_i, "past_len");
@@ -546,46 +542,11 @@ fn run_attn_decode_with(
     let out = ctx.nan_bf16(b * out_stride, "out");
     let (l1, l2) = attention_decode_variant_launch(p, variant, b, n_splits);
     // The partials kernel's arguments (the fused form's start with them too).
-    let decode_args = |partial: &GpuBuffer<f32>| {
-        vec![
-            q_d.arg(),
-            KernelArg::I32((h * dh) as i32),
-            k_d.arg(),
-            KernelArg::I32((g * dh) as i32),
-            v_d.arg(),
-            KernelArg::I32((g * dh) as i32),
-            kv.k_cache.arg(),
-            kv.v_cache.arg(),
-            past_d.arg(),
-            partial.arg(),
-            KernelArg::I32(case.s_max as i32),
-            KernelArg::I32(n_splits as i32),
-        ]
-    };
+    let decode_args =
+        |partial: &GpuBuffer<f32>| partials_args(p, [&q_d, &k_d, &v_d], &kv, &past_d, partial, case.s_max, n_splits);
     ctx.launch(&src.entries[0], l1, &decode_args(&partial));
-    ctx.launch(
-        &src.entries[1],
-        l2,
-        &[
-            partial.arg(),
-            out.arg(),
-            KernelArg::I32(out_stride as i32),
-            KernelArg::I32(n_splits as i32),
-        ],
-    );
-    let mut want = Vec::new();
-    for bi in 0..b {
-        let (o, _, _) = attention(
-            &seq(&q, bi, 1, h * dh),
-            &seq(&k, bi, 1, g * dh),
-            &seq(&v, bi, 1, g * dh),
-            &kv.ref_k[bi],
-            &kv.ref_v[bi],
-            &ref_cfg(p),
-        )
-        .unwrap();
-        want.extend(o.data);
-    }
+    launch_combine(ctx, &src, l2, &partial, &out, out_stride, n_splits);
+    let want = decode_reference(p, &kv, &q, &k, &v);
     let what = format!(
         "attn decode {variant:?} H={h} G={g} Dh={dh} W={:?} past={past:?} splits={n_splits}",
         p.window
@@ -608,23 +569,122 @@ fn run_attn_decode_with(
         ctx.load(&fused);
         let count = ctx.i32(&vec![0; b * g], "count");
         for round in 0..2 {
-            let fused_out = ctx.nan_bf16(b * out_stride, "fused out");
             let partial = ctx.nan_f32(attention_decode_workspace_len(p, b, n_splits), "partial");
-            let mut args = decode_args(&partial);
-            args.extend([fused_out.arg(), KernelArg::I32(out_stride as i32), count.arg()]);
-            ctx.launch(&fused.entries[0], l1, &args);
             let what = format!("{what}, combine in the last block (early loads: {early}), launch {round}");
-            let fused_got = extract(&ctx.get_bf16(&fused_out), b, h * dh, out_stride, 0, &what);
-            for (i, (f, u)) in fused_got.iter().zip(&got).enumerate() {
-                assert!(
-                    (f - u).abs() <= u.abs() * 2f64.powi(-7),
-                    "{what}: element {i} is {f}, the combine wrote {u}"
-                );
-            }
-            let counts = ctx.gpu.download(&count, "count").unwrap();
-            assert!(counts.iter().all(|&c| c == 0), "{what}: counts left {counts:?}");
+            let rows = (b, h * dh, out_stride);
+            check_fused(ctx, &fused, l1, decode_args(&partial), rows, &count, &got, &what);
         }
     }
+}
+
+/// A decode call's random history (`kv_setup`) and its new q, k and v rows (bf16 values).
+fn decode_inputs(ctx: &Ctx, case: &AttnCase, past: &[usize], seed: u64) -> (KvSetup, [Vec<f64>; 3]) {
+    let p = &case.p;
+    let mut r = rng(seed);
+    let b = past.len();
+    let kv = kv_setup(ctx, p, case.s_max, past, &mut r);
+    let rows =
+        [p.heads, p.kv_heads, p.kv_heads].map(|heads| round_bf16(&uniform(&mut r, b * heads * p.head_dim, -1.5, 1.5)));
+    (kv, rows)
+}
+
+/// The decode partials kernel's arguments: dense q `[B, H·Dh]`, k and v `[B, G·Dh]` rows, `kv`'s
+/// caches, the positions and the partials.
+#[allow(clippy::too_many_arguments)]
+fn partials_args(
+    p: &AttentionParams,
+    [q, k, v]: [&GpuBuffer<bf16>; 3],
+    kv: &KvSetup,
+    past_len: &GpuBuffer<i32>,
+    partial: &GpuBuffer<f32>,
+    s_max: usize,
+    n_splits: usize,
+) -> Vec<KernelArg> {
+    let (hd, gd) = ((p.heads * p.head_dim) as i32, (p.kv_heads * p.head_dim) as i32);
+    vec![
+        q.arg(),
+        KernelArg::I32(hd),
+        k.arg(),
+        KernelArg::I32(gd),
+        v.arg(),
+        KernelArg::I32(gd),
+        kv.k_cache.arg(),
+        kv.v_cache.arg(),
+        past_len.arg(),
+        partial.arg(),
+        KernelArg::I32(s_max as i32),
+        KernelArg::I32(n_splits as i32),
+    ]
+}
+
+/// The reference decode of q, k, v rows (one token per sequence) over `kv`'s caches.
+fn decode_reference(p: &AttentionParams, kv: &KvSetup, q: &[f64], k: &[f64], v: &[f64]) -> Vec<f64> {
+    let (h, g, dh) = (p.heads, p.kv_heads, p.head_dim);
+    let mut want = Vec::new();
+    for bi in 0..kv.ref_k.len() {
+        let (o, _, _) = attention(
+            &seq(q, bi, 1, h * dh),
+            &seq(k, bi, 1, g * dh),
+            &seq(v, bi, 1, g * dh),
+            &kv.ref_k[bi],
+            &kv.ref_v[bi],
+            &ref_cfg(p),
+        )
+        .unwrap();
+        want.extend(o.data);
+    }
+    want
+}
+
+/// The decode module's combine entry over `partial` into `out`.
+fn launch_combine(
+    ctx: &Ctx,
+    src: &KernelSource,
+    l2: LaunchDims,
+    partial: &GpuBuffer<f32>,
+    out: &GpuBuffer<bf16>,
+    out_stride: usize,
+    n_splits: usize,
+) {
+    ctx.launch(
+        &src.entries[1],
+        l2,
+        &[
+            partial.arg(),
+            out.arg(),
+            KernelArg::I32(out_stride as i32),
+            KernelArg::I32(n_splits as i32),
+        ],
+    );
+}
+
+/// Launches a fused decode (`args`: the partials kernel's; its output rows, `b` of `width` at
+/// `out_stride`, and `count` follow) and checks that every element equals the two launches'
+/// output `got` up to one bf16 rounding step (the same partials merged in the same order; the
+/// compiler may contract the merge's products differently) and that it left the counts zero.
+#[allow(clippy::too_many_arguments)]
+fn check_fused(
+    ctx: &Ctx,
+    fused: &KernelSource,
+    l1: LaunchDims,
+    mut args: Vec<KernelArg>,
+    (b, width, out_stride): (usize, usize, usize),
+    count: &GpuBuffer<i32>,
+    got: &[f64],
+    what: &str,
+) {
+    let out = ctx.nan_bf16(b * out_stride, "fused out");
+    args.extend([out.arg(), KernelArg::I32(out_stride as i32), count.arg()]);
+    ctx.launch(&fused.entries[0], l1, &args);
+    let fused_got = extract(&ctx.get_bf16(&out), b, width, out_stride, 0, what);
+    for (i, (f, u)) in fused_got.iter().zip(got).enumerate() {
+        assert!(
+            (f - u).abs() <= u.abs() * 2f64.powi(-7),
+            "{what}: element {i} is {f}, the combine wrote {u}"
+        );
+    }
+    let counts = ctx.gpu.download(count, "count").unwrap();
+    assert!(counts.iter().all(|&c| c == 0), "{what}: counts left {counts:?}");
 }
 
 /// The decode with RoPE folded in (`attention_decode_rope`, then its combine; and the fused
@@ -643,13 +703,9 @@ fn run_attn_decode_rope(ctx: &mut Ctx, case: &AttnCase, past: &[usize], n_splits
     };
     ctx.load(&src);
     ctx.load(&fused);
-    let mut r = rng(seed);
     let b = past.len();
     let (h, g, dh) = (p.heads, p.kv_heads, p.head_dim);
-    let kv = kv_setup(ctx, p, case.s_max, past, &mut r);
-    let q = round_bf16(&uniform(&mut r, b * h * dh, -1.5, 1.5));
-    let k = round_bf16(&uniform(&mut r, b * g * dh, -1.5, 1.5));
-    let v = round_bf16(&uniform(&mut r, b * g * dh, -1.5, 1.5));
+    let (kv, [q, k, v]) = decode_inputs(ctx, case, past, seed);
     let positions: Vec<f64> = past.iter().map(|&x| x as f64).collect();
     let rotate = |x: &[f64], width: usize| {
         let rotated = rope(
@@ -673,39 +729,17 @@ fn run_attn_decode_rope(ctx: &mut Ctx, case: &AttnCase, past: &[usize], n_splits
     let out_stride = h * dh + 7;
     let (l1, l2) = attention_decode_launch(p, b, n_splits);
     let args = |partial: &GpuBuffer<f32>| {
-        vec![
-            q_nan.arg(),
-            KernelArg::I32((h * dh) as i32),
-            k_nan.arg(),
-            KernelArg::I32((g * dh) as i32),
-            v_d.arg(),
-            KernelArg::I32((g * dh) as i32),
-            kv.k_cache.arg(),
-            kv.v_cache.arg(),
-            past_d.arg(),
-            partial.arg(),
-            KernelArg::I32(case.s_max as i32),
-            KernelArg::I32(n_splits as i32),
+        let mut args = partials_args(p, [&q_nan, &k_nan, &v_d], &kv, &past_d, partial, case.s_max, n_splits);
+        args.extend([
             q_d.arg(),
             KernelArg::I32((h * dh) as i32),
             k_d.arg(),
             KernelArg::I32((g * dh) as i32),
             pos_d.arg(),
-        ]
+        ]);
+        args
     };
-    let mut want = Vec::new();
-    for bi in 0..b {
-        let (o, _, _) = attention(
-            &seq(&q_rot, bi, 1, h * dh),
-            &seq(&k_rot, bi, 1, g * dh),
-            &seq(&v, bi, 1, g * dh),
-            &kv.ref_k[bi],
-            &kv.ref_v[bi],
-            &ref_cfg(p),
-        )
-        .unwrap();
-        want.extend(o.data);
-    }
+    let want = decode_reference(p, &kv, &q_rot, &k_rot, &v);
     let what = format!(
         "attn decode with RoPE H={h} G={g} Dh={dh} W={:?} past={past:?} splits={n_splits}",
         p.window
@@ -714,16 +748,7 @@ fn run_attn_decode_rope(ctx: &mut Ctx, case: &AttnCase, past: &[usize], n_splits
     let partial = ctx.nan_f32(attention_decode_workspace_len(p, b, n_splits), "partial");
     let out = ctx.nan_bf16(b * out_stride, "out");
     ctx.launch(&src.entries[0], l1, &args(&partial));
-    ctx.launch(
-        &src.entries[1],
-        l2,
-        &[
-            partial.arg(),
-            out.arg(),
-            KernelArg::I32(out_stride as i32),
-            KernelArg::I32(n_splits as i32),
-        ],
-    );
+    launch_combine(ctx, &src, l2, &partial, &out, out_stride, n_splits);
     let got = extract(&ctx.get_bf16(&out), b, h * dh, out_stride, 0, &what);
     check(&got, &want, BF16_TOL, &what);
     // The rotated key in the cache: the kernel's sincos is f32 (the rope kernel's), the
@@ -745,19 +770,17 @@ fn run_attn_decode_rope(ctx: &mut Ctx, case: &AttnCase, past: &[usize], n_splits
     // The fused form: the combine's output, up to a bf16 rounding step; counts left zero.
     let count = ctx.i32(&vec![0; b * g], "count");
     let partial = ctx.nan_f32(attention_decode_workspace_len(p, b, n_splits), "partial");
-    let fused_out = ctx.nan_bf16(b * out_stride, "fused out");
-    let mut fused_args = args(&partial);
-    fused_args.extend([fused_out.arg(), KernelArg::I32(out_stride as i32), count.arg()]);
-    ctx.launch(&fused.entries[0], l1, &fused_args);
-    let fused_got = extract(&ctx.get_bf16(&fused_out), b, h * dh, out_stride, 0, &what);
-    for (i, (f, u)) in fused_got.iter().zip(&got).enumerate() {
-        assert!(
-            (f - u).abs() <= u.abs() * 2f64.powi(-7),
-            "{what}, fused: element {i} is {f}, the combine wrote {u}"
-        );
-    }
-    let counts = ctx.gpu.download(&count, "count").unwrap();
-    assert!(counts.iter().all(|&c| c == 0), "{what}: counts left {counts:?}");
+    let what = format!("{what}, fused");
+    check_fused(
+        ctx,
+        &fused,
+        l1,
+        args(&partial),
+        (b, h * dh, out_stride),
+        &count,
+        &got,
+        &what,
+    );
 }
 
 /// The decode with RoPE folded in, on every case the tensor-core decode serves, at positions
