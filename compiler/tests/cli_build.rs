@@ -163,28 +163,49 @@ fn bad_placement_is_a_clear_error() {
 fn the_scan_with_the_output_pass_is_an_opt_in_variant() {
     use modelc_runtime::program::{Env, Program, Step};
     let tmp = tempfile::tempdir().expect("tempdir");
-    let build = |setting: Option<&str>, out: &Path| build_hybrid_1b("MODELC_DELTA_SCAN_OUT", setting, out);
+    let build_waves = |setting: Option<&str>, waves: bool, out: &Path| {
+        let settings = [
+            ("MODELC_DELTA_SCAN_OUT", setting),
+            ("MODELC_DELTA_SCAN_OUT_WAVES", waves.then_some("1")),
+        ];
+        build_hybrid_1b(&settings, out)
+    };
+    let build = |setting: Option<&str>, out: &Path| build_waves(setting, false, out);
     // hybrid-1b's KDA: 16 heads of Dv 128, scan blocks of 16 (128 blocks a sequence). The
     // setting, the width of the fused launch's blocks (None: no fused launch), and where it runs
     // (batch, SMs, runs): one wave of blocks, one an SM.
-    type Case = (Option<&'static str>, Option<u32>, &'static [(u64, u64, bool)]);
-    let cases: [Case; 4] = [
-        (None, None, &[]),
+    // With MODELC_DELTA_SCAN_OUT_WAVES=1, every call takes it (in waves where it must).
+    type Case = (Option<&'static str>, bool, Option<u32>, &'static [(u64, u64, bool)]);
+    let cases: [Case; 5] = [
+        (None, false, None, &[]),
         (
             Some("1"),
+            false,
             Some(16),
             &[(1, 132, true), (1, 128, true), (1, 114, false), (2, 132, false)],
         ),
         (
             Some("32"),
+            false,
             Some(32),
             &[(1, 64, true), (1, 63, false), (2, 132, true), (3, 132, false)],
         ),
-        (Some("64"), Some(64), &[(1, 32, true), (4, 128, true), (5, 132, false)]),
+        (
+            Some("64"),
+            false,
+            Some(64),
+            &[(1, 32, true), (4, 128, true), (5, 132, false)],
+        ),
+        (
+            Some("32"),
+            true,
+            Some(32),
+            &[(1, 63, true), (3, 132, true), (8, 132, true)],
+        ),
     ];
-    for (setting, width, runs) in cases {
-        let out = tmp.path().join(setting.unwrap_or("off"));
-        let run = build(setting, &out);
+    for (setting, waves, width, runs) in cases {
+        let out = tmp.path().join(format!("{}-{waves}", setting.unwrap_or("off")));
+        let run = build_waves(setting, waves, &out);
         assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
         let text = std::fs::read_to_string(out.join("program.json")).expect("program.json");
         let program: Program = serde_json::from_str(&text).expect("a program");
@@ -246,6 +267,11 @@ fn the_scan_with_the_output_pass_is_an_opt_in_variant() {
         "{err}"
     );
     assert!(!out.exists(), "nothing written");
+    let run = build_hybrid_1b(&[("MODELC_DELTA_SCAN_OUT_WAVES", Some("yes"))], &out);
+    assert!(!run.status.success());
+    let err = String::from_utf8_lossy(&run.stderr);
+    assert!(err.contains("MODELC_DELTA_SCAN_OUT_WAVES=\"yes\""), "{err}");
+    assert!(!out.exists(), "nothing written");
 }
 
 /// `MODELC_ATTN_DECODE_FUSED=1` (or `2`, loading the first tiles before the dependent-launch
@@ -259,7 +285,7 @@ fn the_fused_attention_decode_is_an_opt_in_variant() {
     use modelc_runtime::program::{Env, Program, Step};
     use modelc_runtime::tensor::DType;
     let tmp = tempfile::tempdir().expect("tempdir");
-    let build = |setting: Option<&str>, out: &Path| build_hybrid_1b("MODELC_ATTN_DECODE_FUSED", setting, out);
+    let build = |setting: Option<&str>, out: &Path| build_hybrid_1b(&[("MODELC_ATTN_DECODE_FUSED", setting)], out);
     // hybrid-1b's attention: 16 heads, 4 KV heads, Dh 128; splits = min(2·SMs / (4·batch),
     // ceil((past + 1) / 64)). (batch, past, fused): 9, 16, 17, 64 and 8 splits on 132 SMs.
     let calls: [(u64, u64, bool); 5] = [
@@ -374,15 +400,17 @@ fn the_fused_attention_decode_is_an_opt_in_variant() {
     assert!(!out.exists(), "nothing written");
 }
 
-/// `modelc build specs/hybrid-1b.yaml -o OUT` with the codegen setting `var` set to `setting`
-/// (or removed).
-fn build_hybrid_1b(var: &str, setting: Option<&str>, out: &Path) -> std::process::Output {
+/// `modelc build specs/hybrid-1b.yaml -o OUT` with each codegen setting `(var, value)` set
+/// (or removed where the value is `None`).
+fn build_hybrid_1b(settings: &[(&str, Option<&str>)], out: &Path) -> std::process::Output {
     let spec = Path::new(env!("CARGO_MANIFEST_DIR")).join("../specs/hybrid-1b.yaml");
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_modelc"));
     cmd.args(["build", spec.to_str().expect("utf8"), "-o", out.to_str().expect("utf8")]);
-    match setting {
-        Some(v) => cmd.env(var, v),
-        None => cmd.env_remove(var),
-    };
+    for &(var, setting) in settings {
+        match setting {
+            Some(v) => cmd.env(var, v),
+            None => cmd.env_remove(var),
+        };
+    }
     cmd.output().expect("runs modelc")
 }

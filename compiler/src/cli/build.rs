@@ -36,6 +36,7 @@ pub struct Args {
 pub fn run(args: Args) -> Result<()> {
     // Codegen's settings, checked before anything is written.
     modelc::codegen::cores::scan_out_in_programs()?;
+    modelc::codegen::cores::scan_out_waves_in_programs()?;
     modelc::codegen::cores::attention_decode_fused_in_programs()?;
     let spec = load_spec(&args.spec, &args.surgeries)?;
     let lowered = lower(&spec)?;

@@ -30,6 +30,26 @@ pub fn delta_rule_cp_grids(p: &TDelta) -> [[Expr; 3]; 3] {
 /// not been timed against the three passes yet (docs/PERFORMANCE.md).
 pub const DELTA_SCAN_OUT_ENV: &str = "MODELC_DELTA_SCAN_OUT";
 
+/// Set to `1` with [`DELTA_SCAN_OUT_ENV`]: programs take the scan with the output for calls of
+/// any size, in waves where the device holds fewer of its blocks at once (B8 T2048 H16: 512
+/// blocks at 32 columns), not only where one wave holds them all. Read when a spec is compiled;
+/// off by default (the bench's B8 rows time those waves against the wide scans).
+pub const DELTA_SCAN_OUT_WAVES_ENV: &str = "MODELC_DELTA_SCAN_OUT_WAVES";
+
+/// Whether [`DELTA_SCAN_OUT_WAVES_ENV`] is set: no where it is unset, empty or `0`, yes at `1`.
+pub fn scan_out_waves_in_programs() -> Result<bool, CodegenError> {
+    let value = std::env::var(DELTA_SCAN_OUT_WAVES_ENV).unwrap_or_default();
+    match value.trim() {
+        "" | "0" => Ok(false),
+        "1" => Ok(true),
+        _ => Err(CodegenError::Setting {
+            name: DELTA_SCAN_OUT_WAVES_ENV.into(),
+            value,
+            expected: "0 or unset (one wave only), or 1 (any call, in waves)".into(),
+        }),
+    }
+}
+
 /// The width [`DELTA_SCAN_OUT_ENV`] asks the scan with the output to run at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ScanOutWidth {
@@ -185,10 +205,14 @@ pub(super) fn delta_rule_core(cx: &CoreCx, core: &Core, p: &DeltaRuleParams) -> 
         // larger grids would run correctly, in waves; one wave is the case it was built
         // for, docs/PERFORMANCE.md.)
         // The fused launch's variant and the condition it runs under (the output pass's step
-        // is left out exactly then).
+        // is left out exactly then): one wave, or with DELTA_SCAN_OUT_WAVES_ENV any call.
+        let waves = scan_out_waves_in_programs()?;
         let fused = so.map(|so| {
             let blocks_per_seq = so.value_heads * (so.value_dim / so.scan_block);
-            let resident = Cond::lt(b().times(c(blocks_per_seq)), Expr::sym(Sym::Sms).plus(c(1)));
+            let resident = match waves {
+                false => Cond::lt(b().times(c(blocks_per_seq)), Expr::sym(Sym::Sms).plus(c(1))),
+                true => Cond::ge(b().times(c(blocks_per_seq)), c(1)),
+            };
             let l = delta_rule_cp_scan_out_launch(&so, 1);
             let variant = VariantSpec {
                 cc: None,

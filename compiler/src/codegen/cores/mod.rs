@@ -53,8 +53,8 @@ pub use attention::{
 };
 pub use conv::conv_grid;
 pub use delta_rule::{
-    delta_rule_cp_grids, delta_rule_cp_workspace, delta_rule_grid, scan_out_in_programs, ScanOutWidth,
-    DELTA_SCAN_OUT_ENV,
+    delta_rule_cp_grids, delta_rule_cp_workspace, delta_rule_grid, scan_out_in_programs, scan_out_waves_in_programs,
+    ScanOutWidth, DELTA_SCAN_OUT_ENV, DELTA_SCAN_OUT_WAVES_ENV,
 };
 pub use scan::scan_grid;
 
