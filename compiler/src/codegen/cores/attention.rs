@@ -74,9 +74,8 @@ pub fn attention_decode_grids(p: &TAttention, splits: Expr) -> ([Expr; 3], [Expr
 /// before they wait for the kernel before; `3`: that, with RoPE folded into the decode (both
 /// forms rotate q and the new key themselves, and the rope step has no decode launch) where
 /// the layer's q and k come straight from a step that only rotates them. Read when a spec is
-/// compiled. Off by default: it has
-/// not yet run on a GPU (its test and its timing are the next device call's,
-/// docs/PERFORMANCE.md).
+/// compiled. Off by default: it has not yet run on a GPU (its tests and its timing are the next
+/// device call's, docs/PERFORMANCE.md).
 pub const ATTN_DECODE_FUSED_ENV: &str = "MODELC_ATTN_DECODE_FUSED";
 
 /// Most splits the fused decode's last block merges (it reads `R·Dh·splits` partials alone,
