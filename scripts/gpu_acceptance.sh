@@ -282,11 +282,11 @@ quickmodel_runs() {
 }
 export -f quickfix_runs quickrows_runs quickmodel_runs
 step quickfix 110 bash -c quickfix_runs
-grep -E "^test result|panicked|^-- |ERROR SUMMARY|cuda \(|error" "$OUT/quickfix.log" | head -20
+grep -E "^test result|panicked|^-- |ERROR SUMMARY|cuda \(|error" "$OUT/quickfix.log" 2>/dev/null | head -20
 step quickrows 300 bash -c quickrows_runs
-grep -E "^\||device:|panicked|error" "$OUT/quickrows.log" | grep -v "prep=" | head -60
+grep -E "^\||device:|panicked|error" "$OUT/quickrows.log" 2>/dev/null | grep -v "prep=" | head -60
 step quickmodel 150 bash -c quickmodel_runs
-grep -E "^-- |prefill|decode|panicked|error" "$OUT/quickmodel.log" | head -30
+grep -E "^-- |prefill|decode|panicked|error" "$OUT/quickmodel.log" 2>/dev/null | head -30
 
 # The attention decode with the combine in its last block (MODELC_ATTN_DECODE_FUSED=1; 2 also
 # loads the first tiles before the wait; 3 also folds RoPE in; read when a spec is compiled): the
@@ -313,7 +313,7 @@ attnfused_runs() {
 }
 export -f attnfused_runs
 step attnfused 560 bash -c attnfused_runs
-grep -E "^test result|panicked|ERROR SUMMARY|^-- |decode|cuda \(|error" "$OUT/attnfused.log" | head -40
+grep -E "^test result|panicked|ERROR SUMMARY|^-- |decode|cuda \(|error" "$OUT/attnfused.log" 2>/dev/null | head -40
 
 # The attention prefill after a flush, ours and SDPA's, in one call (back to back as well).
 flushprefill_runs() {
@@ -324,7 +324,7 @@ flushprefill_runs() {
 }
 export -f flushprefill_runs
 step flushprefill 300 bash -c flushprefill_runs
-grep -E "^\|" "$OUT/flushprefill.log" | head -60
+grep -E "^\|" "$OUT/flushprefill.log" 2>/dev/null | head -60
 
 echo "== summary (exit codes; 0 = pass)"
 for s in model memcheck cmp 1b cli1b kernels kbench glue bench peers modelpeer prefill delta scanout scanbench scanmodel quickfix quickrows quickmodel attnfused flushprefill; do printf '%-9s %s\n' "$s" "${RC[$s]:-not run}"; done
