@@ -303,6 +303,10 @@ attnfused_runs() {
         MODELC_ATTN_DECODE_FUSED=$on "$BIN/modelc" bench specs/hybrid-1b.yaml --prefill-tokens 128 \
             --decode-batch 1,8 --runs 3 || return 1
     done
+    # The kernel rows at B8 past 4096 (the decode target's shape), the fused forms included,
+    # next to SDPA's decode.
+    "$BIN/gpu_kernels" --ignored bench_attention_decode_only --nocapture || return 1
+    (cd scripts && PYTHONUNBUFFERED=1 python3 bench_sdpa_decode.py) || return 1
     # At 3 (early loads and RoPE too) every model test, since only the executor's dependent
     # launches let the kernel start before the one it follows ends.
     MODELC_ATTN_DECODE_FUSED=3 "$BIN/gpu_model" --test-threads=1 || return 1
@@ -313,7 +317,7 @@ attnfused_runs() {
 }
 export -f attnfused_runs
 step attnfused 560 bash -c attnfused_runs
-grep -E "^test result|panicked|ERROR SUMMARY|^-- |decode|cuda \(|error" "$OUT/attnfused.log" 2>/dev/null | head -40
+grep -E "^test result|panicked|ERROR SUMMARY|^-- |decode|^\||cuda \(|error" "$OUT/attnfused.log" 2>/dev/null | head -70
 
 # The attention prefill after a flush, ours and SDPA's, in one call (back to back as well).
 flushprefill_runs() {

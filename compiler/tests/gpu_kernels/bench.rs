@@ -1170,6 +1170,51 @@ fn bench_attention_decode(ctx: &mut Ctx, r: &mut ChaCha8Rng) {
             }
         }
     }
+    // The default form with the combine in its last block (`MODELC_ATTN_DECODE_FUSED=1`, and
+    // `=2`'s early loads), one launch a call, with and without PDL.
+    let count = ctx.i32(&vec![0; b * 8], "count");
+    for early in [false, true] {
+        let Some(fused) = attention_decode_fused(&p, early, None).unwrap() else {
+            return;
+        };
+        ctx.load(&fused);
+        for &splits in &split_list {
+            let partial = ctx.nan_f32(attention_decode_workspace_len(&p, b, splits), "partial");
+            let (l1, _) = attention_decode_launch(&p, b, splits);
+            let args = [
+                q.arg(),
+                i(4096),
+                kn.arg(),
+                i(1024),
+                vn.arg(),
+                i(1024),
+                kc.arg(),
+                vc.arg(),
+                past.arg(),
+                partial.arg(),
+                i(s_max),
+                i(splits),
+                out.arg(),
+                i(4096),
+                count.arg(),
+            ];
+            for pdl in [false, true] {
+                let ms = time_ms(ctx, 7, || {
+                    for _ in 0..20 {
+                        // SAFETY: the arguments documented by `attention_decode_fused`.
+                        unsafe { ctx.gpu.launch_ex(&fused.entries[0], l1, &args, pdl).unwrap() }
+                    }
+                }) / 20.0;
+                println!(
+                    "| attn_decode fused (combine in the last block{}{}) | B8 past4096 H32 G8 Dh128, {splits} splits{} | {ms:.4} | {:.2} TB/s KV |",
+                    if early { ", early loads" } else { "" },
+                    if pdl { ", PDL" } else { "" },
+                    if splits == picked { " *" } else { "" },
+                    bytes / ms / 1e9
+                );
+            }
+        }
+    }
 }
 
 /// Only the attention-decode rows of [`bench_kernels`] (`--ignored bench_attention_decode_only`).
