@@ -1113,6 +1113,23 @@ fn bench_attention_decode(ctx: &mut Ctx, r: &mut ChaCha8Rng) {
     }
     let out = ctx.nan_bf16(b * 32 * 128, "out");
     let bytes = 2.0 * (b * 8 * past_n * 128 * 2) as f64;
+    // The partials kernel's arguments (the fused forms' begin with them).
+    let partials_args = |partial: &GpuBuffer<f32>, splits: usize| {
+        vec![
+            q.arg(),
+            i(4096),
+            kn.arg(),
+            i(1024),
+            vn.arg(),
+            i(1024),
+            kc.arg(),
+            vc.arg(),
+            past.arg(),
+            partial.arg(),
+            i(s_max),
+            i(splits),
+        ]
+    };
     let mut forms: Vec<(String, DecodeVariant, KernelSource)> = DECODE_VARIANTS
         .iter()
         .map(|&v| (format!("{v:?}"), v, attention_decode_variant(&p, v).unwrap()))
@@ -1135,20 +1152,7 @@ fn bench_attention_decode(ctx: &mut Ctx, r: &mut ChaCha8Rng) {
         for &splits in &split_list {
             let partial = ctx.nan_f32(attention_decode_workspace_len(&p, b, splits), "partial");
             let (l1, l2) = attention_decode_variant_launch(&p, variant, b, splits);
-            let a1 = [
-                q.arg(),
-                i(4096),
-                kn.arg(),
-                i(1024),
-                vn.arg(),
-                i(1024),
-                kc.arg(),
-                vc.arg(),
-                past.arg(),
-                partial.arg(),
-                i(s_max),
-                i(splits),
-            ];
+            let a1 = partials_args(&partial, splits);
             let a2 = [partial.arg(), out.arg(), i(4096), i(splits)];
             for &pdl in pdl_forms {
                 let ms = time_ms(ctx, 7, || {
@@ -1181,23 +1185,8 @@ fn bench_attention_decode(ctx: &mut Ctx, r: &mut ChaCha8Rng) {
         for &splits in &split_list {
             let partial = ctx.nan_f32(attention_decode_workspace_len(&p, b, splits), "partial");
             let (l1, _) = attention_decode_launch(&p, b, splits);
-            let args = [
-                q.arg(),
-                i(4096),
-                kn.arg(),
-                i(1024),
-                vn.arg(),
-                i(1024),
-                kc.arg(),
-                vc.arg(),
-                past.arg(),
-                partial.arg(),
-                i(s_max),
-                i(splits),
-                out.arg(),
-                i(4096),
-                count.arg(),
-            ];
+            let mut args = partials_args(&partial, splits);
+            args.extend([out.arg(), i(4096), count.arg()]);
             for pdl in [false, true] {
                 let ms = time_ms(ctx, 7, || {
                     for _ in 0..20 {
