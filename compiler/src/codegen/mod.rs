@@ -18,6 +18,7 @@ pub mod kernel;
 pub mod program;
 pub mod report;
 pub mod sass;
+pub mod settings;
 pub mod templates;
 
 use std::collections::HashMap;

@@ -2,6 +2,7 @@
 //! variants) and the split-K decode with its combine.
 
 use super::*;
+use crate::codegen::settings::read_setting;
 use crate::ir::AttentionParams;
 
 /// Grid of `attn_prefill` (the template's `attention_prefill_launch` as an expression).
@@ -102,28 +103,20 @@ impl FusedDecode {
 
 /// What [`ATTN_DECODE_FUSED_ENV`] asks for: nothing where it is unset, empty or `0`.
 pub fn attention_decode_fused_in_programs() -> Result<Option<FusedDecode>, CodegenError> {
-    let value = std::env::var(ATTN_DECODE_FUSED_ENV).unwrap_or_default();
-    match value.trim() {
-        "" | "0" => Ok(None),
-        "1" => Ok(Some(FusedDecode::LastBlock)),
-        "2" => Ok(Some(FusedDecode::EarlyLoads)),
-        "3" => Ok(Some(FusedDecode::Rope)),
-        _ => Err(CodegenError::Setting {
-            name: ATTN_DECODE_FUSED_ENV.into(),
-            value,
-            expected: "0 or unset (off), 1 (the combine in the last block), 2 (that, and the first tiles \
-                       loaded before the wait) or 3 (that, and RoPE folded in)"
-                .into(),
-        }),
-    }
+    let expected = "0 or unset (off), 1 (the combine in the last block), 2 (that, and the first tiles \
+                    loaded before the wait) or 3 (that, and RoPE folded in)";
+    read_setting(ATTN_DECODE_FUSED_ENV, expected, |v| match v {
+        "1" => Some(FusedDecode::LastBlock),
+        "2" => Some(FusedDecode::EarlyLoads),
+        "3" => Some(FusedDecode::Rope),
+        _ => None,
+    })
 }
 
 /// RoPE folded into the attention decode: the glue step that rotates the core's q and k (and
 /// does nothing else), what it reads, and its theta.
 struct RopeFold {
     step: usize,
-    /// The step's two RoPE nodes, in the step's order.
-    nodes: Vec<NodeIndex>,
     q_in: Value,
     k_in: Value,
     positions: Value,
@@ -174,12 +167,22 @@ fn rope_fold(cx: &CoreCx, p: &AttentionParams) -> Result<Option<RopeFold>, Codeg
     }
     Ok(Some(RopeFold {
         step,
-        nodes: s.nodes.clone(),
         q_in,
         k_in,
         positions: pq,
         theta: tq,
     }))
+}
+
+/// The templates' parameters of an attention node.
+pub(super) fn template_params(p: &AttentionParams) -> TAttention {
+    TAttention {
+        heads: p.heads,
+        kv_heads: p.kv_heads,
+        head_dim: p.head_dim,
+        window: p.window,
+        scale: p.scale as f32,
+    }
 }
 
 /// The attention core's kernels and launches.
@@ -194,13 +197,7 @@ pub(super) fn attention_core(cx: &CoreCx, p: &AttentionParams) -> Result<CoreCod
             reason: "only causal attention has a template".into(),
         });
     }
-    let tp = TAttention {
-        heads: p.heads,
-        kv_heads: p.kv_heads,
-        head_dim: p.head_dim,
-        window: p.window,
-        scale: p.scale as f32,
-    };
+    let tp = template_params(p);
     let (q, k, v) = (input(0)?, input(1)?, input(2)?);
     let o = Value { node: n, output: 0 };
     let (kc, vc) = (state_name(graph, n, 3)?, state_name(graph, n, 4)?);
@@ -269,7 +266,11 @@ pub(super) fn attention_core(cx: &CoreCx, p: &AttentionParams) -> Result<CoreCod
     }
     // The decode kernels' headers name what they fuse: the rope's nodes too where they take it in.
     let mut dec_fuses: Vec<String> = match &rope {
-        Some(r) => r.nodes.iter().map(|&m| describe_op(graph, m)).collect(),
+        Some(r) => cx.plan.steps[r.step]
+            .nodes
+            .iter()
+            .map(|&m| describe_op(graph, m))
+            .collect(),
         None => Vec::new(),
     };
     dec_fuses.extend(fuses.iter().cloned());

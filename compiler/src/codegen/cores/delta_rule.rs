@@ -3,6 +3,7 @@
 //! decode.
 
 use super::*;
+use crate::codegen::settings::read_setting;
 use crate::ir::DeltaRuleParams;
 
 /// Grid of both delta-rule kernels (`delta_rule_launch`).
@@ -38,16 +39,8 @@ pub const DELTA_SCAN_OUT_WAVES_ENV: &str = "MODELC_DELTA_SCAN_OUT_WAVES";
 
 /// Whether [`DELTA_SCAN_OUT_WAVES_ENV`] is set: no where it is unset, empty or `0`, yes at `1`.
 pub fn scan_out_waves_in_programs() -> Result<bool, CodegenError> {
-    let value = std::env::var(DELTA_SCAN_OUT_WAVES_ENV).unwrap_or_default();
-    match value.trim() {
-        "" | "0" => Ok(false),
-        "1" => Ok(true),
-        _ => Err(CodegenError::Setting {
-            name: DELTA_SCAN_OUT_WAVES_ENV.into(),
-            value,
-            expected: "0 or unset (one wave only), or 1 (any call, in waves)".into(),
-        }),
-    }
+    let expected = "0 or unset (one wave only), or 1 (any call, in waves)";
+    Ok(read_setting(DELTA_SCAN_OUT_WAVES_ENV, expected, |v| (v == "1").then_some(()))?.is_some())
 }
 
 /// The width [`DELTA_SCAN_OUT_ENV`] asks the scan with the output to run at.
@@ -61,17 +54,12 @@ pub enum ScanOutWidth {
 
 /// What [`DELTA_SCAN_OUT_ENV`] asks for: nothing where it is unset, empty or `0`.
 pub fn scan_out_in_programs() -> Result<Option<ScanOutWidth>, CodegenError> {
-    let value = std::env::var(DELTA_SCAN_OUT_ENV).unwrap_or_default();
-    match value.trim() {
-        "" | "0" => Ok(None),
-        "1" => Ok(Some(ScanOutWidth::Scan)),
-        w @ ("16" | "32" | "64") => Ok(w.parse().ok().map(ScanOutWidth::Columns)),
-        _ => Err(CodegenError::Setting {
-            name: DELTA_SCAN_OUT_ENV.into(),
-            value,
-            expected: "0 or unset (off), 1 (the scan's own width), or 16, 32 or 64 value columns a block".into(),
-        }),
-    }
+    let expected = "0 or unset (off), 1 (the scan's own width), or 16, 32 or 64 value columns a block";
+    read_setting(DELTA_SCAN_OUT_ENV, expected, |v| match v {
+        "1" => Some(ScanOutWidth::Scan),
+        "16" | "32" | "64" => v.parse().ok().map(ScanOutWidth::Columns),
+        _ => None,
+    })
 }
 
 /// f32 elements of the chunk-parallel delta rule's workspace (`delta_rule_cp_workspace_len`).

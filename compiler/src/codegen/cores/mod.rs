@@ -419,13 +419,7 @@ mod tests {
             let launches = code.prefill.iter().chain(&code.decode);
             match &cg.graph.node(core.node()).op {
                 Op::Attention(p) => {
-                    let tp = TAttention {
-                        heads: p.heads,
-                        kv_heads: p.kv_heads,
-                        head_dim: p.head_dim,
-                        window: p.window,
-                        scale: p.scale as f32,
-                    };
+                    let tp = attention::template_params(p);
                     for l in launches {
                         let want = if l.entry.starts_with("attn_prefill_") {
                             attention_prefill_smem(&tp)
