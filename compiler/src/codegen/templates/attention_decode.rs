@@ -833,19 +833,15 @@ pub fn attention_decode_fused(
     early_loads: bool,
     rope: Option<f64>,
 ) -> Result<Option<KernelSource>, TemplateError> {
-    validate(p, "attention_decode")?;
-    Ok(match effective_variant(p, ATTN_DECODE_DEFAULT) {
-        Some(DecodeVariant::Mma(stages)) => Some(decode_mma(
-            p,
-            stages,
-            MmaForm {
-                merge: Merge::LastBlock,
-                early: early_loads,
-                rope,
-            },
-        )),
-        _ => None,
-    })
+    let merge = Merge::LastBlock;
+    tensor_core_form(
+        p,
+        MmaForm {
+            merge,
+            early: early_loads,
+            rope,
+        },
+    )
 }
 
 /// The tensor-core decode (and its combine) with RoPE folded in, for calls whose q and k rows
@@ -857,17 +853,22 @@ pub fn attention_decode_fused(
 /// shared memory and reads them there; the cache gets the rotated key. The combine entry is
 /// [`attention_decode`]'s.
 pub fn attention_decode_rope(p: &AttentionParams, theta: f64) -> Result<Option<KernelSource>, TemplateError> {
+    let merge = Merge::Combine;
+    tensor_core_form(
+        p,
+        MmaForm {
+            merge,
+            early: false,
+            rope: Some(theta),
+        },
+    )
+}
+
+/// The tensor-core decode in `form`, at the default's depth, where [`mma_decode`] holds.
+fn tensor_core_form(p: &AttentionParams, form: MmaForm) -> Result<Option<KernelSource>, TemplateError> {
     validate(p, "attention_decode")?;
     Ok(match effective_variant(p, ATTN_DECODE_DEFAULT) {
-        Some(DecodeVariant::Mma(stages)) => Some(decode_mma(
-            p,
-            stages,
-            MmaForm {
-                merge: Merge::Combine,
-                early: false,
-                rope: Some(theta),
-            },
-        )),
+        Some(DecodeVariant::Mma(stages)) => Some(decode_mma(p, stages, form)),
         _ => None,
     })
 }
